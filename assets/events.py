@@ -1,0 +1,100 @@
+"""Dagster wiring of the ingest stage: one multi-asset over events, quarantine, ingest_log, identities."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from assets.ingest import IngestReport, ingest
+from orchestration.resources import LakeResource, LandingResource
+
+INGEST_GROUP = "ingest"
+
+
+class BatchConfig(dg.Config):
+    """Which landed files a micro-batch takes (the sensor's manifest); none means everything landed."""
+
+    files: list[str] | None = None
+    max_batch_mb: int = 128
+
+
+def markdown_table(frame: pl.DataFrame) -> str:
+    """A small frame as a markdown table (for the UI's metadata panel)."""
+    head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
+    body = "".join(
+        "| " + " | ".join("" if v is None else str(v) for v in row) + " |\n" for row in frame.iter_rows()
+    )
+    return head + body
+
+
+def _metadata(report: IngestReport) -> dict[str, dict[str, Any]]:
+    lag = report.lag_seconds
+    preview = report.preview
+    return {
+        "events": {
+            "files": report.files,
+            "lines": report.lines,
+            "accepted": report.accepted,
+            "duplicates": report.duplicates,
+            "batches": ", ".join(map(str, report.batches)) or "none",
+            "batch_lag_seconds": dg.FloatMetadataValue(lag) if lag is not None else dg.NullMetadataValue(),
+            "preview": dg.MetadataValue.md(
+                markdown_table(preview) if preview is not None else "no new events"
+            ),
+        },
+        "quarantine": {
+            "quarantined": sum(report.quarantined.values()),
+            "by_reason": dg.MetadataValue.json(dict(sorted(report.quarantined.items()))),
+        },
+        "ingest_log": {
+            "files": report.files,
+            "failed_files": len(report.failed_files),
+            "changed_files": len(report.changed_files),
+        },
+        "identities": {"batches": ", ".join(map(str, report.batches)) or "none"},
+    }
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "events", group_name=INGEST_GROUP, description="Validated, deduplicated shopper events."
+        ),
+        dg.AssetSpec(
+            "quarantine", group_name=INGEST_GROUP, description="Rejected landed lines, with reasons."
+        ),
+        dg.AssetSpec(
+            "ingest_log", group_name=INGEST_GROUP, description="One row per landed file and outcome."
+        ),
+        dg.AssetSpec("identities", group_name=INGEST_GROUP, description="anonymous_id -> user_id edges."),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_failed_files", asset="ingest_log", description="No landed file of this batch failed to read."
+        )
+    ],
+)
+def ingest_stage(
+    context: dg.AssetExecutionContext, config: BatchConfig, lake: LakeResource, landing: LandingResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Take the batch's landed files into the lake, exactly once."""
+    report = ingest(lake, landing, config.files, max_batch_bytes=config.max_batch_mb * 1024 * 1024)
+    context.log.info(
+        "batch %s: %s files, %s accepted, %s duplicates, %s quarantined, %s failed",
+        report.batches,
+        report.files,
+        report.accepted,
+        report.duplicates,
+        sum(report.quarantined.values()),
+        len(report.failed_files),
+    )
+    for key, metadata in _metadata(report).items():
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    yield dg.AssetCheckResult(
+        asset_key="ingest_log",
+        check_name="no_failed_files",
+        passed=not report.failed_files,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"failed": dg.MetadataValue.json(report.failed_files)},
+    )

@@ -1,0 +1,214 @@
+"""The ingest stage of a micro-batch: landed files -> events, quarantine, identities, ingest_log.
+
+Exactly once: the lake is the record of what was ingested. Under the lake's writer lock a batch
+(1) rolls back rows of a batch that did not complete (its number is above `ingest_log`'s last one),
+(2) takes the files that `ingest_log` has no row for, (3) writes quarantine, events and identities,
+each commit tagged with the batch number, and (4) commits `ingest_log` last. A crash anywhere before
+(4) is undone by the next batch's (1); a crash after (4) leaves nothing to redo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import polars as pl
+
+from orchestration.resources import LakeResource, LandedFile, LandingResource
+from transforms.batch import LANDED_SCHEMA, commit_groups, pending_files
+from transforms.events import identity_edges
+from transforms.ingest import FileResult, assemble_batch, process_file
+from transforms.schema import IDENTITIES_SCHEMA, INGEST_LOG_SCHEMA, UTC_TS
+
+log = logging.getLogger(__name__)
+APPEND_TABLES = ("quarantine", "events")  # rolled back by batch number; identities is an idempotent merge
+DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024
+LOG_ROW_COLUMNS = ("source_file", "bytes", "sha256", "batch_id", "status", "detail", "landed_at")
+
+
+@dataclass
+class IngestReport:
+    """What one micro-batch's ingest did, for asset metadata and the CLI."""
+
+    batches: list[int] = field(default_factory=list)
+    files: int = 0
+    lines: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    failed_files: list[str] = field(default_factory=list)
+    changed_files: list[str] = field(default_factory=list)
+    oldest_landed_at: datetime | None = None
+    committed_at: datetime | None = None
+    preview: pl.DataFrame | None = None
+
+    @property
+    def lag_seconds(self) -> float | None:
+        if self.oldest_landed_at is None or self.committed_at is None:
+            return None
+        return (self.committed_at - self.oldest_landed_at).total_seconds()
+
+
+def landed_frame(files: list[LandedFile]) -> pl.DataFrame:
+    """Landed files as a LANDED_SCHEMA frame."""
+    rows = [(f.path, f.size, f.landed_at) for f in files]
+    return pl.DataFrame(rows, schema=LANDED_SCHEMA, orient="row")
+
+
+def ingest(
+    lake: LakeResource,
+    landing: LandingResource,
+    manifest: list[str] | None = None,
+    *,
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+) -> IngestReport:
+    """Ingest `manifest` (default: everything landed) that the lake has not ingested yet, exactly once."""
+    report = IngestReport()
+    with lake.writer_lock():
+        roll_back_incomplete_batch(lake)
+        if manifest is None:
+            landed = landing.list_files("events")
+        else:
+            landed = [f for f in (landing.stat(p) for p in manifest) if f is not None]
+        ingest_log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes", "sha256"])
+        pending = pending_files(landed_frame(landed), ingest_log)
+        listed = {path: (size, at) for path, size, at in pending.iter_rows()}
+        for group in commit_groups(pending, max_batch_bytes):
+            _ingest_group(lake, landing, group, listed, ingest_log, report)
+    return report
+
+
+def roll_back_incomplete_batch(lake: LakeResource) -> None:
+    """Delete rows written by a batch that crashed before its `ingest_log` commit."""
+    committed = lake.committed_batch()
+    for name in APPEND_TABLES:
+        if lake.batch_version(name) > committed:
+            log.warning("rolling back table %s: batch %s did not complete", name, lake.batch_version(name))
+            lake.delete_batches_after(name, committed)
+
+
+def _ingest_group(
+    lake: LakeResource,
+    landing: LandingResource,
+    group: list[str],
+    listed: dict[str, tuple[int, datetime]],
+    ingest_log: pl.DataFrame,
+    report: IngestReport,
+) -> None:
+    batch_id = lake.committed_batch() + 1
+    ingested_at = datetime.now(UTC)
+    recorded = set(ingest_log.select("source_file", "sha256").iter_rows())
+    known_paths = set(ingest_log["source_file"])
+    results: list[FileResult] = []
+    log_rows: list[dict[str, object]] = []
+    for path in group:
+        row: dict[str, object] = dict.fromkeys(LOG_ROW_COLUMNS)
+        size, landed_at = listed[path]
+        row.update(source_file=path, batch_id=batch_id, bytes=size, landed_at=landed_at)
+        try:
+            raw, content = landing.read(path)
+            row.update(bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
+            if (path, row["sha256"]) in recorded:
+                continue  # same bytes already ingested (e.g. its mtime changed): nothing to do
+            if path in known_paths:
+                row.update(status="changed", detail="landed again with other bytes; not re-read")
+                report.changed_files.append(path)
+            else:
+                results.append(
+                    process_file(
+                        content,
+                        source_file=path,
+                        landed_at=landed_at,
+                        ingested_at=ingested_at,
+                        batch_id=batch_id,
+                    )
+                )
+                row.update(status="committed")
+        except Exception as error:  # a bad file never blocks the files behind it
+            log.warning("landing file %s failed: %s", path, type(error).__name__)
+            row.update(status="failed", detail=f"{type(error).__name__}: {error}"[:500])
+            report.failed_files.append(path)
+        log_rows.append(row)
+    _commit(lake, batch_id, results, log_rows, report)
+
+
+def _commit(
+    lake: LakeResource,
+    batch_id: int,
+    results: list[FileResult],
+    log_rows: list[dict[str, object]],
+    report: IngestReport,
+) -> None:
+    dates = sorted({d for r in results for d in r.events["event_date"].unique().to_list()})
+    rows = assemble_batch(results, seen_event_ids(lake, dates))
+    if rows.quarantine.height:
+        lake.append("quarantine", rows.quarantine, batch_id=batch_id)
+    if rows.events.height:
+        lake.append("events", rows.events, batch_id=batch_id, partition_by=["event_date"])
+    merge_identities(lake, identity_edges(rows.events), batch_id)
+    committed_at = datetime.now(UTC)
+    entries = (
+        pl.DataFrame(log_rows, schema={c: INGEST_LOG_SCHEMA[c] for c in LOG_ROW_COLUMNS})
+        .join(rows.counts, on="source_file", how="left")
+        .with_columns(
+            pl.col("lines", "accepted", "quarantined", "duplicates").fill_null(0),
+            pl.lit(committed_at, dtype=UTC_TS).alias("committed_at"),
+        )
+        .select([pl.col(c).cast(t) for c, t in INGEST_LOG_SCHEMA.items()])
+    )
+    lake.append("ingest_log", entries, batch_id=batch_id)
+    _record(report, batch_id, rows.events, rows.quarantine, entries, committed_at)
+
+
+def _record(
+    report: IngestReport,
+    batch_id: int,
+    events: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    entries: pl.DataFrame,
+    committed_at: datetime,
+) -> None:
+    report.batches.append(batch_id)
+    report.files += entries.height
+    report.lines += int(entries["lines"].sum())
+    report.accepted += events.height
+    report.duplicates += int(entries["duplicates"].sum())
+    report.quarantined.update(dict(quarantine["reason"].value_counts().iter_rows()))
+    oldest = entries["landed_at"].min()
+    if isinstance(oldest, datetime) and (report.oldest_landed_at is None or oldest < report.oldest_landed_at):
+        report.oldest_landed_at = oldest
+    report.committed_at = committed_at
+    if events.height:
+        report.preview = events.select(
+            "event_type", "event_name", "event_ts", "event_date", "product_id"
+        ).head(5)
+
+
+def seen_event_ids(lake: LakeResource, dates: list[object]) -> pl.Series:
+    """event_ids already in the lake on the given event dates (partition-pruned)."""
+    table = lake.table("events")
+    if table is None or not dates:
+        return pl.Series("event_id", [], dtype=pl.String)
+    return (
+        pl.scan_delta(table)
+        .filter(pl.col("event_date").is_in(dates))
+        .select("event_id")
+        .collect()["event_id"]
+    )
+
+
+def merge_identities(lake: LakeResource, edges: pl.DataFrame, batch_id: int) -> None:
+    """Upsert anonymous -> user edges, keeping the earliest first_seen_at (idempotent on replay)."""
+    if edges.height == 0:
+        return
+    lake.merge(
+        "identities",
+        edges.select(list(IDENTITIES_SCHEMA)),
+        predicate="t.anonymous_id = s.anonymous_id AND t.user_id = s.user_id",
+        updates={"first_seen_at": "s.first_seen_at"},
+        update_when="s.first_seen_at < t.first_seen_at",
+        batch_id=batch_id,
+    )

@@ -1,0 +1,191 @@
+"""I/O resources: Delta Lake tables and the landing zone.
+
+Assets import this module (it is the one part of orchestration they see); it imports no asset.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+
+# Every table a micro-batch writes records the batch number as a Delta application transaction: the
+# lake, not Dagster, knows which batch committed last. `ingest_log` is written last in each batch.
+INGEST_APP_ID = "lakemail-ingest"
+LANDING_SUFFIXES = (".ndjson", ".ndjson.gz")
+
+
+def _writer_properties() -> WriterProperties:
+    # zstd: smaller and faster than delta-rs' default snappy on this data (PERF-NOTES.md).
+    return WriterProperties(compression="ZSTD")
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The Delta Lake tables under one folder (`LAKEMAIL_LAKE_URI`)."""
+
+    uri: str
+
+    def table_uri(self, name: str) -> str:
+        return f"{self.uri.rstrip('/')}/{name}"
+
+    def table(self, name: str, version: int | str | datetime | None = None) -> DeltaTable | None:
+        """The table, at `version` when given, or None when it was never written."""
+        uri = self.table_uri(name)
+        if not DeltaTable.is_deltatable(uri):
+            return None
+        return DeltaTable(uri, version=version) if version is not None else DeltaTable(uri)
+
+    def read(
+        self, name: str, schema: dict[str, pl.DataType], columns: list[str] | None = None
+    ) -> pl.DataFrame:
+        """The whole table (or some columns); an empty frame of `schema` when it does not exist yet."""
+        table = self.table(name)
+        wanted = columns or list(schema)
+        if table is None:
+            return pl.DataFrame(schema={c: schema[c] for c in wanted})
+        return pl.scan_delta(table).select(wanted).collect()
+
+    def committed_batch(self) -> int:
+        """The last batch number that completed (0 on a new lake)."""
+        table = self.table("ingest_log")
+        return (table.transaction_version(INGEST_APP_ID) or 0) if table is not None else 0
+
+    def batch_version(self, name: str) -> int:
+        """The last batch number that wrote to `name` (0 when none did)."""
+        table = self.table(name)
+        return (table.transaction_version(INGEST_APP_ID) or 0) if table is not None else 0
+
+    def append(
+        self, name: str, frame: pl.DataFrame, *, batch_id: int, partition_by: list[str] | None = None
+    ) -> None:
+        """Append `frame` as one commit that records `batch_id` (callers check it before, under the lock)."""
+        write_deltalake(
+            self.table_uri(name),
+            frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
+            mode="append",
+            partition_by=partition_by,
+            writer_properties=_writer_properties(),
+            commit_properties=_batch_commit(batch_id),
+        )
+
+    def merge(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        *,
+        predicate: str,
+        updates: dict[str, str],
+        update_when: str | None,
+        batch_id: int,
+    ) -> None:
+        """Upsert `frame` (alias `s`) into `name` (alias `t`) on `predicate`: one commit tagged `batch_id`."""
+        table = self.table(name)
+        if table is None:
+            self.append(name, frame, batch_id=batch_id)
+            return
+        # streamed_exec=False keeps file pruning on (PERF-NOTES.md: the streamed default scans every file).
+        (
+            table.merge(
+                frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
+                predicate=predicate,
+                source_alias="s",
+                target_alias="t",
+                streamed_exec=False,
+                writer_properties=_writer_properties(),
+                commit_properties=_batch_commit(batch_id),
+            )
+            .when_matched_update(updates=updates, predicate=update_when)
+            .when_not_matched_insert_all()
+            .execute()
+        )
+
+    def delete_batches_after(self, name: str, batch_id: int) -> None:
+        """Remove the rows of batches that did not complete (their number is above `batch_id`)."""
+        table = self.table(name)
+        if table is not None:
+            table.delete(f"batch_id > {int(batch_id)}", writer_properties=_writer_properties())
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """One writer at a time across processes (sensor runs, `lakemail process`, retries)."""
+        if "://" in self.uri and not self.uri.startswith("file://"):
+            # Object stores need delta-rs' own locking provider; one writer is then Dagster's job.
+            yield
+            return
+        root = Path(self.uri.removeprefix("file://"))
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / "_lakemail_writer.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel even on SIGKILL
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _batch_commit(batch_id: int) -> CommitProperties:
+    return CommitProperties(app_transactions=[Transaction(INGEST_APP_ID, batch_id)])
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """A file in the landing zone, by its path relative to the landing root."""
+
+    path: str
+    size: int
+    landed_at: datetime
+
+
+class LandingResource(dg.ConfigurableResource):
+    """The landing zone folder (`LAKEMAIL_LANDING_URI`)."""
+
+    uri: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.uri.removeprefix("file://"))
+
+    def list_files(self, folder: str = "events") -> list[LandedFile]:
+        """Every finished file under `folder` (temp names skipped), sorted by path."""
+        base = self.root / folder
+        found: list[LandedFile] = []
+        for directory, subdirs, names in os.walk(base):
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+            for name in names:
+                if name.startswith(".") or name.endswith(".tmp"):
+                    continue
+                full = Path(directory, name)
+                try:
+                    stat = full.stat()
+                except FileNotFoundError:  # removed between listing and stat
+                    continue
+                landed_at = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+                found.append(LandedFile(full.relative_to(self.root).as_posix(), stat.st_size, landed_at))
+        return sorted(found, key=lambda f: f.path)
+
+    def stat(self, path: str) -> LandedFile | None:
+        full = self.root / path
+        try:
+            stat = full.stat()
+        except FileNotFoundError:
+            return None
+        return LandedFile(path, stat.st_size, datetime.fromtimestamp(stat.st_mtime, tz=UTC))
+
+    def read(self, path: str) -> tuple[bytes, bytes]:
+        """The file's bytes as landed and its content (gunzipped for `.gz`).
+
+        Raises ValueError for a file type the landing zone does not take, OSError or gzip errors for a
+        file that cannot be read.
+        """
+        if not path.endswith(LANDING_SUFFIXES):
+            raise ValueError(f"unsupported landing file type (want {' or '.join(LANDING_SUFFIXES)})")
+        landed = (self.root / path).read_bytes()
+        return landed, gzip.decompress(landed) if path.endswith(".gz") else landed

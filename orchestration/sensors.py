@@ -1,0 +1,62 @@
+"""The landing sensor: one micro-batch run for everything new, never two at once."""
+
+import dagster as dg
+
+from assets.ingest import landed_frame
+from orchestration.resources import LakeResource, LandingResource
+from transforms.batch import SensorDecision, decide_batch, pending_files
+from transforms.schema import INGEST_LOG_SCHEMA
+
+MICROBATCH_JOB = "microbatch_job"
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def run_in_flight(instance: dg.DagsterInstance) -> bool:
+    """Whether a micro-batch run is queued or running in this Dagster instance."""
+    runs = instance.get_run_records(
+        filters=dg.RunsFilter(job_name=MICROBATCH_JOB, statuses=IN_FLIGHT), limit=1
+    )
+    return bool(runs)
+
+
+def evaluate_landing(lake: LakeResource, landing: LandingResource, in_flight: bool) -> SensorDecision:
+    """What the sensor should do now: the lake's ingest_log, not Dagster's memory, says what is new."""
+    ingest_log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"])
+    pending = pending_files(landed_frame(landing.list_files("events")), ingest_log)
+    return decide_batch(pending, run_in_flight=in_flight)
+
+
+def build_landing_sensor(poll_seconds: float, max_batch_mb: int) -> dg.SensorDefinition:
+    """`landing_sensor`, polling every `poll_seconds` (the daemon evaluates at most every 5 s)."""
+
+    @dg.sensor(
+        name="landing_sensor",
+        job_name=MICROBATCH_JOB,
+        minimum_interval_seconds=max(1, round(poll_seconds)),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Launches one micro-batch run for every landed file the lake has not ingested yet.",
+    )
+    def landing_sensor(
+        context: dg.SensorEvaluationContext, lake: LakeResource, landing: LandingResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        decision = evaluate_landing(lake, landing, run_in_flight(context.instance))
+        if decision.run_key is None:
+            return dg.SkipReason(decision.skip_reason)
+        context.update_cursor(decision.run_key)  # the last manifest requested, shown in the UI
+        return dg.RunRequest(
+            run_key=decision.run_key,
+            run_config={
+                "ops": {
+                    "ingest_stage": {"config": {"files": list(decision.files), "max_batch_mb": max_batch_mb}}
+                }
+            },
+            tags={"lakemail/files": str(len(decision.files))},
+        )
+
+    return landing_sensor

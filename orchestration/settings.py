@@ -1,0 +1,106 @@
+"""Configuration from the environment (and `.env`), validated once at start-up."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+PREFIX = "LAKEMAIL_"
+ESPS = ("sandbox", "sendgrid", "postmark", "webhook")
+KNOWN = {
+    "LAKEMAIL_HOME",
+    "LAKEMAIL_LAKE_URI",
+    "LAKEMAIL_LANDING_URI",
+    "LAKEMAIL_ESP",
+    "LAKEMAIL_ESP_URL",
+    "LAKEMAIL_ESP_API_KEY",
+    "LAKEMAIL_FROM",
+    "LAKEMAIL_SECRET",
+    "LAKEMAIL_POLL_SECONDS",
+    "LAKEMAIL_MAX_BATCH_MB",
+}
+DELAY_VARIABLE = re.compile(r"^LAKEMAIL_[A-Z_]+_DELAY$")
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SettingsError(ValueError):
+    """A configuration variable is unknown or malformed; the message names it."""
+
+
+def parse_duration(name: str, text: str) -> timedelta:
+    """`90s`, `15m`, `1h`, `2d` -> timedelta; anything else raises SettingsError naming `name`."""
+    match = DURATION.match(text.strip())
+    if match is None:
+        raise SettingsError(f"{name}={text!r} is not a duration like 90s, 15m, 1h or 2d")
+    return timedelta(seconds=float(match[1]) * UNITS[match[2]])
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a `.env` file (comments, blank lines and `export ` allowed)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, value = stripped.removeprefix("export ").partition("=")
+        if not sep:
+            raise SettingsError(f"{path}:{number}: expected KEY=VALUE")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how often to poll; secrets are not kept here (they go through dg.EnvVar)."""
+
+    home: Path
+    lake_uri: str
+    landing_uri: str
+    poll_seconds: float = 2.0
+    max_batch_mb: int = 128
+    esp: str = "sandbox"
+    delays: dict[str, timedelta] = field(default_factory=dict)
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster_home"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], dotenv: Path | None = Path(".env")) -> Settings:
+        """Settings from `environ` over `.env`; raises SettingsError naming any bad variable."""
+        env = {**(read_dotenv(dotenv) if dotenv else {}), **environ}
+        for name in env:
+            if name.startswith(PREFIX) and name not in KNOWN and not DELAY_VARIABLE.match(name):
+                raise SettingsError(f"{name} is not a lakemail setting (known: {', '.join(sorted(KNOWN))})")
+        home = Path(env.get("LAKEMAIL_HOME", "data")).absolute()
+        esp = env.get("LAKEMAIL_ESP", "sandbox")
+        if esp not in ESPS:
+            raise SettingsError(f"LAKEMAIL_ESP={esp!r} must be one of {', '.join(ESPS)}")
+        return cls(
+            home=home,
+            lake_uri=env.get("LAKEMAIL_LAKE_URI", str(home / "lake")),
+            landing_uri=env.get("LAKEMAIL_LANDING_URI", str(home / "landing")),
+            poll_seconds=_positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),
+            max_batch_mb=int(_positive(env, "LAKEMAIL_MAX_BATCH_MB", 128)),
+            esp=esp,
+            delays={k: parse_duration(k, v) for k, v in env.items() if DELAY_VARIABLE.match(k)},
+        )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={text!r} must be greater than 0")
+    return value

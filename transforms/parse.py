@@ -1,0 +1,140 @@
+"""Landed NDJSON bytes -> one row per message, with line-level quarantine.
+
+Polars reads a whole chunk of lines in Rust, but fails the whole chunk on one bad line (see
+PERF-NOTES.md). So a clean chunk takes the vectorised path only; a chunk that fails is classified
+line by line with orjson (~1 us a line) and its good lines are read again by Polars. Dirty files
+cost about twice a clean one, clean files pay no per-line Python.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+from dataclasses import dataclass
+
+import orjson
+import polars as pl
+
+from transforms.schema import MAX_LINE_BYTES, OBJECT_FIELDS, RAW_MESSAGE_SCHEMA, RAW_QUARANTINE_BYTES, Reason
+
+CHUNK_LINES = 4096
+REJECTS_SCHEMA: dict[str, pl.DataType] = {
+    "source_line": pl.Int64(),
+    "reason": pl.String(),
+    "detail": pl.String(),
+    "raw": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class ParsedLines:
+    """Messages read from one file (`source_line` 1-based) and the lines that could not be read."""
+
+    messages: pl.DataFrame
+    rejects: pl.DataFrame
+    lines: int  # non-blank lines: every one ends as a message or a reject
+    raw: list[bytes]  # the physical lines, so that a later check can quote a rejected one
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """Physical lines of a landed file: UTF-8 BOM dropped, a final newline does not add a line."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def parse_lines(data: bytes, chunk_lines: int = CHUNK_LINES) -> ParsedLines:
+    """Read every line of a landed NDJSON file into messages or rejects, never losing one."""
+    lines = split_lines(data)
+    messages: list[pl.DataFrame] = []
+    rejects: list[dict[str, object]] = []
+    blank = 0
+    for start in range(0, len(lines), chunk_lines):
+        chunk = lines[start : start + chunk_lines]
+        fast = _read_clean_chunk(chunk, first_line=start + 1)
+        if fast is not None:
+            messages.append(fast)
+            continue
+        frame, chunk_rejects, chunk_blank = _read_dirty_chunk(chunk, first_line=start + 1)
+        messages.append(frame)
+        rejects.extend(chunk_rejects)
+        blank += chunk_blank
+    empty = pl.DataFrame(schema={**RAW_MESSAGE_SCHEMA, "source_line": pl.Int64()})
+    return ParsedLines(
+        messages=pl.concat(messages) if messages else empty,
+        rejects=pl.DataFrame(rejects, schema=REJECTS_SCHEMA),
+        lines=len(lines) - blank,
+        raw=lines,
+    )
+
+
+def _read(lines: list[bytes]) -> pl.DataFrame:
+    return pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=RAW_MESSAGE_SCHEMA)
+
+
+def _read_clean_chunk(chunk: list[bytes], first_line: int) -> pl.DataFrame | None:
+    """The chunk read in one go, or None when any line needs a closer look."""
+    # Shortest valid message is `{}`; a shorter line is blank (or a bare CR) and must be skipped by number.
+    if min(map(len, chunk)) < 2 or max(map(len, chunk)) > MAX_LINE_BYTES:
+        return None
+    try:
+        frame = _read(chunk)
+    except pl.exceptions.PolarsError:
+        return None
+    if frame.height != len(chunk):  # Polars skipped a whitespace-only line: numbering would shift
+        return None
+    return frame.with_columns(
+        pl.int_range(first_line, first_line + len(chunk), dtype=pl.Int64).alias("source_line")
+    )
+
+
+def _read_dirty_chunk(
+    chunk: list[bytes], first_line: int
+) -> tuple[pl.DataFrame, list[dict[str, object]], int]:
+    good: list[bytes] = []
+    good_numbers: list[int] = []
+    rejects: list[dict[str, object]] = []
+    blank = 0
+    for offset, line in enumerate(chunk):
+        if not line.strip():
+            blank += 1
+            continue
+        found = classify_line(line)
+        if found is None:
+            good.append(line)
+            good_numbers.append(first_line + offset)
+        else:
+            reason, detail = found
+            rejects.append(reject_row(first_line + offset, reason, detail, line))
+    frame = _read(good) if good else pl.DataFrame(schema=RAW_MESSAGE_SCHEMA)
+    return frame.with_columns(pl.Series("source_line", good_numbers, dtype=pl.Int64)), rejects, blank
+
+
+def classify_line(line: bytes) -> tuple[Reason, str] | None:
+    """Why one line cannot be read as a message (structure only), or None when it can."""
+    if len(line) > MAX_LINE_BYTES:
+        return Reason.LINE_TOO_LONG, f"{len(line)} bytes > {MAX_LINE_BYTES}"
+    try:
+        message = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as utf8_error:
+            return Reason.INVALID_UTF8, f"byte {utf8_error.start}: {utf8_error.reason}"
+        return Reason.INVALID_JSON, str(error)[:200]
+    if not isinstance(message, dict):
+        return Reason.NOT_AN_OBJECT, f"a JSON {type(message).__name__}, not an object"
+    for field in OBJECT_FIELDS:
+        value = message.get(field)
+        if value is not None and not isinstance(value, dict):
+            return Reason.WRONG_TYPE, f"{field} must be an object, got {type(value).__name__}"
+    return None
+
+
+def reject_row(source_line: int, reason: Reason, detail: str, line: bytes) -> dict[str, object]:
+    """A quarantine row for one line, its raw text bounded and decoded lossily."""
+    raw = line[:RAW_QUARANTINE_BYTES].decode("utf-8", errors="replace")
+    return {"source_line": source_line, "reason": str(reason), "detail": detail, "raw": raw}
