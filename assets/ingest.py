@@ -144,10 +144,8 @@ def _commit(
 ) -> None:
     dates = sorted({d for r in results for d in r.events["event_date"].unique().to_list()})
     rows = assemble_batch(results, seen_event_ids(lake, dates))
-    if rows.quarantine.height:
-        lake.append("quarantine", rows.quarantine, batch_id=batch_id)
-    if rows.events.height:
-        lake.append("events", rows.events, batch_id=batch_id, partition_by=["event_date"])
+    lake.append("quarantine", rows.quarantine, batch_id=batch_id)
+    lake.append("events", rows.events, batch_id=batch_id, partition_by=["event_date"])
     merge_identities(lake, identity_edges(rows.events), batch_id)
     committed_at = datetime.now(UTC)
     entries = (
@@ -203,6 +201,7 @@ def seen_event_ids(lake: LakeResource, dates: list[object]) -> pl.Series:
 def merge_identities(lake: LakeResource, edges: pl.DataFrame, batch_id: int) -> None:
     """Upsert anonymous -> user edges, keeping the earliest first_seen_at (idempotent on replay)."""
     if edges.height == 0:
+        lake.append("identities", edges.select(list(IDENTITIES_SCHEMA)), batch_id=batch_id)
         return
     lake.merge(
         "identities",

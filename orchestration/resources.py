@@ -37,7 +37,7 @@ class LakeResource(dg.ConfigurableResource):
     def table_uri(self, name: str) -> str:
         return f"{self.uri.rstrip('/')}/{name}"
 
-    def table(self, name: str, version: int | str | datetime | None = None) -> DeltaTable | None:
+    def table(self, name: str, version: int | None = None) -> DeltaTable | None:
         """The table, at `version` when given, or None when it was never written."""
         uri = self.table_uri(name)
         if not DeltaTable.is_deltatable(uri):
@@ -67,7 +67,12 @@ class LakeResource(dg.ConfigurableResource):
     def append(
         self, name: str, frame: pl.DataFrame, *, batch_id: int, partition_by: list[str] | None = None
     ) -> None:
-        """Append `frame` as one commit that records `batch_id` (callers check it before, under the lock)."""
+        """Append `frame` as one commit that records `batch_id` (callers check it before, under the lock).
+
+        An empty frame only creates the table (so that queries on it work from the first batch).
+        """
+        if frame.height == 0 and self.table(name) is not None:
+            return
         write_deltalake(
             self.table_uri(name),
             frame.to_arrow(compat_level=pl.CompatLevel.oldest()),

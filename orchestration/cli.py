@@ -1,0 +1,107 @@
+"""The `lakemail` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from collections.abc import Sequence
+
+from orchestration.settings import Settings, SettingsError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakemail", description="Triggered email from a Delta lakehouse.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="run everything: Dagster webserver + daemon, simulator")
+    up.add_argument("--port", type=int, default=3000, help="Dagster webserver port (default 3000)")
+    up.add_argument("--users", type=int, default=200, help="simulated shoppers (default 200)")
+    up.add_argument("--rate", type=float, default=20.0, help="simulated events per second (default 20)")
+    up.add_argument("--no-simulator", action="store_true", help="do not start the shopper simulator")
+    commands.add_parser("process", help="take everything landed so far through the chain once, then exit")
+    sim = commands.add_parser("simulate", help="write realistic shopper events into the landing zone")
+    sim.add_argument("--users", type=int, required=True)
+    sim.add_argument("--rate", type=float, required=True, help="events per second")
+    sim.add_argument("--duration", type=float, required=True, help="seconds")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--fast", action="store_true", help="no pacing: simulated clock, as fast as possible")
+    sim.add_argument("--via-collector", metavar="URL", help="post through the collector (not available yet)")
+    sql = commands.add_parser("sql", help="SQL over every lake table by name")
+    sql.add_argument("query")
+    sql.add_argument("--as-of", help="table version or ISO-8601 timestamp (time travel)")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as error:
+        print(f"lakemail: configuration error: {error}", file=sys.stderr)
+        return 2
+    handler = {"up": _up, "process": _process, "simulate": _simulate, "sql": _sql}[args.command]
+    return handler(settings, args)
+
+
+def _up(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestration.supervisor import up
+
+    return up(settings, port=args.port, users=args.users, rate=args.rate, simulate=not args.no_simulator)
+
+
+def _process(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestration.process import process_once
+
+    started = time.perf_counter()
+    summary = process_once(settings)
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines = int(summary.get("lines", 0))
+    print(
+        f"run {summary['run_id']}: {summary['status']} - {summary.get('files', 0)} files, {lines} lines, "
+        f"{summary.get('accepted', 0)} accepted, {summary.get('duplicates', 0)} duplicates, "
+        f"{summary.get('quarantined', 0)} quarantined, {summary.get('failed_files', 0)} failed files"
+    )
+    print(f"{seconds:.2f} s, {lines / seconds:,.0f} lines/s, peak RSS {peak_mb:,.0f} MB")
+    return 0 if summary["status"] == "SUCCESS" else 1
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from orchestration.simulation import run_simulation
+
+    if args.via_collector:
+        print(
+            "lakemail: --via-collector needs the collector service, which is not built yet", file=sys.stderr
+        )
+        return 2
+    report = run_simulation(
+        Path(settings.landing_uri),
+        users=args.users,
+        rate=args.rate,
+        duration=args.duration,
+        seed=args.seed,
+        realtime=not args.fast,
+    )
+    print(report)
+    return 0
+
+
+def _sql(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestration.sql import SqlError, parse_as_of, render, run_query
+
+    try:
+        frame = run_query(settings.lake_uri, args.query, parse_as_of(args.as_of))
+    except SqlError as error:
+        print(f"lakemail sql: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(render(frame, args.format))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The persistent Dagster instance under `$LAKEMAIL_HOME/dagster_home`, and its `dagster.yaml`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+# DefaultRunCoordinator launches within the sensor tick (the queued coordinator waits up to 5 s more);
+# run monitoring notices a run worker that died (SIGKILL, OOM) and run retries re-run its batch,
+# which the lake's batch log makes safe.
+DAGSTER_YAML = """\
+# Written by `lakemail up` / `lakemail process`; edits are overwritten.
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: DefaultRunCoordinator
+run_retries:
+  enabled: true
+  max_retries: 2
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 5
+  start_timeout_seconds: 120
+  max_resume_run_attempts: 0
+sensors:
+  use_threads: true
+  num_workers: 2
+schedules:
+  use_threads: true
+  num_workers: 2
+"""
+
+
+def prepare_dagster_home(path: Path) -> Path:
+    """Create `path` with lakemail's dagster.yaml and point DAGSTER_HOME at it (for this process)."""
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists() or config.read_text() != DAGSTER_YAML:
+        config.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(path)
+    return path
+
+
+def persistent_instance(path: Path) -> dg.DagsterInstance:
+    """The instance the webserver and daemon use, so CLI runs show in the UI's history."""
+    prepare_dagster_home(path)
+    return dg.DagsterInstance.get()

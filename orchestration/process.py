@@ -1,0 +1,40 @@
+"""`lakemail process`: the sensor's job, run once in-process on everything landed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from orchestration.definitions import build_defs
+from orchestration.instance import persistent_instance
+from orchestration.sensors import MICROBATCH_JOB
+from orchestration.settings import Settings
+
+SUMMARY_KEYS = {
+    "events": ("files", "lines", "accepted", "duplicates"),
+    "quarantine": ("quarantined",),
+    "ingest_log": ("failed_files",),
+}
+
+
+def process_once(settings: Settings, instance: dg.DagsterInstance | None = None) -> dict[str, Any]:
+    """Run `microbatch_job` once over everything landed; its run shows in the UI's history."""
+    job = build_defs(settings).resolve_job_def(MICROBATCH_JOB)
+    instance = instance or persistent_instance(settings.dagster_home)
+    result = job.execute_in_process(
+        instance=instance,
+        run_config={
+            "ops": {"ingest_stage": {"config": {"files": None, "max_batch_mb": settings.max_batch_mb}}}
+        },
+        tags={"lakemail/launched_by": "lakemail process"},
+        raise_on_error=False,
+    )
+    summary: dict[str, Any] = {"run_id": result.run_id, "status": "SUCCESS" if result.success else "FAILURE"}
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        asset = event.asset_key.to_user_string() if event.asset_key else ""
+        for key in SUMMARY_KEYS.get(asset, ()):
+            if key in metadata:
+                summary[key] = metadata[key].value
+    return summary

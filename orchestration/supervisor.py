@@ -1,0 +1,112 @@
+"""`lakemail up`: start the webserver, the daemon and the simulator; Ctrl-C stops all of them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestration.instance import prepare_dagster_home
+from orchestration.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Child:
+    """A started process, in its own process group so that its own children stop with it."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+
+
+def _bin(name: str) -> str:
+    """A console script from this environment (the venv's bin folder), not whatever is on PATH."""
+    return str(Path(sys.executable).parent / name)
+
+
+def _start(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Child:
+    log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it open for its life
+    process = subprocess.Popen(
+        argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    return Child(name, process)
+
+
+def stop_all(children: list[Child], grace_seconds: float = 15.0) -> None:
+    """SIGTERM every child group, then SIGKILL what is still running after the grace period."""
+    for child in children:
+        child.stop(signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    for child in children:
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.stop(signal.SIGKILL)
+            child.process.wait()
+
+
+def up(settings: Settings, *, port: int, users: int, rate: float, simulate: bool = True) -> int:
+    """Run the whole system until Ctrl-C (or until one part dies); returns the exit code."""
+    home = prepare_dagster_home(settings.dagster_home)
+    log_dir = settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "LAKEMAIL_HOME": str(settings.home)}
+    workspace = str(PROJECT_ROOT / "workspace.yaml")
+    children = [
+        _start(
+            "webserver",
+            [_bin("dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
+            env,
+            log_dir,
+        ),
+        _start("daemon", [_bin("dagster-daemon"), "run", "-w", workspace], env, log_dir),
+    ]
+    if simulate:
+        sim = [
+            _bin("lakemail"),
+            "simulate",
+            "--users",
+            str(users),
+            "--rate",
+            str(rate),
+            "--duration",
+            "86400",
+        ]
+        children.append(_start("simulator", sim, env, log_dir))
+    print(f"lakemail is up (data in {settings.home}, logs in {log_dir})")
+    print(f"  Dagster UI:  http://127.0.0.1:{port}  (asset graph, runs, checks; landing_sensor is on)")
+    print(f"  Simulator:   {rate:g} events/s from {users} shoppers into {settings.landing_uri}/events")
+    print('  Try:         .venv/bin/lakemail sql "select event_name, count(*) from events group by 1"')
+    print("Ctrl-C stops everything.")
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 0
+    while not stopping:
+        dead = [c for c in children if c.process.poll() is not None]
+        if dead:
+            name, returncode = dead[0].name, dead[0].process.returncode
+            print(f"{name} exited with code {returncode}; see {log_dir}/{name}.log")
+            code = 1
+            break
+        time.sleep(0.5)
+    print("stopping ...")
+    stop_all(children)
+    print("stopped.")
+    return code

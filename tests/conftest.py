@@ -1,0 +1,67 @@
+"""Fixtures: a lake and landing zone under tmp_path, a throwaway Dagster instance, landing helpers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from orchestration.resources import LakeResource, LandingResource
+from orchestration.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path, lake_uri=str(tmp_path / "lake"), landing_uri=str(tmp_path / "landing"))
+
+
+@pytest.fixture
+def lake(settings: Settings) -> LakeResource:
+    return LakeResource(uri=settings.lake_uri)
+
+
+@pytest.fixture
+def landing(settings: Settings) -> LandingResource:
+    return LandingResource(uri=settings.landing_uri)
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as test_instance:
+        yield test_instance
+
+
+def land(settings: Settings, name: str, lines: Sequence[bytes] | bytes) -> Path:
+    """Write a landing file atomically (temp name, then rename), as producers must."""
+    folder = Path(settings.landing_uri) / "events"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = lines if isinstance(lines, bytes) else b"".join(line + b"\n" for line in lines)
+    temp = folder / f".{name}.tmp"
+    temp.write_bytes(data)
+    os.rename(temp, folder / name)
+    return folder / name
+
+
+def table(settings: Settings, name: str) -> pl.DataFrame:
+    return pl.read_delta(f"{settings.lake_uri}/{name}")
+
+
+def lake_snapshot(settings: Settings) -> dict[str, object]:
+    """What must be identical between a clean run and a disturbed one (ids, counts, per-file log)."""
+    events = table(settings, "events")
+    log = table(settings, "ingest_log").sort("source_file")
+    return {
+        "event_ids": sorted(events["event_id"].to_list()),
+        "events": events.height,
+        "quarantine": sorted(
+            table(settings, "quarantine").select("source_file", "source_line", "reason").rows()
+        ),
+        "identities": sorted(table(settings, "identities").select("anonymous_id", "user_id").rows()),
+        "log": log.select("source_file", "lines", "accepted", "quarantined", "duplicates", "status").rows(),
+    }
