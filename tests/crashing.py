@@ -1,0 +1,57 @@
+"""A micro-batch run whose process is SIGKILLed right after one chosen Delta commit.
+
+Run as `python -m tests.crashing LAKE LANDING TABLE` with DAGSTER_HOME set: it executes the real
+`microbatch_job` against the persistent instance, and the lake resource kills the process after it
+commits TABLE, before Dagster can record anything more about the run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import dagster as dg
+import polars as pl
+
+from assets.events import ingest_stage
+from orchestration.definitions import microbatch_job
+from orchestration.resources import LakeResource, LandingResource
+
+
+class CrashingLakeResource(LakeResource):
+    """The real lake resource, plus a SIGKILL of the whole process after committing `crash_after`."""
+
+    crash_after: str
+
+    def append(self, name: str, frame: pl.DataFrame, *, batch_id: int, partition_by: list[str] | None = None) -> None:
+        super().append(name, frame, batch_id=batch_id, partition_by=partition_by)
+        self._maybe_crash(name)
+
+    def merge(self, name: str, frame: pl.DataFrame, **kwargs: object) -> None:  # type: ignore[override]
+        super().merge(name, frame, **kwargs)  # type: ignore[arg-type]
+        self._maybe_crash(name)
+
+    def _maybe_crash(self, name: str) -> None:
+        if name == self.crash_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main(lake_uri: str, landing_uri: str, crash_after: str) -> None:
+    defs = dg.Definitions(
+        assets=[ingest_stage],
+        jobs=[microbatch_job],
+        resources={
+            "lake": CrashingLakeResource(uri=lake_uri, crash_after=crash_after),
+            "landing": LandingResource(uri=landing_uri),
+        },
+    )
+    job = defs.resolve_job_def("microbatch_job")
+    job.execute_in_process(
+        instance=dg.DagsterInstance.get(),
+        run_config={"ops": {"ingest_stage": {"config": {"files": None, "max_batch_mb": 1}}}},
+    )
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

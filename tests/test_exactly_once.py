@@ -1,0 +1,82 @@
+"""Exactly once on real Delta tables and a real Dagster instance: reruns, crashes, races."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.ingest import ingest
+from orchestration.process import process_once
+from orchestration.resources import LakeResource, LandingResource
+from orchestration.settings import Settings
+from tests.conftest import lake_snapshot, land, table
+from tests.events_data import file_lines
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def land_workload(settings: Settings) -> None:
+    """Files with overlapping ids (duplicates across files) and bad lines, large enough for 2 groups."""
+    for i in range(6):
+        lines = file_lines(f"f{i}", 3000, bad_every=101)
+        lines += file_lines(f"f{max(i - 1, 0)}", 50)  # re-sends of the previous file's messages
+        land(settings, f"f{i}.ndjson", lines)
+
+
+def clean_snapshot(tmp_path: Path) -> dict[str, object]:
+    reference = Settings(home=tmp_path / "ref", lake_uri=str(tmp_path / "ref/lake"), landing_uri="")
+    reference = Settings(home=reference.home, lake_uri=reference.lake_uri, landing_uri=str(reference.home / "landing"))
+    land_workload(reference)
+    ingest(LakeResource(uri=reference.lake_uri), LandingResource(uri=reference.landing_uri), max_batch_bytes=1 << 20)
+    return lake_snapshot(reference)
+
+
+def test_the_same_batch_twice_adds_nothing(
+    settings: Settings, lake: LakeResource, landing: LandingResource, tmp_path: Path
+) -> None:
+    land_workload(settings)
+    files = [f.path for f in landing.list_files()]
+    first = ingest(lake, landing, files, max_batch_bytes=1 << 20)
+    snapshot = lake_snapshot(settings)
+    again = ingest(lake, landing, files, max_batch_bytes=1 << 20)
+    assert again.files == 0 and again.accepted == 0
+    assert lake_snapshot(settings) == snapshot == clean_snapshot(tmp_path)
+    assert len(first.batches) >= 2  # the workload spans several commit groups
+
+
+@pytest.mark.parametrize("crash_after", ["quarantine", "events", "identities", "ingest_log"])
+def test_a_run_killed_after_a_commit_then_retried_gives_the_clean_result(
+    settings: Settings, tmp_path: Path, crash_after: str
+) -> None:
+    land_workload(settings)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    args = [sys.executable, "-m", "tests.crashing", settings.lake_uri, settings.landing_uri, crash_after]
+    crashed = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, timeout=120)
+    assert crashed.returncode == -9, crashed.stderr.decode()[-2000:]
+
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        [killed] = instance.get_run_records()
+        assert killed.dagster_run.status == dg.DagsterRunStatus.STARTED  # Dagster never heard of the commit
+        instance.report_run_failed(killed.dagster_run)  # what run monitoring does for a dead worker
+        summary = process_once(settings, instance)  # the retry
+        assert summary["status"] == "SUCCESS"
+    assert lake_snapshot(settings) == clean_snapshot(tmp_path)
+
+
+def test_two_lakemail_process_at_once(settings: Settings, tmp_path: Path) -> None:
+    land_workload(settings)
+    env = {**os.environ, "LAKEMAIL_HOME": str(settings.home), "LAKEMAIL_MAX_BATCH_MB": "1"}
+    lakemail = str(Path(sys.executable).parent / "lakemail")
+    racers = [subprocess.Popen([lakemail, "process"], cwd=tmp_path, env=env, stdout=subprocess.PIPE) for _ in range(2)]
+    outputs = [r.communicate(timeout=180)[0].decode() for r in racers]
+    assert [r.returncode for r in racers] == [0, 0], outputs
+    assert lake_snapshot(settings) == clean_snapshot(tmp_path)
+    batches = table(settings, "ingest_log")["batch_id"]
+    assert batches.n_unique() == batches.max()  # batch numbers are consecutive: no batch committed twice
