@@ -18,7 +18,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy transforms assets orchestration services
+	$(BIN)/mypy transforms assets orchestration services tests
 
 test: lint
 	$(BIN)/pytest -q

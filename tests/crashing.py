@@ -24,12 +24,14 @@ class CrashingLakeResource(LakeResource):
 
     crash_after: str
 
-    def append(self, name: str, frame: pl.DataFrame, *, batch_id: int, partition_by: list[str] | None = None) -> None:
+    def append(
+        self, name: str, frame: pl.DataFrame, *, batch_id: int, partition_by: list[str] | None = None
+    ) -> None:
         super().append(name, frame, batch_id=batch_id, partition_by=partition_by)
         self._maybe_crash(name)
 
     def merge(self, name: str, frame: pl.DataFrame, **kwargs: object) -> None:  # type: ignore[override]
-        super().merge(name, frame, **kwargs)  # type: ignore[arg-type]
+        super().merge(name, frame, **kwargs)
         self._maybe_crash(name)
 
     def _maybe_crash(self, name: str) -> None:

@@ -67,7 +67,8 @@ def test_daemon_sensor_ingests_files_as_they_land(settings: Settings, tmp_path: 
     assert table(settings, "events").height == 90 + 100 + 100
     assert table(settings, "quarantine").height == 10
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        runs = [r.dagster_run for r in instance.get_run_records(filters=dg.RunsFilter(job_name="microbatch_job"))]
+        records = instance.get_run_records(filters=dg.RunsFilter(job_name="microbatch_job"))
+        runs = [r.dagster_run for r in records]
         assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         assert all(r.tags.get("dagster/sensor_name") == "landing_sensor" for r in runs)
         assert len(runs) <= 3  # never one run per file beyond what landed between ticks

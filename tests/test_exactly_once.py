@@ -29,10 +29,11 @@ def land_workload(settings: Settings) -> None:
 
 
 def clean_snapshot(tmp_path: Path) -> dict[str, object]:
-    reference = Settings(home=tmp_path / "ref", lake_uri=str(tmp_path / "ref/lake"), landing_uri="")
-    reference = Settings(home=reference.home, lake_uri=reference.lake_uri, landing_uri=str(reference.home / "landing"))
+    home = tmp_path / "ref"
+    reference = Settings(home=home, lake_uri=str(home / "lake"), landing_uri=str(home / "landing"))
     land_workload(reference)
-    ingest(LakeResource(uri=reference.lake_uri), LandingResource(uri=reference.landing_uri), max_batch_bytes=1 << 20)
+    lake, landing = LakeResource(uri=reference.lake_uri), LandingResource(uri=reference.landing_uri)
+    ingest(lake, landing, max_batch_bytes=1 << 20)
     return lake_snapshot(reference)
 
 
@@ -74,7 +75,10 @@ def test_two_lakemail_process_at_once(settings: Settings, tmp_path: Path) -> Non
     land_workload(settings)
     env = {**os.environ, "LAKEMAIL_HOME": str(settings.home), "LAKEMAIL_MAX_BATCH_MB": "1"}
     lakemail = str(Path(sys.executable).parent / "lakemail")
-    racers = [subprocess.Popen([lakemail, "process"], cwd=tmp_path, env=env, stdout=subprocess.PIPE) for _ in range(2)]
+    racers = [
+        subprocess.Popen([lakemail, "process"], cwd=tmp_path, env=env, stdout=subprocess.PIPE)
+        for _ in range(2)
+    ]
     outputs = [r.communicate(timeout=180)[0].decode() for r in racers]
     assert [r.returncode for r in racers] == [0, 0], outputs
     assert lake_snapshot(settings) == clean_snapshot(tmp_path)

@@ -1,0 +1,406 @@
+"""The shopper simulator: determinism, realistic sessions, honest dirt, atomic landing files."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import threading
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from orchestration.simulation import run_simulation, write_landing_file
+from transforms.simulate import MALFORMED_REASONS, Dirt, ShopperSimulator, SimLine, make_catalog
+
+START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+MAX_LINE = 32 * 1024
+DIRTY = Dirt(duplicate_rate=0.03, malformed_rate=0.03, late_rate=0.05, skew_rate=0.1)
+OBJECT_FIELDS = ("properties", "traits", "context")
+CATALOG_KEYS = {"product_id", "name", "category", "price", "currency", "stock", "url", "image_url"}
+PRODUCT_EVENTS = ("Product Viewed", "Product Added", "Product Removed")
+PRODUCT_KEYS = {"product_id", "sku", "category", "name", "brand", "price", "quantity", "url", "image_url"}
+TRACK_KEYS = {
+    "Products Searched": {"query"},
+    "Cart Viewed": {"cart_id", "products"},
+    "Checkout Started": {"checkout_id", "cart_id", "total", "currency", "products"},
+    "Order Completed": {"order_id", "checkout_id", "cart_id", "total", "revenue", "currency", "products"},
+    **{name: PRODUCT_KEYS for name in PRODUCT_EVENTS},
+}
+Step = tuple[datetime, datetime, list[SimLine]]
+
+
+def run_steps(seed: int = 7, dirt: Dirt | None = None, steps: int = 12, n: int = 1500) -> list[Step]:
+    """(previous now, now, lines) of `steps` one-minute steps of `n` lines each."""
+    sim = ShopperSimulator(users=300, seed=seed, start=START, dirt=dirt)
+    out: list[Step] = []
+    for i in range(steps):
+        previous, now = START + timedelta(minutes=i), START + timedelta(minutes=i + 1)
+        out.append((previous, now, sim.step(now, n)))
+    return out
+
+
+def all_lines(steps: list[Step]) -> list[SimLine]:
+    return [line for _, _, lines in steps for line in lines]
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def event_time(message: dict[str, Any]) -> datetime:
+    """Segment's skew-corrected event time: receivedAt - (sentAt - timestamp) when both are there."""
+    if "sentAt" in message and "receivedAt" in message:
+        return ts(message["receivedAt"]) - (ts(message["sentAt"]) - ts(message["timestamp"]))
+    return ts(message["timestamp"])
+
+
+def problem(data: bytes, landed: datetime) -> str | None:
+    """Why `data` is not one valid message per the product spec (first failing check), or None."""
+    if len(data) > MAX_LINE:
+        return "line_too_long"
+    try:
+        message = orjson.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "invalid_utf8"
+    except orjson.JSONDecodeError:
+        return "invalid_json"
+    if not isinstance(message, dict):
+        return "invalid_json"
+    required = ("messageId", "type", "timestamp") + (("event",) if message.get("type") == "track" else ())
+    identified = message.get("userId") or message.get("anonymousId")
+    if not all(message.get(key) for key in required) or not identified:
+        return "missing_field"
+    if any(not isinstance(message.get(key, {}), dict) for key in OBJECT_FIELDS):
+        return "wrong_type"
+    if message["type"] not in ("track", "identify", "page"):
+        return "unknown_type"
+    if event_time(message) > landed + timedelta(hours=24):
+        return "timestamp_out_of_range"
+    return None
+
+
+def check_ok_message(message: dict[str, Any]) -> None:
+    """Asserts the shape the product spec promises for a valid simulated message."""
+    assert all(isinstance(message.get(key), str) for key in ("messageId", "type", "anonymousId", "timestamp"))
+    assert all(ISO_MS.match(message[key]) for key in ("timestamp", "sentAt", "receivedAt") if key in message)
+    assert ("sentAt" in message) == ("receivedAt" in message)
+    assert set(message["context"]) == {"locale", "timezone", "userAgent", "page"}
+    assert set(message["context"]["page"]) == {"url", "path", "title"}
+    if message["type"] == "identify":
+        assert message["userId"] and {"email", "marketing_consent"} <= set(message["traits"])
+        assert isinstance(message["traits"]["marketing_consent"], bool)
+    elif message["type"] == "page":
+        assert set(message["properties"]) == {"url", "path", "title"}
+    else:
+        assert TRACK_KEYS[message["event"]] <= set(message["properties"])
+
+
+def test_same_seed_and_steps_give_identical_bytes() -> None:
+    first, second = all_lines(run_steps(seed=3, dirt=DIRTY)), all_lines(run_steps(seed=3, dirt=DIRTY))
+    assert first == second
+    assert len({line.kind for line in first}) == 3
+
+
+def test_different_seeds_differ() -> None:
+    first, second = all_lines(run_steps(seed=3, steps=2)), all_lines(run_steps(seed=4, steps=2))
+    assert [line.data for line in first] != [line.data for line in second]
+    assert not {line.message_id for line in first} & {line.message_id for line in second}
+
+
+def test_catalog_is_deterministic_and_complete() -> None:
+    catalog = make_catalog(seed=5)
+    assert catalog == make_catalog(seed=5) != make_catalog(seed=6)
+    assert len(catalog) == 200 and len({row["product_id"] for row in catalog}) == 200
+    assert len({row["category"] for row in catalog}) == 8
+    assert any(row["stock"] == 0 for row in catalog) and any(row["stock"] > 0 for row in catalog)
+    for row in catalog:
+        assert set(row) == CATALOG_KEYS
+        assert isinstance(row["price"], float) and row["price"] == round(row["price"], 2) and row["price"] > 0
+        assert row["url"] == f"https://shop.example/p/{row['product_id']}"
+        assert row["image_url"] == f"https://shop.example/img/{row['product_id']}.jpg"
+
+
+def test_every_malformed_reason_occurs_and_is_bad_that_way() -> None:
+    steps = run_steps(dirt=DIRTY)
+    seen: Counter[str] = Counter()
+    for _, now, lines in steps:
+        for line in lines:
+            if line.kind == "malformed":
+                assert line.reason is not None
+                seen[line.reason] += 1
+                assert problem(line.data, landed=now) == line.reason, line.data[:300]
+    assert set(seen) == set(MALFORMED_REASONS)
+
+
+def test_malformed_lines_are_otherwise_good() -> None:
+    """Each malformed line has exactly the one defect it claims (removing it leaves a valid message)."""
+    malformed = [line for line in all_lines(run_steps(dirt=DIRTY)) if line.kind == "malformed"]
+    landed = START + timedelta(hours=1)
+    for line in malformed:
+        if line.reason == "invalid_utf8":
+            assert b"\xff\xfe" in line.data and problem(line.data.replace(b"\xff\xfe", b""), landed) is None
+        elif line.reason == "line_too_long":
+            assert problem(orjson.dumps(_shortened(line.data)), landed) is None
+        elif line.reason == "missing_field":
+            message = orjson.loads(line.data)
+            assert "messageId" not in message or not ({"userId", "anonymousId"} & set(message))
+        elif line.reason == "wrong_type":
+            assert isinstance(orjson.loads(line.data)["properties"], str | list)
+        elif line.reason == "unknown_type":
+            assert orjson.loads(line.data)["type"] == "bogus"
+
+
+def _shortened(data: bytes) -> dict[str, Any]:
+    message = orjson.loads(data)
+    message["properties"].pop("description")
+    return dict(message)
+
+
+def test_ok_lines_are_valid_messages() -> None:
+    steps = run_steps(dirt=DIRTY)
+    names: Counter[str] = Counter()
+    for _, now, lines in steps:
+        for line in lines:
+            if line.kind == "ok":
+                assert problem(line.data, landed=now) is None, line.data[:300]
+                message = orjson.loads(line.data)
+                assert message["messageId"] == line.message_id
+                check_ok_message(message)
+                names[message.get("event", message["type"])] += 1
+    assert set(names) == {"page", "identify", *TRACK_KEYS}
+
+
+def test_clean_timestamps_fall_inside_their_step() -> None:
+    for previous, now, lines in run_steps(dirt=Dirt.none()):
+        assert all(line.kind == "ok" for line in lines)
+        for line in lines:
+            message = orjson.loads(line.data)
+            assert previous <= ts(message["timestamp"]) <= now
+            assert ts(message["timestamp"]) <= ts(message.get("receivedAt", message["timestamp"])) <= now
+
+
+def test_late_and_skewed_events_keep_their_true_time() -> None:
+    late = skewed = 0
+    for previous, now, lines in run_steps(dirt=DIRTY):
+        for line in (line for line in lines if line.kind == "ok"):
+            message = orjson.loads(line.data)
+            timestamp, true_time = ts(message["timestamp"]), event_time(message)
+            assert previous - timedelta(minutes=10) <= true_time <= now
+            assert abs(timestamp - true_time) <= timedelta(minutes=5)
+            late += true_time < previous
+            skewed += message.get("sentAt") != message.get("receivedAt") and timestamp != true_time
+    assert late > 0 and skewed > 0
+
+
+def test_duplicates_repeat_earlier_ok_lines_within_and_across_steps() -> None:
+    earlier: dict[bytes, int] = {}  # ok line -> step it was emitted in
+    same_step = cross_step = 0
+    for index, (_, _, lines) in enumerate(run_steps(dirt=DIRTY)):
+        for line in lines:
+            if line.kind == "ok":
+                assert line.data not in earlier
+                earlier[line.data] = index
+            elif line.kind == "duplicate":
+                assert line.data in earlier
+                assert line.message_id == orjson.loads(line.data)["messageId"]
+                same_step += earlier[line.data] == index
+                cross_step += earlier[line.data] < index
+    assert same_step > 0 and cross_step > 0
+
+
+def test_identify_links_anonymous_id_to_user_id() -> None:
+    linked: dict[str, str] = {}
+    anonymous_only = with_user = 0
+    for line in all_lines(run_steps(dirt=DIRTY)):
+        if line.kind != "ok":
+            continue
+        message = orjson.loads(line.data)
+        anonymous_id, user_id = message["anonymousId"], message.get("userId")
+        if message["type"] == "identify":
+            assert linked.setdefault(anonymous_id, user_id) == user_id
+            number = int(user_id.removeprefix("u-"))
+            assert message["traits"]["email"] == f"shopper{number}@example.com"
+        elif user_id is None:
+            anonymous_only += 1
+        else:  # an event with a userId comes after the identify that linked its anonymousId
+            assert linked.get(anonymous_id) == user_id
+            with_user += 1
+    assert len(set(linked.values())) == len(linked) > 10
+    assert anonymous_only > 0 and with_user > 0
+
+
+def test_shoppers_view_some_products_repeatedly() -> None:
+    views: Counter[tuple[str, str]] = Counter()
+    for line in all_lines(run_steps(dirt=Dirt.none(), steps=4)):
+        message = orjson.loads(line.data)
+        if message.get("event") == "Product Viewed":
+            views[message["anonymousId"], message["properties"]["product_id"]] += 1
+    repeated = sum(count >= 2 for count in views.values())
+    assert 0.05 < repeated / len(views) < 0.9
+
+
+def test_orders_match_the_cart_they_complete() -> None:
+    carts: dict[str, Counter[str]] = defaultdict(Counter)
+    ordered: set[str] = set()
+    for line in all_lines(run_steps(dirt=Dirt.none(), steps=20)):
+        message = orjson.loads(line.data)
+        properties, event = message.get("properties", {}), message.get("event")
+        if event in ("Product Added", "Product Removed"):
+            assert properties["cart_id"] not in ordered
+            sign = 1 if event == "Product Added" else -1
+            carts[properties["cart_id"]][properties["product_id"]] += sign * properties["quantity"]
+        elif event == "Order Completed":
+            cart = +carts[properties["cart_id"]]
+            assert {p["product_id"]: p["quantity"] for p in properties["products"]} == dict(cart)
+            expected = round(sum(p["price"] * p["quantity"] for p in properties["products"]), 2)
+            assert properties["total"] == properties["revenue"] == expected > 0
+            ordered.add(properties["cart_id"])
+    assert len(ordered) > 5
+
+
+@pytest.mark.parametrize(
+    ("now", "n"),
+    [(START.replace(tzinfo=None), 10), (START - timedelta(seconds=1), 10), (START, -1)],
+)
+def test_step_rejects_naive_or_backward_time_and_negative_counts(now: datetime, n: int) -> None:
+    with pytest.raises(ValueError):
+        ShopperSimulator(users=5, start=START).step(now, n)
+
+
+@pytest.mark.parametrize(
+    "rates", [{"duplicate_rate": -0.1}, {"skew_rate": 1.5}, {"late_rate": 0.6, "skew_rate": 0.6}]
+)
+def test_dirt_rejects_impossible_rates(rates: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        Dirt(**rates)
+
+
+@pytest.mark.parametrize(
+    ("seed", "sizes"),
+    [(0, [0, 1, 2]), (1, [400]), (2**31, [1, 399, 0, 57]), (99, [250, 250, 250]), (12345, [3, 0, 300])],
+)
+def test_steps_return_exactly_n_lines_and_honest_labels(seed: int, sizes: list[int]) -> None:
+    sim = ShopperSimulator(users=20, seed=seed, start=START, dirt=DIRTY)
+    for index, size in enumerate(sizes):
+        now = START + timedelta(seconds=index + 1)
+        lines = sim.step(now, size)
+        assert len(lines) == size
+        for line in lines:
+            assert problem(line.data, landed=now) == line.reason
+
+
+def test_write_landing_file_is_atomic_and_newline_terminated(tmp_path: Path) -> None:
+    path = write_landing_file(tmp_path / "events", "a.ndjson", [b'{"x":1}', b'{"x":2}'])
+    assert path == tmp_path / "events" / "a.ndjson"
+    assert path.read_bytes() == b'{"x":1}\n{"x":2}\n'
+    assert [p.name for p in path.parent.iterdir()] == ["a.ndjson"]
+    with pytest.raises(FileExistsError):
+        write_landing_file(path.parent, "a.ndjson", [b"{}"])
+    assert path.read_bytes() == b'{"x":1}\n{"x":2}\n'
+
+
+@pytest.mark.parametrize("name", [".hidden.ndjson", "x.ndjson.tmp", "sub/x.ndjson"])
+def test_write_landing_file_refuses_names_the_ingest_would_skip(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError):
+        write_landing_file(tmp_path, name, [b"{}"])
+
+
+def test_gzip_landing_file_is_readable(tmp_path: Path) -> None:
+    lines = [line.data for line in all_lines(run_steps(steps=1, n=50))]
+    path = write_landing_file(tmp_path, "b.ndjson", lines, gzip=True)
+    assert path.name == "b.ndjson.gz"
+    assert gzip.decompress(path.read_bytes()).split(b"\n") == [*lines, b""]
+    assert [p.name for p in tmp_path.iterdir()] == ["b.ndjson.gz"]
+
+
+def reconcile(files: list[Path], landed: datetime) -> tuple[Counter[str], Counter[str], set[str]]:
+    """Lines by kind and malformed lines by reason as a reader of the files would find them."""
+    kinds: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    ok_ids: set[str] = set()
+    for path in files:
+        for data in path.read_bytes().split(b"\n")[:-1]:
+            reason = problem(data, landed)
+            if reason is not None:
+                kinds["malformed"] += 1
+                reasons[reason] += 1
+                continue
+            message_id = orjson.loads(data)["messageId"]
+            kinds["duplicate" if message_id in ok_ids else "ok"] += 1
+            ok_ids.add(message_id)
+    return kinds, reasons, ok_ids
+
+
+def test_run_simulation_report_matches_the_files(tmp_path: Path) -> None:
+    report = run_simulation(
+        tmp_path, users=500, rate=10_000, duration=2, seed=9, realtime=False, start=START, rotate_events=3000
+    )
+    events = sorted((tmp_path / "events").iterdir())
+    assert events == report.files and len(events) == 7  # 20k lines, 3000 a file
+    assert all(re.fullmatch(r"sim-9-\d{8}T\d{12}Z-\d{6}\.ndjson", p.name) for p in events)
+    assert all(p.read_bytes().endswith(b"\n") and p.read_bytes().count(b"\n") <= 3000 for p in events)
+    kinds, reasons, ok_ids = reconcile(events, landed=START + timedelta(seconds=2))
+    assert report.total_lines == sum(kinds.values()) == 20_000
+    assert report.lines == dict(kinds) and report.malformed == dict(reasons)
+    assert report.distinct_ok_ids == len(ok_ids) == kinds["ok"]
+    assert not report.interrupted
+    catalog = (tmp_path / "catalog" / "catalog-9.ndjson").read_bytes().split(b"\n")
+    assert catalog[-1] == b"" and [orjson.loads(row) for row in catalog[:-1]] == make_catalog(9)
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+
+
+def test_run_simulation_content_depends_only_on_the_seed(tmp_path: Path) -> None:
+    contents = []
+    for run in ("one", "two"):
+        report = run_simulation(tmp_path / run, users=50, rate=500, duration=4, realtime=False, start=START)
+        contents.append(b"".join(path.read_bytes() for path in report.files))
+    assert contents[0] == contents[1] and contents[0].count(b"\n") == 2000
+
+
+def test_stop_ends_the_run_after_the_current_file(tmp_path: Path) -> None:
+    stop = threading.Event()
+
+    def landed(path: Path, lines: int) -> None:
+        stop.set()
+
+    report = run_simulation(
+        tmp_path, users=50, rate=1000, duration=10, realtime=False, start=START, stop=stop, on_file=landed
+    )
+    assert len(report.files) == 1 and report.total_lines == 1000 and report.interrupted
+
+
+def test_realtime_run_lands_every_line_with_wall_clock_times(tmp_path: Path) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    report = run_simulation(
+        tmp_path, users=20, rate=400, duration=0.25, rotate_events=30, dirt=Dirt.none(), realtime=True
+    )
+    after = datetime.now(UTC)
+    assert report.total_lines == report.lines["ok"] == 100 and len(report.files) >= 4
+    for path in report.files:
+        lines = path.read_bytes().split(b"\n")
+        assert lines[-1] == b"" and 0 < len(lines) - 1 <= 30
+        assert all(before <= ts(orjson.loads(line)["timestamp"]) <= after for line in lines[:-1])
+
+
+def test_ctrl_c_in_realtime_finishes_the_current_file_once(tmp_path: Path) -> None:
+    def interrupt(path: Path, lines: int) -> None:
+        raise KeyboardInterrupt
+
+    report = run_simulation(tmp_path, users=20, rate=2000, duration=5, rotate_events=50, on_file=interrupt)
+    assert report.interrupted and 50 <= report.total_lines < 10_000
+    landed = [line for path in report.files for line in path.read_bytes().split(b"\n")[:-1]]
+    assert (
+        len(landed) == report.total_lines
+        and len(set(landed)) == report.lines["ok"] + report.lines["malformed"]
+    )
+    assert sorted(p.name for p in (tmp_path / "events").iterdir()) == [p.name for p in report.files]
+
+
+def test_realtime_run_refuses_a_simulated_start(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        run_simulation(tmp_path, users=5, rate=10, duration=1, start=START)
