@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -30,7 +31,7 @@ class CrashingLakeResource(LakeResource):
         super().append(name, frame, batch_id=batch_id, partition_by=partition_by)
         self._maybe_crash(name)
 
-    def merge(self, name: str, frame: pl.DataFrame, **kwargs: object) -> None:  # type: ignore[override]
+    def merge(self, name: str, frame: pl.DataFrame, **kwargs: Any) -> None:
         super().merge(name, frame, **kwargs)
         self._maybe_crash(name)
 
