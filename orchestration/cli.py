@@ -87,7 +87,8 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         seed=args.seed,
         realtime=not args.fast,
     )
-    print(report)
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.lines.items()))
+    print(f"landed {len(report.files)} files, {report.total_lines} lines ({kinds})")
     return 0
 
 
