@@ -52,12 +52,15 @@ def parse_lines(data: bytes, chunk_lines: int = CHUNK_LINES) -> ParsedLines:
     messages: list[pl.DataFrame] = []
     rejects: list[dict[str, object]] = []
     blank = 0
+    dirty = False
     for start in range(0, len(lines), chunk_lines):
         chunk = lines[start : start + chunk_lines]
-        fast = _read_clean_chunk(chunk, first_line=start + 1)
+        # Dirt comes in files, not evenly: after one dirty chunk, skip the doomed vectorised try.
+        fast = None if dirty else _read_clean_chunk(chunk, first_line=start + 1)
         if fast is not None:
             messages.append(fast)
             continue
+        dirty = True
         frame, chunk_rejects, chunk_blank = _read_dirty_chunk(chunk, first_line=start + 1)
         messages.append(frame)
         rejects.extend(chunk_rejects)
