@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -47,4 +48,11 @@ def prepare_dagster_home(path: Path) -> Path:
 def persistent_instance(path: Path) -> dg.DagsterInstance:
     """The instance the webserver and daemon use, so CLI runs show in the UI's history."""
     prepare_dagster_home(path)
-    return dg.DagsterInstance.get()
+    # Two processes opening a new SQLite instance at once both create its schema, and one fails
+    # ("table ... already exists"): let one create it while the other waits.
+    with open(path / ".lakemail-instance.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            return dg.DagsterInstance.get()
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
