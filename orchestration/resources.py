@@ -18,6 +18,8 @@ import dagster as dg
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 
+from transforms.schema import STATS_COLUMNS
+
 # Every table a micro-batch writes records the batch number as a Delta application transaction: the
 # lake, not Dagster, knows which batch committed last. `ingest_log` is written last in each batch.
 INGEST_APP_ID = "lakemail-ingest"
@@ -71,13 +73,15 @@ class LakeResource(dg.ConfigurableResource):
 
         An empty frame only creates the table (so that queries on it work from the first batch).
         """
-        if frame.height == 0 and self.table(name) is not None:
+        exists = self.table(name) is not None
+        if frame.height == 0 and exists:
             return
         write_deltalake(
             self.table_uri(name),
             frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
             mode="append",
             partition_by=partition_by,
+            configuration=None if exists else table_configuration(name),
             writer_properties=_writer_properties(),
             commit_properties=_batch_commit(batch_id),
         )
@@ -134,6 +138,12 @@ class LakeResource(dg.ConfigurableResource):
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def table_configuration(name: str) -> dict[str, str | None]:
+    """Delta table properties set when lakemail creates table `name`."""
+    columns = STATS_COLUMNS.get(name)
+    return {"delta.dataSkippingStatsColumns": ",".join(columns)} if columns else {}
 
 
 def _batch_commit(batch_id: int) -> CommitProperties:

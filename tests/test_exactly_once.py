@@ -84,3 +84,15 @@ def test_two_lakemail_process_at_once(settings: Settings, tmp_path: Path) -> Non
     assert lake_snapshot(settings) == clean_snapshot(tmp_path)
     batches = table(settings, "ingest_log")["batch_id"]
     assert batches.n_unique() == batches.max()  # batch numbers are consecutive: no batch committed twice
+
+
+def test_person_ids_never_enter_the_delta_log(
+    settings: Settings, lake: LakeResource, landing: LandingResource
+) -> None:
+    land(settings, "a.ndjson", [*file_lines("a", 20), b'{"messageId": "q", "userId": "u-1"}'])
+    ingest(lake, landing)
+    land(settings, "b.ndjson", file_lines("b", 20))
+    ingest(lake, landing)
+    for log_file in Path(settings.lake_uri).glob("*/_delta_log/*"):
+        text = log_file.read_bytes()
+        assert b"u-1" not in text and b"a-3" not in text, log_file  # user and anonymous ids

@@ -124,3 +124,25 @@ IDENTITIES_SCHEMA: dict[str, pl.DataType] = {
 }
 
 RAW_QUARANTINE_BYTES = 2048  # how much of a rejected line `quarantine.raw` keeps
+
+# Columns whose min/max may enter the Delta log as file statistics. Person-identifying columns (user
+# and anonymous ids, traits, raw lines) never do, so an erasure can leave no trace in `_delta_log`.
+STATS_COLUMNS: dict[str, tuple[str, ...]] = {
+    "events": (
+        "event_id",
+        "event_type",
+        "event_name",
+        "event_ts",
+        "received_at",
+        "landed_at",
+        "ingested_at",
+        "event_date",
+        "product_id",
+        "source_file",
+        "source_line",
+        "batch_id",
+    ),
+    "quarantine": ("source_file", "source_line", "reason", "ingested_at", "batch_id"),
+    "ingest_log": ("source_file", "batch_id", "status", "landed_at", "committed_at"),
+    "identities": ("first_seen_at",),
+}
