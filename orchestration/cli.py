@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--fast", action="store_true", help="no pacing: simulated clock, as fast as possible")
     sim.add_argument("--via-collector", metavar="URL", help="post through the collector (not available yet)")
+    status = commands.add_parser(
+        "status", help="backlog, last run, freshness, latency; exit 1 when unhealthy"
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--max-lag", type=float, default=120.0, help="seconds a table may trail the landing zone"
+    )
     sql = commands.add_parser("sql", help="SQL over every lake table by name")
     sql.add_argument("query")
     sql.add_argument("--as-of", help="table version or ISO-8601 timestamp (time travel)")
@@ -42,7 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"lakemail: configuration error: {error}", file=sys.stderr)
         return 2
-    handler = {"up": _up, "process": _process, "simulate": _simulate, "sql": _sql}[args.command]
+    handler = {"up": _up, "process": _process, "simulate": _simulate, "sql": _sql, "status": _status}[
+        args.command
+    ]
     return handler(settings, args)
 
 
@@ -102,6 +111,21 @@ def _sql(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     sys.stdout.write(render(frame, args.format))
     return 0
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    from datetime import timedelta
+
+    import dagster as dg
+
+    from orchestration.status import render_status, status_report
+
+    home = settings.dagster_home
+    instance = dg.DagsterInstance.from_config(str(home)) if (home / "dagster.yaml").exists() else None
+    report = status_report(settings, instance, max_lag=timedelta(seconds=args.max_lag))
+    sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else render_status(report))
+    return 0 if report["healthy"] else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,169 @@
+"""`lakemail status`: backlog, last run, freshness, latency, sends and failures, for people and probes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from assets.ingest import landed_frame
+from orchestration.resources import LakeResource, LandingResource
+from orchestration.sensors import MICROBATCH_JOB
+from orchestration.settings import Settings
+from orchestration.sql import lake_tables
+from transforms.batch import pending_files
+from transforms.schema import INGEST_LOG_SCHEMA
+from transforms.status import TableFreshness, judge, latency_percentiles, table_freshness
+
+JUDGED_TABLES = ("ingest_log", "events")  # written by every micro-batch
+
+
+def _last_commit(lake: LakeResource, name: str) -> datetime | None:
+    table = lake.table(name)
+    if table is None:
+        return None
+    return datetime.fromtimestamp(int(table.history(1)[0]["timestamp"]) / 1000, tz=UTC)
+
+
+def _backlog(lake: LakeResource, landing: LandingResource, now: datetime) -> dict[str, Any]:
+    landed = landed_frame(landing.list_files("events"))
+    log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"])
+    pending = pending_files(landed, log)
+    oldest = pending["landed_at"].min() if pending.height else None
+    return {
+        "files": pending.height,
+        "bytes": int(pending["bytes"].sum()),
+        "oldest_age_seconds": round((now - oldest).total_seconds(), 3)
+        if isinstance(oldest, datetime)
+        else None,
+        "newest_landed_at": landed["landed_at"].max() if landed.height else None,
+    }
+
+
+def _runs(instance: dg.DagsterInstance | None, now: datetime) -> dict[str, Any]:
+    if instance is None:
+        return {"last": None, "failed_last_hour": 0}
+    records = instance.get_run_records(filters=dg.RunsFilter(job_name=MICROBATCH_JOB), limit=1)
+    failed = instance.get_run_records(
+        filters=dg.RunsFilter(
+            job_name=MICROBATCH_JOB,
+            statuses=[dg.DagsterRunStatus.FAILURE],
+            created_after=now - timedelta(hours=1),
+        )
+    )
+    last = None
+    if records:
+        record = records[0]
+        ended = record.end_time or record.start_time or record.create_timestamp.timestamp()
+        last = {
+            "run_id": record.dagster_run.run_id,
+            "status": record.dagster_run.status.value,
+            "age_seconds": round(now.timestamp() - ended, 3),
+        }
+    return {"last": last, "failed_last_hour": len(failed)}
+
+
+def _latency(lake: LakeResource, now: datetime) -> dict[str, Any]:
+    table = lake.table("events")
+    if table is None:
+        return {"count": 0, "p50": None, "p95": None, "p99": None, "max": None}
+    since = now - timedelta(hours=1)
+    recent = (
+        pl.scan_delta(table)
+        .filter(pl.col("event_date") >= since.date(), pl.col("ingested_at") >= since)
+        .select("landed_at", "ingested_at")
+        .unique()  # one row per file and batch is enough: latency is per landed file
+        .collect()
+    )
+    return latency_percentiles(recent, pl.col("landed_at"), pl.col("ingested_at"))
+
+
+def _counts(lake: LakeResource, name: str, column: str) -> dict[str, int] | None:
+    table = lake.table(name)
+    if table is None:
+        return None
+    frame = pl.scan_delta(table).group_by(column).agg(pl.len()).collect()
+    return {str(k): int(v) for k, v in frame.iter_rows()}
+
+
+def _failed_files_last_hour(lake: LakeResource, now: datetime) -> int:
+    log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["status", "committed_at"])
+    return log.filter(
+        (pl.col("status") == "failed") & (pl.col("committed_at") >= now - timedelta(hours=1))
+    ).height
+
+
+def status_report(
+    settings: Settings, instance: dg.DagsterInstance | None, *, max_lag: timedelta = timedelta(minutes=2)
+) -> dict[str, Any]:
+    """Everything `lakemail status` shows, as plain JSON-able data, with the health verdict."""
+    now = datetime.now(UTC)
+    lake, landing = LakeResource(uri=settings.lake_uri), LandingResource(uri=settings.landing_uri)
+    backlog = _backlog(lake, landing, now)
+    newest = backlog.pop("newest_landed_at")
+    freshness = [
+        table_freshness(n, _last_commit(lake, n), newest, max_lag) for n in lake_tables(settings.lake_uri)
+    ]
+    judged = [f for f in freshness if f.name in JUDGED_TABLES] or [
+        table_freshness("ingest_log", None, newest, max_lag)
+    ]
+    runs = _runs(instance, now)
+    failed_files = _failed_files_last_hour(lake, now)
+    health = judge(
+        backlog_oldest_seconds=backlog["oldest_age_seconds"],
+        freshness=judged,
+        last_run_status=runs["last"]["status"] if runs["last"] else None,
+        failed_files_last_hour=failed_files,
+        max_lag=max_lag,
+    )
+    return {
+        "checked_at": now.isoformat(),
+        "healthy": health.healthy,
+        "problems": health.problems,
+        "backlog": backlog,
+        "last_run": runs["last"],
+        "failed_runs_last_hour": runs["failed_last_hour"],
+        "failed_files_last_hour": failed_files,
+        "freshness": {f.name: _freshness_json(f) for f in freshness},
+        "latency_seconds_last_hour": {"landed_to_committed": _latency(lake, now)},
+        "sends_by_status": _counts(lake, "sends", "status"),
+        "quarantine_by_reason": _counts(lake, "quarantine", "reason"),
+    }
+
+
+def _freshness_json(f: TableFreshness) -> dict[str, Any]:
+    last = f.last_commit_at.isoformat() if f.last_commit_at else None
+    return {"last_commit_at": last, "lag_seconds": f.lag_seconds, "stale": f.stale}
+
+
+def render_status(report: dict[str, Any]) -> str:
+    """The report for a person at a terminal."""
+    backlog, last, latency = report["backlog"], report["last_run"], report["latency_seconds_last_hour"]
+    lines = [f"lakemail status: {'HEALTHY' if report['healthy'] else 'UNHEALTHY'}  ({report['checked_at']})"]
+    lines += [f"  ! {problem}" for problem in report["problems"]]
+    age = backlog["oldest_age_seconds"]
+    lines.append(
+        f"backlog:   {backlog['files']} files, {backlog['bytes']:,} bytes waiting"
+        + (f", oldest {age:.1f} s" if age is not None else "")
+    )
+    if last:
+        lines.append(f"last run:  {last['status']} {last['age_seconds']:.1f} s ago ({last['run_id'][:8]})")
+    else:
+        lines.append("last run:  none yet")
+    runs, files = report["failed_runs_last_hour"], report["failed_files_last_hour"]
+    lines.append(f"failures:  {runs} failed runs, {files} failed files (1 h)")
+    lines.append("freshness (newest landed file -> table's last commit):")
+    for name, f in report["freshness"].items():
+        lag = "n/a" if f["lag_seconds"] is None else f"{f['lag_seconds']:.1f} s"
+        lines.append(f"  {name:<14} {lag:>10}  {'STALE' if f['stale'] else 'ok'}")
+    p = latency["landed_to_committed"]
+    if p["count"]:
+        figures = f"p50 {p['p50']} s, p95 {p['p95']} s, p99 {p['p99']} s"
+        lines.append(f"latency landed -> committed (1 h, {p['count']} files): {figures}")
+    else:
+        lines.append("latency landed -> committed (1 h): no data")
+    sends = report["sends_by_status"]
+    lines.append(f"sends:     {sends if sends is not None else 'no sends table yet'}")
+    return "\n".join(lines) + "\n"
