@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestration.instance import prepare_dagster_home
+from orchestration.secrets import ensure_secret
 from orchestration.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,7 @@ def stop_all(children: list[Child], grace_seconds: float = 15.0) -> None:
 def up(settings: Settings, *, port: int, users: int, rate: float, simulate: bool = True) -> int:
     """Run the whole system until Ctrl-C (or until one part dies); returns the exit code."""
     home = prepare_dagster_home(settings.dagster_home)
+    ensure_secret(settings.home)  # exported, so the daemon's runs see LAKEMAIL_SECRET
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DAGSTER_HOME": str(home), "LAKEMAIL_HOME": str(settings.home)}
