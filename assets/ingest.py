@@ -25,7 +25,7 @@ from transforms.ingest import FileResult, assemble_batch, process_file
 from transforms.schema import IDENTITIES_SCHEMA, INGEST_LOG_SCHEMA, UTC_TS
 
 log = logging.getLogger(__name__)
-APPEND_TABLES = ("quarantine", "events")  # rolled back by batch number; identities is an idempotent merge
+APPEND_TABLES = ("quarantine", "events")  # rolled back by batch number; identities only adds missing edges
 DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024
 PARSE_THREADS = 2  # the reference machine has 2 cores
 LOG_ROW_COLUMNS = ("source_file", "bytes", "sha256", "batch_id", "status", "detail", "landed_at")
@@ -202,15 +202,22 @@ def seen_event_ids(lake: LakeResource, dates: list[object]) -> pl.Series:
 
 
 def merge_identities(lake: LakeResource, edges: pl.DataFrame, batch_id: int) -> None:
-    """Upsert anonymous -> user edges, keeping the earliest first_seen_at (idempotent on replay)."""
-    if edges.height == 0:
-        lake.append("identities", edges.select(list(IDENTITIES_SCHEMA)), batch_id=batch_id)
+    """Add new anonymous -> user edges and move first_seen_at back when seen earlier (idempotent).
+
+    Not a Delta MERGE: delta-rs writes a filter built from the source's values (person ids) into the
+    commit's record, and `_delta_log` must never hold one. New edges are appended; the rare earlier
+    sighting of a known edge rewrites this small table whole, which records no predicate.
+    """
+    key = ["anonymous_id", "user_id"]
+    existing = lake.read("identities", IDENTITIES_SCHEMA)
+    known = edges.join(existing, on=key, how="inner", suffix="_known")
+    if known.filter(pl.col("first_seen_at") < pl.col("first_seen_at_known")).height == 0:
+        lake.append("identities", edges.join(existing, on=key, how="anti"), batch_id=batch_id)
         return
-    lake.merge(
-        "identities",
-        edges.select(list(IDENTITIES_SCHEMA)),
-        predicate="t.anonymous_id = s.anonymous_id AND t.user_id = s.user_id",
-        updates={"first_seen_at": "s.first_seen_at"},
-        update_when="s.first_seen_at < t.first_seen_at",
-        batch_id=batch_id,
+    merged = (
+        pl.concat([existing, edges.select(list(IDENTITIES_SCHEMA))])
+        .group_by(key)
+        .agg(pl.col("first_seen_at").min())
+        .sort(key)
     )
+    lake.overwrite("identities", merged.select(list(IDENTITIES_SCHEMA)), batch_id=batch_id)

@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--max-lag", type=float, default=120.0, help="seconds a table may trail the landing zone"
     )
+    erase = commands.add_parser("erase", help="GDPR erasure of one user now; prints the certificate")
+    erase.add_argument("--user-id", required=True)
     sql = commands.add_parser("sql", help="SQL over every lake table by name")
     sql.add_argument("query")
     sql.add_argument("--as-of", help="table version or ISO-8601 timestamp (time travel)")
@@ -49,9 +51,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"lakemail: configuration error: {error}", file=sys.stderr)
         return 2
-    handler = {"up": _up, "process": _process, "simulate": _simulate, "sql": _sql, "status": _status}[
-        args.command
-    ]
+    commands = {
+        "up": _up,
+        "process": _process,
+        "simulate": _simulate,
+        "sql": _sql,
+        "status": _status,
+        "erase": _erase,
+    }
+    handler = commands[args.command]
     return handler(settings, args)
 
 
@@ -111,6 +119,16 @@ def _sql(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     sys.stdout.write(render(frame, args.format))
     return 0
+
+
+def _erase(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestration.process import erase_once
+    from orchestration.secrets import ensure_secret
+
+    ensure_secret(settings.home)
+    passed, certificate = erase_once(settings, args.user_id)
+    print(certificate)
+    return 0 if passed else 1
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import dagster as dg
@@ -38,3 +39,28 @@ def process_once(settings: Settings, instance: dg.DagsterInstance | None = None)
             if key in metadata:
                 summary[key] = metadata[key].value
     return summary
+
+
+def erase_once(
+    settings: Settings, user_id: str, instance: dg.DagsterInstance | None = None
+) -> tuple[bool, str]:
+    """Erase a user now through `erasure_job` (the same job as requests in `erasure/`): (passed, certificate).
+
+    The user id goes into a request file, never into run config, which Dagster stores and shows.
+    """
+    from assets.erasure import run_config_for
+    from assets.erasure_io import submit_request
+    from orchestration.resources import LandingResource
+
+    path = submit_request(LandingResource(uri=settings.landing_uri), user_id)
+    job = build_defs(settings).resolve_job_def("erasure_job")
+    result = job.execute_in_process(
+        instance=instance or persistent_instance(settings.dagster_home),
+        run_config=run_config_for(path),
+        tags={"lakemail/launched_by": "lakemail erase"},
+        raise_on_error=False,
+    )
+    if not result.success:
+        return False, "the erasure run failed; see its logs in the Dagster UI (the request stays for a retry)"
+    [certificate] = result.output_for_node("erase_requests")
+    return bool(json.loads(certificate).get("passed")), certificate

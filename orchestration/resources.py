@@ -86,35 +86,14 @@ class LakeResource(dg.ConfigurableResource):
             commit_properties=_batch_commit(batch_id),
         )
 
-    def merge(
-        self,
-        name: str,
-        frame: pl.DataFrame,
-        *,
-        predicate: str,
-        updates: dict[str, str],
-        update_when: str | None,
-        batch_id: int,
-    ) -> None:
-        """Upsert `frame` (alias `s`) into `name` (alias `t`) on `predicate`: one commit tagged `batch_id`."""
-        table = self.table(name)
-        if table is None:
-            self.append(name, frame, batch_id=batch_id)
-            return
-        # streamed_exec=False keeps file pruning on (PERF-NOTES.md: the streamed default scans every file).
-        (
-            table.merge(
-                frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
-                predicate=predicate,
-                source_alias="s",
-                target_alias="t",
-                streamed_exec=False,
-                writer_properties=_writer_properties(),
-                commit_properties=_batch_commit(batch_id),
-            )
-            .when_matched_update(updates=updates, predicate=update_when)
-            .when_not_matched_insert_all()
-            .execute()
+    def overwrite(self, name: str, frame: pl.DataFrame, *, batch_id: int) -> None:
+        """Replace the table's rows with `frame` as one commit tagged `batch_id` (no predicate is logged)."""
+        write_deltalake(
+            self.table_uri(name),
+            frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
+            mode="overwrite",
+            writer_properties=_writer_properties(),
+            commit_properties=_batch_commit(batch_id),
         )
 
     def delete_batches_after(self, name: str, batch_id: int) -> None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from assets.events import ingest_stage
-from orchestration.definitions import microbatch_job
-from orchestration.resources import LakeResource, LandingResource
+from orchestration.definitions import build_defs
+from orchestration.resources import LakeResource
+from orchestration.settings import Settings
 
 
 class CrashingLakeResource(LakeResource):
@@ -31,8 +31,8 @@ class CrashingLakeResource(LakeResource):
         super().append(name, frame, batch_id=batch_id, partition_by=partition_by)
         self._maybe_crash(name)
 
-    def merge(self, name: str, frame: pl.DataFrame, **kwargs: Any) -> None:
-        super().merge(name, frame, **kwargs)
+    def overwrite(self, name: str, frame: pl.DataFrame, *, batch_id: int) -> None:
+        super().overwrite(name, frame, batch_id=batch_id)
         self._maybe_crash(name)
 
     def _maybe_crash(self, name: str) -> None:
@@ -41,16 +41,9 @@ class CrashingLakeResource(LakeResource):
 
 
 def main(lake_uri: str, landing_uri: str, crash_after: str) -> None:
-    defs = dg.Definitions(
-        assets=[ingest_stage],
-        jobs=[microbatch_job],
-        resources={
-            "lake": CrashingLakeResource(uri=lake_uri, crash_after=crash_after),
-            "landing": LandingResource(uri=landing_uri),
-        },
-    )
-    job = defs.resolve_job_def("microbatch_job")
-    job.execute_in_process(
+    settings = Settings(home=Path(landing_uri).parent, lake_uri=lake_uri, landing_uri=landing_uri)
+    defs = build_defs(settings, lake=CrashingLakeResource(uri=lake_uri, crash_after=crash_after))
+    defs.resolve_job_def("microbatch_job").execute_in_process(
         instance=dg.DagsterInstance.get(),
         run_config={"ops": {"ingest_stage": {"config": {"files": None, "max_batch_mb": 1}}}},
     )

@@ -45,12 +45,35 @@ def test_public_names_are_pinned(settings: Settings) -> None:
         "quarantine",
         "ingest_log",
         "identities",
+        "audit_results",
+        "maintenance",
     }
-    assert {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")} == {"microbatch_job"}
-    assert [s.name for s in defs.sensors or []] == ["landing_sensor"]
-    assert {k.name for k in graph.asset_check_keys} == {"no_failed_files"}
+    jobs = {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
+    assert jobs == {"microbatch_job", "audit_job", "maintenance_job", "erasure_job"}
+    assert {s.name for s in defs.sensors or []} == {"landing_sensor", "erasure_sensor"}
+    schedules = {s.name: s for s in defs.schedules or []}
+    assert set(schedules) == {"audit_schedule", "audit_full_schedule", "maintenance_schedule"}
+    assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
+    in_run = {
+        k.name for k in graph.asset_check_keys if k.asset_key.to_user_string() in {"events", "ingest_log"}
+    }
+    assert {"no_failed_files", "events_event_id_unique", "ingest_log_files_reconcile"} <= in_run
     sensor = defs.resolve_sensor_def("landing_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_the_micro_batch_runs_only_the_ingest_chain_and_its_in_run_checks(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    land(settings, "a.ndjson", [track("m-1"), track("m-2")])
+    result = execute(settings, instance, None)
+    materialized = {
+        e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key
+    }
+    assert materialized == {"events", "quarantine", "ingest_log", "identities"}
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["events_event_id_unique"] and checks["no_failed_files"]
+    assert not any(name.endswith("_fresh") for name in checks)  # freshness is the hourly audit's
 
 
 def test_sensor_launches_one_run_for_every_new_file(settings: Settings, instance: dg.DagsterInstance) -> None:
@@ -123,7 +146,7 @@ def test_a_failing_file_does_not_block_later_files_and_shows_as_failed(
     ]
     assert "BadGzipFile" in log["detail"][0]
     assert sorted(table(settings, "events")["event_id"]) == ["m-1", "m-2"]
-    [check] = result.get_asset_check_evaluations()
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_failed_files"]
     assert not check.passed and check.metadata["failed"].value == ["events/a-broken.ndjson.gz"]
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from assets.ingest import ingest
@@ -15,7 +16,7 @@ from orchestration.process import process_once
 from orchestration.resources import LakeResource, LandingResource
 from orchestration.settings import Settings
 from tests.conftest import lake_snapshot, land, table
-from tests.events_data import file_lines
+from tests.events_data import file_lines, track
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,10 +90,29 @@ def test_two_lakemail_process_at_once(settings: Settings, tmp_path: Path) -> Non
 def test_person_ids_never_enter_the_delta_log(
     settings: Settings, lake: LakeResource, landing: LandingResource
 ) -> None:
-    land(settings, "a.ndjson", [*file_lines("a", 20), b'{"messageId": "q", "userId": "u-1"}'])
+    late = b'{"messageId": "late", "type": "page", "userId": "u-9", "anonymousId": "anon-x", '
+    land(
+        settings,
+        "a.ndjson",
+        [
+            *file_lines("a", 20),
+            b'{"messageId": "q", "userId": "u-1"}',
+            track("x1", user="u-9", anon="anon-x"),
+        ],
+    )
     ingest(lake, landing)
-    land(settings, "b.ndjson", file_lines("b", 20))
+    # New edges, and an existing edge seen earlier than recorded (first_seen_at must move back).
+    land(
+        settings,
+        "b.ndjson",
+        [track("b1", user="u-7", anon="anon-new"), late + b'"timestamp": "2026-11-21T10:00:00Z"}'],
+    )
     ingest(lake, landing)
+    edges = table(settings, "identities").sort("anonymous_id")
+    assert ("anon-new", "u-7") in edges.select("anonymous_id", "user_id").rows()
+    assert edges.filter(pl.col("anonymous_id") == "anon-x")["first_seen_at"].dt.day().to_list() == [21]
+    assert edges.select("anonymous_id", "user_id").is_unique().all()
     for log_file in Path(settings.lake_uri).glob("*/_delta_log/*"):
         text = log_file.read_bytes()
-        assert b"u-1" not in text and b"a-3" not in text, log_file  # user and anonymous ids
+        for person in (b"u-1", b"u-7", b"u-9", b"a-3", b"anon-x", b"anon-new"):
+            assert person not in text, (log_file, person)

@@ -139,8 +139,9 @@ def to_events(
 
 def drop_seen(batch: pl.DataFrame, seen_ids: pl.Series) -> pl.DataFrame:
     """Events of `batch` whose event_id is not in `seen_ids`, first occurrence kept."""
-    return batch.unique("event_id", keep="first", maintain_order=True).filter(
-        ~pl.col("event_id").is_in(seen_ids)
+    first = batch.unique("event_id", keep="first", maintain_order=True)
+    return first.join(
+        seen_ids.rename("event_id").to_frame(), on="event_id", how="anti", maintain_order="left"
     )
 
 

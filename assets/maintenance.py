@@ -1,0 +1,210 @@
+"""Lake maintenance (compact, vacuum, checkpoint, log cleanup) and pruning of Dagster's own history.
+
+Micro-batches every few seconds leave thousands of small Delta files and thousands of Dagster runs
+(150-220 KB each in DAGSTER_HOME) a day; this pass, hourly, keeps the disk and the UI healthy.
+"""
+
+import contextlib
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+from deltalake import WriterProperties
+
+from orchestration.resources import INGEST_APP_ID, LakeResource
+from transforms.maintenance import (
+    MaintenanceReport,
+    TableMaintenance,
+    history_cutoff,
+    table_maintenance,
+    tables_markdown,
+)
+
+log = logging.getLogger(__name__)
+OPERATIONS_GROUP = "operations"
+# Never delete a run that has not finished: a deleted in-flight run would lose its events and logs.
+FINISHED_STATUSES = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+RUN_DELETE_BATCH = 500
+TICK_PAGE = 10_000
+
+
+class MaintenanceConfig(dg.Config):
+    """How long replaced data files (time travel) and Dagster run history are kept."""
+
+    vacuum_retention_hours: int = 168
+    history_retention_days: float = 7
+
+
+def lake_root(lake: LakeResource) -> Path:
+    # Local lakes only (as the writer lock): file sizes and table discovery read the filesystem.
+    return Path(lake.uri.removeprefix("file://"))
+
+
+def delta_tables(root: Path) -> list[str]:
+    """Names of the Delta tables directly under the lake folder."""
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir())
+
+
+def data_files(table_dir: Path) -> dict[str, int]:
+    """{relative path: size} of the table's parquet data files on disk (the log's checkpoints excluded)."""
+    found: dict[str, int] = {}
+    for path in table_dir.rglob("*.parquet"):
+        relative = path.relative_to(table_dir)
+        if relative.parts[0] == "_delta_log":
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            found[relative.as_posix()] = path.stat().st_size
+    return found
+
+
+def maintain_table(lake: LakeResource, name: str, vacuum_retention_hours: int) -> TableMaintenance | None:
+    """Compact, vacuum, checkpoint and clean the log of table `name`, under the lake's writer lock."""
+    table_dir = lake_root(lake) / name
+    with lake.writer_lock():  # per table, so a micro-batch waits for one table at most
+        table = lake.table(name)  # loaded under the lock: the newest version
+        if table is None:
+            return None
+        before = data_files(table_dir)
+        version_before, active_before = table.version(), len(table.file_uris())
+        batch_before = table.transaction_version(INGEST_APP_ID)
+        # zstd: smaller and faster than snappy on this data (PERF-NOTES.md), like the micro-batches.
+        table.optimize.compact(writer_properties=WriterProperties(compression="ZSTD"))
+        # full=True also removes files no commit refers to (a micro-batch killed mid-write leaves some);
+        # the retention still protects anything younger, and the lock any write in flight.
+        table.vacuum(
+            retention_hours=vacuum_retention_hours,
+            dry_run=False,
+            enforce_retention_duration=False,
+            full=True,
+        )
+        table.create_checkpoint()
+        table.cleanup_metadata()  # log files older than delta.logRetentionDuration, before the checkpoint
+        if table.transaction_version(INGEST_APP_ID) != batch_before:
+            # Exactly-once ingest reads the batch number from these app transactions: fail loudly.
+            raise RuntimeError(f"maintenance changed the ingest batch version of table {name}")
+        after = data_files(table_dir)
+        versions, active = (version_before, table.version()), (active_before, len(table.file_uris()))
+    return table_maintenance(name, before, after, active_files=active, versions=versions)
+
+
+def maintain_lake(lake: LakeResource, vacuum_retention_hours: int) -> list[TableMaintenance]:
+    """Maintain every Delta table of the lake, one at a time."""
+    reports = []
+    for name in delta_tables(lake_root(lake)):
+        report = maintain_table(lake, name, vacuum_retention_hours)
+        if report is not None:
+            log.info("maintained %s: %s -> %s files", name, report.files_before, report.files_after)
+            reports.append(report)
+    return reports
+
+
+def delete_run(instance: dg.DagsterInstance, run_id: str) -> None:
+    """Delete a run with its events, and the files that `delete_run` alone leaves in DAGSTER_HOME."""
+    instance.delete_run(run_id)
+    # The SQLite event log keeps one database file per run, and compute logs a folder per run; neither
+    # goes with the run's rows, and they are most of the run's footprint on disk.
+    storage = instance.event_log_storage
+    path_for_shard = getattr(storage, "path_for_shard", None)
+    if storage.is_run_sharded and path_for_shard is not None:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path_for_shard(run_id) + suffix)
+    instance.compute_log_manager.delete_logs(prefix=[run_id])
+
+
+def prune_runs(instance: dg.DagsterInstance, cutoff: datetime) -> int:
+    """Delete finished runs created before `cutoff`; runs not finished stay whatever their age."""
+    finished_before = dg.RunsFilter(statuses=FINISHED_STATUSES, created_before=cutoff)
+    deleted = 0
+    # Every id a query returns gets deleted, so asking again gives the next ones: no cursor needed.
+    while run_ids := instance.get_run_ids(finished_before, limit=RUN_DELETE_BATCH):
+        for run_id in run_ids:
+            delete_run(instance, run_id)
+        deleted += len(run_ids)
+    return deleted
+
+
+def count_ticks(
+    instance: dg.DagsterInstance, origin_id: str, selector_id: str, before: float, page: int = TICK_PAGE
+) -> int:
+    """Ticks of one instigator older than `before`, counted a page at a time (months of them at first)."""
+    count = 0
+    while summaries := instance.get_tick_summaries(origin_id, selector_id, before=before, limit=page):
+        count += len(summaries)
+        if len(summaries) < page:
+            break
+        before = summaries[-1].timestamp  # newest first; a tie at a page edge only skews the count
+    return count
+
+
+def prune_ticks(instance: dg.DagsterInstance, cutoff: datetime, page: int = TICK_PAGE) -> int:
+    """Delete sensor, schedule and automation ticks older than `cutoff`."""
+    before = cutoff.timestamp()
+    deleted = 0
+    for state in instance.all_instigator_state():
+        origin_id, selector_id = state.instigator_origin_id, state.selector_id
+        deleted += count_ticks(instance, origin_id, selector_id, before, page)
+        instance.purge_ticks(origin_id, selector_id, before=before)
+    return deleted
+
+
+def run_maintenance(
+    lake: LakeResource, instance: dg.DagsterInstance, config: MaintenanceConfig
+) -> MaintenanceReport:
+    """One maintenance pass over the lake and the Dagster instance."""
+    tables = maintain_lake(lake, config.vacuum_retention_hours)
+    cutoff = history_cutoff(datetime.now(UTC), config.history_retention_days)
+    return MaintenanceReport(
+        tables=tables, runs_deleted=prune_runs(instance, cutoff), ticks_deleted=prune_ticks(instance, cutoff)
+    )
+
+
+@dg.asset(group_name=OPERATIONS_GROUP, kinds={"deltalake", "dagster"})
+def maintenance(
+    context: dg.AssetExecutionContext, config: MaintenanceConfig, lake: LakeResource
+) -> dg.MaterializeResult:
+    """Compacted, vacuumed lake tables and pruned Dagster history."""
+    report = run_maintenance(lake, context.instance, config)
+    context.log.info(
+        "maintenance: %s -> %s data files, %s bytes reclaimed, %s runs and %s ticks deleted",
+        report.files_before,
+        report.files_after,
+        report.bytes_reclaimed,
+        report.runs_deleted,
+        report.ticks_deleted,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "tables": dg.MetadataValue.md(tables_markdown(report.tables)),
+            "files_before": report.files_before,
+            "files_after": report.files_after,
+            "bytes_reclaimed": report.bytes_reclaimed,
+            "runs_deleted": report.runs_deleted,
+            "ticks_deleted": report.ticks_deleted,
+        }
+    )
+
+
+maintenance_job = dg.define_asset_job(
+    "maintenance_job",
+    selection=dg.AssetSelection.assets(maintenance),
+    description="Compact and vacuum the lake's Delta tables; prune old Dagster runs and ticks.",
+    executor_def=dg.in_process_executor,  # one step: no second interpreter (PERF-NOTES.md)
+)
+
+maintenance_schedule = dg.ScheduleDefinition(
+    name="maintenance_schedule",
+    job=maintenance_job,
+    cron_schedule="30 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Hourly, at minute 30: lake maintenance and Dagster history pruning.",
+)
+
+
+def build_maintenance_definitions() -> dg.Definitions:
+    """The maintenance asset, job and schedule; the caller provides the `lake` resource."""
+    return dg.Definitions(assets=[maintenance], jobs=[maintenance_job], schedules=[maintenance_schedule])

@@ -1,0 +1,215 @@
+"""GDPR erasure, pure part: who the person is, and which rows, landed lines and log entries are theirs.
+
+A person is a user_id, every anonymous_id linked to it and every email of their identify traits. A
+value is theirs when it equals one of those identifiers, or holds one inside text as a JSON string
+(`"u-1"`, so `u-10` is not `u-1`) or, for an email, as a whole address in any case.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import polars as pl
+
+MAX_USER_ID_CHARS = 256
+MIN_WORD_ID = 6
+
+
+@dataclass(frozen=True)
+class ErasureTable:
+    """A table an erasure visits: `key` names non-personal columns for a Delta delete; () = rewrite."""
+
+    name: str
+    key: tuple[str, ...] = ()
+    email_column: str | None = None  # a column with the person's email on their own rows (user_id)
+
+
+# The person's rows are found by content (any column), so a new table is one entry here.
+ERASURE_TABLES: tuple[ErasureTable, ...] = (
+    ErasureTable("events", ("event_id",)),  # messageIds are random ids
+    ErasureTable("quarantine", ("source_file", "source_line")),
+    ErasureTable("identities"),
+    ErasureTable("profiles", email_column="email"),
+    ErasureTable("customers", email_column="email"),
+    ErasureTable("triggers", ("trigger_id",)),
+    ErasureTable("sends", ("send_id",)),
+)
+LANDING_FOLDERS = ("events",)
+
+
+def parse_request(data: bytes) -> str:
+    """The user_id of an erasure request file (`{"user_id": "..."}`); ValueError says what is wrong."""
+    try:
+        request = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ValueError("not a JSON document") from None
+    user_id = request.get("user_id") if isinstance(request, dict) else None
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise ValueError('want {"user_id": "<non-empty string>"}')
+    if len(user_id) > MAX_USER_ID_CHARS:
+        raise ValueError(f"user_id longer than {MAX_USER_ID_CHARS} characters")
+    return user_id
+
+
+@dataclass(frozen=True)
+class Person:
+    """Everything that identifies the person to erase."""
+
+    user_id: str
+    anonymous_ids: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return (self.user_id, *self.anonymous_ids)
+
+
+def _clean(values: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(sorted({v.strip() for v in values if v and v.strip()}))
+
+
+def person_from(
+    user_id: str, identities: pl.DataFrame, events: pl.DataFrame, emails: Sequence[str] = ()
+) -> Person:
+    """The person behind `user_id`: their identity edges, events (user_id, anonymous_id, traits), emails."""
+    anonymous = pl.concat(
+        [
+            identities.filter(pl.col("user_id") == user_id)["anonymous_id"],
+            events.filter(pl.col("user_id") == user_id)["anonymous_id"],
+        ]
+    )
+    anonymous_ids = _clean(anonymous.to_list())
+    mine = events.filter((pl.col("user_id") == user_id) | pl.col("anonymous_id").is_in(anonymous_ids))
+    traits = mine["traits"].str.json_path_match("$.email").to_list()
+    return Person(user_id, anonymous_ids, _clean([*traits, *emails]))
+
+
+def _email_part(email: str) -> str:
+    # A whole address in any case: not inside a longer one, a sentence's full stop allowed after it.
+    return rf"(?i:(?:^|[^A-Za-z0-9._%+\-]){re.escape(email)}(?:$|[^A-Za-z0-9_\-.]|\.(?:$|[^A-Za-z0-9])))"
+
+
+def text_pattern(person: Person) -> str:
+    """A regex (Python and Polars) finding the person's identifiers inside JSON or free text."""
+    tokens: set[str] = set()
+    for value in person.ids:  # as a JSON string, in both escaping styles
+        for text in (orjson.dumps(value).decode(), json.dumps(value)):
+            tokens |= {text, text.replace("/", "\\/")}
+    return "|".join([re.escape(t) for t in sorted(tokens)] + [_email_part(e) for e in person.emails])
+
+
+def log_pattern(person: Person) -> str:
+    """A Python regex finding the person in Delta log text: a quoted id, a long id as a word, an email."""
+    # A short id ("u-1") counts only as a whole quoted value: as a word it would be found everywhere.
+    ids = [
+        rf"(?<![A-Za-z0-9_]){re.escape(v)}(?![A-Za-z0-9_])"
+        if len(v) >= MIN_WORD_ID
+        else rf"(?:^|['\"]){re.escape(v)}(?:$|\\?['\"])"
+        for v in person.ids
+    ]
+    return "|".join(ids + [_email_part(e) for e in person.emails])
+
+
+def mentions(schema: pl.Schema, person: Person) -> pl.Expr:
+    """True for rows of a frame of `schema` where any text or nested column holds the person."""
+    pattern = text_pattern(person)
+    checks: list[pl.Expr] = []
+    for name, dtype in schema.items():
+        if dtype == pl.String:
+            text = pl.col(name)
+        elif isinstance(dtype, pl.List | pl.Array | pl.Struct):
+            text = pl.struct(name).struct.json_encode()
+        else:
+            continue
+        checks.append(text.is_in(person.ids) | text.str.contains(pattern))
+    return pl.any_horizontal(checks).fill_null(False) if checks else pl.lit(False)
+
+
+def blank_lines(
+    content: bytes, pattern: re.Pattern[bytes], positions: Collection[int]
+) -> tuple[bytes, list[int]]:
+    """`content` with the lines that match `pattern` or are at `positions` (1-based) made empty.
+
+    Blank lines are skipped by the ingest, so every other line keeps its `source_line` number.
+    """
+    if not positions and pattern.search(content) is None:
+        return content, []
+    lines = content.split(b"\n")
+    blanked: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        text = line.removeprefix(codecs.BOM_UTF8) if number == 1 else line
+        if text and (number in positions or pattern.search(text)):
+            lines[number - 1] = line[: len(line) - len(text)]  # a BOM stays where it was
+            blanked.append(number)
+    return b"\n".join(lines), blanked
+
+
+def sql_literal(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def key_predicate(rows: pl.DataFrame, key: tuple[str, ...]) -> str:
+    """A Delta predicate naming `rows` by their `key` columns only (never a personal column)."""
+    *groups, last = key
+    keyed = rows.select(key).unique().sort(key)
+
+    def among(frame: pl.DataFrame) -> str:
+        return f"{last} IN ({', '.join(sql_literal(v) for v in frame[last].to_list())})"
+
+    if not groups:
+        return among(keyed)
+    parts = [
+        "("
+        + " AND ".join(f"{c} = {sql_literal(v)}" for c, v in zip(groups, values, strict=True))
+        + f" AND {among(frame)})"
+        for values, frame in keyed.group_by(groups, maintain_order=True)
+    ]
+    return " OR ".join(parts)
+
+
+def names_person(text: str, person: Person) -> bool:
+    """Whether `text` (say, a predicate) contains any identifier of the person, even as a fragment."""
+    lowered = text.lower()
+    return any(value.lower() in lowered for value in (*person.ids, *person.emails))
+
+
+REDACTED = "<erased>"
+
+
+def _redact(value: Any, person: Person) -> Any:
+    if isinstance(value, str):
+        return REDACTED if names_person(value, person) else value
+    if isinstance(value, dict):
+        return {key: _redact(item, person) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact(item, person) for item in value]
+    return value
+
+
+def scrub_log(content: bytes, person: Person) -> tuple[bytes, int]:
+    """A `_delta_log` commit with the person taken out of its commitInfo, and lines still naming them.
+
+    commitInfo is provenance only (an engine's merge may have put source values into its predicate);
+    the actions that make up table state are never changed, so a trace there is counted, not hidden.
+    """
+    lines = content.split(b"\n")
+    exact = re.compile(log_pattern(person))
+    left = 0
+    for number, line in enumerate(lines):
+        text = line.decode("utf-8", errors="replace")
+        if not names_person(text, person):
+            continue
+        action = orjson.loads(line)
+        if set(action) == {"commitInfo"}:  # redacted generously: a near namesake loses provenance only
+            lines[number] = orjson.dumps(_redact(action, person))
+        elif exact.search(text):
+            left += 1
+    return b"\n".join(lines), left
