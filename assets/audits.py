@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import orjson
 import polars as pl
-from deltalake import WriterProperties, write_deltalake
 
 from assets.checks import (
     INGEST_TABLES,
@@ -134,15 +133,7 @@ def append_audit_rows(lake: LakeResource, rows: pl.DataFrame) -> int:
         and pl.scan_delta(table).filter(pl.col("run_at") == run_at).select(pl.len()).collect().item()
     ):
         return 0
-    write_deltalake(
-        lake.table_uri(AUDIT_RESULTS),
-        rows.to_arrow(compat_level=pl.CompatLevel.oldest()),
-        mode="append",
-        writer_properties=WriterProperties(compression="ZSTD"),
-        configuration=None
-        if table is not None
-        else {"delta.dataSkippingStatsColumns": "audit,run_at,passed"},
-    )
+    lake.write(AUDIT_RESULTS, rows)
     return rows.height
 
 

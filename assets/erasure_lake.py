@@ -12,13 +12,12 @@ import os
 from pathlib import Path
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from orchestration.resources import LakeResource
+from orchestration.resources import LakeResource, writer_properties
 from transforms.erasure import ErasureTable, Person, key_predicate, mentions, names_person, scrub_log
 from transforms.erasure_records import (
     COMMIT_TAG,
-    STATS_COLUMNS,
     TableErasure,
     daily_counts,
     needs_vacuum,
@@ -31,10 +30,6 @@ log = logging.getLogger(__name__)
 def tag(request_id: str) -> CommitProperties:
     # Every erasure commit says so in its commitInfo (the request id only), for audits and `needs_vacuum`.
     return CommitProperties(custom_metadata={COMMIT_TAG: request_id})
-
-
-def writer_properties() -> WriterProperties:
-    return WriterProperties(compression="ZSTD")
 
 
 def scan(table: DeltaTable) -> pl.LazyFrame:
@@ -52,15 +47,7 @@ def matching_rows(lake: LakeResource, name: str, person: Person) -> pl.DataFrame
 
 def append_table(lake: LakeResource, name: str, frame: pl.DataFrame, request_id: str) -> None:
     """Append to a table of this stage, created with only non-personal columns in its statistics."""
-    exists = lake.table(name) is not None
-    write_deltalake(
-        lake.table_uri(name),
-        frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
-        mode="append",
-        configuration=None if exists else {"delta.dataSkippingStatsColumns": ",".join(STATS_COLUMNS[name])},
-        writer_properties=writer_properties(),
-        commit_properties=tag(request_id),
-    )
+    lake.write(name, frame, commit_properties=tag(request_id))
 
 
 AGGREGATE = "erased_events_daily"
@@ -85,14 +72,7 @@ def fold_into_aggregate(lake: LakeResource, events: pl.DataFrame | None, request
     table = lake.table(AGGREGATE)
     counts = daily_counts(events).to_arrow(compat_level=pl.CompatLevel.oldest())
     if table is None:
-        config = {"delta.dataSkippingStatsColumns": ",".join(STATS_COLUMNS[AGGREGATE])}
-        write_deltalake(
-            lake.table_uri(AGGREGATE),
-            counts,
-            configuration=config,
-            writer_properties=writer_properties(),
-            commit_properties=commit,
-        )
+        lake.write(AGGREGATE, daily_counts(events), commit_properties=commit)
     elif table.transaction_version(app_id) is None:
         # streamed_exec: the non-streamed merge writes its source's value range into the log.
         (

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.erasure_lake import scan, tag, writer_properties
-from orchestration.resources import LakeResource, LandingResource
+from assets.erasure_lake import scan, tag
+from orchestration.resources import LakeResource, LandingResource, writer_properties
 from transforms.erasure import LANDING_FOLDERS, Person, blank_lines, text_pattern
 from transforms.erasure_records import adjust_ingest_log
 from transforms.schema import INGEST_LOG_SCHEMA

@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-from deltalake import WriterProperties
 
-from orchestration.resources import INGEST_APP_ID, LakeResource
+from orchestration.resources import INGEST_APP_ID, LakeResource, writer_properties
 from transforms.maintenance import (
     MaintenanceReport,
     TableMaintenance,
@@ -72,7 +71,7 @@ def maintain_table(lake: LakeResource, name: str, vacuum_retention_hours: int) -
         version_before, active_before = table.version(), len(table.file_uris())
         batch_before = table.transaction_version(INGEST_APP_ID)
         # zstd: smaller and faster than snappy on this data (PERF-NOTES.md), like the micro-batches.
-        table.optimize.compact(writer_properties=WriterProperties(compression="ZSTD"))
+        table.optimize.compact(writer_properties=writer_properties())
         # full=True also removes files no commit refers to (a micro-batch killed mid-write leaves some);
         # the retention still protects anything younger, and the lock any write in flight.
         table.vacuum(

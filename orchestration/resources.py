@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import polars as pl
@@ -26,7 +27,7 @@ INGEST_APP_ID = "lakemail-ingest"
 LANDING_SUFFIXES = (".ndjson", ".ndjson.gz")
 
 
-def _writer_properties() -> WriterProperties:
+def writer_properties() -> WriterProperties:
     # zstd: smaller and faster than delta-rs' default snappy on this data (PERF-NOTES.md).
     return WriterProperties(compression="ZSTD")
 
@@ -66,41 +67,47 @@ class LakeResource(dg.ConfigurableResource):
         table = self.table(name)
         return (table.transaction_version(INGEST_APP_ID) or 0) if table is not None else 0
 
-    def append(
-        self, name: str, frame: pl.DataFrame, *, batch_id: int, partition_by: list[str] | None = None
+    def write(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        *,
+        commit_properties: CommitProperties | None = None,
+        partition_by: list[str] | None = None,
+        mode: Literal["append", "overwrite"] = "append",
     ) -> None:
-        """Append `frame` as one commit that records `batch_id` (callers check it before, under the lock).
+        """Write `frame` to table `name` as one commit (zstd; a new table gets `table_configuration`).
 
-        An empty frame only creates the table (so that queries on it work from the first batch).
+        An empty append only creates the table, so that queries on it work from the first batch.
         """
         exists = self.table(name) is not None
-        if frame.height == 0 and exists:
+        if frame.height == 0 and exists and mode == "append":
             return
         write_deltalake(
             self.table_uri(name),
             frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
-            mode="append",
+            mode=mode,
             partition_by=partition_by,
             configuration=None if exists else table_configuration(name),
-            writer_properties=_writer_properties(),
-            commit_properties=_batch_commit(batch_id),
+            writer_properties=writer_properties(),
+            commit_properties=commit_properties,
         )
+
+    def append(
+        self, name: str, frame: pl.DataFrame, *, batch_id: int, partition_by: list[str] | None = None
+    ) -> None:
+        """Append `frame` as one commit recording `batch_id` (callers check it before, under the lock)."""
+        self.write(name, frame, commit_properties=_batch_commit(batch_id), partition_by=partition_by)
 
     def overwrite(self, name: str, frame: pl.DataFrame, *, batch_id: int) -> None:
         """Replace the table's rows with `frame` as one commit tagged `batch_id` (no predicate is logged)."""
-        write_deltalake(
-            self.table_uri(name),
-            frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
-            mode="overwrite",
-            writer_properties=_writer_properties(),
-            commit_properties=_batch_commit(batch_id),
-        )
+        self.write(name, frame, commit_properties=_batch_commit(batch_id), mode="overwrite")
 
     def delete_batches_after(self, name: str, batch_id: int) -> None:
         """Remove the rows of batches that did not complete (their number is above `batch_id`)."""
         table = self.table(name)
         if table is not None:
-            table.delete(f"batch_id > {int(batch_id)}", writer_properties=_writer_properties())
+            table.delete(f"batch_id > {int(batch_id)}", writer_properties=writer_properties())
 
     @contextmanager
     def writer_lock(self) -> Iterator[None]:

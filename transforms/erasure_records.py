@@ -38,11 +38,6 @@ ERASURES_SCHEMA: dict[str, pl.DataType] = {
     "certificate": pl.String(),
 }
 # Tables this stage creates, and the columns whose statistics may enter the Delta log.
-STATS_COLUMNS: dict[str, tuple[str, ...]] = {
-    "suppressions": ("reason", "since"),
-    "erased_events_daily": ("event_date", "event_type", "event_name"),
-    "erasures": ("request_id", "erased_at", "passed"),
-}
 
 
 def user_key(user_id: str, secret: str) -> str:

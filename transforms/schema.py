@@ -145,4 +145,8 @@ STATS_COLUMNS: dict[str, tuple[str, ...]] = {
     "quarantine": ("source_file", "source_line", "reason", "ingested_at", "batch_id"),
     "ingest_log": ("source_file", "batch_id", "status", "landed_at", "committed_at"),
     "identities": ("first_seen_at",),
+    "audit_results": ("audit", "run_at", "passed"),
+    "suppressions": ("reason", "since"),
+    "erased_events_daily": ("event_date", "event_type", "event_name"),
+    "erasures": ("request_id", "erased_at", "passed"),
 }
