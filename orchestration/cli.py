@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     erase = commands.add_parser("erase", help="GDPR erasure of one user now; prints the certificate")
     erase.add_argument("--user-id", required=True)
+    bench = commands.add_parser("bench", help="measure throughput and latency, write BENCHMARKS.md")
+    bench.add_argument(
+        "bench_args", nargs=argparse.REMAINDER, help="--only NAME, --quick, --repeat N, --out FILE"
+    )
     sql = commands.add_parser("sql", help="SQL over every lake table by name")
     sql.add_argument("query")
     sql.add_argument("--as-of", help="table version or ISO-8601 timestamp (time travel)")
@@ -58,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sql": _sql,
         "status": _status,
         "erase": _erase,
+        "bench": _bench,
     }
     handler = commands[args.command]
     return handler(settings, args)
@@ -119,6 +124,12 @@ def _sql(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     sys.stdout.write(render(frame, args.format))
     return 0
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    from benchmarks.run import main as bench_main
+
+    return bench_main(list(args.bench_args))
 
 
 def _erase(settings: Settings, args: argparse.Namespace) -> int:

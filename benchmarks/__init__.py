@@ -1,0 +1,1 @@
+"""`make bench`: lakemail's benchmark figures, written to BENCHMARKS.md."""

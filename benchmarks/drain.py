@@ -1,0 +1,51 @@
+"""Backlog drain: a landed backlog through `lakemail process` in a child process."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.common import env_for, lakemail, run_child, temp_home
+
+SUMMARY = re.compile(r"SUCCESS - .*?([\d,]+) lines, ([\d,]+) accepted")
+TIMING = re.compile(r"([\d.]+) s, [\d,]+ lines/s, peak RSS")
+
+
+@dataclass(frozen=True)
+class DrainRun:
+    lines: int
+    accepted: int
+    wall_seconds: float  # the whole child: interpreter start, imports, Dagster run, exit
+    job_seconds: float  # as `lakemail process` reports it (the run alone)
+    peak_rss_mb: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.lines / self.wall_seconds
+
+    @property
+    def job_events_per_s(self) -> float:
+        return self.lines / self.job_seconds
+
+
+def parse_output(text: str) -> tuple[int, int, float]:
+    """Lines, accepted and job seconds from `lakemail process` output."""
+    summary, timing = SUMMARY.search(text), TIMING.search(text)
+    if summary is None or timing is None:
+        raise RuntimeError(f"lakemail process did not succeed:\n{text[-2000:]}")
+    lines, accepted = (int(g.replace(",", "")) for g in summary.groups())
+    return lines, accepted, float(timing.group(1))
+
+
+def drain_once(source_home: Path) -> DrainRun:
+    """Copy the landed files of `source_home` into a fresh LAKEMAIL_HOME and process them."""
+    with temp_home("drain") as tmp:
+        home = Path(tmp)
+        shutil.copytree(source_home / "landing", home / "landing")
+        result = run_child([lakemail(), "process"], env_for(home), home / "process.log")
+        if result.returncode != 0:
+            raise RuntimeError(f"lakemail process exited {result.returncode}:\n{result.output[-2000:]}")
+        lines, accepted, job_seconds = parse_output(result.output)
+        return DrainRun(lines, accepted, result.seconds, job_seconds, result.peak_rss_mb)

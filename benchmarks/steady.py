@@ -1,0 +1,132 @@
+"""Steady-state ingest: `lakemail up` as `make run` starts it, fed by a realtime simulator."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.common import env_for, ingest_log, lakemail, landed_files, simulate_argv, temp_home
+
+WARMUP_SEED = 999
+SAMPLE_SECONDS = 5.0
+POLL_SECONDS = "1"
+
+
+@dataclass(frozen=True)
+class SteadyRun:
+    latencies: list[float]  # landed -> committed, seconds, one per file of the measured simulator
+    backlog: list[int]  # landed files not yet in ingest_log, sampled every SAMPLE_SECONDS
+    files: int
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(ready: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+
+
+def webserver_up(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+def backlog(home: Path) -> int:
+    """Landed files that ingest_log has no row for yet."""
+    landed = {f"events/{p.name}" for p in landed_files(home)}
+    return len(landed - set(ingest_log(home)["source_file"].to_list()))
+
+
+@contextlib.contextmanager
+def system_up(home: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`lakemail up --no-simulator` on a free loopback port; SIGINT and wait on exit."""
+    port = free_port()
+    argv = [lakemail(), "up", "--no-simulator", "--port", str(port)]
+    env = env_for(home, LAKEMAIL_POLL_SECONDS=POLL_SECONDS)
+    with (home / "up.log").open("wb") as log:
+        up = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: webserver_up(port), 180, "Dagster webserver")
+        yield up
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+        stop_group(up.pid)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_group(pgid: int) -> None:
+    """Wait for what `lakemail up` started to go (a code server can outlive it), then kill the rest."""
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not group_alive(pgid), 30, "process group exit")
+    if group_alive(pgid):
+        os.killpg(pgid, signal.SIGKILL)  # only the session we started: webserver, daemon, code servers
+        wait_until(lambda: not group_alive(pgid), 10, "process group kill")
+
+
+def warm_up(home: Path) -> None:
+    """Land a small file and wait for its commit, so the measured files see a running sensor."""
+    subprocess.run(
+        [lakemail(), *simulate_argv(100, WARMUP_SEED)],
+        env=env_for(home),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    wait_until(lambda: backlog(home) == 0 and ingest_log(home).height > 0, 180, "first micro-batch")
+
+
+def feed(home: Path, seconds: float, seed: int) -> list[int]:
+    """Run the realtime simulator for `seconds`, sampling the backlog; then wait for it to drain."""
+    argv = [lakemail(), *simulate_argv(int(seconds * 1000), seed, fast=False)]
+    samples: list[int] = []
+    with (home / "simulate.log").open("wb") as log:
+        sim = subprocess.Popen(argv, env=env_for(home), stdout=log, stderr=subprocess.STDOUT)
+        while sim.poll() is None:
+            samples.append(backlog(home))
+            time.sleep(SAMPLE_SECONDS)
+    if sim.returncode != 0:
+        raise RuntimeError(f"simulator exited {sim.returncode}")
+    wait_until(lambda: backlog(home) == 0, 120, "backlog drain after the simulator")
+    return samples
+
+
+def steady_once(seconds: float, seed: int) -> SteadyRun:
+    with temp_home("steady") as tmp:
+        home = Path(tmp)
+        with system_up(home):
+            warm_up(home)
+            samples = feed(home, seconds, seed)
+        everything = ingest_log(home)
+        log = everything.filter(everything["source_file"].str.contains(f"/sim-{seed}-"))
+        lag = (log["committed_at"] - log["landed_at"]).dt.total_microseconds() / 1e6
+        return SteadyRun(latencies=lag.to_list(), backlog=samples, files=log.height)
