@@ -49,7 +49,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["bench"]:  # its options are the benchmark runner's own (argparse would eat them)
+        from benchmarks.run import main as bench_main
+
+        return bench_main(words[1:])
+    args = _parser().parse_args(words)
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as error:
@@ -62,7 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sql": _sql,
         "status": _status,
         "erase": _erase,
-        "bench": _bench,
     }
     handler = commands[args.command]
     return handler(settings, args)
@@ -124,12 +128,6 @@ def _sql(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     sys.stdout.write(render(frame, args.format))
     return 0
-
-
-def _bench(settings: Settings, args: argparse.Namespace) -> int:
-    from benchmarks.run import main as bench_main
-
-    return bench_main(list(args.bench_args))
 
 
 def _erase(settings: Settings, args: argparse.Namespace) -> int:
