@@ -53,6 +53,9 @@ def _metadata(report: IngestReport) -> dict[str, dict[str, Any]]:
             "changed_files": len(report.changed_files),
         },
         "identities": {"batches": ", ".join(map(str, report.batches)) or "none"},
+        "customers": {"files": report.reference_files.get("customers", 0)},
+        "catalog": {"files": report.reference_files.get("catalog", 0)},
+        "catalog_changes": {"changes": report.catalog_changes},
     }
 
 
@@ -68,6 +71,15 @@ def _metadata(report: IngestReport) -> dict[str, dict[str, Any]]:
             "ingest_log", group_name=INGEST_GROUP, description="One row per landed file and outcome."
         ),
         dg.AssetSpec("identities", group_name=INGEST_GROUP, description="anonymous_id -> user_id edges."),
+        dg.AssetSpec(
+            "customers", group_name=INGEST_GROUP, description="Latest CRM row per user (customers/)."
+        ),
+        dg.AssetSpec("catalog", group_name=INGEST_GROUP, description="Latest row per product (catalog/)."),
+        dg.AssetSpec(
+            "catalog_changes",
+            group_name=INGEST_GROUP,
+            description="Back-in-stock and price-drop changes, as the catalog moved.",
+        ),
     ],
     check_specs=[
         dg.AssetCheckSpec(

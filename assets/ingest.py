@@ -15,6 +15,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import polars as pl
 
@@ -22,10 +23,18 @@ from orchestration.resources import LakeResource, LandedFile, LandingResource
 from transforms.batch import LANDED_SCHEMA, commit_groups, pending_files
 from transforms.events import identity_edges
 from transforms.ingest import FileResult, assemble_batch, process_file
-from transforms.schema import IDENTITIES_SCHEMA, INGEST_LOG_SCHEMA, UTC_TS
+from transforms.reference import (
+    ReferenceResult,
+    catalog_changes,
+    latest_rows,
+    parse_reference,
+)
+from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, IDENTITIES_SCHEMA, INGEST_LOG_SCHEMA, UTC_TS
 
 log = logging.getLogger(__name__)
-APPEND_TABLES = ("quarantine", "events")  # rolled back by batch number; identities only adds missing edges
+# Rolled back by batch number; identities only adds missing edges, customers and catalog keep the latest row.
+APPEND_TABLES = ("quarantine", "events", "catalog_changes")
+REFERENCE_FOLDERS = {"customers/": ("customers", "user_id"), "catalog/": ("catalog", "product_id")}
 DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024
 PARSE_THREADS = 2  # the reference machine has 2 cores
 LOG_ROW_COLUMNS = ("source_file", "bytes", "sha256", "batch_id", "status", "detail", "landed_at")
@@ -46,6 +55,8 @@ class IngestReport:
     oldest_landed_at: datetime | None = None
     committed_at: datetime | None = None
     preview: pl.DataFrame | None = None
+    reference_files: Counter[str] = field(default_factory=Counter)
+    catalog_changes: int = 0
 
     @property
     def lag_seconds(self) -> float | None:
@@ -72,7 +83,7 @@ def ingest(
     with lake.writer_lock():
         roll_back_incomplete_batch(lake)
         if manifest is None:
-            landed = landing.list_files("events")
+            landed = [f for folder in ("events", "customers", "catalog") for f in landing.list_files(folder)]
         else:
             landed = [f for f in (landing.stat(p) for p in manifest) if f is not None]
         ingest_log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes", "sha256"])
@@ -105,7 +116,7 @@ def _ingest_group(
     recorded = set(ingest_log.select("source_file", "sha256").iter_rows())
     known_paths = set(ingest_log["source_file"])
 
-    def read_one(path: str) -> tuple[dict[str, object] | None, FileResult | None]:
+    def read_one(path: str) -> tuple[dict[str, object] | None, FileResult | ReferenceResult | None]:
         row: dict[str, object] = dict.fromkeys(LOG_ROW_COLUMNS)
         size, landed_at = listed[path]
         row.update(source_file=path, batch_id=batch_id, bytes=size, landed_at=landed_at)
@@ -117,7 +128,11 @@ def _ingest_group(
             if path in known_paths:
                 row.update(status="changed", detail="landed again with other bytes; not re-read")
                 return row, None
-            result = process_file(
+            reference = next(
+                (k for folder, (k, _) in REFERENCE_FOLDERS.items() if path.startswith(folder)), None
+            )
+            parse = partial(parse_reference, reference) if reference else process_file
+            result = parse(
                 content, source_file=path, landed_at=landed_at, ingested_at=ingested_at, batch_id=batch_id
             )
             row.update(status="committed")
@@ -131,29 +146,39 @@ def _ingest_group(
     # so "first occurrence wins" in the dedupe stays deterministic.
     with ThreadPoolExecutor(max_workers=PARSE_THREADS) as pool:
         outcomes = list(pool.map(read_one, group))
-    results = [result for _, result in outcomes if result is not None]
+    results = [result for _, result in outcomes if isinstance(result, FileResult)]
+    references = [
+        (str(row["source_file"]), r)
+        for row, r in outcomes
+        if isinstance(r, ReferenceResult) and row is not None
+    ]
     log_rows = [row for row, _ in outcomes if row is not None]
     report.changed_files += [str(r["source_file"]) for r in log_rows if r["status"] == "changed"]
     report.failed_files += [str(r["source_file"]) for r in log_rows if r["status"] == "failed"]
-    _commit(lake, batch_id, results, log_rows, report)
+    _commit(lake, batch_id, results, references, log_rows, report)
 
 
 def _commit(
     lake: LakeResource,
     batch_id: int,
     results: list[FileResult],
+    references: list[tuple[str, ReferenceResult]],
     log_rows: list[dict[str, object]],
     report: IngestReport,
 ) -> None:
     dates = sorted({d for r in results for d in r.events["event_date"].unique().to_list()})
     rows = assemble_batch(results, seen_event_ids(lake, dates))
-    lake.append("quarantine", rows.quarantine, batch_id=batch_id)
+    quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])
+    lake.append("quarantine", quarantine, batch_id=batch_id)
     lake.append("events", rows.events, batch_id=batch_id, partition_by=["event_date"])
     merge_identities(lake, identity_edges(rows.events), batch_id)
+    counts = pl.concat([rows.counts, reference_counts(references)])
+    report.catalog_changes += merge_reference(lake, references, batch_id)
+    report.reference_files.update(path.split("/", 1)[0] for path, _ in references)
     committed_at = datetime.now(UTC)
     entries = (
         pl.DataFrame(log_rows, schema={c: INGEST_LOG_SCHEMA[c] for c in LOG_ROW_COLUMNS})
-        .join(rows.counts, on="source_file", how="left")
+        .join(counts, on="source_file", how="left")
         .with_columns(
             pl.col("lines", "accepted", "quarantined", "duplicates").fill_null(0),
             pl.lit(committed_at, dtype=UTC_TS).alias("committed_at"),
@@ -161,7 +186,7 @@ def _commit(
         .select([pl.col(c).cast(t) for c, t in INGEST_LOG_SCHEMA.items()])
     )
     lake.append("ingest_log", entries, batch_id=batch_id)
-    _record(report, batch_id, rows.events, rows.quarantine, entries, committed_at)
+    _record(report, batch_id, rows.events, quarantine, entries, committed_at)
 
 
 def _record(
@@ -221,3 +246,50 @@ def merge_identities(lake: LakeResource, edges: pl.DataFrame, batch_id: int) -> 
         .sort(key)
     )
     lake.overwrite("identities", merged.select(list(IDENTITIES_SCHEMA)), batch_id=batch_id)
+
+
+def reference_counts(references: list[tuple[str, ReferenceResult]]) -> pl.DataFrame:
+    """ingest_log counts of customers / catalog files: every row is accepted or quarantined."""
+    return pl.DataFrame(
+        [(path, r.lines, r.rows.height, r.quarantine.height, 0) for path, r in references],
+        schema={
+            "source_file": pl.String,
+            "lines": pl.Int64,
+            "accepted": pl.Int64,
+            "quarantined": pl.Int64,
+            "duplicates": pl.Int64,
+        },
+        orient="row",
+    )
+
+
+def merge_reference(lake: LakeResource, references: list[tuple[str, ReferenceResult]], batch_id: int) -> int:
+    """Latest row per key into `customers` and `catalog`; catalog changes logged before the catalog moves.
+
+    Both tables are rewritten whole (they are small next to events, and no predicate is logged). A retry
+    of a batch that crashed after rewriting the catalog compares against the version before it.
+    """
+    changed = 0
+    for folder, (name, key) in REFERENCE_FOLDERS.items():
+        incoming = [r.rows for path, r in references if path.startswith(folder)]
+        if not incoming:
+            continue
+        schema = CUSTOMERS_SCHEMA if name == "customers" else CATALOG_SCHEMA
+        before = _before_batch(lake, name, schema)
+        after = latest_rows(before, pl.concat(incoming), key)
+        if name == "catalog":
+            changes = catalog_changes(before, after).with_columns(pl.lit(batch_id).alias("batch_id"))
+            lake.append("catalog_changes", changes, batch_id=batch_id)
+            changed += changes.height
+        lake.overwrite(name, after.select(list(schema)), batch_id=batch_id)
+    return changed
+
+
+def _before_batch(lake: LakeResource, name: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    table = lake.table(name)
+    if table is None:
+        return pl.DataFrame(schema=schema)
+    if lake.batch_version(name) > lake.committed_batch():  # this batch's own earlier, crashed attempt
+        table = lake.table(name, table.version() - 1)
+    assert table is not None
+    return pl.scan_delta(table).select(list(schema)).collect()

@@ -20,7 +20,14 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--users", type=int, default=200, help="simulated shoppers (default 200)")
     up.add_argument("--rate", type=float, default=20.0, help="simulated events per second (default 20)")
     up.add_argument("--no-simulator", action="store_true", help="do not start the shopper simulator")
-    commands.add_parser("process", help="take everything landed so far through the chain once, then exit")
+    process = commands.add_parser("process", help="take everything landed so far through the chain once")
+    process.add_argument("--now", help="evaluate time-based triggers as of this ISO-8601 instant")
+    serve = commands.add_parser("serve", help="run one HTTP service on its own")
+    serve.add_argument("service", choices=("sandbox",))
+    serve.add_argument("--port", type=int, default=8025)
+    replay = commands.add_parser("replay", help="re-decide triggers against an old lake version, no sends")
+    replay.add_argument("--trigger", required=True, help="trigger kind, e.g. abandoned_cart")
+    replay.add_argument("--as-of", required=True, type=int, help="the evaluation (engine run) to replay")
     sim = commands.add_parser("simulate", help="write realistic shopper events into the landing zone")
     sim.add_argument("--users", type=int, required=True)
     sim.add_argument("--rate", type=float, required=True, help="events per second")
@@ -67,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sql": _sql,
         "status": _status,
         "erase": _erase,
+        "serve": _serve,
+        "replay": _replay,
     }
     handler = commands[args.command]
     return handler(settings, args)
@@ -80,9 +89,11 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
 
 def _process(settings: Settings, args: argparse.Namespace) -> int:
     from orchestration.process import process_once
+    from orchestration.secrets import ensure_secret
 
+    ensure_secret(settings.home)
     started = time.perf_counter()
-    summary = process_once(settings)
+    summary = process_once(settings, now=args.now)
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines = int(summary.get("lines", 0))
@@ -92,6 +103,8 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
         f"{summary.get('quarantined', 0)} quarantined, {summary.get('failed_files', 0)} failed files"
     )
     print(f"{seconds:.2f} s, {lines / seconds:,.0f} lines/s, peak RSS {peak_mb:,.0f} MB")
+    if "decisions" in summary:
+        print(f"decisions: {summary['decisions']}")
     return 0 if summary["status"] == "SUCCESS" else 1
 
 
@@ -138,6 +151,37 @@ def _erase(settings: Settings, args: argparse.Namespace) -> int:
     passed, certificate = erase_once(settings, args.user_id)
     print(certificate)
     return 0 if passed else 1
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestration.secrets import ensure_secret
+    from services.sandbox import create_sandbox_app
+    from services.server import serve_forever
+
+    secret = ensure_secret(settings.home)
+    api_key = os.environ.get("LAKEMAIL_ESP_API_KEY") or "sandbox-key"
+    app = create_sandbox_app(
+        settings.home / "sandbox",
+        api_key,
+        lake_uri=settings.lake_uri,
+        landing_uri=settings.landing_uri,
+        secret=secret,
+    )
+    serve_forever(app, "127.0.0.1", args.port)
+    return 0
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestration.replay import ReplayError, render_replay, replay
+    from orchestration.secrets import ensure_secret
+
+    try:
+        result = replay(settings, args.trigger, args.as_of, secret=ensure_secret(settings.home))
+    except ReplayError as error:
+        print(f"lakemail replay: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(render_replay(result))
+    return 0
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:

@@ -9,25 +9,29 @@ import dagster as dg
 
 from orchestration.definitions import build_defs
 from orchestration.instance import persistent_instance
-from orchestration.sensors import MICROBATCH_JOB
+from orchestration.sensors import MICROBATCH_JOB, microbatch_config
 from orchestration.settings import Settings
 
 SUMMARY_KEYS = {
     "events": ("files", "lines", "accepted", "duplicates"),
     "quarantine": ("quarantined",),
     "ingest_log": ("failed_files",),
+    "triggers": ("decisions",),
 }
 
 
-def process_once(settings: Settings, instance: dg.DagsterInstance | None = None) -> dict[str, Any]:
-    """Run `microbatch_job` once over everything landed; its run shows in the UI's history."""
+def process_once(
+    settings: Settings, instance: dg.DagsterInstance | None = None, *, now: str | None = None
+) -> dict[str, Any]:
+    """Run `microbatch_job` once over everything landed; its run shows in the UI's history.
+
+    `now` (ISO-8601) evaluates time-based triggers as of that instant instead of the clock.
+    """
     job = build_defs(settings).resolve_job_def(MICROBATCH_JOB)
     instance = instance or persistent_instance(settings.dagster_home)
     result = job.execute_in_process(
         instance=instance,
-        run_config={
-            "ops": {"ingest_stage": {"config": {"files": None, "max_batch_mb": settings.max_batch_mb}}}
-        },
+        run_config=microbatch_config(None, settings.max_batch_mb, now),
         tags={"lakemail/launched_by": "lakemail process"},
         raise_on_error=False,
     )

@@ -24,7 +24,7 @@ from transforms.schema import STATS_COLUMNS
 # Every table a micro-batch writes records the batch number as a Delta application transaction: the
 # lake, not Dagster, knows which batch committed last. `ingest_log` is written last in each batch.
 INGEST_APP_ID = "lakemail-ingest"
-LANDING_SUFFIXES = (".ndjson", ".ndjson.gz")
+LANDING_SUFFIXES = (".ndjson", ".ndjson.gz", ".csv")
 
 
 def writer_properties() -> WriterProperties:
@@ -64,8 +64,24 @@ class LakeResource(dg.ConfigurableResource):
 
     def batch_version(self, name: str) -> int:
         """The last batch number that wrote to `name` (0 when none did)."""
+        return self.app_version(name, INGEST_APP_ID)
+
+    def app_version(self, name: str, app_id: str) -> int:
+        """The last version `app_id` recorded on table `name` (0 when it never wrote there)."""
         table = self.table(name)
-        return (table.transaction_version(INGEST_APP_ID) or 0) if table is not None else 0
+        return (table.transaction_version(app_id) or 0) if table is not None else 0
+
+    def write_tagged(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        tags: dict[str, int],
+        *,
+        mode: Literal["append", "overwrite"] = "append",
+    ) -> None:
+        """Write `frame` as one commit that records each `app_id -> version` of `tags` (idempotency)."""
+        transactions = [Transaction(app_id, version) for app_id, version in tags.items()]
+        self.write(name, frame, commit_properties=CommitProperties(app_transactions=transactions), mode=mode)
 
     def write(
         self,

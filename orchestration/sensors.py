@@ -1,13 +1,32 @@
 """The landing sensor: one micro-batch run for everything new, never two at once."""
 
+from datetime import UTC, datetime
+from typing import Any
+
 import dagster as dg
 
 from assets.ingest import landed_frame
-from orchestration.resources import LakeResource, LandingResource
+from assets.trigger_store import next_due
+from orchestration.resources import LakeResource, LandedFile, LandingResource
 from transforms.batch import SensorDecision, decide_batch, pending_files
 from transforms.schema import INGEST_LOG_SCHEMA
 
 MICROBATCH_JOB = "microbatch_job"
+INGEST_FOLDERS = ("events", "customers", "catalog")
+
+
+def microbatch_config(files: list[str] | None, max_batch_mb: int, now: str | None = None) -> dict[str, Any]:
+    """Run config of one micro-batch: its files (None = everything landed) and the engine's clock."""
+    engine = {"config": {"now": now}}
+    return {
+        "ops": {
+            "ingest_stage": {"config": {"files": files, "max_batch_mb": max_batch_mb}},
+            "profiles": engine,
+            "triggers": engine,
+        }
+    }
+
+
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -25,11 +44,16 @@ def run_in_flight(instance: dg.DagsterInstance) -> bool:
     return bool(runs)
 
 
+def landed_everywhere(landing: LandingResource) -> list[LandedFile]:
+    """Finished files in every folder a micro-batch takes (events, customers, catalog)."""
+    return [f for folder in INGEST_FOLDERS for f in landing.list_files(folder)]
+
+
 def evaluate_landing(lake: LakeResource, landing: LandingResource, in_flight: bool) -> SensorDecision:
     """What the sensor should do now: the lake's ingest_log, not Dagster's memory, says what is new."""
     ingest_log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"])
-    pending = pending_files(landed_frame(landing.list_files("events")), ingest_log)
-    return decide_batch(pending, run_in_flight=in_flight)
+    pending = pending_files(landed_frame(landed_everywhere(landing)), ingest_log)
+    return decide_batch(pending, run_in_flight=in_flight, next_due=next_due(lake), now=datetime.now(UTC))
 
 
 def build_landing_sensor(poll_seconds: float, max_batch_mb: int) -> dg.SensorDefinition:
@@ -51,11 +75,7 @@ def build_landing_sensor(poll_seconds: float, max_batch_mb: int) -> dg.SensorDef
         context.update_cursor(decision.run_key)  # the last manifest requested, shown in the UI
         return dg.RunRequest(
             run_key=decision.run_key,
-            run_config={
-                "ops": {
-                    "ingest_stage": {"config": {"files": list(decision.files), "max_batch_mb": max_batch_mb}}
-                }
-            },
+            run_config=microbatch_config(list(decision.files), max_batch_mb),
             tags={"lakemail/files": str(len(decision.files))},
         )
 

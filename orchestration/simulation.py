@@ -1,4 +1,4 @@
-"""The shopper simulator's I/O side: paces `ShopperSimulator` and lands its lines as NDJSON files."""
+"""The shopper simulator's I/O side: paces `ShopperSimulator`, lands its events and its reference files."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
-
-from transforms.simulate import MALFORMED_REASONS, Dirt, ShopperSimulator, SimLine
+from transforms.simulate import MALFORMED_REASONS, Dirt, ReferenceFile, ShopperSimulator, SimLine
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +21,15 @@ TICK_SECONDS = 0.05  # how often realtime mode catches up with the wall clock
 
 @dataclass
 class SimulationReport:
-    """What a run landed: files, lines by kind, malformed lines by reason, distinct ok message ids."""
+    """What a run landed: event files, lines by kind, malformed lines by reason, distinct ok message ids.
+
+    Reference files (`customers/`, `catalog/`) are listed apart, so that `files` and the line counts
+    stay about events.
+    """
 
     files: list[Path] = field(default_factory=list)
+    reference_files: list[Path] = field(default_factory=list)
+    reference_rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("customers", "catalog"), 0))
     lines: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("ok", "duplicate", "malformed"), 0))
     malformed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MALFORMED_REASONS, 0))
     distinct_ok_ids: int = 0
@@ -52,15 +56,20 @@ def write_landing_file(folder: Path, name: str, lines: Sequence[bytes], *, gzip:
     """Land `lines` (newline after each) atomically as `folder/name` (+ `.gz` when gzip); never overwrites."""
     if gzip and not name.endswith(".gz"):
         name += ".gz"
+    payload = b"\n".join(lines) + b"\n" if lines else b""
+    if gzip:
+        payload = gzip_lib.compress(payload, compresslevel=6, mtime=0)
+    return write_landing_bytes(folder, name, payload)
+
+
+def write_landing_bytes(folder: Path, name: str, payload: bytes) -> Path:
+    """Land `payload` atomically as `folder/name` (a temp name, then a rename); never overwrites."""
     if name.startswith(".") or name.endswith(".tmp") or "/" in name:
         raise ValueError(f"not a landing file name: {name!r}")
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / name
     if final.exists():  # landed files are immutable
         raise FileExistsError(final)
-    payload = b"\n".join(lines) + b"\n" if lines else b""
-    if gzip:
-        payload = gzip_lib.compress(payload, compresslevel=6, mtime=0)
     temp = folder / f".{name}.{os.getpid()}.tmp"
     try:
         temp.write_bytes(payload)
@@ -71,23 +80,16 @@ def write_landing_file(folder: Path, name: str, lines: Sequence[bytes], *, gzip:
     return final
 
 
-def write_catalog(landing: Path, seed: int, catalog: Sequence[dict[str, object]]) -> Path:
-    """Land the catalog once as `catalog/catalog-<seed>.ndjson` (kept when the same bytes are there)."""
-    lines = [orjson.dumps(row) for row in catalog]
-    path = landing / "catalog" / f"catalog-{seed}.ndjson"
-    if path.exists() and path.read_bytes() == b"\n".join(lines) + b"\n":
-        return path
-    return write_landing_file(path.parent, path.name, lines)
-
-
 class _Lander:
-    """Names, writes and counts the event files of one run."""
+    """Names, writes and counts the files of one run (`on_file` hears of event files only)."""
 
     def __init__(self, landing: Path, seed: int, on_file: Callable[[Path, int], None] | None) -> None:
+        self.landing = landing
         self.folder = landing / "events"
         runstamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # unique per run, sorts by start time
         self.prefix = f"sim-{seed}-{runstamp}"
         self.report = SimulationReport()
+        self.reference_numbers: dict[str, int] = {}  # files landed so far, per folder
         self.on_file = on_file
 
     def land(self, lines: list[SimLine]) -> None:
@@ -102,6 +104,16 @@ class _Lander:
         log.debug("landed %s with %s lines", path.name, len(landed))
         if self.on_file is not None:
             self.on_file(path, len(landed))
+
+    def land_reference(self, files: list[ReferenceFile]) -> None:
+        """Write the simulator's due customers / catalog files, numbered per folder."""
+        for file in files:
+            self.reference_numbers[file.folder] = number = self.reference_numbers.get(file.folder, 0) + 1
+            name = f"{self.prefix}-{number:06d}{file.suffix}"
+            path = write_landing_bytes(self.landing / file.folder, name, file.data)
+            self.report.reference_files.append(path)
+            self.report.reference_rows[file.folder] += file.rows
+            log.debug("landed %s with %s rows", path.name, file.rows)
 
 
 def run_simulation(
@@ -119,15 +131,19 @@ def run_simulation(
     stop: threading.Event | None = None,
     on_file: Callable[[Path, int], None] | None = None,
 ) -> SimulationReport:
-    """Land `rate * duration` simulated shopper lines in `landing/events/`, paced by the wall clock or not."""
+    """Land `rate * duration` simulated shopper lines in `landing/events/`, paced by the wall clock or not.
+
+    The catalog and the CRM members land first (`catalog/`, `customers/`), then catalog updates and CRM
+    changes whenever they fall due on the simulated clock, before the events that see them.
+    """
     if rate <= 0 or duration < 0 or rotate_seconds <= 0 or rotate_events < 1:
         raise ValueError("rate and rotate_seconds must be > 0, duration >= 0, rotate_events >= 1")
     if realtime and start is not None:
         raise ValueError("start applies to realtime=False only: realtime timestamps are the wall clock")
     begin = start if start is not None else datetime.now(UTC)
     sim = ShopperSimulator(users=users, seed=seed, start=begin, dirt=dirt)
-    write_catalog(landing, seed, sim.catalog)
     lander = _Lander(landing, seed, on_file)
+    lander.land_reference(sim.reference_files())
     total, stop = round(rate * duration), stop if stop is not None else threading.Event()
     try:
         if realtime:
@@ -159,6 +175,7 @@ def _run_simulated(
     while emitted < total and not stop.is_set():
         n = min(per_file, total - emitted)
         emitted += n
+        lander.land_reference(sim.reference_files())
         lander.land(sim.step(begin + timedelta(seconds=emitted / rate), n))
 
 
@@ -184,6 +201,7 @@ def _run_realtime(
             due = min(total, int(rate * elapsed)) - emitted
             while due > 0:
                 n = min(due, rotate_events - len(buffer))
+                lander.land_reference(sim.reference_files())
                 buffer += sim.step(now, n)
                 emitted, due = emitted + n, due - n
                 if len(buffer) >= rotate_events:

@@ -10,7 +10,7 @@ import polars as pl
 
 from assets.ingest import landed_frame
 from orchestration.resources import LakeResource, LandingResource
-from orchestration.sensors import MICROBATCH_JOB
+from orchestration.sensors import MICROBATCH_JOB, landed_everywhere
 from orchestration.settings import Settings
 from orchestration.sql import lake_tables
 from transforms.batch import pending_files
@@ -30,7 +30,7 @@ def _last_commit(lake: LakeResource, name: str) -> datetime | None:
 
 
 def _backlog(lake: LakeResource, landing: LandingResource, now: datetime) -> dict[str, Any]:
-    landed = landed_frame(landing.list_files("events"))
+    landed = landed_frame(landed_everywhere(landing))
     log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"])
     pending = pending_files(landed, log)
     oldest = pending["landed_at"].min() if pending.height else None

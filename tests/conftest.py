@@ -14,6 +14,13 @@ from orchestration.resources import LakeResource, LandingResource
 from orchestration.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    """LAKEMAIL_SECRET for the runs a test starts (resources read it through dg.EnvVar)."""
+    monkeypatch.setenv("LAKEMAIL_SECRET", "test-secret")
+    return "test-secret"
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path, lake_uri=str(tmp_path / "lake"), landing_uri=str(tmp_path / "landing"))

@@ -190,6 +190,7 @@ TRIGGER_COLUMNS: dict[str, pl.DataType] = {
     "trigger_id": pl.String(),
     "kind": pl.String(),
     "user_id": pl.String(),
+    "principal": pl.String(),
     "anchor": pl.String(),
     "decision": pl.String(),
     "reason": pl.String(),
@@ -213,7 +214,7 @@ SEND_COLUMNS: dict[str, pl.DataType] = {
 def triggers(*rows: tuple[str, str, datetime, datetime | None]) -> pl.DataFrame:
     """Decisions: trigger_id, decision, decided_at, due_at."""
     return pl.DataFrame(
-        [(t, "abandoned_cart", "u-1", "c-1", d, "rule", at, due, 1) for t, d, at, due in rows],
+        [(t, "abandoned_cart", "u-1", "u-1", "c-1", d, "rule", at, due, 1) for t, d, at, due in rows],
         schema=TRIGGER_COLUMNS,
         orient="row",
     )
@@ -450,10 +451,13 @@ def test_maintenance_commits_do_not_count_as_fresh(
     assert not later["events_fresh"].passed
 
 
-def test_two_decisions_for_a_trigger_id_fail(lake: LakeResource, landing: LandingResource) -> None:
+def test_two_terminal_decisions_for_a_trigger_id_fail(lake: LakeResource, landing: LandingResource) -> None:
     recent = datetime.now(UTC) - 10 * MIN
     write_table(lake, "triggers", triggers(("t1", "held", recent, None), ("t1", "send", recent, None)))
-    outcome = outcomes(lake, landing, in_run(lake))["triggers_trigger_id_unique"]
+    # held, then sent: one terminal decision
+    assert outcomes(lake, landing, in_run(lake))["triggers_terminal_decision_unique"].passed
+    write_table(lake, "triggers", triggers(("t1", "exited", recent, None), ("t1", "send", recent, None)))
+    outcome = outcomes(lake, landing, in_run(lake))["triggers_terminal_decision_unique"]
     assert not outcome.passed and outcome.figures["duplicate_keys"] == 1
 
 
@@ -509,14 +513,14 @@ def test_in_run_checks_are_pinned() -> None:
         "ingest_log_files_reconcile",
         "identities_edge_unique",
         "profiles_user_id_unique",
-        "triggers_trigger_id_unique",
+        "triggers_terminal_decision_unique",
         "sends_trigger_id_sent_once",
         "sends_terminal_within_budget",
         "events_required_non_null",
         "triggers_required_non_null",
     ]
     blocking = {spec.name for c in build_asset_checks(set(TABLES)) for spec in c.check_specs if spec.blocking}
-    assert blocking == {"events_event_id_unique", "triggers_trigger_id_unique"}
+    assert blocking == {"events_event_id_unique", "triggers_terminal_decision_unique"}
 
 
 @dg.asset(deps=["events"])

@@ -43,6 +43,11 @@ def test_public_names_are_pinned(settings: Settings) -> None:
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "events",
         "quarantine",
+        "catalog",
+        "customers",
+        "catalog_changes",
+        "profiles",
+        "triggers",
         "ingest_log",
         "identities",
         "audit_results",
@@ -70,7 +75,10 @@ def test_the_micro_batch_runs_only_the_ingest_chain_and_its_in_run_checks(
     materialized = {
         e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key
     }
-    assert materialized == {"events", "quarantine", "ingest_log", "identities"}
+    assert materialized == {
+        *("events", "quarantine", "ingest_log", "identities", "customers", "catalog", "catalog_changes"),
+        *("profiles", "triggers"),
+    }
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["events_event_id_unique"] and checks["no_failed_files"]
     assert not any(name.endswith("_fresh") for name in checks)  # freshness is the hourly audit's

@@ -1,4 +1,4 @@
-"""The shopper simulator: determinism, realistic sessions, honest dirt, atomic landing files."""
+"""The shopper simulator: determinism, realistic sessions, honest dirt, landing files, reference data."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import polars as pl
 import pytest
 
-from orchestration.simulation import run_simulation, write_landing_file
+from orchestration.simulation import SimulationReport, run_simulation, write_landing_file
+from transforms.reference import ReferenceResult, catalog_changes, latest_rows, parse_reference
+from transforms.schema import CATALOG_SCHEMA
 from transforms.simulate import MALFORMED_REASONS, Dirt, ShopperSimulator, SimLine, make_catalog
 
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -109,7 +112,8 @@ def test_same_seed_and_steps_give_identical_bytes() -> None:
 def test_different_seeds_differ() -> None:
     first, second = all_lines(run_steps(seed=3, steps=2)), all_lines(run_steps(seed=4, steps=2))
     assert [line.data for line in first] != [line.data for line in second]
-    assert not {line.message_id for line in first} & {line.message_id for line in second}
+    ids = [{line.message_id for line in lines if line.message_id is not None} for lines in (first, second)]
+    assert not ids[0] & ids[1]
 
 
 def test_catalog_is_deterministic_and_complete() -> None:
@@ -349,8 +353,10 @@ def test_run_simulation_report_matches_the_files(tmp_path: Path) -> None:
     assert report.lines == dict(kinds) and report.malformed == dict(reasons)
     assert report.distinct_ok_ids == len(ok_ids) == kinds["ok"]
     assert not report.interrupted
-    catalog = (tmp_path / "catalog" / "catalog-9.ndjson").read_bytes().split(b"\n")
-    assert catalog[-1] == b"" and [orjson.loads(row) for row in catalog[:-1]] == make_catalog(9)
+    first_catalog = report.reference_files[0]
+    assert first_catalog == tmp_path / "catalog" / events[0].name
+    rows = [orjson.loads(row) for row in first_catalog.read_bytes().split(b"\n")[:-1]]
+    assert rows == [{**row, "updated_at": "2026-11-22T10:00:00.000Z"} for row in make_catalog(9)]
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
 
 
@@ -404,3 +410,171 @@ def test_ctrl_c_in_realtime_finishes_the_current_file_once(tmp_path: Path) -> No
 def test_realtime_run_refuses_a_simulated_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         run_simulation(tmp_path, users=5, rate=10, duration=1, start=START)
+
+
+SIM_MINUTES = 40
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> SimulationReport:
+    """A clean 40-minute simulation, one event file a simulated minute."""
+    landing = tmp_path_factory.mktemp("reference")
+    return run_simulation(
+        landing,
+        users=300,
+        rate=5,
+        duration=SIM_MINUTES * 60,
+        seed=11,
+        rotate_seconds=60,
+        realtime=False,
+        start=START,
+        dirt=Dirt.none(),
+    )
+
+
+def parse_landed(path: Path) -> ReferenceResult:
+    kind, landed = path.parent.name, START + timedelta(minutes=SIM_MINUTES)
+    return parse_reference(
+        kind,
+        path.read_bytes(),
+        source_file=f"{kind}/{path.name}",
+        landed_at=landed,
+        ingested_at=landed,
+        batch_id=1,
+    )
+
+
+def landed_in(report: SimulationReport, folder: str) -> list[Path]:
+    return [path for path in report.reference_files if path.parent.name == folder]
+
+
+def test_a_simulation_lands_customers_and_catalog_files_that_parse_cleanly(
+    reference_run: SimulationReport,
+) -> None:
+    customers, catalog = landed_in(reference_run, "customers"), landed_in(reference_run, "catalog")
+    assert len(customers) == SIM_MINUTES // 10 and len(catalog) == SIM_MINUTES // 5
+    for files in (customers, catalog):
+        assert {path.suffix for path in files} == {".ndjson", ".csv"}
+        assert all(re.fullmatch(r"sim-11-\d{8}T\d{12}Z-\d{6}\.(ndjson|csv)", path.name) for path in files)
+    for folder, files in (("customers", customers), ("catalog", catalog)):
+        results = [parse_landed(path) for path in files]
+        assert all(result.quarantine.height == 0 for result in results)
+        assert sum(result.rows.height for result in results) == reference_run.reference_rows[folder] > 0
+        for minute, result in zip(
+            range(0, SIM_MINUTES, 10 if folder == "customers" else 5), results, strict=True
+        ):
+            assert set(result.rows["updated_at"]) == {START + timedelta(minutes=minute)}
+    assert catalog[0].read_bytes().count(b"\n") == 200 and (catalog[1].read_bytes().count(b"\r\n")) > 1
+
+
+def test_catalog_updates_bring_products_back_in_stock_and_drop_prices(
+    reference_run: SimulationReport,
+) -> None:
+    table = pl.DataFrame(schema=CATALOG_SCHEMA)
+    changes: Counter[str] = Counter()
+    sold_out = rises = 0
+    for path in landed_in(reference_run, "catalog"):
+        after = latest_rows(table, parse_landed(path).rows, "product_id")
+        changes.update(catalog_changes(table, after)["change"].to_list())
+        both = after.join(table, on="product_id", suffix="_before")
+        sold_out += both.filter((pl.col("stock") == 0) & (pl.col("stock_before") > 0)).height
+        rises += both.filter(pl.col("price") > pl.col("price_before")).height
+        table = after
+    assert table.height == 200
+    assert changes["back_in_stock"] >= SIM_MINUTES // 5 - 1 and changes["price_drop"] >= SIM_MINUTES // 5 - 1
+    assert sold_out > 0 and rises > 0
+
+
+def catalog_as_of(report: SimulationReport) -> list[tuple[datetime, dict[str, tuple[float, int]]]]:
+    """(updated_at, product_id -> (price, stock)) after each landed catalog file."""
+    state: dict[str, tuple[float, int]] = {}
+    timeline = []
+    for path in landed_in(report, "catalog"):
+        rows = parse_landed(path).rows
+        state = state | {
+            pid: (price, stock) for pid, price, stock in rows.select("product_id", "price", "stock").rows()
+        }
+        timeline.append((rows["updated_at"][0], state))
+    return timeline
+
+
+def test_shoppers_see_the_catalog_as_it_was_when_they_acted(reference_run: SimulationReport) -> None:
+    timeline = catalog_as_of(reference_run)
+    checked: Counter[str] = Counter()
+    for path in reference_run.files:
+        for data in path.read_bytes().split(b"\n")[:-1]:
+            message = orjson.loads(data)
+            if message.get("event") not in ("Product Viewed", "Product Added"):
+                continue
+            at = ts(message["timestamp"])
+            state = next(state for since, state in reversed(timeline) if since <= at)
+            price, stock = state[message["properties"]["product_id"]]
+            assert message["properties"]["price"] == price
+            assert message["event"] == "Product Viewed" or stock > 0
+            checked[message["event"]] += 1
+    assert checked["Product Viewed"] > 1000 and checked["Product Added"] > 100
+
+
+def identifies(report: SimulationReport) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    """user_id -> (time of the first identify, its traits)."""
+    found: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    for path in report.files:
+        for data in path.read_bytes().split(b"\n")[:-1]:
+            message = orjson.loads(data)
+            if message["type"] == "identify" and message["userId"] not in found:
+                found[message["userId"]] = (ts(message["timestamp"]), message["traits"])
+    return found
+
+
+def test_crm_rows_match_the_shoppers_identify_traits(reference_run: SimulationReport) -> None:
+    traits = {user_id: found for user_id, (_, found) in identifies(reference_run).items()}
+    results = [parse_landed(path).rows for path in landed_in(reference_run, "customers")]
+    rows = pl.concat(results)
+    assert results[0].height == 90  # members: 3 of every 10 of the 300 shoppers, known before any event
+    assert set(rows["loyalty_tier"]) == {"bronze", "silver", "gold"}
+    assert 0.03 < rows["first_name"].null_count() / rows.height < 0.2
+    assert 0 < rows.filter(pl.col("marketing_consent")).height < rows.height
+    identified = [row for row in rows.iter_rows(named=True) if row["user_id"] in traits]
+    assert len(identified) > 30
+    for row in identified:
+        expected = traits[row["user_id"]]
+        assert row["email"] == expected["email"] and row["first_name"] == expected.get("first_name")
+        assert (row["locale"], row["timezone"]) == (expected["locale"], expected["timezone"])
+        assert row["marketing_consent"] == expected["marketing_consent"]
+    listed = rows.group_by("user_id").agg(pl.col("loyalty_tier").n_unique().alias("tiers"), pl.len())
+    assert listed.filter(pl.col("tiers") != pl.col("len")).height == 0  # listed again only on a new tier
+    assert listed.filter(pl.col("len") > 1).height > 0
+
+
+def test_sign_ups_reach_the_crm_within_one_export_interval(reference_run: SimulationReport) -> None:
+    rows = pl.concat([parse_landed(path).rows for path in landed_in(reference_run, "customers")])
+    first_listed = dict(rows.group_by("user_id").agg(pl.col("updated_at").min()).iter_rows())
+    members = set(rows.filter(pl.col("updated_at") == START)["user_id"])
+    last_export = START + timedelta(minutes=SIM_MINUTES - 10)
+    sign_ups = {user: at for user, (at, _) in identifies(reference_run).items() if user not in members}
+    assert len(sign_ups) > 10
+    for user, signed_up_at in sign_ups.items():
+        if signed_up_at < last_export - timedelta(minutes=1):
+            assert timedelta(0) <= first_listed[user] - signed_up_at <= timedelta(minutes=11)
+        else:
+            assert user not in first_listed or first_listed[user] >= signed_up_at
+
+
+def test_reference_files_depend_only_on_the_seed(tmp_path: Path) -> None:
+    contents = []
+    for run, seed in (("one", 4), ("two", 4), ("three", 5)):
+        report = run_simulation(
+            tmp_path / run,
+            users=100,
+            rate=2,
+            duration=1200,
+            seed=seed,
+            rotate_seconds=60,
+            realtime=False,
+            start=START,
+        )
+        contents.append(
+            [(path.parent.name, path.suffix, path.read_bytes()) for path in report.reference_files]
+        )
+    assert contents[0] == contents[1] != contents[2]
+    assert len(contents[0]) == 20 // 5 + 20 // 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 import polars as pl
 
@@ -37,12 +38,24 @@ class SensorDecision:
     skip_reason: str | None = None
 
 
-def decide_batch(pending: pl.DataFrame, *, run_in_flight: bool) -> SensorDecision:
-    """One run for everything pending, unless a micro-batch is still running (it takes the rest next)."""
+def decide_batch(
+    pending: pl.DataFrame,
+    *,
+    run_in_flight: bool,
+    next_due: datetime | None = None,
+    now: datetime | None = None,
+) -> SensorDecision:
+    """One run for everything pending, unless a micro-batch is still running (it takes the rest next).
+
+    With no new file, a run still starts once the earliest pending trigger is due (`next_due` <= `now`):
+    time-based triggers fire when no events land.
+    """
     if run_in_flight:
         return SensorDecision(skip_reason=f"a micro-batch run is in flight; {pending.height} file(s) wait")
     if pending.height == 0:
-        return SensorDecision(skip_reason="no new landed files")
+        if next_due is not None and now is not None and next_due <= now:
+            return SensorDecision(files=(), run_key=f"due-{next_due.isoformat()}")
+        return SensorDecision(skip_reason="no new landed files and no trigger due")
     return SensorDecision(files=tuple(pending["source_file"]), run_key=batch_run_key(pending))
 
 

@@ -42,7 +42,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "identities": ("anonymous_id", "user_id", "first_seen_at"),
     "profiles": ("user_id", "as_of"),
-    "triggers": ("trigger_id", "kind", "user_id", "decision", "decided_at", "lake_version"),
+    "triggers": ("trigger_id", "kind", "principal", "decision", "decided_at", "lake_version"),
     "sends": ("send_id", "trigger_id", "user_id", "template", "provider", "status", "attempts"),
 }
 ONE_OF_COLUMNS: dict[str, tuple[tuple[str, ...], ...]] = {"events": (("user_id", "anonymous_id"),)}

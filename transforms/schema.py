@@ -123,6 +123,120 @@ IDENTITIES_SCHEMA: dict[str, pl.DataType] = {
     "first_seen_at": UTC_TS,
 }
 
+# A cart line as profiles keep it (and as email templates get it, joined to the catalog).
+CART_LINE = pl.Struct(
+    {
+        "product_id": pl.String(),
+        "name": pl.String(),
+        "category": pl.String(),
+        "quantity": pl.Int64(),
+        "price": pl.Float64(),
+        "image_url": pl.String(),
+        "url": pl.String(),
+    }
+)
+
+PROFILES_SCHEMA: dict[str, pl.DataType] = {
+    "user_id": pl.String(),
+    "email": pl.String(),
+    "first_name": pl.String(),
+    "timezone": pl.String(),
+    "locale": pl.String(),
+    "loyalty_tier": pl.String(),
+    "marketing_consent": pl.Boolean(),
+    "cart_id": pl.String(),
+    "cart_items": pl.List(CART_LINE),
+    "cart_value": pl.Float64(),
+    "cart_updated_at": UTC_TS,
+    "last_checkout_at": UTC_TS,
+    "last_order_at": UTC_TS,
+    "order_count": pl.Int64(),
+    "lifetime_value": pl.Float64(),
+    "purchased_products": pl.List(pl.String()),
+    "recent_views": pl.List(pl.String()),  # product ids, most recent first
+    "recent_searches": pl.List(pl.String()),  # queries, most recent first
+    "top_category": pl.String(),
+    "engagement_score": pl.Float64(),
+    "identified_at": UTC_TS,  # first identify with an email
+    "last_seen_at": UTC_TS,
+    "as_of": UTC_TS,
+}
+
+CUSTOMERS_SCHEMA: dict[str, pl.DataType] = {
+    "user_id": pl.String(),
+    "email": pl.String(),
+    "first_name": pl.String(),
+    "locale": pl.String(),
+    "timezone": pl.String(),
+    "loyalty_tier": pl.String(),
+    "marketing_consent": pl.Boolean(),
+    "updated_at": UTC_TS,
+}
+
+CATALOG_SCHEMA: dict[str, pl.DataType] = {
+    "product_id": pl.String(),
+    "name": pl.String(),
+    "category": pl.String(),
+    "price": pl.Float64(),
+    "currency": pl.String(),
+    "stock": pl.Int64(),
+    "url": pl.String(),
+    "image_url": pl.String(),
+    "updated_at": UTC_TS,
+}
+
+TERMINAL_DECISIONS = (
+    "send",
+    "exited",
+    "suppressed",
+    "capped",
+    "cooldown",
+    "holdout",
+    "expired",
+    "no_consent",
+    "no_address",
+)
+PENDING_DECISIONS = ("held", "quiet_hours_deferred")
+TRIGGERS_SCHEMA: dict[str, pl.DataType] = {
+    "trigger_id": pl.String(),
+    "kind": pl.String(),
+    "user_id": pl.String(),  # null while the candidate's shopper is anonymous
+    "principal": pl.String(),  # the key its events came under (a user id or `anon:<anonymous_id>`)
+    "anchor": pl.String(),
+    "decision": pl.String(),
+    "reason": pl.String(),
+    "variant": pl.String(),
+    "decided_at": UTC_TS,
+    "due_at": UTC_TS,
+    "expires_at": UTC_TS,
+    "first_event_at": UTC_TS,
+    "detail": pl.String(),
+    "lake_version": pl.Int64(),
+    "batch_id": pl.Int64(),  # the last ingest batch the decision saw
+    "evaluation": pl.Int64(),  # the engine run that wrote the row (its Delta transaction version)
+}
+
+SEND_STATUSES = ("pending", "sent", "retrying", "failed_permanent", "unknown", "aborted")
+SENDS_SCHEMA: dict[str, pl.DataType] = {
+    "send_id": pl.String(),
+    "trigger_id": pl.String(),
+    "user_id": pl.String(),
+    "kind": pl.String(),
+    "template": pl.String(),
+    "variant": pl.String(),
+    "fallbacks": pl.String(),  # JSON list of {"block", "reason"}
+    "provider": pl.String(),
+    "provider_message_id": pl.String(),
+    "status": pl.String(),
+    "attempts": pl.Int64(),
+    "last_error": pl.String(),
+    "first_event_at": UTC_TS,
+    "landed_at": UTC_TS,
+    "created_at": UTC_TS,
+    "sent_at": UTC_TS,
+    "latency_ms": pl.Int64(),
+}
+
 RAW_QUARANTINE_BYTES = 2048  # how much of a rejected line `quarantine.raw` keeps
 
 # Columns whose min/max may enter the Delta log as file statistics. Person-identifying columns (user
@@ -149,4 +263,13 @@ STATS_COLUMNS: dict[str, tuple[str, ...]] = {
     "suppressions": ("reason", "since"),
     "erased_events_daily": ("event_date", "event_type", "event_name"),
     "erasures": ("request_id", "erased_at", "passed"),
+    "profiles": ("cart_updated_at", "last_order_at", "last_seen_at", "as_of"),
+    "profile_updates": ("batch_id", "first_ts", "last_ts"),
+    "customers": ("updated_at",),
+    "catalog": ("product_id", "category", "stock", "updated_at"),
+    "catalog_changes": ("product_id", "change", "changed_at", "batch_id"),
+    "triggers": ("trigger_id", "kind", "decision", "decided_at", "due_at", "batch_id", "evaluation"),
+    "trigger_state": ("trigger_id", "kind", "decision", "due_at", "evaluation"),
+    "profile_state": ("first_ts", "last_ts"),
+    "sends": ("send_id", "trigger_id", "kind", "status", "created_at", "sent_at"),
 }

@@ -1,13 +1,21 @@
 """Deterministic shopper simulator: Segment-spec NDJSON lines from realistic sessions, with controlled dirt.
 
-Pure: no file or network I/O. The same seed and the same sequence of `step` calls give byte-identical
-lines. Time is integer milliseconds since the epoch; all randomness comes from one `random.Random(seed)`
-(the catalog has its own, so it does not depend on the steps). The hot path avoids `random.choice` and
+Pure: no file or network I/O. The same seed and the same sequence of `step` and `reference_files` calls
+give byte-identical output. Time is integer milliseconds since the epoch; the event stream's randomness
+comes from one `random.Random(seed)`; the catalog, its updates and each shopper have their own, so
+creating CRM members up front does not shift the event stream. The hot path avoids `random.choice` and
 friends (several times slower than `random()`), because `run_simulation` must write >100k lines/s.
+
+Besides events the simulator keeps the shop's reference data: a CRM snapshot (`customers/`) and catalog
+updates (`catalog/`), both with `updated_at`, landed every few simulated minutes; shoppers see the new
+prices and stock from the next step on (only products in stock are added to carts).
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import random
 import time
 from bisect import bisect_right
@@ -86,6 +94,25 @@ ACTION_CUM_WEIGHTS = tuple(accumulate((40, 12, 10, 12, 3, 5, 4, 5, 9)))
 ORDER_CHANCE = 0.35  # chance, at each event while a checkout is open, that the order completes
 NO_SENT_AT_RATE = 0.02  # valid events without sentAt / receivedAt (both are optional)
 _MILLIS = tuple(f".{milli:03d}Z" for milli in range(1000))
+CATALOG_EVERY_MS = 5 * 60_000  # catalog updates land every 5 simulated minutes
+CRM_EVERY_MS = 10 * 60_000  # the CRM exports new sign-ups and tier changes every 10 simulated minutes
+MEMBER_SHARE = 3  # of every 10 shoppers are customers from before the simulation (in the first snapshot)
+CATEGORY_NAMES = tuple(CATEGORIES)
+CONSENT_RATE = 0.85
+NO_FIRST_NAME_RATE = 0.10  # shoppers without a first name, so emails show the neutral greeting
+TIERS = ((6, "gold"), (2, "silver"), (0, "bronze"))  # (orders at least, loyalty tier)
+RANDOM_CATALOG_CHANGES = 4  # per update, besides one restock, one sell-out and one markdown
+CUSTOMER_COLUMNS = (
+    "user_id",
+    "email",
+    "first_name",
+    "locale",
+    "timezone",
+    "loyalty_tier",
+    "marketing_consent",
+    "updated_at",
+)
+CATALOG_COLUMNS = ("product_id", "name", "category", "price", "currency", "stock", "url", "image_url")
 
 
 @dataclass(frozen=True)
@@ -121,6 +148,16 @@ class SimLine:
     message_id: str | None = None
 
 
+@dataclass(frozen=True)
+class ReferenceFile:
+    """One file for the `customers/` or `catalog/` landing folder: where it goes, its format and bytes."""
+
+    folder: Literal["customers", "catalog"]
+    suffix: Literal[".ndjson", ".csv"]
+    data: bytes
+    rows: int
+
+
 @dataclass(slots=True)
 class _Shopper:
     user_id: str
@@ -133,6 +170,8 @@ class _Shopper:
     consent: bool
     favourite: str
     known: bool = False  # has signed up before: the next identify is a login
+    orders: int = 0  # completed orders, before the simulation (members) and during it
+    crm_tier: str | None = None  # loyalty tier in the last CRM file that listed the shopper
     active: bool = False  # in a session now
     cart_id: str | None = None
     cart: dict[str, int] = field(default_factory=dict)  # product_id -> quantity
@@ -242,6 +281,12 @@ class ShopperSimulator:
         self._products = [_product(row) for row in self.catalog]
         self._by_id = {p.product_id: p for p in self._products}
         self._by_category = {c: [p for p in self._products if p.category == c] for c in CATEGORIES}
+        self._start_ms = self._now_ms
+        self._base_prices = {row["product_id"]: row["price"] for row in self.catalog}
+        self._catalog_rng = random.Random(f"lakemail-catalog-updates-{seed}")
+        self._next_catalog_ms: int | None = None  # None: the whole catalog is still to be landed
+        self._next_crm_ms: int | None = None  # None: the members are still to be landed
+        self._landed = {"customers": 0, "catalog": 0}  # reference files so far: every other one is CSV
         self._shoppers: dict[int, _Shopper] = {}
         self._sessions: list[_Session] = []
         self._target_sessions = max(1, min(users // 3, 2000))
@@ -320,17 +365,25 @@ class ShopperSimulator:
         return shopper
 
     def _new_shopper(self, index: int) -> _Shopper:
-        timezone, locale, names = self._pick(REGIONS)
+        # Attributes from a hash of (seed, index), not self._rng: members are created for the first CRM
+        # file without shifting the event stream, and a hash costs ~1 us where a Random() costs ~10.
+        text = f"lakemail-shopper-{self.seed}-{index}".encode()
+        digest = hashlib.blake2b(text, digest_size=32).digest()
+        r = digest[16:]  # each byte uniform in 0..255
+        timezone, locale, names = REGIONS[r[0] % len(REGIONS)]
+        member = index % 10 < MEMBER_SHARE
         return _Shopper(
             user_id=f"u-{index:06d}",
-            anonymous_id=self._uuid(),
+            anonymous_id=_uuid4(digest[:16]),
             email=f"shopper{index}@example.com",
-            first_name=None if self._rnd() < 0.15 else self._pick(names),
+            first_name=None if r[1] < 256 * NO_FIRST_NAME_RATE else names[r[2] % len(names)],
             locale=locale,
             timezone=timezone,
-            user_agent=self._pick(USER_AGENTS),
-            consent=self._rnd() < 0.85,
-            favourite=self._pick(list(CATEGORIES)),
+            user_agent=USER_AGENTS[r[3] % len(USER_AGENTS)],
+            consent=r[4] < 256 * CONSENT_RATE,
+            favourite=CATEGORY_NAMES[r[5] % len(CATEGORY_NAMES)],
+            known=member,
+            orders=r[6] % 9 if member else 0,
         )
 
     def _pick_session(self) -> _Session:
@@ -373,8 +426,7 @@ class ShopperSimulator:
 
     def _uuid(self) -> str:
         """A random (version 4 shaped) UUID string from the seeded RNG."""
-        h = self._rng.randbytes(16).hex()
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
+        return _uuid4(self._rng.randbytes(16))
 
     def _message(
         self, session: _Session, t: int, kind: str, event: str | None, key: str, body: Message
@@ -507,6 +559,7 @@ class ShopperSimulator:
         }
         shopper.cart_id = shopper.checkout_id = None  # the next add starts a new cart
         shopper.cart = {}
+        shopper.orders += 1
         session.page = _ORDER_PAGE
         return self._track(session, t, "Order Completed", properties)
 
@@ -525,6 +578,83 @@ class ShopperSimulator:
         }
         return self._message(session, t, "identify", None, "traits", traits)
 
+    def reference_files(self) -> list[ReferenceFile]:
+        """Reference files due at the simulator's clock (the end of the last step), at most one per folder.
+
+        The first call gives the whole catalog and the CRM members; later calls give catalog updates every
+        CATALOG_EVERY_MS and CRM rows of new sign-ups and tier changes every CRM_EVERY_MS. Rows carry the
+        clock as `updated_at`; shoppers see catalog changes from the next step on.
+        """
+        now, stamp = self._now_ms, iso_ms(self._now_ms)
+        files: list[ReferenceFile] = []
+        if self._next_catalog_ms is None or now >= self._next_catalog_ms:
+            if self._next_catalog_ms is None:
+                products = [{**row, "updated_at": stamp} for row in self.catalog]
+            else:
+                products = self._update_catalog(stamp)
+            self._next_catalog_ms = _next_due(self._start_ms, now, CATALOG_EVERY_MS)
+            files.append(self._reference_file("catalog", products, (*CATALOG_COLUMNS, "updated_at")))
+        if self._next_crm_ms is None or now >= self._next_crm_ms:
+            if self._next_crm_ms is None:
+                for index in range(1, self.users + 1):
+                    if index % 10 < MEMBER_SHARE:
+                        self._shopper(index)
+            self._next_crm_ms = _next_due(self._start_ms, now, CRM_EVERY_MS)
+            customers = self._crm_rows(stamp)
+            if customers:
+                files.append(self._reference_file("customers", customers, CUSTOMER_COLUMNS))
+        return files
+
+    def _reference_file(
+        self, folder: Literal["customers", "catalog"], rows: list[Message], columns: Sequence[str]
+    ) -> ReferenceFile:
+        as_csv = self._landed[folder] % 2 == 1  # every other file, so both formats are exercised
+        self._landed[folder] += 1
+        data = _csv_bytes(rows, columns) if as_csv else b"".join(orjson.dumps(row) + b"\n" for row in rows)
+        return ReferenceFile(folder, ".csv" if as_csv else ".ndjson", data, len(rows))
+
+    def _crm_rows(self, stamp: str) -> list[Message]:
+        """CRM rows of signed-up shoppers not yet exported, or whose loyalty tier changed since."""
+        rows: list[Message] = []
+        for shopper in self._shoppers.values():
+            tier = next(name for least, name in TIERS if shopper.orders >= least)
+            if shopper.known and tier != shopper.crm_tier:
+                shopper.crm_tier = tier
+                rows.append(_crm_row(shopper, tier, stamp))
+        return sorted(rows, key=lambda row: row["user_id"])
+
+    def _update_catalog(self, stamp: str) -> list[Message]:
+        """One round of changes: a restock, a sell-out, a markdown of 12-40 % and a few random ones."""
+        rng, rows, base = self._catalog_rng, self.catalog, self._base_prices
+        sold_out = [i for i, row in enumerate(rows) if row["stock"] == 0]
+        in_stock = [i for i, row in enumerate(rows) if row["stock"] > 0]
+        full_price = [i for i, row in enumerate(rows) if row["price"] >= base[row["product_id"]]]
+        changed: dict[int, Message] = {}
+        for candidates, change in ((sold_out, _restock), (in_stock, _sell_out), (full_price, _markdown)):
+            free = [i for i in candidates if i not in changed]
+            if free:
+                i = rng.choice(free)
+                changed[i] = change(rows[i], base[rows[i]["product_id"]], rng)
+        for _ in range(RANDOM_CATALOG_CHANGES):
+            i = rng.randrange(len(rows))
+            if i not in changed:
+                changed[i] = rng.choice((_reprice, _sell_some))(rows[i], base[rows[i]["product_id"]], rng)
+        updates: list[Message] = []
+        for i in sorted(changed):
+            if changed[i] != rows[i]:
+                rows[i] = changed[i]
+                self._set_product(changed[i])
+                updates.append({**changed[i], "updated_at": stamp})
+        return updates
+
+    def _set_product(self, row: Message) -> None:
+        """Shoppers see `row` from now on (views, carts, orders)."""
+        product = _product(row)
+        old = self._by_id[product.product_id]
+        self._by_id[product.product_id] = product
+        for products in (self._products, self._by_category[product.category]):
+            products[products.index(old)] = product
+
     def _malformed(self, t: int) -> SimLine:
         """A line that is bad in exactly one way, for a randomly chosen reason."""
         reason = self._pick(MALFORMED_REASONS)
@@ -537,6 +667,64 @@ class ShopperSimulator:
         data = _MANGLERS[reason](message, self._rng, t)
         message_id = None if reason == "invalid_json" else message.get("messageId")
         return SimLine(data, "malformed", reason, message_id)
+
+
+def _uuid4(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _next_due(start_ms: int, now_ms: int, every_ms: int) -> int:
+    """The first time after `now_ms` on the grid of `every_ms` steps from `start_ms`."""
+    return start_ms + ((now_ms - start_ms) // every_ms + 1) * every_ms
+
+
+def _crm_row(shopper: _Shopper, tier: str, stamp: str) -> Message:
+    email = shopper.email
+    if int(shopper.user_id[2:]) % 20 == 7:  # CRM exports are not tidy: the reader normalises this back
+        local, domain = email.split("@")
+        email = f" {local}@{domain.upper()} "
+    row: Message = {"user_id": shopper.user_id, "email": email}
+    if shopper.first_name is not None:
+        row["first_name"] = shopper.first_name
+    row |= {"locale": shopper.locale, "timezone": shopper.timezone, "loyalty_tier": tier}
+    return row | {"marketing_consent": shopper.consent, "updated_at": stamp}
+
+
+def _csv_bytes(rows: list[Message], columns: Sequence[str]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")  # as spreadsheet exports write them
+    writer.writerow(columns)
+    writer.writerows([_csv_cell(row.get(column)) for column in columns] for row in rows)
+    return out.getvalue().encode()
+
+
+def _csv_cell(value: object) -> object:
+    if isinstance(value, bool):
+        return "yes" if value else "no"  # a CSV-only spelling the reader accepts
+    return "" if value is None else value
+
+
+def _restock(row: Message, base: float, rng: random.Random) -> Message:
+    return {**row, "stock": rng.randint(5, 120)}
+
+
+def _sell_out(row: Message, base: float, rng: random.Random) -> Message:
+    return {**row, "stock": 0}
+
+
+def _markdown(row: Message, base: float, rng: random.Random) -> Message:
+    # Only full-price products are marked down, so 12-40 % off the base is >= 10 % off the price.
+    return {**row, "price": round(base * rng.uniform(0.60, 0.88), 2)}
+
+
+def _reprice(row: Message, base: float, rng: random.Random) -> Message:
+    # Prices move around the base price (end of a sale, a small discount, a rise), so they never drift.
+    return {**row, "price": round(base * rng.choice((0.95, 1.0, 1.1, 1.2)), 2)}
+
+
+def _sell_some(row: Message, base: float, rng: random.Random) -> Message:
+    return {**row, "stock": max(0, row["stock"] - rng.randint(1, 15))}
 
 
 def _truncated(message: Message, rng: random.Random, t: int) -> bytes:

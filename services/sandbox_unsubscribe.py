@@ -1,0 +1,63 @@
+"""RFC 8058 unsubscribes: find the send's user in the lake, land an `Unsubscribed` event for the pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import polars as pl
+from deltalake import DeltaTable
+
+ONE_CLICK_FIELD = "List-Unsubscribe"
+ONE_CLICK_VALUE = "One-Click"
+
+
+def is_one_click(body: bytes) -> bool:
+    """Whether a form-encoded POST body is RFC 8058's `List-Unsubscribe=One-Click`."""
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return ONE_CLICK_VALUE in fields.get(ONE_CLICK_FIELD, [])
+
+
+def user_for_send(lake_uri: str, send_id: str) -> str | None:
+    """The `user_id` of a send in the lake's `sends` table; None when the table or the send is unknown."""
+    uri = f"{lake_uri.rstrip('/')}/sends"
+    if not DeltaTable.is_deltatable(uri):
+        return None
+    # send_id is a hash, not person data, so it may be a scan predicate (and end in file statistics)
+    found = pl.scan_delta(uri).filter(pl.col("send_id") == send_id).select("user_id").drop_nulls().head(1)
+    users = found.collect()["user_id"].to_list()
+    return users[0] if users else None
+
+
+def unsubscribe_event(user_id: str, send_id: str, method: str, now: datetime) -> dict[str, Any]:
+    """The Segment `track` message; its messageId is fixed per send, so a second POST is a duplicate."""
+    return {
+        "type": "track",
+        "event": "Unsubscribed",
+        "userId": user_id,
+        "messageId": f"unsubscribe-{send_id}",
+        "timestamp": now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "properties": {"send_id": send_id, "method": method},
+    }
+
+
+def land_event(landing_uri: str, event: dict[str, Any], now: datetime) -> Path:
+    """Write one event as a new NDJSON file in `<landing>/events/`: temp name, fsync, atomic rename."""
+    folder = Path(landing_uri.removeprefix("file://")) / "events"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"unsubscribe-{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}.ndjson"
+    temp = folder / f".{name}.tmp"  # the ingest never reads dot- or .tmp names
+    try:
+        with open(temp, "wb") as out:
+            out.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, folder / name)
+    finally:
+        temp.unlink(missing_ok=True)
+    return folder / name

@@ -1,0 +1,402 @@
+"""Email content, pure part: safe links and headers, recommendations, fallbacks and aborts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+import pytest
+
+from transforms.content import (
+    KINDS,
+    Content,
+    Shop,
+    build_content,
+    format_price,
+    header_value,
+    recommendations,
+    safe_url,
+)
+from transforms.schema import CATALOG_SCHEMA
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+STALENESS = timedelta(days=2)
+HOME = "https://shop.example"
+SHOP = Shop(
+    name="Maison Demo",
+    home_url=HOME,
+    postal_address="1 Demo Street, Paris",
+    support_email="help@shop.example",
+)
+BESTSELLERS = ["p-socks", "p-linen", "p-belt"]
+
+
+def product(
+    pid: str, name: str | None, category: str | None, price: float | None, stock: int, **extra: Any
+) -> dict:
+    row = {
+        "product_id": pid,
+        "name": name,
+        "category": category,
+        "price": price,
+        "currency": "EUR",
+        "stock": stock,
+        "url": f"https://shop.example/products/{pid}",
+        "image_url": f"https://img.shop.example/{pid}.jpg",
+        "updated_at": NOW,
+    }
+    return {**row, **extra}
+
+
+def catalog_frame(*extra: dict) -> pl.DataFrame:
+    rows = [
+        product("p-linen", "Linen shirt", "shirts", 59.0, 3),
+        product("p-oxford", "Oxford shirt", "shirts", 65.0, 2),
+        product("p-denim", "Denim shirt", "shirts", 72.5, 1),
+        product("p-flannel", "Flannel shirt", "shirts", 55.0, 0),  # sold out
+        product("p-socks", "Wool socks", "socks", 12.0, 10),
+        product("p-belt", "Leather belt", "belts", 38.0, 4),
+        product("p-bare", "Plain tee", "tees", 18.0, 5, image_url=None),
+    ]
+    by_id = {row["product_id"]: row for row in [*rows, *extra]}  # an extra row replaces its namesake
+    return pl.DataFrame(list(by_id.values()), schema=CATALOG_SCHEMA)
+
+
+def line(pid: str, quantity: int | None = 1, **extra: Any) -> dict:
+    return {"product_id": pid, "name": f"event name {pid}", "category": None, "quantity": quantity,
+            "price": 1.0, "image_url": None, "url": None, **extra}  # fmt: skip
+
+
+def profile(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "user_id": "u-ada",
+        "email": "ada@example.com",
+        "first_name": "Ada",
+        "loyalty_tier": "Gold",
+        "cart_id": "c-1",
+        "cart_items": [line("p-linen", 2)],
+        "purchased_products": ["p-socks"],
+        "recent_views": ["p-oxford", "p-linen"],
+        "top_category": "shirts",
+        "as_of": NOW - timedelta(hours=1),
+    }
+    return {**base, **overrides}
+
+
+ANCHORS = {"abandoned_cart": "c-1", "abandoned_checkout": "c-1", "welcome": None, "post_purchase": "o-1"}
+
+
+def trigger(kind: str, **overrides: Any) -> dict[str, Any]:
+    base = {"trigger_id": f"t-{kind}", "kind": kind, "anchor": ANCHORS.get(kind, "p-oxford"), "variant": "a"}
+    return {**base, **overrides}
+
+
+def content(kind: str = "abandoned_cart", catalog: pl.DataFrame | None = None, **overrides: Any) -> Content:
+    trig = trigger(kind, **overrides.pop("trigger", {}))
+    return build_content(
+        kind,
+        profile=profile(**overrides),
+        trigger=trig,
+        catalog=catalog_frame() if catalog is None else catalog,
+        bestsellers=BESTSELLERS,
+        now=NOW,
+        shop=SHOP,
+        staleness=STALENESS,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://shop.example/p/1?x=1&y=2", "https://shop.example/p/1?x=1&y=2"),
+        ("  HTTPS://shop.example/p  ", "HTTPS://shop.example/p"),
+        ("http://shop.example/p", HOME),
+        ("javascript:alert(1)", HOME),
+        ("JaVaScRiPt:alert(1)", HOME),
+        (" javascript:alert(1)", HOME),
+        ("data:text/html;base64,PHNjcmlwdD4=", HOME),
+        ("vbscript:msgbox(1)", HOME),
+        ("//evil.example/p", HOME),
+        ("/products/1", HOME),
+        ("products/1", HOME),
+        ("https:///no-host", HOME),
+        ("https://shop.example/p\n1", HOME),
+        ("https://shop.example/p\r\nX-Evil: 1", HOME),
+        ("https://shop.example/\x00", HOME),
+        ("https://shop.example/a b", HOME),
+        ('https://shop.example/"onmouseover="alert(1)', HOME),
+        ("https://shop.example/<script>", HOME),
+        ("https://user:pw@evil.example/", HOME),
+        ("https://[::1", HOME),
+        ("https://shop.example/" + "a" * 3000, HOME),
+        ("", HOME),
+        ("   ", HOME),
+        (None, HOME),
+    ],
+)
+def test_safe_url(url: str | None, expected: str) -> None:
+    assert safe_url(url, HOME) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Your cart is waiting", "Your cart is waiting"),
+        ("  padded  ", "padded"),
+        ("Ada\r\nBcc: evil@example.com", "Ada Bcc: evil@example.com"),
+        ("line\nbreak", "line break"),
+        ("tab\there", "tab here"),
+        ("nul\x00byte", "nul byte"),
+        ("bell\x07 \x1b[31m", "bell [31m"),
+        ("unicode\u2028line\u2029para\x85next", "unicode line para next"),
+        ("bidi\u202egnp.exe", "bidignp.exe"),
+        ("emoji 👩\u200d💻 kept", "emoji 👩\u200d💻 kept"),
+        ("Zoë – café", "Zoë – café"),
+        ("\r\n", ""),
+        ("", ""),
+    ],
+)
+def test_header_value(text: str, expected: str) -> None:
+    assert header_value(text) == expected
+
+
+def test_header_value_is_bounded() -> None:
+    value = header_value("x" * 5000)
+    assert len(value) == 998 and value.endswith("…")
+    assert header_value("word " * 100, limit=20) == "word word word word…"
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [(12.5, "EUR", "€12.50"), (1234.0, "USD", "$1,234.00"), (3.0, "gbp", "£3.00"), (9.9, "CHF", "9.90 CHF"),
+     (None, "EUR", ""), (float("nan"), "EUR", "")],
+)  # fmt: skip
+def test_format_price(amount: float | None, currency: str, expected: str) -> None:
+    assert format_price(amount, currency) == expected
+
+
+def test_recommendations_same_category_in_stock_not_excluded() -> None:
+    picked = recommendations(catalog_frame(), category="shirts", exclude=["p-linen"])
+    assert picked["product_id"].to_list() == ["p-denim", "p-oxford"]  # flannel is sold out
+    assert picked.schema == catalog_frame().schema
+
+
+def test_recommendations_limit_and_deterministic_order() -> None:
+    shuffled = catalog_frame().sample(fraction=1.0, shuffle=True, seed=7)
+    first = recommendations(shuffled, category="shirts", exclude=[], limit=2)
+    again = recommendations(catalog_frame().reverse(), category="shirts", exclude=[], limit=2)
+    assert first["product_id"].to_list() == again["product_id"].to_list() == ["p-denim", "p-linen"]
+
+
+def test_recommendations_empty_without_category_or_match() -> None:
+    assert recommendations(catalog_frame(), category=None, exclude=[]).is_empty()
+    assert recommendations(catalog_frame(), category="hats", exclude=[]).is_empty()
+    assert recommendations(catalog_frame(), category="socks", exclude=["p-socks"]).is_empty()
+
+
+GREETING = {"block": "greeting", "reason": "no_first_name"}
+MISSING = {"block": "cart_line", "reason": "product_not_in_catalog"}
+NO_IMAGE = {"block": "cart_line", "reason": "no_image"}
+NO_PRICE = {"block": "cart_line", "reason": "no_price"}
+NO_RECS = {"block": "recommendations", "reason": "no_recommendations"}
+STALE = {"block": "profile", "reason": "stale_profile"}
+STALE_RECS = {"block": "recommendations", "reason": "stale_profile"}
+PRODUCT_NO_IMAGE = {"block": "product", "reason": "no_image"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "overrides", "expected"),
+    [
+        ("abandoned_cart", {}, []),
+        ("abandoned_cart", {"first_name": None}, [GREETING]),
+        ("abandoned_cart", {"first_name": "  \r\n "}, [GREETING]),
+        ("abandoned_cart", {"cart_items": [line("p-linen"), line("p-gone")]}, [MISSING]),
+        ("abandoned_cart", {"cart_items": [line("p-gone"), line("p-linen"), line("p-gone-2")]}, [MISSING]),
+        ("abandoned_cart", {"cart_items": [line("p-bare")]}, [NO_IMAGE, NO_RECS]),
+        ("abandoned_cart", {"cart_items": [line("p-socks")], "purchased_products": []}, [NO_RECS]),
+        ("abandoned_cart", {"as_of": NOW - timedelta(days=3)}, [STALE, STALE_RECS]),
+        ("abandoned_cart", {"as_of": None}, [STALE, STALE_RECS]),
+        (
+            "abandoned_cart",
+            {"as_of": NOW - timedelta(days=3), "first_name": "", "cart_items": [line("p-gone")]},
+            [STALE, GREETING, STALE_RECS],  # a stale cart shows names only: no per-line fallbacks
+        ),
+        ("abandoned_checkout", {"cart_items": [line("p-gone")]}, [MISSING, NO_RECS]),
+        ("browse_abandonment", {}, []),
+        ("browse_abandonment", {"trigger": {"anchor": "p-bare"}}, [PRODUCT_NO_IMAGE, NO_RECS]),
+        ("welcome", {}, []),
+        ("welcome", {"top_category": None, "first_name": None}, [GREETING, NO_RECS]),
+        ("post_purchase", {"purchased_products": ["p-linen"]}, []),
+        ("post_purchase", {}, [NO_RECS]),  # bought socks: no other socks
+        ("post_purchase", {"trigger": {"products": ["p-gone", "p-denim"]}}, []),  # the order's own products
+        ("back_in_stock", {"as_of": NOW - timedelta(days=30)}, [STALE, STALE_RECS]),
+        ("price_drop", {"trigger": {"old_price": 80.0}}, []),
+    ],
+)  # fmt: skip
+def test_build_content_fallbacks(
+    kind: str, overrides: dict[str, Any], expected: list[dict[str, str]]
+) -> None:
+    result = content(kind, **overrides)
+    assert result.aborted is None
+    assert result.fallbacks == expected
+
+
+def test_cart_line_without_catalog_image_or_price() -> None:
+    catalog = catalog_frame(product("p-mystery", "Mystery box", "boxes", None, 1, image_url=None))
+    result = content(catalog=catalog, cart_items=[line("p-mystery", price=None)])
+    assert result.fallbacks == [NO_IMAGE, NO_PRICE, NO_RECS]
+    assert result.context["cart"]["total"] == ""  # a partial total would mislead
+
+
+@pytest.mark.parametrize(
+    ("kind", "overrides", "reason"),
+    [
+        ("abandoned_cart", {"cart_items": []}, "empty_cart"),
+        ("abandoned_cart", {"cart_items": None}, "empty_cart"),
+        ("abandoned_checkout", {"cart_items": [line("p-linen", 0)]}, "empty_cart"),
+        ("abandoned_cart", {"cart_id": "c-2"}, "cart_changed"),
+        ("abandoned_cart", {"email": None}, "no_email"),
+        ("welcome", {"email": ""}, "no_email"),
+        ("welcome", {"email": "not-an-address"}, "no_email"),
+        ("back_in_stock", {"trigger": {"anchor": "p-unknown"}}, "product_not_in_catalog"),
+        ("price_drop", {"trigger": {"anchor": "p-unknown"}}, "product_not_in_catalog"),
+        ("browse_abandonment", {"trigger": {"anchor": None}}, "product_not_in_catalog"),
+        ("back_in_stock", {"trigger": {"anchor": "p-flannel"}}, "out_of_stock"),
+        ("price_drop", {"trigger": {"old_price": 60.0}}, "no_price_drop"),
+    ],
+)
+def test_build_content_aborts(kind: str, overrides: dict[str, Any], reason: str) -> None:
+    result = content(kind, **overrides)
+    assert result.aborted == reason
+    assert result.context == {}
+
+
+def test_unknown_kind_raises() -> None:
+    with pytest.raises(ValueError, match="unknown email kind"):
+        content("winback")
+
+
+def test_cart_lines_take_current_catalog_values_and_fall_back_to_the_event() -> None:
+    catalog = catalog_frame(
+        product("p-nameless", None, "shirts", None, 2, url=None, image_url="javascript:alert(1)")
+    )
+    items = [
+        line("p-linen", 2, name="Old name", price=40.0),
+        line(
+            "p-nameless", None, name="Event name", price=9.5, url="https://shop.example/e", image_url="data:x"
+        ),
+        line("p-gone", 1, name="Gone item", price=20.0, image_url="https://img.shop.example/gone.jpg"),
+    ]
+    cart = content(catalog=catalog, cart_items=items).context["cart"]
+    linen, nameless, gone = cart["lines"]
+    assert linen == {
+        "name": "Linen shirt",
+        "url": "https://shop.example/products/p-linen",
+        "image_url": "https://img.shop.example/p-linen.jpg",
+        "price": "€59.00",
+        "quantity": 2,
+        "line_total": "€118.00",
+    }
+    assert (nameless["name"], nameless["price"], nameless["quantity"]) == ("Event name", "€9.50", 1)
+    assert (nameless["url"], nameless["image_url"]) == ("https://shop.example/e", "")  # unsafe image dropped
+    assert gone == {
+        "name": "Gone item",
+        "url": HOME,
+        "image_url": "",
+        "price": "",
+        "quantity": 1,
+        "line_total": "",
+    }
+    assert cart["total"] == "" and cart["count"] == 4
+
+
+def test_cart_total_computed_in_python() -> None:
+    items = [line("p-linen", 2), line("p-denim", 1), line("p-oxford", None)]
+    result = content(cart_items=items)
+    assert result.context["cart"]["total"] == "€255.50"  # 2 x 59 + 72.5 + 65
+    assert result.context["cta_url"] == "https://shop.example/cart"
+    assert content("abandoned_checkout").context["cta_url"] == "https://shop.example/checkout"
+
+
+def test_recommendations_exclude_cart_and_purchases() -> None:
+    result = content(cart_items=[line("p-linen")], purchased_products=["p-denim"])
+    assert [r["name"] for r in result.context["recommendations"]] == ["Oxford shirt"]
+    assert result.context["recommendations_source"] == "personal"
+
+
+def test_bestsellers_in_rank_order_when_no_recommendations() -> None:
+    result = content("welcome", top_category=None, purchased_products=[])
+    assert [r["name"] for r in result.context["recommendations"]] == [
+        "Wool socks",
+        "Linen shirt",
+        "Leather belt",
+    ]
+    assert result.context["recommendations_source"] == "bestsellers"
+
+
+def test_stale_profile_gives_generic_content() -> None:
+    result = content(as_of=NOW - timedelta(days=3), cart_items=[line("p-linen", 2), line("p-oxford")])
+    context = result.context
+    assert context["generic"] is True and context["loyalty_tier"] == ""
+    assert context["cart"]["total"] == ""
+    assert [(x["name"], x["price"], x["image_url"], x["quantity"]) for x in context["cart"]["lines"]] == [
+        ("Linen shirt", "", "", 0),
+        ("Oxford shirt", "", "", 0),
+    ]
+    assert context["recommendations_source"] == "bestsellers"
+
+
+def test_staleness_bound_is_inclusive_of_fresh_profiles() -> None:
+    assert content(as_of=NOW - STALENESS).fallbacks == []
+    assert content(as_of=(NOW - STALENESS).replace(tzinfo=None)).fallbacks == []  # naive means UTC
+    assert content(as_of=NOW - STALENESS - timedelta(seconds=1)).fallbacks == [STALE, STALE_RECS]
+
+
+def test_post_purchase_cross_sells_the_order_category_without_what_was_bought() -> None:
+    bought = ["p-belt", "p-linen"]  # sorted, as profiles keep them: not in order of purchase
+    result = content("post_purchase", purchased_products=bought, trigger={"products": ["p-linen"]})
+    assert [r["name"] for r in result.context["recommendations"]] == ["Denim shirt", "Oxford shirt"]
+    without_products = content("post_purchase", purchased_products=bought)
+    assert without_products.fallbacks == [NO_RECS]  # belts: nothing else to cross-sell
+
+
+def test_price_drop_context() -> None:
+    product_context = content("price_drop", trigger={"old_price": 80.0}).context["product"]
+    assert product_context["price"] == "€65.00"
+    assert (product_context["old_price"], product_context["drop_percent"]) == ("€80.00", 19)
+    plain = content("price_drop").context["product"]  # no old price known: still valid, shown plainly
+    assert (plain["old_price"], plain["drop_percent"]) == ("", 0)
+
+
+def test_unsafe_catalog_urls_fall_back_to_shop_home() -> None:
+    catalog = catalog_frame(
+        product("p-evil", "Evil", "evil", 5.0, 1, url="javascript:alert(1)", image_url="data:x")
+    )
+    result = content("browse_abandonment", catalog=catalog, trigger={"anchor": "p-evil"})
+    assert result.context["product"]["url"] == HOME
+    assert result.context["product"]["image_url"] == ""
+    assert result.context["cta_url"] == HOME
+
+
+def test_names_are_cleaned_and_bounded() -> None:
+    result = content(first_name="Ada\r\nBcc: x", loyalty_tier="Gold\n")
+    assert result.context["first_name"] == "Ada Bcc: x"
+    assert result.context["loyalty_tier"] == "Gold"
+    assert len(content(first_name="A" * 500).context["first_name"]) == 120
+
+
+def plain(value: object) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(plain(v) for v in value)
+    return isinstance(value, str | int | float | bool)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_context_holds_plain_values_only(kind: str) -> None:
+    result = content(kind, trigger={"old_price": 90.0})
+    assert result.aborted is None
+    assert plain(result.context)
+    assert result.context["kind"] == kind and result.context["shop"]["name"] == "Maison Demo"

@@ -1,0 +1,342 @@
+"""Email content, pure part: link and header safety, recommendations, and the context templates get."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import polars as pl
+
+from transforms.schema import CART_LINE
+
+CART_KINDS = ("abandoned_cart", "abandoned_checkout")
+PRODUCT_KINDS = ("browse_abandonment", "back_in_stock", "price_drop")
+KINDS = (*CART_KINDS, "welcome", "post_purchase", *PRODUCT_KINDS)  # PRODUCT.md section 4
+VARIANTS = ("a", "b")
+HEADER_LIMIT = 998  # RFC 5322's line limit
+NAME_LIMIT = 120  # names of people and products, so one odd value cannot swamp a layout or a subject
+URL_LIMIT = 2048
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
+_LINE_FIELDS: dict[str, Any] = {f.name: f.dtype for f in CART_LINE.fields}
+_URL_FORBIDDEN = frozenset("<>\"'`\\")  # never valid unencoded in a URL; a sign of markup injection
+_KEPT_FORMAT_CHARS = frozenset("\u200d")  # zero-width joiner: part of emoji sequences
+
+
+@dataclass(frozen=True)
+class Shop:
+    """The sender's identity as emails show it."""
+
+    name: str
+    home_url: str  # https
+    postal_address: str
+    support_email: str
+    currency: str = "EUR"  # for cart lines whose product has no currency in the catalog
+
+    @property
+    def cart_url(self) -> str:
+        return self.home_url.rstrip("/") + "/cart"
+
+    @property
+    def checkout_url(self) -> str:
+        return self.home_url.rstrip("/") + "/checkout"
+
+    def as_context(self) -> dict[str, str]:
+        return {**asdict(self), "cart_url": self.cart_url, "checkout_url": self.checkout_url}
+
+
+@dataclass(frozen=True)
+class Content:
+    """What one email says: the templates' context, the fallbacks used, or why no email can be made."""
+
+    context: dict[str, Any] = field(default_factory=dict)
+    fallbacks: list[dict[str, str]] = field(default_factory=list)
+    aborted: str | None = None
+
+
+class _Abort(Exception):
+    """No valid email can be made (the reason is the `sends` row's `last_error`)."""
+
+
+@dataclass
+class _Draft:
+    """What every part of one email's content needs: the catalog, the shop, staleness, fallbacks so far."""
+
+    catalog: pl.DataFrame
+    shop: Shop
+    stale: bool
+    fallbacks: list[dict[str, str]]
+
+
+def safe_url(url: str | None, fallback: str) -> str:
+    """`url` when it is an absolute https URL with a host and nothing odd in it, else `fallback`."""
+    text = (url or "").strip()
+    if not text or len(text) > URL_LIMIT:
+        return fallback
+    if any(c in _URL_FORBIDDEN or unicodedata.category(c)[0] in "CZ" for c in text):
+        return fallback  # control, format and space characters, and markup
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return fallback
+    if parts.scheme.lower() != "https" or not host or "@" in parts.netloc:
+        return fallback  # userinfo before the host is a phishing trick
+    return text
+
+
+def header_value(text: str, limit: int = HEADER_LIMIT) -> str:
+    """`text` fit for an email header: control and line-break characters as spaces, trimmed, bounded."""
+    chars = []
+    for c in text:
+        category = unicodedata.category(c)
+        if category in ("Cc", "Zl", "Zp"):
+            chars.append(" ")
+        elif category != "Cf" or c in _KEPT_FORMAT_CHARS:  # bidi overrides would disguise a subject
+            chars.append(c)
+    value = " ".join("".join(chars).split())
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def format_price(amount: float | None, currency: str) -> str:
+    """`amount` with its currency ("€12.50", "12.50 CHF"); "" when there is no amount."""
+    if amount is None or not math.isfinite(amount):
+        return ""
+    code = header_value(currency, limit=8).upper()
+    symbol = CURRENCY_SYMBOLS.get(code)
+    return f"{symbol}{amount:,.2f}" if symbol else f"{amount:,.2f} {code}".rstrip()
+
+
+def _ids(ids: Sequence[str]) -> pl.Series:
+    """Product ids as one list value, the unambiguous right-hand side of `is_in`."""
+    return pl.Series(list(ids), dtype=pl.String).implode()
+
+
+def _not_in(exclude: Sequence[str]) -> pl.Expr:
+    return ~pl.col("product_id").is_in(_ids(exclude))
+
+
+def recommendations(
+    catalog: pl.DataFrame, *, category: str | None, exclude: Sequence[str], limit: int = 3
+) -> pl.DataFrame:
+    """In-stock products of `category` not in `exclude`, by product_id; empty without a category."""
+    if category is None:
+        return catalog.clear()
+    picked = catalog.filter((pl.col("category") == category) & (pl.col("stock") > 0) & _not_in(exclude))
+    return picked.sort("product_id").unique("product_id", keep="first", maintain_order=True).head(limit)
+
+
+def _bestsellers(catalog: pl.DataFrame, ranked: Sequence[str], exclude: Sequence[str]) -> pl.DataFrame:
+    """In-stock bestsellers not in `exclude`, in rank order."""
+    ranks = pl.DataFrame({"product_id": list(ranked)}, schema={"product_id": pl.String})
+    stocked = catalog.filter((pl.col("stock") > 0) & _not_in(exclude))
+    return (
+        ranks.unique(keep="first", maintain_order=True)
+        .join(stocked, on="product_id", maintain_order="left")
+        .head(3)
+    )
+
+
+def _card(row: Mapping[str, Any], shop: Shop) -> dict[str, Any]:
+    """A product as templates show it: only safe links, a formatted price."""
+    return {
+        "name": header_value(row.get("name") or "", NAME_LIMIT) or "Item",
+        "url": safe_url(row.get("url"), shop.home_url),
+        "image_url": safe_url(row.get("image_url"), ""),
+        "price": format_price(row.get("price"), row.get("currency") or shop.currency),
+    }
+
+
+def _cart_frame(items: Sequence[Mapping[str, Any]], catalog: pl.DataFrame, currency: str) -> pl.DataFrame:
+    """Cart lines joined to the current catalog; values from the event only where the catalog has none."""
+    lines = pl.DataFrame([{k: item.get(k) for k in _LINE_FIELDS} for item in items], schema=_LINE_FIELDS)
+    in_cart = pl.col("product_id").is_in(_ids(lines["product_id"].drop_nulls().to_list()))
+    current = (
+        catalog.lazy()
+        .filter(in_cart)
+        .unique("product_id", keep="first", maintain_order=True)
+        .select(
+            "product_id",
+            "currency",
+            pl.lit(True).alias("known"),
+            *(pl.col(c).alias(f"c_{c}") for c in ("name", "category", "price", "image_url", "url")),
+        )
+    )
+    known = pl.col("known").fill_null(False)
+    return (
+        lines.lazy()
+        .join(current, on="product_id", how="left", maintain_order="left")
+        .with_columns(
+            *(pl.coalesce(f"c_{c}", c).alias(c) for c in ("name", "category", "url")),
+            known=known,
+            quantity=pl.col("quantity").fill_null(1),
+            price=pl.when(known).then(pl.coalesce("c_price", "price")),  # never an unverified price
+            image_url=pl.when(known).then(pl.coalesce("c_image_url", "image_url")),
+            currency=pl.coalesce("currency", pl.lit(currency)),
+        )
+        .filter(pl.col("quantity") > 0)
+        .with_columns(line_total=pl.col("price") * pl.col("quantity"))
+        .collect()
+    )
+
+
+def _cart_total(frame: pl.DataFrame) -> str:
+    """The cart's total, or "" when a line has no price or currencies differ (a partial sum misleads)."""
+    if frame["price"].null_count() or frame["currency"].n_unique() != 1:
+        return ""
+    return format_price(float(frame["line_total"].sum()), frame["currency"][0])
+
+
+def _cart_line(
+    row: Mapping[str, Any], shop: Shop, detailed: bool, fallbacks: list[dict[str, str]]
+) -> dict[str, Any]:
+    card = _card(row, shop)
+    if not detailed:  # a stale profile: names (and links) only
+        return {**card, "image_url": "", "price": "", "line_total": "", "quantity": 0}
+    if not row["known"]:
+        fallbacks.append({"block": "cart_line", "reason": "product_not_in_catalog"})
+    elif not card["image_url"]:
+        fallbacks.append({"block": "cart_line", "reason": "no_image"})
+    if row["known"] and not card["price"]:
+        fallbacks.append({"block": "cart_line", "reason": "no_price"})
+    total = format_price(row["line_total"], row["currency"])
+    return {**card, "quantity": row["quantity"], "line_total": total}
+
+
+def _cart_part(
+    kind: str, profile: Mapping[str, Any], trigger: Mapping[str, Any], draft: _Draft
+) -> tuple[dict[str, Any], str | None, list[str]]:
+    anchor, cart_id = trigger.get("anchor"), profile.get("cart_id")
+    if anchor and cart_id and anchor != cart_id:
+        raise _Abort("cart_changed")  # never write about a cart the shopper no longer has
+    frame = _cart_frame(profile.get("cart_items") or [], draft.catalog, draft.shop.currency)
+    if frame.is_empty():
+        raise _Abort("empty_cart")
+    rows = frame.iter_rows(named=True)
+    lines = [_cart_line(row, draft.shop, not draft.stale, draft.fallbacks) for row in rows]
+    total = "" if draft.stale else _cart_total(frame)
+    cart = {"lines": lines, "total": total, "count": int(frame["quantity"].sum())}
+    cta = draft.shop.checkout_url if kind == "abandoned_checkout" else draft.shop.cart_url
+    category = (frame["category"].drop_nulls().to_list() or [None])[0]
+    return {"cart": cart, "cta_url": cta}, category, frame["product_id"].drop_nulls().to_list()
+
+
+def _product_part(
+    kind: str, trigger: Mapping[str, Any], draft: _Draft
+) -> tuple[dict[str, Any], str | None, list[str]]:
+    found = draft.catalog.filter(pl.col("product_id") == pl.lit(trigger.get("anchor"), dtype=pl.String))
+    if found.is_empty():
+        raise _Abort("product_not_in_catalog")
+    row = found.row(0, named=True)
+    if kind == "back_in_stock" and not (row["stock"] or 0) > 0:
+        raise _Abort("out_of_stock")  # sold out again since the change was seen
+    product = {**_card(row, draft.shop), "old_price": "", "drop_percent": 0}
+    if kind == "price_drop":
+        old, price = trigger.get("old_price"), row["price"]
+        if price is None or (old is not None and old <= price):
+            raise _Abort("no_price_drop")
+        if old:
+            product["old_price"] = format_price(old, row["currency"] or draft.shop.currency)
+            product["drop_percent"] = round((1 - price / old) * 100)
+    if not product["image_url"]:
+        draft.fallbacks.append({"block": "product", "reason": "no_image"})
+    return {"product": product, "cta_url": product["url"]}, row["category"], [row["product_id"]]
+
+
+def _own_category(
+    kind: str, profile: Mapping[str, Any], trigger: Mapping[str, Any], catalog: pl.DataFrame
+) -> str | None:
+    """Welcome: the profile's top category; post_purchase: that of the order's (else any bought) products."""
+    if kind == "post_purchase":
+        bought = list(trigger.get("products") or profile.get("purchased_products") or [])
+        found = catalog.filter(pl.col("product_id").is_in(_ids(bought)) & pl.col("category").is_not_null())
+        if not found.is_empty():  # first in the profile's order, not the catalog's
+            order = {pid: i for i, pid in enumerate(bought)}
+            return min(found.iter_rows(named=True), key=lambda r: order[r["product_id"]])["category"]
+    return profile.get("top_category")
+
+
+def _is_stale(as_of: datetime | None, now: datetime, staleness: timedelta) -> bool:
+    if as_of is None:
+        return True  # freshness unknown: treat as stale
+    utc = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in (as_of, now)]  # naive times are UTC
+    return utc[0] < utc[1] - staleness
+
+
+def _recommended(
+    draft: _Draft, category: str | None, exclude: list[str], bestsellers: Sequence[str]
+) -> tuple[list[dict[str, Any]], str]:
+    """Recommendation cards and their source: personal, else (none, or a stale profile) bestsellers."""
+    picked = (
+        draft.catalog.clear()
+        if draft.stale
+        else recommendations(draft.catalog, category=category, exclude=exclude)
+    )
+    if not picked.is_empty():
+        return [_card(row, draft.shop) for row in picked.iter_rows(named=True)], "personal"
+    # a stale profile's interests may be old news: bestsellers are safe
+    reason = "stale_profile" if draft.stale else "no_recommendations"
+    draft.fallbacks.append({"block": "recommendations", "reason": reason})
+    picked = _bestsellers(draft.catalog, bestsellers, exclude)
+    return [_card(row, draft.shop) for row in picked.iter_rows(named=True)], "bestsellers"
+
+
+def build_content(
+    kind: str,
+    *,
+    profile: Mapping[str, Any],
+    trigger: Mapping[str, Any],
+    catalog: pl.DataFrame,
+    bestsellers: Sequence[str],
+    now: datetime,
+    shop: Shop,
+    staleness: timedelta,
+) -> Content:
+    """The context of one email of `kind`, with the fallbacks it needed, or the reason it cannot be sent."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown email kind: {kind!r}")
+    email = profile.get("email")
+    if not email or "@" not in email:
+        return Content(aborted="no_email")
+    stale = _is_stale(profile.get("as_of"), now, staleness)
+    draft = _Draft(catalog, shop, stale, [])  # one row per product_id (the catalog table's key)
+    if stale:
+        draft.fallbacks.append({"block": "profile", "reason": "stale_profile"})
+    first_name = header_value(profile.get("first_name") or "", NAME_LIMIT)
+    if not first_name:
+        draft.fallbacks.append({"block": "greeting", "reason": "no_first_name"})
+    try:
+        if kind in CART_KINDS:
+            part, category, shown = _cart_part(kind, profile, trigger, draft)
+        elif kind in PRODUCT_KINDS:
+            part, category, shown = _product_part(kind, trigger, draft)
+        else:
+            part, category, shown = (
+                {"cta_url": shop.home_url},
+                _own_category(kind, profile, trigger, draft.catalog),
+                [],
+            )
+    except _Abort as abort:
+        return Content(fallbacks=_unique(draft.fallbacks), aborted=str(abort))
+    exclude = [*shown, *(profile.get("purchased_products") or [])]
+    cards, source = _recommended(draft, category, exclude, bestsellers)
+    context = {
+        "kind": kind,
+        "shop": shop.as_context(),
+        "first_name": first_name,
+        "loyalty_tier": "" if stale else header_value(profile.get("loyalty_tier") or "", NAME_LIMIT),
+        "generic": stale,
+        "recommendations": cards,
+        "recommendations_source": source,
+        **part,
+    }
+    return Content(context=context, fallbacks=_unique(draft.fallbacks))
+
+
+def _unique(fallbacks: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Each (block, reason) once, in first-seen order: a send records which fallbacks, not how often."""
+    return list({(f["block"], f["reason"]): f for f in fallbacks}.values())

@@ -1,0 +1,83 @@
+"""Policies over every marketing trigger: holdout, A/B variant, quiet hours, frequency cap."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
+
+from transforms.schema import UTC_TS
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The cross-trigger policy values (PRODUCT.md section 4 defaults)."""
+
+    holdout_rate: float = 0.05
+    quiet_start: time = time(21)
+    quiet_end: time = time(8)
+    cap_short: tuple[int, timedelta] = (1, timedelta(hours=16))
+    cap_long: tuple[int, timedelta] = (3, timedelta(days=7))
+    variants: tuple[str, ...] = ("a", "b")
+
+
+def unit_hash(text: str) -> float:
+    """A stable number in [0, 1) for `text` (the same in every run, process and Python version)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+
+
+def in_holdout(user_ids: pl.Series, rate: float) -> pl.Series:
+    """The global holdout: a stable `rate` share of users by a hash of their id."""
+    return pl.Series([u is not None and unit_hash(f"holdout:{u}") < rate for u in user_ids], dtype=pl.Boolean)
+
+
+def variants(kinds: pl.Series, user_ids: pl.Series, names: tuple[str, ...]) -> pl.Series:
+    """The A/B variant per (trigger kind, user), by hash: stable and independent of the holdout."""
+    picks = [
+        names[int(unit_hash(f"variant:{k}:{u}") * len(names))] if u is not None else None
+        for k, u in zip(kinds, user_ids, strict=True)
+    ]
+    return pl.Series(picks, dtype=pl.String)
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def quiet_until(now: datetime, timezones: pl.Series, policy: Policy) -> pl.Series:
+    """Per user: the end of quiet hours (next local 08:00) when `now` falls in them, else null."""
+    ends: list[datetime | None] = []
+    for name in timezones:
+        zone = _zone(name)
+        local = now.astimezone(zone)
+        if policy.quiet_end <= local.time() < policy.quiet_start:
+            ends.append(None)
+            continue
+        day = local.date() if local.time() < policy.quiet_end else local.date() + timedelta(days=1)
+        ends.append(datetime.combine(day, policy.quiet_end, tzinfo=zone).astimezone(now.tzinfo))
+    return pl.Series(ends, dtype=UTC_TS)
+
+
+def capped(candidates: pl.DataFrame, history: pl.DataFrame, now: datetime, policy: Policy) -> pl.Series:
+    """Which of `candidates` (user_id, priority, due_at, trigger_id) the frequency cap skips.
+
+    `history` holds earlier `send` decisions (user_id, decided_at). Within this evaluation the
+    candidates go in priority order, so each user gets at most what both caps still allow.
+    """
+    counts = []
+    for limit, window in (policy.cap_short, policy.cap_long):
+        recent = history.filter(pl.col("decided_at") > now - window).group_by("user_id").agg(pl.len())
+        counts.append((limit, recent))
+    ranked = candidates.with_row_index("_row").sort("user_id", "priority", "due_at", "trigger_id")
+    ranked = ranked.with_columns(pl.int_range(pl.len()).over("user_id").alias("_rank"))
+    skip = pl.lit(False)
+    for index, (limit, recent) in enumerate(counts):
+        ranked = ranked.join(recent.rename({"len": f"_n{index}"}), on="user_id", how="left")
+        skip = skip | (pl.col(f"_n{index}").fill_null(0) + pl.col("_rank") >= limit)
+    return ranked.sort("_row").select(skip.alias("capped"))["capped"]

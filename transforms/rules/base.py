@@ -1,0 +1,88 @@
+"""What a trigger rule is: data (kind, delay, priority) plus two pure Polars functions."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from transforms.schema import UTC_TS
+
+# A candidate: one possible email, keyed by a deterministic trigger_id.
+CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
+    "trigger_id": pl.String(),
+    "kind": pl.String(),
+    "principal": pl.String(),  # a user id, or `anon:<anonymous_id>` until an identify links it
+    "anchor": pl.String(),
+    "due_at": UTC_TS,
+    "first_event_at": UTC_TS,
+    "detail": pl.String(),  # rule-specific facts as JSON (e.g. the old price of a price drop)
+}
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What rules see: merged profile state (PARTIAL_SCHEMA, one row per principal) and the time."""
+
+    state: pl.DataFrame
+    now: datetime
+    delay: timedelta
+    catalog: pl.DataFrame
+    catalog_changes: pl.DataFrame
+    catalog_viewers: pl.DataFrame  # principal, product_id, last_ts: who viewed or carted changed products
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A trigger kind: `candidates` proposes, `exit_reason` withdraws (null = still wanted)."""
+
+    kind: str
+    default_delay: timedelta
+    priority: int  # lower goes first when the frequency cap allows only one email
+    candidates: Callable[[RuleContext], pl.DataFrame]
+    exit_reason: Callable[[pl.DataFrame, RuleContext], pl.Series]
+    cooldown: timedelta | None = None  # no second send of this kind to the user within it
+    cooldown_by_anchor: bool = False  # the cooldown counts per (user, anchor), e.g. per product
+    max_lateness: timedelta = timedelta(hours=24)  # after due_at + this, the candidate expires
+    marketing: bool = True
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def trigger_id(kind: str, *parts: str) -> str:
+    """A deterministic id: the same candidate always gets the same id, in any run."""
+    return "t-" + hashlib.sha256("\x1f".join((kind, *parts)).encode()).hexdigest()[:24]
+
+
+def trigger_ids(kind: str, *columns: pl.Series) -> pl.Series:
+    return pl.Series(
+        "trigger_id",
+        [trigger_id(kind, *map(str, values)) for values in zip(*columns, strict=True)],
+        pl.String,
+    )
+
+
+def empty_candidates() -> pl.DataFrame:
+    return pl.DataFrame(schema=CANDIDATE_SCHEMA)
+
+
+def finish(frame: pl.DataFrame, kind: str, id_columns: list[str]) -> pl.DataFrame:
+    """Candidate rows of `kind` with their trigger ids, in CANDIDATE_SCHEMA."""
+    if frame.height == 0:
+        return empty_candidates()
+    ids = trigger_ids(kind, *[frame[c] for c in id_columns])
+    out = frame.with_columns(ids, pl.lit(kind).alias("kind"))
+    if "detail" not in out.columns:
+        out = out.with_columns(pl.lit(None, dtype=pl.String).alias("detail"))
+    return out.select([pl.col(c).cast(t) for c, t in CANDIDATE_SCHEMA.items()])
+
+
+def exploded(state: pl.DataFrame, column: str) -> pl.DataFrame:
+    """One row per element of a list column of the state, with its principal."""
+    return state.select("principal", column).explode(column).drop_nulls(column).unnest(column)
+
+
+def no_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
+    return pl.Series("exit_reason", [None] * candidates.height, dtype=pl.String)
