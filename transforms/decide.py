@@ -120,6 +120,7 @@ def evaluate(world: World) -> pl.DataFrame:
     if live.height == 0:
         return pl.DataFrame(schema=TRIGGERS_SCHEMA)
     live = live.with_columns(_exit_reasons(world, live))
+    live = live.with_columns(_merge_twins(live))
     facts = world.profiles.select("user_id", "email", "marketing_consent", "timezone")
     live = live.join(facts, on="user_id", how="left")
     live = live.with_columns(
@@ -180,15 +181,30 @@ def _decide(live: pl.DataFrame, now: datetime) -> pl.DataFrame:
     for condition, name, why in reversed(rules):
         decision = pl.when(condition).then(pl.lit(name)).otherwise(decision)
         reason = pl.when(condition).then(why).otherwise(reason)
-    still_deferred = (decision == "held") & (pl.col("previous") == "quiet_hours_deferred")
-    deferred = pl.col("decision") == "quiet_hours_deferred"
+    # An untouched deferred candidate waits for its 08:00 without a new row; a changed one is held anew.
+    untouched = (decision == "held") & (pl.col("previous") == "quiet_hours_deferred")
+    still_deferred = untouched & (pl.col("due_at") == pl.col("previous_due"))
+    deferred_now = decision == "quiet_hours_deferred"
     return live.with_columns(
         pl.when(still_deferred).then(pl.lit("quiet_hours_deferred")).otherwise(decision).alias("decision"),
-        pl.when(still_deferred)
-        .then(pl.lit("quiet hours in the user's time zone"))
-        .otherwise(reason)
-        .alias("reason"),
-    ).with_columns(pl.when(deferred).then(pl.col("_quiet_until")).otherwise(pl.col("due_at")).alias("due_at"))
+        pl.when(still_deferred).then(pl.lit(QUIET)).otherwise(reason).alias("reason"),
+        pl.when(deferred_now).then(pl.col("_quiet_until")).otherwise(pl.col("due_at")).alias("due_at"),
+    )
+
+
+def _merge_twins(live: pl.DataFrame) -> pl.Series:
+    """Exit reasons, with candidates of the same shopper, kind and anchor merged into one.
+
+    Before an identify a candidate is keyed by the anonymous principal; after it, the same email is
+    proposed for the user. The user-keyed one stays; the other exits, so one email goes out.
+    """
+    preference = pl.when(pl.col("principal") == pl.col("user_id")).then(0).otherwise(1)
+    order = pl.struct(preference.alias("p"), pl.col("trigger_id")).rank("ordinal")
+    twin = pl.col("user_id").is_not_null() & (order.over("kind", "user_id", "anchor") > 1)
+    reasons = live.select(
+        pl.when(twin).then(pl.lit("merged_into_identified_shopper")).otherwise(pl.col("exit_reason"))
+    )
+    return reasons.to_series().alias("exit_reason")
 
 
 def _apply_cap(decided: pl.DataFrame, world: World) -> pl.DataFrame:

@@ -1,0 +1,161 @@
+"""An in-memory shop for golden stories: events in, the engine's decisions out, no lake needed.
+
+It runs the same pure code as the micro-batch (transforms.profiles, transforms.decide); the
+integration tests run the real assets over Delta tables.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import polars as pl
+
+from transforms.decide import World, evaluate
+from transforms.events import drop_seen, identity_edges
+from transforms.ingest import process_file
+from transforms.policies import Policy
+from transforms.profiles import derive, merge_partials, partials, principal, resolve
+from transforms.reference import catalog_changes
+from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHEMA
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday, 12:00 UTC
+CHANGES_SCHEMA = {
+    "product_id": pl.String(),
+    "change": pl.String(),
+    "old_value": pl.Float64(),
+    "new_value": pl.Float64(),
+    "changed_at": pl.Datetime("us", "UTC"),
+}
+_ids = itertools.count(1)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def message(
+    kind: str, when: datetime, *, user: str | None = None, anon: str | None = None, **fields: Any
+) -> dict:
+    """A Segment message; `kind` is `identify` or a track event name."""
+    body: dict[str, Any] = {
+        "messageId": fields.pop("message_id", f"m-{next(_ids)}"),
+        "timestamp": when.isoformat(),
+    }
+    body |= {"userId": user} if user else {}
+    body |= {"anonymousId": anon} if anon else {}
+    if kind == "identify":
+        body |= {"type": "identify", "traits": fields}
+    else:
+        body |= {"type": "track", "event": kind, "properties": fields}
+    return body
+
+
+@dataclass
+class Shop:
+    """Lands events in batches and runs the trigger engine at chosen times."""
+
+    delays: dict[str, timedelta] = field(default_factory=dict)
+    policy: Policy = field(default_factory=lambda: Policy(holdout_rate=0.0))
+    events: pl.DataFrame | None = None
+    parts: list[pl.DataFrame] = field(default_factory=list)
+    log: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TRIGGERS_SCHEMA))
+    customers: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CUSTOMERS_SCHEMA))
+    catalog: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CATALOG_SCHEMA))
+    changes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CHANGES_SCHEMA))
+    suppressed: set[str] = field(default_factory=set)
+    batch: int = 0
+
+    def land(self, *messages: dict) -> None:
+        """One micro-batch of messages (deduplicated against everything landed before, as ingest does)."""
+        self.batch += 1
+        data = b"\n".join(orjson.dumps(m) for m in messages)
+        landed = max(datetime.fromisoformat(m["timestamp"]) for m in messages) + timedelta(seconds=1)
+        result = process_file(
+            data, source_file=f"b{self.batch}", landed_at=landed, ingested_at=landed, batch_id=self.batch
+        )
+        assert result.quarantine.height == 0, result.quarantine
+        seen = self.events["event_id"] if self.events is not None else pl.Series([], dtype=pl.String)
+        new = drop_seen(result.events, seen)
+        self.events = new if self.events is None else pl.concat([self.events, new])
+        self.parts.append(partials(new))
+        # As assets.suppressions does: an `Unsubscribed` event suppresses its user.
+        unsubscribed = new.filter((pl.col("event_name") == "Unsubscribed") & pl.col("user_id").is_not_null())
+        self.suppressed |= set(unsubscribed["user_id"])
+
+    def set_product(
+        self, product_id: str, when: datetime, *, price: float, stock: int, category: str = "shirts"
+    ) -> pl.DataFrame:
+        """A catalog update of one product at `when`; returns (and records) the changes it makes."""
+        row = {
+            "product_id": product_id,
+            "name": product_id.title(),
+            "category": category,
+            "price": price,
+            "currency": "EUR",
+            "stock": stock,
+            "url": f"https://shop.example/{product_id}",
+            "image_url": f"https://shop.example/{product_id}.jpg",
+            "updated_at": when,
+        }
+        after = pl.DataFrame([row], schema=CATALOG_SCHEMA)
+        found = catalog_changes(self.catalog, after).select(list(CHANGES_SCHEMA))
+        self.catalog = pl.concat([self.catalog.filter(pl.col("product_id") != product_id), after])
+        self.changes = pl.concat([self.changes, found])
+        return found
+
+    def state(self) -> pl.DataFrame:
+        links = self.identities()
+        return merge_partials(resolve(pl.concat(self.parts), links))
+
+    def identities(self) -> pl.DataFrame:
+        assert self.events is not None
+        return identity_edges(self.events)
+
+    def run(self, now: datetime) -> pl.DataFrame:
+        """Evaluate at `now`; returns this evaluation's new log rows."""
+        state = self.state()
+        latest = self.log.sort("decided_at", maintain_order=True).unique(
+            "trigger_id", keep="last", maintain_order=True
+        )
+        pending = latest.filter(pl.col("decision").is_in(PENDING_DECISIONS))
+        decided = latest.filter(~pl.col("decision").is_in(PENDING_DECISIONS))["trigger_id"]
+        history = self.log.filter(pl.col("decision") == "send").select(
+            "user_id", "kind", "anchor", "decided_at"
+        )
+        viewers = self._viewers()
+        world = World(
+            now=now,
+            state=state,
+            profiles=derive(state, self.customers, now),
+            pending=pending,
+            decided=decided,
+            history=history,
+            suppressed=frozenset(self.suppressed),
+            catalog=self.catalog,
+            catalog_changes=self.changes,
+            catalog_viewers=viewers,
+            links=self.identities(),
+            delays=self.delays,
+            policy=self.policy,
+            batch_id=self.batch,
+        )
+        rows = evaluate(world)
+        self.log = pl.concat([self.log, rows])
+        return rows
+
+    def _viewers(self) -> pl.DataFrame:
+        assert self.events is not None
+        return (
+            self.events.filter(pl.col("event_name").is_in(["Product Viewed", "Product Added"]))
+            .group_by(principal().alias("principal"), "product_id")
+            .agg(pl.col("event_ts").max().alias("last_ts"))
+        )
+
+    def decisions(self) -> set[tuple[str, str | None, str]]:
+        """The terminal decisions so far: (kind, user_id, decision)."""
+        final = self.log.filter(~pl.col("decision").is_in(PENDING_DECISIONS))
+        return set(final.select("kind", "user_id", "decision").iter_rows())

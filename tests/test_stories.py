@@ -1,0 +1,449 @@
+"""Golden stories: small event stories and the exact decisions the trigger engine takes for them.
+
+Each story lands Segment messages into an in-memory `Shop` (tests/story.py) and runs the engine at
+chosen times. Shoppers sign up three days before the story (T0 is Friday 2026-11-20 12:00 UTC), so
+their welcome email is out of the way of the frequency cap; stories assert it all the same.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import polars as pl
+
+from tests.story import Shop, at, message
+from transforms.policies import Policy
+from transforms.profiles import derive
+
+DAY = 24 * 60
+SIGNUP = at(-3 * DAY)  # Tuesday 12:00 UTC: daytime in UTC, so the welcome goes out at once
+WELCOME = ("welcome", "u1", "send")
+
+
+def signup(
+    shop: Shop, *users: str, when: datetime = SIGNUP, consent: bool = True, timezone: str | None = None
+) -> None:
+    """Each user identifies with an email (and the given consent), then the engine runs."""
+    for user in users:
+        traits: dict[str, Any] = {"email": f"{user}@example.com", "marketing_consent": consent}
+        if timezone is not None:
+            traits["timezone"] = timezone
+        shop.land(message("identify", when, user=user, **traits))
+    shop.run(when)
+
+
+def add(minutes: float, user: str | None = "u1", cart: str = "c1", product: str = "p1", **more: Any) -> dict:
+    fields = {"cart_id": cart, "product_id": product, "price": 40.0, "quantity": 1, **more}
+    return message("Product Added", at(minutes), user=user, **fields)
+
+
+def order(minutes: float, user: str = "u1", cart: str = "c1", order_id: str = "o1", **more: Any) -> dict:
+    products = [{"product_id": "p1", "category": "shirts"}]
+    fields = {"cart_id": cart, "order_id": order_id, "revenue": 40.0, "products": products, **more}
+    return message("Order Completed", at(minutes), user=user, **fields)
+
+
+def view(minutes: float, user: str | None = "u1", product: str = "p1", anon: str | None = None) -> dict:
+    return message("Product Viewed", at(minutes), user=user, anon=anon, product_id=product, category="shirts")
+
+
+def rows(frame: pl.DataFrame) -> set[tuple[str, str | None, str, str, datetime]]:
+    """Log rows as (kind, user_id, decision, reason, due_at)."""
+    return set(frame.select("kind", "user_id", "decision", "reason", "due_at").iter_rows())
+
+
+def said(frame: pl.DataFrame) -> set[tuple[str, str | None, str, str, datetime]]:
+    """Log rows as (kind, user_id, decision, reason, decided_at)."""
+    return set(frame.select("kind", "user_id", "decision", "reason", "decided_at").iter_rows())
+
+
+def test_left_cart_gets_one_email_after_the_delay() -> None:
+    """Ann puts a shirt in her cart and leaves: held for an hour, then one abandoned_cart email."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(add(0))
+    assert rows(shop.run(at(30))) == {("abandoned_cart", "u1", "held", "waiting until due_at", at(60))}
+    assert shop.run(at(59)).height == 0  # nothing new to say a minute before it is due
+    assert rows(shop.run(at(60))) == {("abandoned_cart", "u1", "send", "all policies passed", at(60))}
+    assert shop.run(at(120)).height == 0
+    assert shop.decisions() == {WELCOME, ("abandoned_cart", "u1", "send")}
+
+
+def test_changing_the_cart_restarts_the_timer() -> None:
+    """Ann adds a shirt, half an hour later swaps it for socks: the hour counts from the swap."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(add(0))
+    assert rows(shop.run(at(10))) == {("abandoned_cart", "u1", "held", "waiting until due_at", at(60))}
+    shop.land(
+        message("Product Removed", at(30), user="u1", cart_id="c1", product_id="p1", quantity=1),
+        add(30, product="p2"),
+    )
+    assert rows(shop.run(at(60))) == {("abandoned_cart", "u1", "held", "waiting until due_at", at(90))}
+    assert rows(shop.run(at(89))) == set()
+    assert rows(shop.run(at(90))) == {("abandoned_cart", "u1", "send", "all policies passed", at(90))}
+    assert shop.decisions() == {WELCOME, ("abandoned_cart", "u1", "send")}
+
+
+def test_late_order_cancels_the_cart_email() -> None:
+    """Ann orders at 12:40, but the order lands only after the engine has held her cart: no email."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(add(0))
+    assert rows(shop.run(at(10))) == {("abandoned_cart", "u1", "held", "waiting until due_at", at(60))}
+    shop.land(order(40))  # event time 12:40, landed after the run at 12:10
+    new = shop.run(at(60))
+    assert ("abandoned_cart", "u1", "exited", "order_completed", at(60)) in rows(new)
+    assert shop.decisions() == {WELCOME, ("abandoned_cart", "u1", "exited")}
+    assert rows(new.filter(pl.col("kind") == "post_purchase")) == {
+        ("post_purchase", "u1", "held", "waiting until due_at", at(40 + 3 * DAY))
+    }
+
+
+def test_the_same_order_twice_counts_once() -> None:
+    """The tracker retries an order (same messageId) in the same and a later batch: one order, one email."""
+    shop = Shop()
+    signup(shop, "u1")
+    twice = order(0, message_id="m-order-1")
+    shop.land(add(-10), twice, twice)
+    shop.land(twice)
+    profile = derive(shop.state(), shop.customers, at(10)).row(0, named=True)
+    assert (profile["order_count"], profile["lifetime_value"], profile["last_order_at"]) == (1, 40.0, at(0))
+    assert rows(shop.run(at(10))) == {
+        ("abandoned_cart", "u1", "exited", "order_completed", at(50)),
+        ("post_purchase", "u1", "held", "waiting until due_at", at(3 * DAY)),
+    }
+    assert rows(shop.run(at(3 * DAY))) == {
+        ("post_purchase", "u1", "send", "all policies passed", at(3 * DAY))
+    }
+    assert shop.decisions() == {
+        WELCOME,
+        ("abandoned_cart", "u1", "exited"),
+        ("post_purchase", "u1", "send"),
+    }
+
+
+def test_anonymous_cart_follows_the_shopper_after_login() -> None:
+    """A guest (anonymous a1) fills a cart, then logs in as Ann: Ann gets the abandoned_cart email."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(add(0, user=None, anon="a1"))
+    assert rows(shop.run(at(10))) == {("abandoned_cart", None, "held", "waiting until due_at", at(60))}
+    shop.land(message("identify", at(20), user="u1", anon="a1"))
+    new = shop.run(at(60))
+    assert rows(new) == {("abandoned_cart", "u1", "send", "all policies passed", at(60))}
+    assert new["principal"].to_list() == ["u1"]
+    assert shop.decisions() == {WELCOME, ("abandoned_cart", "u1", "send")}
+
+
+def test_unsubscribed_shopper_is_suppressed() -> None:
+    """Ann unsubscribes, then leaves a cart: the decision is `suppressed`, no email."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(message("Unsubscribed", at(-60), user="u1"), add(0))
+    assert rows(shop.run(at(60))) == {
+        ("abandoned_cart", "u1", "suppressed", "user or address in suppressions", at(60))
+    }
+    assert shop.decisions() == {WELCOME, ("abandoned_cart", "u1", "suppressed")}
+
+
+def test_suppression_added_while_held_is_honoured() -> None:
+    """Ann's address is suppressed (a bounce) while her cart email waits: suppressed at due time."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(add(0))
+    shop.run(at(30))
+    shop.suppressed.add("u1")
+    assert rows(shop.run(at(60))) == {
+        ("abandoned_cart", "u1", "suppressed", "user or address in suppressions", at(60))
+    }
+
+
+def test_no_marketing_consent_no_email() -> None:
+    """Bob signs up without marketing consent: neither his welcome nor his cart email goes out."""
+    shop = Shop()
+    signup(shop, "u2", consent=False)
+    shop.land(add(0, user="u2"))
+    assert rows(shop.run(at(60))) == {("abandoned_cart", "u2", "no_consent", "no marketing consent", at(60))}
+    assert shop.decisions() == {("welcome", "u2", "no_consent"), ("abandoned_cart", "u2", "no_consent")}
+
+
+def test_quiet_hours_defer_to_eight_in_the_morning_local_time() -> None:
+    """Carts due at night in Tokyo and New York wait until 08:00 local time, then go out."""
+    shop = Shop()
+    midnight_utc = at(-3 * DAY - 12 * 60)  # 09:00 in Tokyo, 19:00 in New York: both get their welcome
+    signup(shop, "tokyo", when=midnight_utc, timezone="Asia/Tokyo")
+    signup(shop, "nyc", when=midnight_utc, timezone="America/New_York")
+    assert shop.decisions() == {("welcome", "tokyo", "send"), ("welcome", "nyc", "send")}
+    # Tokyo (UTC+9): cart 21:00 local, due 22:00 -> 08:00 next morning = 23:00 UTC the same day.
+    shop.land(add(0, user="tokyo", cart="ct"))
+    deferred = "quiet hours in the user's time zone"
+    assert rows(shop.run(at(60))) == {
+        ("abandoned_cart", "tokyo", "quiet_hours_deferred", deferred, at(11 * 60))
+    }
+    assert rows(shop.run(at(5 * 60))) == set()  # still night in Tokyo: nothing new
+    assert said(shop.run(at(11 * 60))) == {
+        ("abandoned_cart", "tokyo", "send", "all policies passed", at(11 * 60))
+    }
+    # New York (UTC-5 in November): cart 20:00 local, due 21:00 -> 08:00 the next morning = 13:00 UTC.
+    shop.land(add(13 * 60, user="nyc", cart="cn"))
+    assert rows(shop.run(at(14 * 60))) == {
+        ("abandoned_cart", "nyc", "quiet_hours_deferred", deferred, at(25 * 60))
+    }
+    assert rows(shop.run(at(25 * 60) - timedelta(seconds=1))) == set()  # 07:59:59 in New York
+    assert said(shop.run(at(25 * 60))) == {
+        ("abandoned_cart", "nyc", "send", "all policies passed", at(25 * 60))
+    }
+    assert shop.decisions() == {
+        ("welcome", "tokyo", "send"),
+        ("welcome", "nyc", "send"),
+        ("abandoned_cart", "tokyo", "send"),
+        ("abandoned_cart", "nyc", "send"),
+    }
+
+
+def test_second_cart_within_seven_days_is_cooled_down() -> None:
+    """Ann leaves a cart on Friday (email) and another on Sunday: the second is in the 7-day cooldown."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(add(0))
+    shop.run(at(60))
+    shop.land(add(2 * DAY, cart="c2"))
+    assert rows(shop.run(at(2 * DAY + 60))) == {
+        (
+            "abandoned_cart",
+            "u1",
+            "cooldown",
+            "sent this kind to the user within its cooldown",
+            at(2 * DAY + 60),
+        )
+    }
+    assert shop.decisions() == {
+        WELCOME,
+        ("abandoned_cart", "u1", "send"),
+        ("abandoned_cart", "u1", "cooldown"),
+    }
+
+
+def test_holdout_is_five_percent_and_stable() -> None:
+    """A 5 % holdout by a stable hash: the same users are held out in any shop, run and trigger."""
+    users = [f"user-{i:04d}" for i in range(1000)]
+    policy = Policy(holdout_rate=0.05)
+
+    def held_out(shop: Shop, kind: str) -> set[str | None]:
+        terminal = shop.log.filter((pl.col("kind") == kind) & (pl.col("decision") != "held"))
+        assert terminal.height == len(users)
+        assert set(terminal["decision"]) == {"send", "holdout"}
+        return set(terminal.filter(pl.col("decision") == "holdout")["user_id"])
+
+    first = Shop(policy=policy)
+    first.land(
+        *(message("identify", at(0), user=u, email=f"{u}@example.com", marketing_consent=True) for u in users)
+    )
+    first.run(at(0))
+    welcome = held_out(first, "welcome")
+    assert 0.035 <= len(welcome) / len(users) <= 0.065
+
+    second = Shop(policy=policy)
+    backwards = [
+        message("identify", SIGNUP, user=u, email=f"{u}@example.com", marketing_consent=True) for u in users
+    ]
+    for chunk in range(0, len(users), 300):  # other batches, reversed order, another day
+        second.land(*reversed(backwards[chunk : chunk + 300]))
+    second.run(SIGNUP)
+    second.land(*(add(0, user=u, cart=f"cart-{u}") for u in users))
+    second.run(at(60))
+    assert held_out(second, "welcome") == welcome
+    assert held_out(second, "abandoned_cart") == welcome
+
+
+def test_price_drop_of_ten_percent_reaches_viewers() -> None:
+    """Ann viewed a shirt; its price drops 100 -> 90 (10 %): price_drop. A 5 % drop on socks: nothing."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.set_product("p1", at(-2 * DAY), price=100.0, stock=5)
+    shop.set_product("p2", at(-2 * DAY), price=100.0, stock=5)
+    shop.land(view(-DAY, product="p1"), view(-DAY, product="p2"))
+    assert shop.set_product("p1", at(0), price=90.0, stock=5).height == 1
+    assert shop.set_product("p2", at(0), price=95.0, stock=5).height == 0
+    new = shop.run(at(5))
+    assert rows(new) == {("price_drop", "u1", "send", "all policies passed", at(0))}
+    assert new["anchor"].to_list() == ["p1"]
+    assert orjson.loads(new["detail"][0]) == {"old": 100.0, "new": 90.0}
+    assert shop.decisions() == {WELCOME, ("price_drop", "u1", "send")}
+
+
+def test_back_in_stock_reaches_viewers() -> None:
+    """Ann viewed a sold-out shirt; stock goes 0 -> 5: back_in_stock for Ann, nothing for Bob who didn't."""
+    shop = Shop()
+    signup(shop, "u1", "u2")
+    shop.set_product("p1", at(-2 * DAY), price=40.0, stock=0)
+    shop.land(view(-DAY, product="p1"), view(-DAY, user="u2", product="p9"))
+    shop.set_product("p1", at(0), price=40.0, stock=5)
+    assert rows(shop.run(at(5))) == {("back_in_stock", "u1", "send", "all policies passed", at(0))}
+    assert shop.decisions() == {WELCOME, ("welcome", "u2", "send"), ("back_in_stock", "u1", "send")}
+
+
+def test_abandoned_checkout_takes_precedence_over_the_cart() -> None:
+    """Ann starts checkout and stops: after 30 min an abandoned_checkout email, the cart email exits."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(add(0), message("Checkout Started", at(10), user="u1", cart_id="c1"))
+    assert rows(shop.run(at(20))) == {
+        ("abandoned_checkout", "u1", "held", "waiting until due_at", at(40)),
+        ("abandoned_cart", "u1", "exited", "abandoned_checkout_takes_precedence", at(60)),
+    }
+    assert rows(shop.run(at(40))) == {("abandoned_checkout", "u1", "send", "all policies passed", at(40))}
+    assert shop.run(at(60)).height == 0
+    assert shop.decisions() == {
+        WELCOME,
+        ("abandoned_checkout", "u1", "send"),
+        ("abandoned_cart", "u1", "exited"),
+    }
+
+
+def test_welcome_on_first_identify_with_consent() -> None:
+    """Ann signs up with consent: welcome at once, and once only. Bob (no email), Cleo (no consent): none."""
+    shop = Shop()
+    shop.land(
+        message("identify", at(0), user="u1", email="u1@example.com", marketing_consent=True),
+        message("identify", at(0), user="u2", first_name="Bob"),
+        message("identify", at(0), user="u3", email="u3@example.com", marketing_consent=False),
+    )
+    assert rows(shop.run(at(0))) == {
+        ("welcome", "u1", "send", "all policies passed", at(0)),
+        ("welcome", "u3", "no_consent", "no marketing consent", at(0)),
+    }
+    shop.land(message("identify", at(60), user="u1", email="ann@example.com", first_name="Ann"))
+    assert shop.run(at(60)).height == 0
+    assert shop.decisions() == {WELCOME, ("welcome", "u3", "no_consent")}
+
+
+def test_browse_abandonment() -> None:
+    """Ann views a shirt twice and goes quiet for 2 h: browse email. Bob views twice, then adds it: exits."""
+    shop = Shop()
+    signup(shop, "u1", "u2")
+    shop.land(view(0), view(10), view(0, user="u2", product="p2"), view(10, user="u2", product="p2"))
+    shop.land(add(20, user="u2", cart="c2", product="p2"))
+    assert rows(shop.run(at(30))) == {
+        ("browse_abandonment", "u1", "held", "waiting until due_at", at(130)),
+        ("browse_abandonment", "u2", "exited", "added_to_cart", at(140)),
+        ("abandoned_cart", "u2", "held", "waiting until due_at", at(80)),
+    }
+    assert rows(shop.run(at(130))) == {
+        ("browse_abandonment", "u1", "send", "all policies passed", at(130)),
+        ("abandoned_cart", "u2", "send", "all policies passed", at(80)),
+    }
+    assert shop.decisions() == {
+        WELCOME,
+        ("welcome", "u2", "send"),
+        ("browse_abandonment", "u1", "send"),
+        ("browse_abandonment", "u2", "exited"),
+        ("abandoned_cart", "u2", "send"),
+    }
+
+
+def test_one_view_is_not_browse_abandonment() -> None:
+    """Ann views a shirt once and leaves: no browse email."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(view(0))
+    assert rows(shop.run(at(3 * 60))) == set()
+    assert shop.decisions() == {WELCOME}
+
+
+def test_due_times_are_event_times_not_landing_times() -> None:
+    """Ann's cart event lands 40 min late: it is still due an hour after she changed it."""
+    shop = Shop()
+    signup(shop, "u1")
+    assert shop.run(at(40)).height == 0
+    shop.land(add(0))
+    assert rows(shop.run(at(41))) == {("abandoned_cart", "u1", "held", "waiting until due_at", at(60))}
+    assert rows(shop.run(at(60) + timedelta(seconds=1))) == {
+        ("abandoned_cart", "u1", "send", "all policies passed", at(60))
+    }
+
+
+def test_emptied_cart_exits() -> None:
+    """Ann adds a shirt and takes it out again: no cart email."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(add(0), message("Product Removed", at(5), user="u1", cart_id="c1", product_id="p1", quantity=1))
+    assert rows(shop.run(at(65))) == {("abandoned_cart", "u1", "exited", "cart_emptied", at(65))}
+    assert shop.decisions() == {WELCOME, ("abandoned_cart", "u1", "exited")}
+
+
+def test_frequency_cap_lets_the_higher_priority_email_through() -> None:
+    """Ann's cart and her browsing are both due at 14:20: the cart email goes, the browse email is capped."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(view(0, product="p2"), view(10, product="p2"), add(20))
+    assert said(shop.run(at(140))) == {
+        ("abandoned_cart", "u1", "send", "all policies passed", at(140)),
+        ("browse_abandonment", "u1", "capped", "frequency cap reached", at(140)),
+    }
+    assert shop.decisions() == {
+        WELCOME,
+        ("abandoned_cart", "u1", "send"),
+        ("browse_abandonment", "u1", "capped"),
+    }
+
+
+def test_cart_changed_while_deferred_is_due_after_the_change() -> None:
+    """Tokyo: the cart email is deferred to 08:00; at 07:50 she adds socks, so it is due at 08:50 instead.
+
+    The pending row must carry the new due time (never none), and the email goes out at 08:50.
+    """
+    shop = Shop()
+    signup(shop, "tokyo", when=at(-3 * DAY - 12 * 60), timezone="Asia/Tokyo")
+    shop.land(add(0, user="tokyo", cart="ct"))  # 21:00 in Tokyo
+    deferred = "quiet hours in the user's time zone"
+    assert rows(shop.run(at(60))) == {
+        ("abandoned_cart", "tokyo", "quiet_hours_deferred", deferred, at(11 * 60))
+    }
+    shop.land(add(11 * 60 - 10, user="tokyo", cart="ct", product="p2"))  # 07:50 in Tokyo
+    for minutes in (11 * 60 - 5, 11 * 60, 11 * 60 + 40):  # 07:55, 08:00 and 08:40 in Tokyo
+        shop.run(at(minutes))
+        pending = shop.log.filter(pl.col("kind") == "abandoned_cart").tail(1)
+        assert pending["decision"].to_list() in (["held"], ["quiet_hours_deferred"]), minutes
+        assert pending["due_at"].to_list() == [at(11 * 60 + 50)], minutes
+    assert said(shop.run(at(11 * 60 + 50))) == {
+        ("abandoned_cart", "tokyo", "send", "all policies passed", at(11 * 60 + 50))
+    }
+    assert shop.log.filter(pl.col("due_at").is_null()).height == 0
+
+
+def test_anonymous_browsing_then_login_is_one_browse_email() -> None:
+    """A guest views a shirt twice, then logs in as Ann: Ann gets one browse email, not two candidates."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(view(0, user=None, anon="a1"), view(10, user=None, anon="a1"))
+    shop.run(at(30))
+    shop.land(message("identify", at(40), user="u1", anon="a1"))
+    shop.run(at(4 * 60))
+    browse = shop.log.filter(pl.col("kind") == "browse_abandonment")
+    assert browse.filter(pl.col("decision") == "send").height == 1  # one email, whatever key it began under
+    assert shop.decisions() == {
+        WELCOME,
+        ("browse_abandonment", "u1", "send"),
+        ("browse_abandonment", "u1", "exited"),  # the anonymous twin, merged into the user's candidate
+    }
+    assert set(browse.filter(pl.col("decision") == "exited")["reason"]) == {"merged_into_identified_shopper"}
+
+
+def test_viewed_before_and_after_login_is_one_back_in_stock_email() -> None:
+    """Ann viewed a sold-out shirt as a guest, logged in, and viewed it again: one back_in_stock email."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.set_product("p1", at(-3 * DAY), price=40.0, stock=0)
+    shop.land(view(-2 * DAY, user=None, anon="a1"))
+    shop.land(message("identify", at(-2 * DAY + 10), user="u1", anon="a1"))
+    shop.land(view(-DAY // 2))
+    shop.set_product("p1", at(0), price=40.0, stock=5)
+    shop.run(at(5))
+    alerts = shop.log.filter(pl.col("kind") == "back_in_stock")
+    assert alerts.filter(pl.col("decision") == "send").height == 1
+    assert set(alerts.filter(pl.col("decision") != "send")["reason"]) <= {"merged_into_identified_shopper"}
+    assert ("back_in_stock", "u1", "send") in shop.decisions()
