@@ -43,14 +43,15 @@ def folded_batch(lake: LakeResource) -> int:
     return lake.app_version("profile_state", FOLD_APP)
 
 
-def _scan(lake: LakeResource, name: str, schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+def scan_table(lake: LakeResource, name: str, schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+    """A lazy scan of table `name`, or an empty frame of `schema` when it was never written."""
     table = lake.table(name)
     return pl.scan_delta(table) if table is not None else pl.LazyFrame(schema=schema)
 
 
 def links_for(lake: LakeResource, users: list[str] | None) -> pl.DataFrame:
     """identities edges of `users` (all edges when None)."""
-    edges = _scan(lake, "identities", IDENTITIES_SCHEMA)
+    edges = scan_table(lake, "identities", IDENTITIES_SCHEMA)
     if users is not None:
         edges = edges.filter(pl.col("user_id").is_in(users))
     return edges.select(list(IDENTITIES_SCHEMA)).collect()
@@ -68,14 +69,16 @@ def state_for(lake: LakeResource, principals: list[str] | None) -> tuple[pl.Data
     else:
         anon = [p.removeprefix(ANON) for p in principals if p.startswith(ANON)]
         claimed = (
-            _scan(lake, "identities", IDENTITIES_SCHEMA).filter(pl.col("anonymous_id").is_in(anon)).collect()
+            scan_table(lake, "identities", IDENTITIES_SCHEMA)
+            .filter(pl.col("anonymous_id").is_in(anon))
+            .collect()
         )
         users = sorted({p for p in principals if not p.startswith(ANON)} | set(claimed["user_id"]))
         links = pl.concat([links_for(lake, users), claimed]).unique()
         keys = sorted(set(users) | {ANON + a for a in anon} | {ANON + a for a in links["anonymous_id"]})
     folded = folded_batch(lake)
-    base = _scan(lake, "profile_state", PARTIAL_SCHEMA)
-    updates = _scan(lake, "profile_updates", UPDATES_SCHEMA).filter(pl.col("batch_id") > folded)
+    base = scan_table(lake, "profile_state", PARTIAL_SCHEMA)
+    updates = scan_table(lake, "profile_updates", UPDATES_SCHEMA).filter(pl.col("batch_id") > folded)
     if keys is not None:
         base = base.filter(pl.col("principal").is_in(keys))
         updates = updates.filter(pl.col("principal").is_in(keys))
@@ -84,7 +87,7 @@ def state_for(lake: LakeResource, principals: list[str] | None) -> tuple[pl.Data
 
 
 def customers_for(lake: LakeResource, users: list[str] | None) -> pl.DataFrame:
-    rows = _scan(lake, "customers", CUSTOMERS_SCHEMA)
+    rows = scan_table(lake, "customers", CUSTOMERS_SCHEMA)
     if users is not None:
         rows = rows.filter(pl.col("user_id").is_in(users))
     return rows.select(list(CUSTOMERS_SCHEMA)).collect()

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from assets.profile_store import customers_for, state_for
+from assets.profile_store import customers_for, scan_table, state_for
 from orchestration.resources import LakeResource
 from transforms.decide import World, evaluate, propose
 from transforms.erasure_records import SUPPRESSIONS_SCHEMA, address_key, user_key
@@ -49,20 +49,13 @@ class EngineReport:
     next_due: datetime | None = None
 
 
-def _scan(
-    lake: LakeResource, name: str, schema: dict[str, pl.DataType], version: int | None = None
-) -> pl.LazyFrame:
-    table = lake.table(name, version)
-    return pl.scan_delta(table) if table is not None else pl.LazyFrame(schema=schema)
-
-
 def pending_rows(lake: LakeResource) -> pl.DataFrame:
-    return _scan(lake, "trigger_state", TRIGGERS_SCHEMA).select(list(TRIGGERS_SCHEMA)).collect()
+    return scan_table(lake, "trigger_state", TRIGGERS_SCHEMA).select(list(TRIGGERS_SCHEMA)).collect()
 
 
 def next_due(lake: LakeResource) -> datetime | None:
     """The earliest due time among pending candidates (the sensor wakes a run for it)."""
-    due = _scan(lake, "trigger_state", TRIGGERS_SCHEMA).select(pl.col("due_at").min()).collect().item()
+    due = scan_table(lake, "trigger_state", TRIGGERS_SCHEMA).select(pl.col("due_at").min()).collect().item()
     return due if isinstance(due, datetime) else None
 
 
@@ -82,7 +75,7 @@ def recover(lake: LakeResource) -> None:
     logged = lake.app_version("triggers", RUN_APP)
     if logged <= lake.app_version("trigger_state", RUN_APP):
         return
-    rows = _scan(lake, "triggers", TRIGGERS_SCHEMA).filter(pl.col("evaluation") == logged).collect()
+    rows = scan_table(lake, "triggers", TRIGGERS_SCHEMA).filter(pl.col("evaluation") == logged).collect()
     top = rows["batch_id"].max()
     batch = top if isinstance(top, int) else lake.app_version("trigger_state", BATCH_APP)
     state = apply(pending_rows(lake), rows.select(list(TRIGGERS_SCHEMA)))
@@ -92,14 +85,14 @@ def recover(lake: LakeResource) -> None:
 def _touched(lake: LakeResource, after_batch: int, upto: int) -> list[str]:
     if upto <= after_batch:
         return []
-    events = _scan(lake, "events", EVENTS_SCHEMA).filter(
+    events = scan_table(lake, "events", EVENTS_SCHEMA).filter(
         (pl.col("batch_id") > after_batch) & (pl.col("batch_id") <= upto)
     )
     return events.select(principal().alias("p")).unique().collect()["p"].to_list()
 
 
 def _changes(lake: LakeResource, after_batch: int, upto: int) -> pl.DataFrame:
-    changes = _scan(lake, "catalog_changes", CHANGES_SCHEMA).filter(
+    changes = scan_table(lake, "catalog_changes", CHANGES_SCHEMA).filter(
         (pl.col("batch_id") > after_batch) & (pl.col("batch_id") <= upto)
     )
     return changes.select(list(CHANGES_SCHEMA)).collect()
@@ -112,7 +105,7 @@ def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
     earliest = changes["changed_at"].min()
     assert isinstance(earliest, datetime)
     since = earliest - VIEWER_LOOKBACK
-    events = _scan(lake, "events", EVENTS_SCHEMA).filter(
+    events = scan_table(lake, "events", EVENTS_SCHEMA).filter(
         pl.col("product_id").is_in(changes["product_id"].unique().to_list())
         & pl.col("event_name").is_in(["Product Viewed", "Product Added"])
         & (pl.col("event_date") >= since.date())
@@ -125,7 +118,7 @@ def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
 
 
 def _suppressed(lake: LakeResource, profiles: pl.DataFrame, secret: str) -> frozenset[str]:
-    keys = set(_scan(lake, "suppressions", SUPPRESSIONS_SCHEMA).select("user_key").collect()["user_key"])
+    keys = set(scan_table(lake, "suppressions", SUPPRESSIONS_SCHEMA).select("user_key").collect()["user_key"])
     if not keys:
         return frozenset()
     found = set()
@@ -159,7 +152,7 @@ def run_engine(
     users = [p for p in state["principal"] if not p.startswith(ANON)]
     profiles = derive(state, customers_for(lake, users), now)
     involved = set(principals) | set(state["principal"]) | {ANON + a for a in links["anonymous_id"]}
-    catalog = _scan(lake, "catalog", CATALOG_SCHEMA).select(list(CATALOG_SCHEMA)).collect()
+    catalog = scan_table(lake, "catalog", CATALOG_SCHEMA).select(list(CATALOG_SCHEMA)).collect()
     world = World(
         now=now,
         state=state,
@@ -198,7 +191,7 @@ def _version(lake: LakeResource, name: str) -> int:
 
 def _history(lake: LakeResource, users: list[str], now: datetime) -> pl.DataFrame:
     return (
-        _scan(lake, "triggers", TRIGGERS_SCHEMA)
+        scan_table(lake, "triggers", TRIGGERS_SCHEMA)
         .filter(
             (pl.col("decision") == "send")
             & (pl.col("decided_at") >= now - HISTORY)
@@ -212,7 +205,7 @@ def _history(lake: LakeResource, users: list[str], now: datetime) -> pl.DataFram
 def _with_decided(lake: LakeResource, world: World) -> World:
     proposed = propose(world)["trigger_id"].to_list()
     decided = (
-        _scan(lake, "triggers", TRIGGERS_SCHEMA)
+        scan_table(lake, "triggers", TRIGGERS_SCHEMA)
         .filter(pl.col("trigger_id").is_in(proposed) & ~pl.col("decision").is_in(PENDING_DECISIONS))
         .select("trigger_id")
         .collect()["trigger_id"]
