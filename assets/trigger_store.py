@@ -117,7 +117,7 @@ def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _suppressed(lake: LakeResource, profiles: pl.DataFrame, secret: str) -> frozenset[str]:
+def suppressed_users(lake: LakeResource, profiles: pl.DataFrame, secret: str) -> frozenset[str]:
     keys = set(scan_table(lake, "suppressions", SUPPRESSIONS_SCHEMA).select("user_key").collect()["user_key"])
     if not keys:
         return frozenset()
@@ -160,7 +160,7 @@ def run_engine(
         pending=pending.filter(pl.col("principal").is_in(list(involved)) | (pl.col("due_at") <= now)),
         decided=pl.Series([], dtype=pl.String),
         history=_history(lake, users, now),
-        suppressed=_suppressed(lake, profiles, secret),
+        suppressed=suppressed_users(lake, profiles, secret),
         catalog=catalog,
         catalog_changes=changes,
         catalog_viewers=viewers,

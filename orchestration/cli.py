@@ -20,6 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--users", type=int, default=200, help="simulated shoppers (default 200)")
     up.add_argument("--rate", type=float, default=20.0, help="simulated events per second (default 20)")
     up.add_argument("--no-simulator", action="store_true", help="do not start the shopper simulator")
+    up.add_argument("--sandbox-port", type=int, default=8025, help="email sandbox and inbox port (8025)")
+    up.add_argument(
+        "--production-delays", action="store_true", help="the rules' own delays, not the short demo ones"
+    )
     process = commands.add_parser("process", help="take everything landed so far through the chain once")
     process.add_argument("--now", help="evaluate time-based triggers as of this ISO-8601 instant")
     serve = commands.add_parser("serve", help="run one HTTP service on its own")
@@ -84,7 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _up(settings: Settings, args: argparse.Namespace) -> int:
     from orchestration.supervisor import up
 
-    return up(settings, port=args.port, users=args.users, rate=args.rate, simulate=not args.no_simulator)
+    return up(
+        settings,
+        port=args.port,
+        users=args.users,
+        rate=args.rate,
+        simulate=not args.no_simulator,
+        sandbox_port=args.sandbox_port,
+        demo_delays=not args.production_delays,
+    )
 
 
 def _process(settings: Settings, args: argparse.Namespace) -> int:
@@ -154,12 +166,13 @@ def _erase(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestration.email import SANDBOX_API_KEY
     from orchestration.secrets import ensure_secret
     from services.sandbox import create_sandbox_app
     from services.server import serve_forever
 
     secret = ensure_secret(settings.home)
-    api_key = os.environ.get("LAKEMAIL_ESP_API_KEY") or "sandbox-key"
+    api_key = os.environ.get("LAKEMAIL_ESP_API_KEY") or SANDBOX_API_KEY
     app = create_sandbox_app(
         settings.home / "sandbox",
         api_key,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import dagster as dg
 
@@ -12,11 +13,13 @@ from assets.decisions import DECISIONS_GROUP, build_triggers_asset, kind_delays,
 from assets.erasure import build_erasure_definitions
 from assets.events import INGEST_GROUP, ingest_stage
 from assets.maintenance import build_maintenance_definitions
+from assets.sends import sends
+from orchestration.email import SANDBOX_API_KEY, SANDBOX_URL, EmailProviderResource, ShopResource
 from orchestration.resources import LakeResource, LandingResource
 from orchestration.sensors import MICROBATCH_JOB, build_landing_sensor
 from orchestration.settings import Settings
 
-CHAIN_TABLES = (*INGEST_TABLES, "profiles", "triggers")
+CHAIN_TABLES = (*INGEST_TABLES, "profiles", "triggers", "sends")
 microbatch_job = dg.define_asset_job(
     MICROBATCH_JOB,
     # The micro-batch chain and its in-run checks; the hourly monitor checks belong to audit_job.
@@ -27,16 +30,33 @@ microbatch_job = dg.define_asset_job(
 )
 
 
-def build_defs(settings: Settings, lake: LakeResource | None = None) -> dg.Definitions:
-    """Definitions wired to the lake and landing zone of `settings` (`lake` replaces the lake resource)."""
+def email_resource(settings: Settings) -> EmailProviderResource:
+    """The provider of `LAKEMAIL_ESP`; its key only ever through `dg.EnvVar("LAKEMAIL_ESP_API_KEY")`."""
+    if os.environ.get("LAKEMAIL_ESP_API_KEY"):
+        api_key: Any = dg.EnvVar("LAKEMAIL_ESP_API_KEY")
+    else:  # the local sandbox has a fixed default key; a real provider then answers 401 (circuit)
+        api_key = SANDBOX_API_KEY if settings.esp == "sandbox" else ""
+    return EmailProviderResource(
+        esp=settings.esp, url=settings.esp_url, api_key=api_key, sender=settings.sender
+    )
+
+
+def build_defs(
+    settings: Settings,
+    lake: LakeResource | None = None,
+    email: EmailProviderResource | None = None,
+) -> dg.Definitions:
+    """Definitions wired to the lake and landing zone of `settings` (`lake`, `email` replace those)."""
     core = dg.Definitions(
-        assets=[ingest_stage, profiles, build_triggers_asset(kind_delays(settings.delays))],
+        assets=[ingest_stage, profiles, build_triggers_asset(kind_delays(settings.delays)), sends],
         asset_checks=build_asset_checks(set(CHAIN_TABLES)),
         jobs=[microbatch_job],
         sensors=[build_landing_sensor(settings.poll_seconds, settings.max_batch_mb)],
         resources={
             "lake": lake or LakeResource(uri=settings.lake_uri),
             "landing": LandingResource(uri=settings.landing_uri),
+            "email": email or email_resource(settings),
+            "shop": ShopResource(public_url=settings.public_url or settings.esp_url or SANDBOX_URL),
         },
     )
     return dg.Definitions.merge(

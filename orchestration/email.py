@@ -17,11 +17,20 @@ import httpx
 from pydantic import Field
 
 from orchestration.settings import ESPS
-from transforms.delivery import RetryBudget, Verdict, classify_response, describe_error, retry_delay
+from transforms.content import Shop
+from transforms.delivery import (
+    RetryBudget,
+    Verdict,
+    classify_response,
+    describe_error,
+    retry_delay,
+    server_delay,
+)
 from transforms.outbound import Email
 from transforms.payloads import postmark_payload, sendgrid_payload, webhook_payload
 
 SANDBOX_URL = "http://127.0.0.1:8025"
+SANDBOX_API_KEY = "sandbox-key"  # the local sandbox's default key (not a secret: loopback only)
 SENDGRID_URL = "https://api.sendgrid.com"
 POSTMARK_URL = "https://api.postmarkapp.com"
 USER_AGENT = "lakemail/0.1"
@@ -44,6 +53,14 @@ class EmailProvider(Protocol):
     def build_request(self, email: Email) -> httpx.Request: ...
 
     def message_id(self, response: httpx.Response) -> str | None: ...
+
+    def lookup_request(self, send_id: str) -> httpx.Request | None:
+        """A request asking the provider whether it holds the email of `send_id` (None: it cannot say)."""
+        ...
+
+    def looked_up(self, response: httpx.Response) -> str | None:
+        """The message id of the email `lookup_request` asked about, or None when it has none."""
+        ...
 
 
 def _bearer(api_key: str) -> dict[str, str]:
@@ -75,13 +92,36 @@ class SendGridProvider:
     def message_id(self, response: httpx.Response) -> str | None:
         return response.headers.get("X-Message-Id") or None
 
+    def lookup_request(self, send_id: str) -> httpx.Request | None:
+        return None  # the Email Activity API is delayed and a paid add-on: not a reliable answer
+
+    def looked_up(self, response: httpx.Response) -> str | None:
+        return None
+
 
 @dataclass(frozen=True)
 class SandboxProvider(SendGridProvider):
-    """The local sandbox: the SendGrid v3 API on 127.0.0.1:8025 (the key is sent when one is set)."""
+    """The local sandbox: the SendGrid v3 API on 127.0.0.1:8025 (the key is sent when one is set).
+
+    It can be asked whether it holds a send (`GET /api/messages?send_id=`), so an interrupted or
+    ambiguous send is settled by asking, not by guessing.
+    """
 
     base_url: str = SANDBOX_URL
     name: str = "sandbox"
+
+    def lookup_request(self, send_id: str) -> httpx.Request | None:
+        url = f"{self.base_url.rstrip('/')}/api/messages"
+        return httpx.Request("GET", url, params={"send_id": send_id}, headers=_bearer(self.api_key))
+
+    def looked_up(self, response: httpx.Response) -> str | None:
+        try:
+            found = response.json()
+        except ValueError:
+            return None
+        if not isinstance(found, list) or not found or not isinstance(found[0], dict):
+            return None
+        return str(found[0].get("id") or "") or None
 
 
 @dataclass(frozen=True)
@@ -101,6 +141,12 @@ class PostmarkProvider:
     def message_id(self, response: httpx.Response) -> str | None:
         return _json_field(response, "MessageID")
 
+    def lookup_request(self, send_id: str) -> httpx.Request | None:
+        return None  # outbound message search is by recipient or tag, not by our id: no reliable answer
+
+    def looked_up(self, response: httpx.Response) -> str | None:
+        return None
+
 
 @dataclass(frozen=True)
 class WebhookProvider:
@@ -117,6 +163,12 @@ class WebhookProvider:
 
     def message_id(self, response: httpx.Response) -> str | None:
         return _json_field(response, "id") or response.headers.get("X-Message-Id") or None
+
+    def lookup_request(self, send_id: str) -> httpx.Request | None:
+        return None
+
+    def looked_up(self, response: httpx.Response) -> str | None:
+        return None
 
 
 def provider_for(esp: str, url: str | None, api_key: str) -> EmailProvider:
@@ -160,6 +212,7 @@ class DeliveryResult:
     last_error: str | None = None
     retried: bool = False
     circuit_open: bool = False  # the provider refused our credentials: stop sending the rest of the batch
+    retry_in: float | None = None  # `retrying`: the wait the provider asked for that did not fit this run
 
 
 @dataclass(frozen=True)
@@ -235,6 +288,9 @@ def deliver(
             if budget.allows(attempts, now - started, delay):
                 sleep(delay)
                 continue
+            hinted = server_delay(outcome.headers, now=now)
+        else:
+            hinted = None
         return DeliveryResult(
             status=_FINAL[outcome.verdict],
             provider_message_id=outcome.message_id,
@@ -242,7 +298,28 @@ def deliver(
             last_error=outcome.error,
             retried=attempts > 1,
             circuit_open=outcome.verdict is Verdict.AUTH,
+            retry_in=hinted,
         )
+
+
+LOOKUP_FAILED = "lookup_failed"
+
+
+def lookup(provider: EmailProvider, send_id: str, client: httpx.Client) -> str | None:
+    """The provider's message id for `send_id`, None when it has none; LOOKUP_FAILED when it cannot say.
+
+    Only call it for providers whose `lookup_request` is not None.
+    """
+    request = provider.lookup_request(send_id)
+    if request is None:
+        raise ValueError(f"{provider.name} cannot look up sends")
+    try:
+        response = client.send(request)
+    except httpx.HTTPError:
+        return LOOKUP_FAILED
+    if response.status_code != 200:
+        return LOOKUP_FAILED
+    return provider.looked_up(response)
 
 
 class EmailProviderResource(dg.ConfigurableResource):
@@ -255,7 +332,10 @@ class EmailProviderResource(dg.ConfigurableResource):
     connect_timeout_s: float = 3.0
     read_timeout_s: float = 10.0
     max_attempts: int = 5
-    max_seconds: float = 60.0
+    max_seconds: float = 60.0  # one email's retries within a run
+    run_seconds: float = 120.0  # all of a run's deliveries; the rest waits for the next run
+    circuit_cool_off_s: float = 30.0  # after a 401/403, the outbox waits this long before one more try
+    lookup_after_s: float = 10.0  # an `unknown` send is looked up (where the provider can say) after this
 
     def provider(self) -> EmailProvider:
         """The configured provider; ValueError naming the variable when the configuration is unusable."""
@@ -273,3 +353,28 @@ class EmailProviderResource(dg.ConfigurableResource):
         return httpx.Client(
             timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}, follow_redirects=False
         )
+
+
+class ShopResource(dg.ConfigurableResource):
+    """Who the emails come from and where their links go (the demo shop unless configured)."""
+
+    name: str = "Lakemail Demo Shop"
+    home_url: str = "https://shop.example.com"
+    postal_address: str = "Lakemail Demo Shop, 1 Example Street, 10115 Berlin, Germany"
+    support_email: str = "support@shop.example.com"
+    currency: str = "EUR"
+    public_url: str = SANDBOX_URL  # serves /unsubscribe/<token> (the collector or the sandbox)
+    unsubscribe_mailto: str = "mailto:unsubscribe@shop.example.com"
+    staleness_hours: float = 72.0  # a profile older than this gets generic content
+
+    def shop(self) -> Shop:
+        return Shop(
+            name=self.name,
+            home_url=self.home_url,
+            postal_address=self.postal_address,
+            support_email=self.support_email,
+            currency=self.currency,
+        )
+
+    def unsubscribe_url(self, token: str) -> str:
+        return f"{self.public_url.rstrip('/')}/unsubscribe/{token}"

@@ -83,6 +83,44 @@ class LakeResource(dg.ConfigurableResource):
         transactions = [Transaction(app_id, version) for app_id, version in tags.items()]
         self.write(name, frame, commit_properties=CommitProperties(app_transactions=transactions), mode=mode)
 
+    def upsert(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        *,
+        key: str,
+        tags: dict[str, int] | None = None,
+        insert_only: bool = False,
+    ) -> None:
+        """One commit (Delta MERGE on `key`, a non-personal id): new keys are inserted, existing rows
+        replaced (kept as they are with `insert_only`). `tags` are recorded even when `frame` is empty.
+        """
+        transactions = [Transaction(app_id, version) for app_id, version in (tags or {}).items()]
+        commit = CommitProperties(app_transactions=transactions)
+        table = self.table(name)
+        if table is None or frame.height == 0:
+            if frame.height or transactions or table is None:
+                write_deltalake(
+                    self.table_uri(name),
+                    frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
+                    mode="append",
+                    configuration=None if table is not None else table_configuration(name),
+                    writer_properties=writer_properties(),
+                    commit_properties=commit,
+                )
+            return
+        merger = table.merge(
+            frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
+            predicate=f"t.{key} = s.{key}",
+            source_alias="s",
+            target_alias="t",
+            writer_properties=writer_properties(),
+            commit_properties=commit,
+        )
+        if not insert_only:
+            merger = merger.when_matched_update_all()
+        merger.when_not_matched_insert_all().execute()
+
     def write(
         self,
         name: str,

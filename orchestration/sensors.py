@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 
 from assets.ingest import landed_frame
+from assets.outbox import next_attempt
 from assets.trigger_store import next_due
 from orchestration.resources import LakeResource, LandedFile, LandingResource
 from transforms.batch import SensorDecision, decide_batch, pending_files
@@ -23,6 +24,7 @@ def microbatch_config(files: list[str] | None, max_batch_mb: int, now: str | Non
             "ingest_stage": {"config": {"files": files, "max_batch_mb": max_batch_mb}},
             "profiles": engine,
             "triggers": engine,
+            "sends": engine,
         }
     }
 
@@ -53,7 +55,10 @@ def evaluate_landing(lake: LakeResource, landing: LandingResource, in_flight: bo
     """What the sensor should do now: the lake's ingest_log, not Dagster's memory, says what is new."""
     ingest_log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"])
     pending = pending_files(landed_frame(landed_everywhere(landing)), ingest_log)
-    return decide_batch(pending, run_in_flight=in_flight, next_due=next_due(lake), now=datetime.now(UTC))
+    due = [t for t in (next_due(lake), next_attempt(lake)) if t is not None]
+    return decide_batch(
+        pending, run_in_flight=in_flight, next_due=min(due, default=None), now=datetime.now(UTC)
+    )
 
 
 def build_landing_sensor(poll_seconds: float, max_batch_mb: int) -> dg.SensorDefinition:

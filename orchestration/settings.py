@@ -21,6 +21,7 @@ KNOWN = {
     "LAKEMAIL_SECRET",
     "LAKEMAIL_POLL_SECONDS",
     "LAKEMAIL_MAX_BATCH_MB",
+    "LAKEMAIL_PUBLIC_URL",
 }
 DELAY_VARIABLE = re.compile(r"^LAKEMAIL_[A-Z_]+_DELAY$")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -65,6 +66,9 @@ class Settings:
     poll_seconds: float = 2.0
     max_batch_mb: int = 128
     esp: str = "sandbox"
+    esp_url: str | None = None  # the provider's API base (None: its default; the sandbox's is :8025)
+    public_url: str | None = None  # where recipients reach /unsubscribe (None: the sandbox)
+    sender: str = "Lakemail Demo Shop <shop@example.com>"
     delays: dict[str, timedelta] = field(default_factory=dict)
 
     @property
@@ -89,6 +93,9 @@ class Settings:
             poll_seconds=_positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),
             max_batch_mb=int(_positive(env, "LAKEMAIL_MAX_BATCH_MB", 128)),
             esp=esp,
+            esp_url=env.get("LAKEMAIL_ESP_URL") or None,
+            public_url=env.get("LAKEMAIL_PUBLIC_URL") or None,
+            sender=env.get("LAKEMAIL_FROM") or cls.sender,
             delays={k: parse_duration(k, v) for k, v in env.items() if DELAY_VARIABLE.match(k)},
         )
 

@@ -16,6 +16,13 @@ from orchestration.secrets import ensure_secret
 from orchestration.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# `make run` shows emails within minutes: short delays unless LAKEMAIL_<KIND>_DELAY says otherwise.
+DEMO_DELAYS = {
+    "LAKEMAIL_ABANDONED_CHECKOUT_DELAY": "1m",
+    "LAKEMAIL_ABANDONED_CART_DELAY": "2m",
+    "LAKEMAIL_BROWSE_ABANDONMENT_DELAY": "3m",
+    "LAKEMAIL_POST_PURCHASE_DELAY": "5m",
+}
 
 
 @dataclass
@@ -57,13 +64,28 @@ def stop_all(children: list[Child], grace_seconds: float = 15.0) -> None:
             child.process.wait()
 
 
-def up(settings: Settings, *, port: int, users: int, rate: float, simulate: bool = True) -> int:
+def up(
+    settings: Settings,
+    *,
+    port: int,
+    users: int,
+    rate: float,
+    simulate: bool = True,
+    sandbox_port: int = 8025,
+    demo_delays: bool = True,
+) -> int:
     """Run the whole system until Ctrl-C (or until one part dies); returns the exit code."""
     home = prepare_dagster_home(settings.dagster_home)
     ensure_secret(settings.home)  # exported, so the daemon's runs see LAKEMAIL_SECRET
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DAGSTER_HOME": str(home), "LAKEMAIL_HOME": str(settings.home)}
+    if demo_delays:
+        env = {**DEMO_DELAYS, **env}
+    sandbox = settings.esp == "sandbox" and not settings.esp_url
+    inbox = f"http://127.0.0.1:{sandbox_port}"
+    if sandbox:  # the runs send to the sandbox this command starts, and link to its unsubscribe page
+        env = {"LAKEMAIL_PUBLIC_URL": inbox, **env, "LAKEMAIL_ESP_URL": inbox}
     workspace = str(PROJECT_ROOT / "workspace.yaml")
     children = [
         _start(
@@ -74,6 +96,9 @@ def up(settings: Settings, *, port: int, users: int, rate: float, simulate: bool
         ),
         _start("daemon", [_bin("dagster-daemon"), "run", "-w", workspace], env, log_dir),
     ]
+    if sandbox:
+        serve = [_bin("lakemail"), "serve", "sandbox", "--port", str(sandbox_port)]
+        children.append(_start("sandbox", serve, env, log_dir))
     if simulate:
         sim = [
             _bin("lakemail"),
@@ -88,7 +113,15 @@ def up(settings: Settings, *, port: int, users: int, rate: float, simulate: bool
         children.append(_start("simulator", sim, env, log_dir))
     print(f"lakemail is up (data in {settings.home}, logs in {log_dir})")
     print(f"  Dagster UI:  http://127.0.0.1:{port}  (asset graph, runs, checks; landing_sensor is on)")
-    print(f"  Simulator:   {rate:g} events/s from {users} shoppers into {settings.landing_uri}/events")
+    if sandbox:
+        print(f"  Inbox:       {inbox}  (every email sent, as the shopper sees it; faults via /api/faults)")
+    if simulate:
+        print(f"  Simulator:   {rate:g} events/s from {users} shoppers into {settings.landing_uri}/events")
+    if demo_delays:
+        shown = ", ".join(
+            f"{k.removeprefix('LAKEMAIL_').removesuffix('_DELAY').lower()} {env[k]}" for k in DEMO_DELAYS
+        )
+        print(f"  Delays:      {shown} (set LAKEMAIL_<KIND>_DELAY to change)")
     print('  Try:         .venv/bin/lakemail sql "select event_name, count(*) from events group by 1"')
     print("Ctrl-C stops everything.")
     stopping = False

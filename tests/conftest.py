@@ -10,8 +10,11 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from orchestration.email import SANDBOX_API_KEY
 from orchestration.resources import LakeResource, LandingResource
 from orchestration.settings import Settings
+from services.sandbox import create_sandbox_app
+from services.server import ServerThread
 
 
 @pytest.fixture(autouse=True)
@@ -21,9 +24,29 @@ def secret(monkeypatch: pytest.MonkeyPatch) -> str:
     return "test-secret"
 
 
+@pytest.fixture(scope="session")
+def shared_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One email-provider sandbox on loopback for the runs of tests that do not look at the mail."""
+    home = tmp_path_factory.mktemp("shared-sandbox")
+    app = create_sandbox_app(
+        home / "store",
+        SANDBOX_API_KEY,
+        lake_uri=str(home / "lake"),
+        landing_uri=str(home / "landing"),
+        secret="test-secret",
+    )
+    with ServerThread(app) as server:
+        yield server.url
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path, lake_uri=str(tmp_path / "lake"), landing_uri=str(tmp_path / "landing"))
+def settings(tmp_path: Path, shared_sandbox: str) -> Settings:
+    return Settings(
+        home=tmp_path,
+        lake_uri=str(tmp_path / "lake"),
+        landing_uri=str(tmp_path / "landing"),
+        esp_url=shared_sandbox,
+    )
 
 
 @pytest.fixture

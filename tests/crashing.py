@@ -1,8 +1,10 @@
 """A micro-batch run whose process is SIGKILLed right after one chosen Delta commit.
 
-Run as `python -m tests.crashing LAKE LANDING TABLE` with DAGSTER_HOME set: it executes the real
-`microbatch_job` against the persistent instance, and the lake resource kills the process after it
-commits TABLE, before Dagster can record anything more about the run.
+Run as `python -m tests.crashing LAKE LANDING TABLE [ESP_URL NOW]` with DAGSTER_HOME set: it executes
+the real `microbatch_job` against the persistent instance, and the lake resource kills the process
+after it commits TABLE, before Dagster can record anything more about the run. Two outbox points:
+`sends` dies right after the outbox commit (before any HTTP call); `sends:before-status` dies after
+the HTTP calls, before their statuses are committed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import polars as pl
 
 from orchestration.definitions import build_defs
 from orchestration.resources import LakeResource
+from orchestration.sensors import microbatch_config
 from orchestration.settings import Settings
 
 
@@ -35,19 +38,34 @@ class CrashingLakeResource(LakeResource):
         super().overwrite(name, frame, batch_id=batch_id)
         self._maybe_crash(name)
 
+    def upsert(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        *,
+        key: str,
+        tags: dict[str, int] | None = None,
+        insert_only: bool = False,
+    ) -> None:
+        if not insert_only and self.crash_after == f"{name}:before-status":
+            os.kill(os.getpid(), signal.SIGKILL)
+        super().upsert(name, frame, key=key, tags=tags, insert_only=insert_only)
+        self._maybe_crash(name)
+
     def _maybe_crash(self, name: str) -> None:
         if name == self.crash_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main(lake_uri: str, landing_uri: str, crash_after: str) -> None:
-    settings = Settings(home=Path(landing_uri).parent, lake_uri=lake_uri, landing_uri=landing_uri)
+def main(lake_uri: str, landing_uri: str, crash_after: str, esp_url: str = "", now: str = "") -> None:
+    settings = Settings(
+        home=Path(landing_uri).parent, lake_uri=lake_uri, landing_uri=landing_uri, esp_url=esp_url or None
+    )
     defs = build_defs(settings, lake=CrashingLakeResource(uri=lake_uri, crash_after=crash_after))
     defs.resolve_job_def("microbatch_job").execute_in_process(
-        instance=dg.DagsterInstance.get(),
-        run_config={"ops": {"ingest_stage": {"config": {"files": None, "max_batch_mb": 1}}}},
+        instance=dg.DagsterInstance.get(), run_config=microbatch_config(None, 1, now or None)
     )
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:6])

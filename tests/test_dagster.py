@@ -48,6 +48,7 @@ def test_public_names_are_pinned(settings: Settings) -> None:
         "catalog_changes",
         "profiles",
         "triggers",
+        "sends",
         "ingest_log",
         "identities",
         "audit_results",
@@ -77,7 +78,7 @@ def test_the_micro_batch_runs_only_the_ingest_chain_and_its_in_run_checks(
     }
     assert materialized == {
         *("events", "quarantine", "ingest_log", "identities", "customers", "catalog", "catalog_changes"),
-        *("profiles", "triggers"),
+        *("profiles", "triggers", "sends"),
     }
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["events_event_id_unique"] and checks["no_failed_files"]

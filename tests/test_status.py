@@ -42,7 +42,14 @@ def test_healthy_after_a_run_then_unhealthy_when_files_wait(settings: Settings) 
     assert report["last_run"]["status"] == "SUCCESS"
     assert report["quarantine_by_reason"] == {"invalid_json": 5}
     assert report["latency_seconds_last_hour"]["landed_to_committed"]["count"] == 1
-    assert set(report["freshness"]) == {"events", "quarantine", "ingest_log", "identities", "triggers"}
+    assert set(report["freshness"]) == {
+        "events",
+        "quarantine",
+        "ingest_log",
+        "identities",
+        "triggers",
+        "sends",
+    }
 
     # The sensor is "stopped": files keep landing and nobody ingests them.
     old = land(settings, "b.ndjson", file_lines("b", 5))

@@ -7,6 +7,7 @@ until its due time, then gets exactly one terminal decision; its log rows carry 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -103,15 +104,35 @@ def _resolve_users(world: World, live: pl.DataFrame) -> pl.DataFrame:
 
 
 def _exit_reasons(world: World, live: pl.DataFrame) -> pl.Series:
+    return _exits(live, lambda rule: _context(world, rule))
+
+
+def _exits(live: pl.DataFrame, context_for: Callable[[Rule], RuleContext]) -> pl.Series:
     reasons = pl.Series("exit_reason", [None] * live.height, dtype=pl.String)
     indexed = live.with_row_index("_row")
     for kind, rule in RULES.items():
         subset = indexed.filter(pl.col("kind") == kind)
         if subset.height == 0:
             continue
-        found = rule.exit_reason(subset, _context(world, rule))
+        found = rule.exit_reason(subset, context_for(rule))
         reasons = reasons.scatter(subset["_row"], found)
     return reasons
+
+
+def exit_reasons_now(
+    rows: pl.DataFrame, *, state: pl.DataFrame, catalog: pl.DataFrame, now: datetime
+) -> pl.Series:
+    """Each decided row's exit reason against the state now (null: still wanted), as rules define it.
+
+    The check right before an email goes out: an order, an emptied cart or a sold-out product since
+    the decision withdraws it. `rows` need trigger_id, kind, principal, anchor and first_event_at.
+    """
+
+    def context_for(rule: Rule) -> RuleContext:
+        empty = pl.DataFrame()
+        return RuleContext(state, now, rule.default_delay, catalog, empty, empty)
+
+    return _exits(rows, context_for)
 
 
 def evaluate(world: World) -> pl.DataFrame:

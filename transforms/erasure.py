@@ -37,7 +37,10 @@ ERASURE_TABLES: tuple[ErasureTable, ...] = (
     ErasureTable("identities"),
     ErasureTable("profiles", email_column="email"),
     ErasureTable("customers", email_column="email"),
+    ErasureTable("profile_updates"),  # partials keyed by principal (the user or an anonymous id)
+    ErasureTable("profile_state"),
     ErasureTable("triggers", ("trigger_id",)),
+    ErasureTable("trigger_state", ("trigger_id",)),
     ErasureTable("sends", ("send_id",)),
 )
 LANDING_FOLDERS = ("events",)

@@ -230,11 +230,13 @@ SENDS_SCHEMA: dict[str, pl.DataType] = {
     "status": pl.String(),
     "attempts": pl.Int64(),
     "last_error": pl.String(),
-    "first_event_at": UTC_TS,
-    "landed_at": UTC_TS,
-    "created_at": UTC_TS,
-    "sent_at": UTC_TS,
-    "latency_ms": pl.Int64(),
+    "first_event_at": UTC_TS,  # the decision's first event (event time)
+    "landed_at": UTC_TS,  # when that event's file landed
+    "due_at": UTC_TS,  # when the decision's delay passed
+    "created_at": UTC_TS,  # the outbox commit, before any HTTP call
+    "sent_at": UTC_TS,  # when the provider accepted it
+    "latency_ms": pl.Int64(),  # sent_at - max(landed_at, due_at): the time the system added
+    "next_attempt_at": UTC_TS,  # when a waiting row is tried (or an `unknown` one looked up) again
 }
 
 RAW_QUARANTINE_BYTES = 2048  # how much of a rejected line `quarantine.raw` keeps
@@ -271,5 +273,5 @@ STATS_COLUMNS: dict[str, tuple[str, ...]] = {
     "triggers": ("trigger_id", "kind", "decision", "decided_at", "due_at", "batch_id", "evaluation"),
     "trigger_state": ("trigger_id", "kind", "decision", "due_at", "evaluation"),
     "profile_state": ("first_ts", "last_ts"),
-    "sends": ("send_id", "trigger_id", "kind", "status", "created_at", "sent_at"),
+    "sends": ("send_id", "trigger_id", "kind", "status", "created_at", "sent_at", "next_attempt_at"),
 }

@@ -1,0 +1,81 @@
+"""Dagster wiring of `sends`: the outbox of every `send` decision, delivered through the email provider."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+from assets.decisions import DECISIONS_GROUP, EngineConfig, engine_now
+from assets.erasure import SecretsResource
+from assets.outbox import Sender, deliver_due, enqueue
+from assets.render import default_renderer
+from orchestration.email import EmailProviderResource, ShopResource
+from orchestration.resources import LakeResource
+from transforms.sending import Waits, run_summary
+
+
+@dg.asset(
+    name="sends",
+    group_name=DECISIONS_GROUP,
+    deps=["triggers"],
+    description="The outbox: one row per `send` decision, committed before its HTTP call, sent once.",
+)
+def sends(
+    context: dg.AssetExecutionContext,
+    config: EngineConfig,
+    lake: LakeResource,
+    secrets: SecretsResource,
+    email: EmailProviderResource,
+    shop: ShopResource,
+) -> dg.MaterializeResult:
+    """Enqueue new `send` decisions, then render and deliver every due outbox row."""
+    now = engine_now(config)
+    provider = email.provider()
+    with lake.writer_lock(), email.client() as client:
+        enqueued = enqueue(lake, provider=provider.name, now=datetime.now(UTC))
+        sender = Sender(
+            provider=provider,
+            client=client,
+            renderer=default_renderer(),
+            shop=shop.shop(),
+            sender=email.sender,
+            unsubscribe_url=shop.unsubscribe_url,
+            unsubscribe_mailto=shop.unsubscribe_mailto,
+            secret=secrets.hmac_key,
+            staleness=timedelta(hours=shop.staleness_hours),
+            max_attempts=email.max_attempts,
+            max_seconds=email.max_seconds,
+            run_seconds=email.run_seconds,
+            waits=Waits(
+                cool_off=timedelta(seconds=email.circuit_cool_off_s),
+                lookup_after=timedelta(seconds=email.lookup_after_s),
+            ),
+        )
+        report = deliver_due(lake, sender, now=now)
+    summary = run_summary(report.rows)
+    context.log.info(
+        "sends: %s enqueued; %s sent, %s aborted, %s failed, %s unknown, %s waiting%s",
+        enqueued,
+        summary["sent"],
+        summary["aborted"],
+        summary["failed"],
+        summary["unknown"],
+        summary["waiting"],
+        " (circuit open: the provider refused our credentials)" if report.circuit_open else "",
+    )
+    metadata: dict[str, Any] = {
+        "enqueued": enqueued,
+        **{k: summary[k] for k in ("sent", "retried", "failed", "aborted", "unknown", "waiting")},
+        "fallbacks_used": dg.MetadataValue.json(summary["fallbacks"]),
+        "latency_p50_ms": _or_null(summary["latency_p50_ms"]),
+        "latency_p95_ms": _or_null(summary["latency_p95_ms"]),
+        "circuit_open": report.circuit_open,
+        "provider": provider.name,
+    }
+    if report.example is not None:
+        metadata["example"] = dg.MetadataValue.md(report.example)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _or_null(value: int | None) -> Any:
+    return value if value is not None else dg.NullMetadataValue()

@@ -1,0 +1,164 @@
+"""The outbox's pure part: rows from decisions, what a row says after each attempt, run summaries."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import polars as pl
+
+from orchestration.email import LOOKUP_FAILED, SandboxProvider, SendGridProvider, lookup
+from transforms.outbound import send_id_for
+from transforms.schema import SENDS_SCHEMA, TRIGGERS_SCHEMA
+from transforms.sending import (
+    Attempt,
+    Waits,
+    aborted,
+    after_attempt,
+    bestseller_ranking,
+    latency_ms,
+    outbox_rows,
+    retry_at,
+    run_summary,
+    trigger_facts,
+)
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def decision(trigger_id: str, decision: str = "send", **fields: object) -> dict[str, object]:
+    row: dict[str, object] = dict.fromkeys(TRIGGERS_SCHEMA)
+    return (
+        row
+        | {
+            "trigger_id": trigger_id,
+            "kind": "welcome",
+            "user_id": "u1",
+            "principal": "u1",
+            "decision": decision,
+            "variant": "b",
+            "first_event_at": NOW - timedelta(minutes=2),
+            "due_at": NOW - timedelta(minutes=2),
+        }
+        | fields
+    )
+
+
+def test_outbox_rows_are_pending_one_per_send_decision_with_the_landing_time() -> None:
+    decisions = pl.DataFrame(
+        [decision("t-1"), decision("t-1"), decision("t-2", "holdout"), decision("t-3", user_id="u3")],
+        schema=TRIGGERS_SCHEMA,
+    )
+    landed = pl.DataFrame(
+        {
+            "principal": ["u1", "u1"],
+            "event_ts": [NOW - timedelta(minutes=2), NOW - timedelta(minutes=9)],
+            "landed_at": [NOW - timedelta(minutes=1), NOW - timedelta(minutes=8)],
+        }
+    )
+    rows = outbox_rows(decisions, landed, provider="sandbox", now=NOW)
+    assert rows.schema == pl.Schema(SENDS_SCHEMA)
+    assert rows["trigger_id"].to_list() == ["t-1", "t-3"]
+    assert rows["send_id"].to_list() == [send_id_for("t-1"), send_id_for("t-3")]
+    assert set(rows["status"]) == {"pending"} and set(rows["attempts"]) == {0}
+    assert rows["landed_at"].to_list() == [NOW - timedelta(minutes=1), NOW - timedelta(minutes=1)]
+    assert rows["template"].to_list() == ["welcome", "welcome"]
+    assert rows["next_attempt_at"].to_list() == [NOW, NOW]
+
+
+def test_latency_counts_from_when_the_email_could_go() -> None:
+    landed, due = NOW - timedelta(seconds=3), NOW - timedelta(seconds=1)
+    assert latency_ms(NOW, landed, None) == 3000
+    assert latency_ms(NOW, landed, due) == 1000  # a delayed trigger: from its due time
+    assert latency_ms(NOW, None, None) is None
+
+
+def test_after_attempt_records_each_outcome() -> None:
+    row = outbox_rows(
+        pl.DataFrame([decision("t-1")], schema=TRIGGERS_SCHEMA),
+        pl.DataFrame(
+            schema={
+                "principal": pl.String,
+                "event_ts": SENDS_SCHEMA["sent_at"],
+                "landed_at": SENDS_SCHEMA["sent_at"],
+            }
+        ),
+        provider="sandbox",
+        now=NOW,
+    ).row(0, named=True)
+    sent = after_attempt(row, Attempt("sent", 4, provider_message_id="m-1"), now=NOW)
+    assert (sent["status"], sent["attempts"], sent["provider_message_id"]) == ("sent", 4, "m-1")
+    assert sent["sent_at"] == NOW and sent["latency_ms"] == 120_000 and sent["next_attempt_at"] is None
+    waiting = after_attempt(row, Attempt("retrying", 5, last_error="HTTP 503"), now=NOW)
+    assert waiting["next_attempt_at"] == NOW + timedelta(seconds=15)
+    again = after_attempt(waiting, Attempt("retrying", 5), now=NOW)
+    assert (again["attempts"], again["next_attempt_at"]) == (10, NOW + timedelta(minutes=8))  # 15 s x 2**5
+    hinted = after_attempt(row, Attempt("retrying", 1, retry_in=120.0), now=NOW)
+    assert hinted["next_attempt_at"] == NOW + timedelta(seconds=120)
+    unknown = after_attempt(
+        row, Attempt("unknown", 1), now=NOW, waits=Waits(lookup_after=timedelta(seconds=3))
+    )
+    assert unknown["next_attempt_at"] == NOW + timedelta(seconds=3) and unknown["sent_at"] is None
+    gone = aborted(row, "exited: order_completed", [{"block": "greeting", "reason": "no_first_name"}])
+    assert (gone["status"], gone["next_attempt_at"]) == ("aborted", None)
+    assert json.loads(gone["fallbacks"]) == [{"block": "greeting", "reason": "no_first_name"}]
+
+
+def test_an_open_circuit_waits_the_cool_off_whatever_the_hint() -> None:
+    attempt = Attempt("retrying", 1, circuit_open=True, retry_in=999.0)
+    assert retry_at(NOW, attempt, 3, Waits(cool_off=timedelta(seconds=7))) == NOW + timedelta(seconds=7)
+
+
+def test_trigger_facts_read_the_old_price_and_ignore_bad_detail() -> None:
+    assert trigger_facts({"anchor": "p1", "detail": '{"old": 20.0, "new": 15.0}'}) == {
+        "anchor": "p1",
+        "old_price": 20.0,
+    }
+    assert trigger_facts({"anchor": "p1", "detail": "not json"}) == {"anchor": "p1"}
+    assert trigger_facts({"anchor": "p1", "detail": '{"old": "20"}'}) == {"anchor": "p1"}
+
+
+def test_bestsellers_rank_by_distinct_shoppers() -> None:
+    added = pl.DataFrame(
+        {"principal": ["a", "a", "a", "b", "c", "b"], "product_id": ["p1", "p1", "p1", "p2", "p2", None]}
+    )
+    assert bestseller_ranking(added) == ["p2", "p1"]
+    assert bestseller_ranking(added.clear()) == []
+
+
+def test_run_summary_counts_statuses_fallbacks_and_latency() -> None:
+    rows = pl.DataFrame(
+        {
+            "status": ["sent", "sent", "aborted", "retrying", "unknown"],
+            "attempts": [1, 3, 0, 5, 1],
+            "latency_ms": [100, 300, None, None, None],
+            "fallbacks": ['[{"block": "greeting", "reason": "no_first_name"}]', "[]", "[]", "[]", None],
+        }
+    )
+    summary = run_summary(rows)
+    assert {k: summary[k] for k in ("sent", "retried", "aborted", "waiting", "unknown", "failed")} == {
+        "sent": 2,
+        "retried": 2,
+        "aborted": 1,
+        "waiting": 1,
+        "unknown": 1,
+        "failed": 0,
+    }
+    assert summary["fallbacks"] == {"greeting:no_first_name": 1}
+    assert (summary["latency_p50_ms"], summary["latency_p95_ms"]) == (200, 290)
+
+
+def test_the_sandbox_can_be_asked_for_a_send_and_sendgrid_cannot() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/messages"
+        found = request.url.params["send_id"] == "s-known"
+        return httpx.Response(200, json=[{"id": "m-7"}] if found else [])
+
+    provider = SandboxProvider(api_key="k", base_url="http://sandbox.test")
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        assert lookup(provider, "s-known", client) == "m-7"
+        assert lookup(provider, "s-other", client) is None
+    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(503))) as client:
+        assert lookup(provider, "s-known", client) == LOOKUP_FAILED
+    assert SendGridProvider(api_key="k").lookup_request("s-known") is None

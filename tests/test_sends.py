@@ -1,0 +1,315 @@
+"""The outbox end to end: real micro-batch runs on a Delta lake, sending to a real sandbox over HTTP.
+
+Each test starts its own sandbox on a 127.0.0.1 ephemeral port and scripts its faults through the
+sandbox's API; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import httpx
+import orjson
+import polars as pl
+import pytest
+
+from orchestration.definitions import build_defs
+from orchestration.email import SANDBOX_API_KEY, EmailProviderResource
+from orchestration.sensors import MICROBATCH_JOB, microbatch_config
+from orchestration.settings import Settings
+from services.sandbox import create_sandbox_app
+from services.server import ServerThread
+from tests.conftest import land, table
+from tests.story import at, message
+from transforms.policies import unit_hash
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOPPERS = [u for u in (f"shopper-{i}" for i in range(1, 60)) if unit_hash(f"holdout:{u}") >= 0.05]
+
+
+@dataclass
+class Mailbox:
+    """The sandbox as a test sees it: its messages, its request log, its fault script."""
+
+    url: str
+    http: httpx.Client
+
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.http.get("/api/messages").json())
+
+    def requests(self, send_id: str | None = None) -> list[dict[str, Any]]:
+        log = self.http.get("/api/stats").json()["requests"]
+        return [r for r in log if send_id is None or r["send_id"] == send_id]
+
+    def fault(self, fault: dict[str, Any]) -> None:
+        assert self.http.post("/api/faults", json=fault).status_code == 201
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path, settings: Settings) -> Iterator[Mailbox]:
+    app = create_sandbox_app(
+        tmp_path / "sandbox",
+        SANDBOX_API_KEY,
+        lake_uri=settings.lake_uri,
+        landing_uri=settings.landing_uri,
+        secret="test-secret",
+    )
+    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        yield Mailbox(server.url, http)
+
+
+@pytest.fixture
+def mail_settings(settings: Settings, mailbox: Mailbox) -> Settings:
+    return replace(settings, esp_url=mailbox.url)
+
+
+def run(
+    settings: Settings, instance: dg.DagsterInstance, minutes: float, **email: Any
+) -> dg.ExecuteInProcessResult:
+    """One micro-batch at T0 + `minutes`, with the sandbox provider configured by `email`."""
+    resource = EmailProviderResource(
+        esp="sandbox", url=settings.esp_url, api_key=email.pop("api_key", SANDBOX_API_KEY), **email
+    )
+    job = build_defs(settings, email=resource).resolve_job_def(MICROBATCH_JOB)
+    result = job.execute_in_process(
+        instance=instance, run_config=microbatch_config(None, 128, at(minutes).isoformat())
+    )
+    assert result.success
+    return result
+
+
+def sends_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key and e.asset_key.to_user_string() == "sends"
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def signups(settings: Settings, users: list[str], name: str = "signup.ndjson", **traits: Any) -> None:
+    """`users` identify with an address and consent at T0 (welcome is immediate; London is awake)."""
+    lines = [
+        message(
+            "identify",
+            at(0),
+            user=user,
+            email=f"{user}@example.com",
+            marketing_consent=True,
+            timezone="Europe/London",
+            **({"first_name": f"Name{i}"} | traits),
+        )
+        for i, user in enumerate(users)
+    ]
+    land(settings, name, [orjson.dumps(m) for m in lines])
+
+
+def sends(settings: Settings) -> pl.DataFrame:
+    return table(settings, "sends").sort("send_id")
+
+
+def test_welcome_emails_are_rendered_sent_once_and_recorded(
+    mail_settings: Settings, mailbox: Mailbox, instance: dg.DagsterInstance
+) -> None:
+    signups(mail_settings, SHOPPERS[:3])
+    land(
+        mail_settings,
+        "nameless.ndjson",
+        [
+            orjson.dumps(
+                message(
+                    "identify",
+                    at(0),
+                    user=SHOPPERS[3],
+                    email=f"{SHOPPERS[3]}@example.com",
+                    marketing_consent=True,
+                    timezone="Europe/London",
+                )
+            )
+        ],
+    )
+    first = run(mail_settings, instance, 5)
+    for minutes in (5, 6, 60):  # the same instant again, then later runs: nothing more goes out
+        run(mail_settings, instance, minutes)
+
+    outbox = sends(mail_settings)
+    assert outbox.height == 4
+    assert outbox["status"].to_list() == ["sent"] * 4
+    assert outbox["attempts"].to_list() == [1] * 4
+    assert outbox["kind"].unique().to_list() == ["welcome"]
+    assert outbox["landed_at"].null_count() == 0 and outbox["latency_ms"].null_count() == 0
+    received = mailbox.messages()
+    assert len(received) == 4
+    by_send = {m["custom_args"]["send_id"]: m for m in received}
+    assert set(by_send) == set(outbox["send_id"])
+    assert dict(zip(outbox["send_id"], outbox["provider_message_id"], strict=True)) == {
+        s: m["id"] for s, m in by_send.items()
+    }
+    nameless = outbox.filter(pl.col("user_id") == SHOPPERS[3]).row(0, named=True)
+    assert {"block": "greeting", "reason": "no_first_name"} in json.loads(nameless["fallbacks"])
+    mail = by_send[nameless["send_id"]]
+    assert mail["to"] == f"{SHOPPERS[3]}@example.com"
+    assert mail["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "/unsubscribe/s-" in mail["headers"]["List-Unsubscribe"]
+    assert "mailto:" in mail["headers"]["List-Unsubscribe"]
+    assert "<style" not in mail["html"] or 'style="' in mail["html"]  # CSS inlined
+    metadata = sends_metadata(first)
+    assert (metadata["sent"], metadata["aborted"], metadata["waiting"]) == (4, 0, 0)
+    example = str(metadata["example"])
+    assert "Subject:" in example and "@example.com" not in example and "Name0" not in example
+
+
+def test_503_three_times_then_accepted_is_one_message_after_four_attempts(
+    mail_settings: Settings, mailbox: Mailbox, instance: dg.DagsterInstance
+) -> None:
+    signups(mail_settings, SHOPPERS[:1])
+    mailbox.fault({"kind": "status", "status": 503, "times": 3})
+    result = run(mail_settings, instance, 5)
+    [row] = sends(mail_settings).iter_rows(named=True)
+    assert (row["status"], row["attempts"]) == ("sent", 4)
+    assert [r["status"] for r in mailbox.requests(row["send_id"])] == [503, 503, 503, 202]
+    assert len(mailbox.messages()) == 1
+    assert sends_metadata(result)["retried"] == 1
+
+
+def test_429_with_a_reset_waits_for_the_reset_then_sends_once(
+    mail_settings: Settings, mailbox: Mailbox, instance: dg.DagsterInstance
+) -> None:
+    signups(mail_settings, SHOPPERS[:1])
+    mailbox.fault({"kind": "rate_limit", "reset_seconds": 2})
+    run(mail_settings, instance, 5)
+    [row] = sends(mail_settings).iter_rows(named=True)
+    limited, accepted = mailbox.requests(row["send_id"])
+    assert (limited["status"], accepted["status"]) == (429, 202)
+    # X-RateLimit-Reset is a whole epoch second at least 2 s ahead: no call came before it
+    assert accepted["at"] >= int(limited["at"] + 2)
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+    assert len(mailbox.messages()) == 1
+
+
+def test_accept_then_hang_is_unknown_never_resent_and_settled_by_asking(
+    mail_settings: Settings, mailbox: Mailbox, instance: dg.DagsterInstance
+) -> None:
+    signups(mail_settings, SHOPPERS[:1])
+    mailbox.fault({"kind": "accept_then_hang", "seconds": 3})
+    run(mail_settings, instance, 5, read_timeout_s=0.5, lookup_after_s=8)
+    settled_after = time.monotonic() + 8
+    [row] = sends(mail_settings).iter_rows(named=True)
+    assert (row["status"], row["last_error"]) == ("unknown", "ReadTimeout")
+    run(mail_settings, instance, 6)  # before lookup_after: nothing happens
+    assert sends(mail_settings)["status"].to_list() == ["unknown"]
+    assert len(mailbox.requests(row["send_id"])) == 1
+    time.sleep(max(0.0, settled_after - time.monotonic()))
+    run(mail_settings, instance, 7)  # then the sandbox is asked, and it has the email
+    [row] = sends(mail_settings).iter_rows(named=True)
+    [stored] = mailbox.messages()
+    assert (row["status"], row["provider_message_id"]) == ("sent", stored["id"])
+    assert len(mailbox.requests(row["send_id"])) == 1  # one mail-send request, ever
+
+
+def test_a_refused_key_opens_the_circuit_and_every_email_goes_out_once_after_the_fix(
+    mail_settings: Settings, mailbox: Mailbox, instance: dg.DagsterInstance
+) -> None:
+    signups(mail_settings, SHOPPERS[:3])
+    run(mail_settings, instance, 5, api_key="wrong-key", circuit_cool_off_s=3.0)
+    cooled_off = time.monotonic() + 3.0
+    outbox = sends(mail_settings)
+    assert outbox["status"].to_list() == ["retrying"] * 3
+    assert len(mailbox.requests()) == 1  # one refused call, then the circuit held the rest
+    errors = sorted(outbox["last_error"].to_list())
+    assert errors[0].startswith("HTTP 401") and errors[1:] == ["circuit_open", "circuit_open"]
+    run(mail_settings, instance, 5, api_key="wrong-key")  # within the cool-off: no call at all
+    assert len(mailbox.requests()) == 1
+    time.sleep(max(0.0, cooled_off - time.monotonic()))
+    run(mail_settings, instance, 6)  # the key is fixed
+    run(mail_settings, instance, 7)
+    outbox = sends(mail_settings)
+    assert outbox["status"].to_list() == ["sent"] * 3
+    assert sorted(m["custom_args"]["send_id"] for m in mailbox.messages()) == outbox["send_id"].to_list()
+    assert [r["status"] for r in mailbox.requests()] == [401, 202, 202, 202]
+
+
+@pytest.mark.parametrize(
+    ("crash_after", "sent_before_retry"),
+    [("sends", 0), ("sends:before-status", 2)],
+    ids=["after-outbox-commit", "after-http-before-status-commit"],
+)
+def test_a_run_killed_around_the_http_call_sends_each_email_exactly_once_on_retry(
+    mail_settings: Settings,
+    mailbox: Mailbox,
+    tmp_path: Path,
+    crash_after: str,
+    sent_before_retry: int,
+) -> None:
+    signups(mail_settings, SHOPPERS[:2])
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    argv = [
+        *(sys.executable, "-m", "tests.crashing", mail_settings.lake_uri, mail_settings.landing_uri),
+        *(crash_after, mailbox.url, at(5).isoformat()),
+    ]
+    crashed = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, timeout=120)
+    assert crashed.returncode == -9, crashed.stderr.decode()[-2000:]
+    assert sends(mail_settings)["status"].to_list() == ["pending"] * 2  # committed before any call
+    assert len(mailbox.messages()) == sent_before_retry
+
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        [killed] = instance.get_run_records()
+        instance.report_run_failed(killed.dagster_run)
+        run(mail_settings, instance, 5)
+        run(mail_settings, instance, 6)
+    outbox = sends(mail_settings)
+    assert outbox["status"].to_list() == ["sent"] * 2
+    received = mailbox.messages()
+    assert sorted(m["custom_args"]["send_id"] for m in received) == outbox["send_id"].to_list()
+    assert len(mailbox.requests()) == 2  # one mail-send request per email, across both runs
+    assert not any((Path(mail_settings.lake_uri) / "_outbox_attempts").iterdir())
+
+
+def test_an_order_after_the_decision_withdraws_a_waiting_cart_email(
+    mail_settings: Settings, mailbox: Mailbox, instance: dg.DagsterInstance
+) -> None:
+    user = SHOPPERS[0]
+    signups(mail_settings, [user])
+    run(mail_settings, instance, 5)  # the welcome goes out
+    cart = message(
+        "Product Added", at(20 * 60), user=user, cart_id="c1", product_id="p1", name="Mug", price=9.5
+    )
+    land(mail_settings, "cart.ndjson", [orjson.dumps(cart)])
+    # A day later the cap has passed; the cart email is decided `send`, but the key is refused.
+    run(mail_settings, instance, 20 * 60 + 61, api_key="wrong-key", circuit_cool_off_s=0.5)
+    waiting = sends(mail_settings).filter(pl.col("kind") == "abandoned_cart")
+    assert waiting["status"].to_list() == ["retrying"]
+    order = message("Order Completed", at(20 * 60 + 62), user=user, order_id="o1", cart_id="c1", total=9.5)
+    land(mail_settings, "order.ndjson", [orjson.dumps(order)])
+    time.sleep(0.6)
+    run(mail_settings, instance, 20 * 60 + 63)
+    withdrawn = sends(mail_settings).filter(pl.col("kind") == "abandoned_cart").row(0, named=True)
+    assert (withdrawn["status"], withdrawn["last_error"]) == ("aborted", "exited: order_completed")
+    assert [m["custom_args"]["kind"] for m in mailbox.messages()] == ["welcome"]
+
+
+def test_an_unsubscribe_since_the_decision_stops_the_email(
+    mail_settings: Settings, mailbox: Mailbox, instance: dg.DagsterInstance
+) -> None:
+    user = SHOPPERS[0]
+    signups(mail_settings, [user])
+    run(mail_settings, instance, 5, api_key="wrong-key", circuit_cool_off_s=0.5)
+    assert sends(mail_settings)["status"].to_list() == ["retrying"]
+    gone = message("Unsubscribed", at(6), user=user)
+    land(mail_settings, "unsubscribe.ndjson", [orjson.dumps(gone)])
+    time.sleep(0.6)
+    run(mail_settings, instance, 7)
+    [row] = sends(mail_settings).iter_rows(named=True)
+    assert (row["status"], row["last_error"]) == ("aborted", "suppressed")
+    assert mailbox.messages() == []
