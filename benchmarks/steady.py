@@ -60,7 +60,7 @@ def backlog(home: Path) -> int:
 def system_up(home: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`lakemail up --no-simulator` on a free loopback port; SIGINT and wait on exit."""
     port = free_port()
-    argv = [lakemail(), "up", "--no-simulator", "--port", str(port)]
+    argv = [lakemail(), "up", "--no-simulator", "--port", str(port), "--sandbox-port", str(free_port())]
     env = env_for(home, LAKEMAIL_POLL_SECONDS=POLL_SECONDS)
     with (home / "up.log").open("wb") as log:
         up = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
