@@ -48,7 +48,12 @@ def build_defs(
 ) -> dg.Definitions:
     """Definitions wired to the lake and landing zone of `settings` (`lake`, `email` replace those)."""
     core = dg.Definitions(
-        assets=[ingest_stage, profiles, build_triggers_asset(kind_delays(settings.delays)), sends],
+        assets=[
+            ingest_stage,
+            profiles,
+            build_triggers_asset(kind_delays(settings.delays), settings.policy),
+            sends,
+        ],
         asset_checks=build_asset_checks(set(CHAIN_TABLES)),
         jobs=[microbatch_job],
         sensors=[build_landing_sensor(settings.poll_seconds, settings.max_batch_mb)],

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import time, timedelta
 from pathlib import Path
+
+from transforms.policies import Policy
 
 PREFIX = "LAKEMAIL_"
 ESPS = ("sandbox", "sendgrid", "postmark", "webhook")
@@ -22,8 +24,11 @@ KNOWN = {
     "LAKEMAIL_POLL_SECONDS",
     "LAKEMAIL_MAX_BATCH_MB",
     "LAKEMAIL_PUBLIC_URL",
+    "LAKEMAIL_QUIET_HOURS",
+    "LAKEMAIL_FREQUENCY_CAP",
 }
 DELAY_VARIABLE = re.compile(r"^LAKEMAIL_[A-Z_]+_DELAY$")
+QUIET_HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -70,6 +75,7 @@ class Settings:
     public_url: str | None = None  # where recipients reach /unsubscribe (None: the sandbox)
     sender: str = "Lakemail Demo Shop <shop@example.com>"
     delays: dict[str, timedelta] = field(default_factory=dict)
+    policy: Policy = field(default_factory=Policy)
 
     @property
     def dagster_home(self) -> Path:
@@ -97,7 +103,38 @@ class Settings:
             public_url=env.get("LAKEMAIL_PUBLIC_URL") or None,
             sender=env.get("LAKEMAIL_FROM") or cls.sender,
             delays={k: parse_duration(k, v) for k, v in env.items() if DELAY_VARIABLE.match(k)},
+            policy=parse_policy(env),
         )
+
+
+def parse_policy(env: Mapping[str, str]) -> Policy:
+    """The policy: `LAKEMAIL_QUIET_HOURS` (`21-08`, `off`), `LAKEMAIL_FREQUENCY_CAP` (`1/16h,3/7d`)."""
+    policy = Policy()
+    quiet = env.get("LAKEMAIL_QUIET_HOURS", "").strip()
+    if quiet.lower() == "off":
+        policy = replace(policy, quiet_hours=False)
+    elif quiet:
+        match = QUIET_HOURS.match(quiet)
+        if match is None or not all(0 <= int(h) <= 23 for h in match.groups()) or match[1] == match[2]:
+            raise SettingsError(
+                f"LAKEMAIL_QUIET_HOURS={quiet!r} must be like 21-08 (two different hours) or off"
+            )
+        policy = replace(policy, quiet_start=time(int(match[1])), quiet_end=time(int(match[2])))
+    cap = env.get("LAKEMAIL_FREQUENCY_CAP", "").strip()
+    if cap:
+        parts = [p.strip() for p in cap.split(",")]
+        caps = []
+        for part in parts:
+            count, slash, window = part.partition("/")
+            if not slash or not count.isdigit() or int(count) < 1:
+                raise SettingsError(f"LAKEMAIL_FREQUENCY_CAP={cap!r} must be like 1/16h,3/7d")
+            caps.append((int(count), parse_duration("LAKEMAIL_FREQUENCY_CAP", window)))
+        if len(caps) != 2:
+            raise SettingsError(
+                f"LAKEMAIL_FREQUENCY_CAP={cap!r} needs a short and a long cap, like 1/16h,3/7d"
+            )
+        policy = replace(policy, cap_short=caps[0], cap_long=caps[1])
+    return policy
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

@@ -23,6 +23,8 @@ DEMO_DELAYS = {
     "LAKEMAIL_BROWSE_ABANDONMENT_DELAY": "3m",
     "LAKEMAIL_POST_PURCHASE_DELAY": "5m",
 }
+# ... and no quiet hours, a short frequency cap: a demo shows every kind of email within minutes.
+DEMO_POLICY = {"LAKEMAIL_QUIET_HOURS": "off", "LAKEMAIL_FREQUENCY_CAP": "1/2m,10/1d"}
 
 
 @dataclass
@@ -81,7 +83,7 @@ def up(
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DAGSTER_HOME": str(home), "LAKEMAIL_HOME": str(settings.home)}
     if demo_delays:
-        env = {**DEMO_DELAYS, **env}
+        env = {**DEMO_DELAYS, **DEMO_POLICY, **env}
     sandbox = settings.esp == "sandbox" and not settings.esp_url
     inbox = f"http://127.0.0.1:{sandbox_port}"
     if sandbox:  # the runs send to the sandbox this command starts, and link to its unsubscribe page
@@ -122,6 +124,10 @@ def up(
             f"{k.removeprefix('LAKEMAIL_').removesuffix('_DELAY').lower()} {env[k]}" for k in DEMO_DELAYS
         )
         print(f"  Delays:      {shown} (set LAKEMAIL_<KIND>_DELAY to change)")
+        print(
+            f"  Policy:      quiet hours {env['LAKEMAIL_QUIET_HOURS']}, frequency cap "
+            f"{env['LAKEMAIL_FREQUENCY_CAP']} (--production-delays: the product's own)"
+        )
     print('  Try:         .venv/bin/lakemail sql "select event_name, count(*) from events group by 1"')
     print("Ctrl-C stops everything.")
     stopping = False

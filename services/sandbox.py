@@ -32,7 +32,7 @@ from services.sandbox_mail import (
     parse_mail,
     send_id_of,
 )
-from services.sandbox_pages import PAGE_HEADERS, inbox_page, message_page, notice_page
+from services.sandbox_pages import PAGE_HEADERS, inbox_page, message_page, notice_page, placeholder_svg
 from services.sandbox_store import MessageStore, RequestStats, StoredMessage, utc_now_iso
 from services.sandbox_unsubscribe import is_one_click, land_event, unsubscribe_event, user_for_send
 from transforms.outbound import verify_unsubscribe_token
@@ -155,6 +155,11 @@ def _add_page_routes(app: FastAPI, store: MessageStore) -> None:
         if found is None:
             return _page(notice_page("Not found", "There is no message with this id."), 404)
         return _page(message_page(found))
+
+    @app.get("/demo/img/{name}")
+    async def demo_image(name: str) -> Response:
+        headers = {**PAGE_HEADERS, "Cache-Control": "max-age=86400"}
+        return Response(placeholder_svg(name), media_type="image/svg+xml", headers=headers)
 
 
 def _add_unsubscribe_routes(app: FastAPI, *, lake_uri: str, landing_uri: str, secret: str) -> None:

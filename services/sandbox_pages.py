@@ -7,7 +7,10 @@ or reading the inbox. The pages' Content-Security-Policy forbids scripts altoget
 
 from __future__ import annotations
 
+import hashlib
+import html
 from collections.abc import Sequence
+from dataclasses import replace
 
 import jinja2
 
@@ -22,6 +25,8 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",  # an unsubscribe URL holds a token: never leak it onwards
 }
 REFRESH_SECONDS = 3
+DEMO_IMAGES = "https://shop.example/img/"  # the simulator's catalog (a reserved name: never resolves)
+LOCAL_IMAGES = "/demo/img/"
 
 _TEMPLATES = {
     "base.html": """<!doctype html>
@@ -100,8 +105,27 @@ def inbox_page(messages: Sequence[StoredMessage]) -> str:
 
 
 def message_page(message: StoredMessage) -> str:
-    """One message as its recipient would see it, then its text part and headers."""
-    return _ENV.get_template("message.html").render(m=message)
+    """One message as its recipient would see it, then its text part and headers.
+
+    The demo shop's images (`DEMO_IMAGES`, a host that never resolves) are shown from the sandbox.
+    """
+    shown = (
+        replace(message, html=message.html.replace(DEMO_IMAGES, LOCAL_IMAGES)) if message.html else message
+    )
+    return _ENV.get_template("message.html").render(m=shown)
+
+
+def placeholder_svg(name: str) -> str:
+    """A product picture for the demo shop: a tinted square with the product id (escaped)."""
+    label = html.escape(name.rsplit(".", 1)[0][:24])
+    hue = int(hashlib.sha256(name.encode()).hexdigest()[:4], 16) % 360
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" viewBox="0 0 256 256">'
+        f'<rect width="256" height="256" fill="hsl({hue},55%,82%)"/>'
+        f'<circle cx="128" cy="110" r="56" fill="hsl({hue},45%,60%)"/>'
+        f'<text x="128" y="215" font-family="sans-serif" font-size="22" text-anchor="middle" '
+        f'fill="hsl({hue},40%,25%)">{label}</text></svg>'
+    )
 
 
 def notice_page(title: str, detail: str, *, confirm: bool = False) -> str:

@@ -529,3 +529,20 @@ def test_serve_forever_logs_its_url_and_stops_cleanly_on_a_signal(tmp_path: Path
             assert "Traceback" not in process.stderr.read()
         finally:
             process.kill()
+
+
+def test_demo_shop_images_are_served_locally_in_the_preview(client: httpx.Client) -> None:
+    payload = valid_mail()
+    html_part = '<p><img src="https://shop.example/img/p-0042.jpg" alt=""></p><script>x</script>'
+    payload["content"] = [{"type": "text/plain", "value": "Hi"}, {"type": "text/html", "value": html_part}]
+    assert send(client, payload).status_code == 202
+    [stored] = messages(client)
+    assert stored["html"] == html_part  # the stored message is untouched
+    page = client.get(f"/messages/{stored['id']}").text
+    assert "/demo/img/p-0042.jpg" in page and "https://shop.example/img/" not in page
+    assert "<script>" not in page  # still escaped into srcdoc
+    image = client.get("/demo/img/p-0042.jpg")
+    assert image.headers["content-type"].startswith("image/svg+xml")
+    assert "p-0042" in image.text
+    hostile = client.get("/demo/img/%3Cscript%3E.jpg").text
+    assert "<script>" not in hostile and "&lt;script&gt;" in hostile

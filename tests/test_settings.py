@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from orchestration.settings import Settings, SettingsError, parse_duration
+from transforms.policies import Policy, quiet_until
 
 
 def test_defaults_live_under_lakemail_home(tmp_path: Path) -> None:
@@ -33,6 +35,11 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
         ({"LAKEMAIL_ESP": "carrier-pigeon"}, "LAKEMAIL_ESP"),
         ({"LAKEMAIL_POL_SECONDS": "2"}, "LAKEMAIL_POL_SECONDS"),
         ({"LAKEMAIL_ABANDONED_CART_DELAY": "soon"}, "LAKEMAIL_ABANDONED_CART_DELAY"),
+        ({"LAKEMAIL_QUIET_HOURS": "9pm-8am"}, "LAKEMAIL_QUIET_HOURS"),
+        ({"LAKEMAIL_QUIET_HOURS": "08-08"}, "LAKEMAIL_QUIET_HOURS"),
+        ({"LAKEMAIL_FREQUENCY_CAP": "1/16h"}, "LAKEMAIL_FREQUENCY_CAP"),
+        ({"LAKEMAIL_FREQUENCY_CAP": "0/16h,3/7d"}, "LAKEMAIL_FREQUENCY_CAP"),
+        ({"LAKEMAIL_FREQUENCY_CAP": "1/soon,3/7d"}, "LAKEMAIL_FREQUENCY_CAP"),
     ],
 )
 def test_unknown_or_malformed_values_fail_naming_the_variable(env: dict[str, str], named: str) -> None:
@@ -56,3 +63,24 @@ def test_durations(text: str, expected: timedelta) -> None:
 def test_trigger_delays_are_parsed() -> None:
     settings = Settings.from_env({"LAKEMAIL_ABANDONED_CART_DELAY": "2m"}, dotenv=None)
     assert settings.delays == {"LAKEMAIL_ABANDONED_CART_DELAY": timedelta(minutes=2)}
+
+
+def test_quiet_hours_and_frequency_cap_are_configurable() -> None:
+    default = Settings.from_env({}, dotenv=None).policy
+    assert (default.quiet_hours, default.cap_short, default.cap_long) == (
+        True,
+        (1, timedelta(hours=16)),
+        (3, timedelta(days=7)),
+    )
+    env = {"LAKEMAIL_QUIET_HOURS": "22-07", "LAKEMAIL_FREQUENCY_CAP": "2/1h,5/2d"}
+    policy = Settings.from_env(env, dotenv=None).policy
+    assert (policy.quiet_start.hour, policy.quiet_end.hour) == (22, 7)
+    assert (policy.cap_short, policy.cap_long) == ((2, timedelta(hours=1)), (5, timedelta(days=2)))
+    assert not Settings.from_env({"LAKEMAIL_QUIET_HOURS": "off"}, dotenv=None).policy.quiet_hours
+
+
+def test_quiet_hours_off_defers_nobody() -> None:
+    night = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)  # 23:30 in London: quiet by default
+    zones = pl.Series(["Europe/London"])
+    assert quiet_until(night, zones, Policy())[0] is not None
+    assert quiet_until(night, zones, Policy(quiet_hours=False)).to_list() == [None]

@@ -19,6 +19,7 @@ class Policy:
     holdout_rate: float = 0.05
     quiet_start: time = time(21)
     quiet_end: time = time(8)
+    quiet_hours: bool = True  # False: no quiet hours at all (demos, transactional-only shops)
     cap_short: tuple[int, timedelta] = (1, timedelta(hours=16))
     cap_long: tuple[int, timedelta] = (3, timedelta(days=7))
     variants: tuple[str, ...] = ("a", "b")
@@ -53,6 +54,8 @@ def _zone(name: str | None) -> ZoneInfo:
 def quiet_until(now: datetime, timezones: pl.Series, policy: Policy) -> pl.Series:
     """Per user: the end of quiet hours (next local 08:00) when `now` falls in them, else null."""
     ends: list[datetime | None] = []
+    if not policy.quiet_hours:
+        return pl.Series([None] * len(timezones), dtype=UTC_TS)
     for name in timezones:
         zone = _zone(name)
         local = now.astimezone(zone)
