@@ -359,12 +359,12 @@ class ShopResource(dg.ConfigurableResource):
     """Who the emails come from and where their links go (the demo shop unless configured)."""
 
     name: str = "Lakemail Demo Shop"
-    home_url: str = "https://shop.example.com"
+    home_url: str = "https://shop.example"  # the simulator's demo shop
     postal_address: str = "Lakemail Demo Shop, 1 Example Street, 10115 Berlin, Germany"
-    support_email: str = "support@shop.example.com"
+    support_email: str = "support@shop.example"
     currency: str = "EUR"
     public_url: str = SANDBOX_URL  # serves /unsubscribe/<token> (the collector or the sandbox)
-    unsubscribe_mailto: str = "mailto:unsubscribe@shop.example.com"
+    unsubscribe_mailto: str = "mailto:unsubscribe@shop.example"
     staleness_hours: float = 72.0  # a profile older than this gets generic content
 
     def shop(self) -> Shop:
