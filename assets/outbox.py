@@ -291,6 +291,8 @@ def deliver_due(
                 continue
             updated = _one(lake, sender, world, markers, row, now, clock, report)
             if updated is not None:
+                if updated["status"] == "unknown" and not sender.can_lookup:
+                    updated["next_attempt_at"] = None  # nobody can settle it: never due again
                 changed.append(updated)
     finally:  # whatever happened, what was sent is committed
         if changed:

@@ -22,7 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--no-simulator", action="store_true", help="do not start the shopper simulator")
     up.add_argument("--sandbox-port", type=int, default=8025, help="email sandbox and inbox port (8025)")
     up.add_argument(
+        "--no-runner", action="store_true", help="leave micro-batches to the daemon's sensor (5 s loop)"
+    )
+    up.add_argument(
         "--production-delays", action="store_true", help="the rules' own delays, not the short demo ones"
+    )
+    commands.add_parser(
+        "runner", help="take micro-batches from a warm process every 0.25 s (the sensor stands aside)"
     )
     process = commands.add_parser("process", help="take everything landed so far through the chain once")
     process.add_argument("--now", help="evaluate time-based triggers as of this ISO-8601 instant")
@@ -74,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "up": _up,
         "process": _process,
+        "runner": _runner,
         "simulate": _simulate,
         "sql": _sql,
         "status": _status,
@@ -96,7 +103,17 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
         simulate=not args.no_simulator,
         sandbox_port=args.sandbox_port,
         demo_delays=not args.production_delays,
+        runner=not args.no_runner,
     )
+
+
+def _runner(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestration.instance import persistent_instance
+    from orchestration.runner import main as runner_main
+    from orchestration.secrets import ensure_secret
+
+    ensure_secret(settings.home)
+    return runner_main(settings, persistent_instance(settings.dagster_home))
 
 
 def _process(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
 """The landing sensor: one micro-batch run for everything new, never two at once."""
 
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -14,6 +16,25 @@ from transforms.schema import INGEST_LOG_SCHEMA
 
 MICROBATCH_JOB = "microbatch_job"
 INGEST_FOLDERS = ("events", "customers", "catalog")
+
+HEARTBEAT = "_runner_heartbeat"
+HEARTBEAT_TIMEOUT_S = 15.0  # longer than any quiet stretch of the loop (a run beats before and after)
+
+
+def heartbeat_path(lake: LakeResource) -> Path | None:
+    """Where the runner says it is alive: next to a local lake (None for object stores)."""
+    if "://" in lake.uri and not lake.uri.startswith("file://"):
+        return None
+    return Path(lake.uri.removeprefix("file://")) / HEARTBEAT
+
+
+def runner_alive(lake: LakeResource, now: float | None = None) -> bool:
+    path = heartbeat_path(lake)
+    try:
+        beat = path.stat().st_mtime if path is not None else None
+    except FileNotFoundError:
+        return False
+    return beat is not None and (now or time.time()) - beat < HEARTBEAT_TIMEOUT_S
 
 
 def microbatch_config(files: list[str] | None, max_batch_mb: int, now: str | None = None) -> dict[str, Any]:
@@ -74,6 +95,8 @@ def build_landing_sensor(poll_seconds: float, max_batch_mb: int) -> dg.SensorDef
     def landing_sensor(
         context: dg.SensorEvaluationContext, lake: LakeResource, landing: LandingResource
     ) -> dg.RunRequest | dg.SkipReason:
+        if runner_alive(lake):
+            return dg.SkipReason("`lakemail runner` is taking the micro-batches (its heartbeat is fresh)")
         decision = evaluate_landing(lake, landing, run_in_flight(context.instance))
         if decision.run_key is None:
             return dg.SkipReason(decision.skip_reason)

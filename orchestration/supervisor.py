@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestration.instance import prepare_dagster_home
+from orchestration.instance import persistent_instance, prepare_dagster_home
 from orchestration.secrets import ensure_secret
 from orchestration.settings import Settings
 
@@ -75,9 +75,12 @@ def up(
     simulate: bool = True,
     sandbox_port: int = 8025,
     demo_delays: bool = True,
+    runner: bool = True,
 ) -> int:
     """Run the whole system until Ctrl-C (or until one part dies); returns the exit code."""
     home = prepare_dagster_home(settings.dagster_home)
+    # Create the instance's storage once, before three processes open it at the same time.
+    persistent_instance(home).dispose()
     ensure_secret(settings.home)  # exported, so the daemon's runs see LAKEMAIL_SECRET
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -98,6 +101,8 @@ def up(
         ),
         _start("daemon", [_bin("dagster-daemon"), "run", "-w", workspace], env, log_dir),
     ]
+    if runner:  # micro-batches from a warm process; the daemon still runs schedules and other sensors
+        children.append(_start("runner", [_bin("lakemail"), "runner"], env, log_dir))
     if sandbox:
         serve = [_bin("lakemail"), "serve", "sandbox", "--port", str(sandbox_port)]
         children.append(_start("sandbox", serve, env, log_dir))
@@ -114,7 +119,8 @@ def up(
         ]
         children.append(_start("simulator", sim, env, log_dir))
     print(f"lakemail is up (data in {settings.home}, logs in {log_dir})")
-    print(f"  Dagster UI:  http://127.0.0.1:{port}  (asset graph, runs, checks; landing_sensor is on)")
+    taker = "lakemail runner (landing_sensor stands by)" if runner else "landing_sensor"
+    print(f"  Dagster UI:  http://127.0.0.1:{port}  (asset graph, runs, checks; micro-batches: {taker})")
     if sandbox:
         print(f"  Inbox:       {inbox}  (every email sent, as the shopper sees it; faults via /api/faults)")
     if simulate:
