@@ -288,6 +288,8 @@ LAKE_CHECKS: tuple[LakeCheck, ...] = (
         "sends",
         _terminal_within_budget,
         "Every `send` decision has a terminal outbox row (sent, failed_permanent, aborted) in its budget.",
+        severity=WARN,
+        in_run=False,  # about time passing (and reads the decisions whole): the hourly audit's job
     ),
     *(
         LakeCheck(

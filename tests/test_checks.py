@@ -515,7 +515,6 @@ def test_in_run_checks_are_pinned() -> None:
         "profiles_user_id_unique",
         "triggers_terminal_decision_unique",
         "sends_trigger_id_sent_once",
-        "sends_terminal_within_budget",
         "events_required_non_null",
         "triggers_required_non_null",
     ]
