@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/lakemail bench
+
+# The Spark peer (issue #7): its own venv, never part of `make test`. PEERS_ARGS=--quick for a smoke run.
+bench-peers: $(STAMP)
+	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install --quiet -r benchmarks/peers/requirements.txt
+	$(BIN)/python -m benchmarks.peers.run $(PEERS_ARGS)
 
 clean:
 	rm -rf data/landing data/lake data/dagster_home data/outbox
