@@ -15,6 +15,19 @@ class Row:
     summary: Summary
 
 
+@dataclass(frozen=True)
+class Table:
+    """A small markdown table shown under a figure's rows (e.g. seconds per step, side by side)."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> list[str]:
+        lines = [f"| {' | '.join(self.header)} |", "|---|" + "---:|" * (len(self.header) - 1)]
+        return [self.title, "", *lines, *(f"| {' | '.join(row)} |" for row in self.rows)]
+
+
 @dataclass
 class Figure:
     """One figure of BENCHMARKS.md: a table of rows, targets judged on medians, commands and notes."""
@@ -25,6 +38,7 @@ class Figure:
     verdicts: list[Verdict] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
 
     def add(self, metric: str, unit: str, values: Sequence[float]) -> Summary:
         summary = summarize(values)
@@ -48,19 +62,9 @@ class Unmeasured:
 
 UNMEASURED: tuple[Unmeasured, ...] = (
     Unmeasured(
-        "Backlog drain scaling with 100k / 1M / 5M users in `profiles`",
-        "`profiles` (and triggers) are not built yet.",
-    ),
-    Unmeasured(
-        "Micro-batch cost after 10k prior micro-batches",
-        "needs the full chain (profiles, triggers, sends) to be meaningful; not built yet.",
-    ),
-    Unmeasured(
-        "Landed -> email accepted latency",
-        "triggers and sends (and the mail sink) are not built yet.",
-    ),
-    Unmeasured(
-        "Spark Structured Streaming peer on the same files",
-        "`make bench-peers` is not built yet.",
+        "Sensor wait and run launch of daemon-launched runs, per step",
+        "`lakemail up` now takes micro-batches with `lakemail runner` (no daemon loop, no run launch); "
+        "`scaling` and `batch_history` break down `lakemail process` runs (launch = interpreter, imports, "
+        "definitions), `steady_state_ingest` the runner's wait and in-run time.",
     ),
 )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.figures import UNMEASURED, Figure
+from benchmarks.figures import UNMEASURED, Figure, Unmeasured
 from benchmarks.stats import describe
 
 
@@ -59,13 +59,24 @@ def render_figure(figure: Figure) -> list[str]:
         sign = ">=" if v.target.at_least else "<="
         limit = f"{sign} {number(v.target.limit)} {v.target.unit}"
         out.append(f"| {v.target.label} | {limit} | {number(v.value)} {v.target.unit} | {describe(v)} |")
+    for table in figure.tables:
+        out += ["", *table.markdown()]
     if figure.commands:
         out += ["", "Commands:", "", *(f"    {c}" for c in figure.commands)]
     out += ["", *(f"- {note}" for note in figure.notes)]
     return [*out, ""]
 
 
-def render(figures: Sequence[Figure], machine: Machine, *, date: str, command: str, seconds: float) -> str:
+def render(
+    figures: Sequence[Figure],
+    machine: Machine,
+    *,
+    date: str,
+    command: str,
+    seconds: float,
+    plot: str | None = None,
+    unmeasured: Sequence[Unmeasured] = UNMEASURED,
+) -> str:
     versions = ", ".join(f"{name} {version}" for name, version in machine.versions.items())
     out = [
         "# Benchmarks",
@@ -78,8 +89,11 @@ def render(figures: Sequence[Figure], machine: Machine, *, date: str, command: s
         "temporary LAKEMAIL_HOME that is removed afterwards; every ratio pairs numbers measured in this run.",
         "",
     ]
+    if plot is not None:
+        out += [f"![Steady-state latency percentiles; events/s against the floor and Spark]({plot})", ""]
     for figure in figures:
         out += render_figure(figure)
-    out += ["## Not measured yet", "", "| figure | why |", "|---|---|"]
-    out += [f"| {u.title} | {u.reason} |" for u in UNMEASURED]
+    if unmeasured:
+        out += ["## Not measured yet", "", "| figure | why |", "|---|---|"]
+        out += [f"| {u.title} | {u.reason} |" for u in unmeasured]
     return "\n".join(out) + "\n"

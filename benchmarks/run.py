@@ -15,13 +15,25 @@ from benchmarks.common import shown, simulate, simulate_argv, temp_home
 from benchmarks.drain import drain_once
 from benchmarks.figures import Figure
 from benchmarks.floor import FloorRun, parse_and_write
+from benchmarks.history import measure_history
+from benchmarks.history_lake import History
+from benchmarks.peers import load_results
+from benchmarks.peers.figures import SPARK_RATE, backlog_figure, comparison_figure, peer_figures
+from benchmarks.plot import write_plot
 from benchmarks.report import render, this_machine
-from benchmarks.steady import steady_once
+from benchmarks.scaling import FULL, QUICK, measure_scaling
+from benchmarks.steady import SteadyRun, steady_once
 
-FIGURES = ("floor", "backlog_drain", "steady_state_ingest")
+FIGURES = ("floor", "backlog_drain", "steady_state_ingest", "scaling", "batch_history")
 BACKLOG_SEED = 7
 STEADY_SEED = 11
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+STEADY_REPEAT = 1  # 5 minutes of realtime feed a repeat: one, unless --repeat-steady asks for more
+QUICK_HISTORY = History(batches=1_000, users=10_000)
+BATCH_COMMANDS = [
+    "lakemail serve sandbox --port <free port>   # per lake, as make run starts it",
+    "LAKEMAIL_ESP_URL=<the sandbox> lakemail process --now <end of the batch's simulated time>   # per batch",
+]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", choices=FIGURES, help="one figure (backlog_drain also measures floor)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (default 3)")
+    parser.add_argument(
+        "--repeat-steady",
+        type=int,
+        default=STEADY_REPEAT,
+        help=f"repeats of steady_state_ingest, 5 min each (default {STEADY_REPEAT})",
+    )
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="where to write (default BENCHMARKS.md)"
     )
@@ -63,7 +81,7 @@ def backlog_figures(events: int, repeat: int, drain: bool) -> list[Figure]:
         return figures
 
 
-def steady_figure(seconds: float, repeat: int) -> Figure:
+def steady_figure(seconds: float, repeat: int) -> tuple[Figure, list[SteadyRun]]:
     runs = []
     for i in range(repeat):
         runs.append(steady_once(seconds, STEADY_SEED + i))
@@ -72,25 +90,68 @@ def steady_figure(seconds: float, repeat: int) -> Figure:
         "LAKEMAIL_POLL_SECONDS=1 lakemail up --no-simulator --port <free port>",
         shown(simulate_argv(int(seconds * 1000), STEADY_SEED, fast=False)) + "   # seed 11, 12, 13 by repeat",
     ]
-    return build.steady_figure(runs, seconds, commands)
+    return build.steady_figure(runs, seconds, commands), runs
+
+
+def scaling_figure(quick: bool, repeat: int) -> Figure:
+    points = QUICK if quick else FULL
+    result = measure_scaling(points, repeat, _say)
+    return build.scaling_figure(result, points, BATCH_COMMANDS)
+
+
+def history_figure(quick: bool, repeat: int) -> Figure:
+    history = QUICK_HISTORY if quick else History()
+    result = measure_history(history, repeat, _say)
+    commands = [*BATCH_COMMANDS, "python -m benchmarks.maintain   # maintenance_job, as its schedule runs it"]
+    return build.history_figure(result, history, commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.repeat < 1:
-        print("lakemail bench: --repeat must be >= 1", file=sys.stderr)
+    if args.repeat < 1 or args.repeat_steady < 1:
+        print("lakemail bench: --repeat and --repeat-steady must be >= 1", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    steady_runs: list[SteadyRun] = []
     wanted = set(FIGURES) if args.only is None else {args.only}
     figures: list[Figure] = []
     if wanted & {"floor", "backlog_drain"}:
         events = 100_000 if args.quick else 1_000_000
         figures += backlog_figures(events, args.repeat, drain="backlog_drain" in wanted)
     if "steady_state_ingest" in wanted:
-        figures.append(steady_figure(60.0 if args.quick else 300.0, args.repeat))
+        figure, steady_runs = steady_figure(60.0 if args.quick else 300.0, args.repeat_steady)
+        figures.append(figure)
+    if "scaling" in wanted:
+        figures.append(scaling_figure(args.quick, args.repeat))
+    if "batch_history" in wanted:
+        figures.append(history_figure(args.quick, args.repeat))
     command = shlex.join(["python", "-m", "benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
     date = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    text = render(figures, this_machine(), date=date, command=command, seconds=time.perf_counter() - started)
+    peers = load_results()  # benchmarks/peers/results.json from `make bench-peers`; None if never run
+    named = {f.name: f for f in figures}
+    if peers is not None:
+        comparison = comparison_figure(peers, named.get("backlog_drain"), named.get("steady_state_ingest"))
+        figures += peer_figures(peers) + ([comparison] if comparison else [])
+    plot = None
+    if steady_runs and "backlog_drain" in named:
+        latencies = {"lakemail": steady_runs[0].latencies}
+        throughput = {
+            "floor": named["floor"].median("read_ndjson (explicit schema) + write_parquet, per file"),
+            "lakemail": named["backlog_drain"].median("events/s (lines / wall seconds of the child)"),
+        }
+        if peers is not None and peers.steady:
+            latencies["spark"] = peers.steady[0].latencies
+        if peers is not None and peers.backlog:
+            throughput["spark"] = backlog_figure(peers).median(SPARK_RATE)
+        plot = write_plot(args.out.with_suffix(".png"), latencies, throughput).name
+    text = render(
+        figures,
+        this_machine(),
+        date=date,
+        command=command,
+        seconds=time.perf_counter() - started,
+        plot=plot,
+    )
     args.out.write_text(text)
     _say(f"wrote {args.out}")
     return 0

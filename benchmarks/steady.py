@@ -1,4 +1,10 @@
-"""Steady-state ingest: `lakemail up` as `make run` starts it, fed by a realtime simulator."""
+"""Steady state: `lakemail up` as `make run` starts it (runner, sandbox), fed by a realtime simulator.
+
+Measures landed -> committed per file (`ingest_log`), landed -> email accepted per immediate email
+(`sends` of `welcome`, the trigger with no delay: `sent_at - landed_at`), the backlog over time, and
+where the time goes: for each file, the wait before its run started and the time inside the run,
+and the median duration of each step (from the Dagster instance's run and step stats).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,10 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import polars as pl
 
 from benchmarks.common import env_for, ingest_log, lakemail, landed_files, simulate_argv, temp_home
 
@@ -25,6 +33,11 @@ class SteadyRun:
     latencies: list[float]  # landed -> committed, seconds, one per file of the measured simulator
     backlog: list[int]  # landed files not yet in ingest_log, sampled every SAMPLE_SECONDS
     files: int
+    email_latencies: list[float] = field(default_factory=list)  # landed -> accepted, immediate emails
+    waits: list[float] = field(default_factory=list)  # landed -> its run started, per file
+    in_run: list[float] = field(default_factory=list)  # its run started -> committed, per file
+    steps: dict[str, float] = field(default_factory=dict)  # step -> median seconds over the runs
+    runs: int = 0
 
 
 def free_port() -> int:
@@ -129,4 +142,64 @@ def steady_once(seconds: float, seed: int) -> SteadyRun:
         everything = ingest_log(home)
         log = everything.filter(everything["source_file"].str.contains(f"/sim-{seed}-"))
         lag = (log["committed_at"] - log["landed_at"]).dt.total_microseconds() / 1e6
-        return SteadyRun(latencies=lag.to_list(), backlog=samples, files=log.height)
+        runs, steps = run_timings(home)
+        waits, in_run = split_latency(log, runs)
+        return SteadyRun(
+            latencies=lag.to_list(),
+            backlog=samples,
+            files=log.height,
+            email_latencies=email_latencies(home, log),
+            waits=waits,
+            in_run=in_run,
+            steps=steps,
+            runs=runs.height,
+        )
+
+
+def email_latencies(home: Path, log: pl.DataFrame) -> list[float]:
+    """Seconds from landing to the sandbox's 202 for the welcome emails of the measured window."""
+    path = home / "lake" / "sends"
+    if not (path / "_delta_log").is_dir() or log.height == 0:
+        return []
+    sends = pl.read_delta(str(path), columns=["kind", "status", "landed_at", "sent_at"])
+    window = sends.filter(
+        (pl.col("kind") == "welcome")
+        & (pl.col("status") == "sent")
+        & pl.col("landed_at").is_between(log["landed_at"].min(), log["landed_at"].max())
+    )
+    return ((window["sent_at"] - window["landed_at"]).dt.total_microseconds() / 1e6).to_list()
+
+
+def run_timings(home: Path) -> tuple[pl.DataFrame, dict[str, float]]:
+    """(start, end) of every micro-batch run, and each step's median seconds, from the instance."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
+    rows, durations = [], []
+    with dg.DagsterInstance.get() as instance:
+        for record in instance.get_run_records(dg.RunsFilter(job_name="microbatch_job")):
+            stats = instance.get_run_stats(record.dagster_run.run_id)
+            if stats.start_time is None or stats.end_time is None:
+                continue
+            rows.append({"start": stats.start_time, "end": stats.end_time})
+            for step in instance.get_run_step_stats(record.dagster_run.run_id):
+                if step.start_time is not None and step.end_time is not None:
+                    durations.append({"step": step.step_key, "s": step.end_time - step.start_time})
+    runs = pl.DataFrame(rows, schema={"start": pl.Float64, "end": pl.Float64}).sort("start")
+    steps = pl.DataFrame(durations, schema={"step": pl.String, "s": pl.Float64})
+    medians = steps.group_by("step").agg(pl.col("s").median()).sort("step")
+    return runs, {step: round(float(s), 3) for step, s in medians.iter_rows()}
+
+
+def split_latency(log: pl.DataFrame, runs: pl.DataFrame) -> tuple[list[float], list[float]]:
+    """Per file: landed -> start of the run that committed it, and that start -> the commit."""
+    if log.height == 0 or runs.height == 0:
+        return [], []
+    files = log.select(
+        (pl.col("landed_at").dt.epoch("us") / 1e6).alias("landed"),
+        (pl.col("committed_at").dt.epoch("us") / 1e6).alias("committed"),
+    ).sort("committed")
+    joined = files.join_asof(runs, left_on="committed", right_on="start", strategy="backward")
+    joined = joined.filter(pl.col("start").is_not_null())
+    waits = (joined["start"] - joined["landed"]).clip(lower_bound=0).to_list()
+    return waits, (joined["committed"] - joined["start"]).to_list()

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import subprocess
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
+import numpy as np
+import orjson
+import polars as pl
 import pytest
 
 from benchmarks import build
 from benchmarks.common import env_for, lakemail, simulate_argv
+from benchmarks.dagster_history import clone_runs, renumber, shift_stamp
+from benchmarks.deltalog import RawTable, stat_value
 from benchmarks.drain import DrainRun, parse_output
 from benchmarks.figures import UNMEASURED, Figure
 from benchmarks.floor import FloorRun, parse_and_write, parseable_lines
+from benchmarks.history import HistoryRuns
+from benchmarks.history_jobs import slices_by
+from benchmarks.history_lake import History, batch_ranges, fold_batches
+from benchmarks.microbatch import BatchRun, parse_process, step_seconds
+from benchmarks.past import Past, epoch_us
 from benchmarks.report import Machine, render
+from benchmarks.scaling import Point, Scaling, by_users, short
+from benchmarks.shop import event_days, hex_text, shoppers, uuid_text
+from benchmarks.states import QUIET, activity, list_column, pending_partials, profile_states
 from benchmarks.stats import Target, describe, judge, percentile, summarize
 from benchmarks.steady import SteadyRun
+from orchestration.resources import INGEST_APP_ID, LakeResource
+from transforms.profiles import PARTIAL_SCHEMA, VIEW_STATE, merge_partials
+from transforms.schema import EVENTS_SCHEMA
+from transforms.simulate import ShopperSimulator
 
 MACHINE = Machine(cores=2, memory_gb=8.0, cpu="Test CPU", versions={"python": "3.11.0", "polars": "9.9"})
 
@@ -91,7 +112,7 @@ def test_render_shows_machine_tables_verdicts_and_unmeasured() -> None:
     )
     assert "| landed -> committed p50 | <= 3.00 s | 2.50 s | met (17% headroom) |" in text
     assert "Backlog samples, repeat 1 (files): 0 3 1" in text
-    assert "`profiles` and triggers, which do not exist yet" in text
+    assert "in one run of the whole `microbatch_job`" in text
     for unmeasured in UNMEASURED:
         assert f"| {unmeasured.title} | {unmeasured.reason} |" in text
 
@@ -121,3 +142,236 @@ def test_floor_on_small_simulated_files(tmp_path: Path) -> None:
     assert run.rows + run.dropped_lines == 3000
     assert len(list((tmp_path / "parquet").glob("*.parquet"))) == 3
     assert run.read_mb_per_s > 0 and run.rows_per_s > 0
+
+
+# --- scaling and batch_history: the synthetic past, the raw Delta writer, Dagster clones, the figures
+
+
+def test_shoppers_are_the_simulators_shoppers() -> None:
+    sim = ShopperSimulator(users=300, seed=5, start=datetime(2026, 1, 1, tzinfo=UTC))
+    identifies = [
+        message
+        for line in sim.step(datetime(2026, 1, 1, 0, 30, tzinfo=UTC), 6000)
+        if line.kind == "ok" and (message := orjson.loads(line.data))["type"] == "identify"
+    ]
+    people = shoppers(5, 300)
+    assert len(identifies) > 20
+    for message in identifies:
+        row = people.row(int(message["userId"][2:]) - 1, named=True)
+        traits = message["traits"]
+        expected = (message["userId"], message["anonymousId"], traits["email"], traits.get("first_name"))
+        assert (row["user_id"], row["anonymous_id"], row["email"], row["first_name"]) == expected
+        assert (row["locale"], row["timezone"], row["consent"]) == (
+            traits["locale"],
+            traits["timezone"],
+            traits["marketing_consent"],
+        )
+
+
+def test_uuid_and_hex_text() -> None:
+    raw = np.array([list(range(16)), [255] * 16], dtype=np.uint8)
+    assert uuid_text(raw).to_list() == [
+        "00010203-0405-0607-0809-0a0b0c0d0e0f",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    ]
+    assert uuid_text(raw, version4=True)[0] == "00010203-0405-4607-0809-0a0b0c0d0e0f"
+    assert hex_text(raw[:, :2]).to_list() == ["0001", "ffff"]
+
+
+def test_past_batches_follow_time_and_days_cover_the_span() -> None:
+    past = Past(100, 1_000_000, 1, datetime(2026, 1, 2, 3, tzinfo=UTC), timedelta(days=2), 1_000)
+    assert past.batches == 1_000
+    days = past.days()
+    assert days[0][0] == past.start and days[-1][1] == past.end and len(days) == 3
+    assert all(end == nxt for (_, end), (nxt, _) in itertools.pairwise(days))
+    for first, last in [(1, 1), (1, 500), (501, 1_000)]:
+        low, high = past.batch_window(first, last)
+        edges = np.array([epoch_us(low), epoch_us(high) - 1])
+        assert past.batch_of(edges).tolist() == [first, last]
+
+
+def test_past_events_are_events_rows_of_known_shoppers() -> None:
+    past = Past(200, 5_000, 3, datetime(2026, 1, 2, tzinfo=UTC), timedelta(days=1), 1_000)
+    people = shoppers(3, 200)
+    events = pl.concat(list(event_days(people, past, past.events)))
+    assert events.schema == pl.Schema(EVENTS_SCHEMA)
+    assert events.height == pytest.approx(5_000, abs=5) and events["event_id"].n_unique() == events.height
+    assert (
+        events.filter(pl.col("event_type") == "identify")["user_id"].sort().to_list()
+        == people["user_id"].to_list()
+    )
+    assert set(events["anonymous_id"]) <= set(people["anonymous_id"])
+    assert events["batch_id"].min() == 1 and events["batch_id"].max() == past.batches
+    for text in (
+        events["properties"].drop_nulls().head(200).to_list() + events["traits"].drop_nulls().to_list()
+    ):
+        assert isinstance(orjson.loads(text), dict)
+
+
+@pytest.mark.parametrize("events_per_user", [0.5, 20.0])
+def test_profile_states_fit_the_fold(events_per_user: float) -> None:
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    past = Past(50, 50 * int(events_per_user * 2), 3, now)
+    people = shoppers(3, 50)
+    state = profile_states(people, events_per_user, seed=3, window=activity(past))
+    assert state.schema == pl.Schema(PARTIAL_SCHEMA)
+    assert state["principal"].to_list() == people["user_id"].to_list()
+    assert state["views"].list.len().max() <= VIEW_STATE  # type: ignore[operator]
+    assert (state["last_ts"] <= now - QUIET).all()
+    assert merge_partials(pl.concat([state, state])).height == 50  # the fold takes it
+    waiting = pending_partials(people, 120, past=past, batches=(4, 6))
+    assert waiting.height == 120 and set(waiting["batch_id"]) <= {4, 5, 6}
+
+
+def test_list_column_groups_rows_by_counts() -> None:
+    values = pl.DataFrame({"query": ["a", "b", "c"], "ts": [datetime(2026, 1, 1, tzinfo=UTC)] * 3})
+    column = list_column(np.array([2, 0, 1]), values.select("ts", "query"), PARTIAL_SCHEMA["searches"])
+    assert [[item["query"] for item in row] for row in column.to_list()] == [["a", "b"], [], ["c"]]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (datetime(2026, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC), "2026-01-02T03:04:05.678Z"),
+        (date(2026, 1, 2), "2026-01-02"),
+        (7, 7),
+        ("x", "x"),
+    ],
+)
+def test_stat_values_as_delta_writes_them(value: object, text: object) -> None:
+    assert stat_value(value) == text
+
+
+def test_raw_commits_read_back_with_their_tags_and_statistics(tmp_path: Path) -> None:
+    lake = LakeResource(uri=str(tmp_path / "lake"))
+    schema = {"batch_id": pl.Int64(), "source_file": pl.String(), "event_date": pl.Date()}
+    lake.write("events", pl.DataFrame(schema=schema), partition_by=["event_date"])
+    table = RawTable(lake.table_uri("events"))
+    for batch in range(1, 121):
+        day = date(2026, 1, 1 + batch // 100)
+        frame = pl.DataFrame(
+            {"batch_id": [batch] * 3, "source_file": [f"f{batch}"] * 3, "event_date": [day] * 3}
+        )
+        table.append([frame], txns={INGEST_APP_ID: batch})
+    table.checkpoint_like_delta_rs()
+    assert (tmp_path / "lake/events/_delta_log/00000000000000000099.checkpoint.parquet").exists()
+    assert lake.committed_batch() == 0 and lake.batch_version("events") == 120
+    events = lake.table("events")
+    assert events is not None
+    rows = pl.scan_delta(events).filter(pl.col("batch_id") == 120).collect()
+    assert rows.height == 3 and rows["event_date"].to_list() == [date(2026, 1, 2)] * 3
+    stats = json.loads(
+        next(iter(json.loads(line) for line in _log_lines(tmp_path, 120) if "add" in line))["add"]["stats"]
+    )
+    assert stats["numRecords"] == 3 and stats["minValues"]["batch_id"] == 120
+
+
+def _log_lines(tmp_path: Path, version: int) -> list[str]:
+    return (tmp_path / f"lake/events/_delta_log/{version:020d}.json").read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("batches", "per_batch", "folds"),
+    [
+        (10, 100, [3, 6, 9]),
+        (4, 100, [3]),
+        (1, 100, []),
+        (10_000, 600, list(range(9792 - 417 * 23, 9793, 417))),
+    ],
+)
+def test_folds_every_threshold_leaving_about_half_waiting(
+    batches: int, per_batch: int, folds: list[int]
+) -> None:
+    assert fold_batches(batches, per_batch, threshold=300 if batches < 100 else 250_000) == folds
+
+
+def test_slices_by_and_batch_ranges() -> None:
+    frame = pl.DataFrame({"batch_id": [3, 1, 3, 4]})
+    assert [s.height for s in slices_by(frame, "batch_id", 4)] == [1, 0, 2, 1]
+    assert [s.height for s in slices_by(frame, "batch_id", 4, first=3)] == [2, 1]
+    assert batch_ranges(10, 4) == [(1, 2), (3, 5), (6, 7), (8, 10)]
+
+
+def test_shift_stamp_and_renumber() -> None:
+    assert shift_stamp("2026-01-01 00:00:00.500000", -1.5) == "2025-12-31 23:59:59.000000"
+    assert shift_stamp("2026-01-01 00:00:00", 60) == "2026-01-01 00:01:00.000000"
+    assert shift_stamp(None, 5) is None
+    assert renumber([12, 10, 11], base=100) == {10: 101, 11: 102, 12: 103}
+
+
+def test_cloned_runs_join_the_instance(instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    @dg.asset
+    def thing() -> int:
+        return 1
+
+    template = dg.materialize([thing], instance=instance).run_id
+    ids = clone_runs(tmp_path / "dagster_home", template, 3, every=10)
+    assert instance.get_runs_count() == 4
+    assert {r.dagster_run.run_id for r in instance.get_run_records()} == {template, *ids}
+    assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_run_records())
+    cloned = instance.get_run_record_by_id(ids[0])
+    original = instance.get_run_record_by_id(template)
+    assert cloned is not None and original is not None and cloned.end_time and original.end_time
+    assert cloned.end_time == pytest.approx(original.end_time - 30)
+
+
+def test_parse_process_and_step_seconds() -> None:
+    text = (
+        "run 1234-abcd: SUCCESS - 10 files, 10,000 lines, 9,900 accepted, 60 duplicates\n"
+        "4.20 s, 2,380 lines/s, peak RSS 400 MB\n"
+    )
+    assert parse_process(text) == ("1234-abcd", 10_000, 4.2)
+    with pytest.raises(RuntimeError):
+        parse_process(text.replace("SUCCESS", "FAILURE"))
+    assert step_seconds([("a", 1500.0), ("b", 20.0), ("a", 500.0)]) == {"a": 2.0, "b": 0.02}
+
+
+def _batch(run: float, **steps: float) -> BatchRun:
+    return BatchRun(
+        lines=10_000, wall_seconds=run + 2, reported_seconds=run + 1, run_seconds=run, steps=steps
+    )
+
+
+def test_scaling_figure_judges_the_users_ratio_and_shows_the_steps() -> None:
+    points = [Point(100_000, 10_000_000), Point(5_000_000, 10_000_000), Point(5_000_000, 50_000_000)]
+    result = Scaling(
+        runs={
+            points[0]: [_batch(4.0, ingest_stage=1.0), _batch(5.0, ingest_stage=2.0)],
+            points[1]: [_batch(10.0, ingest_stage=3.0), _batch(9.0, ingest_stage=3.0)],
+            points[2]: [_batch(20.0, ingest_stage=9.0), _batch(18.0, ingest_stage=8.0)],
+        },
+        folds={100_000: _batch(30.0, profiles=25.0)},
+        build_seconds=dict.fromkeys(points, 60.0),
+    )
+    figure = build.scaling_figure(result, points, ["lakemail process"])
+    assert figure.median("run ratio 5M / 100k users (10M events)") == pytest.approx((2.5 + 1.8) / 2)
+    assert figure.median("run ratio 50M / 10M events (5M users)") == pytest.approx(2.0)
+    assert [v.met for v in figure.verdicts] == [False]
+    text = render([figure], MACHINE, date="d", command="c", seconds=1)
+    assert "| step `ingest_stage` | 1.50 | 3.00 | 8.50 | 0.00 |" in text
+    assert "| 100k users: its `profiles` step | s | 25.0 | 25.0 | 25.0 |" in text
+
+
+def test_history_figure_judges_the_maintained_ratio() -> None:
+    result = HistoryRuns(
+        first=[_batch(2.0), _batch(2.0)],
+        before=[_batch(6.0), _batch(8.0)],
+        after=[_batch(2.5), _batch(3.5)],
+        maintenance_seconds=40.0,
+    )
+    figure = build.history_figure(result, History(), [])
+    assert figure.median("run ratio, no maintenance / fresh") == pytest.approx(3.5)
+    assert figure.median("run ratio, maintained / fresh") == pytest.approx(1.5)
+    assert [v.met for v in figure.verdicts] == [True]
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(100_000, "100k"), (5_000_000, "5M"), (2_500_000, "2.5M"), (1_234, "1,234")]
+)
+def test_short_sizes(n: int, text: str) -> None:
+    assert short(n) == text
+
+
+def test_points_group_by_users_events_ascending() -> None:
+    groups = by_users([Point(5, 50), Point(1, 10), Point(5, 10)])
+    assert groups == [[Point(1, 10)], [Point(5, 10), Point(5, 50)]]

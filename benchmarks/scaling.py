@@ -1,0 +1,138 @@
+"""Scaling: the cost of one 10k-event micro-batch with 100k / 1M / 5M users and 10M / 50M events before it.
+
+Per users size a lake is pre-built (`prebuilt.build_lake`) and the simulator, with the same seed and
+size, lands real 10k-event batches that `lakemail process --now` takes through the whole job, as the
+sensor's run would; Dagster's run record and step events say where the time went. The events axis
+appends more past events to the largest lake. Last, `profile_updates` is filled to one partial short
+of the fold threshold, so one more batch folds them into `profile_state` and `profiles` in its run.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from assets.profile_store import FOLD_EVERY_ROWS
+from benchmarks.common import temp_home
+from benchmarks.microbatch import BatchFeeder, BatchRun, process, sandbox
+from benchmarks.parallel import run_jobs
+from benchmarks.past import Past
+from benchmarks.prebuilt import append_events, build_lake, top_up_updates, write_shoppers
+
+SEED = 7  # the simulator's seed: the pre-built past and the measured batches share their shoppers
+BATCH_EVENTS = 10_000
+WARMUP_EVENTS = 1_000
+WAITING = FOLD_EVERY_ROWS // 2  # partials waiting for the fold: on average, half the threshold
+
+
+@dataclass(frozen=True)
+class Point:
+    """One lake size: shoppers in `profiles` and rows in `events` before the measured batches."""
+
+    users: int
+    events: int
+
+    @property
+    def label(self) -> str:
+        return f"{short(self.users)} users, {short(self.events)} events"
+
+
+FULL = (
+    Point(100_000, 10_000_000),
+    Point(1_000_000, 10_000_000),
+    Point(5_000_000, 10_000_000),
+    Point(5_000_000, 50_000_000),
+)
+QUICK = (Point(10_000, 1_000_000), Point(100_000, 1_000_000), Point(100_000, 2_000_000))
+
+
+def short(n: int) -> str:
+    """100000 -> '100k', 5000000 -> '5M'."""
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= size and n % (size // 10) == 0:
+            return f"{n / size:g}{suffix}"
+    return f"{n:,}"
+
+
+@dataclass
+class Scaling:
+    """Measured runs per point, the folding run per users size, and what building the lakes took."""
+
+    runs: dict[Point, list[BatchRun]] = field(default_factory=dict)
+    folds: dict[int, BatchRun] = field(default_factory=dict)
+    fold_failures: dict[int, str] = field(default_factory=dict)
+    build_seconds: dict[Point, float] = field(default_factory=dict)
+
+
+def by_users(points: Sequence[Point]) -> list[list[Point]]:
+    """Points grouped by users (one lake each), events ascending within a group."""
+    ordered = sorted(points, key=lambda p: (p.users, p.events))
+    return [list(group) for _, group in itertools.groupby(ordered, key=lambda p: p.users)]
+
+
+def measure_scaling(
+    points: Sequence[Point], repeat: int, say: Callable[[str], None], *, fold: bool = True
+) -> Scaling:
+    """Build each lake, measure `repeat` batches per point, then (when `fold`) one batch that folds."""
+    result = Scaling()
+    for group in by_users(points):
+        with temp_home("scaling") as tmp:
+            _measure_lake(Path(tmp), group, repeat, say, result, fold=fold)
+    return result
+
+
+def _measure_lake(
+    home: Path, group: list[Point], repeat: int, say: Callable[[str], None], result: Scaling, *, fold: bool
+) -> None:
+    """One lake (one users size): build it, then its points in order of events, then the fold."""
+    first = group[0]
+    past = Past(first.users, first.events, SEED, datetime.now(UTC).replace(microsecond=0))
+    say(f"scaling: building {first.label}")
+    started = time.perf_counter()
+    run_jobs([functools.partial(write_shoppers, home, SEED, first.users)], isolate=True)
+    build_lake(home, past, say, waiting=WAITING)
+    result.build_seconds[first] = time.perf_counter() - started
+    with sandbox(home) as env:
+        feeder = BatchFeeder(home / "landing", users=first.users, seed=SEED, start=past.now)
+        process(home, feeder.land(WARMUP_EVENTS), env)  # the instance's first run: not measured
+        have = past.events  # the lake's batches stay those of the first build: appends add older rows
+        for point in group:
+            if point.events > have:
+                say(f"scaling: appending {short(point.events - have)} past events")
+                started = time.perf_counter()
+                append_events(home, past, point.events - have, salt=point.events)
+                result.build_seconds[point], have = time.perf_counter() - started, point.events
+            result.runs[point] = [_batch(home, feeder, env, point, i, repeat, say) for i in range(repeat)]
+        if fold:
+            run_jobs([functools.partial(top_up_updates, home, past, FOLD_EVERY_ROWS - 1)], isolate=True)
+            try:
+                result.folds[first.users] = run = process(home, feeder.land(BATCH_EVENTS), env)
+                say(f"scaling {short(first.users)} users, folding batch: {_brief(run)}")
+            except RuntimeError as error:
+                result.fold_failures[first.users] = str(error).splitlines()[0]
+                say(f"scaling: the folding batch failed at {short(first.users)} users")
+
+
+def _batch(
+    home: Path,
+    feeder: BatchFeeder,
+    env: dict[str, str],
+    point: Point,
+    i: int,
+    repeat: int,
+    say: Callable[[str], None],
+) -> BatchRun:
+    run = process(home, feeder.land(BATCH_EVENTS), env)
+    say(f"scaling {point.label} {i + 1}/{repeat}: {_brief(run)}")
+    return run
+
+
+def _brief(run: BatchRun) -> str:
+    slowest = sorted(run.steps.items(), key=lambda kv: -kv[1])[:3]
+    steps = ", ".join(f"{k} {v:.2f}" for k, v in slowest)
+    return f"run {run.run_seconds:.2f} s, wall {run.wall_seconds:.2f} s ({steps})"
