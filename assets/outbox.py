@@ -51,6 +51,7 @@ from transforms.sending import (
 
 SENDS_APP = "lakemail-sends"  # the last trigger evaluation whose `send` decisions are in the outbox
 ATTEMPTS_FOLDER = "_outbox_attempts"
+UNREACHABLE = ("ConnectError", "ConnectTimeout")  # deliver's last_error: the request never left
 BESTSELLER_WINDOW = timedelta(days=7)
 
 
@@ -364,15 +365,18 @@ def _one(
         max_seconds=sender.max_seconds,
         sleep=sender.sleep,
     )
+    # A provider we cannot even connect to is treated like one that refuses our key: the rest of the
+    # run waits for the cool-off instead of spending every email's retry budget on the same refusal.
+    unreachable = result.status == "retrying" and result.last_error in UNREACHABLE
     attempt = Attempt(
         status=result.status,
         attempts=result.attempts,
         provider_message_id=result.provider_message_id,
         last_error=result.last_error,
-        circuit_open=result.circuit_open,
+        circuit_open=result.circuit_open or unreachable,
         retry_in=result.retry_in,
     )
-    report.circuit_open = report.circuit_open or result.circuit_open
+    report.circuit_open = report.circuit_open or attempt.circuit_open
     updated = {
         **after_attempt(row, attempt, now=clock(), waits=sender.waits),
         "fallbacks": json.dumps(fallbacks),

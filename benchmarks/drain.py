@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import env_for, lakemail, run_child, temp_home
+from benchmarks.microbatch import sandbox
 
 SUMMARY = re.compile(r"SUCCESS - .*?([\d,]+) lines, ([\d,]+) accepted")
 TIMING = re.compile(r"([\d.]+) s, [\d,]+ lines/s, peak RSS")
@@ -44,7 +45,8 @@ def drain_once(source_home: Path) -> DrainRun:
     with temp_home("drain") as tmp:
         home = Path(tmp)
         shutil.copytree(source_home / "landing", home / "landing")
-        result = run_child([lakemail(), "process"], env_for(home), home / "process.log")
+        with sandbox(home) as mail:  # sends go to the sandbox, as `make run` has it
+            result = run_child([lakemail(), "process"], env_for(home, **mail), home / "process.log")
         if result.returncode != 0:
             raise RuntimeError(f"lakemail process exited {result.returncode}:\n{result.output[-2000:]}")
         lines, accepted, job_seconds = parse_output(result.output)

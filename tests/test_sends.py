@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -313,3 +314,19 @@ def test_an_unsubscribe_since_the_decision_stops_the_email(
     [row] = sends(mail_settings).iter_rows(named=True)
     assert (row["status"], row["last_error"]) == ("aborted", "suppressed")
     assert mailbox.messages() == []
+
+
+def test_an_unreachable_provider_holds_the_run_instead_of_retrying_every_email(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = replace(settings, esp_url=f"http://127.0.0.1:{probe.getsockname()[1]}")
+    signups(closed, SHOPPERS[:3])
+    started = time.monotonic()
+    run(closed, instance, 5, max_attempts=2)
+    outbox = sends(closed)
+    assert outbox["status"].to_list() == ["retrying"] * 3
+    assert sorted(outbox["attempts"].to_list()) == [0, 0, 2]  # one email tried, the rest held
+    assert sorted(outbox["last_error"].to_list()) == ["ConnectError", "circuit_open", "circuit_open"]
+    assert time.monotonic() - started < 30
