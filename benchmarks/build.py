@@ -10,6 +10,7 @@ from benchmarks.figures import Figure, Table
 from benchmarks.floor import FloorRun
 from benchmarks.history import HistoryRuns
 from benchmarks.history_lake import History
+from benchmarks.microbatch import BatchRun
 from benchmarks.scaling import WAITING, Point, Scaling, by_users, short
 from benchmarks.stats import Target, percentile
 from benchmarks.steady import SteadyRun
@@ -193,7 +194,8 @@ def scaling_notes(result: Scaling, points: Sequence[Point]) -> list[str]:
         "`lakemail process --now` runs it (one child per batch, the email sandbox running as `make run` "
         "starts it). The batches are the simulator's (`--users N --seed 7`, 10 files of 1,000 lines), so "
         "they touch shoppers the lake knows. A first 1,000-event run per lake (creating the Dagster "
-        "instance) is not measured.",
+        "instance) is not measured. Simulated time: the past ends and the batches run at 12:00 UTC, so "
+        "the day's `events` partition (read by each batch's dedupe and event_id check) holds half a day.",
         "Pre-built, not replayed: `events` are vectorised simulator-mix events of the same shoppers over "
         "30 days (a file per day, statistics as delta-rs writes them, batch ids growing with time); "
         "`profile_state` rows are generated per shopper (list lengths following events per user; see "
@@ -203,7 +205,10 @@ def scaling_notes(result: Scaling, points: Sequence[Point]) -> list[str]:
         "starts empty). Tables are written in large files, as after maintenance.",
         f"{WAITING_NOTE} Building the lakes took: {built}.",
     ]
-    parents = [r.parent_rss_mb for runs in result.runs.values() for r in runs]
+    runs = [r for point_runs in result.runs.values() for r in point_runs]
+    if runs:
+        notes.append(load_note(runs))
+    parents = [r.parent_rss_mb for r in runs]
     if parents:
         notes.append(
             "Peak RSS is the child's as `wait4` reports it, which on Linux includes the memory it inherited "
@@ -245,6 +250,16 @@ def history_figure(result: HistoryRuns, history: History, commands: list[str]) -
     return figure
 
 
+def load_note(runs: Sequence[BatchRun]) -> str:
+    """How busy the machine was: the figures of a shared 2-core machine move with it."""
+    loads = sorted(r.load for r in runs)
+    return (
+        f"1-minute load average when the measured runs started: {loads[0]:.1f} to {loads[-1]:.1f} (median "
+        f"{loads[len(loads) // 2]:.1f}; 2.0 keeps both cores busy): runs that met a busier machine took "
+        "longer."
+    )
+
+
 def history_notes(result: HistoryRuns, history: History) -> list[str]:
     lake = result.lake
     disk = "; ".join(f"{name}: {f.files:,} files, {f.mb:,.0f} MB" for name, f in result.disk.items())
@@ -254,7 +269,8 @@ def history_notes(result: HistoryRuns, history: History) -> list[str]:
         "tables and the instance) is not measured; nor is the first run on the aged lake, which served as "
         "the template of the cloned Dagster runs.",
         f"Simulated, not replayed: {history.batches:,} past batches of {history.events_per_batch:,} events "
-        f"of {history.users:,} shoppers, one every {history.every.total_seconds():g} s, each committed as "
+        f"of {history.users:,} shoppers, one every {history.every.total_seconds():g} s from midnight UTC "
+        "(simulated; all in the day's `events` partition, which each run's dedupe reads), each committed as "
         "the job commits it: a small file and a commit per table (`events`, `quarantine`, `identities`, "
         "`ingest_log`, `profile_updates`, `triggers`), `trigger_state` rewritten each time, the CRM and "
         "catalog every 10 minutes, a fold of `profile_updates` every 250k partials, checkpoints every 100 "
@@ -266,6 +282,7 @@ def history_notes(result: HistoryRuns, history: History) -> list[str]:
         "one is written). Maintenance keeps 7 days of history: it compacts and checkpoints, but neither "
         "vacuums these files nor prunes these runs, all younger than that.",
     ]
+    notes.append(load_note([*result.first, *result.before, *result.after]))
     if lake is not None:
         notes.append(
             f"Building took {result.build_seconds:.0f} s: {lake.commits:,} commits, {lake.folds} folds, "

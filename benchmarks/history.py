@@ -21,6 +21,7 @@ from benchmarks.dagster_history import clone_runs
 from benchmarks.history_lake import History, HistoryLake, build_history_lake
 from benchmarks.microbatch import BatchFeeder, BatchRun, process, sandbox
 from benchmarks.parallel import run_jobs
+from benchmarks.past import anchored
 from benchmarks.prebuilt import write_shoppers
 
 SEED = 11
@@ -53,11 +54,13 @@ class HistoryRuns:
 
 
 def measure_history(history: History, repeat: int, say: Callable[[str], None]) -> HistoryRuns:
+    # The lake started at midnight (UTC, simulated): all its batches are in today's `events` partition.
+    now = anchored(datetime.now(UTC), history.every * history.batches)
     result = HistoryRuns()
-    result.first = _fresh_lake_runs(history, repeat, say)
+    result.first = _fresh_lake_runs(history, now, repeat, say)
     with temp_home("history") as tmp:
         home = Path(tmp)
-        past = history.past(SEED, datetime.now(UTC).replace(microsecond=0))
+        past = history.past(SEED, now)
         started = time.perf_counter()
         run_jobs([functools.partial(write_shoppers, home, SEED, history.users)], isolate=True)
         result.lake = build_history_lake(home, history, past, say)
@@ -78,11 +81,13 @@ def measure_history(history: History, repeat: int, say: Callable[[str], None]) -
     return result
 
 
-def _fresh_lake_runs(history: History, repeat: int, say: Callable[[str], None]) -> list[BatchRun]:
+def _fresh_lake_runs(
+    history: History, now: datetime, repeat: int, say: Callable[[str], None]
+) -> list[BatchRun]:
     with temp_home("history-first") as tmp:
         home = Path(tmp)
         with sandbox(home) as env:
-            feeder = BatchFeeder(home / "landing", users=history.users, seed=SEED, start=datetime.now(UTC))
+            feeder = BatchFeeder(home / "landing", users=history.users, seed=SEED, start=now)
             process(home, feeder.land(history.events_per_batch), env)  # creates the tables and the instance
             return _runs(home, feeder, history, repeat, env, "fresh lake", say)
 

@@ -65,7 +65,7 @@ class History:
     events_per_batch: int = 1_000
     users: int = 100_000
     every: timedelta = timedelta(seconds=5)
-    partials_per_batch: int = 600  # principals a 1,000-event simulated batch touches (about 600)
+    partials_per_batch: int = 700  # principals a 1,000-event simulated batch touches (about 700)
     pending: int = 2_000  # candidates waiting in trigger_state
     reference_every: int = 120  # batches between CRM and catalog files (10 simulated minutes)
 

@@ -7,6 +7,7 @@ it: 1,000 lines a file), so it touches shoppers a pre-built lake of the same see
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
 import subprocess
@@ -38,6 +39,7 @@ class BatchRun:
     peak_rss_mb: float = 0.0  # the child's; Linux counts what it inherited at fork (`parent_rss_mb`)
     run_id: str = ""
     parent_rss_mb: float = 0.0  # the benchmark process when it forked the child
+    load: float = 0.0  # the machine's 1-minute load average when the child started (2 cores: 2 is full)
 
     @property
     def launch_seconds(self) -> float:
@@ -105,7 +107,7 @@ def run_timing(dagster_home: Path, run_id: str) -> tuple[float, dict[str, float]
 def process(home: Path, now: datetime, env: Mapping[str, str] | None = None) -> BatchRun:
     """`lakemail process --now NOW` on `home` in a child; its costs, with Dagster's per-step times."""
     log = home / "process.log"
-    parent = current_rss_mb()
+    parent, load = current_rss_mb(), os.getloadavg()[0]
     result = run_child(
         [lakemail(), "process", "--now", now.isoformat()], {**env_for(home), **(env or {})}, log
     )
@@ -113,7 +115,7 @@ def process(home: Path, now: datetime, env: Mapping[str, str] | None = None) -> 
         raise RuntimeError(f"lakemail process exited {result.returncode}:\n{result.output[-3000:]}")
     run_id, lines, reported = parse_process(result.output)
     run, steps = run_timing(home / "dagster_home", run_id)
-    return BatchRun(lines, result.seconds, reported, run, steps, result.peak_rss_mb, run_id, parent)
+    return BatchRun(lines, result.seconds, reported, run, steps, result.peak_rss_mb, run_id, parent, load)
 
 
 def current_rss_mb() -> float:

@@ -68,3 +68,13 @@ class Past:
 
 def epoch_us(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def anchored(moment: datetime, after_midnight: timedelta) -> datetime:
+    """The last time `after_midnight` (UTC) at or before `moment`, to the second.
+
+    A past that ends at a fixed time of day fills today's `events` partition, which each batch's dedupe
+    and checks read, the same way whenever the benchmark runs.
+    """
+    day = datetime.combine(moment.date(), datetime.min.time(), tzinfo=UTC) + after_midnight
+    return day if day <= moment else day - timedelta(days=1)

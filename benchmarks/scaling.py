@@ -14,20 +14,21 @@ import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from assets.profile_store import FOLD_EVERY_ROWS
 from benchmarks.common import temp_home
 from benchmarks.microbatch import BatchFeeder, BatchRun, process, sandbox
 from benchmarks.parallel import run_jobs
-from benchmarks.past import Past
+from benchmarks.past import Past, anchored
 from benchmarks.prebuilt import append_events, build_lake, top_up_updates, write_shoppers
 
 SEED = 7  # the simulator's seed: the pre-built past and the measured batches share their shoppers
 BATCH_EVENTS = 10_000
 WARMUP_EVENTS = 1_000
 WAITING = FOLD_EVERY_ROWS // 2  # partials waiting for the fold: on average, half the threshold
+NOON = timedelta(hours=12)  # the batches run at 12:00 UTC (simulated): today's partition holds half a day
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def _measure_lake(
 ) -> None:
     """One lake (one users size): build it, then its points in order of events, then the fold."""
     first = group[0]
-    past = Past(first.users, first.events, SEED, datetime.now(UTC).replace(microsecond=0))
+    past = Past(first.users, first.events, SEED, anchored(datetime.now(UTC), NOON))
     say(f"scaling: building {first.label}")
     started = time.perf_counter()
     run_jobs([functools.partial(write_shoppers, home, SEED, first.users)], isolate=True)

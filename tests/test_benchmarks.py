@@ -25,7 +25,7 @@ from benchmarks.history import HistoryRuns
 from benchmarks.history_jobs import slices_by
 from benchmarks.history_lake import History, batch_ranges, fold_batches
 from benchmarks.microbatch import BatchRun, parse_process, step_seconds
-from benchmarks.past import Past, epoch_us
+from benchmarks.past import Past, anchored, epoch_us
 from benchmarks.report import Machine, render
 from benchmarks.scaling import Point, Scaling, by_users, short
 from benchmarks.shop import event_days, hex_text, shoppers, uuid_text
@@ -188,6 +188,18 @@ def test_past_batches_follow_time_and_days_cover_the_span() -> None:
         low, high = past.batch_window(first, last)
         edges = np.array([epoch_us(low), epoch_us(high) - 1])
         assert past.batch_of(edges).tolist() == [first, last]
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (datetime(2026, 1, 2, 13, 0, 0, 5, tzinfo=UTC), datetime(2026, 1, 2, 12, tzinfo=UTC)),
+        (datetime(2026, 1, 2, 12, tzinfo=UTC), datetime(2026, 1, 2, 12, tzinfo=UTC)),
+        (datetime(2026, 1, 2, 11, 59, tzinfo=UTC), datetime(2026, 1, 1, 12, tzinfo=UTC)),
+    ],
+)
+def test_anchored_at_a_fixed_time_of_day(moment: datetime, expected: datetime) -> None:
+    assert anchored(moment, timedelta(hours=12)) == expected
 
 
 def test_past_events_are_events_rows_of_known_shoppers() -> None:
