@@ -171,6 +171,7 @@ def scaling_figure(result: Scaling, points: Sequence[Point], commands: list[str]
     for users, run in sorted(result.folds.items()):
         figure.add(f"{short(users)} users: the batch that folds (run)", "s", [run.run_seconds])
         figure.add(f"{short(users)} users: its `profiles` step", "s", [run.steps.get("profiles", 0.0)])
+        figure.add(f"{short(users)} users: its peak RSS", "MB", [run.peak_rss_mb])
     columns = {p.label.replace(" users, ", " / "): result.runs[p] for p in points}
     columns |= {f"{short(u)} / fold": [run] for u, run in sorted(result.folds.items())}
     figure.tables.append(
@@ -201,7 +202,7 @@ def scaling_notes(result: Scaling, points: Sequence[Point]) -> list[str]:
         "`profile_state` rows are generated per shopper (list lengths following events per user; see "
         "benchmarks/states.py) and `profiles` derived from them with `transforms.profiles.derive`; one "
         "`identities` edge per shopper, the CRM's 30 % in `customers`, 1 % unsubscribed; a decision log "
-        "of 0.1 rows per past event, none of them `send` (the outbox of the `sends` asset, being built, "
+        "of 0.1 rows per past event, none of them `send` (the outbox, `sends`, has no past rows, so it "
         "starts empty). Tables are written in large files, as after maintenance.",
         f"{WAITING_NOTE} Building the lakes took: {built}.",
     ]
@@ -254,7 +255,8 @@ def load_note(runs: Sequence[BatchRun]) -> str:
     """How busy the machine was: the figures of a shared 2-core machine move with it."""
     loads = sorted(r.load for r in runs)
     return (
-        f"1-minute load average when the measured runs started: {loads[0]:.1f} to {loads[-1]:.1f} (median "
+        f"1-minute load average when the measured runs started (this benchmark's own processes included): "
+        f"{loads[0]:.1f} to {loads[-1]:.1f} (median "
         f"{loads[len(loads) // 2]:.1f}; 2.0 keeps both cores busy): runs that met a busier machine took "
         "longer."
     )

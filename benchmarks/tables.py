@@ -37,7 +37,7 @@ KINDS = (
     "abandoned_checkout",
     "price_drop",
 )
-# No `send`: the outbox (`sends`, being built) has no past rows, and its first run would enqueue and
+# No `send`: the outbox (`sends`) has no past rows, and its first run would enqueue and
 # deliver every past `send` decision it found.
 DECISIONS = (
     "held",
