@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from benchmarks.common import env_for, lakemail, temp_home
-from benchmarks.steady import free_port, stop_group, wait_until, webserver_up
+from benchmarks.steady import free_port, system_up
 
 # One cycle of faults, one every FAULT_EVERY seconds: overload, rate limit, slowness, an ambiguous
 # timeout (the sandbox holds the answer past the client's 10 s read timeout), refused credentials
@@ -95,14 +94,10 @@ def _settled(home: Path) -> bool:
 def soak(minutes: float, users: int, rate: float, settle_minutes: float = 5.0) -> dict[str, Any]:
     with temp_home("soak") as tmp:
         home = Path(tmp)
-        port, sandbox_port = free_port(), free_port()
+        sandbox_port = free_port()
         inbox = f"http://127.0.0.1:{sandbox_port}"
         env = env_for(home)
-        argv = [lakemail(), "up", "--no-simulator", "--port", str(port), "--sandbox-port", str(sandbox_port)]
-        with (home / "up.log").open("wb") as log:
-            up = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_until(lambda: webserver_up(port), 180, "Dagster webserver")
+        with system_up(home, sandbox_port):
             seconds = minutes * 60
             sim = [
                 lakemail(),
@@ -127,13 +122,6 @@ def soak(minutes: float, users: int, rate: float, settle_minutes: float = 5.0) -
             figures = reconcile(home, inbox)
             figures |= {"minutes": minutes, "faults_scripted": scripted, "settled": _settled(home)}
             return figures
-        finally:
-            up.send_signal(signal.SIGINT)
-            try:
-                up.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                up.kill()
-            stop_group(up.pid)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,10 +70,18 @@ def backlog(home: Path) -> int:
 
 
 @contextlib.contextmanager
-def system_up(home: Path) -> Iterator[subprocess.Popen[bytes]]:
+def system_up(home: Path, sandbox_port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """`lakemail up --no-simulator` on a free loopback port; SIGINT and wait on exit."""
     port = free_port()
-    argv = [lakemail(), "up", "--no-simulator", "--port", str(port), "--sandbox-port", str(free_port())]
+    argv = [
+        lakemail(),
+        "up",
+        "--no-simulator",
+        "--port",
+        str(port),
+        "--sandbox-port",
+        str(sandbox_port or free_port()),
+    ]
     env = env_for(home, LAKEMAIL_POLL_SECONDS=POLL_SECONDS)
     with (home / "up.log").open("wb") as log:
         up = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
