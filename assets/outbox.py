@@ -19,7 +19,8 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -147,6 +148,7 @@ class Sender:
     max_attempts: int = 5
     max_seconds: float = 60.0  # one email's retries within a run
     run_seconds: float = 120.0  # all deliveries of a run; what is left waits for the next run
+    concurrency: int = 8  # emails in flight at once (after the run's first, which goes alone)
     waits: Waits = field(default_factory=Waits)
     sleep: Callable[[float], None] = time.sleep
 
@@ -162,6 +164,7 @@ class OutboxReport:
     enqueued: int = 0
     rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SENDS_SCHEMA))
     circuit_open: bool = False
+    called: bool = False  # an email reached the provider's send API in this run
     example: str | None = None  # markdown of one sent email, names replaced
 
 
@@ -283,24 +286,47 @@ def deliver_due(
     world = _world(lake, rows, sender, now)
     started = time.monotonic()
     changed: list[dict[str, Any]] = []
-    try:
-        for row in rows.iter_rows(named=True):
-            if time.monotonic() - started > sender.run_seconds:
-                break  # the rest stays due: the sensor starts the next run for it
-            if report.circuit_open:
-                changed.append(after_attempt(row, _held_by_circuit(), now=clock(), waits=sender.waits))
+    errors: list[BaseException] = []
+
+    def work(row: dict[str, Any]) -> dict[str, Any] | None:
+        if time.monotonic() - started > sender.run_seconds:
+            return None  # the rest stays due: the sensor starts the next run for it
+        if report.circuit_open:
+            return after_attempt(row, _held_by_circuit(), now=clock(), waits=sender.waits)
+        updated = _one(lake, sender, world, markers, row, now, clock, report)
+        if updated is not None and updated["status"] == "unknown" and not sender.can_lookup:
+            updated["next_attempt_at"] = None  # nobody can settle it: never due again
+        return updated
+
+    def collect(done: Iterable[Future[dict[str, Any] | None]]) -> None:
+        for future in done:
+            try:
+                updated = future.result()
+            except Exception as error:  # the others' statuses are still committed below
+                errors.append(error)
                 continue
-            updated = _one(lake, sender, world, markers, row, now, clock, report)
             if updated is not None:
-                if updated["status"] == "unknown" and not sender.can_lookup:
-                    updated["next_attempt_at"] = None  # nobody can settle it: never due again
                 changed.append(updated)
+
+    todo = list(rows.iter_rows(named=True))
+    try:
+        # Rows go one at a time until one email has reached the provider, as a probe: a refused key
+        # or a dead provider opens the circuit after one call instead of `concurrency` calls. The
+        # rest go `concurrency` at a time (calls start in outbox order; they may end in any order).
+        with ThreadPoolExecutor(max_workers=max(1, sender.concurrency)) as pool:
+            probed = 0
+            while probed < len(todo) and not report.called:
+                collect([pool.submit(work, todo[probed])])
+                probed += 1
+            collect([pool.submit(work, row) for row in todo[probed:]])
     finally:  # whatever happened, what was sent is committed
         if changed:
             frame = pl.DataFrame(changed, schema=SENDS_SCHEMA)
             lake.upsert("sends", frame, key="send_id")
             markers.clear(frame["send_id"].to_list())
             report.rows = frame
+    if errors:
+        raise errors[0]
     return report
 
 
@@ -357,6 +383,7 @@ def _one(
     except RenderAborted as abort:
         return aborted(row, abort.reason, fallbacks)
     markers.mark(send_id)
+    report.called = True
     result = deliver(
         sender.provider,
         email,
@@ -376,7 +403,8 @@ def _one(
         circuit_open=result.circuit_open or unreachable,
         retry_in=result.retry_in,
     )
-    report.circuit_open = report.circuit_open or attempt.circuit_open
+    if attempt.circuit_open:  # only ever set, never cleared: safe from any worker thread
+        report.circuit_open = True
     updated = {
         **after_attempt(row, attempt, now=clock(), waits=sender.waits),
         "fallbacks": json.dumps(fallbacks),

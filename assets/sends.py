@@ -46,6 +46,7 @@ def sends(
             max_attempts=email.max_attempts,
             max_seconds=email.max_seconds,
             run_seconds=email.run_seconds,
+            concurrency=email.concurrency,
             waits=Waits(
                 cool_off=timedelta(seconds=email.circuit_cool_off_s),
                 lookup_after=timedelta(seconds=email.lookup_after_s),

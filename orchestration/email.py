@@ -334,6 +334,7 @@ class EmailProviderResource(dg.ConfigurableResource):
     max_attempts: int = 5
     max_seconds: float = 60.0  # one email's retries within a run
     run_seconds: float = 120.0  # all of a run's deliveries; the rest waits for the next run
+    concurrency: int = 8  # emails in flight at once; the first of a run goes alone, as a probe
     circuit_cool_off_s: float = 30.0  # after a 401/403, the outbox waits this long before one more try
     lookup_after_s: float = 10.0  # an `unknown` send is looked up (where the provider can say) after this
 

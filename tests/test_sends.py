@@ -197,6 +197,23 @@ def test_429_with_a_reset_waits_for_the_reset_then_sends_once(
     assert len(mailbox.messages()) == 1
 
 
+def test_a_run_probes_with_one_email_then_sends_the_rest_concurrently(
+    mail_settings: Settings, mailbox: Mailbox, instance: dg.DagsterInstance
+) -> None:
+    signups(mail_settings, SHOPPERS[:5])
+    slow = 2.0
+    mailbox.fault({"kind": "slow", "seconds": slow, "times": 5})  # every answer takes >= 2 s
+    result = run(mail_settings, instance, 5, concurrency=4)
+    assert sends(mail_settings)["status"].to_list() == ["sent"] * 5
+    assert len(mailbox.messages()) == 5 and sends_metadata(result)["sent"] == 5
+    answered = sorted(r["at"] for r in mailbox.requests())
+    assert len(answered) == 5
+    # The probe went alone: every other call started after its answer, so ended >= 2 s later.
+    assert all(at - answered[0] >= slow for at in answered[1:])
+    # One at a time, each answer would come >= 2 s after the one before; these calls overlapped.
+    assert min(b - a for a, b in zip(answered[1:], answered[2:], strict=False)) < slow
+
+
 def test_accept_then_hang_is_unknown_never_resent_and_settled_by_asking(
     mail_settings: Settings, mailbox: Mailbox, instance: dg.DagsterInstance
 ) -> None:

@@ -156,22 +156,24 @@ def evaluate(world: World) -> pl.DataFrame:
 
 
 def _cooldown(world: World, live: pl.DataFrame) -> pl.Series:
-    flags = []
-    sends = world.history
-    for kind, user, anchor in live.select("kind", "user_id", "anchor").iter_rows():
-        rule = RULES[kind]
-        if rule.cooldown is None or user is None:
-            flags.append(False)
-            continue
-        recent = sends.filter(
-            (pl.col("kind") == kind)
-            & (pl.col("user_id") == user)
-            & (pl.col("decided_at") > world.now - rule.cooldown)
-        )
-        if rule.cooldown_by_anchor:
-            recent = recent.filter(pl.col("anchor") == anchor)
-        flags.append(recent.height > 0)
-    return pl.Series(flags, dtype=pl.Boolean)
+    """Whether the user got a `send` of the row's kind within its cooldown (per anchor if the rule says)."""
+    since = {kind: world.now - rule.cooldown for kind, rule in RULES.items() if rule.cooldown is not None}
+    by_anchor = [kind for kind, rule in RULES.items() if rule.cooldown_by_anchor]
+    recent = world.history.filter(
+        pl.col("kind").is_in(list(since))
+        & (pl.col("decided_at") > pl.col("kind").replace_strict(since, default=None, return_dtype=UTC_TS))
+    )
+    keyed = pl.col("kind").is_in(by_anchor)
+    rows = live.select("kind", "user_id", "anchor").with_row_index("_row")
+    per_user = recent.filter(keyed.not_()).select("kind", "user_id").unique().with_columns(_hit=pl.lit(True))
+    anchored = recent.filter(keyed).select("kind", "user_id", "anchor").unique()
+    per_anchor = anchored.with_columns(_hit_anchor=pl.lit(True))
+    flagged = (
+        rows.join(per_user, on=["kind", "user_id"], how="left")
+        .join(per_anchor, on=["kind", "user_id", "anchor"], how="left")
+        .sort("_row")
+    )
+    return (flagged["_hit"].fill_null(False) | flagged["_hit_anchor"].fill_null(False)).rename("_cooldown")
 
 
 def _decide(live: pl.DataFrame, now: datetime) -> pl.DataFrame:
