@@ -34,7 +34,7 @@ from assets.render import RenderAborted, TemplateRenderer
 from assets.trigger_store import RUN_APP, suppressed_users
 from orchestration.email import LOOKUP_FAILED, EmailProvider, deliver, lookup
 from orchestration.resources import LakeResource
-from transforms.content import Content, Shop, build_content
+from transforms.content import Catalog, Content, Shop, build_content
 from transforms.decide import exit_reasons_now
 from transforms.outbound import unsubscribe_token
 from transforms.profiles import derive, principal
@@ -186,7 +186,7 @@ class _World:
     triggers: dict[str, dict[str, Any]]
     profiles: dict[str, dict[str, Any]]
     exits: dict[str, str]
-    catalog: pl.DataFrame
+    catalog: Catalog  # with each category's in-stock products, for recommendations
     bestsellers: Callable[[], list[str]]
 
 
@@ -232,7 +232,7 @@ def _world(lake: LakeResource, rows: pl.DataFrame, sender: Sender, now: datetime
         triggers={t["trigger_id"]: t for t in decided.iter_rows(named=True)},
         profiles=by_user,
         exits=reasons,
-        catalog=catalog,
+        catalog=Catalog.of(catalog),
         bestsellers=bestsellers,
     )
 

@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,6 +71,7 @@ class _Draft:
     shop: Shop
     stale: bool
     fallbacks: list[dict[str, str]]
+    index: Catalog
 
 
 def safe_url(url: str | None, fallback: str) -> str:
@@ -120,14 +122,43 @@ def _not_in(exclude: Sequence[str]) -> pl.Expr:
     return ~pl.col("product_id").is_in(_ids(exclude))
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """The catalog as emails read it: the frame, and each category's in-stock products by product_id.
+
+    Built once per run: picking recommendations is then a list walk per email, not a Polars query
+    (which costs far more than the pick itself when a run renders hundreds of emails).
+    """
+
+    frame: pl.DataFrame
+    in_stock: Mapping[str, list[dict[str, Any]]]
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> Catalog:
+        stocked = frame.filter((pl.col("stock") > 0) & pl.col("category").is_not_null()).sort("product_id")
+        groups: dict[str, list[dict[str, Any]]] = {}
+        seen: set[tuple[str, str]] = set()
+        for row in stocked.iter_rows(named=True):
+            key = (row["category"], row["product_id"])
+            if key not in seen:  # one card per product (the table's key; defensive)
+                seen.add(key)
+                groups.setdefault(row["category"], []).append(row)
+        return cls(frame, groups)
+
+    def recommend(self, category: str | None, exclude: Sequence[str], limit: int = 3) -> list[dict[str, Any]]:
+        """In-stock products of `category` not in `exclude`, by product_id; none without a category."""
+        if category is None:
+            return []
+        skip = set(exclude)
+        wanted = (row for row in self.in_stock.get(category, []) if row["product_id"] not in skip)
+        return list(islice(wanted, limit))
+
+
 def recommendations(
     catalog: pl.DataFrame, *, category: str | None, exclude: Sequence[str], limit: int = 3
 ) -> pl.DataFrame:
     """In-stock products of `category` not in `exclude`, by product_id; empty without a category."""
-    if category is None:
-        return catalog.clear()
-    picked = catalog.filter((pl.col("category") == category) & (pl.col("stock") > 0) & _not_in(exclude))
-    return picked.sort("product_id").unique("product_id", keep="first", maintain_order=True).head(limit)
+    return pl.DataFrame(Catalog.of(catalog).recommend(category, exclude, limit), schema=catalog.schema)
 
 
 def _bestsellers(catalog: pl.DataFrame, ranked: Sequence[str], exclude: Sequence[str]) -> pl.DataFrame:
@@ -271,18 +302,14 @@ def _recommended(
     draft: _Draft, category: str | None, exclude: list[str], bestsellers: Sequence[str]
 ) -> tuple[list[dict[str, Any]], str]:
     """Recommendation cards and their source: personal, else (none, or a stale profile) bestsellers."""
-    picked = (
-        draft.catalog.clear()
-        if draft.stale
-        else recommendations(draft.catalog, category=category, exclude=exclude)
-    )
-    if not picked.is_empty():
-        return [_card(row, draft.shop) for row in picked.iter_rows(named=True)], "personal"
+    picked = [] if draft.stale else draft.index.recommend(category, exclude)
+    if picked:
+        return [_card(row, draft.shop) for row in picked], "personal"
     # a stale profile's interests may be old news: bestsellers are safe
     reason = "stale_profile" if draft.stale else "no_recommendations"
     draft.fallbacks.append({"block": "recommendations", "reason": reason})
-    picked = _bestsellers(draft.catalog, bestsellers, exclude)
-    return [_card(row, draft.shop) for row in picked.iter_rows(named=True)], "bestsellers"
+    ranked = _bestsellers(draft.catalog, bestsellers, exclude)
+    return [_card(row, draft.shop) for row in ranked.iter_rows(named=True)], "bestsellers"
 
 
 def build_content(
@@ -290,7 +317,7 @@ def build_content(
     *,
     profile: Mapping[str, Any],
     trigger: Mapping[str, Any],
-    catalog: pl.DataFrame,
+    catalog: pl.DataFrame | Catalog,
     bestsellers: Sequence[str],
     now: datetime,
     shop: Shop,
@@ -303,7 +330,8 @@ def build_content(
     if not email or "@" not in email:
         return Content(aborted="no_email")
     stale = _is_stale(profile.get("as_of"), now, staleness)
-    draft = _Draft(catalog, shop, stale, [])  # one row per product_id (the catalog table's key)
+    index = catalog if isinstance(catalog, Catalog) else Catalog.of(catalog)
+    draft = _Draft(index.frame, shop, stale, [], index)  # one row per product_id (the table's key)
     if stale:
         draft.fallbacks.append({"block": "profile", "reason": "stale_profile"})
     first_name = header_value(profile.get("first_name") or "", NAME_LIMIT)
