@@ -60,6 +60,7 @@ CHECK_STEPS: tuple[tuple[str, frozenset[str]], ...] = (
     ("sends_checks", frozenset({"sends"})),
 )
 MONITOR_STEP = "lake_monitor_checks"
+AFTER_STEP = "batch_checks"  # the in-run checks that only report, after the run's last table
 log = logging.getLogger(__name__)
 
 
@@ -337,14 +338,26 @@ def evaluate(check: LakeCheck, probe: Probe) -> CheckOutcome:
 
 
 def _check_step(
-    name: str, checks: list[LakeCheck], thresholds: Thresholds, *, in_run: bool
+    name: str,
+    checks: list[LakeCheck],
+    thresholds: Thresholds,
+    *,
+    in_run: bool,
+    after: str | None = None,
 ) -> dg.AssetChecksDefinition:
     tables = ", ".join(sorted({c.asset for c in checks}))
+    later = [after] if after is not None else None
 
     @dg.multi_asset_check(
         name=name,
         specs=[
-            dg.AssetCheckSpec(c.name, asset=c.asset, description=c.description, blocking=c.blocking)
+            dg.AssetCheckSpec(
+                c.name,
+                asset=c.asset,
+                description=c.description,
+                blocking=c.blocking,
+                additional_deps=later if later and c.asset not in later else None,
+            )
             for c in checks
         ],
         can_subset=True,
@@ -378,14 +391,21 @@ def build_asset_checks(
 
     Every check result costs a run about 50 ms of Dagster bookkeeping, and runs come every few seconds:
     only checks that guard the data run here (the monitors run hourly, see `build_monitor_checks`).
-    One step per producing step: the ingest tables' checks together, then one per later table, so a
-    blocking check gates what lies downstream of its own table.
+    A blocking check runs in the step right after its table's step and gates what lies downstream of
+    it. The others only report, so they wait until the last table of the run is written: the emails
+    of a batch do not wait for them (one step, `AFTER_STEP`, depending on that table).
     """
-    steps = []
+    chosen = thresholds or Thresholds()
+    last = next((t for t in reversed(TABLES) if t in asset_keys), None)
+    steps, reporting = [], []
     for name, tables in CHECK_STEPS:
         checks = checks_for(tables & asset_keys, in_run=True)
-        if checks:
-            steps.append(_check_step(name, checks, thresholds or Thresholds(), in_run=True))
+        gates = [c for c in checks if c.blocking]
+        reporting += [c for c in checks if not c.blocking]
+        if gates:
+            steps.append(_check_step(name, gates, chosen, in_run=True))
+    if reporting:
+        steps.append(_check_step(AFTER_STEP, reporting, chosen, in_run=True, after=last))
     return steps
 
 
