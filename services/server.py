@@ -110,6 +110,9 @@ def serve_forever(app: Any, host: str, port: int) -> None:
     """Serve `app` in the foreground (main thread) until SIGINT or SIGTERM, then stop gracefully."""
     sock = _bind(host, port)
     server = uvicorn.Server(_config(app, host, port, timeout_graceful_shutdown=5))  # configures its logging
+    # Listen before the URL is logged: uvicorn only listens after its startup, and a client that connects
+    # as soon as it reads the URL would be refused until then (it now waits in the backlog instead).
+    sock.listen(server.config.backlog)
     logging.getLogger("uvicorn.error").info("serving on %s", _url(host, sock))
     # Uvicorn handles both signals while it runs, then raises the one it got again under the handler
     # found before; for SIGTERM that would kill the process, so this one just asks it to stop (and

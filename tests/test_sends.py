@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +212,7 @@ def test_a_run_probes_with_one_email_then_sends_the_rest_concurrently(
     # The probe went alone: every other call started after its answer, so ended >= 2 s later.
     assert all(at - answered[0] >= slow for at in answered[1:])
     # One at a time, each answer would come >= 2 s after the one before; these calls overlapped.
-    assert min(b - a for a, b in zip(answered[1:], answered[2:], strict=False)) < slow
+    assert min(b - a for a, b in pairwise(answered[1:])) < slow
 
 
 def test_accept_then_hang_is_unknown_never_resent_and_settled_by_asking(
