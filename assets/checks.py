@@ -29,6 +29,7 @@ from transforms.checks import (
     table_fresh,
     unique_key,
 )
+from transforms.events import dedupe_dates
 from transforms.schema import PENDING_DECISIONS
 
 INGEST_TABLES = frozenset({"events", "quarantine", "ingest_log", "identities"})
@@ -157,8 +158,8 @@ def _events_unique(probe: Probe) -> CheckOutcome:
         return unique_key(pl.LazyFrame(schema={"event_id": pl.String}), ["event_id"])
     if probe.scope.batch_id is None and probe.scope.since is None:
         return unique_key(events.select("event_id"), ["event_id"])
-    # Duplicates of the scope's rows can only sit in the partitions those rows went to.
-    dates = scoped.select("event_date").unique().collect()["event_date"].to_list()
+    # Duplicates of the scope's rows can only sit in the partitions ingest's dedupe looks at.
+    dates = dedupe_dates(scoped.select("event_date").unique().collect()["event_date"].to_list())
     outcome = unique_key(events.filter(pl.col("event_date").is_in(dates)).select("event_id"), ["event_id"])
     return CheckOutcome(outcome.passed, {**outcome.figures, "partitions": len(dates)})
 

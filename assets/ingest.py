@@ -14,14 +14,14 @@ import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 
 import polars as pl
 
 from orchestration.resources import LakeResource, LandedFile, LandingResource
 from transforms.batch import LANDED_SCHEMA, commit_groups, pending_files
-from transforms.events import identity_edges
+from transforms.events import dedupe_dates, identity_edges
 from transforms.ingest import FileResult, assemble_batch, process_file
 from transforms.reference import (
     ReferenceResult,
@@ -213,14 +213,14 @@ def _record(
         ).head(5)
 
 
-def seen_event_ids(lake: LakeResource, dates: list[object]) -> pl.Series:
-    """event_ids already in the lake on the given event dates (partition-pruned)."""
+def seen_event_ids(lake: LakeResource, dates: list[date]) -> pl.Series:
+    """event_ids already in the lake where copies of events on `dates` can be (partition-pruned)."""
     table = lake.table("events")
     if table is None or not dates:
         return pl.Series("event_id", [], dtype=pl.String)
     return (
         pl.scan_delta(table)
-        .filter(pl.col("event_date").is_in(dates))
+        .filter(pl.col("event_date").is_in(dedupe_dates(dates)))
         .select("event_id")
         .collect()["event_id"]
     )

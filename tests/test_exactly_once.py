@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import orjson
 import polars as pl
 import pytest
 
@@ -87,6 +88,37 @@ def test_two_lakemail_process_at_once(settings: Settings, tmp_path: Path) -> Non
     assert lake_snapshot(settings) == clean_snapshot(tmp_path)
     batches = table(settings, "ingest_log")["batch_id"]
     assert batches.n_unique() == batches.max()  # batch numbers are consecutive: no batch committed twice
+
+
+def test_a_retry_received_after_midnight_is_still_a_duplicate(
+    settings: Settings, lake: LakeResource, landing: LandingResource
+) -> None:
+    """Skew correction moves a later-received copy's event time past midnight: still one event."""
+
+    def copy(received: str) -> bytes:
+        return orjson.dumps(
+            {
+                "messageId": "m-retried",
+                "type": "track",
+                "event": "Product Viewed",
+                "userId": "u-1",
+                "timestamp": "2026-11-22T23:59:00.000Z",
+                "sentAt": "2026-11-22T23:59:30.000Z",
+                "receivedAt": received,
+                "properties": {"product_id": "p-1"},
+            }
+        )
+
+    land(settings, "first.ndjson", [copy("2026-11-22T23:59:31.000Z")])
+    ingest(lake, landing)
+    land(settings, "retry.ndjson", [copy("2026-11-23T00:02:31.000Z")])
+    second = ingest(lake, landing)
+    events = table(settings, "events")
+    assert events["event_id"].to_list() == ["m-retried"]
+    assert events["event_date"].cast(pl.String).to_list() == ["2026-11-22"]
+    log = table(settings, "ingest_log").filter(pl.col("source_file") == "events/retry.ndjson")
+    assert log.select("lines", "accepted", "duplicates").row(0) == (1, 0, 1)
+    assert second.batches
 
 
 def test_person_ids_never_enter_the_delta_log(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import polars as pl
 
@@ -135,6 +135,17 @@ def to_events(
     return pl.concat([base, lifted], how="horizontal").select(
         [pl.col(name).cast(dtype) for name, dtype in EVENTS_SCHEMA.items()]
     )
+
+
+def dedupe_dates(dates: list[date]) -> list[date]:
+    """The `event_date` partitions where an earlier copy of a message on `dates` can sit.
+
+    `event_ts` is corrected for the sender's clock skew with `receivedAt`, so a retry of the same
+    message (same `messageId`, `timestamp` and `sentAt`) received later gets a later event time: one
+    received just after midnight lands in the next day's partition. A day either side covers every
+    retry received within 24 hours of the first copy.
+    """
+    return sorted({d + timedelta(days=shift) for d in dates for shift in (-1, 0, 1)})
 
 
 def drop_seen(batch: pl.DataFrame, seen_ids: pl.Series) -> pl.DataFrame:
