@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,6 +70,12 @@ class StoredMessage:
         }
 
 
+_INSERT = (
+    "INSERT INTO messages (id, to_addr, subject, html, text, headers, custom_args, send_id, "
+    "received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 class MessageStore:
     """Messages in `<store_dir>/sandbox.sqlite3`; one short connection per call, so any thread may call."""
 
@@ -78,6 +85,9 @@ class MessageStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")  # persistent: set once, kept in the file
             db.executescript(_SCHEMA)
+        self._queue_lock = threading.Lock()
+        self._queued: list[tuple[list[tuple[object, ...]], Future[None]]] = []
+        self._writing = False
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -87,8 +97,13 @@ class MessageStore:
                 yield db
 
     def add(self, messages: Sequence[StoredMessage]) -> None:
-        """Store the messages of one request, all or none."""
-        rows = [
+        """Store the messages of one request durably before returning (raises if they were not stored).
+
+        Group commit: requests that arrive while a transaction is being written wait for the next
+        one, which takes all of them, so concurrent senders share one fsync instead of queueing for
+        one each. The caller that finds no writer at work writes, for itself and whoever queued.
+        """
+        rows: list[tuple[object, ...]] = [
             (
                 m.id,
                 m.to,
@@ -103,12 +118,32 @@ class MessageStore:
             )
             for m in messages
         ]
-        with self._connect() as db:
-            db.executemany(
-                "INSERT INTO messages (id, to_addr, subject, html, text, headers, custom_args, send_id, "
-                "received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        stored: Future[None] = Future()
+        with self._queue_lock:
+            self._queued.append((rows, stored))
+            lead = not self._writing
+            self._writing = True
+        if lead:
+            self._write_queued()
+        stored.result()
+
+    def _write_queued(self) -> None:
+        while True:
+            with self._queue_lock:
+                group, self._queued = self._queued, []
+                if not group:
+                    self._writing = False
+                    return
+            try:
+                with self._connect() as db:
+                    for rows, _ in group:
+                        db.executemany(_INSERT, rows)
+            except Exception as error:  # none of the group is stored: each request hears so
+                for _, stored in group:
+                    stored.set_exception(error)
+            else:
+                for _, stored in group:
+                    stored.set_result(None)
 
     def list_messages(self, *, send_id: str | None = None, limit: int | None = None) -> list[StoredMessage]:
         """Stored messages, newest first, optionally only those sent with `custom_args.send_id`."""

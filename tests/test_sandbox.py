@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from deltalake import write_deltalake
 
 from services.sandbox import create_sandbox_app
+from services.sandbox_store import MessageStore, StoredMessage
 from services.server import ServerThread
 from transforms.outbound import send_id_for, unsubscribe_token
 from transforms.schema import SENDS_SCHEMA
@@ -256,6 +258,23 @@ def test_messages_survive_a_restart(tmp_path: Path) -> None:
         assert [m["id"] for m in messages(http)] == [message_id]
     with sqlite3.connect(tmp_path / "store" / "sandbox.sqlite3") as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def stored(message_id: str, send_id: str) -> StoredMessage:
+    return StoredMessage(message_id, "a@example.com", "hi", None, "x", {}, {"send_id": send_id}, "t", {})
+
+
+def test_concurrent_requests_share_commits_and_each_is_stored(tmp_path: Path) -> None:
+    store = MessageStore(tmp_path / "store")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: store.add([stored(f"m-{i}", f"s-{i}")]), range(40)))
+    assert sorted(m.id for m in store.list_messages()) == sorted(f"m-{i}" for i in range(40))
+    # A request whose rows cannot be stored hears so, and leaves nothing behind.
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add([stored("m-new", "s-new"), stored("m-0", "s-dup")])
+    assert store.get("m-new") is None and len(store.list_messages()) == 40
+    store.add([stored("m-after", "s-after")])  # the store still takes requests after a failed one
+    assert store.get("m-after") is not None
 
 
 # --- faults ------------------------------------------------------------------------------------------
