@@ -159,9 +159,10 @@ def _events_unique(probe: Probe) -> CheckOutcome:
     if probe.scope.batch_id is None and probe.scope.since is None:
         return unique_key(events.select("event_id"), ["event_id"])
     # Duplicates of the scope's rows can only sit in the partitions ingest's dedupe looks at.
-    dates = dedupe_dates(scoped.select("event_date").unique().collect()["event_date"].to_list())
+    touched = scoped.select("event_date").unique().collect()["event_date"].to_list()
+    dates = dedupe_dates(touched)
     outcome = unique_key(events.filter(pl.col("event_date").is_in(dates)).select("event_id"), ["event_id"])
-    return CheckOutcome(outcome.passed, {**outcome.figures, "partitions": len(dates)})
+    return CheckOutcome(outcome.passed, {**outcome.figures, "partitions": len(touched)})
 
 
 def _non_null(table: str) -> Callable[[Probe], CheckOutcome]:
