@@ -32,6 +32,12 @@ sensors:
 schedules:
   use_threads: true
   num_workers: 2
+# No raw stdout/stderr capture: it starts `tail` and a watcher interpreter per stream for every run
+# (four processes each micro-batch on two cores), and a slow `tail` exit held the resident runner
+# for 60 s. What lakemail's steps say goes to the event log through `context.log`, shown in the UI.
+compute_logs:
+  module: dagster._core.storage.noop_compute_log_manager
+  class: NoOpComputeLogManager
 """
 
 

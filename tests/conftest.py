@@ -63,7 +63,12 @@ def landing(settings: Settings) -> LandingResource:
 def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as test_instance:
+    # As lakemail's dagster.yaml has it: no raw stdout/stderr capture (no `tail` processes per run).
+    no_capture = {
+        "module": "dagster._core.storage.noop_compute_log_manager",
+        "class": "NoOpComputeLogManager",
+    }
+    with dg.instance_for_test(temp_dir=str(home), overrides={"compute_logs": no_capture}) as test_instance:
         yield test_instance
 
 
