@@ -348,7 +348,6 @@ def _check_step(
     after: str | None = None,
 ) -> dg.AssetChecksDefinition:
     tables = ", ".join(sorted({c.asset for c in checks}))
-    later = [after] if after is not None else None
 
     @dg.multi_asset_check(
         name=name,
@@ -358,7 +357,7 @@ def _check_step(
                 asset=c.asset,
                 description=c.description,
                 blocking=c.blocking,
-                additional_deps=later if later and c.asset not in later else None,
+                additional_deps=[after] if after is not None and c.asset != after else None,
             )
             for c in checks
         ],

@@ -135,15 +135,21 @@ class MessageStore:
                     self._writing = False
                     return
             try:
-                with self._connect() as db:
-                    for rows, _ in group:
-                        db.executemany(_INSERT, rows)
-            except Exception as error:  # none of the group is stored: each request hears so
-                for _, stored in group:
-                    stored.set_exception(error)
-            else:
-                for _, stored in group:
+                self._insert(group)
+            except Exception:  # none of the group is stored: each request alone, all or none
+                for request in group:
+                    try:
+                        self._insert([request])
+                    except Exception as error:
+                        request[1].set_exception(error)
+            for _, stored in group:
+                if not stored.done():
                     stored.set_result(None)
+
+    def _insert(self, group: Sequence[tuple[list[tuple[object, ...]], Future[None]]]) -> None:
+        with self._connect() as db:
+            for rows, _ in group:
+                db.executemany(_INSERT, rows)
 
     def list_messages(self, *, send_id: str | None = None, limit: int | None = None) -> list[StoredMessage]:
         """Stored messages, newest first, optionally only those sent with `custom_args.send_id`."""

@@ -275,6 +275,19 @@ def test_concurrent_requests_share_commits_and_each_is_stored(tmp_path: Path) ->
     assert store.get("m-new") is None and len(store.list_messages()) == 40
     store.add([stored("m-after", "s-after")])  # the store still takes requests after a failed one
     assert store.get("m-after") is not None
+    # A bad request among concurrent ones fails alone, even when it shares their transaction.
+
+    def attempt(i: int) -> bool:
+        try:
+            store.add([stored("m-0" if i == 5 else f"m-more-{i}", f"s-more-{i}")])
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(attempt, range(16)))
+    assert outcomes == [i != 5 for i in range(16)]
+    assert len(store.list_messages()) == 41 + 15
 
 
 # --- faults ------------------------------------------------------------------------------------------
