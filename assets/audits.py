@@ -12,13 +12,13 @@ from assets.checks import (
     INGEST_TABLES,
     Probe,
     Scope,
-    build_monitor_checks,
     check_key,
     checks_for,
     evaluate,
 )
-from orchestration.resources import LakeResource, LandingResource
-from transforms.checks import (
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from transforms.operations.checks import (
     CheckOutcome,
     Thresholds,
     failure_trend,
@@ -208,38 +208,3 @@ def audit_selection(asset_keys: Iterable[str] = INGEST_TABLES) -> dg.AssetSelect
     """
     monitors = [check_key(c) for c in checks_for(asset_keys, in_run=False)]
     return dg.AssetSelection.assets(AUDIT_RESULTS) | dg.AssetSelection.checks(*monitors)
-
-
-def build_audit_definitions(
-    asset_keys: Iterable[str] = INGEST_TABLES, thresholds: Thresholds | None = None
-) -> dg.Definitions:
-    """`audit_results`, the hourly monitor checks, `audit_job` and its two schedules, for the lake tables
-    among `asset_keys` (no resources: merge it into the Definitions that has `lake` and `landing`)."""
-    tables = set(asset_keys)
-    audit_job = dg.define_asset_job(
-        "audit_job",
-        selection=audit_selection(tables),
-        description="Audit the lake: checks, latency SLO, quarantine and failure trends -> audit_results.",
-        executor_def=dg.in_process_executor,  # no second interpreter per step
-    )
-    schedules = [
-        dg.ScheduleDefinition(
-            name=name,
-            job=audit_job,
-            cron_schedule=cron,
-            execution_timezone="UTC",
-            run_config={"ops": {AUDIT_RESULTS: {"config": {"window_hours": hours}}}},
-            default_status=dg.DefaultScheduleStatus.RUNNING,
-            description=description,
-        )
-        for name, cron, hours, description in (
-            ("audit_schedule", "5 * * * *", 1.0, "Hourly audit of the last hour."),
-            ("audit_full_schedule", "15 3 * * *", None, "Nightly audit of the whole lake."),
-        )
-    ]
-    return dg.Definitions(
-        assets=[build_audit_results(tables)],
-        asset_checks=build_monitor_checks(tables, thresholds),
-        jobs=[audit_job],
-        schedules=schedules,
-    )

@@ -1,6 +1,6 @@
 """Asset checks on every lake table: what each reads from the lake, and thin Dagster wrappers.
 
-The predicates are pure (transforms/checks.py). In a micro-batch the checks look at what the latest
+The predicates are pure (transforms/operations/checks.py). In a micro-batch the checks look at what the latest
 batch added (for event_id uniqueness, the event_date partitions it touched), so they stay cheap; the
 hourly monitors (freshness) and the audits (assets/audits.py) run them over a window or the whole lake.
 """
@@ -15,8 +15,10 @@ import dagster as dg
 import polars as pl
 from deltalake import DeltaTable
 
-from orchestration.resources import LakeResource, LandingResource
-from transforms.checks import (
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from transforms.ingest.events import dedupe_dates
+from transforms.operations.checks import (
     ONE_OF_COLUMNS,
     REQUIRED_COLUMNS,
     CheckOutcome,
@@ -29,7 +31,6 @@ from transforms.checks import (
     table_fresh,
     unique_key,
 )
-from transforms.events import dedupe_dates
 from transforms.schema import PENDING_DECISIONS
 
 INGEST_TABLES = frozenset({"events", "quarantine", "ingest_log", "identities"})

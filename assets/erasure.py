@@ -1,4 +1,4 @@
-"""Dagster wiring of GDPR erasure: `erasure_job`, `erasure_sensor` and the HMAC secret as a resource.
+"""Dagster wiring of GDPR erasure: the `erase_requests` op (its job and sensor live in orchestration).
 
 Run config and metadata carry request file names and certificates only, never a user id or email:
 `lakemail erase` lands a request file (`submit_request`) and runs the job on it.
@@ -8,18 +8,12 @@ from typing import Any
 
 import dagster as dg
 
-from assets.erasure_io import RequestOutcome, pending_requests, process_request
-from orchestration.resources import LakeResource, LandingResource
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from resources.secrets import SecretsResource
+from stores.erasure.requests import RequestOutcome, pending_requests, process_request
 
-ERASURE_JOB = "erasure_job"
 ERASE_OP = "erase_requests"
-ERASURE_POLL_SECONDS = 5
-
-
-class SecretsResource(dg.ConfigurableResource):
-    """lakemail's secrets; bind `hmac_key` with `dg.EnvVar("LAKEMAIL_SECRET")`."""
-
-    hmac_key: str
 
 
 class ErasureConfig(dg.Config):
@@ -76,49 +70,3 @@ def erase_requests(
     if errors:
         raise errors[0]  # the run fails, the request file stays for a retry
     return [o.certificate.to_json() for o in outcomes if o.certificate is not None]
-
-
-@dg.job(
-    name=ERASURE_JOB,
-    description="GDPR erasure: remove a person from every table, old version and landed file; certify it.",
-    executor_def=dg.in_process_executor,
-)
-def erasure_job() -> None:
-    erase_requests()
-
-
-def erasure_run_requests(landing: LandingResource) -> list[dg.RunRequest]:
-    """One run per pending request file, keyed by its path, size and landing time."""
-    return [
-        dg.RunRequest(
-            run_key=f"{f.path}:{f.size}:{f.landed_at.isoformat()}",
-            run_config=run_config_for(f.path),
-        )
-        for f in pending_requests(landing)
-    ]
-
-
-@dg.sensor(
-    name="erasure_sensor",
-    job_name=ERASURE_JOB,  # by name: `job=` trips a Dagster beta warning when resources are attached
-    minimum_interval_seconds=ERASURE_POLL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Launches `erasure_job` for every request file landed in `erasure/`.",
-)
-def erasure_sensor(
-    context: dg.SensorEvaluationContext, landing: LandingResource
-) -> list[dg.RunRequest] | dg.SkipReason:
-    requests = erasure_run_requests(landing)
-    return requests or dg.SkipReason("no erasure requests")
-
-
-def build_erasure_definitions(secret_env_var: str = "LAKEMAIL_SECRET") -> dg.Definitions:
-    """The erasure job and sensor, with the secret read from `secret_env_var` at run time.
-
-    Merge into the main Definitions, which provide the `lake` and `landing` resources.
-    """
-    return dg.Definitions(
-        jobs=[erasure_job],
-        sensors=[erasure_sensor],
-        resources={"secrets": SecretsResource(hmac_key=dg.EnvVar(secret_env_var))},
-    )

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.resources import INGEST_APP_ID, LakeResource, writer_properties
-from transforms.maintenance import (
+from resources.lake import INGEST_APP_ID, LakeResource, writer_properties
+from transforms.operations.maintenance import (
     MaintenanceReport,
     TableMaintenance,
     history_cutoff,
@@ -186,24 +186,3 @@ def maintenance(
             "ticks_deleted": report.ticks_deleted,
         }
     )
-
-
-maintenance_job = dg.define_asset_job(
-    "maintenance_job",
-    selection=dg.AssetSelection.assets(maintenance),
-    description="Compact and vacuum the lake's Delta tables; prune old Dagster runs and ticks.",
-    executor_def=dg.in_process_executor,  # one step: no second interpreter (PERF-NOTES.md)
-)
-
-maintenance_schedule = dg.ScheduleDefinition(
-    name="maintenance_schedule",
-    job=maintenance_job,
-    cron_schedule="30 * * * *",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Hourly, at minute 30: lake maintenance and Dagster history pruning.",
-)
-
-
-def build_maintenance_definitions() -> dg.Definitions:
-    """The maintenance asset, job and schedule; the caller provides the `lake` resource."""
-    return dg.Definitions(assets=[maintenance], jobs=[maintenance_job], schedules=[maintenance_schedule])

@@ -5,13 +5,15 @@ from typing import Any
 
 import dagster as dg
 
-from assets.decisions import DECISIONS_GROUP, EngineConfig, engine_now
-from assets.erasure import SecretsResource
-from assets.outbox import Sender, deliver_due, enqueue
-from assets.render import default_renderer
-from orchestration.email import EmailProviderResource, ShopResource
-from orchestration.resources import LakeResource
-from transforms.sending import Waits, run_summary
+from assets.clock import EngineConfig, engine_now
+from assets.triggers import DECISIONS_GROUP
+from resources.email import EmailProviderResource
+from resources.lake import LakeResource
+from resources.secrets import SecretsResource
+from resources.shop import ShopResource
+from resources.templates import default_renderer
+from stores.sends import Sender, deliver_due, enqueue
+from transforms.sends.rows import Waits, run_summary
 
 
 @dg.asset(

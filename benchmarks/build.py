@@ -200,7 +200,8 @@ def scaling_notes(result: Scaling, points: Sequence[Point]) -> list[str]:
         "Pre-built, not replayed: `events` are vectorised simulator-mix events of the same shoppers over "
         "30 days (a file per day, statistics as delta-rs writes them, batch ids growing with time); "
         "`profile_state` rows are generated per shopper (list lengths following events per user; see "
-        "benchmarks/states.py) and `profiles` derived from them with `transforms.profiles.derive`; one "
+        "benchmarks/states.py) and `profiles` derived from them with "
+        "`transforms.profiles.partials.derive`; one "
         "`identities` edge per shopper, the CRM's 30 % in `customers`, 1 % unsubscribed; a decision log "
         "of 0.1 rows per past event, none of them `send` (the outbox, `sends`, has no past rows, so it "
         "starts empty). Tables are written in large files, as after maintenance.",

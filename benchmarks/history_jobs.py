@@ -13,13 +13,13 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 
-from assets.profile_store import UPDATES_SCHEMA
 from benchmarks.deltalog import Action, Layout, grouped_stats
 from benchmarks.parallel import read_people
 from benchmarks.past import Past
 from benchmarks.shop import past_events
 from benchmarks.states import pending_partials
 from benchmarks.tables import decision_rows, ingest_log_rows, quarantine_rows
+from stores.profiles import UPDATES_SCHEMA
 
 
 def slices_by(frame: pl.DataFrame, column: str, last: int, *, first: int = 1) -> Iterator[pl.DataFrame]:

@@ -19,16 +19,16 @@ from typing import Any
 
 import polars as pl
 
-from assets.profile_store import FOLD_APP, FOLD_EVERY_ROWS, UPDATES_APP, UPDATES_SCHEMA
-from assets.trigger_store import BATCH_APP, CHANGES_SCHEMA, RUN_APP
 from benchmarks.deltalog import Action, Layout, RawTable, checkpoint, remove
 from benchmarks.history_jobs import events_job, rows_job, updates_job
 from benchmarks.parallel import people_path, read_people, run_jobs
 from benchmarks.past import Past
 from benchmarks.states import activity, profile_states
 from benchmarks.tables import catalog_rows, customers_rows, decision_rows, ingest_log_rows
-from orchestration.resources import INGEST_APP_ID, LakeResource
-from transforms.profiles import derive
+from resources.lake import INGEST_APP_ID, LakeResource
+from stores.profiles import FOLD_APP, FOLD_EVERY_ROWS, UPDATES_APP, UPDATES_SCHEMA
+from stores.triggers import BATCH_APP, CHANGES_SCHEMA, RUN_APP
+from transforms.profiles.partials import derive
 from transforms.schema import (
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,

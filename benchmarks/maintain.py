@@ -6,18 +6,16 @@ benchmark (so its memory and imports are its own, as a run worker's would be).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 from orchestration.definitions import build_defs
 from orchestration.instance import persistent_instance
-from orchestration.secrets import ensure_secret
-from orchestration.settings import Settings
+from orchestration.settings import Settings, ensure_secret
 
 
 def main() -> int:
-    settings = Settings.from_env(os.environ)
+    settings = Settings.load()
     ensure_secret(settings.home)
     job = build_defs(settings).resolve_job_def("maintenance_job")
     instance = persistent_instance(settings.dagster_home)

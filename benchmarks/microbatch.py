@@ -18,8 +18,8 @@ from pathlib import Path
 
 from benchmarks.common import env_for, lakemail, run_child
 from benchmarks.steady import free_port, stop_group, wait_until
-from orchestration.simulation import write_landing_file
-from transforms.simulate import ShopperSimulator
+from simulator.run import write_landing_file
+from simulator.shoppers import ShopperSimulator
 
 LINES_PER_FILE = 1_000
 SIM_RATE = 1_000  # simulated events per second: a 10k-event batch covers 10 simulated seconds

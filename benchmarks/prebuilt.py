@@ -17,8 +17,6 @@ from typing import Any
 
 import polars as pl
 
-from assets.profile_store import FOLD_APP, UPDATES_APP, UPDATES_SCHEMA, waiting_updates
-from assets.trigger_store import BATCH_APP, CHANGES_SCHEMA, RUN_APP
 from benchmarks.deltalog import Action, Layout, RawTable
 from benchmarks.parallel import people_path, read_people, run_jobs, save_people
 from benchmarks.past import Past
@@ -32,9 +30,11 @@ from benchmarks.tables import (
     quarantine_rows,
     suppressions_rows,
 )
-from orchestration.resources import LakeResource
-from orchestration.secrets import ensure_secret
-from transforms.profiles import PARTIAL_SCHEMA, derive
+from orchestration.settings import ensure_secret
+from resources.lake import LakeResource
+from stores.profiles import FOLD_APP, UPDATES_APP, UPDATES_SCHEMA, waiting_updates
+from stores.triggers import BATCH_APP, CHANGES_SCHEMA, RUN_APP
+from transforms.profiles.partials import PARTIAL_SCHEMA, derive
 from transforms.schema import EVENTS_SCHEMA, IDENTITIES_SCHEMA, PROFILES_SCHEMA, TRIGGERS_SCHEMA, UTC_TS
 
 EVENT_CHUNK = 2_000_000  # past events in one data file at most (a day of the span is one partition)

@@ -17,8 +17,8 @@ import numpy as np
 import polars as pl
 
 from benchmarks.past import Past, epoch_us
+from simulator.shoppers import BRANDS, CATEGORIES, MEMBER_SHARE, REGIONS, SHOP, make_catalog
 from transforms.schema import EVENTS_SCHEMA, UTC_TS
-from transforms.simulate import BRANDS, CATEGORIES, MEMBER_SHARE, REGIONS, SHOP, make_catalog
 
 NO_FIRST_NAME_BELOW = 26  # of 256: the simulator's 10 % of shoppers without a first name
 CONSENT_BELOW = 218  # of 256: its 85 % with marketing consent

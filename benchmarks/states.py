@@ -1,6 +1,6 @@
 """Profile state of a synthetic past: one merged PARTIAL_SCHEMA row per shopper, generated directly.
 
-Folding millions of synthetic events through `transforms.profiles.partials` would take minutes per
+Folding millions of synthetic events through `transforms.profiles.partials.partials` would take minutes per
 million users, so the benchmarks write the folded state itself: list lengths follow the events per user
 (views, searches, carts and orders in the simulator's proportions, capped as the fold caps them), ids
 and traits are the simulator's. Activity in the state ends `QUIET` before the measured batches, so no
@@ -17,14 +17,14 @@ import pyarrow as pa
 
 from benchmarks.past import Past, epoch_us
 from benchmarks.shop import QUERIES, catalog_frame
-from transforms.profiles import (
+from transforms.profiles.partials import (
     ENGAGEMENT_HALF_LIFE,
     PARTIAL_SCHEMA,
     RECENT_SEARCHES,
     TRAITS,
     VIEW_STATE,
 )
-from transforms.profiles import EPOCH as TAU_EPOCH
+from transforms.profiles.partials import EPOCH as TAU_EPOCH
 from transforms.schema import UTC_TS
 
 QUIET = timedelta(days=5)

@@ -13,7 +13,7 @@ import polars as pl
 
 from benchmarks.past import EPOCH, Past
 from benchmarks.shop import catalog_frame, hex_text
-from transforms.erasure_records import SUPPRESSIONS_SCHEMA, user_key
+from transforms.erasure.records import SUPPRESSIONS_SCHEMA, user_key
 from transforms.schema import (
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import time
@@ -73,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench_main(words[1:])
     args = _parser().parse_args(words)
     try:
-        settings = Settings.from_env(os.environ)
+        settings = Settings.load()
     except SettingsError as error:
         print(f"lakemail: configuration error: {error}", file=sys.stderr)
         return 2
@@ -110,7 +109,7 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
 def _runner(settings: Settings, args: argparse.Namespace) -> int:
     from orchestration.instance import persistent_instance
     from orchestration.runner import main as runner_main
-    from orchestration.secrets import ensure_secret
+    from orchestration.settings import ensure_secret
 
     ensure_secret(settings.home)
     return runner_main(settings, persistent_instance(settings.dagster_home))
@@ -118,7 +117,7 @@ def _runner(settings: Settings, args: argparse.Namespace) -> int:
 
 def _process(settings: Settings, args: argparse.Namespace) -> int:
     from orchestration.process import process_once
-    from orchestration.secrets import ensure_secret
+    from orchestration.settings import ensure_secret
 
     ensure_secret(settings.home)
     started = time.perf_counter()
@@ -140,7 +139,7 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from orchestration.simulation import run_simulation
+    from simulator.run import run_simulation
 
     if args.via_collector:
         print(
@@ -174,7 +173,7 @@ def _sql(settings: Settings, args: argparse.Namespace) -> int:
 
 def _erase(settings: Settings, args: argparse.Namespace) -> int:
     from orchestration.process import erase_once
-    from orchestration.secrets import ensure_secret
+    from orchestration.settings import ensure_secret
 
     ensure_secret(settings.home)
     passed, certificate = erase_once(settings, args.user_id)
@@ -183,13 +182,13 @@ def _erase(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from orchestration.email import SANDBOX_API_KEY
-    from orchestration.secrets import ensure_secret
-    from services.sandbox import create_sandbox_app
+    from orchestration.settings import ensure_secret, esp_api_key
+    from resources.providers import SANDBOX_API_KEY
+    from services.sandbox.app import create_sandbox_app
     from services.server import serve_forever
 
     secret = ensure_secret(settings.home)
-    api_key = os.environ.get("LAKEMAIL_ESP_API_KEY") or SANDBOX_API_KEY
+    api_key = esp_api_key() or SANDBOX_API_KEY
     app = create_sandbox_app(
         settings.home / "sandbox",
         api_key,
@@ -203,7 +202,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
     from orchestration.replay import ReplayError, render_replay, replay
-    from orchestration.secrets import ensure_secret
+    from orchestration.settings import ensure_secret
 
     try:
         result = replay(settings, args.trigger, args.as_of, secret=ensure_secret(settings.home))

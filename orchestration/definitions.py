@@ -1,38 +1,34 @@
-"""The one `Definitions` of lakemail, and the only place (with the CLI) that reads the environment."""
+"""The one `Definitions` of lakemail: every asset, check, job, sensor and schedule, every resource bound."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dagster as dg
 
-from assets.audits import audit_selection, build_audit_definitions
-from assets.checks import INGEST_TABLES, build_asset_checks
-from assets.decisions import DECISIONS_GROUP, build_triggers_asset, kind_delays, profiles
-from assets.erasure import build_erasure_definitions
-from assets.events import INGEST_GROUP, ingest_stage
-from assets.maintenance import build_maintenance_definitions
+from assets.audits import build_audit_results
+from assets.checks import build_asset_checks, build_monitor_checks
+from assets.ingest import ingest_stage
+from assets.maintenance import maintenance
+from assets.profiles import profiles
 from assets.sends import sends
-from orchestration.email import SANDBOX_API_KEY, SANDBOX_URL, EmailProviderResource, ShopResource
-from orchestration.resources import LakeResource, LandingResource
-from orchestration.sensors import MICROBATCH_JOB, build_landing_sensor
+from assets.triggers import build_triggers_asset, kind_delays
+from orchestration.jobs import CHAIN_TABLES, audit_job, erasure_job, maintenance_job, microbatch_job
+from orchestration.schedules import SCHEDULES
+from orchestration.sensors import build_landing_sensor, erasure_sensor
 from orchestration.settings import Settings
-
-CHAIN_TABLES = (*INGEST_TABLES, "profiles", "triggers", "sends")
-microbatch_job = dg.define_asset_job(
-    MICROBATCH_JOB,
-    # The micro-batch chain and its in-run checks; the hourly monitor checks belong to audit_job.
-    selection=dg.AssetSelection.groups(INGEST_GROUP, DECISIONS_GROUP) - audit_selection(CHAIN_TABLES),
-    description="One micro-batch: everything landed since the last one, through the whole chain.",
-    # In-process: one interpreter per run, not one per step (about 1.3 s saved per step, PERF-NOTES.md).
-    executor_def=dg.in_process_executor,
-)
+from resources.email import EmailProviderResource
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from resources.providers import SANDBOX_API_KEY, SANDBOX_URL
+from resources.secrets import SecretsResource
+from resources.shop import ShopResource
+from transforms.operations.checks import Thresholds
 
 
 def email_resource(settings: Settings) -> EmailProviderResource:
     """The provider of `LAKEMAIL_ESP`; its key only ever through `dg.EnvVar("LAKEMAIL_ESP_API_KEY")`."""
-    if os.environ.get("LAKEMAIL_ESP_API_KEY"):
+    if settings.esp_api_key_set:
         api_key: Any = dg.EnvVar("LAKEMAIL_ESP_API_KEY")
     else:  # the local sandbox has a fixed default key; a real provider then answers 401 (circuit)
         api_key = SANDBOX_API_KEY if settings.esp == "sandbox" else ""
@@ -45,34 +41,38 @@ def build_defs(
     settings: Settings,
     lake: LakeResource | None = None,
     email: EmailProviderResource | None = None,
+    thresholds: Thresholds | None = None,
 ) -> dg.Definitions:
-    """Definitions wired to the lake and landing zone of `settings` (`lake`, `email` replace those)."""
-    core = dg.Definitions(
+    """Definitions wired to the lake and landing zone of `settings` (`lake`, `email` replace those;
+    `thresholds` the audit limits)."""
+    tables = set(CHAIN_TABLES)
+    return dg.Definitions(
         assets=[
             ingest_stage,
             profiles,
             build_triggers_asset(kind_delays(settings.delays), settings.policy),
             sends,
+            build_audit_results(tables),
+            maintenance,
         ],
-        asset_checks=build_asset_checks(set(CHAIN_TABLES)),
-        jobs=[microbatch_job],
-        sensors=[build_landing_sensor(settings.poll_seconds, settings.max_batch_mb)],
+        asset_checks=[
+            *build_asset_checks(tables, thresholds),
+            *build_monitor_checks(tables, thresholds),
+        ],
+        jobs=[microbatch_job, audit_job, maintenance_job, erasure_job],
+        sensors=[build_landing_sensor(settings.poll_seconds, settings.max_batch_mb), erasure_sensor],
+        schedules=SCHEDULES,
         resources={
             "lake": lake or LakeResource(uri=settings.lake_uri),
             "landing": LandingResource(uri=settings.landing_uri),
             "email": email or email_resource(settings),
             "shop": ShopResource(public_url=settings.public_url or settings.esp_url or SANDBOX_URL),
+            "secrets": SecretsResource(hmac_key=dg.EnvVar("LAKEMAIL_SECRET")),
         },
-    )
-    return dg.Definitions.merge(
-        core,
-        build_audit_definitions(CHAIN_TABLES),
-        build_maintenance_definitions(),
-        build_erasure_definitions("LAKEMAIL_SECRET"),
     )
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     """Loaded by `dagster` through workspace.yaml / [tool.dagster]."""
-    return build_defs(Settings.from_env(os.environ))
+    return build_defs(Settings.load())

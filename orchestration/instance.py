@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import fcntl
-import os
 from pathlib import Path
 
 import dagster as dg
+
+from orchestration.settings import process_environment
 
 # DefaultRunCoordinator launches within the sensor tick (the queued coordinator waits up to 5 s more);
 # run monitoring notices a run worker that died (SIGKILL, OOM) and run retries re-run its batch,
@@ -47,7 +48,7 @@ def prepare_dagster_home(path: Path) -> Path:
     config = path / "dagster.yaml"
     if not config.exists() or config.read_text() != DAGSTER_YAML:
         config.write_text(DAGSTER_YAML)
-    os.environ["DAGSTER_HOME"] = str(path)
+    process_environment()["DAGSTER_HOME"] = str(path)
     return path
 
 

@@ -9,7 +9,7 @@ import dagster as dg
 
 from orchestration.definitions import build_defs
 from orchestration.instance import persistent_instance
-from orchestration.sensors import MICROBATCH_JOB, microbatch_config
+from orchestration.jobs import MICROBATCH_JOB, microbatch_config
 from orchestration.settings import Settings
 
 SUMMARY_KEYS = {
@@ -53,8 +53,8 @@ def erase_once(
     The user id goes into a request file, never into run config, which Dagster stores and shows.
     """
     from assets.erasure import run_config_for
-    from assets.erasure_io import submit_request
-    from orchestration.resources import LandingResource
+    from resources.landing import LandingResource
+    from stores.erasure.requests import submit_request
 
     path = submit_request(LandingResource(uri=settings.landing_uri), user_id)
     job = build_defs(settings).resolve_job_def("erasure_job")

@@ -14,12 +14,10 @@ from datetime import datetime
 import polars as pl
 from deltalake import DeltaTable
 
-from assets.trigger_store import CHANGES_SCHEMA, VIEWERS_SCHEMA, apply
-from orchestration.resources import LakeResource
 from orchestration.settings import Settings
-from transforms.decide import World, evaluate, propose
-from transforms.profiles import ANON, derive, merge_partials, partials, resolve
-from transforms.rules import RULES
+from resources.lake import LakeResource
+from stores.triggers import CHANGES_SCHEMA, VIEWERS_SCHEMA, apply
+from transforms.profiles.partials import ANON, derive, merge_partials, partials, resolve
 from transforms.schema import (
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,
@@ -27,6 +25,8 @@ from transforms.schema import (
     PENDING_DECISIONS,
     TRIGGERS_SCHEMA,
 )
+from transforms.triggers.decide import World, evaluate, propose
+from transforms.triggers.rules import RULES
 
 COMPARED = ("decision", "reason", "due_at")
 

@@ -21,15 +21,11 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.definitions import build_defs
-from orchestration.resources import LakeResource, LandingResource
-from orchestration.sensors import (
-    MICROBATCH_JOB,
-    evaluate_landing,
-    heartbeat_path,
-    microbatch_config,
-    run_in_flight,
-)
+from orchestration.jobs import MICROBATCH_JOB, microbatch_config
+from orchestration.sensors import evaluate_landing, heartbeat_path, run_in_flight
 from orchestration.settings import Settings
+from resources.lake import LakeResource
+from resources.landing import LandingResource
 
 POLL_SECONDS = 0.25
 

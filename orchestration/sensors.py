@@ -1,20 +1,22 @@
-"""The landing sensor: one micro-batch run for everything new, never two at once."""
+"""Every sensor of lakemail: landing (a micro-batch run for everything new, one at a time) and erasure."""
 
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 
-from assets.ingest import landed_frame
-from assets.outbox import next_attempt
-from assets.trigger_store import next_due
-from orchestration.resources import LakeResource, LandedFile, LandingResource
-from transforms.batch import SensorDecision, decide_batch, pending_files
+from assets.erasure import run_config_for
+from orchestration.jobs import ERASURE_JOB, MICROBATCH_JOB, microbatch_config
+from resources.lake import LakeResource
+from resources.landing import LandedFile, LandingResource
+from stores.erasure.requests import pending_requests
+from stores.ingest import landed_frame
+from stores.sends import next_attempt
+from stores.triggers import next_due
+from transforms.ingest.batch import SensorDecision, decide_batch, pending_files
 from transforms.schema import INGEST_LOG_SCHEMA
 
-MICROBATCH_JOB = "microbatch_job"
 INGEST_FOLDERS = ("events", "customers", "catalog")
 
 HEARTBEAT = "_runner_heartbeat"
@@ -35,19 +37,6 @@ def runner_alive(lake: LakeResource, now: float | None = None) -> bool:
     except FileNotFoundError:
         return False
     return beat is not None and (now or time.time()) - beat < HEARTBEAT_TIMEOUT_S
-
-
-def microbatch_config(files: list[str] | None, max_batch_mb: int, now: str | None = None) -> dict[str, Any]:
-    """Run config of one micro-batch: its files (None = everything landed) and the engine's clock."""
-    engine = {"config": {"now": now}}
-    return {
-        "ops": {
-            "ingest_stage": {"config": {"files": files, "max_batch_mb": max_batch_mb}},
-            "profiles": engine,
-            "triggers": engine,
-            "sends": engine,
-        }
-    }
 
 
 IN_FLIGHT = [
@@ -108,3 +97,31 @@ def build_landing_sensor(poll_seconds: float, max_batch_mb: int) -> dg.SensorDef
         )
 
     return landing_sensor
+
+
+ERASURE_POLL_SECONDS = 5
+
+
+def erasure_run_requests(landing: LandingResource) -> list[dg.RunRequest]:
+    """One run per pending request file, keyed by its path, size and landing time."""
+    return [
+        dg.RunRequest(
+            run_key=f"{f.path}:{f.size}:{f.landed_at.isoformat()}",
+            run_config=run_config_for(f.path),
+        )
+        for f in pending_requests(landing)
+    ]
+
+
+@dg.sensor(
+    name="erasure_sensor",
+    job_name=ERASURE_JOB,  # by name: `job=` trips a Dagster beta warning when resources are attached
+    minimum_interval_seconds=ERASURE_POLL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launches `erasure_job` for every request file landed in `erasure/`.",
+)
+def erasure_sensor(
+    context: dg.SensorEvaluationContext, landing: LandingResource
+) -> list[dg.RunRequest] | dg.SkipReason:
+    requests = erasure_run_requests(landing)
+    return requests or dg.SkipReason("no erasure requests")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Mapping
+import secrets
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from pathlib import Path
 
-from transforms.policies import Policy
+from resources.providers import ESPS
+from transforms.triggers.policies import Policy
 
 PREFIX = "LAKEMAIL_"
-ESPS = ("sandbox", "sendgrid", "postmark", "webhook")
+
 KNOWN = {
     "LAKEMAIL_HOME",
     "LAKEMAIL_LAKE_URI",
@@ -76,10 +79,16 @@ class Settings:
     sender: str = "Lakemail Demo Shop <shop@example.com>"
     delays: dict[str, timedelta] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
+    esp_api_key_set: bool = False  # whether LAKEMAIL_ESP_API_KEY is set (its value goes through dg.EnvVar)
 
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster_home"
+
+    @classmethod
+    def load(cls) -> Settings:
+        """Settings of this process (its environment over `.env`)."""
+        return cls.from_env(os.environ)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], dotenv: Path | None = Path(".env")) -> Settings:
@@ -104,6 +113,7 @@ class Settings:
             sender=env.get("LAKEMAIL_FROM") or cls.sender,
             delays={k: parse_duration(k, v) for k, v in env.items() if DELAY_VARIABLE.match(k)},
             policy=parse_policy(env),
+            esp_api_key_set=bool(env.get("LAKEMAIL_ESP_API_KEY")),
         )
 
 
@@ -147,4 +157,34 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name}={text!r} is not a number") from None
     if value <= 0:
         raise SettingsError(f"{name}={text!r} must be greater than 0")
+    return value
+
+
+def process_environment() -> MutableMapping[str, str]:
+    """This process's environment: what child processes inherit (the one place lakemail reads it)."""
+    return os.environ
+
+
+def esp_api_key() -> str | None:
+    """`LAKEMAIL_ESP_API_KEY` for the sandbox this process serves (runs read it through `dg.EnvVar`)."""
+    return os.environ.get("LAKEMAIL_ESP_API_KEY") or None
+
+
+SECRET_VARIABLE = "LAKEMAIL_SECRET"
+
+
+def ensure_secret(home: Path, environ: MutableMapping[str, str] | None = None) -> str:
+    """The secret from `environ`, else from `home/.secret` (made 0600 on first use), exported to `environ`."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(SECRET_VARIABLE)
+    if value:
+        return value
+    path = home / ".secret"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    value = path.read_text().strip()
+    environ[SECRET_VARIABLE] = value
     return value

@@ -8,14 +8,16 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from assets.ingest import landed_frame
-from orchestration.resources import LakeResource, LandingResource
-from orchestration.sensors import MICROBATCH_JOB, landed_everywhere
+from orchestration.jobs import MICROBATCH_JOB
+from orchestration.sensors import landed_everywhere
 from orchestration.settings import Settings
 from orchestration.sql import lake_tables
-from transforms.batch import pending_files
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from stores.ingest import landed_frame
+from transforms.ingest.batch import pending_files
+from transforms.operations.status import TableFreshness, judge, latency_percentiles, table_freshness
 from transforms.schema import INGEST_LOG_SCHEMA
-from transforms.status import TableFreshness, judge, latency_percentiles, table_freshness
 
 JUDGED_TABLES = ("ingest_log", "events")  # written by every micro-batch
 # Tables fed from the landing zone; operational ones (audit_results, erasures, ...) keep their own pace.

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestration.instance import persistent_instance, prepare_dagster_home
-from orchestration.secrets import ensure_secret
-from orchestration.settings import Settings
+from orchestration.settings import Settings, ensure_secret, process_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # `make run` shows emails within minutes: short delays unless LAKEMAIL_<KIND>_DELAY says otherwise.
@@ -84,7 +83,7 @@ def up(
     ensure_secret(settings.home)  # exported, so the daemon's runs see LAKEMAIL_SECRET
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DAGSTER_HOME": str(home), "LAKEMAIL_HOME": str(settings.home)}
+    env = {**process_environment(), "DAGSTER_HOME": str(home), "LAKEMAIL_HOME": str(settings.home)}
     if demo_delays:
         env = {**DEMO_DELAYS, **DEMO_POLICY, **env}
     sandbox = settings.esp == "sandbox" and not settings.esp_url

@@ -10,10 +10,11 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from orchestration.email import SANDBOX_API_KEY
-from orchestration.resources import LakeResource, LandingResource
 from orchestration.settings import Settings
-from services.sandbox import create_sandbox_app
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from resources.providers import SANDBOX_API_KEY
+from services.sandbox.app import create_sandbox_app
 from services.server import ServerThread
 
 

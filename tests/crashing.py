@@ -18,9 +18,9 @@ import dagster as dg
 import polars as pl
 
 from orchestration.definitions import build_defs
-from orchestration.resources import LakeResource
-from orchestration.sensors import microbatch_config
+from orchestration.jobs import microbatch_config
 from orchestration.settings import Settings
+from resources.lake import LakeResource
 
 
 class CrashingLakeResource(LakeResource):

@@ -1,6 +1,6 @@
 """An in-memory shop for golden stories: events in, the engine's decisions out, no lake needed.
 
-It runs the same pure code as the micro-batch (transforms.profiles, transforms.decide); the
+It runs the same pure code as the micro-batch (transforms.profiles.partials, transforms.triggers.decide); the
 integration tests run the real assets over Delta tables.
 """
 
@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 import polars as pl
 
-from transforms.decide import World, evaluate
-from transforms.events import drop_seen, identity_edges
-from transforms.ingest import process_file
-from transforms.policies import Policy
-from transforms.profiles import derive, merge_partials, partials, principal, resolve
-from transforms.reference import catalog_changes
+from transforms.ingest.events import drop_seen, identity_edges
+from transforms.ingest.files import process_file
+from transforms.ingest.reference import catalog_changes
+from transforms.profiles.partials import derive, merge_partials, partials, principal, resolve
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHEMA
+from transforms.triggers.decide import World, evaluate
+from transforms.triggers.policies import Policy
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday, 12:00 UTC
 CHANGES_SCHEMA = {
@@ -82,7 +82,7 @@ class Shop:
         new = drop_seen(result.events, seen)
         self.events = new if self.events is None else pl.concat([self.events, new])
         self.parts.append(partials(new))
-        # As assets.suppressions does: an `Unsubscribed` event suppresses its user.
+        # As stores.suppressions does: an `Unsubscribed` event suppresses its user.
         unsubscribed = new.filter((pl.col("event_name") == "Unsubscribed") & pl.col("user_id").is_not_null())
         self.suppressed |= set(unsubscribed["user_id"])
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from transforms.batch import LANDED_SCHEMA, batch_run_key, commit_groups, decide_batch, pending_files
+from transforms.ingest.batch import LANDED_SCHEMA, batch_run_key, commit_groups, decide_batch, pending_files
 from transforms.schema import INGEST_LOG_SCHEMA
 
 AT = datetime(2026, 11, 22, tzinfo=UTC)

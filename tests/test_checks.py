@@ -20,14 +20,15 @@ from assets.checks import (
     build_asset_checks,
     checks_for,
 )
-from assets.events import ingest_stage
-from assets.ingest import ingest
+from assets.ingest import ingest_stage
 from orchestration.definitions import build_defs
-from orchestration.resources import LakeResource, LandingResource
 from orchestration.settings import Settings
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from stores.ingest import ingest
 from tests.conftest import land
 from tests.events_data import file_lines, track
-from transforms.checks import (
+from transforms.operations.checks import (
     CheckOutcome,
     Thresholds,
     failure_trend,

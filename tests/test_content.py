@@ -8,7 +8,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from transforms.content import (
+from transforms.schema import CATALOG_SCHEMA
+from transforms.sends.content import (
     KINDS,
     Content,
     Shop,
@@ -18,7 +19,6 @@ from transforms.content import (
     recommendations,
     safe_url,
 )
-from transforms.schema import CATALOG_SCHEMA
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 STALENESS = timedelta(days=2)

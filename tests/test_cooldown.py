@@ -8,9 +8,9 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.decide import World, _cooldown
-from transforms.rules import RULES
 from transforms.schema import UTC_TS
+from transforms.triggers.decide import World, _cooldown
+from transforms.triggers.rules import RULES
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 KINDS = sorted(RULES)

@@ -8,9 +8,10 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.definitions import build_defs
-from orchestration.resources import LakeResource, LandingResource
-from orchestration.sensors import MICROBATCH_JOB
+from orchestration.jobs import MICROBATCH_JOB
 from orchestration.settings import Settings
+from resources.lake import LakeResource
+from resources.landing import LandingResource
 from tests.conftest import lake_snapshot, land, table
 from tests.events_data import file_lines, track
 

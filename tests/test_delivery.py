@@ -14,17 +14,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestration.email import (
-    DeliveryResult,
+from resources.email import DeliveryResult, EmailProviderResource, deliver
+from resources.providers import (
     EmailProvider,
-    EmailProviderResource,
     PostmarkProvider,
     SandboxProvider,
     SendGridProvider,
     WebhookProvider,
-    deliver,
 )
-from transforms.delivery import (
+from transforms.schema import SEND_STATUSES
+from transforms.sends.message import Email, send_id_for
+from transforms.sends.policy import (
     RetryBudget,
     Verdict,
     classify,
@@ -32,8 +32,6 @@ from transforms.delivery import (
     describe_error,
     retry_delay,
 )
-from transforms.outbound import Email, send_id_for
-from transforms.schema import SEND_STATUSES
 
 NOW = 1_700_000_000.0
 KEY = "SG.very-secret-key"

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import orjson
 
-from assets.ingest import ingest
-from orchestration.resources import LakeResource, LandingResource
 from orchestration.settings import Settings
 from orchestration.sql import run_query
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from stores.ingest import ingest
 from tests.conftest import land
 from tests.events_data import track
 

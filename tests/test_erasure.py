@@ -16,25 +16,21 @@ import pytest
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from polars.testing import assert_frame_equal
 
-from assets.erasure import (
-    ERASURE_JOB,
-    SecretsResource,
-    build_erasure_definitions,
-    erasure_job,
-    erasure_run_requests,
-    erasure_sensor,
-    run_config_for,
-)
-from assets.erasure_io import erase_user, pending_requests, read_certificate, submit_request
-from assets.erasure_lake import fold_into_aggregate
-from assets.ingest import ingest, landed_frame
-from orchestration.resources import INGEST_APP_ID, LakeResource, LandingResource
+from assets.erasure import run_config_for
+from orchestration.definitions import build_defs
+from orchestration.jobs import ERASURE_JOB, erasure_job
+from orchestration.sensors import erasure_run_requests, erasure_sensor
 from orchestration.settings import Settings
 from orchestration.sql import lake_tables, run_query
+from resources.lake import INGEST_APP_ID, LakeResource
+from resources.landing import LandingResource
+from resources.secrets import SecretsResource
+from stores.erasure.lake import fold_into_aggregate
+from stores.erasure.requests import erase_user, pending_requests, read_certificate, submit_request
+from stores.ingest import ingest, landed_frame
 from tests.conftest import land, table
-from transforms.batch import pending_files
-from transforms.erasure import Person, blank_lines, key_predicate, parse_request, text_pattern
-from transforms.erasure_records import (
+from transforms.erasure.person import Person, blank_lines, key_predicate, parse_request, text_pattern
+from transforms.erasure.records import (
     ErasureCertificate,
     address_key,
     adjust_ingest_log,
@@ -43,6 +39,7 @@ from transforms.erasure_records import (
     unreadable_versions,
     user_key,
 )
+from transforms.ingest.batch import pending_files
 from transforms.schema import INGEST_LOG_SCHEMA
 
 SECRET = "test-secret"
@@ -517,15 +514,9 @@ def test_lakemail_erase_path_with_the_secret_from_the_environment(
     instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("LAKEMAIL_TEST_SECRET", "from-env")
+    monkeypatch.setenv("LAKEMAIL_SECRET", "from-env")
     land_world(settings)
-    base = dg.Definitions(
-        resources={
-            "lake": LakeResource(uri=settings.lake_uri),
-            "landing": LandingResource(uri=settings.landing_uri),
-        }
-    )
-    defs = dg.Definitions.merge(base, build_erasure_definitions("LAKEMAIL_TEST_SECRET"))
+    defs = build_defs(settings)
     path = submit_request(landing, USER)
     assert path.startswith("erasure/cli-") and USER not in path
     result = defs.resolve_job_def(ERASURE_JOB).execute_in_process(

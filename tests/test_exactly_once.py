@@ -13,10 +13,11 @@ import orjson
 import polars as pl
 import pytest
 
-from assets.ingest import ingest
 from orchestration.process import process_once
-from orchestration.resources import LakeResource, LandingResource
 from orchestration.settings import Settings
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from stores.ingest import ingest
 from tests.conftest import lake_snapshot, land, table
 from tests.events_data import file_lines, track
 

@@ -33,20 +33,21 @@ from dagster._core.scheduler.instigation import (
 from deltalake import DeltaTable
 from polars.testing import assert_frame_equal
 
-from assets.ingest import ingest
 from assets.maintenance import (
-    build_maintenance_definitions,
     data_files,
     maintain_lake,
     maintenance,
     prune_ticks,
 )
-from orchestration.resources import INGEST_APP_ID, LakeResource, LandingResource
+from orchestration.definitions import build_defs
 from orchestration.settings import Settings
 from orchestration.sql import run_query
+from resources.lake import INGEST_APP_ID, LakeResource
+from resources.landing import LandingResource
+from stores.ingest import ingest
 from tests.conftest import land
 from tests.events_data import track
-from transforms.maintenance import history_cutoff, table_maintenance, tables_markdown
+from transforms.operations.maintenance import history_cutoff, table_maintenance, tables_markdown
 
 TABLES = ("events", "identities", "ingest_log", "quarantine")
 EVENT_NAMES = ("Product Viewed", "Product Added", "Order Completed")
@@ -373,14 +374,13 @@ def test_pruned_runs_leave_nothing_in_dagster_home(
 # Wiring and report arithmetic ------------------------------------------------------------------------
 
 
-def test_public_names_are_pinned() -> None:
-    defs = dg.Definitions.merge(
-        build_maintenance_definitions(), dg.Definitions(resources={"lake": LakeResource(uri="unused")})
-    )
+def test_maintenance_names_are_pinned(settings: Settings) -> None:
+    defs = build_defs(settings)
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {"maintenance"}
     assert graph.get(dg.AssetKey("maintenance")).group_name == "operations"
-    assert {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")} == {"maintenance_job"}
+    assert defs.resolve_job_def("maintenance_job").asset_layer.selected_asset_keys == {
+        dg.AssetKey("maintenance")
+    }
     schedule = defs.resolve_schedule_def("maintenance_schedule")
     assert schedule.cron_schedule == "30 * * * *"
     assert schedule.job_name == "maintenance_job"

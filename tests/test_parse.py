@@ -8,8 +8,8 @@ import orjson
 import polars as pl
 import pytest
 
-from transforms.ingest import process_file
-from transforms.parse import parse_lines
+from transforms.ingest.files import process_file
+from transforms.ingest.parse import parse_lines
 from transforms.schema import MAX_LINE_BYTES, Reason
 
 LANDED = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestration.email import (
+from resources.providers import (
     POSTMARK_URL,
     SANDBOX_URL,
     SENDGRID_URL,
@@ -19,8 +19,8 @@ from orchestration.email import (
     WebhookProvider,
     provider_for,
 )
-from transforms.outbound import Email, send_id_for
-from transforms.payloads import postmark_payload, sendgrid_payload, split_address, webhook_payload
+from transforms.sends.message import Email, send_id_for
+from transforms.sends.payloads import postmark_payload, sendgrid_payload, split_address, webhook_payload
 
 SEND_ID = send_id_for("t-1")
 UNSUBSCRIBE = {

@@ -12,7 +12,7 @@ import polars as pl
 
 from orchestration.process import process_once
 from orchestration.settings import Settings
-from orchestration.simulation import run_simulation
+from simulator.run import run_simulation
 from tests.conftest import table
 
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from transforms.reference import (
+from transforms.ingest.reference import (
     CATALOG_CHANGES_SCHEMA,
     ReferenceResult,
     catalog_changes,

@@ -11,7 +11,7 @@ import pytest
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from assets.render import TEMPLATES_DIR, RenderAborted, RenderedParts, TemplateRenderer
+from resources.templates import TEMPLATES_DIR, RenderAborted, RenderedParts, TemplateRenderer
 from tests.test_content import (
     BESTSELLERS,
     NOW,
@@ -23,8 +23,8 @@ from tests.test_content import (
     profile,
     trigger,
 )
-from transforms.content import CART_KINDS, KINDS, PRODUCT_KINDS, VARIANTS, Content, build_content
-from transforms.outbound import Email
+from transforms.sends.content import CART_KINDS, KINDS, PRODUCT_KINDS, VARIANTS, Content, build_content
+from transforms.sends.message import Email
 
 UNSUBSCRIBE = "https://shop.example/unsubscribe/s-abc.tok?v=1&k=2"
 MAILTO = "mailto:unsubscribe@shop.example?subject=unsubscribe%20s-abc"

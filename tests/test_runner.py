@@ -9,10 +9,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.resources import LakeResource
 from orchestration.runner import serve_batches
 from orchestration.sensors import HEARTBEAT_TIMEOUT_S, heartbeat_path
 from orchestration.settings import Settings
+from resources.lake import LakeResource
 from tests.conftest import land, table
 from tests.events_data import file_lines
 from tests.test_dagster import evaluate_sensor

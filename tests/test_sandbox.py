@@ -21,11 +21,11 @@ import polars as pl
 import pytest
 from deltalake import write_deltalake
 
-from services.sandbox import create_sandbox_app
-from services.sandbox_store import MessageStore, StoredMessage
+from services.sandbox.app import create_sandbox_app
+from services.sandbox.store import MessageStore, StoredMessage
 from services.server import ServerThread
-from transforms.outbound import send_id_for, unsubscribe_token
 from transforms.schema import SENDS_SCHEMA
+from transforms.sends.message import send_id_for, unsubscribe_token
 
 API_KEY = "test-key"
 SECRET = "test-secret"
@@ -534,7 +534,7 @@ def test_server_thread_refuses_a_taken_port(tmp_path: Path) -> None:
 SERVE = """
 import sys
 from pathlib import Path
-from services.sandbox import create_sandbox_app
+from services.sandbox.app import create_sandbox_app
 from services.server import serve_forever
 root = Path(sys.argv[1])
 app = create_sandbox_app(root / "s", "k", lake_uri=str(root / "z"), landing_uri=str(root / "l"), secret="s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from orchestration.secrets import SECRET_VARIABLE, ensure_secret
+from orchestration.settings import SECRET_VARIABLE, ensure_secret
 
 
 def test_made_once_private_and_stable(tmp_path: Path) -> None:

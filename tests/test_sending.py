@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import polars as pl
 
-from orchestration.email import LOOKUP_FAILED, SandboxProvider, SendGridProvider, lookup
-from transforms.outbound import send_id_for
+from resources.email import LOOKUP_FAILED, lookup
+from resources.providers import SandboxProvider, SendGridProvider
 from transforms.schema import SENDS_SCHEMA, TRIGGERS_SCHEMA
-from transforms.sending import (
+from transforms.sends.message import send_id_for
+from transforms.sends.rows import (
     Attempt,
     Waits,
     aborted,

@@ -25,14 +25,15 @@ import polars as pl
 import pytest
 
 from orchestration.definitions import build_defs
-from orchestration.email import SANDBOX_API_KEY, EmailProviderResource
-from orchestration.sensors import MICROBATCH_JOB, microbatch_config
+from orchestration.jobs import MICROBATCH_JOB, microbatch_config
 from orchestration.settings import Settings
-from services.sandbox import create_sandbox_app
+from resources.email import EmailProviderResource
+from resources.providers import SANDBOX_API_KEY
+from services.sandbox.app import create_sandbox_app
 from services.server import ServerThread
 from tests.conftest import land, table
 from tests.story import at, message
-from transforms.policies import unit_hash
+from transforms.triggers.policies import unit_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOPPERS = [u for u in (f"shopper-{i}" for i in range(1, 60)) if unit_hash(f"holdout:{u}") >= 0.05]

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from orchestration.settings import Settings, SettingsError, parse_duration
-from transforms.policies import Policy, quiet_until
+from transforms.triggers.policies import Policy, quiet_until
 
 
 def test_defaults_live_under_lakemail_home(tmp_path: Path) -> None:

@@ -14,10 +14,10 @@ import orjson
 import polars as pl
 import pytest
 
-from orchestration.simulation import SimulationReport, run_simulation, write_landing_file
-from transforms.reference import ReferenceResult, catalog_changes, latest_rows, parse_reference
+from simulator.run import SimulationReport, run_simulation, write_landing_file
+from simulator.shoppers import MALFORMED_REASONS, Dirt, ShopperSimulator, SimLine, make_catalog
+from transforms.ingest.reference import ReferenceResult, catalog_changes, latest_rows, parse_reference
 from transforms.schema import CATALOG_SCHEMA
-from transforms.simulate import MALFORMED_REASONS, Dirt, ShopperSimulator, SimLine, make_catalog
 
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from assets.ingest import ingest
-from orchestration.resources import LakeResource, LandingResource
 from orchestration.settings import Settings
 from orchestration.sql import SqlError, parse_as_of, run_query
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from stores.ingest import ingest
 from tests.conftest import land
 from tests.events_data import track
 

@@ -18,7 +18,7 @@ from orchestration.process import process_once
 from orchestration.settings import Settings
 from tests.conftest import land
 from tests.events_data import file_lines
-from transforms.status import judge, latency_percentiles, table_freshness
+from transforms.operations.status import judge, latency_percentiles, table_freshness
 
 LAKEMAIL = str(Path(sys.executable).parent / "lakemail")
 

@@ -14,8 +14,8 @@ import orjson
 import polars as pl
 
 from tests.story import Shop, at, message
-from transforms.policies import Policy
-from transforms.profiles import derive
+from transforms.profiles.partials import derive
+from transforms.triggers.policies import Policy
 
 DAY = 24 * 60
 SIGNUP = at(-3 * DAY)  # Tuesday 12:00 UTC: daytime in UTC, so the welcome goes out at once

@@ -12,7 +12,7 @@ from orchestration.process import process_once
 from orchestration.settings import Settings
 from tests.conftest import land, table
 from tests.story import at, message
-from transforms.policies import unit_hash
+from transforms.triggers.policies import unit_hash
 
 
 def test_reruns_and_later_runs_never_decide_send_twice(

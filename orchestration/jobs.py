@@ -1,0 +1,63 @@
+"""Every job of lakemail: the micro-batch, the audit, maintenance and erasure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from assets.audits import audit_selection
+from assets.checks import INGEST_TABLES
+from assets.erasure import erase_requests
+from assets.ingest import INGEST_GROUP
+from assets.maintenance import maintenance
+from assets.triggers import DECISIONS_GROUP
+
+MICROBATCH_JOB = "microbatch_job"
+ERASURE_JOB = "erasure_job"
+CHAIN_TABLES = (*INGEST_TABLES, "profiles", "triggers", "sends")
+
+microbatch_job = dg.define_asset_job(
+    MICROBATCH_JOB,
+    # The micro-batch chain and its in-run checks; the hourly monitor checks belong to audit_job.
+    selection=dg.AssetSelection.groups(INGEST_GROUP, DECISIONS_GROUP) - audit_selection(CHAIN_TABLES),
+    description="One micro-batch: everything landed since the last one, through the whole chain.",
+    # In-process: one interpreter per run, not one per step (about 1.3 s saved per step).
+    executor_def=dg.in_process_executor,
+)
+
+audit_job = dg.define_asset_job(
+    "audit_job",
+    selection=audit_selection(CHAIN_TABLES),
+    description="Audit the lake: checks, latency SLO, quarantine and failure trends -> audit_results.",
+    executor_def=dg.in_process_executor,  # no second interpreter per step
+)
+
+maintenance_job = dg.define_asset_job(
+    "maintenance_job",
+    selection=dg.AssetSelection.assets(maintenance),
+    description="Compact and vacuum the lake's Delta tables; prune old Dagster runs and ticks.",
+    executor_def=dg.in_process_executor,  # one step: no second interpreter
+)
+
+
+@dg.job(
+    name=ERASURE_JOB,
+    description="GDPR erasure: remove a person from every table, old version and landed file; certify it.",
+    executor_def=dg.in_process_executor,
+)
+def erasure_job() -> None:
+    erase_requests()
+
+
+def microbatch_config(files: list[str] | None, max_batch_mb: int, now: str | None = None) -> dict[str, Any]:
+    """Run config of one micro-batch: its files (None = everything landed) and the run's one clock."""
+    clock = {"config": {"now": now}}
+    return {
+        "ops": {
+            "ingest_stage": {"config": {"files": files, "max_batch_mb": max_batch_mb}},
+            "profiles": clock,
+            "triggers": clock,
+            "sends": clock,
+        }
+    }

@@ -1,0 +1,34 @@
+"""Every schedule of lakemail: the hourly and nightly audits, hourly maintenance."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.audits import AUDIT_RESULTS
+from orchestration.jobs import audit_job, maintenance_job
+
+
+def _audit_schedule(name: str, cron: str, hours: float | None, description: str) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name=name,
+        job=audit_job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        run_config={"ops": {AUDIT_RESULTS: {"config": {"window_hours": hours}}}},
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
+
+
+audit_schedule = _audit_schedule("audit_schedule", "5 * * * *", 1.0, "Hourly audit of the last hour.")
+audit_full_schedule = _audit_schedule(
+    "audit_full_schedule", "15 3 * * *", None, "Nightly audit of the whole lake."
+)
+maintenance_schedule = dg.ScheduleDefinition(
+    name="maintenance_schedule",
+    job=maintenance_job,
+    cron_schedule="30 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Hourly, at minute 30: lake maintenance and Dagster history pruning.",
+)
+SCHEDULES = [audit_schedule, audit_full_schedule, maintenance_schedule]

@@ -1,0 +1,201 @@
+"""The delivery loop over httpx (retries, circuit breaker, look-ups) and the `email` Dagster resource.
+
+The policy (what a status means, how long to wait) is pure and lives in `transforms.sends.policy`.
+Nothing here logs an address, a user id or the api key.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dagster as dg
+import httpx
+from pydantic import Field
+
+from resources.providers import (
+    NOT_SENT,
+    REFUSED_LOCALLY,
+    USER_AGENT,
+    DeliveryStatus,
+    EmailProvider,
+    provider_for,
+)
+from transforms.sends.message import Email
+from transforms.sends.policy import (
+    RetryBudget,
+    Verdict,
+    classify_response,
+    describe_error,
+    retry_delay,
+    server_delay,
+)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """How one send ended in this run. `last_error` holds status codes, error classes, provider messages."""
+
+    status: DeliveryStatus
+    provider_message_id: str | None = None
+    attempts: int = 0  # tries made, a connection that failed included
+    last_error: str | None = None
+    retried: bool = False
+    circuit_open: bool = False  # the provider refused our credentials: stop sending the rest of the batch
+    retry_in: float | None = None  # `retrying`: the wait the provider asked for that did not fit this run
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    verdict: Verdict
+    error: str | None = None
+    message_id: str | None = None
+    headers: httpx.Headers = field(default_factory=httpx.Headers)
+
+
+def _attempt(provider: EmailProvider, email: Email, client: httpx.Client) -> _Outcome:
+    """One request and what it means. Only the exception class is kept: messages may hold the URL."""
+    try:
+        response = client.send(provider.build_request(email))
+    except NOT_SENT as exc:
+        return _Outcome(Verdict.RETRY, type(exc).__name__)
+    except REFUSED_LOCALLY as exc:
+        return _Outcome(Verdict.PERMANENT, type(exc).__name__)
+    except httpx.RequestError as exc:
+        # Read / write timeouts, a dropped connection, a garbled answer: the request may have reached
+        # the provider, and resending could deliver the email twice.
+        return _Outcome(Verdict.UNKNOWN, type(exc).__name__)
+    verdict = classify_response(response.status_code, response.content)
+    if verdict is Verdict.SENT:
+        return _Outcome(verdict, message_id=provider.message_id(response))
+    return _Outcome(verdict, describe_error(response.status_code, response.content), headers=response.headers)
+
+
+_FINAL: dict[Verdict, DeliveryStatus] = {
+    Verdict.SENT: "sent",
+    Verdict.PERMANENT: "failed_permanent",
+    Verdict.UNKNOWN: "unknown",
+    Verdict.AUTH: "retrying",
+    Verdict.RETRY: "retrying",
+}
+
+
+def deliver(
+    provider: EmailProvider,
+    email: Email,
+    client: httpx.Client,
+    *,
+    max_attempts: int = 5,
+    max_seconds: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+) -> DeliveryResult:
+    """Send `email` once, retrying what is safe to retry within `max_attempts` and `max_seconds`.
+
+    - connect errors (the request never left), 408, 429 and 5xx are retried after `retry_delay`
+      (honouring Retry-After / X-RateLimit-Reset); when attempts or time run out the result is
+      `retrying`: the send is not failed, it stays in the outbox for a later run;
+    - a timeout or broken connection after the request was sent is `unknown` at once, never resent here
+      (the provider may have taken it; none of ours takes an idempotency key);
+    - 401/403 (or a Postmark account error) stops at once: `retrying` with `circuit_open`, so the
+      caller holds the rest of the batch instead of hammering a provider that refuses us;
+    - any other 4xx is `failed_permanent`, with the status and the provider's message (no address).
+    Never sleeps past `max_seconds`: a wait that would overrun it ends the run's attempts instead.
+    """
+    budget = RetryBudget(max_attempts=max_attempts, max_seconds=max_seconds)
+    rng = rng or random.Random()
+    started = clock()
+    attempts = 0
+    while True:
+        outcome = _attempt(provider, email, client)
+        attempts += 1
+        if outcome.verdict is Verdict.RETRY:
+            now = clock()
+            delay = retry_delay(
+                attempts - 1, outcome.headers, now=now, rng=rng, base=budget.base, cap=budget.cap
+            )
+            if budget.allows(attempts, now - started, delay):
+                sleep(delay)
+                continue
+            hinted = server_delay(outcome.headers, now=now)
+        else:
+            hinted = None
+        return DeliveryResult(
+            status=_FINAL[outcome.verdict],
+            provider_message_id=outcome.message_id,
+            attempts=attempts,
+            last_error=outcome.error,
+            retried=attempts > 1,
+            circuit_open=outcome.verdict is Verdict.AUTH,
+            retry_in=hinted,
+        )
+
+
+LOOKUP_FAILED = "lookup_failed"
+
+
+def lookup(provider: EmailProvider, send_id: str, client: httpx.Client) -> str | None:
+    """The provider's message id for `send_id`, None when it has none; LOOKUP_FAILED when it cannot say.
+
+    Only call it for providers whose `lookup_request` is not None.
+    """
+    request = provider.lookup_request(send_id)
+    if request is None:
+        raise ValueError(f"{provider.name} cannot look up sends")
+    try:
+        response = client.send(request)
+    except httpx.HTTPError:
+        return LOOKUP_FAILED
+    if response.status_code != 200:
+        return LOOKUP_FAILED
+    return provider.looked_up(response)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi, SSL_CERT_FILE), made once per process: loading the CA
+    bundle takes tens of milliseconds, and every micro-batch opens a client."""
+    return httpx.create_ssl_context()
+
+
+class EmailProviderResource(dg.ConfigurableResource):
+    """The email provider (`LAKEMAIL_ESP`); bind `api_key` with `dg.EnvVar("LAKEMAIL_ESP_API_KEY")`."""
+
+    esp: str = "sandbox"
+    url: str | None = None
+    api_key: str = Field(default="", repr=False)  # never in a repr, a log line or metadata
+    sender: str = "lakemail <shop@example.com>"
+    connect_timeout_s: float = 3.0
+    read_timeout_s: float = 10.0
+    max_attempts: int = 5
+    max_seconds: float = 60.0  # one email's retries within a run
+    run_seconds: float = 120.0  # all of a run's deliveries; the rest waits for the next run
+    concurrency: int = 8  # emails in flight at once; the first of a run goes alone, as a probe
+    circuit_cool_off_s: float = 30.0  # after a 401/403, the outbox waits this long before one more try
+    lookup_after_s: float = 10.0  # an `unknown` send is looked up (where the provider can say) after this
+
+    def provider(self) -> EmailProvider:
+        """The configured provider; ValueError naming the variable when the configuration is unusable."""
+        return provider_for(self.esp, self.url, self.api_key)
+
+    def client(self, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+        """An HTTP client with this resource's timeouts, to use as a context manager (`transport`: tests)."""
+        timeout = httpx.Timeout(
+            connect=self.connect_timeout_s,
+            read=self.read_timeout_s,
+            write=self.read_timeout_s,
+            pool=self.connect_timeout_s,
+        )
+        # No redirects: a send API that redirects is misconfigured, and a POST must not wander off.
+        return httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            verify=tls_context(),
+        )

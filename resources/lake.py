@@ -1,0 +1,182 @@
+"""The `lake` resource: lakemail's Delta Lake tables under one folder, and the writer lock."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+import polars as pl
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+
+from transforms.schema import STATS_COLUMNS
+
+# Every table a micro-batch writes records the batch number as a Delta application transaction: the
+# lake, not Dagster, knows which batch committed last. `ingest_log` is written last in each batch.
+INGEST_APP_ID = "lakemail-ingest"
+
+
+def writer_properties() -> WriterProperties:
+    # zstd: smaller and faster than delta-rs' default snappy on this data (PERF-NOTES.md).
+    return WriterProperties(compression="ZSTD")
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The Delta Lake tables under one folder (`LAKEMAIL_LAKE_URI`)."""
+
+    uri: str
+
+    def table_uri(self, name: str) -> str:
+        return f"{self.uri.rstrip('/')}/{name}"
+
+    def table(self, name: str, version: int | None = None) -> DeltaTable | None:
+        """The table, at `version` when given, or None when it was never written."""
+        uri = self.table_uri(name)
+        if not DeltaTable.is_deltatable(uri):
+            return None
+        return DeltaTable(uri, version=version) if version is not None else DeltaTable(uri)
+
+    def read(
+        self, name: str, schema: dict[str, pl.DataType], columns: list[str] | None = None
+    ) -> pl.DataFrame:
+        """The whole table (or some columns); an empty frame of `schema` when it does not exist yet."""
+        table = self.table(name)
+        wanted = columns or list(schema)
+        if table is None:
+            return pl.DataFrame(schema={c: schema[c] for c in wanted})
+        return pl.scan_delta(table).select(wanted).collect()
+
+    def committed_batch(self) -> int:
+        """The last batch number that completed (0 on a new lake)."""
+        table = self.table("ingest_log")
+        return (table.transaction_version(INGEST_APP_ID) or 0) if table is not None else 0
+
+    def batch_version(self, name: str) -> int:
+        """The last batch number that wrote to `name` (0 when none did)."""
+        return self.app_version(name, INGEST_APP_ID)
+
+    def app_version(self, name: str, app_id: str) -> int:
+        """The last version `app_id` recorded on table `name` (0 when it never wrote there)."""
+        table = self.table(name)
+        return (table.transaction_version(app_id) or 0) if table is not None else 0
+
+    def write_tagged(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        tags: dict[str, int],
+        *,
+        mode: Literal["append", "overwrite"] = "append",
+    ) -> None:
+        """Write `frame` as one commit that records each `app_id -> version` of `tags` (idempotency)."""
+        transactions = [Transaction(app_id, version) for app_id, version in tags.items()]
+        self.write(name, frame, commit_properties=CommitProperties(app_transactions=transactions), mode=mode)
+
+    def upsert(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        *,
+        key: str,
+        tags: dict[str, int] | None = None,
+        insert_only: bool = False,
+    ) -> None:
+        """One commit (Delta MERGE on `key`, a non-personal id): new keys are inserted, existing rows
+        replaced (kept as they are with `insert_only`). `tags` are recorded even when `frame` is empty.
+        """
+        transactions = [Transaction(app_id, version) for app_id, version in (tags or {}).items()]
+        commit = CommitProperties(app_transactions=transactions)
+        table = self.table(name)
+        if table is None or frame.height == 0:
+            if frame.height or transactions or table is None:
+                write_deltalake(
+                    self.table_uri(name),
+                    frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
+                    mode="append",
+                    configuration=None if table is not None else table_configuration(name),
+                    writer_properties=writer_properties(),
+                    commit_properties=commit,
+                )
+            return
+        merger = table.merge(
+            frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
+            predicate=f"t.{key} = s.{key}",
+            source_alias="s",
+            target_alias="t",
+            writer_properties=writer_properties(),
+            commit_properties=commit,
+        )
+        if not insert_only:
+            merger = merger.when_matched_update_all()
+        merger.when_not_matched_insert_all().execute()
+
+    def write(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        *,
+        commit_properties: CommitProperties | None = None,
+        partition_by: list[str] | None = None,
+        mode: Literal["append", "overwrite"] = "append",
+    ) -> None:
+        """Write `frame` to table `name` as one commit (zstd; a new table gets `table_configuration`).
+
+        An empty append only creates the table, so that queries on it work from the first batch.
+        """
+        exists = self.table(name) is not None
+        if frame.height == 0 and exists and mode == "append":
+            return
+        write_deltalake(
+            self.table_uri(name),
+            frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
+            mode=mode,
+            partition_by=partition_by,
+            configuration=None if exists else table_configuration(name),
+            writer_properties=writer_properties(),
+            commit_properties=commit_properties,
+        )
+
+    def append(
+        self, name: str, frame: pl.DataFrame, *, batch_id: int, partition_by: list[str] | None = None
+    ) -> None:
+        """Append `frame` as one commit recording `batch_id` (callers check it before, under the lock)."""
+        self.write(name, frame, commit_properties=_batch_commit(batch_id), partition_by=partition_by)
+
+    def overwrite(self, name: str, frame: pl.DataFrame, *, batch_id: int) -> None:
+        """Replace the table's rows with `frame` as one commit tagged `batch_id` (no predicate is logged)."""
+        self.write(name, frame, commit_properties=_batch_commit(batch_id), mode="overwrite")
+
+    def delete_batches_after(self, name: str, batch_id: int) -> None:
+        """Remove the rows of batches that did not complete (their number is above `batch_id`)."""
+        table = self.table(name)
+        if table is not None:
+            table.delete(f"batch_id > {int(batch_id)}", writer_properties=writer_properties())
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """One writer at a time across processes (sensor runs, `lakemail process`, retries)."""
+        if "://" in self.uri and not self.uri.startswith("file://"):
+            # Object stores need delta-rs' own locking provider; one writer is then Dagster's job.
+            yield
+            return
+        root = Path(self.uri.removeprefix("file://"))
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / "_lakemail_writer.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel even on SIGKILL
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def table_configuration(name: str) -> dict[str, str | None]:
+    """Delta table properties set when lakemail creates table `name`."""
+    columns = STATS_COLUMNS.get(name)
+    return {"delta.dataSkippingStatsColumns": ",".join(columns)} if columns else {}
+
+
+def _batch_commit(batch_id: int) -> CommitProperties:
+    return CommitProperties(app_transactions=[Transaction(INGEST_APP_ID, batch_id)])

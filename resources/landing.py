@@ -1,0 +1,69 @@
+"""The `landing` resource: the landing zone folder, what has landed in it, and reading a landed file."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+LANDING_SUFFIXES = (".ndjson", ".ndjson.gz", ".csv")
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """A file in the landing zone, by its path relative to the landing root."""
+
+    path: str
+    size: int
+    landed_at: datetime
+
+
+class LandingResource(dg.ConfigurableResource):
+    """The landing zone folder (`LAKEMAIL_LANDING_URI`)."""
+
+    uri: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.uri.removeprefix("file://"))
+
+    def list_files(self, folder: str = "events") -> list[LandedFile]:
+        """Every finished file under `folder` (temp names skipped), sorted by path."""
+        base = self.root / folder
+        found: list[LandedFile] = []
+        for directory, subdirs, names in os.walk(base):
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+            for name in names:
+                if name.startswith(".") or name.endswith(".tmp"):
+                    continue
+                full = Path(directory, name)
+                try:
+                    stat = full.stat()
+                except FileNotFoundError:  # removed between listing and stat
+                    continue
+                landed_at = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+                found.append(LandedFile(full.relative_to(self.root).as_posix(), stat.st_size, landed_at))
+        return sorted(found, key=lambda f: f.path)
+
+    def stat(self, path: str) -> LandedFile | None:
+        full = self.root / path
+        try:
+            stat = full.stat()
+        except FileNotFoundError:
+            return None
+        return LandedFile(path, stat.st_size, datetime.fromtimestamp(stat.st_mtime, tz=UTC))
+
+    def read(self, path: str) -> tuple[bytes, bytes]:
+        """The file's bytes as landed and its content (gunzipped for `.gz`).
+
+        Raises ValueError for a file type the landing zone does not take, OSError or gzip errors for a
+        file that cannot be read.
+        """
+        if not path.endswith(LANDING_SUFFIXES):
+            raise ValueError(f"unsupported landing file type (want {' or '.join(LANDING_SUFFIXES)})")
+        landed = (self.root / path).read_bytes()
+        return landed, gzip.decompress(landed) if path.endswith(".gz") else landed

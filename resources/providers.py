@@ -1,0 +1,187 @@
+"""The email providers lakemail speaks (SendGrid v3, the sandbox, Postmark, a webhook): request and answer.
+
+Request bodies are pure (`transforms.sends.payloads`); nothing here logs an address or the api key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import httpx
+
+from transforms.sends.message import Email
+from transforms.sends.payloads import postmark_payload, sendgrid_payload, webhook_payload
+
+ESPS = ("sandbox", "sendgrid", "postmark", "webhook")
+SANDBOX_URL = "http://127.0.0.1:8025"
+SANDBOX_API_KEY = "sandbox-key"  # the local sandbox's default key (not a secret: loopback only)
+SENDGRID_URL = "https://api.sendgrid.com"
+POSTMARK_URL = "https://api.postmarkapp.com"
+USER_AGENT = "lakemail/0.1"
+JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
+
+DeliveryStatus = Literal["sent", "retrying", "failed_permanent", "unknown"]
+
+# The request never reached the provider: always safe to try again.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+# Refused by httpx itself before anything was sent, and it would be refused again.
+REFUSED_LOCALLY = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+
+
+class EmailProvider(Protocol):
+    """One email service: how to ask it to send an email, and where its answer keeps the message id."""
+
+    @property
+    def name(self) -> str: ...
+
+    def build_request(self, email: Email) -> httpx.Request: ...
+
+    def message_id(self, response: httpx.Response) -> str | None: ...
+
+    def lookup_request(self, send_id: str) -> httpx.Request | None:
+        """A request asking the provider whether it holds the email of `send_id` (None: it cannot say)."""
+        ...
+
+    def looked_up(self, response: httpx.Response) -> str | None:
+        """The message id of the email `lookup_request` asked about, or None when it has none."""
+        ...
+
+
+def _bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _json_field(response: httpx.Response, key: str) -> str | None:
+    try:
+        document = response.json()
+    except ValueError:  # not JSON (json.JSONDecodeError and UnicodeDecodeError are both ValueErrors)
+        return None
+    value = document.get(key) if isinstance(document, dict) else None
+    return str(value) if value not in (None, "") else None
+
+
+@dataclass(frozen=True)
+class SendGridProvider:
+    """SendGrid v3: `POST {base}/v3/mail/send` with a bearer key; the id comes back in `X-Message-Id`."""
+
+    api_key: str = field(default="", repr=False)
+    base_url: str = SENDGRID_URL
+    name: str = "sendgrid"
+
+    def build_request(self, email: Email) -> httpx.Request:
+        url = f"{self.base_url.rstrip('/')}/v3/mail/send"
+        headers = {**JSON_HEADERS, **_bearer(self.api_key)}
+        return httpx.Request("POST", url, json=sendgrid_payload(email), headers=headers)
+
+    def message_id(self, response: httpx.Response) -> str | None:
+        return response.headers.get("X-Message-Id") or None
+
+    def lookup_request(self, send_id: str) -> httpx.Request | None:
+        return None  # the Email Activity API is delayed and a paid add-on: not a reliable answer
+
+    def looked_up(self, response: httpx.Response) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class SandboxProvider(SendGridProvider):
+    """The local sandbox: the SendGrid v3 API on 127.0.0.1:8025 (the key is sent when one is set).
+
+    It can be asked whether it holds a send (`GET /api/messages?send_id=`), so an interrupted or
+    ambiguous send is settled by asking, not by guessing.
+    """
+
+    base_url: str = SANDBOX_URL
+    name: str = "sandbox"
+
+    def lookup_request(self, send_id: str) -> httpx.Request | None:
+        url = f"{self.base_url.rstrip('/')}/api/messages"
+        return httpx.Request("GET", url, params={"send_id": send_id}, headers=_bearer(self.api_key))
+
+    def looked_up(self, response: httpx.Response) -> str | None:
+        try:
+            found = response.json()
+        except ValueError:
+            return None
+        if not isinstance(found, list) or not found or not isinstance(found[0], dict):
+            return None
+        return str(found[0].get("id") or "") or None
+
+
+@dataclass(frozen=True)
+class PostmarkProvider:
+    """Postmark: `POST {base}/email` with `X-Postmark-Server-Token`; the id is `MessageID` in the JSON."""
+
+    api_key: str = field(default="", repr=False)
+    base_url: str = POSTMARK_URL
+    name: str = "postmark"
+
+    def build_request(self, email: Email) -> httpx.Request:
+        headers = {**JSON_HEADERS, "X-Postmark-Server-Token": self.api_key}
+        return httpx.Request(
+            "POST", f"{self.base_url.rstrip('/')}/email", json=postmark_payload(email), headers=headers
+        )
+
+    def message_id(self, response: httpx.Response) -> str | None:
+        return _json_field(response, "MessageID")
+
+    def lookup_request(self, send_id: str) -> httpx.Request | None:
+        return None  # outbound message search is by recipient or tag, not by our id: no reliable answer
+
+    def looked_up(self, response: httpx.Response) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class WebhookProvider:
+    """Any HTTP endpoint: the email as JSON, an optional bearer key, `send_id` as the idempotency key."""
+
+    url: str
+    api_key: str = field(default="", repr=False)
+    name: str = "webhook"
+
+    def build_request(self, email: Email) -> httpx.Request:
+        # The receiver may dedupe on Idempotency-Key; lakemail still never resends an `unknown` send.
+        headers = {**JSON_HEADERS, **_bearer(self.api_key), "Idempotency-Key": email.send_id}
+        return httpx.Request("POST", self.url, json=webhook_payload(email), headers=headers)
+
+    def message_id(self, response: httpx.Response) -> str | None:
+        return _json_field(response, "id") or response.headers.get("X-Message-Id") or None
+
+    def lookup_request(self, send_id: str) -> httpx.Request | None:
+        return None
+
+    def looked_up(self, response: httpx.Response) -> str | None:
+        return None
+
+
+def provider_for(esp: str, url: str | None, api_key: str) -> EmailProvider:
+    """The provider named by `LAKEMAIL_ESP`, at `url` (`LAKEMAIL_ESP_URL`) when given, else its default.
+
+    Raises ValueError naming the variable at fault; the message never holds the key or the URL.
+    """
+    if esp not in ESPS:
+        raise ValueError(f"LAKEMAIL_ESP={esp!r} must be one of {', '.join(ESPS)}")
+    if url is not None:
+        _check_url(url)
+    if esp in ("sendgrid", "postmark") and not api_key:
+        raise ValueError(f"LAKEMAIL_ESP={esp} needs LAKEMAIL_ESP_API_KEY")
+    if esp == "sandbox":
+        return SandboxProvider(api_key, url or SANDBOX_URL)
+    if esp == "sendgrid":
+        return SendGridProvider(api_key, url or SENDGRID_URL)
+    if esp == "postmark":
+        return PostmarkProvider(api_key, url or POSTMARK_URL)
+    if url is None:
+        raise ValueError("LAKEMAIL_ESP=webhook needs LAKEMAIL_ESP_URL")
+    return WebhookProvider(url, api_key)
+
+
+def _check_url(url: str) -> None:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError("LAKEMAIL_ESP_URL must be an http:// or https:// URL")

@@ -1,0 +1,244 @@
+"""The email-provider sandbox: a SendGrid v3 compatible mail-send API, an inbox page, faults, unsubscribes.
+
+Routes: `POST /v3/mail/send`; `GET /api/messages[?send_id=&limit=]`, `GET /api/messages/{id}`;
+`GET /api/stats`, `DELETE /api/stats`; `GET|POST|DELETE /api/faults` (see services.sandbox.faults);
+`GET /` (inbox), `GET /messages/{id}`; `GET|POST /unsubscribe/{token}` (RFC 8058: only POST acts).
+Nothing here logs addresses, names, user ids or tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from services.sandbox.faults import Fault, FaultQueue, parse_faults
+from services.sandbox.mail import (
+    ApiError,
+    MailRequest,
+    MailValidationError,
+    error_body,
+    parse_mail,
+    send_id_of,
+)
+from services.sandbox.pages import PAGE_HEADERS, inbox_page, message_page, notice_page, placeholder_svg
+from services.sandbox.store import MessageStore, RequestStats, StoredMessage, utc_now_iso
+from services.sandbox.unsubscribe import is_one_click, land_event, unsubscribe_event, user_for_send
+from transforms.sends.message import verify_unsubscribe_token
+
+log = logging.getLogger(__name__)
+INBOX_LIMIT = 200
+UNAUTHORIZED = ApiError("The provided authorization grant is invalid, expired, or revoked")
+
+
+@dataclass(frozen=True)
+class _State:
+    api_key: str
+    store: MessageStore
+    stats: RequestStats = field(default_factory=RequestStats)
+    faults: FaultQueue = field(default_factory=FaultQueue)
+
+
+def create_sandbox_app(
+    store_dir: Path, api_key: str, *, lake_uri: str, landing_uri: str, secret: str
+) -> FastAPI:
+    """The sandbox app: messages kept in `store_dir`, unsubscribes checked in the lake, landed as events."""
+    if not api_key:
+        raise ValueError("the sandbox needs a non-empty API key")
+    state = _State(api_key, MessageStore(store_dir))
+    app = FastAPI(
+        title="lakemail email-provider sandbox",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # request spans would carry unsubscribe tokens in their URLs: no telemetry out of this app
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.post("/v3/mail/send")(partial(_mail_send, state))
+    _add_api_routes(app, state)
+    _add_page_routes(app, state.store)
+    _add_unsubscribe_routes(app, lake_uri=lake_uri, landing_uri=landing_uri, secret=secret)
+    return app
+
+
+async def _mail_send(state: _State, request: Request) -> Response:
+    """`POST /v3/mail/send`: auth, then the head fault (see services.sandbox.faults), then validate, store."""
+    if not _authorized(request.headers.get("authorization"), state.api_key):
+        state.stats.record(401)
+        return _errors(401, [UNAUTHORIZED])
+    body = await request.body()
+    send_id = send_id_of(body)
+    fault = state.faults.peek()
+    kind = fault.kind if fault else None
+    if fault is not None and kind != "accept_then_hang":
+        state.faults.take(fault)
+        early = _fault_response(fault)
+        if early is not None:
+            state.stats.record(early.status_code, send_id=send_id, fault=kind)
+            return early
+        await asyncio.sleep(fault.seconds)  # "slow": then carry on as usual
+    try:
+        mail = parse_mail(body)
+    except MailValidationError as invalid:
+        state.stats.record(400, send_id=send_id, fault=kind)
+        return _errors(400, invalid.errors)
+    if fault is not None and kind == "accept_then_hang":
+        state.faults.take(fault)  # no await since peek(), so no other request took it meanwhile
+    message_id = await run_in_threadpool(_accept, state.store, mail)
+    state.stats.record(202, send_id=send_id, fault=kind)
+    if fault is not None and kind == "accept_then_hang":
+        await _hold(request, fault.seconds)  # stored, but the caller hears nothing for a while
+    return Response(status_code=202, headers={"X-Message-Id": message_id})
+
+
+def _add_api_routes(app: FastAPI, state: _State) -> None:
+    store, stats, faults = state.store, state.stats, state.faults
+
+    @app.get("/api/messages")
+    async def list_messages(send_id: str | None = None, limit: int | None = None) -> JSONResponse:
+        found = await run_in_threadpool(store.list_messages, send_id=send_id, limit=limit)
+        return JSONResponse([m.public() for m in found])
+
+    @app.get("/api/messages/{message_id}")
+    async def get_message(message_id: str) -> JSONResponse:
+        found = await run_in_threadpool(store.get, message_id)
+        if found is None:
+            return _errors(404, [ApiError("no message with this id", "message_id")])
+        return JSONResponse({**found.public(), "payload": found.payload})
+
+    @app.get("/api/stats")
+    async def get_stats() -> JSONResponse:
+        return JSONResponse(stats.snapshot())
+
+    @app.delete("/api/stats")
+    async def reset_stats() -> Response:
+        stats.reset()
+        return Response(status_code=204)
+
+    @app.get("/api/faults")
+    async def list_faults() -> JSONResponse:
+        return JSONResponse(faults.pending())
+
+    @app.post("/api/faults")
+    async def add_faults(request: Request) -> JSONResponse:
+        try:
+            faults.add(parse_faults(json.loads(await request.body())))
+        except ValueError as bad:  # not JSON, or a FaultError
+            return _errors(400, [ApiError(f"invalid fault: {bad}", "faults")])
+        return JSONResponse(faults.pending(), 201)
+
+    @app.delete("/api/faults")
+    async def clear_faults() -> JSONResponse:
+        return JSONResponse({"cleared": faults.clear()})
+
+
+def _add_page_routes(app: FastAPI, store: MessageStore) -> None:
+    @app.get("/", response_class=HTMLResponse)
+    async def inbox() -> HTMLResponse:
+        found = await run_in_threadpool(store.list_messages, limit=INBOX_LIMIT)
+        return _page(inbox_page(found))
+
+    @app.get("/messages/{message_id}", response_class=HTMLResponse)
+    async def show_message(message_id: str) -> HTMLResponse:
+        found = await run_in_threadpool(store.get, message_id)
+        if found is None:
+            return _page(notice_page("Not found", "There is no message with this id."), 404)
+        return _page(message_page(found))
+
+    @app.get("/demo/img/{name}")
+    async def demo_image(name: str) -> Response:
+        headers = {**PAGE_HEADERS, "Cache-Control": "max-age=86400"}
+        return Response(placeholder_svg(name), media_type="image/svg+xml", headers=headers)
+
+
+def _add_unsubscribe_routes(app: FastAPI, *, lake_uri: str, landing_uri: str, secret: str) -> None:
+    invalid = notice_page("Invalid link", "This unsubscribe link is not valid.")
+
+    @app.get("/unsubscribe/{token}", response_class=HTMLResponse)
+    async def unsubscribe_page(token: str) -> HTMLResponse:
+        # RFC 8058: a GET (a mail scanner following links) must never unsubscribe; it only asks.
+        if verify_unsubscribe_token(token, secret) is None:
+            return _page(invalid, 400)
+        detail = "Press the button to stop receiving these emails."
+        return _page(notice_page("Unsubscribe?", detail, confirm=True))
+
+    @app.post("/unsubscribe/{token}", response_class=HTMLResponse)
+    async def unsubscribe(token: str, request: Request) -> HTMLResponse:
+        send_id = verify_unsubscribe_token(token, secret)
+        if send_id is None:
+            return _page(invalid, 400)
+        method = "one_click" if is_one_click(await request.body()) else "page"
+        user_id = await run_in_threadpool(user_for_send, lake_uri, send_id)
+        if user_id is None:
+            return _page(notice_page("Unknown email", "We cannot find the email this link came from."), 404)
+        now = datetime.now(UTC)
+        await run_in_threadpool(
+            land_event, landing_uri, unsubscribe_event(user_id, send_id, method, now), now
+        )
+        log.info("unsubscribe landed (method=%s)", method)
+        return _page(notice_page("Unsubscribed", "You will not receive these emails any more."))
+
+
+def _authorized(header: str | None, api_key: str) -> bool:
+    scheme, _, key = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), api_key.encode())
+
+
+def _accept(store: MessageStore, mail: MailRequest) -> str:
+    """Store one message per personalization; returns the request's X-Message-Id."""
+    message_id = secrets.token_urlsafe(16)
+    received_at = utc_now_iso()
+    store.add(
+        [
+            StoredMessage(
+                message_id if i == 0 else f"{message_id}.{i}",
+                ", ".join(d.to),
+                d.subject,
+                mail.html,
+                mail.text,
+                d.headers,
+                d.custom_args,
+                received_at,
+                mail.payload,
+            )
+            for i, d in enumerate(mail.deliveries)
+        ]
+    )
+    return message_id
+
+
+async def _hold(request: Request, seconds: float) -> None:
+    """Wait `seconds`, or less once the caller has hung up: then there is nobody left to answer."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(min(left, 0.05))
+
+
+def _fault_response(fault: Fault) -> JSONResponse | None:
+    """The answer a status or rate-limit fault gives instead of processing; None for delaying faults."""
+    if fault.kind == "status":
+        return _errors(fault.status, [ApiError(f"scripted fault: HTTP {fault.status}")])
+    if fault.kind == "rate_limit":
+        return _errors(429, [ApiError("too many requests")], fault.rate_limit_headers(time.time()))
+    return None
+
+
+def _errors(status: int, errors: list[ApiError], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(errors), status_code=status, headers=headers)
+
+
+def _page(html: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)

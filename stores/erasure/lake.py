@@ -1,0 +1,192 @@
+"""GDPR erasure on lake tables: find the person's rows, delete them by surrogate key, vacuum, scrub logs.
+
+No Delta predicate names the person: rows go by non-personal keys, or the table is rewritten without
+them. Old versions lose the files that held them (vacuum), and commitInfo provenance that an engine
+filled with personal values is redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import polars as pl
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from resources.lake import LakeResource, writer_properties
+from transforms.erasure.person import ErasureTable, Person, key_predicate, mentions, names_person, scrub_log
+from transforms.erasure.records import (
+    COMMIT_TAG,
+    TableErasure,
+    daily_counts,
+    needs_vacuum,
+    unreadable_versions,
+)
+
+log = logging.getLogger(__name__)
+
+
+def tag(request_id: str) -> CommitProperties:
+    # Every erasure commit says so in its commitInfo (the request id only), for audits and `needs_vacuum`.
+    return CommitProperties(custom_metadata={COMMIT_TAG: request_id})
+
+
+def scan(table: DeltaTable) -> pl.LazyFrame:
+    return pl.scan_delta(table)
+
+
+def matching_rows(lake: LakeResource, name: str, person: Person) -> pl.DataFrame | None:
+    """The rows of table `name` that hold the person (None when the table does not exist)."""
+    table = lake.table(name)
+    if table is None:
+        return None
+    lazy = scan(table)
+    return lazy.filter(mentions(lazy.collect_schema(), person)).collect()
+
+
+def append_table(lake: LakeResource, name: str, frame: pl.DataFrame, request_id: str) -> None:
+    """Append to a table of this stage, created with only non-personal columns in its statistics."""
+    lake.write(name, frame, commit_properties=tag(request_id))
+
+
+AGGREGATE = "erased_events_daily"
+AGGREGATE_KEY = (
+    "t.event_date = s.event_date AND t.event_type = s.event_type"
+    " AND t.event_name IS NOT DISTINCT FROM s.event_name"
+)
+
+
+def fold_into_aggregate(lake: LakeResource, events: pl.DataFrame | None, request_id: str) -> int:
+    """Add the person's events to the running totals of `erased_events_daily`, once per request.
+
+    Totals, not a row set per erasure, and the version before is vacuumed: the person's own counts
+    cannot be read back by request, by key or by diffing versions.
+    """
+    if events is None or events.height == 0:
+        return 0
+    app_id = f"{COMMIT_TAG}:{request_id}"  # a retry after a crash must not count twice
+    commit = CommitProperties(
+        app_transactions=[Transaction(app_id, 1)], custom_metadata={COMMIT_TAG: request_id}
+    )
+    table = lake.table(AGGREGATE)
+    counts = daily_counts(events).to_arrow(compat_level=pl.CompatLevel.oldest())
+    if table is None:
+        lake.write(AGGREGATE, daily_counts(events), commit_properties=commit)
+    elif table.transaction_version(app_id) is None:
+        # streamed_exec: the non-streamed merge writes its source's value range into the log.
+        (
+            table.merge(counts, AGGREGATE_KEY, source_alias="s", target_alias="t", streamed_exec=True,
+                        writer_properties=writer_properties(), commit_properties=commit)
+            .when_matched_update(updates={"events": "t.events + s.events"})
+            .when_not_matched_insert_all()
+            .execute()
+        )  # fmt: skip
+        _vacuum(lake.table(AGGREGATE) or table, request_id)
+    return events.height
+
+
+def _vacuum(table: DeltaTable, request_id: str) -> list[str]:
+    return table.vacuum(
+        retention_hours=0,
+        dry_run=False,
+        enforce_retention_duration=False,
+        full=True,  # also files removed before the last checkpoint, and orphans of crashed writes
+        commit_properties=tag(request_id),
+    )
+
+
+def erase_table(
+    lake: LakeResource, spec: ErasureTable, rows: pl.DataFrame | None, person: Person, request_id: str
+) -> TableErasure:
+    """Delete the person's `rows` from one table, then vacuum the files that held them."""
+    table = lake.table(spec.name)
+    if table is None or rows is None:
+        return TableErasure(spec.name, "missing table")
+    before = table.version()
+    if rows.height == 0 and not needs_vacuum(table.history()):
+        return TableErasure(spec.name, "no rows", version_before=before, version_after=before)
+    method = delete_rows(table, spec, rows, person, request_id) if rows.height else None
+    table = lake.table(spec.name) or table  # a rewrite commits through the uri: reload
+    removed = sorted(_vacuum(table, request_id))
+    after = lake.table(spec.name) or table
+    return TableErasure(
+        spec.name,
+        "erased",
+        method,
+        rows_deleted=rows.height,
+        version_before=before,
+        version_after=after.version(),
+        files_removed=removed,
+        versions_unreadable=unreadable_versions(log_actions(lake.table_uri(spec.name)), removed, before),
+        rows_remaining=_count(lake, spec.name, person),
+    )
+
+
+def delete_rows(
+    table: DeltaTable, spec: ErasureTable, rows: pl.DataFrame, person: Person, request_id: str
+) -> str:
+    """Delete by surrogate key when the table has one that does not name the person, else rewrite it."""
+    if spec.key:
+        predicate = key_predicate(rows, spec.key)
+        if not names_person(predicate, person):  # the predicate is kept in the Delta log
+            table.delete(predicate, writer_properties=writer_properties(), commit_properties=tag(request_id))
+            return "delete"
+    lazy = scan(table)
+    keep = lazy.filter(~mentions(lazy.collect_schema(), person)).collect()
+    write_deltalake(
+        table.table_uri,
+        keep.to_arrow(compat_level=pl.CompatLevel.oldest()),
+        mode="overwrite",
+        partition_by=table.metadata().partition_columns or None,
+        writer_properties=writer_properties(),
+        commit_properties=tag(request_id),
+    )
+    return "rewrite"
+
+
+def _count(lake: LakeResource, name: str, person: Person) -> int:
+    rows = matching_rows(lake, name, person)
+    return rows.height if rows is not None else 0
+
+
+def log_actions(table_uri: str) -> pl.DataFrame:
+    """version, add and remove paths of every commit still in the table's `_delta_log`."""
+    path = pl.Struct({"path": pl.String()})
+    return (
+        pl.scan_ndjson(
+            f"{table_uri}/_delta_log/*.json",
+            schema={"add": path, "remove": path},
+            include_file_paths="file",
+        )
+        .select(
+            pl.col("file").str.extract(r"(\d+)\.json$").cast(pl.Int64).alias("version"),
+            pl.col("add").struct.field("path").alias("add"),
+            pl.col("remove").struct.field("path").alias("remove"),
+        )
+        .collect()
+    )
+
+
+def scrub_delta_logs(lake: LakeResource, person: Person) -> tuple[list[str], int]:
+    """Redact the person from commitInfo of every commit in the lake; the files rewritten, traces left."""
+    if "://" in lake.uri and not lake.uri.startswith("file://"):
+        log.warning("delta log scrub skipped: only local lakes can have commit files rewritten")
+        return [], 0
+    root = Path(lake.uri.removeprefix("file://"))
+    scrubbed: list[str] = []
+    left = 0
+    for commit in sorted(root.glob("*/_delta_log/*.json")):
+        content = commit.read_bytes()
+        if not names_person(content.decode("utf-8", errors="replace"), person):
+            continue
+        clean, remaining = scrub_log(content, person)
+        left += remaining
+        if clean != content:
+            temp = commit.with_name(f".{commit.name}.erasure.tmp")
+            temp.write_bytes(clean)
+            stat = commit.stat()
+            os.utime(temp, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # time travel by timestamp reads it
+            os.rename(temp, commit)
+            scrubbed.append(commit.relative_to(root).as_posix())
+    return scrubbed, left

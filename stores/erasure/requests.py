@@ -1,0 +1,181 @@
+"""GDPR erasure requests: from a request file or a user id to a stored certificate.
+
+Everything runs under the lake's writer lock, so an erasure never interleaves with a micro-batch. The
+certificate, the logs and the `erasures` table carry only a keyed hash of the person and counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+import polars as pl
+
+from resources.lake import LakeResource
+from resources.landing import LandedFile, LandingResource
+from stores.erasure.lake import (
+    append_table,
+    erase_table,
+    fold_into_aggregate,
+    matching_rows,
+    scan,
+    scrub_delta_logs,
+)
+from stores.erasure.landing import count_landing_traces, rewrite_landing, scan_landing
+from transforms.erasure.person import ERASURE_TABLES, Person, names_person, parse_request, person_from
+from transforms.erasure.records import (
+    ERASURES_SCHEMA,
+    SUPPRESSIONS_SCHEMA,
+    ErasureCertificate,
+    suppression_rows,
+    user_key,
+)
+
+log = logging.getLogger(__name__)
+REQUESTS = "erasure"
+REJECTED = "erasure/rejected"
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    """What became of one request file: erased (with its certificate), rejected or gone."""
+
+    path: str
+    status: str
+    detail: str = ""
+    certificate: ErasureCertificate | None = None
+
+
+def submit_request(landing: LandingResource, user_id: str) -> str:
+    """Land an erasure request for `user_id` as producers do (temp name, rename); its landing path."""
+    folder = landing.root / REQUESTS
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"cli-{uuid.uuid4().hex}.json"
+    temp = folder / f".{name}.tmp"
+    temp.write_bytes(orjson.dumps({"user_id": user_id}))
+    os.rename(temp, folder / name)
+    return f"{REQUESTS}/{name}"
+
+
+def pending_requests(landing: LandingResource) -> list[LandedFile]:
+    """Request files waiting in `erasure/` (temp names and the `rejected/` folder left out)."""
+    return [f for f in landing.list_files(REQUESTS) if f.path.count("/") == 1 and f.path.endswith(".json")]
+
+
+def process_request(
+    lake: LakeResource, landing: LandingResource, path: str, *, secret: str
+) -> RequestOutcome:
+    """Carry out one request file, then delete it (it holds the raw id); a malformed one is set aside."""
+    name = path.removeprefix(f"{REQUESTS}/")
+    if name == path or "/" in name or not name.endswith(".json"):  # run config can say anything
+        return RequestOutcome(path, "rejected", f"not a request file: want {REQUESTS}/<name>.json")
+    full = landing.root / path
+    try:
+        data, stat = full.read_bytes(), full.stat()
+    except FileNotFoundError:
+        return RequestOutcome(path, "gone", "no longer there (carried out by another run)")
+    try:
+        user_id = parse_request(data)
+    except ValueError as error:
+        aside = landing.root / REJECTED / full.name
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(full, aside)
+        log.warning("erasure request %s rejected and moved to %s: %s", path, REJECTED, error)
+        return RequestOutcome(path, "rejected", f"{error}; moved to {REJECTED}/")
+    # The same file (path, time, bytes) always gets the same id, so a retry finds its own work.
+    digest = hmac.new(secret.encode(), f"{path}\0{stat.st_mtime_ns}\0".encode() + data, hashlib.sha256)
+    request_id = f"erasure-{digest.hexdigest()[:16]}"
+    certificate = erase_user(
+        lake, landing, user_id, secret=secret, request_id=request_id, request_source=path
+    )
+    full.unlink(missing_ok=True)
+    return RequestOutcome(path, "erased", certificate=certificate)
+
+
+def erase_user(
+    lake: LakeResource,
+    landing: LandingResource,
+    user_id: str,
+    *,
+    secret: str,
+    request_id: str | None = None,
+    request_source: str = "api",
+) -> ErasureCertificate:
+    """Remove the person from every table, old version and landed file; suppress and certify it."""
+    request_id = request_id or f"erasure-{uuid.uuid4().hex[:16]}"
+    with lake.writer_lock():
+        stored = read_certificate(lake, request_id)
+        if stored is not None:
+            return stored  # a retry of a request that completed
+        person = find_person(lake, user_id)
+        source = f"{REQUESTS}/<redacted>" if names_person(request_source, person) else request_source
+        certificate = ErasureCertificate(
+            request_id, source, user_key(user_id, secret), datetime.now(UTC),
+            anonymous_ids=len(person.anonymous_ids), emails=len(person.emails),
+        )  # fmt: skip
+        rows = {spec.name: matching_rows(lake, spec.name, person) for spec in ERASURE_TABLES}
+        rewrites, certificate.landing_unreadable = scan_landing(landing, person, rows)
+        certificate.erased_events = fold_into_aggregate(lake, rows["events"], request_id)
+        for spec in ERASURE_TABLES:
+            certificate.tables.append(erase_table(lake, spec, rows[spec.name], person, request_id))
+        rewrite_landing(lake, landing, rewrites, rows, request_id)
+        certificate.landing_files = {r.path: len(r.blanked) for r in rewrites}
+        certificate.landing_lines_remaining = count_landing_traces(landing, rewrites, person)
+        certificate.log_files_scrubbed, certificate.log_lines_remaining = scrub_delta_logs(lake, person)
+        certificate.suppressions_added = suppress(lake, person, secret, certificate.erased_at, request_id)
+        store_certificate(lake, certificate)
+    log.info("erasure %s done: passed=%s", request_id, certificate.passed)
+    return certificate
+
+
+def find_person(lake: LakeResource, user_id: str) -> Person:
+    """The user id, its linked anonymous ids and every email of theirs in the lake."""
+    identities = events = None
+    if (table := lake.table("identities")) is not None:
+        identities = (
+            scan(table).filter(pl.col("user_id") == user_id).select("anonymous_id", "user_id").collect()
+        )
+    if identities is None:
+        identities = pl.DataFrame(schema={"anonymous_id": pl.String, "user_id": pl.String})
+    anonymous = identities["anonymous_id"].drop_nulls().to_list()
+    if (table := lake.table("events")) is not None:
+        mine = (pl.col("user_id") == user_id) | pl.col("anonymous_id").is_in(anonymous)
+        events = scan(table).filter(mine).select("user_id", "anonymous_id", "traits").collect()
+    if events is None:
+        events = pl.DataFrame(schema={"user_id": pl.String, "anonymous_id": pl.String, "traits": pl.String})
+    emails: list[str] = []
+    for spec in ERASURE_TABLES:
+        if spec.email_column and (table := lake.table(spec.name)) is not None:
+            own = scan(table).filter(pl.col("user_id") == user_id).select(spec.email_column).collect()
+            emails += own.to_series().drop_nulls().to_list()
+    return person_from(user_id, identities, events, emails)
+
+
+def suppress(lake: LakeResource, person: Person, secret: str, since: datetime, request_id: str) -> int:
+    """Add `erased` suppressions for the person's id and addresses, so they are never mailed again."""
+    existing = lake.read("suppressions", SUPPRESSIONS_SCHEMA, ["user_key"])
+    rows = suppression_rows(person, secret, since, existing["user_key"])
+    if rows.height:
+        append_table(lake, "suppressions", rows, request_id)
+    return rows.height
+
+
+def store_certificate(lake: LakeResource, certificate: ErasureCertificate) -> None:
+    """One `erasures` row per request: the certificate as JSON, no raw identifier."""
+    c = certificate
+    row = pl.DataFrame(
+        [(c.request_id, c.user_key, c.erased_at, c.passed, c.to_json())], schema=ERASURES_SCHEMA, orient="row"
+    )
+    append_table(lake, "erasures", row, certificate.request_id)
+
+
+def read_certificate(lake: LakeResource, request_id: str) -> ErasureCertificate | None:
+    """The stored certificate of `request_id`, if that request completed."""
+    stored = lake.read("erasures", ERASURES_SCHEMA).filter(pl.col("request_id") == request_id)
+    return ErasureCertificate.from_json(stored["certificate"][0]) if stored.height else None

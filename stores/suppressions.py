@@ -1,0 +1,30 @@
+"""`Unsubscribed` events -> `suppressions` rows (keyed by the HMAC user key, never the id)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from resources.lake import LakeResource
+from transforms.erasure.records import SUPPRESSIONS_SCHEMA, user_key
+
+UNSUBSCRIBED = "unsubscribed"
+
+
+def record_unsubscribes(lake: LakeResource, events: pl.DataFrame, secret: str) -> int:
+    """Add an `unsubscribed` suppression per user who unsubscribed in `events` (idempotent)."""
+    unsubscribed = events.filter((pl.col("event_name") == "Unsubscribed") & pl.col("user_id").is_not_null())
+    if unsubscribed.height == 0:
+        return 0
+    first = unsubscribed.group_by("user_id").agg(pl.col("event_ts").min().alias("since"))
+    rows = pl.DataFrame(
+        {
+            "user_key": [user_key(u, secret) for u in first["user_id"]],
+            "reason": UNSUBSCRIBED,
+            "since": first["since"],
+        },
+        schema=SUPPRESSIONS_SCHEMA,
+    )
+    existing = lake.read("suppressions", SUPPRESSIONS_SCHEMA, ["user_key", "reason"])
+    new = rows.join(existing, on=["user_key", "reason"], how="anti")
+    lake.write("suppressions", new)
+    return new.height

@@ -1,0 +1,213 @@
+"""The trigger engine's I/O: gather what `transforms.triggers.decide.evaluate` needs, write what it decides.
+
+`triggers` is the append-only decision log; `trigger_state` holds the candidates still pending
+(small: rewritten whole). Each engine run has a number, recorded as a Delta application transaction
+on both commits: a run that crashed between them is finished from the log before the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from resources.lake import LakeResource
+from stores.profiles import customers_for, scan_table, state_for
+from transforms.erasure.records import SUPPRESSIONS_SCHEMA, address_key, user_key
+from transforms.profiles.partials import ANON, derive, principal
+from transforms.schema import (
+    CATALOG_SCHEMA,
+    EVENTS_SCHEMA,
+    PENDING_DECISIONS,
+    TRIGGERS_SCHEMA,
+)
+from transforms.triggers.decide import World, evaluate, propose
+from transforms.triggers.policies import Policy
+
+RUN_APP = "lakemail-triggers"
+BATCH_APP = "lakemail-triggers-batch"
+HISTORY = timedelta(days=14)
+VIEWER_LOOKBACK = timedelta(days=30)
+VIEWERS_SCHEMA = {"principal": pl.String(), "product_id": pl.String(), "last_ts": pl.Datetime("us", "UTC")}
+CHANGES_SCHEMA: dict[str, pl.DataType] = {
+    "product_id": pl.String(),
+    "change": pl.String(),
+    "old_value": pl.Float64(),
+    "new_value": pl.Float64(),
+    "changed_at": pl.Datetime("us", "UTC"),
+    "batch_id": pl.Int64(),
+}
+
+
+@dataclass
+class EngineReport:
+    evaluation: int = 0
+    batch_id: int = 0
+    rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TRIGGERS_SCHEMA))
+    pending: int = 0
+    next_due: datetime | None = None
+
+
+def pending_rows(lake: LakeResource) -> pl.DataFrame:
+    return scan_table(lake, "trigger_state", TRIGGERS_SCHEMA).select(list(TRIGGERS_SCHEMA)).collect()
+
+
+def next_due(lake: LakeResource) -> datetime | None:
+    """The earliest due time among pending candidates (the sensor wakes a run for it)."""
+    due = scan_table(lake, "trigger_state", TRIGGERS_SCHEMA).select(pl.col("due_at").min()).collect().item()
+    return due if isinstance(due, datetime) else None
+
+
+def apply(pending: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """The pending set after `rows`: the latest row per trigger_id, terminal ones dropped."""
+    latest = (
+        pl.concat([pending.with_columns(pl.lit(0).alias("_o")), rows.with_columns(pl.lit(1).alias("_o"))])
+        .sort("_o", "evaluation")
+        .unique("trigger_id", keep="last", maintain_order=True)
+        .drop("_o")
+    )
+    return latest.filter(pl.col("decision").is_in(PENDING_DECISIONS)).sort("trigger_id")
+
+
+def recover(lake: LakeResource) -> None:
+    """Finish an engine run that logged its rows but crashed before rewriting `trigger_state`."""
+    logged = lake.app_version("triggers", RUN_APP)
+    if logged <= lake.app_version("trigger_state", RUN_APP):
+        return
+    rows = scan_table(lake, "triggers", TRIGGERS_SCHEMA).filter(pl.col("evaluation") == logged).collect()
+    top = rows["batch_id"].max()
+    batch = top if isinstance(top, int) else lake.app_version("trigger_state", BATCH_APP)
+    state = apply(pending_rows(lake), rows.select(list(TRIGGERS_SCHEMA)))
+    lake.write_tagged("trigger_state", state, {RUN_APP: logged, BATCH_APP: batch}, mode="overwrite")
+
+
+def _touched(lake: LakeResource, after_batch: int, upto: int) -> list[str]:
+    if upto <= after_batch:
+        return []
+    events = scan_table(lake, "events", EVENTS_SCHEMA).filter(
+        (pl.col("batch_id") > after_batch) & (pl.col("batch_id") <= upto)
+    )
+    return events.select(principal().alias("p")).unique().collect()["p"].to_list()
+
+
+def _changes(lake: LakeResource, after_batch: int, upto: int) -> pl.DataFrame:
+    changes = scan_table(lake, "catalog_changes", CHANGES_SCHEMA).filter(
+        (pl.col("batch_id") > after_batch) & (pl.col("batch_id") <= upto)
+    )
+    return changes.select(list(CHANGES_SCHEMA)).collect()
+
+
+def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
+    """Who viewed or carted a changed product in the 30 days before the change."""
+    if changes.height == 0:
+        return pl.DataFrame(schema=VIEWERS_SCHEMA)
+    earliest = changes["changed_at"].min()
+    assert isinstance(earliest, datetime)
+    since = earliest - VIEWER_LOOKBACK
+    events = scan_table(lake, "events", EVENTS_SCHEMA).filter(
+        pl.col("product_id").is_in(changes["product_id"].unique().to_list())
+        & pl.col("event_name").is_in(["Product Viewed", "Product Added"])
+        & (pl.col("event_date") >= since.date())
+    )
+    return (
+        events.group_by(principal().alias("principal"), "product_id")
+        .agg(pl.col("event_ts").max().alias("last_ts"))
+        .collect()
+    )
+
+
+def suppressed_users(lake: LakeResource, profiles: pl.DataFrame, secret: str) -> frozenset[str]:
+    keys = set(scan_table(lake, "suppressions", SUPPRESSIONS_SCHEMA).select("user_key").collect()["user_key"])
+    if not keys:
+        return frozenset()
+    found = set()
+    for user, email in profiles.select("user_id", "email").iter_rows():
+        if user_key(user, secret) in keys or (email and address_key(email, secret) in keys):
+            found.add(user)
+    return frozenset(found)
+
+
+def run_engine(
+    lake: LakeResource,
+    *,
+    now: datetime,
+    secret: str,
+    delays: dict[str, timedelta] | None = None,
+    policy: Policy | None = None,
+) -> EngineReport:
+    """Decide every candidate touched by new batches or due by `now`; append the log, rewrite the state."""
+    recover(lake)
+    evaluation = lake.app_version("triggers", RUN_APP) + 1
+    last_batch = lake.app_version("trigger_state", BATCH_APP)
+    committed = lake.committed_batch()
+    pending = pending_rows(lake)
+    changes = _changes(lake, last_batch, committed)
+    viewers = _viewers(lake, changes)
+    due = pending.filter(pl.col("due_at") <= now)
+    principals = sorted(
+        set(_touched(lake, last_batch, committed)) | set(due["principal"]) | set(viewers["principal"])
+    )
+    state, links = state_for(lake, principals)
+    users = [p for p in state["principal"] if not p.startswith(ANON)]
+    profiles = derive(state, customers_for(lake, users), now)
+    involved = set(principals) | set(state["principal"]) | {ANON + a for a in links["anonymous_id"]}
+    catalog = scan_table(lake, "catalog", CATALOG_SCHEMA).select(list(CATALOG_SCHEMA)).collect()
+    world = World(
+        now=now,
+        state=state,
+        profiles=profiles,
+        pending=pending.filter(pl.col("principal").is_in(list(involved)) | (pl.col("due_at") <= now)),
+        decided=pl.Series([], dtype=pl.String),
+        history=_history(lake, users, now),
+        suppressed=suppressed_users(lake, profiles, secret),
+        catalog=catalog,
+        catalog_changes=changes,
+        catalog_viewers=viewers,
+        links=links,
+        delays=delays or {},
+        policy=policy or Policy(),
+        lake_version=_version(lake, "events"),
+        batch_id=committed,
+        evaluation=evaluation,
+    )
+    world = _with_decided(lake, world)
+    rows = evaluate(world)
+    lake.write_tagged("triggers", rows, {RUN_APP: evaluation})
+    state_rows = apply(pending, rows)
+    lake.write_tagged(
+        "trigger_state", state_rows, {RUN_APP: evaluation, BATCH_APP: committed}, mode="overwrite"
+    )
+    due_next = state_rows["due_at"].min()
+    return EngineReport(
+        evaluation, committed, rows, state_rows.height, due_next if isinstance(due_next, datetime) else None
+    )
+
+
+def _version(lake: LakeResource, name: str) -> int:
+    table = lake.table(name)
+    return table.version() if table is not None else -1
+
+
+def _history(lake: LakeResource, users: list[str], now: datetime) -> pl.DataFrame:
+    return (
+        scan_table(lake, "triggers", TRIGGERS_SCHEMA)
+        .filter(
+            (pl.col("decision") == "send")
+            & (pl.col("decided_at") >= now - HISTORY)
+            & pl.col("user_id").is_in(users)
+        )
+        .select("user_id", "kind", "anchor", "decided_at")
+        .collect()
+    )
+
+
+def _with_decided(lake: LakeResource, world: World) -> World:
+    proposed = propose(world)["trigger_id"].to_list()
+    decided = (
+        scan_table(lake, "triggers", TRIGGERS_SCHEMA)
+        .filter(pl.col("trigger_id").is_in(proposed) & ~pl.col("decision").is_in(PENDING_DECISIONS))
+        .select("trigger_id")
+        .collect()["trigger_id"]
+    )
+    return World(**{**world.__dict__, "decided": decided})

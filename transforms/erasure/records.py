@@ -1,0 +1,196 @@
+"""GDPR erasure records, pure part: suppression keys, trend aggregate, ingest_log fix-up, certificate."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+import polars as pl
+
+from transforms.erasure.person import Person
+from transforms.schema import UTC_TS
+
+ERASED = "erased"
+COMMIT_TAG = "lakemail.erasure"  # commitInfo key on every erasure commit: its value is the request id
+
+SUPPRESSIONS_SCHEMA: dict[str, pl.DataType] = {
+    "user_key": pl.String(),
+    "reason": pl.String(),
+    "since": UTC_TS,
+}
+ERASED_DAILY_SCHEMA: dict[str, pl.DataType] = {
+    "event_date": pl.Date(),
+    "event_type": pl.String(),
+    "event_name": pl.String(),
+    "events": pl.Int64(),
+}
+ERASURES_SCHEMA: dict[str, pl.DataType] = {
+    "request_id": pl.String(),
+    "user_key": pl.String(),
+    "erased_at": UTC_TS,
+    "passed": pl.Boolean(),
+    "certificate": pl.String(),
+}
+# Tables this stage creates, and the columns whose statistics may enter the Delta log.
+
+
+def user_key(user_id: str, secret: str) -> str:
+    """HMAC-SHA256 of `user_id` under `secret`, hex: names a person without their id."""
+    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def address_key(email: str, secret: str) -> str:
+    """The suppression key of an email address (case and surrounding blanks ignored)."""
+    return user_key(email.strip().lower(), secret)
+
+
+def is_suppressed(user_id: str, suppressions: pl.DataFrame, secret: str, *, email: str | None = None) -> bool:
+    """Whether `suppressions` (SUPPRESSIONS_SCHEMA) holds the user, or their address when given."""
+    keys = [user_key(user_id, secret)] + ([address_key(email, secret)] if email else [])
+    return bool(suppressions["user_key"].is_in(keys).any())
+
+
+def suppression_rows(person: Person, secret: str, since: datetime, existing: pl.Series) -> pl.DataFrame:
+    """`erased` suppressions for the person's id and addresses that `existing` keys do not hold yet."""
+    keys = [user_key(person.user_id, secret)] + [address_key(e, secret) for e in person.emails]
+    fresh = [k for k in dict.fromkeys(keys) if k not in set(existing.to_list())]
+    return pl.DataFrame(
+        {"user_key": fresh, "reason": [ERASED] * len(fresh), "since": [since] * len(fresh)},
+        schema=SUPPRESSIONS_SCHEMA,
+    )
+
+
+def daily_counts(events: pl.DataFrame) -> pl.DataFrame:
+    """Erased events counted by day, type and name (ERASED_DAILY_SCHEMA): what trend queries keep."""
+    return (
+        events.group_by("event_date", "event_type", "event_name")
+        .agg(pl.len().cast(pl.Int64).alias("events"))
+        .select(list(ERASED_DAILY_SCHEMA))
+        .sort("event_date", "event_type", "event_name", nulls_last=True)
+    )
+
+
+def adjust_ingest_log(log: pl.DataFrame, removed: pl.DataFrame, rewritten: pl.DataFrame) -> pl.DataFrame:
+    """New bytes, sha256 and counts of the ingest_log rows of files that lost rows or lines.
+
+    `removed`: source_file, events, quarantine (rows deleted); `rewritten`: source_file, old_sha256,
+    new_bytes, new_sha256, blanked. Keeps `lines = accepted + quarantined + duplicates`, and the
+    landing sensor (path and size) from taking a rewritten file for a new one.
+    """
+    rows = (
+        log.join(removed, on="source_file", how="left")
+        .join(rewritten, on="source_file", how="left")
+        .filter(pl.col("events").is_not_null() | pl.col("blanked").is_not_null())
+        .with_columns(
+            pl.col("events", "quarantine").fill_null(0),
+            same=(pl.col("sha256") == pl.col("old_sha256")).fill_null(False),
+            counted=pl.col("status") == "committed",
+        )
+    )
+    lost = pl.when(pl.col("same")).then(pl.col("blanked")).otherwise(pl.col("events") + pl.col("quarantine"))
+    adjusted = rows.with_columns(
+        pl.when("same").then("new_bytes").otherwise("bytes").alias("bytes"),
+        pl.when("same").then("new_sha256").otherwise("sha256").alias("sha256"),
+        pl.when("counted").then(pl.col("lines") - lost).otherwise("lines").alias("lines"),
+        pl.when("counted").then(pl.col("accepted") - pl.col("events")).otherwise("accepted"),
+        pl.when("counted").then(pl.col("quarantined") - pl.col("quarantine")).otherwise("quarantined"),
+    )
+    rest = pl.col("lines") - pl.col("accepted") - pl.col("quarantined")
+    return adjusted.with_columns(
+        pl.when("counted").then(rest.clip(lower_bound=0)).otherwise("duplicates").alias("duplicates")
+    ).select(list(log.columns))
+
+
+def unreadable_versions(actions: pl.DataFrame, removed: Iterable[str], last_version: int) -> list[list[int]]:
+    """Inclusive version ranges that referenced a removed file (actions: version, add, remove paths)."""
+    added: dict[str, int] = {}
+    dropped: dict[str, int] = {}
+    for version, add, remove in actions.select("version", "add", "remove").sort("version").iter_rows():
+        if add is not None:
+            added.setdefault(unquote(add), version)
+        if remove is not None:
+            dropped.setdefault(unquote(remove), version)
+    first = min(actions["version"].to_list(), default=0)  # for a file added before the oldest commit kept
+    spans = sorted(
+        (added.get(path, first), dropped.get(path, last_version + 1) - 1)
+        for path in {unquote(p) for p in removed}
+        if path in added or path in dropped  # else an orphan no version referenced
+    )
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], end)
+        elif start <= end:
+            merged.append([start, end])
+    return merged
+
+
+def needs_vacuum(history: list[dict[str, Any]]) -> bool:
+    """Whether an erasure commit (newest first in `history`) has not been followed by a vacuum yet."""
+    for commit in history:
+        if commit.get("operation") == "VACUUM END":
+            return False
+        if COMMIT_TAG in commit:
+            return True
+    return False
+
+
+@dataclass
+class TableErasure:
+    """What an erasure did to one table."""
+
+    table: str
+    outcome: str  # "erased", "no rows", "missing table"
+    method: str | None = None  # "delete" (by surrogate key) or "rewrite"
+    rows_deleted: int = 0
+    version_before: int | None = None
+    version_after: int | None = None
+    files_removed: list[str] = field(default_factory=list)
+    versions_unreadable: list[list[int]] = field(default_factory=list)
+    rows_remaining: int = 0  # the zero-row check, re-queried after the erasure
+
+
+@dataclass
+class ErasureCertificate:
+    """Proof of one erasure: no raw identifier, only the person's keyed hash and counts."""
+
+    request_id: str
+    request_source: str
+    user_key: str
+    erased_at: datetime
+    anonymous_ids: int
+    emails: int
+    tables: list[TableErasure] = field(default_factory=list)
+    landing_files: dict[str, int] = field(default_factory=dict)  # path -> lines blanked
+    landing_unreadable: list[str] = field(default_factory=list)
+    landing_lines_remaining: int = 0
+    log_files_scrubbed: list[str] = field(default_factory=list)  # commitInfo provenance redacted
+    log_lines_remaining: int = 0
+    erased_events: int = 0  # folded into erased_events_daily first
+    suppressions_added: int = 0
+
+    @property
+    def passed(self) -> bool:
+        clean = all(t.rows_remaining == 0 for t in self.tables)
+        landing = self.landing_lines_remaining == 0 and not self.landing_unreadable
+        return clean and landing and self.log_lines_remaining == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "erased_at": self.erased_at.isoformat(), "passed": self.passed}
+
+    def to_json(self) -> str:
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> ErasureCertificate:
+        data = orjson.loads(text)
+        data.pop("passed", None)
+        data["erased_at"] = datetime.fromisoformat(data["erased_at"])
+        data["tables"] = [TableErasure(**t) for t in data["tables"]]
+        return cls(**data)

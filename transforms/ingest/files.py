@@ -1,0 +1,108 @@
+"""One landed file -> events and quarantine rows; a batch of files -> deduplicated rows and counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from transforms.ingest.events import drop_seen, rejection_reasons, to_events
+from transforms.ingest.parse import REJECTS_SCHEMA, classify_line, parse_lines, reject_row
+from transforms.schema import EVENTS_SCHEMA, QUARANTINE_SCHEMA, UTC_TS
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What one landed file holds: valid events (duplicates not yet removed) and quarantined lines."""
+
+    source_file: str
+    events: pl.DataFrame
+    quarantine: pl.DataFrame
+    lines: int
+
+
+def process_file(
+    data: bytes, *, source_file: str, landed_at: datetime, ingested_at: datetime, batch_id: int
+) -> FileResult:
+    """Parse, validate and normalise one landed file; every non-blank line ends in events or quarantine."""
+    parsed = parse_lines(data)
+    checked = rejection_reasons(parsed.messages, landed_at)
+    valid = checked.filter(pl.col("reason").is_null())
+    rejected = checked.filter(pl.col("reason").is_not_null())
+    rejects = [
+        reject_row(line, reason, detail, parsed.raw[line - 1])
+        for line, reason, detail in rejected.select("source_line", "reason", "detail").iter_rows()
+    ]
+    try:
+        events = to_events(
+            valid, source_file=source_file, landed_at=landed_at, ingested_at=ingested_at, batch_id=batch_id
+        )
+    except (pl.exceptions.PolarsError, ValueError):
+        # A string value that looks like an object slipped through; orjson finds it line by line.
+        valid, late_rejects = _recheck(valid, parsed.raw)
+        rejects.extend(late_rejects)
+        events = to_events(
+            valid, source_file=source_file, landed_at=landed_at, ingested_at=ingested_at, batch_id=batch_id
+        )
+    quarantine = pl.concat([parsed.rejects, pl.DataFrame(rejects, schema=REJECTS_SCHEMA)]).select(
+        pl.lit(source_file).alias("source_file"),
+        "source_line",
+        "reason",
+        "detail",
+        "raw",
+        pl.lit(ingested_at, dtype=UTC_TS).alias("ingested_at"),
+        pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
+    )
+    return FileResult(source_file, events, quarantine.sort("source_line"), parsed.lines)
+
+
+def _recheck(valid: pl.DataFrame, raw: list[bytes]) -> tuple[pl.DataFrame, list[dict[str, object]]]:
+    keep: list[bool] = []
+    rejects: list[dict[str, object]] = []
+    for line_no in valid["source_line"]:
+        found = classify_line(raw[line_no - 1])
+        keep.append(found is None)
+        if found is not None:
+            rejects.append(reject_row(line_no, found[0], found[1], raw[line_no - 1]))
+    return valid.filter(pl.Series(keep, dtype=pl.Boolean)), rejects
+
+
+@dataclass(frozen=True)
+class BatchRows:
+    """A batch ready to commit: new events, quarantine rows, and per-file counts for `ingest_log`."""
+
+    events: pl.DataFrame
+    quarantine: pl.DataFrame
+    counts: pl.DataFrame  # source_file, lines, accepted, quarantined, duplicates
+
+
+def assemble_batch(results: list[FileResult], seen_ids: pl.Series) -> BatchRows:
+    """Deduplicate a batch's events (within it and against `seen_ids`) and count every line of each file."""
+    valid = pl.concat([r.events for r in results]) if results else pl.DataFrame(schema=EVENTS_SCHEMA)
+    kept = drop_seen(valid, seen_ids)
+    quarantine = (
+        pl.concat([r.quarantine for r in results]) if results else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    )
+    files = pl.DataFrame(
+        {"source_file": [r.source_file for r in results], "lines": [r.lines for r in results]},
+        schema={"source_file": pl.String, "lines": pl.Int64},
+    )
+
+    def per_file(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+        return frame.group_by("source_file").agg(pl.len().cast(pl.Int64).alias(name))
+
+    counts = (
+        files.join(per_file(valid, "valid"), on="source_file", how="left")
+        .join(per_file(kept, "accepted"), on="source_file", how="left")
+        .join(per_file(quarantine, "quarantined"), on="source_file", how="left")
+        .fill_null(0)
+        .select(
+            "source_file",
+            "lines",
+            "accepted",
+            "quarantined",
+            (pl.col("valid") - pl.col("accepted")).alias("duplicates"),
+        )
+    )
+    return BatchRows(kept, quarantine, counts)

@@ -1,0 +1,190 @@
+"""The outbox, pure part: which decisions become outbox rows, and what a row says after each step.
+
+A `sends` row exists once per `send_id` (deterministic from the trigger id). It is committed as
+`pending` before any HTTP call; later commits move it to `sent`, `retrying`, `unknown`,
+`failed_permanent` or `aborted`. Only `pending` and `retrying` rows (and `unknown` ones a provider
+can look up) are picked up again, each at its `next_attempt_at`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from transforms.schema import SENDS_SCHEMA
+from transforms.sends.message import send_id_for
+
+WAITING = ("pending", "retrying")  # rows a run delivers when their next_attempt_at has come
+FIRST_RETRY = timedelta(seconds=15)  # after a run's attempts ran out; doubles per earlier attempt
+MAX_RETRY = timedelta(minutes=15)
+CIRCUIT_COOL_OFF = timedelta(seconds=30)  # the provider refused our credentials: wait, then try one
+LOOKUP_AFTER = timedelta(seconds=10)  # an `unknown` send is looked up at the provider after this
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one run's delivery of a row came to (the provider's answer, already classified)."""
+
+    status: str  # sent, retrying, unknown, failed_permanent
+    attempts: int
+    provider_message_id: str | None = None
+    last_error: str | None = None
+    circuit_open: bool = False
+    retry_in: float | None = None  # seconds the provider asked us to wait, when it asked
+
+
+def outbox_rows(
+    decisions: pl.DataFrame, landed: pl.DataFrame, *, provider: str, now: datetime
+) -> pl.DataFrame:
+    """`pending` rows (SENDS_SCHEMA) for `send` decisions (TRIGGERS_SCHEMA rows), one per trigger_id.
+
+    `landed` (principal, event_ts, landed_at) gives the landing time of each decision's first event.
+    """
+    sends = (
+        decisions.filter(pl.col("decision") == "send").unique("trigger_id", keep="first").sort("trigger_id")
+    )
+    landed_at = landed.group_by("principal", pl.col("event_ts").alias("first_event_at")).agg(
+        pl.col("landed_at").min()
+    )
+    rows = sends.join(landed_at, on=["principal", "first_event_at"], how="left")
+    return rows.select(
+        pl.Series("send_id", [send_id_for(t) for t in rows["trigger_id"]], pl.String),
+        "trigger_id",
+        "user_id",
+        "kind",
+        pl.col("kind").alias("template"),
+        "variant",
+        pl.lit("[]").alias("fallbacks"),
+        pl.lit(provider).alias("provider"),
+        pl.lit(None, pl.String).alias("provider_message_id"),
+        pl.lit("pending").alias("status"),
+        pl.lit(0, pl.Int64).alias("attempts"),
+        pl.lit(None, pl.String).alias("last_error"),
+        "first_event_at",
+        "landed_at",
+        "due_at",
+        pl.lit(now).alias("created_at"),
+        pl.lit(None, SENDS_SCHEMA["sent_at"]).alias("sent_at"),
+        pl.lit(None, pl.Int64).alias("latency_ms"),
+        pl.lit(now).alias("next_attempt_at"),
+    ).cast(dict(SENDS_SCHEMA))  # type: ignore[arg-type]
+
+
+def trigger_facts(trigger: Mapping[str, Any]) -> dict[str, Any]:
+    """The decision's facts content needs: its anchor and what the rule noted in `detail`."""
+    facts: dict[str, Any] = {"anchor": trigger.get("anchor")}
+    try:
+        detail = json.loads(trigger.get("detail") or "{}")
+    except json.JSONDecodeError:
+        detail = {}
+    if isinstance(detail, dict) and isinstance(detail.get("old"), int | float):
+        facts["old_price"] = float(detail["old"])
+    return facts
+
+
+def latency_ms(sent_at: datetime, landed_at: datetime | None, due_at: datetime | None) -> int | None:
+    """From the moment the email could go (its event landed and its delay passed) to the provider's yes."""
+    start = max((t for t in (landed_at, due_at) if t is not None), default=None)
+    return None if start is None else max(0, round((sent_at - start).total_seconds() * 1000))
+
+
+@dataclass(frozen=True)
+class Waits:
+    """How long rows wait between runs: after a refused key, and before an `unknown` one is asked about."""
+
+    cool_off: timedelta = CIRCUIT_COOL_OFF
+    lookup_after: timedelta = LOOKUP_AFTER
+
+
+def retry_at(now: datetime, attempt: Attempt, attempts_so_far: int, waits: Waits = Waits()) -> datetime:
+    """When a `retrying` row is next due: the circuit cool-off, else the provider's hint or run backoff."""
+    if attempt.circuit_open:
+        return now + waits.cool_off
+    backoff = min(MAX_RETRY, FIRST_RETRY * 2 ** max(0, attempts_so_far))
+    hinted = timedelta(seconds=attempt.retry_in) if attempt.retry_in is not None else timedelta(0)
+    return now + max(backoff, hinted)
+
+
+def after_attempt(
+    row: Mapping[str, Any], attempt: Attempt, *, now: datetime, waits: Waits = Waits()
+) -> dict[str, Any]:
+    """The row after one run's delivery attempts (`now` is when the answer came)."""
+    runs = int(row.get("attempts") or 0)
+    updated = {
+        **row,
+        "status": attempt.status,
+        "attempts": runs + attempt.attempts,
+        "last_error": attempt.last_error,
+        "provider_message_id": attempt.provider_message_id or row.get("provider_message_id"),
+        "next_attempt_at": None,
+    }
+    if attempt.status == "sent":
+        updated["sent_at"] = now
+        updated["latency_ms"] = latency_ms(now, row.get("landed_at"), row.get("due_at"))
+    elif attempt.status == "retrying":
+        updated["next_attempt_at"] = retry_at(now, attempt, runs, waits)
+    elif attempt.status == "unknown":
+        updated["next_attempt_at"] = now + waits.lookup_after  # only used when the provider can be asked
+    return updated
+
+
+def aborted(
+    row: Mapping[str, Any], reason: str, fallbacks: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """The row of an email that must not (or cannot) go out; `reason` names why, never person data."""
+    return {
+        **row,
+        "status": "aborted",
+        "last_error": reason,
+        "next_attempt_at": None,
+        "fallbacks": json.dumps(
+            fallbacks if fallbacks is not None else json.loads(row.get("fallbacks") or "[]")
+        ),
+    }
+
+
+def bestseller_ranking(added: pl.DataFrame, limit: int = 20) -> list[str]:
+    """Product ids by how many shoppers added them to a cart (`added`: principal, product_id)."""
+    if added.height == 0:
+        return []
+    ranked = (
+        added.drop_nulls("product_id")
+        .group_by("product_id")
+        .agg(pl.col("principal").n_unique().alias("shoppers"))
+        .sort(["shoppers", "product_id"], descending=[True, False])
+        .head(limit)
+    )
+    return ranked["product_id"].to_list()
+
+
+def run_summary(rows: pl.DataFrame) -> dict[str, Any]:
+    """Counts by status, retried and fallback use, and latency p50/p95 over the rows this run touched."""
+    counts = dict(rows.group_by("status").len().iter_rows()) if rows.height else {}
+    sent = rows.filter(pl.col("status") == "sent")
+    latency = sent["latency_ms"].drop_nulls()
+    fallbacks: dict[str, int] = {}
+    for text in rows["fallbacks"].drop_nulls():
+        for used in json.loads(text):
+            key = f"{used['block']}:{used['reason']}"
+            fallbacks[key] = fallbacks.get(key, 0) + 1
+    return {
+        "sent": int(counts.get("sent", 0)),
+        "retried": int(rows.filter(pl.col("attempts") > 1).height),
+        "failed": int(counts.get("failed_permanent", 0)),
+        "aborted": int(counts.get("aborted", 0)),
+        "unknown": int(counts.get("unknown", 0)),
+        "waiting": int(counts.get("retrying", 0) + counts.get("pending", 0)),
+        "fallbacks": fallbacks,
+        "latency_p50_ms": _quantile(latency, 0.5),
+        "latency_p95_ms": _quantile(latency, 0.95),
+    }
+
+
+def _quantile(values: pl.Series, q: float) -> int | None:
+    found = values.quantile(q, "linear") if values.len() else None
+    return None if found is None else round(float(found))

@@ -1,0 +1,269 @@
+"""The trigger engine: candidates from profile state, then one decision each, with its reason.
+
+`evaluate` is pure: everything it needs is passed in, so the golden stories, the property test and
+the `triggers` asset run the same code. A candidate stays pending (`held`, `quiet_hours_deferred`)
+until its due time, then gets exactly one terminal decision; its log rows carry the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from transforms.profiles.partials import ANON
+from transforms.schema import PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS
+from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, variants
+from transforms.triggers.rules import RULES, Rule, RuleContext
+from transforms.triggers.rules.base import CANDIDATE_SCHEMA
+
+QUIET = "quiet hours in the user's time zone"
+
+
+@dataclass(frozen=True)
+class World:
+    """What the engine sees at one evaluation (I/O has already read it for the users involved)."""
+
+    now: datetime
+    state: pl.DataFrame  # merged, identity-resolved partial state (PARTIAL_SCHEMA) of the users involved
+    profiles: pl.DataFrame  # PROFILES_SCHEMA rows of the same users
+    pending: pl.DataFrame  # TRIGGERS_SCHEMA: the latest row of each candidate not decided yet
+    decided: pl.Series  # trigger ids that already have a terminal decision (among those proposed)
+    history: pl.DataFrame  # earlier `send` decisions: user_id, kind, anchor, decided_at
+    suppressed: frozenset[str]  # user ids whose user key or address is in `suppressions`
+    catalog: pl.DataFrame
+    catalog_changes: pl.DataFrame
+    catalog_viewers: pl.DataFrame
+    links: pl.DataFrame  # identities rows (anonymous_id, user_id, first_seen_at) of anonymous principals
+    delays: dict[str, timedelta] = field(default_factory=dict)
+    policy: Policy = field(default_factory=Policy)
+    lake_version: int = 0
+    batch_id: int = 0
+    evaluation: int = 0
+
+
+def delay_for(rule: Rule, delays: dict[str, timedelta]) -> timedelta:
+    return delays.get(rule.kind, rule.default_delay)
+
+
+def propose(world: World) -> pl.DataFrame:
+    """Every rule's candidates from the state, minus those already decided (CANDIDATE_SCHEMA)."""
+    frames = []
+    for rule in RULES.values():
+        context = _context(world, rule)
+        frames.append(rule.candidates(context))
+    proposed = pl.concat(frames) if frames else pl.DataFrame(schema=CANDIDATE_SCHEMA)
+    return proposed.filter(~pl.col("trigger_id").is_in(world.decided.implode()))
+
+
+def _context(world: World, rule: Rule) -> RuleContext:
+    return RuleContext(
+        state=world.state,
+        now=world.now,
+        delay=delay_for(rule, world.delays),
+        catalog=world.catalog,
+        catalog_changes=world.catalog_changes,
+        catalog_viewers=world.catalog_viewers,
+    )
+
+
+def live_candidates(world: World, proposed: pl.DataFrame) -> pl.DataFrame:
+    """Pending candidates updated by fresh proposals (a fresh proposal knows the latest due time)."""
+    lateness = pl.col("kind").replace_strict(_lateness(), return_dtype=pl.Duration("us"))
+    before = world.pending.select(
+        "trigger_id", pl.col("decision").alias("previous"), pl.col("due_at").alias("previous_due")
+    )
+    fresh = proposed.with_columns((pl.col("due_at") + lateness).alias("expires_at")).join(
+        before, on="trigger_id", how="left"
+    )
+    untouched = (
+        world.pending.join(proposed.select("trigger_id"), on="trigger_id", how="anti")
+        .select(*CANDIDATE_SCHEMA, "expires_at")
+        .join(before, on="trigger_id", how="left")
+    )
+    return pl.concat([fresh, untouched.select(fresh.columns)])
+
+
+def _lateness() -> dict[str, timedelta]:
+    return {kind: rule.max_lateness for kind, rule in RULES.items()}
+
+
+def _resolve_users(world: World, live: pl.DataFrame) -> pl.DataFrame:
+    links = (
+        world.links.sort("first_seen_at", "user_id")
+        .unique("anonymous_id", keep="first", maintain_order=True)
+        .select((pl.lit(ANON) + pl.col("anonymous_id")).alias("principal"), pl.col("user_id").alias("_to"))
+    )
+    resolved = live.join(links, on="principal", how="left").with_columns(
+        pl.coalesce("_to", "principal").alias("principal")
+    )
+    user = pl.when(pl.col("principal").str.starts_with(ANON)).then(None).otherwise(pl.col("principal"))
+    return resolved.drop("_to").with_columns(user.alias("user_id"))
+
+
+def _exit_reasons(world: World, live: pl.DataFrame) -> pl.Series:
+    return _exits(live, lambda rule: _context(world, rule))
+
+
+def _exits(live: pl.DataFrame, context_for: Callable[[Rule], RuleContext]) -> pl.Series:
+    reasons = pl.Series("exit_reason", [None] * live.height, dtype=pl.String)
+    indexed = live.with_row_index("_row")
+    for kind, rule in RULES.items():
+        subset = indexed.filter(pl.col("kind") == kind)
+        if subset.height == 0:
+            continue
+        found = rule.exit_reason(subset, context_for(rule))
+        reasons = reasons.scatter(subset["_row"], found)
+    return reasons
+
+
+def exit_reasons_now(
+    rows: pl.DataFrame, *, state: pl.DataFrame, catalog: pl.DataFrame, now: datetime
+) -> pl.Series:
+    """Each decided row's exit reason against the state now (null: still wanted), as rules define it.
+
+    The check right before an email goes out: an order, an emptied cart or a sold-out product since
+    the decision withdraws it. `rows` need trigger_id, kind, principal, anchor and first_event_at.
+    """
+
+    def context_for(rule: Rule) -> RuleContext:
+        empty = pl.DataFrame()
+        return RuleContext(state, now, rule.default_delay, catalog, empty, empty)
+
+    return _exits(rows, context_for)
+
+
+def evaluate(world: World) -> pl.DataFrame:
+    """Log rows (TRIGGERS_SCHEMA) for every candidate whose decision or due time changes now."""
+    live = _resolve_users(world, live_candidates(world, propose(world)))
+    if live.height == 0:
+        return pl.DataFrame(schema=TRIGGERS_SCHEMA)
+    live = live.with_columns(_exit_reasons(world, live))
+    live = live.with_columns(_merge_twins(live))
+    facts = world.profiles.select("user_id", "email", "marketing_consent", "timezone")
+    live = live.join(facts, on="user_id", how="left")
+    live = live.with_columns(
+        pl.col("user_id").is_in(list(world.suppressed)).alias("_suppressed"),
+        in_holdout(live["user_id"], world.policy.holdout_rate).alias("_holdout"),
+        _cooldown(world, live).alias("_cooldown"),
+        quiet_until(world.now, live["timezone"], world.policy).alias("_quiet_until"),
+        pl.col("kind").replace_strict({k: r.priority for k, r in RULES.items()}).alias("priority"),
+    )
+    decided = _decide(live, world.now)
+    return _changes(_apply_cap(decided, world), world)
+
+
+def _cooldown(world: World, live: pl.DataFrame) -> pl.Series:
+    """Whether the user got a `send` of the row's kind within its cooldown (per anchor if the rule says)."""
+    since = {kind: world.now - rule.cooldown for kind, rule in RULES.items() if rule.cooldown is not None}
+    by_anchor = [kind for kind, rule in RULES.items() if rule.cooldown_by_anchor]
+    recent = world.history.filter(
+        pl.col("kind").is_in(list(since))
+        & (pl.col("decided_at") > pl.col("kind").replace_strict(since, default=None, return_dtype=UTC_TS))
+    )
+    keyed = pl.col("kind").is_in(by_anchor)
+    rows = live.select("kind", "user_id", "anchor").with_row_index("_row")
+    per_user = recent.filter(keyed.not_()).select("kind", "user_id").unique().with_columns(_hit=pl.lit(True))
+    anchored = recent.filter(keyed).select("kind", "user_id", "anchor").unique()
+    per_anchor = anchored.with_columns(_hit_anchor=pl.lit(True))
+    flagged = (
+        rows.join(per_user, on=["kind", "user_id"], how="left")
+        .join(per_anchor, on=["kind", "user_id", "anchor"], how="left")
+        .sort("_row")
+    )
+    return (flagged["_hit"].fill_null(False) | flagged["_hit_anchor"].fill_null(False)).rename("_cooldown")
+
+
+def _decide(live: pl.DataFrame, now: datetime) -> pl.DataFrame:
+    at = pl.lit(now, dtype=UTC_TS)
+    rules: list[tuple[pl.Expr, str, pl.Expr]] = [
+        (pl.col("exit_reason").is_not_null(), "exited", pl.col("exit_reason")),
+        (pl.col("due_at") > at, "held", pl.lit("waiting until due_at")),  # kept deferred below
+        (at > pl.col("expires_at"), "expired", pl.lit("not sendable before expires_at")),
+        (pl.col("user_id").is_null(), "no_address", pl.lit("anonymous shopper, never identified")),
+        (pl.col("email").is_null(), "no_address", pl.lit("no email address known")),
+        (pl.col("marketing_consent").fill_null(False).not_(), "no_consent", pl.lit("no marketing consent")),
+        (pl.col("_suppressed"), "suppressed", pl.lit("user or address in suppressions")),
+        (pl.col("_holdout"), "holdout", pl.lit("global holdout group")),
+        (pl.col("_cooldown"), "cooldown", pl.lit("sent this kind to the user within its cooldown")),
+        (
+            pl.col("_quiet_until").is_not_null() & (pl.col("_quiet_until") > pl.col("expires_at")),
+            "expired",
+            pl.lit("quiet hours last past expires_at"),
+        ),
+        (
+            pl.col("_quiet_until").is_not_null(),
+            "quiet_hours_deferred",
+            pl.lit("quiet hours in the user's time zone"),
+        ),
+    ]
+    decision: pl.Expr = pl.lit("send")
+    reason: pl.Expr = pl.lit("all policies passed")
+    for condition, name, why in reversed(rules):
+        decision = pl.when(condition).then(pl.lit(name)).otherwise(decision)
+        reason = pl.when(condition).then(why).otherwise(reason)
+    # An untouched deferred candidate waits for its 08:00 without a new row; a changed one is held anew.
+    untouched = (decision == "held") & (pl.col("previous") == "quiet_hours_deferred")
+    still_deferred = untouched & (pl.col("due_at") == pl.col("previous_due"))
+    deferred_now = decision == "quiet_hours_deferred"
+    return live.with_columns(
+        pl.when(still_deferred).then(pl.lit("quiet_hours_deferred")).otherwise(decision).alias("decision"),
+        pl.when(still_deferred).then(pl.lit(QUIET)).otherwise(reason).alias("reason"),
+        pl.when(deferred_now).then(pl.col("_quiet_until")).otherwise(pl.col("due_at")).alias("due_at"),
+    )
+
+
+def _merge_twins(live: pl.DataFrame) -> pl.Series:
+    """Exit reasons, with candidates of the same shopper, kind and anchor merged into one.
+
+    Before an identify a candidate is keyed by the anonymous principal; after it, the same email is
+    proposed for the user. The user-keyed one stays; the other exits, so one email goes out.
+    """
+    preference = pl.when(pl.col("principal") == pl.col("user_id")).then(0).otherwise(1)
+    order = pl.struct(preference.alias("p"), pl.col("trigger_id")).rank("ordinal")
+    twin = pl.col("user_id").is_not_null() & (order.over("kind", "user_id", "anchor") > 1)
+    reasons = live.select(
+        pl.when(twin).then(pl.lit("merged_into_identified_shopper")).otherwise(pl.col("exit_reason"))
+    )
+    return reasons.to_series().alias("exit_reason")
+
+
+def _apply_cap(decided: pl.DataFrame, world: World) -> pl.DataFrame:
+    sending = decided.filter(pl.col("decision") == "send")
+    if sending.height == 0:
+        return decided
+    skip = capped(sending, world.history, world.now, world.policy)
+    ids = sending.filter(skip)["trigger_id"]
+    return decided.with_columns(
+        pl.when(pl.col("trigger_id").is_in(ids.implode()))
+        .then(pl.lit("capped"))
+        .otherwise(pl.col("decision"))
+        .alias("decision"),
+        pl.when(pl.col("trigger_id").is_in(ids.implode()))
+        .then(pl.lit("frequency cap reached"))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+    )
+
+
+def _changes(decided: pl.DataFrame, world: World) -> pl.DataFrame:
+    """Rows that say something new: a first sighting, a new decision, or a pending row's new due time."""
+    unchanged = (
+        pl.col("decision").is_in(PENDING_DECISIONS)
+        & (pl.col("decision") == pl.col("previous"))
+        & (pl.col("due_at") == pl.col("previous_due"))
+    )
+    out = decided.filter(~unchanged.fill_null(False))
+    return (
+        out.with_columns(
+            variants(out["kind"], out["user_id"], world.policy.variants).alias("variant"),
+            pl.lit(world.now, dtype=UTC_TS).alias("decided_at"),
+            pl.lit(world.lake_version, dtype=pl.Int64).alias("lake_version"),
+            pl.lit(world.batch_id, dtype=pl.Int64).alias("batch_id"),
+            pl.lit(world.evaluation, dtype=pl.Int64).alias("evaluation"),
+        )
+        .select([pl.col(c).cast(t) for c, t in TRIGGERS_SCHEMA.items()])
+        .sort("trigger_id")
+    )
