@@ -24,7 +24,7 @@ test: lint
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/lakemail bench
+	$(BIN)/python -m benchmarks
 
 # The Spark peer (issue #7): its own venv, never part of `make test`. PEERS_ARGS=--quick for a smoke run.
 bench-peers: $(STAMP)

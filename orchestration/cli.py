@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -67,9 +68,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["bench"]:  # its options are the benchmark runner's own (argparse would eat them)
-        from benchmarks.run import main as bench_main
-
-        return bench_main(words[1:])
+        # The benchmarks stand beside the product: run them as their own program, never import them.
+        os.execv(sys.executable, [sys.executable, "-m", "benchmarks", *words[1:]])
     args = _parser().parse_args(words)
     try:
         settings = Settings.load()
