@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench bench-peers clean
+.PHONY: run test test-fast lint bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,14 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy transforms assets orchestration services tests
+	$(BIN)/mypy transforms resources stores assets orchestration services simulator tests
 
 test: lint
 	$(BIN)/pytest -q
+
+# The fast tier (pure tests, well under a minute): `make test-fast`.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m unit tests/unit
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -1,4 +1,9 @@
-"""Fixtures: a lake and landing zone under tmp_path, a throwaway Dagster instance, landing helpers."""
+"""Fixtures: a lake and landing zone under tmp_path, a throwaway Dagster instance, landing helpers.
+
+Tests mirror the floors: `unit/` (pure, seconds), `lake/` (real Delta tables under tmp_path), `dagster/`
+(real Dagster runs in-process), `e2e/` (subprocesses, servers, the daemon). Each folder's tests carry its
+marker, so `pytest -m unit` (`make test-fast`) runs the fast tier.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,17 @@ from resources.landing import LandingResource
 from resources.providers import SANDBOX_API_KEY
 from services.sandbox.app import create_sandbox_app
 from services.server import ServerThread
+
+TIERS = ("unit", "lake", "dagster", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with the tier of its folder (a test outside the tiers fails collection)."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in one of tests/{{{','.join(TIERS)}}}/")
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(autouse=True)

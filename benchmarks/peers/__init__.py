@@ -6,7 +6,7 @@ cannot be downloaded here). `make bench-peers` creates `.venv-peers` (pip instal
 benchmarks/peers/requirements.txt), then runs `python -m benchmarks.peers.run` from the main venv, which
 simulates the data, starts `spark_peer.py` inside `.venv-peers` per repeat, measures from outside and
 writes `results.json` (committed). `make bench-peers PEERS_ARGS=--quick` is the smoke run. It is not part
-of `make test`; tests/test_peers.py covers the parsing without Spark.
+of `make test`; tests/e2e/test_peers.py covers the parsing without Spark.
 
 This package imports without pyspark: `load_results()` gives `make bench` the recorded numbers.
 """

@@ -110,9 +110,7 @@ def environment_reads(path: Path) -> list[int]:
 
 def test_only_the_settings_module_reads_the_environment() -> None:
     readers = {
-        str(path.relative_to(ROOT)): lines
-        for path in modules(*FLOORS)
-        if (lines := environment_reads(path))
+        str(path.relative_to(ROOT)): lines for path in modules(*FLOORS) if (lines := environment_reads(path))
     }
     assert set(readers) == {"orchestration/settings.py"}
 

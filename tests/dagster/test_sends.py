@@ -35,7 +35,7 @@ from tests.conftest import land, table
 from tests.story import at, message
 from transforms.triggers.policies import unit_hash
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHOPPERS = [u for u in (f"shopper-{i}" for i in range(1, 60)) if unit_hash(f"holdout:{u}") >= 0.05]
 
 

@@ -548,7 +548,7 @@ def test_serve_forever_logs_its_url_and_stops_cleanly_on_a_signal(tmp_path: Path
         [sys.executable, "-c", SERVE, str(tmp_path)],
         stderr=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "PYTHONWARNINGS": "error"},
     ) as process:
         try:

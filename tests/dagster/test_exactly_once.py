@@ -21,7 +21,7 @@ from stores.ingest import ingest
 from tests.conftest import lake_snapshot, land, table
 from tests.events_data import file_lines, track
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 

@@ -17,7 +17,7 @@ from orchestration.settings import Settings
 from tests.conftest import land, table
 from tests.events_data import file_lines
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(predicate: object, timeout: float, what: str) -> None:

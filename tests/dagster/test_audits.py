@@ -26,7 +26,7 @@ from resources.landing import LandingResource
 from stores.ingest import ingest
 from tests.conftest import land, table
 from tests.events_data import file_lines
-from tests.test_checks import duplicate_an_event, good_lake, good_later_tables, triggers, write_table
+from tests.lake.test_checks import duplicate_an_event, good_lake, good_later_tables, triggers, write_table
 from transforms.operations.checks import CheckOutcome, Thresholds
 
 MIN = timedelta(minutes=1)

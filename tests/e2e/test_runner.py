@@ -14,8 +14,8 @@ from orchestration.sensors import HEARTBEAT_TIMEOUT_S, heartbeat_path
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from tests.conftest import land, table
+from tests.dagster.test_microbatch import evaluate_sensor
 from tests.events_data import file_lines
-from tests.test_dagster import evaluate_sensor
 
 
 def wait_for(condition: object, timeout: float) -> None:

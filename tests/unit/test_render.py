@@ -12,7 +12,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from resources.templates import TEMPLATES_DIR, RenderAborted, RenderedParts, TemplateRenderer
-from tests.test_content import (
+from tests.unit.test_content import (
     BESTSELLERS,
     NOW,
     SHOP,
@@ -262,7 +262,7 @@ def test_environment_is_sandboxed_strict_and_autoescapes_html() -> None:
 
 
 def test_templates_come_only_from_the_templates_folder() -> None:
-    assert Path(__file__).resolve().parent.parent / "templates" == TEMPLATES_DIR
+    assert Path(__file__).resolve().parents[2] / "templates" == TEMPLATES_DIR
     loader = RENDERER.environment.loader
     assert isinstance(loader, FileSystemLoader) and loader.searchpath == [str(TEMPLATES_DIR)]
     kinds = {f"{kind}.{part}.j2" for kind in KINDS for part in ("html", "txt")}
