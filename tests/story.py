@@ -16,7 +16,7 @@ import polars as pl
 
 from transforms.ingest.events import drop_seen, identity_edges
 from transforms.ingest.files import process_file
-from transforms.ingest.reference import catalog_changes
+from transforms.ingest.reference_tables import catalog_changes
 from transforms.profiles.derive import derive
 from transforms.profiles.merge import merge_partials, resolve
 from transforms.profiles.partials import partials, principal

@@ -16,7 +16,8 @@ import pytest
 
 from simulator.run import SimulationReport, run_simulation, write_landing_file
 from simulator.shoppers import MALFORMED_REASONS, Dirt, ShopperSimulator, SimLine, make_catalog
-from transforms.ingest.reference import ReferenceResult, catalog_changes, latest_rows, parse_reference
+from transforms.ingest.reference import ReferenceResult, parse_reference
+from transforms.ingest.reference_tables import catalog_changes, latest_rows
 from transforms.schema import CATALOG_SCHEMA
 
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
