@@ -1,41 +1,23 @@
-"""Scheduled audits: the lake checks over a window (or the whole lake), the latency SLO and quarantine
-and failure trends, kept as rows of the `audit_results` table and as asset check results in the UI."""
+"""Scheduled audits as Dagster sees them: the `audit_results` asset, its check results and its selection.
+
+What an audit reads and writes is in stores/operations/audits.py; here its window and limits come from
+the run config, and its findings become the asset's metadata and check results in the UI.
+"""
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import orjson
-import polars as pl
 
-from assets.checks import (
-    INGEST_TABLES,
-    Probe,
-    Scope,
-    check_key,
-    checks_for,
-    evaluate,
-)
+from assets.checks import check_key
 from resources.lake import LakeResource
 from resources.landing import LandingResource
-from transforms.operations.checks import (
-    CheckOutcome,
-    Thresholds,
-    failure_trend,
-    hourly_trend,
-    latency_slo,
-    quarantine_trend,
-)
-from transforms.schema import INGEST_LOG_SCHEMA, UTC_TS
+from stores.operations.audits import AUDIT_RESULTS, audit_names, record_audits
+from stores.operations.checks import INGEST_TABLES, checks_for
+from stores.operations.probe import Probe, Scope
+from transforms.operations.checks import CheckOutcome, Thresholds
 
 AUDIT_GROUP = "operations"
-AUDIT_RESULTS = "audit_results"
-AUDIT_RESULTS_SCHEMA: dict[str, pl.DataType] = {
-    "audit": pl.String(),
-    "run_at": UTC_TS,
-    "passed": pl.Boolean(),
-    "figures": pl.String(),  # JSON object of counts and rates
-}
 WARN = dg.AssetCheckSeverity.WARN
 DEFAULTS = Thresholds()
 
@@ -60,83 +42,6 @@ class AuditConfig(dg.Config):
         )
 
 
-def audit_names(tables: Iterable[str]) -> list[str]:
-    """Names of the audits run over `tables`, in the order they run (each is an asset check)."""
-    present = set(tables)
-    latency = ["ingest_latency_slo", *(["send_latency_slo"] if "sends" in present else [])]
-    return [c.name for c in checks_for(present)] + latency + ["quarantine_trend", "failure_trend"]
-
-
-def _latency(probe: Probe) -> dict[str, CheckOutcome]:
-    events = probe.scoped("events")
-    frame = (
-        events.select("landed_at", "ingested_at")
-        if events is not None
-        else pl.LazyFrame(schema={"landed_at": UTC_TS, "ingested_at": UTC_TS})
-    )
-    target = probe.thresholds
-    found = {
-        "ingest_latency_slo": latency_slo(
-            frame, start="landed_at", end="ingested_at", target_p95_s=target.ingest_p95_target_s
-        )
-    }
-    sends = probe.whole("sends")
-    if sends is not None:
-        sent = sends.filter((pl.col("status") == "sent") & pl.col("sent_at").is_not_null())
-        if probe.scope.since is not None:
-            sent = sent.filter(pl.col("sent_at") >= probe.scope.since)
-        found["send_latency_slo"] = latency_slo(
-            sent, start="landed_at", end="sent_at", target_p95_s=target.send_p95_target_s
-        )
-    return found
-
-
-def _trends(probe: Probe) -> dict[str, CheckOutcome]:
-    log = probe.scoped("ingest_log")
-    trend = hourly_trend(log if log is not None else pl.LazyFrame(schema=INGEST_LOG_SCHEMA))
-    quarantine = probe.scoped("quarantine")
-    reasons = (
-        quarantine.group_by("reason").agg(pl.len().alias("rows")).collect()
-        if quarantine is not None
-        else pl.DataFrame(schema={"reason": pl.String, "rows": pl.UInt32})
-    )
-    return {
-        "quarantine_trend": quarantine_trend(trend, reasons, probe.thresholds.quarantine_rate_max),
-        "failure_trend": failure_trend(trend),
-    }
-
-
-def run_audits(probe: Probe, tables: Iterable[str]) -> dict[str, CheckOutcome]:
-    """Every audit over `tables` within the probe's scope, by name (in `audit_names` order)."""
-    outcomes = {check.name: evaluate(check, probe) for check in checks_for(tables)}
-    return {**outcomes, **_latency(probe), **_trends(probe)}
-
-
-def audit_rows(run_at: datetime, outcomes: dict[str, CheckOutcome]) -> pl.DataFrame:
-    """One `audit_results` row per audit of a run."""
-    rows = [
-        (name, run_at, outcome.passed, orjson.dumps(outcome.figures, option=orjson.OPT_SORT_KEYS).decode())
-        for name, outcome in outcomes.items()
-    ]
-    return pl.DataFrame(rows, schema=AUDIT_RESULTS_SCHEMA, orient="row")
-
-
-def append_audit_rows(lake: LakeResource, rows: pl.DataFrame) -> int:
-    """Append the rows of one run (one `run_at`) unless that run's rows are already there; rows added.
-
-    A retried step of the same run has the same `run_at`, so it adds nothing; a new run adds its own.
-    """
-    [run_at] = rows["run_at"].unique().to_list()
-    table = lake.table(AUDIT_RESULTS)
-    if (
-        table is not None
-        and pl.scan_delta(table).filter(pl.col("run_at") == run_at).select(pl.len()).collect().item()
-    ):
-        return 0
-    lake.write(AUDIT_RESULTS, rows)
-    return rows.height
-
-
 def run_started_at(context: dg.AssetExecutionContext) -> datetime:
     """When this run started: the same for every step and retry of the run, new for a re-execution."""
     record = context.instance.get_run_record_by_id(context.run.run_id)
@@ -156,10 +61,25 @@ def _summary(outcomes: dict[str, CheckOutcome]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _check_results(
+    outcomes: dict[str, CheckOutcome], severities: dict[str, dg.AssetCheckSeverity]
+) -> list[dg.AssetCheckResult]:
+    """One check result of `audit_results` per audit (a lake check keeps its severity, the rest warn)."""
+    return [
+        dg.AssetCheckResult(
+            check_name=name,
+            passed=outcome.passed,
+            severity=severities.get(name, WARN),
+            metadata=dict(outcome.figures),
+        )
+        for name, outcome in outcomes.items()
+    ]
+
+
 def build_audit_results(tables: Iterable[str] = INGEST_TABLES) -> dg.AssetsDefinition:
     """The `audit_results` asset auditing `tables` (the lake tables whose assets exist)."""
     present = sorted(set(tables))
-    severities = {c.name: c.severity for c in checks_for(present)}
+    severities = {c.name: dg.AssetCheckSeverity(c.severity) for c in checks_for(present)}
 
     @dg.asset(
         name=AUDIT_RESULTS,
@@ -174,8 +94,8 @@ def build_audit_results(tables: Iterable[str] = INGEST_TABLES) -> dg.AssetsDefin
         run_at = run_started_at(context)
         now = datetime.now(UTC)
         since = None if config.window_hours is None else now - timedelta(hours=config.window_hours)
-        outcomes = run_audits(Probe(lake, landing, Scope(since=since), config.thresholds(), now), present)
-        written = append_audit_rows(lake, audit_rows(run_at, outcomes))
+        probe = Probe(lake, landing, Scope(since=since), config.thresholds(), now)
+        outcomes, written = record_audits(probe, present, run_at)
         failed = [name for name, outcome in outcomes.items() if not outcome.passed]
         context.log.info("audit of %s: %s audits, failed: %s", run_at.isoformat(), len(outcomes), failed)
         return dg.MaterializeResult(
@@ -187,15 +107,7 @@ def build_audit_results(tables: Iterable[str] = INGEST_TABLES) -> dg.AssetsDefin
                 "rows_written": written,
                 "summary": dg.MetadataValue.md(_summary(outcomes)),
             },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=name,
-                    passed=outcome.passed,
-                    severity=severities.get(name, WARN),
-                    metadata=dict(outcome.figures),
-                )
-                for name, outcome in outcomes.items()
-            ],
+            check_results=_check_results(outcomes, severities),
         )
 
     return audit_results

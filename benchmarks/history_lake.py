@@ -28,7 +28,7 @@ from benchmarks.tables import catalog_rows, customers_rows, decision_rows, inges
 from resources.lake import INGEST_APP_ID, LakeResource
 from stores.profiles import FOLD_APP, FOLD_EVERY_ROWS, UPDATES_APP, UPDATES_SCHEMA
 from stores.triggers import BATCH_APP, CHANGES_SCHEMA, RUN_APP
-from transforms.profiles.partials import derive
+from transforms.profiles.derive import derive
 from transforms.schema import (
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchmarks.common import env_for, lakemail, run_child
 from benchmarks.steady import free_port, stop_group, wait_until
-from simulator.run import write_landing_file
+from simulator.landing import write_landing_file
 from simulator.shoppers import ShopperSimulator
 
 LINES_PER_FILE = 1_000

@@ -34,7 +34,8 @@ from orchestration.settings import ensure_secret
 from resources.lake import LakeResource
 from stores.profiles import FOLD_APP, UPDATES_APP, UPDATES_SCHEMA, waiting_updates
 from stores.triggers import BATCH_APP, CHANGES_SCHEMA, RUN_APP
-from transforms.profiles.partials import PARTIAL_SCHEMA, derive
+from transforms.profiles.derive import derive
+from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.schema import EVENTS_SCHEMA, IDENTITIES_SCHEMA, PROFILES_SCHEMA, TRIGGERS_SCHEMA, UTC_TS
 
 EVENT_CHUNK = 2_000_000  # past events in one data file at most (a day of the span is one partition)

@@ -17,7 +17,8 @@ import numpy as np
 import polars as pl
 
 from benchmarks.past import Past, epoch_us
-from simulator.shoppers import BRANDS, CATEGORIES, MEMBER_SHARE, REGIONS, SHOP, make_catalog
+from simulator.population import MEMBER_SHARE, REGIONS
+from simulator.shop import BRANDS, CATEGORIES, SHOP, make_catalog
 from transforms.schema import EVENTS_SCHEMA, UTC_TS
 
 NO_FIRST_NAME_BELOW = 26  # of 256: the simulator's 10 % of shoppers without a first name

@@ -17,14 +17,14 @@ import pyarrow as pa
 
 from benchmarks.past import Past, epoch_us
 from benchmarks.shop import QUERIES, catalog_frame
-from transforms.profiles.partials import (
+from transforms.profiles.state import (
     ENGAGEMENT_HALF_LIFE,
     PARTIAL_SCHEMA,
     RECENT_SEARCHES,
     TRAITS,
     VIEW_STATE,
 )
-from transforms.profiles.partials import EPOCH as TAU_EPOCH
+from transforms.profiles.state import EPOCH as TAU_EPOCH
 from transforms.schema import UTC_TS
 
 QUIET = timedelta(days=5)

@@ -15,6 +15,14 @@ from orchestration.settings import Settings, SettingsError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lakemail", description="Triggered email from a Delta lakehouse.")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_up(commands)
+    _add_runs(commands)
+    _add_simulate(commands)
+    _add_operations(commands)
+    return parser
+
+
+def _add_up(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = commands.add_parser("up", help="run everything: Dagster webserver + daemon, simulator")
     up.add_argument("--port", type=int, default=3000, help="Dagster webserver port (default 3000)")
     up.add_argument("--users", type=int, default=200, help="simulated shoppers (default 200)")
@@ -27,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--production-delays", action="store_true", help="the rules' own delays, not the short demo ones"
     )
+
+
+def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """runner, process, serve, replay: the chain (or one service) without the rest of `up`."""
     commands.add_parser(
         "runner", help="take micro-batches from a warm process every 0.25 s (the sensor stands aside)"
     )
@@ -38,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="re-decide triggers against an old lake version, no sends")
     replay.add_argument("--trigger", required=True, help="trigger kind, e.g. abandoned_cart")
     replay.add_argument("--as-of", required=True, type=int, help="the evaluation (engine run) to replay")
+
+
+def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim = commands.add_parser("simulate", help="write realistic shopper events into the landing zone")
     sim.add_argument("--users", type=int, required=True)
     sim.add_argument("--rate", type=float, required=True, help="events per second")
@@ -45,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--fast", action="store_true", help="no pacing: simulated clock, as fast as possible")
     sim.add_argument("--via-collector", metavar="URL", help="post through the collector (not available yet)")
+
+
+def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """status, erase, bench, sql: looking at and looking after the lake."""
     status = commands.add_parser(
         "status", help="backlog, last run, freshness, latency; exit 1 when unhealthy"
     )
@@ -62,7 +81,6 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--as-of", help="table version or ISO-8601 timestamp (time travel)")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,11 +7,11 @@ from typing import Any
 import dagster as dg
 
 from assets.audits import audit_selection
-from assets.checks import INGEST_TABLES
 from assets.erasure import erase_requests
 from assets.ingest import INGEST_GROUP
 from assets.maintenance import maintenance
 from assets.triggers import DECISIONS_GROUP
+from stores.operations.checks import INGEST_TABLES
 
 MICROBATCH_JOB = "microbatch_job"
 ERASURE_JOB = "erasure_job"

@@ -17,7 +17,10 @@ from deltalake import DeltaTable
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from stores.triggers import CHANGES_SCHEMA, VIEWERS_SCHEMA, apply
-from transforms.profiles.partials import ANON, derive, merge_partials, partials, resolve
+from transforms.profiles.derive import derive
+from transforms.profiles.merge import merge_partials, resolve
+from transforms.profiles.partials import partials
+from transforms.profiles.state import ANON
 from transforms.schema import (
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.audits import AUDIT_RESULTS
 from orchestration.jobs import audit_job, maintenance_job
+from stores.operations.audits import AUDIT_RESULTS
 
 
 def _audit_schedule(name: str, cron: str, hours: float | None, description: str) -> dg.ScheduleDefinition:

@@ -65,6 +65,24 @@ def stop_all(children: list[Child], grace_seconds: float = 15.0) -> None:
             child.process.wait()
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What `lakemail up` starts, and where (ports, the simulator's load)."""
+
+    port: int
+    users: int
+    rate: float
+    simulate: bool
+    sandbox_port: int
+    demo_delays: bool
+    runner: bool
+    sandbox: bool  # the local email sandbox is the provider, so it is started too
+
+    @property
+    def inbox(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+
 def up(
     settings: Settings,
     *,
@@ -77,54 +95,62 @@ def up(
     runner: bool = True,
 ) -> int:
     """Run the whole system until Ctrl-C (or until one part dies); returns the exit code."""
+    sandbox = settings.esp == "sandbox" and not settings.esp_url
+    plan = Plan(port, users, rate, simulate, sandbox_port, demo_delays, runner, sandbox)
     home = prepare_dagster_home(settings.dagster_home)
     # Create the instance's storage once, before three processes open it at the same time.
     persistent_instance(home).dispose()
     ensure_secret(settings.home)  # exported, so the daemon's runs see LAKEMAIL_SECRET
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    env = _environment(settings, home, plan)
+    children = _start_all(plan, env, log_dir)
+    _announce(settings, plan, env, log_dir)
+    code = _watch(children, log_dir)
+    print("stopping ...")
+    stop_all(children)
+    print("stopped.")
+    return code
+
+
+def _environment(settings: Settings, home: Path, plan: Plan) -> dict[str, str]:
+    """The children's environment: ours, the Dagster home, demo delays and the sandbox's URLs."""
     env = {**process_environment(), "DAGSTER_HOME": str(home), "LAKEMAIL_HOME": str(settings.home)}
-    if demo_delays:
+    if plan.demo_delays:
         env = {**DEMO_DELAYS, **DEMO_POLICY, **env}
-    sandbox = settings.esp == "sandbox" and not settings.esp_url
-    inbox = f"http://127.0.0.1:{sandbox_port}"
-    if sandbox:  # the runs send to the sandbox this command starts, and link to its unsubscribe page
-        env = {"LAKEMAIL_PUBLIC_URL": inbox, **env, "LAKEMAIL_ESP_URL": inbox}
+    if plan.sandbox:  # the runs send to the sandbox this command starts, and link to its unsubscribe page
+        env = {"LAKEMAIL_PUBLIC_URL": plan.inbox, **env, "LAKEMAIL_ESP_URL": plan.inbox}
+    return env
+
+
+def _start_all(plan: Plan, env: dict[str, str], log_dir: Path) -> list[Child]:
+    """The webserver and the daemon, then the runner, the sandbox and the simulator when planned."""
     workspace = str(PROJECT_ROOT / "workspace.yaml")
-    children = [
-        _start(
-            "webserver",
-            [_bin("dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
-            env,
-            log_dir,
-        ),
-        _start("daemon", [_bin("dagster-daemon"), "run", "-w", workspace], env, log_dir),
-    ]
-    if runner:  # micro-batches from a warm process; the daemon still runs schedules and other sensors
-        children.append(_start("runner", [_bin("lakemail"), "runner"], env, log_dir))
-    if sandbox:
-        serve = [_bin("lakemail"), "serve", "sandbox", "--port", str(sandbox_port)]
-        children.append(_start("sandbox", serve, env, log_dir))
-    if simulate:
-        sim = [
-            _bin("lakemail"),
-            "simulate",
-            "--users",
-            str(users),
-            "--rate",
-            str(rate),
-            "--duration",
-            "86400",
-        ]
-        children.append(_start("simulator", sim, env, log_dir))
+    webserver = [_bin("dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(plan.port)]
+    commands = {"webserver": webserver, "daemon": [_bin("dagster-daemon"), "run", "-w", workspace]}
+    if plan.runner:  # micro-batches from a warm process; the daemon still runs schedules and other sensors
+        commands["runner"] = [_bin("lakemail"), "runner"]
+    if plan.sandbox:
+        commands["sandbox"] = [_bin("lakemail"), "serve", "sandbox", "--port", str(plan.sandbox_port)]
+    if plan.simulate:
+        load = ["--users", str(plan.users), "--rate", str(plan.rate), "--duration", "86400"]
+        commands["simulator"] = [_bin("lakemail"), "simulate", *load]
+    return [_start(name, argv, env, log_dir) for name, argv in commands.items()]
+
+
+def _announce(settings: Settings, plan: Plan, env: dict[str, str], log_dir: Path) -> None:
+    """Where to look: the UI, the inbox, the simulator's load, the demo delays and policy."""
     print(f"lakemail is up (data in {settings.home}, logs in {log_dir})")
-    taker = "lakemail runner (landing_sensor stands by)" if runner else "landing_sensor"
-    print(f"  Dagster UI:  http://127.0.0.1:{port}  (asset graph, runs, checks; micro-batches: {taker})")
-    if sandbox:
-        print(f"  Inbox:       {inbox}  (every email sent, as the shopper sees it; faults via /api/faults)")
-    if simulate:
-        print(f"  Simulator:   {rate:g} events/s from {users} shoppers into {settings.landing_uri}/events")
-    if demo_delays:
+    taker = "lakemail runner (landing_sensor stands by)" if plan.runner else "landing_sensor"
+    print(f"  Dagster UI:  http://127.0.0.1:{plan.port}  (asset graph, runs, checks; micro-batches: {taker})")
+    if plan.sandbox:
+        print(
+            f"  Inbox:       {plan.inbox}  (every email sent, as the shopper sees it; faults via /api/faults)"
+        )
+    if plan.simulate:
+        load = f"{plan.rate:g} events/s from {plan.users} shoppers"
+        print(f"  Simulator:   {load} into {settings.landing_uri}/events")
+    if plan.demo_delays:
         shown = ", ".join(
             f"{k.removeprefix('LAKEMAIL_').removesuffix('_DELAY').lower()} {env[k]}" for k in DEMO_DELAYS
         )
@@ -135,6 +161,10 @@ def up(
         )
     print('  Try:         .venv/bin/lakemail sql "select event_name, count(*) from events group by 1"')
     print("Ctrl-C stops everything.")
+
+
+def _watch(children: list[Child], log_dir: Path) -> int:
+    """Wait for Ctrl-C or SIGTERM (0), or for a child to exit (1, after naming it)."""
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -143,16 +173,11 @@ def up(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    code = 0
     while not stopping:
         dead = [c for c in children if c.process.poll() is not None]
         if dead:
             name, returncode = dead[0].name, dead[0].process.returncode
             print(f"{name} exited with code {returncode}; see {log_dir}/{name}.log")
-            code = 1
-            break
+            return 1
         time.sleep(0.5)
-    print("stopping ...")
-    stop_all(children)
-    print("stopped.")
-    return code
+    return 0

@@ -1,119 +1,23 @@
-"""The shopper simulator's I/O side: paces `ShopperSimulator`, lands its events and its reference files."""
+"""The shopper simulator's runner (`lakemail simulate`): paces `ShopperSimulator` by the wall clock or a
+simulated one, and lands its events and reference files as they fall due."""
 
 from __future__ import annotations
 
-import gzip as gzip_lib
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from simulator.shoppers import MALFORMED_REASONS, Dirt, ReferenceFile, ShopperSimulator, SimLine
+from simulator.dirt import Dirt
+from simulator.landing import Lander, SimulationReport
+from simulator.segment import SimLine
+from simulator.shoppers import ShopperSimulator
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.05  # how often realtime mode catches up with the wall clock
-
-
-@dataclass
-class SimulationReport:
-    """What a run landed: event files, lines by kind, malformed lines by reason, distinct ok message ids.
-
-    Reference files (`customers/`, `catalog/`) are listed apart, so that `files` and the line counts
-    stay about events.
-    """
-
-    files: list[Path] = field(default_factory=list)
-    reference_files: list[Path] = field(default_factory=list)
-    reference_rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("customers", "catalog"), 0))
-    lines: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("ok", "duplicate", "malformed"), 0))
-    malformed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MALFORMED_REASONS, 0))
-    distinct_ok_ids: int = 0
-    interrupted: bool = False  # ended by `stop` or Ctrl-C before the planned number of lines
-
-    @property
-    def total_lines(self) -> int:
-        """All lines written, whatever their kind."""
-        return sum(self.lines.values())
-
-    def record(self, path: Path, lines: Sequence[SimLine]) -> None:
-        """Count one landed file."""
-        self.files.append(path)
-        for line in lines:
-            self.lines[line.kind] += 1
-            if line.reason is not None:
-                self.malformed[line.reason] += 1
-        # Every ok line carries a fresh 128-bit random messageId and every repeat is a `duplicate`, so
-        # distinct ok ids == ok lines; keeping a set of a million ids would cost ~100 MB for nothing.
-        self.distinct_ok_ids = self.lines["ok"]
-
-
-def write_landing_file(folder: Path, name: str, lines: Sequence[bytes], *, gzip: bool = False) -> Path:
-    """Land `lines` (newline after each) atomically as `folder/name` (+ `.gz` when gzip); never overwrites."""
-    if gzip and not name.endswith(".gz"):
-        name += ".gz"
-    payload = b"\n".join(lines) + b"\n" if lines else b""
-    if gzip:
-        payload = gzip_lib.compress(payload, compresslevel=6, mtime=0)
-    return write_landing_bytes(folder, name, payload)
-
-
-def write_landing_bytes(folder: Path, name: str, payload: bytes) -> Path:
-    """Land `payload` atomically as `folder/name` (a temp name, then a rename); never overwrites."""
-    if name.startswith(".") or name.endswith(".tmp") or "/" in name:
-        raise ValueError(f"not a landing file name: {name!r}")
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / name
-    if final.exists():  # landed files are immutable
-        raise FileExistsError(final)
-    temp = folder / f".{name}.{os.getpid()}.tmp"
-    try:
-        temp.write_bytes(payload)
-        os.rename(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return final
-
-
-class _Lander:
-    """Names, writes and counts the files of one run (`on_file` hears of event files only)."""
-
-    def __init__(self, landing: Path, seed: int, on_file: Callable[[Path, int], None] | None) -> None:
-        self.landing = landing
-        self.folder = landing / "events"
-        runstamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # unique per run, sorts by start time
-        self.prefix = f"sim-{seed}-{runstamp}"
-        self.report = SimulationReport()
-        self.reference_numbers: dict[str, int] = {}  # files landed so far, per folder
-        self.on_file = on_file
-
-    def land(self, lines: list[SimLine]) -> None:
-        """Write `lines` as the run's next file and empty the list (nothing when it is empty)."""
-        if not lines:
-            return
-        name = f"{self.prefix}-{len(self.report.files) + 1:06d}.ndjson"
-        path = write_landing_file(self.folder, name, [line.data for line in lines])
-        landed = lines[:]
-        lines.clear()  # at once: a Ctrl-C from here on must not land these lines a second time
-        self.report.record(path, landed)
-        log.debug("landed %s with %s lines", path.name, len(landed))
-        if self.on_file is not None:
-            self.on_file(path, len(landed))
-
-    def land_reference(self, files: list[ReferenceFile]) -> None:
-        """Write the simulator's due customers / catalog files, numbered per folder."""
-        for file in files:
-            self.reference_numbers[file.folder] = number = self.reference_numbers.get(file.folder, 0) + 1
-            name = f"{self.prefix}-{number:06d}{file.suffix}"
-            path = write_landing_bytes(self.landing / file.folder, name, file.data)
-            self.report.reference_files.append(path)
-            self.report.reference_rows[file.folder] += file.rows
-            log.debug("landed %s with %s rows", path.name, file.rows)
 
 
 def run_simulation(
@@ -142,7 +46,7 @@ def run_simulation(
         raise ValueError("start applies to realtime=False only: realtime timestamps are the wall clock")
     begin = start if start is not None else datetime.now(UTC)
     sim = ShopperSimulator(users=users, seed=seed, start=begin, dirt=dirt)
-    lander = _Lander(landing, seed, on_file)
+    lander = Lander(landing, seed, on_file)
     lander.land_reference(sim.reference_files())
     total, stop = round(rate * duration), stop if stop is not None else threading.Event()
     try:
@@ -162,7 +66,7 @@ def run_simulation(
 
 def _run_simulated(
     sim: ShopperSimulator,
-    lander: _Lander,
+    lander: Lander,
     *,
     total: int,
     rate: float,
@@ -181,7 +85,7 @@ def _run_simulated(
 
 def _run_realtime(
     sim: ShopperSimulator,
-    lander: _Lander,
+    lander: Lander,
     *,
     total: int,
     rate: float,

@@ -24,12 +24,8 @@ from resources.landing import LandedFile, LandingResource
 from transforms.ingest.batch import LANDED_SCHEMA, commit_groups, pending_files
 from transforms.ingest.events import dedupe_dates, identity_edges
 from transforms.ingest.files import FileResult, assemble_batch, process_file
-from transforms.ingest.reference import (
-    ReferenceResult,
-    catalog_changes,
-    latest_rows,
-    parse_reference,
-)
+from transforms.ingest.reference import ReferenceResult, parse_reference
+from transforms.ingest.reference_tables import catalog_changes, latest_rows
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, IDENTITIES_SCHEMA, INGEST_LOG_SCHEMA, UTC_TS
 
 log = logging.getLogger(__name__)

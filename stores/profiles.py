@@ -13,7 +13,10 @@ from datetime import datetime
 import polars as pl
 
 from resources.lake import LakeResource
-from transforms.profiles.partials import ANON, PARTIAL_SCHEMA, derive, merge_partials, partials, resolve
+from transforms.profiles.derive import derive
+from transforms.profiles.merge import merge_partials, resolve
+from transforms.profiles.partials import partials
+from transforms.profiles.state import ANON, PARTIAL_SCHEMA
 from transforms.schema import CUSTOMERS_SCHEMA, EVENTS_SCHEMA, IDENTITIES_SCHEMA, PROFILES_SCHEMA
 
 UPDATES_APP = "lakemail-profile-updates"

@@ -15,7 +15,9 @@ import polars as pl
 from resources.lake import LakeResource
 from stores.profiles import customers_for, scan_table, state_for
 from transforms.erasure.records import SUPPRESSIONS_SCHEMA, address_key, user_key
-from transforms.profiles.partials import ANON, derive, principal
+from transforms.profiles.derive import derive
+from transforms.profiles.partials import principal
+from transforms.profiles.state import ANON
 from transforms.schema import (
     CATALOG_SCHEMA,
     EVENTS_SCHEMA,

@@ -16,8 +16,10 @@ import polars as pl
 
 from transforms.ingest.events import drop_seen, identity_edges
 from transforms.ingest.files import process_file
-from transforms.ingest.reference import catalog_changes
-from transforms.profiles.partials import derive, merge_partials, partials, principal, resolve
+from transforms.ingest.reference_tables import catalog_changes
+from transforms.profiles.derive import derive
+from transforms.profiles.merge import merge_partials, resolve
+from transforms.profiles.partials import partials, principal
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHEMA
 from transforms.triggers.decide import World, evaluate
 from transforms.triggers.policies import Policy

@@ -24,14 +24,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from services.sandbox.faults import Fault, FaultQueue, parse_faults
-from services.sandbox.mail import (
-    ApiError,
-    MailRequest,
-    MailValidationError,
-    error_body,
-    parse_mail,
-    send_id_of,
-)
+from services.sandbox.mail import MailRequest, parse_mail, send_id_of
+from services.sandbox.mail_errors import ApiError, MailValidationError, error_body
 from services.sandbox.pages import PAGE_HEADERS, inbox_page, message_page, notice_page, placeholder_svg
 from services.sandbox.store import MessageStore, RequestStats, StoredMessage, utc_now_iso
 from services.sandbox.unsubscribe import is_one_click, land_event, unsubscribe_event, user_for_send

@@ -9,24 +9,20 @@ import dagster as dg
 import orjson
 import polars as pl
 
-from assets.audits import (
-    AUDIT_RESULTS_SCHEMA,
-    append_audit_rows,
-    audit_names,
-    audit_rows,
-    audit_selection,
-    build_audit_results,
-)
-from assets.checks import INGEST_TABLES, TABLES, build_asset_checks, build_monitor_checks, checks_for
+from assets.audits import audit_selection, build_audit_results
+from assets.checks import build_asset_checks, build_monitor_checks
 from assets.ingest import ingest_stage
 from orchestration.definitions import build_defs
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from stores.ingest import ingest
+from stores.operations.audits import append_audit_rows, audit_names
+from stores.operations.checks import INGEST_TABLES, TABLES, checks_for
 from tests.conftest import land, table
 from tests.events_data import file_lines
 from tests.lake.test_checks import duplicate_an_event, good_lake, good_later_tables, triggers, write_table
+from transforms.operations.audits import AUDIT_RESULTS_SCHEMA, audit_rows
 from transforms.operations.checks import CheckOutcome, Thresholds
 
 MIN = timedelta(minutes=1)

@@ -34,7 +34,8 @@ from benchmarks.stats import Target, describe, judge, percentile, summarize
 from benchmarks.steady import SteadyRun
 from resources.lake import INGEST_APP_ID, LakeResource
 from simulator.shoppers import ShopperSimulator
-from transforms.profiles.partials import PARTIAL_SCHEMA, VIEW_STATE, merge_partials
+from transforms.profiles.merge import merge_partials
+from transforms.profiles.state import PARTIAL_SCHEMA, VIEW_STATE
 from transforms.schema import EVENTS_SCHEMA
 
 MACHINE = Machine(cores=2, memory_gb=8.0, cpu="Test CPU", versions={"python": "3.11.0", "polars": "9.9"})

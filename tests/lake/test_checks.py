@@ -11,38 +11,21 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from assets.checks import (
-    INGEST_TABLES,
-    LAKE_CHECKS,
-    TABLES,
-    Probe,
-    Scope,
-    build_asset_checks,
-    checks_for,
-)
+from assets.checks import build_asset_checks
 from assets.ingest import ingest_stage
 from orchestration.definitions import build_defs
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from stores.ingest import ingest
+from stores.operations.checks import INGEST_TABLES, LAKE_CHECKS, TABLES, checks_for
+from stores.operations.probe import Probe, Scope
 from tests.conftest import land
 from tests.events_data import file_lines, track
-from transforms.operations.checks import (
-    CheckOutcome,
-    Thresholds,
-    failure_trend,
-    files_reconcile,
-    hourly_trend,
-    latency_slo,
-    quarantine_rate,
-    quarantine_trend,
-    required_non_null,
-    sends_sent_once,
-    sends_terminal_within_budget,
-    table_fresh,
-    unique_key,
-)
+from transforms.operations.audits import failure_trend, hourly_trend, latency_slo, quarantine_trend
+from transforms.operations.checks import CheckOutcome, Thresholds, required_non_null, unique_key
+from transforms.operations.ingest_checks import files_reconcile, quarantine_rate, table_fresh
+from transforms.operations.send_checks import sends_sent_once, sends_terminal_within_budget
 from transforms.schema import UTC_TS
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -14,9 +14,14 @@ import orjson
 import polars as pl
 import pytest
 
-from simulator.run import SimulationReport, run_simulation, write_landing_file
-from simulator.shoppers import MALFORMED_REASONS, Dirt, ShopperSimulator, SimLine, make_catalog
-from transforms.ingest.reference import ReferenceResult, catalog_changes, latest_rows, parse_reference
+from simulator.dirt import MALFORMED_REASONS, Dirt
+from simulator.landing import SimulationReport, write_landing_file
+from simulator.run import run_simulation
+from simulator.segment import SimLine
+from simulator.shop import make_catalog
+from simulator.shoppers import ShopperSimulator
+from transforms.ingest.reference import ReferenceResult, parse_reference
+from transforms.ingest.reference_tables import catalog_changes, latest_rows
 from transforms.schema import CATALOG_SCHEMA
 
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

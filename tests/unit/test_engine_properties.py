@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from tests.story import Shop, at, message
-from transforms.profiles.partials import derive
+from transforms.profiles.derive import derive
 from transforms.schema import PENDING_DECISIONS
 
 DAY = 24 * 60

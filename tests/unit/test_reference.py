@@ -13,13 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from transforms.ingest.reference import (
-    CATALOG_CHANGES_SCHEMA,
-    ReferenceResult,
-    catalog_changes,
-    latest_rows,
-    parse_reference,
-)
+from transforms.ingest.reference import ReferenceResult, parse_reference
+from transforms.ingest.reference_tables import CATALOG_CHANGES_SCHEMA, catalog_changes, latest_rows
 from transforms.schema import (
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,

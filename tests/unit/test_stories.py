@@ -14,7 +14,7 @@ import orjson
 import polars as pl
 
 from tests.story import Shop, at, message
-from transforms.profiles.partials import derive
+from transforms.profiles.derive import derive
 from transforms.triggers.policies import Policy
 
 DAY = 24 * 60

@@ -45,6 +45,22 @@ def rejection_reasons(messages: pl.DataFrame, landed_at: datetime) -> pl.DataFra
         .otherwise(pl.col("_ts"))
     )
     landed = pl.lit(landed_at, dtype=UTC_TS)
+    reason: pl.Expr = pl.lit(None, dtype=pl.String)
+    detail: pl.Expr = pl.lit(None, dtype=pl.String)
+    for bad, code, text in reversed(_checks(landed)):  # the first failing check wins
+        reason = pl.when(bad).then(pl.lit(str(code))).otherwise(reason)
+        detail = pl.when(bad).then(text).otherwise(detail)
+    return (
+        cleaned.with_columns(
+            event_ts.alias("event_ts"), pl.col("_recv").fill_null(landed).alias("received_at")
+        )
+        .with_columns(reason.alias("reason"), detail.alias("detail"))
+        .drop("_ts", "_recv")
+    )
+
+
+def _checks(landed: pl.Expr) -> list[tuple[pl.Expr, Reason, pl.Expr]]:
+    """(failing, reason, detail) of every check on a message, in the order they are judged."""
     checks: list[tuple[pl.Expr, Reason, pl.Expr]] = []
     for field in OBJECT_FIELDS:
         bad = _present(field) & ~pl.col(field).str.starts_with("{")
@@ -70,18 +86,7 @@ def rejection_reasons(messages: pl.DataFrame, landed_at: datetime) -> pl.DataFra
         pl.col("event_ts") < pl.lit(EARLIEST, dtype=UTC_TS)
     )
     checks.append((too_far, Reason.TIMESTAMP_OUT_OF_RANGE, pl.lit("event time more than 24 h after landing")))
-    reason: pl.Expr = pl.lit(None, dtype=pl.String)
-    detail: pl.Expr = pl.lit(None, dtype=pl.String)
-    for bad, code, text in reversed(checks):  # the first failing check in `checks` wins
-        reason = pl.when(bad).then(pl.lit(str(code))).otherwise(reason)
-        detail = pl.when(bad).then(text).otherwise(detail)
-    return (
-        cleaned.with_columns(
-            event_ts.alias("event_ts"), pl.col("_recv").fill_null(landed).alias("received_at")
-        )
-        .with_columns(reason.alias("reason"), detail.alias("detail"))
-        .drop("_ts", "_recv")
-    )
+    return checks
 
 
 def lift_object(texts: pl.Series, columns: dict[str, tuple[str, pl.DataType]]) -> pl.DataFrame:

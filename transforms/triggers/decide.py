@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from transforms.profiles.partials import ANON
+from transforms.profiles.state import ANON
 from transforms.schema import PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS
 from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, variants
 from transforms.triggers.rules import RULES, Rule, RuleContext

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import polars as pl
 
-from transforms.profiles.partials import ANON
+from transforms.profiles.state import ANON
 from transforms.triggers.rules.base import RuleContext, exploded, finish
 
 WELCOME_WINDOW = timedelta(days=2)  # an identify older than this is no longer news

@@ -1,0 +1,205 @@
+"""What a shopper's session does next, as the Segment message it sends: views, pages, searches, cart
+changes, checkouts, orders and logins (each also moves the session's page and the shopper's cart)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import quote_plus
+
+from simulator.dirt import Dirt, stamp
+from simulator.population import Shopper
+from simulator.segment import Message, uuid4
+from simulator.shop import (
+    CART_PAGE,
+    CATEGORIES,
+    CHECKOUT_PAGE,
+    CURRENCY,
+    LOGIN_PAGE,
+    ORDER_PAGE,
+    SIGNUP_PAGE,
+    Catalog,
+    Product,
+    page,
+)
+
+T = TypeVar("T")
+RECENT_VIEWS = 6
+
+
+@dataclass(slots=True)
+class Session:
+    shopper: Shopper
+    slot: int = -1  # index in ShopperSimulator._sessions
+    logged_in: bool = False
+    page: dict[str, str] | None = None
+    viewed: list[str] = field(default_factory=list)
+
+
+class SessionActions:
+    """The actions of a session (`builders`, by name), drawing on the simulation's one random stream."""
+
+    def __init__(self, rng: random.Random, catalog: Catalog, dirt: Dirt, now_ms: int) -> None:
+        self._rng = rng
+        self._rnd = rng.random
+        self.catalog = catalog
+        self.dirt = dirt
+        self.now_ms = now_ms  # the end of the current step: no event is sent after it
+        self._queries = [*CATEGORIES, *(noun.lower() for nouns in CATEGORIES.values() for noun in nouns)]
+        self._search_pages = {q: page(f"/search?q={quote_plus(q)}", f"Search: {q}") for q in self._queries}
+        self._pages = [page("/", "Home"), page("/sale", "Sale"), page("/new", "New in")]
+        self._category_pages = {c: page(f"/c/{c}", c.title()) for c in CATEGORIES}
+        self._pages += self._category_pages.values()
+        self.builders: dict[str, Callable[[Session, int], Message]] = {
+            "view": self._view,
+            "page": self._page_view,
+            "search": self._search,
+            "add": self._add,
+            "remove": self._remove,
+            "cart": self._cart_viewed,
+            "login": self._identify,
+            "checkout": self._checkout,
+            "order": self._order,
+        }
+
+    def pick(self, items: Sequence[T]) -> T:
+        """A uniform choice (`random.choice` is several times slower than this)."""
+        return items[int(self._rnd() * len(items))]
+
+    def uuid(self) -> str:
+        """A random (version 4 shaped) UUID string from the seeded RNG."""
+        return uuid4(self._rng.randbytes(16))
+
+    def message(
+        self, session: Session, t: int, kind: str, event: str | None, key: str, body: Message
+    ) -> Message:
+        """A Segment message: ids, times, context, then `body` under `key` (properties or traits)."""
+        shopper = session.shopper
+        message: Message = {"messageId": self.uuid(), "type": kind}
+        if event is not None:
+            message["event"] = event
+        if session.logged_in:
+            message["userId"] = shopper.user_id
+        message["anonymousId"] = shopper.anonymous_id
+        stamp(message, t, self.now_ms, self._rnd, self.dirt)
+        message["context"] = {
+            "locale": shopper.locale,
+            "timezone": shopper.timezone,
+            "userAgent": shopper.user_agent,
+            "page": session.page,
+        }
+        message[key] = body
+        return message
+
+    def track(self, session: Session, t: int, event: str, properties: Message) -> Message:
+        return self.message(session, t, "track", event, "properties", properties)
+
+    def _page_view(self, session: Session, t: int) -> Message:
+        if session.page is not None and self._rnd() < 0.5:
+            session.page = self._category_pages[session.shopper.favourite]
+        else:
+            session.page = self.pick(self._pages)
+        return self.message(session, t, "page", None, "properties", session.page)
+
+    def _search(self, session: Session, t: int) -> Message:
+        query = self.pick(self._queries)
+        session.page = self._search_pages[query]
+        return self.track(session, t, "Products Searched", {"query": query})
+
+    def _pick_product(self, session: Session) -> Product:
+        r, viewed = self._rnd(), session.viewed
+        if viewed and r < 0.3:  # people look at the same product again
+            return self.catalog.by_id[viewed[int(r * len(viewed) / 0.3)]]
+        products = self.catalog.by_category[session.shopper.favourite] if r < 0.7 else self.catalog.products
+        return products[int(self._rnd() * len(products))]
+
+    def _view(self, session: Session, t: int) -> Message:
+        product, cart_id = self._pick_product(session), session.shopper.cart_id
+        session.viewed.append(product.product_id)
+        if len(session.viewed) > RECENT_VIEWS:
+            del session.viewed[0]
+        session.page = product.page
+        properties = product.props if cart_id is None else {**product.props, "cart_id": cart_id}
+        return self.track(session, t, "Product Viewed", properties)
+
+    def _add(self, session: Session, t: int) -> Message:
+        shopper, product = session.shopper, self.catalog.by_id[session.viewed[-1]]
+        if shopper.cart_id is None:
+            shopper.cart_id = self.uuid()
+        quantity = 1 if self._rnd() < 0.85 else 2
+        shopper.cart[product.product_id] = shopper.cart.get(product.product_id, 0) + quantity
+        shopper.checkout_id = None  # a changed cart needs a new checkout
+        properties = {**product.props, "quantity": quantity, "cart_id": shopper.cart_id}
+        return self.track(session, t, "Product Added", properties)
+
+    def _remove(self, session: Session, t: int) -> Message:
+        shopper = session.shopper
+        product = self.catalog.by_id[self.pick(list(shopper.cart))]
+        quantity = shopper.cart.pop(product.product_id)
+        shopper.checkout_id = None
+        properties = {**product.props, "quantity": quantity, "cart_id": shopper.cart_id}
+        return self.track(session, t, "Product Removed", properties)
+
+    def _cart_lines(self, shopper: Shopper) -> tuple[list[Message], float]:
+        """The cart as order lines, and its total."""
+        lines: list[Message] = []
+        for product_id, quantity in shopper.cart.items():
+            p = self.catalog.by_id[product_id]
+            line: Message = {"product_id": product_id, "name": p.name, "price": p.price, "quantity": quantity}
+            line["category"] = p.category
+            lines.append(line)
+        return lines, round(sum(line["price"] * line["quantity"] for line in lines), 2)
+
+    def _cart_viewed(self, session: Session, t: int) -> Message:
+        lines, _ = self._cart_lines(session.shopper)
+        session.page = CART_PAGE
+        return self.track(session, t, "Cart Viewed", {"cart_id": session.shopper.cart_id, "products": lines})
+
+    def _checkout(self, session: Session, t: int) -> Message:
+        shopper = session.shopper
+        lines, total = self._cart_lines(shopper)
+        shopper.checkout_id = self.uuid()
+        session.page = CHECKOUT_PAGE
+        properties: Message = {
+            "checkout_id": shopper.checkout_id,
+            "cart_id": shopper.cart_id,
+            "total": total,
+            "currency": CURRENCY,
+            "products": lines,
+        }
+        return self.track(session, t, "Checkout Started", properties)
+
+    def _order(self, session: Session, t: int) -> Message:
+        shopper = session.shopper
+        lines, total = self._cart_lines(shopper)
+        properties: Message = {
+            "order_id": f"o-{self._rng.randbytes(6).hex()}",
+            "checkout_id": shopper.checkout_id,
+            "cart_id": shopper.cart_id,
+            "total": total,
+            "revenue": total,
+            "currency": CURRENCY,
+            "products": lines,
+        }
+        shopper.cart_id = shopper.checkout_id = None  # the next add starts a new cart
+        shopper.cart = {}
+        shopper.orders += 1
+        session.page = ORDER_PAGE
+        return self.track(session, t, "Order Completed", properties)
+
+    def _identify(self, session: Session, t: int) -> Message:
+        """Sign-up (the first time) or login: links the shopper's anonymousId to their userId."""
+        shopper = session.shopper
+        session.page = LOGIN_PAGE if shopper.known else SIGNUP_PAGE
+        shopper.known = session.logged_in = True
+        traits: Message = {"email": shopper.email}
+        if shopper.first_name is not None:
+            traits["first_name"] = shopper.first_name
+        traits |= {
+            "locale": shopper.locale,
+            "timezone": shopper.timezone,
+            "marketing_consent": shopper.consent,
+        }
+        return self.message(session, t, "identify", None, "traits", traits)

@@ -1,0 +1,255 @@
+"""The lake checks: which check runs on which table, and what each reads from the lake to judge it.
+
+The predicates are pure (transforms/operations/). In a micro-batch a check looks at what the latest
+batch added (for event_id uniqueness, the event_date partitions it touched), so it stays cheap; the
+hourly monitors (freshness) and the audits run the checks over a window or the whole lake. Dagster
+wraps them in assets/checks.py and assets/audits.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+from stores.operations.probe import Probe
+from transforms.ingest.events import dedupe_dates
+from transforms.operations.checks import (
+    ONE_OF_COLUMNS,
+    REQUIRED_COLUMNS,
+    CheckOutcome,
+    required_non_null,
+    unique_key,
+)
+from transforms.operations.ingest_checks import files_reconcile, quarantine_rate, table_fresh
+from transforms.operations.send_checks import sends_sent_once, sends_terminal_within_budget
+from transforms.schema import PENDING_DECISIONS
+
+INGEST_TABLES = frozenset({"events", "quarantine", "ingest_log", "identities"})
+# An empty batch commits nothing to these tables; the commit of the table in the value covers them.
+COVERED_BY = {
+    "events": "ingest_log",
+    "quarantine": "ingest_log",
+    "identities": "ingest_log",
+    "sends": "triggers",
+    "profiles": "profile_updates",  # profiles is rewritten at each fold; every batch appends partials
+    "triggers": "trigger_state",  # an engine run with no new rows still rewrites trigger_state
+}
+Severity = Literal["ERROR", "WARN"]  # as Dagster's AssetCheckSeverity
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LakeCheck:
+    """One check on one table: how to evaluate it, and how it reports (severity, whether it blocks)."""
+
+    name: str
+    asset: str
+    evaluate: Callable[[Probe], CheckOutcome]
+    description: str
+    severity: Severity = "ERROR"
+    blocking: bool = False
+    in_run: bool = True  # in every micro-batch; otherwise hourly with the audits
+
+
+def _key_unique(table: str, key: list[str]) -> Callable[[Probe], CheckOutcome]:
+    def evaluate(probe: Probe) -> CheckOutcome:
+        rows = probe.scoped(table)
+        return unique_key(
+            rows.select(key) if rows is not None else pl.LazyFrame(schema=dict.fromkeys(key, pl.String)), key
+        )
+
+    return evaluate
+
+
+def _terminal_unique(probe: Probe) -> CheckOutcome:
+    rows = probe.scoped("triggers")
+    if rows is None:
+        return unique_key(pl.LazyFrame(schema={"trigger_id": pl.String}), ["trigger_id"])
+    terminal = rows.filter(~pl.col("decision").is_in(PENDING_DECISIONS)).select("trigger_id")
+    return unique_key(terminal, ["trigger_id"])
+
+
+def _events_unique(probe: Probe) -> CheckOutcome:
+    events, scoped = probe.whole("events"), probe.scoped("events")
+    if events is None or scoped is None:
+        return unique_key(pl.LazyFrame(schema={"event_id": pl.String}), ["event_id"])
+    if probe.scope.whole_lake:
+        return unique_key(events.select("event_id"), ["event_id"])
+    # Duplicates of the scope's rows can only sit in the partitions ingest's dedupe looks at.
+    touched = scoped.select("event_date").unique().collect()["event_date"].to_list()
+    dates = dedupe_dates(touched)
+    outcome = unique_key(events.filter(pl.col("event_date").is_in(dates)).select("event_id"), ["event_id"])
+    return CheckOutcome(outcome.passed, {**outcome.figures, "partitions": len(touched)})
+
+
+def _non_null(table: str) -> Callable[[Probe], CheckOutcome]:
+    def evaluate(probe: Probe) -> CheckOutcome:
+        rows = probe.scoped(table)
+        if rows is None:
+            return CheckOutcome(True, {"rows": 0})
+        return required_non_null(rows, REQUIRED_COLUMNS[table], ONE_OF_COLUMNS.get(table, ()))
+
+    return evaluate
+
+
+def _quarantine_rate(probe: Probe) -> CheckOutcome:
+    log = probe.scoped("ingest_log")
+    if log is None:
+        return CheckOutcome(True, {"files": 0})
+    return quarantine_rate(log, probe.thresholds.quarantine_rate_max)
+
+
+def _rows_per_file(probe: Probe, table: str, batches: list[int] | None) -> pl.LazyFrame:
+    frame = probe.whole(table)
+    if frame is None:
+        return pl.LazyFrame(schema={"source_file": pl.String, "rows": pl.UInt32})
+    if batches is not None:
+        frame = frame.filter(pl.col("batch_id").is_in(batches))
+    return frame.group_by("source_file").agg(pl.len().alias("rows"))
+
+
+def _files_reconcile(probe: Probe) -> CheckOutcome:
+    log = probe.scoped("ingest_log")
+    if log is None:
+        return CheckOutcome(True, {"files": 0})
+    # customers/ and catalog/ rows go to tables keyed by user or product (latest wins), not per file.
+    log = log.filter(pl.col("source_file").str.starts_with("events/"))
+    whole_lake = probe.scope.whole_lake
+    batches = None if whole_lake else log.select("batch_id").unique().collect()["batch_id"].to_list()
+    return files_reconcile(
+        log,
+        _rows_per_file(probe, "events", batches),
+        _rows_per_file(probe, "quarantine", batches),
+    )
+
+
+def _sent_once(probe: Probe) -> CheckOutcome:
+    sends = probe.whole("sends")
+    if sends is None:
+        return CheckOutcome(True, {"rows": 0})
+    if probe.scope.since is not None:
+        recent = sends.filter(pl.col("sent_at") >= probe.scope.since).select("trigger_id")
+        sends = sends.join(recent.unique(), on="trigger_id", how="semi")
+    return sends_sent_once(sends)
+
+
+def _terminal_within_budget(probe: Probe) -> CheckOutcome:
+    decisions = probe.whole("triggers")
+    if decisions is None:
+        return CheckOutcome(True, {"send_decisions": 0})
+    budget = probe.thresholds.send_budget
+    if probe.scope.since is not None:  # decisions whose budget ran out in the scope
+        deadline = pl.coalesce("due_at", "decided_at") + pl.lit(budget)
+        decisions = decisions.filter(deadline >= probe.scope.since)
+    decisions = decisions.filter(pl.col("decision") == "send")
+    sends = probe.whole("sends")
+    if sends is None:
+        sends = pl.LazyFrame(
+            schema={"trigger_id": pl.String, "status": pl.String, "sent_at": pl.Datetime("us", "UTC")}
+        )
+    sends = sends.join(decisions.select("trigger_id"), on="trigger_id", how="semi")
+    return sends_terminal_within_budget(decisions, sends, now=probe.now, budget=budget)
+
+
+def _fresh(table: str) -> Callable[[Probe], CheckOutcome]:
+    def evaluate(probe: Probe) -> CheckOutcome:
+        commits = [probe.last_data_commit(name) for name in (table, COVERED_BY.get(table)) if name]
+        last = max((c for c in commits if c is not None), default=None)
+        return table_fresh(last, probe.landed_at, now=probe.now, max_lag=probe.thresholds.freshness_lag)
+
+    return evaluate
+
+
+TABLES = ("events", "quarantine", "ingest_log", "identities", "profiles", "triggers", "sends")
+IN_RUN_NON_NULL = frozenset({"events", "triggers"})  # the others are written from fixed schemas
+LAKE_CHECKS: tuple[LakeCheck, ...] = (
+    LakeCheck(
+        "events_event_id_unique",
+        "events",
+        _events_unique,
+        "No event_id on two rows (in-run: the partitions the latest batch touched).",
+        blocking=True,
+    ),
+    LakeCheck(
+        "quarantine_rate_under_limit",
+        "quarantine",
+        _quarantine_rate,
+        "Quarantined lines are a small share of the lines of committed files.",
+        severity="WARN",
+    ),
+    LakeCheck(
+        "ingest_log_files_reconcile",
+        "ingest_log",
+        _files_reconcile,
+        "Per committed file: lines = accepted + duplicates + quarantined, matching the rows in the lake.",
+    ),
+    LakeCheck(
+        "identities_edge_unique",
+        "identities",
+        _key_unique("identities", ["anonymous_id", "user_id"]),
+        "One row per anonymous_id -> user_id edge.",
+    ),
+    LakeCheck(
+        "profiles_user_id_unique", "profiles", _key_unique("profiles", ["user_id"]), "One row per user."
+    ),
+    LakeCheck(
+        "triggers_terminal_decision_unique",
+        "triggers",
+        _terminal_unique,
+        "One terminal decision per trigger_id (a doubled decision could send twice, so it blocks sends).",
+        blocking=True,
+    ),
+    LakeCheck(
+        "sends_trigger_id_sent_once", "sends", _sent_once, "No trigger_id sent twice, no send_id doubled."
+    ),
+    LakeCheck(
+        "sends_terminal_within_budget",
+        "sends",
+        _terminal_within_budget,
+        "Every `send` decision has a terminal outbox row (sent, failed_permanent, aborted) in its budget.",
+        severity="WARN",
+        in_run=False,  # about time passing (and reads the decisions whole): the hourly audit's job
+    ),
+    *(
+        LakeCheck(
+            f"{t}_required_non_null",
+            t,
+            _non_null(t),
+            f"Required columns of {t} are set on every row.",
+            in_run=t in IN_RUN_NON_NULL,
+        )
+        for t in TABLES
+    ),
+    # Freshness runs hourly with the audits, not in the micro-batch: a stalled pipeline runs no
+    # micro-batch, so an in-run freshness check could never report it.
+    *(
+        LakeCheck(
+            f"{t}_fresh",
+            t,
+            _fresh(t),
+            f"No landed file has waited longer than the lag since {t}'s last data commit.",
+            severity="WARN",
+            in_run=False,
+        )
+        for t in TABLES
+    ),
+)
+
+
+def checks_for(asset_keys: Iterable[str], *, in_run: bool | None = None) -> list[LakeCheck]:
+    """The lake checks on the tables among `asset_keys` (only in-run or only monitor ones when asked)."""
+    present = set(asset_keys)
+    return [c for c in LAKE_CHECKS if c.asset in present and in_run in (None, c.in_run)]
+
+
+def evaluate(check: LakeCheck, probe: Probe) -> CheckOutcome:
+    """The check's outcome; a check that raises fails (with the error's type) instead of hiding the rest."""
+    try:
+        return check.evaluate(probe)
+    except Exception as error:
+        log.exception("check %s raised", check.name)
+        return CheckOutcome(False, {"error": type(error).__name__})

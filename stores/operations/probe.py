@@ -1,0 +1,90 @@
+"""What a check reads from the lake: a `Probe` on the lake and the landing zone, scoped by a `Scope`.
+
+In a micro-batch the checks look at what the latest batch added; the hourly monitors and the audits
+look at a window, or at the whole lake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+
+import polars as pl
+from deltalake import DeltaTable
+
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from transforms.operations.checks import Thresholds
+
+# Which columns scope a table's rows: its batch number (in-run) and its time column (audit windows).
+# identities, profiles and sends are small (one row per edge, user, email): checks read them whole.
+SCOPE_COLUMNS: dict[str, tuple[str | None, str | None]] = {
+    "events": ("batch_id", "ingested_at"),
+    "quarantine": ("batch_id", "ingested_at"),
+    "ingest_log": ("batch_id", "committed_at"),
+    "triggers": (None, "decided_at"),
+}
+# Commits that bring data in (compaction, vacuum, deletes and rollbacks say nothing about freshness).
+DATA_OPERATIONS = frozenset({"WRITE", "MERGE", "CREATE TABLE", "STREAMING UPDATE"})
+HISTORY_DEPTH = 20
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Rows a check reads: of one batch (in-run), or since a time (audits); neither means the whole lake."""
+
+    batch_id: int | None = None
+    since: datetime | None = None
+
+    @property
+    def whole_lake(self) -> bool:
+        return self.batch_id is None and self.since is None
+
+
+@dataclass
+class Probe:
+    """What a check evaluation reads from: the lake, the landing zone, a scope, limits and the time."""
+
+    lake: LakeResource
+    landing: LandingResource
+    scope: Scope
+    thresholds: Thresholds
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _tables: dict[str, DeltaTable | None] = field(default_factory=dict, repr=False)
+
+    def table(self, name: str) -> DeltaTable | None:
+        """The table's snapshot, loaded once per probe (so all its checks see one version)."""
+        if name not in self._tables:
+            self._tables[name] = self.lake.table(name)
+        return self._tables[name]
+
+    def whole(self, name: str) -> pl.LazyFrame | None:
+        table = self.table(name)
+        return None if table is None else pl.scan_delta(table)
+
+    def scoped(self, name: str) -> pl.LazyFrame | None:
+        """Rows of `name` in scope, or None when the table does not exist yet."""
+        frame = self.whole(name)
+        batch_column, time_column = SCOPE_COLUMNS.get(name, (None, None))
+        if frame is None:
+            return None
+        if batch_column and self.scope.batch_id is not None:
+            return frame.filter(pl.col(batch_column) == self.scope.batch_id)
+        if time_column and self.scope.since is not None:
+            return frame.filter(pl.col(time_column) >= self.scope.since)
+        return frame
+
+    @cached_property
+    def landed_at(self) -> list[datetime]:
+        return [f.landed_at for f in self.landing.list_files("events")]
+
+    def last_data_commit(self, name: str) -> datetime | None:
+        table = self.table(name)
+        if table is None:
+            return None
+        for history in (table.history(HISTORY_DEPTH), table.history()):  # all of it only when needed
+            writes = [c for c in history if c.get("operation") in DATA_OPERATIONS]
+            if writes:
+                return datetime.fromtimestamp(writes[0]["timestamp"] / 1000, UTC)
+        return None

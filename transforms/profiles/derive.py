@@ -1,0 +1,156 @@
+"""Profile rows (PROFILES_SCHEMA) derived from merged partial states and the CRM's customers.
+
+Traits take the newer of the event-sourced value and the CRM's; the cart, order, browsing and
+engagement columns are read off the merged state's lists as of a given moment.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from transforms.profiles.state import (
+    ANON,
+    ENGAGEMENT_HALF_LIFE,
+    EPOCH,
+    RECENT_SEARCHES,
+    RECENT_VIEWS,
+    TRAITS,
+    fill_lists,
+)
+from transforms.schema import CART_LINE, PROFILES_SCHEMA, UTC_TS
+
+
+def derive(state: pl.DataFrame, customers: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
+    """PROFILES_SCHEMA rows for the known users of `state` (merged, resolved) and `customers` (CRM)."""
+    known = state.filter(~pl.col("principal").str.starts_with(ANON)).rename({"principal": "user_id"})
+    crm = customers.select(
+        "user_id",
+        *[pl.col(t).cast(pl.String).alias(f"crm_{t}") for t in (*TRAITS, "loyalty_tier")],
+        pl.col("updated_at").alias("crm_at"),
+    )
+    joined = known.join(crm, on="user_id", how="full", coalesce=True)
+    consent = pl.col("marketing_consent").str.to_lowercase().is_in(["true", "1", "yes"])
+    out = (
+        fill_lists(joined.with_columns(_newest(t) for t in TRAITS))
+        .with_columns(
+            pl.when(pl.col("marketing_consent").is_null())
+            .then(None)
+            .otherwise(consent)
+            .alias("marketing_consent"),
+            pl.col("crm_loyalty_tier").alias("loyalty_tier"),
+        )
+        .pipe(_with_current_cart)
+        .pipe(_with_cart_items)
+        .with_columns(_activity_traits(as_of))
+    )
+    return out.select([pl.col(c).cast(t) for c, t in PROFILES_SCHEMA.items()]).sort("user_id")
+
+
+def _activity_traits(as_of: datetime) -> list[pl.Expr]:
+    """Cart value, checkout, order, browsing and engagement columns read off the state's lists."""
+    return [
+        pl.col("cart_items")
+        .list.eval((pl.element().struct.field("price") * pl.element().struct.field("quantity")).sum())
+        .list.first()
+        .fill_null(0.0)
+        .round(2)
+        .alias("cart_value"),
+        pl.col("carts")
+        .list.eval(pl.element().struct.field("checkout_at").max())
+        .list.first()
+        .alias("last_checkout_at"),
+        *_order_traits(),
+        _distinct_recent("views", "product_id", RECENT_VIEWS).alias("recent_views"),
+        _distinct_recent("searches", "query", RECENT_SEARCHES).alias("recent_searches"),
+        _top_category().alias("top_category"),
+        (pl.col("engagement") - _tau_lit(as_of)).exp().round(6).alias("engagement_score"),
+        pl.col("last_ts").alias("last_seen_at"),
+        pl.lit(as_of, dtype=UTC_TS).alias("as_of"),
+    ]
+
+
+def _tau_lit(moment: datetime) -> float:
+    return (moment - EPOCH).total_seconds() / ENGAGEMENT_HALF_LIFE.total_seconds()
+
+
+def _newest(trait: str) -> pl.Expr:
+    """The event-sourced trait or the CRM's, whichever is newer (events win a tie)."""
+    crm_newer = pl.col(f"{trait}_ts").is_null() | (pl.col("crm_at") > pl.col(f"{trait}_ts"))
+    pick_crm = crm_newer & pl.col(f"crm_{trait}").is_not_null()
+    return pl.when(pick_crm).then(pl.col(f"crm_{trait}")).otherwise(pl.col(trait)).alias(trait)
+
+
+def _with_current_cart(frame: pl.DataFrame) -> pl.DataFrame:
+    """`cart_id` / `cart_updated_at`: the open cart (no order) changed last; ties by cart id."""
+    open_carts = (
+        frame.select("user_id", "carts")
+        .explode("carts")
+        .unnest("carts")
+        .filter(pl.col("ordered_at").is_null() & pl.col("changed_at").is_not_null())
+        .sort("changed_at", "cart_id", descending=True)
+        .unique("user_id", keep="first")
+        .select("user_id", "cart_id", pl.col("changed_at").alias("cart_updated_at"))
+    )
+    return frame.join(open_carts, on="user_id", how="left")
+
+
+def _with_cart_items(frame: pl.DataFrame) -> pl.DataFrame:
+    """`cart_items`: the current cart's lines with units left (added - removed > 0), by product id."""
+    line = pl.col("_line").struct
+    items = (
+        frame.select("user_id", "cart_id", pl.col("lines").alias("_line"))
+        .filter(pl.col("cart_id").is_not_null())
+        .explode("_line")
+        .drop_nulls("_line")
+        .filter(line.field("cart_id") == pl.col("cart_id"))
+        .with_columns((line.field("added") - line.field("removed")).alias("quantity"))
+        .filter(pl.col("quantity") > 0)
+        .select(
+            "user_id",
+            *[line.field(f.name).alias(f.name) for f in CART_LINE.fields if f.name != "quantity"],
+            "quantity",
+        )
+        .sort("user_id", "product_id")
+        .group_by("user_id", maintain_order=True)
+        .agg(pl.struct([f.name for f in CART_LINE.fields]).alias("cart_items"))
+    )
+    joined = frame.join(items, on="user_id", how="left")
+    return joined.with_columns(pl.col("cart_items").fill_null(pl.lit([], dtype=pl.List(CART_LINE))))
+
+
+def _order_traits() -> list[pl.Expr]:
+    order = pl.element().struct
+    orders = pl.col("orders")
+    return [
+        orders.list.eval(order.field("ordered_at").max()).list.first().alias("last_order_at"),
+        orders.list.len().cast(pl.Int64).alias("order_count"),
+        orders.list.eval(order.field("revenue").sort().sum())
+        .list.first()
+        .fill_null(0.0)
+        .round(2)
+        .alias("lifetime_value"),
+        orders.list.eval(order.field("products").explode().drop_nulls().unique().sort()).alias(
+            "purchased_products"
+        ),
+    ]
+
+
+def _distinct_recent(column: str, field: str, n: int) -> pl.Expr:
+    return pl.col(column).list.eval(
+        pl.element().struct.field(field).drop_nulls().unique(maintain_order=True).head(n)
+    )
+
+
+def _top_category() -> pl.Expr:
+    count = pl.element().struct
+    return (
+        pl.col("categories")
+        .list.eval(
+            count.field("category").sort_by(
+                [count.field("n"), count.field("category")], descending=[True, False]
+            )
+        )
+        .list.first()
+    )

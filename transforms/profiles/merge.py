@@ -1,0 +1,114 @@
+"""Partials merged: re-keyed to user ids by identity edges, then folded into one state per principal.
+
+The merge is associative and commutative (maxima, minima, sums, last-writer-wins by time with ties broken
+by value, top-N by time), so partials merge in any order and any grouping to the same state.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from transforms.profiles.state import (
+    ANON,
+    CART_STATE,
+    CATEGORY_COUNT,
+    LINE_DETAILS,
+    LINE_STATE,
+    ORDER_STATE,
+    PARTIAL_SCHEMA,
+    RECENT_SEARCHES,
+    SEARCH,
+    TRAITS,
+    VIEW,
+    VIEW_STATE,
+    conform,
+    fill_lists,
+    first_orders,
+    log_sum_exp,
+    nest,
+    top_recent,
+)
+
+
+def resolve(partial: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
+    """Partials re-keyed to user ids where an identities edge links their anonymous principal."""
+    links = (
+        identities.sort("first_seen_at", "user_id")
+        .unique("anonymous_id", keep="first", maintain_order=True)  # the first identify claims it
+        .select((pl.lit(ANON) + pl.col("anonymous_id")).alias("principal"), pl.col("user_id").alias("_to"))
+    )
+    return (
+        partial.join(links, on="principal", how="left")
+        .with_columns(pl.coalesce("_to", "principal").alias("principal"))
+        .drop("_to")
+    )
+
+
+def merge_partials(partial: pl.DataFrame) -> pl.DataFrame:
+    """Partials with the same principal merged into one (associative, commutative, PARTIAL_SCHEMA)."""
+    if partial.height == partial["principal"].n_unique():
+        return partial.select(list(PARTIAL_SCHEMA))
+    base = partial.group_by("principal").agg(
+        pl.col("first_ts").min(),
+        pl.col("last_ts").max(),
+        *[expr for t in TRAITS for expr in _merge_trait(t)],
+        pl.col("identified_at").min(),
+        pl.col("unsubscribed_at").min(),
+        log_sum_exp(pl.col("engagement").drop_nulls()).alias("engagement"),
+    )
+    for part in (_merge_lines, _merge_carts, _merge_orders, _merge_recent, _merge_categories):
+        base = base.join(part(partial), on="principal", how="left")
+    return conform(fill_lists(base))
+
+
+def _merge_trait(trait: str) -> tuple[pl.Expr, pl.Expr]:
+    present = pl.col(f"{trait}_ts").is_not_null()
+    value = (
+        pl.col(trait)
+        .filter(present)
+        .sort_by([pl.col(f"{trait}_ts").filter(present), pl.col(trait).filter(present)])
+    )
+    return value.last().alias(trait), pl.col(f"{trait}_ts").max()
+
+
+def _explode(partial: pl.DataFrame, column: str) -> pl.DataFrame:
+    return partial.select("principal", column).explode(column).drop_nulls(column).unnest(column)
+
+
+def _merge_lines(partial: pl.DataFrame) -> pl.DataFrame:
+    lines = (
+        _explode(partial, "lines")
+        .sort("last_ts", "name", "price", nulls_last=False)
+        .group_by("principal", "cart_id", "product_id")
+        .agg(
+            *[pl.col(a).drop_nulls().last() for _, a in LINE_DETAILS],
+            pl.col("added").sum(),
+            pl.col("removed").sum(),
+            pl.col("last_ts").max(),
+        )
+    )
+    return nest(lines, "lines", LINE_STATE)
+
+
+def _merge_carts(partial: pl.DataFrame) -> pl.DataFrame:
+    carts = (
+        _explode(partial, "carts")
+        .group_by("principal", "cart_id")
+        .agg(pl.col("changed_at").max(), pl.col("checkout_at").max(), pl.col("ordered_at").min())
+    )
+    return nest(carts, "carts", CART_STATE)
+
+
+def _merge_orders(partial: pl.DataFrame) -> pl.DataFrame:
+    return nest(first_orders(_explode(partial, "orders")), "orders", ORDER_STATE)
+
+
+def _merge_recent(partial: pl.DataFrame) -> pl.DataFrame:
+    views = nest(top_recent(_explode(partial, "views"), VIEW_STATE), "views", VIEW)
+    searches = nest(top_recent(_explode(partial, "searches"), RECENT_SEARCHES), "searches", SEARCH)
+    return views.join(searches, on="principal", how="full", coalesce=True)
+
+
+def _merge_categories(partial: pl.DataFrame) -> pl.DataFrame:
+    counts = _explode(partial, "categories").group_by("principal", "category").agg(pl.col("n").sum())
+    return nest(counts, "categories", CATEGORY_COUNT)

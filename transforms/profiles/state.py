@@ -1,0 +1,124 @@
+"""The partial state of a profile: its columns (PARTIAL_SCHEMA), and the shapes the fold and its merge share.
+
+A partial is one row per principal (a user id, or `anon:<anonymous_id>` before an identify); its list
+columns hold per-cart, per-order and recent-activity structs (see `transforms.profiles.partials`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from transforms.schema import UTC_TS
+
+ANON = "anon:"
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+ENGAGEMENT_HALF_LIFE = timedelta(days=7)
+RECENT_VIEWS, RECENT_SEARCHES, VIEW_STATE = 10, 10, 50
+TRAITS = ("email", "first_name", "timezone", "locale", "marketing_consent")
+CART_EVENTS = ("Product Added", "Product Removed")
+
+LINE_STATE = pl.Struct(
+    {
+        "cart_id": pl.String(),
+        "product_id": pl.String(),
+        "name": pl.String(),
+        "category": pl.String(),
+        "price": pl.Float64(),
+        "image_url": pl.String(),
+        "url": pl.String(),
+        "added": pl.Int64(),
+        "removed": pl.Int64(),
+        "last_ts": UTC_TS,
+    }
+)
+# Product details of a cart line: (events column, LINE_STATE field), the last known value wins.
+LINE_DETAILS = (
+    ("product_name", "name"),
+    ("category", "category"),
+    ("price", "price"),
+    ("image_url", "image_url"),
+    ("url", "url"),
+)
+CART_STATE = pl.Struct(
+    {"cart_id": pl.String(), "changed_at": UTC_TS, "checkout_at": UTC_TS, "ordered_at": UTC_TS}
+)
+ORDER_STATE = pl.Struct(
+    {
+        "order_id": pl.String(),
+        "cart_id": pl.String(),
+        "revenue": pl.Float64(),
+        "ordered_at": UTC_TS,
+        "products": pl.List(pl.String()),
+        "categories": pl.List(pl.String()),
+    }
+)
+VIEW = pl.Struct({"ts": UTC_TS, "product_id": pl.String(), "category": pl.String()})
+SEARCH = pl.Struct({"ts": UTC_TS, "query": pl.String()})
+CATEGORY_COUNT = pl.Struct({"category": pl.String(), "n": pl.Int64()})
+
+PARTIAL_SCHEMA: dict[str, pl.DataType] = {
+    "principal": pl.String(),
+    "first_ts": UTC_TS,
+    "last_ts": UTC_TS,
+    **{column: dtype for t in TRAITS for column, dtype in ((t, pl.String()), (f"{t}_ts", UTC_TS))},
+    "identified_at": UTC_TS,
+    "unsubscribed_at": UTC_TS,
+    "lines": pl.List(LINE_STATE),
+    "carts": pl.List(CART_STATE),
+    "orders": pl.List(ORDER_STATE),
+    "views": pl.List(VIEW),
+    "searches": pl.List(SEARCH),
+    "categories": pl.List(CATEGORY_COUNT),
+    "engagement": pl.Float64(),  # log of sum(exp((ts - EPOCH) / half-life)) over events
+}
+
+
+def tau(column: str) -> pl.Expr:
+    """`column`'s time in engagement half-lives since EPOCH."""
+    seconds = (pl.col(column) - pl.lit(EPOCH, dtype=UTC_TS)).dt.total_microseconds() / 1e6
+    return seconds / ENGAGEMENT_HALF_LIFE.total_seconds()
+
+
+def log_sum_exp(expr: pl.Expr) -> pl.Expr:
+    """log(sum(exp(expr))) without overflow: how engagement adds up."""
+    top = expr.max()
+    return top + (expr - top).exp().sum().log()
+
+
+def first_orders(orders: pl.DataFrame) -> pl.DataFrame:
+    """One row per (principal, order_id): the earliest sighting, ties broken by content."""
+    return orders.sort("ordered_at", "cart_id", "revenue", nulls_last=True).unique(
+        ["principal", "order_id"], keep="first", maintain_order=True
+    )
+
+
+def top_recent(frame: pl.DataFrame, n: int) -> pl.DataFrame:
+    """The `n` most recent rows per principal (ties by content, so the cut is deterministic)."""
+    order = [c for c in frame.columns if c != "principal"]
+    return (
+        frame.unique()
+        .sort(order, descending=True, nulls_last=True)
+        .group_by("principal", maintain_order=True)
+        .head(n)
+    )
+
+
+def nest(frame: pl.DataFrame, name: str, dtype: pl.Struct) -> pl.DataFrame:
+    """`frame`'s rows as a list column `name` of `dtype` structs, one row per principal."""
+    fields = [f.name for f in dtype.fields]
+    return frame.group_by("principal").agg(pl.struct(fields).alias(name))
+
+
+def fill_lists(frame: pl.DataFrame) -> pl.DataFrame:
+    """PARTIAL_SCHEMA's list columns of `frame` with an empty list where they are null."""
+    lists = [c for c, t in PARTIAL_SCHEMA.items() if isinstance(t, pl.List)]
+    return frame.with_columns(
+        pl.col(c).fill_null(pl.lit([], dtype=PARTIAL_SCHEMA[c])) for c in lists if c in frame.columns
+    )
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with PARTIAL_SCHEMA's columns, in its order and types."""
+    return frame.select([pl.col(c).cast(t) for c, t in PARTIAL_SCHEMA.items()])
