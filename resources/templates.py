@@ -13,8 +13,9 @@ import css_inline
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from transforms.sends.content import KINDS, VARIANTS, Content, header_value, safe_url
+from transforms.sends.content import KINDS, VARIANTS, Content
 from transforms.sends.message import Email
+from transforms.sends.safety import header_value, safe_url
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 SUBJECT_LIMIT = 150  # longer subjects are cut by every client anyway

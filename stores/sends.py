@@ -37,6 +37,7 @@ from stores.profiles import customers_for, scan_table, state_for
 from stores.triggers import RUN_APP, suppressed_users
 from transforms.profiles.partials import derive, principal
 from transforms.schema import CATALOG_SCHEMA, EVENTS_SCHEMA, SENDS_SCHEMA, TRIGGERS_SCHEMA
+from transforms.sends.catalog import bestseller_ranking
 from transforms.sends.content import Catalog, Content, Shop, build_content
 from transforms.sends.message import unsubscribe_token
 from transforms.sends.rows import (
@@ -45,7 +46,6 @@ from transforms.sends.rows import (
     Waits,
     aborted,
     after_attempt,
-    bestseller_ranking,
     outbox_rows,
     trigger_facts,
 )

@@ -9,16 +9,9 @@ import polars as pl
 import pytest
 
 from transforms.schema import CATALOG_SCHEMA
-from transforms.sends.content import (
-    KINDS,
-    Content,
-    Shop,
-    build_content,
-    format_price,
-    header_value,
-    recommendations,
-    safe_url,
-)
+from transforms.sends.catalog import recommendations
+from transforms.sends.content import KINDS, Content, Shop, build_content
+from transforms.sends.safety import format_price, header_value, safe_url
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 STALENESS = timedelta(days=2)

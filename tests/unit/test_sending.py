@@ -11,13 +11,13 @@ import polars as pl
 from resources.email import LOOKUP_FAILED, lookup
 from resources.providers import SandboxProvider, SendGridProvider
 from transforms.schema import SENDS_SCHEMA, TRIGGERS_SCHEMA
+from transforms.sends.catalog import bestseller_ranking
 from transforms.sends.message import send_id_for
 from transforms.sends.rows import (
     Attempt,
     Waits,
     aborted,
     after_attempt,
-    bestseller_ranking,
     latency_ms,
     outbox_rows,
     retry_at,

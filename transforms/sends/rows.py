@@ -148,20 +148,6 @@ def aborted(
     }
 
 
-def bestseller_ranking(added: pl.DataFrame, limit: int = 20) -> list[str]:
-    """Product ids by how many shoppers added them to a cart (`added`: principal, product_id)."""
-    if added.height == 0:
-        return []
-    ranked = (
-        added.drop_nulls("product_id")
-        .group_by("product_id")
-        .agg(pl.col("principal").n_unique().alias("shoppers"))
-        .sort(["shoppers", "product_id"], descending=[True, False])
-        .head(limit)
-    )
-    return ranked["product_id"].to_list()
-
-
 def run_summary(rows: pl.DataFrame) -> dict[str, Any]:
     """Counts by status, retried and fallback use, and latency p50/p95 over the rows this run touched."""
     counts = dict(rows.group_by("status").len().iter_rows()) if rows.height else {}
