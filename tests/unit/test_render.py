@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from resources.templates import TEMPLATES_DIR, RenderAborted, RenderedParts, TemplateRenderer
+from resources.templates import TEMPLATES_PACKAGE, RenderAborted, RenderedParts, TemplateRenderer
 from tests.unit.test_content import (
     BESTSELLERS,
     NOW,
@@ -29,6 +29,7 @@ from transforms.sends.message import Email
 UNSUBSCRIBE = "https://shop.example/unsubscribe/s-abc.tok?v=1&k=2"
 MAILTO = "mailto:unsubscribe@shop.example?subject=unsubscribe%20s-abc"
 RENDERER = TemplateRenderer()  # built once, as in production
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"  # the repository's copy of the package
 LINKS = re.compile(r'\b(?:href|src)="([^"]*)"', re.IGNORECASE)
 
 
@@ -261,13 +262,14 @@ def test_environment_is_sandboxed_strict_and_autoescapes_html() -> None:
     assert not environment.autoescape("welcome.txt.j2") and not environment.autoescape(None)
 
 
-def test_templates_come_only_from_the_templates_folder() -> None:
-    assert Path(__file__).resolve().parents[2] / "templates" == TEMPLATES_DIR
+def test_templates_come_only_from_the_templates_package() -> None:
     loader = RENDERER.environment.loader
-    assert isinstance(loader, FileSystemLoader) and loader.searchpath == [str(TEMPLATES_DIR)]
+    assert isinstance(loader, PackageLoader) and loader.package_name == TEMPLATES_PACKAGE == "templates"
+    filename = RENDERER.environment.get_template("welcome.html.j2").filename
+    assert filename is not None and Path(filename) == TEMPLATES / "welcome.html.j2"
     kinds = {f"{kind}.{part}.j2" for kind in KINDS for part in ("html", "txt")}
     shared = {"layout.html.j2", "layout.txt.j2", "macros.html.j2", "macros.txt.j2"}
-    assert set(RENDERER.environment.list_templates()) == kinds | shared
+    assert set(RENDERER.environment.list_templates(extensions=["j2"])) == kinds | shared
 
 
 @pytest.mark.parametrize(
@@ -326,7 +328,7 @@ def test_missing_variable_aborts_instead_of_rendering_half_an_email() -> None:
 )
 def test_broken_templates_abort(tmp_path: Path, name: str, old: str, new: str, reason: str) -> None:
     folder = tmp_path / "templates"
-    shutil.copytree(TEMPLATES_DIR, folder)
+    shutil.copytree(TEMPLATES, folder)
     source = (folder / name).read_text()
     assert old in source
     (folder / name).write_text(source.replace(old, new))
@@ -334,6 +336,6 @@ def test_broken_templates_abort(tmp_path: Path, name: str, old: str, new: str, r
     with pytest.raises(RenderAborted) as aborted:
         renderer.render(content("welcome"), kind="welcome", variant="a", unsubscribe_url=UNSUBSCRIBE)
     assert aborted.value.reason.startswith(reason)
-    assert TemplateRenderer(TEMPLATES_DIR).render(
+    assert TemplateRenderer().render(
         content("welcome"), kind="welcome", variant="a", unsubscribe_url=UNSUBSCRIBE
     )
