@@ -1,4 +1,4 @@
-"""Delivery policy and the send loop: retries, backoff, ambiguity, the circuit, no secret or address leaks."""
+"""Delivery policy, the send loop and a run's calls: retries, backoff, ambiguity, the circuit, no leaks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import httpx
@@ -22,8 +25,12 @@ from resources.providers import (
     SendGridProvider,
     WebhookProvider,
 )
+from resources.templates import TemplateRenderer
+from stores.sends_delivery import AttemptMarkers, Delivery, Sender, SendsReport
+from tests.unit.test_sending import SHOP, due, world
 from transforms.schema import SEND_STATUSES
 from transforms.sends.message import Email, send_id_for
+from transforms.sends.plan import Planned, plan_sends
 from transforms.sends.policy import (
     RetryBudget,
     Verdict,
@@ -32,6 +39,7 @@ from transforms.sends.policy import (
     describe_error,
     retry_delay,
 )
+from transforms.sends.rows import Waits
 
 NOW = 1_700_000_000.0
 KEY = "SG.very-secret-key"
@@ -354,3 +362,58 @@ def test_the_resource_client_has_its_timeouts_and_delivers() -> None:
         assert not client.follow_redirects
         result = deliver(resource.provider(), EMAIL, client, max_attempts=resource.max_attempts)
     assert result == DeliveryResult("sent", "sb-1", attempts=1)
+
+
+def sender_for(client: httpx.Client, **fields: Any) -> Sender:
+    return Sender(
+        provider=SandboxProvider(api_key="k", base_url="http://sandbox.test"),
+        client=client,
+        renderer=TemplateRenderer(),
+        shop=SHOP,
+        sender="Maison Demo <shop@example.com>",
+        unsubscribe_url=lambda token: f"https://shop.example/unsubscribe/{token}",
+        unsubscribe_mailto="mailto:unsubscribe@shop.example",
+        secret="s",
+        staleness=timedelta(days=2),
+        **fields,
+    )
+
+
+def planned_rows(*trigger_ids: str) -> list[Planned]:
+    rows = [due(t) for t in trigger_ids]
+    return plan_sends(rows, world(), now=RUN_NOW, shop=SHOP, staleness=timedelta(days=2), can_lookup=True)
+
+
+RUN_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # the run's clock; the wall's is elsewhere
+
+
+def test_a_refused_key_holds_the_rest_of_the_run_for_the_cool_off_from_the_runs_now(tmp_path: Path) -> None:
+    calls: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(401, json={"errors": [{"message": "bad key"}]})
+
+    markers = AttemptMarkers(tmp_path / "markers")
+    with httpx.Client(transport=httpx.MockTransport(refuse)) as client:
+        sender = sender_for(client, waits=Waits(cool_off=timedelta(minutes=5)))
+        delivery = Delivery(sender, markers, RUN_NOW, timedelta(0), SendsReport())
+        delivery.run(planned_rows("t-1", "t-2"))
+    assert len(calls) == 1 and delivery.report.circuit_open  # the probe, then nothing
+    refused, held = sorted(delivery.changed, key=lambda row: row["trigger_id"])
+    assert refused["last_error"].startswith("HTTP 401") and held["last_error"] == "circuit_open"
+    assert {r["status"] for r in delivery.changed} == {"retrying"}
+    assert [r["next_attempt_at"] for r in delivery.changed] == [RUN_NOW + timedelta(minutes=5)] * 2
+    assert markers.marked(send_id_for("t-1")) and not markers.marked(send_id_for("t-2"))
+
+
+def test_a_sent_email_is_dated_on_the_runs_timeline(tmp_path: Path) -> None:
+    wall_start = RUN_NOW + timedelta(days=3)
+    with httpx.Client(transport=httpx.MockTransport(lambda r: accepted("m-1"))) as client:
+        sender = sender_for(client, wall_clock=lambda: wall_start + timedelta(seconds=2))
+        delivery = Delivery(sender, AttemptMarkers(tmp_path), RUN_NOW, RUN_NOW - wall_start, SendsReport())
+        delivery.run(planned_rows("t-1"))
+    [sent] = delivery.changed
+    assert (sent["status"], sent["provider_message_id"]) == ("sent", "m-1")
+    assert sent["sent_at"] == RUN_NOW + timedelta(seconds=2)
+    assert delivery.report.example is not None and "Ada" not in delivery.report.example

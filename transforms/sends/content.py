@@ -208,6 +208,17 @@ def _recommended(
     return [_card(row, draft.shop) for row in ranked.iter_rows(named=True)], "bestsellers"
 
 
+def _kind_part(
+    kind: str, profile: Mapping[str, Any], trigger: Mapping[str, Any], draft: _Draft
+) -> tuple[dict[str, Any], str | None, list[str]]:
+    """The kind's own part of the context, the category to recommend from, the products it shows."""
+    if kind in CART_KINDS:
+        return _cart_part(kind, profile, trigger, draft)
+    if kind in PRODUCT_KINDS:
+        return _product_part(kind, trigger, draft)
+    return {"cta_url": draft.shop.home_url}, _own_category(kind, profile, trigger, draft.catalog), []
+
+
 def build_content(
     kind: str,
     *,
@@ -234,16 +245,7 @@ def build_content(
     if not first_name:
         draft.fallbacks.append({"block": "greeting", "reason": "no_first_name"})
     try:
-        if kind in CART_KINDS:
-            part, category, shown = _cart_part(kind, profile, trigger, draft)
-        elif kind in PRODUCT_KINDS:
-            part, category, shown = _product_part(kind, trigger, draft)
-        else:
-            part, category, shown = (
-                {"cta_url": shop.home_url},
-                _own_category(kind, profile, trigger, draft.catalog),
-                [],
-            )
+        part, category, shown = _kind_part(kind, profile, trigger, draft)
     except _Abort as abort:
         return Content(fallbacks=_unique(draft.fallbacks), aborted=str(abort))
     exclude = [*shown, *(profile.get("purchased_products") or [])]
