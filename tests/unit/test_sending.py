@@ -1,9 +1,8 @@
-"""The send stage's pure part: outbox rows, each due row's plan, what a row says after each attempt."""
+"""Outbox rows, pure: rows from decisions, a row after each attempt (on the run's clock), summaries."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -11,25 +10,8 @@ import polars as pl
 
 from resources.email import LOOKUP_FAILED, lookup
 from resources.providers import SandboxProvider, SendGridProvider
-from transforms.schema import CATALOG_SCHEMA, SENDS_SCHEMA, TRIGGERS_SCHEMA
-from transforms.sends.catalog import Catalog, bestseller_ranking
-from transforms.sends.content import Shop
+from transforms.schema import SENDS_SCHEMA, TRIGGERS_SCHEMA
 from transforms.sends.message import send_id_for
-from transforms.sends.plan import (
-    INTERRUPTED,
-    Abort,
-    Ask,
-    Planned,
-    Render,
-    SendWorld,
-    Step,
-    Wait,
-    abort_reasons,
-    decided_row,
-    plan_row,
-    plan_sends,
-    wants_bestsellers,
-)
 from transforms.sends.rows import (
     Attempt,
     Waits,
@@ -137,14 +119,6 @@ def test_trigger_facts_read_the_old_price_and_ignore_bad_detail() -> None:
     assert trigger_facts({"anchor": "p1", "detail": '{"old": "20"}'}) == {"anchor": "p1"}
 
 
-def test_bestsellers_rank_by_distinct_shoppers() -> None:
-    added = pl.DataFrame(
-        {"principal": ["a", "a", "a", "b", "c", "b"], "product_id": ["p1", "p1", "p1", "p2", "p2", None]}
-    )
-    assert bestseller_ranking(added) == ["p2", "p1"]
-    assert bestseller_ranking(added.clear()) == []
-
-
 def test_run_summary_counts_statuses_fallbacks_and_latency() -> None:
     rows = pl.DataFrame(
         {
@@ -200,79 +174,3 @@ def test_a_sent_row_is_on_the_run_timeline_and_its_latency_is_wall_clock_time() 
 def test_an_unknown_row_nobody_can_ask_about_is_never_due_again() -> None:
     unknown = after_attempt({"attempts": 1}, Attempt("unknown", 1), now=NOW, waits=Waits(lookup_after=None))
     assert (unknown["status"], unknown["next_attempt_at"]) == ("unknown", None)
-
-
-SHOP = Shop("Maison Demo", "https://shop.example", "1 Demo Street", "help@shop.example")
-PROFILE = {"user_id": "u1", "email": "u1@example.com", "first_name": "Ada", "as_of": NOW, "top_category": "c"}
-
-
-def due(trigger_id: str = "t-1", **fields: object) -> dict[str, object]:
-    row = {"send_id": send_id_for(trigger_id), "trigger_id": trigger_id, "user_id": "u1", "kind": "welcome"}
-    return row | {"variant": "b", "status": "pending", "attempts": 0, "fallbacks": "[]"} | fields
-
-
-def world(**fields: object) -> SendWorld:
-    catalog = pl.DataFrame(
-        [{"product_id": "p1", "name": "Mug", "category": "c", "price": 9.5, "currency": "EUR", "stock": 3}],
-        schema=CATALOG_SCHEMA,
-    )
-    facts: dict[str, object] = {
-        "triggers": {"t-1": decision("t-1"), "t-2": decision("t-2")},
-        "profiles": {"u1": PROFILE},
-        "aborts": {},
-        "catalog": Catalog.of(catalog),
-    }
-    return SendWorld(**(facts | fields))  # type: ignore[arg-type]
-
-
-def plan(row: dict[str, object], facts: SendWorld, can_lookup: bool = True) -> Step | None:
-    return plan_row(row, facts, now=NOW, shop=SHOP, staleness=timedelta(days=2), can_lookup=can_lookup)
-
-
-def test_the_plan_renders_what_may_go_and_aborts_what_may_not() -> None:
-    step = plan(due(), world())
-    assert isinstance(step, Render) and (step.kind, step.variant) == ("welcome", "b")
-    assert step.to == "u1@example.com" and step.content.context["first_name"] == "Ada"
-    tracking = {"send_id": send_id_for("t-1"), "trigger_id": "t-1", "kind": "welcome", "variant": "b"}
-    assert step.custom_args == tracking
-    assert plan(due(), world(aborts={"t-1": "exited: order_completed"})) == Abort("exited: order_completed")
-    assert plan(due("t-9"), world()) == Abort("decision_not_found")
-    nameless = plan(due(), world(profiles={"u1": {**PROFILE, "email": None}}))
-    assert isinstance(nameless, Abort) and nameless.reason == "no_email"
-
-
-def test_suppression_beats_consent_which_beats_the_rules_exit() -> None:
-    decided = pl.DataFrame({"trigger_id": ["t-1", "t-2", "t-3", "t-4"], "user_id": ["u1", "u2", "u3", "u4"]})
-    exits = ["order_completed", "order_completed", "cart_emptied", None]
-    profiles = {"u2": {"marketing_consent": False}, "u4": {"marketing_consent": True}}
-    assert abort_reasons(decided, exits, frozenset({"u1"}), profiles) == {
-        "t-1": "suppressed",
-        "t-2": "no_consent",
-        "t-3": "exited: cart_emptied",
-    }
-
-
-def test_a_row_whose_call_may_have_started_is_asked_about_first_or_never_resent() -> None:
-    marked = world(marked=frozenset({send_id_for("t-1")}))
-    fresh = plan(due(), world())
-    assert isinstance(fresh, Render)
-    assert plan(due(), marked) == Ask(then=fresh)
-    assert plan(due(status="unknown"), world()) == Ask(then=fresh)
-    interrupted = plan(due(), marked, can_lookup=False)
-    assert interrupted == Wait(INTERRUPTED)
-    row = decided_row(Planned(due(), interrupted), now=NOW, waits=Waits(lookup_after=None))
-    assert (row["status"], row["last_error"]) == ("unknown", "interrupted_during_send")
-    assert row["next_attempt_at"] is None
-    assert plan(due(status="unknown"), world(), can_lookup=False) is None  # left as it is
-
-
-def test_bestsellers_are_only_wanted_when_an_email_falls_back_to_them() -> None:
-    rows = [due(), due("t-2", status="unknown", user_id="u2")]
-    planned = plan_sends(rows, world(), now=NOW, shop=SHOP, staleness=timedelta(days=2), can_lookup=False)
-    assert [p.row["trigger_id"] for p in planned] == ["t-1"] and not wants_bestsellers(planned[0])
-    no_category = world(profiles={"u1": {**PROFILE, "top_category": None}})
-    fallback = plan_sends(rows, no_category, now=NOW, shop=SHOP, staleness=timedelta(days=2), can_lookup=True)
-    assert [wants_bestsellers(p) for p in fallback] == [True, False]  # u2 has no profile: no email
-    step = plan(due(), replace(no_category, bestsellers=("p1",)))
-    assert isinstance(step, Render)
-    assert [card["name"] for card in step.content.context["recommendations"]] == ["Mug"]
