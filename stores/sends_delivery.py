@@ -160,7 +160,9 @@ class Delivery:
             return None  # the rest stays due: the sensor starts the next run for it
         row, step = planned.row, planned.step
         if self.report.circuit_open:
-            return self._after(row, HELD_BY_CIRCUIT)
+            # A row that may already be at the provider keeps its status and its marker (a changed
+            # row's marker goes): held as `retrying`, it would later be sent without being asked about.
+            return None if isinstance(step, Ask) else self._after(row, HELD_BY_CIRCUIT)
         if isinstance(step, Ask):
             settled = self._ask(row)
             if settled is not None:

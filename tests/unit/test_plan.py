@@ -145,16 +145,18 @@ def test_a_refused_key_holds_the_rest_of_the_run_for_the_cool_off_from_the_runs_
         return httpx.Response(401, json={"errors": [{"message": "bad key"}]})
 
     markers = AttemptMarkers(tmp_path / "markers")
+    interrupted = Planned(due("t-3", status="unknown"), Ask(then=Abort("whatever")))
     with httpx.Client(transport=httpx.MockTransport(refuse)) as client:
         sender = sender_for(client, waits=Waits(cool_off=timedelta(minutes=5)))
         delivery = Delivery(sender, markers, RUN_NOW, timedelta(0), SendsReport())
-        delivery.run(planned_rows("t-1", "t-2"))
+        delivery.run([*planned_rows("t-1", "t-2"), interrupted])
     assert len(calls) == 1 and delivery.report.circuit_open  # the probe, then nothing
     refused, held = sorted(delivery.changed, key=lambda row: row["trigger_id"])
     assert refused["last_error"].startswith("HTTP 401") and held["last_error"] == "circuit_open"
     assert {r["status"] for r in delivery.changed} == {"retrying"}
     assert [r["next_attempt_at"] for r in delivery.changed] == [RUN_NOW + timedelta(minutes=5)] * 2
     assert markers.marked(send_id_for("t-1")) and not markers.marked(send_id_for("t-2"))
+    assert "t-3" not in {r["trigger_id"] for r in delivery.changed}  # unknown stays unknown: not resent later
 
 
 def test_a_sent_email_is_dated_on_the_runs_timeline(tmp_path: Path) -> None:
