@@ -271,23 +271,6 @@ def test_price_drop_context() -> None:
     assert (plain["old_price"], plain["drop_percent"]) == ("", 0)
 
 
-def test_unsafe_catalog_urls_fall_back_to_shop_home() -> None:
-    catalog = catalog_frame(
-        product("p-evil", "Evil", "evil", 5.0, 1, url="javascript:alert(1)", image_url="data:x")
-    )
-    result = content("browse_abandonment", catalog=catalog, trigger={"anchor": "p-evil"})
-    assert result.context["product"]["url"] == HOME
-    assert result.context["product"]["image_url"] == ""
-    assert result.context["cta_url"] == HOME
-
-
-def test_names_are_cleaned_and_bounded() -> None:
-    result = content(first_name="Ada\r\nBcc: x", loyalty_tier="Gold\n")
-    assert result.context["first_name"] == "Ada Bcc: x"
-    assert result.context["loyalty_tier"] == "Gold"
-    assert len(content(first_name="A" * 500).context["first_name"]) == 120
-
-
 def plain(value: object) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and plain(v) for k, v in value.items())

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from resources.templates import RenderAborted
-from tests.unit.test_content import line, product
+from tests.unit.test_content import HOME, catalog_frame, line, product
+from tests.unit.test_content import content as email_content
 from tests.unit.test_render import RENDERER, compose, content, render
 from transforms.sends.content import CART_KINDS, KINDS, PRODUCT_KINDS
 
@@ -114,3 +115,20 @@ def test_render_refuses_an_unsafe_unsubscribe_url(url: str) -> None:
     with pytest.raises(RenderAborted) as aborted:
         RENDERER.render(content("welcome"), kind="welcome", variant="a", unsubscribe_url=url)
     assert aborted.value.reason == "invalid_unsubscribe_url"
+
+
+def test_unsafe_catalog_urls_fall_back_to_shop_home() -> None:
+    catalog = catalog_frame(
+        product("p-evil", "Evil", "evil", 5.0, 1, url="javascript:alert(1)", image_url="data:x")
+    )
+    result = email_content("browse_abandonment", catalog=catalog, trigger={"anchor": "p-evil"})
+    assert result.context["product"]["url"] == HOME
+    assert result.context["product"]["image_url"] == ""
+    assert result.context["cta_url"] == HOME
+
+
+def test_names_are_cleaned_and_bounded() -> None:
+    result = email_content(first_name="Ada\r\nBcc: x", loyalty_tier="Gold\n")
+    assert result.context["first_name"] == "Ada Bcc: x"
+    assert result.context["loyalty_tier"] == "Gold"
+    assert len(email_content(first_name="A" * 500).context["first_name"]) == 120
