@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -14,7 +14,18 @@ class EngineConfig(dg.Config):
 
 
 def engine_now(config: EngineConfig) -> datetime:
+    return engine_clock(config)[0]
+
+
+def engine_clock(config: EngineConfig) -> tuple[datetime, timedelta]:
+    """The run's `now`, and how far it is from the wall clock (zero when the run config gives none).
+
+    Every decision of the run is taken at `now`; the offset only moves wall-clock facts (when a file
+    landed, when a provider answered) onto the run's timeline, so durations stay real durations.
+    """
+    wall = datetime.now(UTC)
     if config.now is None:
-        return datetime.now(UTC)
+        return wall, timedelta(0)
     moment = datetime.fromisoformat(config.now)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    now = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return now, now - wall

@@ -1,18 +1,20 @@
 """Dagster wiring of `sends`: the outbox of every `send` decision, delivered through the email provider."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
+import httpx
 
-from assets.clock import EngineConfig, engine_now
+from assets.clock import EngineConfig, engine_clock
 from assets.triggers import DECISIONS_GROUP
 from resources.email import EmailProviderResource
 from resources.lake import LakeResource
 from resources.secrets import SecretsResource
 from resources.shop import ShopResource
 from resources.templates import default_renderer
-from stores.sends import Sender, deliver_due, enqueue
+from stores.sends import run_sends
+from stores.sends_delivery import Sender, SendsReport
 from transforms.sends.rows import Waits, run_summary
 
 
@@ -31,34 +33,13 @@ def sends(
     shop: ShopResource,
 ) -> dg.MaterializeResult:
     """Enqueue new `send` decisions, then render and deliver every due outbox row."""
-    now = engine_now(config)
-    provider = email.provider()
+    now, offset = engine_clock(config)
     with lake.writer_lock(), email.client() as client:
-        enqueued = enqueue(lake, provider=provider.name, now=datetime.now(UTC))
-        sender = Sender(
-            provider=provider,
-            client=client,
-            renderer=default_renderer(),
-            shop=shop.shop(),
-            sender=email.sender,
-            unsubscribe_url=shop.unsubscribe_url,
-            unsubscribe_mailto=shop.unsubscribe_mailto,
-            secret=secrets.hmac_key,
-            staleness=timedelta(hours=shop.staleness_hours),
-            max_attempts=email.max_attempts,
-            max_seconds=email.max_seconds,
-            run_seconds=email.run_seconds,
-            concurrency=email.concurrency,
-            waits=Waits(
-                cool_off=timedelta(seconds=email.circuit_cool_off_s),
-                lookup_after=timedelta(seconds=email.lookup_after_s),
-            ),
-        )
-        report = deliver_due(lake, sender, now=now)
+        report = run_sends(lake, _sender(email, shop, secrets, client), now=now, offset=offset)
     summary = run_summary(report.rows)
     context.log.info(
         "sends: %s enqueued; %s sent, %s aborted, %s failed, %s unknown, %s waiting%s",
-        enqueued,
+        report.enqueued,
         summary["sent"],
         summary["aborted"],
         summary["failed"],
@@ -66,18 +47,46 @@ def sends(
         summary["waiting"],
         " (circuit open: the provider refused our credentials)" if report.circuit_open else "",
     )
+    return dg.MaterializeResult(metadata=_metadata(report, summary, email.provider().name))
+
+
+def _sender(
+    email: EmailProviderResource, shop: ShopResource, secrets: SecretsResource, client: httpx.Client
+) -> Sender:
+    return Sender(
+        provider=email.provider(),
+        client=client,
+        renderer=default_renderer(),
+        shop=shop.shop(),
+        sender=email.sender,
+        unsubscribe_url=shop.unsubscribe_url,
+        unsubscribe_mailto=shop.unsubscribe_mailto,
+        secret=secrets.hmac_key,
+        staleness=timedelta(hours=shop.staleness_hours),
+        max_attempts=email.max_attempts,
+        max_seconds=email.max_seconds,
+        run_seconds=email.run_seconds,
+        concurrency=email.concurrency,
+        waits=Waits(
+            cool_off=timedelta(seconds=email.circuit_cool_off_s),
+            lookup_after=timedelta(seconds=email.lookup_after_s),
+        ),
+    )
+
+
+def _metadata(report: SendsReport, summary: dict[str, Any], provider: str) -> dict[str, Any]:
     metadata: dict[str, Any] = {
-        "enqueued": enqueued,
+        "enqueued": report.enqueued,
         **{k: summary[k] for k in ("sent", "retried", "failed", "aborted", "unknown", "waiting")},
         "fallbacks_used": dg.MetadataValue.json(summary["fallbacks"]),
         "latency_p50_ms": _or_null(summary["latency_p50_ms"]),
         "latency_p95_ms": _or_null(summary["latency_p95_ms"]),
         "circuit_open": report.circuit_open,
-        "provider": provider.name,
+        "provider": provider,
     }
     if report.example is not None:
         metadata["example"] = dg.MetadataValue.md(report.example)
-    return dg.MaterializeResult(metadata=metadata)
+    return metadata
 
 
 def _or_null(value: int | None) -> Any:

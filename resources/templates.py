@@ -10,13 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import css_inline
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
+from jinja2 import BaseLoader, FileSystemLoader, PackageLoader, StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from transforms.sends.content import KINDS, VARIANTS, Content, header_value, safe_url
+from transforms.sends.content import KINDS, VARIANTS, Content
 from transforms.sends.message import Email
+from transforms.sends.safety import header_value, safe_url
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# The templates ship inside the package (`templates/`, package data): an installed lakemail renders
+# from its own copy, wherever the process runs, and never from a folder next to the working directory.
+TEMPLATES_PACKAGE = "templates"
 SUBJECT_LIMIT = 150  # longer subjects are cut by every client anyway
 PREHEADER_LIMIT = 200
 UNSUBSCRIBE_URL_LIMIT = 900  # so the List-Unsubscribe header stays within one 998-character line
@@ -49,10 +52,16 @@ def _autoescape(name: str | None) -> bool:
     return name is not None and name.endswith((".html.j2", ".html"))
 
 
-def build_environment(templates_dir: Path) -> SandboxedEnvironment:
-    """The Jinja2 environment of every email: sandboxed, strict, HTML autoescaped, files only."""
+def build_environment(templates_dir: Path | None = None) -> SandboxedEnvironment:
+    """The Jinja2 environment of every email: sandboxed, strict, HTML autoescaped, templates only.
+
+    Templates load from the `templates` package; `templates_dir` (a folder) is for trying edited copies.
+    """
+    loader: BaseLoader = (
+        PackageLoader(TEMPLATES_PACKAGE, "") if templates_dir is None else FileSystemLoader(templates_dir)
+    )
     return SandboxedEnvironment(
-        loader=FileSystemLoader(templates_dir),
+        loader=loader,
         undefined=StrictUndefined,
         autoescape=_autoescape,
         trim_blocks=True,
@@ -81,7 +90,7 @@ class TemplateRenderer:
     """Renders `Content` through the kind's templates; build once (templates and CSS inliner are reused)."""
 
     def __init__(self, templates_dir: Path | None = None) -> None:
-        self.environment = build_environment(templates_dir or TEMPLATES_DIR)
+        self.environment = build_environment(templates_dir)
         self._inliner = css_inline.CSSInliner(
             load_remote_stylesheets=False, keep_link_tags=False, keep_at_rules=True
         )
@@ -180,5 +189,5 @@ class TemplateRenderer:
 
 @cache
 def default_renderer() -> TemplateRenderer:
-    """The process's one renderer over `templates/` (built on first use)."""
+    """The process's one renderer over the `templates` package (built on first use)."""
     return TemplateRenderer()

@@ -1,4 +1,4 @@
-"""The outbox's pure part: rows from decisions, what a row says after each attempt, run summaries."""
+"""Outbox rows, pure: rows from decisions, a row after each attempt (on the run's clock), summaries."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from transforms.sends.rows import (
     Waits,
     aborted,
     after_attempt,
-    bestseller_ranking,
     latency_ms,
     outbox_rows,
     retry_at,
@@ -120,14 +119,6 @@ def test_trigger_facts_read_the_old_price_and_ignore_bad_detail() -> None:
     assert trigger_facts({"anchor": "p1", "detail": '{"old": "20"}'}) == {"anchor": "p1"}
 
 
-def test_bestsellers_rank_by_distinct_shoppers() -> None:
-    added = pl.DataFrame(
-        {"principal": ["a", "a", "a", "b", "c", "b"], "product_id": ["p1", "p1", "p1", "p2", "p2", None]}
-    )
-    assert bestseller_ranking(added) == ["p2", "p1"]
-    assert bestseller_ranking(added.clear()) == []
-
-
 def test_run_summary_counts_statuses_fallbacks_and_latency() -> None:
     rows = pl.DataFrame(
         {
@@ -163,3 +154,23 @@ def test_the_sandbox_can_be_asked_for_a_send_and_sendgrid_cannot() -> None:
     with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(503))) as client:
         assert lookup(provider, "s-known", client) == LOOKUP_FAILED
     assert SendGridProvider(api_key="k").lookup_request("s-known") is None
+
+
+def test_a_sent_row_is_on_the_run_timeline_and_its_latency_is_wall_clock_time() -> None:
+    # The run says it is NOW; the wall clock says a week later. The event landed 2 s (wall) before the
+    # run started, and the provider said yes 1.5 s (wall) after: 3.5 s of real latency.
+    wall_start = NOW + timedelta(days=7)
+    row = {"attempts": 0, "landed_at": wall_start - timedelta(seconds=2), "due_at": NOW - timedelta(hours=1)}
+    answered = Attempt("sent", 1, answered_at=wall_start + timedelta(seconds=1.5))
+    sent = after_attempt(row, answered, now=NOW, offset=NOW - wall_start)
+    assert sent["sent_at"] == NOW + timedelta(seconds=1.5)
+    assert sent["latency_ms"] == 3500
+    delayed = after_attempt(
+        {**row, "due_at": NOW + timedelta(seconds=1)}, answered, now=NOW, offset=NOW - wall_start
+    )
+    assert delayed["latency_ms"] == 500  # a delayed trigger counts from its due time (run timeline)
+
+
+def test_an_unknown_row_nobody_can_ask_about_is_never_due_again() -> None:
+    unknown = after_attempt({"attempts": 1}, Attempt("unknown", 1), now=NOW, waits=Waits(lookup_after=None))
+    assert (unknown["status"], unknown["next_attempt_at"]) == ("unknown", None)

@@ -1,31 +1,23 @@
-"""Email content, pure part: link and header safety, recommendations, and the context templates get."""
+"""Email content, pure part: what each kind of email says, the fallbacks it needed, or why it cannot go."""
 
 from __future__ import annotations
 
-import math
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from typing import Any
-from urllib.parse import urlsplit
 
 import polars as pl
 
 from transforms.schema import CART_LINE
+from transforms.sends.catalog import Catalog, in_stock_bestsellers, product_ids
+from transforms.sends.safety import NAME_LIMIT, format_price, header_value, safe_url
 
 CART_KINDS = ("abandoned_cart", "abandoned_checkout")
 PRODUCT_KINDS = ("browse_abandonment", "back_in_stock", "price_drop")
 KINDS = (*CART_KINDS, "welcome", "post_purchase", *PRODUCT_KINDS)  # PRODUCT.md section 4
 VARIANTS = ("a", "b")
-HEADER_LIMIT = 998  # RFC 5322's line limit
-NAME_LIMIT = 120  # names of people and products, so one odd value cannot swamp a layout or a subject
-URL_LIMIT = 2048
-CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
 _LINE_FIELDS: dict[str, Any] = {f.name: f.dtype for f in CART_LINE.fields}
-_URL_FORBIDDEN = frozenset("<>\"'`\\")  # never valid unencoded in a URL; a sign of markup injection
-_KEPT_FORMAT_CHARS = frozenset("\u200d")  # zero-width joiner: part of emoji sequences
 
 
 @dataclass(frozen=True)
@@ -74,104 +66,6 @@ class _Draft:
     index: Catalog
 
 
-def safe_url(url: str | None, fallback: str) -> str:
-    """`url` when it is an absolute https URL with a host and nothing odd in it, else `fallback`."""
-    text = (url or "").strip()
-    if not text or len(text) > URL_LIMIT:
-        return fallback
-    if any(c in _URL_FORBIDDEN or unicodedata.category(c)[0] in "CZ" for c in text):
-        return fallback  # control, format and space characters, and markup
-    try:
-        parts = urlsplit(text)
-        host = parts.hostname
-    except ValueError:  # e.g. an unbalanced IPv6 bracket
-        return fallback
-    if parts.scheme.lower() != "https" or not host or "@" in parts.netloc:
-        return fallback  # userinfo before the host is a phishing trick
-    return text
-
-
-def header_value(text: str, limit: int = HEADER_LIMIT) -> str:
-    """`text` fit for an email header: control and line-break characters as spaces, trimmed, bounded."""
-    chars = []
-    for c in text:
-        category = unicodedata.category(c)
-        if category in ("Cc", "Zl", "Zp"):
-            chars.append(" ")
-        elif category != "Cf" or c in _KEPT_FORMAT_CHARS:  # bidi overrides would disguise a subject
-            chars.append(c)
-    value = " ".join("".join(chars).split())
-    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
-
-
-def format_price(amount: float | None, currency: str) -> str:
-    """`amount` with its currency ("€12.50", "12.50 CHF"); "" when there is no amount."""
-    if amount is None or not math.isfinite(amount):
-        return ""
-    code = header_value(currency, limit=8).upper()
-    symbol = CURRENCY_SYMBOLS.get(code)
-    return f"{symbol}{amount:,.2f}" if symbol else f"{amount:,.2f} {code}".rstrip()
-
-
-def _ids(ids: Sequence[str]) -> pl.Series:
-    """Product ids as one list value, the unambiguous right-hand side of `is_in`."""
-    return pl.Series(list(ids), dtype=pl.String).implode()
-
-
-def _not_in(exclude: Sequence[str]) -> pl.Expr:
-    return ~pl.col("product_id").is_in(_ids(exclude))
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """The catalog as emails read it: the frame, and each category's in-stock products by product_id.
-
-    Built once per run: picking recommendations is then a list walk per email, not a Polars query
-    (which costs far more than the pick itself when a run renders hundreds of emails).
-    """
-
-    frame: pl.DataFrame
-    in_stock: Mapping[str, list[dict[str, Any]]]
-
-    @classmethod
-    def of(cls, frame: pl.DataFrame) -> Catalog:
-        stocked = frame.filter((pl.col("stock") > 0) & pl.col("category").is_not_null()).sort("product_id")
-        groups: dict[str, list[dict[str, Any]]] = {}
-        seen: set[tuple[str, str]] = set()
-        for row in stocked.iter_rows(named=True):
-            key = (row["category"], row["product_id"])
-            if key not in seen:  # one card per product (the table's key; defensive)
-                seen.add(key)
-                groups.setdefault(row["category"], []).append(row)
-        return cls(frame, groups)
-
-    def recommend(self, category: str | None, exclude: Sequence[str], limit: int = 3) -> list[dict[str, Any]]:
-        """In-stock products of `category` not in `exclude`, by product_id; none without a category."""
-        if category is None:
-            return []
-        skip = set(exclude)
-        wanted = (row for row in self.in_stock.get(category, []) if row["product_id"] not in skip)
-        return list(islice(wanted, limit))
-
-
-def recommendations(
-    catalog: pl.DataFrame, *, category: str | None, exclude: Sequence[str], limit: int = 3
-) -> pl.DataFrame:
-    """In-stock products of `category` not in `exclude`, by product_id; empty without a category."""
-    return pl.DataFrame(Catalog.of(catalog).recommend(category, exclude, limit), schema=catalog.schema)
-
-
-def _bestsellers(catalog: pl.DataFrame, ranked: Sequence[str], exclude: Sequence[str]) -> pl.DataFrame:
-    """In-stock bestsellers not in `exclude`, in rank order."""
-    ranks = pl.DataFrame({"product_id": list(ranked)}, schema={"product_id": pl.String})
-    stocked = catalog.filter((pl.col("stock") > 0) & _not_in(exclude))
-    return (
-        ranks.unique(keep="first", maintain_order=True)
-        .join(stocked, on="product_id", maintain_order="left")
-        .head(3)
-    )
-
-
 def _card(row: Mapping[str, Any], shop: Shop) -> dict[str, Any]:
     """A product as templates show it: only safe links, a formatted price."""
     return {
@@ -185,7 +79,7 @@ def _card(row: Mapping[str, Any], shop: Shop) -> dict[str, Any]:
 def _cart_frame(items: Sequence[Mapping[str, Any]], catalog: pl.DataFrame, currency: str) -> pl.DataFrame:
     """Cart lines joined to the current catalog; values from the event only where the catalog has none."""
     lines = pl.DataFrame([{k: item.get(k) for k in _LINE_FIELDS} for item in items], schema=_LINE_FIELDS)
-    in_cart = pl.col("product_id").is_in(_ids(lines["product_id"].drop_nulls().to_list()))
+    in_cart = pl.col("product_id").is_in(product_ids(lines["product_id"].drop_nulls().to_list()))
     current = (
         catalog.lazy()
         .filter(in_cart)
@@ -284,7 +178,9 @@ def _own_category(
     """Welcome: the profile's top category; post_purchase: that of the order's (else any bought) products."""
     if kind == "post_purchase":
         bought = list(trigger.get("products") or profile.get("purchased_products") or [])
-        found = catalog.filter(pl.col("product_id").is_in(_ids(bought)) & pl.col("category").is_not_null())
+        found = catalog.filter(
+            pl.col("product_id").is_in(product_ids(bought)) & pl.col("category").is_not_null()
+        )
         if not found.is_empty():  # first in the profile's order, not the catalog's
             order = {pid: i for i, pid in enumerate(bought)}
             return min(found.iter_rows(named=True), key=lambda r: order[r["product_id"]])["category"]
@@ -308,8 +204,19 @@ def _recommended(
     # a stale profile's interests may be old news: bestsellers are safe
     reason = "stale_profile" if draft.stale else "no_recommendations"
     draft.fallbacks.append({"block": "recommendations", "reason": reason})
-    ranked = _bestsellers(draft.catalog, bestsellers, exclude)
+    ranked = in_stock_bestsellers(draft.catalog, bestsellers, exclude)
     return [_card(row, draft.shop) for row in ranked.iter_rows(named=True)], "bestsellers"
+
+
+def _kind_part(
+    kind: str, profile: Mapping[str, Any], trigger: Mapping[str, Any], draft: _Draft
+) -> tuple[dict[str, Any], str | None, list[str]]:
+    """The kind's own part of the context, the category to recommend from, the products it shows."""
+    if kind in CART_KINDS:
+        return _cart_part(kind, profile, trigger, draft)
+    if kind in PRODUCT_KINDS:
+        return _product_part(kind, trigger, draft)
+    return {"cta_url": draft.shop.home_url}, _own_category(kind, profile, trigger, draft.catalog), []
 
 
 def build_content(
@@ -338,16 +245,7 @@ def build_content(
     if not first_name:
         draft.fallbacks.append({"block": "greeting", "reason": "no_first_name"})
     try:
-        if kind in CART_KINDS:
-            part, category, shown = _cart_part(kind, profile, trigger, draft)
-        elif kind in PRODUCT_KINDS:
-            part, category, shown = _product_part(kind, trigger, draft)
-        else:
-            part, category, shown = (
-                {"cta_url": shop.home_url},
-                _own_category(kind, profile, trigger, draft.catalog),
-                [],
-            )
+        part, category, shown = _kind_part(kind, profile, trigger, draft)
     except _Abort as abort:
         return Content(fallbacks=_unique(draft.fallbacks), aborted=str(abort))
     exclude = [*shown, *(profile.get("purchased_products") or [])]

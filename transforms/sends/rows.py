@@ -36,6 +36,7 @@ class Attempt:
     last_error: str | None = None
     circuit_open: bool = False
     retry_in: float | None = None  # seconds the provider asked us to wait, when it asked
+    answered_at: datetime | None = None  # wall clock of the provider's yes (None: not seen by this run)
 
 
 def outbox_rows(
@@ -98,7 +99,7 @@ class Waits:
     """How long rows wait between runs: after a refused key, and before an `unknown` one is asked about."""
 
     cool_off: timedelta = CIRCUIT_COOL_OFF
-    lookup_after: timedelta = LOOKUP_AFTER
+    lookup_after: timedelta | None = LOOKUP_AFTER  # None: the provider cannot be asked, so never
 
 
 def retry_at(now: datetime, attempt: Attempt, attempts_so_far: int, waits: Waits = Waits()) -> datetime:
@@ -111,9 +112,18 @@ def retry_at(now: datetime, attempt: Attempt, attempts_so_far: int, waits: Waits
 
 
 def after_attempt(
-    row: Mapping[str, Any], attempt: Attempt, *, now: datetime, waits: Waits = Waits()
+    row: Mapping[str, Any],
+    attempt: Attempt,
+    *,
+    now: datetime,
+    waits: Waits = Waits(),
+    offset: timedelta = timedelta(0),
 ) -> dict[str, Any]:
-    """The row after one run's delivery attempts (`now` is when the answer came)."""
+    """The row after one run's delivery attempts; every wait counts from the run's `now`.
+
+    `offset` (the run's clock minus the wall clock; zero unless the run config set `now`) puts the
+    wall-clock facts, when the event landed and when the provider said yes, on the run's timeline.
+    """
     runs = int(row.get("attempts") or 0)
     updated = {
         **row,
@@ -124,12 +134,14 @@ def after_attempt(
         "next_attempt_at": None,
     }
     if attempt.status == "sent":
-        updated["sent_at"] = now
-        updated["latency_ms"] = latency_ms(now, row.get("landed_at"), row.get("due_at"))
+        sent_at = now if attempt.answered_at is None else attempt.answered_at + offset
+        landed = row.get("landed_at")
+        updated["sent_at"] = sent_at
+        updated["latency_ms"] = latency_ms(sent_at, landed and landed + offset, row.get("due_at"))
     elif attempt.status == "retrying":
         updated["next_attempt_at"] = retry_at(now, attempt, runs, waits)
-    elif attempt.status == "unknown":
-        updated["next_attempt_at"] = now + waits.lookup_after  # only used when the provider can be asked
+    elif attempt.status == "unknown" and waits.lookup_after is not None:
+        updated["next_attempt_at"] = now + waits.lookup_after
     return updated
 
 
@@ -146,20 +158,6 @@ def aborted(
             fallbacks if fallbacks is not None else json.loads(row.get("fallbacks") or "[]")
         ),
     }
-
-
-def bestseller_ranking(added: pl.DataFrame, limit: int = 20) -> list[str]:
-    """Product ids by how many shoppers added them to a cart (`added`: principal, product_id)."""
-    if added.height == 0:
-        return []
-    ranked = (
-        added.drop_nulls("product_id")
-        .group_by("product_id")
-        .agg(pl.col("principal").n_unique().alias("shoppers"))
-        .sort(["shoppers", "product_id"], descending=[True, False])
-        .head(limit)
-    )
-    return ranked["product_id"].to_list()
 
 
 def run_summary(rows: pl.DataFrame) -> dict[str, Any]:

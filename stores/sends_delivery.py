@@ -1,0 +1,257 @@
+"""The send stage's side effect: planned rows are rendered and delivered over HTTP, once each.
+
+Right before a row's HTTP call an attempt marker (an empty file named by the send_id) is made
+durable; `stores.sends` removes it once the row's new status is committed. The run's first call goes
+alone, as a probe: a refused key or a dead provider opens the circuit after one call, and the rest of
+the run waits for the cool-off instead of repeating the refusal. The rest go `concurrency` at a time.
+
+Real time is only spent here, and only where it is the network's: HTTP timeouts, the backoff between
+tries inside one `deliver` call, the run's own time budget. Every status a row gets waits from the
+run's `now`; the wall clock of the provider's answer is only measured (for `sent_at` and latency).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+
+from resources.email import LOOKUP_FAILED, DeliveryResult, deliver, lookup
+from resources.lake import LakeResource
+from resources.providers import EmailProvider
+from resources.templates import RenderAborted, TemplateRenderer
+from transforms.schema import SENDS_SCHEMA
+from transforms.sends.content import Content, Shop
+from transforms.sends.message import Email, unsubscribe_token
+from transforms.sends.plan import HELD_BY_CIRCUIT, Abort, Ask, Planned, Render
+from transforms.sends.rows import Attempt, Waits, aborted, after_attempt
+
+ATTEMPTS_FOLDER = "_outbox_attempts"
+UNREACHABLE = ("ConnectError", "ConnectTimeout")  # deliver's last_error: the request never left
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class AttemptMarkers:
+    """Durable "an HTTP call for this send may have started" markers, on the machine that sends."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def for_lake(cls, lake: LakeResource) -> AttemptMarkers:
+        """Next to a local lake; for an object-store lake, in this machine's temp folder (one sender)."""
+        if "://" not in lake.uri or lake.uri.startswith("file://"):
+            return cls(Path(lake.uri.removeprefix("file://")) / ATTEMPTS_FOLDER)
+        digest = hashlib.sha256(lake.uri.encode()).hexdigest()[:16]
+        return cls(Path(tempfile.gettempdir()) / f"lakemail{ATTEMPTS_FOLDER}-{digest}")
+
+    def mark(self, send_id: str) -> None:
+        fd = os.open(self.folder / send_id, os.O_CREAT | os.O_WRONLY, 0o600)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def marked(self, send_id: str) -> bool:
+        return (self.folder / send_id).exists()
+
+    def clear(self, send_ids: list[str]) -> None:
+        for send_id in send_ids:
+            (self.folder / send_id).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Everything a run needs to turn an outbox row into an email and send it."""
+
+    provider: EmailProvider
+    client: httpx.Client
+    renderer: TemplateRenderer
+    shop: Shop
+    sender: str
+    unsubscribe_url: Callable[[str], str]  # token -> URL
+    unsubscribe_mailto: str
+    secret: str
+    staleness: timedelta
+    max_attempts: int = 5
+    max_seconds: float = 60.0  # one email's retries within a run (real time: the network's)
+    run_seconds: float = 120.0  # all deliveries of a run; what is left waits for the next run
+    concurrency: int = 8  # emails in flight at once (after the run's first, which goes alone)
+    waits: Waits = field(default_factory=Waits)
+    sleep: Callable[[float], None] = time.sleep
+    wall_clock: Callable[[], datetime] = _wall_clock  # when an answer came (measured, never decided on)
+
+    @property
+    def can_lookup(self) -> bool:
+        return self.provider.lookup_request("s-probe") is not None
+
+    @property
+    def row_waits(self) -> Waits:
+        """`waits`, with no lookup of an `unknown` send when the provider cannot be asked."""
+        return self.waits if self.can_lookup else replace(self.waits, lookup_after=None)
+
+
+@dataclass
+class SendsReport:
+    """What one run did to the outbox: the rows it changed (their new state) and an example email."""
+
+    enqueued: int = 0
+    rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SENDS_SCHEMA))
+    circuit_open: bool = False
+    called: bool = False  # an email reached the provider's send API in this run
+    example: str | None = None  # markdown of one sent email, names replaced
+
+
+@dataclass
+class Delivery:
+    """One run's calls: each planned row's new state, appended to `changed` as its answer comes."""
+
+    sender: Sender
+    markers: AttemptMarkers
+    now: datetime
+    offset: timedelta  # the run's clock minus the wall clock (zero unless the run config set `now`)
+    report: SendsReport
+    changed: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def run(self, planned: list[Planned]) -> None:
+        """Probe with one call at a time until one email has reached the provider, then the rest
+        `concurrency` at a time (calls start in outbox order; they may end in any order)."""
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=max(1, self.sender.concurrency)) as pool:
+            probed = 0
+            while probed < len(planned) and not self.report.called:
+                errors += self._collect([pool.submit(self.one, planned[probed])])
+                probed += 1
+            errors += self._collect([pool.submit(self.one, p) for p in planned[probed:]])
+        if errors:
+            raise errors[0]  # the others' new states are in `changed`, committed all the same
+
+    def _collect(self, futures: Iterable[Future[dict[str, Any] | None]]) -> list[BaseException]:
+        errors: list[BaseException] = []
+        for future in futures:
+            try:
+                updated = future.result()
+            except Exception as error:
+                errors.append(error)
+                continue
+            if updated is not None:
+                self.changed.append(updated)
+        return errors
+
+    def one(self, planned: Planned) -> dict[str, Any] | None:
+        """The row's new state after its call (None: unchanged, due again as it was)."""
+        if time.monotonic() - self.started > self.sender.run_seconds:
+            return None  # the rest stays due: the sensor starts the next run for it
+        row, step = planned.row, planned.step
+        if self.report.circuit_open:
+            # A row that may already be at the provider keeps its status and its marker (a changed
+            # row's marker goes): held as `retrying`, it would later be sent without being asked about.
+            return None if isinstance(step, Ask) else self._after(row, HELD_BY_CIRCUIT)
+        if isinstance(step, Ask):
+            settled = self._ask(row)
+            if settled is not None:
+                return self._after(row, settled)
+            step = step.then
+        if isinstance(step, Abort):
+            return aborted(row, step.reason, step.fallbacks)
+        if isinstance(step, Render):
+            return self._send(row, step)
+        raise ValueError(f"{type(step).__name__} needs no call")
+
+    def _ask(self, row: dict[str, Any]) -> Attempt | None:
+        """An interrupted or ambiguous send, settled by asking the provider (None: it never took it)."""
+        found = lookup(self.sender.provider, row["send_id"], self.sender.client)
+        if found == LOOKUP_FAILED:
+            return Attempt(status="unknown", attempts=0, last_error="lookup_failed")
+        if found is not None:
+            return Attempt(status="sent", attempts=0, provider_message_id=found, last_error=row["last_error"])
+        return None
+
+    def _send(self, row: dict[str, Any], step: Render) -> dict[str, Any]:
+        try:
+            email = self._email(row["send_id"], step)
+        except RenderAborted as abort:
+            return aborted(row, abort.reason, step.content.fallbacks)
+        self.markers.mark(row["send_id"])
+        self.report.called = True
+        result = deliver(
+            self.sender.provider,
+            email,
+            self.sender.client,
+            max_attempts=self.sender.max_attempts,
+            max_seconds=self.sender.max_seconds,
+            sleep=self.sender.sleep,
+        )
+        attempt = _attempt(result, self.sender.wall_clock())
+        if attempt.circuit_open:  # only ever set, never cleared: safe from any worker thread
+            self.report.circuit_open = True
+        if result.status == "sent" and self.report.example is None:
+            self.report.example = example(self.sender, step.content, row)
+        return {**self._after(row, attempt), "fallbacks": json.dumps(step.content.fallbacks)}
+
+    def _email(self, send_id: str, step: Render) -> Email:
+        sender = self.sender
+        return sender.renderer.render_email(
+            step.content,
+            kind=step.kind,
+            variant=step.variant,
+            send_id=send_id,
+            to=step.to,
+            sender=sender.sender,
+            unsubscribe_url=sender.unsubscribe_url(unsubscribe_token(send_id, sender.secret)),
+            unsubscribe_mailto=sender.unsubscribe_mailto,
+            custom_args=step.custom_args,
+        )
+
+    def _after(self, row: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+        return after_attempt(row, attempt, now=self.now, waits=self.sender.row_waits, offset=self.offset)
+
+
+def _attempt(result: DeliveryResult, answered_at: datetime) -> Attempt:
+    # A provider we cannot even connect to is treated like one that refuses our key: the rest of the
+    # run waits for the cool-off instead of spending every email's retry budget on the same refusal.
+    unreachable = result.status == "retrying" and result.last_error in UNREACHABLE
+    return Attempt(
+        status=result.status,
+        attempts=result.attempts,
+        provider_message_id=result.provider_message_id,
+        last_error=result.last_error,
+        circuit_open=result.circuit_open or unreachable,
+        retry_in=result.retry_in,
+        answered_at=answered_at if result.status == "sent" else None,
+    )
+
+
+def example(sender: Sender, content: Content, row: dict[str, Any]) -> str | None:
+    """One sent email as markdown, with the first name replaced (no person data in metadata)."""
+    context = {**content.context, "first_name": "Sam" if content.context.get("first_name") else ""}
+    try:
+        parts = sender.renderer.render(
+            Content(context=context, fallbacks=content.fallbacks),
+            kind=row["kind"],
+            variant=row["variant"] or "a",
+            unsubscribe_url=sender.unsubscribe_url("example-token"),
+        )
+    except RenderAborted:
+        return None
+    fallbacks = ", ".join(f"{f['block']}: {f['reason']}" for f in content.fallbacks) or "none"
+    return (
+        f"**{row['kind']}** (variant {row['variant']}), fallbacks: {fallbacks}\n\n"
+        f"Subject: {parts.subject}\n\n```\n{parts.text.strip()}\n```"
+    )

@@ -1,0 +1,53 @@
+"""What data may put into an email: https links only, header-safe text, prices with their currency."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from urllib.parse import urlsplit
+
+HEADER_LIMIT = 998  # RFC 5322's line limit
+NAME_LIMIT = 120  # names of people and products, so one odd value cannot swamp a layout or a subject
+URL_LIMIT = 2048
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
+_URL_FORBIDDEN = frozenset("<>\"'`\\")  # never valid unencoded in a URL; a sign of markup injection
+_KEPT_FORMAT_CHARS = frozenset("\u200d")  # zero-width joiner: part of emoji sequences
+
+
+def safe_url(url: str | None, fallback: str) -> str:
+    """`url` when it is an absolute https URL with a host and nothing odd in it, else `fallback`."""
+    text = (url or "").strip()
+    if not text or len(text) > URL_LIMIT:
+        return fallback
+    if any(c in _URL_FORBIDDEN or unicodedata.category(c)[0] in "CZ" for c in text):
+        return fallback  # control, format and space characters, and markup
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return fallback
+    if parts.scheme.lower() != "https" or not host or "@" in parts.netloc:
+        return fallback  # userinfo before the host is a phishing trick
+    return text
+
+
+def header_value(text: str, limit: int = HEADER_LIMIT) -> str:
+    """`text` fit for an email header: control and line-break characters as spaces, trimmed, bounded."""
+    chars = []
+    for c in text:
+        category = unicodedata.category(c)
+        if category in ("Cc", "Zl", "Zp"):
+            chars.append(" ")
+        elif category != "Cf" or c in _KEPT_FORMAT_CHARS:  # bidi overrides would disguise a subject
+            chars.append(c)
+    value = " ".join("".join(chars).split())
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def format_price(amount: float | None, currency: str) -> str:
+    """`amount` with its currency ("€12.50", "12.50 CHF"); "" when there is no amount."""
+    if amount is None or not math.isfinite(amount):
+        return ""
+    code = header_value(currency, limit=8).upper()
+    symbol = CURRENCY_SYMBOLS.get(code)
+    return f"{symbol}{amount:,.2f}" if symbol else f"{amount:,.2f} {code}".rstrip()
