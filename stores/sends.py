@@ -27,7 +27,8 @@ from resources.lake import LakeResource
 from stores.profiles import customers_for, scan_table, state_for
 from stores.sends_delivery import AttemptMarkers, Delivery, Sender, SendsReport
 from stores.triggers import RUN_APP, suppressed_users
-from transforms.profiles.partials import derive, principal
+from transforms.profiles.derive import derive
+from transforms.profiles.partials import principal
 from transforms.schema import CATALOG_SCHEMA, EVENTS_SCHEMA, SENDS_SCHEMA, TRIGGERS_SCHEMA
 from transforms.sends.catalog import Catalog, bestseller_ranking
 from transforms.sends.plan import (

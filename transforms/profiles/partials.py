@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import polars as pl
 
-# Re-exported until the send-stage branch merges: stores/sends.py imports `derive` from here. Then
-# point that import at transforms.profiles.derive and drop this line.
-from transforms.profiles.derive import derive as derive
 from transforms.profiles.state import (
     ANON,
     CART_EVENTS,
