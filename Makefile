@@ -28,7 +28,7 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -q -m unit tests/unit
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # The Spark peer (issue #7): its own venv, never part of `make test`. PEERS_ARGS=--quick for a smoke run.
 bench-peers: $(STAMP)
