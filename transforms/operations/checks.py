@@ -15,7 +15,7 @@ import polars as pl
 Figure = int | float | str
 Frame = pl.DataFrame | pl.LazyFrame
 
-# Columns every row must have (PRODUCT.md section 3); ONE_OF: at least one of each group.
+# Columns every row must have (the public table contract); ONE_OF: at least one of each group.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": (
         "event_id",

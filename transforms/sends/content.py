@@ -15,7 +15,7 @@ from transforms.sends.safety import NAME_LIMIT, format_price, header_value, safe
 
 CART_KINDS = ("abandoned_cart", "abandoned_checkout")
 PRODUCT_KINDS = ("browse_abandonment", "back_in_stock", "price_drop")
-KINDS = (*CART_KINDS, "welcome", "post_purchase", *PRODUCT_KINDS)  # PRODUCT.md section 4
+KINDS = (*CART_KINDS, "welcome", "post_purchase", *PRODUCT_KINDS)  # every trigger kind of the rules
 VARIANTS = ("a", "b")
 _LINE_FIELDS: dict[str, Any] = {f.name: f.dtype for f in CART_LINE.fields}
 

@@ -14,7 +14,7 @@ from transforms.schema import UTC_TS
 
 @dataclass(frozen=True)
 class Policy:
-    """The cross-trigger policy values (PRODUCT.md section 4 defaults)."""
+    """The cross-trigger policy values (the product's defaults: consent, cap, quiet hours, holdout)."""
 
     holdout_rate: float = 0.05
     quiet_start: time = time(21)
