@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from resources.lake import INGEST_APP_ID, LakeResource, writer_properties
+from resources.lake import LakeResource, writer_properties
 from transforms.operations.maintenance import (
     MaintenanceReport,
     TableMaintenance,
@@ -20,6 +20,7 @@ from transforms.operations.maintenance import (
     table_maintenance,
     tables_markdown,
 )
+from transforms.schema import INGEST_APP_ID
 
 log = logging.getLogger(__name__)
 OPERATIONS_GROUP = "operations"

@@ -16,9 +16,10 @@ from deltalake import DeltaTable
 
 from orchestration.settings import Settings
 from resources.lake import LakeResource
-from stores.triggers import CHANGES_SCHEMA, VIEWERS_SCHEMA, apply
+from stores.triggers import VIEWERS_SCHEMA, apply
 from transforms.profiles.partials import ANON, derive, merge_partials, partials, resolve
 from transforms.schema import (
+    CATALOG_CHANGES_SCHEMA,
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,
     IDENTITIES_SCHEMA,
@@ -96,7 +97,7 @@ def _world_then(
         history=before.filter(pl.col("decision") == "send").select("user_id", "kind", "anchor", "decided_at"),
         suppressed=frozenset(),
         catalog=_read(lake, "catalog", CATALOG_SCHEMA),
-        catalog_changes=pl.DataFrame(schema=CHANGES_SCHEMA),
+        catalog_changes=pl.DataFrame(schema=CATALOG_CHANGES_SCHEMA),
         catalog_viewers=pl.DataFrame(schema=VIEWERS_SCHEMA),
         links=links,
     )

@@ -12,11 +12,7 @@ import dagster as dg
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 
-from transforms.schema import STATS_COLUMNS
-
-# Every table a micro-batch writes records the batch number as a Delta application transaction: the
-# lake, not Dagster, knows which batch committed last. `ingest_log` is written last in each batch.
-INGEST_APP_ID = "lakemail-ingest"
+from transforms.schema import INGEST_APP_ID, STATS_COLUMNS
 
 
 def writer_properties() -> WriterProperties:

@@ -14,12 +14,15 @@ import polars as pl
 
 from resources.lake import LakeResource
 from transforms.profiles.partials import ANON, PARTIAL_SCHEMA, derive, merge_partials, partials, resolve
-from transforms.schema import CUSTOMERS_SCHEMA, EVENTS_SCHEMA, IDENTITIES_SCHEMA, PROFILES_SCHEMA
-
-UPDATES_APP = "lakemail-profile-updates"
-FOLD_APP = "lakemail-profile-fold"
-UPDATES_SCHEMA = {**PARTIAL_SCHEMA, "batch_id": pl.Int64()}
-FOLD_EVERY_ROWS = 250_000  # partials waiting before a micro-batch folds them into the base
+from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
+from transforms.schema import (
+    CUSTOMERS_SCHEMA,
+    EVENTS_SCHEMA,
+    FOLD_APP,
+    IDENTITIES_SCHEMA,
+    PROFILES_SCHEMA,
+    UPDATES_APP,
+)
 
 
 def batch_events(lake: LakeResource, batch_id: int) -> pl.DataFrame:
@@ -78,7 +81,7 @@ def state_for(lake: LakeResource, principals: list[str] | None) -> tuple[pl.Data
         keys = sorted(set(users) | {ANON + a for a in anon} | {ANON + a for a in links["anonymous_id"]})
     folded = folded_batch(lake)
     base = scan_table(lake, "profile_state", PARTIAL_SCHEMA)
-    updates = scan_table(lake, "profile_updates", UPDATES_SCHEMA).filter(pl.col("batch_id") > folded)
+    updates = scan_table(lake, "profile_updates", PROFILE_UPDATES_SCHEMA).filter(pl.col("batch_id") > folded)
     if keys is not None:
         base = base.filter(pl.col("principal").is_in(keys))
         updates = updates.filter(pl.col("principal").is_in(keys))

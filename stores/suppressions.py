@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 
 from resources.lake import LakeResource
-from transforms.erasure.records import SUPPRESSIONS_SCHEMA, user_key
+from transforms.erasure.records import user_key
+from transforms.schema import SUPPRESSIONS_SCHEMA
 
 UNSUBSCRIBED = "unsubscribed"
 

@@ -14,30 +14,24 @@ import polars as pl
 
 from resources.lake import LakeResource
 from stores.profiles import customers_for, scan_table, state_for
-from transforms.erasure.records import SUPPRESSIONS_SCHEMA, address_key, user_key
+from transforms.erasure.records import address_key, user_key
 from transforms.profiles.partials import ANON, derive, principal
 from transforms.schema import (
+    BATCH_APP,
+    CATALOG_CHANGES_SCHEMA,
     CATALOG_SCHEMA,
     EVENTS_SCHEMA,
     PENDING_DECISIONS,
+    RUN_APP,
+    SUPPRESSIONS_SCHEMA,
     TRIGGERS_SCHEMA,
 )
 from transforms.triggers.decide import World, evaluate, propose
 from transforms.triggers.policies import Policy
 
-RUN_APP = "lakemail-triggers"
-BATCH_APP = "lakemail-triggers-batch"
 HISTORY = timedelta(days=14)
 VIEWER_LOOKBACK = timedelta(days=30)
 VIEWERS_SCHEMA = {"principal": pl.String(), "product_id": pl.String(), "last_ts": pl.Datetime("us", "UTC")}
-CHANGES_SCHEMA: dict[str, pl.DataType] = {
-    "product_id": pl.String(),
-    "change": pl.String(),
-    "old_value": pl.Float64(),
-    "new_value": pl.Float64(),
-    "changed_at": pl.Datetime("us", "UTC"),
-    "batch_id": pl.Int64(),
-}
 
 
 @dataclass
@@ -92,10 +86,10 @@ def _touched(lake: LakeResource, after_batch: int, upto: int) -> list[str]:
 
 
 def _changes(lake: LakeResource, after_batch: int, upto: int) -> pl.DataFrame:
-    changes = scan_table(lake, "catalog_changes", CHANGES_SCHEMA).filter(
+    changes = scan_table(lake, "catalog_changes", CATALOG_CHANGES_SCHEMA).filter(
         (pl.col("batch_id") > after_batch) & (pl.col("batch_id") <= upto)
     )
-    return changes.select(list(CHANGES_SCHEMA)).collect()
+    return changes.select(list(CATALOG_CHANGES_SCHEMA)).collect()
 
 
 def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:

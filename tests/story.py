@@ -18,18 +18,17 @@ from transforms.ingest.events import drop_seen, identity_edges
 from transforms.ingest.files import process_file
 from transforms.ingest.reference import catalog_changes
 from transforms.profiles.partials import derive, merge_partials, partials, principal, resolve
-from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHEMA
+from transforms.schema import (
+    CATALOG_CHANGE_SCHEMA,
+    CATALOG_SCHEMA,
+    CUSTOMERS_SCHEMA,
+    PENDING_DECISIONS,
+    TRIGGERS_SCHEMA,
+)
 from transforms.triggers.decide import World, evaluate
 from transforms.triggers.policies import Policy
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday, 12:00 UTC
-CHANGES_SCHEMA = {
-    "product_id": pl.String(),
-    "change": pl.String(),
-    "old_value": pl.Float64(),
-    "new_value": pl.Float64(),
-    "changed_at": pl.Datetime("us", "UTC"),
-}
 _ids = itertools.count(1)
 
 
@@ -65,7 +64,7 @@ class Shop:
     log: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TRIGGERS_SCHEMA))
     customers: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CUSTOMERS_SCHEMA))
     catalog: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CATALOG_SCHEMA))
-    changes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CHANGES_SCHEMA))
+    changes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CATALOG_CHANGE_SCHEMA))
     suppressed: set[str] = field(default_factory=set)
     batch: int = 0
 
@@ -102,7 +101,7 @@ class Shop:
             "updated_at": when,
         }
         after = pl.DataFrame([row], schema=CATALOG_SCHEMA)
-        found = catalog_changes(self.catalog, after).select(list(CHANGES_SCHEMA))
+        found = catalog_changes(self.catalog, after).select(list(CATALOG_CHANGE_SCHEMA))
         self.catalog = pl.concat([self.catalog.filter(pl.col("product_id") != product_id), after])
         self.changes = pl.concat([self.changes, found])
         return found

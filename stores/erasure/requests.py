@@ -29,13 +29,8 @@ from stores.erasure.lake import (
 )
 from stores.erasure.landing import count_landing_traces, rewrite_landing, scan_landing
 from transforms.erasure.person import ERASURE_TABLES, Person, names_person, parse_request, person_from
-from transforms.erasure.records import (
-    ERASURES_SCHEMA,
-    SUPPRESSIONS_SCHEMA,
-    ErasureCertificate,
-    suppression_rows,
-    user_key,
-)
+from transforms.erasure.records import ErasureCertificate, suppression_rows, user_key
+from transforms.schema import ERASURES_SCHEMA, SUPPRESSIONS_SCHEMA
 
 log = logging.getLogger(__name__)
 REQUESTS = "erasure"

@@ -22,7 +22,7 @@ from orchestration.jobs import ERASURE_JOB, erasure_job
 from orchestration.sensors import erasure_run_requests, erasure_sensor
 from orchestration.settings import Settings
 from orchestration.sql import lake_tables, run_query
-from resources.lake import INGEST_APP_ID, LakeResource
+from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.secrets import SecretsResource
 from stores.erasure.lake import fold_into_aggregate
@@ -40,7 +40,7 @@ from transforms.erasure.records import (
     user_key,
 )
 from transforms.ingest.batch import pending_files
-from transforms.schema import INGEST_LOG_SCHEMA
+from transforms.schema import INGEST_APP_ID, INGEST_LOG_SCHEMA
 
 SECRET = "test-secret"
 USER, ANON_1, ANON_2, EMAIL = "u-erin", "anon-erin-1", "anon-erin-2", "Erin.Erase@example.com"

@@ -14,30 +14,10 @@ import orjson
 import polars as pl
 
 from transforms.erasure.person import Person
-from transforms.schema import UTC_TS
+from transforms.schema import ERASED_DAILY_SCHEMA, SUPPRESSIONS_SCHEMA
 
 ERASED = "erased"
 COMMIT_TAG = "lakemail.erasure"  # commitInfo key on every erasure commit: its value is the request id
-
-SUPPRESSIONS_SCHEMA: dict[str, pl.DataType] = {
-    "user_key": pl.String(),
-    "reason": pl.String(),
-    "since": UTC_TS,
-}
-ERASED_DAILY_SCHEMA: dict[str, pl.DataType] = {
-    "event_date": pl.Date(),
-    "event_type": pl.String(),
-    "event_name": pl.String(),
-    "events": pl.Int64(),
-}
-ERASURES_SCHEMA: dict[str, pl.DataType] = {
-    "request_id": pl.String(),
-    "user_key": pl.String(),
-    "erased_at": UTC_TS,
-    "passed": pl.Boolean(),
-    "certificate": pl.String(),
-}
-# Tables this stage creates, and the columns whose statistics may enter the Delta log.
 
 
 def user_key(user_id: str, secret: str) -> str:

@@ -19,6 +19,7 @@ import polars as pl
 from transforms.ingest.events import EARLIEST, MAX_AHEAD
 from transforms.ingest.parse import REJECTS_SCHEMA, reject_row, split_lines
 from transforms.schema import (
+    CATALOG_CHANGE_SCHEMA,
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,
     MAX_LINE_BYTES,
@@ -27,13 +28,6 @@ from transforms.schema import (
     Reason,
 )
 
-CATALOG_CHANGES_SCHEMA: dict[str, pl.DataType] = {
-    "product_id": pl.String(),
-    "change": pl.String(),  # back_in_stock | price_drop
-    "old_value": pl.Float64(),
-    "new_value": pl.Float64(),
-    "changed_at": UTC_TS,
-}
 SOURCE_SCHEMA: dict[str, pl.DataType] = {"source_file": pl.String(), "source_line": pl.Int64()}
 TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {"user_id": CUSTOMERS_SCHEMA, "product_id": CATALOG_SCHEMA}
 CONSENT_WORDS = {"true": True, "false": False}
@@ -373,5 +367,5 @@ def catalog_changes(before: pl.DataFrame, after: pl.DataFrame, *, min_drop: floa
         pl.col("price").alias("new_value"),
         pl.col("updated_at").alias("changed_at"),
     )
-    changes = pl.concat([_conformed(back, CATALOG_CHANGES_SCHEMA), _conformed(drop, CATALOG_CHANGES_SCHEMA)])
+    changes = pl.concat([_conformed(back, CATALOG_CHANGE_SCHEMA), _conformed(drop, CATALOG_CHANGE_SCHEMA)])
     return changes.sort("product_id", "change")
