@@ -25,9 +25,7 @@ HEARTBEAT_TIMEOUT_S = 15.0  # longer than any quiet stretch of the loop (a run b
 
 def heartbeat_path(lake: LakeResource) -> Path | None:
     """Where the runner says it is alive: next to a local lake (None for object stores)."""
-    if "://" in lake.uri and not lake.uri.startswith("file://"):
-        return None
-    return Path(lake.uri.removeprefix("file://")) / HEARTBEAT
+    return lake.root / HEARTBEAT if lake.root is not None else None
 
 
 def runner_alive(lake: LakeResource, now: float | None = None) -> bool:

@@ -11,7 +11,6 @@ import polars as pl
 from orchestration.jobs import MICROBATCH_JOB
 from orchestration.sensors import landed_everywhere
 from orchestration.settings import Settings
-from orchestration.sql import lake_tables
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from stores.ingest import landed_frame
@@ -105,7 +104,7 @@ def status_report(
     lake, landing = LakeResource(uri=settings.lake_uri), LandingResource(uri=settings.landing_uri)
     backlog = _backlog(lake, landing, now)
     newest = backlog.pop("newest_landed_at")
-    chain = [n for n in lake_tables(settings.lake_uri) if n in CHAIN_TABLES]
+    chain = [n for n in lake.table_names() if n in CHAIN_TABLES]
     freshness = [table_freshness(n, _last_commit(lake, n), newest, max_lag) for n in chain]
     judged = [f for f in freshness if f.name in JUDGED_TABLES] or [
         table_freshness("ingest_log", None, newest, max_lag)

@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 
+from resources.folders import local_folder
 from transforms.schema import INGEST_APP_ID, STATS_COLUMNS
 
 
@@ -25,8 +26,20 @@ class LakeResource(dg.ConfigurableResource):
 
     uri: str
 
+    @property
+    def root(self) -> Path | None:
+        """The lake's folder; None for an object store, where nothing here reads the filesystem."""
+        return local_folder(self.uri)
+
     def table_uri(self, name: str) -> str:
         return f"{self.uri.rstrip('/')}/{name}"
+
+    def table_names(self) -> list[str]:
+        """Names of the Delta tables directly under the lake folder (none listed on an object store)."""
+        root = self.root
+        if root is None or not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir())
 
     def table(self, name: str, version: int | None = None) -> DeltaTable | None:
         """The table, at `version` when given, or None when it was never written."""
@@ -154,11 +167,11 @@ class LakeResource(dg.ConfigurableResource):
     @contextmanager
     def writer_lock(self) -> Iterator[None]:
         """One writer at a time across processes (sensor runs, `lakemail process`, retries)."""
-        if "://" in self.uri and not self.uri.startswith("file://"):
+        root = self.root
+        if root is None:
             # Object stores need delta-rs' own locking provider; one writer is then Dagster's job.
             yield
             return
-        root = Path(self.uri.removeprefix("file://"))
         root.mkdir(parents=True, exist_ok=True)
         with open(root / "_lakemail_writer.lock", "a+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel even on SIGKILL

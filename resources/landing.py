@@ -10,6 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from resources.folders import local_folder
+
 LANDING_SUFFIXES = (".ndjson", ".ndjson.gz", ".csv")
 
 
@@ -29,7 +31,11 @@ class LandingResource(dg.ConfigurableResource):
 
     @property
     def root(self) -> Path:
-        return Path(self.uri.removeprefix("file://"))
+        """The landing folder (a local one: producers rename files into it)."""
+        root = local_folder(self.uri)
+        if root is None:
+            raise ValueError(f"the landing zone must be a local folder, not {self.uri}")
+        return root
 
     def list_files(self, folder: str = "events") -> list[LandedFile]:
         """Every finished file under `folder` (temp names skipped), sorted by path."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
@@ -170,10 +169,10 @@ def log_actions(table_uri: str) -> pl.DataFrame:
 
 def scrub_delta_logs(lake: LakeResource, person: Person) -> tuple[list[str], int]:
     """Redact the person from commitInfo of every commit in the lake; the files rewritten, traces left."""
-    if "://" in lake.uri and not lake.uri.startswith("file://"):
+    root = lake.root
+    if root is None:
         log.warning("delta log scrub skipped: only local lakes can have commit files rewritten")
         return [], 0
-    root = Path(lake.uri.removeprefix("file://"))
     scrubbed: list[str] = []
     left = 0
     for commit in sorted(root.glob("*/_delta_log/*.json")):

@@ -21,7 +21,7 @@ from orchestration.definitions import build_defs
 from orchestration.jobs import ERASURE_JOB, erasure_job
 from orchestration.sensors import erasure_run_requests, erasure_sensor
 from orchestration.settings import Settings
-from orchestration.sql import lake_tables, run_query
+from orchestration.sql import run_query
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.secrets import SecretsResource
@@ -141,7 +141,7 @@ def erased(settings: Settings, lake: LakeResource, landing: LandingResource) -> 
 
 
 def test_no_table_answers_with_a_trace_of_the_person(settings: Settings, erased: Erased) -> None:
-    tables = lake_tables(settings.lake_uri)
+    tables = LakeResource(uri=settings.lake_uri).table_names()
     assert {"events", "quarantine", "identities", "suppressions", "erasures", "erased_events_daily"} <= set(
         tables
     )
@@ -156,7 +156,7 @@ def test_every_readable_table_version_is_clean(
 ) -> None:
     certificate = erased.certificate
     unreadable_by_table = {t.table: t.versions_unreadable for t in certificate.tables}
-    for name in lake_tables(settings.lake_uri):
+    for name in LakeResource(uri=settings.lake_uri).table_names():
         latest = DeltaTable(lake.table_uri(name)).version()
         said = {v for start, end in unreadable_by_table.get(name, []) for v in range(start, end + 1)}
         for version in range(latest + 1):
