@@ -47,19 +47,12 @@ class ReplayResult:
     diff: pl.DataFrame
 
 
-def _read(lake: LakeResource, name: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    table = lake.table(name)
-    if table is None:
-        return pl.DataFrame(schema=schema)
-    return pl.scan_delta(table).select(list(schema)).collect()
-
-
 def replay(settings: Settings, kind: str, evaluation: int, *, secret: str) -> ReplayResult:
     """Re-decide engine run `evaluation`'s `kind` candidates; `secret` is unused until suppressions."""
     if kind not in RULES:
         raise ReplayError(f"unknown trigger kind {kind!r} (known: {', '.join(sorted(RULES))})")
     lake = LakeResource(uri=settings.lake_uri)
-    log = _read(lake, "triggers", TRIGGERS_SCHEMA)
+    log = lake.read("triggers", TRIGGERS_SCHEMA)
     then = log.filter((pl.col("evaluation") == evaluation) & (pl.col("kind") == kind))
     if then.height == 0:
         raise ReplayError(f"engine run {evaluation} decided nothing of kind {kind!r}")
@@ -82,11 +75,11 @@ def _world_then(
         pl.col("user_id").is_in(users) | pl.col("anonymous_id").is_in(anon)
     )
     events_then = events.filter(pl.col("batch_id") <= then["batch_id"].max()).collect()
-    links = _read(lake, "identities", IDENTITIES_SCHEMA).filter(
+    links = lake.read("identities", IDENTITIES_SCHEMA).filter(
         pl.col("user_id").is_in(users) | pl.col("anonymous_id").is_in(anon)
     )
     state = merge_partials(resolve(partials(events_then), links))
-    customers = _read(lake, "customers", CUSTOMERS_SCHEMA)
+    customers = lake.read("customers", CUSTOMERS_SCHEMA)
     pending = apply(pl.DataFrame(schema=TRIGGERS_SCHEMA), before)
     world = World(
         now=at,
@@ -96,7 +89,7 @@ def _world_then(
         decided=pl.Series([], dtype=pl.String),
         history=before.filter(pl.col("decision") == "send").select("user_id", "kind", "anchor", "decided_at"),
         suppressed=frozenset(),
-        catalog=_read(lake, "catalog", CATALOG_SCHEMA),
+        catalog=lake.read("catalog", CATALOG_SCHEMA),
         catalog_changes=pl.DataFrame(schema=CATALOG_CHANGES_SCHEMA),
         catalog_viewers=pl.DataFrame(schema=VIEWERS_SCHEMA),
         links=links,

@@ -82,10 +82,9 @@ def _latency(lake: LakeResource, now: datetime) -> dict[str, Any]:
 
 
 def _counts(lake: LakeResource, name: str, column: str) -> dict[str, int] | None:
-    table = lake.table(name)
-    if table is None:
-        return None
-    frame = pl.scan_delta(table).group_by(column).agg(pl.len()).collect()
+    if lake.version(name) is None:
+        return None  # "no sends table yet", not "no sends"
+    frame = lake.scan(name, {column: pl.String()}).group_by(column).agg(pl.len()).collect()
     return {str(k): int(v) for k, v in frame.iter_rows()}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -48,15 +48,31 @@ class LakeResource(dg.ConfigurableResource):
             return None
         return DeltaTable(uri, version=version) if version is not None else DeltaTable(uri)
 
-    def read(
-        self, name: str, schema: dict[str, pl.DataType], columns: list[str] | None = None
-    ) -> pl.DataFrame:
-        """The whole table (or some columns); an empty frame of `schema` when it does not exist yet."""
+    def version(self, name: str) -> int | None:
+        """The table's current version, or None when it was never written."""
         table = self.table(name)
-        wanted = columns or list(schema)
+        return table.version() if table is not None else None
+
+    def scan(
+        self, name: str, schema: Mapping[str, pl.DataType], *, version: int | None = None
+    ) -> pl.LazyFrame:
+        """Table `name` (at `version` when given) with `schema`'s columns, lazily; an empty frame of
+        `schema` when the table was never written. Every reader of a table goes through here."""
+        table = self.table(name, version)
         if table is None:
-            return pl.DataFrame(schema={c: schema[c] for c in wanted})
-        return pl.scan_delta(table).select(wanted).collect()
+            return pl.LazyFrame(schema=schema)
+        return pl.scan_delta(table).select(list(schema))
+
+    def read(
+        self,
+        name: str,
+        schema: Mapping[str, pl.DataType],
+        columns: list[str] | None = None,
+        *,
+        version: int | None = None,
+    ) -> pl.DataFrame:
+        """`scan`, collected: the whole table or some of its columns."""
+        return self.scan(name, schema, version=version).select(columns or list(schema)).collect()
 
     def committed_batch(self) -> int:
         """The last batch number that completed (0 on a new lake)."""

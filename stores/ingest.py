@@ -30,7 +30,14 @@ from transforms.ingest.reference import (
     latest_rows,
     parse_reference,
 )
-from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, IDENTITIES_SCHEMA, INGEST_LOG_SCHEMA, UTC_TS
+from transforms.schema import (
+    CATALOG_SCHEMA,
+    CUSTOMERS_SCHEMA,
+    EVENTS_SCHEMA,
+    IDENTITIES_SCHEMA,
+    INGEST_LOG_SCHEMA,
+    UTC_TS,
+)
 
 log = logging.getLogger(__name__)
 # Rolled back by batch number; identities only adds missing edges, customers and catalog keep the latest row.
@@ -216,15 +223,10 @@ def _record(
 
 def seen_event_ids(lake: LakeResource, dates: list[date]) -> pl.Series:
     """event_ids already in the lake where copies of events on `dates` can be (partition-pruned)."""
-    table = lake.table("events")
-    if table is None or not dates:
+    if not dates:
         return pl.Series("event_id", [], dtype=pl.String)
-    return (
-        pl.scan_delta(table)
-        .filter(pl.col("event_date").is_in(dedupe_dates(dates)))
-        .select("event_id")
-        .collect()["event_id"]
-    )
+    events = lake.scan("events", EVENTS_SCHEMA).filter(pl.col("event_date").is_in(dedupe_dates(dates)))
+    return events.select("event_id").collect()["event_id"]
 
 
 def merge_identities(lake: LakeResource, edges: pl.DataFrame, batch_id: int) -> None:
@@ -287,10 +289,7 @@ def merge_reference(lake: LakeResource, references: list[tuple[str, ReferenceRes
 
 
 def _before_batch(lake: LakeResource, name: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    table = lake.table(name)
-    if table is None:
-        return pl.DataFrame(schema=schema)
-    if lake.batch_version(name) > lake.committed_batch():  # this batch's own earlier, crashed attempt
-        table = lake.table(name, table.version() - 1)
-    assert table is not None
-    return pl.scan_delta(table).select(list(schema)).collect()
+    version = lake.version(name)
+    if version is not None and lake.batch_version(name) > lake.committed_batch():
+        return lake.read(name, schema, version=version - 1)  # this batch's own earlier, crashed attempt
+    return lake.read(name, schema)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from resources.lake import LakeResource
-from stores.profiles import customers_for, scan_table, state_for
+from stores.profiles import customers_for, state_for
 from transforms.erasure.records import address_key, user_key
 from transforms.profiles.partials import ANON, derive, principal
 from transforms.schema import (
@@ -44,12 +44,12 @@ class EngineReport:
 
 
 def pending_rows(lake: LakeResource) -> pl.DataFrame:
-    return scan_table(lake, "trigger_state", TRIGGERS_SCHEMA).select(list(TRIGGERS_SCHEMA)).collect()
+    return lake.read("trigger_state", TRIGGERS_SCHEMA)
 
 
 def next_due(lake: LakeResource) -> datetime | None:
     """The earliest due time among pending candidates (the sensor wakes a run for it)."""
-    due = scan_table(lake, "trigger_state", TRIGGERS_SCHEMA).select(pl.col("due_at").min()).collect().item()
+    due = lake.scan("trigger_state", TRIGGERS_SCHEMA).select(pl.col("due_at").min()).collect().item()
     return due if isinstance(due, datetime) else None
 
 
@@ -69,7 +69,7 @@ def recover(lake: LakeResource) -> None:
     logged = lake.app_version("triggers", RUN_APP)
     if logged <= lake.app_version("trigger_state", RUN_APP):
         return
-    rows = scan_table(lake, "triggers", TRIGGERS_SCHEMA).filter(pl.col("evaluation") == logged).collect()
+    rows = lake.scan("triggers", TRIGGERS_SCHEMA).filter(pl.col("evaluation") == logged).collect()
     top = rows["batch_id"].max()
     batch = top if isinstance(top, int) else lake.app_version("trigger_state", BATCH_APP)
     state = apply(pending_rows(lake), rows.select(list(TRIGGERS_SCHEMA)))
@@ -79,17 +79,17 @@ def recover(lake: LakeResource) -> None:
 def _touched(lake: LakeResource, after_batch: int, upto: int) -> list[str]:
     if upto <= after_batch:
         return []
-    events = scan_table(lake, "events", EVENTS_SCHEMA).filter(
+    events = lake.scan("events", EVENTS_SCHEMA).filter(
         (pl.col("batch_id") > after_batch) & (pl.col("batch_id") <= upto)
     )
     return events.select(principal().alias("p")).unique().collect()["p"].to_list()
 
 
 def _changes(lake: LakeResource, after_batch: int, upto: int) -> pl.DataFrame:
-    changes = scan_table(lake, "catalog_changes", CATALOG_CHANGES_SCHEMA).filter(
+    changes = lake.scan("catalog_changes", CATALOG_CHANGES_SCHEMA).filter(
         (pl.col("batch_id") > after_batch) & (pl.col("batch_id") <= upto)
     )
-    return changes.select(list(CATALOG_CHANGES_SCHEMA)).collect()
+    return changes.collect()
 
 
 def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
@@ -99,7 +99,7 @@ def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
     earliest = changes["changed_at"].min()
     assert isinstance(earliest, datetime)
     since = earliest - VIEWER_LOOKBACK
-    events = scan_table(lake, "events", EVENTS_SCHEMA).filter(
+    events = lake.scan("events", EVENTS_SCHEMA).filter(
         pl.col("product_id").is_in(changes["product_id"].unique().to_list())
         & pl.col("event_name").is_in(["Product Viewed", "Product Added"])
         & (pl.col("event_date") >= since.date())
@@ -112,7 +112,7 @@ def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
 
 
 def suppressed_users(lake: LakeResource, profiles: pl.DataFrame, secret: str) -> frozenset[str]:
-    keys = set(scan_table(lake, "suppressions", SUPPRESSIONS_SCHEMA).select("user_key").collect()["user_key"])
+    keys = set(lake.scan("suppressions", SUPPRESSIONS_SCHEMA).select("user_key").collect()["user_key"])
     if not keys:
         return frozenset()
     found = set()
@@ -146,7 +146,7 @@ def run_engine(
     users = [p for p in state["principal"] if not p.startswith(ANON)]
     profiles = derive(state, customers_for(lake, users), now)
     involved = set(principals) | set(state["principal"]) | {ANON + a for a in links["anonymous_id"]}
-    catalog = scan_table(lake, "catalog", CATALOG_SCHEMA).select(list(CATALOG_SCHEMA)).collect()
+    catalog = lake.read("catalog", CATALOG_SCHEMA)
     world = World(
         now=now,
         state=state,
@@ -179,13 +179,13 @@ def run_engine(
 
 
 def _version(lake: LakeResource, name: str) -> int:
-    table = lake.table(name)
-    return table.version() if table is not None else -1
+    version = lake.version(name)
+    return version if version is not None else -1
 
 
 def _history(lake: LakeResource, users: list[str], now: datetime) -> pl.DataFrame:
     return (
-        scan_table(lake, "triggers", TRIGGERS_SCHEMA)
+        lake.scan("triggers", TRIGGERS_SCHEMA)
         .filter(
             (pl.col("decision") == "send")
             & (pl.col("decided_at") >= now - HISTORY)
@@ -199,7 +199,7 @@ def _history(lake: LakeResource, users: list[str], now: datetime) -> pl.DataFram
 def _with_decided(lake: LakeResource, world: World) -> World:
     proposed = propose(world)["trigger_id"].to_list()
     decided = (
-        scan_table(lake, "triggers", TRIGGERS_SCHEMA)
+        lake.scan("triggers", TRIGGERS_SCHEMA)
         .filter(pl.col("trigger_id").is_in(proposed) & ~pl.col("decision").is_in(PENDING_DECISIONS))
         .select("trigger_id")
         .collect()["trigger_id"]

@@ -11,7 +11,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import polars as pl
-from deltalake import DeltaTable
+
+from resources.lake import LakeResource
+from transforms.schema import SENDS_SCHEMA
 
 ONE_CLICK_FIELD = "List-Unsubscribe"
 ONE_CLICK_VALUE = "One-Click"
@@ -25,11 +27,9 @@ def is_one_click(body: bytes) -> bool:
 
 def user_for_send(lake_uri: str, send_id: str) -> str | None:
     """The `user_id` of a send in the lake's `sends` table; None when the table or the send is unknown."""
-    uri = f"{lake_uri.rstrip('/')}/sends"
-    if not DeltaTable.is_deltatable(uri):
-        return None
+    sends = LakeResource(uri=lake_uri).scan("sends", SENDS_SCHEMA)
     # send_id is a hash, not person data, so it may be a scan predicate (and end in file statistics)
-    found = pl.scan_delta(uri).filter(pl.col("send_id") == send_id).select("user_id").drop_nulls().head(1)
+    found = sends.filter(pl.col("send_id") == send_id).select("user_id").drop_nulls().head(1)
     users = found.collect()["user_id"].to_list()
     return users[0] if users else None
 

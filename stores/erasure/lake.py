@@ -31,16 +31,12 @@ def tag(request_id: str) -> CommitProperties:
     return CommitProperties(custom_metadata={COMMIT_TAG: request_id})
 
 
-def scan(table: DeltaTable) -> pl.LazyFrame:
-    return pl.scan_delta(table)
-
-
 def matching_rows(lake: LakeResource, name: str, person: Person) -> pl.DataFrame | None:
     """The rows of table `name` that hold the person (None when the table does not exist)."""
     table = lake.table(name)
     if table is None:
         return None
-    lazy = scan(table)
+    lazy = pl.scan_delta(table)
     return lazy.filter(mentions(lazy.collect_schema(), person)).collect()
 
 
@@ -131,7 +127,7 @@ def delete_rows(
         if not names_person(predicate, person):  # the predicate is kept in the Delta log
             table.delete(predicate, writer_properties=writer_properties(), commit_properties=tag(request_id))
             return "delete"
-    lazy = scan(table)
+    lazy = pl.scan_delta(table)
     keep = lazy.filter(~mentions(lazy.collect_schema(), person)).collect()
     write_deltalake(
         table.table_uri,

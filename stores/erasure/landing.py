@@ -14,7 +14,7 @@ import polars as pl
 
 from resources.lake import LakeResource, writer_properties
 from resources.landing import LandingResource
-from stores.erasure.lake import scan, tag
+from stores.erasure.lake import tag
 from transforms.erasure.person import LANDING_FOLDERS, Person, blank_lines, text_pattern
 from transforms.erasure.records import adjust_ingest_log
 from transforms.schema import INGEST_LOG_SCHEMA
@@ -122,7 +122,7 @@ def update_ingest_log(
         orient="row",
     )
     touched = set(removed["source_file"].to_list()) | set(rewritten["source_file"].to_list())
-    current = scan(table).filter(pl.col("source_file").is_in(touched)).collect()
+    current = pl.scan_delta(table).filter(pl.col("source_file").is_in(touched)).collect()
     updates = adjust_ingest_log(current.select(list(INGEST_LOG_SCHEMA)), removed, rewritten)
     if updates.height == 0:
         return
