@@ -47,14 +47,10 @@ class RequestOutcome:
 
 
 def submit_request(landing: LandingResource, user_id: str) -> str:
-    """Land an erasure request for `user_id` as producers do (temp name, rename); its landing path."""
-    folder = landing.root / REQUESTS
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"cli-{uuid.uuid4().hex}.json"
-    temp = folder / f".{name}.tmp"
-    temp.write_bytes(orjson.dumps({"user_id": user_id}))
-    os.rename(temp, folder / name)
-    return f"{REQUESTS}/{name}"
+    """Land an erasure request for `user_id` as producers do; its landing path."""
+    path = f"{REQUESTS}/cli-{uuid.uuid4().hex}.json"
+    landing.land(path, orjson.dumps({"user_id": user_id}))
+    return path
 
 
 def pending_requests(landing: LandingResource) -> list[LandedFile]:
