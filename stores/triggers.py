@@ -14,7 +14,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from stores.profiles import customers_for, state_for
-from transforms.erasure.records import address_key, user_key
+from stores.suppressions import suppressed_users  # also imported from here by stores.sends
 from transforms.profiles.partials import ANON, derive, principal
 from transforms.schema import (
     BATCH_APP,
@@ -23,7 +23,6 @@ from transforms.schema import (
     EVENTS_SCHEMA,
     PENDING_DECISIONS,
     RUN_APP,
-    SUPPRESSIONS_SCHEMA,
     TRIGGERS_SCHEMA,
 )
 from transforms.triggers.decide import World, evaluate, propose
@@ -109,17 +108,6 @@ def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
         .agg(pl.col("event_ts").max().alias("last_ts"))
         .collect()
     )
-
-
-def suppressed_users(lake: LakeResource, profiles: pl.DataFrame, secret: str) -> frozenset[str]:
-    keys = set(lake.scan("suppressions", SUPPRESSIONS_SCHEMA).select("user_key").collect()["user_key"])
-    if not keys:
-        return frozenset()
-    found = set()
-    for user, email in profiles.select("user_id", "email").iter_rows():
-        if user_key(user, secret) in keys or (email and address_key(email, secret) in keys):
-            found.add(user)
-    return frozenset(found)
 
 
 def run_engine(

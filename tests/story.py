@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import polars as pl
 
+from transforms.erasure.records import suppressed, user_key
 from transforms.ingest.events import drop_seen, identity_edges
 from transforms.ingest.files import process_file
 from transforms.ingest.reference import catalog_changes
@@ -29,6 +30,7 @@ from transforms.triggers.decide import World, evaluate
 from transforms.triggers.policies import Policy
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday, 12:00 UTC
+SECRET = "story-secret"
 _ids = itertools.count(1)
 
 
@@ -65,7 +67,7 @@ class Shop:
     customers: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CUSTOMERS_SCHEMA))
     catalog: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CATALOG_SCHEMA))
     changes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CATALOG_CHANGE_SCHEMA))
-    suppressed: set[str] = field(default_factory=set)
+    suppressions: set[str] = field(default_factory=set)  # user keys, as the `suppressions` table holds them
     batch: int = 0
 
     def land(self, *messages: dict) -> None:
@@ -83,7 +85,7 @@ class Shop:
         self.parts.append(partials(new))
         # As stores.suppressions does: an `Unsubscribed` event suppresses its user.
         unsubscribed = new.filter((pl.col("event_name") == "Unsubscribed") & pl.col("user_id").is_not_null())
-        self.suppressed |= set(unsubscribed["user_id"])
+        self.suppressions |= {user_key(user, SECRET) for user in unsubscribed["user_id"]}
 
     def set_product(
         self, product_id: str, when: datetime, *, price: float, stock: int, category: str = "shirts"
@@ -126,14 +128,15 @@ class Shop:
             "user_id", "kind", "anchor", "decided_at"
         )
         viewers = self._viewers()
+        profiles = derive(state, self.customers, now)
         world = World(
             now=now,
             state=state,
-            profiles=derive(state, self.customers, now),
+            profiles=profiles,
             pending=pending,
             decided=decided,
             history=history,
-            suppressed=frozenset(self.suppressed),
+            suppressed=suppressed(profiles, self.suppressions, SECRET),
             catalog=self.catalog,
             catalog_changes=self.changes,
             catalog_viewers=viewers,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,10 +30,15 @@ def address_key(email: str, secret: str) -> str:
     return user_key(email.strip().lower(), secret)
 
 
-def is_suppressed(user_id: str, suppressions: pl.DataFrame, secret: str, *, email: str | None = None) -> bool:
-    """Whether `suppressions` (SUPPRESSIONS_SCHEMA) holds the user, or their address when given."""
-    keys = [user_key(user_id, secret)] + ([address_key(email, secret)] if email else [])
-    return bool(suppressions["user_key"].is_in(keys).any())
+def suppressed(profiles: pl.DataFrame, keys: Collection[str], secret: str) -> frozenset[str]:
+    """The user ids of `profiles` (user_id, email) whose user key or address key is among `keys`."""
+    if not keys:
+        return frozenset()
+    return frozenset(
+        user
+        for user, email in profiles.select("user_id", "email").iter_rows()
+        if user_key(user, secret) in keys or (email and address_key(email, secret) in keys)
+    )
 
 
 def suppression_rows(person: Person, secret: str, since: datetime, existing: pl.Series) -> pl.DataFrame:
