@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -11,6 +11,8 @@ from typing import Literal
 import dagster as dg
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake.exceptions import DeltaError
+from pydantic import PrivateAttr
 
 from resources.folders import local_folder
 from transforms.schema import INGEST_APP_ID, STATS_COLUMNS
@@ -25,6 +27,10 @@ class LakeResource(dg.ConfigurableResource):
     """The Delta Lake tables under one folder (`LAKEMAIL_LAKE_URI`)."""
 
     uri: str
+    # Set on a view of the lake as one reader saw it (`at`, `snapshot`): table name -> version read,
+    # and the tables at those versions, each loaded once.
+    _pins: dict[str, int | None] | None = PrivateAttr(default=None)
+    _opened: dict[str, DeltaTable] = PrivateAttr(default_factory=dict)
 
     @property
     def root(self) -> Path | None:
@@ -42,11 +48,62 @@ class LakeResource(dg.ConfigurableResource):
         return sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir())
 
     def table(self, name: str, version: int | None = None) -> DeltaTable | None:
-        """The table, at `version` when given, or None when it was never written."""
+        """The table, at `version` when given (else the current one, or the one a view pins), or None when
+        it was never written (or, in a view, was not yet)."""
+        if self._pins is not None:
+            if name not in self._pins:
+                raise KeyError(f"table {name!r} is not in this view of the lake")
+            pinned = self._pins[name]
+            if pinned is None:
+                return None
+            if version is None or version == pinned:
+                if name not in self._opened:
+                    self._opened[name] = DeltaTable(self.table_uri(name), version=pinned)
+                return self._opened[name]
         uri = self.table_uri(name)
         if not DeltaTable.is_deltatable(uri):
             return None
         return DeltaTable(uri, version=version) if version is not None else DeltaTable(uri)
+
+    def at(self, versions: Mapping[str, int | None]) -> LakeResource:
+        """A read-only view of the lake that reads each table of `versions` at that version (None: not
+        written yet) and no other table: what one reader saw, read again the same way."""
+        view = LakeResource(uri=self.uri)
+        view._pins = dict(versions)
+        return view
+
+    def snapshot(self, names: Iterable[str]) -> LakeResource:
+        """A view (`at`) of the tables `names` as they are now: later commits do not change what it reads."""
+        tables = {name: self.table(name) for name in names}
+        view = self.at({name: table.version() if table else None for name, table in tables.items()})
+        view._opened = {name: table for name, table in tables.items() if table is not None}
+        return view
+
+    @property
+    def pinned(self) -> dict[str, int | None]:
+        """The versions a view reads (empty for the lake itself)."""
+        return dict(self._pins or {})
+
+    def commit_of(self, name: str, app_id: str, version: int) -> int | None:
+        """The version of table `name` whose commit recorded `app_id -> version`; None when no commit did,
+        or when it is older than the table's log keeps."""
+        table = self.table(name)
+        if table is None or (table.transaction_version(app_id) or 0) < version:
+            return None
+        low, high = 0, table.version()  # the app's recorded version only grows with the table's
+        while low < high:
+            middle = (low + high) // 2
+            try:
+                reached = DeltaTable(self.table_uri(name), version=middle).transaction_version(app_id) or 0
+            except DeltaError:  # a version whose log was cleaned up: older than any readable one
+                low = middle + 1
+                continue
+            low, high = (low, middle) if reached >= version else (middle + 1, high)
+        try:
+            found = DeltaTable(self.table_uri(name), version=low).transaction_version(app_id)
+        except DeltaError:
+            return None
+        return low if found == version else None
 
     def version(self, name: str) -> int | None:
         """The table's current version, or None when it was never written."""
@@ -112,6 +169,7 @@ class LakeResource(dg.ConfigurableResource):
         """One commit (Delta MERGE on `key`, a non-personal id): new keys are inserted, existing rows
         replaced (kept as they are with `insert_only`). `tags` are recorded even when `frame` is empty.
         """
+        self._writable()
         transactions = [Transaction(app_id, version) for app_id, version in (tags or {}).items()]
         commit = CommitProperties(app_transactions=transactions)
         table = self.table(name)
@@ -151,6 +209,7 @@ class LakeResource(dg.ConfigurableResource):
 
         An empty append only creates the table, so that queries on it work from the first batch.
         """
+        self._writable()
         exists = self.table(name) is not None
         if frame.height == 0 and exists and mode == "append":
             return
@@ -176,6 +235,7 @@ class LakeResource(dg.ConfigurableResource):
 
     def delete_batches_after(self, name: str, batch_id: int) -> None:
         """Remove the rows of batches that did not complete (their number is above `batch_id`)."""
+        self._writable()
         table = self.table(name)
         if table is not None:
             table.delete(f"batch_id > {int(batch_id)}", writer_properties=writer_properties())
@@ -195,6 +255,10 @@ class LakeResource(dg.ConfigurableResource):
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _writable(self) -> None:
+        if self._pins is not None:
+            raise RuntimeError("a view of the lake (`at`, `snapshot`) is read-only")
 
 
 def table_configuration(name: str) -> dict[str, str | None]:

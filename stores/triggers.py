@@ -2,7 +2,8 @@
 
 `triggers` is the append-only decision log; `trigger_state` holds the candidates still pending
 (small: rewritten whole). Each engine run has a number, recorded as a Delta application transaction
-on both commits: a run that crashed between them is finished from the log before the next one.
+on both commits: a run that crashed between them is finished from the log before the next one. The
+`triggers` commit also records the version of every table the run read (READ_APP).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from transforms.schema import (
     CATALOG_SCHEMA,
     EVENTS_SCHEMA,
     PENDING_DECISIONS,
+    READ_APP,
     RUN_APP,
     TRIGGERS_SCHEMA,
 )
@@ -31,6 +33,20 @@ from transforms.triggers.policies import Policy
 HISTORY = timedelta(days=14)
 VIEWER_LOOKBACK = timedelta(days=30)
 VIEWERS_SCHEMA = {"principal": pl.String(), "product_id": pl.String(), "last_ts": pl.Datetime("us", "UTC")}
+# Every table an engine run reads, each at the version it had when the run began (`LakeResource.snapshot`).
+ENGINE_TABLES = (
+    "ingest_log",
+    "events",
+    "identities",
+    "customers",
+    "catalog",
+    "catalog_changes",
+    "profile_state",
+    "profile_updates",
+    "suppressions",
+    "triggers",
+    "trigger_state",
+)
 
 
 @dataclass
@@ -118,9 +134,53 @@ def run_engine(
     delays: dict[str, timedelta] | None = None,
     policy: Policy | None = None,
 ) -> EngineReport:
-    """Decide every candidate touched by new batches or due by `now`; append the log, rewrite the state."""
+    """Decide every candidate touched by new batches or due by `now`; append the log, rewrite the state.
+
+    The engine reads one snapshot of its tables and records their versions on its `triggers` commit, so
+    `lakemail replay` can read the lake again exactly as this run did (`run_snapshot`).
+    """
     recover(lake)
-    evaluation = lake.app_version("triggers", RUN_APP) + 1
+    seen = lake.snapshot(ENGINE_TABLES)
+    evaluation = seen.app_version("triggers", RUN_APP) + 1
+    world = engine_world(seen, now=now, secret=secret, delays=delays, policy=policy, evaluation=evaluation)
+    rows = evaluate(world)
+    read = {READ_APP + name: version for name, version in seen.pinned.items() if version is not None}
+    lake.write_tagged("triggers", rows, {RUN_APP: evaluation, **read})
+    state_rows = apply(pending_rows(seen), rows)
+    lake.write_tagged(
+        "trigger_state", state_rows, {RUN_APP: evaluation, BATCH_APP: world.batch_id}, mode="overwrite"
+    )
+    due_next = state_rows["due_at"].min()
+    return EngineReport(
+        evaluation,
+        world.batch_id,
+        rows,
+        state_rows.height,
+        due_next if isinstance(due_next, datetime) else None,
+    )
+
+
+def run_snapshot(lake: LakeResource, evaluation: int) -> LakeResource | None:
+    """The lake as engine run `evaluation` read it (the versions its `triggers` commit recorded); None when
+    that commit is gone from the log, or the run recorded no versions (runs before they were recorded)."""
+    commit = lake.commit_of("triggers", RUN_APP, evaluation)
+    log = lake.table("triggers", commit) if commit is not None else None
+    if log is None:
+        return None
+    versions = {name: log.transaction_version(READ_APP + name) for name in ENGINE_TABLES}
+    return lake.at(versions) if any(v is not None for v in versions.values()) else None
+
+
+def engine_world(
+    lake: LakeResource,
+    *,
+    now: datetime,
+    secret: str,
+    delays: dict[str, timedelta] | None = None,
+    policy: Policy | None = None,
+    evaluation: int,
+) -> World:
+    """What engine run `evaluation` decides from, read from `lake` (the run's snapshot, or replay's)."""
     last_batch = lake.app_version("trigger_state", BATCH_APP)
     committed = lake.committed_batch()
     pending = pending_rows(lake)
@@ -134,7 +194,6 @@ def run_engine(
     users = [p for p in state["principal"] if not p.startswith(ANON)]
     profiles = derive(state, customers_for(lake, users), now)
     involved = set(principals) | set(state["principal"]) | {ANON + a for a in links["anonymous_id"]}
-    catalog = lake.read("catalog", CATALOG_SCHEMA)
     world = World(
         now=now,
         state=state,
@@ -143,7 +202,7 @@ def run_engine(
         decided=pl.Series([], dtype=pl.String),
         history=_history(lake, users, now),
         suppressed=suppressed_users(lake, profiles, secret),
-        catalog=catalog,
+        catalog=lake.read("catalog", CATALOG_SCHEMA),
         catalog_changes=changes,
         catalog_viewers=viewers,
         links=links,
@@ -153,17 +212,7 @@ def run_engine(
         batch_id=committed,
         evaluation=evaluation,
     )
-    world = _with_decided(lake, world)
-    rows = evaluate(world)
-    lake.write_tagged("triggers", rows, {RUN_APP: evaluation})
-    state_rows = apply(pending, rows)
-    lake.write_tagged(
-        "trigger_state", state_rows, {RUN_APP: evaluation, BATCH_APP: committed}, mode="overwrite"
-    )
-    due_next = state_rows["due_at"].min()
-    return EngineReport(
-        evaluation, committed, rows, state_rows.height, due_next if isinstance(due_next, datetime) else None
-    )
+    return _with_decided(lake, world)
 
 
 def _version(lake: LakeResource, name: str) -> int:
