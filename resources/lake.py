@@ -90,20 +90,19 @@ class LakeResource(dg.ConfigurableResource):
         table = self.table(name)
         if table is None or (table.transaction_version(app_id) or 0) < version:
             return None
+
+        def recorded(at: int) -> int | None:
+            try:
+                return DeltaTable(self.table_uri(name), version=at).transaction_version(app_id) or 0
+            except DeltaError:  # a version whose log was cleaned up: older than any readable one
+                return None
+
         low, high = 0, table.version()  # the app's recorded version only grows with the table's
         while low < high:
             middle = (low + high) // 2
-            try:
-                reached = DeltaTable(self.table_uri(name), version=middle).transaction_version(app_id) or 0
-            except DeltaError:  # a version whose log was cleaned up: older than any readable one
-                low = middle + 1
-                continue
-            low, high = (low, middle) if reached >= version else (middle + 1, high)
-        try:
-            found = DeltaTable(self.table_uri(name), version=low).transaction_version(app_id)
-        except DeltaError:
-            return None
-        return low if found == version else None
+            reached = recorded(middle)
+            low, high = (low, middle) if reached is not None and reached >= version else (middle + 1, high)
+        return low if recorded(low) == version else None
 
     def version(self, name: str) -> int | None:
         """The table's current version, or None when it was never written."""

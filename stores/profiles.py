@@ -46,12 +46,17 @@ def folded_batch(lake: LakeResource) -> int:
 scan_table = LakeResource.scan  # the former name, still imported by stores.sends
 
 
+def of_users(
+    lake: LakeResource, name: str, schema: dict[str, pl.DataType], users: list[str] | None
+) -> pl.DataFrame:
+    """The rows of table `name` whose user_id is one of `users` (every row when None)."""
+    rows = lake.scan(name, schema)
+    return (rows if users is None else rows.filter(pl.col("user_id").is_in(users))).collect()
+
+
 def links_for(lake: LakeResource, users: list[str] | None) -> pl.DataFrame:
     """identities edges of `users` (all edges when None)."""
-    edges = lake.scan("identities", IDENTITIES_SCHEMA)
-    if users is not None:
-        edges = edges.filter(pl.col("user_id").is_in(users))
-    return edges.collect()
+    return of_users(lake, "identities", IDENTITIES_SCHEMA, users)
 
 
 def state_for(lake: LakeResource, principals: list[str] | None) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -82,10 +87,8 @@ def state_for(lake: LakeResource, principals: list[str] | None) -> tuple[pl.Data
 
 
 def customers_for(lake: LakeResource, users: list[str] | None) -> pl.DataFrame:
-    rows = lake.scan("customers", CUSTOMERS_SCHEMA)
-    if users is not None:
-        rows = rows.filter(pl.col("user_id").is_in(users))
-    return rows.collect()
+    """customers rows of `users` (all rows when None)."""
+    return of_users(lake, "customers", CUSTOMERS_SCHEMA, users)
 
 
 def profiles_view(lake: LakeResource, as_of: datetime) -> pl.DataFrame:
