@@ -9,12 +9,10 @@ import dagster as dg
 import polars as pl
 
 from orchestration.jobs import MICROBATCH_JOB
-from orchestration.sensors import landed_everywhere
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
-from stores.ingest import landed_frame
-from transforms.ingest.batch import pending_files
+from stores.ingest import backlog
 from transforms.operations.status import TableFreshness, judge, latency_percentiles, table_freshness
 from transforms.schema import INGEST_LOG_SCHEMA
 
@@ -31,9 +29,7 @@ def _last_commit(lake: LakeResource, name: str) -> datetime | None:
 
 
 def _backlog(lake: LakeResource, landing: LandingResource, now: datetime) -> dict[str, Any]:
-    landed = landed_frame(landed_everywhere(landing))
-    log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"])
-    pending = pending_files(landed, log)
+    landed, pending = backlog(lake, landing)
     oldest = pending["landed_at"].min() if pending.height else None
     return {
         "files": pending.height,

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 # Rolled back by batch number; identities only adds missing edges, customers and catalog keep the latest row.
 APPEND_TABLES = ("quarantine", "events", "catalog_changes")
 REFERENCE_FOLDERS = {"customers/": ("customers", "user_id"), "catalog/": ("catalog", "product_id")}
+INGEST_FOLDERS = ("events", "customers", "catalog")  # the landing folders a micro-batch takes
 DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024
 PARSE_THREADS = 2  # the reference machine has 2 cores
 LOG_ROW_COLUMNS = ("source_file", "bytes", "sha256", "batch_id", "status", "detail", "landed_at")
@@ -79,6 +80,18 @@ def landed_frame(files: list[LandedFile]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=LANDED_SCHEMA, orient="row")
 
 
+def landed_files(landing: LandingResource) -> list[LandedFile]:
+    """Finished files in every folder a micro-batch takes."""
+    return [f for folder in INGEST_FOLDERS for f in landing.list_files(folder)]
+
+
+def backlog(lake: LakeResource, landing: LandingResource) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(every landed file, those the lake has not ingested), both LANDED_SCHEMA: what the sensor and
+    `lakemail status` see waiting."""
+    landed = landed_frame(landed_files(landing))
+    return landed, pending_files(landed, lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"]))
+
+
 def ingest(
     lake: LakeResource,
     landing: LandingResource,
@@ -91,7 +104,7 @@ def ingest(
     with lake.writer_lock():
         roll_back_incomplete_batch(lake)
         if manifest is None:
-            landed = [f for folder in ("events", "customers", "catalog") for f in landing.list_files(folder)]
+            landed = landed_files(landing)
         else:
             landed = [f for f in (landing.stat(p) for p in manifest) if f is not None]
         ingest_log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes", "sha256"])
