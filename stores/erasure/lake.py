@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
@@ -178,10 +179,17 @@ def scrub_delta_logs(lake: LakeResource, person: Person) -> tuple[list[str], int
         clean, remaining = scrub_log(content, person)
         left += remaining
         if clean != content:
-            temp = commit.with_name(f".{commit.name}.erasure.tmp")
-            temp.write_bytes(clean)
-            stat = commit.stat()
-            os.utime(temp, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # time travel by timestamp reads it
-            os.rename(temp, commit)
+            os.rename(staged_rewrite(commit, clean), commit)
             scrubbed.append(commit.relative_to(root).as_posix())
     return scrubbed, left
+
+
+def staged_rewrite(path: Path, data: bytes) -> Path:
+    """`data` next to `path` under a temp name that readers skip, with `path`'s access and modification
+    times: renamed over `path`, it changes the content only (time travel by timestamp and a landed file's
+    `landed_at` read those times)."""
+    temp = path.with_name(f".{path.name}.erasure.tmp")
+    temp.write_bytes(data)
+    stat = path.stat()
+    os.utime(temp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    return temp
