@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from benchmarks.common import lake_of
 from benchmarks.deltalog import Action, Layout, RawTable
 from benchmarks.parallel import people_path, read_people, run_jobs, save_people
 from benchmarks.past import Past
@@ -51,10 +52,6 @@ from transforms.schema import (
 EVENT_CHUNK = 2_000_000  # past events in one data file at most (a day of the span is one partition)
 STATE_CHUNK = 1_000_000  # shoppers whose state and profile rows one job writes
 PARTIALS_PER_BATCH = 3_000  # partials a 10k-event simulated batch appends (about 3,000 measured)
-
-
-def lake_of(home: Path) -> LakeResource:
-    return LakeResource(uri=str(home / "lake"))
 
 
 def folded_batch(past: Past, waiting: int) -> int:
