@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from resources.lake import INGEST_APP_ID, LakeResource, writer_properties
+from resources.lake import LakeResource, writer_properties
 from transforms.operations.maintenance import (
     MaintenanceReport,
     TableMaintenance,
@@ -20,6 +20,7 @@ from transforms.operations.maintenance import (
     table_maintenance,
     tables_markdown,
 )
+from transforms.schema import INGEST_APP_ID
 
 log = logging.getLogger(__name__)
 OPERATIONS_GROUP = "operations"
@@ -36,18 +37,6 @@ class MaintenanceConfig(dg.Config):
     history_retention_days: float = 7
 
 
-def lake_root(lake: LakeResource) -> Path:
-    # Local lakes only (as the writer lock): file sizes and table discovery read the filesystem.
-    return Path(lake.uri.removeprefix("file://"))
-
-
-def delta_tables(root: Path) -> list[str]:
-    """Names of the Delta tables directly under the lake folder."""
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir())
-
-
 def data_files(table_dir: Path) -> dict[str, int]:
     """{relative path: size} of the table's parquet data files on disk (the log's checkpoints excluded)."""
     found: dict[str, int] = {}
@@ -62,7 +51,10 @@ def data_files(table_dir: Path) -> dict[str, int]:
 
 def maintain_table(lake: LakeResource, name: str, vacuum_retention_hours: int) -> TableMaintenance | None:
     """Compact, vacuum, checkpoint and clean the log of table `name`, under the lake's writer lock."""
-    table_dir = lake_root(lake) / name
+    root = lake.root
+    if root is None:
+        raise ValueError("maintenance measures data files on disk: local lakes only")
+    table_dir = root / name
     with lake.writer_lock():  # per table, so a micro-batch waits for one table at most
         table = lake.table(name)  # loaded under the lock: the newest version
         if table is None:
@@ -93,7 +85,7 @@ def maintain_table(lake: LakeResource, name: str, vacuum_retention_hours: int) -
 def maintain_lake(lake: LakeResource, vacuum_retention_hours: int) -> list[TableMaintenance]:
     """Maintain every Delta table of the lake, one at a time."""
     reports = []
-    for name in delta_tables(lake_root(lake)):
+    for name in lake.table_names():
         report = maintain_table(lake, name, vacuum_retention_hours)
         if report is not None:
             log.info("maintained %s: %s -> %s files", name, report.files_before, report.files_after)

@@ -7,15 +7,9 @@ from assets.clock import EngineConfig, engine_now
 from assets.triggers import DECISIONS_GROUP
 from resources.lake import LakeResource
 from resources.secrets import SecretsResource
-from stores.profiles import (
-    FOLD_EVERY_ROWS,
-    UPDATES_APP,
-    append_updates,
-    batch_events,
-    fold,
-    waiting_updates,
-)
+from stores.profiles import append_updates, batch_events, fold, waiting_updates
 from stores.suppressions import record_unsubscribes
+from transforms.schema import FOLD_EVERY_ROWS, UPDATES_APP
 
 
 @dg.asset(

@@ -16,6 +16,10 @@ from pathlib import Path
 
 import polars as pl
 
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from transforms.schema import INGEST_LOG_SCHEMA
+
 SIM_USERS = 10_000
 SIM_RATE = 1_000  # events per simulated second; with --fast, one file per 1,000 events
 
@@ -75,23 +79,20 @@ def simulate(home: Path, events: int, seed: int) -> list[Path]:
     return landed_files(home)
 
 
+def lake_of(home: Path) -> LakeResource:
+    """The lake of a benchmark's home."""
+    return LakeResource(uri=str(home / "lake"))
+
+
 def landed_files(home: Path) -> list[Path]:
-    """Landed (renamed, so complete) files: producers write under a leading '.' or a '.tmp' suffix."""
-    folder = home / "landing" / "events"
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not p.name.endswith(".tmp"))
+    """Landed (renamed, so complete) event files, as the ingest lists them."""
+    landing = LandingResource(uri=str(home / "landing"))
+    return [landing.root / f.path for f in landing.list_files("events")]
 
 
 def ingest_log(home: Path) -> pl.DataFrame:
     """The lake's ingest_log (empty before the first commit)."""
-    path = home / "lake" / "ingest_log"
-    columns = ["source_file", "landed_at", "committed_at"]
-    if not (path / "_delta_log").is_dir():
-        return pl.DataFrame(
-            schema={c: pl.String if c == "source_file" else pl.Datetime("us", "UTC") for c in columns}
-        )
-    return pl.read_delta(str(path), columns=columns)
+    return lake_of(home).read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "landed_at", "committed_at"])
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from benchmarks.past import Past
 from benchmarks.shop import past_events
 from benchmarks.states import pending_partials
 from benchmarks.tables import decision_rows, ingest_log_rows, quarantine_rows
-from stores.profiles import UPDATES_SCHEMA
+from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
 
 
 def slices_by(frame: pl.DataFrame, column: str, last: int, *, first: int = 1) -> Iterator[pl.DataFrame]:
@@ -101,9 +101,9 @@ def updates_job(
 
 
 def _partials(people_path: str, past: Past, per_batch: int, batches: tuple[int, int]) -> pl.DataFrame:
-    """`per_batch` partials of each of the batches (UPDATES_SCHEMA)."""
+    """`per_batch` partials of each of the batches (PROFILE_UPDATES_SCHEMA)."""
     first, last = batches
     rows = per_batch * (last - first + 1)
     partials = pending_partials(read_people(people_path), rows, past=past, batches=batches, salt=first)
     batch = pl.int_range(pl.len(), dtype=pl.Int64) // per_batch + first
-    return partials.with_columns(batch.alias("batch_id")).select(list(UPDATES_SCHEMA))
+    return partials.with_columns(batch.alias("batch_id")).select(list(PROFILE_UPDATES_SCHEMA))

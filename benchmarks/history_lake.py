@@ -25,19 +25,25 @@ from benchmarks.parallel import people_path, read_people, run_jobs
 from benchmarks.past import Past
 from benchmarks.states import activity, profile_states
 from benchmarks.tables import catalog_rows, customers_rows, decision_rows, ingest_log_rows
-from resources.lake import INGEST_APP_ID, LakeResource
-from stores.profiles import FOLD_APP, FOLD_EVERY_ROWS, UPDATES_APP, UPDATES_SCHEMA
-from stores.triggers import BATCH_APP, CHANGES_SCHEMA, RUN_APP
+from resources.lake import LakeResource
 from transforms.profiles.derive import derive
+from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
 from transforms.schema import (
+    BATCH_APP,
+    CATALOG_CHANGES_SCHEMA,
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,
     EVENTS_SCHEMA,
+    FOLD_APP,
+    FOLD_EVERY_ROWS,
     IDENTITIES_SCHEMA,
+    INGEST_APP_ID,
     INGEST_LOG_SCHEMA,
     PROFILES_SCHEMA,
     QUARANTINE_SCHEMA,
+    RUN_APP,
     TRIGGERS_SCHEMA,
+    UPDATES_APP,
 )
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
@@ -45,12 +51,12 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "quarantine": QUARANTINE_SCHEMA,
     "identities": IDENTITIES_SCHEMA,
     "ingest_log": INGEST_LOG_SCHEMA,
-    "profile_updates": UPDATES_SCHEMA,
+    "profile_updates": PROFILE_UPDATES_SCHEMA,
     "triggers": TRIGGERS_SCHEMA,
     "trigger_state": TRIGGERS_SCHEMA,
     "customers": CUSTOMERS_SCHEMA,
     "catalog": CATALOG_SCHEMA,
-    "catalog_changes": CHANGES_SCHEMA,
+    "catalog_changes": CATALOG_CHANGES_SCHEMA,
 }
 BATCH_TABLES = ("quarantine", "events", "identities", "ingest_log", "triggers")  # a commit per batch
 ROW_TABLES = ("quarantine", "ingest_log", "triggers")
@@ -202,7 +208,7 @@ def _changes(batch: int, past: Past) -> pl.DataFrame:
             "changed_at": [at, at],
             "batch_id": [batch, batch],
         },
-        schema=CHANGES_SCHEMA,
+        schema=CATALOG_CHANGES_SCHEMA,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from benchmarks.common import lake_of
 from benchmarks.deltalog import Action, Layout, RawTable
 from benchmarks.parallel import people_path, read_people, run_jobs, save_people
 from benchmarks.past import Past
@@ -32,19 +33,26 @@ from benchmarks.tables import (
 )
 from orchestration.settings import ensure_secret
 from resources.lake import LakeResource
-from stores.profiles import FOLD_APP, UPDATES_APP, UPDATES_SCHEMA, waiting_updates
-from stores.triggers import BATCH_APP, CHANGES_SCHEMA, RUN_APP
+from stores.profiles import waiting_updates
 from transforms.profiles.derive import derive
 from transforms.profiles.state import PARTIAL_SCHEMA
-from transforms.schema import EVENTS_SCHEMA, IDENTITIES_SCHEMA, PROFILES_SCHEMA, TRIGGERS_SCHEMA, UTC_TS
+from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
+from transforms.schema import (
+    BATCH_APP,
+    CATALOG_CHANGES_SCHEMA,
+    EVENTS_SCHEMA,
+    FOLD_APP,
+    IDENTITIES_SCHEMA,
+    PROFILES_SCHEMA,
+    RUN_APP,
+    TRIGGERS_SCHEMA,
+    UPDATES_APP,
+    UTC_TS,
+)
 
 EVENT_CHUNK = 2_000_000  # past events in one data file at most (a day of the span is one partition)
 STATE_CHUNK = 1_000_000  # shoppers whose state and profile rows one job writes
 PARTIALS_PER_BATCH = 3_000  # partials a 10k-event simulated batch appends (about 3,000 measured)
-
-
-def lake_of(home: Path) -> LakeResource:
-    return LakeResource(uri=str(home / "lake"))
 
 
 def folded_batch(past: Past, waiting: int) -> int:
@@ -137,14 +145,14 @@ def _other_tables(uri: str, people_path: str, past: Past, secret: str, waiting: 
     lake.append("identities", edges.select(list(IDENTITIES_SCHEMA)), batch_id=batch)
     lake.overwrite("customers", customers_rows(people, past), batch_id=batch)
     lake.overwrite("catalog", catalog_rows(past), batch_id=batch)
-    lake.append("catalog_changes", pl.DataFrame(schema=CHANGES_SCHEMA), batch_id=batch)
+    lake.append("catalog_changes", pl.DataFrame(schema=CATALOG_CHANGES_SCHEMA), batch_id=batch)
     lake.append("quarantine", quarantine_rows(past), batch_id=batch)
     lake.write("suppressions", suppressions_rows(people, past, secret))
     lake.write_tagged("triggers", decision_rows(people, past, QUIET), {RUN_APP: batch})
     empty = pl.DataFrame(schema=TRIGGERS_SCHEMA)
     lake.write_tagged("trigger_state", empty, {RUN_APP: batch, BATCH_APP: batch}, mode="overwrite")
     partials = pending_partials(people, waiting, past=past, batches=(folded + 1, batch))
-    lake.write_tagged("profile_updates", partials.select(list(UPDATES_SCHEMA)), {UPDATES_APP: batch})
+    lake.write_tagged("profile_updates", partials.select(list(PROFILE_UPDATES_SCHEMA)), {UPDATES_APP: batch})
     lake.append("ingest_log", ingest_log_rows(past), batch_id=batch)  # last, as a batch commits
 
 
@@ -157,5 +165,5 @@ def top_up_updates(home: Path, past: Past, rows: int) -> int:
     batch = lake.committed_batch()
     people = read_people(people_path(home))
     partials = pending_partials(people, missing, past=past, batches=(batch, batch), salt=batch)
-    lake.write_tagged("profile_updates", partials.select(list(UPDATES_SCHEMA)), {UPDATES_APP: batch})
+    lake.write_tagged("profile_updates", partials.select(list(PROFILE_UPDATES_SCHEMA)), {UPDATES_APP: batch})
     return missing

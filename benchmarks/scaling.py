@@ -22,7 +22,7 @@ from benchmarks.microbatch import BatchFeeder, BatchRun, process, sandbox
 from benchmarks.parallel import run_jobs
 from benchmarks.past import Past, anchored
 from benchmarks.prebuilt import append_events, build_lake, top_up_updates, write_shoppers
-from stores.profiles import FOLD_EVERY_ROWS
+from transforms.schema import FOLD_EVERY_ROWS
 
 SEED = 7  # the simulator's seed: the pre-built past and the measured batches share their shoppers
 BATCH_EVENTS = 10_000

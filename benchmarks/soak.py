@@ -21,8 +21,9 @@ from typing import Any
 
 import polars as pl
 
-from benchmarks.common import env_for, lakemail, temp_home
+from benchmarks.common import env_for, lake_of, lakemail, temp_home
 from benchmarks.steady import free_port, system_up
+from transforms.schema import SENDS_SCHEMA, TRIGGERS_SCHEMA
 
 # One cycle of faults, one every FAULT_EVERY seconds: overload, rate limit, slowness, an ambiguous
 # timeout (the sandbox holds the answer past the client's 10 s read timeout), refused credentials
@@ -46,14 +47,16 @@ def _json(url: str, data: bytes | None = None) -> Any:
         return json.loads(reply.read() or b"null")
 
 
-def _table(home: Path, name: str) -> pl.DataFrame:
-    return pl.read_delta(str(home / "lake" / name))
+def _outbox(home: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the `send` decisions, the `sends` rows) of the lake."""
+    lake = lake_of(home)
+    decided = lake.read("triggers", TRIGGERS_SCHEMA).filter(pl.col("decision") == "send")
+    return decided, lake.read("sends", SENDS_SCHEMA)
 
 
 def reconcile(home: Path, inbox: str) -> dict[str, Any]:
     """The reconciliation figures of the lake's outbox against the decisions and the sandbox."""
-    decisions = _table(home, "triggers").filter(pl.col("decision") == "send")
-    sends = _table(home, "sends")
+    decisions, sends = _outbox(home)
     joined = decisions.select("trigger_id").join(sends, on="trigger_id", how="left")
     terminal_rows = joined.group_by("trigger_id").agg(pl.col("status").is_in(TERMINAL).sum().alias("n"))
     messages = _json(f"{inbox}/api/messages")
@@ -83,10 +86,9 @@ def reconcile(home: Path, inbox: str) -> dict[str, Any]:
 
 
 def _settled(home: Path) -> bool:
-    if not all((home / "lake" / name / "_delta_log").is_dir() for name in ("sends", "triggers")):
+    if any(lake_of(home).version(name) is None for name in ("sends", "triggers")):
         return False
-    sends = _table(home, "sends")
-    decided = _table(home, "triggers").filter(pl.col("decision") == "send")
+    decided, sends = _outbox(home)
     waiting = sends.filter(~pl.col("status").is_in(TERMINAL)).height
     return waiting == 0 and decided.select("trigger_id").join(sends, on="trigger_id", how="anti").height == 0
 

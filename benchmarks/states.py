@@ -181,7 +181,7 @@ def _carts(
 def pending_partials(
     people: pl.DataFrame, rows: int, *, past: Past, batches: tuple[int, int], salt: int = 0
 ) -> pl.DataFrame:
-    """`rows` partials waiting for the next fold (UPDATES_SCHEMA) of random shoppers, from `batches`.
+    """`rows` partials waiting for the next fold (PROFILE_UPDATES_SCHEMA) of random shoppers, from `batches`.
 
     They are states of a few events each (a batch's worth of activity per shopper), dated before QUIET
     like the base state, so they bring no candidate due in the measured batches either.

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks.common import env_for, ingest_log, lakemail, landed_files, simulate_argv, temp_home
+from benchmarks.common import env_for, ingest_log, lake_of, lakemail, landed_files, simulate_argv, temp_home
+from transforms.schema import SENDS_SCHEMA
 
 WARMUP_SEED = 999
 SAMPLE_SECONDS = 5.0
@@ -166,10 +167,9 @@ def steady_once(seconds: float, seed: int) -> SteadyRun:
 
 def email_latencies(home: Path, log: pl.DataFrame) -> list[float]:
     """Seconds from landing to the sandbox's 202 for the welcome emails of the measured window."""
-    path = home / "lake" / "sends"
-    if not (path / "_delta_log").is_dir() or log.height == 0:
+    if log.height == 0:
         return []
-    sends = pl.read_delta(str(path), columns=["kind", "status", "landed_at", "sent_at"])
+    sends = lake_of(home).read("sends", SENDS_SCHEMA, ["kind", "status", "landed_at", "sent_at"])
     window = sends.filter(
         (pl.col("kind") == "welcome")
         & (pl.col("status") == "sent")

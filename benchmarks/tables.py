@@ -13,12 +13,13 @@ import polars as pl
 
 from benchmarks.past import EPOCH, Past
 from benchmarks.shop import catalog_frame, hex_text
-from transforms.erasure.records import SUPPRESSIONS_SCHEMA, user_key
+from transforms.erasure.records import user_key
 from transforms.schema import (
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,
     INGEST_LOG_SCHEMA,
     QUARANTINE_SCHEMA,
+    SUPPRESSIONS_SCHEMA,
     TRIGGERS_SCHEMA,
     UTC_TS,
 )

@@ -155,8 +155,7 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from resources.landing import LandingResource
     from simulator.run import run_simulation
 
     if args.via_collector:
@@ -165,7 +164,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     report = run_simulation(
-        Path(settings.landing_uri),
+        LandingResource(uri=settings.landing_uri).root,
         users=args.users,
         rate=args.rate,
         duration=args.duration,

@@ -1,9 +1,9 @@
-"""`lakemail replay`: re-decide one engine run's candidates of a kind against the lake as it was.
+"""`lakemail replay`: re-decide one engine run's candidates of a kind against the lake as that run read it.
 
-Shadow mode: nothing is written and nothing is sent. The events are read at the Delta version the
-run recorded (`lake_version`), the pending candidates and send history are rebuilt from the decision
-log as it stood before that run, and the engine decides again with the rules as they are now. The
-difference with what was decided then is what a rule change would have changed.
+Shadow mode: nothing is written and nothing is sent. An engine run records the version of every table it
+reads; the replay reads them again at those versions, builds the world the way the engine does
+(`stores.triggers.engine_world`: the same readers, suppressions included) and decides again with the rules,
+delays and policy as they are now. The difference with what was decided then is what a change would change.
 """
 
 from __future__ import annotations
@@ -12,30 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
-from deltalake import DeltaTable
 
+from assets.triggers import kind_delays
 from orchestration.settings import Settings
 from resources.lake import LakeResource
-from stores.triggers import CHANGES_SCHEMA, VIEWERS_SCHEMA, apply
-from transforms.profiles.derive import derive
-from transforms.profiles.merge import merge_partials, resolve
-from transforms.profiles.partials import partials
-from transforms.profiles.state import ANON
-from transforms.schema import (
-    CATALOG_SCHEMA,
-    CUSTOMERS_SCHEMA,
-    IDENTITIES_SCHEMA,
-    PENDING_DECISIONS,
-    TRIGGERS_SCHEMA,
-)
-from transforms.triggers.decide import World, evaluate, propose
+from stores.triggers import engine_world, run_snapshot
+from transforms.schema import TRIGGERS_SCHEMA
+from transforms.triggers.decide import evaluate
 from transforms.triggers.rules import RULES
 
 COMPARED = ("decision", "reason", "due_at")
 
 
 class ReplayError(ValueError):
-    """The replay cannot run: unknown kind, or no such engine run in the log."""
+    """The replay cannot run: unknown kind, no such engine run in the log, or no record of what it read."""
 
 
 @dataclass(frozen=True)
@@ -49,63 +39,33 @@ class ReplayResult:
     diff: pl.DataFrame
 
 
-def _read(lake: LakeResource, name: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    table = lake.table(name)
-    if table is None:
-        return pl.DataFrame(schema=schema)
-    return pl.scan_delta(table).select(list(schema)).collect()
-
-
 def replay(settings: Settings, kind: str, evaluation: int, *, secret: str) -> ReplayResult:
-    """Re-decide engine run `evaluation`'s `kind` candidates; `secret` is unused until suppressions."""
+    """Re-decide engine run `evaluation`'s `kind` candidates (`secret` keys the suppressions)."""
     if kind not in RULES:
         raise ReplayError(f"unknown trigger kind {kind!r} (known: {', '.join(sorted(RULES))})")
     lake = LakeResource(uri=settings.lake_uri)
-    log = _read(lake, "triggers", TRIGGERS_SCHEMA)
-    then = log.filter((pl.col("evaluation") == evaluation) & (pl.col("kind") == kind))
+    then = (
+        lake.scan("triggers", TRIGGERS_SCHEMA)
+        .filter((pl.col("evaluation") == evaluation) & (pl.col("kind") == kind))
+        .collect()
+    )
     if then.height == 0:
         raise ReplayError(f"engine run {evaluation} decided nothing of kind {kind!r}")
-    version, decided_at = int(then["lake_version"][0]), then["decided_at"][0]
-    before = log.filter(pl.col("evaluation") < evaluation)
-    world = _world_then(lake, then, before, version, decided_at)
+    seen = run_snapshot(lake, evaluation)
+    if seen is None:
+        raise ReplayError(
+            f"engine run {evaluation} has no record of the table versions it read "
+            "(it ran before lakemail recorded them, or its commit has left the Delta log)"
+        )
+    decided_at = then["decided_at"][0]
+    delays, policy = kind_delays(settings.delays), settings.policy
+    world = engine_world(
+        seen, now=decided_at, secret=secret, delays=delays, policy=policy, evaluation=evaluation
+    )
     now = evaluate(world).filter(
         (pl.col("kind") == kind) & pl.col("trigger_id").is_in(then["trigger_id"].implode())
     )
-    return ReplayResult(kind, evaluation, version, decided_at, then, now, _diff(then, now))
-
-
-def _world_then(
-    lake: LakeResource, then: pl.DataFrame, before: pl.DataFrame, version: int, at: datetime
-) -> World:
-    principals = then["principal"].unique().to_list()
-    users = [p for p in principals if not p.startswith(ANON)]
-    anon = [p.removeprefix(ANON) for p in principals if p.startswith(ANON)]
-    events = pl.scan_delta(DeltaTable(lake.table_uri("events"), version=version)).filter(
-        pl.col("user_id").is_in(users) | pl.col("anonymous_id").is_in(anon)
-    )
-    events_then = events.filter(pl.col("batch_id") <= then["batch_id"].max()).collect()
-    links = _read(lake, "identities", IDENTITIES_SCHEMA).filter(
-        pl.col("user_id").is_in(users) | pl.col("anonymous_id").is_in(anon)
-    )
-    state = merge_partials(resolve(partials(events_then), links))
-    customers = _read(lake, "customers", CUSTOMERS_SCHEMA)
-    pending = apply(pl.DataFrame(schema=TRIGGERS_SCHEMA), before)
-    world = World(
-        now=at,
-        state=state,
-        profiles=derive(state, customers, at),
-        pending=pending.filter(pl.col("principal").is_in(principals)),
-        decided=pl.Series([], dtype=pl.String),
-        history=before.filter(pl.col("decision") == "send").select("user_id", "kind", "anchor", "decided_at"),
-        suppressed=frozenset(),
-        catalog=_read(lake, "catalog", CATALOG_SCHEMA),
-        catalog_changes=pl.DataFrame(schema=CHANGES_SCHEMA),
-        catalog_viewers=pl.DataFrame(schema=VIEWERS_SCHEMA),
-        links=links,
-    )
-    proposed = propose(world)["trigger_id"]
-    terminal = before.filter(~pl.col("decision").is_in(PENDING_DECISIONS))["trigger_id"]
-    return World(**{**world.__dict__, "decided": terminal.filter(terminal.is_in(proposed.implode()))})
+    return ReplayResult(kind, evaluation, world.lake_version, decided_at, then, now, _diff(then, now))
 
 
 def _diff(then: pl.DataFrame, now: pl.DataFrame) -> pl.DataFrame:

@@ -9,15 +9,12 @@ import dagster as dg
 from assets.erasure import run_config_for
 from orchestration.jobs import ERASURE_JOB, MICROBATCH_JOB, microbatch_config
 from resources.lake import LakeResource
-from resources.landing import LandedFile, LandingResource
+from resources.landing import LandingResource
 from stores.erasure.requests import pending_requests
-from stores.ingest import landed_frame
+from stores.ingest import backlog
 from stores.sends import next_attempt
 from stores.triggers import next_due
-from transforms.ingest.batch import SensorDecision, decide_batch, pending_files
-from transforms.schema import INGEST_LOG_SCHEMA
-
-INGEST_FOLDERS = ("events", "customers", "catalog")
+from transforms.ingest.batch import SensorDecision, decide_batch
 
 HEARTBEAT = "_runner_heartbeat"
 HEARTBEAT_TIMEOUT_S = 15.0  # longer than any quiet stretch of the loop (a run beats before and after)
@@ -25,9 +22,7 @@ HEARTBEAT_TIMEOUT_S = 15.0  # longer than any quiet stretch of the loop (a run b
 
 def heartbeat_path(lake: LakeResource) -> Path | None:
     """Where the runner says it is alive: next to a local lake (None for object stores)."""
-    if "://" in lake.uri and not lake.uri.startswith("file://"):
-        return None
-    return Path(lake.uri.removeprefix("file://")) / HEARTBEAT
+    return lake.root / HEARTBEAT if lake.root is not None else None
 
 
 def runner_alive(lake: LakeResource, now: float | None = None) -> bool:
@@ -56,15 +51,9 @@ def run_in_flight(instance: dg.DagsterInstance) -> bool:
     return bool(runs)
 
 
-def landed_everywhere(landing: LandingResource) -> list[LandedFile]:
-    """Finished files in every folder a micro-batch takes (events, customers, catalog)."""
-    return [f for folder in INGEST_FOLDERS for f in landing.list_files(folder)]
-
-
 def evaluate_landing(lake: LakeResource, landing: LandingResource, in_flight: bool) -> SensorDecision:
     """What the sensor should do now: the lake's ingest_log, not Dagster's memory, says what is new."""
-    ingest_log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"])
-    pending = pending_files(landed_frame(landed_everywhere(landing)), ingest_log)
+    _, pending = backlog(lake, landing)
     due = [t for t in (next_due(lake), next_attempt(lake)) if t is not None]
     return decide_batch(
         pending, run_in_flight=in_flight, next_due=min(due, default=None), now=datetime.now(UTC)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 from deltalake import DeltaTable
+
+from resources.lake import LakeResource
 
 
 class SqlError(ValueError):
@@ -27,14 +28,6 @@ def parse_as_of(text: str | None) -> int | datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def lake_tables(lake_uri: str) -> list[str]:
-    """Names of the Delta tables directly under the lake folder."""
-    root = Path(lake_uri.removeprefix("file://"))
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir())
-
-
 def _scan(uri: str, as_of: int | datetime | None) -> pl.LazyFrame | None:
     if as_of is None:
         return pl.scan_delta(uri)
@@ -52,8 +45,9 @@ def _scan(uri: str, as_of: int | datetime | None) -> pl.LazyFrame | None:
 def run_query(lake_uri: str, query: str, as_of: int | datetime | None = None) -> pl.DataFrame:
     """Answer `query` over every table of the lake (each at `as_of` when given)."""
     context = pl.SQLContext()
-    for name in lake_tables(lake_uri):
-        frame = _scan(f"{lake_uri.rstrip('/')}/{name}", as_of)
+    lake = LakeResource(uri=lake_uri)
+    for name in lake.table_names():
+        frame = _scan(lake.table_uri(name), as_of)
         if frame is not None:
             context.register(name, frame)
     try:

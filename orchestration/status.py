@@ -9,13 +9,10 @@ import dagster as dg
 import polars as pl
 
 from orchestration.jobs import MICROBATCH_JOB
-from orchestration.sensors import landed_everywhere
 from orchestration.settings import Settings
-from orchestration.sql import lake_tables
 from resources.lake import LakeResource
 from resources.landing import LandingResource
-from stores.ingest import landed_frame
-from transforms.ingest.batch import pending_files
+from stores.ingest import backlog
 from transforms.operations.status import TableFreshness, judge, latency_percentiles, table_freshness
 from transforms.schema import INGEST_LOG_SCHEMA
 
@@ -32,9 +29,7 @@ def _last_commit(lake: LakeResource, name: str) -> datetime | None:
 
 
 def _backlog(lake: LakeResource, landing: LandingResource, now: datetime) -> dict[str, Any]:
-    landed = landed_frame(landed_everywhere(landing))
-    log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"])
-    pending = pending_files(landed, log)
+    landed, pending = backlog(lake, landing)
     oldest = pending["landed_at"].min() if pending.height else None
     return {
         "files": pending.height,
@@ -83,10 +78,9 @@ def _latency(lake: LakeResource, now: datetime) -> dict[str, Any]:
 
 
 def _counts(lake: LakeResource, name: str, column: str) -> dict[str, int] | None:
-    table = lake.table(name)
-    if table is None:
-        return None
-    frame = pl.scan_delta(table).group_by(column).agg(pl.len()).collect()
+    if lake.version(name) is None:
+        return None  # "no sends table yet", not "no sends"
+    frame = lake.scan(name, {column: pl.String()}).group_by(column).agg(pl.len()).collect()
     return {str(k): int(v) for k, v in frame.iter_rows()}
 
 
@@ -105,7 +99,7 @@ def status_report(
     lake, landing = LakeResource(uri=settings.lake_uri), LandingResource(uri=settings.landing_uri)
     backlog = _backlog(lake, landing, now)
     newest = backlog.pop("newest_landed_at")
-    chain = [n for n in lake_tables(settings.lake_uri) if n in CHAIN_TABLES]
+    chain = [n for n in lake.table_names() if n in CHAIN_TABLES]
     freshness = [table_freshness(n, _last_commit(lake, n), newest, max_lag) for n in chain]
     judged = [f for f in freshness if f.name in JUDGED_TABLES] or [
         table_freshness("ingest_log", None, newest, max_lag)

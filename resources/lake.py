@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -11,12 +11,11 @@ from typing import Literal
 import dagster as dg
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake.exceptions import DeltaError
+from pydantic import PrivateAttr
 
-from transforms.schema import STATS_COLUMNS
-
-# Every table a micro-batch writes records the batch number as a Delta application transaction: the
-# lake, not Dagster, knows which batch committed last. `ingest_log` is written last in each batch.
-INGEST_APP_ID = "lakemail-ingest"
+from resources.folders import local_folder
+from transforms.schema import INGEST_APP_ID, STATS_COLUMNS
 
 
 def writer_properties() -> WriterProperties:
@@ -28,26 +27,108 @@ class LakeResource(dg.ConfigurableResource):
     """The Delta Lake tables under one folder (`LAKEMAIL_LAKE_URI`)."""
 
     uri: str
+    # Set on a view of the lake as one reader saw it (`at`, `snapshot`): table name -> version read,
+    # and the tables at those versions, each loaded once.
+    _pins: dict[str, int | None] | None = PrivateAttr(default=None)
+    _opened: dict[str, DeltaTable] = PrivateAttr(default_factory=dict)
+
+    @property
+    def root(self) -> Path | None:
+        """The lake's folder; None for an object store, where nothing here reads the filesystem."""
+        return local_folder(self.uri)
 
     def table_uri(self, name: str) -> str:
         return f"{self.uri.rstrip('/')}/{name}"
 
+    def table_names(self) -> list[str]:
+        """Names of the Delta tables directly under the lake folder (none listed on an object store)."""
+        root = self.root
+        if root is None or not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir())
+
     def table(self, name: str, version: int | None = None) -> DeltaTable | None:
-        """The table, at `version` when given, or None when it was never written."""
+        """The table, at `version` when given (else the current one, or the one a view pins), or None when
+        it was never written (or, in a view, was not yet)."""
+        if self._pins is not None:
+            if name not in self._pins:
+                raise KeyError(f"table {name!r} is not in this view of the lake")
+            pinned = self._pins[name]
+            if pinned is None:
+                return None
+            if version is None or version == pinned:
+                if name not in self._opened:
+                    self._opened[name] = DeltaTable(self.table_uri(name), version=pinned)
+                return self._opened[name]
         uri = self.table_uri(name)
         if not DeltaTable.is_deltatable(uri):
             return None
         return DeltaTable(uri, version=version) if version is not None else DeltaTable(uri)
 
-    def read(
-        self, name: str, schema: dict[str, pl.DataType], columns: list[str] | None = None
-    ) -> pl.DataFrame:
-        """The whole table (or some columns); an empty frame of `schema` when it does not exist yet."""
+    def at(self, versions: Mapping[str, int | None]) -> LakeResource:
+        """A read-only view of the lake that reads each table of `versions` at that version (None: not
+        written yet) and no other table: what one reader saw, read again the same way."""
+        view = LakeResource(uri=self.uri)
+        view._pins = dict(versions)
+        return view
+
+    def snapshot(self, names: Iterable[str]) -> LakeResource:
+        """A view (`at`) of the tables `names` as they are now: later commits do not change what it reads."""
+        tables = {name: self.table(name) for name in names}
+        view = self.at({name: table.version() if table else None for name, table in tables.items()})
+        view._opened = {name: table for name, table in tables.items() if table is not None}
+        return view
+
+    @property
+    def pinned(self) -> dict[str, int | None]:
+        """The versions a view reads (empty for the lake itself)."""
+        return dict(self._pins or {})
+
+    def commit_of(self, name: str, app_id: str, version: int) -> int | None:
+        """The version of table `name` whose commit recorded `app_id -> version`; None when no commit did,
+        or when it is older than the table's log keeps."""
         table = self.table(name)
-        wanted = columns or list(schema)
+        if table is None or (table.transaction_version(app_id) or 0) < version:
+            return None
+
+        def recorded(at: int) -> int | None:
+            try:
+                return DeltaTable(self.table_uri(name), version=at).transaction_version(app_id) or 0
+            except DeltaError:  # a version whose log was cleaned up: older than any readable one
+                return None
+
+        low, high = 0, table.version()  # the app's recorded version only grows with the table's
+        while low < high:
+            middle = (low + high) // 2
+            reached = recorded(middle)
+            low, high = (low, middle) if reached is not None and reached >= version else (middle + 1, high)
+        return low if recorded(low) == version else None
+
+    def version(self, name: str) -> int | None:
+        """The table's current version, or None when it was never written."""
+        table = self.table(name)
+        return table.version() if table is not None else None
+
+    def scan(
+        self, name: str, schema: Mapping[str, pl.DataType], *, version: int | None = None
+    ) -> pl.LazyFrame:
+        """Table `name` (at `version` when given) with `schema`'s columns, lazily; an empty frame of
+        `schema` when the table was never written. Every reader of a table goes through here."""
+        table = self.table(name, version)
         if table is None:
-            return pl.DataFrame(schema={c: schema[c] for c in wanted})
-        return pl.scan_delta(table).select(wanted).collect()
+            return pl.LazyFrame(schema=schema)
+        return pl.scan_delta(table).select(list(schema))
+
+    def read(
+        self,
+        name: str,
+        schema: Mapping[str, pl.DataType],
+        columns: list[str] | None = None,
+        *,
+        version: int | None = None,
+    ) -> pl.DataFrame:
+        """`scan`, collected: the whole table or some of its columns."""
+        return self.scan(name, schema, version=version).select(columns or list(schema)).collect()
 
     def committed_batch(self) -> int:
         """The last batch number that completed (0 on a new lake)."""
@@ -87,6 +168,7 @@ class LakeResource(dg.ConfigurableResource):
         """One commit (Delta MERGE on `key`, a non-personal id): new keys are inserted, existing rows
         replaced (kept as they are with `insert_only`). `tags` are recorded even when `frame` is empty.
         """
+        self._writable()
         transactions = [Transaction(app_id, version) for app_id, version in (tags or {}).items()]
         commit = CommitProperties(app_transactions=transactions)
         table = self.table(name)
@@ -126,6 +208,7 @@ class LakeResource(dg.ConfigurableResource):
 
         An empty append only creates the table, so that queries on it work from the first batch.
         """
+        self._writable()
         exists = self.table(name) is not None
         if frame.height == 0 and exists and mode == "append":
             return
@@ -151,6 +234,7 @@ class LakeResource(dg.ConfigurableResource):
 
     def delete_batches_after(self, name: str, batch_id: int) -> None:
         """Remove the rows of batches that did not complete (their number is above `batch_id`)."""
+        self._writable()
         table = self.table(name)
         if table is not None:
             table.delete(f"batch_id > {int(batch_id)}", writer_properties=writer_properties())
@@ -158,11 +242,11 @@ class LakeResource(dg.ConfigurableResource):
     @contextmanager
     def writer_lock(self) -> Iterator[None]:
         """One writer at a time across processes (sensor runs, `lakemail process`, retries)."""
-        if "://" in self.uri and not self.uri.startswith("file://"):
+        root = self.root
+        if root is None:
             # Object stores need delta-rs' own locking provider; one writer is then Dagster's job.
             yield
             return
-        root = Path(self.uri.removeprefix("file://"))
         root.mkdir(parents=True, exist_ok=True)
         with open(root / "_lakemail_writer.lock", "a+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel even on SIGKILL
@@ -170,6 +254,10 @@ class LakeResource(dg.ConfigurableResource):
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _writable(self) -> None:
+        if self._pins is not None:
+            raise RuntimeError("a view of the lake (`at`, `snapshot`) is read-only")
 
 
 def table_configuration(name: str) -> dict[str, str | None]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import gzip as gzip_lib
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from resources.landing import land
 from simulator.dirt import MALFORMED_REASONS
 from simulator.reference import ReferenceFile
 from simulator.segment import SimLine
@@ -57,25 +57,7 @@ def write_landing_file(folder: Path, name: str, lines: Sequence[bytes], *, gzip:
     payload = b"\n".join(lines) + b"\n" if lines else b""
     if gzip:
         payload = gzip_lib.compress(payload, compresslevel=6, mtime=0)
-    return write_landing_bytes(folder, name, payload)
-
-
-def write_landing_bytes(folder: Path, name: str, payload: bytes) -> Path:
-    """Land `payload` atomically as `folder/name` (a temp name, then a rename); never overwrites."""
-    if name.startswith(".") or name.endswith(".tmp") or "/" in name:
-        raise ValueError(f"not a landing file name: {name!r}")
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / name
-    if final.exists():  # landed files are immutable
-        raise FileExistsError(final)
-    temp = folder / f".{name}.{os.getpid()}.tmp"
-    try:
-        temp.write_bytes(payload)
-        os.rename(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return final
+    return land(folder, name, payload)
 
 
 class Lander:
@@ -108,7 +90,7 @@ class Lander:
         for file in files:
             self.reference_numbers[file.folder] = number = self.reference_numbers.get(file.folder, 0) + 1
             name = f"{self.prefix}-{number:06d}{file.suffix}"
-            path = write_landing_bytes(self.landing / file.folder, name, file.data)
+            path = land(self.landing / file.folder, name, file.data)
             self.report.reference_files.append(path)
             self.report.reference_rows[file.folder] += file.rows
             log.debug("landed %s with %s rows", path.name, file.rows)

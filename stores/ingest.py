@@ -26,12 +26,20 @@ from transforms.ingest.events import dedupe_dates, identity_edges
 from transforms.ingest.files import FileResult, assemble_batch, process_file
 from transforms.ingest.reference import ReferenceResult, parse_reference
 from transforms.ingest.reference_tables import catalog_changes, latest_rows
-from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, IDENTITIES_SCHEMA, INGEST_LOG_SCHEMA, UTC_TS
+from transforms.schema import (
+    CATALOG_SCHEMA,
+    CUSTOMERS_SCHEMA,
+    EVENTS_SCHEMA,
+    IDENTITIES_SCHEMA,
+    INGEST_LOG_SCHEMA,
+    UTC_TS,
+)
 
 log = logging.getLogger(__name__)
 # Rolled back by batch number; identities only adds missing edges, customers and catalog keep the latest row.
 APPEND_TABLES = ("quarantine", "events", "catalog_changes")
 REFERENCE_FOLDERS = {"customers/": ("customers", "user_id"), "catalog/": ("catalog", "product_id")}
+INGEST_FOLDERS = ("events", "customers", "catalog")  # the landing folders a micro-batch takes
 DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024
 PARSE_THREADS = 2  # the reference machine has 2 cores
 LOG_ROW_COLUMNS = ("source_file", "bytes", "sha256", "batch_id", "status", "detail", "landed_at")
@@ -68,6 +76,18 @@ def landed_frame(files: list[LandedFile]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=LANDED_SCHEMA, orient="row")
 
 
+def landed_files(landing: LandingResource) -> list[LandedFile]:
+    """Finished files in every folder a micro-batch takes."""
+    return [f for folder in INGEST_FOLDERS for f in landing.list_files(folder)]
+
+
+def backlog(lake: LakeResource, landing: LandingResource) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(every landed file, those the lake has not ingested), both LANDED_SCHEMA: what the sensor and
+    `lakemail status` see waiting."""
+    landed = landed_frame(landed_files(landing))
+    return landed, pending_files(landed, lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"]))
+
+
 def ingest(
     lake: LakeResource,
     landing: LandingResource,
@@ -80,7 +100,7 @@ def ingest(
     with lake.writer_lock():
         roll_back_incomplete_batch(lake)
         if manifest is None:
-            landed = [f for folder in ("events", "customers", "catalog") for f in landing.list_files(folder)]
+            landed = landed_files(landing)
         else:
             landed = [f for f in (landing.stat(p) for p in manifest) if f is not None]
         ingest_log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes", "sha256"])
@@ -212,15 +232,10 @@ def _record(
 
 def seen_event_ids(lake: LakeResource, dates: list[date]) -> pl.Series:
     """event_ids already in the lake where copies of events on `dates` can be (partition-pruned)."""
-    table = lake.table("events")
-    if table is None or not dates:
+    if not dates:
         return pl.Series("event_id", [], dtype=pl.String)
-    return (
-        pl.scan_delta(table)
-        .filter(pl.col("event_date").is_in(dedupe_dates(dates)))
-        .select("event_id")
-        .collect()["event_id"]
-    )
+    events = lake.scan("events", EVENTS_SCHEMA).filter(pl.col("event_date").is_in(dedupe_dates(dates)))
+    return events.select("event_id").collect()["event_id"]
 
 
 def merge_identities(lake: LakeResource, edges: pl.DataFrame, batch_id: int) -> None:
@@ -283,10 +298,7 @@ def merge_reference(lake: LakeResource, references: list[tuple[str, ReferenceRes
 
 
 def _before_batch(lake: LakeResource, name: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    table = lake.table(name)
-    if table is None:
-        return pl.DataFrame(schema=schema)
-    if lake.batch_version(name) > lake.committed_batch():  # this batch's own earlier, crashed attempt
-        table = lake.table(name, table.version() - 1)
-    assert table is not None
-    return pl.scan_delta(table).select(list(schema)).collect()
+    version = lake.version(name)
+    if version is not None and lake.batch_version(name) > lake.committed_batch():
+        return lake.read(name, schema, version=version - 1)  # this batch's own earlier, crashed attempt
+    return lake.read(name, schema)

@@ -17,20 +17,20 @@ from transforms.profiles.derive import derive
 from transforms.profiles.merge import merge_partials, resolve
 from transforms.profiles.partials import partials
 from transforms.profiles.state import ANON, PARTIAL_SCHEMA
-from transforms.schema import CUSTOMERS_SCHEMA, EVENTS_SCHEMA, IDENTITIES_SCHEMA, PROFILES_SCHEMA
-
-UPDATES_APP = "lakemail-profile-updates"
-FOLD_APP = "lakemail-profile-fold"
-UPDATES_SCHEMA = {**PARTIAL_SCHEMA, "batch_id": pl.Int64()}
-FOLD_EVERY_ROWS = 250_000  # partials waiting before a micro-batch folds them into the base
+from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
+from transforms.schema import (
+    CUSTOMERS_SCHEMA,
+    EVENTS_SCHEMA,
+    FOLD_APP,
+    IDENTITIES_SCHEMA,
+    PROFILES_SCHEMA,
+    UPDATES_APP,
+)
 
 
 def batch_events(lake: LakeResource, batch_id: int) -> pl.DataFrame:
     """The events one batch committed (file skipping on the batch_id statistics)."""
-    table = lake.table("events")
-    if table is None:
-        return pl.DataFrame(schema=EVENTS_SCHEMA)
-    return pl.scan_delta(table).filter(pl.col("batch_id") == batch_id).collect()
+    return lake.scan("events", EVENTS_SCHEMA).filter(pl.col("batch_id") == batch_id).collect()
 
 
 def append_updates(lake: LakeResource, batch_id: int, events: pl.DataFrame) -> int:
@@ -46,18 +46,20 @@ def folded_batch(lake: LakeResource) -> int:
     return lake.app_version("profile_state", FOLD_APP)
 
 
-def scan_table(lake: LakeResource, name: str, schema: dict[str, pl.DataType]) -> pl.LazyFrame:
-    """A lazy scan of table `name`, or an empty frame of `schema` when it was never written."""
-    table = lake.table(name)
-    return pl.scan_delta(table) if table is not None else pl.LazyFrame(schema=schema)
+scan_table = LakeResource.scan  # the former name, still imported by stores.sends
+
+
+def of_users(
+    lake: LakeResource, name: str, schema: dict[str, pl.DataType], users: list[str] | None
+) -> pl.DataFrame:
+    """The rows of table `name` whose user_id is one of `users` (every row when None)."""
+    rows = lake.scan(name, schema)
+    return (rows if users is None else rows.filter(pl.col("user_id").is_in(users))).collect()
 
 
 def links_for(lake: LakeResource, users: list[str] | None) -> pl.DataFrame:
     """identities edges of `users` (all edges when None)."""
-    edges = scan_table(lake, "identities", IDENTITIES_SCHEMA)
-    if users is not None:
-        edges = edges.filter(pl.col("user_id").is_in(users))
-    return edges.select(list(IDENTITIES_SCHEMA)).collect()
+    return of_users(lake, "identities", IDENTITIES_SCHEMA, users)
 
 
 def state_for(lake: LakeResource, principals: list[str] | None) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -72,28 +74,24 @@ def state_for(lake: LakeResource, principals: list[str] | None) -> tuple[pl.Data
     else:
         anon = [p.removeprefix(ANON) for p in principals if p.startswith(ANON)]
         claimed = (
-            scan_table(lake, "identities", IDENTITIES_SCHEMA)
-            .filter(pl.col("anonymous_id").is_in(anon))
-            .collect()
+            lake.scan("identities", IDENTITIES_SCHEMA).filter(pl.col("anonymous_id").is_in(anon)).collect()
         )
         users = sorted({p for p in principals if not p.startswith(ANON)} | set(claimed["user_id"]))
         links = pl.concat([links_for(lake, users), claimed]).unique()
         keys = sorted(set(users) | {ANON + a for a in anon} | {ANON + a for a in links["anonymous_id"]})
     folded = folded_batch(lake)
-    base = scan_table(lake, "profile_state", PARTIAL_SCHEMA)
-    updates = scan_table(lake, "profile_updates", UPDATES_SCHEMA).filter(pl.col("batch_id") > folded)
+    base = lake.scan("profile_state", PARTIAL_SCHEMA)
+    updates = lake.scan("profile_updates", PROFILE_UPDATES_SCHEMA).filter(pl.col("batch_id") > folded)
     if keys is not None:
         base = base.filter(pl.col("principal").is_in(keys))
         updates = updates.filter(pl.col("principal").is_in(keys))
-    rows = pl.concat([base.select(list(PARTIAL_SCHEMA)), updates.select(list(PARTIAL_SCHEMA))]).collect()
+    rows = pl.concat([base, updates.select(list(PARTIAL_SCHEMA))]).collect()
     return merge_partials(resolve(rows, links)), links
 
 
 def customers_for(lake: LakeResource, users: list[str] | None) -> pl.DataFrame:
-    rows = scan_table(lake, "customers", CUSTOMERS_SCHEMA)
-    if users is not None:
-        rows = rows.filter(pl.col("user_id").is_in(users))
-    return rows.select(list(CUSTOMERS_SCHEMA)).collect()
+    """customers rows of `users` (all rows when None)."""
+    return of_users(lake, "customers", CUSTOMERS_SCHEMA, users)
 
 
 def profiles_view(lake: LakeResource, as_of: datetime) -> pl.DataFrame:
@@ -119,7 +117,4 @@ def fold(lake: LakeResource, as_of: datetime) -> int:
 
 def waiting_updates(lake: LakeResource) -> int:
     """Partials not folded yet (a row count: Parquet footers answer it, no data is read)."""
-    table = lake.table("profile_updates")
-    if table is None:
-        return 0
-    return int(pl.scan_delta(table).select(pl.len()).collect().item())
+    return int(lake.scan("profile_updates", PROFILE_UPDATES_SCHEMA).select(pl.len()).collect().item())

@@ -1,11 +1,13 @@
-"""`Unsubscribed` events -> `suppressions` rows (keyed by the HMAC user key, never the id)."""
+"""The `suppressions` table: `Unsubscribed` events -> rows (keyed by the HMAC user key, never the id), and
+who of a set of shoppers it holds (the one predicate the trigger engine, the sender and replay use)."""
 
 from __future__ import annotations
 
 import polars as pl
 
 from resources.lake import LakeResource
-from transforms.erasure.records import SUPPRESSIONS_SCHEMA, user_key
+from transforms.erasure.records import suppressed, user_key
+from transforms.schema import SUPPRESSIONS_SCHEMA
 
 UNSUBSCRIBED = "unsubscribed"
 
@@ -28,3 +30,9 @@ def record_unsubscribes(lake: LakeResource, events: pl.DataFrame, secret: str) -
     new = rows.join(existing, on=["user_key", "reason"], how="anti")
     lake.write("suppressions", new)
     return new.height
+
+
+def suppressed_users(lake: LakeResource, profiles: pl.DataFrame, secret: str) -> frozenset[str]:
+    """The users of `profiles` whose id or address is in `suppressions`: nobody mails them."""
+    keys = set(lake.read("suppressions", SUPPRESSIONS_SCHEMA, ["user_key"])["user_key"])
+    return suppressed(profiles, keys, secret)

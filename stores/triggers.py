@@ -2,7 +2,8 @@
 
 `triggers` is the append-only decision log; `trigger_state` holds the candidates still pending
 (small: rewritten whole). Each engine run has a number, recorded as a Delta application transaction
-on both commits: a run that crashed between them is finished from the log before the next one.
+on both commits: a run that crashed between them is finished from the log before the next one. The
+`triggers` commit also records the version of every table the run read (READ_APP).
 """
 
 from __future__ import annotations
@@ -13,33 +14,41 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from resources.lake import LakeResource
-from stores.profiles import customers_for, scan_table, state_for
-from transforms.erasure.records import SUPPRESSIONS_SCHEMA, address_key, user_key
+from stores.profiles import customers_for, state_for
+from stores.suppressions import suppressed_users  # also imported from here by stores.sends
 from transforms.profiles.derive import derive
 from transforms.profiles.partials import principal
 from transforms.profiles.state import ANON
 from transforms.schema import (
+    BATCH_APP,
+    CATALOG_CHANGES_SCHEMA,
     CATALOG_SCHEMA,
     EVENTS_SCHEMA,
     PENDING_DECISIONS,
+    READ_APP,
+    RUN_APP,
     TRIGGERS_SCHEMA,
 )
 from transforms.triggers.decide import World, evaluate, propose
 from transforms.triggers.policies import Policy
 
-RUN_APP = "lakemail-triggers"
-BATCH_APP = "lakemail-triggers-batch"
 HISTORY = timedelta(days=14)
 VIEWER_LOOKBACK = timedelta(days=30)
 VIEWERS_SCHEMA = {"principal": pl.String(), "product_id": pl.String(), "last_ts": pl.Datetime("us", "UTC")}
-CHANGES_SCHEMA: dict[str, pl.DataType] = {
-    "product_id": pl.String(),
-    "change": pl.String(),
-    "old_value": pl.Float64(),
-    "new_value": pl.Float64(),
-    "changed_at": pl.Datetime("us", "UTC"),
-    "batch_id": pl.Int64(),
-}
+# Every table an engine run reads, each at the version it had when the run began (`LakeResource.snapshot`).
+ENGINE_TABLES = (
+    "ingest_log",
+    "events",
+    "identities",
+    "customers",
+    "catalog",
+    "catalog_changes",
+    "profile_state",
+    "profile_updates",
+    "suppressions",
+    "triggers",
+    "trigger_state",
+)
 
 
 @dataclass
@@ -52,12 +61,12 @@ class EngineReport:
 
 
 def pending_rows(lake: LakeResource) -> pl.DataFrame:
-    return scan_table(lake, "trigger_state", TRIGGERS_SCHEMA).select(list(TRIGGERS_SCHEMA)).collect()
+    return lake.read("trigger_state", TRIGGERS_SCHEMA)
 
 
 def next_due(lake: LakeResource) -> datetime | None:
     """The earliest due time among pending candidates (the sensor wakes a run for it)."""
-    due = scan_table(lake, "trigger_state", TRIGGERS_SCHEMA).select(pl.col("due_at").min()).collect().item()
+    due = lake.scan("trigger_state", TRIGGERS_SCHEMA).select(pl.col("due_at").min()).collect().item()
     return due if isinstance(due, datetime) else None
 
 
@@ -77,7 +86,7 @@ def recover(lake: LakeResource) -> None:
     logged = lake.app_version("triggers", RUN_APP)
     if logged <= lake.app_version("trigger_state", RUN_APP):
         return
-    rows = scan_table(lake, "triggers", TRIGGERS_SCHEMA).filter(pl.col("evaluation") == logged).collect()
+    rows = lake.scan("triggers", TRIGGERS_SCHEMA).filter(pl.col("evaluation") == logged).collect()
     top = rows["batch_id"].max()
     batch = top if isinstance(top, int) else lake.app_version("trigger_state", BATCH_APP)
     state = apply(pending_rows(lake), rows.select(list(TRIGGERS_SCHEMA)))
@@ -87,17 +96,17 @@ def recover(lake: LakeResource) -> None:
 def _touched(lake: LakeResource, after_batch: int, upto: int) -> list[str]:
     if upto <= after_batch:
         return []
-    events = scan_table(lake, "events", EVENTS_SCHEMA).filter(
+    events = lake.scan("events", EVENTS_SCHEMA).filter(
         (pl.col("batch_id") > after_batch) & (pl.col("batch_id") <= upto)
     )
     return events.select(principal().alias("p")).unique().collect()["p"].to_list()
 
 
 def _changes(lake: LakeResource, after_batch: int, upto: int) -> pl.DataFrame:
-    changes = scan_table(lake, "catalog_changes", CHANGES_SCHEMA).filter(
+    changes = lake.scan("catalog_changes", CATALOG_CHANGES_SCHEMA).filter(
         (pl.col("batch_id") > after_batch) & (pl.col("batch_id") <= upto)
     )
-    return changes.select(list(CHANGES_SCHEMA)).collect()
+    return changes.collect()
 
 
 def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
@@ -107,7 +116,7 @@ def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
     earliest = changes["changed_at"].min()
     assert isinstance(earliest, datetime)
     since = earliest - VIEWER_LOOKBACK
-    events = scan_table(lake, "events", EVENTS_SCHEMA).filter(
+    events = lake.scan("events", EVENTS_SCHEMA).filter(
         pl.col("product_id").is_in(changes["product_id"].unique().to_list())
         & pl.col("event_name").is_in(["Product Viewed", "Product Added"])
         & (pl.col("event_date") >= since.date())
@@ -119,17 +128,6 @@ def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def suppressed_users(lake: LakeResource, profiles: pl.DataFrame, secret: str) -> frozenset[str]:
-    keys = set(scan_table(lake, "suppressions", SUPPRESSIONS_SCHEMA).select("user_key").collect()["user_key"])
-    if not keys:
-        return frozenset()
-    found = set()
-    for user, email in profiles.select("user_id", "email").iter_rows():
-        if user_key(user, secret) in keys or (email and address_key(email, secret) in keys):
-            found.add(user)
-    return frozenset(found)
-
-
 def run_engine(
     lake: LakeResource,
     *,
@@ -138,9 +136,53 @@ def run_engine(
     delays: dict[str, timedelta] | None = None,
     policy: Policy | None = None,
 ) -> EngineReport:
-    """Decide every candidate touched by new batches or due by `now`; append the log, rewrite the state."""
+    """Decide every candidate touched by new batches or due by `now`; append the log, rewrite the state.
+
+    The engine reads one snapshot of its tables and records their versions on its `triggers` commit, so
+    `lakemail replay` can read the lake again exactly as this run did (`run_snapshot`).
+    """
     recover(lake)
-    evaluation = lake.app_version("triggers", RUN_APP) + 1
+    seen = lake.snapshot(ENGINE_TABLES)
+    evaluation = seen.app_version("triggers", RUN_APP) + 1
+    world = engine_world(seen, now=now, secret=secret, delays=delays, policy=policy, evaluation=evaluation)
+    rows = evaluate(world)
+    read = {READ_APP + name: version for name, version in seen.pinned.items() if version is not None}
+    lake.write_tagged("triggers", rows, {RUN_APP: evaluation, **read})
+    state_rows = apply(pending_rows(seen), rows)
+    lake.write_tagged(
+        "trigger_state", state_rows, {RUN_APP: evaluation, BATCH_APP: world.batch_id}, mode="overwrite"
+    )
+    due_next = state_rows["due_at"].min()
+    return EngineReport(
+        evaluation,
+        world.batch_id,
+        rows,
+        state_rows.height,
+        due_next if isinstance(due_next, datetime) else None,
+    )
+
+
+def run_snapshot(lake: LakeResource, evaluation: int) -> LakeResource | None:
+    """The lake as engine run `evaluation` read it (the versions its `triggers` commit recorded); None when
+    that commit is gone from the log, or the run recorded no versions (runs before they were recorded)."""
+    commit = lake.commit_of("triggers", RUN_APP, evaluation)
+    log = lake.table("triggers", commit) if commit is not None else None
+    if log is None:
+        return None
+    versions = {name: log.transaction_version(READ_APP + name) for name in ENGINE_TABLES}
+    return lake.at(versions) if any(v is not None for v in versions.values()) else None
+
+
+def engine_world(
+    lake: LakeResource,
+    *,
+    now: datetime,
+    secret: str,
+    delays: dict[str, timedelta] | None = None,
+    policy: Policy | None = None,
+    evaluation: int,
+) -> World:
+    """What engine run `evaluation` decides from, read from `lake` (the run's snapshot, or replay's)."""
     last_batch = lake.app_version("trigger_state", BATCH_APP)
     committed = lake.committed_batch()
     pending = pending_rows(lake)
@@ -154,7 +196,6 @@ def run_engine(
     users = [p for p in state["principal"] if not p.startswith(ANON)]
     profiles = derive(state, customers_for(lake, users), now)
     involved = set(principals) | set(state["principal"]) | {ANON + a for a in links["anonymous_id"]}
-    catalog = scan_table(lake, "catalog", CATALOG_SCHEMA).select(list(CATALOG_SCHEMA)).collect()
     world = World(
         now=now,
         state=state,
@@ -163,7 +204,7 @@ def run_engine(
         decided=pl.Series([], dtype=pl.String),
         history=_history(lake, users, now),
         suppressed=suppressed_users(lake, profiles, secret),
-        catalog=catalog,
+        catalog=lake.read("catalog", CATALOG_SCHEMA),
         catalog_changes=changes,
         catalog_viewers=viewers,
         links=links,
@@ -173,27 +214,17 @@ def run_engine(
         batch_id=committed,
         evaluation=evaluation,
     )
-    world = _with_decided(lake, world)
-    rows = evaluate(world)
-    lake.write_tagged("triggers", rows, {RUN_APP: evaluation})
-    state_rows = apply(pending, rows)
-    lake.write_tagged(
-        "trigger_state", state_rows, {RUN_APP: evaluation, BATCH_APP: committed}, mode="overwrite"
-    )
-    due_next = state_rows["due_at"].min()
-    return EngineReport(
-        evaluation, committed, rows, state_rows.height, due_next if isinstance(due_next, datetime) else None
-    )
+    return _with_decided(lake, world)
 
 
 def _version(lake: LakeResource, name: str) -> int:
-    table = lake.table(name)
-    return table.version() if table is not None else -1
+    version = lake.version(name)
+    return version if version is not None else -1
 
 
 def _history(lake: LakeResource, users: list[str], now: datetime) -> pl.DataFrame:
     return (
-        scan_table(lake, "triggers", TRIGGERS_SCHEMA)
+        lake.scan("triggers", TRIGGERS_SCHEMA)
         .filter(
             (pl.col("decision") == "send")
             & (pl.col("decided_at") >= now - HISTORY)
@@ -207,7 +238,7 @@ def _history(lake: LakeResource, users: list[str], now: datetime) -> pl.DataFram
 def _with_decided(lake: LakeResource, world: World) -> World:
     proposed = propose(world)["trigger_id"].to_list()
     decided = (
-        scan_table(lake, "triggers", TRIGGERS_SCHEMA)
+        lake.scan("triggers", TRIGGERS_SCHEMA)
         .filter(pl.col("trigger_id").is_in(proposed) & ~pl.col("decision").is_in(PENDING_DECISIONS))
         .select("trigger_id")
         .collect()["trigger_id"]

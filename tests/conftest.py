@@ -7,7 +7,6 @@ marker, so `pytest -m unit` (`make test-fast`) runs the fast tier.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -89,15 +88,10 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
         yield test_instance
 
 
-def land(settings: Settings, name: str, lines: Sequence[bytes] | bytes) -> Path:
-    """Write a landing file atomically (temp name, then rename), as producers must."""
-    folder = Path(settings.landing_uri) / "events"
-    folder.mkdir(parents=True, exist_ok=True)
+def land(settings: Settings, name: str, lines: Sequence[bytes] | bytes, *, replace: bool = False) -> Path:
+    """Land `lines` (a newline after each) or bytes as `events/<name>`, as producers do."""
     data = lines if isinstance(lines, bytes) else b"".join(line + b"\n" for line in lines)
-    temp = folder / f".{name}.tmp"
-    temp.write_bytes(data)
-    os.rename(temp, folder / name)
-    return folder / name
+    return LandingResource(uri=settings.landing_uri).land(f"events/{name}", data, replace=replace)
 
 
 def table(settings: Settings, name: str) -> pl.DataFrame:

@@ -14,24 +14,25 @@ from typing import Any
 import orjson
 import polars as pl
 
+from transforms.erasure.records import suppressed, user_key
 from transforms.ingest.events import drop_seen, identity_edges
 from transforms.ingest.files import process_file
 from transforms.ingest.reference_tables import catalog_changes
 from transforms.profiles.derive import derive
 from transforms.profiles.merge import merge_partials, resolve
 from transforms.profiles.partials import partials, principal
-from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHEMA
+from transforms.schema import (
+    CATALOG_CHANGE_SCHEMA,
+    CATALOG_SCHEMA,
+    CUSTOMERS_SCHEMA,
+    PENDING_DECISIONS,
+    TRIGGERS_SCHEMA,
+)
 from transforms.triggers.decide import World, evaluate
 from transforms.triggers.policies import Policy
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday, 12:00 UTC
-CHANGES_SCHEMA = {
-    "product_id": pl.String(),
-    "change": pl.String(),
-    "old_value": pl.Float64(),
-    "new_value": pl.Float64(),
-    "changed_at": pl.Datetime("us", "UTC"),
-}
+SECRET = "story-secret"
 _ids = itertools.count(1)
 
 
@@ -67,8 +68,8 @@ class Shop:
     log: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TRIGGERS_SCHEMA))
     customers: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CUSTOMERS_SCHEMA))
     catalog: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CATALOG_SCHEMA))
-    changes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CHANGES_SCHEMA))
-    suppressed: set[str] = field(default_factory=set)
+    changes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CATALOG_CHANGE_SCHEMA))
+    suppressions: set[str] = field(default_factory=set)  # user keys, as the `suppressions` table holds them
     batch: int = 0
 
     def land(self, *messages: dict) -> None:
@@ -86,7 +87,7 @@ class Shop:
         self.parts.append(partials(new))
         # As stores.suppressions does: an `Unsubscribed` event suppresses its user.
         unsubscribed = new.filter((pl.col("event_name") == "Unsubscribed") & pl.col("user_id").is_not_null())
-        self.suppressed |= set(unsubscribed["user_id"])
+        self.suppressions |= {user_key(user, SECRET) for user in unsubscribed["user_id"]}
 
     def set_product(
         self, product_id: str, when: datetime, *, price: float, stock: int, category: str = "shirts"
@@ -104,7 +105,7 @@ class Shop:
             "updated_at": when,
         }
         after = pl.DataFrame([row], schema=CATALOG_SCHEMA)
-        found = catalog_changes(self.catalog, after).select(list(CHANGES_SCHEMA))
+        found = catalog_changes(self.catalog, after).select(list(CATALOG_CHANGE_SCHEMA))
         self.catalog = pl.concat([self.catalog.filter(pl.col("product_id") != product_id), after])
         self.changes = pl.concat([self.changes, found])
         return found
@@ -129,14 +130,15 @@ class Shop:
             "user_id", "kind", "anchor", "decided_at"
         )
         viewers = self._viewers()
+        profiles = derive(state, self.customers, now)
         world = World(
             now=now,
             state=state,
-            profiles=derive(state, self.customers, now),
+            profiles=profiles,
             pending=pending,
             decided=decided,
             history=history,
-            suppressed=frozenset(self.suppressed),
+            suppressed=suppressed(profiles, self.suppressions, SECRET),
             catalog=self.catalog,
             catalog_changes=self.changes,
             catalog_viewers=viewers,

@@ -1,4 +1,9 @@
-"""Column schemas of the lake tables this stage writes, and the quarantine reason codes."""
+"""The lake's table contract: each table's columns, key and Delta application-transaction ids, and the
+quarantine reason codes.
+
+An application transaction (`app_id -> version`) is committed with a table's rows, so the table itself
+records the last batch, fold or engine run that wrote it: a rerun reads it back and skips what is done.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,14 @@ import polars as pl
 UTC_TS = pl.Datetime("us", "UTC")
 MAX_LINE_BYTES = 32 * 1024  # Segment's own limit for one message
 KNOWN_TYPES = ("track", "identify", "page")
+
+# Application-transaction ids (the writer) and what each records as its version.
+INGEST_APP_ID = "lakemail-ingest"  # the micro-batch number, on every table a batch writes; ingest_log last
+UPDATES_APP = "lakemail-profile-updates"  # profile_updates: the last batch whose partials it holds
+FOLD_APP = "lakemail-profile-fold"  # profile_state and profiles: the batch folded up to
+RUN_APP = "lakemail-triggers"  # triggers and trigger_state: the engine run (`evaluation`)
+BATCH_APP = "lakemail-triggers-batch"  # trigger_state: the last ingest batch the engine run saw
+READ_APP = "lakemail-triggers-read:"  # + a table name, on triggers: the version of it the engine run read
 
 
 class Reason(StrEnum):
@@ -71,6 +84,7 @@ CONTEXT_COLUMNS: dict[str, tuple[str, pl.DataType]] = {
     "timezone": ("timezone", pl.String()),
 }
 
+# key: event_id (append, tagged INGEST_APP_ID; partitioned by event_date)
 EVENTS_SCHEMA: dict[str, pl.DataType] = {
     "event_id": pl.String(),
     "event_type": pl.String(),
@@ -92,6 +106,7 @@ EVENTS_SCHEMA: dict[str, pl.DataType] = {
     "batch_id": pl.Int64(),
 }
 
+# key: source_file, source_line (append, tagged INGEST_APP_ID)
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "source_file": pl.String(),
     "source_line": pl.Int64(),
@@ -102,6 +117,7 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "batch_id": pl.Int64(),
 }
 
+# key: source_file, batch_id (append, tagged INGEST_APP_ID: the last commit of a batch)
 INGEST_LOG_SCHEMA: dict[str, pl.DataType] = {
     "source_file": pl.String(),
     "bytes": pl.Int64(),
@@ -117,6 +133,7 @@ INGEST_LOG_SCHEMA: dict[str, pl.DataType] = {
     "committed_at": UTC_TS,
 }
 
+# key: anonymous_id, user_id (tagged INGEST_APP_ID)
 IDENTITIES_SCHEMA: dict[str, pl.DataType] = {
     "anonymous_id": pl.String(),
     "user_id": pl.String(),
@@ -136,6 +153,10 @@ CART_LINE = pl.Struct(
     }
 )
 
+# key: user_id (rewritten by each fold, tagged FOLD_APP). `profile_state` and `profile_updates` hold
+# partial states (transforms.profiles.tables); a micro-batch folds the updates into the state once
+# FOLD_EVERY_ROWS of them wait.
+FOLD_EVERY_ROWS = 250_000
 PROFILES_SCHEMA: dict[str, pl.DataType] = {
     "user_id": pl.String(),
     "email": pl.String(),
@@ -162,6 +183,7 @@ PROFILES_SCHEMA: dict[str, pl.DataType] = {
     "as_of": UTC_TS,
 }
 
+# key: user_id (rewritten whole, tagged INGEST_APP_ID)
 CUSTOMERS_SCHEMA: dict[str, pl.DataType] = {
     "user_id": pl.String(),
     "email": pl.String(),
@@ -173,6 +195,7 @@ CUSTOMERS_SCHEMA: dict[str, pl.DataType] = {
     "updated_at": UTC_TS,
 }
 
+# key: product_id (rewritten whole, tagged INGEST_APP_ID)
 CATALOG_SCHEMA: dict[str, pl.DataType] = {
     "product_id": pl.String(),
     "name": pl.String(),
@@ -184,6 +207,17 @@ CATALOG_SCHEMA: dict[str, pl.DataType] = {
     "image_url": pl.String(),
     "updated_at": UTC_TS,
 }
+
+# A restock or price drop as the ingest finds it; `catalog_changes` adds the batch that found it.
+CATALOG_CHANGE_SCHEMA: dict[str, pl.DataType] = {
+    "product_id": pl.String(),
+    "change": pl.String(),  # back_in_stock | price_drop
+    "old_value": pl.Float64(),
+    "new_value": pl.Float64(),
+    "changed_at": UTC_TS,
+}
+# key: product_id, change, batch_id (append, tagged INGEST_APP_ID)
+CATALOG_CHANGES_SCHEMA: dict[str, pl.DataType] = {**CATALOG_CHANGE_SCHEMA, "batch_id": pl.Int64()}
 
 TERMINAL_DECISIONS = (
     "send",
@@ -197,6 +231,9 @@ TERMINAL_DECISIONS = (
     "no_address",
 )
 PENDING_DECISIONS = ("held", "quiet_hours_deferred")
+# `triggers`: the decision log, appended once per engine run (tagged RUN_APP and READ_APP); a terminal
+# decision is unique per trigger_id. `trigger_state`: the same columns, the pending candidates, rewritten
+# whole by each run (tagged RUN_APP and BATCH_APP).
 TRIGGERS_SCHEMA: dict[str, pl.DataType] = {
     "trigger_id": pl.String(),
     "kind": pl.String(),
@@ -216,6 +253,7 @@ TRIGGERS_SCHEMA: dict[str, pl.DataType] = {
     "evaluation": pl.Int64(),  # the engine run that wrote the row (its Delta transaction version)
 }
 
+# key: send_id (the outbox: inserted before any HTTP call, then updated by status)
 SEND_STATUSES = ("pending", "sent", "retrying", "failed_permanent", "unknown", "aborted")
 SENDS_SCHEMA: dict[str, pl.DataType] = {
     "send_id": pl.String(),
@@ -237,6 +275,28 @@ SENDS_SCHEMA: dict[str, pl.DataType] = {
     "sent_at": UTC_TS,  # when the provider accepted it
     "latency_ms": pl.Int64(),  # sent_at - max(landed_at, due_at): the time the system added
     "next_attempt_at": UTC_TS,  # when a waiting row is tried (or an `unknown` one looked up) again
+}
+
+# Written by erasures and unsubscribes. suppressions, key: user_key, reason (an HMAC, never the id).
+SUPPRESSIONS_SCHEMA: dict[str, pl.DataType] = {
+    "user_key": pl.String(),
+    "reason": pl.String(),
+    "since": UTC_TS,
+}
+# key: event_date, event_type, event_name (running totals of erased events)
+ERASED_DAILY_SCHEMA: dict[str, pl.DataType] = {
+    "event_date": pl.Date(),
+    "event_type": pl.String(),
+    "event_name": pl.String(),
+    "events": pl.Int64(),
+}
+# key: request_id (one certificate per erasure request)
+ERASURES_SCHEMA: dict[str, pl.DataType] = {
+    "request_id": pl.String(),
+    "user_key": pl.String(),
+    "erased_at": UTC_TS,
+    "passed": pl.Boolean(),
+    "certificate": pl.String(),
 }
 
 RAW_QUARANTINE_BYTES = 2048  # how much of a rejected line `quarantine.raw` keeps

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +10,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import polars as pl
-from deltalake import DeltaTable
+
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from transforms.schema import SENDS_SCHEMA
 
 ONE_CLICK_FIELD = "List-Unsubscribe"
 ONE_CLICK_VALUE = "One-Click"
@@ -25,11 +27,9 @@ def is_one_click(body: bytes) -> bool:
 
 def user_for_send(lake_uri: str, send_id: str) -> str | None:
     """The `user_id` of a send in the lake's `sends` table; None when the table or the send is unknown."""
-    uri = f"{lake_uri.rstrip('/')}/sends"
-    if not DeltaTable.is_deltatable(uri):
-        return None
+    sends = LakeResource(uri=lake_uri).scan("sends", SENDS_SCHEMA)
     # send_id is a hash, not person data, so it may be a scan predicate (and end in file statistics)
-    found = pl.scan_delta(uri).filter(pl.col("send_id") == send_id).select("user_id").drop_nulls().head(1)
+    found = sends.filter(pl.col("send_id") == send_id).select("user_id").drop_nulls().head(1)
     users = found.collect()["user_id"].to_list()
     return users[0] if users else None
 
@@ -47,17 +47,7 @@ def unsubscribe_event(user_id: str, send_id: str, method: str, now: datetime) ->
 
 
 def land_event(landing_uri: str, event: dict[str, Any], now: datetime) -> Path:
-    """Write one event as a new NDJSON file in `<landing>/events/`: temp name, fsync, atomic rename."""
-    folder = Path(landing_uri.removeprefix("file://")) / "events"
-    folder.mkdir(parents=True, exist_ok=True)
+    """Land one event as a new NDJSON file in `<landing>/events/`."""
     name = f"unsubscribe-{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}.ndjson"
-    temp = folder / f".{name}.tmp"  # the ingest never reads dot- or .tmp names
-    try:
-        with open(temp, "wb") as out:
-            out.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, folder / name)
-    finally:
-        temp.unlink(missing_ok=True)
-    return folder / name
+    data = json.dumps(event, separators=(",", ":")).encode() + b"\n"
+    return LandingResource(uri=landing_uri).land(f"events/{name}", data)

@@ -32,16 +32,12 @@ def tag(request_id: str) -> CommitProperties:
     return CommitProperties(custom_metadata={COMMIT_TAG: request_id})
 
 
-def scan(table: DeltaTable) -> pl.LazyFrame:
-    return pl.scan_delta(table)
-
-
 def matching_rows(lake: LakeResource, name: str, person: Person) -> pl.DataFrame | None:
     """The rows of table `name` that hold the person (None when the table does not exist)."""
     table = lake.table(name)
     if table is None:
         return None
-    lazy = scan(table)
+    lazy = pl.scan_delta(table)
     return lazy.filter(mentions(lazy.collect_schema(), person)).collect()
 
 
@@ -132,7 +128,7 @@ def delete_rows(
         if not names_person(predicate, person):  # the predicate is kept in the Delta log
             table.delete(predicate, writer_properties=writer_properties(), commit_properties=tag(request_id))
             return "delete"
-    lazy = scan(table)
+    lazy = pl.scan_delta(table)
     keep = lazy.filter(~mentions(lazy.collect_schema(), person)).collect()
     write_deltalake(
         table.table_uri,
@@ -170,10 +166,10 @@ def log_actions(table_uri: str) -> pl.DataFrame:
 
 def scrub_delta_logs(lake: LakeResource, person: Person) -> tuple[list[str], int]:
     """Redact the person from commitInfo of every commit in the lake; the files rewritten, traces left."""
-    if "://" in lake.uri and not lake.uri.startswith("file://"):
+    root = lake.root
+    if root is None:
         log.warning("delta log scrub skipped: only local lakes can have commit files rewritten")
         return [], 0
-    root = Path(lake.uri.removeprefix("file://"))
     scrubbed: list[str] = []
     left = 0
     for commit in sorted(root.glob("*/_delta_log/*.json")):
@@ -183,10 +179,17 @@ def scrub_delta_logs(lake: LakeResource, person: Person) -> tuple[list[str], int
         clean, remaining = scrub_log(content, person)
         left += remaining
         if clean != content:
-            temp = commit.with_name(f".{commit.name}.erasure.tmp")
-            temp.write_bytes(clean)
-            stat = commit.stat()
-            os.utime(temp, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # time travel by timestamp reads it
-            os.rename(temp, commit)
+            os.rename(staged_rewrite(commit, clean), commit)
             scrubbed.append(commit.relative_to(root).as_posix())
     return scrubbed, left
+
+
+def staged_rewrite(path: Path, data: bytes) -> Path:
+    """`data` next to `path` under a temp name that readers skip, with `path`'s access and modification
+    times: renamed over `path`, it changes the content only (time travel by timestamp and a landed file's
+    `landed_at` read those times)."""
+    temp = path.with_name(f".{path.name}.erasure.tmp")
+    temp.write_bytes(data)
+    stat = path.stat()
+    os.utime(temp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    return temp

@@ -14,7 +14,7 @@ import polars as pl
 
 from resources.lake import LakeResource, writer_properties
 from resources.landing import LandingResource
-from stores.erasure.lake import scan, tag
+from stores.erasure.lake import staged_rewrite, tag
 from transforms.erasure.person import LANDING_FOLDERS, Person, blank_lines, text_pattern
 from transforms.erasure.records import adjust_ingest_log
 from transforms.schema import INGEST_LOG_SCHEMA
@@ -95,11 +95,7 @@ def rewrite_landing(
     temps: list[tuple[Path, Path]] = []
     for rewrite in rewrites:
         final = landing.root / rewrite.path
-        temp = final.with_name(f".{final.name}.erasure.tmp")
-        temp.write_bytes(rewrite.new)
-        stat = final.stat()
-        os.utime(temp, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # landed_at stays the landing time
-        temps.append((temp, final))
+        temps.append((staged_rewrite(final, rewrite.new), final))  # landed_at stays the landing time
     update_ingest_log(lake, rewrites, rows, request_id)
     for temp, final in temps:
         os.rename(temp, final)
@@ -122,7 +118,7 @@ def update_ingest_log(
         orient="row",
     )
     touched = set(removed["source_file"].to_list()) | set(rewritten["source_file"].to_list())
-    current = scan(table).filter(pl.col("source_file").is_in(touched)).collect()
+    current = pl.scan_delta(table).filter(pl.col("source_file").is_in(touched)).collect()
     updates = adjust_ingest_log(current.select(list(INGEST_LOG_SCHEMA)), removed, rewritten)
     if updates.height == 0:
         return

@@ -24,18 +24,12 @@ from stores.erasure.lake import (
     erase_table,
     fold_into_aggregate,
     matching_rows,
-    scan,
     scrub_delta_logs,
 )
 from stores.erasure.landing import count_landing_traces, rewrite_landing, scan_landing
 from transforms.erasure.person import ERASURE_TABLES, Person, names_person, parse_request, person_from
-from transforms.erasure.records import (
-    ERASURES_SCHEMA,
-    SUPPRESSIONS_SCHEMA,
-    ErasureCertificate,
-    suppression_rows,
-    user_key,
-)
+from transforms.erasure.records import ErasureCertificate, suppression_rows, user_key
+from transforms.schema import ERASURES_SCHEMA, EVENTS_SCHEMA, IDENTITIES_SCHEMA, SUPPRESSIONS_SCHEMA
 
 log = logging.getLogger(__name__)
 REQUESTS = "erasure"
@@ -53,14 +47,10 @@ class RequestOutcome:
 
 
 def submit_request(landing: LandingResource, user_id: str) -> str:
-    """Land an erasure request for `user_id` as producers do (temp name, rename); its landing path."""
-    folder = landing.root / REQUESTS
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"cli-{uuid.uuid4().hex}.json"
-    temp = folder / f".{name}.tmp"
-    temp.write_bytes(orjson.dumps({"user_id": user_id}))
-    os.rename(temp, folder / name)
-    return f"{REQUESTS}/{name}"
+    """Land an erasure request for `user_id` as producers do; its landing path."""
+    path = f"{REQUESTS}/cli-{uuid.uuid4().hex}.json"
+    landing.land(path, orjson.dumps({"user_id": user_id}))
+    return path
 
 
 def pending_requests(landing: LandingResource) -> list[LandedFile]:
@@ -136,25 +126,22 @@ def erase_user(
 
 def find_person(lake: LakeResource, user_id: str) -> Person:
     """The user id, its linked anonymous ids and every email of theirs in the lake."""
-    identities = events = None
-    if (table := lake.table("identities")) is not None:
-        identities = (
-            scan(table).filter(pl.col("user_id") == user_id).select("anonymous_id", "user_id").collect()
-        )
-    if identities is None:
-        identities = pl.DataFrame(schema={"anonymous_id": pl.String, "user_id": pl.String})
+    identities = (
+        lake.scan("identities", IDENTITIES_SCHEMA)
+        .filter(pl.col("user_id") == user_id)
+        .select("anonymous_id", "user_id")
+        .collect()
+    )
     anonymous = identities["anonymous_id"].drop_nulls().to_list()
-    if (table := lake.table("events")) is not None:
-        mine = (pl.col("user_id") == user_id) | pl.col("anonymous_id").is_in(anonymous)
-        events = scan(table).filter(mine).select("user_id", "anonymous_id", "traits").collect()
-    if events is None:
-        events = pl.DataFrame(schema={"user_id": pl.String, "anonymous_id": pl.String, "traits": pl.String})
+    mine = (pl.col("user_id") == user_id) | pl.col("anonymous_id").is_in(anonymous)
+    events = lake.scan("events", EVENTS_SCHEMA).filter(mine).select("user_id", "anonymous_id", "traits")
     emails: list[str] = []
     for spec in ERASURE_TABLES:
-        if spec.email_column and (table := lake.table(spec.name)) is not None:
-            own = scan(table).filter(pl.col("user_id") == user_id).select(spec.email_column).collect()
-            emails += own.to_series().drop_nulls().to_list()
-    return person_from(user_id, identities, events, emails)
+        if spec.email_column:
+            columns = {"user_id": pl.String(), spec.email_column: pl.String()}
+            own = lake.scan(spec.name, columns).filter(pl.col("user_id") == user_id).collect()
+            emails += own[spec.email_column].drop_nulls().to_list()
+    return person_from(user_id, identities, events.collect(), emails)
 
 
 def suppress(lake: LakeResource, person: Person, secret: str, since: datetime, request_id: str) -> int:

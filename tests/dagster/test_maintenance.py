@@ -42,12 +42,13 @@ from assets.maintenance import (
 from orchestration.definitions import build_defs
 from orchestration.settings import Settings
 from orchestration.sql import run_query
-from resources.lake import INGEST_APP_ID, LakeResource
+from resources.lake import LakeResource
 from resources.landing import LandingResource
 from stores.ingest import ingest
 from tests.conftest import land
 from tests.events_data import track
 from transforms.operations.maintenance import history_cutoff, table_maintenance, tables_markdown
+from transforms.schema import INGEST_APP_ID
 
 TABLES = ("events", "identities", "ingest_log", "quarantine")
 EVENT_NAMES = ("Product Viewed", "Product Added", "Order Completed")

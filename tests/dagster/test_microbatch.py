@@ -173,7 +173,7 @@ def test_a_file_landing_again_with_other_bytes_is_reported_not_reread(
 ) -> None:
     land(settings, "a.ndjson", [track("m-1")])
     assert execute(settings, instance, None).success
-    land(settings, "a.ndjson", [track("m-1"), track("m-2")])
+    land(settings, "a.ndjson", [track("m-1"), track("m-2")], replace=True)  # a producer breaking the rule
     assert execute(settings, instance, None).success
     log = table(settings, "ingest_log").sort("batch_id")
     assert log["status"].to_list() == ["committed", "changed"]

@@ -32,11 +32,11 @@ from benchmarks.shop import event_days, hex_text, shoppers, uuid_text
 from benchmarks.states import QUIET, activity, list_column, pending_partials, profile_states
 from benchmarks.stats import Target, describe, judge, percentile, summarize
 from benchmarks.steady import SteadyRun
-from resources.lake import INGEST_APP_ID, LakeResource
+from resources.lake import LakeResource
 from simulator.shoppers import ShopperSimulator
 from transforms.profiles.merge import merge_partials
 from transforms.profiles.state import PARTIAL_SCHEMA, VIEW_STATE
-from transforms.schema import EVENTS_SCHEMA
+from transforms.schema import EVENTS_SCHEMA, INGEST_APP_ID
 
 MACHINE = Machine(cores=2, memory_gb=8.0, cpu="Test CPU", versions={"python": "3.11.0", "polars": "9.9"})
 

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from transforms.ingest.reference import ReferenceResult, parse_reference
-from transforms.ingest.reference_tables import CATALOG_CHANGES_SCHEMA, catalog_changes, latest_rows
+from transforms.ingest.reference_tables import catalog_changes, latest_rows
 from transforms.schema import (
+    CATALOG_CHANGE_SCHEMA,
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,
     MAX_LINE_BYTES,
@@ -378,7 +379,7 @@ def test_catalog_changes(
     old = frame([product("p-1", *before, minute=0)], sourced=False)
     new = frame([product("p-1", *after, minute=7), product("p-9", 1.0, 3, minute=7)], sourced=False)
     changes = catalog_changes(old, new)
-    assert changes.schema == pl.Schema(CATALOG_CHANGES_SCHEMA)
+    assert changes.schema == pl.Schema(CATALOG_CHANGE_SCHEMA)
     assert change_rows(changes) == [("p-1", *row) for row in expected]
     assert changes["changed_at"].to_list() == [LANDED + timedelta(minutes=7)] * len(expected)
 

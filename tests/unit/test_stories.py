@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 import polars as pl
 
-from tests.story import Shop, at, message
+from tests.story import SECRET, Shop, at, message
+from transforms.erasure.records import address_key
 from transforms.profiles.derive import derive
 from transforms.triggers.policies import Policy
 
@@ -155,7 +156,7 @@ def test_suppression_added_while_held_is_honoured() -> None:
     signup(shop, "u1")
     shop.land(add(0))
     shop.run(at(30))
-    shop.suppressed.add("u1")
+    shop.suppressions.add(address_key("U1@example.com ", SECRET))
     assert rows(shop.run(at(60))) == {
         ("abandoned_cart", "u1", "suppressed", "user or address in suppressions", at(60))
     }

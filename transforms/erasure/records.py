@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,30 +14,10 @@ import orjson
 import polars as pl
 
 from transforms.erasure.person import Person
-from transforms.schema import UTC_TS
+from transforms.schema import ERASED_DAILY_SCHEMA, SUPPRESSIONS_SCHEMA
 
 ERASED = "erased"
 COMMIT_TAG = "lakemail.erasure"  # commitInfo key on every erasure commit: its value is the request id
-
-SUPPRESSIONS_SCHEMA: dict[str, pl.DataType] = {
-    "user_key": pl.String(),
-    "reason": pl.String(),
-    "since": UTC_TS,
-}
-ERASED_DAILY_SCHEMA: dict[str, pl.DataType] = {
-    "event_date": pl.Date(),
-    "event_type": pl.String(),
-    "event_name": pl.String(),
-    "events": pl.Int64(),
-}
-ERASURES_SCHEMA: dict[str, pl.DataType] = {
-    "request_id": pl.String(),
-    "user_key": pl.String(),
-    "erased_at": UTC_TS,
-    "passed": pl.Boolean(),
-    "certificate": pl.String(),
-}
-# Tables this stage creates, and the columns whose statistics may enter the Delta log.
 
 
 def user_key(user_id: str, secret: str) -> str:
@@ -50,10 +30,15 @@ def address_key(email: str, secret: str) -> str:
     return user_key(email.strip().lower(), secret)
 
 
-def is_suppressed(user_id: str, suppressions: pl.DataFrame, secret: str, *, email: str | None = None) -> bool:
-    """Whether `suppressions` (SUPPRESSIONS_SCHEMA) holds the user, or their address when given."""
-    keys = [user_key(user_id, secret)] + ([address_key(email, secret)] if email else [])
-    return bool(suppressions["user_key"].is_in(keys).any())
+def suppressed(profiles: pl.DataFrame, keys: Collection[str], secret: str) -> frozenset[str]:
+    """The user ids of `profiles` (user_id, email) whose user key or address key is among `keys`."""
+    if not keys:
+        return frozenset()
+    return frozenset(
+        user
+        for user, email in profiles.select("user_id", "email").iter_rows()
+        if user_key(user, secret) in keys or (email and address_key(email, secret) in keys)
+    )
 
 
 def suppression_rows(person: Person, secret: str, since: datetime, existing: pl.Series) -> pl.DataFrame:

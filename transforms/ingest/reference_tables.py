@@ -8,15 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, UTC_TS
+from transforms.schema import CATALOG_CHANGE_SCHEMA, CATALOG_SCHEMA, CUSTOMERS_SCHEMA
 
-CATALOG_CHANGES_SCHEMA: dict[str, pl.DataType] = {
-    "product_id": pl.String(),
-    "change": pl.String(),  # back_in_stock | price_drop
-    "old_value": pl.Float64(),
-    "new_value": pl.Float64(),
-    "changed_at": UTC_TS,
-}
 SOURCE_SCHEMA: dict[str, pl.DataType] = {"source_file": pl.String(), "source_line": pl.Int64()}
 TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {"user_id": CUSTOMERS_SCHEMA, "product_id": CATALOG_SCHEMA}
 PRICE_EPSILON = 1e-9  # 100.00 -> 90.00 is a 10 % drop even though 100.0 * 0.9 is not exact in floats
@@ -82,5 +75,5 @@ def catalog_changes(before: pl.DataFrame, after: pl.DataFrame, *, min_drop: floa
         pl.col("price").alias("new_value"),
         pl.col("updated_at").alias("changed_at"),
     )
-    changes = pl.concat([conformed(back, CATALOG_CHANGES_SCHEMA), conformed(drop, CATALOG_CHANGES_SCHEMA)])
+    changes = pl.concat([conformed(back, CATALOG_CHANGE_SCHEMA), conformed(drop, CATALOG_CHANGE_SCHEMA)])
     return changes.sort("product_id", "change")

@@ -1,0 +1,66 @@
+"""`LakeResource.scan` / `read`: the one way to read a table, or an empty frame of its schema."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from resources.lake import LakeResource
+
+SCHEMA: dict[str, pl.DataType] = {"id": pl.String(), "n": pl.Int64()}
+
+
+def test_a_table_never_written_reads_as_an_empty_frame_of_its_schema(lake: LakeResource) -> None:
+    assert lake.version("things") is None
+    assert lake.scan("things", SCHEMA).collect_schema() == pl.Schema(SCHEMA)
+    assert_frame_equal(lake.read("things", SCHEMA), pl.DataFrame(schema=SCHEMA))
+    assert_frame_equal(lake.read("things", SCHEMA, ["n"]), pl.DataFrame(schema={"n": pl.Int64()}))
+
+
+def test_a_table_reads_with_its_schemas_columns_in_order_at_any_version(lake: LakeResource) -> None:
+    lake.write("things", pl.DataFrame({"n": [1], "id": ["a"], "extra": [True]}))
+    lake.write("things", pl.DataFrame({"n": [2], "id": ["b"], "extra": [False]}))
+    assert lake.version("things") == 1
+    assert lake.read("things", SCHEMA).sort("n").rows() == [("a", 1), ("b", 2)]
+    assert lake.read("things", SCHEMA, version=0).rows() == [("a", 1)]
+    assert lake.read("things", SCHEMA, ["id"]).sort("id")["id"].to_list() == ["a", "b"]
+
+
+def test_a_snapshot_reads_its_tables_as_they_were_and_writes_nothing(lake: LakeResource) -> None:
+    lake.write("things", pl.DataFrame({"id": ["a"], "n": [1]}))
+    seen = lake.snapshot(["things", "others"])
+    lake.write("things", pl.DataFrame({"id": ["b"], "n": [2]}))
+    lake.write("others", pl.DataFrame({"id": ["c"], "n": [3]}))
+    assert seen.pinned == {"things": 0, "others": None}
+    assert seen.read("things", SCHEMA).rows() == [("a", 1)]
+    assert seen.read("others", SCHEMA).is_empty()  # not written yet when the snapshot was taken
+    assert lake.at(seen.pinned).read("things", SCHEMA).rows() == [("a", 1)]
+    with pytest.raises(KeyError, match="not in this view"):
+        seen.read("events", SCHEMA)
+    with pytest.raises(RuntimeError, match="read-only"):
+        seen.write("things", pl.DataFrame({"id": ["d"], "n": [4]}))
+
+
+def test_commit_of_finds_the_version_that_recorded_an_app_version(lake: LakeResource) -> None:
+    for run in (1, 2, 3):
+        lake.write_tagged("things", pl.DataFrame({"id": [f"r{run}"], "n": [run]}), {"app": run})
+        lake.write("things", pl.DataFrame({"id": ["x"], "n": [0]}))  # a commit of another writer
+    assert [lake.commit_of("things", "app", run) for run in (1, 2, 3)] == [0, 2, 4]
+    assert lake.commit_of("things", "app", 4) is None
+    assert lake.commit_of("things", "other-app", 1) is None
+    assert lake.commit_of("nothing", "app", 1) is None
+
+
+def test_commit_of_skips_versions_whose_log_was_cleaned_up(lake: LakeResource) -> None:
+    for run in range(1, 7):
+        lake.write_tagged("things", pl.DataFrame({"id": [f"r{run}"], "n": [run]}), {"app": run})
+        if run == 4:
+            table = lake.table("things")
+            assert table is not None
+            table.create_checkpoint()  # at version 3
+    assert lake.root is not None
+    for version in range(3):  # what cleanup_metadata does to commits older than the log retention
+        (lake.root / "things" / "_delta_log" / f"{version:020d}.json").unlink()
+    assert lake.commit_of("things", "app", 2) is None
+    assert [lake.commit_of("things", "app", run) for run in (4, 5, 6)] == [3, 4, 5]
