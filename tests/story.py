@@ -57,6 +57,63 @@ def message(
     return body
 
 
+def spec_message(
+    kind: str,
+    when: datetime,
+    *,
+    user: str | None = None,
+    anon: str | None = None,
+    skew: timedelta = timedelta(0),
+    processed: bool = False,
+    **fields: Any,
+) -> dict:
+    """A message in Segment's shape, as `analytics-python` sends it and the collector lands it.
+
+    `kind` is `identify`, `alias` (`previous_id=`), `page` or a track event name. The client's clock
+    is `skew` off: `timestamp` and the batch's `sentAt` carry it, the collector's `receivedAt` does
+    not, so the event time is `when` again. `processed`: an export Segment has corrected already
+    (`timestamp` = `when`, the client's time in `originalTimestamp`).
+    """
+    client = when + skew
+    body: dict[str, Any] = {
+        "integrations": {},
+        "anonymousId": anon,
+        "context": {"library": {"name": "analytics-python", "version": "2.3.5"}},
+        "userId": user,
+        "messageId": fields.pop("message_id", f"spec-{next(_ids)}"),
+    }
+    if processed:
+        body |= {
+            "timestamp": when.isoformat(timespec="milliseconds"),
+            "originalTimestamp": client.isoformat(),
+        }
+    else:
+        body["timestamp"] = client.isoformat(timespec="milliseconds")
+    body |= {
+        "sentAt": (client + timedelta(seconds=1)).isoformat(),
+        "receivedAt": _z(when + timedelta(seconds=1)),
+    }
+    if kind == "identify":
+        body |= {"type": "identify", "traits": fields}
+    elif kind == "alias":
+        body |= {"type": "alias", "previousId": fields.pop("previous_id")}
+    elif kind == "page":
+        body |= {"type": "page", "name": fields.pop("name", None), "properties": fields}
+    else:
+        body |= {"type": "track", "event": kind, "properties": fields}
+    return body
+
+
+def _z(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _landed(message: dict) -> datetime:
+    """When a message can have landed: after its receipt (or its own time when none is stamped)."""
+    stamp = message.get("receivedAt") or message.get("timestamp") or message["originalTimestamp"]
+    return datetime.fromisoformat(stamp)
+
+
 @dataclass
 class Shop:
     """Lands events in batches and runs the trigger engine at chosen times."""
@@ -76,7 +133,7 @@ class Shop:
         """One micro-batch of messages (deduplicated against everything landed before, as ingest does)."""
         self.batch += 1
         data = b"\n".join(orjson.dumps(m) for m in messages)
-        landed = max(datetime.fromisoformat(m["timestamp"]) for m in messages) + timedelta(seconds=1)
+        landed = max(_landed(m) for m in messages) + timedelta(seconds=1)
         result = process_file(
             data, source_file=f"b{self.batch}", landed_at=landed, ingested_at=landed, batch_id=self.batch
         )

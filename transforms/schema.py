@@ -13,7 +13,7 @@ import polars as pl
 
 UTC_TS = pl.Datetime("us", "UTC")
 MAX_LINE_BYTES = 32 * 1024  # Segment's own limit for one message
-KNOWN_TYPES = ("track", "identify", "page")
+KNOWN_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 
 # Application-transaction ids (the writer) and what each records as its version.
 INGEST_APP_ID = "lakemail-ingest"  # the micro-batch number, on every table a batch writes; ingest_log last
@@ -36,28 +36,31 @@ class Reason(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     INVALID_TIMESTAMP = "invalid_timestamp"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    BATCH_ENVELOPE = "batch_envelope"  # a whole `{"batch": [...]}` request body landed as one line
 
 
 # Top-level message fields as landed. Object fields are read as their JSON text: Polars keeps an
 # object's text for a String column, so unknown properties survive and nothing fails on odd shapes.
-RAW_MESSAGE_SCHEMA: dict[str, pl.DataType] = {
-    name: pl.String()
-    for name in (
-        "messageId",
-        "type",
-        "event",
-        "userId",
-        "anonymousId",
-        "timestamp",
-        "sentAt",
-        "receivedAt",
-        "properties",
-        "traits",
-        "context",
-    )
-}
+# `batch` is not a message field: it marks a landed `/v1/batch` body (quarantined as BATCH_ENVELOPE).
+SCALAR_FIELDS = (
+    "messageId",
+    "type",
+    "event",
+    "userId",
+    "anonymousId",
+    "previousId",  # alias
+    "groupId",  # group
+    "name",  # page, screen
+    "category",  # page, screen
+    "timestamp",
+    "originalTimestamp",
+    "sentAt",
+    "receivedAt",
+)
 OBJECT_FIELDS = ("properties", "traits", "context")
-SCALAR_FIELDS = ("messageId", "type", "event", "userId", "anonymousId", "timestamp", "sentAt", "receivedAt")
+RAW_MESSAGE_SCHEMA: dict[str, pl.DataType] = {
+    name: pl.String() for name in (*SCALAR_FIELDS, *OBJECT_FIELDS, "batch")
+}
 
 # E-commerce v2 properties lifted into typed columns (all other properties stay in `properties`).
 PROPERTY_COLUMNS: dict[str, tuple[str, pl.DataType]] = {
@@ -79,9 +82,20 @@ PROPERTY_COLUMNS: dict[str, tuple[str, pl.DataType]] = {
     "image_url": ("image_url", pl.String()),
     "products": ("products", pl.String()),
 }
+# `context` paths (Segment's common fields) lifted into typed columns for analysts; the whole object
+# stays in the `context` JSON column. `ip` is kept truncated only (IPv4 /24, IPv6 /48), here and there.
 CONTEXT_COLUMNS: dict[str, tuple[str, pl.DataType]] = {
     "locale": ("locale", pl.String()),
     "timezone": ("timezone", pl.String()),
+    "ip": ("context_ip", pl.String()),
+    "userAgent": ("context_user_agent", pl.String()),
+    "library.name": ("context_library_name", pl.String()),
+    "campaign.source": ("context_campaign_source", pl.String()),
+    "campaign.medium": ("context_campaign_medium", pl.String()),
+    "campaign.name": ("context_campaign_name", pl.String()),
+    "page.url": ("context_page_url", pl.String()),
+    "page.path": ("context_page_path", pl.String()),
+    "page.referrer": ("context_page_referrer", pl.String()),
 }
 
 # key: event_id (append, tagged INGEST_APP_ID; partitioned by event_date)
@@ -91,7 +105,12 @@ EVENTS_SCHEMA: dict[str, pl.DataType] = {
     "event_name": pl.String(),
     "user_id": pl.String(),
     "anonymous_id": pl.String(),
+    "previous_id": pl.String(),  # alias: the id linked to user_id
+    "group_id": pl.String(),  # group
+    "page_name": pl.String(),  # page / screen `name`
+    "page_category": pl.String(),  # page / screen `category`
     "event_ts": UTC_TS,
+    "original_timestamp": UTC_TS,  # the client's clock, as Segment's `originalTimestamp`
     "sent_at": UTC_TS,
     "received_at": UTC_TS,
     "landed_at": UTC_TS,
@@ -101,6 +120,7 @@ EVENTS_SCHEMA: dict[str, pl.DataType] = {
     **{column: dtype for column, dtype in CONTEXT_COLUMNS.values()},
     "properties": pl.String(),
     "traits": pl.String(),
+    "context": pl.String(),  # JSON, the IP truncated
     "source_file": pl.String(),
     "source_line": pl.Int64(),
     "batch_id": pl.Int64(),

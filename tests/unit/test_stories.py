@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from tests.story import SECRET, Shop, at, message
+from tests.story import SECRET, Shop, at, message, spec_message
 from transforms.erasure.records import address_key
 from transforms.profiles.derive import derive
 from transforms.triggers.policies import Policy
@@ -448,3 +448,120 @@ def test_viewed_before_and_after_login_is_one_back_in_stock_email() -> None:
     assert alerts.filter(pl.col("decision") == "send").height == 1
     assert set(alerts.filter(pl.col("decision") != "send")["reason"]) <= {"merged_into_identified_shopper"}
     assert ("back_in_stock", "u1", "send") in shop.decisions()
+
+
+# Spec-shaped stories: what Segment's official clients send (E-commerce v2: `cart_id` on cart events
+# only; checkouts and orders carry `order_id` / `checkout_id` and `products`), clocks skewed.
+SPEC_PRODUCT: dict[str, Any] = {
+    "product_id": "p1",
+    "sku": "G-32",
+    "name": "Shirt",
+    "price": 40.0,
+    "quantity": 1,
+}
+
+
+def spec_add(minutes: float, user: str | None = "u1", anon: str | None = None, cart: str = "c1") -> dict:
+    return spec_message(
+        "Product Added",
+        at(minutes),
+        user=user,
+        anon=anon,
+        skew=timedelta(minutes=10),
+        cart_id=cart,
+        **SPEC_PRODUCT,
+    )
+
+
+def spec_checkout(minutes: float, user: str = "u1", order_id: str = "o1") -> dict:
+    products = [SPEC_PRODUCT]
+    fields: dict[str, Any] = {
+        "order_id": order_id,
+        "value": 40.0,
+        "revenue": 40.0,
+        "currency": "EUR",
+        "products": products,
+    }
+    return spec_message("Checkout Started", at(minutes), user=user, skew=timedelta(minutes=-3), **fields)
+
+
+def spec_order(minutes: float, user: str = "u1", order_id: str = "o1", **more: Any) -> dict:
+    fields = {
+        "checkout_id": "k1",
+        "order_id": order_id,
+        "total": 45.0,
+        "revenue": 40.0,
+        "currency": "EUR",
+        "products": [{**SPEC_PRODUCT, "category": "shirts"}],
+        **more,
+    }
+    return spec_message(
+        "Order Completed", at(minutes), user=user, processed=True, skew=timedelta(minutes=7), **fields
+    )
+
+
+def sent(shop: Shop, kind: str) -> int:
+    return shop.log.filter((pl.col("kind") == kind) & (pl.col("decision") == "send")).height
+
+
+def test_spec_shaped_buyer_gets_no_cart_email() -> None:
+    """Ann adds a shirt (cart c1), starts checkout and orders without `cart_id` (as the spec has it): no
+    cart email."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(spec_add(0))
+    assert rows(shop.run(at(5))) == {("abandoned_cart", "u1", "held", "waiting until due_at", at(60))}
+    shop.land(spec_checkout(10), spec_order(20))
+    assert ("abandoned_cart", "u1", "exited", "order_completed", at(60)) in rows(shop.run(at(60)))
+    shop.run(at(3 * 60))
+    assert sent(shop, "abandoned_cart") == sent(shop, "abandoned_checkout") == 0
+    assert shop.decisions() == {WELCOME, ("abandoned_cart", "u1", "exited")}
+
+
+def test_spec_shaped_buyer_whose_order_lands_late_gets_no_cart_email() -> None:
+    """The order (no `cart_id`) lands only after the cart email was due: the email exits before going out."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(spec_add(0))
+    shop.run(at(30))
+    shop.land(spec_order(40))
+    assert ("abandoned_cart", "u1", "exited", "order_completed", at(60)) in rows(shop.run(at(61)))
+    assert sent(shop, "abandoned_cart") == 0
+
+
+def test_anonymous_cart_then_login_and_an_order_under_the_user_id_gets_no_cart_email() -> None:
+    """A guest fills cart c1, logs in (identify links a1 to Ann) and orders as Ann, without `cart_id`."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(spec_add(0, user=None, anon="a1"))
+    assert rows(shop.run(at(5))) == {("abandoned_cart", None, "held", "waiting until due_at", at(60))}
+    shop.land(spec_message("identify", at(10), user="u1", anon="a1"), spec_order(15))
+    shop.run(at(2 * 60))
+    assert sent(shop, "abandoned_cart") == 0
+    assert shop.decisions() == {WELCOME, ("abandoned_cart", "u1", "exited")}
+
+
+def test_anonymous_cart_then_alias_and_an_order_under_the_user_id_gets_no_cart_email() -> None:
+    """As above, but the app links the ids with `alias(previousId=a1, userId=u1)` (analytics-python)."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(spec_add(0, user=None, anon="a1"))
+    shop.run(at(5))
+    shop.land(spec_message("alias", at(10), user="u1", previous_id="a1"), spec_order(15))
+    shop.run(at(2 * 60))
+    assert sent(shop, "abandoned_cart") == 0
+    assert shop.decisions() == {WELCOME, ("abandoned_cart", "u1", "exited")}
+
+
+def test_spec_shaped_abandoner_gets_exactly_one_cart_email() -> None:
+    """Ann ordered last week; today she fills cart c2 and leaves: one cart email, her old order no exit."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(spec_order(-2 * DAY, order_id="o0"))
+    shop.run(at(-2 * DAY + 5))
+    shop.land(spec_add(0, cart="c2"), spec_message("Cart Viewed", at(2), user="u1", cart_id="c2"))
+    assert rows(shop.run(at(30))) == {("abandoned_cart", "u1", "held", "waiting until due_at", at(60))}
+    assert rows(shop.run(at(60))) == {("abandoned_cart", "u1", "send", "all policies passed", at(60))}
+    shop.run(at(3 * 60))
+    assert sent(shop, "abandoned_cart") == 1
+    assert ("abandoned_cart", "u1", "send") in shop.decisions()

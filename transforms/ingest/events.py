@@ -7,6 +7,8 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
+from transforms.ingest.context import context_columns, scrub_json_ips
+from transforms.ingest.timestamps import event_time, parse_timestamps
 from transforms.schema import (
     CONTEXT_COLUMNS,
     EVENTS_SCHEMA,
@@ -18,36 +20,43 @@ from transforms.schema import (
     Reason,
 )
 
-ISO_TS = "%Y-%m-%dT%H:%M:%S%.f%#z"  # Segment's ISO-8601: fraction optional, `Z` or an offset
 MAX_AHEAD = timedelta(hours=24)
 EARLIEST = datetime(2000, 1, 1)
-
-
-def _ts(column: str) -> pl.Expr:
-    return pl.col(column).str.to_datetime(ISO_TS, time_unit="us", time_zone="UTC", strict=False)
+# Raw time fields -> their parsed columns (`_`: working columns, dropped before `events`).
+TIME_FIELDS = {
+    "timestamp": "_ts",
+    "originalTimestamp": "original_timestamp",
+    "sentAt": "sent_at",
+    "receivedAt": "_recv",
+}
+# Fields a message type needs beyond the common ones, as Segment's API requires them.
+TYPE_FIELDS = {"track": ("event",), "alias": ("previousId", "userId"), "group": ("groupId",)}
+ENVELOPE_DETAIL = "a whole /v1/batch request body on one line, not one message: post it to /v1/batch"
 
 
 def _present(column: str) -> pl.Expr:
     return pl.col(column).is_not_null()
 
 
-def rejection_reasons(messages: pl.DataFrame, landed_at: datetime) -> pl.DataFrame:
-    """`messages` with `reason`, `detail` (null when valid) and the parsed event time columns."""
+def rejection_reasons(messages: pl.DataFrame, landed_at: datetime, not_a_string: pl.Series) -> pl.DataFrame:
+    """`messages` with `reason`, `detail` (null when valid) and the parsed event time columns.
+
+    `not_a_string` names, per message, a string field that holds an object or array (null: none); the
+    JSON text alone cannot tell `"[42]"` from `[42]`, so the parser looks at the raw line (parse.py).
+    """
     cleaned = messages.with_columns(
         [pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in SCALAR_FIELDS]
-    ).with_columns(
-        _ts("timestamp").alias("_ts"), _ts("sentAt").alias("sent_at"), _ts("receivedAt").alias("_recv")
     )
-    skew_known = _present("sent_at") & _present("_recv")
-    event_ts = (
-        pl.when(skew_known)
-        .then(pl.col("_recv") - (pl.col("sent_at") - pl.col("_ts")))
-        .otherwise(pl.col("_ts"))
+    cleaned = cleaned.with_columns(
+        *[parse_timestamps(cleaned[raw]).alias(parsed) for raw, parsed in TIME_FIELDS.items()],
+        not_a_string.alias("_not_a_string"),
     )
+    event_ts = event_time(pl.col("_ts"), pl.col("original_timestamp"), pl.col("sent_at"), pl.col("_recv"))
     landed = pl.lit(landed_at, dtype=UTC_TS)
+    checks = _checks(landed)
     reason: pl.Expr = pl.lit(None, dtype=pl.String)
     detail: pl.Expr = pl.lit(None, dtype=pl.String)
-    for bad, code, text in reversed(_checks(landed)):  # the first failing check wins
+    for bad, code, text in reversed(checks):  # the first failing check in `checks` wins
         reason = pl.when(bad).then(pl.lit(str(code))).otherwise(reason)
         detail = pl.when(bad).then(text).otherwise(detail)
     return (
@@ -55,31 +64,36 @@ def rejection_reasons(messages: pl.DataFrame, landed_at: datetime) -> pl.DataFra
             event_ts.alias("event_ts"), pl.col("_recv").fill_null(landed).alias("received_at")
         )
         .with_columns(reason.alias("reason"), detail.alias("detail"))
-        .drop("_ts", "_recv")
+        .drop("_ts", "_recv", "_not_a_string")
     )
 
 
 def _checks(landed: pl.Expr) -> list[tuple[pl.Expr, Reason, pl.Expr]]:
-    """(failing, reason, detail) of every check on a message, in the order they are judged."""
-    checks: list[tuple[pl.Expr, Reason, pl.Expr]] = []
+    """(failing, reason, detail) per rule, in the order they are tried."""
+    envelope = _present("batch") & ~_present("type")
+    checks: list[tuple[pl.Expr, Reason, pl.Expr]] = [
+        (envelope, Reason.BATCH_ENVELOPE, pl.lit(ENVELOPE_DETAIL))
+    ]
     for field in OBJECT_FIELDS:
         bad = _present(field) & ~pl.col(field).str.starts_with("{")
         checks.append((bad, Reason.WRONG_TYPE, pl.lit(f"{field} must be an object")))
-    for field in SCALAR_FIELDS:
-        bad = pl.col(field).str.contains(r"^[\[{]")
-        checks.append((bad.fill_null(False), Reason.WRONG_TYPE, pl.lit(f"{field} must be a string")))
-    for field in ("messageId", "type", "timestamp"):
+    not_string = _present("_not_a_string")
+    checks.append((not_string, Reason.WRONG_TYPE, pl.col("_not_a_string") + pl.lit(" must be a string")))
+    for field in ("messageId", "type"):
         checks.append((~_present(field), Reason.MISSING_FIELD, pl.lit(f"{field} is required")))
+    no_time = ~_present("timestamp") & ~_present("originalTimestamp")
+    checks.append((no_time, Reason.MISSING_FIELD, pl.lit("timestamp (or originalTimestamp) is required")))
     no_identity = ~_present("userId") & ~_present("anonymousId")
     checks.append((no_identity, Reason.MISSING_FIELD, pl.lit("userId or anonymousId is required")))
     unknown = ~pl.col("type").is_in(KNOWN_TYPES)
     checks.append(
         (unknown, Reason.UNKNOWN_TYPE, pl.lit("type must be one of ") + pl.lit(", ".join(KNOWN_TYPES)))
     )
-    checks.append(
-        ((pl.col("type") == "track") & ~_present("event"), Reason.MISSING_FIELD, pl.lit("event is required"))
-    )
-    for raw, parsed in (("timestamp", "_ts"), ("sentAt", "sent_at"), ("receivedAt", "_recv")):
+    for kind, fields in TYPE_FIELDS.items():
+        for field in fields:
+            missing = (pl.col("type") == kind) & ~_present(field)
+            checks.append((missing, Reason.MISSING_FIELD, pl.lit(f"{field} is required for {kind}")))
+    for raw, parsed in TIME_FIELDS.items():
         bad = _present(raw) & ~_present(parsed)
         checks.append((bad, Reason.INVALID_TIMESTAMP, pl.lit(f"{raw} is not an ISO-8601 timestamp")))
     too_far = (pl.col("event_ts") > landed + MAX_AHEAD) | (
@@ -114,18 +128,28 @@ def _cast(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 def to_events(
     valid: pl.DataFrame, *, source_file: str, landed_at: datetime, ingested_at: datetime, batch_id: int
 ) -> pl.DataFrame:
-    """`events` rows (EVENTS_SCHEMA order) from validated messages of one file."""
+    """`events` rows (EVENTS_SCHEMA order) from validated messages of one file, IPs truncated."""
+    valid = valid.with_columns(scrub_json_ips(valid[c]) for c in OBJECT_FIELDS)
     lifted = pl.concat(
-        [lift_object(valid["properties"], PROPERTY_COLUMNS), lift_object(valid["context"], CONTEXT_COLUMNS)],
+        [
+            lift_object(valid["properties"], PROPERTY_COLUMNS),
+            context_columns(valid["context"], CONTEXT_COLUMNS),
+        ],
         how="horizontal",
     )
     base = valid.select(
+        "context",
         pl.col("messageId").alias("event_id"),
         pl.col("type").alias("event_type"),
         pl.col("event").alias("event_name"),
         pl.col("userId").alias("user_id"),
         pl.col("anonymousId").alias("anonymous_id"),
+        pl.col("previousId").alias("previous_id"),
+        pl.col("groupId").alias("group_id"),
+        pl.col("name").alias("page_name"),
+        pl.col("category").alias("page_category"),
         "event_ts",
+        "original_timestamp",
         "sent_at",
         "received_at",
         pl.lit(landed_at, dtype=UTC_TS).alias("landed_at"),
@@ -162,9 +186,20 @@ def drop_seen(batch: pl.DataFrame, seen_ids: pl.Series) -> pl.DataFrame:
 
 
 def identity_edges(events: pl.DataFrame) -> pl.DataFrame:
-    """anonymous_id -> user_id edges seen in `events`, with the earliest event time of each."""
+    """anonymous_id -> user_id edges seen in `events`, with the earliest event time of each.
+
+    An `alias` links its `previousId` to its `userId` as an identify links its anonymous id: the
+    previous id plays the anonymous side.
+    """
+    user = pl.col("user_id")
+    seen = events.filter(pl.col("anonymous_id").is_not_null() & user.is_not_null()).select(
+        "anonymous_id", "user_id", "event_ts"
+    )
+    aliased = events.filter(
+        (pl.col("event_type") == "alias") & pl.col("previous_id").is_not_null() & user.is_not_null()
+    ).select(pl.col("previous_id").alias("anonymous_id"), "user_id", "event_ts")
     return (
-        events.filter(pl.col("anonymous_id").is_not_null() & pl.col("user_id").is_not_null())
+        pl.concat([seen, aliased])
         .group_by("anonymous_id", "user_id")
         .agg(pl.col("event_ts").min().alias("first_seen_at"))
         .sort("anonymous_id", "user_id")

@@ -8,7 +8,7 @@ from datetime import datetime
 import polars as pl
 
 from transforms.ingest.events import drop_seen, rejection_reasons, to_events
-from transforms.ingest.parse import REJECTS_SCHEMA, classify_line, parse_lines, reject_row
+from transforms.ingest.parse import REJECTS_SCHEMA, classify_line, not_strings, parse_lines, reject_row
 from transforms.schema import EVENTS_SCHEMA, QUARANTINE_SCHEMA, UTC_TS
 
 
@@ -27,7 +27,7 @@ def process_file(
 ) -> FileResult:
     """Parse, validate and normalise one landed file; every non-blank line ends in events or quarantine."""
     parsed = parse_lines(data)
-    checked = rejection_reasons(parsed.messages, landed_at)
+    checked = rejection_reasons(parsed.messages, landed_at, not_strings(parsed.messages, parsed.raw))
     valid = checked.filter(pl.col("reason").is_null())
     rejected = checked.filter(pl.col("reason").is_not_null())
     rejects = [
@@ -39,7 +39,7 @@ def process_file(
             valid, source_file=source_file, landed_at=landed_at, ingested_at=ingested_at, batch_id=batch_id
         )
     except (pl.exceptions.PolarsError, ValueError):
-        # A string value that looks like an object slipped through; orjson finds it line by line.
+        # A string where an object belongs (`"properties": "{...}"`) slipped through; orjson finds it.
         valid, late_rejects = _recheck(valid, parsed.raw)
         rejects.extend(late_rejects)
         events = to_events(

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 import orjson
 import polars as pl
 
-from transforms.schema import MAX_LINE_BYTES, OBJECT_FIELDS, RAW_MESSAGE_SCHEMA, RAW_QUARANTINE_BYTES, Reason
+from transforms.ingest.context import scrub_raw
+from transforms.schema import (
+    MAX_LINE_BYTES,
+    OBJECT_FIELDS,
+    RAW_MESSAGE_SCHEMA,
+    RAW_QUARANTINE_BYTES,
+    SCALAR_FIELDS,
+    Reason,
+)
 
 CHUNK_LINES = 4096
 REJECTS_SCHEMA: dict[str, pl.DataType] = {
@@ -137,7 +145,30 @@ def classify_line(line: bytes) -> tuple[Reason, str] | None:
     return None
 
 
+def not_strings(messages: pl.DataFrame, raw: list[bytes]) -> pl.Series:
+    """Per message, the first field of SCALAR_FIELDS that holds an object or array (null: none).
+
+    Polars reads an object into a String column as its JSON text, so `[42]` and `"[42]"` read the
+    same. Only messages with a field that begins with `[` or `{` are looked at again, in their raw
+    line (`source_line` 1-based into `raw`), with orjson.
+    """
+    bracket = [pl.col(f).str.starts_with("[") | pl.col(f).str.starts_with("{") for f in SCALAR_FIELDS]
+    suspect = messages.select(pl.any_horizontal(bracket).fill_null(False)).to_series()
+    found = pl.Series("not_a_string", [None] * messages.height, dtype=pl.String)
+    if not suspect.any():
+        return found
+    rows = suspect.arg_true()
+    lines = messages["source_line"].gather(rows).to_list()
+    return found.scatter(rows, pl.Series([_first_not_string(raw[n - 1]) for n in lines], dtype=pl.String))
+
+
+def _first_not_string(line: bytes) -> str | None:
+    message = orjson.loads(line)
+    return next((f for f in SCALAR_FIELDS if isinstance(message.get(f), dict | list)), None)
+
+
 def reject_row(source_line: int, reason: Reason, detail: str, line: bytes) -> dict[str, object]:
-    """A quarantine row for one line, its raw text bounded and decoded lossily."""
-    raw = line[:RAW_QUARANTINE_BYTES].decode("utf-8", errors="replace")
+    """A quarantine row for one line, its raw text scrubbed (IPs truncated, no write key; context.py),
+    bounded and decoded lossily."""
+    raw = scrub_raw(line)[:RAW_QUARANTINE_BYTES].decode("utf-8", errors="replace")
     return {"source_line": source_line, "reason": str(reason), "detail": detail, "raw": raw}

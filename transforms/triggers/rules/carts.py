@@ -1,4 +1,10 @@
-"""abandoned_cart and abandoned_checkout: a cart left with items, a checkout left without an order."""
+"""abandoned_cart and abandoned_checkout: a cart left with items, a checkout left without an order.
+
+An order exits a cart or a checkout whether or not it names them (Segment's spec puts `order_id` /
+`checkout_id` on orders, not `cart_id`): any order by the same shopper (identity is resolved in the
+state) at or after the cart's last change, or the checkout's start. Checkouts come from the state's
+`checkouts` list when it has one (transforms/triggers/checkouts.py), else from the carts' checkouts.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +29,19 @@ def cart_facts(state: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def last_orders(state: pl.DataFrame) -> pl.DataFrame:
+    """Per principal, the time of its latest order (`last_order_at`), whatever cart it names or not."""
+    orders = exploded(state, "orders")
+    return orders.group_by("principal").agg(pl.col("ordered_at").max().alias("last_order_at"))
+
+
+def checkouts(state: pl.DataFrame) -> pl.DataFrame | None:
+    """The state's checkouts (principal, anchor = checkout_key, ids, started_at), None without the list."""
+    if "checkouts" not in state.columns:
+        return None
+    return exploded(state, "checkouts").rename({"checkout_key": "anchor"})
+
+
 def _recent(facts: pl.DataFrame, column: str, context: RuleContext, lateness: timedelta) -> pl.DataFrame:
     since = context.now - context.delay - lateness
     return facts.filter(pl.col(column).is_not_null() & (pl.col(column) >= since))
@@ -41,26 +60,46 @@ def cart_candidates(context: RuleContext) -> pl.DataFrame:
 
 
 def checkout_candidates(context: RuleContext) -> pl.DataFrame:
-    facts = _recent(cart_facts(context.state), "checkout_at", context, timedelta(hours=24))
+    """Every checkout started recently; due `delay` after its (latest) start."""
+    started = checkouts(context.state)
+    if started is None:
+        started = cart_facts(context.state).select(
+            "principal", pl.col("cart_id").alias("anchor"), pl.col("checkout_at").alias("started_at")
+        )
+    facts = _recent(started, "started_at", context, timedelta(hours=24))
     rows = facts.select(
         "principal",
-        pl.col("cart_id").alias("anchor"),
-        (pl.col("checkout_at") + context.delay).alias("due_at"),
-        pl.col("checkout_at").alias("first_event_at"),
+        "anchor",
+        (pl.col("started_at") + context.delay).alias("due_at"),
+        pl.col("started_at").alias("first_event_at"),
     )
     return finish(rows, "abandoned_checkout", ["anchor"])
 
 
-def _facts_for(candidates: pl.DataFrame, context: RuleContext) -> pl.DataFrame:
-    facts = cart_facts(context.state).rename({"cart_id": "anchor"})
-    return candidates.select("principal", "anchor").join(facts, on=["principal", "anchor"], how="left")
+def _join(left: pl.DataFrame, right: pl.DataFrame, on: str | list[str]) -> pl.DataFrame:
+    return left.join(right, on=on, how="left", maintain_order="left")
+
+
+def _ordered_since(column: str) -> pl.Expr:
+    """The cart's own order, or any order by the same shopper at or after `column`."""
+    since = pl.col("last_order_at") >= pl.col(column)
+    return pl.col("ordered_at").is_not_null() | since.fill_null(False)
 
 
 def cart_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
-    """Ordered, emptied, or handed over to abandoned_checkout (it takes precedence)."""
-    facts = _facts_for(candidates, context)
+    """Ordered since its last change, emptied, or handed over to abandoned_checkout: a checkout by the
+    same shopper started since the cart's last change takes precedence."""
+    facts = cart_facts(context.state).rename({"cart_id": "anchor"})
+    facts = _join(candidates.select("principal", "anchor"), facts, ["principal", "anchor"])
+    facts = _join(facts, last_orders(context.state), "principal")
+    started = checkouts(context.state)
+    if started is not None:  # any checkout of the shopper, named after the cart or not
+        latest = started.group_by("principal").agg(pl.col("started_at").max().alias("_checkout"))
+        facts = _join(facts, latest, "principal").with_columns(
+            pl.max_horizontal("checkout_at", "_checkout").alias("checkout_at")
+        )
     reason = (
-        pl.when(pl.col("ordered_at").is_not_null())
+        pl.when(_ordered_since("changed_at"))
         .then(pl.lit("order_completed"))
         .when(pl.col("units").fill_null(0) == 0)
         .then(pl.lit("cart_emptied"))
@@ -71,6 +110,38 @@ def cart_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
 
 
 def checkout_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
-    facts = _facts_for(candidates, context)
-    reason = pl.when(pl.col("ordered_at").is_not_null()).then(pl.lit("order_completed"))
+    """Ordered (the same checkout_id or order_id, the cart's own order, or any order by the shopper
+    since the start), or superseded by a later checkout of the shopper (it restarts the timer)."""
+    started = checkouts(context.state)
+    if started is None:
+        facts = cart_facts(context.state).rename({"cart_id": "anchor", "checkout_at": "started_at"})
+        facts = _join(candidates.select("principal", "anchor"), facts, ["principal", "anchor"])
+        facts = _join(facts, last_orders(context.state), "principal")
+        ordered = pl.when(_ordered_since("started_at")).then(pl.lit("order_completed"))
+        return facts.select(ordered.alias("exit_reason"))["exit_reason"]
+    facts = _join(candidates.select("principal", "anchor"), started, ["principal", "anchor"])
+    facts = _join(facts, last_orders(context.state), "principal")
+    carts = cart_facts(context.state).select("principal", "cart_id", "ordered_at")
+    facts = _join(facts, carts, ["principal", "cart_id"])
+    facts = _join(facts, _matched_orders(context.state, facts), ["principal", "anchor"])
+    latest = started.group_by("principal").agg(pl.col("started_at").max().alias("_latest"))
+    facts = _join(facts, latest, "principal")
+    reason = (
+        pl.when(_ordered_since("started_at") | pl.col("_matched").fill_null(False))
+        .then(pl.lit("order_completed"))
+        .when(pl.col("_latest") > pl.col("started_at"))
+        .then(pl.lit("checkout_restarted"))
+    )
     return facts.select(reason.alias("exit_reason"))["exit_reason"]
+
+
+def _matched_orders(state: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
+    """(principal, anchor) of checkouts an order of the shopper names, by order_id or checkout_id."""
+    orders = exploded(state, "orders")
+    ids = [c for c in ("order_id", "checkout_id") if c in orders.columns]  # checkout_id: a later state
+    named = [
+        facts.join(orders.select("principal", c).drop_nulls(), on=["principal", c], how="semi") for c in ids
+    ]
+    return (
+        pl.concat(named).select("principal", "anchor").unique().with_columns(pl.lit(True).alias("_matched"))
+    )
