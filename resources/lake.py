@@ -206,7 +206,9 @@ class LakeResource(dg.ConfigurableResource):
     ) -> None:
         """Write `frame` to table `name` as one commit (zstd; a new table gets `table_configuration`).
 
-        An empty append only creates the table, so that queries on it work from the first batch.
+        An empty append only creates the table, so that queries on it work from the first batch. An
+        append may bring columns the table does not have yet (a lake from an earlier release): they
+        are added, and older rows read null.
         """
         self._writable()
         exists = self.table(name) is not None
@@ -220,6 +222,7 @@ class LakeResource(dg.ConfigurableResource):
             configuration=None if exists else table_configuration(name),
             writer_properties=writer_properties(),
             commit_properties=commit_properties,
+            schema_mode="merge" if exists and mode == "append" else None,
         )
 
     def append(

@@ -64,3 +64,11 @@ def test_commit_of_skips_versions_whose_log_was_cleaned_up(lake: LakeResource) -
         (lake.root / "things" / "_delta_log" / f"{version:020d}.json").unlink()
     assert lake.commit_of("things", "app", 2) is None
     assert [lake.commit_of("things", "app", run) for run in (4, 5, 6)] == [3, 4, 5]
+
+
+def test_an_append_with_a_new_column_widens_a_table_from_an_earlier_release(lake: LakeResource) -> None:
+    """A lake written before `events` gained columns (say `context`) still takes new batches."""
+    lake.write("things", pl.DataFrame({"id": ["a"], "n": [1]}))
+    lake.write("things", pl.DataFrame({"id": ["b"], "n": [2], "context": ['{"locale": "de-DE"}']}))
+    wide = {**SCHEMA, "context": pl.String()}
+    assert lake.read("things", wide).sort("id").rows() == [("a", 1, None), ("b", 2, '{"locale": "de-DE"}')]
