@@ -62,7 +62,7 @@ def maintain_table(lake: LakeResource, name: str, vacuum_retention_hours: int) -
         before = data_files(table_dir)
         version_before, active_before = table.version(), len(table.file_uris())
         batch_before = table.transaction_version(INGEST_APP_ID)
-        # zstd: smaller and faster than snappy on this data (PERF-NOTES.md), like the micro-batches.
+        # zstd: smaller and faster than snappy on this data (measured), like the micro-batches.
         table.optimize.compact(writer_properties=writer_properties())
         # full=True also removes files no commit refers to (a micro-batch killed mid-write leaves some);
         # the retention still protects anything younger, and the lock any write in flight.

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from transforms.schema import RAW_MESSAGE_SCHEMA
+from transforms.spec import RAW_MESSAGE_SCHEMA
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """`lakemail runner`: the landing sensor's decision, taken every quarter second by a warm process.
 
 The daemon evaluates sensors at most every 5 s and starts a fresh interpreter per run (about 1.5 s
-before the first asset runs, PERF-NOTES.md): together most of the landed -> email latency. The
+before the first asset runs on the 2-core reference machine): together most of the landed -> email
+latency. The
 runner keeps one process with everything imported and runs `microbatch_job` in it against the
 persistent instance, so each run still shows in the UI's run history, with its checks and metadata.
 

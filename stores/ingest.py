@@ -21,14 +21,12 @@ import polars as pl
 
 from resources.lake import LakeResource
 from resources.landing import LandedFile, LandingResource
+from stores.reference import REFERENCE_FOLDERS, merge_reference, reference_counts
 from transforms.ingest.batch import LANDED_SCHEMA, commit_groups, pending_files
 from transforms.ingest.events import dedupe_dates, identity_edges
 from transforms.ingest.files import FileResult, assemble_batch, process_file
 from transforms.ingest.reference import ReferenceResult, parse_reference
-from transforms.ingest.reference_tables import catalog_changes, latest_rows
 from transforms.schema import (
-    CATALOG_SCHEMA,
-    CUSTOMERS_SCHEMA,
     EVENTS_SCHEMA,
     IDENTITIES_SCHEMA,
     INGEST_LOG_SCHEMA,
@@ -38,7 +36,6 @@ from transforms.schema import (
 log = logging.getLogger(__name__)
 # Rolled back by batch number; identities only adds missing edges, customers and catalog keep the latest row.
 APPEND_TABLES = ("quarantine", "events", "catalog_changes")
-REFERENCE_FOLDERS = {"customers/": ("customers", "user_id"), "catalog/": ("catalog", "product_id")}
 INGEST_FOLDERS = ("events", "customers", "catalog")  # the landing folders a micro-batch takes
 DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024
 PARSE_THREADS = 2  # the reference machine has 2 cores
@@ -258,47 +255,3 @@ def merge_identities(lake: LakeResource, edges: pl.DataFrame, batch_id: int) -> 
         .sort(key)
     )
     lake.overwrite("identities", merged.select(list(IDENTITIES_SCHEMA)), batch_id=batch_id)
-
-
-def reference_counts(references: list[tuple[str, ReferenceResult]]) -> pl.DataFrame:
-    """ingest_log counts of customers / catalog files: every row is accepted or quarantined."""
-    return pl.DataFrame(
-        [(path, r.lines, r.rows.height, r.quarantine.height, 0) for path, r in references],
-        schema={
-            "source_file": pl.String,
-            "lines": pl.Int64,
-            "accepted": pl.Int64,
-            "quarantined": pl.Int64,
-            "duplicates": pl.Int64,
-        },
-        orient="row",
-    )
-
-
-def merge_reference(lake: LakeResource, references: list[tuple[str, ReferenceResult]], batch_id: int) -> int:
-    """Latest row per key into `customers` and `catalog`; catalog changes logged before the catalog moves.
-
-    Both tables are rewritten whole (they are small next to events, and no predicate is logged). A retry
-    of a batch that crashed after rewriting the catalog compares against the version before it.
-    """
-    changed = 0
-    for folder, (name, key) in REFERENCE_FOLDERS.items():
-        incoming = [r.rows for path, r in references if path.startswith(folder)]
-        if not incoming:
-            continue
-        schema = CUSTOMERS_SCHEMA if name == "customers" else CATALOG_SCHEMA
-        before = _before_batch(lake, name, schema)
-        after = latest_rows(before, pl.concat(incoming), key)
-        if name == "catalog":
-            changes = catalog_changes(before, after).with_columns(pl.lit(batch_id).alias("batch_id"))
-            lake.append("catalog_changes", changes, batch_id=batch_id)
-            changed += changes.height
-        lake.overwrite(name, after.select(list(schema)), batch_id=batch_id)
-    return changed
-
-
-def _before_batch(lake: LakeResource, name: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    version = lake.version(name)
-    if version is not None and lake.batch_version(name) > lake.committed_batch():
-        return lake.read(name, schema, version=version - 1)  # this batch's own earlier, crashed attempt
-    return lake.read(name, schema)

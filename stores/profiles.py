@@ -46,9 +46,6 @@ def folded_batch(lake: LakeResource) -> int:
     return lake.app_version("profile_state", FOLD_APP)
 
 
-scan_table = LakeResource.scan  # the former name, still imported by stores.sends
-
-
 def of_users(
     lake: LakeResource, name: str, schema: dict[str, pl.DataType], users: list[str] | None
 ) -> pl.DataFrame:

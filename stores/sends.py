@@ -24,12 +24,12 @@ from functools import partial
 import polars as pl
 
 from resources.lake import LakeResource
-from stores.profiles import customers_for, scan_table, state_for
+from stores.profiles import customers_for, state_for
 from stores.sends_delivery import AttemptMarkers, Delivery, Sender, SendsReport
-from stores.triggers import RUN_APP, suppressed_users
+from stores.suppressions import suppressed_users
 from transforms.profiles.derive import derive
 from transforms.profiles.partials import principal
-from transforms.schema import CATALOG_SCHEMA, EVENTS_SCHEMA, SENDS_SCHEMA, TRIGGERS_SCHEMA
+from transforms.schema import CATALOG_SCHEMA, EVENTS_SCHEMA, RUN_APP, SENDS_APP, SENDS_SCHEMA, TRIGGERS_SCHEMA
 from transforms.sends.catalog import Catalog, bestseller_ranking
 from transforms.sends.plan import (
     Planned,
@@ -42,7 +42,6 @@ from transforms.sends.plan import (
 from transforms.sends.rows import WAITING, outbox_rows
 from transforms.triggers.decide import exit_reasons_now
 
-SENDS_APP = "lakemail-sends"  # the last trigger evaluation whose `send` decisions are in the outbox
 BESTSELLER_WINDOW = timedelta(days=7)
 
 
@@ -63,7 +62,7 @@ def enqueue(lake: LakeResource, *, provider: str, now: datetime) -> int:
     if latest <= done and lake.table("sends") is not None:
         return 0
     decisions = (
-        scan_table(lake, "triggers", TRIGGERS_SCHEMA)
+        lake.scan("triggers", TRIGGERS_SCHEMA)
         .filter(
             (pl.col("evaluation") > done) & (pl.col("evaluation") <= latest) & (pl.col("decision") == "send")
         )
@@ -83,7 +82,7 @@ def _landed(lake: LakeResource, decisions: pl.DataFrame) -> pl.DataFrame:
         ).with_columns(pl.lit(None, EVENTS_SCHEMA["landed_at"]).alias("landed_at"))
     times = decisions["first_event_at"].drop_nulls().unique()
     dates = times.dt.date().unique().to_list()
-    events = scan_table(lake, "events", EVENTS_SCHEMA).filter(
+    events = lake.scan("events", EVENTS_SCHEMA).filter(
         pl.col("event_date").is_in(dates) & pl.col("event_ts").is_in(times.implode())
     )
     return events.select(principal().alias("principal"), "event_ts", "landed_at").collect()
@@ -93,7 +92,7 @@ def next_attempt(lake: LakeResource, *, lookups: bool = True) -> datetime | None
     """When the outbox next has work: the earliest waiting (or, with `lookups`, unknown) row."""
     statuses = [*WAITING, "unknown"] if lookups else list(WAITING)
     found = (
-        scan_table(lake, "sends", SENDS_SCHEMA)
+        lake.scan("sends", SENDS_SCHEMA)
         .filter(pl.col("status").is_in(statuses) & pl.col("next_attempt_at").is_not_null())
         .select(pl.col("next_attempt_at").min())
         .collect()
@@ -106,7 +105,7 @@ def due_rows(lake: LakeResource, now: datetime, *, lookups: bool) -> pl.DataFram
     """The rows due at `now`, oldest first (`unknown` ones too when the provider can be asked)."""
     statuses = [*WAITING, "unknown"] if lookups else list(WAITING)
     return (
-        scan_table(lake, "sends", SENDS_SCHEMA)
+        lake.scan("sends", SENDS_SCHEMA)
         .filter(pl.col("status").is_in(statuses) & (pl.col("next_attempt_at") <= now))
         .select(list(SENDS_SCHEMA))
         .sort("created_at", "send_id")
@@ -155,7 +154,7 @@ def read_world(
 ) -> SendWorld:
     """The facts the due rows are checked against, as they stand at `now` (one read per run)."""
     decided = (
-        scan_table(lake, "triggers", TRIGGERS_SCHEMA)
+        lake.scan("triggers", TRIGGERS_SCHEMA)
         .filter(pl.col("trigger_id").is_in(rows["trigger_id"].to_list()) & (pl.col("decision") == "send"))
         .select(list(TRIGGERS_SCHEMA))
         .unique("trigger_id", keep="first")
@@ -164,7 +163,7 @@ def read_world(
     users = sorted(set(rows["user_id"].drop_nulls()))
     state, _ = state_for(lake, users)
     profiles = derive(state, customers_for(lake, users), now)
-    catalog = scan_table(lake, "catalog", CATALOG_SCHEMA).select(list(CATALOG_SCHEMA)).collect()
+    catalog = lake.scan("catalog", CATALOG_SCHEMA).select(list(CATALOG_SCHEMA)).collect()
     # Re-checked right before sending: the rule's exit condition, suppressions, consent.
     candidates = decided.with_columns(pl.col("user_id").alias("principal"))
     exits = exit_reasons_now(candidates, state=state, catalog=catalog, now=now).to_list()
@@ -182,7 +181,7 @@ def read_bestsellers(lake: LakeResource, now: datetime) -> list[str]:
     """Product ids most shoppers added to a cart in the week before `now`."""
     since = (now - BESTSELLER_WINDOW).date()
     added = (
-        scan_table(lake, "events", EVENTS_SCHEMA)
+        lake.scan("events", EVENTS_SCHEMA)
         .filter((pl.col("event_date") >= since) & (pl.col("event_name") == "Product Added"))
         .select(principal().alias("principal"), "product_id")
         .collect()

@@ -55,8 +55,8 @@ class AttemptMarkers:
     @classmethod
     def for_lake(cls, lake: LakeResource) -> AttemptMarkers:
         """Next to a local lake; for an object-store lake, in this machine's temp folder (one sender)."""
-        if "://" not in lake.uri or lake.uri.startswith("file://"):
-            return cls(Path(lake.uri.removeprefix("file://")) / ATTEMPTS_FOLDER)
+        if lake.root is not None:
+            return cls(lake.root / ATTEMPTS_FOLDER)
         digest = hashlib.sha256(lake.uri.encode()).hexdigest()[:16]
         return cls(Path(tempfile.gettempdir()) / f"lakemail{ATTEMPTS_FOLDER}-{digest}")
 

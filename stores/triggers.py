@@ -15,7 +15,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from stores.profiles import customers_for, state_for
-from stores.suppressions import suppressed_users  # also imported from here by stores.sends
+from stores.suppressions import suppressed_users
 from transforms.profiles.derive import derive
 from transforms.profiles.partials import principal
 from transforms.profiles.state import ANON

@@ -1,5 +1,5 @@
-"""The lake's table contract: each table's columns, key and Delta application-transaction ids, and the
-quarantine reason codes.
+"""The lake's table contract: each table's columns, key and Delta application-transaction ids (the
+landed message format and the quarantine reason codes are in `transforms.spec`).
 
 An application transaction (`app_id -> version`) is committed with a table's rows, so the table itself
 records the last batch, fold or engine run that wrote it: a rerun reads it back and skips what is done.
@@ -7,13 +7,11 @@ records the last batch, fold or engine run that wrote it: a rerun reads it back 
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import polars as pl
 
+from transforms.spec import CONTEXT_COLUMNS, PROPERTY_COLUMNS
+
 UTC_TS = pl.Datetime("us", "UTC")
-MAX_LINE_BYTES = 32 * 1024  # Segment's own limit for one message
-KNOWN_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 
 # Application-transaction ids (the writer) and what each records as its version.
 INGEST_APP_ID = "lakemail-ingest"  # the micro-batch number, on every table a batch writes; ingest_log last
@@ -21,82 +19,9 @@ UPDATES_APP = "lakemail-profile-updates"  # profile_updates: the last batch whos
 FOLD_APP = "lakemail-profile-fold"  # profile_state and profiles: the batch folded up to
 RUN_APP = "lakemail-triggers"  # triggers and trigger_state: the engine run (`evaluation`)
 BATCH_APP = "lakemail-triggers-batch"  # trigger_state: the last ingest batch the engine run saw
+SENDS_APP = "lakemail-sends"  # sends: the last trigger evaluation whose `send` decisions are in the outbox
 READ_APP = "lakemail-triggers-read:"  # + a table name, on triggers: the version of it the engine run read
 
-
-class Reason(StrEnum):
-    """Why a landed line was quarantined (the `quarantine.reason` code)."""
-
-    INVALID_UTF8 = "invalid_utf8"
-    INVALID_JSON = "invalid_json"
-    NOT_AN_OBJECT = "not_an_object"
-    LINE_TOO_LONG = "line_too_long"
-    MISSING_FIELD = "missing_field"
-    WRONG_TYPE = "wrong_type"
-    UNKNOWN_TYPE = "unknown_type"
-    INVALID_TIMESTAMP = "invalid_timestamp"
-    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
-    BATCH_ENVELOPE = "batch_envelope"  # a whole `{"batch": [...]}` request body landed as one line
-
-
-# Top-level message fields as landed. Object fields are read as their JSON text: Polars keeps an
-# object's text for a String column, so unknown properties survive and nothing fails on odd shapes.
-# `batch` is not a message field: it marks a landed `/v1/batch` body (quarantined as BATCH_ENVELOPE).
-SCALAR_FIELDS = (
-    "messageId",
-    "type",
-    "event",
-    "userId",
-    "anonymousId",
-    "previousId",  # alias
-    "groupId",  # group
-    "name",  # page, screen
-    "category",  # page, screen
-    "timestamp",
-    "originalTimestamp",
-    "sentAt",
-    "receivedAt",
-)
-OBJECT_FIELDS = ("properties", "traits", "context")
-RAW_MESSAGE_SCHEMA: dict[str, pl.DataType] = {
-    name: pl.String() for name in (*SCALAR_FIELDS, *OBJECT_FIELDS, "batch")
-}
-
-# E-commerce v2 properties lifted into typed columns (all other properties stay in `properties`).
-PROPERTY_COLUMNS: dict[str, tuple[str, pl.DataType]] = {
-    "product_id": ("product_id", pl.String()),
-    "sku": ("sku", pl.String()),
-    "category": ("category", pl.String()),
-    "name": ("product_name", pl.String()),
-    "brand": ("brand", pl.String()),
-    "price": ("price", pl.Float64()),
-    "quantity": ("quantity", pl.Int64()),
-    "cart_id": ("cart_id", pl.String()),
-    "order_id": ("order_id", pl.String()),
-    "checkout_id": ("checkout_id", pl.String()),
-    "total": ("total", pl.Float64()),
-    "revenue": ("revenue", pl.Float64()),
-    "currency": ("currency", pl.String()),
-    "query": ("query", pl.String()),
-    "url": ("url", pl.String()),
-    "image_url": ("image_url", pl.String()),
-    "products": ("products", pl.String()),
-}
-# `context` paths (Segment's common fields) lifted into typed columns for analysts; the whole object
-# stays in the `context` JSON column. `ip` is kept truncated only (IPv4 /24, IPv6 /48), here and there.
-CONTEXT_COLUMNS: dict[str, tuple[str, pl.DataType]] = {
-    "locale": ("locale", pl.String()),
-    "timezone": ("timezone", pl.String()),
-    "ip": ("context_ip", pl.String()),
-    "userAgent": ("context_user_agent", pl.String()),
-    "library.name": ("context_library_name", pl.String()),
-    "campaign.source": ("context_campaign_source", pl.String()),
-    "campaign.medium": ("context_campaign_medium", pl.String()),
-    "campaign.name": ("context_campaign_name", pl.String()),
-    "page.url": ("context_page_url", pl.String()),
-    "page.path": ("context_page_path", pl.String()),
-    "page.referrer": ("context_page_referrer", pl.String()),
-}
 
 # key: event_id (append, tagged INGEST_APP_ID; partitioned by event_date)
 EVENTS_SCHEMA: dict[str, pl.DataType] = {
@@ -318,8 +243,6 @@ ERASURES_SCHEMA: dict[str, pl.DataType] = {
     "passed": pl.Boolean(),
     "certificate": pl.String(),
 }
-
-RAW_QUARANTINE_BYTES = 2048  # how much of a rejected line `quarantine.raw` keeps
 
 # Columns whose min/max may enter the Delta log as file statistics. Person-identifying columns (user
 # and anonymous ids, traits, raw lines) never do, so an erasure can leave no trace in `_delta_log`.

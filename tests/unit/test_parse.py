@@ -10,7 +10,7 @@ import pytest
 
 from transforms.ingest.files import process_file
 from transforms.ingest.parse import parse_lines
-from transforms.schema import MAX_LINE_BYTES, Reason
+from transforms.spec import MAX_LINE_BYTES, Reason
 
 LANDED = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

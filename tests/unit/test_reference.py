@@ -15,15 +15,8 @@ from polars.testing import assert_frame_equal
 
 from transforms.ingest.reference import ReferenceResult, parse_reference
 from transforms.ingest.reference_tables import catalog_changes, latest_rows
-from transforms.schema import (
-    CATALOG_CHANGE_SCHEMA,
-    CATALOG_SCHEMA,
-    CUSTOMERS_SCHEMA,
-    MAX_LINE_BYTES,
-    QUARANTINE_SCHEMA,
-    RAW_QUARANTINE_BYTES,
-    Reason,
-)
+from transforms.schema import CATALOG_CHANGE_SCHEMA, CATALOG_SCHEMA, CUSTOMERS_SCHEMA, QUARANTINE_SCHEMA
+from transforms.spec import MAX_LINE_BYTES, RAW_QUARANTINE_BYTES, Reason
 
 LANDED = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 SOURCE = {"source_file": pl.String(), "source_line": pl.Int64()}

@@ -16,7 +16,8 @@ import pytest
 
 from transforms.ingest.events import identity_edges
 from transforms.ingest.files import assemble_batch, process_file
-from transforms.schema import EVENTS_SCHEMA, Reason
+from transforms.schema import EVENTS_SCHEMA
+from transforms.spec import Reason
 
 LANDED = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

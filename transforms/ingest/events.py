@@ -9,14 +9,13 @@ import polars as pl
 
 from transforms.ingest.context import context_columns, scrub_json_ips
 from transforms.ingest.timestamps import event_time, parse_timestamps
-from transforms.schema import (
+from transforms.schema import EVENTS_SCHEMA, UTC_TS
+from transforms.spec import (
     CONTEXT_COLUMNS,
-    EVENTS_SCHEMA,
     KNOWN_TYPES,
     OBJECT_FIELDS,
     PROPERTY_COLUMNS,
     SCALAR_FIELDS,
-    UTC_TS,
     Reason,
 )
 

@@ -1,7 +1,7 @@
 """Landed NDJSON bytes -> one row per message, with line-level quarantine.
 
-Polars reads a whole chunk of lines in Rust, but fails the whole chunk on one bad line (see
-PERF-NOTES.md). So a clean chunk takes the vectorised path only; a chunk that fails is classified
+Polars reads a whole chunk of lines in Rust, but fails the whole chunk on one bad line. So a clean
+chunk takes the vectorised path only; a chunk that fails is classified
 line by line with orjson (~1 us a line) and its good lines are read again by Polars. Dirty files
 cost about twice a clean one, clean files pay no per-line Python.
 """
@@ -16,7 +16,7 @@ import orjson
 import polars as pl
 
 from transforms.ingest.context import scrub_raw
-from transforms.schema import (
+from transforms.spec import (
     MAX_LINE_BYTES,
     OBJECT_FIELDS,
     RAW_MESSAGE_SCHEMA,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import orjson
 
 from transforms.ingest.reference_values import Kind, Rejected
-from transforms.schema import MAX_LINE_BYTES, Reason
+from transforms.spec import MAX_LINE_BYTES, Reason
 
 Record = dict[str, object] | Rejected
 

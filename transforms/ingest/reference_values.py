@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 import polars as pl
 
 from transforms.ingest.events import EARLIEST, MAX_AHEAD
-from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, Reason
+from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA
+from transforms.spec import Reason
 
 CONSENT_WORDS = {"true": True, "false": False}
 CSV_CONSENT_WORDS = {**CONSENT_WORDS, "1": True, "0": False, "yes": True, "no": False}

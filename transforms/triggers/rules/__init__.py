@@ -1,4 +1,4 @@
-"""The trigger rules of PRODUCT.md section 4; a new trigger is one small module and one entry here."""
+"""The trigger rules; a new trigger is one small module and one entry here."""
 
 from __future__ import annotations
 
