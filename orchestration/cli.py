@@ -59,6 +59,11 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     sim.add_argument("--duration", type=float, required=True, help="seconds")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--fast", action="store_true", help="no pacing: simulated clock, as fast as possible")
+    sim.add_argument(
+        "--cart-ids",
+        action="store_true",
+        help="put cart_id on checkouts and orders too, as some shops do (Segment's spec does not)",
+    )
     sim.add_argument("--via-collector", metavar="URL", help="post through the collector (not available yet)")
 
 
@@ -170,6 +175,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         duration=args.duration,
         seed=args.seed,
         realtime=not args.fast,
+        cart_ids=args.cart_ids,
     )
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.lines.items()))
     print(f"landed {len(report.files)} files, {report.total_lines} lines ({kinds})")

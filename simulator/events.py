@@ -1,5 +1,10 @@
 """What a shopper's session does next, as the Segment message it sends: views, pages, searches, cart
-changes, checkouts, orders and logins (each also moves the session's page and the shopper's cart)."""
+changes, checkouts, orders and logins (each also moves the session's page and the shopper's cart).
+
+Checkouts and orders are shaped as Segment's e-commerce v2 spec documents them: `order_id`,
+`checkout_id`, `products`, `revenue`, `total`, `currency`, and no `cart_id` (`cart_ids=True`: a shop
+that adds the cart's id to them, as lakemail's own shape did).
+"""
 
 from __future__ import annotations
 
@@ -41,11 +46,14 @@ class Session:
 class SessionActions:
     """The actions of a session (`builders`, by name), drawing on the simulation's one random stream."""
 
-    def __init__(self, rng: random.Random, catalog: Catalog, dirt: Dirt, now_ms: int) -> None:
+    def __init__(
+        self, rng: random.Random, catalog: Catalog, dirt: Dirt, now_ms: int, cart_ids: bool = False
+    ) -> None:
         self._rng = rng
         self._rnd = rng.random
         self.catalog = catalog
         self.dirt = dirt
+        self.cart_ids = cart_ids
         self.now_ms = now_ms  # the end of the current step: no event is sent after it
         self._queries = [*CATEGORIES, *(noun.lower() for nouns in CATEGORIES.values() for noun in nouns)]
         self._search_pages = {q: page(f"/search?q={quote_plus(q)}", f"Search: {q}") for q in self._queries}
@@ -121,7 +129,9 @@ class SessionActions:
         if len(session.viewed) > RECENT_VIEWS:
             del session.viewed[0]
         session.page = product.page
-        properties = product.props if cart_id is None else {**product.props, "cart_id": cart_id}
+        if cart_id is None or not self.cart_ids:  # the spec's Product Viewed names no cart
+            return self.track(session, t, "Product Viewed", product.props)
+        properties = {**product.props, "cart_id": cart_id}
         return self.track(session, t, "Product Viewed", properties)
 
     def _add(self, session: Session, t: int) -> Message:
@@ -130,7 +140,7 @@ class SessionActions:
             shopper.cart_id = self.uuid()
         quantity = 1 if self._rnd() < 0.85 else 2
         shopper.cart[product.product_id] = shopper.cart.get(product.product_id, 0) + quantity
-        shopper.checkout_id = None  # a changed cart needs a new checkout
+        shopper.checkout_id = shopper.order_id = None  # a changed cart needs a new checkout
         properties = {**product.props, "quantity": quantity, "cart_id": shopper.cart_id}
         return self.track(session, t, "Product Added", properties)
 
@@ -138,7 +148,7 @@ class SessionActions:
         shopper = session.shopper
         product = self.catalog.by_id[self.pick(list(shopper.cart))]
         quantity = shopper.cart.pop(product.product_id)
-        shopper.checkout_id = None
+        shopper.checkout_id = shopper.order_id = None
         properties = {**product.props, "quantity": quantity, "cart_id": shopper.cart_id}
         return self.track(session, t, "Product Removed", properties)
 
@@ -147,8 +157,8 @@ class SessionActions:
         lines: list[Message] = []
         for product_id, quantity in shopper.cart.items():
             p = self.catalog.by_id[product_id]
-            line: Message = {"product_id": product_id, "name": p.name, "price": p.price, "quantity": quantity}
-            line["category"] = p.category
+            line: Message = {"product_id": product_id, "sku": p.props["sku"], "name": p.name}
+            line |= {"price": p.price, "quantity": quantity, "category": p.category}
             lines.append(line)
         return lines, round(sum(line["price"] * line["quantity"] for line in lines), 2)
 
@@ -158,36 +168,30 @@ class SessionActions:
         return self.track(session, t, "Cart Viewed", {"cart_id": session.shopper.cart_id, "products": lines})
 
     def _checkout(self, session: Session, t: int) -> Message:
+        """Checkout Started: the checkout's id and the id of the order it will complete, as the spec has."""
         shopper = session.shopper
-        lines, total = self._cart_lines(shopper)
         shopper.checkout_id = self.uuid()
+        shopper.order_id = f"o-{self._rng.randbytes(6).hex()}"
         session.page = CHECKOUT_PAGE
-        properties: Message = {
-            "checkout_id": shopper.checkout_id,
-            "cart_id": shopper.cart_id,
-            "total": total,
-            "currency": CURRENCY,
-            "products": lines,
-        }
-        return self.track(session, t, "Checkout Started", properties)
+        return self.track(session, t, "Checkout Started", self._order_properties(shopper))
 
     def _order(self, session: Session, t: int) -> Message:
         shopper = session.shopper
-        lines, total = self._cart_lines(shopper)
-        properties: Message = {
-            "order_id": f"o-{self._rng.randbytes(6).hex()}",
-            "checkout_id": shopper.checkout_id,
-            "cart_id": shopper.cart_id,
-            "total": total,
-            "revenue": total,
-            "currency": CURRENCY,
-            "products": lines,
-        }
-        shopper.cart_id = shopper.checkout_id = None  # the next add starts a new cart
+        properties = self._order_properties(shopper)
+        shopper.cart_id = shopper.checkout_id = shopper.order_id = None  # the next add starts a new cart
         shopper.cart = {}
         shopper.orders += 1
         session.page = ORDER_PAGE
         return self.track(session, t, "Order Completed", properties)
+
+    def _order_properties(self, shopper: Shopper) -> Message:
+        """E-commerce v2 properties of the open checkout and its order (`cart_id` if the shop adds it)."""
+        lines, total = self._cart_lines(shopper)
+        properties: Message = {"checkout_id": shopper.checkout_id, "order_id": shopper.order_id}
+        if self.cart_ids:
+            properties["cart_id"] = shopper.cart_id
+        properties |= {"total": total, "revenue": total, "currency": CURRENCY, "products": lines}
+        return properties
 
     def _identify(self, session: Session, t: int) -> Message:
         """Sign-up (the first time) or login: links the shopper's anonymousId to their userId."""

@@ -55,6 +55,7 @@ class Shopper:
     cart_id: str | None = None
     cart: dict[str, int] = field(default_factory=dict)  # product_id -> quantity
     checkout_id: str | None = None
+    order_id: str | None = None  # the order the open checkout will complete (Segment puts it on both)
 
 
 def new_shopper(seed: int, index: int) -> Shopper:

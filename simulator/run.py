@@ -32,6 +32,7 @@ def run_simulation(
     realtime: bool = True,
     start: datetime | None = None,
     dirt: Dirt | None = None,
+    cart_ids: bool = False,
     stop: threading.Event | None = None,
     on_file: Callable[[Path, int], None] | None = None,
 ) -> SimulationReport:
@@ -39,13 +40,14 @@ def run_simulation(
 
     The catalog and the CRM members land first (`catalog/`, `customers/`), then catalog updates and CRM
     changes whenever they fall due on the simulated clock, before the events that see them.
+    Checkouts and orders are spec-shaped (no `cart_id`) unless `cart_ids`.
     """
     if rate <= 0 or duration < 0 or rotate_seconds <= 0 or rotate_events < 1:
         raise ValueError("rate and rotate_seconds must be > 0, duration >= 0, rotate_events >= 1")
     if realtime and start is not None:
         raise ValueError("start applies to realtime=False only: realtime timestamps are the wall clock")
     begin = start if start is not None else datetime.now(UTC)
-    sim = ShopperSimulator(users=users, seed=seed, start=begin, dirt=dirt)
+    sim = ShopperSimulator(users=users, seed=seed, start=begin, dirt=dirt, cart_ids=cart_ids)
     lander = Lander(landing, seed, on_file)
     lander.land_reference(sim.reference_files())
     total, stop = round(rate * duration), stop if stop is not None else threading.Event()

@@ -41,8 +41,20 @@ ORDER_CHANCE = 0.35  # chance, at each event while a checkout is open, that the 
 class ShopperSimulator:
     """A pool of shoppers whose sessions emit Segment messages; `step` advances the simulated clock."""
 
-    def __init__(self, *, users: int, seed: int = 0, start: datetime, dirt: Dirt | None = None) -> None:
-        """Shoppers `u-000001`.. (created on first visit) and the catalog; the clock starts at `start`."""
+    def __init__(
+        self,
+        *,
+        users: int,
+        seed: int = 0,
+        start: datetime,
+        dirt: Dirt | None = None,
+        cart_ids: bool = False,
+    ) -> None:
+        """Shoppers `u-000001`.. (created on first visit) and the catalog; the clock starts at `start`.
+
+        `cart_ids`: checkouts, orders and product views carry the cart's `cart_id` too, as some shops
+        add it (Segment's e-commerce spec puts it on cart events only).
+        """
         if users < 1:
             raise ValueError("users must be at least 1")
         self.users = users
@@ -54,7 +66,7 @@ class ShopperSimulator:
         self._catalog = Catalog(make_catalog(seed))
         self._population = Population(seed, users)
         self._feeds = ReferenceFeeds(seed, self._now_ms, self._catalog, self._population)
-        self._actions = SessionActions(self._rng, self._catalog, self.dirt, self._now_ms)
+        self._actions = SessionActions(self._rng, self._catalog, self.dirt, self._now_ms, cart_ids)
         self._builders = self._actions.builders
         self._sessions: list[Session] = []
         self._target_sessions = max(1, min(users // 3, 2000))

@@ -14,6 +14,7 @@ import orjson
 import polars as pl
 import pytest
 
+from orchestration.cli import main
 from simulator.dirt import MALFORMED_REASONS, Dirt
 from simulator.landing import SimulationReport, write_landing_file
 from simulator.run import run_simulation
@@ -35,16 +36,18 @@ PRODUCT_KEYS = {"product_id", "sku", "category", "name", "brand", "price", "quan
 TRACK_KEYS = {
     "Products Searched": {"query"},
     "Cart Viewed": {"cart_id", "products"},
-    "Checkout Started": {"checkout_id", "cart_id", "total", "currency", "products"},
-    "Order Completed": {"order_id", "checkout_id", "cart_id", "total", "revenue", "currency", "products"},
+    "Checkout Started": {"checkout_id", "order_id", "total", "revenue", "currency", "products"},
+    "Order Completed": {"order_id", "checkout_id", "total", "revenue", "currency", "products"},
     **{name: PRODUCT_KEYS for name in PRODUCT_EVENTS},
 }
 Step = tuple[datetime, datetime, list[SimLine]]
 
 
-def run_steps(seed: int = 7, dirt: Dirt | None = None, steps: int = 12, n: int = 1500) -> list[Step]:
+def run_steps(
+    seed: int = 7, dirt: Dirt | None = None, steps: int = 12, n: int = 1500, cart_ids: bool = False
+) -> list[Step]:
     """(previous now, now, lines) of `steps` one-minute steps of `n` lines each."""
-    sim = ShopperSimulator(users=300, seed=seed, start=START, dirt=dirt)
+    sim = ShopperSimulator(users=300, seed=seed, start=START, dirt=dirt, cart_ids=cart_ids)
     out: list[Step] = []
     for i in range(steps):
         previous, now = START + timedelta(minutes=i), START + timedelta(minutes=i + 1)
@@ -253,22 +256,40 @@ def test_shoppers_view_some_products_repeatedly() -> None:
     assert 0.05 < repeated / len(views) < 0.9
 
 
-def test_orders_match_the_cart_they_complete() -> None:
+@pytest.mark.parametrize("cart_ids", [False, True])
+def test_orders_match_the_cart_and_the_checkout_they_complete(cart_ids: bool) -> None:
+    """The order holds the shopper's cart and the ids of the checkout before it (the cart's if asked)."""
     carts: dict[str, Counter[str]] = defaultdict(Counter)
+    open_cart: dict[str, str] = {}  # anonymousId -> its cart
+    checkouts: dict[str, dict[str, Any]] = {}  # anonymousId -> properties of its last Checkout Started
     ordered: set[str] = set()
-    for line in all_lines(run_steps(dirt=Dirt.none(), steps=20)):
+    for line in all_lines(run_steps(dirt=Dirt.none(), steps=20, cart_ids=cart_ids)):
         message = orjson.loads(line.data)
-        properties, event = message.get("properties", {}), message.get("event")
+        properties, event, shopper = (
+            message.get("properties", {}),
+            message.get("event"),
+            message["anonymousId"],
+        )
         if event in ("Product Added", "Product Removed"):
             assert properties["cart_id"] not in ordered
+            open_cart[shopper] = properties["cart_id"]
             sign = 1 if event == "Product Added" else -1
             carts[properties["cart_id"]][properties["product_id"]] += sign * properties["quantity"]
+        elif event == "Checkout Started":
+            checkouts[shopper] = properties
         elif event == "Order Completed":
-            cart = +carts[properties["cart_id"]]
-            assert {p["product_id"]: p["quantity"] for p in properties["products"]} == dict(cart)
+            cart_id = open_cart.pop(shopper)
+            assert properties.get("cart_id") == (cart_id if cart_ids else None)
+            assert {p["product_id"]: p["quantity"] for p in properties["products"]} == dict(+carts[cart_id])
             expected = round(sum(p["price"] * p["quantity"] for p in properties["products"]), 2)
             assert properties["total"] == properties["revenue"] == expected > 0
-            ordered.add(properties["cart_id"])
+            checkout = checkouts.pop(shopper)
+            assert (checkout["checkout_id"], checkout["order_id"]) == (
+                properties["checkout_id"],
+                properties["order_id"],
+            )
+            assert checkout["products"] == properties["products"]
+            ordered.add(cart_id)
     assert len(ordered) > 5
 
 
@@ -583,3 +604,22 @@ def test_reference_files_depend_only_on_the_seed(tmp_path: Path) -> None:
         )
     assert contents[0] == contents[1] != contents[2]
     assert len(contents[0]) == 20 // 5 + 20 // 10
+
+
+@pytest.mark.parametrize("flag", [[], ["--cart-ids"]])
+def test_simulate_command_puts_cart_ids_on_orders_only_with_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str]
+) -> None:
+    """`lakemail simulate` in-process (a subprocess would run the installed checkout, not this one)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAKEMAIL_HOME", str(tmp_path))
+    args = ["simulate", "--users", "20", "--rate", "1000", "--duration", "4", "--seed", "3", "--fast", *flag]
+    assert main(args) == 0
+    found = [
+        orjson.loads(line)["properties"]
+        for path in sorted((tmp_path / "landing" / "events").glob("*.ndjson"))
+        for line in path.read_bytes().splitlines()
+        if b'"Order Completed"' in line or b'"Checkout Started"' in line
+    ]
+    assert len(found) > 5
+    assert all(("cart_id" in properties) == bool(flag) for properties in found)
