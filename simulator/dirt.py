@@ -50,23 +50,36 @@ class Dirt:
         return cls(duplicate_rate=0.0, malformed_rate=0.0, late_rate=0.0, skew_rate=0.0)
 
 
-def stamp(message: Message, t: int, now_ms: int, rnd: Callable[[], float], dirt: Dirt) -> None:
-    """timestamp / sentAt / receivedAt of an event that happened at `t`, late or skewed by the dirt."""
+def stamp(
+    message: Message, t: int, now_ms: int, rnd: Callable[[], float], dirt: Dirt, processed: bool = False
+) -> None:
+    """timestamp / sentAt / receivedAt of an event that happened at `t`, late or skewed by the dirt.
+
+    `processed`: as a Segment export has it, `originalTimestamp` the device's time and `timestamp`
+    already corrected for the device's clock (`receivedAt - (sentAt - originalTimestamp)`).
+    """
     iso = iso_second
     r, sent = rnd(), min(t + int(rnd() * 1_500), now_ms)
     if r < dirt.late_rate:  # buffered on the device: happened up to 10 min ago, sent now
-        message["timestamp"] = iso_ms(t - 1_000 - int(rnd() * 599_000))
-        message["sentAt"] = message["receivedAt"] = iso_ms(t)
+        device_ts, device_sent, received = t - 1_000 - int(rnd() * 599_000), t, t
     elif r < dirt.late_rate + dirt.skew_rate:  # client clock off: receivedAt right, the rest shifted
         skew = (1_000 + int(rnd() * 299_000)) * (1 if rnd() < 0.5 else -1)
-        message["timestamp"] = iso_ms(t + skew)
-        message["sentAt"] = iso_ms(sent + skew)
-        message["receivedAt"] = iso_ms(sent)
-    elif r > 1.0 - NO_SENT_AT_RATE:
+        device_ts, device_sent, received = t + skew, sent + skew, sent
+    elif r > 1.0 - NO_SENT_AT_RATE and not processed:
         message["timestamp"] = iso_ms(t)
-    else:  # the common case, with iso_ms inlined
+        return
+    elif not processed:  # the common case, with iso_ms inlined
         message["timestamp"] = iso(t // 1000) + MILLIS[t % 1000]
         message["sentAt"] = message["receivedAt"] = iso(sent // 1000) + MILLIS[sent % 1000]
+        return
+    else:
+        device_ts, device_sent, received = t, sent, sent
+    if processed:
+        message["timestamp"] = iso_ms(received - (device_sent - device_ts))
+        message["originalTimestamp"] = iso_ms(device_ts)
+    else:
+        message["timestamp"] = iso_ms(device_ts)
+    message["sentAt"], message["receivedAt"] = iso_ms(device_sent), iso_ms(received)
 
 
 def mangle(reason: str, message: Message, rng: random.Random, t: int) -> bytes:

@@ -1,5 +1,6 @@
-"""What a shopper's session does next, as the Segment message it sends: views, pages, searches, cart
-changes, checkouts, orders and logins (each also moves the session's page and the shopper's cart).
+"""What a shopper's session does next, as the Segment message it sends: views, pages (screens in the app),
+searches, cart changes, checkouts, orders, logins and what follows them (alias, group); each also moves
+the session's page and the shopper's cart.
 
 Checkouts and orders are shaped as Segment's e-commerce v2 spec documents them: `order_id`,
 `checkout_id`, `products`, `revenue`, `total`, `currency`, and no `cart_id` (`cart_ids=True`: a shop
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote_plus
 
+from simulator.context import Origin, draw_origin, page_context, web_origin
 from simulator.dirt import Dirt, stamp
-from simulator.population import Shopper
+from simulator.population import Shopper, company
 from simulator.segment import Message, uuid4
 from simulator.shop import (
     CART_PAGE,
@@ -32,6 +34,7 @@ from simulator.shop import (
 
 T = TypeVar("T")
 RECENT_VIEWS = 6
+ALIAS_ON_LOGIN = 0.25  # logins followed by an `alias` (every sign-up is), as shops that call it each login
 
 
 @dataclass(slots=True)
@@ -41,6 +44,9 @@ class Session:
     logged_in: bool = False
     page: dict[str, str] | None = None
     viewed: list[str] = field(default_factory=list)
+    origin: Origin | None = None  # app or website, campaign, Segment export (None: a direct website visit)
+    context: Message | None = None  # what the session's messages carry now (set by `go`)
+    pending: list[str] = field(default_factory=list)  # actions that must come next (alias, group)
 
 
 class SessionActions:
@@ -70,6 +76,8 @@ class SessionActions:
             "login": self._identify,
             "checkout": self._checkout,
             "order": self._order,
+            "alias": self._alias,
+            "group": self._group,
         }
 
     def pick(self, items: Sequence[T]) -> T:
@@ -80,10 +88,36 @@ class SessionActions:
         """A random (version 4 shaped) UUID string from the seeded RNG."""
         return uuid4(self._rng.randbytes(16))
 
+    def begin(self, session: Session) -> None:
+        """A new session: where it comes from (app or website, campaign, Segment export)."""
+        session.origin = draw_origin(session.shopper, self._rnd)
+
+    def go(self, session: Session, page: dict[str, str]) -> None:
+        """The session moves to `page` (the previous one, else where the session came from, refers)."""
+        if session.origin is None:
+            session.origin = web_origin(session.shopper)
+        origin = session.origin
+        if session.page is None:
+            referrer, search = origin.referrer, origin.search
+        else:
+            referrer, search = session.page["url"], ""
+        session.page = page
+        session.context = (
+            origin.base if origin.app else origin.base | {"page": page_context(page, referrer, search)}
+        )
+
     def message(
-        self, session: Session, t: int, kind: str, event: str | None, key: str, body: Message
+        self,
+        session: Session,
+        t: int,
+        kind: str,
+        *,
+        event: str | None = None,
+        key: str = "properties",
+        body: Message | None = None,
+        **fields: str,
     ) -> Message:
-        """A Segment message: ids, times, context, then `body` under `key` (properties or traits)."""
+        """A Segment message: ids, `fields`, times, context, then `body` under `key` (properties, traits)."""
         shopper = session.shopper
         message: Message = {"messageId": self.uuid(), "type": kind}
         if event is not None:
@@ -91,29 +125,33 @@ class SessionActions:
         if session.logged_in:
             message["userId"] = shopper.user_id
         message["anonymousId"] = shopper.anonymous_id
-        stamp(message, t, self.now_ms, self._rnd, self.dirt)
-        message["context"] = {
-            "locale": shopper.locale,
-            "timezone": shopper.timezone,
-            "userAgent": shopper.user_agent,
-            "page": session.page,
-        }
-        message[key] = body
+        if fields:
+            message |= fields
+        processed = session.origin is not None and session.origin.processed
+        stamp(message, t, self.now_ms, self._rnd, self.dirt, processed)
+        message["context"] = session.context
+        if body is not None:
+            message[key] = body
         return message
 
     def track(self, session: Session, t: int, event: str, properties: Message) -> Message:
-        return self.message(session, t, "track", event, "properties", properties)
+        return self.message(session, t, "track", event=event, body=properties)
 
     def _page_view(self, session: Session, t: int) -> Message:
+        """A page view on the website, a screen in the app."""
         if session.page is not None and self._rnd() < 0.5:
-            session.page = self._category_pages[session.shopper.favourite]
+            page = self._category_pages[session.shopper.favourite]
         else:
-            session.page = self.pick(self._pages)
-        return self.message(session, t, "page", None, "properties", session.page)
+            page = self.pick(self._pages)
+        self.go(session, page)
+        if session.origin is not None and session.origin.app:
+            return self.message(session, t, "screen", body={"path": page["path"]}, name=page["title"])
+        assert session.context is not None
+        return self.message(session, t, "page", body=session.context["page"])
 
     def _search(self, session: Session, t: int) -> Message:
         query = self.pick(self._queries)
-        session.page = self._search_pages[query]
+        self.go(session, self._search_pages[query])
         return self.track(session, t, "Products Searched", {"query": query})
 
     def _pick_product(self, session: Session) -> Product:
@@ -128,7 +166,7 @@ class SessionActions:
         session.viewed.append(product.product_id)
         if len(session.viewed) > RECENT_VIEWS:
             del session.viewed[0]
-        session.page = product.page
+        self.go(session, product.page)
         if cart_id is None or not self.cart_ids:  # the spec's Product Viewed names no cart
             return self.track(session, t, "Product Viewed", product.props)
         properties = {**product.props, "cart_id": cart_id}
@@ -164,7 +202,7 @@ class SessionActions:
 
     def _cart_viewed(self, session: Session, t: int) -> Message:
         lines, _ = self._cart_lines(session.shopper)
-        session.page = CART_PAGE
+        self.go(session, CART_PAGE)
         return self.track(session, t, "Cart Viewed", {"cart_id": session.shopper.cart_id, "products": lines})
 
     def _checkout(self, session: Session, t: int) -> Message:
@@ -172,7 +210,7 @@ class SessionActions:
         shopper = session.shopper
         shopper.checkout_id = self.uuid()
         shopper.order_id = f"o-{self._rng.randbytes(6).hex()}"
-        session.page = CHECKOUT_PAGE
+        self.go(session, CHECKOUT_PAGE)
         return self.track(session, t, "Checkout Started", self._order_properties(shopper))
 
     def _order(self, session: Session, t: int) -> Message:
@@ -181,7 +219,7 @@ class SessionActions:
         shopper.cart_id = shopper.checkout_id = shopper.order_id = None  # the next add starts a new cart
         shopper.cart = {}
         shopper.orders += 1
-        session.page = ORDER_PAGE
+        self.go(session, ORDER_PAGE)
         return self.track(session, t, "Order Completed", properties)
 
     def _order_properties(self, shopper: Shopper) -> Message:
@@ -194,9 +232,17 @@ class SessionActions:
         return properties
 
     def _identify(self, session: Session, t: int) -> Message:
-        """Sign-up (the first time) or login: links the shopper's anonymousId to their userId."""
+        """Sign-up (the first time) or login: links the shopper's anonymousId to their userId.
+
+        An `alias` follows every sign-up and a share of the logins, a `group` every login of a shopper
+        who buys for a business account.
+        """
         shopper = session.shopper
-        session.page = LOGIN_PAGE if shopper.known else SIGNUP_PAGE
+        self.go(session, LOGIN_PAGE if shopper.known else SIGNUP_PAGE)
+        if not shopper.known or self._rnd() < ALIAS_ON_LOGIN:
+            session.pending.append("alias")
+        if shopper.company is not None:
+            session.pending.append("group")
         shopper.known = session.logged_in = True
         traits: Message = {"email": shopper.email}
         if shopper.first_name is not None:
@@ -206,4 +252,15 @@ class SessionActions:
             "timezone": shopper.timezone,
             "marketing_consent": shopper.consent,
         }
-        return self.message(session, t, "identify", None, "traits", traits)
+        return self.message(session, t, "identify", key="traits", body=traits)
+
+    def _alias(self, session: Session, t: int) -> Message:
+        """analytics.js's `alias(userId)`: the anonymous id (`previousId`) is the user from now on."""
+        return self.message(session, t, "alias", previousId=session.shopper.anonymous_id)
+
+    def _group(self, session: Session, t: int) -> Message:
+        """analytics.js's `group(groupId, traits)`: the business account the shopper buys for."""
+        number = session.shopper.company
+        assert number is not None
+        group_id, traits = company(number)
+        return self.message(session, t, "group", key="traits", body=traits, groupId=group_id)

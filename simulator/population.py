@@ -1,4 +1,5 @@
-"""The simulated shoppers: who they are (region, locale, name, consent, favourite category), made on demand.
+"""The simulated shoppers: who they are (region, locale, name, consent, favourite category, device and IP
+address, the business account of a few), made on demand.
 
 A shopper's attributes come from a hash of (seed, index), not from the event stream's random generator:
 members are created for the first CRM file without shifting the event stream, and a hash costs ~1 us
@@ -34,6 +35,10 @@ USER_AGENTS = (
 )
 MEMBER_SHARE = 3  # of every 10 shoppers are customers from before the simulation (in the first snapshot)
 CONSENT_RATE = 0.85
+BUSINESS_RATE = 0.10  # shoppers who buy for a business account (analytics.js `group` after each login)
+COMPANIES = 24  # business accounts `g-0001`.., shared by those shoppers
+IPV6_RATE = 0.20  # shoppers seen over IPv6; the others over IPv4 (addresses from the documentation ranges)
+IPV4_NETS = ("192.0.2", "198.51.100", "203.0.113")
 NO_FIRST_NAME_RATE = 0.10  # shoppers without a first name, so emails show the neutral greeting
 
 
@@ -56,6 +61,8 @@ class Shopper:
     cart: dict[str, int] = field(default_factory=dict)  # product_id -> quantity
     checkout_id: str | None = None
     order_id: str | None = None  # the order the open checkout will complete (Segment puts it on both)
+    ip: str = ""
+    company: int | None = None  # business account number, for shoppers who buy for one
 
 
 def new_shopper(seed: int, index: int) -> Shopper:
@@ -77,7 +84,36 @@ def new_shopper(seed: int, index: int) -> Shopper:
         favourite=CATEGORY_NAMES[r[5] % len(CATEGORY_NAMES)],
         known=member,
         orders=r[6] % 9 if member else 0,
+        ip=_ip(r[7:12]),
+        company=1 + r[12] % COMPANIES if r[13] < 256 * BUSINESS_RATE else None,
     )
+
+
+COMPANY_WORDS = (
+    ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay"),
+    ("Studio", "Labs", "GmbH", "Ltd"),
+)
+INDUSTRIES = ("Retail", "Design", "Hospitality", "Software", "Architecture", "Events")
+PLANS = ("business", "business_plus")
+
+
+def company(number: int) -> tuple[str, dict[str, object]]:
+    """Business account `number` (1-based) as Segment's `group`: its groupId and traits."""
+    first, second = COMPANY_WORDS
+    traits: dict[str, object] = {
+        "name": f"{first[number % len(first)]} {second[number // len(first) % len(second)]}",
+        "industry": INDUSTRIES[number % len(INDUSTRIES)],
+        "employees": 5 + (number * 37) % 400,
+        "plan": PLANS[number % len(PLANS)],
+    }
+    return f"g-{number:04d}", traits
+
+
+def _ip(r: bytes) -> str:
+    """An IP address from 5 hash bytes: IPv4 in the documentation ranges, or IPv6 in 2001:db8::/32."""
+    if r[0] < 256 * IPV6_RATE:
+        return f"2001:db8:{r[1]:x}{r[2]:02x}:{r[3]:x}::{r[4]:x}"
+    return f"{IPV4_NETS[r[1] % len(IPV4_NETS)]}.{1 + r[2] % 254}"
 
 
 class Population:

@@ -11,8 +11,9 @@ updates (`catalog/`), both with `updated_at`, landed every few simulated minutes
 prices and stock from the next step on (only products in stock are added to carts).
 
 Here: the sessions, which action each takes next, and where dirt replaces a line. The shop is in `shop`,
-the shoppers in `population`, the actions' messages in `events`, the dirt in `dirt`, the reference
-files in `reference`, the wire format in `segment`.
+the shoppers in `population`, the actions' messages in `events`, where a session comes from and the
+`context` it sends in `context`, the dirt in `dirt`, the reference files in `reference`, the wire
+format in `segment`.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ class ShopperSimulator:
                 if not shopper.active:
                     shopper.active = True
                     session = Session(shopper, slot=len(sessions))
+                    self._actions.begin(session)
                     sessions.append(session)
                     return session
         return sessions[int(self._rnd() * len(sessions))]
@@ -143,6 +145,8 @@ class ShopperSimulator:
         """The session's next action, given what it and its shopper's cart allow."""
         if session.page is None:
             return "page"
+        if session.pending:  # what follows a login: alias, group
+            return session.pending.pop(0)
         shopper = session.shopper
         if shopper.checkout_id is not None and self._rnd() < ORDER_CHANCE:
             return "order" if session.logged_in else "login"
@@ -162,7 +166,7 @@ class ShopperSimulator:
         reason = self._actions.pick(MALFORMED_REASONS)
         session = Session(self._population.get(1 + int(self._rnd() * self.users)))
         product = self._actions.pick(self._catalog.products)
-        session.page = product.page
+        self._actions.go(session, product.page)
         message = self._actions.track(session, t, "Product Viewed", dict(product.props))
         message["sentAt"] = message["receivedAt"] = iso_ms(t)  # never late, skewed or without them
         message["timestamp"] = iso_ms(t)

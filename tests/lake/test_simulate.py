@@ -40,6 +40,10 @@ TRACK_KEYS = {
     "Order Completed": {"order_id", "checkout_id", "total", "revenue", "currency", "products"},
     **{name: PRODUCT_KEYS for name in PRODUCT_EVENTS},
 }
+TYPES = ("track", "identify", "page", "screen", "group", "alias")
+TYPE_FIELDS = {"track": ("event",), "alias": ("previousId", "userId"), "group": ("groupId",)}
+CONTEXT_KEYS = {"library", "locale", "timezone", "userAgent", "ip"}
+PAGE_KEYS = {"url", "path", "referrer", "search", "title"}
 Step = tuple[datetime, datetime, list[SimLine]]
 
 
@@ -64,7 +68,12 @@ def ts(text: str) -> datetime:
 
 
 def event_time(message: dict[str, Any]) -> datetime:
-    """Segment's skew-corrected event time: receivedAt - (sentAt - timestamp) when both are there."""
+    """Segment's skew-corrected event time: receivedAt - (sentAt - timestamp) when both are there.
+
+    With `originalTimestamp` Segment corrected it already: `timestamp` is the event time.
+    """
+    if "originalTimestamp" in message:
+        return ts(message["timestamp"])
     if "sentAt" in message and "receivedAt" in message:
         return ts(message["receivedAt"]) - (ts(message["sentAt"]) - ts(message["timestamp"]))
     return ts(message["timestamp"])
@@ -82,13 +91,13 @@ def problem(data: bytes, landed: datetime) -> str | None:
         return "invalid_json"
     if not isinstance(message, dict):
         return "invalid_json"
-    required = ("messageId", "type", "timestamp") + (("event",) if message.get("type") == "track" else ())
+    required = ("messageId", "type", "timestamp", *TYPE_FIELDS.get(message.get("type", ""), ()))
     identified = message.get("userId") or message.get("anonymousId")
     if not all(message.get(key) for key in required) or not identified:
         return "missing_field"
     if any(not isinstance(message.get(key, {}), dict) for key in OBJECT_FIELDS):
         return "wrong_type"
-    if message["type"] not in ("track", "identify", "page"):
+    if message["type"] not in TYPES:
         return "unknown_type"
     if event_time(message) > landed + timedelta(hours=24):
         return "timestamp_out_of_range"
@@ -98,15 +107,26 @@ def problem(data: bytes, landed: datetime) -> str | None:
 def check_ok_message(message: dict[str, Any]) -> None:
     """Asserts the shape the product spec promises for a valid simulated message."""
     assert all(isinstance(message.get(key), str) for key in ("messageId", "type", "anonymousId", "timestamp"))
-    assert all(ISO_MS.match(message[key]) for key in ("timestamp", "sentAt", "receivedAt") if key in message)
+    times = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
+    assert all(ISO_MS.match(message[key]) for key in times if key in message)
     assert ("sentAt" in message) == ("receivedAt" in message)
-    assert set(message["context"]) == {"locale", "timezone", "userAgent", "page"}
-    assert set(message["context"]["page"]) == {"url", "path", "title"}
+    context = message["context"]
+    assert set(context) >= CONTEXT_KEYS and set(context["library"]) == {"name", "version"}
+    web = context["library"]["name"] == "analytics.js"
+    assert ("page" in context) == web and (set(context["page"]) == PAGE_KEYS if web else "app" in context)
+    if message["type"] in ("identify", "alias"):
+        assert message["userId"]
     if message["type"] == "identify":
-        assert message["userId"] and {"email", "marketing_consent"} <= set(message["traits"])
+        assert {"email", "marketing_consent"} <= set(message["traits"])
         assert isinstance(message["traits"]["marketing_consent"], bool)
     elif message["type"] == "page":
-        assert set(message["properties"]) == {"url", "path", "title"}
+        assert web and message["properties"] == context["page"]
+    elif message["type"] == "screen":
+        assert not web and message["name"] and message["properties"]["path"].startswith("/")
+    elif message["type"] == "alias":
+        assert message["previousId"] == message["anonymousId"]
+    elif message["type"] == "group":
+        assert message["groupId"].startswith("g-") and message["traits"]["name"]
     else:
         assert TRACK_KEYS[message["event"]] <= set(message["properties"])
 
@@ -184,7 +204,7 @@ def test_ok_lines_are_valid_messages() -> None:
                 assert message["messageId"] == line.message_id
                 check_ok_message(message)
                 names[message.get("event", message["type"])] += 1
-    assert set(names) == {"page", "identify", *TRACK_KEYS}
+    assert set(names) == {*TYPES, *TRACK_KEYS} - {"track"}
 
 
 def test_clean_timestamps_fall_inside_their_step() -> None:
