@@ -12,6 +12,7 @@ import polars as pl
 
 from orchestration.process import process_once
 from orchestration.settings import Settings
+from orchestration.sql import run_query
 from simulator.run import run_simulation
 from tests.conftest import table
 
@@ -48,10 +49,18 @@ def test_a_simulated_day_reconciles_file_by_file(settings: Settings, instance: d
     assert len(report.malformed) == 7  # every kind of dirt the simulator makes showed up
     assert table(settings, "identities").height > 0
 
+    # The simulator's Segment mix, kept: every message type, device times, the analysts' campaign column.
+    assert set(events["event_type"]) == {"track", "identify", "page", "screen", "group", "alias"}
+    assert 0 < events["original_timestamp"].drop_nulls().len() < events.height
+    query = "select context_campaign_source, count(*) as n from events group by 1"
+    sources = dict(run_query(settings.lake_uri, query).iter_rows())
+    assert {"google", "newsletter", None} <= set(sources) and sources[None] < events.height
+
 
 def test_simulate_command_lands_files(tmp_path: Path) -> None:
     lakemail = str(Path(sys.executable).parent / "lakemail")
-    env = {"LAKEMAIL_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    root = Path(__file__).resolve().parents[2]  # this checkout's code, not the one installed in the venv
+    env = {"LAKEMAIL_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)}
     args = [
         lakemail,
         "simulate",
@@ -69,3 +78,4 @@ def test_simulate_command_lands_files(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr.decode()
     files = sorted((tmp_path / "landing" / "events").glob("*.ndjson"))
     assert files and sum(len(f.read_bytes().splitlines()) for f in files) == 2000
+    assert b'"originalTimestamp"' in b"".join(f.read_bytes() for f in files)  # this checkout's simulator
