@@ -72,3 +72,40 @@ def test_an_append_with_a_new_column_widens_a_table_from_an_earlier_release(lake
     lake.write("things", pl.DataFrame({"id": ["b"], "n": [2], "context": ['{"locale": "de-DE"}']}))
     wide = {**SCHEMA, "context": pl.String()}
     assert lake.read("things", wide).sort("id").rows() == [("a", 1, None), ("b", 2, '{"locale": "de-DE"}')]
+
+
+OLD_ITEM = pl.Struct({"sku": pl.String(), "n": pl.Int64()})
+ITEM = pl.Struct({"sku": pl.String(), "note": pl.String(), "n": pl.Int64()})  # a field in the middle
+WIDE: dict[str, pl.DataType] = {**SCHEMA, "items": pl.List(ITEM), "tags": pl.List(pl.String())}
+
+
+def write_old(lake: LakeResource, name: str) -> None:
+    """Table `name` as an earlier release wrote it: no `tags`, items without `note`."""
+    items = pl.Series("items", [[{"sku": "s1", "n": 2}]], dtype=pl.List(OLD_ITEM))
+    lake.write(name, pl.DataFrame({"id": ["a"], "n": [1]}).with_columns(items))
+
+
+def test_what_a_table_from_an_earlier_release_lacks_reads_as_null(lake: LakeResource) -> None:
+    """A list column the table lacks reads as null, a struct field it lacks as a null field."""
+    write_old(lake, "things")
+    assert lake.scan("things", WIDE).collect_schema() == pl.Schema(WIDE)
+    assert lake.read("things", WIDE).to_dicts() == [
+        {"id": "a", "n": 1, "items": [{"sku": "s1", "note": None, "n": 2}], "tags": None}
+    ]
+
+
+def test_appends_and_an_overwrite_widen_a_table_from_an_earlier_release(lake: LakeResource) -> None:
+    new = pl.DataFrame(
+        {"id": ["b"], "n": [3], "items": [[{"sku": "s2", "note": "gift", "n": 1}]], "tags": [["x"]]},
+        schema=WIDE,
+    )
+    write_old(lake, "appended")
+    lake.write("appended", new)  # old and new files side by side: the old ones read null
+    assert lake.read("appended", WIDE).sort("id").to_dicts() == [
+        {"id": "a", "n": 1, "items": [{"sku": "s1", "note": None, "n": 2}], "tags": None},
+        {"id": "b", "n": 3, "items": [{"sku": "s2", "note": "gift", "n": 1}], "tags": ["x"]},
+    ]
+    write_old(lake, "rewritten")
+    lake.write("rewritten", new, mode="overwrite")  # the rows and the schema replaced
+    assert_frame_equal(lake.read("rewritten", WIDE), new)
+    assert pl.scan_delta(lake.table_uri("rewritten")).collect_schema() == pl.Schema(WIDE)
