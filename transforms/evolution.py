@@ -45,3 +45,26 @@ def _adapt(expr: pl.Expr, found: PolarsDataType, wanted: PolarsDataType) -> pl.E
         ]
         return pl.when(expr.is_not_null()).then(pl.struct(fields))
     return expr
+
+
+def struct_widening(
+    found: Mapping[str, pl.DataType], incoming: Mapping[str, pl.DataType]
+) -> dict[str, pl.DataType] | None:
+    """The schema of a table of schema `found` once it takes rows of schema `incoming`, when these add a
+    field to one of its structs (at any depth); None when they add none.
+
+    delta-rs' own readers (delete, merge, compaction) fail on a file that lacks a struct field of its
+    table, so such rows are not appended beside the old files: the writer rewrites the table whole.
+    """
+    if not any(name in found and _adds_fields(found[name], dtype) for name, dtype in incoming.items()):
+        return None
+    return {**found, **incoming}
+
+
+def _adds_fields(found: PolarsDataType, incoming: PolarsDataType) -> bool:
+    if isinstance(found, pl.List) and isinstance(incoming, pl.List):
+        return _adds_fields(found.inner, incoming.inner)
+    if isinstance(found, pl.Struct) and isinstance(incoming, pl.Struct):
+        have = {f.name: f.dtype for f in found.fields}
+        return any(f.name not in have or _adds_fields(have[f.name], f.dtype) for f in incoming.fields)
+    return False
