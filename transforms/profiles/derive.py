@@ -57,10 +57,10 @@ def _activity_traits(as_of: datetime) -> list[pl.Expr]:
         .fill_null(0.0)
         .round(2)
         .alias("cart_value"),
-        pl.col("carts")
-        .list.eval(pl.element().struct.field("checkout_at").max())
-        .list.first()
-        .alias("last_checkout_at"),
+        pl.max_horizontal(  # a checkout naming its cart is in both; one naming none only in checkouts
+            pl.col("carts").list.eval(pl.element().struct.field("checkout_at").max()).list.first(),
+            pl.col("checkouts").list.eval(pl.element().struct.field("started_at").max()).list.first(),
+        ).alias("last_checkout_at"),
         *_order_traits(),
         _distinct_recent("views", "product_id", RECENT_VIEWS).alias("recent_views"),
         _distinct_recent("searches", "query", RECENT_SEARCHES).alias("recent_searches"),

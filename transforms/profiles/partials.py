@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.profiles.checkouts import checkout_partials
 from transforms.profiles.state import (
     ANON,
     CART_EVENTS,
@@ -58,7 +59,7 @@ def partials(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("event_ts").filter(pl.col("event_name") == "Unsubscribed").min().alias("unsubscribed_at"),
         log_sum_exp(tau("event_ts")).alias("engagement"),
     )
-    for part in (_lines, _carts, _orders, _views, _searches, _categories):
+    for part in (_lines, _carts, checkout_partials, _orders, _views, _searches, _categories):
         base = base.join(part(ev), on="principal", how="left")
     return conform(fill_lists(base))
 
@@ -120,11 +121,14 @@ def _carts(ev: pl.DataFrame) -> pl.DataFrame:
 
 
 def _orders(ev: pl.DataFrame) -> pl.DataFrame:
-    """Distinct orders (the same order_id twice is one order: the first sighting wins)."""
+    """Distinct orders (the same order_id twice is one order: the first sighting wins; an order without
+    an order_id is one order all the same, keyed by its message id, so that it exits carts and checkouts).
+    """
     orders = (
-        ev.filter((pl.col("event_name") == "Order Completed") & pl.col("order_id").is_not_null())
+        ev.filter(pl.col("event_name") == "Order Completed")
         .with_columns(pl.col("products").str.json_decode(ORDER_PRODUCTS).alias("_products"))
         .with_columns(
+            pl.coalesce("order_id", pl.lit("msg:") + pl.col("event_id")).alias("order_id"),
             pl.col("_products").list.eval(pl.element().struct.field("product_id")).alias("products"),
             pl.col("_products").list.eval(pl.element().struct.field("category")).alias("categories"),
             pl.coalesce("revenue", "total").alias("revenue"),

@@ -1,7 +1,7 @@
 """The partial state of a profile: its columns (PARTIAL_SCHEMA), and the shapes the fold and its merge share.
 
 A partial is one row per principal (a user id, or `anon:<anonymous_id>` before an identify); its list
-columns hold per-cart, per-order and recent-activity structs (see `transforms.profiles.partials`).
+columns hold per-cart, per-checkout, per-order and recent-activity structs (`transforms.profiles.partials`).
 """
 
 from __future__ import annotations
@@ -44,10 +44,22 @@ LINE_DETAILS = (
 CART_STATE = pl.Struct(
     {"cart_id": pl.String(), "changed_at": UTC_TS, "checkout_at": UTC_TS, "ordered_at": UTC_TS}
 )
-ORDER_STATE = pl.Struct(
+# A checkout as Segment's spec sends it: `Checkout Started` names its cart, its checkout or its order,
+# or nothing at all (transforms.profiles.checkouts).
+CHECKOUT_STATE = pl.Struct(
     {
+        "checkout_key": pl.String(),  # the cart's id, else checkout_id, else order_id, else `msg:<messageId>`
+        "checkout_id": pl.String(),
         "order_id": pl.String(),
         "cart_id": pl.String(),
+        "started_at": UTC_TS,  # the latest `Checkout Started` of it
+    }
+)
+ORDER_STATE = pl.Struct(
+    {
+        "order_id": pl.String(),  # the shop's order id, else `msg:<messageId>` (an order all the same)
+        "cart_id": pl.String(),
+        "checkout_id": pl.String(),
         "revenue": pl.Float64(),
         "ordered_at": UTC_TS,
         "products": pl.List(pl.String()),
@@ -67,6 +79,7 @@ PARTIAL_SCHEMA: dict[str, pl.DataType] = {
     "unsubscribed_at": UTC_TS,
     "lines": pl.List(LINE_STATE),
     "carts": pl.List(CART_STATE),
+    "checkouts": pl.List(CHECKOUT_STATE),
     "orders": pl.List(ORDER_STATE),
     "views": pl.List(VIEW),
     "searches": pl.List(SEARCH),
@@ -89,7 +102,7 @@ def log_sum_exp(expr: pl.Expr) -> pl.Expr:
 
 def first_orders(orders: pl.DataFrame) -> pl.DataFrame:
     """One row per (principal, order_id): the earliest sighting, ties broken by content."""
-    return orders.sort("ordered_at", "cart_id", "revenue", nulls_last=True).unique(
+    return orders.sort("ordered_at", "cart_id", "checkout_id", "revenue", nulls_last=True).unique(
         ["principal", "order_id"], keep="first", maintain_order=True
     )
 
