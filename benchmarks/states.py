@@ -99,6 +99,8 @@ def profile_states(
         searches=searches,
         categories=categories,
         engagement=tau + float(np.log(max(events_per_user, 1.0))),
+        category_consent=pl.lit(None, dtype=pl.String),  # consent comes from traits here
+        category_consent_ts=pl.lit(None, dtype=UTC_TS),
     )
     return state.select([pl.col(c).cast(t) for c, t in PARTIAL_SCHEMA.items()])
 

@@ -18,9 +18,9 @@ OLD_ORDER = [f.name for f in ORDER_STATE.fields if f.name != "checkout_id"]
 
 
 def as_written_before(partial: pl.DataFrame) -> pl.DataFrame:
-    """`partial` in the schema of the release before the checkouts list."""
+    """`partial` in the schema of the release before the checkouts list (and the consent object)."""
     orders = pl.col("orders").list.eval(pl.struct([pl.element().struct.field(f) for f in OLD_ORDER]))
-    return partial.drop("checkouts").with_columns(orders)
+    return partial.drop("checkouts", "category_consent", "category_consent_ts").with_columns(orders)
 
 
 def landed(shop: Shop, *messages: dict) -> pl.DataFrame:

@@ -1,7 +1,8 @@
 """Profile rows (PROFILES_SCHEMA) derived from merged partial states and the CRM's customers.
 
-Traits take the newer of the event-sourced value and the CRM's; the cart, order, browsing and
-engagement columns are read off the merged state's lists as of a given moment.
+Traits take the newer of the event-sourced value and the CRM's (marketing consent: the consent
+object's only where neither states one); the cart, order, browsing and engagement columns are read
+off the merged state's lists as of a given moment.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ def derive(state: pl.DataFrame, customers: pl.DataFrame, as_of: datetime) -> pl.
         pl.col("updated_at").alias("crm_at"),
     )
     joined = known.join(crm, on="user_id", how="full", coalesce=True)
+    # a trait or the CRM row outranks the consent object, whatever the times (transforms.profiles.traits)
+    stated = pl.coalesce("marketing_consent", "category_consent").alias("marketing_consent")
     consent = pl.col("marketing_consent").str.to_lowercase().is_in(["true", "1", "yes"])
     out = (
         fill_lists(joined.with_columns(_newest(t) for t in TRAITS))
+        .with_columns(stated)
         .with_columns(
             pl.when(pl.col("marketing_consent").is_null())
             .then(None)

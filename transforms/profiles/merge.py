@@ -19,7 +19,7 @@ from transforms.profiles.state import (
     PARTIAL_SCHEMA,
     RECENT_SEARCHES,
     SEARCH,
-    TRAITS,
+    STATED,
     VIEW,
     VIEW_STATE,
     conform,
@@ -52,7 +52,7 @@ def merge_partials(partial: pl.DataFrame) -> pl.DataFrame:
     base = partial.group_by("principal").agg(
         pl.col("first_ts").min(),
         pl.col("last_ts").max(),
-        *[expr for t in TRAITS for expr in _merge_trait(t)],
+        *[expr for t in STATED for expr in _merge_trait(t)],
         pl.col("identified_at").min(),
         pl.col("unsubscribed_at").min(),
         log_sum_exp(pl.col("engagement").drop_nulls()).alias("engagement"),

@@ -24,7 +24,7 @@ from transforms.profiles.state import (
     ORDER_STATE,
     RECENT_SEARCHES,
     SEARCH,
-    TRAITS,
+    STATED,
     VIEW,
     VIEW_STATE,
     conform,
@@ -35,8 +35,8 @@ from transforms.profiles.state import (
     tau,
     top_recent,
 )
+from transforms.profiles.traits import read_traits
 
-TRAITS_DTYPE = pl.Struct({t: pl.String() for t in TRAITS})
 ORDER_PRODUCTS = pl.List(pl.Struct({"product_id": pl.String(), "category": pl.String()}))
 
 
@@ -51,7 +51,7 @@ def partials(events: pl.DataFrame) -> pl.DataFrame:
     base = ev.group_by("principal").agg(
         pl.col("event_ts").min().alias("first_ts"),
         pl.col("event_ts").max().alias("last_ts"),
-        *[expr for t in TRAITS for expr in _trait_pair(t)],
+        *[expr for t in STATED for expr in _trait_pair(t)],
         pl.col("event_ts")
         .filter((pl.col("event_type") == "identify") & pl.col("_email").is_not_null())
         .min()
@@ -65,13 +65,11 @@ def partials(events: pl.DataFrame) -> pl.DataFrame:
 
 
 def _with_traits(events: pl.DataFrame) -> pl.DataFrame:
-    """`events` with their principal and one `_<trait>` column per trait (time zone, locale: context too)."""
+    """`events` with their principal and one `_<name>` column per STATED name (transforms.profiles.traits;
+    time zone, locale: context too)."""
     return (
-        events.with_columns(
-            principal().alias("principal"),
-            pl.col("traits").str.json_decode(TRAITS_DTYPE).alias("_traits"),
-        )
-        .with_columns(pl.col("_traits").struct.field(t).alias(f"_{t}") for t in TRAITS)
+        pl.concat([events, read_traits(events)], how="horizontal")
+        .with_columns(principal().alias("principal"))
         .with_columns(
             pl.coalesce("_timezone", "timezone").alias("_timezone"),
             pl.coalesce("_locale", "locale").alias("_locale"),

@@ -17,6 +17,9 @@ EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 ENGAGEMENT_HALF_LIFE = timedelta(days=7)
 RECENT_VIEWS, RECENT_SEARCHES, VIEW_STATE = 10, 10, 50
 TRAITS = ("email", "first_name", "timezone", "locale", "marketing_consent")
+# Traits and the consent object's say on marketing (transforms.profiles.traits): each kept with its time
+# (`<name>_ts`), the last statement by event time winning; `category_consent` has no CRM column.
+STATED = (*TRAITS, "category_consent")
 CART_EVENTS = ("Product Added", "Product Removed")
 
 LINE_STATE = pl.Struct(
@@ -74,7 +77,7 @@ PARTIAL_SCHEMA: dict[str, pl.DataType] = {
     "principal": pl.String(),
     "first_ts": UTC_TS,
     "last_ts": UTC_TS,
-    **{column: dtype for t in TRAITS for column, dtype in ((t, pl.String()), (f"{t}_ts", UTC_TS))},
+    **{column: dtype for t in STATED for column, dtype in ((t, pl.String()), (f"{t}_ts", UTC_TS))},
     "identified_at": UTC_TS,
     "unsubscribed_at": UTC_TS,
     "lines": pl.List(LINE_STATE),
