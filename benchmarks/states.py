@@ -84,7 +84,7 @@ def profile_states(
         pl.Series(first).cast(UTC_TS).alias("identified_at"),
         pl.lit(None, dtype=UTC_TS).alias("unsubscribed_at"),
     ).with_columns(pl.col("identified_at").alias(f"{t}_ts") for t in TRAITS)
-    carts, lines, orders = _carts(draw, products, events_per_user, people["index"].to_numpy())
+    carts, lines, checkouts, orders = _carts(draw, products, events_per_user, people["index"].to_numpy())
     searches = _searches(draw, events_per_user)
     categories = _categories(views, n_views, n)
     tau = (
@@ -93,11 +93,14 @@ def profile_states(
     state = state.with_columns(
         lines=lines,
         carts=carts,
+        checkouts=checkouts,
         orders=orders,
         views=list_column(n_views, views.drop("owner"), PARTIAL_SCHEMA["views"]),
         searches=searches,
         categories=categories,
         engagement=tau + float(np.log(max(events_per_user, 1.0))),
+        category_consent=pl.lit(None, dtype=pl.String),  # consent comes from traits here
+        category_consent_ts=pl.lit(None, dtype=UTC_TS),
     )
     return state.select([pl.col(c).cast(t) for c, t in PARTIAL_SCHEMA.items()])
 
@@ -135,8 +138,8 @@ def _categories(views: pl.DataFrame, n_views: np.ndarray, users: int) -> pl.Seri
 
 def _carts(
     draw: _Draw, products: pl.DataFrame, events_per_user: float, index: np.ndarray
-) -> tuple[pl.Series, pl.Series, pl.Series]:
-    """(carts, lines, orders): a few carts per shopper, one line each, half of them ordered."""
+) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series]:
+    """(carts, lines, checkouts, orders): a few carts per shopper, one line each, half of them ordered."""
     counts = draw.counts(CART_SHARE * events_per_user + 0.1, MAX_CARTS)
     owner = np.repeat(np.arange(counts.shape[0]), counts)
     number = np.arange(owner.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -167,6 +170,7 @@ def _carts(
     order_rows = order_rows.select(
         pl.format("o-h-{}", pl.col("cart_id").str.slice(2)).alias("order_id"),
         "cart_id",
+        pl.lit(None, dtype=pl.String).alias("checkout_id"),
         pl.col("price").alias("revenue"),
         "ordered_at",
         pl.concat_list("product_id").alias("products"),
@@ -175,7 +179,15 @@ def _carts(
     )
     per_user = np.bincount(order_rows["owner"].to_numpy(), minlength=counts.shape[0])
     orders = list_column(per_user, order_rows.drop("owner"), PARTIAL_SCHEMA["orders"])
-    return carts, lines, orders
+    checkout_rows = order_rows.select(  # each ordered cart was checked out, naming its cart and order
+        pl.col("cart_id").alias("checkout_key"),
+        "checkout_id",
+        "order_id",
+        "cart_id",
+        pl.col("ordered_at").alias("started_at"),
+    )
+    checkouts = list_column(per_user, checkout_rows, PARTIAL_SCHEMA["checkouts"])
+    return carts, lines, checkouts, orders
 
 
 def pending_partials(

@@ -15,6 +15,7 @@ from deltalake.exceptions import DeltaError
 from pydantic import PrivateAttr
 
 from resources.folders import local_folder
+from transforms.evolution import struct_widening, widened
 from transforms.schema import INGEST_APP_ID, STATS_COLUMNS
 
 
@@ -113,11 +114,13 @@ class LakeResource(dg.ConfigurableResource):
         self, name: str, schema: Mapping[str, pl.DataType], *, version: int | None = None
     ) -> pl.LazyFrame:
         """Table `name` (at `version` when given) with `schema`'s columns, lazily; an empty frame of
-        `schema` when the table was never written. Every reader of a table goes through here."""
+        `schema` when the table was never written. Every reader of a table goes through here; what a
+        table from an earlier release lacks reads as null (`transforms.evolution`)."""
         table = self.table(name, version)
         if table is None:
             return pl.LazyFrame(schema=schema)
-        return pl.scan_delta(table).select(list(schema))
+        rows = pl.scan_delta(table)
+        return rows.select(widened(rows.collect_schema(), schema))
 
     def read(
         self,
@@ -181,6 +184,7 @@ class LakeResource(dg.ConfigurableResource):
                     configuration=None if table is not None else table_configuration(name),
                     writer_properties=writer_properties(),
                     commit_properties=commit,
+                    schema_mode="merge" if table is not None else None,
                 )
             return
         merger = table.merge(
@@ -188,6 +192,7 @@ class LakeResource(dg.ConfigurableResource):
             predicate=f"t.{key} = s.{key}",
             source_alias="s",
             target_alias="t",
+            merge_schema=True,  # a column from a later release is added, not dropped
             writer_properties=writer_properties(),
             commit_properties=commit,
         )
@@ -207,13 +212,21 @@ class LakeResource(dg.ConfigurableResource):
         """Write `frame` to table `name` as one commit (zstd; a new table gets `table_configuration`).
 
         An empty append only creates the table, so that queries on it work from the first batch. An
-        append may bring columns the table does not have yet (a lake from an earlier release): they
-        are added, and older rows read null.
+        append may bring columns the table does not have yet (a lake from an earlier release): they are
+        added, and older rows read null; struct fields too, in a rewrite of the table as this one commit.
+        An overwrite replaces the schema with `frame`'s, as it replaces the rows.
         """
         self._writable()
-        exists = self.table(name) is not None
+        table = self.table(name)
+        exists = table is not None
         if frame.height == 0 and exists and mode == "append":
             return
+        if table is not None and mode == "append":
+            union = struct_widening(pl.scan_delta(table).collect_schema(), frame.schema)
+            if union is not None:  # a struct gains a field: the table is rewritten (transforms.evolution)
+                old = self.scan(name, union).collect()
+                frame = pl.concat([old, frame.select(widened(frame.schema, union))], how="vertical_relaxed")
+                mode, partition_by = "overwrite", table.metadata().partition_columns or None
         write_deltalake(
             self.table_uri(name),
             frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
@@ -222,7 +235,7 @@ class LakeResource(dg.ConfigurableResource):
             configuration=None if exists else table_configuration(name),
             writer_properties=writer_properties(),
             commit_properties=commit_properties,
-            schema_mode="merge" if exists and mode == "append" else None,
+            schema_mode=("merge" if mode == "append" else "overwrite") if exists else None,
         )
 
     def append(

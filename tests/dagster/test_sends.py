@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import httpx
@@ -27,7 +28,7 @@ from orchestration.settings import Settings
 from resources.providers import SANDBOX_API_KEY
 from services.sandbox.app import create_sandbox_app
 from services.server import ServerThread
-from tests.conftest import land
+from tests.conftest import land, table
 from tests.dagster.sends_harness import (
     ROOT,
     SHOPPERS,
@@ -38,7 +39,7 @@ from tests.dagster.sends_harness import (
     sends_metadata,
     signups,
 )
-from tests.story import at, message
+from tests.story import at, message, spec_message
 
 
 @pytest.fixture
@@ -256,6 +257,34 @@ def test_an_order_after_the_decision_withdraws_a_waiting_cart_email(
     run(mail_settings, instance, 20 * 60 + 63)  # the cool-off (30 s) has passed
     withdrawn = sends(mail_settings).filter(pl.col("kind") == "abandoned_cart").row(0, named=True)
     assert (withdrawn["status"], withdrawn["last_error"]) == ("aborted", "exited: order_completed")
+    assert [m["custom_args"]["kind"] for m in mailbox.messages()] == ["welcome"]
+
+
+def test_a_spec_shaped_buyer_gets_neither_the_cart_nor_the_checkout_email(
+    mail_settings: Settings, mailbox: Mailbox, instance: dg.DagsterInstance
+) -> None:
+    """As Segment's clients send it: `cart_id` on the cart event only; the checkout and the order carry
+    `order_id` / `checkout_id`. Three hours later (`lakemail process --now +3h`): both proposed, and
+    both exited."""
+    user = SHOPPERS[0]
+    signups(mail_settings, [user])
+    run(mail_settings, instance, 5)  # the welcome goes out; a day later the cap has passed
+    product: dict[str, Any] = {"product_id": "p1", "sku": "G-32", "name": "Mug", "price": 9.5, "quantity": 1}
+    ids: dict[str, Any] = {"order_id": "o1", "checkout_id": "k1", "currency": "EUR", "products": [product]}
+    shopping = [
+        spec_message("Product Added", at(20 * 60), user=user, cart_id="c1", **product),
+        spec_message("Checkout Started", at(20 * 60 + 5), user=user, value=9.5, **ids),
+        spec_message("Order Completed", at(20 * 60 + 9), user=user, total=9.5, revenue=9.5, **ids),
+    ]
+    land(mail_settings, "spec.ndjson", [orjson.dumps(m) for m in shopping])
+    run(mail_settings, instance, 20 * 60 + 3 * 60)
+    kinds = ["abandoned_cart", "abandoned_checkout"]
+    decisions = table(mail_settings, "triggers").filter(pl.col("kind").is_in(kinds))
+    assert set(decisions.select("kind", "decision", "reason").rows()) == {
+        ("abandoned_cart", "exited", "order_completed"),
+        ("abandoned_checkout", "exited", "order_completed"),
+    }
+    assert sends(mail_settings)["kind"].to_list() == ["welcome"]
     assert [m["custom_args"]["kind"] for m in mailbox.messages()] == ["welcome"]
 
 

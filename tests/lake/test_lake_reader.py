@@ -72,3 +72,57 @@ def test_an_append_with_a_new_column_widens_a_table_from_an_earlier_release(lake
     lake.write("things", pl.DataFrame({"id": ["b"], "n": [2], "context": ['{"locale": "de-DE"}']}))
     wide = {**SCHEMA, "context": pl.String()}
     assert lake.read("things", wide).sort("id").rows() == [("a", 1, None), ("b", 2, '{"locale": "de-DE"}')]
+
+
+OLD_ITEM = pl.Struct({"sku": pl.String(), "n": pl.Int64()})
+ITEM = pl.Struct({"sku": pl.String(), "note": pl.String(), "n": pl.Int64()})  # a field in the middle
+WIDE: dict[str, pl.DataType] = {**SCHEMA, "items": pl.List(ITEM), "tags": pl.List(pl.String())}
+
+
+def write_old(lake: LakeResource, name: str) -> None:
+    """Table `name` as an earlier release wrote it: no `tags`, items without `note`."""
+    items = pl.Series("items", [[{"sku": "s1", "n": 2}]], dtype=pl.List(OLD_ITEM))
+    lake.write(name, pl.DataFrame({"id": ["a"], "n": [1]}).with_columns(items))
+
+
+def test_what_a_table_from_an_earlier_release_lacks_reads_as_null(lake: LakeResource) -> None:
+    """A list column the table lacks reads as null, a struct field it lacks as a null field."""
+    write_old(lake, "things")
+    assert lake.scan("things", WIDE).collect_schema() == pl.Schema(WIDE)
+    assert lake.read("things", WIDE).to_dicts() == [
+        {"id": "a", "n": 1, "items": [{"sku": "s1", "note": None, "n": 2}], "tags": None}
+    ]
+
+
+def test_appends_and_an_overwrite_widen_a_table_from_an_earlier_release(lake: LakeResource) -> None:
+    """A struct gaining a field is rewritten whole (delta-rs' delete, merge and compaction cannot read a
+    file lacking a field of its table); the append keeps its tags, and the rows stay deletable."""
+    new = pl.DataFrame(
+        {"id": ["b"], "n": [3], "items": [[{"sku": "s2", "note": "gift", "n": 1}]], "tags": [["x"]]},
+        schema=WIDE,
+    )
+    write_old(lake, "appended")
+    lake.write_tagged("appended", new, {"app": 7})
+    assert lake.read("appended", WIDE).sort("id").to_dicts() == [
+        {"id": "a", "n": 1, "items": [{"sku": "s1", "note": None, "n": 2}], "tags": None},
+        {"id": "b", "n": 3, "items": [{"sku": "s2", "note": "gift", "n": 1}], "tags": ["x"]},
+    ]
+    assert lake.app_version("appended", "app") == 7
+    table = lake.table("appended")
+    assert table is not None
+    table.optimize.compact()
+    table.delete("n <= 1")
+    assert lake.read("appended", WIDE)["id"].to_list() == ["b"]
+    write_old(lake, "rewritten")
+    lake.write("rewritten", new, mode="overwrite")  # the rows and the schema replaced
+    assert_frame_equal(lake.read("rewritten", WIDE), new)
+    assert pl.scan_delta(lake.table_uri("rewritten")).collect_schema() == pl.Schema(WIDE)
+
+
+def test_an_upsert_with_a_column_from_a_later_release_keeps_it(lake: LakeResource) -> None:
+    lake.upsert("things", pl.DataFrame({"id": ["a", "b"], "n": [1, 2]}), key="id")
+    later = pl.DataFrame({"id": ["b", "c"], "n": [3, 4], "note": ["x", "y"]})
+    lake.upsert("things", later, key="id")
+    lake.upsert("things", later.clear(), key="id", tags={"app": 1})
+    rows = lake.read("things", {**SCHEMA, "note": pl.String()}).sort("id").rows()
+    assert rows == [("a", 1, None), ("b", 3, "x"), ("c", 4, "y")]

@@ -1,10 +1,5 @@
-"""Spec-shaped checkouts (no `cart_id`) over the `checkouts` state of transforms/triggers/checkouts.py.
-
-The profile state does not carry `checkouts` yet; `CheckoutShop` adds it to the golden-story shop the
-way the profile fold will (`checkout_partials` per batch, resolved, `merge_checkouts`), so these
-stories show what abandoned_checkout decides once it does. Without the list the rules fall back to
-the carts (tests/unit/test_stories.py).
-"""
+"""Spec-shaped checkouts (no `cart_id`): the profile state's `checkouts` list
+(transforms/profiles/checkouts.py) and what abandoned_checkout decides on it."""
 
 from __future__ import annotations
 
@@ -16,25 +11,9 @@ from polars.testing import assert_frame_equal
 
 from tests.story import Shop, at, spec_message
 from tests.unit.test_stories import SPEC_PRODUCT, WELCOME, signup, spec_add, spec_order
-from transforms.profiles.merge import resolve
+from transforms.profiles.checkouts import checkout_partials, merge_checkouts
+from transforms.profiles.derive import derive
 from transforms.profiles.partials import principal
-from transforms.triggers.checkouts import CHECKOUT_STATE, checkout_partials, merge_checkouts
-
-
-class CheckoutShop(Shop):
-    """The story shop with the state's `checkouts` list, as the profile fold will keep it."""
-
-    def state(self) -> pl.DataFrame:
-        assert self.events is not None
-        batches = self.events.with_columns(principal().alias("principal")).partition_by("batch_id")
-        parts = resolve(pl.concat([checkout_partials(b) for b in batches]), self.identities())
-        merged = merge_checkouts(parts)
-        return (
-            super()
-            .state()
-            .join(merged, on="principal", how="left")
-            .with_columns(pl.col("checkouts").fill_null(pl.lit([], dtype=pl.List(CHECKOUT_STATE))))
-        )
 
 
 def checkout(minutes: float, user: str | None = "u1", anon: str | None = None, **ids: Any) -> dict:
@@ -49,7 +28,7 @@ def decided(shop: Shop, kind: str) -> list[tuple[str, str]]:
 
 
 def test_spec_shaped_checkout_abandoner_gets_the_checkout_email_not_the_cart_one() -> None:
-    shop = CheckoutShop()
+    shop = Shop()
     signup(shop, "u1")
     shop.land(spec_add(0), checkout(10, order_id="o1"))
     shop.run(at(20))
@@ -66,7 +45,7 @@ def test_spec_shaped_checkout_abandoner_gets_the_checkout_email_not_the_cart_one
 
 
 def test_spec_shaped_buyer_gets_neither_email() -> None:
-    shop = CheckoutShop()
+    shop = Shop()
     signup(shop, "u1")
     shop.land(spec_add(0), checkout(10, order_id="o1"), spec_order(20, order_id="o1"))
     shop.run(at(3 * 60))
@@ -74,21 +53,54 @@ def test_spec_shaped_buyer_gets_neither_email() -> None:
     assert decided(shop, "abandoned_cart") == [("exited", "order_completed")]
 
 
-@pytest.mark.parametrize(("order_id", "exits"), [("o1", True), ("o-other", False)])
+@pytest.mark.parametrize(
+    ("started", "ordered", "exits"),
+    [
+        ({"order_id": "o1"}, {"order_id": "o1", "checkout_id": None}, True),
+        ({"checkout_id": "k1"}, {"order_id": "o7", "checkout_id": "k1"}, True),
+        ({"order_id": "o1", "checkout_id": "k1"}, {"order_id": "o-other", "checkout_id": "k-other"}, False),
+    ],
+)
 def test_an_order_naming_the_checkout_exits_it_even_when_its_clock_says_before(
-    order_id: str, exits: bool
+    started: dict[str, str], ordered: dict[str, Any], exits: bool
 ) -> None:
-    """The order's event time is before the checkout's start (two devices' clocks): the ids still match."""
-    shop = CheckoutShop()
+    """The order's event time is before the checkout's start (two devices' clocks): the ids still match,
+    by order_id or by checkout_id (the order state keeps both)."""
+    shop = Shop()
     signup(shop, "u1")
-    shop.land(checkout(10, order_id="o1"), spec_order(8, order_id=order_id))
+    shop.land(checkout(10, **started), spec_order(8, **ordered))
     shop.run(at(60))
     expected = ("exited", "order_completed") if exits else ("send", "all policies passed")
     assert decided(shop, "abandoned_checkout") == [expected]
 
 
+def test_orders_without_an_order_id_still_count_and_exit_the_cart_and_the_checkout() -> None:
+    """Two orders that carry no id at all (each its own order, keyed by its message), after a cart and a
+    checkout that named nothing either: no email, and two orders on the profile."""
+    shop = Shop()
+    signup(shop, "u1")
+    anonymous_order: dict[str, Any] = {"order_id": None, "checkout_id": None}
+    shop.land(spec_add(0), checkout(10), spec_order(20, **anonymous_order), spec_order(25, **anonymous_order))
+    shop.run(at(3 * 60))
+    assert decided(shop, "abandoned_checkout") == [("exited", "order_completed")]
+    assert decided(shop, "abandoned_cart") == [("exited", "order_completed")]
+    profile = derive(shop.state(), shop.customers, at(3 * 60)).row(0, named=True)
+    assert (profile["order_count"], profile["lifetime_value"], profile["last_order_at"]) == (2, 80.0, at(25))
+
+
+@pytest.mark.parametrize("cart_id", [None, "c1"])
+def test_last_checkout_at_counts_checkouts_with_or_without_their_cart(cart_id: str | None) -> None:
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(spec_add(0), checkout(10, order_id="o1", cart_id=cart_id), checkout(12, user="u2"))
+    [profile] = (
+        derive(shop.state(), shop.customers, at(20)).filter(pl.col("user_id") == "u1").rows(named=True)
+    )
+    assert profile["last_checkout_at"] == at(10)
+
+
 def test_an_anonymous_checkout_exits_on_the_order_after_login() -> None:
-    shop = CheckoutShop()
+    shop = Shop()
     signup(shop, "u1")
     shop.land(checkout(0, user=None, anon="a1", checkout_id="k1"))
     shop.run(at(5))
@@ -100,7 +112,7 @@ def test_an_anonymous_checkout_exits_on_the_order_after_login() -> None:
 def test_a_restarted_checkout_without_ids_restarts_the_timer() -> None:
     """No id at all: each start is its own checkout, and a later one supersedes it: one email, 30 min
     after the last start."""
-    shop = CheckoutShop()
+    shop = Shop()
     signup(shop, "u1")
     shop.land(checkout(10))
     shop.run(at(15))
@@ -114,15 +126,26 @@ def test_a_restarted_checkout_without_ids_restarts_the_timer() -> None:
     ]
 
 
+class FoldedBeforeTheList(Shop):
+    """A state folded before the `checkouts` list existed: the list reads empty, the carts have it all."""
+
+    def state(self) -> pl.DataFrame:
+        return super().state().with_columns(pl.col("checkouts").list.head(0))
+
+
 def test_a_checkout_with_cart_id_keeps_the_cart_as_its_anchor() -> None:
-    """A shop that adds `cart_id` (the simulator does): the same trigger as before the list existed."""
-    with_list, without = CheckoutShop(), Shop()
-    for shop in (with_list, without):
+    """A shop that adds `cart_id` (the simulator does): the cart is the anchor, and a state folded before
+    the list existed decides the same."""
+    with_list, before = Shop(), FoldedBeforeTheList()
+    for shop in (with_list, before):
         signup(shop, "u1")
         shop.land(spec_add(0), checkout(10, cart_id="c1", checkout_id="k1"))
+        shop.run(at(20))
         shop.run(at(40))
     columns = ["trigger_id", "kind", "anchor", "decision", "reason", "due_at"]
-    assert_frame_equal(with_list.log.select(columns), without.log.select(columns))
+    assert_frame_equal(with_list.log.select(columns), before.log.select(columns))
+    checkouts = with_list.log.filter(pl.col("kind") == "abandoned_checkout")
+    assert checkouts.select("anchor", "decision").rows() == [("c1", "held"), ("c1", "send")]
 
 
 def test_checkout_partials_merge_in_any_order() -> None:

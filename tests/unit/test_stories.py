@@ -515,7 +515,11 @@ def test_spec_shaped_buyer_gets_no_cart_email() -> None:
     assert ("abandoned_cart", "u1", "exited", "order_completed", at(60)) in rows(shop.run(at(60)))
     shop.run(at(3 * 60))
     assert sent(shop, "abandoned_cart") == sent(shop, "abandoned_checkout") == 0
-    assert shop.decisions() == {WELCOME, ("abandoned_cart", "u1", "exited")}
+    assert shop.decisions() == {
+        WELCOME,
+        ("abandoned_cart", "u1", "exited"),
+        ("abandoned_checkout", "u1", "exited"),
+    }
 
 
 def test_spec_shaped_buyer_whose_order_lands_late_gets_no_cart_email() -> None:
@@ -565,3 +569,32 @@ def test_spec_shaped_abandoner_gets_exactly_one_cart_email() -> None:
     shop.run(at(3 * 60))
     assert sent(shop, "abandoned_cart") == 1
     assert ("abandoned_cart", "u1", "send") in shop.decisions()
+
+
+def test_spec_shaped_checkout_abandoner_gets_the_checkout_email_not_the_cart_one() -> None:
+    """Ann fills cart c1 and starts checkout (spec shape: `order_id`, no `cart_id`), then leaves: after
+    30 min the abandoned_checkout email; the cart email exits in its favour."""
+    shop = Shop()
+    signup(shop, "u1")
+    started: dict[str, Any] = {"order_id": "o1", "value": 40.0, "currency": "EUR", "products": [SPEC_PRODUCT]}
+    shop.land(spec_add(0), spec_message("Checkout Started", at(10), user="u1", **started))
+    assert ("abandoned_cart", "u1", "exited", "abandoned_checkout_takes_precedence") in {
+        r[:4] for r in shop.run(at(20)).select("kind", "user_id", "decision", "reason", "due_at").iter_rows()
+    }
+    shop.run(at(40))
+    shop.run(at(3 * 60))
+    assert shop.decisions() == {
+        WELCOME,
+        ("abandoned_checkout", "u1", "send"),
+        ("abandoned_cart", "u1", "exited"),
+    }
+
+
+def test_spec_shaped_buyer_gets_no_checkout_email_either() -> None:
+    shop = Shop()
+    signup(shop, "u1")
+    started: dict[str, Any] = {"order_id": "o1", "value": 40.0, "currency": "EUR", "products": [SPEC_PRODUCT]}
+    shop.land(spec_add(0), spec_message("Checkout Started", at(10), user="u1", **started), spec_order(20))
+    shop.run(at(3 * 60))
+    checkout = shop.log.filter(pl.col("kind") == "abandoned_checkout")
+    assert set(checkout["decision"]) == {"exited"}  # proposed, then withdrawn by the order

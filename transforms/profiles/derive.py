@@ -1,7 +1,8 @@
 """Profile rows (PROFILES_SCHEMA) derived from merged partial states and the CRM's customers.
 
-Traits take the newer of the event-sourced value and the CRM's; the cart, order, browsing and
-engagement columns are read off the merged state's lists as of a given moment.
+Traits take the newer of the event-sourced value and the CRM's (marketing consent: the consent
+object's only where neither states one); the cart, order, browsing and engagement columns are read
+off the merged state's lists as of a given moment.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ def derive(state: pl.DataFrame, customers: pl.DataFrame, as_of: datetime) -> pl.
         pl.col("updated_at").alias("crm_at"),
     )
     joined = known.join(crm, on="user_id", how="full", coalesce=True)
+    # a trait or the CRM row outranks the consent object, whatever the times (transforms.profiles.traits)
+    stated = pl.coalesce("marketing_consent", "category_consent").alias("marketing_consent")
     consent = pl.col("marketing_consent").str.to_lowercase().is_in(["true", "1", "yes"])
     out = (
         fill_lists(joined.with_columns(_newest(t) for t in TRAITS))
+        .with_columns(stated)
         .with_columns(
             pl.when(pl.col("marketing_consent").is_null())
             .then(None)
@@ -57,10 +61,10 @@ def _activity_traits(as_of: datetime) -> list[pl.Expr]:
         .fill_null(0.0)
         .round(2)
         .alias("cart_value"),
-        pl.col("carts")
-        .list.eval(pl.element().struct.field("checkout_at").max())
-        .list.first()
-        .alias("last_checkout_at"),
+        pl.max_horizontal(  # a checkout naming its cart is in both; one naming none only in checkouts
+            pl.col("carts").list.eval(pl.element().struct.field("checkout_at").max()).list.first(),
+            pl.col("checkouts").list.eval(pl.element().struct.field("started_at").max()).list.first(),
+        ).alias("last_checkout_at"),
         *_order_traits(),
         _distinct_recent("views", "product_id", RECENT_VIEWS).alias("recent_views"),
         _distinct_recent("searches", "query", RECENT_SEARCHES).alias("recent_searches"),

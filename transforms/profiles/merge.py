@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.profiles.checkouts import merge_checkouts
 from transforms.profiles.state import (
     ANON,
     CART_STATE,
@@ -18,7 +19,7 @@ from transforms.profiles.state import (
     PARTIAL_SCHEMA,
     RECENT_SEARCHES,
     SEARCH,
-    TRAITS,
+    STATED,
     VIEW,
     VIEW_STATE,
     conform,
@@ -47,16 +48,17 @@ def resolve(partial: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
 def merge_partials(partial: pl.DataFrame) -> pl.DataFrame:
     """Partials with the same principal merged into one (associative, commutative, PARTIAL_SCHEMA)."""
     if partial.height == partial["principal"].n_unique():
-        return partial.select(list(PARTIAL_SCHEMA))
+        return fill_lists(partial.select(list(PARTIAL_SCHEMA)))  # a list a table lacked reads as null
     base = partial.group_by("principal").agg(
         pl.col("first_ts").min(),
         pl.col("last_ts").max(),
-        *[expr for t in TRAITS for expr in _merge_trait(t)],
+        *[expr for t in STATED for expr in _merge_trait(t)],
         pl.col("identified_at").min(),
         pl.col("unsubscribed_at").min(),
         log_sum_exp(pl.col("engagement").drop_nulls()).alias("engagement"),
     )
-    for part in (_merge_lines, _merge_carts, _merge_orders, _merge_recent, _merge_categories):
+    parts = (_merge_lines, _merge_carts, merge_checkouts, _merge_orders, _merge_recent, _merge_categories)
+    for part in parts:
         base = base.join(part(partial), on="principal", how="left")
     return conform(fill_lists(base))
 

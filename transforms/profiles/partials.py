@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.profiles.checkouts import checkout_partials
 from transforms.profiles.state import (
     ANON,
     CART_EVENTS,
@@ -23,7 +24,7 @@ from transforms.profiles.state import (
     ORDER_STATE,
     RECENT_SEARCHES,
     SEARCH,
-    TRAITS,
+    STATED,
     VIEW,
     VIEW_STATE,
     conform,
@@ -34,8 +35,8 @@ from transforms.profiles.state import (
     tau,
     top_recent,
 )
+from transforms.profiles.traits import read_traits
 
-TRAITS_DTYPE = pl.Struct({t: pl.String() for t in TRAITS})
 ORDER_PRODUCTS = pl.List(pl.Struct({"product_id": pl.String(), "category": pl.String()}))
 
 
@@ -50,7 +51,7 @@ def partials(events: pl.DataFrame) -> pl.DataFrame:
     base = ev.group_by("principal").agg(
         pl.col("event_ts").min().alias("first_ts"),
         pl.col("event_ts").max().alias("last_ts"),
-        *[expr for t in TRAITS for expr in _trait_pair(t)],
+        *[expr for t in STATED for expr in _trait_pair(t)],
         pl.col("event_ts")
         .filter((pl.col("event_type") == "identify") & pl.col("_email").is_not_null())
         .min()
@@ -58,19 +59,17 @@ def partials(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("event_ts").filter(pl.col("event_name") == "Unsubscribed").min().alias("unsubscribed_at"),
         log_sum_exp(tau("event_ts")).alias("engagement"),
     )
-    for part in (_lines, _carts, _orders, _views, _searches, _categories):
+    for part in (_lines, _carts, checkout_partials, _orders, _views, _searches, _categories):
         base = base.join(part(ev), on="principal", how="left")
     return conform(fill_lists(base))
 
 
 def _with_traits(events: pl.DataFrame) -> pl.DataFrame:
-    """`events` with their principal and one `_<trait>` column per trait (time zone, locale: context too)."""
+    """`events` with their principal and one `_<name>` column per STATED name (transforms.profiles.traits;
+    time zone, locale: context too)."""
     return (
-        events.with_columns(
-            principal().alias("principal"),
-            pl.col("traits").str.json_decode(TRAITS_DTYPE).alias("_traits"),
-        )
-        .with_columns(pl.col("_traits").struct.field(t).alias(f"_{t}") for t in TRAITS)
+        pl.concat([events, read_traits(events)], how="horizontal")
+        .with_columns(principal().alias("principal"))
         .with_columns(
             pl.coalesce("_timezone", "timezone").alias("_timezone"),
             pl.coalesce("_locale", "locale").alias("_locale"),
@@ -120,11 +119,14 @@ def _carts(ev: pl.DataFrame) -> pl.DataFrame:
 
 
 def _orders(ev: pl.DataFrame) -> pl.DataFrame:
-    """Distinct orders (the same order_id twice is one order: the first sighting wins)."""
+    """Distinct orders (the same order_id twice is one order: the first sighting wins; an order without
+    an order_id is one order all the same, keyed by its message id, so that it exits carts and checkouts).
+    """
     orders = (
-        ev.filter((pl.col("event_name") == "Order Completed") & pl.col("order_id").is_not_null())
+        ev.filter(pl.col("event_name") == "Order Completed")
         .with_columns(pl.col("products").str.json_decode(ORDER_PRODUCTS).alias("_products"))
         .with_columns(
+            pl.coalesce("order_id", pl.lit("msg:") + pl.col("event_id")).alias("order_id"),
             pl.col("_products").list.eval(pl.element().struct.field("product_id")).alias("products"),
             pl.col("_products").list.eval(pl.element().struct.field("category")).alias("categories"),
             pl.coalesce("revenue", "total").alias("revenue"),

@@ -1,7 +1,7 @@
 """The partial state of a profile: its columns (PARTIAL_SCHEMA), and the shapes the fold and its merge share.
 
 A partial is one row per principal (a user id, or `anon:<anonymous_id>` before an identify); its list
-columns hold per-cart, per-order and recent-activity structs (see `transforms.profiles.partials`).
+columns hold per-cart, per-checkout, per-order and recent-activity structs (`transforms.profiles.partials`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 ENGAGEMENT_HALF_LIFE = timedelta(days=7)
 RECENT_VIEWS, RECENT_SEARCHES, VIEW_STATE = 10, 10, 50
 TRAITS = ("email", "first_name", "timezone", "locale", "marketing_consent")
+# Traits and the consent object's say on marketing (transforms.profiles.traits): each kept with its time
+# (`<name>_ts`), the last statement by event time winning; `category_consent` has no CRM column.
+STATED = (*TRAITS, "category_consent")
 CART_EVENTS = ("Product Added", "Product Removed")
 
 LINE_STATE = pl.Struct(
@@ -44,10 +47,22 @@ LINE_DETAILS = (
 CART_STATE = pl.Struct(
     {"cart_id": pl.String(), "changed_at": UTC_TS, "checkout_at": UTC_TS, "ordered_at": UTC_TS}
 )
-ORDER_STATE = pl.Struct(
+# A checkout as Segment's spec sends it: `Checkout Started` names its cart, its checkout or its order,
+# or nothing at all (transforms.profiles.checkouts).
+CHECKOUT_STATE = pl.Struct(
     {
+        "checkout_key": pl.String(),  # the cart's id, else checkout_id, else order_id, else `msg:<messageId>`
+        "checkout_id": pl.String(),
         "order_id": pl.String(),
         "cart_id": pl.String(),
+        "started_at": UTC_TS,  # the latest `Checkout Started` of it
+    }
+)
+ORDER_STATE = pl.Struct(
+    {
+        "order_id": pl.String(),  # the shop's order id, else `msg:<messageId>` (an order all the same)
+        "cart_id": pl.String(),
+        "checkout_id": pl.String(),
         "revenue": pl.Float64(),
         "ordered_at": UTC_TS,
         "products": pl.List(pl.String()),
@@ -62,11 +77,12 @@ PARTIAL_SCHEMA: dict[str, pl.DataType] = {
     "principal": pl.String(),
     "first_ts": UTC_TS,
     "last_ts": UTC_TS,
-    **{column: dtype for t in TRAITS for column, dtype in ((t, pl.String()), (f"{t}_ts", UTC_TS))},
+    **{column: dtype for t in STATED for column, dtype in ((t, pl.String()), (f"{t}_ts", UTC_TS))},
     "identified_at": UTC_TS,
     "unsubscribed_at": UTC_TS,
     "lines": pl.List(LINE_STATE),
     "carts": pl.List(CART_STATE),
+    "checkouts": pl.List(CHECKOUT_STATE),
     "orders": pl.List(ORDER_STATE),
     "views": pl.List(VIEW),
     "searches": pl.List(SEARCH),
@@ -89,7 +105,7 @@ def log_sum_exp(expr: pl.Expr) -> pl.Expr:
 
 def first_orders(orders: pl.DataFrame) -> pl.DataFrame:
     """One row per (principal, order_id): the earliest sighting, ties broken by content."""
-    return orders.sort("ordered_at", "cart_id", "revenue", nulls_last=True).unique(
+    return orders.sort("ordered_at", "cart_id", "checkout_id", "revenue", nulls_last=True).unique(
         ["principal", "order_id"], keep="first", maintain_order=True
     )
 

@@ -3,7 +3,7 @@
 An order exits a cart or a checkout whether or not it names them (Segment's spec puts `order_id` /
 `checkout_id` on orders, not `cart_id`): any order by the same shopper (identity is resolved in the
 state) at or after the cart's last change, or the checkout's start. Checkouts come from the state's
-`checkouts` list when it has one (transforms/triggers/checkouts.py), else from the carts' checkouts.
+`checkouts` list (transforms/profiles/checkouts.py) and from the carts' checkouts.
 """
 
 from __future__ import annotations
@@ -35,11 +35,23 @@ def last_orders(state: pl.DataFrame) -> pl.DataFrame:
     return orders.group_by("principal").agg(pl.col("ordered_at").max().alias("last_order_at"))
 
 
-def checkouts(state: pl.DataFrame) -> pl.DataFrame | None:
-    """The state's checkouts (principal, anchor = checkout_key, ids, started_at), None without the list."""
-    if "checkouts" not in state.columns:
-        return None
-    return exploded(state, "checkouts").rename({"checkout_key": "anchor"})
+def checkouts(state: pl.DataFrame) -> pl.DataFrame:
+    """The shoppers' checkouts (principal, anchor = checkout_key, ids, started_at): the state's
+    `checkouts` and the carts' checkouts, which agree on a checkout that names its cart (both key it by
+    the cart's id) and which are its only record in a state folded before the list existed."""
+    listed = exploded(state, "checkouts").rename({"checkout_key": "anchor"})
+    carts = exploded(state, "carts").filter(pl.col("checkout_at").is_not_null())
+    from_carts = carts.select(
+        "principal",
+        pl.col("cart_id").alias("anchor"),
+        pl.lit(None, dtype=pl.String).alias("checkout_id"),
+        pl.lit(None, dtype=pl.String).alias("order_id"),
+        "cart_id",
+        pl.col("checkout_at").alias("started_at"),
+    )
+    both = pl.concat([listed.select(from_carts.columns), from_carts])
+    ids = [pl.col(c).min() for c in ("checkout_id", "order_id", "cart_id")]
+    return both.group_by("principal", "anchor").agg(*ids, pl.col("started_at").max())
 
 
 def _recent(facts: pl.DataFrame, column: str, context: RuleContext, lateness: timedelta) -> pl.DataFrame:
@@ -61,12 +73,7 @@ def cart_candidates(context: RuleContext) -> pl.DataFrame:
 
 def checkout_candidates(context: RuleContext) -> pl.DataFrame:
     """Every checkout started recently; due `delay` after its (latest) start."""
-    started = checkouts(context.state)
-    if started is None:
-        started = cart_facts(context.state).select(
-            "principal", pl.col("cart_id").alias("anchor"), pl.col("checkout_at").alias("started_at")
-        )
-    facts = _recent(started, "started_at", context, timedelta(hours=24))
+    facts = _recent(checkouts(context.state), "started_at", context, timedelta(hours=24))
     rows = facts.select(
         "principal",
         "anchor",
@@ -92,12 +99,9 @@ def cart_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     facts = cart_facts(context.state).rename({"cart_id": "anchor"})
     facts = _join(candidates.select("principal", "anchor"), facts, ["principal", "anchor"])
     facts = _join(facts, last_orders(context.state), "principal")
-    started = checkouts(context.state)
-    if started is not None:  # any checkout of the shopper, named after the cart or not
-        latest = started.group_by("principal").agg(pl.col("started_at").max().alias("_checkout"))
-        facts = _join(facts, latest, "principal").with_columns(
-            pl.max_horizontal("checkout_at", "_checkout").alias("checkout_at")
-        )
+    started = checkouts(context.state)  # any checkout of the shopper, named after the cart or not
+    latest = started.group_by("principal").agg(pl.col("started_at").max().alias("checkout_at"))
+    facts = _join(facts.drop("checkout_at"), latest, "principal")
     reason = (
         pl.when(_ordered_since("changed_at"))
         .then(pl.lit("order_completed"))
@@ -113,12 +117,6 @@ def checkout_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     """Ordered (the same checkout_id or order_id, the cart's own order, or any order by the shopper
     since the start), or superseded by a later checkout of the shopper (it restarts the timer)."""
     started = checkouts(context.state)
-    if started is None:
-        facts = cart_facts(context.state).rename({"cart_id": "anchor", "checkout_at": "started_at"})
-        facts = _join(candidates.select("principal", "anchor"), facts, ["principal", "anchor"])
-        facts = _join(facts, last_orders(context.state), "principal")
-        ordered = pl.when(_ordered_since("started_at")).then(pl.lit("order_completed"))
-        return facts.select(ordered.alias("exit_reason"))["exit_reason"]
     facts = _join(candidates.select("principal", "anchor"), started, ["principal", "anchor"])
     facts = _join(facts, last_orders(context.state), "principal")
     carts = cart_facts(context.state).select("principal", "cart_id", "ordered_at")
@@ -138,9 +136,9 @@ def checkout_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
 def _matched_orders(state: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
     """(principal, anchor) of checkouts an order of the shopper names, by order_id or checkout_id."""
     orders = exploded(state, "orders")
-    ids = [c for c in ("order_id", "checkout_id") if c in orders.columns]  # checkout_id: a later state
     named = [
-        facts.join(orders.select("principal", c).drop_nulls(), on=["principal", c], how="semi") for c in ids
+        facts.join(orders.select("principal", c).drop_nulls(), on=["principal", c], how="semi")
+        for c in ("order_id", "checkout_id")
     ]
     return (
         pl.concat(named).select("principal", "anchor").unique().with_columns(pl.lit(True).alias("_matched"))

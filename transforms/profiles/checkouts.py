@@ -1,33 +1,19 @@
-"""Checkouts as Segment's E-commerce spec sends them, for abandoned_checkout and the cart's precedence.
+"""The state's `checkouts` list: checkouts as Segment's E-commerce spec sends them.
 
-The spec's `Checkout Started` carries `order_id` (and shops add `checkout_id`), rarely `cart_id`; the
-profile state keeps carts by `cart_id` only, so such a checkout leaves no trace a rule can see. The
-state needs a `checkouts` list per principal. This module holds its pieces, written as the profile
-fold is (partials that merge in any order), for the profile stage to take in:
-
-- `CHECKOUT_STATE`, the list's element, and `checkout_partials(ev)` / `merge_checkouts(partial)`, to be
-  called from `transforms.profiles.partials.partials` / `merge_partials` (`ev` there has `principal`),
-  with `"checkouts": pl.List(CHECKOUT_STATE)` added to `PARTIAL_SCHEMA`;
-- `checkout_id` in the profile's `ORDER_STATE`, so that an order matches its checkout by that id too.
-
-The rules (rules/carts.py) read `checkouts` when the state has it and fall back to the carts otherwise.
+The spec's `Checkout Started` carries `order_id` (and shops add `checkout_id`), rarely `cart_id`, so
+the carts alone would not see it. Each checkout is kept under one key (CHECKOUT_STATE): its cart's id
+first, so a checkout that names its cart is the cart's (as the carts' `checkout_at` has it too),
+else its checkout_id, else its order_id, else its own message. Partials merge like the rest of the
+fold: minima of the ids, the latest start. Orders match checkouts by checkout_id or order_id in the
+rules (transforms/triggers/rules/carts.py), else by shopper and time.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from transforms.schema import UTC_TS
+from transforms.profiles.state import CHECKOUT_STATE
 
-CHECKOUT_STATE = pl.Struct(
-    {
-        "checkout_key": pl.String(),  # the cart's id, else checkout_id, else order_id, else `msg:<messageId>`
-        "checkout_id": pl.String(),
-        "order_id": pl.String(),
-        "cart_id": pl.String(),
-        "started_at": UTC_TS,  # the latest `Checkout Started` of it
-    }
-)
 _FIELDS = [f.name for f in CHECKOUT_STATE.fields]
 _IDS = ("checkout_id", "order_id", "cart_id")
 
