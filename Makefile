@@ -21,11 +21,11 @@ lint: $(STAMP)
 	$(BIN)/mypy transforms resources stores assets orchestration services simulator tests
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 # The fast tier (pure tests, well under a minute): `make test-fast`.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m unit tests/unit
+	$(BIN)/pytest -q -n auto -m unit tests/unit
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
