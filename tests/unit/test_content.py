@@ -151,6 +151,9 @@ def test_cart_line_without_catalog_image_or_price() -> None:
     assert result.context["cart"]["total"] == ""  # a partial total would mislead
 
 
+NAMED_C9 = '{"cart_id": "c-9"}'  # a checkout that named cart c-9 (the shopper's cart is now another)
+
+
 @pytest.mark.parametrize(
     ("kind", "overrides", "reason"),
     [
@@ -158,6 +161,11 @@ def test_cart_line_without_catalog_image_or_price() -> None:
         ("abandoned_cart", {"cart_items": None}, "empty_cart"),
         ("abandoned_checkout", {"cart_items": [line("p-linen", 0)]}, "empty_cart"),
         ("abandoned_cart", {"cart_id": "c-2"}, "cart_changed"),
+        (
+            "abandoned_checkout",
+            {"trigger": {"anchor": "o-1", "detail": '{"cart_id": "c-9"}'}},
+            "cart_changed",
+        ),
         ("abandoned_cart", {"email": None}, "no_email"),
         ("welcome", {"email": ""}, "no_email"),
         ("welcome", {"email": "not-an-address"}, "no_email"),
@@ -285,3 +293,10 @@ def test_context_holds_plain_values_only(kind: str) -> None:
     assert result.aborted is None
     assert plain(result.context)
     assert result.context["kind"] == kind and result.context["shop"]["name"] == "Maison Demo"
+
+
+def test_a_spec_shaped_checkout_is_about_the_shoppers_open_cart() -> None:
+    """Segment's checkouts carry `order_id`, not `cart_id`: the anchor is the order, the cart the open one."""
+    result = content("abandoned_checkout", trigger={"anchor": "o-1"})
+    assert result.aborted is None
+    assert result.context["cart"]["lines"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -132,11 +133,23 @@ def _cart_line(
     return {**card, "quantity": row["quantity"], "line_total": total}
 
 
+def cart_of(kind: str, trigger: Mapping[str, Any]) -> str | None:
+    """The cart an email is about: a cart email's anchor; a checkout's cart when the checkout named one
+    (Segment's spec puts `order_id` / `checkout_id` on checkouts: then it is the shopper's open cart)."""
+    if kind == "abandoned_cart":
+        return trigger.get("anchor")
+    try:
+        detail = json.loads(trigger.get("detail") or "{}")
+    except ValueError:
+        return None
+    return detail.get("cart_id") if isinstance(detail, dict) else None
+
+
 def _cart_part(
     kind: str, profile: Mapping[str, Any], trigger: Mapping[str, Any], draft: _Draft
 ) -> tuple[dict[str, Any], str | None, list[str]]:
-    anchor, cart_id = trigger.get("anchor"), profile.get("cart_id")
-    if anchor and cart_id and anchor != cart_id:
+    cart_id = profile.get("cart_id")
+    if (about := cart_of(kind, trigger)) and cart_id and about != cart_id:
         raise _Abort("cart_changed")  # never write about a cart the shopper no longer has
     frame = _cart_frame(profile.get("cart_items") or [], draft.catalog, draft.shop.currency)
     if frame.is_empty():

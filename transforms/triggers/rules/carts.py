@@ -74,11 +74,14 @@ def cart_candidates(context: RuleContext) -> pl.DataFrame:
 def checkout_candidates(context: RuleContext) -> pl.DataFrame:
     """Every checkout started recently; due `delay` after its (latest) start."""
     facts = _recent(checkouts(context.state), "started_at", context, timedelta(hours=24))
+    # The cart it named, if any: the email shows that cart, or the shopper's open one (spec shape).
+    named = pl.when(pl.col("cart_id").is_not_null()).then(pl.format('{{"cart_id": "{}"}}', "cart_id"))
     rows = facts.select(
         "principal",
         "anchor",
         (pl.col("started_at") + context.delay).alias("due_at"),
         pl.col("started_at").alias("first_event_at"),
+        named.alias("detail"),
     )
     return finish(rows, "abandoned_checkout", ["anchor"])
 
