@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
@@ -23,6 +24,7 @@ from transforms.erasure.records import (
     needs_vacuum,
     unreadable_versions,
 )
+from transforms.schema import STATS_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +117,7 @@ def erase_table(
         version_after=after.version(),
         files_removed=removed,
         versions_unreadable=unreadable_versions(log_actions(lake.table_uri(spec.name)), removed, before),
-        rows_remaining=_count(lake, spec.name, person),
-    )
+    )  # rows_remaining: from the certificate's final check of every table
 
 
 def delete_rows(
@@ -141,9 +142,16 @@ def delete_rows(
     return "rewrite"
 
 
-def _count(lake: LakeResource, name: str, person: Person) -> int:
-    rows = matching_rows(lake, name, person)
-    return rows.height if rows is not None else 0
+def lake_tables(lake: LakeResource, registry: Iterable[str]) -> list[str]:
+    """Every table of the lake (on an object store, which cannot be listed: the `registry` and the
+    tables of the contract), those never written left out."""
+    names = set(lake.table_names()) | set(registry) | set(STATS_COLUMNS)
+    return sorted(name for name in names if lake.table(name) is not None)
+
+
+def check_tables(lake: LakeResource, names: Iterable[str], person: Person) -> dict[str, int]:
+    """Rows of each table that still hold one of the person's keys in any string or nested column."""
+    return {name: rows.height for name in names if (rows := matching_rows(lake, name, person)) is not None}
 
 
 def log_actions(table_uri: str) -> pl.DataFrame:

@@ -1,4 +1,10 @@
-"""GDPR erasure in the landing zone: blank the person's landed lines, keep `ingest_log` in step."""
+"""GDPR erasure in the landing zone: blank the person's landed lines, keep `ingest_log` in step.
+
+Every folder is visited (events, the CRM's customers in NDJSON or CSV, catalog, any other) but the
+requests in `erasure/`; a line is blanked in place, so the other lines keep their numbers and a CSV
+its header. Each rewrite is a temp name renamed over the file, with `ingest_log` describing the new
+bytes first, so the ingest neither takes the file again nor reports it as changed.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,10 @@ from pathlib import Path
 import polars as pl
 
 from resources.lake import LakeResource, writer_properties
-from resources.landing import LandingResource
+from resources.landing import LandedFile, LandingResource
 from stores.erasure.lake import staged_rewrite, tag
-from transforms.erasure.person import LANDING_FOLDERS, Person, blank_lines, text_pattern
+from transforms.erasure.landed import landed_links
+from transforms.erasure.person import KEPT_FOLDERS, Person, blank_lines, text_pattern
 from transforms.erasure.records import adjust_ingest_log
 from transforms.schema import INGEST_LOG_SCHEMA
 
@@ -25,7 +32,9 @@ REWRITTEN_SCHEMA: dict[str, pl.DataType] = {
     "new_bytes": pl.Int64(),
     "new_sha256": pl.String(),
     "blanked": pl.Int64(),
+    "rows_blanked": pl.Int64(),
 }
+UNREADABLE = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
 LOG_COLUMNS = ("bytes", "sha256", "lines", "accepted", "quarantined", "duplicates")
 
 
@@ -41,6 +50,39 @@ class LandingRewrite:
     old: bytes
     new: bytes
     blanked: list[int]
+    rows_blanked: int = 0  # accepted rows the lake keeps by key, not by line (customers, catalog)
+
+
+@dataclass(frozen=True)
+class LandingScan:
+    """The files to rewrite, the lines holding the person per file visited, and unreadable files."""
+
+    rewrites: list[LandingRewrite]
+    found: dict[str, int]
+    unreadable: list[str]
+
+
+def landed_files(landing: LandingResource) -> list[LandedFile]:
+    """Every landed file an erasure visits: all folders (and the root) but the kept ones."""
+    return [f for f in landing.list_files("") if f.path.split("/", 1)[0] not in KEPT_FOLDERS]
+
+
+def pending_links(lake: LakeResource, landing: LandingResource, user_id: str) -> tuple[set[str], set[str]]:
+    """Anonymous ids and emails linked to `user_id` by landed event files the ingest has not taken yet."""
+    logged = set(lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"]).iter_rows())
+    anonymous: set[str] = set()
+    emails: set[str] = set()
+    for landed in landing.list_files("events"):
+        if (landed.path, landed.size) in logged:
+            continue  # ingested: its links are in identities and events
+        try:
+            content = landing.read(landed.path)[1]
+        except (ValueError, *UNREADABLE):
+            continue
+        found = landed_links(content, user_id)
+        anonymous |= found[0]
+        emails |= found[1]
+    return anonymous, emails
 
 
 def _positions(rows: dict[str, pl.DataFrame | None]) -> dict[str, set[int]]:
@@ -54,34 +96,58 @@ def _positions(rows: dict[str, pl.DataFrame | None]) -> dict[str, set[int]]:
     return found
 
 
+def _traces(data: bytes, pattern: re.Pattern[bytes]) -> int:
+    return sum(1 for line in data.split(b"\n") if pattern.search(line))
+
+
+def _stray_traces(
+    landing: LandingResource, path: str, pattern: re.Pattern[bytes], unreadable: list[str]
+) -> int:
+    try:
+        return _traces((landing.root / path).read_bytes(), pattern)
+    except OSError:
+        unreadable.append(path)
+        return 0
+
+
 def scan_landing(
     landing: LandingResource, person: Person, rows: dict[str, pl.DataFrame | None]
-) -> tuple[list[LandingRewrite], list[str]]:
-    """Landed files with lines of the person (by content or as their rows' source); unreadable files."""
+) -> LandingScan:
+    """Landed files with lines of the person (by content or as their rows' source) to blank.
+
+    A file of a type the landing zone does not take is not rewritten: its lines holding the person are
+    counted (and fail the certificate), as an unreadable file is listed.
+    """
     pattern = re.compile(text_pattern(person).encode())
     positions = _positions(rows)
-    rewrites: list[LandingRewrite] = []
-    unreadable: list[str] = []
-    for folder in LANDING_FOLDERS:
-        for landed in landing.list_files(folder):
-            try:
-                old, content = landing.read(landed.path)
-            except ValueError:
-                continue  # not a landing data file: the ingest does not read it either
-            except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
-                unreadable.append(landed.path)
-                continue
-            new, blanked = blank_lines(content, pattern, positions.get(landed.path, set()))
-            if blanked:
-                data = gzip.compress(new, mtime=0) if landed.path.endswith(".gz") else new
-                rewrites.append(LandingRewrite(landed.path, old, data, blanked))
-    return rewrites, unreadable
+    scan = LandingScan([], {}, [])
+    for landed in landed_files(landing):
+        try:
+            old, content = landing.read(landed.path)
+        except ValueError:  # not a landing data file: the ingest does not read it either
+            old, content = b"", None
+        except UNREADABLE:
+            scan.unreadable.append(landed.path)
+            continue
+        if content is None:
+            scan.found[landed.path] = _stray_traces(landing, landed.path, pattern, scan.unreadable)
+            continue
+        at = positions.get(landed.path, set())
+        new, blanked = blank_lines(content, pattern, at)
+        scan.found[landed.path] = 0  # a blanked file is counted again once rewritten
+        if blanked:
+            data = gzip.compress(new, mtime=0) if landed.path.endswith(".gz") else new
+            keyed = 0 if landed.path.startswith("events/") else len(set(blanked) - at)
+            scan.rewrites.append(LandingRewrite(landed.path, old, data, blanked, keyed))
+    return scan
 
 
-def count_landing_traces(landing: LandingResource, rewrites: list[LandingRewrite], person: Person) -> int:
-    """Lines of the rewritten files that still hold the person (the landing zero-line check)."""
+def count_landing_traces(
+    landing: LandingResource, rewrites: list[LandingRewrite], person: Person
+) -> dict[str, int]:
+    """Lines of the rewritten files that still hold the person, read back from the landing zone."""
     pattern = re.compile(text_pattern(person).encode())
-    return sum(1 for r in rewrites for line in landing.read(r.path)[1].split(b"\n") if pattern.search(line))
+    return {r.path: _traces(landing.read(r.path)[1], pattern) for r in rewrites}
 
 
 def rewrite_landing(
@@ -113,7 +179,7 @@ def update_ingest_log(
         return
     removed = _removed_per_file(rows)
     rewritten = pl.DataFrame(
-        [(r.path, _sha(r.old), len(r.new), _sha(r.new), len(r.blanked)) for r in rewrites],
+        [(r.path, _sha(r.old), len(r.new), _sha(r.new), len(r.blanked), r.rows_blanked) for r in rewrites],
         schema=REWRITTEN_SCHEMA,
         orient="row",
     )

@@ -21,13 +21,22 @@ from resources.lake import LakeResource
 from resources.landing import LandedFile, LandingResource
 from stores.erasure.lake import (
     append_table,
+    check_tables,
     erase_table,
     fold_into_aggregate,
+    lake_tables,
     matching_rows,
     scrub_delta_logs,
 )
-from stores.erasure.landing import count_landing_traces, rewrite_landing, scan_landing
-from transforms.erasure.person import ERASURE_TABLES, Person, names_person, parse_request, person_from
+from stores.erasure.landing import count_landing_traces, pending_links, rewrite_landing, scan_landing
+from transforms.erasure.person import (
+    ERASURE_TABLES,
+    Person,
+    erasure_tables,
+    names_person,
+    parse_request,
+    person_from,
+)
 from transforms.erasure.records import ErasureCertificate, suppression_rows, user_key
 from transforms.schema import ERASURES_SCHEMA, EVENTS_SCHEMA, IDENTITIES_SCHEMA, SUPPRESSIONS_SCHEMA
 
@@ -97,35 +106,54 @@ def erase_user(
     request_id: str | None = None,
     request_source: str = "api",
 ) -> ErasureCertificate:
-    """Remove the person from every table, old version and landed file; suppress and certify it."""
+    """Remove the person from every table, old version and landed file; suppress and certify it.
+
+    Every key of theirs goes: the user id, each linked anonymous id (as itself and as the `anon:` key of
+    profile partials and trigger candidates, so no pending state can bring them back), each email. The
+    certificate then checks every table and landed file for any of them (`checks`).
+    """
     request_id = request_id or f"erasure-{uuid.uuid4().hex[:16]}"
     with lake.writer_lock():
         stored = read_certificate(lake, request_id)
         if stored is not None:
             return stored  # a retry of a request that completed
-        person = find_person(lake, user_id)
+        person = find_person(lake, landing, user_id)
         source = f"{REQUESTS}/<redacted>" if names_person(request_source, person) else request_source
         certificate = ErasureCertificate(
             request_id, source, user_key(user_id, secret), datetime.now(UTC),
             anonymous_ids=len(person.anonymous_ids), emails=len(person.emails),
         )  # fmt: skip
-        rows = {spec.name: matching_rows(lake, spec.name, person) for spec in ERASURE_TABLES}
-        rewrites, certificate.landing_unreadable = scan_landing(landing, person, rows)
+        specs = erasure_tables(lake_tables(lake, ()))
+        rows = {spec.name: matching_rows(lake, spec.name, person) for spec in specs}
+        scan = scan_landing(landing, person, rows)
+        certificate.landing_unreadable = scan.unreadable
         certificate.erased_events = fold_into_aggregate(lake, rows["events"], request_id)
-        for spec in ERASURE_TABLES:
+        for spec in specs:
             certificate.tables.append(erase_table(lake, spec, rows[spec.name], person, request_id))
-        rewrite_landing(lake, landing, rewrites, rows, request_id)
-        certificate.landing_files = {r.path: len(r.blanked) for r in rewrites}
-        certificate.landing_lines_remaining = count_landing_traces(landing, rewrites, person)
+        rewrite_landing(lake, landing, scan.rewrites, rows, request_id)
+        certificate.landing_files = {r.path: len(r.blanked) for r in scan.rewrites}
         certificate.log_files_scrubbed, certificate.log_lines_remaining = scrub_delta_logs(lake, person)
         certificate.suppressions_added = suppress(lake, person, secret, certificate.erased_at, request_id)
+        landing_check = scan.found | count_landing_traces(landing, scan.rewrites, person)
+        certify(
+            certificate, check_tables(lake, lake_tables(lake, [s.name for s in specs]), person), landing_check
+        )
         store_certificate(lake, certificate)
     log.info("erasure %s done: passed=%s", request_id, certificate.passed)
     return certificate
 
 
-def find_person(lake: LakeResource, user_id: str) -> Person:
-    """The user id, its linked anonymous ids and every email of theirs in the lake."""
+def certify(certificate: ErasureCertificate, tables: dict[str, int], landing: dict[str, int]) -> None:
+    """Put the final check (rows per table, lines per landed file holding a key) into the certificate."""
+    certificate.checks = {"tables": tables, "landing": dict(sorted(landing.items()))}
+    for table in certificate.tables:
+        table.rows_remaining = tables.get(table.table, 0)
+    certificate.landing_lines_remaining = sum(landing.values())
+
+
+def find_person(lake: LakeResource, landing: LandingResource, user_id: str) -> Person:
+    """The user id, its linked anonymous ids and every email of theirs in the lake, and the anonymous
+    ids and emails that landed files not ingested yet link to them."""
     identities = (
         lake.scan("identities", IDENTITIES_SCHEMA)
         .filter(pl.col("user_id") == user_id)
@@ -141,7 +169,10 @@ def find_person(lake: LakeResource, user_id: str) -> Person:
             columns = {"user_id": pl.String(), spec.email_column: pl.String()}
             own = lake.scan(spec.name, columns).filter(pl.col("user_id") == user_id).collect()
             emails += own[spec.email_column].drop_nulls().to_list()
-    return person_from(user_id, identities, events.collect(), emails)
+    landed_anonymous, landed_emails = pending_links(lake, landing, user_id)
+    return person_from(
+        user_id, identities, events.collect(), [*emails, *landed_emails], sorted(landed_anonymous)
+    )
 
 
 def suppress(lake: LakeResource, person: Person, secret: str, since: datetime, request_id: str) -> int:

@@ -1,8 +1,10 @@
 """GDPR erasure, pure part: who the person is, and which rows, landed lines and log entries are theirs.
 
-A person is a user_id, every anonymous_id linked to it and every email of their identify traits. A
-value is theirs when it equals one of those identifiers, or holds one inside text as a JSON string
-(`"u-1"`, so `u-10` is not `u-1`) or, for an email, as a whole address in any case.
+A person is a user_id, every anonymous_id linked to it and every email of their identify traits or CRM
+rows. Their keys are those ids and the anonymous ids as profile partials and trigger candidates key them
+(`anon:<anonymous_id>`). A value is theirs when it equals a key, or holds one inside text as a JSON
+string (`"u-1"`, so `u-10` is not `u-1`), as a whole CSV cell or, for a long id, as a word; or an email
+as a whole address in any case.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 import orjson
 import polars as pl
+
+from transforms.profiles.state import ANON
 
 MAX_USER_ID_CHARS = 256
 MIN_WORD_ID = 6
@@ -43,7 +47,17 @@ ERASURE_TABLES: tuple[ErasureTable, ...] = (
     ErasureTable("trigger_state", ("trigger_id",)),
     ErasureTable("sends", ("send_id",)),
 )
-LANDING_FOLDERS = ("events",)
+# Checked by every certificate, never erased: the ingest's file log (its rows name files, and a lost row
+# would ingest the file again) and the erasure's own records (keyed hashes and counts only).
+KEPT_TABLES = ("ingest_log", "suppressions", "erasures", "erased_events_daily")
+# Landing folders an erasure neither rewrites nor checks: requests (each one deleted once carried out).
+KEPT_FOLDERS = ("erasure",)
+
+
+def erasure_tables(existing: Iterable[str]) -> tuple[ErasureTable, ...]:
+    """The registry, then every other `existing` table but the kept ones (rewritten when it holds them)."""
+    known = {spec.name for spec in ERASURE_TABLES} | set(KEPT_TABLES)
+    return ERASURE_TABLES + tuple(ErasureTable(name) for name in sorted(set(existing) - known))
 
 
 def parse_request(data: bytes) -> str:
@@ -72,22 +86,32 @@ class Person:
     def ids(self) -> tuple[str, ...]:
         return (self.user_id, *self.anonymous_ids)
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The ids, and the anonymous ids as `profile_*` partials and `trigger*` candidates key them."""
+        return (*self.ids, *(ANON + a for a in self.anonymous_ids))
+
 
 def _clean(values: Iterable[str | None]) -> tuple[str, ...]:
     return tuple(sorted({v.strip() for v in values if v and v.strip()}))
 
 
 def person_from(
-    user_id: str, identities: pl.DataFrame, events: pl.DataFrame, emails: Sequence[str] = ()
+    user_id: str,
+    identities: pl.DataFrame,
+    events: pl.DataFrame,
+    emails: Sequence[str] = (),
+    anonymous: Sequence[str] = (),
 ) -> Person:
-    """The person behind `user_id`: their identity edges, events (user_id, anonymous_id, traits), emails."""
-    anonymous = pl.concat(
+    """The person behind `user_id`: their identity edges, events (user_id, anonymous_id, traits), emails
+    and anonymous ids found elsewhere (landed lines not ingested yet)."""
+    linked = pl.concat(
         [
             identities.filter(pl.col("user_id") == user_id)["anonymous_id"],
             events.filter(pl.col("user_id") == user_id)["anonymous_id"],
         ]
     )
-    anonymous_ids = _clean(anonymous.to_list())
+    anonymous_ids = _clean([*linked.to_list(), *anonymous])
     mine = events.filter((pl.col("user_id") == user_id) | pl.col("anonymous_id").is_in(anonymous_ids))
     traits = mine["traits"].str.json_path_match("$.email").to_list()
     return Person(user_id, anonymous_ids, _clean([*traits, *emails]))
@@ -99,12 +123,22 @@ def _email_part(email: str) -> str:
 
 
 def text_pattern(person: Person) -> str:
-    """A regex (Python and Polars) finding the person's identifiers inside JSON or free text."""
+    """A regex (Python and Polars) finding the person's keys inside JSON, CSV or free text."""
     tokens: set[str] = set()
-    for value in person.ids:  # as a JSON string, in both escaping styles
+    for value in person.keys:  # as a JSON string, in both escaping styles
         for text in (orjson.dumps(value).decode(), json.dumps(value)):
             tokens |= {text, text.replace("/", "\\/")}
-    return "|".join([re.escape(t) for t in sorted(tokens)] + [_email_part(e) for e in person.emails])
+    # As a whole CSV cell (a CRM export): a line of its own, or a file's content (no multi-line mode).
+    cells = [rf"(?:^|[,\n]){re.escape(v)}(?:[,\r\n]|$)" for v in sorted(set(person.keys))]
+    # A long id as a word in free text ("referred by anon-7f3e..."); a short or all-digit one would be
+    # found inside other values (`u-1` in `u-1x`, `123456` in a price), so those count only as above.
+    words = [
+        rf"(?:^|[^A-Za-z0-9_]){re.escape(v)}(?:[^A-Za-z0-9_]|$)"
+        for v in sorted(person.ids)
+        if len(v) >= MIN_WORD_ID and not v.isdigit()
+    ]
+    emails = [_email_part(e) for e in person.emails]
+    return "|".join([re.escape(t) for t in sorted(tokens)] + cells + words + emails)
 
 
 def log_pattern(person: Person) -> str:
@@ -130,7 +164,7 @@ def mentions(schema: pl.Schema, person: Person) -> pl.Expr:
             text = pl.struct(name).struct.json_encode()
         else:
             continue
-        checks.append(text.is_in(person.ids) | text.str.contains(pattern))
+        checks.append(text.is_in(person.keys) | text.str.contains(pattern))
     return pl.any_horizontal(checks).fill_null(False) if checks else pl.lit(False)
 
 

@@ -65,25 +65,29 @@ def adjust_ingest_log(log: pl.DataFrame, removed: pl.DataFrame, rewritten: pl.Da
     """New bytes, sha256 and counts of the ingest_log rows of files that lost rows or lines.
 
     `removed`: source_file, events, quarantine (rows deleted); `rewritten`: source_file, old_sha256,
-    new_bytes, new_sha256, blanked. Keeps `lines = accepted + quarantined + duplicates`, and the
+    new_bytes, new_sha256, blanked and rows_blanked (accepted rows of a file whose rows the lake keeps
+    by key, not by line: a CRM row). Keeps `lines = accepted + quarantined + duplicates`, and the
     landing sensor (path and size) from taking a rewritten file for a new one.
     """
+    if "rows_blanked" not in rewritten.columns:
+        rewritten = rewritten.with_columns(pl.lit(0, dtype=pl.Int64).alias("rows_blanked"))
     rows = (
         log.join(removed, on="source_file", how="left")
         .join(rewritten, on="source_file", how="left")
         .filter(pl.col("events").is_not_null() | pl.col("blanked").is_not_null())
         .with_columns(
-            pl.col("events", "quarantine").fill_null(0),
+            pl.col("events", "quarantine", "rows_blanked").fill_null(0),
             same=(pl.col("sha256") == pl.col("old_sha256")).fill_null(False),
             counted=pl.col("status") == "committed",
         )
     )
-    lost = pl.when(pl.col("same")).then(pl.col("blanked")).otherwise(pl.col("events") + pl.col("quarantine"))
+    deleted = pl.col("events") + pl.col("rows_blanked")
+    lost = pl.when(pl.col("same")).then(pl.col("blanked")).otherwise(deleted + pl.col("quarantine"))
     adjusted = rows.with_columns(
         pl.when("same").then("new_bytes").otherwise("bytes").alias("bytes"),
         pl.when("same").then("new_sha256").otherwise("sha256").alias("sha256"),
         pl.when("counted").then(pl.col("lines") - lost).otherwise("lines").alias("lines"),
-        pl.when("counted").then(pl.col("accepted") - pl.col("events")).otherwise("accepted"),
+        pl.when("counted").then(pl.col("accepted") - deleted).otherwise("accepted"),
         pl.when("counted").then(pl.col("quarantined") - pl.col("quarantine")).otherwise("quarantined"),
     )
     rest = pl.col("lines") - pl.col("accepted") - pl.col("quarantined")
@@ -138,7 +142,7 @@ class TableErasure:
     version_after: int | None = None
     files_removed: list[str] = field(default_factory=list)
     versions_unreadable: list[list[int]] = field(default_factory=list)
-    rows_remaining: int = 0  # the zero-row check, re-queried after the erasure
+    rows_remaining: int = 0  # the zero-row check, re-queried after the erasure (as in `checks`)
 
 
 @dataclass
@@ -159,12 +163,17 @@ class ErasureCertificate:
     log_lines_remaining: int = 0
     erased_events: int = 0  # folded into erased_events_daily first
     suppressions_added: int = 0
+    # The final scan, after every step: each of the person's keys (user id, anonymous ids as themselves
+    # and as `anon:` keys, emails) looked for in every string and nested column of every table of the
+    # lake ("tables": rows holding one) and in every line of every landed file ("landing": lines).
+    checks: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         clean = all(t.rows_remaining == 0 for t in self.tables)
+        checked = all(found == 0 for group in self.checks.values() for found in group.values())
         landing = self.landing_lines_remaining == 0 and not self.landing_unreadable
-        return clean and landing and self.log_lines_remaining == 0
+        return clean and checked and landing and self.log_lines_remaining == 0
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "erased_at": self.erased_at.isoformat(), "passed": self.passed}

@@ -1,0 +1,46 @@
+"""GDPR erasure, pure part: the person in landed event files the lake has not ingested yet.
+
+An identify, alias or any message with the person's `userId` links its anonymous id (and an alias its
+`previousId`) to them exactly as the ingest would: the erasure takes those ids too, so the lines under
+them are blanked before the ingest can turn them into an anonymous shopper with the person's history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+
+def _messages(content: bytes, user_id: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects of `content` whose `userId` is `user_id` (other lines are not parsed)."""
+    tokens = {orjson.dumps(user_id), orjson.dumps(user_id).replace(b"/", b"\\/")}
+    if not any(token in content for token in tokens):
+        return
+    for line in content.split(b"\n"):
+        if not any(token in line for token in tokens):
+            continue
+        try:
+            message = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # the ingest quarantines it; the erasure blanks it by its content
+        if isinstance(message, dict) and message.get("userId") == user_id:
+            yield message
+
+
+def _text(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def landed_links(content: bytes, user_id: str) -> tuple[set[str], set[str]]:
+    """(anonymous ids, emails) that the lines of a landed events file link to `user_id`."""
+    anonymous: set[str] = set()
+    emails: set[str] = set()
+    for message in _messages(content, user_id):
+        anonymous |= {v for v in (_text(message.get("anonymousId")), _text(message.get("previousId"))) if v}
+        context = message.get("context")
+        for traits in (message.get("traits"), context.get("traits") if isinstance(context, dict) else None):
+            if isinstance(traits, dict) and (email := _text(traits.get("email"))):
+                emails.add(email)
+    return anonymous, emails
