@@ -1,0 +1,122 @@
+"""Erasure, pure part (#13, points 14 and 15): every key of the person, the links a landed file makes,
+ingest_log counts of a blanked CRM file, the tables an erasure visits and the certificate's verdict."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import orjson
+import polars as pl
+import pytest
+
+from transforms.erasure.landed import landed_links
+from transforms.erasure.person import (
+    ERASURE_TABLES,
+    KEPT_TABLES,
+    Person,
+    erasure_tables,
+    mentions,
+    text_pattern,
+)
+from transforms.erasure.records import ErasureCertificate, TableErasure, adjust_ingest_log
+from transforms.schema import INGEST_LOG_SCHEMA
+
+SHORT = Person("u-1", ("a-1",), ("bob@x.com",))
+LONG = Person("customer-4711", ("anon-7f3e9a",), ())
+NUMERIC = Person("12345678")
+
+
+@pytest.mark.parametrize(
+    ("person", "text", "theirs"),
+    [
+        (SHORT, '{"principal":"anon:a-1"}', True),  # the key of profile partials and trigger candidates
+        (SHORT, '{"principal":"anon:a-10"}', False),
+        (SHORT, "u-1,bob@x.com,Bob", True),  # a CRM export's CSV row
+        (SHORT, "x,y\nu-1,Bob\r\n", True),  # inside a whole CSV file
+        (SHORT, "u-10,jbob@x.com,Bob", False),
+        (SHORT, "u-1x,Bob", False),
+        (SHORT, "refers to u-1 here", False),  # a short id only as a value, never as a word
+        (LONG, "referred by customer-4711.", True),  # a long id as a word in free text
+        (LONG, "'anon-7f3e9a'", True),
+        (LONG, "customer-47110", False),
+        (LONG, "xcustomer-4711", False),
+        (NUMERIC, '{"revenue": 12345678.5}', False),  # an all-digit id is not a word in a number
+        (NUMERIC, '{"user_id": "12345678"}', True),
+        (NUMERIC, "12345678,Bob", True),
+    ],
+)
+def test_the_persons_keys_in_text(person: Person, text: str, theirs: bool) -> None:
+    assert bool(re.search(text_pattern(person), text)) is theirs
+    frame = pl.DataFrame({"value": [text]})
+    assert frame.select(mentions(frame.collect_schema(), person)).item() is theirs
+
+
+def test_anonymous_ids_are_keys_as_themselves_and_as_anon_principals() -> None:
+    assert SHORT.keys == ("u-1", "a-1", "anon:a-1")
+    frame = pl.DataFrame({"principal": ["anon:a-1", "a-1", "u-1", "anon:a-10", "u-10"]})
+    assert frame.filter(mentions(frame.collect_schema(), SHORT))["principal"].to_list() == [
+        "anon:a-1",
+        "a-1",
+        "u-1",
+    ]
+
+
+def line(**message: object) -> bytes:
+    return orjson.dumps(message)
+
+
+def test_a_landed_file_links_anonymous_ids_and_emails_as_the_ingest_would() -> None:
+    content = b"\n".join(
+        [
+            line(type="identify", userId="u/1", anonymousId="a-2", traits={"email": "new@x.com"}),
+            line(type="alias", userId="u/1", previousId="a-3"),
+            line(type="track", userId="u/1", anonymousId=" a-4 ", context={"traits": {"email": "ctx@x.com"}}),
+            line(type="identify", userId="u/10", anonymousId="a-5", traits={"email": "other@x.com"}),
+            line(type="track", anonymousId="a-6", properties={"note": "u/1"}),
+            b'{"type": "identify", "userId": "u\\/1", "anonymousId": "a-7"}',  # escaped, as some writers do
+            b'{broken "u/1"',
+        ]
+    )
+    assert landed_links(content, "u/1") == ({"a-2", "a-3", "a-4", "a-7"}, {"new@x.com", "ctx@x.com"})
+    assert landed_links(content, "u-9") == (set(), set())
+
+
+def test_a_blanked_crm_file_keeps_its_ingest_log_row_in_step() -> None:
+    log = pl.DataFrame(
+        [("customers/c.csv", 90, "old", 3, 2, 1, 0, 1, "committed", None, None, None)],
+        schema=INGEST_LOG_SCHEMA,
+        orient="row",
+    )
+    removed = pl.DataFrame({"source_file": ["customers/c.csv"], "events": [0], "quarantine": [1]})
+    rewritten = pl.DataFrame(
+        {
+            "source_file": ["customers/c.csv"],
+            "old_sha256": ["old"],
+            "new_bytes": [60],
+            "new_sha256": ["new"],
+            "blanked": [2],
+            "rows_blanked": [1],  # a CRM row, and a quarantined line of the person
+        }
+    )
+    columns = ["bytes", "sha256", "lines", "accepted", "quarantined", "duplicates"]
+    assert adjust_ingest_log(log, removed, rewritten).select(columns).row(0) == (60, "new", 1, 1, 0, 0)
+
+
+def test_an_erasure_visits_the_registry_and_every_other_table_but_its_own_records() -> None:
+    names = [t.name for t in erasure_tables(["events", "catalog", "audit_results", *KEPT_TABLES])]
+    assert names == [t.name for t in ERASURE_TABLES] + ["audit_results", "catalog"]
+
+
+def test_one_key_left_anywhere_fails_the_certificate() -> None:
+    certificate = ErasureCertificate("r", "api", "k", datetime(2026, 11, 22, tzinfo=UTC), 1, 1)
+    certificate.tables = [TableErasure("events", "erased")]
+    certificate.checks = {"tables": {"events": 0, "ingest_log": 0}, "landing": {"customers/c.csv": 0}}
+    assert certificate.passed and orjson.loads(certificate.to_json())["checks"] == certificate.checks
+    certificate.checks["landing"]["customers/c.csv"] = 1
+    assert not certificate.passed
+    certificate.checks["landing"]["customers/c.csv"] = 0
+    certificate.checks["tables"]["ingest_log"] = 1
+    assert not certificate.passed
+    again = ErasureCertificate.from_json(certificate.to_json())
+    assert again.checks == certificate.checks and not again.passed
