@@ -76,6 +76,9 @@ class CollectorLander(Lander):
             self._post(b'{"batch":[' + b",".join(batch) + b"]}", len(batch))
         self.report.record(None, sent)
 
+    def close(self) -> None:
+        self.client.close()
+
     def _post(self, body: bytes, messages: int) -> None:
         deadline, delay, retry = time.monotonic() + GIVE_UP_SECONDS, 0.25, 0
         while True:

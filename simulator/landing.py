@@ -89,6 +89,9 @@ class Lander:
         if self.on_file is not None:
             self.on_file(path, len(landed))
 
+    def close(self) -> None:
+        """Let go of what the run held (nothing for files)."""
+
     def land_reference(self, files: list[ReferenceFile]) -> None:
         """Write the simulator's due customers / catalog files, numbered per folder."""
         for file in files:

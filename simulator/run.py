@@ -69,6 +69,8 @@ def run_simulation(
             _run_simulated(sim, lander, total=total, rate=rate, begin=begin, stop=stop, per_file=per_file)
     except KeyboardInterrupt:
         lander.report.interrupted = True
+    finally:
+        lander.close()
     report = lander.report
     report.interrupted = report.interrupted or report.total_lines < total
     log.info("simulation landed %s files, lines by kind %s", len(report.files), report.lines)

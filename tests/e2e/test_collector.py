@@ -24,6 +24,7 @@ from resources.landing import LandingResource
 from services.collector.app import CollectorConfig, create_collector_app
 from services.collector.backlog import landing_backlog
 from services.server import ServerThread
+from simulator.run import run_simulation
 from tests.conftest import table
 
 KEY = "wk-e2e"
@@ -111,3 +112,12 @@ def test_lakemail_serve_collector_needs_a_write_key(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 2 and "LAKEMAIL_WRITE_KEY" in done.stderr
+
+
+def test_the_simulator_sends_through_the_collector(settings: Settings, collector: str) -> None:
+    landing = LandingResource(uri=settings.landing_uri).root
+    report = run_simulation(landing, users=20, rate=100, duration=2, seed=3, collector=(collector, KEY))
+    found = landed(settings)
+    assert report.posted["messages"] == len(found) > 150 and report.posted["refused"] == 0
+    assert report.files == [] and {f.parent.name for f in report.reference_files} == {"catalog", "customers"}
+    assert all(m["receivedAt"] for m in found)

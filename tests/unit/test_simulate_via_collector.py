@@ -39,6 +39,7 @@ def test_a_refused_batch_is_sent_again_with_the_same_messages_until_it_is_kept(t
     lander = CollectorLander(tmp_path, 0, None, url="http://collector", write_key="wk", client=client)
     pending = lines(3)
     lander.land(pending)
+    lander.close()
     assert pending == [] and lander.report.posted == {"batches": 1, "messages": 3, "refused": 0}
     assert [r.headers.get("X-Retry-Count") for r in seen] == [None, "1"]
     assert seen[0].content == seen[1].content  # the same messageIds: the lake counts them once
