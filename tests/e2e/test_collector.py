@@ -4,8 +4,13 @@ a real micro-batch into `events`."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,3 +126,68 @@ def test_the_simulator_sends_through_the_collector(settings: Settings, collector
     assert report.posted["messages"] == len(found) > 150 and report.posted["refused"] == 0
     assert report.files == [] and {f.parent.name for f in report.reference_files} == {"catalog", "customers"}
     assert all(m["receivedAt"] for m in found)
+
+
+def start_collector(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`lakemail serve collector` as its own process on a free port; its URL once it answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        "LAKEMAIL_HOME": str(home),
+        "LAKEMAIL_WRITE_KEY": KEY,
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(root),
+    }
+    argv = [sys.executable, "-m", "orchestration.cli", "serve", "collector", "--port", str(port)]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return process, url
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError("the collector did not start")
+
+
+def send_until_refused(url: str, worker: int, acknowledged: list[str]) -> None:
+    """Post batches of 20 until the collector is gone; the ids of every 200 go to `acknowledged`."""
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
+    now = datetime.now(UTC).isoformat()
+    with httpx.Client(base_url=url, timeout=10) as http:
+        for n in range(10_000):
+            ids = [f"w{worker}-{n}-{i}" for i in range(20)]
+            batch = [{"type": "page", "anonymousId": "a", "messageId": m, "timestamp": now} for m in ids]
+            try:
+                response = http.post("/v1/batch", json={"batch": batch}, headers=auth)
+            except httpx.TransportError:
+                return
+            if response.status_code == 200:
+                acknowledged.extend(ids)
+
+
+def test_every_acknowledged_message_survives_a_kill_9(tmp_path: Path) -> None:
+    process, url = start_collector(tmp_path)
+    acknowledged: list[str] = []
+    workers = [threading.Thread(target=send_until_refused, args=(url, w, acknowledged)) for w in range(4)]
+    try:
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 2_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)  # mid-load: requests are waiting on a file being written
+        process.wait(30)
+    finally:
+        process.kill()
+        for worker in workers:
+            worker.join(30)
+    folder = tmp_path / "landing" / "events"
+    kept = {
+        orjson.loads(line)["messageId"]
+        for f in folder.glob("*.ndjson")
+        for line in f.read_bytes().splitlines()
+    }
+    assert len(acknowledged) >= 2_000 and set(acknowledged) <= kept
