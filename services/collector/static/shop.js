@@ -64,7 +64,7 @@
     lakemail.flush();
     form.hidden = true;
     show("signed-up", consent
-      ? "Welcome! Your welcome email is on its way: watch the sandbox inbox."
+      ? "Welcome! Your welcome email is on its way: watch the sandbox inbox. Leave something in your cart, and a reminder follows."
       : "Welcome! You did not agree to marketing emails, so none will come.");
   }
 
