@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast lint bench bench-peers clean
+.PHONY: run test test-fast lint browser bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy transforms resources stores assets orchestration services simulator tests
 
-test: lint
+# The browser test (tests/e2e/test_browser.py) drives Debian's Chromium and its driver: installed here
+# once, only when missing (root, or sudo when there is one).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
+
+test: lint browser
 	$(BIN)/pytest -q -n auto
 
 # The fast tier (pure tests, well under a minute): `make test-fast`.

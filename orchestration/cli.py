@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from orchestration.collector import add_collector_options
 from orchestration.settings import Settings, SettingsError
 
 
@@ -45,8 +46,9 @@ def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     process = commands.add_parser("process", help="take everything landed so far through the chain once")
     process.add_argument("--now", help="evaluate time-based triggers as of this ISO-8601 instant")
     serve = commands.add_parser("serve", help="run one HTTP service on its own")
-    serve.add_argument("service", choices=("sandbox",))
-    serve.add_argument("--port", type=int, default=8025)
+    serve.add_argument("service", choices=("collector", "sandbox"))
+    serve.add_argument("--port", type=int, help="default: 8000 for the collector, 8025 for the sandbox")
+    add_collector_options(serve)
     replay = commands.add_parser("replay", help="re-decide triggers against an old lake version, no sends")
     replay.add_argument("--trigger", required=True, help="trigger kind, e.g. abandoned_cart")
     replay.add_argument("--as-of", required=True, type=int, help="the evaluation (engine run) to replay")
@@ -64,7 +66,11 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         action="store_true",
         help="put cart_id on checkouts and orders too, as some shops do (Segment's spec does not)",
     )
-    sim.add_argument("--via-collector", metavar="URL", help="post through the collector (not available yet)")
+    sim.add_argument(
+        "--via-collector",
+        metavar="URL",
+        help="post the events to the collector at URL (key: LAKEMAIL_WRITE_KEY) instead of landing files",
+    )
 
 
 def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -163,11 +169,14 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from resources.landing import LandingResource
     from simulator.run import run_simulation
 
+    collector = None
     if args.via_collector:
-        print(
-            "lakemail: --via-collector needs the collector service, which is not built yet", file=sys.stderr
-        )
-        return 2
+        from orchestration.settings import write_keys
+
+        if args.fast or not write_keys():
+            print("lakemail: --via-collector runs in real time with LAKEMAIL_WRITE_KEY set", file=sys.stderr)
+            return 2
+        collector = (args.via_collector, write_keys()[0])
     report = run_simulation(
         LandingResource(uri=settings.landing_uri).root,
         users=args.users,
@@ -176,9 +185,15 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         seed=args.seed,
         realtime=not args.fast,
         cart_ids=args.cart_ids,
+        collector=collector,
     )
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.lines.items()))
-    print(f"landed {len(report.files)} files, {report.total_lines} lines ({kinds})")
+    if collector is not None:
+        sent = report.posted
+        print(f"posted {sent['messages']} messages in {sent['batches']} batches, {sent['refused']} refused")
+        print(f"generated {report.total_lines} lines ({kinds})")
+    else:
+        print(f"landed {len(report.files)} files, {report.total_lines} lines ({kinds})")
     return 0
 
 
@@ -205,6 +220,10 @@ def _erase(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.service == "collector":
+        from orchestration.collector import serve_collector
+
+        return serve_collector(settings, args)
     from orchestration.settings import ensure_secret, esp_api_key
     from resources.providers import SANDBOX_API_KEY
     from services.sandbox.app import create_sandbox_app
@@ -219,7 +238,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         landing_uri=settings.landing_uri,
         secret=secret,
     )
-    serve_forever(app, "127.0.0.1", args.port)
+    serve_forever(app, "127.0.0.1", 8025 if args.port is None else args.port)
     return 0
 
 

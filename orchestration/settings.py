@@ -29,6 +29,7 @@ KNOWN = {
     "LAKEMAIL_PUBLIC_URL",
     "LAKEMAIL_QUIET_HOURS",
     "LAKEMAIL_FREQUENCY_CAP",
+    "LAKEMAIL_WRITE_KEY",
 }
 DELAY_VARIABLE = re.compile(r"^LAKEMAIL_[A-Z_]+_DELAY$")
 QUIET_HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
@@ -168,6 +169,15 @@ def process_environment() -> MutableMapping[str, str]:
 def esp_api_key() -> str | None:
     """`LAKEMAIL_ESP_API_KEY` for the sandbox this process serves (runs read it through `dg.EnvVar`)."""
     return os.environ.get("LAKEMAIL_ESP_API_KEY") or None
+
+
+WRITE_KEY_VARIABLE = "LAKEMAIL_WRITE_KEY"
+DEMO_WRITE_KEY = "demo-write-key"  # what `lakemail up` gives the collector when LAKEMAIL_WRITE_KEY is unset
+
+
+def write_keys() -> tuple[str, ...]:
+    """The collector's write keys: `LAKEMAIL_WRITE_KEY`, comma-separated (empty when unset)."""
+    return tuple(key.strip() for key in os.environ.get(WRITE_KEY_VARIABLE, "").split(",") if key.strip())
 
 
 SECRET_VARIABLE = "LAKEMAIL_SECRET"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestration.instance import persistent_instance, prepare_dagster_home
-from orchestration.settings import Settings, ensure_secret, process_environment
+from orchestration.settings import DEMO_WRITE_KEY, Settings, ensure_secret, process_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # `make run` shows emails within minutes: short delays unless LAKEMAIL_<KIND>_DELAY says otherwise.
@@ -77,6 +77,7 @@ class Plan:
     demo_delays: bool
     runner: bool
     sandbox: bool  # the local email sandbox is the provider, so it is started too
+    collector_port: int = 8000
 
     @property
     def inbox(self) -> str:
@@ -116,6 +117,7 @@ def up(
 def _environment(settings: Settings, home: Path, plan: Plan) -> dict[str, str]:
     """The children's environment: ours, the Dagster home, demo delays and the sandbox's URLs."""
     env = {**process_environment(), "DAGSTER_HOME": str(home), "LAKEMAIL_HOME": str(settings.home)}
+    env.setdefault("LAKEMAIL_WRITE_KEY", DEMO_WRITE_KEY)  # the collector's, when none is configured
     if plan.demo_delays:
         env = {**DEMO_DELAYS, **DEMO_POLICY, **env}
     if plan.sandbox:  # the runs send to the sandbox this command starts, and link to its unsubscribe page
@@ -132,8 +134,12 @@ def _start_all(plan: Plan, env: dict[str, str], log_dir: Path) -> list[Child]:
         commands["runner"] = [_bin("lakemail"), "runner"]
     if plan.sandbox:
         commands["sandbox"] = [_bin("lakemail"), "serve", "sandbox", "--port", str(plan.sandbox_port)]
+    collector = f"http://127.0.0.1:{plan.collector_port}"
+    commands["collector"] = [_bin("lakemail"), "serve", "collector", "--port", str(plan.collector_port)]
+    commands["collector"].append("--demo-shop")
     if plan.simulate:
         load = ["--users", str(plan.users), "--rate", str(plan.rate), "--duration", "86400"]
+        load += ["--via-collector", collector]
         commands["simulator"] = [_bin("lakemail"), "simulate", *load]
     return [_start(name, argv, env, log_dir) for name, argv in commands.items()]
 
@@ -147,9 +153,14 @@ def _announce(settings: Settings, plan: Plan, env: dict[str, str], log_dir: Path
         print(
             f"  Inbox:       {plan.inbox}  (every email sent, as the shopper sees it; faults via /api/faults)"
         )
+    collector = f"http://127.0.0.1:{plan.collector_port}"
+    demo_key = env["LAKEMAIL_WRITE_KEY"] == DEMO_WRITE_KEY  # a configured key is a secret: never printed
+    key = f"demo write key {DEMO_WRITE_KEY!r}" if demo_key else "write keys from LAKEMAIL_WRITE_KEY"
+    print(f"  Collector:   {collector}/v1/batch  ({key})")
+    print(f"  Demo shop:   {collector}/shop  (sign up there: your welcome and cart emails reach the inbox)")
     if plan.simulate:
         load = f"{plan.rate:g} events/s from {plan.users} shoppers"
-        print(f"  Simulator:   {load} into {settings.landing_uri}/events")
+        print(f"  Simulator:   {load} through the collector into {settings.landing_uri}/events")
     if plan.demo_delays:
         shown = ", ".join(
             f"{k.removeprefix('LAKEMAIL_').removesuffix('_DELAY').lower()} {env[k]}" for k in DEMO_DELAYS

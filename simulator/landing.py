@@ -31,6 +31,9 @@ class SimulationReport:
     lines: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("ok", "duplicate", "malformed"), 0))
     malformed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MALFORMED_REASONS, 0))
     distinct_ok_ids: int = 0
+    posted: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("batches", "messages", "refused"), 0)
+    )
     interrupted: bool = False  # ended by `stop` or Ctrl-C before the planned number of lines
 
     @property
@@ -38,9 +41,10 @@ class SimulationReport:
         """All lines written, whatever their kind."""
         return sum(self.lines.values())
 
-    def record(self, path: Path, lines: Sequence[SimLine]) -> None:
-        """Count one landed file."""
-        self.files.append(path)
+    def record(self, path: Path | None, lines: Sequence[SimLine]) -> None:
+        """Count one landed file (None: lines sent through the collector)."""
+        if path is not None:
+            self.files.append(path)
         for line in lines:
             self.lines[line.kind] += 1
             if line.reason is not None:
@@ -84,6 +88,9 @@ class Lander:
         log.debug("landed %s with %s lines", path.name, len(landed))
         if self.on_file is not None:
             self.on_file(path, len(landed))
+
+    def close(self) -> None:
+        """Let go of what the run held (nothing for files)."""
 
     def land_reference(self, files: list[ReferenceFile]) -> None:
         """Write the simulator's due customers / catalog files, numbered per folder."""

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from simulator.collector import CollectorLander
 from simulator.dirt import Dirt
 from simulator.landing import Lander, SimulationReport
 from simulator.segment import SimLine
@@ -35,20 +36,28 @@ def run_simulation(
     cart_ids: bool = False,
     stop: threading.Event | None = None,
     on_file: Callable[[Path, int], None] | None = None,
+    collector: tuple[str, str] | None = None,
 ) -> SimulationReport:
     """Land `rate * duration` simulated shopper lines in `landing/events/`, paced by the wall clock or not.
 
     The catalog and the CRM members land first (`catalog/`, `customers/`), then catalog updates and CRM
     changes whenever they fall due on the simulated clock, before the events that see them.
-    Checkouts and orders are spec-shaped (no `cart_id`) unless `cart_ids`.
+    Checkouts and orders are spec-shaped (no `cart_id`) unless `cart_ids`. With `collector` (URL, write
+    key) the events are posted to the collector instead (simulator.collector; realtime only: the
+    collector stamps `receivedAt` with its own clock).
     """
     if rate <= 0 or duration < 0 or rotate_seconds <= 0 or rotate_events < 1:
         raise ValueError("rate and rotate_seconds must be > 0, duration >= 0, rotate_events >= 1")
     if realtime and start is not None:
         raise ValueError("start applies to realtime=False only: realtime timestamps are the wall clock")
+    if collector is not None and not realtime:
+        raise ValueError("through the collector the simulation runs in real time (it stamps receivedAt)")
     begin = start if start is not None else datetime.now(UTC)
     sim = ShopperSimulator(users=users, seed=seed, start=begin, dirt=dirt, cart_ids=cart_ids)
-    lander = Lander(landing, seed, on_file)
+    if collector is None:
+        lander = Lander(landing, seed, on_file)
+    else:
+        lander = CollectorLander(landing, seed, on_file, url=collector[0], write_key=collector[1])
     lander.land_reference(sim.reference_files())
     total, stop = round(rate * duration), stop if stop is not None else threading.Event()
     try:
@@ -60,6 +69,8 @@ def run_simulation(
             _run_simulated(sim, lander, total=total, rate=rate, begin=begin, stop=stop, per_file=per_file)
     except KeyboardInterrupt:
         lander.report.interrupted = True
+    finally:
+        lander.close()
     report = lander.report
     report.interrupted = report.interrupted or report.total_lines < total
     log.info("simulation landed %s files, lines by kind %s", len(report.files), report.lines)

@@ -1,0 +1,79 @@
+"""`lakemail serve collector`: the collector's options, its configuration from the settings, and serving."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from orchestration.settings import Settings, write_keys
+
+if TYPE_CHECKING:  # the service's modules load when it is served, not on every `lakemail` command
+    from services.collector.app import CollectorConfig
+
+DEFAULT_PORT = 8000
+MB = 1024 * 1024
+
+
+def add_collector_options(serve: argparse.ArgumentParser) -> None:
+    """The collector's knobs on `lakemail serve` (the sandbox ignores them)."""
+    group = serve.add_argument_group("collector")
+    group.add_argument(
+        "--commit-ms", type=float, default=100.0, help="a landing file gathers requests this long (100)"
+    )
+    group.add_argument(
+        "--max-backlog-mb",
+        type=int,
+        default=1024,
+        help="refuse (503) while more landed MB than this wait to be ingested (1024)",
+    )
+    group.add_argument(
+        "--max-backlog-files",
+        type=int,
+        default=20_000,
+        help="refuse (503) while more landed files than this wait to be ingested (20000)",
+    )
+    group.add_argument(
+        "--min-free-mb", type=int, default=256, help="refuse (503) when the disk has less free (256)"
+    )
+    group.add_argument(
+        "--demo-shop", action="store_true", help="serve the demo shop on /shop (the simulator's catalog)"
+    )
+
+
+def collector_config(settings: Settings, args: argparse.Namespace, keys: tuple[str, ...]) -> CollectorConfig:
+    """What the collector of these settings and options lands where, with which bounds."""
+    from resources.landing import LandingResource
+    from services.collector.app import CollectorConfig
+    from services.collector.backlog import BacklogLimits, landing_backlog
+    from simulator.shop import make_catalog
+
+    limits = BacklogLimits(
+        max_files=args.max_backlog_files,
+        max_bytes=args.max_backlog_mb * MB,
+        min_free_bytes=args.min_free_mb * MB,
+    )
+    return CollectorConfig(
+        landing=LandingResource(uri=settings.landing_uri).root,
+        write_keys=keys,
+        probe=landing_backlog(settings.lake_uri, settings.landing_uri),
+        limits=limits,
+        linger=args.commit_ms / 1000,
+        shop_catalog=make_catalog(seed=0) if args.demo_shop else None,  # what `lakemail up`'s simulator sells
+    )
+
+
+def serve_collector(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve the collector on 127.0.0.1 until SIGINT / SIGTERM; 2 when no write key is configured."""
+    from services.collector.app import create_collector_app
+    from services.server import serve_forever
+
+    keys = write_keys()
+    if not keys:
+        print(
+            "lakemail: the collector needs LAKEMAIL_WRITE_KEY (comma-separated write keys)", file=sys.stderr
+        )
+        return 2
+    app = create_collector_app(collector_config(settings, args, keys))
+    serve_forever(app, "127.0.0.1", DEFAULT_PORT if args.port is None else args.port)
+    return 0

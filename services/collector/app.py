@@ -1,0 +1,206 @@
+"""The collector's HTTP app: Segment's Tracking API (`POST /v1/batch`, `/v1/track`, `/v1/identify`,
+`/v1/page`, `/v1/screen`, `/v1/group`, `/v1/alias`), `GET /health`, `/lakemail.js` and the demo shop.
+
+Answers: 200 `{"success": true}` once every kept message is durable in the landing zone (with
+`rejected` listing the messages of a batch that were not kept, by index); 400 with a reason code for a
+body that is not a JSON batch, is over 500 KB, or holds no message that can be kept; 401 for an unknown
+write key; 415 for an encoding other than gzip; 429 (this collector is busy) or 503 (the landing zone's
+backlog is over its bound, or a write failed) with `Retry-After`. Never a 3xx: Segment's Node client
+takes any 3xx as delivered, so trailing-slash redirects are off. Nothing here logs keys or message data.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from resources.landing import land
+from services.collector.backlog import Backlog, BacklogGate, BacklogLimits
+from services.collector.commit import CommitFailed, GroupCommitter, QueueFull, Writer
+from services.collector.shop import add_shop_routes, add_snippet_route
+from services.collector.wire import (
+    MAX_BODY_BYTES,
+    TYPES,
+    WireError,
+    basic_user,
+    decode,
+    messages_of,
+    parse,
+    read_body,
+    stamp,
+)
+
+log = logging.getLogger(__name__)
+CORS_HEADERS = ["Authorization", "Content-Type", "Content-Encoding", "X-Retry-Count"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _no_backlog() -> Backlog:
+    return Backlog(files=0, bytes=0, free_bytes=1 << 62)
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    """Where messages land, who may send, and the bounds (see `lakemail serve collector --help`)."""
+
+    landing: Path  # the landing zone root: messages land in its `events/` folder
+    write_keys: tuple[str, ...]
+    probe: Callable[[], Backlog] = _no_backlog  # measures the landing zone's backlog
+    limits: BacklogLimits = field(default_factory=BacklogLimits)
+    probe_seconds: float = 1.0
+    linger: float = 0.1  # a file gathers requests this long after its first one
+    max_messages_per_file: int = 5000
+    max_queued_bytes: int = 64 * 1024 * 1024  # held in memory waiting to land: past it, 429
+    max_requests: int = 256  # requests being read or landed at once: past it, 429
+    shop_catalog: list[dict[str, Any]] | None = None  # the demo shop's products; None: no shop
+    clock: Callable[[], datetime] = _utc_now
+    writer: Writer = land
+
+
+@dataclass
+class _State:
+    config: CollectorConfig
+    committer: GroupCommitter
+    gate: BacklogGate
+    in_flight: int = 0
+
+
+def create_collector_app(config: CollectorConfig) -> FastAPI:
+    """The collector app; its lifespan starts the group committer and the backlog probe."""
+    if not config.write_keys or not all(config.write_keys):
+        raise ValueError("the collector needs at least one non-empty write key")
+    gate = BacklogGate(config.probe, config.limits, config.probe_seconds)
+    committer = GroupCommitter(
+        config.landing / "events",
+        linger=config.linger,
+        max_messages=config.max_messages_per_file,
+        max_queued_bytes=config.max_queued_bytes,
+        writer=config.writer,
+        on_landed=gate.landed,
+    )
+    state = _State(config, committer, gate)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        committer.start()
+        await gate.start()
+        try:
+            yield
+        finally:
+            await committer.stop()  # what is waiting lands before the process goes
+            await gate.stop()
+
+    app = FastAPI(
+        title="lakemail collector",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},  # request bodies carry PII
+    )
+    app.router.redirect_slashes = False  # a 307 to `/v1/batch` would be "delivered" for Node's client
+    app.add_middleware(
+        CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=CORS_HEADERS
+    )
+    app.post("/v1/batch")(partial(_track, state, None))
+    for kind in TYPES:
+        app.post(f"/v1/{kind}")(partial(_track, state, kind))
+    app.get("/health")(partial(_health, state))
+    add_snippet_route(app)
+    if config.shop_catalog is not None:
+        add_shop_routes(app, config.shop_catalog, config.write_keys[0])
+    return app
+
+
+async def _track(state: _State, kind: str | None, request: Request) -> Response:
+    """One tracking request: refuse it early when it cannot be kept, else land it and answer."""
+    header_key = basic_user(request.headers.get("authorization"))
+    if header_key is not None and not _known(state.config.write_keys, header_key):
+        return _error(401, "invalid_write_key", "unknown write key")
+    if (why := state.gate.refusal()) is not None:
+        log.warning("refusing messages: %s", why)
+        return _error(503, "backlog_full", why, retry_after=5)
+    if state.in_flight >= state.config.max_requests:
+        return _error(429, "too_many_requests", "too many requests at once", retry_after=1)
+    state.in_flight += 1
+    try:
+        return await _accept(state, kind, request, header_key)
+    except WireError as refused:
+        log.debug("refused a request: %s", refused.reason)
+        return _error(refused.status, refused.reason, refused.detail)
+    except QueueFull as busy:
+        return _error(429, "too_many_requests", str(busy), retry_after=1)
+    except CommitFailed:
+        return _error(503, "landing_failed", "the messages could not be written; retry", retry_after=1)
+    finally:
+        state.in_flight -= 1
+
+
+async def _accept(state: _State, kind: str | None, request: Request, header_key: str | None) -> Response:
+    raw = await read_body(request.stream(), request.headers.get("content-length"), MAX_BODY_BYTES)
+    envelope = parse(decode(raw, request.headers.get("content-encoding")))
+    if header_key is None and not _known(state.config.write_keys, envelope.get("writeKey")):
+        raise WireError(401, "invalid_write_key", "unknown or missing write key")
+    envelope.pop("writeKey", None)
+    messages, sent_at = messages_of(envelope, kind)
+    received_at = state.config.clock().astimezone(UTC).isoformat(timespec="milliseconds")
+    kept = stamp(messages, sent_at=sent_at, received_at=received_at.replace("+00:00", "Z"))
+    if kept.rejected and not kept.lines:
+        first = kept.rejected[0]
+        return _error(400, first["reason"], first["detail"], rejected=kept.rejected)
+    if kept.lines:
+        await state.committer.commit(b"".join(kept.lines), len(kept.lines))
+    body: dict[str, Any] = {"success": True}
+    if kept.rejected:
+        log.info("kept %s messages of a batch, refused %s", len(kept.lines), len(kept.rejected))
+        body["rejected"] = kept.rejected
+    return JSONResponse(body)
+
+
+async def _health(state: _State) -> JSONResponse:
+    """Whether messages are taken now, what has landed, the backlog last measured (no message data)."""
+    stats, last = state.committer.stats, state.gate.last
+    refusal = state.gate.refusal()
+    return JSONResponse(
+        {
+            "accepting": refusal is None,
+            "refusal": refusal,
+            "files": stats.files,
+            "messages": stats.messages,
+            "bytes": stats.bytes,
+            "fsyncs": stats.fsyncs,
+            "failures": stats.failures,
+            "queued_bytes": state.committer.queued_bytes,
+            "backlog": None if last is None else {"files": last.files, "bytes": last.bytes},
+        }
+    )
+
+
+def _known(keys: tuple[str, ...], key: object) -> bool:
+    if not isinstance(key, str) or not key:
+        return False
+    given = key.encode()
+    return any(hmac.compare_digest(given, known.encode()) for known in keys)
+
+
+def _error(
+    status: int, reason: str, detail: str, *, retry_after: int | None = None, **extra: Any
+) -> JSONResponse:
+    """An error as Segment's clients read it (`code`, `message`), with `Retry-After` when it passes."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    body = {"success": False, "code": reason, "message": detail, **extra}
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -1,0 +1,138 @@
+"""A tracking request on the wire: its write key, its bounded (and maybe gzipped) body, its messages.
+
+Every refusal is a WireError with the HTTP status, a reason code and a detail for the sender. Sizes are
+Segment's: 500 KB for a request (after decompression), 32 KB for one message as it lands (stamped).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from transforms.spec import MAX_LINE_BYTES, Reason
+
+MAX_BODY_BYTES = 500 * 1024  # Segment's limit for one batch request
+TYPES = ("track", "identify", "page", "screen", "group", "alias")
+
+
+class WireError(Exception):
+    """A request refused as a whole: `status` (400, 401, 415), `reason` (a code) and `detail`."""
+
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+def basic_user(authorization: str | None) -> str | None:
+    """The user of an HTTP Basic `authorization` header (the write key), None when there is none."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return ""  # a header that is not Basic names no write key: refused like a wrong one
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[0]
+
+
+async def read_body(chunks: AsyncIterator[bytes], content_length: str | None, limit: int) -> bytes:
+    """The request body, refused (400) once it is known to pass `limit` bytes: never buffered past it."""
+    if content_length and content_length.isdigit() and int(content_length) > limit:
+        raise _too_large(int(content_length), limit)
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(len(body), limit)
+    return bytes(body)
+
+
+def decode(body: bytes, encoding: str | None, limit: int = MAX_BODY_BYTES) -> bytes:
+    """`body` decompressed as its Content-Encoding says (identity or gzip), at most `limit` bytes of it:
+    a gzip bomb stops at the limit, not at the end of memory."""
+    coding = (encoding or "identity").strip().lower()
+    if coding == "identity":
+        return body
+    if coding not in ("gzip", "x-gzip"):
+        raise WireError(415, "unsupported_encoding", f"Content-Encoding {coding!r}: use gzip or none")
+    out = bytearray()
+    rest = body
+    while rest:  # a gzip stream may hold several members
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as error:
+            raise WireError(400, "invalid_gzip", f"the body is not valid gzip: {error}") from None
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise _too_large(len(out), limit, "decompressed ")
+        if not inflater.eof:
+            raise WireError(400, "invalid_gzip", "the gzip body is truncated")
+        rest = inflater.unused_data
+    return bytes(out)
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    """The JSON object of a request body (400 for anything else)."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise WireError(400, "invalid_json", f"the body is not JSON: {str(error)[:200]}") from None
+    if not isinstance(value, dict):
+        raise WireError(400, "invalid_json", f"the body is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def messages_of(envelope: dict[str, Any], kind: str | None) -> tuple[list[Any], Any]:
+    """(messages, the batch's sentAt) of a `/v1/batch` body (`kind` None) or of a one-message body."""
+    if kind is None:
+        batch = envelope.get("batch")
+        if not isinstance(batch, list):
+            raise WireError(400, "invalid_batch", "the body needs a `batch` array of messages")
+        return batch, envelope.get("sentAt")
+    return [{**envelope, "type": kind}], None  # the endpoint says what the message is
+
+
+@dataclass
+class Stamped:
+    """What a request keeps: NDJSON lines ready to land, and the messages refused with their reasons."""
+
+    lines: list[bytes] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def stamp(messages: list[Any], *, sent_at: Any, received_at: str) -> Stamped:
+    """Each message as a landing line: `receivedAt` stamped, the batch's `sentAt` copied in, a `messageId`
+    added when missing, a `writeKey` taken out; a message that is not an object or is longer than 32 KB
+    as stamped is refused (by index) and the others kept."""
+    kept = Stamped()
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            detail = f"a JSON {type(message).__name__}, not an object"
+            kept.rejected.append({"index": index, "reason": str(Reason.NOT_AN_OBJECT), "detail": detail})
+            continue
+        message.pop("writeKey", None)
+        if not message.get("messageId"):
+            message["messageId"] = str(uuid.uuid4())
+        if sent_at is not None:
+            message["sentAt"] = sent_at
+        message["receivedAt"] = received_at
+        line = orjson.dumps(message)
+        if len(line) > MAX_LINE_BYTES:
+            detail = f"{len(line)} bytes > {MAX_LINE_BYTES}"
+            kept.rejected.append({"index": index, "reason": str(Reason.LINE_TOO_LONG), "detail": detail})
+            continue
+        kept.lines.append(line + b"\n")
+    return kept
+
+
+def _too_large(size: int, limit: int, what: str = "") -> WireError:
+    return WireError(400, "batch_too_large", f"{what}body over {limit} bytes (at least {size})")

@@ -1,0 +1,193 @@
+"""The collector on a real socket, spoken to by Segment's official Python library, and its messages through
+a real micro-batch into `events`."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import httpx
+import orjson
+import polars as pl
+import pytest
+from segment.analytics.client import Client
+
+from orchestration.process import process_once
+from orchestration.settings import Settings
+from resources.landing import LandingResource
+from services.collector.app import CollectorConfig, create_collector_app
+from services.collector.backlog import landing_backlog
+from services.server import ServerThread
+from simulator.run import run_simulation
+from tests.conftest import table
+
+KEY = "wk-e2e"
+
+
+@pytest.fixture
+def collector(settings: Settings) -> Iterator[str]:
+    landing = LandingResource(uri=settings.landing_uri).root
+    probe = landing_backlog(settings.lake_uri, settings.landing_uri)  # the real backlog probe
+    config = CollectorConfig(landing=landing, write_keys=(KEY,), probe=probe, linger=0.05)
+    with ServerThread(create_collector_app(config)) as server:
+        yield server.url
+
+
+def landed(settings: Settings) -> list[dict[str, Any]]:
+    folder = Path(settings.landing_uri) / "events"
+    files = sorted(f for f in folder.iterdir() if not f.name.startswith(".")) if folder.exists() else []
+    return [orjson.loads(line) for f in files for line in f.read_bytes().splitlines()]
+
+
+def session(client: Client) -> None:
+    """A shopper's session as a server-side integration sends it: every message type once."""
+    when = datetime.now(UTC)
+    client.page(anonymous_id="anon-1", name="Home", properties={"path": "/"}, timestamp=when)
+    client.track(anonymous_id="anon-1", event="Product Viewed", properties={"product_id": "p-00001"})
+    client.identify(user_id="u-1", anonymous_id="anon-1", traits={"email": "ada@example.com"})
+    client.screen(user_id="u-1", name="Cart")
+    client.group(user_id="u-1", group_id="g-1", traits={"name": "Acme"})
+    client.alias(previous_id="anon-1", user_id="u-1")
+
+
+def test_segments_python_library_delivers_a_session_with_gzip(settings: Settings, collector: str) -> None:
+    errors: list[Any] = []
+    client = Client(KEY, host=collector, gzip=True, on_error=lambda e, batch: errors.append(e))
+    session(client)
+    client.flush()
+    client.shutdown()
+    assert errors == []
+    found = landed(settings)
+    assert sorted(m["type"] for m in found) == sorted(
+        ["page", "track", "identify", "screen", "group", "alias"]
+    )
+    assert all(m["sentAt"] and m["receivedAt"] and m["messageId"] for m in found)
+    assert all("writeKey" not in m for m in found)
+
+
+def test_a_wrong_write_key_gets_401_and_lands_nothing(settings: Settings, collector: str) -> None:
+    errors: list[Any] = []
+    client = Client("not-the-key", host=collector, max_retries=0, on_error=lambda e, batch: errors.append(e))
+    session(client)
+    client.flush()
+    client.shutdown()
+    assert [getattr(e, "status", None) for e in errors] == [401]  # dropped, not retried
+    assert landed(settings) == []
+
+
+def test_an_acknowledged_batch_is_in_events_after_a_micro_batch_and_a_retry_counts_once(
+    settings: Settings, collector: str, instance: dg.DagsterInstance
+) -> None:
+    now = datetime.now(UTC).isoformat()
+    batch = [
+        {"type": "track", "event": "Product Added", "userId": "u-7", "messageId": f"m-{n}", "timestamp": now}
+        for n in range(50)
+    ]
+    body = orjson.dumps({"batch": batch, "sentAt": now})
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
+    with httpx.Client(base_url=collector, timeout=10) as http:
+        first = http.post("/v1/batch", content=body, headers=auth)
+        again = http.post("/v1/batch", content=body, headers={**auth, "X-Retry-Count": "1"})  # lost answer
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert process_once(settings, instance)["status"] == "SUCCESS"
+    events = table(settings, "events").filter(pl.col("user_id") == "u-7")
+    assert sorted(events["event_id"].to_list()) == sorted(f"m-{n}" for n in range(50))
+    assert events["received_at"].is_not_null().all()
+
+
+def test_lakemail_serve_collector_needs_a_write_key(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {"LAKEMAIL_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "serve", "collector", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "LAKEMAIL_WRITE_KEY" in done.stderr
+
+
+def test_the_simulator_sends_through_the_collector(settings: Settings, collector: str) -> None:
+    landing = LandingResource(uri=settings.landing_uri).root
+    report = run_simulation(landing, users=20, rate=100, duration=2, seed=3, collector=(collector, KEY))
+    found = landed(settings)
+    assert report.posted["messages"] == len(found) > 150 and report.posted["refused"] == 0
+    assert report.files == [] and {f.parent.name for f in report.reference_files} == {"catalog", "customers"}
+    assert all(m["receivedAt"] for m in found)
+
+
+def start_collector(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`lakemail serve collector` as its own process on a free port; its URL once it answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        "LAKEMAIL_HOME": str(home),
+        "LAKEMAIL_WRITE_KEY": KEY,
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(root),
+    }
+    argv = [sys.executable, "-m", "orchestration.cli", "serve", "collector", "--port", str(port)]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return process, url
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError("the collector did not start")
+
+
+def send_until_refused(url: str, worker: int, acknowledged: list[str]) -> None:
+    """Post batches of 20 until the collector is gone; the ids of every 200 go to `acknowledged`."""
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
+    now = datetime.now(UTC).isoformat()
+    with httpx.Client(base_url=url, timeout=10) as http:
+        for n in range(10_000):
+            ids = [f"w{worker}-{n}-{i}" for i in range(20)]
+            batch = [{"type": "page", "anonymousId": "a", "messageId": m, "timestamp": now} for m in ids]
+            try:
+                response = http.post("/v1/batch", json={"batch": batch}, headers=auth)
+            except httpx.TransportError:
+                return
+            if response.status_code == 200:
+                acknowledged.extend(ids)
+
+
+def test_every_acknowledged_message_survives_a_kill_9(tmp_path: Path) -> None:
+    process, url = start_collector(tmp_path)
+    acknowledged: list[str] = []
+    workers = [threading.Thread(target=send_until_refused, args=(url, w, acknowledged)) for w in range(4)]
+    try:
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 2_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)  # mid-load: requests are waiting on a file being written
+        process.wait(30)
+    finally:
+        process.kill()
+        for worker in workers:
+            worker.join(30)
+    folder = tmp_path / "landing" / "events"
+    kept = {
+        orjson.loads(line)["messageId"]
+        for f in folder.glob("*.ndjson")
+        for line in f.read_bytes().splitlines()
+    }
+    assert len(acknowledged) >= 2_000 and set(acknowledged) <= kept
