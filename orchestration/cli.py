@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.execv(sys.executable, [sys.executable, "-m", "benchmarks", *words[1:]])
     args = _parser().parse_args(words)
     try:
-        settings = Settings.load()
+        settings = Settings.load(recorded=args.command != "up")  # `up` chooses and records them
     except SettingsError as error:
         print(f"lakemail: configuration error: {error}", file=sys.stderr)
         return 2
