@@ -82,8 +82,9 @@ def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser
     status.add_argument(
         "--max-lag", type=float, default=120.0, help="seconds a table may trail the landing zone"
     )
-    erase = commands.add_parser("erase", help="GDPR erasure of one user now; prints the certificate")
+    erase = commands.add_parser("erase", help="GDPR erasure of one user now; prints its certificate")
     erase.add_argument("--user-id", required=True)
+    erase.add_argument("--json", action="store_true", help="the whole certificate, not a summary")
     bench = commands.add_parser("bench", help="measure throughput and latency, write BENCHMARKS.md")
     bench.add_argument(
         "bench_args", nargs=argparse.REMAINDER, help="--only NAME, --quick, --repeat N, --out FILE"
@@ -101,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.execv(sys.executable, [sys.executable, "-m", "benchmarks", *words[1:]])
     args = _parser().parse_args(words)
     try:
-        settings = Settings.load()
+        settings = Settings.load(recorded=args.command != "up")  # `up` chooses and records them
     except SettingsError as error:
         print(f"lakemail: configuration error: {error}", file=sys.stderr)
         return 2
@@ -212,10 +213,19 @@ def _sql(settings: Settings, args: argparse.Namespace) -> int:
 def _erase(settings: Settings, args: argparse.Namespace) -> int:
     from orchestration.process import erase_once
     from orchestration.settings import ensure_secret
+    from transforms.erasure.person import InvalidUserId
+    from transforms.erasure.records import ErasureCertificate, certificate_summary
 
-    ensure_secret(settings.home)
-    passed, certificate = erase_once(settings, args.user_id)
-    print(certificate)
+    try:
+        ensure_secret(settings.home)
+        passed, certificate = erase_once(settings, args.user_id)
+    except InvalidUserId as error:
+        print(f"lakemail erase: --user-id: {error}; nothing was erased", file=sys.stderr)
+        return 2
+    if args.json or not certificate.startswith("{"):  # the JSON, or why there is no certificate
+        print(certificate)
+    else:
+        sys.stdout.write(certificate_summary(ErasureCertificate.from_json(certificate)))
     return 0 if passed else 1
 
 

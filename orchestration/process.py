@@ -50,13 +50,15 @@ def erase_once(
 ) -> tuple[bool, str]:
     """Erase a user now through `erasure_job` (the same job as requests in `erasure/`): (passed, certificate).
 
-    The user id goes into a request file, never into run config, which Dagster stores and shows.
+    The user id goes into a request file, never into run config, which Dagster stores and shows. An id
+    no erasure can be about (empty, blank, too long) raises InvalidUserId before anything lands.
     """
     from assets.erasure import run_config_for
     from resources.landing import LandingResource
     from stores.erasure.requests import submit_request
+    from transforms.erasure.person import check_user_id
 
-    path = submit_request(LandingResource(uri=settings.landing_uri), user_id)
+    path = submit_request(LandingResource(uri=settings.landing_uri), check_user_id(user_id))
     job = build_defs(settings).resolve_job_def("erasure_job")
     result = job.execute_in_process(
         instance=instance or persistent_instance(settings.dagster_home),
@@ -66,5 +68,7 @@ def erase_once(
     )
     if not result.success:
         return False, "the erasure run failed; see its logs in the Dagster UI (the request stays for a retry)"
-    [certificate] = result.output_for_node("erase_requests")
-    return bool(json.loads(certificate).get("passed")), certificate
+    certificates = result.output_for_node("erase_requests")
+    if len(certificates) != 1:  # set aside or carried out by another run: its logs say which
+        return False, f"the erasure run {result.run_id} certified nothing; see its logs in the Dagster UI"
+    return bool(json.loads(certificates[0]).get("passed")), certificates[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import secrets
@@ -10,11 +11,15 @@ from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from pathlib import Path
 
+from orchestration.home_record import RecordError, read_record, write_record
 from resources.providers import ESPS
 from transforms.triggers.policies import Policy
+from transforms.triggers.rules import RULES
 
 PREFIX = "LAKEMAIL_"
 
+# Every LAKEMAIL_* variable lakemail reads, one line each (the trigger delays come from the rules);
+# any other LAKEMAIL_* variable stops start-up. A new setting is one line here.
 KNOWN = {
     "LAKEMAIL_HOME",
     "LAKEMAIL_LAKE_URI",
@@ -31,7 +36,10 @@ KNOWN = {
     "LAKEMAIL_FREQUENCY_CAP",
     "LAKEMAIL_WRITE_KEY",
 }
-DELAY_VARIABLE = re.compile(r"^LAKEMAIL_[A-Z_]+_DELAY$")
+# One delay variable per trigger kind, with the rule's own delay as its default.
+DELAY_VARIABLES = {f"{PREFIX}{kind.upper()}_DELAY": rule.default_delay for kind, rule in RULES.items()}
+# What the engine decides with: `lakemail up` records them for its home (orchestration/home_record.py).
+DECISION_VARIABLES = (*DELAY_VARIABLES, "LAKEMAIL_QUIET_HOURS", "LAKEMAIL_FREQUENCY_CAP")
 QUIET_HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -80,6 +88,7 @@ class Settings:
     sender: str = "Lakemail Demo Shop <shop@example.com>"
     delays: dict[str, timedelta] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
+    decisions: dict[str, str] = field(default_factory=dict)  # the decision variables set, as text
     esp_api_key_set: bool = False  # whether LAKEMAIL_ESP_API_KEY is set (its value goes through dg.EnvVar)
 
     @property
@@ -87,18 +96,22 @@ class Settings:
         return self.home / "dagster_home"
 
     @classmethod
-    def load(cls) -> Settings:
-        """Settings of this process (its environment over `.env`)."""
-        return cls.from_env(os.environ)
+    def load(cls, *, recorded: bool = True) -> Settings:
+        """Settings of this process (its environment over `.env`), deciding as `lakemail up` recorded
+        for the home (`recorded=False`: `up` itself, which chooses and records them)."""
+        return cls.from_env(os.environ, recorded=recorded)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], dotenv: Path | None = Path(".env")) -> Settings:
-        """Settings from `environ` over `.env`; raises SettingsError naming any bad variable."""
+    def from_env(
+        cls, environ: Mapping[str, str], dotenv: Path | None = Path(".env"), *, recorded: bool = False
+    ) -> Settings:
+        """Settings from `environ` over `.env` (and the home's record when `recorded`); raises
+        SettingsError naming any bad variable."""
         env = {**(read_dotenv(dotenv) if dotenv else {}), **environ}
-        for name in env:
-            if name.startswith(PREFIX) and name not in KNOWN and not DELAY_VARIABLE.match(name):
-                raise SettingsError(f"{name} is not a lakemail setting (known: {', '.join(sorted(KNOWN))})")
+        check_names(env)
         home = Path(env.get("LAKEMAIL_HOME", "data")).absolute()
+        if recorded:
+            env = with_record(env, home)
         esp = env.get("LAKEMAIL_ESP", "sandbox")
         if esp not in ESPS:
             raise SettingsError(f"LAKEMAIL_ESP={esp!r} must be one of {', '.join(ESPS)}")
@@ -112,10 +125,68 @@ class Settings:
             esp_url=env.get("LAKEMAIL_ESP_URL") or None,
             public_url=env.get("LAKEMAIL_PUBLIC_URL") or None,
             sender=env.get("LAKEMAIL_FROM") or cls.sender,
-            delays={k: parse_duration(k, v) for k, v in env.items() if DELAY_VARIABLE.match(k)},
+            delays={k: parse_duration(k, v) for k, v in env.items() if k in DELAY_VARIABLES},
             policy=parse_policy(env),
             esp_api_key_set=bool(env.get("LAKEMAIL_ESP_API_KEY")),
+            decisions={k: env[k] for k in DECISION_VARIABLES if k in env},
         )
+
+
+def known_variables() -> frozenset[str]:
+    """Every LAKEMAIL_* variable lakemail reads."""
+    return frozenset(KNOWN) | frozenset(DELAY_VARIABLES)
+
+
+def check_names(env: Mapping[str, str], known: frozenset[str] | None = None) -> None:
+    """SettingsError naming the first LAKEMAIL_* variable of `env` that is not in `known` (a typo)."""
+    known = known_variables() if known is None else known
+    for name in sorted(env):
+        if name.startswith(PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise SettingsError(f"{name} is not a lakemail setting ({hint}known: {', '.join(sorted(known))})")
+
+
+def _decides_as(name: str, text: str | None) -> object:
+    """What decision variable `name` set to `text` (None: unset) decides with: 60m and 1h are equal."""
+    if name in DELAY_VARIABLES:
+        return DELAY_VARIABLES[name] if text is None else parse_duration(name, text)
+    return parse_policy({} if text is None else {name: text})
+
+
+def with_record(env: Mapping[str, str], home: Path) -> dict[str, str]:
+    """`env` with the decision settings `lakemail up` recorded for `home`.
+
+    A decision variable of `env` that decides otherwise than the record is a start-up error: two
+    processes of one home must not decide with different delays.
+    """
+    try:
+        record = read_record(home)
+    except RecordError as error:
+        raise SettingsError(str(error)) from None
+    if record is None:
+        return dict(env)
+    check_names(record.variables, frozenset(DECISION_VARIABLES))
+    for name in DECISION_VARIABLES:
+        mine, theirs = env.get(name), record.variables.get(name)
+        if mine is not None and _decides_as(name, mine) != _decides_as(name, theirs):
+            shown = "its default" if theirs is None else repr(theirs)
+            raise SettingsError(
+                f"{name}={mine!r} conflicts with {shown}, which `lakemail up` recorded for this home in "
+                f"{record.path}; every process of a home decides with the same settings: unset {name}, "
+                "or restart `lakemail up` with it (which records it)"
+            )
+    return {**env, **record.variables}
+
+
+def record_decisions(settings: Settings, env: dict[str, str], *, demo: bool) -> Path:
+    """What `lakemail up` decides with, into `env` (its children's) and the home's record.
+
+    The environment and `.env` (`settings.decisions`) win over the demo values already in `env`.
+    """
+    chosen = {name: env[name] for name in DECISION_VARIABLES if name in env} | settings.decisions
+    env.update(chosen)
+    return write_record(settings.home, chosen, demo=demo)
 
 
 def parse_policy(env: Mapping[str, str]) -> Policy:

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestration.instance import persistent_instance, prepare_dagster_home
-from orchestration.settings import DEMO_WRITE_KEY, Settings, ensure_secret, process_environment
+from orchestration.settings import (
+    DEMO_WRITE_KEY,
+    Settings,
+    ensure_secret,
+    process_environment,
+    record_decisions,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # `make run` shows emails within minutes: short delays unless LAKEMAIL_<KIND>_DELAY says otherwise.
@@ -105,6 +111,7 @@ def up(
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = _environment(settings, home, plan)
+    record_decisions(settings, env, demo=plan.demo_delays)  # what every process of this home decides with
     children = _start_all(plan, env, log_dir)
     _announce(settings, plan, env, log_dir)
     code = _watch(children, log_dir)

@@ -103,21 +103,26 @@ def _quarantine_rate(probe: Probe) -> CheckOutcome:
     return quarantine_rate(log, probe.thresholds.quarantine_rate_max)
 
 
+EVENT_FILES = pl.col("source_file").str.starts_with("events/")
+
+
 def _rows_per_file(probe: Probe, table: str, batches: list[int] | None) -> pl.LazyFrame:
+    """Rows of `table` per events/ file (of `batches`; None: all)."""
     frame = probe.whole(table)
     if frame is None:
         return pl.LazyFrame(schema={"source_file": pl.String, "rows": pl.UInt32})
     if batches is not None:
         frame = frame.filter(pl.col("batch_id").is_in(batches))
-    return frame.group_by("source_file").agg(pl.len().alias("rows"))
+    return frame.filter(EVENT_FILES).group_by("source_file").agg(pl.len().alias("rows"))
 
 
 def _files_reconcile(probe: Probe) -> CheckOutcome:
     log = probe.scoped("ingest_log")
     if log is None:
         return CheckOutcome(True, {"files": 0})
-    # customers/ and catalog/ rows go to tables keyed by user or product (latest wins), not per file.
-    log = log.filter(pl.col("source_file").str.starts_with("events/"))
+    # customers/ and catalog/ rows go to tables keyed by user or product (latest wins), not per file,
+    # and their bad rows to quarantine: only events/ files reconcile against events and quarantine.
+    log = log.filter(EVENT_FILES)
     whole_lake = probe.scope.whole_lake
     batches = None if whole_lake else log.select("batch_id").unique().collect()["batch_id"].to_list()
     return files_reconcile(

@@ -13,6 +13,7 @@ from assets.audits import audit_selection, build_audit_results
 from assets.checks import build_asset_checks, build_monitor_checks
 from assets.ingest import ingest_stage
 from orchestration.definitions import build_defs
+from orchestration.jobs import CHAIN_TABLES
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -245,3 +246,52 @@ def test_a_micro_batch_job_selects_everything_but_the_audit(
     } == keys | {"customers", "catalog", "catalog_changes"}
     ran = {e.check_name for e in run.get_asset_check_evaluations()}
     assert ran == {c.name for c in checks_for(keys, in_run=True)} | {"no_failed_files"}
+
+
+def test_lakemail_s_audit_job_runs_green_on_an_empty_lake(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    """The first hourly audit of a new home: every declared check is produced, and passes (#13, 16)."""
+    job = build_defs(settings).resolve_job_def("audit_job")
+    run = job.execute_in_process(instance=instance, run_config=window(1.0), raise_on_error=False)
+    assert run.success
+    evaluations = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
+    assert set(audit_names(CHAIN_TABLES)) | {c.name for c in checks_for(CHAIN_TABLES, in_run=False)} == set(
+        evaluations
+    )
+    assert all(evaluations.values()), evaluations
+    assert results(settings)["audit"].to_list() == audit_names(CHAIN_TABLES)
+
+
+def test_the_send_latency_slo_counts_from_when_the_email_was_due(
+    settings: Settings, lake: LakeResource, landing: LandingResource, instance: dg.DagsterInstance
+) -> None:
+    """A cart email waits its delay on purpose: the SLO measures what the system added after it (#13)."""
+    due = datetime.now(UTC) - 10 * MIN
+    delayed = [(f"t{i}", due - 2 * MIN, due, due + timedelta(seconds=3)) for i in range(5)]
+    late_event = ("t9", due + MIN, due - MIN, due + MIN + timedelta(seconds=4))  # landed after its due time
+    write_table(
+        lake,
+        "sends",
+        pl.DataFrame(
+            [(f"s-{t}", t, "sent", *times) for t, *times in [*delayed, late_event]],
+            schema={
+                "send_id": pl.String,
+                "trigger_id": pl.String,
+                "status": pl.String,
+                "landed_at": pl.Datetime("us", "UTC"),
+                "due_at": pl.Datetime("us", "UTC"),
+                "sent_at": pl.Datetime("us", "UTC"),
+            },
+            orient="row",
+        ),
+    )
+    run = audit(lake, landing, instance, tables=frozenset(TABLES))
+    assert run.success
+    figures = {
+        name: orjson.loads(text) for name, text in results(settings).select("audit", "figures").iter_rows()
+    }
+    slo = figures["send_latency_slo"]
+    assert (slo["count"], slo["max_s"]) == (6, 4.0) and slo["p50_s"] == 3.0
+    evaluations = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
+    assert evaluations["send_latency_slo"]

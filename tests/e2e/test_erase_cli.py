@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from orchestration.settings import Settings
 from orchestration.sql import run_query
@@ -18,6 +19,7 @@ from tests.conftest import land
 from tests.events_data import track
 
 LAKEMAIL = str(Path(sys.executable).parent / "lakemail")
+ROOT = Path(__file__).resolve().parents[2]  # the child runs this checkout's code
 
 
 def identify(message_id: str, user: str, anon: str, email: str) -> bytes:
@@ -46,17 +48,48 @@ def test_erase_prints_a_passing_certificate_and_the_user_is_gone(
         ],
     )
     ingest(lake, landing)
-    env = {"LAKEMAIL_HOME": str(settings.home), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [LAKEMAIL, "erase", "--user-id", "user-gone"],
-        env=env,
-        cwd=settings.home,
-        capture_output=True,
-        text=True,
-    )
+    done = erase(settings, "user-gone", "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     certificate = json.loads(done.stdout[done.stdout.index("{") :])
     assert certificate["passed"] is True
     assert "user-gone" not in done.stdout and "gone@example.com" not in done.stdout
     assert sorted(run_query(settings.lake_uri, "select event_id from events")["event_id"]) == ["m-3"]
     assert (settings.home / ".secret").exists()  # made for a machine with no LAKEMAIL_SECRET
+
+
+def erase(settings: Settings, user_id: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`lakemail erase --user-id USER_ID` as an operator runs it, on the home of `settings`."""
+    env = {"LAKEMAIL_HOME": str(settings.home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [LAKEMAIL, "erase", "--user-id", user_id, *flags],
+        env=env,
+        cwd=settings.home,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_erase_prints_a_short_summary_by_default(
+    settings: Settings, lake: LakeResource, landing: LandingResource
+) -> None:
+    """The certificate runs to hundreds of lines on a real lake: a summary unless --json (#13, 18)."""
+    land(settings, "a.ndjson", [track(f"m-{i}", user="user-gone", anon="anon-gone") for i in range(300)])
+    ingest(lake, landing)
+    done = erase(settings, "user-gone")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("erasure erasure-") and lines[0].endswith("PASSED: no trace left")
+    assert len(lines) <= 10
+    assert "10 checked, 301 rows removed from 2, 0 rows remaining" in done.stdout  # 300 events + 1 edge
+    assert "300 lines blanked in 1 files, 0 lines remaining" in done.stdout
+    assert "user-gone" not in done.stdout and "anon-gone" not in done.stdout
+
+
+@pytest.mark.parametrize("user_id", ["", "   "])
+def test_erase_of_an_empty_user_id_is_a_clear_error(settings: Settings, user_id: str) -> None:
+    """No traceback and no request landed: the operator is told what is wrong (#13, point 18)."""
+    done = erase(settings, user_id)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "lakemail erase: --user-id: the user id is empty or blank; nothing was erased" in done.stderr
+    assert not (settings.home / "landing" / "erasure").exists()

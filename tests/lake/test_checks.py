@@ -383,6 +383,26 @@ def test_reconciliation_fails_on_a_lost_or_doubled_row(
     assert not doubled.passed and doubled.figures["files_with_extra_events"] == 1
 
 
+@pytest.mark.parametrize("scope", list(SCOPES))
+def test_reconciliation_counts_only_events_files(
+    settings: Settings, lake: LakeResource, landing: LandingResource, scope: str
+) -> None:
+    """Catalog and customers files, bad rows and all, in the batch of an events file (#13, point 16)."""
+    good_lake(settings, lake, landing)
+    product = b'{"product_id": "p-1", "name": "Sandal", "category": "shoes", "price": 59.9, "stock": 3}'
+    landing.land("catalog/products.ndjson", product + b"\n{broken\n")
+    landing.land("customers/crm.ndjson", b'{"user_id": "u-1", "email": "a@example.com"}\nnot json\n')
+    land(settings, "c.ndjson", file_lines("c", 10))
+    ingest(lake, landing)
+    reference = pl.read_delta(lake.table_uri("quarantine")).filter(
+        ~pl.col("source_file").str.starts_with("events/")
+    )
+    assert reference.height == 2  # one bad row of each reference file, in the lake's quarantine
+    outcome = outcomes(lake, landing, SCOPES[scope](lake))["ingest_log_files_reconcile"]
+    assert outcome.passed, outcome.figures
+    assert outcome.figures["files"] == (1 if scope == "in_run" else 3)
+
+
 def test_reconciliation_fails_when_a_file_s_counts_do_not_add_up(
     settings: Settings, lake: LakeResource, landing: LandingResource
 ) -> None:

@@ -8,8 +8,17 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from orchestration.settings import Settings, SettingsError, parse_duration
+from orchestration.settings import (
+    DECISION_VARIABLES,
+    Settings,
+    SettingsError,
+    known_variables,
+    parse_duration,
+    record_decisions,
+)
+from orchestration.supervisor import DEMO_DELAYS, DEMO_POLICY
 from transforms.triggers.policies import Policy, quiet_until
+from transforms.triggers.rules import RULES
 
 
 def test_defaults_live_under_lakemail_home(tmp_path: Path) -> None:
@@ -35,6 +44,8 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
         ({"LAKEMAIL_ESP": "carrier-pigeon"}, "LAKEMAIL_ESP"),
         ({"LAKEMAIL_POL_SECONDS": "2"}, "LAKEMAIL_POL_SECONDS"),
         ({"LAKEMAIL_ABANDONED_CART_DELAY": "soon"}, "LAKEMAIL_ABANDONED_CART_DELAY"),
+        ({"LAKEMAIL_ABANDONED_CRAT_DELAY": "2m"}, "LAKEMAIL_ABANDONED_CRAT_DELAY"),
+        ({"LAKEMAIL_NO_SUCH_KIND_DELAY": "2m"}, "LAKEMAIL_NO_SUCH_KIND_DELAY"),
         ({"LAKEMAIL_QUIET_HOURS": "9pm-8am"}, "LAKEMAIL_QUIET_HOURS"),
         ({"LAKEMAIL_QUIET_HOURS": "08-08"}, "LAKEMAIL_QUIET_HOURS"),
         ({"LAKEMAIL_FREQUENCY_CAP": "1/16h"}, "LAKEMAIL_FREQUENCY_CAP"),
@@ -84,3 +95,84 @@ def test_quiet_hours_off_defers_nobody() -> None:
     zones = pl.Series(["Europe/London"])
     assert quiet_until(night, zones, Policy())[0] is not None
     assert quiet_until(night, zones, Policy(quiet_hours=False)).to_list() == [None]
+
+
+def test_a_misspelled_trigger_delay_is_named_with_the_likely_one() -> None:
+    """The README promises unknown variables stop start-up; a typo'd delay was taken silently (#13)."""
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"LAKEMAIL_ABANDONED_CRAT_DELAY": "2m"}, dotenv=None)
+    assert str(error.value).startswith(
+        "LAKEMAIL_ABANDONED_CRAT_DELAY is not a lakemail setting (did you mean LAKEMAIL_ABANDONED_CART_DELAY?"
+    )
+
+
+def test_every_trigger_kind_has_its_delay_variable() -> None:
+    delays = {f"LAKEMAIL_{kind.upper()}_DELAY" for kind in RULES}
+    assert delays <= known_variables() and delays <= set(DECISION_VARIABLES)
+    settings = Settings.from_env(dict.fromkeys(delays, "5m"), dotenv=None)
+    assert settings.delays == dict.fromkeys(delays, timedelta(minutes=5))
+
+
+def home_env(tmp_path: Path, **variables: str) -> dict[str, str]:
+    return {"LAKEMAIL_HOME": str(tmp_path), **variables}
+
+
+def record_demo(tmp_path: Path, dotenv: dict[str, str] | None = None) -> None:
+    """What `lakemail up` records with its demo delays (its children's environment has them)."""
+    up = Settings.from_env(home_env(tmp_path, **(dotenv or {})), dotenv=None)
+    record_decisions(up, {**DEMO_DELAYS, **DEMO_POLICY, "LAKEMAIL_HOME": str(tmp_path)}, demo=True)
+
+
+def test_every_process_of_a_home_decides_with_what_up_recorded(tmp_path: Path) -> None:
+    record_demo(tmp_path)
+    alone = Settings.from_env(home_env(tmp_path), dotenv=None, recorded=True)
+    assert alone.delays == {name: parse_duration(name, text) for name, text in DEMO_DELAYS.items()}
+    assert not alone.policy.quiet_hours and alone.policy.cap_short == (1, timedelta(minutes=2))
+    same = Settings.from_env(
+        home_env(tmp_path, LAKEMAIL_ABANDONED_CART_DELAY="120s"), dotenv=None, recorded=True
+    )
+    assert same.delays == alone.delays  # the same delay, spelled otherwise
+    # Elsewhere, or without asking for the record (`up` itself), the environment alone decides.
+    assert Settings.from_env(home_env(tmp_path / "other"), dotenv=None, recorded=True).delays == {}
+    assert Settings.from_env(home_env(tmp_path), dotenv=None).delays == {}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "recorded"),
+    [
+        ("LAKEMAIL_ABANDONED_CART_DELAY", "1h", "'2m'"),
+        ("LAKEMAIL_QUIET_HOURS", "21-08", "'off'"),
+        ("LAKEMAIL_WELCOME_DELAY", "5m", "its default"),
+    ],
+)
+def test_a_variable_that_decides_otherwise_than_the_record_fails(
+    tmp_path: Path, variable: str, value: str, recorded: str
+) -> None:
+    record_demo(tmp_path)
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(home_env(tmp_path, **{variable: value}), dotenv=None, recorded=True)
+    message = str(error.value)
+    assert message.startswith(f"{variable}={value!r} conflicts with {recorded}, which `lakemail up` recorded")
+    assert str(tmp_path / "settings.json") in message
+
+
+def test_up_records_the_environment_and_dotenv_over_its_demo_values(tmp_path: Path) -> None:
+    record_demo(tmp_path, {"LAKEMAIL_ABANDONED_CART_DELAY": "7m"})
+    settings = Settings.from_env(home_env(tmp_path), dotenv=None, recorded=True)
+    assert settings.delays["LAKEMAIL_ABANDONED_CART_DELAY"] == timedelta(minutes=7)
+    assert settings.delays["LAKEMAIL_BROWSE_ABANDONMENT_DELAY"] == timedelta(minutes=3)
+    assert not list(tmp_path.glob(".settings.json.*"))  # written through a temporary name
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("{not json", "settings.json"),
+        ('{"variables": {"LAKEMAIL_ABANDONED_CART_DELAY": 2}}', "settings.json"),
+        ('{"variables": {"LAKEMAIL_X": "1"}}', "LAKEMAIL_X"),
+    ],
+)
+def test_a_damaged_record_fails_naming_it(tmp_path: Path, body: str, named: str) -> None:
+    (tmp_path / "settings.json").write_text(body)
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(home_env(tmp_path), dotenv=None, recorded=True)

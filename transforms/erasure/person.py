@@ -60,6 +60,19 @@ def erasure_tables(existing: Iterable[str]) -> tuple[ErasureTable, ...]:
     return ERASURE_TABLES + tuple(ErasureTable(name) for name in sorted(set(existing) - known))
 
 
+class InvalidUserId(ValueError):
+    """A user id no erasure can be about: empty, blank or too long (the message says which)."""
+
+
+def check_user_id(user_id: object) -> str:
+    """`user_id` when an erasure can be about it; InvalidUserId otherwise (checked before anything lands)."""
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise InvalidUserId("the user id is empty or blank")
+    if len(user_id) > MAX_USER_ID_CHARS:
+        raise InvalidUserId(f"the user id is longer than {MAX_USER_ID_CHARS} characters")
+    return user_id
+
+
 def parse_request(data: bytes) -> str:
     """The user_id of an erasure request file (`{"user_id": "..."}`); ValueError says what is wrong."""
     try:
@@ -69,9 +82,7 @@ def parse_request(data: bytes) -> str:
     user_id = request.get("user_id") if isinstance(request, dict) else None
     if not isinstance(user_id, str) or not user_id.strip():
         raise ValueError('want {"user_id": "<non-empty string>"}')
-    if len(user_id) > MAX_USER_ID_CHARS:
-        raise ValueError(f"user_id longer than {MAX_USER_ID_CHARS} characters")
-    return user_id
+    return check_user_id(user_id)
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,29 @@ class ErasureCertificate:
         data["erased_at"] = datetime.fromisoformat(data["erased_at"])
         data["tables"] = [TableErasure(**t) for t in data["tables"]]
         return cls(**data)
+
+
+def certificate_summary(certificate: ErasureCertificate) -> str:
+    """A few lines for a person at a terminal: what was checked and removed, what is left, the verdict."""
+    c, tables = certificate, certificate.tables
+    removed, left = sum(t.rows_deleted for t in tables), sum(t.rows_remaining for t in tables)
+    verdict = "PASSED: no trace left" if c.passed else "FAILED: traces left (see below)"
+    lines = [
+        f"erasure {c.request_id}: {verdict}",
+        f"  tables:   {len(tables)} checked, {removed} rows removed from "
+        f"{sum(1 for t in tables if t.rows_deleted)}, {left} rows remaining",
+        f"  linked:   {c.anonymous_ids} anonymous ids, {c.emails} emails",
+        f"  landing:  {sum(c.landing_files.values())} lines blanked in {len(c.landing_files)} files, "
+        f"{c.landing_lines_remaining} lines remaining, {len(c.landing_unreadable)} unreadable",
+        f"  history:  {sum(len(t.files_removed) for t in tables)} old Delta files removed, "
+        f"{len(c.log_files_scrubbed)} log files scrubbed, {c.log_lines_remaining} log lines remaining",
+        f"  kept:     {c.erased_events} erased events as daily counts, "
+        f"{c.suppressions_added} suppressions added",
+    ]
+    if left:
+        shown = ", ".join(f"{t.table} ({t.rows_remaining})" for t in tables if t.rows_remaining)
+        lines.append(f"  remaining in: {shown}")
+    if c.landing_unreadable:
+        lines.append(f"  unreadable landing files: {', '.join(c.landing_unreadable)}")
+    lines.append(f"  certificate: the `erasures` table, request_id {c.request_id} (--json prints it)")
+    return "\n".join(lines) + "\n"
