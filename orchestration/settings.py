@@ -29,6 +29,7 @@ KNOWN = {
     "LAKEMAIL_PUBLIC_URL",
     "LAKEMAIL_QUIET_HOURS",
     "LAKEMAIL_FREQUENCY_CAP",
+    "LAKEMAIL_SUPERVISOR_PID",  # set by `lakemail up` on what it starts (orchestration.homelock)
 }
 DELAY_VARIABLE = re.compile(r"^LAKEMAIL_[A-Z_]+_DELAY$")
 QUIET_HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
