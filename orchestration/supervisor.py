@@ -68,6 +68,8 @@ def up(
     webserver: bool = True,
 ) -> int:
     """Run the whole system until Ctrl-C (or until one part keeps dying); returns the exit code."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # what it says shows at once, in a log file too
     try:
         lock = homelock.acquire(settings.home)
     except homelock.HomeInUse as error:
@@ -182,7 +184,7 @@ def _announce(settings: Settings, plan: Plan, env: dict[str, str], log_dir: Path
 
 
 def _watch(children: list[Child], log_dir: Path) -> int:
-    """Restart a child that exits; return 0 on Ctrl-C or SIGTERM, 1 when one keeps dying (named)."""
+    """Restart a child that fails; return 0 on Ctrl-C or SIGTERM, 1 when one keeps dying (named)."""
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -192,9 +194,13 @@ def _watch(children: list[Child], log_dir: Path) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     while not stopping:
-        for child in children:
+        for child in list(children):
             returncode = child.process.poll()
             if returncode is None or stopping:
+                continue
+            if returncode == 0:  # done (a simulator's --duration ran out), not dead
+                print(f"{child.name} finished")
+                children.remove(child)
                 continue
             if not child.restart(time.monotonic()):
                 print(f"{child.name} exited with code {returncode} again; see {log_dir}/{child.name}.log")
