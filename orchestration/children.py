@@ -18,12 +18,24 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 MAX_DEATHS, DEATH_WINDOW_S = 3, 60.0
 
 
+def _prctl() -> Callable[..., int] | None:
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+        return prctl
+    except (OSError, AttributeError):  # not Linux: children then die only by the reaper
+        return None
+
+
+# Looked up once here, not between fork and exec: the child only calls it (no import, no dlopen).
+PRCTL = _prctl()
+
+
 def _die_with(parent: int) -> Callable[[], None]:
     """preexec_fn: SIGKILL this child when `parent` dies (and at once if it already has)."""
 
     def setup() -> None:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if PRCTL is not None:
+            PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the parent died between fork and prctl
             os.kill(os.getpid(), signal.SIGKILL)
 
