@@ -33,6 +33,7 @@ def _add_up(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     up.add_argument(
         "--no-runner", action="store_true", help="leave micro-batches to the daemon's sensor (5 s loop)"
     )
+    up.add_argument("--no-webserver", action="store_true", help="headless: no Dagster UI")
     up.add_argument(
         "--production-delays", action="store_true", help="the rules' own delays, not the short demo ones"
     )
@@ -133,6 +134,7 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
         sandbox_port=args.sandbox_port,
         demo_delays=not args.production_delays,
         runner=not args.no_runner,
+        webserver=not args.no_webserver,
     )
 
 

@@ -35,6 +35,7 @@ KNOWN = {
     "LAKEMAIL_QUIET_HOURS",
     "LAKEMAIL_FREQUENCY_CAP",
     "LAKEMAIL_WRITE_KEY",
+    "LAKEMAIL_SUPERVISOR_PID",  # set by `lakemail up` on what it starts (orchestration.homelock)
 }
 # One delay variable per trigger kind, with the rule's own delay as its default.
 DELAY_VARIABLES = {f"{PREFIX}{kind.upper()}_DELAY": rule.default_delay for kind, rule in RULES.items()}

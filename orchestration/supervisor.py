@@ -1,8 +1,12 @@
-"""`lakemail up`: start the webserver, the daemon and the simulator; Ctrl-C stops all of them."""
+"""`lakemail up`: start the webserver, the daemon and the simulator; Ctrl-C stops all of them.
+
+One `lakemail up` per LAKEMAIL_HOME (orchestration.homelock). A child that dies is started again
+(a few times a minute at most); when the supervisor itself dies, even by SIGKILL, its children die
+with it (PR_SET_PDEATHSIG) and the reaper kills what they started (code servers, run workers).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -11,7 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestration.instance import persistent_instance, prepare_dagster_home
+from orchestration import homelock
+from orchestration.children import Child, stop_all
 from orchestration.settings import (
     DEMO_WRITE_KEY,
     Settings,
@@ -32,43 +37,9 @@ DEMO_DELAYS = {
 DEMO_POLICY = {"LAKEMAIL_QUIET_HOURS": "off", "LAKEMAIL_FREQUENCY_CAP": "1/2m,10/1d"}
 
 
-@dataclass
-class Child:
-    """A started process, in its own process group so that its own children stop with it."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, sig)
-
-
 def _bin(name: str) -> str:
     """A console script from this environment (the venv's bin folder), not whatever is on PATH."""
     return str(Path(sys.executable).parent / name)
-
-
-def _start(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Child:
-    log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it open for its life
-    process = subprocess.Popen(
-        argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    return Child(name, process)
-
-
-def stop_all(children: list[Child], grace_seconds: float = 15.0) -> None:
-    """SIGTERM every child group, then SIGKILL what is still running after the grace period."""
-    for child in children:
-        child.stop(signal.SIGTERM)
-    deadline = time.monotonic() + grace_seconds
-    for child in children:
-        try:
-            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.stop(signal.SIGKILL)
-            child.process.wait()
 
 
 @dataclass(frozen=True)
@@ -84,6 +55,7 @@ class Plan:
     runner: bool
     sandbox: bool  # the local email sandbox is the provider, so it is started too
     collector_port: int = 8000
+    webserver: bool = True  # False: headless, no Dagster UI (the daemon still runs)
 
     @property
     def inbox(self) -> str:
@@ -100,10 +72,29 @@ def up(
     sandbox_port: int = 8025,
     demo_delays: bool = True,
     runner: bool = True,
+    webserver: bool = True,
 ) -> int:
-    """Run the whole system until Ctrl-C (or until one part dies); returns the exit code."""
-    sandbox = settings.esp == "sandbox" and not settings.esp_url
-    plan = Plan(port, users, rate, simulate, sandbox_port, demo_delays, runner, sandbox)
+    """Run the whole system until Ctrl-C (or until one part keeps dying); returns the exit code."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # what it says shows at once, in a log file too
+    try:
+        lock = homelock.acquire(settings.home)
+    except homelock.HomeInUse as error:
+        print(f"lakemail up: {error}", file=sys.stderr)
+        return 1
+    with lock:
+        leftovers = homelock.sweep(settings.home)  # of an earlier `lakemail up` that was killed
+        if leftovers:
+            print(f"stopped {leftovers} processes left running by an earlier lakemail up of {settings.home}")
+        sandbox = settings.esp == "sandbox" and not settings.esp_url
+        plan = Plan(port, users, rate, simulate, sandbox_port, demo_delays, runner, sandbox, webserver)
+        return _run(settings, plan)
+
+
+def _run(settings: Settings, plan: Plan) -> int:
+    """Start everything (and the reaper), watch until stopped, stop everything."""
+    from orchestration.instance import persistent_instance, prepare_dagster_home
+
     home = prepare_dagster_home(settings.dagster_home)
     # Create the instance's storage once, before three processes open it at the same time.
     persistent_instance(home).dispose()
@@ -112,18 +103,44 @@ def up(
     log_dir.mkdir(parents=True, exist_ok=True)
     env = _environment(settings, home, plan)
     record_decisions(settings, env, demo=plan.demo_delays)  # what every process of this home decides with
+    reaper = _start_reaper(settings.home, env, log_dir)
     children = _start_all(plan, env, log_dir)
     _announce(settings, plan, env, log_dir)
     code = _watch(children, log_dir)
     print("stopping ...")
     stop_all(children)
+    homelock.sweep(settings.home, os.getpid())  # the groups of children that were restarted
+    if reaper.stdin is not None:
+        reaper.stdin.close()
+    reaper.wait(timeout=30)
     print("stopped.")
     return code
 
 
+def _start_reaper(home: Path, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    """The process that kills what this supervisor started once its pipe closes (it died)."""
+    argv = [sys.executable, "-m", "orchestration.homelock", "reap", str(home), str(os.getpid())]
+    unmarked = {k: v for k, v in env.items() if k != homelock.MARK}
+    with (log_dir / "reaper.log").open("ab") as log:
+        return subprocess.Popen(
+            argv,
+            cwd=PROJECT_ROOT,
+            env=unmarked,
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C at the terminal is not for it
+        )
+
+
 def _environment(settings: Settings, home: Path, plan: Plan) -> dict[str, str]:
     """The children's environment: ours, the Dagster home, demo delays and the sandbox's URLs."""
-    env = {**process_environment(), "DAGSTER_HOME": str(home), "LAKEMAIL_HOME": str(settings.home)}
+    env = {
+        **process_environment(),
+        "DAGSTER_HOME": str(home),
+        "LAKEMAIL_HOME": str(settings.home),
+        homelock.MARK: str(os.getpid()),  # theirs and their children's: what the reaper may stop
+    }
     env.setdefault("LAKEMAIL_WRITE_KEY", DEMO_WRITE_KEY)  # the collector's, when none is configured
     if plan.demo_delays:
         env = {**DEMO_DELAYS, **DEMO_POLICY, **env}
@@ -136,7 +153,8 @@ def _start_all(plan: Plan, env: dict[str, str], log_dir: Path) -> list[Child]:
     """The webserver and the daemon, then the runner, the sandbox and the simulator when planned."""
     workspace = str(PROJECT_ROOT / "workspace.yaml")
     webserver = [_bin("dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(plan.port)]
-    commands = {"webserver": webserver, "daemon": [_bin("dagster-daemon"), "run", "-w", workspace]}
+    commands = {"webserver": webserver} if plan.webserver else {}
+    commands["daemon"] = [_bin("dagster-daemon"), "run", "-w", workspace]
     if plan.runner:  # micro-batches from a warm process; the daemon still runs schedules and other sensors
         commands["runner"] = [_bin("lakemail"), "runner"]
     if plan.sandbox:
@@ -148,14 +166,16 @@ def _start_all(plan: Plan, env: dict[str, str], log_dir: Path) -> list[Child]:
         load = ["--users", str(plan.users), "--rate", str(plan.rate), "--duration", "86400"]
         load += ["--via-collector", collector]
         commands["simulator"] = [_bin("lakemail"), "simulate", *load]
-    return [_start(name, argv, env, log_dir) for name, argv in commands.items()]
+    return [Child(name, argv, env, log_dir, PROJECT_ROOT) for name, argv in commands.items()]
 
 
 def _announce(settings: Settings, plan: Plan, env: dict[str, str], log_dir: Path) -> None:
     """Where to look: the UI, the inbox, the simulator's load, the demo delays and policy."""
     print(f"lakemail is up (data in {settings.home}, logs in {log_dir})")
     taker = "lakemail runner (landing_sensor stands by)" if plan.runner else "landing_sensor"
-    print(f"  Dagster UI:  http://127.0.0.1:{plan.port}  (asset graph, runs, checks; micro-batches: {taker})")
+    if plan.webserver:
+        ui = f"http://127.0.0.1:{plan.port}"
+        print(f"  Dagster UI:  {ui}  (asset graph, runs, checks; micro-batches: {taker})")
     if plan.sandbox:
         print(
             f"  Inbox:       {plan.inbox}  (every email sent, as the shopper sees it; faults via /api/faults)"
@@ -182,7 +202,7 @@ def _announce(settings: Settings, plan: Plan, env: dict[str, str], log_dir: Path
 
 
 def _watch(children: list[Child], log_dir: Path) -> int:
-    """Wait for Ctrl-C or SIGTERM (0), or for a child to exit (1, after naming it)."""
+    """Restart a child that fails; return 0 on Ctrl-C or SIGTERM, 1 when one keeps dying (named)."""
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -192,10 +212,17 @@ def _watch(children: list[Child], log_dir: Path) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     while not stopping:
-        dead = [c for c in children if c.process.poll() is not None]
-        if dead:
-            name, returncode = dead[0].name, dead[0].process.returncode
-            print(f"{name} exited with code {returncode}; see {log_dir}/{name}.log")
-            return 1
+        for child in list(children):
+            returncode = child.process.poll()
+            if returncode is None or stopping:
+                continue
+            if returncode == 0:  # done (a simulator's --duration ran out), not dead
+                print(f"{child.name} finished")
+                children.remove(child)
+                continue
+            if not child.restart(time.monotonic()):
+                print(f"{child.name} exited with code {returncode} again; see {log_dir}/{child.name}.log")
+                return 1
+            print(f"{child.name} exited with code {returncode}; started it again (pid {child.process.pid})")
         time.sleep(0.5)
     return 0

@@ -1,0 +1,84 @@
+"""`lakemail up` (headless, the daemon and the sandbox): one per home, nothing outlives it (#13)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def processes_of(home: Path) -> dict[int, str]:
+    """Live processes (not zombies) whose environment says LAKEMAIL_HOME=home: pid -> command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if f"LAKEMAIL_HOME={home}".encode() in environ and state != "Z":
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def code_server_of(home: Path) -> bool:
+    return any("api grpc" in cmd for cmd in processes_of(home).values())
+
+
+def start_up(home: Path, argv: list[str], env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
+    with (home.parent / log).open("wb") as out:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def test_one_up_per_home_and_nothing_outlives_a_killed_or_stopped_supervisor(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEMAIL_")}
+    env |= {"LAKEMAIL_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    up = [sys.executable, "-m", "orchestration.cli", "up", "--no-webserver", "--no-runner", "--no-simulator"]
+    argv = [*up, "--sandbox-port", str(free_port())]
+    first = start_up(home, argv, env, "first.log")
+    try:
+        wait_for(lambda: code_server_of(home), 120, "the daemon's code server")
+        started = time.monotonic()
+        second = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert f"{home} is in use by lakemail up (pid {first.pid})" in second.stderr
+        assert time.monotonic() - started < 15  # at once: nothing was started
+        running = processes_of(home)
+        assert len(running) >= 4  # reaper, daemon, sandbox, code server
+        first.kill()  # SIGKILL: no chance to stop anything itself
+        first.wait()
+        wait_for(lambda: not set(running) & set(processes_of(home)), 5, "the killed supervisor's processes")
+    finally:
+        first.kill()
+    third = start_up(home, argv, env, "third.log")
+    try:
+        wait_for(lambda: code_server_of(home), 120, "the new daemon's code server")
+        third.send_signal(signal.SIGINT)  # Ctrl-C
+        assert third.wait(timeout=40) == 0
+        assert processes_of(home) == {}  # the code server too, not ~20 s later
+    finally:
+        third.kill()
