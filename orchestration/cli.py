@@ -30,6 +30,7 @@ def _add_up(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     up.add_argument("--rate", type=float, default=20.0, help="simulated events per second (default 20)")
     up.add_argument("--no-simulator", action="store_true", help="do not start the shopper simulator")
     up.add_argument("--sandbox-port", type=int, default=8025, help="email sandbox and inbox port (8025)")
+    up.add_argument("--collector-port", type=int, default=8000, help="collector and demo shop port (8000)")
     up.add_argument(
         "--no-runner", action="store_true", help="leave micro-batches to the daemon's sensor (5 s loop)"
     )
@@ -135,6 +136,7 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
         demo_delays=not args.production_delays,
         runner=not args.no_runner,
         webserver=not args.no_webserver,
+        collector_port=args.collector_port,
     )
 
 

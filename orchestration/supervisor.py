@@ -73,6 +73,7 @@ def up(
     demo_delays: bool = True,
     runner: bool = True,
     webserver: bool = True,
+    collector_port: int = 8000,
 ) -> int:
     """Run the whole system until Ctrl-C (or until one part keeps dying); returns the exit code."""
     if hasattr(sys.stdout, "reconfigure"):
@@ -87,7 +88,9 @@ def up(
         if leftovers:
             print(f"stopped {leftovers} processes left running by an earlier lakemail up of {settings.home}")
         sandbox = settings.esp == "sandbox" and not settings.esp_url
-        plan = Plan(port, users, rate, simulate, sandbox_port, demo_delays, runner, sandbox, webserver)
+        plan = Plan(
+            port, users, rate, simulate, sandbox_port, demo_delays, runner, sandbox, collector_port, webserver
+        )
         return _run(settings, plan)
 
 

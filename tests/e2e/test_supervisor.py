@@ -58,7 +58,7 @@ def test_one_up_per_home_and_nothing_outlives_a_killed_or_stopped_supervisor(tmp
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEMAIL_")}
     env |= {"LAKEMAIL_HOME": str(home), "PYTHONPATH": str(ROOT)}
     up = [sys.executable, "-m", "orchestration.cli", "up", "--no-webserver", "--no-runner", "--no-simulator"]
-    argv = [*up, "--sandbox-port", str(free_port())]
+    argv = [*up, "--sandbox-port", str(free_port()), "--collector-port", str(free_port())]
     first = start_up(home, argv, env, "first.log")
     try:
         wait_for(lambda: code_server_of(home), 120, "the daemon's code server")
