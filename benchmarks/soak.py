@@ -23,6 +23,7 @@ import polars as pl
 
 from benchmarks.common import env_for, lake_of, lakemail, temp_home
 from benchmarks.steady import free_port, system_up
+from resources.providers import SANDBOX_API_KEY
 from transforms.schema import SENDS_SCHEMA, TRIGGERS_SCHEMA
 
 # One cycle of faults, one every FAULT_EVERY seconds: overload, rate limit, slowness, an ambiguous
@@ -42,7 +43,9 @@ TERMINAL = ("sent", "failed_permanent", "aborted")
 
 
 def _json(url: str, data: bytes | None = None) -> Any:
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    """The sandbox's API, with the key `lakemail up` gives it (`env_for` drops LAKEMAIL_ESP_API_KEY)."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {SANDBOX_API_KEY}"}
+    request = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as reply:
         return json.loads(reply.read() or b"null")
 

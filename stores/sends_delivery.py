@@ -33,7 +33,7 @@ from resources.providers import EmailProvider
 from resources.templates import RenderAborted, TemplateRenderer
 from transforms.schema import SENDS_SCHEMA
 from transforms.sends.content import Content, Shop
-from transforms.sends.message import Email, unsubscribe_token
+from transforms.sends.message import ORIGIN_ARG, Email, origin_mark, unsubscribe_token
 from transforms.sends.plan import HELD_BY_CIRCUIT, Abort, Ask, Planned, Render
 from transforms.sends.rows import Attempt, Waits, aborted, after_attempt
 
@@ -176,7 +176,7 @@ class Delivery:
 
     def _ask(self, row: dict[str, Any]) -> Attempt | None:
         """An interrupted or ambiguous send, settled by asking the provider (None: it never took it)."""
-        found = lookup(self.sender.provider, row["send_id"], self.sender.client)
+        found = lookup(self.sender.provider, row["send_id"], self.sender.client, secret=self.sender.secret)
         if found == LOOKUP_FAILED:
             return Attempt(status="unknown", attempts=0, last_error="lookup_failed")
         if found is not None:
@@ -216,7 +216,8 @@ class Delivery:
             sender=sender.sender,
             unsubscribe_url=sender.unsubscribe_url(unsubscribe_token(send_id, sender.secret)),
             unsubscribe_mailto=sender.unsubscribe_mailto,
-            custom_args=step.custom_args,
+            # this home's mark: a look-up later trusts only a message that carries it
+            custom_args={**step.custom_args, ORIGIN_ARG: origin_mark(send_id, sender.secret)},
         )
 
     def _after(self, row: dict[str, Any], attempt: Attempt) -> dict[str, Any]:

@@ -51,7 +51,8 @@ def mailbox(tmp_path: Path, settings: Settings) -> Iterator[Mailbox]:
         landing_uri=settings.landing_uri,
         secret="test-secret",
     )
-    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+    auth = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
+    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=10, headers=auth) as http:
         yield Mailbox(server.url, http)
 
 
