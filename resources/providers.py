@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Literal, Protocol
 
 import httpx
@@ -19,8 +20,18 @@ SANDBOX_URL = "http://127.0.0.1:8025"
 SANDBOX_API_KEY = "sandbox-key"  # the local sandbox's default key (not a secret: loopback only)
 SENDGRID_URL = "https://api.sendgrid.com"
 POSTMARK_URL = "https://api.postmarkapp.com"
-USER_AGENT = "lakemail/0.1"
-JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("lakemail")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0"
+
+
+# On every request itself: `client.send(request)` does not add the client's default headers.
+USER_AGENT = f"lakemail/{_version()}"
+JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json", "User-Agent": USER_AGENT}
 
 DeliveryStatus = Literal["sent", "retrying", "failed_permanent", "unknown"]
 Trusted = Callable[[Mapping[str, object]], bool]  # a looked-up message's custom args -> sent by us
@@ -103,7 +114,8 @@ class SandboxProvider(SendGridProvider):
 
     def lookup_request(self, send_id: str) -> httpx.Request | None:
         url = f"{self.base_url.rstrip('/')}/api/messages"
-        return httpx.Request("GET", url, params={"send_id": send_id}, headers=_bearer(self.api_key))
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **_bearer(self.api_key)}
+        return httpx.Request("GET", url, params={"send_id": send_id}, headers=headers)
 
     def looked_up(self, response: httpx.Response, trusted: Trusted) -> str | None:
         try:

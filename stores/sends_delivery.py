@@ -113,8 +113,18 @@ class SendsReport:
     enqueued: int = 0
     rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SENDS_SCHEMA))
     circuit_open: bool = False
+    circuit_cause: str | None = None  # "credentials" (401/403) or "unreachable" (no connection at all)
     called: bool = False  # an email reached the provider's send API in this run
     example: str | None = None  # markdown of one sent email, names replaced
+
+    @property
+    def circuit_note(self) -> str:
+        """What the run's log says of the circuit: why it opened, or nothing when it did not."""
+        if not self.circuit_open:
+            return ""
+        if self.circuit_cause == "unreachable":
+            return " (circuit open: the provider was unreachable)"
+        return " (circuit open: the provider refused our credentials)"
 
 
 @dataclass
@@ -201,6 +211,8 @@ class Delivery:
         attempt = _attempt(result, self.sender.wall_clock())
         if attempt.circuit_open:  # only ever set, never cleared: safe from any worker thread
             self.report.circuit_open = True
+            if self.report.circuit_cause != "credentials":  # a refused key is the news, whatever else
+                self.report.circuit_cause = "credentials" if result.circuit_open else "unreachable"
         if result.status == "sent" and self.report.example is None:
             self.report.example = example(self.sender, step.content, row)
         return {**self._after(row, attempt), "fallbacks": json.dumps(step.content.fallbacks)}

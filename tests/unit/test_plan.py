@@ -152,6 +152,7 @@ def test_a_refused_key_holds_the_rest_of_the_run_for_the_cool_off_from_the_runs_
         delivery = Delivery(sender, markers, RUN_NOW, timedelta(0), SendsReport())
         delivery.run([*planned_rows("t-1", "t-2"), interrupted])
     assert len(calls) == 1 and delivery.report.circuit_open  # the probe, then nothing
+    assert delivery.report.circuit_note == " (circuit open: the provider refused our credentials)"
     refused, held = sorted(delivery.changed, key=lambda row: row["trigger_id"])
     assert refused["last_error"].startswith("HTTP 401") and held["last_error"] == "circuit_open"
     assert {r["status"] for r in delivery.changed} == {"retrying"}
