@@ -45,7 +45,7 @@ def sends(
         summary["failed"],
         summary["unknown"],
         summary["waiting"],
-        " (circuit open: the provider refused our credentials)" if report.circuit_open else "",
+        report.circuit_note,
     )
     return dg.MaterializeResult(metadata=_metadata(report, summary, email.provider().name))
 
@@ -84,6 +84,8 @@ def _metadata(report: SendsReport, summary: dict[str, Any], provider: str) -> di
         "circuit_open": report.circuit_open,
         "provider": provider,
     }
+    if report.circuit_cause is not None:
+        metadata["circuit_cause"] = report.circuit_cause
     if report.example is not None:
         metadata["example"] = dg.MetadataValue.md(report.example)
     return metadata

@@ -57,6 +57,7 @@ class System:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     sandbox_port: int = field(default_factory=free_port)
+    collector_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -66,7 +67,7 @@ class System:
 
     def start(self) -> None:
         argv = [lakemail(), "up", "--no-simulator", "--port", str(self.port)]
-        argv += ["--sandbox-port", str(self.sandbox_port)]
+        argv += ["--sandbox-port", str(self.sandbox_port), "--collector-port", str(self.collector_port)]
         with (self.home / "up.log").open("ab") as log:
             self.process = subprocess.Popen(
                 argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -203,14 +203,17 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _sql(settings: Settings, args: argparse.Namespace) -> int:
-    from orchestration.sql import SqlError, parse_as_of, render, run_query
+    from orchestration.sql import SqlError, one_line, parse_as_of, render, run_query
 
     try:
-        frame = run_query(settings.lake_uri, args.query, parse_as_of(args.as_of))
+        output = render(run_query(settings.lake_uri, args.query, parse_as_of(args.as_of)), args.format)
     except SqlError as error:
         print(f"lakemail sql: {error}", file=sys.stderr)
         return 2
-    sys.stdout.write(render(frame, args.format))
+    except Exception as error:  # a query is user input: a one-line message, never a traceback
+        print(f"lakemail sql: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
+        return 2
+    sys.stdout.write(output)
     return 0
 
 

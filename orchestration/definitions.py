@@ -16,7 +16,7 @@ from assets.triggers import build_triggers_asset, kind_delays
 from orchestration.jobs import CHAIN_TABLES, audit_job, erasure_job, maintenance_job, microbatch_job
 from orchestration.schedules import SCHEDULES
 from orchestration.sensors import build_landing_sensor, erasure_sensor
-from orchestration.settings import Settings
+from orchestration.settings import Settings, public_url_for
 from resources.email import EmailProviderResource
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -66,7 +66,12 @@ def build_defs(
             "lake": lake or LakeResource(uri=settings.lake_uri),
             "landing": LandingResource(uri=settings.landing_uri),
             "email": email or email_resource(settings),
-            "shop": ShopResource(public_url=settings.public_url or settings.esp_url or SANDBOX_URL),
+            # a real provider's links need LAKEMAIL_PUBLIC_URL (SettingsError); the sandbox serves its own
+            "shop": ShopResource(
+                public_url=public_url_for(settings.esp, settings.public_url)
+                or settings.esp_url
+                or SANDBOX_URL
+            ),
             "secrets": SecretsResource(hmac_key=dg.EnvVar("LAKEMAIL_SECRET")),
         },
     )

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from pathlib import Path
 
+import httpx
+
 from orchestration.home_record import RecordError, read_record, write_record
 from resources.providers import ESPS
 from transforms.triggers.policies import Policy
@@ -124,7 +126,7 @@ class Settings:
             max_batch_mb=int(_positive(env, "LAKEMAIL_MAX_BATCH_MB", 128)),
             esp=esp,
             esp_url=env.get("LAKEMAIL_ESP_URL") or None,
-            public_url=env.get("LAKEMAIL_PUBLIC_URL") or None,
+            public_url=public_url_for(esp, env.get("LAKEMAIL_PUBLIC_URL") or None),
             sender=env.get("LAKEMAIL_FROM") or cls.sender,
             delays={k: parse_duration(k, v) for k, v in env.items() if k in DELAY_VARIABLES},
             policy=parse_policy(env),
@@ -231,6 +233,25 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{name}={text!r} must be greater than 0")
     return value
+
+
+def public_url_for(esp: str, url: str | None) -> str | None:
+    """`LAKEMAIL_PUBLIC_URL`, where recipients' unsubscribe and click links point. A real provider
+    needs an `https:` one: without it the links would name the provider's API or the local sandbox."""
+    if url is None and esp == "sandbox":
+        return None  # the local sandbox serves /unsubscribe itself
+    schemes, need = (
+        (("http", "https"), "an http: or https: URL") if esp == "sandbox" else (("https",), "an https: URL")
+    )
+    try:
+        parsed = httpx.URL(url or "")
+    except httpx.InvalidURL:
+        parsed = None
+    if url is None:
+        raise SettingsError(f"LAKEMAIL_PUBLIC_URL must be set, to {need}, with LAKEMAIL_ESP={esp}")
+    if parsed is None or parsed.scheme not in schemes or not parsed.host:
+        raise SettingsError(f"LAKEMAIL_PUBLIC_URL={url!r} must be {need} with LAKEMAIL_ESP={esp}")
+    return url
 
 
 def process_environment() -> MutableMapping[str, str]:

@@ -181,7 +181,8 @@ def _announce(settings: Settings, plan: Plan, env: dict[str, str], log_dir: Path
         print(f"  Dagster UI:  {ui}  (asset graph, runs, checks; micro-batches: {taker})")
     if plan.sandbox:
         print(
-            f"  Inbox:       {plan.inbox}  (every email sent, as the shopper sees it; faults via /api/faults)"
+            f"  Inbox:       {plan.inbox}  (every email sent, as the shopper sees it; faults via /api/faults,"
+            " with the sandbox's key)"
         )
     collector = f"http://127.0.0.1:{plan.collector_port}"
     demo_key = env["LAKEMAIL_WRITE_KEY"] == DEMO_WRITE_KEY  # a configured key is a secret: never printed

@@ -25,7 +25,7 @@ from resources.providers import (
     EmailProvider,
     provider_for,
 )
-from transforms.sends.message import Email
+from transforms.sends.message import Email, sent_by_us
 from transforms.sends.policy import (
     RetryBudget,
     Verdict,
@@ -139,10 +139,12 @@ def deliver(
 LOOKUP_FAILED = "lookup_failed"
 
 
-def lookup(provider: EmailProvider, send_id: str, client: httpx.Client) -> str | None:
+def lookup(provider: EmailProvider, send_id: str, client: httpx.Client, *, secret: str) -> str | None:
     """The provider's message id for `send_id`, None when it has none; LOOKUP_FAILED when it cannot say.
 
-    Only call it for providers whose `lookup_request` is not None.
+    Only a message that carries this home's mark for `send_id` (made with `secret` when it was sent)
+    counts: one stored by anyone else under the same id does not settle the send. Only call it for
+    providers whose `lookup_request` is not None.
     """
     request = provider.lookup_request(send_id)
     if request is None:
@@ -153,7 +155,7 @@ def lookup(provider: EmailProvider, send_id: str, client: httpx.Client) -> str |
         return LOOKUP_FAILED
     if response.status_code != 200:
         return LOOKUP_FAILED
-    return provider.looked_up(response)
+    return provider.looked_up(response, lambda args: sent_by_us(args, send_id, secret))
 
 
 @functools.cache

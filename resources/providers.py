@@ -5,7 +5,9 @@ Request bodies are pure (`transforms.sends.payloads`); nothing here logs an addr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Literal, Protocol
 
 import httpx
@@ -18,10 +20,21 @@ SANDBOX_URL = "http://127.0.0.1:8025"
 SANDBOX_API_KEY = "sandbox-key"  # the local sandbox's default key (not a secret: loopback only)
 SENDGRID_URL = "https://api.sendgrid.com"
 POSTMARK_URL = "https://api.postmarkapp.com"
-USER_AGENT = "lakemail/0.1"
-JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("lakemail")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0"
+
+
+# On every request itself: `client.send(request)` does not add the client's default headers.
+USER_AGENT = f"lakemail/{_version()}"
+JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json", "User-Agent": USER_AGENT}
 
 DeliveryStatus = Literal["sent", "retrying", "failed_permanent", "unknown"]
+Trusted = Callable[[Mapping[str, object]], bool]  # a looked-up message's custom args -> sent by us
 
 # The request never reached the provider: always safe to try again.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
@@ -43,8 +56,11 @@ class EmailProvider(Protocol):
         """A request asking the provider whether it holds the email of `send_id` (None: it cannot say)."""
         ...
 
-    def looked_up(self, response: httpx.Response) -> str | None:
-        """The message id of the email `lookup_request` asked about, or None when it has none."""
+    def looked_up(self, response: httpx.Response, trusted: Trusted) -> str | None:
+        """The message id of the email `lookup_request` asked about, or None when it has none.
+
+        Only a message whose custom args `trusted` accepts counts: the provider's key may be shared.
+        """
         ...
 
 
@@ -80,7 +96,7 @@ class SendGridProvider:
     def lookup_request(self, send_id: str) -> httpx.Request | None:
         return None  # the Email Activity API is delayed and a paid add-on: not a reliable answer
 
-    def looked_up(self, response: httpx.Response) -> str | None:
+    def looked_up(self, response: httpx.Response, trusted: Trusted) -> str | None:
         return None
 
 
@@ -89,7 +105,8 @@ class SandboxProvider(SendGridProvider):
     """The local sandbox: the SendGrid v3 API on 127.0.0.1:8025 (the key is sent when one is set).
 
     It can be asked whether it holds a send (`GET /api/messages?send_id=`), so an interrupted or
-    ambiguous send is settled by asking, not by guessing.
+    ambiguous send is settled by asking, not by guessing; anyone with its key can store a message
+    under a `send_id`, so only a message `trusted` accepts (this home's mark on it) settles one.
     """
 
     base_url: str = SANDBOX_URL
@@ -97,16 +114,19 @@ class SandboxProvider(SendGridProvider):
 
     def lookup_request(self, send_id: str) -> httpx.Request | None:
         url = f"{self.base_url.rstrip('/')}/api/messages"
-        return httpx.Request("GET", url, params={"send_id": send_id}, headers=_bearer(self.api_key))
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **_bearer(self.api_key)}
+        return httpx.Request("GET", url, params={"send_id": send_id}, headers=headers)
 
-    def looked_up(self, response: httpx.Response) -> str | None:
+    def looked_up(self, response: httpx.Response, trusted: Trusted) -> str | None:
         try:
             found = response.json()
         except ValueError:
             return None
-        if not isinstance(found, list) or not found or not isinstance(found[0], dict):
-            return None
-        return str(found[0].get("id") or "") or None
+        for message in found if isinstance(found, list) else []:
+            args = message.get("custom_args") if isinstance(message, dict) else None
+            if isinstance(args, dict) and trusted(args) and message.get("id"):
+                return str(message["id"])
+        return None
 
 
 @dataclass(frozen=True)
@@ -129,7 +149,7 @@ class PostmarkProvider:
     def lookup_request(self, send_id: str) -> httpx.Request | None:
         return None  # outbound message search is by recipient or tag, not by our id: no reliable answer
 
-    def looked_up(self, response: httpx.Response) -> str | None:
+    def looked_up(self, response: httpx.Response, trusted: Trusted) -> str | None:
         return None
 
 
@@ -152,7 +172,7 @@ class WebhookProvider:
     def lookup_request(self, send_id: str) -> httpx.Request | None:
         return None
 
-    def looked_up(self, response: httpx.Response) -> str | None:
+    def looked_up(self, response: httpx.Response, trusted: Trusted) -> str | None:
         return None
 
 

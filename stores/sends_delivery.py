@@ -33,7 +33,7 @@ from resources.providers import EmailProvider
 from resources.templates import RenderAborted, TemplateRenderer
 from transforms.schema import SENDS_SCHEMA
 from transforms.sends.content import Content, Shop
-from transforms.sends.message import Email, unsubscribe_token
+from transforms.sends.message import ORIGIN_ARG, Email, origin_mark, unsubscribe_token
 from transforms.sends.plan import HELD_BY_CIRCUIT, Abort, Ask, Planned, Render
 from transforms.sends.rows import Attempt, Waits, aborted, after_attempt
 
@@ -113,8 +113,18 @@ class SendsReport:
     enqueued: int = 0
     rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SENDS_SCHEMA))
     circuit_open: bool = False
+    circuit_cause: str | None = None  # "credentials" (401/403) or "unreachable" (no connection at all)
     called: bool = False  # an email reached the provider's send API in this run
     example: str | None = None  # markdown of one sent email, names replaced
+
+    @property
+    def circuit_note(self) -> str:
+        """What the run's log says of the circuit: why it opened, or nothing when it did not."""
+        if not self.circuit_open:
+            return ""
+        if self.circuit_cause == "unreachable":
+            return " (circuit open: the provider was unreachable)"
+        return " (circuit open: the provider refused our credentials)"
 
 
 @dataclass
@@ -176,7 +186,7 @@ class Delivery:
 
     def _ask(self, row: dict[str, Any]) -> Attempt | None:
         """An interrupted or ambiguous send, settled by asking the provider (None: it never took it)."""
-        found = lookup(self.sender.provider, row["send_id"], self.sender.client)
+        found = lookup(self.sender.provider, row["send_id"], self.sender.client, secret=self.sender.secret)
         if found == LOOKUP_FAILED:
             return Attempt(status="unknown", attempts=0, last_error="lookup_failed")
         if found is not None:
@@ -201,6 +211,8 @@ class Delivery:
         attempt = _attempt(result, self.sender.wall_clock())
         if attempt.circuit_open:  # only ever set, never cleared: safe from any worker thread
             self.report.circuit_open = True
+            if self.report.circuit_cause != "credentials":  # a refused key is the news, whatever else
+                self.report.circuit_cause = "credentials" if result.circuit_open else "unreachable"
         if result.status == "sent" and self.report.example is None:
             self.report.example = example(self.sender, step.content, row)
         return {**self._after(row, attempt), "fallbacks": json.dumps(step.content.fallbacks)}
@@ -216,7 +228,8 @@ class Delivery:
             sender=sender.sender,
             unsubscribe_url=sender.unsubscribe_url(unsubscribe_token(send_id, sender.secret)),
             unsubscribe_mailto=sender.unsubscribe_mailto,
-            custom_args=step.custom_args,
+            # this home's mark: a look-up later trusts only a message that carries it
+            custom_args={**step.custom_args, ORIGIN_ARG: origin_mark(send_id, sender.secret)},
         )
 
     def _after(self, row: dict[str, Any], attempt: Attempt) -> dict[str, Any]:

@@ -3,14 +3,14 @@
 Routes: `POST /v3/mail/send`; `GET /api/messages[?send_id=&limit=]`, `GET /api/messages/{id}`;
 `GET /api/stats`, `DELETE /api/stats`; `GET|POST|DELETE /api/faults` (see services.sandbox.faults);
 `GET /` (inbox), `GET /messages/{id}`; `GET|POST /unsubscribe/{token}` (RFC 8058: only POST acts).
+The mail-send API and every `/api/*` route take the same bearer key (`LAKEMAIL_ESP_API_KEY`), and
+`POST /api/faults` only `application/json`: a web page can send neither, so it cannot script faults.
 Nothing here logs addresses, names, user ids or tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
 import secrets
 import time
@@ -23,9 +23,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from services.sandbox.faults import Fault, FaultQueue, parse_faults
+from services.sandbox.api import UNAUTHORIZED, add_api_routes, authorized, errors
+from services.sandbox.faults import Fault, FaultQueue
 from services.sandbox.mail import MailRequest, parse_mail, send_id_of
-from services.sandbox.mail_errors import ApiError, MailValidationError, error_body
+from services.sandbox.mail_errors import ApiError, MailValidationError
 from services.sandbox.pages import PAGE_HEADERS, inbox_page, message_page, notice_page, placeholder_svg
 from services.sandbox.store import MessageStore, RequestStats, StoredMessage, utc_now_iso
 from services.sandbox.unsubscribe import is_one_click, land_event, unsubscribe_event, user_for_send
@@ -33,7 +34,6 @@ from transforms.sends.message import verify_unsubscribe_token
 
 log = logging.getLogger(__name__)
 INBOX_LIMIT = 200
-UNAUTHORIZED = ApiError("The provided authorization grant is invalid, expired, or revoked")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def create_sandbox_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.post("/v3/mail/send")(partial(_mail_send, state))
-    _add_api_routes(app, state)
+    add_api_routes(app, api_key, state.store, state.stats, state.faults)
     _add_page_routes(app, state.store)
     _add_unsubscribe_routes(app, lake_uri=lake_uri, landing_uri=landing_uri, secret=secret)
     return app
@@ -68,9 +68,9 @@ def create_sandbox_app(
 
 async def _mail_send(state: _State, request: Request) -> Response:
     """`POST /v3/mail/send`: auth, then the head fault (see services.sandbox.faults), then validate, store."""
-    if not _authorized(request.headers.get("authorization"), state.api_key):
+    if not authorized(request.headers.get("authorization"), state.api_key):
         state.stats.record(401)
-        return _errors(401, [UNAUTHORIZED])
+        return errors(401, [UNAUTHORIZED])
     body = await request.body()
     send_id = send_id_of(body)
     fault = state.faults.peek()
@@ -86,7 +86,7 @@ async def _mail_send(state: _State, request: Request) -> Response:
         mail = parse_mail(body)
     except MailValidationError as invalid:
         state.stats.record(400, send_id=send_id, fault=kind)
-        return _errors(400, invalid.errors)
+        return errors(400, invalid.errors)
     if fault is not None and kind == "accept_then_hang":
         state.faults.take(fault)  # no await since peek(), so no other request took it meanwhile
     message_id = await run_in_threadpool(_accept, state.store, mail)
@@ -96,52 +96,11 @@ async def _mail_send(state: _State, request: Request) -> Response:
     return Response(status_code=202, headers={"X-Message-Id": message_id})
 
 
-def _add_api_routes(app: FastAPI, state: _State) -> None:
-    store, stats, faults = state.store, state.stats, state.faults
-
-    @app.get("/api/messages")
-    async def list_messages(send_id: str | None = None, limit: int | None = None) -> JSONResponse:
-        found = await run_in_threadpool(store.list_messages, send_id=send_id, limit=limit)
-        return JSONResponse([m.public() for m in found])
-
-    @app.get("/api/messages/{message_id}")
-    async def get_message(message_id: str) -> JSONResponse:
-        found = await run_in_threadpool(store.get, message_id)
-        if found is None:
-            return _errors(404, [ApiError("no message with this id", "message_id")])
-        return JSONResponse({**found.public(), "payload": found.payload})
-
-    @app.get("/api/stats")
-    async def get_stats() -> JSONResponse:
-        return JSONResponse(stats.snapshot())
-
-    @app.delete("/api/stats")
-    async def reset_stats() -> Response:
-        stats.reset()
-        return Response(status_code=204)
-
-    @app.get("/api/faults")
-    async def list_faults() -> JSONResponse:
-        return JSONResponse(faults.pending())
-
-    @app.post("/api/faults")
-    async def add_faults(request: Request) -> JSONResponse:
-        try:
-            faults.add(parse_faults(json.loads(await request.body())))
-        except ValueError as bad:  # not JSON, or a FaultError
-            return _errors(400, [ApiError(f"invalid fault: {bad}", "faults")])
-        return JSONResponse(faults.pending(), 201)
-
-    @app.delete("/api/faults")
-    async def clear_faults() -> JSONResponse:
-        return JSONResponse({"cleared": faults.clear()})
-
-
 def _add_page_routes(app: FastAPI, store: MessageStore) -> None:
     @app.get("/", response_class=HTMLResponse)
     async def inbox() -> HTMLResponse:
         found = await run_in_threadpool(store.list_messages, limit=INBOX_LIMIT)
-        return _page(inbox_page(found))
+        return _page(inbox_page(found, await run_in_threadpool(store.count)))
 
     @app.get("/messages/{message_id}", response_class=HTMLResponse)
     async def show_message(message_id: str) -> HTMLResponse:
@@ -184,11 +143,6 @@ def _add_unsubscribe_routes(app: FastAPI, *, lake_uri: str, landing_uri: str, se
         return _page(notice_page("Unsubscribed", "You will not receive these emails any more."))
 
 
-def _authorized(header: str | None, api_key: str) -> bool:
-    scheme, _, key = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), api_key.encode())
-
-
 def _accept(store: MessageStore, mail: MailRequest) -> str:
     """Store one message per personalization; returns the request's X-Message-Id."""
     message_id = secrets.token_urlsafe(16)
@@ -224,14 +178,10 @@ async def _hold(request: Request, seconds: float) -> None:
 def _fault_response(fault: Fault) -> JSONResponse | None:
     """The answer a status or rate-limit fault gives instead of processing; None for delaying faults."""
     if fault.kind == "status":
-        return _errors(fault.status, [ApiError(f"scripted fault: HTTP {fault.status}")])
+        return errors(fault.status, [ApiError(f"scripted fault: HTTP {fault.status}")])
     if fault.kind == "rate_limit":
-        return _errors(429, [ApiError("too many requests")], fault.rate_limit_headers(time.time()))
+        return errors(429, [ApiError("too many requests")], fault.rate_limit_headers(time.time()))
     return None
-
-
-def _errors(status: int, errors: list[ApiError], headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(errors), status_code=status, headers=headers)
 
 
 def _page(html: str, status: int = 200) -> HTMLResponse:

@@ -58,7 +58,8 @@ _TEMPLATES = {
     "inbox.html": """{% extends "base.html" %}
 {% block head %}<meta http-equiv="refresh" content="{{ refresh }}">{% endblock %}
 {% block main %}
-<p class="muted">{{ messages | length }} message(s), newest first; refreshes every {{ refresh }} s.</p>
+<p class="muted">{{ total }} message(s) stored{% if total > messages | length %};
+the latest {{ messages | length }} shown{% endif %}, newest first; refreshes every {{ refresh }} s.</p>
 <table><thead><tr><th>received</th><th>to</th><th>subject</th><th>trigger</th><th>variant</th></tr></thead>
 <tbody>
 {% for m in messages %}<tr>
@@ -99,9 +100,10 @@ _ENV = jinja2.Environment(
 )
 
 
-def inbox_page(messages: Sequence[StoredMessage]) -> str:
-    """The inbox: time, recipient, subject, trigger kind and variant of each message."""
-    return _ENV.get_template("inbox.html").render(messages=messages, refresh=REFRESH_SECONDS)
+def inbox_page(messages: Sequence[StoredMessage], total: int) -> str:
+    """The inbox: how many are stored (`total`), then time, recipient, subject, trigger kind and
+    variant of each of `messages` (the latest)."""
+    return _ENV.get_template("inbox.html").render(messages=messages, total=total, refresh=REFRESH_SECONDS)
 
 
 def message_page(message: StoredMessage) -> str:

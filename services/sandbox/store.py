@@ -162,6 +162,11 @@ class MessageStore:
         with self._connect() as db:
             return [_message(row) for row in db.execute(query, params)]
 
+    def count(self) -> int:
+        """How many messages are stored."""
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
     def get(self, message_id: str) -> StoredMessage | None:
         """One message by id, or None."""
         with self._connect() as db:

@@ -51,7 +51,8 @@ def mailbox(tmp_path: Path, settings: Settings) -> Iterator[Mailbox]:
         landing_uri=settings.landing_uri,
         secret="test-secret",
     )
-    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+    auth = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
+    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=10, headers=auth) as http:
         yield Mailbox(server.url, http)
 
 
@@ -311,9 +312,13 @@ def test_an_unreachable_provider_holds_the_run_instead_of_retrying_every_email(
         closed = replace(settings, esp_url=f"http://127.0.0.1:{probe.getsockname()[1]}")
     signups(closed, SHOPPERS[:3])
     started = time.monotonic()
-    run(closed, instance, 5, max_attempts=2)
+    result = run(closed, instance, 5, max_attempts=2)
     outbox = sends(closed)
     assert outbox["status"].to_list() == ["retrying"] * 3
     assert sorted(outbox["attempts"].to_list()) == [0, 0, 2]  # one email tried, the rest held
     assert sorted(outbox["last_error"].to_list()) == ["ConnectError", "circuit_open", "circuit_open"]
     assert time.monotonic() - started < 30
+    # the log says what happened: nobody refused our credentials (#13, point 13)
+    said = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any("circuit open: the provider was unreachable" in line for line in said)
+    assert not any("refused our credentials" in line for line in said)

@@ -21,11 +21,13 @@ import polars as pl
 import pytest
 from deltalake import write_deltalake
 
-from services.sandbox.app import create_sandbox_app
+from resources.email import lookup
+from resources.providers import SandboxProvider
+from services.sandbox.app import INBOX_LIMIT, create_sandbox_app
 from services.sandbox.store import MessageStore, StoredMessage
 from services.server import ServerThread
 from transforms.schema import SENDS_SCHEMA
-from transforms.sends.message import send_id_for, unsubscribe_token
+from transforms.sends.message import ORIGIN_ARG, origin_mark, send_id_for, unsubscribe_token
 
 API_KEY = "test-key"
 SECRET = "test-secret"
@@ -63,7 +65,10 @@ def make_app(tmp_path: Path) -> Any:
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[httpx.Client]:
-    with ServerThread(make_app(tmp_path)) as server, httpx.Client(base_url=server.url, timeout=5) as http:
+    with (
+        ServerThread(make_app(tmp_path)) as server,
+        httpx.Client(base_url=server.url, timeout=5, headers=AUTH) as http,
+    ):
         yield http
 
 
@@ -72,15 +77,19 @@ def shared_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Cl
     """One server for the many requests that must store nothing (a restart per case costs 0.2 s)."""
     with (
         ServerThread(make_app(tmp_path_factory.mktemp("shared"))) as server,
-        httpx.Client(base_url=server.url, timeout=5) as http,
+        httpx.Client(base_url=server.url, timeout=5, headers=AUTH) as http,
     ):
         yield http
 
 
 def send(client: httpx.Client, payload: Payload | bytes, **options: Any) -> httpx.Response:
+    """A mail-send request with `headers` (default: the key) and no other (the client's key included)."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     headers = {"Content-Type": "application/json", **options.pop("headers", AUTH)}
-    return client.post("/v3/mail/send", content=body, headers=headers, **options)
+    request = client.build_request("POST", "/v3/mail/send", content=body, headers=headers, **options)
+    if "Authorization" not in headers:
+        del request.headers["Authorization"]
+    return client.send(request)
 
 
 def messages(client: httpx.Client, **params: str) -> list[dict[str, Any]]:
@@ -252,9 +261,9 @@ def test_subject_may_come_from_every_personalization(client: httpx.Client) -> No
 
 
 def test_messages_survive_a_restart(tmp_path: Path) -> None:
-    with ServerThread(make_app(tmp_path)) as server, httpx.Client(base_url=server.url) as http:
+    with ServerThread(make_app(tmp_path)) as server, httpx.Client(base_url=server.url, headers=AUTH) as http:
         message_id = send(http, valid_mail()).headers["X-Message-Id"]
-    with ServerThread(make_app(tmp_path)) as server, httpx.Client(base_url=server.url) as http:
+    with ServerThread(make_app(tmp_path)) as server, httpx.Client(base_url=server.url, headers=AUTH) as http:
         assert [m["id"] for m in messages(http)] == [message_id]
     with sqlite3.connect(tmp_path / "store" / "sandbox.sqlite3") as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -380,6 +389,59 @@ def test_invalid_fault_is_400(shared_client: httpx.Client, fault: object) -> Non
     assert shared_client.get("/api/faults").json() == []
 
 
+# --- its own API (#13, point 12) ---------------------------------------------------------------------
+
+API_ROUTES = [
+    ("GET", "/api/messages"),
+    ("GET", "/api/messages/some-id"),
+    ("GET", "/api/stats"),
+    ("DELETE", "/api/stats"),
+    ("GET", "/api/faults"),
+    ("POST", "/api/faults"),
+    ("DELETE", "/api/faults"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), API_ROUTES)
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {API_KEY}"}]
+)
+def test_the_api_takes_the_sandbox_key_only(
+    shared_client: httpx.Client, method: str, path: str, headers: dict[str, str]
+) -> None:
+    fault = {"kind": "status", "status": 503}
+    response = httpx.request(method, f"{shared_client.base_url}{path}", headers=headers, json=fault)
+    assert response.status_code == 401
+    assert_error_shape(response)
+    assert shared_client.get("/api/faults").json() == []
+
+
+def test_faults_are_json_only_so_a_web_page_cannot_post_one(shared_client: httpx.Client) -> None:
+    fault = json.dumps({"kind": "status", "status": 503, "times": 3})
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; b=x", None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = shared_client.post("/api/faults", content=fault, headers=headers)
+        assert response.status_code == 415, content_type
+        assert assert_error_shape(response)[0]["field"] == "content-type"
+    assert shared_client.get("/api/faults").json() == []
+    typed = {"Content-Type": "application/json; charset=utf-8"}
+    assert shared_client.post("/api/faults", content=fault, headers=typed).status_code == 201
+    assert shared_client.delete("/api/faults").json() == {"cleared": 1}
+
+
+def test_a_message_stored_under_a_send_id_by_someone_else_settles_nothing(client: httpx.Client) -> None:
+    """Anyone on the host may send with the default key under a real send_id; only this home's mark
+    on a message makes the outbox's look-up settle the send as sent."""
+    provider = SandboxProvider(api_key=API_KEY, base_url=str(client.base_url))
+    assert send(client, valid_mail(SEND_ID)).status_code == 202  # custom_args send_id, no mark
+    assert lookup(provider, SEND_ID, client, secret=SECRET) is None
+    ours = valid_mail(SEND_ID)
+    ours["custom_args"][ORIGIN_ARG] = origin_mark(SEND_ID, SECRET)
+    genuine = send(client, ours).headers["X-Message-Id"]
+    assert lookup(provider, SEND_ID, client, secret=SECRET) == genuine
+    assert lookup(provider, SEND_ID, client, secret="another-home") is None
+
+
 # --- pages -------------------------------------------------------------------------------------------
 
 
@@ -411,6 +473,17 @@ def test_inbox_lists_messages_and_escapes_them(client: httpx.Client) -> None:
     assert ("a", {"href": f"/messages/{message_id}"}) in tags
     assert ">abandoned_cart<" in page.text and "<td>b</td>" in page.text
     assert ("meta", {"http-equiv": "refresh", "content": "3"}) in tags
+
+
+def test_inbox_says_how_many_are_stored_and_that_it_shows_the_latest(tmp_path: Path) -> None:
+    """It said "200 message(s)" when 876 were stored (#13, point 18)."""
+    store = MessageStore(tmp_path / "store")
+    store.add([stored(f"m-{i}", f"s-{i}") for i in range(INBOX_LIMIT + 5)])
+    with ServerThread(make_app(tmp_path)) as server:
+        page = httpx.get(f"{server.url}/").text
+    shown = f"{INBOX_LIMIT + 5} message(s) stored;\nthe latest {INBOX_LIMIT} shown, newest first"
+    assert shown in page
+    assert page.count('href="/messages/') == INBOX_LIMIT and 'href="/messages/m-204"' in page
 
 
 def test_message_page_shows_html_only_in_a_sandboxed_srcdoc(client: httpx.Client) -> None:
@@ -534,7 +607,9 @@ def test_server_thread_refuses_a_taken_port(tmp_path: Path) -> None:
 SERVE = """
 import sys
 from pathlib import Path
-from services.sandbox.app import create_sandbox_app
+from resources.email import lookup
+from resources.providers import SandboxProvider
+from services.sandbox.app import INBOX_LIMIT, create_sandbox_app
 from services.server import serve_forever
 root = Path(sys.argv[1])
 app = create_sandbox_app(root / "s", "k", lake_uri=str(root / "z"), landing_uri=str(root / "l"), secret="s")
@@ -555,7 +630,7 @@ def test_serve_forever_logs_its_url_and_stops_cleanly_on_a_signal(tmp_path: Path
             assert process.stderr is not None
             lines = iter(process.stderr.readline, "")
             url = next(line for line in lines if "serving on " in line).split("serving on ")[1].strip()
-            assert httpx.get(f"{url}/api/faults").json() == []
+            assert httpx.get(f"{url}/api/faults", headers={"Authorization": "Bearer k"}).json() == []
             process.send_signal(sig)
             assert process.wait(timeout=10) == 0
             assert "Traceback" not in process.stderr.read()

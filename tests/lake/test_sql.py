@@ -65,3 +65,31 @@ def test_errors_are_clear_and_exit_non_zero(two_versions: Settings) -> None:
     assert missing.returncode == 2 and "nope" in missing.stderr and "events" in missing.stderr
     with pytest.raises(SqlError, match="as-of"):
         parse_as_of("last tuesday")
+
+
+def test_only_the_lakes_tables_answer(two_versions: Settings) -> None:
+    """Not a file beside the lake (the home's HMAC secret), and no statement that changes a table (#13)."""
+    secret = two_versions.home / ".secret"
+    secret.write_text("the-hmac-secret\n")
+    with pytest.raises(SqlError, match="reads files or URLs") as refused:
+        run_query(two_versions.lake_uri, f"select * from read_csv('{secret}', has_header => false)")
+    assert "the-hmac-secret" not in str(refused.value)
+    for statement in (
+        "delete from events",
+        "with old as (select 1) delete from events",
+        "insert into events select * from events",
+        "update events set event_id = 'x'",
+        "create table copy as select * from events",
+    ):
+        with pytest.raises(SqlError, match="one read-only query"):
+            run_query(two_versions.lake_uri, statement)
+    assert run_query(two_versions.lake_uri, "select count(*) as n from events").item() == 3
+    cte = "with seen as (select event_id from events) select count(*) as n from seen -- all of them"
+    assert run_query(two_versions.lake_uri, cte).item() == 3
+
+
+def test_time_travel_out_of_reach_is_a_clear_error(two_versions: Settings) -> None:
+    with pytest.raises(SqlError, match="no lake table existed yet at 2000-01-01"):
+        run_query(two_versions.lake_uri, "select 1", parse_as_of("2000-01-01"))
+    with pytest.raises(SqlError, match="no lake table had reached version 99"):
+        run_query(two_versions.lake_uri, "select 1", parse_as_of("99"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -10,8 +11,9 @@ import dagster as dg
 import httpx
 import pytest
 
-from resources.email import DeliveryResult, EmailProviderResource, deliver
+from resources.email import DeliveryResult, EmailProviderResource, deliver, lookup
 from resources.providers import (
+    USER_AGENT,
     EmailProvider,
     PostmarkProvider,
     SandboxProvider,
@@ -236,3 +238,29 @@ def test_the_resource_client_has_its_timeouts_and_delivers() -> None:
         assert not client.follow_redirects
         result = deliver(resource.provider(), EMAIL, client, max_attempts=resource.max_attempts)
     assert result == DeliveryResult("sent", "sb-1", attempts=1)
+
+
+@pytest.mark.parametrize(
+    "provider",
+    [
+        SendGridProvider(KEY),
+        SandboxProvider(KEY),
+        PostmarkProvider(KEY),
+        WebhookProvider("https://hooks.example.com/mail", KEY),
+    ],
+    ids=lambda p: p.name,
+)
+def test_every_provider_call_says_it_is_lakemail(provider: EmailProvider) -> None:
+    """No User-Agent went out: `client.send` does not add the client's default headers (#13, point 13)."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=[]) if request.method == "GET" else accepted("m-1")
+
+    with EmailProviderResource().client(httpx.MockTransport(answer)) as client:
+        deliver(provider, EMAIL, client)
+        if provider.lookup_request("s-1") is not None:
+            assert lookup(provider, "s-1", client, secret="s") is None
+    assert [r.headers.get("User-Agent") for r in seen] == [USER_AGENT] * len(seen)
+    assert re.fullmatch(r"lakemail/\d+\.\d+\S*", USER_AGENT)

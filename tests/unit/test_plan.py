@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from tests.unit.test_sending import NOW, decision
 from transforms.schema import CATALOG_SCHEMA
 from transforms.sends.catalog import Catalog
 from transforms.sends.content import Shop
-from transforms.sends.message import send_id_for
+from transforms.sends.message import ORIGIN_ARG, origin_mark, send_id_for
 from transforms.sends.plan import (
     INTERRUPTED,
     Abort,
@@ -151,6 +152,7 @@ def test_a_refused_key_holds_the_rest_of_the_run_for_the_cool_off_from_the_runs_
         delivery = Delivery(sender, markers, RUN_NOW, timedelta(0), SendsReport())
         delivery.run([*planned_rows("t-1", "t-2"), interrupted])
     assert len(calls) == 1 and delivery.report.circuit_open  # the probe, then nothing
+    assert delivery.report.circuit_note == " (circuit open: the provider refused our credentials)"
     refused, held = sorted(delivery.changed, key=lambda row: row["trigger_id"])
     assert refused["last_error"].startswith("HTTP 401") and held["last_error"] == "circuit_open"
     assert {r["status"] for r in delivery.changed} == {"retrying"}
@@ -169,3 +171,30 @@ def test_a_sent_email_is_dated_on_the_runs_timeline(tmp_path: Path) -> None:
     assert (sent["status"], sent["provider_message_id"]) == ("sent", "m-1")
     assert sent["sent_at"] == RUN_NOW + timedelta(seconds=2)
     assert delivery.report.example is not None and "Ada" not in delivery.report.example
+
+
+def test_a_message_stored_by_someone_else_under_the_send_id_does_not_settle_an_interrupted_send(
+    tmp_path: Path,
+) -> None:
+    """Anyone with the sandbox's default key can store a message under a real send_id (#13, point 12):
+    the look-up trusts only a message with this home's mark, so the email itself still goes out."""
+    [fresh] = planned_rows("t-1")
+    assert isinstance(fresh.step, Render)
+    send_id = fresh.row["send_id"]
+    posted: list[dict[str, Any]] = []
+
+    def sandbox(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/messages":
+            return httpx.Response(200, json=[{"id": "forged", "custom_args": {"send_id": send_id}}])
+        posted.append(json.loads(request.content))
+        return accepted("m-real")
+
+    with httpx.Client(transport=httpx.MockTransport(sandbox)) as client:
+        delivery = Delivery(
+            sender_for(client), AttemptMarkers(tmp_path), RUN_NOW, timedelta(0), SendsReport()
+        )
+        delivery.run([Planned({**fresh.row, "last_error": None}, Ask(then=fresh.step))])
+    [row] = delivery.changed
+    assert (row["status"], row["provider_message_id"]) == ("sent", "m-real")
+    [payload] = posted
+    assert payload["custom_args"][ORIGIN_ARG] == origin_mark(send_id, "s")  # what a later look-up trusts

@@ -11,7 +11,7 @@ import polars as pl
 from resources.email import LOOKUP_FAILED, lookup
 from resources.providers import SandboxProvider, SendGridProvider
 from transforms.schema import SENDS_SCHEMA, TRIGGERS_SCHEMA
-from transforms.sends.message import send_id_for
+from transforms.sends.message import ORIGIN_ARG, origin_mark, send_id_for
 from transforms.sends.rows import (
     Attempt,
     Waits,
@@ -142,17 +142,21 @@ def test_run_summary_counts_statuses_fallbacks_and_latency() -> None:
 
 
 def test_the_sandbox_can_be_asked_for_a_send_and_sendgrid_cannot() -> None:
+    ours = {"send_id": "s-known", ORIGIN_ARG: origin_mark("s-known", "home-secret")}
+
     def answer(request: httpx.Request) -> httpx.Response:
         assert request.url.path == "/api/messages"
+        assert request.headers["Authorization"] == "Bearer k"
         found = request.url.params["send_id"] == "s-known"
-        return httpx.Response(200, json=[{"id": "m-7"}] if found else [])
+        return httpx.Response(200, json=[{"id": "m-7", "custom_args": ours}] if found else [])
 
     provider = SandboxProvider(api_key="k", base_url="http://sandbox.test")
     with httpx.Client(transport=httpx.MockTransport(answer)) as client:
-        assert lookup(provider, "s-known", client) == "m-7"
-        assert lookup(provider, "s-other", client) is None
+        assert lookup(provider, "s-known", client, secret="home-secret") == "m-7"
+        assert lookup(provider, "s-other", client, secret="home-secret") is None
+        assert lookup(provider, "s-known", client, secret="another-home") is None
     with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(503))) as client:
-        assert lookup(provider, "s-known", client) == LOOKUP_FAILED
+        assert lookup(provider, "s-known", client, secret="home-secret") == LOOKUP_FAILED
     assert SendGridProvider(api_key="k").lookup_request("s-known") is None
 
 

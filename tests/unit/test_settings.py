@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from orchestration.definitions import build_defs
 from orchestration.settings import (
     DECISION_VARIABLES,
     Settings,
@@ -17,6 +19,7 @@ from orchestration.settings import (
     record_decisions,
 )
 from orchestration.supervisor import DEMO_DELAYS, DEMO_POLICY
+from resources.shop import ShopResource
 from transforms.triggers.policies import Policy, quiet_until
 from transforms.triggers.rules import RULES
 
@@ -176,3 +179,47 @@ def test_a_damaged_record_fails_naming_it(tmp_path: Path, body: str, named: str)
     (tmp_path / "settings.json").write_text(body)
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(home_env(tmp_path), dotenv=None, recorded=True)
+
+
+@pytest.mark.parametrize(
+    ("esp", "public_url", "fails"),
+    [
+        ("sendgrid", None, True),  # the links named the provider's API or the local sandbox
+        ("postmark", None, True),
+        ("webhook", None, True),
+        ("sendgrid", "http://shop.example.com", True),
+        ("sendgrid", "https://", True),
+        ("sendgrid", "ftp://shop.example.com", True),
+        ("sendgrid", "https://shop.example.com", False),
+        ("sandbox", None, False),
+        ("sandbox", "http://127.0.0.1:8025", False),
+        ("sandbox", "file:///etc", True),
+    ],
+)
+def test_a_real_provider_needs_an_https_public_url_at_start_up(
+    esp: str, public_url: str | None, fails: bool
+) -> None:
+    """With a real provider, unsubscribe links fell back to the provider's URL or the sandbox (#13, 13)."""
+    env = {"LAKEMAIL_ESP": esp, "LAKEMAIL_ESP_URL": "https://api.example.com"}
+    if public_url is not None:
+        env["LAKEMAIL_PUBLIC_URL"] = public_url
+    if fails:
+        with pytest.raises(SettingsError, match="LAKEMAIL_PUBLIC_URL"):
+            Settings.from_env(env, dotenv=None)
+    else:
+        assert Settings.from_env(env, dotenv=None).public_url == public_url
+
+
+def test_definitions_never_link_to_the_providers_url(tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path,
+        lake_uri=str(tmp_path / "lake"),
+        landing_uri=str(tmp_path / "landing"),
+        esp="sendgrid",
+        esp_url="https://api.sendgrid.com",
+    )
+    with pytest.raises(SettingsError, match="LAKEMAIL_PUBLIC_URL"):
+        build_defs(settings)
+    shop = (build_defs(replace(settings, public_url="https://shop.example.com")).resources or {})["shop"]
+    assert isinstance(shop, ShopResource)
+    assert shop.unsubscribe_url("tok").startswith("https://shop.example.com/unsubscribe/")

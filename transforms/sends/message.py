@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 TOKEN_PURPOSE = b"lakemail-unsubscribe:"
+ORIGIN_PURPOSE = b"lakemail-origin:"
+ORIGIN_ARG = "lakemail_origin"  # the custom arg that says which lakemail home sent an email
 
 
 @dataclass(frozen=True)
@@ -31,9 +33,25 @@ def send_id_for(trigger_id: str) -> str:
     return "s-" + hashlib.sha256(trigger_id.encode()).hexdigest()[:24]
 
 
-def _mac(send_id: str, secret: str) -> str:
-    digest = hmac.new(secret.encode(), TOKEN_PURPOSE + send_id.encode(), hashlib.sha256).digest()
+def _mac(send_id: str, secret: str, purpose: bytes = TOKEN_PURPOSE) -> str:
+    digest = hmac.new(secret.encode(), purpose + send_id.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def origin_mark(send_id: str, secret: str) -> str:
+    """What only the lakemail home holding `secret` can put on the email of `send_id` (ORIGIN_ARG)."""
+    return _mac(send_id, secret, ORIGIN_PURPOSE)
+
+
+def sent_by_us(custom_args: Mapping[str, object], send_id: str, secret: str) -> bool:
+    """Whether a provider's copy of an email carries `send_id` and this home's mark for it: anyone
+    with the provider's key can store a message under a `send_id`, only this home can mark it."""
+    mark = custom_args.get(ORIGIN_ARG)
+    return (
+        custom_args.get("send_id") == send_id
+        and isinstance(mark, str)
+        and hmac.compare_digest(mark.encode(), origin_mark(send_id, secret).encode())
+    )
 
 
 def unsubscribe_token(send_id: str, secret: str) -> str:
