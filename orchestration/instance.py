@@ -9,9 +9,11 @@ import dagster as dg
 
 from orchestration.settings import process_environment
 
-# DefaultRunCoordinator launches within the sensor tick (the queued coordinator waits up to 5 s more);
-# run monitoring notices a run worker that died (SIGKILL, OOM) and run retries re-run its batch,
-# which the lake's batch log makes safe.
+# DefaultRunCoordinator launches within the sensor tick (the queued coordinator waits up to 5 s more).
+# A daemon-launched run worker that dies is reported by its code server, run retries re-run its batch
+# (the lake's batch log makes that safe), and run monitoring fails a run that never starts. The
+# DefaultRunLauncher offers no worker health check, so runs executed in-process (runner, process)
+# and runs whose code server died too are judged by orchestration.leases when a micro-batch is due.
 DAGSTER_YAML = """\
 # Written by `lakemail up` / `lakemail process`; edits are overwritten.
 telemetry:

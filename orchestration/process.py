@@ -10,6 +10,7 @@ import dagster as dg
 from orchestration.definitions import build_defs
 from orchestration.instance import persistent_instance
 from orchestration.jobs import MICROBATCH_JOB, microbatch_config
+from orchestration.leases import execute_leased
 from orchestration.settings import Settings
 
 SUMMARY_KEYS = {
@@ -29,11 +30,9 @@ def process_once(
     """
     job = build_defs(settings).resolve_job_def(MICROBATCH_JOB)
     instance = instance or persistent_instance(settings.dagster_home)
-    result = job.execute_in_process(
-        instance=instance,
-        run_config=microbatch_config(None, settings.max_batch_mb, now),
-        tags={"lakemail/launched_by": "lakemail process"},
-        raise_on_error=False,
+    # Under this process's pid and lease: if it dies mid-run, the runner or sensor takes the batch again.
+    result = execute_leased(
+        job, instance, microbatch_config(None, settings.max_batch_mb, now), "lakemail process"
     )
     summary: dict[str, Any] = {"run_id": result.run_id, "status": "SUCCESS" if result.success else "FAILURE"}
     for event in result.get_asset_materialization_events():

@@ -1,6 +1,7 @@
 """Every sensor of lakemail: landing (a micro-batch run for everything new, one at a time) and erasure."""
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import dagster as dg
 
 from assets.erasure import run_config_for
 from orchestration.jobs import ERASURE_JOB, MICROBATCH_JOB, microbatch_config
+from orchestration.leases import release_if_dead
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from stores.erasure.requests import pending_requests
@@ -43,12 +45,21 @@ IN_FLIGHT = [
 ]
 
 
-def run_in_flight(instance: dg.DagsterInstance) -> bool:
-    """Whether a micro-batch run is queued or running in this Dagster instance."""
-    runs = instance.get_run_records(
-        filters=dg.RunsFilter(job_name=MICROBATCH_JOB, statuses=IN_FLIGHT), limit=1
-    )
-    return bool(runs)
+def run_in_flight(instance: dg.DagsterInstance, log: Callable[[str], None] | None = None) -> bool:
+    """Whether a micro-batch run is queued or running in this Dagster instance with a live executor.
+
+    A run whose executor is gone (SIGKILL, OOM, a lost machine) is marked failed with the reason, and
+    said through `log`: it no longer blocks, and its files, not in `ingest_log`, are taken again.
+    """
+    records = instance.get_run_records(filters=dg.RunsFilter(job_name=MICROBATCH_JOB, statuses=IN_FLIGHT))
+    live = False
+    for record in records:
+        reason = release_if_dead(instance, record)
+        if reason is None:
+            live = True
+        elif log is not None:
+            log(f"run {record.dagster_run.run_id} marked failed: {reason}")
+    return live
 
 
 def evaluate_landing(lake: LakeResource, landing: LandingResource, in_flight: bool) -> SensorDecision:
@@ -75,7 +86,7 @@ def build_landing_sensor(poll_seconds: float, max_batch_mb: int) -> dg.SensorDef
     ) -> dg.RunRequest | dg.SkipReason:
         if runner_alive(lake):
             return dg.SkipReason("`lakemail runner` is taking the micro-batches (its heartbeat is fresh)")
-        decision = evaluate_landing(lake, landing, run_in_flight(context.instance))
+        decision = evaluate_landing(lake, landing, run_in_flight(context.instance, context.log.warning))
         if decision.run_key is None:
             return dg.SkipReason(decision.skip_reason)
         context.update_cursor(decision.run_key)  # the last manifest requested, shown in the UI

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,16 +10,25 @@ import dagster as dg
 import polars as pl
 
 from orchestration.jobs import MICROBATCH_JOB
+from orchestration.leases import gone_reason
+from orchestration.sensors import IN_FLIGHT, runner_alive
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from stores.ingest import backlog
-from transforms.operations.status import TableFreshness, judge, latency_percentiles, table_freshness
+from transforms.operations.status import (
+    RunInFlight,
+    TableFreshness,
+    judge,
+    latency_percentiles,
+    table_freshness,
+)
 from transforms.schema import INGEST_LOG_SCHEMA
 
 JUDGED_TABLES = ("ingest_log", "events")  # written by every micro-batch
 # Tables fed from the landing zone; operational ones (audit_results, erasures, ...) keep their own pace.
 CHAIN_TABLES = ("events", "quarantine", "ingest_log", "identities", "profiles", "triggers", "sends")
+DAEMON_BEAT_S = 90.0  # the daemon's sensor thread beats every 30 s: three missed, it is gone
 
 
 def _last_commit(lake: LakeResource, name: str) -> datetime | None:
@@ -31,12 +41,13 @@ def _last_commit(lake: LakeResource, name: str) -> datetime | None:
 def _backlog(lake: LakeResource, landing: LandingResource, now: datetime) -> dict[str, Any]:
     landed, pending = backlog(lake, landing)
     oldest = pending["landed_at"].min() if pending.height else None
+    age = (now - oldest).total_seconds() if isinstance(oldest, datetime) else None
     return {
         "files": pending.height,
         "bytes": int(pending["bytes"].sum()),
-        "oldest_age_seconds": round((now - oldest).total_seconds(), 3)
-        if isinstance(oldest, datetime)
-        else None,
+        "oldest_age_seconds": None if age is None else round(max(0.0, age), 3),
+        # A file dated in the future: the producer's clock is ahead of this machine's.
+        "clock_skew_seconds": round(-age, 3) if age is not None and age < 0 else None,
         "newest_landed_at": landed["landed_at"].max() if landed.height else None,
     }
 
@@ -59,9 +70,36 @@ def _runs(instance: dg.DagsterInstance | None, now: datetime) -> dict[str, Any]:
         last = {
             "run_id": record.dagster_run.run_id,
             "status": record.dagster_run.status.value,
-            "age_seconds": round(now.timestamp() - ended, 3),
+            "age_seconds": round(max(0.0, now.timestamp() - ended), 3),
         }
     return {"last": last, "failed_last_hour": len(failed)}
+
+
+def _in_flight(instance: dg.DagsterInstance | None, now: datetime) -> list[RunInFlight]:
+    """Micro-batch runs queued or running, each with why its executor is gone (see orchestration.leases)."""
+    if instance is None:
+        return []
+    records = instance.get_run_records(filters=dg.RunsFilter(job_name=MICROBATCH_JOB, statuses=IN_FLIGHT))
+    return [
+        RunInFlight(
+            r.dagster_run.run_id,
+            r.dagster_run.status.value,
+            round(max(0.0, now.timestamp() - (r.start_time or r.create_timestamp.timestamp())), 1),
+            gone_reason(instance, r, now.timestamp()),
+        )
+        for r in records
+    ]
+
+
+def _takers(lake: LakeResource, instance: dg.DagsterInstance | None, now: datetime) -> list[str] | None:
+    """What takes micro-batches now: a runner with a fresh heartbeat, a daemon running landing_sensor."""
+    takers = ["lakemail runner"] if runner_alive(lake, now.timestamp()) else []
+    beat = instance.get_daemon_heartbeats().get("SENSOR") if instance is not None else None
+    if beat is not None and now.timestamp() - beat.timestamp <= DAEMON_BEAT_S:
+        takers.append("dagster-daemon (landing_sensor)")
+    if not takers and lake.root is None:
+        return None  # a runner on an object-store lake leaves no heartbeat here: unknown
+    return takers
 
 
 def _latency(lake: LakeResource, now: datetime) -> dict[str, Any]:
@@ -99,12 +137,13 @@ def status_report(
     lake, landing = LakeResource(uri=settings.lake_uri), LandingResource(uri=settings.landing_uri)
     backlog = _backlog(lake, landing, now)
     newest = backlog.pop("newest_landed_at")
+    newest = min(newest, now) if newest is not None else None  # a file dated ahead: clock skew, not lag
     chain = [n for n in lake.table_names() if n in CHAIN_TABLES]
     freshness = [table_freshness(n, _last_commit(lake, n), newest, max_lag) for n in chain]
     judged = [f for f in freshness if f.name in JUDGED_TABLES] or [
         table_freshness("ingest_log", None, newest, max_lag)
     ]
-    runs = _runs(instance, now)
+    runs, in_flight, takers = _runs(instance, now), _in_flight(instance, now), _takers(lake, instance, now)
     failed_files = _failed_files_last_hour(lake, now)
     health = judge(
         backlog_oldest_seconds=backlog["oldest_age_seconds"],
@@ -112,12 +151,17 @@ def status_report(
         last_run_status=runs["last"]["status"] if runs["last"] else None,
         failed_files_last_hour=failed_files,
         max_lag=max_lag,
+        backlog_files=backlog["files"],
+        in_flight=in_flight,
+        takers=takers,
     )
     return {
         "checked_at": now.isoformat(),
         "healthy": health.healthy,
         "problems": health.problems,
         "backlog": backlog,
+        "takers": takers,
+        "runs_in_flight": [asdict(r) for r in in_flight],
         "last_run": runs["last"],
         "failed_runs_last_hour": runs["failed_last_hour"],
         "failed_files_last_hour": failed_files,
@@ -135,18 +179,10 @@ def _freshness_json(f: TableFreshness) -> dict[str, Any]:
 
 def render_status(report: dict[str, Any]) -> str:
     """The report for a person at a terminal."""
-    backlog, last, latency = report["backlog"], report["last_run"], report["latency_seconds_last_hour"]
+    latency = report["latency_seconds_last_hour"]
     lines = [f"lakemail status: {'HEALTHY' if report['healthy'] else 'UNHEALTHY'}  ({report['checked_at']})"]
     lines += [f"  ! {problem}" for problem in report["problems"]]
-    age = backlog["oldest_age_seconds"]
-    lines.append(
-        f"backlog:   {backlog['files']} files, {backlog['bytes']:,} bytes waiting"
-        + (f", oldest {age:.1f} s" if age is not None else "")
-    )
-    if last:
-        lines.append(f"last run:  {last['status']} {last['age_seconds']:.1f} s ago ({last['run_id'][:8]})")
-    else:
-        lines.append("last run:  none yet")
+    lines += _render_work(report)
     runs, files = report["failed_runs_last_hour"], report["failed_files_last_hour"]
     lines.append(f"failures:  {runs} failed runs, {files} failed files (1 h)")
     lines.append("freshness (newest landed file -> table's last commit):")
@@ -159,6 +195,38 @@ def render_status(report: dict[str, Any]) -> str:
         lines.append(f"latency landed -> committed (1 h, {p['count']} files): {figures}")
     else:
         lines.append("latency landed -> committed (1 h): no data")
-    sends = report["sends_by_status"]
-    lines.append(f"sends:     {sends if sends is not None else 'no sends table yet'}")
+    lines.append(f"sends:     {_counted(report['sends_by_status'], 'no sends table yet')}")
+    quarantine = report["quarantine_by_reason"]
+    if quarantine:
+        lines.append(f"quarantine: {_counted(quarantine, '')}")
     return "\n".join(lines) + "\n"
+
+
+def _render_work(report: dict[str, Any]) -> list[str]:
+    """Backlog, who takes it, the runs in flight and the last run."""
+    backlog, last, takers = report["backlog"], report["last_run"], report["takers"]
+    age = backlog["oldest_age_seconds"]
+    lines = [
+        f"backlog:   {backlog['files']} files, {backlog['bytes']:,} bytes waiting"
+        + (f", oldest {age:.1f} s" if age is not None else "")
+    ]
+    if backlog.get("clock_skew_seconds"):
+        skew = backlog["clock_skew_seconds"]
+        lines.append(f"           (a file is dated {skew:.1f} s ahead of this clock: clock skew; 0 s)")
+    if takers is not None:
+        lines.append(f"taken by:  {', '.join(takers) or 'nothing (no runner heartbeat, no daemon)'}")
+    for run in report["runs_in_flight"]:
+        state = f"executor gone: {run['gone']}" if run["gone"] else "executor alive"
+        lines.append(f"in flight: {run['run_id']} {run['status']} for {run['age_seconds']:.0f} s ({state})")
+    if last:
+        lines.append(f"last run:  {last['status']} {last['age_seconds']:.1f} s ago ({last['run_id']})")
+    else:
+        lines.append("last run:  none yet")
+    return lines
+
+
+def _counted(counts: dict[str, int] | None, none: str) -> str:
+    """`{"sent": 3, "failed": 1}` as "3 sent, 1 failed" (most first); `none` for None."""
+    if counts is None:
+        return none
+    return ", ".join(f"{n:,} {key}" for key, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"

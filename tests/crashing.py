@@ -1,6 +1,6 @@
 """A micro-batch run whose process is SIGKILLed right after one chosen Delta commit.
 
-Run as `python -m tests.crashing LAKE LANDING TABLE [ESP_URL NOW]` with DAGSTER_HOME set: it executes
+Run as `python -m tests.crashing LAKE LANDING TABLE [ESP_URL NOW leased]` with DAGSTER_HOME set: it executes
 the real `microbatch_job` against the persistent instance, and the lake resource kills the process
 after it commits TABLE, before Dagster can record anything more about the run. Two outbox points:
 `sends` dies right after the outbox commit (before any HTTP call); `sends:before-status` dies after
@@ -19,6 +19,7 @@ import polars as pl
 
 from orchestration.definitions import build_defs
 from orchestration.jobs import microbatch_config
+from orchestration.leases import execute_leased
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 
@@ -57,15 +58,20 @@ class CrashingLakeResource(LakeResource):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main(lake_uri: str, landing_uri: str, crash_after: str, esp_url: str = "", now: str = "") -> None:
+def main(
+    lake_uri: str, landing_uri: str, crash_after: str, esp_url: str = "", now: str = "", how: str = ""
+) -> None:
+    """`how`: "leased" executes as `lakemail runner` does (its pid and lease in the run's tags)."""
     settings = Settings(
         home=Path(landing_uri).parent, lake_uri=lake_uri, landing_uri=landing_uri, esp_url=esp_url or None
     )
     defs = build_defs(settings, lake=CrashingLakeResource(uri=lake_uri, crash_after=crash_after))
-    defs.resolve_job_def("microbatch_job").execute_in_process(
-        instance=dg.DagsterInstance.get(), run_config=microbatch_config(None, 1, now or None)
-    )
+    job, config = defs.resolve_job_def("microbatch_job"), microbatch_config(None, 1, now or None)
+    if how == "leased":
+        execute_leased(job, dg.DagsterInstance.get(), config, "lakemail runner")
+    else:
+        job.execute_in_process(instance=dg.DagsterInstance.get(), run_config=config)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:6])
+    main(*sys.argv[1:7])

@@ -4,29 +4,38 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from orchestration.instance import prepare_dagster_home
+from orchestration.jobs import MICROBATCH_JOB
+from orchestration.leases import Executor, launch_tags
 from orchestration.process import process_once
+from orchestration.sensors import heartbeat_path
 from orchestration.settings import Settings
+from resources.lake import LakeResource
 from tests.conftest import land
 from tests.events_data import file_lines
-from transforms.operations.status import judge, latency_percentiles, table_freshness
+from transforms.operations.status import RunInFlight, judge, latency_percentiles, table_freshness
 
-LAKEMAIL = str(Path(sys.executable).parent / "lakemail")
+ROOT = Path(__file__).resolve().parents[2]
+LAKEMAIL = [sys.executable, "-m", "orchestration.cli"]  # this checkout's code
 
 
 def status(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"LAKEMAIL_HOME": str(settings.home), "PATH": "/usr/bin:/bin"}
+    env = {"LAKEMAIL_HOME": str(settings.home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [LAKEMAIL, "status", *args], env=env, cwd=settings.home, capture_output=True, text=True
+        [*LAKEMAIL, "status", *args], env=env, cwd=settings.home, capture_output=True, text=True
     )
 
 
@@ -100,3 +109,89 @@ def test_latency_percentiles() -> None:
     figures = latency_percentiles(frame, pl.col("a"), pl.col("b"))
     assert figures["count"] == 100 and figures["max"] == 100.0
     assert 50 <= (figures["p50"] or 0) <= 51 and 99 <= (figures["p99"] or 0) <= 100
+
+
+def dead_executor() -> Executor:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return Executor(socket.gethostname(), child.pid, None)
+
+
+def test_a_stuck_run_and_a_backlog_nobody_takes_are_unhealthy_at_once(settings: Settings) -> None:
+    prepare_dagster_home(settings.dagster_home)
+    land(settings, "a.ndjson", file_lines("a", 5))  # landed a moment ago: far below the max lag
+    run = dg.DagsterRun(
+        job_name=MICROBATCH_JOB,
+        run_id=str(uuid.uuid4()),
+        status=dg.DagsterRunStatus.STARTED,
+        tags={**launch_tags("lakemail runner"), **dead_executor().tags()},
+    )
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        instance.add_run(run)
+    done = status(settings)
+    assert done.returncode == 1, done.stdout
+    assert "UNHEALTHY" in done.stdout
+    assert f"stuck run {run.run_id}: STARTED" in done.stdout and "is gone" in done.stdout
+    assert "1 file(s) wait and nothing takes them" in done.stdout
+    assert "taken by:  nothing" in done.stdout
+    report = json.loads(status(settings, "--json").stdout)
+    [stuck] = report["runs_in_flight"]
+    assert stuck["run_id"] == run.run_id and "is gone" in stuck["gone"]
+    assert report["takers"] == []
+
+
+def test_a_fresh_backlog_with_a_live_runner_is_healthy(settings: Settings) -> None:
+    prepare_dagster_home(settings.dagster_home)
+    land(settings, "a.ndjson", file_lines("a", 5))
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        assert process_once(settings, instance)["status"] == "SUCCESS"
+    land(settings, "b.ndjson", file_lines("b", 5))
+    beat = heartbeat_path(LakeResource(uri=settings.lake_uri))
+    assert beat is not None
+    beat.parent.mkdir(parents=True, exist_ok=True)
+    beat.touch()
+    done = status(settings, "--json")
+    assert done.returncode == 0, done.stdout
+    assert json.loads(done.stdout)["takers"] == ["lakemail runner"]
+
+
+def test_readable_output_without_negative_lags(settings: Settings) -> None:
+    prepare_dagster_home(settings.dagster_home)
+    land(settings, "a.ndjson", file_lines("a", 50, bad_every=10))
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        assert process_once(settings, instance)["status"] == "SUCCESS"
+    future = land(settings, "b.ndjson", file_lines("b", 5))
+    ahead = time.time() + 300  # a producer whose clock runs 5 minutes ahead
+    os.utime(future, (ahead, ahead))
+    report = json.loads(status(settings, "--json").stdout)
+    lags = [f["lag_seconds"] for f in report["freshness"].values()]
+    assert lags and all(lag is not None and lag >= 0 for lag in lags)  # committed after the landing
+    assert report["backlog"]["oldest_age_seconds"] == 0 and report["backlog"]["clock_skew_seconds"] > 250
+    text = status(settings).stdout
+    assert "{" not in text and "}" not in text, text  # no Python dict
+    assert re.search(r"(^|\s)-\d", text) is None, text  # no negative figure
+    assert "quarantine: 5 invalid_json" in text and "clock skew" in text and "STALE" not in text
+
+
+def test_verdict_on_runs_in_flight_and_takers() -> None:
+    lag = timedelta(minutes=2)
+    common: dict[str, Any] = {
+        "backlog_oldest_seconds": 3,
+        "freshness": [],
+        "last_run_status": "SUCCESS",
+        "failed_files_last_hour": 0,
+        "max_lag": lag,
+    }
+    assert judge(**common, backlog_files=2, takers=["lakemail runner"]).healthy
+    assert judge(**common, backlog_files=2, takers=None).healthy  # unknown: judged by age alone
+    [nobody] = judge(**common, backlog_files=2, takers=[]).problems
+    assert "2 file(s) wait and nothing takes them" in nobody
+    dead = RunInFlight("r-1", "STARTED", 5, "its executor (pid 7 on h) is gone")
+    assert judge(**common, in_flight=[dead]).problems == [
+        "stuck run r-1: STARTED for 5 s, its executor (pid 7 on h) is gone"
+    ]
+    assert judge(**common, in_flight=[RunInFlight("r-2", "STARTED", 5)]).healthy
+    [slow] = judge(**common, in_flight=[RunInFlight("r-3", "STARTED", 600)]).problems
+    assert slow == "run r-3 has been STARTED for 600 s"
+    now = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    assert table_freshness("events", now + timedelta(seconds=5), now, lag).lag_seconds == 0

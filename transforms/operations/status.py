@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -40,7 +41,8 @@ def table_freshness(
         return TableFreshness(name, last_commit_at, None, False)
     if last_commit_at is None:
         return TableFreshness(name, None, None, True)
-    lag = (newest_landed_at - last_commit_at).total_seconds()
+    # A commit after the newest landed file is up to date: no lag, not a negative one.
+    lag = max(0.0, (newest_landed_at - last_commit_at).total_seconds())
     return TableFreshness(name, last_commit_at, round(lag, 3), lag > max_lag.total_seconds())
 
 
@@ -52,6 +54,16 @@ class Health:
     problems: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RunInFlight:
+    """A micro-batch run queued or running, and why its executor is gone (None while it lives)."""
+
+    run_id: str
+    status: str
+    age_seconds: float
+    gone: str | None = None
+
+
 def judge(
     *,
     backlog_oldest_seconds: float | None,
@@ -59,10 +71,25 @@ def judge(
     last_run_status: str | None,
     failed_files_last_hour: int,
     max_lag: timedelta,
+    backlog_files: int = 0,
+    in_flight: Sequence[RunInFlight] = (),
+    takers: Sequence[str] | None = None,
 ) -> Health:
-    """Healthy when nothing waits too long, every ingest table is fresh, and the last run did not fail."""
+    """Healthy when nothing waits too long or with nobody to take it, every ingest table is fresh, no
+    run is stuck and the last run did not fail. `takers`: what takes micro-batches now (None: unknown)."""
     problems: list[str] = []
-    if backlog_oldest_seconds is not None and backlog_oldest_seconds > max_lag.total_seconds():
+    limit = max_lag.total_seconds()
+    for run in in_flight:
+        if run.gone is not None:
+            problems.append(f"stuck run {run.run_id}: {run.status} for {run.age_seconds:.0f} s, {run.gone}")
+        elif run.age_seconds > limit:
+            problems.append(f"run {run.run_id} has been {run.status} for {run.age_seconds:.0f} s")
+    if backlog_files and takers is not None and not takers:
+        problems.append(
+            f"backlog: {backlog_files} file(s) wait and nothing takes them "
+            "(no `lakemail runner` heartbeat, no Dagster daemon): start `lakemail up`"
+        )
+    if backlog_oldest_seconds is not None and backlog_oldest_seconds > limit:
         problems.append(f"backlog: oldest waiting file landed {backlog_oldest_seconds:.0f} s ago")
     problems += [f"stale table: {f.name}" for f in freshness if f.stale]
     if last_run_status in ("FAILURE", "CANCELED"):
