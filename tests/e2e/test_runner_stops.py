@@ -126,8 +126,9 @@ def run_status(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRunStatus
 
 
 def inbox(sandbox: str) -> list[dict[str, object]]:
-    with httpx.Client(base_url=sandbox) as client:
-        return list(client.get("/api/messages").json())
+    auth = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}  # the sandbox's API takes its key (#13.12)
+    with httpx.Client(base_url=sandbox, headers=auth) as client:
+        return list(client.get("/api/messages").raise_for_status().json())
 
 
 def failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
