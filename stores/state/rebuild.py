@@ -74,6 +74,7 @@ class CheckReport:
     lake_stamps: dict[str, int]
     store_stamps: dict[str, int] | None  # None: there is no store
     namespaces: dict[str, NamespaceDiff] = field(default_factory=dict)
+    moved: bool = False  # a batch committed to the store while it was compared: compare again
 
     @property
     def ahead(self) -> list[str]:
@@ -89,7 +90,8 @@ class CheckReport:
         """One line per finding (empty when the store equals the lake)."""
         if self.store_stamps is None:
             return ["no state store: run `lakemail state rebuild`"]
-        lines = [
+        lines = ["the store took a commit while it was compared: run the check again"] if self.moved else []
+        lines += [
             f"{lane}: store is at {n}, the lake at {self.lake_stamps[lane]}: it is AHEAD of the lake "
             "(a restored lake or a foreign store) and must be rebuilt (`lakemail state rebuild`)"
             for lane, n in self.store_stamps.items()
@@ -119,6 +121,7 @@ def check(lake: LakeResource, state: StateResource) -> CheckReport:
     held = store.counts()
     for namespace in NAMESPACES:
         report.namespaces[namespace] = _compare(seen, store, namespace, held[namespace])
+    report.moved = store.stamps() != report.store_stamps
     return report
 
 
