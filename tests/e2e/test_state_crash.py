@@ -75,7 +75,7 @@ def test_a_reader_in_another_process_sees_whole_batches_while_the_writer_commits
     try:
         while int(process.stdout.readline()) < 2:  # batch 1 committed
             pass
-        store, seen = state.store(), set()
+        store, seen = state.store(), set[bytes]()
         keys = [f"m-{i:06d}" for i in range(KEYS)]
         deadline = time.monotonic() + 20
         while len(seen) < 3 and time.monotonic() < deadline:
