@@ -15,6 +15,7 @@ import polars as pl
 from resources.lake import LakeResource
 from resources.state import StateResource, StateStore
 from stores.state.namespaces import READERS
+from stores.state.profiles import same_profiles
 from transforms.schema import RUN_APP
 from transforms.state import NAMESPACES, store_key
 
@@ -125,6 +126,10 @@ def check(lake: LakeResource, state: StateResource) -> CheckReport:
     return report
 
 
+def _same(namespace: str, expected: bytes, found: bytes) -> bool:
+    return expected == found or (namespace == "profiles" and same_profiles(expected, found))
+
+
 def _compare(lake: LakeResource, store: StateStore, namespace: str, held: int) -> NamespaceDiff:
     diff = NamespaceDiff(store=held)
     present = 0
@@ -134,6 +139,6 @@ def _compare(lake: LakeResource, store: StateStore, namespace: str, held: int) -
         diff.lake += len(expected)
         present += len(found)
         diff.missing += len(expected) - len(found)
-        diff.different += sum(1 for k, v in found.items() if expected[k] != v)
+        diff.different += sum(1 for k, v in found.items() if not _same(namespace, expected[k], v))
     diff.extra = held - present
     return diff

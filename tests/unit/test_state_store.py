@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from resources.state import StateResource
+from stores.state.profiles import same_profiles
 from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.schema import TRIGGERS_SCHEMA
 from transforms.state import HASHED_KEY, StateChanges, StateError, decode, due_key, encode, store_key
@@ -160,3 +161,21 @@ def test_a_replacement_takes_the_old_stores_place_only_when_it_completes(state: 
 def test_a_networked_uri_is_refused_with_a_clear_message() -> None:
     with pytest.raises(StateError, match="only a local folder"):
         StateResource(uri="redis://cache:6379/0").store()
+
+
+def test_profiles_compare_equal_but_for_the_last_bits_of_their_engagement_sum() -> None:
+    base = pl.DataFrame({"principal": ["u1"], "email": ["a@example.com"], "engagement": [364.81830540255595]})
+    rows = base.with_columns(
+        pl.lit(None, dtype=t).alias(c) for c, t in PARTIAL_SCHEMA.items() if c not in base
+    )
+
+    def encoded(frame: pl.DataFrame) -> bytes:
+        return encode(frame.lazy(), pl.col("principal"), PARTIAL_SCHEMA).collect()["value"][0].encode()
+
+    grouped_otherwise = rows.with_columns(pl.lit(364.8183054025559).alias("engagement"))
+    assert encoded(rows) != encoded(grouped_otherwise)
+    assert same_profiles(encoded(rows), encoded(grouped_otherwise))
+    assert not same_profiles(encoded(rows), encoded(rows.with_columns(pl.lit(365.0).alias("engagement"))))
+    assert not same_profiles(
+        encoded(rows), encoded(rows.with_columns(pl.lit("b@example.com").alias("email")))
+    )
