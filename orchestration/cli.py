@@ -91,6 +91,8 @@ def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser
     bench.add_argument(
         "bench_args", nargs=argparse.REMAINDER, help="--only NAME, --quick, --repeat N, --out FILE"
     )
+    state = commands.add_parser("state", help="the state store: rebuild it from the lake / compare the two")
+    state.add_argument("action", choices=("rebuild", "check"))
     sql = commands.add_parser("sql", help="SQL over every lake table by name")
     sql.add_argument("query")
     sql.add_argument("--as-of", help="table version or ISO-8601 timestamp (time travel)")
@@ -118,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "erase": _erase,
         "serve": _serve,
         "replay": _replay,
+        "state": _state,
     }
     handler = commands[args.command]
     return handler(settings, args)
@@ -270,6 +273,12 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     sys.stdout.write(render_replay(result))
     return 0
+
+
+def _state(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestration.state import check_command, rebuild_command
+
+    return rebuild_command(settings) if args.action == "rebuild" else check_command(settings)
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:

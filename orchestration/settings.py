@@ -26,6 +26,7 @@ KNOWN = {
     "LAKEMAIL_HOME",
     "LAKEMAIL_LAKE_URI",
     "LAKEMAIL_LANDING_URI",
+    "LAKEMAIL_STATE_URI",
     "LAKEMAIL_ESP",
     "LAKEMAIL_ESP_URL",
     "LAKEMAIL_ESP_API_KEY",
@@ -93,6 +94,11 @@ class Settings:
     policy: Policy = field(default_factory=Policy)
     decisions: dict[str, str] = field(default_factory=dict)  # the decision variables set, as text
     esp_api_key_set: bool = False  # whether LAKEMAIL_ESP_API_KEY is set (its value goes through dg.EnvVar)
+    state_uri: str | None = None  # the state store (None: `$LAKEMAIL_HOME/state`)
+
+    @property
+    def state_store_uri(self) -> str:
+        return self.state_uri or str(self.home / "state")
 
     @property
     def dagster_home(self) -> Path:
@@ -122,6 +128,7 @@ class Settings:
             home=home,
             lake_uri=env.get("LAKEMAIL_LAKE_URI", str(home / "lake")),
             landing_uri=env.get("LAKEMAIL_LANDING_URI", str(home / "landing")),
+            state_uri=env.get("LAKEMAIL_STATE_URI", str(home / "state")),
             poll_seconds=_positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),
             max_batch_mb=int(_positive(env, "LAKEMAIL_MAX_BATCH_MB", 128)),
             esp=esp,

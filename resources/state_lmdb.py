@@ -1,0 +1,120 @@
+"""The state store on LMDB: one memory-mapped B+tree file, one named database per namespace.
+
+Why LMDB (measured on the 2-core reference machine; figures in pyproject.toml): reads are the hot path
+(every batch looks up its event ids, shoppers and candidates; the profile API answers from another
+process), and LMDB reads are a few microseconds, served from the page cache of a copy-on-write tree
+that readers in any number of processes see at their last committed transaction, never blocked by the
+writer. A commit is atomic and durable (fsync); a SIGKILL at any instant leaves the last committed
+transaction, with no log to replay. One writer at a time: LMDB serialises write transactions itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import lmdb
+
+from transforms.state import LANES, NAMESPACES, StateChanges, StateError, check_namespace, store_key
+
+MAP_SIZE = 1 << 40  # the largest the file may grow (address space only: the file holds what is used)
+STAMPS = b"_stamps"
+_OPEN: dict[Path, lmdb.Environment] = {}  # LMDB: one environment per file per process
+_LOCK = threading.Lock()
+
+
+def open_environment(path: Path, *, create: bool) -> lmdb.Environment | None:
+    """This process's environment of the store at `path` (None when there is none and not `create`)."""
+    path = path.absolute()
+    with _LOCK:
+        if path not in _OPEN:
+            if not create and not (path / "data.mdb").exists():
+                return None
+            path.mkdir(parents=True, exist_ok=True)
+            _OPEN[path] = lmdb.open(
+                str(path), map_size=MAP_SIZE, max_dbs=len(NAMESPACES) + 2, max_readers=256
+            )
+        return _OPEN[path]
+
+
+def close_environment(path: Path) -> None:
+    """Close this process's environment of `path` (before the store there is replaced or removed)."""
+    with _LOCK:
+        env = _OPEN.pop(path.absolute(), None)
+    if env is not None:
+        env.close()
+
+
+class LmdbStore:
+    """The state store in the LMDB environment at `path`."""
+
+    def __init__(self, env: lmdb.Environment) -> None:
+        self._env = env
+        self._dbs = {name: env.open_db(name.encode()) for name in (*NAMESPACES, "_meta")}
+
+    def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]:
+        check_namespace(namespace)
+        wanted = sorted({store_key(k).encode() for k in keys})  # in key order: neighbouring pages
+        with self._env.begin(db=self._dbs[namespace]) as txn:
+            found = txn.cursor().getmulti(wanted)
+        return {k.decode(): bytes(v) for k, v in found}
+
+    def scan(
+        self, namespace: str, start: str = "", end: str | None = None, *, limit: int | None = None
+    ) -> Iterator[tuple[str, bytes]]:
+        """Keys in [start, end) in key order, with their values (one read transaction)."""
+        check_namespace(namespace)
+        stop = end.encode() if end is not None else None
+        with self._env.begin(db=self._dbs[namespace]) as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(start.encode()):
+                return
+            for n, (key, value) in enumerate(cursor.iternext()):
+                if (stop is not None and key >= stop) or (limit is not None and n >= limit):
+                    return
+                yield key.decode(), bytes(value)
+
+    def stamps(self) -> dict[str, int]:
+        with self._env.begin(db=self._dbs["_meta"]) as txn:
+            return {lane: int(txn.get(b"%s:%s" % (STAMPS, lane.encode())) or 0) for lane in LANES}
+
+    def counts(self) -> dict[str, int]:
+        with self._env.begin() as txn:
+            return {name: txn.stat(self._dbs[name])["entries"] for name in NAMESPACES}
+
+    def commit(self, number: int, changes: StateChanges, *, lane: str = "ingest") -> None:
+        """Apply `changes` and stamp `lane` with `number`, in one transaction (all or nothing)."""
+        if lane not in LANES:
+            raise StateError(f"unknown lane {lane!r} (known: {', '.join(LANES)})")
+        with self._env.begin(write=True) as txn:
+            stamp_key = b"%s:%s" % (STAMPS, lane.encode())
+            current = int(txn.get(stamp_key, db=self._dbs["_meta"]) or 0)
+            if number < current:
+                raise StateError(f"the store's {lane} stamp is {current}: commit {number} would go back")
+            for namespace, puts in changes.puts.items():
+                cursor = txn.cursor(self._dbs[namespace])
+                cursor.putmulti(sorted((k.encode(), v) for k, v in puts.items()))
+            for namespace, keys in changes.deletes.items():
+                db = self._dbs[namespace]
+                for key in sorted(keys):
+                    txn.delete(key.encode(), db=db)
+            txn.put(stamp_key, str(number).encode(), db=self._dbs["_meta"])
+
+    def load(self, namespace: str, pairs: Iterable[tuple[str, bytes]]) -> int:
+        """Put `pairs` in one transaction without stamping (a rebuild fills a new store this way)."""
+        check_namespace(namespace)
+        rows = sorted((store_key(k).encode(), v) for k, v in pairs)
+        with self._env.begin(write=True, db=self._dbs[namespace]) as txn:
+            _, added = txn.cursor().putmulti(rows)
+        return int(added)
+
+    def set_stamps(self, stamps: dict[str, int]) -> None:
+        """Stamp every lane at once (the last step of a rebuild)."""
+        with self._env.begin(write=True, db=self._dbs["_meta"]) as txn:
+            for lane, number in stamps.items():
+                txn.put(b"%s:%s" % (STAMPS, lane.encode()), str(number).encode())
+
+    def size_bytes(self) -> int:
+        info = self._env.info()
+        return int(info["last_pgno"] + 1) * int(self._env.stat()["psize"])

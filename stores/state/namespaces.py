@@ -1,0 +1,167 @@
+"""What each namespace of the state store holds, read from the lake alone: (key, value) chunks.
+
+Every reader here takes the lake (a pinned snapshot during a rebuild or check) and yields frames of
+`key` and `value` (the JSON `transforms.state.encode` makes), in chunks of at most CHUNK_ROWS keys for
+the namespaces that grow with the lake (event ids, landed files); profiles come in hash buckets
+(`stores.state.profiles`). The value schemas below are how a caller decodes them (`transforms.state.decode`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import polars as pl
+
+from resources.lake import LakeResource
+from stores.state.profiles import profile_chunks
+from stores.triggers import HISTORY, VIEWER_LOOKBACK
+from transforms.profiles.partials import principal
+from transforms.schema import (
+    CATALOG_SCHEMA,
+    CUSTOMERS_SCHEMA,
+    EVENTS_SCHEMA,
+    IDENTITIES_SCHEMA,
+    INGEST_LOG_SCHEMA,
+    PENDING_DECISIONS,
+    SUPPRESSIONS_SCHEMA,
+    TRIGGERS_SCHEMA,
+    UTC_TS,
+)
+from transforms.state import SEPARATOR, due_key, encode
+
+CHUNK_ROWS = 200_000
+Chunks = Iterator[pl.DataFrame]
+
+LANDED_RECORD = {"batch_id": pl.Int64(), "bytes": pl.Int64(), "sha256": pl.String(), "status": pl.String()}
+LINK = pl.Struct({"id": pl.String(), "first_seen_at": UTC_TS})
+DECIDED = ("trigger_id", "kind", "user_id", "decision", "decided_at", "evaluation")
+SEND = {"trigger_id": pl.String(), "kind": pl.String(), "anchor": pl.String(), "decided_at": UTC_TS}
+SUPPRESSION = {"reason": pl.String(), "since": UTC_TS}
+VIEWED_EVENTS = ["Product Viewed", "Product Added"]
+# namespace -> the schema of its values (profiles: transforms.profiles.state.PARTIAL_SCHEMA)
+VALUE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "landed_files": {"records": pl.List(pl.Struct(LANDED_RECORD))},
+    "event_ids": {"batch_id": pl.Int64()},
+    "identity_links": {"links": pl.List(LINK)},
+    "pending_triggers": TRIGGERS_SCHEMA,
+    "pending_due": {"trigger_id": pl.String()},
+    "decided_triggers": {c: TRIGGERS_SCHEMA[c] for c in DECIDED},
+    "recent_sends": {"sends": pl.List(pl.Struct(SEND))},
+    "suppressions": {"reasons": pl.List(pl.Struct(SUPPRESSION))},
+    "catalog": CATALOG_SCHEMA,
+    "product_viewers": {"last_ts": UTC_TS},
+    "customers": CUSTOMERS_SCHEMA,
+}
+
+
+def _listed(rows: pl.LazyFrame, key: pl.Expr, name: str, fields: dict[str, pl.DataType]) -> pl.LazyFrame:
+    """One row per `key`: a list column `name` of `fields` structs, sorted by every field."""
+    columns = list(fields)
+    return rows.group_by(key.alias("_key")).agg(pl.struct(columns).sort_by(columns).alias(name))
+
+
+def _chunks(frame: pl.LazyFrame) -> Chunks:
+    yield from frame.collect_batches(chunk_size=CHUNK_ROWS, engine="streaming")
+
+
+def landed_files(lake: LakeResource) -> Chunks:
+    log = lake.scan("ingest_log", INGEST_LOG_SCHEMA)
+    rows = _listed(log, pl.col("source_file"), "records", LANDED_RECORD)
+    schema = VALUE_SCHEMAS["landed_files"]
+    yield from _chunks(encode(rows, pl.col("_key"), schema))
+
+
+def event_ids(lake: LakeResource) -> Chunks:
+    events = lake.scan("events", EVENTS_SCHEMA).filter(pl.col("batch_id") <= lake.committed_batch())
+    yield from _chunks(encode(events, pl.col("event_id"), VALUE_SCHEMAS["event_ids"]))
+
+
+def identity_links(lake: LakeResource) -> Chunks:
+    edges = lake.scan("identities", IDENTITIES_SCHEMA)
+    schema = VALUE_SCHEMAS["identity_links"]
+    for side, key, other in (("anon:", "anonymous_id", "user_id"), ("user:", "user_id", "anonymous_id")):
+        side_key = (pl.lit(side) + pl.col(key)).alias("side")
+        rows = edges.select(side_key, pl.col(other).alias("id"), "first_seen_at")
+        listed = _listed(rows, pl.col("side"), "links", {"id": pl.String(), "first_seen_at": UTC_TS})
+        yield encode(listed, pl.col("_key"), schema).collect(engine="streaming")
+
+
+def pending_triggers(lake: LakeResource) -> Chunks:
+    pending = lake.scan("trigger_state", TRIGGERS_SCHEMA)
+    yield encode(pending, pl.col("trigger_id"), TRIGGERS_SCHEMA).collect()
+
+
+def pending_due(lake: LakeResource) -> Chunks:
+    pending = lake.scan("trigger_state", TRIGGERS_SCHEMA).filter(pl.col("due_at").is_not_null())
+    key = due_key(pl.col("due_at"), pl.col("trigger_id"))
+    yield encode(pending, key, VALUE_SCHEMAS["pending_due"]).collect()
+
+
+def decided_triggers(lake: LakeResource) -> Chunks:
+    log = lake.scan("triggers", TRIGGERS_SCHEMA).filter(~pl.col("decision").is_in(PENDING_DECISIONS))
+    first = log.group_by("trigger_id").agg(
+        pl.col(c).sort_by("evaluation", "decided_at", "decision").first() for c in DECIDED[1:]
+    )
+    yield from _chunks(encode(first, pl.col("trigger_id"), VALUE_SCHEMAS["decided_triggers"]))
+
+
+def recent_sends(lake: LakeResource) -> Chunks:
+    sent = lake.scan("triggers", TRIGGERS_SCHEMA).filter(
+        (pl.col("decision") == "send") & pl.col("user_id").is_not_null()
+    )
+    newest = sent.select(pl.col("decided_at").max()).collect().item()
+    if not isinstance(newest, datetime):
+        return
+    recent = sent.filter(pl.col("decided_at") >= newest - HISTORY).unique(["trigger_id", *SEND])
+    rows = _listed(recent, pl.col("user_id"), "sends", SEND)
+    yield encode(rows, pl.col("_key"), VALUE_SCHEMAS["recent_sends"]).collect(engine="streaming")
+
+
+def suppressions(lake: LakeResource) -> Chunks:
+    rows = lake.scan("suppressions", SUPPRESSIONS_SCHEMA).unique()
+    listed = _listed(rows, pl.col("user_key"), "reasons", SUPPRESSION)
+    yield encode(listed, pl.col("_key"), VALUE_SCHEMAS["suppressions"]).collect()
+
+
+def catalog(lake: LakeResource) -> Chunks:
+    yield encode(lake.scan("catalog", CATALOG_SCHEMA), pl.col("product_id"), CATALOG_SCHEMA).collect()
+
+
+def customers(lake: LakeResource) -> Chunks:
+    yield encode(lake.scan("customers", CUSTOMERS_SCHEMA), pl.col("user_id"), CUSTOMERS_SCHEMA).collect()
+
+
+def product_viewers(lake: LakeResource) -> Chunks:
+    """Who viewed or carted each product in the VIEWER_LOOKBACK before the newest such event."""
+    events = lake.scan("events", EVENTS_SCHEMA).filter(
+        pl.col("event_name").is_in(VIEWED_EVENTS)
+        & pl.col("product_id").is_not_null()
+        & (pl.col("batch_id") <= lake.committed_batch())
+    )
+    newest = events.select(pl.col("event_ts").max()).collect().item()
+    if not isinstance(newest, datetime):
+        return
+    since = newest - VIEWER_LOOKBACK
+    recent = events.filter((pl.col("event_date") >= since.date()) & (pl.col("event_ts") >= since))
+    last = recent.group_by(pl.col("product_id"), principal().alias("principal")).agg(
+        pl.col("event_ts").max().alias("last_ts")
+    )
+    key = pl.col("product_id") + pl.lit(SEPARATOR) + pl.col("principal")
+    yield from _chunks(encode(last, key, VALUE_SCHEMAS["product_viewers"]))
+
+
+READERS: dict[str, Callable[[LakeResource], Chunks]] = {
+    "landed_files": landed_files,
+    "event_ids": event_ids,
+    "identity_links": identity_links,
+    "profiles": profile_chunks,
+    "pending_triggers": pending_triggers,
+    "pending_due": pending_due,
+    "decided_triggers": decided_triggers,
+    "recent_sends": recent_sends,
+    "suppressions": suppressions,
+    "catalog": catalog,
+    "product_viewers": product_viewers,
+    "customers": customers,
+}

@@ -1,0 +1,91 @@
+"""Profile state per shopper from the lake, in hash buckets of the resolved principal (bounded memory).
+
+The state of a shopper is every partial the lake holds for it (`profile_state`, the `profile_updates`
+since its fold, and the partials of committed batches that `profile_updates` has not taken yet), re-keyed
+through `identities` and merged: what `stores.profiles.state_for` computes for everyone, a bucket at a
+time. A resolved principal's partials all fall in one bucket, so each bucket merges on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import polars as pl
+
+from resources.lake import LakeResource
+from stores.profiles import batch_events, folded_batch
+from transforms.profiles.merge import merge_partials, resolve
+from transforms.profiles.partials import partials
+from transforms.profiles.state import ANON, PARTIAL_SCHEMA
+from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
+from transforms.schema import IDENTITIES_SCHEMA, UPDATES_APP
+from transforms.state import decode, encode
+
+BUCKET_ROWS = 250_000  # partial rows merged at a time
+ENGAGEMENT_TOLERANCE = 1e-12
+
+
+def all_partials(lake: LakeResource) -> pl.LazyFrame:
+    """Every partial of the committed batches (PARTIAL_SCHEMA, not yet resolved or merged)."""
+    committed = lake.committed_batch()
+    folded = folded_batch(lake)
+    updates = lake.scan("profile_updates", PROFILE_UPDATES_SCHEMA).filter(
+        (pl.col("batch_id") > folded) & (pl.col("batch_id") <= committed)
+    )
+    taken = max(folded, lake.app_version("profile_updates", UPDATES_APP))
+    missing = [partials(batch_events(lake, b)).lazy() for b in range(taken + 1, committed + 1)]
+    base = lake.scan("profile_state", PARTIAL_SCHEMA)
+    frames = [base, updates.select(list(PARTIAL_SCHEMA)), *[m.select(list(PARTIAL_SCHEMA)) for m in missing]]
+    return pl.concat(frames, how="vertical_relaxed")
+
+
+def claims(identities: pl.DataFrame) -> pl.DataFrame:
+    """principal (`anon:<id>`) -> the user id that claims it, as `transforms.profiles.merge.resolve` does."""
+    return (
+        identities.sort("first_seen_at", "user_id")
+        .unique("anonymous_id", keep="first", maintain_order=True)
+        .select((pl.lit(ANON) + pl.col("anonymous_id")).alias("principal"), pl.col("user_id").alias("_to"))
+    )
+
+
+def profile_buckets(lake: LakeResource) -> Iterator[pl.DataFrame]:
+    """The merged state of every principal (PARTIAL_SCHEMA), a bucket of principals at a time."""
+    identities = lake.read("identities", IDENTITIES_SCHEMA)
+    rows = all_partials(lake)
+    total = int(rows.select(pl.len()).collect().item())
+    buckets = max(1, -(-total // BUCKET_ROWS))
+    resolved = rows.join(claims(identities).lazy(), on="principal", how="left").with_columns(
+        (pl.coalesce("_to", "principal").hash(seed=15) % buckets).alias("_bucket")
+    )
+    for bucket in range(buckets):
+        chunk = resolved.filter(pl.col("_bucket") == bucket).select(list(PARTIAL_SCHEMA)).collect()
+        # Engagement adds floats: the same partials in the same order give the same last bit.
+        chunk = chunk.sort("principal", "first_ts", "last_ts", "engagement", nulls_last=True)
+        if chunk.height:
+            yield merge_partials(resolve(chunk, identities))
+
+
+def canonical(state: pl.DataFrame) -> pl.DataFrame:
+    """`state` with each list column's elements in sorted order: the merge treats them as sets and
+    leaves their order to the grouping, so the same state is always stored as the same bytes."""
+    lists = [c for c, t in PARTIAL_SCHEMA.items() if isinstance(t, pl.List)]
+    return state.with_columns(pl.col(c).list.eval(pl.element().sort(nulls_last=True)) for c in lists)
+
+
+def same_profiles(expected: bytes, found: bytes) -> bool:
+    """Whether two encoded states are the same but for the last bits of `engagement` (a float sum whose
+    rounding depends on how the partials were grouped: a live store merges them batch by batch)."""
+    pair = decode([expected, found], PARTIAL_SCHEMA)
+    rest = [c for c in PARTIAL_SCHEMA if c != "engagement"]
+    if pair.select(rest).n_unique() != 1:
+        return False
+    a, b = pair["engagement"].to_list()
+    if a is None or b is None:
+        return a is b
+    return bool(abs(a - b) <= ENGAGEMENT_TOLERANCE * max(1.0, abs(a)))
+
+
+def profile_chunks(lake: LakeResource) -> Iterator[pl.DataFrame]:
+    """(key, value) of the `profiles` namespace, a bucket at a time."""
+    for state in profile_buckets(lake):
+        yield encode(canonical(state).lazy(), pl.col("principal"), PARTIAL_SCHEMA).collect()

@@ -1,0 +1,144 @@
+"""Rebuild the state store from the lake alone, and check the two against each other.
+
+Both read one pinned snapshot of the lake (`LakeResource.snapshot`): a micro-batch committing meanwhile
+does not tear what they see, and the stamps they set or compare are that snapshot's. The store is never
+trusted past the lake: a stamp newer than the lake's (a lake restored from a backup, a store copied
+from elsewhere) means the store must be rebuilt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from resources.lake import LakeResource
+from resources.state import StateResource, StateStore
+from stores.state.namespaces import READERS
+from stores.state.profiles import same_profiles
+from transforms.schema import RUN_APP
+from transforms.state import NAMESPACES, store_key
+
+# Every table a namespace is read from.
+SOURCE_TABLES = (
+    "ingest_log",
+    "events",
+    "identities",
+    "profile_state",
+    "profile_updates",
+    "trigger_state",
+    "triggers",
+    "suppressions",
+    "catalog",
+    "customers",
+)
+
+
+def lake_stamps(lake: LakeResource) -> dict[str, int]:
+    """What a store derived from `lake` is stamped with: the last micro-batch and engine run."""
+    return {"ingest": lake.committed_batch(), "triggers": lake.app_version("trigger_state", RUN_APP)}
+
+
+def rebuild(lake: LakeResource, state: StateResource) -> dict[str, int]:
+    """Make a new store from `lake` and put it in place of the old one; returns keys per namespace."""
+    seen = lake.snapshot(SOURCE_TABLES)
+    counts: dict[str, int] = {}
+    state.discard_staging()
+    with state.replacement() as store:
+        for namespace in NAMESPACES:
+            counts[namespace] = 0
+            for chunk in READERS[namespace](seen):
+                counts[namespace] += store.load(namespace, _pairs(chunk))
+        store.set_stamps(lake_stamps(seen))
+    return counts
+
+
+def _pairs(chunk: pl.DataFrame) -> list[tuple[str, bytes]]:
+    return [(key, value.encode()) for key, value in chunk.select("key", "value").iter_rows()]
+
+
+@dataclass
+class NamespaceDiff:
+    lake: int = 0  # keys the lake implies
+    store: int = 0  # keys the store holds
+    missing: int = 0  # in the lake, not in the store
+    different: int = 0  # in both, other values
+    extra: int = 0  # in the store, not in the lake
+
+    @property
+    def equal(self) -> bool:
+        return self.missing == self.different == self.extra == 0 and self.lake == self.store
+
+
+@dataclass
+class CheckReport:
+    lake_stamps: dict[str, int]
+    store_stamps: dict[str, int] | None  # None: there is no store
+    namespaces: dict[str, NamespaceDiff] = field(default_factory=dict)
+    moved: bool = False  # a batch committed to the store while it was compared: compare again
+
+    @property
+    def ahead(self) -> list[str]:
+        """Lanes whose store stamp is newer than the lake: the store must be rebuilt, never trusted."""
+        mine = self.store_stamps or {}
+        return [lane for lane, n in mine.items() if n > self.lake_stamps.get(lane, 0)]
+
+    @property
+    def equal(self) -> bool:
+        return self.store_stamps == self.lake_stamps and all(d.equal for d in self.namespaces.values())
+
+    def summary(self) -> list[str]:
+        """One line per finding (empty when the store equals the lake)."""
+        if self.store_stamps is None:
+            return ["no state store: run `lakemail state rebuild`"]
+        lines = ["the store took a commit while it was compared: run the check again"] if self.moved else []
+        lines += [
+            f"{lane}: store is at {n}, the lake at {self.lake_stamps[lane]}: it is AHEAD of the lake "
+            "(a restored lake or a foreign store) and must be rebuilt (`lakemail state rebuild`)"
+            for lane, n in self.store_stamps.items()
+            if lane in self.ahead
+        ]
+        lines += [
+            f"{lane}: store is at {n}, the lake at {self.lake_stamps[lane]}: behind"
+            for lane, n in self.store_stamps.items()
+            if n < self.lake_stamps.get(lane, 0)
+        ]
+        for name, d in self.namespaces.items():
+            if not d.equal:
+                lines.append(
+                    f"{name}: lake {d.lake}, store {d.store}: {d.missing} missing, {d.different} different, "
+                    f"{d.extra} extra"
+                )
+        return lines
+
+
+def check(lake: LakeResource, state: StateResource) -> CheckReport:
+    """Compare every namespace of the store with what the lake implies (chunk by chunk)."""
+    seen = lake.snapshot(SOURCE_TABLES)
+    store = state.existing()
+    report = CheckReport(lake_stamps(seen), store.stamps() if store is not None else None)
+    if store is None:
+        return report
+    held = store.counts()
+    for namespace in NAMESPACES:
+        report.namespaces[namespace] = _compare(seen, store, namespace, held[namespace])
+    report.moved = store.stamps() != report.store_stamps
+    return report
+
+
+def _same(namespace: str, expected: bytes, found: bytes) -> bool:
+    return expected == found or (namespace == "profiles" and same_profiles(expected, found))
+
+
+def _compare(lake: LakeResource, store: StateStore, namespace: str, held: int) -> NamespaceDiff:
+    diff = NamespaceDiff(store=held)
+    present = 0
+    for chunk in READERS[namespace](lake):
+        expected = {store_key(k): v.encode() for k, v in chunk.select("key", "value").iter_rows()}
+        found = store.get_many(namespace, expected)
+        diff.lake += len(expected)
+        present += len(found)
+        diff.missing += len(expected) - len(found)
+        diff.different += sum(1 for k, v in found.items() if not _same(namespace, expected[k], v))
+    diff.extra = held - present
+    return diff

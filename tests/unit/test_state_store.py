@@ -1,0 +1,181 @@
+"""The state store (issue #15): its codec, atomic stamped commits, the due index, and replacement."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from resources.state import StateResource
+from stores.state.profiles import same_profiles
+from transforms.profiles.state import PARTIAL_SCHEMA
+from transforms.schema import TRIGGERS_SCHEMA
+from transforms.state import HASHED_KEY, StateChanges, StateError, decode, due_key, encode, store_key
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> StateResource:
+    return StateResource(uri=str(tmp_path / "state"))
+
+
+def test_encode_then_decode_gives_the_rows_back_and_the_same_rows_the_same_bytes() -> None:
+    schema = {
+        "principal": pl.String(),
+        "last_ts": PARTIAL_SCHEMA["last_ts"],
+        "views": PARTIAL_SCHEMA["views"],
+        "engagement": pl.Float64(),
+        "day": pl.Date(),
+    }
+    rows = pl.DataFrame(
+        {
+            "principal": ["u1", "anon:a"],
+            "last_ts": [T0, None],
+            "views": [[{"ts": T0, "product_id": "p1", "category": "bags"}], []],
+            "engagement": [0.1 + 0.2, None],
+            "day": [T0.date(), None],
+        },
+        schema=schema,
+    )
+    pairs = encode(rows.lazy(), pl.col("principal"), schema).collect()
+    assert pairs["key"].to_list() == ["u1", "anon:a"]
+    back = decode([v.encode() for v in pairs["value"]], schema)
+    assert back.equals(rows)
+    again = encode(back.lazy(), pl.col("principal"), schema).collect()
+    assert again["value"].to_list() == pairs["value"].to_list()
+
+
+def test_a_key_longer_than_any_store_allows_is_kept_as_its_hash() -> None:
+    assert store_key("m-1") == "m-1"
+    long = store_key("m" * 1000)
+    assert long.startswith(HASHED_KEY) and len(long) < 100 and long == store_key("m" * 1000)
+
+
+def test_commit_applies_every_change_and_stamps_its_lane(state: StateResource) -> None:
+    store = state.store()
+    assert store.stamps() == {"ingest": 0, "triggers": 0}
+    changes = StateChanges()
+    changes.put("event_ids", "m-1", b'{"batch_id":1}')
+    changes.put("event_ids", "m-2", b'{"batch_id":1}')
+    changes.put("catalog", "p1", b"{}")
+    store.commit(1, changes)
+    later = StateChanges()
+    later.delete("event_ids", "m-2")
+    later.put("event_ids", "m-3", b'{"batch_id":2}')
+    store.commit(2, later)
+    store.commit(7, StateChanges(), lane="triggers")
+    assert store.get_many("event_ids", ["m-1", "m-2", "m-3", "m-4"]) == {
+        "m-1": b'{"batch_id":1}',
+        "m-3": b'{"batch_id":2}',
+    }
+    assert store.stamps() == {"ingest": 2, "triggers": 7}
+    assert store.counts()["event_ids"] == 2 and store.counts()["catalog"] == 1
+
+
+def test_a_commit_that_fails_part_way_leaves_nothing_of_itself(state: StateResource) -> None:
+    store = state.store()
+    first = StateChanges()
+    first.put("event_ids", "m-1", b"1")
+    store.commit(1, first)
+    broken = StateChanges()
+    broken.put("event_ids", "m-2", b"2")
+    broken.puts["catalog"] = {"p1": b"ok", "p2": "not bytes"}  # type: ignore[dict-item]
+    with pytest.raises(TypeError):
+        store.commit(2, broken)
+    assert store.get_many("event_ids", ["m-1", "m-2"]) == {"m-1": b"1"}
+    assert store.counts()["catalog"] == 0
+    assert store.stamps()["ingest"] == 1
+
+
+def test_a_stamp_never_goes_back_and_unknown_names_are_refused(state: StateResource) -> None:
+    store = state.store()
+    store.commit(5, StateChanges())
+    store.commit(5, StateChanges())  # the same batch again (a retry) is allowed
+    going_back = StateChanges()
+    going_back.put("event_ids", "m-9", b"1")
+    with pytest.raises(StateError, match="would go back"):
+        store.commit(4, going_back)
+    assert store.get_many("event_ids", ["m-9"]) == {}
+    with pytest.raises(StateError, match="unknown state namespace"):
+        StateChanges().put("eventids", "k", b"")
+    with pytest.raises(StateError, match="unknown lane"):
+        store.commit(6, StateChanges(), lane="sends")
+
+
+def test_pending_due_answers_the_candidates_due_by_a_time_in_due_order(state: StateResource) -> None:
+    rows = pl.DataFrame(
+        {
+            "trigger_id": ["t-late", "t-now", "t-early", "t-undated"],
+            "due_at": [T0 + timedelta(hours=1), T0, T0 - timedelta(days=1), None],
+        },
+        schema={"trigger_id": pl.String(), "due_at": TRIGGERS_SCHEMA["due_at"]},
+    ).with_columns(
+        pl.lit(None, dtype=t).alias(c)
+        for c, t in TRIGGERS_SCHEMA.items()
+        if c not in {"trigger_id", "due_at"}
+    )
+    changes = StateChanges()
+    changes.put_many("pending_triggers", encode(rows.lazy(), pl.col("trigger_id"), TRIGGERS_SCHEMA).collect())
+    dated = rows.filter(pl.col("due_at").is_not_null())
+    index = encode(dated.lazy(), due_key(pl.col("due_at"), pl.col("trigger_id")), {"trigger_id": pl.String()})
+    changes.put_many("pending_due", index.collect())
+    state.commit(1, changes)
+    assert sorted(state.pending_due(T0)) == ["t-early", "t-now"]
+    assert sorted(state.pending_due(T0 - timedelta(microseconds=1))) == ["t-early"]
+    assert state.pending_due(T0 - timedelta(days=2)) == {}
+    assert [k.split("|")[1] for k, _ in state.store().scan("pending_due")] == ["t-early", "t-now", "t-late"]
+    decoded = decode(list(state.pending_due(T0).values()), TRIGGERS_SCHEMA)
+    assert set(decoded["due_at"].to_list()) == {T0, T0 - timedelta(days=1)}
+
+
+def test_scan_reads_a_key_range_in_order(state: StateResource) -> None:
+    changes = StateChanges()
+    for key in ("p2|u1", "p1|u2", "p1|u1", "p3|u9"):
+        changes.put("product_viewers", key, key.encode())
+    state.commit(1, changes)
+    store = state.store()
+    assert [k for k, _ in store.scan("product_viewers", "p1|", "p1}")] == ["p1|u1", "p1|u2"]
+    assert [k for k, _ in store.scan("product_viewers", "p2")] == ["p2|u1", "p3|u9"]
+    assert [k for k, _ in store.scan("product_viewers", limit=1)] == ["p1|u1"]
+
+
+def test_a_replacement_takes_the_old_stores_place_only_when_it_completes(state: StateResource) -> None:
+    old = StateChanges()
+    old.put("catalog", "p-old", b"1")
+    state.commit(3, old)
+    with pytest.raises(RuntimeError), state.replacement() as new:
+        new.load("catalog", [("p-new", b"2")])
+        raise RuntimeError("interrupted")
+    assert state.get_many("catalog", ["p-old", "p-new"]) == {"p-old": b"1"}
+    with state.replacement() as new:
+        new.load("catalog", [("p-new", b"2")])
+        new.set_stamps({"ingest": 1, "triggers": 0})
+    assert state.get_many("catalog", ["p-old", "p-new"]) == {"p-new": b"2"}
+    assert state.stamps() == {"ingest": 1, "triggers": 0}
+    assert [p.name for p in state.path.parent.iterdir()] == ["state"]
+
+
+def test_a_networked_uri_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(StateError, match="only a local folder"):
+        StateResource(uri="redis://cache:6379/0").store()
+
+
+def test_profiles_compare_equal_but_for_the_last_bits_of_their_engagement_sum() -> None:
+    base = pl.DataFrame({"principal": ["u1"], "email": ["a@example.com"], "engagement": [364.81830540255595]})
+    rows = base.with_columns(
+        pl.lit(None, dtype=t).alias(c) for c, t in PARTIAL_SCHEMA.items() if c not in base
+    )
+
+    def encoded(frame: pl.DataFrame) -> bytes:
+        return encode(frame.lazy(), pl.col("principal"), PARTIAL_SCHEMA).collect()["value"][0].encode()
+
+    grouped_otherwise = rows.with_columns(pl.lit(364.8183054025559).alias("engagement"))
+    assert encoded(rows) != encoded(grouped_otherwise)
+    assert same_profiles(encoded(rows), encoded(grouped_otherwise))
+    assert not same_profiles(encoded(rows), encoded(rows.with_columns(pl.lit(365.0).alias("engagement"))))
+    assert not same_profiles(
+        encoded(rows), encoded(rows.with_columns(pl.lit("b@example.com").alias("email")))
+    )

@@ -1,0 +1,109 @@
+"""The state store's contract: its namespaces, a batch of changes, and the value codec (pure).
+
+The store is an index of the lake that the micro-batches decide with (`resources.state`): string keys,
+JSON values, one namespace per question a batch asks. Values are rows of the lake's tables encoded by
+`encode` (vectorised in Polars: times as integer microseconds, keys in schema order), so the same rows
+always give the same bytes and a rebuilt store compares byte for byte with a live one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import polars as pl
+from polars._typing import PolarsDataType
+
+# namespace -> what one key holds
+NAMESPACES: dict[str, str] = {
+    "landed_files": "source_file -> every ingest_log record of it (batch, bytes, sha256, status)",
+    "event_ids": "event_id -> the batch that accepted it (dedupe with no horizon)",
+    "identity_links": "anon:<anonymous_id> / user:<user_id> -> its identities edges",
+    "profiles": "principal -> its merged profile state (transforms.profiles.state.PARTIAL_SCHEMA)",
+    "pending_triggers": "trigger_id -> its pending candidate row (trigger_state)",
+    "pending_due": "<due_at>|<trigger_id> -> {} (the pending candidates in due order)",
+    "decided_triggers": "trigger_id -> its terminal decision",
+    "recent_sends": "user_id -> the `send` decisions of the last 14 days of the log (cap, cooldown)",
+    "suppressions": "user_key -> its suppression reasons",
+    "catalog": "product_id -> its catalog row",
+    "product_viewers": "<product_id>|<principal> -> when they last viewed or carted it (30 days)",
+    "customers": "user_id -> its CRM row",
+}
+# Lanes that commit to the store, each stamped with the number of its last commit: `ingest` with the
+# micro-batch number (ingest_log's), `triggers` with the engine run (trigger_state's).
+LANES = ("ingest", "triggers")
+MAX_KEY_BYTES = 400  # LMDB allows 511, DynamoDB sort keys 1 KB: a longer key is stored as its hash
+HASHED_KEY = "#sha256:"
+SEPARATOR = "|"
+
+
+class StateError(ValueError):
+    """A change names an unknown namespace or lane, or would move a stamp backwards."""
+
+
+@dataclass
+class StateChanges:
+    """What one batch changes in the store: puts and deletes per namespace (a delete wins over a put)."""
+
+    puts: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    deletes: dict[str, set[str]] = field(default_factory=dict)
+
+    def put(self, namespace: str, key: str, value: bytes) -> None:
+        check_namespace(namespace)
+        self.puts.setdefault(namespace, {})[store_key(key)] = value
+
+    def put_many(self, namespace: str, pairs: pl.DataFrame) -> None:
+        """Every (key, value) row of `pairs` (the frame `encode` makes)."""
+        for key, value in pairs.select("key", "value").iter_rows():
+            self.put(namespace, key, value.encode())
+
+    def delete(self, namespace: str, key: str) -> None:
+        check_namespace(namespace)
+        self.deletes.setdefault(namespace, set()).add(store_key(key))
+
+    def __len__(self) -> int:
+        return sum(map(len, self.puts.values())) + sum(map(len, self.deletes.values()))
+
+
+def check_namespace(namespace: str) -> None:
+    if namespace not in NAMESPACES:
+        raise StateError(f"unknown state namespace {namespace!r} (known: {', '.join(NAMESPACES)})")
+
+
+def store_key(key: str) -> str:
+    """`key` as the store keeps it: itself, or its hash when longer than any store allows."""
+    if len(key.encode()) <= MAX_KEY_BYTES:
+        return key
+    return HASHED_KEY + hashlib.sha256(key.encode()).hexdigest()
+
+
+def due_key(due_at: pl.Expr, trigger_id: pl.Expr) -> pl.Expr:
+    """`pending_due`'s key: the due time as fixed-width UTC text (sorts as time), then the trigger id."""
+    return due_at.dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ") + pl.lit(SEPARATOR) + trigger_id
+
+
+def wire(dtype: PolarsDataType) -> pl.DataType:
+    """The JSON-safe type of `dtype`: times as integers (microseconds, days), nested types alike."""
+    if isinstance(dtype, pl.Datetime):
+        return pl.Int64()
+    if isinstance(dtype, pl.Date):
+        return pl.Int32()
+    if isinstance(dtype, pl.List):
+        return pl.List(wire(dtype.inner))
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct({f.name: wire(f.dtype) for f in dtype.fields})
+    return dtype if isinstance(dtype, pl.DataType) else dtype()
+
+
+def encode(rows: pl.LazyFrame, key: pl.Expr, schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+    """(key, value) of every row: the value is the JSON of `schema`'s columns, in its order."""
+    columns = [pl.col(c).cast(t).cast(wire(t)) for c, t in schema.items()]
+    return rows.select(key.alias("key"), pl.struct(columns).struct.json_encode().alias("value"))
+
+
+def decode(values: list[bytes], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The rows `encode` wrote, back in `schema`'s types."""
+    wired = pl.Struct({c: wire(t) for c, t in schema.items()})
+    text = pl.Series("value", [v.decode() for v in values], dtype=pl.String)
+    frame = text.str.json_decode(wired).struct.unnest()
+    return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
