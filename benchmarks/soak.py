@@ -199,7 +199,9 @@ def soak(
 def _quiet(home: Path) -> bool:
     """Every decision sent or settled, and nothing landed waiting."""
     try:
-        return settled(home) and soak_kills.drained(home, time.time())
+        # Every file: the load has stopped (files younger than the drain slack counted as ingested
+        # before, so the soak could end with the simulator's last files not yet taken).
+        return settled(home) and soak_kills.drained(home, time.time(), slack=0)
     except Exception:  # a table mid-commit: look again
         return False
 

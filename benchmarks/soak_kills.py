@@ -77,9 +77,9 @@ def sigkill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def drained(home: Path, now: float) -> bool:
-    """Whether every event file that landed DRAIN_SLACK_S before `now` (epoch s) has an ingest_log row."""
-    old = {f"events/{p.name}" for p in landed_files(home) if _mtime(p) <= now - DRAIN_SLACK_S}
+def drained(home: Path, now: float, slack: float = DRAIN_SLACK_S) -> bool:
+    """Whether every event file that landed `slack` s before `now` (epoch s) has an ingest_log row."""
+    old = {f"events/{p.name}" for p in landed_files(home) if _mtime(p) <= now - slack}
     if not old:
         return True
     return not old - set(ingest_log(home)["source_file"].to_list())
