@@ -47,6 +47,10 @@ def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     serve = commands.add_parser("serve", help="run one HTTP service on its own")
     serve.add_argument("service", choices=("sandbox",))
     serve.add_argument("--port", type=int, default=8025)
+    retry = commands.add_parser("retry", help="take a failed landing file again now")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("file", nargs="?", help="its path in the landing zone, as ingest_log names it")
+    which.add_argument("--failed", action="store_true", help="every landing file whose last read failed")
     replay = commands.add_parser("replay", help="re-decide triggers against an old lake version, no sends")
     replay.add_argument("--trigger", required=True, help="trigger kind, e.g. abandoned_cart")
     replay.add_argument("--as-of", required=True, type=int, help="the evaluation (engine run) to replay")
@@ -109,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "erase": _erase,
         "serve": _serve,
         "replay": _replay,
+        "retry": _retry,
     }
     handler = commands[args.command]
     return handler(settings, args)
@@ -157,6 +162,26 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
     if "decisions" in summary:
         print(f"decisions: {summary['decisions']}")
     return 0 if summary["status"] == "SUCCESS" else 1
+
+
+def _retry(settings: Settings, args: argparse.Namespace) -> int:
+    from orchestration.process import retry_once
+    from orchestration.settings import ensure_secret
+
+    ensure_secret(settings.home)
+    try:
+        summary, outcomes = retry_once(settings, None if args.failed else [args.file])
+    except ValueError as error:
+        print(f"lakemail retry: {error}", file=sys.stderr)
+        return 2
+    if not outcomes:
+        print("no failed landing files")
+        return 0
+    print(f"run {summary['run_id']}: {summary['status']}")
+    for path, status, detail in outcomes:
+        print(f"{path}: {status}" + (f" ({detail})" if detail else ""))
+    still = sum(status in ("failed", "retrying") for _, status, _ in outcomes)
+    return 0 if summary["status"] == "SUCCESS" and not still else 1
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:

@@ -64,7 +64,7 @@ def build_defs(
         schedules=SCHEDULES,
         resources={
             "lake": lake or LakeResource(uri=settings.lake_uri),
-            "landing": LandingResource(uri=settings.landing_uri),
+            "landing": LandingResource(uri=settings.landing_uri, max_file_mb=settings.max_file_mb),
             "email": email or email_resource(settings),
             "shop": ShopResource(public_url=settings.public_url or settings.esp_url or SANDBOX_URL),
             "secrets": SecretsResource(hmac_key=dg.EnvVar("LAKEMAIL_SECRET")),

@@ -26,6 +26,7 @@ KNOWN = {
     "LAKEMAIL_SECRET",
     "LAKEMAIL_POLL_SECONDS",
     "LAKEMAIL_MAX_BATCH_MB",
+    "LAKEMAIL_MAX_FILE_MB",
     "LAKEMAIL_PUBLIC_URL",
     "LAKEMAIL_QUIET_HOURS",
     "LAKEMAIL_FREQUENCY_CAP",
@@ -72,7 +73,8 @@ class Settings:
     lake_uri: str
     landing_uri: str
     poll_seconds: float = 2.0
-    max_batch_mb: int = 128
+    max_batch_mb: int = 128  # decompressed bytes one commit takes
+    max_file_mb: int = 256  # decompressed bytes one landed file may hold; a bigger one fails with a reason
     esp: str = "sandbox"
     esp_url: str | None = None  # the provider's API base (None: its default; the sandbox's is :8025)
     public_url: str | None = None  # where recipients reach /unsubscribe (None: the sandbox)
@@ -107,6 +109,7 @@ class Settings:
             landing_uri=env.get("LAKEMAIL_LANDING_URI", str(home / "landing")),
             poll_seconds=_positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),
             max_batch_mb=int(_positive(env, "LAKEMAIL_MAX_BATCH_MB", 128)),
+            max_file_mb=int(_positive(env, "LAKEMAIL_MAX_FILE_MB", 256)),
             esp=esp,
             esp_url=env.get("LAKEMAIL_ESP_URL") or None,
             public_url=env.get("LAKEMAIL_PUBLIC_URL") or None,
