@@ -50,13 +50,22 @@ def segments(data: bytes, size: int = SEGMENT_BYTES) -> Iterator[tuple[int, byte
 
 
 def process_file(
-    data: bytes, *, source_file: str, landed_at: datetime, ingested_at: datetime, batch_id: int
+    data: bytes,
+    *,
+    source_file: str,
+    landed_at: datetime,
+    ingested_at: datetime,
+    batch_id: int,
+    segment_bytes: int = SEGMENT_BYTES,
 ) -> FileResult:
     """Parse, validate and normalise one landed file; every non-blank line ends in events or quarantine."""
     parts = [
         _process_segment(segment, before, source_file, landed_at, ingested_at, batch_id)
-        for before, segment in segments(data)
-    ]
+        for before, segment in segments(data, segment_bytes)
+        # blank lines are skipped and not counted: a segment of nothing else (a bomb of newlines) is
+        # skipped whole instead of line by line
+        if not segment.isspace()
+    ] or [_process_segment(b"", 0, source_file, landed_at, ingested_at, batch_id)]
     if len(parts) == 1:
         return parts[0]
     return FileResult(
