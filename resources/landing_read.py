@@ -34,8 +34,9 @@ class NotLandingFile(ValueError):
     UTF-8. Permanent: the same entry fails the same way every time."""
 
 
-class FileTooLarge(ValueError):
-    """A landed file (decompressed, for `.gz`) over the per-file bound. Permanent."""
+class FileTooLarge(OSError):
+    """A landed file (decompressed, for `.gz`) over the per-file bound. Permanent, but an OSError: a
+    reader that must see every landed file (erasure) counts it as unreadable, not as foreign."""
 
 
 class FileChanging(OSError):

@@ -48,7 +48,8 @@ APPEND_TABLES = ("quarantine", "events", "catalog_changes")
 INGEST_FOLDERS = ("events", "customers", "catalog")  # the landing folders a micro-batch takes
 DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024
 PARSE_THREADS = 2  # the reference machine has 2 cores
-LOG_READ = ["source_file", "bytes", "sha256", "batch_id", "status", "landed_at", "committed_at"]
+BACKLOG_READ = ["source_file", "bytes", "batch_id", "status", "landed_at", "committed_at"]
+LOG_READ = [*BACKLOG_READ, "sha256"]
 
 
 @dataclass
@@ -94,7 +95,7 @@ def backlog(
     """(every landed file (LANDED_SCHEMA), those to take at `now` (PENDING_SCHEMA)): what the sensor and
     `lakemail status` see waiting."""
     landed = landed_frame(landed_files(landing))
-    return landed, pending_files(landed, lake.read("ingest_log", INGEST_LOG_SCHEMA, LOG_READ), now)
+    return landed, pending_files(landed, lake.read("ingest_log", INGEST_LOG_SCHEMA, BACKLOG_READ), now)
 
 
 def ingest(

@@ -24,6 +24,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from resources.landing import LandedFile, LandingResource
+from resources.landing_read import FileTooLarge
 from stores.reference import REFERENCE_FOLDERS
 from transforms.ingest.batch import FAILED, MAX_ATTEMPTS, RETRYING, failed_attempts, retry_after
 from transforms.ingest.files import FileResult, process_file
@@ -34,8 +35,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 LOG_ROW_COLUMNS = ("source_file", "bytes", "sha256", "batch_id", "status", "detail", "landed_at")
-# BadGzipFile is an OSError, but a file that is not gzip stays so: tested before the transient OSError.
-PERMANENT_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error, ValueError)
+# BadGzipFile and FileTooLarge are OSErrors, but permanent: tested before the transient OSError.
+PERMANENT_ERRORS = (FileTooLarge, gzip.BadGzipFile, EOFError, zlib.error, ValueError)
 COMMITTED, CHANGED, UNCHANGED = "committed", "changed", "unchanged"
 
 

@@ -70,7 +70,7 @@ def pending_files(
     `ingest_log` has no row for at that path, size and landing time, those failing transiently whose
     backoff is over at `now`, and the paths in `retry` (the operator's)."""
     key = ["source_file", "bytes", "landed_at"]
-    new = landed.select(key).join(ingest_log.select(key).unique(), on=key, how="anti")
+    new = landed.select(key).join(ingest_log.select(key), on=key, how="anti")
     failing = failed_attempts(ingest_log)
     moment = now or datetime.now(UTC)
     due = [
