@@ -106,6 +106,8 @@ def read_bounded(root: str | os.PathLike[str], path: str, limit: int) -> bytes:
         if opened.st_size > limit:
             raise FileTooLarge(f"{opened.st_size} bytes, over the bound of {limit} (LAKEMAIL_MAX_FILE_MB)")
         data = handle.read(opened.st_size) if opened.st_size else b""
+        while len(data) < opened.st_size and (more := handle.read(opened.st_size - len(data))):
+            data += more  # a short read (over 2 GB, some network file systems): rare, so copying is fine
         if len(data) != opened.st_size or handle.read(1):
             raise FileChanging(f"the file changed size while it was read ({opened.st_size} bytes at open)")
     return data
