@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 
+from assets.clock import EngineConfig, engine_now
 from assets.metadata import markdown_table
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -13,11 +14,15 @@ from stores.ingest import IngestReport, ingest
 INGEST_GROUP = "ingest"
 
 
-class BatchConfig(dg.Config):
-    """Which landed files a micro-batch takes (the sensor's manifest); none means everything landed."""
+class BatchConfig(EngineConfig):
+    """Which landed files a micro-batch takes (the sensor's manifest); none means everything landed.
+
+    `retry`: failed files to take again now (`lakemail retry`); `now` is when backoffs are over.
+    """
 
     files: list[str] | None = None
     max_batch_mb: int = 128
+    retry: list[str] | None = None
 
 
 def _metadata(report: IngestReport) -> dict[str, dict[str, Any]]:
@@ -43,6 +48,7 @@ def _metadata(report: IngestReport) -> dict[str, dict[str, Any]]:
             "files": report.files,
             "failed_files": len(report.failed_files),
             "changed_files": len(report.changed_files),
+            "retrying_files": len(report.retrying_files),
         },
         "identities": {"batches": ", ".join(map(str, report.batches)) or "none"},
         "customers": {"files": report.reference_files.get("customers", 0)},
@@ -83,7 +89,14 @@ def ingest_stage(
     context: dg.AssetExecutionContext, config: BatchConfig, lake: LakeResource, landing: LandingResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Take the batch's landed files into the lake, exactly once."""
-    report = ingest(lake, landing, config.files, max_batch_bytes=config.max_batch_mb * 1024 * 1024)
+    report = ingest(
+        lake,
+        landing,
+        config.files,
+        max_batch_bytes=config.max_batch_mb * 1024 * 1024,
+        now=engine_now(config),
+        retry=config.retry or (),
+    )
     context.log.info(
         "batch %s: %s files, %s accepted, %s duplicates, %s quarantined, %s failed",
         report.batches,

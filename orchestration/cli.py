@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 from orchestration.collector import add_collector_options
+from orchestration.retry import add_retry_command, retry_command
 from orchestration.settings import Settings, SettingsError
 
 
@@ -51,6 +52,7 @@ def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     serve.add_argument("service", choices=("collector", "sandbox"))
     serve.add_argument("--port", type=int, help="default: 8000 for the collector, 8025 for the sandbox")
     add_collector_options(serve)
+    add_retry_command(commands)
     replay = commands.add_parser("replay", help="re-decide triggers against an old lake version, no sends")
     replay.add_argument("--trigger", required=True, help="trigger kind, e.g. abandoned_cart")
     replay.add_argument("--as-of", required=True, type=int, help="the evaluation (engine run) to replay")
@@ -121,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "replay": _replay,
         "state": _state,
+        "retry": retry_command,
     }
     handler = commands[args.command]
     return handler(settings, args)
@@ -282,18 +285,9 @@ def _state(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
-    import json
-    from datetime import timedelta
+    from orchestration.status import status_command
 
-    import dagster as dg
-
-    from orchestration.status import render_status, status_report
-
-    home = settings.dagster_home
-    instance = dg.DagsterInstance.from_config(str(home)) if (home / "dagster.yaml").exists() else None
-    report = status_report(settings, instance, max_lag=timedelta(seconds=args.max_lag))
-    sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else render_status(report))
-    return 0 if report["healthy"] else 1
+    return status_command(settings, json_output=args.json, max_lag_s=args.max_lag)
 
 
 if __name__ == "__main__":

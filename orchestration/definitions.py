@@ -64,7 +64,7 @@ def build_defs(
         schedules=SCHEDULES,
         resources={
             "lake": lake or LakeResource(uri=settings.lake_uri),
-            "landing": LandingResource(uri=settings.landing_uri),
+            "landing": LandingResource(uri=settings.landing_uri, max_file_mb=settings.max_file_mb),
             "email": email or email_resource(settings),
             # a real provider's links need LAKEMAIL_PUBLIC_URL (SettingsError); the sandbox serves its own
             "shop": ShopResource(

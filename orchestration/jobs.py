@@ -50,12 +50,16 @@ def erasure_job() -> None:
     erase_requests()
 
 
-def microbatch_config(files: list[str] | None, max_batch_mb: int, now: str | None = None) -> dict[str, Any]:
-    """Run config of one micro-batch: its files (None = everything landed) and the run's one clock."""
+def microbatch_config(
+    files: list[str] | None, max_batch_mb: int, now: str | None = None, retry: list[str] | None = None
+) -> dict[str, Any]:
+    """Run config of one micro-batch: its files (None = everything landed), the failed files to take
+    again (`lakemail retry`) and the run's one clock."""
     clock = {"config": {"now": now}}
+    ingest = {"files": files, "max_batch_mb": max_batch_mb, "now": now, "retry": retry or []}
     return {
         "ops": {
-            "ingest_stage": {"config": {"files": files, "max_batch_mb": max_batch_mb}},
+            "ingest_stage": {"config": ingest},
             "profiles": clock,
             "triggers": clock,
             "sends": clock,

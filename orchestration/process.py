@@ -12,6 +12,9 @@ from orchestration.instance import persistent_instance
 from orchestration.jobs import MICROBATCH_JOB, microbatch_config
 from orchestration.leases import execute_leased
 from orchestration.settings import Settings
+from resources.lake import LakeResource
+from stores.ingest_files import failed_files
+from transforms.schema import INGEST_LOG_SCHEMA
 
 SUMMARY_KEYS = {
     "events": ("files", "lines", "accepted", "duplicates"),
@@ -42,6 +45,41 @@ def process_once(
             if key in metadata:
                 summary[key] = metadata[key].value
     return summary
+
+
+def retry_once(
+    settings: Settings, paths: list[str] | None, instance: dg.DagsterInstance | None = None
+) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+    """Take failed landing files again now (`paths`, or every failed one for None) through
+    `microbatch_job`: (run summary, (path, status, detail) of each file afterwards).
+
+    Raises ValueError naming a path whose last outcome is not a failure.
+    """
+    lake = LakeResource(uri=settings.lake_uri)
+    failing = set(failed_files(lake)["source_file"])
+    targets = sorted(failing) if paths is None else list(dict.fromkeys(paths))
+    unknown = [p for p in targets if p not in failing]
+    if unknown:
+        raise ValueError(f"not a failed landing file (see ingest_log): {', '.join(unknown)}")
+    if not targets:
+        return {"run_id": None, "status": "SUCCESS"}, []
+    job = build_defs(settings).resolve_job_def(MICROBATCH_JOB)
+    result = execute_leased(  # in flight means alive: a retry that dies blocks nobody (#13.1)
+        job,
+        instance or persistent_instance(settings.dagster_home),
+        microbatch_config(targets, settings.max_batch_mb, retry=targets),
+        "lakemail retry",
+    )
+    summary: dict[str, Any] = {"run_id": result.run_id, "status": "SUCCESS" if result.success else "FAILURE"}
+    return summary, last_outcomes(lake, targets)
+
+
+def last_outcomes(lake: LakeResource, paths: list[str]) -> list[tuple[str, str, str]]:
+    """(path, status, detail) of the last ingest_log row of each of `paths`."""
+    rows = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "batch_id", "status", "detail"])
+    last = rows.sort("batch_id").group_by("source_file").last()
+    found = {p: (s, d or "") for p, _, s, d in last.iter_rows()}
+    return [(p, *found.get(p, ("not taken", "no longer landed"))) for p in paths]
 
 
 def erase_once(

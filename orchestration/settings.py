@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import secrets
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
@@ -14,6 +13,12 @@ from pathlib import Path
 import httpx
 
 from orchestration.home_record import RecordError, read_record, write_record
+from orchestration.settings_values import (  # re-exported: the values' grammar lives there
+    QUIET_HOURS,
+    SettingsError,
+    parse_duration,
+    read_dotenv,
+)
 from resources.providers import ESPS
 from transforms.triggers.policies import Policy
 from transforms.triggers.rules import RULES
@@ -34,6 +39,7 @@ KNOWN = {
     "LAKEMAIL_SECRET",
     "LAKEMAIL_POLL_SECONDS",
     "LAKEMAIL_MAX_BATCH_MB",
+    "LAKEMAIL_MAX_FILE_MB",
     "LAKEMAIL_PUBLIC_URL",
     "LAKEMAIL_QUIET_HOURS",
     "LAKEMAIL_FREQUENCY_CAP",
@@ -44,37 +50,6 @@ KNOWN = {
 DELAY_VARIABLES = {f"{PREFIX}{kind.upper()}_DELAY": rule.default_delay for kind, rule in RULES.items()}
 # What the engine decides with: `lakemail up` records them for its home (orchestration/home_record.py).
 DECISION_VARIABLES = (*DELAY_VARIABLES, "LAKEMAIL_QUIET_HOURS", "LAKEMAIL_FREQUENCY_CAP")
-QUIET_HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class SettingsError(ValueError):
-    """A configuration variable is unknown or malformed; the message names it."""
-
-
-def parse_duration(name: str, text: str) -> timedelta:
-    """`90s`, `15m`, `1h`, `2d` -> timedelta; anything else raises SettingsError naming `name`."""
-    match = DURATION.match(text.strip())
-    if match is None:
-        raise SettingsError(f"{name}={text!r} is not a duration like 90s, 15m, 1h or 2d")
-    return timedelta(seconds=float(match[1]) * UNITS[match[2]])
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a `.env` file (comments, blank lines and `export ` allowed)."""
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        key, sep, value = stripped.removeprefix("export ").partition("=")
-        if not sep:
-            raise SettingsError(f"{path}:{number}: expected KEY=VALUE")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
 
 
 @dataclass(frozen=True)
@@ -85,7 +60,8 @@ class Settings:
     lake_uri: str
     landing_uri: str
     poll_seconds: float = 2.0
-    max_batch_mb: int = 128
+    max_batch_mb: int = 128  # decompressed bytes one commit takes
+    max_file_mb: int = 256  # decompressed bytes one landed file may hold; a bigger one fails with a reason
     esp: str = "sandbox"
     esp_url: str | None = None  # the provider's API base (None: its default; the sandbox's is :8025)
     public_url: str | None = None  # where recipients reach /unsubscribe (None: the sandbox)
@@ -131,6 +107,7 @@ class Settings:
             state_uri=env.get("LAKEMAIL_STATE_URI", str(home / "state")),
             poll_seconds=_positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),
             max_batch_mb=int(_positive(env, "LAKEMAIL_MAX_BATCH_MB", 128)),
+            max_file_mb=int(_positive(env, "LAKEMAIL_MAX_FILE_MB", 256)),
             esp=esp,
             esp_url=env.get("LAKEMAIL_ESP_URL") or None,
             public_url=public_url_for(esp, env.get("LAKEMAIL_PUBLIC_URL") or None),

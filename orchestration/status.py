@@ -230,3 +230,15 @@ def _counted(counts: dict[str, int] | None, none: str) -> str:
     if counts is None:
         return none
     return ", ".join(f"{n:,} {key}" for key, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+
+
+def status_command(settings: Settings, *, json_output: bool, max_lag_s: float) -> int:
+    """`lakemail status`: the report as text (or JSON); exit 1 when unhealthy."""
+    import json
+    import sys
+
+    home = settings.dagster_home
+    instance = dg.DagsterInstance.from_config(str(home)) if (home / "dagster.yaml").exists() else None
+    report = status_report(settings, instance, max_lag=timedelta(seconds=max_lag_s))
+    sys.stdout.write(json.dumps(report, indent=2) + "\n" if json_output else render_status(report))
+    return 0 if report["healthy"] else 1

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import gzip
+import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,8 +12,11 @@ from pathlib import Path
 import dagster as dg
 
 from resources.folders import local_folder
+from resources.landing_read import entry_problem, gunzip_bounded, read_bounded, safe_name
 
+log = logging.getLogger(__name__)
 LANDING_SUFFIXES = (".ndjson", ".ndjson.gz", ".csv")
+DEFAULT_MAX_FILE_MB = 256  # decompressed bytes one landed file may hold (LAKEMAIL_MAX_FILE_MB)
 
 
 def land(folder: Path, name: str, data: bytes, *, replace: bool = False) -> Path:
@@ -48,17 +51,29 @@ def land(folder: Path, name: str, data: bytes, *, replace: bool = False) -> Path
 
 @dataclass(frozen=True)
 class LandedFile:
-    """A file in the landing zone, by its path relative to the landing root."""
+    """A file in the landing zone, by its path relative to the landing root (UTF-8: see `safe_name`).
+
+    `problem` says why it is never read (not a regular file, a name that is not UTF-8); size and
+    landing time are those of the entry itself, never of what a link points to.
+    """
 
     path: str
     size: int
     landed_at: datetime
+    problem: str | None = None
+
+
+def _landed(path: str, entry: os.stat_result) -> LandedFile:
+    stored, bad_name = safe_name(path)
+    landed_at = datetime.fromtimestamp(entry.st_mtime, tz=UTC)
+    return LandedFile(stored, entry.st_size, landed_at, entry_problem(entry.st_mode) or bad_name)
 
 
 class LandingResource(dg.ConfigurableResource):
-    """The landing zone folder (`LAKEMAIL_LANDING_URI`)."""
+    """The landing zone folder (`LAKEMAIL_LANDING_URI`) and the per-file bound (`LAKEMAIL_MAX_FILE_MB`)."""
 
     uri: str
+    max_file_mb: int = DEFAULT_MAX_FILE_MB
 
     @property
     def root(self) -> Path:
@@ -69,21 +84,32 @@ class LandingResource(dg.ConfigurableResource):
         return root
 
     def list_files(self, folder: str = "events") -> list[LandedFile]:
-        """Every finished file under `folder` (temp names skipped), sorted by path."""
-        base = self.root / folder
+        """Every finished entry under `folder` (temp names skipped), sorted by path; links are listed, not
+        followed (nor descended into), and non-regular entries carry their `problem`."""
         found: list[LandedFile] = []
-        for directory, subdirs, names in os.walk(base):
-            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-            for name in names:
-                if name.startswith(".") or name.endswith(".tmp"):
+        pending = [folder]
+        while pending:
+            relative = pending.pop()
+            try:
+                entries = list(os.scandir(self.root / relative))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as error:  # an unreadable folder never stops the listing of the others
+                log.warning("landing folder %s cannot be listed: %s", safe_name(relative)[0], error.strerror)
+                continue
+            for entry in entries:
+                name = entry.name
+                if name.startswith("."):
                     continue
-                full = Path(directory, name)
                 try:
-                    stat = full.stat()
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(f"{relative}/{name}")
+                        continue
+                    if name.endswith(".tmp"):
+                        continue
+                    found.append(_landed(f"{relative}/{name}", entry.stat(follow_symlinks=False)))
                 except FileNotFoundError:  # removed between listing and stat
                     continue
-                landed_at = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
-                found.append(LandedFile(full.relative_to(self.root).as_posix(), stat.st_size, landed_at))
         return sorted(found, key=lambda f: f.path)
 
     def land(self, path: str, data: bytes, *, replace: bool = False) -> Path:
@@ -92,20 +118,24 @@ class LandingResource(dg.ConfigurableResource):
         return land(self.root / folder, name, data, replace=replace)
 
     def stat(self, path: str) -> LandedFile | None:
-        full = self.root / path
-        try:
-            stat = full.stat()
-        except FileNotFoundError:
+        """The entry at `path` (not followed if a link), or None when there is none inside the zone."""
+        if not path or path.startswith("/") or ".." in path.split("/"):
             return None
-        return LandedFile(path, stat.st_size, datetime.fromtimestamp(stat.st_mtime, tz=UTC))
+        try:
+            entry = os.lstat(self.root / path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return _landed(path, entry)
 
     def read(self, path: str) -> tuple[bytes, bytes]:
-        """The file's bytes as landed and its content (gunzipped for `.gz`).
+        """The file's bytes as landed and its content (gunzipped for `.gz`), each at most the bound.
 
-        Raises ValueError for a file type the landing zone does not take, OSError or gzip errors for a
-        file that cannot be read.
+        Raises ValueError for a file type the landing zone does not take, NotLandingFile for an entry
+        that is not a regular file inside the zone, FileTooLarge past `max_file_mb`, OSError or gzip
+        errors for a file that cannot be read.
         """
         if not path.endswith(LANDING_SUFFIXES):
             raise ValueError(f"unsupported landing file type (want {' or '.join(LANDING_SUFFIXES)})")
-        landed = (self.root / path).read_bytes()
-        return landed, gzip.decompress(landed) if path.endswith(".gz") else landed
+        limit = self.max_file_mb * 1024 * 1024
+        landed = read_bounded(self.root, path, limit)
+        return landed, gunzip_bounded(landed, limit) if path.endswith(".gz") else landed

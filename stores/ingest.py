@@ -9,10 +9,9 @@ each commit tagged with the batch number, and (4) commits `ingest_log` last. A c
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
@@ -21,11 +20,21 @@ import polars as pl
 
 from resources.lake import LakeResource
 from resources.landing import LandedFile, LandingResource
-from stores.reference import REFERENCE_FOLDERS, merge_reference, reference_counts
-from transforms.ingest.batch import LANDED_SCHEMA, commit_groups, pending_files
+from stores.ingest_files import (
+    CHANGED,
+    LOG_ROW_COLUMNS,
+    FileOutcome,
+    Ingested,
+    landed_manifest,
+    read_ahead,
+    read_landed,
+    stamped,
+)
+from stores.reference import merge_reference, reference_counts
+from transforms.ingest.batch import FAILED, LANDED_SCHEMA, RETRYING, commit_groups, pending_files
 from transforms.ingest.events import dedupe_dates, identity_edges
-from transforms.ingest.files import FileResult, assemble_batch, process_file
-from transforms.ingest.reference import ReferenceResult, parse_reference
+from transforms.ingest.files import FileResult, assemble_batch
+from transforms.ingest.reference import ReferenceResult
 from transforms.schema import (
     EVENTS_SCHEMA,
     IDENTITIES_SCHEMA,
@@ -39,7 +48,8 @@ APPEND_TABLES = ("quarantine", "events", "catalog_changes")
 INGEST_FOLDERS = ("events", "customers", "catalog")  # the landing folders a micro-batch takes
 DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024
 PARSE_THREADS = 2  # the reference machine has 2 cores
-LOG_ROW_COLUMNS = ("source_file", "bytes", "sha256", "batch_id", "status", "detail", "landed_at")
+BACKLOG_READ = ["source_file", "bytes", "batch_id", "status", "landed_at", "committed_at"]
+LOG_READ = [*BACKLOG_READ, "sha256"]
 
 
 @dataclass
@@ -53,6 +63,7 @@ class IngestReport:
     duplicates: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
     failed_files: list[str] = field(default_factory=list)
+    retrying_files: list[str] = field(default_factory=list)  # failed transiently, taken again later
     changed_files: list[str] = field(default_factory=list)
     oldest_landed_at: datetime | None = None
     committed_at: datetime | None = None
@@ -78,11 +89,13 @@ def landed_files(landing: LandingResource) -> list[LandedFile]:
     return [f for folder in INGEST_FOLDERS for f in landing.list_files(folder)]
 
 
-def backlog(lake: LakeResource, landing: LandingResource) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(every landed file, those the lake has not ingested), both LANDED_SCHEMA: what the sensor and
+def backlog(
+    lake: LakeResource, landing: LandingResource, now: datetime | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(every landed file (LANDED_SCHEMA), those to take at `now` (PENDING_SCHEMA)): what the sensor and
     `lakemail status` see waiting."""
     landed = landed_frame(landed_files(landing))
-    return landed, pending_files(landed, lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"]))
+    return landed, pending_files(landed, lake.read("ingest_log", INGEST_LOG_SCHEMA, BACKLOG_READ), now)
 
 
 def ingest(
@@ -91,20 +104,34 @@ def ingest(
     manifest: list[str] | None = None,
     *,
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+    now: datetime | None = None,
+    retry: Collection[str] = (),
 ) -> IngestReport:
-    """Ingest `manifest` (default: everything landed) that the lake has not ingested yet, exactly once."""
+    """Ingest `manifest` (default: everything landed) that the lake has not ingested yet, exactly once;
+    files failing transiently are taken again once their backoff is over at `now`, `retry` ones at once.
+
+    Commits hold at most `max_batch_bytes` of decompressed content (a bigger file goes alone).
+    """
     report = IngestReport()
     with lake.writer_lock():
         roll_back_incomplete_batch(lake)
         if manifest is None:
             landed = landed_files(landing)
         else:
-            landed = [f for f in (landing.stat(p) for p in manifest) if f is not None]
-        ingest_log = lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes", "sha256"])
-        pending = pending_files(landed_frame(landed), ingest_log)
-        listed = {path: (size, at) for path, size, at in pending.iter_rows()}
-        for group in commit_groups(pending, max_batch_bytes):
-            _ingest_group(lake, landing, group, listed, ingest_log, report)
+            landed = landed_manifest(landing, [*manifest, *retry], partial(landed_files, landing))
+        ingest_log = lake.read("ingest_log", INGEST_LOG_SCHEMA, LOG_READ)
+        pending = pending_files(landed_frame(landed), ingest_log, now, retry)
+        by_path = {f.path: f for f in landed}
+        ingested = Ingested.of(ingest_log)
+
+        def read_one(item: tuple[str, int]) -> FileOutcome:
+            return read_landed(landing, by_path[item[0]], item[1], ingested)
+
+        # Polars releases the GIL while it parses: two files at a time use both cores. Results come in
+        # file order, so "first occurrence wins" in the dedupe stays deterministic.
+        outcomes = read_ahead(read_one, pending.select("source_file", "attempt").iter_rows(), PARSE_THREADS)
+        for group in commit_groups(((o, o.content_bytes) for o in outcomes), max_batch_bytes):
+            _commit(lake, group, report)
     return report
 
 
@@ -117,69 +144,15 @@ def roll_back_incomplete_batch(lake: LakeResource) -> None:
             lake.delete_batches_after(name, committed)
 
 
-def _ingest_group(
-    lake: LakeResource,
-    landing: LandingResource,
-    group: list[str],
-    listed: dict[str, tuple[int, datetime]],
-    ingest_log: pl.DataFrame,
-    report: IngestReport,
-) -> None:
+def _commit(lake: LakeResource, outcomes: list[FileOutcome], report: IngestReport) -> None:
     batch_id = lake.committed_batch() + 1
-    ingested_at = datetime.now(UTC)
-    recorded = set(ingest_log.select("source_file", "sha256").iter_rows())
-    known_paths = set(ingest_log["source_file"])
-
-    def read_one(path: str) -> tuple[dict[str, object] | None, FileResult | ReferenceResult | None]:
-        row: dict[str, object] = dict.fromkeys(LOG_ROW_COLUMNS)
-        size, landed_at = listed[path]
-        row.update(source_file=path, batch_id=batch_id, bytes=size, landed_at=landed_at)
-        try:
-            raw, content = landing.read(path)
-            row.update(bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
-            if (path, row["sha256"]) in recorded:
-                return None, None  # same bytes already ingested (e.g. its mtime changed): nothing to do
-            if path in known_paths:
-                row.update(status="changed", detail="landed again with other bytes; not re-read")
-                return row, None
-            reference = next(
-                (k for folder, (k, _) in REFERENCE_FOLDERS.items() if path.startswith(folder)), None
-            )
-            parse = partial(parse_reference, reference) if reference else process_file
-            result = parse(
-                content, source_file=path, landed_at=landed_at, ingested_at=ingested_at, batch_id=batch_id
-            )
-            row.update(status="committed")
-            return row, result
-        except Exception as error:  # a bad file never blocks the files behind it
-            log.warning("landing file %s failed: %s", path, type(error).__name__)
-            row.update(status="failed", detail=f"{type(error).__name__}: {error}"[:500])
-            return row, None
-
-    # Polars releases the GIL while it parses: two files at a time use both cores. map keeps file order,
-    # so "first occurrence wins" in the dedupe stays deterministic.
-    with ThreadPoolExecutor(max_workers=PARSE_THREADS) as pool:
-        outcomes = list(pool.map(read_one, group))
-    results = [result for _, result in outcomes if isinstance(result, FileResult)]
-    references = [
-        (str(row["source_file"]), r)
-        for row, r in outcomes
-        if isinstance(r, ReferenceResult) and row is not None
-    ]
-    log_rows = [row for row, _ in outcomes if row is not None]
-    report.changed_files += [str(r["source_file"]) for r in log_rows if r["status"] == "changed"]
-    report.failed_files += [str(r["source_file"]) for r in log_rows if r["status"] == "failed"]
-    _commit(lake, batch_id, results, references, log_rows, report)
-
-
-def _commit(
-    lake: LakeResource,
-    batch_id: int,
-    results: list[FileResult],
-    references: list[tuple[str, ReferenceResult]],
-    log_rows: list[dict[str, object]],
-    report: IngestReport,
-) -> None:
+    log_rows = [{**o.row, "batch_id": batch_id} for o in outcomes]
+    report.changed_files += [str(r["source_file"]) for r in log_rows if r["status"] == CHANGED]
+    report.failed_files += [str(r["source_file"]) for r in log_rows if r["status"] == FAILED]
+    report.retrying_files += [str(r["source_file"]) for r in log_rows if r["status"] == RETRYING]
+    parsed = [(str(o.row["source_file"]), stamped(o.result, batch_id)) for o in outcomes if o.result]
+    results = [r for _, r in parsed if isinstance(r, FileResult)]
+    references = [(path, r) for path, r in parsed if isinstance(r, ReferenceResult)]
     dates = sorted({d for r in results for d in r.events["event_date"].unique().to_list()})
     rows = assemble_batch(results, seen_event_ids(lake, dates))
     quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])

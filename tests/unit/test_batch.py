@@ -2,25 +2,45 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
-from transforms.ingest.batch import LANDED_SCHEMA, batch_run_key, commit_groups, decide_batch, pending_files
+from transforms.ingest.batch import (
+    LANDED_SCHEMA,
+    MAX_ATTEMPTS,
+    batch_run_key,
+    commit_groups,
+    decide_batch,
+    failed_attempts,
+    pending_files,
+    retry_after,
+)
 from transforms.schema import INGEST_LOG_SCHEMA
 
 AT = datetime(2026, 11, 22, tzinfo=UTC)
 
 
-def landed(*files: tuple[str, int]) -> pl.DataFrame:
-    return pl.DataFrame([(path, size, AT) for path, size in files], schema=LANDED_SCHEMA, orient="row")
+def landed(*files: tuple[str, int], at: datetime = AT) -> pl.DataFrame:
+    return pl.DataFrame([(path, size, at) for path, size in files], schema=LANDED_SCHEMA, orient="row")
 
 
-def log(*files: tuple[str, int]) -> pl.DataFrame:
+def log(
+    *files: tuple[str, int], status: str = "committed", batch: int = 1, at: datetime = AT
+) -> pl.DataFrame:
     frame = pl.DataFrame(schema=INGEST_LOG_SCHEMA)
     rows = pl.DataFrame(
-        [(p, s) for p, s in files], schema={"source_file": pl.String, "bytes": pl.Int64}, orient="row"
+        [(p, s, status, batch, at, at) for p, s in files],
+        schema={
+            "source_file": pl.String,
+            "bytes": pl.Int64,
+            "status": pl.String,
+            "batch_id": pl.Int64,
+            "landed_at": INGEST_LOG_SCHEMA["landed_at"],
+            "committed_at": INGEST_LOG_SCHEMA["committed_at"],
+        },
+        orient="row",
     )
     return pl.concat([frame, rows], how="diagonal")
 
@@ -30,6 +50,37 @@ def test_pending_is_what_the_log_has_not_seen_at_that_size() -> None:
         landed(("events/b", 20), ("events/a", 10), ("events/c", 5)), log(("events/a", 10), ("events/c", 4))
     )
     assert pending["source_file"].to_list() == ["events/b", "events/c"]  # c landed again with other bytes
+
+
+def test_a_file_renamed_into_place_again_at_the_same_size_is_pending() -> None:
+    # #13 point 9: a re-land with the same size but other bytes was not even looked at.
+    later = AT + timedelta(seconds=3)
+    pending = pending_files(landed(("events/a", 10), at=later), log(("events/a", 10)))
+    assert pending["source_file"].to_list() == ["events/a"]
+
+
+def test_a_transient_failure_is_taken_again_after_a_growing_backoff_then_gives_up() -> None:
+    # #13 point 9: a file that failed once stayed failed for ever.
+    rows = [log(("events/a", 10), status="retrying", batch=b, at=AT) for b in (1, 2)]
+    history = pl.concat(rows)
+    assert failed_attempts(history).rows() == [("events/a", "retrying", 2, AT)]
+    files = landed(("events/a", 10))
+    wait = retry_after(2)
+    assert retry_after(1) < wait < retry_after(3)
+    assert pending_files(files, history, AT + wait - timedelta(seconds=1)).height == 0
+    [due] = pending_files(files, history, AT + wait).rows(named=True)
+    assert (due["source_file"], due["attempt"]) == ("events/a", 2)
+    final = pl.concat([history, log(("events/a", 10), status="failed", batch=3)])
+    assert pending_files(files, final, AT + timedelta(days=30)).height == 0  # failed: no more tries
+    [again] = pending_files(files, final, AT, retry=["events/a"]).rows(named=True)
+    assert again["attempt"] == 0  # the operator's retry starts the count again
+    assert MAX_ATTEMPTS >= 3
+
+
+def test_a_file_that_failed_and_lands_again_is_taken_again() -> None:
+    later = AT + timedelta(seconds=3)
+    pending = pending_files(landed(("events/a", 10), at=later), log(("events/a", 10), status="failed"))
+    assert pending["source_file"].to_list() == ["events/a"]
 
 
 def test_one_run_for_everything_pending() -> None:
@@ -55,9 +106,13 @@ def test_run_key_is_deterministic_and_depends_on_files_and_sizes() -> None:
     assert key == batch_run_key(landed(("events/a", 1), ("events/b", 2)))
     assert key != batch_run_key(landed(("events/a", 1), ("events/b", 3)))
     assert key != batch_run_key(landed(("events/a", 1)))
+    # the daemon dedupes run keys: a file landed again, or due again, needs a new one
+    assert key != batch_run_key(landed(("events/a", 1), ("events/b", 2), at=AT + timedelta(seconds=1)))
+    again = landed(("events/a", 1), ("events/b", 2)).with_columns(attempt=pl.lit(1, dtype=pl.Int64))
+    assert key != batch_run_key(again)
 
 
 def test_commit_groups_bound_bytes_and_keep_order() -> None:
-    pending = landed(("a", 40), ("b", 40), ("c", 40), ("d", 200), ("e", 10))
-    assert commit_groups(pending, max_bytes=100) == [["a", "b"], ["c"], ["d"], ["e"]]
-    assert commit_groups(landed(), max_bytes=100) == []
+    sized = [("a", 40), ("b", 40), ("c", 40), ("d", 200), ("e", 10)]
+    assert list(commit_groups(sized, max_bytes=100)) == [["a", "b"], ["c"], ["d"], ["e"]]
+    assert list(commit_groups([], max_bytes=100)) == []

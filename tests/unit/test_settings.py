@@ -30,6 +30,8 @@ def test_defaults_live_under_lakemail_home(tmp_path: Path) -> None:
     assert settings.landing_uri == str(tmp_path / "landing")
     assert settings.dagster_home == tmp_path / "dagster_home"
     assert (settings.poll_seconds, settings.esp) == (2.0, "sandbox")
+    assert (settings.max_batch_mb, settings.max_file_mb) == (128, 256)
+    assert Settings.from_env({"LAKEMAIL_MAX_FILE_MB": "64"}, dotenv=None).max_file_mb == 64
 
 
 def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
@@ -54,6 +56,7 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
         ({"LAKEMAIL_FREQUENCY_CAP": "1/16h"}, "LAKEMAIL_FREQUENCY_CAP"),
         ({"LAKEMAIL_FREQUENCY_CAP": "0/16h,3/7d"}, "LAKEMAIL_FREQUENCY_CAP"),
         ({"LAKEMAIL_FREQUENCY_CAP": "1/soon,3/7d"}, "LAKEMAIL_FREQUENCY_CAP"),
+        ({"LAKEMAIL_MAX_FILE_MB": "0"}, "LAKEMAIL_MAX_FILE_MB"),
     ],
 )
 def test_unknown_or_malformed_values_fail_naming_the_variable(env: dict[str, str], named: str) -> None:

@@ -1,12 +1,31 @@
-"""What a micro-batch takes: pending landed files, the sensor's decision, and commit groups."""
+"""What a micro-batch takes: pending landed files, the sensor's decision, and commit groups.
+
+A landed file is known by its path, size and landing time (its mtime): a file renamed into place again
+is taken again (and compared by sha256 with what was ingested), one that failed for a transient reason
+(an I/O error) is taken again after a backoff, and the operator can take any failed one again.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import polars as pl
+
+T = TypeVar("T")
+RETRYING, FAILED = "retrying", "failed"  # ingest_log statuses of a transient and of a final failure
+MAX_ATTEMPTS = 5  # reads of a file with transient failures before it is `failed` (`lakemail retry`)
+RETRY_BASE = timedelta(minutes=1)  # the wait after the first failed attempt; x4 after each further one
+RETRY_FACTOR = 4
+PENDING_SCHEMA: dict[str, pl.DataType] = {
+    "source_file": pl.String(),
+    "bytes": pl.Int64(),
+    "landed_at": pl.Datetime("us", "UTC"),
+    "attempt": pl.Int64(),  # failed attempts since the last final outcome (0: a new file)
+}
 
 LANDED_SCHEMA: dict[str, pl.DataType] = {
     "source_file": pl.String(),
@@ -15,17 +34,70 @@ LANDED_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def pending_files(landed: pl.DataFrame, ingest_log: pl.DataFrame) -> pl.DataFrame:
-    """Landed files (LANDED_SCHEMA) that `ingest_log` has no row for at that path and size, by path."""
-    recorded = ingest_log.select("source_file", "bytes").unique()
-    return landed.join(recorded, on=["source_file", "bytes"], how="anti").sort("source_file")
+def retry_after(attempts: int) -> timedelta:
+    """How long a file waits after its `attempts`-th failed read: 1, 4, 16, 64 minutes."""
+    return RETRY_BASE * RETRY_FACTOR ** max(attempts - 1, 0)
+
+
+def failed_attempts(ingest_log: pl.DataFrame) -> pl.DataFrame:
+    """Per file whose last row is `retrying` or `failed`: source_file, status, attempts (its `retrying`
+    rows since its last other outcome) and when it last failed (`failed_at`)."""
+    failing = ingest_log.filter(pl.col("status").is_in([RETRYING, FAILED]))["source_file"].unique()
+    rows = ingest_log.filter(pl.col("source_file").is_in(failing.implode())).sort("batch_id")
+    since = pl.col("batch_id").filter(pl.col("status") != RETRYING).max().fill_null(-1)
+    return (
+        rows.group_by("source_file")
+        .agg(
+            pl.col("status").last(),
+            ((pl.col("status") == RETRYING) & (pl.col("batch_id") > since))
+            .sum()
+            .cast(pl.Int64)
+            .alias("attempts"),
+            pl.col("committed_at").last().alias("failed_at"),
+        )
+        .filter(pl.col("status").is_in([RETRYING, FAILED]))
+        .sort("source_file")
+    )
+
+
+def pending_files(
+    landed: pl.DataFrame,
+    ingest_log: pl.DataFrame,
+    now: datetime | None = None,
+    retry: Collection[str] = (),
+) -> pl.DataFrame:
+    """Landed files (LANDED_SCHEMA) to take now, by path, with their `attempt` (PENDING_SCHEMA): those
+    `ingest_log` has no row for at that path, size and landing time, those failing transiently whose
+    backoff is over at `now`, and the paths in `retry` (the operator's)."""
+    key = ["source_file", "bytes", "landed_at"]
+    new = landed.select(key).join(ingest_log.select(key), on=key, how="anti")
+    failing = failed_attempts(ingest_log)
+    moment = now or datetime.now(UTC)
+    due = [
+        path
+        for path, status, attempts, failed_at in failing.iter_rows()
+        if status == RETRYING and failed_at is not None and failed_at + retry_after(attempts) <= moment
+    ]
+    take = pl.concat([new["source_file"], pl.Series("source_file", [*due, *retry], dtype=pl.String)])
+    return (
+        landed.select(key)
+        .filter(pl.col("source_file").is_in(take.implode()))
+        .join(
+            failing.select("source_file", pl.col("attempts").alias("attempt")), on="source_file", how="left"
+        )
+        .with_columns(pl.col("attempt").fill_null(0))
+        .select([pl.col(c).cast(t) for c, t in PENDING_SCHEMA.items()])
+        .sort("source_file")
+    )
 
 
 def batch_run_key(pending: pl.DataFrame) -> str:
-    """Deterministic run key of a batch manifest: the same files at the same sizes give the same key."""
+    """Deterministic run key of a batch manifest: the same files, sizes, landing times and attempts give
+    the same key (a file landed again, or due again after a failure, gives a new one)."""
     digest = hashlib.sha256()
-    for path, size in pending.select("source_file", "bytes").iter_rows():
-        digest.update(f"{path}\0{size}\n".encode())
+    columns = [c for c in PENDING_SCHEMA if c in pending.columns]
+    for row in pending.select(columns).iter_rows():
+        digest.update("\0".join(map(str, row)).encode() + b"\n")
     return f"batch-{digest.hexdigest()[:24]}"
 
 
@@ -59,17 +131,16 @@ def decide_batch(
     return SensorDecision(files=tuple(pending["source_file"]), run_key=batch_run_key(pending))
 
 
-def commit_groups(pending: pl.DataFrame, max_bytes: int) -> list[list[str]]:
-    """Consecutive groups of files of at most `max_bytes` each (a larger file is a group of its own)."""
-    groups: list[list[str]] = []
-    current: list[str] = []
+def commit_groups(sized: Iterable[tuple[T, int]], max_bytes: int) -> Iterator[list[T]]:
+    """Consecutive groups of (item, bytes) of at most `max_bytes` each (a larger item is a group of its
+    own), each yielded as soon as it is complete: the sizes can be learnt while reading."""
+    current: list[T] = []
     size = 0
-    for path, nbytes in pending.select("source_file", "bytes").iter_rows():
+    for item, nbytes in sized:
         if current and size + nbytes > max_bytes:
-            groups.append(current)
+            yield current
             current, size = [], 0
-        current.append(path)
+        current.append(item)
         size += nbytes
     if current:
-        groups.append(current)
-    return groups
+        yield current

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,6 +12,10 @@ import polars as pl
 from transforms.ingest.events import drop_seen, rejection_reasons, to_events
 from transforms.ingest.parse import REJECTS_SCHEMA, classify_line, not_strings, parse_lines, reject_row
 from transforms.schema import EVENTS_SCHEMA, QUARANTINE_SCHEMA, UTC_TS
+
+# A file is parsed this many bytes at a time: its list of lines costs up to ~10x its bytes (256 MB of
+# newlines made 2 GB of list), a segment's list only up to ~10x this.
+SEGMENT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -22,10 +28,58 @@ class FileResult:
     lines: int
 
 
+def segments(data: bytes, size: int = SEGMENT_BYTES) -> Iterator[tuple[int, bytes]]:
+    """(physical lines before it, segment) of `data`, cut after a newline every `size` bytes or so; a
+    cut never leaves a line starting with a BOM at the head of a segment (only the file's own is dropped)."""
+    if len(data) <= size:
+        yield 0, data
+        return
+    start = lines_before = 0
+    while start < len(data):
+        end = start + size
+        while end < len(data):
+            newline = data.find(b"\n", end - 1)
+            end = len(data) if newline < 0 else newline + 1
+            if not data.startswith(codecs.BOM_UTF8, end):
+                break
+            end += 1
+        segment = data[start:end]
+        yield lines_before, segment
+        lines_before += segment.count(b"\n")
+        start = end
+
+
 def process_file(
-    data: bytes, *, source_file: str, landed_at: datetime, ingested_at: datetime, batch_id: int
+    data: bytes,
+    *,
+    source_file: str,
+    landed_at: datetime,
+    ingested_at: datetime,
+    batch_id: int,
+    segment_bytes: int = SEGMENT_BYTES,
 ) -> FileResult:
     """Parse, validate and normalise one landed file; every non-blank line ends in events or quarantine."""
+    parts = [
+        _process_segment(segment, before, source_file, landed_at, ingested_at, batch_id)
+        for before, segment in segments(data, segment_bytes)
+        # blank lines are skipped and not counted: a segment of nothing else (a bomb of newlines) is
+        # skipped whole instead of line by line
+        if not segment.isspace()
+    ] or [_process_segment(b"", 0, source_file, landed_at, ingested_at, batch_id)]
+    if len(parts) == 1:
+        return parts[0]
+    return FileResult(
+        source_file,
+        pl.concat([p.events for p in parts]),
+        pl.concat([p.quarantine for p in parts]),
+        sum(p.lines for p in parts),
+    )
+
+
+def _process_segment(
+    data: bytes, before: int, source_file: str, landed_at: datetime, ingested_at: datetime, batch_id: int
+) -> FileResult:
+    """One segment of a file whose first `before` physical lines came before it."""
     parsed = parse_lines(data)
     checked = rejection_reasons(parsed.messages, landed_at, not_strings(parsed.messages, parsed.raw))
     valid = checked.filter(pl.col("reason").is_null())
@@ -54,6 +108,9 @@ def process_file(
         pl.lit(ingested_at, dtype=UTC_TS).alias("ingested_at"),
         pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
     )
+    if before:
+        events = events.with_columns(pl.col("source_line") + before)
+        quarantine = quarantine.with_columns(pl.col("source_line") + before)
     return FileResult(source_file, events, quarantine.sort("source_line"), parsed.lines)
 
 

@@ -1,0 +1,129 @@
+"""Reading a landed file without trusting the landing zone: only regular files inside it, never through
+a link, never past a bound.
+
+Anyone who can write to the landing zone can put a symlink (to `/etc/shadow`, to `/dev/zero`), a FIFO
+(a read blocks for ever), a name that is not UTF-8 or a gzip bomb there. The listing reports such
+entries (`entry_problem`, `safe_name`); `open_landed` walks the path one component at a time with
+`O_NOFOLLOW` and checks what it opened with `fstat`, so a link or FIFO swapped in after the listing is
+refused too; `read_bounded` and `gunzip_bounded` stop at `limit` bytes.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import io
+import os
+import stat
+
+READ_CHUNK = 1 << 20  # decompressed bytes per step: a bomb is stopped within a MB of the bound
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a FIFO never hangs
+DIRECTORY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
+KINDS = {
+    stat.S_IFLNK: "a symlink (links are never followed)",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
+
+
+class NotLandingFile(ValueError):
+    """A landing-zone entry that is never read: not a regular file inside the zone, or a name that is not
+    UTF-8. Permanent: the same entry fails the same way every time."""
+
+
+class FileTooLarge(OSError):
+    """A landed file (decompressed, for `.gz`) over the per-file bound. Permanent, but an OSError: a
+    reader that must see every landed file (erasure) counts it as unreadable, not as foreign."""
+
+
+class FileChanging(OSError):
+    """A landed file whose size moved while it was read (a producer writing in place). Transient."""
+
+
+def entry_problem(mode: int) -> str | None:
+    """Why an entry of this `lstat` mode is never read (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    return f"not a regular file but {KINDS.get(stat.S_IFMT(mode), 'a special file')}; never read"
+
+
+def safe_name(path: str) -> tuple[str, str | None]:
+    """`path` as it can be stored (UTF-8), and why it is never read when it could not be stored as is.
+
+    A name that is not valid UTF-8 arrives from the OS with surrogate escapes; it is recorded with its
+    bad bytes written as `\\xNN`.
+    """
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        escaped = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return escaped, "the file name is not valid UTF-8; rename the file to land it"
+    return path, None
+
+
+def _inside(path: str) -> list[str]:
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") or part.startswith(".") for part in parts):
+        raise NotLandingFile(f"not a landed file name inside the landing zone: {path!r}")
+    return parts
+
+
+def open_landed(root: str | os.PathLike[str], path: str) -> tuple[int, os.stat_result]:
+    """A read-only descriptor of the regular file `path` under `root`, and its `fstat`.
+
+    No component is followed through a symlink and the last one must be a regular file when opened;
+    raises NotLandingFile otherwise, OSError when it cannot be opened.
+    """
+    parts = _inside(path)
+    directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, DIRECTORY_FLAGS, dir_fd=directory)
+            os.close(directory)
+            directory = inner
+        descriptor = os.open(parts[-1], FILE_FLAGS, dir_fd=directory)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):  # O_NOFOLLOW met a link
+            raise NotLandingFile("a symlink on the way to it; links are never followed") from None
+        raise
+    finally:
+        os.close(directory)
+    opened = os.fstat(descriptor)
+    problem = entry_problem(opened.st_mode)
+    if problem is not None:
+        os.close(descriptor)
+        raise NotLandingFile(problem)
+    return descriptor, opened
+
+
+def read_bounded(root: str | os.PathLike[str], path: str, limit: int) -> bytes:
+    """The bytes of the landed regular file `path` (see `open_landed`), at most `limit` of them."""
+    descriptor, opened = open_landed(root, path)
+    with open(descriptor, "rb", buffering=0, closefd=True) as handle:
+        if opened.st_size > limit:
+            raise FileTooLarge(f"{opened.st_size} bytes, over the bound of {limit} (LAKEMAIL_MAX_FILE_MB)")
+        data = handle.read(opened.st_size) if opened.st_size else b""
+        while len(data) < opened.st_size and (more := handle.read(opened.st_size - len(data))):
+            data += more  # a short read (over 2 GB, some network file systems): rare, so copying is fine
+        if len(data) != opened.st_size or handle.read(1):
+            raise FileChanging(f"the file changed size while it was read ({opened.st_size} bytes at open)")
+    return data
+
+
+def gunzip_bounded(data: bytes, limit: int) -> bytes:
+    """`data` gunzipped a chunk at a time (every member), failing past `limit` decompressed bytes.
+
+    Raises FileTooLarge past the bound; gzip.BadGzipFile, EOFError or zlib.error for a broken file.
+    """
+    out = io.BytesIO()  # grows in place; getvalue() hands over its buffer without a copy
+    with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as stream:
+        while chunk := stream.read(READ_CHUNK):
+            out.write(chunk)
+            if out.tell() > limit:
+                raise FileTooLarge(
+                    f"more than {limit} bytes once decompressed, over the bound (LAKEMAIL_MAX_FILE_MB)"
+                )
+    return out.getvalue()

@@ -1,0 +1,155 @@
+"""Reading the landed files of a micro-batch: each file -> its parsed rows and its `ingest_log` row.
+
+A bad file never stops the batch: it gets a row with a reason. Permanent failures (not a regular file,
+a name that is not UTF-8, over the size bound, not gzip, a type the ingest does not take) are `failed`
+at once; transient ones (an OSError: an I/O error, a file still being written) are `retrying` and taken
+again after a backoff, `failed` after MAX_ATTEMPTS (`lakemail retry` takes a failed file again).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
+
+import polars as pl
+
+from resources.lake import LakeResource
+from resources.landing import LandedFile, LandingResource
+from resources.landing_read import FileTooLarge
+from stores.reference import REFERENCE_FOLDERS
+from transforms.ingest.batch import FAILED, MAX_ATTEMPTS, RETRYING, failed_attempts, retry_after
+from transforms.ingest.files import FileResult, process_file
+from transforms.ingest.reference import ReferenceResult, parse_reference
+from transforms.schema import INGEST_LOG_SCHEMA
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+LOG_ROW_COLUMNS = ("source_file", "bytes", "sha256", "batch_id", "status", "detail", "landed_at")
+# BadGzipFile and FileTooLarge are OSErrors, but permanent: tested before the transient OSError.
+PERMANENT_ERRORS = (FileTooLarge, gzip.BadGzipFile, EOFError, zlib.error, ValueError)
+COMMITTED, CHANGED, UNCHANGED = "committed", "changed", "unchanged"
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """One landed file read: its ingest_log row (batch_id set at commit), what it parsed into, and the
+    decompressed bytes it brings into the batch (LAKEMAIL_MAX_BATCH_MB counts these)."""
+
+    row: dict[str, object]
+    result: FileResult | ReferenceResult | None = None
+    content_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What `ingest_log` says was ingested: (path, sha256) of committed files, and their paths."""
+
+    files: frozenset[tuple[str, str]]
+    paths: frozenset[str]
+
+    @classmethod
+    def of(cls, ingest_log: pl.DataFrame) -> Ingested:
+        done = ingest_log.filter(pl.col("status") == COMMITTED).select("source_file", "sha256")
+        return cls(frozenset(done.iter_rows()), frozenset(done["source_file"]))
+
+
+def read_landed(
+    landing: LandingResource, landed: LandedFile, attempt: int, ingested: Ingested
+) -> FileOutcome:
+    """Read and parse one landed file (`attempt`: its failed reads so far); never raises."""
+    row: dict[str, object] = dict.fromkeys(LOG_ROW_COLUMNS)
+    path = landed.path
+    row.update(source_file=path, bytes=landed.size, landed_at=landed.landed_at)
+    if landed.problem is not None:
+        log.warning("landing entry %s is never read: %s", path, landed.problem)
+        return FileOutcome({**row, "status": FAILED, "detail": landed.problem})
+    try:
+        raw, content = landing.read(path)
+        sha256 = hashlib.sha256(raw).hexdigest()
+        row.update(bytes=len(raw), sha256=sha256)
+        if (path, sha256) in ingested.files:
+            detail = "landed again with the bytes already ingested (same sha256); not re-read"
+            return FileOutcome({**row, "status": UNCHANGED, "detail": detail})
+        if path in ingested.paths:
+            detail = "landed again with other bytes (another sha256); not re-read"
+            return FileOutcome({**row, "status": CHANGED, "detail": detail})
+        reference = next((k for folder, (k, _) in REFERENCE_FOLDERS.items() if path.startswith(folder)), None)
+        parse = partial(parse_reference, reference) if reference else process_file
+        at = datetime.now(UTC)
+        result = parse(content, source_file=path, landed_at=landed.landed_at, ingested_at=at, batch_id=0)
+        return FileOutcome({**row, "status": COMMITTED}, result, len(content))
+    except PERMANENT_ERRORS as error:
+        return FileOutcome(_failed(row, error, f"{type(error).__name__}: {error}"))
+    except OSError as error:  # transient: an I/O error, a file still changing, a permission being fixed
+        return FileOutcome(_failed(row, error, f"{type(error).__name__}: {error}", attempt + 1))
+    except Exception as error:  # a bad file never blocks the files behind it
+        return FileOutcome(_failed(row, error, f"{type(error).__name__}: {error}"))
+
+
+def _failed(
+    row: dict[str, object], error: Exception, reason: str, attempt: int | None = None
+) -> dict[str, object]:
+    log.warning("landing file %s failed: %s", row["source_file"], type(error).__name__)
+    if attempt is None:
+        return {**row, "status": FAILED, "detail": reason[:500]}
+    if attempt < MAX_ATTEMPTS:
+        wait = retry_after(attempt)
+        detail = f"attempt {attempt} of {MAX_ATTEMPTS} failed, taken again after {wait}: {reason}"
+        return {**row, "status": RETRYING, "detail": detail[:500]}
+    detail = f"gave up after {attempt} attempts (`lakemail retry` takes it again): {reason}"
+    return {**row, "status": FAILED, "detail": detail[:500]}
+
+
+def stamped(result: FileResult | ReferenceResult, batch_id: int) -> FileResult | ReferenceResult:
+    """`result` with the batch number it is committed under."""
+    batch = pl.lit(batch_id, dtype=pl.Int64).alias("batch_id")
+    if isinstance(result, FileResult):
+        return replace(
+            result, events=result.events.with_columns(batch), quarantine=result.quarantine.with_columns(batch)
+        )
+    return replace(result, quarantine=result.quarantine.with_columns(batch))
+
+
+def read_ahead(read: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """`read` over `items` on `workers` threads, in order, at most `workers` results ahead of the
+    consumer: a batch holds only the files it commits and the few being read."""
+    queue: deque[Future[R]] = deque()
+    pending = iter(items)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for item in pending:
+            queue.append(pool.submit(read, item))
+            if len(queue) >= workers:
+                break
+        while queue:
+            result = queue.popleft().result()
+            following = next(pending, None)
+            if following is not None:
+                queue.append(pool.submit(read, following))
+            yield result
+
+
+def landed_manifest(
+    landing: LandingResource, manifest: Iterable[str], listed: Callable[[], list[LandedFile]]
+) -> list[LandedFile]:
+    """The landed entries of `manifest` (paths as the listing gives them), gone ones left out: a stat
+    each, and one listing (`listed`) only for paths a stat cannot find (a name stored escaped)."""
+    paths = list(dict.fromkeys(manifest))
+    found = {p: f for p in paths if (f := landing.stat(p)) is not None}
+    if len(found) < len(paths):
+        found.update({f.path: f for f in listed() if f.path in set(paths) - set(found)})
+    return [found[p] for p in paths if p in found]
+
+
+def failed_files(lake: LakeResource) -> pl.DataFrame:
+    """Landed files whose last outcome is `retrying` or `failed`: source_file, status, attempts, failed_at."""
+    return failed_attempts(lake.read("ingest_log", INGEST_LOG_SCHEMA))

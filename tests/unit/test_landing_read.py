@@ -1,0 +1,168 @@
+"""Hostile landing entries (#13 points 3-6): listed with a reason, never followed, never read past a bound."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import threading
+import zlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from resources.landing import LandingResource
+from resources.landing_read import FileTooLarge, NotLandingFile, gunzip_bounded
+from tests.events_data import track
+from transforms.ingest.files import process_file, segments
+from transforms.ingest.parse import split_lines
+
+MB = 1024 * 1024
+
+
+@pytest.fixture
+def zone(tmp_path: Path) -> LandingResource:
+    (tmp_path / "landing" / "events").mkdir(parents=True)
+    (tmp_path / "landing" / "events" / "good.ndjson").write_bytes(b"{}\n")
+    return LandingResource(uri=str(tmp_path / "landing"), max_file_mb=1)
+
+
+def listed(zone: LandingResource) -> dict[str, str | None]:
+    return {f.path: f.problem for f in zone.list_files("events")}
+
+
+def test_a_name_that_is_not_utf8_is_listed_escaped_with_a_reason(zone: LandingResource) -> None:
+    # #13 point 3: the surrogate-escaped name crashed every evaluation with UnicodeEncodeError.
+    with open(os.fsencode(zone.root / "events") + b"/bad\xff.ndjson", "wb") as handle:
+        handle.write(b"{}\n")
+    found = listed(zone)
+    assert found["events/good.ndjson"] is None
+    assert "not valid UTF-8" in str(found["events/bad\\xff.ndjson"])
+    assert all(path.encode("utf-8") for path in found)
+
+
+def test_a_fifo_is_listed_with_a_reason_and_reading_it_never_blocks(zone: LandingResource) -> None:
+    # #13 point 4: a FIFO named *.ndjson hung every run.
+    os.mkfifo(zone.root / "events" / "pipe.ndjson")
+    assert "FIFO" in str(listed(zone)["events/pipe.ndjson"])
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            zone.read("events/pipe.ndjson")
+        except BaseException as error:  # what the read raised is the outcome
+            outcome.append(error)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=5)
+    assert not reader.is_alive(), "reading a FIFO blocked"
+    assert isinstance(outcome[0], NotLandingFile)
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "/etc/passwd", "outside.ndjson"])
+def test_a_symlink_is_listed_with_a_reason_and_never_followed(
+    zone: LandingResource, tmp_path: Path, target: str
+) -> None:
+    # #13 points 4 and 5: links to /dev/zero (OOM), /etc/shadow (into quarantine.raw) and to files
+    # outside the zone (ingested as events) were followed.
+    outside = tmp_path / "outside.ndjson"
+    outside.write_bytes(b'{"secret": 1}\n')
+    pointed = target if target.startswith("/") else str(outside)
+    os.symlink(pointed, zone.root / "events" / "link.ndjson")
+    entry = next(f for f in zone.list_files("events") if f.path == "events/link.ndjson")
+    assert entry.problem is not None and "symlink" in entry.problem
+    assert entry.size == os.lstat(zone.root / "events" / "link.ndjson").st_size  # the link, not its target
+    with pytest.raises(NotLandingFile, match="symlink"):
+        zone.read("events/link.ndjson")
+
+
+def test_a_symlinked_folder_is_not_descended_and_not_read_through(
+    zone: LandingResource, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.ndjson").write_bytes(b"{}\n")
+    os.symlink(elsewhere, zone.root / "events" / "sub")
+    assert "symlink" in str(listed(zone)["events/sub"])
+    assert "events/sub/x.ndjson" not in listed(zone)
+    with pytest.raises(NotLandingFile, match="symlink"):
+        zone.read("events/sub/x.ndjson")  # a manifest naming a path through the link
+
+
+@pytest.mark.parametrize("path", ["../outside.ndjson", "/etc/passwd.ndjson", "events/../../outside.ndjson"])
+def test_a_path_outside_the_zone_is_refused(zone: LandingResource, tmp_path: Path, path: str) -> None:
+    (tmp_path / "outside.ndjson").write_bytes(b"{}\n")
+    with pytest.raises(NotLandingFile):
+        zone.read(path)
+    assert zone.stat(path) is None
+
+
+def bomb(size: int, member: bytes = b"\n" * MB) -> bytes:
+    """A gzip member of `size` bytes of `member` repeated, built without holding them."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return b"".join(squeeze.compress(member) for _ in range(size // len(member))) + squeeze.flush()
+
+
+def test_gzip_is_decompressed_in_chunks_and_stopped_at_the_bound() -> None:
+    # #13 point 6: a bomb was decompressed whole (2 GB bombs OOM-killed every retry).
+    data = bomb(64 * MB)
+    assert len(data) < MB // 8
+    with pytest.raises(FileTooLarge, match="LAKEMAIL_MAX_FILE_MB"):
+        gunzip_bounded(data, 8 * MB)
+    assert gunzip_bounded(data, 64 * MB) == b"\n" * (64 * MB)
+
+
+def test_every_gzip_member_is_read_and_broken_gzip_raises() -> None:
+    two = gzip.compress(b"a\n") + gzip.compress(b"b\n")
+    assert gunzip_bounded(two, MB) == b"a\nb\n"
+    with pytest.raises(gzip.BadGzipFile):
+        gunzip_bounded(b"not gzip", MB)
+    with pytest.raises(EOFError):
+        gunzip_bounded(gzip.compress(b"a\n" * 1000)[:-12], MB)
+
+
+def test_a_plain_file_over_the_bound_is_refused_unread(zone: LandingResource) -> None:
+    (zone.root / "events" / "big.ndjson").write_bytes(b"{}\n" * (MB // 3 + 1))
+    with pytest.raises(FileTooLarge):
+        zone.read("events/big.ndjson")
+    assert zone.read("events/good.ndjson") == (b"{}\n", b"{}\n")
+
+
+def test_segments_cut_after_newlines_and_count_the_lines_before() -> None:
+    data = b"".join(b"%d\n" % n for n in range(1000))
+    parts = list(segments(data, size=100))
+    assert b"".join(p for _, p in parts) == data
+    assert all(p.endswith(b"\n") for _, p in parts)
+    assert [before for before, _ in parts] == [
+        sum(p.count(b"\n") for _, p in parts[:i]) for i in range(len(parts))
+    ]
+    assert list(segments(data, size=len(data))) == [(0, data)]  # a small file is one segment, not copied
+
+
+def test_a_segment_never_starts_with_a_bom_that_was_inside_the_file() -> None:
+    data = b"a\n" * 60 + b"\xef\xbb\xbfb\n" + b"c\n" * 60
+    parts = list(segments(data, size=120))
+    assert b"".join(p for _, p in parts) == data
+    assert [line for _, p in parts for line in split_lines(p)] == split_lines(data)
+
+
+def test_a_file_parsed_in_segments_gives_what_it_gives_whole() -> None:
+    lines = [track(f"m-{n}") if n % 7 else b"{broken" for n in range(1, 300)]
+    data = b"\n".join(lines[:150]) + b"\n\n\n" + b"\n".join(lines[150:]) + b"\n"
+    at = datetime(2026, 11, 22, tzinfo=UTC)
+
+    def parse(segment_bytes: int) -> tuple[object, ...]:
+        result = process_file(
+            data,
+            source_file="events/a.ndjson",
+            landed_at=at,
+            ingested_at=at,
+            batch_id=1,
+            segment_bytes=segment_bytes,
+        )
+        return result.lines, result.events.rows(), result.quarantine.rows()
+
+    whole = parse(len(data))
+    assert len(list(segments(data, 1000))) > 10
+    assert parse(1000) == whole
