@@ -102,12 +102,13 @@ class LandingResource(dg.ConfigurableResource):
                 if name.startswith("."):
                     continue
                 try:
+                    child = f"{relative}/{name}" if relative else name  # "" lists the whole zone
                     if entry.is_dir(follow_symlinks=False):
-                        pending.append(f"{relative}/{name}")
+                        pending.append(child)
                         continue
                     if name.endswith(".tmp"):
                         continue
-                    found.append(_landed(f"{relative}/{name}", entry.stat(follow_symlinks=False)))
+                    found.append(_landed(child, entry.stat(follow_symlinks=False)))
                 except FileNotFoundError:  # removed between listing and stat
                     continue
         return sorted(found, key=lambda f: f.path)

@@ -166,3 +166,12 @@ def test_a_file_parsed_in_segments_gives_what_it_gives_whole() -> None:
     whole = parse(len(data))
     assert len(list(segments(data, 1000))) > 10
     assert parse(1000) == whole
+
+
+def test_the_whole_zone_lists_paths_relative_to_its_root(zone: LandingResource) -> None:
+    """Erasure lists every folder with `list_files("")`: paths like `events/good.ndjson`, readable as such
+    (the scandir listing first gave `/events/good.ndjson`, which `read` refuses as outside the zone)."""
+    zone.land("customers/crm.csv", b"user_id,email\n")
+    paths = [f.path for f in zone.list_files("")]
+    assert paths == ["customers/crm.csv", "events/good.ndjson"]
+    assert all(zone.read(path)[1] for path in paths)
