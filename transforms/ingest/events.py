@@ -8,6 +8,8 @@ from datetime import date, datetime, timedelta
 import polars as pl
 
 from transforms.ingest.context import context_columns, scrub_json_ips
+from transforms.ingest.numbers import first_out_of_range, readable_numbers, to_int64
+from transforms.ingest.objects import repair_member
 from transforms.ingest.timestamps import event_time, parse_timestamps
 from transforms.schema import EVENTS_SCHEMA, UTC_TS
 from transforms.spec import (
@@ -103,7 +105,8 @@ def _checks(landed: pl.Expr) -> list[tuple[pl.Expr, Reason, pl.Expr]]:
 
 
 def lift_object(texts: pl.Series, columns: dict[str, tuple[str, pl.DataType]]) -> pl.DataFrame:
-    """Typed columns from the JSON objects in `texts` (raises when a text is not an object)."""
+    """Typed columns from the JSON objects in `texts` (raises when a text is not an object), and
+    `_out_of_range`: why a number does not fit its column (null: all fit; numbers.py)."""
     schema = {key: pl.String() for key in columns}
     joined = texts.fill_null("{}").str.join("\n").item()
     raw = (
@@ -114,21 +117,22 @@ def lift_object(texts: pl.Series, columns: dict[str, tuple[str, pl.DataType]]) -
     if raw.height != len(texts):
         raise ValueError("object column did not read back one row per message")
     return raw.select(
-        [_cast(pl.col(key), dtype).alias(column) for key, (column, dtype) in columns.items()],
+        *[_cast(pl.col(key), dtype).alias(column) for key, (column, dtype) in columns.items()],
+        first_out_of_range(columns).alias("_out_of_range"),
     )
 
 
 def _cast(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    if dtype == pl.Int64:
-        return expr.cast(pl.Float64, strict=False).cast(pl.Int64, strict=False)
-    return expr.cast(dtype, strict=False)
+    return to_int64(expr) if dtype == pl.Int64 else expr.cast(dtype, strict=False)
 
 
 def to_events(
     valid: pl.DataFrame, *, source_file: str, landed_at: datetime, ingested_at: datetime, batch_id: int
-) -> pl.DataFrame:
-    """`events` rows (EVENTS_SCHEMA order) from validated messages of one file, IPs truncated."""
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`events` rows (EVENTS_SCHEMA order) from validated messages of one file, IPs truncated, and the
+    messages with a number their typed column cannot hold (`source_line`, `reason`, `detail`)."""
     valid = valid.with_columns(scrub_json_ips(valid[c]) for c in OBJECT_FIELDS)
+    valid = valid.with_columns(readable_numbers(valid[c]) for c in OBJECT_FIELDS)
     lifted = pl.concat(
         [
             lift_object(valid["properties"], PROPERTY_COLUMNS),
@@ -160,9 +164,13 @@ def to_events(
         "source_line",
         pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
     )
-    return pl.concat([base, lifted], how="horizontal").select(
-        [pl.col(name).cast(dtype) for name, dtype in EVENTS_SCHEMA.items()]
-    )
+    products = repair_member(lifted["products"], valid["properties"], "products")
+    events = pl.concat([base, lifted], how="horizontal").with_columns(readable_numbers(products))
+    bad = pl.col("_out_of_range").is_not_null()
+    reason = pl.lit(str(Reason.NUMBER_OUT_OF_RANGE)).alias("reason")
+    rejected = events.filter(bad).select("source_line", reason, pl.col("_out_of_range").alias("detail"))
+    kept = events.filter(~bad).select([pl.col(name).cast(dtype) for name, dtype in EVENTS_SCHEMA.items()])
+    return kept, rejected
 
 
 def dedupe_dates(dates: list[date]) -> list[date]:

@@ -1,0 +1,90 @@
+"""A message's object fields as the lake stores them: JSON text that every reader takes back.
+
+Polars reads an object into a String column as JSON text it writes itself, in the form Python's
+`json.dumps` writes (`{"a": 1, "b": [1, 2]}`), but it escapes only `"` (not in a key), newline and
+carriage return: a backslash, a tab, another control character or a key's quote is written raw, and
+the text is no longer JSON (Polars' own reader, DuckDB and orjson reject it; a Windows path or a tab
+in a product name failed the whole file). Such a character can only come from an escape in the
+landed line, so a line with one (`\\\\`, `\\"`, `\\t`, `\\u0001`, ...; rare) has its objects written
+again, in the same form, from its own values as orjson reads them. Their numbers: numbers.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import orjson
+import polars as pl
+
+from transforms.spec import OBJECT_FIELDS
+
+# An escape of a character that Polars writes raw: a quote, a backslash or a control character.
+_RAW_WHEN_WRITTEN = re.compile(rb'\\(?:["\\bfnrt]|u00[01][0-9a-fA-F]|u00(?:22|5[cC]))')
+
+
+class _Literal(str):
+    """JSON punctuation on `to_json`'s stack (as opposed to a string value)."""
+
+
+def to_json(value: object) -> str:
+    """`value` (as orjson reads JSON) as JSON text in Polars' form; a loop, not recursion, so that
+    nesting as deep as orjson reads (1,023 levels) is written."""
+    out: list[str] = []
+    stack: list[object] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Literal):
+            out.append(item)
+        elif isinstance(item, dict | list):
+            # Pushed last member first: popped as `{`, key, value, `, `, key, value, ..., `}`.
+            is_dict = isinstance(item, dict)
+            members = list(item.items()) if isinstance(item, dict) else [(None, v) for v in item]
+            stack.append(_Literal("}" if is_dict else "]"))
+            for i, (key, inner) in enumerate(reversed(members)):
+                stack.append(inner)
+                if is_dict:
+                    stack.append(_Literal(json.dumps(key, ensure_ascii=False) + ": "))
+                if i < len(members) - 1:
+                    stack.append(_Literal(", "))
+            stack.append(_Literal("{" if is_dict else "["))
+        else:
+            out.append(json.dumps(item, ensure_ascii=False))  # str, int, float (finite), bool, None
+    return "".join(out)
+
+
+def repair_objects(messages: pl.DataFrame, raw: list[bytes], data: bytes) -> pl.DataFrame:
+    """`messages` (`source_line` 1-based into `raw`, the lines of `data`) with the object fields of
+    each line that escapes a character Polars writes raw written again."""
+    if not _RAW_WHEN_WRITTEN.search(data):  # the common case: one scan of the file
+        return messages
+    flagged = [n for n, line in enumerate(raw, 1) if b"\\" in line and _RAW_WHEN_WRITTEN.search(line)]
+    rows = messages["source_line"].is_in(flagged).arg_true().to_list()
+    lines = messages["source_line"].gather(rows).to_list()
+    fixed = {field: messages[field].to_list() for field in OBJECT_FIELDS}
+    for row, line in zip(rows, lines, strict=True):
+        try:
+            message = orjson.loads(raw[line - 1])
+        except orjson.JSONDecodeError:
+            continue  # read by Polars only: its text is kept as Polars wrote it
+        for field, texts in fixed.items():
+            value = message.get(field)
+            if isinstance(value, dict):  # anything else is quarantined by its check
+                texts[row] = to_json(value)
+    return messages.with_columns(pl.Series(f, texts, dtype=pl.String) for f, texts in fixed.items())
+
+
+def repair_member(texts: pl.Series, objects: pl.Series, key: str) -> pl.Series:
+    """`texts` (the `key` member of each of `objects`' JSON texts, as Polars lifts it) written again
+    where Polars may have written a character raw: where the object's text escapes one."""
+    found = objects.str.contains("\\", literal=True).fill_null(False) & texts.is_not_null()
+    if not found.any():
+        return texts
+    rows = found.arg_true().to_list()
+    fixed = [_member_json(objects[row], key, texts[row]) for row in rows]
+    return texts.clone().scatter(rows, pl.Series(fixed, dtype=pl.String))
+
+
+def _member_json(obj: str, key: str, text: str | None) -> str | None:
+    value = orjson.loads(obj).get(key)
+    return to_json(value) if isinstance(value, dict | list) else text  # a string is lifted as itself
