@@ -1,7 +1,8 @@
 """Hostile landed lines (lakemail #13, points 7, 8 and 10), each with the verdict ingest owes it.
 
 `HOSTILE_LINES`: valid Segment messages with adversarial values (huge and tiny numbers, big integers,
-lone surrogate escapes, control characters, deep nesting, non-BMP characters, escaped NULs). Each
+lone surrogate escapes, control characters, backslashes and quotes in keys, deep nesting, non-BMP
+characters, escaped NULs). Each
 has its own `messageId`, so none can be taken for another's duplicate; `reason` is None for a line
 kept as an event, else its quarantine reason. Any tier may import them (`tests/unit/test_hostile_lines.py`
 pins the verdicts); their event time is in the past of any `landed_at` after mid-2025.
@@ -80,6 +81,13 @@ KEPT = [
     _line("escaped-control-chars", None, _id("ctl", b"\\u0001\\u001f\\t\\n"), messageId=_RAW),
     _line("escaped-backslash-u-d800", None, _id("bs", b"\\\\ud800"), messageId=_RAW),  # text, no escape
     _line("deep-nesting-1000", None, _nested(1000), properties={"deep": _RAW}),
+    # Polars writes these characters back unescaped in an object's text (objects.py).
+    _line("backslash-in-properties", None, properties={"path": "C:\\Users\\shop", "pattern": "a\\d+\\"}),
+    _line("controls-in-properties", None, properties={"name": "a\tb\x01\x1f\x7f\b\f", "note": "1\n2\r"}),
+    _line("quote-backslash-tab-in-keys", None, properties={'say "hi"': 1, "back\\slash": 2, "tab\tkey": 3}),
+    _line("backslash-in-products", None, properties={"products": [{"product_id": "p-\\1", "name": "a\tb"}]}),
+    _line("backslash-in-traits", None, type="identify", event=None, traits={"note": "a\\b", 'k"': 1}),
+    _line("backslash-in-context", None, context={"ip": "203.0.113.7", "userAgent": "Mozilla\\5.0\t"}),
 ]
 QUARANTINED = [
     _line("lone-high-surrogate-id", INVALID_JSON, _id("lone", b"\\ud800"), messageId=_RAW),

@@ -19,6 +19,7 @@ from tests.hostile_lines import HOSTILE_LINES, KEPT, QUARANTINED, TIMESTAMP, Hos
 from transforms.ingest.files import FileResult, assemble_batch, process_file
 from transforms.schema import EVENTS_SCHEMA
 
+ORDER_PRODUCTS = pl.List(pl.Struct({"product_id": pl.String(), "price": pl.Float64(), "name": pl.String()}))
 LANDED = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 NOT_JSON = b"{not json"
 
@@ -90,7 +91,7 @@ def test_lone_surrogates_are_quarantined_not_read_as_nul_so_ids_never_collide() 
     assert counts.select("accepted", "duplicates", "quarantined").row(0) == (1, 0, 2)
 
 
-def test_huge_and_tiny_numbers_are_kept_as_the_doubles_they_stand_for_and_read_back() -> None:
+def test_kept_objects_are_stored_as_sent_numbers_as_doubles_and_read_back() -> None:
     result = run([h.line for h in KEPT])
     events = {row["event_id"]: row for row in result.events.iter_rows(named=True)}
     for hostile in KEPT:
@@ -104,12 +105,13 @@ def test_huge_and_tiny_numbers_are_kept_as_the_doubles_they_stand_for_and_read_b
     stored = result.events.select("properties", "context", "traits").fill_null("{}")
     for column in stored.columns:  # Polars reads back what it stored: no 101-digit integers
         pl.read_ndjson(io.BytesIO("\n".join(stored[column]).encode()), schema={"x": pl.String()})
-    products = events["hostile-float-1e50-in-products"]["products"]
-    assert pl.Series([products]).str.json_decode(pl.List(pl.Struct({"price": pl.Float64()}))).item()[0] == {
-        "price": 1e50
-    }
+    products = result.events["products"].drop_nulls().str.json_decode(ORDER_PRODUCTS)  # as profiles read it
+    assert {"product_id": "p-\\1", "price": None, "name": "a\tb"} in products.explode().to_list()
+    assert {"product_id": "p-1", "price": 1e50, "name": None} in products.explode().to_list()
     assert orjson.loads(events["hostile-int-1e100-in-properties"]["properties"])["score"] == 1e100
     assert events["hostile-quantity-int64-max"]["quantity"] == 2**63 - 1
+    context = orjson.loads(events["hostile-backslash-in-context"]["context"])  # written again, IP still cut
+    assert context == {"ip": "203.0.113.0", "userAgent": "Mozilla\\5.0\t"}
     assert events["hostile-typed-floats-huge-and-tiny"]["total"] == 1e50
 
 

@@ -59,19 +59,27 @@ def repair_objects(messages: pl.DataFrame, raw: list[bytes], data: bytes) -> pl.
     if not _RAW_WHEN_WRITTEN.search(data):  # the common case: one scan of the file
         return messages
     flagged = [n for n, line in enumerate(raw, 1) if b"\\" in line and _RAW_WHEN_WRITTEN.search(line)]
-    rows = messages["source_line"].is_in(flagged).arg_true().to_list()
-    lines = messages["source_line"].gather(rows).to_list()
-    fixed = {field: messages[field].to_list() for field in OBJECT_FIELDS}
-    for row, line in zip(rows, lines, strict=True):
-        try:
-            message = orjson.loads(raw[line - 1])
-        except orjson.JSONDecodeError:
-            continue  # read by Polars only: its text is kept as Polars wrote it
-        for field, texts in fixed.items():
-            value = message.get(field)
-            if isinstance(value, dict):  # anything else is quarantined by its check
-                texts[row] = to_json(value)
-    return messages.with_columns(pl.Series(f, texts, dtype=pl.String) for f, texts in fixed.items())
+    rows = messages["source_line"].is_in(flagged).arg_true()
+    if rows.is_empty():
+        return messages
+    decoded = [_decoded(raw[n - 1]) for n in messages["source_line"].gather(rows).to_list()]
+    fixed = []
+    for field in OBJECT_FIELDS:
+        texts = messages[field].gather(rows).to_list()
+        values = [message.get(field) for message in decoded]
+        new = [to_json(v) if isinstance(v, dict) else t for v, t in zip(values, texts, strict=True)]
+        fixed.append(messages[field].clone().scatter(rows, pl.Series(new, dtype=pl.String)))
+    return messages.with_columns(fixed)
+
+
+def _decoded(line: bytes) -> dict[str, object]:
+    """A line as orjson reads it (empty where only Polars reads it: its texts stay as Polars wrote them;
+    anything but an object in an object field is quarantined by its check)."""
+    try:
+        message = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return {}
+    return message if isinstance(message, dict) else {}
 
 
 def repair_member(texts: pl.Series, objects: pl.Series, key: str) -> pl.Series:
