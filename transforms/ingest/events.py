@@ -132,7 +132,7 @@ def to_events(
     """`events` rows (EVENTS_SCHEMA order) from validated messages of one file, IPs truncated, and the
     messages with a number their typed column cannot hold (`source_line`, `reason`, `detail`)."""
     valid = valid.with_columns(scrub_json_ips(valid[c]) for c in OBJECT_FIELDS)
-    valid = valid.with_columns(readable_numbers(valid[c]) for c in OBJECT_FIELDS)
+    valid = readable_numbers(valid, OBJECT_FIELDS)
     lifted = pl.concat(
         [
             lift_object(valid["properties"], PROPERTY_COLUMNS),
@@ -164,8 +164,8 @@ def to_events(
         "source_line",
         pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
     )
-    products = repair_member(lifted["products"], valid["properties"], "products")
-    events = pl.concat([base, lifted], how="horizontal").with_columns(readable_numbers(products))
+    lifted = lifted.with_columns(repair_member(lifted["products"], valid["properties"], "products"))
+    events = readable_numbers(pl.concat([base, lifted], how="horizontal"), ("products",))
     bad = pl.col("_out_of_range").is_not_null()
     reason = pl.lit(str(Reason.NUMBER_OUT_OF_RANGE)).alias("reason")
     rejected = events.filter(bad).select("source_line", reason, pl.col("_out_of_range").alias("detail"))

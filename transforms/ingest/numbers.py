@@ -20,19 +20,24 @@ import polars as pl
 
 # 39 digits in a row: 1e38 or more (2**128 - 1 has 39 digits), or a long fraction such as `0.000...15`.
 _LONG_DIGITS = "[0-9]{39}"
+# Polars writes a double's shortest digits (17 at most) and then zeros: each number of 39 digits it
+# writes has 22 zeros in a row. A literal search for them is ~4 times cheaper than the regex.
+_ZEROS = "0" * 22
 # A JSON string (kept as it is) or a JSON number (written again when it has such a run of digits).
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?')
 _LONG_RUN = re.compile(_LONG_DIGITS)
 
 
-def readable_numbers(texts: pl.Series) -> pl.Series:
-    """JSON texts with every number Polars cannot read back written in exponent form (`1e50`)."""
-    suspect = texts.str.contains(_LONG_DIGITS).fill_null(False)
-    if not suspect.any():
-        return texts
-    rows = suspect.arg_true()
-    fixed = [exponent_form(texts[i]) for i in rows.to_list()]
-    return texts.clone().scatter(rows, pl.Series(fixed, dtype=pl.String))
+def readable_numbers(frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    """`frame` with every number that Polars cannot read back in the JSON texts of `columns` written in
+    exponent form (`1e+50`). One vectorised look at all the columns in the common case."""
+    found = frame.select(pl.col(c).str.contains(_ZEROS, literal=True).any() for c in columns).row(0)
+    fixed = []
+    for column in (c for c, any_found in zip(columns, found, strict=True) if any_found):
+        rows = frame[column].str.contains(_ZEROS, literal=True).fill_null(False).arg_true()
+        texts = [exponent_form(text) for text in frame[column].gather(rows).to_list()]
+        fixed.append(frame[column].clone().scatter(rows, pl.Series(texts, dtype=pl.String)))
+    return frame.with_columns(fixed) if fixed else frame
 
 
 def exponent_form(text: str) -> str:

@@ -56,7 +56,7 @@ def to_json(value: object) -> str:
 def repair_objects(messages: pl.DataFrame, raw: list[bytes], data: bytes) -> pl.DataFrame:
     """`messages` (`source_line` 1-based into `raw`, the lines of `data`) with the object fields of
     each line that escapes a character Polars writes raw written again."""
-    if not _RAW_WHEN_WRITTEN.search(data):  # the common case: one scan of the file
+    if b"\\" not in data or not _RAW_WHEN_WRITTEN.search(data):  # the common case: one memchr
         return messages
     flagged = [n for n, line in enumerate(raw, 1) if b"\\" in line and _RAW_WHEN_WRITTEN.search(line)]
     rows = messages["source_line"].is_in(flagged).arg_true()
