@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -22,19 +23,23 @@ import polars as pl
 _LONG_DIGITS = "[0-9]{39}"
 # Polars writes a double's shortest digits (17 at most) and then zeros: each number of 39 digits it
 # writes has 22 zeros in a row. A literal search for them is ~4 times cheaper than the regex.
-_ZEROS = "0" * 22
+LONG_NUMBER = "0" * 22
 # A JSON string (kept as it is) or a JSON number (written again when it has such a run of digits).
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?')
 _LONG_RUN = re.compile(_LONG_DIGITS)
 
 
-def readable_numbers(frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
-    """`frame` with every number that Polars cannot read back in the JSON texts of `columns` written in
-    exponent form (`1e+50`). One vectorised look at all the columns in the common case."""
-    found = frame.select(pl.col(c).str.contains(_ZEROS, literal=True).any() for c in columns).row(0)
+def long_numbers(columns: Sequence[str]) -> list[pl.Expr]:
+    """Per column of JSON texts: whether one may hold a number Polars cannot read back (a scalar)."""
+    return [pl.col(c).str.contains(LONG_NUMBER, literal=True).any().alias(c) for c in columns]
+
+
+def readable_numbers(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """`frame` with every number that Polars cannot read back in the JSON texts of `columns` (those
+    that `long_numbers` found) written in exponent form (`1e+50`)."""
     fixed = []
-    for column in (c for c, any_found in zip(columns, found, strict=True) if any_found):
-        rows = frame[column].str.contains(_ZEROS, literal=True).fill_null(False).arg_true()
+    for column in columns:
+        rows = frame[column].str.contains(LONG_NUMBER, literal=True).fill_null(False).arg_true()
         texts = [exponent_form(text) for text in frame[column].gather(rows).to_list()]
         fixed.append(frame[column].clone().scatter(rows, pl.Series(texts, dtype=pl.String)))
     return frame.with_columns(fixed) if fixed else frame
@@ -83,3 +88,10 @@ def first_out_of_range(columns: dict[str, tuple[str, pl.DataType]]) -> pl.Expr:
             text = pl.lit(f"properties.{key} must be {must}")
             detail = pl.when(bad.fill_null(False)).then(text).otherwise(detail)
     return detail
+
+
+def any_out_of_range(columns: dict[str, tuple[str, pl.DataType]]) -> pl.Expr:
+    """Per row of lifted texts (`columns`: key -> (column, dtype)): whether a number does not fit its
+    column (cheap, in the lift's own select; `first_out_of_range` then says which, for the rare file)."""
+    checks = [check[0] for key, (_, dtype) in columns.items() if (check := out_of_range(pl.col(key), dtype))]
+    return pl.any_horizontal(checks).fill_null(False) if checks else pl.lit(False)

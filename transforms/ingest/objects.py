@@ -53,11 +53,9 @@ def to_json(value: object) -> str:
     return "".join(out)
 
 
-def repair_objects(messages: pl.DataFrame, raw: list[bytes], data: bytes) -> pl.DataFrame:
-    """`messages` (`source_line` 1-based into `raw`, the lines of `data`) with the object fields of
-    each line that escapes a character Polars writes raw written again."""
-    if b"\\" not in data or not _RAW_WHEN_WRITTEN.search(data):  # the common case: one memchr
-        return messages
+def repair_objects(messages: pl.DataFrame, raw: list[bytes]) -> pl.DataFrame:
+    """`messages` (`source_line` 1-based into `raw`) with the object fields of each line that escapes
+    a character Polars writes raw written again (the caller skips a file without a backslash)."""
     flagged = [n for n, line in enumerate(raw, 1) if b"\\" in line and _RAW_WHEN_WRITTEN.search(line)]
     rows = messages["source_line"].is_in(flagged).arg_true()
     if rows.is_empty():
@@ -85,10 +83,10 @@ def _decoded(line: bytes) -> dict[str, object]:
 def repair_member(texts: pl.Series, objects: pl.Series, key: str) -> pl.Series:
     """`texts` (the `key` member of each of `objects`' JSON texts, as Polars lifts it) written again
     where Polars may have written a character raw: where the object's text escapes one."""
-    found = objects.str.contains("\\", literal=True).fill_null(False) & texts.is_not_null()
-    if not found.any():
+    found = objects.str.contains("\\", literal=True)
+    if not found.any():  # the common case: one vectorised look
         return texts
-    rows = found.arg_true().to_list()
+    rows = (found.fill_null(False) & texts.is_not_null()).arg_true().to_list()
     fixed = [_member_json(objects[row], key, texts[row]) for row in rows]
     return texts.clone().scatter(rows, pl.Series(fixed, dtype=pl.String))
 

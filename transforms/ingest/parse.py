@@ -71,6 +71,7 @@ def split_lines(data: bytes) -> list[bytes]:
 def parse_lines(data: bytes, chunk_lines: int = CHUNK_LINES) -> ParsedLines:
     """Read every line of a landed NDJSON file into messages or rejects, never losing one."""
     lines = split_lines(data)
+    escapes = b"\\" in data  # one memchr; without a backslash no line needs the checks for escapes
     messages: list[pl.DataFrame] = []
     rejects: list[dict[str, object]] = []
     blank = 0
@@ -78,7 +79,7 @@ def parse_lines(data: bytes, chunk_lines: int = CHUNK_LINES) -> ParsedLines:
     for start in range(0, len(lines), chunk_lines):
         chunk = lines[start : start + chunk_lines]
         # Dirt comes in files, not evenly: after one dirty chunk, skip the doomed vectorised try.
-        fast = None if dirty else _read_clean_chunk(chunk, first_line=start + 1)
+        fast = None if dirty else _read_clean_chunk(chunk, first_line=start + 1, escapes=escapes)
         if fast is not None:
             messages.append(fast)
             continue
@@ -87,9 +88,13 @@ def parse_lines(data: bytes, chunk_lines: int = CHUNK_LINES) -> ParsedLines:
         messages.append(frame)
         rejects.extend(chunk_rejects)
         blank += chunk_blank
-    empty = pl.DataFrame(schema={**RAW_MESSAGE_SCHEMA, "source_line": pl.Int64()})
+    frame = (
+        pl.concat(messages)
+        if messages
+        else pl.DataFrame(schema={**RAW_MESSAGE_SCHEMA, "source_line": pl.Int64()})
+    )
     return ParsedLines(
-        messages=repair_objects(pl.concat(messages), lines, data) if messages else empty,
+        messages=repair_objects(frame, lines) if escapes else frame,
         rejects=pl.DataFrame(rejects, schema=REJECTS_SCHEMA),
         lines=len(lines) - blank,
         raw=lines,
@@ -111,13 +116,13 @@ def has_lone_surrogate(data: bytes) -> bool:
     return any(len(match.group(1)) == 6 for match in _SURROGATE.finditer(data))
 
 
-def _read_clean_chunk(chunk: list[bytes], first_line: int) -> pl.DataFrame | None:
+def _read_clean_chunk(chunk: list[bytes], first_line: int, *, escapes: bool = True) -> pl.DataFrame | None:
     """The chunk read in one go, or None when any line needs a closer look."""
     # Shortest valid message is `{}`; a shorter line is blank (or a bare CR) and must be skipped by number.
     if min(map(len, chunk)) < 2 or max(map(len, chunk)) > MAX_LINE_BYTES:
         return None
     data = b"\n".join(chunk)
-    if has_lone_surrogate(data):
+    if escapes and has_lone_surrogate(data):
         return None
     try:
         frame = _read_joined(data)
