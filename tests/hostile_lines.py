@@ -87,6 +87,8 @@ KEPT = [
     _line("quote-backslash-tab-in-keys", None, properties={'say "hi"': 1, "back\\slash": 2, "tab\tkey": 3}),
     _line("backslash-in-products", None, properties={"products": [{"product_id": "p-\\1", "name": "a\tb"}]}),
     _line("backslash-in-traits", None, type="identify", event=None, traits={"note": "a\\b", 'k"': 1}),
+    _line("newline-and-cr-in-keys", None, properties={"line\nbreak": 1, "carriage\rreturn": 2}),
+    _line("quote-newline-in-value", None, properties={"products": [{"product_id": "p-2", "name": '32"\n'}]}),
     _line("backslash-in-context", None, context={"ip": "203.0.113.7", "userAgent": "Mozilla\\5.0\t"}),
 ]
 QUARANTINED = [

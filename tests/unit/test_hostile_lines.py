@@ -108,6 +108,7 @@ def test_kept_objects_are_stored_as_sent_numbers_as_doubles_and_read_back() -> N
     products = result.events["products"].drop_nulls().str.json_decode(ORDER_PRODUCTS)  # as profiles read it
     assert {"product_id": "p-\\1", "price": None, "name": "a\tb"} in products.explode().to_list()
     assert {"product_id": "p-1", "price": 1e50, "name": None} in products.explode().to_list()
+    assert {"product_id": "p-2", "price": None, "name": '32"\n'} in products.explode().to_list()
     assert orjson.loads(events["hostile-int-1e100-in-properties"]["properties"])["score"] == 1e100
     assert events["hostile-quantity-int64-max"]["quantity"] == 2**63 - 1
     context = orjson.loads(events["hostile-backslash-in-context"]["context"])  # written again, IP still cut

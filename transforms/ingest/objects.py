@@ -1,12 +1,13 @@
 """A message's object fields as the lake stores them: JSON text that every reader takes back.
 
 Polars reads an object into a String column as JSON text it writes itself, in the form Python's
-`json.dumps` writes (`{"a": 1, "b": [1, 2]}`), but it escapes only `"` (not in a key), newline and
-carriage return: a backslash, a tab, another control character or a key's quote is written raw, and
-the text is no longer JSON (Polars' own reader, DuckDB and orjson reject it; a Windows path or a tab
-in a product name failed the whole file). Such a character can only come from an escape in the
-landed line, so a line with one (`\\\\`, `\\"`, `\\t`, `\\u0001`, ...; rare) has its objects written
-again, in the same form, from its own values as orjson reads them. Their numbers: numbers.py.
+`json.dumps` writes (`{"a": 1, "b": [1, 2]}`), but it escapes only `"`, newline and carriage return
+in a value and nothing in a key: a backslash, a tab, another control character, or a quote or line
+break in a key, is written raw, and the text is no longer JSON (Polars' own reader, DuckDB and orjson
+reject it; a Windows path or a tab in a product name failed the whole file). Such a character can
+only come from an escape in the landed line, so a line with one (`\\\\`, `\\t`, `\\u0001`, `\\"` in a
+key, ...; rare) has its objects written again, in the same form, from its own values as orjson reads
+them. Their numbers: numbers.py.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ import polars as pl
 
 from transforms.spec import OBJECT_FIELDS
 
-# An escape of a character that Polars writes raw: a quote, a backslash or a control character.
-_RAW_WHEN_WRITTEN = re.compile(rb'\\(?:["\\bfnrt]|u00[01][0-9a-fA-F]|u00(?:22|5[cC]))')
+# An escape of a character that Polars writes raw anywhere (a backslash, a control character other than
+# newline and carriage return), or a key with one of those it escapes in a value only (quote, newline, CR).
+_ANYWHERE = r"\\(?:[\\bft]|u00(?:0[0-9bcefBCEF]|1[0-9a-fA-F]|5[cC]))"
+_IN_A_KEY = r'"(?:[^"\\]|\\.)*\\(?:["nr]|u00(?:0[aAdD]|22))(?:[^"\\]|\\.)*"\s*:'
+_RAW_WHEN_WRITTEN = re.compile(f"{_ANYWHERE}|{_IN_A_KEY}".encode())
+_RAW_WHEN_WRITTEN_TEXT = re.compile(f"{_ANYWHERE}|{_IN_A_KEY}")
 
 
 class _Literal(str):
@@ -57,6 +62,8 @@ def repair_objects(messages: pl.DataFrame, raw: list[bytes]) -> pl.DataFrame:
     """`messages` (`source_line` 1-based into `raw`) with the object fields of each line that escapes
     a character Polars writes raw written again (the caller skips a file without a backslash)."""
     flagged = [n for n, line in enumerate(raw, 1) if b"\\" in line and _RAW_WHEN_WRITTEN.search(line)]
+    if not flagged:
+        return messages
     rows = messages["source_line"].is_in(flagged).arg_true()
     if rows.is_empty():
         return messages
@@ -87,6 +94,9 @@ def repair_member(texts: pl.Series, objects: pl.Series, key: str) -> pl.Series:
     if not found.any():  # the common case: one vectorised look
         return texts
     rows = (found.fill_null(False) & texts.is_not_null()).arg_true().to_list()
+    rows = [row for row in rows if _RAW_WHEN_WRITTEN_TEXT.search(objects[row])]
+    if not rows:
+        return texts
     fixed = [_member_json(objects[row], key, texts[row]) for row in rows]
     return texts.clone().scatter(rows, pl.Series(fixed, dtype=pl.String))
 
