@@ -20,21 +20,35 @@ import polars as pl
 
 from transforms.spec import OBJECT_FIELDS
 
-# An escape of a character that Polars writes raw anywhere (a backslash, a control character other than
-# newline and carriage return), or a key with one of those it escapes in a value only (quote, newline, CR).
-_ANYWHERE = r"\\(?:[\\bft]|u00(?:0[0-9bcefBCEF]|1[0-9a-fA-F]|5[cC]))"
-_IN_A_KEY = r'"(?:[^"\\]|\\.)*\\(?:["nr]|u00(?:0[aAdD]|22))(?:[^"\\]|\\.)*"\s*:'
-_RAW_WHEN_WRITTEN = re.compile(f"{_ANYWHERE}|{_IN_A_KEY}".encode())
-_RAW_WHEN_WRITTEN_TEXT = re.compile(f"{_ANYWHERE}|{_IN_A_KEY}")
+# An escape of a character that Polars writes raw anywhere (a backslash, a control character but
+# newline and carriage return), or in a key only (a quote, a newline, a carriage return): such an
+# escape, then the rest of its string, closed and followed by a colon. Every match starts at a
+# backslash, so a line without one is skipped by a memchr.
+_RAW_WHEN_WRITTEN = re.compile(
+    rb"\\(?:[\\bft]|u00(?:0[0-9bcefBCEF]|1[0-9a-fA-F]|5[cC])"
+    rb'|(?:["nr]|u00(?:0[aAdD]|22))[^"\\]*(?:\\.[^"\\]*)*"\s*:)'
+)
+
+
+def written_raw(text: bytes) -> bool:
+    """Whether JSON `text` escapes a character that Polars writes back raw where it stands."""
+    return b"\\" in text and _RAW_WHEN_WRITTEN.search(text) is not None
 
 
 class _Literal(str):
-    """JSON punctuation on `to_json`'s stack (as opposed to a string value)."""
+    """JSON punctuation on `_to_json_deep`'s stack (as opposed to a string value)."""
 
 
 def to_json(value: object) -> str:
-    """`value` (as orjson reads JSON) as JSON text in Polars' form; a loop, not recursion, so that
-    nesting as deep as orjson reads (1,023 levels) is written."""
+    """`value` (as orjson reads JSON) as JSON text in Polars' form (`json.dumps`' own)."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except RecursionError:  # nested deeper than Python's stack allows (orjson reads 1,023 levels)
+        return _to_json_deep(value)
+
+
+def _to_json_deep(value: object) -> str:
+    """`to_json` in a loop, not recursion."""
     out: list[str] = []
     stack: list[object] = [value]
     while stack:
@@ -61,7 +75,7 @@ def to_json(value: object) -> str:
 def repair_objects(messages: pl.DataFrame, raw: list[bytes]) -> pl.DataFrame:
     """`messages` (`source_line` 1-based into `raw`) with the object fields of each line that escapes
     a character Polars writes raw written again (the caller skips a file without a backslash)."""
-    flagged = [n for n, line in enumerate(raw, 1) if b"\\" in line and _RAW_WHEN_WRITTEN.search(line)]
+    flagged = [n for n, line in enumerate(raw, 1) if written_raw(line)]
     if not flagged:
         return messages
     rows = messages["source_line"].is_in(flagged).arg_true()
@@ -94,7 +108,7 @@ def repair_member(texts: pl.Series, objects: pl.Series, key: str) -> pl.Series:
     if not found.any():  # the common case: one vectorised look
         return texts
     rows = (found.fill_null(False) & texts.is_not_null()).arg_true().to_list()
-    rows = [row for row in rows if _RAW_WHEN_WRITTEN_TEXT.search(objects[row])]
+    rows = [row for row in rows if written_raw(objects[row].encode())]
     if not rows:
         return texts
     fixed = [_member_json(objects[row], key, texts[row]) for row in rows]
