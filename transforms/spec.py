@@ -26,6 +26,7 @@ class Reason(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     INVALID_TIMESTAMP = "invalid_timestamp"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"  # quantity beyond int64, price/total/revenue not finite
     BATCH_ENVELOPE = "batch_envelope"  # a whole `{"batch": [...]}` request body landed as one line
 
 

@@ -8,6 +8,14 @@ from datetime import date, datetime, timedelta
 import polars as pl
 
 from transforms.ingest.context import context_columns, scrub_json_ips
+from transforms.ingest.numbers import (
+    any_out_of_range,
+    first_out_of_range,
+    long_numbers,
+    readable_numbers,
+    to_int64,
+)
+from transforms.ingest.objects import repair_member
 from transforms.ingest.timestamps import event_time, parse_timestamps
 from transforms.schema import EVENTS_SCHEMA, UTC_TS
 from transforms.spec import (
@@ -30,6 +38,8 @@ TIME_FIELDS = {
 }
 # Fields a message type needs beyond the common ones, as Segment's API requires them.
 TYPE_FIELDS = {"track": ("event",), "alias": ("previousId", "userId"), "group": ("groupId",)}
+# What `to_events` quarantines (number_out_of_range), and the frame when it quarantines nothing.
+NO_REJECTS = pl.DataFrame(schema={"source_line": pl.Int64(), "reason": pl.String(), "detail": pl.String()})
 ENVELOPE_DETAIL = "a whole /v1/batch request body on one line, not one message: post it to /v1/batch"
 
 
@@ -103,7 +113,16 @@ def _checks(landed: pl.Expr) -> list[tuple[pl.Expr, Reason, pl.Expr]]:
 
 
 def lift_object(texts: pl.Series, columns: dict[str, tuple[str, pl.DataType]]) -> pl.DataFrame:
-    """Typed columns from the JSON objects in `texts` (raises when a text is not an object)."""
+    """Typed columns from the JSON objects in `texts` (raises when a text is not an object), and
+    `_out_of_range`: true where a number does not fit its column (numbers.py)."""
+    return _read_object(texts, columns).select(
+        *[_cast(pl.col(key), dtype).alias(column) for key, (column, dtype) in columns.items()],
+        any_out_of_range(columns).alias("_out_of_range"),
+    )
+
+
+def _read_object(texts: pl.Series, columns: dict[str, tuple[str, pl.DataType]]) -> pl.DataFrame:
+    """The members `columns` names of the JSON objects in `texts`, as text."""
     schema = {key: pl.String() for key in columns}
     joined = texts.fill_null("{}").str.join("\n").item()
     raw = (
@@ -113,22 +132,23 @@ def lift_object(texts: pl.Series, columns: dict[str, tuple[str, pl.DataType]]) -
     )
     if raw.height != len(texts):
         raise ValueError("object column did not read back one row per message")
-    return raw.select(
-        [_cast(pl.col(key), dtype).alias(column) for key, (column, dtype) in columns.items()],
-    )
+    return raw
 
 
 def _cast(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    if dtype == pl.Int64:
-        return expr.cast(pl.Float64, strict=False).cast(pl.Int64, strict=False)
-    return expr.cast(dtype, strict=False)
+    return to_int64(expr) if dtype == pl.Int64 else expr.cast(dtype, strict=False)
 
 
 def to_events(
     valid: pl.DataFrame, *, source_file: str, landed_at: datetime, ingested_at: datetime, batch_id: int
-) -> pl.DataFrame:
-    """`events` rows (EVENTS_SCHEMA order) from validated messages of one file, IPs truncated."""
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`events` rows (EVENTS_SCHEMA order) from validated messages of one file, IPs truncated, and the
+    messages with a number their typed column cannot hold (`source_line`, `reason`, `detail`)."""
     valid = valid.with_columns(scrub_json_ips(valid[c]) for c in OBJECT_FIELDS)
+    # One look for the rare texts to write again: long numbers (numbers.py), escapes (objects.py).
+    escaped = pl.col("properties").str.contains("\\", literal=True).any().alias("_escaped")
+    looks = valid.select(*long_numbers(OBJECT_FIELDS), escaped).row(0, named=True)
+    valid = readable_numbers(valid, [c for c in OBJECT_FIELDS if looks[c]])
     lifted = pl.concat(
         [
             lift_object(valid["properties"], PROPERTY_COLUMNS),
@@ -136,6 +156,10 @@ def to_events(
         ],
         how="horizontal",
     )
+    if looks["_escaped"]:
+        lifted = lifted.with_columns(repair_member(lifted["products"], valid["properties"], "products"))
+    if looks["properties"]:  # `products` is written from `properties`' text
+        lifted = readable_numbers(lifted, ["products"])
     base = valid.select(
         "context",
         pl.col("messageId").alias("event_id"),
@@ -160,9 +184,19 @@ def to_events(
         "source_line",
         pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
     )
-    return pl.concat([base, lifted], how="horizontal").select(
-        [pl.col(name).cast(dtype) for name, dtype in EVENTS_SCHEMA.items()]
-    )
+    return _out_of_range(pl.concat([base, lifted], how="horizontal"))
+
+
+def _out_of_range(events: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(events whose numbers fit their columns, EVENTS_SCHEMA; `number_out_of_range` rows for the others)."""
+    columns = [pl.col(name).cast(dtype) for name, dtype in EVENTS_SCHEMA.items()]
+    if not events["_out_of_range"].any():  # the common case: no copy of the rows
+        return events.select(columns), NO_REJECTS
+    bad = events.filter("_out_of_range")
+    detail = first_out_of_range(PROPERTY_COLUMNS).alias("detail")
+    details = _read_object(bad["properties"], PROPERTY_COLUMNS).select(detail)
+    rejected = bad.select("source_line", pl.lit(str(Reason.NUMBER_OUT_OF_RANGE)).alias("reason"))
+    return events.filter(~pl.col("_out_of_range")).select(columns), rejected.with_columns(details["detail"])
 
 
 def dedupe_dates(dates: list[date]) -> list[date]:

@@ -12,6 +12,7 @@ import polars as pl
 from transforms.ingest.events import drop_seen, rejection_reasons, to_events
 from transforms.ingest.parse import REJECTS_SCHEMA, classify_line, not_strings, parse_lines, reject_row
 from transforms.schema import EVENTS_SCHEMA, QUARANTINE_SCHEMA, UTC_TS
+from transforms.spec import Reason
 
 # A file is parsed this many bytes at a time: its list of lines costs up to ~10x its bytes (256 MB of
 # newlines made 2 GB of list), a segment's list only up to ~10x this.
@@ -89,16 +90,17 @@ def _process_segment(
         for line, reason, detail in rejected.select("source_line", "reason", "detail").iter_rows()
     ]
     try:
-        events = to_events(
+        events, out_of_range = to_events(
             valid, source_file=source_file, landed_at=landed_at, ingested_at=ingested_at, batch_id=batch_id
         )
     except (pl.exceptions.PolarsError, ValueError):
         # A string where an object belongs (`"properties": "{...}"`) slipped through; orjson finds it.
         valid, late_rejects = _recheck(valid, parsed.raw)
         rejects.extend(late_rejects)
-        events = to_events(
+        events, out_of_range = to_events(
             valid, source_file=source_file, landed_at=landed_at, ingested_at=ingested_at, batch_id=batch_id
         )
+    rejects.extend(reject_row(n, Reason(r), d, parsed.raw[n - 1]) for n, r, d in out_of_range.iter_rows())
     quarantine = pl.concat([parsed.rejects, pl.DataFrame(rejects, schema=REJECTS_SCHEMA)]).select(
         pl.lit(source_file).alias("source_file"),
         "source_line",
