@@ -22,6 +22,7 @@ import pytest
 from orchestration.settings import Settings
 from tests.conftest import table
 from tests.events_data import file_lines, track
+from tests.hostile_lines import HOSTILE_LINES as LINE_CASES
 
 MB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
@@ -124,6 +125,7 @@ class HostileLine:
     name: str
     line: bytes
     reason: str | None
+    message_id: str | None = None  # when kept, its event_id (else read from the line)
 
 
 HOSTILE_LINES = [
@@ -132,6 +134,8 @@ HOSTILE_LINES = [
     HostileLine("over 32 KB", b'{"pad": "' + b"x" * 40_000 + b'"}', "line_too_long"),
     HostileLine("not an object", b"[1, 2, 3]", "not_an_object"),
     HostileLine("no messageId", b'{"type": "track", "event": "x", "userId": "u"}', "missing_field"),
+    # 7, 8, 10: huge numbers, lone surrogates, out-of-range typed values, escapes (tests/hostile_lines.py)
+    *(HostileLine(h.name, h.line, h.reason, h.message_id) for h in LINE_CASES),
 ]
 
 
@@ -158,7 +162,10 @@ def land_good(root: Path) -> list[str]:
     _write(root / "events/mixed.ndjson", b"\n".join([*interleaved, mixed[-1]]) + b"\n")
     ids += [f"mixed-{i}" for i in range(len(mixed))]
     for accepted in (h for h in HOSTILE_LINES if h.reason is None):
-        ids.append(str(pl.Series([accepted.line.decode()]).str.json_path_match("$.messageId")[0]))
+        ids.append(
+            accepted.message_id
+            or str(pl.Series([accepted.line.decode()]).str.json_path_match("$.messageId")[0])
+        )
     return ids
 
 
