@@ -37,7 +37,7 @@ class LakeFigures(Collector):
         instance: dg.DagsterInstance,
         *,
         every_s: float = 2.0,
-        disk_every_s: float = 60.0,
+        disk_every_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings, self.instance, self.clock = settings, instance, clock
