@@ -275,7 +275,7 @@ def test_the_runner_down_alert_fires_when_the_runner_stops_and_resolves_when_it_
     wait_for(
         lambda: alert_state(system, "LakemailRunnerDown") == "inactive", 30, "LakemailRunnerDown inactive"
     )
-    assert query(system, 'up{job="lakemail-runner"} == 1')
+    wait_for(lambda: query(system, 'up{job="lakemail-runner"} == 1'), 60, "the runner scraped")
     system.runner.stop()
     wait_for(lambda: alert_state(system, "LakemailRunnerDown") == "firing", 60, "LakemailRunnerDown firing")
     firing = httpx.get(f"{system.prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
