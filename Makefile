@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast lint browser bench bench-peers clean
+.PHONY: run test test-fast lint browser prometheus bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,16 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
 
-test: lint browser
-	$(BIN)/pytest -q -n auto
+# Prometheus (the server and promtool) for the alert-rule and metrics tests (ops/prometheus,
+# tests/e2e/test_prometheus.py): Debian's package, installed here once, only when missing.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
+
+# loadgroup: a module marked xdist_group keeps its tests (and its module-scoped system) on one worker.
+test: lint browser prometheus
+	$(BIN)/pytest -q -n auto --dist loadgroup
 
 # The fast tier (pure tests, well under a minute): `make test-fast`.
 test-fast: $(STAMP)

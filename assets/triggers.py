@@ -28,6 +28,16 @@ def _decisions_table(rows: pl.DataFrame) -> str:
     return markdown_table(counts)
 
 
+def _by_kind_and_decision(rows: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """{kind: {decision: n}}: what the runner's metrics count (lakemail_decisions_total)."""
+    counts: dict[str, dict[str, int]] = {}
+    for kind, decision, n in (
+        rows.group_by("kind", "decision").agg(pl.len()).sort("kind", "decision").iter_rows()
+    ):
+        counts.setdefault(kind, {})[decision] = n
+    return counts
+
+
 def build_triggers_asset(
     delays: Mapping[str, timedelta], policy: Policy | None = None
 ) -> dg.AssetsDefinition:
@@ -53,6 +63,7 @@ def build_triggers_asset(
             "evaluation": report.evaluation,
             "evaluated_at": now.isoformat(),
             "decisions": dg.MetadataValue.json(by_decision),
+            "by_kind_and_decision": dg.MetadataValue.json(_by_kind_and_decision(rows)),
             "by_kind_and_reason": dg.MetadataValue.md(_decisions_table(rows)),
             "pending": report.pending,
             "next_due": report.next_due.isoformat() if report.next_due else dg.NullMetadataValue(),

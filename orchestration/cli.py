@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 from orchestration.collector import add_collector_options
+from orchestration.metrics.options import DEFAULT_RUNNER_METRICS_PORT, add_metrics_port
 from orchestration.retry import add_retry_command, retry_command
 from orchestration.settings import Settings, SettingsError
 
@@ -36,6 +37,7 @@ def _add_up(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--no-runner", action="store_true", help="leave micro-batches to the daemon's sensor (5 s loop)"
     )
     up.add_argument("--no-webserver", action="store_true", help="headless: no Dagster UI")
+    add_metrics_port(up, DEFAULT_RUNNER_METRICS_PORT)
     up.add_argument(
         "--production-delays", action="store_true", help="the rules' own delays, not the short demo ones"
     )
@@ -43,9 +45,10 @@ def _add_up(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """runner, process, serve, replay: the chain (or one service) without the rest of `up`."""
-    commands.add_parser(
+    runner = commands.add_parser(
         "runner", help="take micro-batches from a warm process every 0.25 s (the sensor stands aside)"
     )
+    add_metrics_port(runner, None)
     process = commands.add_parser("process", help="take everything landed so far through the chain once")
     process.add_argument("--now", help="evaluate time-based triggers as of this ISO-8601 instant")
     serve = commands.add_parser("serve", help="run one HTTP service on its own")
@@ -125,8 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "state": _state,
         "retry": retry_command,
     }
-    handler = commands[args.command]
-    return handler(settings, args)
+    return commands[args.command](settings, args)
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
@@ -143,16 +145,14 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
         runner=not args.no_runner,
         webserver=not args.no_webserver,
         collector_port=args.collector_port,
+        metrics_port=args.metrics_port,
     )
 
 
 def _runner(settings: Settings, args: argparse.Namespace) -> int:
-    from orchestration.instance import persistent_instance
-    from orchestration.runner import main as runner_main
-    from orchestration.settings import ensure_secret
+    from orchestration.runner import command
 
-    ensure_secret(settings.home)
-    return runner_main(settings, persistent_instance(settings.dagster_home))
+    return command(settings, args.metrics_port)
 
 
 def _process(settings: Settings, args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ import dagster as dg
 from orchestration.definitions import build_defs
 from orchestration.jobs import MICROBATCH_JOB, microbatch_config
 from orchestration.leases import execute_leased
+from orchestration.metrics.observer import RunObserver, start_metrics
 from orchestration.sensors import evaluate_landing, heartbeat_path, run_in_flight
 from orchestration.settings import Settings
 from resources.lake import LakeResource
@@ -65,21 +66,27 @@ def serve_batches(
     *,
     poll_seconds: float = POLL_SECONDS,
     in_flight: InFlight | None = None,
+    observer: RunObserver | None = None,
 ) -> int:
-    """Run micro-batches until `stop` is set; returns how many runs it started."""
+    """Run micro-batches until `stop` is set; returns how many runs it started (each told `observer`)."""
     job = build_defs(settings).resolve_job_def(MICROBATCH_JOB)
     lake, landing = LakeResource(uri=settings.lake_uri), LandingResource(uri=settings.landing_uri)
-    beat, flight = heartbeat_path(lake), in_flight or InFlight()
+    beat, flight, watch = heartbeat_path(lake), in_flight or InFlight(), observer or RunObserver()
     runs = 0
+
+    def released(message: str) -> None:
+        _say(message)
+        watch.released()
+
     try:
         while not stop.is_set():
             _beat(beat)
-            decision = evaluate_landing(lake, landing, run_in_flight(instance, _say))
+            decision = evaluate_landing(lake, landing, run_in_flight(instance, released))
             if decision.run_key is None:
                 stop.wait(poll_seconds)
                 continue
             flight.run_id = str(uuid.uuid4())
-            execute_leased(
+            result = execute_leased(
                 job,
                 instance,
                 microbatch_config(list(decision.files), settings.max_batch_mb),
@@ -90,6 +97,7 @@ def serve_batches(
             )
             flight.run_id = None
             runs += 1
+            watch.finished(result)
     finally:
         if beat is not None:
             beat.unlink(missing_ok=True)  # the sensor takes over at once
@@ -106,8 +114,18 @@ def hand_back(instance: dg.DagsterInstance, run_id: str, why: str) -> bool:
     return True
 
 
-def main(settings: Settings, instance: dg.DagsterInstance) -> int:
-    """`lakemail runner`: serve until SIGINT / SIGTERM, then finish or hand back the run in flight.
+def command(settings: Settings, metrics_port: int | None) -> int:
+    """`lakemail runner [--metrics-port N]` on the persistent instance."""
+    from orchestration.instance import persistent_instance
+    from orchestration.settings import ensure_secret
+
+    ensure_secret(settings.home)
+    return main(settings, persistent_instance(settings.dagster_home), metrics_port)
+
+
+def main(settings: Settings, instance: dg.DagsterInstance, metrics_port: int | None = None) -> int:
+    """`lakemail runner`: serve until SIGINT / SIGTERM, then finish or hand back the run in flight;
+    Prometheus metrics on 127.0.0.1:`metrics_port`/metrics when given (orchestration.metrics).
 
     The runs execute in a worker thread, so the signals reach this thread (Dagster's own interrupt
     handling applies to runs on the main thread only, and would fail the run at once).
@@ -120,10 +138,16 @@ def main(settings: Settings, instance: dg.DagsterInstance) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
+    observer = None
+    if metrics_port is not None:
+        observer = start_metrics(settings, instance, metrics_port)
+        _say(f"metrics on http://127.0.0.1:{metrics_port}/metrics")
     _say(f"taking micro-batches every {POLL_SECONDS:g} s (pid {os.getpid()})")
     started, flight, runs = datetime.now(UTC), InFlight(), []
     worker = threading.Thread(
-        target=lambda: runs.append(serve_batches(settings, instance, stop, in_flight=flight)),
+        target=lambda: runs.append(
+            serve_batches(settings, instance, stop, in_flight=flight, observer=observer)
+        ),
         name="lakemail-runner",
         daemon=True,  # a run handed back must not keep the process alive
     )

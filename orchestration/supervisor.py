@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestration import homelock
@@ -56,6 +56,7 @@ class Plan:
     sandbox: bool  # the local email sandbox is the provider, so it is started too
     collector_port: int = 8000
     webserver: bool = True  # False: headless, no Dagster UI (the daemon still runs)
+    metrics_port: int = 9188  # the runner's /metrics (the collector and the sandbox serve theirs)
 
     @property
     def inbox(self) -> str:
@@ -74,6 +75,7 @@ def up(
     runner: bool = True,
     webserver: bool = True,
     collector_port: int = 8000,
+    metrics_port: int = 9188,
 ) -> int:
     """Run the whole system until Ctrl-C (or until one part keeps dying); returns the exit code."""
     if hasattr(sys.stdout, "reconfigure"):
@@ -91,6 +93,7 @@ def up(
         plan = Plan(
             port, users, rate, simulate, sandbox_port, demo_delays, runner, sandbox, collector_port, webserver
         )
+        plan = replace(plan, metrics_port=metrics_port)
         return _run(settings, plan)
 
 
@@ -159,7 +162,7 @@ def _start_all(plan: Plan, env: dict[str, str], log_dir: Path) -> list[Child]:
     commands = {"webserver": webserver} if plan.webserver else {}
     commands["daemon"] = [_bin("dagster-daemon"), "run", "-w", workspace]
     if plan.runner:  # micro-batches from a warm process; the daemon still runs schedules and other sensors
-        commands["runner"] = [_bin("lakemail"), "runner"]
+        commands["runner"] = [_bin("lakemail"), "runner", "--metrics-port", str(plan.metrics_port)]
     if plan.sandbox:
         commands["sandbox"] = [_bin("lakemail"), "serve", "sandbox", "--port", str(plan.sandbox_port)]
     collector = f"http://127.0.0.1:{plan.collector_port}"
@@ -188,6 +191,9 @@ def _announce(settings: Settings, plan: Plan, env: dict[str, str], log_dir: Path
     demo_key = env["LAKEMAIL_WRITE_KEY"] == DEMO_WRITE_KEY  # a configured key is a secret: never printed
     key = f"demo write key {DEMO_WRITE_KEY!r}" if demo_key else "write keys from LAKEMAIL_WRITE_KEY"
     print(f"  Collector:   {collector}/v1/batch  ({key})")
+    scraped = [f"{collector}/metrics"] + [f"{plan.inbox}/metrics"] * plan.sandbox
+    scraped += [f"http://127.0.0.1:{plan.metrics_port}/metrics (runner)"] * plan.runner
+    print(f"  Metrics:     {', '.join(scraped)}  (Prometheus: ops/prometheus/)")
     print(f"  Demo shop:   {collector}/shop  (sign up there: your welcome and cart emails reach the inbox)")
     if plan.simulate:
         load = f"{plan.rate:g} events/s from {plan.users} shoppers"

@@ -17,6 +17,7 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
+from resources.provider_metrics import count_answer, count_retry
 from resources.providers import (
     NOT_SENT,
     REFUSED_LOCALLY,
@@ -62,13 +63,16 @@ def _attempt(provider: EmailProvider, email: Email, client: httpx.Client) -> _Ou
     try:
         response = client.send(provider.build_request(email))
     except NOT_SENT as exc:
+        count_answer(provider.name, type(exc).__name__)
         return _Outcome(Verdict.RETRY, type(exc).__name__)
     except REFUSED_LOCALLY as exc:
         return _Outcome(Verdict.PERMANENT, type(exc).__name__)
     except httpx.RequestError as exc:
         # Read / write timeouts, a dropped connection, a garbled answer: the request may have reached
         # the provider, and resending could deliver the email twice.
+        count_answer(provider.name, type(exc).__name__)
         return _Outcome(Verdict.UNKNOWN, type(exc).__name__)
+    count_answer(provider.name, response.status_code)
     verdict = classify_response(response.status_code, response.content)
     if verdict is Verdict.SENT:
         return _Outcome(verdict, message_id=provider.message_id(response))
@@ -120,6 +124,7 @@ def deliver(
                 attempts - 1, outcome.headers, now=now, rng=rng, base=budget.base, cap=budget.cap
             )
             if budget.allows(attempts, now - started, delay):
+                count_retry(provider.name)
                 sleep(delay)
                 continue
             hinted = server_delay(outcome.headers, now=now)
@@ -151,8 +156,10 @@ def lookup(provider: EmailProvider, send_id: str, client: httpx.Client, *, secre
         raise ValueError(f"{provider.name} cannot look up sends")
     try:
         response = client.send(request)
-    except httpx.HTTPError:
+    except httpx.HTTPError as exc:
+        count_answer(provider.name, type(exc).__name__)
         return LOOKUP_FAILED
+    count_answer(provider.name, response.status_code)
     if response.status_code != 200:
         return LOOKUP_FAILED
     return provider.looked_up(response, lambda args: sent_by_us(args, send_id, secret))

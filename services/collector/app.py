@@ -1,5 +1,6 @@
 """The collector's HTTP app: Segment's Tracking API (`POST /v1/batch`, `/v1/track`, `/v1/identify`,
-`/v1/page`, `/v1/screen`, `/v1/group`, `/v1/alias`), `GET /health`, `/lakemail.js` and the demo shop.
+`/v1/page`, `/v1/screen`, `/v1/group`, `/v1/alias`), `GET /health`, `GET /metrics` (Prometheus, no key:
+counts only), `/lakemail.js` and the demo shop.
 
 Answers: 200 `{"success": true}` once every kept message is durable in the landing zone (with
 `rejected` listing the messages of a batch that were not kept, by index); 400 with a reason code for a
@@ -24,10 +25,12 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 
 from resources.landing import land
 from services.collector.backlog import Backlog, BacklogGate, BacklogLimits
 from services.collector.commit import CommitFailed, GroupCommitter, QueueFull, Writer
+from services.collector.metrics import CollectorFigures, rejected_counter
 from services.collector.shop import add_shop_routes, add_snippet_route
 from services.collector.wire import (
     MAX_BODY_BYTES,
@@ -40,6 +43,7 @@ from services.collector.wire import (
     read_body,
     stamp,
 )
+from services.metrics import add_metrics
 
 log = logging.getLogger(__name__)
 CORS_HEADERS = ["Authorization", "Content-Type", "Content-Encoding", "X-Retry-Count"]
@@ -76,7 +80,12 @@ class _State:
     config: CollectorConfig
     committer: GroupCommitter
     gate: BacklogGate
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     in_flight: int = 0
+
+    def __post_init__(self) -> None:
+        self.rejected = rejected_counter(self.registry)
+        self.registry.register(CollectorFigures(self.committer, self.gate, lambda: self.in_flight))
 
 
 def create_collector_app(config: CollectorConfig) -> FastAPI:
@@ -120,6 +129,7 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
     for kind in TYPES:
         app.post(f"/v1/{kind}")(partial(_track, state, kind))
     app.get("/health")(partial(_health, state))
+    add_metrics(app, state.registry)
     add_snippet_route(app)
     if config.shop_catalog is not None:
         add_shop_routes(app, config.shop_catalog, config.write_keys[0])
@@ -159,6 +169,8 @@ async def _accept(state: _State, kind: str | None, request: Request, header_key:
     messages, sent_at = messages_of(envelope, kind)
     received_at = state.config.clock().astimezone(UTC).isoformat(timespec="milliseconds")
     kept = stamp(messages, sent_at=sent_at, received_at=received_at.replace("+00:00", "Z"))
+    for refused in kept.rejected:
+        state.rejected.labels(reason=refused["reason"]).inc()
     if kept.rejected and not kept.lines:
         first = kept.rejected[0]
         return _error(400, first["reason"], first["detail"], rejected=kept.rejected)

@@ -13,6 +13,7 @@ import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -28,6 +29,7 @@ class Backlog:
     files: int
     bytes: int
     free_bytes: int
+    oldest_landed_at: float | None = None  # epoch seconds of the oldest file waiting (None: none waits)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,9 @@ def landing_backlog(lake_uri: str, landing_uri: str) -> Callable[[], Backlog]:
     def probe() -> Backlog:
         _, pending = backlog(lake, landing)
         free = shutil.disk_usage(landing.root if landing.root.exists() else landing.root.parent).free
-        return Backlog(pending.height, int(pending["bytes"].sum() or 0), free)
+        oldest = pending["landed_at"].min() if pending.height else None
+        at = oldest.timestamp() if isinstance(oldest, datetime) else None
+        return Backlog(pending.height, int(pending["bytes"].sum() or 0), free, at)
 
     return probe
 

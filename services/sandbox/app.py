@@ -2,7 +2,8 @@
 
 Routes: `POST /v3/mail/send`; `GET /api/messages[?send_id=&limit=]`, `GET /api/messages/{id}`;
 `GET /api/stats`, `DELETE /api/stats`; `GET|POST|DELETE /api/faults` (see services.sandbox.faults);
-`GET /` (inbox), `GET /messages/{id}`; `GET|POST /unsubscribe/{token}` (RFC 8058: only POST acts).
+`GET /` (inbox), `GET /messages/{id}`; `GET|POST /unsubscribe/{token}` (RFC 8058: only POST acts);
+`GET /metrics` (Prometheus): without the key, as it holds counts only (no address, id or token).
 The mail-send API and every `/api/*` route take the same bearer key (`LAKEMAIL_ESP_API_KEY`), and
 `POST /api/faults` only `application/json`: a web page can send neither, so it cannot script faults.
 Nothing here logs addresses, names, user ids or tokens.
@@ -23,10 +24,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from services.metrics import add_metrics
 from services.sandbox.api import UNAUTHORIZED, add_api_routes, authorized, errors
 from services.sandbox.faults import Fault, FaultQueue
 from services.sandbox.mail import MailRequest, parse_mail, send_id_of
 from services.sandbox.mail_errors import ApiError, MailValidationError
+from services.sandbox.metrics import sandbox_registry
 from services.sandbox.pages import PAGE_HEADERS, inbox_page, message_page, notice_page, placeholder_svg
 from services.sandbox.store import MessageStore, RequestStats, StoredMessage, utc_now_iso
 from services.sandbox.unsubscribe import is_one_click, land_event, unsubscribe_event, user_for_send
@@ -60,6 +63,7 @@ def create_sandbox_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.post("/v3/mail/send")(partial(_mail_send, state))
+    add_metrics(app, sandbox_registry(state.store, state.stats, state.faults))
     add_api_routes(app, api_key, state.store, state.stats, state.faults)
     _add_page_routes(app, state.store)
     _add_unsubscribe_routes(app, lake_uri=lake_uri, landing_uri=landing_uri, secret=secret)

@@ -195,6 +195,7 @@ class RequestStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_status: Counter[int] = Counter()
+        self._ever: Counter[tuple[int, str]] = Counter()  # (status, fault) since start; `reset` keeps it
         self._log: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_REQUESTS)
 
     def record(self, status: int, *, send_id: str | None = None, fault: str | None = None) -> None:
@@ -202,6 +203,7 @@ class RequestStats:
         entry = {"at": time.time(), "received_at": utc_now_iso(), "status": status, "send_id": send_id}
         with self._lock:
             self._by_status[status] += 1
+            self._ever[(status, fault or "none")] += 1
             self._log.append({**entry, "fault": fault})
 
     def snapshot(self) -> dict[str, Any]:
@@ -214,6 +216,11 @@ class RequestStats:
                 },
                 "requests": list(self._log),
             }
+
+    def totals(self) -> dict[tuple[int, str], int]:
+        """(status, fault kind or "none") -> answers since the process started (for /metrics)."""
+        with self._lock:
+            return dict(self._ever)
 
     def reset(self) -> None:
         with self._lock:

@@ -1,0 +1,67 @@
+"""What the runner's /metrics counts for a run (#18): exact figures from one real micro-batch run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import orjson
+from prometheus_client import CollectorRegistry
+
+from orchestration.definitions import build_defs
+from orchestration.jobs import MICROBATCH_JOB, microbatch_config
+from orchestration.leases import execute_leased
+from orchestration.metrics.families import STAGES
+from orchestration.metrics.observer import MetricsObserver, runner_registry
+from orchestration.settings import Settings
+from resources.lake import LakeResource
+from tests.conftest import land
+from tests.story import message
+from transforms.triggers.policies import unit_hash
+
+USERS = [u for u in (f"metrics-{i}" for i in range(6)) if unit_hash(f"holdout:{u}") >= 0.05][:3]
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+def test_one_run_is_counted_exactly(settings: Settings, instance: dg.DagsterInstance) -> None:
+    now = datetime.now(UTC)
+    signups = [
+        message("identify", now, user=u, email=f"{u}@example.com", marketing_consent=True, first_name="A")
+        for u in USERS
+    ]
+    land(settings, "signups.ndjson", [orjson.dumps(m) for m in signups])
+    views = [orjson.dumps(message("Product Viewed", now, user="viewer", product_id="p-1")) for _ in range(2)]
+    land(settings, "dirty.ndjson", [*views, views[0], b"{not json", b"[1]"])  # a duplicate, two broken
+    registry, metrics = runner_registry(settings, instance)
+    lake = LakeResource(uri=settings.lake_uri)
+    job = build_defs(settings).resolve_job_def(MICROBATCH_JOB)
+    result = execute_leased(job, instance, microbatch_config(None, settings.max_batch_mb), "test")
+    assert result.success
+    MetricsObserver(metrics, instance, lake).finished(result)
+
+    assert sample(registry, "lakemail_runs_total", status="success") == 1
+    assert sample(registry, "lakemail_lines_total", outcome="accepted") == len(USERS) + 2
+    assert sample(registry, "lakemail_lines_total", outcome="duplicate") == 1
+    assert sample(registry, "lakemail_lines_total", outcome="quarantined") == 2
+    assert sample(registry, "lakemail_quarantined_lines_total", reason="invalid_json") == 1
+    assert sample(registry, "lakemail_quarantined_lines_total", reason="not_an_object") == 1
+    assert sample(registry, "lakemail_landed_to_committed_seconds_count") == 2  # one per file
+    assert sample(registry, "lakemail_decisions_total", kind="welcome", decision="send") == len(USERS)
+    assert sample(registry, "lakemail_sends_total", status="sent") == len(USERS)
+    assert sample(registry, "lakemail_sends_enqueued_total") == len(USERS)
+    assert sample(registry, "lakemail_landed_to_sent_seconds_count") == len(USERS)
+    assert sample(registry, "lakemail_provider_responses_total", provider="sandbox", code="202") is not None
+    assert sample(registry, "lakemail_provider_circuit_open", provider="sandbox") == 0
+    for stage in STAGES:
+        assert sample(registry, "lakemail_batch_stage_duration_seconds_count", stage=stage) == 1
+    assert sample(registry, "lakemail_batch_duration_seconds_count") == 1
+    # Measured from the lake and the instance at scrape time: the backlog is gone, the run succeeded.
+    assert sample(registry, "lakemail_backlog_files") == 0
+    assert sample(registry, "lakemail_backlog_oldest_age_seconds") == 0
+    assert (sample(registry, "lakemail_last_successful_run_timestamp_seconds") or 0) >= now.timestamp()
+    assert sample(registry, "lakemail_table_last_commit_timestamp_seconds", table="ingest_log") is not None
+    assert sample(registry, "lakemail_state_store_present") == 0
+    assert (sample(registry, "lakemail_lake_size_bytes") or 0) > 0
