@@ -58,6 +58,8 @@ def test_the_runner_takes_each_landed_file_in_a_recorded_run(
     assert len(records) == 2
     assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records)
     assert {r.dagster_run.tags["lakemail/launched_by"] for r in records} == {"lakemail runner"}
+    # The UI's "Launched by" column reads the `user` tag: the runner's runs are not "Manually launched".
+    assert {r.dagster_run.tags.get("user") for r in records} == {"lakemail runner"}
     assert table(settings, "events").height == 8
 
 
