@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from orchestration.settings import Settings
@@ -32,6 +32,15 @@ def _since(text: str | None) -> datetime | None:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+def _duration(span: timedelta) -> str:
+    """`5d`, `36h`, `90m`, `45s`: as LAKEMAIL_ATTRIBUTION_WINDOW is written."""
+    seconds = span.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def report_command(settings: Settings, args: argparse.Namespace) -> int:
     """Print the figures (table or JSON); `png` also writes the picture and says where."""
     try:
@@ -41,7 +50,7 @@ def report_command(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     now = datetime.now(UTC)
     pooled = measure_now(LakeResource(uri=settings.lake_uri), settings.attribution_window, now, since)
-    window = f"attribution window {settings.attribution_window}"
+    window = f"attribution window {_duration(settings.attribution_window)}"
     if args.format == "json":
         body = {
             "computed_at": now.isoformat(),

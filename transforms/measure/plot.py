@@ -29,14 +29,14 @@ def experiments_png(pooled: pl.DataFrame, title: str = "What the emails earn") -
     if shown.height:
         errors = _errors(shown, "conversion_rate", "conversion_low", "conversion_high")
         rates.errorbar(shown["conversion_rate"] * 100, labels, xerr=errors, fmt="none", ecolor="black")
-    rates.set_xlabel("conversion within the window, % (95 % Wilson interval)")
+    rates.set_xlabel("conversion in the window, % (95 % CI)")
     arms = pooled.filter(pl.col("uplift").is_not_null()).sort("kind", "arm", descending=True)
     arm_labels = [f"{k} · {a}" for k, a in zip(arms["kind"], arms["arm"], strict=True)]
     if arms.height:
         errors = _errors(arms, "uplift", "uplift_low", "uplift_high")
         uplifts.errorbar(arms["uplift"] * 100, arm_labels, xerr=errors, fmt="o", color="C1", capsize=3)
     uplifts.axvline(0, color="0.3", linewidth=0.8)
-    uplifts.set_xlabel("uplift against the holdout, points (95 % interval)")
+    uplifts.set_xlabel("uplift over the holdout, points (95 % CI)")
     if not arms.height:
         uplifts.text(0.5, 0.5, "no variant with a holdout yet", ha="center", transform=uplifts.transAxes)
     figure.suptitle(title)
