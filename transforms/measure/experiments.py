@@ -118,11 +118,11 @@ def _note(row: dict[str, Any], control: dict[str, Any] | None, mde: float | None
         return "no holdout shoppers yet: no uplift"
     small = min(row["exposed"], control["exposed"]) < MIN_ARM
     if small or (mde is not None and mde > MDE_NOTE):
-        points = "?" if mde is None else f"{mde * 100:.1f}"
-        return (
-            f"too small to tell: with {row['exposed']} shoppers here and {control['exposed']} in the "
-            f"holdout only an uplift of about ±{points} points would show (80 % power)"
-        )
+        sizes = f"with {row['exposed']} shoppers here and {control['exposed']} in the holdout"
+        if mde is None or mde >= 1:
+            return f"too small to tell: {sizes} no uplift would show"
+        shown = f"only an uplift of about ±{mde * 100:.1f} points would show (80 % power)"
+        return f"too small to tell: {sizes} {shown}"
     return None
 
 
