@@ -60,6 +60,7 @@ def _sender(
         shop=shop.shop(),
         sender=email.sender,
         unsubscribe_url=shop.unsubscribe_url,
+        click_link=shop.click_link,
         unsubscribe_mailto=shop.unsubscribe_mailto,
         secret=secrets.hmac_key,
         staleness=timedelta(hours=shop.staleness_hours),

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from orchestration.collector import add_collector_options
 from orchestration.metrics.options import DEFAULT_RUNNER_METRICS_PORT, add_metrics_port
+from orchestration.report import add_report_parser, report_command
 from orchestration.retry import add_retry_command, retry_command
 from orchestration.settings import Settings, SettingsError
 
@@ -82,13 +83,9 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """status, erase, bench, sql: looking at and looking after the lake."""
-    status = commands.add_parser(
-        "status", help="backlog, last run, freshness, latency; exit 1 when unhealthy"
-    )
+    status = commands.add_parser("status", help="backlog, last run, freshness, latency; exit 1 if unhealthy")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.add_argument(
-        "--max-lag", type=float, default=120.0, help="seconds a table may trail the landing zone"
-    )
+    status.add_argument("--max-lag", type=float, default=120.0, help="seconds a table may lag the landing")
     erase = commands.add_parser("erase", help="GDPR erasure of one user now; prints its certificate")
     erase.add_argument("--user-id", required=True)
     erase.add_argument("--json", action="store_true", help="the whole certificate, not a summary")
@@ -98,6 +95,7 @@ def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
     state = commands.add_parser("state", help="the state store: rebuild it from the lake / compare the two")
     state.add_argument("action", choices=("rebuild", "check"))
+    add_report_parser(commands)
     sql = commands.add_parser("sql", help="SQL over every lake table by name")
     sql.add_argument("query")
     sql.add_argument("--as-of", help="table version or ISO-8601 timestamp (time travel)")
@@ -127,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "replay": _replay,
         "state": _state,
         "retry": retry_command,
+        "report": report_command,
     }
     return commands[args.command](settings, args)
 

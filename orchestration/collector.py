@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from orchestration.settings import Settings, write_keys
+from orchestration.settings import Settings, ensure_secret, write_keys
 
 if TYPE_CHECKING:  # the service's modules load when it is served, not on every `lakemail` command
     from services.collector.app import CollectorConfig
@@ -60,6 +60,7 @@ def collector_config(settings: Settings, args: argparse.Namespace, keys: tuple[s
         limits=limits,
         linger=args.commit_ms / 1000,
         shop_catalog=make_catalog(seed=0) if args.demo_shop else None,  # what `lakemail up`'s simulator sells
+        click_secret=ensure_secret(settings.home),  # the runs' LAKEMAIL_SECRET: the click tokens' key
     )
 
 

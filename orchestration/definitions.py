@@ -10,10 +10,18 @@ from assets.audits import build_audit_results
 from assets.checks import build_asset_checks, build_monitor_checks
 from assets.ingest import ingest_stage
 from assets.maintenance import maintenance
+from assets.measure import build_measure_assets
 from assets.profiles import profiles
 from assets.sends import sends
 from assets.triggers import build_triggers_asset, kind_delays
-from orchestration.jobs import CHAIN_TABLES, audit_job, erasure_job, maintenance_job, microbatch_job
+from orchestration.jobs import (
+    CHAIN_TABLES,
+    audit_job,
+    erasure_job,
+    maintenance_job,
+    measure_job,
+    microbatch_job,
+)
 from orchestration.schedules import SCHEDULES
 from orchestration.sensors import build_landing_sensor, erasure_sensor
 from orchestration.settings import Settings, public_url_for
@@ -54,12 +62,13 @@ def build_defs(
             sends,
             build_audit_results(tables),
             maintenance,
+            *build_measure_assets(settings.attribution_window),
         ],
         asset_checks=[
             *build_asset_checks(tables, thresholds),
             *build_monitor_checks(tables, thresholds),
         ],
-        jobs=[microbatch_job, audit_job, maintenance_job, erasure_job],
+        jobs=[microbatch_job, audit_job, maintenance_job, erasure_job, measure_job],
         sensors=[build_landing_sensor(settings.poll_seconds, settings.max_batch_mb), erasure_sensor],
         schedules=SCHEDULES,
         resources={
@@ -70,7 +79,8 @@ def build_defs(
             "shop": ShopResource(
                 public_url=public_url_for(settings.esp, settings.public_url)
                 or settings.esp_url
-                or SANDBOX_URL
+                or SANDBOX_URL,
+                click_url=settings.click_url,
             ),
             "secrets": SecretsResource(hmac_key=dg.EnvVar("LAKEMAIL_SECRET")),
         },

@@ -1,4 +1,4 @@
-"""Every job of lakemail: the micro-batch, the audit, maintenance and erasure."""
+"""Every job of lakemail: the micro-batch, the audit, maintenance, erasure and what the emails earn."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from assets.audits import audit_selection
 from assets.erasure import erase_requests
 from assets.ingest import INGEST_GROUP
 from assets.maintenance import maintenance
+from assets.measure import MEASURE_GROUP
 from assets.triggers import DECISIONS_GROUP
 from stores.operations.checks import INGEST_TABLES
 
@@ -38,6 +39,13 @@ maintenance_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(maintenance),
     description="Compact and vacuum the lake's Delta tables; prune old Dagster runs and ticks.",
     executor_def=dg.in_process_executor,  # one step: no second interpreter
+)
+
+measure_job = dg.define_asset_job(
+    "measure_job",
+    selection=dg.AssetSelection.groups(MEASURE_GROUP),
+    description="What the emails earn: attributions, then experiments (uplift against the holdout).",
+    executor_def=dg.in_process_executor,
 )
 
 

@@ -1,10 +1,10 @@
-"""Every schedule of lakemail: the hourly and nightly audits, hourly maintenance."""
+"""Every schedule of lakemail: the hourly and nightly audits, hourly maintenance and measurement."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.jobs import audit_job, maintenance_job
+from orchestration.jobs import audit_job, maintenance_job, measure_job
 from stores.operations.audits import AUDIT_RESULTS
 
 
@@ -31,4 +31,11 @@ maintenance_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Hourly, at minute 30: lake maintenance and Dagster history pruning.",
 )
-SCHEDULES = [audit_schedule, audit_full_schedule, maintenance_schedule]
+measure_schedule = dg.ScheduleDefinition(
+    name="measure_schedule",
+    job=measure_job,
+    cron_schedule="50 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Hourly, at minute 50: attributions and experiments (what the emails earn).",
+)
+SCHEDULES = [audit_schedule, audit_full_schedule, maintenance_schedule, measure_schedule]

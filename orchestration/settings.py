@@ -10,9 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from pathlib import Path
 
-import httpx
-
 from orchestration.home_record import RecordError, read_record, write_record
+from orchestration.settings_links import click_url_for, public_url_for
 from orchestration.settings_values import (  # re-exported: the values' grammar lives there
     QUIET_HOURS,
     SettingsError,
@@ -41,6 +40,8 @@ KNOWN = {
     "LAKEMAIL_MAX_BATCH_MB",
     "LAKEMAIL_MAX_FILE_MB",
     "LAKEMAIL_PUBLIC_URL",
+    "LAKEMAIL_CLICK_URL",
+    "LAKEMAIL_ATTRIBUTION_WINDOW",
     "LAKEMAIL_QUIET_HOURS",
     "LAKEMAIL_FREQUENCY_CAP",
     "LAKEMAIL_WRITE_KEY",
@@ -65,6 +66,8 @@ class Settings:
     esp: str = "sandbox"
     esp_url: str | None = None  # the provider's API base (None: its default; the sandbox's is :8025)
     public_url: str | None = None  # where recipients reach /unsubscribe (None: the sandbox)
+    click_url: str = ""  # serves the click redirect /c/<token> (settings_links.click_url_for)
+    attribution_window: timedelta = timedelta(days=5)
     sender: str = "Lakemail Demo Shop <shop@example.com>"
     delays: dict[str, timedelta] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
@@ -111,6 +114,8 @@ class Settings:
             esp=esp,
             esp_url=env.get("LAKEMAIL_ESP_URL") or None,
             public_url=public_url_for(esp, env.get("LAKEMAIL_PUBLIC_URL") or None),
+            click_url=click_url_for(esp, env.get("LAKEMAIL_CLICK_URL"), env.get("LAKEMAIL_PUBLIC_URL")),
+            attribution_window=parse_duration("LAKEMAIL_ATTRIBUTION_WINDOW", env.get(WINDOW_VARIABLE, "5d")),
             sender=env.get("LAKEMAIL_FROM") or cls.sender,
             delays={k: parse_duration(k, v) for k, v in env.items() if k in DELAY_VARIABLES},
             policy=parse_policy(env),
@@ -219,25 +224,6 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def public_url_for(esp: str, url: str | None) -> str | None:
-    """`LAKEMAIL_PUBLIC_URL`, where recipients' unsubscribe and click links point. A real provider
-    needs an `https:` one: without it the links would name the provider's API or the local sandbox."""
-    if url is None and esp == "sandbox":
-        return None  # the local sandbox serves /unsubscribe itself
-    schemes, need = (
-        (("http", "https"), "an http: or https: URL") if esp == "sandbox" else (("https",), "an https: URL")
-    )
-    try:
-        parsed = httpx.URL(url or "")
-    except httpx.InvalidURL:
-        parsed = None
-    if url is None:
-        raise SettingsError(f"LAKEMAIL_PUBLIC_URL must be set, to {need}, with LAKEMAIL_ESP={esp}")
-    if parsed is None or parsed.scheme not in schemes or not parsed.host:
-        raise SettingsError(f"LAKEMAIL_PUBLIC_URL={url!r} must be {need} with LAKEMAIL_ESP={esp}")
-    return url
-
-
 def process_environment() -> MutableMapping[str, str]:
     """This process's environment: what child processes inherit (the one place lakemail reads it)."""
     return os.environ
@@ -258,6 +244,7 @@ def write_keys() -> tuple[str, ...]:
 
 
 SECRET_VARIABLE = "LAKEMAIL_SECRET"
+WINDOW_VARIABLE = "LAKEMAIL_ATTRIBUTION_WINDOW"
 
 
 def ensure_secret(home: Path, environ: MutableMapping[str, str] | None = None) -> str:

@@ -151,7 +151,13 @@ def _environment(settings: Settings, home: Path, plan: Plan) -> dict[str, str]:
     if plan.demo_delays:
         env = {**DEMO_DELAYS, **DEMO_POLICY, **env}
     if plan.sandbox:  # the runs send to the sandbox this command starts, and link to its unsubscribe page
-        env = {"LAKEMAIL_PUBLIC_URL": plan.inbox, **env, "LAKEMAIL_ESP_URL": plan.inbox}
+        clicks = f"http://127.0.0.1:{plan.collector_port}"  # the click redirect is the collector's
+        env = {
+            "LAKEMAIL_PUBLIC_URL": plan.inbox,
+            "LAKEMAIL_CLICK_URL": clicks,
+            **env,
+            "LAKEMAIL_ESP_URL": plan.inbox,
+        }
     return env
 
 

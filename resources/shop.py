@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from resources.providers import SANDBOX_URL
+from transforms.sends.clicks import LOCAL_COLLECTOR_URL
 from transforms.sends.content import Shop
 
 
@@ -17,6 +18,7 @@ class ShopResource(dg.ConfigurableResource):
     support_email: str = "support@shop.example"
     currency: str = "EUR"
     public_url: str = SANDBOX_URL  # serves /unsubscribe/<token> (the collector or the sandbox)
+    click_url: str = LOCAL_COLLECTOR_URL  # serves the click redirect /c/<token> (the collector)
     unsubscribe_mailto: str = "mailto:unsubscribe@shop.example"
     staleness_hours: float = 72.0  # a profile older than this gets generic content
 
@@ -31,3 +33,6 @@ class ShopResource(dg.ConfigurableResource):
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.public_url.rstrip('/')}/unsubscribe/{token}"
+
+    def click_link(self, token: str) -> str:
+        return f"{self.click_url.rstrip('/')}/c/{token}"

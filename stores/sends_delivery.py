@@ -32,6 +32,7 @@ from resources.lake import LakeResource
 from resources.providers import EmailProvider
 from resources.templates import RenderAborted, TemplateRenderer
 from transforms.schema import SENDS_SCHEMA
+from transforms.sends.clicks import ClickLink, click_token, tracked_context
 from transforms.sends.content import Content, Shop
 from transforms.sends.message import ORIGIN_ARG, Email, origin_mark, unsubscribe_token
 from transforms.sends.plan import HELD_BY_CIRCUIT, Abort, Ask, Planned, Render
@@ -88,6 +89,7 @@ class Sender:
     unsubscribe_mailto: str
     secret: str
     staleness: timedelta
+    click_link: Callable[[str], str] | None = None  # click token -> redirect URL (None: links untracked)
     max_attempts: int = 5
     max_seconds: float = 60.0  # one email's retries within a run (real time: the network's)
     run_seconds: float = 120.0  # all deliveries of a run; what is left waits for the next run
@@ -217,10 +219,25 @@ class Delivery:
             self.report.example = example(self.sender, step.content, row)
         return {**self._after(row, attempt), "fallbacks": json.dumps(step.content.fallbacks)}
 
+    def _tracked(self, send_id: str, step: Render) -> Content:
+        """The step's content with every marketing link through the signed click redirect."""
+        sender, issued = self.sender, self.sender.wall_clock().timestamp()  # about when it is delivered
+        if sender.click_link is None:
+            return step.content
+        to_redirect = sender.click_link
+        trigger_id = step.custom_args.get("trigger_id", "")
+
+        def link(url: str, role: str) -> str:
+            click = ClickLink(send_id, trigger_id, step.kind, step.variant, role, url, issued)
+            return to_redirect(click_token(click, sender.secret))
+
+        context = tracked_context(step.content.context, step.kind, link)
+        return Content(context=context, fallbacks=step.content.fallbacks)
+
     def _email(self, send_id: str, step: Render) -> Email:
         sender = self.sender
         return sender.renderer.render_email(
-            step.content,
+            self._tracked(send_id, step),
             kind=step.kind,
             variant=step.variant,
             send_id=send_id,

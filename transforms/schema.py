@@ -277,4 +277,6 @@ STATS_COLUMNS: dict[str, tuple[str, ...]] = {
     "trigger_state": ("trigger_id", "kind", "decision", "due_at", "evaluation"),
     "profile_state": ("first_ts", "last_ts"),
     "sends": ("send_id", "trigger_id", "kind", "status", "created_at", "sent_at", "next_attempt_at"),
+    "attributions": ("order_event_id", "send_id", "kind", "rule", "sent_at", "converted_at"),
+    "experiments": ("kind", "arm", "day", "computed_at"),
 }

@@ -1,13 +1,15 @@
 """The collector's HTTP app: Segment's Tracking API (`POST /v1/batch`, `/v1/track`, `/v1/identify`,
 `/v1/page`, `/v1/screen`, `/v1/group`, `/v1/alias`), `GET /health`, `GET /metrics` (Prometheus, no key:
-counts only), `/lakemail.js` and the demo shop.
+counts only), `/lakemail.js`, the click redirect `/c/{token}` (services.collector.clicks) and the demo
+shop.
 
 Answers: 200 `{"success": true}` once every kept message is durable in the landing zone (with
 `rejected` listing the messages of a batch that were not kept, by index); 400 with a reason code for a
 body that is not a JSON batch, is over 500 KB, or holds no message that can be kept; 401 for an unknown
 write key; 415 for an encoding other than gzip; 429 (this collector is busy) or 503 (the landing zone's
-backlog is over its bound, or a write failed) with `Retry-After`. Never a 3xx: Segment's Node client
-takes any 3xx as delivered, so trailing-slash redirects are off. Nothing here logs keys or message data.
+backlog is over its bound, or a write failed) with `Retry-After`. Never a 3xx (but for the click
+redirect, which no tracking client calls): Segment's Node client takes any 3xx as delivered, so
+trailing-slash redirects are off. Nothing here logs keys or message data.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from prometheus_client import CollectorRegistry
 
 from resources.landing import land
 from services.collector.backlog import Backlog, BacklogGate, BacklogLimits
+from services.collector.clicks import add_click_route
 from services.collector.commit import CommitFailed, GroupCommitter, QueueFull, Writer
 from services.collector.metrics import CollectorFigures, rejected_counter
 from services.collector.shop import add_shop_routes, add_snippet_route
@@ -72,6 +75,7 @@ class CollectorConfig:
     max_requests: int = 256  # requests being read or landed at once: past it, 429
     shop_catalog: list[dict[str, Any]] | None = None  # the demo shop's products; None: no shop
     clock: Callable[[], datetime] = _utc_now
+    click_secret: str | None = None  # LAKEMAIL_SECRET: serves the click redirect /c/{token} (None: not)
     writer: Writer = land
 
 
@@ -131,6 +135,8 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
     app.get("/health")(partial(_health, state))
     add_metrics(app, state.registry)
     add_snippet_route(app)
+    if config.click_secret:
+        add_click_route(app, committer, config.click_secret, config.clock)
     if config.shop_catalog is not None:
         add_shop_routes(app, config.shop_catalog, config.write_keys[0])
     return app

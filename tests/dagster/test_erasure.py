@@ -259,6 +259,7 @@ def test_the_certificate_says_what_was_done_without_naming_the_person(
         "triggers": ("missing table", None, 0),
         "trigger_state": ("missing table", None, 0),
         "sends": ("missing table", None, 0),
+        "attributions": ("missing table", None, 0),
     }
     assert all(t.rows_remaining == 0 for t in by_table.values())
     events = by_table["events"]
@@ -329,9 +330,12 @@ def test_later_tables_are_one_registry_entry_each(
         }
     )
     sends = pl.DataFrame({"send_id": ["s-1", "s-2"], "user_id": [USER, "u-olga"], "status": ["sent", "sent"]})
+    credits = pl.DataFrame(
+        {"order_event_id": ["m-8", "m-9"], "send_id": ["s-1", "s-2"], "user_id": [USER, "u-olga"]}
+    )
     # As lakemail must create them: no personal column in the statistics (else the log names the person).
-    stats = {"profiles": "as_of", "sends": "send_id,status"}
-    for name, frame in (("profiles", profiles), ("sends", sends)):
+    stats = {"profiles": "as_of", "sends": "send_id,status", "attributions": "order_event_id,send_id"}
+    for name, frame in (("profiles", profiles), ("sends", sends), ("attributions", credits)):
         config = {"delta.dataSkippingStatsColumns": stats[name]}
         write_deltalake(lake.table_uri(name), frame.to_arrow(), configuration=config)
     certificate = erase_user(lake, landing, USER, secret=SECRET)
@@ -339,6 +343,8 @@ def test_later_tables_are_one_registry_entry_each(
     assert by_table["profiles"] == ("erased", "rewrite", 2)  # u-olga's row held an anonymous id of Erin's
     assert by_table["sends"] == ("erased", "delete", 1)
     assert table(settings, "sends")["send_id"].to_list() == ["s-2"]
+    assert by_table["attributions"] == ("erased", "delete", 1)  # an order's credit goes with its shopper
+    assert table(settings, "attributions")["order_event_id"].to_list() == ["m-9"]
     assert table(settings, "profiles").is_empty()
     assert certificate.emails == 2 and certificate.passed
     assert suppressed_users(lake, shoppers(("anyone", work_email)), SECRET) == {"anyone"}

@@ -54,12 +54,19 @@ def test_public_names_are_pinned(settings: Settings) -> None:
         "identities",
         "audit_results",
         "maintenance",
+        "attributions",
+        "experiments",
     }
     jobs = {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
-    assert jobs == {"microbatch_job", "audit_job", "maintenance_job", "erasure_job"}
+    assert jobs == {"microbatch_job", "audit_job", "maintenance_job", "erasure_job", "measure_job"}
     assert {s.name for s in defs.sensors or []} == {"landing_sensor", "erasure_sensor"}
     schedules = {s.name: s for s in defs.schedules or []}
-    assert set(schedules) == {"audit_schedule", "audit_full_schedule", "maintenance_schedule"}
+    assert set(schedules) == {
+        "audit_schedule",
+        "audit_full_schedule",
+        "maintenance_schedule",
+        "measure_schedule",
+    }
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
     in_run = {
         k.name for k in graph.asset_check_keys if k.asset_key.to_user_string() in {"events", "ingest_log"}

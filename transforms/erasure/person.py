@@ -46,6 +46,7 @@ ERASURE_TABLES: tuple[ErasureTable, ...] = (
     ErasureTable("triggers", ("trigger_id",)),
     ErasureTable("trigger_state", ("trigger_id",)),
     ErasureTable("sends", ("send_id",)),
+    ErasureTable("attributions", ("order_event_id",)),  # an order's credit: its event id is random
 )
 # Checked by every certificate, never erased: the ingest's file log (its rows name files, and a lost row
 # would ingest the file again) and the erasure's own records (keyed hashes and counts only).

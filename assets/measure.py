@@ -1,0 +1,74 @@
+"""Dagster wiring of what the emails earn: `attributions` and `experiments`, hourly (measure_job)."""
+
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+
+from assets.clock import EngineConfig, engine_now
+from resources.lake import LakeResource
+from stores.measure import read_inputs, run_attribution, run_experiments, write_plot
+from transforms.measure.plot import experiments_png
+from transforms.measure.report import experiments_markdown
+
+MEASURE_GROUP = "measure"
+
+
+def build_measure_assets(window: timedelta) -> list[dg.AssetsDefinition]:
+    """`attributions` and `experiments` over the attribution window (LAKEMAIL_ATTRIBUTION_WINDOW)."""
+
+    @dg.asset(
+        name="attributions",
+        group_name=MEASURE_GROUP,
+        deps=["events", "identities", "sends"],
+        description="Each order credited to one send at most: last clicked, else last sent, in the window.",
+    )
+    def attributions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        """Credit orders to sends; merge what changed (once per order, across reruns)."""
+        with lake.writer_lock():
+            report = run_attribution(lake, window)
+        context.log.info(
+            "attributions: %s of %s orders credited (%s), %s rows merged",
+            report.credited,
+            report.orders,
+            report.by_rule,
+            report.merged,
+        )
+        metadata: dict[str, Any] = {
+            "orders": report.orders,
+            "credited": report.credited,
+            "merged": report.merged,
+            "by_rule": dg.MetadataValue.json(report.by_rule),
+            "credited_revenue": round(report.revenue, 2),
+            "window": str(window),
+        }
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(
+        name="experiments",
+        group_name=MEASURE_GROUP,
+        deps=["triggers", "attributions"],
+        description="Per trigger kind and arm: conversion, revenue, uplift over the holdout (95 % CIs).",
+    )
+    def experiments(
+        context: dg.AssetExecutionContext, config: EngineConfig, lake: LakeResource
+    ) -> dg.MaterializeResult:
+        """Measure each arm from its shoppers' assignment on, against the holdout; rewrite `experiments`."""
+        now = engine_now(config)
+        with lake.writer_lock():
+            pooled = run_experiments(lake, window, now, read_inputs(lake))
+        plot = write_plot(lake, experiments_png(pooled))
+        kinds = pooled["kind"].n_unique()
+        context.log.info("experiments: %s kinds, %s arms", kinds, pooled.height)
+        metadata: dict[str, Any] = {
+            "experiments": dg.MetadataValue.md(experiments_markdown(pooled)),
+            "kinds": kinds,
+            "exposed": int(pooled["exposed"].sum()) if pooled.height else 0,
+            "window": str(window),
+            "computed_at": now.isoformat(),
+        }
+        if plot is not None:
+            metadata["plot"] = dg.MetadataValue.path(str(plot))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return [attributions, experiments]

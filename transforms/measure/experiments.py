@@ -1,0 +1,163 @@
+"""Experiments, pure part: per trigger kind and arm (each variant, and the holdout), what the shoppers
+assigned to it did within the window after they were assigned, and the uplift against the holdout.
+
+A shopper is assigned to a kind's arm at their first decision of that kind that passed consent and
+suppressions: `holdout` for the global holdout, else their variant (`send`, and also `cooldown` and
+`capped`, which a holdout shopper would have reached too: intention to treat, so both arms are the
+same population). Each arm is measured from that moment on, over the same window, so the uplift is
+causal, not last-touch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from transforms.measure.stats import (
+    mean_and_variance,
+    mean_difference,
+    minimum_detectable_effect,
+    rate_difference,
+    two_proportion_p,
+    wilson,
+)
+from transforms.measure.tables import EXPERIMENTS_SCHEMA, HOLDOUT
+
+ASSIGNED = ("send", "holdout", "cooldown", "capped")  # past consent and suppressions: the experiment
+MIN_ARM = 30  # below this many shoppers an arm's figures are anecdotes
+MDE_NOTE = 0.05  # an arm that cannot detect an uplift of 5 points says so
+SUMS = ("exposed", "clicked", "converted", "revenue", "revenue_sq")
+
+
+def assignments(triggers: pl.DataFrame) -> pl.DataFrame:
+    """(kind, user_id, arm, exposed_at): each shopper's first assignment per kind (see the module)."""
+    first = (
+        triggers.filter(pl.col("decision").is_in(ASSIGNED) & pl.col("user_id").is_not_null())
+        .sort("decided_at", "trigger_id")
+        .unique(["kind", "user_id"], keep="first", maintain_order=True)
+    )
+    arm = (
+        pl.when(pl.col("decision") == HOLDOUT)
+        .then(pl.lit(HOLDOUT))
+        .otherwise(pl.col("variant").fill_null("a"))
+    )
+    return first.select("kind", "user_id", arm.alias("arm"), pl.col("decided_at").alias("exposed_at"))
+
+
+def outcomes(
+    assigned: pl.DataFrame,
+    orders: pl.DataFrame,
+    clicks: pl.DataFrame,
+    sends: pl.DataFrame,
+    window: timedelta,
+) -> pl.DataFrame:
+    """`assigned` with `clicked`, `converted` and `revenue` of each shopper within the window.
+
+    `orders` as `attribution.orders_of`, `clicks` as `attribution.clicks_of`, `sends` delivered sends.
+    """
+    span = pl.lit(window, dtype=pl.Duration("us"))
+    within = (pl.col("at") >= pl.col("exposed_at")) & (pl.col("at") <= pl.col("exposed_at") + span)
+    bought = (
+        assigned.join(orders.select("user_id", "converted_at", "revenue"), on="user_id")
+        .rename({"converted_at": "at"})
+        .filter(within)
+        .group_by("kind", "user_id")
+        .agg(pl.len().alias("orders"), pl.col("revenue").sum().alias("spent"))
+    )
+    by_send = clicks.join(sends.select("send_id", "user_id", "kind"), on="send_id")
+    clicked = (
+        assigned.join(by_send.rename({"clicked_at": "at"}), on=["kind", "user_id"])
+        .filter(within)
+        .select("kind", "user_id")
+        .unique()
+        .with_columns(pl.lit(True).alias("clicked"))
+    )
+    return (
+        assigned.join(bought, on=["kind", "user_id"], how="left")
+        .join(clicked, on=["kind", "user_id"], how="left")
+        .with_columns(
+            pl.col("clicked").fill_null(False),
+            (pl.col("orders").fill_null(0) > 0).alias("converted"),
+            pl.col("spent").fill_null(0.0).alias("revenue"),
+        )
+        .drop("orders", "spent")
+    )
+
+
+def daily_sums(outcome: pl.DataFrame) -> pl.DataFrame:
+    """Per (kind, arm, exposure day): the sums SUMS, from which any range of days pools again."""
+    return (
+        outcome.group_by("kind", "arm", pl.col("exposed_at").dt.date().alias("day"))
+        .agg(
+            pl.len().cast(pl.Int64).alias("exposed"),
+            pl.col("clicked").sum().cast(pl.Int64),
+            pl.col("converted").sum().cast(pl.Int64),
+            pl.col("revenue").sum().cast(pl.Float64),
+            (pl.col("revenue") ** 2).sum().cast(pl.Float64).alias("revenue_sq"),
+        )
+        .sort("kind", "day", "arm")
+    )
+
+
+def pooled(sums: pl.DataFrame) -> pl.DataFrame:
+    """`sums` over all their days: one row per (kind, arm), `day` null."""
+    return (
+        sums.group_by("kind", "arm")
+        .agg(pl.col(c).sum() for c in SUMS)
+        .with_columns(pl.lit(None, dtype=pl.Date).alias("day"))
+        .sort("kind", "arm")
+    )
+
+
+def _note(row: dict[str, Any], control: dict[str, Any] | None, mde: float | None) -> str | None:
+    if row["arm"] == HOLDOUT:
+        return None if row["exposed"] >= MIN_ARM else f"holdout too small ({row['exposed']} shoppers)"
+    if control is None:
+        return "no holdout shoppers yet: no uplift"
+    small = min(row["exposed"], control["exposed"]) < MIN_ARM
+    if small or (mde is not None and mde > MDE_NOTE):
+        sizes = f"with {row['exposed']} shoppers here and {control['exposed']} in the holdout"
+        if mde is None or mde >= 1:
+            return f"too small to tell: {sizes} no uplift would show"
+        shown = f"only an uplift of about ±{mde * 100:.1f} points would show (80 % power)"
+        return f"too small to tell: {sizes} {shown}"
+    return None
+
+
+def _figures(row: dict[str, Any], control: dict[str, Any] | None) -> dict[str, Any]:
+    n, x = row["exposed"], row["converted"]
+    low, high = wilson(x, n)
+    mean, _ = mean_and_variance(row["revenue"], row["revenue_sq"], n) if n else (None, 0.0)
+    out: dict[str, Any] = {
+        "click_rate": row["clicked"] / n if n else None,
+        "conversion_rate": x / n if n else None,
+        "conversion_low": low,
+        "conversion_high": high,
+        "revenue_per_shopper": mean,
+    }
+    mde = None
+    if control is not None and row["arm"] != HOLDOUT:
+        n0, x0 = control["exposed"], control["converted"]
+        uplift, u_low, u_high = rate_difference(x, n, x0, n0)
+        money = mean_difference(
+            row["revenue"], row["revenue_sq"], n, control["revenue"], control["revenue_sq"], n0
+        )
+        mde = minimum_detectable_effect(x, n, x0, n0)
+        out |= {"uplift": uplift, "uplift_low": u_low, "uplift_high": u_high}
+        out |= {"p_value": two_proportion_p(x, n, x0, n0), "mde": mde}
+        out |= dict(zip(("revenue_uplift", "revenue_uplift_low", "revenue_uplift_high"), money, strict=True))
+    out["note"] = _note(row, control, mde)
+    return out
+
+
+def summarize(sums: pl.DataFrame, computed_at: datetime | None) -> pl.DataFrame:
+    """EXPERIMENTS_SCHEMA rows of `sums` (daily or pooled): each arm against its kind and day's holdout."""
+    rows = sums.to_dicts()
+    controls = {(r["kind"], r["day"]): r for r in rows if r["arm"] == HOLDOUT}
+    out = [
+        {**r, **_figures(r, controls.get((r["kind"], r["day"]))), "computed_at": computed_at} for r in rows
+    ]
+    frame = pl.DataFrame(out, schema=EXPERIMENTS_SCHEMA) if out else pl.DataFrame(schema=EXPERIMENTS_SCHEMA)
+    return frame.sort("kind", "day", "arm", nulls_last=True)

@@ -1,0 +1,103 @@
+"""The experiments as people read them: a text or markdown table and JSON rows (pure)."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+
+HEADERS = (
+    "kind",
+    "arm",
+    "exposed",
+    "clicked",
+    "converted",
+    "conversion [95% CI]",
+    "revenue/shopper",
+    "uplift pts [95% CI]",
+    "p",
+    "revenue uplift [95% CI]",
+    "note",
+)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f}%"
+
+
+def _points(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None or low is None or high is None:
+        return ""
+    return f"{value * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
+
+
+def _money(value: float | None, low: float | None = None, high: float | None = None) -> str:
+    if value is None:
+        return ""
+    if low is None or high is None:
+        return f"{value:.2f}"
+    return f"{value:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def cells(pooled: pl.DataFrame) -> list[list[str]]:
+    """One row of display strings per (kind, arm)."""
+    rows = []
+    for r in pooled.iter_rows(named=True):
+        rows.append(
+            [
+                r["kind"],
+                r["arm"],
+                str(r["exposed"]),
+                _pct(r["click_rate"]),
+                str(r["converted"]),
+                f"{_pct(r['conversion_rate'])} [{_pct(r['conversion_low'])}, {_pct(r['conversion_high'])}]",
+                _money(r["revenue_per_shopper"]),
+                _points(r["uplift"], r["uplift_low"], r["uplift_high"]),
+                _p(r["p_value"]),
+                _money(r["revenue_uplift"], r["revenue_uplift_low"], r["revenue_uplift_high"]),
+                r["note"] or "",
+            ]
+        )
+    return rows
+
+
+def experiments_markdown(pooled: pl.DataFrame) -> str:
+    """A markdown table of the pooled figures (the asset's metadata in the Dagster UI)."""
+    if pooled.height == 0:
+        return "No shopper has been assigned to an experiment yet."
+    head = "| " + " | ".join(HEADERS) + " |\n|" + "---|" * len(HEADERS) + "\n"
+    body = "".join("| " + " | ".join(c.replace("|", "/") for c in row) + " |\n" for row in cells(pooled))
+    return head + body
+
+
+def experiments_text(pooled: pl.DataFrame) -> str:
+    """An aligned text table of the pooled figures, notes below it (`lakemail report`)."""
+    if pooled.height == 0:
+        return "No shopper has been assigned to an experiment yet."
+    rows = [list(HEADERS[:-1])] + [row[:-1] for row in cells(pooled)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = [f"{r['kind']} {r['arm']}: {r['note']}" for r in pooled.iter_rows(named=True) if r["note"]]
+    return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def experiments_json(pooled: pl.DataFrame) -> list[dict[str, Any]]:
+    """The pooled figures as JSON-ready rows (rates as fractions, revenue in the shop's currency)."""
+    return [{k: _plain(v) for k, v in row.items()} for row in pooled.drop("day").iter_rows(named=True)]
