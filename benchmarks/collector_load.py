@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.steady import free_port
 from simulator.dirt import Dirt
 from simulator.shoppers import ShopperSimulator
 
@@ -84,12 +84,6 @@ async def load(url: str, clients: int, seconds: float, rate: float | None) -> di
         "fsyncs_per_s": (after["fsyncs"] - before["fsyncs"]) / elapsed,
         "refused": float(sum(failed)),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_collector(home: Path) -> tuple[subprocess.Popen[bytes], str]:
