@@ -149,7 +149,7 @@ def _runner(settings: Settings, args: argparse.Namespace) -> int:
     from orchestration.settings import ensure_secret
 
     ensure_secret(settings.home)
-    return runner_main(settings, persistent_instance(settings.dagster_home))
+    return runner_main(settings, persistent_instance(settings))
 
 
 def _process(settings: Settings, args: argparse.Namespace) -> int:
@@ -285,12 +285,10 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     import json
     from datetime import timedelta
 
-    import dagster as dg
-
+    from orchestration.instance import existing_instance
     from orchestration.status import render_status, status_report
 
-    home = settings.dagster_home
-    instance = dg.DagsterInstance.from_config(str(home)) if (home / "dagster.yaml").exists() else None
+    instance = existing_instance(settings)
     report = status_report(settings, instance, max_lag=timedelta(seconds=args.max_lag))
     sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else render_status(report))
     return 0 if report["healthy"] else 1

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import secrets
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field, replace
-from datetime import time, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
-import httpx
-
 from orchestration.home_record import RecordError, read_record, write_record
+from orchestration.settings_values import (
+    SettingsError,
+    dagster_pg_url,
+    parse_duration,
+    parse_policy,
+    positive,
+    public_url_for,
+)
 from resources.providers import ESPS
 from transforms.triggers.policies import Policy
 from transforms.triggers.rules import RULES
@@ -39,26 +44,12 @@ KNOWN = {
     "LAKEMAIL_FREQUENCY_CAP",
     "LAKEMAIL_WRITE_KEY",
     "LAKEMAIL_SUPERVISOR_PID",  # set by `lakemail up` on what it starts (orchestration.homelock)
+    "LAKEMAIL_DAGSTER_PG_URL",  # Dagster's storage in PostgreSQL (orchestration/instance.py)
 }
 # One delay variable per trigger kind, with the rule's own delay as its default.
 DELAY_VARIABLES = {f"{PREFIX}{kind.upper()}_DELAY": rule.default_delay for kind, rule in RULES.items()}
 # What the engine decides with: `lakemail up` records them for its home (orchestration/home_record.py).
 DECISION_VARIABLES = (*DELAY_VARIABLES, "LAKEMAIL_QUIET_HOURS", "LAKEMAIL_FREQUENCY_CAP")
-QUIET_HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class SettingsError(ValueError):
-    """A configuration variable is unknown or malformed; the message names it."""
-
-
-def parse_duration(name: str, text: str) -> timedelta:
-    """`90s`, `15m`, `1h`, `2d` -> timedelta; anything else raises SettingsError naming `name`."""
-    match = DURATION.match(text.strip())
-    if match is None:
-        raise SettingsError(f"{name}={text!r} is not a duration like 90s, 15m, 1h or 2d")
-    return timedelta(seconds=float(match[1]) * UNITS[match[2]])
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -95,6 +86,7 @@ class Settings:
     decisions: dict[str, str] = field(default_factory=dict)  # the decision variables set, as text
     esp_api_key_set: bool = False  # whether LAKEMAIL_ESP_API_KEY is set (its value goes through dg.EnvVar)
     state_uri: str | None = None  # the state store (None: `$LAKEMAIL_HOME/state`)
+    dagster_pg_url: str | None = None  # Dagster's storage in PostgreSQL (None: SQLite in dagster_home)
 
     @property
     def state_store_uri(self) -> str:
@@ -129,8 +121,8 @@ class Settings:
             lake_uri=env.get("LAKEMAIL_LAKE_URI", str(home / "lake")),
             landing_uri=env.get("LAKEMAIL_LANDING_URI", str(home / "landing")),
             state_uri=env.get("LAKEMAIL_STATE_URI", str(home / "state")),
-            poll_seconds=_positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),
-            max_batch_mb=int(_positive(env, "LAKEMAIL_MAX_BATCH_MB", 128)),
+            poll_seconds=positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),
+            max_batch_mb=int(positive(env, "LAKEMAIL_MAX_BATCH_MB", 128)),
             esp=esp,
             esp_url=env.get("LAKEMAIL_ESP_URL") or None,
             public_url=public_url_for(esp, env.get("LAKEMAIL_PUBLIC_URL") or None),
@@ -139,6 +131,7 @@ class Settings:
             policy=parse_policy(env),
             esp_api_key_set=bool(env.get("LAKEMAIL_ESP_API_KEY")),
             decisions={k: env[k] for k in DECISION_VARIABLES if k in env},
+            dagster_pg_url=dagster_pg_url(env.get("LAKEMAIL_DAGSTER_PG_URL")),
         )
 
 
@@ -197,68 +190,6 @@ def record_decisions(settings: Settings, env: dict[str, str], *, demo: bool) -> 
     chosen = {name: env[name] for name in DECISION_VARIABLES if name in env} | settings.decisions
     env.update(chosen)
     return write_record(settings.home, chosen, demo=demo)
-
-
-def parse_policy(env: Mapping[str, str]) -> Policy:
-    """The policy: `LAKEMAIL_QUIET_HOURS` (`21-08`, `off`), `LAKEMAIL_FREQUENCY_CAP` (`1/16h,3/7d`)."""
-    policy = Policy()
-    quiet = env.get("LAKEMAIL_QUIET_HOURS", "").strip()
-    if quiet.lower() == "off":
-        policy = replace(policy, quiet_hours=False)
-    elif quiet:
-        match = QUIET_HOURS.match(quiet)
-        if match is None or not all(0 <= int(h) <= 23 for h in match.groups()) or match[1] == match[2]:
-            raise SettingsError(
-                f"LAKEMAIL_QUIET_HOURS={quiet!r} must be like 21-08 (two different hours) or off"
-            )
-        policy = replace(policy, quiet_start=time(int(match[1])), quiet_end=time(int(match[2])))
-    cap = env.get("LAKEMAIL_FREQUENCY_CAP", "").strip()
-    if cap:
-        parts = [p.strip() for p in cap.split(",")]
-        caps = []
-        for part in parts:
-            count, slash, window = part.partition("/")
-            if not slash or not count.isdigit() or int(count) < 1:
-                raise SettingsError(f"LAKEMAIL_FREQUENCY_CAP={cap!r} must be like 1/16h,3/7d")
-            caps.append((int(count), parse_duration("LAKEMAIL_FREQUENCY_CAP", window)))
-        if len(caps) != 2:
-            raise SettingsError(
-                f"LAKEMAIL_FREQUENCY_CAP={cap!r} needs a short and a long cap, like 1/16h,3/7d"
-            )
-        policy = replace(policy, cap_short=caps[0], cap_long=caps[1])
-    return policy
-
-
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    text = env.get(name)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise SettingsError(f"{name}={text!r} is not a number") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={text!r} must be greater than 0")
-    return value
-
-
-def public_url_for(esp: str, url: str | None) -> str | None:
-    """`LAKEMAIL_PUBLIC_URL`, where recipients' unsubscribe and click links point. A real provider
-    needs an `https:` one: without it the links would name the provider's API or the local sandbox."""
-    if url is None and esp == "sandbox":
-        return None  # the local sandbox serves /unsubscribe itself
-    schemes, need = (
-        (("http", "https"), "an http: or https: URL") if esp == "sandbox" else (("https",), "an https: URL")
-    )
-    try:
-        parsed = httpx.URL(url or "")
-    except httpx.InvalidURL:
-        parsed = None
-    if url is None:
-        raise SettingsError(f"LAKEMAIL_PUBLIC_URL must be set, to {need}, with LAKEMAIL_ESP={esp}")
-    if parsed is None or parsed.scheme not in schemes or not parsed.host:
-        raise SettingsError(f"LAKEMAIL_PUBLIC_URL={url!r} must be {need} with LAKEMAIL_ESP={esp}")
-    return url
 
 
 def process_environment() -> MutableMapping[str, str]:

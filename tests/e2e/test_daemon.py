@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.instance import DAGSTER_YAML
+from orchestration.instance import dagster_yaml
 from orchestration.sensors import run_in_flight
 from orchestration.settings import Settings
 from tests.conftest import land, table
@@ -35,7 +35,7 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
 def test_daemon_sensor_ingests_files_as_they_land(settings: Settings, tmp_path: Path) -> None:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    (home / "dagster.yaml").write_text(dagster_yaml(settings))
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),

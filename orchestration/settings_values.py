@@ -1,0 +1,127 @@
+"""Values of single settings variables: durations, the policy, URLs; SettingsError names the variable.
+
+Parsing only: `orchestration/settings.py` reads the environment and hands each text here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import time, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from transforms.triggers.policies import Policy
+
+QUIET_HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SettingsError(ValueError):
+    """A configuration variable is unknown or malformed; the message names it."""
+
+
+def parse_duration(name: str, text: str) -> timedelta:
+    """`90s`, `15m`, `1h`, `2d` -> timedelta; anything else raises SettingsError naming `name`."""
+    match = DURATION.match(text.strip())
+    if match is None:
+        raise SettingsError(f"{name}={text!r} is not a duration like 90s, 15m, 1h or 2d")
+    return timedelta(seconds=float(match[1]) * UNITS[match[2]])
+
+
+def parse_policy(env: Mapping[str, str]) -> Policy:
+    """The policy: `LAKEMAIL_QUIET_HOURS` (`21-08`, `off`), `LAKEMAIL_FREQUENCY_CAP` (`1/16h,3/7d`)."""
+    policy = Policy()
+    quiet = env.get("LAKEMAIL_QUIET_HOURS", "").strip()
+    if quiet.lower() == "off":
+        policy = replace(policy, quiet_hours=False)
+    elif quiet:
+        match = QUIET_HOURS.match(quiet)
+        if match is None or not all(0 <= int(h) <= 23 for h in match.groups()) or match[1] == match[2]:
+            raise SettingsError(
+                f"LAKEMAIL_QUIET_HOURS={quiet!r} must be like 21-08 (two different hours) or off"
+            )
+        policy = replace(policy, quiet_start=time(int(match[1])), quiet_end=time(int(match[2])))
+    cap = env.get("LAKEMAIL_FREQUENCY_CAP", "").strip()
+    if cap:
+        parts = [p.strip() for p in cap.split(",")]
+        caps = []
+        for part in parts:
+            count, slash, window = part.partition("/")
+            if not slash or not count.isdigit() or int(count) < 1:
+                raise SettingsError(f"LAKEMAIL_FREQUENCY_CAP={cap!r} must be like 1/16h,3/7d")
+            caps.append((int(count), parse_duration("LAKEMAIL_FREQUENCY_CAP", window)))
+        if len(caps) != 2:
+            raise SettingsError(
+                f"LAKEMAIL_FREQUENCY_CAP={cap!r} needs a short and a long cap, like 1/16h,3/7d"
+            )
+        policy = replace(policy, cap_short=caps[0], cap_long=caps[1])
+    return policy
+
+
+def positive(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={text!r} must be greater than 0")
+    return value
+
+
+def public_url_for(esp: str, url: str | None) -> str | None:
+    """`LAKEMAIL_PUBLIC_URL`, where recipients' unsubscribe and click links point. A real provider
+    needs an `https:` one: without it the links would name the provider's API or the local sandbox."""
+    if url is None and esp == "sandbox":
+        return None  # the local sandbox serves /unsubscribe itself
+    schemes, need = (
+        (("http", "https"), "an http: or https: URL") if esp == "sandbox" else (("https",), "an https: URL")
+    )
+    try:
+        parsed = httpx.URL(url or "")
+    except httpx.InvalidURL:
+        parsed = None
+    if url is None:
+        raise SettingsError(f"LAKEMAIL_PUBLIC_URL must be set, to {need}, with LAKEMAIL_ESP={esp}")
+    if parsed is None or parsed.scheme not in schemes or not parsed.host:
+        raise SettingsError(f"LAKEMAIL_PUBLIC_URL={url!r} must be {need} with LAKEMAIL_ESP={esp}")
+    return url
+
+
+# dagster-postgres reaches PostgreSQL through SQLAlchemy with psycopg2 (the driver it installs);
+# SQLAlchemy 2.1 would take a bare `postgresql://` for psycopg 3, so the URL names the driver.
+PG_DRIVER = "postgresql+psycopg2"
+PG_SCHEMES = ("postgresql", "postgres", PG_DRIVER)
+
+
+def without_password(url: str) -> str:
+    """`url` with its password shown as `***`: what an error message or a log may say of it."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+
+
+def dagster_pg_url(text: str | None) -> str | None:
+    """`LAKEMAIL_DAGSTER_PG_URL` (`postgresql://user:password@host:5432/database`) naming its driver,
+    or None when unset or empty."""
+    if not text:
+        return None
+    try:
+        parts = urlsplit(text.strip())
+        _ = parts.port  # a malformed port raises ValueError
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in PG_SCHEMES or not parts.path.strip("/"):
+        raise SettingsError(
+            f"LAKEMAIL_DAGSTER_PG_URL={without_password(text)!r} must be a PostgreSQL URL naming a "
+            "database, like postgresql://user:password@host:5432/database"
+        )
+    return urlunsplit(parts._replace(scheme=PG_DRIVER))
