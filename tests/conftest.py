@@ -34,6 +34,8 @@ TIERS = ("unit", "lake", "dagster", "e2e")
 # Set by `make test-postgres` (tests/postgres.py) to a database holding Dagster's schema: every test's
 # Dagster storage is then in PostgreSQL, in a copy of that database of its own.
 PG_TEMPLATE_URL = os.environ.get(PG_URL_VARIABLE)
+# As lakemail's dagster.yaml has it: no raw stdout/stderr capture (no `tail` processes per run).
+NO_CAPTURE = {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -153,12 +155,7 @@ def landing(settings: Settings) -> LandingResource:
 def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    # As lakemail's dagster.yaml has it: no raw stdout/stderr capture (no `tail` processes per run).
-    no_capture = {
-        "module": "dagster._core.storage.noop_compute_log_manager",
-        "class": "NoOpComputeLogManager",
-    }
-    with instance_at(home, {"compute_logs": no_capture}) as test_instance:
+    with instance_at(home, {"compute_logs": NO_CAPTURE}) as test_instance:
         yield test_instance
 
 
