@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.settings import Settings, process_environment
+from orchestration.settings_values import PG_URL_VARIABLE
 
-PG_URL_VARIABLE = "LAKEMAIL_DAGSTER_PG_URL"
 # Run, event-log and schedule storage in PostgreSQL (dagster-postgres). The URL, password included,
 # stays in the environment: dagster.yaml names the variable, the processes that open the instance
 # (webserver, daemon, code servers, run workers, lakemail's commands) read it from their environment.

@@ -13,6 +13,7 @@ from pathlib import Path
 from orchestration.home_record import RecordError, read_record, write_record
 from orchestration.settings_values import (
     SettingsError,
+    check_dagster_storage,
     dagster_pg_url,
     parse_duration,
     parse_policy,
@@ -113,6 +114,9 @@ class Settings:
         home = Path(env.get("LAKEMAIL_HOME", "data")).absolute()
         if recorded:
             env = with_record(env, home)
+        pg_url = dagster_pg_url(env.get("LAKEMAIL_DAGSTER_PG_URL"))
+        if recorded:  # `up` chooses the Dagster storage (orchestration/instance.py); the others follow it
+            check_dagster_storage(home / "dagster_home", pg_url)
         esp = env.get("LAKEMAIL_ESP", "sandbox")
         if esp not in ESPS:
             raise SettingsError(f"LAKEMAIL_ESP={esp!r} must be one of {', '.join(ESPS)}")
@@ -131,7 +135,7 @@ class Settings:
             policy=parse_policy(env),
             esp_api_key_set=bool(env.get("LAKEMAIL_ESP_API_KEY")),
             decisions={k: env[k] for k in DECISION_VARIABLES if k in env},
-            dagster_pg_url=dagster_pg_url(env.get("LAKEMAIL_DAGSTER_PG_URL")),
+            dagster_pg_url=pg_url,
         )
 
 

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import time, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -94,6 +95,7 @@ def public_url_for(esp: str, url: str | None) -> str | None:
     return url
 
 
+PG_URL_VARIABLE = "LAKEMAIL_DAGSTER_PG_URL"
 # dagster-postgres reaches PostgreSQL through SQLAlchemy with psycopg2 (the driver it installs);
 # SQLAlchemy 2.1 would take a bare `postgresql://` for psycopg 3, so the URL names the driver.
 PG_DRIVER = "postgresql+psycopg2"
@@ -121,7 +123,27 @@ def dagster_pg_url(text: str | None) -> str | None:
         parts = None
     if parts is None or parts.scheme not in PG_SCHEMES or not parts.path.strip("/"):
         raise SettingsError(
-            f"LAKEMAIL_DAGSTER_PG_URL={without_password(text)!r} must be a PostgreSQL URL naming a "
+            f"{PG_URL_VARIABLE}={without_password(text)!r} must be a PostgreSQL URL naming a "
             "database, like postgresql://user:password@host:5432/database"
         )
     return urlunsplit(parts._replace(scheme=PG_DRIVER))
+
+
+def check_dagster_storage(dagster_home: Path, pg_url: str | None) -> None:
+    """SettingsError when the home's dagster.yaml keeps Dagster's storage elsewhere than `pg_url` says:
+    every process of a home opens the same instance, the one `lakemail up` chose."""
+    config = dagster_home / "dagster.yaml"
+    try:
+        in_postgres = f"env: {PG_URL_VARIABLE}" in config.read_text()
+    except FileNotFoundError:
+        return
+    if in_postgres and not pg_url:
+        raise SettingsError(
+            f"{PG_URL_VARIABLE} is not set, but this home keeps Dagster's storage in PostgreSQL ({config}): "
+            "set it as `lakemail up` had it, or restart `lakemail up` without it to go back to SQLite"
+        )
+    if pg_url and not in_postgres:
+        raise SettingsError(
+            f"{PG_URL_VARIABLE} is set, but this home keeps Dagster's storage in SQLite ({config}): "
+            "restart `lakemail up` with it to move the home to PostgreSQL, or unset it"
+        )

@@ -85,3 +85,6 @@ def test_process_and_status_keep_dagster_history_in_postgresql(settings: Setting
     report = json.loads(status.stdout)
     assert report["healthy"] and report["last_run"]["status"] == "SUCCESS"
     assert PASSWORD not in status.stdout + status.stderr + first.stdout + first.stderr
+
+    forgot = lakemail(settings, "", "status")  # without the URL: not an empty SQLite history
+    assert forgot.returncode == 2 and f"{PG_URL_VARIABLE} is not set" in forgot.stderr, forgot.stderr

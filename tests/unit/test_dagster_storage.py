@@ -71,3 +71,20 @@ def test_sqlite_stays_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     settings = Settings.from_env({"LAKEMAIL_HOME": str(tmp_path)}, dotenv=None)
     config = yaml.safe_load((prepare_dagster_home(settings) / "dagster.yaml").read_text())
     assert settings.dagster_pg_url is None and "storage" not in config
+
+
+def test_every_process_of_a_home_opens_the_storage_up_chose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", "unset")
+    monkeypatch.setenv(PG_URL_VARIABLE, "unset")
+    home, url = {"LAKEMAIL_HOME": str(tmp_path)}, {PG_URL_VARIABLE: "postgresql://u@db/dagster"}
+    prepare_dagster_home(Settings.from_env(home | url, dotenv=None))  # `up` chose PostgreSQL
+    assert Settings.from_env(home | url, dotenv=None, recorded=True).dagster_pg_url
+    with pytest.raises(SettingsError, match=f"{PG_URL_VARIABLE} is not set.*PostgreSQL"):
+        Settings.from_env(home, dotenv=None, recorded=True)  # would open an empty SQLite history
+
+    prepare_dagster_home(Settings.from_env(home, dotenv=None))  # `up` again, without it: SQLite
+    with pytest.raises(SettingsError, match=f"{PG_URL_VARIABLE} is set.*SQLite"):
+        Settings.from_env(home | url, dotenv=None, recorded=True)
+    assert Settings.from_env(home | url, dotenv=None).dagster_pg_url  # `up` itself chooses
