@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast lint browser prometheus bench bench-peers clean
+.PHONY: run test test-fast test-postgres lint browser prometheus postgres bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,9 +34,22 @@ prometheus:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
 
+# The PostgreSQL tests (issue #18) start throwaway servers of Debian's postgresql package: installed here
+# once, only when missing (root, or sudo when there is one).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; }
+
 # loadgroup: a module marked xdist_group keeps its tests (and its module-scoped system) on one worker.
-test: lint browser prometheus
+test: lint browser prometheus postgres
 	$(BIN)/pytest -q -n auto --dist loadgroup
+
+# The tiers that open a Dagster instance, with its storage in PostgreSQL (LAKEMAIL_DAGSTER_PG_URL): a
+# throwaway server (tests/postgres.py), a database of its own for each test.
+PG_TESTS ?= tests/lake tests/dagster tests/e2e
+test-postgres: $(STAMP) postgres
+	$(BIN)/python -m tests.postgres $(BIN)/pytest -q -n auto --dist loadgroup $(PG_TESTS)
 
 # The fast tier (pure tests, well under a minute): `make test-fast`.
 test-fast: $(STAMP)

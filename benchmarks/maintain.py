@@ -18,7 +18,7 @@ def main() -> int:
     settings = Settings.load()
     ensure_secret(settings.home)
     job = build_defs(settings).resolve_job_def("maintenance_job")
-    instance = persistent_instance(settings.dagster_home)
+    instance = persistent_instance(settings)
     started = time.perf_counter()
     result = job.execute_in_process(instance=instance, raise_on_error=False)
     seconds = time.perf_counter() - started

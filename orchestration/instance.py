@@ -7,7 +7,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.settings import process_environment
+from orchestration.settings import Settings, process_environment
+from orchestration.settings_values import PG_URL_VARIABLE
+
+# Run, event-log and schedule storage in PostgreSQL (dagster-postgres). The URL, password included,
+# stays in the environment: dagster.yaml names the variable, the processes that open the instance
+# (webserver, daemon, code servers, run workers, lakemail's commands) read it from their environment.
+POSTGRES_STORAGE = {"postgres": {"postgres_url": {"env": PG_URL_VARIABLE}}}
 
 # DefaultRunCoordinator launches within the sensor tick (the queued coordinator waits up to 5 s more).
 # A daemon-launched run worker that dies is reported by its code server, run retries re-run its batch
@@ -42,21 +48,43 @@ compute_logs:
   module: dagster._core.storage.noop_compute_log_manager
   class: NoOpComputeLogManager
 """
+# Appended when LAKEMAIL_DAGSTER_PG_URL is set (the same as POSTGRES_STORAGE); SQLite otherwise.
+POSTGRES_YAML = f"""\
+# Runs, event logs and schedules in PostgreSQL, at the URL in ${PG_URL_VARIABLE} (never written here).
+storage:
+  postgres:
+    postgres_url:
+      env: {PG_URL_VARIABLE}
+"""
 
 
-def prepare_dagster_home(path: Path) -> Path:
-    """Create `path` with lakemail's dagster.yaml and point DAGSTER_HOME at it (for this process)."""
+def dagster_yaml(settings: Settings) -> str:
+    """lakemail's dagster.yaml for `settings`: SQLite under the home, or PostgreSQL."""
+    return DAGSTER_YAML + (POSTGRES_YAML if settings.dagster_pg_url else "")
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """Create the Dagster home of `settings` with lakemail's dagster.yaml and point DAGSTER_HOME at it,
+    and LAKEMAIL_DAGSTER_PG_URL when set (`.env` included), for this process and its children."""
+    path = settings.dagster_home
     path.mkdir(parents=True, exist_ok=True)
-    config = path / "dagster.yaml"
-    if not config.exists() or config.read_text() != DAGSTER_YAML:
-        config.write_text(DAGSTER_YAML)
+    config, text = path / "dagster.yaml", dagster_yaml(settings)
+    if not config.exists() or config.read_text() != text:
+        config.write_text(text)
+    export_storage(settings)
     process_environment()["DAGSTER_HOME"] = str(path)
     return path
 
 
-def persistent_instance(path: Path) -> dg.DagsterInstance:
+def export_storage(settings: Settings) -> None:
+    """Put the PostgreSQL URL of `settings` where dagster.yaml reads it: this process's environment."""
+    if settings.dagster_pg_url:
+        process_environment()[PG_URL_VARIABLE] = settings.dagster_pg_url
+
+
+def persistent_instance(settings: Settings) -> dg.DagsterInstance:
     """The instance the webserver and daemon use, so CLI runs show in the UI's history."""
-    prepare_dagster_home(path)
+    path = prepare_dagster_home(settings)
     # Two processes opening a new SQLite instance at once both create its schema, and one fails
     # ("table ... already exists"): let one create it while the other waits.
     with open(path / ".lakemail-instance.lock", "a+b") as handle:
@@ -65,3 +93,12 @@ def persistent_instance(path: Path) -> dg.DagsterInstance:
             return dg.DagsterInstance.get()
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def existing_instance(settings: Settings) -> dg.DagsterInstance | None:
+    """The instance `lakemail up` or a command made for `settings`, as it is; None before there is one."""
+    config = settings.dagster_home / "dagster.yaml"
+    if not config.exists():
+        return None
+    export_storage(settings)
+    return dg.DagsterInstance.from_config(str(settings.dagster_home))

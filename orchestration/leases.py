@@ -4,9 +4,11 @@ A run that `lakemail runner` or `lakemail process` executes in its own process (
 its executor in its tags (host, pid, the process's start time), and the executor renews a lease in the
 instance's key-value store while it runs. `gone_reason` tells a live run from a dead one: on the
 executor's own host the pid decides (no such process, or a newer process under the same pid); from
-another host the lease does (not renewed for `LEASE_TTL_S`). A run without those tags (launched by the
-daemon, or by an older lakemail) is judged by the pid Dagster records for its run worker, when the
-instance lives in SQLite (one host); otherwise Dagster's own monitoring keeps it.
+another host the lease does (not renewed for `LEASE_TTL_S`). A run the daemon launches for the landing
+sensor carries the host of its run worker (`WORKER_HOST`: the code server's, which starts the worker);
+on that host the pid Dagster records for the worker decides. A run with neither (launched from the UI,
+or by an older lakemail) is judged so when the instance lives in SQLite (one host); in PostgreSQL its
+worker may be on any host, and Dagster's own monitoring keeps it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dagster._core.events import DagsterEventType, JobFailureData, RunFailureRea
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
 LAUNCHED_BY = "lakemail/launched_by"
+WORKER_HOST = "lakemail/worker_host"
 HOST, PID, STARTED = "lakemail/executor_host", "lakemail/executor_pid", "lakemail/executor_started"
 LEASE_PREFIX = "lakemail/lease/"
 LEASE_RENEW_S = 5.0
@@ -121,10 +124,18 @@ def gone_reason(instance: dg.DagsterInstance, record: dg.RunRecord, now: float |
     return None
 
 
+def worker_tags() -> dict[str, str]:
+    """Tags of a run the daemon launches from this code server: its run worker starts on this host."""
+    return {WORKER_HOST: socket.gethostname()}
+
+
 def _untagged_gone(instance: dg.DagsterInstance, record: dg.RunRecord) -> str | None:
-    """A run without executor tags: the run worker's pid Dagster logged, if the instance is one host's."""
-    if not isinstance(instance.run_storage, SqliteRunStorage):
+    """A run without executor tags: the run worker's pid Dagster logged, if the worker is on this host."""
+    host = record.dagster_run.tags.get(WORKER_HOST)
+    if host is None and not isinstance(instance.run_storage, SqliteRunStorage):
         return None  # the run worker may be on another host: Dagster's run monitoring keeps it
+    if host is not None and host != socket.gethostname():
+        return None  # another host's run worker: its pids are not ours to judge
     pids = [
         entry.dagster_event.engine_event_data.metadata.get("pid")
         for entry in instance.all_logs(record.dagster_run.run_id, of_type=DagsterEventType.ENGINE_EVENT)

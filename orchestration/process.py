@@ -32,7 +32,7 @@ def process_once(
     `now` (ISO-8601) evaluates time-based triggers as of that instant instead of the clock.
     """
     job = build_defs(settings).resolve_job_def(MICROBATCH_JOB)
-    instance = instance or persistent_instance(settings.dagster_home)
+    instance = instance or persistent_instance(settings)
     # Under this process's pid and lease: if it dies mid-run, the runner or sensor takes the batch again.
     result = execute_leased(
         job, instance, microbatch_config(None, settings.max_batch_mb, now), "lakemail process"
@@ -66,7 +66,7 @@ def retry_once(
     job = build_defs(settings).resolve_job_def(MICROBATCH_JOB)
     result = execute_leased(  # in flight means alive: a retry that dies blocks nobody (#13.1)
         job,
-        instance or persistent_instance(settings.dagster_home),
+        instance or persistent_instance(settings),
         microbatch_config(targets, settings.max_batch_mb, retry=targets),
         "lakemail retry",
     )
@@ -98,7 +98,7 @@ def erase_once(
     path = submit_request(LandingResource(uri=settings.landing_uri), check_user_id(user_id))
     job = build_defs(settings).resolve_job_def("erasure_job")
     result = job.execute_in_process(
-        instance=instance or persistent_instance(settings.dagster_home),
+        instance=instance or persistent_instance(settings),
         run_config=run_config_for(path),
         tags={"lakemail/launched_by": "lakemail erase"},
         raise_on_error=False,

@@ -120,7 +120,7 @@ def command(settings: Settings, metrics_port: int | None) -> int:
     from orchestration.settings import ensure_secret
 
     ensure_secret(settings.home)
-    return main(settings, persistent_instance(settings.dagster_home), metrics_port)
+    return main(settings, persistent_instance(settings), metrics_port)
 
 
 def main(settings: Settings, instance: dg.DagsterInstance, metrics_port: int | None = None) -> int:

@@ -9,7 +9,7 @@ import dagster as dg
 
 from assets.erasure import run_config_for
 from orchestration.jobs import ERASURE_JOB, MICROBATCH_JOB, microbatch_config
-from orchestration.leases import release_if_dead
+from orchestration.leases import release_if_dead, worker_tags
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from stores.erasure.requests import pending_requests
@@ -93,7 +93,7 @@ def build_landing_sensor(poll_seconds: float, max_batch_mb: int) -> dg.SensorDef
         return dg.RunRequest(
             run_key=decision.run_key,
             run_config=microbatch_config(list(decision.files), max_batch_mb),
-            tags={"lakemail/files": str(len(decision.files))},
+            tags={"lakemail/files": str(len(decision.files)), **worker_tags()},
         )
 
     return landing_sensor

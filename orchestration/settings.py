@@ -6,16 +6,19 @@ import difflib
 import os
 import secrets
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field, replace
-from datetime import time, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from orchestration.home_record import RecordError, read_record, write_record
 from orchestration.settings_links import click_url_for, public_url_for
 from orchestration.settings_values import (  # re-exported: the values' grammar lives there
-    QUIET_HOURS,
     SettingsError,
+    check_dagster_storage,
+    dagster_pg_url,
     parse_duration,
+    parse_policy,
+    positive,
     read_dotenv,
 )
 from resources.providers import ESPS
@@ -46,6 +49,7 @@ KNOWN = {
     "LAKEMAIL_FREQUENCY_CAP",
     "LAKEMAIL_WRITE_KEY",
     "LAKEMAIL_SUPERVISOR_PID",  # set by `lakemail up` on what it starts (orchestration.homelock)
+    "LAKEMAIL_DAGSTER_PG_URL",  # Dagster's storage in PostgreSQL (orchestration/instance.py)
 }
 # One delay variable per trigger kind, with the rule's own delay as its default.
 DELAY_VARIABLES = {f"{PREFIX}{kind.upper()}_DELAY": rule.default_delay for kind, rule in RULES.items()}
@@ -74,6 +78,7 @@ class Settings:
     decisions: dict[str, str] = field(default_factory=dict)  # the decision variables set, as text
     esp_api_key_set: bool = False  # whether LAKEMAIL_ESP_API_KEY is set (its value goes through dg.EnvVar)
     state_uri: str | None = None  # the state store (None: `$LAKEMAIL_HOME/state`)
+    dagster_pg_url: str | None = None  # Dagster's storage in PostgreSQL (None: SQLite in dagster_home)
 
     @property
     def state_store_uri(self) -> str:
@@ -100,6 +105,9 @@ class Settings:
         home = Path(env.get("LAKEMAIL_HOME", "data")).absolute()
         if recorded:
             env = with_record(env, home)
+        pg_url = dagster_pg_url(env.get("LAKEMAIL_DAGSTER_PG_URL"))
+        if recorded:  # `up` chooses the Dagster storage (orchestration/instance.py); the others follow it
+            check_dagster_storage(home / "dagster_home", pg_url)
         esp = env.get("LAKEMAIL_ESP", "sandbox")
         if esp not in ESPS:
             raise SettingsError(f"LAKEMAIL_ESP={esp!r} must be one of {', '.join(ESPS)}")
@@ -108,9 +116,9 @@ class Settings:
             lake_uri=env.get("LAKEMAIL_LAKE_URI", str(home / "lake")),
             landing_uri=env.get("LAKEMAIL_LANDING_URI", str(home / "landing")),
             state_uri=env.get("LAKEMAIL_STATE_URI", str(home / "state")),
-            poll_seconds=_positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),
-            max_batch_mb=int(_positive(env, "LAKEMAIL_MAX_BATCH_MB", 128)),
-            max_file_mb=int(_positive(env, "LAKEMAIL_MAX_FILE_MB", 256)),
+            poll_seconds=positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),
+            max_batch_mb=int(positive(env, "LAKEMAIL_MAX_BATCH_MB", 128)),
+            max_file_mb=int(positive(env, "LAKEMAIL_MAX_FILE_MB", 256)),
             esp=esp,
             esp_url=env.get("LAKEMAIL_ESP_URL") or None,
             public_url=public_url_for(esp, env.get("LAKEMAIL_PUBLIC_URL") or None),
@@ -121,6 +129,7 @@ class Settings:
             policy=parse_policy(env),
             esp_api_key_set=bool(env.get("LAKEMAIL_ESP_API_KEY")),
             decisions={k: env[k] for k in DECISION_VARIABLES if k in env},
+            dagster_pg_url=pg_url,
         )
 
 
@@ -179,49 +188,6 @@ def record_decisions(settings: Settings, env: dict[str, str], *, demo: bool) -> 
     chosen = {name: env[name] for name in DECISION_VARIABLES if name in env} | settings.decisions
     env.update(chosen)
     return write_record(settings.home, chosen, demo=demo)
-
-
-def parse_policy(env: Mapping[str, str]) -> Policy:
-    """The policy: `LAKEMAIL_QUIET_HOURS` (`21-08`, `off`), `LAKEMAIL_FREQUENCY_CAP` (`1/16h,3/7d`)."""
-    policy = Policy()
-    quiet = env.get("LAKEMAIL_QUIET_HOURS", "").strip()
-    if quiet.lower() == "off":
-        policy = replace(policy, quiet_hours=False)
-    elif quiet:
-        match = QUIET_HOURS.match(quiet)
-        if match is None or not all(0 <= int(h) <= 23 for h in match.groups()) or match[1] == match[2]:
-            raise SettingsError(
-                f"LAKEMAIL_QUIET_HOURS={quiet!r} must be like 21-08 (two different hours) or off"
-            )
-        policy = replace(policy, quiet_start=time(int(match[1])), quiet_end=time(int(match[2])))
-    cap = env.get("LAKEMAIL_FREQUENCY_CAP", "").strip()
-    if cap:
-        parts = [p.strip() for p in cap.split(",")]
-        caps = []
-        for part in parts:
-            count, slash, window = part.partition("/")
-            if not slash or not count.isdigit() or int(count) < 1:
-                raise SettingsError(f"LAKEMAIL_FREQUENCY_CAP={cap!r} must be like 1/16h,3/7d")
-            caps.append((int(count), parse_duration("LAKEMAIL_FREQUENCY_CAP", window)))
-        if len(caps) != 2:
-            raise SettingsError(
-                f"LAKEMAIL_FREQUENCY_CAP={cap!r} needs a short and a long cap, like 1/16h,3/7d"
-            )
-        policy = replace(policy, cap_short=caps[0], cap_long=caps[1])
-    return policy
-
-
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    text = env.get(name)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise SettingsError(f"{name}={text!r} is not a number") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={text!r} must be greater than 0")
-    return value
 
 
 def process_environment() -> MutableMapping[str, str]:

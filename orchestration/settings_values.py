@@ -1,10 +1,19 @@
-"""The grammar of lakemail's setting values (durations, quiet hours, `.env` lines); no environment here."""
+"""Values of single settings variables: durations, the policy, `.env` lines, Dagster's PostgreSQL URL;
+SettingsError names the variable. The recipients' links are in `orchestration/settings_links.py`.
+
+Parsing only: `orchestration/settings.py` reads the environment and hands each text here.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import time, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from transforms.triggers.policies import Policy
 
 QUIET_HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -37,3 +46,100 @@ def read_dotenv(path: Path) -> dict[str, str]:
             raise SettingsError(f"{path}:{number}: expected KEY=VALUE")
         values[key.strip()] = value.strip().strip("'\"")
     return values
+
+
+def parse_policy(env: Mapping[str, str]) -> Policy:
+    """The policy: `LAKEMAIL_QUIET_HOURS` (`21-08`, `off`), `LAKEMAIL_FREQUENCY_CAP` (`1/16h,3/7d`)."""
+    policy = Policy()
+    quiet = env.get("LAKEMAIL_QUIET_HOURS", "").strip()
+    if quiet.lower() == "off":
+        policy = replace(policy, quiet_hours=False)
+    elif quiet:
+        match = QUIET_HOURS.match(quiet)
+        if match is None or not all(0 <= int(h) <= 23 for h in match.groups()) or match[1] == match[2]:
+            raise SettingsError(
+                f"LAKEMAIL_QUIET_HOURS={quiet!r} must be like 21-08 (two different hours) or off"
+            )
+        policy = replace(policy, quiet_start=time(int(match[1])), quiet_end=time(int(match[2])))
+    cap = env.get("LAKEMAIL_FREQUENCY_CAP", "").strip()
+    if cap:
+        parts = [p.strip() for p in cap.split(",")]
+        caps = []
+        for part in parts:
+            count, slash, window = part.partition("/")
+            if not slash or not count.isdigit() or int(count) < 1:
+                raise SettingsError(f"LAKEMAIL_FREQUENCY_CAP={cap!r} must be like 1/16h,3/7d")
+            caps.append((int(count), parse_duration("LAKEMAIL_FREQUENCY_CAP", window)))
+        if len(caps) != 2:
+            raise SettingsError(
+                f"LAKEMAIL_FREQUENCY_CAP={cap!r} needs a short and a long cap, like 1/16h,3/7d"
+            )
+        policy = replace(policy, cap_short=caps[0], cap_long=caps[1])
+    return policy
+
+
+def positive(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={text!r} must be greater than 0")
+    return value
+
+
+PG_URL_VARIABLE = "LAKEMAIL_DAGSTER_PG_URL"
+# dagster-postgres reaches PostgreSQL through SQLAlchemy with psycopg2 (the driver it installs);
+# SQLAlchemy 2.1 would take a bare `postgresql://` for psycopg 3, so the URL names the driver.
+PG_DRIVER = "postgresql+psycopg2"
+PG_SCHEMES = ("postgresql", "postgres", PG_DRIVER)
+
+
+def without_password(url: str) -> str:
+    """`url` with its password shown as `***`: what an error message or a log may say of it."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+
+
+def dagster_pg_url(text: str | None) -> str | None:
+    """`LAKEMAIL_DAGSTER_PG_URL` (`postgresql://user:password@host:5432/database`) naming its driver,
+    or None when unset or empty."""
+    if not text:
+        return None
+    try:
+        parts = urlsplit(text.strip())
+        _ = parts.port  # a malformed port raises ValueError
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in PG_SCHEMES or not parts.path.strip("/"):
+        raise SettingsError(
+            f"{PG_URL_VARIABLE}={without_password(text)!r} must be a PostgreSQL URL naming a "
+            "database, like postgresql://user:password@host:5432/database"
+        )
+    return urlunsplit(parts._replace(scheme=PG_DRIVER))
+
+
+def check_dagster_storage(dagster_home: Path, pg_url: str | None) -> None:
+    """SettingsError when the home's dagster.yaml keeps Dagster's storage elsewhere than `pg_url` says:
+    every process of a home opens the same instance, the one `lakemail up` chose."""
+    config = dagster_home / "dagster.yaml"
+    try:
+        in_postgres = f"env: {PG_URL_VARIABLE}" in config.read_text()
+    except FileNotFoundError:
+        return
+    if in_postgres and not pg_url:
+        raise SettingsError(
+            f"{PG_URL_VARIABLE} is not set, but this home keeps Dagster's storage in PostgreSQL ({config}): "
+            "set it as `lakemail up` had it, or restart `lakemail up` without it to go back to SQLite"
+        )
+    if pg_url and not in_postgres:
+        raise SettingsError(
+            f"{PG_URL_VARIABLE} is set, but this home keeps Dagster's storage in SQLite ({config}): "
+            "restart `lakemail up` with it to move the home to PostgreSQL, or unset it"
+        )

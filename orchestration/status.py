@@ -237,8 +237,9 @@ def status_command(settings: Settings, *, json_output: bool, max_lag_s: float) -
     import json
     import sys
 
-    home = settings.dagster_home
-    instance = dg.DagsterInstance.from_config(str(home)) if (home / "dagster.yaml").exists() else None
+    from orchestration.instance import existing_instance
+
+    instance = existing_instance(settings)
     report = status_report(settings, instance, max_lag=timedelta(seconds=max_lag_s))
     sys.stdout.write(json.dumps(report, indent=2) + "\n" if json_output else render_status(report))
     return 0 if report["healthy"] else 1

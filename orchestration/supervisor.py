@@ -101,9 +101,9 @@ def _run(settings: Settings, plan: Plan) -> int:
     """Start everything (and the reaper), watch until stopped, stop everything."""
     from orchestration.instance import persistent_instance, prepare_dagster_home
 
-    home = prepare_dagster_home(settings.dagster_home)
+    home = prepare_dagster_home(settings)
     # Create the instance's storage once, before three processes open it at the same time.
-    persistent_instance(home).dispose()
+    persistent_instance(settings).dispose()
     ensure_secret(settings.home)  # exported, so the daemon's runs see LAKEMAIL_SECRET
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

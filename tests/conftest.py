@@ -7,21 +7,35 @@ marker, so `pytest -m unit` (`make test-fast`) runs the fast tier.
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 import polars as pl
 import pytest
+import yaml
 
+from orchestration.instance import PG_URL_VARIABLE, POSTGRES_STORAGE
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.providers import SANDBOX_API_KEY
 from services.sandbox.app import create_sandbox_app
 from services.server import ServerThread
+from tests.postgres import TEMPLATE, create_database, database_url, drop_database
 
 TIERS = ("unit", "lake", "dagster", "e2e")
+# Set by `make test-postgres` (tests/postgres.py) to a database holding Dagster's schema: every test's
+# Dagster storage is then in PostgreSQL, in a copy of that database of its own.
+PG_TEMPLATE_URL = os.environ.get(PG_URL_VARIABLE)
+# As lakemail's dagster.yaml has it: no raw stdout/stderr capture (no `tail` processes per run).
+NO_CAPTURE = {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -55,13 +69,75 @@ def shared_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(autouse=True)
+def dagster_pg_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str | None]:
+    """Under `make test-postgres`, this test's own database, in LAKEMAIL_DAGSTER_PG_URL for the test and
+    the processes it starts (unit tests open no instance: theirs is named, not made); else None."""
+    if PG_TEMPLATE_URL is None:
+        yield None
+        return
+    name = f"test_{uuid.uuid4().hex}"
+    url = database_url(PG_TEMPLATE_URL, name)
+    monkeypatch.setenv(PG_URL_VARIABLE, url)
+    if request.node.get_closest_marker("unit"):
+        yield url
+        return
+    create_database(PG_TEMPLATE_URL, name, template=TEMPLATE)
+    try:
+        yield url
+    finally:
+        drop_database(PG_TEMPLATE_URL, name)
+
+
+def storage_overrides() -> dict[str, Any]:
+    """dagster.yaml's storage for a test instance: lakemail's PostgreSQL block under `make test-postgres`."""
+    return {"storage": POSTGRES_STORAGE} if os.environ.get(PG_URL_VARIABLE) else {}
+
+
+@contextmanager
+def instance_at(home: Path, overrides: dict[str, Any] | None = None) -> Iterator[dg.DagsterInstance]:
+    """`dg.instance_for_test` in `home` (DAGSTER_HOME for the processes a test starts), with this run's
+    storage (SQLite in `home`, or the test's PostgreSQL database)."""
+    config = {**storage_overrides(), **(overrides or {})}
+    with dg.instance_for_test(temp_dir=str(home), overrides=config) as made:
+        yield made
+
+
+def storage_env() -> dict[str, str]:
+    """For a command a test starts with an environment of its own: the test's PostgreSQL database under
+    `make test-postgres` (nothing otherwise: SQLite in its home)."""
+    url = os.environ.get(PG_URL_VARIABLE)
+    return {PG_URL_VARIABLE: url} if url else {}
+
+
+def make_dagster_home(home: Path) -> Path:
+    """An empty DAGSTER_HOME for the processes a test starts before it opens the instance (`instance_at`):
+    under `make test-postgres`, with the dagster.yaml that names the test's database."""
+    home.mkdir()
+    if overrides := storage_overrides():
+        (home / "dagster.yaml").write_text(yaml.safe_dump(overrides))
+    return home
+
+
+def lose_dagster_storage(home: Path) -> None:
+    """What losing Dagster's storage is: DAGSTER_HOME gone, and under `make test-postgres` the database
+    emptied (made again from the template)."""
+    shutil.rmtree(home)
+    url = os.environ.get(PG_URL_VARIABLE)
+    if PG_TEMPLATE_URL is not None and url is not None:
+        name = urlsplit(url).path.strip("/")
+        drop_database(PG_TEMPLATE_URL, name)
+        create_database(PG_TEMPLATE_URL, name, template=TEMPLATE)
+
+
 @pytest.fixture
-def settings(tmp_path: Path, shared_sandbox: str) -> Settings:
+def settings(tmp_path: Path, shared_sandbox: str, dagster_pg_url: str | None) -> Settings:
     return Settings(
         home=tmp_path,
         lake_uri=str(tmp_path / "lake"),
         landing_uri=str(tmp_path / "landing"),
         esp_url=shared_sandbox,
+        dagster_pg_url=dagster_pg_url,
     )
 
 
@@ -79,12 +155,7 @@ def landing(settings: Settings) -> LandingResource:
 def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    # As lakemail's dagster.yaml has it: no raw stdout/stderr capture (no `tail` processes per run).
-    no_capture = {
-        "module": "dagster._core.storage.noop_compute_log_manager",
-        "class": "NoOpComputeLogManager",
-    }
-    with dg.instance_for_test(temp_dir=str(home), overrides={"compute_logs": no_capture}) as test_instance:
+    with instance_at(home, {"compute_logs": NO_CAPTURE}) as test_instance:
         yield test_instance
 
 

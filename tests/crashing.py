@@ -1,7 +1,7 @@
 """A micro-batch run whose process is SIGKILLed right after one chosen Delta commit.
 
-Run as `python -m tests.crashing LAKE LANDING TABLE [ESP_URL NOW leased]` with DAGSTER_HOME set: it executes
-the real `microbatch_job` against the persistent instance, and the lake resource kills the process
+Run as `python -m tests.crashing LAKE LANDING TABLE [ESP_URL NOW leased|worker]` with DAGSTER_HOME set: it
+executes the real `microbatch_job` against the persistent instance, and the lake resource kills the process
 after it commits TABLE, before Dagster can record anything more about the run. Two outbox points:
 `sends` dies right after the outbox commit (before any HTTP call); `sends:before-status` dies after
 the HTTP calls, before their statuses are committed.
@@ -19,7 +19,7 @@ import polars as pl
 
 from orchestration.definitions import build_defs
 from orchestration.jobs import microbatch_config
-from orchestration.leases import execute_leased
+from orchestration.leases import execute_leased, worker_tags
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 
@@ -61,7 +61,8 @@ class CrashingLakeResource(LakeResource):
 def main(
     lake_uri: str, landing_uri: str, crash_after: str, esp_url: str = "", now: str = "", how: str = ""
 ) -> None:
-    """`how`: "leased" executes as `lakemail runner` does (its pid and lease in the run's tags)."""
+    """`how`: "leased" executes as `lakemail runner` does (its pid and lease in the run's tags); "worker"
+    as a run worker the daemon launched for the landing sensor (this host in its tags); else untagged."""
     settings = Settings(
         home=Path(landing_uri).parent, lake_uri=lake_uri, landing_uri=landing_uri, esp_url=esp_url or None
     )
@@ -70,7 +71,8 @@ def main(
     if how == "leased":
         execute_leased(job, dg.DagsterInstance.get(), config, "lakemail runner")
     else:
-        job.execute_in_process(instance=dg.DagsterInstance.get(), run_config=config)
+        tags = worker_tags() if how == "worker" else None
+        job.execute_in_process(instance=dg.DagsterInstance.get(), run_config=config, tags=tags)
 
 
 if __name__ == "__main__":

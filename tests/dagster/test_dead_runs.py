@@ -13,13 +13,15 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.events import EngineEventData
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
 from orchestration.jobs import MICROBATCH_JOB
-from orchestration.leases import LEASE_TTL_S, Executor, launch_tags, process_started
+from orchestration.leases import LEASE_TTL_S, WORKER_HOST, Executor, launch_tags, process_started
 from orchestration.runner import serve_batches
 from orchestration.sensors import run_in_flight
 from orchestration.settings import Settings
-from tests.conftest import land, table
+from tests.conftest import instance_at, land, make_dagster_home, table
 from tests.dagster.test_microbatch import evaluate_sensor
 from tests.events_data import file_lines
 
@@ -64,18 +66,17 @@ def take_with_runner(settings: Settings, instance: dg.DagsterInstance, timeout: 
 
 @pytest.mark.parametrize(
     ("how", "taker"),
-    [("leased", "runner"), ("plain", "sensor")],
-    ids=["runner-run-then-runner", "unleased-run-then-sensor"],
+    [("leased", "runner"), ("worker", "sensor")],
+    ids=["runner-run-then-runner", "daemon-run-then-sensor"],
 )
 def test_a_killed_run_is_marked_failed_and_its_batch_taken_at_once(
     settings: Settings, tmp_path: Path, how: str, taker: str
 ) -> None:
     land(settings, "a.ndjson", file_lines("a", 40))
     land(settings, "b.ndjson", file_lines("b", 30))
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+    home = make_dagster_home(tmp_path / "dagster_home")
     kill_mid_run(settings, home, how)
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
+    with instance_at(home) as instance:
         [killed] = instance.get_run_records()
         assert killed.dagster_run.status == dg.DagsterRunStatus.STARTED
         if taker == "sensor":
@@ -145,3 +146,26 @@ def test_in_flight_means_a_live_executor(
         assert run.status == dg.DagsterRunStatus.FAILURE
         assert reason is not None and reason in failure_message(instance, run_id)
         assert said and run_id in said[0] and reason in said[0]
+
+
+@pytest.mark.parametrize("host", [HERE, "elsewhere", None], ids=["this-host", "other-host", "untagged"])
+def test_a_daemon_run_is_judged_by_its_workers_pid_on_its_host(
+    instance: dg.DagsterInstance, host: str | None
+) -> None:
+    """A run the daemon launched for the sensor names its worker's host: on that host the pid Dagster
+    logged for the worker decides, in SQLite and PostgreSQL alike (#18). Untagged, only a SQLite instance
+    (one host's) lets this host judge it."""
+    run_id = stamp(instance, {WORKER_HOST: host} if host else {})
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    instance.report_engine_event("Started process for run", run, EngineEventData.in_process(dead_pid()))
+    released = host == HERE or (host is None and isinstance(instance.run_storage, SqliteRunStorage))
+    said: list[str] = []
+    assert run_in_flight(instance, said.append) is not released
+    after = instance.get_run_by_id(run_id)
+    assert after is not None
+    if released:
+        assert after.status == dg.DagsterRunStatus.FAILURE and "is gone" in failure_message(instance, run_id)
+        assert said and run_id in said[0]
+    else:
+        assert after.status == dg.DagsterRunStatus.STARTED and not said

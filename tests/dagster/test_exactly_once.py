@@ -18,7 +18,7 @@ from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from stores.ingest import ingest
-from tests.conftest import lake_snapshot, land, table
+from tests.conftest import instance_at, lake_snapshot, land, make_dagster_home, table
 from tests.events_data import file_lines, track
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,14 +60,13 @@ def test_a_run_killed_after_a_commit_then_retried_gives_the_clean_result(
     settings: Settings, tmp_path: Path, crash_after: str
 ) -> None:
     land_workload(settings)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+    home = make_dagster_home(tmp_path / "dagster_home")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     args = [sys.executable, "-m", "tests.crashing", settings.lake_uri, settings.landing_uri, crash_after]
     crashed = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, timeout=120)
     assert crashed.returncode == -9, crashed.stderr.decode()[-2000:]
 
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
+    with instance_at(home) as instance:
         [killed] = instance.get_run_records()
         assert killed.dagster_run.status == dg.DagsterRunStatus.STARTED  # Dagster never heard of the commit
         instance.report_run_failed(killed.dagster_run)  # what run monitoring does for a dead worker

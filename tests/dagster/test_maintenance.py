@@ -30,6 +30,7 @@ from dagster._core.scheduler.instigation import (
     TickData,
     TickStatus,
 )
+from dagster._core.storage.event_log import SqliteEventLogStorage
 from deltalake import DeltaTable
 from polars.testing import assert_frame_equal
 
@@ -383,7 +384,9 @@ def test_pruned_runs_leave_nothing_in_dagster_home(
     finished = [dg.materialize([probe], instance=instance).run_id for _ in range(3)]
     in_flight = old_run(instance, dg.DagsterRunStatus.STARTED, days_ago=30)
     home = tmp_path / "dagster_home"
-    assert all(any(run_id in p.name for p in home.rglob("*")) for run_id in finished)
+    # SQLite keeps a database file per run in DAGSTER_HOME; PostgreSQL (test-postgres) keeps nothing there.
+    in_home = all(any(run_id in p.name for p in home.rglob("*")) for run_id in finished)
+    assert in_home == isinstance(instance.event_log_storage, SqliteEventLogStorage)
 
     result, metadata = materialize(settings, instance, history_retention_days=0)
 
@@ -391,6 +394,8 @@ def test_pruned_runs_leave_nothing_in_dagster_home(
     assert {r.dagster_run.run_id for r in instance.get_run_records()} == {in_flight, result.run_id}
     leftovers = [p for p in home.rglob("*") if any(run_id in p.name for run_id in finished)]
     assert leftovers == []  # the per-run event database and compute log folder went with the run
+    if not in_home:  # PostgreSQL: the runs' events went with them (SQLite's went with their files)
+        assert all(instance.all_logs(run_id) == [] for run_id in finished)
 
 
 # Wiring and report arithmetic ------------------------------------------------------------------------

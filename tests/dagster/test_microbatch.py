@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +11,7 @@ from orchestration.jobs import MICROBATCH_JOB
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
-from tests.conftest import lake_snapshot, land, table
+from tests.conftest import instance_at, lake_snapshot, land, lose_dagster_storage, table
 from tests.events_data import file_lines, track
 
 
@@ -136,13 +135,13 @@ def test_lost_dagster_home_starts_over_without_doubling(settings: Settings, tmp_
     home = tmp_path / "home1"
     home.mkdir()
     (tmp_path / "home2").mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as first:
+    with instance_at(home) as first:
         request = evaluate_sensor(settings, first)
         assert isinstance(request, dg.RunRequest)
         assert execute(settings, first, request.run_config["ops"]["ingest_stage"]["config"]["files"]).success
     before = lake_snapshot(settings)
-    shutil.rmtree(home)
-    with dg.instance_for_test(temp_dir=str(tmp_path / "home2")) as fresh:
+    lose_dagster_storage(home)
+    with instance_at(tmp_path / "home2") as fresh:
         assert isinstance(evaluate_sensor(settings, fresh), dg.SkipReason)
         assert execute(settings, fresh, None).success  # even a forced run adds nothing
     assert lake_snapshot(settings) == before

@@ -28,7 +28,7 @@ from orchestration.settings import Settings
 from resources.providers import SANDBOX_API_KEY
 from services.sandbox.app import create_sandbox_app
 from services.server import ServerThread
-from tests.conftest import land, table
+from tests.conftest import instance_at, land, make_dagster_home, table
 from tests.dagster.sends_harness import (
     ROOT,
     SHOPPERS,
@@ -214,8 +214,7 @@ def test_a_run_killed_around_the_http_call_sends_each_email_exactly_once_on_retr
     sent_before_retry: int,
 ) -> None:
     signups(mail_settings, SHOPPERS[:2])
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+    home = make_dagster_home(tmp_path / "dagster_home")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     argv = [
         *(sys.executable, "-m", "tests.crashing", mail_settings.lake_uri, mail_settings.landing_uri),
@@ -226,7 +225,7 @@ def test_a_run_killed_around_the_http_call_sends_each_email_exactly_once_on_retr
     assert sends(mail_settings)["status"].to_list() == ["pending"] * 2  # committed before any call
     assert len(mailbox.messages()) == sent_before_retry
 
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
+    with instance_at(home) as instance:
         [killed] = instance.get_run_records()
         instance.report_run_failed(killed.dagster_run)
         run(mail_settings, instance, 5)

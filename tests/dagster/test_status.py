@@ -24,7 +24,7 @@ from orchestration.process import process_once
 from orchestration.sensors import heartbeat_path
 from orchestration.settings import Settings
 from resources.lake import LakeResource
-from tests.conftest import land
+from tests.conftest import land, storage_env
 from tests.events_data import file_lines
 from transforms.operations.status import RunInFlight, judge, latency_percentiles, table_freshness
 
@@ -34,13 +34,14 @@ LAKEMAIL = [sys.executable, "-m", "orchestration.cli"]  # this checkout's code
 
 def status(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"LAKEMAIL_HOME": str(settings.home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    env |= storage_env()
     return subprocess.run(
         [*LAKEMAIL, "status", *args], env=env, cwd=settings.home, capture_output=True, text=True
     )
 
 
 def test_healthy_after_a_run_then_unhealthy_when_files_wait(settings: Settings) -> None:
-    prepare_dagster_home(settings.dagster_home)
+    prepare_dagster_home(settings)
     land(settings, "a.ndjson", file_lines("a", 50, bad_every=10))
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         assert process_once(settings, instance)["status"] == "SUCCESS"
@@ -118,7 +119,7 @@ def dead_executor() -> Executor:
 
 
 def test_a_stuck_run_and_a_backlog_nobody_takes_are_unhealthy_at_once(settings: Settings) -> None:
-    prepare_dagster_home(settings.dagster_home)
+    prepare_dagster_home(settings)
     land(settings, "a.ndjson", file_lines("a", 5))  # landed a moment ago: far below the max lag
     run = dg.DagsterRun(
         job_name=MICROBATCH_JOB,
@@ -141,7 +142,7 @@ def test_a_stuck_run_and_a_backlog_nobody_takes_are_unhealthy_at_once(settings: 
 
 
 def test_a_fresh_backlog_with_a_live_runner_is_healthy(settings: Settings) -> None:
-    prepare_dagster_home(settings.dagster_home)
+    prepare_dagster_home(settings)
     land(settings, "a.ndjson", file_lines("a", 5))
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         assert process_once(settings, instance)["status"] == "SUCCESS"
@@ -156,7 +157,7 @@ def test_a_fresh_backlog_with_a_live_runner_is_healthy(settings: Settings) -> No
 
 
 def test_readable_output_without_negative_lags(settings: Settings) -> None:
-    prepare_dagster_home(settings.dagster_home)
+    prepare_dagster_home(settings)
     land(settings, "a.ndjson", file_lines("a", 50, bad_every=10))
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         assert process_once(settings, instance)["status"] == "SUCCESS"

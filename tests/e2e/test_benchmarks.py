@@ -34,6 +34,7 @@ from benchmarks.stats import Target, describe, judge, percentile, summarize
 from benchmarks.steady import SteadyRun
 from resources.lake import LakeResource
 from simulator.shoppers import ShopperSimulator
+from tests.conftest import NO_CAPTURE
 from transforms.profiles.merge import merge_partials
 from transforms.profiles.state import PARTIAL_SCHEMA, VIEW_STATE
 from transforms.schema import EVENTS_SCHEMA, INGEST_APP_ID
@@ -312,18 +313,20 @@ def test_shift_stamp_and_renumber() -> None:
     assert renumber([12, 10, 11], base=100) == {10: 101, 11: 102, 12: 103}
 
 
-def test_cloned_runs_join_the_instance(instance: dg.DagsterInstance, tmp_path: Path) -> None:
+def test_cloned_runs_join_the_instance(tmp_path: Path) -> None:
     @dg.asset
     def thing() -> int:
         return 1
 
-    template = dg.materialize([thing], instance=instance).run_id
-    ids = clone_runs(tmp_path / "dagster_home", template, 3, every=10)
-    assert instance.get_runs_count() == 4
-    assert {r.dagster_run.run_id for r in instance.get_run_records()} == {template, *ids}
-    assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_run_records())
-    cloned = instance.get_run_record_by_id(ids[0])
-    original = instance.get_run_record_by_id(template)
+    # The history benchmark clones SQLite storage files: its instance is SQLite's under test-postgres too.
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides={"compute_logs": NO_CAPTURE}) as instance:
+        template = dg.materialize([thing], instance=instance).run_id
+        ids = clone_runs(tmp_path, template, 3, every=10)
+        assert instance.get_runs_count() == 4
+        assert {r.dagster_run.run_id for r in instance.get_run_records()} == {template, *ids}
+        assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_run_records())
+        cloned = instance.get_run_record_by_id(ids[0])
+        original = instance.get_run_record_by_id(template)
     assert cloned is not None and original is not None and cloned.end_time and original.end_time
     assert cloned.end_time == pytest.approx(original.end_time - 30)
 

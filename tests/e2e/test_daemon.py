@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 
-from orchestration.instance import DAGSTER_YAML
+from orchestration.instance import dagster_yaml
+from orchestration.leases import WORKER_HOST
 from orchestration.sensors import run_in_flight
 from orchestration.settings import Settings
 from tests.conftest import land, table
@@ -32,27 +36,39 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def test_daemon_sensor_ingests_files_as_they_land(settings: Settings, tmp_path: Path) -> None:
+@contextmanager
+def running_daemon(settings: Settings, tmp_path: Path, **extra: str) -> Iterator[Path]:
+    """`dagster-daemon run` on lakemail's dagster.yaml for `settings` (SQLite, or PostgreSQL under
+    `make test-postgres`), with `extra` variables: its DAGSTER_HOME."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    (home / "dagster.yaml").write_text(dagster_yaml(settings))
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
         "LAKEMAIL_HOME": str(settings.home),
         "LAKEMAIL_POLL_SECONDS": "1",
+        **extra,
     }
     daemon_bin = str(Path(sys.executable).parent / "dagster-daemon")
-    log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115 - closed in finally
-    daemon = subprocess.Popen(
-        [daemon_bin, "run", "-w", str(ROOT / "workspace.yaml")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    with (tmp_path / "daemon.log").open("wb") as log:
+        daemon = subprocess.Popen(
+            [daemon_bin, "run", "-w", str(ROOT / "workspace.yaml")],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield home
+        finally:
+            os.killpg(daemon.pid, signal.SIGTERM)
+            daemon.wait(timeout=30)
+
+
+def test_daemon_sensor_ingests_files_as_they_land(settings: Settings, tmp_path: Path) -> None:
+    with running_daemon(settings, tmp_path) as home:
         land(settings, "first.ndjson", file_lines("first", 100, bad_every=10))
         wait_for(lambda: table(settings, "ingest_log").height == 1, 120, "the first file")
         land(settings, "second.ndjson", file_lines("second", 100))
@@ -60,10 +76,6 @@ def test_daemon_sensor_ingests_files_as_they_land(settings: Settings, tmp_path: 
         wait_for(lambda: table(settings, "ingest_log").height == 3, 60, "the next files")
         with dg.DagsterInstance.from_config(str(home)) as instance:
             wait_for(lambda: not run_in_flight(instance), 60, "the last run to finish")
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=30)
-        log.close()
     assert table(settings, "events").height == 90 + 100 + 100
     assert table(settings, "quarantine").height == 10
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -71,4 +83,29 @@ def test_daemon_sensor_ingests_files_as_they_land(settings: Settings, tmp_path: 
         runs = [r.dagster_run for r in records]
         assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         assert all(r.tags.get("dagster/sensor_name") == "landing_sensor" for r in runs)
+        assert all(r.tags.get(WORKER_HOST) == socket.gethostname() for r in runs)
         assert len(runs) <= 3  # never one run per file beyond what landed between ticks
+
+
+def retries_of(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """The first failed micro-batch run and the retries the daemon made of it, oldest first."""
+    failed = dg.RunsFilter(job_name="microbatch_job", statuses=[dg.DagsterRunStatus.FAILURE])
+    runs = [r.dagster_run for r in reversed(instance.get_run_records(filters=failed))]
+    root = next((r.run_id for r in runs if "dagster/parent_run_id" not in r.tags), None)
+    return [r for r in runs if root in (r.run_id, r.tags.get("dagster/root_run_id"))]
+
+
+def test_the_daemon_retries_a_failed_sensor_run_twice(settings: Settings, tmp_path: Path) -> None:
+    """Run retries (dagster.yaml: `max_retries: 2`), on SQLite and under `make test-postgres` alike (#18).
+    The lake is where nothing can be written (under /proc): the sensor sees a new lake with a file to
+    take, and the run, then each retry, fails on its first commit."""
+    land(settings, "a.ndjson", file_lines("a", 20))
+    daemon = running_daemon(settings, tmp_path, LAKEMAIL_LAKE_URI="/proc/lakemail-no-such-lake")
+    with daemon as home, dg.DagsterInstance.from_config(str(home)) as instance:
+        wait_for(lambda: len(retries_of(instance)) == 3, 240, "a failed run and its two retries")
+        first, *retries = retries_of(instance)
+    assert first.tags.get("dagster/sensor_name") == "landing_sensor"
+    assert [r.tags.get("dagster/retry_number") for r in retries] == ["1", "2"]
+    assert [r.tags.get("dagster/parent_run_id") for r in retries] == [first.run_id, retries[0].run_id]
+    # The retries keep the sensor's tags: a retry whose worker dies is judged on its host too.
+    assert all(r.tags.get(WORKER_HOST) == socket.gethostname() for r in (first, *retries))

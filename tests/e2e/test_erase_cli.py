@@ -16,7 +16,7 @@ from orchestration.sql import run_query
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from stores.ingest import ingest
-from tests.conftest import land
+from tests.conftest import land, storage_env
 from tests.events_data import track
 
 LAKEMAIL = str(Path(sys.executable).parent / "lakemail")
@@ -61,6 +61,7 @@ def test_erase_prints_a_passing_certificate_and_the_user_is_gone(
 def erase(settings: Settings, user_id: str, *flags: str) -> subprocess.CompletedProcess[str]:
     """`lakemail erase --user-id USER_ID` as an operator runs it, on the home of `settings`."""
     env = {"LAKEMAIL_HOME": str(settings.home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    env |= storage_env()
     return subprocess.run(
         [LAKEMAIL, "erase", "--user-id", user_id, *flags],
         env=env,

@@ -16,7 +16,7 @@ import polars as pl
 
 from orchestration.settings import Settings, record_decisions
 from orchestration.supervisor import Plan, _environment
-from tests.conftest import land, table
+from tests.conftest import land, storage_env, table
 from tests.story import at, message
 
 LAKEMAIL = str(Path(sys.executable).parent / "lakemail")
@@ -31,6 +31,7 @@ def lakemail(settings: Settings, *args: str, **extra: str) -> subprocess.Complet
         "LAKEMAIL_SECRET": "test-secret",
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(ROOT),
+        **storage_env(),
         **extra,
     }
     return subprocess.run(

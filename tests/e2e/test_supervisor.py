@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.steady import free_port
+from tests.conftest import storage_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +52,7 @@ def start_up(home: Path, argv: list[str], env: dict[str, str], log: str) -> subp
 def test_one_up_per_home_and_nothing_outlives_a_killed_or_stopped_supervisor(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEMAIL_")}
-    env |= {"LAKEMAIL_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env |= {"LAKEMAIL_HOME": str(home), "PYTHONPATH": str(ROOT), **storage_env()}
     up = [sys.executable, "-m", "orchestration.cli", "up", "--no-webserver", "--no-runner", "--no-simulator"]
     argv = [*up, "--sandbox-port", str(free_port()), "--collector-port", str(free_port())]
     first = start_up(home, argv, env, "first.log")
