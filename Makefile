@@ -45,9 +45,10 @@ postgres:
 test: lint browser prometheus postgres
 	$(BIN)/pytest -q -n auto --dist loadgroup
 
-# The tiers that open a Dagster instance, with its storage in PostgreSQL (LAKEMAIL_DAGSTER_PG_URL): a
-# throwaway server (tests/postgres.py), a database of its own for each test.
-PG_TESTS ?= tests/lake tests/dagster tests/e2e
+# Every test that opens a Dagster instance (the dagster and e2e tiers, and the lake tests that take the
+# `instance` fixture), with its storage in PostgreSQL (LAKEMAIL_DAGSTER_PG_URL): a throwaway server
+# (tests/postgres.py), a database of its own for each test. The others never open Dagster's storage.
+PG_TESTS ?= -m "dagster or e2e or dagster_instance" tests
 test-postgres: $(STAMP) postgres
 	$(BIN)/python -m tests.postgres $(BIN)/pytest -q -n auto --dist loadgroup $(PG_TESTS)
 

@@ -45,6 +45,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if tier not in TIERS:
             raise pytest.UsageError(f"{item.nodeid}: tests live in one of tests/{{{','.join(TIERS)}}}/")
         item.add_marker(getattr(pytest.mark, tier))
+        if "instance" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.dagster_instance)  # `make test-postgres` runs these
 
 
 @pytest.fixture(autouse=True)
