@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
+from orchestration.cli import main
 from orchestration.supervisor import Plan, part_commands
 from simulator.inbox import Arrival, InboxReader, Response, react
 from simulator.population import new_shopper
@@ -153,3 +156,14 @@ def test_make_runs_shoppers_read_the_sandboxs_inbox() -> None:
     simulator = part_commands(plan)["simulator"]
     assert simulator[simulator.index("--inbox") + 1] == "http://127.0.0.1:8025"
     assert "--inbox" not in part_commands(replace(plan, sandbox=False))["simulator"]  # a real provider's
+
+
+def test_the_inbox_is_read_in_real_time_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAKEMAIL_HOME", str(tmp_path))
+    fast = ["simulate", "--users", "5", "--rate", "10", "--duration", "1", "--fast"]
+    assert main([*fast, "--inbox", "http://127.0.0.1:8025"]) == 2
+    assert "--inbox" in capsys.readouterr().err
+    assert not (tmp_path / "landing").exists()  # refused before anything landed
