@@ -4,14 +4,27 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
+import polars as pl
 
 from assets.clock import EngineConfig, engine_now
 from resources.lake import LakeResource
 from stores.measure import read_inputs, run_attribution, run_experiments, write_plot
 from transforms.measure.plot import experiments_png
-from transforms.measure.report import experiments_markdown
+from transforms.measure.report import experiments_markdown, png_markdown
 
 MEASURE_GROUP = "measure"
+
+
+def _experiments_metadata(lake: LakeResource, pooled: pl.DataFrame) -> dict[str, Any]:
+    """The table, then the picture itself (the UI renders it under the table) and its file."""
+    png = experiments_png(pooled)
+    metadata: dict[str, Any] = {"experiments": dg.MetadataValue.md(experiments_markdown(pooled))}
+    picture, plot = png_markdown(png), write_plot(lake, png)
+    if picture is not None:
+        metadata["picture"] = dg.MetadataValue.md(picture)
+    if plot is not None:
+        metadata["plot"] = dg.MetadataValue.path(str(plot))
+    return metadata
 
 
 def build_measure_assets(window: timedelta) -> list[dg.AssetsDefinition]:
@@ -57,18 +70,11 @@ def build_measure_assets(window: timedelta) -> list[dg.AssetsDefinition]:
         now = engine_now(config)
         with lake.writer_lock():
             pooled = run_experiments(lake, window, now, read_inputs(lake))
-        plot = write_plot(lake, experiments_png(pooled))
         kinds = pooled["kind"].n_unique()
         context.log.info("experiments: %s kinds, %s arms", kinds, pooled.height)
-        metadata: dict[str, Any] = {
-            "experiments": dg.MetadataValue.md(experiments_markdown(pooled)),
-            "kinds": kinds,
-            "exposed": int(pooled["exposed"].sum()) if pooled.height else 0,
-            "window": str(window),
-            "computed_at": now.isoformat(),
-        }
-        if plot is not None:
-            metadata["plot"] = dg.MetadataValue.path(str(plot))
+        metadata = _experiments_metadata(lake, pooled)
+        metadata |= {"kinds": kinds, "exposed": int(pooled["exposed"].sum()) if pooled.height else 0}
+        metadata |= {"window": str(window), "computed_at": now.isoformat()}
         return dg.MaterializeResult(metadata=metadata)
 
     return [attributions, experiments]

@@ -14,6 +14,7 @@ from orchestration.metrics.options import DEFAULT_RUNNER_METRICS_PORT, add_metri
 from orchestration.report import add_report_parser, report_command
 from orchestration.retry import add_retry_command, retry_command
 from orchestration.settings import Settings, SettingsError
+from orchestration.simulate import add_simulate_parser, simulate_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_up(commands)
     _add_runs(commands)
-    _add_simulate(commands)
+    add_simulate_parser(commands)
     _add_operations(commands)
     return parser
 
@@ -62,25 +63,6 @@ def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     replay.add_argument("--as-of", required=True, type=int, help="the evaluation (engine run) to replay")
 
 
-def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sim = commands.add_parser("simulate", help="write realistic shopper events into the landing zone")
-    sim.add_argument("--users", type=int, required=True)
-    sim.add_argument("--rate", type=float, required=True, help="events per second")
-    sim.add_argument("--duration", type=float, required=True, help="seconds")
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--fast", action="store_true", help="no pacing: simulated clock, as fast as possible")
-    sim.add_argument(
-        "--cart-ids",
-        action="store_true",
-        help="put cart_id on checkouts and orders too, as some shops do (Segment's spec does not)",
-    )
-    sim.add_argument(
-        "--via-collector",
-        metavar="URL",
-        help="post the events to the collector at URL (key: LAKEMAIL_WRITE_KEY) instead of landing files",
-    )
-
-
 def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """status, erase, bench, sql: looking at and looking after the lake."""
     status = commands.add_parser("status", help="backlog, last run, freshness, latency; exit 1 if unhealthy")
@@ -117,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "up": _up,
         "process": _process,
         "runner": _runner,
-        "simulate": _simulate,
+        "simulate": simulate_command,
         "sql": _sql,
         "status": _status,
         "erase": _erase,
@@ -173,38 +155,6 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
     if "decisions" in summary:
         print(f"decisions: {summary['decisions']}")
     return 0 if summary["status"] == "SUCCESS" else 1
-
-
-def _simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from resources.landing import LandingResource
-    from simulator.run import run_simulation
-
-    collector = None
-    if args.via_collector:
-        from orchestration.settings import write_keys
-
-        if args.fast or not write_keys():
-            print("lakemail: --via-collector runs in real time with LAKEMAIL_WRITE_KEY set", file=sys.stderr)
-            return 2
-        collector = (args.via_collector, write_keys()[0])
-    report = run_simulation(
-        LandingResource(uri=settings.landing_uri).root,
-        users=args.users,
-        rate=args.rate,
-        duration=args.duration,
-        seed=args.seed,
-        realtime=not args.fast,
-        cart_ids=args.cart_ids,
-        collector=collector,
-    )
-    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.lines.items()))
-    if collector is not None:
-        sent = report.posted
-        print(f"posted {sent['messages']} messages in {sent['batches']} batches, {sent['refused']} refused")
-        print(f"generated {report.total_lines} lines ({kinds})")
-    else:
-        print(f"landed {len(report.files)} files, {report.total_lines} lines ({kinds})")
-    return 0
 
 
 def _sql(settings: Settings, args: argparse.Namespace) -> int:

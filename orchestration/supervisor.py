@@ -163,6 +163,11 @@ def _environment(settings: Settings, home: Path, plan: Plan) -> dict[str, str]:
 
 def _start_all(plan: Plan, env: dict[str, str], log_dir: Path) -> list[Child]:
     """The webserver and the daemon, then the runner, the sandbox and the simulator when planned."""
+    return [Child(name, argv, env, log_dir, PROJECT_ROOT) for name, argv in part_commands(plan).items()]
+
+
+def part_commands(plan: Plan) -> dict[str, list[str]]:
+    """The command line of each part `plan` starts, by name."""
     workspace = str(PROJECT_ROOT / "workspace.yaml")
     webserver = [_bin("dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(plan.port)]
     commands = {"webserver": webserver} if plan.webserver else {}
@@ -177,8 +182,9 @@ def _start_all(plan: Plan, env: dict[str, str], log_dir: Path) -> list[Child]:
     if plan.simulate:
         load = ["--users", str(plan.users), "--rate", str(plan.rate), "--duration", "86400"]
         load += ["--via-collector", collector]
+        load += ["--inbox", plan.inbox] if plan.sandbox else []  # the shoppers read it: clicks, orders
         commands["simulator"] = [_bin("lakemail"), "simulate", *load]
-    return [Child(name, argv, env, log_dir, PROJECT_ROOT) for name, argv in commands.items()]
+    return commands
 
 
 def _announce(settings: Settings, plan: Plan, env: dict[str, str], log_dir: Path) -> None:
@@ -204,6 +210,8 @@ def _announce(settings: Settings, plan: Plan, env: dict[str, str], log_dir: Path
     if plan.simulate:
         load = f"{plan.rate:g} events/s from {plan.users} shoppers"
         print(f"  Simulator:   {load} through the collector into {settings.landing_uri}/events")
+        if plan.sandbox:
+            print("               (its shoppers open the inbox's emails, click their links and some buy)")
     if plan.demo_delays:
         shown = ", ".join(
             f"{k.removeprefix('LAKEMAIL_').removesuffix('_DELAY').lower()} {env[k]}" for k in DEMO_DELAYS

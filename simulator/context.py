@@ -74,6 +74,13 @@ def draw_origin(shopper: Shopper, rnd: Callable[[], float]) -> Origin:
     return Origin(False, processed, base_context(shopper), referrer, "")
 
 
+def email_origin(shopper: Shopper, kind: str) -> Origin:
+    """A website session that arrived from a lakemail email's link (the campaign is the trigger kind)."""
+    campaign = {"source": "lakemail", "medium": "email", "name": kind or "email"}
+    search = "?" + "&".join(f"{utm}={campaign[k]}" for k, utm in UTM if k in campaign)
+    return Origin(False, False, base_context(shopper, None, campaign), "", search)
+
+
 def web_origin(shopper: Shopper) -> Origin:
     """A website session that arrived directly, as the shopper's device sends it (no draw)."""
     return Origin(False, False, base_context(shopper), "", "")

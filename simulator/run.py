@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from simulator.collector import CollectorLander
 from simulator.dirt import Dirt
+from simulator.inbox import InboxReader
 from simulator.landing import Lander, SimulationReport
 from simulator.segment import SimLine
 from simulator.shoppers import ShopperSimulator
@@ -37,6 +39,7 @@ def run_simulation(
     stop: threading.Event | None = None,
     on_file: Callable[[Path, int], None] | None = None,
     collector: tuple[str, str] | None = None,
+    inbox: tuple[str, str] | None = None,
 ) -> SimulationReport:
     """Land `rate * duration` simulated shopper lines in `landing/events/`, paced by the wall clock or not.
 
@@ -44,14 +47,16 @@ def run_simulation(
     changes whenever they fall due on the simulated clock, before the events that see them.
     Checkouts and orders are spec-shaped (no `cart_id`) unless `cart_ids`. With `collector` (URL, write
     key) the events are posted to the collector instead (simulator.collector; realtime only: the
-    collector stamps `receivedAt` with its own clock).
+    collector stamps `receivedAt` with its own clock). With `inbox` (the sandbox's URL, its key) the
+    shoppers read the emails delivered there and respond to them: open, click, buy (simulator.inbox;
+    realtime only).
     """
     if rate <= 0 or duration < 0 or rotate_seconds <= 0 or rotate_events < 1:
         raise ValueError("rate and rotate_seconds must be > 0, duration >= 0, rotate_events >= 1")
     if realtime and start is not None:
         raise ValueError("start applies to realtime=False only: realtime timestamps are the wall clock")
-    if collector is not None and not realtime:
-        raise ValueError("through the collector the simulation runs in real time (it stamps receivedAt)")
+    if (collector is not None or inbox is not None) and not realtime:
+        raise ValueError("through the collector or the inbox the simulation runs in real time")
     begin = start if start is not None else datetime.now(UTC)
     sim = ShopperSimulator(users=users, seed=seed, start=begin, dirt=dirt, cart_ids=cart_ids)
     if collector is None:
@@ -61,12 +66,15 @@ def run_simulation(
     lander.land_reference(sim.reference_files())
     total, stop = round(rate * duration), stop if stop is not None else threading.Event()
     try:
-        if realtime:
-            rotate = (rotate_seconds, rotate_events)
-            _run_realtime(sim, lander, total=total, rate=rate, begin=begin, stop=stop, rotate=rotate)
-        else:
-            per_file = max(1, min(rotate_events, round(rate * rotate_seconds)))
-            _run_simulated(sim, lander, total=total, rate=rate, begin=begin, stop=stop, per_file=per_file)
+        with _reading(inbox, seed, begin) as reader:
+            if realtime:
+                rotate = (rotate_seconds, rotate_events)
+                _run_realtime(
+                    sim, lander, total=total, rate=rate, begin=begin, stop=stop, rotate=rotate, reader=reader
+                )
+            else:
+                per_file = max(1, min(rotate_events, round(rate * rotate_seconds)))
+                _run_simulated(sim, lander, total=total, rate=rate, begin=begin, stop=stop, per_file=per_file)
     except KeyboardInterrupt:
         lander.report.interrupted = True
     finally:
@@ -75,6 +83,24 @@ def run_simulation(
     report.interrupted = report.interrupted or report.total_lines < total
     log.info("simulation landed %s files, lines by kind %s", len(report.files), report.lines)
     return report
+
+
+@contextmanager
+def _reading(inbox: tuple[str, str] | None, seed: int, since: datetime) -> Iterator[InboxReader | None]:
+    """The shoppers' inbox reader on its own thread while the simulation runs (None: no inbox)."""
+    if inbox is None:
+        yield None
+        return
+    reader, done = InboxReader(*inbox, seed, since=since), threading.Event()
+    thread = threading.Thread(target=reader.run, args=(done,), name="inbox", daemon=True)
+    thread.start()
+    try:
+        yield reader
+    finally:
+        done.set()
+        thread.join(timeout=15)
+        reader.close()
+        log.info("the shoppers' inbox: %s", dict(reader.counts))
 
 
 def _run_simulated(
@@ -105,8 +131,10 @@ def _run_realtime(
     begin: datetime,
     stop: threading.Event,
     rotate: tuple[float, int],
+    reader: InboxReader | None = None,
 ) -> None:
-    """Keep up with `rate` lines per wall-clock second; a file closes every `rotate` (seconds, lines)."""
+    """Keep up with `rate` lines per wall-clock second; a file closes every `rotate` (seconds, lines).
+    The shoppers who clicked an email's link (`reader`) come to the shop before the next lines."""
     rotate_seconds, rotate_events = rotate
     started = last_file = time.monotonic()
     buffer: list[SimLine] = []
@@ -116,6 +144,8 @@ def _run_realtime(
             elapsed = time.monotonic() - started
             now = begin + timedelta(seconds=elapsed)  # monotonic, so the simulated clock never goes back
             due = min(total, int(rate * elapsed)) - emitted
+            for arrival in reader.arrivals() if reader is not None and due > 0 else ():
+                sim.from_email(arrival.shopper, arrival.kind, arrival.buys)
             while due > 0:
                 n = min(due, rotate_events - len(buffer))
                 lander.land_reference(sim.reference_files())

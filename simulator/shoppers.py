@@ -25,6 +25,7 @@ from itertools import accumulate
 
 import orjson
 
+from simulator.context import email_origin
 from simulator.dirt import MALFORMED_REASONS, Dirt, mangle
 from simulator.events import Session, SessionActions
 from simulator.population import Population
@@ -100,6 +101,24 @@ class ShopperSimulator:
         if ok:
             self._held = ok[-HELD_DUPLICATES:]
         return out
+
+    def from_email(self, index: int, kind: str, buys: bool) -> None:
+        """Shopper `index` clicked a link of a `kind` email: they come to the shop from it (a new session,
+        unless they are in one), look at a product and, when they `buy`, check out and order next."""
+        if not 1 <= index <= self.users:
+            return
+        shopper = self._population.get(index)
+        session = next((s for s in self._sessions if s.shopper is shopper), None)
+        if session is None:
+            shopper.active = True
+            session = Session(shopper, slot=len(self._sessions), origin=email_origin(shopper, kind))
+            self._sessions.append(session)
+        steps = ["view"]
+        if buys:
+            steps += [] if shopper.cart else ["add"]
+            steps += [] if session.logged_in else ["login"]
+            steps += ["checkout", "order"]
+        session.pending += steps
 
     def _duplicate(self, ok: list[SimLine]) -> SimLine | None:
         """A repeat of an earlier ok line: held back from an earlier step, or from this one."""

@@ -3,6 +3,7 @@ the asset's metadata (what the UI shows); and `lakemail report` on the same lake
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -38,6 +39,10 @@ def test_measure_job_shows_the_experiments_and_the_report_agrees(
     assert isinstance(table, dg.MarkdownMetadataValue) and "| abandoned_cart | holdout |" in table.value
     plot = Path(str(shown["experiments"]["plot"].value))
     assert plot.read_bytes().startswith(b"\x89PNG")
+    picture = shown["experiments"]["picture"]  # the picture itself, which the UI renders under the table
+    prefix = "![What the emails earn](data:image/png;base64,"
+    assert isinstance(picture, dg.MarkdownMetadataValue) and picture.value.startswith(prefix)
+    assert base64.b64decode(picture.value.removeprefix(prefix).removesuffix(")")) == plot.read_bytes()
 
     env = {
         "PYTHONPATH": str(ROOT),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from datetime import date, datetime
 from typing import Any
@@ -76,6 +77,17 @@ def experiments_markdown(pooled: pl.DataFrame) -> str:
     head = "| " + " | ".join(HEADERS) + " |\n|" + "---|" * len(HEADERS) + "\n"
     body = "".join("| " + " | ".join(c.replace("|", "/") for c in row) + " |\n" for row in cells(pooled))
     return head + body
+
+
+MAX_INLINE_PNG = 1_000_000  # bytes: a bigger picture is left out of the markdown (its file still has it)
+
+
+def png_markdown(png: bytes, alt: str = "What the emails earn") -> str | None:
+    """The PNG as a markdown image with a `data:` URI (the Dagster UI renders it on the asset's page;
+    it allows `data:` image sources), or None when it is too big to carry in metadata."""
+    if len(png) > MAX_INLINE_PNG or not png.startswith(b"\x89PNG"):
+        return None
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
 def experiments_text(pooled: pl.DataFrame) -> str:

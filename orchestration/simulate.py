@@ -1,0 +1,81 @@
+"""`lakemail simulate`: realistic shoppers into the landing zone (or through the collector), and with
+`--inbox` shoppers who read the emails the sandbox delivered and respond to them (#19)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from orchestration.settings import Settings
+
+
+def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sim = commands.add_parser("simulate", help="write realistic shopper events into the landing zone")
+    sim.add_argument("--users", type=int, required=True)
+    sim.add_argument("--rate", type=float, required=True, help="events per second")
+    sim.add_argument("--duration", type=float, required=True, help="seconds")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--fast", action="store_true", help="no pacing: simulated clock, as fast as possible")
+    sim.add_argument(
+        "--cart-ids",
+        action="store_true",
+        help="put cart_id on checkouts and orders too, as some shops do (Segment's spec does not)",
+    )
+    sim.add_argument(
+        "--via-collector",
+        metavar="URL",
+        help="post the events to the collector at URL (key: LAKEMAIL_WRITE_KEY) instead of landing files",
+    )
+    sim.add_argument(
+        "--inbox",
+        metavar="URL",
+        help="the shoppers read the emails delivered to the sandbox at URL (key: LAKEMAIL_ESP_API_KEY) "
+        "and respond: open, click through the click redirect, buy (real time only)",
+    )
+
+
+def _keys(args: argparse.Namespace) -> tuple[tuple[str, str] | None, tuple[str, str] | None] | str:
+    """(collector, inbox) as (URL, key) pairs, or what is wrong with the options."""
+    from orchestration.settings import esp_api_key, write_keys
+    from resources.providers import SANDBOX_API_KEY
+
+    if args.fast and (args.via_collector or args.inbox):
+        return "--via-collector and --inbox run in real time (not with --fast)"
+    collector = inbox = None
+    if args.via_collector:
+        if not write_keys():
+            return "--via-collector needs LAKEMAIL_WRITE_KEY set"
+        collector = (args.via_collector, write_keys()[0])
+    if args.inbox:
+        inbox = (args.inbox, esp_api_key() or SANDBOX_API_KEY)
+    return collector, inbox
+
+
+def simulate_command(settings: Settings, args: argparse.Namespace) -> int:
+    from resources.landing import LandingResource
+    from simulator.run import run_simulation
+
+    keys = _keys(args)
+    if isinstance(keys, str):
+        print(f"lakemail: {keys}", file=sys.stderr)
+        return 2
+    collector, inbox = keys
+    report = run_simulation(
+        LandingResource(uri=settings.landing_uri).root,
+        users=args.users,
+        rate=args.rate,
+        duration=args.duration,
+        seed=args.seed,
+        realtime=not args.fast,
+        cart_ids=args.cart_ids,
+        collector=collector,
+        inbox=inbox,
+    )
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.lines.items()))
+    if collector is not None:
+        sent = report.posted
+        print(f"posted {sent['messages']} messages in {sent['batches']} batches, {sent['refused']} refused")
+        print(f"generated {report.total_lines} lines ({kinds})")
+    else:
+        print(f"landed {len(report.files)} files, {report.total_lines} lines ({kinds})")
+    return 0
