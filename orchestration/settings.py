@@ -45,6 +45,7 @@ KNOWN = {
     "LAKEMAIL_QUIET_HOURS",
     "LAKEMAIL_FREQUENCY_CAP",
     "LAKEMAIL_WRITE_KEY",
+    "LAKEMAIL_API_KEY",
     "LAKEMAIL_SUPERVISOR_PID",  # set by `lakemail up` on what it starts (orchestration.homelock)
 }
 # One delay variable per trigger kind, with the rule's own delay as its default.
@@ -243,6 +244,12 @@ def write_keys() -> tuple[str, ...]:
     return tuple(key.strip() for key in os.environ.get(WRITE_KEY_VARIABLE, "").split(",") if key.strip())
 
 
+def api_key() -> str | None:
+    """The profile API's bearer key, `LAKEMAIL_API_KEY` (None when unset: the profile API is off)."""
+    return os.environ.get(API_KEY_VARIABLE, "").strip() or None
+
+
+API_KEY_VARIABLE = "LAKEMAIL_API_KEY"
 SECRET_VARIABLE = "LAKEMAIL_SECRET"
 WINDOW_VARIABLE = "LAKEMAIL_ATTRIBUTION_WINDOW"
 
