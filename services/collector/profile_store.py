@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,45 +112,55 @@ class ProfileStore:
 
     def profile(self, user_id: str) -> Profile | None:
         """The known user's profile; None for an unknown, anonymous-only or erased one."""
-        if not user_id or len(user_id) > MAX_USER_ID_CHARS or user_id.startswith(ANON):
-            return None
+        return self.profiles([user_id])[user_id]
+
+    def profiles(self, user_ids: Sequence[str]) -> dict[str, Profile | None]:
+        """Each user's profile (None: unknown, anonymous-only or erased), read in one transaction per
+        namespace and derived together (a batch of lookups costs about what one does)."""
+        found: dict[str, Profile | None] = dict.fromkeys(user_ids)
+        wanted = [u for u in found if u and len(u) <= MAX_USER_ID_CHARS and not u.startswith(ANON)]
+        if not wanted:
+            return found
         with self.reading() as snap:
-            return self._profile(snap, user_id)
+            states = snap.store.get_many("profiles", wanted)
+            crms = snap.store.get_many("customers", wanted)
+            known = [u for u in wanted if u in states or u in crms]
+            erased = self._erased(snap.store, known)
+            stamps = snap.store.stamps()
+        values = {u: (states.get(u, b""), crms.get(u, b"")) for u in known if u not in erased}
+        for user, row in self._derived(values, snap).items():
+            found[user] = Profile(row, stamps)
+        return found
 
-    def _profile(self, snap: Snapshot, user_id: str) -> Profile | None:
-        store = snap.store
-        state = store.get_many("profiles", [user_id]).get(user_id, b"")
-        crm = store.get_many("customers", [user_id]).get(user_id, b"")
-        if not state and not crm:
-            return None
-        if self._erased(store, user_id):
-            return None
-        return Profile(self._derived(user_id, state, crm, snap), store.stamps())
+    def _erased(self, store: StateStore, user_ids: Sequence[str]) -> set[str]:
+        """The ids an erasure suppressed (their entries may still be on their way out)."""
+        if self._secret is None or not user_ids:
+            return set()
+        keys = {user_key(u, self._secret): u for u in user_ids}
+        found = store.get_many("suppressions", keys)
+        if not found:
+            return set()
+        reasons = decode(list(found.values()), VALUE_SCHEMAS["suppressions"])["reasons"].to_list()
+        return {keys[k] for k, r in zip(found, reasons, strict=True) if any(x["reason"] == ERASED for x in r)}
 
-    def _erased(self, store: StateStore, user_id: str) -> bool:
-        """Whether an erasure suppressed this id (its entries may still be on their way out)."""
-        if self._secret is None:
-            return False
-        key = user_key(user_id, self._secret)
-        found = store.get_many("suppressions", [key]).get(key)
-        if found is None:
-            return False
-        reasons = decode([found], VALUE_SCHEMAS["suppressions"])["reasons"][0]
-        return any(r["reason"] == ERASED for r in reasons)
-
-    def _derived(self, user_id: str, state: bytes, crm: bytes, snap: Snapshot) -> dict[str, Any]:
-        mtime = snap.version[2]
+    def _derived(self, values: dict[str, tuple[bytes, bytes]], snap: Snapshot) -> dict[str, dict[str, Any]]:
+        """user -> profile row: the cached one while its stored bytes and the store's commit are the same."""
+        mtime, rows, missing = snap.version[2], {}, {}
         with self._cond:
-            cached = self._profiles.get(user_id)
-            if cached is not None and cached[:3] == (state, crm, mtime):
-                self._profiles.move_to_end(user_id)
-                return cached[3]
-        row = derive_profile(state, crm, snap.as_of)
+            for user, pair in values.items():
+                cached = self._profiles.get(user)
+                if cached is not None and cached[:3] == (*pair, mtime):
+                    self._profiles.move_to_end(user)
+                    rows[user] = cached[3]
+                else:
+                    missing[user] = pair
+        fresh = derive_profiles(missing, snap.as_of)
         with self._cond:
-            self._profiles[user_id] = (state, crm, mtime, row)
+            for user, row in fresh.items():
+                self._profiles[user] = (*missing[user], mtime, row)
             while len(self._profiles) > CACHE_PROFILES:
                 self._profiles.popitem(last=False)
-        return row
+        return rows | fresh
 
     def catalog(self, snap: Snapshot) -> Catalog:
         """The store's catalog as emails read it (read again once the store has committed)."""
@@ -169,8 +179,12 @@ class ProfileStore:
         return catalog
 
 
-def derive_profile(state: bytes, crm: bytes, as_of: datetime) -> dict[str, Any]:
-    """The `profiles` row of one user from the store's values (the micro-batch's own derivation)."""
-    merged = decode([state], PARTIAL_SCHEMA) if state else pl.DataFrame(schema=PARTIAL_SCHEMA)
-    customers = decode([crm], CUSTOMERS_SCHEMA) if crm else pl.DataFrame(schema=CUSTOMERS_SCHEMA)
-    return derive(merged, customers, as_of).row(0, named=True)
+def derive_profiles(values: Mapping[str, tuple[bytes, bytes]], as_of: datetime) -> dict[str, dict[str, Any]]:
+    """user -> `profiles` row from the store's (state, CRM) values: the micro-batch's own derivation."""
+    if not values:
+        return {}
+    states = [state for state, _ in values.values() if state]
+    crms = [crm for _, crm in values.values() if crm]
+    merged = decode(states, PARTIAL_SCHEMA) if states else pl.DataFrame(schema=PARTIAL_SCHEMA)
+    customers = decode(crms, CUSTOMERS_SCHEMA) if crms else pl.DataFrame(schema=CUSTOMERS_SCHEMA)
+    return {row["user_id"]: row for row in derive(merged, customers, as_of).iter_rows(named=True)}

@@ -18,7 +18,7 @@ import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -29,6 +29,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.concurrency import run_in_threadpool
 
+from services.collector.profile_batch import ProfileBatcher
 from services.collector.profile_store import NoStore, Profile, ProfileStore
 from transforms.sends.content import CART_KINDS, KINDS, PRODUCT_KINDS, Content, Shop, build_content
 from transforms.sends.rows import trigger_facts
@@ -111,10 +112,12 @@ def _email_of(profile: Profile, kind: str | None, product_id: str | None) -> Any
 
 
 class _Routes:
-    """The two routes' work (run in the thread pool: the store reads and the derivation block)."""
+    """The two routes' work: profiles in batches (services.collector.profile_batch), content in the
+    thread pool (the store reads and the derivation block)."""
 
     def __init__(self, api: ProfileApi, registry: CollectorRegistry) -> None:
         self.api, self.bestsellers = api, _Bestsellers(api.bestsellers)
+        self.batcher = ProfileBatcher(api.store.profiles)
         self.lookups = Counter(
             "lakemail_profile_lookups_total",
             "Profile API requests by route template and outcome (found, not_found, unauthorized, ...).",
@@ -129,7 +132,9 @@ class _Routes:
             registry=registry,
         )
 
-    def guarded(self, route: str, request: Request, answer: Callable[[], Response]) -> Response:
+    async def guarded(
+        self, route: str, request: Request, answer: Callable[[], Awaitable[Response]]
+    ) -> Response:
         """`answer()` for an authorized request; the refusals otherwise, every outcome counted."""
         count = self.lookups.labels
         if self.api.api_key is None:
@@ -141,7 +146,7 @@ class _Routes:
             return _error(401, "invalid_api_key", "missing or wrong bearer key", **challenge)
         started = time.perf_counter()
         try:
-            response = answer()
+            response = await answer()
         except NoStore as missing:
             count(route=route, outcome="no_store").inc()
             return _error(503, "no_state_store", str(missing), **{"Retry-After": "5"})
@@ -154,8 +159,8 @@ class _Routes:
         count(route=route, outcome=outcome).inc()
         return response
 
-    def profile(self, user_id: str) -> Response:
-        profile = self.api.store.profile(user_id)
+    async def profile(self, user_id: str) -> Response:
+        profile = await self.batcher.get(user_id)
         return _not_found() if profile is None else _json(_profile_body(profile))
 
     def content(self, user_id: str, kind: str | None, product_id: str | None) -> Response:
@@ -193,14 +198,13 @@ def add_profile_routes(app: FastAPI, api: ProfileApi, registry: CollectorRegistr
     routes = _Routes(api, registry)
 
     async def profile_route(user_id: str, request: Request) -> Response:
-        answer = partial(routes.profile, user_id)
-        return await run_in_threadpool(routes.guarded, PROFILE_ROUTE, request, answer)
+        return await routes.guarded(PROFILE_ROUTE, request, partial(routes.profile, user_id))
 
     async def content_route(
         user_id: str, request: Request, kind: str | None = None, product_id: str | None = None
     ) -> Response:
-        answer = partial(routes.content, user_id, kind, product_id)
-        return await run_in_threadpool(routes.guarded, CONTENT_ROUTE, request, answer)
+        answer = partial(run_in_threadpool, routes.content, user_id, kind, product_id)
+        return await routes.guarded(CONTENT_ROUTE, request, answer)
 
     app.get(PROFILE_ROUTE, include_in_schema=False)(profile_route)
     app.get(CONTENT_ROUTE, include_in_schema=False)(content_route)
