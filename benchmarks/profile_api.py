@@ -122,12 +122,30 @@ async def load(url: str, users: list[str], rate: float, seconds: float) -> dict[
             tasks.append(asyncio.create_task(one(pick.choice(users))))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - begun
+        server = server_quantiles((await http.get("/metrics")).text)
     return {
+        **server,
         "requests_per_s": (len(latencies) + failures) / elapsed,
         "http_p50_ms": percentile(latencies, 50),
         "http_p99_ms": percentile(latencies, 99),
         "failures": float(failures),
     }
+
+
+def server_quantiles(metrics: str) -> dict[str, float]:
+    """The server's own p50/p99 (ms, the bucket bound reached) of the lookups: its histogram."""
+    prefix = 'lakemail_profile_lookup_seconds_bucket{le="'
+    buckets = []
+    for line in metrics.splitlines():
+        if line.startswith(prefix) and 'route="/v1/profiles/{user_id}"' in line:
+            le = line[len(prefix) :].split('"', 1)[0]
+            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+    total = max((c for _, c in buckets), default=0.0)
+    found: dict[str, float] = {}
+    for q in (50, 99):
+        reached = next((b for b, c in sorted(buckets) if c >= total * q / 100), float("inf"))
+        found[f"server_p{q}_ms_at_most"] = reached * 1000
+    return found
 
 
 def serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
