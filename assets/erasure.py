@@ -11,6 +11,7 @@ import dagster as dg
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.secrets import SecretsResource
+from resources.state import StateResource
 from stores.erasure.requests import RequestOutcome, pending_requests, process_request
 
 ERASE_OP = "erase_requests"
@@ -47,6 +48,7 @@ def erase_requests(
     lake: LakeResource,
     landing: LandingResource,
     secrets: SecretsResource,
+    state: StateResource,
 ) -> list[str]:
     """Carry out erasure requests landed in `erasure/`; returns their certificates as JSON."""
     paths = config.requests if config.requests is not None else [f.path for f in pending_requests(landing)]
@@ -54,7 +56,7 @@ def erase_requests(
     errors: list[Exception] = []
     for path in paths:
         try:
-            outcomes.append(process_request(lake, landing, path, secret=secrets.hmac_key))
+            outcomes.append(process_request(lake, landing, path, secret=secrets.hmac_key, state=state))
         except Exception as error:  # one request's failure must not hold back the others
             outcomes.append(RequestOutcome(path, "failed", type(error).__name__))
             errors.append(error)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from orchestration.settings import Settings, ensure_secret, write_keys
+from orchestration.settings import Settings, api_key, ensure_secret, write_keys
 
 if TYPE_CHECKING:  # the service's modules load when it is served, not on every `lakemail` command
     from services.collector.app import CollectorConfig
+    from services.collector.profiles import ProfileApi
 
 DEFAULT_PORT = 8000
 MB = 1024 * 1024
+MIN_API_KEY_CHARS = 16  # the profile API serves person data: a guessable key is refused at start-up
 
 
 def add_collector_options(serve: argparse.ArgumentParser) -> None:
@@ -61,6 +64,26 @@ def collector_config(settings: Settings, args: argparse.Namespace, keys: tuple[s
         linger=args.commit_ms / 1000,
         shop_catalog=make_catalog(seed=0) if args.demo_shop else None,  # what `lakemail up`'s simulator sells
         click_secret=ensure_secret(settings.home),  # the runs' LAKEMAIL_SECRET: the click tokens' key
+        profiles=profile_api(settings, api_key()),
+    )
+
+
+def profile_api(settings: Settings, key: str | None) -> ProfileApi:
+    """The profile API over this home's state store (off, answering 503, when `key` is None)."""
+    from resources.lake import LakeResource
+    from resources.shop import ShopResource
+    from resources.state import StateResource
+    from services.collector.profile_store import ProfileStore
+    from services.collector.profiles import ProfileApi
+    from stores.sends import read_bestsellers
+
+    lake, shop = LakeResource(uri=settings.lake_uri), ShopResource()  # the shop the send stage uses
+    return ProfileApi(
+        store=ProfileStore(StateResource(uri=settings.state_store_uri), secret=ensure_secret(settings.home)),
+        api_key=key,
+        shop=shop.shop(),
+        staleness=timedelta(hours=shop.staleness_hours),
+        bestsellers=lambda now: read_bestsellers(lake, now),
     )
 
 
@@ -75,6 +98,12 @@ def serve_collector(settings: Settings, args: argparse.Namespace) -> int:
             "lakemail: the collector needs LAKEMAIL_WRITE_KEY (comma-separated write keys)", file=sys.stderr
         )
         return 2
+    key = api_key()
+    if key is not None and len(key) < MIN_API_KEY_CHARS:
+        print(f"lakemail: LAKEMAIL_API_KEY is shorter than {MIN_API_KEY_CHARS} characters", file=sys.stderr)
+        return 2
+    if key is None:
+        print("lakemail: the profile API is off (503) until LAKEMAIL_API_KEY is set", file=sys.stderr)
     app = create_collector_app(collector_config(settings, args, keys))
     serve_forever(app, "127.0.0.1", DEFAULT_PORT if args.port is None else args.port)
     return 0

@@ -48,6 +48,7 @@ KNOWN = {
     "LAKEMAIL_QUIET_HOURS",
     "LAKEMAIL_FREQUENCY_CAP",
     "LAKEMAIL_WRITE_KEY",
+    "LAKEMAIL_API_KEY",
     "LAKEMAIL_SUPERVISOR_PID",  # set by `lakemail up` on what it starts (orchestration.homelock)
     "LAKEMAIL_DAGSTER_PG_URL",  # Dagster's storage in PostgreSQL (orchestration/instance.py)
 }
@@ -209,6 +210,12 @@ def write_keys() -> tuple[str, ...]:
     return tuple(key.strip() for key in os.environ.get(WRITE_KEY_VARIABLE, "").split(",") if key.strip())
 
 
+def api_key() -> str | None:
+    """The profile API's bearer key, `LAKEMAIL_API_KEY` (None when unset: the profile API is off)."""
+    return os.environ.get(API_KEY_VARIABLE, "").strip() or None
+
+
+API_KEY_VARIABLE = "LAKEMAIL_API_KEY"
 SECRET_VARIABLE = "LAKEMAIL_SECRET"
 WINDOW_VARIABLE = "LAKEMAIL_ATTRIBUTION_WINDOW"
 

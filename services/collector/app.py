@@ -1,7 +1,7 @@
 """The collector's HTTP app: Segment's Tracking API (`POST /v1/batch`, `/v1/track`, `/v1/identify`,
 `/v1/page`, `/v1/screen`, `/v1/group`, `/v1/alias`), `GET /health`, `GET /metrics` (Prometheus, no key:
-counts only), `/lakemail.js`, the click redirect `/c/{token}` (services.collector.clicks) and the demo
-shop.
+counts only), `/lakemail.js`, the click redirect `/c/{token}` (services.collector.clicks), the profile
+API `/v1/profiles/{user_id}` (services.collector.profiles) and the demo shop.
 
 Answers: 200 `{"success": true}` once every kept message is durable in the landing zone (with
 `rejected` listing the messages of a batch that were not kept, by index); 400 with a reason code for a
@@ -34,6 +34,7 @@ from services.collector.backlog import Backlog, BacklogGate, BacklogLimits
 from services.collector.clicks import add_click_route
 from services.collector.commit import CommitFailed, GroupCommitter, QueueFull, Writer
 from services.collector.metrics import CollectorFigures, rejected_counter
+from services.collector.profiles import ProfileApi, add_profile_routes
 from services.collector.shop import add_shop_routes, add_snippet_route
 from services.collector.wire import (
     MAX_BODY_BYTES,
@@ -77,6 +78,7 @@ class CollectorConfig:
     clock: Callable[[], datetime] = _utc_now
     click_secret: str | None = None  # LAKEMAIL_SECRET: serves the click redirect /c/{token} (None: not)
     writer: Writer = land
+    profiles: ProfileApi | None = None  # the profile API /v1/profiles/... (services.collector.profiles)
 
 
 @dataclass
@@ -137,6 +139,8 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
     add_snippet_route(app)
     if config.click_secret:
         add_click_route(app, committer, config.click_secret, config.clock)
+    if config.profiles is not None:
+        add_profile_routes(app, config.profiles, state.registry)
     if config.shop_catalog is not None:
         add_shop_routes(app, config.shop_catalog, config.write_keys[0])
     return app

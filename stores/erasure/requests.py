@@ -19,6 +19,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from resources.landing import LandedFile, LandingResource
+from resources.state import StateResource
 from stores.erasure.lake import (
     append_table,
     check_tables,
@@ -29,6 +30,7 @@ from stores.erasure.lake import (
     scrub_delta_logs,
 )
 from stores.erasure.landing import count_landing_traces, pending_links, rewrite_landing, scan_landing
+from stores.erasure.state import erase_from_store
 from transforms.erasure.person import (
     ERASURE_TABLES,
     Person,
@@ -68,7 +70,12 @@ def pending_requests(landing: LandingResource) -> list[LandedFile]:
 
 
 def process_request(
-    lake: LakeResource, landing: LandingResource, path: str, *, secret: str
+    lake: LakeResource,
+    landing: LandingResource,
+    path: str,
+    *,
+    secret: str,
+    state: StateResource | None = None,
 ) -> RequestOutcome:
     """Carry out one request file, then delete it (it holds the raw id); a malformed one is set aside."""
     name = path.removeprefix(f"{REQUESTS}/")
@@ -91,7 +98,7 @@ def process_request(
     digest = hmac.new(secret.encode(), f"{path}\0{stat.st_mtime_ns}\0".encode() + data, hashlib.sha256)
     request_id = f"erasure-{digest.hexdigest()[:16]}"
     certificate = erase_user(
-        lake, landing, user_id, secret=secret, request_id=request_id, request_source=path
+        lake, landing, user_id, secret=secret, request_id=request_id, request_source=path, state=state
     )
     full.unlink(missing_ok=True)
     return RequestOutcome(path, "erased", certificate=certificate)
@@ -105,12 +112,14 @@ def erase_user(
     secret: str,
     request_id: str | None = None,
     request_source: str = "api",
+    state: StateResource | None = None,
 ) -> ErasureCertificate:
     """Remove the person from every table, old version and landed file; suppress and certify it.
 
     Every key of theirs goes: the user id, each linked anonymous id (as itself and as the `anon:` key of
     profile partials and trigger candidates, so no pending state can bring them back), each email. The
-    certificate then checks every table and landed file for any of them (`checks`).
+    certificate then checks every table and landed file for any of them (`checks`). Last, the state
+    store (`state`) loses every key of theirs in one commit (stores.erasure.state).
     """
     request_id = request_id or f"erasure-{uuid.uuid4().hex[:16]}"
     with lake.writer_lock():
@@ -134,6 +143,9 @@ def erase_user(
         certificate.landing_files = {r.path: len(r.blanked) for r in scan.rewrites}
         certificate.log_files_scrubbed, certificate.log_lines_remaining = scrub_delta_logs(lake, person)
         certificate.suppressions_added = suppress(lake, person, secret, certificate.erased_at, request_id)
+        events = rows["events"]
+        erased_ids = [] if events is None else events["event_id"].to_list()
+        erase_from_store(lake, state, person, erased_ids, certificate.landing_files)
         landing_check = scan.found | count_landing_traces(landing, scan.rewrites, person)
         certify(
             certificate, check_tables(lake, lake_tables(lake, [s.name for s in specs]), person), landing_check

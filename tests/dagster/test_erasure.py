@@ -25,6 +25,7 @@ from orchestration.sql import run_query
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.secrets import SecretsResource
+from resources.state import StateResource
 from stores.erasure.lake import fold_into_aggregate
 from stores.erasure.requests import erase_user, pending_requests, read_certificate, submit_request
 from stores.ingest import ingest, landed_frame
@@ -458,6 +459,7 @@ def erasure_defs(settings: Settings) -> dg.Definitions:
             "lake": LakeResource(uri=settings.lake_uri),
             "landing": LandingResource(uri=settings.landing_uri),
             "secrets": SecretsResource(hmac_key=SECRET),
+            "state": StateResource(uri=settings.state_store_uri),  # the op erases the store too (#16.3)
         },
     )
 

@@ -1,0 +1,197 @@
+"""The profile API's lookup latency (issue #16: p99 <= 10 ms at 500 requests/s with 1M shoppers).
+
+    python -m benchmarks.profile_api [--shoppers 1000000] [--rate 500] [--seconds 20] [--quick]
+
+Builds a temporary home: a simulated shop through the real ingest and `lakemail state rebuild`'s code,
+then the store filled up to --shoppers profiles (the simulated shoppers' stored values under new ids,
+so every value is a real one). Measures, on uniformly random shoppers (cold: the API's cache of derived
+profiles rarely helps at 1M), first in this process (`ProfileStore.profile`: store reads + derivation),
+then through `lakemail serve collector` on a free loopback port at a fixed open-loop --rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from benchmarks.stats import percentile
+from benchmarks.steady import free_port
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from resources.state import StateResource
+from services.collector.profile_store import ProfileStore
+from simulator.run import run_simulation
+from stores.ingest import ingest
+from stores.state.rebuild import rebuild
+from transforms.profiles.state import ANON
+
+KEY = "bench-profile-api-key-0123456789"
+ROOT = Path(__file__).resolve().parent.parent
+CHUNK = 100_000
+
+
+def build_store(home: Path, shoppers: int) -> tuple[StateResource, list[str]]:
+    """A store of `shoppers` known users' profiles (and CRM rows where the simulation has them)."""
+    landing, lake = LandingResource(uri=str(home / "landing")), LakeResource(uri=str(home / "lake"))
+    start = datetime.now(UTC).replace(microsecond=0)
+    run_simulation(landing.root, users=2_000, rate=2_000, duration=10, seed=3, realtime=False, start=start)
+    ingest(lake, landing)
+    state = StateResource(uri=str(home / "state"))
+    rebuild(lake, state)
+    store = state.store()
+    seeds = [(k, v) for k, v in store.scan("profiles") if not k.startswith(ANON)]
+    crm = dict(store.scan("customers"))
+    users = [f"bench-{n:07d}" for n in range(max(0, shoppers - len(seeds)))]
+    for first in range(0, len(users), CHUNK):
+        profiles, customers = [], []
+        for n, user in enumerate(users[first : first + CHUNK], start=first):
+            key, value = seeds[n % len(seeds)]
+            quoted = b'"%s"' % key.encode()
+            profiles.append((user, value.replace(quoted, b'"%s"' % user.encode(), 1)))
+            if key in crm:
+                customers.append((user, crm[key].replace(quoted, b'"%s"' % user.encode(), 1)))
+        store.load("profiles", profiles)
+        store.load("customers", customers)
+    return state, [k for k, _ in seeds] + users
+
+
+def in_process(state: StateResource, users: list[str], lookups: int) -> dict[str, float]:
+    """p50/p99 (ms) of `ProfileStore.profile` on random shoppers, cold, then one shopper again and again,
+    and of batches of 64 random shoppers (`ProfileStore.profiles`, as the API batches waiting lookups)."""
+    store, pick = ProfileStore(state, secret="bench"), random.Random(1)
+    cold: list[float] = []
+    for _ in range(lookups):
+        user = pick.choice(users)
+        started = time.perf_counter()
+        assert store.profile(user) is not None
+        cold.append((time.perf_counter() - started) * 1000)
+    warm: list[float] = []
+    for _ in range(lookups):
+        started = time.perf_counter()
+        store.profile(users[0])
+        warm.append((time.perf_counter() - started) * 1000)
+    batches: list[float] = []
+    for _ in range(max(1, lookups // 64)):  # what the API does under load: waiting lookups together
+        wanted = pick.sample(users, 64)
+        started = time.perf_counter()
+        store.profiles(wanted)
+        batches.append((time.perf_counter() - started) * 1000)
+    return {
+        "batch64_p50_ms": percentile(batches, 50),
+        "batch64_p99_ms": percentile(batches, 99),
+        "cold_p50_ms": percentile(cold, 50),
+        "cold_p99_ms": percentile(cold, 99),
+        "cached_p50_ms": percentile(warm, 50),
+        "cached_p99_ms": percentile(warm, 99),
+    }
+
+
+async def load(url: str, users: list[str], rate: float, seconds: float) -> dict[str, float]:
+    """Open loop: a request every 1/rate s for `seconds` (bounded), each on a random shopper."""
+    pick, latencies, failures = random.Random(2), [], 0
+    headers = {"Authorization": f"Bearer {KEY}"}
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=10) as http:
+
+        async def one(user: str) -> None:
+            nonlocal failures
+            started = time.perf_counter()
+            try:
+                answer = await http.get(f"/v1/profiles/{user}")
+            except httpx.HTTPError:
+                failures += 1
+                return
+            if answer.status_code == 200:
+                latencies.append((time.perf_counter() - started) * 1000)
+            else:
+                failures += 1
+
+        tasks, begun = [], time.perf_counter()
+        for n in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, begun + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(pick.choice(users))))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - begun
+        server = server_quantiles((await http.get("/metrics")).text)
+    return {
+        **server,
+        "requests_per_s": (len(latencies) + failures) / elapsed,
+        "http_p50_ms": percentile(latencies, 50),
+        "http_p99_ms": percentile(latencies, 99),
+        "failures": float(failures),
+    }
+
+
+def server_quantiles(metrics: str) -> dict[str, float]:
+    """The server's own p50/p99 (ms, the bucket bound reached) of the lookups: its histogram."""
+    prefix = 'lakemail_profile_lookup_seconds_bucket{le="'
+    buckets = []
+    for line in metrics.splitlines():
+        if line.startswith(prefix) and 'route="/v1/profiles/{user_id}"' in line:
+            le = line[len(prefix) :].split('"', 1)[0]
+            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+    total = max((c for _, c in buckets), default=0.0)
+    found: dict[str, float] = {}
+    for q in (50, 99):
+        reached = next((b for b, c in sorted(buckets) if c >= total * q / 100), float("inf"))
+        found[f"server_p{q}_ms_at_most"] = reached * 1000
+    return found
+
+
+def serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "LAKEMAIL_HOME": str(home), "LAKEMAIL_WRITE_KEY": "bench", "LAKEMAIL_API_KEY": KEY}
+    env |= {f"LAKEMAIL_{n.upper()}_URI": str(home / n) for n in ("lake", "landing", "state")}
+    env["PYTHONPATH"] = str(ROOT)
+    argv = [sys.executable, "-m", "orchestration.cli", "serve", "collector", "--port", str(port)]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the collector did not start")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_api", description=__doc__)
+    parser.add_argument("--shoppers", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=float, default=500.0, help="requests per second (open loop)")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--quick", action="store_true", help="10,000 shoppers, 5 s")
+    args = parser.parse_args()
+    shoppers, seconds = (10_000, 5.0) if args.quick else (args.shoppers, min(args.seconds, 120.0))
+    with tempfile.TemporaryDirectory(prefix="profile-api-") as folder:
+        home = Path(folder)
+        started = time.perf_counter()
+        state, users = build_store(home, shoppers)
+        print(f"store: {len(users):,} shoppers, {state.store().size_bytes() / 2**20:,.0f} MB, "
+              f"built in {time.perf_counter() - started:.0f} s")  # fmt: skip
+        figures = in_process(state, users, 2_000)
+        print(", ".join(f"{name} {value:,.2f}" for name, value in figures.items()), flush=True)
+        process, url = serve(home)
+        try:
+            figures |= asyncio.run(load(url, users, args.rate, seconds))
+        finally:
+            process.terminate()
+            process.wait(30)
+    for name, value in figures.items():
+        print(f"{name:>16}: {value:,.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
