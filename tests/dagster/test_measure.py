@@ -15,6 +15,7 @@ from orchestration.definitions import build_defs
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from simulator.truth import Truth, simulate_truth
+from tests.conftest import storage_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +49,7 @@ def test_measure_job_shows_the_experiments_and_the_report_agrees(
         "PYTHONPATH": str(ROOT),
         "LAKEMAIL_HOME": str(settings.home),
         "LAKEMAIL_LAKE_URI": settings.lake_uri,
+        **storage_env(),
     }
     command = [sys.executable, "-m", "orchestration.cli", "report"]
     text = subprocess.run([*command, "--format", "png"], env=env, capture_output=True, text=True, timeout=120)
