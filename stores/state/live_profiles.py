@@ -20,6 +20,7 @@ from stores.state.namespaces import VALUE_SCHEMAS
 from stores.state.profiles import canonical, lake_states
 from transforms.profiles.merge import merge_partials
 from transforms.profiles.state import ANON, PARTIAL_SCHEMA
+from transforms.schema import UTC_TS
 from transforms.state import StateChanges, decode, encode, store_key
 
 
@@ -28,32 +29,32 @@ class NeedsLake(RuntimeError):
     user; a table version no longer in the log): the caller rebuilds the store instead."""
 
 
-Links = dict[str, dict[str, object]]  # anonymous id -> user id -> first_seen_at
+EDGES = {"anonymous_id": pl.String(), "user_id": pl.String(), "first_seen_at": UTC_TS}
 
 
-def _claims(links: Links) -> dict[str, str]:
-    """anonymous id -> the user that claims it: the earliest edge, ties to the smaller user id."""
-    return {a: min(users.items(), key=lambda u: (u[1], u[0]))[0] for a, users in links.items() if users}
+def _claims(links: pl.DataFrame) -> dict[str, str]:
+    """anonymous id -> the user that claims it: the earliest edge, ties to the smaller user id
+    (as `transforms.profiles.merge.resolve`)."""
+    first = links.sort("first_seen_at", "user_id").unique("anonymous_id", keep="first", maintain_order=True)
+    return dict(first.select("anonymous_id", "user_id").iter_rows())
 
 
-def _stored_links(store: StateStore, anons: list[str]) -> Links:
+def _stored_links(store: StateStore, anons: list[str]) -> pl.DataFrame:
+    """The stored identities edges of `anons` (EDGES)."""
     found = store.get_many("identity_links", [ANON + a for a in anons])
-    links: Links = {a: {} for a in anons}
-    by_key = {store_key(ANON + a): a for a in anons}
     if not found:
-        return links
-    rows = decode(list(found.values()), VALUE_SCHEMAS["identity_links"])
-    for key, listed in zip(found, rows["links"].to_list(), strict=True):
-        links[by_key[key]] = {link["id"]: link["first_seen_at"] for link in listed or []}
-    return links
+        return pl.DataFrame(schema=EDGES)
+    by_key = {store_key(ANON + a): a for a in anons}
+    rows = decode(list(found.values()), VALUE_SCHEMAS["identity_links"]).with_columns(
+        pl.Series("anonymous_id", [by_key[k] for k in found], dtype=pl.String)
+    )
+    links = rows.explode("links").drop_nulls("links").unnest("links")
+    return links.select("anonymous_id", pl.col("id").alias("user_id"), "first_seen_at")
 
 
-def _with_edges(links: Links, edges: pl.DataFrame) -> Links:
-    after = {a: dict(users) for a, users in links.items()}
-    for anon, user, seen in edges.select("anonymous_id", "user_id", "first_seen_at").iter_rows():
-        known = after.setdefault(anon, {}).get(user)
-        after[anon][user] = seen if known is None or seen < known else known
-    return after
+def _with_edges(links: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
+    both = pl.concat([links, edges.select(list(EDGES))], how="vertical_relaxed")
+    return both.group_by("anonymous_id", "user_id").agg(pl.col("first_seen_at").min())
 
 
 def _states(store: StateStore, keys: list[str]) -> pl.DataFrame:
