@@ -12,6 +12,7 @@ import dagster as dg
 
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.state import StateResource
 from stores.operations.checks import INGEST_TABLES, TABLES, LakeCheck, checks_for, evaluate
 from stores.operations.probe import Probe, Scope
 from transforms.operations.checks import Thresholds
@@ -59,11 +60,16 @@ def _check_step(
         + ("what the latest batch added." if in_run else "the last hour."),
     )
     def check_step(
-        context: dg.AssetCheckExecutionContext, lake: LakeResource, landing: LandingResource
+        context: dg.AssetCheckExecutionContext,
+        lake: LakeResource,
+        landing: LandingResource,
+        state: StateResource,
     ) -> Iterator[dg.AssetCheckResult]:
         now = datetime.now(UTC)
         batch_id = lake.committed_batch() if in_run else None
-        probe = Probe(lake, landing, Scope(batch_id=batch_id, since=now - RECENT), thresholds, now)
+        store = state.existing() if in_run else None  # in-run: what the batch wrote, through the store
+        scope = Scope(batch_id=batch_id, since=now - RECENT)
+        probe = Probe(lake, landing, scope, thresholds, now, state=store)
         for check in checks:
             if check_key(check) in context.selected_asset_check_keys:
                 outcome = evaluate(check, probe)

@@ -9,6 +9,8 @@ from assets.clock import EngineConfig, engine_now
 from assets.metadata import markdown_table
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.secrets import SecretsResource
+from resources.state import StateResource
 from stores.ingest import IngestReport, ingest
 
 INGEST_GROUP = "ingest"
@@ -86,9 +88,14 @@ def _metadata(report: IngestReport) -> dict[str, dict[str, Any]]:
     ],
 )
 def ingest_stage(
-    context: dg.AssetExecutionContext, config: BatchConfig, lake: LakeResource, landing: LandingResource
+    context: dg.AssetExecutionContext,
+    config: BatchConfig,
+    lake: LakeResource,
+    landing: LandingResource,
+    state: StateResource,
+    secrets: SecretsResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Take the batch's landed files into the lake, exactly once."""
+    """Take the batch's landed files into the lake, exactly once, and each batch into the state store."""
     report = ingest(
         lake,
         landing,
@@ -96,6 +103,8 @@ def ingest_stage(
         max_batch_bytes=config.max_batch_mb * 1024 * 1024,
         now=engine_now(config),
         retry=config.retry or (),
+        state=state,
+        secret=secrets.hmac_key,
     )
     context.log.info(
         "batch %s: %s files, %s accepted, %s duplicates, %s quarantined, %s failed",

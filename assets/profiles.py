@@ -1,44 +1,48 @@
-"""Dagster wiring of the profiles stage: `profiles` (fold of per-batch partials)."""
+"""Dagster wiring of the profiles refresh: the `profiles` Delta table, off the micro-batch's hot path.
+
+The micro-batch keeps every shopper's state current in the state store (`lakemail sql` and the trigger
+engine read it there); this asset, in its own job on a schedule (LAKEMAIL_PROFILES_REFRESH), folds the
+lake's partials now and then and rewrites `profiles` for the lake's other readers.
+"""
 
 import dagster as dg
-import polars as pl
 
 from assets.clock import EngineConfig, engine_now
-from assets.triggers import DECISIONS_GROUP
 from resources.lake import LakeResource
-from resources.secrets import SecretsResource
-from stores.profiles import append_updates, batch_events, fold, waiting_updates
-from stores.suppressions import record_unsubscribes
-from transforms.schema import FOLD_EVERY_ROWS, UPDATES_APP
+from resources.state import StateResource
+from stores.state.refresh import fold, take_updates, write_profiles
+
+PROFILES_GROUP = "profiles"
 
 
 @dg.asset(
-    group_name=DECISIONS_GROUP,
-    deps=["events", "identities"],
-    description="One row per known shopper: identity-stitched traits (base + partials since the last fold).",
+    group_name=PROFILES_GROUP,
+    deps=["events", "identities", "customers"],
+    description="One row per known shopper: identity-stitched traits as of the batch it is tagged with "
+    "(rewritten from the state store by profiles_job; `as_of` says when).",
 )
 def profiles(
-    context: dg.AssetExecutionContext, config: EngineConfig, lake: LakeResource, secrets: SecretsResource
+    context: dg.AssetExecutionContext, config: EngineConfig, lake: LakeResource, state: StateResource
 ) -> dg.MaterializeResult:
-    """Identity-stitched shopper profiles, updated from each batch's events."""
-    written = users = unsubscribes = 0
-    with lake.writer_lock():
-        done, committed = lake.app_version("profile_updates", UPDATES_APP), lake.committed_batch()
-        for batch_id in range(done + 1, committed + 1):
-            events = batch_events(lake, batch_id)
-            written += append_updates(lake, batch_id, events)
-            users += events.select(pl.coalesce("user_id", "anonymous_id")).n_unique() if events.height else 0
-            unsubscribes += record_unsubscribes(lake, events, secrets.hmac_key)
-        waiting = waiting_updates(lake)
-        folded = fold(lake, engine_now(config)) if waiting >= FOLD_EVERY_ROWS else None
-    context.log.info("profiles: %s partials over batches %s..%s", written, done + 1, committed)
+    """Take missing partials, fold them when enough wait, rewrite `profiles` from the state store."""
+    taken = take_updates(lake)
+    folded = fold(lake)
+    store = state.existing()
+    ahead = store is not None and store.stamps()["ingest"] > lake.committed_batch()
+    if store is None or ahead:  # the next micro-batch builds (or rebuilds) the store first
+        context.log.warning(
+            "profiles: no state store to read%s", " (it is ahead of the lake)" if ahead else ""
+        )
+        batch, rows = None, 0
+    else:
+        batch, rows = write_profiles(lake, store, engine_now(config))
+    context.log.info("profiles: batch %s, %s rows; %s partials taken, fold %s", batch, rows, taken, folded)
     return dg.MaterializeResult(
         metadata={
-            "batches": f"{done + 1}..{committed}" if committed > done else "none",
-            "partials_written": written,
-            "principals_touched": users,
-            "partials_waiting": waiting,
+            "batch": batch if batch is not None else dg.NullMetadataValue(),
+            "rows": rows if rows >= 0 else dg.NullMetadataValue(),
+            "unchanged": rows < 0,
+            "partials_taken": taken,
             "folded_up_to_batch": folded if folded is not None else dg.NullMetadataValue(),
-            "unsubscribes": unsubscribes,
         }
     )

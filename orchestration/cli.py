@@ -161,7 +161,8 @@ def _sql(settings: Settings, args: argparse.Namespace) -> int:
     from orchestration.sql import SqlError, one_line, parse_as_of, render, run_query
 
     try:
-        output = render(run_query(settings.lake_uri, args.query, parse_as_of(args.as_of)), args.format)
+        answer = run_query(settings.lake_uri, args.query, parse_as_of(args.as_of), settings.state_store_uri)
+        output = render(answer, args.format)
     except SqlError as error:
         print(f"lakemail sql: {error}", file=sys.stderr)
         return 2

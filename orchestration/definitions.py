@@ -21,8 +21,9 @@ from orchestration.jobs import (
     maintenance_job,
     measure_job,
     microbatch_job,
+    profiles_job,
 )
-from orchestration.schedules import SCHEDULES
+from orchestration.schedules import SCHEDULES, profiles_schedule
 from orchestration.sensors import build_landing_sensor, erasure_sensor
 from orchestration.settings import Settings, public_url_for
 from resources.email import EmailProviderResource
@@ -69,9 +70,9 @@ def build_defs(
             *build_asset_checks(tables, thresholds),
             *build_monitor_checks(tables, thresholds),
         ],
-        jobs=[microbatch_job, audit_job, maintenance_job, erasure_job, measure_job],
+        jobs=[microbatch_job, audit_job, maintenance_job, erasure_job, measure_job, profiles_job],
         sensors=[build_landing_sensor(settings.poll_seconds, settings.max_batch_mb), erasure_sensor],
-        schedules=SCHEDULES,
+        schedules=[*SCHEDULES, profiles_schedule(settings.profiles_refresh)],
         resources={
             "lake": lake or LakeResource(uri=settings.lake_uri),
             "landing": LandingResource(uri=settings.landing_uri, max_file_mb=settings.max_file_mb),

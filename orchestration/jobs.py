@@ -11,11 +11,13 @@ from assets.erasure import erase_requests
 from assets.ingest import INGEST_GROUP
 from assets.maintenance import maintenance
 from assets.measure import MEASURE_GROUP
+from assets.profiles import PROFILES_GROUP
 from assets.triggers import DECISIONS_GROUP
 from stores.operations.checks import INGEST_TABLES
 
 MICROBATCH_JOB = "microbatch_job"
 ERASURE_JOB = "erasure_job"
+PROFILES_JOB = "profiles_job"
 CHAIN_TABLES = (*INGEST_TABLES, "profiles", "triggers", "sends")
 
 microbatch_job = dg.define_asset_job(
@@ -39,6 +41,14 @@ maintenance_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(maintenance),
     description="Compact and vacuum the lake's Delta tables; prune old Dagster runs and ticks.",
     executor_def=dg.in_process_executor,  # one step: no second interpreter
+)
+
+profiles_job = dg.define_asset_job(
+    PROFILES_JOB,
+    selection=dg.AssetSelection.groups(PROFILES_GROUP),
+    description="Off the hot path: fold the lake's profile partials now and then; rewrite `profiles` "
+    "from the state store (schedule: LAKEMAIL_PROFILES_REFRESH).",
+    executor_def=dg.in_process_executor,
 )
 
 measure_job = dg.define_asset_job(
@@ -68,7 +78,6 @@ def microbatch_config(
     return {
         "ops": {
             "ingest_stage": {"config": ingest},
-            "profiles": clock,
             "triggers": clock,
             "sends": clock,
         }

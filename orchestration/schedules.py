@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 
-from orchestration.jobs import audit_job, maintenance_job, measure_job
+from orchestration.jobs import audit_job, maintenance_job, measure_job, profiles_job
 from stores.operations.audits import AUDIT_RESULTS
 
 
@@ -39,3 +41,16 @@ measure_schedule = dg.ScheduleDefinition(
     description="Hourly, at minute 50: attributions and experiments (what the emails earn).",
 )
 SCHEDULES = [audit_schedule, audit_full_schedule, maintenance_schedule, measure_schedule]
+
+
+def profiles_schedule(every: timedelta) -> dg.ScheduleDefinition:
+    """`profiles_job` every `every` (whole minutes, at least one; LAKEMAIL_PROFILES_REFRESH)."""
+    minutes = max(1, round(every.total_seconds() / 60))
+    cron = f"*/{minutes} * * * *" if minutes < 60 else f"0 */{max(1, minutes // 60)} * * *"
+    return dg.ScheduleDefinition(
+        name="profiles_schedule",
+        job=profiles_job,
+        cron_schedule=cron,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Every {minutes} min: rewrite the `profiles` Delta table from the state store.",
+    )

@@ -34,6 +34,7 @@ KNOWN = {
     "LAKEMAIL_LAKE_URI",
     "LAKEMAIL_LANDING_URI",
     "LAKEMAIL_STATE_URI",
+    "LAKEMAIL_PROFILES_REFRESH",  # how often profiles_job rewrites the `profiles` Delta table (2m)
     "LAKEMAIL_ESP",
     "LAKEMAIL_ESP_URL",
     "LAKEMAIL_ESP_API_KEY",
@@ -80,6 +81,7 @@ class Settings:
     esp_api_key_set: bool = False  # whether LAKEMAIL_ESP_API_KEY is set (its value goes through dg.EnvVar)
     state_uri: str | None = None  # the state store (None: `$LAKEMAIL_HOME/state`)
     dagster_pg_url: str | None = None  # Dagster's storage in PostgreSQL (None: SQLite in dagster_home)
+    profiles_refresh: timedelta = timedelta(minutes=2)
 
     @property
     def state_store_uri(self) -> str:
@@ -117,6 +119,9 @@ class Settings:
             lake_uri=env.get("LAKEMAIL_LAKE_URI", str(home / "lake")),
             landing_uri=env.get("LAKEMAIL_LANDING_URI", str(home / "landing")),
             state_uri=env.get("LAKEMAIL_STATE_URI", str(home / "state")),
+            profiles_refresh=parse_duration(
+                "LAKEMAIL_PROFILES_REFRESH", env.get("LAKEMAIL_PROFILES_REFRESH", "2m")
+            ),
             poll_seconds=positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),
             max_batch_mb=int(positive(env, "LAKEMAIL_MAX_BATCH_MB", 128)),
             max_file_mb=int(positive(env, "LAKEMAIL_MAX_FILE_MB", 256)),

@@ -22,6 +22,8 @@ from deltalake.exceptions import DeltaError
 from polars._plr import PySQLContext
 
 from resources.lake import LakeResource
+from resources.state import StateResource
+from stores.state.view import current_profiles
 
 ALIAS = "lakemail_query"
 ONLY_QUERIES = (
@@ -132,10 +134,27 @@ def guarded(query: str) -> str:
     return wrapped
 
 
-def run_query(lake_uri: str, query: str, as_of: int | datetime | None = None) -> pl.DataFrame:
-    """Answer `query` over every table of the lake (each at `as_of` when given), and only those."""
+def current_profiles_frame(lake_uri: str, state_uri: str) -> pl.LazyFrame | None:
+    """`profiles` as of the last committed batch, from the state store (None: no store, or one that
+    ahead of the lake, never trusted: the Delta table answers then)."""
+    store = StateResource(uri=state_uri).existing()
+    if store is None or store.stamps()["ingest"] > LakeResource(uri=lake_uri).committed_batch():
+        return None
+    rows, _ = current_profiles(store, datetime.now(UTC))
+    return rows.lazy()
+
+
+def run_query(
+    lake_uri: str, query: str, as_of: int | datetime | None = None, state_uri: str | None = None
+) -> pl.DataFrame:
+    """Answer `query` over every table of the lake (each at `as_of` when given), and only those; with a
+    `state_uri`, `profiles` (now) is the state store's, as of the last committed batch."""
     wrapped = guarded(query)
     frames = _frames(lake_uri, as_of)
+    if state_uri is not None and as_of is None and "profiles" in query.lower():
+        live = current_profiles_frame(lake_uri, state_uri)
+        if live is not None:
+            frames["profiles"] = live
     context = pl.SQLContext(frames)
     try:
         return context.execute(wrapped, eager=True)

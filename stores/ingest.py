@@ -20,6 +20,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from resources.landing import LandedFile, LandingResource
+from resources.state import StateResource, StateStore
 from stores.ingest_files import (
     CHANGED,
     LOG_ROW_COLUMNS,
@@ -30,15 +31,22 @@ from stores.ingest_files import (
     read_landed,
     stamped,
 )
+from stores.profiles import append_updates
 from stores.reference import merge_reference, reference_counts
+from stores.state.batch import BatchRows, batch_changes
+from stores.state.reads import landed_log, seen_ids
+from stores.state.sync import ready
+from stores.suppressions import record_unsubscribes
 from transforms.ingest.batch import FAILED, LANDED_SCHEMA, RETRYING, commit_groups, pending_files
 from transforms.ingest.events import dedupe_dates, identity_edges
 from transforms.ingest.files import FileResult, assemble_batch
 from transforms.ingest.reference import ReferenceResult
+from transforms.profiles.partials import partials
 from transforms.schema import (
     EVENTS_SCHEMA,
     IDENTITIES_SCHEMA,
     INGEST_LOG_SCHEMA,
+    SUPPRESSIONS_SCHEMA,
     UTC_TS,
 )
 
@@ -106,20 +114,29 @@ def ingest(
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
     now: datetime | None = None,
     retry: Collection[str] = (),
+    state: StateResource | None = None,
+    secret: str | None = None,
 ) -> IngestReport:
     """Ingest `manifest` (default: everything landed) that the lake has not ingested yet, exactly once;
     files failing transiently are taken again once their backoff is over at `now`, `retry` ones at once.
 
-    Commits hold at most `max_batch_bytes` of decompressed content (a bigger file goes alone).
+    Commits hold at most `max_batch_bytes` of decompressed content (a bigger file goes alone). With a
+    `state` store, it is caught up with the lake first (`stores.state.sync.ready`), the batch asks it
+    which files and event ids were taken before, and each batch's changes are committed to it right
+    after the batch's `ingest_log` commit. `secret` keys the suppressions of `Unsubscribed` events.
     """
     report = IngestReport()
     with lake.writer_lock():
         roll_back_incomplete_batch(lake)
+        store = ready(lake, state).store if state is not None else None
         if manifest is None:
             landed = landed_files(landing)
         else:
             landed = landed_manifest(landing, [*manifest, *retry], partial(landed_files, landing))
-        ingest_log = lake.read("ingest_log", INGEST_LOG_SCHEMA, LOG_READ)
+        if store is None:
+            ingest_log = lake.read("ingest_log", INGEST_LOG_SCHEMA, LOG_READ)
+        else:
+            ingest_log = landed_log(store, [f.path for f in landed], LOG_READ)
         pending = pending_files(landed_frame(landed), ingest_log, now, retry)
         by_path = {f.path: f for f in landed}
         ingested = Ingested.of(ingest_log)
@@ -131,7 +148,7 @@ def ingest(
         # file order, so "first occurrence wins" in the dedupe stays deterministic.
         outcomes = read_ahead(read_one, pending.select("source_file", "attempt").iter_rows(), PARSE_THREADS)
         for group in commit_groups(((o, o.content_bytes) for o in outcomes), max_batch_bytes):
-            _commit(lake, group, report)
+            _commit(lake, group, report, store, secret)
     return report
 
 
@@ -144,7 +161,13 @@ def roll_back_incomplete_batch(lake: LakeResource) -> None:
             lake.delete_batches_after(name, committed)
 
 
-def _commit(lake: LakeResource, outcomes: list[FileOutcome], report: IngestReport) -> None:
+def _commit(
+    lake: LakeResource,
+    outcomes: list[FileOutcome],
+    report: IngestReport,
+    store: StateStore | None = None,
+    secret: str | None = None,
+) -> None:
     batch_id = lake.committed_batch() + 1
     log_rows = [{**o.row, "batch_id": batch_id} for o in outcomes]
     report.changed_files += [str(r["source_file"]) for r in log_rows if r["status"] == CHANGED]
@@ -153,14 +176,16 @@ def _commit(lake: LakeResource, outcomes: list[FileOutcome], report: IngestRepor
     parsed = [(str(o.row["source_file"]), stamped(o.result, batch_id)) for o in outcomes if o.result]
     results = [r for _, r in parsed if isinstance(r, FileResult)]
     references = [(path, r) for path, r in parsed if isinstance(r, ReferenceResult)]
-    dates = sorted({d for r in results for d in r.events["event_date"].unique().to_list()})
-    rows = assemble_batch(results, seen_event_ids(lake, dates))
+    rows = assemble_batch(results, _seen(lake, store, results))
     quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])
     lake.append("quarantine", quarantine, batch_id=batch_id)
     lake.append("events", rows.events, batch_id=batch_id, partition_by=["event_date"])
-    merge_identities(lake, identity_edges(rows.events), batch_id)
+    edges = identity_edges(rows.events)
+    merge_identities(lake, edges, batch_id)
+    suppressed = record_unsubscribes(lake, rows.events, secret) if secret is not None else None
     counts = pl.concat([rows.counts, reference_counts(references)])
-    report.catalog_changes += merge_reference(lake, references, batch_id)
+    written: dict[str, pl.DataFrame] = {}
+    report.catalog_changes += merge_reference(lake, references, batch_id, written)
     report.reference_files.update(path.split("/", 1)[0] for path, _ in references)
     committed_at = datetime.now(UTC)
     entries = (
@@ -172,7 +197,13 @@ def _commit(lake: LakeResource, outcomes: list[FileOutcome], report: IngestRepor
         )
         .select([pl.col(c).cast(t) for c, t in INGEST_LOG_SCHEMA.items()])
     )
-    lake.append("ingest_log", entries, batch_id=batch_id)
+    lake.append("ingest_log", entries, batch_id=batch_id)  # the batch is committed
+    part = partials(rows.events)
+    if store is not None:
+        suppressions = suppressed if suppressed is not None else pl.DataFrame(schema=SUPPRESSIONS_SCHEMA)
+        batch = BatchRows(batch_id, entries, rows.events, edges, suppressions, written, part)
+        store.commit(batch_id, batch_changes(store, lake, batch), lane="ingest")
+    append_updates(lake, batch_id, part)  # the lake's record of partials (profiles refresh folds them)
     _record(report, batch_id, rows.events, quarantine, entries, committed_at)
 
 
@@ -198,6 +229,16 @@ def _record(
         report.preview = events.select(
             "event_type", "event_name", "event_ts", "event_date", "product_id"
         ).head(5)
+
+
+def _seen(lake: LakeResource, store: StateStore | None, results: list[FileResult]) -> pl.Series:
+    """The event ids of `results` accepted before: the store's index (no horizon), else the lake's
+    partitions a day either side of the events' dates."""
+    if store is not None:
+        ids = [r.events["event_id"] for r in results]
+        return seen_ids(store, pl.concat(ids) if ids else pl.Series("event_id", [], dtype=pl.String))
+    dates = sorted({d for r in results for d in r.events["event_date"].unique().to_list()})
+    return seen_event_ids(lake, dates)
 
 
 def seen_event_ids(lake: LakeResource, dates: list[date]) -> pl.Series:

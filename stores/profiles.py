@@ -1,9 +1,10 @@
-"""The profile store: an append-only log of per-batch partials, folded now and then into a base.
+"""The profile store in the lake: an append-only log of per-batch partials, folded now and then into a base.
 
 A micro-batch appends one partial per principal it touched to `profile_updates` (cost follows the
-batch). `profile_state` is the fold of all partials up to a batch number, recorded as a Delta
-application transaction on its commit; `profiles` is derived from it at the same fold. Readers
-see base + updates after the fold (`state_for`), which is what `lakemail sql` shows as `profiles`.
+batch), right after its commit. `profile_state` is the fold of all partials up to a batch number,
+recorded as a Delta application transaction on its commit (`stores.state.refresh.fold`, off the hot
+path). Readers of the lake see base + updates after the fold (`state_for`); the state store holds the
+same merged state per shopper, current with the last batch (`stores.state.live_profiles`).
 """
 
 from __future__ import annotations
@@ -18,14 +19,7 @@ from transforms.profiles.merge import merge_partials, resolve
 from transforms.profiles.partials import partials
 from transforms.profiles.state import ANON, PARTIAL_SCHEMA
 from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
-from transforms.schema import (
-    CUSTOMERS_SCHEMA,
-    EVENTS_SCHEMA,
-    FOLD_APP,
-    IDENTITIES_SCHEMA,
-    PROFILES_SCHEMA,
-    UPDATES_APP,
-)
+from transforms.schema import CUSTOMERS_SCHEMA, EVENTS_SCHEMA, FOLD_APP, IDENTITIES_SCHEMA, UPDATES_APP
 
 
 def batch_events(lake: LakeResource, batch_id: int) -> pl.DataFrame:
@@ -33,12 +27,24 @@ def batch_events(lake: LakeResource, batch_id: int) -> pl.DataFrame:
     return lake.scan("events", EVENTS_SCHEMA).filter(pl.col("batch_id") == batch_id).collect()
 
 
-def append_updates(lake: LakeResource, batch_id: int, events: pl.DataFrame) -> int:
-    """Append the batch's partials, once: a batch already recorded is skipped. Returns rows written."""
-    if lake.app_version("profile_updates", UPDATES_APP) >= batch_id:
+def append_updates(lake: LakeResource, batch_id: int, batch_partials: pl.DataFrame | None = None) -> int:
+    """Append the partials of batch `batch_id` (`batch_partials`: `transforms.profiles.partials.partials`
+    of its events, read from the lake when None) and of any earlier committed batch not taken yet (a
+    crash right after its commit), in one commit, once. Returns rows written."""
+    taken = max(folded_batch(lake), lake.app_version("profile_updates", UPDATES_APP))
+    if taken >= batch_id:
         return 0
-    rows = partials(events).with_columns(pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"))
-    lake.write_tagged("profile_updates", rows, {UPDATES_APP: batch_id})
+    known = batch_partials is not None
+    events = lake.scan("events", EVENTS_SCHEMA).filter(
+        (pl.col("batch_id") > taken) & (pl.col("batch_id") <= (batch_id - 1 if known else batch_id))
+    )
+    groups = events.collect().group_by("batch_id", maintain_order=True)
+    frames = [partials(e).with_columns(pl.lit(b, dtype=pl.Int64).alias("batch_id")) for (b,), e in groups]
+    if batch_partials is not None:
+        frames.append(batch_partials.with_columns(pl.lit(batch_id, dtype=pl.Int64).alias("batch_id")))
+    schema = {**PARTIAL_SCHEMA, "batch_id": pl.Int64()}
+    rows = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    lake.write_tagged("profile_updates", rows.select(list(schema)), {UPDATES_APP: batch_id})
     return rows.height
 
 
@@ -76,14 +82,25 @@ def state_for(lake: LakeResource, principals: list[str] | None) -> tuple[pl.Data
         users = sorted({p for p in principals if not p.startswith(ANON)} | set(claimed["user_id"]))
         links = pl.concat([links_for(lake, users), claimed]).unique()
         keys = sorted(set(users) | {ANON + a for a in anon} | {ANON + a for a in links["anonymous_id"]})
+    frames = [r if keys is None else r.filter(pl.col("principal").is_in(keys)) for r in lake_partials(lake)]
+    rows = pl.concat(frames, how="vertical_relaxed").collect()
+    return merge_partials(resolve(rows, links)), links
+
+
+def lake_partials(lake: LakeResource) -> list[pl.LazyFrame]:
+    """The lake's partials: the folded base, the updates since, and the partials of committed batches that
+    `profile_updates` has not taken yet (a crash right after their commit; the profiles refresh adds them)."""
     folded = folded_batch(lake)
     base = lake.scan("profile_state", PARTIAL_SCHEMA)
     updates = lake.scan("profile_updates", PROFILE_UPDATES_SCHEMA).filter(pl.col("batch_id") > folded)
-    if keys is not None:
-        base = base.filter(pl.col("principal").is_in(keys))
-        updates = updates.filter(pl.col("principal").is_in(keys))
-    rows = pl.concat([base, updates.select(list(PARTIAL_SCHEMA))]).collect()
-    return merge_partials(resolve(rows, links)), links
+    frames = [base, updates.select(list(PARTIAL_SCHEMA))]
+    taken, committed = max(folded, lake.app_version("profile_updates", UPDATES_APP)), lake.committed_batch()
+    if taken < committed:
+        missing = lake.scan("events", EVENTS_SCHEMA).filter(
+            (pl.col("batch_id") > taken) & (pl.col("batch_id") <= committed)
+        )
+        frames.append(partials(missing.collect()).lazy())
+    return frames
 
 
 def customers_for(lake: LakeResource, users: list[str] | None) -> pl.DataFrame:
@@ -95,21 +112,6 @@ def profiles_view(lake: LakeResource, as_of: datetime) -> pl.DataFrame:
     """`profiles` as readers see it: the base folded with every update since (PROFILES_SCHEMA)."""
     state, _ = state_for(lake, None)
     return derive(state, customers_for(lake, None), as_of)
-
-
-def fold(lake: LakeResource, as_of: datetime) -> int:
-    """Fold every update into `profile_state` and rewrite `profiles`; returns the batch folded up to."""
-    upto = lake.app_version("profile_updates", UPDATES_APP)
-    if upto <= folded_batch(lake):
-        return upto
-    state, _ = state_for(lake, None)
-    lake.write_tagged("profile_state", state.sort("principal"), {FOLD_APP: upto}, mode="overwrite")
-    profiles = derive(state, customers_for(lake, None), as_of)
-    lake.write_tagged("profiles", profiles.select(list(PROFILES_SCHEMA)), {FOLD_APP: upto}, mode="overwrite")
-    table = lake.table("profile_updates")
-    if table is not None:  # folded partials are in the base now; their files go at the next vacuum
-        table.delete(f"batch_id <= {int(upto)}")
-    return upto
 
 
 def waiting_updates(lake: LakeResource) -> int:

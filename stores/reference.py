@@ -28,7 +28,12 @@ def reference_counts(references: list[tuple[str, ReferenceResult]]) -> pl.DataFr
     )
 
 
-def merge_reference(lake: LakeResource, references: list[tuple[str, ReferenceResult]], batch_id: int) -> int:
+def merge_reference(
+    lake: LakeResource,
+    references: list[tuple[str, ReferenceResult]],
+    batch_id: int,
+    written: dict[str, pl.DataFrame] | None = None,
+) -> int:
     """Latest row per key into `customers` and `catalog`; catalog changes logged before the catalog moves.
 
     Both tables are rewritten whole (they are small next to events, and no predicate is logged). A retry
@@ -47,6 +52,9 @@ def merge_reference(lake: LakeResource, references: list[tuple[str, ReferenceRes
             lake.append("catalog_changes", changes, batch_id=batch_id)
             changed += changes.height
         lake.overwrite(name, after.select(list(schema)), batch_id=batch_id)
+        if written is not None:
+            brought = pl.concat(incoming)[key].unique().implode()
+            written[name] = after.filter(pl.col(key).is_in(brought)).select(list(schema))
     return changed
 
 

@@ -12,11 +12,22 @@ from transforms.schema import SUPPRESSIONS_SCHEMA
 UNSUBSCRIBED = "unsubscribed"
 
 
-def record_unsubscribes(lake: LakeResource, events: pl.DataFrame, secret: str) -> int:
-    """Add an `unsubscribed` suppression per user who unsubscribed in `events` (idempotent)."""
+def record_unsubscribes(lake: LakeResource, events: pl.DataFrame, secret: str) -> pl.DataFrame:
+    """Add an `unsubscribed` suppression per user who unsubscribed in `events` (idempotent); returns the
+    rows of `events` the table holds now (SUPPRESSIONS_SCHEMA: added now, or by an earlier attempt of the
+    same batch), which the state store takes."""
+    rows = unsubscribe_rows(events, secret)
+    if rows.height == 0:
+        return rows
+    existing = lake.read("suppressions", SUPPRESSIONS_SCHEMA)
+    new = rows.join(existing, on=["user_key", "reason"], how="anti")
+    lake.write("suppressions", new)
+    return pl.concat([new, rows.join(existing, on=list(SUPPRESSIONS_SCHEMA), how="semi")])
+
+
+def unsubscribe_rows(events: pl.DataFrame, secret: str) -> pl.DataFrame:
+    """One `unsubscribed` row per user who unsubscribed in `events`, since their first such event."""
     unsubscribed = events.filter((pl.col("event_name") == "Unsubscribed") & pl.col("user_id").is_not_null())
-    if unsubscribed.height == 0:
-        return 0
     first = unsubscribed.group_by("user_id").agg(pl.col("event_ts").min().alias("since"))
     rows = pl.DataFrame(
         {
@@ -26,10 +37,7 @@ def record_unsubscribes(lake: LakeResource, events: pl.DataFrame, secret: str) -
         },
         schema=SUPPRESSIONS_SCHEMA,
     )
-    existing = lake.read("suppressions", SUPPRESSIONS_SCHEMA, ["user_key", "reason"])
-    new = rows.join(existing, on=["user_key", "reason"], how="anti")
-    lake.write("suppressions", new)
-    return new.height
+    return rows
 
 
 def suppressed_users(lake: LakeResource, profiles: pl.DataFrame, secret: str) -> frozenset[str]:

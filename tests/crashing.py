@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -33,6 +34,10 @@ class CrashingLakeResource(LakeResource):
         self, name: str, frame: pl.DataFrame, *, batch_id: int, partition_by: list[str] | None = None
     ) -> None:
         super().append(name, frame, batch_id=batch_id, partition_by=partition_by)
+        self._maybe_crash(name)
+
+    def write_tagged(self, name: str, frame: pl.DataFrame, tags: dict[str, int], **kwargs: Any) -> None:
+        super().write_tagged(name, frame, tags, **kwargs)  # profile_updates: after the state store commit
         self._maybe_crash(name)
 
     def overwrite(self, name: str, frame: pl.DataFrame, *, batch_id: int) -> None:

@@ -15,7 +15,9 @@ from typing import Literal
 
 import polars as pl
 
+from resources.state import StateStore
 from stores.operations.probe import Probe
+from stores.state.namespaces import VALUE_SCHEMAS
 from transforms.ingest.events import dedupe_dates
 from transforms.operations.checks import (
     ONE_OF_COLUMNS,
@@ -27,6 +29,7 @@ from transforms.operations.checks import (
 from transforms.operations.ingest_checks import files_reconcile, quarantine_rate, table_fresh
 from transforms.operations.send_checks import sends_sent_once, sends_terminal_within_budget
 from transforms.schema import PENDING_DECISIONS
+from transforms.state import decode
 
 INGEST_TABLES = frozenset({"events", "quarantine", "ingest_log", "identities"})
 # An empty batch commits nothing to these tables; the commit of the table in the value covers them.
@@ -77,6 +80,9 @@ def _events_unique(probe: Probe) -> CheckOutcome:
     events, scoped = probe.whole("events"), probe.scoped("events")
     if events is None or scoped is None:
         return unique_key(pl.LazyFrame(schema={"event_id": pl.String}), ["event_id"])
+    batch_id, store = probe.scope.batch_id, probe.state
+    if store is not None and batch_id is not None and store.stamps()["ingest"] == batch_id:
+        return _batch_ids_unique(store, scoped, batch_id)
     if probe.scope.whole_lake:
         return unique_key(events.select("event_id"), ["event_id"])
     # Duplicates of the scope's rows can only sit in the partitions ingest's dedupe looks at.
@@ -84,6 +90,19 @@ def _events_unique(probe: Probe) -> CheckOutcome:
     dates = dedupe_dates(touched)
     outcome = unique_key(events.filter(pl.col("event_date").is_in(dates)).select("event_id"), ["event_id"])
     return CheckOutcome(outcome.passed, {**outcome.figures, "partitions": len(touched)})
+
+
+def _batch_ids_unique(store: StateStore, scoped: pl.LazyFrame, batch_id: int) -> CheckOutcome:
+    """The batch's event ids: once in the batch, and each one accepted by this batch in the store's index
+    (an id accepted by an earlier batch would be a duplicate, whatever its date): reads the batch only."""
+    ids = scoped.select("event_id").collect()["event_id"]
+    outcome = unique_key(ids.to_frame(), ["event_id"])
+    found = store.get_many("event_ids", ids.unique().to_list())
+    batches = decode(list(found.values()), VALUE_SCHEMAS["event_ids"])["batch_id"] if found else None
+    earlier = int((batches != batch_id).sum()) if batches is not None else 0
+    missing = ids.n_unique() - len(found)
+    figures = {**outcome.figures, "accepted_before": earlier, "not_in_state_store": missing}
+    return CheckOutcome(outcome.passed and earlier == 0 and missing == 0, figures)
 
 
 def _non_null(table: str) -> Callable[[Probe], CheckOutcome]:

@@ -15,6 +15,7 @@ from deltalake import DeltaTable
 
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.state import StateStore
 from transforms.operations.checks import Thresholds
 
 # Which columns scope a table's rows: its batch number (in-run) and its time column (audit windows).
@@ -51,6 +52,7 @@ class Probe:
     scope: Scope
     thresholds: Thresholds
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    state: StateStore | None = None  # in a micro-batch: the store, for checks that read what it wrote
     _tables: dict[str, DeltaTable | None] = field(default_factory=dict, repr=False)
 
     def table(self, name: str) -> DeltaTable | None:

@@ -33,7 +33,16 @@ from transforms.state import SEPARATOR, due_key, encode
 CHUNK_ROWS = 200_000
 Chunks = Iterator[pl.DataFrame]
 
-LANDED_RECORD = {"batch_id": pl.Int64(), "bytes": pl.Int64(), "sha256": pl.String(), "status": pl.String()}
+# + landed_at, committed_at (#15, ingest lane): what `pending_files` and the retry backoff read, so a
+# batch answers "which landed files are new" from the store
+LANDED_RECORD = {
+    "batch_id": pl.Int64(),
+    "bytes": pl.Int64(),
+    "sha256": pl.String(),
+    "status": pl.String(),
+    "landed_at": UTC_TS,
+    "committed_at": UTC_TS,
+}
 LINK = pl.Struct({"id": pl.String(), "first_seen_at": UTC_TS})
 DECIDED = ("trigger_id", "kind", "user_id", "decision", "decided_at", "evaluation")
 SEND = {"trigger_id": pl.String(), "kind": pl.String(), "anchor": pl.String(), "decided_at": UTC_TS}
@@ -55,7 +64,7 @@ VALUE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 }
 
 
-def _listed(rows: pl.LazyFrame, key: pl.Expr, name: str, fields: dict[str, pl.DataType]) -> pl.LazyFrame:
+def listed(rows: pl.LazyFrame, key: pl.Expr, name: str, fields: dict[str, pl.DataType]) -> pl.LazyFrame:
     """One row per `key`: a list column `name` of `fields` structs, sorted by every field."""
     columns = list(fields)
     return rows.group_by(key.alias("_key")).agg(pl.struct(columns).sort_by(columns).alias(name))
@@ -67,7 +76,7 @@ def _chunks(frame: pl.LazyFrame) -> Chunks:
 
 def landed_files(lake: LakeResource) -> Chunks:
     log = lake.scan("ingest_log", INGEST_LOG_SCHEMA)
-    rows = _listed(log, pl.col("source_file"), "records", LANDED_RECORD)
+    rows = listed(log, pl.col("source_file"), "records", LANDED_RECORD)
     schema = VALUE_SCHEMAS["landed_files"]
     yield from _chunks(encode(rows, pl.col("_key"), schema))
 
@@ -83,8 +92,8 @@ def identity_links(lake: LakeResource) -> Chunks:
     for side, key, other in (("anon:", "anonymous_id", "user_id"), ("user:", "user_id", "anonymous_id")):
         side_key = (pl.lit(side) + pl.col(key)).alias("side")
         rows = edges.select(side_key, pl.col(other).alias("id"), "first_seen_at")
-        listed = _listed(rows, pl.col("side"), "links", {"id": pl.String(), "first_seen_at": UTC_TS})
-        yield encode(listed, pl.col("_key"), schema).collect(engine="streaming")
+        links = listed(rows, pl.col("side"), "links", {"id": pl.String(), "first_seen_at": UTC_TS})
+        yield encode(links, pl.col("_key"), schema).collect(engine="streaming")
 
 
 def pending_triggers(lake: LakeResource) -> Chunks:
@@ -114,14 +123,14 @@ def recent_sends(lake: LakeResource) -> Chunks:
     if not isinstance(newest, datetime):
         return
     recent = sent.filter(pl.col("decided_at") >= newest - HISTORY).unique(["trigger_id", *SEND])
-    rows = _listed(recent, pl.col("user_id"), "sends", SEND)
+    rows = listed(recent, pl.col("user_id"), "sends", SEND)
     yield encode(rows, pl.col("_key"), VALUE_SCHEMAS["recent_sends"]).collect(engine="streaming")
 
 
 def suppressions(lake: LakeResource) -> Chunks:
     rows = lake.scan("suppressions", SUPPRESSIONS_SCHEMA).unique()
-    listed = _listed(rows, pl.col("user_key"), "reasons", SUPPRESSION)
-    yield encode(listed, pl.col("_key"), VALUE_SCHEMAS["suppressions"]).collect()
+    reasons = listed(rows, pl.col("user_key"), "reasons", SUPPRESSION)
+    yield encode(reasons, pl.col("_key"), VALUE_SCHEMAS["suppressions"]).collect()
 
 
 def catalog(lake: LakeResource) -> Chunks:

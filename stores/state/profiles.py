@@ -13,12 +13,10 @@ from collections.abc import Iterator
 import polars as pl
 
 from resources.lake import LakeResource
-from stores.profiles import batch_events, folded_batch
+from stores.profiles import lake_partials
 from transforms.profiles.merge import merge_partials, resolve
-from transforms.profiles.partials import partials
 from transforms.profiles.state import ANON, PARTIAL_SCHEMA
-from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
-from transforms.schema import IDENTITIES_SCHEMA, UPDATES_APP
+from transforms.schema import IDENTITIES_SCHEMA
 from transforms.state import decode, encode
 
 BUCKET_ROWS = 250_000  # partial rows merged at a time
@@ -27,16 +25,20 @@ ENGAGEMENT_TOLERANCE = 1e-12
 
 def all_partials(lake: LakeResource) -> pl.LazyFrame:
     """Every partial of the committed batches (PARTIAL_SCHEMA, not yet resolved or merged)."""
-    committed = lake.committed_batch()
-    folded = folded_batch(lake)
-    updates = lake.scan("profile_updates", PROFILE_UPDATES_SCHEMA).filter(
-        (pl.col("batch_id") > folded) & (pl.col("batch_id") <= committed)
-    )
-    taken = max(folded, lake.app_version("profile_updates", UPDATES_APP))
-    missing = [partials(batch_events(lake, b)).lazy() for b in range(taken + 1, committed + 1)]
-    base = lake.scan("profile_state", PARTIAL_SCHEMA)
-    frames = [base, updates.select(list(PARTIAL_SCHEMA)), *[m.select(list(PARTIAL_SCHEMA)) for m in missing]]
-    return pl.concat(frames, how="vertical_relaxed")
+    return pl.concat(lake_partials(lake), how="vertical_relaxed")
+
+
+def lake_states(lake: LakeResource, users: list[str]) -> pl.DataFrame:
+    """The merged state of `users` from the lake's partials (PARTIAL_SCHEMA): every partial of theirs and
+    of the anonymous ids they claim, as `profile_buckets` merges them (a shopper that changed hands)."""
+    edges = lake.scan("identities", IDENTITIES_SCHEMA)
+    theirs = edges.filter(pl.col("user_id").is_in(users)).select("anonymous_id").collect()["anonymous_id"]
+    linked = edges.filter(pl.col("anonymous_id").is_in(theirs.implode())).collect()
+    keys = [*users, *(ANON + a for a in theirs.unique())]
+    rows = all_partials(lake).filter(pl.col("principal").is_in(keys)).collect()
+    rows = resolve(rows, linked).filter(pl.col("principal").is_in(users))
+    rows = rows.sort("principal", "first_ts", "last_ts", "engagement", nulls_last=True)
+    return merge_partials(rows) if rows.height else pl.DataFrame(schema=PARTIAL_SCHEMA)
 
 
 def claims(identities: pl.DataFrame) -> pl.DataFrame:

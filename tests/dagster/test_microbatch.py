@@ -57,7 +57,9 @@ def test_public_names_are_pinned(settings: Settings) -> None:
         "experiments",
     }
     jobs = {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
-    assert jobs == {"microbatch_job", "audit_job", "maintenance_job", "erasure_job", "measure_job"}
+    assert jobs == {
+        *("microbatch_job", "audit_job", "maintenance_job", "erasure_job", "measure_job", "profiles_job")
+    }
     assert {s.name for s in defs.sensors or []} == {"landing_sensor", "erasure_sensor"}
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {
@@ -65,6 +67,7 @@ def test_public_names_are_pinned(settings: Settings) -> None:
         "audit_full_schedule",
         "maintenance_schedule",
         "measure_schedule",
+        "profiles_schedule",
     }
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
     in_run = {
@@ -85,7 +88,7 @@ def test_the_micro_batch_runs_only_the_ingest_chain_and_its_in_run_checks(
     }
     assert materialized == {
         *("events", "quarantine", "ingest_log", "identities", "customers", "catalog", "catalog_changes"),
-        *("profiles", "triggers", "sends"),
+        *("triggers", "sends"),  # `profiles` is profiles_job's (off the hot path)
     }
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["events_event_id_unique"] and checks["no_failed_files"]

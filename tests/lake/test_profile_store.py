@@ -8,11 +8,12 @@ from datetime import timedelta
 import polars as pl
 
 from resources.lake import LakeResource
-from stores.profiles import append_updates, fold, profiles_view, state_for
+from stores.profiles import append_updates, profiles_view, state_for
+from stores.state.refresh import fold
 from tests.story import Shop, at, message, spec_message
 from transforms.profiles.partials import partials
 from transforms.profiles.state import ORDER_STATE, PARTIAL_SCHEMA
-from transforms.schema import FOLD_APP, UPDATES_APP
+from transforms.schema import FOLD_APP, INGEST_LOG_SCHEMA, UPDATES_APP
 
 OLD_ORDER = [f.name for f in ORDER_STATE.fields if f.name != "checkout_id"]
 
@@ -42,13 +43,14 @@ def test_a_lake_from_before_the_checkouts_list_reads_folds_and_takes_new_batches
     assert "checkouts" not in pl.scan_delta(lake.table_uri("profile_state")).collect_schema()
 
     started = spec_message("Checkout Started", at(0), user="u1", order_id="o1", value=40.0)
-    assert append_updates(lake, 3, landed(shop, started)) == 1
+    assert append_updates(lake, 3, partials(landed(shop, started))) == 1
     state, _ = state_for(lake, ["u1"])
     [row] = state.rows(named=True)
     assert [(c["checkout_key"], c["started_at"]) for c in row["checkouts"]] == [("o1", at(0))]
     assert [(o["order_id"], o["checkout_id"]) for o in row["orders"]] == [("o0", None)]
 
-    assert fold(lake, at(5)) == 3
+    lake.append("ingest_log", pl.DataFrame(schema=INGEST_LOG_SCHEMA), batch_id=3)  # batch 3 committed
+    assert fold(lake, every=1) == 3
     folded = pl.scan_delta(lake.table_uri("profile_state")).collect_schema()
     assert folded == pl.Schema(PARTIAL_SCHEMA)
     profile = profiles_view(lake, at(5)).row(0, named=True)

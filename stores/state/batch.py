@@ -1,0 +1,127 @@
+"""One micro-batch's changes to the state store, from what the batch wrote to the lake (#15, ingest lane).
+
+`batch_changes` turns a committed batch (its ingest_log rows, accepted events, identity edges, new
+suppressions and reference rows) into the `StateChanges` that take the store from the lake before the
+batch to the lake after it: the same keys and values that `stores.state.rebuild` would write, so a live
+store equals a rebuilt one (`stores.state.rebuild.check`). The ingest commits them right after the
+batch's `ingest_log` commit; `stores.state.sync` builds the same `BatchRows` from the lake to catch up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from resources.lake import LakeResource
+from resources.state import StateStore
+from stores.state.live_profiles import profile_changes
+from stores.state.namespaces import LANDED_RECORD, SUPPRESSION, VALUE_SCHEMAS, VIEWED_EVENTS, listed
+from stores.triggers import VIEWER_LOOKBACK
+from transforms.profiles.partials import partials, principal
+from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, UTC_TS
+from transforms.state import SEPARATOR, StateChanges, decode, encode, store_key
+
+REFERENCE_KEYS = {"customers": ("user_id", CUSTOMERS_SCHEMA), "catalog": ("product_id", CATALOG_SCHEMA)}
+LINK_FIELDS: dict[str, pl.DataType] = {"id": pl.String(), "first_seen_at": UTC_TS}
+
+
+@dataclass
+class BatchRows:
+    """What one committed batch wrote: `log` (INGEST_LOG_SCHEMA rows), `events` (accepted, EVENTS_SCHEMA),
+    `edges` (its identity edges, IDENTITIES_SCHEMA), `suppressions` (rows it added, SUPPRESSIONS_SCHEMA)
+    and `reference` (table -> the rows of `customers` / `catalog` after it, for the keys it brought)."""
+
+    batch_id: int
+    log: pl.DataFrame
+    events: pl.DataFrame
+    edges: pl.DataFrame
+    suppressions: pl.DataFrame
+    reference: dict[str, pl.DataFrame] = field(default_factory=dict)
+    partials: pl.DataFrame | None = None  # partials(events), when the caller has them
+
+
+def batch_changes(store: StateStore, lake: LakeResource | None, rows: BatchRows) -> StateChanges:
+    """The store changes of one committed batch (`lake`, as of right after it, is read only when a shopper
+    changes hands; None: `live_profiles.NeedsLake` is raised then)."""
+    changes = StateChanges()
+    landed = rows.log.select(pl.col("source_file").alias("_key"), *LANDED_RECORD)
+    relist(store, changes, "landed_files", landed, "records", LANDED_RECORD, lambda f: f)
+    ids = rows.events.select("event_id", "batch_id").unique("event_id", keep="first").lazy()
+    changes.put_many("event_ids", encode(ids, pl.col("event_id"), VALUE_SCHEMAS["event_ids"]).collect())
+    link_rows = pl.concat(
+        [
+            rows.edges.select(
+                (pl.lit(side) + pl.col(key)).alias("_key"), pl.col(other).alias("id"), "first_seen_at"
+            )
+            for side, key, other in (
+                ("anon:", "anonymous_id", "user_id"),
+                ("user:", "user_id", "anonymous_id"),
+            )
+        ]
+    )
+    relist(store, changes, "identity_links", link_rows, "links", LINK_FIELDS, _earliest)
+    unsubscribed = rows.suppressions.select(pl.col("user_key").alias("_key"), *SUPPRESSION)
+    relist(store, changes, "suppressions", unsubscribed, "reasons", SUPPRESSION, lambda f: f.unique())
+    for name, (key, schema) in REFERENCE_KEYS.items():
+        if name in rows.reference and rows.reference[name].height:
+            changes.put_many(name, encode(rows.reference[name].lazy(), pl.col(key), schema).collect())
+    _viewers(store, changes, rows.events)
+    part = rows.partials if rows.partials is not None else partials(rows.events)
+    profile_changes(store, lake, part, rows.edges, changes)
+    return changes
+
+
+def _earliest(rows: pl.DataFrame) -> pl.DataFrame:
+    """One link per (side, other id): the earliest sighting, as `identities` keeps it."""
+    return rows.group_by("_key", "id").agg(pl.col("first_seen_at").min())
+
+
+def relist(
+    store: StateStore,
+    changes: StateChanges,
+    namespace: str,
+    new: pl.DataFrame,
+    name: str,
+    fields: dict[str, pl.DataType],
+    combine: Callable[[pl.DataFrame], pl.DataFrame],
+) -> None:
+    """Put, for each `_key` of `new`, the list `name` of its stored structs and its `new` rows (`combine`
+    merges the two as the lake does), encoded as the rebuild encodes it."""
+    if new.height == 0:
+        return
+    keys = new["_key"].unique().to_list()
+    found = store.get_many(namespace, keys)
+    by_store_key = {store_key(k): k for k in keys}
+    held = [(by_store_key[k], v) for k, v in found.items() if k in by_store_key]
+    columns = ["_key", *fields]
+    frames = [new.select([pl.col("_key"), *[pl.col(c).cast(t) for c, t in fields.items()]])]
+    if held:
+        old = decode([v for _, v in held], VALUE_SCHEMAS[namespace]).with_columns(
+            pl.Series("_key", [k for k, _ in held], dtype=pl.String)
+        )
+        frames.append(old.select("_key", name).explode(name).drop_nulls(name).unnest(name).select(columns))
+    merged = combine(pl.concat(frames, how="vertical_relaxed")).lazy()
+    rows = listed(merged, pl.col("_key"), name, fields)
+    changes.put_many(namespace, encode(rows, pl.col("_key"), VALUE_SCHEMAS[namespace]).collect())
+
+
+def _viewers(store: StateStore, changes: StateChanges, events: pl.DataFrame) -> None:
+    """`product_viewers`: the newest view or cart add per product and principal."""
+    viewed = events.filter(pl.col("event_name").is_in(VIEWED_EVENTS) & pl.col("product_id").is_not_null())
+    if viewed.height == 0:
+        return
+    newest = viewed["event_ts"].max()
+    recent = viewed.filter(pl.col("event_ts") >= newest - VIEWER_LOOKBACK)  # type: ignore[operator]
+    last = recent.group_by((pl.col("product_id") + pl.lit(SEPARATOR) + principal()).alias("_key")).agg(
+        pl.col("event_ts").max().alias("last_ts")
+    )
+    found = store.get_many("product_viewers", last["_key"].to_list())
+    if found:
+        held = decode(list(found.values()), VALUE_SCHEMAS["product_viewers"]).with_columns(
+            pl.Series("_key", list(found), dtype=pl.String)
+        )
+        last = pl.concat([last, held.select("_key", "last_ts")]).group_by("_key").agg(pl.col("last_ts").max())
+    value = VALUE_SCHEMAS["product_viewers"]
+    changes.put_many("product_viewers", encode(last.lazy(), pl.col("_key"), value).collect())

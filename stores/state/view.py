@@ -1,0 +1,102 @@
+"""`profiles` as of the last committed batch, from the state store: its `profiles` namespace (one merged
+state per resolved principal) and `customers`, derived chunk by chunk (`transforms.profiles.derive`).
+
+Both namespaces are keyed by user id, so one key range of each makes the profile rows of the users in
+it: a pass reads the two in key order, CHUNK_KEYS states at a time, in bounded memory at any size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import polars as pl
+
+from resources.state import StateStore
+from stores.state.namespaces import VALUE_SCHEMAS
+from transforms.profiles.derive import derive
+from transforms.profiles.state import ANON, PARTIAL_SCHEMA
+from transforms.schema import PROFILES_SCHEMA
+from transforms.state import decode
+
+CHUNK_KEYS = 50_000
+Pairs = Iterator[tuple[str, bytes]]
+
+
+class StoreMoved(RuntimeError):
+    """A batch committed while the pass opened its reads: open them again."""
+
+
+def _frame(values: list[bytes], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return decode(values, schema) if values else pl.DataFrame(schema=schema)
+
+
+def _key_ranges(states: Pairs, customers: Pairs, size: int) -> Iterator[tuple[list[bytes], list[bytes]]]:
+    """(states, customers) values of consecutive key ranges: each range ends at its `size`-th state."""
+    pending = next(customers, None)
+    chunk: list[bytes] = []
+    for key, value in states:
+        if key.startswith(ANON):
+            continue
+        chunk.append(value)
+        if len(chunk) < size:
+            continue
+        rows: list[bytes] = []
+        while pending is not None and pending[0] <= key:
+            rows.append(pending[1])
+            pending = next(customers, None)
+        yield chunk, rows
+        chunk = []
+    rest = [pending[1]] if pending is not None else []
+    rest += [value for _, value in customers]
+    yield chunk, rest
+
+
+def open_profiles(
+    store: StateStore, as_of: datetime, size: int = CHUNK_KEYS
+) -> tuple[int, Iterator[pl.DataFrame]]:
+    """(the batch they reflect, PROFILES_SCHEMA rows of every known shopper a key range at a time).
+
+    Each namespace is read in one transaction; raises StoreMoved when a batch committed while the two
+    opened (they would show two batches)."""
+    before = store.stamps()
+    states, customers = store.scan("profiles"), store.scan("customers")
+    first_state, first_customer = next(states, None), next(customers, None)
+    if store.stamps() != before:
+        raise StoreMoved("a batch committed while the profiles were opened")
+    ranges = _key_ranges(_chained(first_state, states), _chained(first_customer, customers), size)
+    return before["ingest"], _derived(ranges, as_of)
+
+
+def _derived(ranges: Iterator[tuple[list[bytes], list[bytes]]], as_of: datetime) -> Iterator[pl.DataFrame]:
+    for state_values, customer_values in ranges:
+        state = _frame(state_values, PARTIAL_SCHEMA)
+        crm = _frame(customer_values, VALUE_SCHEMAS["customers"])
+        if state.height or crm.height:
+            yield derive(state, crm, as_of).select(list(PROFILES_SCHEMA))
+
+
+def _chained(first: tuple[str, bytes] | None, rest: Pairs) -> Pairs:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def with_retries(
+    store: StateStore, as_of: datetime, size: int = CHUNK_KEYS
+) -> tuple[int, Iterator[pl.DataFrame]]:
+    """`open_profiles`, opened again while batches commit meanwhile (a few tries)."""
+    for _ in range(10):
+        try:
+            return open_profiles(store, as_of, size)
+        except StoreMoved:
+            continue
+    raise StoreMoved("batches kept committing while the profiles were opened")
+
+
+def current_profiles(store: StateStore, as_of: datetime) -> tuple[pl.DataFrame, int]:
+    """(every profile row as of the store's last committed batch, that batch's number)."""
+    batch, chunks = with_retries(store, as_of)
+    frames = list(chunks)
+    rows = pl.concat(frames) if frames else pl.DataFrame(schema=PROFILES_SCHEMA)
+    return rows, batch

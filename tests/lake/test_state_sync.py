@@ -1,0 +1,163 @@
+"""Catch-up and trust (#15): whatever happened to the state store or the lake between two runs, the next
+ingest starts from a store that equals the lake, and ends where a clean run ends."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from resources.state import StateResource
+from resources.state_lmdb import close_environment
+from stores.ingest import ingest
+from stores.state.sync import ready
+from stores.state.view import current_profiles
+from tests.lake.test_state_live import SECRET, at, ingest_namespaces_equal, land
+from transforms.schema import EVENTS_SCHEMA
+from transforms.state import StateChanges
+
+AS_OF = datetime(2026, 11, 25, tzinfo=UTC)
+
+
+class Crash(RuntimeError):
+    """The injected crash."""
+
+
+class CrashingLake(LakeResource):
+    """Raises right after committing table `after` (a process dying there)."""
+
+    after: str
+
+    def append(
+        self, name: str, frame: pl.DataFrame, *, batch_id: int, partition_by: list[str] | None = None
+    ) -> None:
+        super().append(name, frame, batch_id=batch_id, partition_by=partition_by)
+        if name == self.after:
+            raise Crash(name)
+
+    def write_tagged(self, name: str, frame: pl.DataFrame, tags: dict[str, int], **kwargs: Any) -> None:
+        super().write_tagged(name, frame, tags, **kwargs)
+        if name == self.after:
+            raise Crash(name)
+
+
+def batches() -> list[list[dict[str, Any]]]:
+    def track(n: int, event: str, minutes: int, **who: str) -> dict[str, Any]:
+        props = {"product_id": f"p{n % 2}", "cart_id": "c1", "price": 5.0}
+        return {"type": "track", "event": event, "messageId": f"m{n}", "timestamp": at(minutes), **who} | {
+            "properties": props
+        }
+
+    ident: dict[str, Any] = {
+        "type": "identify",
+        "userId": "u1",
+        "anonymousId": "a1",
+        "messageId": "m-id",
+        "timestamp": at(30),
+    }
+    ident["traits"] = {"email": "u1@example.com"}
+    unsubscribe = track(9, "Unsubscribed", 50, userId="u2")
+    return [
+        [track(1, "Product Viewed", 0, anonymousId="a1"), track(2, "Product Added", 5, anonymousId="a1")],
+        [ident, track(3, "Product Added", 40, userId="u1"), track(4, "Product Viewed", 41, userId="u2")],
+        [
+            unsubscribe,
+            track(5, "Product Added", 60, anonymousId="a2"),
+            track(2, "Product Added", 5, anonymousId="a1"),
+        ],
+    ]
+
+
+class Home:
+    def __init__(self, root: Path, lake: LakeResource | None = None) -> None:
+        self.root = root
+        self.lake = lake or LakeResource(uri=str(root / "lake"))
+        self.landing = LandingResource(uri=str(root / "landing"))
+        self.state = StateResource(uri=str(root / "state"))
+
+    def run(self, lake: LakeResource | None = None) -> None:
+        ingest(lake or self.lake, self.landing, state=self.state, secret=SECRET)
+
+    def outcome(self) -> tuple[list[str], pl.DataFrame]:
+        assert ingest_namespaces_equal(self.lake, self.state) == {}
+        events = sorted(self.lake.read("events", EVENTS_SCHEMA)["event_id"])
+        store = self.state.existing()
+        assert store is not None
+        return events, current_profiles(store, AS_OF)[0]
+
+
+@pytest.fixture
+def clean(tmp_path: Path) -> tuple[list[str], pl.DataFrame]:
+    home = Home(tmp_path / "clean")
+    for n, batch in enumerate(batches()):
+        land(home.landing, f"b{n}", batch)
+        home.run()
+    return home.outcome()
+
+
+@pytest.mark.parametrize("after", ["ingest_log", "profile_updates"])
+def test_a_crash_around_the_store_commit_ends_as_a_clean_run(
+    tmp_path: Path, clean: tuple[list[str], pl.DataFrame], after: str
+) -> None:
+    """`ingest_log`: after the Delta commit, before the store's; `profile_updates`: after the store's."""
+    home = Home(tmp_path / "home")
+    crashing = CrashingLake(uri=str(home.root / "lake"), after=after)
+    for n, batch in enumerate(batches()):
+        land(home.landing, f"b{n}", batch)
+        if n == 1:
+            with pytest.raises(Crash):
+                home.run(crashing)
+            stamp = home.state.store().stamps()["ingest"]
+            assert stamp == (1 if after == "ingest_log" else 2) and home.lake.committed_batch() == 2
+        else:
+            home.run()
+    events, profiles = home.outcome()
+    assert events == clean[0]
+    assert profiles.equals(clean[1])
+
+
+def _interrupted(home: Home, disturb: str, tmp_path: Path) -> None:
+    saved = tmp_path / "saved"
+    for n, batch in enumerate(batches()):
+        land(home.landing, f"b{n}", batch)
+        home.run()
+        if n == 0:
+            shutil.copytree(home.root / disturb, saved)
+        if n == 1:
+            close_environment(home.state.path)
+            shutil.rmtree(home.root / disturb)
+            shutil.copytree(saved, home.root / disturb)
+
+
+@pytest.mark.parametrize("disturb", ["state", "lake"])
+def test_a_store_or_lake_restored_from_an_older_copy_ends_as_a_clean_run(
+    tmp_path: Path, clean: tuple[list[str], pl.DataFrame], disturb: str
+) -> None:
+    """An older store is caught up batch by batch; a store ahead of an older lake is rebuilt (the lake
+    takes the later files again, as they are still landed)."""
+    home = Home(tmp_path / "home")
+    _interrupted(home, disturb, tmp_path)
+    events, profiles = home.outcome()
+    assert events == clean[0]
+    assert profiles.equals(clean[1])
+
+
+def test_what_ready_does_in_each_case(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home")
+    assert ready(home.lake, home.state).action == "rebuilt: no state store"
+    for n, batch in enumerate(batches()[:2]):
+        land(home.landing, f"b{n}", batch)
+        home.run()
+    assert ready(home.lake, home.state).action == "current"
+    close_environment(home.state.path)
+    shutil.rmtree(home.state.path)
+    assert ready(home.lake, home.state).action == "rebuilt: no state store"
+    home.state.commit(3, StateChanges())  # as a store copied from a lake that went further
+    assert ready(home.lake, home.state).action.startswith("rebuilt: the store is ahead of the lake")
+    assert ingest_namespaces_equal(home.lake, home.state) == {}
