@@ -171,13 +171,15 @@ FILES = st.lists(st.lists(st.one_of(GOOD, GOOD, HOSTILE), max_size=12), min_size
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(files=FILES)
-def test_a_group_in_one_pass_gives_each_file_the_rows_of_process_file(files: list[list[bytes]]) -> None:
+@given(files=FILES, segment_bytes=st.sampled_from([1 << 24, 600]))
+def test_a_group_in_one_pass_gives_each_file_the_rows_of_process_file(
+    files: list[list[bytes]], segment_bytes: int
+) -> None:
     named = [
         (f"events/f{i}.ndjson", b"\n".join(lines) + b"\n", LANDED - timedelta(days=i))
         for i, lines in enumerate(files)
     ]
-    together = process_files(named, ingested_at=LANDED, batch_id=3)
+    together = process_files(named, ingested_at=LANDED, batch_id=3, segment_bytes=segment_bytes)
     for (name, data, at), result in zip(named, together, strict=True):
         alone = process_file(data, source_file=name, landed_at=at, ingested_at=LANDED, batch_id=3)
         assert (result.source_file, result.lines) == (alone.source_file, alone.lines)

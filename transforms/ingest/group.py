@@ -17,7 +17,7 @@ from datetime import datetime
 import polars as pl
 
 from transforms.ingest.events import rejection_reasons, to_events
-from transforms.ingest.files import FileResult, process_file, segments
+from transforms.ingest.files import SEGMENT_BYTES, FileResult, process_file, segments
 from transforms.ingest.parse import REJECTS_SCHEMA, not_strings, parse_lines, reject_row
 from transforms.schema import UTC_TS
 from transforms.spec import Reason
@@ -26,14 +26,18 @@ _SHIFT = 32
 
 
 def process_files(
-    files: Sequence[tuple[str, bytes, datetime]], *, ingested_at: datetime, batch_id: int
+    files: Sequence[tuple[str, bytes, datetime]],
+    *,
+    ingested_at: datetime,
+    batch_id: int,
+    segment_bytes: int = SEGMENT_BYTES,
 ) -> list[FileResult]:
     """(source_file, content, landed_at) of each file -> its FileResult, in the order given."""
     parts, found, rejects, counts = [], [], [], []
     raw: dict[int, list[bytes]] = {}  # the first number of each segment -> its physical lines
     for index, (name, data, landed_at) in enumerate(files):
         lines = 0
-        for before, segment in segments(data):
+        for before, segment in segments(data, segment_bytes):
             if segment.isspace():
                 continue
             parsed = parse_lines(segment)
@@ -78,8 +82,10 @@ def process_files(
 
 
 def _raw_line(raw: dict[int, list[bytes]], number: int) -> bytes:
-    """The physical line that message `number` came from."""
-    key = max(k for k in raw if k <= number)
+    """The physical line that message `number` came from (a file of one segment: its own key)."""
+    key = number - (number % (1 << _SHIFT))
+    if key not in raw or number - key > len(raw[key]):
+        key = max(k for k in raw if k <= number)  # a file cut into segments: rare
     return raw[key][number - key - 1]
 
 
@@ -92,14 +98,16 @@ def _split(
     batch_id: int,
 ) -> list[FileResult]:
     """The group's rows back by file, `source_line` as each file numbers it."""
-    index = (pl.col("source_line") // (1 << _SHIFT)).alias("_index")
     line = (pl.col("source_line") % (1 << _SHIFT)).alias("source_line")
-    events_by = events.with_columns(index, line).partition_by("_index", as_dict=True, include_key=False)
-    quarantine = quarantine.sort("source_line").with_columns(index, line)
-    rejects_by = quarantine.partition_by("_index", as_dict=True, include_key=False)
+    # Both frames are in file order: each file's rows are one slice (no copy).
+    events, ends = events.with_columns(line), _ends(events["source_line"], len(files))
+    quarantine = quarantine.sort("source_line")
+    rejects_ends = _ends(quarantine["source_line"], len(files))
+    quarantine = quarantine.with_columns(line)
     results = []
     for number, (name, _, _) in enumerate(files):
-        rows = rejects_by.get((number,), pl.DataFrame(schema=REJECTS_SCHEMA)).select(
+        first = rejects_ends[number - 1] if number else 0
+        rows = quarantine.slice(first, rejects_ends[number] - first).select(
             pl.lit(name).alias("source_file"),
             "source_line",
             "reason",
@@ -108,6 +116,13 @@ def _split(
             pl.lit(ingested_at, dtype=UTC_TS).alias("ingested_at"),
             pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
         )
-        kept = events_by.get((number,), events.clear())
+        start = ends[number - 1] if number else 0
+        kept = events.slice(start, ends[number] - start)
         results.append(FileResult(name, kept, rows, counts[number]))
     return results
+
+
+def _ends(numbers: pl.Series, files: int) -> list[int]:
+    """Per file index, the end of its rows in `numbers` (group numbers, ascending)."""
+    bounds = pl.Series([(i + 1) << _SHIFT for i in range(files)], dtype=pl.Int64)
+    return numbers.search_sorted(bounds, side="left").to_list()
