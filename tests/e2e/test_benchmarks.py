@@ -14,7 +14,7 @@ import orjson
 import polars as pl
 import pytest
 
-from benchmarks import build
+from benchmarks import build, parse_paths
 from benchmarks.common import env_for, lakemail, simulate_argv
 from benchmarks.dagster_history import clone_runs, renumber, shift_stamp
 from benchmarks.deltalog import RawTable, stat_value
@@ -155,7 +155,7 @@ def test_parseable_lines_drops_only_bad_lines() -> None:
     assert dropped == 3
 
 
-def test_floor_on_small_simulated_files(tmp_path: Path) -> None:
+def test_floor_on_small_simulated_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
     subprocess.run([lakemail(), *simulate_argv(3000, 7)], env=env_for(home), check=True, capture_output=True)
     files = sorted((home / "landing" / "events").glob("*.ndjson"))
@@ -170,6 +170,9 @@ def test_floor_on_small_simulated_files(tmp_path: Path) -> None:
     written = pl.read_parquet(tmp_path / "both" / "groups" / "group-0.parquet")
     assert written.height + both.group_dropped_lines == 3000
     assert written.schema["context"] == NESTED_SCHEMA["context"]
+    assert parse_paths.main([str(home / "landing" / "events"), "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 files, 3,000 lines, median of 1" in printed and printed.count("x floor") == 4
 
 
 def test_the_honest_floor_screens_bad_lines_by_their_bytes_and_reads_the_rest_in_one_call() -> None:
