@@ -14,13 +14,21 @@ import orjson
 import polars as pl
 import pytest
 
-from benchmarks import build
+from benchmarks import build, parse_paths
 from benchmarks.common import env_for, lakemail, simulate_argv
 from benchmarks.dagster_history import clone_runs, renumber, shift_stamp
 from benchmarks.deltalog import RawTable, stat_value
 from benchmarks.drain import DrainRun, parse_output
 from benchmarks.figures import UNMEASURED, Figure
-from benchmarks.floor import FloorRun, parse_and_write, parseable_lines
+from benchmarks.floor import (
+    NESTED_SCHEMA,
+    FloorRun,
+    both_floors,
+    parse_and_write,
+    parseable_lines,
+    read_group,
+    screened,
+)
 from benchmarks.history import HistoryRuns
 from benchmarks.history_jobs import slices_by
 from benchmarks.history_lake import History, batch_ranges, fold_batches
@@ -99,6 +107,19 @@ def test_drain_ratio_pairs_repeats_within_the_run() -> None:
     assert [v.met for v in drain.verdicts] == [False, False, True]
 
 
+def test_drain_is_also_paired_with_the_honest_floor_of_its_repeat() -> None:
+    floors = [
+        FloorRun(900.0, 100_000.0, 1000, 2, 1, 2, group_rows_per_s=rows, groups=1)
+        for rows in (200_000.0, 250_000.0, 400_000.0)
+    ]
+    drains = [DrainRun(1_000_000, 990_000, wall, wall - 2, 800.0) for wall in (10.0, 5.0, 2.5)]
+    floor, drain = build.floor_figure(floors, []), build.drain_figure(drains, floors, [])
+    # 100k/200k, 200k/250k, 400k/400k -> median 0.8
+    assert drain.median("ratio to the honest floor (one call per group)") == pytest.approx(0.8)
+    assert floor.median("honest floor / per-file floor") == pytest.approx(2.5)
+    assert [v.met for v in drain.verdicts if v.target.label == "ratio to the honest floor"] == [True]
+
+
 def test_render_shows_machine_tables_verdicts_and_unmeasured() -> None:
     text = render(
         _figures(), MACHINE, date="2026-01-01 00:00 UTC", command="python -m benchmarks.run", seconds=90
@@ -135,7 +156,7 @@ def test_parseable_lines_drops_only_bad_lines() -> None:
     assert dropped == 3
 
 
-def test_floor_on_small_simulated_files(tmp_path: Path) -> None:
+def test_floor_on_small_simulated_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
     subprocess.run([lakemail(), *simulate_argv(3000, 7)], env=env_for(home), check=True, capture_output=True)
     files = sorted((home / "landing" / "events").glob("*.ndjson"))
@@ -144,6 +165,30 @@ def test_floor_on_small_simulated_files(tmp_path: Path) -> None:
     assert run.rows + run.dropped_lines == 3000
     assert len(list((tmp_path / "parquet").glob("*.parquet"))) == 3
     assert run.read_mb_per_s > 0 and run.rows_per_s > 0
+    both = both_floors(files, tmp_path / "both")
+    assert both.groups == 1 and both.group_rows_per_s > 0
+    assert both.rows + both.dropped_lines == 3000
+    written = pl.read_parquet(tmp_path / "both" / "groups" / "group-0.parquet")
+    assert written.height + both.group_dropped_lines == 3000
+    assert written.schema["context"] == NESTED_SCHEMA["context"]
+    assert parse_paths.main([str(home / "landing" / "events"), "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 files, 3,000 lines, median of 1" in printed and printed.count("x floor") == 4
+
+
+def test_the_honest_floor_screens_bad_lines_by_their_bytes_and_reads_the_rest_in_one_call() -> None:
+    data = (
+        b'{"type": "a"}\n{not json}\n\xff\n{"type": "\xff"}\n[1]\n\n'
+        b'{"type": "b", "properties": "x"}\n{"a":1\n'
+    )
+    clean, dropped = screened(data)
+    assert clean == b'{"type": "a"}\n{not json}\n{"type": "b", "properties": "x"}\n'
+    assert dropped == 4
+    frame, lost, fell_back = read_group(data)  # `{not json}` passes the screen and fails the call
+    assert (frame["type"].to_list(), lost, fell_back) == (["a", "b"], 5, True)
+    assert frame["properties"].to_list() == [None, None]
+    frame, lost, fell_back = read_group(b'{"type": "a"}\n{"type": "b", "properties": [1]}\n\xff\n')
+    assert (frame["type"].to_list(), lost, fell_back) == (["a", "b"], 1, False)
 
 
 # --- scaling and batch_history: the synthetic past, the raw Delta writer, Dagster clones, the figures

@@ -47,7 +47,9 @@ def _present(column: str) -> pl.Expr:
     return pl.col(column).is_not_null()
 
 
-def rejection_reasons(messages: pl.DataFrame, landed_at: datetime, not_a_string: pl.Series) -> pl.DataFrame:
+def rejection_reasons(
+    messages: pl.DataFrame, landed_at: datetime | pl.Expr, not_a_string: pl.Series
+) -> pl.DataFrame:
     """`messages` with `reason`, `detail` (null when valid) and the parsed event time columns.
 
     `not_a_string` names, per message, a string field that holds an object or array (null: none); the
@@ -61,7 +63,7 @@ def rejection_reasons(messages: pl.DataFrame, landed_at: datetime, not_a_string:
         not_a_string.alias("_not_a_string"),
     )
     event_ts = event_time(pl.col("_ts"), pl.col("original_timestamp"), pl.col("sent_at"), pl.col("_recv"))
-    landed = pl.lit(landed_at, dtype=UTC_TS)
+    landed = landed_at if isinstance(landed_at, pl.Expr) else pl.lit(landed_at, dtype=UTC_TS)
     checks = _checks(landed)
     reason: pl.Expr = pl.lit(None, dtype=pl.String)
     detail: pl.Expr = pl.lit(None, dtype=pl.String)
@@ -140,7 +142,12 @@ def _cast(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 
 
 def to_events(
-    valid: pl.DataFrame, *, source_file: str, landed_at: datetime, ingested_at: datetime, batch_id: int
+    valid: pl.DataFrame,
+    *,
+    source_file: str | pl.Expr,
+    landed_at: datetime | pl.Expr,
+    ingested_at: datetime,
+    batch_id: int,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`events` rows (EVENTS_SCHEMA order) from validated messages of one file, IPs truncated, and the
     messages with a number their typed column cannot hold (`source_line`, `reason`, `detail`)."""
@@ -175,12 +182,12 @@ def to_events(
         "original_timestamp",
         "sent_at",
         "received_at",
-        pl.lit(landed_at, dtype=UTC_TS).alias("landed_at"),
+        (landed_at if isinstance(landed_at, pl.Expr) else pl.lit(landed_at, dtype=UTC_TS)).alias("landed_at"),
         pl.lit(ingested_at, dtype=UTC_TS).alias("ingested_at"),
         pl.col("event_ts").dt.date().alias("event_date"),
         "properties",
         "traits",
-        pl.lit(source_file).alias("source_file"),
+        (source_file if isinstance(source_file, pl.Expr) else pl.lit(source_file)).alias("source_file"),
         "source_line",
         pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
     )

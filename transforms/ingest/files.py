@@ -58,10 +58,14 @@ def process_file(
     ingested_at: datetime,
     batch_id: int,
     segment_bytes: int = SEGMENT_BYTES,
+    line_by_line: bool = False,
 ) -> FileResult:
-    """Parse, validate and normalise one landed file; every non-blank line ends in events or quarantine."""
+    """Parse, validate and normalise one landed file; every non-blank line ends in events or quarantine.
+
+    `line_by_line` judges every line with orjson before Polars reads it (the slow path, for tests:
+    the fast one gives the same rows)."""
     parts = [
-        _process_segment(segment, before, source_file, landed_at, ingested_at, batch_id)
+        _process_segment(segment, before, source_file, landed_at, ingested_at, batch_id, line_by_line)
         for before, segment in segments(data, segment_bytes)
         # blank lines are skipped and not counted: a segment of nothing else (a bomb of newlines) is
         # skipped whole instead of line by line
@@ -78,10 +82,16 @@ def process_file(
 
 
 def _process_segment(
-    data: bytes, before: int, source_file: str, landed_at: datetime, ingested_at: datetime, batch_id: int
+    data: bytes,
+    before: int,
+    source_file: str,
+    landed_at: datetime,
+    ingested_at: datetime,
+    batch_id: int,
+    line_by_line: bool = False,
 ) -> FileResult:
     """One segment of a file whose first `before` physical lines came before it."""
-    parsed = parse_lines(data)
+    parsed = parse_lines(data, line_by_line=line_by_line)
     checked = rejection_reasons(parsed.messages, landed_at, not_strings(parsed.messages, parsed.raw))
     valid = checked.filter(pl.col("reason").is_null())
     rejected = checked.filter(pl.col("reason").is_not_null())

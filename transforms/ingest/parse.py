@@ -1,15 +1,19 @@
 """Landed NDJSON bytes -> one row per message, with line-level quarantine.
 
-Polars reads a whole chunk of lines in Rust, but fails the whole chunk on one bad line. So a clean
-chunk takes the vectorised path only; a chunk that fails is classified
-line by line with orjson (~1 us a line) and its good lines are read again by Polars. Dirty files
-cost about twice a clean one, clean files pay no per-line Python.
+Polars reads many lines in one call in Rust, but fails the whole call on one bad line. So the few
+lines that may be bad are found first by their bytes (screen.py: no JSON parse) and judged line by
+line with orjson (~1 us a line); every other line is read by Polars once, in one call per segment.
+A line the screen let through that still fails the call is found by halving (a few reads, not one
+per line) and judged alone. `line_by_line` judges every line with orjson first: the slow path that
+the fast one must match, verdict for verdict (tests/unit/test_parse_paths.py).
 
 Both paths give a line the same verdict. Where the two readers disagree:
 - a lone surrogate escape (`"\\ud800"`): orjson rejects it, Polars reads a high one as NUL (so
-  distinct message ids would collide). A chunk with one goes to orjson: `invalid_json`.
+  distinct message ids would collide). The screen flags such a line: `invalid_json`.
 - an integer beyond 2**128 - 1 (`1` and 50 zeros): orjson reads it as a double, Polars rejects it.
   The line is read again with it written as that double (`1e+50`, as Segment's JavaScript reads it).
+- an object field holding a string (`"properties": "{}"`): Polars reads its text, which may look like
+  an object. The screen flags the line and orjson judges it: `wrong_type`.
 Polars' text of an object field is not always JSON: objects.py writes such texts again.
 """
 
@@ -17,7 +21,6 @@ from __future__ import annotations
 
 import codecs
 import io
-import re
 from dataclasses import dataclass
 
 import orjson
@@ -26,6 +29,7 @@ import polars as pl
 from transforms.ingest.context import scrub_raw
 from transforms.ingest.numbers import exponent_form
 from transforms.ingest.objects import repair_objects
+from transforms.ingest.screen import SURROGATE, flagged_lines
 from transforms.spec import (
     MAX_LINE_BYTES,
     OBJECT_FIELDS,
@@ -35,11 +39,8 @@ from transforms.spec import (
     Reason,
 )
 
-CHUNK_LINES = 4096
-# A `\\uD800`-`\\uDFFF` escape (after an even run of backslashes): a high-low pair, or a lone one (6 bytes).
-_SURROGATE = re.compile(
-    rb"(?<!\\)(?:\\\\)*(\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
-)
+CHUNK_LINES = 1 << 16  # lines a Polars call reads at most (a 16 MB segment holds ~22k simulated lines)
+MESSAGE_SCHEMA: dict[str, pl.DataType] = {**RAW_MESSAGE_SCHEMA, "source_line": pl.Int64()}
 REJECTS_SCHEMA: dict[str, pl.DataType] = {
     "source_line": pl.Int64(),
     "reason": pl.String(),
@@ -60,101 +61,82 @@ class ParsedLines:
 
 def split_lines(data: bytes) -> list[bytes]:
     """Physical lines of a landed file: UTF-8 BOM dropped, a final newline does not add a line."""
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
-    lines = data.split(b"\n")
+    lines = _without_bom(data).split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     return lines
 
 
-def parse_lines(data: bytes, chunk_lines: int = CHUNK_LINES) -> ParsedLines:
+def _without_bom(data: bytes) -> bytes:
+    return data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data
+
+
+def parse_lines(data: bytes, chunk_lines: int = CHUNK_LINES, *, line_by_line: bool = False) -> ParsedLines:
     """Read every line of a landed NDJSON file into messages or rejects, never losing one."""
     lines = split_lines(data)
-    escapes = b"\\" in data  # one memchr; without a backslash no line needs the checks for escapes
-    messages: list[pl.DataFrame] = []
+    flagged = set(range(len(lines))) if line_by_line else flagged_lines(_without_bom(data), lines)
     rejects: list[dict[str, object]] = []
-    blank = 0
-    dirty = False
-    for start in range(0, len(lines), chunk_lines):
-        chunk = lines[start : start + chunk_lines]
-        # Dirt comes in files, not evenly: after one dirty chunk, skip the doomed vectorised try.
-        fast = None if dirty else _read_clean_chunk(chunk, first_line=start + 1, escapes=escapes)
-        if fast is not None:
-            messages.append(fast)
+    skipped = set()  # blank or rejected: the rest are read by Polars
+    for index in sorted(flagged):
+        line = lines[index]
+        if not line.strip():
+            skipped.add(index)
             continue
-        dirty = True
-        frame, chunk_rejects, chunk_blank = _read_dirty_chunk(chunk, first_line=start + 1)
+        found = classify_line(line)
+        if found is not None:
+            skipped.add(index)
+            rejects.append(reject_row(index + 1, found[0], found[1], line))
+    blank = len(skipped) - len(rejects)
+    numbers = [n for n in range(1, len(lines) + 1) if n - 1 not in skipped] if skipped else None
+    messages: list[pl.DataFrame] = []
+    for start in range(0, len(lines) - len(skipped), chunk_lines):
+        part = numbers[start : start + chunk_lines] if numbers is not None else None
+        good = [lines[n - 1] for n in part] if part is not None else lines[start : start + chunk_lines]
+        frame, unreadable = _read_numbered(good, part or list(range(start + 1, start + len(good) + 1)))
         messages.append(frame)
-        rejects.extend(chunk_rejects)
-        blank += chunk_blank
-    frame = (
-        pl.concat(messages)
-        if messages
-        else pl.DataFrame(schema={**RAW_MESSAGE_SCHEMA, "source_line": pl.Int64()})
-    )
+        rejects.extend(unreadable)
+    frame = pl.concat(messages) if messages else pl.DataFrame(schema=MESSAGE_SCHEMA)
+    frame, late = _objects_judged(frame, lines)
+    rejects.extend(late)
     return ParsedLines(
-        messages=repair_objects(frame, lines) if escapes else frame,
-        rejects=pl.DataFrame(rejects, schema=REJECTS_SCHEMA),
+        messages=repair_objects(frame, lines) if b"\\" in data else frame,
+        rejects=pl.DataFrame(rejects, schema=REJECTS_SCHEMA).sort("source_line"),
         lines=len(lines) - blank,
         raw=lines,
     )
 
 
+def _objects_judged(frame: pl.DataFrame, lines: list[bytes]) -> tuple[pl.DataFrame, list[dict[str, object]]]:
+    """`frame` without the messages whose object field Polars read as something but an object and
+    orjson rejects (a line the screen let through: it is judged as the slow path judges it)."""
+    odd = [pl.col(f).is_not_null() & ~pl.col(f).str.starts_with("{") for f in OBJECT_FIELDS]
+    rows = frame.select(pl.any_horizontal(odd).fill_null(False)).to_series().arg_true()
+    if rows.is_empty():
+        return frame, []
+    rejects, drop = [], []
+    for row, number in zip(rows.to_list(), frame["source_line"].gather(rows).to_list(), strict=True):
+        found = classify_line(lines[number - 1])
+        if found is not None:
+            drop.append(row)
+            rejects.append(reject_row(number, found[0], found[1], lines[number - 1]))
+    if not drop:
+        return frame, []
+    keep = pl.Series([True] * frame.height).scatter(drop, False)
+    return frame.filter(keep), rejects
+
+
 def _read(lines: list[bytes]) -> pl.DataFrame:
-    return _read_joined(b"\n".join(lines))
-
-
-def _read_joined(data: bytes) -> pl.DataFrame:
-    return pl.read_ndjson(io.BytesIO(data), schema=RAW_MESSAGE_SCHEMA)
+    frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=RAW_MESSAGE_SCHEMA)
+    if frame.height != len(lines):  # Polars skipped a whitespace-only line: numbering would shift
+        raise pl.exceptions.ComputeError("a line was skipped")
+    return frame
 
 
 def has_lone_surrogate(data: bytes) -> bool:
     """Whether JSON text `data` escapes a surrogate that is not half of a pair (as orjson rejects)."""
     if b"\\" not in data or (b"\\ud" not in data and b"\\uD" not in data):  # memchr first: 20x faster
         return False
-    return any(len(match.group(1)) == 6 for match in _SURROGATE.finditer(data))
-
-
-def _read_clean_chunk(chunk: list[bytes], first_line: int, *, escapes: bool = True) -> pl.DataFrame | None:
-    """The chunk read in one go, or None when any line needs a closer look."""
-    # Shortest valid message is `{}`; a shorter line is blank (or a bare CR) and must be skipped by number.
-    if min(map(len, chunk)) < 2 or max(map(len, chunk)) > MAX_LINE_BYTES:
-        return None
-    data = b"\n".join(chunk)
-    if escapes and has_lone_surrogate(data):
-        return None
-    try:
-        frame = _read_joined(data)
-    except pl.exceptions.PolarsError:
-        return None
-    if frame.height != len(chunk):  # Polars skipped a whitespace-only line: numbering would shift
-        return None
-    return frame.with_columns(
-        pl.int_range(first_line, first_line + len(chunk), dtype=pl.Int64).alias("source_line")
-    )
-
-
-def _read_dirty_chunk(
-    chunk: list[bytes], first_line: int
-) -> tuple[pl.DataFrame, list[dict[str, object]], int]:
-    good: list[bytes] = []
-    good_numbers: list[int] = []
-    rejects: list[dict[str, object]] = []
-    blank = 0
-    for offset, line in enumerate(chunk):
-        if not line.strip():
-            blank += 1
-            continue
-        found = classify_line(line)
-        if found is None:
-            good.append(line)
-            good_numbers.append(first_line + offset)
-        else:
-            reason, detail = found
-            rejects.append(reject_row(first_line + offset, reason, detail, line))
-    frame, unreadable = _read_numbered(good, good_numbers)
-    return frame, rejects + unreadable, blank
+    return any(len(match.group(1)) == 6 for match in SURROGATE.finditer(data))
 
 
 def _read_numbered(lines: list[bytes], numbers: list[int]) -> tuple[pl.DataFrame, list[dict[str, object]]]:
@@ -165,6 +147,9 @@ def _read_numbered(lines: list[bytes], numbers: list[int]) -> tuple[pl.DataFrame
         return frame.with_columns(pl.Series("source_line", numbers, dtype=pl.Int64)), []
     except pl.exceptions.PolarsError:
         if len(lines) == 1:
+            found = classify_line(lines[0])  # a line the screen let through: judged as the slow path does
+            if found is not None:
+                return pl.DataFrame(schema=MESSAGE_SCHEMA), [reject_row(numbers[0], *found, lines[0])]
             return _read_rewritten(lines[0], numbers[0])
     half = len(lines) // 2
     head, head_rejects = _read_numbered(lines[:half], numbers[:half])
@@ -179,8 +164,8 @@ def _read_rewritten(line: bytes, number: int) -> tuple[pl.DataFrame, list[dict[s
         frame = _read([exponent_form(line.decode()).encode()])
         return frame.with_columns(pl.Series("source_line", [number], dtype=pl.Int64)), []
     except pl.exceptions.PolarsError as error:
-        empty = pl.DataFrame(schema={**RAW_MESSAGE_SCHEMA, "source_line": pl.Int64()})
-        return empty, [reject_row(number, Reason.INVALID_JSON, str(error)[:200], line)]
+        rejected = reject_row(number, Reason.INVALID_JSON, str(error)[:200], line)
+        return pl.DataFrame(schema=MESSAGE_SCHEMA), [rejected]
 
 
 def classify_line(line: bytes) -> tuple[Reason, str] | None:

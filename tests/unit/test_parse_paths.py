@@ -1,0 +1,187 @@
+"""One parse per line (#17): the fast path (the screen, then one Polars read) gives exactly the rows of
+the slow one (every line judged by orjson first), and Polars' pitfalls cost no line its verdict."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from transforms.ingest.files import FileResult, process_file
+from transforms.ingest.group import process_files
+from transforms.ingest.parse import split_lines
+from transforms.ingest.screen import flagged_lines
+
+LANDED = datetime(2026, 3, 1, 12, tzinfo=UTC)
+TIMESTAMP = "2026-03-01T11:00:00Z"
+
+
+def run(data: bytes, *, line_by_line: bool = False) -> FileResult:
+    return process_file(
+        data,
+        source_file="events/f.ndjson",
+        landed_at=LANDED,
+        ingested_at=LANDED,
+        batch_id=1,
+        line_by_line=line_by_line,
+    )
+
+
+def message(message_id: str, **fields: object) -> bytes:
+    base = {"messageId": message_id, "type": "track", "event": "Viewed", "userId": "u-1"}
+    return orjson.dumps({**base, "timestamp": TIMESTAMP, **fields})
+
+
+def with_raw(message_id: str, field: bytes, value: bytes) -> bytes:
+    """A message with `field` written as raw JSON text `value` (what no JSON library writes)."""
+    return message(message_id)[:-1] + b"," + field + b":" + value + b"}"
+
+
+def both_paths(data: bytes) -> tuple[FileResult, FileResult]:
+    return run(data), run(data, line_by_line=True)
+
+
+def assert_same(data: bytes) -> FileResult:
+    fast, slow = both_paths(data)
+    assert fast.lines == slow.lines
+    assert_frame_equal(fast.events, slow.events)
+    assert_frame_equal(fast.quarantine, slow.quarantine)
+    return fast
+
+
+# --- the verdicts of the two paths (regressions: old main accepted `"{}"` on its fast path)
+
+
+def test_a_string_that_looks_like_an_object_is_wrong_type_on_either_path() -> None:
+    lines = [
+        message("a"),
+        with_raw("b", b'"properties"', b'"{}"'),
+        with_raw("c", b'"traits"', b'"{\\"a\\":1}"'),
+    ]
+    result = assert_same(b"\n".join(lines) + b"\n")
+    assert result.events["event_id"].to_list() == ["a"]
+    assert result.quarantine.select("source_line", "reason", "detail").rows() == [
+        (2, "wrong_type", "properties must be an object, got str"),
+        (3, "wrong_type", "traits must be an object, got str"),
+    ]
+
+
+def test_an_array_or_number_in_an_object_field_gets_the_line_by_line_detail() -> None:
+    lines = [message("a"), with_raw("b", b'"context"', b"[1]"), with_raw("c", b'"properties"', b"7")]
+    result = assert_same(b"\n".join(lines) + b"\n")
+    assert result.quarantine.select("source_line", "detail").rows() == [
+        (2, "context must be an object, got list"),
+        (3, "properties must be an object, got int"),
+    ]
+
+
+def test_an_escaped_key_that_spells_an_object_field_is_judged_as_that_field() -> None:
+    line = with_raw("b", b'"propert\\u0069es"', b'"{}"')
+    result = assert_same(message("a") + b"\n" + line + b"\n")
+    assert result.quarantine["detail"].to_list() == ["properties must be an object, got str"]
+
+
+# --- Polars' pitfalls, each guarded
+
+
+def test_one_bad_line_is_found_by_its_bytes_not_by_a_failed_read_of_the_file() -> None:
+    lines = [message(f"m{i}") for i in range(1000)]
+    lines[400] = lines[400][:-20]  # truncated
+    lines[700] = b"\xff" + lines[700]
+    lines[900] = b"[1]"
+    data = b"\n".join(lines) + b"\n"
+    assert flagged_lines(data, split_lines(data)) == {400, 700, 900}
+    result = assert_same(data)
+    assert result.events.height == 997
+    assert result.quarantine.select("source_line", "reason").rows() == [
+        (401, "invalid_json"),
+        (701, "invalid_utf8"),
+        (901, "not_an_object"),
+    ]
+
+
+def test_a_clean_file_flags_no_line() -> None:
+    data = b"\n".join(message(f"m{i}", properties={"price": 1.5}) for i in range(200)) + b"\n"
+    assert flagged_lines(data, split_lines(data)) == set()
+
+
+def test_lone_surrogates_are_flagged_and_never_read_as_nul() -> None:
+    lines = [message("a"), with_raw("b", b'"userId"', b'"\\ud800"'), with_raw("c", b'"userId"', b'"\\udbff"')]
+    data = b"\n".join(lines) + b"\n"
+    assert flagged_lines(data, split_lines(data)) == {1, 2}
+    result = assert_same(data)
+    assert result.events["user_id"].to_list() == ["u-1"]
+    assert result.quarantine["reason"].to_list() == ["invalid_json", "invalid_json"]
+
+
+def test_a_huge_number_in_a_nested_object_is_kept_as_a_double_that_reads_back() -> None:
+    line = with_raw(
+        "b", b'"properties"', b'{"a":{"b":[1e100, 100000000000000000000000000000000000000000000000000]}}'
+    )
+    result = assert_same(message("a") + b"\n" + line + b"\n")
+    assert result.quarantine.height == 0
+    text = result.events.filter(pl.col("event_id") == "b")["properties"][0]
+    assert orjson.loads(text) == {"a": {"b": [1e100, 1e50]}}
+    assert "0" * 39 not in text
+
+
+# --- any mix of good and hostile lines: the same rows either way
+
+GOOD = st.builds(
+    message,
+    st.text("abcdef0123", min_size=1, max_size=3),
+    properties=st.one_of(st.none(), st.just({}), st.just({"price": 9.5, "quantity": 2, "ip": "1.2.3.4"})),
+    context=st.one_of(st.none(), st.just({"ip": "203.0.113.9", "page": {"url": "https://x"}})),
+)
+RAW_VALUES = [
+    b'"{}"', b'"{\\"a\\":1}"', b'"\\u007b}"', b'"x"', b"[1]", b"[]", b"1", b"1.5", b"true", b"null", b"{}",
+    b'{"a":1e100}', b'{"a":' + b"1" * 45 + b"}", b'{"a":"\\ud800"}', b'{"a":"\\\\"}', b'{"a":"t\\tb"}',
+]  # fmt: skip
+OBJECT_KEYS = [b'"properties"', b'"traits"', b'"context"', b'"propert\\u0069es"']
+STRING_VALUES = [b'"\\ud800"', b'"\\udc00x"', b'"\\ud83d\\ude00"', b"[1]", b"{}"]
+STRING_KEYS = [b'"userId"', b'"messageId"']
+HOSTILE = st.one_of(
+    st.builds(with_raw, st.just("h"), st.sampled_from(OBJECT_KEYS), st.sampled_from(RAW_VALUES)),
+    st.builds(with_raw, st.just("s"), st.sampled_from(STRING_KEYS), st.sampled_from(STRING_VALUES)),
+    GOOD.map(lambda line: line[: len(line) // 2]),  # truncated
+    GOOD.map(lambda line: line + b"\r"),
+    GOOD.map(lambda line: b" " + line),
+    GOOD.map(lambda line: b"\xef\xbb\xbf" + line),  # a BOM inside the file
+    GOOD.map(lambda line: line[:10] + b"\xff" + line[10:]),
+    GOOD.map(lambda line: line[:-1] + b',"pad":"' + b"x" * 33000 + b'"}'),
+    st.sampled_from([b"", b" ", b"\r", b"{", b"}", b"{}", b"[1]", b'"x"', b"null", b"{,}", b"{}}"]),
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(st.one_of(GOOD, HOSTILE), min_size=1, max_size=30), final_newline=st.booleans())
+def test_fast_and_slow_paths_give_identical_events_and_quarantine_rows(
+    lines: list[bytes], final_newline: bool
+) -> None:
+    assert_same(b"\n".join(lines) + (b"\n" if final_newline else b""))
+
+
+# --- a commit group in one pass: each file's rows as `process_file` gives them
+
+FILES = st.lists(st.lists(st.one_of(GOOD, GOOD, HOSTILE), max_size=12), min_size=1, max_size=5)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(files=FILES, segment_bytes=st.sampled_from([1 << 24, 600]))
+def test_a_group_in_one_pass_gives_each_file_the_rows_of_process_file(
+    files: list[list[bytes]], segment_bytes: int
+) -> None:
+    named = [
+        (f"events/f{i}.ndjson", b"\n".join(lines) + b"\n", LANDED - timedelta(days=i))
+        for i, lines in enumerate(files)
+    ]
+    together = process_files(named, ingested_at=LANDED, batch_id=3, segment_bytes=segment_bytes)
+    for (name, data, at), result in zip(named, together, strict=True):
+        alone = process_file(data, source_file=name, landed_at=at, ingested_at=LANDED, batch_id=3)
+        assert (result.source_file, result.lines) == (alone.source_file, alone.lines)
+        assert_frame_equal(result.events, alone.events)
+        assert_frame_equal(result.quarantine, alone.quarantine)
