@@ -31,6 +31,7 @@ from resources.landing import LandingResource
 from resources.providers import SANDBOX_API_KEY, SANDBOX_URL
 from resources.secrets import SecretsResource
 from resources.shop import ShopResource
+from resources.state import StateResource
 from transforms.operations.checks import Thresholds
 
 
@@ -83,6 +84,7 @@ def build_defs(
                 click_url=settings.click_url,
             ),
             "secrets": SecretsResource(hmac_key=dg.EnvVar("LAKEMAIL_SECRET")),
+            "state": StateResource(uri=settings.state_store_uri),
         },
     )
 
