@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -21,10 +22,52 @@ from stores.decide.sync import commit_run, ready
 from stores.decide.world import before, store_world
 from stores.triggers import ENGINE_TABLES, EngineReport, apply, recover
 from transforms.schema import BATCH_APP, READ_APP, RUN_APP, TRIGGERS_SCHEMA
-from transforms.state import decode
-from transforms.triggers.decide import evaluate
+from transforms.state import StateChanges, decode
+from transforms.triggers.decide import World, evaluate
 from transforms.triggers.policies import Policy
 from transforms.triggers.store_changes import run_changes
+
+
+@dataclass
+class Decided:
+    """What an engine run decided, before anything is written."""
+
+    seen: LakeResource  # the snapshot it read
+    world: World
+    rows: pl.DataFrame  # the `triggers` rows
+    pending: pl.DataFrame  # `trigger_state` after them
+    changes: StateChanges  # the store's
+
+
+def decide(
+    lake: LakeResource,
+    state: StateResource,
+    *,
+    now: datetime,
+    secret: str,
+    delays: dict[str, timedelta] | None = None,
+    policy: Policy | None = None,
+) -> Decided:
+    """Read and decide (no write): the next engine run at `now` over `lake` and the store."""
+    seen = lake.snapshot(ENGINE_TABLES)
+    last_batch = seen.app_version("trigger_state", BATCH_APP)
+    with state.reader() as reader:
+        horizon = min(reader.stamps()["ingest"], seen.committed_batch())
+        world = store_world(
+            seen,
+            reader,
+            now=now,
+            secret=secret,
+            evaluation=seen.app_version("triggers", RUN_APP) + 1,
+            last_batch=last_batch,
+            horizon=max(horizon, last_batch),
+            delays=delays,
+            policy=policy,
+        )
+        rows = evaluate(world)
+        return Decided(
+            seen, world, rows, _pending_after(reader, rows), run_changes(rows, before(reader, rows), now)
+        )
 
 
 def run_engine(
@@ -42,33 +85,20 @@ def run_engine(
     """
     recover(lake)
     ready(lake, state)
-    seen = lake.snapshot(ENGINE_TABLES)
-    evaluation = seen.app_version("triggers", RUN_APP) + 1
-    last_batch = seen.app_version("trigger_state", BATCH_APP)
-    with state.reader() as reader:
-        horizon = min(reader.stamps()["ingest"], seen.committed_batch())
-        world = store_world(
-            seen,
-            reader,
-            now=now,
-            secret=secret,
-            evaluation=evaluation,
-            last_batch=last_batch,
-            horizon=max(horizon, last_batch),
-            delays=delays,
-            policy=policy,
-        )
-        rows = evaluate(world)
-        changes = run_changes(rows, before(reader, rows), now)
-        pending = _pending_after(reader, rows)
-    read = {READ_APP + name: version for name, version in seen.pinned.items() if version is not None}
-    lake.write_tagged("triggers", rows, {RUN_APP: evaluation, **read})
-    tags = {RUN_APP: evaluation, BATCH_APP: world.batch_id}
+    run = decide(lake, state, now=now, secret=secret, delays=delays, policy=policy)
+    evaluation, pending = run.world.evaluation, run.pending
+    read = {READ_APP + name: version for name, version in run.seen.pinned.items() if version is not None}
+    lake.write_tagged("triggers", run.rows, {RUN_APP: evaluation, **read})
+    tags = {RUN_APP: evaluation, BATCH_APP: run.world.batch_id}
     lake.write_tagged("trigger_state", pending, tags, mode="overwrite")
-    commit_run(state, evaluation, changes)
+    commit_run(state, evaluation, run.changes)
     due_next = pending["due_at"].min()
     return EngineReport(
-        evaluation, world.batch_id, rows, pending.height, due_next if isinstance(due_next, datetime) else None
+        evaluation,
+        run.world.batch_id,
+        run.rows,
+        pending.height,
+        due_next if isinstance(due_next, datetime) else None,
     )
 
 

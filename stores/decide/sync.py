@@ -7,8 +7,9 @@ level with the lake before one (Delta is the system of record; the store is deri
 - The `triggers` stamp behind the lake's last engine run (a run crashed after its Delta commits and
   before its store commit, or the store is an older copy): the logged rows of each missing run are
   applied from the `triggers` log, run by run (one batch-sized read each); far behind: rebuilt.
-- The `ingest` stamp behind the lake's last batch: the ingest lane keeps the store current batch by
-  batch; until it has, the store is rebuilt here (the lake is the record; a rebuild is always right).
+- The `ingest` stamp behind the lake's last batch: the ingest lane keeps its namespaces current batch
+  by batch; until it has, they are refreshed from the lake here (`refresh_ingest`), the decision
+  lane's namespaces left as they are.
 """
 
 from __future__ import annotations
@@ -21,11 +22,21 @@ import polars as pl
 from resources.lake import LakeResource
 from resources.state import StateResource
 from stores.decide.world import before
-from stores.state.rebuild import rebuild
+from stores.state.namespaces import READERS
+from stores.state.rebuild import SOURCE_TABLES, rebuild
 from transforms.schema import RUN_APP, TRIGGERS_SCHEMA
-from transforms.state import StateChanges
+from transforms.state import NAMESPACES, StateChanges, store_key
 from transforms.triggers.store_changes import run_changes
 
+# The namespaces the decision lane commits; the ingest lane commits the others.
+DECISION_NAMESPACES = (
+    "pending_triggers",
+    "pending_due",
+    "pending_principals",
+    "decided_triggers",
+    "recent_sends",
+)
+INGEST_NAMESPACES = tuple(n for n in NAMESPACES if n not in DECISION_NAMESPACES)
 MAX_CATCH_UP = 50  # more missing engine runs than this: a rebuild is cheaper than replaying them
 
 
@@ -42,7 +53,7 @@ def commit_run(state: StateResource, evaluation: int, changes: StateChanges) -> 
 
 def ready(lake: LakeResource, state: StateResource) -> Readiness:
     """Make the store level with `lake` for the decision lane (call after `stores.triggers.recover`)."""
-    store = state.existing()
+    store = state.existing() if state.exists() else None  # a folder deleted under an open store: gone
     if store is None:
         rebuild(lake, state)
         return Readiness(rebuilt="no store")
@@ -51,16 +62,36 @@ def ready(lake: LakeResource, state: StateResource) -> Readiness:
     reason = None
     if stamps["ingest"] > batch or stamps["triggers"] > run:
         reason = "store ahead of the lake"
-    elif stamps["ingest"] < batch:
-        reason = "ingest lane behind the lake"
     elif run - stamps["triggers"] > MAX_CATCH_UP:
         reason = "decision lane far behind the lake"
     if reason is not None:
         rebuild(lake, state)
         return Readiness(rebuilt=reason)
+    if stamps["ingest"] < batch:
+        refresh_ingest(lake, state)
     for evaluation in range(stamps["triggers"] + 1, run + 1):
         catch_up(lake, state, evaluation)
     return Readiness(caught_up=run - stamps["triggers"])
+
+
+def refresh_ingest(lake: LakeResource, state: StateResource) -> None:
+    """The ingest lane's namespaces made equal to the lake's, the decision lane's left as they are.
+
+    The ingest lane keeps them current batch by batch; until it has committed a batch, this stands in
+    (it reads what a rebuild reads: the whole lake, off the hot path once that lane is in place)."""
+    seen = lake.snapshot(SOURCE_TABLES)
+    store = state.store()
+    changes = StateChanges()
+    for namespace in INGEST_NAMESPACES:
+        present: set[str] = set()
+        for chunk in READERS[namespace](seen):
+            for key, value in chunk.select("key", "value").iter_rows():
+                changes.put(namespace, key, value.encode())
+                present.add(store_key(key))
+        for key, _ in store.scan(namespace):
+            if key not in present:
+                changes.delete(namespace, key)
+    store.commit(seen.committed_batch(), changes, lane="ingest")
 
 
 def logged_rows(lake: LakeResource, evaluation: int) -> pl.DataFrame:

@@ -4,6 +4,7 @@ deterministic."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -15,6 +16,7 @@ from orchestration.process import process_once
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.state import StateResource
+from resources.state_lmdb import close_environment
 from simulator.run import run_simulation
 from stores.profiles import state_for
 from stores.state.namespaces import VALUE_SCHEMAS
@@ -140,6 +142,8 @@ def test_lakemail_state_check_exits_0_when_equal_and_1_with_a_summary_when_not(
 ) -> None:
     monkeypatch.setenv("LAKEMAIL_HOME", str(settings.home))
     monkeypatch.chdir(settings.home)
+    close_environment(state.path)  # the micro-batches' engine runs made a store: start with none
+    shutil.rmtree(state.path)
     assert main(["state", "check"]) == 1
     assert "no state store" in capsys.readouterr().out
     assert main(["state", "rebuild"]) == 0
