@@ -89,11 +89,11 @@ def sorted_rows(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.select(list(TRIGGERS_SCHEMA)).sort("evaluation", "trigger_id", "decision")
 
 
-def csv(rows: Iterable[tuple[str, float, int]]) -> str:
-    """A catalog feed: product_id, name, price, stock."""
-    return "product_id,name,price,stock\n" + "".join(
-        f"{p},Item {p},{price},{stock}\n" for p, price, stock in rows
-    )
+def csv(rows: Iterable[tuple[str, float, int]], updated_at: datetime) -> str:
+    """A catalog feed: product_id, name, price, stock, all updated at `updated_at`."""
+    when = updated_at.isoformat()
+    lines = "".join(f"{p},Item {p},{price},{stock},{when}\n" for p, price, stock in rows)
+    return "product_id,name,price,stock,updated_at\n" + lines
 
 
 def minutes(start: datetime, n: float) -> datetime:

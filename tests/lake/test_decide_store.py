@@ -64,7 +64,7 @@ def a_step(draw: st.DrawFn, start: datetime) -> tuple[list[dict], str | None, da
     feed = None
     if draw(st.booleans()):
         rows = [(p, draw(st.sampled_from((8.0, 10.0))), draw(st.sampled_from((0, 5)))) for p in PRODUCTS]
-        feed = csv(rows)
+        feed = csv(rows, start + timedelta(minutes=91))
     now = start + timedelta(minutes=95 + draw(st.integers(0, 26 * 60)))
     return events, feed, now
 
