@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -34,7 +35,7 @@ def identify(minutes: float, user: str, anon: str | None = None) -> dict:
 
 
 def add(minutes: float, who: dict, cart: str, product: str) -> dict:
-    fields = {"cart_id": cart, "product_id": product, "price": 10.0, "quantity": 1}
+    fields: dict[str, Any] = {"cart_id": cart, "product_id": product, "price": 10.0, "quantity": 1}
     return message("Product Added", at(minutes), **who, **fields)
 
 
