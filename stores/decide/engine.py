@@ -2,8 +2,9 @@
 
 1. Finish a run that crashed between its two Delta commits (`stores.triggers.recover`) and bring the
    store level with the lake (`stores.decide.sync.ready`).
-2. Read the world (`stores.decide.world.store_world`) from one store snapshot over the batches the
-   store holds that no run has considered yet, and decide (`transforms.triggers.decide.evaluate`).
+2. Read the world (`stores.decide.world.store_world`) from one store snapshot over the batches no run
+   has considered yet, and decide (`transforms.triggers.decide.evaluate`). Until the ingest lane has
+   committed the lake's last batch to the store, the run reads the lake instead (`decide`).
 3. Delta first (the record): the rows appended to `triggers`, the pending candidates to `trigger_state`.
 4. Then the store: the run's changes (`transforms.triggers.store_changes`), stamped with its number.
    A crash between 3 and 4 is caught up from the log at the next run's start.
@@ -20,7 +21,7 @@ from resources.lake import LakeResource
 from resources.state import StateReader, StateResource
 from stores.decide.sync import commit_run, ready
 from stores.decide.world import before, store_world
-from stores.triggers import ENGINE_TABLES, EngineReport, apply, recover
+from stores.triggers import ENGINE_TABLES, EngineReport, apply, engine_world, pending_rows, recover
 from transforms.schema import BATCH_APP, READ_APP, RUN_APP, TRIGGERS_SCHEMA
 from transforms.state import StateChanges, decode
 from transforms.triggers.decide import World, evaluate
@@ -48,26 +49,36 @@ def decide(
     delays: dict[str, timedelta] | None = None,
     policy: Policy | None = None,
 ) -> Decided:
-    """Read and decide (no write): the next engine run at `now` over `lake` and the store."""
+    """Read and decide (no write): the next engine run at `now` over `lake` and the store.
+
+    A store whose ingest lane has not reached the lake's last batch yet is not decided from: the run
+    reads the lake as before the store (`stores.triggers.engine_world`) and still keeps the decision
+    lane's namespaces current."""
     seen = lake.snapshot(ENGINE_TABLES)
     last_batch = seen.app_version("trigger_state", BATCH_APP)
+    evaluation = seen.app_version("triggers", RUN_APP) + 1
     with state.reader() as reader:
-        horizon = min(reader.stamps()["ingest"], seen.committed_batch())
-        world = store_world(
-            seen,
-            reader,
-            now=now,
-            secret=secret,
-            evaluation=seen.app_version("triggers", RUN_APP) + 1,
-            last_batch=last_batch,
-            horizon=max(horizon, last_batch),
-            delays=delays,
-            policy=policy,
-        )
-        rows = evaluate(world)
-        return Decided(
-            seen, world, rows, _pending_after(reader, rows), run_changes(rows, before(reader, rows), now)
-        )
+        if reader.stamps()["ingest"] < seen.committed_batch():
+            world = engine_world(
+                seen, now=now, secret=secret, delays=delays, policy=policy, evaluation=evaluation
+            )
+            rows = evaluate(world)
+            pending = apply(pending_rows(seen), rows)
+        else:
+            world = store_world(
+                seen,
+                reader,
+                now=now,
+                secret=secret,
+                evaluation=evaluation,
+                last_batch=last_batch,
+                horizon=max(seen.committed_batch(), last_batch),
+                delays=delays,
+                policy=policy,
+            )
+            rows = evaluate(world)
+            pending = _pending_after(reader, rows)
+        return Decided(seen, world, rows, pending, run_changes(rows, before(reader, rows), now))
 
 
 def run_engine(

@@ -8,8 +8,8 @@ level with the lake before one (Delta is the system of record; the store is deri
   before its store commit, or the store is an older copy): the logged rows of each missing run are
   applied from the `triggers` log, run by run (one batch-sized read each); far behind: rebuilt.
 - The `ingest` stamp behind the lake's last batch: the ingest lane keeps its namespaces current batch
-  by batch; until it has, they are refreshed from the lake here (`refresh_ingest`), the decision
-  lane's namespaces left as they are.
+  by batch; until it has, the engine run reads the lake (`stores.decide.engine.decide`).
+  `refresh_ingest` makes them equal to the lake (the ingest lane's stand-in in tests and benchmarks).
 """
 
 from __future__ import annotations
@@ -67,8 +67,6 @@ def ready(lake: LakeResource, state: StateResource) -> Readiness:
     if reason is not None:
         rebuild(lake, state)
         return Readiness(rebuilt=reason)
-    if stamps["ingest"] < batch:
-        refresh_ingest(lake, state)
     for evaluation in range(stamps["triggers"] + 1, run + 1):
         catch_up(lake, state, evaluation)
     return Readiness(caught_up=run - stamps["triggers"])

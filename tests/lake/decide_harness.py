@@ -17,6 +17,7 @@ from resources.landing import LandingResource
 from resources.state import StateResource
 from resources.state_lmdb import close_environment
 from stores.decide.engine import Decided, decide, run_engine
+from stores.decide.sync import refresh_ingest
 from stores.ingest import ingest
 from stores.profiles import append_updates, batch_events
 from stores.suppressions import record_unsubscribes
@@ -46,7 +47,8 @@ class Shop:
         return StateResource(uri=str(self.home / "state"))
 
     def batch(self, name: str, messages: Iterable[dict], now: datetime, catalog: str | None = None) -> None:
-        """Land `messages` (and a catalog feed CSV) and take them in as one micro-batch."""
+        """Land `messages` (and a catalog feed CSV) and take them in as one micro-batch; the store (when
+        there is one) takes the batch as the ingest lane will commit it."""
         lines = b"".join(orjson.dumps(m) + b"\n" for m in messages)
         if lines:
             self.landing.land(f"events/{name}.ndjson", lines)
@@ -60,6 +62,8 @@ class Shop:
             events = batch_events(lake, batch_id)
             append_updates(lake, batch_id, events)
             record_unsubscribes(lake, events, SECRET)
+        if self.state.exists() and self.state.stamps()["ingest"] <= lake.committed_batch():
+            refresh_ingest(lake, self.state)  # the ingest lane's store commit (never over one ahead)
 
     def engine(self, now: datetime) -> EngineReport:
         lake = self.lake
