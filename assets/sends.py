@@ -12,6 +12,7 @@ from resources.email import EmailProviderResource
 from resources.lake import LakeResource
 from resources.secrets import SecretsResource
 from resources.shop import ShopResource
+from resources.state import StateResource
 from resources.templates import default_renderer
 from stores.sends import run_sends
 from stores.sends_delivery import Sender, SendsReport
@@ -28,6 +29,7 @@ def sends(
     context: dg.AssetExecutionContext,
     config: EngineConfig,
     lake: LakeResource,
+    state: StateResource,
     secrets: SecretsResource,
     email: EmailProviderResource,
     shop: ShopResource,
@@ -35,7 +37,7 @@ def sends(
     """Enqueue new `send` decisions, then render and deliver every due outbox row."""
     now, offset = engine_clock(config)
     with lake.writer_lock(), email.client() as client:
-        report = run_sends(lake, _sender(email, shop, secrets, client), now=now, offset=offset)
+        report = run_sends(lake, state, _sender(email, shop, secrets, client), now=now, offset=offset)
     summary = run_summary(report.rows)
     context.log.info(
         "sends: %s enqueued; %s sent, %s aborted, %s failed, %s unknown, %s waiting%s",

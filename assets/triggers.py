@@ -11,7 +11,8 @@ from assets.clock import EngineConfig, engine_now
 from assets.metadata import markdown_table
 from resources.lake import LakeResource
 from resources.secrets import SecretsResource
-from stores.triggers import run_engine
+from resources.state import StateResource
+from stores.decide.engine import run_engine
 from transforms.triggers.policies import Policy
 
 DECISIONS_GROUP = "decisions"
@@ -50,12 +51,18 @@ def build_triggers_asset(
         description="The decision log: a row for every candidate email and why it was (not) sent.",
     )
     def triggers(
-        context: dg.AssetExecutionContext, config: EngineConfig, lake: LakeResource, secrets: SecretsResource
+        context: dg.AssetExecutionContext,
+        config: EngineConfig,
+        lake: LakeResource,
+        state: StateResource,
+        secrets: SecretsResource,
     ) -> dg.MaterializeResult:
         """Decide every trigger candidate touched by new events or due now."""
         now = engine_now(config)
         with lake.writer_lock():
-            report = run_engine(lake, now=now, secret=secrets.hmac_key, delays=dict(delays), policy=policy)
+            report = run_engine(
+                lake, state, now=now, secret=secrets.hmac_key, delays=dict(delays), policy=policy
+            )
         rows = report.rows
         by_decision = dict(rows.group_by("decision").agg(pl.len()).iter_rows())
         context.log.info("triggers: evaluation %s, %s rows, %s", report.evaluation, rows.height, by_decision)

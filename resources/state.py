@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +21,18 @@ import dagster as dg
 from resources.folders import local_folder
 from resources.state_lmdb import LmdbStore, close_environment, open_environment
 from transforms.state import SEPARATOR, StateChanges, StateError
+
+
+class StateReader(Protocol):
+    """Reads that all see one committed state of the store (one read transaction)."""
+
+    def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]: ...
+
+    def scan(
+        self, namespace: str, start: str = "", end: str | None = None, *, limit: int | None = None
+    ) -> Iterator[tuple[str, bytes]]: ...
+
+    def stamps(self) -> dict[str, int]: ...
 
 
 class StateStore(Protocol):
@@ -34,6 +46,8 @@ class StateStore(Protocol):
     ) -> Iterator[tuple[str, bytes]]: ...
 
     def stamps(self) -> dict[str, int]: ...
+
+    def reader(self) -> AbstractContextManager[StateReader]: ...
 
     def counts(self) -> dict[str, int]: ...
 
@@ -84,6 +98,13 @@ class StateResource(dg.ConfigurableResource):
 
     def stamps(self) -> dict[str, int]:
         return self.store().stamps()
+
+    @contextmanager
+    def reader(self) -> Iterator[StateReader]:
+        """A consistent snapshot for several reads (`with state.reader() as r:`): a commit made meanwhile
+        (by the other lane) is not seen by any of them."""
+        with self.store().reader() as reader:
+            yield reader
 
     def pending_due(self, until: datetime) -> dict[str, bytes]:
         """trigger_id -> pending candidate of every candidate due at or before `until` (the due index)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lmdb
@@ -46,6 +47,49 @@ def close_environment(path: Path) -> None:
         env.close()
 
 
+def _get_many(txn: lmdb.Transaction[bytes], db: lmdb._Database, keys: Iterable[str]) -> dict[str, bytes]:
+    wanted = sorted({store_key(k).encode() for k in keys})  # in key order: neighbouring pages
+    return {k.decode(): bytes(v) for k, v in txn.cursor(db).getmulti(wanted)}
+
+
+def _scan(
+    txn: lmdb.Transaction[bytes], db: lmdb._Database, start: str, end: str | None, limit: int | None
+) -> Iterator[tuple[str, bytes]]:
+    stop = end.encode() if end is not None else None
+    cursor = txn.cursor(db)
+    if not cursor.set_range(start.encode()):
+        return
+    for n, (key, value) in enumerate(cursor.iternext()):
+        if (stop is not None and key >= stop) or (limit is not None and n >= limit):
+            return
+        yield key.decode(), bytes(value)
+
+
+def _stamps(txn: lmdb.Transaction[bytes], meta: lmdb._Database) -> dict[str, int]:
+    return {lane: int(txn.get(b"%s:%s" % (STAMPS, lane.encode()), db=meta) or 0) for lane in LANES}
+
+
+class LmdbReader:
+    """Reads of one LMDB read transaction: every call sees the same committed state (a snapshot)."""
+
+    def __init__(self, txn: lmdb.Transaction[bytes], dbs: dict[str, lmdb._Database]) -> None:
+        self._txn = txn
+        self._dbs = dbs
+
+    def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]:
+        check_namespace(namespace)
+        return _get_many(self._txn, self._dbs[namespace], keys)
+
+    def scan(
+        self, namespace: str, start: str = "", end: str | None = None, *, limit: int | None = None
+    ) -> Iterator[tuple[str, bytes]]:
+        check_namespace(namespace)
+        return _scan(self._txn, self._dbs[namespace], start, end, limit)
+
+    def stamps(self) -> dict[str, int]:
+        return _stamps(self._txn, self._dbs["_meta"])
+
+
 class LmdbStore:
     """The state store in the LMDB environment at `path`."""
 
@@ -55,29 +99,26 @@ class LmdbStore:
 
     def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]:
         check_namespace(namespace)
-        wanted = sorted({store_key(k).encode() for k in keys})  # in key order: neighbouring pages
-        with self._env.begin(db=self._dbs[namespace]) as txn:
-            found = txn.cursor().getmulti(wanted)
-        return {k.decode(): bytes(v) for k, v in found}
+        with self._env.begin() as txn:
+            return _get_many(txn, self._dbs[namespace], keys)
 
     def scan(
         self, namespace: str, start: str = "", end: str | None = None, *, limit: int | None = None
     ) -> Iterator[tuple[str, bytes]]:
         """Keys in [start, end) in key order, with their values (one read transaction)."""
         check_namespace(namespace)
-        stop = end.encode() if end is not None else None
-        with self._env.begin(db=self._dbs[namespace]) as txn:
-            cursor = txn.cursor()
-            if not cursor.set_range(start.encode()):
-                return
-            for n, (key, value) in enumerate(cursor.iternext()):
-                if (stop is not None and key >= stop) or (limit is not None and n >= limit):
-                    return
-                yield key.decode(), bytes(value)
+        with self._env.begin() as txn:
+            yield from _scan(txn, self._dbs[namespace], start, end, limit)
+
+    @contextmanager
+    def reader(self) -> Iterator[LmdbReader]:
+        """One read transaction for several reads: all of them see the store as of its start."""
+        with self._env.begin() as txn:
+            yield LmdbReader(txn, self._dbs)
 
     def stamps(self) -> dict[str, int]:
-        with self._env.begin(db=self._dbs["_meta"]) as txn:
-            return {lane: int(txn.get(b"%s:%s" % (STAMPS, lane.encode())) or 0) for lane in LANES}
+        with self._env.begin() as txn:
+            return _stamps(txn, self._dbs["_meta"])
 
     def counts(self) -> dict[str, int]:
         with self._env.begin() as txn:

@@ -24,12 +24,12 @@ from functools import partial
 import polars as pl
 
 from resources.lake import LakeResource
-from stores.profiles import customers_for, state_for
+from resources.state import StateResource
+from stores.decide import reads
 from stores.sends_delivery import AttemptMarkers, Delivery, Sender, SendsReport
-from stores.suppressions import suppressed_users
 from transforms.profiles.derive import derive
 from transforms.profiles.partials import principal
-from transforms.schema import CATALOG_SCHEMA, EVENTS_SCHEMA, RUN_APP, SENDS_APP, SENDS_SCHEMA, TRIGGERS_SCHEMA
+from transforms.schema import EVENTS_SCHEMA, RUN_APP, SENDS_APP, SENDS_SCHEMA, TRIGGERS_SCHEMA
 from transforms.sends.catalog import Catalog, bestseller_ranking
 from transforms.sends.plan import (
     Planned,
@@ -41,16 +41,22 @@ from transforms.sends.plan import (
 )
 from transforms.sends.rows import WAITING, outbox_rows
 from transforms.triggers.decide import exit_reasons_now
+from transforms.triggers.store_changes import DECIDED_SCHEMA
 
 BESTSELLER_WINDOW = timedelta(days=7)
 
 
 def run_sends(
-    lake: LakeResource, sender: Sender, *, now: datetime, offset: timedelta = timedelta(0)
+    lake: LakeResource,
+    state: StateResource,
+    sender: Sender,
+    *,
+    now: datetime,
+    offset: timedelta = timedelta(0),
 ) -> SendsReport:
     """Enqueue new `send` decisions, then deliver every row due at `now` (under the writer lock)."""
     enqueued = enqueue(lake, provider=sender.provider.name, now=now)
-    report = deliver_due(lake, sender, now=now, offset=offset)
+    report = deliver_due(lake, state, sender, now=now, offset=offset)
     report.enqueued = enqueued
     return report
 
@@ -114,7 +120,12 @@ def due_rows(lake: LakeResource, now: datetime, *, lookups: bool) -> pl.DataFram
 
 
 def deliver_due(
-    lake: LakeResource, sender: Sender, *, now: datetime, offset: timedelta = timedelta(0)
+    lake: LakeResource,
+    state: StateResource,
+    sender: Sender,
+    *,
+    now: datetime,
+    offset: timedelta = timedelta(0),
 ) -> SendsReport:
     """Read the world once, plan every due row, make the calls, commit all new statuses as one MERGE."""
     report = SendsReport()
@@ -122,7 +133,7 @@ def deliver_due(
     if rows.height == 0:
         return report
     markers = AttemptMarkers.for_lake(lake)
-    world = read_world(lake, rows, markers, secret=sender.secret, now=now)
+    world = read_world(lake, state, rows, markers, secret=sender.secret, now=now)
     planned = _plan(lake, rows, world, sender, now)
     delivery = Delivery(sender, markers, now, offset, report)
     delivery.changed += [
@@ -150,30 +161,51 @@ def _plan(
 
 
 def read_world(
-    lake: LakeResource, rows: pl.DataFrame, markers: AttemptMarkers, *, secret: str, now: datetime
+    lake: LakeResource,
+    state: StateResource,
+    rows: pl.DataFrame,
+    markers: AttemptMarkers,
+    *,
+    secret: str,
+    now: datetime,
 ) -> SendWorld:
-    """The facts the due rows are checked against, as they stand at `now` (one read per run)."""
-    decided = (
-        lake.scan("triggers", TRIGGERS_SCHEMA)
-        .filter(pl.col("trigger_id").is_in(rows["trigger_id"].to_list()) & (pl.col("decision") == "send"))
-        .select(list(TRIGGERS_SCHEMA))
-        .unique("trigger_id", keep="first")
-        .collect()
-    )
+    """The facts the due rows are checked against, as they stand at `now`: the shoppers' state, customers,
+    suppressions and the catalog from one snapshot of the state store, their decisions from the log."""
     users = sorted(set(rows["user_id"].drop_nulls()))
-    state, _ = state_for(lake, users)
-    profiles = derive(state, customers_for(lake, users), now)
-    catalog = lake.scan("catalog", CATALOG_SCHEMA).select(list(CATALOG_SCHEMA)).collect()
+    with state.reader() as reader:
+        runs = reads.rows_of(reader, "decided_triggers", rows["trigger_id"], DECIDED_SCHEMA)
+        state_rows, _ = reads.profile_state(reader, users)
+        profiles = derive(state_rows, reads.customers(reader, users), now)
+        catalog = reads.catalog(reader, None)
+        suppressed = reads.suppressed_users(reader, profiles, secret)
+    decided = decided_rows(lake, rows["trigger_id"], runs)
     # Re-checked right before sending: the rule's exit condition, suppressions, consent.
     candidates = decided.with_columns(pl.col("user_id").alias("principal"))
-    exits = exit_reasons_now(candidates, state=state, catalog=catalog, now=now).to_list()
+    exits = exit_reasons_now(candidates, state=state_rows, catalog=catalog, now=now).to_list()
     by_user = {p["user_id"]: p for p in profiles.iter_rows(named=True)}
     return SendWorld(
         triggers={t["trigger_id"]: t for t in decided.iter_rows(named=True)},
         profiles=by_user,
-        aborts=abort_reasons(decided, exits, suppressed_users(lake, profiles, secret), by_user),
+        aborts=abort_reasons(decided, exits, suppressed, by_user),
         catalog=Catalog.of(catalog),
         marked=frozenset(s for s in rows["send_id"] if markers.marked(s)),
+    )
+
+
+def decided_rows(lake: LakeResource, trigger_ids: pl.Series, runs: pl.DataFrame) -> pl.DataFrame:
+    """The `send` rows of `trigger_ids` from the log, read from the engine runs that decided them (the
+    store's `decided_triggers`: file skipping on `evaluation`); ids the store lacks: the whole log."""
+    ids = trigger_ids.unique().to_list()
+    known = runs.filter(pl.col("decision") == "send")
+    where = pl.col("evaluation").is_in(known["evaluation"].unique().implode())
+    if set(known["trigger_id"]) != set(ids):
+        where = pl.lit(True)
+    return (
+        lake.scan("triggers", TRIGGERS_SCHEMA)
+        .filter(where & pl.col("trigger_id").is_in(ids) & (pl.col("decision") == "send"))
+        .select(list(TRIGGERS_SCHEMA))
+        .unique("trigger_id", keep="first")
+        .collect()
     )
 
 

@@ -1,9 +1,11 @@
-"""The trigger engine's I/O: gather what `transforms.triggers.decide.evaluate` needs, write what it decides.
+"""The trigger engine's tables and its lake readers: `triggers`, `trigger_state`, recovery, replay.
 
 `triggers` is the append-only decision log; `trigger_state` holds the candidates still pending
-(small: rewritten whole). Each engine run has a number, recorded as a Delta application transaction
-on both commits: a run that crashed between them is finished from the log before the next one. The
-`triggers` commit also records the version of every table the run read (READ_APP).
+(rewritten whole). Each engine run has a number, recorded as a Delta application transaction on both
+commits: a run that crashed between them is finished from the log before the next one. The `triggers`
+commit also records the version of every table of ENGINE_TABLES (READ_APP), so `lakemail replay` can
+read the lake again as that run's inputs stood (`engine_world`, the lake readers). The live engine
+decides from the state store instead (`stores.decide.engine.run_engine`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from transforms.schema import (
     RUN_APP,
     TRIGGERS_SCHEMA,
 )
-from transforms.triggers.decide import World, evaluate, propose
+from transforms.triggers.decide import World, propose
 from transforms.triggers.policies import Policy
 
 HISTORY = timedelta(days=14)
@@ -93,7 +95,7 @@ def recover(lake: LakeResource) -> None:
     lake.write_tagged("trigger_state", state, {RUN_APP: logged, BATCH_APP: batch}, mode="overwrite")
 
 
-def _touched(lake: LakeResource, after_batch: int, upto: int) -> list[str]:
+def touched_principals(lake: LakeResource, after_batch: int, upto: int) -> list[str]:
     if upto <= after_batch:
         return []
     events = lake.scan("events", EVENTS_SCHEMA).filter(
@@ -102,7 +104,7 @@ def _touched(lake: LakeResource, after_batch: int, upto: int) -> list[str]:
     return events.select(principal().alias("p")).unique().collect()["p"].to_list()
 
 
-def _changes(lake: LakeResource, after_batch: int, upto: int) -> pl.DataFrame:
+def catalog_changes_between(lake: LakeResource, after_batch: int, upto: int) -> pl.DataFrame:
     changes = lake.scan("catalog_changes", CATALOG_CHANGES_SCHEMA).filter(
         (pl.col("batch_id") > after_batch) & (pl.col("batch_id") <= upto)
     )
@@ -125,40 +127,6 @@ def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
         events.group_by(principal().alias("principal"), "product_id")
         .agg(pl.col("event_ts").max().alias("last_ts"))
         .collect()
-    )
-
-
-def run_engine(
-    lake: LakeResource,
-    *,
-    now: datetime,
-    secret: str,
-    delays: dict[str, timedelta] | None = None,
-    policy: Policy | None = None,
-) -> EngineReport:
-    """Decide every candidate touched by new batches or due by `now`; append the log, rewrite the state.
-
-    The engine reads one snapshot of its tables and records their versions on its `triggers` commit, so
-    `lakemail replay` can read the lake again exactly as this run did (`run_snapshot`).
-    """
-    recover(lake)
-    seen = lake.snapshot(ENGINE_TABLES)
-    evaluation = seen.app_version("triggers", RUN_APP) + 1
-    world = engine_world(seen, now=now, secret=secret, delays=delays, policy=policy, evaluation=evaluation)
-    rows = evaluate(world)
-    read = {READ_APP + name: version for name, version in seen.pinned.items() if version is not None}
-    lake.write_tagged("triggers", rows, {RUN_APP: evaluation, **read})
-    state_rows = apply(pending_rows(seen), rows)
-    lake.write_tagged(
-        "trigger_state", state_rows, {RUN_APP: evaluation, BATCH_APP: world.batch_id}, mode="overwrite"
-    )
-    due_next = state_rows["due_at"].min()
-    return EngineReport(
-        evaluation,
-        world.batch_id,
-        rows,
-        state_rows.height,
-        due_next if isinstance(due_next, datetime) else None,
     )
 
 
@@ -186,11 +154,13 @@ def engine_world(
     last_batch = lake.app_version("trigger_state", BATCH_APP)
     committed = lake.committed_batch()
     pending = pending_rows(lake)
-    changes = _changes(lake, last_batch, committed)
+    changes = catalog_changes_between(lake, last_batch, committed)
     viewers = _viewers(lake, changes)
     due = pending.filter(pl.col("due_at") <= now)
     principals = sorted(
-        set(_touched(lake, last_batch, committed)) | set(due["principal"]) | set(viewers["principal"])
+        set(touched_principals(lake, last_batch, committed))
+        | set(due["principal"])
+        | set(viewers["principal"])
     )
     state, links = state_for(lake, principals)
     users = [p for p in state["principal"] if not p.startswith(ANON)]

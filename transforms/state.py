@@ -22,6 +22,7 @@ NAMESPACES: dict[str, str] = {
     "profiles": "principal -> its merged profile state (transforms.profiles.state.PARTIAL_SCHEMA)",
     "pending_triggers": "trigger_id -> its pending candidate row (trigger_state)",
     "pending_due": "<due_at>|<trigger_id> -> {} (the pending candidates in due order)",
+    "pending_principals": "<principal>|<trigger_id> -> {} (each principal's pending candidates)",
     "decided_triggers": "trigger_id -> its terminal decision",
     "recent_sends": "user_id -> the `send` decisions of the last 14 days of the log (cap, cooldown)",
     "suppressions": "user_key -> its suppression reasons",

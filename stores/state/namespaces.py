@@ -55,6 +55,7 @@ VALUE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "identity_links": {"links": pl.List(LINK)},
     "pending_triggers": TRIGGERS_SCHEMA,
     "pending_due": {"trigger_id": pl.String()},
+    "pending_principals": {"trigger_id": pl.String()},
     "decided_triggers": {c: TRIGGERS_SCHEMA[c] for c in DECIDED},
     "recent_sends": {"sends": pl.List(pl.Struct(SEND))},
     "suppressions": {"reasons": pl.List(pl.Struct(SUPPRESSION))},
@@ -105,6 +106,12 @@ def pending_due(lake: LakeResource) -> Chunks:
     pending = lake.scan("trigger_state", TRIGGERS_SCHEMA).filter(pl.col("due_at").is_not_null())
     key = due_key(pl.col("due_at"), pl.col("trigger_id"))
     yield encode(pending, key, VALUE_SCHEMAS["pending_due"]).collect()
+
+
+def pending_principals(lake: LakeResource) -> Chunks:
+    pending = lake.scan("trigger_state", TRIGGERS_SCHEMA)
+    key = pl.col("principal") + pl.lit(SEPARATOR) + pl.col("trigger_id")
+    yield encode(pending, key, VALUE_SCHEMAS["pending_principals"]).collect()
 
 
 def decided_triggers(lake: LakeResource) -> Chunks:
@@ -167,6 +174,7 @@ READERS: dict[str, Callable[[LakeResource], Chunks]] = {
     "profiles": profile_chunks,
     "pending_triggers": pending_triggers,
     "pending_due": pending_due,
+    "pending_principals": pending_principals,
     "decided_triggers": decided_triggers,
     "recent_sends": recent_sends,
     "suppressions": suppressions,

@@ -1,0 +1,136 @@
+"""What the decision lane reads from the state store: keyed lookups and prefix/range scans, all through
+one `StateReader` (one read transaction: one consistent snapshot while the ingest lane commits).
+
+Each reader returns the frame the old Delta reader returned for the same keys, decoded with the
+namespace's value schema (`stores.state.namespaces.VALUE_SCHEMAS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import polars as pl
+
+from resources.state import StateReader
+from stores.state.namespaces import VALUE_SCHEMAS
+from transforms.erasure.records import address_key, suppressed, user_key
+from transforms.profiles.state import ANON, PARTIAL_SCHEMA
+from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, IDENTITIES_SCHEMA, TRIGGERS_SCHEMA, UTC_TS
+from transforms.state import SEPARATOR, decode
+from transforms.triggers.store_changes import SENT_ROWS
+
+AFTER_SEPARATOR = chr(ord(SEPARATOR) + 1)  # the end of a `<prefix>|` range
+USER = "user:"
+VIEWER_ROWS = {"principal": pl.String(), "product_id": pl.String(), "last_ts": UTC_TS}
+
+
+def decoded(found: dict[str, bytes], schema: dict[str, pl.DataType]) -> tuple[list[str], pl.DataFrame]:
+    """(keys, rows) of `found`, in key order."""
+    keys = sorted(found)
+    if not keys:
+        return [], pl.DataFrame(schema=schema)
+    return keys, decode([found[k] for k in keys], schema)
+
+
+def rows_of(
+    reader: StateReader, namespace: str, keys: Iterable[str], schema: dict[str, pl.DataType]
+) -> pl.DataFrame:
+    """The values of `keys` that the namespace holds (values that are whole rows: catalog, customers...)."""
+    return decoded(reader.get_many(namespace, keys), schema)[1]
+
+
+def prefixed(reader: StateReader, namespace: str, prefix: str) -> list[str]:
+    """The rest of every key `<prefix>|...` (a range scan)."""
+    start = prefix + SEPARATOR
+    return [key[len(start) :] for key, _ in reader.scan(namespace, start, prefix + AFTER_SEPARATOR)]
+
+
+def pending_rows(reader: StateReader, trigger_ids: Iterable[str]) -> pl.DataFrame:
+    return rows_of(reader, "pending_triggers", trigger_ids, TRIGGERS_SCHEMA).sort("trigger_id")
+
+
+def due_ids(reader: StateReader, now: datetime) -> list[str]:
+    """Trigger ids of the pending candidates due at or before `now` (the due index, in due order)."""
+    bound = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + AFTER_SEPARATOR
+    return [key.split(SEPARATOR, 1)[1] for key, _ in reader.scan("pending_due", "", bound)]
+
+
+def pending_of(reader: StateReader, principals: Iterable[str]) -> list[str]:
+    """Trigger ids of the pending candidates of `principals` (the principal index)."""
+    return [t for p in sorted(set(principals)) for t in prefixed(reader, "pending_principals", p)]
+
+
+def decided_ids(reader: StateReader, trigger_ids: Iterable[str]) -> pl.Series:
+    return pl.Series("trigger_id", sorted(reader.get_many("decided_triggers", trigger_ids)), dtype=pl.String)
+
+
+def _links(reader: StateReader, side: str, keys: Iterable[str], own: str, other: str) -> pl.DataFrame:
+    """identities edges from `identity_links` keyed `<side><id>` (`own`: the key's id, `other`: linked)."""
+    names, values = decoded(
+        reader.get_many("identity_links", [side + k for k in keys]), VALUE_SCHEMAS["identity_links"]
+    )
+    if not names:
+        return pl.DataFrame(schema=IDENTITIES_SCHEMA)
+    edges = values.with_columns(pl.Series(own, [n.removeprefix(side) for n in names])).explode("links")
+    edges = edges.unnest("links").rename({"id": other})
+    return edges.select([pl.col(c).cast(t) for c, t in IDENTITIES_SCHEMA.items()])
+
+
+def profile_state(reader: StateReader, principals: Iterable[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(merged state, identity links) of the users behind `principals`, as `stores.profiles.state_for` gives
+    them: the store holds each shopper's state merged and identity-resolved, under the principal that
+    claims it (a user id, or an anonymous principal no identify has linked)."""
+    wanted = set(principals)
+    anon = sorted(p.removeprefix(ANON) for p in wanted if p.startswith(ANON))
+    claimed = _links(reader, ANON, anon, "anonymous_id", "user_id")
+    users = sorted({p for p in wanted if not p.startswith(ANON)} | set(claimed["user_id"]))
+    links = pl.concat([_links(reader, USER, users, "user_id", "anonymous_id"), claimed]).unique()
+    unlinked = [ANON + a for a in anon if a not in set(claimed["anonymous_id"])]
+    state = rows_of(reader, "profiles", [*users, *unlinked], PARTIAL_SCHEMA).sort("principal")
+    return state, links.sort("anonymous_id", "user_id", "first_seen_at")
+
+
+def customers(reader: StateReader, users: Iterable[str]) -> pl.DataFrame:
+    return rows_of(reader, "customers", users, CUSTOMERS_SCHEMA).sort("user_id")
+
+
+def catalog(reader: StateReader, product_ids: Iterable[str] | None) -> pl.DataFrame:
+    """The catalog rows of `product_ids` (the whole catalog when None: what a send recommends from)."""
+    if product_ids is None:
+        found = dict(reader.scan("catalog"))
+        return decoded(found, CATALOG_SCHEMA)[1]
+    return rows_of(reader, "catalog", product_ids, CATALOG_SCHEMA).sort("product_id")
+
+
+def suppressed_users(reader: StateReader, profiles: pl.DataFrame, secret: str) -> frozenset[str]:
+    """The users of `profiles` whose user key or address key is in `suppressions`."""
+    keys = {user_key(u, secret) for u in profiles["user_id"]}
+    keys |= {address_key(e, secret) for e in profiles["email"].drop_nulls() if e}
+    return suppressed(profiles, set(reader.get_many("suppressions", keys)), secret)
+
+
+def recent_sends(reader: StateReader, users: Iterable[str]) -> pl.DataFrame:
+    """The `send` decisions the store keeps for `users` (SENT_ROWS)."""
+    names, values = decoded(reader.get_many("recent_sends", users), VALUE_SCHEMAS["recent_sends"])
+    if not names:
+        return pl.DataFrame(schema=SENT_ROWS)
+    rows = values.with_columns(pl.Series("user_id", names)).explode("sends").unnest("sends")
+    return rows.select([pl.col(c).cast(t) for c, t in SENT_ROWS.items()])
+
+
+def viewers(reader: StateReader, product_ids: Iterable[str]) -> pl.DataFrame:
+    """Who viewed or carted each product lately and when last (`product_viewers`, a prefix scan each)."""
+    keys: list[str] = []
+    values: list[bytes] = []
+    for product in sorted(set(product_ids)):
+        start = product + SEPARATOR
+        for key, value in reader.scan("product_viewers", start, product + AFTER_SEPARATOR):
+            keys.append(key)
+            values.append(value)
+    if not keys:
+        return pl.DataFrame(schema=VIEWER_ROWS)
+    split = [k.split(SEPARATOR, 1) for k in keys]
+    last = decode(values, VALUE_SCHEMAS["product_viewers"])["last_ts"]
+    frame = pl.DataFrame({"principal": [s[1] for s in split], "product_id": [s[0] for s in split]})
+    return frame.with_columns(last).select([pl.col(c).cast(t) for c, t in VIEWER_ROWS.items()])

@@ -1,0 +1,93 @@
+"""What an engine run decides from, read from the state store (one snapshot) and batch-sized Delta reads.
+
+From Delta only what the new batches wrote: the principals their events touched and their catalog
+changes (file skipping on `batch_id`). Everything else is a keyed lookup or a prefix / range scan of the
+store: the shoppers' merged state and identity links, customers, suppressions, the catalog rows of the
+products involved, their recent viewers, the pending candidates of the principals involved and the
+due ones, the already-decided trigger ids and each shopper's recent sends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from resources.lake import LakeResource
+from resources.state import StateReader
+from stores.decide import reads
+from stores.triggers import HISTORY, catalog_changes_between, touched_principals
+from transforms.profiles.derive import derive
+from transforms.profiles.state import ANON
+from transforms.triggers.decide import World, propose
+from transforms.triggers.policies import Policy
+from transforms.triggers.store_changes import Before
+
+
+def store_world(
+    lake: LakeResource,
+    reader: StateReader,
+    *,
+    now: datetime,
+    secret: str,
+    evaluation: int,
+    last_batch: int,
+    horizon: int,
+    delays: dict[str, timedelta] | None = None,
+    policy: Policy | None = None,
+) -> World:
+    """The world of engine run `evaluation` over batches (`last_batch`, `horizon`]; `lake` is its snapshot."""
+    changes = catalog_changes_between(lake, last_batch, horizon)
+    viewers = reads.viewers(reader, changes["product_id"])
+    due = reads.due_ids(reader, now)
+    due_rows = reads.pending_rows(reader, due)
+    touched = touched_principals(lake, last_batch, horizon)
+    principals = sorted(set(touched) | set(due_rows["principal"]) | set(viewers["principal"]))
+    state, links = reads.profile_state(reader, principals)
+    users = [p for p in state["principal"] if not p.startswith(ANON)]
+    profiles = derive(state, reads.customers(reader, users), now)
+    involved = set(principals) | set(state["principal"]) | {ANON + a for a in links["anonymous_id"]}
+    pending = reads.pending_rows(reader, {*reads.pending_of(reader, involved), *due})
+    products = {*changes["product_id"], *pending["anchor"].drop_nulls()}
+    world = World(
+        now=now,
+        state=state,
+        profiles=profiles,
+        pending=pending,
+        decided=pl.Series([], dtype=pl.String),
+        history=_history(reader, users, now),
+        suppressed=reads.suppressed_users(reader, profiles, secret),
+        catalog=reads.catalog(reader, products),
+        catalog_changes=changes,
+        catalog_viewers=viewers,
+        links=links,
+        delays=delays or {},
+        policy=policy or Policy(),
+        lake_version=_version(lake, "events"),
+        batch_id=horizon,
+        evaluation=evaluation,
+    )
+    proposed = propose(world)["trigger_id"]
+    return replace(world, decided=reads.decided_ids(reader, proposed))
+
+
+def _history(reader: StateReader, users: list[str], now: datetime) -> pl.DataFrame:
+    sent = reads.recent_sends(reader, users).filter(pl.col("decided_at") >= now - HISTORY)
+    return sent.select("user_id", "kind", "anchor", "decided_at")
+
+
+def _version(lake: LakeResource, name: str) -> int:
+    version = lake.version(name)
+    return version if version is not None else -1
+
+
+def before(reader: StateReader, rows: pl.DataFrame) -> Before:
+    """What the store holds for the keys of an engine run's log `rows` (before they are applied)."""
+    ids = rows["trigger_id"].unique().to_list()
+    senders = rows.filter(pl.col("decision") == "send")["user_id"].drop_nulls().unique().to_list()
+    return Before(
+        pending=reads.pending_rows(reader, ids),
+        decided=set(reader.get_many("decided_triggers", ids)),
+        sends=reads.recent_sends(reader, senders),
+    )
