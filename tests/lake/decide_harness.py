@@ -55,7 +55,7 @@ class Shop:
         if catalog is not None:
             self.landing.land(f"catalog/{name}.csv", catalog.encode())
         lake = self.lake
-        ingest(lake, self.landing, now=now)
+        ingest(lake, self.landing, now=now, secret=SECRET)  # Unsubscribed -> suppressions, as the lane does
         for batch_id in range(
             lake.app_version("profile_updates", UPDATES_APP) + 1, lake.committed_batch() + 1
         ):

@@ -3,7 +3,7 @@ the slow one (every line judged by orjson first), and Polars' pitfalls cost no l
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import orjson
 import polars as pl
@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from transforms.ingest.files import FileResult, process_file
-from transforms.ingest.group import process_files
 from transforms.ingest.parse import split_lines
 from transforms.ingest.screen import flagged_lines
 
@@ -163,25 +162,3 @@ def test_fast_and_slow_paths_give_identical_events_and_quarantine_rows(
     lines: list[bytes], final_newline: bool
 ) -> None:
     assert_same(b"\n".join(lines) + (b"\n" if final_newline else b""))
-
-
-# --- a commit group in one pass: each file's rows as `process_file` gives them
-
-FILES = st.lists(st.lists(st.one_of(GOOD, GOOD, HOSTILE), max_size=12), min_size=1, max_size=5)
-
-
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(files=FILES, segment_bytes=st.sampled_from([1 << 24, 600]))
-def test_a_group_in_one_pass_gives_each_file_the_rows_of_process_file(
-    files: list[list[bytes]], segment_bytes: int
-) -> None:
-    named = [
-        (f"events/f{i}.ndjson", b"\n".join(lines) + b"\n", LANDED - timedelta(days=i))
-        for i, lines in enumerate(files)
-    ]
-    together = process_files(named, ingested_at=LANDED, batch_id=3, segment_bytes=segment_bytes)
-    for (name, data, at), result in zip(named, together, strict=True):
-        alone = process_file(data, source_file=name, landed_at=at, ingested_at=LANDED, batch_id=3)
-        assert (result.source_file, result.lines) == (alone.source_file, alone.lines)
-        assert_frame_equal(result.events, alone.events)
-        assert_frame_equal(result.quarantine, alone.quarantine)
