@@ -17,6 +17,8 @@ from orchestration.jobs import CHAIN_TABLES
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.secrets import SecretsResource
+from resources.state import StateResource
 from stores.ingest import ingest
 from stores.operations.audits import append_audit_rows, audit_names
 from stores.operations.checks import INGEST_TABLES, TABLES, checks_for
@@ -43,6 +45,16 @@ def audit_definitions(
         jobs=[job],
         resources=resources,
     )
+
+
+def resources_of(settings: Settings, lake: LakeResource, landing: LandingResource) -> dict[str, object]:
+    """What the ingest stage and its in-run checks take (the state store the batch commits to)."""
+    return {
+        "lake": lake,
+        "landing": landing,
+        "state": StateResource(uri=settings.state_store_uri),
+        "secrets": SecretsResource(hmac_key="test-secret"),
+    }
 
 
 def window(hours: float | None, **limits: float) -> dict[str, object]:
@@ -167,7 +179,7 @@ def test_send_audits_join_once_sends_exist(
 def test_audit_definitions_are_pinned(
     settings: Settings, lake: LakeResource, landing: LandingResource
 ) -> None:
-    defs = audit_definitions(INGEST_TABLES, {"lake": lake, "landing": landing})
+    defs = audit_definitions(INGEST_TABLES, resources_of(settings, lake, landing))
     graph = defs.resolve_asset_graph()
     [audit_key] = [key for key in graph.get_all_asset_keys() if graph.get(key).is_materializable]
     assert audit_key.to_user_string() == "audit_results"
@@ -210,7 +222,7 @@ def test_the_audit_job_runs_the_hourly_monitors_on_the_tables(
     good_lake(settings, lake, landing)
     land(settings, "late.ndjson", file_lines("late", 5))
     stale = Thresholds(freshness_lag=timedelta(0))
-    defs = audit_definitions(INGEST_TABLES, {"lake": lake, "landing": landing}, stale)
+    defs = audit_definitions(INGEST_TABLES, resources_of(settings, lake, landing), stale)
     run = defs.resolve_job_def("audit_job").execute_in_process(instance=instance, run_config=window(None))
     assert run.success
     on_tables = {
@@ -234,7 +246,7 @@ def test_a_micro_batch_job_selects_everything_but_the_audit(
         selection=dg.AssetSelection.all() - audit_selection(keys),
         executor_def=dg.in_process_executor,
     )
-    audits = audit_definitions(keys, {"lake": lake, "landing": landing})
+    audits = audit_definitions(keys, resources_of(settings, lake, landing))
     defs = dg.Definitions.merge(
         audits, dg.Definitions(assets=[ingest_stage], asset_checks=build_asset_checks(keys), jobs=[batch_job])
     )
