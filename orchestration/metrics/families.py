@@ -8,7 +8,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # Landed -> committed targets p95 10 s and landed -> sent p95 30 s (the audits' SLOs): buckets at both.
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-STAGES = ("ingest_stage", "profiles", "triggers", "sends")  # the micro-batch's steps (Dagster step keys)
+STAGES = (
+    "ingest_stage",
+    "triggers",
+    "sends",
+)  # the micro-batch's steps (Dagster step keys; profiles left it, #15)
 LINE_OUTCOMES = ("accepted", "duplicate", "quarantined")
 SEND_STATUSES = ("sent", "retrying", "failed_permanent", "unknown", "aborted")
 

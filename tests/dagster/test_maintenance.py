@@ -51,7 +51,7 @@ from tests.events_data import track
 from transforms.operations.maintenance import history_cutoff, table_maintenance, tables_markdown
 from transforms.schema import INGEST_APP_ID
 
-TABLES = ("events", "identities", "ingest_log", "quarantine")
+TABLES = ("events", "identities", "ingest_log", "profile_updates", "quarantine")  # what ingest writes
 EVENT_NAMES = ("Product Viewed", "Product Added", "Order Completed")
 DAYS = 4  # event_date partitions every batch touches
 BAD_LINES = (

@@ -63,5 +63,7 @@ def test_one_run_is_counted_exactly(settings: Settings, instance: dg.DagsterInst
     assert sample(registry, "lakemail_backlog_oldest_age_seconds") == 0
     assert (sample(registry, "lakemail_last_successful_run_timestamp_seconds") or 0) >= now.timestamp()
     assert sample(registry, "lakemail_table_last_commit_timestamp_seconds", table="ingest_log") is not None
-    assert sample(registry, "lakemail_state_store_present") == 0
+    # The micro-batch committed its batch to the state store (#15): there, and not behind the lake.
+    assert sample(registry, "lakemail_state_store_present") == 1
+    assert sample(registry, "lakemail_state_store_lag_batches") == 0
     assert (sample(registry, "lakemail_lake_size_bytes") or 0) > 0
