@@ -86,19 +86,24 @@ async def load(url: str, clients: int, seconds: float, rate: float | None) -> di
     }
 
 
-def start_collector(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_collector(
+    home: Path, extra_env: dict[str, str] | None = None, wait_seconds: float = 60
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`lakemail serve collector` on a free loopback port of `home`, once its /health answers 200."""
     port = free_port()
     env = {**os.environ, "LAKEMAIL_HOME": str(home), "LAKEMAIL_WRITE_KEY": KEY, "PYTHONPATH": str(ROOT)}
+    env |= extra_env or {}
     argv = [sys.executable, "-m", "orchestration.cli", "serve", "collector", "--port", str(port)]
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         try:
-            httpx.get(f"{url}/health", timeout=1)
-            return process, url
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return process, url
         except httpx.TransportError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     process.kill()
     raise RuntimeError("the collector did not start")
 

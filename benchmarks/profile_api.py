@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import subprocess
 import sys
@@ -24,8 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.collector_load import start_collector
 from benchmarks.stats import percentile
-from benchmarks.steady import free_port
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.state import StateResource
@@ -36,7 +35,6 @@ from stores.state.rebuild import rebuild
 from transforms.profiles.state import ANON
 
 KEY = "bench-profile-api-key-0123456789"
-ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 100_000
 
 
@@ -149,21 +147,10 @@ def server_quantiles(metrics: str) -> dict[str, float]:
 
 
 def serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "LAKEMAIL_HOME": str(home), "LAKEMAIL_WRITE_KEY": "bench", "LAKEMAIL_API_KEY": KEY}
+    """The collector with the profile API on, over `home`'s lake, landing zone and state store."""
+    env = {"LAKEMAIL_WRITE_KEY": "bench", "LAKEMAIL_API_KEY": KEY}
     env |= {f"LAKEMAIL_{n.upper()}_URI": str(home / n) for n in ("lake", "landing", "state")}
-    env["PYTHONPATH"] = str(ROOT)
-    argv = [sys.executable, "-m", "orchestration.cli", "serve", "collector", "--port", str(port)]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the collector did not start")
+    return start_collector(home, env, wait_seconds=90)
 
 
 def main() -> int:
