@@ -42,12 +42,16 @@ postgres:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; }
 
 # loadgroup: a module marked xdist_group keeps its tests (and its module-scoped system) on one worker.
+# Each test runs once, under a throwaway PostgreSQL server (tests/postgres.py): the in-process Dagster
+# tier and the tests that open an instance keep Dagster's storage in PostgreSQL (a database per test),
+# the e2e tier runs on SQLite as `make run` does (its tests marked `postgres` on PostgreSQL too).
 test: lint browser prometheus postgres
-	$(BIN)/pytest -q -n auto --dist loadgroup
+	PG_TEST_SCOPE=dagster $(BIN)/python -m tests.postgres $(BIN)/pytest -q -n auto --dist loadgroup
 
 # Every test that opens a Dagster instance (the dagster and e2e tiers, and the lake tests that take the
-# `instance` fixture), with its storage in PostgreSQL (LAKEMAIL_DAGSTER_PG_URL): a throwaway server
-# (tests/postgres.py), a database of its own for each test. The others never open Dagster's storage.
+# `instance` fixture), all with Dagster's storage in PostgreSQL (LAKEMAIL_DAGSTER_PG_URL): a throwaway
+# server (tests/postgres.py), a database of its own for each test. Not part of CI (`make test` runs
+# the Dagster tier on PostgreSQL already); for a change to the storage layer.
 PG_TESTS ?= -m "dagster or e2e or dagster_instance" tests
 test-postgres: $(STAMP) postgres
 	$(BIN)/python -m tests.postgres $(BIN)/pytest -q -n auto --dist loadgroup $(PG_TESTS)

@@ -31,9 +31,14 @@ from services.server import ServerThread
 from tests.postgres import TEMPLATE, create_database, database_url, drop_database
 
 TIERS = ("unit", "lake", "dagster", "e2e")
-# Set by `make test-postgres` (tests/postgres.py) to a database holding Dagster's schema: every test's
-# Dagster storage is then in PostgreSQL, in a copy of that database of its own.
+# Set by `make test` and `make test-postgres` (tests/postgres.py) to a database holding Dagster's schema:
+# a test whose Dagster storage is in PostgreSQL gets a copy of that database of its own.
 PG_TEMPLATE_URL = os.environ.get(PG_URL_VARIABLE)
+# Which tests: "all" (`make test-postgres`), or "dagster" (`make test`: each test runs once, the in-process
+# Dagster tier and the tests that open an instance on PostgreSQL, the rest on SQLite as `make run` has it,
+# and the e2e tests marked `postgres` on PostgreSQL too).
+PG_SCOPE_VARIABLE = "PG_TEST_SCOPE"
+PG_SCOPE = os.environ.get(PG_SCOPE_VARIABLE, "all")
 # As lakemail's dagster.yaml has it: no raw stdout/stderr capture (no `tail` processes per run).
 NO_CAPTURE = {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}
 
@@ -78,6 +83,10 @@ def dagster_pg_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if PG_TEMPLATE_URL is None:
         yield None
         return
+    if not on_postgres(request.node):
+        monkeypatch.delenv(PG_URL_VARIABLE, raising=False)  # SQLite in the test's home, as `make run`
+        yield None
+        return
     name = f"test_{uuid.uuid4().hex}"
     url = database_url(PG_TEMPLATE_URL, name)
     monkeypatch.setenv(PG_URL_VARIABLE, url)
@@ -89,6 +98,13 @@ def dagster_pg_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         yield url
     finally:
         drop_database(PG_TEMPLATE_URL, name)
+
+
+def on_postgres(item: pytest.Item) -> bool:
+    """Whether this test's Dagster storage is in PostgreSQL (when a server is given at all)."""
+    if PG_SCOPE == "all":
+        return True
+    return any(item.get_closest_marker(m) for m in ("dagster", "dagster_instance", "postgres"))
 
 
 def storage_overrides() -> dict[str, Any]:

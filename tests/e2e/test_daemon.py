@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from orchestration.instance import dagster_yaml
 from orchestration.leases import WORKER_HOST
@@ -20,6 +21,9 @@ from orchestration.sensors import run_in_flight
 from orchestration.settings import Settings
 from tests.conftest import land, table
 from tests.events_data import file_lines
+
+# The daemon, its sensor and run retries are the production path on PostgreSQL (#18): under `make test` too.
+pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
