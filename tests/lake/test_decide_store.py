@@ -86,7 +86,7 @@ def decision_lane_equal(shop: Shop) -> dict[str, str]:
     return {n: str(d) for n, d in report.namespaces.items() if n in DECISION_NAMESPACES and not d.equal}
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 @given(history=a_history())
 def test_a_live_store_and_a_rebuilt_one_decide_the_same(history: list) -> None:
     with tempfile.TemporaryDirectory() as folder:

@@ -76,7 +76,7 @@ def ingest_namespaces_equal(lake: LakeResource, state: StateResource) -> dict[st
     return diffs
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.lists(messages(), min_size=1, max_size=8), min_size=2, max_size=4))
 def test_a_live_store_equals_a_rebuilt_one_after_any_batches(batches: list[list[dict[str, Any]]]) -> None:
     with tempfile.TemporaryDirectory() as folder:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.hostile_lines import TIMESTAMP
 from tests.unit.test_hostile_lines import good, run, verdict
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 _SAFE = st.characters(exclude_categories=("Cs", "Cc"), exclude_characters='"\\')
 _ESCAPES = [b'\\"', b"\\\\", b"\\/", b"\\n", b"\\t", b"\\u0000", b"\\u001F", b"\\ufeff", b"\\\\ud800"]

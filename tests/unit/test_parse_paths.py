@@ -156,7 +156,7 @@ HOSTILE = st.one_of(
 )  # fmt: skip
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(st.one_of(GOOD, HOSTILE), min_size=1, max_size=30), final_newline=st.booleans())
 def test_fast_and_slow_paths_give_identical_events_and_quarantine_rows(
     lines: list[bytes], final_newline: bool

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 
 import polars as pl
-from matplotlib.figure import Figure  # no pyplot: no global state, Agg renders the PNG
 
 from transforms.measure.tables import HOLDOUT
 
@@ -20,6 +19,10 @@ def _errors(frame: pl.DataFrame, value: str, low: str, high: str) -> list[list[f
 
 def experiments_png(pooled: pl.DataFrame, title: str = "What the emails earn") -> bytes:
     """A two-panel PNG of pooled experiment figures (one row per kind and arm)."""
+    # Imported here: matplotlib costs every process that loads the definitions or the CLI ~1 s otherwise.
+    # No pyplot: no global state, Agg renders the PNG.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(10, 1.2 + 0.45 * max(1, pooled.height)), layout="constrained", dpi=90)
     rates, uplifts = figure.subplots(1, 2, sharey=False)
     shown = pooled.filter(pl.col("conversion_rate").is_not_null()).sort("kind", "arm", descending=True)
