@@ -46,7 +46,7 @@ postgres:
 # tier and the tests that open an instance keep Dagster's storage in PostgreSQL (a database per test),
 # the e2e tier runs on SQLite as `make run` does (its tests marked `postgres` on PostgreSQL too).
 test: lint browser prometheus postgres
-	PG_TEST_SCOPE=dagster $(BIN)/python -m tests.postgres $(BIN)/pytest -q -n auto --dist loadgroup
+	PG_TEST_SCOPE=dagster $(BIN)/python -m tests.postgres $(BIN)/pytest -q -n auto --dist loadgroup --durations=25
 
 # Every test that opens a Dagster instance (the dagster and e2e tiers, and the lake tests that take the
 # `instance` fixture), all with Dagster's storage in PostgreSQL (LAKEMAIL_DAGSTER_PG_URL): a throwaway
