@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -131,6 +132,8 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("usage: python -m tests.postgres CMD [ARG ...]", file=sys.stderr)
         return 2
+    # Stopped (CI's timeout, kill): unwind, so the server is stopped and its folder removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     started = time.monotonic()
     with dagster_database() as url:
         print(f"PostgreSQL ready in {time.monotonic() - started:.1f} s: {PG_URL_VARIABLE}={url}", flush=True)
