@@ -171,5 +171,7 @@ def loaded_note(point: Point, loaded: LoadedRun) -> str:
         "before the store was built, so the first refresh also folds (as one does every 250k partials). "
         "After each run the benchmark reads which batch `profiles` reflects (its "
         "`lakemail-profiles-batch` transaction): it is behind by the time since the oldest batch it does "
-        f"not reflect committed. `profiles_job` started at (seconds into the run, its duration): {refresh}."
+        "not reflect committed (sampled after each run, so within one run of its peak; the `as_of` of its "
+        "rows is when the refresh ran, not which batch it reflects). `profiles_job` started at (seconds "
+        f"into the run, its duration): {refresh}."
     )
