@@ -48,3 +48,14 @@ def step_table(title: str, columns: Mapping[str, Sequence[BatchRun]], fmt: str =
 def paired_ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
     """numerator / denominator of the i-th repeats (as many pairs as the shorter side has)."""
     return [a / b for a, b in zip(numerators, denominators, strict=False) if b > 0]
+
+
+def load_note(runs: Sequence[BatchRun]) -> str:
+    """How busy the machine was: the figures of a shared 2-core machine move with it."""
+    loads = sorted(r.load for r in runs)
+    return (
+        f"1-minute load average when the measured runs started (this benchmark's own processes included): "
+        f"{loads[0]:.1f} to {loads[-1]:.1f} (median "
+        f"{loads[len(loads) // 2]:.1f}; 2.0 keeps both cores busy): runs that met a busier machine took "
+        "longer."
+    )

@@ -29,13 +29,12 @@ from benchmarks.floor import (
     read_group,
     screened,
 )
-from benchmarks.history import HistoryRuns
 from benchmarks.history_jobs import slices_by
-from benchmarks.history_lake import History, batch_ranges, fold_batches
+from benchmarks.history_lake import batch_ranges, fold_batches
 from benchmarks.microbatch import BatchRun, parse_process, step_seconds
 from benchmarks.past import Past, anchored, epoch_us
 from benchmarks.report import Machine, render
-from benchmarks.scaling import Point, Scaling, by_users, short
+from benchmarks.scaling import Point, by_users, short
 from benchmarks.shop import event_days, hex_text, shoppers, uuid_text
 from benchmarks.states import QUIET, activity, list_column, pending_partials, profile_states
 from benchmarks.stats import Target, describe, judge, percentile, summarize
@@ -133,7 +132,7 @@ def test_render_shows_machine_tables_verdicts_and_unmeasured() -> None:
     assert (
         "| events/s (wall, whole child) | >= 150,000 events/s | 50,000 events/s | **missed** by 67% |" in text
     )
-    assert "| landed -> committed p50 | <= 3.00 s | 2.50 s | met (17% headroom) |" in text
+    assert "| landed -> committed p50 | <= 0.60 s | 2.50 s | **missed** by 317% |" in text
     assert "Backlog samples, repeat 1 (files): 0 3 1" in text
     assert "in one run of the whole `microbatch_job`" in text
     for unmeasured in UNMEASURED:
@@ -391,39 +390,6 @@ def _batch(run: float, **steps: float) -> BatchRun:
     return BatchRun(
         lines=10_000, wall_seconds=run + 2, reported_seconds=run + 1, run_seconds=run, steps=steps
     )
-
-
-def test_scaling_figure_judges_the_users_ratio_and_shows_the_steps() -> None:
-    points = [Point(100_000, 10_000_000), Point(5_000_000, 10_000_000), Point(5_000_000, 50_000_000)]
-    result = Scaling(
-        runs={
-            points[0]: [_batch(4.0, ingest_stage=1.0), _batch(5.0, ingest_stage=2.0)],
-            points[1]: [_batch(10.0, ingest_stage=3.0), _batch(9.0, ingest_stage=3.0)],
-            points[2]: [_batch(20.0, ingest_stage=9.0), _batch(18.0, ingest_stage=8.0)],
-        },
-        folds={100_000: _batch(30.0, profiles=25.0)},
-        build_seconds=dict.fromkeys(points, 60.0),
-    )
-    figure = build.scaling_figure(result, points, ["lakemail process"])
-    assert figure.median("run ratio 5M / 100k users (10M events)") == pytest.approx((2.5 + 1.8) / 2)
-    assert figure.median("run ratio 50M / 10M events (5M users)") == pytest.approx(2.0)
-    assert [v.met for v in figure.verdicts] == [False]
-    text = render([figure], MACHINE, date="d", command="c", seconds=1)
-    assert "| step `ingest_stage` | 1.50 | 3.00 | 8.50 | 0.00 |" in text
-    assert "| 100k users: its `profiles` step | s | 25.0 | 25.0 | 25.0 |" in text
-
-
-def test_history_figure_judges_the_maintained_ratio() -> None:
-    result = HistoryRuns(
-        first=[_batch(2.0), _batch(2.0)],
-        before=[_batch(6.0), _batch(8.0)],
-        after=[_batch(2.5), _batch(3.5)],
-        maintenance_seconds=40.0,
-    )
-    figure = build.history_figure(result, History(), [])
-    assert figure.median("run ratio, no maintenance / fresh") == pytest.approx(3.5)
-    assert figure.median("run ratio, maintained / fresh") == pytest.approx(1.5)
-    assert [v.met for v in figure.verdicts] == [True]
 
 
 @pytest.mark.parametrize(
