@@ -12,6 +12,7 @@ then through `lakemail serve collector` on a free loopback port at a fixed open-
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import subprocess
 import sys
@@ -95,19 +96,28 @@ def in_process(state: StateResource, users: list[str], lookups: int) -> dict[str
     }
 
 
-def load(url: str, users: list[str], rate: float, seconds: float, route: str) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(url: str, users: list[str], rate: float, seconds: float, route: str, pid: int) -> dict[str, float]:
     """Open loop (benchmarks.open_loop) at `rate` for `seconds` on random shoppers, then the server's
-    own quantiles of that route (its histogram)."""
+    own quantiles of that route (its histogram) and its CPU per request."""
     pick = random.Random(2)
     chosen = [pick.choice(users) for _ in range(int(rate * seconds))]
     suffix = "/content" if route == CONTENT else ""
     host, port = url.removeprefix("http://").rsplit(":", 1)
+    cpu = cpu_seconds(pid)
     result = open_loop(
         host, int(port), lambda n: f"/v1/profiles/{chosen[n]}{suffix}",
         headers={"Authorization": f"Bearer {KEY}"}, rate=rate, seconds=seconds,
     )  # fmt: skip
+    served = cpu_seconds(pid) - cpu
     server = server_quantiles(httpx.get(f"{url}/metrics").text, route)
-    return {**result.figures(), **server}
+    per_request = {"server_cpu_us_per_request": 1e6 * served / max(1, len(chosen))}
+    return {**result.figures(), **server, **per_request}
 
 
 def server_quantiles(metrics: str, route: str) -> dict[str, float]:
@@ -152,7 +162,7 @@ def main() -> int:
         process, url = serve(home)
         try:
             for route, name in ((PROFILE, "profile"), (CONTENT, "content")):
-                measured = load(url, users, args.rate, seconds, route)
+                measured = load(url, users, args.rate, seconds, route, process.pid)
                 figures |= {f"{name}_{k}": v for k, v in measured.items()}
         finally:
             process.terminate()
