@@ -67,11 +67,18 @@ async def _answer(reader: asyncio.StreamReader) -> int:
 
 async def _run(
     host: str, port: int, path_of: Callable[[int], str], headers: dict[str, str],
-    rate: float, seconds: float, connections: int, result: LoadResult,
+    rate: float, seconds: float, connections: int, grace: float, result: LoadResult,
 ) -> None:  # fmt: skip
     idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    opened: list[asyncio.StreamWriter] = []
+
+    async def connect() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        opened.append(writer)
+        idle.put_nowait((reader, writer))
+
     for _ in range(connections):
-        idle.put_nowait(await asyncio.open_connection(host, port))
+        await connect()
     extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
 
     async def one(n: int, due: float) -> None:
@@ -86,7 +93,7 @@ async def _run(
             result.failures += 1
             writer.close()
             with contextlib.suppress(OSError):  # else one connection fewer
-                idle.put_nowait(await asyncio.open_connection(host, port))
+                await connect()
             return
         idle.put_nowait((reader, writer))
         done = time.perf_counter()
@@ -103,21 +110,23 @@ async def _run(
         if (wait := due - time.perf_counter()) > 0:
             await asyncio.sleep(wait)
         tasks.append(asyncio.create_task(one(n, due)))
-    try:
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=GRACE_SECONDS)
-    except TimeoutError:
-        result.failures += sum(1 for t in tasks if not t.done())
+    _, late = await asyncio.wait(tasks, timeout=grace)
+    for task in late:  # unanswered within the grace: failures
+        task.cancel()
+    result.failures += len(late)
     result.elapsed = time.perf_counter() - begun
     result.client_cpu_seconds = time.process_time() - cpu
-    while not idle.empty():
-        idle.get_nowait()[1].close()
+    for writer in opened:
+        writer.close()
+    await asyncio.gather(*(w.wait_closed() for w in opened), return_exceptions=True)
 
 
 def open_loop(
     host: str, port: int, path_of: Callable[[int], str], *, headers: dict[str, str],
-    rate: float, seconds: float, connections: int = 32,
+    rate: float, seconds: float, connections: int = 32, grace: float = GRACE_SECONDS,
 ) -> LoadResult:  # fmt: skip
-    """GET `path_of(n)` for n < rate * seconds, request n due n / rate s after the start."""
+    """GET `path_of(n)` for n < rate * seconds, request n due n / rate s after the start; requests
+    still unanswered `grace` s after the last is due are failures."""
     result = LoadResult()
-    asyncio.run(_run(host, port, path_of, headers, rate, seconds, connections, result))
+    asyncio.run(_run(host, port, path_of, headers, rate, seconds, connections, grace, result))
     return result

@@ -143,6 +143,30 @@ def serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     return start_collector(home, env, wait_seconds=90)
 
 
+def measure(shoppers: int, rate: float, seconds: float, repeat: int = 1) -> list[dict[str, float]]:
+    """Figures of `repeat` runs over one store of `shoppers`: in process, then each route's open-loop load."""
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="profile-api-") as folder:
+        home = Path(folder)
+        started = time.perf_counter()
+        state, users = build_store(home, shoppers)
+        print(f"store: {len(users):,} shoppers, {state.store().size_bytes() / 2**20:,.0f} MB, "
+              f"built in {time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+        for _ in range(repeat):
+            figures = in_process(state, users, 2_000)
+            print(", ".join(f"{name} {value:,.2f}" for name, value in figures.items()), flush=True)
+            process, url = serve(home)
+            try:
+                for route, name in ((PROFILE, "profile"), (CONTENT, "content")):
+                    measured = load(url, users, rate, seconds, route, process.pid)
+                    figures |= {f"{name}_{k}": v for k, v in measured.items()}
+            finally:
+                process.terminate()
+                process.wait(30)
+            runs.append(figures)
+    return runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_api", description=__doc__)
     parser.add_argument("--shoppers", type=int, default=1_000_000)
@@ -151,22 +175,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10,000 shoppers, 5 s")
     args = parser.parse_args()
     shoppers, seconds = (10_000, 5.0) if args.quick else (args.shoppers, min(args.seconds, 120.0))
-    with tempfile.TemporaryDirectory(prefix="profile-api-") as folder:
-        home = Path(folder)
-        started = time.perf_counter()
-        state, users = build_store(home, shoppers)
-        print(f"store: {len(users):,} shoppers, {state.store().size_bytes() / 2**20:,.0f} MB, "
-              f"built in {time.perf_counter() - started:.0f} s")  # fmt: skip
-        figures = in_process(state, users, 2_000)
-        print(", ".join(f"{name} {value:,.2f}" for name, value in figures.items()), flush=True)
-        process, url = serve(home)
-        try:
-            for route, name in ((PROFILE, "profile"), (CONTENT, "content")):
-                measured = load(url, users, args.rate, seconds, route, process.pid)
-                figures |= {f"{name}_{k}": v for k, v in measured.items()}
-        finally:
-            process.terminate()
-            process.wait(30)
+    (figures,) = measure(shoppers, args.rate, seconds)
     for name, value in figures.items():
         print(f"{name:>40}: {value:,.2f}")
     return 0
