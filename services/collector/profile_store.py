@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from resources.state import StateResource, StateStore
+from resources.state import StateReader, StateResource, StateStore
 from resources.state_lmdb import close_environment
 from stores.state.namespaces import VALUE_SCHEMAS
 from transforms.erasure.records import ERASED, user_key
@@ -119,24 +119,24 @@ class ProfileStore:
         return self.profiles([user_id])[user_id]
 
     def profiles(self, user_ids: Sequence[str]) -> dict[str, Profile | None]:
-        """Each user's profile (None: unknown, anonymous-only or erased), read in one transaction per
-        namespace and derived together (a batch of lookups costs about what one does)."""
+        """Each user's profile (None: unknown, anonymous-only or erased), every value read in one read
+        transaction (one commit's state, CRM row, erasure and stamps)."""
         found: dict[str, Profile | None] = dict.fromkeys(user_ids)
         wanted = [u for u in found if u and len(u) <= MAX_USER_ID_CHARS and not u.startswith(ANON)]
         if not wanted:
             return found
-        with self.reading() as snap:
-            states = snap.store.get_many("profiles", wanted)
-            crms = snap.store.get_many("customers", wanted)
+        with self.reading() as snap, snap.store.reader() as reader:
+            states = reader.get_many("profiles", wanted)
+            crms = reader.get_many("customers", wanted)
             known = [u for u in wanted if u in states or u in crms]
-            erased = self._erased(snap.store, known)
-            stamps = snap.store.stamps()
+            erased = self._erased(reader, known)
+            stamps = reader.stamps()
         values = {u: (states.get(u, b""), crms.get(u, b"")) for u in known if u not in erased}
         for user, row in self._derived(values, snap).items():
             found[user] = Profile(row, stamps)
         return found
 
-    def _erased(self, store: StateStore, user_ids: Sequence[str]) -> set[str]:
+    def _erased(self, store: StateReader, user_ids: Sequence[str]) -> set[str]:
         """The ids an erasure suppressed (their entries may still be on their way out)."""
         if self._secret is None or not user_ids:
             return set()
