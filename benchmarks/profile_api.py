@@ -12,7 +12,7 @@ then through `lakemail serve collector` on a free loopback port at a fixed open-
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import random
 import subprocess
 import sys
@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.collector_load import start_collector
+from benchmarks.open_loop import open_loop
 from benchmarks.stats import percentile
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -35,6 +36,7 @@ from stores.state.rebuild import rebuild
 from transforms.profiles.state import ANON
 
 KEY = "bench-profile-api-key-0123456789"
+PROFILE, CONTENT = "/v1/profiles/{user_id}", "/v1/profiles/{user_id}/content"
 CHUNK = 100_000
 
 
@@ -94,48 +96,36 @@ def in_process(state: StateResource, users: list[str], lookups: int) -> dict[str
     }
 
 
-async def load(url: str, users: list[str], rate: float, seconds: float) -> dict[str, float]:
-    """Open loop: a request every 1/rate s for `seconds` (bounded), each on a random shopper."""
-    pick, latencies, failures = random.Random(2), [], 0
-    headers = {"Authorization": f"Bearer {KEY}"}
-    limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=10) as http:
-
-        async def one(user: str) -> None:
-            nonlocal failures
-            started = time.perf_counter()
-            try:
-                answer = await http.get(f"/v1/profiles/{user}")
-            except httpx.HTTPError:
-                failures += 1
-                return
-            if answer.status_code == 200:
-                latencies.append((time.perf_counter() - started) * 1000)
-            else:
-                failures += 1
-
-        tasks, begun = [], time.perf_counter()
-        for n in range(int(rate * seconds)):
-            await asyncio.sleep(max(0.0, begun + n / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(pick.choice(users))))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - begun
-        server = server_quantiles((await http.get("/metrics")).text)
-    return {
-        **server,
-        "requests_per_s": (len(latencies) + failures) / elapsed,
-        "http_p50_ms": percentile(latencies, 50),
-        "http_p99_ms": percentile(latencies, 99),
-        "failures": float(failures),
-    }
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def server_quantiles(metrics: str) -> dict[str, float]:
+def load(url: str, users: list[str], rate: float, seconds: float, route: str, pid: int) -> dict[str, float]:
+    """Open loop (benchmarks.open_loop) at `rate` for `seconds` on random shoppers, then the server's
+    own quantiles of that route (its histogram) and its CPU per request."""
+    pick = random.Random(2)
+    chosen = [pick.choice(users) for _ in range(int(rate * seconds))]
+    suffix = "/content" if route == CONTENT else ""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    cpu = cpu_seconds(pid)
+    result = open_loop(
+        host, int(port), lambda n: f"/v1/profiles/{chosen[n]}{suffix}",
+        headers={"Authorization": f"Bearer {KEY}"}, rate=rate, seconds=seconds,
+    )  # fmt: skip
+    served = cpu_seconds(pid) - cpu
+    server = server_quantiles(httpx.get(f"{url}/metrics").text, route)
+    per_request = {"server_cpu_us_per_request": 1e6 * served / max(1, len(chosen))}
+    return {**result.figures(), **server, **per_request}
+
+
+def server_quantiles(metrics: str, route: str) -> dict[str, float]:
     """The server's own p50/p99 (ms, the bucket bound reached) of the lookups: its histogram."""
     prefix = 'lakemail_profile_lookup_seconds_bucket{le="'
     buckets = []
     for line in metrics.splitlines():
-        if line.startswith(prefix) and 'route="/v1/profiles/{user_id}"' in line:
+        if line.startswith(prefix) and f'route="{route}"' in line:
             le = line[len(prefix) :].split('"', 1)[0]
             buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
     total = max((c for _, c in buckets), default=0.0)
@@ -153,6 +143,30 @@ def serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     return start_collector(home, env, wait_seconds=90)
 
 
+def measure(shoppers: int, rate: float, seconds: float, repeat: int = 1) -> list[dict[str, float]]:
+    """Figures of `repeat` runs over one store of `shoppers`: in process, then each route's open-loop load."""
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="profile-api-") as folder:
+        home = Path(folder)
+        started = time.perf_counter()
+        state, users = build_store(home, shoppers)
+        print(f"store: {len(users):,} shoppers, {state.store().size_bytes() / 2**20:,.0f} MB, "
+              f"built in {time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+        for _ in range(repeat):
+            figures = in_process(state, users, 2_000)
+            print(", ".join(f"{name} {value:,.2f}" for name, value in figures.items()), flush=True)
+            process, url = serve(home)
+            try:
+                for route, name in ((PROFILE, "profile"), (CONTENT, "content")):
+                    measured = load(url, users, rate, seconds, route, process.pid)
+                    figures |= {f"{name}_{k}": v for k, v in measured.items()}
+            finally:
+                process.terminate()
+                process.wait(30)
+            runs.append(figures)
+    return runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_api", description=__doc__)
     parser.add_argument("--shoppers", type=int, default=1_000_000)
@@ -161,22 +175,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10,000 shoppers, 5 s")
     args = parser.parse_args()
     shoppers, seconds = (10_000, 5.0) if args.quick else (args.shoppers, min(args.seconds, 120.0))
-    with tempfile.TemporaryDirectory(prefix="profile-api-") as folder:
-        home = Path(folder)
-        started = time.perf_counter()
-        state, users = build_store(home, shoppers)
-        print(f"store: {len(users):,} shoppers, {state.store().size_bytes() / 2**20:,.0f} MB, "
-              f"built in {time.perf_counter() - started:.0f} s")  # fmt: skip
-        figures = in_process(state, users, 2_000)
-        print(", ".join(f"{name} {value:,.2f}" for name, value in figures.items()), flush=True)
-        process, url = serve(home)
-        try:
-            figures |= asyncio.run(load(url, users, args.rate, seconds))
-        finally:
-            process.terminate()
-            process.wait(30)
+    (figures,) = measure(shoppers, args.rate, seconds)
     for name, value in figures.items():
-        print(f"{name:>16}: {value:,.2f}")
+        print(f"{name:>40}: {value:,.2f}")
     return 0
 
 

@@ -20,11 +20,12 @@ from benchmarks.history_lake import History
 from benchmarks.peers import load_results
 from benchmarks.peers.figures import SPARK_RATE, backlog_figure, comparison_figure, peer_figures
 from benchmarks.plot import write_plot
+from benchmarks.profile_figure import profile_api_figure
 from benchmarks.report import render, this_machine
 from benchmarks.scaling import FULL, QUICK, Load, measure_scaling
 from benchmarks.steady import SteadyRun, steady_once
 
-FIGURES = ("floor", "backlog_drain", "steady_state_ingest", "scaling", "batch_history")
+FIGURES = ("floor", "backlog_drain", "steady_state_ingest", "scaling", "batch_history", "profile_api")
 BACKLOG_SEED = 7
 STEADY_SEED = 11
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -143,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures.append(scaling_figure(args.quick, args.repeat, args.loaded_minutes))
     if "batch_history" in wanted:
         figures.append(history_figure(args.quick, args.repeat))
+    if "profile_api" in wanted:
+        figures.append(profile_api_figure(args.quick, args.repeat, _say))
     command = shlex.join(["python", "-m", "benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
     date = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     named = {f.name: f for f in figures}

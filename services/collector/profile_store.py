@@ -7,7 +7,9 @@ blocked by the writer. `lakemail state rebuild` puts a new store in place of the
 lookup compares the folder's file with the open one and reopens once in-flight reads are done.
 
 `as_of` is when the store last committed (its file's modification time): the profile reflects that
-commit, and an unchanged shopper is not derived again until the next one (a bounded cache).
+commit. A lookup derives its shopper in plain Python (`transforms.profiles.one.derive_one`, the same
+row as the micro-batch's Polars `derive`, in tens of microseconds instead of ~14 ms per call), and an
+unchanged shopper is not derived again until the next commit (a bounded cache).
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import polars as pl
 
-from resources.state import StateResource, StateStore
+from resources.state import StateReader, StateResource, StateStore
 from resources.state_lmdb import close_environment
 from stores.state.namespaces import VALUE_SCHEMAS
 from transforms.erasure.records import ERASED, user_key
 from transforms.profiles.derive import derive
+from transforms.profiles.one import derive_one
 from transforms.profiles.state import ANON, PARTIAL_SCHEMA
 from transforms.schema import CUSTOMERS_SCHEMA
 from transforms.sends.catalog import Catalog
@@ -115,24 +119,24 @@ class ProfileStore:
         return self.profiles([user_id])[user_id]
 
     def profiles(self, user_ids: Sequence[str]) -> dict[str, Profile | None]:
-        """Each user's profile (None: unknown, anonymous-only or erased), read in one transaction per
-        namespace and derived together (a batch of lookups costs about what one does)."""
+        """Each user's profile (None: unknown, anonymous-only or erased), every value read in one read
+        transaction (one commit's state, CRM row, erasure and stamps)."""
         found: dict[str, Profile | None] = dict.fromkeys(user_ids)
         wanted = [u for u in found if u and len(u) <= MAX_USER_ID_CHARS and not u.startswith(ANON)]
         if not wanted:
             return found
-        with self.reading() as snap:
-            states = snap.store.get_many("profiles", wanted)
-            crms = snap.store.get_many("customers", wanted)
+        with self.reading() as snap, snap.store.reader() as reader:
+            states = reader.get_many("profiles", wanted)
+            crms = reader.get_many("customers", wanted)
             known = [u for u in wanted if u in states or u in crms]
-            erased = self._erased(snap.store, known)
-            stamps = snap.store.stamps()
+            erased = self._erased(reader, known)
+            stamps = reader.stamps()
         values = {u: (states.get(u, b""), crms.get(u, b"")) for u in known if u not in erased}
         for user, row in self._derived(values, snap).items():
             found[user] = Profile(row, stamps)
         return found
 
-    def _erased(self, store: StateStore, user_ids: Sequence[str]) -> set[str]:
+    def _erased(self, store: StateReader, user_ids: Sequence[str]) -> set[str]:
         """The ids an erasure suppressed (their entries may still be on their way out)."""
         if self._secret is None or not user_ids:
             return set()
@@ -140,8 +144,8 @@ class ProfileStore:
         found = store.get_many("suppressions", keys)
         if not found:
             return set()
-        reasons = decode(list(found.values()), VALUE_SCHEMAS["suppressions"])["reasons"].to_list()
-        return {keys[k] for k, r in zip(found, reasons, strict=True) if any(x["reason"] == ERASED for x in r)}
+        reasons = {k: orjson.loads(v).get("reasons") or () for k, v in found.items()}
+        return {keys[k] for k, r in reasons.items() if any(x and x.get("reason") == ERASED for x in r)}
 
     def _derived(self, values: dict[str, tuple[bytes, bytes]], snap: Snapshot) -> dict[str, dict[str, Any]]:
         """user -> profile row: the cached one while its stored bytes and the store's commit are the same."""
@@ -180,7 +184,22 @@ class ProfileStore:
 
 
 def derive_profiles(values: Mapping[str, tuple[bytes, bytes]], as_of: datetime) -> dict[str, dict[str, Any]]:
-    """user -> `profiles` row from the store's (state, CRM) values: the micro-batch's own derivation."""
+    """user -> `profiles` row from the store's (state, CRM) values: the micro-batch's own derivation,
+    one shopper at a time in plain Python; in one Polars query for the few only it can say exactly."""
+    rows, left = {}, {}
+    for user, (state, crm) in values.items():
+        row = derive_one(
+            user, orjson.loads(state) if state else None, orjson.loads(crm) if crm else None, as_of
+        )
+        if row is None:
+            left[user] = (state, crm)
+        else:
+            rows[user] = row
+    return rows | derive_polars(left, as_of)
+
+
+def derive_polars(values: Mapping[str, tuple[bytes, bytes]], as_of: datetime) -> dict[str, dict[str, Any]]:
+    """user -> `profiles` row from the store's (state, CRM) values, by `transforms.profiles.derive`."""
     if not values:
         return {}
     states = [state for state, _ in values.values() if state]

@@ -1,0 +1,131 @@
+"""transforms.profiles.one.derive_one gives exactly the row transforms.profiles.derive.derive gives (#16)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transforms.profiles.derive import derive
+from transforms.profiles.one import SEQUENTIAL_SUM, derive_one
+from transforms.profiles.state import PARTIAL_SCHEMA, STATED
+from transforms.schema import CUSTOMERS_SCHEMA
+from transforms.state import decode
+
+BASE = 1_780_000_000_000_000  # 2026-05-28, in microseconds
+times = st.one_of(
+    st.none(), st.sampled_from([BASE, BASE + 1, BASE + 3_600_000_000]), st.integers(BASE, BASE + 10**12)
+)
+names = st.one_of(st.none(), st.sampled_from(["a", "b", "C", "dé"]))
+cents = st.one_of(st.none(), st.integers(0, 100_000).map(lambda c: c / 100))
+counts = st.one_of(st.none(), st.integers(0, 4))
+
+
+def _unique(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    seen, kept = set(), []
+    for row in rows:
+        if (key := tuple(row[k] for k in keys)) not in seen:
+            seen.add(key)
+            kept.append(row)
+    return kept
+
+
+lines = st.lists(
+    st.fixed_dictionaries(
+        {"cart_id": st.sampled_from(["c1", "c2", None]),
+         "product_id": st.sampled_from(["p1", "p2", "p3", None]),
+         "name": names, "category": names, "price": cents, "image_url": names, "url": names,
+         "added": counts, "removed": counts, "last_ts": times}
+    ),
+    max_size=8,
+).map(lambda rows: _unique(rows, "cart_id", "product_id"))  # fmt: skip
+carts = st.lists(
+    st.fixed_dictionaries(
+        {"cart_id": st.sampled_from(["c1", "c2", "c3", None]), "changed_at": times, "checkout_at": times,
+         "ordered_at": st.one_of(st.none(), times)}
+    ),
+    max_size=4,
+).map(lambda rows: _unique(rows, "cart_id"))  # fmt: skip
+checkouts = st.lists(
+    st.fixed_dictionaries(
+        {
+            "checkout_key": names,
+            "checkout_id": names,
+            "order_id": names,
+            "cart_id": names,
+            "started_at": times,
+        }
+    ),
+    max_size=3,
+)
+orders = st.lists(
+    st.fixed_dictionaries(
+        {"order_id": names, "cart_id": names, "checkout_id": names, "revenue": cents, "ordered_at": times,
+         "products": st.one_of(st.none(), st.lists(st.sampled_from(["p1", "p2", "p4", None]), max_size=3)),
+         "categories": st.none()}
+    ),
+    max_size=5,
+)  # fmt: skip
+views = st.lists(st.fixed_dictionaries({"ts": times, "product_id": names, "category": names}), max_size=14)
+searches = st.lists(st.fixed_dictionaries({"ts": times, "query": names}), max_size=12)
+categories = st.lists(st.fixed_dictionaries({"category": names, "n": counts}), max_size=4).map(
+    lambda rows: _unique(rows, "category")
+)
+consents = st.one_of(names, st.sampled_from(["true", "TRUE", "1", "yes", "no", "false"]))
+states = st.fixed_dictionaries(
+    {
+        "first_ts": times,
+        "last_ts": times,
+        **{k: v for t in STATED for k, v in ((t, consents if "consent" in t else names), (f"{t}_ts", times))},
+        "identified_at": times,
+        "unsubscribed_at": times,
+        "lines": st.one_of(st.none(), lines),
+        "carts": carts,
+        "checkouts": checkouts,
+        "orders": orders,
+        "views": views,
+        "searches": searches,
+        "categories": categories,
+        "engagement": st.one_of(st.none(), st.floats(300, 340)),
+    }
+)
+crms = st.fixed_dictionaries(
+    {"email": names, "first_name": names, "locale": names, "timezone": names, "loyalty_tier": names,
+     "marketing_consent": st.one_of(st.none(), st.booleans()), "updated_at": times}
+)  # fmt: skip
+
+
+def _polars_row(state: dict[str, Any] | None, crm: dict[str, Any] | None, as_of: datetime) -> dict[str, Any]:
+    """derive's row for `u1`, from the values as the store holds them (JSON of the wire form)."""
+    values = [orjson.dumps({"principal": "u1", **state})] if state is not None else []
+    partial = decode(values, PARTIAL_SCHEMA) if values else pl.DataFrame(schema=PARTIAL_SCHEMA)
+    rows = [orjson.dumps({"user_id": "u1", **crm})] if crm is not None else []
+    customers = decode(rows, CUSTOMERS_SCHEMA) if rows else pl.DataFrame(schema=CUSTOMERS_SCHEMA)
+    (row,) = derive(partial, customers, as_of).iter_rows(named=True)
+    return row
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    state=st.one_of(st.none(), states),
+    crm=st.one_of(st.none(), crms),
+    later=st.integers(0, 10**12),
+)
+def test_derive_one_is_derive(state: dict[str, Any] | None, crm: dict[str, Any] | None, later: int) -> None:
+    if state is None and crm is None:
+        crm = {"email": "x@example.com"}
+    as_of = datetime(2026, 5, 28, tzinfo=UTC) + timedelta(microseconds=later)
+    wire = {"principal": "u1", **state} if state is not None else None
+    mine = derive_one("u1", orjson.loads(orjson.dumps(wire)), orjson.loads(orjson.dumps(crm)), as_of)
+    assert mine == _polars_row(state, crm, as_of)
+    assert list(mine or {}) == list(_polars_row(state, crm, as_of))
+
+
+def test_many_orders_are_left_to_derive() -> None:
+    orders = [{"order_id": str(n), "revenue": 0.1, "ordered_at": BASE} for n in range(SEQUENTIAL_SUM)]
+    assert derive_one("u1", {"orders": orders}, None, datetime(2026, 6, 1, tzinfo=UTC)) is None
+    assert derive_one("u1", {"orders": orders[1:]}, None, datetime(2026, 6, 1, tzinfo=UTC)) is not None

@@ -1,0 +1,175 @@
+"""One shopper's profile row in plain Python: what `transforms.profiles.derive.derive` gives for that
+shopper, without a Polars query (whose cost is per call: ~14 ms for one row, issue #16's profile API).
+
+The input is the store's values as JSON decodes them (`transforms.state.encode`'s wire form: times as
+integer microseconds), the state (PARTIAL_SCHEMA) and/or the CRM row (CUSTOMERS_SCHEMA). Every rule
+mirrors `derive` (nulls, ties, sort orders, Polars' rounding: half to even of `x * 10**d`); a test
+compares the two on generated states. Polars adds floats sequentially up to SEQUENTIAL_SUM terms and
+pairwise beyond, so a shopper with that many orders or cart lines is left to `derive` (None here).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from transforms.profiles.state import ENGAGEMENT_HALF_LIFE, EPOCH, RECENT_SEARCHES, RECENT_VIEWS, TRAITS
+
+SEQUENTIAL_SUM = 128  # Polars sums fewer floats than this in order (as Python's sum does)
+UNIX = datetime(1970, 1, 1, tzinfo=UTC)
+CONSENTING = ("true", "1", "yes")
+Wire = Mapping[str, Any]
+
+
+def at(micros: int | None) -> datetime | None:
+    """A wire time (microseconds since 1970, UTC) as the datetime Polars gives back."""
+    return None if micros is None else UNIX + timedelta(microseconds=micros)
+
+
+def _round(value: float, digits: int) -> float:
+    scale = 10.0**digits
+    return round(value * scale) / scale
+
+
+def _max(values: Iterable[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _sum(values: Iterable[float | None]) -> float:
+    total = 0.0
+    for value in values:
+        if value is not None:
+            total += value
+    return total
+
+
+def _string(value: Any) -> str | None:
+    """A CRM value cast to text as Polars casts it (booleans as `true` / `false`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return None if value is None else str(value)
+
+
+def _newest(state: Wire, crm: Wire, trait: str) -> Any:
+    """The event-sourced trait or the CRM's, whichever is newer (events win a tie)."""
+    stated_at, crm_at, crm_value = state.get(f"{trait}_ts"), crm.get("updated_at"), _string(crm.get(trait))
+    crm_newer = stated_at is None or (crm_at is not None and crm_at > stated_at)
+    return crm_value if crm_newer and crm_value is not None else state.get(trait)
+
+
+def _current_cart(carts: list[Wire]) -> tuple[str | None, int | None]:
+    """(cart_id, changed_at) of the open cart changed last; ties by cart id, descending (nulls first)."""
+    open_carts = [c for c in carts if c.get("ordered_at") is None and c.get("changed_at") is not None]
+    if not open_carts:
+        return None, None
+    best = max(open_carts, key=lambda c: (c["changed_at"], c.get("cart_id") is None, c.get("cart_id") or ""))
+    return best.get("cart_id"), best["changed_at"]
+
+
+def _cart_items(lines: list[Wire], cart_id: str | None) -> list[dict[str, Any]]:
+    """The current cart's lines with units left, by product id (nulls first)."""
+    if cart_id is None:
+        return []
+    items = []
+    for line in lines:
+        added, removed = line.get("added"), line.get("removed")
+        if line.get("cart_id") != cart_id or added is None or removed is None or added - removed <= 0:
+            continue
+        items.append(
+            {
+                "product_id": line.get("product_id"),
+                "name": line.get("name"),
+                "category": line.get("category"),
+                "quantity": added - removed,
+                "price": _float(line.get("price")),
+                "image_url": line.get("image_url"),
+                "url": line.get("url"),
+            }
+        )
+    items.sort(key=lambda i: (i["product_id"] is not None, i["product_id"] or ""))
+    return items
+
+
+def _distinct_recent(entries: list[Wire], field: str, n: int) -> list[str]:
+    seen: dict[str, None] = {}
+    for entry in entries:
+        value = entry.get(field)
+        if value is not None and value not in seen:
+            seen[value] = None
+            if len(seen) == n:
+                break
+    return list(seen)
+
+
+def _top_category(counts: list[Wire]) -> str | None:
+    """The category counted most (nulls first, then the larger count), ties to the smaller name."""
+    if not counts:
+        return None
+
+    def rank(c: Wire) -> tuple[bool, int, bool, str]:
+        n, name = c.get("n"), c.get("category")
+        return (n is not None, -(n or 0), name is not None, name or "")
+
+    return min(counts, key=rank).get("category")
+
+
+def _lists(state: Wire) -> dict[str, list[Wire]]:
+    names = ("lines", "carts", "checkouts", "orders", "views", "searches", "categories")
+    return {name: [e for e in (state.get(name) or ()) if e is not None] for name in names}
+
+
+def derive_one(user_id: str, state: Wire | None, crm: Wire | None, as_of: datetime) -> dict[str, Any] | None:
+    """The `profiles` row (PROFILES_SCHEMA) of `user_id` from its wire state and CRM row (None: that
+    value is absent; both absent is not a profile), as of `as_of`; None when only `derive` can say
+    exactly (a float sum over SEQUENTIAL_SUM terms or more)."""
+    state, crm = state or {}, crm or {}
+    lists = _lists(state)
+    orders, lines = lists["orders"], lists["lines"]
+    if len(orders) >= SEQUENTIAL_SUM or len(lines) >= SEQUENTIAL_SUM:
+        return None
+    traits = {t: _newest(state, crm, t) for t in TRAITS}
+    stated = traits["marketing_consent"]
+    if stated is None:
+        stated = state.get("category_consent")
+    cart_id, cart_at = _current_cart(lists["carts"])
+    items = _cart_items(lines, cart_id)
+    revenues = sorted(r for o in orders if (r := o.get("revenue")) is not None)
+    engagement = state.get("engagement")
+    half_lives = (as_of - EPOCH).total_seconds() / ENGAGEMENT_HALF_LIFE.total_seconds()
+    checkout = (c.get("checkout_at") for c in lists["carts"])
+    started = (c.get("started_at") for c in lists["checkouts"])
+    products = {p for o in orders for p in (o.get("products") or ()) if p is not None}
+    return {
+        "user_id": user_id,
+        **{t: traits[t] for t in ("email", "first_name", "timezone", "locale")},
+        "loyalty_tier": _string(crm.get("loyalty_tier")),
+        "marketing_consent": None if stated is None else stated.lower() in CONSENTING,
+        "cart_id": cart_id,
+        "cart_items": items,
+        "cart_value": _round(_sum(_product(i) for i in items), 2),
+        "cart_updated_at": at(cart_at),
+        "last_checkout_at": at(_max([_max(checkout), _max(started)])),
+        "last_order_at": at(_max(o.get("ordered_at") for o in orders)),
+        "order_count": len(orders),
+        "lifetime_value": _round(_sum(revenues), 2),
+        "purchased_products": sorted(products),
+        "recent_views": _distinct_recent(lists["views"], "product_id", RECENT_VIEWS),
+        "recent_searches": _distinct_recent(lists["searches"], "query", RECENT_SEARCHES),
+        "top_category": _top_category(lists["categories"]),
+        "engagement_score": None if engagement is None else _round(math.exp(engagement - half_lives), 6),
+        "identified_at": at(state.get("identified_at")),
+        "last_seen_at": at(state.get("last_ts")),
+        "as_of": as_of,
+    }
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _product(item: Mapping[str, Any]) -> float | None:
+    price = item["price"]
+    return None if price is None else price * item["quantity"]
