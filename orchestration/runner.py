@@ -2,11 +2,13 @@
 
 The daemon evaluates sensors at most every 5 s and starts a fresh interpreter per run (about 1.5 s
 before the first asset runs on the 2-core reference machine): together most of the landed -> email
-latency. The runner keeps one process with everything imported and runs the two lanes (#15) in it
-against the persistent instance, each in its own thread: `ingest_job` whenever files wait and no
-ingest run is in flight, `decide_job` whenever the engine has a committed batch to consider or
-something is due and no decide run is in flight (`orchestration.lanes`). The two overlap, so a landed
-file never waits for a delivery; each run still shows in the UI's run history, with its checks.
+latency. The runner keeps one process with everything imported and takes the two lanes (#15) in it
+against the persistent instance, each decided in its own thread: `ingest_job` whenever files wait and
+no ingest run is in flight, `decide_job` whenever the engine has a committed batch to consider or
+something is due and no decide run is in flight (`orchestration.lanes`). Each run shows in the UI's
+run history, with its checks. This process executes one run at a time (`_ONE_RUN`: Dagster's
+in-process runs deadlock in logging when two overlap in one process); the lake's lane locks let runs
+of the two lanes from separate processes overlap (the sensors' run workers, `lakemail process`).
 
 While its heartbeat is fresh the sensors stand aside. When the runner stops, they take over within one
 heartbeat timeout; the lake's lane locks and `ingest_log` keep any overlap harmless. Its runs carry
@@ -46,6 +48,13 @@ LAUNCHED_BY = "lakemail runner"
 # After a failed run, its lane waits this long before the next (doubling up to the cap; reset by a success),
 # so that a lane failing at every try (a broken provider account) does not start four runs a second.
 FAILURE_BACKOFF_S, FAILURE_BACKOFF_MAX_S = 1.0, 60.0
+# Two `execute_in_process` runs at once in one process deadlock in Dagster's logging: each run's setup
+# calls `logging.config.dictConfig` (DagsterInstance.get_yaml_python_handlers), which holds logging's
+# module lock while it takes every handler's lock, while the other run's event handler holds its own
+# lock and waits for the module lock (seen within seconds under load). So this process executes one
+# run at a time; the lanes still decide, and are recorded, separately, and runs of the two lanes from
+# separate processes (the sensors' run workers, `lakemail process`) overlap under the lane locks.
+_ONE_RUN = threading.Lock()
 
 
 @dataclass
@@ -94,17 +103,21 @@ class _Lane:
             if decision.run_key is None:
                 stop.wait(poll)
                 continue
-            flight.runs[self.name] = run_id = str(uuid.uuid4())
-            result = execute_leased(
-                self.job,
-                instance,
-                self.config(decision),
-                LAUNCHED_BY,
-                tags={"lakemail/files": str(len(decision.files)), "lakemail/batch_key": decision.run_key},
-                run_id=run_id,
-                on_renew=lambda: _beat(beat),  # a long run keeps the sensors standing aside
-            )
-            flight.runs.pop(self.name, None)
+            with _ONE_RUN:
+                decision = self.decide(released)  # again: the other lane's run may have changed it
+                if decision.run_key is None:
+                    continue
+                flight.runs[self.name] = run_id = str(uuid.uuid4())
+                result = execute_leased(
+                    self.job,
+                    instance,
+                    self.config(decision),
+                    LAUNCHED_BY,
+                    tags={"lakemail/files": str(len(decision.files)), "lakemail/batch_key": decision.run_key},
+                    run_id=run_id,
+                    on_renew=lambda: _beat(beat),  # a long run keeps the sensors standing aside
+                )
+                flight.runs.pop(self.name, None)
             self.runs += 1
             watch.finished(result)
             backoff = (
