@@ -72,7 +72,16 @@ def build_defs(
             *build_asset_checks(tables, thresholds),
             *build_monitor_checks(tables, thresholds),
         ],
-        jobs=[ingest_job, decide_job, microbatch_job, audit_job, maintenance_job, erasure_job, measure_job, profiles_job],
+        jobs=[
+            ingest_job,
+            decide_job,
+            microbatch_job,
+            audit_job,
+            maintenance_job,
+            erasure_job,
+            measure_job,
+            profiles_job,
+        ],
         sensors=[*build_lane_sensors(settings.poll_seconds, settings.max_batch_mb), erasure_sensor],
         schedules=[*SCHEDULES, profiles_schedule(settings.profiles_refresh)],
         resources={

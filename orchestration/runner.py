@@ -1,20 +1,23 @@
-"""`lakemail runner`: both lanes' decisions, taken every quarter second by a warm process.
+"""`lakemail runner`: the lanes' decisions, taken every quarter second by a warm process.
 
 The daemon evaluates sensors at most every 5 s and starts a fresh interpreter per run (about 1.5 s
 before the first asset runs on the 2-core reference machine): together most of the landed -> email
-latency. The runner keeps one process with everything imported and takes the two lanes (#15) in it
-against the persistent instance, each decided in its own thread: `ingest_job` whenever files wait and
-no ingest run is in flight, `decide_job` whenever the engine has a committed batch to consider or
-something is due and no decide run is in flight (`orchestration.lanes`). Each run shows in the UI's
-run history, with its checks. This process executes one run at a time (`_ONE_RUN`: Dagster's
-in-process runs deadlock in logging when two overlap in one process); the lake's lane locks let runs
-of the two lanes from separate processes overlap (the sensors' run workers, `lakemail process`).
+latency. The runner keeps a process with everything imported and takes the lanes (#15) in it against
+the persistent instance: `ingest_job` whenever files wait and no ingest run is in flight, `decide_job`
+whenever the store holds a batch the engine has not considered or something is due and no decide run
+is in flight (`orchestration.lanes`). Each run shows in the UI's run history, with its checks.
 
-While its heartbeat is fresh the sensors stand aside. When the runner stops, they take over within one
-heartbeat timeout; the lake's lane locks and `ingest_log` keep any overlap harmless. Its runs carry
-its pid and lease (`orchestration.leases`): if it dies mid-run, the next runner or sensor evaluation
-marks that run failed and takes its work again. SIGTERM / SIGINT let the runs in flight finish (up to
-`STOP_GRACE_S`), then hand them back: marked failed with the reason, their work left to the next runs.
+`lakemail runner --lane ingest` and `--lane decide` take one lane each, so that their runs truly overlap
+(`lakemail up` starts one of each): a landed file never waits for a delivery. A runner of both lanes
+executes one run at a time (`_ONE_RUN`: Dagster's in-process runs deadlock in logging when two overlap
+in one process); the lake's lane locks let runs of the two lanes from separate processes overlap.
+
+While its heartbeat is fresh the sensors of its lanes stand aside. When the runner stops, they take
+over within one heartbeat timeout; the lake's lane locks and `ingest_log` keep any overlap harmless.
+Its runs carry its pid and lease (`orchestration.leases`): if it dies mid-run, the next runner or
+sensor evaluation marks that run failed and takes its work again. SIGTERM / SIGINT let the runs in
+flight finish (up to `STOP_GRACE_S`), then hand them back: marked failed with the reason, their work
+left to the next runs.
 """
 
 from __future__ import annotations
@@ -33,13 +36,22 @@ import dagster as dg
 
 from orchestration.definitions import build_defs
 from orchestration.jobs import decide_config, ingest_config
-from orchestration.lanes import DECIDE, INGEST, LANE_JOB, evaluate_decide, evaluate_ingest, lane_in_flight
+from orchestration.lanes import (
+    DECIDE,
+    INGEST,
+    LANE_JOB,
+    LANES,
+    evaluate_decide,
+    evaluate_ingest,
+    lane_in_flight,
+)
 from orchestration.leases import execute_leased
 from orchestration.metrics.observer import RunObserver, start_metrics
 from orchestration.sensors import heartbeat_path
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.state import StateResource
 from transforms.ingest.batch import SensorDecision
 
 POLL_SECONDS = 0.25
@@ -135,25 +147,31 @@ def serve_batches(
     poll_seconds: float = POLL_SECONDS,
     in_flight: InFlight | None = None,
     observer: RunObserver | None = None,
+    lanes: tuple[str, ...] = LANES,
 ) -> int:
-    """Run both lanes until `stop` is set; returns how many runs they started (each told `observer`)."""
+    """Run `lanes` until `stop` is set; returns how many runs they started (each told `observer`)."""
     defs = build_defs(settings)
     lake, landing = LakeResource(uri=settings.lake_uri), LandingResource(uri=settings.landing_uri)
-    beat, flight, watch = heartbeat_path(lake), in_flight or InFlight(), observer or RunObserver()
-    lanes = [
-        _Lane(
+    state = StateResource(uri=settings.state_store_uri)
+    beat = heartbeat_path(lake, lanes[0] if len(lanes) == 1 else None)
+    flight, watch = in_flight or InFlight(), observer or RunObserver()
+    every = {
+        INGEST: _Lane(
             INGEST,
             defs.resolve_job_def(LANE_JOB[INGEST]),
-            lambda said: evaluate_ingest(lake, landing, lane_in_flight(instance, INGEST, said)),
+            lambda said: evaluate_ingest(lake, landing, lane_in_flight(instance, INGEST, said), state),
             lambda decision: ingest_config(list(decision.files), settings.max_batch_mb),
         ),
-        _Lane(
+        DECIDE: _Lane(
             DECIDE,
             defs.resolve_job_def(LANE_JOB[DECIDE]),
-            lambda said: evaluate_decide(lake, lane_in_flight(instance, DECIDE, said), datetime.now(UTC)),
+            lambda said: evaluate_decide(
+                lake, lane_in_flight(instance, DECIDE, said), datetime.now(UTC), state
+            ),
             lambda _: decide_config(),
         ),
-    ]
+    }
+    serving = [every[lane] for lane in lanes]
     failed: list[BaseException] = []
 
     def serve(lane: _Lane) -> None:
@@ -166,7 +184,7 @@ def serve_batches(
 
     threads = [  # daemons: runs handed back at a stop must not keep the process alive
         threading.Thread(target=serve, args=(lane,), name=f"lakemail-{lane.name}", daemon=True)
-        for lane in lanes
+        for lane in serving
     ]
     try:
         for thread in threads:
@@ -178,7 +196,7 @@ def serve_batches(
             beat.unlink(missing_ok=True)  # the sensors take over at once
     if failed:
         raise failed[0]
-    return sum(lane.runs for lane in lanes)
+    return sum(lane.runs for lane in serving)
 
 
 def hand_back(instance: dg.DagsterInstance, run_id: str, why: str) -> bool:
@@ -191,16 +209,21 @@ def hand_back(instance: dg.DagsterInstance, run_id: str, why: str) -> bool:
     return True
 
 
-def command(settings: Settings, metrics_port: int | None) -> int:
-    """`lakemail runner [--metrics-port N]` on the persistent instance."""
+def command(settings: Settings, metrics_port: int | None, lane: str = "both") -> int:
+    """`lakemail runner [--metrics-port N] [--lane ingest|decide|both]` on the persistent instance."""
     from orchestration.instance import persistent_instance
     from orchestration.settings import ensure_secret
 
     ensure_secret(settings.home)
-    return main(settings, persistent_instance(settings), metrics_port)
+    return main(settings, persistent_instance(settings), metrics_port, LANES if lane == "both" else (lane,))
 
 
-def main(settings: Settings, instance: dg.DagsterInstance, metrics_port: int | None = None) -> int:
+def main(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    metrics_port: int | None = None,
+    lanes: tuple[str, ...] = LANES,
+) -> int:
     """`lakemail runner`: serve until SIGINT / SIGTERM, then finish or hand back the runs in flight;
     Prometheus metrics on 127.0.0.1:`metrics_port`/metrics when given (orchestration.metrics).
 
@@ -219,11 +242,12 @@ def main(settings: Settings, instance: dg.DagsterInstance, metrics_port: int | N
     if metrics_port is not None:
         observer = start_metrics(settings, instance, metrics_port)
         _say(f"metrics on http://127.0.0.1:{metrics_port}/metrics")
-    _say(f"taking micro-batches, ingest and decide lanes, every {POLL_SECONDS:g} s (pid {os.getpid()})")
+    said = " and ".join(lanes) + (" lanes" if len(lanes) > 1 else " lane")
+    _say(f"taking micro-batches, {said}, every {POLL_SECONDS:g} s (pid {os.getpid()})")
     started, flight, runs = datetime.now(UTC), InFlight(), []
     worker = threading.Thread(
         target=lambda: runs.append(
-            serve_batches(settings, instance, stop, in_flight=flight, observer=observer)
+            serve_batches(settings, instance, stop, in_flight=flight, observer=observer, lanes=lanes)
         ),
         name="lakemail-runner",
         daemon=True,  # a run handed back must not keep the process alive
@@ -238,18 +262,24 @@ def main(settings: Settings, instance: dg.DagsterInstance, metrics_port: int | N
     while worker.is_alive() and len(signals) < 2 and time.monotonic() < deadline:
         worker.join(0.1)
     if worker.is_alive():
-        _abandon(settings, instance, flight, signals[-1])
+        _abandon(settings, instance, flight, signals[-1], lanes)
     _say(f"stopped after {sum(runs)} runs since {started:%H:%M:%S} UTC")
     return 0 if signals else 1  # without a signal, the loop itself failed (its traceback is above)
 
 
-def _abandon(settings: Settings, instance: dg.DagsterInstance, flight: InFlight, signal_name: str) -> None:
+def _abandon(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    flight: InFlight,
+    signal_name: str,
+    lanes: tuple[str, ...],
+) -> None:
     """The runs in flight did not finish in time (or a second signal came): hand them back and exit now."""
     why = f"stopped ({signal_name}) before this run finished"
     for lane, run_id in sorted(dict(flight.runs).items()):
         if hand_back(instance, run_id, why):
             _say(f"handed back {lane} run {run_id}: marked failed; the next {lane} run takes its work")
-    beat = heartbeat_path(LakeResource(uri=settings.lake_uri))
+    beat = heartbeat_path(LakeResource(uri=settings.lake_uri), lanes[0] if len(lanes) == 1 else None)
     if beat is not None:
         beat.unlink(missing_ok=True)
     _say("stopped with the runs in flight handed back")

@@ -21,6 +21,7 @@ from orchestration.lanes import (
 from orchestration.leases import worker_tags
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.state import StateResource
 from stores.erasure.requests import pending_requests
 from transforms.ingest.batch import SensorDecision
 
@@ -28,21 +29,28 @@ __all__ = ["IN_FLIGHT", "evaluate_landing", "run_in_flight"]  # the names tests 
 
 HEARTBEAT = "_runner_heartbeat"
 HEARTBEAT_TIMEOUT_S = 15.0  # longer than any quiet stretch of the loop (a run beats before and after)
-RUNNER_BEATS = "`lakemail runner` is taking the micro-batches (its heartbeat is fresh)"
+RUNNER_BEATS = "`lakemail runner` is taking this lane's runs (its heartbeat is fresh)"
 
 
-def heartbeat_path(lake: LakeResource) -> Path | None:
-    """Where the runner says it is alive: next to a local lake (None for object stores)."""
-    return lake.root / HEARTBEAT if lake.root is not None else None
+def heartbeat_path(lake: LakeResource, lane: str | None = None) -> Path | None:
+    """Where a runner says it is alive, next to a local lake (None for object stores): a runner of one
+    lane (`lakemail runner --lane`) beats that lane's file, a runner of both the plain one."""
+    if lake.root is None:
+        return None
+    return lake.root / (HEARTBEAT if lane is None else f"{HEARTBEAT}_{lane}")
 
 
-def runner_alive(lake: LakeResource, now: float | None = None) -> bool:
-    path = heartbeat_path(lake)
-    try:
-        beat = path.stat().st_mtime if path is not None else None
-    except FileNotFoundError:
-        return False
-    return beat is not None and (now or time.time()) - beat < HEARTBEAT_TIMEOUT_S
+def runner_alive(lake: LakeResource, now: float | None = None, lane: str | None = None) -> bool:
+    """Whether a runner takes `lane` (None: either lane) now: its heartbeat is fresh."""
+    lanes = (lane,) if lane is not None else (INGEST, DECIDE)
+    for path in (heartbeat_path(lake), *(heartbeat_path(lake, one) for one in lanes)):
+        try:
+            beat = path.stat().st_mtime if path is not None else None
+        except FileNotFoundError:
+            continue
+        if beat is not None and (now or time.time()) - beat < HEARTBEAT_TIMEOUT_S:
+            return True
+    return False
 
 
 def run_in_flight(instance: dg.DagsterInstance, log: Callable[[str], None] | None = None) -> bool:
@@ -82,12 +90,15 @@ def build_lane_sensors(poll_seconds: float, max_batch_mb: int) -> list[dg.Sensor
         description="The ingest lane: one run for every landed file the lake has not ingested yet.",
     )
     def landing_sensor(
-        context: dg.SensorEvaluationContext, lake: LakeResource, landing: LandingResource
+        context: dg.SensorEvaluationContext,
+        lake: LakeResource,
+        landing: LandingResource,
+        state: StateResource,
     ) -> dg.RunRequest | dg.SkipReason:
-        if runner_alive(lake):
+        if runner_alive(lake, lane=INGEST):
             return dg.SkipReason(RUNNER_BEATS)
         in_flight = lane_in_flight(context.instance, INGEST, context.log.warning)
-        decision = evaluate_ingest(lake, landing, in_flight)
+        decision = evaluate_ingest(lake, landing, in_flight, state)
         return _request(context, decision, ingest_config(list(decision.files), max_batch_mb))
 
     @dg.sensor(
@@ -98,12 +109,13 @@ def build_lane_sensors(poll_seconds: float, max_batch_mb: int) -> list[dg.Sensor
         description="The decide lane: triggers and sends for every committed batch, and when one is due.",
     )
     def decide_sensor(
-        context: dg.SensorEvaluationContext, lake: LakeResource
+        context: dg.SensorEvaluationContext, lake: LakeResource, state: StateResource
     ) -> dg.RunRequest | dg.SkipReason:
-        if runner_alive(lake):
+        if runner_alive(lake, lane=DECIDE):
             return dg.SkipReason(RUNNER_BEATS)
         in_flight = lane_in_flight(context.instance, DECIDE, context.log.warning)
-        return _request(context, evaluate_decide(lake, in_flight, datetime.now(UTC)), decide_config())
+        decision = evaluate_decide(lake, in_flight, datetime.now(UTC), state)
+        return _request(context, decision, decide_config())
 
     return [landing_sensor, decide_sensor]
 
