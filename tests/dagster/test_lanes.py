@@ -19,6 +19,7 @@ from orchestration.sensors import run_in_flight
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.state import StateResource
 from tests.conftest import land, table
 from tests.events_data import file_lines
 
@@ -30,6 +31,7 @@ def evaluate(settings: Settings, instance: dg.DagsterInstance, name: str) -> obj
     resources = {
         "lake": LakeResource(uri=settings.lake_uri),
         "landing": LandingResource(uri=settings.landing_uri),
+        "state": StateResource(uri=settings.state_store_uri),
     }
     return sensor(dg.build_sensor_context(instance=instance, resources=resources))
 
@@ -75,7 +77,6 @@ def test_the_sensors_launch_both_lanes_and_neither_waits_for_the_other(
     assert result.success
     assert materialized(result) == {
         *("events", "quarantine", "ingest_log", "identities", "customers", "catalog", "catalog_changes"),
-        "profiles",
     }
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["events_event_id_unique"] and checks["no_failed_files"]

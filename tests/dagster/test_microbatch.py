@@ -11,6 +11,7 @@ from orchestration.jobs import MICROBATCH_JOB
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.state import StateResource
 from tests.conftest import instance_at, lake_snapshot, land, lose_dagster_storage, table
 from tests.events_data import file_lines, track
 
@@ -32,6 +33,7 @@ def evaluate_sensor(settings: Settings, instance: dg.DagsterInstance, cursor: st
     resources = {
         "lake": LakeResource(uri=settings.lake_uri),
         "landing": LandingResource(uri=settings.landing_uri),
+        "state": StateResource(uri=settings.state_store_uri),
     }
     context = dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor)
     return sensor(context)

@@ -1,15 +1,13 @@
-"""Two lanes (#15): with a slow provider, a decide run delivers in one process while an ingest run in
-another takes the next landed file and commits it: a landed file never waits for a delivery."""
+"""Two lanes (#15.4): `lakemail up`'s two runners, `lakemail runner --lane ingest` and `--lane decide`,
+run their lanes in processes of their own. With a slow provider, the decide runner delivers the
+welcomes while the ingest runner takes the next landed file and commits it: a landed file never waits
+for a delivery, and every welcome goes out once."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+import signal
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -17,58 +15,47 @@ import httpx
 import orjson
 import pytest
 
-from orchestration.definitions import build_defs
 from orchestration.jobs import DECIDE_JOB, INGEST_JOB
+from orchestration.leases import PID
 from orchestration.settings import Settings
 from resources.providers import SANDBOX_API_KEY
-from services.sandbox.app import create_sandbox_app
-from services.server import ServerThread
-from tests.conftest import land, table
+from tests.conftest import land
+from tests.e2e.test_runner_stops import Runner, ingested, sandbox, wait_for
 from tests.events_data import file_lines
 from tests.story import message
 from transforms.triggers.policies import unit_hash
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRST, NEXT = f"{INGEST_JOB},{DECIDE_JOB}", INGEST_JOB  # before #15: microbatch_job both
-USERS = [u for u in (f"lane-{i}" for i in range(20)) if unit_hash(f"holdout:{u}") >= 0.05]  # no holdout
+__all__ = ["sandbox"]  # the fixture
+USERS = [u for u in (f"lane-{i}" for i in range(10)) if unit_hash(f"holdout:{u}") >= 0.05]  # no holdout
 SLOW_S = 8.0  # each email's answer; under the provider client's 10 s read timeout
 AUTH = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path, settings: Settings) -> Iterator[str]:
-    app = create_sandbox_app(
-        tmp_path / "inbox",
-        SANDBOX_API_KEY,
-        lake_uri=settings.lake_uri,
-        landing_uri=settings.landing_uri,
-        secret="test-secret",
-    )
-    with ServerThread(app) as server:
-        yield server.url
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
-def api(sandbox: str, method: str, path: str, body: object = None) -> Any:
-    with httpx.Client(base_url=sandbox, headers=AUTH) as client:
+def api(url: str, method: str, path: str, body: object = None) -> Any:
+    with httpx.Client(base_url=url, headers=AUTH) as client:
         return client.request(method, path, json=body).raise_for_status().json()
 
 
-def run_job(settings: Settings, instance: dg.DagsterInstance, job: str) -> dg.ExecuteInProcessResult:
-    return build_defs(settings).resolve_job_def(job).execute_in_process(instance=instance)
+@pytest.fixture
+def runners(settings: Settings, sandbox: str) -> Iterator[tuple[Runner, Runner]]:
+    ingest, decide = (
+        Runner(settings, sandbox, "ingest", "ingest"),
+        Runner(settings, sandbox, "decide", "decide"),
+    )
+    try:
+        yield ingest, decide
+    finally:
+        for runner in (ingest, decide):
+            if runner.process.poll() is None:
+                runner.process.send_signal(signal.SIGTERM)
+        for runner in (ingest, decide):
+            runner.wait(60)
 
 
-def test_an_ingest_run_commits_while_a_slow_delivery_is_in_flight(
-    settings: Settings, instance: dg.DagsterInstance, sandbox: str
+def test_the_ingest_runner_commits_while_the_decide_runner_delivers(
+    settings: Settings, sandbox: str, runners: tuple[Runner, Runner]
 ) -> None:
+    ingest, decide = runners
     now = datetime.now(UTC)
     signups = [
         message("identify", now, user=u, email=f"{u}@example.com", marketing_consent=True, first_name="A")
@@ -76,28 +63,28 @@ def test_an_ingest_run_commits_while_a_slow_delivery_is_in_flight(
     ]
     api(sandbox, "POST", "/api/faults", {"kind": "slow", "seconds": SLOW_S, "times": 100})
     land(settings, "signups.ndjson", [orjson.dumps(m) for m in signups])
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # Another process takes the sign-ups and delivers their welcomes (slowly): ingest, then decide.
-    args = [sys.executable, "-m", "tests.lanes_decide", str(settings.home), sandbox, FIRST]
-    decide = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        # The welcome emails are being delivered: the provider holds their requests (a fault is taken).
-        wait_for(lambda: api(sandbox, "GET", "/api/faults")[0]["times"] < 100, 180, "a delivery to start")
-        land(settings, "later.ndjson", file_lines("later", 20))
-        started = time.monotonic()
-        assert run_job(settings, instance, NEXT).success
-        took = time.monotonic() - started
-        in_flight, delivered = decide.poll() is None, len(api(sandbox, "GET", "/api/messages"))
-        assert "events/later.ndjson" in set(table(settings, "ingest_log")["source_file"])
-        # The delivery goes on (the other process still runs, not every welcome is out): the ingest
-        # run neither waited for it nor held it up. Before #15 it waited for the writer lock until the
-        # other run had delivered everything, and that process was gone by then.
-        assert in_flight and delivered < len(USERS), f"the ingest run waited for the delivery ({took:.1f} s)"
-        output, _ = decide.communicate(timeout=180)
-        assert decide.returncode == 0, output.decode()[-3000:]
-    finally:
-        if decide.poll() is None:
-            decide.kill()
-            decide.wait()
+    instance = ingest.instance()
+    # The welcome emails are being delivered: the provider holds their requests (a fault is taken).
+    wait_for(lambda: api(sandbox, "GET", "/api/faults")[0]["times"] < 100, 180, "a delivery to start")
+    land(settings, "later.ndjson", file_lines("later", 20))
+    wait_for(lambda: "events/later.ndjson" in ingested(settings), 60, "the next file to be ingested")
+    delivered = len(api(sandbox, "GET", "/api/messages"))
+    # The delivery goes on in the other process: the ingest run neither waited for it nor held it up.
+    # A runner of both lanes (one process, one run at a time) commits the file only after the delivery.
+    assert delivered < len(USERS), f"the ingest waited for the delivery ({delivered} emails were out)"
+    wait_for(lambda: len(api(sandbox, "GET", "/api/messages")) == len(USERS), 180, "every welcome")
     recipients = sorted(str(m["to"]) for m in api(sandbox, "GET", "/api/messages"))
     assert recipients == sorted(f"{u}@example.com" for u in USERS)  # each once
+    wait_for(lambda: all(r.dagster_run.is_finished for r in instance.get_run_records()), 60, "the runs")
+    records = instance.get_run_records()
+    assert all(r.dagster_run.status != dg.DagsterRunStatus.FAILURE for r in records)
+    # Both lanes' runs in the instance (the UI's run history), each lane's from its own runner.
+    pids = {job: {r.dagster_run.tags.get(PID) for r in records if r.dagster_run.job_name == job}
+            for job in (INGEST_JOB, DECIDE_JOB)}  # fmt: skip
+    assert pids == {INGEST_JOB: {str(ingest.process.pid)}, DECIDE_JOB: {str(decide.process.pid)}}
+    # And they overlapped: an ingest run started and ended while a decide run was delivering.
+    spans = {
+        job: [(r.start_time or 0.0, r.end_time or 0.0) for r in records if r.dagster_run.job_name == job]
+        for job in (INGEST_JOB, DECIDE_JOB)
+    }
+    assert any(d0 < i0 and i1 < d1 for i0, i1 in spans[INGEST_JOB] for d0, d1 in spans[DECIDE_JOB]), spans

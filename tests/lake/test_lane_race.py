@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 import stores.ingest
+from orchestration.lanes import DecideWork, evaluate_ingest
 from stores.decide.engine import run_engine
 from stores.ingest import ingest
 from tests.lake.decide_harness import POLICY, SECRET, Shop
@@ -89,3 +90,23 @@ def test_a_batch_in_delta_but_not_yet_in_the_store_is_decided_by_the_next_run(
     # Every trigger exactly one terminal decision: the log holds no id twice.
     log = shop.log()
     assert log["trigger_id"].n_unique() == log.height
+
+
+def test_a_store_behind_the_lake_holds_the_decide_lane_and_starts_an_ingest_run(shop: Shop) -> None:
+    """After a crash between a batch's Delta and store commits, the decide lane counts the store's batch
+    (its runs would decide nothing new) and the ingest lane runs with no file to catch the store up."""
+    land(shop, "b1", [message("Product Viewed", START, anon="a0", product_id="p1")])
+    ingest(shop.lake, shop.landing, now=START, state=shop.state, secret=SECRET)
+    engine(shop, START + timedelta(seconds=1))
+    lake = shop.lake
+    assert evaluate_ingest(lake, shop.landing, False, shop.state).run_key is None
+    work = DecideWork.of(lake, shop.state)
+    assert work.committed == work.considered == 1
+    shop.state.store().set_stamps({**shop.state.stamps(), "ingest": 0})  # batch 1 not in the store
+    assert DecideWork.of(lake, shop.state).committed == 0  # no batch for the decide lane to wait on
+    catch_up = evaluate_ingest(lake, shop.landing, False, shop.state)
+    assert catch_up.run_key == "catch-up-b1-s0" and catch_up.files == ()
+    assert evaluate_ingest(lake, shop.landing, True, shop.state).run_key is None  # one at a time
+    ingest(lake, shop.landing, [], now=START, state=shop.state, secret=SECRET)  # what that run does
+    assert shop.state.stamps()["ingest"] == 1
+    assert evaluate_ingest(lake, shop.landing, False, shop.state).run_key is None
