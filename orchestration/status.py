@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 
 from orchestration.jobs import LANE_JOBS
-from orchestration.lanes import ALL_JOBS, runs_in_flight
+from orchestration.lanes import ALL_JOBS, LANES, runs_in_flight
 from orchestration.leases import gone_reason
 from orchestration.sensors import runner_alive
 from orchestration.settings import Settings
@@ -94,8 +94,11 @@ def _in_flight(instance: dg.DagsterInstance | None, now: datetime) -> list[RunIn
 
 
 def _takers(lake: LakeResource, instance: dg.DagsterInstance | None, now: datetime) -> list[str] | None:
-    """What takes micro-batches now: a runner with a fresh heartbeat, a daemon running landing_sensor."""
-    takers = ["lakemail runner"] if runner_alive(lake, now.timestamp()) else []
+    """What takes micro-batches now: runners with a fresh heartbeat (one for both lanes, or one per lane),
+    a daemon running the lane sensors."""
+    alive = [lane for lane in LANES if runner_alive(lake, now.timestamp(), lane)]
+    whole = len(alive) == len(LANES)
+    takers = ["lakemail runner"] if whole else [f"lakemail runner ({lane} lane)" for lane in alive]
     beat = instance.get_daemon_heartbeats().get("SENSOR") if instance is not None else None
     if beat is not None and now.timestamp() - beat.timestamp <= DAEMON_BEAT_S:
         takers.append("dagster-daemon (landing_sensor, decide_sensor)")

@@ -14,8 +14,9 @@ import pytest
 
 from orchestration.definitions import build_defs
 from orchestration.jobs import DECIDE_JOB, INGEST_JOB, MICROBATCH_JOB
+from orchestration.lanes import DECIDE, INGEST
 from orchestration.leases import Executor, launch_tags, process_started
-from orchestration.sensors import run_in_flight
+from orchestration.sensors import heartbeat_path, run_in_flight
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -134,3 +135,24 @@ def test_a_run_of_both_lanes_holds_each_lane(
     stamp(instance, MICROBATCH_JOB, ME)
     skip = evaluate(settings, instance, sensor)
     assert isinstance(skip, dg.SkipReason) and "in flight" in (skip.skip_message or "")
+
+
+def test_a_runner_of_one_lane_holds_only_that_lanes_sensor(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    """`lakemail up` runs one runner per lane: while one beats, the other lane's sensor takes its runs."""
+    land(settings, "a.ndjson", file_lines("a", 5))
+    lake = LakeResource(uri=settings.lake_uri)
+    ingest_beat, decide_beat = heartbeat_path(lake, INGEST), heartbeat_path(lake, DECIDE)
+    assert ingest_beat is not None and decide_beat is not None
+    ingest_beat.parent.mkdir(parents=True, exist_ok=True)
+    ingest_beat.touch()
+    skip = evaluate(settings, instance, "landing_sensor")
+    assert isinstance(skip, dg.SkipReason) and "runner" in (skip.skip_message or "")
+    idle = evaluate(settings, instance, "decide_sensor")  # its own rule: nothing committed yet
+    assert isinstance(idle, dg.SkipReason) and "runner" not in (idle.skip_message or "")
+    ingest_beat.unlink()
+    decide_beat.touch()
+    assert isinstance(evaluate(settings, instance, "landing_sensor"), dg.RunRequest)
+    aside = evaluate(settings, instance, "decide_sensor")
+    assert isinstance(aside, dg.SkipReason) and "runner" in (aside.skip_message or "")

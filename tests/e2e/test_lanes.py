@@ -17,7 +17,7 @@ import pytest
 
 from orchestration.jobs import DECIDE_JOB, INGEST_JOB
 from orchestration.leases import PID
-from orchestration.settings import Settings
+from orchestration.settings import Settings, ensure_secret
 from resources.providers import SANDBOX_API_KEY
 from tests.conftest import land
 from tests.e2e.test_runner_stops import Runner, ingested, sandbox, wait_for
@@ -38,6 +38,7 @@ def api(url: str, method: str, path: str, body: object = None) -> Any:
 
 @pytest.fixture
 def runners(settings: Settings, sandbox: str) -> Iterator[tuple[Runner, Runner]]:
+    ensure_secret(settings.home, {})  # as `lakemail up` does before it starts them (one writes it)
     ingest, decide = (
         Runner(settings, sandbox, "ingest", "ingest"),
         Runner(settings, sandbox, "decide", "decide"),

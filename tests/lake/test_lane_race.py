@@ -8,6 +8,7 @@ engine run decides under the decide lane's lock."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,11 +20,14 @@ import pytest
 
 import stores.ingest
 from orchestration.lanes import DecideWork, evaluate_ingest
+from resources.state import StateResource
+from resources.state_lmdb import close_environment
 from stores.decide.engine import run_engine
 from stores.ingest import ingest
 from tests.lake.decide_harness import POLICY, SECRET, Shop
 from tests.story import message
 from transforms.schema import BATCH_APP
+from transforms.state import StateChanges
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday, noon UTC
 
@@ -110,3 +114,20 @@ def test_a_store_behind_the_lake_holds_the_decide_lane_and_starts_an_ingest_run(
     ingest(lake, shop.landing, [], now=START, state=shop.state, secret=SECRET)  # what that run does
     assert shop.state.stamps()["ingest"] == 1
     assert evaluate_ingest(lake, shop.landing, False, shop.state).run_key is None
+
+
+def test_a_store_another_process_replaced_is_read_afresh(tmp_path: Path) -> None:
+    """The two runners are two processes (#15.4): when one of them (or `lakemail state rebuild`) puts a
+    rebuilt store in place, the other reads and commits to the new one, not the folder it had open."""
+    state, other = StateResource(uri=str(tmp_path / "state")), StateResource(uri=str(tmp_path / "new"))
+    state.commit(1, StateChanges())
+    assert state.stamps()["ingest"] == 1  # this process has the store open
+    other.commit(5, StateChanges())
+    close_environment(other.path)
+    (tmp_path / "state").rename(tmp_path / "retired")  # what a rebuild in another process does
+    (tmp_path / "new").rename(tmp_path / "state")
+    assert state.stamps()["ingest"] == 5
+    state.commit(6, StateChanges())
+    assert StateResource(uri=str(tmp_path / "retired")).stamps()["ingest"] == 1  # nothing went there
+    shutil.rmtree(tmp_path / "state")
+    assert state.existing() is None  # a removed store is gone, not served from memory
