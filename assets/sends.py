@@ -36,7 +36,7 @@ def sends(
 ) -> dg.MaterializeResult:
     """Enqueue new `send` decisions, then render and deliver every due outbox row."""
     now, offset = engine_clock(config)
-    with lake.writer_lock(), email.client() as client:
+    with lake.decide_lock(), email.client() as client:  # the decide lane (#15): ingest never waits on it
         report = run_sends(lake, state, _sender(email, shop, secrets, client), now=now, offset=offset)
     summary = run_summary(report.rows)
     context.log.info(

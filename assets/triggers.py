@@ -59,7 +59,7 @@ def build_triggers_asset(
     ) -> dg.MaterializeResult:
         """Decide every trigger candidate touched by new events or due now."""
         now = engine_now(config)
-        with lake.writer_lock():
+        with lake.decide_lock():  # the decide lane (#15)
             report = run_engine(
                 lake, state, now=now, secret=secrets.hmac_key, delays=dict(delays), policy=policy
             )

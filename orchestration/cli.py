@@ -51,6 +51,9 @@ def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "runner", help="take micro-batches from a warm process every 0.25 s (the sensor stands aside)"
     )
     add_metrics_port(runner, None)
+    runner.add_argument(
+        "--lane", choices=("ingest", "decide", "both"), default="both", help="one lane per process (#15)"
+    )
     process = commands.add_parser("process", help="take everything landed so far through the chain once")
     process.add_argument("--now", help="evaluate time-based triggers as of this ISO-8601 instant")
     serve = commands.add_parser("serve", help="run one HTTP service on its own")
@@ -133,7 +136,7 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
 def _runner(settings: Settings, args: argparse.Namespace) -> int:
     from orchestration.runner import command
 
-    return command(settings, args.metrics_port)
+    return command(settings, args.metrics_port, args.lane)
 
 
 def _process(settings: Settings, args: argparse.Namespace) -> int:

@@ -17,14 +17,16 @@ from assets.triggers import build_triggers_asset, kind_delays
 from orchestration.jobs import (
     CHAIN_TABLES,
     audit_job,
+    decide_job,
     erasure_job,
+    ingest_job,
     maintenance_job,
     measure_job,
     microbatch_job,
     profiles_job,
 )
 from orchestration.schedules import SCHEDULES, profiles_schedule
-from orchestration.sensors import build_landing_sensor, erasure_sensor
+from orchestration.sensors import build_lane_sensors, erasure_sensor
 from orchestration.settings import Settings, public_url_for
 from resources.email import EmailProviderResource
 from resources.lake import LakeResource
@@ -70,8 +72,17 @@ def build_defs(
             *build_asset_checks(tables, thresholds),
             *build_monitor_checks(tables, thresholds),
         ],
-        jobs=[microbatch_job, audit_job, maintenance_job, erasure_job, measure_job, profiles_job],
-        sensors=[build_landing_sensor(settings.poll_seconds, settings.max_batch_mb), erasure_sensor],
+        jobs=[
+            ingest_job,
+            decide_job,
+            microbatch_job,
+            audit_job,
+            maintenance_job,
+            erasure_job,
+            measure_job,
+            profiles_job,
+        ],
+        sensors=[*build_lane_sensors(settings.poll_seconds, settings.max_batch_mb), erasure_sensor],
         schedules=[*SCHEDULES, profiles_schedule(settings.profiles_refresh)],
         resources={
             "lake": lake or LakeResource(uri=settings.lake_uri),

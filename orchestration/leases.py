@@ -37,6 +37,7 @@ LEASE_RENEW_S = 5.0
 LEASE_TTL_S = 30.0  # six renewals missed: the executor (or its machine) is gone
 START_TOLERANCE_S = 2.0  # process start times read from /proc are exact to the boot time's second
 log = logging.getLogger("lakemail")
+_RELEASING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -150,12 +151,15 @@ def _untagged_gone(instance: dg.DagsterInstance, record: dg.RunRecord) -> str | 
 def release_if_dead(instance: dg.DagsterInstance, record: dg.RunRecord) -> str | None:
     """Mark the run of `record` failed, with the reason, when its executor is gone; returns the reason."""
     reason = gone_reason(instance, record)
-    run = instance.get_run_by_id(record.dagster_run.run_id) if reason else None
-    if run is None or run.is_finished:
+    if reason is None:
         return None
-    message = f"lakemail: {reason}; run marked failed so that its batch is taken again at once"
-    failure = JobFailureData(error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION)
-    instance.report_run_failed(run, message, failure)
+    with _RELEASING:  # the runner's two lanes may both find a dead run of both (`microbatch_job`): once
+        run = instance.get_run_by_id(record.dagster_run.run_id)
+        if run is None or run.is_finished:
+            return None
+        message = f"lakemail: {reason}; run marked failed so that its batch is taken again at once"
+        failure = JobFailureData(error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION)
+        instance.report_run_failed(run, message, failure)
     return str(reason)
 
 

@@ -1,4 +1,6 @@
-"""`lakemail process`: the sensor's job, run once in-process on everything landed."""
+"""`lakemail process`: both lanes once, in-process, on everything landed: `microbatch_job`, the ingest
+lane's steps then the decide lane's in one run (the runner and the sensors run them as `ingest_job` and
+`decide_job`, overlapping; `orchestration.lanes`)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ SUMMARY_KEYS = {
 def process_once(
     settings: Settings, instance: dg.DagsterInstance | None = None, *, now: str | None = None
 ) -> dict[str, Any]:
-    """Run `microbatch_job` once over everything landed; its run shows in the UI's history.
+    """Run `microbatch_job` once over everything landed (ingest, then decide and deliver, each step under
+    its lane's lock); its run shows in the UI's history.
 
     `now` (ISO-8601) evaluates time-based triggers as of that instant instead of the clock.
     """

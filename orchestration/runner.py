@@ -1,18 +1,23 @@
-"""`lakemail runner`: the landing sensor's decision, taken every quarter second by a warm process.
+"""`lakemail runner`: the lanes' decisions, taken every quarter second by a warm process.
 
 The daemon evaluates sensors at most every 5 s and starts a fresh interpreter per run (about 1.5 s
 before the first asset runs on the 2-core reference machine): together most of the landed -> email
-latency. The
-runner keeps one process with everything imported and runs `microbatch_job` in it against the
-persistent instance, so each run still shows in the UI's run history, with its checks and metadata.
+latency. The runner keeps a process with everything imported and takes the lanes (#15) in it against
+the persistent instance: `ingest_job` whenever files wait and no ingest run is in flight, `decide_job`
+whenever the store holds a batch the engine has not considered or something is due and no decide run
+is in flight (`orchestration.lanes`). Each run shows in the UI's run history, with its checks.
 
-It decides exactly as `landing_sensor` does (`evaluate_landing`: files `ingest_log` has not seen,
-or a trigger or outbox row due), and while its heartbeat is fresh the sensor stands aside. When the
-runner stops, the sensor takes over within one heartbeat timeout; the lake's writer lock and
-`ingest_log` keep any overlap harmless. Its runs carry its pid and lease (`orchestration.leases`): if it
-dies mid-run, the next runner or sensor evaluation marks that run failed and takes its batch again.
-SIGTERM / SIGINT let the run in flight finish (up to `STOP_GRACE_S`), then hand it back: marked failed
-with the reason, its files left to the next micro-batch.
+`lakemail runner --lane ingest` and `--lane decide` take one lane each, so that their runs truly overlap
+(`lakemail up` starts one of each): a landed file never waits for a delivery. A runner of both lanes
+executes one run at a time (`_ONE_RUN`: Dagster's in-process runs deadlock in logging when two overlap
+in one process); the lake's lane locks let runs of the two lanes from separate processes overlap.
+
+While its heartbeat is fresh the sensors of its lanes stand aside. When the runner stops, they take
+over within one heartbeat timeout; the lake's lane locks and `ingest_log` keep any overlap harmless.
+Its runs carry its pid and lease (`orchestration.leases`): if it dies mid-run, the next runner or
+sensor evaluation marks that run failed and takes its work again. SIGTERM / SIGINT let the runs in
+flight finish (up to `STOP_GRACE_S`), then hand them back: marked failed with the reason, their work
+left to the next runs.
 """
 
 from __future__ import annotations
@@ -22,31 +27,57 @@ import signal
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 
 from orchestration.definitions import build_defs
-from orchestration.jobs import MICROBATCH_JOB, microbatch_config
+from orchestration.jobs import decide_config, ingest_config
+from orchestration.lanes import (
+    DECIDE,
+    INGEST,
+    LANE_JOB,
+    LANES,
+    evaluate_decide,
+    evaluate_ingest,
+    lane_in_flight,
+)
 from orchestration.leases import execute_leased
 from orchestration.metrics.observer import RunObserver, start_metrics
-from orchestration.sensors import evaluate_landing, heartbeat_path, run_in_flight
+from orchestration.sensors import heartbeat_path
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.state import StateResource
+from transforms.ingest.batch import SensorDecision
 
 POLL_SECONDS = 0.25
 STOP_GRACE_S = 10.0  # under `lakemail up`'s 15 s between SIGTERM and SIGKILL
 LAUNCHED_BY = "lakemail runner"
+# After a failed run, its lane waits this long before the next (doubling up to the cap; reset by a success),
+# so that a lane failing at every try (a broken provider account) does not start four runs a second.
+FAILURE_BACKOFF_S, FAILURE_BACKOFF_MAX_S = 1.0, 60.0
+# Two `execute_in_process` runs at once in one process deadlock in Dagster's logging: each run's setup
+# calls `logging.config.dictConfig` (DagsterInstance.get_yaml_python_handlers), which holds logging's
+# module lock while it takes every handler's lock, while the other run's event handler holds its own
+# lock and waits for the module lock (seen within seconds under load). So this process executes one
+# run at a time; the lanes still decide, and are recorded, separately, and runs of the two lanes from
+# separate processes (the sensors' run workers, `lakemail process`) overlap under the lane locks.
+_ONE_RUN = threading.Lock()
 
 
 @dataclass
 class InFlight:
-    """The run the runner executes now (None between runs), for a stop to hand back."""
+    """The runs the runner executes now, by lane (none between runs), for a stop to hand back."""
 
-    run_id: str | None = None
+    runs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str | None:
+        return next(iter(self.runs.values()), None)
 
 
 def _beat(path: Path | None) -> None:
@@ -59,6 +90,55 @@ def _say(message: str) -> None:
     print(f"lakemail runner: {message}", flush=True)
 
 
+@dataclass
+class _Lane:
+    """One lane's loop: decide, run, tell the observer; sleep `poll_seconds` when there is nothing to do."""
+
+    name: str
+    job: dg.JobDefinition
+    decide: Callable[[Callable[[str], None]], SensorDecision]
+    config: Callable[[SensorDecision], dict[str, object]]
+    runs: int = 0
+
+    def serve(
+        self, instance: dg.DagsterInstance, stop: threading.Event, poll: float, flight: InFlight,
+        watch: RunObserver, beat: Path | None,
+    ) -> None:  # fmt: skip
+        def released(message: str) -> None:
+            _say(message)
+            watch.released()
+
+        backoff = 0.0
+        while not stop.is_set():
+            _beat(beat)
+            decision = self.decide(released)
+            if decision.run_key is None:
+                stop.wait(poll)
+                continue
+            with _ONE_RUN:
+                decision = self.decide(released)  # again: the other lane's run may have changed it
+                if decision.run_key is None:
+                    continue
+                flight.runs[self.name] = run_id = str(uuid.uuid4())
+                result = execute_leased(
+                    self.job,
+                    instance,
+                    self.config(decision),
+                    LAUNCHED_BY,
+                    tags={"lakemail/files": str(len(decision.files)), "lakemail/batch_key": decision.run_key},
+                    run_id=run_id,
+                    on_renew=lambda: _beat(beat),  # a long run keeps the sensors standing aside
+                )
+                flight.runs.pop(self.name, None)
+            self.runs += 1
+            watch.finished(result)
+            backoff = (
+                0.0 if result.success else min(FAILURE_BACKOFF_MAX_S, max(FAILURE_BACKOFF_S, 2 * backoff))
+            )
+            if backoff:
+                stop.wait(backoff)
+
+
 def serve_batches(
     settings: Settings,
     instance: dg.DagsterInstance,
@@ -67,41 +147,56 @@ def serve_batches(
     poll_seconds: float = POLL_SECONDS,
     in_flight: InFlight | None = None,
     observer: RunObserver | None = None,
+    lanes: tuple[str, ...] = LANES,
 ) -> int:
-    """Run micro-batches until `stop` is set; returns how many runs it started (each told `observer`)."""
-    job = build_defs(settings).resolve_job_def(MICROBATCH_JOB)
+    """Run `lanes` until `stop` is set; returns how many runs they started (each told `observer`)."""
+    defs = build_defs(settings)
     lake, landing = LakeResource(uri=settings.lake_uri), LandingResource(uri=settings.landing_uri)
-    beat, flight, watch = heartbeat_path(lake), in_flight or InFlight(), observer or RunObserver()
-    runs = 0
+    state = StateResource(uri=settings.state_store_uri)
+    beat = heartbeat_path(lake, lanes[0] if len(lanes) == 1 else None)
+    flight, watch = in_flight or InFlight(), observer or RunObserver()
+    every = {
+        INGEST: _Lane(
+            INGEST,
+            defs.resolve_job_def(LANE_JOB[INGEST]),
+            lambda said: evaluate_ingest(lake, landing, lane_in_flight(instance, INGEST, said), state),
+            lambda decision: ingest_config(list(decision.files), settings.max_batch_mb),
+        ),
+        DECIDE: _Lane(
+            DECIDE,
+            defs.resolve_job_def(LANE_JOB[DECIDE]),
+            lambda said: evaluate_decide(
+                lake, lane_in_flight(instance, DECIDE, said), datetime.now(UTC), state
+            ),
+            lambda _: decide_config(),
+        ),
+    }
+    serving = [every[lane] for lane in lanes]
+    failed: list[BaseException] = []
 
-    def released(message: str) -> None:
-        _say(message)
-        watch.released()
+    def serve(lane: _Lane) -> None:
+        try:
+            lane.serve(instance, stop, poll_seconds, flight, watch, beat)
+        except BaseException as error:  # one lane's loop failing stops the runner (its traceback below)
+            failed.append(error)
+            stop.set()
+            raise
 
+    threads = [  # daemons: runs handed back at a stop must not keep the process alive
+        threading.Thread(target=serve, args=(lane,), name=f"lakemail-{lane.name}", daemon=True)
+        for lane in serving
+    ]
     try:
-        while not stop.is_set():
-            _beat(beat)
-            decision = evaluate_landing(lake, landing, run_in_flight(instance, released))
-            if decision.run_key is None:
-                stop.wait(poll_seconds)
-                continue
-            flight.run_id = str(uuid.uuid4())
-            result = execute_leased(
-                job,
-                instance,
-                microbatch_config(list(decision.files), settings.max_batch_mb),
-                LAUNCHED_BY,
-                tags={"lakemail/files": str(len(decision.files)), "lakemail/batch_key": decision.run_key},
-                run_id=flight.run_id,
-                on_renew=lambda: _beat(beat),  # a long run keeps the sensor standing aside
-            )
-            flight.run_id = None
-            runs += 1
-            watch.finished(result)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     finally:
         if beat is not None:
-            beat.unlink(missing_ok=True)  # the sensor takes over at once
-    return runs
+            beat.unlink(missing_ok=True)  # the sensors take over at once
+    if failed:
+        raise failed[0]
+    return sum(lane.runs for lane in serving)
 
 
 def hand_back(instance: dg.DagsterInstance, run_id: str, why: str) -> bool:
@@ -109,26 +204,31 @@ def hand_back(instance: dg.DagsterInstance, run_id: str, why: str) -> bool:
     run = instance.get_run_by_id(run_id)
     if run is None or run.is_finished:
         return False
-    message = f"lakemail runner: {why}; its batch is taken again by the next micro-batch"
+    message = f"lakemail runner: {why}; its work is taken again by the next run of its lane"
     instance.report_run_failed(run, message)
     return True
 
 
-def command(settings: Settings, metrics_port: int | None) -> int:
-    """`lakemail runner [--metrics-port N]` on the persistent instance."""
+def command(settings: Settings, metrics_port: int | None, lane: str = "both") -> int:
+    """`lakemail runner [--metrics-port N] [--lane ingest|decide|both]` on the persistent instance."""
     from orchestration.instance import persistent_instance
     from orchestration.settings import ensure_secret
 
     ensure_secret(settings.home)
-    return main(settings, persistent_instance(settings), metrics_port)
+    return main(settings, persistent_instance(settings), metrics_port, LANES if lane == "both" else (lane,))
 
 
-def main(settings: Settings, instance: dg.DagsterInstance, metrics_port: int | None = None) -> int:
-    """`lakemail runner`: serve until SIGINT / SIGTERM, then finish or hand back the run in flight;
+def main(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    metrics_port: int | None = None,
+    lanes: tuple[str, ...] = LANES,
+) -> int:
+    """`lakemail runner`: serve until SIGINT / SIGTERM, then finish or hand back the runs in flight;
     Prometheus metrics on 127.0.0.1:`metrics_port`/metrics when given (orchestration.metrics).
 
-    The runs execute in a worker thread, so the signals reach this thread (Dagster's own interrupt
-    handling applies to runs on the main thread only, and would fail the run at once).
+    The runs execute in worker threads (one per lane), so the signals reach this thread (Dagster's own
+    interrupt handling applies to runs on the main thread only, and would fail the run at once).
     """
     stop, signals = threading.Event(), []
 
@@ -142,11 +242,12 @@ def main(settings: Settings, instance: dg.DagsterInstance, metrics_port: int | N
     if metrics_port is not None:
         observer = start_metrics(settings, instance, metrics_port)
         _say(f"metrics on http://127.0.0.1:{metrics_port}/metrics")
-    _say(f"taking micro-batches every {POLL_SECONDS:g} s (pid {os.getpid()})")
+    said = " and ".join(lanes) + (" lanes" if len(lanes) > 1 else " lane")
+    _say(f"taking micro-batches, {said}, every {POLL_SECONDS:g} s (pid {os.getpid()})")
     started, flight, runs = datetime.now(UTC), InFlight(), []
     worker = threading.Thread(
         target=lambda: runs.append(
-            serve_batches(settings, instance, stop, in_flight=flight, observer=observer)
+            serve_batches(settings, instance, stop, in_flight=flight, observer=observer, lanes=lanes)
         ),
         name="lakemail-runner",
         daemon=True,  # a run handed back must not keep the process alive
@@ -154,25 +255,32 @@ def main(settings: Settings, instance: dg.DagsterInstance, metrics_port: int | N
     worker.start()
     while worker.is_alive() and not stop.wait(0.5):
         pass
-    if worker.is_alive() and flight.run_id is not None:
-        _say(f"{signals[0]}: letting run {flight.run_id} finish (up to {STOP_GRACE_S:g} s)")
+    if worker.is_alive() and flight.runs:
+        for lane, run_id in sorted(dict(flight.runs).items()):
+            _say(f"{signals[0]}: letting run {run_id} ({lane}) finish (up to {STOP_GRACE_S:g} s)")
     deadline = time.monotonic() + STOP_GRACE_S
     while worker.is_alive() and len(signals) < 2 and time.monotonic() < deadline:
         worker.join(0.1)
     if worker.is_alive():
-        _abandon(settings, instance, flight, signals[-1])
+        _abandon(settings, instance, flight, signals[-1], lanes)
     _say(f"stopped after {sum(runs)} runs since {started:%H:%M:%S} UTC")
     return 0 if signals else 1  # without a signal, the loop itself failed (its traceback is above)
 
 
-def _abandon(settings: Settings, instance: dg.DagsterInstance, flight: InFlight, signal_name: str) -> None:
-    """The run in flight did not finish in time (or a second signal came): hand it back and exit now."""
-    run_id = flight.run_id
+def _abandon(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    flight: InFlight,
+    signal_name: str,
+    lanes: tuple[str, ...],
+) -> None:
+    """The runs in flight did not finish in time (or a second signal came): hand them back and exit now."""
     why = f"stopped ({signal_name}) before this run finished"
-    if run_id is not None and hand_back(instance, run_id, why):
-        _say(f"handed back run {run_id}: marked failed; the next micro-batch takes its files")
-    beat = heartbeat_path(LakeResource(uri=settings.lake_uri))
+    for lane, run_id in sorted(dict(flight.runs).items()):
+        if hand_back(instance, run_id, why):
+            _say(f"handed back {lane} run {run_id}: marked failed; the next {lane} run takes its work")
+    beat = heartbeat_path(LakeResource(uri=settings.lake_uri), lanes[0] if len(lanes) == 1 else None)
     if beat is not None:
         beat.unlink(missing_ok=True)
-    _say("stopped with a run handed back")
+    _say("stopped with the runs in flight handed back")
     os._exit(0)  # the run's thread stops with the process, as after a SIGKILL, and the lake is made for that

@@ -1,4 +1,5 @@
-"""Every sensor of lakemail: landing (a micro-batch run for everything new, one at a time) and erasure."""
+"""Every sensor of lakemail: one per lane (`landing_sensor` launches ingest runs, `decide_sensor` decide
+runs; each one at a time, the two overlapping) while no `lakemail runner` beats, and erasure."""
 
 import time
 from collections.abc import Callable
@@ -8,95 +9,115 @@ from pathlib import Path
 import dagster as dg
 
 from assets.erasure import run_config_for
-from orchestration.jobs import ERASURE_JOB, MICROBATCH_JOB, microbatch_config
-from orchestration.leases import release_if_dead, worker_tags
+from orchestration.jobs import DECIDE_JOB, ERASURE_JOB, INGEST_JOB, decide_config, ingest_config
+from orchestration.lanes import (
+    DECIDE,
+    IN_FLIGHT,
+    INGEST,
+    evaluate_decide,
+    evaluate_ingest,
+    lane_in_flight,
+)
+from orchestration.leases import worker_tags
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.state import StateResource
 from stores.erasure.requests import pending_requests
-from stores.ingest import backlog
-from stores.sends import next_attempt
-from stores.triggers import next_due
-from transforms.ingest.batch import SensorDecision, decide_batch
+from transforms.ingest.batch import SensorDecision
+
+__all__ = ["IN_FLIGHT", "evaluate_landing", "run_in_flight"]  # the names tests and status import here
 
 HEARTBEAT = "_runner_heartbeat"
 HEARTBEAT_TIMEOUT_S = 15.0  # longer than any quiet stretch of the loop (a run beats before and after)
+RUNNER_BEATS = "`lakemail runner` is taking this lane's runs (its heartbeat is fresh)"
 
 
-def heartbeat_path(lake: LakeResource) -> Path | None:
-    """Where the runner says it is alive: next to a local lake (None for object stores)."""
-    return lake.root / HEARTBEAT if lake.root is not None else None
+def heartbeat_path(lake: LakeResource, lane: str | None = None) -> Path | None:
+    """Where a runner says it is alive, next to a local lake (None for object stores): a runner of one
+    lane (`lakemail runner --lane`) beats that lane's file, a runner of both the plain one."""
+    if lake.root is None:
+        return None
+    return lake.root / (HEARTBEAT if lane is None else f"{HEARTBEAT}_{lane}")
 
 
-def runner_alive(lake: LakeResource, now: float | None = None) -> bool:
-    path = heartbeat_path(lake)
-    try:
-        beat = path.stat().st_mtime if path is not None else None
-    except FileNotFoundError:
-        return False
-    return beat is not None and (now or time.time()) - beat < HEARTBEAT_TIMEOUT_S
-
-
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
+def runner_alive(lake: LakeResource, now: float | None = None, lane: str | None = None) -> bool:
+    """Whether a runner takes `lane` (None: either lane) now: its heartbeat is fresh."""
+    lanes = (lane,) if lane is not None else (INGEST, DECIDE)
+    for path in (heartbeat_path(lake), *(heartbeat_path(lake, one) for one in lanes)):
+        try:
+            beat = path.stat().st_mtime if path is not None else None
+        except FileNotFoundError:
+            continue
+        if beat is not None and (now or time.time()) - beat < HEARTBEAT_TIMEOUT_S:
+            return True
+    return False
 
 
 def run_in_flight(instance: dg.DagsterInstance, log: Callable[[str], None] | None = None) -> bool:
-    """Whether a micro-batch run is queued or running in this Dagster instance with a live executor.
-
-    A run whose executor is gone (SIGKILL, OOM, a lost machine) is marked failed with the reason, and
-    said through `log`: it no longer blocks, and its files, not in `ingest_log`, are taken again.
-    """
-    records = instance.get_run_records(filters=dg.RunsFilter(job_name=MICROBATCH_JOB, statuses=IN_FLIGHT))
-    live = False
-    for record in records:
-        reason = release_if_dead(instance, record)
-        if reason is None:
-            live = True
-        elif log is not None:
-            log(f"run {record.dagster_run.run_id} marked failed: {reason}")
-    return live
+    """Whether a run of either lane is in flight with a live executor (dead ones marked failed)."""
+    return lane_in_flight(instance, None, log)
 
 
-def evaluate_landing(lake: LakeResource, landing: LandingResource, in_flight: bool) -> SensorDecision:
-    """What the sensor should do now: the lake's ingest_log, not Dagster's memory, says what is new."""
-    _, pending = backlog(lake, landing)
-    due = [t for t in (next_due(lake), next_attempt(lake)) if t is not None]
-    return decide_batch(
-        pending, run_in_flight=in_flight, next_due=min(due, default=None), now=datetime.now(UTC)
+evaluate_landing = evaluate_ingest
+
+
+def _request(
+    context: dg.SensorEvaluationContext, decision: SensorDecision, run_config: dict[str, object]
+) -> dg.RunRequest | dg.SkipReason:
+    if decision.run_key is None:
+        return dg.SkipReason(decision.skip_reason)
+    context.update_cursor(decision.run_key)  # the last request of this lane, shown in the UI
+    return dg.RunRequest(
+        run_key=decision.run_key,
+        run_config=run_config,
+        tags={
+            "lakemail/files": str(len(decision.files)),
+            "lakemail/batch_key": decision.run_key,
+            **worker_tags(),
+        },
     )
 
 
-def build_landing_sensor(poll_seconds: float, max_batch_mb: int) -> dg.SensorDefinition:
-    """`landing_sensor`, polling every `poll_seconds` (the daemon evaluates at most every 5 s)."""
+def build_lane_sensors(poll_seconds: float, max_batch_mb: int) -> list[dg.SensorDefinition]:
+    """`landing_sensor` and `decide_sensor`, polling every `poll_seconds` (the daemon: at most every 5 s)."""
+    interval = max(1, round(poll_seconds))
 
     @dg.sensor(
         name="landing_sensor",
-        job_name=MICROBATCH_JOB,
-        minimum_interval_seconds=max(1, round(poll_seconds)),
+        job_name=INGEST_JOB,
+        minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Launches one micro-batch run for every landed file the lake has not ingested yet.",
+        description="The ingest lane: one run for every landed file the lake has not ingested yet.",
     )
     def landing_sensor(
-        context: dg.SensorEvaluationContext, lake: LakeResource, landing: LandingResource
+        context: dg.SensorEvaluationContext,
+        lake: LakeResource,
+        landing: LandingResource,
+        state: StateResource,
     ) -> dg.RunRequest | dg.SkipReason:
-        if runner_alive(lake):
-            return dg.SkipReason("`lakemail runner` is taking the micro-batches (its heartbeat is fresh)")
-        decision = evaluate_landing(lake, landing, run_in_flight(context.instance, context.log.warning))
-        if decision.run_key is None:
-            return dg.SkipReason(decision.skip_reason)
-        context.update_cursor(decision.run_key)  # the last manifest requested, shown in the UI
-        return dg.RunRequest(
-            run_key=decision.run_key,
-            run_config=microbatch_config(list(decision.files), max_batch_mb),
-            tags={"lakemail/files": str(len(decision.files)), **worker_tags()},
-        )
+        if runner_alive(lake, lane=INGEST):
+            return dg.SkipReason(RUNNER_BEATS)
+        in_flight = lane_in_flight(context.instance, INGEST, context.log.warning)
+        decision = evaluate_ingest(lake, landing, in_flight, state)
+        return _request(context, decision, ingest_config(list(decision.files), max_batch_mb))
 
-    return landing_sensor
+    @dg.sensor(
+        name="decide_sensor",
+        job_name=DECIDE_JOB,
+        minimum_interval_seconds=interval,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="The decide lane: triggers and sends for every committed batch, and when one is due.",
+    )
+    def decide_sensor(
+        context: dg.SensorEvaluationContext, lake: LakeResource, state: StateResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        if runner_alive(lake, lane=DECIDE):
+            return dg.SkipReason(RUNNER_BEATS)
+        in_flight = lane_in_flight(context.instance, DECIDE, context.log.warning)
+        decision = evaluate_decide(lake, in_flight, datetime.now(UTC), state)
+        return _request(context, decision, decide_config())
+
+    return [landing_sensor, decide_sensor]
 
 
 ERASURE_POLL_SECONDS = 5

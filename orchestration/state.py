@@ -22,7 +22,8 @@ def rebuild_command(settings: Settings) -> int:
     lake, state = _resources(settings)
     started = time.perf_counter()
     try:
-        counts = rebuild(lake, state)
+        with lake.writer_lock():  # both lanes (#15): no batch or engine run commits while it is rebuilt
+            counts = rebuild(lake, state)
     except StateError as error:
         print(f"lakemail state: {error}", file=sys.stderr)
         return 2

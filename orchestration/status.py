@@ -9,9 +9,10 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from orchestration.jobs import MICROBATCH_JOB
+from orchestration.jobs import LANE_JOBS
+from orchestration.lanes import ALL_JOBS, LANES, runs_in_flight
 from orchestration.leases import gone_reason
-from orchestration.sensors import IN_FLIGHT, runner_alive
+from orchestration.sensors import runner_alive
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -52,34 +53,35 @@ def _backlog(lake: LakeResource, landing: LandingResource, now: datetime) -> dic
     }
 
 
+def _last(records: list[dg.RunRecord], now: datetime) -> dict[str, Any] | None:
+    if not records:
+        return None
+    record = max(records, key=lambda r: r.create_timestamp)
+    ended = record.end_time or record.start_time or record.create_timestamp.timestamp()
+    return {
+        "run_id": record.dagster_run.run_id,
+        "job": record.dagster_run.job_name,
+        "status": record.dagster_run.status.value,
+        "age_seconds": round(max(0.0, now.timestamp() - ended), 3),
+    }
+
+
 def _runs(instance: dg.DagsterInstance | None, now: datetime) -> dict[str, Any]:
+    """The last run of each lane (#15) and of either, and the lanes' failed runs of the last hour."""
     if instance is None:
-        return {"last": None, "failed_last_hour": 0}
-    records = instance.get_run_records(filters=dg.RunsFilter(job_name=MICROBATCH_JOB), limit=1)
-    failed = instance.get_run_records(
-        filters=dg.RunsFilter(
-            job_name=MICROBATCH_JOB,
-            statuses=[dg.DagsterRunStatus.FAILURE],
-            created_after=now - timedelta(hours=1),
-        )
-    )
-    last = None
-    if records:
-        record = records[0]
-        ended = record.end_time or record.start_time or record.create_timestamp.timestamp()
-        last = {
-            "run_id": record.dagster_run.run_id,
-            "status": record.dagster_run.status.value,
-            "age_seconds": round(max(0.0, now.timestamp() - ended), 3),
-        }
-    return {"last": last, "failed_last_hour": len(failed)}
+        return {"last": None, "failed_last_hour": 0, "lanes": {lane: None for lane in LANE_JOBS}}
+    latest = {job: instance.get_run_records(dg.RunsFilter(job_name=job), limit=1) for job in ALL_JOBS}
+    hour = dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=now - timedelta(hours=1))
+    failed = [r for r in instance.get_run_records(filters=hour) if r.dagster_run.job_name in ALL_JOBS]
+    lanes = {lane: _last([r for job in jobs for r in latest[job]], now) for lane, jobs in LANE_JOBS.items()}
+    last = _last([r for records in latest.values() for r in records], now)
+    return {"last": last, "failed_last_hour": len(failed), "lanes": lanes}
 
 
 def _in_flight(instance: dg.DagsterInstance | None, now: datetime) -> list[RunInFlight]:
-    """Micro-batch runs queued or running, each with why its executor is gone (see orchestration.leases)."""
+    """Runs of either lane queued or running, each with why its executor is gone (orchestration.leases)."""
     if instance is None:
         return []
-    records = instance.get_run_records(filters=dg.RunsFilter(job_name=MICROBATCH_JOB, statuses=IN_FLIGHT))
     return [
         RunInFlight(
             r.dagster_run.run_id,
@@ -87,16 +89,19 @@ def _in_flight(instance: dg.DagsterInstance | None, now: datetime) -> list[RunIn
             round(max(0.0, now.timestamp() - (r.start_time or r.create_timestamp.timestamp())), 1),
             gone_reason(instance, r, now.timestamp()),
         )
-        for r in records
+        for r in runs_in_flight(instance)
     ]
 
 
 def _takers(lake: LakeResource, instance: dg.DagsterInstance | None, now: datetime) -> list[str] | None:
-    """What takes micro-batches now: a runner with a fresh heartbeat, a daemon running landing_sensor."""
-    takers = ["lakemail runner"] if runner_alive(lake, now.timestamp()) else []
+    """What takes micro-batches now: runners with a fresh heartbeat (one for both lanes, or one per lane),
+    a daemon running the lane sensors."""
+    alive = [lane for lane in LANES if runner_alive(lake, now.timestamp(), lane)]
+    whole = len(alive) == len(LANES)
+    takers = ["lakemail runner"] if whole else [f"lakemail runner ({lane} lane)" for lane in alive]
     beat = instance.get_daemon_heartbeats().get("SENSOR") if instance is not None else None
     if beat is not None and now.timestamp() - beat.timestamp <= DAEMON_BEAT_S:
-        takers.append("dagster-daemon (landing_sensor)")
+        takers.append("dagster-daemon (landing_sensor, decide_sensor)")
     if not takers and lake.root is None:
         return None  # a runner on an object-store lake leaves no heartbeat here: unknown
     return takers
@@ -163,6 +168,7 @@ def status_report(
         "takers": takers,
         "runs_in_flight": [asdict(r) for r in in_flight],
         "last_run": runs["last"],
+        "lanes": runs["lanes"],
         "failed_runs_last_hour": runs["failed_last_hour"],
         "failed_files_last_hour": failed_files,
         "freshness": {f.name: _freshness_json(f) for f in freshness},
@@ -222,6 +228,11 @@ def _render_work(report: dict[str, Any]) -> list[str]:
         lines.append(f"last run:  {last['status']} {last['age_seconds']:.1f} s ago ({last['run_id']})")
     else:
         lines.append("last run:  none yet")
+    for lane, run in (report.get("lanes") or {}).items():
+        said = "none yet"
+        if run:
+            said = f"{run['status']} {run['age_seconds']:.1f} s ago ({run['job']} {run['run_id']})"
+        lines.append(f"  {lane + ' lane:':<13}{said}")
     return lines
 
 

@@ -172,8 +172,11 @@ def part_commands(plan: Plan) -> dict[str, list[str]]:
     webserver = [_bin("dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(plan.port)]
     commands = {"webserver": webserver} if plan.webserver else {}
     commands["daemon"] = [_bin("dagster-daemon"), "run", "-w", workspace]
-    if plan.runner:  # micro-batches from a warm process; the daemon still runs schedules and other sensors
-        commands["runner"] = [_bin("lakemail"), "runner", "--metrics-port", str(plan.metrics_port)]
+    if plan.runner:  # micro-batches from warm processes; the daemon still runs schedules and other sensors
+        # One runner per lane (#15), so that an ingest run never waits for a delivery in flight.
+        lanes = (("runner", "ingest", plan.metrics_port), ("runner-decide", "decide", plan.metrics_port + 1))
+        for name, lane, port in lanes:
+            commands[name] = [_bin("lakemail"), "runner", "--lane", lane, "--metrics-port", str(port)]
     if plan.sandbox:
         commands["sandbox"] = [_bin("lakemail"), "serve", "sandbox", "--port", str(plan.sandbox_port)]
     collector = f"http://127.0.0.1:{plan.collector_port}"
@@ -190,7 +193,7 @@ def part_commands(plan: Plan) -> dict[str, list[str]]:
 def _announce(settings: Settings, plan: Plan, env: dict[str, str], log_dir: Path) -> None:
     """Where to look: the UI, the inbox, the simulator's load, the demo delays and policy."""
     print(f"lakemail is up (data in {settings.home}, logs in {log_dir})")
-    taker = "lakemail runner (landing_sensor stands by)" if plan.runner else "landing_sensor"
+    taker = "a lakemail runner per lane (the sensors stand by)" if plan.runner else "the lane sensors"
     if plan.webserver:
         ui = f"http://127.0.0.1:{plan.port}"
         print(f"  Dagster UI:  {ui}  (asset graph, runs, checks; micro-batches: {taker})")
@@ -205,6 +208,7 @@ def _announce(settings: Settings, plan: Plan, env: dict[str, str], log_dir: Path
     print(f"  Collector:   {collector}/v1/batch  ({key})")
     scraped = [f"{collector}/metrics"] + [f"{plan.inbox}/metrics"] * plan.sandbox
     scraped += [f"http://127.0.0.1:{plan.metrics_port}/metrics (runner)"] * plan.runner
+    scraped += [f"http://127.0.0.1:{plan.metrics_port + 1}/metrics (decide runner)"] * plan.runner
     print(f"  Metrics:     {', '.join(scraped)}  (Prometheus: ops/prometheus/)")
     print(f"  Demo shop:   {collector}/shop  (sign up there: your welcome and cart emails reach the inbox)")
     if plan.simulate:

@@ -1,10 +1,9 @@
-"""The `lake` resource: lakemail's Delta Lake tables under one folder, and the writer lock."""
+"""The `lake` resource: lakemail's Delta Lake tables under one folder, and its writer locks (one per lane)."""
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +14,7 @@ from deltalake.exceptions import DeltaError
 from pydantic import PrivateAttr
 
 from resources.folders import local_folder
+from resources.lake_locks import DECIDE, INGEST, LANES, lane_locks
 from transforms.evolution import struct_widening, widened
 from transforms.schema import INGEST_APP_ID, STATS_COLUMNS
 
@@ -255,21 +255,18 @@ class LakeResource(dg.ConfigurableResource):
         if table is not None:
             table.delete(f"batch_id > {int(batch_id)}", writer_properties=writer_properties())
 
-    @contextmanager
-    def writer_lock(self) -> Iterator[None]:
-        """One writer at a time across processes (sensor runs, `lakemail process`, retries)."""
-        root = self.root
-        if root is None:
-            # Object stores need delta-rs' own locking provider; one writer is then Dagster's job.
-            yield
-            return
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / "_lakemail_writer.lock", "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel even on SIGKILL
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def ingest_lock(self) -> AbstractContextManager[None]:
+        """The ingest lane's writer lock (events, quarantine, identities, ingest_log, reference, profiles)."""
+        return lane_locks(self.root, (INGEST,))
+
+    def decide_lock(self) -> AbstractContextManager[None]:
+        """The decide lane's writer lock (triggers, trigger_state, sends): never waited for by ingest."""
+        return lane_locks(self.root, (DECIDE,))
+
+    def writer_lock(self) -> AbstractContextManager[None]:
+        """Both lanes' locks, in their fixed order: for work that changes every table (erasure,
+        maintenance, a state rebuild); no micro-batch of either lane commits meanwhile."""
+        return lane_locks(self.root, LANES)
 
     def _writable(self) -> None:
         if self._pins is not None:

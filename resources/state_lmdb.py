@@ -22,20 +22,38 @@ from transforms.state import LANES, NAMESPACES, StateChanges, StateError, check_
 MAP_SIZE = 1 << 40  # the largest the file may grow (address space only: the file holds what is used)
 STAMPS = b"_stamps"
 _OPEN: dict[Path, lmdb.Environment] = {}  # LMDB: one environment per file per process
+_FILES: dict[Path, tuple[int, int] | None] = {}  # the data file each cached environment opened
 _LOCK = threading.Lock()
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the store's data file at `path` (None when there is none)."""
+    try:
+        info = (path / "data.mdb").stat()
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def open_environment(path: Path, *, create: bool) -> lmdb.Environment | None:
-    """This process's environment of the store at `path` (None when there is none and not `create`)."""
+    """This process's environment of the store at `path` (None when there is none and not `create`).
+
+    A store that another process replaced (a rebuild puts a new folder in place: `lakemail state
+    rebuild`, the other lane's runner, #15) or removed since this process opened it is opened afresh:
+    the old environment is dropped from the cache, not closed (a read in flight finishes on it)."""
     path = path.absolute()
     with _LOCK:
+        found = _file_id(path)
+        if path in _OPEN and _FILES.get(path) != found:
+            del _OPEN[path]
         if path not in _OPEN:
-            if not create and not (path / "data.mdb").exists():
+            if not create and found is None:
                 return None
             path.mkdir(parents=True, exist_ok=True)
             _OPEN[path] = lmdb.open(
                 str(path), map_size=MAP_SIZE, max_dbs=len(NAMESPACES) + 2, max_readers=256
             )
+            _FILES[path] = _file_id(path)
         return _OPEN[path]
 
 
@@ -43,6 +61,7 @@ def close_environment(path: Path) -> None:
     """Close this process's environment of `path` (before the store there is replaced or removed)."""
     with _LOCK:
         env = _OPEN.pop(path.absolute(), None)
+        _FILES.pop(path.absolute(), None)
     if env is not None:
         env.close()
 

@@ -126,7 +126,7 @@ def ingest(
     after the batch's `ingest_log` commit. `secret` keys the suppressions of `Unsubscribed` events.
     """
     report = IngestReport()
-    with lake.writer_lock():
+    with lake.ingest_lock():  # the ingest lane (#15): never waits for a delivery
         roll_back_incomplete_batch(lake)
         store = ready(lake, state).store if state is not None else None
         if manifest is None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.jobs import MICROBATCH_JOB
-from orchestration.sensors import IN_FLIGHT
+from orchestration.jobs import LANE_JOBS
+from orchestration.lanes import runs_in_flight
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -104,14 +104,19 @@ def measure_work(
     for name in FRESHNESS_TABLES:
         if (at := last_data_commit(lake, name)) is not None:
             work.last_commit[name] = at
-    flights = instance.get_run_records(filters=dg.RunsFilter(job_name=MICROBATCH_JOB, statuses=IN_FLIGHT))
+    flights = runs_in_flight(instance)  # either lane's (#15)
     work.runs_in_flight = len(flights)
     starts = [r.start_time or r.create_timestamp.timestamp() for r in flights]
     work.oldest_run_started = min(starts, default=None)
-    done = dg.RunsFilter(job_name=MICROBATCH_JOB, statuses=[dg.DagsterRunStatus.SUCCESS])
-    last = instance.get_run_records(filters=done, limit=1)
+    last = [  # the ingest lane's: what a landed file waits for
+        record
+        for job in LANE_JOBS["ingest"]
+        for record in instance.get_run_records(
+            filters=dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
+        )
+    ]
     if last:
-        work.last_success = last[0].end_time or last[0].create_timestamp.timestamp()
+        work.last_success = max(r.end_time or r.create_timestamp.timestamp() for r in last)
     work.state_store_lag_batches = state.batches(lake)
     return work
 

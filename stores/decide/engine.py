@@ -3,8 +3,8 @@
 1. Finish a run that crashed between its two Delta commits (`stores.triggers.recover`) and bring the
    store level with the lake (`stores.decide.sync.ready`).
 2. Read the world (`stores.decide.world.store_world`) from one store snapshot over the batches no run
-   has considered yet, and decide (`transforms.triggers.decide.evaluate`). Until the ingest lane has
-   committed the lake's last batch to the store, the run reads the lake instead (`decide`).
+   has considered yet and the store holds (a batch in Delta but not yet in the store waits for the next
+   run), and decide (`transforms.triggers.decide.evaluate`).
 3. Delta first (the record): the rows appended to `triggers`, the pending candidates to `trigger_state`.
 4. Then the store: the run's changes (`transforms.triggers.store_changes`), stamped with its number.
    A crash between 3 and 4 is caught up from the log at the next run's start.
@@ -51,14 +51,18 @@ def decide(
 ) -> Decided:
     """Read and decide (no write): the next engine run at `now` over `lake` and the store.
 
-    A store whose ingest lane has not reached the lake's last batch yet is not decided from: the run
-    reads the lake as before the store (`stores.triggers.engine_world`) and still keeps the decision
-    lane's namespaces current."""
-    seen = lake.snapshot(ENGINE_TABLES)
-    last_batch = seen.app_version("trigger_state", BATCH_APP)
-    evaluation = seen.app_version("triggers", RUN_APP) + 1
+    The run decides the batches the store holds (#15): its read transaction is opened before the lake's
+    snapshot is pinned, so every batch up to the store's ingest stamp is in the snapshot (each batch
+    commits to Delta first), while a batch the ingest lane has committed to Delta but not yet to the
+    store waits for the next run (it is never decided from half-written state). Only a store behind the
+    batches the engine has already considered (restored from an older copy; the ingest lane's catch-up
+    levels it) is not decided from: the run reads the lake (`stores.triggers.engine_world`)."""
     with state.reader() as reader:
-        if reader.stamps()["ingest"] < seen.committed_batch():
+        stored = reader.stamps()["ingest"]
+        seen = lake.snapshot(ENGINE_TABLES)
+        last_batch = seen.app_version("trigger_state", BATCH_APP)
+        evaluation = seen.app_version("triggers", RUN_APP) + 1
+        if stored < last_batch:
             world = engine_world(
                 seen, now=now, secret=secret, delays=delays, policy=policy, evaluation=evaluation
             )
@@ -72,7 +76,7 @@ def decide(
                 secret=secret,
                 evaluation=evaluation,
                 last_batch=last_batch,
-                horizon=max(seen.committed_batch(), last_batch),
+                horizon=min(stored, seen.committed_batch()),
                 delays=delays,
                 policy=policy,
             )

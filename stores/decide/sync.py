@@ -8,7 +8,7 @@ level with the lake before one (Delta is the system of record; the store is deri
   before its store commit, or the store is an older copy): the logged rows of each missing run are
   applied from the `triggers` log, run by run (one batch-sized read each); far behind: rebuilt.
 - The `ingest` stamp behind the lake's last batch: the ingest lane keeps its namespaces current batch
-  by batch; until it has, the engine run reads the lake (`stores.decide.engine.decide`).
+  by batch; an engine run decides the batches the store holds (`stores.decide.engine.decide`).
   `refresh_ingest` makes them equal to the lake (the ingest lane's stand-in in tests and benchmarks).
 """
 

@@ -72,7 +72,7 @@ def _stream(
 
 def take_updates(lake: LakeResource) -> int:
     """Append the partials of committed batches `profile_updates` has not taken (under the writer lock)."""
-    with lake.writer_lock():
+    with lake.ingest_lock():  # the ingest lane's tables only (#15): a delivery goes on meanwhile
         return append_updates(lake, lake.committed_batch())
 
 
@@ -91,7 +91,7 @@ def fold(lake: LakeResource, *, every: int = FOLD_EVERY_ROWS) -> int | None:
         parts = sorted(Path(folder).glob("*.parquet"))
         states = (pl.read_parquet(part) for part in parts)
         _stream(lake, "profile_state", PARTIAL_SCHEMA, states, {FOLD_APP: upto})
-    with lake.writer_lock():  # folded partials are in the base now; their files go at the next vacuum
+    with lake.ingest_lock():  # the ingest lane's (#15); folded partials go at the next vacuum
         table = lake.table("profile_updates")
         if table is not None:
             table.delete(f"batch_id <= {int(upto)}", writer_properties=writer_properties())

@@ -11,6 +11,7 @@ from orchestration.jobs import MICROBATCH_JOB
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.state import StateResource
 from tests.conftest import instance_at, lake_snapshot, land, lose_dagster_storage, table
 from tests.events_data import file_lines, track
 
@@ -32,6 +33,7 @@ def evaluate_sensor(settings: Settings, instance: dg.DagsterInstance, cursor: st
     resources = {
         "lake": LakeResource(uri=settings.lake_uri),
         "landing": LandingResource(uri=settings.landing_uri),
+        "state": StateResource(uri=settings.state_store_uri),
     }
     context = dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor)
     return sensor(context)
@@ -58,9 +60,10 @@ def test_public_names_are_pinned(settings: Settings) -> None:
     }
     jobs = {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
     assert jobs == {
-        *("microbatch_job", "audit_job", "maintenance_job", "erasure_job", "measure_job", "profiles_job")
+        *("ingest_job", "decide_job"),  # the two lanes (#15)
+        *("microbatch_job", "audit_job", "maintenance_job", "erasure_job", "measure_job", "profiles_job"),
     }
-    assert {s.name for s in defs.sensors or []} == {"landing_sensor", "erasure_sensor"}
+    assert {s.name for s in defs.sensors or []} == {"landing_sensor", "decide_sensor", "erasure_sensor"}
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {
         "audit_schedule",
@@ -74,8 +77,8 @@ def test_public_names_are_pinned(settings: Settings) -> None:
         k.name for k in graph.asset_check_keys if k.asset_key.to_user_string() in {"events", "ingest_log"}
     }
     assert {"no_failed_files", "events_event_id_unique", "ingest_log_files_reconcile"} <= in_run
-    sensor = defs.resolve_sensor_def("landing_sensor")
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    for name in ("landing_sensor", "decide_sensor"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_the_micro_batch_runs_only_the_ingest_chain_and_its_in_run_checks(

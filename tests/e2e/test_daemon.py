@@ -19,6 +19,7 @@ from orchestration.instance import dagster_yaml
 from orchestration.leases import WORKER_HOST
 from orchestration.sensors import run_in_flight
 from orchestration.settings import Settings
+from resources.lake import LakeResource
 from tests.conftest import land, table
 from tests.events_data import file_lines
 
@@ -71,6 +72,11 @@ def running_daemon(settings: Settings, tmp_path: Path, **extra: str) -> Iterator
             daemon.wait(timeout=30)
 
 
+def succeeded(instance: dg.DagsterInstance, job: str) -> bool:
+    done = dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS])
+    return bool(instance.get_run_records(filters=done, limit=1))
+
+
 def test_daemon_sensor_ingests_files_as_they_land(settings: Settings, tmp_path: Path) -> None:
     with running_daemon(settings, tmp_path) as home:
         land(settings, "first.ndjson", file_lines("first", 100, bad_every=10))
@@ -79,21 +85,29 @@ def test_daemon_sensor_ingests_files_as_they_land(settings: Settings, tmp_path: 
         land(settings, "third.ndjson", file_lines("third", 100))
         wait_for(lambda: table(settings, "ingest_log").height == 3, 60, "the next files")
         with dg.DagsterInstance.from_config(str(home)) as instance:
+            # The decide lane (#15): decide_sensor launches decide_job for the committed batches.
+            wait_for(lambda: succeeded(instance, "decide_job"), 120, "a decide run")
             wait_for(lambda: not run_in_flight(instance), 60, "the last run to finish")
     assert table(settings, "events").height == 90 + 100 + 100
     assert table(settings, "quarantine").height == 10
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        records = instance.get_run_records(filters=dg.RunsFilter(job_name="microbatch_job"))
+        records = instance.get_run_records(filters=dg.RunsFilter(job_name="ingest_job"))
         runs = [r.dagster_run for r in records]
         assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         assert all(r.tags.get("dagster/sensor_name") == "landing_sensor" for r in runs)
         assert all(r.tags.get(WORKER_HOST) == socket.gethostname() for r in runs)
         assert len(runs) <= 3  # never one run per file beyond what landed between ticks
+        decide_runs = instance.get_run_records(filters=dg.RunsFilter(job_name="decide_job"))
+        decides = [r.dagster_run for r in decide_runs]
+        assert decides and all(r.status == dg.DagsterRunStatus.SUCCESS for r in decides)
+        assert all(r.tags.get("dagster/sensor_name") == "decide_sensor" for r in decides)
+        assert len({r.tags["dagster/run_key"] for r in decides}) == len(decides)  # one run per key
+    assert LakeResource(uri=settings.lake_uri).version("triggers") is not None
 
 
 def retries_of(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     """The first failed micro-batch run and the retries the daemon made of it, oldest first."""
-    failed = dg.RunsFilter(job_name="microbatch_job", statuses=[dg.DagsterRunStatus.FAILURE])
+    failed = dg.RunsFilter(job_name="ingest_job", statuses=[dg.DagsterRunStatus.FAILURE])
     runs = [r.dagster_run for r in reversed(instance.get_run_records(filters=failed))]
     root = next((r.run_id for r in runs if "dagster/parent_run_id" not in r.tags), None)
     return [r for r in runs if root in (r.run_id, r.tags.get("dagster/root_run_id"))]

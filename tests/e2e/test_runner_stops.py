@@ -55,7 +55,7 @@ def sandbox(tmp_path: Path, settings: Settings) -> Iterator[str]:
 class Runner:
     """`lakemail runner` on the test's home, as `lakemail up` starts it."""
 
-    def __init__(self, settings: Settings, sandbox: str, name: str) -> None:
+    def __init__(self, settings: Settings, sandbox: str, name: str, lane: str = "both") -> None:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -68,7 +68,7 @@ class Runner:
         self.log, self.home = settings.home / f"{name}.log", settings.dagster_home
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "orchestration.cli", "runner"],
+                [sys.executable, "-m", "orchestration.cli", "runner", "--lane", lane],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
