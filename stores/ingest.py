@@ -40,6 +40,7 @@ from stores.suppressions import record_unsubscribes
 from transforms.ingest.batch import FAILED, LANDED_SCHEMA, RETRYING, commit_groups, pending_files
 from transforms.ingest.events import dedupe_dates, identity_edges
 from transforms.ingest.files import FileResult, assemble_batch
+from transforms.ingest.group import ParsedFile, validate_group
 from transforms.ingest.reference import ReferenceResult
 from transforms.profiles.partials import partials
 from transforms.schema import (
@@ -173,9 +174,14 @@ def _commit(
     report.changed_files += [str(r["source_file"]) for r in log_rows if r["status"] == CHANGED]
     report.failed_files += [str(r["source_file"]) for r in log_rows if r["status"] == FAILED]
     report.retrying_files += [str(r["source_file"]) for r in log_rows if r["status"] == RETRYING]
-    parsed = [(str(o.row["source_file"]), stamped(o.result, batch_id)) for o in outcomes if o.result]
-    results = [r for _, r in parsed if isinstance(r, FileResult)]
-    references = [(path, r) for path, r in parsed if isinstance(r, ReferenceResult)]
+    parsed = [o.result for o in outcomes if isinstance(o.result, ParsedFile)]
+    # The group's messages validated and turned into rows in one pass (transforms.ingest.group).
+    results = validate_group(parsed, ingested_at=datetime.now(UTC), batch_id=batch_id)
+    references = [
+        (str(o.row["source_file"]), stamped(o.result, batch_id))
+        for o in outcomes
+        if isinstance(o.result, ReferenceResult)
+    ]
     rows = assemble_batch(results, _seen(lake, store, results))
     quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])
     lake.append("quarantine", quarantine, batch_id=batch_id)

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
 from typing import TypeVar
 
 import polars as pl
@@ -27,7 +26,7 @@ from resources.landing import LandedFile, LandingResource
 from resources.landing_read import FileTooLarge
 from stores.reference import REFERENCE_FOLDERS
 from transforms.ingest.batch import FAILED, MAX_ATTEMPTS, RETRYING, failed_attempts, retry_after
-from transforms.ingest.files import FileResult, process_file
+from transforms.ingest.group import ParsedFile, parse_file
 from transforms.ingest.reference import ReferenceResult, parse_reference
 from transforms.schema import INGEST_LOG_SCHEMA
 
@@ -46,7 +45,7 @@ class FileOutcome:
     decompressed bytes it brings into the batch (LAKEMAIL_MAX_BATCH_MB counts these)."""
 
     row: dict[str, object]
-    result: FileResult | ReferenceResult | None = None
+    result: ParsedFile | ReferenceResult | None = None  # an event file is validated with its group
     content_bytes: int = 0
 
 
@@ -84,9 +83,14 @@ def read_landed(
             detail = "landed again with other bytes (another sha256); not re-read"
             return FileOutcome({**row, "status": CHANGED, "detail": detail})
         reference = next((k for folder, (k, _) in REFERENCE_FOLDERS.items() if path.startswith(folder)), None)
-        parse = partial(parse_reference, reference) if reference else process_file
-        at = datetime.now(UTC)
-        result = parse(content, source_file=path, landed_at=landed.landed_at, ingested_at=at, batch_id=0)
+        result: ParsedFile | ReferenceResult
+        if reference is None:
+            result = parse_file(content, source_file=path, landed_at=landed.landed_at)
+        else:
+            at, kind = datetime.now(UTC), reference
+            result = parse_reference(
+                kind, content, source_file=path, landed_at=landed.landed_at, ingested_at=at, batch_id=0
+            )
         return FileOutcome({**row, "status": COMMITTED}, result, len(content))
     except PERMANENT_ERRORS as error:
         return FileOutcome(_failed(row, error, f"{type(error).__name__}: {error}"))
@@ -110,13 +114,9 @@ def _failed(
     return {**row, "status": FAILED, "detail": detail[:500]}
 
 
-def stamped(result: FileResult | ReferenceResult, batch_id: int) -> FileResult | ReferenceResult:
+def stamped(result: ReferenceResult, batch_id: int) -> ReferenceResult:
     """`result` with the batch number it is committed under."""
     batch = pl.lit(batch_id, dtype=pl.Int64).alias("batch_id")
-    if isinstance(result, FileResult):
-        return replace(
-            result, events=result.events.with_columns(batch), quarantine=result.quarantine.with_columns(batch)
-        )
     return replace(result, quarantine=result.quarantine.with_columns(batch))
 
 
