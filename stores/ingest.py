@@ -30,6 +30,7 @@ from stores.ingest_files import (
     read_ahead,
     read_landed,
     stamped,
+    validated,
 )
 from stores.profiles import append_updates
 from stores.reference import merge_reference, reference_counts
@@ -40,7 +41,6 @@ from stores.suppressions import record_unsubscribes
 from transforms.ingest.batch import FAILED, LANDED_SCHEMA, RETRYING, commit_groups, pending_files
 from transforms.ingest.events import dedupe_dates, identity_edges
 from transforms.ingest.files import FileResult, assemble_batch
-from transforms.ingest.group import ParsedFile, validate_group
 from transforms.ingest.reference import ReferenceResult
 from transforms.profiles.partials import partials
 from transforms.schema import (
@@ -148,6 +148,7 @@ def ingest(
         # Polars releases the GIL while it parses: two files at a time use both cores. Results come in
         # file order, so "first occurrence wins" in the dedupe stays deterministic.
         outcomes = read_ahead(read_one, pending.select("source_file", "attempt").iter_rows(), PARSE_THREADS)
+        outcomes = validated(outcomes)  # event files validated many at a time (transforms.ingest.group)
         for group in commit_groups(((o, o.content_bytes) for o in outcomes), max_batch_bytes):
             _commit(lake, group, report, store, secret)
     return report
@@ -174,14 +175,9 @@ def _commit(
     report.changed_files += [str(r["source_file"]) for r in log_rows if r["status"] == CHANGED]
     report.failed_files += [str(r["source_file"]) for r in log_rows if r["status"] == FAILED]
     report.retrying_files += [str(r["source_file"]) for r in log_rows if r["status"] == RETRYING]
-    parsed = [o.result for o in outcomes if isinstance(o.result, ParsedFile)]
-    # The group's messages validated and turned into rows in one pass (transforms.ingest.group).
-    results = validate_group(parsed, ingested_at=datetime.now(UTC), batch_id=batch_id)
-    references = [
-        (str(o.row["source_file"]), stamped(o.result, batch_id))
-        for o in outcomes
-        if isinstance(o.result, ReferenceResult)
-    ]
+    parsed = [(str(o.row["source_file"]), stamped(o.result, batch_id)) for o in outcomes if o.result]
+    results = [r for _, r in parsed if isinstance(r, FileResult)]
+    references = [(path, r) for path, r in parsed if isinstance(r, ReferenceResult)]
     rows = assemble_batch(results, _seen(lake, store, results))
     quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])
     lake.append("quarantine", quarantine, batch_id=batch_id)

@@ -26,7 +26,8 @@ from resources.landing import LandedFile, LandingResource
 from resources.landing_read import FileTooLarge
 from stores.reference import REFERENCE_FOLDERS
 from transforms.ingest.batch import FAILED, MAX_ATTEMPTS, RETRYING, failed_attempts, retry_after
-from transforms.ingest.group import ParsedFile, parse_file
+from transforms.ingest.files import FileResult
+from transforms.ingest.group import GROUP_LINES, ParsedFile, parse_file, validate_group
 from transforms.ingest.reference import ReferenceResult, parse_reference
 from transforms.schema import INGEST_LOG_SCHEMA
 
@@ -45,7 +46,8 @@ class FileOutcome:
     decompressed bytes it brings into the batch (LAKEMAIL_MAX_BATCH_MB counts these)."""
 
     row: dict[str, object]
-    result: ParsedFile | ReferenceResult | None = None  # an event file is validated with its group
+    # an event file is read into a ParsedFile, then validated with its neighbours into a FileResult
+    result: ParsedFile | FileResult | ReferenceResult | None = None
     content_bytes: int = 0
 
 
@@ -114,9 +116,36 @@ def _failed(
     return {**row, "status": FAILED, "detail": detail[:500]}
 
 
-def stamped(result: ReferenceResult, batch_id: int) -> ReferenceResult:
-    """`result` with the batch number it is committed under."""
+def validated(outcomes: Iterable[FileOutcome], lines: int = GROUP_LINES) -> Iterator[FileOutcome]:
+    """`outcomes` in order, their parsed event files validated together some `lines` lines a pass
+    (`transforms.ingest.group`): the per-call cost is paid per pass, not per file, and only a pass's
+    parsed lines are held (not a whole commit group's). Rows carry batch 0 until `stamped`."""
+    held: list[FileOutcome] = []
+    count = 0
+    for outcome in outcomes:
+        held.append(outcome)
+        count += outcome.result.lines if isinstance(outcome.result, ParsedFile) else 0
+        if count >= lines:
+            yield from _validated(held)
+            held, count = [], 0
+    yield from _validated(held)
+
+
+def _validated(held: list[FileOutcome]) -> list[FileOutcome]:
+    parsed = [o.result for o in held if isinstance(o.result, ParsedFile)]
+    results = iter(validate_group(parsed, ingested_at=datetime.now(UTC), batch_id=0) if parsed else [])
+    return [replace(o, result=next(results)) if isinstance(o.result, ParsedFile) else o for o in held]
+
+
+def stamped(result: ParsedFile | FileResult | ReferenceResult, batch_id: int) -> FileResult | ReferenceResult:
+    """`result` with the batch number it is committed under (an event file must be `validated` first)."""
+    if isinstance(result, ParsedFile):
+        raise TypeError(f"{result.source_file} was parsed but not validated")
     batch = pl.lit(batch_id, dtype=pl.Int64).alias("batch_id")
+    if isinstance(result, FileResult):
+        return replace(
+            result, events=result.events.with_columns(batch), quarantine=result.quarantine.with_columns(batch)
+        )
     return replace(result, quarantine=result.quarantine.with_columns(batch))
 
 
