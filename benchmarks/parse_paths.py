@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchmarks.floor import read_group
 from transforms.ingest.files import process_file
+from transforms.ingest.group import process_files
 
 
 def paths(files: list[Path]) -> dict[str, Callable[[], object]]:
@@ -41,6 +42,9 @@ def paths(files: list[Path]) -> dict[str, Callable[[], object]]:
     return {
         "every line judged by orjson first (the slow path)": per_file(True),
         "process_file, file by file": per_file(False),
+        "process_files, validated as a group (as the ingest does)": lambda: process_files(
+            named, ingested_at=now, batch_id=1
+        ),
         "honest floor (one read_ndjson, nested schema, zstd write)": floor,
     }
 

@@ -30,6 +30,7 @@ from stores.ingest_files import (
     read_ahead,
     read_landed,
     stamped,
+    validated,
 )
 from stores.profiles import append_updates
 from stores.reference import merge_reference, reference_counts
@@ -147,6 +148,7 @@ def ingest(
         # Polars releases the GIL while it parses: two files at a time use both cores. Results come in
         # file order, so "first occurrence wins" in the dedupe stays deterministic.
         outcomes = read_ahead(read_one, pending.select("source_file", "attempt").iter_rows(), PARSE_THREADS)
+        outcomes = validated(outcomes)  # event files validated many at a time (transforms.ingest.group)
         for group in commit_groups(((o, o.content_bytes) for o in outcomes), max_batch_bytes):
             _commit(lake, group, report, store, secret)
     return report

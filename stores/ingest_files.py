@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
 from typing import TypeVar
 
 import polars as pl
@@ -27,7 +26,8 @@ from resources.landing import LandedFile, LandingResource
 from resources.landing_read import FileTooLarge
 from stores.reference import REFERENCE_FOLDERS
 from transforms.ingest.batch import FAILED, MAX_ATTEMPTS, RETRYING, failed_attempts, retry_after
-from transforms.ingest.files import FileResult, process_file
+from transforms.ingest.files import FileResult
+from transforms.ingest.group import GROUP_LINES, ParsedFile, parse_file, validate_group
 from transforms.ingest.reference import ReferenceResult, parse_reference
 from transforms.schema import INGEST_LOG_SCHEMA
 
@@ -46,7 +46,8 @@ class FileOutcome:
     decompressed bytes it brings into the batch (LAKEMAIL_MAX_BATCH_MB counts these)."""
 
     row: dict[str, object]
-    result: FileResult | ReferenceResult | None = None
+    # an event file is read into a ParsedFile, then validated with its neighbours into a FileResult
+    result: ParsedFile | FileResult | ReferenceResult | None = None
     content_bytes: int = 0
 
 
@@ -84,9 +85,14 @@ def read_landed(
             detail = "landed again with other bytes (another sha256); not re-read"
             return FileOutcome({**row, "status": CHANGED, "detail": detail})
         reference = next((k for folder, (k, _) in REFERENCE_FOLDERS.items() if path.startswith(folder)), None)
-        parse = partial(parse_reference, reference) if reference else process_file
-        at = datetime.now(UTC)
-        result = parse(content, source_file=path, landed_at=landed.landed_at, ingested_at=at, batch_id=0)
+        result: ParsedFile | ReferenceResult
+        if reference is None:
+            result = parse_file(content, source_file=path, landed_at=landed.landed_at)
+        else:
+            at, kind = datetime.now(UTC), reference
+            result = parse_reference(
+                kind, content, source_file=path, landed_at=landed.landed_at, ingested_at=at, batch_id=0
+            )
         return FileOutcome({**row, "status": COMMITTED}, result, len(content))
     except PERMANENT_ERRORS as error:
         return FileOutcome(_failed(row, error, f"{type(error).__name__}: {error}"))
@@ -110,8 +116,31 @@ def _failed(
     return {**row, "status": FAILED, "detail": detail[:500]}
 
 
-def stamped(result: FileResult | ReferenceResult, batch_id: int) -> FileResult | ReferenceResult:
-    """`result` with the batch number it is committed under."""
+def validated(outcomes: Iterable[FileOutcome], lines: int = GROUP_LINES) -> Iterator[FileOutcome]:
+    """`outcomes` in order, their parsed event files validated together some `lines` lines a pass
+    (`transforms.ingest.group`): the per-call cost is paid per pass, not per file, and only a pass's
+    parsed lines are held (not a whole commit group's). Rows carry batch 0 until `stamped`."""
+    held: list[FileOutcome] = []
+    count = 0
+    for outcome in outcomes:
+        held.append(outcome)
+        count += outcome.result.lines if isinstance(outcome.result, ParsedFile) else 0
+        if count >= lines:
+            yield from _validated(held)
+            held, count = [], 0
+    yield from _validated(held)
+
+
+def _validated(held: list[FileOutcome]) -> list[FileOutcome]:
+    parsed = [o.result for o in held if isinstance(o.result, ParsedFile)]
+    results = iter(validate_group(parsed, ingested_at=datetime.now(UTC), batch_id=0) if parsed else [])
+    return [replace(o, result=next(results)) if isinstance(o.result, ParsedFile) else o for o in held]
+
+
+def stamped(result: ParsedFile | FileResult | ReferenceResult, batch_id: int) -> FileResult | ReferenceResult:
+    """`result` with the batch number it is committed under (an event file must be `validated` first)."""
+    if isinstance(result, ParsedFile):
+        raise TypeError(f"{result.source_file} was parsed but not validated")
     batch = pl.lit(batch_id, dtype=pl.Int64).alias("batch_id")
     if isinstance(result, FileResult):
         return replace(

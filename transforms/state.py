@@ -54,9 +54,12 @@ class StateChanges:
         self.puts.setdefault(namespace, {})[store_key(key)] = value
 
     def put_many(self, namespace: str, pairs: pl.DataFrame) -> None:
-        """Every (key, value) row of `pairs` (the frame `encode` makes)."""
-        for key, value in pairs.select("key", "value").iter_rows():
-            self.put(namespace, key, value.encode())
+        """Every (key, value) row of `pairs` (the frame `encode` makes); as `put` row by row, in bulk."""
+        check_namespace(namespace)
+        keys = pairs["key"]
+        stored = keys.to_list() if not (keys.str.len_bytes() > MAX_KEY_BYTES).any() else map(store_key, keys)
+        values = pairs["value"].cast(pl.Binary).to_list()
+        self.puts.setdefault(namespace, {}).update(zip(stored, values, strict=True))
 
     def delete(self, namespace: str, key: str) -> None:
         check_namespace(namespace)

@@ -86,7 +86,8 @@ def profile_state(reader: StateReader, principals: Iterable[str]) -> tuple[pl.Da
     claimed = _links(reader, ANON, anon, "anonymous_id", "user_id")
     users = sorted({p for p in wanted if not p.startswith(ANON)} | set(claimed["user_id"]))
     links = pl.concat([_links(reader, USER, users, "user_id", "anonymous_id"), claimed]).unique()
-    unlinked = [ANON + a for a in anon if a not in set(claimed["anonymous_id"])]
+    linked = set(claimed["anonymous_id"])  # once: in the comprehension it was built per id (quadratic)
+    unlinked = [ANON + a for a in anon if a not in linked]
     state = rows_of(reader, "profiles", [*users, *unlinked], PARTIAL_SCHEMA).sort("principal")
     return state, links.sort("anonymous_id", "user_id", "first_seen_at")
 

@@ -3,7 +3,7 @@ the slow one (every line judged by orjson first), and Polars' pitfalls cost no l
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import polars as pl
@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from transforms.ingest.files import FileResult, process_file
+from transforms.ingest.group import process_files
 from transforms.ingest.parse import split_lines
 from transforms.ingest.screen import flagged_lines
 
@@ -162,3 +163,42 @@ def test_fast_and_slow_paths_give_identical_events_and_quarantine_rows(
     lines: list[bytes], final_newline: bool
 ) -> None:
     assert_same(b"\n".join(lines) + (b"\n" if final_newline else b""))
+
+
+# --- a commit group in one pass: each file's rows as `process_file` gives them
+
+
+def assert_group_matches(named: list[tuple[str, bytes, datetime]], segment_bytes: int) -> list[FileResult]:
+    together = process_files(named, ingested_at=LANDED, batch_id=3, segment_bytes=segment_bytes)
+    for (name, data, at), result in zip(named, together, strict=True):
+        alone = process_file(
+            data, source_file=name, landed_at=at, ingested_at=LANDED, batch_id=3, segment_bytes=segment_bytes
+        )
+        assert (result.source_file, result.lines) == (alone.source_file, alone.lines)
+        assert_frame_equal(result.events, alone.events)
+        assert_frame_equal(result.quarantine, alone.quarantine)
+    return together
+
+
+def test_a_rejected_last_line_of_a_later_segment_quotes_its_own_raw_line() -> None:
+    """Regression: the group took the raw text of a segment's last line from the next segment (its
+    number is where the next one starts)."""
+    lines = [message(f"m{n}", type="bogus") for n in range(40)]  # unknown_type: rejected after the read
+    data = b"\n".join(lines) + b"\n"
+    (result,) = assert_group_matches([("events/f.ndjson", data, LANDED)], 600)
+    assert result.quarantine["raw"].to_list() == [line.decode() for line in lines]
+
+
+FILES = st.lists(st.lists(st.one_of(GOOD, GOOD, HOSTILE), max_size=12), min_size=1, max_size=5)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(files=FILES, segment_bytes=st.sampled_from([1 << 24, 600]))
+def test_a_group_in_one_pass_gives_each_file_the_rows_of_process_file(
+    files: list[list[bytes]], segment_bytes: int
+) -> None:
+    named = [
+        (f"events/f{i}.ndjson", b"\n".join(lines) + b"\n", LANDED - timedelta(days=i))
+        for i, lines in enumerate(files)
+    ]
+    assert_group_matches(named, segment_bytes)

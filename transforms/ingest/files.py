@@ -10,7 +10,14 @@ from datetime import datetime
 import polars as pl
 
 from transforms.ingest.events import drop_seen, rejection_reasons, to_events
-from transforms.ingest.parse import REJECTS_SCHEMA, classify_line, not_strings, parse_lines, reject_row
+from transforms.ingest.parse import (
+    REJECTS_SCHEMA,
+    ParsedLines,
+    classify_line,
+    not_strings,
+    parse_lines,
+    reject_row,
+)
 from transforms.schema import EVENTS_SCHEMA, QUARANTINE_SCHEMA, UTC_TS
 from transforms.spec import Reason
 
@@ -71,6 +78,11 @@ def process_file(
         # skipped whole instead of line by line
         if not segment.isspace()
     ] or [_process_segment(b"", 0, source_file, landed_at, ingested_at, batch_id)]
+    return combined(source_file, parts)
+
+
+def combined(source_file: str, parts: list[FileResult]) -> FileResult:
+    """A file's result from those of its segments (in file order)."""
     if len(parts) == 1:
         return parts[0]
     return FileResult(
@@ -92,6 +104,19 @@ def _process_segment(
 ) -> FileResult:
     """One segment of a file whose first `before` physical lines came before it."""
     parsed = parse_lines(data, line_by_line=line_by_line)
+    return finish_segment(parsed, before, source_file, landed_at, ingested_at, batch_id)
+
+
+def finish_segment(
+    parsed: ParsedLines,
+    before: int,
+    source_file: str,
+    landed_at: datetime,
+    ingested_at: datetime,
+    batch_id: int,
+) -> FileResult:
+    """A parsed segment validated and turned into rows (`transforms.ingest.group` does this for many files
+    at once, and falls back to this file by file)."""
     checked = rejection_reasons(parsed.messages, landed_at, not_strings(parsed.messages, parsed.raw))
     valid = checked.filter(pl.col("reason").is_null())
     rejected = checked.filter(pl.col("reason").is_not_null())

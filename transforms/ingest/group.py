@@ -1,0 +1,202 @@
+"""A commit group's landed files -> one FileResult per file, validated and normalised in ONE pass (#17).
+
+`process_file` pays Polars' per-call cost (planning some forty expressions) per file: on 1,000-line
+files that is most of the drain. Here each file is parsed on its own (`parse_file`: the screen, one read
+a segment; the ingest runs it on its reader threads), then the messages of all files of the group are
+validated and turned into rows together (`validate_group`) and split back by file. A file's rows are
+exactly what `process_file` gives it (tests/unit/test_parse_paths.py).
+
+Inside the pass a message is known by one number, `file index << 32 | source line` (a landed file
+has far fewer than 2**32 lines), so that the per-line steps keep working on `source_line` alone.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from transforms.ingest.events import rejection_reasons, to_events
+from transforms.ingest.files import (
+    SEGMENT_BYTES,
+    FileResult,
+    combined,
+    finish_segment,
+    process_file,
+    segments,
+)
+from transforms.ingest.parse import REJECTS_SCHEMA, ParsedLines, not_strings, parse_lines, reject_row
+from transforms.schema import UTC_TS
+from transforms.spec import Reason
+
+_SHIFT = 32
+GROUP_LINES = 1 << 16  # lines validated in one pass: ~65 simulator files, the per-call cost paid once
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One parsed segment of a file: the physical lines before it, its lines, and `not_strings` of them."""
+
+    before: int
+    parsed: ParsedLines
+    not_a_string: pl.Series
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """A landed event file parsed (not yet validated): what `validate_group` takes."""
+
+    source_file: str
+    landed_at: datetime
+    segments: list[Segment]
+
+    @property
+    def lines(self) -> int:
+        return sum(s.parsed.lines for s in self.segments)
+
+
+def parse_file(
+    data: bytes, *, source_file: str, landed_at: datetime, segment_bytes: int = SEGMENT_BYTES
+) -> ParsedFile:
+    """Parse one landed file segment by segment (blank segments skipped, as `process_file` does)."""
+    parts = [
+        Segment(before, parsed, not_strings(parsed.messages, parsed.raw))
+        for before, segment in segments(data, segment_bytes)
+        if not segment.isspace()
+        for parsed in (parse_lines(segment),)
+    ]
+    return ParsedFile(source_file, landed_at, parts)
+
+
+def process_files(
+    files: Sequence[tuple[str, bytes, datetime]],
+    *,
+    ingested_at: datetime,
+    batch_id: int,
+    segment_bytes: int = SEGMENT_BYTES,
+) -> list[FileResult]:
+    """(source_file, content, landed_at) of each file -> its FileResult, in the order given."""
+    parsed = [parse_file(d, source_file=n, landed_at=a, segment_bytes=segment_bytes) for n, d, a in files]
+    return validate_group(parsed, ingested_at=ingested_at, batch_id=batch_id)
+
+
+def validate_group(files: Sequence[ParsedFile], *, ingested_at: datetime, batch_id: int) -> list[FileResult]:
+    """Each parsed file's FileResult (in the order given), validated and turned into rows together, some
+    GROUP_LINES lines a pass (the pass's copies of a whole commit group would raise the peak RSS)."""
+    results: list[FileResult] = []
+    run: list[ParsedFile] = []
+    lines = 0
+    for file in files:
+        run.append(file)
+        lines += file.lines
+        if lines >= GROUP_LINES:
+            results += _validate(run, ingested_at, batch_id)
+            run, lines = [], 0
+    return results + (_validate(run, ingested_at, batch_id) if run else [])
+
+
+def _validate(files: Sequence[ParsedFile], ingested_at: datetime, batch_id: int) -> list[FileResult]:
+    parts, found, rejects = [], [], []
+    raw: dict[int, list[bytes]] = {}  # the first number of each segment -> its physical lines
+    for index, file in enumerate(files):
+        for segment in file.segments:
+            key = (index << _SHIFT) + segment.before
+            found.append(segment.not_a_string)
+            parts.append(
+                segment.parsed.messages.with_columns(
+                    pl.col("source_line") + key,
+                    pl.lit(file.landed_at, dtype=UTC_TS).alias("_landed"),
+                    pl.lit(file.source_file).alias("_file"),
+                )
+            )
+            rejects.append(segment.parsed.rejects.with_columns(pl.col("source_line") + key))
+            raw[key] = segment.parsed.raw
+    if not parts:
+        return file_by_file(files, ingested_at=ingested_at, batch_id=batch_id)
+    checked = rejection_reasons(pl.concat(parts), pl.col("_landed"), pl.concat(found))
+    valid = checked.filter(pl.col("reason").is_null())
+    try:
+        events, out_of_range = to_events(
+            valid,
+            source_file=pl.col("_file"),
+            landed_at=pl.col("_landed"),
+            ingested_at=ingested_at,
+            batch_id=batch_id,
+        )
+    except (pl.exceptions.PolarsError, ValueError):  # a rare string where an object belongs: file by file
+        return file_by_file(files, ingested_at=ingested_at, batch_id=batch_id)
+    starts = sorted(raw)
+    rejected = checked.filter(pl.col("reason").is_not_null()).select("source_line", "reason", "detail")
+    late = [reject_row(n, Reason(r), d, raw_line(raw, starts, n)) for n, r, d in rejected.iter_rows()]
+    late += [reject_row(n, Reason(r), d, raw_line(raw, starts, n)) for n, r, d in out_of_range.iter_rows()]
+    quarantine = pl.concat([*rejects, pl.DataFrame(late, schema=REJECTS_SCHEMA)])
+    return _split(files, events, quarantine, ingested_at, batch_id)
+
+
+def file_by_file(files: Sequence[ParsedFile], *, ingested_at: datetime, batch_id: int) -> list[FileResult]:
+    """What `process_file` gives each file, from its parsed segments."""
+    results = []
+    for f in files:
+        if not f.segments:
+            at = f.landed_at
+            results.append(
+                process_file(
+                    b"", source_file=f.source_file, landed_at=at, ingested_at=ingested_at, batch_id=batch_id
+                )
+            )
+            continue
+        parts = [
+            finish_segment(s.parsed, s.before, f.source_file, f.landed_at, ingested_at, batch_id)
+            for s in f.segments
+        ]
+        results.append(combined(f.source_file, parts))
+    return results
+
+
+def raw_line(raw: dict[int, list[bytes]], starts: list[int], number: int) -> bytes:
+    """The physical line that message `number` came from: its segment is the last one starting below it
+    (`starts`: the keys of `raw`, sorted). The last line of a segment has the number the next segment
+    starts at, so `<=` would take the next segment's line."""
+    key = starts[bisect_left(starts, number) - 1]
+    return raw[key][number - key - 1]
+
+
+def _split(
+    files: Sequence[ParsedFile],
+    events: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    ingested_at: datetime,
+    batch_id: int,
+) -> list[FileResult]:
+    """The group's rows back by file, `source_line` as each file numbers it."""
+    line = (pl.col("source_line") % (1 << _SHIFT)).alias("source_line")
+    # Both frames are in file order: each file's rows are one slice (no copy).
+    events, ends = events.with_columns(line), _ends(events["source_line"], len(files))
+    quarantine = quarantine.sort("source_line")
+    rejects_ends = _ends(quarantine["source_line"], len(files))
+    quarantine = quarantine.with_columns(line)
+    results = []
+    for number, file in enumerate(files):
+        first = rejects_ends[number - 1] if number else 0
+        rows = quarantine.slice(first, rejects_ends[number] - first).select(
+            pl.lit(file.source_file).alias("source_file"),
+            "source_line",
+            "reason",
+            "detail",
+            "raw",
+            pl.lit(ingested_at, dtype=UTC_TS).alias("ingested_at"),
+            pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
+        )
+        start = ends[number - 1] if number else 0
+        kept = events.slice(start, ends[number] - start)
+        results.append(FileResult(file.source_file, kept, rows, file.lines))
+    return results
+
+
+def _ends(numbers: pl.Series, files: int) -> list[int]:
+    """Per file index, the end of its rows in `numbers` (group numbers, ascending)."""
+    bounds = pl.Series([(i + 1) << _SHIFT for i in range(files)], dtype=pl.Int64)
+    return numbers.search_sorted(bounds, side="left").to_list()
