@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from resources.state import StateResource
 from stores.decide.sync import DECISION_NAMESPACES
 from stores.state.rebuild import check, rebuild
+from tests.lake.decide_examples import UNSUBSCRIBED_ABANDONER
 from tests.lake.decide_harness import Shop, csv, sorted_rows
 from tests.story import message
 
@@ -88,6 +89,7 @@ def decision_lane_equal(shop: Shop) -> dict[str, str]:
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(history=a_history())
+@example(history=UNSUBSCRIBED_ABANDONER)
 def test_a_live_store_and_a_rebuilt_one_decide_the_same(history: list) -> None:
     with tempfile.TemporaryDirectory() as folder:
         shop = Shop(Path(folder) / "shop")
