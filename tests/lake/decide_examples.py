@@ -13,8 +13,9 @@ def at(day: int, hour: int, minute: int) -> datetime:
     return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
 
 
-# A shopper (u3) leaves a cart, unsubscribes, then identifies again without consent: the live store and
-# the lake disagreed on one decided trigger.
+# Shoppers sharing cart ids c1 and c2 (u1 and u3 start checkouts of c2, u2 and u3 fill c1; anonymous a2
+# is u2's and u3's): both shoppers' states proposed one trigger id, the first engine run logged two
+# terminal rows of it, and the live store and the lake picked different ones as its decision.
 UNSUBSCRIBED_ABANDONER = [
     (
         [
