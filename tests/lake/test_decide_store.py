@@ -8,14 +8,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+import polars as pl
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from resources.state import StateResource
 from stores.decide.sync import DECISION_NAMESPACES
 from stores.state.rebuild import check, rebuild
+from tests.lake.decide_examples import UNSUBSCRIBED_ABANDONER
 from tests.lake.decide_harness import Shop, csv, sorted_rows
 from tests.story import message
+from transforms.schema import PENDING_DECISIONS
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday, noon UTC
 USERS = ("u1", "u2", "u3")
@@ -86,8 +89,15 @@ def decision_lane_equal(shop: Shop) -> dict[str, str]:
     return {n: str(d) for n, d in report.namespaces.items() if n in DECISION_NAMESPACES and not d.equal}
 
 
+def decided_twice(shop: Shop) -> list[str]:
+    """Trigger ids with more than one terminal decision in the lake's log (exactly once: none)."""
+    terminal = shop.log().filter(~pl.col("decision").is_in(PENDING_DECISIONS))
+    return terminal.filter(pl.col("trigger_id").is_duplicated())["trigger_id"].unique().to_list()
+
+
 @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 @given(history=a_history())
+@example(history=UNSUBSCRIBED_ABANDONER)
 def test_a_live_store_and_a_rebuilt_one_decide_the_same(history: list) -> None:
     with tempfile.TemporaryDirectory() as folder:
         shop = Shop(Path(folder) / "shop")
@@ -99,4 +109,5 @@ def test_a_live_store_and_a_rebuilt_one_decide_the_same(history: list) -> None:
             rebuild(shop.lake, rebuilt)
             assert sorted_rows(shop.decide(now, rebuilt).rows).equals(sorted_rows(live))
             assert sorted_rows(shop.engine(now).rows).equals(sorted_rows(live))
+            assert decided_twice(shop) == []
             assert decision_lane_equal(shop) == {}

@@ -55,7 +55,20 @@ def propose(world: World) -> pl.DataFrame:
         context = _context(world, rule)
         frames.append(rule.candidates(context))
     proposed = pl.concat(frames) if frames else pl.DataFrame(schema=CANDIDATE_SCHEMA)
-    return proposed.filter(~pl.col("trigger_id").is_in(world.decided.implode()))
+    return _one_per_id(proposed.filter(~pl.col("trigger_id").is_in(world.decided.implode())))
+
+
+def _one_per_id(proposed: pl.DataFrame) -> pl.DataFrame:
+    """One candidate per trigger id. Cart, checkout and order ids are keyed by the anchor alone, so
+    shoppers sharing a cart id (one device, two accounts) propose the same id: it names one email and
+    gets one decision: an identified shopper's before an anonymous one's, then the one changed last
+    (then by principal). The rows keep their order."""
+    indexed = proposed.with_row_index("_row")
+    anonymous = pl.col("principal").str.starts_with(ANON)
+    order = [anonymous, pl.col("first_event_at"), pl.col("principal"), pl.col("_row")]
+    latest = indexed.sort(order, descending=[False, True, False, False], nulls_last=True)
+    latest = latest.unique("trigger_id", keep="first")
+    return indexed.filter(pl.col("_row").is_in(latest["_row"].implode())).drop("_row")
 
 
 def _context(world: World, rule: Rule) -> RuleContext:
