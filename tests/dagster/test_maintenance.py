@@ -44,6 +44,7 @@ from orchestration.definitions import build_defs
 from orchestration.settings import Settings
 from orchestration.sql import run_query
 from resources.lake import LakeResource
+from resources.lake_locks import LANES, lock_path
 from resources.landing import LandingResource
 from stores.ingest import ingest
 from tests.conftest import land
@@ -251,8 +252,8 @@ def test_maintenance_waits_for_the_writer_lock(
     micro_batches(settings, lake, landing, 3)
     version = DeltaTable(f"{settings.lake_uri}/events").version()
     worker = threading.Thread(target=maintain_lake, args=(lake, 0))
-    lock_file = Path(settings.lake_uri) / "_lakemail_writer.lock"
-    with lake.writer_lock():  # as a micro-batch holds it
+    lock_file = lock_path(Path(settings.lake_uri), LANES[0])  # the first of the lanes' locks it takes
+    with lake.writer_lock():  # as the lanes' runs hold it
         worker.start()
         # Not a timing window: the kernel lists the worker as a waiter on the lock file's flock.
         assert wait_for_flock_waiter(lock_file.stat().st_ino, worker)
