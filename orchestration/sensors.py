@@ -25,7 +25,7 @@ from resources.state import StateResource
 from stores.erasure.requests import pending_requests
 from transforms.ingest.batch import SensorDecision
 
-__all__ = ["IN_FLIGHT", "evaluate_landing", "run_in_flight"]  # the names tests and status import here
+__all__ = ["IN_FLIGHT", "run_in_flight"]  # the names tests and status import here
 
 HEARTBEAT = "_runner_heartbeat"
 HEARTBEAT_TIMEOUT_S = 15.0  # longer than any quiet stretch of the loop (a run beats before and after)
@@ -56,9 +56,6 @@ def runner_alive(lake: LakeResource, now: float | None = None, lane: str | None 
 def run_in_flight(instance: dg.DagsterInstance, log: Callable[[str], None] | None = None) -> bool:
     """Whether a run of either lane is in flight with a live executor (dead ones marked failed)."""
     return lane_in_flight(instance, None, log)
-
-
-evaluate_landing = evaluate_ingest
 
 
 def _request(

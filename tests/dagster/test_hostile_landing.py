@@ -16,7 +16,7 @@ from tests.events_data import track
 def test_the_sensor_takes_a_batch_with_a_name_that_is_not_utf8_and_then_skips(
     settings: Settings, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
-    # #13 point 3: evaluate_landing raised UnicodeEncodeError on every tick, so nothing was ingested.
+    # #13 point 3: the landing sensor raised UnicodeEncodeError on every tick, so nothing was ingested.
     land(settings, "good.ndjson", [track("m-1")])
     events = Path(settings.landing_uri) / "events"
     with open(os.fsencode(events) + b"/bad\xff.ndjson", "wb") as handle:
