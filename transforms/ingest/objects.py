@@ -58,7 +58,9 @@ def _to_json_deep(value: object) -> str:
         elif isinstance(item, dict | list):
             # Pushed last member first: popped as `{`, key, value, `, `, key, value, ..., `}`.
             is_dict = isinstance(item, dict)
-            members = list(item.items()) if isinstance(item, dict) else [(None, v) for v in item]
+            members: list[tuple[object, object]] = (
+                list(item.items()) if isinstance(item, dict) else [(None, v) for v in item]
+            )
             stack.append(_Literal("}" if is_dict else "]"))
             for i, (key, inner) in enumerate(reversed(members)):
                 stack.append(inner)
