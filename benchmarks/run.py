@@ -6,7 +6,8 @@ import argparse
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,6 +124,23 @@ def history_figure(quick: bool, repeat: int) -> Figure:
     return build.history_figure(result, history, commands)
 
 
+def _steady(seconds: float, repeat: int, spark: list[list[float]], runs: list[SteadyRun]) -> list[Figure]:
+    figure, measured = steady_figure(seconds, repeat, spark)
+    runs.extend(measured)
+    return [figure]
+
+
+def _guarded(name: str, measure: Callable[[], list[Figure]]) -> list[Figure]:
+    """A figure that fails says so in BENCHMARKS.md; the figures after it are still measured."""
+    try:
+        return measure()
+    except Exception as error:  # an hour of other figures must not be lost to one
+        _say(f"{name} failed:\n{traceback.format_exc()}")
+        failed = Figure(name, f"`{name}`: not measured in this run")
+        failed.notes.append(f"The figure failed: {type(error).__name__}: {error}")
+        return [failed]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.repeat < 1 or args.repeat_steady < 1:
@@ -136,24 +154,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     spark = [r.latencies for r in peers.steady] if peers is not None else []
     if wanted & {"floor", "backlog_drain"}:
         events = 100_000 if args.quick else 1_000_000
-        figures += backlog_figures(events, args.repeat, drain="backlog_drain" in wanted)
+        figures += _guarded(
+            "backlog_drain", lambda: backlog_figures(events, args.repeat, "backlog_drain" in wanted)
+        )
     if "steady_state_ingest" in wanted:
-        figure, steady_runs = steady_figure(60.0 if args.quick else 300.0, args.repeat_steady, spark)
-        figures.append(figure)
+        seconds = 60.0 if args.quick else 300.0
+        for figure in _guarded(
+            "steady_state_ingest", lambda: _steady(seconds, args.repeat_steady, spark, steady_runs)
+        ):
+            figures.append(figure)
     if "scaling" in wanted:
-        figures.append(scaling_figure(args.quick, args.repeat, args.loaded_minutes))
+        figures += _guarded("scaling", lambda: [scaling_figure(args.quick, args.repeat, args.loaded_minutes)])
     if "batch_history" in wanted:
-        figures.append(history_figure(args.quick, args.repeat))
+        figures += _guarded("batch_history", lambda: [history_figure(args.quick, args.repeat)])
     if "profile_api" in wanted:
-        figures.append(profile_api_figure(args.quick, args.repeat, _say))
+        figures += _guarded("profile_api", lambda: [profile_api_figure(args.quick, args.repeat, _say)])
     command = shlex.join(["python", "-m", "benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
     date = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    named = {f.name: f for f in figures}
+    named = {f.name: f for f in figures if f.rows}  # a failed figure has no rows to pair
     if peers is not None:
         comparison = comparison_figure(peers, named.get("backlog_drain"), named.get("steady_state_ingest"))
         figures += peer_figures(peers) + ([comparison] if comparison else [])
     plot = None
-    if steady_runs and "backlog_drain" in named:
+    if steady_runs and "backlog_drain" in named and "floor" in named:
         latencies = {"lakemail": steady_runs[0].latencies}
         throughput = {
             "floor": named["floor"].median(PER_FILE_FLOOR),
