@@ -49,7 +49,7 @@ class LoadResult:
         }
 
 
-async def _answer(reader: asyncio.StreamReader) -> int:
+async def answer(reader: asyncio.StreamReader) -> int:
     """The status of one response, its body read (Content-Length framing, as uvicorn answers)."""
     head = await reader.readuntil(b"\r\n\r\n")
     if len(head) > HEAD_LIMIT:
@@ -88,7 +88,7 @@ async def _run(
         written = time.perf_counter()
         try:
             writer.write(request)
-            status = await _answer(reader)
+            status = await answer(reader)
         except (OSError, ValueError, asyncio.IncompleteReadError):
             result.failures += 1
             writer.close()

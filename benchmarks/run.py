@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import build
+from benchmarks.collector_figure import collector_figure
 from benchmarks.common import shown, simulate, simulate_argv, temp_home
 from benchmarks.drain import drain_once
 from benchmarks.figures import Figure
@@ -26,7 +27,15 @@ from benchmarks.report import render, this_machine
 from benchmarks.scaling import FULL, QUICK, Load, measure_scaling
 from benchmarks.steady import SteadyRun, steady_once
 
-FIGURES = ("floor", "backlog_drain", "steady_state_ingest", "scaling", "batch_history", "profile_api")
+FIGURES = (
+    "floor",
+    "backlog_drain",
+    "steady_state_ingest",
+    "scaling",
+    "batch_history",
+    "profile_api",
+    "collector",
+)
 BACKLOG_SEED = 7
 STEADY_SEED = 11
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -169,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures += _guarded("batch_history", lambda: [history_figure(args.quick, args.repeat)])
     if "profile_api" in wanted:
         figures += _guarded("profile_api", lambda: [profile_api_figure(args.quick, args.repeat, _say)])
+    if "collector" in wanted:
+        figures += _guarded("collector", lambda: [collector_figure(args.quick, args.repeat, _say)])
     command = shlex.join(["python", "-m", "benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
     date = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     named = {f.name: f for f in figures if f.rows}  # a failed figure has no rows to pair

@@ -73,8 +73,10 @@ def backlog(home: Path) -> int:
 
 
 @contextlib.contextmanager
-def system_up(home: Path, sandbox_port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """`lakemail up --no-simulator` on a free loopback port; SIGINT and wait on exit."""
+def system_up(
+    home: Path, sandbox_port: int | None = None, collector_port: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`lakemail up --no-simulator` on free loopback ports; SIGINT and wait on exit."""
     port = free_port()
     argv = [
         lakemail(),
@@ -84,6 +86,8 @@ def system_up(home: Path, sandbox_port: int | None = None) -> Iterator[subproces
         str(port),
         "--sandbox-port",
         str(sandbox_port or free_port()),
+        "--collector-port",
+        str(collector_port or free_port()),
     ]
     env = env_for(home, LAKEMAIL_POLL_SECONDS=POLL_SECONDS)
     with (home / "up.log").open("wb") as log:

@@ -1,10 +1,13 @@
 """Group commit: the messages of many concurrent requests land as one file, one fsync for all of them.
 
-A request hands its lines to `GroupCommitter.commit` and waits. The committer gathers what arrives for
-`linger` seconds after the first waiting request (or until `max_messages` / `max_bytes`), then lands it
-with `resources.landing.land`: a temporary name, fsync, rename, fsync of the folder. Only then are the
-waiting requests told it is done, so a 200 always means durable. While one file is being written the next
-gathers. A failed write fails every request of that file: none of them is answered 200.
+A request hands its lines to `GroupCommitter.commit` and waits. Files start at most one per `linger`
+seconds: a request that finds the committer idle and the last file started longer ago than that lands at
+once (a quiet collector answers in the time of one fsync), the others gather until `linger` after the
+last file's start (or until `max_messages` / `max_bytes`), so a busy collector writes a few files a second
+however many requests come. Each file is landed with `resources.landing.land`: a temporary name, fsync,
+rename, fsync of the folder. Only then are its requests told it is done, so a 200 always means durable.
+While one file is being written the next gathers. A failed write fails every request of that file: none of
+them is answered 200.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ class GroupCommitter:
     stats: CommitStats = field(default_factory=CommitStats)
     _waiting: list[_Waiting] = field(default_factory=list)
     _queued_bytes: int = 0  # waiting plus being written
-    _first_at: float = 0.0
+    _last_start: float = float("-inf")  # when the last file started (the loop's clock)
     _arrived: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
     _sequence: int = 0
@@ -103,8 +106,6 @@ class GroupCommitter:
         if self._queued_bytes + len(data) > self.max_queued_bytes:
             raise QueueFull(f"{self._queued_bytes} bytes wait to be landed")
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        if not self._waiting:
-            self._first_at = asyncio.get_running_loop().time()
         self._waiting.append(_Waiting(data, messages, done))
         self._queued_bytes += len(data)
         self._arrived.set()
@@ -116,7 +117,7 @@ class GroupCommitter:
         while True:
             await self._arrived.wait()
             while not self._full():
-                remaining = self._first_at + self.linger - loop.time()
+                remaining = self._last_start + self.linger - loop.time()
                 if remaining <= 0:
                     break
                 self._arrived.clear()
@@ -125,8 +126,9 @@ class GroupCommitter:
             taken, self._waiting = self._waiting, []
             self._arrived.clear()
             if taken:
+                self._last_start = loop.time()
                 await self._land(taken)
-            if self._waiting:  # arrived while writing: their clock runs from their own first arrival
+            if self._waiting:  # arrived while writing: they land `linger` after this file started
                 self._arrived.set()
 
     def _full(self) -> bool:

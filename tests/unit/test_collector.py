@@ -148,6 +148,41 @@ def test_concurrent_requests_share_one_file_and_one_fsync_pair(tmp_path: Path) -
     assert len(files) == 1 and len(landed(tmp_path)) == 20
 
 
+def test_a_quiet_collector_lands_a_request_at_once_not_after_the_commit_window(tmp_path: Path) -> None:
+    async def scenario(client: httpx.AsyncClient) -> int:
+        answer = await asyncio.wait_for(
+            client.post("/v1/batch", json={"batch": [message()]}, headers=AUTH), 10
+        )
+        return answer.status_code
+
+    # A window of a minute: the first request after a quiet spell does not wait it out (it did: the file
+    # gathered for the whole window after its first request, every ack at least the window late).
+    assert serve(config(tmp_path, linger=60.0), scenario) == 200
+    assert [m["messageId"] for m in landed(tmp_path)] == ["m-0"]
+
+
+def test_requests_that_come_while_a_file_is_written_share_the_next_file(tmp_path: Path) -> None:
+    files: list[int] = []
+    release = threading.Event()
+
+    def slow(folder: Path, name: str, data: bytes) -> Path:
+        release.wait(10) if not files else None  # the first file takes until the others have come
+        files.append(data.count(b"\n"))
+        return land(folder, name, data)
+
+    async def scenario(client: httpx.AsyncClient) -> list[int]:
+        first = asyncio.ensure_future(client.post("/v1/batch", json={"batch": [message(0)]}, headers=AUTH))
+        await asyncio.sleep(0.05)
+        later = [client.post("/v1/batch", json={"batch": [message(n)]}, headers=AUTH) for n in range(1, 6)]
+        others = asyncio.gather(*later)
+        await asyncio.sleep(0.05)
+        release.set()
+        return [a.status_code for a in [await first, *(await others)]]
+
+    assert serve(config(tmp_path, writer=slow), scenario) == [200] * 6
+    assert files == [1, 5]
+
+
 def gzipped(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
