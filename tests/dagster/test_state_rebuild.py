@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import shutil
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
 from orchestration.cli import main
+from orchestration.instance import PG_URL_VARIABLE
 from orchestration.process import process_once
 from orchestration.settings import Settings
 from resources.lake import LakeResource
@@ -22,6 +24,7 @@ from stores.profiles import state_for
 from stores.state.namespaces import VALUE_SCHEMAS
 from stores.state.profiles import canonical
 from stores.state.rebuild import check, rebuild
+from tests.conftest import NO_CAPTURE
 from transforms.profiles.state import ANON, PARTIAL_SCHEMA
 from transforms.schema import (
     CATALOG_SCHEMA,
@@ -41,15 +44,44 @@ def state(settings: Settings) -> StateResource:
     return StateResource(uri=settings.state_store_uri)
 
 
+@pytest.fixture(scope="module")
+def processed_home(tmp_path_factory: pytest.TempPathFactory, shared_sandbox: str) -> Path:
+    """A home after two micro-batches of simulated shoppers (partials and decisions span batches), made
+    once per module; each test works on a copy (`processed`). Its Dagster storage is SQLite of its own:
+    the runs that made it are not what these tests look at."""
+    home = tmp_path_factory.mktemp("processed")
+    made = Settings(
+        home=home, lake_uri=str(home / "lake"), landing_uri=str(home / "landing"), esp_url=shared_sandbox
+    )
+    (home / "dagster_home").mkdir()
+    with pytest.MonkeyPatch.context() as env:  # what the function-scoped fixtures give a test
+        env.setenv("LAKEMAIL_SECRET", "test-secret")
+        env.delenv(PG_URL_VARIABLE, raising=False)
+        _process_twice(made)
+    close_environment(Path(made.state_store_uri))
+    return home
+
+
+def _process_twice(made: Settings) -> None:
+    home = made.home
+    with dg.instance_for_test(
+        temp_dir=str(home / "dagster_home"), overrides={"compute_logs": NO_CAPTURE}
+    ) as instance:
+        for seed, offset in ((4, 0), (5, 5)):
+            run_simulation(
+                home / "landing", users=40, rate=400, duration=3, seed=seed, realtime=False, start=START
+            )
+            now = START.replace(minute=offset).isoformat()
+            assert process_once(made, instance, now=now)["status"] == "SUCCESS"
+
+
 @pytest.fixture
-def processed(settings: Settings, instance: dg.DagsterInstance, lake: LakeResource) -> LakeResource:
-    """A lake after two micro-batches of simulated shoppers (partials and decisions span batches)."""
-    landing = settings.home / "landing"
-    for seed, offset in ((4, 0), (5, 5)):
-        run_simulation(landing, users=40, rate=400, duration=3, seed=seed, realtime=False, start=START)
-        assert process_once(settings, instance, now=START.replace(minute=offset).isoformat())["status"] == (
-            "SUCCESS"
-        )
+def processed(processed_home: Path, settings: Settings, lake: LakeResource) -> LakeResource:
+    """This test's copy of the processed home's lake, landing zone and state store."""
+    for part in ("lake", "landing"):
+        shutil.copytree(processed_home / part, settings.home / part)
+    store = processed_home / "state"  # the default state_store_uri, as this test's settings have it
+    shutil.copytree(store, Path(settings.state_store_uri), ignore=shutil.ignore_patterns("lock.mdb"))
     assert lake.committed_batch() >= 2
     return lake
 
