@@ -22,7 +22,10 @@ def add_collector_options(serve: argparse.ArgumentParser) -> None:
     """The collector's knobs on `lakemail serve` (the sandbox ignores them)."""
     group = serve.add_argument_group("collector")
     group.add_argument(
-        "--commit-ms", type=float, default=100.0, help="at most one landing file per this many ms: requests that come meanwhile share the next (100)"
+        "--commit-ms",
+        type=float,
+        default=100.0,
+        help="one landing file per this many ms at most; requests meanwhile share the next (100)",
     )
     group.add_argument(
         "--max-backlog-mb",
