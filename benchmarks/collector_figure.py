@@ -180,10 +180,10 @@ def collector_figure(quick: bool, repeat: int, say: Callable[[str], None]) -> Fi
     for key, label, unit in E2E_ROWS:
         figure.add(label, unit, [e2e[key]])
     figure.notes += [
-        f"Throughput and latency: {repeat} fresh collectors (default options: a file rotates every 100 ms "
-        f"or when full), {CLIENTS} keep-alive httpx clients in one process on the same 2 cores (their CPU "
-        "is part of the cost); a 200 means the messages were written, fsynced and renamed into the "
-        "landing zone.",
+        f"Throughput and latency: {repeat} fresh collectors (default options: at most one file per 100 ms, "
+        f"or sooner when full), {CLIENTS} keep-alive raw-socket clients in one process on the same 2 cores "
+        "(their CPU is part of the cost); a 200 means the messages were written, fsynced and renamed into "
+        "the landing zone.",
         "End to end is one run of `lakemail up` (runner lanes, sandbox provider), warmed up by one small "
         "file, fed by the realtime simulator through the collector; per welcome email, the landing of the "
         "collector file that held its identify (the moment the message was acknowledged) -> the "
