@@ -66,8 +66,8 @@ def build_store(home: Path, shoppers: int) -> tuple[StateResource, list[str]]:
 
 
 def in_process(state: StateResource, users: list[str], lookups: int) -> dict[str, float]:
-    """p50/p99 (ms) of `ProfileStore.profile` on random shoppers, cold, then one shopper again and again,
-    and of batches of 64 random shoppers (`ProfileStore.profiles`, as the API batches waiting lookups)."""
+    """p50/p99 (ms) of `ProfileStore.profile` on random shoppers, cold, then one shopper again and again
+    (the API looks each request's shopper up on its own: no batching of waiting lookups any more)."""
     store, pick = ProfileStore(state, secret="bench"), random.Random(1)
     cold: list[float] = []
     for _ in range(lookups):
@@ -80,15 +80,7 @@ def in_process(state: StateResource, users: list[str], lookups: int) -> dict[str
         started = time.perf_counter()
         store.profile(users[0])
         warm.append((time.perf_counter() - started) * 1000)
-    batches: list[float] = []
-    for _ in range(max(1, lookups // 64)):  # what the API does under load: waiting lookups together
-        wanted = pick.sample(users, 64)
-        started = time.perf_counter()
-        store.profiles(wanted)
-        batches.append((time.perf_counter() - started) * 1000)
     return {
-        "batch64_p50_ms": percentile(batches, 50),
-        "batch64_p99_ms": percentile(batches, 99),
         "cold_p50_ms": percentile(cold, 50),
         "cold_p99_ms": percentile(cold, 99),
         "cached_p50_ms": percentile(warm, 50),
