@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -21,10 +22,16 @@ class DrainRun:
     wall_seconds: float  # the whole child: interpreter start, imports, Dagster run, exit
     job_seconds: float  # as `lakemail process` reports it (the run alone)
     peak_rss_mb: float
+    delivery_seconds: float = 0.0  # the run's `sends` step: delivery, bound by the provider (#17: apart)
 
     @property
     def events_per_s(self) -> float:
         return self.lines / self.wall_seconds
+
+    @property
+    def undelivered_events_per_s(self) -> float:
+        """Lines over the child's wall seconds less its delivery step: events -> profiles -> triggers."""
+        return self.lines / (self.wall_seconds - self.delivery_seconds)
 
     @property
     def job_events_per_s(self) -> float:
@@ -50,4 +57,26 @@ def drain_once(source_home: Path) -> DrainRun:
         if result.returncode != 0:
             raise RuntimeError(f"lakemail process exited {result.returncode}:\n{result.output[-2000:]}")
         lines, accepted, job_seconds = parse_output(result.output)
-        return DrainRun(lines, accepted, result.seconds, job_seconds, result.peak_rss_mb)
+        delivery = step_seconds(home / "dagster_home", "sends")
+        return DrainRun(lines, accepted, result.seconds, job_seconds, result.peak_rss_mb, delivery)
+
+
+def step_seconds(dagster_home: Path, step: str) -> float:
+    """Seconds the `step` of every run in the instance at `dagster_home` took, in all."""
+    import dagster as dg
+
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            return sum(
+                stat.end_time - stat.start_time
+                for record in instance.get_run_records()
+                for stat in instance.get_run_step_stats(record.dagster_run.run_id)
+                if stat.step_key == step and stat.start_time is not None and stat.end_time is not None
+            )
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
