@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -65,18 +64,10 @@ def step_seconds(dagster_home: Path, step: str) -> float:
     """Seconds the `step` of every run in the instance at `dagster_home` took, in all."""
     import dagster as dg
 
-    previous = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    try:
-        with dg.DagsterInstance.get() as instance:
-            return sum(
-                stat.end_time - stat.start_time
-                for record in instance.get_run_records()
-                for stat in instance.get_run_step_stats(record.dagster_run.run_id)
-                if stat.step_key == step and stat.start_time is not None and stat.end_time is not None
-            )
-    finally:
-        if previous is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = previous
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:  # no DAGSTER_HOME to set and reset
+        return sum(
+            stat.end_time - stat.start_time
+            for record in instance.get_run_records()
+            for stat in instance.get_run_step_stats(record.dagster_run.run_id)
+            if stat.step_key == step and stat.start_time is not None and stat.end_time is not None
+        )

@@ -168,10 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if "steady_state_ingest" in wanted:
         seconds = 60.0 if args.quick else 300.0
-        for figure in _guarded(
+        figures += _guarded(
             "steady_state_ingest", lambda: _steady(seconds, args.repeat_steady, spark, steady_runs)
-        ):
-            figures.append(figure)
+        )
     if "scaling" in wanted:
         figures += _guarded("scaling", lambda: [scaling_figure(args.quick, args.repeat, args.loaded_minutes)])
     if "batch_history" in wanted:
