@@ -11,13 +11,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import queue
+import threading
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import polars as pl
 
@@ -149,22 +151,80 @@ def stamped(result: ParsedFile | FileResult | ReferenceResult, batch_id: int) ->
     return replace(result, quarantine=result.quarantine.with_columns(batch))
 
 
-def read_ahead(read: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """`read` over `items` on `workers` threads, in order, at most `workers` results ahead of the
-    consumer: a batch holds only the files it commits and the few being read."""
-    queue: deque[Future[R]] = deque()
+def read_ahead(
+    read: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    *,
+    budget: int = 0,
+    weight: Callable[[T], int] = lambda _: 0,
+) -> Iterator[R]:
+    """`read` over `items` on `workers` threads, in order. At least `workers` results are in flight, and
+    more while their `weight`s (bytes) stay within `budget`: the readers keep parsing while the consumer
+    validates and commits (#17), and a batch holds only what it commits and that bounded read-ahead."""
+    queue: deque[tuple[Future[R], int]] = deque()
     pending = iter(items)
+    following = next(pending, None)
+    held = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for item in pending:
-            queue.append(pool.submit(read, item))
-            if len(queue) >= workers:
-                break
-        while queue:
-            result = queue.popleft().result()
-            following = next(pending, None)
-            if following is not None:
-                queue.append(pool.submit(read, following))
-            yield result
+        while True:
+            while following is not None and (len(queue) < workers or 0 < held + weight(following) <= budget):
+                cost = weight(following)
+                queue.append((pool.submit(read, following), cost))
+                held += cost
+                following = next(pending, None)
+            if not queue:
+                return
+            future, cost = queue.popleft()
+            held -= cost
+            yield future.result()
+
+
+def produced_ahead(items: Iterable[T], budget: int, weight: Callable[[T], int]) -> Generator[T, None, None]:
+    """`items` in order, produced on a thread of their own up to `budget` (by `weight`) ahead of the
+    consumer, always at least one: the validation of the next pass runs while the consumer commits
+    (#17: Polars and delta-rs release the GIL). An error in the producer is raised to the consumer;
+    a consumer that stops early stops the producer."""
+    handoff: queue.Queue[tuple[str, object]] = queue.Queue()
+    room = threading.Condition()
+    held = [0]
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                cost = weight(item)
+                with room:
+                    while not (stop.is_set() or held[0] == 0 or held[0] + cost <= budget):
+                        room.wait()
+                    if stop.is_set():
+                        return
+                    held[0] += cost
+                handoff.put(("item", item))
+            handoff.put(("end", None))
+        except BaseException as error:  # handed to the consumer, raised there
+            handoff.put(("error", error))
+
+    producer = threading.Thread(target=produce, name="ingest-validate", daemon=True)
+    producer.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                assert isinstance(value, BaseException)
+                raise value
+            item = cast(T, value)
+            with room:
+                held[0] -= weight(item)
+                room.notify_all()
+            yield item
+    finally:
+        stop.set()
+        with room:
+            room.notify_all()
+        producer.join()
 
 
 def landed_manifest(
