@@ -59,9 +59,9 @@ INGEST_FOLDERS = ("events", "customers", "catalog")  # the landing folders a mic
 DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024
 PARSE_THREADS = 2  # the reference machine has 2 cores
 # Landed bytes parsed ahead of the commit (#17): the readers use the core the commit leaves idle.
-READ_AHEAD_BYTES = 64 * 1024 * 1024
+READ_AHEAD_BYTES = 32 * 1024 * 1024
 # Validated bytes held ahead of the commit, beyond the pass being validated (a pass: GROUP_LINES lines).
-VALIDATE_AHEAD_BYTES = 128 * 1024 * 1024
+VALIDATE_AHEAD_BYTES = 32 * 1024 * 1024
 BACKLOG_READ = ["source_file", "bytes", "batch_id", "status", "landed_at", "committed_at"]
 LOG_READ = [*BACKLOG_READ, "sha256"]
 
