@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
@@ -35,7 +36,7 @@ from stores.ingest_files import (
 )
 from stores.profiles import append_updates
 from stores.reference import merge_reference, reference_counts
-from stores.state.batch import BatchRows, batch_changes
+from stores.state.batch import BatchRows, event_changes, event_state, log_changes
 from stores.state.reads import landed_log, seen_ids
 from stores.state.sync import ready
 from stores.suppressions import record_unsubscribes
@@ -43,7 +44,6 @@ from transforms.ingest.batch import FAILED, LANDED_SCHEMA, RETRYING, commit_grou
 from transforms.ingest.events import dedupe_dates, identity_edges
 from transforms.ingest.files import FileResult, assemble_batch
 from transforms.ingest.reference import ReferenceResult
-from transforms.profiles.partials import partials
 from transforms.schema import (
     EVENTS_SCHEMA,
     IDENTITIES_SCHEMA,
@@ -59,9 +59,9 @@ INGEST_FOLDERS = ("events", "customers", "catalog")  # the landing folders a mic
 DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024
 PARSE_THREADS = 2  # the reference machine has 2 cores
 # Landed bytes parsed ahead of the commit (#17): the readers use the core the commit leaves idle.
-READ_AHEAD_BYTES = 32 * 1024 * 1024
+READ_AHEAD_BYTES = 16 * 1024 * 1024
 # Validated bytes held ahead of the commit, beyond the pass being validated (a pass: GROUP_LINES lines).
-VALIDATE_AHEAD_BYTES = 32 * 1024 * 1024
+VALIDATE_AHEAD_BYTES = 16 * 1024 * 1024
 BACKLOG_READ = ["source_file", "bytes", "batch_id", "status", "landed_at", "committed_at"]
 LOG_READ = [*BACKLOG_READ, "sha256"]
 
@@ -191,32 +191,39 @@ def _commit(
     results = [r for _, r in parsed if isinstance(r, FileResult)]
     references = [(path, r) for path, r in parsed if isinstance(r, ReferenceResult)]
     rows = assemble_batch(results, _seen(lake, store, results))
-    quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])
-    lake.append("quarantine", quarantine, batch_id=batch_id)
-    lake.append("events", rows.events, batch_id=batch_id, partition_by=["event_date"])
     edges = identity_edges(rows.events)
-    merge_identities(lake, edges, batch_id)
-    suppressed = record_unsubscribes(lake, rows.events, secret) if secret is not None else None
-    counts = pl.concat([rows.counts, reference_counts(references)])
-    written: dict[str, pl.DataFrame] = {}
-    report.catalog_changes += merge_reference(lake, references, batch_id, written)
-    report.reference_files.update(path.split("/", 1)[0] for path, _ in references)
-    committed_at = datetime.now(UTC)
-    entries = (
-        pl.DataFrame(log_rows, schema={c: INGEST_LOG_SCHEMA[c] for c in LOG_ROW_COLUMNS})
-        .join(counts, on="source_file", how="left")
-        .with_columns(
-            pl.col("lines", "accepted", "quarantined", "duplicates").fill_null(0),
-            pl.lit(committed_at, dtype=UTC_TS).alias("committed_at"),
+    # The batch's partials and the store changes its events make are computed on a thread while the
+    # Delta commits below run (#17: delta-rs releases the GIL); the store is committed after them.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-state") as pool:
+        ahead = pool.submit(event_state, store, rows.events, edges)
+        quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])
+        lake.append("quarantine", quarantine, batch_id=batch_id)
+        lake.append("events", rows.events, batch_id=batch_id, partition_by=["event_date"])
+        merge_identities(lake, edges, batch_id)
+        suppressed = record_unsubscribes(lake, rows.events, secret) if secret is not None else None
+        counts = pl.concat([rows.counts, reference_counts(references)])
+        written: dict[str, pl.DataFrame] = {}
+        report.catalog_changes += merge_reference(lake, references, batch_id, written)
+        report.reference_files.update(path.split("/", 1)[0] for path, _ in references)
+        committed_at = datetime.now(UTC)
+        entries = (
+            pl.DataFrame(log_rows, schema={c: INGEST_LOG_SCHEMA[c] for c in LOG_ROW_COLUMNS})
+            .join(counts, on="source_file", how="left")
+            .with_columns(
+                pl.col("lines", "accepted", "quarantined", "duplicates").fill_null(0),
+                pl.lit(committed_at, dtype=UTC_TS).alias("committed_at"),
+            )
+            .select([pl.col(c).cast(t) for c, t in INGEST_LOG_SCHEMA.items()])
         )
-        .select([pl.col(c).cast(t) for c, t in INGEST_LOG_SCHEMA.items()])
-    )
-    lake.append("ingest_log", entries, batch_id=batch_id)  # the batch is committed
-    part = partials(rows.events)
+        lake.append("ingest_log", entries, batch_id=batch_id)  # the batch is committed
+        part, changes = ahead.result()
     if store is not None:
         suppressions = suppressed if suppressed is not None else pl.DataFrame(schema=SUPPRESSIONS_SCHEMA)
         batch = BatchRows(batch_id, entries, rows.events, edges, suppressions, written, part)
-        store.commit(batch_id, batch_changes(store, lake, batch), lane="ingest")
+        if changes is None:  # a shopper changed hands: the lake as of this batch answers (rare)
+            changes = event_changes(store, lake, rows.events, edges, part)
+        changes.update(log_changes(store, batch))
+        store.commit(batch_id, changes, lane="ingest")
     append_updates(lake, batch_id, part)  # the lake's record of partials (profiles refresh folds them)
     _record(report, batch_id, rows.events, quarantine, entries, committed_at)
 

@@ -65,6 +65,13 @@ class StateChanges:
         check_namespace(namespace)
         self.deletes.setdefault(namespace, set()).add(store_key(key))
 
+    def update(self, other: StateChanges) -> None:
+        """Add `other`'s puts and deletes (its puts after this one's, key by key)."""
+        for namespace, puts in other.puts.items():
+            self.puts.setdefault(namespace, {}).update(puts)
+        for namespace, keys in other.deletes.items():
+            self.deletes.setdefault(namespace, set()).update(keys)
+
     def __len__(self) -> int:
         return sum(map(len, self.puts.values())) + sum(map(len, self.deletes.values()))
 

@@ -16,7 +16,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from resources.state import StateStore
-from stores.state.live_profiles import profile_changes
+from stores.state.live_profiles import NeedsLake, profile_changes
 from stores.state.namespaces import LANDED_RECORD, SUPPRESSION, VALUE_SCHEMAS, VIEWED_EVENTS, listed
 from stores.triggers import VIEWER_LOOKBACK
 from transforms.profiles.partials import partials, principal
@@ -45,11 +45,49 @@ class BatchRows:
 def batch_changes(store: StateStore, lake: LakeResource | None, rows: BatchRows) -> StateChanges:
     """The store changes of one committed batch (`lake`, as of right after it, is read only when a shopper
     changes hands; None: `live_profiles.NeedsLake` is raised then)."""
+    part = rows.partials if rows.partials is not None else partials(rows.events)
+    changes = event_changes(store, lake, rows.events, rows.edges, part)
+    changes.update(log_changes(store, rows))
+    return changes
+
+
+def event_changes(
+    store: StateStore,
+    lake: LakeResource | None,
+    events: pl.DataFrame,
+    edges: pl.DataFrame,
+    part: pl.DataFrame,
+) -> StateChanges:
+    """The part of `batch_changes` that its accepted `events` make (event ids, product viewers, profiles
+    with their partials `part`): the ingest computes it while the batch's Delta commits run (#17)."""
+    changes = StateChanges()
+    ids = events.select("event_id", "batch_id").unique("event_id", keep="first").lazy()
+    changes.put_many("event_ids", encode(ids, pl.col("event_id"), VALUE_SCHEMAS["event_ids"]).collect())
+    _viewers(store, changes, events)
+    profile_changes(store, lake, part, edges, changes)
+    return changes
+
+
+def event_state(
+    store: StateStore | None, events: pl.DataFrame, edges: pl.DataFrame
+) -> tuple[pl.DataFrame, StateChanges | None]:
+    """A batch's partials, and the store changes its `events` make without the lake (None without a
+    store, or when a shopper changed hands: `event_changes` with the lake after the batch then)."""
+    part = partials(events)
+    if store is None:
+        return part, None
+    try:
+        return part, event_changes(store, None, events, edges, part)
+    except NeedsLake:
+        return part, None
+
+
+def log_changes(store: StateStore, rows: BatchRows) -> StateChanges:
+    """The rest of `batch_changes`: landed files, identity links, suppressions, customers and catalog
+    (namespaces that `event_changes` does not touch)."""
     changes = StateChanges()
     landed = rows.log.select(pl.col("source_file").alias("_key"), *LANDED_RECORD)
     relist(store, changes, "landed_files", landed, "records", LANDED_RECORD, lambda f: f)
-    ids = rows.events.select("event_id", "batch_id").unique("event_id", keep="first").lazy()
-    changes.put_many("event_ids", encode(ids, pl.col("event_id"), VALUE_SCHEMAS["event_ids"]).collect())
     link_rows = pl.concat(
         [
             rows.edges.select(
@@ -67,9 +105,6 @@ def batch_changes(store: StateStore, lake: LakeResource | None, rows: BatchRows)
     for name, (key, schema) in REFERENCE_KEYS.items():
         if name in rows.reference and rows.reference[name].height:
             changes.put_many(name, encode(rows.reference[name].lazy(), pl.col(key), schema).collect())
-    _viewers(store, changes, rows.events)
-    part = rows.partials if rows.partials is not None else partials(rows.events)
-    profile_changes(store, lake, part, rows.edges, changes)
     return changes
 
 

@@ -33,18 +33,19 @@ START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday, noon UTC
 
 
 class Held:
-    """`stores.ingest.batch_changes` held until released, once the batch's Delta commits are done."""
+    """`stores.ingest.log_changes` held until released: it runs once the batch's Delta commits are done,
+    before the store's commit."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.committed, self.go = threading.Event(), threading.Event()
-        real = stores.ingest.batch_changes
+        real = stores.ingest.log_changes
 
         def held(*args: object, **kwargs: object) -> object:
             self.committed.set()
             assert self.go.wait(60), "the test never released the ingest"
             return real(*args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(stores.ingest, "batch_changes", held)
+        monkeypatch.setattr(stores.ingest, "log_changes", held)
 
 
 @pytest.fixture
