@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal
 
 import dagster as dg
 import polars as pl
+import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import DeltaError
 from pydantic import PrivateAttr
@@ -22,6 +23,22 @@ from transforms.schema import INGEST_APP_ID, STATS_COLUMNS
 def writer_properties() -> WriterProperties:
     # zstd: smaller and faster than delta-rs' default snappy on this data (measured on the reference machine).
     return WriterProperties(compression="ZSTD")
+
+
+STREAM_ROWS = 16_384  # rows handed to delta-rs at a time when a write is bigger than this
+
+
+def arrow_stream(frame: pl.DataFrame) -> pa.Table | pa.RecordBatchReader:
+    """`frame` for delta-rs, a big one as a stream of slices (#17: peak RSS +313 MB, not +534 MB)."""
+    if frame.height <= STREAM_ROWS:
+        return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    schema = frame.head(0).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for part in frame.iter_slices(STREAM_ROWS):
+            yield from part.to_arrow(compat_level=pl.CompatLevel.oldest()).to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -229,7 +246,7 @@ class LakeResource(dg.ConfigurableResource):
                 mode, partition_by = "overwrite", table.metadata().partition_columns or None
         write_deltalake(
             self.table_uri(name),
-            frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
+            arrow_stream(frame),
             mode=mode,
             partition_by=partition_by,
             configuration=None if exists else table_configuration(name),
