@@ -1,6 +1,6 @@
 """Dagster wiring of `sends`: the outbox of every `send` decision, delivered through the email provider."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -38,6 +38,7 @@ def sends(
     now, offset = engine_clock(config)
     with lake.decide_lock(), email.client() as client:  # the decide lane (#15): ingest never waits on it
         report = run_sends(lake, state, _sender(email, shop, secrets, client), now=now, offset=offset)
+    until = datetime.now(UTC) + offset  # the step's end on the run's clock, as `sent_at` is written
     summary = run_summary(report.rows)
     context.log.info(
         "sends: %s enqueued; %s sent, %s aborted, %s failed, %s unknown, %s waiting%s",
@@ -49,7 +50,10 @@ def sends(
         summary["waiting"],
         report.circuit_note,
     )
-    return dg.MaterializeResult(metadata=_metadata(report, summary, email.provider().name))
+    metadata = _metadata(report, summary, email.provider().name)
+    # The window the run's `sent_at`s fall in (the runner's metrics read its sends by it, #18).
+    metadata.update(sent_from=now.isoformat(), sent_until=until.isoformat())
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _sender(

@@ -1,5 +1,6 @@
 """What one micro-batch run did, from its result (the assets' metadata, Dagster's step stats) and the rows
-it committed (ingest_log by its batch ids, sends by its time window): read once per run, never per scrape."""
+it committed (ingest_log by its batch ids, sends by the window its sends step reports): read once per run,
+never per scrape."""
 
 from __future__ import annotations
 
@@ -52,8 +53,7 @@ def record_run(
     sends = metadata.get("sends")
     if sends is not None:
         _sends(metrics, sends)
-        if stats.start_time is not None:
-            _sent_latency(metrics, lake, stats.start_time, stats.end_time)
+        _sent_latency(metrics, lake, _sent_window(sends, stats.start_time, stats.end_time))
 
 
 def _ingest(metrics: RunnerMetrics, metadata: dict[str, dict[str, Any]], lake: LakeResource) -> None:
@@ -96,15 +96,28 @@ def _sends(metrics: RunnerMetrics, sends: dict[str, Any]) -> None:
         metrics.circuit_open.labels(provider=provider).set(0)
 
 
-def _sent_latency(metrics: RunnerMetrics, lake: LakeResource, start: float, end: float | None) -> None:
-    """The emails the provider accepted during the run: their `latency_ms`."""
-    since = datetime.fromtimestamp(start, UTC)
-    window = pl.col("sent_at") >= since
-    if end is not None:
-        window &= pl.col("sent_at") <= datetime.fromtimestamp(end, UTC)
+Window = tuple[datetime, datetime]
+
+
+def _sent_window(sends: dict[str, Any], start: float | None, end: float | None) -> Window | None:
+    """When the run's `sent_at`s fall: the window its sends step reports, on the run's clock (a run with a
+    pinned `now` writes them there); else the run's wall-clock span (a run from before the window)."""
+    if sends.get("sent_from") and sends.get("sent_until"):
+        since, until = (datetime.fromisoformat(str(sends[k])) for k in ("sent_from", "sent_until"))
+        return since, until
+    if start is None or end is None:
+        return None
+    return datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+
+
+def _sent_latency(metrics: RunnerMetrics, lake: LakeResource, window: Window | None) -> None:
+    """The emails the provider accepted in the run's sends window: their `latency_ms`."""
+    if window is None:
+        return
+    since, until = window
     sent = (
         lake.scan("sends", {k: SENDS_SCHEMA[k] for k in ("status", "sent_at", "latency_ms")})
-        .filter((pl.col("status") == "sent") & window)
+        .filter((pl.col("status") == "sent") & pl.col("sent_at").is_between(since, until))
         .select("latency_ms")
         .collect()
     )

@@ -28,8 +28,8 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | Non
 
 
 def test_one_run_is_counted_exactly(settings: Settings, instance: dg.DagsterInstance) -> None:
-    # No quiet hours: the run's `now` is the wall clock (the sends window is read by it), and in the
-    # evening (CI at 21:12 UTC) quiet hours deferred every welcome and the run counted no `send`.
+    # No quiet hours: the run's `now` is the wall clock, and in the evening (CI at 21:12 UTC) quiet
+    # hours deferred every welcome and the run counted no `send`.
     settings = replace(settings, policy=replace(settings.policy, quiet_hours=False))
     now = datetime.now(UTC)
     signups = [
@@ -71,3 +71,24 @@ def test_one_run_is_counted_exactly(settings: Settings, instance: dg.DagsterInst
     assert sample(registry, "lakemail_state_store_present") == 1
     assert sample(registry, "lakemail_state_store_lag_batches") == 0
     assert (sample(registry, "lakemail_lake_size_bytes") or 0) > 0
+
+
+def test_a_pinned_now_run_counts_its_sends_latency(settings: Settings, instance: dg.DagsterInstance) -> None:
+    # A replay (`process --now`) writes `sent_at` on the run's clock: the metrics read the run's sends by
+    # the window its sends step reports there, not by the run's wall-clock span (which counted none).
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    signups = [
+        message("identify", now, user=u, email=f"{u}@example.com", marketing_consent=True, first_name="A")
+        for u in USERS
+    ]
+    land(settings, "signups.ndjson", [orjson.dumps(m) for m in signups])
+    registry, metrics = runner_registry(settings, instance)
+    lake = LakeResource(uri=settings.lake_uri)
+    job = build_defs(settings).resolve_job_def(MICROBATCH_JOB)
+    config = microbatch_config(None, settings.max_batch_mb, now=now.isoformat())
+    result = execute_leased(job, instance, config, "test")
+    assert result.success
+    MetricsObserver(metrics, instance, lake).finished(result)
+
+    assert sample(registry, "lakemail_sends_total", status="sent") == len(USERS)
+    assert sample(registry, "lakemail_landed_to_sent_seconds_count") == len(USERS)
