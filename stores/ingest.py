@@ -37,6 +37,7 @@ from stores.ingest_files import (
 from stores.profiles import append_updates
 from stores.reference import merge_reference, reference_counts
 from stores.state.batch import BatchRows, event_changes, event_state, log_changes
+from stores.state.live_profiles import HeldProfiles
 from stores.state.reads import landed_log, seen_ids
 from stores.state.sync import ready
 from stores.suppressions import record_unsubscribes
@@ -161,8 +162,9 @@ def ingest(
         )
         # Event files validated many at a time (transforms.ingest.group), a group ahead of the commit.
         outcomes = produced_ahead(validated(outcomes), VALIDATE_AHEAD_BYTES, lambda o: o.content_bytes)
+        held = HeldProfiles()  # the profile states each group commits, read by the next (#17)
         for group in commit_groups(((o, o.content_bytes) for o in outcomes), max_batch_bytes):
-            _commit(lake, group, report, store, secret)
+            _commit(lake, group, report, store, secret, held)
     return report
 
 
@@ -181,6 +183,7 @@ def _commit(
     report: IngestReport,
     store: StateStore | None = None,
     secret: str | None = None,
+    held: HeldProfiles | None = None,
 ) -> None:
     batch_id = lake.committed_batch() + 1
     log_rows = [{**o.row, "batch_id": batch_id} for o in outcomes]
@@ -195,7 +198,7 @@ def _commit(
     # The batch's partials and the store changes its events make are computed on a thread while the
     # Delta commits below run (#17: delta-rs releases the GIL); the store is committed after them.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-state") as pool:
-        ahead = pool.submit(event_state, store, rows.events, edges)
+        ahead = pool.submit(event_state, store, rows.events, edges, held)
         quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])
         lake.append("quarantine", quarantine, batch_id=batch_id)
         lake.append("events", rows.events, batch_id=batch_id, partition_by=["event_date"])
@@ -221,9 +224,11 @@ def _commit(
         suppressions = suppressed if suppressed is not None else pl.DataFrame(schema=SUPPRESSIONS_SCHEMA)
         batch = BatchRows(batch_id, entries, rows.events, edges, suppressions, written, part)
         if changes is None:  # a shopper changed hands: the lake as of this batch answers (rare)
-            changes = event_changes(store, lake, rows.events, edges, part)
+            changes = event_changes(store, lake, rows.events, edges, part, held)
         changes.update(log_changes(store, batch))
         store.commit(batch_id, changes, lane="ingest")
+        if held is not None:
+            held.committed()
     append_updates(lake, batch_id, part)  # the lake's record of partials (profiles refresh folds them)
     _record(report, batch_id, rows.events, quarantine, entries, committed_at)
 

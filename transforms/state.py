@@ -115,6 +115,6 @@ def encode(rows: pl.LazyFrame, key: pl.Expr, schema: dict[str, pl.DataType]) -> 
 def decode(values: list[bytes], schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """The rows `encode` wrote, back in `schema`'s types."""
     wired = pl.Struct({c: wire(t) for c, t in schema.items()})
-    text = pl.Series("value", [v.decode() for v in values], dtype=pl.String)
+    text = pl.Series("value", values, dtype=pl.Binary).cast(pl.String)  # UTF-8 checked in Rust, no copies
     frame = text.str.json_decode(wired).struct.unnest()
     return frame.select([pl.col(c).cast(t) for c, t in schema.items()])

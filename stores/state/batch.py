@@ -16,7 +16,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from resources.state import StateStore
-from stores.state.live_profiles import NeedsLake, profile_changes
+from stores.state.live_profiles import HeldProfiles, NeedsLake, profile_changes
 from stores.state.namespaces import LANDED_RECORD, SUPPRESSION, VALUE_SCHEMAS, VIEWED_EVENTS, listed
 from stores.triggers import VIEWER_LOOKBACK
 from transforms.profiles.partials import partials, principal
@@ -57,19 +57,21 @@ def event_changes(
     events: pl.DataFrame,
     edges: pl.DataFrame,
     part: pl.DataFrame,
+    held: HeldProfiles | None = None,
 ) -> StateChanges:
     """The part of `batch_changes` that its accepted `events` make (event ids, product viewers, profiles
-    with their partials `part`): the ingest computes it while the batch's Delta commits run (#17)."""
+    with their partials `part`): the ingest computes it while the batch's Delta commits run (#17).
+    `held`: the profile states the run's last commit put (`live_profiles.HeldProfiles`)."""
     changes = StateChanges()
     ids = events.select("event_id", "batch_id").unique("event_id", keep="first").lazy()
     changes.put_many("event_ids", encode(ids, pl.col("event_id"), VALUE_SCHEMAS["event_ids"]).collect())
     _viewers(store, changes, events)
-    profile_changes(store, lake, part, edges, changes)
+    profile_changes(store, lake, part, edges, changes, held)
     return changes
 
 
 def event_state(
-    store: StateStore | None, events: pl.DataFrame, edges: pl.DataFrame
+    store: StateStore | None, events: pl.DataFrame, edges: pl.DataFrame, held: HeldProfiles | None = None
 ) -> tuple[pl.DataFrame, StateChanges | None]:
     """A batch's partials, and the store changes its `events` make without the lake (None without a
     store, or when a shopper changed hands: `event_changes` with the lake after the batch then)."""
@@ -77,7 +79,7 @@ def event_state(
     if store is None:
         return part, None
     try:
-        return part, event_changes(store, None, events, edges, part)
+        return part, event_changes(store, None, events, edges, part, held)
     except NeedsLake:
         return part, None
 

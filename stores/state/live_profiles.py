@@ -12,6 +12,8 @@ anonymous id is claimed by its earliest identities edge (`transforms.profiles.me
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import polars as pl
 
 from resources.lake import LakeResource
@@ -57,11 +59,34 @@ def _with_edges(links: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
     return both.group_by("anonymous_id", "user_id").agg(pl.col("first_seen_at").min())
 
 
-def _states(store: StateStore, keys: list[str]) -> pl.DataFrame:
-    found = store.get_many("profiles", keys)
+@dataclass
+class HeldProfiles:
+    """The profile states that a run's last store commit put, decoded (#17).
+
+    A backlog's commit groups touch mostly the same shoppers: each group reads their states here
+    instead of decoding them (~6.5 KB of JSON each) from the store again. It holds only what this run
+    committed, while it holds the ingest lock (erasures and rebuilds take both lanes' locks), so the
+    store holds exactly these values; it is bounded by one group's shoppers."""
+
+    states: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=PARTIAL_SCHEMA))
+    pending: pl.DataFrame | None = None  # what the group being computed puts, held once it is committed
+
+    def committed(self) -> None:
+        """The pending states are in the store now."""
+        if self.pending is not None:
+            self.states, self.pending = self.pending, None
+
+
+def _states(store: StateStore, keys: list[str], held: HeldProfiles | None = None) -> pl.DataFrame:
+    cached = pl.DataFrame(schema=PARTIAL_SCHEMA)
+    if held is not None and held.states.height:
+        cached = held.states.filter(pl.col("principal").is_in(keys))
+        known = set(cached["principal"])
+        keys = [k for k in keys if k not in known]
+    found = store.get_many("profiles", keys) if keys else {}
     if not found:
-        return pl.DataFrame(schema=PARTIAL_SCHEMA)
-    return decode(list(found.values()), PARTIAL_SCHEMA)
+        return cached
+    return pl.concat([cached, decode(list(found.values()), PARTIAL_SCHEMA)])
 
 
 def profile_changes(
@@ -70,9 +95,11 @@ def profile_changes(
     batch: pl.DataFrame,
     edges: pl.DataFrame,
     changes: StateChanges,
+    held: HeldProfiles | None = None,
 ) -> None:
     """Merge the batch's partials (`batch`, PARTIAL_SCHEMA) and identity `edges` into `changes`; `lake`
-    (the lake right after this batch) answers for shoppers that change hands, None: raise NeedsLake."""
+    (the lake right after this batch) answers for shoppers that change hands, None: raise NeedsLake.
+    `held`: the states the run's last commit put (read before the store's), given what this one puts."""
     anons = sorted(
         {p.removeprefix(ANON) for p in batch["principal"] if p.startswith(ANON)} | set(edges["anonymous_id"])
     )
@@ -85,26 +112,32 @@ def profile_changes(
         changes.delete("profiles", ANON + anon)
     if again and lake is None:
         raise NeedsLake(f"{len(moved)} anonymous ids changed hands")
+    put: list[pl.DataFrame] = []
     if again:
         assert lake is not None
-        merged = lake_states(lake, sorted(again))
-        _put(changes, merged)
+        put.append(_put(changes, lake_states(lake, sorted(again))))
     resolved = batch.with_columns(
         pl.col("principal").replace({ANON + a: u for a, u in after.items()}).alias("principal")
     ).filter(~pl.col("principal").is_in(sorted(again)))
-    if resolved.height == 0 and not newly:
-        return
-    keys = sorted(set(resolved["principal"]) | set(newly.values()) | {ANON + a for a in newly})
-    held = _states(store, keys).with_columns(
-        pl.col("principal").replace({ANON + a: u for a, u in newly.items()}).alias("principal")
-    )
-    rows = pl.concat([held, resolved.select(list(PARTIAL_SCHEMA))], how="vertical_relaxed")
-    # Engagement adds floats: merge in the rebuild's order, so the same partials give the same last bit.
-    rows = rows.sort("principal", "first_ts", "last_ts", "engagement", nulls_last=True)
-    _put(changes, merge_partials(rows))
+    if resolved.height or newly:
+        keys = sorted(set(resolved["principal"]) | set(newly.values()) | {ANON + a for a in newly})
+        stored = _states(store, keys, held).with_columns(
+            pl.col("principal").replace({ANON + a: u for a, u in newly.items()}).alias("principal")
+        )
+        rows = pl.concat([stored, resolved.select(list(PARTIAL_SCHEMA))], how="vertical_relaxed")
+        # Engagement adds floats: merge in the rebuild's order, so the same partials give the same last bit.
+        rows = rows.sort("principal", "first_ts", "last_ts", "engagement", nulls_last=True)
+        put.append(_put(changes, merge_partials(rows)))
+    if held is not None:  # what the store holds for these principals once `changes` is committed
+        deleted = sorted(changes.deletes.get("profiles", set()))
+        states = pl.concat([pl.DataFrame(schema=PARTIAL_SCHEMA), *put])
+        held.pending = states.filter(~pl.col("principal").is_in(deleted))
 
 
-def _put(changes: StateChanges, state: pl.DataFrame) -> None:
-    if state.height:
-        encoded = encode(canonical(state).lazy(), pl.col("principal"), PARTIAL_SCHEMA).collect()
-        changes.put_many("profiles", encoded)
+def _put(changes: StateChanges, state: pl.DataFrame) -> pl.DataFrame:
+    """Put the merged `state`; returns it as the store holds it (lists in canonical order)."""
+    if state.height == 0:
+        return pl.DataFrame(schema=PARTIAL_SCHEMA)
+    stored = canonical(state)
+    changes.put_many("profiles", encode(stored.lazy(), pl.col("principal"), PARTIAL_SCHEMA).collect())
+    return stored

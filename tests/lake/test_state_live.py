@@ -5,18 +5,21 @@ date horizon."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.state import StateResource
+from resources.state_lmdb import LmdbStore
 from stores.ingest import ingest
 from stores.state.rebuild import check
 from transforms.schema import EVENTS_SCHEMA
@@ -122,3 +125,47 @@ def test_a_retry_received_three_days_later_is_a_duplicate(tmp_path: Path) -> Non
     events = lake.read("events", EVENTS_SCHEMA)
     assert events.filter(pl.col("event_id") == "m-retried").height == 1
     assert (report.accepted, report.duplicates) == (0, 1)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.lists(messages(), min_size=1, max_size=8), min_size=2, max_size=4))
+def test_one_ingest_of_many_commit_groups_equals_a_rebuilt_store(batches: list[list[dict[str, Any]]]) -> None:
+    # One run, a commit group per file: each group reads the profile states the group before it put
+    # from memory (`live_profiles.HeldProfiles`, #17), not from the store; the store ends the same.
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        lake, landing = LakeResource(uri=str(home / "lake")), LandingResource(uri=str(home / "landing"))
+        state = StateResource(uri=str(home / "state"))
+        for n, batch in enumerate(batches):
+            land(landing, f"b{n}", batch)
+        report = ingest(lake, landing, state=state, secret=SECRET, max_batch_bytes=1)
+        assert len(report.batches) == len(batches)
+        assert ingest_namespaces_equal(lake, state) == {}
+
+
+def test_a_commit_group_reads_the_profiles_the_group_before_it_put_from_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake, landing = LakeResource(uri=str(tmp_path / "lake")), LandingResource(uri=str(tmp_path / "landing"))
+    state = StateResource(uri=str(tmp_path / "state"))
+    for n in range(3):
+        views = [
+            {"type": "track", "event": "Product Viewed", "userId": user, "messageId": f"m{n}-{user}"}
+            | {"timestamp": at(n), "properties": {"product_id": "p1"}}
+            for user in USERS
+        ]
+        land(landing, f"b{n}", views)
+    read: list[list[str]] = []
+    get_many = LmdbStore.get_many
+
+    def recorded(store: LmdbStore, namespace: str, keys: Iterable[str]) -> dict[str, bytes]:
+        keys = list(keys)
+        if namespace == "profiles":
+            read.append(keys)
+        return get_many(store, namespace, keys)
+
+    monkeypatch.setattr(LmdbStore, "get_many", recorded)
+    report = ingest(lake, landing, state=state, secret=SECRET, max_batch_bytes=1)
+    assert len(report.batches) == 3
+    assert read == [USERS]  # the first group asks the store; the next two find both shoppers held
+    assert ingest_namespaces_equal(lake, state) == {}
