@@ -63,6 +63,7 @@ PARSE_THREADS = 2  # the reference machine has 2 cores
 READ_AHEAD_BYTES = 16 * 1024 * 1024
 # Validated bytes held ahead of the commit, beyond the pass being validated (a pass: GROUP_LINES lines).
 VALIDATE_AHEAD_BYTES = 16 * 1024 * 1024
+VALIDATE_THREADS = 2  # passes validated at once: the commit waited on one
 BACKLOG_READ = ["source_file", "bytes", "batch_id", "status", "landed_at", "committed_at"]
 LOG_READ = [*BACKLOG_READ, "sha256"]
 
@@ -161,7 +162,9 @@ def ingest(
             weight=lambda item: by_path[item[0]].size,
         )
         # Event files validated many at a time (transforms.ingest.group), a group ahead of the commit.
-        outcomes = produced_ahead(validated(outcomes), VALIDATE_AHEAD_BYTES, lambda o: o.content_bytes)
+        outcomes = produced_ahead(
+            validated(outcomes, workers=VALIDATE_THREADS), VALIDATE_AHEAD_BYTES, lambda o: o.content_bytes
+        )
         held = HeldProfiles()  # the profile states each group commits, read by the next (#17)
         for group in commit_groups(((o, o.content_bytes) for o in outcomes), max_batch_bytes):
             _commit(lake, group, report, store, secret, held)

@@ -118,19 +118,33 @@ def _failed(
     return {**row, "status": FAILED, "detail": detail[:500]}
 
 
-def validated(outcomes: Iterable[FileOutcome], lines: int = GROUP_LINES) -> Iterator[FileOutcome]:
+def validated(
+    outcomes: Iterable[FileOutcome], lines: int = GROUP_LINES, workers: int = 1
+) -> Iterator[FileOutcome]:
     """`outcomes` in order, their parsed event files validated together some `lines` lines a pass
     (`transforms.ingest.group`): the per-call cost is paid per pass, not per file, and only a pass's
-    parsed lines are held (not a whole commit group's). Rows carry batch 0 until `stamped`."""
+    parsed lines are held (not a whole commit group's); `workers` passes at a time, on threads of their
+    own (Polars releases the GIL). Rows carry batch 0 until `stamped`."""
+    if workers <= 1:
+        for run in _passes(outcomes, lines):
+            yield from _validated(run)
+        return
+    for done in read_ahead(_validated, _passes(outcomes, lines), workers):
+        yield from done
+
+
+def _passes(outcomes: Iterable[FileOutcome], lines: int) -> Iterator[list[FileOutcome]]:
+    """`outcomes` in runs of some `lines` parsed lines (the last one shorter)."""
     held: list[FileOutcome] = []
     count = 0
     for outcome in outcomes:
         held.append(outcome)
         count += outcome.result.lines if isinstance(outcome.result, ParsedFile) else 0
         if count >= lines:
-            yield from _validated(held)
+            yield held
             held, count = [], 0
-    yield from _validated(held)
+    if held:
+        yield held
 
 
 def _validated(held: list[FileOutcome]) -> list[FileOutcome]:

@@ -7,10 +7,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
+import orjson
 import pytest
 
-from stores.ingest_files import produced_ahead, read_ahead
+from stores.ingest_files import FileOutcome, produced_ahead, read_ahead, validated
+from tests.story import message
+from transforms.ingest.files import FileResult
+from transforms.ingest.group import parse_file
+
+AT = datetime(2026, 11, 20, 9, tzinfo=UTC)
 
 
 class Tracked:
@@ -97,3 +104,40 @@ def test_a_consumer_that_stops_early_stops_the_producer() -> None:
     stream.close()  # joins the producer: it stops at its budget
     assert len(produced) <= 6
     assert not any(t.name == "ingest-validate" for t in threading.enumerate())
+
+
+def test_passes_validated_on_two_threads_give_what_one_gives_in_order() -> None:
+    # Files of 300 lines (some bad), passes of 512 lines: several passes, each on either thread.
+    def outcome(n: int) -> FileOutcome:
+        lines = [
+            orjson.dumps(
+                message("Product Viewed", AT, user=f"u{n}-{i}", product_id="p1", message_id=f"m{n}-{i}")
+            )
+            if i % 97
+            else b"{broken"
+            for i in range(300)
+        ]
+        data = b"\n".join(lines) + b"\n"
+        parsed = parse_file(data, source_file=f"events/f{n}.ndjson", landed_at=AT)
+        return FileOutcome({"source_file": f"events/f{n}.ndjson"}, parsed, len(data))
+
+    def rows(outcomes: Iterator[FileOutcome]) -> list[tuple[str, list[str], list[int]]]:
+        found = []
+        for o in outcomes:
+            assert isinstance(o.result, FileResult)
+            found.append(
+                (
+                    o.result.source_file,
+                    o.result.events["event_id"].to_list(),
+                    o.result.quarantine["source_line"].to_list(),
+                )
+            )
+        return found
+
+    files = [outcome(n) for n in range(12)]
+    one = rows(validated(iter(files), lines=512, workers=1))
+    assert rows(validated(iter(files), lines=512, workers=2)) == one
+    assert [name for name, _, _ in one] == [f"events/f{n}.ndjson" for n in range(12)]
+    assert sum(len(ids) for _, ids, _ in one) == 12 * (300 - 4) and all(
+        q == [1, 98, 195, 292] for *_, q in one
+    )
