@@ -39,6 +39,7 @@ class Figure:
     commands: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
+    failed: bool = False  # its measurement raised: `make bench` still writes the others, then exits 1
 
     def add(self, metric: str, unit: str, values: Sequence[float]) -> Summary:
         summary = summarize(values)

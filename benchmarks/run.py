@@ -145,7 +145,7 @@ def _guarded(name: str, measure: Callable[[], list[Figure]]) -> list[Figure]:
         return measure()
     except Exception as error:  # an hour of other figures must not be lost to one
         _say(f"{name} failed:\n{traceback.format_exc()}")
-        failed = Figure(name, f"`{name}`: not measured in this run")
+        failed = Figure(name, f"`{name}`: not measured in this run", failed=True)
         failed.notes.append(f"The figure failed: {type(error).__name__}: {error}")
         return [failed]
 
@@ -207,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args.out.write_text(text)
     _say(f"wrote {args.out}")
+    failed = [f.name for f in figures if f.failed]
+    if failed:  # written, so the other figures are kept, but a run with a failed figure is no measurement
+        print(f"lakemail bench: not measured: {', '.join(failed)} (see {args.out})", file=sys.stderr)
+        return 1
     return 0
 
 
