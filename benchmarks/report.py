@@ -97,3 +97,26 @@ def render(
         out += ["## Not measured yet", "", "| figure | why |", "|---|---|"]
         out += [f"| {u.title} | {u.reason} |" for u in unmeasured]
     return "\n".join(out) + "\n"
+
+
+def merged(existing: str, figures: Sequence[Figure], *, date: str, command: str) -> str:
+    """`existing` (a BENCHMARKS.md) with the sections of `figures` put in place of their old ones, each
+    saying when and how it was re-measured; every other section (the full run's figures, the hand-written
+    ones) is kept. A failed figure keeps its old section (`make bench` exits 1 and names it); a figure the
+    file lacks goes before "Not measured yet", or at the end."""
+    text = existing.rstrip("\n") + "\n"
+    for figure in figures:
+        if figure.failed:
+            continue
+        lines = render_figure(figure)
+        note = f"Re-measured on {date} by `{command}`; the other figures are from the run the header names."
+        section = "\n".join([*lines[:2], note, "", *lines[2:]]) + "\n"
+        heading = f"## {figure.title}\n"
+        start = text.find(heading)
+        if start < 0:
+            start = text.find("## Not measured yet\n")
+            text = text + "\n" + section if start < 0 else text[:start] + section + text[start:]
+            continue
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
+    return text

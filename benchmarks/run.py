@@ -23,7 +23,7 @@ from benchmarks.peers import load_results
 from benchmarks.peers.figures import SPARK_RATE, backlog_figure, comparison_figure, peer_figures
 from benchmarks.plot import write_plot
 from benchmarks.profile_figure import profile_api_figure
-from benchmarks.report import render, this_machine
+from benchmarks.report import merged, render, this_machine
 from benchmarks.scaling import FULL, QUICK, Load, measure_scaling
 from benchmarks.steady import SteadyRun, steady_once
 
@@ -182,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
     date = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     named = {f.name: f for f in figures if f.rows}  # a failed figure has no rows to pair
+    measured = list(figures)  # what this run measured (the peers' figures are read from their results)
     if peers is not None:
         comparison = comparison_figure(peers, named.get("backlog_drain"), named.get("steady_state_ingest"))
         figures += peer_figures(peers) + ([comparison] if comparison else [])
@@ -197,14 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if peers is not None and peers.backlog:
             throughput["spark"] = backlog_figure(peers).median(SPARK_RATE)
         plot = write_plot(args.out.with_suffix(".png"), latencies, throughput).name
-    text = render(
-        figures,
-        this_machine(),
-        date=date,
-        command=command,
-        seconds=time.perf_counter() - started,
-        plot=plot,
-    )
+    if args.only is not None and args.out.exists():  # one figure re-measured: the others are kept
+        text = merged(args.out.read_text(), measured, date=date, command=command)
+    else:
+        seconds = time.perf_counter() - started
+        text = render(figures, this_machine(), date=date, command=command, seconds=seconds, plot=plot)
     args.out.write_text(text)
     _say(f"wrote {args.out}")
     failed = [f.name for f in figures if f.failed]
