@@ -125,10 +125,6 @@ def validated(
     (`transforms.ingest.group`): the per-call cost is paid per pass, not per file, and only a pass's
     parsed lines are held (not a whole commit group's); `workers` passes at a time, on threads of their
     own (Polars releases the GIL). Rows carry batch 0 until `stamped`."""
-    if workers <= 1:
-        for run in _passes(outcomes, lines):
-            yield from _validated(run)
-        return
     for done in read_ahead(_validated, _passes(outcomes, lines), workers):
         yield from done
 

@@ -65,6 +65,12 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
+def resources(home: Path) -> tuple[LakeResource, LandingResource, StateResource]:
+    """The lake, landing zone and state store under `home`."""
+    lake, landing = LakeResource(uri=str(home / "lake")), LandingResource(uri=str(home / "landing"))
+    return lake, landing, StateResource(uri=str(home / "state"))
+
+
 def land(landing: LandingResource, name: str, batch: list[dict[str, Any]]) -> None:
     landing.land(f"events/{name}.ndjson", b"".join(orjson.dumps(m) + b"\n" for m in batch))
 
@@ -83,9 +89,7 @@ def ingest_namespaces_equal(lake: LakeResource, state: StateResource) -> dict[st
 @given(st.lists(st.lists(messages(), min_size=1, max_size=8), min_size=2, max_size=4))
 def test_a_live_store_equals_a_rebuilt_one_after_any_batches(batches: list[list[dict[str, Any]]]) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        home = Path(folder)
-        lake, landing = LakeResource(uri=str(home / "lake")), LandingResource(uri=str(home / "landing"))
-        state = StateResource(uri=str(home / "state"))
+        lake, landing, state = resources(Path(folder))
         for n, batch in enumerate(batches):
             land(landing, f"b{n}", batch)
             ingest(lake, landing, state=state, secret=SECRET)
@@ -93,8 +97,7 @@ def test_a_live_store_equals_a_rebuilt_one_after_any_batches(batches: list[list[
 
 
 def test_an_anonymous_shopper_claimed_earlier_by_another_user_moves_to_them(tmp_path: Path) -> None:
-    lake, landing = LakeResource(uri=str(tmp_path / "lake")), LandingResource(uri=str(tmp_path / "landing"))
-    state = StateResource(uri=str(tmp_path / "state"))
+    lake, landing, state = resources(tmp_path)
     cart: dict[str, Any] = {"type": "track", "event": "Product Added", "anonymousId": "a1", "messageId": "m1"}
     cart |= {"timestamp": at(10), "properties": {"product_id": "p1", "cart_id": "c1", "price": 5.0}}
     later = {"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "m2", "timestamp": at(60)}
@@ -108,8 +111,7 @@ def test_an_anonymous_shopper_claimed_earlier_by_another_user_moves_to_them(tmp_
 
 
 def test_a_retry_received_three_days_later_is_a_duplicate(tmp_path: Path) -> None:
-    lake, landing = LakeResource(uri=str(tmp_path / "lake")), LandingResource(uri=str(tmp_path / "landing"))
-    state = StateResource(uri=str(tmp_path / "state"))
+    lake, landing, state = resources(tmp_path)
     original: dict[str, Any] = {
         "type": "track",
         "event": "Product Viewed",
@@ -133,9 +135,7 @@ def test_one_ingest_of_many_commit_groups_equals_a_rebuilt_store(batches: list[l
     # One run, a commit group per file: each group reads the profile states the group before it put
     # from memory (`live_profiles.HeldProfiles`, #17), not from the store; the store ends the same.
     with tempfile.TemporaryDirectory() as folder:
-        home = Path(folder)
-        lake, landing = LakeResource(uri=str(home / "lake")), LandingResource(uri=str(home / "landing"))
-        state = StateResource(uri=str(home / "state"))
+        lake, landing, state = resources(Path(folder))
         for n, batch in enumerate(batches):
             land(landing, f"b{n}", batch)
         report = ingest(lake, landing, state=state, secret=SECRET, max_batch_bytes=1)
@@ -146,8 +146,7 @@ def test_one_ingest_of_many_commit_groups_equals_a_rebuilt_store(batches: list[l
 def test_a_commit_group_reads_the_profiles_the_group_before_it_put_from_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lake, landing = LakeResource(uri=str(tmp_path / "lake")), LandingResource(uri=str(tmp_path / "landing"))
-    state = StateResource(uri=str(tmp_path / "state"))
+    lake, landing, state = resources(tmp_path)
     for n in range(3):
         views = [
             {"type": "track", "event": "Product Viewed", "userId": user, "messageId": f"m{n}-{user}"}
