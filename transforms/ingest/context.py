@@ -47,20 +47,21 @@ def scrub_json_ips(texts: pl.Series) -> pl.Series:
     """JSON object texts (as Polars writes them) with every `ip` value truncated, at any depth."""
     if not texts.str.contains(_JSON_KEY, literal=True).any():
         return texts
-    frame = texts.rename("text").to_frame()
-    text = (
-        pl.col("text")
-        .str.replace_all(f'"ip": "{_V4}"', '"ip": "${1}.0"')
-        .str.replace_all(f'"ip": "{_V6}"', '"ip": "${1}${2}::"')
+    text = pl.col("text")
+    # Replaced first, then counted in the result: in one `select` the replacements ran twice (#17).
+    out = texts.rename("text").to_frame().select(
+        text.str.replace_all(f'"ip": "{_V4}"', '"ip": "${1}.0"').str.replace_all(
+            f'"ip": "{_V6}"', '"ip": "${1}${2}::"'
+        )
     )
     left = text.str.count_matches(_JSON_KEY, literal=True) - text.str.count_matches(_JSON_KEY + _KEPT)
-    out = frame.select(text.alias(texts.name), (left > 0).fill_null(False).alias("_odd"))
-    odd = out["_odd"]
+    odd = out.select((left > 0).fill_null(False)).to_series()
+    scrubbed = out.to_series().rename(texts.name)
     if not odd.any():
-        return out[texts.name]
+        return scrubbed
     rows = odd.arg_true()
     fixed = [orjson.dumps(_scrub_value(orjson.loads(texts[i]))).decode() for i in rows.to_list()]
-    return out[texts.name].scatter(rows, pl.Series(fixed, dtype=pl.String))
+    return scrubbed.scatter(rows, pl.Series(fixed, dtype=pl.String))
 
 
 def _scrub_value(value: object) -> object:
