@@ -49,9 +49,13 @@ def scrub_json_ips(texts: pl.Series) -> pl.Series:
         return texts
     text = pl.col("text")
     # Replaced first, then counted in the result: in one `select` the replacements ran twice (#17).
-    out = texts.rename("text").to_frame().select(
-        text.str.replace_all(f'"ip": "{_V4}"', '"ip": "${1}.0"').str.replace_all(
-            f'"ip": "{_V6}"', '"ip": "${1}${2}::"'
+    out = (
+        texts.rename("text")
+        .to_frame()
+        .select(
+            text.str.replace_all(f'"ip": "{_V4}"', '"ip": "${1}.0"').str.replace_all(
+                f'"ip": "{_V6}"', '"ip": "${1}${2}::"'
+            )
         )
     )
     left = text.str.count_matches(_JSON_KEY, literal=True) - text.str.count_matches(_JSON_KEY + _KEPT)
