@@ -152,8 +152,7 @@ def ingest(
         def read_one(item: tuple[str, int]) -> FileOutcome:
             return read_landed(landing, by_path[item[0]], item[1], ingested)
 
-        # Polars releases the GIL while it parses: two files at a time use both cores. Results come in
-        # file order, so "first occurrence wins" in the dedupe stays deterministic.
+        # Two files parsed at a time (Polars releases the GIL), in file order: the dedupe stays deterministic.
         outcomes = read_ahead(
             read_one,
             pending.select("source_file", "attempt").iter_rows(),
@@ -197,9 +196,10 @@ def _commit(
     results = [r for _, r in parsed if isinstance(r, FileResult)]
     references = [(path, r) for path, r in parsed if isinstance(r, ReferenceResult)]
     rows = assemble_batch(results, _seen(lake, store, results))
+    del parsed, results  # assembled: the files' own rows freed before the commits (#17, peak RSS)
+    outcomes.clear()  # the caller's group list holds them too
     edges = identity_edges(rows.events)
-    # The batch's partials and the store changes its events make are computed on a thread while the
-    # Delta commits below run (#17: delta-rs releases the GIL); the store is committed after them.
+    # Partials and store changes computed on a thread while the Delta commits run (#17); the store's after.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-state") as pool:
         ahead = pool.submit(event_state, store, rows.events, edges, held)
         quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])
