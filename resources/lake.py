@@ -25,10 +25,7 @@ def writer_properties() -> WriterProperties:
     return WriterProperties(compression="ZSTD")
 
 
-# Rows handed to delta-rs at a time when a write is bigger than this. A 143k-row `events` write (one
-# commit group) raised the peak RSS by 220-230 MB in 16,384-row slices and by 0-90 MB in 4,096-row
-# ones, in the same time (#17; three runs each, tests/lake/test_lake_stream.py has the shape).
-STREAM_ROWS = 4_096
+STREAM_ROWS = 4_096  # rows to delta-rs at a time (#17: a 143k-row write +0-90 MB peak RSS, +220 in 16k)
 
 
 def arrow_stream(frame: pl.DataFrame) -> pa.Table | pa.RecordBatchReader:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import lmdb
 
+from resources.mapped_pages import release
 from transforms.state import LANES, NAMESPACES, StateChanges, StateError, check_namespace, store_key
 
 MAP_SIZE = 1 << 40  # the largest the file may grow (address space only: the file holds what is used)
@@ -160,6 +161,7 @@ class LmdbStore:
                 for key in sorted(keys):
                     txn.delete(key.encode(), db=db)
             txn.put(stamp_key, str(number).encode(), db=self._dbs["_meta"])
+        release(Path(self._env.path()) / "data.mdb")  # the pages it touched leave this process's RSS (#17)
 
     def load(self, namespace: str, pairs: Iterable[tuple[str, bytes]]) -> int:
         """Put `pairs` in one transaction without stamping (a rebuild fills a new store this way)."""
