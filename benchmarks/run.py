@@ -87,18 +87,20 @@ def backlog_figures(events: int, repeat: int, drain: bool) -> list[Figure]:
         _say(f"simulating {events:,} events")
         files = simulate(source, events, BACKLOG_SEED)
         floors: list[FloorRun] = []
+        runs = []
+        # Each repeat's floor right before its drain: the ratios pair figures minutes apart, not a
+        # floor measured before every drain (the machine's speed drifts within an hour, #17).
         for i in range(repeat):
             floors.append(both_floors(files, source / f"floor-{i}"))
             last = floors[-1]
             honest = f"honest {last.group_rows_per_s:,.0f}"
             _say(f"floor {i + 1}/{repeat}: {last.rows_per_s:,.0f} rows/s, {honest}")
+            if drain:
+                runs.append(drain_once(source))
+                _say(f"drain {i + 1}/{repeat}: {runs[-1].events_per_s:,.0f} events/s")
         commands = [shown(simulate_argv(events, BACKLOG_SEED))]
         figures = [build.floor_figure(floors, commands)]
         if drain:
-            runs = []
-            for i in range(repeat):
-                runs.append(drain_once(source))
-                _say(f"drain {i + 1}/{repeat}: {runs[-1].events_per_s:,.0f} events/s")
             commands = [*commands, "lakemail process   # in a fresh LAKEMAIL_HOME per repeat, files copied"]
             figures.append(build.drain_figure(runs, floors, commands))
         return figures
