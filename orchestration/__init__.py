@@ -8,8 +8,8 @@ jemalloc takes an option's last value); a value the user set is kept instead.
 `muzzy_decay_ms:0`: freed pages go back to the system (MADV_DONTNEED) after jemalloc's dirty decay
 (Polars sets 500 ms) instead of being MADV_FREE'd first, as jemalloc does by default: a MADV_FREE'd page
 still counts in the process's RSS until the kernel needs the memory. On the 1M-event backlog (#17) it
-took the ingest's peak RSS from 2.03-2.08 GB to 1.94-1.96 GB (`stores.ingest.ingest` alone, paired
-runs; `narenas:2` on top changed nothing more). Its cost is more page faults (about 20 %), in the
+took the ingest's peak RSS from 2.03-2.20 GB to 1.94-2.02 GB (`stores.ingest.ingest` alone, five
+paired runs; `narenas:2` on top changed nothing more). Its cost is more page faults (about 20 %), in the
 run-to-run noise of the ingest's time on the reference machine.
 """
 

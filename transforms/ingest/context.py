@@ -47,20 +47,12 @@ def scrub_json_ips(texts: pl.Series) -> pl.Series:
     """JSON object texts (as Polars writes them) with every `ip` value truncated, at any depth."""
     if not texts.str.contains(_JSON_KEY, literal=True).any():
         return texts
-    text = pl.col("text")
-    # Replaced first, then counted in the result: in one `select` the replacements ran twice (#17).
-    out = (
-        texts.rename("text")
-        .to_frame()
-        .select(
-            text.str.replace_all(f'"ip": "{_V4}"', '"ip": "${1}.0"').str.replace_all(
-                f'"ip": "{_V6}"', '"ip": "${1}${2}::"'
-            )
-        )
+    # Replaced, then counted in the result (in one `select` the two replacements ran twice, #17).
+    scrubbed = texts.str.replace_all(f'"ip": "{_V4}"', '"ip": "${1}.0"').str.replace_all(
+        f'"ip": "{_V6}"', '"ip": "${1}${2}::"'
     )
-    left = text.str.count_matches(_JSON_KEY, literal=True) - text.str.count_matches(_JSON_KEY + _KEPT)
-    odd = out.select((left > 0).fill_null(False)).to_series()
-    scrubbed = out.to_series().rename(texts.name)
+    left = scrubbed.str.count_matches(_JSON_KEY, literal=True) - scrubbed.str.count_matches(_JSON_KEY + _KEPT)
+    odd = (left > 0).fill_null(False)
     if not odd.any():
         return scrubbed
     rows = odd.arg_true()
