@@ -102,24 +102,28 @@ def validate_group(files: Sequence[ParsedFile], *, ingested_at: datetime, batch_
 
 
 def _validate(files: Sequence[ParsedFile], ingested_at: datetime, batch_id: int) -> list[FileResult]:
-    parts, found, rejects = [], [], []
+    parts, found, rejects, keys = [], [], [], []
     raw: dict[int, list[bytes]] = {}  # the first number of each segment -> its physical lines
     for index, file in enumerate(files):
         for segment in file.segments:
-            key = (index << _SHIFT) + segment.before
+            first = (index << _SHIFT) + segment.before
             found.append(segment.not_a_string)
-            parts.append(
-                segment.parsed.messages.with_columns(
-                    pl.col("source_line") + key,
-                    pl.lit(file.landed_at, dtype=UTC_TS).alias("_landed"),
-                    pl.lit(file.source_file).alias("_file"),
-                )
-            )
-            rejects.append(segment.parsed.rejects.with_columns(pl.col("source_line") + key))
-            raw[key] = segment.parsed.raw
+            parts.append(segment.parsed.messages)
+            rejects.append(segment.parsed.rejects)
+            keys.append((first, file.landed_at, file.source_file))
+            raw[first] = segment.parsed.raw
     if not parts:
         return file_by_file(files, ingested_at=ingested_at, batch_id=batch_id)
-    checked = rejection_reasons(pl.concat(parts), pl.col("_landed"), pl.concat(found))
+    # Each segment's number, landing time and file over its rows, in one step for the pass (#17).
+    which = _segment_of(parts)
+    key, landed, name = (pl.Series(values) for values in zip(*keys, strict=True))
+    messages = pl.concat(parts).with_columns(
+        pl.col("source_line") + key.gather(which),
+        landed.cast(UTC_TS).gather(which).alias("_landed"),
+        name.gather(which).alias("_file"),
+    )
+    rejected_lines = pl.concat(rejects).with_columns(pl.col("source_line") + key.gather(_segment_of(rejects)))
+    checked = rejection_reasons(messages, pl.col("_landed"), pl.concat(found))
     valid = checked.filter(pl.col("reason").is_null())
     try:
         events, out_of_range = to_events(
@@ -135,8 +139,15 @@ def _validate(files: Sequence[ParsedFile], ingested_at: datetime, batch_id: int)
     rejected = checked.filter(pl.col("reason").is_not_null()).select("source_line", "reason", "detail")
     late = [reject_row(n, Reason(r), d, raw_line(raw, starts, n)) for n, r, d in rejected.iter_rows()]
     late += [reject_row(n, Reason(r), d, raw_line(raw, starts, n)) for n, r, d in out_of_range.iter_rows()]
-    quarantine = pl.concat([*rejects, pl.DataFrame(late, schema=REJECTS_SCHEMA)])
+    quarantine = pl.concat([rejected_lines, pl.DataFrame(late, schema=REJECTS_SCHEMA)])
     return _split(files, events, quarantine, ingested_at, batch_id)
+
+
+def _segment_of(frames: list[pl.DataFrame]) -> pl.Series:
+    """Per row of `frames` concatenated, the index of the frame it comes from."""
+    ends = pl.Series([frame.height for frame in frames], dtype=pl.Int64).cum_sum()
+    rows = pl.int_range(0, ends[-1], dtype=pl.Int64, eager=True)
+    return ends.search_sorted(rows, side="right")
 
 
 def file_by_file(files: Sequence[ParsedFile], *, ingested_at: datetime, batch_id: int) -> list[FileResult]:
@@ -180,18 +191,25 @@ def _split(
     events, ends = events.with_columns(line), _ends(events["source_line"], len(files))
     quarantine = quarantine.sort("source_line")
     rejects_ends = _ends(quarantine["source_line"], len(files))
-    quarantine = quarantine.with_columns(line)
+    # The columns every file's rows share, made once (a `lit` of a zoned datetime is not cheap, #17).
+    quarantine = quarantine.select(
+        pl.lit("").alias("source_file"),
+        line,
+        "reason",
+        "detail",
+        "raw",
+        pl.lit(ingested_at, dtype=UTC_TS).alias("ingested_at"),
+        pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
+    )
+    none = quarantine.clear()
     results = []
     for number, file in enumerate(files):
         first = rejects_ends[number - 1] if number else 0
-        rows = quarantine.slice(first, rejects_ends[number] - first).select(
-            pl.lit(file.source_file).alias("source_file"),
-            "source_line",
-            "reason",
-            "detail",
-            "raw",
-            pl.lit(ingested_at, dtype=UTC_TS).alias("ingested_at"),
-            pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
+        count = rejects_ends[number] - first
+        rows = (
+            quarantine.slice(first, count).with_columns(pl.lit(file.source_file).alias("source_file"))
+            if count
+            else none
         )
         start = ends[number - 1] if number else 0
         kept = events.slice(start, ends[number] - start)
