@@ -16,9 +16,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import lmdb
+import polars as pl
 
 from resources.mapped_pages import release
-from transforms.state import LANES, NAMESPACES, StateChanges, StateError, check_namespace, store_key
+from transforms.state import (
+    LANES,
+    MAX_KEY_BYTES,
+    NAMESPACES,
+    StateChanges,
+    StateError,
+    check_namespace,
+    store_key,
+)
 
 MAP_SIZE = 1 << 40  # the largest the file may grow (address space only: the file holds what is used)
 STAMPS = b"_stamps"
@@ -68,7 +77,10 @@ def close_environment(path: Path) -> None:
 
 
 def _get_many(txn: lmdb.Transaction[bytes], db: lmdb._Database, keys: Iterable[str]) -> dict[str, bytes]:
-    wanted = sorted({store_key(k).encode() for k in keys})  # in key order: neighbouring pages
+    if isinstance(keys, pl.Series) and not (keys.str.len_bytes() > MAX_KEY_BYTES).any():
+        wanted = keys.drop_nulls().unique().sort().cast(pl.Binary).to_list()  # 5x faster (#17)
+    else:
+        wanted = sorted({store_key(k).encode() for k in keys})  # in key order: neighbouring pages
     return {k.decode(): bytes(v) for k, v in txn.cursor(db).getmulti(wanted)}
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from resources.state import StateResource
 from stores.state.profiles import same_profiles
+from stores.state.reads import seen_ids
 from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.schema import TRIGGERS_SCHEMA
 from transforms.state import HASHED_KEY, StateChanges, StateError, decode, due_key, encode, store_key
@@ -52,6 +53,21 @@ def test_a_key_longer_than_any_store_allows_is_kept_as_its_hash() -> None:
     assert store_key("m-1") == "m-1"
     long = store_key("m" * 1000)
     assert long.startswith(HASHED_KEY) and len(long) < 100 and long == store_key("m" * 1000)
+
+
+def test_a_batch_of_event_ids_as_a_series_finds_what_a_list_finds(state: StateResource) -> None:
+    """`seen_ids` hands the store a Series (sorted by Polars, #17): short and hashed keys, repeats and
+    a null find the same ids as the row-by-row path."""
+    store = state.store()
+    taken = ["e-2", "e-1", "m" * 1000]
+    changes = StateChanges()
+    for key in taken:
+        changes.put("event_ids", key, b"1")
+    store.commit(1, changes)
+    asked = ["e-3", "e-1", "e-2", "e-1", "m" * 1000, "n" * 1000]
+    assert sorted(seen_ids(store, pl.Series("event_id", asked))) == sorted(taken)
+    assert sorted(seen_ids(store, pl.Series("event_id", [*asked[:4], None]))) == ["e-1", "e-2"]
+    assert store.get_many("event_ids", pl.Series(asked[:4])) == store.get_many("event_ids", asked[:4])
 
 
 def test_commit_applies_every_change_and_stamps_its_lane(state: StateResource) -> None:
