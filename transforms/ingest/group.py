@@ -114,10 +114,11 @@ def _validate(files: Sequence[ParsedFile], ingested_at: datetime, batch_id: int)
             raw[first] = segment.parsed.raw
     if not parts:
         return file_by_file(files, ingested_at=ingested_at, batch_id=batch_id)
-    # Each segment's number, landing time and file over its rows, in one step for the pass (#17).
+    # Each segment's number, landing time and file over its rows, in one step for the pass; the pass in
+    # one chunk, not one per segment: the ~100 steps of its validation pay per chunk (#17).
     which = _segment_of(parts)
     key, landed, name = (pl.Series(values) for values in zip(*keys, strict=True))
-    messages = pl.concat(parts).with_columns(
+    messages = pl.concat(parts, rechunk=True).with_columns(
         pl.col("source_line") + key.gather(which),
         landed.cast(UTC_TS).gather(which).alias("_landed"),
         name.gather(which).alias("_file"),
