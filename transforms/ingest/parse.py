@@ -126,8 +126,7 @@ def _objects_judged(frame: pl.DataFrame, lines: list[bytes]) -> tuple[pl.DataFra
 
 
 def _read(lines: list[bytes]) -> pl.DataFrame:
-    # Polars reads a file in ~4 chunks; each later step pays per chunk (the screens after the read 2x, #17).
-    frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=RAW_MESSAGE_SCHEMA).rechunk()
+    frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=RAW_MESSAGE_SCHEMA)
     if frame.height != len(lines):  # Polars skipped a whitespace-only line: numbering would shift
         raise pl.exceptions.ComputeError("a line was skipped")
     return frame
