@@ -117,7 +117,8 @@ def finish_segment(
 ) -> FileResult:
     """A parsed segment validated and turned into rows (`transforms.ingest.group` does this for many files
     at once, and falls back to this file by file)."""
-    checked = rejection_reasons(parsed.messages, landed_at, not_strings(parsed.messages, parsed.raw))
+    found = not_strings(parsed.messages, lambda number: parsed.raw[number - 1])
+    checked = rejection_reasons(parsed.messages, landed_at, found)
     valid = checked.filter(pl.col("reason").is_null())
     rejected = checked.filter(pl.col("reason").is_not_null())
     rejects = [

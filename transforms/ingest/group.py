@@ -16,6 +16,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import polars as pl
 
@@ -41,11 +42,10 @@ GROUP_LINES = 1 << 13
 
 @dataclass(frozen=True)
 class Segment:
-    """One parsed segment of a file: the physical lines before it, its lines, and `not_strings` of them."""
+    """One parsed segment of a file: the physical lines before it, and its lines."""
 
     before: int
     parsed: ParsedLines
-    not_a_string: pl.Series
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,9 @@ def parse_file(
 ) -> ParsedFile:
     """Parse one landed file segment by segment (blank segments skipped, as `process_file` does)."""
     parts = [
-        Segment(before, parsed, not_strings(parsed.messages, parsed.raw))
+        Segment(before, parse_lines(segment))
         for before, segment in segments(data, segment_bytes)
         if not segment.isspace()
-        for parsed in (parse_lines(segment),)
     ]
     return ParsedFile(source_file, landed_at, parts)
 
@@ -102,12 +101,11 @@ def validate_group(files: Sequence[ParsedFile], *, ingested_at: datetime, batch_
 
 
 def _validate(files: Sequence[ParsedFile], ingested_at: datetime, batch_id: int) -> list[FileResult]:
-    parts, found, rejects, keys = [], [], [], []
+    parts, rejects, keys = [], [], []
     raw: dict[int, list[bytes]] = {}  # the first number of each segment -> its physical lines
     for index, file in enumerate(files):
         for segment in file.segments:
             first = (index << _SHIFT) + segment.before
-            found.append(segment.not_a_string)
             parts.append(segment.parsed.messages)
             rejects.append(segment.parsed.rejects)
             keys.append((first, file.landed_at, file.source_file))
@@ -124,7 +122,10 @@ def _validate(files: Sequence[ParsedFile], ingested_at: datetime, batch_id: int)
         name.gather(which).alias("_file"),
     )
     rejected_lines = pl.concat(rejects).with_columns(pl.col("source_line") + key.gather(_segment_of(rejects)))
-    checked = rejection_reasons(messages, pl.col("_landed"), pl.concat(found))
+    starts = sorted(raw)
+    # Looked for once per pass, on one chunk, not per file on Polars' chunks of its read (#17).
+    found = not_strings(messages, partial(raw_line, raw, starts))
+    checked = rejection_reasons(messages, pl.col("_landed"), found)
     valid = checked.filter(pl.col("reason").is_null())
     try:
         events, out_of_range = to_events(
@@ -136,7 +137,6 @@ def _validate(files: Sequence[ParsedFile], ingested_at: datetime, batch_id: int)
         )
     except (pl.exceptions.PolarsError, ValueError):  # a rare string where an object belongs: file by file
         return file_by_file(files, ingested_at=ingested_at, batch_id=batch_id)
-    starts = sorted(raw)
     rejected = checked.filter(pl.col("reason").is_not_null()).select("source_line", "reason", "detail")
     late = [reject_row(n, Reason(r), d, raw_line(raw, starts, n)) for n, r, d in rejected.iter_rows()]
     late += [reject_row(n, Reason(r), d, raw_line(raw, starts, n)) for n, r, d in out_of_range.iter_rows()]

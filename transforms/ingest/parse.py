@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -189,12 +190,12 @@ def classify_line(line: bytes) -> tuple[Reason, str] | None:
     return None
 
 
-def not_strings(messages: pl.DataFrame, raw: list[bytes]) -> pl.Series:
+def not_strings(messages: pl.DataFrame, line_of: Callable[[int], bytes]) -> pl.Series:
     """Per message, the first field of SCALAR_FIELDS that holds an object or array (null: none).
 
     Polars reads an object into a String column as its JSON text, so `[42]` and `"[42]"` read the
     same. Only messages with a field that begins with `[` or `{` are looked at again, in their raw
-    line (`source_line` 1-based into `raw`), with orjson.
+    line (`line_of(source_line)`), with orjson.
     """
     bracket = [pl.col(f).str.starts_with("[") | pl.col(f).str.starts_with("{") for f in SCALAR_FIELDS]
     suspect = messages.select(pl.any_horizontal(bracket).fill_null(False)).to_series()
@@ -203,7 +204,7 @@ def not_strings(messages: pl.DataFrame, raw: list[bytes]) -> pl.Series:
         return found
     rows = suspect.arg_true()
     lines = messages["source_line"].gather(rows).to_list()
-    return found.scatter(rows, pl.Series([_first_not_string(raw[n - 1]) for n in lines], dtype=pl.String))
+    return found.scatter(rows, pl.Series([_first_not_string(line_of(n)) for n in lines], dtype=pl.String))
 
 
 def _first_not_string(line: bytes) -> str | None:
