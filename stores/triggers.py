@@ -31,7 +31,7 @@ from transforms.schema import (
     RUN_APP,
     TRIGGERS_SCHEMA,
 )
-from transforms.triggers.decide import World, propose
+from transforms.triggers.decide import World, with_decided
 from transforms.triggers.policies import Policy
 
 HISTORY = timedelta(days=14)
@@ -206,11 +206,14 @@ def _history(lake: LakeResource, users: list[str], now: datetime) -> pl.DataFram
 
 
 def _with_decided(lake: LakeResource, world: World) -> World:
-    proposed = propose(world)["trigger_id"].to_list()
-    decided = (
-        lake.scan("triggers", TRIGGERS_SCHEMA)
-        .filter(pl.col("trigger_id").is_in(proposed) & ~pl.col("decision").is_in(PENDING_DECISIONS))
-        .select("trigger_id")
-        .collect()["trigger_id"]
-    )
-    return World(**{**world.__dict__, "decided": decided})
+    def decided(proposed: pl.Series) -> pl.Series:
+        return (
+            lake.scan("triggers", TRIGGERS_SCHEMA)
+            .filter(
+                pl.col("trigger_id").is_in(proposed.to_list()) & ~pl.col("decision").is_in(PENDING_DECISIONS)
+            )
+            .select("trigger_id")
+            .collect()["trigger_id"]
+        )
+
+    return with_decided(world, decided)

@@ -177,6 +177,12 @@ class Shop:
 
     def run(self, now: datetime) -> pl.DataFrame:
         """Evaluate at `now`; returns this evaluation's new log rows."""
+        rows = evaluate(self.world(now))
+        self.log = pl.concat([self.log, rows])
+        return rows
+
+    def world(self, now: datetime) -> World:
+        """What the engine sees at `now` after the batches landed so far."""
         state = self.state()
         latest = self.log.sort("decided_at", maintain_order=True).unique(
             "trigger_id", keep="last", maintain_order=True
@@ -188,7 +194,7 @@ class Shop:
         )
         viewers = self._viewers()
         profiles = derive(state, self.customers, now)
-        world = World(
+        return World(
             now=now,
             state=state,
             profiles=profiles,
@@ -204,9 +210,6 @@ class Shop:
             policy=self.policy,
             batch_id=self.batch,
         )
-        rows = evaluate(world)
-        self.log = pl.concat([self.log, rows])
-        return rows
 
     def _viewers(self) -> pl.DataFrame:
         assert self.events is not None

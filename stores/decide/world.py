@@ -9,7 +9,6 @@ due ones, the already-decided trigger ids and each shopper's recent sends.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -20,7 +19,7 @@ from stores.decide import reads
 from stores.triggers import HISTORY, catalog_changes_between, touched_principals
 from transforms.profiles.derive import derive
 from transforms.profiles.state import ANON
-from transforms.triggers.decide import World, propose
+from transforms.triggers.decide import World, with_decided
 from transforms.triggers.policies import Policy
 from transforms.triggers.store_changes import Before
 
@@ -68,8 +67,7 @@ def store_world(
         batch_id=horizon,
         evaluation=evaluation,
     )
-    proposed = propose(world)["trigger_id"]
-    return replace(world, decided=reads.decided_ids(reader, proposed))
+    return with_decided(world, lambda proposed: reads.decided_ids(reader, proposed))
 
 
 def _history(reader: StateReader, users: list[str], now: datetime) -> pl.DataFrame:

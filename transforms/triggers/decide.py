@@ -8,7 +8,7 @@ until its due time, then gets exactly one terminal decision; its log rows carry 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -42,6 +42,9 @@ class World:
     lake_version: int = 0
     batch_id: int = 0
     evaluation: int = 0
+    # Every rule's candidates before the `decided` filter, when a reader already proposed them to look
+    # up which are decided (`with_decided`): the rules then run once per evaluation, not twice (#17).
+    candidates: pl.DataFrame | None = None
 
 
 def delay_for(rule: Rule, delays: dict[str, timedelta]) -> timedelta:
@@ -50,12 +53,21 @@ def delay_for(rule: Rule, delays: dict[str, timedelta]) -> timedelta:
 
 def propose(world: World) -> pl.DataFrame:
     """Every rule's candidates from the state, minus those already decided (CANDIDATE_SCHEMA)."""
-    frames = []
-    for rule in RULES.values():
-        context = _context(world, rule)
-        frames.append(rule.candidates(context))
-    proposed = pl.concat(frames) if frames else pl.DataFrame(schema=CANDIDATE_SCHEMA)
+    proposed = world.candidates if world.candidates is not None else all_candidates(world)
     return _one_per_id(proposed.filter(~pl.col("trigger_id").is_in(world.decided.implode())))
+
+
+def all_candidates(world: World) -> pl.DataFrame:
+    """Every rule's candidates from the state (CANDIDATE_SCHEMA), decided or not, twins not merged."""
+    frames = [rule.candidates(_context(world, rule)) for rule in RULES.values()]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=CANDIDATE_SCHEMA)
+
+
+def with_decided(world: World, decided_of: Callable[[pl.Series], pl.Series]) -> World:
+    """`world` with `decided` looked up (`decided_of`: the decided ones among proposed trigger ids) and
+    its candidates kept, so that `propose` does not run the rules again."""
+    candidates = all_candidates(world)
+    return replace(world, decided=decided_of(candidates["trigger_id"].unique()), candidates=candidates)
 
 
 def _one_per_id(proposed: pl.DataFrame) -> pl.DataFrame:
