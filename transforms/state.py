@@ -65,6 +65,12 @@ class StateChanges:
         check_namespace(namespace)
         self.deletes.setdefault(namespace, set()).add(store_key(key))
 
+    def delete_many(self, namespace: str, keys: pl.Series) -> None:
+        """Every key of `keys` deleted; as `delete` key by key, in bulk."""
+        check_namespace(namespace)
+        stored = keys.to_list() if not (keys.str.len_bytes() > MAX_KEY_BYTES).any() else map(store_key, keys)
+        self.deletes.setdefault(namespace, set()).update(stored)
+
     def update(self, other: StateChanges) -> None:
         """Add `other`'s puts and deletes (its puts after this one's, key by key)."""
         for namespace, puts in other.puts.items():

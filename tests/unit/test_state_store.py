@@ -70,6 +70,33 @@ def test_a_batch_of_event_ids_as_a_series_finds_what_a_list_finds(state: StateRe
     assert store.get_many("event_ids", pl.Series(asked[:4])) == store.get_many("event_ids", asked[:4])
 
 
+def test_keys_in_bulk_are_the_keys_one_by_one(state: StateResource) -> None:
+    """`delete_many` and `put_many` (the engine's bulk changes, #17) change what `delete` and `put` change,
+    and `get_many` finds the same for a list, a set, a generator and a Series of keys."""
+    long_one, long_two = "k" * 600, "q" * 600  # over the store's key limit: kept as their hash
+    keys = ["a", "b", long_one, "c", long_two]
+    one, bulk = StateChanges(), StateChanges()
+    for key in keys:
+        one.put("pending_due", key, key.encode()[:8])
+    bulk.put_many("pending_due", pl.DataFrame({"key": keys, "value": [k[:8] for k in keys]}))
+    gone = ["b", long_one, "zz"]
+    for key in gone:
+        one.delete("pending_due", key)
+    bulk.delete_many("pending_due", pl.Series(gone))
+    assert bulk.puts == one.puts
+    assert bulk.deletes == one.deletes
+    short = StateChanges()
+    short.delete_many("pending_due", pl.Series(["x", "y", "x"]))
+    assert short.deletes == {"pending_due": {"x", "y"}}
+    store = state.store()
+    store.commit(1, bulk)
+    everything = {"a": b"a", "c": b"c", store_key(long_two): b"qqqqqqqq"}
+    for asked in (keys, set(keys), (k for k in keys), pl.Series(keys)):
+        assert store.get_many("pending_due", asked) == everything
+    assert store.get_many("pending_due", pl.Series(["b", "a", "a"])) == {"a": b"a"}
+    assert store.get_many("pending_due", iter(["c", "zz"])) == {"c": b"c"}
+
+
 def test_commit_applies_every_change_and_stamps_its_lane(state: StateResource) -> None:
     store = state.store()
     assert store.stamps() == {"ingest": 0, "triggers": 0}

@@ -51,11 +51,13 @@ def _pairs(frame: pl.DataFrame, key: pl.Expr, schema: dict[str, pl.DataType]) ->
     return {k: v.encode() for k, v in encoded.select("key", "value").iter_rows()}
 
 
-def _index(pending: pl.DataFrame) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """(pending_due, pending_principals) pairs of pending rows."""
+def _index(pending: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(pending_due, pending_principals) pairs (`key`, `value`) of pending rows."""
     dated = pending.filter(pl.col("due_at").is_not_null())
-    due = _pairs(dated, due_key(pl.col("due_at"), pl.col("trigger_id")), ID_VALUE)
-    owners = _pairs(pending, principal_key(pl.col("principal"), pl.col("trigger_id")), ID_VALUE)
+    due = encode(dated.lazy(), due_key(pl.col("due_at"), pl.col("trigger_id")), ID_VALUE).collect()
+    owners = encode(
+        pending.lazy(), principal_key(pl.col("principal"), pl.col("trigger_id")), ID_VALUE
+    ).collect()
     return due, owners
 
 
@@ -65,20 +67,21 @@ def latest_rows(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def pending_changes(changes: StateChanges, rows: pl.DataFrame, before: pl.DataFrame) -> None:
-    """Pending rows put (with their due and principal index keys), terminal ones and old index keys gone."""
+    """Pending rows put (with their due and principal index keys), terminal ones and old index keys gone.
+    In bulk (`put_many`, `delete_many`): key by key it was a fifth of an engine run on a backlog (#17)."""
     latest = latest_rows(rows)
     pending = latest.filter(pl.col("decision").is_in(PENDING_DECISIONS))
-    for key, value in _pairs(pending, pl.col("trigger_id"), TRIGGERS_SCHEMA).items():
-        changes.put("pending_triggers", key, value)
-    for key in latest.filter(~pl.col("decision").is_in(PENDING_DECISIONS))["trigger_id"]:
-        changes.delete("pending_triggers", key)
+    changes.put_many(
+        "pending_triggers", encode(pending.lazy(), pl.col("trigger_id"), TRIGGERS_SCHEMA).collect()
+    )
+    changes.delete_many(
+        "pending_triggers", latest.filter(~pl.col("decision").is_in(PENDING_DECISIONS))["trigger_id"]
+    )
     due, owners = _index(pending)
     old_due, old_owners = _index(before.filter(pl.col("trigger_id").is_in(latest["trigger_id"].implode())))
     for namespace, new, old in (("pending_due", due, old_due), ("pending_principals", owners, old_owners)):
-        for key, value in new.items():
-            changes.put(namespace, key, value)
-        for key in old.keys() - new.keys():
-            changes.delete(namespace, key)
+        changes.put_many(namespace, new)
+        changes.delete_many(namespace, old.join(new, on="key", how="anti")["key"].unique())
 
 
 def decided_changes(changes: StateChanges, rows: pl.DataFrame, decided: set[str]) -> None:
@@ -87,8 +90,7 @@ def decided_changes(changes: StateChanges, rows: pl.DataFrame, decided: set[str]
         ~pl.col("decision").is_in(PENDING_DECISIONS) & ~pl.col("trigger_id").is_in(list(decided))
     )
     first = terminal.sort("evaluation", "decided_at", "decision").unique("trigger_id", keep="first")
-    for key, value in _pairs(first, pl.col("trigger_id"), DECIDED_SCHEMA).items():
-        changes.put("decided_triggers", key, value)
+    changes.put_many("decided_triggers", encode(first.lazy(), pl.col("trigger_id"), DECIDED_SCHEMA).collect())
 
 
 def sends_changes(changes: StateChanges, rows: pl.DataFrame, before: pl.DataFrame, now: datetime) -> None:
