@@ -118,9 +118,21 @@ def encode(rows: pl.LazyFrame, key: pl.Expr, schema: dict[str, pl.DataType]) -> 
     return rows.select(key.alias("key"), pl.struct(columns).struct.json_encode().alias("value"))
 
 
+DECODE_PART_BYTES = 1 << 20  # JSON decoded per part: parts of a large decode run on Polars' threads
+
+
 def decode(values: list[bytes], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """The rows `encode` wrote, back in `schema`'s types."""
+    """The rows `encode` wrote, back in `schema`'s types.
+
+    A large decode (an engine run reads ~60 MB of profile states on a backlog) is cut into parts of
+    about DECODE_PART_BYTES, decoded in parallel by one lazy concat: 0.25-0.3 s against 0.85-1.15 s for
+    10k profile states in one `json_decode` on two cores (#17). Small decodes stay one part."""
     wired = pl.Struct({c: wire(t) for c, t in schema.items()})
     text = pl.Series("value", values, dtype=pl.Binary).cast(pl.String)  # UTF-8 checked in Rust, no copies
-    frame = text.str.json_decode(wired).struct.unnest()
+    step = -(-len(values) // max(1, min(len(values), sum(map(len, values)) // DECODE_PART_BYTES)))
+    parts = [
+        pl.LazyFrame([text.slice(start, step)]).select(pl.col("value").str.json_decode(wired))
+        for start in range(0, max(len(values), 1), max(step, 1))
+    ]
+    frame = pl.concat(parts).collect().unnest("value")
     return frame.select([pl.col(c).cast(t) for c, t in schema.items()])

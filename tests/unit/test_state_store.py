@@ -49,6 +49,33 @@ def test_encode_then_decode_gives_the_rows_back_and_the_same_rows_the_same_bytes
     assert again["value"].to_list() == pairs["value"].to_list()
 
 
+@pytest.mark.parametrize("part_bytes", [1, 50, 120, 1 << 20])
+def test_a_decode_in_parts_gives_the_rows_of_one_decode(
+    monkeypatch: pytest.MonkeyPatch, part_bytes: int
+) -> None:
+    """A large decode runs in parts of about DECODE_PART_BYTES (#17): any cut gives the same rows in order."""
+    schema = {
+        "principal": pl.String(),
+        "last_ts": PARTIAL_SCHEMA["last_ts"],
+        "views": PARTIAL_SCHEMA["views"],
+    }
+    rows = pl.DataFrame(
+        {
+            "principal": [f"u{n}" for n in range(7)],
+            "last_ts": [T0 + timedelta(minutes=n) if n % 3 else None for n in range(7)],
+            "views": [
+                [{"ts": T0, "product_id": f"p{m}", "category": None} for m in range(n)] for n in range(7)
+            ],
+        },
+        schema=schema,
+    )
+    values = [v.encode() for v in encode(rows.lazy(), pl.col("principal"), schema).collect()["value"]]
+    monkeypatch.setattr("transforms.state.DECODE_PART_BYTES", part_bytes)
+    assert decode(values, schema).equals(rows)
+    assert decode(values[:1], schema).equals(rows.head(1))
+    assert decode([], schema).equals(rows.clear())
+
+
 def test_a_key_longer_than_any_store_allows_is_kept_as_its_hash() -> None:
     assert store_key("m-1") == "m-1"
     long = store_key("m" * 1000)
