@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 
 from transforms.ingest.files import FileResult, process_file
 from transforms.ingest.group import process_files
-from transforms.ingest.parse import split_lines
+from transforms.ingest.parse import opens_with, split_lines
 from transforms.ingest.screen import _QUOTED_BRACE, flagged_lines
 
 LANDED = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -209,3 +209,14 @@ def test_a_group_in_one_pass_gives_each_file_the_rows_of_process_file(
 def test_the_quoted_brace_search_finds_exactly_the_quoted_braces(body: bytes) -> None:
     """The screen's regex for `"{` (faster than `in`, #17) answers as `b'"{' in body` does."""
     assert (_QUOTED_BRACE.search(body) is not None) == (b'"{' in body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(st.none() | st.text(max_size=20) | st.sampled_from(["{", "[", "{}", "|", "\\", "z{", "ü"]))
+)
+def test_opens_with_answers_as_starts_with(texts: list[str | None]) -> None:
+    """`opens_with`'s two compares (cheaper than `str.starts_with`, #17) give what it gives, nulls too."""
+    series = pl.Series(texts, dtype=pl.String)
+    for char in ("{", "["):
+        assert opens_with(series, char).to_list() == series.str.starts_with(char).to_list()

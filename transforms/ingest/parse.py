@@ -23,6 +23,8 @@ import codecs
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import reduce
+from operator import or_
 
 import orjson
 import polars as pl
@@ -110,8 +112,10 @@ def parse_lines(data: bytes, chunk_lines: int = CHUNK_LINES, *, line_by_line: bo
 def _objects_judged(frame: pl.DataFrame, lines: list[bytes]) -> tuple[pl.DataFrame, list[dict[str, object]]]:
     """`frame` without the messages whose object field Polars read as something but an object and
     orjson rejects (a line the screen let through: it is judged as the slow path judges it)."""
-    odd = [pl.col(f).is_not_null() & ~pl.col(f).str.starts_with("{") for f in OBJECT_FIELDS]
-    rows = frame.select(pl.any_horizontal(odd).fill_null(False)).to_series().arg_true()
+    # On each Series, not in a `select`: the frame's chunks are not aligned after its `source_line` was
+    # added, and a `select` copies the whole frame to align them first (0.2 against 0.8 ms a file, #17).
+    odd = reduce(or_, [frame[f].is_not_null() & ~opens_with(frame[f], "{") for f in OBJECT_FIELDS])
+    rows = odd.arg_true()
     if rows.is_empty():
         return frame, []
     rejects, drop = [], []
@@ -124,6 +128,12 @@ def _objects_judged(frame: pl.DataFrame, lines: list[bytes]) -> tuple[pl.DataFra
         return frame, []
     keep = pl.Series([True] * frame.height).scatter(drop, False)
     return frame.filter(keep), rejects
+
+
+def opens_with(texts: pl.Series, char: str) -> pl.Series:
+    """Whether each text starts with the ASCII `char` (null stays null), as two compares with `char` and
+    the next character: they read the few bytes Polars keeps inline, `str.starts_with` ran 3-6x slower."""
+    return (texts >= char) & (texts < chr(ord(char) + 1))
 
 
 def _read(lines: list[bytes]) -> pl.DataFrame:
