@@ -25,6 +25,7 @@ from transforms.triggers.policies import (
     variants,
 )
 from transforms.triggers.rules import RULES, RuleContext
+from transforms.triggers.rules.base import trigger_id, trigger_ids
 
 USERS = st.lists(st.one_of(st.none(), st.sampled_from(["u1", "u2", "u3", "ü-4", ""]), st.text(max_size=6)))
 ZONES = [None, "UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Not/AZone", "", "Pacific/Chatham"]
@@ -134,3 +135,17 @@ def test_with_decided_runs_the_rules_once_and_proposes_what_propose_does(
     assert calls["n"] == len(RULES)  # proposed from the kept candidates: the rules did not run again
     assert propose(cached).equals(propose(replace(world, decided=cached.decided)))
     assert calls["n"] == 2 * len(RULES)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.none() | st.text(max_size=8), st.none() | st.text(max_size=8))))
+def test_trigger_ids_joined_by_polars_are_the_per_row_ids(rows: list[tuple[str | None, str | None]]) -> None:
+    """Ids are kept in the lake and the store: the Polars join of the parts (#17) must give the same ones."""
+    first = pl.Series([a for a, _ in rows], dtype=pl.String)
+    second = pl.Series([b for _, b in rows], dtype=pl.String)
+    expected = [trigger_id("browse_abandonment", str(a), str(b)) for a, b in rows]
+    assert trigger_ids("browse_abandonment", first, second).to_list() == expected
+    when = pl.Series([datetime(2026, 1, 1, tzinfo=UTC)] * len(rows))
+    assert trigger_ids("price_drop", first, when).to_list() == [
+        trigger_id("price_drop", str(a), str(w)) for a, w in zip(first, when, strict=True)
+    ]

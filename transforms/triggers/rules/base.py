@@ -57,6 +57,12 @@ def trigger_id(kind: str, *parts: str) -> str:
 
 
 def trigger_ids(kind: str, *columns: pl.Series) -> pl.Series:
+    """`trigger_id(kind, *row)` per row of `columns` (each value as `str` gives it: a null is `None`)."""
+    if all(c.dtype == pl.String for c in columns):  # the parts joined by Polars: 2x faster (#17)
+        parts = [pl.lit(kind), *[c.fill_null("None") for c in columns]]
+        joined = pl.select(pl.concat_str(parts, separator="\x1f")).to_series()
+        digests = ["t-" + hashlib.sha256(text.encode()).hexdigest()[:24] for text in joined]
+        return pl.Series("trigger_id", digests, pl.String)
     return pl.Series(
         "trigger_id",
         [trigger_id(kind, *map(str, values)) for values in zip(*columns, strict=True)],
