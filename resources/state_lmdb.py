@@ -76,10 +76,13 @@ def close_environment(path: Path) -> None:
         env.close()
 
 
+BULK_KEYS = 256  # from this many keys a lookup sorts them in Polars (below, Polars' fixed cost is more)
+
+
 def _get_many(txn: lmdb.Transaction[bytes], db: lmdb._Database, keys: Iterable[str]) -> dict[str, bytes]:
-    if not isinstance(keys, pl.Series):  # sorted and encoded in Polars, not key by key (#17)
-        keys = pl.Series(keys if isinstance(keys, list) else list(keys), dtype=pl.String)
-    if not (keys.str.len_bytes() > MAX_KEY_BYTES).any():
+    if not isinstance(keys, pl.Series) and len(keys := list(keys)) >= BULK_KEYS:
+        keys = pl.Series(keys, dtype=pl.String)  # sorted and encoded in Polars, not key by key (#17)
+    if isinstance(keys, pl.Series) and not (keys.str.len_bytes() > MAX_KEY_BYTES).any():
         wanted = keys.drop_nulls().unique().sort().cast(pl.Binary).to_list()  # 5x faster (#17)
     else:
         wanted = sorted({store_key(k).encode() for k in keys})  # in key order: neighbouring pages

@@ -130,6 +130,9 @@ def decode(values: list[bytes], schema: dict[str, pl.DataType]) -> pl.DataFrame:
     wired = pl.Struct({c: wire(t) for c, t in schema.items()})
     text = pl.Series("value", values, dtype=pl.Binary).cast(pl.String)  # UTF-8 checked in Rust, no copies
     step = -(-len(values) // max(1, min(len(values), sum(map(len, values)) // DECODE_PART_BYTES)))
+    if step >= len(values):  # one part: eagerly (a lazy plan costs ~0.3 ms, a live run decodes often)
+        frame = text.str.json_decode(wired).struct.unnest()
+        return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
     parts = [
         pl.LazyFrame([text.slice(start, step)]).select(pl.col("value").str.json_decode(wired))
         for start in range(0, max(len(values), 1), max(step, 1))

@@ -97,7 +97,10 @@ def test_a_batch_of_event_ids_as_a_series_finds_what_a_list_finds(state: StateRe
     assert store.get_many("event_ids", pl.Series(asked[:4])) == store.get_many("event_ids", asked[:4])
 
 
-def test_keys_in_bulk_are_the_keys_one_by_one(state: StateResource) -> None:
+@pytest.mark.parametrize("bulk_keys", [1, 256])
+def test_keys_in_bulk_are_the_keys_one_by_one(
+    state: StateResource, monkeypatch: pytest.MonkeyPatch, bulk_keys: int
+) -> None:
     """`delete_many` and `put_many` (the engine's bulk changes, #17) change what `delete` and `put` change,
     and `get_many` finds the same for a list, a set, a generator and a Series of keys."""
     long_one, long_two = "k" * 600, "q" * 600  # over the store's key limit: kept as their hash
@@ -115,6 +118,7 @@ def test_keys_in_bulk_are_the_keys_one_by_one(state: StateResource) -> None:
     short = StateChanges()
     short.delete_many("pending_due", pl.Series(["x", "y", "x"]))
     assert short.deletes == {"pending_due": {"x", "y"}}
+    monkeypatch.setattr("resources.state_lmdb.BULK_KEYS", bulk_keys)  # lists sorted by Polars, or in Python
     store = state.store()
     store.commit(1, bulk)
     everything = {"a": b"a", "c": b"c", store_key(long_two): b"qqqqqqqq"}
