@@ -97,7 +97,7 @@ def _batch_ids_unique(store: StateStore, scoped: pl.LazyFrame, batch_id: int) ->
     (an id accepted by an earlier batch would be a duplicate, whatever its date): reads the batch only."""
     ids = scoped.select("event_id").collect()["event_id"]
     outcome = unique_key(ids.to_frame(), ["event_id"])
-    found = store.get_many("event_ids", ids.unique().to_list())
+    found = store.get_many("event_ids", ids.unique())  # a Series: sorted by Polars (#17)
     batches = decode(list(found.values()), VALUE_SCHEMAS["event_ids"])["batch_id"] if found else None
     earlier = int((batches != batch_id).sum()) if batches is not None else 0
     missing = ids.n_unique() - len(found)
