@@ -9,6 +9,7 @@ always give the same bytes and a rebuilt store compares byte for byte with a liv
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -56,10 +57,8 @@ class StateChanges:
     def put_many(self, namespace: str, pairs: pl.DataFrame) -> None:
         """Every (key, value) row of `pairs` (the frame `encode` makes); as `put` row by row, in bulk."""
         check_namespace(namespace)
-        keys = pairs["key"]
-        stored = keys.to_list() if not (keys.str.len_bytes() > MAX_KEY_BYTES).any() else map(store_key, keys)
         values = pairs["value"].cast(pl.Binary).to_list()
-        self.puts.setdefault(namespace, {}).update(zip(stored, values, strict=True))
+        self.puts.setdefault(namespace, {}).update(zip(_stored(pairs["key"]), values, strict=True))
 
     def delete(self, namespace: str, key: str) -> None:
         check_namespace(namespace)
@@ -68,8 +67,7 @@ class StateChanges:
     def delete_many(self, namespace: str, keys: pl.Series) -> None:
         """Every key of `keys` deleted; as `delete` key by key, in bulk."""
         check_namespace(namespace)
-        stored = keys.to_list() if not (keys.str.len_bytes() > MAX_KEY_BYTES).any() else map(store_key, keys)
-        self.deletes.setdefault(namespace, set()).update(stored)
+        self.deletes.setdefault(namespace, set()).update(_stored(keys))
 
     def update(self, other: StateChanges) -> None:
         """Add `other`'s puts and deletes (its puts after this one's, key by key)."""
@@ -85,6 +83,11 @@ class StateChanges:
 def check_namespace(namespace: str) -> None:
     if namespace not in NAMESPACES:
         raise StateError(f"unknown state namespace {namespace!r} (known: {', '.join(NAMESPACES)})")
+
+
+def _stored(keys: pl.Series) -> Iterable[str]:
+    """`store_key` of each of `keys`: the keys themselves when none is too long (one check in Polars)."""
+    return keys.to_list() if not (keys.str.len_bytes() > MAX_KEY_BYTES).any() else map(store_key, keys)
 
 
 def store_key(key: str) -> str:
@@ -132,10 +135,10 @@ def decode(values: list[bytes], schema: dict[str, pl.DataType]) -> pl.DataFrame:
     step = -(-len(values) // max(1, min(len(values), sum(map(len, values)) // DECODE_PART_BYTES)))
     if step >= len(values):  # one part: eagerly (a lazy plan costs ~0.3 ms, a live run decodes often)
         frame = text.str.json_decode(wired).struct.unnest()
-        return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
-    parts = [
-        pl.LazyFrame([text.slice(start, step)]).select(pl.col("value").str.json_decode(wired))
-        for start in range(0, max(len(values), 1), max(step, 1))
-    ]
-    frame = pl.concat(parts).collect().unnest("value")
+    else:
+        parts = [
+            pl.LazyFrame([text.slice(start, step)]).select(pl.col("value").str.json_decode(wired))
+            for start in range(0, len(values), step)
+        ]
+        frame = pl.concat(parts).collect().unnest("value")
     return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
