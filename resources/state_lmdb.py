@@ -171,8 +171,10 @@ class LmdbStore:
             if number < current:
                 raise StateError(f"the store's {lane} stamp is {current}: commit {number} would go back")
             for namespace, puts in changes.puts.items():
-                cursor = txn.cursor(self._dbs[namespace])
-                cursor.putmulti(sorted((k.encode(), v) for k, v in puts.items()))
+                # In key order (neighbouring pages). A str sorts as its UTF-8 bytes do, and a sort of the
+                # keys alone, paired as LMDB takes them, is 2x a sort of (key, value) pairs (#17).
+                keys = sorted(puts)
+                txn.cursor(self._dbs[namespace]).putmulti(zip(map(str.encode, keys), map(puts.__getitem__, keys)))
             for namespace, keys in changes.deletes.items():
                 db = self._dbs[namespace]
                 for key in sorted(keys):

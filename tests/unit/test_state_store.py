@@ -205,6 +205,19 @@ def test_pending_due_answers_the_candidates_due_by_a_time_in_due_order(state: St
     assert set(decoded["due_at"].to_list()) == {T0, T0 - timedelta(days=1)}
 
 
+def test_keys_of_any_script_keep_their_values_and_scan_in_byte_order(state: StateResource) -> None:
+    """A commit sorts the keys as text (#17): each value stays with its key, and LMDB's order (UTF-8
+    bytes) is what a scan returns, whatever the script."""
+    keys = ["z", "é", "e", "\U0001f600", "ÿ", "\uffff", "A", "p|ü", "p|u"]
+    changes = StateChanges()
+    for key in keys:
+        changes.put("product_viewers", key, key.encode()[::-1])
+    state.commit(1, changes)
+    scanned = list(state.store().scan("product_viewers"))
+    assert [k for k, _ in scanned] == sorted(keys, key=str.encode)
+    assert all(value == key.encode()[::-1] for key, value in scanned)
+
+
 def test_scan_reads_a_key_range_in_order(state: StateResource) -> None:
     changes = StateChanges()
     for key in ("p2|u1", "p1|u2", "p1|u1", "p3|u9"):
