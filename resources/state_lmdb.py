@@ -173,8 +173,9 @@ class LmdbStore:
             for namespace, puts in changes.puts.items():
                 # In key order (neighbouring pages). A str sorts as its UTF-8 bytes do, and a sort of the
                 # keys alone, paired as LMDB takes them, is 2x a sort of (key, value) pairs (#17).
-                keys = sorted(puts)
-                txn.cursor(self._dbs[namespace]).putmulti(zip(map(str.encode, keys), map(puts.__getitem__, keys)))
+                ordered = sorted(puts)
+                pairs = zip(map(str.encode, ordered), map(puts.__getitem__, ordered), strict=True)
+                txn.cursor(self._dbs[namespace]).putmulti(pairs)
             for namespace, keys in changes.deletes.items():
                 db = self._dbs[namespace]
                 for key in sorted(keys):
