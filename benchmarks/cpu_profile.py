@@ -23,7 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.common import env_for, lakemail, run_child, simulate, temp_home
+from benchmarks.figures import Table
 from benchmarks.microbatch import sandbox
+from benchmarks.run import BACKLOG_SEED
 
 # Thread name prefix -> what runs there; every other thread is the interpreter's (named after the command).
 THREAD_GROUPS = (
@@ -58,10 +60,10 @@ def thread_groups(by_thread: dict[str, float]) -> dict[str, float]:
 
 
 def table(title: str, rows: dict[str, float], top: int | None = None) -> str:
+    """`rows` largest first (the `top` ones) as the Markdown table `make bench` writes."""
     ordered = sorted(rows.items(), key=lambda item: -item[1])[:top]
-    lines = [f"| {title} | % of the drain's CPU samples |", "|---|---:|"]
-    lines += [f"| {name.replace('|', '/')} | {share:.1f} |" for name, share in ordered]
-    return "\n".join(lines)
+    cells = [[name.replace("|", "/"), f"{share:.1f}"] for name, share in ordered]
+    return "\n".join(Table(f"By {title}:", [title, "% of the drain's CPU samples"], cells).markdown())
 
 
 def perf_report(data: Path, sort: str) -> str:
@@ -89,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000, help="simulated events (without --landing)")
     parser.add_argument("--landing", type=Path, help="a landing folder to drain instead of simulating one")
     parser.add_argument("--top", type=int, default=25, help="symbols listed")
-    parser.add_argument("--out", type=Path, default=Path("cpu-profile.perf"), help="perf's data file (kept)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("data/cpu-profile.perf"), help="perf's data file (kept)"
+    )
     args = parser.parse_args(argv)
     if shutil.which("perf") is None:
         print("perf is not installed (linux-tools): nothing measured", file=sys.stderr)
@@ -97,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with temp_home("cpu-source") as tmp:
         landing = args.landing
         if landing is None:
-            simulate(Path(tmp), args.events, seed=7)
+            simulate(Path(tmp), args.events, BACKLOG_SEED)  # `make bench`'s backlog
             landing = Path(tmp) / "landing"
         seconds = record(landing, args.out.absolute())
     print(f"`lakemail process` under `perf record -F {SAMPLE_HZ}`: {seconds:.1f} s wall\n")

@@ -49,5 +49,5 @@ def test_threads_are_grouped_by_what_runs_on_them() -> None:
     assert round(grouped["Polars' rayon workers (frame work: filters, sorts, joins, decodes)"], 2) == 18.90
     assert round(sum(grouped.values()), 2) == 100.0
     rows = table("thread group", grouped).splitlines()
-    assert rows[2] == f"| {PYTHON_THREADS} | 50.9 |"  # largest first
-    assert len(rows) == 2 + 5
+    assert rows[4] == f"| {PYTHON_THREADS} | 50.9 |"  # largest first, under its title and header
+    assert rows[0] == "By thread group:" and len(rows) == 4 + 5
