@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from transforms.ingest import parse
 from transforms.ingest.files import FileResult, process_file
 from transforms.ingest.group import process_files
 from transforms.ingest.parse import opens_with, split_lines
@@ -187,6 +189,38 @@ def test_a_rejected_last_line_of_a_later_segment_quotes_its_own_raw_line() -> No
     data = b"\n".join(lines) + b"\n"
     (result,) = assert_group_matches([("events/f.ndjson", data, LANDED)], 600)
     assert result.quarantine["raw"].to_list() == [line.decode() for line in lines]
+
+
+def test_a_pass_reads_its_files_in_one_polars_call_and_each_keeps_its_own_repairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """#17: one `read_ndjson` per pass, not per file; a later file's escaped text (written again from its
+    own raw line), huge number (read again alone) and wrong-typed object keep their own line numbers."""
+    reads: list[int] = []
+    real_read = parse._read
+
+    def counted(lines: list[bytes]) -> pl.DataFrame:
+        reads.append(len(lines))
+        return real_read(lines)
+
+    monkeypatch.setattr(parse, "_read", counted)
+    clean = [message(f"c{n}") for n in range(5)]
+    odd = [
+        message("tab", properties={"name": "t\tb"}),
+        with_raw("huge", b'"properties"', b'{"a":' + b"1" * 45 + b"}"),
+        with_raw("string", b'"propert\\u0069es"', b'"{}"'),
+        message("last"),
+    ]
+    named = [
+        (f"events/f{i}.ndjson", b"\n".join(lines) + b"\n", LANDED) for i, lines in enumerate([clean, odd])
+    ]
+    first, second = assert_group_matches(named, 1 << 24)
+    assert reads[0] == 8  # the pass: 5 + 3 lines (the wrong-typed one is judged by the screen)
+    assert first.events["source_line"].to_list() == [1, 2, 3, 4, 5]
+    assert second.events["event_id"].to_list() == ["tab", "huge", "last"]
+    assert second.events["source_line"].to_list() == [1, 2, 4]
+    assert orjson.loads(second.events["properties"][0]) == {"name": "t\tb"}
+    assert second.quarantine.select("source_line", "reason").rows() == [(3, "wrong_type")]
 
 
 FILES = st.lists(st.lists(st.one_of(GOOD, GOOD, HOSTILE), max_size=12), min_size=1, max_size=5)

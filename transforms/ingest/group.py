@@ -1,9 +1,10 @@
 """A commit group's landed files -> one FileResult per file, validated and normalised in ONE pass (#17).
 
 `process_file` pays Polars' per-call cost (planning some forty expressions) per file: on 1,000-line
-files that is most of the drain. Here each file is parsed on its own (`parse_file`: the screen, one read
-a segment; the ingest runs it on its reader threads), then the messages of all files of the group are
-validated and turned into rows together (`validate_group`) and split back by file. A file's rows are
+files that is most of the drain. Here each file is screened on its own (`parse_file`: its lines split and
+the suspect ones judged with orjson; the ingest runs it on its reader threads), then the lines of all files
+of a pass are read in one Polars call, validated and turned into rows together (`validate_group`) and
+split back by file. A file's rows are
 exactly what `process_file` gives it (tests/unit/test_parse_paths.py).
 
 Inside the pass a message is known by one number, `file index << 32 | source line` (a landed file
@@ -29,7 +30,15 @@ from transforms.ingest.files import (
     process_file,
     segments,
 )
-from transforms.ingest.parse import REJECTS_SCHEMA, ParsedLines, not_strings, parse_lines, reject_row
+from transforms.ingest.parse import (
+    REJECTS_SCHEMA,
+    ScreenedLines,
+    not_strings,
+    read_screened,
+    read_segment,
+    reject_row,
+    screen_lines,
+)
 from transforms.schema import UTC_TS
 from transforms.spec import Reason
 
@@ -42,10 +51,10 @@ GROUP_LINES = 1 << 13
 
 @dataclass(frozen=True)
 class Segment:
-    """One parsed segment of a file: the physical lines before it, and its lines."""
+    """One screened segment of a file: the physical lines before it, and its lines (not yet read)."""
 
     before: int
-    parsed: ParsedLines
+    screened: ScreenedLines
 
 
 @dataclass(frozen=True)
@@ -58,15 +67,16 @@ class ParsedFile:
 
     @property
     def lines(self) -> int:
-        return sum(s.parsed.lines for s in self.segments)
+        return sum(s.screened.lines for s in self.segments)
 
 
 def parse_file(
     data: bytes, *, source_file: str, landed_at: datetime, segment_bytes: int = SEGMENT_BYTES
 ) -> ParsedFile:
-    """Parse one landed file segment by segment (blank segments skipped, as `process_file` does)."""
+    """Screen one landed file segment by segment (blank segments skipped, as `process_file` does); its
+    lines are read with the rest of their pass (`validate_group`)."""
     parts = [
-        Segment(before, parse_lines(segment))
+        Segment(before, screen_lines(segment))
         for before, segment in segments(data, segment_bytes)
         if not segment.isspace()
     ]
@@ -101,27 +111,30 @@ def validate_group(files: Sequence[ParsedFile], *, ingested_at: datetime, batch_
 
 
 def _validate(files: Sequence[ParsedFile], ingested_at: datetime, batch_id: int) -> list[FileResult]:
-    parts, rejects, keys = [], [], []
+    parts: list[tuple[int, ScreenedLines]] = []
+    keys, screen_rejects, shifts = [], [], []
     raw: dict[int, list[bytes]] = {}  # the first number of each segment -> its physical lines
     for index, file in enumerate(files):
         for segment in file.segments:
             first = (index << _SHIFT) + segment.before
-            parts.append(segment.parsed.messages)
-            rejects.append(segment.parsed.rejects)
+            parts.append((first, segment.screened))
             keys.append((first, file.landed_at, file.source_file))
-            raw[first] = segment.parsed.raw
+            raw[first] = segment.screened.raw
+            screen_rejects += segment.screened.rejects  # numbered in their segment: shifted below
+            shifts += [first] * len(segment.screened.rejects)
     if not parts:
         return file_by_file(files, ingested_at=ingested_at, batch_id=batch_id)
-    # Each segment's number, landing time and file over its rows, in one step for the pass; the pass in
-    # one chunk, not one per segment: the ~100 steps of its validation pay per chunk (#17).
-    which = _segment_of(parts)
-    key, landed, name = (pl.Series(values) for values in zip(*keys, strict=True))
-    messages = pl.concat(parts, rechunk=True).with_columns(
-        pl.col("source_line") + key.gather(which),
-        landed.cast(UTC_TS).gather(which).alias("_landed"),
-        name.gather(which).alias("_file"),
+    # The pass's lines in one read (one per file cost ~0.6 s of CPU a 170k lines, #17), then each
+    # segment's landing time and file over its rows, in one step for the pass.
+    messages, read_rejects = read_screened(parts)
+    offsets, landed, name = (pl.Series(values) for values in zip(*keys, strict=True))
+    which = offsets.search_sorted(messages["source_line"], side="left") - 1
+    messages = messages.with_columns(
+        landed.cast(UTC_TS).gather(which).alias("_landed"), name.gather(which).alias("_file")
     )
-    rejected_lines = pl.concat(rejects).with_columns(pl.col("source_line") + key.gather(_segment_of(rejects)))
+    shift = pl.Series(shifts, dtype=pl.Int64)
+    screened = pl.DataFrame(screen_rejects, schema=REJECTS_SCHEMA).with_columns(pl.col("source_line") + shift)
+    rejected_lines = pl.concat([screened, pl.DataFrame(read_rejects, schema=REJECTS_SCHEMA)])
     starts = sorted(raw)
     # Looked for once per pass, on one chunk, not per file on Polars' chunks of its read (#17).
     found = not_strings(messages, partial(raw_line, raw, starts))
@@ -144,13 +157,6 @@ def _validate(files: Sequence[ParsedFile], ingested_at: datetime, batch_id: int)
     return _split(files, events, quarantine, ingested_at, batch_id)
 
 
-def _segment_of(frames: list[pl.DataFrame]) -> pl.Series:
-    """Per row of `frames` concatenated, the index of the frame it comes from."""
-    ends = pl.Series([frame.height for frame in frames], dtype=pl.Int64).cum_sum()
-    rows = pl.int_range(0, ends[-1], dtype=pl.Int64, eager=True)
-    return ends.search_sorted(rows, side="right")
-
-
 def file_by_file(files: Sequence[ParsedFile], *, ingested_at: datetime, batch_id: int) -> list[FileResult]:
     """What `process_file` gives each file, from its parsed segments."""
     results = []
@@ -164,7 +170,9 @@ def file_by_file(files: Sequence[ParsedFile], *, ingested_at: datetime, batch_id
             )
             continue
         parts = [
-            finish_segment(s.parsed, s.before, f.source_file, f.landed_at, ingested_at, batch_id)
+            finish_segment(
+                read_segment(s.screened), s.before, f.source_file, f.landed_at, ingested_at, batch_id
+            )
             for s in f.segments
         ]
         results.append(combined(f.source_file, parts))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 import orjson
 import polars as pl
@@ -74,16 +75,15 @@ def _to_json_deep(value: object) -> str:
     return "".join(out)
 
 
-def repair_objects(messages: pl.DataFrame, raw: list[bytes]) -> pl.DataFrame:
-    """`messages` (`source_line` 1-based into `raw`) with the object fields of each line that escapes
-    a character Polars writes raw written again (the caller skips a file without a backslash)."""
-    flagged = [n for n, line in enumerate(raw, 1) if written_raw(line)]
-    if not flagged:
-        return messages
+def repair_objects(
+    messages: pl.DataFrame, flagged: list[int], line_of: Callable[[int], bytes]
+) -> pl.DataFrame:
+    """`messages` with the object fields of the lines `flagged` (the numbers, as in `source_line`, of
+    lines that escape a character Polars writes raw: `written_raw`) written again from `line_of(number)`."""
     rows = messages["source_line"].is_in(flagged).arg_true()
     if rows.is_empty():
         return messages
-    decoded = [_decoded(raw[n - 1]) for n in messages["source_line"].gather(rows).to_list()]
+    decoded = [_decoded(line_of(n)) for n in messages["source_line"].gather(rows).to_list()]
     fixed = []
     for field in OBJECT_FIELDS:
         texts = messages[field].gather(rows).to_list()
