@@ -13,7 +13,6 @@ has far fewer than 2**32 lines), so that the per-line steps keep working on `sou
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +33,7 @@ from transforms.ingest.parse import (
     REJECTS_SCHEMA,
     ScreenedLines,
     not_strings,
+    raw_line,
     read_screened,
     read_segment,
     reject_row,
@@ -177,14 +177,6 @@ def file_by_file(files: Sequence[ParsedFile], *, ingested_at: datetime, batch_id
         ]
         results.append(combined(f.source_file, parts))
     return results
-
-
-def raw_line(raw: dict[int, list[bytes]], starts: list[int], number: int) -> bytes:
-    """The physical line that message `number` came from: its segment is the last one starting below it
-    (`starts`: the keys of `raw`, sorted). The last line of a segment has the number the next segment
-    starts at, so `<=` would take the next segment's line."""
-    key = starts[bisect_left(starts, number) - 1]
-    return raw[key][number - key - 1]
 
 
 def _split(

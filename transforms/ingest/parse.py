@@ -24,7 +24,7 @@ import io
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import reduce
+from functools import partial, reduce
 from operator import or_
 
 import orjson
@@ -155,12 +155,8 @@ def read_screened(
         frame = pl.DataFrame(schema=MESSAGE_SCHEMA)
     else:
         frame = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=True)
-    starts = [offset for offset, _ in parts]
-
-    def line_of(number: int) -> bytes:
-        index = bisect_left(starts, number) - 1  # the last segment counting from below `number`
-        return parts[index][1].raw[number - starts[index] - 1]
-
+    raw = {offset: part.raw for offset, part in parts}
+    line_of = partial(raw_line, raw, sorted(raw))
     frame, late = _objects_judged(frame, line_of)
     rejects.extend(late)
     escaped = [
@@ -171,6 +167,14 @@ def read_screened(
         if written_raw(line)
     ]
     return (repair_objects(frame, escaped, line_of) if escaped else frame), rejects
+
+
+def raw_line(raw: dict[int, list[bytes]], starts: list[int], number: int) -> bytes:
+    """The physical line that message `number` came from: its segment is the last one starting below it
+    (`starts`: the keys of `raw`, sorted). The last line of a segment has the number the next segment
+    starts at, so `<=` would take the next segment's line."""
+    key = starts[bisect_left(starts, number) - 1]
+    return raw[key][number - key - 1]
 
 
 def _objects_judged(
