@@ -56,9 +56,10 @@ PG_TESTS ?= -m "dagster or e2e or dagster_instance" tests
 test-postgres: $(STAMP) postgres
 	$(BIN)/python -m tests.postgres $(BIN)/pytest -q -n auto --dist loadgroup $(PG_TESTS)
 
-# The fast tier (pure tests, well under a minute): `make test-fast`.
+# The fast tier (pure tests, under a minute): `make test-fast`. The long property runs (marked `deep`)
+# are left to `make test`.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -n auto -m unit tests/unit
+	$(BIN)/pytest -q -n auto -m "unit and not deep" tests/unit
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -123,6 +124,7 @@ def deliveries(draw: st.DrawFn) -> list[list[int]]:
     return [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True)]
 
 
+@pytest.mark.deep
 @settings(max_examples=25, deadline=None)
 @given(deliveries(), st.sampled_from([NOW, at(90), at(3 * DAY)]))
 def test_any_delivery_gives_the_same_profiles_and_decisions(batches: list[list[int]], now: datetime) -> None:
@@ -158,6 +160,7 @@ def test_repeated_runs_decide_each_trigger_once() -> None:
     assert latest.filter(pl.col("decision").is_in(PENDING_DECISIONS)).height == 0
 
 
+@pytest.mark.deep
 @settings(max_examples=10, deadline=None)
 @given(deliveries(), st.lists(st.integers(1, 12 * 60), min_size=10, max_size=10))
 def test_runs_at_any_later_times_decide_each_trigger_once(batches: list[list[int]], gaps: list[int]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import orjson
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -95,6 +96,7 @@ def lines(draw: st.DrawFn) -> bytes:
     return _object(pairs)
 
 
+@pytest.mark.deep
 @SETTINGS
 @given(line=lines())
 def test_either_path_gives_a_line_the_same_verdict_and_row(line: bytes) -> None:
@@ -114,6 +116,7 @@ def test_a_line_never_costs_its_file_or_its_neighbours_and_a_kept_one_is_stored_
         assert orjson.loads(kept["properties"][0]) == orjson.loads(line)["properties"]
 
 
+@pytest.mark.deep
 @SETTINGS
 @given(many=st.lists(lines(), min_size=1, max_size=25))
 def test_a_file_of_hostile_lines_accounts_for_every_line(many: list[bytes]) -> None:

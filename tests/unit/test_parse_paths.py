@@ -159,6 +159,7 @@ HOSTILE = st.one_of(
 )  # fmt: skip
 
 
+@pytest.mark.deep
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(st.one_of(GOOD, HOSTILE), min_size=1, max_size=30), final_newline=st.booleans())
 def test_fast_and_slow_paths_give_identical_events_and_quarantine_rows(
@@ -226,6 +227,7 @@ def test_a_pass_reads_its_files_in_one_polars_call_and_each_keeps_its_own_repair
 FILES = st.lists(st.lists(st.one_of(GOOD, GOOD, HOSTILE), max_size=12), min_size=1, max_size=5)
 
 
+@pytest.mark.deep
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files=FILES, segment_bytes=st.sampled_from([1 << 24, 600]))
 def test_a_group_in_one_pass_gives_each_file_the_rows_of_process_file(

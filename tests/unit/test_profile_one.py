@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -109,6 +110,7 @@ def _polars_row(state: dict[str, Any] | None, crm: dict[str, Any] | None, as_of:
     return row
 
 
+@pytest.mark.deep
 @settings(max_examples=300, deadline=None)
 @given(
     state=st.one_of(st.none(), states),
