@@ -170,12 +170,8 @@ class LmdbStore:
             current = int(txn.get(stamp_key, db=self._dbs["_meta"]) or 0)
             if number < current:
                 raise StateError(f"the store's {lane} stamp is {current}: commit {number} would go back")
-            for namespace, puts in changes.puts.items():
-                # In key order (neighbouring pages). A str sorts as its UTF-8 bytes do, and a sort of the
-                # keys alone, paired as LMDB takes them, is 2x a sort of (key, value) pairs (#17).
-                ordered = sorted(puts)
-                pairs = zip(map(str.encode, ordered), map(puts.__getitem__, ordered), strict=True)
-                txn.cursor(self._dbs[namespace]).putmulti(pairs)
+            for namespace in changes.parts:  # in key order: neighbouring pages
+                txn.cursor(self._dbs[namespace]).putmulti(changes.ordered_puts(namespace))
             for namespace, keys in changes.deletes.items():
                 db = self._dbs[namespace]
                 for key in sorted(keys):

@@ -9,8 +9,9 @@ always give the same bytes and a rebuilt store compares byte for byte with a liv
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import polars as pl
 from polars._typing import PolarsDataType
@@ -43,22 +44,40 @@ class StateError(ValueError):
     """A change names an unknown namespace or lane, or would move a stamp backwards."""
 
 
+PUT_SCHEMA = {"key": pl.String, "value": pl.Binary}
+PutPart = dict[str, bytes] | pl.DataFrame  # single puts, or a put_many frame (key: String, value: Binary)
+
+
 @dataclass
 class StateChanges:
-    """What one batch changes in the store: puts and deletes per namespace (a delete wins over a put)."""
+    """What one batch changes in the store: puts and deletes per namespace (a delete wins over a put).
 
-    puts: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    A namespace's puts are kept as parts in the order they came (later puts of a key win): dicts of
+    single `put`s and the frames of `put_many`, which stay Polars frames up to the commit. `ordered_puts`
+    merges them and sorts by key in Polars (#17: the event ids of a 1M-line drain were Python strings in a
+    dict, sorted and encoded while holding the GIL, on the commit's critical path)."""
+
+    parts: dict[str, list[PutPart]] = field(default_factory=dict)
     deletes: dict[str, set[str]] = field(default_factory=dict)
+    _settled: set[str] = field(default_factory=set)  # namespaces whose parts are one merged, sorted frame
 
     def put(self, namespace: str, key: str, value: bytes) -> None:
         check_namespace(namespace)
-        self.puts.setdefault(namespace, {})[store_key(key)] = value
+        parts = self._changing(namespace)
+        if not parts or not isinstance(parts[-1], dict):
+            parts.append({})
+        last = parts[-1]
+        assert isinstance(last, dict)
+        last[store_key(key)] = value
 
     def put_many(self, namespace: str, pairs: pl.DataFrame) -> None:
         """Every (key, value) row of `pairs` (the frame `encode` makes); as `put` row by row, in bulk."""
         check_namespace(namespace)
-        values = pairs["value"].cast(pl.Binary).to_list()
-        self.puts.setdefault(namespace, {}).update(zip(_stored(pairs["key"]), values, strict=True))
+        keys = pairs["key"]
+        if (keys.str.len_bytes() > MAX_KEY_BYTES).any():  # rare: the hashed ones computed in Python
+            keys = pl.Series("key", list(map(store_key, keys)), dtype=pl.String)
+        frame = pl.DataFrame([keys.alias("key"), pairs["value"].cast(pl.Binary).alias("value")])
+        self._changing(namespace).append(frame)
 
     def delete(self, namespace: str, key: str) -> None:
         check_namespace(namespace)
@@ -71,13 +90,55 @@ class StateChanges:
 
     def update(self, other: StateChanges) -> None:
         """Add `other`'s puts and deletes (its puts after this one's, key by key)."""
-        for namespace, puts in other.puts.items():
-            self.puts.setdefault(namespace, {}).update(puts)
+        for namespace, parts in other.parts.items():
+            self._changing(namespace).extend(dict(p) if isinstance(p, dict) else p for p in parts)
         for namespace, keys in other.deletes.items():
             self.deletes.setdefault(namespace, set()).update(keys)
 
+    def settle(self) -> StateChanges:
+        """Merge and sort every namespace's puts now (Polars, off the GIL): a thread that computes the
+        changes does it, and the commit only hands the sorted pairs to the store."""
+        for namespace in self.parts:
+            self._settle(namespace)
+        return self
+
+    def ordered_puts(self, namespace: str) -> Iterator[tuple[bytes, bytes]]:
+        """The namespace's puts, the last of each key, in key order (UTF-8 bytes), keys encoded."""
+        parts = self.parts.get(namespace, [])
+        if all(isinstance(p, dict) for p in parts):  # single puts only: no frame to build
+            merged: dict[str, bytes] = {}
+            for part in parts:
+                merged.update(cast(dict[str, bytes], part))
+            ordered = sorted(merged)
+            return zip(map(str.encode, ordered), map(merged.__getitem__, ordered), strict=True)
+        frame = cast(pl.DataFrame, self._settle(namespace)[0])
+        return zip(frame["key"].to_list(), frame["value"].to_list(), strict=True)
+
     def __len__(self) -> int:
-        return sum(map(len, self.puts.values())) + sum(map(len, self.deletes.values()))
+        """Entries: each put (a key put twice counts twice) and each deleted key."""
+        parts = [p for each in self.parts.values() for p in each]
+        puts = sum(len(p) if isinstance(p, dict) else p.height for p in parts)
+        return puts + sum(map(len, self.deletes.values()))
+
+    def _changing(self, namespace: str) -> list[PutPart]:
+        self._settled.discard(namespace)
+        return self.parts.setdefault(namespace, [])
+
+    def _settle(self, namespace: str) -> list[PutPart]:
+        parts = self.parts[namespace]
+        if namespace in self._settled or all(isinstance(p, dict) for p in parts):
+            return parts
+        merged = pl.concat(map(_binary_keys, parts)).unique("key", keep="last").sort("key").collect()
+        self.parts[namespace] = [merged]
+        self._settled.add(namespace)
+        return self.parts[namespace]
+
+
+def _binary_keys(part: PutPart) -> pl.LazyFrame:
+    """A part as (key: Binary, value: Binary) rows: a settled frame's keys are binary already."""
+    if isinstance(part, dict):
+        part = pl.DataFrame({"key": list(part), "value": list(part.values())}, PUT_SCHEMA)
+    return part.lazy().select(pl.col("key").cast(pl.Binary), "value")
 
 
 def check_namespace(namespace: str) -> None:

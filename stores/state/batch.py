@@ -79,7 +79,7 @@ def event_state(
     if store is None:
         return part, None
     try:
-        return part, event_changes(store, None, events, edges, part, held)
+        return part, event_changes(store, None, events, edges, part, held).settle()  # sorted off the commit
     except NeedsLake:
         return part, None
 

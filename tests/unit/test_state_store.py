@@ -7,13 +7,24 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resources.state import StateResource
 from stores.state.profiles import same_profiles
 from stores.state.reads import seen_ids
 from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.schema import TRIGGERS_SCHEMA
-from transforms.state import HASHED_KEY, StateChanges, StateError, decode, due_key, encode, store_key
+from transforms.state import (
+    HASHED_KEY,
+    PUT_SCHEMA,
+    StateChanges,
+    StateError,
+    decode,
+    due_key,
+    encode,
+    store_key,
+)
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -113,7 +124,7 @@ def test_keys_in_bulk_are_the_keys_one_by_one(
     for key in gone:
         one.delete("pending_due", key)
     bulk.delete_many("pending_due", pl.Series(gone))
-    assert bulk.puts == one.puts
+    assert list(bulk.ordered_puts("pending_due")) == list(one.ordered_puts("pending_due"))
     assert bulk.deletes == one.deletes
     short = StateChanges()
     short.delete_many("pending_due", pl.Series(["x", "y", "x"]))
@@ -126,6 +137,49 @@ def test_keys_in_bulk_are_the_keys_one_by_one(
         assert store.get_many("pending_due", asked) == everything
     assert store.get_many("pending_due", pl.Series(["b", "a", "a"])) == {"a": b"a"}
     assert store.get_many("pending_due", iter(["c", "zz"])) == {"c": b"c"}
+
+
+KEYS = st.sampled_from(["a", "b", "é", "\U0001f600", "p|u", "k" * 600, "A"])
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), st.lists(st.tuples(KEYS, st.binary(max_size=3)), min_size=1, max_size=4)),
+        st.tuples(st.just("put_many"), st.lists(st.tuples(KEYS, st.binary(max_size=3)), max_size=4)),
+        st.tuples(st.just("update"), st.lists(st.tuples(KEYS, st.binary(max_size=3)), max_size=4)),
+        st.tuples(st.just("settle"), st.just([])),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=STEPS)
+def test_puts_in_any_mix_of_parts_give_the_last_value_of_each_key_in_byte_order(
+    steps: list[tuple[str, list[tuple[str, bytes]]]],
+) -> None:
+    """Single puts, bulk frames, merged changes and settled parts (#17: kept as Polars frames up to the
+    commit) give what a dict of single puts gives: the last value of each key, keys in UTF-8 order."""
+    changes = StateChanges()
+    expected: dict[bytes, bytes] = {}
+    merged: list[tuple[StateChanges, list[tuple[bytes, bytes]]]] = []
+    for kind, pairs in steps:
+        if kind == "put":
+            for key, value in pairs:
+                changes.put("catalog", key, value)
+        elif kind == "settle":
+            changes.settle()
+        elif kind == "put_many":
+            changes.put_many("catalog", pl.DataFrame(pairs, schema=PUT_SCHEMA, orient="row"))
+        else:  # another batch's changes, single puts and a frame, merged in
+            other = StateChanges()
+            other.put_many("catalog", pl.DataFrame(pairs[1:], schema=PUT_SCHEMA, orient="row"))
+            for key, value in pairs[:1]:
+                other.put("catalog", key, value)
+            changes.update(other)
+            pairs = [*pairs[1:], *pairs[:1]]
+            merged.append((other, sorted({store_key(k).encode(): v for k, v in pairs}.items())))
+        expected.update((store_key(k).encode(), v) for k, v in pairs)
+    assert list(changes.ordered_puts("catalog")) == sorted(expected.items())
+    assert all(list(other.ordered_puts("catalog")) == before for other, before in merged)  # left as they were
 
 
 def test_commit_applies_every_change_and_stamps_its_lane(state: StateResource) -> None:
@@ -156,7 +210,8 @@ def test_a_commit_that_fails_part_way_leaves_nothing_of_itself(state: StateResou
     store.commit(1, first)
     broken = StateChanges()
     broken.put("event_ids", "m-2", b"2")
-    broken.puts["catalog"] = {"p1": b"ok", "p2": "not bytes"}  # type: ignore[dict-item]
+    broken.put("catalog", "p1", b"ok")
+    broken.put("catalog", "p2", "not bytes")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         store.commit(2, broken)
     assert store.get_many("event_ids", ["m-1", "m-2"]) == {"m-1": b"1"}
