@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 import polars as pl
 import pytest
@@ -16,6 +17,7 @@ from stores.state.reads import seen_ids
 from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.schema import TRIGGERS_SCHEMA
 from transforms.state import (
+    BULK_PUTS,
     HASHED_KEY,
     PUT_SCHEMA,
     StateChanges,
@@ -139,6 +141,20 @@ def test_keys_in_bulk_are_the_keys_one_by_one(
     assert store.get_many("pending_due", iter(["c", "zz"])) == {"c": b"c"}
 
 
+def test_a_live_runs_few_puts_stay_python_and_a_backlogs_many_stay_one_polars_frame() -> None:
+    """A few puts (a live run) go to a dict: a settle costs ~0.5 ms of Polars whatever its size, 10x a
+    dict's (#17, the small-run slowdown e26ca12 found); a backlog's many puts stay one frame, sorted once."""
+    few, many = StateChanges(), StateChanges()
+    few.put_many("event_ids", pl.DataFrame({"key": ["b", "a"], "value": [b"2", b"1"]}))
+    keys = [f"e-{i:05d}" for i in range(BULK_PUTS, 0, -1)]
+    many.put_many("event_ids", pl.DataFrame({"key": keys, "value": [k.encode() for k in keys]}))
+    assert few.parts == {"event_ids": [{"b": b"2", "a": b"1"}]}
+    assert list(few.ordered_puts("event_ids")) == [(b"a", b"1"), (b"b", b"2")]
+    settled = many.settle().parts["event_ids"]
+    assert len(settled) == 1 and isinstance(settled[0], pl.DataFrame)
+    assert [k for k, _ in many.ordered_puts("event_ids")] == sorted(k.encode() for k in keys)
+
+
 KEYS = st.sampled_from(["a", "b", "é", "\U0001f600", "p|u", "k" * 600, "A"])
 STEPS = st.lists(
     st.one_of(
@@ -151,13 +167,20 @@ STEPS = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@pytest.mark.parametrize("bulk_puts", [1, 3, BULK_PUTS])
+@settings(max_examples=40, deadline=None)
 @given(steps=STEPS)
 def test_puts_in_any_mix_of_parts_give_the_last_value_of_each_key_in_byte_order(
-    steps: list[tuple[str, list[tuple[str, bytes]]]],
+    bulk_puts: int, steps: list[tuple[str, list[tuple[str, bytes]]]]
 ) -> None:
     """Single puts, bulk frames, merged changes and settled parts (#17: kept as Polars frames up to the
-    commit) give what a dict of single puts gives: the last value of each key, keys in UTF-8 order."""
+    commit) give what a dict of single puts gives: the last value of each key, keys in UTF-8 order.
+    `bulk_puts`: the frames from this many rows (below, `put_many` fills a dict as small runs do)."""
+    with patch("transforms.state.BULK_PUTS", bulk_puts):
+        _check_puts(steps)
+
+
+def _check_puts(steps: list[tuple[str, list[tuple[str, bytes]]]]) -> None:
     changes = StateChanges()
     expected: dict[bytes, bytes] = {}
     merged: list[tuple[StateChanges, list[tuple[bytes, bytes]]]] = []
