@@ -9,7 +9,7 @@ always give the same bytes and a rebuilt store compares byte for byte with a liv
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -71,15 +71,11 @@ class StateChanges:
     def put_many(self, namespace: str, pairs: pl.DataFrame) -> None:
         """Every (key, value) row of `pairs` (the frame `encode` makes); as `put` row by row, in bulk."""
         check_namespace(namespace)
+        keys, values = _stored(pairs["key"]), pairs["value"].cast(pl.Binary).alias("value")
         if pairs.height < BULK_PUTS:  # a live run's few keys: a dict costs less than Polars' fixed costs
-            values = pairs["value"].cast(pl.Binary).to_list()
-            self._single(namespace).update(zip(_stored(pairs["key"]), values, strict=True))
-            return
-        keys = pairs["key"]
-        if (keys.str.len_bytes() > MAX_KEY_BYTES).any():  # rare: the hashed ones computed in Python
-            keys = pl.Series("key", list(map(store_key, keys)), dtype=pl.String)
-        frame = pl.DataFrame([keys.alias("key"), pairs["value"].cast(pl.Binary).alias("value")])
-        self._changing(namespace).append(frame)
+            self._single(namespace).update(zip(keys.to_list(), values.to_list(), strict=True))
+        else:
+            self._changing(namespace).append(pl.DataFrame([keys, values]))
 
     def delete(self, namespace: str, key: str) -> None:
         check_namespace(namespace)
@@ -88,7 +84,7 @@ class StateChanges:
     def delete_many(self, namespace: str, keys: pl.Series) -> None:
         """Every key of `keys` deleted; as `delete` key by key, in bulk."""
         check_namespace(namespace)
-        self.deletes.setdefault(namespace, set()).update(_stored(keys))
+        self.deletes.setdefault(namespace, set()).update(_stored(keys).to_list())
 
     def update(self, other: StateChanges) -> None:
         """Add `other`'s puts and deletes (its puts after this one's, key by key)."""
@@ -111,7 +107,7 @@ class StateChanges:
             merged: dict[str, bytes] = {}
             for part in parts:
                 merged.update(cast(dict[str, bytes], part))
-            ordered = sorted(merged)
+            ordered = sorted(merged)  # a str sorts as its UTF-8 bytes do, as LMDB orders keys
             return zip(map(str.encode, ordered), map(merged.__getitem__, ordered), strict=True)
         frame = cast(pl.DataFrame, self._settle(namespace)[0])
         return zip(frame["key"].to_list(), frame["value"].to_list(), strict=True)
@@ -155,9 +151,12 @@ def check_namespace(namespace: str) -> None:
         raise StateError(f"unknown state namespace {namespace!r} (known: {', '.join(NAMESPACES)})")
 
 
-def _stored(keys: pl.Series) -> Iterable[str]:
-    """`store_key` of each of `keys`: the keys themselves when none is too long (one check in Polars)."""
-    return keys.to_list() if not (keys.str.len_bytes() > MAX_KEY_BYTES).any() else map(store_key, keys)
+def _stored(keys: pl.Series) -> pl.Series:
+    """`store_key` of each of `keys`, as "key": the keys themselves when none is too long (one check in
+    Polars; the rare over-long ones hashed in Python)."""
+    if (keys.str.len_bytes() > MAX_KEY_BYTES).any():
+        keys = pl.Series(list(map(store_key, keys)), dtype=pl.String)
+    return keys.alias("key")
 
 
 def store_key(key: str) -> str:
