@@ -26,7 +26,9 @@ from transforms.state import (
     StateChanges,
     StateError,
     check_namespace,
+    pack_one,
     store_key,
+    unpack,
 )
 
 MAP_SIZE = 1 << 40  # the largest the file may grow (address space only: the file holds what is used)
@@ -86,7 +88,7 @@ def _get_many(txn: lmdb.Transaction[bytes], db: lmdb._Database, keys: Iterable[s
         wanted = keys.drop_nulls().unique().sort().cast(pl.Binary).to_list()  # 5x faster (#17)
     else:
         wanted = sorted({store_key(k).encode() for k in keys})  # in key order: neighbouring pages
-    return {k.decode(): bytes(v) for k, v in txn.cursor(db).getmulti(wanted)}
+    return {k.decode(): unpack(bytes(v)) for k, v in txn.cursor(db).getmulti(wanted)}
 
 
 def _scan(
@@ -99,7 +101,7 @@ def _scan(
     for n, (key, value) in enumerate(cursor.iternext()):
         if (stop is not None and key >= stop) or (limit is not None and n >= limit):
             return
-        yield key.decode(), bytes(value)
+        yield key.decode(), unpack(bytes(value))
 
 
 def _stamps(txn: lmdb.Transaction[bytes], meta: lmdb._Database) -> dict[str, int]:
@@ -182,7 +184,7 @@ class LmdbStore:
     def load(self, namespace: str, pairs: Iterable[tuple[str, bytes]]) -> int:
         """Put `pairs` in one transaction without stamping (a rebuild fills a new store this way)."""
         check_namespace(namespace)
-        rows = sorted((store_key(k).encode(), v) for k, v in pairs)
+        rows = sorted((store_key(k).encode(), pack_one(v)) for k, v in pairs)
         with self._env.begin(write=True, db=self._dbs[namespace]) as txn:
             _, added = txn.cursor().putmulti(rows)
         return int(added)

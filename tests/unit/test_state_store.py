@@ -12,13 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resources.state import StateResource
+from resources.state_lmdb import open_environment
+from stores.erasure.state import person_changes
 from stores.state.profiles import same_profiles
 from stores.state.reads import seen_ids
+from transforms.erasure.person import Person
 from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.schema import TRIGGERS_SCHEMA
 from transforms.state import (
     BULK_PUTS,
     HASHED_KEY,
+    PACK_FROM,
+    PACKED,
     PUT_SCHEMA,
     StateChanges,
     StateError,
@@ -203,6 +208,56 @@ def _check_puts(steps: list[tuple[str, list[tuple[str, bytes]]]]) -> None:
         expected.update((store_key(k).encode(), v) for k, v in pairs)
     assert list(changes.ordered_puts("catalog")) == sorted(expected.items())
     assert all(list(other.ordered_puts("catalog")) == before for other, before in merged)  # left as they were
+
+
+def _state_json(n: int, email: str = "") -> bytes:
+    """A profile state's shape: repetitive JSON, as a backlog's shoppers have (~6.5 KB)."""
+    view = '{{"ts":{ts},"product_id":"p-{i:05}","category":"home"}}'
+    views = ",".join(view.format(ts=1796331034285000 + i, i=i) for i in range(n))
+    return f'{{"email":"{email}","views":[{views}]}}'.encode()
+
+
+@pytest.mark.parametrize("rows", [3, BULK_PUTS])  # a live run's dict, a backlog's frame
+def test_a_large_value_is_stored_compressed_and_every_read_gives_back_what_was_put(
+    state: StateResource, rows: int
+) -> None:
+    """#17: a profile state took LMDB overflow pages of its own, rewritten by every commit group. A value of
+    PACK_FROM bytes or more is kept zstd-compressed; `get_many`, `scan`, readers and `load` see the JSON."""
+    values = {f"u-{i:04}": _state_json(60 + i % 7) for i in range(rows)} | {"small": b'{"views":[]}'}
+    changes = StateChanges()
+    changes.put_many("profiles", pl.DataFrame(list(values.items()), schema=PUT_SCHEMA, orient="row"))
+    store = state.store()
+    store.commit(1, changes.settle())
+    env = open_environment(state.path, create=False)
+    assert env is not None
+    with env.begin() as txn:
+        raw = dict(txn.cursor(env.open_db(b"profiles")))
+    assert all(raw[k.encode()].startswith(PACKED) for k in values if k != "small")
+    assert raw[b"small"] == values["small"]  # under PACK_FROM: as put
+    assert sum(map(len, raw.values())) * 3 < sum(map(len, values.values()))
+    assert store.get_many("profiles", list(values)) == values
+    assert dict(store.scan("profiles")) == values
+    with store.reader() as reader:
+        assert reader.get_many("profiles", ["u-0001"]) == {"u-0001": values["u-0001"]}
+    store.load("customers", [("u-1", values["u-0001"])])
+    assert store.get_many("customers", ["u-1"]) == {"u-1": values["u-0001"]}
+    again = StateChanges()  # a put of what a read gave back packs it as before, once
+    again.put_many("profiles", pl.DataFrame(list(values.items()), schema=PUT_SCHEMA, orient="row"))
+    assert dict(again.settle().ordered_puts("profiles")) == raw
+
+
+def test_an_erasure_finds_the_person_inside_a_compressed_value(state: StateResource) -> None:
+    """Erasure searches the store's values for the person's text: a packed profile state is searched as
+    the JSON it holds."""
+    theirs, other = _state_json(80, "bob@x.com"), _state_json(80, "ann@x.com")
+    assert len(theirs) >= PACK_FROM
+    changes = StateChanges()
+    changes.put("profiles", "u-7", theirs)
+    changes.put("profiles", "u-8", other)
+    store = state.store()
+    store.commit(1, changes)
+    erased = person_changes(store, Person("u-1", ("a-1",), ("bob@x.com",)), [])
+    assert erased.deletes == {"profiles": {"u-7"}}
 
 
 def test_commit_applies_every_change_and_stamps_its_lane(state: StateResource) -> None:
