@@ -45,7 +45,6 @@ from transforms.ingest.batch import FAILED, LANDED_SCHEMA, RETRYING, commit_grou
 from transforms.ingest.events import dedupe_dates, identity_edges
 from transforms.ingest.files import FileResult, assemble_batch
 from transforms.ingest.reference import ReferenceResult
-from transforms.profiles.partials import partials
 from transforms.schema import (
     EVENTS_SCHEMA,
     IDENTITIES_SCHEMA,
@@ -202,8 +201,7 @@ def _commit(
     edges = identity_edges(rows.events)
     # Partials and store changes computed on a thread while the Delta commits run (#17); the store's after.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-state") as pool:
-        early = pool.submit(partials, rows.events)
-        ahead = pool.submit(lambda: event_state(store, rows.events, edges, early.result(), held))
+        ahead = pool.submit(event_state, store, rows.events, edges, held)
         quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])
         lake.append("quarantine", quarantine, batch_id=batch_id)
         lake.append("events", rows.events, batch_id=batch_id, partition_by=["event_date"])
@@ -224,8 +222,7 @@ def _commit(
             .select([pl.col(c).cast(t) for c, t in INGEST_LOG_SCHEMA.items()])
         )
         lake.append("ingest_log", entries, batch_id=batch_id)  # the batch is committed
-        append_updates(lake, batch_id, part := early.result())  # while the state thread finishes the changes
-        changes = ahead.result()
+        part, changes = ahead.result()
     if store is not None:
         suppressions = suppressed if suppressed is not None else pl.DataFrame(schema=SUPPRESSIONS_SCHEMA)
         batch = BatchRows(batch_id, entries, rows.events, edges, suppressions, written, part)
@@ -235,6 +232,7 @@ def _commit(
         store.commit(batch_id, changes, lane="ingest")
         if held is not None:
             held.committed()
+    append_updates(lake, batch_id, part)  # the lake's record of partials (profiles refresh folds them)
     _record(report, batch_id, rows.events, quarantine, entries, committed_at)
 
 
@@ -257,7 +255,9 @@ def _record(
         report.oldest_landed_at = oldest
     report.committed_at = committed_at
     if events.height:
-        report.preview = events.select("event_type", "event_name", "event_ts", "event_date", "product_id")[:5]
+        report.preview = events.select(
+            "event_type", "event_name", "event_ts", "event_date", "product_id"
+        ).head(5)
 
 
 def _seen(lake: LakeResource, store: StateStore | None, results: list[FileResult]) -> pl.Series:

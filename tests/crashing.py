@@ -37,7 +37,7 @@ class CrashingLakeResource(LakeResource):
         self._maybe_crash(name)
 
     def write_tagged(self, name: str, frame: pl.DataFrame, tags: dict[str, int], **kwargs: Any) -> None:
-        super().write_tagged(name, frame, tags, **kwargs)  # profile_updates: before the state store commit
+        super().write_tagged(name, frame, tags, **kwargs)  # profile_updates: after the state store commit
         self._maybe_crash(name)
 
     def overwrite(self, name: str, frame: pl.DataFrame, *, batch_id: int) -> None:

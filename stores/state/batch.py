@@ -71,21 +71,17 @@ def event_changes(
 
 
 def event_state(
-    store: StateStore | None,
-    events: pl.DataFrame,
-    edges: pl.DataFrame,
-    part: pl.DataFrame,
-    held: HeldProfiles | None = None,
-) -> StateChanges | None:
-    """The store changes a batch's `events` (with their partials `part`) make without the lake, settled
-    (None without a store, or when a shopper changed hands: `event_changes` with the lake after the batch
-    then)."""
+    store: StateStore | None, events: pl.DataFrame, edges: pl.DataFrame, held: HeldProfiles | None = None
+) -> tuple[pl.DataFrame, StateChanges | None]:
+    """A batch's partials, and the store changes its `events` make without the lake (None without a
+    store, or when a shopper changed hands: `event_changes` with the lake after the batch then)."""
+    part = partials(events)
     if store is None:
-        return None
+        return part, None
     try:
-        return event_changes(store, None, events, edges, part, held).settle()  # sorted off the commit
+        return part, event_changes(store, None, events, edges, part, held).settle()  # sorted off the commit
     except NeedsLake:
-        return None
+        return part, None
 
 
 def log_changes(store: StateStore, rows: BatchRows) -> StateChanges:
