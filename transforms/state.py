@@ -3,7 +3,8 @@
 The store is an index of the lake that the micro-batches decide with (`resources.state`): string keys,
 JSON values, one namespace per question a batch asks. Values are rows of the lake's tables encoded by
 `encode` (vectorised in Polars: times as integer microseconds, keys in schema order), so the same rows
-always give the same bytes and a rebuilt store compares byte for byte with a live one.
+always give the same bytes and a rebuilt store compares byte for byte with a live one. A value of
+PACK_FROM bytes or more is written zstd-compressed (`pack`) and read back as its JSON (`unpack`).
 """
 
 from __future__ import annotations
