@@ -14,12 +14,13 @@ columns, vectorised) and Python (on the few odd rows and on quarantined lines) a
 
 from __future__ import annotations
 
-import io
 import re
 from functools import lru_cache
 
 import orjson
 import polars as pl
+
+from transforms.ingest.objects import read_objects
 
 _V4 = r"([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})\.[0-9]{1,3}"
 _H = "[0-9a-fA-F]{1,4}"
@@ -90,10 +91,9 @@ def _raw_ip(match: re.Match[bytes]) -> bytes:
 def context_columns(texts: pl.Series, columns: dict[str, tuple[str, pl.DataType]]) -> pl.DataFrame:
     """Typed columns (`columns`: dotted path into the object -> name, dtype) from `context` texts.
 
-    One decode takes the nested objects as structs (`str.json_decode`: half the time of a read of the
-    joined texts, #17). Where a value has another shape (a campaign that is a string, an object where
-    a string belongs) it fails; one read of the joined texts then tries the structs again (it takes an
-    object's text as a string), and when that fails too the paths are looked up in each text.
+    One read of the joined texts takes the nested objects as structs (`objects.read_objects`; it takes
+    an object where a string belongs as its text). Where a nested object has another shape (a campaign
+    that is a string), the read fails and the paths are looked up in each text.
     """
     nested: dict[str, dict[str, pl.DataType]] = {}
     for path in columns:
@@ -104,22 +104,11 @@ def context_columns(texts: pl.Series, columns: dict[str, tuple[str, pl.DataType]
     schema = {**{k: pl.String() for k in top}, **{k: pl.Struct(v) for k, v in nested.items()}}
     values = {path: _field(path) for path in columns}
     try:
-        read = texts.fill_null("{}").str.json_decode(pl.Struct(schema)).struct.unnest()
+        read = read_objects(texts, schema)
     except pl.exceptions.PolarsError:
-        joined = texts.fill_null("{}").str.join("\n").item().encode() if len(texts) else b""
-        try:
-            read = _read(joined, schema, len(texts))
-        except pl.exceptions.PolarsError:
-            read = _read(joined, {k: pl.String() for k in (*top, *nested)}, len(texts))
-            values = {path: _path_match(path) for path in columns}
+        read = read_objects(texts, {k: pl.String() for k in (*top, *nested)})
+        values = {path: _path_match(path) for path in columns}
     return read.select([_cast(values[path], dtype).alias(name) for path, (name, dtype) in columns.items()])
-
-
-def _read(joined: bytes, schema: dict[str, pl.DataType], height: int) -> pl.DataFrame:
-    frame = pl.read_ndjson(io.BytesIO(joined), schema=schema) if height else pl.DataFrame(schema=schema)
-    if frame.height != height:
-        raise ValueError("object column did not read back one row per message")
-    return frame
 
 
 def _field(path: str) -> pl.Expr:

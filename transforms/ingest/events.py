@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -15,7 +14,7 @@ from transforms.ingest.numbers import (
     readable_numbers,
     to_int64,
 )
-from transforms.ingest.objects import repair_member
+from transforms.ingest.objects import read_objects, repair_member
 from transforms.ingest.timestamps import event_time, parse_timestamps
 from transforms.schema import EVENTS_SCHEMA, UTC_TS
 from transforms.spec import (
@@ -125,16 +124,7 @@ def lift_object(texts: pl.Series, columns: dict[str, tuple[str, pl.DataType]]) -
 
 def _read_object(texts: pl.Series, columns: dict[str, tuple[str, pl.DataType]]) -> pl.DataFrame:
     """The members `columns` names of the JSON objects in `texts`, as text."""
-    schema = {key: pl.String() for key in columns}
-    joined = texts.fill_null("{}").str.join("\n").item()
-    raw = (
-        pl.read_ndjson(io.BytesIO(joined.encode()), schema=schema)
-        if len(texts)
-        else pl.DataFrame(schema=schema)
-    )
-    if raw.height != len(texts):
-        raise ValueError("object column did not read back one row per message")
-    return raw
+    return read_objects(texts, {key: pl.String() for key in columns})
 
 
 def _cast(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:

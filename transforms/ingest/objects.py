@@ -120,3 +120,18 @@ def repair_member(texts: pl.Series, objects: pl.Series, key: str) -> pl.Series:
 def _member_json(obj: str, key: str, text: str | None) -> str | None:
     value = orjson.loads(obj).get(key)
     return to_json(value) if isinstance(value, dict | list) else text  # a string is lifted as itself
+
+
+def read_objects(texts: pl.Series, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The JSON objects of `texts` (null: `{}`) read as one NDJSON text with `schema`, a row each.
+
+    Polars writes an object's text on one line (a newline in a value is escaped), so joined they are one
+    line each. The join stays bytes (`Binary`): a Python string of it cost two copies more (#17: 120 ->
+    66 ms for 150k contexts); one read of the joined texts took 191 ms where `str.json_decode` took
+    493 ms (Polars 2.1)."""
+    if not len(texts):
+        return pl.DataFrame(schema=schema)
+    read = pl.read_ndjson(texts.fill_null("{}").str.join("\n").cast(pl.Binary).item(), schema=schema)
+    if read.height != len(texts):
+        raise ValueError("object column did not read back one row per message")
+    return read
