@@ -12,6 +12,7 @@ from resources.landing import LandingResource
 from resources.secrets import SecretsResource
 from resources.state import StateResource
 from stores.ingest import IngestReport, ingest
+from transforms.ingest.batch import DEFAULT_MAX_BATCH_MB
 
 INGEST_GROUP = "ingest"
 
@@ -23,7 +24,7 @@ class BatchConfig(EngineConfig):
     """
 
     files: list[str] | None = None
-    max_batch_mb: int = 128
+    max_batch_mb: int = DEFAULT_MAX_BATCH_MB
     retry: list[str] | None = None
 
 

@@ -17,7 +17,7 @@ import orjson
 import polars as pl
 
 from benchmarks.figures import Figure
-from transforms.ingest.batch import commit_groups
+from transforms.ingest.batch import DEFAULT_MAX_BATCH_MB, commit_groups
 from transforms.spec import MAX_LINE_BYTES, PROPERTY_COLUMNS, RAW_MESSAGE_SCHEMA, SCALAR_FIELDS
 
 
@@ -89,7 +89,7 @@ def parse_and_write(files: Sequence[Path], out: Path) -> FloorRun:
 
 # --- The honest floor: one `read_ndjson` call per commit group, a nested schema, a zstd write (#17)
 
-GROUP_BYTES = 128 * 1024 * 1024  # as stores.ingest.DEFAULT_MAX_BATCH_BYTES: one call per commit group
+GROUP_BYTES = DEFAULT_MAX_BATCH_MB * 1024 * 1024  # one call per commit group, as the ingest's
 _TEXT = pl.String()
 NESTED_SCHEMA: dict[str, pl.DataType] = {
     **{name: _TEXT for name in SCALAR_FIELDS},

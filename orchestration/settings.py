@@ -22,6 +22,7 @@ from orchestration.settings_values import (  # re-exported: the values' grammar 
     read_dotenv,
 )
 from resources.providers import ESPS
+from transforms.ingest.batch import DEFAULT_MAX_BATCH_MB
 from transforms.triggers.policies import Policy
 from transforms.triggers.rules import RULES
 
@@ -67,7 +68,7 @@ class Settings:
     lake_uri: str
     landing_uri: str
     poll_seconds: float = 2.0
-    max_batch_mb: int = 128  # decompressed bytes one commit takes
+    max_batch_mb: int = DEFAULT_MAX_BATCH_MB  # decompressed bytes one commit takes
     max_file_mb: int = 256  # decompressed bytes one landed file may hold; a bigger one fails with a reason
     esp: str = "sandbox"
     esp_url: str | None = None  # the provider's API base (None: its default; the sandbox's is :8025)
@@ -123,7 +124,7 @@ class Settings:
                 "LAKEMAIL_PROFILES_REFRESH", env.get("LAKEMAIL_PROFILES_REFRESH", "2m")
             ),
             poll_seconds=positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),
-            max_batch_mb=int(positive(env, "LAKEMAIL_MAX_BATCH_MB", 128)),
+            max_batch_mb=int(positive(env, "LAKEMAIL_MAX_BATCH_MB", DEFAULT_MAX_BATCH_MB)),
             max_file_mb=int(positive(env, "LAKEMAIL_MAX_FILE_MB", 256)),
             esp=esp,
             esp_url=env.get("LAKEMAIL_ESP_URL") or None,

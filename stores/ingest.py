@@ -22,6 +22,7 @@ import polars as pl
 from resources.lake import LakeResource
 from resources.landing import LandedFile, LandingResource
 from resources.state import StateResource, StateStore
+from stores.identities import merge_identities
 from stores.ingest_files import (
     CHANGED,
     LOG_ROW_COLUMNS,
@@ -41,13 +42,19 @@ from stores.state.live_profiles import HeldProfiles
 from stores.state.reads import landed_log, seen_ids
 from stores.state.sync import ready
 from stores.suppressions import record_unsubscribes
-from transforms.ingest.batch import FAILED, LANDED_SCHEMA, RETRYING, commit_groups, pending_files
+from transforms.ingest.batch import (
+    DEFAULT_MAX_BATCH_BYTES,
+    FAILED,
+    LANDED_SCHEMA,
+    RETRYING,
+    commit_groups,
+    pending_files,
+)
 from transforms.ingest.events import dedupe_dates, identity_edges
 from transforms.ingest.files import FileResult, assemble_batch
 from transforms.ingest.reference import ReferenceResult
 from transforms.schema import (
     EVENTS_SCHEMA,
-    IDENTITIES_SCHEMA,
     INGEST_LOG_SCHEMA,
     SUPPRESSIONS_SCHEMA,
     UTC_TS,
@@ -57,7 +64,6 @@ log = logging.getLogger(__name__)
 # Rolled back by batch number; identities only adds missing edges, customers and catalog keep the latest row.
 APPEND_TABLES = ("quarantine", "events", "catalog_changes")
 INGEST_FOLDERS = ("events", "customers", "catalog")  # the landing folders a micro-batch takes
-DEFAULT_MAX_BATCH_BYTES = 128 * 1024 * 1024
 PARSE_THREADS = 2  # the reference machine has 2 cores
 # Landed bytes parsed ahead of the commit (#17): the readers use the core the commit leaves idle.
 READ_AHEAD_BYTES = 16 * 1024 * 1024
@@ -276,25 +282,3 @@ def seen_event_ids(lake: LakeResource, dates: list[date]) -> pl.Series:
         return pl.Series("event_id", [], dtype=pl.String)
     events = lake.scan("events", EVENTS_SCHEMA).filter(pl.col("event_date").is_in(dedupe_dates(dates)))
     return events.select("event_id").collect()["event_id"]
-
-
-def merge_identities(lake: LakeResource, edges: pl.DataFrame, batch_id: int) -> None:
-    """Add new anonymous -> user edges and move first_seen_at back when seen earlier (idempotent).
-
-    Not a Delta MERGE: delta-rs writes a filter built from the source's values (person ids) into the
-    commit's record, and `_delta_log` must never hold one. New edges are appended; the rare earlier
-    sighting of a known edge rewrites this small table whole, which records no predicate.
-    """
-    key = ["anonymous_id", "user_id"]
-    existing = lake.read("identities", IDENTITIES_SCHEMA)
-    known = edges.join(existing, on=key, how="inner", suffix="_known")
-    if known.filter(pl.col("first_seen_at") < pl.col("first_seen_at_known")).height == 0:
-        lake.append("identities", edges.join(existing, on=key, how="anti"), batch_id=batch_id)
-        return
-    merged = (
-        pl.concat([existing, edges.select(list(IDENTITIES_SCHEMA))])
-        .group_by(key)
-        .agg(pl.col("first_seen_at").min())
-        .sort(key)
-    )
-    lake.overwrite("identities", merged.select(list(IDENTITIES_SCHEMA)), batch_id=batch_id)

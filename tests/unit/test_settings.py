@@ -30,7 +30,7 @@ def test_defaults_live_under_lakemail_home(tmp_path: Path) -> None:
     assert settings.landing_uri == str(tmp_path / "landing")
     assert settings.dagster_home == tmp_path / "dagster_home"
     assert (settings.poll_seconds, settings.esp) == (2.0, "sandbox")
-    assert (settings.max_batch_mb, settings.max_file_mb) == (128, 256)
+    assert (settings.max_batch_mb, settings.max_file_mb) == (192, 256)
     assert Settings.from_env({"LAKEMAIL_MAX_FILE_MB": "64"}, dotenv=None).max_file_mb == 64
 
 
