@@ -201,7 +201,7 @@ def _commit(
     parsed = [(str(o.row["source_file"]), stamped(o.result, batch_id)) for o in outcomes if o.result]
     results = [r for _, r in parsed if isinstance(r, FileResult)]
     references = [(path, r) for path, r in parsed if isinstance(r, ReferenceResult)]
-    rows = assemble_batch(results, _seen(lake, store, results))
+    rows = assemble_batch(results, _seen(lake, store, results)).stamped(batch_id)
     del parsed, results  # assembled: the files' own rows freed before the commits (#17, peak RSS)
     outcomes.clear()  # the caller's group list holds them too
     edges = identity_edges(rows.events)

@@ -124,7 +124,7 @@ def validated(
     """`outcomes` in order, their parsed event files validated together some `lines` lines a pass
     (`transforms.ingest.group`): the per-call cost is paid per pass, not per file, and only a pass's
     parsed lines are held (not a whole commit group's); `workers` passes at a time, on threads of their
-    own (Polars releases the GIL). Rows carry batch 0 until `stamped`."""
+    own (Polars releases the GIL). Rows carry batch 0 until the batch is assembled and stamped."""
     for done in read_ahead(_validated, _passes(outcomes, lines), workers):
         yield from done
 
@@ -150,15 +150,16 @@ def _validated(held: list[FileOutcome]) -> list[FileOutcome]:
 
 
 def stamped(result: ParsedFile | FileResult | ReferenceResult, batch_id: int) -> FileResult | ReferenceResult:
-    """`result` with the batch number it is committed under (an event file must be `validated` first)."""
+    """`result` ready for the batch numbered `batch_id` (an event file must be `validated` first): a
+    reference file's rows carry the number; an event file's get it with the batch's others once they are
+    assembled (`transforms.ingest.files.BatchRows.stamped`: one column a group, not two a file, #17)."""
     if isinstance(result, ParsedFile):
         raise TypeError(f"{result.source_file} was parsed but not validated")
-    batch = pl.lit(batch_id, dtype=pl.Int64).alias("batch_id")
     if isinstance(result, FileResult):
-        return replace(
-            result, events=result.events.with_columns(batch), quarantine=result.quarantine.with_columns(batch)
-        )
-    return replace(result, quarantine=result.quarantine.with_columns(batch))
+        return result
+    return replace(
+        result, quarantine=result.quarantine.with_columns(pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"))
+    )
 
 
 def read_ahead(

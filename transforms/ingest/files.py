@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import polars as pl
@@ -170,6 +170,13 @@ class BatchRows:
     events: pl.DataFrame
     quarantine: pl.DataFrame
     counts: pl.DataFrame  # source_file, lines, accepted, quarantined, duplicates
+
+    def stamped(self, batch_id: int) -> BatchRows:
+        """The batch's rows with the number it is committed under (validated rows carry 0 until then)."""
+        batch = pl.lit(batch_id, dtype=pl.Int64).alias("batch_id")
+        return replace(
+            self, events=self.events.with_columns(batch), quarantine=self.quarantine.with_columns(batch)
+        )
 
 
 def assemble_batch(results: list[FileResult], seen_ids: pl.Series) -> BatchRows:
