@@ -7,11 +7,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import orjson
+import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms.ingest.files import process_file
+from transforms.profiles.merge import merge_partials
 from transforms.profiles.partials import partials
+from transforms.profiles.state import STATED
 
 BASE = datetime(2026, 3, 1, 10, tzinfo=UTC)
 LANDED = BASE + timedelta(hours=1)
@@ -57,3 +60,24 @@ def test_a_trait_is_its_latest_statement_and_a_tie_goes_to_the_greatest_value(
         locales = [(who, minute, locale) for who, minute, _, locale in statements]
         assert (row["first_name"], row["first_name_ts"]) == latest(names, user)
         assert (row["locale"], row["locale_ts"]) == latest(locales, user)
+
+
+@settings(max_examples=60, deadline=None)
+@given(STATEMENTS, st.integers(0, 10))
+def test_merged_partials_state_the_traits_the_whole_batch_states(
+    statements: list[tuple[str, int, str | None, str | None]], cut: int
+) -> None:
+    """Two batches' partials merged (`transforms.profiles.merge`) hold the traits one batch of all the
+    statements holds: the merge breaks ties as the partials do."""
+    frames = [events(statements[:cut]), events(statements[cut:])]
+    merged = merge_partials(pl.concat([partials(f) for f in frames]).sort("principal", "first_ts"))
+    whole = partials(events(statements))
+    columns = ["principal", *(c for t in STATED for c in (t, f"{t}_ts"))]
+    assert merged.select(columns).sort("principal").equals(whole.select(columns).sort("principal"))
+
+
+def events(statements: list[tuple[str, int, str | None, str | None]]) -> pl.DataFrame:
+    data = b"\n".join(identify(n, *s) for n, s in enumerate(statements))
+    return process_file(
+        data, source_file="events/f.ndjson", landed_at=LANDED, ingested_at=LANDED, batch_id=1
+    ).events

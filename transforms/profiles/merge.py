@@ -52,25 +52,27 @@ def merge_partials(partial: pl.DataFrame) -> pl.DataFrame:
     base = partial.group_by("principal").agg(
         pl.col("first_ts").min(),
         pl.col("last_ts").max(),
-        *[expr for t in STATED for expr in _merge_trait(t)],
         pl.col("identified_at").min(),
         pl.col("unsubscribed_at").min(),
         log_sum_exp(pl.col("engagement").drop_nulls()).alias("engagement"),
     )
     parts = (_merge_lines, _merge_carts, merge_checkouts, _merge_orders, _merge_recent, _merge_categories)
-    for part in parts:
-        base = base.join(part(partial), on="principal", how="left")
+    for frame in [*_merge_stated(partial), *(part(partial) for part in parts)]:
+        base = base.join(frame, on="principal", how="left")
     return conform(fill_lists(base))
 
 
-def _merge_trait(trait: str) -> tuple[pl.Expr, pl.Expr]:
-    present = pl.col(f"{trait}_ts").is_not_null()
-    value = (
-        pl.col(trait)
-        .filter(present)
-        .sort_by([pl.col(f"{trait}_ts").filter(present), pl.col(trait).filter(present)])
-    )
-    return value.last().alias(trait), pl.col(f"{trait}_ts").max()
+def _merge_stated(partial: pl.DataFrame) -> list[pl.DataFrame]:
+    """Per STATED name, one row per principal whose partials state it: the value stated last (ties: the
+    greatest value) and its time, from one sort of the stating rows (as `partials._stated`, #17)."""
+    frames = []
+    for trait in STATED:
+        stamp = pl.col(f"{trait}_ts")
+        stating = partial.filter(stamp.is_not_null()).select("principal", trait, f"{trait}_ts")
+        frames.append(
+            stating.sort(f"{trait}_ts", trait).group_by("principal").agg(pl.col(trait).last(), stamp.max())
+        )
+    return frames
 
 
 def _explode(partial: pl.DataFrame, column: str) -> pl.DataFrame:
