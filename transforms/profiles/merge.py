@@ -25,6 +25,7 @@ from transforms.profiles.state import (
     conform,
     fill_lists,
     first_orders,
+    latest_statement,
     log_sum_exp,
     nest,
     top_recent,
@@ -64,15 +65,8 @@ def merge_partials(partial: pl.DataFrame) -> pl.DataFrame:
 
 def _merge_stated(partial: pl.DataFrame) -> list[pl.DataFrame]:
     """Per STATED name, one row per principal whose partials state it: the value stated last (ties: the
-    greatest value) and its time, from one sort of the stating rows (as `partials._stated`, #17)."""
-    frames = []
-    for trait in STATED:
-        stamp = pl.col(f"{trait}_ts")
-        stating = partial.filter(stamp.is_not_null()).select("principal", trait, f"{trait}_ts")
-        frames.append(
-            stating.sort(f"{trait}_ts", trait).group_by("principal").agg(pl.col(trait).last(), stamp.max())
-        )
-    return frames
+    greatest value) and its time."""
+    return [latest_statement(partial, pl.col(f"{t}_ts").is_not_null(), t, f"{t}_ts", t) for t in STATED]
 
 
 def _explode(partial: pl.DataFrame, column: str) -> pl.DataFrame:

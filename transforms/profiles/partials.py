@@ -30,6 +30,7 @@ from transforms.profiles.state import (
     conform,
     fill_lists,
     first_orders,
+    latest_statement,
     log_sum_exp,
     nest,
     tau,
@@ -79,18 +80,8 @@ def _with_traits(events: pl.DataFrame) -> pl.DataFrame:
 
 def _stated(ev: pl.DataFrame) -> list[pl.DataFrame]:
     """Per STATED name, one row per principal that states it: the value of its latest event stating it
-    (ties: the greatest value) and that event's time. The stating rows are sorted once, not once per
-    principal in a group-by (#17: half the time; the traits but time zone and locale are rare)."""
-    frames = []
-    for trait in STATED:
-        value = pl.col(f"_{trait}")
-        stating = ev.filter(value.is_not_null()).select("principal", "event_ts", value)
-        frames.append(
-            stating.sort("event_ts", f"_{trait}")
-            .group_by("principal")
-            .agg(value.last().alias(trait), pl.col("event_ts").max().alias(f"{trait}_ts"))
-        )
-    return frames
+    (ties: the greatest value) and that event's time."""
+    return [latest_statement(ev, pl.col(f"_{t}").is_not_null(), f"_{t}", "event_ts", t) for t in STATED]
 
 
 def _lines(ev: pl.DataFrame) -> pl.DataFrame:

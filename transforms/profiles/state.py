@@ -110,6 +110,16 @@ def first_orders(orders: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def latest_statement(rows: pl.DataFrame, present: pl.Expr, value: str, at: str, name: str) -> pl.DataFrame:
+    """Per principal among the `present` rows: `name`, the `value` of its latest row by `at` (ties: the
+    greatest value), and `<name>_ts`, that time. One sort of the rows, not one per principal (#17)."""
+    stating = rows.filter(present).select(
+        "principal", pl.col(value).alias(name), pl.col(at).alias(f"{name}_ts")
+    )
+    stamp = pl.col(f"{name}_ts")
+    return stating.sort(stamp, name).group_by("principal").agg(pl.col(name).last(), stamp.max())
+
+
 def top_recent(frame: pl.DataFrame, n: int) -> pl.DataFrame:
     """The `n` most recent rows per principal (ties by content, so the cut is deterministic)."""
     order = [c for c in frame.columns if c != "principal"]
