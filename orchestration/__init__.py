@@ -13,9 +13,9 @@ paired runs; `narenas:2` on top changed nothing more). Its cost is more page fau
 run-to-run noise of the ingest's time on the reference machine.
 `dirty_decay_ms:1000` (Polars sets 500): a freed page is kept a second before it goes back, so that a
 commit group's frames reuse the last one's pages instead of faulting in fresh ones. The 1M-event ingest
-on one pinned core beside the 500 ms one (`benchmarks.pinned`, four pairs): CPU -0.4 to -5 % (about -3 %),
-peak RSS +25-40 MB. Longer goes further but costs memory: 5,000 ms saved 12-16 % of the CPU and added
-340 MB to the peak, taking the backlog drain over its 2 GB target (#17).
+on one pinned core beside the 500 ms one at once (as `benchmarks.pinned` runs two trees), four pairs:
+CPU -0.4 to -5 % (about -3 %), peak RSS +25-40 MB. Longer goes further but costs memory: 5,000 ms saved
+9-16 % of the CPU and added 340 MB to the peak, taking the backlog drain over its 2 GB target (#17).
 """
 
 import os
