@@ -57,9 +57,10 @@ def child(home: Path, source: Path) -> None:
 
 
 def _start(tree: Path, core: int, home: Path, source: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEMAIL_")}
+    from benchmarks.common import env_for
+
+    env = {k: v for k, v in env_for(home).items() if k != ALLOCATOR}
     env["PYTHONPATH"] = str(tree.resolve())
-    env.pop(ALLOCATOR, None)
     if USER_ALLOCATOR is not None:
         env[ALLOCATOR] = USER_ALLOCATOR
     # This file run as a script: the old tree need not have it, and the child imports only the tree's code.
