@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import partial
 
@@ -37,7 +37,14 @@ from stores.ingest_files import (
 )
 from stores.profiles import append_updates
 from stores.reference import merge_reference, reference_counts
-from stores.state.batch import BatchRows, event_changes, event_state, log_changes
+from stores.state.batch import (
+    CHANGES_READ,
+    NOT_IN_PARTIALS,
+    BatchRows,
+    event_changes,
+    event_state,
+    log_changes,
+)
 from stores.state.live_profiles import HeldProfiles
 from stores.state.reads import landed_log, seen_ids
 from stores.state.sync import ready
@@ -53,6 +60,7 @@ from transforms.ingest.batch import (
 from transforms.ingest.events import dedupe_dates, identity_edges
 from transforms.ingest.files import FileResult, assemble_batch
 from transforms.ingest.reference import ReferenceResult
+from transforms.profiles.partials import partials
 from transforms.schema import (
     EVENTS_SCHEMA,
     INGEST_LOG_SCHEMA,
@@ -206,13 +214,18 @@ def _commit(
     outcomes.clear()  # the caller's group list holds them too
     edges = identity_edges(rows.events)
     # Partials and store changes computed on a thread while the Delta commits run (#17); the store's after.
+    # Each step holds only the columns it reads, and the batch keeps only those once Delta has its events:
+    # the text columns are freed before the state's last steps, where the peak RSS was (#17).
+    kept = rows.events.select(*CHANGES_READ, "event_type", "event_date")  # and the report's preview
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-state") as pool:
-        ahead = pool.submit(event_state, store, rows.events, edges, held)
+        part_ahead = pool.submit(partials, rows.events.drop(NOT_IN_PARTIALS))
+        ahead = pool.submit(lambda: event_state(store, kept, edges, part_ahead.result(), held))
         quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])
         lake.append("quarantine", quarantine, batch_id=batch_id)
         lake.append("events", rows.events, batch_id=batch_id, partition_by=["event_date"])
         merge_identities(lake, edges, batch_id)
         suppressed = record_unsubscribes(lake, rows.events, secret) if secret is not None else None
+        rows = replace(rows, events=kept)
         counts = pl.concat([rows.counts, reference_counts(references)])
         written: dict[str, pl.DataFrame] = {}
         report.catalog_changes += merge_reference(lake, references, batch_id, written)
@@ -228,7 +241,7 @@ def _commit(
             .select([pl.col(c).cast(t) for c, t in INGEST_LOG_SCHEMA.items()])
         )
         lake.append("ingest_log", entries, batch_id=batch_id)  # the batch is committed
-        part, changes = ahead.result()
+        part, changes = part_ahead.result(), ahead.result()
     if store is not None:
         suppressions = suppressed if suppressed is not None else pl.DataFrame(schema=SUPPRESSIONS_SCHEMA)
         batch = BatchRows(batch_id, entries, rows.events, edges, suppressions, written, part)

@@ -23,6 +23,26 @@ from transforms.profiles.partials import partials, principal
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, UTC_TS
 from transforms.state import SEPARATOR, StateChanges, decode, encode, store_key
 
+# What the store's changes read of a batch's events (#17, peak RSS: the ingest's state thread holds no more).
+# The partials read all but these (the lake's record-keeping, the raw properties, context not profiled):
+NOT_IN_PARTIALS = (
+    "properties",
+    "context_user_agent",
+    "context_ip",
+    "context_library_name",
+    "context_page_url",
+    "context_page_path",
+    "context_page_referrer",
+    "source_file",
+    "source_line",
+    "original_timestamp",
+    "sent_at",
+    "received_at",
+    "landed_at",
+    "ingested_at",
+)
+# and `event_changes` these only (event ids, product viewers; the profiles come from the partials):
+CHANGES_READ = ("event_id", "batch_id", "event_name", "event_ts", "product_id", "user_id", "anonymous_id")
 REFERENCE_KEYS = {"customers": ("user_id", CUSTOMERS_SCHEMA), "catalog": ("product_id", CATALOG_SCHEMA)}
 LINK_FIELDS: dict[str, pl.DataType] = {"id": pl.String(), "first_seen_at": UTC_TS}
 
@@ -71,17 +91,21 @@ def event_changes(
 
 
 def event_state(
-    store: StateStore | None, events: pl.DataFrame, edges: pl.DataFrame, held: HeldProfiles | None = None
-) -> tuple[pl.DataFrame, StateChanges | None]:
-    """A batch's partials, and the store changes its `events` make without the lake (None without a
-    store, or when a shopper changed hands: `event_changes` with the lake after the batch then)."""
-    part = partials(events)
+    store: StateStore | None,
+    events: pl.DataFrame,
+    edges: pl.DataFrame,
+    part: pl.DataFrame,
+    held: HeldProfiles | None = None,
+) -> StateChanges | None:
+    """The store changes a batch's accepted `events` (their CHANGES_READ columns) and their partials `part`
+    make without the lake, settled (None without a store, or when a shopper changed hands: `event_changes`
+    with the lake after the batch then)."""
     if store is None:
-        return part, None
+        return None
     try:
-        return part, event_changes(store, None, events, edges, part, held).settle()  # sorted off the commit
+        return event_changes(store, None, events, edges, part, held).settle()  # sorted off the commit
     except NeedsLake:
-        return part, None
+        return None
 
 
 def log_changes(store: StateStore, rows: BatchRows) -> StateChanges:
