@@ -11,7 +11,8 @@ from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.secrets import SecretsResource
 from resources.state import StateResource
-from stores.ingest import IngestReport, ingest
+from stores.ingest import ingest
+from stores.ingest_report import IngestReport
 from transforms.ingest.batch import DEFAULT_MAX_BATCH_MB
 
 INGEST_GROUP = "ingest"

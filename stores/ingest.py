@@ -10,10 +10,9 @@ each commit tagged with the batch number, and (4) commits `ingest_log` last. A c
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Collection
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import partial
 
@@ -35,6 +34,7 @@ from stores.ingest_files import (
     stamped,
     validated,
 )
+from stores.ingest_report import IngestReport, record
 from stores.profiles import append_updates
 from stores.reference import merge_reference, reference_counts
 from stores.state.batch import (
@@ -67,6 +67,7 @@ from transforms.schema import (
     SUPPRESSIONS_SCHEMA,
     UTC_TS,
 )
+from transforms.state import StateChanges
 
 log = logging.getLogger(__name__)
 # Rolled back by batch number; identities only adds missing edges, customers and catalog keep the latest row.
@@ -80,32 +81,6 @@ VALIDATE_AHEAD_BYTES = 16 * 1024 * 1024
 VALIDATE_THREADS = 2  # passes validated at once: the commit waited on one
 BACKLOG_READ = ["source_file", "bytes", "batch_id", "status", "landed_at", "committed_at"]
 LOG_READ = [*BACKLOG_READ, "sha256"]
-
-
-@dataclass
-class IngestReport:
-    """What one micro-batch's ingest did, for asset metadata and the CLI."""
-
-    batches: list[int] = field(default_factory=list)
-    files: int = 0
-    lines: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    quarantined: Counter[str] = field(default_factory=Counter)
-    failed_files: list[str] = field(default_factory=list)
-    retrying_files: list[str] = field(default_factory=list)  # failed transiently, taken again later
-    changed_files: list[str] = field(default_factory=list)
-    oldest_landed_at: datetime | None = None
-    committed_at: datetime | None = None
-    preview: pl.DataFrame | None = None
-    reference_files: Counter[str] = field(default_factory=Counter)
-    catalog_changes: int = 0
-
-    @property
-    def lag_seconds(self) -> float | None:
-        if self.oldest_landed_at is None or self.committed_at is None:
-            return None
-        return (self.committed_at - self.oldest_landed_at).total_seconds()
 
 
 def landed_frame(files: list[LandedFile]) -> pl.DataFrame:
@@ -178,10 +153,31 @@ def ingest(
         outcomes = produced_ahead(
             validated(outcomes, workers=VALIDATE_THREADS), VALIDATE_AHEAD_BYTES, lambda o: o.content_bytes
         )
-        held = HeldProfiles()  # the profile states each group commits, read by the next (#17)
-        for group in commit_groups(((o, o.content_bytes) for o in outcomes), max_batch_bytes):
-            _commit(lake, group, report, store, secret, held)
+        _commit_groups(lake, outcomes, max_batch_bytes, report, store, secret)
     return report
+
+
+def _commit_groups(
+    lake: LakeResource,
+    outcomes: Iterable[FileOutcome],
+    max_batch_bytes: int,
+    report: IngestReport,
+    store: StateStore | None,
+    secret: str | None,
+) -> None:
+    """Commit `outcomes` in groups of at most `max_batch_bytes`. A group's store commit and record of
+    partials run behind it while the next group is gathered (#17: the commit waited on the store's fsync
+    with the validation stalled behind it); in order, and the next group waits for them before it reads
+    the store."""
+    held = HeldProfiles()  # the profile states each group commits, read by the next (#17)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-store") as behind:
+        finishing: Future[None] | None = None
+        for group in commit_groups(((o, o.content_bytes) for o in outcomes), max_batch_bytes):
+            if finishing is not None:
+                finishing.result()
+            finishing = behind.submit(_commit(lake, group, report, store, secret, held))
+        if finishing is not None:
+            finishing.result()
 
 
 def roll_back_incomplete_batch(lake: LakeResource) -> None:
@@ -200,7 +196,8 @@ def _commit(
     store: StateStore | None = None,
     secret: str | None = None,
     held: HeldProfiles | None = None,
-) -> None:
+) -> Callable[[], None]:
+    """Commit a group to the lake (its `ingest_log` row last); returns what is left: `_finish`."""
     batch_id = lake.committed_batch() + 1
     log_rows = [{**o.row, "batch_id": batch_id} for o in outcomes]
     report.changed_files += [str(r["source_file"]) for r in log_rows if r["status"] == CHANGED]
@@ -242,41 +239,29 @@ def _commit(
         )
         lake.append("ingest_log", entries, batch_id=batch_id)  # the batch is committed
         part, changes = part_ahead.result(), ahead.result()
+    suppressions = suppressed if suppressed is not None else pl.DataFrame(schema=SUPPRESSIONS_SCHEMA)
+    record(report, batch_id, rows.events, quarantine, entries, committed_at)
+    batch = BatchRows(batch_id, entries, rows.events, edges, suppressions, written, part)
+    return partial(_finish, lake, batch, store, changes, held)
+
+
+def _finish(
+    lake: LakeResource,
+    batch: BatchRows,
+    store: StateStore | None,
+    changes: StateChanges | None,
+    held: HeldProfiles | None,
+) -> None:
+    """A committed batch's store commit (None `changes`: computed here), then its record of partials."""
+    assert batch.partials is not None
     if store is not None:
-        suppressions = suppressed if suppressed is not None else pl.DataFrame(schema=SUPPRESSIONS_SCHEMA)
-        batch = BatchRows(batch_id, entries, rows.events, edges, suppressions, written, part)
         if changes is None:  # a shopper changed hands: the lake as of this batch answers (rare)
-            changes = event_changes(store, lake, rows.events, edges, part, held)
+            changes = event_changes(store, lake, batch.events, batch.edges, batch.partials, held)
         changes.update(log_changes(store, batch))
-        store.commit(batch_id, changes, lane="ingest")
+        store.commit(batch.batch_id, changes, lane="ingest")
         if held is not None:
             held.committed()
-    append_updates(lake, batch_id, part)  # the lake's record of partials (profiles refresh folds them)
-    _record(report, batch_id, rows.events, quarantine, entries, committed_at)
-
-
-def _record(
-    report: IngestReport,
-    batch_id: int,
-    events: pl.DataFrame,
-    quarantine: pl.DataFrame,
-    entries: pl.DataFrame,
-    committed_at: datetime,
-) -> None:
-    report.batches.append(batch_id)
-    report.files += entries.height
-    report.lines += int(entries["lines"].sum())
-    report.accepted += events.height
-    report.duplicates += int(entries["duplicates"].sum())
-    report.quarantined.update(dict(quarantine["reason"].value_counts().iter_rows()))
-    oldest = entries["landed_at"].min()
-    if isinstance(oldest, datetime) and (report.oldest_landed_at is None or oldest < report.oldest_landed_at):
-        report.oldest_landed_at = oldest
-    report.committed_at = committed_at
-    if events.height:
-        report.preview = events.select(
-            "event_type", "event_name", "event_ts", "event_date", "product_id"
-        ).head(5)
+    append_updates(lake, batch.batch_id, batch.partials)  # the lake's record (profiles refresh folds them)
 
 
 def _seen(lake: LakeResource, store: StateStore | None, results: list[FileResult]) -> pl.Series:
