@@ -49,9 +49,10 @@ LINK_FIELDS: dict[str, pl.DataType] = {"id": pl.String(), "first_seen_at": UTC_T
 
 @dataclass
 class BatchRows:
-    """What one committed batch wrote: `log` (INGEST_LOG_SCHEMA rows), `events` (accepted, EVENTS_SCHEMA),
-    `edges` (its identity edges, IDENTITIES_SCHEMA), `suppressions` (rows it added, SUPPRESSIONS_SCHEMA)
-    and `reference` (table -> the rows of `customers` / `catalog` after it, for the keys it brought)."""
+    """What one committed batch wrote: `log` (INGEST_LOG_SCHEMA rows), `events` (accepted, EVENTS_SCHEMA; the
+    ingest keeps only their CHANGES_READ columns past its Delta commits), `edges` (its identity edges,
+    IDENTITIES_SCHEMA), `suppressions` (rows it added, SUPPRESSIONS_SCHEMA) and `reference` (table -> the
+    rows of `customers` / `catalog` after it, for the keys it brought)."""
 
     batch_id: int
     log: pl.DataFrame
