@@ -34,7 +34,7 @@ from stores.ingest_files import (
     stamped,
     validated,
 )
-from stores.ingest_report import IngestReport, record
+from stores.ingest_report import PREVIEW, IngestReport, record
 from stores.profiles import append_updates
 from stores.reference import merge_reference, reference_counts
 from stores.state.batch import (
@@ -213,7 +213,7 @@ def _commit(
     # Partials and store changes computed on a thread while the Delta commits run (#17); the store's after.
     # Each step holds only the columns it reads, and the batch keeps only those once Delta has its events:
     # the text columns are freed before the state's last steps, where the peak RSS was (#17).
-    kept = rows.events.select(*CHANGES_READ, "event_type", "event_date")  # and the report's preview
+    kept = rows.events.select(list(dict.fromkeys([*CHANGES_READ, *PREVIEW])))  # and the report's preview
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-state") as pool:
         part_ahead = pool.submit(partials, rows.events.drop(NOT_IN_PARTIALS))
         ahead = pool.submit(lambda: event_state(store, kept, edges, part_ahead.result(), held))

@@ -9,6 +9,14 @@ from datetime import datetime
 
 import polars as pl
 
+PREVIEW = (
+    "event_type",
+    "event_name",
+    "event_ts",
+    "event_date",
+    "product_id",
+)  # a batch's first events, shown
+
 
 @dataclass
 class IngestReport:
@@ -55,6 +63,4 @@ def record(
         report.oldest_landed_at = oldest
     report.committed_at = committed_at
     if events.height:
-        report.preview = events.select(
-            "event_type", "event_name", "event_ts", "event_date", "product_id"
-        ).head(5)
+        report.preview = events.select(PREVIEW).head(5)
