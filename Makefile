@@ -57,9 +57,9 @@ test-postgres: $(STAMP) postgres
 	$(BIN)/python -m tests.postgres $(BIN)/pytest -q -n auto --dist loadgroup $(PG_TESTS)
 
 # The fast tier (pure tests, under a minute): `make test-fast`. The long property runs (marked `deep`)
-# are left to `make test`.
+# are left to `make test`; one small ingest of events on a real lake (marked `smoke`) runs here too.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -n auto -m "unit and not deep" tests/unit
+	$(BIN)/pytest -q -n auto -m "(unit and not deep) or smoke" tests/unit tests/lake/test_ingest_smoke.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

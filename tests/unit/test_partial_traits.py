@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,6 +63,7 @@ def test_a_trait_is_its_latest_statement_and_a_tie_goes_to_the_greatest_value(
         assert (row["locale"], row["locale_ts"]) == latest(locales, user)
 
 
+@pytest.mark.deep  # 11 s on two busy cores: `make test` runs it, the fast tier leaves it
 @settings(max_examples=60, deadline=None)
 @given(STATEMENTS, st.integers(0, 10))
 def test_merged_partials_state_the_traits_the_whole_batch_states(
