@@ -31,7 +31,7 @@ from transforms.ingest.batch import FAILED, MAX_ATTEMPTS, RETRYING, failed_attem
 from transforms.ingest.files import FileResult
 from transforms.ingest.group import GROUP_LINES, ParsedFile, parse_file, validate_group
 from transforms.ingest.reference import ReferenceResult, parse_reference
-from transforms.schema import INGEST_LOG_SCHEMA
+from transforms.schema import INGEST_LOG_SCHEMA, batch_column
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -157,9 +157,7 @@ def stamped(result: ParsedFile | FileResult | ReferenceResult, batch_id: int) ->
         raise TypeError(f"{result.source_file} was parsed but not validated")
     if isinstance(result, FileResult):
         return result
-    return replace(
-        result, quarantine=result.quarantine.with_columns(pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"))
-    )
+    return replace(result, quarantine=result.quarantine.with_columns(batch_column(batch_id)))
 
 
 def read_ahead(

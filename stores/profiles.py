@@ -19,7 +19,14 @@ from transforms.profiles.merge import merge_partials, resolve
 from transforms.profiles.partials import partials
 from transforms.profiles.state import ANON, PARTIAL_SCHEMA
 from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
-from transforms.schema import CUSTOMERS_SCHEMA, EVENTS_SCHEMA, FOLD_APP, IDENTITIES_SCHEMA, UPDATES_APP
+from transforms.schema import (
+    CUSTOMERS_SCHEMA,
+    EVENTS_SCHEMA,
+    FOLD_APP,
+    IDENTITIES_SCHEMA,
+    UPDATES_APP,
+    batch_column,
+)
 
 
 def batch_events(lake: LakeResource, batch_id: int) -> pl.DataFrame:
@@ -41,7 +48,7 @@ def append_updates(lake: LakeResource, batch_id: int, batch_partials: pl.DataFra
     groups = events.collect().group_by("batch_id", maintain_order=True)
     frames = [partials(e).with_columns(pl.lit(b, dtype=pl.Int64).alias("batch_id")) for (b,), e in groups]
     if batch_partials is not None:
-        frames.append(batch_partials.with_columns(pl.lit(batch_id, dtype=pl.Int64).alias("batch_id")))
+        frames.append(batch_partials.with_columns(batch_column(batch_id)))
     schema = {**PARTIAL_SCHEMA, "batch_id": pl.Int64()}
     rows = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
     lake.write_tagged("profile_updates", rows.select(list(schema)), {UPDATES_APP: batch_id})

@@ -8,7 +8,7 @@ import polars as pl
 from resources.lake import LakeResource
 from transforms.ingest.reference import ReferenceResult
 from transforms.ingest.reference_tables import catalog_changes, latest_rows
-from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA
+from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, batch_column
 
 REFERENCE_FOLDERS = {"customers/": ("customers", "user_id"), "catalog/": ("catalog", "product_id")}
 
@@ -48,7 +48,7 @@ def merge_reference(
         before = _before_batch(lake, name, schema)
         after = latest_rows(before, pl.concat(incoming), key)
         if name == "catalog":
-            changes = catalog_changes(before, after).with_columns(pl.lit(batch_id).alias("batch_id"))
+            changes = catalog_changes(before, after).with_columns(batch_column(batch_id))
             lake.append("catalog_changes", changes, batch_id=batch_id)
             changed += changes.height
         lake.overwrite(name, after.select(list(schema)), batch_id=batch_id)

@@ -13,6 +13,13 @@ from transforms.spec import CONTEXT_COLUMNS, PROPERTY_COLUMNS
 
 UTC_TS = pl.Datetime("us", "UTC")
 
+
+def batch_column(batch_id: int) -> pl.Expr:
+    """The `batch_id` column every table a micro-batch writes carries: Int64, as the tables declare it
+    (a bare `pl.lit` is Int32, and the table is created with the type of its first rows)."""
+    return pl.lit(batch_id, dtype=pl.Int64).alias("batch_id")
+
+
 # Application-transaction ids (the writer) and what each records as its version.
 INGEST_APP_ID = "lakemail-ingest"  # the micro-batch number, on every table a batch writes; ingest_log last
 UPDATES_APP = "lakemail-profile-updates"  # profile_updates: the last batch whose partials it holds

@@ -16,7 +16,7 @@ from transforms.ingest.numbers import (
 )
 from transforms.ingest.objects import read_objects, repair_member
 from transforms.ingest.timestamps import event_time, parse_timestamps
-from transforms.schema import EVENTS_SCHEMA, UTC_TS
+from transforms.schema import EVENTS_SCHEMA, UTC_TS, batch_column
 from transforms.spec import (
     CONTEXT_COLUMNS,
     KNOWN_TYPES,
@@ -179,7 +179,7 @@ def to_events(
         "traits",
         (source_file if isinstance(source_file, pl.Expr) else pl.lit(source_file)).alias("source_file"),
         "source_line",
-        pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
+        batch_column(batch_id),
     )
     return _out_of_range(pl.concat([base, lifted], how="horizontal"))
 

@@ -18,7 +18,7 @@ from transforms.ingest.parse import (
     parse_lines,
     reject_row,
 )
-from transforms.schema import EVENTS_SCHEMA, QUARANTINE_SCHEMA, UTC_TS
+from transforms.schema import EVENTS_SCHEMA, QUARANTINE_SCHEMA, UTC_TS, batch_column
 from transforms.spec import Reason
 
 # A file is parsed this many bytes at a time: its list of lines costs up to ~10x its bytes (256 MB of
@@ -144,7 +144,7 @@ def finish_segment(
         "detail",
         "raw",
         pl.lit(ingested_at, dtype=UTC_TS).alias("ingested_at"),
-        pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
+        batch_column(batch_id),
     )
     if before:
         events = events.with_columns(pl.col("source_line") + before)
@@ -173,7 +173,7 @@ class BatchRows:
 
     def stamped(self, batch_id: int) -> BatchRows:
         """The batch's rows with the number it is committed under (validated rows carry 0 until then)."""
-        batch = pl.lit(batch_id, dtype=pl.Int64).alias("batch_id")
+        batch = batch_column(batch_id)
         return replace(
             self, events=self.events.with_columns(batch), quarantine=self.quarantine.with_columns(batch)
         )

@@ -39,7 +39,7 @@ from transforms.ingest.parse import (
     reject_row,
     screen_lines,
 )
-from transforms.schema import UTC_TS
+from transforms.schema import UTC_TS, batch_column
 from transforms.spec import Reason
 
 _SHIFT = 32
@@ -200,7 +200,7 @@ def _split(
         "detail",
         "raw",
         pl.lit(ingested_at, dtype=UTC_TS).alias("ingested_at"),
-        pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
+        batch_column(batch_id),
     )
     none = quarantine.clear()
     results = []

@@ -18,7 +18,7 @@ from transforms.ingest.parse import REJECTS_SCHEMA, reject_row, split_lines
 from transforms.ingest.reference_records import csv_records, ndjson_records
 from transforms.ingest.reference_tables import SOURCE_SCHEMA, conformed
 from transforms.ingest.reference_values import KINDS, Rejected, typed_row
-from transforms.schema import QUARANTINE_SCHEMA, UTC_TS
+from transforms.schema import QUARANTINE_SCHEMA, UTC_TS, batch_column
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def _quarantine(
         "detail",
         "raw",
         pl.lit(ingested_at, dtype=UTC_TS).alias("ingested_at"),
-        pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
+        batch_column(batch_id),
     )
     return conformed(frame, QUARANTINE_SCHEMA)
 
