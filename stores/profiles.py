@@ -46,7 +46,7 @@ def append_updates(lake: LakeResource, batch_id: int, batch_partials: pl.DataFra
         (pl.col("batch_id") > taken) & (pl.col("batch_id") <= (batch_id - 1 if known else batch_id))
     )
     groups = events.collect().group_by("batch_id", maintain_order=True)
-    frames = [partials(e).with_columns(pl.lit(b, dtype=pl.Int64).alias("batch_id")) for (b,), e in groups]
+    frames = [partials(e).with_columns(batch_column(b)) for (b,), e in groups]
     if batch_partials is not None:
         frames.append(batch_partials.with_columns(batch_column(batch_id)))
     schema = {**PARTIAL_SCHEMA, "batch_id": pl.Int64()}

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from transforms.profiles.state import ANON
-from transforms.schema import PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS
+from transforms.schema import PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS, batch_column
 from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, variants
 from transforms.triggers.rules import RULES, Rule, RuleContext
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA
@@ -286,7 +286,7 @@ def _changes(decided: pl.DataFrame, world: World) -> pl.DataFrame:
             variants(out["kind"], out["user_id"], world.policy.variants).alias("variant"),
             pl.lit(world.now, dtype=UTC_TS).alias("decided_at"),
             pl.lit(world.lake_version, dtype=pl.Int64).alias("lake_version"),
-            pl.lit(world.batch_id, dtype=pl.Int64).alias("batch_id"),
+            batch_column(world.batch_id),
             pl.lit(world.evaluation, dtype=pl.Int64).alias("evaluation"),
         )
         .select([pl.col(c).cast(t) for c, t in TRIGGERS_SCHEMA.items()])
