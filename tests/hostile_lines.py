@@ -71,6 +71,12 @@ KEPT = [
     _line("float-1e50-in-products", None, properties={"products": [{"product_id": "p-1", "price": 1e50}]}),
     _line("float-1e50-deep", None, _nested(600, b"1e50"), properties={"deep": _RAW}),
     _line("typed-floats-huge-and-tiny", None, properties={"total": 1e50, "revenue": 1e300, "price": 1e-300}),
+    # Polars writes these doubles as integers that are not them (37473856928378180; numbers.py).
+    _line("rounded-in-properties", None, properties={"score": 3.747385692837818e16, "n": [-1.8e17, 1e19]}),
+    _line("rounded-in-traits", None, type="identify", event=None, traits={"v": 1.2345678901234567e18}),
+    _line("rounded-in-context", None, context={"score": 3.747385692837818e16}),
+    _line("rounded-in-products", None, properties={"products": [{"price": 3.747385692837818e16}]}),
+    _line("int-above-2-to-the-54", None, properties={"score": 37473856928378181, "n": [2**64 - 1]}),
     _line("quantity-int64-max", None, properties={"quantity": 2**63 - 1}),
     _line("quantity-int64-min", None, properties={"quantity": -(2**63)}),
     _line("escaped-surrogate-pair", None, _id("pair", b"\\ud83d\\ude00"), messageId=_RAW),

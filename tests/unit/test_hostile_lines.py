@@ -114,6 +114,13 @@ def test_kept_objects_are_stored_as_sent_numbers_as_doubles_and_read_back() -> N
     context = orjson.loads(events["hostile-backslash-in-context"]["context"])  # written again, IP still cut
     assert context == {"ip": "203.0.113.0", "userAgent": "Mozilla\\5.0\t"}
     assert events["hostile-typed-floats-huge-and-tiny"]["total"] == 1e50
+    # As sent, not as the integer Polars writes for it (37473856928378180, an int 4 away from the double)
+    rounded = events["hostile-rounded-in-context"]["context"]
+    assert orjson.loads(rounded) == {"score": 3.747385692837818e16}
+    products = events["hostile-rounded-in-products"]["products"]
+    assert orjson.loads(products) == [{"price": 3.747385692837818e16}]
+    exact = '{"score": 37473856928378181, "n": [18446744073709551615]}'  # integers as they were sent
+    assert events["hostile-int-above-2-to-the-54"]["properties"] == exact
 
 
 def test_an_out_of_range_number_names_its_field() -> None:

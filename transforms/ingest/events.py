@@ -14,7 +14,7 @@ from transforms.ingest.numbers import (
     readable_numbers,
     to_int64,
 )
-from transforms.ingest.objects import read_objects, repair_member
+from transforms.ingest.objects import read_objects, repair_member, rounded_member
 from transforms.ingest.timestamps import event_time, parse_timestamps
 from transforms.schema import EVENTS_SCHEMA, UTC_TS, batch_column
 from transforms.spec import (
@@ -155,6 +155,7 @@ def to_events(
     )
     if looks["_escaped"]:
         lifted = lifted.with_columns(repair_member(lifted["products"], valid["properties"], "products"))
+    lifted = lifted.with_columns(rounded_member(lifted["products"], valid["properties"], "products"))
     if looks["properties"]:  # `products` is written from `properties`' text
         lifted = readable_numbers(lifted, ["products"])
     base = valid.select(

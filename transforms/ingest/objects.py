@@ -7,7 +7,7 @@ break in a key, is written raw, and the text is no longer JSON (Polars' own read
 reject it; a Windows path or a tab in a product name failed the whole file). Such a character can
 only come from an escape in the landed line, so a line with one (`\\\\`, `\\t`, `\\u0001`, `\\"` in a
 key, ...; rare) has its objects written again, in the same form, from its own values as orjson reads
-them. Their numbers: numbers.py.
+them. So is a line whose objects hold a double Polars writes as another integer (numbers.py).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Callable
 import orjson
 import polars as pl
 
+from transforms.ingest.numbers import ROUNDED
 from transforms.spec import OBJECT_FIELDS
 
 # An escape of a character that Polars writes raw anywhere (a backslash, a control character but
@@ -80,7 +81,8 @@ def repair_objects(
     messages: pl.DataFrame, flagged: list[int], line_of: Callable[[int], bytes]
 ) -> pl.DataFrame:
     """`messages` with the object fields of the lines `flagged` (the numbers, as in `source_line`, of
-    lines that escape a character Polars writes raw: `written_raw`) written again from `line_of(number)`."""
+    lines that escape a character Polars writes raw, `written_raw`, or hold a double it writes rounded,
+    numbers.py) written again from `line_of(number)`."""
     rows = messages["source_line"].is_in(flagged).arg_true()
     if rows.is_empty():
         return messages
@@ -115,6 +117,16 @@ def repair_member(texts: pl.Series, objects: pl.Series, key: str) -> pl.Series:
     if not rows:
         return texts
     fixed = [_member_json(objects[row], key, texts[row]) for row in rows]
+    return texts.clone().scatter(rows, pl.Series(fixed, dtype=pl.String))
+
+
+def rounded_member(texts: pl.Series, objects: pl.Series, key: str) -> pl.Series:
+    """`texts` (the `key` member of each of `objects`' JSON texts, as Polars lifts it) written again where
+    Polars may have written a double rounded (numbers.py): the objects hold it as sent (`repair_objects`)."""
+    rows = texts.str.contains(ROUNDED).fill_null(False).arg_true()
+    if rows.is_empty():
+        return texts
+    fixed = [_member_json(objects[row], key, texts[row]) for row in rows.to_list()]
     return texts.clone().scatter(rows, pl.Series(fixed, dtype=pl.String))
 
 

@@ -14,7 +14,8 @@ Both paths give a line the same verdict. Where the two readers disagree:
   The line is read again with it written as that double (`1e+50`, as Segment's JavaScript reads it).
 - an object field holding a string (`"properties": "{}"`): Polars reads its text, which may look like
   an object. The screen flags the line and orjson judges it: `wrong_type`.
-Polars' text of an object field is not always JSON: objects.py writes such texts again.
+Polars' text of an object field is not always JSON, nor always the number sent: objects.py writes
+such texts again.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import orjson
 import polars as pl
 
 from transforms.ingest.context import scrub_raw
-from transforms.ingest.numbers import exponent_form
+from transforms.ingest.numbers import exponent_form, rounded
 from transforms.ingest.objects import repair_objects, written_raw
 from transforms.ingest.screen import SURROGATE, flagged_lines
 from transforms.spec import (
@@ -159,14 +160,10 @@ def read_screened(
     line_of = partial(raw_line, raw, sorted(raw))
     frame, late = _objects_judged(frame, line_of)
     rejects.extend(late)
-    escaped = [
-        n
-        for offset, part in parts
-        if part.escapes
-        for n, line in enumerate(part.raw, offset + 1)
-        if written_raw(line)
-    ]
-    return (repair_objects(frame, escaped, line_of) if escaped else frame), rejects
+    # Objects to write again from the line: a character Polars writes raw, a double it writes rounded.
+    redo = [n for o, p in parts if p.escapes for n, line in enumerate(p.raw, o + 1) if written_raw(line)]
+    redo += frame.filter(rounded(OBJECT_FIELDS))["source_line"].to_list()
+    return (repair_objects(frame, redo, line_of) if redo else frame), rejects
 
 
 def raw_line(raw: dict[int, list[bytes]], starts: list[int], number: int) -> bytes:
