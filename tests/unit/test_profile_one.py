@@ -131,3 +131,16 @@ def test_many_orders_are_left_to_derive() -> None:
     orders = [{"order_id": str(n), "revenue": 0.1, "ordered_at": BASE} for n in range(SEQUENTIAL_SUM)]
     assert derive_one("u1", {"orders": orders}, None, datetime(2026, 6, 1, tzinfo=UTC)) is None
     assert derive_one("u1", {"orders": orders[1:]}, None, datetime(2026, 6, 1, tzinfo=UTC)) is not None
+
+
+def test_recent_views_and_searches_are_the_newest_whatever_the_lists_order() -> None:
+    # A stored state's lists are in canonical (ascending) order: the first ten were the OLDEST.
+    views = [{"ts": BASE + i, "product_id": f"p{i:02d}", "category": None} for i in range(12)]
+    views += [{"ts": BASE + 5, "product_id": None, "category": "c"}, {"ts": BASE + 3, "product_id": "p11"}]
+    searches = [{"ts": BASE + i, "query": f"q{i:02d}"} for i in range(12)]
+    newest = ([f"p{i:02d}" for i in range(11, 1, -1)], [f"q{i:02d}" for i in range(11, 1, -1)])
+    as_of = datetime(2026, 5, 29, tzinfo=UTC)
+    for order in (list, lambda rows: rows[::-1]):
+        state = {"last_ts": BASE, "views": order(views), "searches": order(searches)}
+        for row in (_polars_row(state, None, as_of), derive_one("u1", state, None, as_of)):
+            assert row is not None and (row["recent_views"], row["recent_searches"]) == newest

@@ -15,12 +15,21 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from transforms.profiles.state import ENGAGEMENT_HALF_LIFE, EPOCH, RECENT_SEARCHES, RECENT_VIEWS, TRAITS
+from transforms.profiles.state import (
+    ENGAGEMENT_HALF_LIFE,
+    EPOCH,
+    RECENT_SEARCHES,
+    RECENT_VIEWS,
+    SEARCH,
+    TRAITS,
+    VIEW,
+)
 
 SEQUENTIAL_SUM = 128  # Polars sums fewer floats than this in order (as Python's sum does)
 UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 CONSENTING = ("true", "1", "yes")
 Wire = Mapping[str, Any]
+VIEW_FIELDS, SEARCH_FIELDS = (tuple(f.name for f in kind.fields) for kind in (VIEW, SEARCH))
 
 
 def at(micros: int | None) -> datetime | None:
@@ -93,15 +102,23 @@ def _cart_items(lines: list[Wire], cart_id: str | None) -> list[dict[str, Any]]:
     return items
 
 
-def _distinct_recent(entries: list[Wire], field: str, n: int) -> list[str]:
+def _distinct_recent(entries: list[Wire], names: tuple[str, ...], field: str, n: int) -> list[str]:
+    """`derive`'s: the `n` most recent distinct values, entries by their fields `names` (time, then
+    content) descending, a null below any value, whatever the list's order."""
     seen: dict[str, None] = {}
-    for entry in entries:
+    ranked = sorted(entries, key=lambda e: tuple(_ranked(e.get(name)) for name in names), reverse=True)
+    for entry in ranked:
         value = entry.get(field)
         if value is not None and value not in seen:
             seen[value] = None
             if len(seen) == n:
                 break
     return list(seen)
+
+
+def _ranked(value: Any) -> tuple[bool, Any]:
+    """A value as a sort key where a null ranks below any value."""
+    return (value is not None, 0 if value is None else value)
 
 
 def _top_category(counts: list[Wire]) -> str | None:
@@ -156,8 +173,8 @@ def derive_one(user_id: str, state: Wire | None, crm: Wire | None, as_of: dateti
         "order_count": len(orders),
         "lifetime_value": _round(_sum(revenues), 2),
         "purchased_products": sorted(products),
-        "recent_views": _distinct_recent(lists["views"], "product_id", RECENT_VIEWS),
-        "recent_searches": _distinct_recent(lists["searches"], "query", RECENT_SEARCHES),
+        "recent_views": _distinct_recent(lists["views"], VIEW_FIELDS, "product_id", RECENT_VIEWS),
+        "recent_searches": _distinct_recent(lists["searches"], SEARCH_FIELDS, "query", RECENT_SEARCHES),
         "top_category": _top_category(lists["categories"]),
         "engagement_score": None if engagement is None else _round(math.exp(engagement - half_lives), 6),
         "identified_at": at(state.get("identified_at")),
