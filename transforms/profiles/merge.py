@@ -28,7 +28,7 @@ from transforms.profiles.state import (
     latest_statement,
     log_sum_exp,
     nest,
-    newest_lists,
+    top_recent,
 )
 
 
@@ -102,8 +102,8 @@ def _merge_orders(partial: pl.DataFrame) -> pl.DataFrame:
 
 
 def _merge_recent(partial: pl.DataFrame) -> pl.DataFrame:
-    views = newest_lists(_explode(partial, "views"), VIEW_STATE, "views", VIEW)
-    searches = newest_lists(_explode(partial, "searches"), RECENT_SEARCHES, "searches", SEARCH)
+    views = nest(top_recent(_explode(partial, "views"), VIEW_STATE), "views", VIEW)
+    searches = nest(top_recent(_explode(partial, "searches"), RECENT_SEARCHES), "searches", SEARCH)
     return views.join(searches, on="principal", how="full", coalesce=True)
 
 
