@@ -35,6 +35,11 @@ MAP_SIZE = 1 << 40  # the largest the file may grow (address space only: the fil
 STAMPS = b"_stamps"
 _OPEN: dict[Path, lmdb.Environment] = {}  # LMDB: one environment per file per process
 _FILES: dict[Path, tuple[int, int] | None] = {}  # the data file each cached environment opened
+# The named databases of each cached environment, opened once, when it is: opening one begins a write
+# transaction, which waits for LMDB's writer lock holding the GIL. Opened per store object, a `/metrics`
+# scrape or a lookup during another thread's commit (which needs the GIL to pack its next value) froze
+# the runner for good.
+_DATABASES: dict[Path, dict[str, lmdb._Database]] = {}
 _LOCK = threading.Lock()
 
 
@@ -57,16 +62,28 @@ def open_environment(path: Path, *, create: bool) -> lmdb.Environment | None:
     with _LOCK:
         found = _file_id(path)
         if path in _OPEN and _FILES.get(path) != found:
-            del _OPEN[path]
+            del _OPEN[path], _DATABASES[path]
         if path not in _OPEN:
             if not create and found is None:
                 return None
             path.mkdir(parents=True, exist_ok=True)
-            _OPEN[path] = lmdb.open(
-                str(path), map_size=MAP_SIZE, max_dbs=len(NAMESPACES) + 2, max_readers=256
-            )
-            _FILES[path] = _file_id(path)
+            env = lmdb.open(str(path), map_size=MAP_SIZE, max_dbs=len(NAMESPACES) + 2, max_readers=256)
+            _OPEN[path], _FILES[path], _DATABASES[path] = env, _file_id(path), _open_databases(env)
         return _OPEN[path]
+
+
+def _open_databases(env: lmdb.Environment) -> dict[str, lmdb._Database]:
+    return {name: env.open_db(name.encode()) for name in (*NAMESPACES, "_meta")}
+
+
+def databases(env: lmdb.Environment) -> dict[str, lmdb._Database]:
+    """The named databases of `env`: those opened with it when it is cached (no transaction), else opened
+    now (an environment replaced since it was handed out)."""
+    path = Path(env.path()).absolute()
+    with _LOCK:
+        if _OPEN.get(path) is env:
+            return _DATABASES[path]
+    return _open_databases(env)
 
 
 def close_environment(path: Path) -> None:
@@ -74,6 +91,7 @@ def close_environment(path: Path) -> None:
     with _LOCK:
         env = _OPEN.pop(path.absolute(), None)
         _FILES.pop(path.absolute(), None)
+        _DATABASES.pop(path.absolute(), None)
     if env is not None:
         env.close()
 
@@ -134,7 +152,7 @@ class LmdbStore:
 
     def __init__(self, env: lmdb.Environment) -> None:
         self._env = env
-        self._dbs = {name: env.open_db(name.encode()) for name in (*NAMESPACES, "_meta")}
+        self._dbs = databases(env)
 
     def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]:
         check_namespace(namespace)
