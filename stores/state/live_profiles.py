@@ -19,9 +19,9 @@ import polars as pl
 from resources.lake import LakeResource
 from resources.state import StateStore
 from stores.state.namespaces import VALUE_SCHEMAS
-from stores.state.profiles import canonical, lake_states
+from stores.state.profiles import lake_states
 from transforms.profiles.merge import merge_partials
-from transforms.profiles.state import ANON, PARTIAL_SCHEMA
+from transforms.profiles.state import ANON, PARTIAL_SCHEMA, canonical
 from transforms.schema import UTC_TS
 from transforms.state import StateChanges, decode, encode, store_key
 

@@ -15,7 +15,7 @@ import polars as pl
 from resources.lake import LakeResource
 from stores.profiles import lake_partials
 from transforms.profiles.merge import merge_partials, resolve
-from transforms.profiles.state import ANON, PARTIAL_SCHEMA
+from transforms.profiles.state import ANON, PARTIAL_SCHEMA, canonical
 from transforms.schema import IDENTITIES_SCHEMA
 from transforms.state import decode, encode
 
@@ -65,25 +65,6 @@ def profile_buckets(lake: LakeResource) -> Iterator[pl.DataFrame]:
         chunk = chunk.sort("principal", "first_ts", "last_ts", "engagement", nulls_last=True)
         if chunk.height:
             yield merge_partials(resolve(chunk, identities))
-
-
-def canonical(state: pl.DataFrame) -> pl.DataFrame:
-    """`state` with each list column's elements in sorted order (nulls last): the merge treats them as
-    sets and leaves their order to the grouping, so the same state is always stored as the same bytes.
-
-    Each list's elements sorted in one sort of them all, by row and then value, not one sort per list:
-    `list.eval` paid a fixed cost per list (a backlog group's 9k states: 0.11 against 0.28 CPU-s, #17)."""
-    rows = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row")
-    every = state.select(rows)
-    lists = [c for c, t in PARTIAL_SCHEMA.items() if isinstance(t, pl.List)]
-    fixed = []
-    for column in lists:
-        items = state.select(rows, column).explode(column, keep_nulls=False)  # empty and null lists: none
-        by_row = items.sort("_row", column, nulls_last=True).group_by("_row", maintain_order=True)
-        ordered = by_row.agg(column)
-        sorted_lists = every.join(ordered, on="_row", how="left", maintain_order="left")[column]
-        fixed.append(pl.coalesce(sorted_lists, state[column]).alias(column))  # empty or null: as it was
-    return state.with_columns(fixed)
 
 
 def same_profiles(expected: bytes, found: bytes) -> bool:

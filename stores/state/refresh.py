@@ -26,10 +26,10 @@ from deltalake import CommitProperties, Transaction, write_deltalake
 from resources.lake import LakeResource, table_configuration, writer_properties
 from resources.state import StateStore
 from stores.profiles import append_updates, folded_batch, waiting_updates
-from stores.state.profiles import canonical, profile_buckets
+from stores.state.profiles import profile_buckets
 from stores.state.rebuild import SOURCE_TABLES
 from stores.state.view import with_retries
-from transforms.profiles.state import PARTIAL_SCHEMA
+from transforms.profiles.state import PARTIAL_SCHEMA, canonical
 from transforms.schema import FOLD_APP, FOLD_EVERY_ROWS, PROFILES_SCHEMA
 
 PROFILES_APP = "lakemail-profiles-batch"  # the `profiles` table: the batch its rows reflect

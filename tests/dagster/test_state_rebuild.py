@@ -22,10 +22,9 @@ from resources.state_lmdb import close_environment
 from simulator.run import run_simulation
 from stores.profiles import state_for
 from stores.state.namespaces import VALUE_SCHEMAS
-from stores.state.profiles import canonical
 from stores.state.rebuild import check, rebuild
 from tests.conftest import NO_CAPTURE
-from transforms.profiles.state import ANON, PARTIAL_SCHEMA
+from transforms.profiles.state import ANON, PARTIAL_SCHEMA, canonical
 from transforms.schema import (
     CATALOG_SCHEMA,
     EVENTS_SCHEMA,

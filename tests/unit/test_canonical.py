@@ -10,9 +10,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stores.state.profiles import canonical
 from tests.unit.test_profile_one import states
-from transforms.profiles.state import PARTIAL_SCHEMA
+from transforms.profiles.state import PARTIAL_SCHEMA, canonical
 from transforms.state import decode
 
 LISTS = [c for c, t in PARTIAL_SCHEMA.items() if isinstance(t, pl.List)]

@@ -13,10 +13,10 @@ import pytest
 
 from resources.state import StateResource
 from stores.state.batch import CHANGES_READ, NOT_IN_PARTIALS, event_state
-from stores.state.profiles import canonical
 from transforms.ingest.events import identity_edges
 from transforms.ingest.files import process_file
 from transforms.profiles.partials import partials
+from transforms.profiles.state import canonical
 from transforms.schema import EVENTS_SCHEMA
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "segment"

@@ -113,20 +113,22 @@ def repair_member(texts: pl.Series, objects: pl.Series, key: str) -> pl.Series:
     if not found.any():  # the common case: one vectorised look
         return texts
     rows = (found.fill_null(False) & texts.is_not_null()).arg_true().to_list()
-    rows = [row for row in rows if written_raw(objects[row].encode())]
-    if not rows:
-        return texts
-    fixed = [_member_json(objects[row], key, texts[row]) for row in rows]
-    return texts.clone().scatter(rows, pl.Series(fixed, dtype=pl.String))
+    return _members_again(texts, objects, key, [row for row in rows if written_raw(objects[row].encode())])
 
 
 def rounded_member(texts: pl.Series, objects: pl.Series, key: str) -> pl.Series:
     """`texts` (the `key` member of each of `objects`' JSON texts, as Polars lifts it) written again where
     Polars may have written a double rounded (numbers.py): the objects hold it as sent (`repair_objects`)."""
-    rows = texts.str.contains(ROUNDED).fill_null(False).arg_true()
-    if rows.is_empty():
+    return _members_again(
+        texts, objects, key, texts.str.contains(ROUNDED).fill_null(False).arg_true().to_list()
+    )
+
+
+def _members_again(texts: pl.Series, objects: pl.Series, key: str, rows: list[int]) -> pl.Series:
+    """`texts` with the members of `rows` written again from their objects as orjson reads them."""
+    if not rows:
         return texts
-    fixed = [_member_json(objects[row], key, texts[row]) for row in rows.to_list()]
+    fixed = [_member_json(objects[row], key, texts[row]) for row in rows]
     return texts.clone().scatter(rows, pl.Series(fixed, dtype=pl.String))
 
 

@@ -15,16 +15,13 @@ from transforms.profiles.state import (
     ANON,
     ENGAGEMENT_HALF_LIFE,
     EPOCH,
+    RECENT_ORDER,
     RECENT_SEARCHES,
     RECENT_VIEWS,
-    SEARCH,
     TRAITS,
-    VIEW,
     fill_lists,
 )
 from transforms.schema import CART_LINE, PROFILES_SCHEMA, UTC_TS
-
-RECENT_FIELDS = {"views": VIEW, "searches": SEARCH}  # each list's entries, as `top_recent` orders them
 
 
 def derive(state: pl.DataFrame, customers: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
@@ -146,11 +143,10 @@ def _order_traits() -> list[pl.Expr]:
 
 
 def _distinct_recent(column: str, field: str, n: int) -> pl.Expr:
-    """The `n` most recent distinct `field`s of `column`'s entries, whatever the list's order: entries in
-    `top_recent`'s order (time, then content, descending, nulls last). A stored state's lists are in
-    canonical (ascending) order, where the first `n` were the oldest."""
+    """The `n` most recent distinct `field`s of `column`'s entries (RECENT_ORDER), whatever the list's
+    order: a stored state's lists are in canonical (ascending) order, where the first `n` were the oldest."""
     entry = pl.element().struct
-    fields = [entry.field(f.name) for f in RECENT_FIELDS[column].fields]
+    fields = [entry.field(name) for name in RECENT_ORDER[column]]
     latest = pl.element().sort_by(fields, descending=True, nulls_last=True)
     distinct = latest.struct.field(field).drop_nulls().unique(maintain_order=True)
     return pl.col(column).list.eval(distinct.head(n))

@@ -18,18 +18,16 @@ from typing import Any
 from transforms.profiles.state import (
     ENGAGEMENT_HALF_LIFE,
     EPOCH,
+    RECENT_ORDER,
     RECENT_SEARCHES,
     RECENT_VIEWS,
-    SEARCH,
     TRAITS,
-    VIEW,
 )
 
 SEQUENTIAL_SUM = 128  # Polars sums fewer floats than this in order (as Python's sum does)
 UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 CONSENTING = ("true", "1", "yes")
 Wire = Mapping[str, Any]
-VIEW_FIELDS, SEARCH_FIELDS = (tuple(f.name for f in kind.fields) for kind in (VIEW, SEARCH))
 
 
 def at(micros: int | None) -> datetime | None:
@@ -102,9 +100,10 @@ def _cart_items(lines: list[Wire], cart_id: str | None) -> list[dict[str, Any]]:
     return items
 
 
-def _distinct_recent(entries: list[Wire], names: tuple[str, ...], field: str, n: int) -> list[str]:
-    """`derive`'s: the `n` most recent distinct values, entries by their fields `names` (time, then
-    content) descending, a null below any value, whatever the list's order."""
+def _distinct_recent(entries: list[Wire], column: str, field: str, n: int) -> list[str]:
+    """`derive`'s: the `n` most recent distinct values of `column`'s entries (RECENT_ORDER, a null below
+    any value), whatever the list's order."""
+    names = RECENT_ORDER[column]
     seen: dict[str, None] = {}
     ranked = sorted(entries, key=lambda e: tuple(_ranked(e.get(name)) for name in names), reverse=True)
     for entry in ranked:
@@ -173,8 +172,8 @@ def derive_one(user_id: str, state: Wire | None, crm: Wire | None, as_of: dateti
         "order_count": len(orders),
         "lifetime_value": _round(_sum(revenues), 2),
         "purchased_products": sorted(products),
-        "recent_views": _distinct_recent(lists["views"], VIEW_FIELDS, "product_id", RECENT_VIEWS),
-        "recent_searches": _distinct_recent(lists["searches"], SEARCH_FIELDS, "query", RECENT_SEARCHES),
+        "recent_views": _distinct_recent(lists["views"], "views", "product_id", RECENT_VIEWS),
+        "recent_searches": _distinct_recent(lists["searches"], "searches", "query", RECENT_SEARCHES),
         "top_category": _top_category(lists["categories"]),
         "engagement_score": None if engagement is None else _round(math.exp(engagement - half_lives), 6),
         "identified_at": at(state.get("identified_at")),
