@@ -73,7 +73,19 @@ def open_environment(path: Path, *, create: bool) -> lmdb.Environment | None:
 
 
 def _open_databases(env: lmdb.Environment) -> dict[str, lmdb._Database]:
-    return {name: env.open_db(name.encode()) for name in (*NAMESPACES, "_meta")}
+    """The named databases of `env`, opened in a write transaction begun here: `begin` waits for LMDB's
+    writer lock with the GIL released, `open_db`'s own transaction waits holding it, so a process opening
+    the store during another process's commit (the collector's profile API during the runner's) stalled
+    every thread of its own for up to that commit. (A read transaction cannot keep the handles: py-lmdb
+    resets it at commit, which closes them.)"""
+    txn = env.begin(write=True)
+    try:
+        opened = {name: env.open_db(name.encode(), txn=txn) for name in (*NAMESPACES, "_meta")}
+    except BaseException:
+        txn.abort()
+        raise
+    txn.commit()
+    return opened
 
 
 def databases(env: lmdb.Environment) -> dict[str, lmdb._Database]:
