@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from resources.folders import local_folder
-from resources.landing_read import entry_problem, gunzip_bounded, read_bounded, safe_name
+from resources.landing_read import entry_problem, gunzip_bounded, read_bounded, read_opened, safe_name
 
 log = logging.getLogger(__name__)
 LANDING_SUFFIXES = (".ndjson", ".ndjson.gz", ".csv")
@@ -140,3 +140,9 @@ class LandingResource(dg.ConfigurableResource):
         limit = self.max_file_mb * 1024 * 1024
         landed = read_bounded(self.root, path, limit)
         return landed, gunzip_bounded(landed, limit) if path.endswith(".gz") else landed
+
+    def read_entry(self, path: str, limit: int | None = None) -> tuple[bytes, os.stat_result]:
+        """The bytes of the regular file `path` in the zone whatever its name, and its `fstat`: for readers
+        that must see files the ingest does not take (erasure). As `read`, never through a link nor from a
+        FIFO or device (NotLandingFile), at most `limit` bytes (default the per-file bound; FileTooLarge)."""
+        return read_opened(self.root, path, self.max_file_mb * 1024 * 1024 if limit is None else limit)

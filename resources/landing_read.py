@@ -101,6 +101,11 @@ def open_landed(root: str | os.PathLike[str], path: str) -> tuple[int, os.stat_r
 
 def read_bounded(root: str | os.PathLike[str], path: str, limit: int) -> bytes:
     """The bytes of the landed regular file `path` (see `open_landed`), at most `limit` of them."""
+    return read_opened(root, path, limit)[0]
+
+
+def read_opened(root: str | os.PathLike[str], path: str, limit: int) -> tuple[bytes, os.stat_result]:
+    """`read_bounded`, with the `fstat` of what was read."""
     descriptor, opened = open_landed(root, path)
     with open(descriptor, "rb", buffering=0, closefd=True) as handle:
         if opened.st_size > limit:
@@ -110,7 +115,7 @@ def read_bounded(root: str | os.PathLike[str], path: str, limit: int) -> bytes:
             data += more  # a short read (over 2 GB, some network file systems): rare, so copying is fine
         if len(data) != opened.st_size or handle.read(1):
             raise FileChanging(f"the file changed size while it was read ({opened.st_size} bytes at open)")
-    return data
+    return data, opened
 
 
 def gunzip_bounded(data: bytes, limit: int) -> bytes:

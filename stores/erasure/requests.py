@@ -19,6 +19,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from resources.landing import LandedFile, LandingResource
+from resources.landing_read import FileTooLarge
 from resources.state import StateResource
 from stores.erasure.lake import (
     append_table,
@@ -45,6 +46,7 @@ from transforms.schema import ERASURES_SCHEMA, EVENTS_SCHEMA, IDENTITIES_SCHEMA,
 log = logging.getLogger(__name__)
 REQUESTS = "erasure"
 REJECTED = "erasure/rejected"
+REQUEST_BYTES = 64 * 1024  # a request is one small JSON object: a bigger file is not one
 
 
 @dataclass(frozen=True)
@@ -81,17 +83,15 @@ def process_request(
     name = path.removeprefix(f"{REQUESTS}/")
     if name == path or "/" in name or not name.endswith(".json"):  # run config can say anything
         return RequestOutcome(path, "rejected", f"not a request file: want {REQUESTS}/<name>.json")
-    full = landing.root / path
-    try:
-        data, stat = full.read_bytes(), full.stat()
+    try:  # never through a link (one led out of the zone), nor from a FIFO (it hung the job, locks held)
+        data, stat = landing.read_entry(path, REQUEST_BYTES)
+        user_id = parse_request(data)
     except FileNotFoundError:
         return RequestOutcome(path, "gone", "no longer there (carried out by another run)")
-    try:
-        user_id = parse_request(data)
-    except ValueError as error:
-        aside = landing.root / REJECTED / full.name
+    except (ValueError, FileTooLarge) as error:  # NotLandingFile is a ValueError
+        aside = landing.root / REJECTED / name
         aside.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(full, aside)
+        os.replace(landing.root / path, aside)  # a link or FIFO is moved, not what it points to
         log.warning("erasure request %s rejected and moved to %s: %s", path, REJECTED, error)
         return RequestOutcome(path, "rejected", f"{error}; moved to {REJECTED}/")
     # The same file (path, time, bytes) always gets the same id, so a retry finds its own work.
@@ -100,7 +100,7 @@ def process_request(
     certificate = erase_user(
         lake, landing, user_id, secret=secret, request_id=request_id, request_source=path, state=state
     )
-    full.unlink(missing_ok=True)
+    (landing.root / path).unlink(missing_ok=True)
     return RequestOutcome(path, "erased", certificate=certificate)
 
 
