@@ -74,11 +74,12 @@ def _number(match: re.Match[str]) -> str:
 
 
 def to_int64(texts: pl.Expr) -> pl.Expr:
-    """Lifted texts as int64: an integer text exactly, a number text rounded toward zero (`2.0`, `2e3`),
-    null where there is no number or it is beyond the int64 range."""
-    return pl.coalesce(
-        texts.cast(pl.Int64, strict=False), texts.cast(pl.Float64, strict=False).cast(pl.Int64, strict=False)
-    )
+    """Lifted texts as int64: an integer text exactly, a whole number written otherwise as it (`2.0`,
+    `2e3`), null where there is no whole number (`1.5` was kept rounded toward zero, as 1) or it is beyond
+    the int64 range."""
+    number = texts.cast(pl.Float64, strict=False)
+    whole = pl.when(number == number.floor()).then(number)
+    return pl.coalesce(texts.cast(pl.Int64, strict=False), whole.cast(pl.Int64, strict=False))
 
 
 def out_of_range(texts: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, str] | None:
