@@ -155,3 +155,16 @@ def test_a_string_that_looks_like_an_object_is_found_by_the_careful_path() -> No
 def test_an_empty_file_has_no_lines() -> None:
     events, quarantine, lines = run(b"")
     assert (events.height, quarantine.height, lines) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "detail"),
+    [
+        ("2026-11-29T10:00:00Z", "event time more than 24 h after landing"),
+        ("1970-01-01T00:00:00Z", "event time before 2000-01-01"),  # said "after landing" (found by QA)
+        ("0001-01-01T00:00:00Z", "event time before 2000-01-01"),
+    ],
+)
+def test_an_event_time_out_of_range_says_which_bound_it_crosses(timestamp: str, detail: str) -> None:
+    _, quarantine, _ = run(line(messageId="x", timestamp=timestamp) + b"\n")
+    assert quarantine.select("reason", "detail").rows() == [(str(Reason.TIMESTAMP_OUT_OF_RANGE), detail)]

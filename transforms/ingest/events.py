@@ -106,10 +106,11 @@ def _checks(landed: pl.Expr) -> list[tuple[pl.Expr, Reason, pl.Expr]]:
     for raw, parsed in TIME_FIELDS.items():
         bad = _present(raw) & ~_present(parsed)
         checks.append((bad, Reason.INVALID_TIMESTAMP, pl.lit(f"{raw} is not an ISO-8601 timestamp")))
-    too_far = (pl.col("event_ts") > landed + MAX_AHEAD) | (
-        pl.col("event_ts") < pl.lit(EARLIEST, dtype=UTC_TS)
-    )
+    too_far = pl.col("event_ts") > landed + MAX_AHEAD
     checks.append((too_far, Reason.TIMESTAMP_OUT_OF_RANGE, pl.lit("event time more than 24 h after landing")))
+    too_early = pl.col("event_ts") < pl.lit(EARLIEST, dtype=UTC_TS)  # an unset clock: 1970, year 1
+    before = pl.lit(f"event time before {EARLIEST:%Y-%m-%d}")
+    checks.append((too_early, Reason.TIMESTAMP_OUT_OF_RANGE, before))
     return checks
 
 
