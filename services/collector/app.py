@@ -215,7 +215,7 @@ async def _health(state: _State) -> JSONResponse:
 def _known(keys: tuple[str, ...], key: object) -> bool:
     if not isinstance(key, str) or not key:
         return False
-    given = key.encode()
+    given = key.encode("utf-8", "surrogatepass")  # a lone surrogate (read leniently) is no key
     return any(hmac.compare_digest(given, known.encode()) for known in keys)
 
 

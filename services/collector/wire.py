@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from services.collector.lenient import Unreadable, read_leniently
 from transforms.spec import MAX_LINE_BYTES, Reason
 
 MAX_BODY_BYTES = 500 * 1024  # Segment's limit for one batch request
@@ -81,11 +82,15 @@ def decode(body: bytes, encoding: str | None, limit: int = MAX_BODY_BYTES) -> by
 
 
 def parse(body: bytes) -> dict[str, Any]:
-    """The JSON object of a request body (400 for anything else)."""
+    """The JSON object of a request body (400 for anything else). A body orjson refuses is read again
+    message by message (lenient.py): one message it cannot take must not cost the batch."""
     try:
         value = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise WireError(400, "invalid_json", f"the body is not JSON: {str(error)[:200]}") from None
+    except orjson.JSONDecodeError:
+        try:
+            value = read_leniently(body)
+        except ValueError as error:
+            raise WireError(400, "invalid_json", f"the body is not JSON: {str(error)[:200]}") from None
     if not isinstance(value, dict):
         raise WireError(400, "invalid_json", f"the body is a JSON {type(value).__name__}, not an object")
     return value
@@ -111,27 +116,38 @@ class Stamped:
 
 def stamp(messages: list[Any], *, sent_at: Any, received_at: str) -> Stamped:
     """Each message as a landing line: `receivedAt` stamped, the batch's `sentAt` copied in, a `messageId`
-    added when missing, a `writeKey` taken out; a message that is not an object or is longer than 32 KB
-    as stamped is refused (by index) and the others kept."""
+    added when missing, a `writeKey` taken out; a message that is not an object, cannot be read or
+    written as UTF-8 JSON (a lone surrogate, too deep) or is longer than 32 KB as stamped is refused (by
+    index) and the others kept."""
     kept = Stamped()
     for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            detail = f"a JSON {type(message).__name__}, not an object"
-            kept.rejected.append({"index": index, "reason": str(Reason.NOT_AN_OBJECT), "detail": detail})
-            continue
-        message.pop("writeKey", None)
-        if not message.get("messageId"):
-            message["messageId"] = str(uuid.uuid4())
-        if sent_at is not None:
-            message["sentAt"] = sent_at
-        message["receivedAt"] = received_at
-        line = orjson.dumps(message)
-        if len(line) > MAX_LINE_BYTES:
-            detail = f"{len(line)} bytes > {MAX_LINE_BYTES}"
-            kept.rejected.append({"index": index, "reason": str(Reason.LINE_TOO_LONG), "detail": detail})
-            continue
-        kept.lines.append(line + b"\n")
+        line = _line(message, sent_at, received_at)
+        if isinstance(line, bytes):
+            kept.lines.append(line + b"\n")
+        else:
+            kept.rejected.append({"index": index, "reason": str(line[0]), "detail": line[1]})
     return kept
+
+
+def _line(message: Any, sent_at: Any, received_at: str) -> bytes | tuple[Reason, str]:
+    """`message` stamped as one NDJSON line (valid UTF-8: the ingest reads it), or why it cannot be."""
+    if isinstance(message, Unreadable):
+        return Reason.INVALID_JSON, message.detail
+    if not isinstance(message, dict):
+        return Reason.NOT_AN_OBJECT, f"a JSON {type(message).__name__}, not an object"
+    message.pop("writeKey", None)
+    if not message.get("messageId"):
+        message["messageId"] = str(uuid.uuid4())
+    if sent_at is not None:
+        message["sentAt"] = sent_at
+    message["receivedAt"] = received_at
+    try:
+        line = orjson.dumps(message)
+    except orjson.JSONEncodeError as error:  # a lone surrogate, or nesting past orjson's 254 levels
+        return Reason.INVALID_JSON, f"cannot be landed as JSON: {error}"
+    if len(line) > MAX_LINE_BYTES:
+        return Reason.LINE_TOO_LONG, f"{len(line)} bytes > {MAX_LINE_BYTES}"
+    return line
 
 
 def _too_large(size: int, limit: int, what: str = "") -> WireError:

@@ -106,6 +106,33 @@ def test_an_acknowledged_batch_is_in_events_after_a_micro_batch_and_a_retry_coun
     assert events["received_at"].is_not_null().all()
 
 
+def test_a_lone_surrogate_or_deep_message_is_refused_alone_and_its_batch_reaches_events(
+    settings: Settings, collector: str, instance: dg.DagsterInstance
+) -> None:
+    # JSON.stringify of a string cut mid-emoji writes a lone surrogate escape, which orjson refuses;
+    # Segment's clients drop a whole batch on a 400, so only that message may be refused.
+    now = datetime.now(UTC).isoformat().encode()
+    good = b'{"type":"track","event":"Good","userId":"u-9","messageId":"m-good","timestamp":"' + now + b'"}'
+    lone = rb'{"type":"track","event":"T","userId":"u-9","properties":{"name":"Caf\ud83d"}}'
+    deep = b'{"type":"track","event":"T","userId":"u-9","properties":' + b"[" * 2000 + b"]" * 2000 + b"}"
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
+    with httpx.Client(base_url=collector, timeout=10) as http:
+        answer = http.post(
+            "/v1/batch", content=b'{"batch":[' + good + b"," + lone + b"," + deep + b"]}", headers=auth
+        )
+        cut = http.post("/v1/batch", content=b'{"batch":[' + good + b"," + lone, headers=auth)
+    assert (answer.status_code, answer.json()["success"]) == (200, True)
+    assert [(r["index"], r["reason"]) for r in answer.json()["rejected"]] == [
+        (1, "invalid_json"),
+        (2, "invalid_json"),
+    ]
+    assert (cut.status_code, cut.json()["code"]) == (400, "invalid_json")  # not JSON: refused whole
+    assert [m["messageId"] for m in landed(settings)] == ["m-good"]
+    assert process_once(settings, instance)["status"] == "SUCCESS"
+    assert table(settings, "events").filter(pl.col("user_id") == "u-9")["event_id"].to_list() == ["m-good"]
+    assert table(settings, "quarantine").height == 0
+
+
 def test_lakemail_serve_collector_needs_a_write_key(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     env = {"LAKEMAIL_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)}
