@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from orchestration.arguments import instant, port, positive, positive_int, serve_port
 from orchestration.collector import add_collector_options
 from orchestration.metrics.options import DEFAULT_RUNNER_METRICS_PORT, add_metrics_port
 from orchestration.report import add_report_parser, report_command
@@ -29,12 +30,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_up(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = commands.add_parser("up", help="run everything: Dagster webserver + daemon, simulator")
-    up.add_argument("--port", type=int, default=3000, help="Dagster webserver port (default 3000)")
-    up.add_argument("--users", type=int, default=200, help="simulated shoppers (default 200)")
-    up.add_argument("--rate", type=float, default=20.0, help="simulated events per second (default 20)")
+    up.add_argument("--port", type=port, default=3000, help="Dagster webserver port (default 3000)")
+    up.add_argument("--users", type=positive_int, default=200, help="simulated shoppers (default 200)")
+    up.add_argument("--rate", type=positive, default=20.0, help="simulated events per second (default 20)")
     up.add_argument("--no-simulator", action="store_true", help="do not start the shopper simulator")
-    up.add_argument("--sandbox-port", type=int, default=8025, help="email sandbox and inbox port (8025)")
-    up.add_argument("--collector-port", type=int, default=8000, help="collector and demo shop port (8000)")
+    up.add_argument("--sandbox-port", type=port, default=8025, help="email sandbox and inbox port (8025)")
+    up.add_argument("--collector-port", type=port, default=8000, help="collector and demo shop port (8000)")
     up.add_argument(
         "--no-runner", action="store_true", help="leave micro-batches to the daemon's sensor (5 s loop)"
     )
@@ -55,10 +56,14 @@ def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--lane", choices=("ingest", "decide", "both"), default="both", help="one lane per process (#15)"
     )
     process = commands.add_parser("process", help="take everything landed so far through the chain once")
-    process.add_argument("--now", help="evaluate time-based triggers as of this ISO-8601 instant")
+    process.add_argument(
+        "--now", type=instant, help="evaluate time-based triggers as of this ISO-8601 instant"
+    )
     serve = commands.add_parser("serve", help="run one HTTP service on its own")
     serve.add_argument("service", choices=("collector", "sandbox"))
-    serve.add_argument("--port", type=int, help="default: 8000 for the collector, 8025 for the sandbox")
+    serve.add_argument(
+        "--port", type=serve_port, help="default: 8000 for the collector, 8025 for the sandbox; 0: any free"
+    )
     add_collector_options(serve)
     add_retry_command(commands)
     replay = commands.add_parser("replay", help="re-decide triggers against an old lake version, no sends")
@@ -196,10 +201,20 @@ def _erase(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    if args.service == "collector":
-        from orchestration.collector import serve_collector
+    from services.server import BindError
 
-        return serve_collector(settings, args)
+    try:
+        if args.service == "collector":
+            from orchestration.collector import serve_collector
+
+            return serve_collector(settings, args)
+        return _serve_sandbox(settings, args)
+    except BindError as error:  # a port in use is the user's to change: one line, no traceback
+        print(f"lakemail serve {args.service}: {error.strerror}", file=sys.stderr)
+        return 1
+
+
+def _serve_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from orchestration.settings import ensure_secret, esp_api_key
     from resources.providers import SANDBOX_API_KEY
     from services.sandbox.app import create_sandbox_app

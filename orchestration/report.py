@@ -48,6 +48,10 @@ def report_command(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError:
         print(f"lakemail report: --since {args.since!r} is not a date like 2026-03-01", file=sys.stderr)
         return 2
+    path = Path(args.output) if args.output else settings.home / "reports" / "earned.png"
+    if args.format == "png" and path.is_dir():  # refused before the figures are computed and printed
+        print(f"lakemail report: {path} is a directory; give --output a file name", file=sys.stderr)
+        return 2
     now = datetime.now(UTC)
     pooled = measure_now(LakeResource(uri=settings.lake_uri), settings.attribution_window, now, since)
     window = f"attribution window {_duration(settings.attribution_window)}"
@@ -62,8 +66,12 @@ def report_command(settings: Settings, args: argparse.Namespace) -> int:
     print(f"What the emails earned ({window}; shoppers from {args.since or 'the start'}):\n")
     print(experiments_text(pooled))
     if args.format == "png":
-        path = Path(args.output) if args.output else settings.home / "reports" / "earned.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(experiments_png(pooled))
+        picture = experiments_png(pooled)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(picture)
+        except OSError as error:  # e.g. a parent that is a file, or no permission: one line, not a traceback
+            print(f"lakemail report: cannot write {path}: {error.strerror}", file=sys.stderr)
+            return 2
         print(f"\nwrote {path}")
     return 0

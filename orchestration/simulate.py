@@ -6,14 +6,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from orchestration.arguments import non_negative, positive, positive_int
 from orchestration.settings import Settings
 
 
 def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim = commands.add_parser("simulate", help="write realistic shopper events into the landing zone")
-    sim.add_argument("--users", type=int, required=True)
-    sim.add_argument("--rate", type=float, required=True, help="events per second")
-    sim.add_argument("--duration", type=float, required=True, help="seconds")
+    sim.add_argument("--users", type=positive_int, required=True)
+    sim.add_argument("--rate", type=positive, required=True, help="events per second")
+    sim.add_argument("--duration", type=non_negative, required=True, help="seconds")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--fast", action="store_true", help="no pacing: simulated clock, as fast as possible")
     sim.add_argument(

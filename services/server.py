@@ -17,15 +17,20 @@ from typing import Any
 import uvicorn
 
 
+class BindError(OSError):
+    """The socket could not be bound (port taken, not allowed); its strerror names host:port, so a
+    command can say so in one line instead of a traceback."""
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart on a port in TIME_WAIT
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as error:
         sock.close()
-        raise
+        raise BindError(error.errno, f"cannot listen on {host}:{port}: {error.strerror}") from error
     return sock
 
 
@@ -52,8 +57,8 @@ def _config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
 class ServerThread:
     """Uvicorn serving `app` on `host:port` (0 = any free port) in a daemon thread; a context manager.
 
-    The socket is bound on construction (a taken port raises OSError there), so `url` is known at
-    once. On exit the server stops accepting, in-flight requests get `grace_seconds` to finish (one
+    The socket is bound on construction (a taken port raises BindError, an OSError, there), so `url` is
+    known at once. On exit the server stops accepting, in-flight requests get `grace_seconds` to finish (one
     still hanging is cancelled), and the thread is joined.
     """
 

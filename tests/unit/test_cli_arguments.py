@@ -1,0 +1,109 @@
+"""`lakemail` refuses what it cannot use with a line on stderr, never a traceback (found by QA): bad
+arguments at parse time (exit 2, before a run is launched or the home touched), a port in use or an
+output path that is a directory when it comes to it. In-process: a subprocess would run the installed
+checkout, not this one."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestration.arguments import instant, serve_port
+from orchestration.cli import _parser, main
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.chdir(home)
+    monkeypatch.setenv("LAKEMAIL_HOME", str(home))
+    return home
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["process", "--now", "garbage"], "--now"),
+        (["process", "--now", "2026-13-01"], "--now"),
+        (["serve", "sandbox", "--port", "99999"], "--port"),
+        (["serve", "collector", "--port", "-1"], "--port"),
+        (["simulate", "--users", "0", "--rate", "1", "--duration", "1"], "--users"),
+        (["simulate", "--users", "1", "--rate", "0", "--duration", "1"], "--rate"),
+        (["simulate", "--users", "1", "--rate", "nan", "--duration", "1"], "--rate"),
+        (["simulate", "--users", "1", "--rate", "1", "--duration", "-1"], "--duration"),
+    ],
+)
+def test_a_value_no_command_can_use_is_refused_while_parsing(
+    home: Path, capsys: pytest.CaptureFixture[str], argv: list[str], option: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith(f"lakemail {argv[0]}: error: argument {option}: "), err
+    assert list(home.iterdir()) == []  # no run launched, no Dagster instance, no landing written
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["up", "--port", "0"], "--port"),
+        (["up", "--collector-port", "65536"], "--collector-port"),
+        (["up", "--users", "0"], "--users"),
+        (["runner", "--metrics-port", "70000"], "--metrics-port"),
+    ],
+)
+def test_up_and_the_runner_refuse_the_same_values(
+    capsys: pytest.CaptureFixture[str], argv: list[str], option: str
+) -> None:
+    """Only parsed: let through, these would start the whole stack (or a runner) and never return."""
+    with pytest.raises(SystemExit) as exited:
+        _parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert (
+        capsys.readouterr().err.splitlines()[-1].startswith(f"lakemail {argv[0]}: error: argument {option}: ")
+    )
+
+
+def test_what_the_parsers_accept() -> None:
+    assert instant("2026-03-01T12:00:00Z") == "2026-03-01T12:00:00Z"  # kept as written for the run config
+    assert instant("2026-03-01") == "2026-03-01"
+    assert serve_port("0") == 0  # `serve` binds any free port and logs the URL it got
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("service", ["sandbox", "collector"])
+def test_serving_on_a_port_in_use_says_so_in_one_line(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    taken_port: int,
+    service: str,
+) -> None:
+    monkeypatch.setenv("LAKEMAIL_WRITE_KEY", "wk-test")
+    monkeypatch.setenv("LAKEMAIL_API_KEY", "an-api-key-long-enough")
+    assert main(["serve", service, "--port", str(taken_port)]) == 1
+    err = capsys.readouterr().err
+    said = f"lakemail serve {service}: cannot listen on 127.0.0.1:{taken_port}: Address already in use\n"
+    assert err == said
+
+
+def test_a_report_png_into_a_directory_is_refused_before_measuring(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "--format", "png", "--output", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"lakemail report: {tmp_path} is a directory; give --output a file name\n"
