@@ -16,6 +16,7 @@ from orchestration.settings_values import (  # re-exported: the values' grammar 
     SettingsError,
     check_dagster_storage,
     dagster_pg_url,
+    folder_uri,
     parse_duration,
     parse_policy,
     positive,
@@ -117,9 +118,9 @@ class Settings:
             raise SettingsError(f"LAKEMAIL_ESP={esp!r} must be one of {', '.join(ESPS)}")
         return cls(
             home=home,
-            lake_uri=env.get("LAKEMAIL_LAKE_URI", str(home / "lake")),
-            landing_uri=env.get("LAKEMAIL_LANDING_URI", str(home / "landing")),
-            state_uri=env.get("LAKEMAIL_STATE_URI", str(home / "state")),
+            lake_uri=folder_uri(env, "LAKEMAIL_LAKE_URI", home / "lake"),
+            landing_uri=folder_uri(env, "LAKEMAIL_LANDING_URI", home / "landing"),
+            state_uri=folder_uri(env, "LAKEMAIL_STATE_URI", home / "state"),
             profiles_refresh=parse_duration(
                 "LAKEMAIL_PROFILES_REFRESH", env.get("LAKEMAIL_PROFILES_REFRESH", "2m")
             ),

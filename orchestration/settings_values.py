@@ -13,6 +13,7 @@ from datetime import time, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from resources.folders import local_folder
 from transforms.triggers.policies import Policy
 
 QUIET_HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
@@ -143,3 +144,13 @@ def check_dagster_storage(dagster_home: Path, pg_url: str | None) -> None:
             f"{PG_URL_VARIABLE} is set, but this home keeps Dagster's storage in SQLite ({config}): "
             "restart `lakemail up` with it to move the home to PostgreSQL, or unset it"
         )
+
+
+def folder_uri(env: Mapping[str, str], name: str, default: Path) -> str:
+    """`name`'s URI (default: `default`): a local one must not name something other than a folder (a
+    landing zone that was a file listed nothing, and every run reported success with no file taken)."""
+    uri = env.get(name, str(default))
+    folder = local_folder(uri)
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise SettingsError(f"{name}={uri!r} is not a folder")
+    return uri

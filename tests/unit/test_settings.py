@@ -226,3 +226,14 @@ def test_definitions_never_link_to_the_providers_url(tmp_path: Path) -> None:
     shop = (build_defs(replace(settings, public_url="https://shop.example.com")).resources or {})["shop"]
     assert isinstance(shop, ShopResource)
     assert shop.unsubscribe_url("tok").startswith("https://shop.example.com/unsubscribe/")
+
+
+@pytest.mark.parametrize("name", ["LAKEMAIL_LANDING_URI", "LAKEMAIL_LAKE_URI", "LAKEMAIL_STATE_URI"])
+def test_a_folder_setting_that_names_a_file_is_a_start_up_error(tmp_path: Path, name: str) -> None:
+    """A landing zone that was a file listed nothing: every run succeeded taking no file (found by QA)."""
+    file = tmp_path / "not-a-folder"
+    file.write_text("x")
+    with pytest.raises(SettingsError, match=f"{name}=.*is not a folder"):
+        Settings.from_env({"LAKEMAIL_HOME": str(tmp_path), name: str(file)}, dotenv=None)
+    for fine in (str(tmp_path / "missing"), f"file://{tmp_path}", "s3://bucket/lake"):  # made when used
+        assert Settings.from_env({"LAKEMAIL_HOME": str(tmp_path), name: fine}, dotenv=None)
