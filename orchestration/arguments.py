@@ -56,5 +56,6 @@ port = _integer(1, MAX_PORT, f"a port (1-{MAX_PORT})")
 # `serve` binds its socket itself and logs the URL it got, so 0 (any free port) is usable there
 serve_port = _integer(0, MAX_PORT, f"a port (1-{MAX_PORT}, or 0 for any free one)")
 positive_int = _integer(1, None, "a whole number of at least 1")
+non_negative_int = _integer(0, None, "a whole number of at least 0")
 positive = _number(True, "a number above 0")
 non_negative = _number(False, "a number of at least 0")

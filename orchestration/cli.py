@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from orchestration.arguments import instant, port, positive, positive_int, serve_port
+from orchestration.arguments import instant, non_negative, port, positive, positive_int, serve_port
 from orchestration.collector import add_collector_options
 from orchestration.metrics.options import DEFAULT_RUNNER_METRICS_PORT, add_metrics_port
 from orchestration.report import add_report_parser, report_command
@@ -75,7 +75,9 @@ def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser
     """status, erase, bench, sql: looking at and looking after the lake."""
     status = commands.add_parser("status", help="backlog, last run, freshness, latency; exit 1 if unhealthy")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.add_argument("--max-lag", type=float, default=120.0, help="seconds a table may lag the landing")
+    status.add_argument(
+        "--max-lag", type=non_negative, default=120.0, help="seconds a table may lag the landing"
+    )
     erase = commands.add_parser("erase", help="GDPR erasure of one user now; prints its certificate")
     erase.add_argument("--user-id", required=True)
     erase.add_argument("--json", action="store_true", help="the whole certificate, not a summary")

@@ -7,6 +7,7 @@ import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from orchestration.arguments import non_negative, non_negative_int, positive_int
 from orchestration.settings import Settings, api_key, ensure_secret, write_keys
 
 if TYPE_CHECKING:  # the service's modules load when it is served, not on every `lakemail` command
@@ -23,24 +24,27 @@ def add_collector_options(serve: argparse.ArgumentParser) -> None:
     group = serve.add_argument_group("collector")
     group.add_argument(
         "--commit-ms",
-        type=float,
+        type=non_negative,
         default=100.0,
         help="one landing file per this many ms at most; requests meanwhile share the next (100)",
     )
     group.add_argument(
         "--max-backlog-mb",
-        type=int,
+        type=positive_int,
         default=1024,
         help="refuse (503) while more landed MB than this wait to be ingested (1024)",
     )
     group.add_argument(
         "--max-backlog-files",
-        type=int,
+        type=positive_int,
         default=20_000,
         help="refuse (503) while more landed files than this wait to be ingested (20000)",
     )
     group.add_argument(
-        "--min-free-mb", type=int, default=256, help="refuse (503) when the disk has less free (256)"
+        "--min-free-mb",
+        type=non_negative_int,
+        default=256,
+        help="refuse (503) when the disk has less free (256)",
     )
     group.add_argument(
         "--demo-shop", action="store_true", help="serve the demo shop on /shop (the simulator's catalog)"

@@ -35,6 +35,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (["simulate", "--users", "1", "--rate", "0", "--duration", "1"], "--rate"),
         (["simulate", "--users", "1", "--rate", "nan", "--duration", "1"], "--rate"),
         (["simulate", "--users", "1", "--rate", "1", "--duration", "-1"], "--duration"),
+        (["status", "--max-lag", "-5"], "--max-lag"),
+        (["serve", "collector", "--commit-ms", "-1"], "--commit-ms"),
+        (["serve", "collector", "--max-backlog-mb", "0"], "--max-backlog-mb"),
+        (["serve", "collector", "--max-backlog-files", "-3"], "--max-backlog-files"),
+        (["serve", "collector", "--min-free-mb", "-1"], "--min-free-mb"),
     ],
 )
 def test_a_value_no_command_can_use_is_refused_while_parsing(
