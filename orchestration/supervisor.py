@@ -17,6 +17,7 @@ from pathlib import Path
 
 from orchestration import homelock
 from orchestration.children import Child, stop_all
+from orchestration.preflight import planned_ports, port_problems
 from orchestration.settings import (
     DEMO_WRITE_KEY,
     Settings,
@@ -94,6 +95,18 @@ def up(
             port, users, rate, simulate, sandbox_port, demo_delays, runner, sandbox, collector_port, webserver
         )
         plan = replace(plan, metrics_port=metrics_port)
+        problems = port_problems(
+            planned_ports(
+                webserver=port if webserver else None,
+                collector=collector_port,
+                sandbox=sandbox_port if sandbox else None,
+                metrics=metrics_port if runner else None,
+            )
+        )
+        if problems:  # before anything starts: a part would crash-loop with the cause only in its log
+            for problem in problems:
+                print(f"lakemail up: {problem}; choose another", file=sys.stderr)
+            return 2
         return _run(settings, plan)
 
 
