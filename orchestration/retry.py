@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from orchestration.settings import Settings, ensure_secret
 
@@ -20,7 +22,7 @@ def retry_command(settings: Settings, args: argparse.Namespace) -> int:
 
     ensure_secret(settings.home)
     try:
-        summary, outcomes = retry_once(settings, None if args.failed else [args.file])
+        summary, outcomes = retry_once(settings, None if args.failed else [landing_path(settings, args.file)])
     except ValueError as error:
         print(f"lakemail retry: {error}", file=sys.stderr)
         return 2
@@ -32,3 +34,12 @@ def retry_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{path}: {status}" + (f" ({detail})" if detail else ""))
     still = sum(status in ("failed", "retrying") for _, status, _ in outcomes)
     return 0 if summary["status"] == "SUCCESS" and not still else 1
+
+
+def landing_path(settings: Settings, given: str) -> str:
+    """`given` as `ingest_log` names a landed file: a path to it in the landing zone (absolute, or from
+    the current folder: `data/landing/events/x.ndjson`, as a shell completes it) is made relative to the
+    zone; anything else is taken as such a name already (found by QA: only that form was understood)."""
+    root = Path(os.path.abspath(settings.landing_uri.removeprefix("file://")))
+    path = Path(os.path.abspath(given))
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) and path != root else given

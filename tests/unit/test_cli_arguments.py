@@ -13,6 +13,8 @@ import pytest
 
 from orchestration.arguments import instant, serve_port
 from orchestration.cli import _parser, main
+from orchestration.retry import landing_path
+from orchestration.settings import Settings
 
 
 @pytest.fixture
@@ -112,3 +114,16 @@ def test_a_report_png_into_a_directory_is_refused_before_measuring(
     out, err = capsys.readouterr()
     assert out == ""
     assert err == f"lakemail report: {tmp_path} is a directory; give --output a file name\n"
+
+
+def test_retry_takes_a_path_to_a_landed_file_as_ingest_log_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only `events/x.ndjson` was understood; a path a shell completes was "not a failed landing file"."""
+    settings = Settings.from_env({"LAKEMAIL_HOME": str(tmp_path)}, dotenv=None)
+    zone = tmp_path / "landing"
+    assert landing_path(settings, str(zone / "events/x.ndjson")) == "events/x.ndjson"
+    monkeypatch.chdir(tmp_path)
+    assert landing_path(settings, "landing/events/x.ndjson") == "events/x.ndjson"
+    assert landing_path(settings, "events/x.ndjson") == "events/x.ndjson"  # the name itself
+    assert landing_path(settings, str(zone)) == str(zone)  # the zone is no file: refused as given
