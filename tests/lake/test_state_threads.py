@@ -16,10 +16,10 @@ from pathlib import Path
 
 from resources.state import StateResource
 
-CHILD = r"""
+# A store whose commit pauses inside its write transaction until `go` is set (a child's first lines).
+PAUSED_COMMIT = r"""
 import sys, threading
 from resources.state import StateResource
-from resources.state_lmdb import LmdbStore, open_environment
 from transforms.state import StateChanges
 
 state = StateResource(uri=sys.argv[1])
@@ -27,7 +27,7 @@ store = state.store()
 inside, go = threading.Event(), threading.Event()
 original = StateChanges.ordered_puts
 
-def paused(self, namespace):  # the commit pauses inside its write transaction, as a slow pack would
+def paused(self, namespace):  # paused inside its write transaction until `go`, as a slow pack would
     for number, pair in enumerate(original(self, namespace)):
         if number == 1:
             inside.set()
@@ -41,6 +41,12 @@ for number in range(4):
 committing = threading.Thread(target=store.commit, args=(1, changes))
 committing.start()
 inside.wait()
+"""
+
+CHILD = (
+    PAUSED_COMMIT
+    + r"""
+from resources.state_lmdb import LmdbStore, open_environment
 for _ in range(3):  # what a scrape, a lookup and the other lane do meanwhile
     LmdbStore(open_environment(state.path, create=False))
     state.existing().stamps()
@@ -48,6 +54,7 @@ go.set()
 committing.join()
 print("stamps", state.stamps())
 """
+)
 
 
 def test_opening_the_store_during_a_commit_in_another_thread_does_not_deadlock(tmp_path: Path) -> None:
@@ -61,30 +68,9 @@ def test_opening_the_store_during_a_commit_in_another_thread_does_not_deadlock(t
     assert "'ingest': 1" in done.stdout
 
 
-HOLDER = r"""
-import sys, threading
-from resources.state import StateResource
-from transforms.state import StateChanges
-
-state = StateResource(uri=sys.argv[1])
-store = state.store()
-inside, go = threading.Event(), threading.Event()
-original = StateChanges.ordered_puts
-
-def paused(self, namespace):  # the commit pauses inside its write transaction until told to go on
-    for number, pair in enumerate(original(self, namespace)):
-        if number == 1:
-            inside.set()
-            go.wait()
-        yield pair
-
-StateChanges.ordered_puts = paused
-changes = StateChanges()
-for number in range(4):
-    changes.put("profiles", f"u{number}", b"x" * 3000)
-committing = threading.Thread(target=store.commit, args=(1, changes))
-committing.start()
-inside.wait()
+HOLDER = (
+    PAUSED_COMMIT
+    + r"""
 print("inside", flush=True)
 with open(sys.argv[2]) as fifo:  # blocks until the other process opens it to write
     fifo.read()
@@ -92,6 +78,7 @@ go.set()
 committing.join()
 print("committed", flush=True)
 """
+)
 
 OPENER = r"""
 import sys, threading
