@@ -53,6 +53,7 @@ def _metadata(report: IngestReport) -> dict[str, dict[str, Any]]:
             "failed_files": len(report.failed_files),
             "changed_files": len(report.changed_files),
             "retrying_files": len(report.retrying_files),
+            "reference_rows": report.reference_rows,
         },
         "identities": {"batches": ", ".join(map(str, report.batches)) or "none"},
         "customers": {"files": report.reference_files.get("customers", 0)},

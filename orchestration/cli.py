@@ -156,10 +156,12 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines = int(summary.get("lines", 0))
+    rows = int(summary.get("reference_rows", 0))  # the lines add up with them (found by QA)
     print(
         f"run {summary['run_id']}: {summary['status']} - {summary.get('files', 0)} files, {lines} lines, "
         f"{summary.get('accepted', 0)} accepted, {summary.get('duplicates', 0)} duplicates, "
         f"{summary.get('quarantined', 0)} quarantined, {summary.get('failed_files', 0)} failed files"
+        + (f", {rows} customer and catalog rows" if rows else "")
     )
     print(f"{seconds:.2f} s, {lines / seconds:,.0f} lines/s, peak RSS {peak_mb:,.0f} MB")
     if "decisions" in summary:

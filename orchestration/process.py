@@ -21,7 +21,7 @@ from transforms.schema import INGEST_LOG_SCHEMA
 SUMMARY_KEYS = {
     "events": ("files", "lines", "accepted", "duplicates"),
     "quarantine": ("quarantined",),
-    "ingest_log": ("failed_files",),
+    "ingest_log": ("failed_files", "reference_rows"),
     "triggers": ("decisions",),
 }
 

@@ -25,7 +25,8 @@ class IngestReport:
     batches: list[int] = field(default_factory=list)
     files: int = 0
     lines: int = 0
-    accepted: int = 0
+    accepted: int = 0  # events
+    reference_rows: int = 0  # accepted rows of customers/ and catalog/ files: lines add up with them
     duplicates: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
     failed_files: list[str] = field(default_factory=list)
@@ -56,6 +57,8 @@ def record(
     report.files += entries.height
     report.lines += int(entries["lines"].sum())
     report.accepted += events.height
+    reference = entries.filter(~pl.col("source_file").str.starts_with("events/"))
+    report.reference_rows += int(reference["accepted"].sum())
     report.duplicates += int(entries["duplicates"].sum())
     report.quarantined.update(dict(quarantine["reason"].value_counts().iter_rows()))
     oldest = entries["landed_at"].min()

@@ -196,3 +196,17 @@ def test_verdict_on_runs_in_flight_and_takers() -> None:
     assert slow == "run r-3 has been STARTED for 600 s"
     now = datetime(2026, 11, 22, 12, tzinfo=UTC)
     assert table_freshness("events", now + timedelta(seconds=5), now, lag).lag_seconds == 0
+
+
+def test_the_process_summary_counts_customer_and_catalog_rows(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    """Its lines counted every folder but its accepted count only events (found by QA): the rows of
+    customers/ and catalog/ files are `reference_rows`, so the summary's counts add up to its lines."""
+    land(settings, "a.ndjson", file_lines("a", 20, bad_every=10))
+    zone = Path(settings.landing_uri)
+    (zone / "customers").mkdir()
+    (zone / "customers/crm.csv").write_bytes(b"user_id,email\nu1,a@example.com\nu2,b@example.com\n")
+    summary = process_once(settings, instance)
+    counted = sum(summary[k] for k in ("accepted", "reference_rows", "duplicates", "quarantined"))
+    assert (summary["reference_rows"], summary["lines"]) == (2, counted)

@@ -39,3 +39,17 @@ def test_segment_payloads_end_in_events_quarantine_or_duplicates_and_the_store_e
     assert quarantine.height == sum(report.quarantined.values())
     assert report.preview is not None and set(PREVIEW) <= set(report.preview.columns)
     assert check(lake, state).equal
+
+
+def test_the_reports_counts_add_up_to_its_lines_with_customer_and_catalog_files(tmp_path: Path) -> None:
+    """`lakemail process` printed customers' and catalog's lines but none of their accepted rows ("19
+    lines, 0 accepted, 0 duplicates, 14 quarantined"; found by QA): they are `reference_rows` now."""
+    lake, landing = LakeResource(uri=str(tmp_path / "lake")), LandingResource(uri=str(tmp_path / "landing"))
+    lines = (SEGMENT / "ecommerce_v2.ndjson").read_bytes().splitlines()[:3]
+    landing.land("events/a.ndjson", b"\n".join([*lines, b"{broken"]) + b"\n")
+    landing.land("customers/crm.csv", b"user_id,email\nu1,a@example.com\nu2,b@example.com\n")
+    landing.land("catalog/p.ndjson", b'{"product_id": "p-1", "name": "Boots", "price": 10}\nnot json\n')
+    report = ingest(lake, landing)
+    quarantined = sum(report.quarantined.values())
+    assert (report.accepted, report.reference_rows, report.duplicates, quarantined) == (3, 3, 0, 2)
+    assert report.lines == report.accepted + report.reference_rows + report.duplicates + quarantined
