@@ -48,6 +48,9 @@ def report_command(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError:
         print(f"lakemail report: --since {args.since!r} is not a date like 2026-03-01", file=sys.stderr)
         return 2
+    if args.output and args.format != "png":  # it was ignored: the figures went to stdout, no file written
+        print("lakemail report: --output is for --format png (table and json print)", file=sys.stderr)
+        return 2
     path = Path(args.output) if args.output else settings.home / "reports" / "earned.png"
     if args.format == "png" and path.is_dir():  # refused before the figures are computed and printed
         print(f"lakemail report: {path} is a directory; give --output a file name", file=sys.stderr)

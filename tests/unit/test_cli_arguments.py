@@ -116,6 +116,17 @@ def test_a_report_png_into_a_directory_is_refused_before_measuring(
     assert err == f"lakemail report: {tmp_path} is a directory; give --output a file name\n"
 
 
+@pytest.mark.parametrize("form", ["table", "json"])
+def test_a_report_output_without_png_is_refused_not_ignored(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], form: str
+) -> None:
+    """It was ignored (noted by QA): the figures went to stdout and no file was written where asked."""
+    assert main(["report", "--format", form, "--output", str(tmp_path / "r.json")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "lakemail report: --output is for --format png (table and json print)\n"
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_retry_takes_a_path_to_a_landed_file_as_ingest_log_names_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
