@@ -7,7 +7,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from transforms.erasure.records import suppressed, user_key
-from transforms.schema import SUPPRESSIONS_SCHEMA
+from transforms.schema import IDENTITIES_SCHEMA, SUPPRESSIONS_SCHEMA
 
 UNSUBSCRIBED = "unsubscribed"
 
@@ -16,7 +16,7 @@ def record_unsubscribes(lake: LakeResource, events: pl.DataFrame, secret: str) -
     """Add an `unsubscribed` suppression per user who unsubscribed in `events` (idempotent); returns the
     rows of `events` the table holds now (SUPPRESSIONS_SCHEMA: added now, or by an earlier attempt of the
     same batch), which the state store takes."""
-    rows = unsubscribe_rows(events, secret)
+    rows = unsubscribe_rows(events, secret, _claims(lake, events))
     if rows.height == 0:
         return rows
     existing = lake.read("suppressions", SUPPRESSIONS_SCHEMA)
@@ -25,9 +25,30 @@ def record_unsubscribes(lake: LakeResource, events: pl.DataFrame, secret: str) -
     return pl.concat([new, rows.join(existing, on=list(SUPPRESSIONS_SCHEMA), how="semi")])
 
 
-def unsubscribe_rows(events: pl.DataFrame, secret: str) -> pl.DataFrame:
-    """One `unsubscribed` row per user who unsubscribed in `events`, since their first such event."""
-    unsubscribed = events.filter((pl.col("event_name") == "Unsubscribed") & pl.col("user_id").is_not_null())
+def _anonymous_unsubscribes(events: pl.DataFrame) -> pl.Series:
+    unsubscribed = (pl.col("event_name") == "Unsubscribed") & pl.col("user_id").is_null()
+    return events.filter(unsubscribed)["anonymous_id"].drop_nulls().unique()
+
+
+def _claims(lake: LakeResource, events: pl.DataFrame) -> dict[str, str]:
+    """anonymous id -> the user that claims it (its earliest identities edge, ties to the smaller user id,
+    as profiles resolve it), for the anonymous ids that unsubscribed in `events` without a user id. The
+    batch's own edges are in `identities` already: the ingest merges them first."""
+    anons = _anonymous_unsubscribes(events)
+    if anons.is_empty():
+        return {}
+    edges = lake.read("identities", IDENTITIES_SCHEMA).filter(pl.col("anonymous_id").is_in(anons.implode()))
+    first = edges.sort("first_seen_at", "user_id").unique("anonymous_id", keep="first", maintain_order=True)
+    return dict(first.select("anonymous_id", "user_id").iter_rows())
+
+
+def unsubscribe_rows(events: pl.DataFrame, secret: str, claims: dict[str, str] | None = None) -> pl.DataFrame:
+    """One `unsubscribed` row per user who unsubscribed in `events`, since their first such event; an
+    `Unsubscribed` with only an anonymous id counts for the user `claims` says claims it (found by review:
+    a preference centre's unsubscribe from a browser that had logged in suppressed nobody)."""
+    user = pl.coalesce("user_id", pl.col("anonymous_id").replace_strict(claims or {}, default=None))
+    unsubscribed = events.filter(pl.col("event_name") == "Unsubscribed").with_columns(user.alias("user_id"))
+    unsubscribed = unsubscribed.filter(pl.col("user_id").is_not_null())
     first = unsubscribed.group_by("user_id").agg(pl.col("event_ts").min().alias("since"))
     rows = pl.DataFrame(
         {
