@@ -7,6 +7,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from transforms.erasure.records import suppressed, user_key
+from transforms.profiles.merge import claims
 from transforms.schema import IDENTITIES_SCHEMA, SUPPRESSIONS_SCHEMA
 
 UNSUBSCRIBED = "unsubscribed"
@@ -31,15 +32,14 @@ def _anonymous_unsubscribes(events: pl.DataFrame) -> pl.Series:
 
 
 def _claims(lake: LakeResource, events: pl.DataFrame) -> dict[str, str]:
-    """anonymous id -> the user that claims it (its earliest identities edge, ties to the smaller user id,
-    as profiles resolve it), for the anonymous ids that unsubscribed in `events` without a user id. The
-    batch's own edges are in `identities` already: the ingest merges them first."""
+    """anonymous id -> the user that claims it, as profiles resolve it, for the anonymous ids that
+    unsubscribed in `events` without a user id. The batch's own edges are in `identities` already: the
+    ingest merges them first."""
     anons = _anonymous_unsubscribes(events)
     if anons.is_empty():
         return {}
-    edges = lake.read("identities", IDENTITIES_SCHEMA).filter(pl.col("anonymous_id").is_in(anons.implode()))
-    first = edges.sort("first_seen_at", "user_id").unique("anonymous_id", keep="first", maintain_order=True)
-    return dict(first.select("anonymous_id", "user_id").iter_rows())
+    edges = lake.scan("identities", IDENTITIES_SCHEMA).filter(pl.col("anonymous_id").is_in(anons.implode()))
+    return claims(edges.collect())
 
 
 def unsubscribe_rows(events: pl.DataFrame, secret: str, claims: dict[str, str] | None = None) -> pl.DataFrame:

@@ -20,7 +20,7 @@ from resources.lake import LakeResource
 from resources.state import StateStore
 from stores.state.namespaces import VALUE_SCHEMAS
 from stores.state.profiles import lake_states
-from transforms.profiles.merge import merge_partials
+from transforms.profiles.merge import claims, merge_partials
 from transforms.profiles.state import ANON, PARTIAL_SCHEMA, canonical
 from transforms.schema import UTC_TS
 from transforms.state import StateChanges, decode, encode, store_key
@@ -32,13 +32,6 @@ class NeedsLake(RuntimeError):
 
 
 EDGES = {"anonymous_id": pl.String(), "user_id": pl.String(), "first_seen_at": UTC_TS}
-
-
-def _claims(links: pl.DataFrame) -> dict[str, str]:
-    """anonymous id -> the user that claims it: the earliest edge, ties to the smaller user id
-    (as `transforms.profiles.merge.resolve`)."""
-    first = links.sort("first_seen_at", "user_id").unique("anonymous_id", keep="first", maintain_order=True)
-    return dict(first.select("anonymous_id", "user_id").iter_rows())
 
 
 def _stored_links(store: StateStore, anons: list[str]) -> pl.DataFrame:
@@ -104,7 +97,7 @@ def profile_changes(
         {p.removeprefix(ANON) for p in batch["principal"] if p.startswith(ANON)} | set(edges["anonymous_id"])
     )
     before_links = _stored_links(store, anons)
-    before, after = _claims(before_links), _claims(_with_edges(before_links, edges))
+    before, after = claims(before_links), claims(_with_edges(before_links, edges))
     moved = {a: u for a, u in before.items() if after.get(a) != u}
     again = set(moved.values()) | {after[a] for a in moved}  # merged again from the lake
     newly = {a: u for a, u in after.items() if a not in before and u not in again}

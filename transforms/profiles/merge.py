@@ -32,12 +32,22 @@ from transforms.profiles.state import (
 )
 
 
+def first_claims(identities: pl.DataFrame) -> pl.DataFrame:
+    """The identities edge that claims each anonymous id: the earliest, ties to the smaller user id."""
+    return identities.sort("first_seen_at", "user_id").unique(
+        "anonymous_id", keep="first", maintain_order=True
+    )
+
+
+def claims(identities: pl.DataFrame) -> dict[str, str]:
+    """anonymous id -> the user that claims it (`first_claims`)."""
+    return dict(first_claims(identities).select("anonymous_id", "user_id").iter_rows())
+
+
 def resolve(partial: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
     """Partials re-keyed to user ids where an identities edge links their anonymous principal."""
-    links = (
-        identities.sort("first_seen_at", "user_id")
-        .unique("anonymous_id", keep="first", maintain_order=True)  # the first identify claims it
-        .select((pl.lit(ANON) + pl.col("anonymous_id")).alias("principal"), pl.col("user_id").alias("_to"))
+    links = first_claims(identities).select(
+        (pl.lit(ANON) + pl.col("anonymous_id")).alias("principal"), pl.col("user_id").alias("_to")
     )
     return (
         partial.join(links, on="principal", how="left")
