@@ -10,6 +10,7 @@ from assets.clock import EngineConfig, engine_clock
 from assets.triggers import DECISIONS_GROUP
 from resources.email import EmailProviderResource
 from resources.lake import LakeResource
+from resources.landing import LandingResource
 from resources.secrets import SecretsResource
 from resources.shop import ShopResource
 from resources.state import StateResource
@@ -30,6 +31,7 @@ def sends(
     config: EngineConfig,
     lake: LakeResource,
     state: StateResource,
+    landing: LandingResource,
     secrets: SecretsResource,
     email: EmailProviderResource,
     shop: ShopResource,
@@ -37,7 +39,9 @@ def sends(
     """Enqueue new `send` decisions, then render and deliver every due outbox row."""
     now, offset = engine_clock(config)
     with lake.decide_lock(), email.client() as client:  # the decide lane (#15): ingest never waits on it
-        report = run_sends(lake, state, _sender(email, shop, secrets, client), now=now, offset=offset)
+        report = run_sends(
+            lake, state, landing, _sender(email, shop, secrets, client), now=now, offset=offset
+        )
     until = datetime.now(UTC) + offset  # the step's end on the run's clock, as `sent_at` is written
     summary = run_summary(report.rows)
     context.log.info(

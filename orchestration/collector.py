@@ -78,19 +78,23 @@ def collector_config(settings: Settings, args: argparse.Namespace, keys: tuple[s
 def profile_api(settings: Settings, key: str | None) -> ProfileApi:
     """The profile API over this home's state store (off, answering 503, when `key` is None)."""
     from resources.lake import LakeResource
+    from resources.landing import LandingResource
     from resources.shop import ShopResource
     from resources.state import StateResource
     from services.collector.profile_store import ProfileStore
     from services.collector.profiles import ProfileApi
+    from stores.ingest import reflected_as_of
     from stores.sends import read_bestsellers
 
     lake, shop = LakeResource(uri=settings.lake_uri), ShopResource()  # the shop the send stage uses
+    landing = LandingResource(uri=settings.landing_uri)
     return ProfileApi(
         store=ProfileStore(StateResource(uri=settings.state_store_uri), secret=ensure_secret(settings.home)),
         api_key=key,
         shop=shop.shop(),
         staleness=timedelta(hours=shop.staleness_hours),
         bestsellers=lambda now: read_bestsellers(lake, now),
+        reflected=lambda reader, now: reflected_as_of(landing, reader, now, timedelta(0)),
     )
 
 

@@ -13,14 +13,14 @@ import logging
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
 import polars as pl
 
 from resources.lake import LakeResource
 from resources.landing import LandedFile, LandingResource
-from resources.state import StateResource, StateStore
+from resources.state import StateReader, StateResource, StateStore
 from stores.identities import merge_identities
 from stores.ingest_files import (
     CHANGED,
@@ -56,6 +56,7 @@ from transforms.ingest.batch import (
     RETRYING,
     commit_groups,
     pending_files,
+    reflected_until,
 )
 from transforms.ingest.events import dedupe_dates, identity_edges
 from transforms.ingest.files import FileResult, assemble_batch
@@ -101,6 +102,16 @@ def backlog(
     `lakemail status` see waiting."""
     landed = landed_frame(landed_files(landing))
     return landed, pending_files(landed, lake.read("ingest_log", INGEST_LOG_SCHEMA, BACKLOG_READ), now)
+
+
+def reflected_as_of(
+    landing: LandingResource, reader: StateReader, now: datetime, offset: timedelta
+) -> datetime:
+    """On the run's clock (`now`; `offset` places wall-clock landing times on it): the moment the state
+    store `reader` sees reflects every landed line up to (`transforms.ingest.batch.reflected_until`)."""
+    landed = landed_frame(landed_files(landing))
+    taken = landed_log(reader, landed["source_file"].to_list(), BACKLOG_READ)
+    return reflected_until(landed, taken, now - offset) + offset
 
 
 def ingest(

@@ -24,8 +24,10 @@ from functools import partial
 import polars as pl
 
 from resources.lake import LakeResource
+from resources.landing import LandingResource
 from resources.state import StateResource
 from stores.decide import reads
+from stores.ingest import reflected_as_of
 from stores.sends_delivery import AttemptMarkers, Delivery, Sender, SendsReport
 from transforms.profiles.derive import derive
 from transforms.profiles.partials import principal
@@ -49,6 +51,7 @@ BESTSELLER_WINDOW = timedelta(days=7)
 def run_sends(
     lake: LakeResource,
     state: StateResource,
+    landing: LandingResource,
     sender: Sender,
     *,
     now: datetime,
@@ -56,7 +59,7 @@ def run_sends(
 ) -> SendsReport:
     """Enqueue new `send` decisions, then deliver every row due at `now` (under the writer lock)."""
     enqueued = enqueue(lake, provider=sender.provider.name, now=now)
-    report = deliver_due(lake, state, sender, now=now, offset=offset)
+    report = deliver_due(lake, state, landing, sender, now=now, offset=offset)
     report.enqueued = enqueued
     return report
 
@@ -122,6 +125,7 @@ def due_rows(lake: LakeResource, now: datetime, *, lookups: bool) -> pl.DataFram
 def deliver_due(
     lake: LakeResource,
     state: StateResource,
+    landing: LandingResource,
     sender: Sender,
     *,
     now: datetime,
@@ -133,7 +137,7 @@ def deliver_due(
     if rows.height == 0:
         return report
     markers = AttemptMarkers.for_lake(lake)
-    world = read_world(lake, state, rows, markers, secret=sender.secret, now=now)
+    world = read_world(lake, (state, landing), rows, markers, secret=sender.secret, now=now, offset=offset)
     planned = _plan(lake, rows, world, sender, now)
     delivery = Delivery(sender, markers, now, offset, report)
     delivery.changed += [
@@ -162,20 +166,25 @@ def _plan(
 
 def read_world(
     lake: LakeResource,
-    state: StateResource,
+    stores: tuple[StateResource, LandingResource],
     rows: pl.DataFrame,
     markers: AttemptMarkers,
     *,
     secret: str,
     now: datetime,
+    offset: timedelta,
 ) -> SendWorld:
     """The facts the due rows are checked against, as they stand at `now`: the shoppers' state, customers,
-    suppressions and the catalog from one snapshot of the state store, their decisions from the log."""
+    suppressions and the catalog from one snapshot of the state store, their decisions from the log.
+    The profiles are as of the moment that snapshot reflects every landed line up to (a stalled ingest
+    makes them stale, and their emails generic)."""
     users = sorted(set(rows["user_id"].drop_nulls()))
+    state, landing = stores
     with state.reader() as reader:
         runs = reads.rows_of(reader, "decided_triggers", rows["trigger_id"], DECIDED_SCHEMA)
         state_rows, _ = reads.profile_state(reader, users)
-        profiles = derive(state_rows, reads.customers(reader, users), now)
+        as_of = reflected_as_of(landing, reader, now, offset)
+        profiles = derive(state_rows, reads.customers(reader, users), as_of)
         catalog = reads.catalog(reader, None)
         suppressed = reads.suppressed_users(reader, profiles, secret)
     decided = decided_rows(lake, rows["trigger_id"], runs)

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -31,15 +31,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
+from resources.state import StateReader
 from services.collector.profile_store import NoStore, Profile, ProfileStore
 from transforms.sends.content import CART_KINDS, KINDS, PRODUCT_KINDS, Content, Shop, build_content
 from transforms.sends.rows import trigger_facts
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 PROFILE_ROUTE = "/v1/profiles/{user_id}"
 CONTENT_ROUTE = "/v1/profiles/{user_id}/content"
 LOOKUP_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BESTSELLERS_SECONDS = 300.0  # bestsellers are read from the lake at most this often
+REFLECTED_SECONDS = 5.0  # the landing zone is listed for a profile's freshness at most this often
 HEADERS = {"Cache-Control": "no-store"}
 
 
@@ -52,26 +55,31 @@ class ProfileApi:
     shop: Shop
     staleness: timedelta = timedelta(hours=72)
     bestsellers: Callable[[datetime], list[str]] | None = None  # the send stage's ranking (reads the lake)
+    # The moment the store reflects every landed line up to (`stores.ingest.reflected_as_of`): a stalled
+    # ingest makes the profile stale and its content generic, as at send time.
+    reflected: Callable[[StateReader, datetime], datetime] | None = None
 
 
 @dataclass
-class _Bestsellers:
-    """The bestseller ranking, read when an email first falls back to it and kept BESTSELLERS_SECONDS."""
+class _Kept(Generic[T]):
+    """A value read when first needed and kept `seconds` (a failed read keeps the last one, or `value`)."""
 
-    read: Callable[[datetime], list[str]] | None
+    read: Callable[..., T] | None
+    seconds: float
+    value: T
+    what: str
     lock: threading.Lock = field(default_factory=threading.Lock)
-    ranked: Sequence[str] = ()
     read_at: float = float("-inf")
 
-    def get(self, now: datetime) -> Sequence[str]:
+    def get(self, *args: Any) -> T:
         with self.lock:
-            if self.read is not None and time.monotonic() - self.read_at > BESTSELLERS_SECONDS:
+            if self.read is not None and time.monotonic() - self.read_at > self.seconds:
                 try:
-                    self.ranked = self.read(now)
-                except Exception as error:  # no ranking: the email still has its fallback recorded
-                    log.warning("bestsellers could not be read: %s", type(error).__name__)
+                    self.value = self.read(*args)
+                except Exception as error:  # the email still has its fallback recorded
+                    log.warning("%s could not be read: %s", self.what, type(error).__name__)
                 self.read_at = time.monotonic()
-            return self.ranked
+            return self.value
 
 
 def _authorized(expected: str, header: str | None) -> bool:
@@ -118,7 +126,11 @@ class _Routes:
     (and taking it back) costs. Content is built in the thread pool (it reads the catalog, renders)."""
 
     def __init__(self, api: ProfileApi, registry: CollectorRegistry) -> None:
-        self.api, self.bestsellers = api, _Bestsellers(api.bestsellers)
+        self.api = api
+        self.bestsellers: _Kept[Sequence[str]] = _Kept(
+            api.bestsellers, BESTSELLERS_SECONDS, (), "bestsellers"
+        )
+        self.reflected: _Kept[datetime | None] = _Kept(api.reflected, REFLECTED_SECONDS, None, "landing zone")
         self.lookups = Counter(
             "lakemail_profile_lookups_total",
             "Profile API requests by route template and outcome (found, not_found, unauthorized, ...).",
@@ -172,13 +184,15 @@ class _Routes:
         asked = _email_of(profile, kind, product_id)
         if isinstance(asked, Response):
             return asked
+        now = datetime.now(UTC)
         with api.store.reading() as snap:
             catalog = api.store.catalog(snap)
-        now = datetime.now(UTC)
+            reflected = self.reflected.get(snap.store, now)
+        row = profile.row if reflected is None else {**profile.row, "as_of": min(reflected, now)}
 
         def build(ranked: Sequence[str]) -> Content:
             return build_content(
-                asked[0], profile=profile.row, trigger=asked[1], catalog=catalog, bestsellers=ranked,
+                asked[0], profile=row, trigger=asked[1], catalog=catalog, bestsellers=ranked,
                 now=now, shop=api.shop, staleness=api.staleness,
             )  # fmt: skip
 
@@ -187,7 +201,7 @@ class _Routes:
             content = build(self.bestsellers.get(now))
         context = {k: v for k, v in content.context.items() if k != "shop"}
         body = {"kind": asked[0], "aborted": content.aborted, "fallbacks": content.fallbacks, **context}
-        return _json({**body, "as_of": profile.row["as_of"], "batch": profile.stamps.get("ingest")})
+        return _json({**body, "as_of": row["as_of"], "batch": profile.stamps.get("ingest")})
 
 
 def _not_found() -> Response:

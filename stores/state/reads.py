@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import polars as pl
 
-from resources.state import StateStore
+from resources.state import StateReader, StateStore
 from stores.state.namespaces import LANDED_RECORD, VALUE_SCHEMAS
 from transforms.schema import INGEST_LOG_SCHEMA
 from transforms.state import MAX_KEY_BYTES, decode, store_key
 
 
-def landed_log(store: StateStore, paths: list[str], columns: list[str]) -> pl.DataFrame:
+def landed_log(store: StateReader, paths: list[str], columns: list[str]) -> pl.DataFrame:
     """The `ingest_log` rows (`columns` of INGEST_LOG_SCHEMA) of the files at `paths`, from the store."""
     schema = {c: INGEST_LOG_SCHEMA[c] for c in columns}
     found = store.get_many("landed_files", paths)

@@ -15,6 +15,7 @@ from transforms.ingest.batch import (
     decide_batch,
     failed_attempts,
     pending_files,
+    reflected_until,
     retry_after,
 )
 from transforms.schema import INGEST_LOG_SCHEMA
@@ -81,6 +82,19 @@ def test_a_file_that_failed_and_lands_again_is_taken_again() -> None:
     later = AT + timedelta(seconds=3)
     pending = pending_files(landed(("events/a", 10), at=later), log(("events/a", 10), status="failed"))
     assert pending["source_file"].to_list() == ["events/a"]
+
+
+def test_the_lake_reflects_landed_lines_up_to_the_oldest_file_not_taken_or_retrying() -> None:
+    now, old, older = AT + timedelta(days=5), AT + timedelta(days=1), AT
+    taken = landed(("events/a", 10), at=older)
+    assert reflected_until(taken, log(("events/a", 10), at=older), now) == now  # all taken: current
+    both = pl.concat([taken, landed(("events/b", 5), at=old)])
+    assert reflected_until(both, log(("events/a", 10), at=older), now) == old  # b's lines are missing
+    retrying = log(("events/a", 10), status="retrying", at=older)
+    assert reflected_until(taken, retrying, now) == older  # still to come
+    gave_up = pl.concat([retrying, log(("events/a", 10), status="failed", batch=2, at=older)])
+    assert reflected_until(taken, gave_up, now) == now  # never to come: not waited for
+    assert reflected_until(landed(("events/a", 10), at=now + timedelta(hours=1)), log(), now) == now
 
 
 def test_one_run_for_everything_pending() -> None:

@@ -96,6 +96,18 @@ def pending_files(
     )
 
 
+def reflected_until(landed: pl.DataFrame, ingest_log: pl.DataFrame, now: datetime) -> datetime:
+    """The moment the lake (and the state store) reflects every landed line up to: the landing time of
+    the oldest landed file (LANDED_SCHEMA) not taken yet or failing transiently, else `now`. A file that
+    failed for good is not waited for: its lines will never come (`lakemail retry` takes it again)."""
+    key = ["source_file", "bytes", "landed_at"]
+    new = landed.join(ingest_log.select(key), on=key, how="anti")["landed_at"]
+    failing = failed_attempts(ingest_log).filter(pl.col("status") == RETRYING)["source_file"]
+    retrying = landed.filter(pl.col("source_file").is_in(failing.implode()))["landed_at"]
+    oldest = pl.concat([new, retrying]).min()
+    return min(now, oldest) if isinstance(oldest, datetime) else now
+
+
 def batch_run_key(pending: pl.DataFrame) -> str:
     """Deterministic run key of a batch manifest: the same files, sizes, landing times and attempts give
     the same key (a file landed again, or due again after a failure, gives a new one)."""
