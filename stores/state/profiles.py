@@ -14,7 +14,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from stores.profiles import lake_partials
-from transforms.profiles.merge import merge_partials, resolve
+from transforms.profiles.merge import first_claims, merge_partials, resolve
 from transforms.profiles.state import ANON, PARTIAL_SCHEMA, canonical
 from transforms.schema import IDENTITIES_SCHEMA
 from transforms.state import decode, encode
@@ -43,10 +43,8 @@ def lake_states(lake: LakeResource, users: list[str]) -> pl.DataFrame:
 
 def claims(identities: pl.DataFrame) -> pl.DataFrame:
     """principal (`anon:<id>`) -> the user id that claims it, as `transforms.profiles.merge.resolve` does."""
-    return (
-        identities.sort("first_seen_at", "user_id")
-        .unique("anonymous_id", keep="first", maintain_order=True)
-        .select((pl.lit(ANON) + pl.col("anonymous_id")).alias("principal"), pl.col("user_id").alias("_to"))
+    return first_claims(identities).select(
+        (pl.lit(ANON) + pl.col("anonymous_id")).alias("principal"), pl.col("user_id").alias("_to")
     )
 
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 import polars as pl
 
 from transforms.measure.tables import ATTRIBUTIONS_SCHEMA, CLICK_EVENT, CLICK_RULE, ORDER_EVENT, SEND_RULE
+from transforms.profiles.merge import claims
 
 ORDER_COLUMNS = ("order_event_id", "order_id", "user_id", "converted_at", "revenue", "currency")
 EVENT_COLUMNS = [
@@ -30,9 +31,7 @@ EVENT_COLUMNS = [
 
 def resolve_users(identities: pl.DataFrame) -> pl.Expr:
     """The user of each row: its `user_id`, else the user its `anonymous_id` was stitched to first."""
-    first = identities.sort("first_seen_at", "user_id").unique("anonymous_id", keep="first")
-    mapping = dict(zip(first["anonymous_id"], first["user_id"], strict=True))
-    stitched = pl.col("anonymous_id").replace_strict(mapping, default=None, return_dtype=pl.String)
+    stitched = pl.col("anonymous_id").replace_strict(claims(identities), default=None, return_dtype=pl.String)
     return pl.coalesce(pl.col("user_id"), stitched)
 
 
