@@ -64,6 +64,7 @@ class Profile:
 
     row: Mapping[str, Any]
     stamps: Mapping[str, int]
+    state: bytes = b""  # its merged state as the store holds it (JSON), read in the same transaction
 
 
 class ProfileStore:
@@ -133,7 +134,7 @@ class ProfileStore:
             stamps = reader.stamps()
         values = {u: (states.get(u, b""), crms.get(u, b"")) for u in known if u not in erased}
         for user, row in self._derived(values, snap).items():
-            found[user] = Profile(row, stamps)
+            found[user] = Profile(row, stamps, values[user][0])
         return found
 
     def _erased(self, store: StateReader, user_ids: Sequence[str]) -> set[str]:

@@ -5,7 +5,8 @@ Bearer `LAKEMAIL_API_KEY`, compared in constant time: 401 without it or with ano
 while the key is unset (the API is off: person data never goes out unauthenticated, and tracking keeps
 working). 404 for an unknown, anonymous-only or erased user. `/content` is what an email of `kind`
 (default: `abandoned_cart` when the shopper has a cart, else `welcome`) would say right now: the send
-stage's own `build_content` over the store's profile and catalog, with the fallbacks it used.
+stage's own `build_content` over the store's profile and catalog, with the fallbacks it used; a
+`post_purchase` one is the email of the shopper's latest order, with the facts its decision carries.
 
 Nothing here logs a user id (uvicorn's access log is off, services.server); the metrics' labels are
 the route templates and outcomes, never an id.
@@ -35,6 +36,7 @@ from resources.state import StateReader
 from services.collector.profile_store import NoStore, Profile, ProfileStore
 from transforms.sends.content import CART_KINDS, KINDS, PRODUCT_KINDS, Content, Shop, build_content
 from transforms.sends.rows import trigger_facts
+from transforms.triggers.rules.lifecycle import order_detail
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -116,8 +118,20 @@ def _email_of(profile: Profile, kind: str | None, product_id: str | None) -> Any
         return _error(400, "unknown_kind", f"kind is one of {', '.join(KINDS)}")
     if kind in PRODUCT_KINDS and not product_id:
         return _error(400, "product_id_required", f"a {kind} email is about a product: give ?product_id=")
+    if kind == "post_purchase":
+        return kind, trigger_facts(_latest_order(profile.state))
     anchor = row.get("cart_id") if kind in CART_KINDS else product_id
     return kind, trigger_facts({"anchor": anchor})
+
+
+def _latest_order(state: bytes) -> dict[str, Any]:
+    """The post_purchase decision of the shopper's latest order (ties: the greatest order id), as the
+    rule writes it (`order_detail`): anchor and detail; none when the shopper has not ordered."""
+    orders = [o for o in (orjson.loads(state).get("orders") or ()) if o] if state else []
+    if not orders:
+        return {"anchor": None}
+    latest = max(orders, key=lambda o: (o.get("ordered_at") or 0, o.get("order_id") or ""))
+    return {"anchor": latest.get("order_id"), "detail": order_detail(latest.get("products"))}
 
 
 class _Routes:

@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 from resources.state import StateResource
 from stores.decide.sync import DECISION_NAMESPACES
 from stores.state.rebuild import check, rebuild
+from stores.triggers import engine_world, run_snapshot
 from tests.lake.decide_examples import UNSUBSCRIBED_ABANDONER
-from tests.lake.decide_harness import Shop, csv, sorted_rows
+from tests.lake.decide_harness import POLICY, SECRET, Shop, csv, sorted_rows
 from tests.story import message
 from transforms.schema import PENDING_DECISIONS
+from transforms.triggers.decide import evaluate
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday, noon UTC
 USERS = ("u1", "u2", "u3")
@@ -53,7 +55,9 @@ def an_event(draw: st.DrawFn, when: datetime) -> dict:
         return message("Checkout Started", when, user=user, anon=anon, cart_id=cart)
     if kind == "order":
         order = f"o-{cart}-{when.timestamp():.0f}"
-        fields = {"cart_id": cart, "order_id": order, "revenue": 10.0, "products": [{"product_id": product}]}
+        lines = draw(st.lists(st.sampled_from(PRODUCTS), min_size=1, max_size=3))  # in any order, repeated
+        bought = [{"product_id": p} for p in lines]
+        fields = {"cart_id": cart, "order_id": order, "revenue": 10.0, "products": bought}
         return message("Order Completed", when, user=user, anon=anon, **fields)
     return message("Unsubscribed", when, user=user)
 
@@ -111,3 +115,26 @@ def test_a_live_store_and_a_rebuilt_one_decide_the_same(history: list) -> None:
             assert sorted_rows(shop.engine(now).rows).equals(sorted_rows(live))
             assert decided_twice(shop) == []
             assert decision_lane_equal(shop) == {}
+
+
+def test_a_post_purchase_decision_notes_its_orders_products_alike_from_the_store_and_the_lake() -> None:
+    """The engine decides from the store; `lakemail replay` decides again from the lake (`engine_world`):
+    the same `detail`, the order's products in the order's own order, each once."""
+    with tempfile.TemporaryDirectory() as folder:
+        shop = Shop(Path(folder) / "shop")
+        bought = [{"product_id": p} for p in ("p2", "p1", "p2")]
+        events = [
+            message("identify", START, user="u1", email="u1@example.com", marketing_consent=True),
+            message("Order Completed", START, user="u1", order_id="o1", products=bought),
+        ]
+        now = START + timedelta(minutes=5)
+        shop.batch("b0", events, now)
+        report = shop.engine(now)
+        seen = run_snapshot(shop.lake, report.evaluation)
+        assert seen is not None
+        world = engine_world(seen, now=now, secret=SECRET, policy=POLICY, evaluation=report.evaluation)
+
+        def detail(rows: pl.DataFrame) -> list[str | None]:
+            return rows.filter(pl.col("kind") == "post_purchase")["detail"].to_list()
+
+        assert detail(report.rows) == detail(evaluate(world)) == ['{"products":["p2","p1"]}']

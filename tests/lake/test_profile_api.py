@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import orjson
 import polars as pl
 import pytest
 
@@ -24,13 +25,16 @@ from services.collector.profiles import ProfileApi
 from services.server import ServerThread
 from stores.erasure.requests import erase_user
 from stores.ingest import ingest
-from stores.profiles import customers_for
+from stores.profiles import customers_for, state_for
 from stores.state.profiles import profile_buckets
 from stores.state.rebuild import check, rebuild
 from tests.profile_shop import ADA, ADA_ANON, API_KEY, GHOST, NONAME, added, build_shop, headers, message
 from transforms.profiles.derive import derive
 from transforms.schema import CATALOG_SCHEMA
 from transforms.sends.content import build_content
+from transforms.sends.rows import trigger_facts
+from transforms.triggers.rules.base import RuleContext
+from transforms.triggers.rules.lifecycle import post_purchase_candidates
 
 SECRET = "test-secret"
 UNSUBSCRIBE = "https://shop.example/unsubscribe/t"
@@ -174,6 +178,40 @@ def test_after_identify_stitches_an_anonymous_cart_the_profile_has_it(
     profile = client.get("/v1/profiles/u-late", headers=headers()).json()
     assert profile["cart_id"] == "cart-late" and profile["cart_items"][0]["product_id"] == "p-2"
     assert profile["batch"] == 2
+
+
+def test_a_post_purchase_preview_is_the_email_of_the_latest_order(
+    client: httpx.Client, lake: LakeResource, landing: LandingResource, state: StateResource
+) -> None:
+    """Ada bought a belt two months ago (`p-0`: her purchases' first, alphabetically) and sandals now:
+    the preview cross-sells shoes, as the email of the sandals' order will (its decision's facts)."""
+    belt = {"product_id": "p-0", "name": "Belt", "category": "accessories", "price": 30.0, "stock": 4}
+    landing.land("catalog/more.ndjson", orjson.dumps(belt) + b"\n")
+    orders = [
+        message(
+            "Order Completed", 60 * 24 * 60, user=ADA, order_id="o-old", products=[{"product_id": "p-0"}]
+        ),
+        message("Order Completed", 10, user=ADA, order_id="o-new", products=[{"product_id": "p-1"}]),
+    ]
+    landing.land("events/orders.ndjson", b"\n".join(orders) + b"\n")
+    ingest(lake, landing)
+    rebuild(lake, state)
+    served = client.get(f"/v1/profiles/{ADA}/content?kind=post_purchase", headers=headers()).json()
+    assert served["aborted"] is None and [r["name"] for r in served["recommendations"]] == ["Boot"]
+
+    now = datetime.now(UTC)
+    merged, _ = state_for(lake, [ADA])
+    catalog = lake.read("catalog", CATALOG_SCHEMA)
+    rule = RuleContext(merged, now, timedelta(days=3), catalog, pl.DataFrame(), pl.DataFrame())
+    [decision] = post_purchase_candidates(rule).to_dicts()  # the old order is past its email
+    assert decision["anchor"] == "o-new"
+    shop = ShopResource()
+    made = build_content(
+        "post_purchase", profile=derive(merged, customers_for(lake, [ADA]), now).row(0, named=True),
+        trigger=trigger_facts(decision), catalog=catalog, bestsellers=[], now=now, shop=shop.shop(),
+        staleness=timedelta(hours=shop.staleness_hours),
+    )  # fmt: skip
+    assert served["recommendations"] == made.context["recommendations"]
 
 
 def test_after_erasure_the_api_says_404_and_the_store_equals_the_lake(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -135,14 +134,11 @@ def _cart_line(
 
 def cart_of(kind: str, trigger: Mapping[str, Any]) -> str | None:
     """The cart an email is about: a cart email's anchor; a checkout's cart when the checkout named one
-    (Segment's spec puts `order_id` / `checkout_id` on checkouts: then it is the shopper's open cart)."""
+    (the trigger facts' `cart_id`; Segment's spec puts `order_id` / `checkout_id` on checkouts: then it
+    is the shopper's open cart)."""
     if kind == "abandoned_cart":
         return trigger.get("anchor")
-    try:
-        detail = json.loads(trigger.get("detail") or "{}")
-    except ValueError:
-        return None
-    return detail.get("cart_id") if isinstance(detail, dict) else None
+    return trigger.get("cart_id") if kind == "abandoned_checkout" else None
 
 
 def _cart_part(

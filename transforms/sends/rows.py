@@ -77,14 +77,21 @@ def outbox_rows(
 
 
 def trigger_facts(trigger: Mapping[str, Any]) -> dict[str, Any]:
-    """The decision's facts content needs: its anchor and what the rule noted in `detail`."""
+    """The decision's facts content needs: its anchor and what the rule noted in `detail` (a price
+    drop's old price, the cart a checkout named, the products of a post_purchase's order)."""
     facts: dict[str, Any] = {"anchor": trigger.get("anchor")}
     try:
         detail = json.loads(trigger.get("detail") or "{}")
     except json.JSONDecodeError:
         detail = {}
-    if isinstance(detail, dict) and isinstance(detail.get("old"), int | float):
+    if not isinstance(detail, dict):
+        return facts
+    if isinstance(detail.get("old"), int | float):
         facts["old_price"] = float(detail["old"])
+    if isinstance(detail.get("cart_id"), str):
+        facts["cart_id"] = detail["cart_id"]
+    if isinstance(products := detail.get("products"), list):
+        facts["products"] = [p for p in products if isinstance(p, str)]
     return facts
 
 

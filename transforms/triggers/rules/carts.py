@@ -75,7 +75,8 @@ def checkout_candidates(context: RuleContext) -> pl.DataFrame:
     """Every checkout started recently; due `delay` after its (latest) start."""
     facts = _recent(checkouts(context.state), "started_at", context, timedelta(hours=24))
     # The cart it named, if any: the email shows that cart, or the shopper's open one (spec shape).
-    named = pl.when(pl.col("cart_id").is_not_null()).then(pl.format('{{"cart_id": "{}"}}', "cart_id"))
+    # Encoded, not formatted: a cart id is the client's string, quotes and backslashes included.
+    named = pl.when(pl.col("cart_id").is_not_null()).then(pl.struct("cart_id").struct.json_encode())
     rows = facts.select(
         "principal",
         "anchor",
