@@ -42,7 +42,7 @@ from transforms.sends.plan import (
     wants_bestsellers,
 )
 from transforms.sends.rows import WAITING, outbox_rows
-from transforms.triggers.decide import exit_reasons_now
+from transforms.triggers.exits import exit_reasons_now
 from transforms.triggers.store_changes import DECIDED_SCHEMA
 
 BESTSELLER_WINDOW = timedelta(days=7)

@@ -206,14 +206,16 @@ def _history(lake: LakeResource, users: list[str], now: datetime) -> pl.DataFram
 
 
 def _with_decided(lake: LakeResource, world: World) -> World:
-    def decided(proposed: pl.Series) -> pl.Series:
+    def decided(proposed: pl.Series, decisions: pl.Expr) -> pl.Series:
         return (
             lake.scan("triggers", TRIGGERS_SCHEMA)
-            .filter(
-                pl.col("trigger_id").is_in(proposed.to_list()) & ~pl.col("decision").is_in(PENDING_DECISIONS)
-            )
+            .filter(pl.col("trigger_id").is_in(proposed.to_list()) & decisions)
             .select("trigger_id")
+            .unique()
             .collect()["trigger_id"]
         )
 
-    return with_decided(world, decided)
+    terminal = ~pl.col("decision").is_in(PENDING_DECISIONS)
+    return with_decided(
+        world, lambda ids: decided(ids, terminal), lambda ids: decided(ids, pl.col("decision") == "exited")
+    )

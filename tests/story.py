@@ -189,6 +189,7 @@ class Shop:
         )
         pending = latest.filter(pl.col("decision").is_in(PENDING_DECISIONS))
         decided = latest.filter(~pl.col("decision").is_in(PENDING_DECISIONS))["trigger_id"]
+        exited = latest.filter(pl.col("decision") == "exited")["trigger_id"]
         history = self.log.filter(pl.col("decision") == "send").select(
             "user_id", "kind", "anchor", "decided_at"
         )
@@ -200,6 +201,7 @@ class Shop:
             profiles=profiles,
             pending=pending,
             decided=decided,
+            exited=exited,
             history=history,
             suppressed=suppressed(profiles, self.suppressions, SECRET),
             catalog=self.catalog,

@@ -65,6 +65,12 @@ def decided_ids(reader: StateReader, trigger_ids: Iterable[str]) -> pl.Series:
     return pl.Series("trigger_id", sorted(reader.get_many("decided_triggers", trigger_ids)), dtype=pl.String)
 
 
+def exited_ids(reader: StateReader, trigger_ids: Iterable[str]) -> pl.Series:
+    """Of `trigger_ids`, those whose terminal decision is `exited`."""
+    found = decoded(reader.get_many("decided_triggers", trigger_ids), VALUE_SCHEMAS["decided_triggers"])[1]
+    return found.filter(pl.col("decision") == "exited")["trigger_id"].sort()
+
+
 def _links(reader: StateReader, side: str, keys: Iterable[str], own: str, other: str) -> pl.DataFrame:
     """identities edges from `identity_links` keyed `<side><id>` (`own`: the key's id, `other`: linked)."""
     names, values = decoded(

@@ -67,7 +67,11 @@ def store_world(
         batch_id=horizon,
         evaluation=evaluation,
     )
-    return with_decided(world, lambda proposed: reads.decided_ids(reader, proposed))
+    return with_decided(
+        world,
+        lambda proposed: reads.decided_ids(reader, proposed),
+        lambda decided: reads.exited_ids(reader, decided),
+    )
 
 
 def _history(reader: StateReader, users: list[str], now: datetime) -> pl.DataFrame:

@@ -127,7 +127,10 @@ def test_with_decided_runs_the_rules_once_and_proposes_what_propose_does(
         looked_up.append(sorted(ids.to_list()))
         return ids.filter(ids == first)
 
-    cached = with_decided(world, decided_of)
+    def exited_of(ids: pl.Series) -> pl.Series:  # none exited: no instance follows another
+        return ids.clear()
+
+    cached = with_decided(world, decided_of, exited_of)
     assert calls["n"] == len(RULES)
     assert looked_up == [sorted(fresh["trigger_id"].to_list())]
     assert cached.decided.to_list() == [first]

@@ -7,14 +7,15 @@ until its due time, then gets exactly one terminal decision; its log rows carry 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 import polars as pl
 
 from transforms.profiles.state import ANON
 from transforms.schema import PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS, batch_column
+from transforms.triggers.exits import Lookup, exit_waits, exits, looked_up, renewed
 from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, variants
 from transforms.triggers.rules import RULES, Rule, RuleContext
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA
@@ -45,6 +46,9 @@ class World:
     # Every rule's candidates before the `decided` filter, when a reader already proposed them to look
     # up which are decided (`with_decided`): the rules then run once per evaluation, not twice (#17).
     candidates: pl.DataFrame | None = None
+    # Of `decided`, the ids of renewing rules (`Rule.renews`) whose terminal decision is `exited`: such an
+    # instance is followed by a new one once its rule wants the anchor again (a refilled cart).
+    exited: pl.Series = field(default_factory=lambda: pl.Series("trigger_id", [], dtype=pl.String))
 
 
 def delay_for(rule: Rule, delays: dict[str, timedelta]) -> timedelta:
@@ -52,8 +56,10 @@ def delay_for(rule: Rule, delays: dict[str, timedelta]) -> timedelta:
 
 
 def propose(world: World) -> pl.DataFrame:
-    """Every rule's candidates from the state, minus those already decided (CANDIDATE_SCHEMA)."""
+    """Every rule's candidates from the state, minus those already decided (CANDIDATE_SCHEMA); one that
+    exited and is wanted again is proposed as the instance that follows it (`exits.renewed`)."""
     proposed = world.candidates if world.candidates is not None else all_candidates(world)
+    proposed = renewed(proposed, world.exited, lambda rule: _context(world, rule))
     return _one_per_id(proposed.filter(~pl.col("trigger_id").is_in(world.decided.implode())))
 
 
@@ -63,11 +69,14 @@ def all_candidates(world: World) -> pl.DataFrame:
     return pl.concat(frames) if frames else pl.DataFrame(schema=CANDIDATE_SCHEMA)
 
 
-def with_decided(world: World, decided_of: Callable[[pl.Series], pl.Series]) -> World:
+def with_decided(world: World, decided_of: Lookup, exited_of: Lookup) -> World:
     """`world` with `decided` looked up (`decided_of`: the decided ones among proposed trigger ids) and
-    its candidates kept, so that `propose` does not run the rules again."""
+    `exited` (`exited_of`: those whose decision is `exited`), the ids of instances that follow exited ones
+    included (`exits.looked_up`); its candidates kept, so that `propose` does not run the rules again."""
     candidates = all_candidates(world)
-    return replace(world, decided=decided_of(candidates["trigger_id"].unique()), candidates=candidates)
+    context_for = partial(_context, world)
+    decided, exited = looked_up(candidates, decided_of, exited_of, context_for)
+    return replace(world, decided=decided, exited=exited, candidates=candidates)
 
 
 def _one_per_id(proposed: pl.DataFrame) -> pl.DataFrame:
@@ -129,35 +138,7 @@ def _resolve_users(world: World, live: pl.DataFrame) -> pl.DataFrame:
 
 
 def _exit_reasons(world: World, live: pl.DataFrame) -> pl.Series:
-    return _exits(live, lambda rule: _context(world, rule))
-
-
-def _exits(live: pl.DataFrame, context_for: Callable[[Rule], RuleContext]) -> pl.Series:
-    reasons = pl.Series("exit_reason", [None] * live.height, dtype=pl.String)
-    indexed = live.with_row_index("_row")
-    for kind, rule in RULES.items():
-        subset = indexed.filter(pl.col("kind") == kind)
-        if subset.height == 0:
-            continue
-        found = rule.exit_reason(subset, context_for(rule))
-        reasons = reasons.scatter(subset["_row"], found)
-    return reasons
-
-
-def exit_reasons_now(
-    rows: pl.DataFrame, *, state: pl.DataFrame, catalog: pl.DataFrame, now: datetime
-) -> pl.Series:
-    """Each decided row's exit reason against the state now (null: still wanted), as rules define it.
-
-    The check right before an email goes out: an order, an emptied cart or a sold-out product since
-    the decision withdraws it. `rows` need trigger_id, kind, principal, anchor and first_event_at.
-    """
-
-    def context_for(rule: Rule) -> RuleContext:
-        empty = pl.DataFrame()
-        return RuleContext(state, now, rule.default_delay, catalog, empty, empty)
-
-    return _exits(rows, context_for)
+    return exits(live, lambda rule: _context(world, rule))
 
 
 def evaluate(world: World) -> pl.DataFrame:
@@ -167,6 +148,7 @@ def evaluate(world: World) -> pl.DataFrame:
         return pl.DataFrame(schema=TRIGGERS_SCHEMA)
     live = live.with_columns(_exit_reasons(world, live))
     live = live.with_columns(_merge_twins(live))
+    live = live.with_columns(exit_waits().alias("_exit_waits"))
     facts = world.profiles.select("user_id", "email", "marketing_consent", "timezone")
     live = live.join(facts, on="user_id", how="left")
     live = live.with_columns(
@@ -203,8 +185,10 @@ def _cooldown(world: World, live: pl.DataFrame) -> pl.Series:
 
 def _decide(live: pl.DataFrame, now: datetime) -> pl.DataFrame:
     at = pl.lit(now, dtype=UTC_TS)
+    # An exit its rule decides when due (an emptied cart) waits: held until due_at, then decided anew.
+    exiting = pl.col("exit_reason").is_not_null() & ~(pl.col("_exit_waits") & (pl.col("due_at") > at))
     rules: list[tuple[pl.Expr, str, pl.Expr]] = [
-        (pl.col("exit_reason").is_not_null(), "exited", pl.col("exit_reason")),
+        (exiting, "exited", pl.col("exit_reason")),
         (pl.col("due_at") > at, "held", pl.lit("waiting until due_at")),  # kept deferred below
         (at > pl.col("expires_at"), "expired", pl.lit("not sendable before expires_at")),
         (pl.col("user_id").is_null(), "no_address", pl.lit("anonymous shopper, never identified")),

@@ -19,7 +19,16 @@ RULES: dict[str, Rule] = {
     rule.kind: rule
     for rule in (
         Rule("abandoned_checkout", timedelta(minutes=30), 1, checkout_candidates, checkout_exit),
-        Rule("abandoned_cart", timedelta(hours=1), 2, cart_candidates, cart_exit, cooldown=timedelta(days=7)),
+        Rule(
+            "abandoned_cart",
+            timedelta(hours=1),
+            2,
+            cart_candidates,
+            cart_exit,
+            cooldown=timedelta(days=7),
+            exits_when_due=("cart_emptied",),
+            renews=True,
+        ),
         Rule("welcome", timedelta(0), 0, welcome_candidates, no_exit),
         Rule("back_in_stock", timedelta(0), 3, back_in_stock_candidates, stock_exit),
         Rule("price_drop", timedelta(0), 4, price_drop_candidates, price_exit),

@@ -23,6 +23,9 @@ CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+RENEWED = "renewed"  # the part that derives a follower's trigger id from the exited one's
+
+
 @dataclass(frozen=True)
 class RuleContext:
     """What rules see: merged profile state (PARTIAL_SCHEMA, one row per principal) and the time."""
@@ -47,6 +50,12 @@ class Rule:
     cooldown: timedelta | None = None  # no second send of this kind to the user within it
     cooldown_by_anchor: bool = False  # the cooldown counts per (user, anchor), e.g. per product
     max_lateness: timedelta = timedelta(hours=24)  # after due_at + this, the candidate expires
+    # Exit reasons that wait for due_at: the candidate stays held and exits when due only if the reason
+    # still holds then (an emptied cart filled again before it is due keeps its one instance).
+    exits_when_due: tuple[str, ...] = ()
+    # An instance that exited is followed by a new one (a new trigger id) once the rule wants its anchor
+    # again: a cart filled again after its instance exited `cart_emptied` gets its email.
+    renews: bool = False
     marketing: bool = True
     tags: tuple[str, ...] = field(default_factory=tuple)
 
@@ -68,6 +77,12 @@ def trigger_ids(kind: str, *columns: pl.Series) -> pl.Series:
         [trigger_id(kind, *map(str, values)) for values in zip(*columns, strict=True)],
         pl.String,
     )
+
+
+def renewal_ids(kind: str, exited: pl.Series) -> pl.Series:
+    """The trigger id of the instance that follows each exited one: derived from its id alone, so every
+    run (live, rebuilt, replayed) names the same follower."""
+    return trigger_ids(kind, exited, pl.Series([RENEWED] * exited.len(), dtype=pl.String))
 
 
 def empty_candidates() -> pl.DataFrame:
