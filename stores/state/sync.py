@@ -24,6 +24,7 @@ from stores.reference import REFERENCE_FOLDERS
 from stores.state.batch import BatchRows, batch_changes
 from stores.state.live_profiles import NeedsLake
 from stores.state.rebuild import lake_stamps, rebuild
+from stores.suppressions import UNSUBSCRIBED
 from transforms.ingest.events import identity_edges
 from transforms.schema import (
     CATALOG_SCHEMA,
@@ -81,16 +82,22 @@ def lake_batch(lake: LakeResource, batch_id: int) -> BatchRows:
     """What committed batch `batch_id` wrote, read back from the lake (file skipping on batch_id)."""
     entries = lake.scan("ingest_log", INGEST_LOG_SCHEMA).filter(pl.col("batch_id") == batch_id).collect()
     events = lake.scan("events", EVENTS_SCHEMA).filter(pl.col("batch_id") == batch_id).collect()
-    unsubscribed = events.filter(pl.col("event_name") == "Unsubscribed")
-    suppressions = pl.DataFrame(schema=SUPPRESSIONS_SCHEMA)
-    if unsubscribed.height:  # the rows the table holds for them (keyed by HMAC: no secret needed here)
-        since = unsubscribed["event_ts"].unique().implode()
-        suppressions = (
-            lake.scan("suppressions", SUPPRESSIONS_SCHEMA).filter(pl.col("since").is_in(since)).collect()
-        )
+    edges = identity_edges(events)
     return BatchRows(
-        batch_id, entries, events, identity_edges(events), suppressions, _reference(lake, entries)
+        batch_id, entries, events, edges, _suppressions(lake, events, edges), _reference(lake, entries)
     )
+
+
+def _suppressions(lake: LakeResource, events: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
+    """The `unsubscribed` rows a batch of `events` (its identity `edges`) added, among others the table
+    holds (keyed by HMAC: without the secret they are not told apart; the store keeps each row once)."""
+    held = lake.scan("suppressions", SUPPRESSIONS_SCHEMA)
+    if edges.height:  # they may claim an anonymous id that unsubscribed in any earlier batch: every row
+        return held.filter(pl.col("reason") == UNSUBSCRIBED).collect()  # (a small table)
+    unsubscribed = events.filter(pl.col("event_name") == "Unsubscribed")
+    if unsubscribed.height == 0:
+        return pl.DataFrame(schema=SUPPRESSIONS_SCHEMA)
+    return held.filter(pl.col("since").is_in(unsubscribed["event_ts"].unique().implode())).collect()
 
 
 def _reference(lake: LakeResource, entries: pl.DataFrame) -> dict[str, pl.DataFrame]:

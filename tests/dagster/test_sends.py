@@ -303,6 +303,25 @@ def test_an_unsubscribe_since_the_decision_stops_the_email(
     assert mailbox.messages() == []
 
 
+def test_a_browser_that_unsubscribed_before_and_logs_in_since_the_decision_stops_the_email(
+    mail_settings: Settings, mailbox: Mailbox, instance: dg.DagsterInstance
+) -> None:
+    """The unsubscribe carried only the browser's anonymous id and nobody claimed it; the shopper logs in
+    from that browser after the decision (found by review: the email went out)."""
+    user = SHOPPERS[0]
+    signups(mail_settings, [user])
+    gone = message("Unsubscribed", at(1), anon="a-browser")
+    land(mail_settings, "unsubscribe.ndjson", [orjson.dumps(gone)])
+    run(mail_settings, instance, 5, api_key="wrong-key")
+    assert sends(mail_settings)["status"].to_list() == ["retrying"]
+    login = message("identify", at(6), user=user, anon="a-browser")
+    land(mail_settings, "login.ndjson", [orjson.dumps(login)])
+    run(mail_settings, instance, 7)  # the cool-off (30 s) has passed
+    [row] = sends(mail_settings).iter_rows(named=True)
+    assert (row["status"], row["last_error"]) == ("aborted", "suppressed")
+    assert mailbox.messages() == []
+
+
 def test_an_unreachable_provider_holds_the_run_instead_of_retrying_every_email(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:

@@ -14,6 +14,7 @@ import orjson
 import polars as pl
 
 from transforms.erasure.person import Person
+from transforms.profiles.state import ANON
 from transforms.schema import ERASED_DAILY_SCHEMA, SUPPRESSIONS_SCHEMA
 
 ERASED = "erased"
@@ -28,6 +29,11 @@ def user_key(user_id: str, secret: str) -> str:
 def address_key(email: str, secret: str) -> str:
     """The suppression key of an email address (case and surrounding blanks ignored)."""
     return user_key(email.strip().lower(), secret)
+
+
+def anonymous_key(anonymous_id: str, secret: str) -> str:
+    """The suppression key of an anonymous id (its `anon:` principal's): never a user's or an address's."""
+    return user_key(ANON + anonymous_id, secret)
 
 
 def suppressed(profiles: pl.DataFrame, keys: Collection[str], secret: str) -> frozenset[str]:
