@@ -82,6 +82,7 @@ def profile_states(
         pl.col("email", "first_name", "timezone", "locale"),
         pl.when("consent").then(pl.lit("true")).otherwise(pl.lit("false")).alias("marketing_consent"),
         pl.Series(first).cast(UTC_TS).alias("identified_at"),
+        pl.when("consent").then(pl.Series(first).cast(UTC_TS)).alias("consented_at"),
         pl.lit(None, dtype=UTC_TS).alias("unsubscribed_at"),
     ).with_columns(pl.col("identified_at").alias(f"{t}_ts") for t in TRAITS)
     carts, lines, checkouts, orders = _carts(draw, products, events_per_user, people["index"].to_numpy())

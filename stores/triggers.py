@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import polars as pl
+from deltalake.exceptions import DeltaError
 
 from resources.lake import LakeResource
 from stores.profiles import customers_for, state_for
@@ -25,7 +26,9 @@ from transforms.schema import (
     BATCH_APP,
     CATALOG_CHANGES_SCHEMA,
     CATALOG_SCHEMA,
+    CUSTOMERS_SCHEMA,
     EVENTS_SCHEMA,
+    INGEST_APP_ID,
     PENDING_DECISIONS,
     READ_APP,
     RUN_APP,
@@ -96,12 +99,50 @@ def recover(lake: LakeResource) -> None:
 
 
 def touched_principals(lake: LakeResource, after_batch: int, upto: int) -> list[str]:
+    """The principals of the events of batches (`after_batch`, `upto`], and the users whose CRM row they
+    brought (a consent given in the CRM makes a welcome due without an event of the shopper)."""
     if upto <= after_batch:
         return []
     events = lake.scan("events", EVENTS_SCHEMA).filter(
         (pl.col("batch_id") > after_batch) & (pl.col("batch_id") <= upto)
     )
-    return events.select(principal().alias("p")).unique().collect()["p"].to_list()
+    touched = events.select(principal().alias("p")).unique().collect()["p"].to_list()
+    return sorted(set(touched) | set(_crm_changes(lake, after_batch)))
+
+
+def _crm_changes(lake: LakeResource, after_batch: int) -> list[str]:
+    """Users whose `customers` row is new or other than after batch `after_batch` (the table is rewritten
+    whole by the batches that bring CRM rows: the two versions are compared; a later batch's rows, when
+    the view has them, are taken early, which is harmless)."""
+    if lake.batch_version("customers") <= after_batch:
+        return []
+    base = _version_after(lake, "customers", after_batch)
+    before = lake.scan("customers", CUSTOMERS_SCHEMA, version=base) if base is not None else None
+    now = lake.scan("customers", CUSTOMERS_SCHEMA)
+    if before is not None:
+        now = now.join(before, on=list(CUSTOMERS_SCHEMA), how="anti", nulls_equal=True)
+    return now.select("user_id").collect()["user_id"].to_list()
+
+
+def _version_after(lake: LakeResource, name: str, batch: int) -> int | None:
+    """The version of table `name` as batch `batch` left it (the last one a batch up to it wrote); None
+    when there was none, or its log is gone (then every row counts as new)."""
+    table = lake.table(name)
+    assert table is not None
+
+    def written_by(version: int) -> int | None:  # the batch, None for a version whose log is gone
+        try:
+            found = lake.table(name, version)
+        except DeltaError:
+            return None
+        return (found.transaction_version(INGEST_APP_ID) or 0) if found is not None else None
+
+    low, high = -1, table.version()  # batches only grow with versions; a gone log is the oldest part
+    while low < high:
+        middle = (low + high + 1) // 2
+        wrote = written_by(middle)
+        low, high = (middle, high) if wrote is None or wrote <= batch else (low, middle - 1)
+    return low if low >= 0 and written_by(low) is not None else None
 
 
 def catalog_changes_between(lake: LakeResource, after_batch: int, upto: int) -> pl.DataFrame:
@@ -164,7 +205,8 @@ def engine_world(
     )
     state, links = state_for(lake, principals)
     users = [p for p in state["principal"] if not p.startswith(ANON)]
-    profiles = derive(state, customers_for(lake, users), now)
+    customers = customers_for(lake, users)
+    profiles = derive(state, customers, now)
     involved = set(principals) | set(state["principal"]) | {ANON + a for a in links["anonymous_id"]}
     world = World(
         now=now,
@@ -178,6 +220,7 @@ def engine_world(
         catalog_changes=changes,
         catalog_viewers=viewers,
         links=links,
+        customers=customers,
         delays=delays or {},
         policy=policy or Policy(),
         lake_version=_version(lake, "events"),

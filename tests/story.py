@@ -208,6 +208,7 @@ class Shop:
             catalog_changes=self.changes,
             catalog_viewers=viewers,
             links=self.identities(),
+            customers=self.customers,
             delays=self.delays,
             policy=self.policy,
             batch_id=self.batch,

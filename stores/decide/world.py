@@ -45,7 +45,8 @@ def store_world(
     principals = sorted(set(touched) | set(due_rows["principal"]) | set(viewers["principal"]))
     state, links = reads.profile_state(reader, principals)
     users = [p for p in state["principal"] if not p.startswith(ANON)]
-    profiles = derive(state, reads.customers(reader, users), now)
+    customers = reads.customers(reader, users)
+    profiles = derive(state, customers, now)
     involved = set(principals) | set(state["principal"]) | {ANON + a for a in links["anonymous_id"]}
     pending = reads.pending_rows(reader, {*reads.pending_of(reader, involved), *due})
     products = {*changes["product_id"], *pending["anchor"].drop_nulls()}
@@ -61,6 +62,7 @@ def store_world(
         catalog_changes=changes,
         catalog_viewers=viewers,
         links=links,
+        customers=customers,
         delays=delays or {},
         policy=policy or Policy(),
         lake_version=_version(lake, "events"),

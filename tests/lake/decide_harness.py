@@ -46,21 +46,30 @@ class Shop:
     def state(self) -> StateResource:
         return StateResource(uri=str(self.home / "state"))
 
-    def batch(self, name: str, messages: Iterable[dict], now: datetime, catalog: str | None = None) -> None:
-        """Land `messages` (and a catalog feed CSV) and take them in as one micro-batch; the store (when
-        there is one) takes the batch as the ingest lane will commit it."""
+    def batch(
+        self,
+        name: str,
+        messages: Iterable[dict],
+        now: datetime,
+        catalog: str | None = None,
+        customers: str | None = None,
+    ) -> None:
+        """Land `messages` (and a catalog feed CSV, a CRM CSV) and take them in as one micro-batch; the store
+        (when there is one) takes the batch as the ingest lane will commit it."""
         lines = b"".join(orjson.dumps(m) + b"\n" for m in messages)
         if lines:
             self.landing.land(f"events/{name}.ndjson", lines)
         if catalog is not None:
             self.landing.land(f"catalog/{name}.csv", catalog.encode())
+        if customers is not None:
+            self.landing.land(f"customers/{name}.csv", customers.encode())
         lake = self.lake
         ingest(lake, self.landing, now=now, secret=SECRET)  # Unsubscribed -> suppressions, as the lane does
         for batch_id in range(
             lake.app_version("profile_updates", UPDATES_APP) + 1, lake.committed_batch() + 1
         ):
             events = batch_events(lake, batch_id)
-            append_updates(lake, batch_id, events)
+            append_updates(lake, batch_id)  # its partials, from its events in the lake
             record_unsubscribes(lake, events, SECRET)
         if self.state.exists() and self.state.stamps()["ingest"] <= lake.committed_batch():
             refresh_ingest(lake, self.state)  # the ingest lane's store commit (never over one ahead)

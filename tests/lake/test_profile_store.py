@@ -1,5 +1,5 @@
 """The profile store over a lake from an earlier release: `profile_state` and `profile_updates` written
-before the state had its `checkouts` list (and its orders their `checkout_id`)."""
+before the state had its `checkouts` list (and its orders their `checkout_id`, the state `consented_at`)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,18 @@ from tests.story import Shop, at, message, spec_message
 from transforms.profiles.partials import partials
 from transforms.profiles.state import ORDER_STATE, PARTIAL_SCHEMA
 from transforms.schema import FOLD_APP, INGEST_LOG_SCHEMA, UPDATES_APP
+from transforms.triggers.rules.base import RuleContext
+from transforms.triggers.rules.lifecycle import welcome_candidates
 
 OLD_ORDER = [f.name for f in ORDER_STATE.fields if f.name != "checkout_id"]
 
 
 def as_written_before(partial: pl.DataFrame) -> pl.DataFrame:
-    """`partial` in the schema of the release before the checkouts list (and the consent object)."""
+    """`partial` in the schema of the release before the checkouts list (and the consent object, and the
+    first consent's time)."""
     orders = pl.col("orders").list.eval(pl.struct([pl.element().struct.field(f) for f in OLD_ORDER]))
-    return partial.drop("checkouts", "category_consent", "category_consent_ts").with_columns(orders)
+    old = partial.drop("checkouts", "category_consent", "category_consent_ts", "consented_at")
+    return old.with_columns(orders)
 
 
 def landed(shop: Shop, *messages: dict) -> pl.DataFrame:
@@ -48,6 +52,12 @@ def test_a_lake_from_before_the_checkouts_list_reads_folds_and_takes_new_batches
     [row] = state.rows(named=True)
     assert [(c["checkout_key"], c["started_at"]) for c in row["checkouts"]] == [("o1", at(0))]
     assert [(o["order_id"], o["checkout_id"]) for o in row["orders"]] == [("o0", None)]
+    assert row["consented_at"] is None  # not in the old partials: their consent trait's time stands in
+    empty = pl.DataFrame()
+    context = RuleContext(
+        state, at(5), timedelta(0), empty, empty, empty, profiles=profiles_view(lake, at(5))
+    )
+    assert welcome_candidates(context).select("principal", "due_at").rows() == [("u1", at(-60))]
 
     lake.append("ingest_log", pl.DataFrame(schema=INGEST_LOG_SCHEMA), batch_id=3)  # batch 3 committed
     assert fold(lake, every=1) == 3

@@ -163,12 +163,13 @@ def test_suppression_added_while_held_is_honoured() -> None:
 
 
 def test_no_marketing_consent_no_email() -> None:
-    """Bob signs up without marketing consent: neither his welcome nor his cart email goes out."""
+    """Bob signs up without marketing consent: neither his welcome nor his cart email goes out (no welcome
+    is proposed until he consents: tests/unit/test_welcome_consent.py)."""
     shop = Shop()
     signup(shop, "u2", consent=False)
     shop.land(add(0, user="u2"))
     assert rows(shop.run(at(60))) == {("abandoned_cart", "u2", "no_consent", "no marketing consent", at(60))}
-    assert shop.decisions() == {("welcome", "u2", "no_consent"), ("abandoned_cart", "u2", "no_consent")}
+    assert shop.decisions() == {("abandoned_cart", "u2", "no_consent")}
 
 
 def test_quiet_hours_defer_to_eight_in_the_morning_local_time() -> None:
@@ -306,20 +307,18 @@ def test_abandoned_checkout_takes_precedence_over_the_cart() -> None:
 
 
 def test_welcome_on_first_identify_with_consent() -> None:
-    """Ann signs up with consent: welcome at once, and once only. Bob (no email), Cleo (no consent): none."""
+    """Ann signs up with consent: welcome at once, and once only. Bob (no email), Cleo (no consent): none
+    (Cleo's waits for her consent: tests/unit/test_welcome_consent.py)."""
     shop = Shop()
     shop.land(
         message("identify", at(0), user="u1", email="u1@example.com", marketing_consent=True),
         message("identify", at(0), user="u2", first_name="Bob"),
         message("identify", at(0), user="u3", email="u3@example.com", marketing_consent=False),
     )
-    assert rows(shop.run(at(0))) == {
-        ("welcome", "u1", "send", "all policies passed", at(0)),
-        ("welcome", "u3", "no_consent", "no marketing consent", at(0)),
-    }
+    assert rows(shop.run(at(0))) == {("welcome", "u1", "send", "all policies passed", at(0))}
     shop.land(message("identify", at(60), user="u1", email="ann@example.com", first_name="Ann"))
     assert shop.run(at(60)).height == 0
-    assert shop.decisions() == {WELCOME, ("welcome", "u3", "no_consent")}
+    assert shop.decisions() == {WELCOME}
 
 
 def test_browse_abandonment() -> None:

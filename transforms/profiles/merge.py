@@ -64,6 +64,7 @@ def merge_partials(partial: pl.DataFrame) -> pl.DataFrame:
         pl.col("first_ts").min(),
         pl.col("last_ts").max(),
         pl.col("identified_at").min(),
+        pl.col("consented_at").min(),
         pl.col("unsubscribed_at").min(),
         log_sum_exp(pl.col("engagement").drop_nulls()).alias("engagement"),
     )

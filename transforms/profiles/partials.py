@@ -56,6 +56,10 @@ def partials(events: pl.DataFrame) -> pl.DataFrame:
         .filter((pl.col("event_type") == "identify") & pl.col("_email").is_not_null())
         .min()
         .alias("identified_at"),
+        pl.col("event_ts")
+        .filter((pl.col("_marketing_consent") == "true") | (pl.col("_category_consent") == "true"))
+        .min()
+        .alias("consented_at"),
         pl.col("event_ts").filter(pl.col("event_name") == "Unsubscribed").min().alias("unsubscribed_at"),
         log_sum_exp(tau("event_ts")).alias("engagement"),
     )

@@ -81,7 +81,10 @@ PARTIAL_SCHEMA: dict[str, pl.DataType] = {
     "first_ts": UTC_TS,
     "last_ts": UTC_TS,
     **{column: dtype for t in STATED for column, dtype in ((t, pl.String()), (f"{t}_ts", UTC_TS))},
-    "identified_at": UTC_TS,
+    "identified_at": UTC_TS,  # the first identify with an email
+    # The first message that said yes to marketing (a consent trait or the consent object): with
+    # identified_at and the CRM row, when the welcome is due (transforms.triggers.rules.lifecycle).
+    "consented_at": UTC_TS,
     "unsubscribed_at": UTC_TS,
     "lines": pl.List(LINE_STATE),
     "carts": pl.List(CART_STATE),

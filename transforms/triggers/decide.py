@@ -14,7 +14,7 @@ from functools import partial
 import polars as pl
 
 from transforms.profiles.state import ANON
-from transforms.schema import PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS, batch_column
+from transforms.schema import CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS, batch_column
 from transforms.triggers.exits import Lookup, exit_waits, exits, looked_up, renewed
 from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, variants
 from transforms.triggers.rules import RULES, Rule, RuleContext
@@ -38,6 +38,7 @@ class World:
     catalog_changes: pl.DataFrame
     catalog_viewers: pl.DataFrame
     links: pl.DataFrame  # identities rows (anonymous_id, user_id, first_seen_at) of anonymous principals
+    customers: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CUSTOMERS_SCHEMA))  # theirs
     delays: dict[str, timedelta] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
     lake_version: int = 0
@@ -100,6 +101,8 @@ def _context(world: World, rule: Rule) -> RuleContext:
         catalog=world.catalog,
         catalog_changes=world.catalog_changes,
         catalog_viewers=world.catalog_viewers,
+        profiles=world.profiles,
+        customers=world.customers,
     )
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from transforms.schema import UTC_TS
+from transforms.schema import CUSTOMERS_SCHEMA, PROFILES_SCHEMA, UTC_TS
 
 # A candidate: one possible email, keyed by a deterministic trigger_id.
 CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
@@ -36,6 +36,9 @@ class RuleContext:
     catalog: pl.DataFrame
     catalog_changes: pl.DataFrame
     catalog_viewers: pl.DataFrame  # principal, product_id, last_ts: who viewed or carted changed products
+    # The users' profile rows (PROFILES_SCHEMA: consent as it stands) and CRM rows (CUSTOMERS_SCHEMA).
+    profiles: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=PROFILES_SCHEMA))
+    customers: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CUSTOMERS_SCHEMA))
 
 
 @dataclass(frozen=True)

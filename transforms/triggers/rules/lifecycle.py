@@ -1,4 +1,4 @@
-"""welcome (first identify with an email) and post_purchase (3 days after an order: cross-sell)."""
+"""welcome (an email and marketing consent, first) and post_purchase (3 days after an order: cross-sell)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,50 @@ import polars as pl
 from transforms.profiles.state import ANON
 from transforms.triggers.rules.base import RuleContext, exploded, finish
 
-WELCOME_WINDOW = timedelta(days=2)  # an identify older than this is no longer news
+WELCOME_WINDOW = timedelta(days=2)  # a welcome older than this is no longer news
 # Product ids of its order a post_purchase decision keeps in `detail` (the `triggers` table's column):
 # the first ones, enough to find the order's category; a 32 KB order line could carry a thousand.
 ORDER_PRODUCTS = 20
 
 
 def welcome_candidates(context: RuleContext) -> pl.DataFrame:
-    known = context.state.filter(
-        ~pl.col("principal").str.starts_with(ANON)
-        & pl.col("identified_at").is_not_null()
-        & (pl.col("identified_at") >= context.now - WELCOME_WINDOW)
+    """Users with an email and marketing consent now, welcomed from the first moment they had both: the
+    later of their first identify with an email and the first yes to marketing (an event's, or the CRM
+    row's since its `updated_at`). Consent given after the identify moves the welcome there; without
+    consent there is no candidate, so a later yes still finds the welcome undecided (one per user)."""
+    yes = pl.col("marketing_consent").fill_null(False)
+    consenting = context.profiles.filter(yes).select(pl.col("user_id").alias("principal"))
+    crm = context.customers.filter(yes).select(
+        pl.col("user_id").alias("principal"), pl.col("updated_at").alias("_crm_at")
+    )
+    since = pl.min_horizontal(_first_yes(), "_crm_at")
+    known = (
+        context.state.filter(
+            ~pl.col("principal").str.starts_with(ANON) & pl.col("identified_at").is_not_null()
+        )
+        .join(consenting, on="principal", how="semi")
+        .join(crm, on="principal", how="left")
+        .filter(since.is_not_null())
+        .with_columns(pl.max_horizontal("identified_at", since).alias("_welcome_at"))
+        .filter(pl.col("_welcome_at") >= context.now - WELCOME_WINDOW)
     )
     rows = known.select(
         "principal",
         pl.lit(None, dtype=pl.String).alias("anchor"),
-        (pl.col("identified_at") + context.delay).alias("due_at"),
-        pl.col("identified_at").alias("first_event_at"),
+        (pl.col("_welcome_at") + context.delay).alias("due_at"),
+        pl.col("_welcome_at").alias("first_event_at"),
     )
     return finish(rows, "welcome", ["principal"])
+
+
+def _first_yes() -> pl.Expr:
+    """When events first said yes to marketing: `consented_at`; a state folded before it was kept (null)
+    has only its statements' times, when they say yes."""
+    stated = [
+        pl.when(pl.col(c) == "true").then(pl.col(f"{c}_ts"))
+        for c in ("marketing_consent", "category_consent")
+    ]
+    return pl.coalesce("consented_at", pl.min_horizontal(stated))
 
 
 def post_purchase_candidates(context: RuleContext) -> pl.DataFrame:
