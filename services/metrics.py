@@ -2,7 +2,9 @@
 each service's own collectors, in a registry per app (so tests can build many apps in one process).
 
 The route label is the route's template (`/messages/{message_id}`, never the id or token in the path);
-a request no route matched counts as `unmatched`. No key is asked: the figures hold no person data.
+a request no route matched counts as `unmatched`; a method outside HTTP's usual set as `other` (any
+client can send any token as a method: each would be a series of its own). No key is asked: the figures
+hold no person data.
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"))
 
 
 def _route(scope: Scope) -> str:
     """The template of the route that answered (the router notes it in the request's scope)."""
     return str(getattr(scope.get("route"), "path", "unmatched"))
+
+
+def _method(scope: Scope) -> str:
+    """The request's method, or `other` for one outside METHODS: the label's values stay bounded."""
+    method = str(scope["method"])
+    return method if method in METHODS else "other"
 
 
 class _Counting:
@@ -45,7 +54,7 @@ class _Counting:
             await self.app(scope, receive, noted)
         finally:
             route = _route(scope)
-            self.requests.labels(route=route, method=scope["method"], code=str(status)).inc()
+            self.requests.labels(route=route, method=_method(scope), code=str(status)).inc()
             self.durations.labels(route=route).observe(time.perf_counter() - started)
 
 

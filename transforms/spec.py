@@ -9,7 +9,13 @@ from enum import StrEnum
 
 import polars as pl
 
-MAX_LINE_BYTES = 32 * 1024  # Segment's own limit for one message
+MAX_MESSAGE_BYTES = 32 * 1024  # Segment's own limit for one message, as its clients measure it (unstamped)
+# What a landed line may hold besides the message: the stamps the collector (or Segment) adds. Ours are
+# `,"messageId":"<uuid4>"` (51 bytes, when the client sent none), `,"receivedAt":"...Z"` (40) and the
+# batch's `,"sentAt":...` (44 as Segment's Python library writes it): 135 bytes, so 256 leaves 121 for a
+# longer `sentAt`. A message the collector took (at most 32 KB as sent) is never too long here.
+STAMP_MARGIN_BYTES = 256
+MAX_LINE_BYTES = MAX_MESSAGE_BYTES + STAMP_MARGIN_BYTES  # one landed line: a message and its stamps
 RAW_QUARANTINE_BYTES = 2048  # how much of a rejected line `quarantine.raw` keeps
 KNOWN_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 

@@ -22,8 +22,9 @@ from resources.state import StateResource
 log = logging.getLogger("lakemail")
 T = TypeVar("T")
 STATE_LAG_HELP = (
-    "Micro-batches the lake has committed that the state store has not (lake batch - store stamp). The "
-    "micro-batches do not update the store yet (issue #15): it moves with `lakemail state rebuild` only. "
+    "Micro-batches the lake has committed that the state store has not (lake batch - store ingest stamp). "
+    "Each ingest run commits its batch to the store right after the lake and first applies any batch the "
+    "store missed, so it is 0 but between a crash after a lake commit and the next ingest run. "
     "0 when there is no store (see lakemail_state_store_present)."
 )
 

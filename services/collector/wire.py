@@ -1,7 +1,10 @@
 """A tracking request on the wire: its write key, its bounded (and maybe gzipped) body, its messages.
 
 Every refusal is a WireError with the HTTP status, a reason code and a detail for the sender. Sizes are
-Segment's: 500 KB for a request (after decompression), 32 KB for one message as it lands (stamped).
+Segment's: 500 KB for a request (after decompression), 32 KB for one message as its client sent it: the
+stamps added here are not counted (Segment's libraries measure a message before sending it, so a message
+they sent under the limit must not be refused for bytes they never wrote); the ingest's landed-line limit
+leaves room for them (transforms.spec.STAMP_MARGIN_BYTES).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import orjson
 
 from services.collector.lenient import Unreadable, read_leniently
-from transforms.spec import MAX_LINE_BYTES, Reason
+from transforms.spec import MAX_LINE_BYTES, MAX_MESSAGE_BYTES, Reason
 
 MAX_BODY_BYTES = 500 * 1024  # Segment's limit for one batch request
 TYPES = ("track", "identify", "page", "screen", "group", "alias")
@@ -117,7 +120,7 @@ class Stamped:
 def stamp(messages: list[Any], *, sent_at: Any, received_at: str) -> Stamped:
     """Each message as a landing line: `receivedAt` stamped, the batch's `sentAt` copied in, a `messageId`
     added when missing, a `writeKey` taken out; a message that is not an object, cannot be read or
-    written as UTF-8 JSON (a lone surrogate, too deep) or is longer than 32 KB as stamped is refused (by
+    written as UTF-8 JSON (a lone surrogate, too deep) or is longer than 32 KB as sent is refused (by
     index) and the others kept."""
     kept = Stamped()
     for index, message in enumerate(messages):
@@ -136,17 +139,22 @@ def _line(message: Any, sent_at: Any, received_at: str) -> bytes | tuple[Reason,
     if not isinstance(message, dict):
         return Reason.NOT_AN_OBJECT, f"a JSON {type(message).__name__}, not an object"
     message.pop("writeKey", None)
-    if not message.get("messageId"):
-        message["messageId"] = str(uuid.uuid4())
+    stamps: dict[str, Any] = {} if message.get("messageId") else {"messageId": str(uuid.uuid4())}
     if sent_at is not None:
-        message["sentAt"] = sent_at
-    message["receivedAt"] = received_at
+        stamps["sentAt"] = sent_at
+    stamps["receivedAt"] = received_at
     try:
-        line = orjson.dumps(message)
+        sent = orjson.dumps(message)  # as the client sent it, without whitespace: what it measured, or less
+        if stamps.keys() & message.keys():  # a stamp replaces the client's value
+            line = orjson.dumps(message | stamps)
+        else:  # the same bytes as dumping the stamped message, without dumping it again
+            line = sent[:-1] + (b"," if message else b"") + orjson.dumps(stamps)[1:]
     except orjson.JSONEncodeError as error:  # a lone surrogate, or nesting past orjson's 254 levels
         return Reason.INVALID_JSON, f"cannot be landed as JSON: {error}"
-    if len(line) > MAX_LINE_BYTES:
-        return Reason.LINE_TOO_LONG, f"{len(line)} bytes > {MAX_LINE_BYTES}"
+    if len(sent) > MAX_MESSAGE_BYTES:
+        return Reason.LINE_TOO_LONG, f"{len(sent)} bytes > {MAX_MESSAGE_BYTES}"
+    if len(line) > MAX_LINE_BYTES:  # only a batch `sentAt` longer than the margin leaves for it
+        return Reason.LINE_TOO_LONG, f"{len(line)} bytes with the batch's sentAt > {MAX_LINE_BYTES}"
     return line
 
 

@@ -70,6 +70,10 @@ def test_one_run_is_counted_exactly(settings: Settings, instance: dg.DagsterInst
     # The micro-batch committed its batch to the state store (#15): there, and not behind the lake.
     assert sample(registry, "lakemail_state_store_present") == 1
     assert sample(registry, "lakemail_state_store_lag_batches") == 0
+    # and its help says so: it described the store before #15, moved by `lakemail state rebuild` only.
+    (lag,) = [m for m in registry.collect() if m.name == "lakemail_state_store_lag_batches"]
+    assert "Each ingest run commits its batch to the store" in lag.documentation
+    assert "rebuild" not in lag.documentation
     assert (sample(registry, "lakemail_lake_size_bytes") or 0) > 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import signal
 import socket
 import subprocess
@@ -21,7 +22,9 @@ import httpx
 import orjson
 import polars as pl
 import pytest
+from segment.analytics import consumer as segment_consumer
 from segment.analytics.client import Client
+from segment.analytics.request import DatetimeSerializer
 
 from orchestration.process import process_once
 from orchestration.settings import Settings
@@ -74,6 +77,51 @@ def test_segments_python_library_delivers_a_session_with_gzip(settings: Settings
     )
     assert all(m["sentAt"] and m["receivedAt"] and m["messageId"] for m in found)
     assert all("writeKey" not in m for m in found)
+
+
+def test_a_message_at_the_python_librarys_size_limit_lands_and_reaches_events(
+    settings: Settings, collector: str, instance: dg.DagsterInstance
+) -> None:
+    # The library refuses a message over 32 KB as it measures it (json.dumps of the message it built);
+    # the collector adds sentAt and receivedAt: those bytes must cost it neither here nor at the ingest.
+    when, limit = datetime.now(UTC), segment_consumer.MAX_MSG_SIZE
+    args: dict[str, Any] = {
+        "user_id": "u-big",
+        "event": "Product Viewed",
+        "timestamp": when,
+        "message_id": "m-big",
+    }
+    _, built = Client(KEY, send=False).track(properties={"pad": ""}, **args)
+    pad = "x" * (limit - len(json.dumps(built, cls=DatetimeSerializer).encode()))
+    _, built = Client(KEY, send=False).track(properties={"pad": pad}, **args)
+    assert len(json.dumps(built, cls=DatetimeSerializer).encode()) == limit  # the largest it sends
+    errors: list[Any] = []
+    client = Client(KEY, host=collector, on_error=lambda e, batch: errors.append(e))
+    client.track(properties={"pad": pad}, **args)
+    client.flush()
+    client.shutdown()
+    assert errors == []
+    assert [m["messageId"] for m in landed(settings)] == ["m-big"]
+    assert process_once(settings, instance)["status"] == "SUCCESS"
+    assert table(settings, "events")["event_id"].to_list() == ["m-big"]
+    assert table(settings, "quarantine").height == 0
+
+
+def test_a_method_outside_the_usual_set_is_counted_as_other_not_as_a_series_of_its_own(
+    collector: str,
+) -> None:
+    # uvicorn's parser (httptools) answers 400 itself to a token it does not know, but passes WebDAV's
+    # and other registered methods to the app, and h11 would pass any token: each was a series.
+    with httpx.Client(base_url=collector, timeout=10) as http:
+        methods = ("PROPFIND", "PURGE", "MKCOL", "X0RANDOM")
+        answers = [http.request(method, "/v1/batch").status_code for method in methods]
+        http.post("/v1/batch", content=b"{}")
+        found = http.get("/metrics").text
+    assert answers == [405, 405, 405, 400]
+    counts = [line for line in found.splitlines() if line.startswith("lakemail_http_requests_total{")]
+    assert 'lakemail_http_requests_total{code="405",method="other",route="/v1/batch"} 3.0' in counts
+    assert any('method="POST"' in line for line in counts)
+    assert not any(method in found for method in methods)
 
 
 def test_a_wrong_write_key_gets_401_and_lands_nothing(settings: Settings, collector: str) -> None:

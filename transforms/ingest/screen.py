@@ -5,7 +5,7 @@ verdict, parse.classify_line) rejects. So the lines that may be either are found
 bytes and by a few searches over the whole segment (memchr-fast, nothing per clean line but a length
 and two byte compares); only those are judged line by line, the rest are read by Polars in one go.
 A line is flagged when it:
-- is blank, shorter than `{}`, or longer than Segment's 32 KB;
+- is blank, shorter than `{}`, or longer than a landed line may be (Segment's 32 KB and the stamps);
 - does not start with `{` and end with `}` (a truncated line, an array, a BOM, leading blanks);
 - is not UTF-8 (one decode of the whole segment; line by line only when it fails);
 - escapes a lone surrogate (`\\ud800`: Polars reads it as NUL, orjson rejects it);
