@@ -10,7 +10,7 @@ from assets.clock import EngineConfig, engine_now
 from resources.lake import LakeResource
 from stores.measure import read_inputs, run_attribution, run_experiments, write_plot
 from transforms.measure.plot import experiments_png
-from transforms.measure.report import experiments_markdown, png_markdown
+from transforms.measure.report import duration_text, experiments_markdown, png_markdown
 
 MEASURE_GROUP = "measure"
 
@@ -53,7 +53,7 @@ def build_measure_assets(window: timedelta) -> list[dg.AssetsDefinition]:
             "merged": report.merged,
             "by_rule": dg.MetadataValue.json(report.by_rule),
             "credited_revenue": round(report.revenue, 2),
-            "window": str(window),
+            "window": duration_text(window),
         }
         return dg.MaterializeResult(metadata=metadata)
 
@@ -61,7 +61,8 @@ def build_measure_assets(window: timedelta) -> list[dg.AssetsDefinition]:
         name="experiments",
         group_name=MEASURE_GROUP,
         deps=["triggers", "attributions"],
-        description="Per trigger kind and arm: conversion, revenue, uplift over the holdout (95 % CIs).",
+        description="Per trigger kind and arm: sends, clicks, conversion, revenue, uplift over the holdout "
+        "(95 % CIs).",
     )
     def experiments(
         context: dg.AssetExecutionContext, config: EngineConfig, lake: LakeResource
@@ -73,8 +74,9 @@ def build_measure_assets(window: timedelta) -> list[dg.AssetsDefinition]:
         kinds = pooled["kind"].n_unique()
         context.log.info("experiments: %s kinds, %s arms", kinds, pooled.height)
         metadata = _experiments_metadata(lake, pooled)
-        metadata |= {"kinds": kinds, "exposed": int(pooled["exposed"].sum()) if pooled.height else 0}
-        metadata |= {"window": str(window), "computed_at": now.isoformat()}
+        totals = {c: int(pooled[c].sum()) if pooled.height else 0 for c in ("exposed", "sent")}
+        metadata |= {"kinds": kinds, **totals}
+        metadata |= {"window": duration_text(window), "computed_at": now.isoformat()}
         return dg.MaterializeResult(metadata=metadata)
 
     return [attributions, experiments]

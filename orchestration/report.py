@@ -6,19 +6,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from stores.measure import measure_now
 from transforms.measure.plot import experiments_png
-from transforms.measure.report import experiments_json, experiments_text
+from transforms.measure.report import duration_text, experiments_json, experiments_text
 
 
 def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = commands.add_parser(
-        "report", help="what the emails earned: per trigger kind and variant, uplift against the holdout"
+        "report",
+        help="what the emails earned: per trigger kind and variant, sends, clicks, conversions and revenue "
+        "with 95 % intervals, and the uplift against the holdout",
     )
     report.add_argument("--since", help="only shoppers who became candidates from this date (YYYY-MM-DD) on")
     report.add_argument("--format", choices=("table", "json", "png"), default="table")
@@ -30,15 +32,6 @@ def _since(text: str | None) -> datetime | None:
         return None
     day = date.fromisoformat(text)  # ValueError names the text
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def _duration(span: timedelta) -> str:
-    """`5d`, `36h`, `90m`, `45s`: as LAKEMAIL_ATTRIBUTION_WINDOW is written."""
-    seconds = span.total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def report_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -57,16 +50,14 @@ def report_command(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     now = datetime.now(UTC)
     pooled = measure_now(LakeResource(uri=settings.lake_uri), settings.attribution_window, now, since)
-    window = f"attribution window {_duration(settings.attribution_window)}"
+    window = duration_text(settings.attribution_window)
     if args.format == "json":
-        body = {
-            "computed_at": now.isoformat(),
-            "since": args.since,
-            "window": str(settings.attribution_window),
-        }
+        body = {"computed_at": now.isoformat(), "since": args.since, "window": window}
         print(json.dumps({**body, "arms": experiments_json(pooled)}, indent=2))
         return 0
-    print(f"What the emails earned ({window}; shoppers from {args.since or 'the start'}):\n")
+    print(
+        f"What the emails earned (attribution window {window}; shoppers from {args.since or 'the start'}):\n"
+    )
     print(experiments_text(pooled))
     if args.format == "png":
         picture = experiments_png(pooled)

@@ -38,6 +38,10 @@ def test_measure_job_shows_the_experiments_and_the_report_agrees(
     assert isinstance(credited, int) and credited > 0
     table = shown["experiments"]["experiments"]
     assert isinstance(table, dg.MarkdownMetadataValue) and "| abandoned_cart | holdout |" in table.value
+    assert "| exposed | sent | clicked | click rate [95% CI] |" in table.value
+    sent = shown["experiments"]["sent"].value
+    assert isinstance(sent, int) and sent > 0
+    assert shown["experiments"]["window"].value == shown["attributions"]["window"].value == "5d"
     plot = Path(str(shown["experiments"]["plot"].value))
     assert plot.read_bytes().startswith(b"\x89PNG")
     picture = shown["experiments"]["picture"]  # the picture itself, which the UI renders under the table

@@ -5,7 +5,8 @@ A shopper is assigned to a kind's arm at their first decision of that kind that 
 suppressions: `holdout` for the global holdout, else their variant (`send`, and also `cooldown` and
 `capped`, which a holdout shopper would have reached too: intention to treat, so both arms are the
 same population). Each arm is measured from that moment on, over the same window, so the uplift is
-causal, not last-touch.
+causal, not last-touch: the emails of the kind delivered to its shoppers (`sent`; none in the holdout),
+who clicked, who ordered and what they spent.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 import polars as pl
 
 from transforms.measure.stats import (
-    mean_and_variance,
     mean_difference,
+    mean_interval,
     minimum_detectable_effect,
     rate_difference,
     two_proportion_p,
@@ -28,7 +29,7 @@ from transforms.measure.tables import EXPERIMENTS_SCHEMA, HOLDOUT
 ASSIGNED = ("send", "holdout", "cooldown", "capped")  # past consent and suppressions: the experiment
 MIN_ARM = 30  # below this many shoppers an arm's figures are anecdotes
 MDE_NOTE = 0.05  # an arm that cannot detect an uplift of 5 points says so
-SUMS = ("exposed", "clicked", "converted", "revenue", "revenue_sq")
+SUMS = ("exposed", "sent", "clicked", "converted", "revenue", "revenue_sq")
 
 
 def assignments(triggers: pl.DataFrame) -> pl.DataFrame:
@@ -53,9 +54,10 @@ def outcomes(
     sends: pl.DataFrame,
     window: timedelta,
 ) -> pl.DataFrame:
-    """`assigned` with `clicked`, `converted` and `revenue` of each shopper within the window.
+    """`assigned` with `sent`, `clicked`, `converted` and `revenue` of each shopper within the window.
 
-    `orders` as `attribution.orders_of`, `clicks` as `attribution.clicks_of`, `sends` delivered sends.
+    `orders` as `attribution.orders_of`, `clicks` as `attribution.clicks_of`, `sends` delivered sends
+    (`attribution.delivered`): `sent` counts those of the shopper's kind sent within the window.
     """
     span = pl.lit(window, dtype=pl.Duration("us"))
     within = (pl.col("at") >= pl.col("exposed_at")) & (pl.col("at") <= pl.col("exposed_at") + span)
@@ -65,6 +67,12 @@ def outcomes(
         .filter(within)
         .group_by("kind", "user_id")
         .agg(pl.len().alias("orders"), pl.col("revenue").sum().alias("spent"))
+    )
+    mailed = (
+        assigned.join(sends.select("user_id", "kind", pl.col("sent_at").alias("at")), on=["kind", "user_id"])
+        .filter(within)
+        .group_by("kind", "user_id")
+        .agg(pl.len().cast(pl.Int64).alias("sent"))
     )
     by_send = clicks.join(sends.select("send_id", "user_id", "kind"), on="send_id")
     clicked = (
@@ -76,8 +84,10 @@ def outcomes(
     )
     return (
         assigned.join(bought, on=["kind", "user_id"], how="left")
+        .join(mailed, on=["kind", "user_id"], how="left")
         .join(clicked, on=["kind", "user_id"], how="left")
         .with_columns(
+            pl.col("sent").fill_null(0),
             pl.col("clicked").fill_null(False),
             (pl.col("orders").fill_null(0) > 0).alias("converted"),
             pl.col("spent").fill_null(0.0).alias("revenue"),
@@ -92,6 +102,7 @@ def daily_sums(outcome: pl.DataFrame) -> pl.DataFrame:
         outcome.group_by("kind", "arm", pl.col("exposed_at").dt.date().alias("day"))
         .agg(
             pl.len().cast(pl.Int64).alias("exposed"),
+            pl.col("sent").sum().cast(pl.Int64),
             pl.col("clicked").sum().cast(pl.Int64),
             pl.col("converted").sum().cast(pl.Int64),
             pl.col("revenue").sum().cast(pl.Float64),
@@ -129,13 +140,18 @@ def _note(row: dict[str, Any], control: dict[str, Any] | None, mde: float | None
 def _figures(row: dict[str, Any], control: dict[str, Any] | None) -> dict[str, Any]:
     n, x = row["exposed"], row["converted"]
     low, high = wilson(x, n)
-    mean, _ = mean_and_variance(row["revenue"], row["revenue_sq"], n) if n else (None, 0.0)
+    click_low, click_high = wilson(row["clicked"], n)
+    mean, mean_low, mean_high = mean_interval(row["revenue"], row["revenue_sq"], n)
     out: dict[str, Any] = {
         "click_rate": row["clicked"] / n if n else None,
+        "click_low": click_low,
+        "click_high": click_high,
         "conversion_rate": x / n if n else None,
         "conversion_low": low,
         "conversion_high": high,
         "revenue_per_shopper": mean,
+        "revenue_low": mean_low,
+        "revenue_high": mean_high,
     }
     mde = None
     if control is not None and row["arm"] != HOLDOUT:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -13,10 +13,12 @@ HEADERS = (
     "kind",
     "arm",
     "exposed",
+    "sent",
     "clicked",
+    "click rate [95% CI]",
     "converted",
     "conversion [95% CI]",
-    "revenue/shopper",
+    "revenue/shopper [95% CI]",
     "uplift pts [95% CI]",
     "p",
     "revenue uplift [95% CI]",
@@ -28,18 +30,22 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{value * 100:.1f}%"
 
 
+def _rate(value: float | None, low: float | None, high: float | None) -> str:
+    return "" if value is None else f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
+
+
 def _points(value: float | None, low: float | None, high: float | None) -> str:
     if value is None or low is None or high is None:
         return ""
     return f"{value * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
 
 
-def _money(value: float | None, low: float | None = None, high: float | None = None) -> str:
+def _money(value: float | None, low: float | None, high: float | None, sign: str = "") -> str:
     if value is None:
         return ""
     if low is None or high is None:
-        return f"{value:.2f}"
-    return f"{value:+.2f} [{low:+.2f}, {high:+.2f}]"
+        return f"{value:{sign}.2f}"
+    return f"{value:{sign}.2f} [{low:{sign}.2f}, {high:{sign}.2f}]"
 
 
 def _p(value: float | None) -> str:
@@ -57,13 +63,15 @@ def cells(pooled: pl.DataFrame) -> list[list[str]]:
                 r["kind"],
                 r["arm"],
                 str(r["exposed"]),
-                _pct(r["click_rate"]),
+                str(r["sent"]),
+                str(r["clicked"]),
+                _rate(r["click_rate"], r["click_low"], r["click_high"]),
                 str(r["converted"]),
-                f"{_pct(r['conversion_rate'])} [{_pct(r['conversion_low'])}, {_pct(r['conversion_high'])}]",
-                _money(r["revenue_per_shopper"]),
+                _rate(r["conversion_rate"], r["conversion_low"], r["conversion_high"]),
+                _money(r["revenue_per_shopper"], r["revenue_low"], r["revenue_high"]),
                 _points(r["uplift"], r["uplift_low"], r["uplift_high"]),
                 _p(r["p_value"]),
-                _money(r["revenue_uplift"], r["revenue_uplift_low"], r["revenue_uplift_high"]),
+                _money(r["revenue_uplift"], r["revenue_uplift_low"], r["revenue_uplift_high"], "+"),
                 r["note"] or "",
             ]
         )
@@ -102,6 +110,15 @@ def experiments_text(pooled: pl.DataFrame) -> str:
     return "\n".join(lines + (["", *notes] if notes else []))
 
 
+def duration_text(span: timedelta) -> str:
+    """`5d`, `36h`, `90m`, `45s`: as LAKEMAIL_ATTRIBUTION_WINDOW is written (and read back)."""
+    seconds = span.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:.6f}".rstrip("0").rstrip(".") + "s"  # microseconds, as timedelta keeps them
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -111,5 +128,6 @@ def _plain(value: Any) -> Any:
 
 
 def experiments_json(pooled: pl.DataFrame) -> list[dict[str, Any]]:
-    """The pooled figures as JSON-ready rows (rates as fractions, revenue in the shop's currency)."""
+    """The pooled figures as JSON-ready rows (rates and their intervals as fractions, revenue in the shop's
+    currency)."""
     return [{k: _plain(v) for k, v in row.items()} for row in pooled.drop("day").iter_rows(named=True)]

@@ -1,6 +1,6 @@
 """The statistics of the experiments (pure, standard library only): Wilson intervals for rates,
-Newcombe's interval and a z-test for a difference of rates, a normal (Welch) interval for a difference
-of means, and the minimum detectable effect of an arm."""
+Newcombe's interval and a z-test for a difference of rates, normal intervals for a mean and (Welch) for a
+difference of means, and the minimum detectable effect of an arm."""
 
 from __future__ import annotations
 
@@ -49,6 +49,15 @@ def mean_and_variance(total: float, squares: float, n: int) -> tuple[float, floa
     mean = total / n
     variance = max(0.0, (squares - n * mean * mean) / (n - 1)) if n > 1 else 0.0
     return mean, variance
+
+
+def mean_interval(total: float, squares: float, n: int) -> tuple[float | None, float | None, float | None]:
+    """(mean, low, high) of n values from their sum and sum of squares: the normal 95 % interval."""
+    if n <= 0:
+        return None, None, None
+    mean, variance = mean_and_variance(total, squares, n)
+    half = Z95 * math.sqrt(variance / n)
+    return mean, mean - half, mean + half
 
 
 def mean_difference(

@@ -36,15 +36,20 @@ EXPERIMENTS_SCHEMA: dict[str, pl.DataType] = {
     "arm": pl.String(),  # a variant (a, b) or `holdout`
     "day": pl.Date(),
     "exposed": pl.Int64(),  # shoppers assigned to the arm that day
+    "sent": pl.Int64(),  # emails of the kind delivered to them within the window (0 for the holdout)
     "clicked": pl.Int64(),  # of them, with a counted (not bot) click within the window
     "converted": pl.Int64(),  # of them, with an order within the window
     "revenue": pl.Float64(),  # their orders' revenue within the window
     "revenue_sq": pl.Float64(),  # sum over shoppers of (revenue per shopper)^2, for the interval
-    "click_rate": pl.Float64(),
+    "click_rate": pl.Float64(),  # clicked / exposed
+    "click_low": pl.Float64(),  # 95 % Wilson interval
+    "click_high": pl.Float64(),
     "conversion_rate": pl.Float64(),
     "conversion_low": pl.Float64(),  # 95 % Wilson interval
     "conversion_high": pl.Float64(),
     "revenue_per_shopper": pl.Float64(),
+    "revenue_low": pl.Float64(),  # 95 % normal interval of the mean
+    "revenue_high": pl.Float64(),
     "uplift": pl.Float64(),  # conversion rate minus the holdout's (null for the holdout itself)
     "uplift_low": pl.Float64(),  # 95 % Newcombe interval of the difference
     "uplift_high": pl.Float64(),
