@@ -11,7 +11,7 @@ import hmac
 import logging
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import orjson
@@ -31,6 +31,7 @@ from stores.erasure.lake import (
     scrub_delta_logs,
 )
 from stores.erasure.landing import count_landing_traces, pending_links, rewrite_landing, scan_landing
+from stores.erasure.progress import Progress, forget, made_ids, record, record_path, recorded
 from stores.erasure.state import erase_from_store
 from transforms.erasure.person import (
     ERASURE_TABLES,
@@ -116,25 +117,32 @@ def erase_user(
 ) -> ErasureCertificate:
     """Remove the person from every table, old version and landed file; suppress and certify it.
 
-    Every key of theirs goes: the user id, each linked anonymous id (as itself and as the `anon:` key of
-    profile partials and trigger candidates, so no pending state can bring them back), each email. The
+    Every key of theirs goes: the user id, each linked anonymous id and each trigger and send id made
+    for them (as itself and as the `anon:` key of profile partials and trigger candidates, so no pending
+    state can bring them back; a click on their email is keyed by its send id), each email. The keys are
+    recorded before anything is deleted (stores.erasure.progress), so a rerun still has them. The
     certificate then checks every table and landed file for any of them (`checks`). Last, the state
     store (`state`) loses every key of theirs in one commit (stores.erasure.state).
     """
     request_id = request_id or f"erasure-{uuid.uuid4().hex[:16]}"
+    key = user_key(user_id, secret)
     with lake.writer_lock():
         stored = read_certificate(lake, request_id)
         if stored is not None:
-            return stored  # a retry of a request that completed
-        person = find_person(lake, landing, user_id)
+            forget(landing, [record_path(key, request_id)])  # a retry of a request that completed
+            return stored
+        progress = person_to_erase(lake, landing, user_id, key)
+        person = progress.person
         source = f"{REQUESTS}/<redacted>" if names_person(request_source, person) else request_source
         certificate = ErasureCertificate(
-            request_id, source, user_key(user_id, secret), datetime.now(UTC),
-            anonymous_ids=len(person.anonymous_ids), emails=len(person.emails),
+            request_id, source, key, datetime.now(UTC), anonymous_ids=len(person.anonymous_ids),
+            emails=len(person.emails), made_ids=len(person.made_ids),
         )  # fmt: skip
         specs = erasure_tables(lake_tables(lake, ()))
         rows = {spec.name: matching_rows(lake, spec.name, person) for spec in specs}
         scan = scan_landing(landing, person, rows)
+        progress = progress.erasing(() if rows["events"] is None else rows["events"]["event_id"])
+        records = [*progress.paths, record(landing, key, request_id, progress)]  # before anything goes
         certificate.landing_unreadable = scan.unreadable
         certificate.erased_events = fold_into_aggregate(lake, rows["events"], request_id)
         for spec in specs:
@@ -143,14 +151,13 @@ def erase_user(
         certificate.landing_files = {r.path: len(r.blanked) for r in scan.rewrites}
         certificate.log_files_scrubbed, certificate.log_lines_remaining = scrub_delta_logs(lake, person)
         certificate.suppressions_added = suppress(lake, person, secret, certificate.erased_at, request_id)
-        events = rows["events"]
-        erased_ids = [] if events is None else events["event_id"].to_list()
-        erase_from_store(lake, state, person, erased_ids, certificate.landing_files)
+        erase_from_store(lake, state, person, progress.event_ids, certificate.landing_files)
         landing_check = scan.found | count_landing_traces(landing, scan.rewrites, person)
         certify(
             certificate, check_tables(lake, lake_tables(lake, [s.name for s in specs]), person), landing_check
         )
         store_certificate(lake, certificate)
+        forget(landing, records)  # certified: every key they held was checked
     log.info("erasure %s done: passed=%s", request_id, certificate.passed)
     return certificate
 
@@ -185,6 +192,15 @@ def find_person(lake: LakeResource, landing: LandingResource, user_id: str) -> P
     return person_from(
         user_id, identities, events.collect(), [*emails, *landed_emails], sorted(landed_anonymous)
     )
+
+
+def person_to_erase(lake: LakeResource, landing: LandingResource, user_id: str, key: str) -> Progress:
+    """The person as the lake and landing zone know them now, with what unfinished erasures of theirs
+    recorded (an earlier run may have deleted where those keys came from) and the trigger and send ids
+    made for them."""
+    progress = recorded(landing, key, find_person(lake, landing, user_id))
+    made = Person(user_id, made_ids=made_ids(lake, progress.person))
+    return replace(progress, person=progress.person.union(made))
 
 
 def suppress(lake: LakeResource, person: Person, secret: str, since: datetime, request_id: str) -> int:

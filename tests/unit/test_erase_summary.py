@@ -19,6 +19,7 @@ def certificate(remaining: int, unreadable: list[str]) -> ErasureCertificate:
         erased_at=datetime(2026, 11, 22, tzinfo=UTC),
         anonymous_ids=3,
         emails=1,
+        made_ids=4,
         tables=[
             TableErasure("events", "erased", "delete", 900, 4, 6, [f"part-{i}" for i in range(400)]),
             TableErasure("sends", "erased", "rewrite", 2, 1, 2, [], [], remaining),
@@ -37,7 +38,7 @@ def test_a_passing_erasure_is_summed_up_in_a_few_lines() -> None:
     assert certificate_summary(cert).splitlines() == [
         "erasure erasure-1: PASSED: no trace left",
         "  tables:   3 checked, 902 rows removed from 2, 0 rows remaining",
-        "  linked:   3 anonymous ids, 1 emails",
+        "  linked:   3 anonymous ids, 1 emails, 4 trigger and send ids",
         "  landing:  900 lines blanked in 300 files, 0 lines remaining, 0 unreadable",
         "  history:  400 old Delta files removed, 0 log files scrubbed, 0 log lines remaining",
         "  kept:     900 erased events as daily counts, 2 suppressions added",

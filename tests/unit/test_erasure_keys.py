@@ -3,6 +3,7 @@ ingest_log counts of a blanked CRM file, the tables an erasure visits and the ce
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 
@@ -11,12 +12,15 @@ import polars as pl
 import pytest
 
 from transforms.erasure.landed import landed_links
+from transforms.erasure.made import made_patterns
 from transforms.erasure.person import (
     ERASURE_TABLES,
     KEPT_TABLES,
     Person,
     erasure_tables,
+    log_pattern,
     mentions,
+    names_person,
     text_pattern,
 )
 from transforms.erasure.records import ErasureCertificate, TableErasure, adjust_ingest_log
@@ -60,6 +64,64 @@ def test_anonymous_ids_are_keys_as_themselves_and_as_anon_principals() -> None:
         "a-1",
         "u-1",
     ]
+
+
+def test_trigger_and_send_ids_are_keys_but_never_log_traces() -> None:
+    """A click lands under `anonymousId` = its send id: the send id is theirs as itself, as the `anon:`
+    principal of the click's partial and inside the event; as a surrogate key (deletes of sends go by it,
+    file statistics hold it), a Delta log naming it names no one."""
+    sent = Person("u-1", ("a-1",), (), ("s-0123456789abcdef01234567", "t-0123456789abcdef01234567"))
+    assert sent.keys == (
+        "u-1",
+        "a-1",
+        "s-0123456789abcdef01234567",
+        "t-0123456789abcdef01234567",
+        "anon:a-1",
+        "anon:s-0123456789abcdef01234567",
+        "anon:t-0123456789abcdef01234567",
+    )
+    click = '{"anonymous_id":"s-0123456789abcdef01234567","properties":{"kind":"welcome"}}'
+    frame = pl.DataFrame(
+        {
+            "value": [
+                "anon:s-0123456789abcdef01234567",
+                click,
+                "credited to s-0123456789abcdef01234567.",
+                "s-0123456789abcdef012345678",
+                "anon:s-1",
+            ]
+        }
+    )
+    assert frame.select(mentions(frame.collect_schema(), sent))["value"].to_list() == [True] * 3 + [False] * 2
+    assert not names_person("send_id IN ('s-0123456789abcdef01234567')", sent)
+    stats = '{"add":{"stats":"{\\"minValues\\":{\\"send_id\\":\\"s-0123456789abcdef01234567\\"}}"}}'
+    assert not re.search(log_pattern(sent), stats)
+    assert Person("u-1", ("a-2",), ("x@y.z",)).union(sent) == Person(
+        "u-1", ("a-1", "a-2"), ("x@y.z",), sent.made_ids
+    )
+
+
+def test_thousands_of_made_ids_are_found_in_polars_and_python_alike() -> None:
+    """One regex per 2,000 ids: 12,000 in one passed Polars' 10 MB regex limit."""
+    made = tuple(f"s-{hashlib.sha256(str(i).encode()).hexdigest()[:24]}" for i in range(12000))
+    person = Person("u-1", (), (), made)
+    texts = [
+        f'{{"anonymous_id":"{made[4321]}"}}',
+        f"anon:{made[-1]}",
+        f"x,{made[0]}\r\n",
+        made[7][:-1],
+        "s-1",
+    ]
+    frame = pl.DataFrame({"value": texts})
+    assert (
+        frame.select(mentions(frame.collect_schema(), person))["value"].to_list() == [True] * 3 + [False] * 2
+    )
+    pattern = re.compile(text_pattern(person))
+    assert [bool(pattern.search(t)) for t in texts] == [True] * 3 + [False] * 2
+    prefixes = re.compile(made_patterns(["s-1", "s-12"])[0])
+    assert [bool(prefixes.search(t)) for t in ("s-1", '"s-12"', "s-123", "s-13", "xs-1")] == [True] * 2 + [
+        False
+    ] * 3
 
 
 def line(**message: object) -> bytes:

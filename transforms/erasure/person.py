@@ -1,10 +1,11 @@
 """GDPR erasure, pure part: who the person is, and which rows, landed lines and log entries are theirs.
 
 A person is a user_id, every anonymous_id linked to it and every email of their identify traits or CRM
-rows. Their keys are those ids and the anonymous ids as profile partials and trigger candidates key them
-(`anon:<anonymous_id>`). A value is theirs when it equals a key, or holds one inside text as a JSON
-string (`"u-1"`, so `u-10` is not `u-1`), as a whole CSV cell or, for a long id, as a word; or an email
-as a whole address in any case.
+rows; and the ids the engine made for them, their trigger and send ids (a click on their email lands
+under `anonymousId` = its send id, with no user id). Their keys are those ids and the anonymous, trigger
+and send ids as profile partials and trigger candidates key them (`anon:<id>`). A value is theirs when
+it equals a key, or holds one inside text as a JSON string (`"u-1"`, so `u-10` is not `u-1`), as a
+whole CSV cell or, for a long id, as a word; or an email as a whole address in any case.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 import polars as pl
 
+from transforms.erasure.made import MADE_CHUNK, WORD_AFTER, WORD_BEFORE, made_patterns
 from transforms.profiles.state import ANON
 
 MAX_USER_ID_CHARS = 256
@@ -93,6 +95,9 @@ class Person:
     user_id: str
     anonymous_ids: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
+    # Their trigger and send ids: surrogate keys (rows of sends and triggers are deleted by them,
+    # and file statistics hold them), so never part of `ids`, which Delta logs are checked for.
+    made_ids: tuple[str, ...] = ()
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -100,8 +105,18 @@ class Person:
 
     @property
     def keys(self) -> tuple[str, ...]:
-        """The ids, and the anonymous ids as `profile_*` partials and `trigger*` candidates key them."""
-        return (*self.ids, *(ANON + a for a in self.anonymous_ids))
+        """The ids, the made ids, and both as `profile_*` partials and `trigger*` candidates key them."""
+        stand_ins = (*self.anonymous_ids, *self.made_ids)  # a click's anonymousId is its send id
+        return (*self.ids, *self.made_ids, *(ANON + a for a in stand_ins))
+
+    def union(self, other: Person) -> Person:
+        """The person with `other`'s anonymous ids, emails and made ids too (the same user id)."""
+        return Person(
+            self.user_id,
+            _clean([*self.anonymous_ids, *other.anonymous_ids]),
+            _clean([*self.emails, *other.emails]),
+            _clean([*self.made_ids, *other.made_ids]),
+        )
 
 
 def _clean(values: Iterable[str | None]) -> tuple[str, ...]:
@@ -134,23 +149,26 @@ def _email_part(email: str) -> str:
     return rf"(?i:(?:^|[^A-Za-z0-9._%+\-]){re.escape(email)}(?:$|[^A-Za-z0-9_\-.]|\.(?:$|[^A-Za-z0-9])))"
 
 
-def text_pattern(person: Person) -> str:
-    """A regex (Python and Polars) finding the person's keys inside JSON, CSV or free text."""
+def text_pattern(person: Person, *, made: bool = True) -> str:
+    """A regex (Python and Polars) finding the person's keys inside JSON, CSV or free text (their made
+    ids as words, `transforms.erasure.made`; not with `made=False`)."""
+    keys = (*person.ids, *(ANON + a for a in person.anonymous_ids))
     tokens: set[str] = set()
-    for value in person.keys:  # as a JSON string, in both escaping styles
+    for value in keys:  # as a JSON string, in both escaping styles
         for text in (orjson.dumps(value).decode(), json.dumps(value)):
             tokens |= {text, text.replace("/", "\\/")}
     # As a whole CSV cell (a CRM export): a line of its own, or a file's content (no multi-line mode).
-    cells = [rf"(?:^|[,\n]){re.escape(v)}(?:[,\r\n]|$)" for v in sorted(set(person.keys))]
+    cells = [rf"(?:^|[,\n]){re.escape(v)}(?:[,\r\n]|$)" for v in sorted(set(keys))]
     # A long id as a word in free text ("referred by anon-7f3e..."); a short or all-digit one would be
     # found inside other values (`u-1` in `u-1x`, `123456` in a price), so those count only as above.
     words = [
-        rf"(?:^|[^A-Za-z0-9_]){re.escape(v)}(?:[^A-Za-z0-9_]|$)"
+        rf"{WORD_BEFORE}{re.escape(v)}{WORD_AFTER}"
         for v in sorted(person.ids)
         if len(v) >= MIN_WORD_ID and not v.isdigit()
     ]
     emails = [_email_part(e) for e in person.emails]
-    return "|".join([re.escape(t) for t in sorted(tokens)] + cells + words + emails)
+    made_ids = made_patterns(person.made_ids) if made else []
+    return "|".join([re.escape(t) for t in sorted(tokens)] + cells + words + emails + made_ids)
 
 
 def log_pattern(person: Person) -> str:
@@ -167,7 +185,8 @@ def log_pattern(person: Person) -> str:
 
 def mentions(schema: pl.Schema, person: Person) -> pl.Expr:
     """True for rows of a frame of `schema` where any text or nested column holds the person."""
-    pattern = text_pattern(person)
+    pattern = text_pattern(person, made=False)
+    made = made_patterns(person.made_ids, MADE_CHUNK)  # a Polars regex may not pass 10 MB compiled
     checks: list[pl.Expr] = []
     for name, dtype in schema.items():
         if dtype == pl.String:
@@ -176,7 +195,7 @@ def mentions(schema: pl.Schema, person: Person) -> pl.Expr:
             text = pl.struct(name).struct.json_encode()
         else:
             continue
-        checks.append(text.is_in(person.keys) | text.str.contains(pattern))
+        checks += [text.is_in(person.keys), text.str.contains(pattern), *(text.str.contains(m) for m in made)]
     return pl.any_horizontal(checks).fill_null(False) if checks else pl.lit(False)
 
 

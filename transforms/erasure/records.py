@@ -161,6 +161,7 @@ class ErasureCertificate:
     erased_at: datetime
     anonymous_ids: int
     emails: int
+    made_ids: int = 0  # their trigger and send ids (a click on their email is keyed by its send id)
     tables: list[TableErasure] = field(default_factory=list)
     landing_files: dict[str, int] = field(default_factory=dict)  # path -> lines blanked
     landing_unreadable: list[str] = field(default_factory=list)
@@ -169,9 +170,10 @@ class ErasureCertificate:
     log_lines_remaining: int = 0
     erased_events: int = 0  # folded into erased_events_daily first
     suppressions_added: int = 0
-    # The final scan, after every step: each of the person's keys (user id, anonymous ids as themselves
-    # and as `anon:` keys, emails) looked for in every string and nested column of every table of the
-    # lake ("tables": rows holding one) and in every line of every landed file ("landing": lines).
+    # The final scan, after every step: each of the person's keys (user id, anonymous, trigger and send
+    # ids as themselves and as `anon:` keys, emails) looked for in every string and nested column of
+    # every table of the lake ("tables": rows holding one) and in every line of every landed file
+    # ("landing": lines).
     checks: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
@@ -205,7 +207,7 @@ def certificate_summary(certificate: ErasureCertificate) -> str:
         f"erasure {c.request_id}: {verdict}",
         f"  tables:   {len(tables)} checked, {removed} rows removed from "
         f"{sum(1 for t in tables if t.rows_deleted)}, {left} rows remaining",
-        f"  linked:   {c.anonymous_ids} anonymous ids, {c.emails} emails",
+        f"  linked:   {c.anonymous_ids} anonymous ids, {c.emails} emails, {c.made_ids} trigger and send ids",
         f"  landing:  {sum(c.landing_files.values())} lines blanked in {len(c.landing_files)} files, "
         f"{c.landing_lines_remaining} lines remaining, {len(c.landing_unreadable)} unreadable",
         f"  history:  {sum(len(t.files_removed) for t in tables)} old Delta files removed, "
