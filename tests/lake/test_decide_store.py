@@ -138,3 +138,33 @@ def test_a_post_purchase_decision_notes_its_orders_products_alike_from_the_store
             return rows.filter(pl.col("kind") == "post_purchase")["detail"].to_list()
 
         assert detail(report.rows) == detail(evaluate(world)) == ['{"products":["p2","p1"]}']
+
+
+def test_a_checkout_of_a_cart_left_for_another_exits_alike_from_the_store_and_the_lake() -> None:
+    """u1 starts checkout on c1 and then fills c2: when due, the engine (from the store) and a replay's
+    `engine_world` (from the lake) both withdraw the checkout `cart_changed`, so no send decision takes
+    the frequency cap, and c2's cart email goes out when it is due."""
+    with tempfile.TemporaryDirectory() as folder:
+        shop = Shop(Path(folder) / "shop")
+        signup = START - timedelta(days=3)  # the welcome email: long before
+        identify = message("identify", signup, user="u1", email="u1@example.com", marketing_consent=True)
+        shop.batch("b0", [identify], signup)
+        shop.engine(signup)
+        added: dict[str, Any] = {"product_id": "p1", "price": 10.0, "quantity": 1}
+        events = [
+            message("Product Added", START, user="u1", cart_id="c1", **added),
+            message("Checkout Started", START + timedelta(minutes=10), user="u1", cart_id="c1"),
+            message("Product Added", START + timedelta(minutes=20), user="u1", cart_id="c2", **added),
+        ]
+        shop.batch("b1", events, START + timedelta(minutes=21))
+        shop.engine(START + timedelta(minutes=21))
+        now = START + timedelta(minutes=40)
+        report = shop.engine(now)
+        seen = run_snapshot(shop.lake, report.evaluation)
+        assert seen is not None
+        world = engine_world(seen, now=now, secret=SECRET, policy=POLICY, evaluation=report.evaluation)
+        assert sorted_rows(evaluate(world)).equals(sorted_rows(report.rows))
+        checkout = report.rows.filter(pl.col("kind") == "abandoned_checkout")
+        assert checkout.select("anchor", "decision", "reason").rows() == [("c1", "exited", "cart_changed")]
+        later = shop.engine(START + timedelta(minutes=80)).rows
+        assert later.select("kind", "anchor", "decision").rows() == [("abandoned_cart", "c2", "send")]

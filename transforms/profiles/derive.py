@@ -87,18 +87,24 @@ def _newest(trait: str) -> pl.Expr:
     return pl.when(pick_crm).then(pl.col(f"crm_{trait}")).otherwise(pl.col(trait)).alias(trait)
 
 
-def _with_current_cart(frame: pl.DataFrame) -> pl.DataFrame:
-    """`cart_id` / `cart_updated_at`: the open cart (no order) changed last; ties by cart id."""
-    open_carts = (
-        frame.select("user_id", "carts")
-        .explode("carts")
-        .unnest("carts")
-        .filter(pl.col("ordered_at").is_null() & pl.col("changed_at").is_not_null())
+def open_carts(carts: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Per shopper (`key`), the open cart: of `carts` (one row per cart: cart_id, changed_at, ordered_at),
+    the one without an order changed last, ties by cart id (descending); `key`, `cart_id`, `changed_at`.
+    An emptied cart stays open (it has no lines to show); a cart only a checkout named never is. The
+    profile's cart, and so the email's; the checkout rule's exit reads it too (rules/carts.py)."""
+    return (
+        carts.filter(pl.col("ordered_at").is_null() & pl.col("changed_at").is_not_null())
         .sort("changed_at", "cart_id", descending=True)
-        .unique("user_id", keep="first")
-        .select("user_id", "cart_id", pl.col("changed_at").alias("cart_updated_at"))
+        .unique(key, keep="first")
+        .select(key, "cart_id", "changed_at")
     )
-    return frame.join(open_carts, on="user_id", how="left")
+
+
+def _with_current_cart(frame: pl.DataFrame) -> pl.DataFrame:
+    """`cart_id` / `cart_updated_at`: the open cart (`open_carts`)."""
+    carts = frame.select("user_id", "carts").explode("carts").unnest("carts")
+    current = open_carts(carts, "user_id").rename({"changed_at": "cart_updated_at"})
+    return frame.join(current, on="user_id", how="left")
 
 
 def _with_cart_items(frame: pl.DataFrame) -> pl.DataFrame:

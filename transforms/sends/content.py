@@ -146,7 +146,9 @@ def _cart_part(
 ) -> tuple[dict[str, Any], str | None, list[str]]:
     cart_id = profile.get("cart_id")
     if (about := cart_of(kind, trigger)) and cart_id and about != cart_id:
-        raise _Abort("cart_changed")  # never write about a cart the shopper no longer has
+        # Never write about a cart the shopper no longer has. The checkout rule's exit withdraws such a
+        # checkout when due and again right before sending (exit_reasons_now); this is the guard behind it.
+        raise _Abort("cart_changed")
     frame = _cart_frame(profile.get("cart_items") or [], draft.catalog, draft.shop.currency)
     if frame.is_empty():
         raise _Abort("empty_cart")

@@ -18,7 +18,14 @@ from transforms.triggers.rules.lifecycle import post_purchase_candidates, welcom
 RULES: dict[str, Rule] = {
     rule.kind: rule
     for rule in (
-        Rule("abandoned_checkout", timedelta(minutes=30), 1, checkout_candidates, checkout_exit),
+        Rule(
+            "abandoned_checkout",
+            timedelta(minutes=30),
+            1,
+            checkout_candidates,
+            checkout_exit,
+            exits_when_due=("cart_changed",),  # back on the named cart before then: the email goes
+        ),
         Rule(
             "abandoned_cart",
             timedelta(hours=1),

@@ -3,7 +3,9 @@
 An order exits a cart or a checkout whether or not it names them (Segment's spec puts `order_id` /
 `checkout_id` on orders, not `cart_id`): any order by the same shopper (identity is resolved in the
 state) at or after the cart's last change, or the checkout's start. Checkouts come from the state's
-`checkouts` list (transforms/profiles/checkouts.py) and from the carts' checkouts.
+`checkouts` list (transforms/profiles/checkouts.py) and from the carts' checkouts. A checkout that named
+a cart the shopper has since left for another exits when due (`cart_changed`): the email of the cart
+the shopper has now is the one to send.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import timedelta
 
 import polars as pl
 
+from transforms.profiles.derive import open_carts
 from transforms.triggers.rules.base import RuleContext, exploded, finish
 
 
@@ -119,7 +122,10 @@ def cart_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
 
 def checkout_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     """Ordered (the same checkout_id or order_id, the cart's own order, or any order by the shopper
-    since the start), or superseded by a later checkout of the shopper (it restarts the timer)."""
+    since the start), superseded by a later checkout of the shopper (it restarts the timer), or, when
+    due, `cart_changed`: the cart it named is no longer the shopper's open one (`open_carts`, the
+    profile's cart, which content shows: it would abort the email, and a send decision would take the
+    frequency cap from the email of the shopper's new cart)."""
     started = checkouts(context.state)
     facts = _join(candidates.select("principal", "anchor"), started, ["principal", "anchor"])
     facts = _join(facts, last_orders(context.state), "principal")
@@ -128,11 +134,15 @@ def checkout_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     facts = _join(facts, _matched_orders(context.state, facts), ["principal", "anchor"])
     latest = started.group_by("principal").agg(pl.col("started_at").max().alias("_latest"))
     facts = _join(facts, latest, "principal")
+    opened = open_carts(exploded(context.state, "carts"), "principal")
+    facts = _join(facts, opened.select("principal", pl.col("cart_id").alias("_open")), "principal")
     reason = (
         pl.when(_ordered_since("started_at") | pl.col("_matched").fill_null(False))
         .then(pl.lit("order_completed"))
         .when(pl.col("_latest") > pl.col("started_at"))
         .then(pl.lit("checkout_restarted"))
+        .when(pl.col("cart_id") != pl.col("_open"))  # null: it named no cart, or none is open
+        .then(pl.lit("cart_changed"))
     )
     return facts.select(reason.alias("exit_reason"))["exit_reason"]
 
