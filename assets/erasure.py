@@ -1,7 +1,9 @@
 """Dagster wiring of GDPR erasure: the `erase_requests` op (its job and sensor live in orchestration).
 
 Run config and metadata carry request file names and certificates only, never a user id or email:
-`lakemail erase` lands a request file (`submit_request`) and runs the job on it.
+`lakemail erase` lands a request file (`submit_request`) and runs the job on it. A request file is first
+renamed to `erasure/req-<random>.json` (stores.erasure.names), so its own name, which may be the
+person's, reaches no log, metadata or error; the sensor launches runs on renamed files only.
 """
 
 from typing import Any
@@ -12,6 +14,7 @@ from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.secrets import SecretsResource
 from resources.state import StateResource
+from stores.erasure.names import opaque_path, take_request
 from stores.erasure.requests import RequestOutcome, pending_requests, process_request
 
 ERASE_OP = "erase_requests"
@@ -54,11 +57,21 @@ def erase_requests(
     paths = config.requests if config.requests is not None else [f.path for f in pending_requests(landing)]
     outcomes: list[RequestOutcome] = []
     errors: list[Exception] = []
-    for path in paths:
+    for requested in paths:
+        path = opaque_path(requested)  # what logs, metadata and errors say from here on
+        try:
+            take_request(landing, requested, path)
+        except OSError as error:  # it names neither the file nor its new name
+            outcomes.append(
+                RequestOutcome(path, "failed", f"{error}; it waits under the name it landed with")
+            )
+            errors.append(error)
+            continue
         try:
             outcomes.append(process_request(lake, landing, path, secret=secrets.hmac_key, state=state))
         except Exception as error:  # one request's failure must not hold back the others
-            outcomes.append(RequestOutcome(path, "failed", type(error).__name__))
+            detail = f"{type(error).__name__}; it stays as {path} for a retry"
+            outcomes.append(RequestOutcome(path, "failed", detail))
             errors.append(error)
     for outcome in outcomes:
         certificate = outcome.certificate

@@ -22,7 +22,7 @@ from orchestration.leases import worker_tags
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.state import StateResource
-from stores.erasure.requests import pending_requests
+from stores.erasure.names import take_pending
 from transforms.ingest.batch import SensorDecision
 
 __all__ = ["IN_FLIGHT", "run_in_flight"]  # the names tests and status import here
@@ -121,13 +121,14 @@ ERASURE_POLL_SECONDS = 5
 
 
 def erasure_run_requests(landing: LandingResource) -> list[dg.RunRequest]:
-    """One run per pending request file, keyed by its path, size and landing time."""
+    """One run per pending request file, keyed by its path, size and landing time: each renamed first to
+    `erasure/req-<random>.json` (a file named after the person names no run, config or tick)."""
     return [
         dg.RunRequest(
             run_key=f"{f.path}:{f.size}:{f.landed_at.isoformat()}",
             run_config=run_config_for(f.path),
         )
-        for f in pending_requests(landing)
+        for f in take_pending(landing)
     ]
 
 

@@ -93,8 +93,8 @@ def process_request(
         aside = landing.root / REJECTED / name
         aside.parent.mkdir(parents=True, exist_ok=True)
         os.replace(landing.root / path, aside)  # a link or FIFO is moved, not what it points to
-        log.warning("erasure request %s rejected and moved to %s: %s", path, REJECTED, error)
-        return RequestOutcome(path, "rejected", f"{error}; moved to {REJECTED}/")
+        log.warning("erasure request %s rejected and moved to %s/%s: %s", path, REJECTED, name, error)
+        return RequestOutcome(path, "rejected", f"{error}; moved to {REJECTED}/{name}")
     # The same file (path, time, bytes) always gets the same id, so a retry finds its own work.
     digest = hmac.new(secret.encode(), f"{path}\0{stat.st_mtime_ns}\0".encode() + data, hashlib.sha256)
     request_id = f"erasure-{digest.hexdigest()[:16]}"

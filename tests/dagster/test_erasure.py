@@ -483,36 +483,26 @@ def test_request_files_through_the_sensor_and_job(
     context = dg.build_sensor_context(instance=instance, resources={"landing": landing})
     requests = sensor(context)
     assert isinstance(requests, list)
-    assert sorted(r.run_config["ops"]["erase_requests"]["config"]["requests"][0] for r in requests) == [
-        "erasure/bad.json",
-        "erasure/req-1.json",
-        "erasure/wrong.json",
-    ]
+    renamed = sorted(r.run_config["ops"]["erase_requests"]["config"]["requests"][0] for r in requests)
+    assert len(renamed) == 3 and all(re.fullmatch(r"erasure/req-[0-9a-f]{32}\.json", p) for p in renamed)
+    assert [f.path for f in pending_requests(landing)] == renamed  # renamed in place, each once
     assert [r.run_key for r in requests] == [r.run_key for r in erasure_run_requests(landing)]
     result = defs.resolve_job_def(ERASURE_JOB).execute_in_process(instance=instance)
     assert result.success
     [output] = [e for e in result.all_events if e.is_successful_output]
     metadata = {key: value.value for key, value in output.step_output_data.metadata.items()}
     assert metadata["erased"] == 1 and metadata["all_passed"] is True
-    assert isinstance(metadata["rejected"], dict)
-    assert sorted(metadata["rejected"]) == ["erasure/bad.json", "erasure/wrong.json"]
+    assert isinstance(metadata["rejected"], dict) and len(metadata["rejected"]) == 2
     [certificate] = [orjson.loads(c) for c in result.output_for_node("erase_requests")]
-    assert (
-        certificate["user_key"] == user_key(USER, SECRET)
-        and certificate["request_source"] == "erasure/req-1.json"
-    )
+    assert certificate["user_key"] == user_key(USER, SECRET) and certificate["request_source"] in renamed
+    assert sorted([*metadata["rejected"], certificate["request_source"]]) == renamed
     records = instance.all_logs(result.run_id)
     assert not holds_trace("\n".join(str(r.dagster_event or r.user_message) for r in records).encode())
     assert not holds_trace(str(metadata).encode())
     erasure = Path(settings.landing_uri) / "erasure"
-    assert sorted(p.name for p in erasure.rglob("*") if p.is_file()) == [
-        ".half.json.tmp",
-        "bad.json",
-        "wrong.json",
-    ]
-    assert sorted(p.relative_to(erasure).as_posix() for p in (erasure / "rejected").iterdir()) == [
-        "rejected/bad.json",
-        "rejected/wrong.json",
+    assert sorted(p.relative_to(erasure.parent).as_posix() for p in erasure.rglob("*") if p.is_file()) == [
+        "erasure/.half.json.tmp",
+        *(path.replace("erasure/", "erasure/rejected/") for path in sorted(metadata["rejected"])),
     ]
     assert pending_requests(landing) == []
     assert isinstance(sensor(context), dg.SkipReason)
@@ -541,7 +531,8 @@ def test_lakemail_erase_path_with_the_secret_from_the_environment(
     assert orjson.loads(text)["user_key"] == user_key(USER, "from-env")
     assert not (Path(settings.landing_uri) / path).exists()
     run = instance.get_run_by_id(result.run_id)
-    assert run is not None and not holds_trace(orjson.dumps(run.run_config))
+    assert run is not None and not holds_trace(orjson.dumps([run.run_config, run.tags]))
+    assert not holds_trace(dg.serialize_value(instance.all_logs(result.run_id)).encode())
     assert os.listdir(Path(settings.landing_uri) / "erasure") == []
 
 
