@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from orchestration.arguments import non_negative, non_negative_int, positive_int
@@ -56,6 +57,7 @@ def collector_config(settings: Settings, args: argparse.Namespace, keys: tuple[s
     from resources.landing import LandingResource
     from services.collector.app import CollectorConfig
     from services.collector.backlog import BacklogLimits, landing_backlog
+    from services.unsubscribe import user_for_send
     from simulator.shop import make_catalog
 
     limits = BacklogLimits(
@@ -70,7 +72,8 @@ def collector_config(settings: Settings, args: argparse.Namespace, keys: tuple[s
         limits=limits,
         linger=args.commit_ms / 1000,
         shop_catalog=make_catalog(seed=0) if args.demo_shop else None,  # what `lakemail up`'s simulator sells
-        click_secret=ensure_secret(settings.home),  # the runs' LAKEMAIL_SECRET: the click tokens' key
+        click_secret=ensure_secret(settings.home),  # the runs' LAKEMAIL_SECRET: click and unsubscribe tokens'
+        user_for_send=partial(user_for_send, settings.lake_uri),  # whom an unsubscribe link's send went to
         profiles=profile_api(settings, api_key()),
     )
 

@@ -1,7 +1,8 @@
 """The collector's HTTP app: Segment's Tracking API (`POST /v1/batch`, `/v1/track`, `/v1/identify`,
 `/v1/page`, `/v1/screen`, `/v1/group`, `/v1/alias`), `GET /health`, `GET /metrics` (Prometheus, no key:
-counts only), `/lakemail.js`, the click redirect `/c/{token}` (services.collector.clicks), the profile
-API `/v1/profiles/{user_id}` (services.collector.profiles) and the demo shop.
+counts only), `/lakemail.js`, the click redirect `/c/{token}` (services.collector.clicks), the emails'
+unsubscribe links `GET|POST /unsubscribe/{token}` (services.unsubscribe), the profile API
+`/v1/profiles/{user_id}` (services.collector.profiles) and the demo shop.
 
 Answers: 200 `{"success": true}` once every kept message is durable in the landing zone (with
 `rejected` listing the messages of a batch that were not kept, by index); 400 with a reason code for a
@@ -32,7 +33,7 @@ from prometheus_client import CollectorRegistry
 from resources.landing import land
 from services.collector.backlog import Backlog, BacklogGate, BacklogLimits
 from services.collector.clicks import add_click_route
-from services.collector.commit import CommitFailed, GroupCommitter, QueueFull, Writer
+from services.collector.commit import CommitFailed, GroupCommitter, QueueFull, Writer, land_one
 from services.collector.metrics import CollectorFigures, rejected_counter
 from services.collector.profiles import ProfileApi, add_profile_routes
 from services.collector.shop import add_shop_routes, add_snippet_route
@@ -48,6 +49,7 @@ from services.collector.wire import (
     stamp,
 )
 from services.metrics import add_metrics
+from services.unsubscribe import add_unsubscribe_routes
 
 log = logging.getLogger(__name__)
 CORS_HEADERS = ["Authorization", "Content-Type", "Content-Encoding", "X-Retry-Count"]
@@ -77,6 +79,9 @@ class CollectorConfig:
     shop_catalog: list[dict[str, Any]] | None = None  # the demo shop's products; None: no shop
     clock: Callable[[], datetime] = _utc_now
     click_secret: str | None = None  # LAKEMAIL_SECRET: serves the click redirect /c/{token} (None: not)
+    # a send's user (services.unsubscribe.user_for_send over the lake): with click_secret, serves
+    # the unsubscribe links' /unsubscribe/{token} (None: not)
+    user_for_send: Callable[[str], str | None] | None = None
     writer: Writer = land
     profiles: ProfileApi | None = None  # the profile API /v1/profiles/... (services.collector.profiles)
 
@@ -139,6 +144,12 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
     add_snippet_route(app)
     if config.click_secret:
         add_click_route(app, committer, config.click_secret, config.clock)
+    if config.click_secret and config.user_for_send is not None:
+        land_unsubscribe = partial(land_one, committer)
+        secret, find_user = config.click_secret, config.user_for_send
+        add_unsubscribe_routes(
+            app, secret=secret, find_user=find_user, land=land_unsubscribe, clock=config.clock
+        )
     if config.profiles is not None:
         add_profile_routes(app, config.profiles, state.registry)
     if config.shop_catalog is not None:

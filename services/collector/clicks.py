@@ -10,7 +10,6 @@ the send (`anonymousId` is the send_id): who clicked is in `sends`, not in the l
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,11 +18,9 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from services.collector.commit import CommitFailed, GroupCommitter, QueueFull
-from services.collector.wire import stamp
+from services.collector.commit import GroupCommitter, land_one
 from transforms.sends.clicks import ClickLink, bot_reason, verify_click_token
 
-log = logging.getLogger(__name__)
 CLICK_EVENT = "Email Link Clicked"
 USER_AGENT_LIMIT = 512
 NOT_FOUND = "<!doctype html><title>Link not found</title><p>This link is not valid (or no longer is).</p>"
@@ -59,12 +56,7 @@ def add_click_route(
         user_agent = request.headers.get("user-agent") or ""
         reason = bot_reason(request.method, user_agent, link.issued_at, now)
         message = click_message(link, user_agent=user_agent, reason=reason, at=now)
-        received = now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        lines = stamp([message], sent_at=None, received_at=received).lines
-        try:
-            await committer.commit(b"".join(lines), len(lines))
-        except (QueueFull, CommitFailed) as error:  # the shopper still gets where the link leads
-            log.warning("a click could not be landed: %s", type(error).__name__)
+        await land_one(committer, message, now)  # landed or not, the shopper gets where the link leads
         return RedirectResponse(link.url, status_code=302, headers=HEADERS)
 
     app.api_route("/c/{token}", methods=["GET", "HEAD"], include_in_schema=False)(click)

@@ -20,8 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from resources.landing import land
+from services.collector.wire import stamp
 
 log = logging.getLogger(__name__)
 Writer = Callable[[Path, str, bytes], Path]
@@ -168,3 +170,16 @@ class GroupCommitter:
         self._sequence += 1
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         return f"collector-{stamp}-{os.getpid()}-{self._sequence:08d}.ndjson"
+
+
+async def land_one(committer: GroupCommitter, message: dict[str, Any], at: datetime) -> bool:
+    """Land one message the collector made itself (a click, an unsubscribe), received `at`; False (and a
+    warning without its data) when it could not be: the committer is full or the write failed."""
+    received = at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    lines = stamp([message], sent_at=None, received_at=received).lines
+    try:
+        await committer.commit(b"".join(lines), len(lines))
+    except (QueueFull, CommitFailed) as error:
+        log.warning("a %s event could not be landed: %s", message.get("event"), type(error).__name__)
+        return False
+    return True

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -32,8 +33,8 @@ from services.sandbox.mail_errors import ApiError, MailValidationError
 from services.sandbox.metrics import sandbox_registry
 from services.sandbox.pages import PAGE_HEADERS, inbox_page, message_page, notice_page, placeholder_svg
 from services.sandbox.store import MessageStore, RequestStats, StoredMessage, utc_now_iso
-from services.sandbox.unsubscribe import is_one_click, land_event, unsubscribe_event, user_for_send
-from transforms.sends.message import verify_unsubscribe_token
+from services.sandbox.unsubscribe import land_event
+from services.unsubscribe import add_unsubscribe_routes, user_for_send
 
 log = logging.getLogger(__name__)
 INBOX_LIMIT = 200
@@ -120,31 +121,14 @@ def _add_page_routes(app: FastAPI, store: MessageStore) -> None:
 
 
 def _add_unsubscribe_routes(app: FastAPI, *, lake_uri: str, landing_uri: str, secret: str) -> None:
-    invalid = notice_page("Invalid link", "This unsubscribe link is not valid.")
+    async def land(event: dict[str, Any], now: datetime) -> bool:
+        await run_in_threadpool(land_event, landing_uri, event, now)
+        return True
 
-    @app.get("/unsubscribe/{token}", response_class=HTMLResponse)
-    async def unsubscribe_page(token: str) -> HTMLResponse:
-        # RFC 8058: a GET (a mail scanner following links) must never unsubscribe; it only asks.
-        if verify_unsubscribe_token(token, secret) is None:
-            return _page(invalid, 400)
-        detail = "Press the button to stop receiving these emails."
-        return _page(notice_page("Unsubscribe?", detail, confirm=True))
-
-    @app.post("/unsubscribe/{token}", response_class=HTMLResponse)
-    async def unsubscribe(token: str, request: Request) -> HTMLResponse:
-        send_id = verify_unsubscribe_token(token, secret)
-        if send_id is None:
-            return _page(invalid, 400)
-        method = "one_click" if is_one_click(await request.body()) else "page"
-        user_id = await run_in_threadpool(user_for_send, lake_uri, send_id)
-        if user_id is None:
-            return _page(notice_page("Unknown email", "We cannot find the email this link came from."), 404)
-        now = datetime.now(UTC)
-        await run_in_threadpool(
-            land_event, landing_uri, unsubscribe_event(user_id, send_id, method, now), now
-        )
-        log.info("unsubscribe landed (method=%s)", method)
-        return _page(notice_page("Unsubscribed", "You will not receive these emails any more."))
+    find_user = partial(user_for_send, lake_uri)
+    add_unsubscribe_routes(
+        app, secret=secret, find_user=find_user, land=land, clock=partial(datetime.now, UTC)
+    )
 
 
 def _accept(store: MessageStore, mail: MailRequest) -> str:

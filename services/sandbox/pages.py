@@ -1,4 +1,4 @@
-"""The sandbox's HTML pages (inbox, one message, unsubscribe), built by one autoescaping Jinja2 environment.
+"""The sandbox's HTML pages (inbox, one message, notices), built by one autoescaping Jinja2 environment.
 
 An email's HTML is shown only inside `<iframe sandbox srcdoc="...">`: autoescaping makes it a valid
 attribute value, and the sandbox (no `allow-scripts`, no `allow-same-origin`) keeps it from scripting
@@ -19,10 +19,10 @@ from services.sandbox.store import StoredMessage
 PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
-        "form-action 'self'; base-uri 'none'"
+        "form-action 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",  # an unsubscribe URL holds a token: never leak it onwards
+    "Referrer-Policy": "no-referrer",  # an email's links hold tokens: never leak them onwards
 }
 REFRESH_SECONDS = 3
 DEMO_IMAGES = "https://shop.example/img/"  # the simulator's catalog (a reserved name: never resolves)
@@ -49,8 +49,6 @@ _TEMPLATES = {
  pre { white-space: pre-wrap; background: #fff; padding: 1rem; border: 1px solid #d5d9e0; }
  dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
  dt { font-weight: 600; } dd { margin: 0; word-break: break-all; }
- button { font: inherit; padding: .5rem 1.2rem; border: 0; border-radius: 4px;
-          background: #2456d6; color: #fff; }
 </style></head>
 <body><header><a href="/">lakemail sandbox inbox</a></header>
 <main>{% block main %}{% endblock %}</main></body></html>
@@ -88,10 +86,7 @@ the latest {{ messages | length }} shown{% endif %}, newest first; refreshes eve
 """,
     "notice.html": """{% extends "base.html" %}
 {% block title %}{{ title }}{% endblock %}
-{% block main %}<h2>{{ title }}</h2><p>{{ detail }}</p>
-{% if confirm %}<form method="post"><input type="hidden" name="confirm" value="yes">
-<button type="submit">Unsubscribe</button></form>{% endif %}
-{% endblock %}
+{% block main %}<h2>{{ title }}</h2><p>{{ detail }}</p>{% endblock %}
 """,
 }
 
@@ -130,6 +125,6 @@ def placeholder_svg(name: str) -> str:
     )
 
 
-def notice_page(title: str, detail: str, *, confirm: bool = False) -> str:
-    """A short page; with `confirm`, a form that POSTs back to the same URL (the unsubscribe button)."""
-    return _ENV.get_template("notice.html").render(title=title, detail=detail, confirm=confirm)
+def notice_page(title: str, detail: str) -> str:
+    """A short page: a title and a sentence."""
+    return _ENV.get_template("notice.html").render(title=title, detail=detail)
