@@ -47,6 +47,7 @@ from orchestration.lanes import (
 )
 from orchestration.leases import execute_leased
 from orchestration.metrics.observer import RunObserver, start_metrics
+from orchestration.run_keys import failure_backoff
 from orchestration.sensors import heartbeat_path
 from orchestration.settings import Settings
 from resources.lake import LakeResource
@@ -57,9 +58,6 @@ from transforms.ingest.batch import SensorDecision
 POLL_SECONDS = 0.25
 STOP_GRACE_S = 10.0  # under `lakemail up`'s 15 s between SIGTERM and SIGKILL
 LAUNCHED_BY = "lakemail runner"
-# After a failed run, its lane waits this long before the next (doubling up to the cap; reset by a success),
-# so that a lane failing at every try (a broken provider account) does not start four runs a second.
-FAILURE_BACKOFF_S, FAILURE_BACKOFF_MAX_S = 1.0, 60.0
 # Two `execute_in_process` runs at once in one process deadlock in Dagster's logging: each run's setup
 # calls `logging.config.dictConfig` (DagsterInstance.get_yaml_python_handlers), which holds logging's
 # module lock while it takes every handler's lock, while the other run's event handler holds its own
@@ -108,7 +106,7 @@ class _Lane:
             _say(message)
             watch.released()
 
-        backoff = 0.0
+        failures = 0
         while not stop.is_set():
             _beat(beat)
             decision = self.decide(released)
@@ -132,11 +130,9 @@ class _Lane:
                 flight.runs.pop(self.name, None)
             self.runs += 1
             watch.finished(result)
-            backoff = (
-                0.0 if result.success else min(FAILURE_BACKOFF_MAX_S, max(FAILURE_BACKOFF_S, 2 * backoff))
-            )
-            if backoff:
-                stop.wait(backoff)
+            failures = 0 if result.success else failures + 1
+            if failures:  # `failure_backoff`: the sensors wait as long before a failed batch's next run
+                stop.wait(failure_backoff(failures))
 
 
 def serve_batches(

@@ -19,6 +19,7 @@ from orchestration.lanes import (
     lane_in_flight,
 )
 from orchestration.leases import worker_tags
+from orchestration.run_keys import BATCH_KEY_TAG, sensor_runs, with_generation
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.state import StateResource
@@ -59,24 +60,36 @@ def run_in_flight(instance: dg.DagsterInstance, log: Callable[[str], None] | Non
 
 
 def _request(
-    context: dg.SensorEvaluationContext, decision: SensorDecision, run_config: dict[str, object]
+    context: dg.SensorEvaluationContext,
+    sensor: str,
+    decision: SensorDecision,
+    run_config: dict[str, object],
+    now: datetime,
 ) -> dg.RunRequest | dg.SkipReason:
+    """The request for `decision`, under the run key of its generation (`run_keys`): work whose every run
+    failed, Dagster's run retries included, is requested again under a new key after a backoff."""
+    base = decision.run_key
+    if base is not None:
+        decision = with_generation(decision, sensor_runs(context.instance, sensor, base), now)
     if decision.run_key is None:
         return dg.SkipReason(decision.skip_reason)
     context.update_cursor(decision.run_key)  # the last request of this lane, shown in the UI
     return dg.RunRequest(
         run_key=decision.run_key,
         run_config=run_config,
-        tags={
-            "lakemail/files": str(len(decision.files)),
-            "lakemail/batch_key": decision.run_key,
-            **worker_tags(),
-        },
+        tags={"lakemail/files": str(len(decision.files)), BATCH_KEY_TAG: str(base), **worker_tags()},
     )
 
 
-def build_lane_sensors(poll_seconds: float, max_batch_mb: int) -> list[dg.SensorDefinition]:
-    """`landing_sensor` and `decide_sensor`, polling every `poll_seconds` (the daemon: at most every 5 s)."""
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_lane_sensors(
+    poll_seconds: float, max_batch_mb: int, now: Callable[[], datetime] = _utc_now
+) -> list[dg.SensorDefinition]:
+    """`landing_sensor` and `decide_sensor`, polling every `poll_seconds` (the daemon: at most every 5 s);
+    `now` tells the time of due work and of run-key backoffs."""
     interval = max(1, round(poll_seconds))
 
     @dg.sensor(
@@ -96,7 +109,8 @@ def build_lane_sensors(poll_seconds: float, max_batch_mb: int) -> list[dg.Sensor
             return dg.SkipReason(RUNNER_BEATS)
         in_flight = lane_in_flight(context.instance, INGEST, context.log.warning)
         decision = evaluate_ingest(lake, landing, in_flight, state)
-        return _request(context, decision, ingest_config(list(decision.files), max_batch_mb))
+        config = ingest_config(list(decision.files), max_batch_mb)
+        return _request(context, "landing_sensor", decision, config, now())
 
     @dg.sensor(
         name="decide_sensor",
@@ -111,8 +125,9 @@ def build_lane_sensors(poll_seconds: float, max_batch_mb: int) -> list[dg.Sensor
         if runner_alive(lake, lane=DECIDE):
             return dg.SkipReason(RUNNER_BEATS)
         in_flight = lane_in_flight(context.instance, DECIDE, context.log.warning)
-        decision = evaluate_decide(lake, in_flight, datetime.now(UTC), state)
-        return _request(context, decision, decide_config())
+        at = now()
+        decision = evaluate_decide(lake, in_flight, at, state)
+        return _request(context, "decide_sensor", decision, decide_config(), at)
 
     return [landing_sensor, decide_sensor]
 

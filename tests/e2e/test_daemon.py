@@ -17,6 +17,7 @@ import pytest
 
 from orchestration.instance import dagster_yaml
 from orchestration.leases import WORKER_HOST
+from orchestration.run_keys import failure_backoff
 from orchestration.sensors import run_in_flight
 from orchestration.settings import Settings
 from resources.lake import LakeResource
@@ -125,8 +126,21 @@ def test_the_daemon_retries_a_failed_sensor_run_twice(settings: Settings, tmp_pa
     with daemon as home, dg.DagsterInstance.from_config(str(home)) as instance:
         wait_for(lambda: len(retries_of(instance)) == 3, 240, "a failed run and its two retries")
         first, *retries = retries_of(instance)
+        # Retries exhausted, the sensor asks for the batch again under a new run key (Dagster never
+        # launches one twice), 4 s after the last failure (orchestration.run_keys.failure_backoff).
+        key = first.tags["dagster/run_key"]
+        again = dg.RunsFilter(tags={"dagster/run_key": f"{key}-r3"})
+        wait_for(lambda: instance.get_run_records(filters=again), 120, "the batch requested again")
+        (record,) = instance.get_run_records(filters=again, limit=1)
+        last = instance.get_run_record_by_id(retries[-1].run_id)
+        assert last is not None and last.end_time is not None
+    # Not before the backoff (less a second: SQLite stores the creation in whole seconds).
+    assert record.create_timestamp.timestamp() >= last.end_time + failure_backoff(3) - 1
     assert first.tags.get("dagster/sensor_name") == "landing_sensor"
     assert [r.tags.get("dagster/retry_number") for r in retries] == ["1", "2"]
     assert [r.tags.get("dagster/parent_run_id") for r in retries] == [first.run_id, retries[0].run_id]
     # The retries keep the sensor's tags: a retry whose worker dies is judged on its host too.
     assert all(r.tags.get(WORKER_HOST) == socket.gethostname() for r in (first, *retries))
+    assert record.dagster_run.tags.get("dagster/sensor_name") == "landing_sensor"
+    assert record.dagster_run.tags.get("lakemail/batch_key") == key
+    assert "dagster/parent_run_id" not in record.dagster_run.tags  # a run of its own, with retries of its own
