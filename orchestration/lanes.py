@@ -112,6 +112,18 @@ class DecideWork:
             due=min(due, default=None),
         )
 
+    def new_batches(self) -> bool:
+        """The store holds batches the engine has not considered."""
+        return self.committed > self.considered
+
+    def unqueued(self) -> bool:
+        """An engine run's `send` decisions are not all in the outbox yet."""
+        return self.enqueued < self.evaluation
+
+    def due_by(self, now: datetime) -> bool:
+        """A pending trigger or an outbox row is due at `now`."""
+        return self.due is not None and self.due <= now
+
 
 def decide_now(work: DecideWork, *, in_flight: bool, now: datetime) -> SensorDecision:
     """One decide run for new batches, decisions not yet in the outbox, or something due; the key names
@@ -119,9 +131,9 @@ def decide_now(work: DecideWork, *, in_flight: bool, now: datetime) -> SensorDec
     if in_flight:
         return SensorDecision(skip_reason="a decide run is in flight; the next one takes what is new")
     key = f"decide-b{work.committed}-e{work.evaluation}"
-    if work.committed > work.considered or work.enqueued < work.evaluation:
+    if work.new_batches() or work.unqueued():
         return SensorDecision(run_key=key)
-    if work.due is not None and work.due <= now:
+    if work.due_by(now) and work.due is not None:
         return SensorDecision(run_key=f"{key}-due-{work.due.isoformat()}")
     return SensorDecision(skip_reason="no batch the engine has not seen, no trigger or outbox row due")
 

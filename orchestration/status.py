@@ -9,15 +9,17 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from orchestration.jobs import LANE_JOBS
-from orchestration.lanes import ALL_JOBS, LANES, runs_in_flight
+from orchestration.lanes import DECIDE, INGEST, LANES, runs_in_flight
 from orchestration.leases import gone_reason
-from orchestration.sensors import runner_alive
 from orchestration.settings import Settings
+from orchestration.status_lanes import decide_waiting, every_taker, lane_runs, lane_takers, last_commit
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.state import StateResource
 from stores.ingest import backlog
 from transforms.operations.status import (
+    FAILED_STATUSES,
+    LaneState,
     RunInFlight,
     TableFreshness,
     judge,
@@ -29,14 +31,6 @@ from transforms.schema import INGEST_LOG_SCHEMA
 JUDGED_TABLES = ("ingest_log", "events")  # written by every micro-batch
 # Tables fed from the landing zone; operational ones (audit_results, erasures, ...) keep their own pace.
 CHAIN_TABLES = ("events", "quarantine", "ingest_log", "identities", "profiles", "triggers", "sends")
-DAEMON_BEAT_S = 90.0  # the daemon's sensor thread beats every 30 s: three missed, it is gone
-
-
-def _last_commit(lake: LakeResource, name: str) -> datetime | None:
-    table = lake.table(name)
-    if table is None:
-        return None
-    return datetime.fromtimestamp(int(table.history(1)[0]["timestamp"]) / 1000, tz=UTC)
 
 
 def _backlog(lake: LakeResource, landing: LandingResource, now: datetime) -> dict[str, Any]:
@@ -53,31 +47,6 @@ def _backlog(lake: LakeResource, landing: LandingResource, now: datetime) -> dic
     }
 
 
-def _last(records: list[dg.RunRecord], now: datetime) -> dict[str, Any] | None:
-    if not records:
-        return None
-    record = max(records, key=lambda r: r.create_timestamp)
-    ended = record.end_time or record.start_time or record.create_timestamp.timestamp()
-    return {
-        "run_id": record.dagster_run.run_id,
-        "job": record.dagster_run.job_name,
-        "status": record.dagster_run.status.value,
-        "age_seconds": round(max(0.0, now.timestamp() - ended), 3),
-    }
-
-
-def _runs(instance: dg.DagsterInstance | None, now: datetime) -> dict[str, Any]:
-    """The last run of each lane (#15) and of either, and the lanes' failed runs of the last hour."""
-    if instance is None:
-        return {"last": None, "failed_last_hour": 0, "lanes": {lane: None for lane in LANE_JOBS}}
-    latest = {job: instance.get_run_records(dg.RunsFilter(job_name=job), limit=1) for job in ALL_JOBS}
-    hour = dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=now - timedelta(hours=1))
-    failed = [r for r in instance.get_run_records(filters=hour) if r.dagster_run.job_name in ALL_JOBS]
-    lanes = {lane: _last([r for job in jobs for r in latest[job]], now) for lane, jobs in LANE_JOBS.items()}
-    last = _last([r for records in latest.values() for r in records], now)
-    return {"last": last, "failed_last_hour": len(failed), "lanes": lanes}
-
-
 def _in_flight(instance: dg.DagsterInstance | None, now: datetime) -> list[RunInFlight]:
     """Runs of either lane queued or running, each with why its executor is gone (orchestration.leases)."""
     if instance is None:
@@ -91,20 +60,6 @@ def _in_flight(instance: dg.DagsterInstance | None, now: datetime) -> list[RunIn
         )
         for r in runs_in_flight(instance)
     ]
-
-
-def _takers(lake: LakeResource, instance: dg.DagsterInstance | None, now: datetime) -> list[str] | None:
-    """What takes micro-batches now: runners with a fresh heartbeat (one for both lanes, or one per lane),
-    a daemon running the lane sensors."""
-    alive = [lane for lane in LANES if runner_alive(lake, now.timestamp(), lane)]
-    whole = len(alive) == len(LANES)
-    takers = ["lakemail runner"] if whole else [f"lakemail runner ({lane} lane)" for lane in alive]
-    beat = instance.get_daemon_heartbeats().get("SENSOR") if instance is not None else None
-    if beat is not None and now.timestamp() - beat.timestamp <= DAEMON_BEAT_S:
-        takers.append("dagster-daemon (landing_sensor, decide_sensor)")
-    if not takers and lake.root is None:
-        return None  # a runner on an object-store lake leaves no heartbeat here: unknown
-    return takers
 
 
 def _latency(lake: LakeResource, now: datetime) -> dict[str, Any]:
@@ -135,40 +90,48 @@ def _failed_files_last_hour(lake: LakeResource, now: datetime) -> int:
 
 
 def status_report(
-    settings: Settings, instance: dg.DagsterInstance | None, *, max_lag: timedelta = timedelta(minutes=2)
+    settings: Settings,
+    instance: dg.DagsterInstance | None,
+    *,
+    max_lag: timedelta = timedelta(minutes=2),
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Everything `lakemail status` shows, as plain JSON-able data, with the health verdict."""
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     lake, landing = LakeResource(uri=settings.lake_uri), LandingResource(uri=settings.landing_uri)
     backlog = _backlog(lake, landing, now)
     newest = backlog.pop("newest_landed_at")
     newest = min(newest, now) if newest is not None else None  # a file dated ahead: clock skew, not lag
     chain = [n for n in lake.table_names() if n in CHAIN_TABLES]
-    freshness = [table_freshness(n, _last_commit(lake, n), newest, max_lag) for n in chain]
+    freshness = [table_freshness(n, last_commit(lake, n), newest, max_lag) for n in chain]
     judged = [f for f in freshness if f.name in JUDGED_TABLES] or [
         table_freshness("ingest_log", None, newest, max_lag)
     ]
-    runs, in_flight, takers = _runs(instance, now), _in_flight(instance, now), _takers(lake, instance, now)
+    runs, in_flight = lane_runs(instance, now), _in_flight(instance, now)
+    takers = lane_takers(lake, instance, now)
+    waiting = decide_waiting(lake, StateResource(uri=settings.state_store_uri), instance, now)
+    lanes = _lane_health(runs, takers, waiting)
     failed_files = _failed_files_last_hour(lake, now)
     health = judge(
         backlog_oldest_seconds=backlog["oldest_age_seconds"],
         freshness=judged,
-        last_run_status=runs["last"]["status"] if runs["last"] else None,
         failed_files_last_hour=failed_files,
         max_lag=max_lag,
         backlog_files=backlog["files"],
         in_flight=in_flight,
-        takers=takers,
+        takers=takers[INGEST],
+        lanes=[_lane_state(lane, health) for lane, health in lanes.items()],
     )
     return {
         "checked_at": now.isoformat(),
         "healthy": health.healthy,
         "problems": health.problems,
         "backlog": backlog,
-        "takers": takers,
+        "takers": every_taker(takers),
         "runs_in_flight": [asdict(r) for r in in_flight],
         "last_run": runs["last"],
         "lanes": runs["lanes"],
+        "lane_health": lanes,
         "failed_runs_last_hour": runs["failed_last_hour"],
         "failed_files_last_hour": failed_files,
         "freshness": {f.name: _freshness_json(f) for f in freshness},
@@ -176,6 +139,32 @@ def status_report(
         "sends_by_status": _counts(lake, "sends", "status"),
         "quarantine_by_reason": _counts(lake, "quarantine", "reason"),
     }
+
+
+def _lane_health(
+    runs: dict[str, Any], takers: dict[str, list[str] | None], decide_work: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Per lane: what takes it, its last finished run and whether that failed; the decide lane's waiting
+    work (the ingest lane's is the backlog)."""
+    lanes: dict[str, dict[str, Any]] = {}
+    for lane in LANES:
+        finished = runs["finished"][lane]
+        failed = finished is not None and finished["status"] in FAILED_STATUSES
+        lanes[lane] = {"takers": takers[lane], "last_finished": finished, "failed": failed}
+    lanes[DECIDE] |= decide_work
+    return lanes
+
+
+def _lane_state(lane: str, health: dict[str, Any]) -> LaneState:
+    finished = health["last_finished"] or {}
+    return LaneState(
+        lane,
+        takers=health["takers"],
+        last_status=finished.get("status"),
+        last_run_id=finished.get("run_id"),
+        waiting_seconds=health.get("waiting_seconds"),
+        waiting_for=", ".join(health.get("waiting_for", ())),
+    )
 
 
 def _freshness_json(f: TableFreshness) -> dict[str, Any]:
@@ -233,6 +222,10 @@ def _render_work(report: dict[str, Any]) -> list[str]:
         if run:
             said = f"{run['status']} {run['age_seconds']:.1f} s ago ({run['job']} {run['run_id']})"
         lines.append(f"  {lane + ' lane:':<13}{said}")
+    decide = (report.get("lane_health") or {}).get(DECIDE) or {}
+    if decide.get("waiting_seconds") is not None:
+        why = ", ".join(decide["waiting_for"])
+        lines.append(f"  {'decide work:':<13}waiting {decide['waiting_seconds']:.1f} s ({why})")
     return lines
 
 

@@ -26,7 +26,7 @@ from orchestration.settings import Settings
 from resources.lake import LakeResource
 from tests.conftest import land, storage_env
 from tests.events_data import file_lines
-from transforms.operations.status import RunInFlight, judge, latency_percentiles, table_freshness
+from transforms.operations.status import LaneState, RunInFlight, judge, latency_percentiles, table_freshness
 
 ROOT = Path(__file__).resolve().parents[2]
 LAKEMAIL = [sys.executable, "-m", "orchestration.cli"]  # this checkout's code
@@ -89,17 +89,17 @@ def test_freshness_and_verdict_rules() -> None:
     verdict = judge(
         backlog_oldest_seconds=10,
         freshness=[stale],
-        last_run_status="FAILURE",
         failed_files_last_hour=1,
         max_lag=lag,
+        lanes=[LaneState("ingest", last_status="FAILURE", last_run_id="r-1")],
     )
     assert not verdict.healthy and len(verdict.problems) == 3
     fine = judge(
         backlog_oldest_seconds=None,
         freshness=[],
-        last_run_status="SUCCESS",
         failed_files_last_hour=0,
         max_lag=lag,
+        lanes=[LaneState("ingest", last_status="SUCCESS"), LaneState("decide")],
     )
     assert fine.healthy
 
@@ -179,7 +179,6 @@ def test_verdict_on_runs_in_flight_and_takers() -> None:
     common: dict[str, Any] = {
         "backlog_oldest_seconds": 3,
         "freshness": [],
-        "last_run_status": "SUCCESS",
         "failed_files_last_hour": 0,
         "max_lag": lag,
     }

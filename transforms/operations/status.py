@@ -64,19 +64,35 @@ class RunInFlight:
     gone: str | None = None
 
 
+FAILED_STATUSES = ("FAILURE", "CANCELED")  # a lane whose last finished run ended so: until one succeeds
+
+
+@dataclass(frozen=True)
+class LaneState:
+    """One lane (#15) as status sees it: what takes it, its last finished run, the work waiting for it."""
+
+    name: str
+    takers: Sequence[str] | None = None  # None: unknown (a runner on an object-store lake leaves no beat)
+    last_status: str | None = None  # its last finished run's (None: none finished yet)
+    last_run_id: str | None = None
+    waiting_seconds: float | None = None  # how long work has waited for a run of it (None: nothing waits)
+    waiting_for: str = ""  # what waits, for the problem's line
+
+
 def judge(
     *,
     backlog_oldest_seconds: float | None,
     freshness: list[TableFreshness],
-    last_run_status: str | None,
     failed_files_last_hour: int,
     max_lag: timedelta,
     backlog_files: int = 0,
     in_flight: Sequence[RunInFlight] = (),
     takers: Sequence[str] | None = None,
+    lanes: Sequence[LaneState] = (),
 ) -> Health:
     """Healthy when nothing waits too long or with nobody to take it, every ingest table is fresh, no
-    run is stuck and the last run did not fail. `takers`: what takes micro-batches now (None: unknown)."""
+    run is stuck and no lane's last run failed. `takers`: what takes the ingest lane's files now (None:
+    unknown); `lanes`: each lane's state (`lane_problems`)."""
     problems: list[str] = []
     limit = max_lag.total_seconds()
     for run in in_flight:
@@ -87,13 +103,33 @@ def judge(
     if backlog_files and takers is not None and not takers:
         problems.append(
             f"backlog: {backlog_files} file(s) wait and nothing takes them "
-            "(no `lakemail runner` heartbeat, no Dagster daemon): start `lakemail up`"
+            "(no `lakemail runner` heartbeat for the ingest lane, no Dagster daemon): start `lakemail up`"
         )
     if backlog_oldest_seconds is not None and backlog_oldest_seconds > limit:
         problems.append(f"backlog: oldest waiting file landed {backlog_oldest_seconds:.0f} s ago")
     problems += [f"stale table: {f.name}" for f in freshness if f.stale]
-    if last_run_status in ("FAILURE", "CANCELED"):
-        problems.append(f"last micro-batch run: {last_run_status}")
+    for lane in lanes:
+        problems += lane_problems(lane, max_lag)
     if failed_files_last_hour:
         problems.append(f"{failed_files_last_hour} landed file(s) failed in the last hour")
     return Health(not problems, problems)
+
+
+def lane_problems(lane: LaneState, max_lag: timedelta) -> list[str]:
+    """A lane whose last finished run failed (until a later run of it succeeds), and work waiting longer
+    than `max_lag` for a lane that nothing takes (or nothing known to: judged by age alone)."""
+    problems: list[str] = []
+    if lane.last_status in FAILED_STATUSES:
+        problems.append(
+            f"{lane.name} lane: last run {lane.last_status} ({lane.last_run_id}), no later run succeeded"
+        )
+    waited = lane.waiting_seconds
+    if waited is not None and waited > max_lag.total_seconds() and not lane.takers:
+        nobody = (
+            f" and nothing takes it (no `lakemail runner` heartbeat for the {lane.name} lane, "
+            "no Dagster daemon): start `lakemail up`"
+            if lane.takers is not None
+            else ""
+        )
+        problems.append(f"{lane.name} lane: work waiting for {waited:.0f} s ({lane.waiting_for}){nobody}")
+    return problems
