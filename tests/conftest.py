@@ -170,6 +170,16 @@ def landing(settings: Settings) -> LandingResource:
 
 
 @pytest.fixture
+def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty LAKEMAIL_HOME the CLI runs in (also the current folder)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.chdir(home)
+    monkeypatch.setenv("LAKEMAIL_HOME", str(home))
+    return home
+
+
+@pytest.fixture
 def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     home = tmp_path / "dagster_home"
     home.mkdir()

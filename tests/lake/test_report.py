@@ -33,13 +33,9 @@ def write_small_lake(lake: LakeResource) -> None:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.chdir(home)
-    monkeypatch.setenv("LAKEMAIL_HOME", str(home))
-    write_small_lake(LakeResource(uri=str(home / "lake")))
-    return home
+def home(cli_home: Path) -> Path:
+    write_small_lake(LakeResource(uri=str(cli_home / "lake")))
+    return cli_home
 
 
 @pytest.mark.parametrize("window", ["5d", "36h"])

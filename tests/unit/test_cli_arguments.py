@@ -18,12 +18,8 @@ from orchestration.settings import Settings
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.chdir(home)
-    monkeypatch.setenv("LAKEMAIL_HOME", str(home))
-    return home
+def home(cli_home: Path) -> Path:
+    return cli_home
 
 
 @pytest.mark.parametrize(
