@@ -109,11 +109,12 @@ def recheck(shop: Shop, now: datetime) -> list[str | None]:
 
 def test_the_recheck_before_sending_and_content_agree_on_the_shoppers_cart() -> None:
     """Decided `send` at 40 on c1; what Ann does after that: the re-check right before sending withdraws
-    the email `cart_changed` exactly when content would abort it so (content's own abort stays a guard)."""
+    the email (`cart_changed`, `cart_emptied`) exactly when content would abort it (content's own abort
+    stays a guard)."""
     for later, exit_reason, abort in [
         ((), None, None),
         ((add(41, "c2", "p-sock"),), "cart_changed", "cart_changed"),
-        ((remove(41, "c1", "p-mug"),), None, "empty_cart"),  # an emptied cart is still hers
+        ((remove(41, "c1", "p-mug"),), "cart_emptied", "empty_cart"),  # still hers, and empty
         ((remove(41, "c1", "p-mug"), add(42, "c2", "p-sock")), "cart_changed", "cart_changed"),
     ]:
         shop = story(add(0, "c1", "p-mug"), checkout(10, "c1"), runs=(20, 40))
@@ -122,3 +123,19 @@ def test_the_recheck_before_sending_and_content_agree_on_the_shoppers_cart() -> 
         assert recheck(shop, at(45)) == [exit_reason], later
         step = email(shop, "abandoned_checkout", at(45))
         assert getattr(step, "reason", None) == abort, later
+
+
+def test_a_checkout_whose_cart_is_emptied_before_it_is_due_exits_and_takes_no_cap() -> None:
+    """Ann starts checkout on c1 at 10 and empties c1 at 20: at 40 the checkout exits `cart_emptied`
+    (content would abort `empty_cart`; a `send` would take the cap from her next email). Refilled before
+    40, it goes."""
+    emptied = story(add(0, "c1", "p-mug"), checkout(10, "c1"), remove(20, "c1", "p-mug"), runs=(20, 40))
+    assert decided(emptied, "abandoned_checkout")[-1] == ("c1", "exited", "cart_emptied", at(40))
+    refilled = story(
+        add(0, "c1", "p-mug"),
+        checkout(10, "c1"),
+        remove(20, "c1", "p-mug"),
+        add(25, "c1", "p-sock"),
+        runs=(30, 40),
+    )
+    assert decided(refilled, "abandoned_checkout")[-1][1:3] == ("send", "all policies passed")

@@ -24,7 +24,7 @@ RULES: dict[str, Rule] = {
             1,
             checkout_candidates,
             checkout_exit,
-            exits_when_due=("cart_changed",),  # back on the named cart before then: the email goes
+            exits_when_due=("cart_changed", "cart_emptied"),  # back on the cart before then: it goes
         ),
         Rule(
             "abandoned_cart",

@@ -125,7 +125,9 @@ def checkout_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     since the start), superseded by a later checkout of the shopper (it restarts the timer), or, when
     due, `cart_changed`: the cart it named is no longer the shopper's open one (`open_carts`, the
     profile's cart, which content shows: it would abort the email, and a send decision would take the
-    frequency cap from the email of the shopper's new cart)."""
+    frequency cap from the email of the shopper's new cart), or `cart_emptied`: that cart, or the open
+    one when it named none, is there and has nothing in it (content would abort `empty_cart`, the cap
+    taken alike)."""
     started = checkouts(context.state)
     facts = _join(candidates.select("principal", "anchor"), started, ["principal", "anchor"])
     facts = _join(facts, last_orders(context.state), "principal")
@@ -136,6 +138,8 @@ def checkout_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     facts = _join(facts, latest, "principal")
     opened = open_carts(exploded(context.state, "carts"), "principal")
     facts = _join(facts, opened.select("principal", pl.col("cart_id").alias("_open")), "principal")
+    filled = cart_facts(context.state).select("principal", pl.col("cart_id").alias("_open"), "units")
+    facts = _join(facts.drop("units", strict=False), filled, ["principal", "_open"])
     reason = (
         pl.when(_ordered_since("started_at") | pl.col("_matched").fill_null(False))
         .then(pl.lit("order_completed"))
@@ -143,6 +147,8 @@ def checkout_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
         .then(pl.lit("checkout_restarted"))
         .when(pl.col("cart_id") != pl.col("_open"))  # null: it named no cart, or none is open
         .then(pl.lit("cart_changed"))
+        .when(pl.col("_open").is_not_null() & (pl.col("units").fill_null(0) == 0))  # nothing to show
+        .then(pl.lit("cart_emptied"))
     )
     return facts.select(reason.alias("exit_reason"))["exit_reason"]
 
