@@ -44,27 +44,25 @@ def replay(settings: Settings, kind: str, evaluation: int, *, secret: str) -> Re
     if kind not in RULES:
         raise ReplayError(f"unknown trigger kind {kind!r} (known: {', '.join(sorted(RULES))})")
     lake = LakeResource(uri=settings.lake_uri)
-    then = (
-        lake.scan("triggers", TRIGGERS_SCHEMA)
-        .filter((pl.col("evaluation") == evaluation) & (pl.col("kind") == kind))
-        .collect()
-    )
-    if then.height == 0:
-        raise ReplayError(f"engine run {evaluation} decided nothing of kind {kind!r}")
+    run = lake.scan("triggers", TRIGGERS_SCHEMA).filter(pl.col("evaluation") == evaluation).collect()
+    if run.height == 0:  # its clock is only known from its rows
+        raise ReplayError(f"engine run {evaluation} decided nothing, of any kind: no such run to replay")
+    then = run.filter(pl.col("kind") == kind)
     seen = run_snapshot(lake, evaluation)
     if seen is None:
         raise ReplayError(
             f"engine run {evaluation} has no record of the table versions it read "
             "(it ran before lakemail recorded them, or its commit has left the Delta log)"
         )
-    decided_at = then["decided_at"][0]
+    decided_at = run["decided_at"][0]
     delays, policy = kind_delays(settings.delays), settings.policy
     world = engine_world(
         seen, now=decided_at, secret=secret, delays=delays, policy=policy, evaluation=evaluation
     )
-    now = evaluate(world).filter(
-        (pl.col("kind") == kind) & pl.col("trigger_id").is_in(then["trigger_id"].implode())
-    )
+    # Every candidate the rules propose now, those the run did not decide included: the world is the
+    # run's (the principals it considered, what was decided before it), so an unchanged rule proposes
+    # exactly what was decided then, and an edited one shows what it would add.
+    now = evaluate(world).filter(pl.col("kind") == kind)
     return ReplayResult(kind, evaluation, world.lake_version, decided_at, then, now, _diff(then, now))
 
 
@@ -95,5 +93,9 @@ def render_replay(result: ReplayResult) -> str:
         .fill_null(0)
         .sort("decision")
     )
-    body = f"{counts}\n{result.diff.height} of {result.then.height} decisions differ\n"
+    added = result.diff.filter(pl.col("decision").is_null()).height
+    body = (
+        f"{counts}\n{result.diff.height} decisions differ ({result.then.height} then, {result.now.height}"
+        f" in the replay; {added} the run did not decide)\n"
+    )
     return head + body + (f"{result.diff}\n" if result.diff.height else "")

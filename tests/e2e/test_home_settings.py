@@ -66,7 +66,7 @@ def test_process_and_replay_decide_with_the_delays_up_recorded(settings: Setting
     [evaluation] = carts["evaluation"].to_list()
     done = lakemail(settings, "replay", "--trigger", "abandoned_cart", "--as-of", str(evaluation))
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "0 of 1 decisions differ" in done.stdout
+    assert "0 decisions differ (1 then, 1 in the replay; 0 the run did not decide)" in done.stdout
 
 
 def test_a_variable_that_contradicts_the_record_stops_start_up(settings: Settings) -> None:

@@ -11,12 +11,14 @@ import orjson
 import polars as pl
 import pytest
 
+import transforms.triggers.rules.browse as browse_rule
 from orchestration.process import process_once
-from orchestration.replay import ReplayError, replay
+from orchestration.replay import ReplayError, render_replay, replay
 from orchestration.settings import Settings
 from tests.conftest import land, table
 from tests.story import at, message
 from transforms.triggers.policies import Policy
+from transforms.triggers.rules.base import RuleContext, exploded
 
 USER = "u-ann"
 # No holdout, quiet hours or frequency cap in the way: the decisions below depend on suppressions alone.
@@ -94,12 +96,49 @@ def test_replay_decides_with_the_delays_the_engine_runs_with(
     assert result.diff.height == 0
 
 
-def test_replay_of_a_run_that_decided_nothing_of_the_kind_says_so(
+def test_replay_of_a_run_that_decided_nothing_of_the_kind_finds_nothing_and_no_run_says_so(
     shop: Settings, instance: dg.DagsterInstance, secret: str
 ) -> None:
     signup_and_cart(shop)
     run(shop, instance, at(5))
-    with pytest.raises(ReplayError, match="decided nothing of kind 'browse_abandonment'"):
-        replay(shop, "browse_abandonment", 1, secret=secret)
+    result = replay(shop, "browse_abandonment", 1, secret=secret)
+    assert (result.then.height, result.now.height, result.diff.height) == (0, 0, 0)
+    with pytest.raises(ReplayError, match="engine run 7 decided nothing, of any kind"):
+        replay(shop, "abandoned_cart", 7, secret=secret)
     with pytest.raises(ReplayError, match="unknown trigger kind"):
         replay(shop, "no_such_kind", 1, secret=secret)
+
+
+def test_replay_shows_the_candidates_an_edited_rule_would_add(
+    shop: Settings, instance: dg.DagsterInstance, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lifecycle engineer lowers browse abandonment to one view: the replay of a run shows the
+    shoppers it would add, not only the decisions the run made (it showed "0 of 1 decisions differ")."""
+    land_messages(
+        shop,
+        "a.ndjson",
+        message("identify", at(-60), user=USER, email="ann@example.com", marketing_consent=True),
+        message("identify", at(-60), user="u-bob", email="bob@example.com", marketing_consent=True),
+        message("Product Viewed", at(0), user=USER, product_id="p1"),
+        message("Product Viewed", at(1), user=USER, product_id="p1"),
+        message("Product Viewed", at(1), user="u-bob", product_id="p2"),  # one view: no candidate
+    )
+    run(shop, instance, at(5))
+    browse = table(shop, "triggers").filter(pl.col("kind") == "browse_abandonment")
+    assert browse["user_id"].to_list() == [USER]
+    [evaluation] = browse["evaluation"].to_list()
+    unchanged = replay(shop, "browse_abandonment", evaluation, secret=secret)
+    assert (unchanged.now.height, unchanged.diff.height) == (1, 0)
+
+    def viewed_once(context: RuleContext) -> pl.DataFrame:
+        views = exploded(context.state, "views")
+        return views.group_by("principal", "product_id").agg(
+            pl.len().alias("views"), pl.col("ts").min().alias("first_view"), pl.col("ts").max().alias("last")
+        )
+
+    monkeypatch.setattr(browse_rule, "_viewed_twice", viewed_once)
+    result = replay(shop, "browse_abandonment", evaluation, secret=secret)
+    assert result.now["user_id"].to_list() == [USER, "u-bob"]
+    [added] = result.diff.rows(named=True)
+    assert (added["decision"], added["decision_replay"]) == (None, "held")
+    assert "1 decisions differ (1 then, 2 in the replay; 1 the run did not decide)" in render_replay(result)
