@@ -34,7 +34,7 @@ from resources.landing import land
 from services.collector.backlog import Backlog, BacklogGate, BacklogLimits
 from services.collector.clicks import add_click_route
 from services.collector.commit import CommitFailed, GroupCommitter, QueueFull, Writer, land_one
-from services.collector.metrics import CollectorFigures, rejected_counter
+from services.collector.metrics import CollectorFigures, ignored_sent_at_counter, rejected_counter
 from services.collector.profiles import ProfileApi, add_profile_routes
 from services.collector.shop import add_shop_routes, add_snippet_route
 from services.collector.wire import (
@@ -96,6 +96,7 @@ class _State:
 
     def __post_init__(self) -> None:
         self.rejected = rejected_counter(self.registry)
+        self.ignored_sent_at = ignored_sent_at_counter(self.registry)
         self.registry.register(CollectorFigures(self.committer, self.gate, lambda: self.in_flight))
 
 
@@ -197,6 +198,7 @@ async def _accept(state: _State, kind: str | None, request: Request, header_key:
         return _error(400, first["reason"], first["detail"], rejected=kept.rejected)
     if kept.lines:
         await state.committer.commit(b"".join(kept.lines), len(kept.lines))
+        state.ignored_sent_at.inc(kept.ignored_sent_at)
     body: dict[str, Any] = {"success": True}
     if kept.rejected:
         log.info("kept %s messages of a batch, refused %s", len(kept.lines), len(kept.rejected))

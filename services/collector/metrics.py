@@ -80,3 +80,11 @@ def rejected_counter(registry: CollectorRegistry) -> Counter:
         ["reason"],
         registry=registry,
     )
+
+
+def ignored_sent_at_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "lakemail_collector_ignored_sent_at_messages_total",
+        "Messages landed without a `sentAt` they came with (the request's or their own): no timestamp.",
+        registry=registry,
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import uuid
 import zlib
 from collections.abc import AsyncIterator
@@ -18,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import polars as pl
 
 from services.collector.lenient import Unreadable, read_leniently
+from transforms.ingest.timestamps import parse_timestamps
 from transforms.spec import MAX_LINE_BYTES, MAX_MESSAGE_BYTES, Reason
 
 MAX_BODY_BYTES = 500 * 1024  # Segment's limit for one batch request
@@ -109,27 +112,55 @@ def messages_of(envelope: dict[str, Any], kind: str | None) -> tuple[list[Any], 
     return [{**envelope, "type": kind}], None  # the endpoint says what the message is
 
 
+def usable_sent_at(value: Any) -> bool:
+    """Whether a `sentAt` is a timestamp the ingest reads (`transforms.ingest.timestamps`). One that is
+    not (`"yesterday"`, `12345`, `""`) is not landed: as Segment ignores it, its messages go without
+    skew correction instead of being quarantined for it (the ingest quarantines a landed line's)."""
+    return isinstance(value, str) and _parses(value)
+
+
+@functools.lru_cache(maxsize=256)  # a batch's messages without its sentAt often share their own
+def _parses(text: str) -> bool:
+    return parse_timestamps(pl.Series([text], dtype=pl.String))[0] is not None
+
+
 @dataclass
 class Stamped:
-    """What a request keeps: NDJSON lines ready to land, and the messages refused with their reasons."""
+    """What a request keeps: NDJSON lines ready to land, the messages refused with their reasons, and how
+    many of the lines left out a `sentAt` that was no timestamp (the request's or their own)."""
 
     lines: list[bytes] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    ignored_sent_at: int = 0
 
 
 def stamp(messages: list[Any], *, sent_at: Any, received_at: str) -> Stamped:
-    """Each message as a landing line: `receivedAt` stamped, the batch's `sentAt` copied in, a `messageId`
-    added when missing, a `writeKey` taken out; a message that is not an object, cannot be read or
-    written as UTF-8 JSON (a lone surrogate, too deep) or is longer than 32 KB as sent is refused (by
-    index) and the others kept."""
+    """Each message as a landing line: `receivedAt` stamped, the request's `sentAt` copied in, a
+    `messageId` added when missing, a `writeKey` taken out; a message that is not an object, cannot be
+    read or written as UTF-8 JSON (a lone surrogate, too deep) or is longer than 32 KB as sent is
+    refused (by index) and the others kept. A `sentAt` that is no timestamp (`usable_sent_at`), the
+    request's or, without a usable one, the message's own, is left out and counted."""
     kept = Stamped()
+    request_ignored = sent_at is not None and not usable_sent_at(sent_at)
+    if request_ignored:
+        sent_at = None
     for index, message in enumerate(messages):
+        dropped = sent_at is None and _drop_unusable_sent_at(message)
         line = _line(message, sent_at, received_at)
         if isinstance(line, bytes):
             kept.lines.append(line + b"\n")
+            kept.ignored_sent_at += request_ignored or dropped
         else:
             kept.rejected.append({"index": index, "reason": str(line[0]), "detail": line[1]})
     return kept
+
+
+def _drop_unusable_sent_at(message: Any) -> bool:
+    """Whether `message` had a `sentAt` of its own that is no timestamp (taken out of it)."""
+    if not isinstance(message, dict) or message.get("sentAt") is None or usable_sent_at(message["sentAt"]):
+        return False
+    del message["sentAt"]
+    return True
 
 
 def _line(message: Any, sent_at: Any, received_at: str) -> bytes | tuple[Reason, str]:
