@@ -15,7 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from transforms.sends.content import KINDS, VARIANTS, Content
 from transforms.sends.message import Email
-from transforms.sends.safety import header_value, safe_url
+from transforms.sends.safety import header_value, safe_url, subject_value
 
 # The templates ship inside the package (`templates/`, package data): an installed lakemail renders
 # from its own copy, wherever the process runs, and never from a folder next to the working directory.
@@ -109,7 +109,7 @@ class TemplateRenderer:
         context = {**content.context, "variant": variant, "unsubscribe_url": url}
         try:
             text_template = self.environment.get_template(f"{kind}.txt.j2")
-            subject = header_value(_block(text_template, "subject", context), SUBJECT_LIMIT)
+            subject = subject_value(_block(text_template, "subject", context), SUBJECT_LIMIT)
             preheader = header_value(_block(text_template, "preheader", context), PREHEADER_LIMIT)
             text = text_template.render(context)
             html_template = self.environment.get_template(f"{kind}.html.j2")
@@ -150,7 +150,7 @@ class TemplateRenderer:
             send_id=header_value(send_id),
             to=address,
             sender=header_value(sender),
-            subject=header_value(parts.subject, SUBJECT_LIMIT),
+            subject=subject_value(parts.subject, SUBJECT_LIMIT),
             preheader=header_value(parts.preheader, PREHEADER_LIMIT),
             html=parts.html,
             text=parts.text,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from tests.unit.test_content import HOME, catalog_frame, line, product
 from tests.unit.test_content import content as email_content
 from tests.unit.test_render import RENDERER, compose, content, render
 from transforms.sends.content import CART_KINDS, KINDS, PRODUCT_KINDS
+from transforms.sends.payloads import postmark_payload, sendgrid_payload
 
 LINKS = re.compile(r'\b(?:href|src)="([^"]*)"', re.IGNORECASE)
 
@@ -76,6 +79,33 @@ def test_crlf_never_reaches_headers_or_subject(kind: str, where: str) -> None:
     assert "Bcc: evil@example.com X-Injected: 1" in email.subject
     for value in (email.subject, email.preheader, email.to, email.sender, *email.headers.values()):
         assert "\r" not in value and "\n" not in value
+
+
+ENCODED_WORD = "=?utf-8?q?Your_account_is_locked?="
+
+
+def as_a_client_reads_it(subject: str) -> str:
+    """The subject put in a MIME message by a mail builder (Python's, as a provider builds one from the
+    JSON it is given) and read back by a mail reader, encoded-words decoded."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    return str(message_from_bytes(message.as_bytes(), policy=policy.default)["Subject"])
+
+
+@pytest.mark.parametrize("payload", [ENCODED_WORD, f"Ada\r\n{ENCODED_WORD}\n=?UTF-8?B?TG9ja2Vk?="])
+@pytest.mark.parametrize(
+    ("kind", "where"),
+    [("welcome", "first_name"), ("abandoned_cart", "first_name"), ("post_purchase", "first_name")]
+    + [(kind, "product") for kind in PRODUCT_KINDS],
+)
+def test_data_cannot_make_an_encoded_word_in_the_subject(kind: str, where: str, payload: str) -> None:
+    email = compose(render(kind, **hostile_overrides(where, payload)))
+    assert "=?" not in email.subject and "\r" not in email.subject and "\n" not in email.subject
+    shown = as_a_client_reads_it(email.subject)
+    assert shown == email.subject  # what the template and the data say, not "Your account is locked"
+    assert " ".join(payload.split()) in shown.replace("\u2060", "")  # literally, the joiner invisible
+    for payload_of in (sendgrid_payload(email)["subject"], postmark_payload(email)["Subject"]):
+        assert payload_of == email.subject
 
 
 @pytest.mark.parametrize(

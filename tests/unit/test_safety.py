@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.sends.safety import format_price, header_value, safe_url
+from transforms.sends.safety import format_price, header_value, safe_url, subject_value
 
 HOME = "https://shop.example"
 
@@ -68,6 +68,12 @@ def test_header_value_is_bounded() -> None:
     value = header_value("x" * 5000)
     assert len(value) == 998 and value.endswith("…")
     assert header_value("word " * 100, limit=20) == "word word word word…"
+
+
+def test_subject_value_breaks_every_encoded_word_and_is_idempotent() -> None:
+    value = subject_value("Hi =?utf-8?b?SGk=?=\r\n=?x?=?", 150)
+    assert value == "Hi =\u2060?utf-8?b?SGk=\u2060?= =\u2060?x?=\u2060?"
+    assert subject_value(value, 150) == value
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ URL_LIMIT = 2048
 CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
 _URL_FORBIDDEN = frozenset("<>\"'`\\")  # never valid unencoded in a URL; a sign of markup injection
 _KEPT_FORMAT_CHARS = frozenset("\u200d")  # zero-width joiner: part of emoji sequences
+# Put between `=` and `?`: an invisible word joiner, so no RFC 2047 encoded-word starts there.
+ENCODED_WORD_BREAK = "=\u2060?"
 
 
 def safe_url(url: str | None, fallback: str) -> str:
@@ -42,6 +44,15 @@ def header_value(text: str, limit: int = HEADER_LIMIT) -> str:
             chars.append(c)
     value = " ".join("".join(chars).split())
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def subject_value(text: str, limit: int) -> str:
+    """`header_value` for a subject: no `=?` in it either. A provider writes an ASCII subject into the
+    header as it is, and mail clients decode an RFC 2047 encoded-word there (`=?utf-8?q?...?=` in a
+    first name would show other words); with a word joiner after each `=` the subject reads as written
+    (the provider encodes it whole, as it must a non-ASCII one). Idempotent, as `compose` applies it
+    again."""
+    return header_value(text, limit).replace("=?", ENCODED_WORD_BREAK)
 
 
 def format_price(amount: float | None, currency: str) -> str:
