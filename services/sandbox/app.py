@@ -4,6 +4,8 @@ Routes: `POST /v3/mail/send`; `GET /api/messages[?send_id=&limit=]`, `GET /api/m
 `GET /api/stats`, `DELETE /api/stats`; `GET|POST|DELETE /api/faults` (see services.sandbox.faults);
 `GET /` (inbox), `GET /messages/{id}`; `GET|POST /unsubscribe/{token}` (RFC 8058: only POST acts);
 `GET /metrics` (Prometheus): without the key, as it holds counts only (no address, id or token).
+Every route answers only a request whose `Host` is loopback at the server's port (services.sandbox.hosts:
+DNS rebinding cannot lend a web page the inbox).
 The mail-send API and every `/api/*` route take the same bearer key (`LAKEMAIL_ESP_API_KEY`), and
 `POST /api/faults` only `application/json`: a web page can send neither, so it cannot script faults.
 Nothing here logs addresses, names, user ids or tokens.
@@ -28,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from services.metrics import add_metrics
 from services.sandbox.api import UNAUTHORIZED, add_api_routes, authorized, errors
 from services.sandbox.faults import Fault, FaultQueue
+from services.sandbox.hosts import LoopbackHostsOnly
 from services.sandbox.mail import MailRequest, parse_mail, send_id_of
 from services.sandbox.mail_errors import ApiError, MailValidationError
 from services.sandbox.metrics import sandbox_registry
@@ -63,6 +66,7 @@ def create_sandbox_app(
         # request spans would carry unsubscribe tokens in their URLs: no telemetry out of this app
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.add_middleware(LoopbackHostsOnly)
     app.post("/v3/mail/send")(partial(_mail_send, state))
     add_metrics(app, sandbox_registry(state.store, state.stats, state.faults))
     add_api_routes(app, api_key, state.store, state.stats, state.faults)
