@@ -43,8 +43,9 @@ def read_inputs(lake: LakeResource) -> Inputs:
         .collect()
     )
     identities = lake.read("identities", IDENTITIES_SCHEMA)
-    sends = delivered(lake.read("sends", SENDS_SCHEMA))
-    return Inputs(orders_of(events, identities), clicks_of(events), sends)
+    clicks = clicks_of(events)
+    sends = delivered(lake.read("sends", SENDS_SCHEMA), clicks)
+    return Inputs(orders_of(events, identities), clicks, sends)
 
 
 @dataclass(frozen=True)

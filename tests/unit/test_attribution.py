@@ -51,8 +51,9 @@ def credit(
 ) -> pl.DataFrame:
     frame = pl.DataFrame(events, schema={c: EVENTS_SCHEMA[c] for c in EVENT_COLUMNS})
     ids = pl.DataFrame(identities or [], schema=IDENTITIES_SCHEMA)
-    sent = delivered(pl.DataFrame(sends, schema=SENDS_SCHEMA))
-    return attribute(orders_of(frame, ids), sent, clicks_of(frame), WINDOW)
+    clicks = clicks_of(frame)
+    sent = delivered(pl.DataFrame(sends, schema=SENDS_SCHEMA), clicks)
+    return attribute(orders_of(frame, ids), sent, clicks, WINDOW)
 
 
 CASES = {

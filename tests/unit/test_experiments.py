@@ -64,7 +64,7 @@ def test_each_shopper_is_measured_from_their_first_assignment_in_their_arm() -> 
         schema={"user_id": pl.String, "converted_at": UTC_TS, "revenue": pl.Float64},
     )
     no_clicks = pl.DataFrame(schema={"send_id": pl.String, "clicked_at": UTC_TS})
-    sends = delivered(pl.DataFrame(schema=SENDS_SCHEMA))
+    sends = delivered(pl.DataFrame(schema=SENDS_SCHEMA), no_clicks)
     got = outcomes(assigned, orders, no_clicks, sends, timedelta(days=5)).sort("user_id")
     # u-1 ordered before the send; u-2 twice within the window; u-3 after it
     assert got.select("user_id", "converted", "revenue").rows() == [
@@ -110,7 +110,8 @@ def small_lake() -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]]]:
 def measure(triggers: pl.DataFrame, sends: pl.DataFrame, events: list[dict[str, Any]]) -> pl.DataFrame:
     frame = pl.DataFrame(events, schema={c: EVENTS_SCHEMA[c] for c in EVENT_COLUMNS})
     orders = orders_of(frame, pl.DataFrame(schema=IDENTITIES_SCHEMA))
-    got = outcomes(assignments(triggers), orders, clicks_of(frame), delivered(sends), WINDOW)
+    clicks = clicks_of(frame)
+    got = outcomes(assignments(triggers), orders, clicks, delivered(sends, clicks), WINDOW)
     return summarize(pooled(daily_sums(got)), T0)
 
 

@@ -2,7 +2,8 @@
 
 The rule (PRODUCT.md section 7): the last clicked send within the window before the order (`click`),
 else the last send within it (`send`). A click counts when a person made it (not flagged as a bot or a
-link scanner), after its send and within the window before the order.
+link scanner), after its send and within the window before the order. A send counts when it reached the
+shopper: the provider accepted it, or (its call timed out) a person clicked it (`delivered`).
 """
 
 from __future__ import annotations
@@ -67,10 +68,27 @@ def clicks_of(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def delivered(sends: pl.DataFrame) -> pl.DataFrame:
-    """The sends a provider accepted: those an order can be credited to."""
-    return sends.filter((pl.col("status") == "sent") & pl.col("sent_at").is_not_null()).select(
-        "send_id", "trigger_id", "user_id", "kind", "variant", "sent_at"
+def delivered(sends: pl.DataFrame, clicks: pl.DataFrame) -> pl.DataFrame:
+    """The sends that reached the shopper, those an order can be credited to: the ones a provider accepted
+    (`sent`), and the ones whose call timed out (`unknown`) that a person then clicked (`clicks`, counted
+    clicks): the click carries the send_id, so the email went. `sends` keeps saying `unknown`; here its
+    `sent_at` is when its outbox row was made (else its due time), or its first click if that is earlier:
+    it went between the two."""
+    first = clicks.group_by("send_id").agg(pl.col("clicked_at").min().alias("_clicked"))
+    accepted = (pl.col("status") == "sent") & pl.col("sent_at").is_not_null()
+    proved = (pl.col("status") == "unknown") & pl.col("_clicked").is_not_null()
+    made = pl.min_horizontal(pl.coalesce("created_at", "due_at"), "_clicked")
+    return (
+        sends.join(first, on="send_id", how="left")
+        .filter(accepted | proved)
+        .select(
+            "send_id",
+            "trigger_id",
+            "user_id",
+            "kind",
+            "variant",
+            pl.when(accepted).then(pl.col("sent_at")).otherwise(made).alias("sent_at"),
+        )
     )
 
 

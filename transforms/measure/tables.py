@@ -24,7 +24,7 @@ ATTRIBUTIONS_SCHEMA: dict[str, pl.DataType] = {
     "rule": pl.String(),  # click: the last clicked send in the window; send: else the last send in it
     "revenue": pl.Float64(),
     "currency": pl.String(),
-    "sent_at": UTC_TS,
+    "sent_at": UTC_TS,  # when the provider accepted it; a clicked `unknown` send: when it was made
     "clicked_at": UTC_TS,  # the credited click (rule click), else null
     "converted_at": UTC_TS,
 }
