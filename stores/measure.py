@@ -43,8 +43,9 @@ def read_inputs(lake: LakeResource) -> Inputs:
         .collect()
     )
     identities = lake.read("identities", IDENTITIES_SCHEMA)
-    clicks = clicks_of(events)
-    sends = delivered(lake.read("sends", SENDS_SCHEMA), clicks)
+    sends = lake.read("sends", SENDS_SCHEMA)
+    clicks = clicks_of(events, sends)
+    sends = delivered(sends, clicks)
     return Inputs(orders_of(events, identities), clicks, sends)
 
 

@@ -81,11 +81,11 @@ def write(
     sends: list[dict[str, Any]],
     messages: list[dict[str, Any]],
 ) -> None:
-    """The lake's `triggers`, `sends` and `events` (the messages through the ingest parser)."""
-    lake.write("triggers", pl.DataFrame(decisions, schema=TRIGGERS_SCHEMA))
-    lake.write("sends", pl.DataFrame(sends, schema=SENDS_SCHEMA))
+    """The lake's `triggers`, `sends` and `events` (the messages through the ingest parser), rewritten."""
+    lake.write("triggers", pl.DataFrame(decisions, schema=TRIGGERS_SCHEMA), mode="overwrite")
+    lake.write("sends", pl.DataFrame(sends, schema=SENDS_SCHEMA), mode="overwrite")
     data = b"\n".join(orjson.dumps(m) for m in messages)
     landed = max(datetime.fromisoformat(m.get("receivedAt") or m["timestamp"]) for m in messages)
     result = process_file(data, source_file="b1", landed_at=landed, ingested_at=landed, batch_id=1)
     assert result.quarantine.height == 0, result.quarantine
-    lake.write("events", result.events)
+    lake.write("events", result.events, mode="overwrite")

@@ -51,8 +51,9 @@ def credit(
 ) -> pl.DataFrame:
     frame = pl.DataFrame(events, schema={c: EVENTS_SCHEMA[c] for c in EVENT_COLUMNS})
     ids = pl.DataFrame(identities or [], schema=IDENTITIES_SCHEMA)
-    clicks = clicks_of(frame)
-    sent = delivered(pl.DataFrame(sends, schema=SENDS_SCHEMA), clicks)
+    outbox = pl.DataFrame(sends, schema=SENDS_SCHEMA)
+    clicks = clicks_of(frame, outbox)
+    sent = delivered(outbox, clicks)
     return attribute(orders_of(frame, ids), sent, clicks, WINDOW)
 
 
@@ -81,6 +82,11 @@ CASES = {
         [send("s-a", 0), send("s-b", 10)],
         [click("c1", "s-a", 1, bot=True), order("o1", 20)],
         [("o1", "s-b", "send")],
+    ),
+    "a click seconds after the provider took the send is a scanner's; one 11 s after counts": (
+        [send("s-b", 10), send("s-c", 11)],
+        [click("c2", "s-c", 11 + 9 / 3600), click("c3", "s-b", 10 + 11 / 3600), order("o1", 20)],
+        [("o1", "s-b", "click")],
     ),
     "a click outside the window does not count, the send in it does": (
         [send("s-a", 0), send("s-b", 100)],

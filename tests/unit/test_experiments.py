@@ -110,7 +110,7 @@ def small_lake() -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]]]:
 def measure(triggers: pl.DataFrame, sends: pl.DataFrame, events: list[dict[str, Any]]) -> pl.DataFrame:
     frame = pl.DataFrame(events, schema={c: EVENTS_SCHEMA[c] for c in EVENT_COLUMNS})
     orders = orders_of(frame, pl.DataFrame(schema=IDENTITIES_SCHEMA))
-    clicks = clicks_of(frame)
+    clicks = clicks_of(frame, sends)
     got = outcomes(assignments(triggers), orders, clicks, delivered(sends, clicks), WINDOW)
     return summarize(pooled(daily_sums(got)), T0)
 

@@ -2,7 +2,8 @@
 
 The rule (PRODUCT.md section 7): the last clicked send within the window before the order (`click`),
 else the last send within it (`send`). A click counts when a person made it (not flagged as a bot or a
-link scanner), after its send and within the window before the order. A send counts when it reached the
+link scanner, nor seconds after the provider accepted its send), after its send and within the window
+before the order. A send counts when it reached the
 shopper: the provider accepted it, or (its call timed out) a person clicked it (`delivered`).
 """
 
@@ -14,6 +15,7 @@ import polars as pl
 
 from transforms.measure.tables import ATTRIBUTIONS_SCHEMA, CLICK_EVENT, CLICK_RULE, ORDER_EVENT, SEND_RULE
 from transforms.profiles.merge import claims
+from transforms.sends.clicks import TOO_SOON_SECONDS
 
 ORDER_COLUMNS = ("order_event_id", "order_id", "user_id", "converted_at", "revenue", "currency")
 EVENT_COLUMNS = [
@@ -53,10 +55,17 @@ def orders_of(events: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def clicks_of(events: pl.DataFrame) -> pl.DataFrame:
-    """Counted clicks (send_id, clicked_at): `Email Link Clicked` events with a send, not flagged as bots."""
+def clicks_of(events: pl.DataFrame, sends: pl.DataFrame) -> pl.DataFrame:
+    """Counted clicks (send_id, clicked_at): `Email Link Clicked` events with a send, not flagged as bots
+    by the collector, and not within TOO_SOON_SECONDS of their send's `sent_at` (`sends`, SENDS_SCHEMA).
+
+    The collector judges "too soon" by the token, made when the email was rendered, before the provider
+    call: a provider's wait or slow answer puts delivery later, and a scanner's click seconds after it
+    passed. A send without `sent_at` (its call timed out) keeps the collector's judgment."""
     clicks = events.filter(pl.col("event_name") == CLICK_EVENT)
     props = pl.col("properties")
+    soon = pl.lit(timedelta(seconds=TOO_SOON_SECONDS), dtype=pl.Duration("us"))
+    delivered_at = sends.filter(pl.col("status") == "sent").select("send_id", pl.col("sent_at").alias("_at"))
     return (
         clicks.select(
             props.str.json_path_match("$.send_id").alias("send_id"),
@@ -64,7 +73,9 @@ def clicks_of(events: pl.DataFrame) -> pl.DataFrame:
             props.str.json_path_match("$.bot").fill_null("false").alias("_bot"),
         )
         .filter(pl.col("send_id").is_not_null() & (pl.col("_bot") != "true"))
-        .drop("_bot")
+        .join(delivered_at.unique("send_id"), on="send_id", how="left")
+        .filter(pl.col("_at").is_null() | (pl.col("clicked_at") >= pl.col("_at") + soon))
+        .select("send_id", "clicked_at")
     )
 
 

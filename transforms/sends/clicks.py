@@ -106,7 +106,9 @@ def verify_click_token(token: str, secret: str) -> ClickLink | None:
 
 def bot_reason(method: str, user_agent: str | None, issued_at: float, now: datetime) -> str | None:
     """Why a click looks like a machine's (a HEAD, a scanner's user agent, too soon after delivery);
-    None for a person's. Such clicks are recorded, flagged, and not counted."""
+    None for a person's. Such clicks are recorded, flagged, and not counted. "Delivery" here is when the
+    token was made (`issued_at`, just before the provider call); measurement judges again by the send's
+    `sent_at` (transforms.measure.attribution.clicks_of)."""
     if method.upper() == "HEAD":
         return "head_request"
     if not (user_agent or "").strip():
