@@ -52,7 +52,7 @@ def build_measure_assets(window: timedelta) -> list[dg.AssetsDefinition]:
             "credited": report.credited,
             "merged": report.merged,
             "by_rule": dg.MetadataValue.json(report.by_rule),
-            "credited_revenue": round(report.revenue, 2),
+            "credited_revenue": dg.MetadataValue.json({c: round(r, 2) for c, r in report.revenue.items()}),
             "window": duration_text(window),
         }
         return dg.MaterializeResult(metadata=metadata)

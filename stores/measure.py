@@ -55,7 +55,7 @@ class AttributionReport:
     credited: int  # of them credited to a send
     merged: int  # rows this run wrote (new or changed credits)
     by_rule: dict[str, int]
-    revenue: float  # credited revenue
+    revenue: dict[str, float]  # credited revenue per currency (`none`: orders that name none); never added
 
 
 def run_attribution(lake: LakeResource, window: timedelta, inputs: Inputs | None = None) -> AttributionReport:
@@ -67,12 +67,13 @@ def run_attribution(lake: LakeResource, window: timedelta, inputs: Inputs | None
     if changed.height or lake.table(ATTRIBUTIONS) is None:
         lake.upsert(ATTRIBUTIONS, changed, key="order_event_id")
     rules = credited.group_by("rule").len()
+    money = credited.group_by(pl.col("currency").fill_null("none")).agg(pl.col("revenue").sum())
     return AttributionReport(
         orders=inputs.orders.height,
         credited=credited.height,
         merged=changed.height,
         by_rule=dict(zip(rules["rule"], rules["len"], strict=True)),
-        revenue=float(credited["revenue"].sum()),
+        revenue={c: float(r) for c, r in sorted(money.iter_rows())},
     )
 
 

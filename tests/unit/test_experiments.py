@@ -60,8 +60,9 @@ def test_each_shopper_is_measured_from_their_first_assignment_in_their_arm() -> 
             "user_id": ["u-1", "u-2", "u-2", "u-3"],
             "converted_at": [T0 + timedelta(hours=h) for h in (0.5, 20, 21, 24 * 6)],
             "revenue": [99.0, 10.0, 5.0, 50.0],
+            "currency": ["EUR"] * 4,
         },
-        schema={"user_id": pl.String, "converted_at": UTC_TS, "revenue": pl.Float64},
+        schema={"user_id": pl.String, "converted_at": UTC_TS, "revenue": pl.Float64, "currency": pl.String},
     )
     no_clicks = pl.DataFrame(schema={"send_id": pl.String, "clicked_at": UTC_TS})
     sends = delivered(pl.DataFrame(schema=SENDS_SCHEMA), no_clicks)

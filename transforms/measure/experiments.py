@@ -6,7 +6,9 @@ suppressions: `holdout` for the global holdout, else their variant (`send`, and 
 `capped`, which a holdout shopper would have reached too: intention to treat, so both arms are the
 same population). Each arm is measured from that moment on, over the same window, so the uplift is
 causal, not last-touch: the emails of the kind delivered to its shoppers (`sent`; none in the holdout),
-who clicked, who ordered and what they spent.
+who clicked, who ordered and what they spent. Amounts in different currencies are never added: revenue
+is in the shop's currency (`shop_currency`); an order in another is a conversion, counted and named
+(`other_currency_orders`, the note), not revenue.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from transforms.measure.tables import EXPERIMENTS_SCHEMA, HOLDOUT
 ASSIGNED = ("send", "holdout", "cooldown", "capped")  # past consent and suppressions: the experiment
 MIN_ARM = 30  # below this many shoppers an arm's figures are anecdotes
 MDE_NOTE = 0.05  # an arm that cannot detect an uplift of 5 points says so
-SUMS = ("exposed", "sent", "clicked", "converted", "revenue", "revenue_sq")
+SUMS = ("exposed", "sent", "clicked", "converted", "revenue", "revenue_sq", "other_currency_orders")
 
 
 def assignments(triggers: pl.DataFrame) -> pl.DataFrame:
@@ -47,6 +49,32 @@ def assignments(triggers: pl.DataFrame) -> pl.DataFrame:
     return first.select("kind", "user_id", arm.alias("arm"), pl.col("decided_at").alias("exposed_at"))
 
 
+def shop_currency(orders: pl.DataFrame) -> str | None:
+    """The currency most of `orders` name (ties: the first by name); None when none names one."""
+    named = orders.drop_nulls("currency").group_by("currency").len()
+    named = named.sort(["len", "currency"], descending=[True, False])
+    return named["currency"][0] if named.height else None
+
+
+def _bought(assigned: pl.DataFrame, orders: pl.DataFrame, within: pl.Expr) -> pl.DataFrame:
+    """Per (kind, user): orders within the window, revenue in the shop's currency, the others."""
+    currency = shop_currency(orders)
+    own = pl.col("currency").is_null()
+    own = own if currency is None else own | (pl.col("currency") == currency)
+    return (
+        assigned.join(orders.select("user_id", "converted_at", "revenue", "currency"), on="user_id")
+        .rename({"converted_at": "at"})
+        .filter(within)
+        .group_by("kind", "user_id")
+        .agg(
+            pl.len().alias("orders"),
+            pl.col("revenue").filter(own).sum().alias("spent"),
+            (~own).sum().cast(pl.Int64).alias("other_currency_orders"),
+            pl.col("currency").filter(~own).alias("other_currencies"),
+        )
+    )
+
+
 def outcomes(
     assigned: pl.DataFrame,
     orders: pl.DataFrame,
@@ -56,18 +84,14 @@ def outcomes(
 ) -> pl.DataFrame:
     """`assigned` with `sent`, `clicked`, `converted` and `revenue` of each shopper within the window.
 
-    `orders` as `attribution.orders_of`, `clicks` as `attribution.clicks_of`, `sends` delivered sends
-    (`attribution.delivered`): `sent` counts those of the shopper's kind sent within the window.
+    `orders` as `attribution.orders_of` (all the shop's: they say its currency), `clicks` as
+    `attribution.clicks_of`, `sends` delivered sends (`attribution.delivered`): `sent` counts those of the
+    shopper's kind sent within the window. `revenue` is in `currency` only; `other_currency_orders` (and
+    `other_currencies`, their codes) the shopper's orders in others.
     """
     span = pl.lit(window, dtype=pl.Duration("us"))
     within = (pl.col("at") >= pl.col("exposed_at")) & (pl.col("at") <= pl.col("exposed_at") + span)
-    bought = (
-        assigned.join(orders.select("user_id", "converted_at", "revenue"), on="user_id")
-        .rename({"converted_at": "at"})
-        .filter(within)
-        .group_by("kind", "user_id")
-        .agg(pl.len().alias("orders"), pl.col("revenue").sum().alias("spent"))
-    )
+    bought = _bought(assigned, orders, within)
     mailed = (
         assigned.join(sends.select("user_id", "kind", pl.col("sent_at").alias("at")), on=["kind", "user_id"])
         .filter(within)
@@ -91,6 +115,8 @@ def outcomes(
             pl.col("clicked").fill_null(False),
             (pl.col("orders").fill_null(0) > 0).alias("converted"),
             pl.col("spent").fill_null(0.0).alias("revenue"),
+            pl.col("other_currency_orders").fill_null(0),
+            pl.lit(shop_currency(orders), pl.String).alias("currency"),
         )
         .drop("orders", "spent")
     )
@@ -107,8 +133,22 @@ def daily_sums(outcome: pl.DataFrame) -> pl.DataFrame:
             pl.col("converted").sum().cast(pl.Int64),
             pl.col("revenue").sum().cast(pl.Float64),
             (pl.col("revenue") ** 2).sum().cast(pl.Float64).alias("revenue_sq"),
+            pl.col("other_currency_orders").sum().cast(pl.Int64),
+            pl.col("currency").first(),
+            _named(pl.col("other_currencies")),
         )
         .sort("kind", "day", "arm")
+    )
+
+
+def _named(codes: pl.Expr) -> pl.Expr:
+    """The distinct currency codes of a group's lists, sorted."""
+    return (
+        codes.list.explode(keep_nulls=False, empty_as_null=False)
+        .unique()
+        .sort()
+        .implode()
+        .alias("other_currencies")
     )
 
 
@@ -116,13 +156,27 @@ def pooled(sums: pl.DataFrame) -> pl.DataFrame:
     """`sums` over all their days: one row per (kind, arm), `day` null."""
     return (
         sums.group_by("kind", "arm")
-        .agg(pl.col(c).sum() for c in SUMS)
+        .agg(*(pl.col(c).sum() for c in SUMS), pl.col("currency").first(), _named(pl.col("other_currencies")))
         .with_columns(pl.lit(None, dtype=pl.Date).alias("day"))
         .sort("kind", "arm")
     )
 
 
+def _currency_note(row: dict[str, Any]) -> str | None:
+    count = row.get("other_currency_orders") or 0
+    if not count:
+        return None
+    codes = ", ".join(row.get("other_currencies") or [])
+    orders = "1 order" if count == 1 else f"{count} orders"
+    return f"{orders} in {codes}: conversions, not in revenue ({row['currency']})"
+
+
 def _note(row: dict[str, Any], control: dict[str, Any] | None, mde: float | None) -> str | None:
+    notes = [n for n in (_size_note(row, control, mde), _currency_note(row)) if n]
+    return "; ".join(notes) or None
+
+
+def _size_note(row: dict[str, Any], control: dict[str, Any] | None, mde: float | None) -> str | None:
     if row["arm"] == HOLDOUT:
         return None if row["exposed"] >= MIN_ARM else f"holdout too small ({row['exposed']} shoppers)"
     if control is None:
@@ -175,5 +229,6 @@ def summarize(sums: pl.DataFrame, computed_at: datetime | None) -> pl.DataFrame:
     out = [
         {**r, **_figures(r, controls.get((r["kind"], r["day"]))), "computed_at": computed_at} for r in rows
     ]
+    out = [{c: r.get(c) for c in EXPERIMENTS_SCHEMA} for r in out]  # the codes are in the note
     frame = pl.DataFrame(out, schema=EXPERIMENTS_SCHEMA) if out else pl.DataFrame(schema=EXPERIMENTS_SCHEMA)
     return frame.sort("kind", "day", "arm", nulls_last=True)

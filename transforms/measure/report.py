@@ -78,13 +78,24 @@ def cells(pooled: pl.DataFrame) -> list[list[str]]:
     return rows
 
 
+def currency_lines(pooled: pl.DataFrame) -> list[str]:
+    """Which currency the revenue figures are in (none when no order names one)."""
+    codes = sorted(set(pooled["currency"].drop_nulls()))
+    if not codes:
+        return []
+    shown = ", ".join(codes)  # one: every figure comes from the same orders
+    return [
+        f"revenue in {shown} (the currency most orders name); orders in others are conversions, not revenue"
+    ]
+
+
 def experiments_markdown(pooled: pl.DataFrame) -> str:
     """A markdown table of the pooled figures (the asset's metadata in the Dagster UI)."""
     if pooled.height == 0:
         return "No shopper has been assigned to an experiment yet."
     head = "| " + " | ".join(HEADERS) + " |\n|" + "---|" * len(HEADERS) + "\n"
     body = "".join("| " + " | ".join(c.replace("|", "/") for c in row) + " |\n" for row in cells(pooled))
-    return head + body
+    return head + body + "".join(f"\n{line}\n" for line in currency_lines(pooled))
 
 
 MAX_INLINE_PNG = 1_000_000  # bytes: a bigger picture is left out of the markdown (its file still has it)
@@ -107,7 +118,7 @@ def experiments_text(pooled: pl.DataFrame) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = [f"{r['kind']} {r['arm']}: {r['note']}" for r in pooled.iter_rows(named=True) if r["note"]]
-    return "\n".join(lines + (["", *notes] if notes else []))
+    return "\n".join(lines + ["", *currency_lines(pooled)] + (["", *notes] if notes else []))
 
 
 def duration_text(span: timedelta) -> str:
@@ -128,6 +139,6 @@ def _plain(value: Any) -> Any:
 
 
 def experiments_json(pooled: pl.DataFrame) -> list[dict[str, Any]]:
-    """The pooled figures as JSON-ready rows (rates and their intervals as fractions, revenue in the shop's
-    currency)."""
+    """The pooled figures as JSON-ready rows (rates and their intervals as fractions, revenue in `currency`,
+    the shop's)."""
     return [{k: _plain(v) for k, v in row.items()} for row in pooled.drop("day").iter_rows(named=True)]

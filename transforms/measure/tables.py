@@ -39,7 +39,9 @@ EXPERIMENTS_SCHEMA: dict[str, pl.DataType] = {
     "sent": pl.Int64(),  # emails of the kind delivered to them within the window (0 for the holdout)
     "clicked": pl.Int64(),  # of them, with a counted (not bot) click within the window
     "converted": pl.Int64(),  # of them, with an order within the window
-    "revenue": pl.Float64(),  # their orders' revenue within the window
+    "revenue": pl.Float64(),  # their orders' revenue within the window, in `currency` only
+    "currency": pl.String(),  # the shop's: the one most orders name (one naming none is taken to be in it)
+    "other_currency_orders": pl.Int64(),  # their orders in other currencies: in `converted`, not in revenue
     "revenue_sq": pl.Float64(),  # sum over shoppers of (revenue per shopper)^2, for the interval
     "click_rate": pl.Float64(),  # clicked / exposed
     "click_low": pl.Float64(),  # 95 % Wilson interval
