@@ -20,6 +20,9 @@ MICROBATCH_JOB = "microbatch_job"
 INGEST_JOB, DECIDE_JOB = "ingest_job", "decide_job"
 ERASURE_JOB = "erasure_job"
 PROFILES_JOB = "profiles_job"
+AUDIT_JOB, MAINTENANCE_JOB, MEASURE_JOB = "audit_job", "maintenance_job", "measure_job"
+# The jobs beside the lanes that schedules launch (`lakemail status` judges each one's last run).
+SCHEDULED_JOBS = (AUDIT_JOB, MAINTENANCE_JOB, PROFILES_JOB, MEASURE_JOB)
 CHAIN_TABLES = (*INGEST_TABLES, "profiles", "triggers", "sends")
 # The two lanes (#15): ingest (landed files -> events, quarantine, identities, ingest_log, the store's
 # ingest namespaces) and decide + deliver (triggers, sends), each its own run under its own lake lock, so
@@ -53,14 +56,14 @@ microbatch_job = dg.define_asset_job(
 )
 
 audit_job = dg.define_asset_job(
-    "audit_job",
+    AUDIT_JOB,
     selection=audit_selection(CHAIN_TABLES),
     description="Audit the lake: checks, latency SLO, quarantine and failure trends -> audit_results.",
     executor_def=dg.in_process_executor,  # no second interpreter per step
 )
 
 maintenance_job = dg.define_asset_job(
-    "maintenance_job",
+    MAINTENANCE_JOB,
     selection=dg.AssetSelection.assets(maintenance),
     description="Compact and vacuum the lake's Delta tables; prune old Dagster runs and ticks.",
     executor_def=dg.in_process_executor,  # one step: no second interpreter
@@ -75,7 +78,7 @@ profiles_job = dg.define_asset_job(
 )
 
 measure_job = dg.define_asset_job(
-    "measure_job",
+    MEASURE_JOB,
     selection=dg.AssetSelection.groups(MEASURE_GROUP),
     description="What the emails earn: attributions, then experiments (uplift against the holdout).",
     executor_def=dg.in_process_executor,

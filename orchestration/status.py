@@ -9,9 +9,11 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from orchestration.jobs import ERASURE_JOB
 from orchestration.lanes import DECIDE, INGEST, LANES, runs_in_flight
 from orchestration.leases import gone_reason
 from orchestration.settings import Settings
+from orchestration.status_jobs import job_failures
 from orchestration.status_lanes import decide_waiting, every_taker, lane_runs, lane_takers, last_commit
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -20,6 +22,7 @@ from stores.ingest import backlog
 from transforms.operations.status import (
     FAILED_STATUSES,
     LaneState,
+    OpenFailure,
     RunInFlight,
     TableFreshness,
     judge,
@@ -111,6 +114,7 @@ def status_report(
     takers = lane_takers(lake, instance, now)
     waiting = decide_waiting(lake, StateResource(uri=settings.state_store_uri), instance, now)
     lanes = _lane_health(runs, takers, waiting)
+    failures = job_failures(instance, now)
     failed_files = _failed_files_last_hour(lake, now)
     health = judge(
         backlog_oldest_seconds=backlog["oldest_age_seconds"],
@@ -121,6 +125,7 @@ def status_report(
         in_flight=in_flight,
         takers=takers[INGEST],
         lanes=[_lane_state(lane, health) for lane, health in lanes.items()],
+        failures=[OpenFailure(f["job"], f["run_id"], f["status"], f["job"] == ERASURE_JOB) for f in failures],
     )
     return {
         "checked_at": now.isoformat(),
@@ -134,6 +139,7 @@ def status_report(
         "lane_health": lanes,
         "failed_runs_last_hour": runs["failed_last_hour"],
         "failed_files_last_hour": failed_files,
+        "open_failures": _open_failures(lanes, failures),
         "freshness": {f.name: _freshness_json(f) for f in freshness},
         "latency_seconds_last_hour": {"landed_to_committed": _latency(lake, now)},
         "sends_by_status": _counts(lake, "sends", "status"),
@@ -153,6 +159,12 @@ def _lane_health(
         lanes[lane] = {"takers": takers[lane], "last_finished": finished, "failed": failed}
     lanes[DECIDE] |= decide_work
     return lanes
+
+
+def _open_failures(lanes: dict[str, dict[str, Any]], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every failed run no later run of its lane, job or request succeeded (a `process` run once)."""
+    failed = [health["last_finished"] for health in lanes.values() if health["failed"]] + jobs
+    return list({run["run_id"]: run for run in failed}.values())
 
 
 def _lane_state(lane: str, health: dict[str, Any]) -> LaneState:
@@ -179,7 +191,8 @@ def render_status(report: dict[str, Any]) -> str:
     lines += [f"  ! {problem}" for problem in report["problems"]]
     lines += _render_work(report)
     runs, files = report["failed_runs_last_hour"], report["failed_files_last_hour"]
-    lines.append(f"failures:  {runs} failed runs, {files} failed files (1 h)")
+    opened = len(report["open_failures"])
+    lines.append(f"failures:  {runs} failed runs, {files} failed files (1 h); {opened} open")
     lines.append("freshness (newest landed file -> table's last commit):")
     for name, f in report["freshness"].items():
         lag = "n/a" if f["lag_seconds"] is None else f"{f['lag_seconds']:.1f} s"

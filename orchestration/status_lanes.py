@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from orchestration.jobs import LANE_JOBS
+from orchestration.jobs import ERASURE_JOB, LANE_JOBS, SCHEDULED_JOBS
 from orchestration.lanes import ALL_JOBS, DECIDE, LANES, DecideWork, decide_now, runs_in_flight
 from orchestration.sensors import runner_alive
 from resources.lake import LakeResource
@@ -50,7 +50,7 @@ def every_taker(takers: dict[str, list[str] | None]) -> list[str] | None:
     return list(dict.fromkeys(t for found in takers.values() for t in found or ()))
 
 
-def _summary(records: list[dg.RunRecord], now: datetime) -> dict[str, Any] | None:
+def run_summary(records: list[dg.RunRecord], now: datetime) -> dict[str, Any] | None:
     """The newest of `records` (by when it was made; the storage's order breaks a tie within a second)."""
     if not records:
         return None
@@ -66,7 +66,7 @@ def _summary(records: list[dg.RunRecord], now: datetime) -> dict[str, Any] | Non
 
 def lane_runs(instance: dg.DagsterInstance | None, now: datetime) -> dict[str, Any]:
     """The last run of each lane and of either, each lane's last finished run (its own jobs':
-    `microbatch_job` counts for both), and the lanes' failed runs of the last hour."""
+    `microbatch_job` counts for both), and the failed runs of the last hour (of every job)."""
     if instance is None:
         nothing = {lane: None for lane in LANE_JOBS}
         return {"last": None, "failed_last_hour": 0, "lanes": nothing, "finished": dict(nothing)}
@@ -76,15 +76,16 @@ def lane_runs(instance: dg.DagsterInstance | None, now: datetime) -> dict[str, A
         for job in ALL_JOBS
     }
     hour = dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=now - timedelta(hours=1))
-    failed = [r for r in instance.get_run_records(filters=hour) if r.dagster_run.job_name in ALL_JOBS]
+    every_job = (*ALL_JOBS, *SCHEDULED_JOBS, ERASURE_JOB)
+    failed = [r for r in instance.get_run_records(filters=hour) if r.dagster_run.job_name in every_job]
     return {
-        "last": _summary([r for records in latest.values() for r in records], now),
+        "last": run_summary([r for records in latest.values() for r in records], now),
         "failed_last_hour": len(failed),
         "lanes": {
-            lane: _summary([r for j in jobs for r in latest[j]], now) for lane, jobs in LANE_JOBS.items()
+            lane: run_summary([r for j in jobs for r in latest[j]], now) for lane, jobs in LANE_JOBS.items()
         },
         "finished": {
-            lane: _summary([r for j in jobs for r in done[j]], now) for lane, jobs in LANE_JOBS.items()
+            lane: run_summary([r for j in jobs for r in done[j]], now) for lane, jobs in LANE_JOBS.items()
         },
     }
 

@@ -86,10 +86,12 @@ def test_a_failed_decide_lane_is_unhealthy_until_a_decide_run_succeeds(
     assert report["lane_health"][DECIDE]["waiting_seconds"] is None
 
     both = failed(instance, MICROBATCH_JOB)  # `lakemail process` runs both lanes: its failure is each one's
-    assert status_report(settings, instance)["problems"] == [
+    report = status_report(settings, instance)
+    assert report["problems"] == [
         f"ingest lane: last run FAILURE ({both}), no later run succeeded",
         f"decide lane: last run FAILURE ({both}), no later run succeeded",
     ]
+    assert [f["run_id"] for f in report["open_failures"]] == [both]  # one run, named once
 
 
 def test_decide_work_nothing_takes_is_unhealthy_after_the_max_lag(

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from transforms.operations.status import LaneState, judge
+from transforms.operations.status import LaneState, OpenFailure, judge
 
 LAG = timedelta(minutes=2)
 NOBODY = " and nothing takes it (no `lakemail runner` heartbeat for the decide lane, no Dagster daemon)"
@@ -62,3 +62,18 @@ def test_files_wait_for_the_ingest_lanes_takers() -> None:
     assert (
         problem.startswith("backlog: 1 file(s) wait and nothing takes them") and "the ingest lane" in problem
     )
+
+
+def test_an_open_failure_of_a_job_beside_the_lanes_is_unhealthy() -> None:
+    failures = [
+        OpenFailure("audit_job", "r-1", "FAILURE"),
+        OpenFailure("erasure_job", "r-2", "CANCELED", True),
+    ]
+    verdict = judge(
+        backlog_oldest_seconds=None, freshness=[], failed_files_last_hour=0, max_lag=LAG, failures=failures
+    )
+    assert verdict.problems == [
+        "audit_job: last run FAILURE (r-1), no later run succeeded",
+        "erasure_job: a request's last run CANCELED (r-2), no later run of it succeeded",
+    ]
+    assert not verdict.healthy

@@ -79,6 +79,23 @@ class LaneState:
     waiting_for: str = ""  # what waits, for the problem's line
 
 
+@dataclass(frozen=True)
+class OpenFailure:
+    """A failed run of a job beside the lanes with no later run of it succeeded (of its request, for an
+    erasure: `per_request`)."""
+
+    job: str
+    run_id: str
+    status: str
+    per_request: bool = False
+
+    def problem(self) -> str:
+        run = f"last run {self.status} ({self.run_id})"
+        if self.per_request:
+            return f"{self.job}: a request's {run}, no later run of it succeeded"
+        return f"{self.job}: {run}, no later run succeeded"
+
+
 def judge(
     *,
     backlog_oldest_seconds: float | None,
@@ -89,10 +106,11 @@ def judge(
     in_flight: Sequence[RunInFlight] = (),
     takers: Sequence[str] | None = None,
     lanes: Sequence[LaneState] = (),
+    failures: Sequence[OpenFailure] = (),
 ) -> Health:
     """Healthy when nothing waits too long or with nobody to take it, every ingest table is fresh, no
-    run is stuck and no lane's last run failed. `takers`: what takes the ingest lane's files now (None:
-    unknown); `lanes`: each lane's state (`lane_problems`)."""
+    run is stuck, no lane's last run failed and no other job has an open failure. `takers`: what takes
+    the ingest lane's files now (None: unknown); `lanes`: each lane's state (`lane_problems`)."""
     problems: list[str] = []
     limit = max_lag.total_seconds()
     for run in in_flight:
@@ -110,6 +128,7 @@ def judge(
     problems += [f"stale table: {f.name}" for f in freshness if f.stale]
     for lane in lanes:
         problems += lane_problems(lane, max_lag)
+    problems += [failure.problem() for failure in failures]
     if failed_files_last_hour:
         problems.append(f"{failed_files_last_hour} landed file(s) failed in the last hour")
     return Health(not problems, problems)
