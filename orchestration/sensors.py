@@ -31,6 +31,7 @@ __all__ = ["IN_FLIGHT", "run_in_flight"]  # the names tests and status import he
 HEARTBEAT = "_runner_heartbeat"
 HEARTBEAT_TIMEOUT_S = 15.0  # longer than any quiet stretch of the loop (a run beats before and after)
 RUNNER_BEATS = "`lakemail runner` is taking this lane's runs (its heartbeat is fresh)"
+LANE_SENSORS = {INGEST: "landing_sensor", DECIDE: "decide_sensor"}  # the daemon's takers of each lane
 
 
 def heartbeat_path(lake: LakeResource, lane: str | None = None) -> Path | None:
@@ -93,7 +94,7 @@ def build_lane_sensors(
     interval = max(1, round(poll_seconds))
 
     @dg.sensor(
-        name="landing_sensor",
+        name=LANE_SENSORS[INGEST],
         job_name=INGEST_JOB,
         minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -110,10 +111,10 @@ def build_lane_sensors(
         in_flight = lane_in_flight(context.instance, INGEST, context.log.warning)
         decision = evaluate_ingest(lake, landing, in_flight, state)
         config = ingest_config(list(decision.files), max_batch_mb)
-        return _request(context, "landing_sensor", decision, config, now())
+        return _request(context, LANE_SENSORS[INGEST], decision, config, now())
 
     @dg.sensor(
-        name="decide_sensor",
+        name=LANE_SENSORS[DECIDE],
         job_name=DECIDE_JOB,
         minimum_interval_seconds=interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -127,7 +128,7 @@ def build_lane_sensors(
         in_flight = lane_in_flight(context.instance, DECIDE, context.log.warning)
         at = now()
         decision = evaluate_decide(lake, in_flight, at, state)
-        return _request(context, "decide_sensor", decision, decide_config(), at)
+        return _request(context, LANE_SENSORS[DECIDE], decision, decide_config(), at)
 
     return [landing_sensor, decide_sensor]
 

@@ -8,16 +8,16 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
 from orchestration.jobs import ERASURE_JOB, LANE_JOBS, SCHEDULED_JOBS
 from orchestration.lanes import ALL_JOBS, DECIDE, LANES, DecideWork, decide_now, runs_in_flight
-from orchestration.sensors import runner_alive
+from orchestration.sensors import LANE_SENSORS, runner_alive
 from resources.lake import LakeResource
 from resources.state import StateResource
 from transforms.schema import INGEST_LOG_SCHEMA
 
 DAEMON_BEAT_S = 90.0  # the daemon's sensor thread beats every 30 s: three missed, it is gone
-DAEMON = "dagster-daemon (landing_sensor, decide_sensor)"
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
@@ -30,17 +30,29 @@ def last_commit(lake: LakeResource, name: str) -> datetime | None:
 
 def lane_takers(lake: LakeResource, instance: dg.DagsterInstance | None, now: datetime) -> dict[str, Any]:
     """What takes each lane now: runners with a fresh heartbeat (one for both lanes, or one per lane), a
-    daemon running the lane sensors. None for a lane when nothing is seen on an object-store lake: a
-    runner there leaves no heartbeat here, unknown."""
+    daemon running the lane's sensor (not one turned off). None for a lane when nothing is seen on an
+    object-store lake: a runner there leaves no heartbeat here, unknown."""
     alive = [lane for lane in LANES if runner_alive(lake, now.timestamp(), lane)]
     runner = "lakemail runner" if len(alive) == len(LANES) else "lakemail runner ({} lane)"
     beat = instance.get_daemon_heartbeats().get("SENSOR") if instance is not None else None
-    daemon = [DAEMON] if beat is not None and now.timestamp() - beat.timestamp <= DAEMON_BEAT_S else []
+    sensors: set[str] = set()
+    if instance is not None and beat is not None and now.timestamp() - beat.timestamp <= DAEMON_BEAT_S:
+        sensors = set(LANE_SENSORS.values()) - stopped_sensors(instance)
     takers: dict[str, list[str] | None] = {}
     for lane in LANES:
         found = [runner.format(lane)] if lane in alive else []
-        takers[lane] = None if not found + daemon and lake.root is None else found + daemon
+        found += [f"dagster-daemon ({LANE_SENSORS[lane]})"] if LANE_SENSORS[lane] in sensors else []
+        takers[lane] = None if not found and lake.root is None else found
     return takers
+
+
+def stopped_sensors(instance: dg.DagsterInstance) -> set[str]:
+    """The sensors turned off in the instance (the UI, `dagster sensor stop`): the daemon, beating on,
+    evaluates them no more. A sensor with no state stored runs as declared in code (running)."""
+    stopped = instance.all_instigator_state(
+        instigator_type=InstigatorType.SENSOR, instigator_statuses={InstigatorStatus.STOPPED}
+    )
+    return {state.name for state in stopped}
 
 
 def every_taker(takers: dict[str, list[str] | None]) -> list[str] | None:

@@ -9,6 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import orjson
+from dagster._core.definitions.run_request import InstigatorType
+from dagster._core.remote_origin import RemoteInstigatorOrigin
+from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, SensorInstigatorData
+from dagster._daemon.types import DaemonHeartbeat
 
 from orchestration.definitions import build_defs
 from orchestration.jobs import DECIDE_JOB, INGEST_JOB, MICROBATCH_JOB, decide_config, ingest_config
@@ -18,6 +22,7 @@ from orchestration.settings import Settings
 from orchestration.status import render_status, status_report
 from resources.lake import LakeResource
 from tests.conftest import land
+from tests.dagster.test_maintenance import REPOSITORY
 
 NEW_BATCH = "a batch the engine has not seen"
 
@@ -140,5 +145,64 @@ def test_files_nothing_of_the_ingest_lane_takes_are_unhealthy_at_once(
     assert report["takers"] == ["lakemail runner (decide lane)"]
     assert (
         "backlog: 1 file(s) wait and nothing takes them "
-        "(no `lakemail runner` heartbeat for the ingest lane, no Dagster daemon): start `lakemail up`"
+        "(no `lakemail runner` heartbeat for the ingest lane, no Dagster daemon running its sensor): "
+        "start `lakemail up` or turn the sensor on"
     ) in report["problems"]
+
+
+def daemon_beats(instance: dg.DagsterInstance, at: datetime) -> None:
+    """A `dagster-daemon` whose sensor thread beat at `at`."""
+    instance.add_daemon_heartbeat(DaemonHeartbeat(at.timestamp(), "SENSOR", "daemon-1", []))
+
+
+def sensor_state(instance: dg.DagsterInstance, name: str) -> InstigatorState:
+    """The state the daemon stores for a sensor it runs (as declared in code: running)."""
+    origin = RemoteInstigatorOrigin(REPOSITORY, name)
+    return instance.add_instigator_state(
+        InstigatorState(
+            origin, InstigatorType.SENSOR, InstigatorStatus.DECLARED_IN_CODE, SensorInstigatorData()
+        )
+    )
+
+
+def test_the_daemon_takes_only_the_lanes_whose_sensor_runs(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    now = datetime.now(UTC)
+    daemon_beats(instance, now)
+    states = {name: sensor_state(instance, name) for name in ("landing_sensor", "decide_sensor")}
+    identify(settings, "a.ndjson", "u-1")
+    run(settings, instance, INGEST_JOB)  # batch 1: the decide lane's work
+    identify(settings, "b.ndjson", "u-2")
+    report = status_report(settings, instance, now=now)
+    assert report["healthy"], report["problems"]
+    assert report["takers"] == ["dagster-daemon (landing_sensor)", "dagster-daemon (decide_sensor)"]
+
+    landing = states["landing_sensor"]  # turned off in the UI: the daemon beats on, launching nothing
+    instance.stop_sensor(landing.instigator_origin_id, landing.selector_id, None)
+    report = status_report(settings, instance, now=now)
+    assert report["problems"] == [
+        "backlog: 1 file(s) wait and nothing takes them (no `lakemail runner` heartbeat for the ingest "
+        "lane, no Dagster daemon running its sensor): start `lakemail up` or turn the sensor on"
+    ]
+    assert report["takers"] == ["dagster-daemon (decide_sensor)"]
+
+    run(settings, instance, INGEST_JOB)  # batch 2
+    later = now + timedelta(minutes=10)
+    daemon_beats(instance, later)
+    assert status_report(settings, instance, now=later)["healthy"]  # decide_sensor takes it
+    decide = states["decide_sensor"]
+    instance.stop_sensor(decide.instigator_origin_id, decide.selector_id, None)
+    report = status_report(settings, instance, now=later)
+    [problem] = report["problems"]
+    assert problem.startswith("decide lane: work waiting for ") and problem.endswith(
+        f"({NEW_BATCH}) and nothing takes it (no `lakemail runner` heartbeat for the decide lane, "
+        "no Dagster daemon running its sensor): start `lakemail up` or turn the sensor on"
+    )
+    assert report["takers"] == [] and "taken by:  nothing" in render_status(report)
+
+    for state in states.values():  # turned on again
+        instance.update_instigator_state(state.with_status(InstigatorStatus.RUNNING))
+    report = status_report(settings, instance, now=later)
+    assert report["healthy"], report["problems"]
+    assert report["lane_health"][DECIDE]["takers"] == ["dagster-daemon (decide_sensor)"]

@@ -10,7 +10,10 @@ import pytest
 from transforms.operations.status import LaneState, OpenFailure, judge
 
 LAG = timedelta(minutes=2)
-NOBODY = " and nothing takes it (no `lakemail runner` heartbeat for the decide lane, no Dagster daemon)"
+NOBODY = (
+    " and nothing takes it (no `lakemail runner` heartbeat for the decide lane, "
+    "no Dagster daemon running its sensor)"
+)
 WHY = "a batch the engine has not seen"
 
 
@@ -30,7 +33,7 @@ WHY = "a batch the engine has not seen"
         (LaneState("decide", takers=[], waiting_seconds=119, waiting_for=WHY), None),  # within the lag
         (
             LaneState("decide", takers=[], waiting_seconds=121, waiting_for=WHY),
-            f"decide lane: work waiting for 121 s ({WHY}){NOBODY}: start `lakemail up`",
+            f"decide lane: work waiting for 121 s ({WHY}){NOBODY}: start `lakemail up` or turn the sensor on",
         ),
         (LaneState("decide", takers=["lakemail runner"], waiting_seconds=900, waiting_for=WHY), None),
         (  # an object-store lake: a runner leaves no heartbeat here, judged by age alone

@@ -121,7 +121,8 @@ def judge(
     if backlog_files and takers is not None and not takers:
         problems.append(
             f"backlog: {backlog_files} file(s) wait and nothing takes them "
-            "(no `lakemail runner` heartbeat for the ingest lane, no Dagster daemon): start `lakemail up`"
+            "(no `lakemail runner` heartbeat for the ingest lane, no Dagster daemon running its sensor): "
+            "start `lakemail up` or turn the sensor on"
         )
     if backlog_oldest_seconds is not None and backlog_oldest_seconds > limit:
         problems.append(f"backlog: oldest waiting file landed {backlog_oldest_seconds:.0f} s ago")
@@ -146,7 +147,7 @@ def lane_problems(lane: LaneState, max_lag: timedelta) -> list[str]:
     if waited is not None and waited > max_lag.total_seconds() and not lane.takers:
         nobody = (
             f" and nothing takes it (no `lakemail runner` heartbeat for the {lane.name} lane, "
-            "no Dagster daemon): start `lakemail up`"
+            "no Dagster daemon running its sensor): start `lakemail up` or turn the sensor on"
             if lane.takers is not None
             else ""
         )
