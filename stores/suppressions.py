@@ -5,6 +5,13 @@ An `Unsubscribed` with only an anonymous id is remembered under the id's own key
 user's, no address's) and suppresses the user who claims the id, as profiles resolve it, from the batch
 whose identities edges make the claim: the same batch, or any later one (found by review: a browser's
 unsubscribe linked to its user a batch later suppressed nobody, and the user was still mailed).
+
+Bounces and spam complaints (PRODUCT.md section 6: "bounces and unsubscribes -> suppressions") arrive as the
+Segment Email spec's `Email Bounced` and `Email Marked as Spam` events, whoever lands them (a provider's
+event relay, Segment's own email sources, the sender for a provider's synchronous refusal): a row per
+address (`address_key` of the event's `email` property or `context.traits.email`), else per user, reason
+`hard_bounce` or `complaint`. A bounce its producer calls soft or transient (`bounce_type`) suppresses
+nobody: the next email may well arrive.
 """
 
 from __future__ import annotations
@@ -15,12 +22,16 @@ from datetime import datetime
 import polars as pl
 
 from resources.lake import LakeResource
-from transforms.erasure.records import anonymous_key, suppressed, user_key
+from transforms.erasure.records import address_key, anonymous_key, suppressed, user_key
 from transforms.ingest.events import identity_edges
 from transforms.profiles.merge import claims
 from transforms.schema import IDENTITIES_SCHEMA, SUPPRESSIONS_SCHEMA
 
 UNSUBSCRIBED = "unsubscribed"
+BOUNCED, COMPLAINED = "Email Bounced", "Email Marked as Spam"
+# The events that suppress, and the reason each writes (PRODUCT.md's `suppressions` reasons).
+SUPPRESSING = {"Unsubscribed": UNSUBSCRIBED, BOUNCED: "hard_bounce", COMPLAINED: "complaint"}
+SOFT_BOUNCES = ("soft", "transient", "softbounce", "soft_bounce", "temporary")
 
 
 def record_unsubscribes(lake: LakeResource, events: pl.DataFrame, secret: str) -> pl.DataFrame:
@@ -30,7 +41,7 @@ def record_unsubscribes(lake: LakeResource, events: pl.DataFrame, secret: str) -
     (SUPPRESSIONS_SCHEMA: added now, or by an earlier attempt of the same batch), which the state store
     takes."""
     own = unsubscribe_rows(events, secret)
-    rows = _first(pl.concat([own, _claimed(lake, events, own, secret)]))
+    rows = _first(pl.concat([own, _claimed(lake, events, own, secret), delivery_rows(events, secret)]))
     if rows.height == 0:
         return rows
     existing = lake.read("suppressions", SUPPRESSIONS_SCHEMA)
@@ -52,6 +63,37 @@ def unsubscribe_rows(events: pl.DataFrame, secret: str) -> pl.DataFrame:
             *((user_key(u, secret), t) for u, t in by_user.iter_rows()),
             *((anonymous_key(a, secret), t) for a, t in by_anon.iter_rows()),
         ]
+    )
+
+
+def delivery_rows(events: pl.DataFrame, secret: str) -> pl.DataFrame:
+    """`hard_bounce` and `complaint` rows for the `Email Bounced` (not soft) and `Email Marked as Spam`
+    events of `events`: under the address they name, else the user's key; nobody's when neither."""
+    props, context = pl.col("properties"), pl.col("context")
+    kind = props.str.json_path_match("$.bounce_type").str.to_lowercase().str.replace_all(r"[\s-]", "_")
+    found = events.filter(
+        pl.col("event_name").is_in([BOUNCED, COMPLAINED])
+        & ((pl.col("event_name") == COMPLAINED) | ~kind.is_in(SOFT_BOUNCES).fill_null(False))
+    ).select(
+        pl.col("event_name").replace_strict(SUPPRESSING, return_dtype=pl.String).alias("reason"),
+        pl.coalesce(props.str.json_path_match("$.email"), context.str.json_path_match("$.traits.email"))
+        .str.strip_chars()
+        .alias("email"),
+        "user_id",
+        "event_ts",
+    )
+    keyed = [
+        (address_key(email, secret) if email else user_key(user, secret), reason, since)
+        for reason, email, user, since in found.iter_rows()
+        if email or user
+    ]
+    return pl.DataFrame(
+        {
+            "user_key": [k for k, _, _ in keyed],
+            "reason": [r for _, r, _ in keyed],
+            "since": [t for *_, t in keyed],
+        },
+        schema=SUPPRESSIONS_SCHEMA,
     )
 
 

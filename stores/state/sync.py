@@ -24,7 +24,7 @@ from stores.reference import REFERENCE_FOLDERS
 from stores.state.batch import BatchRows, batch_changes
 from stores.state.live_profiles import NeedsLake
 from stores.state.rebuild import lake_stamps, rebuild
-from stores.suppressions import UNSUBSCRIBED
+from stores.suppressions import SUPPRESSING, UNSUBSCRIBED
 from transforms.ingest.events import identity_edges
 from transforms.schema import (
     CATALOG_SCHEMA,
@@ -89,15 +89,16 @@ def lake_batch(lake: LakeResource, batch_id: int) -> BatchRows:
 
 
 def _suppressions(lake: LakeResource, events: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
-    """The `unsubscribed` rows a batch of `events` (its identity `edges`) added, among others the table
+    """The rows a batch of `events` (its identity `edges`) added, among others the table
     holds (keyed by HMAC: without the secret they are not told apart; the store keeps each row once)."""
     held = lake.scan("suppressions", SUPPRESSIONS_SCHEMA)
+    suppressing = events.filter(pl.col("event_name").is_in(list(SUPPRESSING)))
+    own = pl.col("since").is_in(suppressing["event_ts"].unique().implode())
     if edges.height:  # they may claim an anonymous id that unsubscribed in any earlier batch: every row
-        return held.filter(pl.col("reason") == UNSUBSCRIBED).collect()  # (a small table)
-    unsubscribed = events.filter(pl.col("event_name") == "Unsubscribed")
-    if unsubscribed.height == 0:
+        return held.filter((pl.col("reason") == UNSUBSCRIBED) | own).collect()  # (a small table)
+    if suppressing.height == 0:
         return pl.DataFrame(schema=SUPPRESSIONS_SCHEMA)
-    return held.filter(pl.col("since").is_in(unsubscribed["event_ts"].unique().implode())).collect()
+    return held.filter(own).collect()
 
 
 def _reference(lake: LakeResource, entries: pl.DataFrame) -> dict[str, pl.DataFrame]:
