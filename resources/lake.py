@@ -1,9 +1,8 @@
-"""The `lake` resource: lakemail's Delta Lake tables under one folder, and its writer locks (one per lane)."""
+"""The `lake` resource: lakemail's Delta Lake tables under one folder, and its writer locks (lake_locks)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +14,7 @@ from deltalake.exceptions import DeltaError
 from pydantic import PrivateAttr
 
 from resources.folders import local_folder
-from resources.lake_locks import DECIDE, INGEST, LANES, lane_locks
+from resources.lake_locks import LakeLocks
 from transforms.evolution import struct_widening, widened
 from transforms.schema import INGEST_APP_ID, STATS_COLUMNS
 
@@ -41,7 +40,7 @@ def arrow_stream(frame: pl.DataFrame) -> pa.Table | pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
-class LakeResource(dg.ConfigurableResource):
+class LakeResource(LakeLocks, dg.ConfigurableResource):
     """The Delta Lake tables under one folder (`LAKEMAIL_LAKE_URI`)."""
 
     uri: str
@@ -271,19 +270,6 @@ class LakeResource(dg.ConfigurableResource):
         table = self.table(name)
         if table is not None:
             table.delete(f"batch_id > {int(batch_id)}", writer_properties=writer_properties())
-
-    def ingest_lock(self) -> AbstractContextManager[None]:
-        """The ingest lane's writer lock (events, quarantine, identities, ingest_log, reference, profiles)."""
-        return lane_locks(self.root, (INGEST,))
-
-    def decide_lock(self) -> AbstractContextManager[None]:
-        """The decide lane's writer lock (triggers, trigger_state, sends): never waited for by ingest."""
-        return lane_locks(self.root, (DECIDE,))
-
-    def writer_lock(self) -> AbstractContextManager[None]:
-        """Both lanes' locks, in their fixed order: for work that changes every table (erasure,
-        maintenance, a state rebuild); no micro-batch of either lane commits meanwhile."""
-        return lane_locks(self.root, LANES)
 
     def _writable(self) -> None:
         if self._pins is not None:

@@ -1,9 +1,12 @@
 """The lake's writer locks: one per lane, so that an ingest commit never waits for a delivery.
 
 `ingest` guards what the ingest lane writes (events, quarantine, identities, ingest_log, catalog,
-customers, profile state); `decide` what the decide lane writes (triggers, trigger_state, sends). Work
-that changes everything (erasure, maintenance, a state rebuild, what the emails earn) takes both, always
-in the order of `LANES`, so that two such holders never deadlock.
+customers, profile_updates); `decide` what the decide lane writes (triggers, trigger_state, sends);
+`profiles` the profiles refresh (profile_state, profiles), held from what a fold or a refresh reads to
+its commit, minutes on a big lake. Work that changes everything (erasure, maintenance, a state rebuild,
+what the emails earn) takes all three, always in the order of `LANES`, so that two such holders never
+deadlock. `profiles` comes first: such work waits for a long fold holding no other lock, so neither
+lane stalls behind the fold (a fold takes `ingest` inside it, briefly, for its delete).
 
 `flock` locks belong to an open file: two threads of one process (the runner's two lanes) exclude each
 other as two processes do, and the kernel releases a lock when its holder dies, even on SIGKILL.
@@ -13,11 +16,11 @@ from __future__ import annotations
 
 import fcntl
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
-INGEST, DECIDE = "ingest", "decide"
-LANES = (INGEST, DECIDE)  # the one order in which locks are taken
+PROFILES, INGEST, DECIDE = "profiles", "ingest", "decide"
+LANES = (PROFILES, INGEST, DECIDE)  # the one order in which locks are taken
 
 
 def lock_path(root: Path, lane: str) -> Path:
@@ -52,3 +55,29 @@ def lane_locks(root: Path | None, lanes: tuple[str, ...]) -> Iterator[None]:
         for lane in (lane for lane in LANES if lane in lanes):
             held.enter_context(_one(lock_path(root, lane)))
         yield
+
+
+class LakeLocks:
+    """The lake's lock methods, for `resources.lake.LakeResource` (its `root`)."""
+
+    @property
+    def root(self) -> Path | None:
+        raise NotImplementedError
+
+    def ingest_lock(self) -> AbstractContextManager[None]:
+        """The ingest lane's writer lock (events, quarantine, identities, ingest_log, reference, partials)."""
+        return lane_locks(self.root, (INGEST,))
+
+    def decide_lock(self) -> AbstractContextManager[None]:
+        """The decide lane's writer lock (triggers, trigger_state, sends): never waited for by ingest."""
+        return lane_locks(self.root, (DECIDE,))
+
+    def profiles_lock(self) -> AbstractContextManager[None]:
+        """The profiles refresh's lock (profile_state, profiles), from what it reads to its commit: an
+        erasure waits for it rather than be undone by it; never waited for by either lane."""
+        return lane_locks(self.root, (PROFILES,))
+
+    def writer_lock(self) -> AbstractContextManager[None]:
+        """Every lock, in their fixed order: for work that changes every table (erasure, maintenance, a
+        state rebuild); no micro-batch of either lane nor a profiles refresh commits meanwhile."""
+        return lane_locks(self.root, LANES)

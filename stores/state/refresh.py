@@ -5,11 +5,15 @@ compact, and the `profiles` Delta table rewritten for the lake's other readers (
   batch's commit) are appended, in one commit under the writer lock.
 - `fold`: when enough partials wait, `profile_state` is rewritten as the merge of every partial up to
   a batch (stores.state.profiles.profile_buckets, a hash bucket of shoppers at a time, streamed into one
-  commit) and the folded updates are deleted, a short commit under the writer lock.
+  commit) and the folded updates are deleted, a short commit under the ingest lock.
 - `write_profiles`: `profiles` is rewritten from the state store (its `profiles` and `customers`
   namespaces, a key range at a time, streamed into one commit), tagged PROFILES_APP with the batch it
-  reflects; every row's `as_of` says when. The store, not the lake, because it holds the merged state
-  of the last batch: a pass is a sequential read, where the lake would merge every partial again.
+  reflects (and ERASURES_APP); every row's `as_of` says when. The store, not the lake, because it holds
+  the merged state of the last batch: a pass is a sequential read, where the lake would merge every
+  partial again.
+
+Both hold the lake's profiles lock from what they read to their commit, so an erasure (which takes every
+lock) never lands in between to be undone, and two folds never overlap; neither lane waits for it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from transforms.profiles.state import PARTIAL_SCHEMA, canonical
 from transforms.schema import FOLD_APP, FOLD_EVERY_ROWS, PROFILES_SCHEMA
 
 PROFILES_APP = "lakemail-profiles-batch"  # the `profiles` table: the batch its rows reflect
+ERASURES_APP = "lakemail-profiles-erasures"  # ... and the erasures before it (`erasures_seen`)
 
 
 def _arrow_schema(schema: dict[str, pl.DataType]) -> pa.Schema:
@@ -80,27 +85,42 @@ def fold(lake: LakeResource, *, every: int = FOLD_EVERY_ROWS) -> int | None:
     """Fold every partial into `profile_state` once `every` wait; the batch folded up to, or None."""
     if waiting_updates(lake) < every:
         return None
-    seen = lake.snapshot(SOURCE_TABLES)
-    upto = seen.committed_batch()
-    if upto <= folded_batch(seen):
-        return None
-    with tempfile.TemporaryDirectory(prefix="lakemail-fold-") as folder:
-        # Buckets go to Parquet first: delta-rs cannot read the lake from inside its own write.
-        for n, state in enumerate(profile_buckets(seen)):
-            canonical(state).sort("principal").write_parquet(Path(folder) / f"{n:06d}.parquet")
-        parts = sorted(Path(folder).glob("*.parquet"))
-        states = (pl.read_parquet(part) for part in parts)
-        _stream(lake, "profile_state", PARTIAL_SCHEMA, states, {FOLD_APP: upto})
-    with lake.ingest_lock():  # the ingest lane's (#15); folded partials go at the next vacuum
-        table = lake.table("profile_updates")
-        if table is not None:
-            table.delete(f"batch_id <= {int(upto)}", writer_properties=writer_properties())
+    # From the snapshot to the commit: an erasure (or another fold) waits rather than be undone by this
+    # one; the micro-batches of either lane do not.
+    with lake.profiles_lock():
+        seen = lake.snapshot(SOURCE_TABLES)
+        upto = seen.committed_batch()
+        if upto <= folded_batch(seen):
+            return None
+        with tempfile.TemporaryDirectory(prefix="lakemail-fold-") as folder:
+            # Buckets go to Parquet first: delta-rs cannot read the lake from inside its own write.
+            for n, state in enumerate(profile_buckets(seen)):
+                canonical(state).sort("principal").write_parquet(Path(folder) / f"{n:06d}.parquet")
+            if folded_batch(lake) >= upto:  # a newer fold committed (a lake without locks): never go back
+                return None
+            parts = sorted(Path(folder).glob("*.parquet"))
+            states = (pl.read_parquet(part) for part in parts)
+            _stream(lake, "profile_state", PARTIAL_SCHEMA, states, {FOLD_APP: upto})
+        with lake.ingest_lock():  # the ingest lane's (#15), briefly; folded partials go at the next vacuum
+            table = lake.table("profile_updates")
+            if table is not None:
+                table.delete(f"batch_id <= {int(upto)}", writer_properties=writer_properties())
     return upto
+
+
+def erasures_seen(lake: LakeResource) -> int:
+    """What `profiles` records of the erasures before it (the `erasures` table's version + 1; 0: none)."""
+    version = lake.version("erasures")
+    return 0 if version is None else version + 1
 
 
 def write_profiles(lake: LakeResource, store: StateStore, as_of: datetime) -> tuple[int, int]:
     """Rewrite `profiles` from the store as of its last batch; (that batch, rows written)."""
-    batch, chunks = with_retries(store, as_of)
-    if lake.app_version("profiles", PROFILES_APP) == batch and lake.table("profiles") is not None:
-        return batch, -1  # nothing committed since the last refresh
-    return batch, _stream(lake, "profiles", PROFILES_SCHEMA, chunks, {PROFILES_APP: batch})
+    with lake.profiles_lock():  # from the store's read to the commit: an erasure waits, not undone
+        erased = erasures_seen(lake)  # before the store's read: an erasure after it brings a rewrite
+        batch, chunks = with_retries(store, as_of)
+        tagged = lake.app_version("profiles", PROFILES_APP), lake.app_version("profiles", ERASURES_APP)
+        if tagged == (batch, erased) and lake.table("profiles") is not None:
+            return batch, -1  # no batch committed and nobody erased since the last refresh
+        tags = {PROFILES_APP: batch, ERASURES_APP: erased}
+        return batch, _stream(lake, "profiles", PROFILES_SCHEMA, chunks, tags)

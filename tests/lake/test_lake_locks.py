@@ -1,5 +1,6 @@
-"""The lake's writer locks (#15): one per lane, so an ingest commit never waits for a delivery; work that
-changes everything takes both, in one fixed order."""
+"""The lake's writer locks (#15): one per lane, so an ingest commit never waits for a delivery, and one for
+the profiles refresh, which neither lane waits for; work that changes everything takes all three, in one
+fixed order."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import pytest
 
 from resources.lake import LakeResource
 from resources.lake_locks import lane_locks
+from tests.lake.overlap import Overlapping
 
 Lock = Callable[[LakeResource], AbstractContextManager[None]]
 INGEST: Lock = LakeResource.ingest_lock
 DECIDE: Lock = LakeResource.decide_lock
-BOTH: Lock = LakeResource.writer_lock
+PROFILES: Lock = LakeResource.profiles_lock
+ALL: Lock = LakeResource.writer_lock
 
 
 def acquired_within(lake: LakeResource, lock: Lock, seconds: float) -> bool:
@@ -38,23 +41,35 @@ def acquired_within(lake: LakeResource, lock: Lock, seconds: float) -> bool:
         (INGEST, DECIDE, False),
         (INGEST, INGEST, True),  # one writer per lane
         (DECIDE, DECIDE, True),
-        (DECIDE, BOTH, True),  # erasure, maintenance, a state rebuild wait for either lane
-        (INGEST, BOTH, True),
-        (BOTH, INGEST, True),
-        (BOTH, DECIDE, True),
+        (DECIDE, ALL, True),  # erasure, maintenance, a state rebuild wait for either lane
+        (INGEST, ALL, True),
+        (ALL, INGEST, True),
+        (ALL, DECIDE, True),
+        (PROFILES, INGEST, False),  # a fold in flight: neither lane waits for it
+        (PROFILES, DECIDE, False),
+        (INGEST, PROFILES, False),
+        (PROFILES, PROFILES, True),  # one fold or profiles rewrite at a time
+        (PROFILES, ALL, True),  # an erasure waits for the fold rather than be undone by it
+        (ALL, PROFILES, True),
     ],
     ids=[
         "decide-held-ingest-goes",
         "ingest-held-decide-goes",
         "ingest-ingest",
         "decide-decide",
-        "decide-held-both-waits",
-        "ingest-held-both-waits",
-        "both-held-ingest-waits",
-        "both-held-decide-waits",
+        "decide-held-all-waits",
+        "ingest-held-all-waits",
+        "all-held-ingest-waits",
+        "all-held-decide-waits",
+        "profiles-held-ingest-goes",
+        "profiles-held-decide-goes",
+        "ingest-held-profiles-goes",
+        "profiles-profiles",
+        "profiles-held-all-waits",
+        "all-held-profiles-waits",
     ],
 )
-def test_each_lane_has_its_own_lock_and_both_exclude_either(
+def test_each_lane_has_its_own_lock_and_all_exclude_each(
     lake: LakeResource, held: Lock, wanted: Lock, waits: bool
 ) -> None:
     with held(lake):
@@ -62,8 +77,27 @@ def test_each_lane_has_its_own_lock_and_both_exclude_either(
     assert acquired_within(lake, wanted, 5.0)  # and it gets it once the holder lets go
 
 
-def test_both_locks_are_taken_in_one_order_whatever_order_they_are_named_in(lake: LakeResource) -> None:
-    """Two holders of both locks, named in opposite orders, never deadlock (200 rounds each)."""
+def test_an_erasure_waiting_for_a_fold_holds_up_neither_lane(
+    lake: LakeResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The profiles lock comes first: work that takes every lock waits for a long fold holding none."""
+    taken: list[str] = []
+
+    def take_all() -> None:
+        with ALL(lake):
+            taken.append("all")
+
+    with PROFILES(lake):
+        waiter = Overlapping(monkeypatch, take_all).start()  # once it waits on a lock the fold holds
+        assert waiter.waited
+        assert acquired_within(lake, INGEST, 5.0)
+        assert acquired_within(lake, DECIDE, 5.0)
+    waiter.join()
+    assert taken == ["all"]
+
+
+def test_the_locks_are_taken_in_one_order_whatever_order_they_are_named_in(lake: LakeResource) -> None:
+    """Holders of several locks, named in different orders, never deadlock (200 rounds each)."""
     root = lake.root
     assert root is not None
     done: list[str] = []
@@ -76,13 +110,18 @@ def test_both_locks_are_taken_in_one_order_whatever_order_they_are_named_in(lake
 
     threads = [
         threading.Thread(target=hammer, args=(lanes,), daemon=True)
-        for lanes in (("ingest", "decide"), ("decide", "ingest"))
+        for lanes in (
+            ("ingest", "decide"),
+            ("decide", "ingest"),
+            ("decide", "ingest", "profiles"),
+            ("ingest", "profiles"),  # a fold's delete inside its own lock
+        )
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert sorted(done) == ["decide/ingest", "ingest/decide"]
+    assert sorted(done) == ["decide/ingest", "decide/ingest/profiles", "ingest/decide", "ingest/profiles"]
 
 
 def test_an_unknown_lane_is_refused(lake: LakeResource) -> None:
