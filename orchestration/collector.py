@@ -57,7 +57,7 @@ def collector_config(settings: Settings, args: argparse.Namespace, keys: tuple[s
     from resources.landing import LandingResource
     from services.collector.app import CollectorConfig
     from services.collector.backlog import BacklogLimits, landing_backlog
-    from services.unsubscribe import user_for_send
+    from services.unsubscribe import user_for_send, users_for_sends
     from simulator.shop import make_catalog
 
     limits = BacklogLimits(
@@ -74,6 +74,7 @@ def collector_config(settings: Settings, args: argparse.Namespace, keys: tuple[s
         shop_catalog=make_catalog(seed=0) if args.demo_shop else None,  # what `lakemail up`'s simulator sells
         click_secret=ensure_secret(settings.home),  # the runs' LAKEMAIL_SECRET: click and unsubscribe tokens'
         user_for_send=partial(user_for_send, settings.lake_uri),  # whom an unsubscribe link's send went to
+        users_for_sends=partial(users_for_sends, settings.lake_uri),  # whom a bounced send went to
         profiles=profile_api(settings, api_key()),
     )
 

@@ -12,7 +12,7 @@ send or the user.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -86,6 +86,13 @@ def user_for_send(lake_uri: str, send_id: str) -> str | None:
     found = sends.filter(pl.col("send_id") == send_id).select("user_id").drop_nulls().head(1)
     users = found.collect()["user_id"].to_list()
     return users[0] if users else None
+
+
+def users_for_sends(lake_uri: str, send_ids: Sequence[str]) -> dict[str, str]:
+    """The `user_id` of each of `send_ids` the lake's `sends` table holds (the others are left out)."""
+    sends = LakeResource(uri=lake_uri).scan("sends", SENDS_SCHEMA)
+    found = sends.filter(pl.col("send_id").is_in(list(send_ids))).select("send_id", "user_id").drop_nulls()
+    return dict(found.unique("send_id").collect().iter_rows())
 
 
 def unsubscribe_event(user_id: str, send_id: str, method: str, now: datetime) -> dict[str, Any]:

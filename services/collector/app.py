@@ -1,8 +1,10 @@
 """The collector's HTTP app: Segment's Tracking API (`POST /v1/batch`, `/v1/track`, `/v1/identify`,
 `/v1/page`, `/v1/screen`, `/v1/group`, `/v1/alias`), `GET /health`, `GET /metrics` (Prometheus, no key:
 counts only), `/lakemail.js`, the click redirect `/c/{token}` (services.collector.clicks), the emails'
-unsubscribe links `GET|POST /unsubscribe/{token}` (services.unsubscribe), the profile API
-`/v1/profiles/{user_id}` (services.collector.profiles) and the demo shop.
+unsubscribe links `GET|POST /unsubscribe/{token}` (services.unsubscribe), the email providers' event
+webhooks `POST /v1/esp/sendgrid` and `/v1/esp/postmark` (services.collector.esp: the write key as HTTP
+Basic user only), the profile API `/v1/profiles/{user_id}` (services.collector.profiles) and the demo
+shop.
 
 Answers: 200 `{"success": true}` once every kept message is durable in the landing zone (with
 `rejected` listing the messages of a batch that were not kept, by index); 400 with a reason code for a
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +36,7 @@ from resources.landing import land
 from services.collector.backlog import Backlog, BacklogGate, BacklogLimits
 from services.collector.clicks import add_click_route
 from services.collector.commit import CommitFailed, GroupCommitter, QueueFull, Writer, land_one
+from services.collector.esp import PROVIDERS, EspWebhooks, UserLookup, esp_events_counter
 from services.collector.metrics import CollectorFigures, ignored_sent_at_counter, rejected_counter
 from services.collector.profiles import ProfileApi, add_profile_routes
 from services.collector.shop import add_shop_routes, add_snippet_route
@@ -53,6 +56,8 @@ from services.unsubscribe import add_unsubscribe_routes
 
 log = logging.getLogger(__name__)
 CORS_HEADERS = ["Authorization", "Content-Type", "Content-Encoding", "X-Retry-Count"]
+# A request's work once it may be taken: (request, the write key of its Authorization header, if any).
+Handler = Callable[[Request, str | None], Awaitable[Response]]
 
 
 def _utc_now() -> datetime:
@@ -82,6 +87,9 @@ class CollectorConfig:
     # a send's user (services.unsubscribe.user_for_send over the lake): with click_secret, serves
     # the unsubscribe links' /unsubscribe/{token} (None: not)
     user_for_send: Callable[[str], str | None] | None = None
+    # the users of many sends at once (services.unsubscribe.users_for_sends): a provider's webhook
+    # event that names this home's send lands under its user (None: under the provider's anonymous id)
+    users_for_sends: UserLookup | None = None
     writer: Writer = land
     profiles: ProfileApi | None = None  # the profile API /v1/profiles/... (services.collector.profiles)
 
@@ -137,9 +145,10 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
     app.add_middleware(
         CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=CORS_HEADERS
     )
-    app.post("/v1/batch")(partial(_track, state, None))
+    app.post("/v1/batch")(_route(state, partial(_accept, state, None), key_in_body=True))
     for kind in TYPES:
-        app.post(f"/v1/{kind}")(partial(_track, state, kind))
+        app.post(f"/v1/{kind}")(_route(state, partial(_accept, state, kind), key_in_body=True))
+    _add_webhooks(app, state)
     app.get("/health")(partial(_health, state))
     add_metrics(app, state.registry)
     add_snippet_route(app)
@@ -158,11 +167,23 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
     return app
 
 
-async def _track(state: _State, kind: str | None, request: Request) -> Response:
-    """One tracking request: refuse it early when it cannot be kept, else land it and answer."""
+def _route(state: _State, handler: Handler, *, key_in_body: bool) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint of `handler` (its only parameter the request: nothing else is read from a query)."""
+
+    async def route(request: Request) -> Response:
+        return await _guarded(state, request, handler, key_in_body)
+
+    return route
+
+
+async def _guarded(state: _State, request: Request, handler: Handler, key_in_body: bool) -> Response:
+    """One request that lands: refuse it early when it cannot be kept, else let `handler` land it.
+    Without `key_in_body` (the webhooks), the write key must come as the HTTP Basic user."""
     header_key = basic_user(request.headers.get("authorization"))
     if header_key is not None and not _known(state.config.write_keys, header_key):
         return _error(401, "invalid_write_key", "unknown write key")
+    if header_key is None and not key_in_body:
+        return _error(401, "invalid_write_key", "the write key goes as the HTTP Basic user")
     if (why := state.gate.refusal()) is not None:
         log.warning("refusing messages: %s", why)
         return _error(503, "backlog_full", why, retry_after=5)
@@ -170,7 +191,7 @@ async def _track(state: _State, kind: str | None, request: Request) -> Response:
         return _error(429, "too_many_requests", "too many requests at once", retry_after=1)
     state.in_flight += 1
     try:
-        return await _accept(state, kind, request, header_key)
+        return await handler(request, header_key)
     except WireError as refused:
         log.debug("refused a request: %s", refused.reason)
         return _error(refused.status, refused.reason, refused.detail)
@@ -204,6 +225,18 @@ async def _accept(state: _State, kind: str | None, request: Request, header_key:
         log.info("kept %s messages of a batch, refused %s", len(kept.lines), len(kept.rejected))
         body["rejected"] = kept.rejected
     return JSONResponse(body)
+
+
+def _add_webhooks(app: FastAPI, state: _State) -> None:
+    """The providers' event webhooks (services.collector.esp), landing through the tracking committer."""
+    config, counted = state.config, esp_events_counter(state.registry)
+    esp = EspWebhooks(state.committer, config.clock, config.click_secret, config.users_for_sends, counted)
+    for provider in PROVIDERS:
+        app.post(f"/v1/esp/{provider}")(_route(state, partial(_webhook, esp, provider), key_in_body=False))
+
+
+async def _webhook(esp: EspWebhooks, provider: str, request: Request, header_key: str | None) -> Response:
+    return await esp.land(provider, request)  # the key was checked: it must be the Basic user
 
 
 async def _health(state: _State) -> JSONResponse:

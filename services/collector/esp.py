@@ -1,0 +1,152 @@
+"""`POST /v1/esp/sendgrid` and `POST /v1/esp/postmark`: the email providers' event webhooks, so the
+bounces and spam complaints a real provider reports suppress (PRODUCT.md section 6: "bounces and
+unsubscribes -> suppressions"; the providers report them only through these webhooks).
+
+What lands is services.collector.esp_events' `Email Bounced` / `Email Marked as Spam` track messages,
+through the same group committer as tracked messages: 200 only once they are durable, so a provider
+that hears anything else posts again (its retries land duplicates the ingest drops). The app asks the
+write key as HTTP Basic user (both providers take credentials in the webhook URL) and refuses early as
+for tracking (401, 429, 503). A send named by this home's mark is looked up in the lake's `sends` for
+its user; a lake that cannot be read then costs the user id, not the event (the address suppresses).
+Nothing here logs an address, a send or a user: counts by provider and kind only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter
+from starlette.concurrency import run_in_threadpool
+
+from services.collector.commit import GroupCommitter
+from services.collector.esp_events import Refused, Report, postmark_report, sendgrid_report, trusted_send
+from services.collector.esp_events import track_message as message_of
+from services.collector.wire import WireError, decode, read_body, stamp
+
+log = logging.getLogger(__name__)
+# SendGrid's batches may pass a Segment batch's 500 KB: refused, such a batch would be posted again and
+# again and never land. Past this bound a body is refused as /v1/batch's are.
+ESP_MAX_BODY_BYTES = 1024 * 1024
+PROVIDERS = ("sendgrid", "postmark")
+UserLookup = Callable[[Sequence[str]], Mapping[str, str]]  # send ids -> their users (the lake's `sends`)
+
+
+def esp_events_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "lakemail_collector_esp_events_total",
+        "Events of the providers' webhooks, by provider and kind: hard_bounce, transient_bounce and "
+        "complaint landed; ignored (deliveries, opens, ...); refused (malformed).",
+        ["provider", "kind"],
+        registry=registry,
+    )
+
+
+def read_events(provider: str, body: bytes) -> list[Any]:
+    """The provider events of a webhook body: SendGrid's JSON array, Postmark's one object (400 else)."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise WireError(400, "invalid_json", f"the body is not JSON: {str(error)[:200]}") from None
+    if provider == "sendgrid" and not isinstance(value, list):
+        raise WireError(400, "invalid_batch", "SendGrid's Event Webhook posts a JSON array of events")
+    if provider == "postmark" and not isinstance(value, dict):
+        raise WireError(400, "invalid_json", f"a JSON {type(value).__name__}, not a Postmark record")
+    return value if isinstance(value, list) else [value]
+
+
+@dataclass
+class Reading:
+    """A webhook body read: the reports that land (with their index in the body), what was refused, and
+    how many events report nothing lakemail lands."""
+
+    reports: list[tuple[int, Report]]
+    rejected: list[dict[str, Any]]
+    ignored: int
+
+
+def read_reports(provider: str, events: list[Any]) -> Reading:
+    """Each of `events` read as `provider` reports it: landed, refused (by index) or ignored."""
+    report_of = sendgrid_report if provider == "sendgrid" else postmark_report
+    reading = Reading([], [], 0)
+    for index, event in enumerate(events):
+        try:
+            report = report_of(event)
+        except Refused as refused:
+            reading.rejected.append({"index": index, "reason": str(refused.reason), "detail": refused.detail})
+            continue
+        if report is None:
+            reading.ignored += 1
+        else:
+            reading.reports.append((index, report))
+    return reading
+
+
+@dataclass
+class EspWebhooks:
+    """Lands the providers' webhooks through `committer` (see the module)."""
+
+    committer: GroupCommitter
+    clock: Callable[[], datetime]
+    secret: str | None  # LAKEMAIL_SECRET: which sends carry this home's mark (None: no send is trusted)
+    find_users: UserLookup | None
+    counted: Counter
+
+    async def land(self, provider: str, request: Request) -> Response:
+        """One webhook request, its write key already checked: land its reports, then answer."""
+        headers = request.headers
+        raw = await read_body(request.stream(), headers.get("content-length"), ESP_MAX_BODY_BYTES)
+        events = read_events(provider, decode(raw, headers.get("content-encoding"), ESP_MAX_BODY_BYTES))
+        reading = read_reports(provider, events)
+        messages = await self._messages([report for _, report in reading.reports])
+        received = self.clock().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        kept = stamp(messages, sent_at=None, received_at=received)
+        # a message over the line limit (an absurd address) is refused under its event's index
+        too_long = [{**r, "index": reading.reports[r["index"]][0]} for r in kept.rejected]
+        rejected = sorted(reading.rejected + too_long, key=lambda r: int(r["index"]))
+        if rejected and not kept.lines and not reading.ignored:
+            self._count(provider, {"refused": len(rejected)})
+            first = rejected[0]
+            refusal = {"success": False, "code": first["reason"], "message": first["detail"]}
+            return JSONResponse(refusal | {"rejected": rejected}, status_code=400)
+        if kept.lines:
+            await self.committer.commit(b"".join(kept.lines), len(kept.lines))
+        counts = {"ignored": reading.ignored, "refused": len(rejected)}
+        unfit = {r["index"] for r in too_long}
+        for index, report in reading.reports:
+            counts[report.kind] = counts.get(report.kind, 0) + (index not in unfit)
+        self._count(provider, counts)
+        landed = len(kept.lines)
+        log.info(
+            "%s webhook: %s landed, %s ignored, %s refused", provider, landed, reading.ignored, len(rejected)
+        )
+        answer: dict[str, Any] = {"success": True, "landed": landed, "ignored": reading.ignored}
+        return JSONResponse(answer | ({"rejected": rejected} if rejected else {}))
+
+    async def _messages(self, reports: list[Report]) -> list[dict[str, Any]]:
+        sends = [trusted_send(report.args, self.secret) for report in reports]
+        users = await self._users(sorted({s for s in sends if s is not None}))
+        return [
+            message_of(report, send_id=send, user_id=users.get(send) if send else None)
+            for report, send in zip(reports, sends, strict=True)
+        ]
+
+    async def _users(self, send_ids: list[str]) -> Mapping[str, str]:
+        if not send_ids or self.find_users is None:
+            return {}
+        try:
+            return await run_in_threadpool(self.find_users, send_ids)
+        except Exception as error:  # the address still suppresses: land the events without their user
+            log.warning("the sends of a webhook could not be looked up (%s)", type(error).__name__)
+            return {}
+
+    def _count(self, provider: str, counts: Mapping[str, int]) -> None:
+        for kind, count in counts.items():
+            if count:
+                self.counted.labels(provider=provider, kind=kind).inc(count)
