@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import orjson
+import pytest
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.remote_origin import RemoteInstigatorOrigin
 from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, SensorInstigatorData
@@ -23,8 +25,17 @@ from orchestration.status import render_status, status_report
 from resources.lake import LakeResource
 from tests.conftest import land
 from tests.dagster.test_maintenance import REPOSITORY
+from transforms.triggers.policies import Policy
 
 NEW_BATCH = "a batch the engine has not seen"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """No quiet hours: these runs decide at the wall clock's time, and a welcome decided between 07:50 and
+    08:00 UTC was deferred to 08:00, so the test's "ten minutes later" found it due and waiting (it failed
+    at 07:59 on 2026-12-05)."""
+    return replace(settings, policy=Policy(quiet_hours=False))
 
 
 def identify(settings: Settings, name: str, user: str) -> None:
