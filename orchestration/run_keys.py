@@ -1,10 +1,12 @@
-"""The lane sensors' run keys: the lake's key of the work (`batch_run_key`, `decide-b…-e…`), and a new
-generation of it once every run under the current one has failed for good.
+"""The sensors' run keys: the key of the work (the lanes': the lake's, `batch_run_key`, `decide-b…-e…`;
+erasure's: the request file's path, size and landing time), and a new generation of it once every run
+under the current one has failed for good.
 
 Dagster never launches a sensor's run key twice, whatever became of its run (`dagster._daemon.sensor`),
 so without generations a batch whose run and Dagster's run retries all failed (a full disk, a killed
-worker) would wait until new files land or a new batch comes. The lake, not the key, makes a second
-run safe; the key only tells Dagster which requests are the same.
+worker) would wait until new files land or a new batch comes, and an erasure request whose runs failed
+would never be carried out. The lake (an erasure's progress record), not the key, makes a second run
+safe; the key only tells Dagster which requests are the same.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import dagster as dg
 
 from transforms.ingest.batch import SensorDecision
 
-BATCH_KEY_TAG = "lakemail/batch_key"  # the lake's key of a run's work, whatever its generation
+BATCH_KEY_TAG = "lakemail/batch_key"  # the key of a run's work (see above), whatever its generation
 SENSOR_NAME_TAG = "dagster/sensor_name"  # Dagster's tags on a sensor's runs, kept by their run retries
 RUN_KEY_TAG = "dagster/run_key"
 # After a failed run, its lane waits this long before the next (doubling up to the cap; reset by a success),

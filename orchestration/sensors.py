@@ -134,29 +134,50 @@ def build_lane_sensors(
 
 
 ERASURE_POLL_SECONDS = 5
+ERASURE_SENSOR = "erasure_sensor"
 
 
-def erasure_run_requests(landing: LandingResource) -> list[dg.RunRequest]:
+def erasure_run_requests(
+    landing: LandingResource, instance: dg.DagsterInstance | None = None, now: datetime | None = None
+) -> tuple[list[dg.RunRequest], list[str]]:
     """One run per pending request file, keyed by its path, size and landing time: each renamed first to
-    `erasure/req-<random>.json` (a file named after the person names no run, config or tick)."""
-    return [
-        dg.RunRequest(
-            run_key=f"{f.path}:{f.size}:{f.landed_at.isoformat()}",
-            run_config=run_config_for(f.path),
-        )
-        for f in take_pending(landing)
-    ]
+    `erasure/req-<random>.json` (a file named after the person names no run, config or tick). With the
+    `instance`, each key has its generation (`run_keys`), as the lanes' do: a request whose run and
+    Dagster's run retries all failed (the file stays for a retry) is requested again under a new key
+    `failure_backoff` after the last failure. The requests, and why the others wait (a backoff)."""
+    found: list[dg.RunRequest] = []
+    waiting: list[str] = []
+    for landed in take_pending(landing):
+        base = f"{landed.path}:{landed.size}:{landed.landed_at.isoformat()}"
+        decision = SensorDecision((landed.path,), run_key=base)
+        if instance is not None:
+            runs = sensor_runs(instance, ERASURE_SENSOR, base)
+            decision = with_generation(decision, runs, now or _utc_now())
+        if decision.run_key is None:
+            waiting.append(str(decision.skip_reason))
+            continue
+        config, tags = run_config_for(landed.path), {BATCH_KEY_TAG: base}
+        found.append(dg.RunRequest(run_key=decision.run_key, run_config=config, tags=tags))
+    return found, waiting
 
 
-@dg.sensor(
-    name="erasure_sensor",
-    job_name=ERASURE_JOB,  # by name: `job=` trips a Dagster beta warning when resources are attached
-    minimum_interval_seconds=ERASURE_POLL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Launches `erasure_job` for every request file landed in `erasure/`.",
-)
-def erasure_sensor(
-    context: dg.SensorEvaluationContext, landing: LandingResource
-) -> list[dg.RunRequest] | dg.SkipReason:
-    requests = erasure_run_requests(landing)
-    return requests or dg.SkipReason("no erasure requests")
+def build_erasure_sensor(now: Callable[[], datetime] = _utc_now) -> dg.SensorDefinition:
+    """`erasure_sensor`; `now` tells the time of run-key backoffs."""
+
+    @dg.sensor(
+        name=ERASURE_SENSOR,
+        job_name=ERASURE_JOB,  # by name: `job=` trips a Dagster beta warning when resources are attached
+        minimum_interval_seconds=ERASURE_POLL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Launches `erasure_job` for every request file landed in `erasure/`.",
+    )
+    def erasure_sensor(
+        context: dg.SensorEvaluationContext, landing: LandingResource
+    ) -> list[dg.RunRequest] | dg.SkipReason:
+        requests, waiting = erasure_run_requests(landing, context.instance, now())
+        return requests or dg.SkipReason("; ".join(waiting) or "no erasure requests")
+
+    return erasure_sensor
+
+
+erasure_sensor = build_erasure_sensor()

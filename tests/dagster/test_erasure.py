@@ -486,7 +486,7 @@ def test_request_files_through_the_sensor_and_job(
     renamed = sorted(r.run_config["ops"]["erase_requests"]["config"]["requests"][0] for r in requests)
     assert len(renamed) == 3 and all(re.fullmatch(r"erasure/req-[0-9a-f]{32}\.json", p) for p in renamed)
     assert [f.path for f in pending_requests(landing)] == renamed  # renamed in place, each once
-    assert [r.run_key for r in requests] == [r.run_key for r in erasure_run_requests(landing)]
+    assert [r.run_key for r in requests] == [r.run_key for r in erasure_run_requests(landing)[0]]
     result = defs.resolve_job_def(ERASURE_JOB).execute_in_process(instance=instance)
     assert result.success
     [output] = [e for e in result.all_events if e.is_successful_output]

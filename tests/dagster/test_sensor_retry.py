@@ -1,5 +1,6 @@
 """A lane sensor takes work again after its run and Dagster's run retries all failed: Dagster never launches
-a sensor's run key twice, so the key gets a new generation once the last failure is `failure_backoff` old."""
+a sensor's run key twice, so the key gets a new generation once the last failure is `failure_backoff` old.
+The erasure sensor too: a person's request whose runs all failed was never carried out."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import orjson
 import pytest
 import yaml
 from dagster._core.storage.tags import (
@@ -21,17 +23,19 @@ from dagster._core.storage.tags import (
 
 from orchestration.definitions import build_defs
 from orchestration.instance import DAGSTER_YAML
-from orchestration.jobs import DECIDE_JOB, INGEST_JOB
+from orchestration.jobs import DECIDE_JOB, ERASURE_JOB, INGEST_JOB
 from orchestration.run_keys import BATCH_KEY_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG, failure_backoff
-from orchestration.sensors import build_lane_sensors
+from orchestration.sensors import ERASURE_SENSOR, build_erasure_sensor, build_lane_sensors
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.state import StateResource
+from stores.erasure.requests import pending_requests, read_certificate
 from tests.conftest import NO_CAPTURE, instance_at, land
+from tests.dagster.test_erasure import EMAIL, USER, erasure_defs, land_world, write_request
 from tests.events_data import file_lines
 
-SENSOR_JOB = {"landing_sensor": INGEST_JOB, "decide_sensor": DECIDE_JOB}
+SENSOR_JOB = {"landing_sensor": INGEST_JOB, "decide_sensor": DECIDE_JOB, ERASURE_SENSOR: ERASURE_JOB}
 Tick = Callable[[datetime], object]
 
 
@@ -174,3 +178,53 @@ def test_a_run_that_ended_otherwise_keeps_its_key(
 def test_the_backoff_doubles_from_a_second_to_a_minute_as_the_runner_waits() -> None:
     assert [failure_backoff(n) for n in range(9)] == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
     assert failure_backoff(10_000) == 60.0
+
+
+def erasure_ticker(settings: Settings, instance: dg.DagsterInstance) -> Tick:
+    """One evaluation of the erasure sensor at a given time: its one request, or its skip."""
+    clock = [datetime.now(UTC)]
+    sensor = build_erasure_sensor(now=lambda: clock[0])
+    landing = LandingResource(uri=settings.landing_uri)
+
+    def tick(at: datetime) -> object:
+        clock[0] = at
+        evaluated = sensor(dg.build_sensor_context(instance=instance, resources={"landing": landing}))
+        if isinstance(evaluated, list):
+            [request] = evaluated
+            return request
+        return evaluated
+
+    return tick
+
+
+def test_an_erasure_request_whose_runs_all_failed_is_requested_again_and_carried_out(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    """Her request file stays for a retry when a run fails; once Dagster's run retries failed too, the
+    erasure sensor asked for the same run key forever (Dagster skips it): she was never erased."""
+    land_world(settings)
+    write_request(settings, f"{EMAIL}.json", orjson.dumps({"user_id": USER}))
+    tick = erasure_ticker(settings, instance)
+    first = tick(datetime.now(UTC))
+    assert isinstance(first, dg.RunRequest) and first.run_key
+    base = first.run_key
+    assert first.tags[BATCH_KEY_TAG] == base and EMAIL.lower() not in base.lower()
+
+    ended = datetime.fromtimestamp(fail_with_retries(instance, ERASURE_SENSOR, first, tick), UTC)
+    early = tick(ended + timedelta(seconds=3.9))
+    assert isinstance(early, dg.SkipReason) and f"3 run(s) of {base} failed" in (early.skip_message or "")
+    second = tick(ended + timedelta(seconds=4))
+    assert isinstance(second, dg.RunRequest) and second.run_key == f"{base}-r3"
+    assert second.run_config == first.run_config and second.tags[BATCH_KEY_TAG] == base
+
+    # The daemon's run of the new key carries her request out: nothing waits, nothing is asked again.
+    tags = {**second.tags, RUN_KEY_TAG: f"{base}-r3", SENSOR_NAME_TAG: ERASURE_SENSOR}
+    job = erasure_defs(settings).resolve_job_def(ERASURE_JOB)
+    result = job.execute_in_process(instance=instance, run_config=second.run_config, tags=tags)
+    [certificate] = [orjson.loads(c) for c in result.output_for_node("erase_requests")]
+    assert certificate["passed"] and certificate["request_source"] in str(second.run_config)
+    assert read_certificate(LakeResource(uri=settings.lake_uri), certificate["request_id"]) is not None
+    landing = LandingResource(uri=settings.landing_uri)
+    assert pending_requests(landing) == []
+    later = tick(ended + timedelta(hours=1))
+    assert isinstance(later, dg.SkipReason) and later.skip_message == "no erasure requests"
