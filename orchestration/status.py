@@ -13,6 +13,7 @@ from orchestration.jobs import ERASURE_JOB
 from orchestration.lanes import DECIDE, INGEST, LANES, runs_in_flight
 from orchestration.leases import gone_reason
 from orchestration.settings import Settings
+from orchestration.status_erasure import erasure_waiting
 from orchestration.status_jobs import job_failures
 from orchestration.status_lanes import decide_waiting, every_taker, lane_runs, lane_takers, last_commit
 from resources.lake import LakeResource
@@ -115,6 +116,7 @@ def status_report(
     waiting = decide_waiting(lake, StateResource(uri=settings.state_store_uri), instance, now)
     lanes = _lane_health(runs, takers, waiting)
     failures = job_failures(instance, now)
+    erasure = erasure_waiting(landing, instance, now)
     failed_files = _failed_files_last_hour(lake, now)
     health = judge(
         backlog_oldest_seconds=backlog["oldest_age_seconds"],
@@ -126,6 +128,7 @@ def status_report(
         takers=takers[INGEST],
         lanes=[_lane_state(lane, health) for lane, health in lanes.items()],
         failures=[OpenFailure(f["job"], f["run_id"], f["status"], f["job"] == ERASURE_JOB) for f in failures],
+        erasure=erasure,
     )
     return {
         "checked_at": now.isoformat(),
@@ -140,6 +143,7 @@ def status_report(
         "failed_runs_last_hour": runs["failed_last_hour"],
         "failed_files_last_hour": failed_files,
         "open_failures": _open_failures(lanes, failures),
+        "erasure": asdict(erasure),
         "freshness": {f.name: _freshness_json(f) for f in freshness},
         "latency_seconds_last_hour": {"landed_to_committed": _latency(lake, now)},
         "sends_by_status": _counts(lake, "sends", "status"),
@@ -193,6 +197,13 @@ def render_status(report: dict[str, Any]) -> str:
     runs, files = report["failed_runs_last_hour"], report["failed_files_last_hour"]
     opened = len(report["open_failures"])
     lines.append(f"failures:  {runs} failed runs, {files} failed files (1 h); {opened} open")
+    erasure = report["erasure"]
+    if erasure["pending_requests"] or erasure["runs_in_flight"]:
+        age = erasure["oldest_age_seconds"]
+        waiting = f"{erasure['pending_requests']} requests waiting" + (
+            f", oldest {age:.1f} s" if age is not None else ""
+        )
+        lines.append(f"erasure:   {waiting}; {erasure['runs_in_flight']} runs in flight")
     lines.append("freshness (newest landed file -> table's last commit):")
     for name, f in report["freshness"].items():
         lag = "n/a" if f["lag_seconds"] is None else f"{f['lag_seconds']:.1f} s"

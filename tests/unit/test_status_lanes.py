@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from transforms.operations.status import LaneState, OpenFailure, judge
+from transforms.operations.status import ErasureWaiting, LaneState, OpenFailure, judge
 
 LAG = timedelta(minutes=2)
 NOBODY = (
@@ -80,3 +80,20 @@ def test_an_open_failure_of_a_job_beside_the_lanes_is_unhealthy() -> None:
         "erasure_job: a request's last run CANCELED (r-2), no later run of it succeeded",
     ]
     assert not verdict.healthy
+
+
+def test_erasure_requests_waiting_past_the_max_lag_with_no_run_are_unhealthy() -> None:
+    def verdict(waiting: ErasureWaiting) -> list[str]:
+        return judge(
+            backlog_oldest_seconds=None, freshness=[], failed_files_last_hour=0, max_lag=LAG, erasure=waiting
+        ).problems
+
+    limit = LAG.total_seconds()
+    assert verdict(ErasureWaiting(2, limit + 1)) == [
+        f"erasure: 2 request(s) wait, the oldest for {limit + 1:.0f} s, and no erasure run is queued or "
+        "running (the Dagster daemon's `erasure_sensor` launches one within seconds): start `lakemail up` "
+        "or turn the sensor on"
+    ]
+    assert verdict(ErasureWaiting(2, limit)) == []  # not yet past the lag
+    assert verdict(ErasureWaiting(2, limit + 1, runs_in_flight=1)) == []  # a run takes them
+    assert verdict(ErasureWaiting(0, None)) == []

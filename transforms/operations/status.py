@@ -96,6 +96,29 @@ class OpenFailure:
         return f"{self.job}: {run}, no later run succeeded"
 
 
+@dataclass(frozen=True)
+class ErasureWaiting:
+    """GDPR erasure requests waiting in the landing zone's erasure folder (how many, the oldest's age) and
+    the erasure runs queued or running, any of which may be taking them."""
+
+    pending_requests: int = 0
+    oldest_age_seconds: float | None = None
+    runs_in_flight: int = 0
+
+    def problem(self, max_lag: timedelta) -> str | None:
+        """Requests waiting longer than `max_lag` with no erasure run to take them (the sensor launches one
+        within seconds of a request landing, and again after a failed run's backoff): count and age only,
+        never a file's name."""
+        waited, pending = self.oldest_age_seconds, self.pending_requests
+        if not pending or self.runs_in_flight or waited is None or waited <= max_lag.total_seconds():
+            return None
+        return (
+            f"erasure: {pending} request(s) wait, the oldest for {waited:.0f} s, and no erasure run is "
+            "queued or running (the Dagster daemon's `erasure_sensor` launches one within seconds): start "
+            "`lakemail up` or turn the sensor on"
+        )
+
+
 def judge(
     *,
     backlog_oldest_seconds: float | None,
@@ -107,10 +130,12 @@ def judge(
     takers: Sequence[str] | None = None,
     lanes: Sequence[LaneState] = (),
     failures: Sequence[OpenFailure] = (),
+    erasure: ErasureWaiting | None = None,
 ) -> Health:
     """Healthy when nothing waits too long or with nobody to take it, every ingest table is fresh, no
     run is stuck, no lane's last run failed and no other job has an open failure. `takers`: what takes
-    the ingest lane's files now (None: unknown); `lanes`: each lane's state (`lane_problems`)."""
+    the ingest lane's files now (None: unknown); `lanes`: each lane's state (`lane_problems`); `erasure`:
+    the erasure requests waiting (`ErasureWaiting.problem`)."""
     problems: list[str] = []
     limit = max_lag.total_seconds()
     for run in in_flight:
@@ -130,6 +155,8 @@ def judge(
     for lane in lanes:
         problems += lane_problems(lane, max_lag)
     problems += [failure.problem() for failure in failures]
+    if erasure is not None and (waiting := erasure.problem(max_lag)) is not None:
+        problems.append(waiting)
     if failed_files_last_hour:
         problems.append(f"{failed_files_last_hour} landed file(s) failed in the last hour")
     return Health(not problems, problems)

@@ -1,0 +1,31 @@
+"""`lakemail status` on GDPR erasure: requests that wait in the landing zone with no run to take them.
+
+A request is taken by `erasure_sensor` within seconds of landing, and again after a failed run (its run
+key's next generation), so one waiting longer than the max lag with no erasure run queued or running is
+taken by nothing: the daemon is down or the sensor turned off, or the failed run that status judged was
+pruned by maintenance (finished runs older than its retention go) with the request still there. Only a
+count and an age are said: a file may be named after the person until the sensor renames it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import dagster as dg
+
+from orchestration.jobs import ERASURE_JOB
+from orchestration.lanes import runs_in_flight
+from resources.landing import LandingResource
+from stores.erasure.requests import pending_requests
+from transforms.operations.status import ErasureWaiting
+
+
+def erasure_waiting(
+    landing: LandingResource, instance: dg.DagsterInstance | None, now: datetime
+) -> ErasureWaiting:
+    """The requests waiting in `erasure/` and since when, and the erasure runs queued or running."""
+    pending = pending_requests(landing)
+    oldest = min((f.landed_at for f in pending), default=None)
+    age = None if oldest is None else round(max(0.0, (now - oldest).total_seconds()), 3)
+    flying = len(runs_in_flight(instance, (ERASURE_JOB,))) if instance is not None else 0
+    return ErasureWaiting(len(pending), age, flying)
