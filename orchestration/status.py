@@ -13,7 +13,7 @@ from orchestration.jobs import ERASURE_JOB
 from orchestration.lanes import DECIDE, INGEST, LANES, runs_in_flight
 from orchestration.leases import gone_reason
 from orchestration.settings import Settings
-from orchestration.status_erasure import erasure_waiting
+from orchestration.status_erasure import erasure_waiting, failed_certificates
 from orchestration.status_jobs import job_failures
 from orchestration.status_lanes import decide_waiting, every_taker, lane_runs, lane_takers, last_commit
 from resources.lake import LakeResource
@@ -22,6 +22,7 @@ from resources.state import StateResource
 from stores.ingest import backlog
 from transforms.operations.status import (
     FAILED_STATUSES,
+    FailedCertificate,
     LaneState,
     OpenFailure,
     RunInFlight,
@@ -116,7 +117,7 @@ def status_report(
     waiting = decide_waiting(lake, StateResource(uri=settings.state_store_uri), instance, now)
     lanes = _lane_health(runs, takers, waiting)
     failures = job_failures(instance, now)
-    erasure = erasure_waiting(landing, instance, now)
+    erasure, certificates = erasure_waiting(landing, instance, now), failed_certificates(lake, now)
     failed_files = _failed_files_last_hour(lake, now)
     health = judge(
         backlog_oldest_seconds=backlog["oldest_age_seconds"],
@@ -127,7 +128,10 @@ def status_report(
         in_flight=in_flight,
         takers=takers[INGEST],
         lanes=[_lane_state(lane, health) for lane, health in lanes.items()],
-        failures=[OpenFailure(f["job"], f["run_id"], f["status"], f["job"] == ERASURE_JOB) for f in failures],
+        failures=[
+            *(OpenFailure(f["job"], f["run_id"], f["status"], f["job"] == ERASURE_JOB) for f in failures),
+            *certificates,
+        ],
         erasure=erasure,
     )
     return {
@@ -142,7 +146,7 @@ def status_report(
         "lane_health": lanes,
         "failed_runs_last_hour": runs["failed_last_hour"],
         "failed_files_last_hour": failed_files,
-        "open_failures": _open_failures(lanes, failures),
+        "open_failures": _open_failures(lanes, failures) + [_certificate_json(c) for c in certificates],
         "erasure": asdict(erasure),
         "freshness": {f.name: _freshness_json(f) for f in freshness},
         "latency_seconds_last_hour": {"landed_to_committed": _latency(lake, now)},
@@ -169,6 +173,11 @@ def _open_failures(lanes: dict[str, dict[str, Any]], jobs: list[dict[str, Any]])
     """Every failed run no later run of its lane, job or request succeeded (a `process` run once)."""
     failed = [health["last_finished"] for health in lanes.values() if health["failed"]] + jobs
     return list({run["run_id"]: run for run in failed}.values())
+
+
+def _certificate_json(failed: FailedCertificate) -> dict[str, Any]:
+    """A failed certificate as an open failure: of no run (its run succeeded), of a request."""
+    return {"job": ERASURE_JOB, "run_id": None, "status": "TRACES_LEFT", **asdict(failed)}
 
 
 def _lane_state(lane: str, health: dict[str, Any]) -> LaneState:

@@ -2,7 +2,9 @@
 path): a request waiting in the landing zone with no erasure run queued or running (the daemon down, the
 sensor off, or its failed run pruned by maintenance, which status judged the request by) left status
 HEALTHY, exit 0, while the person was never erased. Past the max lag it is unhealthy, saying a count and
-an age only: the file may be named after her until the sensor renames it."""
+an age only: the file may be named after her until the sensor renames it. And an erasure whose
+certificate found traces left ended as a successful run, so status said nothing of it: it is an open
+failure until a later erasure of that person is certified clean."""
 
 from __future__ import annotations
 
@@ -12,16 +14,20 @@ from typing import Any
 
 import dagster as dg
 import orjson
+import polars as pl
 import pytest
+from deltalake import DeltaTable, write_deltalake
 
 import stores.erasure.requests as requests
 from assets.maintenance import prune_runs
 from orchestration.jobs import ERASURE_JOB
 from orchestration.settings import Settings
 from orchestration.status import render_status, status_report
+from resources.lake import LakeResource
 from resources.landing import LandingResource
 from stores.erasure.requests import pending_requests
-from tests.dagster.test_erasure import EMAIL, USER, erasure_defs, write_request
+from stores.ingest import ingest
+from tests.dagster.test_erasure import EMAIL, USER, erasure_defs, identify, write_request
 from tests.dagster.test_erasure_names import launch, sensor_requests
 from transforms.operations.maintenance import history_cutoff
 
@@ -100,3 +106,55 @@ def test_a_request_whose_failed_run_was_pruned_stays_unhealthy_until_carried_out
     assert launch(defs, instance, again).success
     report = status_report(settings, instance, now=week)
     assert report["healthy"] and report["erasure"]["pending_requests"] == 0, report["problems"]
+
+
+def erase(settings: Settings, instance: dg.DagsterInstance, user_id: str) -> dict[str, Any]:
+    """Her request through the sensor and a run of it, as the daemon makes it: the run's certificate."""
+    write_request(settings, f"{user_id}.json", orjson.dumps({"user_id": user_id}))
+    defs = erasure_defs(settings)
+    [request] = sensor_requests(defs, instance, LandingResource(uri=settings.landing_uri))
+    result = launch(defs, instance, request)
+    assert result.success  # whatever the certificate says
+    [certificate] = [orjson.loads(c) for c in result.output_for_node("erase_requests")]
+    return certificate
+
+
+def test_a_certificate_that_found_traces_is_open_until_a_later_erasure_of_her_passes(
+    settings: Settings, lake: LakeResource, landing: LandingResource, instance: dg.DagsterInstance
+) -> None:
+    landing.land("events/a.ndjson", identify("m-1", USER, "anon-erin-1", EMAIL) + b"\n")
+    ingest(lake, landing)
+    # A row that should never hold her address (a failed line's detail): no erasure rewrites it, the
+    # certificate's check finds it.
+    stray = pl.DataFrame({"source_file": ["events/x.ndjson"], "status": ["failed"], "detail": [f"{EMAIL}?"]})
+    write_deltalake(lake.table_uri("ingest_log"), stray.to_arrow(), mode="append", schema_mode="merge")
+    failed = erase(settings, instance, USER)
+    assert not failed["passed"] and failed["checks"]["tables"]["ingest_log"] == 1
+    erased_at = datetime.fromisoformat(failed["erased_at"])
+    at = erased_at + timedelta(seconds=30)
+    problem = (
+        f"erasure: certificate {failed['request_id']} (30 s ago) found traces left, no later erasure of "
+        "that person passed: its `checks` in `erasures` say where; remove them and erase the person again"
+    )
+    report = status_report(settings, instance, now=at)
+    assert not report["healthy"] and report["problems"] == [problem]
+    [opened] = report["open_failures"]
+    assert opened == {
+        "job": ERASURE_JOB,
+        "run_id": None,
+        "status": "TRACES_LEFT",
+        "request_id": failed["request_id"],
+        "age_seconds": 30.0,
+    }
+    assert "; 1 open" in render_status(report)
+    says_nothing_of_her(report)
+
+    assert erase(settings, instance, "u-olga")["passed"]  # another person's erasure honours nothing of hers
+    assert status_report(settings, instance, now=at)["problems"] == [problem]
+
+    # The trace removed (by its file, never by her address: a predicate is kept in the Delta log), she is
+    # erased again and certified clean.
+    DeltaTable(lake.table_uri("ingest_log")).delete("source_file = 'events/x.ndjson'")
+    assert erase(settings, instance, USER)["passed"]
+    report = status_report(settings, instance, now=at)
+    assert report["healthy"] and report["open_failures"] == [], report["problems"]

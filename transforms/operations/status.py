@@ -97,6 +97,22 @@ class OpenFailure:
 
 
 @dataclass(frozen=True)
+class FailedCertificate:
+    """An erasure whose certificate found traces of the person left (its run succeeded), with no later
+    erasure of that person (the same user key) certified clean."""
+
+    request_id: str
+    age_seconds: float
+
+    def problem(self) -> str:
+        return (
+            f"erasure: certificate {self.request_id} ({self.age_seconds:.0f} s ago) found traces left, "
+            "no later erasure of that person passed: its `checks` in `erasures` say where; remove them "
+            "and erase the person again"
+        )
+
+
+@dataclass(frozen=True)
 class ErasureWaiting:
     """GDPR erasure requests waiting in the landing zone's erasure folder (how many, the oldest's age) and
     the erasure runs queued or running, any of which may be taking them."""
@@ -129,7 +145,7 @@ def judge(
     in_flight: Sequence[RunInFlight] = (),
     takers: Sequence[str] | None = None,
     lanes: Sequence[LaneState] = (),
-    failures: Sequence[OpenFailure] = (),
+    failures: Sequence[OpenFailure | FailedCertificate] = (),
     erasure: ErasureWaiting | None = None,
 ) -> Health:
     """Healthy when nothing waits too long or with nobody to take it, every ingest table is fresh, no
