@@ -7,8 +7,9 @@ Called under the lake's writer lock, so no batch commits meanwhile. The lake is 
 - the ingest stamp behind the lake (a crash after a batch's Delta commits and before its store commit,
   a store restored from an older copy) -> the missing batches are applied from the lake, batch by batch
   (its ingest_log rows, its events by batch_id, their identity edges and suppressions, its customers
-  and catalog rows), or the store is rebuilt when more than MAX_CATCH_UP batches are missing or a
-  shopper changed hands in one of them (only the lake as of that batch could say how).
+  and catalog rows), or the store is rebuilt when more than MAX_CATCH_UP batches are missing, a
+  shopper changed hands in one of them (only the lake as of that batch could say how) or the lake as of
+  that batch is gone (its `customers` / `catalog` version vacuumed by an erasure or by maintenance).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from resources.state import StateResource, StateStore
+from resources.vacuumed import VACUUMED
 from stores.reference import REFERENCE_FOLDERS
 from stores.state.batch import BatchRows, batch_changes
 from stores.state.live_profiles import NeedsLake
@@ -66,8 +68,8 @@ def ready(lake: LakeResource, state: StateResource) -> Readiness:
     try:
         for batch_id in range(mine["ingest"] + 1, theirs["ingest"] + 1):
             store.commit(batch_id, batch_changes(store, None, lake_batch(lake, batch_id)), lane="ingest")
-    except NeedsLake:
-        return _rebuilt(lake, state, "a shopper changed hands in a missing batch")
+    except NeedsLake as why:
+        return _rebuilt(lake, state, f"a missing batch needs the lake as it was: {why}")
     log.warning("state store caught up %s batches from the lake", behind)
     return Readiness(store, f"caught up {behind}")
 
@@ -112,5 +114,8 @@ def _reference(lake: LakeResource, entries: pl.DataFrame) -> dict[str, pl.DataFr
         version = lake.commit_of(name, INGEST_APP_ID, batch_id)
         if version is None:
             raise NeedsLake(f"{name} as of batch {batch_id} is no longer in its log")
-        rows[name] = lake.read(name, SCHEMAS[name], version=version)
+        try:
+            rows[name] = lake.read(name, SCHEMAS[name], version=version)
+        except VACUUMED as error:  # an erasure (retention 0) or maintenance removed that version's files
+            raise NeedsLake(f"{name} as of batch {batch_id} was vacuumed") from error
     return rows

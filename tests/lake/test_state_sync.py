@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from deltalake import DeltaTable
 
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -160,4 +161,31 @@ def test_what_ready_does_in_each_case(tmp_path: Path) -> None:
     assert ready(home.lake, home.state).action == "rebuilt: no state store"
     home.state.commit(3, StateChanges())  # as a store copied from a lake that went further
     assert ready(home.lake, home.state).action.startswith("rebuilt: the store is ahead of the lake")
+    assert ingest_namespaces_equal(home.lake, home.state) == {}
+
+
+def test_a_store_behind_by_a_crm_batch_whose_version_was_vacuumed_is_rebuilt(tmp_path: Path) -> None:
+    """Catching up a CRM batch reads `customers` as that batch left it; an erasure since (its delete, then
+    its vacuum at retention 0) removed that version's files. The store is rebuilt from the lake as it is
+    (before: FileNotFoundError, in every ingest run from then on)."""
+    home, saved = Home(tmp_path / "home"), tmp_path / "saved"
+    for n, users in enumerate([("u1", "u2"), ("u1",)]):
+        rows = "".join(f"{u},{u}@example.com,true,2026-11-20T12:0{n}:00+00:00\n" for u in users)
+        home.landing.land(
+            f"customers/c{n}.csv", ("user_id,email,marketing_consent,updated_at\n" + rows).encode()
+        )
+        home.run()
+        if n == 0:
+            shutil.copytree(home.state.path, saved)
+    close_environment(home.state.path)  # the store, restored from the copy: behind by batch 2
+    shutil.rmtree(home.state.path)
+    shutil.copytree(saved, home.state.path)
+    customers = home.lake.table_uri("customers")  # erasing u1 (stores.erasure.lake): delete, then vacuum
+    DeltaTable(customers).delete("user_id = 'u1'")
+    DeltaTable(customers).vacuum(
+        retention_hours=0, dry_run=False, enforce_retention_duration=False, full=True
+    )
+    assert ready(home.lake, home.state).action == (
+        "rebuilt: a missing batch needs the lake as it was: customers as of batch 2 was vacuumed"
+    )
     assert ingest_namespaces_equal(home.lake, home.state) == {}
