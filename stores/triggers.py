@@ -10,6 +10,7 @@ decides from the state store instead (`stores.decide.engine.run_engine`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -17,6 +18,7 @@ import polars as pl
 from deltalake.exceptions import DeltaError
 
 from resources.lake import LakeResource
+from resources.vacuumed import VACUUMED
 from stores.profiles import customers_for, state_for
 from stores.suppressions import suppressed_users
 from transforms.profiles.derive import derive
@@ -37,6 +39,7 @@ from transforms.schema import (
 from transforms.triggers.decide import World, with_decided
 from transforms.triggers.policies import Policy
 
+log = logging.getLogger(__name__)
 HISTORY = timedelta(days=14)
 VIEWER_LOOKBACK = timedelta(days=30)
 VIEWERS_SCHEMA = {"principal": pl.String(), "product_id": pl.String(), "last_ts": pl.Datetime("us", "UTC")}
@@ -113,14 +116,22 @@ def touched_principals(lake: LakeResource, after_batch: int, upto: int) -> list[
 def _crm_changes(lake: LakeResource, after_batch: int) -> list[str]:
     """Users whose `customers` row is new or other than after batch `after_batch` (the table is rewritten
     whole by the batches that bring CRM rows: the two versions are compared; a later batch's rows, when
-    the view has them, are taken early, which is harmless)."""
+    the view has them, are taken early, which is harmless). Every row counts as new when that version is
+    gone: its log cleaned up, or its files vacuumed (an erasure's vacuum, at retention 0, while the
+    decide lane was behind the ingest lane)."""
     if lake.batch_version("customers") <= after_batch:
         return []
     base = _version_after(lake, "customers", after_batch)
-    before = lake.scan("customers", CUSTOMERS_SCHEMA, version=base) if base is not None else None
     now = lake.scan("customers", CUSTOMERS_SCHEMA)
-    if before is not None:
-        now = now.join(before, on=list(CUSTOMERS_SCHEMA), how="anti", nulls_equal=True)
+    if base is not None:
+        try:
+            before = lake.read("customers", CUSTOMERS_SCHEMA, version=base)
+        except VACUUMED:
+            log.warning(
+                "customers as batch %s left it was vacuumed: every CRM row counts as new", after_batch
+            )
+        else:
+            now = now.join(before.lazy(), on=list(CUSTOMERS_SCHEMA), how="anti", nulls_equal=True)
     return now.select("user_id").collect()["user_id"].to_list()
 
 

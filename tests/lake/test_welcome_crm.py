@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+from deltalake import DeltaTable
 
 from stores.triggers import ENGINE_TABLES, engine_world, touched_principals
 from tests.lake.decide_harness import POLICY, SECRET, Shop, sorted_rows
@@ -52,3 +53,24 @@ def test_a_crm_consent_without_events_brings_the_welcome(tmp_path: Path) -> None
     assert welcomes(shop) == [("u1", "send"), ("u2", "send")]
     shop.batch("b3", [message("Product Viewed", later, user="u1", product_id="p1")], later)
     assert touched_principals(shop.lake.snapshot(ENGINE_TABLES), 3, 4) == ["u1"]  # no CRM rows: events'
+
+
+def test_crm_rows_count_as_new_when_the_version_they_are_compared_with_was_vacuumed(tmp_path: Path) -> None:
+    """The decide lane compares `customers` with the version the last batch it saw left; an erasure since
+    (its delete, then its vacuum at retention 0) removed that version's files while the lane was behind
+    the ingest lane. Every row counts as new, as when that version's log is gone; before, every engine run
+    failed on the missing file and the decide lane stalled."""
+    shop = Shop(tmp_path / "shop")
+    signup = [message("identify", START, user=u, email=f"{u}@example.com") for u in ("u1", "u2")]
+    shop.batch("b0", signup, START, customers=crm(START, ("u1", "false"), ("u2", "false"), ("u3", "false")))
+    shop.engine(START)
+    now = START + timedelta(minutes=31)
+    shop.batch("b1", [], now, customers=crm(now, ("u1", "true"), ("u2", "false"), ("u3", "false")))
+    customers = shop.lake.table_uri("customers")  # erasing u3 (stores.erasure.lake): delete, then vacuum
+    DeltaTable(customers).delete("user_id = 'u3'")
+    DeltaTable(customers).vacuum(
+        retention_hours=0, dry_run=False, enforce_retention_duration=False, full=True
+    )
+    assert touched_principals(shop.lake.snapshot(ENGINE_TABLES), 1, 2) == ["u1", "u2"]
+    shop.engine(now)
+    assert welcomes(shop) == [("u1", "send")]
