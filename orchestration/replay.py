@@ -16,6 +16,7 @@ import polars as pl
 from assets.triggers import kind_delays
 from orchestration.settings import Settings
 from resources.lake import LakeResource
+from resources.vacuumed import VACUUMED
 from stores.triggers import engine_world, run_snapshot
 from transforms.schema import TRIGGERS_SCHEMA
 from transforms.triggers.decide import evaluate
@@ -25,7 +26,8 @@ COMPARED = ("decision", "reason", "due_at")
 
 
 class ReplayError(ValueError):
-    """The replay cannot run: unknown kind, no such engine run in the log, or no record of what it read."""
+    """The replay cannot run: unknown kind, no such engine run in the log, no record of what it read, or
+    what it read is gone (vacuumed)."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,28 @@ def replay(settings: Settings, kind: str, evaluation: int, *, secret: str) -> Re
         )
     decided_at = run["decided_at"][0]
     delays, policy = kind_delays(settings.delays), settings.policy
-    world = engine_world(
-        seen, now=decided_at, secret=secret, delays=delays, policy=policy, evaluation=evaluation
-    )
+    try:
+        world = engine_world(
+            seen, now=decided_at, secret=secret, delays=delays, policy=policy, evaluation=evaluation
+        )
+    except VACUUMED as error:
+        raise ReplayError(_gone(evaluation, seen, error)) from None
     # Every candidate the rules propose now, those the run did not decide included: the world is the
     # run's (the principals it considered, what was decided before it), so an unchanged rule proposes
     # exactly what was decided then, and an edited one shows what it would add.
     now = evaluate(world).filter(pl.col("kind") == kind)
     return ReplayResult(kind, evaluation, world.lake_version, decided_at, then, now, _diff(then, now))
+
+
+def _gone(evaluation: int, seen: LakeResource, error: Exception) -> str:
+    """Why engine run `evaluation` cannot be read again: a table version it read lost its files."""
+    text = str(error)
+    names = [name for name in seen.pinned if f"/{name}/" in text or f"{name}/_delta_log" in text]
+    which = f" ({names[0]} at version {seen.pinned[names[0]]})" if names else ""
+    return (
+        f"engine run {evaluation} cannot be replayed: a table version it read{which} is gone, vacuumed by "
+        "an erasure (at once) or by maintenance (past its retention, 7 days by default)"
+    )
 
 
 def _diff(then: pl.DataFrame, now: pl.DataFrame) -> pl.DataFrame:

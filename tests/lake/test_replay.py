@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 import transforms.triggers.rules.browse as browse_rule
-from orchestration.process import process_once
+from orchestration.process import erase_once, process_once
 from orchestration.replay import ReplayError, render_replay, replay
 from orchestration.settings import Settings
 from tests.conftest import land, table
@@ -142,3 +142,23 @@ def test_replay_shows_the_candidates_an_edited_rule_would_add(
     [added] = result.diff.rows(named=True)
     assert (added["decision"], added["decision_replay"]) == (None, "held")
     assert "1 decisions differ (1 then, 2 in the replay; 1 the run did not decide)" in render_replay(result)
+
+
+def test_replay_of_a_run_whose_table_versions_were_vacuumed_says_so(
+    shop: Settings, instance: dg.DagsterInstance, secret: str
+) -> None:
+    """An erasure vacuums the older versions of the tables that held the person at once (maintenance after
+    its retention): the run's snapshot cannot be read again. A ReplayError (the CLI's one line, exit 2),
+    not polars' FileNotFoundError."""
+    bob = message("identify", at(-60), user="u-bob", email="bob@example.com", marketing_consent=True)
+    bobs_cart = message("Product Added", at(0), user="u-bob", cart_id="c2", product_id="p1", price=9.5)
+    signup_and_cart(shop, bob, bobs_cart)
+    run(shop, instance, at(5))
+    run(shop, instance, at(61))
+    evaluation = table(shop, "triggers")["evaluation"].max()  # the run that decided both carts
+    assert isinstance(evaluation, int)
+    assert erase_once(shop, "u-bob", instance)[0]
+    with pytest.raises(
+        ReplayError, match=rf"engine run {evaluation} cannot be replayed: .* is gone, vacuumed"
+    ):
+        replay(shop, "abandoned_cart", evaluation, secret=secret)
