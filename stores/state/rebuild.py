@@ -113,10 +113,16 @@ class CheckReport:
 
 
 def check(lake: LakeResource, state: StateResource) -> CheckReport:
-    """Compare every namespace of the store with what the lake implies (chunk by chunk)."""
-    seen = lake.snapshot(SOURCE_TABLES)
+    """Compare every namespace of the store with what the lake implies (chunk by chunk).
+
+    No lock is held: the store's stamps are read before the lake's snapshot (as `sync.ready` does), so a
+    batch committing meanwhile only moves the lake ahead, never makes the store look ahead of it (a
+    needless rebuild, which stops both lanes); one committing to the store during the comparison is
+    `moved`."""
     store = state.existing()
-    report = CheckReport(lake_stamps(seen), store.stamps() if store is not None else None)
+    mine = store.stamps() if store is not None else None
+    seen = lake.snapshot(SOURCE_TABLES)
+    report = CheckReport(lake_stamps(seen), mine)
     if store is None:
         return report
     held = store.counts()

@@ -4,6 +4,7 @@ ingest starts from a store that equals the lake, and ends where a clean run ends
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from resources.landing import LandingResource
 from resources.state import StateResource
 from resources.state_lmdb import close_environment
 from stores.ingest import ingest
+from stores.state.rebuild import check
 from stores.state.sync import ready
 from stores.state.view import current_profiles
 from tests.lake.test_state_live import SECRET, at, ingest_namespaces_equal, land
@@ -189,3 +191,29 @@ def test_a_store_behind_by_a_crm_batch_whose_version_was_vacuumed_is_rebuilt(tmp
         "rebuilt: a missing batch needs the lake as it was: customers as of batch 2 was vacuumed"
     )
     assert ingest_namespaces_equal(home.lake, home.state) == {}
+
+
+def test_a_batch_committing_during_a_state_check_does_not_make_the_store_look_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lakemail state check` holds no lock: a batch commits (Delta, then the store) right after the
+    check's lake snapshot. The store is not judged AHEAD of the lake (`lakemail state rebuild` would
+    stop both lanes for nothing): the check says the store moved, and the next one finds them equal."""
+    home = Home(tmp_path / "home")
+    land(home.landing, "b0", batches()[0])
+    home.run()
+    snapshot, committed = LakeResource.snapshot, list[str]()
+
+    def then_a_batch(lake: LakeResource, names: Iterable[str]) -> LakeResource:
+        seen = snapshot(lake, names)
+        if not committed:
+            committed.append("b1")
+            land(home.landing, "b1", batches()[1])
+            home.run()
+        return seen
+
+    monkeypatch.setattr(LakeResource, "snapshot", then_a_batch)
+    report = check(home.lake, home.state)
+    assert committed and report.ahead == []
+    assert report.summary()[0] == "the store took a commit while it was compared: run the check again"
+    assert check(home.lake, home.state).equal
