@@ -17,7 +17,7 @@ over within one heartbeat timeout; the lake's lane locks and `ingest_log` keep a
 Its runs carry its pid and lease (`orchestration.leases`): if it dies mid-run, the next runner or
 sensor evaluation marks that run failed and takes its work again. SIGTERM / SIGINT let the runs in
 flight finish (up to `STOP_GRACE_S`), then hand them back: marked failed with the reason, their work
-left to the next runs.
+left to the next runs. A lane's loop that fails stops the runner the same way (exit 1, its error shown).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -173,10 +174,11 @@ def serve_batches(
     def serve(lane: _Lane) -> None:
         try:
             lane.serve(instance, stop, poll_seconds, flight, watch, beat)
-        except BaseException as error:  # one lane's loop failing stops the runner (its traceback below)
+        except BaseException as error:  # one lane's loop failing stops the runner: shown now, raised below
             failed.append(error)
+            _say(f"the {lane.name} lane failed, stopping: {type(error).__name__}: {error}")
+            traceback.print_exception(error)
             stop.set()
-            raise
 
     threads = [  # daemons: runs handed back at a stop must not keep the process alive
         threading.Thread(target=serve, args=(lane,), name=f"lakemail-{lane.name}", daemon=True)
@@ -226,7 +228,7 @@ def main(
     The runs execute in worker threads (one per lane), so the signals reach this thread (Dagster's own
     interrupt handling applies to runs on the main thread only, and would fail the run at once).
     """
-    stop, signals = threading.Event(), []
+    stop, signals, failed = threading.Event(), [], []
 
     def on_signal(signum: int, _frame: object) -> None:
         signals.append(signal.Signals(signum).name)
@@ -241,26 +243,30 @@ def main(
     said = " and ".join(lanes) + (" lanes" if len(lanes) > 1 else " lane")
     _say(f"taking micro-batches, {said}, every {POLL_SECONDS:g} s (pid {os.getpid()})")
     started, flight, runs = datetime.now(UTC), InFlight(), []
-    worker = threading.Thread(
-        target=lambda: runs.append(
-            serve_batches(settings, instance, stop, in_flight=flight, observer=observer, lanes=lanes)
-        ),
-        name="lakemail-runner",
-        daemon=True,  # a run handed back must not keep the process alive
-    )
+
+    def serve() -> None:
+        try:
+            runs.append(
+                serve_batches(settings, instance, stop, in_flight=flight, observer=observer, lanes=lanes)
+            )
+        except BaseException as error:  # a lane's loop failed (serve_batches showed its traceback)
+            failed.append(error)
+
+    worker = threading.Thread(target=serve, name="lakemail-runner", daemon=True)  # daemon: see _abandon
     worker.start()
     while worker.is_alive() and not stop.wait(0.5):
         pass
+    why = signals[0] if signals else "a lane failed"  # no signal: a lane's loop stopped the runner
     if worker.is_alive() and flight.runs:
         for lane, run_id in sorted(dict(flight.runs).items()):
-            _say(f"{signals[0]}: letting run {run_id} ({lane}) finish (up to {STOP_GRACE_S:g} s)")
+            _say(f"{why}: letting run {run_id} ({lane}) finish (up to {STOP_GRACE_S:g} s)")
     deadline = time.monotonic() + STOP_GRACE_S
     while worker.is_alive() and len(signals) < 2 and time.monotonic() < deadline:
         worker.join(0.1)
     if worker.is_alive():
-        _abandon(settings, instance, flight, signals[-1], lanes)
+        _abandon(settings, instance, flight, signals[-1] if signals else why, lanes, 0 if signals else 1)
     _say(f"stopped after {sum(runs)} runs since {started:%H:%M:%S} UTC")
-    return 0 if signals else 1  # without a signal, the loop itself failed (its traceback is above)
+    return 1 if failed or not signals else 0
 
 
 def _abandon(
@@ -269,6 +275,7 @@ def _abandon(
     flight: InFlight,
     signal_name: str,
     lanes: tuple[str, ...],
+    code: int,
 ) -> None:
     """The runs in flight did not finish in time (or a second signal came): hand them back and exit now."""
     why = f"stopped ({signal_name}) before this run finished"
@@ -279,4 +286,6 @@ def _abandon(
     if beat is not None:
         beat.unlink(missing_ok=True)
     _say("stopped with the runs in flight handed back")
-    os._exit(0)  # the run's thread stops with the process, as after a SIGKILL, and the lake is made for that
+    os._exit(
+        code
+    )  # the run's thread stops with the process, as after a SIGKILL, and the lake is made for that
