@@ -25,6 +25,7 @@ from orchestration.leases import release_if_dead
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.state import StateResource
+from resources.vacuumed import VACUUMED
 from stores.ingest import backlog
 from stores.sends import next_attempt
 from stores.triggers import next_due
@@ -43,6 +44,7 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.CANCELING,
 ]
 ALL_JOBS = tuple(dict.fromkeys(job for jobs in LANE_JOBS.values() for job in jobs))
+POLL_MISSES = 5  # lake reads failing this many polls in a row are no race (`Poll`)
 
 
 def runs_in_flight(instance: dg.DagsterInstance, jobs: tuple[str, ...] = ALL_JOBS) -> list[dg.RunRecord]:
@@ -145,3 +147,29 @@ def evaluate_decide(
     if in_flight:
         return decide_now(DecideWork(0, 0, 0, 0, None), in_flight=True, now=now)
     return decide_now(DecideWork.of(lake, state), in_flight=False, now=now)
+
+
+@dataclass
+class Poll:
+    """A lane's decision taken by polling the lake several times a second without a lock (the runner's).
+
+    A read may race an erasure, which deletes and then vacuums at retention 0: the files of the version
+    the poll opened are gone before it reads them (`VACUUMED`). That poll is said and decides nothing; the
+    next one opens the new version. POLL_MISSES in a row are no race: the error is raised.
+    """
+
+    decide: Callable[[], SensorDecision]
+    say: Callable[[str], None]
+    misses: int = 0
+
+    def __call__(self) -> SensorDecision:
+        try:
+            decision = self.decide()
+        except VACUUMED as error:
+            self.misses += 1
+            if self.misses >= POLL_MISSES:
+                raise
+            self.say(f"reading the lake failed ({type(error).__name__}: {error}); polling again")
+            return SensorDecision(skip_reason="reading the lake failed")
+        self.misses = 0
+        return decision

@@ -17,7 +17,8 @@ over within one heartbeat timeout; the lake's lane locks and `ingest_log` keep a
 Its runs carry its pid and lease (`orchestration.leases`): if it dies mid-run, the next runner or
 sensor evaluation marks that run failed and takes its work again. SIGTERM / SIGINT let the runs in
 flight finish (up to `STOP_GRACE_S`), then hand them back: marked failed with the reason, their work
-left to the next runs. A lane's loop that fails stops the runner the same way (exit 1, its error shown).
+left to the next runs. A lane's loop that fails stops the runner the same way (exit 1, its error shown);
+a poll whose lake read raced an erasure's vacuum does not (`orchestration.lanes.Poll`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from orchestration.lanes import (
     INGEST,
     LANE_JOB,
     LANES,
+    Poll,
     evaluate_decide,
     evaluate_ingest,
     lane_in_flight,
@@ -108,14 +110,15 @@ class _Lane:
             watch.released()
 
         failures = 0
+        decide = Poll(lambda: self.decide(released), lambda said: _say(f"{self.name} lane: {said}"))
         while not stop.is_set():
             _beat(beat)
-            decision = self.decide(released)
+            decision = decide()
             if decision.run_key is None:
                 stop.wait(poll)
                 continue
             with _ONE_RUN:
-                decision = self.decide(released)  # again: the other lane's run may have changed it
+                decision = decide()  # again: the other lane's run may have changed it
                 if decision.run_key is None:
                     continue
                 flight.runs[self.name] = run_id = str(uuid.uuid4())

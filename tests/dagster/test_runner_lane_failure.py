@@ -1,19 +1,27 @@
-"""`lakemail runner` of both lanes: one lane's loop fails while the other lane has a run in flight. The
-runner stops as it does for a signal (that run finishes within the grace period), says which lane failed
-and shows its error, and exits 1."""
+"""`lakemail runner`: one lane's loop fails while the other lane has a run in flight: the runner stops as
+it does for a signal (that run finishes within the grace period), says which lane failed and shows its
+error, and exits 1. A poll whose lake read raced an erasure's vacuum is no failure of the lane."""
 
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import dagster as dg
+import polars as pl
 import pytest
+from deltalake import DeltaTable
 
 import orchestration.runner as runner
+from orchestration.lanes import POLL_MISSES, evaluate_decide
+from orchestration.metrics.observer import RunObserver
 from orchestration.settings import Settings
+from resources.lake import LakeResource
 from transforms.ingest.batch import SensorDecision
+from transforms.schema import TRIGGERS_SCHEMA
 
 BOUND_S = 60  # only reached when the runner never lets the run finish (the bug)
 
@@ -52,3 +60,61 @@ def test_a_lane_failing_while_the_other_has_a_run_in_flight_stops_the_runner_as_
     assert failed in said
     assert f"a lane failed: letting run {runs[0]} (decide) finish (up to 10 s)" in said
     assert "OSError: No such file or directory" in capsys.readouterr().err  # its traceback
+
+
+def serve_decide_lane(decide: Any, stop: threading.Event) -> None:
+    """The runner's decide lane with `decide`, polling at once (no wall-clock wait) until `stop`."""
+    lane = runner._Lane("decide", cast(dg.JobDefinition, None), decide, lambda _: {})
+    lane.serve(cast(dg.DagsterInstance, None), stop, 0, runner.InFlight(), RunObserver(), None)
+
+
+def test_a_poll_whose_read_races_an_erasures_vacuum_is_polled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poll opens `trigger_state`, an erasure deletes a row and vacuums at retention 0, then the poll
+    reads the files of the version it opened: FileNotFoundError. The lane says so and polls again (before,
+    its loop died and took the runner down)."""
+    lake, now = LakeResource(uri=str(tmp_path / "lake")), datetime(2026, 11, 20, tzinfo=UTC)
+    lake.write("trigger_state", pl.DataFrame([{"trigger_id": "t1", "due_at": now}], schema=TRIGGERS_SCHEMA))
+    table, raced = LakeResource.table, list[str]()
+
+    def table_then_erasure(self: LakeResource, name: str, version: int | None = None) -> DeltaTable | None:
+        opened = table(self, name, version)
+        if name == "trigger_state" and not raced:
+            raced.append(name)
+            DeltaTable(self.table_uri(name)).delete("trigger_id = 't1'")
+            DeltaTable(self.table_uri(name)).vacuum(
+                retention_hours=0, dry_run=False, enforce_retention_duration=False, full=True
+            )
+        return opened
+
+    monkeypatch.setattr(LakeResource, "table", table_then_erasure)
+    said, decided, stop = list[str](), list[SensorDecision](), threading.Event()
+    monkeypatch.setattr(runner, "_say", said.append)
+
+    def decide(_: object) -> SensorDecision:
+        if raced:  # the second poll is the last
+            stop.set()
+        decided.append(evaluate_decide(lake, False, now))
+        return decided[-1]
+
+    serve_decide_lane(decide, stop)
+    assert raced and len(said) == 1
+    assert said[0].startswith("decide lane: reading the lake failed (FileNotFoundError: No such file")
+    assert said[0].endswith("); polling again")
+    assert [d.skip_reason for d in decided] == [
+        "no batch the engine has not seen, no trigger or outbox row due"
+    ]
+
+
+def test_lake_reads_failing_poll_after_poll_stop_the_lane(monkeypatch: pytest.MonkeyPatch) -> None:
+    said, polls = list[str](), list[int]()
+    monkeypatch.setattr(runner, "_say", said.append)
+
+    def decide(_: object) -> SensorDecision:
+        polls.append(1)
+        raise FileNotFoundError("No such file or directory: trigger_state/part-0.parquet")
+
+    with pytest.raises(FileNotFoundError):
+        serve_decide_lane(decide, threading.Event())
+    assert len(polls) == POLL_MISSES and len(said) == POLL_MISSES - 1
