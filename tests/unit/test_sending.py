@@ -110,6 +110,13 @@ def test_an_open_circuit_waits_the_cool_off_whatever_the_hint() -> None:
     assert retry_at(NOW, attempt, 3, Waits(cool_off=timedelta(seconds=7))) == NOW + timedelta(seconds=7)
 
 
+def test_a_row_retried_for_hours_waits_the_cap_without_overflowing() -> None:
+    """Each run adds its attempts (5 a run); 15 s x 2**45 no longer fits a timedelta (~2 h of 5xx)."""
+    for attempts in (6, 45, 1000, 10**9):
+        assert retry_at(NOW, Attempt("retrying", 5), attempts) == NOW + timedelta(minutes=15)
+    assert retry_at(NOW, Attempt("retrying", 5), 2) == NOW + timedelta(minutes=1)  # below the cap: 15 s x 4
+
+
 def test_trigger_facts_read_the_old_price_and_ignore_bad_detail() -> None:
     assert trigger_facts({"anchor": "p1", "detail": '{"old": 20.0, "new": 15.0}'}) == {
         "anchor": "p1",

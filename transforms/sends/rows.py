@@ -9,6 +9,7 @@ can look up) are picked up again, each at its `next_attempt_at`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,9 @@ from transforms.sends.message import send_id_for
 WAITING = ("pending", "retrying")  # rows a run delivers when their next_attempt_at has come
 FIRST_RETRY = timedelta(seconds=15)  # after a run's attempts ran out; doubles per earlier attempt
 MAX_RETRY = timedelta(minutes=15)
+# Doublings of FIRST_RETRY that reach MAX_RETRY: more would only be capped (and a row of a provider down
+# for hours has attempts enough for 2**attempts to overflow a timedelta).
+MAX_DOUBLINGS = math.ceil(math.log2(MAX_RETRY / FIRST_RETRY))
 CIRCUIT_COOL_OFF = timedelta(seconds=30)  # the provider refused our credentials: wait, then try one
 LOOKUP_AFTER = timedelta(seconds=10)  # an `unknown` send is looked up at the provider after this
 
@@ -113,7 +117,7 @@ def retry_at(now: datetime, attempt: Attempt, attempts_so_far: int, waits: Waits
     """When a `retrying` row is next due: the circuit cool-off, else the provider's hint or run backoff."""
     if attempt.circuit_open:
         return now + waits.cool_off
-    backoff = min(MAX_RETRY, FIRST_RETRY * 2 ** max(0, attempts_so_far))
+    backoff = min(MAX_RETRY, FIRST_RETRY * 2 ** min(max(0, attempts_so_far), MAX_DOUBLINGS))
     hinted = timedelta(seconds=attempt.retry_in) if attempt.retry_in is not None else timedelta(0)
     return now + max(backoff, hinted)
 
