@@ -11,12 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from transforms.sends.policy import (
+    MAX_SERVER_WAIT,
     RetryBudget,
     Verdict,
     classify,
     classify_response,
     describe_error,
     retry_delay,
+    server_delay,
 )
 
 NOW = 1_700_000_000.0
@@ -65,6 +67,22 @@ def test_rate_limit_reset_epoch_is_never_undercut() -> None:
     assert retry_delay(0, both, now=NOW, rng=random.Random(1)) == 45.0
     # A reset beyond the cap is still honoured: the budget, not the backoff, decides whether to wait.
     assert retry_delay(0, {"X-RateLimit-Reset": str(int(NOW) + 600)}, now=NOW, rng=random.Random(1)) == 600.0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "999999999999"},
+        {"Retry-After": "1e300"},
+        {"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"},
+        {"X-RateLimit-Reset": "1e15"},  # an epoch in the year ~31 700
+        {"X-RateLimit-Reset": "9e8"},  # below the epoch floor: 28 years in seconds
+    ],
+)
+def test_an_absurdly_far_hint_is_held_to_a_day(headers: dict[str, str]) -> None:
+    """A timedelta cannot hold 10**12 s: the run that stored the wait crashed, its emails lost."""
+    assert server_delay(headers, now=NOW) == MAX_SERVER_WAIT == 24 * 3600
+    assert retry_delay(0, headers, now=NOW, rng=random.Random(1)) == MAX_SERVER_WAIT
 
 
 @pytest.mark.parametrize("value", ["soon", "", "nan", "inf", "-5x"])

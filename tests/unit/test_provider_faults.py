@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from stores.sends_delivery import AttemptMarkers, Delivery, SendsReport
 from tests.unit.test_plan import RUN_NOW, SHOP, due, sender_for, world
@@ -34,3 +35,17 @@ def test_a_provider_down_for_hours_keeps_the_row_retrying_at_the_cap(tmp_path: P
     [after] = delivery.changed
     assert (after["status"], after["attempts"]) == ("retrying", 50)
     assert after["next_attempt_at"] == RUN_NOW + timedelta(minutes=15)
+
+
+@pytest.mark.parametrize("headers", [{"Retry-After": "999999999999"}, {"X-RateLimit-Reset": "1e15"}])
+def test_a_rate_limit_asking_for_ages_holds_the_rows_a_day(tmp_path: Path, headers: dict[str, str]) -> None:
+    """The wait no timedelta holds crashed the run (OverflowError) with every called row's marker left."""
+    with httpx.Client(
+        transport=httpx.MockTransport(lambda r: httpx.Response(429, headers=headers))
+    ) as client:
+        delivery = Delivery(
+            sender_for(client), AttemptMarkers(tmp_path), RUN_NOW, timedelta(0), SendsReport()
+        )
+        delivery.run(planned(due("t-1"), due("t-2")))
+    assert [(r["status"], r["last_error"]) for r in delivery.changed] == [("retrying", "HTTP 429")] * 2
+    assert {r["next_attempt_at"] for r in delivery.changed} == {RUN_NOW + timedelta(days=1)}

@@ -22,6 +22,9 @@ MAX_ERROR_CHARS = 300
 POSTMARK_ACCOUNT_ERRORS = frozenset({10, 400, 401, 405, 412, 413})
 # An X-RateLimit-Reset below this cannot be an epoch time (it is before 2001): read it as seconds.
 EPOCH_FLOOR = 1_000_000_000
+# The longest wait a server's hint may ask for: a Retry-After of 10**12 s (or a reset in the year 30000)
+# is no plan, and a timedelta cannot even hold it. The outbox's staleness still ends a row held too long.
+MAX_SERVER_WAIT = 24 * 3600.0
 ADDRESS = re.compile(r"[^\s<>()\[\],;:'\"@]+@[^\s<>()\[\],;:'\"@]+")
 
 
@@ -79,7 +82,9 @@ class RetryBudget:
 
 
 def server_delay(headers: Mapping[str, str], *, now: float) -> float | None:
-    """Seconds the server asked us to wait (Retry-After, X-RateLimit-Reset; the later wins), or None."""
+    """Seconds the server asked us to wait (Retry-After, X-RateLimit-Reset; the later wins), or None.
+
+    Never negative, never over MAX_SERVER_WAIT."""
     lowered = {name.lower(): value for name, value in headers.items()}
     waits = [
         wait
@@ -164,7 +169,7 @@ def _retry_after(value: str | None, now: float) -> float | None:
         return None
     if when.tzinfo is None:  # "-0000": UTC by convention, though parsedate leaves it naive
         when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
+    return _seconds(when.timestamp() - now)
 
 
 def _rate_limit_reset(value: str | None, now: float) -> float | None:
@@ -179,5 +184,5 @@ def _rate_limit_reset(value: str | None, now: float) -> float | None:
 
 
 def _seconds(value: float) -> float | None:
-    """A wait in seconds, floored at 0; None for NaN or infinity (a header we cannot trust)."""
-    return max(0.0, value) if math.isfinite(value) else None
+    """A wait in seconds within [0, MAX_SERVER_WAIT]; None for NaN or infinity (a header we cannot trust)."""
+    return min(max(0.0, value), MAX_SERVER_WAIT) if math.isfinite(value) else None
