@@ -46,7 +46,8 @@ class DeliveryResult:
     attempts: int = 0  # tries made, a connection that failed included
     last_error: str | None = None
     retried: bool = False
-    circuit_open: bool = False  # the provider refused our credentials: stop sending the rest of the batch
+    circuit_open: bool = False  # every send would fail alike: stop sending the rest of the batch
+    circuit_cause: str | None = None  # why: "credentials" (401/403), "configuration" (a redirect)
     retry_in: float | None = None  # `retrying`: the wait the provider asked for that did not fit this run
 
 
@@ -73,17 +74,32 @@ def _attempt(provider: EmailProvider, email: Email, client: httpx.Client) -> _Ou
         count_answer(provider.name, type(exc).__name__)
         return _Outcome(Verdict.UNKNOWN, type(exc).__name__)
     count_answer(provider.name, response.status_code)
-    verdict = classify_response(response.status_code, response.content)
+    verdict = classify_response(response.status_code, response.content, same_target=_same_target(response))
     if verdict is Verdict.SENT:
         return _Outcome(verdict, message_id=provider.message_id(response))
     return _Outcome(verdict, describe_error(response.status_code, response.content), headers=response.headers)
 
 
+def _same_target(response: httpx.Response) -> bool:
+    """Whether a redirect leads to the URL the request went to but for its scheme, host or port."""
+    location = response.headers.get("Location")
+    if location is None:
+        return False
+    try:
+        target = response.request.url.join(location)
+    except httpx.InvalidURL:
+        return False
+    return target.raw_path == response.request.url.raw_path
+
+
+# Why a verdict opens the circuit (what the run's log and metadata say).
+CIRCUIT_CAUSES = {Verdict.AUTH: "credentials", Verdict.CONFIG: "configuration"}
 _FINAL: dict[Verdict, DeliveryStatus] = {
     Verdict.SENT: "sent",
     Verdict.PERMANENT: "failed_permanent",
     Verdict.UNKNOWN: "unknown",
     Verdict.AUTH: "retrying",
+    Verdict.CONFIG: "retrying",
     Verdict.RETRY: "retrying",
 }
 
@@ -107,7 +123,8 @@ def deliver(
     - a timeout or broken connection after the request was sent is `unknown` at once, never resent here
       (the provider may have taken it; none of ours takes an idempotency key);
     - 401/403 (or a Postmark account error) stops at once: `retrying` with `circuit_open`, so the
-      caller holds the rest of the batch instead of hammering a provider that refuses us;
+      caller holds the rest of the batch instead of hammering a provider that refuses us; so does a
+      redirect of the request itself (a provider URL that is not the API's own);
     - any other 4xx is `failed_permanent`, with the status and the provider's message (no address).
     Never sleeps past `max_seconds`: a wait that would overrun it ends the run's attempts instead.
     """
@@ -136,7 +153,8 @@ def deliver(
             attempts=attempts,
             last_error=outcome.error,
             retried=attempts > 1,
-            circuit_open=outcome.verdict is Verdict.AUTH,
+            circuit_open=outcome.verdict in CIRCUIT_CAUSES,
+            circuit_cause=CIRCUIT_CAUSES.get(outcome.verdict),
             retry_in=hinted,
         )
 

@@ -115,7 +115,8 @@ class SendsReport:
     enqueued: int = 0
     rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SENDS_SCHEMA))
     circuit_open: bool = False
-    circuit_cause: str | None = None  # "credentials" (401/403) or "unreachable" (no connection at all)
+    # "credentials" (401/403), "configuration" (the provider URL redirects) or "unreachable" (no connection)
+    circuit_cause: str | None = None
     called: bool = False  # an email reached the provider's send API in this run
     example: str | None = None  # markdown of one sent email, names replaced
 
@@ -126,6 +127,8 @@ class SendsReport:
             return ""
         if self.circuit_cause == "unreachable":
             return " (circuit open: the provider was unreachable)"
+        if self.circuit_cause == "configuration":
+            return " (circuit open: the provider settings are wrong, see the sends' last_error)"
         return " (circuit open: the provider refused our credentials)"
 
 
@@ -213,8 +216,9 @@ class Delivery:
         attempt = _attempt(result, self.sender.wall_clock())
         if attempt.circuit_open:  # only ever set, never cleared: safe from any worker thread
             self.report.circuit_open = True
-            if self.report.circuit_cause != "credentials":  # a refused key is the news, whatever else
-                self.report.circuit_cause = "credentials" if result.circuit_open else "unreachable"
+            # a refused key or a wrong setting is the news, whatever else
+            if self.report.circuit_cause in (None, "unreachable"):
+                self.report.circuit_cause = result.circuit_cause or "unreachable"
         if result.status == "sent" and self.report.example is None:
             self.report.example = example(self.sender, step.content, row)
         return {**self._after(row, attempt), "fallbacks": json.dumps(step.content.fallbacks)}

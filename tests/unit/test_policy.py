@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from transforms.sends.policy import (
     MAX_SERVER_WAIT,
+    REDIRECT_HINT,
     RetryBudget,
     Verdict,
     classify,
@@ -29,13 +30,25 @@ VERDICTS = {
     Verdict.RETRY: (408, 429, 500, 502, 503, 504),
     Verdict.AUTH: (401, 403),
     Verdict.PERMANENT: (400, 404, 413, 422),
-    Verdict.UNKNOWN: (101, 302, 304),
+    Verdict.CONFIG: (301, 304, 307, 308),
+    Verdict.UNKNOWN: (101, 302, 303),
 }
 
 
 @pytest.mark.parametrize(("status", "verdict"), [(s, v) for v, codes in VERDICTS.items() for s in codes])
 def test_classify(status: int, verdict: Verdict) -> None:
     assert classify(status) is verdict
+
+
+def test_a_redirect_to_another_path_may_follow_a_request_acted_on() -> None:
+    """A 303 (or a 302 elsewhere) is how a post-redirect-get answers: the email may have gone."""
+    assert classify(302, same_target=True) is Verdict.CONFIG  # http:// to https://, same path
+    assert classify(303, same_target=True) is Verdict.UNKNOWN
+    assert classify(308, same_target=False) is Verdict.CONFIG  # "send the same request there"
+    assert (
+        describe_error(308, b'{"message": "moved"}')
+        == f"HTTP 308: redirected, not followed ({REDIRECT_HINT})"
+    )
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from resources.providers import EmailProvider, PostmarkProvider, WebhookProvider
 from stores.sends_delivery import AttemptMarkers, Delivery, SendsReport
 from tests.unit.test_plan import RUN_NOW, SHOP, due, sender_for, world
 from transforms.sends.plan import Planned, plan_sends
+from transforms.sends.policy import REDIRECT_HINT
+from transforms.sends.rows import Waits
 
 
 def planned(*rows: dict[str, object]) -> list[Planned]:
@@ -49,3 +53,60 @@ def test_a_rate_limit_asking_for_ages_holds_the_rows_a_day(tmp_path: Path, heade
         delivery.run(planned(due("t-1"), due("t-2")))
     assert [(r["status"], r["last_error"]) for r in delivery.changed] == [("retrying", "HTTP 429")] * 2
     assert {r["next_attempt_at"] for r in delivery.changed} == {RUN_NOW + timedelta(days=1)}
+
+
+def to_https(
+    status: int, path: str | None = None, calls: list[httpx.Request] | None = None
+) -> httpx.MockTransport:
+    def redirect(request: httpx.Request) -> httpx.Response:
+        (calls if calls is not None else []).append(request)
+        target = request.url.copy_with(scheme="https", path=path or request.url.path)
+        return httpx.Response(status, headers={"Location": str(target)}, text="<html>moved</html>")
+
+    return httpx.MockTransport(redirect)
+
+
+@pytest.mark.parametrize(
+    ("provider", "status"),
+    [
+        (WebhookProvider("http://hooks.example/send?token=hook-secret", "k"), 308),
+        (PostmarkProvider("tok", "http://api.postmarkapp.com"), 301),
+        (PostmarkProvider("tok", "http://api.postmarkapp.com"), 302),  # nginx's `return https://...`
+    ],
+)
+def test_a_provider_url_that_redirects_opens_the_circuit_and_the_emails_wait(
+    tmp_path: Path, provider: EmailProvider, status: int
+) -> None:
+    """A redirected POST was not taken: every email was `unknown` for good, and no circuit opened."""
+    calls: list[httpx.Request] = []
+    with httpx.Client(transport=to_https(status, calls=calls)) as client:
+        sender = replace(sender_for(client, waits=Waits(cool_off=timedelta(minutes=5))), provider=provider)
+        delivery = Delivery(sender, AttemptMarkers(tmp_path), RUN_NOW, timedelta(0), SendsReport())
+        delivery.run(planned(due("t-1"), due("t-2")))
+    assert len(calls) == 1  # the probe, then the circuit holds the rest
+    report = delivery.report
+    assert (report.circuit_open, report.circuit_cause) == (True, "configuration")
+    assert (
+        report.circuit_note == " (circuit open: the provider settings are wrong, see the sends' last_error)"
+    )
+    probe, held = delivery.changed
+    assert probe["last_error"] == f"HTTP {status}: redirected, not followed ({REDIRECT_HINT})"
+    assert held["last_error"] == "circuit_open"
+    assert {(r["status"], r["next_attempt_at"]) for r in delivery.changed} == {
+        ("retrying", RUN_NOW + timedelta(minutes=5))
+    }
+
+
+def test_a_redirect_after_the_request_was_acted_on_stays_unknown(tmp_path: Path) -> None:
+    """A post-redirect-get (a 303, or a 302 to another path) may follow an email taken: never resent."""
+    for status in (303, 302):
+        with httpx.Client(transport=to_https(status, path="/thanks")) as client:
+            sender = replace(sender_for(client), provider=WebhookProvider("http://hooks.example/send"))
+            delivery = Delivery(sender, AttemptMarkers(tmp_path), RUN_NOW, timedelta(0), SendsReport())
+            delivery.run(planned(due("t-1")))
+        [row] = delivery.changed
+        assert (row["status"], row["next_attempt_at"], delivery.report.circuit_open) == (
+            "unknown",
+            None,
+            False,
+        )

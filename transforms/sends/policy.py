@@ -25,6 +25,7 @@ EPOCH_FLOOR = 1_000_000_000
 # The longest wait a server's hint may ask for: a Retry-After of 10**12 s (or a reset in the year 30000)
 # is no plan, and a timedelta cannot even hold it. The outbox's staleness still ends a row held too long.
 MAX_SERVER_WAIT = 24 * 3600.0
+REDIRECT_HINT = "LAKEMAIL_ESP_URL must be the send API's own URL, https:// where it redirects there"
 ADDRESS = re.compile(r"[^\s<>()\[\],;:'\"@]+@[^\s<>()\[\],;:'\"@]+")
 
 
@@ -35,11 +36,18 @@ class Verdict(StrEnum):
     RETRY = "retry"  # transient: try again after a delay
     PERMANENT = "permanent"  # this email will never go through as it is
     AUTH = "auth"  # credentials or account: every send would fail, so the circuit opens
+    CONFIG = (
+        "config"  # the provider setting is wrong (its URL redirects): every send alike, the circuit opens
+    )
     UNKNOWN = "unknown"  # the provider may or may not have taken it: never resend blindly
 
 
-def classify(status_code: int) -> Verdict:
-    """2xx sent; 408, 429 and 5xx retry; 401/403 auth; other 4xx permanent; anything else unknown."""
+def classify(status_code: int, *, same_target: bool = False) -> Verdict:
+    """2xx sent; 408, 429 and 5xx retry; 401/403 auth; other 4xx permanent; a redirect config, unless it
+    may follow a request acted on (unknown); anything else unknown.
+
+    `same_target`: the redirect leads to the URL the request went to but for its scheme, host or port.
+    """
     if 200 <= status_code < 300:
         return Verdict.SENT
     if status_code in (408, 429) or 500 <= status_code < 600:
@@ -48,12 +56,19 @@ def classify(status_code: int) -> Verdict:
         return Verdict.AUTH
     if 400 <= status_code < 500:
         return Verdict.PERMANENT
-    return Verdict.UNKNOWN  # 1xx / 3xx: not an answer a send API gives, so no telling what happened
+    if 300 <= status_code < 400:
+        # 301, 307 and 308 send the request itself elsewhere (http:// to https://, a moved API): it was not
+        # taken, and every send will be redirected alike. A 303, or a 302 to another path, may be a
+        # post-redirect-get after the request was acted on: no telling.
+        if status_code == 303 or (status_code == 302 and not same_target):
+            return Verdict.UNKNOWN
+        return Verdict.CONFIG
+    return Verdict.UNKNOWN  # 1xx: not an answer a send API gives, so no telling what happened
 
 
-def classify_response(status_code: int, body: bytes) -> Verdict:
+def classify_response(status_code: int, body: bytes, *, same_target: bool = False) -> Verdict:
     """`classify`, refined by the body: a Postmark account-level error opens the circuit."""
-    verdict = classify(status_code)
+    verdict = classify(status_code, same_target=same_target)
     if verdict is Verdict.PERMANENT:
         document = _json(body)
         if isinstance(document, dict) and document.get("ErrorCode") in POSTMARK_ACCOUNT_ERRORS:
@@ -119,6 +134,8 @@ def retry_delay(
 
 def describe_error(status_code: int, body: bytes) -> str:
     """`HTTP <status>: <provider message>`, without addresses, truncated: safe to store in `last_error`."""
+    if 300 <= status_code < 400:  # never where to: a webhook's URL may carry a token
+        return f"HTTP {status_code}: redirected, not followed ({REDIRECT_HINT})"
     message = provider_message(body)
     text = f"HTTP {status_code}: {message}" if message else f"HTTP {status_code}"
     return redact(text)[:MAX_ERROR_CHARS]
