@@ -22,7 +22,7 @@ from orchestration.settings_values import (  # re-exported: the values' grammar 
     positive,
     read_dotenv,
 )
-from resources.providers import ESPS
+from resources.providers import ESPS, check_api_key
 from transforms.ingest.batch import DEFAULT_MAX_BATCH_MB
 from transforms.triggers.policies import Policy
 from transforms.triggers.rules import RULES
@@ -116,6 +116,10 @@ class Settings:
         esp = env.get("LAKEMAIL_ESP", "sandbox")
         if esp not in ESPS:
             raise SettingsError(f"LAKEMAIL_ESP={esp!r} must be one of {', '.join(ESPS)}")
+        try:
+            check_api_key(env.get("LAKEMAIL_ESP_API_KEY", ""))
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
         return cls(
             home=home,
             lake_uri=folder_uri(env, "LAKEMAIL_LAKE_URI", home / "lake"),

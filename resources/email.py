@@ -47,7 +47,7 @@ class DeliveryResult:
     last_error: str | None = None
     retried: bool = False
     circuit_open: bool = False  # every send would fail alike: stop sending the rest of the batch
-    circuit_cause: str | None = None  # why: "credentials" (401/403), "configuration" (a redirect)
+    circuit_cause: str | None = None  # why: "credentials" (401/403), "configuration" (a redirect, a bad key)
     retry_in: float | None = None  # `retrying`: the wait the provider asked for that did not fit this run
 
 
@@ -60,14 +60,20 @@ class _Outcome:
 
 
 def _attempt(provider: EmailProvider, email: Email, client: httpx.Client) -> _Outcome:
-    """One request and what it means. Only the exception class is kept: messages may hold the URL."""
+    """One request and what it means. Only the exception class is kept: messages may hold the URL or key."""
     try:
-        response = client.send(provider.build_request(email))
+        request = provider.build_request(email)
+    except UnicodeEncodeError as exc:
+        if exc.encoding != "ascii":  # httpx encodes header values as ASCII; the body (UTF-8) is the email's
+            raise
+        return _Outcome(Verdict.CONFIG, _refused(exc))
+    try:
+        response = client.send(request)
     except NOT_SENT as exc:
         count_answer(provider.name, type(exc).__name__)
         return _Outcome(Verdict.RETRY, type(exc).__name__)
     except REFUSED_LOCALLY as exc:
-        return _Outcome(Verdict.PERMANENT, type(exc).__name__)
+        return _Outcome(Verdict.CONFIG, _refused(exc))
     except httpx.RequestError as exc:
         # Read / write timeouts, a dropped connection, a garbled answer: the request may have reached
         # the provider, and resending could deliver the email twice.
@@ -78,6 +84,13 @@ def _attempt(provider: EmailProvider, email: Email, client: httpx.Client) -> _Ou
     if verdict is Verdict.SENT:
         return _Outcome(verdict, message_id=provider.message_id(response))
     return _Outcome(verdict, describe_error(response.status_code, response.content), headers=response.headers)
+
+
+def _refused(error: Exception) -> str:
+    """`last_error` of a request refused before anything was sent: a header (the key) or the URL."""
+    return (
+        f"{type(error).__name__}: not sent, no valid request (check LAKEMAIL_ESP_API_KEY, LAKEMAIL_ESP_URL)"
+    )
 
 
 def _same_target(response: httpx.Response) -> bool:
@@ -124,7 +137,8 @@ def deliver(
       (the provider may have taken it; none of ours takes an idempotency key);
     - 401/403 (or a Postmark account error) stops at once: `retrying` with `circuit_open`, so the
       caller holds the rest of the batch instead of hammering a provider that refuses us; so does a
-      redirect of the request itself (a provider URL that is not the API's own);
+      redirect of the request itself (a provider URL that is not the API's own), and a request httpx
+      refuses to make (a key with a line break or a non-ASCII character);
     - any other 4xx is `failed_permanent`, with the status and the provider's message (no address).
     Never sleeps past `max_seconds`: a wait that would overrun it ends the run's attempts instead.
     """

@@ -38,7 +38,7 @@ Trusted = Callable[[Mapping[str, object]], bool]  # a looked-up message's custom
 
 # The request never reached the provider: always safe to try again.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
-# Refused by httpx itself before anything was sent, and it would be refused again.
+# Refused by httpx itself before anything was sent, and it would be refused again (the settings' fault).
 REFUSED_LOCALLY = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 
 
@@ -187,6 +187,7 @@ def provider_for(esp: str, url: str | None, api_key: str) -> EmailProvider:
         _check_url(url)
     if esp in ("sendgrid", "postmark") and not api_key:
         raise ValueError(f"LAKEMAIL_ESP={esp} needs LAKEMAIL_ESP_API_KEY")
+    check_api_key(api_key)
     if esp == "sandbox":
         return SandboxProvider(api_key, url or SANDBOX_URL)
     if esp == "sendgrid":
@@ -196,6 +197,16 @@ def provider_for(esp: str, url: str | None, api_key: str) -> EmailProvider:
     if url is None:
         raise ValueError("LAKEMAIL_ESP=webhook needs LAKEMAIL_ESP_URL")
     return WebhookProvider(url, api_key)
+
+
+def check_api_key(api_key: str) -> None:
+    """ValueError naming LAKEMAIL_ESP_API_KEY (never its value) unless it is printable ASCII without spaces:
+    an HTTP header cannot carry anything else, so every send would be refused before it left."""
+    if any(not "\x21" <= char <= "\x7e" for char in api_key):
+        raise ValueError(
+            "LAKEMAIL_ESP_API_KEY must be printable ASCII without spaces or line breaks "
+            "(a key read from a file often ends in a newline)"
+        )
 
 
 def _check_url(url: str) -> None:

@@ -230,6 +230,13 @@ def test_the_api_key_never_shows(monkeypatch: pytest.MonkeyPatch) -> None:
         assert KEY not in repr(result)  # ...and never reported
 
 
+@pytest.mark.parametrize("esp", ["sandbox", "sendgrid", "postmark"])
+def test_a_key_no_header_can_carry_fails_before_any_email(esp: str) -> None:
+    with pytest.raises(ValueError, match="LAKEMAIL_ESP_API_KEY must be printable ASCII") as raised:
+        EmailProviderResource(esp=esp, api_key="tok-secret\n").provider()
+    assert "tok-secret" not in str(raised.value)
+
+
 def test_the_resource_client_has_its_timeouts_and_delivers() -> None:
     resource = EmailProviderResource(connect_timeout_s=1.5, read_timeout_s=4.0)
     transport = httpx.MockTransport(lambda request: accepted("sb-1"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from resources.providers import EmailProvider, PostmarkProvider, WebhookProvider
+from resources.providers import EmailProvider, PostmarkProvider, SendGridProvider, WebhookProvider
 from stores.sends_delivery import AttemptMarkers, Delivery, SendsReport
 from tests.unit.test_plan import RUN_NOW, SHOP, due, sender_for, world
 from transforms.sends.plan import Planned, plan_sends
@@ -110,3 +110,34 @@ def test_a_redirect_after_the_request_was_acted_on_stays_unknown(tmp_path: Path)
             None,
             False,
         )
+
+
+def h11_refuses(request: httpx.Request) -> httpx.Response:
+    """What httpx raises over a real connection for a header value with a line break (h11's words)."""
+    raise httpx.LocalProtocolError(f"Illegal header value {request.headers['X-Postmark-Server-Token']!r}")
+
+
+@pytest.mark.parametrize(
+    ("provider", "error"),
+    [
+        (PostmarkProvider("pm-secret\n"), "LocalProtocolError"),
+        (SendGridProvider("SG.secret\u2019"), "UnicodeEncodeError"),  # httpx cannot even build the request
+    ],
+)
+def test_a_key_httpx_refuses_to_send_opens_the_circuit_and_the_emails_wait(
+    tmp_path: Path, provider: EmailProvider, error: str
+) -> None:
+    """Every email was `failed_permanent` (a line break), or the run crashed leaving markers (non-ASCII)."""
+    with httpx.Client(transport=httpx.MockTransport(h11_refuses)) as client:
+        sender = replace(sender_for(client, waits=Waits(cool_off=timedelta(minutes=5))), provider=provider)
+        delivery = Delivery(sender, AttemptMarkers(tmp_path), RUN_NOW, timedelta(0), SendsReport())
+        delivery.run(planned(due("t-1"), due("t-2")))
+    assert (delivery.report.circuit_open, delivery.report.circuit_cause) == (True, "configuration")
+    probe, held = delivery.changed
+    assert probe["last_error"] == (
+        f"{error}: not sent, no valid request (check LAKEMAIL_ESP_API_KEY, LAKEMAIL_ESP_URL)"
+    )
+    assert held["last_error"] == "circuit_open"
+    assert {(r["status"], r["next_attempt_at"]) for r in delivery.changed} == {
+        ("retrying", RUN_NOW + timedelta(minutes=5))
+    }

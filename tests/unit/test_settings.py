@@ -64,6 +64,17 @@ def test_unknown_or_malformed_values_fail_naming_the_variable(env: dict[str, str
         Settings.from_env(env, dotenv=None)
 
 
+@pytest.mark.parametrize("key", ["pm-token\n", " pm-token", "SG.k\u2019", "SG k", "tok\x00"])
+def test_a_malformed_provider_key_fails_naming_the_variable_not_the_key(key: str) -> None:
+    """A header cannot carry it: every email failed (or the run crashed) long after start-up."""
+    env = {"LAKEMAIL_ESP": "sandbox", "LAKEMAIL_ESP_API_KEY": key}
+    with pytest.raises(SettingsError, match="LAKEMAIL_ESP_API_KEY must be printable ASCII") as raised:
+        Settings.from_env(env, dotenv=None)
+    assert key.strip() not in str(raised.value)
+    ok = Settings.from_env({**env, "LAKEMAIL_ESP_API_KEY": "SG.a-b_c.D~9+/="}, dotenv=None)
+    assert ok.esp_api_key_set
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
