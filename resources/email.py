@@ -17,6 +17,7 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
+from resources.deadline import send_within
 from resources.provider_metrics import count_answer, count_retry
 from resources.providers import (
     NOT_SENT,
@@ -59,7 +60,9 @@ class _Outcome:
     headers: httpx.Headers = field(default_factory=httpx.Headers)
 
 
-def _attempt(provider: EmailProvider, email: Email, client: httpx.Client) -> _Outcome:
+def _attempt(
+    provider: EmailProvider, email: Email, client: httpx.Client, monotonic: Callable[[], float]
+) -> _Outcome:
     """One request and what it means. Only the exception class is kept: messages may hold the URL or key."""
     try:
         request = provider.build_request(email)
@@ -68,15 +71,15 @@ def _attempt(provider: EmailProvider, email: Email, client: httpx.Client) -> _Ou
             raise
         return _Outcome(Verdict.CONFIG, _refused(exc))
     try:
-        response = client.send(request)
+        response = send_within(client, request, monotonic)
     except NOT_SENT as exc:
         count_answer(provider.name, type(exc).__name__)
         return _Outcome(Verdict.RETRY, type(exc).__name__)
     except REFUSED_LOCALLY as exc:
         return _Outcome(Verdict.CONFIG, _refused(exc))
     except httpx.RequestError as exc:
-        # Read / write timeouts, a dropped connection, a garbled answer: the request may have reached
-        # the provider, and resending could deliver the email twice.
+        # Read / write timeouts (an answer past the call's deadline too), a dropped connection, a garbled
+        # answer: the request may have reached the provider, and resending could deliver the email twice.
         count_answer(provider.name, type(exc).__name__)
         return _Outcome(Verdict.UNKNOWN, type(exc).__name__)
     count_answer(provider.name, response.status_code)
@@ -127,6 +130,7 @@ def deliver(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
     rng: random.Random | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> DeliveryResult:
     """Send `email` once, retrying what is safe to retry within `max_attempts` and `max_seconds`.
 
@@ -134,7 +138,8 @@ def deliver(
       (honouring Retry-After / X-RateLimit-Reset); when attempts or time run out the result is
       `retrying`: the send is not failed, it stays in the outbox for a later run;
     - a timeout or broken connection after the request was sent is `unknown` at once, never resent here
-      (the provider may have taken it; none of ours takes an idempotency key);
+      (the provider may have taken it; none of ours takes an idempotency key); so is an answer still
+      arriving past the call's deadline (`resources.deadline`, by `monotonic`);
     - 401/403 (or a Postmark account error) stops at once: `retrying` with `circuit_open`, so the
       caller holds the rest of the batch instead of hammering a provider that refuses us; so does a
       redirect of the request itself (a provider URL that is not the API's own), and a request httpx
@@ -147,7 +152,7 @@ def deliver(
     started = clock()
     attempts = 0
     while True:
-        outcome = _attempt(provider, email, client)
+        outcome = _attempt(provider, email, client, monotonic)
         attempts += 1
         if outcome.verdict is Verdict.RETRY:
             now = clock()
@@ -176,7 +181,14 @@ def deliver(
 LOOKUP_FAILED = "lookup_failed"
 
 
-def lookup(provider: EmailProvider, send_id: str, client: httpx.Client, *, secret: str) -> str | None:
+def lookup(
+    provider: EmailProvider,
+    send_id: str,
+    client: httpx.Client,
+    *,
+    secret: str,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> str | None:
     """The provider's message id for `send_id`, None when it has none; LOOKUP_FAILED when it cannot say.
 
     Only a message that carries this home's mark for `send_id` (made with `secret` when it was sent)
@@ -187,7 +199,7 @@ def lookup(provider: EmailProvider, send_id: str, client: httpx.Client, *, secre
     if request is None:
         raise ValueError(f"{provider.name} cannot look up sends")
     try:
-        response = client.send(request)
+        response = send_within(client, request, monotonic)
     except httpx.HTTPError as exc:
         count_answer(provider.name, type(exc).__name__)
         return LOOKUP_FAILED
@@ -212,7 +224,7 @@ class EmailProviderResource(dg.ConfigurableResource):
     api_key: str = Field(default="", repr=False)  # never in a repr, a log line or metadata
     sender: str = "lakemail <shop@example.com>"
     connect_timeout_s: float = 3.0
-    read_timeout_s: float = 10.0
+    read_timeout_s: float = 10.0  # each read; a call as a whole gets connect_timeout_s + read_timeout_s
     max_attempts: int = 5
     max_seconds: float = 60.0  # one email's retries within a run
     run_seconds: float = 120.0  # all of a run's deliveries; the rest waits for the next run

@@ -97,6 +97,7 @@ class Sender:
     waits: Waits = field(default_factory=Waits)
     sleep: Callable[[float], None] = time.sleep
     wall_clock: Callable[[], datetime] = _wall_clock  # when an answer came (measured, never decided on)
+    monotonic: Callable[[], float] = time.monotonic  # the network's: each provider call's deadline
 
     @property
     def can_lookup(self) -> bool:
@@ -191,7 +192,10 @@ class Delivery:
 
     def _ask(self, row: dict[str, Any]) -> Attempt | None:
         """An interrupted or ambiguous send, settled by asking the provider (None: it never took it)."""
-        found = lookup(self.sender.provider, row["send_id"], self.sender.client, secret=self.sender.secret)
+        sender = self.sender
+        found = lookup(
+            sender.provider, row["send_id"], sender.client, secret=sender.secret, monotonic=sender.monotonic
+        )
         if found == LOOKUP_FAILED:
             return Attempt(status="unknown", attempts=0, last_error="lookup_failed")
         if found is not None:
@@ -212,6 +216,7 @@ class Delivery:
             max_attempts=self.sender.max_attempts,
             max_seconds=self.sender.max_seconds,
             sleep=self.sender.sleep,
+            monotonic=self.sender.monotonic,
         )
         attempt = _attempt(result, self.sender.wall_clock())
         if attempt.circuit_open:  # only ever set, never cleared: safe from any worker thread

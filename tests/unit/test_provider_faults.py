@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -9,8 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from resources.email import LOOKUP_FAILED, DeliveryResult, EmailProviderResource, deliver, lookup
 from resources.providers import EmailProvider, PostmarkProvider, SendGridProvider, WebhookProvider
 from stores.sends_delivery import AttemptMarkers, Delivery, SendsReport
+from tests.unit.test_delivery import EMAIL
 from tests.unit.test_plan import RUN_NOW, SHOP, due, sender_for, world
 from transforms.sends.plan import Planned, plan_sends
 from transforms.sends.policy import REDIRECT_HINT
@@ -141,3 +144,59 @@ def test_a_key_httpx_refuses_to_send_opens_the_circuit_and_the_emails_wait(
     assert {(r["status"], r["next_attempt_at"]) for r in delivery.changed} == {
         ("retrying", RUN_NOW + timedelta(minutes=5))
     }
+
+
+class Drip(httpx.SyncByteStream):
+    """An answer's body a byte a second, each inside any read timeout; `clock` is its seconds."""
+
+    def __init__(self, size: int = 24) -> None:
+        self.size, self.now, self.sent = size, 0.0, 0
+
+    def clock(self) -> float:
+        return self.now
+
+    def __iter__(self) -> Iterator[bytes]:
+        for _ in range(self.size):
+            self.now += 1.0
+            self.sent += 1
+            yield b"x"
+
+
+# A call may take its connect timeout (1 s) plus its read timeout (2 s), the whole answer included.
+SLOW_LINK = EmailProviderResource(connect_timeout_s=1.0, read_timeout_s=2.0)
+
+
+def test_an_answer_dripped_past_the_calls_deadline_is_a_timeout_after_the_request_left() -> None:
+    """Each byte came inside the read timeout: one call held the run for as long as the provider liked."""
+    drip = Drip()
+    accepted = httpx.MockTransport(
+        lambda r: httpx.Response(202, headers={"X-Message-Id": "m-1"}, stream=drip)
+    )
+    with SLOW_LINK.client(accepted) as client:
+        result = deliver(SLOW_LINK.provider(), EMAIL, client, clock=drip.clock, monotonic=drip.clock)
+    assert result == DeliveryResult("unknown", None, attempts=1, last_error="ReadTimeout")
+    assert drip.sent == 4  # the first byte past 3 s ends it, not the 24th
+    whole = Drip(size=2)  # an answer within the deadline is read as ever
+    on_time = httpx.MockTransport(
+        lambda r: httpx.Response(202, headers={"X-Message-Id": "m-2"}, stream=whole)
+    )
+    with SLOW_LINK.client(on_time) as client:
+        result = deliver(SLOW_LINK.provider(), EMAIL, client, clock=whole.clock, monotonic=whole.clock)
+    assert (result.status, result.provider_message_id) == ("sent", "m-2")
+
+
+def test_a_dripping_provider_leaves_the_send_unknown_to_be_looked_up(tmp_path: Path) -> None:
+    drip = Drip()
+    with SLOW_LINK.client(httpx.MockTransport(lambda r: httpx.Response(202, stream=drip))) as client:
+        sender = sender_for(client, monotonic=drip.clock, waits=Waits(lookup_after=timedelta(seconds=10)))
+        delivery = Delivery(sender, AttemptMarkers(tmp_path), RUN_NOW, timedelta(0), SendsReport())
+        delivery.run(planned(due("t-1")))
+        [row] = delivery.changed
+        assert (row["status"], row["last_error"]) == ("unknown", "ReadTimeout")
+        assert row["next_attempt_at"] == RUN_NOW + timedelta(seconds=10)
+    answer = Drip()  # the look-up's answer drips too: it cannot say (not "none there")
+    with SLOW_LINK.client(httpx.MockTransport(lambda r: httpx.Response(200, stream=answer))) as client:
+        assert (
+            lookup(sender.provider, row["send_id"], client, secret="s", monotonic=answer.clock)
+            == LOOKUP_FAILED
+        )
