@@ -83,6 +83,7 @@ def reconcile_outbox(home: Path, inbox: str, api_key: str) -> dict[str, Any]:
     joined = decisions.select("trigger_id").join(sends, on="trigger_id", how="left")
     terminal_rows = joined.group_by("trigger_id").agg(pl.col("status").is_in(TERMINAL).sum().alias("n"))
     messages = sandbox_json(f"{inbox}/api/messages", api_key)
+    stats = sandbox_json(f"{inbox}/api/stats", api_key)["mail_send"]
     per_send = Counter(m["custom_args"].get("send_id") for m in messages)
     per_trigger = Counter(m["custom_args"].get("trigger_id") for m in messages)
     sent = sends.filter(pl.col("status") == "sent")
@@ -99,7 +100,10 @@ def reconcile_outbox(home: Path, inbox: str, api_key: str) -> dict[str, Any]:
         "trigger_ids_with_two_messages": sum(1 for t, n in per_trigger.items() if t and n > 1),
         "sent_rows_without_message": len(sent_ids - set(per_send)),
         "messages_without_sent_row": len(set(per_send) - sent_ids),
-        "requests_by_status": sandbox_json(f"{inbox}/api/stats", api_key)["mail_send"]["by_status"],
+        "requests_by_status": stats["by_status"],
+        # a send asked again after the sandbox stored it: answered with that message, so not in
+        # `send_ids_with_two_messages`, but an email the outbox would have sent twice
+        "sends_asked_twice": stats["replayed"],
         "retried_sends": sends.filter(pl.col("attempts") > 1).height,
     }
 
@@ -126,6 +130,7 @@ ZERO = (
     "trigger_ids_sent_twice",
     "duplicate_send_ids",
     "send_ids_with_two_messages",
+    "sends_asked_twice",
     "trigger_ids_with_two_messages",
     "sent_rows_without_message",
     "messages_without_sent_row",

@@ -8,6 +8,9 @@ Every route answers only a request whose `Host` is loopback at the server's port
 DNS rebinding cannot lend a web page the inbox).
 The mail-send API and every `/api/*` route take the same bearer key (`LAKEMAIL_ESP_API_KEY`), and
 `POST /api/faults` only `application/json`: a web page can send neither, so it cannot script faults.
+A mail-send request repeating a stored send (its `send_id` and custom args) is answered with that
+message's id and stores nothing, and a look-up by `send_id` waits for the send's requests in flight
+(services.sandbox.in_flight): an outbox that asks after a timeout never sends one email twice.
 Nothing here logs addresses, names, user ids or tokens.
 """
 
@@ -28,10 +31,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from services.metrics import add_metrics
-from services.sandbox.api import UNAUTHORIZED, add_api_routes, authorized, errors
+from services.sandbox.api import LOOKUP_WAIT_S, UNAUTHORIZED, add_api_routes, authorized, errors
 from services.sandbox.faults import Fault, FaultQueue
 from services.sandbox.hosts import LoopbackHostsOnly
-from services.sandbox.mail import MailRequest, parse_mail, send_id_of
+from services.sandbox.in_flight import InFlight
+from services.sandbox.mail import MailRequest, parse_mail, send_key_of
 from services.sandbox.mail_errors import ApiError, MailValidationError
 from services.sandbox.metrics import sandbox_registry
 from services.sandbox.pages import PAGE_HEADERS, inbox_page, message_page, notice_page, placeholder_svg
@@ -49,10 +53,17 @@ class _State:
     store: MessageStore
     stats: RequestStats = field(default_factory=RequestStats)
     faults: FaultQueue = field(default_factory=FaultQueue)
+    in_flight: InFlight = field(default_factory=InFlight)
 
 
 def create_sandbox_app(
-    store_dir: Path, api_key: str, *, lake_uri: str, landing_uri: str, secret: str
+    store_dir: Path,
+    api_key: str,
+    *,
+    lake_uri: str,
+    landing_uri: str,
+    secret: str,
+    lookup_wait_s: float = LOOKUP_WAIT_S,
 ) -> FastAPI:
     """The sandbox app: messages kept in `store_dir`, unsubscribes checked in the lake, landed as events."""
     if not api_key:
@@ -69,19 +80,37 @@ def create_sandbox_app(
     app.add_middleware(LoopbackHostsOnly)
     app.post("/v3/mail/send")(partial(_mail_send, state))
     add_metrics(app, sandbox_registry(state.store, state.stats, state.faults))
-    add_api_routes(app, api_key, state.store, state.stats, state.faults)
+    add_api_routes(app, api_key, state.store, state.stats, state.faults, state.in_flight, lookup_wait_s)
     _add_page_routes(app, state.store)
     _add_unsubscribe_routes(app, lake_uri=lake_uri, landing_uri=landing_uri, secret=secret)
     return app
 
 
 async def _mail_send(state: _State, request: Request) -> Response:
-    """`POST /v3/mail/send`: auth, then the head fault (see services.sandbox.faults), then validate, store."""
+    """`POST /v3/mail/send`: auth, then the send's turn (services.sandbox.in_flight): the message an
+    earlier request of the same send stored, else the head fault, validate, store."""
     if not authorized(request.headers.get("authorization"), state.api_key):
         state.stats.record(401)
         return errors(401, [UNAUTHORIZED])
     body = await request.body()
-    send_id = send_id_of(body)
+    key = send_key_of(body)
+    if key is None:
+        response, hold = await _take(state, body, None)
+    else:
+        async with state.in_flight.turn(key.send_id):  # on receipt, before any fault's delay
+            stored = await run_in_threadpool(state.store.replay, key.send_id, key.custom_args)
+            if stored is not None:
+                state.stats.record(202, send_id=key.send_id, replayed=True)
+                return Response(status_code=202, headers={"X-Message-Id": stored})
+            response, hold = await _take(state, body, key.send_id)
+    if hold:  # stored, but the caller hears nothing for a while (a look-up need not wait for that)
+        await _hold(request, hold)
+    return response
+
+
+async def _take(state: _State, body: bytes, send_id: str | None) -> tuple[Response, float]:
+    """The head fault (see services.sandbox.faults), then validate and store; the answer, and how long
+    to hold it back."""
     fault = state.faults.peek()
     kind = fault.kind if fault else None
     if fault is not None and kind != "accept_then_hang":
@@ -89,20 +118,20 @@ async def _mail_send(state: _State, request: Request) -> Response:
         early = _fault_response(fault)
         if early is not None:
             state.stats.record(early.status_code, send_id=send_id, fault=kind)
-            return early
+            return early, 0.0
         await asyncio.sleep(fault.seconds)  # "slow": then carry on as usual
     try:
         mail = parse_mail(body)
     except MailValidationError as invalid:
         state.stats.record(400, send_id=send_id, fault=kind)
-        return errors(400, invalid.errors)
+        return errors(400, invalid.errors), 0.0
+    hold = 0.0
     if fault is not None and kind == "accept_then_hang":
         state.faults.take(fault)  # no await since peek(), so no other request took it meanwhile
+        hold = fault.seconds
     message_id = await run_in_threadpool(_accept, state.store, mail)
     state.stats.record(202, send_id=send_id, fault=kind)
-    if fault is not None and kind == "accept_then_hang":
-        await _hold(request, fault.seconds)  # stored, but the caller hears nothing for a while
-    return Response(status_code=202, headers={"X-Message-Id": message_id})
+    return Response(status_code=202, headers={"X-Message-Id": message_id}), hold
 
 
 def _add_page_routes(app: FastAPI, store: MessageStore) -> None:

@@ -1,6 +1,7 @@
 """Scripted provider faults: queued through `POST /api/faults`, consumed in order by mail-send requests.
 
-When each kind applies (to authenticated requests only; a 401 consumes nothing):
+When each kind applies (to authenticated requests only; a 401 consumes nothing, nor does a request
+answered with the message an earlier request of the same send stored):
 - `status` and `rate_limit` answer before the payload is validated, as an overloaded provider would;
 - `slow` delays, then the request is validated and processed normally;
 - `accept_then_hang` needs a valid payload: it stores the message, then holds the answer for `seconds`

@@ -61,12 +61,21 @@ def parse_mail(body: bytes) -> MailRequest:
     return MailRequest(sender, text, html, categories, merged, payload)
 
 
-def send_id_of(body: bytes) -> str | None:
-    """The `custom_args.send_id` of a payload (top level or first personalization), best effort."""
+@dataclass(frozen=True)
+class SendKey:
+    """What makes two mail-send requests one send: its `send_id` and every custom arg sent with it."""
+
+    send_id: str
+    custom_args: dict[str, object]
+
+
+def send_key_of(body: bytes) -> SendKey | None:
+    """The custom args of a payload's first personalization (the top level's merged under them) and
+    their `send_id`, best effort: None without a string `send_id`."""
     try:
         payload = json.loads(body)
         args = {**payload.get("custom_args", {}), **payload["personalizations"][0].get("custom_args", {})}
     except (ValueError, UnicodeDecodeError, LookupError, TypeError, AttributeError):
         return None
-    value = args.get("send_id")
-    return value if isinstance(value, str) else None
+    send_id = args.get("send_id")
+    return SendKey(send_id, args) if isinstance(send_id, str) else None

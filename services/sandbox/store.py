@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS messages (
     payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_send_id ON messages (send_id);
+CREATE TABLE IF NOT EXISTS replays (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
 """
 _COLUMNS = "id, to_addr, subject, html, text, headers, custom_args, received_at, payload"
 
@@ -162,6 +167,32 @@ class MessageStore:
         with self._connect() as db:
             return [_message(row) for row in db.execute(query, params)]
 
+    def replay(self, send_id: str, custom_args: Mapping[str, object]) -> str | None:
+        """The id of a request stored under `send_id` with exactly these custom args, counted as a replay
+        (the same send asked again: answered with it, nothing stored); None when there is none.
+
+        The custom args are those of the request's first personalization, whose message id is the
+        request's `X-Message-Id` (the others' ids have a `.n` after it).
+        """
+        with self._connect() as db:
+            found = db.execute(
+                "SELECT id, custom_args FROM messages WHERE send_id = ? AND instr(id, '.') = 0 ORDER BY seq",
+                (send_id,),
+            )
+            for message_id, stored in found.fetchall():
+                if json.loads(stored) == custom_args:
+                    db.execute(
+                        "INSERT INTO replays (message_id, received_at) VALUES (?, ?)",
+                        (message_id, utc_now_iso()),
+                    )
+                    return str(message_id)
+        return None
+
+    def replays(self) -> int:
+        """How many requests were answered with a message already stored (since the store was made)."""
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM replays").fetchone()[0])
+
     def count(self) -> int:
         """How many messages are stored."""
         with self._connect() as db:
@@ -198,13 +229,16 @@ class RequestStats:
         self._ever: Counter[tuple[int, str]] = Counter()  # (status, fault) since start; `reset` keeps it
         self._log: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_REQUESTS)
 
-    def record(self, status: int, *, send_id: str | None = None, fault: str | None = None) -> None:
-        """Count one answered request (`send_id` is a hash, not person data, so it may be kept)."""
+    def record(
+        self, status: int, *, send_id: str | None = None, fault: str | None = None, replayed: bool = False
+    ) -> None:
+        """Count one answered request (`send_id` is a hash, not person data, so it may be kept);
+        `replayed`: answered with the message an earlier request of the same send stored."""
         entry = {"at": time.time(), "received_at": utc_now_iso(), "status": status, "send_id": send_id}
         with self._lock:
             self._by_status[status] += 1
             self._ever[(status, fault or "none")] += 1
-            self._log.append({**entry, "fault": fault})
+            self._log.append({**entry, "fault": fault, "replayed": replayed})
 
     def snapshot(self) -> dict[str, Any]:
         """`GET /api/stats`: totals, counts by status (string keys, as JSON has them), the request log."""

@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 from deltalake import write_deltalake
 
-from resources.email import lookup
+from resources.email import LOOKUP_FAILED, lookup
 from resources.providers import SandboxProvider
 from services.sandbox.app import INBOX_LIMIT, create_sandbox_app
 from services.sandbox.store import MessageStore, StoredMessage
@@ -442,6 +442,53 @@ def test_a_message_stored_under_a_send_id_by_someone_else_settles_nothing(client
     assert lookup(provider, SEND_ID, client, secret="another-home") is None
 
 
+def our_mail(send_id: str = SEND_ID) -> Payload:
+    """A mail-send payload as this home's outbox sends it: its mark on the send."""
+    ours = valid_mail(send_id)
+    ours["custom_args"][ORIGIN_ARG] = origin_mark(send_id, SECRET)
+    return ours
+
+
+def test_a_send_still_in_flight_is_found_by_the_look_up_and_never_stored_twice(client: httpx.Client) -> None:
+    """A `slow` answer past the outbox's read timeout: the look-up said "not taken" while the request
+    was still in flight, so the next run sent it again and the shopper got two emails (review 23b)."""
+    provider = SandboxProvider(api_key=API_KEY, base_url=str(client.base_url))
+    add_fault(client, {"kind": "slow", "seconds": 1})
+    with pytest.raises(httpx.ReadTimeout):
+        send(client, our_mail(), timeout=httpx.Timeout(5, read=0.2))
+    found = lookup(provider, SEND_ID, client, secret=SECRET)  # waits for the request in flight
+    assert found is not None
+    again = send(client, our_mail())  # the same send asked again: answered with it, nothing stored
+    assert (again.status_code, again.headers["X-Message-Id"]) == (202, found)
+    assert [m["id"] for m in messages(client, send_id=SEND_ID)] == [found]
+    stats = client.get("/api/stats").json()
+    assert (stats["mail_send"]["replayed"], [r["replayed"] for r in stats["requests"]]) == (1, [False, True])
+    # Anyone else's message under the same send_id is not this send: stored, and settles nothing.
+    stranger = send(client, valid_mail(SEND_ID)).headers["X-Message-Id"]
+    assert [m["id"] for m in messages(client, send_id=SEND_ID)] == [stranger, found]
+
+
+def test_a_look_up_that_cannot_wait_for_the_send_in_flight_cannot_say(tmp_path: Path) -> None:
+    """The look-up waits for a send's request in flight only so long: then 503 (`lookup_failed`: the
+    outbox asks again later), never "not taken"; a resend meanwhile waits for the first request."""
+    app = create_sandbox_app(
+        tmp_path / "store", API_KEY, lake_uri="", landing_uri="", secret=SECRET, lookup_wait_s=0.1
+    )
+    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=5, headers=AUTH) as http:
+        provider = SandboxProvider(api_key=API_KEY, base_url=server.url)
+        add_fault(http, {"kind": "slow", "seconds": 1})
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first = pool.submit(send, http, our_mail())
+            while http.get("/api/faults").json():  # until the first request has taken the fault
+                pass
+            assert lookup(provider, SEND_ID, http, secret=SECRET) == LOOKUP_FAILED
+            second = pool.submit(send, http, our_mail())
+            stored = first.result().headers["X-Message-Id"]
+            assert (second.result().status_code, second.result().headers["X-Message-Id"]) == (202, stored)
+        assert [m["id"] for m in messages(http, send_id=SEND_ID)] == [stored]
+        assert lookup(provider, SEND_ID, http, secret=SECRET) == stored
+
+
 # --- pages -------------------------------------------------------------------------------------------
 
 
@@ -607,7 +654,7 @@ def test_server_thread_refuses_a_taken_port(tmp_path: Path) -> None:
 SERVE = """
 import sys
 from pathlib import Path
-from resources.email import lookup
+from resources.email import LOOKUP_FAILED, lookup
 from resources.providers import SandboxProvider
 from services.sandbox.app import INBOX_LIMIT, create_sandbox_app
 from services.server import serve_forever
