@@ -18,50 +18,59 @@ from resources.templates import default_renderer
 from stores.sends import run_sends
 from stores.sends_delivery import Sender, SendsReport
 from transforms.sends.rows import Waits, run_summary
+from transforms.triggers.policies import Policy
 
 
-@dg.asset(
-    name="sends",
-    group_name=DECISIONS_GROUP,
-    deps=["triggers"],
-    description="The outbox: one row per `send` decision, committed before its HTTP call, sent once.",
-)
-def sends(
-    context: dg.AssetExecutionContext,
-    config: EngineConfig,
-    lake: LakeResource,
-    state: StateResource,
-    landing: LandingResource,
-    secrets: SecretsResource,
-    email: EmailProviderResource,
-    shop: ShopResource,
-) -> dg.MaterializeResult:
-    """Enqueue new `send` decisions, then render and deliver every due outbox row."""
-    now, offset = engine_clock(config)
-    with lake.decide_lock(), email.client() as client:  # the decide lane (#15): ingest never waits on it
-        report = run_sends(
-            lake, state, landing, _sender(email, shop, secrets, client), now=now, offset=offset
-        )
-    until = datetime.now(UTC) + offset  # the step's end on the run's clock, as `sent_at` is written
-    summary = run_summary(report.rows)
-    context.log.info(
-        "sends: %s enqueued; %s sent, %s aborted, %s failed, %s unknown, %s waiting%s",
-        report.enqueued,
-        summary["sent"],
-        summary["aborted"],
-        summary["failed"],
-        summary["unknown"],
-        summary["waiting"],
-        report.circuit_note,
+def build_sends_asset(policy: Policy | None = None) -> dg.AssetsDefinition:
+    """The `sends` asset, holding emails to the quiet hours of `policy` (the engine's) when they go."""
+
+    @dg.asset(
+        name="sends",
+        group_name=DECISIONS_GROUP,
+        deps=["triggers"],
+        description="The outbox: one row per `send` decision, committed before its HTTP call, sent once.",
     )
-    metadata = _metadata(report, summary, email.provider().name)
-    # The window the run's `sent_at`s fall in (the runner's metrics read its sends by it, #18).
-    metadata.update(sent_from=now.isoformat(), sent_until=until.isoformat())
-    return dg.MaterializeResult(metadata=metadata)
+    def sends(
+        context: dg.AssetExecutionContext,
+        config: EngineConfig,
+        lake: LakeResource,
+        state: StateResource,
+        landing: LandingResource,
+        secrets: SecretsResource,
+        email: EmailProviderResource,
+        shop: ShopResource,
+    ) -> dg.MaterializeResult:
+        """Enqueue new `send` decisions, then render and deliver every due outbox row."""
+        now, offset = engine_clock(config)
+        with lake.decide_lock(), email.client() as client:  # the decide lane (#15): ingest never waits
+            sender = _sender(email, shop, secrets, client, policy or Policy())
+            report = run_sends(lake, state, landing, sender, now=now, offset=offset)
+        until = datetime.now(UTC) + offset  # the step's end on the run's clock, as `sent_at` is written
+        summary = run_summary(report.rows)
+        context.log.info(
+            "sends: %s enqueued; %s sent, %s aborted, %s failed, %s unknown, %s waiting%s",
+            report.enqueued,
+            summary["sent"],
+            summary["aborted"],
+            summary["failed"],
+            summary["unknown"],
+            summary["waiting"],
+            report.circuit_note,
+        )
+        metadata = _metadata(report, summary, email.provider().name)
+        # The window the run's `sent_at`s fall in (the runner's metrics read its sends by it, #18).
+        metadata.update(sent_from=now.isoformat(), sent_until=until.isoformat())
+        return dg.MaterializeResult(metadata=metadata)
+
+    return sends
 
 
 def _sender(
-    email: EmailProviderResource, shop: ShopResource, secrets: SecretsResource, client: httpx.Client
+    email: EmailProviderResource,
+    shop: ShopResource,
+    secrets: SecretsResource,
+    client: httpx.Client,
+    policy: Policy,
 ) -> Sender:
     return Sender(
         provider=email.provider(),
@@ -82,6 +91,7 @@ def _sender(
             cool_off=timedelta(seconds=email.circuit_cool_off_s),
             lookup_after=timedelta(seconds=email.lookup_after_s),
         ),
+        policy=policy,
     )
 
 

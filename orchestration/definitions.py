@@ -12,7 +12,7 @@ from assets.ingest import ingest_stage
 from assets.maintenance import maintenance
 from assets.measure import build_measure_assets
 from assets.profiles import profiles
-from assets.sends import sends
+from assets.sends import build_sends_asset
 from assets.triggers import build_triggers_asset, kind_delays
 from orchestration.jobs import (
     CHAIN_TABLES,
@@ -63,7 +63,7 @@ def build_defs(
             ingest_stage,
             profiles,
             build_triggers_asset(kind_delays(settings.delays), settings.policy),
-            sends,
+            build_sends_asset(settings.policy),
             build_audit_results(tables),
             maintenance,
             *build_measure_assets(settings.attribution_window),

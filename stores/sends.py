@@ -138,6 +138,7 @@ def deliver_due(
         return report
     markers = AttemptMarkers.for_lake(lake)
     world = read_world(lake, (state, landing), rows, markers, secret=sender.secret, now=now, offset=offset)
+    world = replace(world, policy=sender.policy)
     planned = _plan(lake, rows, world, sender, now)
     delivery = Delivery(sender, markers, now, offset, report)
     delivery.changed += [

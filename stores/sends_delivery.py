@@ -35,8 +35,9 @@ from transforms.schema import SENDS_SCHEMA
 from transforms.sends.clicks import ClickLink, click_token, tracked_context
 from transforms.sends.content import Content, Shop
 from transforms.sends.message import ORIGIN_ARG, Email, origin_mark, unsubscribe_token
-from transforms.sends.plan import HELD_BY_CIRCUIT, Abort, Ask, Planned, Render
+from transforms.sends.plan import HELD_BY_CIRCUIT, Abort, Ask, Defer, Planned, Render, deferred
 from transforms.sends.rows import Attempt, Waits, aborted, after_attempt
+from transforms.triggers.policies import Policy
 
 ATTEMPTS_FOLDER = "_outbox_attempts"
 UNREACHABLE = ("ConnectError", "ConnectTimeout")  # deliver's last_error: the request never left
@@ -98,6 +99,7 @@ class Sender:
     sleep: Callable[[float], None] = time.sleep
     wall_clock: Callable[[], datetime] = _wall_clock  # when an answer came (measured, never decided on)
     monotonic: Callable[[], float] = time.monotonic  # the network's: each provider call's deadline
+    policy: Policy = field(default_factory=Policy)  # the engine's quiet hours, checked again when sending
 
     @property
     def can_lookup(self) -> bool:
@@ -186,6 +188,8 @@ class Delivery:
             step = step.then
         if isinstance(step, Abort):
             return aborted(row, step.reason, step.fallbacks)
+        if isinstance(step, Defer):  # never taken, and not to go now (quiet hours)
+            return deferred(row, step)
         if isinstance(step, Render):
             return self._send(row, step)
         raise ValueError(f"{type(step).__name__} needs no call")

@@ -8,8 +8,9 @@ reached the provider is first looked up there. The plan reads only the world the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -17,9 +18,13 @@ import polars as pl
 from transforms.sends.catalog import Catalog
 from transforms.sends.content import Content, Shop, build_content
 from transforms.sends.rows import Attempt, Waits, aborted, after_attempt, trigger_facts
+from transforms.triggers.policies import Policy, quiet_until
+from transforms.triggers.rules import RULES
 
 INTERRUPTED = Attempt(status="unknown", attempts=0, last_error="interrupted_during_send")
 HELD_BY_CIRCUIT = Attempt(status="retrying", attempts=0, last_error="circuit_open", circuit_open=True)
+EXPIRED = "expired"  # the decision's email can no longer go: past its rule's max lateness after due_at
+QUIET_HOURS = "quiet_hours"  # waiting for the end of the shopper's quiet hours (no attempt made)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class SendWorld:
     catalog: Catalog
     marked: frozenset[str] = frozenset()  # send_ids whose HTTP call may have started (attempt markers)
     bestsellers: Sequence[str] | None = None  # None: not read (only emails that fall back need them)
+    policy: Policy = field(default_factory=Policy)  # the engine's: quiet hours, checked again when sending
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,14 @@ class Wait:
 
 
 @dataclass(frozen=True)
+class Defer:
+    """No call in this run and no attempt: the row keeps its attempts and is due again at `until`."""
+
+    until: datetime
+    reason: str = QUIET_HOURS
+
+
+@dataclass(frozen=True)
 class Render:
     """Render `content` for `to` and send it: the one step that sends an email."""
 
@@ -64,10 +78,10 @@ class Render:
 class Ask:
     """A call for this row may have reached the provider: ask it first; if it never took the email, `then`."""
 
-    then: Abort | Render
+    then: Abort | Render | Defer
 
 
-Step = Abort | Wait | Render | Ask
+Step = Abort | Wait | Defer | Render | Ask
 
 
 @dataclass(frozen=True)
@@ -144,19 +158,28 @@ def wants_bestsellers(planned: Planned) -> bool:
 
 
 def decided_row(planned: Planned, *, now: datetime, waits: Waits) -> dict[str, Any]:
-    """The new state of a row whose step needs no call (Abort or Wait)."""
+    """The new state of a row whose step needs no call (Abort, Wait or Defer)."""
     step = planned.step
     if isinstance(step, Abort):
         return aborted(planned.row, step.reason, step.fallbacks)
     if isinstance(step, Wait):
         return after_attempt(planned.row, step.attempt, now=now, waits=waits)
+    if isinstance(step, Defer):
+        return deferred(planned.row, step)
     raise ValueError(f"a {type(step).__name__} step needs the provider")
+
+
+def deferred(row: Mapping[str, Any], step: Defer) -> dict[str, Any]:
+    """The row waiting for `step.until`, attempts unchanged (one asked about and found never taken is
+    `retrying`: its call is over)."""
+    status = "retrying" if row["status"] == "unknown" else row["status"]
+    return {**row, "status": status, "last_error": step.reason, "next_attempt_at": step.until}
 
 
 def _fresh(
     row: Mapping[str, Any], world: SendWorld, *, now: datetime, shop: Shop, staleness: timedelta
-) -> Abort | Render:
-    """Abort or render, as the world stands now (the re-check right before the call)."""
+) -> Abort | Render | Defer:
+    """Abort, wait or render, as the world stands now (the re-check right before the call)."""
     reason = world.aborts.get(row["trigger_id"])
     if reason is not None:
         return Abort(reason)
@@ -164,6 +187,9 @@ def _fresh(
     if trigger is None:
         return Abort("decision_not_found")
     profile = world.profiles.get(row["user_id"]) or {}
+    held = _not_now(row, profile.get("timezone"), world.policy, now)
+    if held is not None:
+        return held
     content = build_content(
         row["kind"],
         profile=profile,
@@ -185,3 +211,25 @@ def _fresh(
         to=profile.get("email") or "",
         custom_args={**tracking, "variant": variant},
     )
+
+
+def _not_now(
+    row: Mapping[str, Any], timezone: str | None, policy: Policy, now: datetime
+) -> Abort | Defer | None:
+    """The engine's expiry and quiet hours, checked again when the email would go: a row held by
+    retries or an open circuit may come due at night, or a day late (None: it may go now)."""
+    rule, due_at = RULES.get(row["kind"]), row.get("due_at")
+    expires_at = due_at + rule.max_lateness if rule is not None and due_at is not None else None
+    if expires_at is not None and now > expires_at:
+        return Abort(EXPIRED)
+    until = _quiet_until(now, timezone, policy)
+    if until is None:
+        return None
+    return Abort(EXPIRED) if expires_at is not None and until > expires_at else Defer(until)
+
+
+@lru_cache(maxsize=1024)
+def _quiet_until(now: datetime, timezone: str | None, policy: Policy) -> datetime | None:
+    """The end of the shopper's quiet hours when `now` falls in them (once per run and time zone)."""
+    end: datetime | None = quiet_until(now, pl.Series([timezone], dtype=pl.String), policy)[0]
+    return end
