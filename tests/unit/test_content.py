@@ -275,6 +275,19 @@ def test_price_drop_context() -> None:
     assert (plain["old_price"], plain["drop_percent"]) == ("", 0)
 
 
+@pytest.mark.parametrize(
+    ("old_price", "aborted"),
+    [(66.0, "no_price_drop"), (72.0, "no_price_drop"), (72.5, None), (65.0, "no_price_drop")],
+    ids=["1-percent", "9.7-percent", "10.3-percent", "none"],
+)
+def test_a_price_drop_email_needs_the_price_still_10_percent_down(
+    old_price: float, aborted: str | None
+) -> None:
+    """Decided on a 10 % drop, sent later: back up to 1 % under the old price since, the email said
+    "1% off" (found by review 23b). The catalog's price is 65.00."""
+    assert content("price_drop", trigger={"old_price": old_price}).aborted == aborted
+
+
 def plain(value: object) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and plain(v) for k, v in value.items())

@@ -16,6 +16,7 @@ import polars as pl
 from tests.story import SECRET, Shop, at, message, spec_message
 from transforms.erasure.records import address_key
 from transforms.profiles.derive import derive
+from transforms.triggers.exits import exit_reasons_now
 from transforms.triggers.policies import Policy
 
 DAY = 24 * 60
@@ -275,6 +276,31 @@ def test_price_drop_of_ten_percent_reaches_viewers() -> None:
     assert new["anchor"].to_list() == ["p1"]
     assert orjson.loads(new["detail"][0]) == {"old": 100.0, "new": 90.0}
     assert shop.decisions() == {WELCOME, ("price_drop", "u1", "send")}
+
+
+def test_a_price_drop_that_is_no_longer_10_percent_when_due_exits() -> None:
+    """100 -> 80 (20 %) for two shirts, their email an hour away: one is back up at 99 (1 %), the other at
+    89 (11 %). When due, the first exits `price_back_up` (it was sent saying "1% off", review 23b), the
+    second goes; at send time the same exit withdraws a decision whose price went back up since."""
+    shop = Shop(delays={"price_drop": timedelta(hours=1)})
+    signup(shop, "u1", "u2")
+    for product in ("p1", "p2"):
+        shop.set_product(product, at(-2 * DAY), price=100.0, stock=5)
+    shop.land(view(-DAY, product="p1"), view(-DAY, user="u2", product="p2"))
+    for product in ("p1", "p2"):
+        shop.set_product(product, at(0), price=80.0, stock=5)
+    shop.run(at(5))
+    shop.set_product("p1", at(30), price=99.0, stock=5)
+    shop.set_product("p2", at(30), price=89.0, stock=5)
+    assert rows(shop.run(at(60))) == {
+        ("price_drop", "u1", "exited", "price_back_up", at(60)),
+        ("price_drop", "u2", "send", "all policies passed", at(60)),
+    }
+    sent = shop.log.filter(pl.col("decision") == "send", pl.col("kind") == "price_drop")
+    shop.set_product("p2", at(90), price=95.0, stock=5)
+    candidates = sent.with_columns(pl.col("user_id").alias("principal"))
+    now = exit_reasons_now(candidates, state=shop.state(), catalog=shop.catalog, now=at(90))
+    assert now.to_list() == ["price_back_up"]
 
 
 def test_back_in_stock_reaches_viewers() -> None:

@@ -13,6 +13,7 @@ from transforms.schema import CATALOG_CHANGE_SCHEMA, CATALOG_SCHEMA, CUSTOMERS_S
 SOURCE_SCHEMA: dict[str, pl.DataType] = {"source_file": pl.String(), "source_line": pl.Int64()}
 TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {"user_id": CUSTOMERS_SCHEMA, "product_id": CATALOG_SCHEMA}
 PRICE_EPSILON = 1e-9  # 100.00 -> 90.00 is a 10 % drop even though 100.0 * 0.9 is not exact in floats
+MIN_PRICE_DROP = 0.10  # PRODUCT.md §4: a price drop is the price down by at least 10 %
 
 
 def conformed(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -51,7 +52,20 @@ def latest_rows(existing: pl.DataFrame, incoming: pl.DataFrame, key: str) -> pl.
     )
 
 
-def catalog_changes(before: pl.DataFrame, after: pl.DataFrame, *, min_drop: float = 0.10) -> pl.DataFrame:
+def price_dropped(old: pl.Expr, new: pl.Expr, min_drop: float = MIN_PRICE_DROP) -> pl.Expr:
+    """Whether the price went from `old` (positive) down to `new` by at least `min_drop`: when the change
+    is seen, and again right before its email goes (the rule's exit, the email's content)."""
+    return (old > 0) & (new <= old * (1.0 - min_drop) + PRICE_EPSILON)
+
+
+def is_price_drop(old: float, new: float) -> bool:
+    """`price_dropped` for one product's two prices."""
+    return old > 0 and new <= old * (1.0 - MIN_PRICE_DROP) + PRICE_EPSILON
+
+
+def catalog_changes(
+    before: pl.DataFrame, after: pl.DataFrame, *, min_drop: float = MIN_PRICE_DROP
+) -> pl.DataFrame:
     """back_in_stock (a known stock of 0 -> > 0) and price_drop (down >= `min_drop`) per product in both."""
     if not 0.0 < min_drop < 1.0:
         raise ValueError("min_drop must be between 0 and 1 (exclusive)")
@@ -65,9 +79,7 @@ def catalog_changes(before: pl.DataFrame, after: pl.DataFrame, *, min_drop: floa
         pl.col("stock").alias("new_value"),
         pl.col("updated_at").alias("changed_at"),
     )
-    dropped = (pl.col("price_before") > 0) & (
-        pl.col("price") <= pl.col("price_before") * (1.0 - min_drop) + PRICE_EPSILON
-    )
+    dropped = price_dropped(pl.col("price_before"), pl.col("price"), min_drop)
     drop = joined.filter(dropped).select(
         "product_id",
         pl.lit("price_drop").alias("change"),

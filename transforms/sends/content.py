@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from transforms.ingest.reference_tables import is_price_drop
 from transforms.schema import CART_LINE
 from transforms.sends.catalog import Catalog, in_stock_bestsellers, product_ids
 from transforms.sends.safety import NAME_LIMIT, format_price, header_value, safe_url
@@ -173,8 +174,8 @@ def _product_part(
     product = {**_card(row, draft.shop), "old_price": "", "drop_percent": 0}
     if kind == "price_drop":
         old, price = trigger.get("old_price"), row["price"]
-        if price is None or (old is not None and old <= price):
-            raise _Abort("no_price_drop")
+        if price is None or (old is not None and not is_price_drop(old, price)):
+            raise _Abort("no_price_drop")  # back up since, or no longer by MIN_PRICE_DROP
         if old:
             product["old_price"] = format_price(old, row["currency"] or draft.shop.currency)
             product["drop_percent"] = round((1 - price / old) * 100)

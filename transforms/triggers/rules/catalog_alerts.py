@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import polars as pl
 
+from transforms.ingest.reference_tables import price_dropped
 from transforms.triggers.rules.base import RuleContext, finish
 
 LOOKBACK = timedelta(days=30)
@@ -36,7 +37,14 @@ def price_drop_candidates(context: RuleContext) -> pl.DataFrame:
 
 def _product_exit(candidates: pl.DataFrame, context: RuleContext, reason: pl.Expr) -> pl.Series:
     catalog = context.catalog.select(pl.col("product_id").alias("anchor"), "stock", "price")
-    facts = candidates.select("anchor").join(catalog, on="anchor", how="left")
+    old = (
+        pl.col("detail").str.json_path_match("$.old").cast(pl.Float64, strict=False)
+        if "detail" in candidates.columns
+        else pl.lit(None, pl.Float64)
+    )
+    facts = candidates.select("anchor", old.alias("old")).join(
+        catalog, on="anchor", how="left", maintain_order="left"
+    )
     return facts.select(reason.alias("exit_reason"))["exit_reason"]
 
 
@@ -47,6 +55,12 @@ def stock_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
 
 
 def price_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
-    return _product_exit(
-        candidates, context, pl.when(pl.col("stock").fill_null(0) <= 0).then(pl.lit("out_of_stock"))
+    """Sold out, or the price no longer 10 % under the old one (a drop of 1 % is no price drop email)."""
+    back_up = ~price_dropped(pl.col("old"), pl.col("price"))  # null (no old or no price): not known
+    reason = (
+        pl.when(pl.col("stock").fill_null(0) <= 0)
+        .then(pl.lit("out_of_stock"))
+        .when(back_up.fill_null(False))
+        .then(pl.lit("price_back_up"))
     )
+    return _product_exit(candidates, context, reason)
