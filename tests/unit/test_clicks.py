@@ -4,6 +4,7 @@ an `Email Link Clicked` event and goes only where the token says; bots are flagg
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,8 +16,18 @@ import pytest
 from services.collector.app import create_collector_app
 from tests.unit.test_collector import config, landed
 from tests.unit.test_render import RENDERER, UNSUBSCRIBE, content
-from transforms.sends.clicks import ClickLink, bot_reason, click_token, tracked_context, verify_click_token
+from transforms.sends.clicks import (
+    MAX_TOKEN_CHARS,
+    ClickLink,
+    _b64,
+    _mac,
+    bot_reason,
+    click_token,
+    tracked_context,
+    verify_click_token,
+)
 from transforms.sends.content import KINDS
+from transforms.sends.safety import URL_LIMIT, safe_url
 
 SECRET = "test-secret"
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -119,3 +130,38 @@ def test_a_scanner_is_redirected_and_flagged_a_forged_token_is_not_found(tmp_pat
         answer = click(tmp_path, path)
         assert answer.status_code == 404 and "location" not in answer.headers
     assert len(landed(tmp_path)) == 1
+
+
+JAPANESE = "https://shop.example.jp/商品/" + "北欧デザインのセラミックマグカップ" * 30  # 537 characters
+WIDEST = "https://shop.example/" + "😀" * (URL_LIMIT - len("https://shop.example/"))  # 4 bytes each
+
+
+@pytest.mark.parametrize("url", [JAPANESE, WIDEST], ids=["japanese", "widest"])
+def test_every_link_safe_url_keeps_makes_a_token_the_collector_takes(tmp_path: Path, url: str) -> None:
+    """A 537-character Japanese product link made a 4317-character token, over the collector's 4096: the
+    click was a 404, the shopper never reached the product (found by review 23b)."""
+    assert safe_url(url, "") == url
+    link = replace(LINK, url=url, issued_at=(NOW - timedelta(minutes=5)).timestamp())
+    token = click_token(link, SECRET)
+    assert len(token) <= MAX_TOKEN_CHARS and verify_click_token(token, SECRET) == link
+    answer = click(tmp_path, "/c/" + token)
+    assert answer.status_code == 302 and httpx.URL(answer.headers["location"]) == httpx.URL(url)
+    [event] = landed(tmp_path)
+    assert event["properties"]["link_url"] == url
+
+
+def test_a_token_made_with_escaped_json_still_verifies() -> None:
+    """Emails already sent carry tokens whose JSON was ASCII-escaped: their clicks still count."""
+    link = replace(LINK, url="https://shop.example.jp/商品/マグカップ")
+    fields = [
+        link.send_id,
+        link.trigger_id,
+        link.kind,
+        link.variant,
+        link.role,
+        link.url,
+        int(link.issued_at),
+    ]
+    payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
+    assert "\\u" in json.dumps(fields)
+    assert verify_click_token(f"{payload}.{_mac(payload, SECRET)}", SECRET) == link

@@ -20,12 +20,16 @@ from datetime import datetime
 from typing import Any
 
 from transforms.sends.content import CART_KINDS, KINDS, PRODUCT_KINDS, VARIANTS
-from transforms.sends.safety import safe_url
+from transforms.sends.safety import URL_LIMIT, safe_url
 
 CLICK_PURPOSE = b"lakemail-click:"
 LOCAL_COLLECTOR_URL = "http://127.0.0.1:8000"  # `lakemail serve collector`'s default port
 ROLES = ("product", "cart", "recommendation", "home")
-MAX_TOKEN_CHARS = 4096
+MAC_CHARS = 24  # 18 bytes of the HMAC, base64
+FIELDS_BYTES = 256  # the token's JSON but its URL (ids of 26 characters, kinds of up to 18), with room
+# The longest token of a URL `safe_url` keeps (URL_LIMIT characters of up to 4 UTF-8 bytes each, in the
+# JSON as they are), base64: a longer one is no token of ours.
+MAX_TOKEN_CHARS = -(-(4 * URL_LIMIT + FIELDS_BYTES) * 4 // 3) + 1 + MAC_CHARS
 # A scanner opens links within seconds of delivery, before a person could have read the email.
 TOO_SOON_SECONDS = 10.0
 # Mail security scanners, link previewers and HTTP libraries (no person clicks with these).
@@ -69,7 +73,9 @@ def _mac(payload: str, secret: str) -> str:
 
 
 def click_token(link: ClickLink, secret: str) -> str:
-    """The signed, URL-safe token of `link`."""
+    """The signed, URL-safe token of `link`: its fields as JSON in UTF-8 (a non-ASCII link as it is, not
+    in `\\uXXXX` escapes of 6 or 12 bytes a character), base64, then the MAC. Tokens made with escapes
+    still verify."""
     fields = [
         link.send_id,
         link.trigger_id,
@@ -79,7 +85,7 @@ def click_token(link: ClickLink, secret: str) -> str:
         link.url,
         int(link.issued_at),
     ]
-    payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
+    payload = _b64(json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode())
     return f"{payload}.{_mac(payload, secret)}"
 
 
