@@ -20,7 +20,7 @@ def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     report = commands.add_parser(
         "report",
         help="what the emails earned: per trigger kind and variant, sends, clicks, conversions and revenue "
-        "with 95 % intervals, and the uplift against the holdout",
+        "with 95 %% intervals, and the uplift against the holdout",
     )
     report.add_argument("--since", help="only shoppers who became candidates from this date (YYYY-MM-DD) on")
     report.add_argument("--format", choices=("table", "json", "png"), default="table")

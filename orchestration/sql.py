@@ -166,7 +166,8 @@ def run_query(
             message = f"{message}: {ONLY_QUERIES}"
         elif as_of is not None and isinstance(error, FileNotFoundError):
             when = _shown(as_of)
-            message = f"the lake at --as-of {when} is no longer readable: maintenance vacuumed its files"
+            gone = "its files were vacuumed (by maintenance or an erasure)"
+            message = f"the lake at --as-of {when} is no longer readable: {gone}"
         raise SqlError(message) from None
 
 

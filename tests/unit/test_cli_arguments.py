@@ -134,3 +134,14 @@ def test_retry_takes_a_path_to_a_landed_file_as_ingest_log_names_it(
     assert landing_path(settings, "landing/events/x.ndjson") == "events/x.ndjson"
     assert landing_path(settings, "events/x.ndjson") == "events/x.ndjson"  # the name itself
     assert landing_path(settings, str(zone)) == str(zone)  # the zone is no file: refused as given
+
+
+def test_the_top_level_help_prints_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`lakemail --help`, a newcomer's first command, crashed (found by a review, 2026-12-05): the report
+    command's help said "95 % intervals" and argparse read `% i` as a format (TypeError, exit 1)."""
+    for flag in ("--help", "-h"):
+        with pytest.raises(SystemExit) as done:
+            main([flag])
+        assert done.value.code == 0
+        shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+        assert "95 % intervals" in shown and "replay" in shown and "status" in shown
