@@ -83,7 +83,12 @@ def _attempt(
         count_answer(provider.name, type(exc).__name__)
         return _Outcome(Verdict.UNKNOWN, type(exc).__name__)
     count_answer(provider.name, response.status_code)
-    verdict = classify_response(response.status_code, response.content, same_target=_same_target(response))
+    verdict = classify_response(
+        response.status_code,
+        response.content,
+        same_target=_same_target(response),
+        idempotent=provider.idempotent,
+    )
     if verdict is Verdict.SENT:
         return _Outcome(verdict, message_id=provider.message_id(response))
     return _Outcome(verdict, describe_error(response.status_code, response.content), headers=response.headers)
@@ -138,8 +143,9 @@ def deliver(
       (honouring Retry-After / X-RateLimit-Reset); when attempts or time run out the result is
       `retrying`: the send is not failed, it stays in the outbox for a later run;
     - a timeout or broken connection after the request was sent is `unknown` at once, never resent here
-      (the provider may have taken it; none of ours takes an idempotency key); so is an answer still
-      arriving past the call's deadline (`resources.deadline`, by `monotonic`);
+      (the provider may have taken it; a later run may send it again where the provider dedupes on its
+      idempotency key); so is an answer still arriving past the call's deadline (`resources.deadline`,
+      by `monotonic`), and a 409 to a request with an idempotency key (one with that key under way);
     - 401/403 (or a Postmark account error) stops at once: `retrying` with `circuit_open`, so the
       caller holds the rest of the batch instead of hammering a provider that refuses us; so does a
       redirect of the request itself (a provider URL that is not the API's own), and a request httpx

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import httpx
 
@@ -48,6 +48,12 @@ class EmailProvider(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def idempotent(self) -> bool:
+        """Whether every request carries the send's idempotency key (its `send_id`), so the receiver takes
+        a resend of the same send as the first: an `unknown` send may then be sent again."""
+        ...
+
     def build_request(self, email: Email) -> httpx.Request: ...
 
     def message_id(self, response: httpx.Response) -> str | None: ...
@@ -84,6 +90,7 @@ class SendGridProvider:
     api_key: str = field(default="", repr=False)
     base_url: str = SENDGRID_URL
     name: str = "sendgrid"
+    idempotent: ClassVar[bool] = False  # v3 mail send takes no idempotency key
 
     def build_request(self, email: Email) -> httpx.Request:
         url = f"{self.base_url.rstrip('/')}/v3/mail/send"
@@ -136,6 +143,7 @@ class PostmarkProvider:
     api_key: str = field(default="", repr=False)
     base_url: str = POSTMARK_URL
     name: str = "postmark"
+    idempotent: ClassVar[bool] = False  # its email API takes no idempotency key
 
     def build_request(self, email: Email) -> httpx.Request:
         headers = {**JSON_HEADERS, "X-Postmark-Server-Token": self.api_key}
@@ -160,9 +168,10 @@ class WebhookProvider:
     url: str
     api_key: str = field(default="", repr=False)
     name: str = "webhook"
+    idempotent: ClassVar[bool] = True  # `Idempotency-Key: <send_id>` on every request, a resend's too
 
     def build_request(self, email: Email) -> httpx.Request:
-        # The receiver may dedupe on Idempotency-Key; lakemail still never resends an `unknown` send.
+        # The receiver dedupes on Idempotency-Key: an `unknown` send is sent again with the same key.
         headers = {**JSON_HEADERS, **_bearer(self.api_key), "Idempotency-Key": email.send_id}
         return httpx.Request("POST", self.url, json=webhook_payload(email), headers=headers)
 

@@ -8,7 +8,8 @@
    new status is committed. A row found `pending` with a marker was interrupted after (perhaps
    during) its call: it is looked up at the provider when the provider can say (the sandbox can),
    else it becomes `unknown` and is never resent blindly. A row without a marker never reached it.
-3. `unknown` rows (an ambiguous timeout) are only settled by asking a provider that can answer.
+3. `unknown` rows (an ambiguous timeout) are only settled by asking a provider that can answer, or sent
+   again with the same idempotency key to one that dedupes on it (the webhook), a bounded number of times.
 
 One clock: `now` is the run's (from the run config, else the wall clock when the run started). Rows
 are enqueued, found due and given their next attempt at `now`; `offset` (the run's clock minus the
@@ -98,7 +99,8 @@ def _landed(lake: LakeResource, decisions: pl.DataFrame) -> pl.DataFrame:
 
 
 def next_attempt(lake: LakeResource, *, lookups: bool = True) -> datetime | None:
-    """When the outbox next has work: the earliest waiting (or, with `lookups`, unknown) row."""
+    """When the outbox next has work: the earliest waiting (or, with `lookups`, unknown: to be looked up
+    or sent again) row."""
     statuses = [*WAITING, "unknown"] if lookups else list(WAITING)
     found = (
         lake.scan("sends", SENDS_SCHEMA)
@@ -111,7 +113,8 @@ def next_attempt(lake: LakeResource, *, lookups: bool = True) -> datetime | None
 
 
 def due_rows(lake: LakeResource, now: datetime, *, lookups: bool) -> pl.DataFrame:
-    """The rows due at `now`, oldest first (`unknown` ones too when the provider can be asked)."""
+    """The rows due at `now`, oldest first (`unknown` ones too when the provider can be asked about them or
+    dedupes them when they are sent again)."""
     statuses = [*WAITING, "unknown"] if lookups else list(WAITING)
     return (
         lake.scan("sends", SENDS_SCHEMA)
@@ -133,7 +136,7 @@ def deliver_due(
 ) -> SendsReport:
     """Read the world once, plan every due row, make the calls, commit all new statuses as one MERGE."""
     report = SendsReport()
-    rows = due_rows(lake, now, lookups=sender.can_lookup)
+    rows = due_rows(lake, now, lookups=sender.can_lookup or sender.resends)
     if rows.height == 0:
         return report
     markers = AttemptMarkers.for_lake(lake)
@@ -156,7 +159,12 @@ def _plan(
 ) -> list[Planned]:
     """Every due row's step; the events are read for bestsellers only when an email falls back to them."""
     plan = partial(
-        plan_sends, now=now, shop=sender.shop, staleness=sender.staleness, can_lookup=sender.can_lookup
+        plan_sends,
+        now=now,
+        shop=sender.shop,
+        staleness=sender.staleness,
+        can_lookup=sender.can_lookup,
+        resends=sender.resends,
     )
     planned = plan(rows.iter_rows(named=True), world)
     if not any(wants_bestsellers(p) for p in planned):

@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import polars as pl
 
 from resources.email import LOOKUP_FAILED, DeliveryResult, deliver, lookup
 from resources.lake import LakeResource
 from resources.providers import EmailProvider
 from resources.templates import RenderAborted, TemplateRenderer
-from transforms.schema import SENDS_SCHEMA
+from stores.sends_report import SendsReport
 from transforms.sends.clicks import ClickLink, click_token, tracked_context
 from transforms.sends.content import Content, Shop
 from transforms.sends.message import ORIGIN_ARG, Email, origin_mark, unsubscribe_token
@@ -106,33 +105,17 @@ class Sender:
         return self.provider.lookup_request("s-probe") is not None
 
     @property
-    def row_waits(self) -> Waits:
-        """`waits`, with no lookup of an `unknown` send when the provider cannot be asked."""
-        return self.waits if self.can_lookup else replace(self.waits, lookup_after=None)
-
-
-@dataclass
-class SendsReport:
-    """What one run did to the outbox: the rows it changed (their new state) and an example email."""
-
-    enqueued: int = 0
-    rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SENDS_SCHEMA))
-    circuit_open: bool = False
-    # "credentials" (401/403), "configuration" (the provider URL redirects) or "unreachable" (no connection)
-    circuit_cause: str | None = None
-    called: bool = False  # an email reached the provider's send API in this run
-    example: str | None = None  # markdown of one sent email, names replaced
+    def resends(self) -> bool:
+        """Whether an `unknown` send is sent again (the same key), the provider deduping, not asked."""
+        return not self.can_lookup and self.provider.idempotent
 
     @property
-    def circuit_note(self) -> str:
-        """What the run's log says of the circuit: why it opened, or nothing when it did not."""
-        if not self.circuit_open:
-            return ""
-        if self.circuit_cause == "unreachable":
-            return " (circuit open: the provider was unreachable)"
-        if self.circuit_cause == "configuration":
-            return " (circuit open: the provider settings are wrong, see the sends' last_error)"
-        return " (circuit open: the provider refused our credentials)"
+    def row_waits(self) -> Waits:
+        """`waits`, with no lookup of an `unknown` send when the provider cannot be asked (sent again
+        instead, at the retry backoff, when it dedupes on the send's key)."""
+        if self.can_lookup:
+            return self.waits
+        return replace(self.waits, lookup_after=None, resend_unknown=self.provider.idempotent)
 
 
 @dataclass
@@ -180,7 +163,8 @@ class Delivery:
         if self.report.circuit_open:
             # A row that may already be at the provider keeps its status and its marker (a changed
             # row's marker goes): held as `retrying`, it would later be sent without being asked about.
-            return None if isinstance(step, Ask) else self._after(row, HELD_BY_CIRCUIT)
+            maybe_sent = isinstance(step, Ask) or row["status"] == "unknown"
+            return None if maybe_sent else self._after(row, HELD_BY_CIRCUIT)
         if isinstance(step, Ask):
             settled = self._ask(row)
             if settled is not None:
@@ -189,7 +173,7 @@ class Delivery:
         if isinstance(step, Abort):
             return aborted(row, step.reason, step.fallbacks)
         if isinstance(step, Defer):  # never taken, and not to go now (quiet hours)
-            return deferred(row, step)
+            return deferred(row, step, asked=True)
         if isinstance(step, Render):
             return self._send(row, step)
         raise ValueError(f"{type(step).__name__} needs no call")
@@ -230,7 +214,20 @@ class Delivery:
                 self.report.circuit_cause = result.circuit_cause or "unreachable"
         if result.status == "sent" and self.report.example is None:
             self.report.example = example(self.sender, step.content, row)
-        return {**self._after(row, attempt), "fallbacks": json.dumps(step.content.fallbacks)}
+        updated = self._again(row, attempt) if row["status"] == "unknown" else self._after(row, attempt)
+        return {**updated, "fallbacks": json.dumps(step.content.fallbacks)}
+
+    def _again(self, row: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+        """An `unknown` send sent again (its key, the provider deduping): unless `sent`, still `unknown`,
+        the first may have gone; a refusal (e.g. a receiver's 422 for the key reused with a body
+        rendered anew) ends its resends, anything else waits for the next one."""
+        if attempt.status == "sent":
+            return self._after(row, attempt)
+        waits = self.sender.row_waits
+        if attempt.status == "failed_permanent":
+            waits = replace(waits, resend_unknown=False)
+        again = replace(attempt, status="unknown")
+        return after_attempt(row, again, now=self.now, waits=waits, offset=self.offset)
 
     def _tracked(self, send_id: str, step: Render) -> Content:
         """The step's content with every marketing link through the signed click redirect."""

@@ -100,17 +100,27 @@ def test_a_provider_url_that_redirects_opens_the_circuit_and_the_emails_wait(
     }
 
 
-def test_a_redirect_after_the_request_was_acted_on_stays_unknown(tmp_path: Path) -> None:
-    """A post-redirect-get (a 303, or a 302 to another path) may follow an email taken: never resent."""
+@pytest.mark.parametrize(
+    ("provider", "again"),
+    [
+        (PostmarkProvider("tok", "http://api.postmarkapp.com"), None),  # no key: never resent
+        (WebhookProvider("http://hooks.example/send"), RUN_NOW + timedelta(seconds=15)),  # its key: resent
+    ],
+)
+def test_a_redirect_after_the_request_was_acted_on_stays_unknown(
+    tmp_path: Path, provider: EmailProvider, again: object
+) -> None:
+    """A post-redirect-get (a 303, or a 302 to another path) may follow an email taken: never resent
+    blindly (the webhook's only with its idempotency key, after the retry backoff)."""
     for status in (303, 302):
         with httpx.Client(transport=to_https(status, path="/thanks")) as client:
-            sender = replace(sender_for(client), provider=WebhookProvider("http://hooks.example/send"))
+            sender = replace(sender_for(client), provider=provider)
             delivery = Delivery(sender, AttemptMarkers(tmp_path), RUN_NOW, timedelta(0), SendsReport())
             delivery.run(planned(due("t-1")))
         [row] = delivery.changed
         assert (row["status"], row["next_attempt_at"], delivery.report.circuit_open) == (
             "unknown",
-            None,
+            again,
             False,
         )
 

@@ -1,8 +1,10 @@
 """The send stage's plan, pure: for each due outbox row, what this run does with it.
 
 A row is aborted (with a reason), rendered and sent, or left waiting; one that may already have
-reached the provider is first looked up there. The plan reads only the world the run read once
-(`SendWorld`) and the run's `now`; the calls themselves and their answers are `stores.sends_delivery`'s.
+reached the provider is first looked up there, or, where the provider cannot be asked but dedupes on the
+send's idempotency key, an `unknown` one is sent again with that key. The plan reads only the world the
+run read once (`SendWorld`) and the run's `now`; the calls themselves and their answers are
+`stores.sends_delivery`'s.
 """
 
 from __future__ import annotations
@@ -64,6 +66,14 @@ class Defer:
 
 
 @dataclass(frozen=True)
+class Stop:
+    """No call, ever again: an `unknown` send (it may have gone) that must not go now is not sent again;
+    the row stays `unknown`, `last_error` says why (never person data), and it is due no more."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Render:
     """Render `content` for `to` and send it: the one step that sends an email."""
 
@@ -81,7 +91,7 @@ class Ask:
     then: Abort | Render | Defer
 
 
-Step = Abort | Wait | Defer | Render | Ask
+Step = Abort | Wait | Defer | Stop | Render | Ask
 
 
 @dataclass(frozen=True)
@@ -123,12 +133,20 @@ def plan_row(
     shop: Shop,
     staleness: timedelta,
     can_lookup: bool,
+    resends: bool = False,
 ) -> Step | None:
-    """This run's step for one due row (None: leave it as it is)."""
+    """This run's step for one due row (None: leave it as it is).
+
+    A row whose call may have reached the provider is asked about first where the provider can say
+    (`can_lookup`); else an `unknown` one is sent again where the provider dedupes on its idempotency
+    key (`resends`), with the re-check of any send; else it is never sent blindly again."""
     if row["status"] == "unknown" or row["send_id"] in world.marked:
         if can_lookup:
             return Ask(then=_fresh(row, world, now=now, shop=shop, staleness=staleness))
-        # Nobody can say whether it went: never sent blindly again.
+        if resends and row["status"] == "unknown":
+            fresh = _fresh(row, world, now=now, shop=shop, staleness=staleness)
+            return Stop(fresh.reason) if isinstance(fresh, Abort) else fresh
+        # Nobody can say whether it went (an interrupted call becomes `unknown`, resent later if it may).
         return None if row["status"] == "unknown" else Wait(INTERRUPTED)
     return _fresh(row, world, now=now, shop=shop, staleness=staleness)
 
@@ -141,11 +159,14 @@ def plan_sends(
     shop: Shop,
     staleness: timedelta,
     can_lookup: bool,
+    resends: bool = False,
 ) -> list[Planned]:
     """The plan of every due row, in the rows' order (rows left as they are are left out)."""
     planned = []
     for row in rows:
-        step = plan_row(row, world, now=now, shop=shop, staleness=staleness, can_lookup=can_lookup)
+        step = plan_row(
+            row, world, now=now, shop=shop, staleness=staleness, can_lookup=can_lookup, resends=resends
+        )
         if step is not None:
             planned.append(Planned(dict(row), step))
     return planned
@@ -158,7 +179,7 @@ def wants_bestsellers(planned: Planned) -> bool:
 
 
 def decided_row(planned: Planned, *, now: datetime, waits: Waits) -> dict[str, Any]:
-    """The new state of a row whose step needs no call (Abort, Wait or Defer)."""
+    """The new state of a row whose step needs no call (Abort, Wait, Defer or Stop)."""
     step = planned.step
     if isinstance(step, Abort):
         return aborted(planned.row, step.reason, step.fallbacks)
@@ -166,13 +187,15 @@ def decided_row(planned: Planned, *, now: datetime, waits: Waits) -> dict[str, A
         return after_attempt(planned.row, step.attempt, now=now, waits=waits)
     if isinstance(step, Defer):
         return deferred(planned.row, step)
+    if isinstance(step, Stop):
+        return {**planned.row, "last_error": f"not sent again: {step.reason}", "next_attempt_at": None}
     raise ValueError(f"a {type(step).__name__} step needs the provider")
 
 
-def deferred(row: Mapping[str, Any], step: Defer) -> dict[str, Any]:
-    """The row waiting for `step.until`, attempts unchanged (one asked about and found never taken is
-    `retrying`: its call is over)."""
-    status = "retrying" if row["status"] == "unknown" else row["status"]
+def deferred(row: Mapping[str, Any], step: Defer, *, asked: bool = False) -> dict[str, Any]:
+    """The row waiting for `step.until`, attempts and status unchanged (but one `asked` about and found
+    never taken is `retrying`: its call is over; an `unknown` one to be sent again stays `unknown`)."""
+    status = "retrying" if asked and row["status"] == "unknown" else row["status"]
     return {**row, "status": status, "last_error": step.reason, "next_attempt_at": step.until}
 
 

@@ -66,8 +66,14 @@ def classify(status_code: int, *, same_target: bool = False) -> Verdict:
     return Verdict.UNKNOWN  # 1xx: not an answer a send API gives, so no telling what happened
 
 
-def classify_response(status_code: int, body: bytes, *, same_target: bool = False) -> Verdict:
-    """`classify`, refined by the body: a Postmark account-level error opens the circuit."""
+def classify_response(
+    status_code: int, body: bytes, *, same_target: bool = False, idempotent: bool = False
+) -> Verdict:
+    """`classify`, refined by the body: a Postmark account-level error opens the circuit. To a request
+    with an idempotency key (`idempotent`), a 409 says a request with that key is still being processed
+    (the IETF Idempotency-Key draft): the email may go, no telling yet."""
+    if idempotent and status_code == 409:
+        return Verdict.UNKNOWN
     verdict = classify(status_code, same_target=same_target)
     if verdict is Verdict.PERMANENT:
         document = _json(body)

@@ -3,7 +3,7 @@
 A `sends` row exists once per `send_id` (deterministic from the trigger id). It is committed as
 `pending` before any HTTP call; later commits move it to `sent`, `retrying`, `unknown`,
 `failed_permanent` or `aborted`. Only `pending` and `retrying` rows (and `unknown` ones a provider
-can look up) are picked up again, each at its `next_attempt_at`.
+can look up, or dedupes when they are sent again) are picked up again, each at its `next_attempt_at`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ MAX_RETRY = timedelta(minutes=15)
 MAX_DOUBLINGS = math.ceil(math.log2(MAX_RETRY / FIRST_RETRY))
 CIRCUIT_COOL_OFF = timedelta(seconds=30)  # the provider refused our credentials: wait, then try one
 LOOKUP_AFTER = timedelta(seconds=10)  # an `unknown` send is looked up at the provider after this
+# An `unknown` send of a provider that dedupes on its idempotency key is sent again (same key, the retry
+# backoff) until its row has made this many attempts in all; then it stays `unknown`, due no more.
+MAX_RESEND_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -107,10 +110,12 @@ def latency_ms(sent_at: datetime, landed_at: datetime | None, due_at: datetime |
 
 @dataclass(frozen=True)
 class Waits:
-    """How long rows wait between runs: after a refused key, and before an `unknown` one is asked about."""
+    """How long rows wait between runs: after a refused key, and before an `unknown` one is asked about
+    (or, where the provider dedupes on the send's key and cannot be asked, sent again)."""
 
     cool_off: timedelta = CIRCUIT_COOL_OFF
     lookup_after: timedelta | None = LOOKUP_AFTER  # None: the provider cannot be asked, so never
+    resend_unknown: bool = False  # (no look-up) the provider dedupes a resend: send it again, backing off
 
 
 def retry_at(now: datetime, attempt: Attempt, attempts_so_far: int, waits: Waits = Waits()) -> datetime:
@@ -151,9 +156,19 @@ def after_attempt(
         updated["latency_ms"] = latency_ms(sent_at, landed and landed + offset, row.get("due_at"))
     elif attempt.status == "retrying":
         updated["next_attempt_at"] = retry_at(now, attempt, runs, waits)
-    elif attempt.status == "unknown" and waits.lookup_after is not None:
-        updated["next_attempt_at"] = now + waits.lookup_after
+    elif attempt.status == "unknown":
+        updated["next_attempt_at"] = unknown_due(now, attempt, runs, waits)
     return updated
+
+
+def unknown_due(now: datetime, attempt: Attempt, runs: int, waits: Waits) -> datetime | None:
+    """When an `unknown` row is due again: to be looked up, or sent again with the same idempotency key
+    as a `retrying` one would be (None: never, nobody can settle it)."""
+    if waits.lookup_after is not None:
+        return now + waits.lookup_after
+    if waits.resend_unknown and runs + attempt.attempts < MAX_RESEND_ATTEMPTS:
+        return retry_at(now, attempt, runs, waits)
+    return None
 
 
 def aborted(
