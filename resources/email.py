@@ -33,6 +33,7 @@ from transforms.sends.policy import (
     Verdict,
     classify_response,
     describe_error,
+    inactive_recipient,
     retry_delay,
     server_delay,
 )
@@ -50,6 +51,7 @@ class DeliveryResult:
     circuit_open: bool = False  # every send would fail alike: stop sending the rest of the batch
     circuit_cause: str | None = None  # why: "credentials" (401/403), "configuration" (a redirect, a bad key)
     retry_in: float | None = None  # `retrying`: the wait the provider asked for that did not fit this run
+    inactive_recipient: bool = False  # `failed_permanent`: the provider refuses the address (suppress it)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class _Outcome:
     error: str | None = None
     message_id: str | None = None
     headers: httpx.Headers = field(default_factory=httpx.Headers)
+    inactive: bool = False
 
 
 def _attempt(
@@ -91,7 +94,9 @@ def _attempt(
     )
     if verdict is Verdict.SENT:
         return _Outcome(verdict, message_id=provider.message_id(response))
-    return _Outcome(verdict, describe_error(response.status_code, response.content), headers=response.headers)
+    error = describe_error(response.status_code, response.content)
+    inactive = verdict is Verdict.PERMANENT and inactive_recipient(response.status_code, response.content)
+    return _Outcome(verdict, error, headers=response.headers, inactive=inactive)
 
 
 def _refused(error: Exception) -> str:
@@ -150,7 +155,8 @@ def deliver(
       caller holds the rest of the batch instead of hammering a provider that refuses us; so does a
       redirect of the request itself (a provider URL that is not the API's own), and a request httpx
       refuses to make (a key with a line break or a non-ASCII character);
-    - any other 4xx is `failed_permanent`, with the status and the provider's message (no address).
+    - any other 4xx is `failed_permanent`, with the status and the provider's message (no address);
+      Postmark's inactive recipient (422, ErrorCode 406) says so (`inactive_recipient`): suppress it.
     Never sleeps past `max_seconds`: a wait that would overrun it ends the run's attempts instead.
     """
     budget = RetryBudget(max_attempts=max_attempts, max_seconds=max_seconds)
@@ -181,6 +187,7 @@ def deliver(
             circuit_open=outcome.verdict in CIRCUIT_CAUSES,
             circuit_cause=CIRCUIT_CAUSES.get(outcome.verdict),
             retry_in=hinted,
+            inactive_recipient=outcome.inactive,
         )
 
 

@@ -1,13 +1,18 @@
 """The `landing` resource: the landing zone folder, what has landed in it, reading a landed file, and
-`land`, the one way every producer (simulator, sandbox, erasure requests, tests) puts a file there."""
+`land`, the one way every producer (simulator, sandbox, erasure requests, the send stage, tests) puts a
+file there (`LandingResource.land_messages` for messages a lakemail process makes itself)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -117,6 +122,14 @@ class LandingResource(dg.ConfigurableResource):
         """`land` `data` at `path` under the landing root (e.g. `events/a.ndjson`)."""
         folder, _, name = path.rpartition("/")
         return land(self.root / folder, name, data, replace=replace)
+
+    def land_messages(self, prefix: str, messages: Sequence[Mapping[str, Any]], at: datetime) -> Path:
+        """Land messages a lakemail process made itself (an unsubscribe, a provider's refusal) as one new
+        NDJSON file in `events/` (the ingest takes their landing time as their `receivedAt`), named
+        `<prefix>-<UTC time of at>-<random>.ndjson`, so it never meets another file's name."""
+        lines = [json.dumps(message, separators=(",", ":")) + "\n" for message in messages]
+        name = f"{prefix}-{at.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}.ndjson"
+        return self.land(f"events/{name}", "".join(lines).encode())
 
     def stat(self, path: str) -> LandedFile | None:
         """The entry at `path` (not followed if a link), or None when there is none inside the zone."""

@@ -149,9 +149,20 @@ def deliver_due(
     ]
     try:
         delivery.run([p for p in planned if p.calls_provider])
-    finally:  # whatever happened, what was sent is committed
-        write_statuses(lake, markers, delivery.changed, report)
+    finally:  # whatever happened, what was sent is committed (the addresses refused land first)
+        try:
+            land_refusals(landing, delivery.refusals, sender.wall_clock())
+        finally:
+            write_statuses(lake, markers, delivery.changed, report)
     return report
+
+
+def land_refusals(landing: LandingResource, events: list[dict], at: datetime) -> None:
+    """Land the run's `Email Bounced` events (addresses the provider refused) as one file, before the
+    statuses: the next ingest suppresses the addresses. A crash between the two leaves the rows
+    `unknown` (their markers), the events landed; landed again, the ingest drops them (fixed messageIds)."""
+    if events:
+        landing.land_messages("sends-refused", events, at)
 
 
 def _plan(

@@ -30,11 +30,12 @@ from resources.email import LOOKUP_FAILED, DeliveryResult, deliver, lookup
 from resources.lake import LakeResource
 from resources.providers import EmailProvider
 from resources.templates import RenderAborted, TemplateRenderer
-from stores.sends_report import SendsReport
+from stores.sends_report import SendsReport, example
 from transforms.sends.clicks import ClickLink, click_token, tracked_context
 from transforms.sends.content import Content, Shop
 from transforms.sends.message import ORIGIN_ARG, Email, origin_mark, unsubscribe_token
 from transforms.sends.plan import HELD_BY_CIRCUIT, Abort, Ask, Defer, Planned, Render, deferred
+from transforms.sends.refusals import refusal_event
 from transforms.sends.rows import Attempt, Waits, aborted, after_attempt
 from transforms.triggers.policies import Policy
 
@@ -128,6 +129,7 @@ class Delivery:
     offset: timedelta  # the run's clock minus the wall clock (zero unless the run config set `now`)
     report: SendsReport
     changed: list[dict[str, Any]] = field(default_factory=list)
+    refusals: list[dict[str, Any]] = field(default_factory=list)  # `Email Bounced` events, to land first
     started: float = field(default_factory=time.monotonic)
 
     def run(self, planned: list[Planned]) -> None:
@@ -206,14 +208,21 @@ class Delivery:
             sleep=self.sender.sleep,
             monotonic=self.sender.monotonic,
         )
-        attempt = _attempt(result, self.sender.wall_clock())
+        answered = self.sender.wall_clock()
+        attempt = _attempt(result, answered)
+        if result.inactive_recipient:  # the provider refuses the address: land it as a hard bounce
+            provider = self.sender.provider.name
+            who = {"send_id": row["send_id"], "user_id": row["user_id"], "email": step.to}
+            self.refusals.append(refusal_event(**who, provider=provider, at=answered))
         if attempt.circuit_open:  # only ever set, never cleared: safe from any worker thread
             self.report.circuit_open = True
             # a refused key or a wrong setting is the news, whatever else
             if self.report.circuit_cause in (None, "unreachable"):
                 self.report.circuit_cause = result.circuit_cause or "unreachable"
         if result.status == "sent" and self.report.example is None:
-            self.report.example = example(self.sender, step.content, row)
+            self.report.example = example(
+                self.sender.renderer, self.sender.unsubscribe_url, step.content, row
+            )
         updated = self._again(row, attempt) if row["status"] == "unknown" else self._after(row, attempt)
         return {**updated, "fallbacks": json.dumps(step.content.fallbacks)}
 
@@ -275,23 +284,4 @@ def _attempt(result: DeliveryResult, answered_at: datetime) -> Attempt:
         circuit_open=result.circuit_open or unreachable,
         retry_in=result.retry_in,
         answered_at=answered_at if result.status == "sent" else None,
-    )
-
-
-def example(sender: Sender, content: Content, row: dict[str, Any]) -> str | None:
-    """One sent email as markdown, with the first name replaced (no person data in metadata)."""
-    context = {**content.context, "first_name": "Sam" if content.context.get("first_name") else ""}
-    try:
-        parts = sender.renderer.render(
-            Content(context=context, fallbacks=content.fallbacks),
-            kind=row["kind"],
-            variant=row["variant"] or "a",
-            unsubscribe_url=sender.unsubscribe_url("example-token"),
-        )
-    except RenderAborted:
-        return None
-    fallbacks = ", ".join(f"{f['block']}: {f['reason']}" for f in content.fallbacks) or "none"
-    return (
-        f"**{row['kind']}** (variant {row['variant']}), fallbacks: {fallbacks}\n\n"
-        f"Subject: {parts.subject}\n\n```\n{parts.text.strip()}\n```"
     )

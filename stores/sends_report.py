@@ -1,12 +1,17 @@
-"""What one run of the send stage did to the outbox (`stores.sends_delivery` fills it in)."""
+"""What one run of the send stage did to the outbox (`stores.sends_delivery` fills it in), and the example
+email its metadata shows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
+from resources.templates import RenderAborted, TemplateRenderer
 from transforms.schema import SENDS_SCHEMA
+from transforms.sends.content import Content
 
 
 @dataclass
@@ -31,3 +36,24 @@ class SendsReport:
         if self.circuit_cause == "configuration":
             return " (circuit open: the provider settings are wrong, see the sends' last_error)"
         return " (circuit open: the provider refused our credentials)"
+
+
+def example(
+    renderer: TemplateRenderer, unsubscribe_url: Callable[[str], str], content: Content, row: dict[str, Any]
+) -> str | None:
+    """One sent email as markdown, with the first name replaced (no person data in metadata)."""
+    context = {**content.context, "first_name": "Sam" if content.context.get("first_name") else ""}
+    try:
+        parts = renderer.render(
+            Content(context=context, fallbacks=content.fallbacks),
+            kind=row["kind"],
+            variant=row["variant"] or "a",
+            unsubscribe_url=unsubscribe_url("example-token"),
+        )
+    except RenderAborted:
+        return None
+    fallbacks = ", ".join(f"{f['block']}: {f['reason']}" for f in content.fallbacks) or "none"
+    return (
+        f"**{row['kind']}** (variant {row['variant']}), fallbacks: {fallbacks}\n\n"
+        f"Subject: {parts.subject}\n\n```\n{parts.text.strip()}\n```"
+    )

@@ -26,9 +26,9 @@ from transforms.erasure.records import address_key, anonymous_key, suppressed, u
 from transforms.ingest.events import identity_edges
 from transforms.profiles.merge import claims
 from transforms.schema import IDENTITIES_SCHEMA, SUPPRESSIONS_SCHEMA
+from transforms.sends.refusals import BOUNCED, COMPLAINED
 
 UNSUBSCRIBED = "unsubscribed"
-BOUNCED, COMPLAINED = "Email Bounced", "Email Marked as Spam"
 # The events that suppress, and the reason each writes (PRODUCT.md's `suppressions` reasons).
 SUPPRESSING = {"Unsubscribed": UNSUBSCRIBED, BOUNCED: "hard_bounce", COMPLAINED: "complaint"}
 SOFT_BOUNCES = ("soft", "transient", "softbounce", "soft_bounce", "temporary")

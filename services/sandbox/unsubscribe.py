@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,4 @@ from resources.landing import LandingResource
 
 def land_event(landing_uri: str, event: dict[str, Any], now: datetime) -> Path:
     """Land one event as a new NDJSON file in `<landing>/events/`."""
-    name = f"unsubscribe-{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}.ndjson"
-    data = json.dumps(event, separators=(",", ":")).encode() + b"\n"
-    return LandingResource(uri=landing_uri).land(f"events/{name}", data)
+    return LandingResource(uri=landing_uri).land_messages("unsubscribe", [event], now)

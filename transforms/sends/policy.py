@@ -20,6 +20,9 @@ MAX_ERROR_CHARS = 300
 # bad token (10), sender signature missing / unconfirmed (400, 401), not allowed to send (405),
 # account pending (412), account may not send (413). Every send would fail alike, so the circuit opens.
 POSTMARK_ACCOUNT_ERRORS = frozenset({10, 400, 401, 405, 412, 413})
+# Postmark's 422 ErrorCode for an inactive recipient: the address hard-bounced, complained of spam or was
+# deactivated by hand, and Postmark sends it nothing more. The email fails; the address is suppressed.
+POSTMARK_INACTIVE_RECIPIENT = 406
 # An X-RateLimit-Reset below this cannot be an epoch time (it is before 2001): read it as seconds.
 EPOCH_FLOOR = 1_000_000_000
 # The longest wait a server's hint may ask for: a Retry-After of 10**12 s (or a reset in the year 30000)
@@ -80,6 +83,12 @@ def classify_response(
         if isinstance(document, dict) and document.get("ErrorCode") in POSTMARK_ACCOUNT_ERRORS:
             return Verdict.AUTH
     return verdict
+
+
+def inactive_recipient(status_code: int, body: bytes) -> bool:
+    """Whether the answer refuses the recipient's address itself (Postmark's 422, ErrorCode 406)."""
+    document = _json(body) if status_code == 422 else None
+    return isinstance(document, dict) and document.get("ErrorCode") == POSTMARK_INACTIVE_RECIPIENT
 
 
 @dataclass(frozen=True)
