@@ -35,6 +35,20 @@ def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
 
 
+def _url_problem(url: str) -> str | None:
+    """What is wrong with `url` as the collector's address (None: an http(s) URL with a host)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number or out of range: ValueError
+    except ValueError as error:
+        return f"--via-collector {url!r} is not a URL ({error})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"--via-collector {url!r} is not an http(s) URL with a host (e.g. http://localhost:8090)"
+    return None
+
+
 def _keys(args: argparse.Namespace) -> tuple[tuple[str, str] | None, tuple[str, str] | None] | str:
     """(collector, inbox) as (URL, key) pairs, or what is wrong with the options."""
     from orchestration.settings import esp_api_key, write_keys
@@ -46,6 +60,8 @@ def _keys(args: argparse.Namespace) -> tuple[tuple[str, str] | None, tuple[str, 
     if args.via_collector:
         if not write_keys():
             return "--via-collector needs LAKEMAIL_WRITE_KEY set"
+        if (problem := _url_problem(args.via_collector)) is not None:
+            return problem
         collector = (args.via_collector, write_keys()[0])
     if args.inbox:
         inbox = (args.inbox, esp_api_key() or SANDBOX_API_KEY)
@@ -54,6 +70,7 @@ def _keys(args: argparse.Namespace) -> tuple[tuple[str, str] | None, tuple[str, 
 
 def simulate_command(settings: Settings, args: argparse.Namespace) -> int:
     from resources.landing import LandingResource
+    from simulator.collector import CollectorUnavailable
     from simulator.run import run_simulation
 
     keys = _keys(args)
@@ -61,17 +78,21 @@ def simulate_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"lakemail: {keys}", file=sys.stderr)
         return 2
     collector, inbox = keys
-    report = run_simulation(
-        LandingResource(uri=settings.landing_uri).root,
-        users=args.users,
-        rate=args.rate,
-        duration=args.duration,
-        seed=args.seed,
-        realtime=not args.fast,
-        cart_ids=args.cart_ids,
-        collector=collector,
-        inbox=inbox,
-    )
+    try:
+        report = run_simulation(
+            LandingResource(uri=settings.landing_uri).root,
+            users=args.users,
+            rate=args.rate,
+            duration=args.duration,
+            seed=args.seed,
+            realtime=not args.fast,
+            cart_ids=args.cart_ids,
+            collector=collector,
+            inbox=inbox,
+        )
+    except CollectorUnavailable as error:
+        print(f"lakemail simulate: {error} at {args.via_collector}", file=sys.stderr)
+        return 2
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.lines.items()))
     if collector is not None:
         sent = report.posted

@@ -88,7 +88,7 @@ class CollectorLander(Lander):
                 status, wait = response.status_code, _retry_after(response)
             except httpx.TransportError as error:
                 status, wait = 0, None
-                log.debug("collector unreachable: %s", error)
+                (log.debug if retry else log.warning)("collector unreachable: %s", error)
             if 200 <= status < 300:
                 self.report.posted["batches"] += 1
                 self.report.posted["messages"] += messages
@@ -97,6 +97,8 @@ class CollectorLander(Lander):
                 log.warning("the collector refused a batch of %s messages with %s", messages, status)
                 self.report.posted["refused"] += messages
                 return
+            if status and not retry:
+                log.warning("the collector answered %s; retrying for up to %.0f s", status, GIVE_UP_SECONDS)
             if time.monotonic() > deadline:
                 raise CollectorUnavailable(f"the collector took no batch for {GIVE_UP_SECONDS:.0f} s")
             time.sleep(wait if wait is not None else delay)

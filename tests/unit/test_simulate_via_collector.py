@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
-from simulator.collector import BATCH_MESSAGES, CollectorLander, batches
+from orchestration.cli import main
+from simulator import collector
+from simulator.collector import BATCH_MESSAGES, CollectorLander, CollectorUnavailable, batches
 from simulator.segment import SimLine
 
 
@@ -46,3 +50,56 @@ def test_a_refused_batch_is_sent_again_with_the_same_messages_until_it_is_kept(t
     assert seen[0].headers["Authorization"] == "Basic " + base64.b64encode(b"wk:").decode()
     assert [m["messageId"] for m in orjson.loads(seen[1].content)["batch"]] == ["m-0", "m-1", "m-2"]
     assert lander.report.lines["ok"] == 3 and lander.report.files == []
+
+
+@pytest.fixture
+def keyed_home(cli_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LAKEMAIL_WRITE_KEY", "wk")
+    return cli_home
+
+
+SIMULATE = ["simulate", "--users", "1", "--rate", "1", "--duration", "1", "--via-collector"]
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://collector", "http://", "http://host:99999"])
+def test_a_collector_url_that_is_not_one_is_refused_before_starting(
+    keyed_home: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    assert main([*SIMULATE, url]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--via-collector" in err and "Traceback" not in err, err
+    assert list(keyed_home.iterdir()) == []  # nothing landed, nothing started
+
+
+def test_an_unreachable_collector_is_one_line_and_exit_2(
+    keyed_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    real_client = httpx.Client
+    monkeypatch.setattr(collector, "GIVE_UP_SECONDS", -1.0)  # gives up after the first attempt
+    monkeypatch.setattr(
+        collector.httpx,
+        "Client",
+        lambda **kw: real_client(**{**kw, "transport": httpx.MockTransport(unreachable)}),
+    )
+    assert main([*SIMULATE, "http://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.splitlines()[-1].startswith("lakemail simulate: "), err
+    assert "http://127.0.0.1:1" in err.splitlines()[-1]
+
+
+def test_the_first_failed_attempt_is_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    monkeypatch.setattr(collector, "GIVE_UP_SECONDS", -1.0)
+    client = httpx.Client(base_url="http://collector", transport=httpx.MockTransport(unreachable))
+    lander = CollectorLander(tmp_path, 0, None, url="http://collector", write_key="wk", client=client)
+    with caplog.at_level(logging.WARNING, logger="simulator.collector"), pytest.raises(CollectorUnavailable):
+        lander.land(lines(1))
+    assert [r.levelno for r in caplog.records] == [logging.WARNING], caplog.records
+    assert "Connection refused" in caplog.records[0].getMessage()
