@@ -98,6 +98,9 @@ def simulate_command(settings: Settings, args: argparse.Namespace) -> int:
         sent = report.posted
         print(f"posted {sent['messages']} messages in {sent['batches']} batches, {sent['refused']} refused")
         print(f"generated {report.total_lines} lines ({kinds})")
+        if sent["refused"]:
+            print(f"lakemail simulate: the collector refused {sent['refused']} messages", file=sys.stderr)
+            return 1
     else:
         print(f"landed {len(report.files)} files, {report.total_lines} lines ({kinds})")
     return 0

@@ -30,6 +30,10 @@ class CollectorUnavailable(RuntimeError):
     """The collector refused or was unreachable for GIVE_UP_SECONDS."""
 
 
+class WriteKeyRefused(CollectorUnavailable):
+    """The collector refused the write key (401): every later batch would be refused too."""
+
+
 def batches(lines: list[SimLine]) -> list[list[bytes]]:
     """The JSON messages of `lines` in batches of at most BATCH_MESSAGES and BATCH_BYTES."""
     out: list[list[bytes]] = [[]]
@@ -93,6 +97,8 @@ class CollectorLander(Lander):
                 self.report.posted["batches"] += 1
                 self.report.posted["messages"] += messages
                 return
+            if status == 401:
+                raise WriteKeyRefused("the collector refused the write key (401): check LAKEMAIL_WRITE_KEY")
             if status and status not in RETRY_STATUSES:  # a 4xx will not get better: counted, dropped
                 log.warning("the collector refused a batch of %s messages with %s", messages, status)
                 self.report.posted["refused"] += messages

@@ -103,3 +103,38 @@ def test_the_first_failed_attempt_is_a_warning(
         lander.land(lines(1))
     assert [r.levelno for r in caplog.records] == [logging.WARNING], caplog.records
     assert "Connection refused" in caplog.records[0].getMessage()
+
+
+def _collector_answering(monkeypatch: pytest.MonkeyPatch, status: int) -> list[httpx.Request]:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, json={"success": False})
+
+    real_client = httpx.Client
+    monkeypatch.setattr(
+        collector.httpx,
+        "Client",
+        lambda **kw: real_client(**{**kw, "transport": httpx.MockTransport(answer)}),
+    )
+    return seen
+
+
+def test_a_refused_write_key_stops_at_the_first_batch_with_one_line(
+    keyed_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _collector_answering(monkeypatch, 401)
+    assert main([*SIMULATE, "http://collector", "--users", "5", "--rate", "50"]) == 2
+    err = capsys.readouterr().err
+    assert len(seen) == 1 and "Traceback" not in err, err
+    assert "LAKEMAIL_WRITE_KEY" in err.splitlines()[-1], err
+
+
+def test_refused_batches_are_a_non_zero_exit(
+    keyed_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _collector_answering(monkeypatch, 400)
+    assert main([*SIMULATE, "http://collector"]) == 1
+    out, err = capsys.readouterr()
+    assert "0 messages in 0 batches, 1 refused" in out and "refused 1 messages" in err, (out, err)
