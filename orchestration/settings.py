@@ -19,6 +19,7 @@ from orchestration.settings_values import (  # re-exported: the values' grammar 
     folder_uri,
     parse_duration,
     parse_policy,
+    parse_refresh,
     positive,
     read_dotenv,
 )
@@ -125,7 +126,7 @@ class Settings:
             lake_uri=folder_uri(env, "LAKEMAIL_LAKE_URI", home / "lake"),
             landing_uri=folder_uri(env, "LAKEMAIL_LANDING_URI", home / "landing"),
             state_uri=folder_uri(env, "LAKEMAIL_STATE_URI", home / "state"),
-            profiles_refresh=parse_duration(
+            profiles_refresh=parse_refresh(
                 "LAKEMAIL_PROFILES_REFRESH", env.get("LAKEMAIL_PROFILES_REFRESH", "2m")
             ),
             poll_seconds=positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),

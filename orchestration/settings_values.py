@@ -33,6 +33,23 @@ def parse_duration(name: str, text: str) -> timedelta:
     return timedelta(seconds=float(match[1]) * UNITS[match[2]])
 
 
+def parse_refresh(name: str, text: str) -> timedelta:
+    """A duration a cron schedule can repeat evenly: minutes dividing 60, hours dividing 24, or 1d."""
+    every = parse_duration(name, text)
+    minutes, rest = divmod(every.total_seconds(), 60)
+    fits = (
+        not rest
+        and minutes > 0
+        and ((0 < minutes < 60 and 60 % minutes == 0) or (minutes % 60 == 0 and 24 * 60 % minutes == 0))
+    )
+    if not fits:
+        raise SettingsError(
+            f"{name}={text!r} cannot be a schedule: use whole minutes dividing 60 (1m, 2m, 5m, 15m, 30m), "
+            "hours dividing 24 (1h, 2h, 3h, 4h, 6h, 8h, 12h) or 1d"
+        )
+    return every
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """KEY=VALUE lines of a `.env` file (comments, blank lines and `export ` allowed)."""
     values: dict[str, str] = {}

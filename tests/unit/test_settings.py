@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from orchestration.definitions import build_defs
+from orchestration.schedules import profiles_schedule
 from orchestration.settings import (
     DECISION_VARIABLES,
     Settings,
@@ -248,3 +249,22 @@ def test_a_folder_setting_that_names_a_file_is_a_start_up_error(tmp_path: Path, 
         Settings.from_env({"LAKEMAIL_HOME": str(tmp_path), name: str(file)}, dotenv=None)
     for fine in (str(tmp_path / "missing"), f"file://{tmp_path}", "s3://bucket/lake"):  # made when used
         assert Settings.from_env({"LAKEMAIL_HOME": str(tmp_path), name: fine}, dotenv=None)
+
+
+@pytest.mark.parametrize("text", ["90m", "59m", "36h", "7d", "0m", "90s", "2.5m", "2d"])
+def test_a_profiles_refresh_no_schedule_can_repeat_evenly_is_refused(text: str) -> None:
+    env = {"LAKEMAIL_PROFILES_REFRESH": text}
+    with pytest.raises(SettingsError, match=r"LAKEMAIL_PROFILES_REFRESH=.*dividing 60.*dividing 24.*1d"):
+        Settings.from_env(env, dotenv=None)
+
+
+@pytest.mark.parametrize(
+    ("text", "cron"),
+    [("1m", "*/1 * * * *"), ("15m", "*/15 * * * *"), ("60s", "*/1 * * * *"), ("6h", "0 */6 * * *")],
+)
+def test_a_profiles_refresh_that_divides_an_hour_or_a_day_is_its_schedule(text: str, cron: str) -> None:
+    every = Settings.from_env({"LAKEMAIL_PROFILES_REFRESH": text}, dotenv=None).profiles_refresh
+    assert profiles_schedule(every).cron_schedule == cron
+    assert Settings.from_env({"LAKEMAIL_PROFILES_REFRESH": "1d"}, dotenv=None).profiles_refresh == timedelta(
+        days=1
+    )
