@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -105,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"lakemail: configuration error: {error}", file=sys.stderr)
         return 2
+    if args.command in NEEDS_HOME and not settings.home.is_dir():
+        return _no_home(settings, args)
     commands = {
         "up": _up,
         "process": _process,
@@ -235,6 +238,22 @@ def _serve_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     )
     serve_forever(app, "127.0.0.1", 8025 if args.port is None else args.port)
     return 0
+
+
+NEEDS_HOME = ("status", "replay", "retry")  # they read a home; the others may start a fresh one
+
+
+def _no_home(settings: Settings, args: argparse.Namespace) -> int:
+    """A LAKEMAIL_HOME that does not exist (a typo?) is unhealthy to `status` and refused by the others."""
+    problem = f"LAKEMAIL_HOME {settings.home} does not exist"
+    if args.command != "status":
+        print(f"lakemail {args.command}: {problem}; nothing to {args.command} there", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"healthy": False, "home": str(settings.home), "problems": [problem]}, indent=2))
+    else:
+        print(f"lakemail status: UNHEALTHY\n  ! {problem}")
+    return 1
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:

@@ -145,3 +145,29 @@ def test_the_top_level_help_prints_every_command(capsys: pytest.CaptureFixture[s
         assert done.value.code == 0
         shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
         assert "95 % intervals" in shown and "replay" in shown and "status" in shown
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_status_of_a_home_that_does_not_exist_is_unhealthy(
+    cli_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], json_output: bool
+) -> None:
+    typo = cli_home.parent / "hoem"
+    monkeypatch.setenv("LAKEMAIL_HOME", str(typo))
+    assert main(["status", *(["--json"] if json_output else [])]) == 1
+    out = capsys.readouterr().out
+    assert "HEALTHY" not in out.replace("UNHEALTHY", "") and f"{typo} does not exist" in out, out
+    assert not typo.exists()
+
+
+@pytest.mark.parametrize(
+    "argv", [["replay", "--trigger", "abandoned_cart", "--as-of", "1"], ["retry", "--failed"]]
+)
+def test_replay_and_retry_refuse_a_home_that_does_not_exist(
+    cli_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    typo = cli_home.parent / "hoem"
+    monkeypatch.setenv("LAKEMAIL_HOME", str(typo))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"LAKEMAIL_HOME {typo} does not exist" in err and "Traceback" not in err, err
+    assert not typo.exists()  # no new home, no new .secret
