@@ -63,6 +63,28 @@ def launch(
     )
 
 
+def failed_erasure(
+    settings: Settings,
+    landing: LandingResource,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[dg.Definitions, dg.RunRequest, dg.ExecuteInProcessResult]:
+    """Erin's request, named after her, taken by the sensor and run while the lake fails: the run failed."""
+    land_world(settings)
+    write_request(settings, f"{EMAIL}.json", orjson.dumps({"user_id": USER}))
+    defs = erasure_defs(settings)
+    [request] = sensor_requests(defs, instance, landing)
+
+    def dies(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the lake went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(requests, "erase_user", dies)
+        failed = launch(defs, instance, request)
+    assert not failed.success
+    return defs, request, failed
+
+
 def test_requests_named_after_people_name_no_run_tag_or_event(
     settings: Settings,
     landing: LandingResource,
@@ -99,18 +121,7 @@ def test_a_request_that_failed_keeps_its_name_and_is_carried_out_once(
     instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    land_world(settings)
-    write_request(settings, f"{EMAIL}.json", orjson.dumps({"user_id": USER}))
-    defs = erasure_defs(settings)
-    [request] = sensor_requests(defs, instance, landing)
-
-    def dies(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("the lake went away")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(requests, "erase_user", dies)
-        failed = launch(defs, instance, request)
-    assert not failed.success
+    defs, request, failed = failed_erasure(settings, landing, instance, monkeypatch)
     [waiting] = pending_requests(landing)
     [line] = [m for m in messages(instance, failed.run_id) if "failed" in m]
     assert f"it stays as {waiting.path} for a retry" in line and OPAQUE.fullmatch(waiting.path)

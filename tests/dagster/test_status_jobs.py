@@ -10,14 +10,13 @@ import orjson
 import pytest
 
 import assets.measure as measure_assets
-import stores.erasure.requests as requests
 from orchestration.definitions import build_defs
 from orchestration.jobs import MEASURE_JOB
 from orchestration.settings import Settings
 from orchestration.status import render_status, status_report
 from resources.landing import LandingResource
-from tests.dagster.test_erasure import EMAIL, USER, erasure_defs, land_world, write_request
-from tests.dagster.test_erasure_names import launch, sensor_requests
+from tests.dagster.test_erasure import EMAIL, USER, write_request
+from tests.dagster.test_erasure_names import failed_erasure, launch, sensor_requests
 
 
 def measure(settings: Settings, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -62,18 +61,7 @@ def test_an_erasure_that_fails_stays_open_until_that_request_is_carried_out(
     instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    land_world(settings)
-    write_request(settings, f"{EMAIL}.json", orjson.dumps({"user_id": USER}))
-    defs = erasure_defs(settings)
-    [request] = sensor_requests(defs, instance, landing)
-
-    def dies(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("the lake went away")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(requests, "erase_user", dies)
-        failed = launch(defs, instance, request)
-    assert not failed.success
+    defs, request, failed = failed_erasure(settings, landing, instance, monkeypatch)
     report = status_report(settings, instance)
     problem = f"erasure_job: a request's last run FAILURE ({failed.run_id}), no later run of it succeeded"
     assert not report["healthy"] and report["problems"] == [problem]
