@@ -240,7 +240,9 @@ def _serve_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-NEEDS_HOME = ("status", "replay", "retry")  # they read a home; the others may start a fresh one
+# They read a home: a typo in LAKEMAIL_HOME must not pass for an empty one (an erasure certificate that found
+# nothing, a report of no shoppers). The others may start a fresh home.
+NEEDS_HOME = ("status", "replay", "retry", "erase", "sql", "report", "state")
 
 
 def _no_home(settings: Settings, args: argparse.Namespace) -> int:

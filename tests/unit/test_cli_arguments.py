@@ -160,9 +160,19 @@ def test_status_of_a_home_that_does_not_exist_is_unhealthy(
 
 
 @pytest.mark.parametrize(
-    "argv", [["replay", "--trigger", "abandoned_cart", "--as-of", "1"], ["retry", "--failed"]]
+    "argv",
+    [
+        ["replay", "--trigger", "abandoned_cart", "--as-of", "1"],
+        ["retry", "--failed"],
+        # Found by review (2026-12-05): `erase` made the home and printed a certificate of an erasure that
+        # found nothing; `sql`, `report` and `state check` answered as if the typo were an empty lake.
+        ["erase", "--user-id", "u-1"],
+        ["sql", "SELECT count(*) FROM events"],
+        ["report"],
+        ["state", "check"],
+    ],
 )
-def test_replay_and_retry_refuse_a_home_that_does_not_exist(
+def test_commands_that_read_a_home_refuse_one_that_does_not_exist(
     cli_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
     typo = cli_home.parent / "hoem"
