@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from orchestration.jobs import MICROBATCH_JOB, microbatch_config
 from orchestration.settings import Settings
 from resources.email import EmailProviderResource
 from resources.providers import SANDBOX_API_KEY
+from services.sandbox.app import create_sandbox_app
+from services.server import ServerThread
 from tests.conftest import land, table
 from tests.story import at, message
 from transforms.triggers.policies import unit_hash
@@ -41,6 +45,21 @@ class Mailbox:
 
     def fault(self, fault: dict[str, Any]) -> None:
         assert self.http.post("/api/faults", json=fault).status_code == 201
+
+
+@contextmanager
+def open_mailbox(root: Path, settings: Settings) -> Iterator[Mailbox]:
+    """A sandbox of the test's own under `root`, on a loopback port, beside `settings`' lake and landing."""
+    app = create_sandbox_app(
+        root,
+        SANDBOX_API_KEY,
+        lake_uri=settings.lake_uri,
+        landing_uri=settings.landing_uri,
+        secret="test-secret",
+    )
+    auth = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
+    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=10, headers=auth) as http:
+        yield Mailbox(server.url, http)
 
 
 def run(

@@ -19,21 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import httpx
 import orjson
 import polars as pl
 import pytest
 
 from orchestration.settings import Settings
-from resources.providers import SANDBOX_API_KEY
-from services.sandbox.app import create_sandbox_app
-from services.server import ServerThread
 from tests.conftest import instance_at, land, make_dagster_home, table
 from tests.dagster.sends_harness import (
     ROOT,
     SHOPPERS,
     Mailbox,
     assert_css_inlined,
+    open_mailbox,
     run,
     sends,
     sends_metadata,
@@ -44,16 +41,8 @@ from tests.story import at, message, spec_message
 
 @pytest.fixture
 def mailbox(tmp_path: Path, settings: Settings) -> Iterator[Mailbox]:
-    app = create_sandbox_app(
-        tmp_path / "sandbox",
-        SANDBOX_API_KEY,
-        lake_uri=settings.lake_uri,
-        landing_uri=settings.landing_uri,
-        secret="test-secret",
-    )
-    auth = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
-    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=10, headers=auth) as http:
-        yield Mailbox(server.url, http)
+    with open_mailbox(tmp_path / "sandbox", settings) as box:
+        yield box
 
 
 @pytest.fixture

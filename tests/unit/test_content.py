@@ -122,7 +122,8 @@ PRODUCT_NO_IMAGE = {"block": "product", "reason": "no_image"}
         (
             "abandoned_cart",
             {"as_of": NOW - timedelta(days=3), "first_name": "", "cart_items": [line("p-gone")]},
-            [STALE, GREETING, STALE_RECS],  # a stale cart shows names only: no per-line fallbacks
+            # a stale cart shows names and links only: why a line links home, no image or price fallbacks
+            [STALE, GREETING, MISSING, STALE_RECS],
         ),
         ("abandoned_checkout", {"cart_items": [line("p-gone")]}, [MISSING, NO_RECS]),
         ("browse_abandonment", {}, []),
@@ -183,19 +184,27 @@ def test_unknown_kind_raises() -> None:
         content("winback")
 
 
-def test_cart_lines_take_current_catalog_values_and_fall_back_to_the_event() -> None:
+def test_cart_lines_take_current_catalog_values_and_names_but_never_links_from_the_event() -> None:
+    """An event's `url` / `image_url` are anyone's (the write key is public): a line links to the
+    catalog's page of its product, else the shop's home, and shows the catalog's picture or none."""
     catalog = catalog_frame(
-        product("p-nameless", None, "shirts", None, 2, url=None, image_url="javascript:alert(1)")
+        product("p-nameless", None, "shirts", None, 2, url=None, image_url="javascript:alert(1)"),
+        product("p-pictureless", "Cap", "hats", 9.0, 2, image_url=None),
     )
+    evil = {"url": "https://evil.example/login", "image_url": "https://evil.example/pixel.gif"}
     items = [
-        line("p-linen", 2, name="Old name", price=40.0),
+        line("p-linen", 2, name="Old name", price=40.0, **evil),
         line(
-            "p-nameless", None, name="Event name", price=9.5, url="https://shop.example/e", image_url="data:x"
+            "p-nameless", None, name="Event name", price=9.5, url="https://evil.example/e", image_url="data:x"
         ),
-        line("p-gone", 1, name="Gone item", price=20.0, image_url="https://img.shop.example/gone.jpg"),
+        line("p-gone", 1, name="Gone item", price=20.0, **evil),
+        line("p-pictureless", 1, **evil),
     ]
-    cart = content(catalog=catalog, cart_items=items).context["cart"]
-    linen, nameless, gone = cart["lines"]
+    result = content(catalog=catalog, cart_items=items)
+    cart = result.context["cart"]
+    linen, nameless, gone, pictureless = cart["lines"]
+    assert "evil.example" not in repr(result.context)
+    assert result.fallbacks == [NO_IMAGE, MISSING]
     assert linen == {
         "name": "Linen shirt",
         "url": "https://shop.example/products/p-linen",
@@ -205,7 +214,11 @@ def test_cart_lines_take_current_catalog_values_and_fall_back_to_the_event() -> 
         "line_total": "€118.00",
     }
     assert (nameless["name"], nameless["price"], nameless["quantity"]) == ("Event name", "€9.50", 1)
-    assert (nameless["url"], nameless["image_url"]) == ("https://shop.example/e", "")  # unsafe image dropped
+    assert (nameless["url"], nameless["image_url"]) == (HOME, "")  # no catalog link, unsafe image dropped
+    assert (pictureless["url"], pictureless["image_url"]) == (
+        "https://shop.example/products/p-pictureless",
+        "",
+    )
     assert gone == {
         "name": "Gone item",
         "url": HOME,
@@ -214,7 +227,7 @@ def test_cart_lines_take_current_catalog_values_and_fall_back_to_the_event() -> 
         "quantity": 1,
         "line_total": "",
     }
-    assert cart["total"] == "" and cart["count"] == 4
+    assert cart["total"] == "" and cart["count"] == 5
 
 
 def test_cart_total_computed_in_python() -> None:

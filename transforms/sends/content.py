@@ -78,7 +78,10 @@ def _card(row: Mapping[str, Any], shop: Shop) -> dict[str, Any]:
 
 
 def _cart_frame(items: Sequence[Mapping[str, Any]], catalog: pl.DataFrame, currency: str) -> pl.DataFrame:
-    """Cart lines joined to the current catalog; values from the event only where the catalog has none."""
+    """Cart lines joined to the current catalog, whose values win. Links and pictures come from the
+    catalog only: anyone holding the public write key can land a `Product Added` with any `url` /
+    `image_url`, which the email would carry, signed into a click link (found by review). A line whose
+    product the catalog lacks has no picture, no price and no link of its own."""
     lines = pl.DataFrame([{k: item.get(k) for k in _LINE_FIELDS} for item in items], schema=_LINE_FIELDS)
     in_cart = pl.col("product_id").is_in(product_ids(lines["product_id"].drop_nulls().to_list()))
     current = (
@@ -97,11 +100,12 @@ def _cart_frame(items: Sequence[Mapping[str, Any]], catalog: pl.DataFrame, curre
         lines.lazy()
         .join(current, on="product_id", how="left", maintain_order="left")
         .with_columns(
-            *(pl.coalesce(f"c_{c}", c).alias(c) for c in ("name", "category", "url")),
+            *(pl.coalesce(f"c_{c}", c).alias(c) for c in ("name", "category")),
             known=known,
             quantity=pl.col("quantity").fill_null(1),
             price=pl.when(known).then(pl.coalesce("c_price", "price")),  # never an unverified price
-            image_url=pl.when(known).then(pl.coalesce("c_image_url", "image_url")),
+            url=pl.col("c_url"),  # none: the line links to the shop's home (`_card`)
+            image_url=pl.col("c_image_url"),
             currency=pl.coalesce("currency", pl.lit(currency)),
         )
         .filter(pl.col("quantity") > 0)
@@ -121,11 +125,11 @@ def _cart_line(
     row: Mapping[str, Any], shop: Shop, detailed: bool, fallbacks: list[dict[str, str]]
 ) -> dict[str, Any]:
     card = _card(row, shop)
+    if not row["known"]:  # stale or not: why the line is a name linking to the shop's home
+        fallbacks.append({"block": "cart_line", "reason": "product_not_in_catalog"})
     if not detailed:  # a stale profile: names (and links) only
         return {**card, "image_url": "", "price": "", "line_total": "", "quantity": 0}
-    if not row["known"]:
-        fallbacks.append({"block": "cart_line", "reason": "product_not_in_catalog"})
-    elif not card["image_url"]:
+    if row["known"] and not card["image_url"]:
         fallbacks.append({"block": "cart_line", "reason": "no_image"})
     if row["known"] and not card["price"]:
         fallbacks.append({"block": "cart_line", "reason": "no_price"})
