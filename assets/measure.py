@@ -37,20 +37,22 @@ def build_measure_assets(window: timedelta) -> list[dg.AssetsDefinition]:
         description="Each order credited to one send at most: last clicked, else last sent, in the window.",
     )
     def attributions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        """Credit orders to sends; merge what changed (once per order, across reruns)."""
+        """Credit orders to sends; merge what changed, withdraw what is no longer earned (once per order)."""
         with lake.writer_lock():
             report = run_attribution(lake, window)
         context.log.info(
-            "attributions: %s of %s orders credited (%s), %s rows merged",
+            "attributions: %s of %s orders credited (%s), %s rows merged, %s withdrawn",
             report.credited,
             report.orders,
             report.by_rule,
             report.merged,
+            report.withdrawn,
         )
         metadata: dict[str, Any] = {
             "orders": report.orders,
             "credited": report.credited,
             "merged": report.merged,
+            "withdrawn": report.withdrawn,
             "by_rule": dg.MetadataValue.json(report.by_rule),
             "credited_revenue": dg.MetadataValue.json({c: round(r, 2) for c, r in report.revenue.items()}),
             "window": duration_text(window),

@@ -183,15 +183,18 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         key: str,
         tags: dict[str, int] | None = None,
         insert_only: bool = False,
+        whole: bool = False,
     ) -> None:
         """One commit (Delta MERGE on `key`, a non-personal id): new keys are inserted, existing rows
         replaced (kept as they are with `insert_only`). `tags` are recorded even when `frame` is empty.
+        With `whole`, `frame` is the whole table: rows whose key it lacks are deleted too, and only the
+        files holding a changed or deleted row are rewritten.
         """
         self._writable()
         transactions = [Transaction(app_id, version) for app_id, version in (tags or {}).items()]
         commit = CommitProperties(app_transactions=transactions)
         table = self.table(name)
-        if table is None or frame.height == 0:
+        if table is None or (frame.height == 0 and not whole):
             if frame.height or transactions or table is None:
                 write_deltalake(
                     self.table_uri(name),
@@ -212,7 +215,11 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
             writer_properties=writer_properties(),
             commit_properties=commit,
         )
-        if not insert_only:
+        if whole:  # a row as it is is not updated, so a file of such rows is not rewritten
+            differs = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in frame.columns if c != key)
+            merger = merger.when_matched_update_all(predicate=differs or None)
+            merger = merger.when_not_matched_by_source_delete()
+        elif not insert_only:
             merger = merger.when_matched_update_all()
         merger.when_not_matched_insert_all().execute()
 

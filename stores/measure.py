@@ -1,6 +1,7 @@
 """What the emails earn, per stage: read orders, clicks, sends and decisions -> attribute / measure ->
-write `attributions` (merged on the order's event id: once per order, across reruns) and `experiments`
-(rewritten whole: per kind, arm and exposure day)."""
+write `attributions` (merged on the order's event id: once per order, across reruns; each run's credits
+are the whole table, so a credit no longer earned is withdrawn) and `experiments` (rewritten whole: per
+kind, arm and exposure day)."""
 
 from __future__ import annotations
 
@@ -54,24 +55,30 @@ class AttributionReport:
     orders: int  # orders by known shoppers
     credited: int  # of them credited to a send
     merged: int  # rows this run wrote (new or changed credits)
+    withdrawn: int  # credits this run removed (no longer earned: a re-stitched order, a shorter window)
     by_rule: dict[str, int]
     revenue: dict[str, float]  # credited revenue per currency (`none`: orders that name none); never added
 
 
 def run_attribution(lake: LakeResource, window: timedelta, inputs: Inputs | None = None) -> AttributionReport:
-    """Credit every order to at most one send, and merge what changed into `attributions`."""
+    """Credit every order to at most one send, and make `attributions` hold exactly those credits: what
+    changed is merged, and a credit no longer earned deleted, in one commit (none when nothing changed).
+
+    Every order and send is read again each run, so its credits are the whole truth of the table."""
     inputs = inputs or read_inputs(lake)
     credited = attribute(inputs.orders, inputs.sends, inputs.clicks, window)
     existing = lake.read(ATTRIBUTIONS, ATTRIBUTIONS_SCHEMA)
     changed = changed_rows(credited, existing)
-    if changed.height or lake.table(ATTRIBUTIONS) is None:
-        lake.upsert(ATTRIBUTIONS, changed, key="order_event_id")
+    withdrawn = existing.join(credited, on="order_event_id", how="anti").height
+    if changed.height or withdrawn or lake.table(ATTRIBUTIONS) is None:
+        lake.upsert(ATTRIBUTIONS, credited, key="order_event_id", whole=True)
     rules = credited.group_by("rule").len()
     money = credited.group_by(pl.col("currency").fill_null("none")).agg(pl.col("revenue").sum())
     return AttributionReport(
         orders=inputs.orders.height,
         credited=credited.height,
         merged=changed.height,
+        withdrawn=withdrawn,
         by_rule=dict(zip(rules["rule"], rules["len"], strict=True)),
         revenue={c: float(r) for c, r in sorted(money.iter_rows())},
     )

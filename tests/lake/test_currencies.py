@@ -13,9 +13,9 @@ import pytest
 
 from orchestration.cli import main
 from resources.lake import LakeResource
-from stores.measure import EXPERIMENTS, run_attribution, run_experiments
+from stores.measure import ATTRIBUTIONS, EXPERIMENTS, run_attribution, run_experiments
 from tests.lake.measure_world import WINDOW, accepted, decided, hours, ordered, outbox, write
-from transforms.measure.tables import EXPERIMENTS_SCHEMA
+from transforms.measure.tables import ATTRIBUTIONS_SCHEMA, EXPERIMENTS_SCHEMA
 
 TREATED, HELD = ["u-1", "u-2", "u-3", "u-4"], ["h-1", "h-2"]
 
@@ -58,3 +58,21 @@ def test_the_report_says_which_currency_revenue_is_in(
     assert main(["report"]) == 0
     text = capsys.readouterr().out
     assert "revenue in EUR" in text and "2 orders in JPY, USD: conversions, not in revenue (EUR)" in text
+
+
+def test_a_currency_code_in_any_case_is_the_same_currency(lake: LakeResource) -> None:
+    """ISO 4217 codes are upper case: "eur" and " Eur " are EUR, in the attributions, the experiments and
+    the report alike (found by review: revenue {'EUR': 50.0, 'eur': 50.0}, and "1 order in eur:
+    conversions, not in revenue (EUR)")."""
+    decisions = [decided(u) for u in TREATED[:3]] + [decided(u, "holdout") for u in HELD]
+    rows = outbox(decisions)
+    sends = [accepted(rows[u], hours(0.1)) for u in TREATED[:3]]
+    amounts = [(40.0, "EUR"), (50.0, "eur"), (10.0, " Eur ")]
+    orders = [ordered(u, hours(3), r, c) for u, (r, c) in zip(TREATED, amounts, strict=False)]
+    write(lake, decisions, sends, orders)
+
+    assert run_attribution(lake, WINDOW).revenue == {"EUR": 100.0}
+    assert lake.read(ATTRIBUTIONS, ATTRIBUTIONS_SCHEMA)["currency"].to_list() == ["EUR"] * 3
+    a = next(r for r in run_experiments(lake, WINDOW, hours(24 * 6)).to_dicts() if r["arm"] == "a")
+    assert (a["converted"], a["revenue"], a["currency"], a["other_currency_orders"]) == (3, 100.0, "EUR", 0)
+    assert "conversions, not in revenue" not in a["note"]

@@ -126,3 +126,18 @@ def test_an_upsert_with_a_column_from_a_later_release_keeps_it(lake: LakeResourc
     lake.upsert("things", later.clear(), key="id", tags={"app": 1})
     rows = lake.read("things", {**SCHEMA, "note": pl.String()}).sort("id").rows()
     assert rows == [("a", 1, None), ("b", 3, "x"), ("c", 4, "y")]
+
+
+def test_a_whole_upsert_leaves_exactly_its_rows_and_rewrites_only_the_files_it_changes(
+    lake: LakeResource,
+) -> None:
+    for part in (["a", "b"], ["c", "d"], ["e", "f"]):  # three files
+        lake.upsert("things", pl.DataFrame({"id": part, "n": [1, None]}), key="id")
+    whole = pl.DataFrame({"id": ["a", "b", "c", "d", "e", "g"], "n": [1, None, 1, 5, 1, 7]})
+    lake.upsert("things", whole, key="id", whole=True)  # f goes, d changes, g comes; a, b stay as they are
+    assert_frame_equal(lake.read("things", SCHEMA).sort("id"), whole)
+    table = lake.table("things")
+    assert table is not None
+    assert table.history(1)[0]["operationMetrics"]["num_target_files_removed"] == 2
+    lake.upsert("things", whole.clear(), key="id", whole=True)
+    assert lake.read("things", SCHEMA).height == 0

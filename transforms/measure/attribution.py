@@ -29,6 +29,7 @@ EVENT_COLUMNS = [
     "total",
     "currency",
     "properties",
+    "batch_id",
 ]
 
 
@@ -38,12 +39,20 @@ def resolve_users(identities: pl.DataFrame) -> pl.Expr:
     return pl.coalesce(pl.col("user_id"), stitched)
 
 
+def currency_code(column: str = "currency") -> pl.Expr:
+    """An ISO 4217 code as written (` eur`, `Eur`, `EUR`): stripped, upper case; blank names none."""
+    code = pl.col(column).str.strip_chars().str.to_uppercase()
+    return pl.when(code != "").then(code).alias(column)
+
+
 def orders_of(events: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
-    """The orders of `events` by known shoppers: one per (shopper, order_id), the first one seen; revenue
-    is `revenue`, else `total` (Segment's spec has both), else 0."""
+    """The orders of `events` by known shoppers: one per (shopper, order_id), its first message to land
+    (the lowest `batch_id`, then event time and id), so a duplicate that lands later (another messageId)
+    never changes the message that stands for the order, nor its `order_event_id` across reruns. Revenue
+    is `revenue`, else `total` (Segment's spec has both), else 0; the currency code in upper case."""
     orders = events.filter(pl.col("event_name") == ORDER_EVENT)
     orders = orders.with_columns(resolve_users(identities).alias("user_id"))
-    orders = orders.filter(pl.col("user_id").is_not_null()).sort("event_ts", "event_id")
+    orders = orders.filter(pl.col("user_id").is_not_null()).sort("batch_id", "event_ts", "event_id")
     once = pl.col("order_id").is_null() | pl.struct("user_id", "order_id").is_first_distinct()
     return orders.filter(once).select(
         pl.col("event_id").alias("order_event_id"),
@@ -51,7 +60,7 @@ def orders_of(events: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
         "user_id",
         pl.col("event_ts").alias("converted_at"),
         pl.coalesce("revenue", "total", pl.lit(0.0)).cast(pl.Float64).alias("revenue"),
-        "currency",
+        currency_code(),
     )
 
 

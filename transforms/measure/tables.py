@@ -12,7 +12,8 @@ ORDER_EVENT = "Order Completed"
 HOLDOUT = "holdout"  # the experiments' control arm (the triggers' `holdout` decisions)
 CLICK_RULE, SEND_RULE = "click", "send"
 
-# key: order_event_id (Delta merge on it: an order is credited at most once, across reruns)
+# key: order_event_id, the event id of the order's first message to land (`attribution.orders_of`): a Delta
+# merge on it, each run's credits the whole table, so an order is credited at most once, across reruns
 ATTRIBUTIONS_SCHEMA: dict[str, pl.DataType] = {
     "order_event_id": pl.String(),
     "order_id": pl.String(),
