@@ -15,7 +15,7 @@ from transforms.measure.attribution import EVENT_COLUMNS, clicks_of, delivered, 
 from transforms.measure.experiments import assignments, daily_sums, outcomes, pooled, summarize
 from transforms.measure.plot import experiments_png
 from transforms.measure.report import HEADERS, cells, experiments_json, experiments_markdown, experiments_text
-from transforms.measure.stats import Z95, mean_difference, rate_difference, two_proportion_p, wilson
+from transforms.measure.stats import mean_difference, rate_difference, two_proportion_p, wilson
 from transforms.schema import EVENTS_SCHEMA, IDENTITIES_SCHEMA, SENDS_SCHEMA, TRIGGERS_SCHEMA, UTC_TS
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)  # as tests.unit.test_attribution's
@@ -116,9 +116,13 @@ def measure(triggers: pl.DataFrame, sends: pl.DataFrame, events: list[dict[str, 
     return summarize(pooled(daily_sums(got)), T0)
 
 
+T95_39 = 2.0226909  # Student's t, two-sided 95 %, 39 degrees of freedom (any table of t)
+
+
 def mean_interval_of(values: list[float]) -> tuple[float, float, float]:
-    """Written out here, not by the helper under test: mean -+ z * s / sqrt(n)."""
-    mean, half = statistics.mean(values), Z95 * statistics.stdev(values) / math.sqrt(len(values))
+    """Written out here, not by the helper under test: mean -+ t * s / sqrt(n), 40 values."""
+    assert len(values) == 40
+    mean, half = statistics.mean(values), T95_39 * statistics.stdev(values) / math.sqrt(len(values))
     return mean, mean - half, mean + half
 
 
@@ -140,7 +144,7 @@ def test_each_arm_shows_its_sends_clicks_conversions_and_revenue_with_intervals(
     assert (a["conversion_low"], a["conversion_high"]) == pytest.approx(wilson(6, 40))
     treated_revenue = (a["revenue_per_shopper"], a["revenue_low"], a["revenue_high"])
     assert treated_revenue == pytest.approx(mean_interval_of(SPENT + [0.0] * 34))
-    assert treated_revenue == pytest.approx((7.5, 1.0777, 13.9223), abs=5e-5)
+    assert treated_revenue == pytest.approx((7.5, 0.8721, 14.1279), abs=5e-5)
     held_revenue = (held["revenue_per_shopper"], held["revenue_low"], held["revenue_high"])
     assert held_revenue == pytest.approx(mean_interval_of([25.0] * 4 + [0.0] * 36))
     assert (a["uplift"], a["revenue_uplift"]) == pytest.approx((0.05, 5.0))
@@ -153,15 +157,15 @@ def test_each_arm_shows_its_sends_clicks_conversions_and_revenue_with_intervals(
         "click rate [95% CI]": "20.0% [10.5%, 34.8%]",
         "converted": "6",
         "conversion [95% CI]": "15.0% [7.1%, 29.1%]",
-        "revenue/shopper [95% CI]": "7.50 [1.08, 13.92]",
+        "revenue/shopper [95% CI]": "7.50 [0.87, 14.13]",
     }
     assert (table["holdout"]["sent"], table["holdout"]["click rate [95% CI]"]) == ("0", "0.0% [0.0%, 8.8%]")
     assert table["a"]["revenue uplift [95% CI]"].startswith("+5.00 [")
     text = experiments_text(figures).splitlines()
     assert text[0].split() == " ".join(HEADERS[:-1]).split()
-    assert "  10  " in text[2] and "20.0% [10.5%, 34.8%]" in text[2] and "7.50 [1.08, 13.92]" in text[2]
+    assert "  10  " in text[2] and "20.0% [10.5%, 34.8%]" in text[2] and "7.50 [0.87, 14.13]" in text[2]
     assert "| sent | clicked | click rate [95% CI] |" in experiments_markdown(figures)
     rows = {r["arm"]: r for r in experiments_json(figures)}
     assert (rows["a"]["sent"], rows["a"]["clicked"], rows["holdout"]["sent"]) == (10, 8, 0)
-    assert (rows["a"]["click_low"], rows["a"]["revenue_low"]) == pytest.approx((0.1050, 1.0777), abs=5e-5)
+    assert (rows["a"]["click_low"], rows["a"]["revenue_low"]) == pytest.approx((0.1050, 0.8721), abs=5e-5)
     assert experiments_png(figures).startswith(b"\x89PNG")

@@ -22,6 +22,7 @@ from transforms.measure.stats import (
     mean_difference,
     mean_interval,
     minimum_detectable_effect,
+    order_value,
     rate_difference,
     two_proportion_p,
     wilson,
@@ -191,11 +192,11 @@ def _size_note(row: dict[str, Any], control: dict[str, Any] | None, mde: float |
     return None
 
 
-def _figures(row: dict[str, Any], control: dict[str, Any] | None) -> dict[str, Any]:
+def _figures(row: dict[str, Any], control: dict[str, Any] | None, value: float | None) -> dict[str, Any]:
     n, x = row["exposed"], row["converted"]
     low, high = wilson(x, n)
     click_low, click_high = wilson(row["clicked"], n)
-    mean, mean_low, mean_high = mean_interval(row["revenue"], row["revenue_sq"], n)
+    mean, mean_low, mean_high = mean_interval(row["revenue"], row["revenue_sq"], n, value)
     out: dict[str, Any] = {
         "click_rate": row["clicked"] / n if n else None,
         "click_low": click_low,
@@ -212,7 +213,7 @@ def _figures(row: dict[str, Any], control: dict[str, Any] | None) -> dict[str, A
         n0, x0 = control["exposed"], control["converted"]
         uplift, u_low, u_high = rate_difference(x, n, x0, n0)
         money = mean_difference(
-            row["revenue"], row["revenue_sq"], n, control["revenue"], control["revenue_sq"], n0
+            row["revenue"], row["revenue_sq"], n, control["revenue"], control["revenue_sq"], n0, value
         )
         mde = minimum_detectable_effect(x, n, x0, n0)
         out |= {"uplift": uplift, "uplift_low": u_low, "uplift_high": u_high}
@@ -222,13 +223,25 @@ def _figures(row: dict[str, Any], control: dict[str, Any] | None) -> dict[str, A
     return out
 
 
+def _order_values(rows: list[dict[str, Any]]) -> dict[tuple[Any, Any], float | None]:
+    """Per (kind, day): `order_value` over all its arms, the scale of an arm's interval when nobody in it
+    spent anything."""
+    sums: dict[tuple[Any, Any], tuple[float, float]] = {}
+    for r in rows:
+        total, squares = sums.get((r["kind"], r["day"]), (0.0, 0.0))
+        sums[(r["kind"], r["day"])] = (total + r["revenue"], squares + r["revenue_sq"])
+    return {key: order_value(*both) for key, both in sums.items()}
+
+
 def summarize(sums: pl.DataFrame, computed_at: datetime | None) -> pl.DataFrame:
     """EXPERIMENTS_SCHEMA rows of `sums` (daily or pooled): each arm against its kind and day's holdout."""
     rows = sums.to_dicts()
     controls = {(r["kind"], r["day"]): r for r in rows if r["arm"] == HOLDOUT}
-    out = [
-        {**r, **_figures(r, controls.get((r["kind"], r["day"]))), "computed_at": computed_at} for r in rows
-    ]
+    values = _order_values(rows)
+    out = []
+    for r in rows:
+        key = (r["kind"], r["day"])
+        out.append({**r, **_figures(r, controls.get(key), values.get(key)), "computed_at": computed_at})
     out = [{c: r.get(c) for c in EXPERIMENTS_SCHEMA} for r in out]  # the codes are in the note
     frame = pl.DataFrame(out, schema=EXPERIMENTS_SCHEMA) if out else pl.DataFrame(schema=EXPERIMENTS_SCHEMA)
     return frame.sort("kind", "day", "arm", nulls_last=True)

@@ -43,8 +43,8 @@ def _points(value: float | None, low: float | None, high: float | None) -> str:
 def _money(value: float | None, low: float | None, high: float | None, sign: str = "") -> str:
     if value is None:
         return ""
-    if low is None or high is None:
-        return f"{value:{sign}.2f}"
+    if low is None or high is None:  # an arm of one shopper, or nothing spent in the kind: no interval
+        return f"{value:{sign}.2f} [n/a]"
     return f"{value:{sign}.2f} [{low:{sign}.2f}, {high:{sign}.2f}]"
 
 

@@ -51,14 +51,14 @@ EXPERIMENTS_SCHEMA: dict[str, pl.DataType] = {
     "conversion_low": pl.Float64(),  # 95 % Wilson interval
     "conversion_high": pl.Float64(),
     "revenue_per_shopper": pl.Float64(),
-    "revenue_low": pl.Float64(),  # 95 % normal interval of the mean
-    "revenue_high": pl.Float64(),
+    "revenue_low": pl.Float64(),  # 95 %: Student's t, or Wilson's x an order value (stats.mean_interval)
+    "revenue_high": pl.Float64(),  # both null for one shopper, or nobody in the kind spent anything
     "uplift": pl.Float64(),  # conversion rate minus the holdout's (null for the holdout itself)
     "uplift_low": pl.Float64(),  # 95 % Newcombe interval of the difference
     "uplift_high": pl.Float64(),
     "p_value": pl.Float64(),  # two-proportion z-test against the holdout
     "revenue_uplift": pl.Float64(),  # revenue per shopper minus the holdout's
-    "revenue_uplift_low": pl.Float64(),  # 95 % normal (Welch) interval
+    "revenue_uplift_low": pl.Float64(),  # 95 %: Welch's t, or MOVER (stats.mean_difference); null: none
     "revenue_uplift_high": pl.Float64(),
     "mde": pl.Float64(),  # the smallest uplift of the conversion rate this arm can detect (80 % power)
     "note": pl.String(),
