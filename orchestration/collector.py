@@ -9,7 +9,14 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from orchestration.arguments import non_negative, non_negative_int, positive_int
-from orchestration.settings import Settings, api_key, ensure_secret, write_keys
+from orchestration.settings import (
+    Settings,
+    api_key,
+    ensure_secret,
+    esp_webhook_key,
+    sendgrid_webhook_public_key,
+    write_keys,
+)
 
 if TYPE_CHECKING:  # the service's modules load when it is served, not on every `lakemail` command
     from services.collector.app import CollectorConfig
@@ -76,6 +83,8 @@ def collector_config(settings: Settings, args: argparse.Namespace, keys: tuple[s
         user_for_send=partial(user_for_send, settings.lake_uri),  # whom an unsubscribe link's send went to
         users_for_sends=partial(users_for_sends, settings.lake_uri),  # whom a bounced send went to
         profiles=profile_api(settings, api_key()),
+        esp_webhook_key=esp_webhook_key(),  # the providers' webhooks' own secret, never a write key
+        sendgrid_public_key=sendgrid_webhook_public_key(),
     )
 
 
@@ -119,6 +128,13 @@ def serve_collector(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     if key is None:
         print("lakemail: the profile API is off (503) until LAKEMAIL_API_KEY is set", file=sys.stderr)
+    signed = settings.esp == "sendgrid" and sendgrid_webhook_public_key() is not None
+    if settings.esp in ("sendgrid", "postmark") and not signed and esp_webhook_key() is None:
+        print(
+            f"lakemail: the {settings.esp} webhook /v1/esp/{settings.esp} is off (503) until "
+            "LAKEMAIL_ESP_WEBHOOK_KEY is set",
+            file=sys.stderr,
+        )
     app = create_collector_app(collector_config(settings, args, keys))
     serve_forever(app, "127.0.0.1", DEFAULT_PORT if args.port is None else args.port)
     return 0

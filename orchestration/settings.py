@@ -53,6 +53,8 @@ KNOWN = {
     "LAKEMAIL_FREQUENCY_CAP",
     "LAKEMAIL_WRITE_KEY",
     "LAKEMAIL_API_KEY",
+    "LAKEMAIL_ESP_WEBHOOK_KEY",  # the providers' webhooks' secret (services/collector/esp_auth.py)
+    "LAKEMAIL_SENDGRID_WEBHOOK_PUBLIC_KEY",  # SendGrid's Signed Event Webhook verification key
     "LAKEMAIL_SUPERVISOR_PID",  # set by `lakemail up` on what it starts (orchestration.homelock)
     "LAKEMAIL_DAGSTER_PG_URL",  # Dagster's storage in PostgreSQL (orchestration/instance.py)
 }
@@ -121,6 +123,7 @@ class Settings:
             check_api_key(env.get("LAKEMAIL_ESP_API_KEY", ""))
         except ValueError as error:
             raise SettingsError(str(error)) from None
+        check_esp_webhooks(env)
         return cls(
             home=home,
             lake_uri=folder_uri(env, "LAKEMAIL_LAKE_URI", home / "lake"),
@@ -144,6 +147,20 @@ class Settings:
             decisions={k: env[k] for k in DECISION_VARIABLES if k in env},
             dagster_pg_url=pg_url,
         )
+
+
+def check_esp_webhooks(env: Mapping[str, str]) -> None:
+    """SettingsError naming LAKEMAIL_ESP_WEBHOOK_KEY or LAKEMAIL_SENDGRID_WEBHOOK_PUBLIC_KEY when set to
+    something the collector cannot take (a short key, a write key, not a P-256 key); never the value."""
+    key, public_key = env.get(ESP_WEBHOOK_KEY_VARIABLE), env.get(SENDGRID_PUBLIC_KEY_VARIABLE)
+    if not key and not public_key:
+        return
+    from services.collector.esp_auth import EspAuth
+
+    try:
+        EspAuth.of(key, public_key, write_keys(env))
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
 
 
 def known_variables() -> frozenset[str]:
@@ -217,9 +234,11 @@ WRITE_KEY_VARIABLE = "LAKEMAIL_WRITE_KEY"
 DEMO_WRITE_KEY = "demo-write-key"  # what `lakemail up` gives the collector when LAKEMAIL_WRITE_KEY is unset
 
 
-def write_keys() -> tuple[str, ...]:
-    """The collector's write keys: `LAKEMAIL_WRITE_KEY`, comma-separated (empty when unset)."""
-    return tuple(key.strip() for key in os.environ.get(WRITE_KEY_VARIABLE, "").split(",") if key.strip())
+def write_keys(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The collector's write keys: `LAKEMAIL_WRITE_KEY` of `env` (this process's environment by default),
+    comma-separated (empty when unset)."""
+    text = (os.environ if env is None else env).get(WRITE_KEY_VARIABLE, "")
+    return tuple(key.strip() for key in text.split(",") if key.strip())
 
 
 def api_key() -> str | None:
@@ -227,7 +246,19 @@ def api_key() -> str | None:
     return os.environ.get(API_KEY_VARIABLE, "").strip() or None
 
 
+def esp_webhook_key() -> str | None:
+    """The providers' webhooks' secret, `LAKEMAIL_ESP_WEBHOOK_KEY` (None when unset: the webhooks 503)."""
+    return os.environ.get(ESP_WEBHOOK_KEY_VARIABLE) or None
+
+
+def sendgrid_webhook_public_key() -> str | None:
+    """SendGrid's Signed Event Webhook key, `LAKEMAIL_SENDGRID_WEBHOOK_PUBLIC_KEY` (base64 DER), or None."""
+    return os.environ.get(SENDGRID_PUBLIC_KEY_VARIABLE) or None
+
+
 API_KEY_VARIABLE = "LAKEMAIL_API_KEY"
+ESP_WEBHOOK_KEY_VARIABLE = "LAKEMAIL_ESP_WEBHOOK_KEY"
+SENDGRID_PUBLIC_KEY_VARIABLE = "LAKEMAIL_SENDGRID_WEBHOOK_PUBLIC_KEY"
 SECRET_VARIABLE = "LAKEMAIL_SECRET"
 WINDOW_VARIABLE = "LAKEMAIL_ATTRIBUTION_WINDOW"
 

@@ -2,9 +2,9 @@
 `/v1/page`, `/v1/screen`, `/v1/group`, `/v1/alias`), `GET /health`, `GET /metrics` (Prometheus, no key:
 counts only), `/lakemail.js`, the click redirect `/c/{token}` (services.collector.clicks), the emails'
 unsubscribe links `GET|POST /unsubscribe/{token}` (services.unsubscribe), the email providers' event
-webhooks `POST /v1/esp/sendgrid` and `/v1/esp/postmark` (services.collector.esp: the write key as HTTP
-Basic user only), the profile API `/v1/profiles/{user_id}` (services.collector.profiles) and the demo
-shop.
+webhooks `POST /v1/esp/sendgrid` and `/v1/esp/postmark` (services.collector.esp: their own secret or
+SendGrid's signature, never the write key: services.collector.esp_auth), the profile API
+`/v1/profiles/{user_id}` (services.collector.profiles) and the demo shop.
 
 Answers: 200 `{"success": true}` once every kept message is durable in the landing zone (with
 `rejected` listing the messages of a batch that were not kept, by index); 400 with a reason code for a
@@ -37,6 +37,7 @@ from services.collector.backlog import Backlog, BacklogGate, BacklogLimits
 from services.collector.clicks import add_click_route
 from services.collector.commit import CommitFailed, GroupCommitter, QueueFull, Writer, land_one
 from services.collector.esp import PROVIDERS, EspWebhooks, UserLookup, esp_events_counter
+from services.collector.esp_auth import EspAuth
 from services.collector.metrics import CollectorFigures, ignored_sent_at_counter, rejected_counter
 from services.collector.profiles import ProfileApi, add_profile_routes
 from services.collector.shop import add_shop_routes, add_snippet_route
@@ -92,6 +93,10 @@ class CollectorConfig:
     users_for_sends: UserLookup | None = None
     writer: Writer = land
     profiles: ProfileApi | None = None  # the profile API /v1/profiles/... (services.collector.profiles)
+    # the providers' webhooks' own secret, their HTTP Basic password (LAKEMAIL_ESP_WEBHOOK_KEY), and
+    # SendGrid's signing key, base64 DER (LAKEMAIL_SENDGRID_WEBHOOK_PUBLIC_KEY): neither, the webhooks 503
+    esp_webhook_key: str | None = None
+    sendgrid_public_key: str | None = None
 
 
 @dataclass
@@ -178,12 +183,10 @@ def _route(state: _State, handler: Handler, *, key_in_body: bool) -> Callable[[R
 
 async def _guarded(state: _State, request: Request, handler: Handler, key_in_body: bool) -> Response:
     """One request that lands: refuse it early when it cannot be kept, else let `handler` land it.
-    Without `key_in_body` (the webhooks), the write key must come as the HTTP Basic user."""
-    header_key = basic_user(request.headers.get("authorization"))
+    Without `key_in_body` (the webhooks) no write key is read: `handler` checks the webhooks' own."""
+    header_key = basic_user(request.headers.get("authorization")) if key_in_body else None
     if header_key is not None and not _known(state.config.write_keys, header_key):
         return _error(401, "invalid_write_key", "unknown write key")
-    if header_key is None and not key_in_body:
-        return _error(401, "invalid_write_key", "the write key goes as the HTTP Basic user")
     if (why := state.gate.refusal()) is not None:
         log.warning("refusing messages: %s", why)
         return _error(503, "backlog_full", why, retry_after=5)
@@ -230,13 +233,15 @@ async def _accept(state: _State, kind: str | None, request: Request, header_key:
 def _add_webhooks(app: FastAPI, state: _State) -> None:
     """The providers' event webhooks (services.collector.esp), landing through the tracking committer."""
     config, counted = state.config, esp_events_counter(state.registry)
-    esp = EspWebhooks(state.committer, config.clock, config.click_secret, config.users_for_sends, counted)
+    auth = EspAuth.of(config.esp_webhook_key, config.sendgrid_public_key, config.write_keys)
+    lookup = config.users_for_sends
+    esp = EspWebhooks(state.committer, config.clock, config.click_secret, lookup, counted, auth)
     for provider in PROVIDERS:
         app.post(f"/v1/esp/{provider}")(_route(state, partial(_webhook, esp, provider), key_in_body=False))
 
 
 async def _webhook(esp: EspWebhooks, provider: str, request: Request, header_key: str | None) -> Response:
-    return await esp.land(provider, request)  # the key was checked: it must be the Basic user
+    return await esp.land(provider, request)  # it checks the webhooks' own credentials, not a write key
 
 
 async def _health(state: _State) -> JSONResponse:

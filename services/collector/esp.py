@@ -4,10 +4,11 @@ unsubscribes -> suppressions"; the providers report them only through these webh
 
 What lands is services.collector.esp_events' `Email Bounced` / `Email Marked as Spam` track messages,
 through the same group committer as tracked messages: 200 only once they are durable, so a provider
-that hears anything else posts again (its retries land duplicates the ingest drops). The app asks the
-write key as HTTP Basic user (both providers take credentials in the webhook URL) and refuses early as
-for tracking (401, 429, 503). A send named by this home's mark is looked up in the lake's `sends` for
-its user; a lake that cannot be read then costs the user id, not the event (the address suppresses).
+that hears anything else posts again (its retries land duplicates the ingest drops). The app refuses
+early as for tracking (429, 503); who may post is services.collector.esp_auth's: the webhooks' own
+secret or SendGrid's signature (401), never the public write key (503 while neither is configured).
+A send named by this home's mark is looked up in the lake's `sends` for its user; a lake that cannot
+be read then costs the user id, not the event (the address suppresses).
 Nothing here logs an address, a send or a user: counts by provider and kind only.
 """
 
@@ -26,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.concurrency import run_in_threadpool
 
 from services.collector.commit import GroupCommitter
+from services.collector.esp_auth import EspAuth
 from services.collector.esp_events import Refused, Report, postmark_report, sendgrid_report, trusted_send
 from services.collector.esp_events import track_message as message_of
 from services.collector.wire import WireError, decode, read_body, stamp
@@ -97,11 +99,14 @@ class EspWebhooks:
     secret: str | None  # LAKEMAIL_SECRET: which sends carry this home's mark (None: no send is trusted)
     find_users: UserLookup | None
     counted: Counter
+    auth: EspAuth  # who may post (services.collector.esp_auth)
 
     async def land(self, provider: str, request: Request) -> Response:
-        """One webhook request, its write key already checked: land its reports, then answer."""
+        """One webhook request: check its credentials, land its reports, then answer."""
         headers = request.headers
+        self.auth.admit(provider, headers)
         raw = await read_body(request.stream(), headers.get("content-length"), ESP_MAX_BODY_BYTES)
+        self.auth.verify(provider, headers, raw, self.clock())  # SendGrid signs the body as sent
         events = read_events(provider, decode(raw, headers.get("content-encoding"), ESP_MAX_BODY_BYTES))
         reading = read_reports(provider, events)
         messages = await self._messages([report for _, report in reading.reports])

@@ -32,7 +32,9 @@ from transforms.erasure.records import address_key
 from transforms.schema import SENDS_SCHEMA, SUPPRESSIONS_SCHEMA
 from transforms.sends.message import ORIGIN_ARG, origin_mark, send_id_for
 
-AUTH = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}  # the URL's `https://wk:@host/...`
+WEBHOOK_KEY = "esp-webhook-key-0123456789"  # LAKEMAIL_ESP_WEBHOOK_KEY: never the write key (`wk`)
+# the URL's `https://lakemail:<key>@host/...`: the key is the HTTP Basic password
+AUTH = {"Authorization": "Basic " + base64.b64encode(f"lakemail:{WEBHOOK_KEY}".encode()).decode()}
 SENDS = {user: send_id_for(f"t-{user}") for user in ("u-erin", "u-olga", "u-pat")}
 SENT_AT = int(at(10).timestamp())
 
@@ -89,6 +91,7 @@ POSTMARK_POSTS = [
 def serve(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., httpx.Client]]:
     """Serves the collector as `lakemail serve collector` configures it, the sends of SENDS in the lake."""
     monkeypatch.delenv("LAKEMAIL_API_KEY", raising=False)
+    monkeypatch.setenv("LAKEMAIL_ESP_WEBHOOK_KEY", WEBHOOK_KEY)
     rows = [{"send_id": s, "trigger_id": f"t-{u}", "user_id": u, "status": "sent"} for u, s in SENDS.items()]
     frame = pl.DataFrame({c: [r.get(c) for r in rows] for c in SENDS_SCHEMA}, schema=SENDS_SCHEMA)
     write_deltalake(f"{settings.lake_uri}/sends", frame.to_arrow())
