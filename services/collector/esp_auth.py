@@ -34,7 +34,11 @@ MIN_KEY_CHARS = 16  # a guessable key would let anyone suppress anyone
 KEY_CHARS = re.compile(r"[A-Za-z0-9._~-]+")  # what a URL's userinfo carries without percent-encoding
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
 TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
-REPLAY_WINDOW = timedelta(minutes=10)  # a signed post older (or newer) than this is a replay: 401
+# A signed post older (or newer) than this is refused as a replay (401). SendGrid retries a failed post for
+# up to 24 h, and does not say whether a retry is signed again: a narrower window could refuse a real
+# bounce for good. A genuine event replayed inside it lands nothing new (its messageId is the provider's
+# event id, so the ingest counts it a duplicate).
+REPLAY_WINDOW = timedelta(hours=36)
 
 
 def check_webhook_key(key: str, write_keys: Sequence[str]) -> None:
