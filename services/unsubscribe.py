@@ -5,8 +5,8 @@ The token (transforms.sends.message) is the send's id and its HMAC with LAKEMAIL
 A GET only asks (a mail scanner following links must never unsubscribe); a POST, RFC 8058's body
 `List-Unsubscribe=One-Click` or the page's button, finds the send's user in the lake's `sends` and lands
 an `Unsubscribed` event for them, whose messageId is fixed per send, so a second POST is a duplicate the
-ingest drops. A token that is not intact is a 400 and lands nothing. Nothing here logs the token, the
-send or the user.
+ingest drops. A token that is not intact is a 400 and lands nothing; a body that does not arrive within
+`body_seconds` a 408 (services.reading). Nothing here logs the token, the send or the user.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from urllib.parse import parse_qs
 import jinja2
 import polars as pl
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from resources.lake import LakeResource
+from services.reading import BODY_SECONDS, CLIENT_CLOSED, BodyTimeout, closing, timed
 from transforms.schema import SENDS_SCHEMA
 from transforms.sends.message import verify_unsubscribe_token
 
@@ -71,6 +73,7 @@ INVALID = unsubscribe_page("Invalid link", "This unsubscribe link is not valid."
 UNKNOWN = unsubscribe_page("Unknown email", "We cannot find the email this link came from.")
 TOO_LARGE = unsubscribe_page("Invalid request", "This request is not an unsubscribe.")
 LATER = unsubscribe_page("Please try again", "We could not record your unsubscribe just now; try again.")
+TOO_SLOW = unsubscribe_page("Please try again", "Your request did not arrive in time; try again.")
 
 
 def is_one_click(body: bytes) -> bool:
@@ -114,20 +117,27 @@ def add_unsubscribe_routes(
     find_user: Callable[[str], str | None],
     land: Lander,
     clock: Callable[[], datetime],
+    body_seconds: float = BODY_SECONDS,
 ) -> None:
     """Serve `GET|POST /unsubscribe/{token}` on `app`: tokens signed with `secret`, the send's user by
-    `find_user` (blocking: run in a thread), the event landed by `land` (a 503 when it could not be)."""
+    `find_user` (blocking: run in a thread), the event landed by `land` (a 503 when it could not be);
+    a POST's body must arrive within `body_seconds`."""
 
     async def ask(token: str) -> HTMLResponse:
         if verify_unsubscribe_token(token, secret) is None:
             return _page(INVALID, 400)
         return _page(ASK)
 
-    async def unsubscribe(token: str, request: Request) -> HTMLResponse:
+    async def unsubscribe(token: str, request: Request) -> Response:
         send_id = verify_unsubscribe_token(token, secret)
         if send_id is None:
             return _page(INVALID, 400)
-        body = await _form(request)
+        try:
+            body = await _form(timed(request, body_seconds))
+        except BodyTimeout:
+            return closing(_page(TOO_SLOW, 408))
+        except ClientDisconnect:  # nobody reads an answer: it counts the request as the client's doing
+            return Response(status_code=CLIENT_CLOSED)
         if body is None:
             return _page(TOO_LARGE, 413)
         method = "one_click" if is_one_click(body) else "page"

@@ -13,6 +13,9 @@ write key; 415 for an encoding other than gzip; 429 (this collector is busy) or 
 backlog is over its bound, or a write failed) with `Retry-After`. Never a 3xx (but for the click
 redirect, which no tracking client calls): Segment's Node client takes any 3xx as delivered, so
 trailing-slash redirects are off. Nothing here logs keys or message data.
+
+A body must arrive within `body_seconds` (408 past them, connection closed: services.reading); a client
+that hangs up before its answer is counted as 499.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from starlette.requests import ClientDisconnect
 
 from resources.landing import land
 from services.collector.backlog import Backlog, BacklogGate, BacklogLimits
@@ -53,6 +57,7 @@ from services.collector.wire import (
     stamp,
 )
 from services.metrics import add_metrics
+from services.reading import BODY_SECONDS, CLIENT_CLOSED, BodyTimeout, closing, timed
 from services.unsubscribe import add_unsubscribe_routes
 
 log = logging.getLogger(__name__)
@@ -82,6 +87,8 @@ class CollectorConfig:
     max_messages_per_file: int = 5000
     max_queued_bytes: int = 64 * 1024 * 1024  # held in memory waiting to land: past it, 429
     max_requests: int = 256  # requests being read or landed at once: past it, 429
+    max_body_key_requests: int = 128  # of them, with the key only in the body (the snippet's): past it, 429
+    body_seconds: float = BODY_SECONDS  # a request's body must arrive within this: past it, 408
     shop_catalog: list[dict[str, Any]] | None = None  # the demo shop's products; None: no shop
     clock: Callable[[], datetime] = _utc_now
     click_secret: str | None = None  # LAKEMAIL_SECRET: serves the click redirect /c/{token} (None: not)
@@ -106,6 +113,7 @@ class _State:
     gate: BacklogGate
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     in_flight: int = 0
+    body_key_in_flight: int = 0  # of in_flight, those whose key is only in the body
 
     def __post_init__(self) -> None:
         self.rejected = rejected_counter(self.registry)
@@ -158,12 +166,12 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
     add_metrics(app, state.registry)
     add_snippet_route(app)
     if config.click_secret:
-        add_click_route(app, committer, config.click_secret, config.clock)
+        add_click_route(app, committer, gate, config.click_secret, config.clock, state.registry)
     if config.click_secret and config.user_for_send is not None:
-        land_unsubscribe = partial(land_one, committer)
-        secret, find_user = config.click_secret, config.user_for_send
+        lands, secret, find_user = partial(land_one, committer), config.click_secret, config.user_for_send
+        clock, seconds = config.clock, config.body_seconds
         add_unsubscribe_routes(
-            app, secret=secret, find_user=find_user, land=land_unsubscribe, clock=config.clock
+            app, secret=secret, find_user=find_user, land=lands, clock=clock, body_seconds=seconds
         )
     if config.profiles is not None:
         add_profile_routes(app, config.profiles, state.registry)
@@ -190,20 +198,31 @@ async def _guarded(state: _State, request: Request, handler: Handler, key_in_bod
     if (why := state.gate.refusal()) is not None:
         log.warning("refusing messages: %s", why)
         return _error(503, "backlog_full", why, retry_after=5)
-    if state.in_flight >= state.config.max_requests:
+    # A key only in the body is known once the body is read (in time): such requests may not take every
+    # slot from those whose key is known already
+    body_key = header_key is None
+    if state.in_flight >= state.config.max_requests or (
+        body_key and state.body_key_in_flight >= state.config.max_body_key_requests
+    ):
         return _error(429, "too_many_requests", "too many requests at once", retry_after=1)
     state.in_flight += 1
+    state.body_key_in_flight += body_key
     try:
-        return await handler(request, header_key)
+        return await handler(timed(request, state.config.body_seconds), header_key)
     except WireError as refused:
         log.debug("refused a request: %s", refused.reason)
         return _error(refused.status, refused.reason, refused.detail)
+    except BodyTimeout as late:
+        return closing(_error(408, "request_timeout", str(late)))
+    except ClientDisconnect:  # nobody reads this answer: it counts the request as the client's doing
+        return Response(status_code=CLIENT_CLOSED)
     except QueueFull as busy:
         return _error(429, "too_many_requests", str(busy), retry_after=1)
     except CommitFailed:
         return _error(503, "landing_failed", "the messages could not be written; retry", retry_after=1)
     finally:
         state.in_flight -= 1
+        state.body_key_in_flight -= body_key
 
 
 async def _accept(state: _State, kind: str | None, request: Request, header_key: str | None) -> Response:

@@ -88,3 +88,13 @@ def ignored_sent_at_counter(registry: CollectorRegistry) -> Counter:
         "Messages landed without a `sentAt` they came with (the request's or their own): no timestamp.",
         registry=registry,
     )
+
+
+def unlanded_clicks_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "lakemail_collector_unlanded_clicks_total",
+        "Clicks redirected whose event did not land, by reason: backlog_full (the landing zone over its "
+        "bound) or landing_failed (the queue full, or the write failed).",
+        ["reason"],
+        registry=registry,
+    )

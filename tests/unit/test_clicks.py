@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from services.collector.app import create_collector_app
+from services.collector.backlog import Backlog, BacklogLimits
 from tests.unit.test_collector import config, landed
 from tests.unit.test_render import RENDERER, UNSUBSCRIBE, content
 from transforms.sends.clicks import (
@@ -118,6 +119,28 @@ def test_a_click_lands_its_event_and_redirects_only_to_the_signed_url(tmp_path: 
         "bot": False,
     }
     assert event["context"]["userAgent"] == BROWSER and event["receivedAt"] == "2026-11-20T09:30:00.000Z"
+
+
+def test_over_the_backlog_bound_the_shopper_is_redirected_the_click_counted_not_landed(
+    tmp_path: Path,
+) -> None:
+    """Tracking answered 503 over the bound, but each click still landed a file (found by review)."""
+    over = Backlog(files=3, bytes=0, free_bytes=10**12)
+    cfg = config(tmp_path, click_secret=SECRET, probe=lambda: over, limits=BacklogLimits(max_files=2))
+    path = "/c/" + click_token(replace(LINK, issued_at=(NOW - timedelta(minutes=5)).timestamp()), SECRET)
+
+    async def main() -> tuple[list[httpx.Response], str]:
+        app = create_collector_app(cfg)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
+                clicks = [await client.get(path, headers={"User-Agent": BROWSER}) for _ in range(3)]
+                return clicks, (await client.get("/metrics")).text
+
+    clicks, metrics = asyncio.run(main())
+    assert [(c.status_code, c.headers["location"]) for c in clicks] == [(302, LINK.url)] * 3
+    assert landed(tmp_path) == []
+    assert 'lakemail_collector_unlanded_clicks_total{reason="backlog_full"} 3.0' in metrics
 
 
 def test_a_scanner_is_redirected_and_flagged_a_forged_token_is_not_found(tmp_path: Path) -> None:
