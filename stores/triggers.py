@@ -37,6 +37,7 @@ from transforms.schema import (
     TRIGGERS_SCHEMA,
 )
 from transforms.triggers.decide import World, with_decided
+from transforms.triggers.exits import renewable_rows
 from transforms.triggers.policies import Policy
 
 log = logging.getLogger(__name__)
@@ -260,16 +261,15 @@ def _history(lake: LakeResource, users: list[str], now: datetime) -> pl.DataFram
 
 
 def _with_decided(lake: LakeResource, world: World) -> World:
-    def decided(proposed: pl.Series, decisions: pl.Expr) -> pl.Series:
-        return (
-            lake.scan("triggers", TRIGGERS_SCHEMA)
-            .filter(pl.col("trigger_id").is_in(proposed.to_list()) & decisions)
-            .select("trigger_id")
-            .unique()
-            .collect()["trigger_id"]
-        )
-
     terminal = ~pl.col("decision").is_in(PENDING_DECISIONS)
-    return with_decided(
-        world, lambda ids: decided(ids, terminal), lambda ids: decided(ids, pl.col("decision") == "exited")
-    )
+
+    def decided(proposed: pl.Series) -> pl.Series:
+        rows = lake.scan("triggers", TRIGGERS_SCHEMA).filter(pl.col("trigger_id").is_in(proposed.to_list()))
+        return rows.filter(terminal).select("trigger_id").unique().collect()["trigger_id"]
+
+    def renewable(proposed: pl.Series) -> pl.DataFrame:
+        rows = lake.scan("triggers", TRIGGERS_SCHEMA).filter(pl.col("trigger_id").is_in(proposed.to_list()))
+        columns = ("trigger_id", "decision", "decided_at", "evaluation")
+        return renewable_rows(rows.filter(terminal).select(columns).collect())
+
+    return with_decided(world, decided, renewable)

@@ -29,6 +29,7 @@ from transforms.schema import (
     TRIGGERS_SCHEMA,
 )
 from transforms.triggers.decide import World, evaluate
+from transforms.triggers.exits import renewable_rows
 from transforms.triggers.policies import Policy
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday, 12:00 UTC
@@ -189,7 +190,8 @@ class Shop:
         )
         pending = latest.filter(pl.col("decision").is_in(PENDING_DECISIONS))
         decided = latest.filter(~pl.col("decision").is_in(PENDING_DECISIONS))["trigger_id"]
-        exited = latest.filter(pl.col("decision") == "exited")["trigger_id"]
+        terminal = self.log.filter(~pl.col("decision").is_in(PENDING_DECISIONS))
+        renewable = renewable_rows(terminal.select("trigger_id", "decision", "decided_at", "evaluation"))
         history = self.log.filter(pl.col("decision") == "send").select(
             "user_id", "kind", "anchor", "decided_at"
         )
@@ -201,7 +203,7 @@ class Shop:
             profiles=profiles,
             pending=pending,
             decided=decided,
-            exited=exited,
+            renewable=renewable,
             history=history,
             suppressed=suppressed(profiles, self.suppressions, SECRET),
             catalog=self.catalog,

@@ -72,7 +72,7 @@ def store_world(
     return with_decided(
         world,
         lambda proposed: reads.decided_ids(reader, proposed),
-        lambda decided: reads.exited_ids(reader, decided),
+        lambda decided: reads.renewable(reader, decided),
     )
 
 

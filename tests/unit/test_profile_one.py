@@ -24,6 +24,7 @@ times = st.one_of(
 names = st.one_of(st.none(), st.sampled_from(["a", "b", "C", "dé"]))
 cents = st.one_of(st.none(), st.integers(0, 100_000).map(lambda c: c / 100))
 counts = st.one_of(st.none(), st.integers(0, 4))
+cart_ids = st.one_of(names, st.sampled_from(["c1", "c2"]))  # an order naming a cart: its latest order
 
 
 def _unique(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
@@ -65,7 +66,7 @@ checkouts = st.lists(
 )
 orders = st.lists(
     st.fixed_dictionaries(
-        {"order_id": names, "cart_id": names, "checkout_id": names, "revenue": cents, "ordered_at": times,
+        {"order_id": names, "cart_id": cart_ids, "checkout_id": names, "revenue": cents, "ordered_at": times,
          "products": st.one_of(st.none(), st.lists(st.sampled_from(["p1", "p2", "p4", None]), max_size=3)),
          "categories": st.none()}
     ),

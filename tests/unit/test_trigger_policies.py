@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from tests.story import Shop, at, message
 from transforms.triggers.decide import propose, with_decided
+from transforms.triggers.exits import no_renewable
 from transforms.triggers.policies import (
     Policy,
     _zone,
@@ -127,10 +128,10 @@ def test_with_decided_runs_the_rules_once_and_proposes_what_propose_does(
         looked_up.append(sorted(ids.to_list()))
         return ids.filter(ids == first)
 
-    def exited_of(ids: pl.Series) -> pl.Series:  # none exited: no instance follows another
-        return ids.clear()
+    def renewable_of(ids: pl.Series) -> pl.DataFrame:  # none renewable: no instance follows another
+        return no_renewable()
 
-    cached = with_decided(world, decided_of, exited_of)
+    cached = with_decided(world, decided_of, renewable_of)
     assert calls["n"] == len(RULES)
     assert looked_up == [sorted(fresh["trigger_id"].to_list())]
     assert cached.decided.to_list() == [first]

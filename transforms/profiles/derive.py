@@ -87,37 +87,64 @@ def _newest(trait: str) -> pl.Expr:
     return pl.when(pick_crm).then(pl.col(f"crm_{trait}")).otherwise(pl.col(trait)).alias(trait)
 
 
+def cart_rows(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    """One row per cart of each shopper (`key`) of `frame` (its `carts` and `orders` lists): cart_id,
+    changed_at, checkout_at, and `ordered_at` the cart's latest order, the latest of the orders naming it
+    and the first one its fold saw. A shop that keeps the cart id across orders reuses it: what happens
+    to the cart after its latest order is a new cart (`open_carts`, `units_left`)."""
+    carts = frame.select(key, "carts").explode("carts").drop_nulls("carts").unnest("carts")
+    orders = frame.select(key, "orders").explode("orders").drop_nulls("orders").unnest("orders")
+    latest = (
+        orders.filter(pl.col("cart_id").is_not_null() & pl.col("ordered_at").is_not_null())
+        .group_by(key, "cart_id")
+        .agg(pl.col("ordered_at").max().alias("_latest"))
+    )
+    joined = carts.join(latest, on=[key, "cart_id"], how="left", maintain_order="left")
+    return joined.with_columns(pl.max_horizontal("ordered_at", "_latest").alias("ordered_at")).drop("_latest")
+
+
 def open_carts(carts: pl.DataFrame, key: str) -> pl.DataFrame:
-    """Per shopper (`key`), the open cart: of `carts` (one row per cart: cart_id, changed_at, ordered_at),
-    the one without an order changed last, ties by cart id (descending); `key`, `cart_id`, `changed_at`.
-    An emptied cart stays open (it has no lines to show); a cart only a checkout named never is. The
-    profile's cart, and so the email's; the checkout rule's exit reads it too (rules/carts.py)."""
+    """Per shopper (`key`), the open cart: of `carts` (`cart_rows`), the one without an order since its
+    last change changed last, ties by cart id (descending); `key`, `cart_id`, `changed_at`, `ordered_at`.
+    An emptied cart stays open (it has no lines to show); a cart only a checkout named never is; a cart
+    changed after its order is open again. The profile's cart, and so the email's; the cart and checkout
+    rules' exits read it too (rules/carts.py)."""
+    ordered = (pl.col("ordered_at") >= pl.col("changed_at")).fill_null(False)
     return (
-        carts.filter(pl.col("ordered_at").is_null() & pl.col("changed_at").is_not_null())
+        carts.filter(pl.col("changed_at").is_not_null() & ~ordered)
         .sort("changed_at", "cart_id", descending=True)
         .unique(key, keep="first")
-        .select(key, "cart_id", "changed_at")
+        .select(key, "cart_id", "changed_at", "ordered_at")
     )
 
 
+def units_left(ordered_at: pl.Expr) -> pl.Expr:
+    """Whether a cart line (`last_ts`) is still in the cart: not last touched at or before the cart's
+    latest order (`ordered_at`), which took it. The state counts a line's units, not their times: a
+    product carted before that order and again after it counts its earlier units too."""
+    return ~(pl.col("last_ts") <= ordered_at).fill_null(False)
+
+
 def _with_current_cart(frame: pl.DataFrame) -> pl.DataFrame:
-    """`cart_id` / `cart_updated_at`: the open cart (`open_carts`)."""
-    carts = frame.select("user_id", "carts").explode("carts").unnest("carts")
-    current = open_carts(carts, "user_id").rename({"changed_at": "cart_updated_at"})
+    """`cart_id` / `cart_updated_at`: the open cart (`open_carts`); `_cart_ordered_at`, its latest order."""
+    current = open_carts(cart_rows(frame, "user_id"), "user_id").rename(
+        {"changed_at": "cart_updated_at", "ordered_at": "_cart_ordered_at"}
+    )
     return frame.join(current, on="user_id", how="left")
 
 
 def _with_cart_items(frame: pl.DataFrame) -> pl.DataFrame:
-    """`cart_items`: the current cart's lines with units left (added - removed > 0), by product id."""
+    """`cart_items`: the current cart's lines with units left (added - removed > 0, not taken by the
+    cart's latest order), by product id."""
     line = pl.col("_line").struct
     items = (
-        frame.select("user_id", "cart_id", pl.col("lines").alias("_line"))
+        frame.select("user_id", "cart_id", "_cart_ordered_at", pl.col("lines").alias("_line"))
         .filter(pl.col("cart_id").is_not_null())
         .explode("_line")
         .drop_nulls("_line")
         .filter(line.field("cart_id") == pl.col("cart_id"))
-        .with_columns((line.field("added") - line.field("removed")).alias("quantity"))
-        .filter(pl.col("quantity") > 0)
+        .with_columns((line.field("added") - line.field("removed")).alias("quantity"), line.field("last_ts"))
+        .filter((pl.col("quantity") > 0) & units_left(pl.col("_cart_ordered_at")))
         .select(
             "user_id",
             *[line.field(f.name).alias(f.name) for f in CART_LINE.fields if f.name != "quantity"],

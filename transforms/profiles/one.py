@@ -67,23 +67,37 @@ def _newest(state: Wire, crm: Wire, trait: str) -> Any:
     return crm_value if crm_newer and crm_value is not None else state.get(trait)
 
 
-def _current_cart(carts: list[Wire]) -> tuple[str | None, int | None]:
-    """(cart_id, changed_at) of the open cart changed last; ties by cart id, descending (nulls first)."""
-    open_carts = [c for c in carts if c.get("ordered_at") is None and c.get("changed_at") is not None]
-    if not open_carts:
-        return None, None
-    best = max(open_carts, key=lambda c: (c["changed_at"], c.get("cart_id") is None, c.get("cart_id") or ""))
-    return best.get("cart_id"), best["changed_at"]
+def _current_cart(carts: list[Wire], orders: list[Wire]) -> tuple[str | None, int | None, int | None]:
+    """(cart_id, changed_at, ordered_at) of the open cart changed last (`derive.open_carts`: no order since
+    its last change, `ordered_at` its latest order); ties by cart id, descending (nulls first)."""
+    latest: dict[str, int] = {}
+    for order in orders:
+        cart_id, ordered_at = order.get("cart_id"), order.get("ordered_at")
+        if cart_id is not None and ordered_at is not None:
+            latest[cart_id] = max(latest.get(cart_id, ordered_at), ordered_at)
+    rows = []
+    for cart in carts:
+        changed_at, cart_id = cart.get("changed_at"), cart.get("cart_id")
+        ordered_at = _max([cart.get("ordered_at"), latest.get(cart_id) if cart_id is not None else None])
+        if changed_at is not None and (ordered_at is None or ordered_at < changed_at):
+            rows.append((changed_at, cart_id is None, cart_id or "", cart_id, ordered_at))
+    if not rows:
+        return None, None, None
+    changed_at, _, _, cart_id, ordered_at = max(rows, key=lambda row: row[:3])
+    return cart_id, changed_at, ordered_at
 
 
-def _cart_items(lines: list[Wire], cart_id: str | None) -> list[dict[str, Any]]:
-    """The current cart's lines with units left, by product id (nulls first)."""
+def _cart_items(lines: list[Wire], cart_id: str | None, ordered_at: int | None) -> list[dict[str, Any]]:
+    """The current cart's lines with units left (`derive.units_left`: none last touched at or before the
+    cart's latest order), by product id (nulls first)."""
     if cart_id is None:
         return []
     items = []
     for line in lines:
-        added, removed = line.get("added"), line.get("removed")
+        added, removed, touched = line.get("added"), line.get("removed"), line.get("last_ts")
         if line.get("cart_id") != cart_id or added is None or removed is None or added - removed <= 0:
+            continue
+        if ordered_at is not None and touched is not None and touched <= ordered_at:
             continue
         items.append(
             {
@@ -150,8 +164,8 @@ def derive_one(user_id: str, state: Wire | None, crm: Wire | None, as_of: dateti
     stated = traits["marketing_consent"]
     if stated is None:
         stated = state.get("category_consent")
-    cart_id, cart_at = _current_cart(lists["carts"])
-    items = _cart_items(lines, cart_id)
+    cart_id, cart_at, cart_ordered_at = _current_cart(lists["carts"], orders)
+    items = _cart_items(lines, cart_id, cart_ordered_at)
     revenues = sorted(r for o in orders if (r := o.get("revenue")) is not None)
     engagement = state.get("engagement")
     half_lives = (as_of - EPOCH).total_seconds() / ENGAGEMENT_HALF_LIFE.total_seconds()

@@ -15,7 +15,7 @@ import polars as pl
 
 from transforms.profiles.state import ANON
 from transforms.schema import CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS, batch_column
-from transforms.triggers.exits import Lookup, exit_waits, exits, looked_up, renewed
+from transforms.triggers.exits import Lookup, Renewable, exit_waits, exits, looked_up, no_renewable, renewed
 from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, variants
 from transforms.triggers.rules import RULES, Rule, RuleContext
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA
@@ -47,9 +47,10 @@ class World:
     # Every rule's candidates before the `decided` filter, when a reader already proposed them to look
     # up which are decided (`with_decided`): the rules then run once per evaluation, not twice (#17).
     candidates: pl.DataFrame | None = None
-    # Of `decided`, the ids of renewing rules (`Rule.renews`) whose terminal decision is `exited`: such an
-    # instance is followed by a new one once its rule wants the anchor again (a refilled cart).
-    exited: pl.Series = field(default_factory=lambda: pl.Series("trigger_id", [], dtype=pl.String))
+    # Of `decided`, those of renewing rules (`Rule.renews`) decided without an email (exits.RENEWABLE_SCHEMA:
+    # trigger_id, decision, decided_at): such an instance is followed by a new one once its rule wants the
+    # anchor again and, unless it exited, the anchor changed since (a refilled cart, a guest's after login).
+    renewable: pl.DataFrame = field(default_factory=no_renewable)
 
 
 def delay_for(rule: Rule, delays: dict[str, timedelta]) -> timedelta:
@@ -57,10 +58,10 @@ def delay_for(rule: Rule, delays: dict[str, timedelta]) -> timedelta:
 
 
 def propose(world: World) -> pl.DataFrame:
-    """Every rule's candidates from the state, minus those already decided (CANDIDATE_SCHEMA); one that
-    exited and is wanted again is proposed as the instance that follows it (`exits.renewed`)."""
+    """Every rule's candidates from the state, minus those already decided (CANDIDATE_SCHEMA); one decided
+    without an email and wanted again is proposed as the instance that follows it (`exits.renewed`)."""
     proposed = world.candidates if world.candidates is not None else all_candidates(world)
-    proposed = renewed(proposed, world.exited, lambda rule: _context(world, rule))
+    proposed = renewed(proposed, world.renewable, lambda rule: _context(world, rule))
     return _one_per_id(proposed.filter(~pl.col("trigger_id").is_in(world.decided.implode())))
 
 
@@ -70,14 +71,15 @@ def all_candidates(world: World) -> pl.DataFrame:
     return pl.concat(frames) if frames else pl.DataFrame(schema=CANDIDATE_SCHEMA)
 
 
-def with_decided(world: World, decided_of: Lookup, exited_of: Lookup) -> World:
+def with_decided(world: World, decided_of: Lookup, renewable_of: Renewable) -> World:
     """`world` with `decided` looked up (`decided_of`: the decided ones among proposed trigger ids) and
-    `exited` (`exited_of`: those whose decision is `exited`), the ids of instances that follow exited ones
-    included (`exits.looked_up`); its candidates kept, so that `propose` does not run the rules again."""
+    `renewable` (`renewable_of`: those decided without an email, `exits.RENEWABLE`), the ids of instances
+    that follow decided ones included (`exits.looked_up`); its candidates kept, so that `propose` does not
+    run the rules again."""
     candidates = all_candidates(world)
     context_for = partial(_context, world)
-    decided, exited = looked_up(candidates, decided_of, exited_of, context_for)
-    return replace(world, decided=decided, exited=exited, candidates=candidates)
+    decided, renewable = looked_up(candidates, decided_of, renewable_of, context_for)
+    return replace(world, decided=decided, renewable=renewable, candidates=candidates)
 
 
 def _one_per_id(proposed: pl.DataFrame) -> pl.DataFrame:

@@ -33,7 +33,7 @@ RULES: dict[str, Rule] = {
             cart_candidates,
             cart_exit,
             cooldown=timedelta(days=7),
-            exits_when_due=("cart_emptied",),
+            exits_when_due=("cart_emptied", "cart_changed"),  # back on the cart (a change) before then
             renews=True,
         ),
         Rule("welcome", timedelta(0), 0, welcome_candidates, no_exit),

@@ -23,7 +23,7 @@ CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-RENEWED = "renewed"  # the part that derives a follower's trigger id from the exited one's
+RENEWED = "renewed"  # the part that derives a follower's trigger id from the decided one's
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,9 @@ class Rule:
     # Exit reasons that wait for due_at: the candidate stays held and exits when due only if the reason
     # still holds then (an emptied cart filled again before it is due keeps its one instance).
     exits_when_due: tuple[str, ...] = ()
-    # An instance that exited is followed by a new one (a new trigger id) once the rule wants its anchor
-    # again: a cart filled again after its instance exited `cart_emptied` gets its email.
+    # An instance decided without an email is followed by a new one (a new trigger id) once the rule wants
+    # its anchor again (`transforms.triggers.exits.renewed`): a cart filled again after its instance exited
+    # `cart_emptied`, a guest's cart decided `no_address` and changed after login, get their email.
     renews: bool = False
     marketing: bool = True
     tags: tuple[str, ...] = field(default_factory=tuple)
@@ -83,7 +84,7 @@ def trigger_ids(kind: str, *columns: pl.Series) -> pl.Series:
 
 
 def renewal_ids(kind: str, exited: pl.Series) -> pl.Series:
-    """The trigger id of the instance that follows each exited one: derived from its id alone, so every
+    """The trigger id of the instance that follows each decided one: derived from its id alone, so every
     run (live, rebuilt, replayed) names the same follower."""
     return trigger_ids(kind, exited, pl.Series([RENEWED] * exited.len(), dtype=pl.String))
 

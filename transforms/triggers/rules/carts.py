@@ -3,9 +3,10 @@
 An order exits a cart or a checkout whether or not it names them (Segment's spec puts `order_id` /
 `checkout_id` on orders, not `cart_id`): any order by the same shopper (identity is resolved in the
 state) at or after the cart's last change, or the checkout's start. Checkouts come from the state's
-`checkouts` list (transforms/profiles/checkouts.py) and from the carts' checkouts. A checkout that named
-a cart the shopper has since left for another exits when due (`cart_changed`): the email of the cart
-the shopper has now is the one to send.
+`checkouts` list (transforms/profiles/checkouts.py) and from the carts' checkouts. A cart the shopper
+has since left for another, or a checkout that named it, exits when due (`cart_changed`): the email of
+the cart the shopper has now is the one to send. A cart id the shop keeps across orders is a new cart
+once it changes after its latest order (`transforms.profiles.derive.cart_rows`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from datetime import timedelta
 
 import polars as pl
 
-from transforms.profiles.derive import open_carts
+from transforms.profiles.derive import cart_rows, open_carts, units_left
 from transforms.triggers.rules.base import RuleContext, exploded, finish
 
 
 def cart_facts(state: pl.DataFrame) -> pl.DataFrame:
-    """Per (principal, cart): last change, last checkout, first order, and units still in it."""
-    carts = exploded(state, "carts")
+    """Per (principal, cart): last change, last checkout, latest order (`cart_rows`), and units still in
+    it (`units_left`: those its latest order took are gone, a cart id reused after an order starts empty)."""
+    carts = cart_rows(state, "principal")
     units = (
         exploded(state, "lines")
+        .join(carts.select("principal", "cart_id", "ordered_at"), on=["principal", "cart_id"], how="left")
+        .filter(units_left(pl.col("ordered_at")))
         .with_columns((pl.col("added") - pl.col("removed")).clip(lower_bound=0).alias("units"))
         .group_by("principal", "cart_id")
         .agg(pl.col("units").sum())
@@ -101,21 +105,30 @@ def _ordered_since(column: str) -> pl.Expr:
 
 
 def cart_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
-    """Ordered since its last change, emptied, or handed over to abandoned_checkout: a checkout by the
-    same shopper started since the cart's last change takes precedence."""
+    """Ordered since its last change (its own latest order or any of the shopper's: an order before the
+    last change is of an earlier fill of a cart id the shop reuses), emptied, handed over to
+    abandoned_checkout (a checkout by the same shopper started since the cart's last change takes
+    precedence), or, when due, `cart_changed`: it is no longer the shopper's open cart (`open_carts`, the
+    profile's cart, which content shows: it would abort the email, and a send decision would take the
+    cooldown and the frequency cap from the email of the cart the shopper has now)."""
     facts = cart_facts(context.state).rename({"cart_id": "anchor"})
     facts = _join(candidates.select("principal", "anchor"), facts, ["principal", "anchor"])
     facts = _join(facts, last_orders(context.state), "principal")
     started = checkouts(context.state)  # any checkout of the shopper, named after the cart or not
     latest = started.group_by("principal").agg(pl.col("started_at").max().alias("checkout_at"))
     facts = _join(facts.drop("checkout_at"), latest, "principal")
+    opened = open_carts(cart_rows(context.state, "principal"), "principal")
+    facts = _join(facts, opened.select("principal", pl.col("cart_id").alias("_open")), "principal")
+    since = [(pl.col(c) >= pl.col("changed_at")).fill_null(False) for c in ("ordered_at", "last_order_at")]
     reason = (
-        pl.when(_ordered_since("changed_at"))
+        pl.when(since[0] | since[1])
         .then(pl.lit("order_completed"))
         .when(pl.col("units").fill_null(0) == 0)
         .then(pl.lit("cart_emptied"))
         .when(pl.col("checkout_at").is_not_null() & (pl.col("checkout_at") >= pl.col("changed_at")))
         .then(pl.lit("abandoned_checkout_takes_precedence"))
+        .when(pl.col("anchor") != pl.col("_open"))  # null: no cart of the shopper is open
+        .then(pl.lit("cart_changed"))
     )
     return facts.select(reason.alias("exit_reason"))["exit_reason"]
 
@@ -136,7 +149,7 @@ def checkout_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     facts = _join(facts, _matched_orders(context.state, facts), ["principal", "anchor"])
     latest = started.group_by("principal").agg(pl.col("started_at").max().alias("_latest"))
     facts = _join(facts, latest, "principal")
-    opened = open_carts(exploded(context.state, "carts"), "principal")
+    opened = open_carts(cart_rows(context.state, "principal"), "principal")
     facts = _join(facts, opened.select("principal", pl.col("cart_id").alias("_open")), "principal")
     filled = cart_facts(context.state).select("principal", pl.col("cart_id").alias("_open"), "units")
     facts = _join(facts.drop("units", strict=False), filled, ["principal", "_open"])
