@@ -1,18 +1,21 @@
 """The collector's HTTP app: Segment's Tracking API (`POST /v1/batch`, `/v1/track`, `/v1/identify`,
-`/v1/page`, `/v1/screen`, `/v1/group`, `/v1/alias`), `GET /health`, `GET /metrics` (Prometheus, no key:
-counts only), `/lakemail.js`, the click redirect `/c/{token}` (services.collector.clicks), the emails'
-unsubscribe links `GET|POST /unsubscribe/{token}` (services.unsubscribe), the email providers' event
-webhooks `POST /v1/esp/sendgrid` and `/v1/esp/postmark` (services.collector.esp: their own secret or
-SendGrid's signature, never the write key: services.collector.esp_auth), the profile API
-`/v1/profiles/{user_id}` (services.collector.profiles) and the demo shop.
+`/v1/page`, `/v1/screen`, `/v1/group`, `/v1/alias`, and the short paths Segment's browser and mobile
+libraries post to, `/v1/b` and `/v1/t`, `/v1/i`, `/v1/p`, `/v1/s`, `/v1/g`, `/v1/a`), `GET /health`,
+`GET /metrics` (Prometheus, no key: counts only), `/lakemail.js`, the click redirect `/c/{token}`
+(services.collector.clicks), the emails' unsubscribe links `GET|POST /unsubscribe/{token}`
+(services.unsubscribe), the email providers' event webhooks `POST /v1/esp/sendgrid` and
+`/v1/esp/postmark` (services.collector.esp: their own secret or SendGrid's signature, never the write
+key: services.collector.esp_auth), the profile API `/v1/profiles/{user_id}`
+(services.collector.profiles) and the demo shop.
 
 Answers: 200 `{"success": true}` once every kept message is durable in the landing zone (with
-`rejected` listing the messages of a batch that were not kept, by index); 400 with a reason code for a
-body that is not a JSON batch, is over 500 KB, or holds no message that can be kept; 401 for an unknown
-write key; 415 for an encoding other than gzip; 429 (this collector is busy) or 503 (the landing zone's
-backlog is over its bound, or a write failed) with `Retry-After`. Never a 3xx (but for the click
-redirect, which no tracking client calls): Segment's Node client takes any 3xx as delivered, so
-trailing-slash redirects are off. Nothing here logs keys or message data.
+`rejected` listing the first 100 messages of a batch that were not kept, by index, and `rejected_more`
+counting the others); 400 with a reason code for a body that is not a JSON batch, is over 500 KB or
+10,000 messages, or holds no message that can be kept; 401 for an unknown write key; 415 for an
+encoding other than gzip; 429 (this collector is busy) or 503 (the landing zone's backlog is over its
+bound, or a write failed) with `Retry-After`. Never a 3xx (but for the click redirect, which no
+tracking client calls): Segment's Node client takes any 3xx as delivered, so trailing-slash redirects
+are off. Nothing here logs keys or message data.
 
 A body must arrive within `body_seconds` (408 past them, connection closed: services.reading); a client
 that hangs up before its answer is counted as 499.
@@ -22,12 +25,12 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -36,74 +39,33 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from starlette.requests import ClientDisconnect
 
-from resources.landing import land
-from services.collector.backlog import Backlog, BacklogGate, BacklogLimits
+from services.collector.backlog import BacklogGate
 from services.collector.clicks import add_click_route
-from services.collector.commit import CommitFailed, GroupCommitter, QueueFull, Writer, land_one
-from services.collector.esp import PROVIDERS, EspWebhooks, UserLookup, esp_events_counter
+from services.collector.commit import CommitFailed, GroupCommitter, QueueFull, land_one
+from services.collector.config import CollectorConfig
+from services.collector.esp import PROVIDERS, EspWebhooks, esp_events_counter
 from services.collector.esp_auth import EspAuth
 from services.collector.metrics import CollectorFigures, ignored_sent_at_counter, rejected_counter
-from services.collector.profiles import ProfileApi, add_profile_routes
+from services.collector.profiles import add_profile_routes
 from services.collector.shop import add_shop_routes, add_snippet_route
 from services.collector.wire import (
     MAX_BODY_BYTES,
     TYPES,
+    OffLoop,
     WireError,
     basic_user,
-    decode,
-    messages_of,
-    parse,
+    listing,
     read_body,
-    stamp,
+    take,
 )
 from services.metrics import add_metrics
-from services.reading import BODY_SECONDS, CLIENT_CLOSED, BodyTimeout, closing, timed
+from services.reading import CLIENT_CLOSED, BodyTimeout, closing, timed
 from services.unsubscribe import add_unsubscribe_routes
 
 log = logging.getLogger(__name__)
 CORS_HEADERS = ["Authorization", "Content-Type", "Content-Encoding", "X-Retry-Count"]
 # A request's work once it may be taken: (request, the write key of its Authorization header, if any).
 Handler = Callable[[Request, str | None], Awaitable[Response]]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _no_backlog() -> Backlog:
-    return Backlog(files=0, bytes=0, free_bytes=1 << 62)
-
-
-@dataclass(frozen=True)
-class CollectorConfig:
-    """Where messages land, who may send, and the bounds (see `lakemail serve collector --help`)."""
-
-    landing: Path  # the landing zone root: messages land in its `events/` folder
-    write_keys: tuple[str, ...]
-    probe: Callable[[], Backlog] = _no_backlog  # measures the landing zone's backlog
-    limits: BacklogLimits = field(default_factory=BacklogLimits)
-    probe_seconds: float = 1.0
-    linger: float = 0.1  # a file gathers requests this long after its first one
-    max_messages_per_file: int = 5000
-    max_queued_bytes: int = 64 * 1024 * 1024  # held in memory waiting to land: past it, 429
-    max_requests: int = 256  # requests being read or landed at once: past it, 429
-    max_body_key_requests: int = 128  # of them, with the key only in the body (the snippet's): past it, 429
-    body_seconds: float = BODY_SECONDS  # a request's body must arrive within this: past it, 408
-    shop_catalog: list[dict[str, Any]] | None = None  # the demo shop's products; None: no shop
-    clock: Callable[[], datetime] = _utc_now
-    click_secret: str | None = None  # LAKEMAIL_SECRET: serves the click redirect /c/{token} (None: not)
-    # a send's user (services.unsubscribe.user_for_send over the lake): with click_secret, serves
-    # the unsubscribe links' /unsubscribe/{token} (None: not)
-    user_for_send: Callable[[str], str | None] | None = None
-    # the users of many sends at once (services.unsubscribe.users_for_sends): a provider's webhook
-    # event that names this home's send lands under its user (None: under the provider's anonymous id)
-    users_for_sends: UserLookup | None = None
-    writer: Writer = land
-    profiles: ProfileApi | None = None  # the profile API /v1/profiles/... (services.collector.profiles)
-    # the providers' webhooks' own secret, their HTTP Basic password (LAKEMAIL_ESP_WEBHOOK_KEY), and
-    # SendGrid's signing key, base64 DER (LAKEMAIL_SENDGRID_WEBHOOK_PUBLIC_KEY): neither, the webhooks 503
-    esp_webhook_key: str | None = None
-    sendgrid_public_key: str | None = None
 
 
 @dataclass
@@ -114,6 +76,7 @@ class _State:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     in_flight: int = 0
     body_key_in_flight: int = 0  # of in_flight, those whose key is only in the body
+    off_loop: OffLoop = field(default_factory=OffLoop)  # a big body's messages are read in a thread
 
     def __post_init__(self) -> None:
         self.rejected = rejected_counter(self.registry)
@@ -158,9 +121,13 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
     app.add_middleware(
         CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=CORS_HEADERS
     )
-    app.post("/v1/batch")(_route(state, partial(_accept, state, None), key_in_body=True))
+    # Segment's analytics.js posts to `<apiHost>/<the type's initial>` (`/b` when it batches), its
+    # Swift and Kotlin libraries to `<apiHost>/b`, with apiHost `<host>/v1`: the same endpoints.
+    for path in ("/v1/batch", "/v1/b"):
+        app.post(path)(_route(state, partial(_accept, state, None), key_in_body=True))
     for kind in TYPES:
-        app.post(f"/v1/{kind}")(_route(state, partial(_accept, state, kind), key_in_body=True))
+        for path in (f"/v1/{kind}", f"/v1/{kind[0]}"):
+            app.post(path)(_route(state, partial(_accept, state, kind), key_in_body=True))
     _add_webhooks(app, state)
     app.get("/health")(partial(_health, state))
     add_metrics(app, state.registry)
@@ -227,25 +194,23 @@ async def _guarded(state: _State, request: Request, handler: Handler, key_in_bod
 
 async def _accept(state: _State, kind: str | None, request: Request, header_key: str | None) -> Response:
     raw = await read_body(request.stream(), request.headers.get("content-length"), MAX_BODY_BYTES)
-    envelope = parse(decode(raw, request.headers.get("content-encoding")))
-    if header_key is None and not _known(state.config.write_keys, envelope.get("writeKey")):
-        raise WireError(401, "invalid_write_key", "unknown or missing write key")
-    envelope.pop("writeKey", None)
-    messages, sent_at = messages_of(envelope, kind)
     received_at = state.config.clock().astimezone(UTC).isoformat(timespec="milliseconds")
-    kept = stamp(messages, sent_at=sent_at, received_at=received_at.replace("+00:00", "Z"))
-    for refused in kept.rejected:
-        state.rejected.labels(reason=refused["reason"]).inc()
+    key = partial(_known, state.config.write_keys) if header_key is None else None
+    encoding = request.headers.get("content-encoding")
+    work = partial(take, raw, encoding, kind, received_at.replace("+00:00", "Z"), key)
+    kept = await state.off_loop.run(work, raw, encoding)
+    for reason, count in Counter(refused["reason"] for refused in kept.rejected).items():
+        state.rejected.labels(reason=reason).inc(count)
     if kept.rejected and not kept.lines:
         first = kept.rejected[0]
-        return _error(400, first["reason"], first["detail"], rejected=kept.rejected)
+        return _error(400, first["reason"], first["detail"], **listing(kept.rejected))
     if kept.lines:
         await state.committer.commit(b"".join(kept.lines), len(kept.lines))
         state.ignored_sent_at.inc(kept.ignored_sent_at)
     body: dict[str, Any] = {"success": True}
     if kept.rejected:
         log.info("kept %s messages of a batch, refused %s", len(kept.lines), len(kept.rejected))
-        body["rejected"] = kept.rejected
+        body |= listing(kept.rejected)
     return JSONResponse(body)
 
 
@@ -254,7 +219,9 @@ def _add_webhooks(app: FastAPI, state: _State) -> None:
     config, counted = state.config, esp_events_counter(state.registry)
     auth = EspAuth.of(config.esp_webhook_key, config.sendgrid_public_key, config.write_keys)
     lookup = config.users_for_sends
-    esp = EspWebhooks(state.committer, config.clock, config.click_secret, lookup, counted, auth)
+    esp = EspWebhooks(
+        state.committer, config.clock, config.click_secret, lookup, counted, auth, state.off_loop
+    )
     for provider in PROVIDERS:
         app.post(f"/v1/esp/{provider}")(_route(state, partial(_webhook, esp, provider), key_in_body=False))
 

@@ -10,13 +10,15 @@ secret or SendGrid's signature (401), never the public write key (503 while neit
 A send named by this home's mark is looked up in the lake's `sends` for its user; a lake that cannot
 be read then costs the user id, not the event (the address suppresses).
 Nothing here logs an address, a send or a user: counts by provider and kind only.
+A big body is read and stamped in a worker thread (wire.OffLoop), and its answer lists the first refused
+events only.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +32,16 @@ from services.collector.commit import GroupCommitter
 from services.collector.esp_auth import EspAuth
 from services.collector.esp_events import Refused, Report, postmark_report, sendgrid_report, trusted_send
 from services.collector.esp_events import track_message as message_of
-from services.collector.wire import WireError, decode, read_body, stamp
+from services.collector.wire import (
+    LISTED_REFUSALS,
+    OffLoop,
+    Stamped,
+    WireError,
+    decode,
+    listing,
+    read_body,
+    stamp,
+)
 
 log = logging.getLogger(__name__)
 # SendGrid's batches may pass a Segment batch's 500 KB: refused, such a batch would be posted again and
@@ -65,12 +76,14 @@ def read_events(provider: str, body: bytes) -> list[Any]:
 
 @dataclass
 class Reading:
-    """A webhook body read: the reports that land (with their index in the body), what was refused, and
-    how many events report nothing lakemail lands."""
+    """A webhook body read: the reports that land (with their index in the body), what was refused (the
+    first LISTED_REFUSALS by index, and how many in all), and how many events report nothing lakemail
+    lands."""
 
     reports: list[tuple[int, Report]]
     rejected: list[dict[str, Any]]
     ignored: int
+    refused: int = 0
 
 
 def read_reports(provider: str, events: list[Any]) -> Reading:
@@ -81,7 +94,11 @@ def read_reports(provider: str, events: list[Any]) -> Reading:
         try:
             report = report_of(event)
         except Refused as refused:
-            reading.rejected.append({"index": index, "reason": str(refused.reason), "detail": refused.detail})
+            reading.refused += 1
+            if len(reading.rejected) < LISTED_REFUSALS:
+                reading.rejected.append(
+                    {"index": index, "reason": str(refused.reason), "detail": refused.detail}
+                )
             continue
         if report is None:
             reading.ignored += 1
@@ -100,6 +117,7 @@ class EspWebhooks:
     find_users: UserLookup | None
     counted: Counter
     auth: EspAuth  # who may post (services.collector.esp_auth)
+    off_loop: OffLoop = field(default_factory=OffLoop)
 
     async def land(self, provider: str, request: Request) -> Response:
         """One webhook request: check its credentials, land its reports, then answer."""
@@ -107,40 +125,37 @@ class EspWebhooks:
         self.auth.admit(provider, headers)
         raw = await read_body(request.stream(), headers.get("content-length"), ESP_MAX_BODY_BYTES)
         self.auth.verify(provider, headers, raw, self.clock())  # SendGrid signs the body as sent
-        events = read_events(provider, decode(raw, headers.get("content-encoding"), ESP_MAX_BODY_BYTES))
-        reading = read_reports(provider, events)
-        messages = await self._messages([report for _, report in reading.reports])
+        encoding = headers.get("content-encoding")
+        reading, sends = await self.off_loop.run(lambda: self._read(provider, raw, encoding), raw, encoding)
+        users = await self._users(sorted({s for s in sends if s is not None}))
         received = self.clock().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        kept = stamp(messages, sent_at=None, received_at=received)
+        kept = await self.off_loop.run(lambda: _stamp(reading, sends, users, received), raw, None)
         # a message over the line limit (an absurd address) is refused under its event's index
         too_long = [{**r, "index": reading.reports[r["index"]][0]} for r in kept.rejected]
         rejected = sorted(reading.rejected + too_long, key=lambda r: int(r["index"]))
+        refused = reading.refused + len(too_long)
         if rejected and not kept.lines and not reading.ignored:
-            self._count(provider, {"refused": len(rejected)})
+            self._count(provider, {"refused": refused})
             first = rejected[0]
             refusal = {"success": False, "code": first["reason"], "message": first["detail"]}
-            return JSONResponse(refusal | {"rejected": rejected}, status_code=400)
+            return JSONResponse(refusal | listing(rejected, refused), status_code=400)
         if kept.lines:
             await self.committer.commit(b"".join(kept.lines), len(kept.lines))
-        counts = {"ignored": reading.ignored, "refused": len(rejected)}
+        counts = {"ignored": reading.ignored, "refused": refused}
         unfit = {r["index"] for r in too_long}
         for index, report in reading.reports:
             counts[report.kind] = counts.get(report.kind, 0) + (index not in unfit)
         self._count(provider, counts)
         landed = len(kept.lines)
-        log.info(
-            "%s webhook: %s landed, %s ignored, %s refused", provider, landed, reading.ignored, len(rejected)
-        )
+        log.info("%s webhook: %s landed, %s ignored, %s refused", provider, landed, reading.ignored, refused)
         answer: dict[str, Any] = {"success": True, "landed": landed, "ignored": reading.ignored}
-        return JSONResponse(answer | ({"rejected": rejected} if rejected else {}))
+        return JSONResponse(answer | (listing(rejected, refused) if rejected else {}))
 
-    async def _messages(self, reports: list[Report]) -> list[dict[str, Any]]:
-        sends = [trusted_send(report.args, self.secret) for report in reports]
-        users = await self._users(sorted({s for s in sends if s is not None}))
-        return [
-            message_of(report, send_id=send, user_id=users.get(send) if send else None)
-            for report, send in zip(reports, sends, strict=True)
-        ]
+    def _read(self, provider: str, body: bytes, encoding: str | None) -> tuple[Reading, list[str | None]]:
+        """A webhook body read, and the send its mark trusts of each report (blocking: a 1 MB body may
+        hold 500,000 events)."""
+        reading = read_reports(provider, read_events(provider, decode(body, encoding, ESP_MAX_BODY_BYTES)))
+        return reading, [trusted_send(report.args, self.secret) for _, report in reading.reports]
 
     async def _users(self, send_ids: list[str]) -> Mapping[str, str]:
         if not send_ids or self.find_users is None:
@@ -155,3 +170,12 @@ class EspWebhooks:
         for kind, count in counts.items():
             if count:
                 self.counted.labels(provider=provider, kind=kind).inc(count)
+
+
+def _stamp(reading: Reading, sends: list[str | None], users: Mapping[str, str], received: str) -> Stamped:
+    """The reports as landing lines (wire.stamp), each under its send's user when one is known."""
+    messages = [
+        message_of(report, send_id=send, user_id=users.get(send) if send else None)
+        for (_, report), send in zip(reading.reports, sends, strict=True)
+    ]
+    return stamp(messages, sent_at=None, received_at=received)

@@ -127,7 +127,7 @@ def basic_password(authorization: str | None) -> bytes | None:
         return None
     try:
         decoded = base64.b64decode(token.strip(), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a header of bytes outside ASCII (was a 500)
         return None
     _, colon, password = decoded.partition(b":")  # the user is not checked
     return password if colon else None

@@ -4,20 +4,23 @@ Every refusal is a WireError with the HTTP status, a reason code and a detail fo
 Segment's: 500 KB for a request (after decompression), 32 KB for one message as its client sent it: the
 stamps added here are not counted (Segment's libraries measure a message before sending it, so a message
 they sent under the limit must not be refused for bytes they never wrote); the ingest's landed-line limit
-leaves room for them (transforms.spec.STAMP_MARGIN_BYTES).
+leaves room for them (transforms.spec.STAMP_MARGIN_BYTES). A batch holds at most MAX_BATCH_MESSAGES, an
+answer lists at most LISTED_REFUSALS refused messages, and a big body's messages are read off the event
+loop (OffLoop): a small body of many tiny messages must not cost the answer's size or the loop's time.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import uuid
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 import orjson
 import polars as pl
 
@@ -26,7 +29,14 @@ from transforms.ingest.timestamps import parse_timestamps
 from transforms.spec import MAX_LINE_BYTES, MAX_MESSAGE_BYTES, Reason
 
 MAX_BODY_BYTES = 500 * 1024  # Segment's limit for one batch request
+# A message the ingest keeps has a type, an id and a timestamp: `{"type":"page","userId":1,
+# "timestamp":"2026-01-01"}` and its comma, 52 bytes, is about the shortest, so 500 KB holds under
+# 10,000 of them; a batch of more is no client's (200,000 `1`s fit in 400 KB): refused before it is read.
+MAX_BATCH_MESSAGES = 10_000
+LISTED_REFUSALS = 100  # an answer lists the first refused messages and counts the rest
+INLINE_BODY_BYTES = 16 * 1024  # a smaller plain body is read on the event loop: the thread costs more
 TYPES = ("track", "identify", "page", "screen", "group", "alias")
+T = TypeVar("T")
 
 
 class WireError(Exception):
@@ -46,7 +56,7 @@ def basic_user(authorization: str | None) -> str | None:
         return ""  # a header that is not Basic names no write key: refused like a wrong one
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), a character outside ASCII, not UTF-8 inside
         return ""
     return decoded.partition(":")[0]
 
@@ -108,6 +118,9 @@ def messages_of(envelope: dict[str, Any], kind: str | None) -> tuple[list[Any], 
         batch = envelope.get("batch")
         if not isinstance(batch, list):
             raise WireError(400, "invalid_batch", "the body needs a `batch` array of messages")
+        if len(batch) > MAX_BATCH_MESSAGES:
+            detail = f"{len(batch)} messages in a batch > {MAX_BATCH_MESSAGES}"
+            raise WireError(400, "batch_too_large", detail)
         return batch, envelope.get("sentAt")
     return [{**envelope, "type": kind}], None  # the endpoint says what the message is
 
@@ -134,6 +147,19 @@ class Stamped:
     ignored_sent_at: int = 0
 
 
+def take(
+    body: bytes, encoding: str | None, kind: str | None, received_at: str, key: Callable[[Any], bool] | None
+) -> Stamped:
+    """A tracking request's body (`kind` as for messages_of) decoded, read and stamped; with `key`, the
+    body's `writeKey` must pass it (401). Blocking: OffLoop runs a big body's in a worker thread."""
+    envelope = parse(decode(body, encoding))
+    if key is not None and not key(envelope.get("writeKey")):
+        raise WireError(401, "invalid_write_key", "unknown or missing write key")
+    envelope.pop("writeKey", None)
+    messages, sent_at = messages_of(envelope, kind)
+    return stamp(messages, sent_at=sent_at, received_at=received_at)
+
+
 def stamp(messages: list[Any], *, sent_at: Any, received_at: str) -> Stamped:
     """Each message as a landing line: `receivedAt` stamped, the request's `sentAt` copied in, a
     `messageId` added when missing, a `writeKey` taken out; a message that is not an object, cannot be
@@ -144,8 +170,9 @@ def stamp(messages: list[Any], *, sent_at: Any, received_at: str) -> Stamped:
     request_ignored = sent_at is not None and not usable_sent_at(sent_at)
     if request_ignored:
         sent_at = None
+    usable = _usable_own_sent_ats(messages) if sent_at is None else frozenset()
     for index, message in enumerate(messages):
-        dropped = sent_at is None and _drop_unusable_sent_at(message)
+        dropped = sent_at is None and _drop_unusable_sent_at(message, usable)
         line = _line(message, sent_at, received_at)
         if isinstance(line, bytes):
             kept.lines.append(line + b"\n")
@@ -155,9 +182,19 @@ def stamp(messages: list[Any], *, sent_at: Any, received_at: str) -> Stamped:
     return kept
 
 
-def _drop_unusable_sent_at(message: Any) -> bool:
-    """Whether `message` had a `sentAt` of its own that is no timestamp (taken out of it)."""
-    if not isinstance(message, dict) or message.get("sentAt") is None or usable_sent_at(message["sentAt"]):
+def _usable_own_sent_ats(messages: list[Any]) -> frozenset[str]:
+    """The messages' own `sentAt`s that are timestamps (usable_sent_at), read in one parse: one parse a
+    value cost a batch of 10,000 distinct ones seconds."""
+    texts = list({m["sentAt"] for m in messages if isinstance(m, dict) and isinstance(m.get("sentAt"), str)})
+    if not texts:
+        return frozenset()
+    parsed = parse_timestamps(pl.Series(texts, dtype=pl.String)).is_not_null()
+    return frozenset(text for text, usable in zip(texts, parsed, strict=True) if usable)
+
+
+def _drop_unusable_sent_at(message: Any, usable: frozenset[str]) -> bool:
+    """Whether `message` had a `sentAt` of its own that is not in `usable` (taken out of it)."""
+    if not isinstance(message, dict) or message.get("sentAt") is None or message["sentAt"] in usable:
         return False
     del message["sentAt"]
     return True
@@ -187,6 +224,31 @@ def _line(message: Any, sent_at: Any, received_at: str) -> bytes | tuple[Reason,
     if len(line) > MAX_LINE_BYTES:  # only a batch `sentAt` longer than the margin leaves for it
         return Reason.LINE_TOO_LONG, f"{len(line)} bytes with the batch's sentAt > {MAX_LINE_BYTES}"
     return line
+
+
+def listing(rejected: list[dict[str, Any]], total: int | None = None) -> dict[str, Any]:
+    """An answer's `rejected`: the first LISTED_REFUSALS of `rejected` and, when `total` (all of
+    `rejected` by default) is more, `rejected_more`, how many were refused besides."""
+    listed = rejected[:LISTED_REFUSALS]
+    more = (len(rejected) if total is None else total) - len(listed)
+    return {"rejected": listed, **({"rejected_more": more} if more > 0 else {})}
+
+
+class OffLoop:
+    """Runs a request's per-message work in a worker thread, at most `threads` at once (their own, so
+    the profile API's threads stay free), when its body is big or compressed: the event loop goes on
+    answering meanwhile. A small plain body's work is done at once (the thread would cost more)."""
+
+    def __init__(self, threads: int = 2) -> None:
+        self.threads = threads
+        self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop, on first use
+
+    async def run(self, work: Callable[[], T], body: bytes, encoding: str | None) -> T:
+        if len(body) <= INLINE_BODY_BYTES and (encoding or "identity").strip().lower() == "identity":
+            return work()
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
 
 
 def _too_large(size: int, limit: int, what: str = "") -> WireError:

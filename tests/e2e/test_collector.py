@@ -36,6 +36,7 @@ from simulator.run import run_simulation
 from tests.conftest import table
 
 KEY = "wk-e2e"
+ESP_KEY = "esp-webhook-e2e-0123456789"  # LAKEMAIL_ESP_WEBHOOK_KEY: the providers' webhooks
 
 
 @pytest.fixture
@@ -211,6 +212,7 @@ def start_collector(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {
         "LAKEMAIL_HOME": str(home),
         "LAKEMAIL_WRITE_KEY": KEY,
+        "LAKEMAIL_ESP_WEBHOOK_KEY": ESP_KEY,
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(root),
     }

@@ -3,6 +3,7 @@ it (no skew correction, as Segment does) and counts them; the ingest takes every
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,3 +73,20 @@ def test_a_message_sent_at_that_is_no_timestamp_goes_when_the_batch_has_none(tmp
     assert [line.get("sentAt") for line in lines] == [None, "2026-11-20T09:30:00Z", None] * 2
     events, quarantined = ingested(tmp_path)
     assert (quarantined, len(events)) == ([], 6)
+
+
+def test_a_batch_of_distinct_own_sent_ats_is_read_in_one_parse_not_one_a_message(tmp_path: Path) -> None:
+    # One parse a value took 0.7 ms for one that is no timestamp: 10,000 distinct ones in a 200 KB
+    # batch held the collector's event loop for 7 s. They are read together now.
+    batch: list[dict[str, Any]] = [{"sentAt": f"later {n}"} for n in range(9_990)]
+    batch += [message(n, sentAt=f"2026-11-20T09:29:{n:02d}Z") for n in range(10)]
+    started = time.monotonic()
+    response = post(config(tmp_path), "/v1/batch", {"batch": batch}, **AUTH)
+    took = time.monotonic() - started
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    lines = landed(tmp_path)
+    assert [line.get("sentAt") for line in lines[-11:]] == [None] + [
+        f"2026-11-20T09:29:{n:02d}Z" for n in range(10)
+    ]
+    assert sum("sentAt" in line for line in lines) == 10
+    assert took < 3.0, f"{took:.1f} s"

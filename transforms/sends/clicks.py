@@ -90,7 +90,10 @@ def click_token(link: ClickLink, secret: str) -> str:
 
 
 def verify_click_token(token: str, secret: str) -> ClickLink | None:
-    """The link a token was made for, or None when it is malformed, forged or leads anywhere unsafe."""
+    """The link a token was made for, or None when it is malformed, forged or leads anywhere unsafe
+    (our tokens are base64 and a dot: one with any other character is no token of ours)."""
+    if not token.isascii():  # compare_digest raises on a str that is not ASCII
+        return None
     payload, dot, mac = token.rpartition(".")
     if not dot or len(token) > MAX_TOKEN_CHARS or not hmac.compare_digest(mac, _mac(payload, secret)):
         return None

@@ -60,8 +60,9 @@ def unsubscribe_token(send_id: str, secret: str) -> str:
 
 
 def verify_unsubscribe_token(token: str, secret: str) -> str | None:
-    """The send id a token was made for, or None when it is malformed or its signature is wrong."""
+    """The send id a token was made for, or None when it is malformed (any character outside ASCII:
+    compare_digest raises on such a str) or its signature is wrong."""
     send_id, dot, mac = token.partition(".")
-    if not dot or not send_id.startswith("s-") or len(send_id) > 64:
+    if not dot or not send_id.startswith("s-") or len(send_id) > 64 or not token.isascii():
         return None
     return send_id if hmac.compare_digest(mac, _mac(send_id, secret)) else None
