@@ -41,7 +41,9 @@ from transforms.triggers.exits import renewable_rows
 from transforms.triggers.policies import Policy
 
 log = logging.getLogger(__name__)
-HISTORY = timedelta(days=14)
+# The sends a run reads: browse re-entry counts 14 days back from a due time that can be two days old
+# (a view a day before the last activity, due 2 h after it, expiring 24 h later), so 17 days.
+HISTORY = timedelta(days=17)
 VIEWER_LOOKBACK = timedelta(days=30)
 VIEWERS_SCHEMA = {"principal": pl.String(), "product_id": pl.String(), "last_ts": pl.Datetime("us", "UTC")}
 # Every table an engine run reads, each at the version it had when the run began (`LakeResource.snapshot`).

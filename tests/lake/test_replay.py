@@ -130,11 +130,18 @@ def test_replay_shows_the_candidates_an_edited_rule_would_add(
     unchanged = replay(shop, "browse_abandonment", evaluation, secret=secret)
     assert (unchanged.now.height, unchanged.diff.height) == (1, 0)
 
+    viewed_twice = browse_rule._viewed_twice
+
     def viewed_once(context: RuleContext) -> pl.DataFrame:
-        views = exploded(context.state, "views")
-        return views.group_by("principal", "product_id").agg(
-            pl.len().alias("views"), pl.col("ts").min().alias("first_view"), pl.col("ts").max().alias("last")
+        """The rule's episodes, and a product viewed once as an episode of its own."""
+        twice = viewed_twice(context)
+        views = exploded(context.state, "views").join(twice, on=["principal", "product_id"], how="anti")
+        once = views.group_by("principal", "product_id").agg(
+            pl.col("ts").min().alias("first_view"),
+            pl.col("ts").max().alias("qualified_at"),
+            pl.col("ts").max().alias("paired_with"),
         )
+        return pl.concat([twice, once.with_columns(pl.lit("once").alias("episode")).select(twice.columns)])
 
     monkeypatch.setattr(browse_rule, "_viewed_twice", viewed_once)
     result = replay(shop, "browse_abandonment", evaluation, secret=secret)

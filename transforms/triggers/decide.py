@@ -105,6 +105,7 @@ def _context(world: World, rule: Rule) -> RuleContext:
         catalog_viewers=world.catalog_viewers,
         profiles=world.profiles,
         customers=world.customers,
+        history=world.history,
     )
 
 
@@ -168,24 +169,29 @@ def evaluate(world: World) -> pl.DataFrame:
 
 
 def _cooldown(world: World, live: pl.DataFrame) -> pl.Series:
-    """Whether the user got a `send` of the row's kind within its cooldown (per anchor if the rule says)."""
-    since = {kind: world.now - rule.cooldown for kind, rule in RULES.items() if rule.cooldown is not None}
+    """Whether the user got a `send` of the row's kind within its cooldown (per anchor if the rule says).
+
+    A per-anchor cooldown (browse: re-entry 14 days after the product's last email) counts back from the
+    row's due time, the moment its email would go by the shopper's events: views within the 14 days stay
+    in it though a late batch or a night's deferral decides them after (PRODUCT.md §4, event time). The
+    others count back from now."""
+    cooldowns = {kind: rule.cooldown for kind, rule in RULES.items() if rule.cooldown is not None}
     by_anchor = [kind for kind, rule in RULES.items() if rule.cooldown_by_anchor]
-    recent = world.history.filter(
-        pl.col("kind").is_in(list(since))
-        & (pl.col("decided_at") > pl.col("kind").replace_strict(since, default=None, return_dtype=UTC_TS))
-    )
+    now = pl.lit(world.now, dtype=UTC_TS)
     keyed = pl.col("kind").is_in(by_anchor)
-    rows = live.select("kind", "user_id", "anchor").with_row_index("_row")
-    per_user = recent.filter(keyed.not_()).select("kind", "user_id").unique().with_columns(_hit=pl.lit(True))
-    anchored = recent.filter(keyed).select("kind", "user_id", "anchor").unique()
-    per_anchor = anchored.with_columns(_hit_anchor=pl.lit(True))
-    flagged = (
-        rows.join(per_user, on=["kind", "user_id"], how="left")
-        .join(per_anchor, on=["kind", "user_id", "anchor"], how="left")
-        .sort("_row")
+    length = pl.col("kind").replace_strict(cooldowns, default=None, return_dtype=pl.Duration("us"))
+    reference = pl.when(keyed).then(pl.min_horizontal("due_at", now)).otherwise(now)
+    rows = live.select("kind", "user_id", "anchor", (reference - length).alias("_since")).with_row_index(
+        "_row"
     )
-    return (flagged["_hit"].fill_null(False) | flagged["_hit_anchor"].fill_null(False)).rename("_cooldown")
+    sent = world.history.filter(pl.col("kind").is_in(list(cooldowns))).select(
+        "kind", "user_id", "anchor", "decided_at"
+    )
+    per_user = rows.join(sent.filter(keyed.not_()).drop("anchor"), on=["kind", "user_id"])
+    per_anchor = rows.join(sent.filter(keyed), on=["kind", "user_id", "anchor"])
+    hits = pl.concat([f.select("_row", "_since", "decided_at") for f in (per_user, per_anchor)])
+    hit_rows = hits.filter(pl.col("decided_at") > pl.col("_since"))["_row"]
+    return rows["_row"].is_in(hit_rows.implode()).rename("_cooldown")
 
 
 def _decide(live: pl.DataFrame, now: datetime) -> pl.DataFrame:

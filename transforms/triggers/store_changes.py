@@ -16,7 +16,7 @@ import polars as pl
 from transforms.schema import PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS
 from transforms.state import SEPARATOR, StateChanges, due_key, encode
 
-RECENT_SENDS = timedelta(days=14)  # recent_sends keeps this much (stores.triggers.HISTORY)
+RECENT_SENDS = timedelta(days=17)  # recent_sends keeps this much (stores.triggers.HISTORY)
 DECIDED_COLUMNS = ("trigger_id", "kind", "user_id", "decision", "decided_at", "evaluation")
 DECIDED_SCHEMA: dict[str, pl.DataType] = {c: TRIGGERS_SCHEMA[c] for c in DECIDED_COLUMNS}
 SEND_SCHEMA: dict[str, pl.DataType] = {

@@ -23,6 +23,14 @@ CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+# Earlier `send` decisions, as the engine keeps them (World.history): who got which kind about what, when.
+SENT_HISTORY: dict[str, pl.DataType] = {
+    "user_id": pl.String(),
+    "kind": pl.String(),
+    "anchor": pl.String(),
+    "decided_at": UTC_TS,
+}
+
 RENEWED = "renewed"  # the part that derives a follower's trigger id from the decided one's
 
 
@@ -39,6 +47,8 @@ class RuleContext:
     # The users' profile rows (PROFILES_SCHEMA: consent as it stands) and CRM rows (CUSTOMERS_SCHEMA).
     profiles: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=PROFILES_SCHEMA))
     customers: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CUSTOMERS_SCHEMA))
+    # The users' earlier sends (SENT_HISTORY, within stores.triggers.HISTORY): browse re-entry counts on them.
+    history: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SENT_HISTORY))
 
 
 @dataclass(frozen=True)

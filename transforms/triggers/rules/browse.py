@@ -1,4 +1,13 @@
-"""browse_abandonment: a product viewed twice within 24 h, not added to the cart, then 2 h of quiet."""
+"""browse_abandonment: a product viewed twice within 24 h, not added to the cart, then 2 h of quiet.
+
+Everything is event time, tied to the shopper's own views, never to the run's `now`: a view counts when
+the view of the same product before it is at most 24 h older (any two views within 24 h make such a
+pair). An episode is a run of views of the product each within 24 h of the one before (at most 14 days
+of it), keyed by its first view: views landing late, or a shopper who stays active, keep the one
+instance, whose due time moves with the shopper's last activity. A browse email of the product blocks
+the next one for 14 days: views qualifying within them are one `cooldown` instance per send, so the
+episode after them is a new instance, due as any other.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +15,79 @@ from datetime import timedelta
 
 import polars as pl
 
+from transforms.schema import UTC_TS
 from transforms.triggers.rules.base import RuleContext, exploded, finish
 
+KIND = "browse_abandonment"
 WINDOW = timedelta(hours=24)
 REENTRY = timedelta(days=14)
 RECENT_ORDER = timedelta(days=10)
+STAMP = "%Y-%m-%dT%H:%M:%S%.6fZ"
 
 
 def _viewed_twice(context: RuleContext) -> pl.DataFrame:
-    views = exploded(context.state, "views").filter(pl.col("ts") >= context.now - WINDOW - context.delay)
-    return (
-        views.group_by("principal", "product_id")
-        .agg(
-            pl.len().alias("views"), pl.col("ts").min().alias("first_view"), pl.col("ts").max().alias("last")
-        )
-        .filter((pl.col("views") >= 2) & (pl.col("last") - pl.col("first_view") <= WINDOW))
+    """Per (principal, product) viewed twice within WINDOW: the latest such view (`qualified_at`), the view
+    before it (`paired_with`), and its episode (`episode`, a key; `first_view`, the episode's first view)."""
+    per_product = ["principal", "product_id"]
+    views = exploded(context.state, "views").select(*per_product, "ts").sort(*per_product, "ts")
+    before = pl.col("ts").shift(1).over(per_product)
+    views = views.with_columns(before.alias("paired_with"))
+    views = views.with_columns(
+        (pl.col("ts") - pl.col("paired_with") <= WINDOW).fill_null(False).alias("pair"),
+    ).with_columns((~pl.col("pair")).cum_sum().over(per_product).alias("_run"))
+    start = pl.col("ts").min().over(*per_product, "_run")
+    block = (pl.col("ts") - start).dt.total_microseconds() // (REENTRY // timedelta(microseconds=1))
+    views = views.with_columns(start.alias("_start"), block.alias("_block"))
+    views = views.with_columns(pl.col("ts").min().over(*per_product, "_run", "_block").alias("first_view"))
+    latest = views.filter(pl.col("pair")).group_by(per_product).agg(pl.all().sort_by("ts").last())
+    episode = pl.concat_str(
+        pl.col("_start").dt.strftime(STAMP), pl.col("_block").cast(pl.String), separator="+"
+    )
+    return latest.select(
+        *per_product,
+        episode.alias("episode"),
+        "first_view",
+        pl.col("ts").alias("qualified_at"),
+        "paired_with",
+    )
+
+
+def _last_sends(context: RuleContext) -> pl.DataFrame:
+    """The last browse email of each (user, product) among the run's send history."""
+    sent = context.history.filter(pl.col("kind") == KIND)
+    return sent.group_by(pl.col("user_id").alias("principal"), pl.col("anchor").alias("product_id")).agg(
+        pl.col("decided_at").max().cast(UTC_TS).alias("sent_at")
     )
 
 
 def browse_candidates(context: RuleContext) -> pl.DataFrame:
-    """Due `delay` after the shopper's last activity; one per (shopper, product) per 14-day period."""
+    """Due `delay` after the shopper's last activity, one per episode; within 14 days after the product's
+    last browse email, one `cooldown` instance per email, due at once (`decide._cooldown` decides it)."""
     seen = context.state.select("principal", "last_ts")
     viewed = _viewed_twice(context).join(seen, on="principal")
-    period_days = int(REENTRY.total_seconds() // 86400)
+    # An episode the shopper has been active for over a day since is over (and decided): not proposed anew.
+    viewed = viewed.filter(pl.col("qualified_at") >= pl.col("last_ts") - WINDOW)
+    viewed = viewed.join(_last_sends(context), on=["principal", "product_id"], how="left")
+    cooling = pl.col("qualified_at") < pl.col("sent_at") + REENTRY
+    viewed = viewed.filter(~cooling.fill_null(False) | (pl.col("qualified_at") > pl.col("sent_at")))
+    cooling = cooling.fill_null(False)
+    after_send = (
+        pl.when(pl.col("paired_with") > pl.col("sent_at")).then("paired_with").otherwise("qualified_at")
+    )
     rows = viewed.select(
         "principal",
         pl.col("product_id").alias("anchor"),
-        (pl.col("last_ts") + context.delay).alias("due_at"),
-        pl.col("first_view").alias("first_event_at"),
-        (pl.col("first_view").dt.epoch("d") // period_days).cast(pl.String).alias("period"),
+        pl.when(cooling)
+        .then(pl.col("qualified_at"))
+        .otherwise(pl.col("last_ts") + context.delay)
+        .alias("due_at"),
+        pl.when(cooling).then(after_send).otherwise(pl.col("first_view")).alias("first_event_at"),
+        pl.when(cooling)
+        .then(pl.lit("cooldown after ") + pl.col("sent_at").dt.strftime(STAMP))
+        .otherwise(pl.col("episode"))
+        .alias("period"),
     )
-    return finish(rows, "browse_abandonment", ["principal", "anchor", "period"])
+    return finish(rows, KIND, ["principal", "anchor", "period"])
 
 
 def browse_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
