@@ -13,9 +13,9 @@ Answers: 200 `{"success": true}` once every kept message is durable in the landi
 counting the others); 400 with a reason code for a body that is not a JSON batch, is over 500 KB or
 10,000 messages, or holds no message that can be kept; 401 for an unknown write key; 415 for an
 encoding other than gzip; 429 (this collector is busy) or 503 (the landing zone's backlog is over its
-bound, or a write failed) with `Retry-After`. Never a 3xx (but for the click redirect, which no
-tracking client calls): Segment's Node client takes any 3xx as delivered, so trailing-slash redirects
-are off. Nothing here logs keys or message data.
+bound, or a write failed) with `Retry-After` and `X-RateLimit-Reset`, the same seconds (wire.retry_headers).
+Never a 3xx (but for the click redirect, which no tracking client calls): Segment's Node client takes any
+3xx as delivered, so trailing-slash redirects are off. Nothing here logs keys or message data.
 
 A body must arrive within `body_seconds` (408 past them, connection closed: services.reading); a client
 that hangs up before its answer is counted as 499.
@@ -50,12 +50,14 @@ from services.collector.profiles import add_profile_routes
 from services.collector.shop import add_shop_routes, add_snippet_route
 from services.collector.wire import (
     MAX_BODY_BYTES,
+    RETRY_HEADERS,
     TYPES,
     OffLoop,
     WireError,
     basic_user,
     listing,
     read_body,
+    retry_headers,
     take,
 )
 from services.metrics import add_metrics
@@ -119,7 +121,11 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
     )
     app.router.redirect_slashes = False  # a 307 to `/v1/batch` would be "delivered" for Node's client
     app.add_middleware(
-        CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=CORS_HEADERS
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST"],
+        allow_headers=CORS_HEADERS,
+        expose_headers=RETRY_HEADERS,  # else a page's analytics.js cannot read a 429's wait
     )
     # Segment's analytics.js posts to `<apiHost>/<the type's initial>` (`/b` when it batches), its
     # Swift and Kotlin libraries to `<apiHost>/b`, with apiHost `<host>/v1`: the same endpoints.
@@ -259,7 +265,7 @@ def _known(keys: tuple[str, ...], key: object) -> bool:
 def _error(
     status: int, reason: str, detail: str, *, retry_after: int | None = None, **extra: Any
 ) -> JSONResponse:
-    """An error as Segment's clients read it (`code`, `message`), with `Retry-After` when it passes."""
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    """An error as Segment's clients read it (`code`, `message`), with the wait when it passes."""
+    headers = retry_headers(retry_after) if retry_after is not None else None
     body = {"success": False, "code": reason, "message": detail, **extra}
     return JSONResponse(body, status_code=status, headers=headers)

@@ -36,6 +36,7 @@ MAX_BATCH_MESSAGES = 10_000
 LISTED_REFUSALS = 100  # an answer lists the first refused messages and counts the rest
 INLINE_BODY_BYTES = 16 * 1024  # a smaller plain body is read on the event loop: the thread costs more
 TYPES = ("track", "identify", "page", "screen", "group", "alias")
+RETRY_HEADERS = ("Retry-After", "X-RateLimit-Reset")  # a 429's or 503's wait (retry_headers)
 T = TypeVar("T")
 
 
@@ -45,6 +46,15 @@ class WireError(Exception):
     def __init__(self, status: int, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.reason, self.detail = status, reason, detail
+
+
+def retry_headers(seconds: int) -> dict[str, str]:
+    """The wait a 429 or 503 asks for, as Segment's libraries read it: `Retry-After` (analytics.js since
+    1.84, analytics-node since 3.1) and `X-RateLimit-Reset`, the same whole seconds: analytics.js before
+    1.84 reads only that one on a 429, as seconds to wait (an epoch time there, as some APIs send, is a
+    wait its timer overflows into an immediate retry). A page on another origin reads them only if the
+    answer exposes them (CORS): the app's CORS middleware exposes RETRY_HEADERS."""
+    return dict.fromkeys(RETRY_HEADERS, str(seconds))
 
 
 def basic_user(authorization: str | None) -> str | None:
