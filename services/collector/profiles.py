@@ -7,6 +7,7 @@ working). 404 for an unknown, anonymous-only or erased user. `/content` is what 
 (default: `abandoned_cart` when the shopper has a cart, else `welcome`) would say right now: the send
 stage's own `build_content` over the store's profile and catalog, with the fallbacks it used; a
 `post_purchase` one is the email of the shopper's latest order, with the facts its decision carries.
+A user id is one path segment, percent-encoded (`/` as `%2F`), routed as sent (_NotedRoute).
 
 Nothing here logs a user id (uvicorn's access log is off, services.server); the metrics' labels are
 the route templates and outcomes, never an id.
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Generic, TypeVar
+from urllib.parse import unquote
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -243,10 +245,27 @@ def add_profile_routes(app: FastAPI, api: ProfileApi, registry: CollectorRegistr
 
 
 class _NotedRoute(Route):
-    """A Starlette route that notes itself in the scope as FastAPI's do (the metrics' route label)."""
+    """A Starlette route that notes itself in the scope as FastAPI's do (the metrics' route label), and
+    matches the path as sent: a user id may hold `/` (`%2F`), and the server's decoded path would make
+    `/v1/profiles/a%2Fcontent` the content of `a`, not the profile of `a/content`."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child = super().matches(scope)
-        if match != Match.NONE:
-            child = {**child, "route": self}
-        return match, child
+        raw = _raw_route_path(scope)
+        match, child = super().matches(scope if raw is None else {**scope, "path": raw, "root_path": ""})
+        if match == Match.NONE:
+            return match, child
+        if raw is not None:  # the segments matched, still percent-encoded, decoded as the server would
+            params = child["path_params"]
+            child["path_params"] = params | {name: unquote(params[name]) for name in self.param_convertors}
+        return match, {**child, "route": self}
+
+
+def _raw_route_path(scope: Scope) -> str | None:
+    """The path within the app as the client sent it (`raw_path`, still percent-encoded); None when the
+    decoded path is that path (nothing escaped), or the server gives none or one that does not spell the
+    decoded path (a proxy's rewrite): the decoded path is matched then."""
+    raw, path, root = scope.get("raw_path"), scope["path"], scope.get("root_path", "")
+    if not isinstance(raw, bytes) or b"%" not in raw:
+        return None
+    sent = raw.decode("latin-1").removeprefix(root)
+    return sent if unquote(sent) == path.removeprefix(root) else None
