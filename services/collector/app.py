@@ -120,20 +120,7 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},  # request bodies carry PII
     )
     app.router.redirect_slashes = False  # a 307 to `/v1/batch` would be "delivered" for Node's client
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["GET", "POST"],
-        allow_headers=CORS_HEADERS,
-        expose_headers=RETRY_HEADERS,  # else a page's analytics.js cannot read a 429's wait
-    )
-    # Segment's analytics.js posts to `<apiHost>/<the type's initial>` (`/b` when it batches), its
-    # Swift and Kotlin libraries to `<apiHost>/b`, with apiHost `<host>/v1`: the same endpoints.
-    for path in ("/v1/batch", "/v1/b"):
-        app.post(path)(_route(state, partial(_accept, state, None), key_in_body=True))
-    for kind in TYPES:
-        for path in (f"/v1/{kind}", f"/v1/{kind[0]}"):
-            app.post(path)(_route(state, partial(_accept, state, kind), key_in_body=True))
+    _add_tracking_routes(app, state)
     _add_webhooks(app, state)
     app.get("/health")(partial(_health, state))
     add_metrics(app, state.registry)
@@ -151,6 +138,24 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
     if config.shop_catalog is not None:
         add_shop_routes(app, config.shop_catalog, config.write_keys[0])
     return app
+
+
+def _add_tracking_routes(app: FastAPI, state: _State) -> None:
+    """Segment's Tracking API, open to browsers (CORS)."""
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST"],
+        allow_headers=CORS_HEADERS,
+        expose_headers=RETRY_HEADERS,  # else a page's analytics.js cannot read a 429's wait
+    )
+    # Segment's analytics.js posts to `<apiHost>/<the type's initial>` (`/b` when it batches), its
+    # Swift and Kotlin libraries to `<apiHost>/b`, with apiHost `<host>/v1`: the same endpoints.
+    for path in ("/v1/batch", "/v1/b"):
+        app.post(path)(_route(state, partial(_accept, state, None), key_in_body=True))
+    for kind in TYPES:
+        for path in (f"/v1/{kind}", f"/v1/{kind[0]}"):
+            app.post(path)(_route(state, partial(_accept, state, kind), key_in_body=True))
 
 
 def _route(state: _State, handler: Handler, *, key_in_body: bool) -> Callable[[Request], Awaitable[Response]]:
