@@ -393,6 +393,8 @@ def test_blank_lines(content: bytes, positions: tuple[int, ...], expected: bytes
     ("data", "error"),
     [
         (b'{"user_id": "u-1"}', None),
+        (b'\xef\xbb\xbf{"user_id": "u-1"}\r\n', None),  # regression (found by review): a BOM was "not JSON"
+        (b' \xef\xbb\xbf{"user_id": "u-1"}', "not a JSON document"),  # only a leading one is dropped
         (b"{nope", "not a JSON document"),
         (b'{"user_id": 5}', "non-empty string"),
         (b'{"user_id": "  "}', "non-empty string"),

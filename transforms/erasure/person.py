@@ -77,9 +77,10 @@ def check_user_id(user_id: object) -> str:
 
 
 def parse_request(data: bytes) -> str:
-    """The user_id of an erasure request file (`{"user_id": "..."}`); ValueError says what is wrong."""
+    """The user_id of an erasure request file (`{"user_id": "..."}`, a leading UTF-8 BOM dropped: an editor
+    on Windows writes one, and a request must not be lost to it); ValueError says what is wrong."""
     try:
-        request = orjson.loads(data)
+        request = orjson.loads(data.removeprefix(codecs.BOM_UTF8))
     except orjson.JSONDecodeError:
         raise ValueError("not a JSON document") from None
     user_id = request.get("user_id") if isinstance(request, dict) else None
