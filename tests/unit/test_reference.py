@@ -115,6 +115,13 @@ GOOD_PRODUCT_ROW = "p-1,Mug,home,12.50,EUR,3,https://shop.example/p/p-1,https://
         ("catalog", "p-2,Cup,home,nan,EUR,3,,", Reason.WRONG_TYPE, "price"),
         ("catalog", "p-2,Cup,home,4,EUR,-1,,", Reason.WRONG_TYPE, "stock"),
         ("catalog", "p-2,Cup,home,4,EUR,2.5,,", Reason.WRONG_TYPE, "stock"),
+        # Python's float() reads these, no CSV reader does (Polars: "could not parse")
+        ("catalog", "p-2,Cup,home,1_000,EUR,3,,", Reason.WRONG_TYPE, "price"),
+        ("catalog", "p-2,Cup,home,\uff11\uff12,EUR,3,,", Reason.WRONG_TYPE, "price"),
+        ("catalog", 'p-2,Cup,home,"1,99",EUR,3,,', Reason.WRONG_TYPE, "price"),
+        ("catalog", "p-2,Cup,home,4,EUR,1_0,,", Reason.WRONG_TYPE, "stock"),
+        ("catalog", "p-2,Cup,home,4,EUR,\uff13,,", Reason.WRONG_TYPE, "stock"),
+        ("catalog", "p-2,Cup,home,4,EUR,\u0663,,", Reason.WRONG_TYPE, "stock"),
         (
             "customers",
             "u-2,b@example.com,Bo,en,UTC,gold,no,22/11/2026",
@@ -236,6 +243,20 @@ def test_catalog_csv_reads_typed_values_and_ignores_unknown_columns() -> None:
         ("p-1", 12.5, 3, "https://shop.example/p/p-1"),
         ("p-2", 4.0, 5, None),
     ]
+
+
+def test_csv_numbers_are_read_as_polars_reads_them() -> None:
+    """A plain ASCII decimal, as Polars' CSV reader takes it (sign, point, exponent), blanks around stripped
+    as in every reference field."""
+    cells = ["4", " 4.5", "+4", ".5", "5.", "1e1", "007", "0.25 "]
+    rows = [f"p-{n},Cup,home,{cell},EUR,{round(float(cell))},," for n, cell in enumerate(cells)]
+    rows += [f"p-{n}s,Cup,home,1,EUR,{cell},," for n, cell in enumerate(cells) if float(cell).is_integer()]
+    read = parse("catalog", csv_file(CATALOG_HEADER, *rows), "f.csv")
+    assert read.quarantine.height == 0
+    stripped = "\n".join(cell.strip() for cell in cells)
+    polars = pl.read_csv(f"price\n{stripped}".encode(), schema={"price": pl.Float64})
+    assert read.rows["price"].to_list()[: len(cells)] == polars["price"].to_list()
+    assert read.rows["stock"].to_list()[len(cells) :] == [4, 4, 5, 10, 7]
 
 
 def test_unknown_kind_is_a_programming_error() -> None:

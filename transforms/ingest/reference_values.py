@@ -7,6 +7,7 @@ with the quarantine reason; `typed_row` applies them to one landed record.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,17 +70,20 @@ def _consent(field: str, value: object, from_csv: bool) -> bool | None:
     raise Rejected(Reason.WRONG_TYPE, f"{field} must be a boolean ({', '.join(words)})")
 
 
+# A CSV number as Polars' CSV reader takes one (ASCII digits, a sign, a point, an exponent), blanks around
+# stripped as in every field. Python's float() takes more (`1_000`, full-width `１２`, Arabic-Indic `٣`),
+# which no other reader of the file would.
+_DECIMAL = re.compile(r"[ \t]*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*")
+
+
 def _number(field: str, value: object, from_csv: bool) -> float | None:
     if value is None:
         return None
     number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, str):
+        number = float(value) if from_csv and _DECIMAL.fullmatch(value) else None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
-    elif from_csv and isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
     if number is None or not math.isfinite(number) or number < 0:
         raise Rejected(Reason.WRONG_TYPE, f"{field} must be a non-negative number")
     return number
