@@ -17,6 +17,7 @@ from transforms.ingest.files import FileResult, process_file
 from transforms.ingest.group import process_files
 from transforms.ingest.parse import opens_with, split_lines
 from transforms.ingest.screen import _QUOTED_BRACE, flagged_lines
+from transforms.spec import MAX_LINE_BYTES
 
 LANDED = datetime(2026, 3, 1, 12, tzinfo=UTC)
 TIMESTAMP = "2026-03-01T11:00:00Z"
@@ -87,6 +88,32 @@ def test_an_escaped_key_that_spells_an_object_field_is_judged_as_that_field() ->
     assert result.quarantine["detail"].to_list() == ["properties must be an object, got str"]
 
 
+def padded_to(size: int, end: bytes = b"") -> bytes:
+    """A good message of `size` bytes, then `end`."""
+    base = message("p", properties={"pad": ""})
+    return message("p", properties={"pad": "x" * (size - len(base))}) + end
+
+
+def assert_all_paths(data: bytes) -> FileResult:
+    """The rows of `data` on the fast path, line by line and in a commit group's pass: the same."""
+    (group,) = assert_group_matches([("events/f.ndjson", data, LANDED)], 1 << 24)
+    alone = assert_same(data)
+    for ours, theirs in ((group.events, alone.events), (group.quarantine, alone.quarantine)):
+        assert_frame_equal(ours.drop("batch_id"), theirs.drop("batch_id"))
+    return group
+
+
+def test_a_crlf_line_at_the_limit_is_read_on_every_path() -> None:
+    """Regression (found by review): a CRLF file's CR counted against the limit (33025 bytes > 33024)."""
+    lines = [padded_to(MAX_LINE_BYTES, b"\r"), padded_to(MAX_LINE_BYTES + 1, b"\r")]
+    lines.append(padded_to(MAX_LINE_BYTES))
+    result = assert_all_paths(b"\n".join(lines) + b"\n")
+    assert result.events["source_line"].to_list() == [1, 3]
+    assert result.quarantine.select("source_line", "reason", "detail").rows() == [
+        (2, "line_too_long", f"{MAX_LINE_BYTES + 1} bytes > {MAX_LINE_BYTES}")
+    ]
+
+
 # --- Polars' pitfalls, each guarded
 
 
@@ -155,6 +182,7 @@ HOSTILE = st.one_of(
     GOOD.map(lambda line: b"\xef\xbb\xbf" + line),  # a BOM inside the file
     GOOD.map(lambda line: line[:10] + b"\xff" + line[10:]),
     GOOD.map(lambda line: line[:-1] + b',"pad":"' + b"x" * 33000 + b'"}'),
+    st.builds(padded_to, st.sampled_from([MAX_LINE_BYTES, MAX_LINE_BYTES + 1]), st.just(b"\r")),
     st.sampled_from([b"", b" ", b"\r", b"{", b"}", b"{}", b"[1]", b'"x"', b"null", b"{,}", b"{}}"]),
 )  # fmt: skip
 

@@ -245,6 +245,27 @@ def test_catalog_csv_reads_typed_values_and_ignores_unknown_columns() -> None:
     ]
 
 
+@pytest.mark.parametrize("name", ["f.ndjson", "f.csv"])
+def test_a_crlf_line_at_the_limit_is_read(name: str) -> None:
+    """Regression (found by review): a CRLF file's CR counted against the line limit."""
+
+    def sized(size: int, n: int) -> bytes:
+        if name == "f.csv":
+            row = f"p-{n},Mug,home,12.50,EUR,3,,"
+            return row.replace("Mug", "M" * (size - len(row) + 3)).encode()
+        short = ndjson("catalog", product_id=f"p-{n}", name="")
+        return ndjson("catalog", product_id=f"p-{n}", name="M" * (size - len(short)))
+
+    lines = [sized(MAX_LINE_BYTES, 1), sized(MAX_LINE_BYTES + 1, 2)]
+    assert [len(line) for line in lines] == [MAX_LINE_BYTES, MAX_LINE_BYTES + 1]
+    body = csv_file(CATALOG_HEADER, *lines) if name == "f.csv" else b"\r\n".join([*lines, b""])
+    result = parse("catalog", body, name)
+    assert result.rows["product_id"].to_list() == ["p-1"]
+    assert result.quarantine.select("reason", "detail").rows() == [
+        (str(Reason.LINE_TOO_LONG), f"{MAX_LINE_BYTES + 1} bytes > {MAX_LINE_BYTES}")
+    ]
+
+
 def test_csv_numbers_are_read_as_polars_reads_them() -> None:
     """A plain ASCII decimal, as Polars' CSV reader takes it (sign, point, exponent), blanks around stripped
     as in every reference field."""

@@ -248,8 +248,9 @@ def _read_rewritten(line: bytes, number: int) -> tuple[pl.DataFrame, list[dict[s
 
 def classify_line(line: bytes) -> tuple[Reason, str] | None:
     """Why one line cannot be read as a message (structure only), or None when it can."""
-    if len(line) > MAX_LINE_BYTES:
-        return Reason.LINE_TOO_LONG, f"{len(line)} bytes > {MAX_LINE_BYTES}"
+    size = len(line) - line.endswith(b"\r")  # a CRLF file's CR is no part of the message
+    if size > MAX_LINE_BYTES:
+        return Reason.LINE_TOO_LONG, f"{size} bytes > {MAX_LINE_BYTES}"
     try:
         message = orjson.loads(line)
     except orjson.JSONDecodeError as error:

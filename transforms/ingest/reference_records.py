@@ -18,9 +18,10 @@ Record = dict[str, object] | Rejected
 
 
 def checked_line(raw: bytes) -> str:
-    """`raw` as text, or Rejected when it is too long or not UTF-8."""
-    if len(raw) > MAX_LINE_BYTES:
-        raise Rejected(Reason.LINE_TOO_LONG, f"{len(raw)} bytes > {MAX_LINE_BYTES}")
+    """`raw` as text, or Rejected when it is too long (a CR ending it not counted) or not UTF-8."""
+    size = len(raw) - raw.endswith(b"\r")
+    if size > MAX_LINE_BYTES:
+        raise Rejected(Reason.LINE_TOO_LONG, f"{size} bytes > {MAX_LINE_BYTES}")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -5,7 +5,8 @@ verdict, parse.classify_line) rejects. So the lines that may be either are found
 bytes and by a few searches over the whole segment (memchr-fast, nothing per clean line but a length
 and two byte compares); only those are judged line by line, the rest are read by Polars in one go.
 A line is flagged when it:
-- is blank, shorter than `{}`, or longer than a landed line may be (Segment's 32 KB and the stamps);
+- is blank, shorter than `{}`, or longer than a landed line may be (Segment's 32 KB and the stamps; a
+  CR ending the line is not counted: CRLF files are accepted);
 - does not start with `{` and end with `}` (a truncated line, an array, a BOM, leading blanks);
 - is not UTF-8 (one decode of the whole segment; line by line only when it fails);
 - escapes a lone surrogate (`\\ud800`: Polars reads it as NUL, orjson rejects it);
@@ -62,11 +63,15 @@ def flagged_lines(body: bytes, lines: list[bytes]) -> set[int]:
 
 
 def _odd_shapes(lines: list[bytes]) -> set[int]:
-    """Lines that are blank, too short or long, or not `{` ... `}` (a CR may end a line)."""
+    """Lines that are blank, too short or long, or not `{` ... `}` (a CR may end a line; it is not counted
+    against the limit: the second test runs only for a line over it)."""
     return {
         i
         for i, line in enumerate(lines)
-        if len(line) < 2 or len(line) > MAX_LINE_BYTES or line[0] != _OPEN or line[-1] not in (_CLOSE, _CR)
+        if len(line) < 2
+        or (len(line) > MAX_LINE_BYTES and len(line) - (line[-1] == _CR) > MAX_LINE_BYTES)
+        or line[0] != _OPEN
+        or line[-1] not in (_CLOSE, _CR)
     }
 
 
