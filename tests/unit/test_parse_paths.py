@@ -15,6 +15,7 @@ from polars.testing import assert_frame_equal
 from transforms.ingest import parse
 from transforms.ingest.files import FileResult, process_file
 from transforms.ingest.group import process_files
+from transforms.ingest.members import first_members
 from transforms.ingest.parse import opens_with, split_lines
 from transforms.ingest.screen import _QUOTED_BRACE, flagged_lines
 from transforms.spec import MAX_LINE_BYTES
@@ -88,6 +89,13 @@ def test_an_escaped_key_that_spells_an_object_field_is_judged_as_that_field() ->
     assert result.quarantine["detail"].to_list() == ["properties must be an object, got str"]
 
 
+def given_twice(key: bytes, first: bytes, second: bytes) -> bytes:
+    """A message giving `key` twice at its top level (raw JSON values), and only there."""
+    name = orjson.loads(key)
+    base = orjson.dumps({k: v for k, v in orjson.loads(message("d", anonymousId="a")).items() if k != name})
+    return base[:-1] + b"," + key + b":" + first + b"," + key + b":" + second + b"}"
+
+
 def padded_to(size: int, end: bytes = b"") -> bytes:
     """A good message of `size` bytes, then `end`."""
     base = message("p", properties={"pad": ""})
@@ -101,6 +109,54 @@ def assert_all_paths(data: bytes) -> FileResult:
     for ours, theirs in ((group.events, alone.events), (group.quarantine, alone.quarantine)):
         assert_frame_equal(ours.drop("batch_id"), theirs.drop("batch_id"))
     return group
+
+
+def test_a_name_given_twice_is_read_as_polars_reads_it_on_every_path() -> None:
+    """Regression (found by review): lines were judged on orjson's value (the last) and kept with Polars'
+    (the first): an object then a string was wrong_type line by line and kept when read in one go; a
+    user id given as an array then a string was kept as `["x"]`."""
+    lines = [
+        given_twice(b'"properties"', b'{"product_id":"p1"}', b'"x"'),
+        given_twice(b'"context"', b'{"ip":"1.2.3.4"}', b"[1]"),
+        given_twice(b'"userId"', b'["x"]', b'"u"'),
+        given_twice(b'"properties"', b'{"product_id":"p1"}', b'{"product_id":"p2"}'),
+        given_twice(b'"properties"', b'"x"', b'{"product_id":"p3"}'),
+        given_twice(b'"propert\\u0069es"', b'{"product_id":"p4"}', b'"x"'),  # an escape spelling the name
+        given_twice(b'"properties"', b'{"name":"t\\tb"}', b'{"name":"p6"}'),  # its objects written again
+        given_twice(b'"traits"', b'{"a":1}', b'{"userId":"x","userId":"y"}'),  # nested names are no members
+    ]
+    result = assert_all_paths(b"\n".join(lines) + b"\n")
+    assert result.quarantine.select("source_line", "reason", "detail").rows() == [
+        (3, "wrong_type", "userId must be a string"),
+        (5, "wrong_type", "properties must be an object, got str"),
+    ]
+    kept = result.events.select("source_line", "user_id", "product_id", "product_name").rows()
+    assert kept == [
+        (1, "u-1", "p1", None),
+        (2, "u-1", None, None),
+        (4, "u-1", "p1", None),
+        (6, "u-1", "p4", None),
+        (7, "u-1", None, "t\tb"),
+        (8, "u-1", None, None),
+    ]
+    assert orjson.loads(result.events["properties"][4]) == {"name": "t\tb"}
+    assert orjson.loads(result.events["traits"][5]) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("line", "first"),
+    [
+        (b'{"userId":"a","context":{"traits":{"userId":"b"}}}', "a"),  # nested: no member
+        (b'{"userId":"a","userId":"b"}', "a"),
+        (b'{ "userId" : "a" , "event":"userId", "userId" : "b" }', "a"),  # blanks; a value is no key
+        (b'{"x":"\\",\\"userId\\":","userId":"a","userId":[1]}', "a"),  # punctuation inside strings
+        (b'{"user\\u0049d":[{"a":"}"}],"userId":"b"}', [{"a": "}"}]),
+    ],
+)
+def test_first_members_finds_the_first_value_of_a_top_level_name(line: bytes, first: object) -> None:
+    message = orjson.loads(line)
+    assert first_members(line, message, ["userId", "event"])["userId"] == first
+    assert first_members(line, message, ["event"]) is message  # none repeated: nothing read again
 
 
 def test_a_crlf_line_at_the_limit_is_read_on_every_path() -> None:
@@ -172,7 +228,8 @@ RAW_VALUES = [
 ]  # fmt: skip
 OBJECT_KEYS = [b'"properties"', b'"traits"', b'"context"', b'"propert\\u0069es"']
 STRING_VALUES = [b'"\\ud800"', b'"\\udc00x"', b'"\\ud83d\\ude00"', b"[1]", b"{}"]
-STRING_KEYS = [b'"userId"', b'"messageId"']
+STRING_KEYS = [b'"userId"', b'"messageId"', b'"type"', b'"user\\u0049d"']
+NAME_VALUES = [*STRING_VALUES, b'"u"', b"null", b'"identify"', b'["x"]']
 HOSTILE = st.one_of(
     st.builds(with_raw, st.just("h"), st.sampled_from(OBJECT_KEYS), st.sampled_from(RAW_VALUES)),
     st.builds(with_raw, st.just("s"), st.sampled_from(STRING_KEYS), st.sampled_from(STRING_VALUES)),
@@ -183,6 +240,8 @@ HOSTILE = st.one_of(
     GOOD.map(lambda line: line[:10] + b"\xff" + line[10:]),
     GOOD.map(lambda line: line[:-1] + b',"pad":"' + b"x" * 33000 + b'"}'),
     st.builds(padded_to, st.sampled_from([MAX_LINE_BYTES, MAX_LINE_BYTES + 1]), st.just(b"\r")),
+    st.builds(given_twice, st.sampled_from(OBJECT_KEYS), *[st.sampled_from(RAW_VALUES)] * 2),
+    st.builds(given_twice, st.sampled_from(STRING_KEYS), *[st.sampled_from(NAME_VALUES)] * 2),
     st.sampled_from([b"", b" ", b"\r", b"{", b"}", b"{}", b"[1]", b'"x"', b"null", b"{,}", b"{}}"]),
 )  # fmt: skip
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import orjson
 import polars as pl
 
+from transforms.ingest.members import first_members
 from transforms.ingest.numbers import ROUNDED
 from transforms.spec import OBJECT_FIELDS
 
@@ -97,13 +98,14 @@ def repair_objects(
 
 
 def _decoded(line: bytes) -> dict[str, object]:
-    """A line as orjson reads it (empty where only Polars reads it: its texts stay as Polars wrote them;
-    anything but an object in an object field is quarantined by its check)."""
+    """A line as orjson reads it, a repeated object field's first value as Polars reads it (empty where
+    only Polars reads it: its texts stay as Polars wrote them; anything but an object in an object field
+    is quarantined by its check)."""
     try:
         message = orjson.loads(line)
     except orjson.JSONDecodeError:
         return {}
-    return message if isinstance(message, dict) else {}
+    return first_members(line, message, OBJECT_FIELDS) if isinstance(message, dict) else {}
 
 
 def repair_member(texts: pl.Series, objects: pl.Series, key: str) -> pl.Series:

@@ -14,6 +14,7 @@ Both paths give a line the same verdict. Where the two readers disagree:
   The line is read again with it written as that double (`1e+50`, as Segment's JavaScript reads it).
 - an object field holding a string (`"properties": "{}"`): Polars reads its text, which may look like
   an object. The screen flags the line and orjson judges it: `wrong_type`.
+- a name given twice: Polars reads the first value, orjson the last; orjson's take the first (members.py).
 Polars' text of an object field is not always JSON, nor always the number sent: objects.py writes
 such texts again.
 """
@@ -32,6 +33,7 @@ import orjson
 import polars as pl
 
 from transforms.ingest.context import scrub_raw
+from transforms.ingest.members import first_members
 from transforms.ingest.numbers import exponent_form, rounded
 from transforms.ingest.objects import repair_objects, written_raw
 from transforms.ingest.screen import SURROGATE, flagged_lines
@@ -261,6 +263,7 @@ def classify_line(line: bytes) -> tuple[Reason, str] | None:
         return Reason.INVALID_JSON, str(error)[:200]
     if not isinstance(message, dict):
         return Reason.NOT_AN_OBJECT, f"a JSON {type(message).__name__}, not an object"
+    message = first_members(line, message, OBJECT_FIELDS)  # a repeated name: its first value, as Polars'
     for field in OBJECT_FIELDS:
         value = message.get(field)
         if value is not None and not isinstance(value, dict):
@@ -286,7 +289,7 @@ def not_strings(messages: pl.DataFrame, line_of: Callable[[int], bytes]) -> pl.S
 
 
 def _first_not_string(line: bytes) -> str | None:
-    message = orjson.loads(line)
+    message = first_members(line, orjson.loads(line), SCALAR_FIELDS)
     return next((f for f in SCALAR_FIELDS if isinstance(message.get(f), dict | list)), None)
 
 
