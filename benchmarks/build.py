@@ -120,7 +120,8 @@ def steady_figure(
         figure.check(EMAIL_P99, e99)
     figure.notes.append(
         f"{seconds:g} s of realtime simulation per repeat (one file a second). Latency is per landed file, "
-        "`committed_at - landed_at` from `ingest_log`, where `landed_at` is the file's mtime. "
+        "`committed_at - landed_at` from `ingest_log`, where `landed_at` is when the file appeared in the "
+        "landing zone (its ctime). "
         "The backlog is the count of landed files with no `ingest_log` row, sampled every 5 s; "
         "the bound of 10 files is 10 s of input. Landed -> email accepted is per `welcome` email (the "
         "trigger with no delay), `sent_at - landed_at` from `sends`: the sandbox's 202 for the email of "

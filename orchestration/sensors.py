@@ -140,7 +140,8 @@ ERASURE_SENSOR = "erasure_sensor"
 def erasure_run_requests(
     landing: LandingResource, instance: dg.DagsterInstance | None = None, now: datetime | None = None
 ) -> tuple[list[dg.RunRequest], list[str]]:
-    """One run per pending request file, keyed by its path, size and landing time: each renamed first to
+    """One run per pending request file, keyed by its path, size and mtime (a chmod, which moves its
+    ctime, is not a new request; `resources.landing.LandedFile`): each renamed first to
     `erasure/req-<random>.json` (a file named after the person names no run, config or tick). With the
     `instance`, each key has its generation (`run_keys`), as the lanes' do: a request whose run and
     Dagster's run retries all failed (the file stays for a retry) is requested again under a new key
@@ -148,7 +149,7 @@ def erasure_run_requests(
     found: list[dg.RunRequest] = []
     waiting: list[str] = []
     for landed in take_pending(landing):
-        base = f"{landed.path}:{landed.size}:{landed.landed_at.isoformat()}"
+        base = f"{landed.path}:{landed.size}:{landed.modified_at.isoformat()}"
         decision = SensorDecision((landed.path,), run_key=base)
         if instance is not None:
             runs = sensor_runs(instance, ERASURE_SENSOR, base)

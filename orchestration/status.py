@@ -40,14 +40,16 @@ CHAIN_TABLES = ("events", "quarantine", "ingest_log", "identities", "profiles", 
 
 def _backlog(lake: LakeResource, landing: LandingResource, now: datetime) -> dict[str, Any]:
     landed, pending = backlog(lake, landing)
-    oldest = pending["landed_at"].min() if pending.height else None
+    oldest = pending["landed_at"].min() if pending.height else None  # when it appeared here: this clock
     age = (now - oldest).total_seconds() if isinstance(oldest, datetime) else None
+    dated = pending["modified_at"].max() if pending.height else None
+    ahead = (dated - now).total_seconds() if isinstance(dated, datetime) else 0.0
     return {
         "files": pending.height,
         "bytes": int(pending["bytes"].sum()),
         "oldest_age_seconds": None if age is None else round(max(0.0, age), 3),
-        # A file dated in the future: the producer's clock is ahead of this machine's.
-        "clock_skew_seconds": round(-age, 3) if age is not None and age < 0 else None,
+        # A file dated (its mtime) in the future: the producer's clock is ahead of this machine's.
+        "clock_skew_seconds": round(ahead, 3) if ahead > 0 else None,
         "newest_landed_at": landed["landed_at"].max() if landed.height else None,
     }
 
@@ -240,7 +242,9 @@ def _render_work(report: dict[str, Any]) -> list[str]:
     ]
     if backlog.get("clock_skew_seconds"):
         skew = backlog["clock_skew_seconds"]
-        lines.append(f"           (a file is dated {skew:.1f} s ahead of this clock: clock skew; 0 s)")
+        lines.append(
+            f"           (a file is dated {skew:.1f} s ahead of this clock: its producer's clock skew)"
+        )
     if takers is not None:
         lines.append(f"taken by:  {', '.join(takers) or 'nothing (no runner heartbeat, no daemon)'}")
     for run in report["runs_in_flight"]:

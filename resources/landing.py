@@ -8,8 +8,9 @@ import json
 import logging
 import os
 import secrets
+import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,24 @@ from typing import Any
 import dagster as dg
 
 from resources.folders import local_folder
-from resources.landing_read import entry_problem, gunzip_bounded, read_bounded, read_opened, safe_name
+from resources.landing_read import (
+    KINDS,
+    entry_problem,
+    gunzip_bounded,
+    read_bounded,
+    read_opened,
+    safe_name,
+)
 
 log = logging.getLogger(__name__)
-LANDING_SUFFIXES = (".ndjson", ".ndjson.gz", ".csv")
+# The files each landing folder takes (PRODUCT.md, "Landing zone"); any other name there is never parsed.
+LANDING_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "events": (".ndjson", ".ndjson.gz"),
+    "customers": (".ndjson", ".csv"),
+    "catalog": (".ndjson", ".csv"),
+    "erasure": (".json",),
+}
+OTHER_SUFFIXES = (".ndjson", ".ndjson.gz", ".csv")  # a folder of no producer's (erasure still blanks it)
 DEFAULT_MAX_FILE_MB = 256  # decompressed bytes one landed file may hold (LAKEMAIL_MAX_FILE_MB)
 
 
@@ -58,20 +73,50 @@ def land(folder: Path, name: str, data: bytes, *, replace: bool = False) -> Path
 class LandedFile:
     """A file in the landing zone, by its path relative to the landing root (UTF-8: see `safe_name`).
 
-    `problem` says why it is never read (not a regular file, a name that is not UTF-8); size and
-    landing time are those of the entry itself, never of what a link points to.
+    `problem` says why it is never read (not a regular file, a name that is not UTF-8, a type its folder
+    does not take); size and times are those of the entry itself, never of what a link points to.
+
+    `landed_at` is when the entry appeared in the zone, on this host's clock: its status-change time
+    (ctime), which the rename (or link) that put it there sets and no producer can; a producer's clock,
+    `cp -p` or `rsync -t` set the mtime, `modified_at`, to anything. So the mtime is never a time rule;
+    with path and size it only tells one landing of a path from the next (erasure's rewrites keep it),
+    while the ctime moves on any later chmod, link or rewrite: the ingest keeps the `landed_at` it first
+    saw in `ingest_log` (`transforms.ingest.batch.arrivals`).
     """
 
     path: str
     size: int
     landed_at: datetime
+    modified_at: datetime
     problem: str | None = None
+
+
+def suffix_problem(path: str) -> str | None:
+    """Why `path` is never parsed when its folder does not take files named so (None when it does)."""
+    folder = path.split("/", 1)[0] if "/" in path else ""
+    wanted = LANDING_SUFFIXES.get(folder, OTHER_SUFFIXES)
+    if path.endswith(wanted):
+        return None
+    where = f"{folder}/" if folder in LANDING_SUFFIXES else "the landing zone"
+    return f"unsupported landing file type: {where} takes {' or '.join(wanted)} files; never read"
 
 
 def _landed(path: str, entry: os.stat_result) -> LandedFile:
     stored, bad_name = safe_name(path)
-    landed_at = datetime.fromtimestamp(entry.st_mtime, tz=UTC)
-    return LandedFile(stored, entry.st_size, landed_at, entry_problem(entry.st_mode) or bad_name)
+    landed_at = datetime.fromtimestamp(entry.st_ctime, tz=UTC)
+    modified_at = datetime.fromtimestamp(entry.st_mtime, tz=UTC)
+    problem = entry_problem(entry.st_mode) or bad_name or suffix_problem(path)
+    return LandedFile(stored, entry.st_size, landed_at, modified_at, problem)
+
+
+def _not_a_folder(mode: int) -> str:
+    kind = KINDS.get(stat.S_IFMT(mode), "a regular file" if stat.S_ISREG(mode) else "a special file")
+    return f"{kind}, not a folder: nothing is listed through it; never read"
+
+
+def _temporary(name: str) -> bool:
+    """A name writers use while a file (or a folder of them) is not finished: never read, never entered."""
+    return name.startswith(".") or name.endswith(".tmp")
 
 
 class LandingResource(dg.ConfigurableResource):
@@ -89,8 +134,18 @@ class LandingResource(dg.ConfigurableResource):
         return root
 
     def list_files(self, folder: str = "events") -> list[LandedFile]:
-        """Every finished entry under `folder` (temp names skipped), sorted by path; links are listed, not
-        followed (nor descended into), and non-regular entries carry their `problem`."""
+        """Every finished entry under `folder` ("": the whole zone), sorted by path. Temp names (a leading
+        `.` or a `.tmp` suffix) are skipped, folders included, before anything in them is listed; links
+        are listed, not followed nor descended into, and non-regular entries carry their `problem`. A
+        `folder` that is itself a link (or no folder) is that one entry, with its problem: nothing is
+        listed through it."""
+        if folder:
+            try:
+                top = os.lstat(self.root / folder)
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+            if not stat.S_ISDIR(top.st_mode):
+                return [replace(_landed(folder, top), problem=f"{folder}/ is {_not_a_folder(top.st_mode)}")]
         found: list[LandedFile] = []
         pending = [folder]
         while pending:
@@ -103,17 +158,14 @@ class LandingResource(dg.ConfigurableResource):
                 log.warning("landing folder %s cannot be listed: %s", safe_name(relative)[0], error.strerror)
                 continue
             for entry in entries:
-                name = entry.name
-                if name.startswith("."):
+                if _temporary(entry.name):
                     continue
                 try:
-                    child = f"{relative}/{name}" if relative else name  # "" lists the whole zone
+                    child = f"{relative}/{entry.name}" if relative else entry.name
                     if entry.is_dir(follow_symlinks=False):
                         pending.append(child)
-                        continue
-                    if name.endswith(".tmp"):
-                        continue
-                    found.append(_landed(child, entry.stat(follow_symlinks=False)))
+                    else:
+                        found.append(_landed(child, entry.stat(follow_symlinks=False)))
                 except FileNotFoundError:  # removed between listing and stat
                     continue
         return sorted(found, key=lambda f: f.path)
@@ -144,12 +196,12 @@ class LandingResource(dg.ConfigurableResource):
     def read(self, path: str) -> tuple[bytes, bytes]:
         """The file's bytes as landed and its content (gunzipped for `.gz`), each at most the bound.
 
-        Raises ValueError for a file type the landing zone does not take, NotLandingFile for an entry
-        that is not a regular file inside the zone, FileTooLarge past `max_file_mb`, OSError or gzip
-        errors for a file that cannot be read.
+        Raises ValueError for a file type its folder does not take (`LANDING_SUFFIXES`), NotLandingFile
+        for an entry that is not a regular file inside the zone, FileTooLarge past `max_file_mb`, OSError
+        or gzip errors for a file that cannot be read.
         """
-        if not path.endswith(LANDING_SUFFIXES):
-            raise ValueError(f"unsupported landing file type (want {' or '.join(LANDING_SUFFIXES)})")
+        if (problem := suffix_problem(path)) is not None:
+            raise ValueError(problem)
         limit = self.max_file_mb * 1024 * 1024
         landed = read_bounded(self.root, path, limit)
         return landed, gunzip_bounded(landed, limit) if path.endswith(".gz") else landed

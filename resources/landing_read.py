@@ -6,6 +6,13 @@ Anyone who can write to the landing zone can put a symlink (to `/etc/shadow`, to
 entries (`entry_problem`, `safe_name`); `open_landed` walks the path one component at a time with
 `O_NOFOLLOW` and checks what it opened with `fstat`, so a link or FIFO swapped in after the listing is
 refused too; `read_bounded` and `gunzip_bounded` stop at `limit` bytes.
+
+A hard link (a regular file with other names, `st_nlink > 1`) is read like any regular file, on
+purpose: `ln` is a producer's atomic way to land a file, as a rename is, and a link gives no more than a
+copy would: the kernel (fs.protected_hardlinks, on by default) lets its maker link only a file it owns or
+may read and write, and its bytes are fixed when linked, where a symlink is resolved with the reader's
+rights when read. Erasure blanks the zone's name of it (the rename makes it a file of its own); another
+name of the file outside the zone is its producer's copy, as it would be after `cp`.
 """
 
 from __future__ import annotations

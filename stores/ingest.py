@@ -54,6 +54,7 @@ from transforms.ingest.batch import (
     FAILED,
     LANDED_SCHEMA,
     RETRYING,
+    arrivals,
     commit_groups,
     pending_files,
     reflected_until,
@@ -80,13 +81,13 @@ READ_AHEAD_BYTES = 16 * 1024 * 1024
 # Validated bytes held ahead of the commit, beyond the pass being validated (a pass: GROUP_LINES lines).
 VALIDATE_AHEAD_BYTES = 16 * 1024 * 1024
 VALIDATE_THREADS = 2  # passes validated at once: the commit waited on one
-BACKLOG_READ = ["source_file", "bytes", "batch_id", "status", "landed_at", "committed_at"]
+BACKLOG_READ = ["source_file", "bytes", "batch_id", "status", "landed_at", "committed_at", "modified_at"]
 LOG_READ = [*BACKLOG_READ, "sha256"]
 
 
 def landed_frame(files: list[LandedFile]) -> pl.DataFrame:
     """Landed files as a LANDED_SCHEMA frame."""
-    rows = [(f.path, f.size, f.landed_at) for f in files]
+    rows = [(f.path, f.size, f.landed_at, f.modified_at) for f in files]
     return pl.DataFrame(rows, schema=LANDED_SCHEMA, orient="row")
 
 
@@ -98,10 +99,11 @@ def landed_files(landing: LandingResource) -> list[LandedFile]:
 def backlog(
     lake: LakeResource, landing: LandingResource, now: datetime | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(every landed file (LANDED_SCHEMA), those to take at `now` (PENDING_SCHEMA)): what the sensor and
-    `lakemail status` see waiting."""
+    """(every landed file (LANDED_SCHEMA, landing times as first taken: `arrivals`), those to take at
+    `now` (PENDING_SCHEMA)): what the sensor and `lakemail status` see waiting."""
     landed = landed_frame(landed_files(landing))
-    return landed, pending_files(landed, lake.read("ingest_log", INGEST_LOG_SCHEMA, BACKLOG_READ), now)
+    taken = lake.read("ingest_log", INGEST_LOG_SCHEMA, BACKLOG_READ)
+    return arrivals(landed, taken), pending_files(landed, taken, now)
 
 
 def reflected_as_of(
@@ -149,13 +151,14 @@ def ingest(
         by_path = {f.path: f for f in landed}
         ingested = Ingested.of(ingest_log)
 
-        def read_one(item: tuple[str, int]) -> FileOutcome:
-            return read_landed(landing, by_path[item[0]], item[1], ingested)
+        def read_one(item: tuple[str, int, datetime]) -> FileOutcome:
+            path, attempt, landed_at = item  # landed_at: as first taken (a retry keeps it)
+            return read_landed(landing, replace(by_path[path], landed_at=landed_at), attempt, ingested)
 
         # Two files parsed at a time (Polars releases the GIL), in file order: the dedupe stays deterministic.
         outcomes = read_ahead(
             read_one,
-            pending.select("source_file", "attempt").iter_rows(),
+            pending.select("source_file", "attempt", "landed_at").iter_rows(),
             PARSE_THREADS,
             budget=READ_AHEAD_BYTES,
             weight=lambda item: by_path[item[0]].size,

@@ -36,7 +36,16 @@ from transforms.schema import INGEST_LOG_SCHEMA, batch_column
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
-LOG_ROW_COLUMNS = ("source_file", "bytes", "sha256", "batch_id", "status", "detail", "landed_at")
+LOG_ROW_COLUMNS = (
+    "source_file",
+    "bytes",
+    "sha256",
+    "batch_id",
+    "status",
+    "detail",
+    "landed_at",
+    "modified_at",
+)
 # BadGzipFile and FileTooLarge are OSErrors, but permanent: tested before the transient OSError.
 PERMANENT_ERRORS = (FileTooLarge, gzip.BadGzipFile, EOFError, zlib.error, ValueError)
 COMMITTED, CHANGED, UNCHANGED = "committed", "changed", "unchanged"
@@ -72,7 +81,9 @@ def read_landed(
     """Read and parse one landed file (`attempt`: its failed reads so far); never raises."""
     row: dict[str, object] = dict.fromkeys(LOG_ROW_COLUMNS)
     path = landed.path
-    row.update(source_file=path, bytes=landed.size, landed_at=landed.landed_at)
+    row.update(
+        source_file=path, bytes=landed.size, landed_at=landed.landed_at, modified_at=landed.modified_at
+    )
     if landed.problem is not None:
         log.warning("landing entry %s is never read: %s", path, landed.problem)
         return FileOutcome({**row, "status": FAILED, "detail": landed.problem})

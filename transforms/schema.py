@@ -81,8 +81,11 @@ INGEST_LOG_SCHEMA: dict[str, pl.DataType] = {
     "batch_id": pl.Int64(),
     "status": pl.String(),
     "detail": pl.String(),
-    "landed_at": UTC_TS,
+    "landed_at": UTC_TS,  # when the file appeared in the landing zone (its ctime when first taken)
     "committed_at": UTC_TS,
+    # its mtime as its producer left it: with path and bytes, what tells one landing from the next (null in
+    # rows from before it was recorded, whose landed_at is that mtime)
+    "modified_at": UTC_TS,
 }
 
 # key: anonymous_id, user_id (tagged INGEST_APP_ID)

@@ -194,8 +194,8 @@ def scrub_delta_logs(lake: LakeResource, person: Person) -> tuple[list[str], int
 
 def staged_rewrite(path: Path, data: bytes) -> Path:
     """`data` next to `path` under a temp name that readers skip, with `path`'s access and modification
-    times: renamed over `path`, it changes the content only (time travel by timestamp and a landed file's
-    `landed_at` read those times)."""
+    times: renamed over `path`, it changes the content only (time travel by timestamp reads the mtime; a
+    landed file's mtime, with its path and size, is what the ingest knows that landing by)."""
     temp = path.with_name(f".{path.name}.erasure.tmp")
     temp.write_bytes(data)
     stat = path.stat()

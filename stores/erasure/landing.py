@@ -168,7 +168,9 @@ def rewrite_landing(
     temps: list[tuple[Path, Path]] = []
     for rewrite in rewrites:
         final = landing.root / rewrite.path
-        temps.append((staged_rewrite(final, rewrite.new), final))  # landed_at stays the landing time
+        # its mtime kept: with path and the new size in ingest_log, the same landing (not a new one to take);
+        # its ctime moves, but a taken file's landed_at is the one ingest_log holds (`arrivals`)
+        temps.append((staged_rewrite(final, rewrite.new), final))
     update_ingest_log(lake, rewrites, rows, request_id)
     for temp, final in temps:
         os.rename(temp, final)
@@ -191,13 +193,18 @@ def update_ingest_log(
         orient="row",
     )
     touched = set(removed["source_file"].to_list()) | set(rewritten["source_file"].to_list())
-    current = pl.scan_delta(table).filter(pl.col("source_file").is_in(touched)).collect()
-    updates = adjust_ingest_log(current.select(list(INGEST_LOG_SCHEMA)), removed, rewritten)
+    # through `lake.scan`: a table from before a column was added (modified_at) reads it as null
+    current = (
+        lake.scan("ingest_log", INGEST_LOG_SCHEMA).filter(pl.col("source_file").is_in(touched)).collect()
+    )
+    updates = adjust_ingest_log(current, removed, rewritten)
     if updates.height == 0:
         return
     (
         table.merge(
-            updates.to_arrow(compat_level=pl.CompatLevel.oldest()),
+            updates.select("source_file", "batch_id", *LOG_COLUMNS).to_arrow(
+                compat_level=pl.CompatLevel.oldest()
+            ),
             predicate="t.source_file = s.source_file AND t.batch_id = s.batch_id",
             source_alias="s",
             target_alias="t",

@@ -16,7 +16,10 @@ from deltalake import DeltaTable
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.state import StateStore
+from stores.ingest import BACKLOG_READ, landed_frame
+from transforms.ingest.batch import arrivals
 from transforms.operations.checks import Thresholds
+from transforms.schema import INGEST_LOG_SCHEMA
 
 # Which columns scope a table's rows: its batch number (in-run) and its time column (audit windows).
 # identities, profiles and sends are small (one row per edge, user, email): checks read them whole.
@@ -79,7 +82,12 @@ class Probe:
 
     @cached_property
     def landed_at(self) -> list[datetime]:
-        return [f.landed_at for f in self.landing.list_files("events")]
+        """When each `events/` file landed, as first taken (`arrivals`): a ctime that moved later (erasure
+        blanked a line, a chmod) is no file waiting."""
+        listed = landed_frame(self.landing.list_files("events"))
+        paths = listed["source_file"].implode()
+        taken = self.lake.scan("ingest_log", INGEST_LOG_SCHEMA).filter(pl.col("source_file").is_in(paths))
+        return arrivals(listed, taken.select(BACKLOG_READ).collect())["landed_at"].to_list()
 
     def last_data_commit(self, name: str) -> datetime | None:
         table = self.table(name)

@@ -33,8 +33,9 @@ from transforms.state import SEPARATOR, due_key, encode
 CHUNK_ROWS = 200_000
 Chunks = Iterator[pl.DataFrame]
 
-# + landed_at, committed_at (#15, ingest lane): what `pending_files` and the retry backoff read, so a
-# batch answers "which landed files are new" from the store
+# + landed_at, committed_at (#15, ingest lane), modified_at: what `pending_files` and the retry backoff
+# read, so a batch answers "which landed files are new" from the store (a record from before modified_at
+# decodes it as null: `transforms.ingest.batch` then reads landed_at, which held the mtime)
 LANDED_RECORD = {
     "batch_id": pl.Int64(),
     "bytes": pl.Int64(),
@@ -42,6 +43,7 @@ LANDED_RECORD = {
     "status": pl.String(),
     "landed_at": UTC_TS,
     "committed_at": UTC_TS,
+    "modified_at": UTC_TS,
 }
 LINK = pl.Struct({"id": pl.String(), "first_seen_at": UTC_TS})
 DECIDED = ("trigger_id", "kind", "user_id", "decision", "decided_at", "evaluation")

@@ -439,7 +439,7 @@ def test_unreadable_versions_follow_the_log() -> None:
 
 def test_ingest_log_counts_follow_the_erasure() -> None:
     log = pl.DataFrame(
-        [("f", 10, "old", 5, 3, 1, 1, 1, "committed", None, None, None)],
+        [("f", 10, "old", 5, 3, 1, 1, 1, "committed", None, None, None, None)],
         schema=INGEST_LOG_SCHEMA,
         orient="row",
     )

@@ -167,7 +167,8 @@ def test_readable_output_without_negative_lags(settings: Settings) -> None:
     report = json.loads(status(settings, "--json").stdout)
     lags = [f["lag_seconds"] for f in report["freshness"].values()]
     assert lags and all(lag is not None and lag >= 0 for lag in lags)  # committed after the landing
-    assert report["backlog"]["oldest_age_seconds"] == 0 and report["backlog"]["clock_skew_seconds"] > 250
+    # its age counts from when it appeared here (this clock), its date shows the producer's skew
+    assert 0 <= report["backlog"]["oldest_age_seconds"] < 60 and report["backlog"]["clock_skew_seconds"] > 250
     text = status(settings).stdout
     assert "{" not in text and "}" not in text, text  # no Python dict
     assert re.search(r"(^|\s)-\d", text) is None, text  # no negative figure

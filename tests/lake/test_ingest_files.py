@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import os
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -121,3 +122,54 @@ def test_a_file_over_the_per_file_bound_fails_with_a_reason_and_the_rest_goes_in
     [detail] = table(settings, "ingest_log").filter(pl.col("status") == "failed")["detail"]
     assert "FileTooLarge" in detail and "LAKEMAIL_MAX_FILE_MB" in detail
     assert event_ids(settings) == ["g-1"]
+
+
+def test_a_file_of_a_type_its_folder_does_not_take_is_failed_once_and_never_parsed(
+    settings: Settings, lake: LakeResource, landing: LandingResource
+) -> None:
+    # review: events/export.csv was read as NDJSON: committed, its header quarantined invalid_json.
+    landing.land("events/export.csv", b"user_id,email\nu1,a@x.com\n" + track("k-1") + b"\n")
+    land(settings, "good.ndjson", [track("g-1")])
+    report = ingest(lake, landing)
+    assert report.failed_files == ["events/export.csv"] and report.accepted == 1
+    failed = table(settings, "ingest_log").filter(pl.col("status") == "failed")
+    assert failed.select("source_file", "lines").rows() == [("events/export.csv", 0)]
+    assert "events/ takes .ndjson or .ndjson.gz files" in failed["detail"][0]
+    assert table(settings, "quarantine").height == 0 and event_ids(settings) == ["g-1"]
+    assert ingest(lake, landing).files == 0  # reported once
+
+
+def test_a_temp_named_folder_is_taken_only_once_renamed_into_place(
+    settings: Settings, lake: LakeResource, landing: LandingResource
+) -> None:
+    # review: events/drop-42.tmp/ was ingested half-written, then again once renamed (lines counted twice).
+    staging = landing.root / "events" / "drop-42.tmp"
+    staging.mkdir(parents=True)
+    (staging / "part-1.ndjson").write_bytes(track("d-3") + b"\n" + track("d-4")[:40])
+    assert ingest(lake, landing).files == 0
+    (staging / "part-1.ndjson").write_bytes(track("d-3") + b"\n" + track("d-4") + b"\n")
+    staging.rename(landing.root / "events" / "drop-42")
+    report = ingest(lake, landing)
+    assert (report.files, report.accepted) == (1, 2)
+    log = table(settings, "ingest_log")
+    assert log.select("source_file", "lines", "duplicates").rows() == [("events/drop-42/part-1.ndjson", 2, 0)]
+
+
+def test_a_symlinked_top_folder_is_reported_once_and_nothing_under_it_is_listed(
+    settings: Settings, lake: LakeResource, landing: LandingResource
+) -> None:
+    # review: customers -> an outside folder was listed through: each file's name and size in ingest_log.
+    outside = settings.home / "outside"
+    outside.mkdir()
+    (outside / "hr-salaries.ndjson").write_bytes(b"x" * 1234)
+    landing.root.mkdir(parents=True, exist_ok=True)
+    os.symlink(outside, landing.root / "customers")
+    land(settings, "good.ndjson", [track("g-1")])
+    assert ingest(lake, landing).failed_files == ["customers"]
+    log = table(settings, "ingest_log").sort("source_file")
+    assert log.select("source_file", "status").rows() == [
+        ("customers", "failed"),
+        ("events/good.ndjson", "committed"),
+    ]
+    assert "customers/ is a symlink" in log["detail"][0] and 1234 not in log["bytes"].to_list()
+    assert ingest(lake, landing).files == 0  # reported once

@@ -8,6 +8,8 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -27,10 +29,13 @@ DAYS_AGO = time.time() - 4 * 86400
 
 
 @contextmanager
-def collector(settings: Settings, landing: LandingResource) -> Iterator[httpx.Client]:
-    app = create_collector_app(
-        CollectorConfig(landing=landing.root, write_keys=("wk",), profiles=profile_api(settings, API_KEY))
-    )
+def collector(
+    settings: Settings, landing: LandingResource, staleness: timedelta | None = None
+) -> Iterator[httpx.Client]:
+    """The collector as `lakemail serve collector` wires it (the shop's staleness bound, or `staleness`)."""
+    api = profile_api(settings, API_KEY)
+    api = api if staleness is None else replace(api, staleness=staleness)
+    app = create_collector_app(CollectorConfig(landing=landing.root, write_keys=("wk",), profiles=api))
     with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
 
@@ -60,11 +65,16 @@ def test_a_store_quiet_for_days_with_nothing_landed_since_is_current(
     assert STALE not in ada["fallbacks"] and ada["recommendations_source"] == "personal"
 
 
-def test_a_store_behind_a_file_landed_days_ago_gives_generic_content(
+def test_a_store_behind_a_file_landed_longer_ago_than_the_bound_gives_generic_content(
     settings: Settings, landing: LandingResource, shop: StateResource
 ) -> None:
+    # A file lands when it appears in the zone (its ctime; an old mtime says nothing): a bound of a
+    # second, not 72 h, lets it be older than the bound without a clock to turn.
     late = landing.land("events/late.ndjson", b'{"type": "track"}\n')  # never taken by an ingest
-    os.utime(late, (DAYS_AGO, DAYS_AGO))
+    os.utime(late, (DAYS_AGO, DAYS_AGO))  # its producer's date: not when it landed
     with collector(settings, landing) as client:
+        assert STALE not in content(client)["fallbacks"]
+    time.sleep(1.5)
+    with collector(settings, landing, staleness=timedelta(seconds=1)) as client:
         ada = content(client)
     assert STALE in ada["fallbacks"] and ada["generic"] is True

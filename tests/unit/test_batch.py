@@ -10,6 +10,7 @@ import pytest
 from transforms.ingest.batch import (
     LANDED_SCHEMA,
     MAX_ATTEMPTS,
+    arrivals,
     batch_run_key,
     commit_groups,
     decide_batch,
@@ -23,16 +24,23 @@ from transforms.schema import INGEST_LOG_SCHEMA
 AT = datetime(2026, 11, 22, tzinfo=UTC)
 
 
-def landed(*files: tuple[str, int], at: datetime = AT) -> pl.DataFrame:
-    return pl.DataFrame([(path, size, at) for path, size in files], schema=LANDED_SCHEMA, orient="row")
+def landed(*files: tuple[str, int], at: datetime = AT, modified: datetime | None = None) -> pl.DataFrame:
+    """Files listed as landed at `at` (their ctime) with the mtime `modified` (default: `at`)."""
+    rows = [(path, size, at, modified or at) for path, size in files]
+    return pl.DataFrame(rows, schema=LANDED_SCHEMA, orient="row")
 
 
 def log(
-    *files: tuple[str, int], status: str = "committed", batch: int = 1, at: datetime = AT
+    *files: tuple[str, int],
+    status: str = "committed",
+    batch: int = 1,
+    at: datetime = AT,
+    modified: datetime | None = AT,
 ) -> pl.DataFrame:
+    """ingest_log rows landed at `at` with the mtime `modified` (None: a row from before it was kept)."""
     frame = pl.DataFrame(schema=INGEST_LOG_SCHEMA)
     rows = pl.DataFrame(
-        [(p, s, status, batch, at, at) for p, s in files],
+        [(p, s, status, batch, at, at, modified) for p, s in files],
         schema={
             "source_file": pl.String,
             "bytes": pl.Int64,
@@ -40,6 +48,7 @@ def log(
             "batch_id": pl.Int64,
             "landed_at": INGEST_LOG_SCHEMA["landed_at"],
             "committed_at": INGEST_LOG_SCHEMA["committed_at"],
+            "modified_at": INGEST_LOG_SCHEMA["modified_at"],
         },
         orient="row",
     )
@@ -82,6 +91,37 @@ def test_a_file_that_failed_and_lands_again_is_taken_again() -> None:
     later = AT + timedelta(seconds=3)
     pending = pending_files(landed(("events/a", 10), at=later), log(("events/a", 10), status="failed"))
     assert pending["source_file"].to_list() == ["events/a"]
+
+
+def test_a_file_is_known_by_its_mtime_and_dated_by_when_it_was_first_taken() -> None:
+    # review: the landing time was the mtime, which the producer sets; it is now the ctime, which moves on a
+    # chmod or an erasure rewrite: that is no new landing, and the date first taken stays.
+    moved = AT + timedelta(hours=5)
+    files = landed(("events/a", 10), at=moved, modified=AT - timedelta(days=2))
+    taken = log(("events/a", 10), at=AT, modified=AT - timedelta(days=2))
+    assert pending_files(files, taken).height == 0
+    assert arrivals(files, taken)["landed_at"].to_list() == [AT]
+    assert (
+        reflected_until(
+            files, log(("events/a", 10), status="retrying", modified=AT - timedelta(days=2)), moved
+        )
+        == AT
+    )
+    new = landed(("events/b", 10), at=moved, modified=AT - timedelta(days=2))
+    [row] = pending_files(new, taken).rows(named=True)
+    assert (row["landed_at"], row["modified_at"]) == (
+        moved,
+        AT - timedelta(days=2),
+    )  # not yet taken: its ctime
+
+
+def test_a_row_from_before_the_mtime_was_kept_matches_by_its_landed_at() -> None:
+    # Such a row's landed_at is the mtime: an upgrade takes nothing again.
+    files = landed(("events/a", 10), at=AT + timedelta(hours=1), modified=AT)
+    old = log(("events/a", 10), at=AT, modified=None)
+    assert pending_files(files, old).height == 0
+    assert pending_files(files, old.drop("modified_at")).height == 0
+    assert arrivals(files, old)["landed_at"].to_list() == [AT]
 
 
 def test_the_lake_reflects_landed_lines_up_to_the_oldest_file_not_taken_or_retrying() -> None:

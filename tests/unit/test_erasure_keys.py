@@ -146,7 +146,7 @@ def test_a_landed_file_links_anonymous_ids_and_emails_as_the_ingest_would() -> N
 
 def test_a_blanked_crm_file_keeps_its_ingest_log_row_in_step() -> None:
     log = pl.DataFrame(
-        [("customers/c.csv", 90, "old", 3, 2, 1, 0, 1, "committed", None, None, None)],
+        [("customers/c.csv", 90, "old", 3, 2, 1, 0, 1, "committed", None, None, None, None)],
         schema=INGEST_LOG_SCHEMA,
         orient="row",
     )

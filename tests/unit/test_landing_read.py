@@ -90,6 +90,80 @@ def test_a_symlinked_folder_is_not_descended_and_not_read_through(
         zone.read("events/sub/x.ndjson")  # a manifest naming a path through the link
 
 
+def test_a_temp_named_folder_is_never_entered(zone: LandingResource) -> None:
+    # review: a folder named `*.tmp` (a producer staging a drop) was listed and read half-written.
+    for path in (
+        "events/drop-42.tmp/part-1.ndjson",
+        "events/.staging/part-0.ndjson",
+        "events/ok/part-0.ndjson",
+    ):
+        (zone.root / path).parent.mkdir(parents=True, exist_ok=True)
+        (zone.root / path).write_bytes(b"{}\n")
+    assert sorted(listed(zone)) == ["events/good.ndjson", "events/ok/part-0.ndjson"]
+    assert [f.path for f in zone.list_files("")] == ["events/good.ndjson", "events/ok/part-0.ndjson"]
+
+
+@pytest.mark.parametrize(
+    ("path", "takes"),
+    [
+        ("events/export.csv", "events/ takes .ndjson or .ndjson.gz"),
+        ("events/request.json", "events/ takes .ndjson or .ndjson.gz"),
+        ("customers/crm.ndjson.gz", "customers/ takes .ndjson or .csv"),
+        ("catalog/products.json", "catalog/ takes .ndjson or .csv"),
+        ("erasure/request.ndjson", "erasure/ takes .json"),
+    ],
+)
+def test_a_file_its_folder_does_not_take_is_listed_with_a_reason_and_never_read(
+    zone: LandingResource, path: str, takes: str
+) -> None:
+    # review: a `.csv` in events/ was read as NDJSON (its header quarantined, its lines committed).
+    zone.land(path, b"user_id,email\n")
+    [entry] = [f for f in zone.list_files(path.split("/")[0]) if f.path == path]
+    assert entry.problem is not None and takes in entry.problem
+    with pytest.raises(ValueError, match=takes):
+        zone.read(path)
+
+
+@pytest.mark.parametrize(
+    "path", ["events/a.ndjson.gz", "customers/crm.csv", "catalog/p.ndjson", "erasure/r.json"]
+)
+def test_the_files_each_folder_takes_are_listed_without_a_problem(zone: LandingResource, path: str) -> None:
+    zone.land(path, b"")
+    assert [f.problem for f in zone.list_files(path.split("/")[0]) if f.path == path] == [None]
+
+
+def test_a_top_folder_that_is_a_symlink_is_one_entry_never_listed_through(
+    zone: LandingResource, tmp_path: Path
+) -> None:
+    # review: customers -> a folder outside the zone was listed through: ingest_log recorded the name and
+    # size of every file there.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "hr-salaries.ndjson").write_bytes(b"x" * 1234)
+    os.symlink(outside, zone.root / "customers")
+    [entry] = zone.list_files("customers")
+    assert entry.path == "customers" and entry.size == os.lstat(zone.root / "customers").st_size
+    assert entry.problem is not None and "customers/ is a symlink" in entry.problem
+    assert "customers/hr-salaries.ndjson" not in [f.path for f in zone.list_files("")]
+    (zone.root / "catalog").write_bytes(b"")  # a file where a folder belongs
+    assert "not a folder" in str(zone.list_files("catalog")[0].problem)
+    assert zone.list_files("nothing-here") == []
+
+
+def test_a_hard_link_is_read_as_the_regular_file_it_is(zone: LandingResource, tmp_path: Path) -> None:
+    """Kept on purpose: `ln` is a producer's atomic way to land a file (as a rename is), and a hard link
+    gives no more than a copy would (with fs.protected_hardlinks, the default, only to a file its maker
+    owns or may read and write), unlike a symlink, which is resolved with the reader's rights at read
+    time. Its landing time is when it was linked (the link count change sets the ctime)."""
+    staged = tmp_path / "staged.ndjson"
+    staged.write_bytes(b"{}\n")
+    os.utime(staged, (1, 1))
+    os.link(staged, zone.root / "events" / "linked.ndjson")
+    [entry] = [f for f in zone.list_files("events") if f.path == "events/linked.ndjson"]
+    assert entry.problem is None and zone.read(entry.path)[1] == b"{}\n"
+    assert entry.landed_at > datetime(2020, 1, 1, tzinfo=UTC) and entry.modified_at.timestamp() == 1
+
+
 @pytest.mark.parametrize("path", ["../outside.ndjson", "/etc/passwd.ndjson", "events/../../outside.ndjson"])
 def test_a_path_outside_the_zone_is_refused(zone: LandingResource, tmp_path: Path, path: str) -> None:
     (tmp_path / "outside.ndjson").write_bytes(b"{}\n")

@@ -1,8 +1,10 @@
 """What a micro-batch takes: pending landed files, the sensor's decision, and commit groups.
 
-A landed file is known by its path, size and landing time (its mtime): a file renamed into place again
-is taken again (and compared by sha256 with what was ingested), one that failed for a transient reason
-(an I/O error) is taken again after a backoff, and the operator can take any failed one again.
+A landed file is known by its path, size and mtime (`modified_at`, which erasure's rewrites keep): a file
+renamed into place again is taken again (and compared by sha256 with what was ingested), one that failed
+for a transient reason (an I/O error) is taken again after a backoff, and the operator can take any
+failed one again. Its `landed_at` (when it appeared in the zone: its ctime, `resources.landing`) is a time,
+not part of what it is known by: the one `ingest_log` holds for it once it has been taken (`arrivals`).
 """
 
 from __future__ import annotations
@@ -29,14 +31,38 @@ PENDING_SCHEMA: dict[str, pl.DataType] = {
     "source_file": pl.String(),
     "bytes": pl.Int64(),
     "landed_at": pl.Datetime("us", "UTC"),
+    "modified_at": pl.Datetime("us", "UTC"),
     "attempt": pl.Int64(),  # failed attempts since the last final outcome (0: a new file)
 }
 
 LANDED_SCHEMA: dict[str, pl.DataType] = {
     "source_file": pl.String(),
     "bytes": pl.Int64(),
-    "landed_at": pl.Datetime("us", "UTC"),
+    "landed_at": pl.Datetime("us", "UTC"),  # when it appeared in the landing zone (ctime)
+    "modified_at": pl.Datetime("us", "UTC"),  # its mtime, as its producer left it
 }
+# What tells one landing of a path from the next. ingest_log rows written before `modified_at` existed
+# hold the mtime as their `landed_at` (`_logged`).
+IDENTITY = ["source_file", "bytes", "modified_at"]
+
+
+def _logged(ingest_log: pl.DataFrame) -> pl.DataFrame:
+    """`ingest_log` (with source_file, bytes, landed_at and maybe modified_at) keyed by IDENTITY."""
+    if "modified_at" not in ingest_log.columns:
+        return ingest_log.with_columns(pl.col("landed_at").alias("modified_at"))
+    return ingest_log.with_columns(pl.coalesce("modified_at", "landed_at").alias("modified_at"))
+
+
+def arrivals(landed: pl.DataFrame, ingest_log: pl.DataFrame) -> pl.DataFrame:
+    """Landed files (LANDED_SCHEMA) with the `landed_at` their `ingest_log` rows recorded when they were
+    first taken: a ctime that moved since (a chmod, a link, erasure blanking a line) is not a new landing
+    time. Files not taken yet keep the listing's."""
+    first = _logged(ingest_log).group_by(IDENTITY).agg(pl.col("landed_at").min().alias("_logged_at"))
+    return (
+        landed.join(first, on=IDENTITY, how="left")
+        .with_columns(pl.coalesce("_logged_at", "landed_at").alias("landed_at"))
+        .select([pl.col(c).cast(t) for c, t in LANDED_SCHEMA.items()])
+    )
 
 
 def retry_after(attempts: int) -> timedelta:
@@ -71,11 +97,11 @@ def pending_files(
     now: datetime | None = None,
     retry: Collection[str] = (),
 ) -> pl.DataFrame:
-    """Landed files (LANDED_SCHEMA) to take now, by path, with their `attempt` (PENDING_SCHEMA): those
-    `ingest_log` has no row for at that path, size and landing time, those failing transiently whose
-    backoff is over at `now`, and the paths in `retry` (the operator's)."""
-    key = ["source_file", "bytes", "landed_at"]
-    new = landed.select(key).join(ingest_log.select(key), on=key, how="anti")
+    """Landed files (LANDED_SCHEMA) to take now, by path, with their `attempt` and `landed_at` (as first
+    taken: `arrivals`) (PENDING_SCHEMA): those `ingest_log` has no row for at that path, size and mtime,
+    those failing transiently whose backoff is over at `now`, and the paths in `retry` (the operator's)."""
+    landed = arrivals(landed, ingest_log)
+    new = landed.select(IDENTITY).join(_logged(ingest_log).select(IDENTITY), on=IDENTITY, how="anti")
     failing = failed_attempts(ingest_log)
     moment = now or datetime.now(UTC)
     due = [
@@ -85,8 +111,7 @@ def pending_files(
     ]
     take = pl.concat([new["source_file"], pl.Series("source_file", [*due, *retry], dtype=pl.String)])
     return (
-        landed.select(key)
-        .filter(pl.col("source_file").is_in(take.implode()))
+        landed.filter(pl.col("source_file").is_in(take.implode()))
         .join(
             failing.select("source_file", pl.col("attempts").alias("attempt")), on="source_file", how="left"
         )
@@ -100,8 +125,8 @@ def reflected_until(landed: pl.DataFrame, ingest_log: pl.DataFrame, now: datetim
     """The moment the lake (and the state store) reflects every landed line up to: the landing time of
     the oldest landed file (LANDED_SCHEMA) not taken yet or failing transiently, else `now`. A file that
     failed for good is not waited for: its lines will never come (`lakemail retry` takes it again)."""
-    key = ["source_file", "bytes", "landed_at"]
-    new = landed.join(ingest_log.select(key), on=key, how="anti")["landed_at"]
+    landed = arrivals(landed, ingest_log)
+    new = landed.join(_logged(ingest_log).select(IDENTITY), on=IDENTITY, how="anti")["landed_at"]
     failing = failed_attempts(ingest_log).filter(pl.col("status") == RETRYING)["source_file"]
     retrying = landed.filter(pl.col("source_file").is_in(failing.implode()))["landed_at"]
     oldest = pl.concat([new, retrying]).min()
