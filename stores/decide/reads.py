@@ -18,7 +18,7 @@ from transforms.erasure.records import address_key, suppressed, user_key
 from transforms.profiles.state import ANON, PARTIAL_SCHEMA
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, IDENTITIES_SCHEMA, TRIGGERS_SCHEMA, UTC_TS
 from transforms.state import SEPARATOR, decode
-from transforms.triggers.exits import RENEWABLE, RENEWABLE_SCHEMA
+from transforms.triggers.exits import RENEWABLE_SCHEMA
 from transforms.triggers.store_changes import SENT_ROWS
 
 AFTER_SEPARATOR = chr(ord(SEPARATOR) + 1)  # the end of a `<prefix>|` range
@@ -67,10 +67,9 @@ def decided_ids(reader: StateReader, trigger_ids: Iterable[str]) -> pl.Series:
 
 
 def renewable(reader: StateReader, trigger_ids: Iterable[str]) -> pl.DataFrame:
-    """Of `trigger_ids`, those whose terminal decision sent nothing (`exits.RENEWABLE`): RENEWABLE_SCHEMA."""
+    """Of `trigger_ids`, those with a terminal decision, and it (`exits.renewed`): RENEWABLE_SCHEMA."""
     found = decoded(reader.get_many("decided_triggers", trigger_ids), VALUE_SCHEMAS["decided_triggers"])[1]
-    kept = found.filter(pl.col("decision").is_in(RENEWABLE))
-    return kept.select([pl.col(c).cast(t) for c, t in RENEWABLE_SCHEMA.items()]).sort("trigger_id")
+    return found.select([pl.col(c).cast(t) for c, t in RENEWABLE_SCHEMA.items()]).sort("trigger_id")
 
 
 def _links(reader: StateReader, side: str, keys: Iterable[str], own: str, other: str) -> pl.DataFrame:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from transforms.profiles.derive import derive
 from transforms.profiles.one import SEQUENTIAL_SUM, derive_one
-from transforms.profiles.state import PARTIAL_SCHEMA, STATED
+from transforms.profiles.state import IMPLICIT_CART, PARTIAL_SCHEMA, STATED
 from transforms.schema import CUSTOMERS_SCHEMA
 from transforms.state import decode
 
@@ -38,7 +38,7 @@ def _unique(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
 
 lines = st.lists(
     st.fixed_dictionaries(
-        {"cart_id": st.sampled_from(["c1", "c2", None]),
+        {"cart_id": st.sampled_from(["c1", "c2", IMPLICIT_CART, None]),
          "product_id": st.sampled_from(["p1", "p2", "p3", None]),
          "name": names, "category": names, "price": cents, "image_url": names, "url": names,
          "added": counts, "removed": counts, "last_ts": times}
@@ -47,8 +47,8 @@ lines = st.lists(
 ).map(lambda rows: _unique(rows, "cart_id", "product_id"))  # fmt: skip
 carts = st.lists(
     st.fixed_dictionaries(
-        {"cart_id": st.sampled_from(["c1", "c2", "c3", None]), "changed_at": times, "checkout_at": times,
-         "ordered_at": st.one_of(st.none(), times)}
+        {"cart_id": st.sampled_from(["c1", "c2", "c3", IMPLICIT_CART, None]), "changed_at": times,
+         "checkout_at": times, "ordered_at": st.one_of(st.none(), times)}
     ),
     max_size=4,
 ).map(lambda rows: _unique(rows, "cart_id"))  # fmt: skip

@@ -15,6 +15,7 @@ from transforms.profiles.state import (
     ANON,
     ENGAGEMENT_HALF_LIFE,
     EPOCH,
+    IMPLICIT_CART,
     RECENT_ORDER,
     RECENT_SEARCHES,
     RECENT_VIEWS,
@@ -88,19 +89,36 @@ def _newest(trait: str) -> pl.Expr:
 
 
 def cart_rows(frame: pl.DataFrame, key: str) -> pl.DataFrame:
-    """One row per cart of each shopper (`key`) of `frame` (its `carts` and `orders` lists): cart_id,
+    """One row per cart of each shopper (`key`) of `frame` (its `carts`, `orders` and `lines` lists): cart_id,
     changed_at, checkout_at, and `ordered_at` the cart's latest order, the latest of the orders naming it
     and the first one its fold saw. A shop that keeps the cart id across orders reuses it: what happens
-    to the cart after its latest order is a new cart (`open_carts`, `units_left`)."""
+    to the cart after its latest order is a new cart (`open_carts`, `units_left`). The implicit cart
+    (IMPLICIT_CART: cart events naming no cart) is emptied by any order of the shopper, which it has no
+    id to be named by, and is a cart only once something was added to it: a removal naming no cart alone
+    (a shop naming its carts on adds only) leaves the shopper's named cart the open one."""
     carts = frame.select(key, "carts").explode("carts").drop_nulls("carts").unnest("carts")
     orders = frame.select(key, "orders").explode("orders").drop_nulls("orders").unnest("orders")
+    placed = orders.filter(pl.col("ordered_at").is_not_null())
     latest = (
-        orders.filter(pl.col("cart_id").is_not_null() & pl.col("ordered_at").is_not_null())
+        placed.filter(pl.col("cart_id").is_not_null())
         .group_by(key, "cart_id")
         .agg(pl.col("ordered_at").max().alias("_latest"))
     )
-    joined = carts.join(latest, on=[key, "cart_id"], how="left", maintain_order="left")
-    return joined.with_columns(pl.max_horizontal("ordered_at", "_latest").alias("ordered_at")).drop("_latest")
+    any_order = placed.group_by(key).agg(pl.col("ordered_at").max().alias("_any"))
+    implicit = (pl.col("cart_id") == IMPLICIT_CART).fill_null(False)
+    joined = carts.join(latest, on=[key, "cart_id"], how="left", maintain_order="left").join(
+        any_order, on=key, how="left", maintain_order="left"
+    )
+    ordered_at = pl.max_horizontal("ordered_at", "_latest", pl.when(implicit).then(pl.col("_any")))
+    rows = joined.with_columns(ordered_at.alias("ordered_at")).drop("_latest", "_any")
+    return rows.filter(~implicit | pl.col(key).is_in(_filled_implicit(frame, key).implode()))
+
+
+def _filled_implicit(frame: pl.DataFrame, key: str) -> pl.Series:
+    """The shoppers (`key`) of `frame` whose implicit cart ever had a unit added."""
+    lines = frame.select(key, "lines").explode("lines").drop_nulls("lines")
+    line = pl.col("lines").struct
+    return lines.filter((line.field("cart_id") == IMPLICIT_CART) & (line.field("added") > 0))[key].unique()
 
 
 def open_carts(carts: pl.DataFrame, key: str) -> pl.DataFrame:

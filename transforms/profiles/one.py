@@ -18,6 +18,7 @@ from typing import Any
 from transforms.profiles.state import (
     ENGAGEMENT_HALF_LIFE,
     EPOCH,
+    IMPLICIT_CART,
     RECENT_ORDER,
     RECENT_SEARCHES,
     RECENT_VIEWS,
@@ -67,18 +68,28 @@ def _newest(state: Wire, crm: Wire, trait: str) -> Any:
     return crm_value if crm_newer and crm_value is not None else state.get(trait)
 
 
-def _current_cart(carts: list[Wire], orders: list[Wire]) -> tuple[str | None, int | None, int | None]:
+def _current_cart(
+    carts: list[Wire], orders: list[Wire], lines: list[Wire]
+) -> tuple[str | None, int | None, int | None]:
     """(cart_id, changed_at, ordered_at) of the open cart changed last (`derive.open_carts`: no order since
-    its last change, `ordered_at` its latest order); ties by cart id, descending (nulls first)."""
+    its last change, `ordered_at` its latest order: any order of the shopper for the implicit cart, which
+    is a cart only once something was added to it, `derive.cart_rows`); ties by cart id, descending (nulls
+    first)."""
     latest: dict[str, int] = {}
     for order in orders:
         cart_id, ordered_at = order.get("cart_id"), order.get("ordered_at")
         if cart_id is not None and ordered_at is not None:
             latest[cart_id] = max(latest.get(cart_id, ordered_at), ordered_at)
+    any_order = _max(o.get("ordered_at") for o in orders)
+    filled = any(line.get("cart_id") == IMPLICIT_CART and (line.get("added") or 0) > 0 for line in lines)
     rows = []
     for cart in carts:
         changed_at, cart_id = cart.get("changed_at"), cart.get("cart_id")
+        if cart_id == IMPLICIT_CART and not filled:
+            continue
         ordered_at = _max([cart.get("ordered_at"), latest.get(cart_id) if cart_id is not None else None])
+        if cart_id == IMPLICIT_CART:
+            ordered_at = _max([ordered_at, any_order])
         if changed_at is not None and (ordered_at is None or ordered_at < changed_at):
             rows.append((changed_at, cart_id is None, cart_id or "", cart_id, ordered_at))
     if not rows:
@@ -164,7 +175,7 @@ def derive_one(user_id: str, state: Wire | None, crm: Wire | None, as_of: dateti
     stated = traits["marketing_consent"]
     if stated is None:
         stated = state.get("category_consent")
-    cart_id, cart_at, cart_ordered_at = _current_cart(lists["carts"], orders)
+    cart_id, cart_at, cart_ordered_at = _current_cart(lists["carts"], orders, lines)
     items = _cart_items(lines, cart_id, cart_ordered_at)
     revenues = sorted(r for o in orders if (r := o.get("revenue")) is not None)
     engagement = state.get("engagement")

@@ -19,6 +19,7 @@ from transforms.profiles.state import (
     CART_EVENTS,
     CART_STATE,
     CATEGORY_COUNT,
+    IMPLICIT_CART,
     LINE_DETAILS,
     LINE_STATE,
     ORDER_STATE,
@@ -88,9 +89,16 @@ def _stated(ev: pl.DataFrame) -> list[pl.DataFrame]:
     return [latest_statement(ev, pl.col(f"_{t}").is_not_null(), f"_{t}", "event_ts", t) for t in STATED]
 
 
+def cart_of() -> pl.Expr:
+    """An event's cart: its `cart_id`; a cart event naming none, the shopper's implicit cart (IMPLICIT_CART);
+    null for any other event naming none (an order or a checkout names its cart or none at all)."""
+    implicit = pl.when(pl.col("event_name").is_in(CART_EVENTS)).then(pl.lit(IMPLICIT_CART))
+    return pl.coalesce(pl.col("cart_id"), implicit).alias("cart_id")
+
+
 def _lines(ev: pl.DataFrame) -> pl.DataFrame:
     """Cart lines per (cart, product): units added and removed, product details as of the last event."""
-    cart = ev.filter(pl.col("event_name").is_in(CART_EVENTS) & pl.col("cart_id").is_not_null())
+    cart = ev.filter(pl.col("event_name").is_in(CART_EVENTS)).with_columns(cart_of())
     quantity = pl.col("quantity").fill_null(1).clip(lower_bound=0)
     lines = (
         cart.sort("event_ts", "event_id")
@@ -108,7 +116,8 @@ def _lines(ev: pl.DataFrame) -> pl.DataFrame:
 def _carts(ev: pl.DataFrame) -> pl.DataFrame:
     """Per cart: the last change, the last checkout start and the first order."""
     carts = (
-        ev.filter(pl.col("cart_id").is_not_null())
+        ev.filter(pl.col("cart_id").is_not_null() | pl.col("event_name").is_in(CART_EVENTS))
+        .with_columns(cart_of())
         .group_by("principal", "cart_id")
         .agg(
             pl.col("event_ts").filter(pl.col("event_name").is_in(CART_EVENTS)).max().alias("changed_at"),

@@ -21,6 +21,12 @@ TRAITS = ("email", "first_name", "timezone", "locale", "marketing_consent")
 # (`<name>_ts`), the last statement by event time winning; `category_consent` has no CRM column.
 STATED = (*TRAITS, "category_consent")
 CART_EVENTS = ("Product Added", "Product Removed")
+# The cart of a shopper's cart events that name none (`cart_id` is optional in Segment's e-commerce spec):
+# one cart per shopper, kept under this id like a named one. Not the shopper's id: the `cart_id` of
+# `profiles` and the `anchor` of `triggers` show it as it is. Any order of the shopper empties it (it has
+# no id an order could name: `transforms.profiles.derive.cart_rows`); its trigger ids name the shopper
+# (`transforms.triggers.rules.carts`).
+IMPLICIT_CART = "implicit"
 
 LINE_STATE = pl.Struct(
     {

@@ -15,7 +15,7 @@ import polars as pl
 
 from transforms.profiles.state import ANON
 from transforms.schema import CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS, batch_column
-from transforms.triggers.exits import Lookup, Renewable, exit_waits, exits, looked_up, no_renewable, renewed
+from transforms.triggers.exits import Lookup, Renewable, exit_waits, exits, instances, looked_up, no_renewable
 from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, variants
 from transforms.triggers.rules import RULES, Rule, RuleContext
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA
@@ -47,9 +47,9 @@ class World:
     # Every rule's candidates before the `decided` filter, when a reader already proposed them to look
     # up which are decided (`with_decided`): the rules then run once per evaluation, not twice (#17).
     candidates: pl.DataFrame | None = None
-    # Of `decided`, those of renewing rules (`Rule.renews`) decided without an email (exits.RENEWABLE_SCHEMA:
+    # Of `decided`, those of renewing rules (`Rule.renews`) with their decision (exits.RENEWABLE_SCHEMA:
     # trigger_id, decision, decided_at): such an instance is followed by a new one once its rule wants the
-    # anchor again and, unless it exited, the anchor changed since (a refilled cart, a guest's after login).
+    # anchor again and it changed since (a refilled cart, a guest's after login; `exits.follows`).
     renewable: pl.DataFrame = field(default_factory=no_renewable)
 
 
@@ -59,9 +59,11 @@ def delay_for(rule: Rule, delays: dict[str, timedelta]) -> timedelta:
 
 def propose(world: World) -> pl.DataFrame:
     """Every rule's candidates from the state, minus those already decided (CANDIDATE_SCHEMA); one decided
-    without an email and wanted again is proposed as the instance that follows it (`exits.renewed`)."""
+    and wanted again is proposed as the instance that follows it (`exits.renewed`); a new one that waits on
+    the shopper's instance from before an identify is not (`exits.withheld`)."""
     proposed = world.candidates if world.candidates is not None else all_candidates(world)
-    proposed = renewed(proposed, world.renewable, lambda rule: _context(world, rule))
+    ids = (world.renewable, world.decided, world.pending["trigger_id"])
+    proposed = instances(proposed, *ids, world.links, partial(_context, world))
     return _one_per_id(proposed.filter(~pl.col("trigger_id").is_in(world.decided.implode())))
 
 
@@ -73,17 +75,17 @@ def all_candidates(world: World) -> pl.DataFrame:
 
 def with_decided(world: World, decided_of: Lookup, renewable_of: Renewable) -> World:
     """`world` with `decided` looked up (`decided_of`: the decided ones among proposed trigger ids) and
-    `renewable` (`renewable_of`: those decided without an email, `exits.RENEWABLE`), the ids of instances
-    that follow decided ones included (`exits.looked_up`); its candidates kept, so that `propose` does not
-    run the rules again."""
+    `renewable` (`renewable_of`: their decisions), the ids of instances that follow decided ones and of
+    the shoppers' instances from before an identify included (`exits.looked_up`, `exits.twins_of`); its
+    candidates kept, so that `propose` does not run the rules again."""
     candidates = all_candidates(world)
     context_for = partial(_context, world)
-    decided, renewable = looked_up(candidates, decided_of, renewable_of, context_for)
+    decided, renewable = looked_up(candidates, world.links, decided_of, renewable_of, context_for)
     return replace(world, decided=decided, renewable=renewable, candidates=candidates)
 
 
 def _one_per_id(proposed: pl.DataFrame) -> pl.DataFrame:
-    """One candidate per trigger id. Cart, checkout and order ids are keyed by the anchor alone, so
+    """One candidate per trigger id. Named cart, checkout and order ids are keyed by the anchor alone, so
     shoppers sharing a cart id (one device, two accounts) propose the same id: it names one email and
     gets one decision: an identified shopper's before an anonymous one's, then the one changed last
     (then by principal). The rows keep their order."""
@@ -110,17 +112,18 @@ def _context(world: World, rule: Rule) -> RuleContext:
 
 
 def live_candidates(world: World, proposed: pl.DataFrame) -> pl.DataFrame:
-    """Pending candidates updated by fresh proposals (a fresh proposal knows the latest due time)."""
+    """Pending candidates updated by fresh proposals (a fresh proposal knows the latest due time), marked
+    `_fresh` (proposed now) or not (only pending)."""
     lateness = pl.col("kind").replace_strict(_lateness(), return_dtype=pl.Duration("us"))
     before = world.pending.select(
         "trigger_id", pl.col("decision").alias("previous"), pl.col("due_at").alias("previous_due")
     )
-    fresh = proposed.with_columns((pl.col("due_at") + lateness).alias("expires_at")).join(
-        before, on="trigger_id", how="left"
-    )
+    fresh = proposed.with_columns(
+        (pl.col("due_at") + lateness).alias("expires_at"), pl.lit(True).alias("_fresh")
+    ).join(before, on="trigger_id", how="left")
     untouched = (
         world.pending.join(proposed.select("trigger_id"), on="trigger_id", how="anti")
-        .select(*CANDIDATE_SCHEMA, "expires_at")
+        .select(*CANDIDATE_SCHEMA, "expires_at", pl.lit(False).alias("_fresh"))
         .join(before, on="trigger_id", how="left")
     )
     return pl.concat([fresh, untouched.select(fresh.columns)])
@@ -242,10 +245,11 @@ def _merge_twins(live: pl.DataFrame) -> pl.Series:
     """Exit reasons, with candidates of the same shopper, kind and anchor merged into one.
 
     Before an identify a candidate is keyed by the anonymous principal; after it, the same email is
-    proposed for the user. The user-keyed one stays; the other exits, so one email goes out.
+    proposed for the user. The user-keyed one stays (the one the state proposes now: the anonymous one
+    is only pending, its principal resolved to the user too); the other exits, so one email goes out.
     """
     preference = pl.when(pl.col("principal") == pl.col("user_id")).then(0).otherwise(1)
-    order = pl.struct(preference.alias("p"), pl.col("trigger_id")).rank("ordinal")
+    order = pl.struct(~pl.col("_fresh"), preference.alias("p"), pl.col("trigger_id")).rank("ordinal")
     twin = pl.col("user_id").is_not_null() & (order.over("kind", "user_id", "anchor") > 1)
     reasons = live.select(
         pl.when(twin).then(pl.lit("merged_into_identified_shopper")).otherwise(pl.col("exit_reason"))

@@ -6,7 +6,14 @@ from datetime import timedelta
 
 from transforms.triggers.rules.base import Rule, RuleContext, no_exit
 from transforms.triggers.rules.browse import browse_candidates, browse_exit
-from transforms.triggers.rules.carts import cart_candidates, cart_exit, checkout_candidates, checkout_exit
+from transforms.triggers.rules.carts import (
+    anonymous_twins,
+    cart_candidates,
+    cart_exit,
+    cart_refilled,
+    checkout_candidates,
+    checkout_exit,
+)
 from transforms.triggers.rules.catalog_alerts import (
     back_in_stock_candidates,
     price_drop_candidates,
@@ -35,6 +42,8 @@ RULES: dict[str, Rule] = {
             cooldown=timedelta(days=7),
             exits_when_due=("cart_emptied", "cart_changed"),  # back on the cart (a change) before then
             renews=True,
+            refilled=cart_refilled,
+            twins=anonymous_twins,
         ),
         Rule("welcome", timedelta(0), 0, welcome_candidates, no_exit),
         Rule("back_in_stock", timedelta(0), 3, back_in_stock_candidates, stock_exit),

@@ -70,6 +70,14 @@ class Rule:
     # its anchor again (`transforms.triggers.exits.renewed`): a cart filled again after its instance exited
     # `cart_emptied`, a guest's cart decided `no_address` and changed after login, get their email.
     renews: bool = False
+    # Per candidate of a renewing rule, when its anchor was last emptied (a cart by an order) before the
+    # change it is due from (null: never): a fill after that is a new instance whatever the decision
+    # before, `send` included (`transforms.triggers.exits.follows`).
+    refilled: Callable[[pl.DataFrame, RuleContext], pl.Series] | None = None
+    # Of candidates whose trigger id names the shopper, each under the id it had before an identify
+    # linked the shopper's anonymous id (`links`: identities rows): the instance the identified shopper's
+    # follows (`transforms.triggers.exits.withheld`).
+    twins: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame] | None = None
     marketing: bool = True
     tags: tuple[str, ...] = field(default_factory=tuple)
 

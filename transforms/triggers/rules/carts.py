@@ -6,7 +6,13 @@ state) at or after the cart's last change, or the checkout's start. Checkouts co
 `checkouts` list (transforms/profiles/checkouts.py) and from the carts' checkouts. A cart the shopper
 has since left for another, or a checkout that named it, exits when due (`cart_changed`): the email of
 the cart the shopper has now is the one to send. A cart id the shop keeps across orders is a new cart
-once it changes after its latest order (`transforms.profiles.derive.cart_rows`).
+once it changes after its latest order (`transforms.profiles.derive.cart_rows`), and its instance
+follows the one before even when that one was sent (`cart_refilled`).
+
+The implicit cart (IMPLICIT_CART: the cart events of a shop that names no cart) is every shopper's, so
+its instances are keyed by the shopper (the principal), not by the cart id alone. Before an identify
+that is the anonymous principal: the identified shopper's instance follows the anonymous one as a
+named cart's single id does (`anonymous_twins`, `transforms.triggers.exits.withheld`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,12 @@ from datetime import timedelta
 import polars as pl
 
 from transforms.profiles.derive import cart_rows, open_carts, units_left
-from transforms.triggers.rules.base import RuleContext, exploded, finish
+from transforms.profiles.merge import first_claims
+from transforms.profiles.state import ANON, IMPLICIT_CART
+from transforms.triggers.rules.base import CANDIDATE_SCHEMA, RuleContext, exploded, finish, trigger_ids
+
+CART = "abandoned_cart"
+OWN = ["principal", "anchor"]  # what the implicit cart's trigger ids are made of
 
 
 def cart_facts(state: pl.DataFrame) -> pl.DataFrame:
@@ -75,7 +86,39 @@ def cart_candidates(context: RuleContext) -> pl.DataFrame:
         (pl.col("changed_at") + context.delay).alias("due_at"),
         pl.col("changed_at").alias("first_event_at"),
     )
-    return finish(rows, "abandoned_cart", ["anchor"])
+    # A named cart's instance is the cart's, whoever carts in it (one id per cart id); the implicit cart's
+    # is the shopper's: every shopper has one.
+    implicit = (pl.col("anchor") == IMPLICIT_CART).fill_null(False)
+    named, own = finish(rows.filter(~implicit), CART, ["anchor"]), finish(rows.filter(implicit), CART, OWN)
+    return pl.concat([named, own])
+
+
+def cart_refilled(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
+    """Per candidate, its cart's latest order before its last change (null: none, or the cart is ordered):
+    what was put in it after that order is a new fill of the cart, whose instance follows the one before
+    whatever that one's decision (`transforms.triggers.exits.follows`)."""
+    facts = cart_facts(context.state).rename({"cart_id": "anchor"})
+    facts = _join(candidates.select("principal", "anchor"), facts, ["principal", "anchor"])
+    refilled = pl.when(pl.col("ordered_at") < pl.col("changed_at")).then(pl.col("ordered_at"))
+    return facts.select(refilled.alias("refilled_at"))["refilled_at"]
+
+
+def anonymous_twins(candidates: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
+    """The identified shoppers' implicit-cart candidates among `candidates` under the trigger id each of
+    their anonymous ids (`links`, identities rows: the ones each claims) gave the cart before the identify
+    (CANDIDATE_SCHEMA, the shopper's principal kept)."""
+    own = candidates.filter(
+        (pl.col("kind") == CART)
+        & (pl.col("anchor") == IMPLICIT_CART)
+        & ~pl.col("principal").str.starts_with(ANON)
+    )
+    claimed = first_claims(links).select(pl.col("user_id").alias("principal"), "anonymous_id")
+    rows = own.join(claimed, on="principal", how="inner").sort("principal", "anonymous_id")
+    if rows.height == 0:
+        return pl.DataFrame(schema=CANDIDATE_SCHEMA)
+    anonymous = rows.select(pl.lit(ANON) + pl.col("anonymous_id")).to_series()
+    ids = trigger_ids(CART, anonymous, rows["anchor"])
+    return rows.with_columns(ids).select(list(CANDIDATE_SCHEMA))
 
 
 def checkout_candidates(context: RuleContext) -> pl.DataFrame:
