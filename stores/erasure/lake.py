@@ -16,6 +16,7 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from resources.lake import LakeResource, writer_properties
+from stores.erasure.history import OldVersions, log_actions
 from transforms.erasure.person import ErasureTable, Person, key_predicate, mentions, names_person, scrub_log
 from transforms.erasure.records import (
     COMMIT_TAG,
@@ -95,16 +96,24 @@ def _vacuum(table: DeltaTable, request_id: str) -> list[str]:
 
 
 def erase_table(
-    lake: LakeResource, spec: ErasureTable, rows: pl.DataFrame | None, person: Person, request_id: str
+    lake: LakeResource,
+    spec: ErasureTable,
+    rows: pl.DataFrame | None,
+    person: Person,
+    request_id: str,
+    old: OldVersions,
 ) -> TableErasure:
-    """Delete the person's `rows` from one table, then vacuum the files that held them."""
+    """Delete the person's `rows` from one table, then vacuum the files that held them: those of the
+    current version, or when it holds none of theirs, the files only old versions still read (`old`)."""
     table = lake.table(spec.name)
     if table is None or rows is None:
         return TableErasure(spec.name, "missing table")
     before = table.version()
-    if rows.height == 0 and not needs_vacuum(table.history()):
+    unfinished = needs_vacuum(table.history())  # an erasure died before its vacuum: vacuum, nothing to read
+    old_rows = 0 if rows.height or unfinished else old.rows(lake, spec.name)  # else vacuumed anyway
+    if rows.height == 0 and not unfinished and old_rows == 0:
         return TableErasure(spec.name, "no rows", version_before=before, version_after=before)
-    method = delete_rows(table, spec, rows, person, request_id) if rows.height else None
+    method = delete_rows(table, spec, rows, person, request_id) if rows.height else "vacuum"
     table = lake.table(spec.name) or table  # a rewrite commits through the uri: reload
     removed = sorted(_vacuum(table, request_id))
     after = lake.table(spec.name) or table
@@ -117,7 +126,8 @@ def erase_table(
         version_after=after.version(),
         files_removed=removed,
         versions_unreadable=unreadable_versions(log_actions(lake.table_uri(spec.name)), removed, before),
-    )  # rows_remaining: from the certificate's final check of every table
+        old_rows=old_rows,
+    )  # rows_remaining, old_rows_remaining: from the certificate's final check of every table
 
 
 def delete_rows(
@@ -152,24 +162,6 @@ def lake_tables(lake: LakeResource, registry: Iterable[str]) -> list[str]:
 def check_tables(lake: LakeResource, names: Iterable[str], person: Person) -> dict[str, int]:
     """Rows of each table that still hold one of the person's keys in any string or nested column."""
     return {name: rows.height for name in names if (rows := matching_rows(lake, name, person)) is not None}
-
-
-def log_actions(table_uri: str) -> pl.DataFrame:
-    """version, add and remove paths of every commit still in the table's `_delta_log`."""
-    path = pl.Struct({"path": pl.String()})
-    return (
-        pl.scan_ndjson(
-            f"{table_uri}/_delta_log/*.json",
-            schema={"add": path, "remove": path},
-            include_file_paths="file",
-        )
-        .select(
-            pl.col("file").str.extract(r"(\d+)\.json$").cast(pl.Int64).alias("version"),
-            pl.col("add").struct.field("path").alias("add"),
-            pl.col("remove").struct.field("path").alias("remove"),
-        )
-        .collect()
-    )
 
 
 def scrub_delta_logs(lake: LakeResource, person: Person) -> tuple[list[str], int]:

@@ -21,6 +21,7 @@ from resources.lake import LakeResource
 from resources.landing import LandedFile, LandingResource
 from resources.landing_read import FileTooLarge
 from resources.state import StateResource
+from stores.erasure.history import OldVersions
 from stores.erasure.lake import (
     append_table,
     check_tables,
@@ -145,28 +146,32 @@ def erase_user(
         records = [*progress.paths, record(landing, key, request_id, progress)]  # before anything goes
         certificate.landing_unreadable = scan.unreadable
         certificate.erased_events = fold_into_aggregate(lake, rows["events"], request_id)
+        old = OldVersions(person)  # the person's rows in old versions' files, each file read once
         for spec in specs:
-            certificate.tables.append(erase_table(lake, spec, rows[spec.name], person, request_id))
+            certificate.tables.append(erase_table(lake, spec, rows[spec.name], person, request_id, old))
         rewrite_landing(lake, landing, scan.rewrites, rows, request_id)
         certificate.landing_files = {r.path: len(r.blanked) for r in scan.rewrites}
         certificate.log_files_scrubbed, certificate.log_lines_remaining = scrub_delta_logs(lake, person)
         certificate.suppressions_added = suppress(lake, person, secret, certificate.erased_at, request_id)
         erase_from_store(lake, state, person, progress.event_ids, certificate.landing_files)
         landing_check = scan.found | count_landing_traces(landing, scan.rewrites, person)
-        certify(
-            certificate, check_tables(lake, lake_tables(lake, [s.name for s in specs]), person), landing_check
-        )
+        names = lake_tables(lake, [s.name for s in specs])
+        certify(certificate, check_tables(lake, names, person), landing_check, old.check(lake, names))
         store_certificate(lake, certificate)
         forget(landing, records)  # certified: every key they held was checked
     log.info("erasure %s done: passed=%s", request_id, certificate.passed)
     return certificate
 
 
-def certify(certificate: ErasureCertificate, tables: dict[str, int], landing: dict[str, int]) -> None:
-    """Put the final check (rows per table, lines per landed file holding a key) into the certificate."""
-    certificate.checks = {"tables": tables, "landing": dict(sorted(landing.items()))}
+def certify(
+    certificate: ErasureCertificate, tables: dict[str, int], landing: dict[str, int], history: dict[str, int]
+) -> None:
+    """Put the final check (rows per table, in its old versions' files, lines per landed file holding a
+    key) into the certificate: any one fails it."""
+    certificate.checks = {"tables": tables, "history": history, "landing": dict(sorted(landing.items()))}
     for table in certificate.tables:
         table.rows_remaining = tables.get(table.table, 0)
+        table.old_rows_remaining = history.get(table.table, 0)
     certificate.landing_lines_remaining = sum(landing.values())
 
 

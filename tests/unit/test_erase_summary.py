@@ -40,7 +40,8 @@ def test_a_passing_erasure_is_summed_up_in_a_few_lines() -> None:
         "  tables:   3 checked, 902 rows removed from 2, 0 rows remaining",
         "  linked:   3 anonymous ids, 1 emails, 4 trigger and send ids",
         "  landing:  900 lines blanked in 300 files, 0 lines remaining, 0 unreadable",
-        "  history:  400 old Delta files removed, 0 log files scrubbed, 0 log lines remaining",
+        "  history:  400 old Delta files removed, 0 rows remaining in old versions",
+        "  logs:     0 log files scrubbed, 0 log lines remaining",
         "  kept:     900 erased events as daily counts, 2 suppressions added",
         "  certificate: the `erasures` table, request_id erasure-1 (--json prints it)",
     ]
@@ -51,6 +52,21 @@ def test_a_failing_erasure_names_where_traces_are_left() -> None:
     assert lines[0] == "erasure erasure-1: FAILED: traces left (see below)"
     assert "  remaining in: sends (2)" in lines
     assert "  unreadable landing files: events/bad.ndjson.gz" in lines
+
+
+def test_rows_left_in_old_versions_fail_the_erasure_and_are_named() -> None:
+    cert = certificate(0, [])
+    cert.tables.append(TableErasure("trigger_state", "erased", "vacuum", 0, 3, 5, ["part-x"], [[0, 2]], 0, 4))
+    cert.checks = {"tables": {"trigger_state": 0}, "history": {"trigger_state": 0, "ingest_log": 0}}
+    assert cert.passed
+    history = "  history:  401 old Delta files removed (with 4 rows only old versions held), 0 rows remaining"
+    assert f"{history} in old versions" in certificate_summary(cert).splitlines()
+    cert.checks["history"]["ingest_log"] = 2  # a table the erasure keeps read the person in an old version
+    lines = certificate_summary(cert).splitlines()
+    assert not cert.passed and lines[0] == "erasure erasure-1: FAILED: traces left (see below)"
+    assert "  remaining in old versions: ingest_log (2)" in lines
+    again = ErasureCertificate.from_json(cert.to_json())
+    assert again.tables[-1].old_rows == 4 and not again.passed
 
 
 @pytest.mark.parametrize("user_id", ["", " ", "\t\n", "x" * 257])

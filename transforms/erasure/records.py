@@ -142,13 +142,15 @@ class TableErasure:
 
     table: str
     outcome: str  # "erased", "no rows", "missing table"
-    method: str | None = None  # "delete" (by surrogate key) or "rewrite"
+    method: str | None = None  # "delete" (by surrogate key), "rewrite", or "vacuum" (old versions only)
     rows_deleted: int = 0
     version_before: int | None = None
     version_after: int | None = None
     files_removed: list[str] = field(default_factory=list)
     versions_unreadable: list[list[int]] = field(default_factory=list)
     rows_remaining: int = 0  # the zero-row check, re-queried after the erasure (as in `checks`)
+    old_rows: int = 0  # rows in files only old versions read, the current holding none (then vacuumed)
+    old_rows_remaining: int = 0  # the same, looked for again after the erasure (`checks["history"]`)
 
 
 @dataclass
@@ -172,8 +174,9 @@ class ErasureCertificate:
     suppressions_added: int = 0
     # The final scan, after every step: each of the person's keys (user id, anonymous, trigger and send
     # ids as themselves and as `anon:` keys, emails) looked for in every string and nested column of
-    # every table of the lake ("tables": rows holding one) and in every line of every landed file
-    # ("landing": lines).
+    # every table of the lake ("tables": rows holding one), in the data files of each table that old
+    # versions still read and the current does not ("history": rows; `stores.erasure.history`) and in
+    # every line of every landed file ("landing": lines).
     checks: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
@@ -202,6 +205,7 @@ def certificate_summary(certificate: ErasureCertificate) -> str:
     """A few lines for a person at a terminal: what was checked and removed, what is left, the verdict."""
     c, tables = certificate, certificate.tables
     removed, left = sum(t.rows_deleted for t in tables), sum(t.rows_remaining for t in tables)
+    old_found, old_left = sum(t.old_rows for t in tables), sum(c.checks.get("history", {}).values())
     verdict = "PASSED: no trace left" if c.passed else "FAILED: traces left (see below)"
     lines = [
         f"erasure {c.request_id}: {verdict}",
@@ -210,14 +214,20 @@ def certificate_summary(certificate: ErasureCertificate) -> str:
         f"  linked:   {c.anonymous_ids} anonymous ids, {c.emails} emails, {c.made_ids} trigger and send ids",
         f"  landing:  {sum(c.landing_files.values())} lines blanked in {len(c.landing_files)} files, "
         f"{c.landing_lines_remaining} lines remaining, {len(c.landing_unreadable)} unreadable",
-        f"  history:  {sum(len(t.files_removed) for t in tables)} old Delta files removed, "
-        f"{len(c.log_files_scrubbed)} log files scrubbed, {c.log_lines_remaining} log lines remaining",
+        f"  history:  {sum(len(t.files_removed) for t in tables)} old Delta files removed"
+        f"{f' (with {old_found} rows only old versions held)' if old_found else ''}, "
+        f"{old_left} rows remaining in old versions",
+        f"  logs:     {len(c.log_files_scrubbed)} log files scrubbed, "
+        f"{c.log_lines_remaining} log lines remaining",
         f"  kept:     {c.erased_events} erased events as daily counts, "
         f"{c.suppressions_added} suppressions added",
     ]
     if left:
         shown = ", ".join(f"{t.table} ({t.rows_remaining})" for t in tables if t.rows_remaining)
         lines.append(f"  remaining in: {shown}")
+    if old_left:
+        shown = ", ".join(f"{name} ({n})" for name, n in c.checks["history"].items() if n)
+        lines.append(f"  remaining in old versions: {shown}")
     if c.landing_unreadable:
         lines.append(f"  unreadable landing files: {', '.join(c.landing_unreadable)}")
     lines.append(f"  certificate: the `erasures` table, request_id {c.request_id} (--json prints it)")
