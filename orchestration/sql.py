@@ -7,11 +7,15 @@ refused by the engine. Polars' table functions (`read_csv`, `read_parquet`, `rea
 ...) would read any file or URL the process can reach (the home's `.secret` among them): every
 relation the query names is checked with the engine before it runs, and one that the engine would
 take for a table function is refused. Every failure is a `SqlError` with a one-line message.
+
+Every table of the public contract (`transforms.tables.PUBLIC_TABLES`) answers by name, empty with its
+columns before its first write. The query runs on the run's one clock, in UTC (`orchestration.sql_time`).
 """
 
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
 
 import polars as pl
@@ -21,9 +25,11 @@ from deltalake.exceptions import DeltaError
 # The engine's list of the relations a query names (what `pl.SQLContext.execute_global` uses too).
 from polars._plr import PySQLContext
 
+from orchestration.sql_time import on_utc
 from resources.lake import LakeResource
 from resources.state import StateResource
 from stores.state.view import current_profiles
+from transforms.tables import PUBLIC_TABLES
 
 ALIAS = "lakemail_query"
 ONLY_QUERIES = (
@@ -31,6 +37,14 @@ ONLY_QUERIES = (
     "tables; statements that change or define tables, EXPLAIN, SHOW and several statements are not run"
 )
 NOT_A_FUNCTION = "is not a supported table function"
+# How the engine names a statement that changes or defines a table inside a query (`WITH ... DELETE`).
+DML = re.compile(r"'(INSERT|UPDATE|DELETE|MERGE|CREATE|DROP|ALTER|TRUNCATE|COPY|REPLACE)\b", re.IGNORECASE)
+STRUCT_FIELDS = (
+    "->, ->> and . read the fields of struct columns (cart_items[1]->>'name'); the JSON columns (properties, "
+    "traits, context, products, fallbacks, figures) are text: match them with LIKE or regexp_like"
+)
+FIELD_ACCESS = "write a field of a list's element as cart_items[1]->>'name'"
+NAIVE_COMPARED = "the lake's timestamps are UTC; AT TIME ZONE gives a local wall time, without a zone"
 MAX_MESSAGE = 400
 # What the engine, the Delta reader or the file system raise over a query; PanicException is a
 # BaseException (pyo3), so it is named here rather than caught as an Exception.
@@ -45,7 +59,7 @@ def parse_as_of(text: str | None) -> int | datetime | None:
     """`--as-of`: a table version (integer) or an ISO-8601 timestamp (UTC when it has no offset)."""
     if text is None:
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # not `²` or `٣`: isdigit alone takes them, int() not all
         return int(text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -76,20 +90,24 @@ def _scan(uri: str, as_of: int | datetime | None) -> pl.LazyFrame | None:
 
 
 def _frames(lake_uri: str, as_of: int | datetime | None) -> dict[str, pl.LazyFrame]:
-    """Every lake table (at `as_of` when given) that existed then, by name."""
+    """Every lake table (at `as_of` when given) that existed then, by name; a public table that did not
+    exist (yet) then is empty, with its columns."""
     lake = LakeResource(uri=lake_uri)
     frames: dict[str, pl.LazyFrame] = {}
-    for name in lake.table_names():
+    listed = lake.table_names()
+    for name in sorted({*listed, *PUBLIC_TABLES}):
+        uri = lake.table_uri(name)
         try:
-            frame = _scan(lake.table_uri(name), as_of)
+            frame = _scan(uri, as_of) if name in listed or DeltaTable.is_deltatable(uri) else None
         except QUERY_ERRORS as error:
             raise SqlError(f"table {name} at --as-of {_shown(as_of)}: {one_line(error)}") from None
         if frame is not None:
             frames[name] = frame
-    if as_of is not None and not frames and lake.table_names():
+    if as_of is not None and not frames and listed:
         when = f"had reached version {as_of}" if isinstance(as_of, int) else f"existed yet at {_shown(as_of)}"
         raise SqlError(f"no lake table {when} (--as-of)")
-    return frames
+    empty = {name: pl.LazyFrame(schema=PUBLIC_TABLES[name]) for name in PUBLIC_TABLES if name not in frames}
+    return dict(sorted({**frames, **empty}.items()))
 
 
 def _shown(as_of: int | datetime | None) -> str:
@@ -134,41 +152,59 @@ def guarded(query: str) -> str:
     return wrapped
 
 
-def current_profiles_frame(lake_uri: str, state_uri: str) -> pl.LazyFrame | None:
+def current_profiles_frame(lake_uri: str, state_uri: str, now: datetime) -> pl.LazyFrame | None:
     """`profiles` as of the last committed batch, from the state store (None: no store, or one that
     ahead of the lake, never trusted: the Delta table answers then)."""
     store = StateResource(uri=state_uri).existing()
     if store is None or store.stamps()["ingest"] > LakeResource(uri=lake_uri).committed_batch():
         return None
-    rows, _ = current_profiles(store, datetime.now(UTC))
+    rows, _ = current_profiles(store, now)
     return rows.lazy()
 
 
 def run_query(
-    lake_uri: str, query: str, as_of: int | datetime | None = None, state_uri: str | None = None
+    lake_uri: str,
+    query: str,
+    as_of: int | datetime | None = None,
+    state_uri: str | None = None,
+    now: datetime | None = None,
 ) -> pl.DataFrame:
-    """Answer `query` over every table of the lake (each at `as_of` when given), and only those; with a
-    `state_uri`, `profiles` (now) is the state store's, as of the last committed batch."""
-    wrapped = guarded(query)
+    """Answer `query` over every table of the lake (each at `as_of` when given), and only those, with its
+    clock at `now` (default: the wall clock) in UTC; with a `state_uri`, `profiles` (now) is the state
+    store's, as of the last committed batch."""
+    now = now or datetime.now(UTC)
+    wrapped = on_utc(guarded(query), now)
     frames = _frames(lake_uri, as_of)
     if state_uri is not None and as_of is None and "profiles" in query.lower():
-        live = current_profiles_frame(lake_uri, state_uri)
+        live = current_profiles_frame(lake_uri, state_uri, now)
         if live is not None:
             frames["profiles"] = live
     context = pl.SQLContext(frames)
     try:
         return context.execute(wrapped, eager=True)
     except QUERY_ERRORS as error:
-        message = one_line(error)
-        if "not found" in message:
-            message += f" (tables{'' if as_of is None else ' then'}: {', '.join(frames) or 'none yet'})"
-        elif "currently unsupported" in message:  # DML inside the query (`WITH ... DELETE`)
-            message = f"{message}: {ONLY_QUERIES}"
-        elif as_of is not None and isinstance(error, FileNotFoundError):
-            when = _shown(as_of)
-            gone = "its files were vacuumed (by maintenance or an erasure)"
-            message = f"the lake at --as-of {when} is no longer readable: {gone}"
-        raise SqlError(message) from None
+        raise SqlError(_explained(error, list(frames), as_of)) from None
+
+
+def _explained(error: BaseException, tables: list[str], as_of: int | datetime | None) -> str:
+    """What failed, on one line: the engine's words, and what the user can do instead."""
+    message = one_line(error)
+    if isinstance(error, pl.exceptions.StructFieldNotFoundError):  # the engine says only the field's name
+        return f"no struct field {message!r}: {STRUCT_FIELDS}"
+    if "not found" in message:
+        return f"{message} (tables{'' if as_of is None else ' then'}: {', '.join(tables) or 'none yet'})"
+    if "currently unsupported" in message:
+        if DML.match(message):  # DML inside the query (`WITH ... DELETE`)
+            return f"{message}: {ONLY_QUERIES}"
+        what = message.split(": ", 1)[0]  # without the engine's parse tree
+        hint = f"; {FIELD_ACCESS}" if "field access" in what else ""
+        return f"Polars SQL does not support this: {what}{hint}"
+    if as_of is not None and isinstance(error, FileNotFoundError):
+        gone = "its files were vacuumed (by maintenance or an erasure)"
+        return f"the lake at --as-of {_shown(as_of)} is no longer readable: {gone}"
+    if "comparison between" in message and "Datetime(" in message:
+        return f"{message} ({NAIVE_COMPARED})"
+    return message
 
 
 def _nested(frame: pl.DataFrame) -> list[str]:

@@ -35,6 +35,7 @@ from stores.ingest_files import (
     validated,
 )
 from stores.ingest_report import PREVIEW, IngestReport, record
+from stores.ingest_tables import set_up_tables
 from stores.profiles import append_updates
 from stores.reference import merge_reference, reference_counts
 from stores.state.batch import (
@@ -138,6 +139,7 @@ def ingest(
     report = IngestReport()
     with lake.ingest_lock():  # the ingest lane (#15): never waits for a delivery
         roll_back_incomplete_batch(lake)
+        set_up_tables(lake)  # the public tables a first batch may not write, empty (queryable by name)
         store = ready(lake, state).store if state is not None else None
         if manifest is None:
             landed = landed_files(landing)

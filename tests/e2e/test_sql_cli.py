@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,8 +40,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def sql(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"LAKEMAIL_HOME": str(home), "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)}
+def sql(home: Path, *args: str, zone: str = "UTC") -> subprocess.CompletedProcess[str]:
+    env = {"LAKEMAIL_HOME": str(home), "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "TZ": zone}
     return subprocess.run(
         [sys.executable, "-m", "orchestration.cli", "sql", *args],
         env=env,
@@ -63,6 +65,13 @@ def sql(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (["create table copy as select * from events"], "one read-only query"),
         (["delete from events"], "one read-only query"),
         (["select * from read_csv('.secret', has_header => false)"], "reads files or URLs"),
+        # found by review: told "statements that change or define tables ... are not run"
+        (["select cart_items[1].name from profiles"], "does not support this: complex field access chains"),
+        (["select properties->>'query' from events"], "no struct field 'query'"),  # was "lakemail sql: query"
+        (
+            ["select 1", "--as-of", "²"],
+            "neither a version number",
+        ),  # was "ValueError: invalid literal for int()"
     ],
 )
 def test_a_failing_query_is_one_line_and_exit_2(home: Path, args: list[str], says: str) -> None:
@@ -75,3 +84,20 @@ def test_a_failing_query_is_one_line_and_exit_2(home: Path, args: list[str], say
 def test_the_current_version_still_answers_after_the_vacuum(home: Path) -> None:
     done = sql(home, "select count(*) as n from events", "--format", "csv")
     assert (done.returncode, done.stdout.split()) == (0, ["n", "3"]), done.stderr
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "America/New_York"])
+def test_the_clock_is_utc_whatever_the_hosts_zone(home: Path, zone: str) -> None:
+    """Found by review: `now()` was the host's wall clock labelled UTC (05:44 UTC at 10:44 UTC in New York),
+    `current_date` the host's date, and `event_ts >= now() - interval '...'` exit 2."""
+    before = datetime.now(UTC)
+    query = "select now() as now, current_date as today, count(*) as n from events"
+    done = sql(
+        home, f"{query} where event_ts >= now() - interval '36500 days'", "--format", "json", zone=zone
+    )
+    after = datetime.now(UTC)
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)
+    assert before - timedelta(seconds=1) <= datetime.fromisoformat(row["now"]) <= after
+    assert row["now"].endswith("+00:00") and row["n"] == 3
+    assert date.fromisoformat(row["today"]) in (before.date(), after.date())

@@ -1,0 +1,26 @@
+"""The public tables the ingest sets up empty (`transforms.tables.SET_UP_TABLES`), so that every reader of
+the lake (`lakemail sql`, DuckDB, Spark) finds them by name before their first write."""
+
+from __future__ import annotations
+
+import polars as pl
+from deltalake import DeltaTable
+
+from resources.lake import LakeResource
+from transforms.tables import PUBLIC_TABLES, SET_UP_TABLES
+
+
+def set_up_tables(lake: LakeResource) -> list[str]:
+    """Create each of SET_UP_TABLES that does not exist yet, empty with its columns; the names created.
+
+    Idempotent and never destructive: an existing table is left as it is (nothing is written to it, a
+    lake from an earlier release with other columns included). Called under the ingest lock, which the
+    other writers of these tables hold too; one that holds none (an audit's first append) racing this
+    creation is committed by Delta as the next version, its rows and the same schema kept.
+    """
+    created = []
+    for name in SET_UP_TABLES:
+        if not DeltaTable.is_deltatable(lake.table_uri(name)):  # the per-batch check: no log is read
+            lake.write(name, pl.DataFrame(schema=PUBLIC_TABLES[name]))
+            created.append(name)
+    return created
