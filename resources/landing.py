@@ -20,6 +20,7 @@ import dagster as dg
 from resources.folders import local_folder
 from resources.landing_read import (
     KINDS,
+    decode_landed,
     entry_problem,
     gunzip_bounded,
     read_bounded,
@@ -211,3 +212,11 @@ class LandingResource(dg.ConfigurableResource):
         that must see files the ingest does not take (erasure). As `read`, never through a link nor from a
         FIFO or device (NotLandingFile), at most `limit` bytes (default the per-file bound; FileTooLarge)."""
         return read_opened(self.root, path, self.max_file_mb * 1024 * 1024 if limit is None else limit)
+
+    def read_decoded(self, path: str) -> tuple[bytes, bytes, bool]:
+        """The bytes of the regular file `path` in the zone whatever its name or folder (`read_entry`), its
+        content by its own encoding and whether that is gzip (`decode_landed`; each at most the bound): for
+        erasure, which must see every landed byte, decompressed, taken by the ingest or not."""
+        limit = self.max_file_mb * 1024 * 1024
+        landed = self.read_entry(path, limit)[0]
+        return landed, *decode_landed(landed, limit)

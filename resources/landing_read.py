@@ -21,6 +21,7 @@ import errno
 import gzip
 import io
 import os
+import re
 import stat
 
 READ_CHUNK = 1 << 20  # decompressed bytes per step: a bomb is stopped within a MB of the bound
@@ -44,6 +45,11 @@ class NotLandingFile(ValueError):
 class FileTooLarge(OSError):
     """A landed file (decompressed, for `.gz`) over the per-file bound. Permanent, but an OSError: a
     reader that must see every landed file (erasure) counts it as unreadable, not as foreign."""
+
+
+class UnknownCompression(OSError):
+    """A landed file compressed in a format no lakemail reader decodes (bzip2, xz, zstd, zip): what it holds
+    cannot be seen. Permanent, but an OSError: erasure counts it as unreadable."""
 
 
 class FileChanging(OSError):
@@ -139,3 +145,18 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes:
                     f"more than {limit} bytes once decompressed, over the bound (LAKEMAIL_MAX_FILE_MB)"
                 )
     return out.getvalue()
+
+
+GZIP_MAGIC = b"\x1f\x8b"  # never the start of text: 0x8b is no UTF-8 lead byte
+OTHER_COMPRESSIONS = re.compile(rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)|\xfd7zXZ\x00|\x28\xb5\x2f\xfd|PK\x03\x04")
+
+
+def decode_landed(data: bytes, limit: int) -> tuple[bytes, bool]:
+    """The content of landed bytes of any name by their own encoding, and whether they were gzip: gunzipped
+    when they start with gzip's magic (`gunzip_bounded`, whatever the file's name or folder), as they are
+    otherwise. Raises UnknownCompression for another compressed format, as `gunzip_bounded` otherwise."""
+    if data.startswith(GZIP_MAGIC):
+        return gunzip_bounded(data, limit), True
+    if OTHER_COMPRESSIONS.match(data) is not None:
+        raise UnknownCompression("compressed in a format lakemail does not read (bzip2, xz, zstd or zip)")
+    return data, False

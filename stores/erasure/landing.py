@@ -1,9 +1,10 @@
 """GDPR erasure in the landing zone: blank the person's landed lines, keep `ingest_log` in step.
 
 Every folder is visited (events, the CRM's customers in NDJSON or CSV, catalog, any other) but the
-requests in `erasure/`; a line is blanked in place, so the other lines keep their numbers and a CSV
-its header. Each rewrite is a temp name renamed over the file, with `ingest_log` describing the new
-bytes first, so the ingest neither takes the file again nor reports it as changed.
+requests in `erasure/`, and every file in it, whatever the ingest takes there; a line is blanked in
+place, so the other lines keep their numbers and a CSV its header. Each rewrite is a temp name renamed
+over the file, with `ingest_log` describing the new bytes first, so the ingest neither takes the file
+again nor reports it as changed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ REWRITTEN_SCHEMA: dict[str, pl.DataType] = {
     "new_sha256": pl.String(),
     "blanked": pl.Int64(),
     "rows_blanked": pl.Int64(),
+    "old_bytes": pl.Int64(),
 }
 UNREADABLE = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
 LOG_COLUMNS = ("bytes", "sha256", "lines", "accepted", "quarantined", "duplicates")
@@ -101,49 +103,35 @@ def _traces(data: bytes, pattern: re.Pattern[bytes]) -> int:
     return sum(1 for line in data.split(b"\n") if pattern.search(line))
 
 
-def _stray_traces(
-    landing: LandingResource, path: str, pattern: re.Pattern[bytes], unreadable: list[str]
-) -> int:
-    """Lines holding the person in a regular file the ingest does not take. A link, FIFO or device holds
-    no landed bytes and is never opened through (a FIFO hung the erasure with both lane locks held; a link
-    was followed out of the zone, or counted a file of the zone twice, once with its bytes from before
-    the rewrite)."""
-    try:
-        return _traces(landing.read_entry(path)[0], pattern)
-    except NotLandingFile:
-        return 0
-    except OSError:  # FileTooLarge too: listed, it fails the certificate
-        unreadable.append(path)
-        return 0
-
-
 def scan_landing(
     landing: LandingResource, person: Person, rows: dict[str, pl.DataFrame | None]
 ) -> LandingScan:
     """Landed files with lines of the person (by content or as their rows' source) to blank.
 
-    A file of a type the landing zone does not take is not rewritten: its lines holding the person are
-    counted (and fail the certificate), as an unreadable file is listed.
+    Every regular file of the zone is read by its own encoding (gunzipped when it is gzip, whatever its
+    name or folder; as it is otherwise), whether the ingest takes it or not (a misplaced export, a `.gz`
+    in a folder that takes none): the person's landed bytes go wherever they are. A link, FIFO or device
+    holds no landed bytes and is never opened through (a FIFO hung the erasure with both lane locks held;
+    a link was followed out of the zone, or counted a file of the zone twice); a file that cannot be read
+    (over the bound, a broken gzip, another compression) is listed, and fails the certificate.
     """
     pattern = re.compile(text_pattern(person).encode())
     positions = _positions(rows)
     scan = LandingScan([], {}, [])
     for landed in landed_files(landing):
         try:
-            old, content = landing.read(landed.path)
-        except ValueError:  # not a landing data file: the ingest does not read it either
-            old, content = b"", None
-        except UNREADABLE:
-            scan.unreadable.append(landed.path)
+            old, content, packed = landing.read_decoded(landed.path)
+        except NotLandingFile:
+            scan.found[landed.path] = 0
             continue
-        if content is None:
-            scan.found[landed.path] = _stray_traces(landing, landed.path, pattern, scan.unreadable)
+        except UNREADABLE:  # FileTooLarge and UnknownCompression too
+            scan.unreadable.append(landed.path)
             continue
         at = positions.get(landed.path, set())
         new, blanked = blank_lines(content, pattern, at)
         scan.found[landed.path] = 0  # a blanked file is counted again once rewritten
         if blanked:
-            data = gzip.compress(new, mtime=0) if landed.path.endswith(".gz") else new
+            data = gzip.compress(new, mtime=0) if packed else new  # compressed as it landed
             keyed = 0 if landed.path.startswith("events/") else len(set(blanked) - at)
             scan.rewrites.append(LandingRewrite(landed.path, old, data, blanked, keyed))
     return scan
@@ -154,7 +142,7 @@ def count_landing_traces(
 ) -> dict[str, int]:
     """Lines of the rewritten files that still hold the person, read back from the landing zone."""
     pattern = re.compile(text_pattern(person).encode())
-    return {r.path: _traces(landing.read(r.path)[1], pattern) for r in rewrites}
+    return {r.path: _traces(landing.read_decoded(r.path)[1], pattern) for r in rewrites}
 
 
 def rewrite_landing(
@@ -188,7 +176,10 @@ def update_ingest_log(
         return
     removed = _removed_per_file(rows)
     rewritten = pl.DataFrame(
-        [(r.path, _sha(r.old), len(r.new), _sha(r.new), len(r.blanked), r.rows_blanked) for r in rewrites],
+        [
+            (r.path, _sha(r.old), len(r.new), _sha(r.new), len(r.blanked), r.rows_blanked, len(r.old))
+            for r in rewrites
+        ],
         schema=REWRITTEN_SCHEMA,
         orient="row",
     )

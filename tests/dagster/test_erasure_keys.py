@@ -210,8 +210,8 @@ def test_events_landed_before_the_erasure_and_ingested_after_bring_nothing_back(
 def test_a_key_left_anywhere_fails_the_certificate(lake: LakeResource, landing: LandingResource) -> None:
     landing.land("events/a.ndjson", lines(message("identify", at(0), user=USER, anon=ANON_1, email=EMAIL)))
     ingest(lake, landing)
-    # A stray export the ingest never reads (and so no erasure may rewrite), and a table of the lake's
-    # own records that should never hold a raw id: each is checked and named in the certificate.
+    # A stray export the ingest never reads (the erasure blanks it all the same), and a table of the
+    # lake's own records that should never hold a raw id: it is checked and named in the certificate.
     (landing.root / "customers" / "notes.txt").parent.mkdir(parents=True, exist_ok=True)
     (landing.root / "customers" / "notes.txt").write_text(f"call back {EMAIL} tomorrow\nnothing here\n")
     failure = pl.DataFrame(
@@ -220,7 +220,9 @@ def test_a_key_left_anywhere_fails_the_certificate(lake: LakeResource, landing: 
     write_deltalake(lake.table_uri("ingest_log"), failure.to_arrow(), mode="append", schema_mode="merge")
     certificate = erase_user(lake, landing, USER, secret="test-secret")
     assert not certificate.passed
-    assert certificate.checks["landing"] == {"customers/notes.txt": 1, "events/a.ndjson": 0}
+    assert certificate.checks["landing"] == {"customers/notes.txt": 0, "events/a.ndjson": 0}
+    assert certificate.landing_files == {"customers/notes.txt": 1, "events/a.ndjson": 1}
+    assert (landing.root / "customers" / "notes.txt").read_text() == "\nnothing here\n"
     assert certificate.checks["tables"]["ingest_log"] == 1
     assert {name for name, rows in certificate.checks["tables"].items() if rows} == {"ingest_log"}
     assert orjson.loads(certificate.to_json())["passed"] is False

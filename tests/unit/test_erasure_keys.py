@@ -165,6 +165,34 @@ def test_a_blanked_crm_file_keeps_its_ingest_log_row_in_step() -> None:
     assert adjust_ingest_log(log, removed, rewritten).select(columns).row(0) == (60, "new", 1, 1, 0, 0)
 
 
+def test_a_file_the_ingest_never_read_keeps_its_ingest_log_row_in_step_with_its_rewrite() -> None:
+    # `failed` unread (a type its folder does not take): no sha256, its size as listed. Given the new size,
+    # the ingest does not take the blanked file again; the row of an earlier landing of it keeps its own.
+    never_read = (None, None, None, None, None, "failed", "never read", None, None, None)
+    log = pl.DataFrame(
+        [("events/x.csv", 70, None, *never_read), ("events/x.csv", 90, None, *never_read)],
+        schema=INGEST_LOG_SCHEMA,
+        orient="row",
+    ).with_columns(batch_id=pl.Series([1, 2]))
+    rewritten = pl.DataFrame(
+        {
+            "source_file": ["events/x.csv"],
+            "old_sha256": ["old"],
+            "new_bytes": [60],
+            "new_sha256": ["new"],
+            "blanked": [1],
+            "rows_blanked": [1],
+            "old_bytes": [90],
+        }
+    )
+    removed = pl.DataFrame(schema={"source_file": pl.String, "events": pl.Int64, "quarantine": pl.Int64})
+    columns = ["batch_id", "bytes", "sha256", "lines", "accepted", "status"]
+    assert adjust_ingest_log(log, removed, rewritten).select(columns).sort("batch_id").rows() == [
+        (1, 70, None, None, None, "failed"),
+        (2, 60, None, None, None, "failed"),
+    ]
+
+
 def test_an_erasure_visits_the_registry_and_every_other_table_but_its_own_records() -> None:
     names = [t.name for t in erasure_tables(["events", "catalog", "audit_results", *KEPT_TABLES])]
     assert names == [t.name for t in ERASURE_TABLES] + ["audit_results", "catalog"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import lzma
 import os
 import threading
 import zlib
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from resources.landing import LandingResource
-from resources.landing_read import FileTooLarge, NotLandingFile, gunzip_bounded
+from resources.landing_read import FileTooLarge, NotLandingFile, UnknownCompression, gunzip_bounded
 from tests.events_data import track
 from transforms.ingest.files import process_file, segments
 from transforms.ingest.parse import split_lines
@@ -249,3 +251,36 @@ def test_the_whole_zone_lists_paths_relative_to_its_root(zone: LandingResource) 
     paths = [f.path for f in zone.list_files("")]
     assert paths == ["customers/crm.csv", "events/good.ndjson"]
     assert all(zone.read(path)[1] for path in paths)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "content", "packed"),
+    [
+        ("customers/crm.ndjson.gz", gzip.compress(b"a\nb\n"), b"a\nb\n", True),  # a type customers/ refuses
+        ("events/x.csv", b"id,email\n1,a@b.c\n", b"id,email\n1,a@b.c\n", False),
+        ("misc/dump.ndjson", gzip.compress(b"a\n"), b"a\n", True),  # gzip by its bytes, whatever its name
+        ("misc/plain.gz", b"not gzip\n", b"not gzip\n", False),
+    ],
+)
+def test_erasure_reads_any_file_by_its_own_encoding(
+    zone: LandingResource, name: str, data: bytes, content: bytes, packed: bool
+) -> None:
+    zone.land(name, data)
+    assert zone.read_decoded(name) == (data, content, packed)
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (bz2.compress(b"a\n"), UnknownCompression),
+        (lzma.compress(b"a\n"), UnknownCompression),
+        (gzip.compress(b"a\n" * 1000)[:-12], EOFError),
+        (bomb(2 * MB), FileTooLarge),  # the bound holds for any name
+    ],
+)
+def test_what_erasure_cannot_decode_raises(
+    zone: LandingResource, data: bytes, error: type[Exception]
+) -> None:
+    zone.land("misc/x.txt", data)
+    with pytest.raises(error):
+        zone.read_decoded("misc/x.txt")

@@ -71,19 +71,25 @@ def adjust_ingest_log(log: pl.DataFrame, removed: pl.DataFrame, rewritten: pl.Da
     """New bytes, sha256 and counts of the ingest_log rows of files that lost rows or lines.
 
     `removed`: source_file, events, quarantine (rows deleted); `rewritten`: source_file, old_sha256,
-    new_bytes, new_sha256, blanked and rows_blanked (accepted rows of a file whose rows the lake keeps
-    by key, not by line: a CRM row). Keeps `lines = accepted + quarantined + duplicates`, and the
-    landing sensor (path and size) from taking a rewritten file for a new one.
+    new_bytes, new_sha256, blanked, rows_blanked (accepted rows of a file whose rows the lake keeps
+    by key, not by line: a CRM row) and old_bytes. Keeps `lines = accepted + quarantined + duplicates`,
+    and the landing sensor (path, size and mtime) from taking a rewritten file for a new one: a row of the
+    bytes rewritten (by sha256; a file never read, `failed` with no sha256, by its old size) gets the new.
     """
-    if "rows_blanked" not in rewritten.columns:
-        rewritten = rewritten.with_columns(pl.lit(0, dtype=pl.Int64).alias("rows_blanked"))
+    defaults = {"rows_blanked": 0, "old_bytes": None}
+    rewritten = rewritten.with_columns(
+        pl.lit(value, pl.Int64).alias(name)
+        for name, value in defaults.items()
+        if name not in rewritten.columns
+    )
+    unread = pl.col("sha256").is_null() & (pl.col("bytes") == pl.col("old_bytes"))
     rows = (
         log.join(removed, on="source_file", how="left")
         .join(rewritten, on="source_file", how="left")
         .filter(pl.col("events").is_not_null() | pl.col("blanked").is_not_null())
         .with_columns(
             pl.col("events", "quarantine", "rows_blanked").fill_null(0),
-            same=(pl.col("sha256") == pl.col("old_sha256")).fill_null(False),
+            same=((pl.col("sha256") == pl.col("old_sha256")) | unread).fill_null(False),
             counted=pl.col("status") == "committed",
         )
     )
@@ -91,7 +97,10 @@ def adjust_ingest_log(log: pl.DataFrame, removed: pl.DataFrame, rewritten: pl.Da
     lost = pl.when(pl.col("same")).then(pl.col("blanked")).otherwise(deleted + pl.col("quarantine"))
     adjusted = rows.with_columns(
         pl.when("same").then("new_bytes").otherwise("bytes").alias("bytes"),
-        pl.when("same").then("new_sha256").otherwise("sha256").alias("sha256"),
+        pl.when(pl.col("same") & pl.col("sha256").is_not_null())  # an unread row stays without one
+        .then("new_sha256")
+        .otherwise("sha256")
+        .alias("sha256"),
         pl.when("counted").then(pl.col("lines") - lost).otherwise("lines").alias("lines"),
         pl.when("counted").then(pl.col("accepted") - deleted).otherwise("accepted"),
         pl.when("counted").then(pl.col("quarantined") - pl.col("quarantine")).otherwise("quarantined"),
