@@ -21,8 +21,9 @@ from stores.decide.sync import refresh_ingest
 from stores.ingest import ingest
 from stores.profiles import append_updates, batch_events
 from stores.suppressions import record_unsubscribes
-from stores.triggers import EngineReport
-from transforms.schema import TRIGGERS_SCHEMA, UPDATES_APP
+from stores.triggers import ENGINE_TABLES, EngineReport, engine_world, run_snapshot
+from transforms.schema import RUN_APP, TRIGGERS_SCHEMA, UPDATES_APP
+from transforms.triggers.decide import evaluate
 from transforms.triggers.policies import Policy
 
 SECRET = "test-secret"
@@ -111,3 +112,24 @@ def csv(rows: Iterable[tuple[str, float, int]], updated_at: datetime) -> str:
 
 def minutes(start: datetime, n: float) -> datetime:
     return start + timedelta(minutes=n)
+
+
+def lake_decides(shop: Shop, at: datetime) -> pl.DataFrame:
+    """What the next run decides at `at` from the lake alone (the engine's lake readers)."""
+    seen = shop.lake.snapshot(ENGINE_TABLES)
+    evaluation = seen.app_version("triggers", RUN_APP) + 1
+    world = engine_world(seen, now=at, secret=SECRET, policy=POLICY, evaluation=evaluation)
+    return sorted_rows(evaluate(world))
+
+
+def assert_replays_as_sent(shop: Shop, sent: dict) -> None:
+    """A replay of the run that decided `sent` (a `send` row of the log) decides it the same."""
+    seen = run_snapshot(shop.lake, sent["evaluation"])
+    assert seen is not None
+    world = engine_world(
+        seen, now=sent["decided_at"], secret=SECRET, policy=POLICY, evaluation=sent["evaluation"]
+    )
+    replayed = evaluate(world).filter(pl.col("trigger_id") == sent["trigger_id"])
+    assert replayed.select("decision", "reason", "due_at").rows() == [
+        ("send", "all policies passed", sent["due_at"])
+    ]

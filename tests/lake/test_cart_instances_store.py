@@ -15,11 +15,9 @@ import polars as pl
 import pytest
 
 from stores.state.rebuild import check
-from stores.triggers import ENGINE_TABLES, engine_world, run_snapshot
-from tests.lake.decide_harness import POLICY, SECRET, Shop, minutes, sorted_rows
+from tests.lake.decide_harness import Shop, assert_replays_as_sent, lake_decides, minutes, sorted_rows
 from tests.story import message
-from transforms.schema import PENDING_DECISIONS, RUN_APP
-from transforms.triggers.decide import evaluate
+from transforms.schema import PENDING_DECISIONS
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday, noon UTC
 DAYS3 = 3 * 24 * 60
@@ -28,14 +26,6 @@ DAYS3 = 3 * 24 * 60
 def _add(at: float, product: str, cart: str = "c1", **who: Any) -> dict:
     fields: dict[str, Any] = {"cart_id": cart, "product_id": product, "price": 10.0, "quantity": 1}
     return message("Product Added", minutes(START, at), **({"user": "u1"} | who), **fields)
-
-
-def _lake_decides(shop: Shop, at: float) -> pl.DataFrame:
-    """What the next run decides at `at` from the lake alone (the engine's lake readers)."""
-    seen = shop.lake.snapshot(ENGINE_TABLES)
-    evaluation = seen.app_version("triggers", RUN_APP) + 1
-    world = engine_world(seen, now=minutes(START, at), secret=SECRET, policy=POLICY, evaluation=evaluation)
-    return sorted_rows(evaluate(world))
 
 
 def _two_carts(shop: Shop) -> float:
@@ -91,7 +81,7 @@ def test_the_store_the_lake_and_a_replay_agree_on_the_carts_instances(tmp_path: 
     at = story(shop)
     live = sorted_rows(shop.decide(minutes(START, at)).rows)
     assert live.filter(pl.col("kind") == "abandoned_cart").height == 1, live
-    assert _lake_decides(shop, at).equals(live)
+    assert lake_decides(shop, minutes(START, at)).equals(live)
     for later in (at, at + 60, at + 120, at + 24 * 60):
         shop.engine(minutes(START, later))
     carts = shop.log().filter(pl.col("kind") == "abandoned_cart")
@@ -101,12 +91,4 @@ def test_the_store_the_lake_and_a_replay_agree_on_the_carts_instances(tmp_path: 
     report = check(shop.lake, shop.state)
     assert report.equal, report.summary()
     [sent] = terminal.filter(pl.col("decision") == "send").rows(named=True)
-    seen = run_snapshot(shop.lake, sent["evaluation"])
-    assert seen is not None
-    world = engine_world(
-        seen, now=sent["decided_at"], secret=SECRET, policy=POLICY, evaluation=sent["evaluation"]
-    )
-    replayed = evaluate(world).filter(pl.col("trigger_id") == sent["trigger_id"])
-    assert replayed.select("decision", "reason", "due_at").rows() == [
-        ("send", "all policies passed", sent["due_at"])
-    ]
+    assert_replays_as_sent(shop, sent)

@@ -12,11 +12,9 @@ from typing import Any
 import polars as pl
 
 from stores.state.rebuild import check
-from stores.triggers import ENGINE_TABLES, engine_world, run_snapshot
-from tests.lake.decide_harness import POLICY, SECRET, Shop, minutes, sorted_rows
+from tests.lake.decide_harness import Shop, assert_replays_as_sent, lake_decides, minutes, sorted_rows
 from tests.story import message
-from transforms.schema import PENDING_DECISIONS, RUN_APP
-from transforms.triggers.decide import evaluate
+from transforms.schema import PENDING_DECISIONS
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday, noon UTC
 DAYS3 = 3 * 24 * 60
@@ -25,14 +23,6 @@ DAYS3 = 3 * 24 * 60
 def _line(name: str, at: float) -> dict:
     fields: dict[str, Any] = {"cart_id": "c1", "product_id": "p1", "price": 10.0, "quantity": 1}
     return message(name, minutes(START, at), user="u1", **fields)
-
-
-def _lake_decides(shop: Shop, at: float) -> pl.DataFrame:
-    """What the next run decides at `at` from the lake alone (the engine's lake readers)."""
-    seen = shop.lake.snapshot(ENGINE_TABLES)
-    evaluation = seen.app_version("triggers", RUN_APP) + 1
-    world = engine_world(seen, now=minutes(START, at), secret=SECRET, policy=POLICY, evaluation=evaluation)
-    return sorted_rows(evaluate(world))
 
 
 def test_a_refilled_cart_is_one_new_instance_in_the_store_the_lake_and_a_replay(tmp_path: Path) -> None:
@@ -52,7 +42,7 @@ def test_a_refilled_cart_is_one_new_instance_in_the_store_the_lake_and_a_replay(
     assert live.filter(pl.col("kind") == "abandoned_cart").select("decision", "due_at").rows() == [
         ("held", minutes(START, 240))
     ]
-    assert _lake_decides(shop, 181).equals(live)
+    assert lake_decides(shop, minutes(START, 181)).equals(live)
     for at in (181, 240, 24 * 60):
         shop.engine(minutes(START, at))
     carts = shop.log().filter(pl.col("kind") == "abandoned_cart")
@@ -65,12 +55,4 @@ def test_a_refilled_cart_is_one_new_instance_in_the_store_the_lake_and_a_replay(
     report = check(shop.lake, shop.state)
     assert report.equal, report.summary()
     [sent] = terminal.filter(pl.col("decision") == "send").rows(named=True)
-    seen = run_snapshot(shop.lake, sent["evaluation"])
-    assert seen is not None
-    world = engine_world(
-        seen, now=sent["decided_at"], secret=SECRET, policy=POLICY, evaluation=sent["evaluation"]
-    )
-    replayed = evaluate(world).filter(pl.col("trigger_id") == sent["trigger_id"])
-    assert replayed.select("decision", "reason", "due_at").rows() == [
-        ("send", "all policies passed", sent["due_at"])
-    ]
+    assert_replays_as_sent(shop, sent)

@@ -17,12 +17,10 @@ import pytest
 from resources.state import StateResource
 from stores.state.rebuild import check, rebuild
 from stores.state.view import open_profiles
-from stores.triggers import ENGINE_TABLES, engine_world, run_snapshot
-from tests.lake.decide_harness import POLICY, SECRET, Shop, minutes, sorted_rows
+from tests.lake.decide_harness import Shop, assert_replays_as_sent, lake_decides, minutes, sorted_rows
 from tests.story import message, spec_message
 from transforms.profiles.state import IMPLICIT_CART
-from transforms.schema import PENDING_DECISIONS, RUN_APP
-from transforms.triggers.decide import evaluate
+from transforms.schema import PENDING_DECISIONS
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday, noon UTC
 DAY = 24 * 60
@@ -37,14 +35,6 @@ def _cart(event: str, at: float, product: str, **who: Any) -> dict:
 def _order(at: float) -> dict:
     fields: dict[str, Any] = {"order_id": "o1", "checkout_id": "k1", "revenue": 10.0, "products": []}
     return spec_message("Order Completed", minutes(START, at), user="u1", processed=True, **fields)
-
-
-def _lake_decides(shop: Shop, at: float) -> pl.DataFrame:
-    """What the next run decides at `at` from the lake alone (the engine's lake readers)."""
-    seen = shop.lake.snapshot(ENGINE_TABLES)
-    evaluation = seen.app_version("triggers", RUN_APP) + 1
-    world = engine_world(seen, now=minutes(START, at), secret=SECRET, policy=POLICY, evaluation=evaluation)
-    return sorted_rows(evaluate(world))
 
 
 def _refilled_after_its_email(shop: Shop) -> float:
@@ -98,7 +88,7 @@ def test_the_store_the_lake_a_rebuild_and_a_replay_agree_on_the_implicit_cart(
     at = story(shop)
     live = sorted_rows(shop.decide(minutes(START, at)).rows)
     assert live.filter(pl.col("kind") == "abandoned_cart").height == 1, live
-    assert _lake_decides(shop, at).equals(live)
+    assert lake_decides(shop, minutes(START, at)).equals(live)
     for later in (at, at + 60, at + 120, at + DAY):
         shop.engine(minutes(START, later))
     carts = shop.log().filter(pl.col("kind") == "abandoned_cart")
@@ -114,12 +104,4 @@ def test_the_store_the_lake_a_rebuild_and_a_replay_agree_on_the_implicit_cart(
     rebuild(shop.lake, rebuilt)
     assert _carts(rebuilt, minutes(START, at + 60)) == before
     for sent in terminal.filter(pl.col("decision") == "send").rows(named=True):
-        seen = run_snapshot(shop.lake, sent["evaluation"])
-        assert seen is not None
-        world = engine_world(
-            seen, now=sent["decided_at"], secret=SECRET, policy=POLICY, evaluation=sent["evaluation"]
-        )
-        replayed = evaluate(world).filter(pl.col("trigger_id") == sent["trigger_id"])
-        assert replayed.select("decision", "reason", "due_at").rows() == [
-            ("send", "all policies passed", sent["due_at"])
-        ]
+        assert_replays_as_sent(shop, sent)
