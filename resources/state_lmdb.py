@@ -98,6 +98,12 @@ def databases(env: lmdb.Environment) -> dict[str, lmdb._Database]:
     return _open_databases(env)
 
 
+def open_paths() -> list[Path]:
+    """The stores this process has an environment of (each reserves MAP_SIZE of address space)."""
+    with _LOCK:
+        return list(_OPEN)
+
+
 def close_environment(path: Path) -> None:
     """Close this process's environment of `path` (before the store there is replaced or removed)."""
     with _LOCK:

@@ -26,6 +26,7 @@ from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.providers import SANDBOX_API_KEY
+from resources.state_lmdb import close_environment, open_paths
 from services.sandbox.app import create_sandbox_app
 from services.server import ServerThread
 from tests.postgres import TEMPLATE, create_database, database_url, drop_database
@@ -52,6 +53,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(getattr(pytest.mark, tier))
         if "instance" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.dagster_instance)  # `make test-postgres` runs these
+
+
+@pytest.fixture(scope="module", autouse=True)
+def close_state_stores() -> Iterator[None]:
+    """The state stores a test module opened, closed when it ends. Each LMDB environment reserves
+    MAP_SIZE (1 TB) of address space and the process keeps its environments open (resources.state_lmdb),
+    so a test worker that had opened ~127 stores failed to open the next: `lmdb.MemoryError: Cannot
+    allocate memory` (CI, 2026-12-05, 2238 tests on two workers). Module-scoped stores end with the module."""
+    before = set(open_paths())
+    yield
+    for path in set(open_paths()) - before:
+        close_environment(path)
 
 
 @pytest.fixture(autouse=True)
