@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError
 
 from resources.lake import LakeResource
 from transforms.tables import PUBLIC_TABLES, SET_UP_TABLES
@@ -16,11 +17,18 @@ def set_up_tables(lake: LakeResource) -> list[str]:
     Idempotent and never destructive: an existing table is left as it is (nothing is written to it, a
     lake from an earlier release with other columns included). Called under the ingest lock, which the
     other writers of these tables hold too; one that holds none (an audit's first append) racing this
-    creation is committed by Delta as the next version, its rows and the same schema kept.
+    creation is committed by Delta as the next version, its rows and the same schema kept; when both
+    create the table at once, Delta refuses one of the two commits ("protocol changed since last commit"):
+    here the table is then there, which is all this wants (seen in CI: four set-ups at once).
     """
     created = []
     for name in SET_UP_TABLES:
         if not DeltaTable.is_deltatable(lake.table_uri(name)):  # the per-batch check: no log is read
-            lake.write(name, pl.DataFrame(schema=PUBLIC_TABLES[name]))
+            try:
+                lake.write(name, pl.DataFrame(schema=PUBLIC_TABLES[name]))
+            except CommitFailedError:  # created by another writer at the same moment ("protocol changed")
+                if not DeltaTable.is_deltatable(lake.table_uri(name)):
+                    raise
+                continue
             created.append(name)
     return created
