@@ -10,6 +10,10 @@ from deltalake.exceptions import CommitFailedError
 from resources.lake import LakeResource
 from transforms.tables import PUBLIC_TABLES, SET_UP_TABLES
 
+# Tables this process has seen in place: no later batch asks again (on an object store each ask is a
+# listing; nothing here ever removes a table).
+_SEEN: set[str] = set()
+
 
 def set_up_tables(lake: LakeResource) -> list[str]:
     """Create each of SET_UP_TABLES that does not exist yet, empty with its columns; the names created.
@@ -23,12 +27,16 @@ def set_up_tables(lake: LakeResource) -> list[str]:
     """
     created = []
     for name in SET_UP_TABLES:
-        if not DeltaTable.is_deltatable(lake.table_uri(name)):  # the per-batch check: no log is read
-            try:
-                lake.write(name, pl.DataFrame(schema=PUBLIC_TABLES[name]))
-            except CommitFailedError:  # created by another writer at the same moment ("protocol changed")
-                if not DeltaTable.is_deltatable(lake.table_uri(name)):
-                    raise
-                continue
+        uri = lake.table_uri(name)
+        if uri in _SEEN or DeltaTable.is_deltatable(uri):  # no log is read
+            _SEEN.add(uri)
+            continue
+        try:
+            lake.write(name, pl.DataFrame(schema=PUBLIC_TABLES[name]))
+        except CommitFailedError:  # created by another writer at the same moment ("protocol changed")
+            if not DeltaTable.is_deltatable(uri):
+                raise
+        else:
             created.append(name)
+        _SEEN.add(uri)
     return created
