@@ -71,9 +71,10 @@ def delivery_rows(events: pl.DataFrame, secret: str) -> pl.DataFrame:
     events of `events`: under the address they name, else the user's key; nobody's when neither."""
     props, context = pl.col("properties"), pl.col("context")
     kind = props.str.json_path_match("$.bounce_type").str.to_lowercase().str.replace_all(r"[\s-]", "_")
-    found = events.filter(
-        pl.col("event_name").is_in([BOUNCED, COMPLAINED])
-        & ((pl.col("event_name") == COMPLAINED) | ~kind.is_in(SOFT_BOUNCES).fill_null(False))
+    # The two names first: the JSON path of every event's properties cost 0.2 CPU-s a 250k events (#17).
+    named = events.filter(pl.col("event_name").is_in([BOUNCED, COMPLAINED]))
+    found = named.filter(
+        (pl.col("event_name") == COMPLAINED) | ~kind.is_in(SOFT_BOUNCES).fill_null(False)
     ).select(
         pl.col("event_name").replace_strict(SUPPRESSING, return_dtype=pl.String).alias("reason"),
         pl.coalesce(props.str.json_path_match("$.email"), context.str.json_path_match("$.traits.email"))
