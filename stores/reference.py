@@ -47,8 +47,8 @@ def merge_reference(
         schema = CUSTOMERS_SCHEMA if name == "customers" else CATALOG_SCHEMA
         before = _before_batch(lake, name, schema)
         after = latest_rows(before, pl.concat(incoming), key)
-        if name == "catalog":
-            changes = catalog_changes(before, after).with_columns(batch_column(batch_id))
+        if name == "catalog":  # every step of the batch's rows, not only first to last
+            changes = catalog_changes(before, pl.concat(incoming)).with_columns(batch_column(batch_id))
             lake.append("catalog_changes", changes, batch_id=batch_id)
             changed += changes.height
         lake.overwrite(name, after.select(list(schema)), batch_id=batch_id)

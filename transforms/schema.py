@@ -171,7 +171,7 @@ CATALOG_CHANGE_SCHEMA: dict[str, pl.DataType] = {
     "new_value": pl.Float64(),
     "changed_at": UTC_TS,
 }
-# key: product_id, change, batch_id (append, tagged INGEST_APP_ID)
+# key: product_id, change, changed_at, batch_id (append, tagged INGEST_APP_ID)
 CATALOG_CHANGES_SCHEMA: dict[str, pl.DataType] = {**CATALOG_CHANGE_SCHEMA, "batch_id": pl.Int64()}
 
 TERMINAL_DECISIONS = (

@@ -455,3 +455,27 @@ def test_never_raises_and_accounts_for_every_line(
     result = parse(kind, data, name)  # also checks both schemas and lines == rows + quarantine
     non_blank = sum(1 for line in data.removeprefix(b"\xef\xbb\xbf").split(b"\n") if line.strip())
     assert result.lines == non_blank - as_csv  # a usable CSV header is not a data line
+
+
+def test_catalog_changes_take_every_step_of_a_batch_in_time_order() -> None:
+    """3 -> 0 -> 5 within one batch restocks (before: only first against last, so nothing), in time
+    order not file order; a row older than the stored one, and a new product's first row, are no step."""
+    old = frame([product("p-1", 100.0, 3, minute=0), product("p-2", 100.0, 0, minute=9)], sourced=False)
+    rows = frame(
+        [
+            product("p-1", 100.0, 5, minute=4, source_file="a.csv", source_line=1),
+            product("p-1", 80.0, 0, minute=2, source_file="b.csv", source_line=1),
+            product("p-2", 100.0, 7, minute=8, source_file="a.csv", source_line=2),  # older than stored
+            product("p-3", 50.0, 0, minute=1, source_file="a.csv", source_line=3),
+            product("p-3", 40.0, 2, minute=3, source_file="a.csv", source_line=4),
+        ]
+    )
+    changes = catalog_changes(old, rows)
+    assert change_rows(changes) == [
+        ("p-1", "back_in_stock", 0.0, 5.0),
+        ("p-1", "price_drop", 100.0, 80.0),
+        ("p-3", "back_in_stock", 0.0, 2.0),
+        ("p-3", "price_drop", 50.0, 40.0),
+    ]
+    minutes = [int((t - LANDED).total_seconds() // 60) for t in changes["changed_at"]]
+    assert minutes == [4, 2, 3, 3]

@@ -21,6 +21,15 @@ def conformed(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFra
     return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
 
 
+_HEAD = ("product_id", "updated_at")  # a catalog row's order before its source and the rest
+
+
+def _aligned(frame: pl.DataFrame, full: dict[str, pl.DataType]) -> pl.DataFrame:
+    """`frame` with exactly `full`'s columns (the missing ones null)."""
+    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in full.items() if name not in frame]
+    return conformed(frame.with_columns(missing), full)
+
+
 def latest_rows(existing: pl.DataFrame, incoming: pl.DataFrame, key: str) -> pl.DataFrame:
     """The latest row per `key` by `updated_at`; ties go to the later source_file, then source_line.
 
@@ -31,11 +40,6 @@ def latest_rows(existing: pl.DataFrame, incoming: pl.DataFrame, key: str) -> pl.
         raise ValueError(f"key must be one of {', '.join(TABLE_SCHEMAS)}, not {key!r}")
     schema = TABLE_SCHEMAS[key]
     full = {**schema, **SOURCE_SCHEMA}
-
-    def aligned(frame: pl.DataFrame) -> pl.DataFrame:
-        missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in full.items() if name not in frame]
-        return conformed(frame.with_columns(missing), full)
-
     order = [
         key,
         "updated_at",
@@ -44,7 +48,7 @@ def latest_rows(existing: pl.DataFrame, incoming: pl.DataFrame, key: str) -> pl.
         *(c for c in schema if c not in (key, "updated_at")),
     ]
     return (
-        pl.concat([aligned(existing), aligned(incoming)])
+        pl.concat([_aligned(existing, full), _aligned(incoming, full)])
         .sort(order, nulls_last=False)
         .unique(key, keep="last", maintain_order=True)
         .select(list(schema))
@@ -64,15 +68,39 @@ def is_price_drop(old: float, new: float) -> bool:
 
 
 def catalog_changes(
-    before: pl.DataFrame, after: pl.DataFrame, *, min_drop: float = MIN_PRICE_DROP
+    before: pl.DataFrame, incoming: pl.DataFrame, *, min_drop: float = MIN_PRICE_DROP
 ) -> pl.DataFrame:
-    """back_in_stock (a known stock of 0 -> > 0) and price_drop (down >= `min_drop`) per product in both."""
+    """back_in_stock (a known stock of 0 -> > 0) and price_drop (down >= `min_drop`) at each step of a
+    product's rows: `before` (the catalog before a batch), then `incoming` (the batch's rows, with or
+    without SOURCE_SCHEMA, or the catalog after it) in `latest_rows`' order. So a batch holding 3 -> 0 -> 5
+    restocks as two batches would: the changes never depend on how files were grouped. A row older than
+    the product's stored one never was its latest: no step. A product's first row is no change."""
     if not 0.0 < min_drop < 1.0:
         raise ValueError("min_drop must be between 0 and 1 (exclusive)")
-    joined = after.select("product_id", "price", "stock", "updated_at").join(
-        before.select("product_id", "price", "stock"), on="product_id", how="inner", suffix="_before"
+    full = {**CATALOG_SCHEMA, **SOURCE_SCHEMA}
+    stored = _aligned(before, full).with_columns(pl.lit(0).alias("_new"))
+    stored_at = stored.select("product_id", pl.col("updated_at").alias("_stored_at"))
+    newer = (
+        _aligned(incoming, full)
+        .join(stored_at, on="product_id", how="left")
+        .filter(pl.col("_stored_at").is_null() | (pl.col("updated_at") >= pl.col("_stored_at")))
+        .select(*full, pl.lit(1).alias("_new"))
     )
-    back = joined.filter((pl.col("stock_before") == 0) & (pl.col("stock") > 0)).select(
+    # latest_rows' order; in a full tie the stored row first (it is what the batch starts from).
+    order = [
+        "product_id",
+        "updated_at",
+        *SOURCE_SCHEMA,
+        "_new",
+        *(c for c in CATALOG_SCHEMA if c not in _HEAD),
+    ]
+    steps = (
+        pl.concat([stored, newer])
+        .sort(order, nulls_last=False)
+        .with_columns(pl.col("price", "stock").shift(1).over("product_id").name.suffix("_before"))
+        .filter(pl.col("_new") == 1)
+    )
+    back = steps.filter((pl.col("stock_before") == 0) & (pl.col("stock") > 0)).select(
         "product_id",
         pl.lit("back_in_stock").alias("change"),
         pl.col("stock_before").alias("old_value"),
@@ -80,7 +108,7 @@ def catalog_changes(
         pl.col("updated_at").alias("changed_at"),
     )
     dropped = price_dropped(pl.col("price_before"), pl.col("price"), min_drop)
-    drop = joined.filter(dropped).select(
+    drop = steps.filter(dropped).select(
         "product_id",
         pl.lit("price_drop").alias("change"),
         pl.col("price_before").alias("old_value"),
@@ -88,4 +116,6 @@ def catalog_changes(
         pl.col("updated_at").alias("changed_at"),
     )
     changes = pl.concat([conformed(back, CATALOG_CHANGE_SCHEMA), conformed(drop, CATALOG_CHANGE_SCHEMA)])
-    return changes.sort("product_id", "change")
+    # One change per product, kind and moment (the table's key): steps at one `updated_at` count once.
+    key = ["product_id", "change", "changed_at"]
+    return changes.unique(key, keep="first", maintain_order=True).sort(key)
