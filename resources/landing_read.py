@@ -134,8 +134,11 @@ def read_opened(root: str | os.PathLike[str], path: str, limit: int) -> tuple[by
 def gunzip_bounded(data: bytes, limit: int) -> bytes:
     """`data` gunzipped a chunk at a time (every member), failing past `limit` decompressed bytes.
 
-    Raises FileTooLarge past the bound; gzip.BadGzipFile, EOFError or zlib.error for a broken file.
+    Raises FileTooLarge past the bound; gzip.BadGzipFile, EOFError or zlib.error for a broken file, an
+    empty one included (Python's gzip reads 0 bytes as an empty stream; gzip itself, a truncated file).
     """
+    if not data:  # a gzip of nothing is 20 bytes: 0 is an upload or a copy that stopped before its start
+        raise gzip.BadGzipFile("0 bytes: not a gzip file (a gzip of nothing is 20 bytes)")
     out = io.BytesIO()  # grows in place; getvalue() hands over its buffer without a copy
     with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as stream:
         while chunk := stream.read(READ_CHUNK):

@@ -124,6 +124,31 @@ def test_a_file_over_the_per_file_bound_fails_with_a_reason_and_the_rest_goes_in
     assert event_ids(settings) == ["g-1"]
 
 
+def test_an_empty_gzip_file_fails_with_a_reason_as_a_truncated_one_does(
+    settings: Settings, lake: LakeResource, landing: LandingResource
+) -> None:
+    # review: a 0-byte events/*.ndjson.gz was committed as an empty file (lines 0, no detail), while the
+    # same upload stopped 3 bytes later failed with EOFError: the lost data went unreported.
+    land(settings, "empty.ndjson.gz", b"")
+    land(settings, "cut.ndjson.gz", gzip.compress(track("x-1") + b"\n")[:3])
+    land(settings, "nothing.ndjson.gz", gzip.compress(b""))  # a gzip of no lines: an empty file
+    land(settings, "empty.ndjson", b"")
+    land(settings, "good.ndjson", [track("g-1")])
+    report = ingest(lake, landing)
+    assert sorted(report.failed_files) == ["events/cut.ndjson.gz", "events/empty.ndjson.gz"]
+    log = table(settings, "ingest_log").sort("source_file")
+    assert log.select("source_file", "lines", "status").rows() == [
+        ("events/cut.ndjson.gz", 0, "failed"),
+        ("events/empty.ndjson", 0, "committed"),
+        ("events/empty.ndjson.gz", 0, "failed"),
+        ("events/good.ndjson", 1, "committed"),
+        ("events/nothing.ndjson.gz", 0, "committed"),
+    ]
+    [detail] = log.filter(pl.col("source_file") == "events/empty.ndjson.gz")["detail"]
+    assert "BadGzipFile" in detail and "0 bytes" in detail
+    assert event_ids(settings) == ["g-1"]
+
+
 def test_a_file_of_a_type_its_folder_does_not_take_is_failed_once_and_never_parsed(
     settings: Settings, lake: LakeResource, landing: LandingResource
 ) -> None:

@@ -194,6 +194,8 @@ def test_every_gzip_member_is_read_and_broken_gzip_raises() -> None:
     assert gunzip_bounded(two, MB) == b"a\nb\n"
     with pytest.raises(gzip.BadGzipFile):
         gunzip_bounded(b"not gzip", MB)
+    with pytest.raises(gzip.BadGzipFile, match="0 bytes"):  # Python's gzip reads it as empty
+        gunzip_bounded(b"", MB)
     with pytest.raises(EOFError):
         gunzip_bounded(gzip.compress(b"a\n" * 1000)[:-12], MB)
 
