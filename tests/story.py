@@ -70,7 +70,8 @@ def spec_message(
 ) -> dict:
     """A message in Segment's shape, as `analytics-python` sends it and the collector lands it.
 
-    `kind` is `identify`, `alias` (`previous_id=`), `page` or a track event name. The client's clock
+    `kind` is `identify`, `alias` (`previous_id=`), `group` (`group_id=`, the other fields its traits),
+    `page` or a track event name. The client's clock
     is `skew` off: `timestamp` and the batch's `sentAt` carry it, the collector's `receivedAt` does
     not, so the event time is `when` again. `processed`: an export Segment has corrected already
     (`timestamp` = `when`, the client's time in `originalTimestamp`).
@@ -98,6 +99,8 @@ def spec_message(
         body |= {"type": "identify", "traits": fields}
     elif kind == "alias":
         body |= {"type": "alias", "previousId": fields.pop("previous_id")}
+    elif kind == "group":
+        body |= {"type": "group", "groupId": fields.pop("group_id"), "traits": fields}
     elif kind == "page":
         body |= {"type": "page", "name": fields.pop("name", None), "properties": fields}
     else:

@@ -623,3 +623,28 @@ def test_spec_shaped_buyer_gets_no_checkout_email_either() -> None:
     shop.run(at(3 * 60))
     checkout = shop.log.filter(pl.col("kind") == "abandoned_checkout")
     assert set(checkout["decision"]) == {"exited"}  # proposed, then withdrawn by the order
+
+
+def test_a_group_call_naming_the_company_email_leaves_the_shopper_address_alone() -> None:
+    """Ann buys for Initech: the shop's `group("initech", {name, email, plan})` (Segment's reserved group
+    traits, the company's own) follows her login. Her profile keeps her address and name, and her cart
+    email goes to her, not to Initech's billing address."""
+    shop = Shop()
+    traits: dict[str, Any] = {"email": "ann@example.com", "first_name": "Ann", "marketing_consent": True}
+    shop.land(spec_message("identify", SIGNUP, user="u1", **traits))
+    shop.run(SIGNUP)
+    company: dict[str, Any] = {
+        "name": "Initech",
+        "email": "billing@initech.example",
+        "plan": "enterprise",
+        "employees": 329,
+    }
+    shop.land(spec_message("group", at(-5), user="u1", group_id="0e8c78ea9d97a7b8185e8632", **company))
+    shop.land(spec_add(0))
+    assert rows(shop.run(at(60))) == {("abandoned_cart", "u1", "send", "all policies passed", at(60))}
+    profile = derive(shop.state(), shop.customers, at(60)).row(0, named=True)
+    assert (profile["email"], profile["first_name"], profile["marketing_consent"]) == (
+        "ann@example.com",
+        "Ann",
+        True,
+    )

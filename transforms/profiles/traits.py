@@ -1,8 +1,9 @@
 """What a profile takes from a message: its traits, and marketing consent as real integrations state it.
 
-Traits are read per distinct `traits` text (few per batch: identifies), so a value of any shape is
-taken in stride: a string trait sent as an object or a list counts as no value rather than failing
-the batch. Marketing consent (the README's "Marketing consent" has this table):
+Traits are read per distinct `traits` text (few per batch: identifies; a `group` call's traits describe
+its group, so they are not the user's), so a value of any shape is taken in stride: a string trait
+sent as an object or a list counts as no value rather than failing the batch. Marketing consent (the
+README's "Marketing consent" has this table):
 
 - traits, the first of CONSENT_TRAITS the message states (true / false; a value that says neither,
   such as Shopify's `pending`, is skipped): lakemail's own, Shopify's customer fields, common names;
@@ -82,8 +83,13 @@ def _category(key: object) -> str:
 
 
 def read_traits(events: pl.DataFrame) -> pl.DataFrame:
-    """One row per event: `_<trait>` for each of TRAITS (consent as "true" / "false"), `_category_consent`."""
-    traits = _per_distinct(events["traits"], _traits, _READ)
+    """One row per event: `_<trait>` for each of TRAITS (consent as "true" / "false"), `_category_consent`.
+
+    A `group` message's traits are its group's (Segment's reserved group traits include the company's
+    `email` and `name`), not the user's: they state none of TRAITS. Its context is the user's, as on any
+    message."""
+    users = events.select(pl.when(pl.col("event_type") != "group").then(pl.col("traits"))).to_series()
+    traits = _per_distinct(users, _traits, _READ)
     context = events["context"]
     if context.str.contains("categoryPreferences", literal=True).any():
         found = context.str.json_path_match("$.consent.categoryPreferences")
