@@ -648,3 +648,21 @@ def test_a_group_call_naming_the_company_email_leaves_the_shopper_address_alone(
         "Ann",
         True,
     )
+
+
+def test_a_first_name_sent_as_segment_camel_case_reserved_trait_greets_the_shopper() -> None:
+    """analytics.js shops call `identify(userId, {firstName, email})` (Segment's reserved trait in camelCase;
+    the spec takes `first_name` too): Ann's profile has her first name, so her email greets her by it. A
+    message naming both is read by `first_name`, a null `first_name` by `firstName`."""
+    shop = Shop()
+    traits: dict[str, Any] = {"email": "ann@example.com", "firstName": "Ann", "marketing_consent": True}
+    shop.land(spec_message("identify", SIGNUP, user="u1", **traits))
+    shop.land(
+        spec_message("identify", SIGNUP, user="u2", email="bo@example.com", firstName="B", first_name="Bo")
+    )
+    shop.land(
+        spec_message("identify", SIGNUP, user="u3", email="cy@example.com", firstName="Cy", first_name=None)
+    )
+    profiles = derive(shop.state(), shop.customers, at(0))
+    assert profiles.select("user_id", "first_name").rows() == [("u1", "Ann"), ("u2", "Bo"), ("u3", "Cy")]
+    assert WELCOME in {r[:3] for r in said(shop.run(SIGNUP))}

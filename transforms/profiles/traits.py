@@ -36,6 +36,9 @@ CONSENT_TRAITS: tuple[tuple[str, bool], ...] = (
     ("newsletter", False),
     ("unsubscribed", True),
 )
+# Segment's reserved traits come in camelCase or snake_case ("sending `firstName`, ... `first_name`",
+# spec/identify.md): the snake_case name is asked first, as lakemail's own and the CRM's.
+CAMEL_CASE = {"first_name": "firstName"}
 EMAIL_CATEGORIES = frozenset({"marketing", "email", "emailmarketing", "marketingemail", "marketingemails"})
 YES = frozenset({"true", "1", "yes", "y", "on", "subscribed", "opted_in", "granted"})
 NO = frozenset({"false", "0", "no", "n", "off", "unsubscribed", "not_subscribed", "opted_out", "denied"})
@@ -110,6 +113,9 @@ def _per_distinct(texts: pl.Series, read: Callable[[str], object], dtype: pl.Dat
 def _traits(text: str) -> dict[str, str | None]:
     traits = _object(text)
     read = {f"_{t}": _text(traits.get(t)) for t in TRAITS}
+    for name, camel in CAMEL_CASE.items():
+        if read[f"_{name}"] is None:
+            read[f"_{name}"] = _text(traits.get(camel))
     return read | {"_marketing_consent": _word(trait_consent(traits))}
 
 
