@@ -153,3 +153,12 @@ def test_trigger_ids_joined_by_polars_are_the_per_row_ids(rows: list[tuple[str |
     assert trigger_ids("price_drop", first, when).to_list() == [
         trigger_id("price_drop", str(a), str(w)) for a, w in zip(first, when, strict=True)
     ]
+
+
+@pytest.mark.parametrize("name", ["America", "Etc", "America/Argentina", "x" * 300, "Mars/Olympus", "../.."])
+def test_a_time_zone_that_names_no_zone_is_utc_whatever_the_error(name: str) -> None:
+    """A shopper's `timezone` naming a folder of the tz database, or too long for a file name, made
+    ZoneInfo raise an OSError that stopped the run (found by review); like any unknown zone it is UTC."""
+    night = datetime(2026, 1, 10, 22, 30, tzinfo=UTC)
+    ends = quiet_until(night, pl.Series([name, "Europe/Berlin"]), Policy()).to_list()
+    assert ends == [datetime(2026, 1, 11, 8, tzinfo=UTC), datetime(2026, 1, 11, 7, tzinfo=UTC)]

@@ -60,9 +60,12 @@ def variants(kinds: pl.Series, user_ids: pl.Series, names: tuple[str, ...]) -> p
 
 
 def _zone(name: str | None) -> ZoneInfo:
+    """The time zone `name` says, UTC when it names none. The name is the shopper's (a trait, an event's
+    context): one naming a folder of the tz database (`America`) or too long for a file name raises an
+    OSError, which must not stop the decisions and sends of everyone else (found by review)."""
     try:
         return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return ZoneInfo("UTC")
 
 
