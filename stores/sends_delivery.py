@@ -167,6 +167,7 @@ class Delivery:
             # row's marker goes): held as `retrying`, it would later be sent without being asked about.
             maybe_sent = isinstance(step, Ask) or row["status"] == "unknown"
             return None if maybe_sent else self._after(row, HELD_BY_CIRCUIT)
+        asked = isinstance(step, Ask)
         if isinstance(step, Ask):
             settled = self._ask(row)
             if settled is not None:
@@ -177,7 +178,7 @@ class Delivery:
         if isinstance(step, Defer):  # never taken, and not to go now (quiet hours)
             return deferred(row, step, asked=True)
         if isinstance(step, Render):
-            return self._send(row, step)
+            return self._send(row, step, asked=asked)
         raise ValueError(f"{type(step).__name__} needs no call")
 
     def _ask(self, row: dict[str, Any]) -> Attempt | None:
@@ -192,7 +193,10 @@ class Delivery:
             return Attempt(status="sent", attempts=0, provider_message_id=found, last_error=row["last_error"])
         return None
 
-    def _send(self, row: dict[str, Any], step: Render) -> dict[str, Any]:
+    def _send(self, row: dict[str, Any], step: Render, *, asked: bool = False) -> dict[str, Any]:
+        """Render and deliver the row's email. An `unknown` row sent again blind (a provider deduping on
+        its key) stays `unknown` unless taken; one the provider was `asked` about and never took is a
+        send like any other: its answer is its status (a 400 `failed_permanent`, a 503 `retrying`)."""
         try:
             email = self._email(row["send_id"], step)
         except RenderAborted as abort:
@@ -223,7 +227,8 @@ class Delivery:
             self.report.example = example(
                 self.sender.renderer, self.sender.unsubscribe_url, step.content, row
             )
-        updated = self._again(row, attempt) if row["status"] == "unknown" else self._after(row, attempt)
+        resent = row["status"] == "unknown" and not asked
+        updated = self._again(row, attempt) if resent else self._after(row, attempt)
         return {**updated, "fallbacks": json.dumps(step.content.fallbacks)}
 
     def _again(self, row: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
