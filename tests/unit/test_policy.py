@@ -18,6 +18,7 @@ from transforms.sends.policy import (
     classify,
     classify_response,
     describe_error,
+    inactive_recipient,
     retry_delay,
     server_delay,
 )
@@ -58,6 +59,17 @@ def test_a_postmark_account_error_opens_the_circuit(code: int, verdict: Verdict)
     body = json.dumps({"ErrorCode": code, "Message": "x"}).encode()
     assert classify_response(422, body) is verdict
     assert classify_response(503, body) is Verdict.RETRY
+
+
+@pytest.mark.parametrize("code", [[10], {"ErrorCode": 406}, "406", 406.0, True, None])
+def test_an_error_code_that_is_no_number_is_no_postmark_code(code: object) -> None:
+    """A list or an object as `ErrorCode` (a webhook's receiver, a proxy) raised TypeError out of the set
+    lookup and failed the run (found by review): such an answer is the plain 4xx it is."""
+    body = json.dumps({"ErrorCode": code, "Message": "no"}).encode()
+    assert classify_response(422, body) is Verdict.PERMANENT
+    assert classify_response(400, body) is Verdict.PERMANENT
+    assert not inactive_recipient(422, body)
+    assert describe_error(422, body) == "HTTP 422: no"
 
 
 def test_retry_after_seconds() -> None:

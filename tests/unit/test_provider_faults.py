@@ -156,6 +156,20 @@ def test_a_key_httpx_refuses_to_send_opens_the_circuit_and_the_emails_wait(
     }
 
 
+def test_an_error_body_of_an_odd_shape_fails_the_email_not_the_run(tmp_path: Path) -> None:
+    """A 422 whose `ErrorCode` is a list raised out of the delivery: the run failed, the row's marker
+    stayed, and the next run took the refused email for an interrupted one (`unknown`, never sent)."""
+    answer = httpx.Response(422, json={"ErrorCode": [10], "Message": "no such mailbox"})
+    with httpx.Client(transport=httpx.MockTransport(lambda r: answer)) as client:
+        sender = replace(sender_for(client), provider=WebhookProvider("https://hooks.example/send"))
+        delivery = Delivery(sender, AttemptMarkers(tmp_path), RUN_NOW, timedelta(0), SendsReport())
+        delivery.run(planned(due("t-1"), due("t-2")))
+    assert [(r["status"], r["last_error"]) for r in delivery.changed] == [
+        ("failed_permanent", "HTTP 422: no such mailbox")
+    ] * 2
+    assert not delivery.report.circuit_open
+
+
 class Drip(httpx.SyncByteStream):
     """An answer's body a byte a second, each inside any read timeout; `clock` is its seconds."""
 

@@ -78,17 +78,14 @@ def classify_response(
     if idempotent and status_code == 409:
         return Verdict.UNKNOWN
     verdict = classify(status_code, same_target=same_target)
-    if verdict is Verdict.PERMANENT:
-        document = _json(body)
-        if isinstance(document, dict) and document.get("ErrorCode") in POSTMARK_ACCOUNT_ERRORS:
-            return Verdict.AUTH
+    if verdict is Verdict.PERMANENT and _error_code(body) in POSTMARK_ACCOUNT_ERRORS:
+        return Verdict.AUTH
     return verdict
 
 
 def inactive_recipient(status_code: int, body: bytes) -> bool:
     """Whether the answer refuses the recipient's address itself (Postmark's 422, ErrorCode 406)."""
-    document = _json(body) if status_code == 422 else None
-    return isinstance(document, dict) and document.get("ErrorCode") == POSTMARK_INACTIVE_RECIPIENT
+    return status_code == 422 and _error_code(body) == POSTMARK_INACTIVE_RECIPIENT
 
 
 @dataclass(frozen=True)
@@ -170,13 +167,22 @@ def provider_message(body: bytes) -> str | None:
         value = document.get(key)
         if isinstance(value, str) and value:
             code = document.get("ErrorCode")
-            return f"{value} (ErrorCode {code})" if isinstance(code, int) else value
+            return f"{value} (ErrorCode {code})" if type(code) is int else value
     return None
 
 
 def redact(text: str) -> str:
     """`text` with anything shaped like an email address replaced (providers echo the recipient)."""
     return ADDRESS.sub("<address>", text)
+
+
+def _error_code(body: bytes) -> int | None:
+    """A Postmark-shaped answer's `ErrorCode`, when it is a number: any other answer may come back (a
+    webhook's receiver, a proxy), and an object or a list there raised TypeError out of the set lookup,
+    failing the run with the row's attempt marker left (found by review)."""
+    document = _json(body)
+    code = document.get("ErrorCode") if isinstance(document, dict) else None
+    return code if type(code) is int else None  # a bool is no code
 
 
 def _json(body: bytes) -> object:
