@@ -25,6 +25,7 @@ from orchestration.settings_values import (  # re-exported: the values' grammar 
 )
 from resources.providers import ESPS, check_api_key
 from transforms.ingest.batch import DEFAULT_MAX_BATCH_MB
+from transforms.sends.payloads import check_sender
 from transforms.triggers.policies import Policy
 from transforms.triggers.rules import RULES
 
@@ -121,6 +122,7 @@ class Settings:
             raise SettingsError(f"LAKEMAIL_ESP={esp!r} must be one of {', '.join(ESPS)}")
         try:
             check_api_key(env.get("LAKEMAIL_ESP_API_KEY", ""))
+            check_sender(env.get("LAKEMAIL_FROM") or cls.sender)  # a bad one failed every email
         except ValueError as error:
             raise SettingsError(str(error)) from None
         check_esp_webhooks(env)

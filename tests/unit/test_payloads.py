@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from resources.providers import (
     WebhookProvider,
     provider_for,
 )
+from services.sandbox.mail import parse_mail
 from transforms.sends.message import Email, send_id_for
 from transforms.sends.payloads import postmark_payload, sendgrid_payload, split_address, webhook_payload
 
@@ -81,10 +83,41 @@ def test_sendgrid_leaves_out_an_empty_part_and_keeps_text_plain_first() -> None:
         ('"Shop, Inc." <shop@example.com>', ("shop@example.com", "Shop, Inc.")),
         ("shop@example.com", ("shop@example.com", None)),
         ("  shop@example.com ", ("shop@example.com", None)),
+        ("Acme, Inc. <shop@acme.example>", ("shop@acme.example", "Acme, Inc.")),
+        ("Shop: Paris <shop@acme.example>", ("shop@acme.example", "Shop: Paris")),
+        ('"Say \\"hi\\"" <shop@acme.example>', ("shop@acme.example", 'Say "hi"')),
+        ("<shop@acme.example>", ("shop@acme.example", None)),
     ],
 )
 def test_split_address(text: str, expected: tuple[str, str | None]) -> None:
     assert split_address(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("sender", "name", "postmark"),
+    [
+        ("Acme, Inc. <shop@acme.example>", "Acme, Inc.", '"Acme, Inc." <shop@acme.example>'),
+        ("Acme Inc. <shop@acme.example>", "Acme Inc.", '"Acme Inc." <shop@acme.example>'),
+        ("Shop: Paris <shop@acme.example>", "Shop: Paris", '"Shop: Paris" <shop@acme.example>'),
+        (
+            'Le "Chic", Paris <shop@acme.example>',
+            'Le "Chic", Paris',
+            '"Le \\"Chic\\", Paris" <shop@acme.example>',
+        ),
+        ("Café Olé <shop@acme.example>", "Café Olé", "Café Olé <shop@acme.example>"),
+    ],
+)
+def test_a_shop_name_with_punctuation_reaches_every_provider_whole(
+    sender: str, name: str, postmark: str
+) -> None:
+    """`LAKEMAIL_FROM="Acme, Inc. <...>"` gave SendGrid (and the sandbox) the from address `Acme`: every
+    email refused 400, `failed_permanent` (found by review); Postmark needs such a name quoted."""
+    email = replace(EMAIL, sender=sender)
+    body = sendgrid_payload(email)
+    assert body["from"] == {"email": "shop@acme.example", "name": name}
+    assert parse_mail(json.dumps(body).encode()).sender == "shop@acme.example"  # the sandbox takes it
+    assert postmark_payload(email)["From"] == postmark
+    assert split_address(postmark) == ("shop@acme.example", name)
 
 
 def test_postmark_payload_has_the_documented_shape() -> None:

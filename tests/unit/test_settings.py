@@ -65,6 +65,28 @@ def test_unknown_or_malformed_values_fail_naming_the_variable(env: dict[str, str
         Settings.from_env(env, dotenv=None)
 
 
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "Acme",
+        "Acme <shop>",
+        "a@b.example, c@d.example",
+        "Acme <a@b.example>, <c@d.example>",
+        "A\n<a@b.example>",
+    ],
+)
+def test_a_from_that_is_not_one_address_fails_at_start_up(sender: str) -> None:
+    """Every email would be refused by the provider (`failed_permanent`), long after start-up."""
+    with pytest.raises(SettingsError, match="LAKEMAIL_FROM"):
+        Settings.from_env({"LAKEMAIL_FROM": sender}, dotenv=None)
+
+
+def test_a_from_naming_a_shop_with_punctuation_is_taken() -> None:
+    settings = Settings.from_env({"LAKEMAIL_FROM": "Acme, Inc. <shop@acme.example>"}, dotenv=None)
+    assert settings.sender == "Acme, Inc. <shop@acme.example>"
+    assert Settings.from_env({}, dotenv=None).sender == Settings.sender  # the default is one address
+
+
 @pytest.mark.parametrize("key", ["pm-token\n", " pm-token", "SG.k\u2019", "SG k", "tok\x00"])
 def test_a_malformed_provider_key_fails_naming_the_variable_not_the_key(key: str) -> None:
     """A header cannot carry it: every email failed (or the run crashed) long after start-up."""

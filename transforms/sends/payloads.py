@@ -6,19 +6,53 @@ too), Postmark `POST /email`, and lakemail's own plain JSON document for a webho
 
 from __future__ import annotations
 
-from email.utils import parseaddr
+import re
+import unicodedata
 from typing import Any
 
 from transforms.sends.message import Email
 
 # Postmark's default stream for marketing ("broadcast") mail; "outbound" is its transactional one.
 POSTMARK_STREAM = "broadcast"
+# One address, as `compose` takes a recipient's: no spaces, brackets, commas, quotes or a second `@`.
+ONE_ADDRESS = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\]+")
+SPECIALS = frozenset('()<>[]:;@\\,."')  # RFC 5322's: a display name holding one must be quoted
 
 
 def split_address(text: str) -> tuple[str, str | None]:
-    """`"Name <addr>"` -> (`addr`, `Name`); a bare address -> (`addr`, None)."""
-    name, address = parseaddr(text)
-    return (address or text.strip()), (name or None)
+    """`Name <addr>` -> (`addr`, `Name`), the name as written but for its quotes (all before the last `<`:
+    `parseaddr` read `Acme, Inc. <a@b.example>` as two addresses and gave `Acme`, found by review); a
+    bare address -> (`addr`, None)."""
+    stripped = text.strip()
+    if not (stripped.endswith(">") and "<" in stripped):
+        return stripped, None
+    cut = stripped.rindex("<")
+    name = stripped[:cut].strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    return stripped[cut + 1 : -1].strip(), name or None
+
+
+def mailbox(address: str, name: str | None) -> str:
+    """`Name <addr>`, the name quoted when it holds a special (`"Acme, Inc." <a@b.example>`): Postmark
+    refuses such a name bare ("Illegal email address")."""
+    if not name:
+        return address
+    if any(c in SPECIALS for c in name):
+        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}" <{address}>'
+    return f"{name} <{address}>"
+
+
+def check_sender(text: str) -> None:
+    """ValueError naming LAKEMAIL_FROM (it is no secret) unless it is one address, with or without a name."""
+    address, name = split_address(text)
+    two = name is not None and ("<" in name or ">" in name)  # `A <a@b.example>, <c@d.example>`
+    if two or not ONE_ADDRESS.fullmatch(address) or any(unicodedata.category(c) == "Cc" for c in text):
+        raise ValueError(
+            f"LAKEMAIL_FROM={text!r} must be one address: `Shop name <shop@example.com>` or "
+            "`shop@example.com`"
+        )
 
 
 def tracking_args(email: Email) -> dict[str, str]:
@@ -55,7 +89,7 @@ def postmark_payload(email: Email, *, message_stream: str = POSTMARK_STREAM) -> 
     """Postmark `/email` body: marketing mail goes through the `broadcast` message stream."""
     args = tracking_args(email)
     body: dict[str, Any] = {
-        "From": email.sender,  # Postmark takes "Name <addr>" as is
+        "From": mailbox(*split_address(email.sender)),
         "To": email.to,
         "Subject": email.subject,
         "TextBody": email.text,
