@@ -186,7 +186,11 @@ def find_person(lake: LakeResource, landing: LandingResource, user_id: str) -> P
     )
     anonymous = identities["anonymous_id"].drop_nulls().to_list()
     mine = (pl.col("user_id") == user_id) | pl.col("anonymous_id").is_in(anonymous)
-    events = lake.scan("events", EVENTS_SCHEMA).filter(mine).select("user_id", "anonymous_id", "traits")
+    events = (
+        lake.scan("events", EVENTS_SCHEMA)
+        .filter(mine)
+        .select("user_id", "anonymous_id", "event_type", "traits")
+    )
     emails: list[str] = []
     for spec in ERASURE_TABLES:
         if spec.email_column:

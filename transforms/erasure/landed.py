@@ -40,7 +40,8 @@ def landed_links(content: bytes, user_id: str) -> tuple[set[str], set[str]]:
     for message in _messages(content, user_id):
         anonymous |= {v for v in (_text(message.get("anonymousId")), _text(message.get("previousId"))) if v}
         context = message.get("context")
-        for traits in (message.get("traits"), context.get("traits") if isinstance(context, dict) else None):
+        own = message.get("traits") if message.get("type") != "group" else None  # a group's are the group's
+        for traits in (own, context.get("traits") if isinstance(context, dict) else None):
             if isinstance(traits, dict) and (email := _text(traits.get("email"))):
                 emails.add(email)
     return anonymous, emails

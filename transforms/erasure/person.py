@@ -131,8 +131,8 @@ def person_from(
     emails: Sequence[str] = (),
     anonymous: Sequence[str] = (),
 ) -> Person:
-    """The person behind `user_id`: their identity edges, events (user_id, anonymous_id, traits), emails
-    and anonymous ids found elsewhere (landed lines not ingested yet)."""
+    """The person behind `user_id`: their identity edges, events (user_id, anonymous_id, event_type, traits),
+    emails and anonymous ids found elsewhere (landed lines not ingested yet)."""
     linked = pl.concat(
         [
             identities.filter(pl.col("user_id") == user_id)["anonymous_id"],
@@ -141,7 +141,9 @@ def person_from(
     )
     anonymous_ids = _clean([*linked.to_list(), *anonymous])
     mine = events.filter((pl.col("user_id") == user_id) | pl.col("anonymous_id").is_in(anonymous_ids))
-    traits = mine["traits"].str.json_path_match("$.email").to_list()
+    # A `group` call's traits are its group's (the company's billing address), not the person's.
+    own = mine.filter(pl.col("event_type") != "group") if "event_type" in mine.columns else mine
+    traits = own["traits"].str.json_path_match("$.email").to_list()
     return Person(user_id, anonymous_ids, _clean([*traits, *emails]))
 
 
