@@ -41,12 +41,10 @@ def build_measure_assets(window: timedelta) -> list[dg.AssetsDefinition]:
         with lake.writer_lock():
             report = run_attribution(lake, window)
         context.log.info(
-            "attributions: %s of %s orders credited (%s), %s rows merged, %s withdrawn",
-            report.credited,
-            report.orders,
-            report.by_rule,
-            report.merged,
-            report.withdrawn,
+            "attributions: %s of %s orders credited (%s), %s rows merged, %s withdrawn; refunds: %s orders "
+            "ended, %s partial refunds in another currency not netted",
+            *(report.credited, report.orders, report.by_rule, report.merged, report.withdrawn),
+            *(report.refunded, report.unnetted),
         )
         metadata: dict[str, Any] = {
             "orders": report.orders,
@@ -54,6 +52,8 @@ def build_measure_assets(window: timedelta) -> list[dg.AssetsDefinition]:
             "merged": report.merged,
             "withdrawn": report.withdrawn,
             "by_rule": dg.MetadataValue.json(report.by_rule),
+            "refunded_orders": report.refunded,
+            "refunds_not_netted": report.unnetted,
             "credited_revenue": dg.MetadataValue.json({c: round(r, 2) for c, r in report.revenue.items()}),
             "window": duration_text(window),
         }

@@ -96,6 +96,7 @@ def profile_states(
         carts=carts,
         checkouts=checkouts,
         orders=orders,
+        refunds=pl.lit([], dtype=PARTIAL_SCHEMA["refunds"]),  # none refunded
         views=list_column(n_views, views.drop("owner"), PARTIAL_SCHEMA["views"]),
         searches=searches,
         categories=categories,
@@ -176,6 +177,7 @@ def _carts(
         "ordered_at",
         pl.concat_list("product_id").alias("products"),
         pl.concat_list("category").alias("categories"),
+        pl.lit("EUR").alias("currency"),
         "owner",
     )
     per_user = np.bincount(order_rows["owner"].to_numpy(), minlength=counts.shape[0])

@@ -14,14 +14,15 @@ import polars as pl
 from resources.lake import LakeResource
 from transforms.measure.attribution import (
     EVENT_COLUMNS,
+    MEASURED_EVENTS,
     attribute,
     changed_rows,
     clicks_of,
     delivered,
-    orders_of,
+    net_orders_of,
 )
 from transforms.measure.experiments import assignments, daily_sums, outcomes, pooled, summarize
-from transforms.measure.tables import ATTRIBUTIONS_SCHEMA, CLICK_EVENT, ORDER_EVENT
+from transforms.measure.tables import ATTRIBUTIONS_SCHEMA
 from transforms.schema import EVENTS_SCHEMA, IDENTITIES_SCHEMA, SENDS_SCHEMA, TRIGGERS_SCHEMA
 
 ATTRIBUTIONS, EXPERIMENTS = "attributions", "experiments"
@@ -29,7 +30,7 @@ ATTRIBUTIONS, EXPERIMENTS = "attributions", "experiments"
 
 @dataclass(frozen=True)
 class Inputs:
-    """What both measurements read: orders, counted clicks, delivered sends."""
+    """What both measurements read: orders (revenue net of refunds), counted clicks, delivered sends."""
 
     orders: pl.DataFrame
     clicks: pl.DataFrame
@@ -39,7 +40,7 @@ class Inputs:
 def read_inputs(lake: LakeResource) -> Inputs:
     events = (
         lake.scan("events", EVENTS_SCHEMA)
-        .filter(pl.col("event_name").is_in([ORDER_EVENT, CLICK_EVENT]))
+        .filter(pl.col("event_name").is_in(MEASURED_EVENTS))
         .select(EVENT_COLUMNS)
         .collect()
     )
@@ -47,7 +48,7 @@ def read_inputs(lake: LakeResource) -> Inputs:
     sends = lake.read("sends", SENDS_SCHEMA)
     clicks = clicks_of(events, sends)
     sends = delivered(sends, clicks)
-    return Inputs(orders_of(events, identities), clicks, sends)
+    return Inputs(net_orders_of(events, identities), clicks, sends)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class AttributionReport:
     withdrawn: int  # credits this run removed (no longer earned: a re-stitched order, a shorter window)
     by_rule: dict[str, int]
     revenue: dict[str, float]  # credited revenue per currency (`none`: orders that name none); never added
+    refunded: int = 0  # orders ended by a cancellation or a full refund (revenue 0)
+    unnetted: int = 0  # partial refunds left out: in another currency than their order's
 
 
 def run_attribution(lake: LakeResource, window: timedelta, inputs: Inputs | None = None) -> AttributionReport:
@@ -81,6 +84,8 @@ def run_attribution(lake: LakeResource, window: timedelta, inputs: Inputs | None
         withdrawn=withdrawn,
         by_rule=dict(zip(rules["rule"], rules["len"], strict=True)),
         revenue={c: float(r) for c, r in sorted(money.iter_rows())},
+        refunded=int(inputs.orders["ended"].is_not_null().sum()),
+        unnetted=int(inputs.orders["unnetted"].sum()),
     )
 
 

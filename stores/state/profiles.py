@@ -15,7 +15,7 @@ import polars as pl
 from resources.lake import LakeResource
 from stores.profiles import lake_partials
 from transforms.profiles.merge import first_claims, merge_partials, resolve
-from transforms.profiles.state import ANON, PARTIAL_SCHEMA, canonical
+from transforms.profiles.state import ANON, PARTIAL_SCHEMA, canonical, fill_lists
 from transforms.schema import IDENTITIES_SCHEMA
 from transforms.state import decode, encode
 
@@ -67,8 +67,9 @@ def profile_buckets(lake: LakeResource) -> Iterator[pl.DataFrame]:
 
 def same_profiles(expected: bytes, found: bytes) -> bool:
     """Whether two encoded states are the same but for the last bits of `engagement` (a float sum whose
-    rounding depends on how the partials were grouped: a live store merges them batch by batch)."""
-    pair = decode([expected, found], PARTIAL_SCHEMA)
+    rounding depends on how the partials were grouped: a live store merges them batch by batch), and a
+    list a value from before it (`refunds`) lacks, which every reader takes as empty (`fill_lists`)."""
+    pair = fill_lists(decode([expected, found], PARTIAL_SCHEMA))
     rest = [c for c in PARTIAL_SCHEMA if c != "engagement"]
     if pair.select(rest).n_unique() != 1:
         return False

@@ -77,6 +77,9 @@ def _events() -> list[dict]:
         msg("Product Added", -80, user="u5", **product("p2", "c5")),
         msg("Product Removed", -70, user="u5", **product("p2", "c5")),
         msg("Unsubscribed", -10, user="u5"),
+        # u1 sends the socks of o1 back (a partial refund naming its product); u4 cancels o4.
+        msg("Order Refunded", -200, user="u1", order_id="o1", products=[{"product_id": "p2", "price": 9.5}]),
+        msg("Order Cancelled", -3 * DAY, user="u4", order_id="o4", revenue=20.0),
     ]
 
 
@@ -111,6 +114,10 @@ def test_reference_outcome_is_rich() -> None:
     profiles, decisions = reference()
     assert profiles["user_id"].to_list() == ["u1", "u2", "u3", "u4", "u5"]
     assert profiles.filter(pl.col("user_id") == "u4")["order_count"].to_list() == [1]
+    assert profiles.select("lifetime_value").to_series().to_list() == [40.0, 0.0, 0.0, 0.0, 80.0]
+    assert ("post_purchase", "exited", "order_cancelled") in set(
+        decisions.select("kind", "decision", "reason").iter_rows()
+    )
     assert set(decisions["kind"]) >= {"welcome", "abandoned_cart", "abandoned_checkout", "post_purchase"}
     assert set(decisions["decision"]) >= {"send", "held", "exited", "quiet_hours_deferred", "suppressed"}
 

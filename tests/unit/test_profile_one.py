@@ -24,7 +24,8 @@ times = st.one_of(
 names = st.one_of(st.none(), st.sampled_from(["a", "b", "C", "dé"]))
 cents = st.one_of(st.none(), st.integers(0, 100_000).map(lambda c: c / 100))
 counts = st.one_of(st.none(), st.integers(0, 4))
-cart_ids = st.one_of(names, st.sampled_from(["c1", "c2"]))  # an order naming a cart: its latest order
+cart_ids = st.one_of(names, st.sampled_from(["c1", "c2"]))
+currencies = st.sampled_from([None, "EUR", "USD"])  # an order naming a cart: its latest order
 
 
 def _unique(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
@@ -68,7 +69,15 @@ orders = st.lists(
     st.fixed_dictionaries(
         {"order_id": names, "cart_id": cart_ids, "checkout_id": names, "revenue": cents, "ordered_at": times,
          "products": st.one_of(st.none(), st.lists(st.sampled_from(["p1", "p2", "p4", None]), max_size=3)),
-         "categories": st.none()}
+         "categories": st.none(), "currency": currencies}
+    ),
+    max_size=5,
+)  # fmt: skip
+# Refunds of those orders (by their ids: `names`), whole, partial, cancellations, in their currency or not.
+refunds = st.lists(
+    st.fixed_dictionaries(
+        {"order_id": names, "refund_id": names, "cancelled": st.one_of(st.none(), st.booleans()),
+         "amount": cents, "currency": currencies, "refunded_at": times}
     ),
     max_size=5,
 )  # fmt: skip
@@ -89,6 +98,7 @@ states = st.fixed_dictionaries(
         "carts": carts,
         "checkouts": checkouts,
         "orders": orders,
+        "refunds": st.one_of(st.none(), refunds),
         "views": views,
         "searches": searches,
         "categories": categories,

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest.mock import patch
 
+import orjson
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -17,7 +18,7 @@ from stores.erasure.state import person_changes
 from stores.state.profiles import same_profiles
 from stores.state.reads import seen_ids
 from transforms.erasure.person import Person
-from transforms.profiles.state import PARTIAL_SCHEMA
+from transforms.profiles.state import PARTIAL_SCHEMA, fill_lists
 from transforms.schema import TRIGGERS_SCHEMA
 from transforms.state import (
     BULK_PUTS,
@@ -399,3 +400,17 @@ def test_profiles_compare_equal_but_for_the_last_bits_of_their_engagement_sum() 
     assert not same_profiles(
         encoded(rows), encoded(rows.with_columns(pl.lit("b@example.com").alias("email")))
     )
+
+
+def test_a_profile_stored_before_its_refunds_list_is_the_same_as_one_with_none() -> None:
+    """A store from before the `refunds` list (its values lack the key) checks equal to a rebuilt one,
+    whose states have the list empty: every reader takes a missing list as empty."""
+    rows = pl.DataFrame({"principal": ["u1"], "email": ["a@example.com"]}).with_columns(
+        pl.lit(None, dtype=t).alias(c) for c, t in PARTIAL_SCHEMA.items() if c not in ("principal", "email")
+    )
+    rebuilt = encode(fill_lists(rows).lazy(), pl.col("principal"), PARTIAL_SCHEMA).collect()["value"][0]
+    old = orjson.loads(rebuilt)
+    del old["refunds"]
+    assert same_profiles(rebuilt.encode(), orjson.dumps(old))
+    old["refunds"] = [{"order_id": "o1", "refund_id": "m1", "cancelled": True}]
+    assert not same_profiles(rebuilt.encode(), orjson.dumps(old))

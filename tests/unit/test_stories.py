@@ -12,10 +12,13 @@ from typing import Any
 
 import orjson
 import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
 
 from tests.story import SECRET, Shop, at, message, spec_message
 from transforms.erasure.records import address_key
 from transforms.profiles.derive import derive
+from transforms.profiles.state import canonical
 from transforms.triggers.exits import exit_reasons_now
 from transforms.triggers.policies import Policy
 
@@ -666,3 +669,133 @@ def test_a_first_name_sent_as_segment_camel_case_reserved_trait_greets_the_shopp
     profiles = derive(shop.state(), shop.customers, at(0))
     assert profiles.select("user_id", "first_name").rows() == [("u1", "Ann"), ("u2", "Bo"), ("u3", "Cy")]
     assert WELCOME in {r[:3] for r in said(shop.run(SIGNUP))}
+
+
+# Refunds and cancellations (Segment e-commerce v2's `Order Refunded` / `Order Cancelled`, shaped as its
+# examples: `order_id`, `total` / `revenue`, `currency`, `products[]`): the post_purchase email exits when
+# its order was cancelled or wholly refunded before it goes; the profile's lifetime_value is net of them.
+SOCKS: dict[str, Any] = {"product_id": "p2", "sku": "S-1", "name": "Socks", "price": 5.0, "quantity": 2}
+
+
+def two_item_order(minutes: float, user: str = "u1", order_id: str = "o1", **more: Any) -> dict:
+    """Ann's spec-shaped order of a shirt (40) and two pairs of socks (2 x 5): revenue 50 EUR."""
+    items = [{**SPEC_PRODUCT, "category": "shirts"}, {**SOCKS, "category": "socks"}]
+    return spec_order(minutes, user=user, order_id=order_id, revenue=50.0, total=55.0, products=items, **more)
+
+
+def spec_refund(minutes: float, user: str = "u1", order_id: str = "o1", **fields: Any) -> dict:
+    return spec_message("Order Refunded", at(minutes), user=user, order_id=order_id, **fields)
+
+
+def spec_cancel(minutes: float, user: str = "u1", order_id: str = "o1") -> dict:
+    """Segment's `Order Cancelled` example, for Ann's order."""
+    fields: dict[str, Any] = {
+        "order_id": order_id,
+        "affiliation": "Shop",
+        "total": 55.0,
+        "revenue": 50.0,
+        "shipping": 3,
+        "tax": 2,
+        "currency": "EUR",
+        "products": [{**SPEC_PRODUCT, "category": "shirts"}, {**SOCKS, "category": "socks"}],
+    }
+    return spec_message("Order Cancelled", at(minutes), user=user, **fields)
+
+
+def value_and_count(shop: Shop, user: str = "u1") -> tuple[float, int]:
+    profiles = derive(shop.state(), shop.customers, at(3 * DAY))
+    row = profiles.filter(pl.col("user_id") == user).row(0, named=True)
+    return row["lifetime_value"], row["order_count"]
+
+
+def decided(shop: Shop, kind: str = "post_purchase") -> set[tuple[str | None, str, str]]:
+    """(user_id, decision, reason) of the terminal decisions of `kind`."""
+    final = shop.log.filter((pl.col("kind") == kind) & ~pl.col("decision").is_in(["held"]))
+    return set(final.select("user_id", "decision", "reason").iter_rows())
+
+
+def test_a_cancelled_order_gets_no_post_purchase_email() -> None:
+    """Ann orders, then cancels an hour later: her cross-sell email, three days out, exits at once with
+    `order_cancelled`; her profile keeps the order, worth 0 (found by review: the email still went)."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(two_item_order(0))
+    assert rows(shop.run(at(5))) == {("post_purchase", "u1", "held", "waiting until due_at", at(3 * DAY))}
+    assert value_and_count(shop) == (50.0, 1)
+    shop.land(spec_cancel(60))
+    assert said(shop.run(at(65))) == {("post_purchase", "u1", "exited", "order_cancelled", at(65))}
+    assert shop.run(at(3 * DAY)).height == 0
+    assert sent(shop, "post_purchase") == 0
+    assert shop.decisions() == {WELCOME, ("post_purchase", "u1", "exited")}
+    assert value_and_count(shop) == (0.0, 1)
+
+
+@pytest.mark.parametrize(
+    "refund",
+    [
+        {"total": 55.0, "currency": "EUR"},  # the spec's example: the order's total, more than its revenue
+        {"revenue": 50.0, "currency": " eur "},  # the same currency, as written
+        {},  # no amount: the whole order
+        {"total": 30.0, "currency": "EUR", "products": [SOCKS]},  # then a second refund of the rest
+    ],
+)
+def test_a_wholly_refunded_order_gets_no_post_purchase_email(refund: dict[str, Any]) -> None:
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(two_item_order(0))
+    shop.run(at(5))
+    shop.land(spec_refund(DAY, **refund))
+    if refund.get("total") == 30.0:  # 30 of 50 back: the email still goes, unless the rest follows
+        assert shop.run(at(DAY + 5)).height == 0 and value_and_count(shop) == (20.0, 1)
+        shop.land(spec_refund(DAY + 60, total=20.0, currency="EUR"))
+    shop.run(at(2 * DAY))
+    shop.run(at(3 * DAY))
+    assert decided(shop) == {("u1", "exited", "order_refunded")}
+    assert value_and_count(shop) == (0.0, 1)
+
+
+def test_a_partial_refund_keeps_the_email_and_nets_the_lifetime_value_once() -> None:
+    """Ann sends the socks back: a refund naming only its products (2 x 5). The tracker sends it twice
+    (same messageId, two batches), and a 3 USD goodwill refund against her EUR order: neither counts
+    again. The shirt stays hers: the cross-sell email goes."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(two_item_order(0))
+    shop.run(at(5))
+    socks = spec_refund(DAY, message_id="refund-1", products=[SOCKS])
+    shop.land(socks)
+    shop.land(socks, spec_refund(DAY + 1, total=3.0, currency="USD"))
+    assert value_and_count(shop) == (40.0, 1)
+    assert rows(shop.run(at(3 * DAY))) == {
+        ("post_purchase", "u1", "send", "all policies passed", at(3 * DAY))
+    }
+
+
+def test_a_refund_landing_before_its_order_is_the_same_story() -> None:
+    """A backfill lands Ann's refund a batch before her order: the same state, the same exit."""
+    early, late = Shop(), Shop()
+    for shop in (early, late):
+        signup(shop, "u1")
+    order, refund = two_item_order(0, message_id="order-1"), spec_refund(60, message_id="refund-1")
+    early.land(refund)
+    early.land(order)
+    late.land(order)
+    late.land(refund)
+    assert_frame_equal(canonical(early.state()), canonical(late.state()))
+    for shop in (early, late):
+        assert said(shop.run(at(65))) == {("post_purchase", "u1", "exited", "order_refunded", at(65))}
+
+
+def test_an_order_cancelled_after_its_email_was_decided_is_withdrawn_before_sending() -> None:
+    """The email is decided `send` at its due time; the cancellation lands before the sender takes it:
+    the check right before sending withdraws it (`order_cancelled`), as it does an order for a cart."""
+    shop = Shop()
+    signup(shop, "u1")
+    shop.land(two_item_order(0))
+    shop.run(at(5))
+    shop.run(at(3 * DAY))
+    decision = shop.log.filter((pl.col("kind") == "post_purchase") & (pl.col("decision") == "send"))
+    assert decision.height == 1
+    shop.land(spec_cancel(3 * DAY + 1))
+    now = exit_reasons_now(decision, state=shop.state(), catalog=shop.catalog, now=at(3 * DAY + 2))
+    assert now.to_list() == ["order_cancelled"]

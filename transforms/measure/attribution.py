@@ -1,4 +1,5 @@
-"""Attribution, pure part: each `Order Completed` credited to at most one send of its shopper.
+"""Attribution, pure part: each `Order Completed` credited to at most one send of its shopper, for its
+revenue net of the shopper's refunds and cancellations of it (`net_orders_of`).
 
 The rule (PRODUCT.md section 7): the last clicked send within the window before the order (`click`),
 else the last send within it (`send`). A click counts when a person made it (not flagged as a bot or a
@@ -15,9 +16,13 @@ import polars as pl
 
 from transforms.measure.tables import ATTRIBUTIONS_SCHEMA, CLICK_EVENT, CLICK_RULE, ORDER_EVENT, SEND_RULE
 from transforms.profiles.merge import claims
+from transforms.profiles.refunds import REFUND_EVENTS, net_orders, refund_rows
+from transforms.profiles.refunds import currency_code as code_of
 from transforms.sends.clicks import TOO_SOON_SECONDS
 
 ORDER_COLUMNS = ("order_event_id", "order_id", "user_id", "converted_at", "revenue", "currency")
+# The events measuring reads: orders, their refunds and cancellations, clicks.
+MEASURED_EVENTS = (ORDER_EVENT, *REFUND_EVENTS, CLICK_EVENT)
 EVENT_COLUMNS = [
     "event_id",
     "event_name",
@@ -28,6 +33,7 @@ EVENT_COLUMNS = [
     "revenue",
     "total",
     "currency",
+    "products",
     "properties",
     "batch_id",
 ]
@@ -41,8 +47,7 @@ def resolve_users(identities: pl.DataFrame) -> pl.Expr:
 
 def currency_code(column: str = "currency") -> pl.Expr:
     """An ISO 4217 code as written (` eur`, `Eur`, `EUR`): stripped, upper case; blank names none."""
-    code = pl.col(column).str.strip_chars().str.to_uppercase()
-    return pl.when(code != "").then(code).alias(column)
+    return code_of(pl.col(column)).alias(column)
 
 
 def orders_of(events: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
@@ -62,6 +67,18 @@ def orders_of(events: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce("revenue", "total", pl.lit(0.0)).cast(pl.Float64).alias("revenue"),
         currency_code(),
     )
+
+
+def net_orders_of(events: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
+    """`orders_of`, each order's revenue net of its shopper's refunds and cancellations of its order_id
+    (`transforms.profiles.refunds.net_orders`: a cancellation or a refund without an amount nets it to 0,
+    a partial one subtracts its amount in the order's currency, never below 0), with `ended` and
+    `unnetted` (partial refunds in another currency, left out). Every run reads every order and refund
+    again, so a refund landing before its order, a rerun or a message landing twice give the same."""
+    refunds = refund_rows(events, "user_id", "anonymous_id")
+    refunds = refunds.with_columns(resolve_users(identities).alias("user_id")).drop("anonymous_id")
+    refunds = refunds.filter(pl.col("user_id").is_not_null())
+    return net_orders(orders_of(events, identities), refunds, ["user_id"])
 
 
 def clicks_of(events: pl.DataFrame, sends: pl.DataFrame) -> pl.DataFrame:

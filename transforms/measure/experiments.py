@@ -6,9 +6,11 @@ suppressions: `holdout` for the global holdout, else their variant (`send`, and 
 `capped`, which a holdout shopper would have reached too: intention to treat, so both arms are the
 same population). Each arm is measured from that moment on, over the same window, so the uplift is
 causal, not last-touch: the emails of the kind delivered to its shoppers (`sent`; none in the holdout),
-who clicked, who ordered and what they spent. Amounts in different currencies are never added: revenue
-is in the shop's currency (`shop_currency`); an order in another is a conversion, counted and named
-(`other_currency_orders`, the note), not revenue.
+who clicked, who ordered and what they spent, net of refunds (`attribution.net_orders_of`: a cancelled or
+fully refunded order is still a conversion, for 0). Amounts in different currencies are never added:
+revenue is in the shop's currency (`shop_currency`); an order in another is a conversion, counted and
+named (`other_currency_orders`, the note), not revenue; a partial refund in another currency than its
+order's is left out of it, and counted in the note.
 """
 
 from __future__ import annotations
@@ -32,7 +34,16 @@ from transforms.measure.tables import EXPERIMENTS_SCHEMA, HOLDOUT
 ASSIGNED = ("send", "holdout", "cooldown", "capped")  # past consent and suppressions: the experiment
 MIN_ARM = 30  # below this many shoppers an arm's figures are anecdotes
 MDE_NOTE = 0.05  # an arm that cannot detect an uplift of 5 points says so
-SUMS = ("exposed", "sent", "clicked", "converted", "revenue", "revenue_sq", "other_currency_orders")
+SUMS = (
+    "exposed",
+    "sent",
+    "clicked",
+    "converted",
+    "revenue",
+    "revenue_sq",
+    "other_currency_orders",
+    "unnetted_refunds",
+)
 
 
 def assignments(triggers: pl.DataFrame) -> pl.DataFrame:
@@ -62,8 +73,12 @@ def _bought(assigned: pl.DataFrame, orders: pl.DataFrame, within: pl.Expr) -> pl
     currency = shop_currency(orders)
     own = pl.col("currency").is_null()
     own = own if currency is None else own | (pl.col("currency") == currency)
+    unnetted = pl.col("unnetted") if "unnetted" in orders.columns else pl.lit(0, dtype=pl.Int64)
     return (
-        assigned.join(orders.select("user_id", "converted_at", "revenue", "currency"), on="user_id")
+        assigned.join(
+            orders.select("user_id", "converted_at", "revenue", "currency", unnetted.alias("unnetted")),
+            on="user_id",
+        )
         .rename({"converted_at": "at"})
         .filter(within)
         .group_by("kind", "user_id")
@@ -72,6 +87,7 @@ def _bought(assigned: pl.DataFrame, orders: pl.DataFrame, within: pl.Expr) -> pl
             pl.col("revenue").filter(own).sum().alias("spent"),
             (~own).sum().cast(pl.Int64).alias("other_currency_orders"),
             pl.col("currency").filter(~own).alias("other_currencies"),
+            pl.col("unnetted").filter(own).sum().cast(pl.Int64).alias("unnetted_refunds"),
         )
     )
 
@@ -87,8 +103,10 @@ def outcomes(
 
     `orders` as `attribution.orders_of` (all the shop's: they say its currency), `clicks` as
     `attribution.clicks_of`, `sends` delivered sends (`attribution.delivered`): `sent` counts those of the
-    shopper's kind sent within the window. `revenue` is in `currency` only; `other_currency_orders` (and
-    `other_currencies`, their codes) the shopper's orders in others.
+    shopper's kind sent within the window. `revenue` is in `currency` only, net of refunds (`orders` from
+    `attribution.net_orders_of`); `other_currency_orders` (and `other_currencies`, their codes) the
+    shopper's orders in others, `unnetted_refunds` their orders' partial refunds left out (a currency
+    other than the order's).
     """
     span = pl.lit(window, dtype=pl.Duration("us"))
     within = (pl.col("at") >= pl.col("exposed_at")) & (pl.col("at") <= pl.col("exposed_at") + span)
@@ -117,6 +135,7 @@ def outcomes(
             (pl.col("orders").fill_null(0) > 0).alias("converted"),
             pl.col("spent").fill_null(0.0).alias("revenue"),
             pl.col("other_currency_orders").fill_null(0),
+            pl.col("unnetted_refunds").fill_null(0),
             pl.lit(shop_currency(orders), pl.String).alias("currency"),
         )
         .drop("orders", "spent")
@@ -135,6 +154,7 @@ def daily_sums(outcome: pl.DataFrame) -> pl.DataFrame:
             pl.col("revenue").sum().cast(pl.Float64),
             (pl.col("revenue") ** 2).sum().cast(pl.Float64).alias("revenue_sq"),
             pl.col("other_currency_orders").sum().cast(pl.Int64),
+            pl.col("unnetted_refunds").sum().cast(pl.Int64),
             pl.col("currency").first(),
             _named(pl.col("other_currencies")),
         )
@@ -172,9 +192,17 @@ def _currency_note(row: dict[str, Any]) -> str | None:
     return f"{orders} in {codes}: conversions, not in revenue ({row['currency']})"
 
 
+def _refund_note(row: dict[str, Any]) -> str | None:
+    count = row.get("unnetted_refunds") or 0
+    if not count:
+        return None
+    refunds = "1 partial refund" if count == 1 else f"{count} partial refunds"
+    return f"{refunds} in another currency than the order's: not taken off revenue"
+
+
 def _note(row: dict[str, Any], control: dict[str, Any] | None, mde: float | None) -> str | None:
-    notes = [n for n in (_size_note(row, control, mde), _currency_note(row)) if n]
-    return "; ".join(notes) or None
+    found = (_size_note(row, control, mde), _currency_note(row), _refund_note(row))
+    return "; ".join(n for n in found if n) or None
 
 
 def _size_note(row: dict[str, Any], control: dict[str, Any] | None, mde: float | None) -> str | None:

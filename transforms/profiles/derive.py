@@ -11,11 +11,13 @@ from datetime import datetime
 
 import polars as pl
 
+from transforms.profiles.refunds import net_orders
 from transforms.profiles.state import (
     ANON,
     ENGAGEMENT_HALF_LIFE,
     EPOCH,
     IMPLICIT_CART,
+    ORDER_STATE,
     RECENT_ORDER,
     RECENT_SEARCHES,
     RECENT_VIEWS,
@@ -49,6 +51,7 @@ def derive(state: pl.DataFrame, customers: pl.DataFrame, as_of: datetime) -> pl.
         )
         .pipe(_with_current_cart)
         .pipe(_with_cart_items)
+        .pipe(_net_of_refunds)
         .with_columns(_activity_traits(as_of))
     )
     return out.select([pl.col(c).cast(t) for c, t in PROFILES_SCHEMA.items()]).sort("user_id")
@@ -174,6 +177,23 @@ def _with_cart_items(frame: pl.DataFrame) -> pl.DataFrame:
     )
     joined = frame.join(items, on="user_id", how="left")
     return joined.with_columns(pl.col("cart_items").fill_null(pl.lit([], dtype=pl.List(CART_LINE))))
+
+
+def _net_of_refunds(frame: pl.DataFrame) -> pl.DataFrame:
+    """`orders` with each one's revenue net of the shopper's refunds and cancellations of it
+    (`transforms.profiles.refunds.net_orders`): `lifetime_value` is what the shopper spent and kept. The
+    orders stay (`order_count`, `last_order_at`, what was bought): the shopper placed them."""
+    refunded = pl.col("refunds").list.len() > 0
+    if not frame.select(refunded.any()).item():
+        return frame
+    theirs = frame.filter(refunded)
+    orders = theirs.select("user_id", "orders").explode("orders").drop_nulls("orders").unnest("orders")
+    refunds = theirs.select("user_id", "refunds").explode("refunds").drop_nulls("refunds").unnest("refunds")
+    fields = [f.name for f in ORDER_STATE.fields]
+    net = net_orders(orders, refunds, ["user_id"]).group_by("user_id").agg(pl.struct(fields).alias("_net"))
+    joined = frame.join(net, on="user_id", how="left", maintain_order="left")
+    net_orders_of = pl.col("_net").cast(pl.List(ORDER_STATE))
+    return joined.with_columns(pl.coalesce(net_orders_of, "orders").alias("orders")).drop("_net")
 
 
 def _order_traits() -> list[pl.Expr]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.profiles.checkouts import merge_checkouts
+from transforms.profiles.refunds import merge_refunds
 from transforms.profiles.state import (
     ANON,
     CART_STATE,
@@ -68,7 +69,15 @@ def merge_partials(partial: pl.DataFrame) -> pl.DataFrame:
         pl.col("unsubscribed_at").min(),
         log_sum_exp(pl.col("engagement").drop_nulls()).alias("engagement"),
     )
-    parts = (_merge_lines, _merge_carts, merge_checkouts, _merge_orders, _merge_recent, _merge_categories)
+    parts = (
+        _merge_lines,
+        _merge_carts,
+        merge_checkouts,
+        _merge_orders,
+        merge_refunds,
+        _merge_recent,
+        _merge_categories,
+    )
     for frame in [*_merge_stated(partial), *(part(partial) for part in parts)]:
         base = base.join(frame, on="principal", how="left")
     return conform(fill_lists(base))

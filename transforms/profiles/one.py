@@ -157,8 +157,26 @@ def _top_category(counts: list[Wire]) -> str | None:
     return min(counts, key=rank).get("category")
 
 
+def _net_revenue(order: Wire, refunds: list[Wire]) -> float | None:
+    """`derive`'s: the order's revenue net of its refunds (`transforms.profiles.refunds.net_orders`)."""
+    revenue, order_id, currency = order.get("revenue"), order.get("order_id"), order.get("currency")
+    theirs = [r for r in refunds if order_id is not None and r.get("order_id") == order_id]
+    if revenue is None or not theirs:
+        return revenue
+    partial = [r for r in theirs if r.get("cancelled") is False and r.get("amount") is not None]
+    same = [
+        r["amount"] for r in partial if None in (r.get("currency"), currency) or r["currency"] == currency
+    ]
+    refunded = _sum(sorted(same))
+    cancelled = any(r.get("cancelled") is True for r in theirs)
+    whole = any(r.get("cancelled") is False and r.get("amount") is None for r in theirs)
+    if cancelled or whole or (same and refunded >= revenue):
+        return 0.0
+    return max(revenue - refunded, 0.0) if same else revenue
+
+
 def _lists(state: Wire) -> dict[str, list[Wire]]:
-    names = ("lines", "carts", "checkouts", "orders", "views", "searches", "categories")
+    names = ("lines", "carts", "checkouts", "orders", "refunds", "views", "searches", "categories")
     return {name: [e for e in (state.get(name) or ()) if e is not None] for name in names}
 
 
@@ -168,8 +186,8 @@ def derive_one(user_id: str, state: Wire | None, crm: Wire | None, as_of: dateti
     exactly (a float sum over SEQUENTIAL_SUM terms or more)."""
     state, crm = state or {}, crm or {}
     lists = _lists(state)
-    orders, lines = lists["orders"], lists["lines"]
-    if len(orders) >= SEQUENTIAL_SUM or len(lines) >= SEQUENTIAL_SUM:
+    orders, lines, refunds = lists["orders"], lists["lines"], lists["refunds"]
+    if max(len(orders), len(lines), len(refunds)) >= SEQUENTIAL_SUM:
         return None
     traits = {t: _newest(state, crm, t) for t in TRAITS}
     stated = traits["marketing_consent"]
@@ -177,7 +195,7 @@ def derive_one(user_id: str, state: Wire | None, crm: Wire | None, as_of: dateti
         stated = state.get("category_consent")
     cart_id, cart_at, cart_ordered_at = _current_cart(lists["carts"], orders, lines)
     items = _cart_items(lines, cart_id, cart_ordered_at)
-    revenues = sorted(r for o in orders if (r := o.get("revenue")) is not None)
+    revenues = sorted(r for o in orders if (r := _net_revenue(o, refunds)) is not None)
     engagement = state.get("engagement")
     half_lives = (as_of - EPOCH).total_seconds() / ENGAGEMENT_HALF_LIFE.total_seconds()
     checkout = (c.get("checkout_at") for c in lists["carts"])

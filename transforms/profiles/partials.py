@@ -14,6 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.profiles.checkouts import checkout_partials
+from transforms.profiles.refunds import currency_code, refund_partials
 from transforms.profiles.state import (
     ANON,
     CART_EVENTS,
@@ -64,7 +65,7 @@ def partials(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("event_ts").filter(pl.col("event_name") == "Unsubscribed").min().alias("unsubscribed_at"),
         log_sum_exp(tau("event_ts")).alias("engagement"),
     )
-    parts = (_lines, _carts, checkout_partials, _orders, _views, _searches, _categories)
+    parts = (_lines, _carts, checkout_partials, _orders, refund_partials, _views, _searches, _categories)
     for frame in [*_stated(ev), *(part(ev) for part in parts)]:
         base = base.join(frame, on="principal", how="left")
     return conform(fill_lists(base))
@@ -141,6 +142,7 @@ def _orders(ev: pl.DataFrame) -> pl.DataFrame:
             pl.col("_products").list.eval(pl.element().struct.field("category")).alias("categories"),
             pl.coalesce("revenue", "total").alias("revenue"),
             pl.col("event_ts").alias("ordered_at"),
+            currency_code(pl.col("currency")).alias("currency"),
         )
     )
     return nest(first_orders(orders), "orders", ORDER_STATE)

@@ -73,6 +73,19 @@ ORDER_STATE = pl.Struct(
         "ordered_at": UTC_TS,
         "products": pl.List(pl.String()),
         "categories": pl.List(pl.String()),
+        "currency": pl.String(),  # ISO 4217 as written, stripped and in upper case (a refund's must match)
+    }
+)
+# A refund or cancellation of an order (Segment's `Order Refunded` / `Order Cancelled`), one per message:
+# what nets an order's revenue (transforms.profiles.refunds), for its profile, post_purchase and the reports.
+REFUND_STATE = pl.Struct(
+    {
+        "order_id": pl.String(),  # the order it refunds: the shopper's order of that id
+        "refund_id": pl.String(),  # its messageId: the same message landing again is the same refund
+        "cancelled": pl.Boolean(),  # `Order Cancelled`: the whole order, whatever the amount
+        "amount": pl.Float64(),  # revenue, else total, else its priced products; null: the whole order
+        "currency": pl.String(),
+        "refunded_at": UTC_TS,
     }
 )
 VIEW = pl.Struct({"ts": UTC_TS, "product_id": pl.String(), "category": pl.String()})
@@ -96,6 +109,7 @@ PARTIAL_SCHEMA: dict[str, pl.DataType] = {
     "carts": pl.List(CART_STATE),
     "checkouts": pl.List(CHECKOUT_STATE),
     "orders": pl.List(ORDER_STATE),
+    "refunds": pl.List(REFUND_STATE),
     "views": pl.List(VIEW),
     "searches": pl.List(SEARCH),
     "categories": pl.List(CATEGORY_COUNT),
@@ -117,7 +131,8 @@ def log_sum_exp(expr: pl.Expr) -> pl.Expr:
 
 def first_orders(orders: pl.DataFrame) -> pl.DataFrame:
     """One row per (principal, order_id): the earliest sighting, ties broken by content."""
-    return orders.sort("ordered_at", "cart_id", "checkout_id", "revenue", nulls_last=True).unique(
+    order = ("ordered_at", "cart_id", "checkout_id", "revenue", "currency")
+    return orders.sort(order, nulls_last=True).unique(
         ["principal", "order_id"], keep="first", maintain_order=True
     )
 

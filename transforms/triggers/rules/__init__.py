@@ -20,7 +20,11 @@ from transforms.triggers.rules.catalog_alerts import (
     price_exit,
     stock_exit,
 )
-from transforms.triggers.rules.lifecycle import post_purchase_candidates, welcome_candidates
+from transforms.triggers.rules.lifecycle import (
+    post_purchase_candidates,
+    post_purchase_exit,
+    welcome_candidates,
+)
 
 RULES: dict[str, Rule] = {
     rule.kind: rule
@@ -57,7 +61,7 @@ RULES: dict[str, Rule] = {
             cooldown=timedelta(days=14),
             cooldown_by_anchor=True,
         ),
-        Rule("post_purchase", timedelta(days=3), 6, post_purchase_candidates, no_exit),
+        Rule("post_purchase", timedelta(days=3), 6, post_purchase_candidates, post_purchase_exit),
     )
 }
 

@@ -1,4 +1,5 @@
-"""welcome (an email and marketing consent, first) and post_purchase (3 days after an order: cross-sell)."""
+"""welcome (an email and marketing consent, first) and post_purchase (3 days after an order: cross-sell;
+it exits when the order is cancelled or fully refunded before it goes)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import timedelta
 
 import polars as pl
 
+from transforms.profiles.refunds import net_orders
 from transforms.profiles.state import ANON
 from transforms.triggers.rules.base import RuleContext, exploded, finish
 
@@ -73,6 +75,26 @@ def post_purchase_candidates(context: RuleContext) -> pl.DataFrame:
         detail.alias("detail"),
     )
     return finish(rows, "post_purchase", ["anchor"])
+
+
+def post_purchase_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
+    """`order_cancelled` when the shopper cancelled the candidate's order (its anchor), `order_refunded`
+    when they were refunded all of it (`transforms.profiles.refunds.net_orders`: a refund without an
+    amount, or as much as the order or more in its currency); null while something of it stands. A
+    partial refund keeps the email: the shopper kept the rest."""
+    orders = exploded(context.state, "orders")
+    refunds = exploded(context.state, "refunds")
+    ended = (
+        net_orders(orders, refunds, ["principal"])
+        .filter(pl.col("ended").is_not_null())
+        .select("principal", pl.col("order_id").alias("anchor"), pl.col("ended").alias("exit_reason"))
+        .sort("exit_reason")  # a cancellation's reason first
+        .unique(["principal", "anchor"], keep="first", maintain_order=True)
+    )
+    found = candidates.select("principal", "anchor").join(
+        ended, on=["principal", "anchor"], how="left", maintain_order="left"
+    )
+    return found["exit_reason"]
 
 
 def order_detail(products: Sequence[str | None] | None) -> str | None:
