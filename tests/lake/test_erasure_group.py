@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import polars as pl
@@ -25,7 +26,7 @@ def at(minutes: float) -> datetime:
 
 def test_a_group_address_is_not_the_persons(tmp_path: Path) -> None:
     shop = Shop(tmp_path / "shop")
-    company = {"group_id": "initech", "name": "Initech", "email": BILLING}
+    company: dict[str, Any] = {"group_id": "initech", "name": "Initech", "email": BILLING}
     ann = [
         message("identify", at(0), user="u-ann", email="ann@example.com", marketing_consent=True),
         spec_message("group", at(1), user="u-ann", **company),
