@@ -14,6 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.profiles.checkouts import checkout_partials
+from transforms.profiles.products import ORDER_PRODUCTS, order_products
 from transforms.profiles.refunds import currency_code, refund_partials
 from transforms.profiles.state import (
     ANON,
@@ -39,8 +40,6 @@ from transforms.profiles.state import (
     top_recent,
 )
 from transforms.profiles.traits import read_traits
-
-ORDER_PRODUCTS = pl.List(pl.Struct({"product_id": pl.String(), "category": pl.String()}))
 
 
 def principal() -> pl.Expr:
@@ -135,7 +134,7 @@ def _orders(ev: pl.DataFrame) -> pl.DataFrame:
     """
     orders = (
         ev.filter(pl.col("event_name") == "Order Completed")
-        .with_columns(pl.col("products").str.json_decode(ORDER_PRODUCTS).alias("_products"))
+        .with_columns(pl.col("products").map_batches(order_products, ORDER_PRODUCTS).alias("_products"))
         .with_columns(
             pl.coalesce("order_id", pl.lit("msg:") + pl.col("event_id")).alias("order_id"),
             pl.col("_products").list.eval(pl.element().struct.field("product_id")).alias("products"),

@@ -1,0 +1,59 @@
+"""An order's `products` as the profile reads them: product ids and categories, whatever the shop sent.
+
+`products` is kept as sent (the JSON text of the order's `products` member), and a shop, or anyone with
+the public write key, may send anything there: an object, a string, a list of numbers, an id that is an
+object. One vectorised decode reads a batch's well-formed lists; when it fails, each text is read alone,
+and one that still fails keeps only its products that are objects and their scalar ids and categories
+(found by review: one `Order Completed` with `"products": {"a": 1}` failed every batch's profile partials
+after its events were committed, so the ingest stalled for everyone, run after run). A text is read the
+same whatever batch it is in.
+"""
+
+from __future__ import annotations
+
+import orjson
+import polars as pl
+
+_FIELDS = ("product_id", "category")
+ORDER_PRODUCTS = pl.List(pl.Struct(dict.fromkeys(_FIELDS, pl.String())))
+
+
+def order_products(texts: pl.Series) -> pl.Series:
+    """Each `products` text as ORDER_PRODUCTS (null: no list of products)."""
+    try:
+        return texts.str.json_decode(ORDER_PRODUCTS)
+    except pl.exceptions.PolarsError:
+        return pl.Series(texts.name, [_alone(text) for text in texts], dtype=ORDER_PRODUCTS)
+
+
+def _decoded(text: str) -> list[dict[str, str | None]] | None:
+    value = pl.Series([text]).str.json_decode(ORDER_PRODUCTS)[0]
+    return None if value is None else value.to_list()
+
+
+def _alone(text: str | None) -> list[dict[str, str | None]] | None:
+    if text is None:
+        return None
+    try:
+        return _decoded(text)
+    except pl.exceptions.PolarsError:
+        pass
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, list):
+        return None
+    kept = [
+        {k: v for k, v in item.items() if k in _FIELDS and _scalar(v)}
+        for item in value
+        if isinstance(item, dict)
+    ]
+    try:
+        return _decoded(orjson.dumps(kept).decode())
+    except (pl.exceptions.PolarsError, orjson.JSONEncodeError):
+        return None
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
