@@ -100,8 +100,13 @@ class Settings:
     @classmethod
     def load(cls, *, recorded: bool = True) -> Settings:
         """Settings of this process (its environment over `.env`), deciding as `lakemail up` recorded
-        for the home (`recorded=False`: `up` itself, which chooses and records them)."""
-        return cls.from_env(os.environ, recorded=recorded)
+        for the home (`recorded=False`: `up` itself, which chooses and records them).
+
+        What `.env` sets and the environment does not goes into the environment first: secrets are read
+        from it (`dg.EnvVar`, the collector's keys, `LAKEMAIL_SECRET`) and children inherit it."""
+        for name, value in read_dotenv(Path(".env")).items():
+            os.environ.setdefault(name, value)
+        return cls.from_env(os.environ, dotenv=None, recorded=recorded)
 
     @classmethod
     def from_env(

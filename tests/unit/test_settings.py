@@ -6,18 +6,22 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 
-from orchestration.definitions import build_defs
+from orchestration.definitions import build_defs, email_resource
 from orchestration.schedules import profiles_schedule
 from orchestration.settings import (
     DECISION_VARIABLES,
     Settings,
     SettingsError,
+    api_key,
+    ensure_secret,
     known_variables,
     parse_duration,
     record_decisions,
+    write_keys,
 )
 from orchestration.supervisor import DEMO_DELAYS, DEMO_POLICY
 from resources.shop import ShopResource
@@ -40,6 +44,32 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     dotenv.write_text("# comment\nexport LAKEMAIL_POLL_SECONDS=3\nLAKEMAIL_LAKE_URI='/somewhere/lake'\n\n")
     settings = Settings.from_env({"LAKEMAIL_POLL_SECONDS": "1"}, dotenv=dotenv)
     assert (settings.poll_seconds, settings.lake_uri) == (1.0, "/somewhere/lake")
+
+
+def test_secrets_in_dotenv_reach_the_readers_of_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`.env` reached Settings only, not the process environment the secrets are read from: with the
+    provider's key there every run failed resolving dg.EnvVar, the collector refused to start without a
+    write key, the profile API was off and a local secret replaced LAKEMAIL_SECRET."""
+    dotenv = {
+        "LAKEMAIL_HOME": str(tmp_path / "home"),
+        "LAKEMAIL_ESP_API_KEY": "key-from-dotenv",
+        "LAKEMAIL_WRITE_KEY": "write-key-from-dotenv",
+        "LAKEMAIL_API_KEY": "profile-key-from-dotenv",
+        "LAKEMAIL_SECRET": "secret-from-dotenv",
+    }
+    for name in dotenv:
+        monkeypatch.delenv(name, raising=False)  # and whatever Settings.load sets goes afterwards
+    monkeypatch.setenv("LAKEMAIL_WRITE_KEY", "write-key-from-env")  # the environment wins
+    (tmp_path / ".env").write_text("".join(f"{name}={value}\n" for name, value in dotenv.items()))
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.load(recorded=False)
+    assert dg.EnvVar("LAKEMAIL_ESP_API_KEY").get_value() == "key-from-dotenv"
+    assert email_resource(settings).api_key == dg.EnvVar("LAKEMAIL_ESP_API_KEY")
+    assert (write_keys(), api_key()) == (("write-key-from-env",), "profile-key-from-dotenv")
+    assert ensure_secret(settings.home) == "secret-from-dotenv"
+    assert not (settings.home / ".secret").exists()
 
 
 @pytest.mark.parametrize(
