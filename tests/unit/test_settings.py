@@ -59,8 +59,9 @@ def test_secrets_in_dotenv_reach_the_readers_of_the_environment(
         "LAKEMAIL_API_KEY": "profile-key-from-dotenv",
         "LAKEMAIL_SECRET": "secret-from-dotenv",
     }
-    for name in dotenv:
-        monkeypatch.delenv(name, raising=False)  # and whatever Settings.load sets goes afterwards
+    for name in dotenv:  # set, then deleted: monkeypatch removes what Settings.load sets afterwards
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("LAKEMAIL_WRITE_KEY", "write-key-from-env")  # the environment wins
     (tmp_path / ".env").write_text("".join(f"{name}={value}\n" for name, value in dotenv.items()))
     monkeypatch.chdir(tmp_path)
