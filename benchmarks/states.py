@@ -85,7 +85,9 @@ def profile_states(
         pl.when("consent").then(pl.Series(first).cast(UTC_TS)).alias("consented_at"),
         pl.lit(None, dtype=UTC_TS).alias("unsubscribed_at"),
     ).with_columns(pl.col("identified_at").alias(f"{t}_ts") for t in TRAITS)
-    carts, lines, checkouts, orders = _carts(draw, products, events_per_user, people["index"].to_numpy())
+    carts, lines, moves, checkouts, orders = _carts(
+        draw, products, events_per_user, people["index"].to_numpy()
+    )
     searches = _searches(draw, events_per_user)
     categories = _categories(views, n_views, n)
     tau = (
@@ -93,6 +95,7 @@ def profile_states(
     ).dt.total_seconds() / ENGAGEMENT_HALF_LIFE.total_seconds()
     state = state.with_columns(
         lines=lines,
+        moves=moves,
         carts=carts,
         checkouts=checkouts,
         orders=orders,
@@ -140,8 +143,9 @@ def _categories(views: pl.DataFrame, n_views: np.ndarray, users: int) -> pl.Seri
 
 def _carts(
     draw: _Draw, products: pl.DataFrame, events_per_user: float, index: np.ndarray
-) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series]:
-    """(carts, lines, checkouts, orders): a few carts per shopper, one line each, half of them ordered."""
+) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series, pl.Series]:
+    """(carts, lines, moves, checkouts, orders): a few carts per shopper, one line each (one unit added
+    once: one move), half of them ordered."""
     counts = draw.counts(CART_SHARE * events_per_user + 0.1, MAX_CARTS)
     owner = np.repeat(np.arange(counts.shape[0]), counts)
     number = np.arange(owner.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -166,6 +170,10 @@ def _carts(
         pl.col("changed_at").alias("last_ts"),
     )
     lines = list_column(counts, line_rows, PARTIAL_SCHEMA["lines"])
+    move_rows = line_rows.select(
+        "cart_id", "product_id", pl.col("last_ts").alias("ts"), pl.col("added").alias("units")
+    )
+    moves = list_column(counts, move_rows, PARTIAL_SCHEMA["moves"])
     order_rows = rows.with_columns(p["price"], p["product_id"], p["category"], owner=pl.Series(owner)).filter(
         "ordered"
     )
@@ -190,7 +198,7 @@ def _carts(
         pl.col("ordered_at").alias("started_at"),
     )
     checkouts = list_column(per_user, checkout_rows, PARTIAL_SCHEMA["checkouts"])
-    return carts, lines, checkouts, orders
+    return carts, lines, moves, checkouts, orders
 
 
 def pending_partials(

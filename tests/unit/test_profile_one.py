@@ -46,6 +46,29 @@ lines = st.lists(
     ),
     max_size=8,
 ).map(lambda rows: _unique(rows, "cart_id", "product_id"))  # fmt: skip
+move_units = st.integers(-3, 4)
+
+
+@st.composite
+def lines_and_moves(draw: st.DrawFn) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None]:
+    """A state's `lines` and `moves` (MOVE_STATE): a few moves of most lines, some of no line; a line's units
+    that no move accounts for are its own (a line folded before moves existed)."""
+    drawn = draw(st.one_of(st.none(), lines))
+    moves = [
+        {
+            "cart_id": line["cart_id"],
+            "product_id": line["product_id"],
+            "ts": draw(times),
+            "units": draw(move_units),
+        }
+        for line in drawn or ()
+        for _ in range(draw(st.integers(0, 3)))
+    ]
+    stray = {"cart_id": st.sampled_from(["c1", IMPLICIT_CART]), "product_id": st.sampled_from(["p1", None])}
+    moves += draw(st.lists(st.fixed_dictionaries({**stray, "ts": times, "units": move_units}), max_size=2))
+    return drawn, draw(st.one_of(st.none(), st.just(moves)))
+
+
 carts = st.lists(
     st.fixed_dictionaries(
         {"cart_id": st.sampled_from(["c1", "c2", "c3", IMPLICIT_CART, None]), "changed_at": times,
@@ -87,24 +110,35 @@ categories = st.lists(st.fixed_dictionaries({"category": names, "n": counts}), m
     lambda rows: _unique(rows, "category")
 )
 consents = st.one_of(names, st.sampled_from(["true", "TRUE", "1", "yes", "no", "false"]))
-states = st.fixed_dictionaries(
-    {
-        "first_ts": times,
-        "last_ts": times,
-        **{k: v for t in STATED for k, v in ((t, consents if "consent" in t else names), (f"{t}_ts", times))},
-        "identified_at": times,
-        "unsubscribed_at": times,
-        "lines": st.one_of(st.none(), lines),
-        "carts": carts,
-        "checkouts": checkouts,
-        "orders": orders,
-        "refunds": st.one_of(st.none(), refunds),
-        "views": views,
-        "searches": searches,
-        "categories": categories,
-        "engagement": st.one_of(st.none(), st.floats(300, 340)),
-    }
-)
+
+
+def _state(cart_lines: tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None]) -> st.SearchStrategy:
+    return st.fixed_dictionaries(
+        {
+            "first_ts": times,
+            "last_ts": times,
+            **{
+                k: v
+                for t in STATED
+                for k, v in ((t, consents if "consent" in t else names), (f"{t}_ts", times))
+            },
+            "identified_at": times,
+            "unsubscribed_at": times,
+            "lines": st.just(cart_lines[0]),
+            "moves": st.just(cart_lines[1]),
+            "carts": carts,
+            "checkouts": checkouts,
+            "orders": orders,
+            "refunds": st.one_of(st.none(), refunds),
+            "views": views,
+            "searches": searches,
+            "categories": categories,
+            "engagement": st.one_of(st.none(), st.floats(300, 340)),
+        }
+    )
+
+
+states = lines_and_moves().flatmap(_state)
 crms = st.fixed_dictionaries(
     {"email": names, "first_name": names, "locale": names, "timezone": names, "loyalty_tier": names,
      "marketing_consent": st.one_of(st.none(), st.booleans()), "updated_at": times}

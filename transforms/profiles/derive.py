@@ -17,6 +17,7 @@ from transforms.profiles.state import (
     ENGAGEMENT_HALF_LIFE,
     EPOCH,
     IMPLICIT_CART,
+    LINE_STATE,
     ORDER_STATE,
     RECENT_ORDER,
     RECENT_SEARCHES,
@@ -95,7 +96,7 @@ def cart_rows(frame: pl.DataFrame, key: str) -> pl.DataFrame:
     """One row per cart of each shopper (`key`) of `frame` (its `carts`, `orders` and `lines` lists): cart_id,
     changed_at, checkout_at, and `ordered_at` the cart's latest order, the latest of the orders naming it
     and the first one its fold saw. A shop that keeps the cart id across orders reuses it: what happens
-    to the cart after its latest order is a new cart (`open_carts`, `units_left`). The implicit cart
+    to the cart after its latest order is a new cart (`open_carts`, `line_units`). The implicit cart
     (IMPLICIT_CART: cart events naming no cart) is emptied by any order of the shopper, which it has no
     id to be named by, and is a cart only once something was added to it: a removal naming no cart alone
     (a shop naming its carts on adds only) leaves the shopper's named cart the open one."""
@@ -140,10 +141,30 @@ def open_carts(carts: pl.DataFrame, key: str) -> pl.DataFrame:
 
 
 def units_left(ordered_at: pl.Expr) -> pl.Expr:
-    """Whether a cart line (`last_ts`) is still in the cart: not last touched at or before the cart's
-    latest order (`ordered_at`), which took it. The state counts a line's units, not their times: a
-    product carted before that order and again after it counts its earlier units too."""
+    """Whether a cart line (`last_ts`) was touched after the cart's latest order (`ordered_at`), which took
+    what it held then; true when either is null."""
     return ~(pl.col("last_ts") <= ordered_at).fill_null(False)
+
+
+def line_units(lines: pl.DataFrame, moves: pl.DataFrame, key: str) -> pl.DataFrame:
+    """`lines` (`key`, cart_id, product_id, added, removed, last_ts and `ordered_at`, the cart's latest order)
+    with `units`: the units put in the line after that order less those taken out after it (every unit
+    when there is none; may be negative). Counted from the line's `moves` (MOVE_STATE rows of `key`), so a
+    product carted before the order and again after it counts only the units carted after. Units the
+    moves do not account for (a line folded before moves existed, `added - removed - moved`) count as
+    made at the line's last touch (`units_left`), as they always did."""
+    line = [key, "cart_id", "product_id"]
+    after = pl.col("ordered_at").is_null() | (pl.col("ts") > pl.col("ordered_at"))
+    moved = (
+        moves.select(*line, "ts", "units")
+        .join(lines.select(*line, "ordered_at"), on=line, how="inner", nulls_equal=True)
+        .group_by(line)
+        .agg(pl.col("units").filter(after).sum().alias("_after"), pl.col("units").sum().alias("_moved"))
+    )
+    joined = lines.join(moved, on=line, how="left", nulls_equal=True, maintain_order="left")
+    rest = pl.col("added") - pl.col("removed") - pl.col("_moved").fill_null(0)
+    units = pl.col("_after").fill_null(0) + pl.when(units_left(pl.col("ordered_at"))).then(rest).otherwise(0)
+    return joined.with_columns(units.alias("units")).drop("_after", "_moved")
 
 
 def _with_current_cart(frame: pl.DataFrame) -> pl.DataFrame:
@@ -155,22 +176,33 @@ def _with_current_cart(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _with_cart_items(frame: pl.DataFrame) -> pl.DataFrame:
-    """`cart_items`: the current cart's lines with units left (added - removed > 0, not taken by the
-    cart's latest order), by product id."""
+    """`cart_items`: the current cart's lines with units left after its latest order (`line_units`), by
+    product id."""
+    current = frame.filter(pl.col("cart_id").is_not_null())
     line = pl.col("_line").struct
-    items = (
-        frame.select("user_id", "cart_id", "_cart_ordered_at", pl.col("lines").alias("_line"))
-        .filter(pl.col("cart_id").is_not_null())
+    lines = (
+        current.select(
+            "user_id",
+            "cart_id",
+            pl.col("_cart_ordered_at").alias("ordered_at"),
+            pl.col("lines").alias("_line"),
+        )
         .explode("_line")
         .drop_nulls("_line")
         .filter(line.field("cart_id") == pl.col("cart_id"))
-        .with_columns((line.field("added") - line.field("removed")).alias("quantity"), line.field("last_ts"))
-        .filter((pl.col("quantity") > 0) & units_left(pl.col("_cart_ordered_at")))
         .select(
             "user_id",
-            *[line.field(f.name).alias(f.name) for f in CART_LINE.fields if f.name != "quantity"],
-            "quantity",
+            "cart_id",
+            "ordered_at",
+            *[line.field(f.name) for f in LINE_STATE.fields if f.name != "cart_id"],
         )
+    )
+    moves = current.select("user_id", "moves").explode("moves").drop_nulls("moves").unnest("moves")
+    items = (
+        line_units(lines, moves, "user_id")
+        .filter(pl.col("units") > 0)
+        .with_columns(pl.col("units").alias("quantity"))
+        .select("user_id", *[f.name for f in CART_LINE.fields])
         .sort("user_id", "product_id")
         .group_by("user_id", maintain_order=True)
         .agg(pl.struct([f.name for f in CART_LINE.fields]).alias("cart_items"))

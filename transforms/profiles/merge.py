@@ -16,6 +16,7 @@ from transforms.profiles.state import (
     CATEGORY_COUNT,
     LINE_DETAILS,
     LINE_STATE,
+    MOVE_STATE,
     ORDER_STATE,
     PARTIAL_SCHEMA,
     RECENT_SEARCHES,
@@ -27,6 +28,7 @@ from transforms.profiles.state import (
     fill_lists,
     first_orders,
     latest_statement,
+    line_moves,
     log_sum_exp,
     nest,
     top_recent,
@@ -71,6 +73,7 @@ def merge_partials(partial: pl.DataFrame) -> pl.DataFrame:
     )
     parts = (
         _merge_lines,
+        _merge_moves,
         _merge_carts,
         merge_checkouts,
         _merge_orders,
@@ -106,6 +109,10 @@ def _merge_lines(partial: pl.DataFrame) -> pl.DataFrame:
         )
     )
     return nest(lines, "lines", LINE_STATE)
+
+
+def _merge_moves(partial: pl.DataFrame) -> pl.DataFrame:
+    return nest(line_moves(_explode(partial, "moves")), "moves", MOVE_STATE)
 
 
 def _merge_carts(partial: pl.DataFrame) -> pl.DataFrame:

@@ -98,24 +98,42 @@ def _current_cart(
     return cart_id, changed_at, ordered_at
 
 
-def _cart_items(lines: list[Wire], cart_id: str | None, ordered_at: int | None) -> list[dict[str, Any]]:
-    """The current cart's lines with units left (`derive.units_left`: none last touched at or before the
-    cart's latest order), by product id (nulls first)."""
+def _cart_items(
+    lines: list[Wire], moves: list[Wire], cart_id: str | None, ordered_at: int | None
+) -> list[dict[str, Any]]:
+    """The current cart's lines with units left after its latest order (`derive.line_units`: the units
+    its moves put in or took out after that order, and those no move accounts for when the line was
+    touched after it), by product id (nulls first)."""
     if cart_id is None:
         return []
+    after: dict[str | None, int] = {}
+    moved: dict[str | None, int] = {}
+    for move in moves:
+        if move.get("cart_id") != cart_id:
+            continue
+        product, ts, units = move.get("product_id"), move.get("ts"), move.get("units") or 0
+        moved[product] = moved.get(product, 0) + units
+        if ordered_at is None or (ts is not None and ts > ordered_at):
+            after[product] = after.get(product, 0) + units
     items = []
     for line in lines:
-        added, removed, touched = line.get("added"), line.get("removed"), line.get("last_ts")
-        if line.get("cart_id") != cart_id or added is None or removed is None or added - removed <= 0:
+        if line.get("cart_id") != cart_id:
             continue
-        if ordered_at is not None and touched is not None and touched <= ordered_at:
+        added, removed, touched = line.get("added"), line.get("removed"), line.get("last_ts")
+        product = line.get("product_id")
+        quantity = after.get(product, 0)
+        if ordered_at is None or touched is None or touched > ordered_at:  # what no move accounts for
+            if added is None or removed is None:
+                continue
+            quantity += added - removed - moved.get(product, 0)
+        if quantity <= 0:
             continue
         items.append(
             {
-                "product_id": line.get("product_id"),
+                "product_id": product,
                 "name": line.get("name"),
                 "category": line.get("category"),
-                "quantity": added - removed,
+                "quantity": quantity,
                 "price": _float(line.get("price")),
                 "image_url": line.get("image_url"),
                 "url": line.get("url"),
@@ -176,7 +194,7 @@ def _net_revenue(order: Wire, refunds: list[Wire]) -> float | None:
 
 
 def _lists(state: Wire) -> dict[str, list[Wire]]:
-    names = ("lines", "carts", "checkouts", "orders", "refunds", "views", "searches", "categories")
+    names = ("lines", "moves", "carts", "checkouts", "orders", "refunds", "views", "searches", "categories")
     return {name: [e for e in (state.get(name) or ()) if e is not None] for name in names}
 
 
@@ -194,7 +212,7 @@ def derive_one(user_id: str, state: Wire | None, crm: Wire | None, as_of: dateti
     if stated is None:
         stated = state.get("category_consent")
     cart_id, cart_at, cart_ordered_at = _current_cart(lists["carts"], orders, lines)
-    items = _cart_items(lines, cart_id, cart_ordered_at)
+    items = _cart_items(lines, lists["moves"], cart_id, cart_ordered_at)
     revenues = sorted(r for o in orders if (r := _net_revenue(o, refunds)) is not None)
     engagement = state.get("engagement")
     half_lives = (as_of - EPOCH).total_seconds() / ENGAGEMENT_HALF_LIFE.total_seconds()

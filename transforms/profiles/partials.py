@@ -24,6 +24,7 @@ from transforms.profiles.state import (
     IMPLICIT_CART,
     LINE_DETAILS,
     LINE_STATE,
+    MOVE_STATE,
     ORDER_STATE,
     RECENT_SEARCHES,
     SEARCH,
@@ -34,6 +35,7 @@ from transforms.profiles.state import (
     fill_lists,
     first_orders,
     latest_statement,
+    line_moves,
     log_sum_exp,
     nest,
     tau,
@@ -97,20 +99,26 @@ def cart_of() -> pl.Expr:
 
 
 def _lines(ev: pl.DataFrame) -> pl.DataFrame:
-    """Cart lines per (cart, product): units added and removed, product details as of the last event."""
+    """Cart lines per (cart, product): units added and removed, product details as of the last event; and
+    their moves (MOVE_STATE: the units each event put in or took out, per moment)."""
     cart = ev.filter(pl.col("event_name").is_in(CART_EVENTS)).with_columns(cart_of())
     quantity = pl.col("quantity").fill_null(1).clip(lower_bound=0)
+    added = pl.col("event_name") == "Product Added"
     lines = (
         cart.sort("event_ts", "event_id")
         .group_by("principal", "cart_id", "product_id")
         .agg(
             *[pl.col(c).drop_nulls().last().alias(a) for c, a in LINE_DETAILS],
-            quantity.filter(pl.col("event_name") == "Product Added").sum().alias("added"),
+            quantity.filter(added).sum().alias("added"),
             quantity.filter(pl.col("event_name") == "Product Removed").sum().alias("removed"),
             pl.col("event_ts").max().alias("last_ts"),
         )
     )
-    return nest(lines, "lines", LINE_STATE)
+    signed = pl.when(added).then(quantity).otherwise(-quantity).alias("units")
+    moves = line_moves(
+        cart.select("principal", "cart_id", "product_id", pl.col("event_ts").alias("ts"), signed)
+    )
+    return nest(lines, "lines", LINE_STATE).join(nest(moves, "moves", MOVE_STATE), on="principal", how="left")
 
 
 def _carts(ev: pl.DataFrame) -> pl.DataFrame:

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import polars as pl
 
-from transforms.profiles.derive import cart_rows, open_carts, units_left
+from transforms.profiles.derive import cart_rows, line_units, open_carts
 from transforms.profiles.merge import first_claims
 from transforms.profiles.state import ANON, IMPLICIT_CART
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA, RuleContext, exploded, finish, trigger_ids
@@ -32,13 +32,14 @@ OWN = ["principal", "anchor"]  # what the implicit cart's trigger ids are made o
 
 def cart_facts(state: pl.DataFrame) -> pl.DataFrame:
     """Per (principal, cart): last change, last checkout, latest order (`cart_rows`), and units still in
-    it (`units_left`: those its latest order took are gone, a cart id reused after an order starts empty)."""
+    it (`line_units`: those its latest order took are gone, a cart id reused after an order starts empty)."""
     carts = cart_rows(state, "principal")
+    lines = exploded(state, "lines").join(
+        carts.select("principal", "cart_id", "ordered_at"), on=["principal", "cart_id"], how="left"
+    )
     units = (
-        exploded(state, "lines")
-        .join(carts.select("principal", "cart_id", "ordered_at"), on=["principal", "cart_id"], how="left")
-        .filter(units_left(pl.col("ordered_at")))
-        .with_columns((pl.col("added") - pl.col("removed")).clip(lower_bound=0).alias("units"))
+        line_units(lines, exploded(state, "moves"), "principal")
+        .with_columns(pl.col("units").clip(lower_bound=0))
         .group_by("principal", "cart_id")
         .agg(pl.col("units").sum())
     )
