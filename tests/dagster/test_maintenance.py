@@ -400,6 +400,41 @@ def test_pruned_runs_leave_nothing_in_dagster_home(
         assert all(instance.all_logs(run_id) == [] for run_id in finished)
 
 
+def test_pruned_runs_take_their_asset_check_executions_with_them(
+    settings: Settings, landing: LandingResource, instance: dg.DagsterInstance
+) -> None:
+    """Dagster's `delete_run` leaves each run's rows of `asset_check_executions` (each with its serialized
+    evaluation) behind: about 11 KB a micro-batch, kept forever unless maintenance deletes them too."""
+    job = build_defs(settings).resolve_job_def("ingest_job")
+    runs = []
+    for n in range(3):
+        land(settings, f"a{n}.ndjson", [track(f"m-{n}", anon="anon-1")])
+        runs.append(job.execute_in_process(instance=instance).run_id)
+    assert all(sorted(found) == sorted(runs) for found in check_runs(instance).values())
+
+    _, metadata = materialize(settings, instance, history_retention_days=0)
+
+    assert metadata["runs_deleted"] == 3
+    assert all(found == [] for found in check_runs(instance).values())  # nothing of the pruned runs
+
+
+def check_runs(instance: dg.DagsterInstance) -> dict[dg.AssetCheckKey, list[str]]:
+    """Every check of the ingest lane, with the runs its stored executions belong to."""
+    keys = [
+        dg.AssetCheckKey(dg.AssetKey(asset), name)
+        for asset, name in (
+            ("events", "events_event_id_unique"),
+            ("events", "events_required_non_null"),
+            ("quarantine", "quarantine_rate_under_limit"),
+            ("ingest_log", "ingest_log_files_reconcile"),
+            ("ingest_log", "no_failed_files"),
+            ("identities", "identities_edge_unique"),
+        )
+    ]
+    history = instance.event_log_storage.get_asset_check_execution_history
+    return {key: [record.run_id for record in history(key, limit=100)] for key in keys}
+
+
 # Wiring and report arithmetic ------------------------------------------------------------------------
 
 
