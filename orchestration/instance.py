@@ -19,7 +19,8 @@ POSTGRES_STORAGE = {"postgres": {"postgres_url": {"env": PG_URL_VARIABLE}}}
 # A daemon-launched run worker that dies is reported by its code server, run retries re-run its batch
 # (the lake's batch log makes that safe), and run monitoring fails a run that never starts. The
 # DefaultRunLauncher offers no worker health check, so runs executed in-process (runner, process)
-# and runs whose code server died too are judged by orchestration.leases when a micro-batch is due.
+# and runs whose code server died too are judged by orchestration.leases when a micro-batch is due
+# (erasure runs: when the erasure sensor evaluates).
 DAGSTER_YAML = """\
 # Written by `lakemail up` / `lakemail process`; edits are overwritten.
 telemetry:

@@ -62,8 +62,16 @@ def lane_in_flight(
     said through `log`: it no longer blocks, and its work (files not in `ingest_log`, batches the engine
     has not considered, due outbox rows) is taken again.
     """
+    return jobs_in_flight(instance, LANE_JOBS[lane] if lane else ALL_JOBS, log)
+
+
+def jobs_in_flight(
+    instance: dg.DagsterInstance, jobs: tuple[str, ...], log: Callable[[str], None] | None = None
+) -> bool:
+    """Whether a run of `jobs` is queued or running with a live executor; dead ones are marked failed
+    with the reason (`orchestration.leases`), said through `log`, and no longer count."""
     live = False
-    for record in runs_in_flight(instance, LANE_JOBS[lane] if lane else ALL_JOBS):
+    for record in runs_in_flight(instance, jobs):
         reason = release_if_dead(instance, record)
         if reason is None:
             live = True

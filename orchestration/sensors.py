@@ -16,6 +16,7 @@ from orchestration.lanes import (
     INGEST,
     evaluate_decide,
     evaluate_ingest,
+    jobs_in_flight,
     lane_in_flight,
 )
 from orchestration.leases import worker_tags
@@ -138,16 +139,23 @@ ERASURE_SENSOR = "erasure_sensor"
 
 
 def erasure_run_requests(
-    landing: LandingResource, instance: dg.DagsterInstance | None = None, now: datetime | None = None
+    landing: LandingResource,
+    instance: dg.DagsterInstance | None = None,
+    now: datetime | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[list[dg.RunRequest], list[str]]:
     """One run per pending request file, keyed by its path, size and mtime (a chmod, which moves its
     ctime, is not a new request; `resources.landing.LandedFile`): each renamed first to
     `erasure/req-<random>.json` (a file named after the person names no run, config or tick). With the
     `instance`, each key has its generation (`run_keys`), as the lanes' do: a request whose run and
     Dagster's run retries all failed (the file stays for a retry) is requested again under a new key
-    `failure_backoff` after the last failure. The requests, and why the others wait (a backoff)."""
+    `failure_backoff` after the last failure; an erasure run whose worker is gone is marked failed first
+    (said through `log`), as the lanes' are, or its key would stand for ever. The requests, and why the
+    others wait (a backoff)."""
     found: list[dg.RunRequest] = []
     waiting: list[str] = []
+    if instance is not None:
+        jobs_in_flight(instance, (ERASURE_JOB,), log)
     for landed in take_pending(landing):
         base = f"{landed.path}:{landed.size}:{landed.modified_at.isoformat()}"
         decision = SensorDecision((landed.path,), run_key=base)
@@ -157,7 +165,7 @@ def erasure_run_requests(
         if decision.run_key is None:
             waiting.append(str(decision.skip_reason))
             continue
-        config, tags = run_config_for(landed.path), {BATCH_KEY_TAG: base}
+        config, tags = run_config_for(landed.path), {BATCH_KEY_TAG: base, **worker_tags()}
         found.append(dg.RunRequest(run_key=decision.run_key, run_config=config, tags=tags))
     return found, waiting
 
@@ -175,7 +183,7 @@ def build_erasure_sensor(now: Callable[[], datetime] = _utc_now) -> dg.SensorDef
     def erasure_sensor(
         context: dg.SensorEvaluationContext, landing: LandingResource
     ) -> list[dg.RunRequest] | dg.SkipReason:
-        requests, waiting = erasure_run_requests(landing, context.instance, now())
+        requests, waiting = erasure_run_requests(landing, context.instance, now(), context.log.warning)
         return requests or dg.SkipReason("; ".join(waiting) or "no erasure requests")
 
     return erasure_sensor

@@ -22,6 +22,7 @@ import polars as pl
 
 from orchestration.jobs import ERASURE_JOB
 from orchestration.lanes import runs_in_flight
+from orchestration.leases import gone_reason
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from stores.erasure.requests import pending_requests
@@ -32,11 +33,14 @@ from transforms.schema import ERASURES_SCHEMA
 def erasure_waiting(
     landing: LandingResource, instance: dg.DagsterInstance | None, now: datetime
 ) -> ErasureWaiting:
-    """The requests waiting in `erasure/` and since when, and the erasure runs queued or running."""
+    """The requests waiting in `erasure/` and since when, and the erasure runs queued or running with a
+    live worker (a dead one takes nothing: the sensor marks it failed and asks again)."""
     pending = pending_requests(landing)
     oldest = min((f.landed_at for f in pending), default=None)
     age = None if oldest is None else round(max(0.0, (now - oldest).total_seconds()), 3)
-    flying = len(runs_in_flight(instance, (ERASURE_JOB,))) if instance is not None else 0
+    flying = 0
+    if instance is not None:  # alive: judged as `orchestration.leases` judges the lanes' runs
+        flying = sum(1 for r in runs_in_flight(instance, (ERASURE_JOB,)) if gone_reason(instance, r) is None)
     return ErasureWaiting(len(pending), age, flying)
 
 
