@@ -177,7 +177,7 @@ def test_send_audits_join_once_sends_exist(
 
 
 def test_audit_definitions_are_pinned(
-    settings: Settings, lake: LakeResource, landing: LandingResource
+    settings: Settings, lake: LakeResource, landing: LandingResource, instance: dg.DagsterInstance
 ) -> None:
     defs = audit_definitions(INGEST_TABLES, resources_of(settings, lake, landing))
     graph = defs.resolve_asset_graph()
@@ -208,7 +208,7 @@ def test_audit_definitions_are_pinned(
         schedule = schedules[name]
         assert schedule.job_name == "audit_job"
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-        with dg.build_schedule_context() as context:
+        with dg.build_schedule_context(instance=instance) as context:  # it asks what is in flight
             [request] = schedule.evaluate_tick(context).run_requests or []
         assert request.run_config == window(hours)
     # Today's Definitions wire in the in-run checks and these audits, and they load.
