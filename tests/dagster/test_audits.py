@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ from assets.audits import audit_selection, build_audit_results
 from assets.checks import build_asset_checks, build_monitor_checks
 from assets.ingest import ingest_stage
 from orchestration.definitions import build_defs
-from orchestration.jobs import CHAIN_TABLES
+from orchestration.jobs import CHAIN_TABLES, microbatch_config
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -307,3 +308,35 @@ def test_the_send_latency_slo_counts_from_when_the_email_was_due(
     assert (slo["count"], slo["max_s"]) == (6, 4.0) and slo["p50_s"] == 3.0
     evaluations = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
     assert evaluations["send_latency_slo"]
+
+
+def test_profiles_fresh_fails_while_the_profiles_refresh_is_behind(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    """`profiles` is rewritten by profiles_job alone (PRODUCT.md: at most 5 minutes behind), yet its
+    freshness was judged by `profile_updates`, which every micro-batch appends to: with the refresh stopped
+    (schedule off, every run failing) `profiles_fresh` passed for ever (found by review)."""
+    lag = timedelta(seconds=1)
+    defs = build_defs(settings, thresholds=Thresholds(freshness_lag=lag))
+    batch, refresh = defs.resolve_job_def("microbatch_job"), defs.resolve_job_def("profiles_job")
+    audit_job = defs.resolve_job_def("audit_job")
+
+    def fresh() -> dict[str, bool]:
+        config = window(None, freshness_lag_minutes=lag / MIN)
+        run = audit_job.execute_in_process(instance=instance, run_config=config)
+        return {
+            e.asset_key.to_user_string(): e.passed
+            for e in run.get_asset_check_evaluations()
+            if e.check_name.endswith("_fresh") and e.asset_key.to_user_string() in ("events", "profiles")
+        }
+
+    land(settings, "a.ndjson", file_lines("a", 5))
+    assert batch.execute_in_process(instance=instance, run_config=microbatch_config(None, 64)).success
+    assert refresh.execute_in_process(instance=instance).success
+    land(settings, "b.ndjson", file_lines("b", 5))  # ingested, not yet in `profiles`
+    assert batch.execute_in_process(instance=instance, run_config=microbatch_config(None, 64)).success
+    time.sleep(2 * lag.total_seconds())
+
+    assert fresh() == {"events": True, "profiles": False}
+    assert refresh.execute_in_process(instance=instance).success
+    assert fresh() == {"events": True, "profiles": True}
