@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from assets.metadata import RUN_BATCHES
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.state import StateResource
@@ -25,11 +26,29 @@ CHECK_STEPS: tuple[tuple[str, frozenset[str]], ...] = (
     ("sends_checks", frozenset({"sends"})),
 )
 MONITOR_STEP = "lake_monitor_checks"
+INGEST_LOG = dg.AssetKey("ingest_log")
 AFTER_STEP = "batch_checks"  # the in-run checks that only report, after the run's last table
 
 
 def check_key(check: LakeCheck) -> dg.AssetCheckKey:
     return dg.AssetCheckKey(dg.AssetKey(check.asset), check.name)
+
+
+def run_batches(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> tuple[int | None, int | None]:
+    """The first and last batch this run committed (its `ingest_log` materialization says; under load one
+    run commits several); without one, the lake's last batch (a run of the decide lane, or that ingested
+    nothing)."""
+    records = context.instance.get_records_for_run(
+        context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    for record in records:
+        materialization = record.asset_materialization
+        if materialization is None or materialization.asset_key != INGEST_LOG:
+            continue
+        batches = materialization.metadata.get(RUN_BATCHES)
+        if isinstance(batches, dg.JsonMetadataValue) and isinstance(batches.value, list) and batches.value:
+            return min(batches.value), max(batches.value)
+    return None, lake.committed_batch()
 
 
 def _spec(check: LakeCheck, after: str | None) -> dg.AssetCheckSpec:
@@ -66,9 +85,9 @@ def _check_step(
         state: StateResource,
     ) -> Iterator[dg.AssetCheckResult]:
         now = datetime.now(UTC)
-        batch_id = lake.committed_batch() if in_run else None
+        first, batch_id = run_batches(context, lake) if in_run else (None, None)
         store = state.existing() if in_run else None  # in-run: what the batch wrote, through the store
-        scope = Scope(batch_id=batch_id, since=now - RECENT)
+        scope = Scope(batch_id=batch_id, first_batch=first, since=now - RECENT)
         probe = Probe(lake, landing, scope, thresholds, now, state=store)
         for check in checks:
             if check_key(check) in context.selected_asset_check_keys:

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 
 from assets.clock import EngineConfig, engine_now
-from assets.metadata import markdown_table
+from assets.metadata import RUN_BATCHES, markdown_table
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.secrets import SecretsResource
@@ -49,6 +49,7 @@ def _metadata(report: IngestReport) -> dict[str, dict[str, Any]]:
             "by_reason": dg.MetadataValue.json(dict(sorted(report.quarantined.items()))),
         },
         "ingest_log": {
+            RUN_BATCHES: dg.MetadataValue.json(report.batches),  # what the run's in-run checks judge
             "files": report.files,
             "failed_files": len(report.failed_files),
             "changed_files": len(report.changed_files),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+RUN_BATCHES = "batch_ids"  # `ingest_log`'s metadata: the batches its run committed, for the in-run checks
+
 
 def markdown_table(frame: pl.DataFrame) -> str:
     """A small frame as a markdown table (for the UI's metadata panel)."""

@@ -16,7 +16,7 @@ from typing import Literal
 import polars as pl
 
 from resources.state import StateStore
-from stores.operations.probe import Probe
+from stores.operations.probe import Probe, Scope
 from stores.state.namespaces import VALUE_SCHEMAS
 from transforms.ingest.events import dedupe_dates
 from transforms.operations.checks import (
@@ -83,7 +83,7 @@ def _events_unique(probe: Probe) -> CheckOutcome:
         return unique_key(pl.LazyFrame(schema={"event_id": pl.String}), ["event_id"])
     batch_id, store = probe.scope.batch_id, probe.state
     if store is not None and batch_id is not None and store.stamps()["ingest"] == batch_id:
-        return _batch_ids_unique(store, scoped, batch_id)
+        return _batch_ids_unique(store, scoped, probe.scope)
     if probe.scope.whole_lake:
         return unique_key(events.select("event_id"), ["event_id"])
     # Duplicates of the scope's rows can only sit in the partitions ingest's dedupe looks at.
@@ -93,14 +93,14 @@ def _events_unique(probe: Probe) -> CheckOutcome:
     return CheckOutcome(outcome.passed, {**outcome.figures, "partitions": len(touched)})
 
 
-def _batch_ids_unique(store: StateStore, scoped: pl.LazyFrame, batch_id: int) -> CheckOutcome:
-    """The batch's event ids: once in the batch, and each one accepted by this batch in the store's index
-    (an id accepted by an earlier batch would be a duplicate, whatever its date): reads the batch only."""
+def _batch_ids_unique(store: StateStore, scoped: pl.LazyFrame, scope: Scope) -> CheckOutcome:
+    """The scope's event ids: once in its batches, and each one accepted by one of them in the store's
+    index (an id accepted by an earlier batch would be a duplicate, whatever its date): reads them only."""
     ids = scoped.select("event_id").collect()["event_id"]
     outcome = unique_key(ids.to_frame(), ["event_id"])
     found = store.get_many("event_ids", ids.unique())  # a Series: sorted by Polars (#17)
     batches = decode(list(found.values()), VALUE_SCHEMAS["event_ids"])["batch_id"] if found else None
-    earlier = int((batches != batch_id).sum()) if batches is not None else 0
+    earlier = int((~batches.is_between(scope.first, scope.batch_id)).sum()) if batches is not None else 0
     missing = ids.n_unique() - len(found)
     figures = {**outcome.figures, "accepted_before": earlier, "not_in_state_store": missing}
     return CheckOutcome(outcome.passed and earlier == 0 and missing == 0, figures)

@@ -36,14 +36,21 @@ HISTORY_DEPTH = 20
 
 @dataclass(frozen=True)
 class Scope:
-    """Rows a check reads: of one batch (in-run), or since a time (audits); neither means the whole lake."""
+    """Rows a check reads: of the batches `first_batch`..`batch_id` (in-run: every batch the run committed;
+    `batch_id` alone: that one), or since a time (audits); neither means the whole lake."""
 
     batch_id: int | None = None
     since: datetime | None = None
+    first_batch: int | None = None
 
     @property
     def whole_lake(self) -> bool:
         return self.batch_id is None and self.since is None
+
+    @property
+    def first(self) -> int | None:
+        """The first batch in scope (the last, `batch_id`, unless the run committed more)."""
+        return self.batch_id if self.first_batch is None else self.first_batch
 
 
 @dataclass
@@ -75,7 +82,7 @@ class Probe:
         if frame is None:
             return None
         if batch_column and self.scope.batch_id is not None:
-            return frame.filter(pl.col(batch_column) == self.scope.batch_id)
+            return frame.filter(pl.col(batch_column).is_between(self.scope.first, self.scope.batch_id))
         if time_column and self.scope.since is not None:
             return frame.filter(pl.col(time_column) >= self.scope.since)
         return frame
