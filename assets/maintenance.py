@@ -86,13 +86,23 @@ def maintain_table(lake: LakeResource, name: str, vacuum_retention_hours: int) -
 
 
 def maintain_lake(lake: LakeResource, vacuum_retention_hours: int) -> list[TableMaintenance]:
-    """Maintain every Delta table of the lake, one at a time."""
-    reports = []
+    """Maintain every Delta table of the lake, one at a time; a table that fails (a data file lost from
+    under it, say) is named in the error raised once the others are done, and holds none of them back."""
+    reports, failed = [], []
     for name in lake.table_names():
-        report = maintain_table(lake, name, vacuum_retention_hours)
+        try:
+            report = maintain_table(lake, name, vacuum_retention_hours)
+        except Exception as error:
+            log.exception("maintenance of %s failed", name)
+            failed.append((name, error))
+            continue
         if report is not None:
             log.info("maintained %s: %s -> %s files", name, report.files_before, report.files_after)
             reports.append(report)
+    if failed:
+        names = ", ".join(name for name, _ in failed)
+        message = f"maintenance failed on {len(failed)} table(s): {names} (the others were maintained)"
+        raise RuntimeError(message) from failed[0][1]
     return reports
 
 
@@ -162,12 +172,13 @@ def prune_ticks(instance: dg.DagsterInstance, cutoff: datetime, page: int = TICK
 def run_maintenance(
     lake: LakeResource, instance: dg.DagsterInstance, config: MaintenanceConfig
 ) -> MaintenanceReport:
-    """One maintenance pass over the lake and the Dagster instance."""
-    tables = maintain_lake(lake, config.vacuum_retention_hours)
+    """One maintenance pass over the Dagster instance and the lake."""
     cutoff = history_cutoff(datetime.now(UTC), config.history_retention_days)
-    return MaintenanceReport(
-        tables=tables, runs_deleted=prune_runs(instance, cutoff), ticks_deleted=prune_ticks(instance, cutoff)
-    )
+    # Dagster's history first: a table this pass cannot mend (its run fails, naming it) must not also
+    # leave DAGSTER_HOME growing hour after hour.
+    runs_deleted, ticks_deleted = prune_runs(instance, cutoff), prune_ticks(instance, cutoff)
+    tables = maintain_lake(lake, config.vacuum_retention_hours)
+    return MaintenanceReport(tables=tables, runs_deleted=runs_deleted, ticks_deleted=ticks_deleted)
 
 
 @dg.asset(group_name=OPERATIONS_GROUP, kinds={"deltalake", "dagster"})

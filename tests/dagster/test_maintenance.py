@@ -418,6 +418,34 @@ def test_pruned_runs_take_their_asset_check_executions_with_them(
     assert all(found == [] for found in check_runs(instance).values())  # nothing of the pruned runs
 
 
+def test_a_table_maintenance_cannot_mend_still_leaves_dagster_history_pruned(
+    settings: Settings, lake: LakeResource, landing: LandingResource, instance: dg.DagsterInstance
+) -> None:
+    """Pruning Dagster's history came after the lake's tables, and the tables one after another: one table
+    maintenance failed on (a data file lost from under it) failed every hourly run before any run was
+    deleted (DAGSTER_HOME grew) and before the tables after it were compacted and vacuumed."""
+    micro_batches(settings, lake, landing, 3)
+    table = DeltaTable(f"{settings.lake_uri}/events")  # the first table maintenance takes
+    os.remove(table.file_uris()[0])  # gone from disk, still in the table's log: compaction cannot read it
+    old = old_run(instance, dg.DagsterRunStatus.SUCCESS, days_ago=10)
+    before = {name: len(DeltaTable(f"{settings.lake_uri}/{name}").file_uris()) for name in TABLES}
+
+    result = dg.materialize(
+        [maintenance],
+        instance=instance,
+        resources={"lake": LakeResource(uri=settings.lake_uri)},
+        raise_on_error=False,
+    )
+
+    assert not result.success  # the broken table is said (the run fails, `lakemail status` names it)
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert "1 table(s): events" in str(failure.step_failure_data.error)
+    assert instance.get_run_by_id(old) is None  # yet the history is pruned
+    after = {name: len(DeltaTable(f"{settings.lake_uri}/{name}").file_uris()) for name in TABLES}
+    assert after["events"] == before["events"]
+    assert all(after[name] < before[name] for name in ("ingest_log", "profile_updates", "quarantine"))
+
+
 def check_runs(instance: dg.DagsterInstance) -> dict[dg.AssetCheckKey, list[str]]:
     """Every check of the ingest lane, with the runs its stored executions belong to."""
     keys = [
