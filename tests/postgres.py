@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import sqlalchemy as sa
 
 from orchestration.instance import PG_URL_VARIABLE
 from orchestration.settings_values import PG_DRIVER
+from tests.processes import log_tail, reserve_port
 
 USER = "lakemail"
 TEMPLATE = "lakemail"  # the database the command is given; each test's is a copy of it
@@ -46,12 +46,6 @@ def bin_dir() -> Path:
     if not found:
         raise RuntimeError("no PostgreSQL server: `make postgres` installs Debian's postgresql package")
     return found[-1].parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _as_server_user(argv: list[str]) -> list[str]:
@@ -73,11 +67,13 @@ def server() -> Iterator[str]:
         shutil.chown(folder, SERVER_USER)
     initdb = [str(programs / "initdb"), "-D", str(data), "-U", USER, "-A", "trust", "-E", "UTF8", "--no-sync"]
     subprocess.run(_as_server_user(initdb), check=True, capture_output=True, cwd=folder)
-    port = free_port()
+    port = reserve_port()  # nobody else's while the server starts (it binds with SO_REUSEADDR)
     options = f"-h 127.0.0.1 -p {port} -k {folder} {SERVER_OPTIONS}"
     start = [str(programs / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-o", options]
     try:
-        subprocess.run(_as_server_user([*start, "-s", "-w", "-t", "60", "start"]), check=True, cwd=folder)
+        started = subprocess.run(_as_server_user([*start, "-s", "-w", "-t", "60", "start"]), cwd=folder)
+        if started.returncode != 0:
+            raise RuntimeError(f"PostgreSQL did not start: {log_tail(folder / 'server.log')}")
         yield f"{PG_DRIVER}://{USER}@127.0.0.1:{port}/postgres"
     finally:
         stop = [str(programs / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]

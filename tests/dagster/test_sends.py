@@ -314,12 +314,12 @@ def test_a_browser_that_unsubscribed_before_and_logs_in_since_the_decision_stops
 def test_an_unreachable_provider_holds_the_run_instead_of_retrying_every_email(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
+    with socket.socket() as probe:  # bound, never listening: refused, and no other process's until the end
         probe.bind(("127.0.0.1", 0))
         closed = replace(settings, esp_url=f"http://127.0.0.1:{probe.getsockname()[1]}")
-    signups(closed, SHOPPERS[:3])
-    started = time.monotonic()
-    result = run(closed, instance, 5, max_attempts=2)
+        signups(closed, SHOPPERS[:3])
+        started = time.monotonic()
+        result = run(closed, instance, 5, max_attempts=2)
     outbox = sends(closed)
     assert outbox["status"].to_list() == ["retrying"] * 3
     assert sorted(outbox["attempts"].to_list()) == [0, 0, 2]  # one email tried, the rest held

@@ -4,10 +4,8 @@ a real micro-batch into `events`."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +32,7 @@ from services.collector.backlog import landing_backlog
 from services.server import ServerThread
 from simulator.run import run_simulation
 from tests.conftest import table
+from tests.processes import SERVING, Child, wait_for
 
 KEY = "wk-e2e"
 ESP_KEY = "esp-webhook-e2e-0123456789"  # LAKEMAIL_ESP_WEBHOOK_KEY: the providers' webhooks
@@ -204,10 +203,7 @@ def test_the_simulator_sends_through_the_collector(settings: Settings, collector
 
 
 def start_collector(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`lakemail serve collector` as its own process on a free port; its URL once it answers."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    """`lakemail serve collector` as its own process on a port of its choosing; its URL once it answers."""
     root = Path(__file__).resolve().parents[2]
     env = {
         "LAKEMAIL_HOME": str(home),
@@ -216,16 +212,17 @@ def start_collector(home: Path) -> tuple[subprocess.Popen[bytes], str]:
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(root),
     }
-    argv = [sys.executable, "-m", "orchestration.cli", "serve", "collector", "--port", str(port)]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError("the collector did not start")
+    argv = [sys.executable, "-m", "orchestration.cli", "serve", "collector", "--port", "0"]
+    collector = Child(argv, env, home / "collector.log").start()
+    try:
+        url = f"http://127.0.0.1:{collector.port(SERVING, 90)}"
+        wait_for(
+            lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, 90, "the collector", [collector]
+        )
+    except AssertionError:
+        collector.popen.kill()
+        raise
+    return collector.popen, url
 
 
 def send_until_refused(url: str, worker: int, acknowledged: list[str]) -> None:

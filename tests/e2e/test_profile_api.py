@@ -5,10 +5,8 @@ metrics' labels, and no user id or address in anything it logged."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,22 +20,17 @@ from resources.state import StateResource
 from stores.erasure.requests import erase_user
 from stores.ingest import ingest
 from stores.state.rebuild import check, rebuild
+from tests.processes import SERVING, Child, wait_for
 from tests.profile_shop import ADA, API_KEY, GHOST, NONAME, added, build_shop, headers, message
 
 ROOT = Path(__file__).resolve().parents[2]
 PII = (ADA, NONAME, GHOST, "u-late", "ada@example.com", "noname@example.com")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def collector(settings: Settings, **env: str) -> Iterator[tuple[str, Path]]:
-    """The collector process of this home; its URL once it answers, and the file of what it logged."""
-    port, log = free_port(), settings.home / "collector.log"
+    """The collector process of this home, on a port of its choosing; its URL once it answers, and the file
+    of what it logged."""
     child_env = {
         "LAKEMAIL_HOME": str(settings.home),
         "LAKEMAIL_LAKE_URI": settings.lake_uri,
@@ -49,22 +42,16 @@ def collector(settings: Settings, **env: str) -> Iterator[tuple[str, Path]]:
         "PYTHONPATH": str(ROOT),
         **env,
     }
-    argv = [sys.executable, "-m", "orchestration.cli", "serve", "collector", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, env=child_env, stdout=out, stderr=subprocess.STDOUT)
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
+    argv = [sys.executable, "-m", "orchestration.cli", "serve", "collector", "--port", "0"]
+    child = Child(argv, child_env, settings.home / "collector.log").start()
     try:
-        while process.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            raise AssertionError(f"the collector did not start: {log.read_text()[-2000:]}")
-        yield url, log
+        url = f"http://127.0.0.1:{child.port(SERVING, 90)}"
+        wait_for(
+            lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, 90, "the collector", [child]
+        )
+        yield url, child.log
     finally:
-        process.terminate()
-        process.wait(30)
+        child.stop()
 
 
 @pytest.fixture
@@ -122,7 +109,7 @@ def test_without_a_key_the_profile_api_is_off_and_says_so(settings: Settings) ->
 
 def test_a_short_key_stops_the_start_with_a_reason(settings: Settings) -> None:
     env = {"LAKEMAIL_HOME": str(settings.home), "LAKEMAIL_WRITE_KEY": "wk", "LAKEMAIL_API_KEY": "short"}
-    argv = [sys.executable, "-m", "orchestration.cli", "serve", "collector", "--port", str(free_port())]
+    argv = [sys.executable, "-m", "orchestration.cli", "serve", "collector", "--port", "0"]
     done = subprocess.run(
         argv, env={**env, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}, capture_output=True, timeout=120
     )

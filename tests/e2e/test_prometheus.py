@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -30,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orchestration.settings import Settings
 from tests.conftest import land
 from tests.e2e.test_alert_rules import promtool
-from tests.e2e.test_supervisor import free_port
+from tests.processes import PROMETHEUS_LISTENING, SERVING, Child, reserve_port, wait_for
 from tests.story import message
 from transforms.triggers.policies import unit_hash
 
@@ -39,74 +37,37 @@ ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "ops"
 WRITE_KEY = "prometheus-test-key"
 USERS = [u for u in (f"prom-{i}" for i in range(8)) if unit_hash(f"holdout:{u}") >= 0.05]  # no holdout
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = condition()
-        except httpx.HTTPError:
-            found = None
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
-@dataclass
-class Process:
-    """One `lakemail ...` (or Prometheus) child of the test, its output in a log file."""
-
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
-
-    def start(self) -> Process:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        return self
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+T = TypeVar("T")
 
 
 @dataclass
 class System:
     home: Path
     ports: dict[str, int]  # job -> port
-    runner: Process
+    runner: Child
     prometheus: str  # its URL
-    processes: list[Process]
+    children: list[Child]  # the servers: a wait fails as soon as one of them dies unasked
 
     def metrics_url(self, job: str) -> str:
         return f"http://127.0.0.1:{self.ports[job]}/metrics"
+
+    def wait_for(self, condition: Callable[[], T | None], timeout: float, what: str) -> T:
+        return wait_for(condition, timeout, what, self.children)
 
 
 def lakemail(*args: str) -> list[str]:
     return [sys.executable, "-m", "orchestration.cli", *args]
 
 
-def environment(home: Path, sandbox: str) -> dict[str, str]:
+def environment(home: Path, sandbox: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEMAIL_", "DAGSTER_"))}
-    return env | {
+    env |= {
         "PYTHONPATH": str(ROOT),
         "LAKEMAIL_HOME": str(home),
-        "LAKEMAIL_ESP_URL": sandbox,
-        "LAKEMAIL_PUBLIC_URL": sandbox,
         "LAKEMAIL_QUIET_HOURS": "off",
         "LAKEMAIL_WRITE_KEY": WRITE_KEY,
     }
+    return env | ({"LAKEMAIL_ESP_URL": sandbox, "LAKEMAIL_PUBLIC_URL": sandbox} if sandbox else {})
 
 
 def prometheus_config(folder: Path, ports: dict[str, int]) -> Path:
@@ -142,49 +103,47 @@ def land_load(home: Path, collector: str) -> None:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The servers bind port 0 and say which port they got (the sandbox first: the others are given its
+    URL); the runner's /metrics is on a reserved port, the one it comes back to when the last test
+    restarts it (Prometheus scrapes that one)."""
     folder = tmp_path_factory.mktemp("prometheus")
-    home = folder / "home"
-    ports = {job: free_port() for job in ("lakemail-runner", "lakemail-collector", "lakemail-sandbox")}
-    sandbox, collector = (f"http://127.0.0.1:{ports[j]}" for j in ("lakemail-sandbox", "lakemail-collector"))
-    env = environment(home, sandbox)
-    runner = Process(
-        lakemail("runner", "--metrics-port", str(ports["lakemail-runner"])), env, folder / "runner.log"
-    )
-    processes = [
-        Process(
-            lakemail("serve", "sandbox", "--port", str(ports["lakemail-sandbox"])),
-            env,
-            folder / "sandbox.log",
-        ),
-        Process(
-            lakemail("serve", "collector", "--port", str(ports["lakemail-collector"])), env, folder / "c.log"
-        ),
-        runner,
-    ]
-    port = free_port()
-    server = [
-        "prometheus",
-        f"--config.file={prometheus_config(folder, ports)}",
-        f"--storage.tsdb.path={folder / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    prometheus = Process(server, dict(os.environ), folder / "prometheus.log")
-    load = ["--users", "20", "--rate", "4", "--duration", "3600", "--via-collector", collector]
-    simulator = Process(lakemail("simulate", *load), env, folder / "simulator.log")
+    home, started = folder / "home", list[Child]()
+
+    def start(argv: list[str], env: dict[str, str], log: str) -> Child:
+        started.append(Child(argv, env, folder / log).start())
+        return started[-1]
+
     try:
-        for process in processes:
-            process.start()
+        sandbox = start(lakemail("serve", "sandbox", "--port", "0"), environment(home, None), "sandbox.log")
+        sandbox_url = f"http://127.0.0.1:{sandbox.port(SERVING, 180)}"
+        env, runner_port = environment(home, sandbox_url), reserve_port()
+        runner = start(lakemail("runner", "--metrics-port", str(runner_port)), env, "runner.log")
+        collector = start(lakemail("serve", "collector", "--port", "0"), env, "c.log")
+        servers = [sandbox, runner, collector]
+        ports = {
+            "lakemail-runner": runner_port,
+            "lakemail-collector": collector.port(SERVING, 180),
+            "lakemail-sandbox": int(sandbox_url.rpartition(":")[2]),
+        }
         for job, at in ports.items():
-            wait_for(partial(answers, f"http://127.0.0.1:{at}/metrics"), 180, f"{job}'s /metrics")
-        land_load(home, collector)
-        simulator.start()
-        prometheus.start()
-        url = f"http://127.0.0.1:{port}"
-        wait_for(partial(answers, f"{url}/-/ready"), 60, "Prometheus")
-        yield System(home, ports, runner, url, processes)
+            wait_for(partial(answers, f"http://127.0.0.1:{at}/metrics"), 180, f"{job}'s /metrics", servers)
+        collector_url = f"http://127.0.0.1:{ports['lakemail-collector']}"
+        land_load(home, collector_url)
+        load = ["--users", "20", "--rate", "4", "--duration", "3600", "--via-collector", collector_url]
+        start(lakemail("simulate", *load), env, "simulator.log")
+        server = [
+            "prometheus",
+            f"--config.file={prometheus_config(folder, ports)}",
+            f"--storage.tsdb.path={folder / 'tsdb'}",
+            "--web.listen-address=127.0.0.1:0",
+        ]
+        servers.append(prometheus := start(server, dict(os.environ), "prometheus.log"))
+        url = f"http://127.0.0.1:{prometheus.port(PROMETHEUS_LISTENING, 60)}"
+        wait_for(partial(answers, f"{url}/-/ready"), 60, "Prometheus", servers)
+        yield System(home, ports, runner, url, servers)
     finally:
-        for process in (prometheus, simulator, *reversed(processes)):
-            process.stop()
+        for child in reversed(started):
+            child.stop()
 
 
 def answers(url: str) -> bool:
@@ -212,7 +171,7 @@ def test_every_process_serves_clean_metrics_with_real_values(system: System) -> 
         measured = value(runner, "lakemail_lake_size_bytes")  # the disk is walked every 30 s
         return runner if sent >= len(USERS) and quarantined >= 1 and measured > 0 else None
 
-    runner = wait_for(
+    runner = system.wait_for(
         runner_did_the_work, 240, "the runner to ingest, decide and send the sign-ups' welcomes"
     )
     assert value(runner, "lakemail_landed_to_committed_seconds_count") >= 2
@@ -253,7 +212,7 @@ def dashboard_queries() -> list[str]:
 def test_every_dashboard_query_returns_series(system: System) -> None:
     exprs = dashboard_queries()
     assert len(exprs) >= 30
-    wait_for(lambda: len(query(system, "up == 1")) == len(system.ports), 60, "every target scraped")
+    system.wait_for(lambda: len(query(system, "up == 1")) == len(system.ports), 60, "every target scraped")
     missing = exprs
     deadline = time.monotonic() + 240  # the welcomes are sent and scraped (the first test waits for that)
     while missing and time.monotonic() < deadline:
@@ -272,16 +231,20 @@ def alert_state(system: System, name: str) -> str:
 def test_the_runner_down_alert_fires_when_the_runner_stops_and_resolves_when_it_is_back(
     system: System,
 ) -> None:
-    wait_for(
+    system.wait_for(
         lambda: alert_state(system, "LakemailRunnerDown") == "inactive", 30, "LakemailRunnerDown inactive"
     )
-    wait_for(lambda: query(system, 'up{job="lakemail-runner"} == 1'), 60, "the runner scraped")
+    system.wait_for(lambda: query(system, 'up{job="lakemail-runner"} == 1'), 60, "the runner scraped")
     system.runner.stop()
-    wait_for(lambda: alert_state(system, "LakemailRunnerDown") == "firing", 60, "LakemailRunnerDown firing")
+    port = reserve_port(system.ports["lakemail-runner"])  # nobody else's while the runner is down
+    system.wait_for(
+        lambda: alert_state(system, "LakemailRunnerDown") == "firing", 60, "LakemailRunnerDown firing"
+    )
     firing = httpx.get(f"{system.prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
     down = [a for a in firing if a["labels"]["alertname"] == "LakemailRunnerDown" and a["state"] == "firing"]
     assert down and down[0]["labels"]["job"] == "lakemail-runner" and down[0]["annotations"]["runbook"]
+    reserve_port(port)  # and while it starts again
     system.runner.start()
-    wait_for(
+    system.wait_for(
         lambda: alert_state(system, "LakemailRunnerDown") == "inactive", 180, "LakemailRunnerDown resolved"
     )

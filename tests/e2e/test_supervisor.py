@@ -6,23 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.steady import free_port
 from tests.conftest import storage_env
+from tests.processes import Child, reserve_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def processes_of(home: Path) -> dict[int, str]:
@@ -44,20 +33,18 @@ def code_server_of(home: Path) -> bool:
     return any("api grpc" in cmd for cmd in processes_of(home).values())
 
 
-def start_up(home: Path, argv: list[str], env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
-    with (home.parent / log).open("wb") as out:
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
 def test_one_up_per_home_and_nothing_outlives_a_killed_or_stopped_supervisor(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEMAIL_")}
     env |= {"LAKEMAIL_HOME": str(home), "PYTHONPATH": str(ROOT), **storage_env()}
     up = [sys.executable, "-m", "orchestration.cli", "up", "--no-webserver", "--no-runner", "--no-simulator"]
-    argv = [*up, "--sandbox-port", str(free_port()), "--collector-port", str(free_port())]
-    first = start_up(home, argv, env, "first.log")
+    # Told their ports, its parts bind them seconds later: reserved, no other process is given them.
+    sandbox, collector = reserve_port(), reserve_port()
+    argv = [*up, "--sandbox-port", str(sandbox), "--collector-port", str(collector)]
+    up_first = Child(argv, env, tmp_path / "first.log")
+    first = up_first.start().popen
     try:
-        wait_for(lambda: code_server_of(home), 120, "the daemon's code server")
+        wait_for(lambda: code_server_of(home), 120, "the daemon's code server", [up_first])
         before = set(processes_of(home))
         second = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert second.returncode == 1
@@ -70,9 +57,11 @@ def test_one_up_per_home_and_nothing_outlives_a_killed_or_stopped_supervisor(tmp
         wait_for(lambda: not set(running) & set(processes_of(home)), 5, "the killed supervisor's processes")
     finally:
         first.kill()
-    third = start_up(home, argv, env, "third.log")
+    reserve_port(sandbox), reserve_port(collector)  # again, for the next `up`'s parts
+    up_third = Child(argv, env, tmp_path / "third.log")
+    third = up_third.start().popen
     try:
-        wait_for(lambda: code_server_of(home), 120, "the new daemon's code server")
+        wait_for(lambda: code_server_of(home), 120, "the new daemon's code server", [up_third])
         third.send_signal(signal.SIGINT)  # Ctrl-C
         assert third.wait(timeout=40) == 0
         assert processes_of(home) == {}  # the code server too, not ~20 s later
