@@ -1,5 +1,5 @@
-"""Processes a test starts: the ports they listen on, and waits that fail as soon as one has died (with
-the tail of its log).
+"""Processes a test starts: the ports they listen on, waits that fail as soon as one has died (with the
+tail of its log), and stopping a process with everything it started.
 
 A port found free by binding port 0 and closing it stays free only until someone else binds it: another
 xdist worker's server, a code server, any process's bind(0). A child that binds it seconds later (the
@@ -13,6 +13,8 @@ a reserved one (`reserve_port`).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import socket
@@ -137,3 +139,73 @@ def wait_for(
             tails = "".join(f"\nthe end of {c.log}:\n{log_tail(c.log)}" for c in children)
             raise AssertionError(f"not within {timeout} s: {what}{tails}")
         time.sleep(0.2)
+
+
+def session_of(pid: int) -> int | None:
+    """The session id of process `pid` (None when it is gone or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+    return None if fields[0] == "Z" else int(fields[3])
+
+
+def _command_line(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+
+
+def in_session(session: int) -> dict[int, str]:
+    """The live processes (not zombies) of `session`: pid -> command line."""
+    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    found = {pid: _command_line(pid) for pid in pids if session_of(pid) == session}
+    return {pid: line for pid, line in found.items() if line is not None}
+
+
+def with_environment(entry: str) -> dict[int, str]:
+    """The live processes (not zombies) started with `entry` ("NAME=value") in their environment."""
+    found = {}
+    for folder in Path("/proc").iterdir():
+        if not folder.name.isdigit() or int(folder.name) == os.getpid():
+            continue
+        try:
+            started_with = entry.encode() in (folder / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        line = _command_line(int(folder.name)) if started_with else None
+        if line is not None and session_of(int(folder.name)) is not None:
+            found[int(folder.name)] = line
+    return found
+
+
+def stop_session(leader: subprocess.Popen[bytes], grace: float = 30, marker: str = "") -> dict[int, str]:
+    """Stop `leader`, started with start_new_session=True, and every process of its session (and, when
+    `marker` is given, of that environment entry, in case one left the session): SIGTERM to its process
+    group, up to `grace` s for all of them to end, then SIGKILL to whatever is left. Returns what had to
+    be killed (pid -> command line).
+
+    A `dagster api grpc` code server stopped while a run worker of it runs waits for the run, then asks
+    the instance about it; when the test's PostgreSQL database is gone by then, that fails in its
+    cleanup thread and the server waits forever: its --heartbeat only starts the same wait."""
+
+    def members() -> dict[int, str]:
+        return in_session(leader.pid) | (with_environment(marker) if marker else {})
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(leader.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while (leader.poll() is None or members()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = members()
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    leader.wait(10)
+    deadline = time.monotonic() + 10
+    while (survivors := members()) and time.monotonic() < deadline:
+        time.sleep(0.1)  # a killed process is gone once it is a zombie
+    assert not survivors, f"still running after SIGKILL: {survivors}"
+    return left

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from orchestration.settings import Settings
 from resources.lake import LakeResource
 from tests.conftest import land, table
 from tests.events_data import file_lines
+from tests.processes import stop_session
 
 # The daemon, its sensor and run retries are the production path on PostgreSQL (#18): under `make test` too.
 pytestmark = pytest.mark.postgres
@@ -64,13 +64,16 @@ def running_daemon(settings: Settings, tmp_path: Path, **extra: str) -> Iterator
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True,  # its code servers and run workers: the session stop_session ends
         )
-        try:
-            yield home
-        finally:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            daemon.wait(timeout=30)
+    try:
+        yield home
+    finally:
+        # Everything the daemon started, not only the daemon: a code server of it outlived a CI run by
+        # an hour (2026-12-05), waiting for a run worker, then for the test's database, dropped by then.
+        killed = stop_session(daemon, marker=f"DAGSTER_HOME={home}")
+        with (tmp_path / "daemon.log").open("a") as log:
+            log.write("".join(f"test teardown: SIGKILL {pid} {line}\n" for pid, line in killed.items()))
 
 
 def succeeded(instance: dg.DagsterInstance, job: str) -> bool:

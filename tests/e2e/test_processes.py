@@ -1,10 +1,11 @@
 """The suite's own helpers for the processes its tests start (tests/processes.py): a port no other process
-is given, and a wait that ends when the child it waits on has died."""
+is given, a wait that ends when the child it waits on has died, and a stop that leaves nothing behind."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
 from functools import partial
@@ -13,7 +14,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import ROOT, Child, reserve_port, wait_for
+from tests.processes import ROOT, Child, reserve_port, session_of, stop_session, wait_for
+
+# A leader and what it starts, as `dagster-daemon run` and its code servers: one child ignores SIGTERM
+# (a code server waiting for a run), one has also left the session; both write their pid when ready (one
+# write each: the two share the pipe).
+STUBBORN = (
+    "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "{}os.write(1, b'%d\\n' % os.getpid())"
+)
+LEADER = f"""
+import subprocess, sys, time
+for setup in ("", "os.setsid(); "):
+    subprocess.Popen([sys.executable, "-c", {STUBBORN!r}.format(setup) + "; time.sleep(600)"])
+time.sleep(600)
+"""
 
 
 def test_a_reserved_port_is_given_to_no_bind_0_yet_a_server_binds_it() -> None:
@@ -49,3 +64,24 @@ def test_a_wait_on_a_server_that_could_not_bind_ends_at_once_with_its_log(tmp_pa
     assert time.monotonic() - started < 60
     assert "collector exited with 1" in str(failed.value)
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in str(failed.value)
+
+
+def test_stopping_a_session_leaves_none_of_its_processes(tmp_path: Path) -> None:
+    marker = f"LAKEMAIL_TEST_SESSION={tmp_path}"
+    env = os.environ | dict([marker.split("=", 1)])
+    leader = subprocess.Popen(
+        [sys.executable, "-c", LEADER], env=env, stdout=subprocess.PIPE, start_new_session=True
+    )
+    children: list[int] = []
+    try:
+        assert leader.stdout is not None
+        with leader.stdout:
+            children += [int(leader.stdout.readline()) for _ in range(2)]
+        inside = [pid for pid in children if session_of(pid) == leader.pid]
+        outside = [pid for pid in children if session_of(pid) == pid]  # its own session (setsid)
+        assert len(inside) == len(outside) == 1
+    finally:
+        killed = stop_session(leader, grace=2, marker=marker)
+    sessions = [session_of(pid) for pid in children]
+    assert set(children) <= set(killed)
+    assert sessions == [None, None]  # gone (or zombies of init)
