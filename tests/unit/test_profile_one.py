@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -189,3 +190,32 @@ def test_recent_views_and_searches_are_the_newest_whatever_the_lists_order() -> 
         state = {"last_ts": BASE, "views": order(views), "searches": order(searches)}
         for row in (_polars_row(state, None, as_of), derive_one("u1", state, None, as_of)):
             assert row is not None and (row["recent_views"], row["recent_searches"]) == newest
+
+
+@pytest.mark.parametrize(
+    ("prices", "revenues"),
+    [([1e308], [1e308, 1e308]), ([1e308, -1e308], [-1e308, 5.0, -1e308]), ([1.7976931348623157e308], [])],
+)
+def test_a_cart_or_orders_worth_more_than_a_double_holds_give_derives_row(
+    prices: list[float], revenues: list[float]
+) -> None:
+    """Anyone holding the public write key can add two of a product at a price of 1e308 (the ingest takes
+    any finite price) or order twice for 1e308: the sum is infinite (or NaN), which derive keeps and
+    `round` could not take (OverflowError, ValueError), so the profile API answered that shopper 500
+    (found by review)."""
+    lines = [
+        {"cart_id": "c1", "product_id": f"p{n}", "price": price, "added": 2, "removed": 0, "last_ts": BASE}
+        for n, price in enumerate(prices)
+    ]
+    carts = [{"cart_id": "c1", "changed_at": BASE, "checkout_at": None, "ordered_at": None}]
+    orders = [{"order_id": f"o{n}", "revenue": r, "ordered_at": BASE - n} for n, r in enumerate(revenues)]
+    state = {"last_ts": BASE, "lines": lines, "carts": carts, "orders": orders}
+    as_of = datetime(2026, 5, 29, tzinfo=UTC)
+    mine = derive_one("u1", orjson.loads(orjson.dumps(state)), None, as_of)
+    assert mine is not None and not math.isfinite(mine["cart_value"])
+    assert _nan_named(mine) == _nan_named(_polars_row(state, None, as_of))
+
+
+def _nan_named(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with each NaN as the word (a NaN is no NaN's equal)."""
+    return {k: "NaN" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}

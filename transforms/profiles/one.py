@@ -37,8 +37,11 @@ def at(micros: int | None) -> datetime | None:
 
 
 def _round(value: float, digits: int) -> float:
+    """Polars' `round`: half to even of `value * 10**digits`; a value whose product is no finite number
+    (infinite or NaN, or over 1.8e306 for cents: a shopper's cart of two at 1e308) is left as it is."""
     scale = 10.0**digits
-    return round(value * scale) / scale
+    scaled = value * scale
+    return round(scaled) / scale if math.isfinite(scaled) else value
 
 
 def _max(values: Iterable[Any]) -> Any:
