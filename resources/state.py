@@ -37,7 +37,8 @@ class StateReader(Protocol):
 
 class StateStore(Protocol):
     """What any state store offers: keys are strings, values bytes, grouped in `transforms.state`'s
-    NAMESPACES; every lane (`transforms.state.LANES`) has a stamp, the number of its last commit."""
+    NAMESPACES; every lane (`transforms.state.LANES`) has a stamp, the number of its last commit.
+    `get_many` answers under the keys as asked, a key kept as its hash (`store_key`) included."""
 
     def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]: ...
 

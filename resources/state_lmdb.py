@@ -118,15 +118,19 @@ BULK_KEYS = 256  # from this many keys a lookup sorts them in Polars (below, Pol
 
 
 def _get_many(txn: lmdb.Transaction[bytes], db: lmdb._Database, keys: Iterable[str]) -> dict[str, bytes]:
-    """The values of `keys` the database holds. An empty key is none: LMDB holds no such key and refuses
-    to look one up (MDB_BAD_VALSIZE), and a shopper's id can be "" (`cart_id`, found by review)."""
+    """The values of `keys` the database holds, each under the key as asked: one kept as its hash (longer
+    than MAX_KEY_BYTES: a shopper's id can be any length) is found by the hash and named as asked (found
+    by review: readers that took the names for ids lost a long id's sends, and with them its frequency
+    cap). An empty key is none: LMDB holds no such key and refuses to look one up (MDB_BAD_VALSIZE), and a
+    shopper's id can be "" (`cart_id`, found by review)."""
     if not isinstance(keys, pl.Series) and len(keys := list(keys)) >= BULK_KEYS:
         keys = pl.Series(keys, dtype=pl.String)  # sorted and encoded in Polars, not key by key (#17)
     if isinstance(keys, pl.Series) and not (keys.str.len_bytes() > MAX_KEY_BYTES).any():
         wanted = keys.filter(keys != "").unique().sort().cast(pl.Binary).to_list()  # 5x faster (#17)
-    else:
-        wanted = sorted({store_key(k).encode() for k in keys if k})  # in key order: neighbouring pages
-    return {k.decode(): unpack(bytes(v)) for k, v in txn.cursor(db).getmulti(wanted)}
+        return {k.decode(): unpack(bytes(v)) for k, v in txn.cursor(db).getmulti(wanted)}
+    asked = {store_key(k): k for k in keys if k}
+    wanted = sorted(k.encode() for k in asked)  # in key order: neighbouring pages
+    return {asked[k.decode()]: unpack(bytes(v)) for k, v in txn.cursor(db).getmulti(wanted)}
 
 
 def _scan(

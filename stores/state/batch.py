@@ -21,7 +21,7 @@ from stores.state.namespaces import LANDED_RECORD, SUPPRESSION, VALUE_SCHEMAS, V
 from stores.triggers import VIEWER_LOOKBACK
 from transforms.profiles.partials import partials, principal
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, UTC_TS
-from transforms.state import SEPARATOR, StateChanges, decode, encode, store_key
+from transforms.state import SEPARATOR, StateChanges, decode, encode
 
 # What the store's changes read of a batch's events (#17, peak RSS: the ingest's state thread holds no more).
 # The partials read all but these (the lake's record-keeping, the raw properties, context not profiled):
@@ -154,9 +154,7 @@ def relist(
     if new.height == 0:
         return
     keys = new["_key"].unique().to_list()
-    found = store.get_many(namespace, keys)
-    by_store_key = {store_key(k): k for k in keys}
-    held = [(by_store_key[k], v) for k, v in found.items() if k in by_store_key]
+    held = list(store.get_many(namespace, keys).items())
     columns = ["_key", *fields]
     frames = [new.select([pl.col("_key"), *[pl.col(c).cast(t) for c, t in fields.items()]])]
     if held:

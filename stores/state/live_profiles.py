@@ -23,7 +23,7 @@ from stores.state.profiles import lake_states
 from transforms.profiles.merge import claims, merge_partials
 from transforms.profiles.state import ANON, PARTIAL_SCHEMA, canonical
 from transforms.schema import UTC_TS
-from transforms.state import StateChanges, decode, encode, store_key
+from transforms.state import StateChanges, decode, encode
 
 
 class NeedsLake(RuntimeError):
@@ -39,9 +39,8 @@ def _stored_links(store: StateStore, anons: list[str]) -> pl.DataFrame:
     found = store.get_many("identity_links", [ANON + a for a in anons])
     if not found:
         return pl.DataFrame(schema=EDGES)
-    by_key = {store_key(ANON + a): a for a in anons}
     rows = decode(list(found.values()), VALUE_SCHEMAS["identity_links"]).with_columns(
-        pl.Series("anonymous_id", [by_key[k] for k in found], dtype=pl.String)
+        pl.Series("anonymous_id", [k.removeprefix(ANON) for k in found], dtype=pl.String)
     )
     links = rows.explode("links").drop_nulls("links").unnest("links")
     return links.select("anonymous_id", pl.col("id").alias("user_id"), "first_seen_at")

@@ -9,15 +9,13 @@ import polars as pl
 from resources.state import StateReader, StateStore
 from stores.state.namespaces import LANDED_RECORD, VALUE_SCHEMAS
 from transforms.schema import INGEST_LOG_SCHEMA
-from transforms.state import MAX_KEY_BYTES, decode, store_key
+from transforms.state import decode
 
 
 def landed_log(store: StateReader, paths: list[str], columns: list[str]) -> pl.DataFrame:
     """The `ingest_log` rows (`columns` of INGEST_LOG_SCHEMA) of the files at `paths`, from the store."""
     schema = {c: INGEST_LOG_SCHEMA[c] for c in columns}
-    found = store.get_many("landed_files", paths)
-    by_key = {store_key(p): p for p in paths}
-    held = [(by_key[k], v) for k, v in found.items() if k in by_key]
+    held = list(store.get_many("landed_files", paths).items())
     if not held:
         return pl.DataFrame(schema=schema)
     records = decode([v for _, v in held], VALUE_SCHEMAS["landed_files"]).with_columns(
@@ -35,8 +33,4 @@ def landed_log(store: StateReader, paths: list[str], columns: list[str]) -> pl.D
 def seen_ids(store: StateStore, ids: pl.Series) -> pl.Series:
     """The ids of `ids` the store has accepted before (in any earlier batch)."""
     found = store.get_many("event_ids", ids)  # a Series: its keys sorted by Polars (#17)
-    if (ids.str.len_bytes() > MAX_KEY_BYTES).any():  # a key kept as its hash: found as that
-        return pl.Series(
-            "event_id", [i for i in ids.unique().to_list() if store_key(i) in found], dtype=pl.String
-        )
     return pl.Series("event_id", list(found), dtype=pl.String)
