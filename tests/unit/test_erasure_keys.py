@@ -21,6 +21,7 @@ from transforms.erasure.person import (
     log_pattern,
     mentions,
     names_person,
+    person_from,
     text_pattern,
 )
 from transforms.erasure.records import ErasureCertificate, TableErasure, adjust_ingest_log
@@ -54,6 +55,25 @@ def test_the_persons_keys_in_text(person: Person, text: str, theirs: bool) -> No
     assert bool(re.search(text_pattern(person), text)) is theirs
     frame = pl.DataFrame({"value": [text]})
     assert frame.select(mentions(frame.collect_schema(), person)).item() is theirs
+
+
+def test_only_an_address_is_the_persons_email() -> None:
+    """A shopper's `email` trait is what they sent: `5` or `example.com` would be looked for as a word in
+    every table and file, other shoppers' rows and lines with it (found by review)."""
+    traits = ['{"email": 5}', '{"email": "example.com"}', '{"email": "@x.com"}', '{"email": "bob@"}',
+              '{"email": " ann@x.com "}', '{"email": "a@b@c.com"}', None]  # fmt: skip
+    events = pl.DataFrame({"user_id": ["u-1"] * len(traits), "anonymous_id": None, "traits": traits})
+    identities = pl.DataFrame(
+        {"anonymous_id": [], "user_id": []}, schema={"anonymous_id": pl.String, "user_id": pl.String}
+    )
+    person = person_from("u-1", identities, events, ["com", "crm@x.com"])
+    assert person.emails == ("a@b@c.com", "ann@x.com", "crm@x.com")
+    assert person.union(Person("u-1", (), ("5", "bob@x.com"))).emails == (
+        "a@b@c.com",
+        "ann@x.com",
+        "bob@x.com",
+        "crm@x.com",
+    )
 
 
 def test_anonymous_ids_are_keys_as_themselves_and_as_anon_principals() -> None:

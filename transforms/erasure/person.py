@@ -115,13 +115,26 @@ class Person:
         return Person(
             self.user_id,
             _clean([*self.anonymous_ids, *other.anonymous_ids]),
-            _clean([*self.emails, *other.emails]),
+            _addresses([*self.emails, *other.emails]),
             _clean([*self.made_ids, *other.made_ids]),
         )
 
 
 def _clean(values: Iterable[str | None]) -> tuple[str, ...]:
     return tuple(sorted({v.strip() for v in values if v and v.strip()}))
+
+
+def _addresses(values: Iterable[str | None]) -> tuple[str, ...]:
+    """The values that are an address (`name@domain`, as the CRM's are checked): only such a value is
+    looked for as the person's email. A shopper's `email` trait is whatever they sent (`5`, `example.com`,
+    a group's), and the erasure looked for it as a whole word in every table and landed file, so it
+    deleted other shoppers' events and blanked their lines and the catalog's (found by review)."""
+    return tuple(v for v in _clean(values) if _is_address(v))
+
+
+def _is_address(text: str) -> bool:
+    name, at, domain = text.rpartition("@")
+    return bool(name and at and domain)
 
 
 def person_from(
@@ -144,7 +157,7 @@ def person_from(
     # A `group` call's traits are its group's (the company's billing address), not the person's.
     own = mine.filter(pl.col("event_type") != "group") if "event_type" in mine.columns else mine
     traits = own["traits"].str.json_path_match("$.email").to_list()
-    return Person(user_id, anonymous_ids, _clean([*traits, *emails]))
+    return Person(user_id, anonymous_ids, _addresses([*traits, *emails]))
 
 
 def _email_part(email: str) -> str:
