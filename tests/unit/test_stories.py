@@ -799,3 +799,16 @@ def test_an_order_cancelled_after_its_email_was_decided_is_withdrawn_before_send
     shop.land(spec_cancel(3 * DAY + 1))
     now = exit_reasons_now(decision, state=shop.state(), catalog=shop.catalog, now=at(3 * DAY + 2))
     assert now.to_list() == ["order_cancelled"]
+
+
+@pytest.mark.parametrize("email", ["", "   ", "not-an-address"])
+def test_an_email_trait_that_is_no_address_is_no_address(email: str) -> None:
+    """`email: ""` (or no `@`) was decided `send` and then aborted `no_email` by the send stage (found by
+    review): the decision said an email would go that never could. Now decided `no_address`."""
+    shop = Shop()
+    shop.land(message("identify", at(-60), user="u9", email=email, first_name="Nia", marketing_consent=True))
+    shop.land(add(0, user="u9"))
+    decided = {(k, d, r) for k, u, d, r, _ in rows(shop.run(at(60))) if u == "u9"}
+    assert decided == {
+        (kind, "no_address", "no email address known") for kind in ("welcome", "abandoned_cart")
+    }

@@ -21,6 +21,8 @@ from transforms.triggers.rules import RULES, Rule, RuleContext
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA
 
 QUIET = "quiet hours in the user's time zone"
+# An address as the send stage takes one (sends/content.py: `@`): `email: ""` was decided `send` (review).
+HAS_ADDRESS = pl.col("email").str.contains("@", literal=True).fill_null(False)
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ def _decide(live: pl.DataFrame, now: datetime) -> pl.DataFrame:
         (pl.col("due_at") > at, "held", pl.lit("waiting until due_at")),  # kept deferred below
         (at > pl.col("expires_at"), "expired", pl.lit("not sendable before expires_at")),
         (pl.col("user_id").is_null(), "no_address", pl.lit("anonymous shopper, never identified")),
-        (pl.col("email").is_null(), "no_address", pl.lit("no email address known")),
+        (~HAS_ADDRESS, "no_address", pl.lit("no email address known")),
         (pl.col("marketing_consent").fill_null(False).not_(), "no_consent", pl.lit("no marketing consent")),
         (pl.col("_suppressed"), "suppressed", pl.lit("user or address in suppressions")),
         # Quiet hours before the holdout: both arms are assigned at the moment the email would go, so a
