@@ -9,22 +9,19 @@ when they were carted).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import polars as pl
 import pytest
 
 from tests.story import Shop, at, message
+from tests.unit.test_implicit_cart import rendered_cart
 from transforms.profiles.derive import derive
 from transforms.profiles.state import IMPLICIT_CART, canonical
-from transforms.sends.catalog import Catalog
-from transforms.sends.content import Shop as Sender
-from transforms.sends.plan import Render, SendWorld, plan_row
 from transforms.triggers.rules.carts import cart_facts
 
 DAY = 24 * 60
-SENDER = Sender("Maison Demo", "https://shop.example", "1 Demo Street", "help@shop.example")
 CARTS = ["c1", None]  # a cart id kept across orders; none: the implicit cart
 
 
@@ -52,17 +49,7 @@ def cart_email(shop: Shop, now: datetime) -> dict[str, Any]:
     [decision] = shop.log.filter(
         (pl.col("kind") == "abandoned_cart") & (pl.col("decision") == "send")
     ).to_dicts()
-    profiles = derive(shop.state(), shop.customers, now)
-    world = SendWorld(
-        triggers={decision["trigger_id"]: decision},
-        profiles={p["user_id"]: p for p in profiles.iter_rows(named=True)},
-        aborts={},
-        catalog=Catalog.of(shop.catalog),
-    )
-    row = {"send_id": "s-1", "status": "pending", "variant": "a", **decision}
-    step = plan_row(row, world, now=now, shop=SENDER, staleness=timedelta(hours=72), can_lookup=False)
-    assert isinstance(step, Render), step
-    return step.content.context["cart"]
+    return rendered_cart(shop, decision, now)
 
 
 def cart_decisions(shop: Shop) -> list[tuple[str, str]]:

@@ -45,14 +45,12 @@ def _profile(shop: Shop, now: datetime, user: str = "u1") -> tuple[str | None, l
     return row["cart_id"], [item["product_id"] for item in row["cart_items"]]
 
 
-def _lines(shop: Shop, trigger_id: str, now: datetime) -> list[str]:
-    """The cart lines the email of decision `trigger_id` shows at `now` (the send stage's plan)."""
-    [decision] = shop.log.filter(
-        (pl.col("trigger_id") == trigger_id) & (pl.col("decision") == "send")
-    ).to_dicts()
+def rendered_cart(shop: Shop, decision: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The cart block of the email of `decision` (a `send` row of the log) as the send stage plans it at
+    `now`."""
     profiles = derive(shop.state(), shop.customers, now)
     world = SendWorld(
-        triggers={trigger_id: decision},
+        triggers={decision["trigger_id"]: decision},
         profiles={p["user_id"]: p for p in profiles.iter_rows(named=True)},
         aborts={},
         catalog=Catalog.of(shop.catalog),
@@ -60,7 +58,16 @@ def _lines(shop: Shop, trigger_id: str, now: datetime) -> list[str]:
     row = {"send_id": "s-1", "status": "pending", "variant": "a", **decision}
     step = plan_row(row, world, now=now, shop=SENDER, staleness=timedelta(hours=72), can_lookup=False)
     assert isinstance(step, Render), step
-    return [line["name"] for line in step.content.context["cart"]["lines"]]
+    cart: dict[str, Any] = step.content.context["cart"]
+    return cart
+
+
+def _lines(shop: Shop, trigger_id: str, now: datetime) -> list[str]:
+    """The cart lines the email of decision `trigger_id` shows at `now` (the send stage's plan)."""
+    [decision] = shop.log.filter(
+        (pl.col("trigger_id") == trigger_id) & (pl.col("decision") == "send")
+    ).to_dicts()
+    return [line["name"] for line in rendered_cart(shop, decision, now)["lines"]]
 
 
 def _sends(shop: Shop) -> list[dict[str, Any]]:
