@@ -20,6 +20,7 @@ import polars as pl
 
 from resources.mapped_pages import release
 from transforms.state import (
+    FIRST_PUT_WINS,
     LANES,
     MAX_KEY_BYTES,
     NAMESPACES,
@@ -215,7 +216,8 @@ class LmdbStore:
             if number < current:
                 raise StateError(f"the store's {lane} stamp is {current}: commit {number} would go back")
             for namespace in changes.parts:  # in key order: neighbouring pages
-                txn.cursor(self._dbs[namespace]).putmulti(changes.ordered_puts(namespace))
+                cursor, overwrite = txn.cursor(self._dbs[namespace]), namespace not in FIRST_PUT_WINS
+                cursor.putmulti(changes.ordered_puts(namespace), overwrite=overwrite)
             for namespace, keys in changes.deletes.items():
                 db = self._dbs[namespace]
                 for key in sorted(keys):

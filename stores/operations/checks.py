@@ -95,10 +95,11 @@ def _events_unique(probe: Probe) -> CheckOutcome:
 
 def _batch_ids_unique(store: StateStore, scoped: pl.LazyFrame, scope: Scope) -> CheckOutcome:
     """The scope's event ids: once in its batches, and each one accepted by one of them in the store's
-    index (an id accepted by an earlier batch would be a duplicate, whatever its date): reads them only."""
+    index (an id accepted by an earlier batch would be a duplicate, whatever its date; the index keeps the
+    first batch that accepted an id, `FIRST_PUT_WINS`): reads them only."""
     ids = scoped.select("event_id").collect()["event_id"]
     outcome = unique_key(ids.to_frame(), ["event_id"])
-    found = store.get_many("event_ids", ids.unique())  # a Series: sorted by Polars (#17)
+    found = store.get_many("event_ids", ids)  # a Series: made unique and sorted by Polars (#17)
     batches = decode(list(found.values()), VALUE_SCHEMAS["event_ids"])["batch_id"] if found else None
     earlier = int((~batches.is_between(scope.first, scope.batch_id)).sum()) if batches is not None else 0
     missing = ids.n_unique() - len(found)

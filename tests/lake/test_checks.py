@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import orjson
 import polars as pl
 import pytest
 from deltalake import DeltaTable, write_deltalake
@@ -29,6 +30,7 @@ from transforms.operations.checks import CheckOutcome, Thresholds, required_non_
 from transforms.operations.ingest_checks import files_reconcile, quarantine_rate, table_fresh
 from transforms.operations.send_checks import sends_sent_once, sends_terminal_within_budget
 from transforms.schema import UTC_TS
+from transforms.state import StateChanges
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -548,13 +550,17 @@ def microbatch(settings: Settings, lake: LakeResource, landing: LandingResource)
     return defs.resolve_job_def("batch_job")
 
 
-def accept_again_in_the_next_batch(lake: LakeResource) -> None:
-    """A row of the latest batch written again under the next batch's number: an event accepted twice,
-    in two batches (what the in-run check, reading the batch and the store's index, must see)."""
+def accept_again_in_the_next_batch(lake: LakeResource, state: StateResource) -> None:
+    """A row of the latest batch written again under the next batch's number, and indexed under it as
+    that batch's commit would: an event accepted twice, in two batches (what a dedupe that failed leaves,
+    and the in-run check, reading the batch and the store's index, must see)."""
     events = pl.read_delta(lake.table_uri("events"))
     latest = lake.committed_batch()
     row = events.filter(pl.col("batch_id") == latest).head(1).with_columns(batch_id=pl.lit(latest + 1))
     write_deltalake(lake.table_uri("events"), row.to_arrow(), mode="append", partition_by=["event_date"])
+    again = StateChanges()
+    again.put("event_ids", row["event_id"].item(), orjson.dumps({"batch_id": latest + 1}))
+    state.store().commit(latest, again)  # put last-wins, this erased the evidence: the check passed
 
 
 def test_the_blocking_check_stops_the_micro_batch_on_a_duplicated_event(
@@ -568,7 +574,7 @@ def test_the_blocking_check_stops_the_micro_batch_on_a_duplicated_event(
     assert checks == {name: True for name in checks} and "events_event_id_unique" in checks
     assert len(checks) == len(checks_for(INGEST_TABLES, in_run=True)) + 1  # + ingest's no_failed_files
 
-    accept_again_in_the_next_batch(lake)
+    accept_again_in_the_next_batch(lake, StateResource(uri=settings.state_store_uri))
     land(settings, "b.ndjson", file_lines("b", 50))
     bad = job.execute_in_process(instance=instance, raise_on_error=False)
     assert not bad.success
