@@ -6,19 +6,22 @@ table, and the hourly monitors in one step of `audit_job`.
 """
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import dagster as dg
 
-from assets.metadata import RUN_BATCHES
+from assets.clock import run_now
+from assets.metadata import RUN_BATCHES, RUN_EVALUATION
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.state import StateResource
 from stores.operations.checks import INGEST_TABLES, TABLES, LakeCheck, checks_for, evaluate
 from stores.operations.probe import Probe, Scope
 from transforms.operations.checks import Thresholds
+from transforms.schema import RUN_APP
 
-RECENT = timedelta(hours=1)  # in-run look-back for tables without a batch number (triggers, sends)
+RECENT = timedelta(hours=1)  # look-back before the run's now for tables without a batch number (sends)
 CHECK_STEPS: tuple[tuple[str, frozenset[str]], ...] = (
     ("ingest_checks", INGEST_TABLES),
     ("profiles_checks", frozenset({"profiles"})),
@@ -26,7 +29,7 @@ CHECK_STEPS: tuple[tuple[str, frozenset[str]], ...] = (
     ("sends_checks", frozenset({"sends"})),
 )
 MONITOR_STEP = "lake_monitor_checks"
-INGEST_LOG = dg.AssetKey("ingest_log")
+INGEST_LOG, TRIGGERS = dg.AssetKey("ingest_log"), dg.AssetKey("triggers")
 AFTER_STEP = "batch_checks"  # the in-run checks that only report, after the run's last table
 
 
@@ -34,21 +37,49 @@ def check_key(check: LakeCheck) -> dg.AssetCheckKey:
     return dg.AssetCheckKey(dg.AssetKey(check.asset), check.name)
 
 
-def run_batches(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> tuple[int | None, int | None]:
-    """The first and last batch this run committed (its `ingest_log` materialization says; under load one
-    run commits several); without one, the lake's last batch (a run of the decide lane, or that ingested
-    nothing)."""
+@dataclass(frozen=True)
+class RunCommits:
+    """What this run committed, as its materializations say: its first and last batch (`ingest_log`) and
+    its engine run (`triggers`); None for what it did not commit."""
+
+    first: int | None = None
+    last: int | None = None
+    evaluation: int | None = None
+
+
+def run_commits(context: dg.AssetCheckExecutionContext) -> RunCommits:
+    """The batches this run committed (under load one run commits several) and its engine run."""
     records = context.instance.get_records_for_run(
         context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
     ).records
+    found = RunCommits()
     for record in records:
         materialization = record.asset_materialization
-        if materialization is None or materialization.asset_key != INGEST_LOG:
+        if materialization is None:
             continue
-        batches = materialization.metadata.get(RUN_BATCHES)
-        if isinstance(batches, dg.JsonMetadataValue) and isinstance(batches.value, list) and batches.value:
-            return min(batches.value), max(batches.value)
-    return None, lake.committed_batch()
+        key, metadata = materialization.asset_key, materialization.metadata
+        batches = metadata.get(RUN_BATCHES)
+        listed = batches.value if isinstance(batches, dg.JsonMetadataValue) else None
+        if key == INGEST_LOG and isinstance(listed, list) and listed:
+            found = replace(found, first=min(listed), last=max(listed))
+        evaluation = metadata.get(RUN_EVALUATION)
+        if key == TRIGGERS and isinstance(evaluation, dg.IntMetadataValue) and evaluation.value is not None:
+            found = replace(found, evaluation=evaluation.value)
+    return found
+
+
+def in_run_scope(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource, now: datetime, *, decisions: bool
+) -> Scope:
+    """What the in-run checks judge: the batches this run committed (without one, the lake's last: a run
+    of the decide lane, or that ingested nothing), with `decisions` its engine run (without one, the
+    lake's last), and the hour before the run's `now` for tables with neither."""
+    run = run_commits(context)
+    last = run.last if run.last is not None else lake.committed_batch()
+    evaluation = run.evaluation
+    if decisions and evaluation is None:
+        evaluation = lake.app_version("triggers", RUN_APP)
+    return Scope(batch_id=last, first_batch=run.first, since=now - RECENT, evaluation=evaluation)
 
 
 def _spec(check: LakeCheck, after: str | None) -> dg.AssetCheckSpec:
@@ -84,10 +115,10 @@ def _check_step(
         landing: LandingResource,
         state: StateResource,
     ) -> Iterator[dg.AssetCheckResult]:
-        now = datetime.now(UTC)
-        first, batch_id = run_batches(context, lake) if in_run else (None, None)
+        now = run_now(context.run.run_config)  # the run's one clock: `lakemail process --now`
+        decisions = any(c.asset == "triggers" for c in checks)
+        scope = in_run_scope(context, lake, now, decisions=decisions) if in_run else Scope(since=now - RECENT)
         store = state.existing() if in_run else None  # in-run: what the batch wrote, through the store
-        scope = Scope(batch_id=batch_id, first_batch=first, since=now - RECENT)
         probe = Probe(lake, landing, scope, thresholds, now, state=store)
         for check in checks:
             if check_key(check) in context.selected_asset_check_keys:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -29,3 +31,13 @@ def engine_clock(config: EngineConfig) -> tuple[datetime, timedelta]:
     moment = datetime.fromisoformat(config.now)
     now = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return now, now - wall
+
+
+def run_now(run_config: Mapping[str, Any]) -> datetime:
+    """The run's `now` as its run config gives it to its ops (the lanes' configs give each op the same one),
+    for a step without a config of its own (the in-run checks); the wall clock when none is given."""
+    for op in (run_config.get("ops") or {}).values():
+        now = ((op or {}).get("config") or {}).get("now")
+        if now is not None:
+            return engine_now(EngineConfig(now=now))
+    return datetime.now(UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 RUN_BATCHES = "batch_ids"  # `ingest_log`'s metadata: the batches its run committed, for the in-run checks
+RUN_EVALUATION = "evaluation"  # `triggers`' metadata: the engine run its run committed, for the in-run checks
 
 
 def markdown_table(frame: pl.DataFrame) -> str:

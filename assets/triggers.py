@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from assets.clock import EngineConfig, engine_now
-from assets.metadata import markdown_table
+from assets.metadata import RUN_EVALUATION, markdown_table
 from resources.lake import LakeResource
 from resources.secrets import SecretsResource
 from resources.state import StateResource
@@ -67,7 +67,7 @@ def build_triggers_asset(
         by_decision = dict(rows.group_by("decision").agg(pl.len()).iter_rows())
         context.log.info("triggers: evaluation %s, %s rows, %s", report.evaluation, rows.height, by_decision)
         metadata: dict[str, Any] = {
-            "evaluation": report.evaluation,
+            RUN_EVALUATION: report.evaluation,
             "evaluated_at": now.isoformat(),
             "decisions": dg.MetadataValue.json(by_decision),
             "by_kind_and_decision": dg.MetadataValue.json(_by_kind_and_decision(rows)),

@@ -17,6 +17,7 @@ import polars as pl
 
 from resources.state import StateStore
 from stores.operations.probe import Probe, Scope
+from stores.operations.trigger_checks import terminal_unique
 from stores.state.namespaces import VALUE_SCHEMAS
 from transforms.ingest.events import dedupe_dates
 from transforms.operations.checks import (
@@ -28,7 +29,6 @@ from transforms.operations.checks import (
 )
 from transforms.operations.ingest_checks import files_reconcile, quarantine_rate, table_fresh
 from transforms.operations.send_checks import sends_sent_once, sends_terminal_within_budget
-from transforms.schema import PENDING_DECISIONS
 from transforms.state import decode
 
 INGEST_TABLES = frozenset({"events", "quarantine", "ingest_log", "identities"})
@@ -67,14 +67,6 @@ def _key_unique(table: str, key: list[str]) -> Callable[[Probe], CheckOutcome]:
         )
 
     return evaluate
-
-
-def _terminal_unique(probe: Probe) -> CheckOutcome:
-    rows = probe.scoped("triggers")
-    if rows is None:
-        return unique_key(pl.LazyFrame(schema={"trigger_id": pl.String}), ["trigger_id"])
-    terminal = rows.filter(~pl.col("decision").is_in(PENDING_DECISIONS)).select("trigger_id")
-    return unique_key(terminal, ["trigger_id"])
 
 
 def _events_unique(probe: Probe) -> CheckOutcome:
@@ -225,7 +217,7 @@ LAKE_CHECKS: tuple[LakeCheck, ...] = (
     LakeCheck(
         "triggers_terminal_decision_unique",
         "triggers",
-        _terminal_unique,
+        terminal_unique,
         "One terminal decision per trigger_id (a doubled decision could send twice, so it blocks sends).",
         blocking=True,
     ),

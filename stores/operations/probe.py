@@ -37,11 +37,13 @@ HISTORY_DEPTH = 20
 @dataclass(frozen=True)
 class Scope:
     """Rows a check reads: of the batches `first_batch`..`batch_id` (in-run: every batch the run committed;
-    `batch_id` alone: that one), or since a time (audits); neither means the whole lake."""
+    `batch_id` alone: that one), or since a time (audits); neither means the whole lake. In-run, the
+    decisions of the engine run `evaluation` (the run's `triggers` commit; None: a run without one)."""
 
     batch_id: int | None = None
     since: datetime | None = None
     first_batch: int | None = None
+    evaluation: int | None = None
 
     @property
     def whole_lake(self) -> bool:

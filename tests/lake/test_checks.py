@@ -469,6 +469,28 @@ def test_two_terminal_decisions_for_a_trigger_id_fail(lake: LakeResource, landin
     assert not outcome.passed and outcome.figures["duplicate_keys"] == 1
 
 
+def test_a_decision_taken_again_hours_after_the_first_fails_in_a_window_and_in_run(
+    lake: LakeResource, landing: LandingResource
+) -> None:
+    """The window's (the hourly audit's) and the engine run's decisions are judged against every earlier
+    decision of their trigger ids, not only the hour's (found by review); without a store, in-run looks
+    the run's ids up in the log."""
+    evaluation = pl.col("lake_version").alias("evaluation")
+    write_table(lake, "triggers", triggers(("t1", "send", NOW - 180 * MIN, None)).with_columns(evaluation))
+    again = triggers(("t1", "exited", NOW - 10 * MIN, None), ("t2", "send", NOW - 10 * MIN, None))
+    write_table(lake, "triggers", again.with_columns(pl.lit(2, pl.Int64).alias("evaluation")))
+    scopes = {
+        "window": Scope(since=NOW - 60 * MIN),
+        "in_run": Scope(batch_id=0, since=NOW - 60 * MIN, evaluation=2),
+        "whole": Scope(),
+    }
+    for name, scope in scopes.items():
+        outcome = outcomes(lake, landing, scope, now=NOW)["triggers_terminal_decision_unique"]
+        assert not outcome.passed, name
+    first = Scope(batch_id=0, since=NOW - 60 * MIN, evaluation=1)  # the first decision's own run: fine
+    assert outcomes(lake, landing, first, now=NOW)["triggers_terminal_decision_unique"].passed
+
+
 def test_a_send_decision_without_a_terminal_outbox_row_fails(
     lake: LakeResource, landing: LandingResource
 ) -> None:
