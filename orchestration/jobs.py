@@ -3,6 +3,7 @@ and what the emails earn."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
@@ -92,6 +93,21 @@ measure_job = dg.define_asset_job(
 )
 def erasure_job() -> None:
     erase_requests()
+
+
+# A lane's run names its files in its run config only while their paths are few: Dagster stores every run's
+# config in its run storage, and a 20k-file backlog named in full is a megabyte per run (and per retry).
+MANIFEST_MAX_CHARS = 16 * 1024
+
+
+def lane_manifest(files: Sequence[str]) -> list[str] | None:
+    """The `files` an ingest lane's run names (`ingest_config`): all of them while their paths total at
+    most MANIFEST_MAX_CHARS (the run stats each one, listing nothing); past that none, and the run lists
+    the landing zone itself and takes everything waiting then: the files the lane saw and any landed
+    since, each exactly once (`ingest_log`), in one run whatever the backlog."""
+    if sum(len(path) + 4 for path in files) > MANIFEST_MAX_CHARS:  # a path and its quotes, comma, space
+        return None
+    return list(files)
 
 
 def ingest_config(

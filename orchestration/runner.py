@@ -37,7 +37,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.definitions import build_defs
-from orchestration.jobs import decide_config, ingest_config
+from orchestration.jobs import decide_config, ingest_config, lane_manifest
 from orchestration.lanes import (
     DECIDE,
     INGEST,
@@ -160,7 +160,7 @@ def serve_batches(
             INGEST,
             defs.resolve_job_def(LANE_JOB[INGEST]),
             lambda said: evaluate_ingest(lake, landing, lane_in_flight(instance, INGEST, said), state),
-            lambda decision: ingest_config(list(decision.files), settings.max_batch_mb),
+            lambda decision: ingest_config(lane_manifest(decision.files), settings.max_batch_mb),
         ),
         DECIDE: _Lane(
             DECIDE,

@@ -9,7 +9,14 @@ from pathlib import Path
 import dagster as dg
 
 from assets.erasure import run_config_for
-from orchestration.jobs import DECIDE_JOB, ERASURE_JOB, INGEST_JOB, decide_config, ingest_config
+from orchestration.jobs import (
+    DECIDE_JOB,
+    ERASURE_JOB,
+    INGEST_JOB,
+    decide_config,
+    ingest_config,
+    lane_manifest,
+)
 from orchestration.lanes import (
     DECIDE,
     IN_FLIGHT,
@@ -111,7 +118,7 @@ def build_lane_sensors(
             return dg.SkipReason(RUNNER_BEATS)
         in_flight = lane_in_flight(context.instance, INGEST, context.log.warning)
         decision = evaluate_ingest(lake, landing, in_flight, state)
-        config = ingest_config(list(decision.files), max_batch_mb)
+        config = ingest_config(lane_manifest(decision.files), max_batch_mb)
         return _request(context, LANE_SENSORS[INGEST], decision, config, now())
 
     @dg.sensor(
