@@ -8,7 +8,8 @@ another host the lease does (not renewed for `LEASE_TTL_S`). A run the daemon la
 sensor carries the host of its run worker (`WORKER_HOST`: the code server's, which starts the worker);
 on that host the pid Dagster records for the worker decides. A run with neither (launched from the UI,
 or by an older lakemail) is judged so when the instance lives in SQLite (one host); in PostgreSQL its
-worker may be on any host, and Dagster's own monitoring keeps it.
+worker may be on any host, and Dagster's own monitoring keeps it. A lease is deleted when its holder's
+last leased run ends; one whose holder died expires and goes when the next lease is taken.
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as db
 from dagster._core.events import DagsterEventType, JobFailureData, RunFailureReason
+from dagster._core.storage.runs.schema import KeyValueStoreTable
+from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
 LAUNCHED_BY = "lakemail/launched_by"
@@ -38,6 +42,8 @@ LEASE_TTL_S = 30.0  # six renewals missed: the executor (or its machine) is gone
 START_TOLERANCE_S = 2.0  # process start times read from /proc are exact to the boot time's second
 log = logging.getLogger("lakemail")
 _RELEASING = threading.Lock()
+_LEASES = threading.Lock()
+_HELD: dict[str, int] = {}  # lease keys this process holds, by how many of its blocks hold each
 
 
 @dataclass(frozen=True)
@@ -170,11 +176,73 @@ def launch_tags(launched_by: str) -> dict[str, str]:
     return {LAUNCHED_BY: launched_by, "user": launched_by, "dagster/max_retries": "0"}
 
 
+def lease_keys(instance: dg.DagsterInstance) -> dict[str, str]:
+    """Every lease in the instance's key-value store, key -> when last renewed (epoch s, as text)."""
+    storage = instance.run_storage
+    if not isinstance(storage, SqlRunStorage):
+        return {}
+    kvs = KeyValueStoreTable
+    rows = storage.fetchall(db.select(kvs.c.key, kvs.c.value).where(kvs.c.key.startswith(LEASE_PREFIX)))
+    return {row["key"]: row["value"] for row in rows}
+
+
+def drop_leases(instance: dg.DagsterInstance, keys: Collection[str]) -> None:
+    """Delete `keys` from the instance's key-value store (Dagster's API sets and reads keys, deletes none:
+    its table, through the run storage's own connection, SQLite or PostgreSQL)."""
+    storage = instance.run_storage
+    if keys and isinstance(storage, SqlRunStorage):
+        with storage.connect() as connection:
+            connection.execute(KeyValueStoreTable.delete().where(KeyValueStoreTable.c.key.in_(sorted(keys))))
+
+
+def drop_expired_leases(instance: dg.DagsterInstance, now: float | None = None) -> int:
+    """Delete the leases not renewed for LEASE_TTL_S (their executors died holding them: a lease whose
+    holder ends is deleted then); a run they name is judged gone all the same. Returns how many."""
+    now = now if now is not None else time.time()
+    expired = [k for k, v in lease_keys(instance).items() if not _renewed_within(v, now, LEASE_TTL_S)]
+    drop_leases(instance, expired)
+    return len(expired)
+
+
+def _renewed_within(value: str, now: float, seconds: float) -> bool:
+    try:
+        return now - float(value) <= seconds
+    except ValueError:
+        return False
+
+
 @contextmanager
 def lease(
     instance: dg.DagsterInstance, executor: Executor, on_renew: Callable[[], None] | None = None
 ) -> Iterator[None]:
-    """Keep `executor`'s lease fresh (every LEASE_RENEW_S, and `on_renew`) while the block runs."""
+    """Keep `executor`'s lease fresh (every LEASE_RENEW_S, and `on_renew`) while the block runs; the last
+    block of this process holding it deletes it, and expired leases of dead executors go when it starts,
+    so the instance keeps one key per live executor, not one per process that ever ran a micro-batch."""
+    key = executor.lease_key
+    with _LEASES:
+        _HELD[key] = _HELD.get(key, 0) + 1
+    try:
+        drop_expired_leases(instance)
+    except Exception as error:  # housekeeping: never a reason not to run
+        log.warning("expired leases not deleted (%s)", type(error).__name__)
+    try:
+        with _renewed(instance, executor, on_renew):
+            yield
+    finally:
+        with _LEASES:  # a block of this process starting meanwhile keeps the key
+            _HELD[key] -= 1
+            if not _HELD[key]:
+                del _HELD[key]
+                try:
+                    drop_leases(instance, [key])
+                except Exception as error:  # it expires: the next lease taken deletes it
+                    log.warning("lease not deleted (%s)", type(error).__name__)
+
+
+@contextmanager
+def _renewed(
+    instance: dg.DagsterInstance, executor: Executor, on_renew: Callable[[], None] | None
+) -> Iterator[None]:
     done = threading.Event()
 
     def renew() -> None:
