@@ -38,10 +38,11 @@ NAMESPACES: dict[str, str] = {
 # Lanes that commit to the store, each stamped with the number of its last commit: `ingest` with the
 # micro-batch number (ingest_log's), `triggers` with the engine run (trigger_state's).
 LANES = ("ingest", "triggers")
-# Namespaces whose keys keep the value first put: `event_ids` names the batch that accepted an id first, so
-# an id accepted again (a dedupe that failed) leaves the earlier batch for the in-run check to see; put
-# last-wins, the second batch overwrote the evidence and `events_event_id_unique` passed (#17 review).
-FIRST_PUT_WINS = frozenset({"event_ids"})
+# Namespaces whose keys keep the value first put: `event_ids` names the batch that accepted an id first,
+# `decided_triggers` the first terminal decision of a trigger (as a rebuild from the lake does), so an id
+# accepted or decided again (a dedupe or an engine that failed) leaves the earlier commit for the in-run
+# checks to see; put last-wins, the second commit overwrote the evidence and the checks passed (#17 review).
+FIRST_PUT_WINS = frozenset({"event_ids", "decided_triggers"})
 MAX_KEY_BYTES = 400  # LMDB allows 511, DynamoDB sort keys 1 KB: a longer key is stored as its hash
 HASHED_KEY = "#sha256:"
 SEPARATOR = "|"

@@ -19,19 +19,24 @@ from orchestration.definitions import build_defs
 from orchestration.jobs import MICROBATCH_JOB, microbatch_config
 from orchestration.settings import Settings
 from resources.lake import LakeResource
+from resources.state import StateResource, StateStore
+from stores.state.namespaces import VALUE_SCHEMAS
 from tests.conftest import table
 from tests.dagster.sends_harness import SHOPPERS, signups
 from tests.story import at
 from transforms.schema import PENDING_DECISIONS, RUN_APP
+from transforms.state import StateChanges, encode
 
 FIRST, SECOND = SHOPPERS[0], SHOPPERS[1]
 
 
 class DoublingLake(LakeResource):
     """The real lake, but the engine run's `triggers` commit also decides `doubled` again, as an engine
-    that missed its earlier decision would: a second terminal row, stamped with this run's evaluation."""
+    that missed its earlier decision would: a second terminal row, stamped with this run's evaluation, and
+    indexed in the state store as that engine's commit would index it."""
 
     doubled: str
+    state_uri: str
 
     def write_tagged(self, name: str, frame: pl.DataFrame, tags: dict[str, int], **kwargs: Any) -> None:
         if name == "triggers" and frame.height:
@@ -44,7 +49,17 @@ class DoublingLake(LakeResource):
                 pl.lit(tags[RUN_APP]).cast(pl.Int64).alias("evaluation"),
             )
             frame = pl.concat([frame, again.select(frame.columns)])
+            index_again(StateResource(uri=self.state_uri).store(), again)
         super().write_tagged(name, frame, tags, **kwargs)
+
+
+def index_again(store: StateStore, again: pl.DataFrame) -> None:
+    """`again` put in `decided_triggers` under its own engine run (put last-wins, this overwrote the first
+    decision's entry, and the in-run check, finding this run's in the index, passed)."""
+    changes = StateChanges()
+    schema = VALUE_SCHEMAS["decided_triggers"]
+    changes.put_many("decided_triggers", encode(again.lazy(), pl.col("trigger_id"), schema).collect())
+    store.commit(store.stamps()["triggers"], changes, lane="triggers")
 
 
 def run(
@@ -77,7 +92,7 @@ def test_a_trigger_decided_again_hours_after_its_first_decision_fails_in_run(
     doubled = welcome_of(settings, FIRST)
 
     signups(settings, [SECOND], name="later.ndjson")  # three hours on, the engine decides again
-    lake = DoublingLake(uri=settings.lake_uri, doubled=doubled)
+    lake = DoublingLake(uri=settings.lake_uri, doubled=doubled, state_uri=settings.state_store_uri)
     second = run(settings, instance, 180, lake=lake)
 
     outcome = check(second, "triggers_terminal_decision_unique")
