@@ -9,10 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
@@ -20,28 +18,13 @@ from selenium.webdriver.support.ui import WebDriverWait
 from services.collector.app import CollectorConfig, create_collector_app
 from services.server import ServerThread
 from simulator.shop import make_catalog
-
-KEY = "wk-browser"
+from tests.e2e.chromium import KEY, chromium, landed
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(argument)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium'}")
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium(tmp_path) as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def landed(folder: Path) -> list[dict[str, Any]]:
-    files = sorted(f for f in folder.glob("*.ndjson") if not f.name.startswith("."))
-    return [orjson.loads(line) for f in files for line in f.read_bytes().splitlines()]
 
 
 def click(driver: webdriver.Chrome, selector: str) -> None:
@@ -84,9 +67,9 @@ def test_the_demo_shop_in_chromium_lands_the_shoppers_events(
         anonymous_id = shop_through(browser, server.url)
         browser.get("about:blank")  # the sign-up page goes: whatever it still holds leaves by beacon
         deadline = time.monotonic() + 20
-        while not expected <= wanted(landed(tmp_path / "landing" / "events")) and time.monotonic() < deadline:
+        while not expected <= wanted(landed(tmp_path)) and time.monotonic() < deadline:
             time.sleep(0.1)
-    messages = landed(tmp_path / "landing" / "events")
+    messages = landed(tmp_path)
     assert expected <= wanted(messages)
     assert {m["anonymousId"] for m in messages} == {anonymous_id}  # one shopper, one first-party cookie
     pages = sorted((m for m in messages if m["type"] == "page"), key=lambda m: m["timestamp"])
