@@ -20,7 +20,8 @@ import dagster as dg
 
 from resources.folders import local_folder
 from resources.state_lmdb import LmdbStore, close_environment, open_environment
-from transforms.state import SEPARATOR, StateChanges, StateError
+from transforms.state import StateChanges, StateError
+from transforms.state_keys import AFTER_SEPARATOR, SEPARATOR
 
 
 class StateReader(Protocol):
@@ -37,7 +38,8 @@ class StateReader(Protocol):
 
 class StateStore(Protocol):
     """What any state store offers: keys are strings, values bytes, grouped in `transforms.state`'s
-    NAMESPACES; every lane (`transforms.state.LANES`) has a stamp, the number of its last commit.
+    NAMESPACES; every lane (`transforms.state.LANES`) has a stamp, the number of its last commit, and the
+    store the KEY_FORMAT it was written with (a new store: this release's; one of another is rebuilt).
     `get_many` answers under the keys as asked, a key kept as its hash (`store_key`) included."""
 
     def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]: ...
@@ -47,6 +49,8 @@ class StateStore(Protocol):
     ) -> Iterator[tuple[str, bytes]]: ...
 
     def stamps(self) -> dict[str, int]: ...
+
+    def key_format(self) -> int: ...
 
     def reader(self) -> AbstractContextManager[StateReader]: ...
 
@@ -110,7 +114,7 @@ class StateResource(dg.ConfigurableResource):
     def pending_due(self, until: datetime) -> dict[str, bytes]:
         """trigger_id -> pending candidate of every candidate due at or before `until` (the due index)."""
         store = self.store()
-        bound = until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + chr(ord(SEPARATOR) + 1)
+        bound = until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + AFTER_SEPARATOR
         ids = [key.split(SEPARATOR, 1)[1] for key, _ in store.scan("pending_due", "", bound)]
         return store.get_many("pending_triggers", ids)
 

@@ -22,18 +22,18 @@ from resources.mapped_pages import release
 from transforms.state import (
     FIRST_PUT_WINS,
     LANES,
-    MAX_KEY_BYTES,
     NAMESPACES,
     StateChanges,
     StateError,
     check_namespace,
     pack_one,
-    store_key,
     unpack,
 )
+from transforms.state_keys import KEY_FORMAT, needs_hash, store_key
 
 MAP_SIZE = 1 << 40  # the largest the file may grow (address space only: the file holds what is used)
 STAMPS = b"_stamps"
+FORMAT = b"_format"  # the KEY_FORMAT a store was written with (none: 1, the releases before the stamp)
 _OPEN: dict[Path, lmdb.Environment] = {}  # LMDB: one environment per file per process
 _FILES: dict[Path, tuple[int, int] | None] = {}  # the data file each cached environment opened
 # The named databases of each cached environment, opened once, when it is: opening one begins a write
@@ -69,19 +69,22 @@ def open_environment(path: Path, *, create: bool) -> lmdb.Environment | None:
                 return None
             path.mkdir(parents=True, exist_ok=True)
             env = lmdb.open(str(path), map_size=MAP_SIZE, max_dbs=len(NAMESPACES) + 2, max_readers=256)
-            _OPEN[path], _FILES[path], _DATABASES[path] = env, _file_id(path), _open_databases(env)
+            opened = _open_databases(env, new=found is None)
+            _OPEN[path], _FILES[path], _DATABASES[path] = env, _file_id(path), opened
         return _OPEN[path]
 
 
-def _open_databases(env: lmdb.Environment) -> dict[str, lmdb._Database]:
+def _open_databases(env: lmdb.Environment, *, new: bool = False) -> dict[str, lmdb._Database]:
     """The named databases of `env`, opened in a write transaction begun here: `begin` waits for LMDB's
     writer lock with the GIL released, `open_db`'s own transaction waits holding it, so a process opening
     the store during another process's commit (the collector's profile API during the runner's) stalled
     every thread of its own for up to that commit. (A read transaction cannot keep the handles: py-lmdb
-    resets it at commit, which closes them.)"""
+    resets it at commit, which closes them.) A `new` store is stamped with this release's KEY_FORMAT."""
     txn = env.begin(write=True)
     try:
         opened = {name: env.open_db(name.encode(), txn=txn) for name in (*NAMESPACES, "_meta")}
+        if new:
+            txn.put(FORMAT, str(KEY_FORMAT).encode(), db=opened["_meta"])
     except BaseException:
         txn.abort()
         raise
@@ -119,14 +122,14 @@ BULK_KEYS = 256  # from this many keys a lookup sorts them in Polars (below, Pol
 
 
 def _get_many(txn: lmdb.Transaction[bytes], db: lmdb._Database, keys: Iterable[str]) -> dict[str, bytes]:
-    """The values of `keys` the database holds, each under the key as asked: one kept as its hash (longer
-    than MAX_KEY_BYTES: a shopper's id can be any length) is found by the hash and named as asked (found
-    by review: readers that took the names for ids lost a long id's sends, and with them its frequency
-    cap). An empty key is none: LMDB holds no such key and refuses to look one up (MDB_BAD_VALSIZE), and a
-    shopper's id can be "" (`cart_id`, found by review)."""
+    """The values of `keys` the database holds, each under the key as asked: one kept as its hash
+    (`store_key`: longer than MAX_KEY_BYTES, as a shopper's id can be, or shaped like a hash) is found by
+    the hash and named as asked (found by review: readers that took the names for ids lost a long id's
+    sends, and with them its frequency cap). An empty key is none: LMDB holds no such key and refuses to
+    look one up (MDB_BAD_VALSIZE), and a shopper's id can be "" (`cart_id`, found by review)."""
     if not isinstance(keys, pl.Series) and len(keys := list(keys)) >= BULK_KEYS:
         keys = pl.Series(keys, dtype=pl.String)  # sorted and encoded in Polars, not key by key (#17)
-    if isinstance(keys, pl.Series) and not (keys.str.len_bytes() > MAX_KEY_BYTES).any():
+    if isinstance(keys, pl.Series) and not needs_hash(keys).any():
         wanted = keys.filter(keys != "").unique().sort().cast(pl.Binary).to_list()  # 5x faster (#17)
         return {k.decode(): unpack(bytes(v)) for k, v in txn.cursor(db).getmulti(wanted)}
     asked = {store_key(k): k for k in keys if k}
@@ -201,6 +204,11 @@ class LmdbStore:
     def stamps(self) -> dict[str, int]:
         with self._env.begin() as txn:
             return _stamps(txn, self._dbs["_meta"])
+
+    def key_format(self) -> int:
+        """How the store's keys are written (`transforms.state_keys.KEY_FORMAT` when by this release)."""
+        with self._env.begin() as txn:
+            return int(txn.get(FORMAT, db=self._dbs["_meta"]) or 1)
 
     def counts(self) -> dict[str, int]:
         with self._env.begin() as txn:

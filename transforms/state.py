@@ -9,7 +9,6 @@ PACK_FROM bytes or more is written zstd-compressed (`pack`) and read back as its
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ import polars as pl
 import zstandard
 from polars._typing import PolarsDataType
 
+from transforms.state_keys import needs_hash, store_key
+
 # namespace -> what one key holds
 NAMESPACES: dict[str, str] = {
     "landed_files": "source_file -> every ingest_log record of it (batch, bytes, sha256, status)",
@@ -27,12 +28,12 @@ NAMESPACES: dict[str, str] = {
     "profiles": "principal -> its merged profile state (transforms.profiles.state.PARTIAL_SCHEMA)",
     "pending_triggers": "trigger_id -> its pending candidate row (trigger_state)",
     "pending_due": "<due_at>|<trigger_id> -> {} (the pending candidates in due order)",
-    "pending_principals": "<principal>|<trigger_id> -> {} (each principal's pending candidates)",
+    "pending_principals": "<principal>|<trigger_id> (`joined_key`) -> the trigger id (a principal's pending)",
     "decided_triggers": "trigger_id -> its terminal decision",
     "recent_sends": "user_id -> the `send` decisions of the last 14 days of the log (cap, cooldown)",
     "suppressions": "user_key -> its suppression reasons",
     "catalog": "product_id -> its catalog row",
-    "product_viewers": "<product_id>|<principal> -> when they last viewed or carted it (30 days)",
+    "product_viewers": "<product_id>|<principal> (`joined_key`) -> who, when last viewed or carted (30 days)",
     "customers": "user_id -> its CRM row",
 }
 # Lanes that commit to the store, each stamped with the number of its last commit: `ingest` with the
@@ -43,9 +44,6 @@ LANES = ("ingest", "triggers")
 # accepted or decided again (a dedupe or an engine that failed) leaves the earlier commit for the in-run
 # checks to see; put last-wins, the second commit overwrote the evidence and the checks passed (#17 review).
 FIRST_PUT_WINS = frozenset({"event_ids", "decided_triggers"})
-MAX_KEY_BYTES = 400  # LMDB allows 511, DynamoDB sort keys 1 KB: a longer key is stored as its hash
-HASHED_KEY = "#sha256:"
-SEPARATOR = "|"
 
 
 class StateError(ValueError):
@@ -95,6 +93,11 @@ class StateChanges:
     def delete(self, namespace: str, key: str) -> None:
         check_namespace(namespace)
         self.deletes.setdefault(namespace, set()).add(store_key(key))
+
+    def delete_stored(self, namespace: str, key: str) -> None:
+        """Delete a key as the store holds it (as a `scan` names it: a hashed one is not hashed again)."""
+        check_namespace(namespace)
+        self.deletes.setdefault(namespace, set()).add(key)
 
     def delete_many(self, namespace: str, keys: pl.Series) -> None:
         """Every key of `keys` deleted; as `delete` key by key, in bulk."""
@@ -200,23 +203,11 @@ def check_namespace(namespace: str) -> None:
 
 
 def _stored(keys: pl.Series) -> pl.Series:
-    """`store_key` of each of `keys`, as "key": the keys themselves when none is too long (one check in
-    Polars; the rare over-long ones hashed in Python)."""
-    if (keys.str.len_bytes() > MAX_KEY_BYTES).any():
+    """`store_key` of each of `keys`, as "key": the keys themselves when none needs its hash (one check in
+    Polars; the rare others hashed in Python)."""
+    if needs_hash(keys).any():
         keys = pl.Series(list(map(store_key, keys)), dtype=pl.String)
     return keys.alias("key")
-
-
-def store_key(key: str) -> str:
-    """`key` as the store keeps it: itself, or its hash when longer than any store allows."""
-    if len(key.encode()) <= MAX_KEY_BYTES:
-        return key
-    return HASHED_KEY + hashlib.sha256(key.encode()).hexdigest()
-
-
-def due_key(due_at: pl.Expr, trigger_id: pl.Expr) -> pl.Expr:
-    """`pending_due`'s key: the due time as fixed-width UTC text (sorts as time), then the trigger id."""
-    return due_at.dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ") + pl.lit(SEPARATOR) + trigger_id
 
 
 def wire(dtype: PolarsDataType) -> pl.DataType:

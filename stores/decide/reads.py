@@ -17,11 +17,11 @@ from stores.state.namespaces import VALUE_SCHEMAS
 from transforms.erasure.records import address_key, suppressed, user_key
 from transforms.profiles.state import ANON, PARTIAL_SCHEMA
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, IDENTITIES_SCHEMA, TRIGGERS_SCHEMA, UTC_TS
-from transforms.state import SEPARATOR, decode
+from transforms.state import decode
+from transforms.state_keys import AFTER_SEPARATOR, SEPARATOR, key_range
 from transforms.triggers.exits import RENEWABLE_SCHEMA
 from transforms.triggers.store_changes import SENT_ROWS
 
-AFTER_SEPARATOR = chr(ord(SEPARATOR) + 1)  # the end of a `<prefix>|` range
 USER = "user:"
 VIEWER_ROWS = {"principal": pl.String(), "product_id": pl.String(), "last_ts": UTC_TS}
 
@@ -41,10 +41,9 @@ def rows_of(
     return decoded(reader.get_many(namespace, keys), schema)[1]
 
 
-def prefixed(reader: StateReader, namespace: str, prefix: str) -> list[str]:
-    """The rest of every key `<prefix>|...` (a range scan)."""
-    start = prefix + SEPARATOR
-    return [key[len(start) :] for key, _ in reader.scan(namespace, start, prefix + AFTER_SEPARATOR)]
+def joined_values(reader: StateReader, namespace: str, first: str) -> list[bytes]:
+    """The values of every joined key whose first id is `first` (one range scan: `key_range`)."""
+    return [value for _, value in reader.scan(namespace, *key_range(first))]
 
 
 def pending_rows(reader: StateReader, trigger_ids: Iterable[str]) -> pl.DataFrame:
@@ -59,7 +58,10 @@ def due_ids(reader: StateReader, now: datetime) -> list[str]:
 
 def pending_of(reader: StateReader, principals: Iterable[str]) -> list[str]:
     """Trigger ids of the pending candidates of `principals` (the principal index)."""
-    return [t for p in sorted(set(principals)) for t in prefixed(reader, "pending_principals", p)]
+    values = [v for p in sorted(set(principals)) for v in joined_values(reader, "pending_principals", p)]
+    if not values:
+        return []
+    return decode(values, VALUE_SCHEMAS["pending_principals"])["trigger_id"].to_list()
 
 
 def decided_ids(reader: StateReader, trigger_ids: Iterable[str]) -> pl.Series:
@@ -128,17 +130,15 @@ def recent_sends(reader: StateReader, users: Iterable[str]) -> pl.DataFrame:
 
 
 def viewers(reader: StateReader, product_ids: Iterable[str]) -> pl.DataFrame:
-    """Who viewed or carted each product lately and when last (`product_viewers`, a prefix scan each)."""
-    keys: list[str] = []
+    """Who viewed or carted each product lately and when last (`product_viewers`, a range scan each; the
+    principal is read from the value: a long one is only a hash in the key)."""
+    products: list[str] = []
     values: list[bytes] = []
     for product in sorted(set(product_ids)):
-        start = product + SEPARATOR
-        for key, value in reader.scan("product_viewers", start, product + AFTER_SEPARATOR):
-            keys.append(key)
-            values.append(value)
-    if not keys:
+        found = joined_values(reader, "product_viewers", product)
+        products += [product] * len(found)
+        values += found
+    if not values:
         return pl.DataFrame(schema=VIEWER_ROWS)
-    split = [k.split(SEPARATOR, 1) for k in keys]
-    last = decode(values, VALUE_SCHEMAS["product_viewers"])["last_ts"]
-    frame = pl.DataFrame({"principal": [s[1] for s in split], "product_id": [s[0] for s in split]})
-    return frame.with_columns(last).select([pl.col(c).cast(t) for c, t in VIEWER_ROWS.items()])
+    rows = decode(values, VALUE_SCHEMAS["product_viewers"]).with_columns(pl.Series("product_id", products))
+    return rows.select([pl.col(c).cast(t) for c, t in VIEWER_ROWS.items()])

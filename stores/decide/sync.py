@@ -1,7 +1,8 @@
 """The decision lane's side of the state store: its commit after each engine run, and bringing the store
 level with the lake before one (Delta is the system of record; the store is derived from it).
 
-- No store (a first start, a deleted folder): rebuilt from the lake.
+- No store (a first start, a deleted folder), or one whose keys an earlier release wrote (its KEY_FORMAT
+  stamp): rebuilt from the lake.
 - A store ahead of the lake (a stamp past the lake's last batch or engine run: a restored lake, a
   foreign store): rebuilt, never trusted.
 - The `triggers` stamp behind the lake's last engine run (a run crashed after its Delta commits and
@@ -25,7 +26,8 @@ from stores.decide.world import before
 from stores.state.namespaces import READERS
 from stores.state.rebuild import SOURCE_TABLES, rebuild
 from transforms.schema import RUN_APP, TRIGGERS_SCHEMA
-from transforms.state import NAMESPACES, StateChanges, store_key
+from transforms.state import NAMESPACES, StateChanges
+from transforms.state_keys import KEY_FORMAT, store_key
 from transforms.triggers.store_changes import run_changes
 
 # The namespaces the decision lane commits; the ingest lane commits the others.
@@ -60,7 +62,9 @@ def ready(lake: LakeResource, state: StateResource) -> Readiness:
     stamps = store.stamps()
     batch, run = lake.committed_batch(), lake.app_version("triggers", RUN_APP)
     reason = None
-    if stamps["ingest"] > batch or stamps["triggers"] > run:
+    if store.key_format() != KEY_FORMAT:
+        reason = "keys written by an earlier release"
+    elif stamps["ingest"] > batch or stamps["triggers"] > run:
         reason = "store ahead of the lake"
     elif run - stamps["triggers"] > MAX_CATCH_UP:
         reason = "decision lane far behind the lake"
@@ -88,7 +92,7 @@ def refresh_ingest(lake: LakeResource, state: StateResource) -> None:
                 present.add(store_key(key))
         for key, _ in store.scan(namespace):
             if key not in present:
-                changes.delete(namespace, key)
+                changes.delete_stored(namespace, key)
     store.commit(seen.committed_batch(), changes, lane="ingest")
 
 

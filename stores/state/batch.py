@@ -21,7 +21,8 @@ from stores.state.namespaces import LANDED_RECORD, SUPPRESSION, VALUE_SCHEMAS, V
 from stores.triggers import VIEWER_LOOKBACK
 from transforms.profiles.partials import partials, principal
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, UTC_TS
-from transforms.state import SEPARATOR, StateChanges, decode, encode
+from transforms.state import StateChanges, decode, encode
+from transforms.state_keys import joined_key
 
 # What the store's changes read of a batch's events (#17, peak RSS: the ingest's state thread holds no more).
 # The partials read all but these (the lake's record-keeping, the raw properties, context not profiled):
@@ -174,14 +175,17 @@ def _viewers(store: StateStore, changes: StateChanges, events: pl.DataFrame) -> 
         return
     newest = viewed["event_ts"].max()
     recent = viewed.filter(pl.col("event_ts") >= newest - VIEWER_LOOKBACK)  # type: ignore[operator]
-    last = recent.group_by((pl.col("product_id") + pl.lit(SEPARATOR) + principal()).alias("_key")).agg(
-        pl.col("event_ts").max().alias("last_ts")
+    last = (
+        recent.group_by("product_id", principal().alias("principal"))
+        .agg(pl.col("event_ts").max().alias("last_ts"))
+        .select(joined_key(pl.col("product_id"), pl.col("principal")).alias("_key"), "principal", "last_ts")
     )
     found = store.get_many("product_viewers", last["_key"].to_list())
     if found:
         held = decode(list(found.values()), VALUE_SCHEMAS["product_viewers"]).with_columns(
             pl.Series("_key", list(found), dtype=pl.String)
         )
-        last = pl.concat([last, held.select("_key", "last_ts")]).group_by("_key").agg(pl.col("last_ts").max())
+        both = pl.concat([last, held.select("_key", "principal", "last_ts")])
+        last = both.group_by("_key").agg(pl.col("principal").first(), pl.col("last_ts").max())
     value = VALUE_SCHEMAS["product_viewers"]
     changes.put_many("product_viewers", encode(last.lazy(), pl.col("_key"), value).collect())

@@ -28,7 +28,8 @@ from transforms.schema import (
     TRIGGERS_SCHEMA,
     UTC_TS,
 )
-from transforms.state import SEPARATOR, due_key, encode
+from transforms.state import encode
+from transforms.state_keys import due_key, joined_key
 
 CHUNK_ROWS = 200_000
 Chunks = Iterator[pl.DataFrame]
@@ -62,7 +63,7 @@ VALUE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "recent_sends": {"sends": pl.List(pl.Struct(SEND))},
     "suppressions": {"reasons": pl.List(pl.Struct(SUPPRESSION))},
     "catalog": CATALOG_SCHEMA,
-    "product_viewers": {"last_ts": UTC_TS},
+    "product_viewers": {"principal": pl.String(), "last_ts": UTC_TS},
     "customers": CUSTOMERS_SCHEMA,
 }
 
@@ -112,7 +113,7 @@ def pending_due(lake: LakeResource) -> Chunks:
 
 def pending_principals(lake: LakeResource) -> Chunks:
     pending = lake.scan("trigger_state", TRIGGERS_SCHEMA)
-    key = pl.col("principal") + pl.lit(SEPARATOR) + pl.col("trigger_id")
+    key = joined_key(pl.col("principal"), pl.col("trigger_id"))
     yield encode(pending, key, VALUE_SCHEMAS["pending_principals"]).collect()
 
 
@@ -165,7 +166,7 @@ def product_viewers(lake: LakeResource) -> Chunks:
     last = recent.group_by(pl.col("product_id"), principal().alias("principal")).agg(
         pl.col("event_ts").max().alias("last_ts")
     )
-    key = pl.col("product_id") + pl.lit(SEPARATOR) + pl.col("principal")
+    key = joined_key(pl.col("product_id"), pl.col("principal"))
     yield from _chunks(encode(last, key, VALUE_SCHEMAS["product_viewers"]))
 
 

@@ -17,7 +17,8 @@ from resources.state import StateResource, StateStore
 from stores.state.namespaces import READERS, VALUE_SCHEMAS
 from stores.state.profiles import same_profiles
 from transforms.schema import RUN_APP
-from transforms.state import NAMESPACES, decode, store_key
+from transforms.state import NAMESPACES, decode
+from transforms.state_keys import KEY_FORMAT
 
 # Every table a namespace is read from.
 SOURCE_TABLES = (
@@ -76,6 +77,7 @@ class CheckReport:
     store_stamps: dict[str, int] | None  # None: there is no store
     namespaces: dict[str, NamespaceDiff] = field(default_factory=dict)
     moved: bool = False  # a batch committed to the store while it was compared: compare again
+    key_format: int = KEY_FORMAT  # how the store's keys are written (another release's: not compared)
 
     @property
     def ahead(self) -> list[str]:
@@ -85,12 +87,18 @@ class CheckReport:
 
     @property
     def equal(self) -> bool:
-        return self.store_stamps == self.lake_stamps and all(d.equal for d in self.namespaces.values())
+        same = self.store_stamps == self.lake_stamps and self.key_format == KEY_FORMAT
+        return same and all(d.equal for d in self.namespaces.values())
 
     def summary(self) -> list[str]:
         """One line per finding (empty when the store equals the lake)."""
         if self.store_stamps is None:
             return ["no state store: run `lakemail state rebuild`"]
+        if self.key_format != KEY_FORMAT:
+            return [
+                f"the store's keys are written as release format {self.key_format}, this release's is "
+                f"{KEY_FORMAT}: it must be rebuilt (the next ingest run does it, or `lakemail state rebuild`)"
+            ]
         lines = ["the store took a commit while it was compared: run the check again"] if self.moved else []
         lines += [
             f"{lane}: store is at {n}, the lake at {self.lake_stamps[lane]}: it is AHEAD of the lake "
@@ -125,6 +133,9 @@ def check(lake: LakeResource, state: StateResource) -> CheckReport:
     report = CheckReport(lake_stamps(seen), mine)
     if store is None:
         return report
+    report.key_format = store.key_format()
+    if report.key_format != KEY_FORMAT:
+        return report
     held = store.counts()
     for namespace in NAMESPACES:
         report.namespaces[namespace] = _compare(seen, store, namespace, held[namespace])
@@ -154,8 +165,8 @@ def _compare(lake: LakeResource, store: StateStore, namespace: str, held: int) -
     diff = NamespaceDiff(store=held)
     present = 0
     for chunk in READERS[namespace](lake):
-        expected = {store_key(k): v.encode() for k, v in chunk.select("key", "value").iter_rows()}
-        found = store.get_many(namespace, expected)
+        expected = {k: v.encode() for k, v in chunk.select("key", "value").iter_rows()}
+        found = store.get_many(namespace, expected)  # named as the lake names them (a long one: its hash)
         diff.lake += len(expected)
         present += len(found)
         diff.missing += len(expected) - len(found)

@@ -2,6 +2,8 @@
 
 Called under the lake's writer lock, so no batch commits meanwhile. The lake is the system of record:
 - no store (first start, the folder deleted) -> rebuild from the lake;
+- a store whose keys an earlier release wrote (its KEY_FORMAT stamp, `transforms.state_keys`) -> rebuild: an
+  upgraded home rebuilds itself rather than misread them;
 - a store stamp newer than the lake (a lake restored from a backup, a store copied from elsewhere) ->
   rebuild: a store ahead of the lake is never trusted;
 - the ingest stamp behind the lake (a crash after a batch's Delta commits and before its store commit,
@@ -36,6 +38,7 @@ from transforms.schema import (
     INGEST_LOG_SCHEMA,
     SUPPRESSIONS_SCHEMA,
 )
+from transforms.state_keys import KEY_FORMAT
 
 log = logging.getLogger(__name__)
 MAX_CATCH_UP = 100  # missing batches applied one by one; more than this: a rebuild (bounded, chunked)
@@ -55,6 +58,8 @@ def ready(lake: LakeResource, state: StateResource) -> Readiness:
     store = state.existing()
     if store is None:
         return _rebuilt(lake, state, "no state store")
+    if (written := store.key_format()) != KEY_FORMAT:
+        return _rebuilt(lake, state, f"its keys are written as release format {written}, not {KEY_FORMAT}")
     mine = store.stamps()  # before the lake's: a lane committing meanwhile only moves the lake ahead
     theirs = lake_stamps(lake)
     ahead = [lane for lane, n in mine.items() if n > theirs.get(lane, 0)]

@@ -22,17 +22,15 @@ from transforms.profiles.state import PARTIAL_SCHEMA, fill_lists
 from transforms.schema import TRIGGERS_SCHEMA
 from transforms.state import (
     BULK_PUTS,
-    HASHED_KEY,
     PACK_FROM,
     PACKED,
     PUT_SCHEMA,
     StateChanges,
     StateError,
     decode,
-    due_key,
     encode,
-    store_key,
 )
+from transforms.state_keys import HASHED_KEY, due_key, store_key
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -145,7 +143,8 @@ def test_keys_in_bulk_are_the_keys_one_by_one(
         assert store.get_many("pending_due", asked) == everything
     assert store.get_many("pending_due", pl.Series(["b", "a", "a"])) == {"a": b"a"}
     assert store.get_many("pending_due", iter(["c", "zz"])) == {"c": b"c"}
-    assert store.get_many("pending_due", [store_key(long_two)]) == {store_key(long_two): b"qqqqqqqq"}
+    # A key shaped as a long key's hash is another key (found by review: it was the long one's).
+    assert store.get_many("pending_due", [store_key(long_two)]) == {}
     # An empty key (a shopper's `cart_id: ""`) is none the store holds: LMDB refuses to look one up.
     assert store.get_many("pending_due", ["", "a", long_two]) == {k: everything[k] for k in ("a", long_two)}
     assert store.get_many("pending_due", pl.Series(["", "a", None, ""])) == {"a": b"a"}

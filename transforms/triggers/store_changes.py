@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from transforms.schema import PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS
-from transforms.state import SEPARATOR, StateChanges, due_key, encode
+from transforms.state import StateChanges, encode
+from transforms.state_keys import due_key, joined_key
 
 RECENT_SENDS = timedelta(days=17)  # recent_sends keeps this much (stores.triggers.HISTORY)
 DECIDED_COLUMNS = ("trigger_id", "kind", "user_id", "decision", "decided_at", "evaluation")
@@ -43,7 +44,7 @@ class Before:
 
 def principal_key(principal: pl.Expr, trigger_id: pl.Expr) -> pl.Expr:
     """`pending_principals`' key: the principal, then the trigger id (a prefix scan finds a principal's)."""
-    return principal + pl.lit(SEPARATOR) + trigger_id
+    return joined_key(principal, trigger_id)
 
 
 def _pairs(frame: pl.DataFrame, key: pl.Expr, schema: dict[str, pl.DataType]) -> dict[str, bytes]:
