@@ -42,6 +42,7 @@ from transforms.erasure.records import (
 )
 from transforms.ingest.batch import pending_files
 from transforms.schema import INGEST_APP_ID, INGEST_LOG_SCHEMA
+from transforms.spec import MAX_LINE_BYTES
 from transforms.tables import SET_UP_TABLES
 
 SECRET = "test-secret"
@@ -404,7 +405,7 @@ def test_blank_lines(content: bytes, positions: tuple[int, ...], expected: bytes
         (b'{"user_id": 5}', "non-empty string"),
         (b'{"user_id": "  "}', "non-empty string"),
         (b'["u-1"]', "non-empty string"),
-        (orjson.dumps({"user_id": "x" * 300}), "longer than"),
+        (orjson.dumps({"user_id": "x" * (MAX_LINE_BYTES + 1)}), "longer than"),
     ],
 )
 def test_parse_request(data: bytes, error: str | None) -> None:

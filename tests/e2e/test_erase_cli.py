@@ -18,6 +18,7 @@ from resources.landing import LandingResource
 from stores.ingest import ingest
 from tests.conftest import land, storage_env
 from tests.events_data import track
+from transforms.spec import MAX_LINE_BYTES
 
 LAKEMAIL = str(Path(sys.executable).parent / "lakemail")
 ROOT = Path(__file__).resolve().parents[2]  # the child runs this checkout's code
@@ -98,3 +99,25 @@ def test_erase_of_an_empty_user_id_is_a_clear_error(settings: Settings, user_id:
     assert "Traceback" not in done.stderr
     assert "lakemail erase: --user-id: the user id is empty or blank; nothing was erased" in done.stderr
     assert not (settings.home / "landing" / "erasure").exists()
+
+
+def test_erase_of_a_user_id_the_ingest_took_however_long(
+    settings: Settings, lake: LakeResource, landing: LandingResource
+) -> None:
+    """The ingest takes any id a landed line holds; `lakemail erase` refused one over 256 characters
+    (found by review). One over what a line can hold is still a clear error."""
+    user = "sso-" + "7f3e" * 150  # 604 characters
+    land(
+        settings,
+        "a.ndjson",
+        [identify("m-1", user, "anon-long", "long@example.com"), track("m-2", user="u-stays")],
+    )
+    ingest(lake, landing)
+    done = erase(settings, user)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[0].endswith("PASSED: no trace left")
+    assert user not in done.stdout + done.stderr
+    assert run_query(settings.lake_uri, "select event_id from events")["event_id"].to_list() == ["m-2"]
+    too_long = erase(settings, "x" * (MAX_LINE_BYTES + 1))
+    assert too_long.returncode == 2
+    assert f"the user id is longer than {MAX_LINE_BYTES} bytes" in too_long.stderr

@@ -22,8 +22,9 @@ import polars as pl
 
 from transforms.erasure.made import MADE_CHUNK, WORD_AFTER, WORD_BEFORE, made_patterns
 from transforms.profiles.state import ANON
+from transforms.spec import MAX_LINE_BYTES
 
-MAX_USER_ID_CHARS = 256
+MAX_USER_ID_BYTES = MAX_LINE_BYTES  # any id the ingest takes (a landed line holds it), not a byte more
 MIN_WORD_ID = 6
 
 
@@ -71,8 +72,8 @@ def check_user_id(user_id: object) -> str:
     """`user_id` when an erasure can be about it; InvalidUserId otherwise (checked before anything lands)."""
     if not isinstance(user_id, str) or not user_id.strip():
         raise InvalidUserId("the user id is empty or blank")
-    if len(user_id) > MAX_USER_ID_CHARS:
-        raise InvalidUserId(f"the user id is longer than {MAX_USER_ID_CHARS} characters")
+    if len(user_id.encode()) > MAX_USER_ID_BYTES:  # its UTF-8 is never longer than its JSON in a line
+        raise InvalidUserId(f"the user id is longer than {MAX_USER_ID_BYTES} bytes (no landed line holds it)")
     return user_id
 
 
