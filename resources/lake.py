@@ -171,9 +171,12 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         *,
         mode: Literal["append", "overwrite"] = "append",
     ) -> None:
-        """Write `frame` as one commit that records each `app_id -> version` of `tags` (idempotency)."""
+        """Write `frame` as one commit that records each `app_id -> version` of `tags` (idempotency), rows
+        or none (found by review: an empty append wrote no commit, so an engine run that decided nothing
+        was never in the log while the store was stamped with it, and the next run rebuilt the store)."""
         transactions = [Transaction(app_id, version) for app_id, version in tags.items()]
-        self.write(name, frame, commit_properties=CommitProperties(app_transactions=transactions), mode=mode)
+        properties = CommitProperties(app_transactions=transactions)
+        self.write(name, frame, commit_properties=properties, mode=mode, record_empty=True)
 
     def upsert(
         self,
@@ -231,10 +234,12 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         commit_properties: CommitProperties | None = None,
         partition_by: list[str] | None = None,
         mode: Literal["append", "overwrite"] = "append",
+        record_empty: bool = False,
     ) -> None:
         """Write `frame` to table `name` as one commit (zstd; a new table gets `table_configuration`).
 
-        An empty append only creates the table, so that queries on it work from the first batch. An
+        An empty append only creates the table, so that queries on it work from the first batch (with
+        `record_empty`, it is a commit of no rows, for what its `commit_properties` record). An
         append may bring columns the table does not have yet (a lake from an earlier release): they are
         added, and older rows read null; struct fields too, in a rewrite of the table as this one commit.
         An overwrite replaces the schema with `frame`'s, as it replaces the rows.
@@ -242,7 +247,7 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         self._writable()
         table = self.table(name)
         exists = table is not None
-        if frame.height == 0 and exists and mode == "append":
+        if frame.height == 0 and exists and mode == "append" and not record_empty:
             return
         if table is not None and mode == "append":
             union = struct_widening(pl.scan_delta(table).collect_schema(), frame.schema)
