@@ -60,7 +60,7 @@ STORIES: dict[str, tuple[Callable[[Shop], float], list[tuple[str, str, str]]]] =
     "two carts": (_two_carts, [("c1", "exited", "cart_changed"), ("c2", "send", "all policies passed")]),
     "guest logs in": (
         _guest_logs_in,
-        [("c1", "no_address", "anonymous shopper, never identified"), ("c1", "send", "all policies passed")],
+        [("c1", "no_address", "anonymous shopper, no user id"), ("c1", "send", "all policies passed")],
     ),
     "reused after order": (
         _reused_after_order,

@@ -93,11 +93,11 @@ def test_a_guests_cart_due_before_login_gets_its_email_once_they_log_in_and_chan
     shop = _shop()
     shop.land(_add(0, user=None, anon="a1"))
     _runs(shop, 1, 61)
-    assert _terminal(shop) == [("c1", "no_address", "anonymous shopper, never identified", at(61))]
+    assert _terminal(shop) == [("c1", "no_address", "anonymous shopper, no user id", at(61))]
     shop.land(message("identify", at(120), user="u1", anon="a1"), _add(121, product="p2", anon="a1"))
     _runs(shop, 122, 181, 300, DAY)
     assert _terminal(shop) == [
-        ("c1", "no_address", "anonymous shopper, never identified", at(61)),
+        ("c1", "no_address", "anonymous shopper, no user id", at(61)),
         ("c1", "send", "all policies passed", at(181)),
     ]
     assert shop.log.filter(pl.col("anchor") == "c1")["trigger_id"].n_unique() == 2

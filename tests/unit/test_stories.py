@@ -812,3 +812,27 @@ def test_an_email_trait_that_is_no_address_is_no_address(email: str) -> None:
     assert decided == {
         (kind, "no_address", "no email address known") for kind in ("welcome", "abandoned_cart")
     }
+
+
+GUEST = "identified anonymously (an email, no user id): only users are mailed"
+
+
+@pytest.mark.parametrize(
+    ("traits", "reason"),
+    [
+        ({"email": "guest@example.com", "marketing_consent": True}, GUEST),
+        ({"first_name": "Gus"}, "anonymous shopper, no user id"),
+        (None, "anonymous shopper, no user id"),
+    ],
+)
+def test_a_guests_reason_says_what_is_known_of_them(traits: dict[str, Any] | None, reason: str) -> None:
+    """A guest at checkout identifies with an email and no userId (Segment's anonymous identify): its cart
+    was decided `no_address`, 'anonymous shopper, never identified' (found by review: it was identified).
+    Only users are mailed (PRODUCT.md: decisions, sends, the profile API and erasure name a user id), so it
+    stays `no_address`, with a reason that is true."""
+    shop = Shop()
+    if traits is not None:
+        shop.land(message("identify", at(-5), anon="g1", **traits))
+    shop.land(message("Product Added", at(0), anon="g1", cart_id="c1", product_id="p1", price=40.0))
+    decided = {(k, u, d, r) for k, u, d, r, _ in rows(shop.run(at(60)))}
+    assert decided == {("abandoned_cart", None, "no_address", reason)}

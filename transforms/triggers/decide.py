@@ -21,6 +21,9 @@ from transforms.triggers.rules import RULES, Rule, RuleContext
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA
 
 QUIET = "quiet hours in the user's time zone"
+# A guest whose identify carried an email but no userId: only users are mailed (PRODUCT.md: the decision
+# log, the outbox, the profile API and an erasure all name a user id).
+GUEST = "identified anonymously (an email, no user id): only users are mailed"
 # An address as the send stage takes one (sends/content.py: `@`): `email: ""` was decided `send` (review).
 HAS_ADDRESS = pl.col("email").str.contains("@", literal=True).fill_null(False)
 
@@ -161,7 +164,8 @@ def evaluate(world: World) -> pl.DataFrame:
     live = live.with_columns(_merge_twins(live))
     live = live.with_columns(exit_waits().alias("_exit_waits"))
     facts = world.profiles.select("user_id", "email", "marketing_consent", "timezone")
-    live = live.join(facts, on="user_id", how="left")
+    guests = world.state.select("principal", pl.col("identified_at").is_not_null().alias("_identified"))
+    live = live.join(facts, on="user_id", how="left").join(guests, on="principal", how="left")
     live = live.with_columns(
         pl.col("user_id").is_in(list(world.suppressed)).alias("_suppressed"),
         in_holdout(live["user_id"], world.policy.holdout_rate).alias("_holdout"),
@@ -207,7 +211,8 @@ def _decide(live: pl.DataFrame, now: datetime) -> pl.DataFrame:
         (exiting, "exited", pl.col("exit_reason")),
         (pl.col("due_at") > at, "held", pl.lit("waiting until due_at")),  # kept deferred below
         (at > pl.col("expires_at"), "expired", pl.lit("not sendable before expires_at")),
-        (pl.col("user_id").is_null(), "no_address", pl.lit("anonymous shopper, never identified")),
+        (pl.col("user_id").is_null() & pl.col("_identified").fill_null(False), "no_address", pl.lit(GUEST)),
+        (pl.col("user_id").is_null(), "no_address", pl.lit("anonymous shopper, no user id")),
         (~HAS_ADDRESS, "no_address", pl.lit("no email address known")),
         (pl.col("marketing_consent").fill_null(False).not_(), "no_consent", pl.lit("no marketing consent")),
         (pl.col("_suppressed"), "suppressed", pl.lit("user or address in suppressions")),
