@@ -80,7 +80,7 @@ def test_a_known_user_gets_traits_crm_cart_and_the_batch(client: httpx.Client, l
 
 
 def test_unknown_anonymous_only_and_malformed_ids_are_404(client: httpx.Client) -> None:
-    for user_id in (GHOST, f"anon:{GHOST}", ADA_ANON, "u-nobody", "x" * 300):
+    for user_id in (GHOST, f"anon:{GHOST}", ADA_ANON, "u-nobody", "x" * 300, "x" * 500):
         answer = client.get(f"/v1/profiles/{user_id}", headers=headers())
         assert (answer.status_code, answer.json()["code"]) == (404, "profile_not_found"), user_id
     assert client.get(f"/v1/profiles/{GHOST}/content", headers=headers()).status_code == 404
@@ -178,6 +178,21 @@ def test_after_identify_stitches_an_anonymous_cart_the_profile_has_it(
     profile = client.get("/v1/profiles/u-late", headers=headers()).json()
     assert profile["cart_id"] == "cart-late" and profile["cart_items"][0]["product_id"] == "p-2"
     assert profile["batch"] == 2
+
+
+@pytest.mark.parametrize("length", [300, 450])  # over 400 bytes, the store keeps the id as its hash
+def test_a_user_with_a_long_id_the_ingest_took_gets_their_profile(
+    client: httpx.Client, lake: LakeResource, landing: LandingResource, state: StateResource, length: int
+) -> None:
+    """Found by review: the API answered 404 for any id over 256 characters, which the ingest takes."""
+    user = "u-" + "x" * (length - 2)
+    line = message("identify", 5, user=user, email="long@example.com", first_name="Lo")
+    landing.land("events/long.ndjson", line + b"\n")
+    ingest(lake, landing)
+    rebuild(lake, state)
+    answer = client.get(f"/v1/profiles/{user}", headers=headers())
+    assert answer.status_code == 200 and answer.json()["user_id"] == user
+    assert answer.json()["email"] == "long@example.com"
 
 
 def test_a_post_purchase_preview_is_the_email_of_the_latest_order(
