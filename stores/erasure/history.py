@@ -19,7 +19,8 @@ from deltalake import DeltaTable
 
 from resources.lake import LakeResource
 from transforms.erasure.history import files_to_read
-from transforms.erasure.person import Person, mentions
+from transforms.erasure.match import mentions
+from transforms.erasure.person import Person
 
 READ_AT_ONCE = 64  # files read in parallel (each a lazy scan; a big table's history is thousands)
 

@@ -17,7 +17,8 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from resources.lake import LakeResource, writer_properties
 from stores.erasure.history import OldVersions, log_actions
-from transforms.erasure.person import ErasureTable, Person, key_predicate, mentions, names_person, scrub_log
+from transforms.erasure.match import kept, mentions
+from transforms.erasure.person import ErasureTable, Person, key_predicate, names_person, scrub_log
 from transforms.erasure.records import (
     COMMIT_TAG,
     TableErasure,
@@ -159,9 +160,26 @@ def lake_tables(lake: LakeResource, registry: Iterable[str]) -> list[str]:
     return sorted(name for name in names if lake.table(name) is not None)
 
 
-def check_tables(lake: LakeResource, names: Iterable[str], person: Person) -> dict[str, int]:
-    """Rows of each table that still hold one of the person's keys in any string or nested column."""
-    return {name: rows.height for name in names if (rows := matching_rows(lake, name, person)) is not None}
+def check_tables(
+    lake: LakeResource, names: Iterable[str], person: Person
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows of each table that still hold one of the person's keys in any string or nested column, and
+    (where any) rows holding an anonymous id of theirs that another user shares, left on purpose."""
+    found: dict[str, int] = {}
+    left: dict[str, int] = {}
+    for name in names:
+        table = lake.table(name)
+        if table is None:
+            continue
+        lazy = pl.scan_delta(table)
+        schema = lazy.collect_schema()
+        counts = lazy.select(
+            mentions(schema, person).sum().alias("theirs"), kept(schema, person).sum().alias("kept")
+        )
+        found[name], shared = (int(n) for n in counts.collect().row(0))
+        if shared:
+            left[name] = shared
+    return found, left
 
 
 def scrub_delta_logs(lake: LakeResource, person: Person) -> tuple[list[str], int]:

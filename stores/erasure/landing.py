@@ -12,8 +12,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import re
 import zlib
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +23,9 @@ from resources.lake import LakeResource, writer_properties
 from resources.landing import LandedFile, LandingResource
 from resources.landing_read import NotLandingFile
 from stores.erasure.lake import staged_rewrite, tag
-from transforms.erasure.landed import landed_links
-from transforms.erasure.person import KEPT_FOLDERS, Person, blank_lines, text_pattern
+from transforms.erasure.landed import landed_edges, landed_links
+from transforms.erasure.match import Lines, blank_lines
+from transforms.erasure.person import KEPT_FOLDERS, Person
 from transforms.erasure.records import adjust_ingest_log
 from transforms.schema import INGEST_LOG_SCHEMA
 
@@ -58,11 +59,13 @@ class LandingRewrite:
 
 @dataclass(frozen=True)
 class LandingScan:
-    """The files to rewrite, the lines holding the person per file visited, and unreadable files."""
+    """The files to rewrite, the lines holding the person per file visited, and unreadable files; the lines
+    left holding a shared or kept anonymous id of theirs (`transforms.erasure.claims`) per file."""
 
     rewrites: list[LandingRewrite]
     found: dict[str, int]
     unreadable: list[str]
+    kept: dict[str, int]
 
 
 def landed_files(landing: LandingResource) -> list[LandedFile]:
@@ -70,22 +73,38 @@ def landed_files(landing: LandingResource) -> list[LandedFile]:
     return [f for f in landing.list_files("") if f.path.split("/", 1)[0] not in KEPT_FOLDERS]
 
 
-def pending_links(lake: LakeResource, landing: LandingResource, user_id: str) -> tuple[set[str], set[str]]:
-    """Anonymous ids and emails linked to `user_id` by landed event files the ingest has not taken yet."""
+def _pending(lake: LakeResource, landing: LandingResource) -> Iterator[bytes]:
+    """The content of each landed event file the ingest has not taken yet."""
     logged = set(lake.read("ingest_log", INGEST_LOG_SCHEMA, ["source_file", "bytes"]).iter_rows())
-    anonymous: set[str] = set()
-    emails: set[str] = set()
     for landed in landing.list_files("events"):
         if (landed.path, landed.size) in logged:
             continue  # ingested: its links are in identities and events
         try:
-            content = landing.read(landed.path)[1]
+            yield landing.read(landed.path)[1]
         except (ValueError, *UNREADABLE):
             continue
+
+
+def pending_links(lake: LakeResource, landing: LandingResource, user_id: str) -> tuple[set[str], set[str]]:
+    """Anonymous ids and emails linked to `user_id` by landed event files the ingest has not taken yet."""
+    anonymous: set[str] = set()
+    emails: set[str] = set()
+    for content in _pending(lake, landing):
         found = landed_links(content, user_id)
         anonymous |= found[0]
         emails |= found[1]
     return anonymous, emails
+
+
+def pending_edges(
+    lake: LakeResource, landing: LandingResource, user_id: str, anonymous_ids: Collection[str]
+) -> pl.DataFrame:
+    """anonymous_id, user_id: links of `anonymous_ids` to other users in files the ingest has not taken."""
+    found: set[tuple[str, str]] = set()
+    for content in _pending(lake, landing) if anonymous_ids else ():
+        found |= landed_edges(content, anonymous_ids, user_id)
+    schema = {"anonymous_id": pl.String(), "user_id": pl.String()}
+    return pl.DataFrame(sorted(found), schema=schema, orient="row")
 
 
 def _positions(rows: dict[str, pl.DataFrame | None]) -> dict[str, set[int]]:
@@ -99,8 +118,8 @@ def _positions(rows: dict[str, pl.DataFrame | None]) -> dict[str, set[int]]:
     return found
 
 
-def _traces(data: bytes, pattern: re.Pattern[bytes]) -> int:
-    return sum(1 for line in data.split(b"\n") if pattern.search(line))
+def _traces(data: bytes, lines: Lines) -> int:
+    return sum(1 for line in data.split(b"\n") if line and lines.theirs(line))
 
 
 def scan_landing(
@@ -115,9 +134,9 @@ def scan_landing(
     a link was followed out of the zone, or counted a file of the zone twice); a file that cannot be read
     (over the bound, a broken gzip, another compression) is listed, and fails the certificate.
     """
-    pattern = re.compile(text_pattern(person).encode())
+    lines = Lines.of(person)
     positions = _positions(rows)
-    scan = LandingScan([], {}, [])
+    scan = LandingScan([], {}, [], {})
     for landed in landed_files(landing):
         try:
             old, content, packed = landing.read_decoded(landed.path)
@@ -128,8 +147,10 @@ def scan_landing(
             scan.unreadable.append(landed.path)
             continue
         at = positions.get(landed.path, set())
-        new, blanked = blank_lines(content, pattern, at)
+        new, blanked = blank_lines(content, lines, at)
         scan.found[landed.path] = 0  # a blanked file is counted again once rewritten
+        if kept := lines.count_kept(new):
+            scan.kept[landed.path] = kept
         if blanked:
             data = gzip.compress(new, mtime=0) if packed else new  # compressed as it landed
             keyed = 0 if landed.path.startswith("events/") else len(set(blanked) - at)
@@ -141,8 +162,8 @@ def count_landing_traces(
     landing: LandingResource, rewrites: list[LandingRewrite], person: Person
 ) -> dict[str, int]:
     """Lines of the rewritten files that still hold the person, read back from the landing zone."""
-    pattern = re.compile(text_pattern(person).encode())
-    return {r.path: _traces(landing.read_decoded(r.path)[1], pattern) for r in rewrites}
+    lines = Lines.of(person)
+    return {r.path: _traces(landing.read_decoded(r.path)[1], lines) for r in rewrites}
 
 
 def rewrite_landing(

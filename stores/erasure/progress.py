@@ -31,16 +31,21 @@ from transforms.sends.message import send_id_for
 log = logging.getLogger(__name__)
 PROGRESS = "erasure/progress"
 RECORD_BYTES = 256 * 1024 * 1024  # far above any one person's keys
+# The Person fields a record keeps, in their order: with who shares which anonymous id, as the edges that
+# said so may be gone when the erasure runs again.
+RECORDED = ("anonymous_ids", "emails", "made_ids", "shared_ids", "kept_ids", "others")
 
 
 def made_ids(lake: LakeResource, person: Person) -> tuple[str, ...]:
     """The send ids of the person's emails, and their trigger ids: what a click on one is keyed by.
 
     From the outbox and from the `send` decisions (an outbox row may not be there yet, or any more).
-    A candidate never sent is left out: each row holding its trigger id names its principal too.
+    A candidate never sent is left out: each row holding its trigger id names its principal too. One under
+    an anonymous id of theirs is another user's when it says so (a shared id: transforms.erasure.claims).
     """
     principals = [person.user_id, *(ANON + a for a in person.anonymous_ids)]
-    theirs = (pl.col("user_id") == person.user_id) | pl.col("principal").is_in(principals)
+    user = pl.col("user_id")
+    theirs = (user == person.user_id) | (pl.col("principal").is_in(principals) & user.is_null())
     found: set[str] = set()
     for name in ("triggers", "trigger_state"):
         sent = lake.scan(name, TRIGGERS_SCHEMA).filter(theirs & (pl.col("decision") == "send"))
@@ -78,7 +83,7 @@ def recorded(landing: LandingResource, user_key: str, person: Person) -> Progres
         except (OSError, ValueError) as error:  # not one of ours (a link, a FIFO): never followed
             log.warning("erasure progress record %s skipped: %s", path, type(error).__name__)
             continue
-        keys = (tuple(data.get(k, ())) for k in ("anonymous_ids", "emails", "made_ids"))
+        keys = (tuple(data.get(k, ())) for k in RECORDED)
         person = person.union(Person(person.user_id, *keys))
         event_ids.update(data.get("event_ids", ()))
     return Progress(person, tuple(sorted(event_ids)), tuple(paths))
@@ -87,8 +92,7 @@ def recorded(landing: LandingResource, user_key: str, person: Person) -> Progres
 def record(landing: LandingResource, user_key: str, request_id: str, progress: Progress) -> str:
     """Keep every key of the person (not the user id: the name holds its keyed hash) and the event ids
     about to be erased, for a rerun; the record's path."""
-    person = progress.person
-    keys = {"anonymous_ids": person.anonymous_ids, "emails": person.emails, "made_ids": person.made_ids}
+    keys = {name: getattr(progress.person, name) for name in RECORDED}
     path = record_path(user_key, request_id)
     landing.land(path, orjson.dumps({**keys, "event_ids": progress.event_ids}), replace=True)
     return path

@@ -31,7 +31,13 @@ from stores.erasure.lake import (
     matching_rows,
     scrub_delta_logs,
 )
-from stores.erasure.landing import count_landing_traces, pending_links, rewrite_landing, scan_landing
+from stores.erasure.landing import (
+    count_landing_traces,
+    pending_edges,
+    pending_links,
+    rewrite_landing,
+    scan_landing,
+)
 from stores.erasure.progress import Progress, forget, made_ids, record, record_path, recorded
 from stores.erasure.state import erase_from_store
 from transforms.erasure.person import (
@@ -137,7 +143,8 @@ def erase_user(
         source = f"{REQUESTS}/<redacted>" if names_person(request_source, person) else request_source
         certificate = ErasureCertificate(
             request_id, source, key, datetime.now(UTC), anonymous_ids=len(person.anonymous_ids),
-            emails=len(person.emails), made_ids=len(person.made_ids),
+            emails=len(person.emails), made_ids=len(person.made_ids), shared_ids=len(person.shared_ids),
+            kept_ids=len(person.kept_ids),
         )  # fmt: skip
         specs = erasure_tables(lake_tables(lake, ()))
         rows = {spec.name: matching_rows(lake, spec.name, person) for spec in specs}
@@ -156,7 +163,9 @@ def erase_user(
         erase_from_store(lake, state, person, progress.event_ids, certificate.landing_files)
         landing_check = scan.found | count_landing_traces(landing, scan.rewrites, person)
         names = lake_tables(lake, [s.name for s in specs])
-        certify(certificate, check_tables(lake, names, person), landing_check, old.check(lake, names))
+        tables, certificate.kept_rows = check_tables(lake, names, person)
+        certificate.kept_lines = sum(scan.kept.values())
+        certify(certificate, tables, landing_check, old.check(lake, names))
         store_certificate(lake, certificate)
         forget(landing, records)  # certified: every key they held was checked
     log.info("erasure %s done: passed=%s", request_id, certificate.passed)
@@ -176,16 +185,15 @@ def certify(
 
 
 def find_person(lake: LakeResource, landing: LandingResource, user_id: str) -> Person:
-    """The user id, its linked anonymous ids and every email of theirs in the lake, and the anonymous
-    ids and emails that landed files not ingested yet link to them."""
-    identities = (
-        lake.scan("identities", IDENTITIES_SCHEMA)
-        .filter(pl.col("user_id") == user_id)
-        .select("anonymous_id", "user_id")
-        .collect()
-    )
-    anonymous = identities["anonymous_id"].drop_nulls().to_list()
+    """The user id, its linked anonymous ids and every email of theirs in the lake, the anonymous ids and
+    emails that landed files not ingested yet link to them, and the other users linked to those ids
+    (in the lake or in such files: `transforms.erasure.claims`)."""
+    landed_anonymous, landed_emails = pending_links(lake, landing, user_id)
+    edges = lake.scan("identities", IDENTITIES_SCHEMA)
+    linked = edges.filter(pl.col("user_id") == user_id).select("anonymous_id").collect()["anonymous_id"]
+    anonymous = sorted({*linked.drop_nulls().to_list(), *landed_anonymous})
     mine = (pl.col("user_id") == user_id) | pl.col("anonymous_id").is_in(anonymous)
+    identities = edges.filter(mine).collect()
     events = (
         lake.scan("events", EVENTS_SCHEMA)
         .filter(mine)
@@ -197,9 +205,9 @@ def find_person(lake: LakeResource, landing: LandingResource, user_id: str) -> P
             columns = {"user_id": pl.String(), spec.email_column: pl.String()}
             own = lake.scan(spec.name, columns).filter(pl.col("user_id") == user_id).collect()
             emails += own[spec.email_column].drop_nulls().to_list()
-    landed_anonymous, landed_emails = pending_links(lake, landing, user_id)
+    landed = pending_edges(lake, landing, user_id, anonymous)
     return person_from(
-        user_id, identities, events.collect(), [*emails, *landed_emails], sorted(landed_anonymous)
+        user_id, identities, events.collect(), [*emails, *landed_emails], sorted(landed_anonymous), landed
     )
 
 

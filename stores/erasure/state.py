@@ -4,24 +4,29 @@ Runs after the erasure's Delta commits (under the lake's writer lock), so the st
 rebuild from the erased lake would: no key that names the person (their user id, anonymous ids, `anon:`
 and `user:` keys, joined keys with one of them as a part: viewers of products, pending candidates), no
 value that holds them (pending and decided candidates, recent sends, viewers; found as the lake's erasure
-finds rows, `transforms.erasure.person`), none of their events' ids; it gains the `erased` suppressions
-the erasure added and the new records of the landed files it rewrote. The store's stamp does not move:
-the commit carries the lane's current number (a commit may not go back, and this one is no new batch).
+finds rows, `transforms.erasure.match`, keys longer than a store key by their hash too), none of their
+events' ids; it gains the `erased` suppressions the erasure added and the new records of the landed files
+it rewrote. The `identity_links` of an anonymous id they share with another user
+(`transforms.erasure.claims`) are put back as the erased lake has them: the other user's link stays. The
+store's stamp does not move: the commit carries the lane's current number (a commit may not go back, and
+this one is no new batch).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import polars as pl
 
 from resources.lake import LakeResource
 from resources.state import StateResource, StateStore
-from stores.state.namespaces import landed_files, suppressions
+from stores.state.namespaces import identity_links, landed_files, suppressions
 from stores.state.rebuild import rebuild
-from transforms.erasure.person import Person, text_pattern
+from transforms.erasure.match import Lines
+from transforms.erasure.person import Person
+from transforms.profiles.state import ANON
 from transforms.state import NAMESPACES, StateChanges
 from transforms.state_keys import KEY_FORMAT, SEPARATOR, key_part, split_key, store_key
 
@@ -29,37 +34,54 @@ log = logging.getLogger(__name__)
 # Namespaces whose keys or values may name a person (the others: files, the catalog).
 PERSON_NAMESPACES = tuple(n for n in NAMESPACES if n not in {"landed_files", "catalog", "event_ids"})
 LANE = "ingest"
-# Namespaces keyed by two ids (`transforms.state_keys.joined_key`): a key is the person's when either part is.
+# Namespaces keyed by two ids (`transforms.state_keys.joined_key`): a key names an id when either part is it.
 JOINED = ("product_viewers", "pending_principals")
 
 
-def _names(namespace: str, key: str, keys: frozenset[str], parts: frozenset[str]) -> bool:
-    """Whether a store key is one of the person's: one of `keys`, their `user:` / `anon:` side, or (in a
-    JOINED namespace) a joined key with a part of theirs (`parts`, as `key_part` writes them). Found by
-    review: any `|`-separated piece of any key counted, so erasing `abc` deleted `auth0|abc`'s keys."""
-    if key in keys:
-        return True
-    side, colon, rest = key.partition(":")
-    if colon and side in {"user", "anon"} and rest in keys:
-        return True
-    if namespace not in JOINED:
-        return False
-    try:
-        return any(part in parts for part in split_key(key))
-    except ValueError:  # no joined key (none is written otherwise): not the person's
-        return False
+@dataclass(frozen=True)
+class StoreKeys:
+    """Ids as the store's keys name them: whole keys, and parts of joined keys (as `key_part` writes them)."""
+
+    keys: frozenset[str]
+    parts: frozenset[str]
+
+    @classmethod
+    def of(cls, ids: Iterable[str], anonymous: Iterable[str] = ()) -> StoreKeys:
+        """`ids` themselves and as `user:` identity links, the `anonymous` ones as `anon:` keys; a key
+        longer than a store key by its hash too (a long id's `user:` link names none of it otherwise)."""
+        named = {*ids, *(ANON + a for a in anonymous)}
+        keys = {*named, *(f"user:{i}" for i in ids)}
+        return cls(frozenset({*keys, *(store_key(k) for k in keys)}), frozenset(key_part(k) for k in named))
+
+    def name(self, namespace: str, key: str) -> bool:
+        """Whether a store key names one of the ids: one of `keys`, a `user:` / `anon:` side of one, or (in
+        a JOINED namespace) a joined key with one as a part. Found by review: any `|`-separated piece of any
+        key counted, so erasing `abc` deleted `auth0|abc`'s keys."""
+        if key in self.keys:
+            return True
+        side, colon, rest = key.partition(":")
+        if colon and side in {"user", "anon"} and rest in self.keys:
+            return True
+        if namespace not in JOINED:
+            return False
+        try:
+            return any(part in self.parts for part in split_key(key))
+        except ValueError:  # no joined key (none is written otherwise): names none
+            return False
 
 
 def person_changes(store: StateStore, person: Person, event_ids: Iterable[str]) -> StateChanges:
     """Deletes of every key of the person in `store` (one scan per namespace, keys and values)."""
-    keys = frozenset({*person.keys, *(store_key(k) for k in person.keys)})
-    parts = frozenset(key_part(k) for k in person.keys)
-    pattern = re.compile(text_pattern(person).encode())
+    own = StoreKeys.of(person.own.keys)
+    shared = StoreKeys.of(person.shared_ids, person.shared_ids)
+    others = StoreKeys.of(person.others)
+    lines = Lines.of(person)
     changes = StateChanges()
     gone_triggers: set[str] = set()
     for namespace in PERSON_NAMESPACES:
         for key, value in store.scan(namespace):
-            if _names(namespace, key, keys, parts) or pattern.search(value):
+            mine, ours, other = (k.name(namespace, key) for k in (own, shared, others))
+            if lines.theirs(value, own=mine, shared=ours, other=other):
                 changes.delete_stored(namespace, key)
                 if namespace == "pending_triggers":
                     gone_triggers.add(key)
@@ -70,6 +92,19 @@ def person_changes(store: StateStore, person: Person, event_ids: Iterable[str]) 
     for event_id in held:
         changes.delete("event_ids", event_id)
     return changes
+
+
+def _shared_links(lake: LakeResource, person: Person, changes: StateChanges) -> None:
+    """Put back the `identity_links` of anonymous ids the person shares that the erased lake still links
+    (to the other users): the deletes took the whole value, which named the person too."""
+    shared = {ANON + a for a in (*person.shared_ids, *person.kept_ids)}
+    deleted = changes.deletes.get("identity_links", set())
+    if not {store_key(k) for k in shared} & deleted:
+        return
+    for chunk in identity_links(lake):
+        kept = chunk.filter(pl.col("key").is_in(list(shared)))
+        deleted -= {store_key(k) for k in kept["key"]}  # a delete would win over the put
+        changes.put_many("identity_links", kept)
 
 
 def erase_from_store(
@@ -89,7 +124,8 @@ def erase_from_store(
         rebuild(lake, state)
         return 0
     changes = person_changes(store, person, event_ids)
-    deleted = len(changes)
+    _shared_links(lake, person, changes)
+    deleted = sum(map(len, changes.deletes.values()))
     for chunk in suppressions(lake):  # the `erased` entries just added (a small table), as a rebuild has them
         changes.put_many("suppressions", chunk)
     files = list(rewritten)

@@ -31,7 +31,8 @@ from stores.erasure.requests import erase_user, pending_requests, read_certifica
 from stores.ingest import ingest, landed_frame
 from stores.suppressions import suppressed_users
 from tests.conftest import land, table
-from transforms.erasure.person import Person, blank_lines, key_predicate, parse_request, text_pattern
+from transforms.erasure.match import Lines, blank_lines
+from transforms.erasure.person import Person, key_predicate, parse_request, text_pattern
 from transforms.erasure.records import (
     ErasureCertificate,
     address_key,
@@ -391,8 +392,8 @@ def test_deletes_are_tagged_and_name_no_one(lake: LakeResource, settings: Settin
     ],
 )
 def test_blank_lines(content: bytes, positions: tuple[int, ...], expected: bytes, blanked: list[int]) -> None:
-    pattern = re.compile(text_pattern(Person("u-1", (), ("bob@x.com",))).encode())
-    assert blank_lines(content, pattern, set(positions)) == (expected, blanked)
+    lines = Lines(re.compile(text_pattern(Person("u-1", (), ("bob@x.com",))).encode()))
+    assert blank_lines(content, lines, set(positions)) == (expected, blanked)
 
 
 @pytest.mark.parametrize(

@@ -13,13 +13,13 @@ import pytest
 
 from transforms.erasure.landed import landed_links
 from transforms.erasure.made import made_patterns
+from transforms.erasure.match import mentions
 from transforms.erasure.person import (
     ERASURE_TABLES,
     KEPT_TABLES,
     Person,
     erasure_tables,
     log_pattern,
-    mentions,
     names_person,
     person_from,
     text_pattern,

@@ -7,7 +7,7 @@ them are blanked before the ingest can turn them into an anonymous shopper with 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import orjson
@@ -45,3 +45,23 @@ def landed_links(content: bytes, user_id: str) -> tuple[set[str], set[str]]:
             if isinstance(traits, dict) and (email := _text(traits.get("email"))):
                 emails.add(email)
     return anonymous, emails
+
+
+def landed_edges(content: bytes, anonymous_ids: Collection[str], user_id: str) -> set[tuple[str, str]]:
+    """(anonymous id, user id) links the lines of a landed events file make from one of `anonymous_ids`
+    to a user other than `user_id`: an erasure must not take such an id as theirs alone."""
+    tokens = [t for a in anonymous_ids for t in (orjson.dumps(a), orjson.dumps(a).replace(b"/", b"\\/"))]
+    found: set[tuple[str, str]] = set()
+    for line in content.split(b"\n") if any(t in content for t in tokens) else ():
+        if not any(t in line for t in tokens):
+            continue
+        try:
+            message = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        user = _text(message.get("userId")) if isinstance(message, dict) else None
+        if user is None or user == user_id:
+            continue
+        linked = (_text(message.get(key)) for key in ("anonymousId", "previousId"))
+        found |= {(a, user) for a in linked if a is not None and a in anonymous_ids}
+    return found

@@ -5,7 +5,8 @@ rows; and the ids the engine made for them, their trigger and send ids (a click 
 under `anonymousId` = its send id, with no user id). Their keys are those ids and the anonymous, trigger
 and send ids as profile partials and trigger candidates key them (`anon:<id>`). A value is theirs when
 it equals a key, or holds one inside text as a JSON string (`"u-1"`, so `u-10` is not `u-1`), as a
-whole CSV cell or, for a long id, as a word; or an email as a whole address in any case.
+whole CSV cell or, for a long id, as a word; or an email as a whole address in any case. An anonymous id
+another user uses too is taken as `transforms.erasure.claims` says (`transforms.erasure.match` applies it).
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import polars as pl
 
-from transforms.erasure.made import MADE_CHUNK, WORD_AFTER, WORD_BEFORE, made_patterns
+from transforms.erasure.claims import claims, edges
+from transforms.erasure.made import WORD_AFTER, WORD_BEFORE, made_patterns
 from transforms.profiles.state import ANON
 from transforms.spec import MAX_LINE_BYTES
 
@@ -100,10 +102,21 @@ class Person:
     # Their trigger and send ids: surrogate keys (rows of sends and triggers are deleted by them,
     # and file statistics hold them), so never part of `ids`, which Delta logs are checked for.
     made_ids: tuple[str, ...] = ()
+    # Anonymous ids other users are linked to as well (`transforms.erasure.claims`): `shared_ids` (of
+    # `anonymous_ids`) they claimed first, `kept_ids` (not keys) another did; `others`: those users.
+    shared_ids: tuple[str, ...] = ()
+    kept_ids: tuple[str, ...] = ()
+    others: tuple[str, ...] = ()
 
     @property
     def ids(self) -> tuple[str, ...]:
         return (self.user_id, *self.anonymous_ids)
+
+    @property
+    def own(self) -> Person:
+        """The person with only the keys no other user has (the shared ids left out)."""
+        alone = tuple(a for a in self.anonymous_ids if a not in self.shared_ids)
+        return Person(self.user_id, alone, self.emails, self.made_ids)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -112,13 +125,13 @@ class Person:
         return (*self.ids, *self.made_ids, *(ANON + a for a in stand_ins))
 
     def union(self, other: Person) -> Person:
-        """The person with `other`'s anonymous ids, emails and made ids too (the same user id)."""
-        return Person(
-            self.user_id,
-            _clean([*self.anonymous_ids, *other.anonymous_ids]),
-            _addresses([*self.emails, *other.emails]),
-            _clean([*self.made_ids, *other.made_ids]),
-        )
+        """The person with `other`'s keys too (the same user id). An id either takes as another user's
+        first claim stays one (kept): the other run may have seen an edge this one no longer can."""
+        kept = _clean([*self.kept_ids, *other.kept_ids])
+        theirs = tuple(a for a in _clean([*self.anonymous_ids, *other.anonymous_ids]) if a not in kept)
+        shared = tuple(a for a in _clean([*self.shared_ids, *other.shared_ids]) if a in theirs)
+        emails, made = _addresses([*self.emails, *other.emails]), _clean([*self.made_ids, *other.made_ids])
+        return Person(self.user_id, theirs, emails, made, shared, kept, _clean([*self.others, *other.others]))
 
 
 def _clean(values: Iterable[str | None]) -> tuple[str, ...]:
@@ -144,9 +157,11 @@ def person_from(
     events: pl.DataFrame,
     emails: Sequence[str] = (),
     anonymous: Sequence[str] = (),
+    landed: pl.DataFrame | None = None,
 ) -> Person:
-    """The person behind `user_id`: their identity edges, events (user_id, anonymous_id, event_type, traits),
-    emails and anonymous ids found elsewhere (landed lines not ingested yet)."""
+    """The person behind `user_id`: identity edges and events (user_id, anonymous_id, event_type, traits) of
+    theirs and of their anonymous ids, emails and anonymous ids found elsewhere and `landed` edges of other
+    users to those (landed lines not ingested yet)."""
     linked = pl.concat(
         [
             identities.filter(pl.col("user_id") == user_id)["anonymous_id"],
@@ -154,11 +169,15 @@ def person_from(
         ]
     )
     anonymous_ids = _clean([*linked.to_list(), *anonymous])
-    mine = events.filter((pl.col("user_id") == user_id) | pl.col("anonymous_id").is_in(anonymous_ids))
+    found = [edges(identities), edges(events), *([] if landed is None else [edges(landed)])]
+    claim = claims(user_id, anonymous_ids, pl.concat(found))
+    user = pl.col("user_id")
+    mine = events.filter((user == user_id) | (pl.col("anonymous_id").is_in(claim.theirs) & user.is_null()))
     # A `group` call's traits are its group's (the company's billing address), not the person's.
     own = mine.filter(pl.col("event_type") != "group") if "event_type" in mine.columns else mine
     traits = own["traits"].str.json_path_match("$.email").to_list()
-    return Person(user_id, anonymous_ids, _addresses([*traits, *emails]))
+    addresses = _addresses([*traits, *emails])
+    return Person(user_id, claim.theirs, addresses, (), claim.shared, claim.kept, claim.others)
 
 
 def _email_part(email: str) -> str:
@@ -169,7 +188,14 @@ def _email_part(email: str) -> str:
 def text_pattern(person: Person, *, made: bool = True) -> str:
     """A regex (Python and Polars) finding the person's keys inside JSON, CSV or free text (their made
     ids as words, `transforms.erasure.made`; not with `made=False`)."""
-    keys = (*person.ids, *(ANON + a for a in person.anonymous_ids))
+    emails = [_email_part(e) for e in person.emails]
+    made_ids = made_patterns(person.made_ids) if made else []
+    return "|".join(id_parts(person.ids, person.anonymous_ids) + emails + made_ids)
+
+
+def id_parts(ids: Iterable[str], anonymous: Iterable[str] = ()) -> list[str]:
+    """Regexes finding `ids`, and the `anon:` keys of the `anonymous` ones, inside JSON, CSV or free text."""
+    keys = (*ids, *(ANON + a for a in anonymous))
     tokens: set[str] = set()
     for value in keys:  # as a JSON string, in both escaping styles
         for text in (orjson.dumps(value).decode(), json.dumps(value)):
@@ -180,12 +206,10 @@ def text_pattern(person: Person, *, made: bool = True) -> str:
     # found inside other values (`u-1` in `u-1x`, `123456` in a price), so those count only as above.
     words = [
         rf"{WORD_BEFORE}{re.escape(v)}{WORD_AFTER}"
-        for v in sorted(person.ids)
+        for v in sorted(set(ids))
         if len(v) >= MIN_WORD_ID and not v.isdigit()
     ]
-    emails = [_email_part(e) for e in person.emails]
-    made_ids = made_patterns(person.made_ids) if made else []
-    return "|".join([re.escape(t) for t in sorted(tokens)] + cells + words + emails + made_ids)
+    return [re.escape(t) for t in sorted(tokens)] + cells + words
 
 
 def log_pattern(person: Person) -> str:
@@ -198,41 +222,6 @@ def log_pattern(person: Person) -> str:
         for v in person.ids
     ]
     return "|".join(ids + [_email_part(e) for e in person.emails])
-
-
-def mentions(schema: pl.Schema, person: Person) -> pl.Expr:
-    """True for rows of a frame of `schema` where any text or nested column holds the person."""
-    pattern = text_pattern(person, made=False)
-    made = made_patterns(person.made_ids, MADE_CHUNK)  # a Polars regex may not pass 10 MB compiled
-    checks: list[pl.Expr] = []
-    for name, dtype in schema.items():
-        if dtype == pl.String:
-            text = pl.col(name)
-        elif isinstance(dtype, pl.List | pl.Array | pl.Struct):
-            text = pl.struct(name).struct.json_encode()
-        else:
-            continue
-        checks += [text.is_in(person.keys), text.str.contains(pattern), *(text.str.contains(m) for m in made)]
-    return pl.any_horizontal(checks).fill_null(False) if checks else pl.lit(False)
-
-
-def blank_lines(
-    content: bytes, pattern: re.Pattern[bytes], positions: Collection[int]
-) -> tuple[bytes, list[int]]:
-    """`content` with the lines that match `pattern` or are at `positions` (1-based) made empty.
-
-    Blank lines are skipped by the ingest, so every other line keeps its `source_line` number.
-    """
-    if not positions and pattern.search(content) is None:
-        return content, []
-    lines = content.split(b"\n")
-    blanked: list[int] = []
-    for number, line in enumerate(lines, start=1):
-        text = line.removeprefix(codecs.BOM_UTF8) if number == 1 else line
-        if text and (number in positions or pattern.search(text)):
-            lines[number - 1] = line[: len(line) - len(text)]  # a BOM stays where it was
-            blanked.append(number)
-    return b"\n".join(lines), blanked
 
 
 def sql_literal(value: object) -> str:

@@ -19,6 +19,10 @@ from transforms.schema import ERASED_DAILY_SCHEMA, SUPPRESSIONS_SCHEMA
 
 ERASED = "erased"
 COMMIT_TAG = "lakemail.erasure"  # commitInfo key on every erasure commit: its value is the request id
+KEPT_REASON = (
+    "they hold an anonymous id the person shares with another user and no other key of the person: "
+    "another user's rows, or anonymous rows of an id another user claimed first (transforms.erasure.claims)"
+)
 
 
 def user_key(user_id: str, secret: str) -> str:
@@ -173,6 +177,13 @@ class ErasureCertificate:
     anonymous_ids: int
     emails: int
     made_ids: int = 0  # their trigger and send ids (a click on their email is keyed by its send id)
+    # Anonymous ids of theirs that other users are linked to as well (transforms.erasure.claims): claimed
+    # first by them (`shared_ids`: among `anonymous_ids`, their anonymous rows erased, the others' rows
+    # kept) or by another user (`kept_ids`: nothing erased through them). What still holds one of those
+    # ids after the erasure was left on purpose, as no key of theirs is in it: rows per table
+    # (`kept_rows`) and landed lines (`kept_lines`), and why (KEPT_REASON: `kept_reason` in the JSON).
+    shared_ids: int = 0
+    kept_ids: int = 0
     tables: list[TableErasure] = field(default_factory=list)
     landing_files: dict[str, int] = field(default_factory=dict)  # path -> lines blanked
     landing_unreadable: list[str] = field(default_factory=list)
@@ -187,6 +198,8 @@ class ErasureCertificate:
     # versions still read and the current does not ("history": rows; `stores.erasure.history`) and in
     # every line of every landed file ("landing": lines).
     checks: dict[str, dict[str, int]] = field(default_factory=dict)
+    kept_rows: dict[str, int] = field(default_factory=dict)
+    kept_lines: int = 0
 
     @property
     def passed(self) -> bool:
@@ -196,7 +209,8 @@ class ErasureCertificate:
         return clean and checked and landing and self.log_lines_remaining == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "erased_at": self.erased_at.isoformat(), "passed": self.passed}
+        kept = {"kept_reason": KEPT_REASON} if self.shared_ids or self.kept_ids else {}
+        return {**asdict(self), "erased_at": self.erased_at.isoformat(), "passed": self.passed, **kept}
 
     def to_json(self) -> str:
         return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2).decode()
@@ -205,6 +219,7 @@ class ErasureCertificate:
     def from_json(cls, text: str) -> ErasureCertificate:
         data = orjson.loads(text)
         data.pop("passed", None)
+        data.pop("kept_reason", None)
         data["erased_at"] = datetime.fromisoformat(data["erased_at"])
         data["tables"] = [TableErasure(**t) for t in data["tables"]]
         return cls(**data)
@@ -239,5 +254,12 @@ def certificate_summary(certificate: ErasureCertificate) -> str:
         lines.append(f"  remaining in old versions: {shown}")
     if c.landing_unreadable:
         lines.append(f"  unreadable landing files: {', '.join(c.landing_unreadable)}")
+    if c.shared_ids or c.kept_ids:
+        rows, ids = sum(c.kept_rows.values()), c.shared_ids + c.kept_ids
+        lines.append(
+            f"  shared:   {ids} anonymous ids other users use too ({c.kept_ids} claimed first by another): "
+            f"{rows} rows and {c.kept_lines} landed lines kept"
+        )
+        lines.append(f"  kept because: {KEPT_REASON}")
     lines.append(f"  certificate: the `erasures` table, request_id {c.request_id} (--json prints it)")
     return "\n".join(lines) + "\n"
