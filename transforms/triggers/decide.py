@@ -21,9 +21,7 @@ from transforms.triggers.rules import RULES, Rule, RuleContext
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA
 
 QUIET = "quiet hours in the user's time zone"
-# A guest whose identify carried an email but no userId: only users are mailed (PRODUCT.md: the decision
-# log, the outbox, the profile API and an erasure all name a user id).
-GUEST = "identified anonymously (an email, no user id): only users are mailed"
+GUEST = "identified anonymously (an email, no user id): only users are mailed"  # the log, outbox, erasure
 # An address as the send stage takes one (sends/content.py: `@`): `email: ""` was decided `send` (review).
 HAS_ADDRESS = pl.col("email").str.contains("@", literal=True).fill_null(False)
 
@@ -49,9 +47,7 @@ class World:
     lake_version: int = 0
     batch_id: int = 0
     evaluation: int = 0
-    # Every rule's candidates before the `decided` filter, when a reader already proposed them to look
-    # up which are decided (`with_decided`): the rules then run once per evaluation, not twice (#17).
-    candidates: pl.DataFrame | None = None
+    candidates: pl.DataFrame | None = None  # every rule's, before `decided` (`with_decided`: rules run once)
     # Of `decided`, those of renewing rules (`Rule.renews`) with their decision (exits.RENEWABLE_SCHEMA:
     # trigger_id, decision, decided_at): such an instance is followed by a new one once its rule wants the
     # anchor again and it changed since (a refilled cart, a guest's after login; `exits.follows`).
