@@ -16,6 +16,7 @@ from resources.state_lmdb import close_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = 50_000  # every batch rewrites all of them: a commit takes long enough to be killed inside
+# `customers`: a namespace put last-wins (`event_ids` keeps the first put, transforms.state.FIRST_PUT_WINS)
 # Commits batch after batch: each sets every key (and one marker key of its own) to its batch number.
 WRITER = f"""
 import sys
@@ -27,7 +28,7 @@ while True:
     number += 1
     changes = StateChanges()
     for i in range({KEYS}):
-        changes.put("event_ids", f"m-{{i:06d}}", str(number).encode())
+        changes.put("customers", f"m-{{i:06d}}", str(number).encode())
     changes.put("landed_files", f"batch-{{number}}", b"1")
     print(number, flush=True)  # about to commit `number`
     state.commit(number, changes)
@@ -44,7 +45,7 @@ def consistent(state: StateResource) -> int:
     """The stamp, after asserting that the store holds exactly that batch, whole."""
     store = state.store()
     stamp = store.stamps()["ingest"]
-    values = set(store.get_many("event_ids", [f"m-{i:06d}" for i in range(KEYS)]).values())
+    values = set(store.get_many("customers", [f"m-{i:06d}" for i in range(KEYS)]).values())
     assert values == ({str(stamp).encode()} if stamp else set())
     assert store.counts()["landed_files"] == stamp
     assert store.get_many("landed_files", [f"batch-{stamp + 1}"]) == {}
@@ -79,7 +80,7 @@ def test_a_reader_in_another_process_sees_whole_batches_while_the_writer_commits
         keys = [f"m-{i:06d}" for i in range(KEYS)]
         deadline = time.monotonic() + 20
         while len(seen) < 3 and time.monotonic() < deadline:
-            values = set(store.get_many("event_ids", keys).values())  # one read: one batch, whole
+            values = set(store.get_many("customers", keys).values())  # one read: one batch, whole
             assert len(values) == 1
             seen |= values
             assert int(values.pop()) <= store.stamps()["ingest"]
