@@ -175,6 +175,21 @@ def test_readable_output_without_negative_lags(settings: Settings) -> None:
     assert "quarantine: 5 invalid_json" in text and "clock skew" in text and "STALE" not in text
 
 
+def test_a_table_a_batch_had_no_rows_for_is_fresh_when_its_batch_committed(settings: Settings) -> None:
+    """Found running `make run`: `quarantine` read STALE in a healthy shop that simply had no bad line for
+    minutes; a batch commits no rows to it then, and the batch's `ingest_log` commit covers it (as the
+    asset check `*_fresh` already judged: stores.operations.checks.COVERED_BY)."""
+    prepare_dagster_home(settings)
+    land(settings, "a.ndjson", file_lines("a", 50, bad_every=10))
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        assert process_once(settings, instance)["status"] == "SUCCESS"
+        land(settings, "b.ndjson", file_lines("b", 5))  # landed after quarantine's last commit, no bad line
+        assert process_once(settings, instance)["status"] == "SUCCESS"
+    report = json.loads(status(settings, "--json", "--max-lag", "0").stdout)
+    assert report["freshness"]["ingest_log"]["stale"] is False
+    assert report["freshness"]["quarantine"]["stale"] is False, report["freshness"]["quarantine"]
+
+
 def test_verdict_on_runs_in_flight_and_takers() -> None:
     lag = timedelta(minutes=2)
     common: dict[str, Any] = {
