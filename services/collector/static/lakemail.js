@@ -1,6 +1,8 @@
 /*! lakemail.js: a first-party tracking snippet speaking Segment's Tracking API to a lakemail collector.
  *
- * <script src="https://collector.example/lakemail.js" data-write-key="KEY"></script>
+ * <script src="https://collector.example/lakemail.js" data-write-key="KEY"></script>, or loaded async by the
+ * README's inline stub (analytics.js's way): until this loads, window.lakemail is an array of the calls
+ * made ({method, args, timestamp}); they are made again here, in order, as of their timestamp.
  * As analytics.js has them: lakemail.page([category], [name], [properties], [options], [callback]);
  * lakemail.track(event, [properties], [options], [callback]); lakemail.identify([userId], [traits],
  * [options], [callback]) (options are accepted and not used; a callback runs 300 ms later, as analytics.js
@@ -14,11 +16,12 @@
  * Sending: a message is serialised when it is called; one that cannot be (a circular object) or is over the
  * collector's 32 KB is dropped with a console warning, never thrown into the page. Batches of at most 20
  * messages and 32 KB (within the 64 KB a browser allows keepalive requests and beacons, and the collector's
- * 500 KB) go every second as text/plain, so that no CORS preflight is needed. A batch the collector could
- * not take now (network error, 429, 5xx) is sent again with the same messageIds (the lake counts it once),
- * not before the answer's Retry-After. When the page is hidden or goes away, what is left leaves with
- * navigator.sendBeacon; what cannot (the collector is refusing, the beacon budget is spent) is kept in
- * localStorage (lm_queue) and sent by the site's next page.
+ * 500 KB) go every second as text/plain, so that no CORS preflight is needed. A batch the collector
+ * could not take now (network error, 408, 429, 5xx) is sent again with the same messageIds (the lake counts
+ * it once), not before the answer's Retry-After. When the page is hidden or goes away, what is left leaves
+ * with navigator.sendBeacon; what cannot (the collector is refusing, the beacon budget is spent) is kept in
+ * localStorage (lm_queue) and sent by the site's next page. So is a batch still in flight then (its answer
+ * may never reach a page that has gone): sent again, the lake counts it once.
  */
 (function (window, document) {
   "use strict";
@@ -38,9 +41,10 @@
   var UTM = { utm_source: "source", utm_medium: "medium", utm_campaign: "name", utm_term: "term",
     utm_content: "content" };
   var script = document.currentScript;
+  var stub = window.lakemail; // the inline stub's calls, made before this loaded
   var encoder = new window.TextEncoder();
   var state = { host: "", writeKey: "", queue: [], timer: null, sending: false, failures: 0, retryAt: 0,
-    domain: "", cookies: false, memory: {} };
+    domain: "", cookies: false, memory: {}, at: null, inFlight: null };
 
   function warn(what) {
     if (window.console && window.console.warn) window.console.warn("lakemail.js: " + what);
@@ -141,7 +145,7 @@
     message.anonymousId = anonymousId();
     var userId = stored(USER_COOKIE);
     if (userId && !message.userId) message.userId = userId;
-    message.timestamp = new Date().toISOString();
+    message.timestamp = state.at || new Date().toISOString(); // a stub's call: when it was made
     message.context = context();
     var what = message.type + (message.event ? " '" + message.event + "'" : "");
     var item;
@@ -189,10 +193,11 @@
     if (state.retryAt > Date.now()) return schedule(state.retryAt - Date.now()); // the collector said when
     var batch = take();
     state.sending = true;
+    state.inFlight = { batch: batch, kept: false };
     new Promise(function (resolve) { resolve(post(payload(batch))); })
       .then(function (response) {
-        // 429 and 5xx: not kept now, try again; any other answer is final (a 400 will not get better)
-        if (response.status === 429 || response.status >= 500) {
+        // 408, 429 and 5xx: not kept now, try again; any other answer is final (a 400 will not get better)
+        if (response.status === 408 || response.status === 429 || response.status >= 500) {
           var refused = new Error("retry later");
           refused.wait = retryAfter(response);
           throw refused;
@@ -207,7 +212,10 @@
       })
       .then(function () {
         state.sending = false;
+        if (state.inFlight.kept) unkeep(batch); // answered: in the queue again, or delivered
+        state.inFlight = null;
         if (!state.queue.length) return;
+        if (document.visibilityState === "hidden") return leave(); // refused as the page went
         var wait = state.retryAt - Date.now();
         var full = state.queue.length >= FLUSH_AT || queued() >= MAX_BATCH_BYTES;
         schedule(wait > 0 ? wait : full ? 0 : FLUSH_MS); // a full batch waiting goes at once
@@ -234,6 +242,10 @@
   function leave() { // the page is hidden or goes: what is left leaves by beacon, or is kept for the next
     var refusing = state.retryAt > Date.now() || !state.writeKey; // a beacon now would be refused too
     var kept = [];
+    if (state.inFlight && !state.inFlight.kept) { // its answer may come to a page that is gone
+      state.inFlight.kept = true;
+      kept = state.inFlight.batch.slice();
+    }
     while (state.queue.length) {
       var batch = take();
       if (refusing || !beacon(payload(batch))) kept = kept.concat(batch); // false: over the beacon budget
@@ -245,6 +257,28 @@
         .filter(function (text) { return (chars += text.length) <= MAX_STORED_CHARS; }).reverse();
       window.localStorage.setItem(STORED, JSON.stringify(texts));
     } catch (e) { warn(kept.length + " messages lost: no localStorage to keep them in"); }
+  }
+
+  function unkeep(batch) { // a batch kept as it was in flight has its answer: lm_queue no longer needs it
+    var texts = batch.map(function (item) { return item.text; });
+    try {
+      var left = (JSON.parse(window.localStorage.getItem(STORED)) || [])
+        .filter(function (text) { return texts.indexOf(text) < 0; });
+      if (left.length) window.localStorage.setItem(STORED, JSON.stringify(left));
+      else window.localStorage.removeItem(STORED);
+    } catch (e) { /* no localStorage: nothing was kept */ }
+  }
+
+  function replay(calls) { // the stub's calls, in order, each as of when it was made
+    if (!Array.isArray(calls)) return;
+    calls.forEach(function (call) {
+      var known = call && Object.prototype.hasOwnProperty.call(lakemail, call.method) &&
+        typeof lakemail[call.method] === "function" && Array.isArray(call.args);
+      if (!known) return warn("a queued call dropped: not one of lakemail's");
+      state.at = typeof call.timestamp === "string" ? call.timestamp : null;
+      lakemail[call.method].apply(lakemail, call.args); // safely(): never throws
+      state.at = null;
+    });
   }
 
   function restore() { // what an earlier page (or this one, hidden) kept: sent first
@@ -317,6 +351,7 @@
     if (script && script.getAttribute("data-host")) state.host = script.getAttribute("data-host");
     if (script && script.getAttribute("data-write-key")) lakemail.load(script.getAttribute("data-write-key"));
     restore();
+    replay(stub);
   })();
   window.addEventListener("pagehide", safely("pagehide", leave));
   window.addEventListener("pageshow", safely("pageshow", function (e) { if (e.persisted) restore(); }));
