@@ -8,6 +8,7 @@ store (Redis, DynamoDB) can stand behind the same protocol (README, "The state s
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -117,6 +118,20 @@ class StateResource(dg.ConfigurableResource):
         bound = until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + AFTER_SEPARATOR
         ids = [key.split(SEPARATOR, 1)[1] for key, _ in store.scan("pending_due", "", bound)]
         return store.get_many("pending_triggers", ids)
+
+    @contextmanager
+    def rebuilding(self) -> Iterator[None]:
+        """Held by whoever rebuilds the store, from its snapshot of the lake to the swap (found by review):
+        the two lanes each rebuild a store of an earlier release under their own lake lock, so at an
+        upgrade both did at once, and the second's `discard_staging` deleted the first's store half
+        built (its run failed: FileNotFoundError at the swap). An `flock`: threads and processes alike."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(f".{self.path.name}.rebuild"), "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def replacement(self) -> Iterator[StateStore]:

@@ -42,15 +42,16 @@ def lake_stamps(lake: LakeResource) -> dict[str, int]:
 
 def rebuild(lake: LakeResource, state: StateResource) -> dict[str, int]:
     """Make a new store from `lake` and put it in place of the old one; returns keys per namespace."""
-    seen = lake.snapshot(SOURCE_TABLES)
     counts: dict[str, int] = {}
-    state.discard_staging()
-    with state.replacement() as store:
-        for namespace in NAMESPACES:
-            counts[namespace] = 0
-            for chunk in READERS[namespace](seen):
-                counts[namespace] += store.load(namespace, _pairs(chunk))
-        store.set_stamps(lake_stamps(seen))
+    with state.rebuilding():  # one rebuild at a time: another's staging is not a leftover
+        seen = lake.snapshot(SOURCE_TABLES)
+        state.discard_staging()
+        with state.replacement() as store:
+            for namespace in NAMESPACES:
+                counts[namespace] = 0
+                for chunk in READERS[namespace](seen):
+                    counts[namespace] += store.load(namespace, _pairs(chunk))
+            store.set_stamps(lake_stamps(seen))
     return counts
 
 
