@@ -186,21 +186,28 @@ def lease_keys(instance: dg.DagsterInstance) -> dict[str, str]:
     return {row["key"]: row["value"] for row in rows}
 
 
-def drop_leases(instance: dg.DagsterInstance, keys: Collection[str]) -> None:
+def drop_leases(instance: dg.DagsterInstance, keys: Collection[str] | Mapping[str, str]) -> None:
     """Delete `keys` from the instance's key-value store (Dagster's API sets and reads keys, deletes none:
-    its table, through the run storage's own connection, SQLite or PostgreSQL)."""
-    storage = instance.run_storage
-    if keys and isinstance(storage, SqlRunStorage):
-        with storage.connect() as connection:
-            connection.execute(KeyValueStoreTable.delete().where(KeyValueStoreTable.c.key.in_(sorted(keys))))
+    its table, through the run storage's own connection, SQLite or PostgreSQL). Keys given with the value
+    read go only while they still hold it (found by review: a holder renewing between another process's
+    read and its delete lost its lease, and its run was judged gone by the run's creation time)."""
+    storage, kvs = instance.run_storage, KeyValueStoreTable
+    if not keys or not isinstance(storage, SqlRunStorage):
+        return
+    with storage.connect() as connection:
+        if not isinstance(keys, Mapping):
+            connection.execute(kvs.delete().where(kvs.c.key.in_(sorted(keys))))
+            return
+        for key, value in sorted(keys.items()):
+            connection.execute(kvs.delete().where(kvs.c.key == key, kvs.c.value == value))
 
 
 def drop_expired_leases(instance: dg.DagsterInstance, now: float | None = None) -> int:
     """Delete the leases not renewed for LEASE_TTL_S (their executors died holding them: a lease whose
     holder ends is deleted then); a run they name is judged gone all the same. Returns how many."""
     now = now if now is not None else time.time()
-    expired = [k for k, v in lease_keys(instance).items() if not _renewed_within(v, now, LEASE_TTL_S)]
-    drop_leases(instance, expired)
+    expired = {k: v for k, v in lease_keys(instance).items() if not _renewed_within(v, now, LEASE_TTL_S)}
+    drop_leases(instance, expired)  # as read: one renewed meanwhile stays
     return len(expired)
 
 

@@ -9,7 +9,9 @@ import os
 import time
 
 import dagster as dg
+import pytest
 
+from orchestration import leases
 from orchestration.leases import LEASE_TTL_S, Executor, execute_leased, lease
 
 DEAD = [Executor("host-a", 1000 + i, 100.0 + i) for i in range(40)]  # processes that ran and ended
@@ -67,3 +69,24 @@ def test_expired_leases_of_dead_executors_go_and_live_ones_stay(instance: dg.Dag
     assert set(stored(instance, [live])) == {live.lease_key}  # not expired: its run is judged alive
     me = Executor.current()
     assert me.pid == os.getpid() and stored(instance, [me]) == {}  # the run ended: its lease went
+
+
+def test_a_lease_renewed_while_expired_ones_are_deleted_stays(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: a holder that missed renewals (its database unreachable for 30 s) and renewed
+    between another process's read of the expired leases and its delete lost its key, so its in-flight run
+    was judged by its creation time, gone, while it ran."""
+    stalled = Executor("elsewhere", 4242, 1.0)
+    now = time.time()
+    instance.run_storage.set_cursor_values({stalled.lease_key: f"{now - LEASE_TTL_S - 5:.3f}"})
+    read = leases.lease_keys
+
+    def read_then_renewed(instance: dg.DagsterInstance) -> dict[str, str]:
+        found = read(instance)  # what the deleting process read: expired
+        instance.run_storage.set_cursor_values({stalled.lease_key: f"{time.time():.3f}"})  # its renewal
+        return found
+
+    monkeypatch.setattr(leases, "lease_keys", read_then_renewed)
+    assert leases.drop_expired_leases(instance, now) == 1
+    assert set(stored(instance, [stalled])) == {stalled.lease_key}
