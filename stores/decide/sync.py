@@ -39,6 +39,7 @@ DECISION_NAMESPACES = (
     "recent_sends",
 )
 INGEST_NAMESPACES = tuple(n for n in NAMESPACES if n not in DECISION_NAMESPACES)
+OLD_KEYS = "keys written by an earlier release"
 MAX_CATCH_UP = 50  # more missing engine runs than this: a rebuild is cheaper than replaying them
 
 
@@ -63,13 +64,14 @@ def ready(lake: LakeResource, state: StateResource) -> Readiness:
     batch, run = lake.committed_batch(), lake.app_version("triggers", RUN_APP)
     reason = None
     if store.key_format() != KEY_FORMAT:
-        reason = "keys written by an earlier release"
+        reason = OLD_KEYS
     elif stamps["ingest"] > batch or stamps["triggers"] > run:
         reason = "store ahead of the lake"
     elif run - stamps["triggers"] > MAX_CATCH_UP:
         reason = "decision lane far behind the lake"
     if reason is not None:
-        rebuild(lake, state)
+        if not rebuild(lake, state, for_key_format=reason == OLD_KEYS):  # the other lane rebuilt it meanwhile
+            return ready(lake, state)
         return Readiness(rebuilt=reason)
     for evaluation in range(stamps["triggers"] + 1, run + 1):
         catch_up(lake, state, evaluation)

@@ -59,7 +59,11 @@ def ready(lake: LakeResource, state: StateResource) -> Readiness:
     if store is None:
         return _rebuilt(lake, state, "no state store")
     if (written := store.key_format()) != KEY_FORMAT:
-        return _rebuilt(lake, state, f"its keys are written as release format {written}, not {KEY_FORMAT}")
+        why = f"its keys are written as release format {written}, not {KEY_FORMAT}"
+        log.warning("rebuilding the state store from the lake: %s", why)
+        if not rebuild(lake, state, for_key_format=True):  # the other lane rebuilt it meanwhile
+            return ready(lake, state)
+        return Readiness(state.store(), f"rebuilt: {why}")
     mine = store.stamps()  # before the lake's: a lane committing meanwhile only moves the lake ahead
     theirs = lake_stamps(lake)
     ahead = [lane for lane, n in mine.items() if n > theirs.get(lane, 0)]

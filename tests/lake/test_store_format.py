@@ -8,6 +8,7 @@ and `lakemail state check` says it must be rebuilt until then.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,10 +17,16 @@ import orjson
 import polars as pl
 import pytest
 
+from resources.lake import LakeResource
 from resources.state_lmdb import FORMAT, close_environment
+from stores.decide.sync import ready as decide_ready
 from stores.erasure.requests import erase_user
 from stores.ingest import ingest
+from stores.state import rebuild as rebuild_module
+from stores.state.namespaces import Chunks
 from stores.state.rebuild import check
+from stores.state.sync import Readiness
+from stores.state.sync import ready as ingest_ready
 from tests.lake.decide_harness import SECRET, Shop, minutes
 from tests.lake.test_store_keys import SIGNUP, _feeds, _shop
 from tests.story import T0, message
@@ -102,4 +109,35 @@ def test_a_store_of_release_format_1_is_rebuilt_where_it_is_first_written(
 def test_a_new_store_is_stamped_with_this_release_s_format(tmp_path: Path) -> None:
     shop = _shop(tmp_path / "shop", ["u-1"], [("u-1", "p-1")], "restock", "p-1")
     assert shop.state.store().key_format() == KEY_FORMAT
+    assert check(shop.lake, shop.state).summary() == []
+
+
+def test_at_an_upgrade_a_lane_that_waited_for_the_other_s_rebuild_does_not_rebuild_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both lanes find the old store; the second waits for the first's rebuild (`rebuilding`), then finds
+    the store anew and only checks it (found by review: it rebuilt the whole store a second time)."""
+    shop = _upgraded(tmp_path / "shop")
+    inside, go, reads = threading.Event(), threading.Event(), []
+    original = rebuild_module.READERS["customers"]
+
+    def paused(lake: LakeResource) -> Chunks:
+        reads.append(1)
+        if len(reads) == 1:  # the decide lane's rebuild, half built
+            inside.set()
+            assert go.wait(30)
+        yield from original(lake)
+
+    monkeypatch.setitem(rebuild_module.READERS, "customers", paused)
+    decide_lane = threading.Thread(target=decide_ready, args=(shop.lake, shop.state))
+    decide_lane.start()
+    assert inside.wait(30)
+    found: list[Readiness] = []
+    ingest_lane = threading.Thread(target=lambda: found.append(ingest_ready(shop.lake, shop.state)))
+    ingest_lane.start()
+    ingest_lane.join(1.0)  # waiting for the decide lane's rebuild
+    go.set()
+    decide_lane.join(30)
+    ingest_lane.join(30)
+    assert len(reads) == 1 and found and found[0].action == "current"
     assert check(shop.lake, shop.state).summary() == []
