@@ -3,7 +3,7 @@ lane's work has waited, by the rule the runner and the decide sensor launch its 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -15,6 +15,7 @@ from orchestration.lanes import ALL_JOBS, DECIDE, LANES, DecideWork, decide_now,
 from orchestration.sensors import LANE_SENSORS, runner_alive
 from resources.lake import LakeResource
 from resources.state import StateResource
+from stores.operations.probe import last_data_commit
 from transforms.schema import INGEST_LOG_SCHEMA
 
 DAEMON_BEAT_S = 90.0  # the daemon's sensor thread beats every 30 s: three missed, it is gone
@@ -22,10 +23,9 @@ FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.Dagster
 
 
 def last_commit(lake: LakeResource, name: str) -> datetime | None:
-    table = lake.table(name)
-    if table is None:
-        return None
-    return datetime.fromtimestamp(int(table.history(1)[0]["timestamp"]) / 1000, tz=UTC)
+    """When table `name` last brought data in: maintenance's compactions and vacuums are no freshness
+    (found by review: a compaction after a file landed made a table that waited for it look fresh)."""
+    return last_data_commit(lake.table(name))
 
 
 def lane_takers(lake: LakeResource, instance: dg.DagsterInstance | None, now: datetime) -> dict[str, Any]:

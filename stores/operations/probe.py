@@ -99,11 +99,15 @@ class Probe:
         return arrivals(listed, taken.select(BACKLOG_READ).collect())["landed_at"].to_list()
 
     def last_data_commit(self, name: str) -> datetime | None:
-        table = self.table(name)
-        if table is None:
-            return None
-        for history in (table.history(HISTORY_DEPTH), table.history()):  # all of it only when needed
-            writes = [c for c in history if c.get("operation") in DATA_OPERATIONS]
-            if writes:
-                return datetime.fromtimestamp(writes[0]["timestamp"] / 1000, UTC)
+        return last_data_commit(self.table(name))
+
+
+def last_data_commit(table: DeltaTable | None) -> datetime | None:
+    """When `table` last brought data in (DATA_OPERATIONS: not a compaction, vacuum or delete)."""
+    if table is None:
         return None
+    for history in (table.history(HISTORY_DEPTH), table.history()):  # all of it only when needed
+        writes = [c for c in history if c.get("operation") in DATA_OPERATIONS]
+        if writes:
+            return datetime.fromtimestamp(writes[0]["timestamp"] / 1000, UTC)
+    return None

@@ -190,6 +190,27 @@ def test_a_table_a_batch_had_no_rows_for_is_fresh_when_its_batch_committed(setti
     assert report["freshness"]["quarantine"]["stale"] is False, report["freshness"]["quarantine"]
 
 
+def test_a_compaction_after_the_last_batch_is_no_freshness(settings: Settings) -> None:
+    """Found by review: status took a table's last commit of any kind, so maintenance compacting `events`
+    after a file landed made the waiting table look fresh (the asset checks count data commits only)."""
+    prepare_dagster_home(settings)
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        for name in ("a", "c"):  # two batches: two files per table to compact
+            land(settings, f"{name}.ndjson", file_lines(name, 20))
+            assert process_once(settings, instance)["status"] == "SUCCESS"
+    lake = LakeResource(uri=settings.lake_uri)
+    land(settings, "b.ndjson", file_lines("b", 5))  # waiting: nobody takes it
+    for name in ("events", "ingest_log"):
+        table = lake.table(name)
+        assert table is not None
+        before = table.version()
+        table.optimize.compact()  # maintenance's commit, after b landed
+        assert table.version() == before + 1
+    report = json.loads(status(settings, "--json", "--max-lag", "0").stdout)
+    assert report["freshness"]["events"]["stale"] is True, report["freshness"]["events"]
+    assert report["freshness"]["ingest_log"]["stale"] is True
+
+
 def test_verdict_on_runs_in_flight_and_takers() -> None:
     lag = timedelta(minutes=2)
     common: dict[str, Any] = {
