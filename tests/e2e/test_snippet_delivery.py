@@ -6,6 +6,7 @@ delivered before the shopper left (the collector refusing, the beacon budget spe
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.chromium import (
@@ -28,6 +29,17 @@ def page_landed(messages: Messages) -> bool:
     return bool(pages(messages))
 
 
+def run_in_shop(
+    tmp_path: Path, script: str, done: Callable[[Messages], object]
+) -> tuple[Messages, list[str]]:
+    """`script` run in the shop's page (raises if the snippet throws into it): what landed once `done`
+    holds, and the page's console lines."""
+    with collector(tmp_path) as url, chromium(tmp_path) as driver:
+        driver.get(f"{url}/shop")
+        driver.execute_script(script)
+        return landed_when(tmp_path, done), console(driver)
+
+
 def test_a_burst_over_the_browsers_keepalive_budget_lands_in_batches_under_it(tmp_path: Path) -> None:
     # 20 messages of 4 KB and 3 of 30 KB: one batch of 20 (the snippet's count) was 170 KB, which a
     # keepalive fetch may not carry (64 KB): it failed, was retried as it was forever, and held back every
@@ -37,14 +49,11 @@ def test_a_burst_over_the_browsers_keepalive_budget_lands_in_batches_under_it(tm
         "for (var j = 0; j < 3; j++) lakemail.track('Heavy', {j: j, pad: 'y'.repeat(30000)});"
         "lakemail.track('Huge', {pad: 'z'.repeat(40000)}); lakemail.track('After', {});"
     )
-    with collector(tmp_path) as url, chromium(tmp_path) as driver:
-        driver.get(f"{url}/shop")
-        driver.execute_script(burst)
-        messages = landed_when(
-            tmp_path,
-            lambda m: len(events(m, "Big")) == 20 and len(events(m, "Heavy")) == 3 and events(m, "After"),
-        )
-        lines = console(driver)
+    messages, lines = run_in_shop(
+        tmp_path,
+        burst,
+        lambda m: len(events(m, "Big")) == 20 and len(events(m, "Heavy")) == 3 and events(m, "After"),
+    )
     assert sorted(m["properties"]["i"] for m in events(messages, "Big")) == list(range(20))
     assert sorted(m["properties"]["j"] for m in events(messages, "Heavy")) == [0, 1, 2]
     assert events(messages, "After") and not events(messages, "Huge")
@@ -61,11 +70,8 @@ def test_a_message_that_is_no_json_is_dropped_without_breaking_the_page(tmp_path
         "lakemail.track('Big number', {n: BigInt(1)});"
         "for (var i = 0; i < 20; i++) lakemail.track('After', {i: i});"
     )
-    with collector(tmp_path) as url, chromium(tmp_path) as driver:
-        driver.get(f"{url}/shop")
-        driver.execute_script(calls)  # raises if the snippet throws into the caller
-        messages = landed_when(tmp_path, lambda m: len(events(m, "After")) == 20 and page_landed(m))
-        lines = console(driver)
+    # run_in_shop raises if the snippet throws into the caller
+    messages, lines = run_in_shop(tmp_path, calls, lambda m: len(events(m, "After")) == 20 and page_landed(m))
     assert len(events(messages, "After")) == 20 and page_landed(messages)
     assert not events(messages, "Loop") and not events(messages, "Big number")
     assert any("Loop" in line for line in lines) and any("Big number" in line for line in lines), lines
