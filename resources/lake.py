@@ -14,13 +14,13 @@ from deltalake.exceptions import DeltaError
 from pydantic import PrivateAttr
 
 from resources.folders import local_folder
+from resources.lake_files import append_files
 from resources.lake_locks import LakeLocks
 from transforms.evolution import struct_widening, widened
 from transforms.schema import INGEST_APP_ID, STATS_COLUMNS
 
 
-def writer_properties() -> WriterProperties:
-    # zstd: smaller and faster than delta-rs' default snappy on this data (measured on the reference machine).
+def writer_properties() -> WriterProperties:  # zstd: smaller and faster than snappy on this data (measured)
     return WriterProperties(compression="ZSTD")
 
 
@@ -171,9 +171,8 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         *,
         mode: Literal["append", "overwrite"] = "append",
     ) -> None:
-        """Write `frame` as one commit that records each `app_id -> version` of `tags` (idempotency), rows
-        or none (found by review: an empty append wrote no commit, so an engine run that decided nothing
-        was never in the log while the store was stamped with it, and the next run rebuilt the store)."""
+        """Write `frame` as one commit that records each `app_id -> version` of `tags`, rows or none (an
+        empty append that wrote no commit left an engine run that decided nothing out of the log)."""
         transactions = [Transaction(app_id, version) for app_id, version in tags.items()]
         properties = CommitProperties(app_transactions=transactions)
         self.write(name, frame, commit_properties=properties, mode=mode, record_empty=True)
@@ -242,19 +241,22 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         `record_empty`, it is a commit of no rows, for what its `commit_properties` record). An
         append may bring columns the table does not have yet (a lake from an earlier release): they are
         added, and older rows read null; struct fields too, in a rewrite of the table as this one commit.
-        An overwrite replaces the schema with `frame`'s, as it replaces the rows.
-        """
+        An overwrite replaces the schema with `frame`'s, as it replaces the rows. An append to a local table
+        is written in bounded memory (`resources.lake_files`) when it can be."""
         self._writable()
         table = self.table(name)
         exists = table is not None
         if frame.height == 0 and exists and mode == "append" and not record_empty:
             return
         if table is not None and mode == "append":
-            union = struct_widening(pl.scan_delta(table).collect_schema(), frame.schema)
+            present = pl.scan_delta(table).collect_schema()
+            union = struct_widening(present, frame.schema)
             if union is not None:  # a struct gains a field: the table is rewritten (transforms.evolution)
                 old = self.scan(name, union).collect()
                 frame = pl.concat([old, frame.select(widened(frame.schema, union))], how="vertical_relaxed")
                 mode, partition_by = "overwrite", table.metadata().partition_columns or None
+            elif append_files(table, self.root, name, frame, present, commit_properties):  # bounded (#17)
+                return
         write_deltalake(
             self.table_uri(name),
             arrow_stream(frame),
