@@ -1,7 +1,7 @@
 """Scheduled audits as Dagster sees them: the `audit_results` asset, its check results and its selection.
 
-What an audit reads and writes is in stores/operations/audits.py; here its window and limits come from
-the run config, and its findings become the asset's metadata and check results in the UI.
+What an audit reads and writes is in stores/operations/audits.py; here its clock (`now`), window and limits
+come from the run config, and its findings become the asset's metadata and check results in the UI.
 """
 
 from collections.abc import Iterable
@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from assets.checks import check_key
+from assets.clock import EngineConfig, engine_now
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from stores.operations.audits import AUDIT_RESULTS, audit_names, record_audits
@@ -22,8 +23,10 @@ WARN = dg.AssetCheckSeverity.WARN
 DEFAULTS = Thresholds()
 
 
-class AuditConfig(dg.Config):
-    """How far back an audit looks (hours; none: the whole lake) and the limits it holds the lake to."""
+class AuditConfig(EngineConfig):
+    """The audit's `now` (ISO-8601; none: the clock), how far back before it the audit looks (hours; none:
+    the whole lake) and the limits it holds the lake to. The monitor checks of the run take the same `now`
+    (`assets.clock.run_now`)."""
 
     window_hours: float | None = 1.0
     quarantine_rate_max: float = DEFAULTS.quarantine_rate_max
@@ -92,7 +95,7 @@ def build_audit_results(tables: Iterable[str] = INGEST_TABLES) -> dg.AssetsDefin
     ) -> dg.MaterializeResult:
         """Audit findings over a window or the whole lake: checks, latency SLO, quarantine, failures."""
         run_at = run_started_at(context)
-        now = datetime.now(UTC)
+        now = engine_now(config)
         since = None if config.window_hours is None else now - timedelta(hours=config.window_hours)
         probe = Probe(lake, landing, Scope(since=since), config.thresholds(), now)
         outcomes, written = record_audits(probe, present, run_at)
@@ -101,6 +104,7 @@ def build_audit_results(tables: Iterable[str] = INGEST_TABLES) -> dg.AssetsDefin
         return dg.MaterializeResult(
             metadata={
                 "run_at": run_at.isoformat(),
+                "now": now.isoformat(),
                 "window_hours": "whole lake" if config.window_hours is None else config.window_hours,
                 "audits": len(outcomes),
                 "failed": len(failed),
