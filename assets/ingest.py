@@ -12,6 +12,7 @@ from resources.landing import LandingResource
 from resources.secrets import SecretsResource
 from resources.state import StateResource
 from stores.ingest import ingest
+from stores.ingest_files import failed_files
 from stores.ingest_report import IngestReport
 from transforms.ingest.batch import DEFAULT_MAX_BATCH_MB
 
@@ -21,12 +22,15 @@ INGEST_GROUP = "ingest"
 class BatchConfig(EngineConfig):
     """Which landed files a micro-batch takes (the sensor's manifest); none means everything landed.
 
-    `retry`: failed files to take again now (`lakemail retry`); `now` is when backoffs are over.
+    `retry`: failed files to take again now (`lakemail retry`); `retry_failed_through`: every file failing
+    as of that batch too (`lakemail retry --failed` when naming them would swell the config:
+    `orchestration.jobs.retry_config`); `now` is when backoffs are over.
     """
 
     files: list[str] | None = None
     max_batch_mb: int = DEFAULT_MAX_BATCH_MB
     retry: list[str] | None = None
+    retry_failed_through: int | None = None
 
 
 def _metadata(report: IngestReport) -> dict[str, dict[str, Any]]:
@@ -100,13 +104,16 @@ def ingest_stage(
     secrets: SecretsResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Take the batch's landed files into the lake, exactly once, and each batch into the state store."""
+    retry = list(config.retry or ())
+    if config.retry_failed_through is not None:
+        retry += failed_files(lake, config.retry_failed_through)["source_file"].to_list()
     report = ingest(
         lake,
         landing,
         config.files,
         max_batch_bytes=config.max_batch_mb * 1024 * 1024,
         now=engine_now(config),
-        retry=config.retry or (),
+        retry=retry,
         state=state,
         secret=secrets.hmac_key,
     )

@@ -95,8 +95,9 @@ def erasure_job() -> None:
     erase_requests()
 
 
-# A lane's run names its files in its run config only while their paths are few: Dagster stores every run's
-# config in its run storage, and a 20k-file backlog named in full is a megabyte per run (and per retry).
+# A lane's run (and `lakemail retry --failed`'s) names its files in its run config only while their paths are
+# few: Dagster stores every run's config in its run storage, and a 20k-file backlog named in full is a
+# megabyte per run (and per retry).
 MANIFEST_MAX_CHARS = 16 * 1024
 
 
@@ -117,6 +118,17 @@ def ingest_config(
     again (`lakemail retry`) and the run's one clock."""
     ingest = {"files": files, "max_batch_mb": max_batch_mb, "now": now, "retry": retry or []}
     return {"ops": {"ingest_stage": {"config": ingest}}}
+
+
+def retry_config(named: list[str] | None, failed_through: int, max_batch_mb: int) -> dict[str, Any]:
+    """Run config of a `lakemail retry` run (`microbatch_job`): failed landing files taken again now, and no
+    other landed file (`files: []`). The `named` ones (`lane_manifest` of them, for `--failed`); past its
+    limit (None) the config names none, and the run finds the same files itself: those failing as of batch
+    `failed_through` (ingest_log up to it), which a run retry of it finds again whatever landed since."""
+    config = microbatch_config([], max_batch_mb, retry=named)
+    if named is None:
+        config["ops"]["ingest_stage"]["config"]["retry_failed_through"] = failed_through
+    return config
 
 
 def decide_config(now: str | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import dagster as dg
 
 from orchestration.definitions import build_defs
 from orchestration.instance import persistent_instance
-from orchestration.jobs import MICROBATCH_JOB, microbatch_config
+from orchestration.jobs import MICROBATCH_JOB, lane_manifest, microbatch_config, retry_config
 from orchestration.leases import execute_leased
 from orchestration.settings import Settings
 from resources.lake import LakeResource
@@ -54,23 +54,26 @@ def retry_once(
     settings: Settings, paths: list[str] | None, instance: dg.DagsterInstance | None = None
 ) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
     """Take failed landing files again now (`paths`, or every failed one for None) through
-    `microbatch_job`: (run summary, (path, status, detail) of each file afterwards).
+    `microbatch_job`: (run summary, (path, status, detail) of each file afterwards). Given `paths` are
+    named in the run config; every failed one only while `lane_manifest` names them (`retry_config`).
 
     Raises ValueError naming a path whose last outcome is not a failure.
     """
     lake = LakeResource(uri=settings.lake_uri)
-    failing = set(failed_files(lake)["source_file"])
+    through = lake.committed_batch()  # the run finds the failing files as of it, when not named
+    failing = set(failed_files(lake, through)["source_file"])
     targets = sorted(failing) if paths is None else list(dict.fromkeys(paths))
     unknown = [p for p in targets if p not in failing]
     if unknown:
         raise ValueError(f"not a failed landing file (see ingest_log): {', '.join(unknown)}")
     if not targets:
         return {"run_id": None, "status": "SUCCESS"}, []
+    named = targets if paths is not None else lane_manifest(targets)
     job = build_defs(settings).resolve_job_def(MICROBATCH_JOB)
     result = execute_leased(  # in flight means alive: a retry that dies blocks nobody (#13.1)
         job,
         instance or persistent_instance(settings),
-        microbatch_config(targets, settings.max_batch_mb, retry=targets),
+        retry_config(named, through, settings.max_batch_mb),
         "lakemail retry",
     )
     summary: dict[str, Any] = {"run_id": result.run_id, "status": "SUCCESS" if result.success else "FAILURE"}

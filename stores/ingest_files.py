@@ -259,6 +259,8 @@ def landed_manifest(
     return [found[p] for p in paths if p in found]
 
 
-def failed_files(lake: LakeResource) -> pl.DataFrame:
-    """Landed files whose last outcome is `retrying` or `failed`: source_file, status, attempts, failed_at."""
-    return failed_attempts(lake.read("ingest_log", INGEST_LOG_SCHEMA))
+def failed_files(lake: LakeResource, through: int | None = None) -> pl.DataFrame:
+    """Landed files whose last outcome is `retrying` or `failed`: source_file, status, attempts, failed_at;
+    as of batch `through` (ingest_log's rows up to it: the same files whatever was committed since)."""
+    log = lake.read("ingest_log", INGEST_LOG_SCHEMA)
+    return failed_attempts(log if through is None else log.filter(pl.col("batch_id") <= through))
