@@ -7,6 +7,7 @@ import httpx
 
 from orchestration.settings_values import SettingsError
 from transforms.sends.clicks import LOCAL_COLLECTOR_URL
+from transforms.sends.safety import safe_url
 
 
 def public_url_for(esp: str, url: str | None, name: str = "LAKEMAIL_PUBLIC_URL") -> str | None:
@@ -23,9 +24,24 @@ def public_url_for(esp: str, url: str | None, name: str = "LAKEMAIL_PUBLIC_URL")
         parsed = None
     if url is None:
         raise SettingsError(f"{name} must be set, to {need}, with LAKEMAIL_ESP={esp}")
+    if parsed is not None and parsed.userinfo:  # never echoed: it may hold a password
+        raise SettingsError(f"{name} must be {need} without a user name or password")
     if parsed is None or parsed.scheme not in schemes or not parsed.host:
         raise SettingsError(f"{name}={url!r} must be {need} with LAKEMAIL_ESP={esp}")
+    _check_link_base(url, parsed, name)
     return url
+
+
+def _check_link_base(url: str, parsed: httpx.URL, name: str) -> None:
+    """SettingsError unless `url` takes a path after it (`/unsubscribe/<token>`, `/c/<token>`) and stays a
+    link every email may carry: after a query or a fragment the token is no longer in the path (every
+    link a 404), and one `safe_url` refuses (a space, a quote) aborted every email, each only when sent
+    (found by review)."""
+    if "?" in url or "#" in url:
+        raise SettingsError(f"{name}={url!r} must not hold a query or a fragment: links add their path to it")
+    as_https = "https" + url[len(parsed.scheme) :]
+    if safe_url(as_https, "") != as_https:
+        raise SettingsError(f"{name}={url!r} must not hold spaces, quotes, brackets or control characters")
 
 
 def click_url_for(esp: str, click: str | None, public: str | None) -> str:

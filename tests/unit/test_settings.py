@@ -278,6 +278,42 @@ def test_a_real_provider_needs_an_https_public_url_at_start_up(
         assert Settings.from_env(env, dotenv=None).public_url == public_url
 
 
+PUBLIC_OK = "https://mail.shop.example"
+
+
+@pytest.mark.parametrize("name", ["LAKEMAIL_PUBLIC_URL", "LAKEMAIL_CLICK_URL"])
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("https://mail.shop.example/?utm_source=mail", "query or a fragment"),  # token in the query
+        ("https://mail.shop.example/#footer", "query or a fragment"),  # token in the fragment
+        ("https://mail.shop.example/?", "query or a fragment"),
+        ("https://mailer:s3cret@mail.shop.example", "without a user name or password"),
+        ("https://mail.shop.example/links ", "spaces, quotes"),
+        ("https://mail.shop.example/a b", "spaces, quotes"),
+    ],
+)
+def test_a_link_base_no_email_could_carry_fails_at_start_up(name: str, url: str, says: str) -> None:
+    """Found by review: a query or a fragment put every email's unsubscribe and click token after it (each
+    link led to the base URL's own page, never to /unsubscribe/<token>: nobody could unsubscribe), and a
+    user name or a space made the renderer abort every email (`invalid_unsubscribe_url`) when it was sent."""
+    env = {"LAKEMAIL_ESP": "sendgrid", "LAKEMAIL_ESP_API_KEY": "k", "LAKEMAIL_PUBLIC_URL": PUBLIC_OK}
+    with pytest.raises(SettingsError, match=f"{name}.*{says}") as refused:
+        Settings.from_env({**env, name: url}, dotenv=None)
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url", [PUBLIC_OK, "https://mail.shop.example/lakemail/", "HTTPS://shop.example:8443"]
+)
+def test_a_link_base_with_a_path_or_a_port_is_taken(url: str) -> None:
+    env = {"LAKEMAIL_ESP": "sendgrid", "LAKEMAIL_ESP_API_KEY": "k", "LAKEMAIL_PUBLIC_URL": url}
+    settings = Settings.from_env(env, dotenv=None)
+    assert (settings.public_url, settings.click_url) == (url, url)
+    sandbox = {"LAKEMAIL_PUBLIC_URL": "http://127.0.0.1:8025", "LAKEMAIL_CLICK_URL": "http://127.0.0.1:8000"}
+    assert Settings.from_env(sandbox, dotenv=None).click_url == "http://127.0.0.1:8000"
+
+
 def test_definitions_never_link_to_the_providers_url(tmp_path: Path) -> None:
     settings = Settings(
         home=tmp_path,
