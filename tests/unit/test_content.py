@@ -98,6 +98,8 @@ def content(kind: str = "abandoned_cart", catalog: pl.DataFrame | None = None, *
 
 
 GREETING = {"block": "greeting", "reason": "no_first_name"}
+LINKED_NAME = {"block": "greeting", "reason": "link_in_first_name"}
+LINKED_LINE = {"block": "cart_line", "reason": "link_in_name"}
 MISSING = {"block": "cart_line", "reason": "product_not_in_catalog"}
 NO_IMAGE = {"block": "cart_line", "reason": "no_image"}
 NO_PRICE = {"block": "cart_line", "reason": "no_price"}
@@ -143,6 +145,21 @@ def test_build_content_fallbacks(
     result = content(kind, **overrides)
     assert result.aborted is None
     assert result.fallbacks == expected
+
+
+def test_names_from_events_never_carry_a_link() -> None:
+    """Found by review: the write key is public, so a first name or the name of a carted product the
+    catalog lacks is anyone's text; one such as `prize at evil.example/win` went into the subject and the
+    body, where mail clients link it. The catalog's own names are the shop's and stay as they are."""
+    bait = "Claim your prize at evil.example/win"
+    catalog = catalog_frame(product("p-io", "Acme.io speaker", "audio", 20.0, 1))
+    items = [line("p-gone", name=bait), line("p-io", name=bait), line("p-nameless", name="Plain mug")]
+    result = content(first_name=bait, cart_items=items, catalog=catalog)
+    assert result.fallbacks == [LINKED_NAME, MISSING, LINKED_LINE, NO_RECS]
+    assert "evil" not in repr(result.context) and result.context["first_name"] == ""
+    names = [line["name"] for line in result.context["cart"]["lines"]]
+    assert names == ["Item", "Acme.io speaker", "Plain mug"]
+    assert content("welcome", first_name="Dr. Who").context["first_name"] == "Dr. Who"
 
 
 def test_cart_line_without_catalog_image_or_price() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.sends.safety import format_price, header_value, safe_url, subject_value
+from transforms.sends.safety import format_price, header_value, holds_link, safe_url, subject_value
 
 HOME = "https://shop.example"
 
@@ -83,3 +83,32 @@ def test_subject_value_breaks_every_encoded_word_and_is_idempotent() -> None:
 )  # fmt: skip
 def test_format_price(amount: float | None, currency: str, expected: str) -> None:
     assert format_price(amount, currency) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "link"),
+    [
+        ("Claim your prize at evil.example/win", True),
+        ("https://evil.example", True),
+        ("HTTP://evil", True),
+        ("see www.evil", True),
+        ("mailto:x", True),
+        ("write to me@evil.example", True),
+        ("bit.ly/abc", True),
+        ("EVIL.COM", True),
+        ("evil\uff0eexample", True),  # a fullwidth stop
+        ("evil\u3002example", True),  # an ideographic one
+        ("\uff48\uff54\uff54\uff50\uff53\uff1a\uff0f\uff0fx", True),  # fullwidth https://
+        ("Ada", False),
+        ("Zoë-Amélie O'Brien", False),
+        ("Dr. Who", False),
+        ("J.R.R. Tolkien", False),
+        ("Mug 0.5l", False),
+        ("e.g. socks", False),
+        ("Size: M", False),
+        ("", False),
+    ],
+)
+def test_holds_link(text: str, link: bool) -> None:
+    """Names come from anyone's events: what a mail client would link is not shown (found by review)."""
+    assert holds_link(text) is link

@@ -12,7 +12,7 @@ import polars as pl
 from transforms.ingest.reference_tables import is_price_drop
 from transforms.schema import CART_LINE
 from transforms.sends.catalog import Catalog, in_stock_bestsellers, product_ids
-from transforms.sends.safety import NAME_LIMIT, format_price, header_value, safe_url
+from transforms.sends.safety import NAME_LIMIT, format_price, header_value, holds_link, safe_url
 
 CART_KINDS = ("abandoned_cart", "abandoned_checkout")
 PRODUCT_KINDS = ("browse_abandonment", "back_in_stock", "price_drop")
@@ -101,6 +101,7 @@ def _cart_frame(items: Sequence[Mapping[str, Any]], catalog: pl.DataFrame, curre
         .join(current, on="product_id", how="left", maintain_order="left")
         .with_columns(
             *(pl.coalesce(f"c_{c}", c).alias(c) for c in ("name", "category")),
+            event_name=pl.col("c_name").is_null(),  # the name the event gave, not the catalog's
             known=known,
             quantity=pl.col("quantity").fill_null(1),
             price=pl.when(known).then(pl.coalesce("c_price", "price")),  # never an unverified price
@@ -127,6 +128,9 @@ def _cart_line(
     card = _card(row, shop)
     if not row["known"]:  # stale or not: why the line is a name linking to the shop's home
         fallbacks.append({"block": "cart_line", "reason": "product_not_in_catalog"})
+    if row["event_name"] and holds_link(card["name"]):  # anyone's text: never a link in the shop's email
+        fallbacks.append({"block": "cart_line", "reason": "link_in_name"})
+        card["name"] = "Item"
     if not detailed:  # a stale profile: names (and links) only
         return {**card, "image_url": "", "price": "", "line_total": "", "quantity": 0}
     if row["known"] and not card["image_url"]:
@@ -258,7 +262,10 @@ def build_content(
     if stale:
         draft.fallbacks.append({"block": "profile", "reason": "stale_profile"})
     first_name = header_value(profile.get("first_name") or "", NAME_LIMIT)
-    if not first_name:
+    if holds_link(first_name):  # a trait anyone with the public write key can set: never a link
+        draft.fallbacks.append({"block": "greeting", "reason": "link_in_first_name"})
+        first_name = ""
+    elif not first_name:
         draft.fallbacks.append({"block": "greeting", "reason": "no_first_name"})
     try:
         part, category, shown = _kind_part(kind, profile, trigger, draft)

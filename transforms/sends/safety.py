@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from urllib.parse import urlsplit
 
@@ -12,6 +13,11 @@ URL_LIMIT = 2048
 CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
 _URL_FORBIDDEN = frozenset("<>\"'`\\")  # never valid unencoded in a URL; a sign of markup injection
 _KEPT_FORMAT_CHARS = frozenset("\u200d")  # zero-width joiner: part of emoji sequences
+# What mail clients make a link of in plain text: a scheme, `mailto:`, `www.`, an address, or a dotted host
+# name ending in letters (`evil.example/win`; `Dr. Who`, `e.g.` and `0.5l` are none).
+_LINK_LIKE = re.compile(
+    r"[a-z][a-z0-9+.-]*://|mailto:|www\.|@|[^\W_][\w-]*(?:\.[\w-]+)*\.[^\W\d_]{2,}(?!\w)", re.IGNORECASE
+)
 # Put between `=` and `?`: an invisible word joiner, so no RFC 2047 encoded-word starts there.
 ENCODED_WORD_BREAK = "=\u2060?"
 
@@ -31,6 +37,14 @@ def safe_url(url: str | None, fallback: str) -> str:
     if parts.scheme.lower() != "https" or not host or "@" in parts.netloc:
         return fallback  # userinfo before the host is a phishing trick
     return text
+
+
+def holds_link(text: str) -> bool:
+    """Whether `text` (a name from an event) holds something a mail client would show as a link: a name
+    is text, and a link in the shop's email must be the shop's own (fullwidth and ideographic stops are
+    dots too)."""
+    folded = unicodedata.normalize("NFKC", text).replace("\u3002", ".")
+    return _LINK_LIKE.search(folded) is not None
 
 
 def header_value(text: str, limit: int = HEADER_LIMIT) -> str:
