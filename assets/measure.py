@@ -38,7 +38,7 @@ def build_measure_assets(window: timedelta) -> list[dg.AssetsDefinition]:
     )
     def attributions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         """Credit orders to sends; merge what changed, withdraw what is no longer earned (once per order)."""
-        with lake.writer_lock():
+        with lake.measure_lock():  # its own: neither lane waits while it reads the lake (an erasure does)
             report = run_attribution(lake, window)
         context.log.info(
             "attributions: %s of %s orders credited (%s), %s rows merged, %s withdrawn; refunds: %s orders "
@@ -71,7 +71,7 @@ def build_measure_assets(window: timedelta) -> list[dg.AssetsDefinition]:
     ) -> dg.MaterializeResult:
         """Measure each arm from its shoppers' assignment on, against the holdout; rewrite `experiments`."""
         now = engine_now(config)
-        with lake.writer_lock():
+        with lake.measure_lock():
             pooled = run_experiments(lake, window, now, read_inputs(lake))
         kinds = pooled["kind"].n_unique()
         context.log.info("experiments: %s kinds, %s arms", kinds, pooled.height)

@@ -3,10 +3,12 @@
 `ingest` guards what the ingest lane writes (events, quarantine, identities, ingest_log, catalog,
 customers, profile_updates); `decide` what the decide lane writes (triggers, trigger_state, sends);
 `profiles` the profiles refresh (profile_state, profiles), held from what a fold or a refresh reads to
-its commit, minutes on a big lake. Work that changes everything (erasure, maintenance, a state rebuild,
-what the emails earn) takes all three, always in the order of `LANES`, so that two such holders never
-deadlock. `profiles` comes first: such work waits for a long fold holding no other lock, so neither
-lane stalls behind the fold (a fold takes `ingest` inside it, briefly, for its delete).
+its commit, minutes on a big lake; `measure` what the emails earn (attributions, experiments), held from
+its reads of the whole lake to its commits, as long on a big lake. Work that changes everything (erasure,
+maintenance, a state rebuild) takes all four, always in the order of `LANES`, so that two such holders
+never deadlock. `measure` and `profiles` come first: such work waits for a long measurement or fold
+holding no other lock, so neither lane stalls behind them (a fold takes `ingest` inside it, briefly, for
+its delete; a measurement too, once, to set up the tables the ingest sets up).
 
 `flock` locks belong to an open file: two threads of one process (the runner's two lanes) exclude each
 other as two processes do, and the kernel releases a lock when its holder dies, even on SIGKILL.
@@ -19,8 +21,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
-PROFILES, INGEST, DECIDE = "profiles", "ingest", "decide"
-LANES = (PROFILES, INGEST, DECIDE)  # the one order in which locks are taken
+MEASURE, PROFILES, INGEST, DECIDE = "measure", "profiles", "ingest", "decide"
+LANES = (MEASURE, PROFILES, INGEST, DECIDE)  # the one order in which locks are taken
 
 
 def lock_path(root: Path, lane: str) -> Path:
@@ -77,7 +79,13 @@ class LakeLocks:
         erasure waits for it rather than be undone by it; never waited for by either lane."""
         return lane_locks(self.root, (PROFILES,))
 
+    def measure_lock(self) -> AbstractContextManager[None]:
+        """What the emails earn (attributions, experiments), from its reads to its commits: an erasure
+        waits for it rather than be undone by it; never waited for by either lane (found by review: it
+        took every lock, so no micro-batch committed while it read the whole lake)."""
+        return lane_locks(self.root, (MEASURE,))
+
     def writer_lock(self) -> AbstractContextManager[None]:
         """Every lock, in their fixed order: for work that changes every table (erasure, maintenance, a
-        state rebuild); no micro-batch of either lane nor a profiles refresh commits meanwhile."""
+        state rebuild); no micro-batch of either lane, profiles refresh or measurement commits meanwhile."""
         return lane_locks(self.root, LANES)

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from resources.lake import LakeResource
+from stores.ingest_tables import set_up_tables
 from transforms.measure.attribution import (
     EVENT_COLUMNS,
     MEASURED_EVENTS,
@@ -63,6 +64,16 @@ class AttributionReport:
     unnetted: int = 0  # partial refunds left out: in another currency than their order's
 
 
+def set_up(lake: LakeResource) -> None:
+    """`attributions` and `experiments` in place before they are written: when one is missing, the ingest's
+    own set-up makes it, under the ingest lock, as every creator of these tables holds (a moment, once per
+    lake). Once they are there, only the measurement writes them (and work that holds every lock), so it
+    holds its own lock alone (`LakeResource.measure_lock`), never a lane's."""
+    if lake.table(ATTRIBUTIONS) is None or lake.table(EXPERIMENTS) is None:
+        with lake.ingest_lock():
+            set_up_tables(lake)
+
+
 def run_attribution(lake: LakeResource, window: timedelta, inputs: Inputs | None = None) -> AttributionReport:
     """Credit every order to at most one send, and make `attributions` hold exactly those credits: what
     changed is merged, and a credit no longer earned deleted, in one commit (none when nothing changed).
@@ -70,6 +81,7 @@ def run_attribution(lake: LakeResource, window: timedelta, inputs: Inputs | None
     Every order and send is read again each run, so its credits are the whole truth of the table."""
     inputs = inputs or read_inputs(lake)
     credited = attribute(inputs.orders, inputs.sends, inputs.clicks, window)
+    set_up(lake)
     existing = lake.read(ATTRIBUTIONS, ATTRIBUTIONS_SCHEMA)
     changed = changed_rows(credited, existing)
     withdrawn = existing.join(credited, on="order_event_id", how="anti").height
@@ -105,6 +117,7 @@ def run_experiments(
 ) -> pl.DataFrame:
     """Rewrite `experiments` (per kind, arm, exposure day); returns the figures pooled over every day."""
     sums = experiment_sums(lake, window, inputs or read_inputs(lake))
+    set_up(lake)
     lake.write(EXPERIMENTS, summarize(sums, now), mode="overwrite")
     return summarize(pooled(sums), now)
 

@@ -40,8 +40,9 @@ PUBLIC_TABLES: dict[str, dict[str, pl.DataType]] = {
     "experiments": EXPERIMENTS_SCHEMA,
 }
 
-# Created by the ingest, under its lock, when missing. Every other writer of these holds that lock too
-# (suppressions: the ingest itself; erasure and the measure runs: every lock), but the audits, whose
-# append takes none. The other public tables are the lanes' own (created by their first write, under the
-# lock of their lane): the sql command shows them empty until then.
+# Created by the ingest, under its lock, when missing. Every other creator of these holds that lock too
+# (suppressions: the ingest itself; erasure: every lock; the measure runs set them up through the ingest's
+# set-up under it, then write them under their own), but the audits, whose append takes none. The other
+# public tables are the lanes' own (created by their first write, under the lock of their lane): the sql
+# command shows them empty until then.
 SET_UP_TABLES = ("suppressions", "audit_results", "attributions", "experiments")

@@ -10,12 +10,16 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from orchestration.definitions import build_defs
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from simulator.truth import Truth, simulate_truth
+from stores.ingest_tables import set_up_tables
 from tests.conftest import storage_env
+from tests.lake.overlap import Overlapping
+from transforms.measure.tables import ATTRIBUTIONS_SCHEMA, EXPERIMENTS_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,3 +74,27 @@ def test_measure_job_shows_the_experiments_and_the_report_agrees(
     assert early.returncode == 0 and "No shopper" in early.stdout
     bad = subprocess.run([*command, "--since", "March"], env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_measure_job_holds_up_neither_lane(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    lake: LakeResource,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """measure_job reads the whole lake (tens of seconds on a lake of a few million decisions) and writes
+    only `attributions` and `experiments`: it took every lane's lock for all of it, so each hour no
+    micro-batch of either lane committed meanwhile (found by review). It runs while both lanes hold theirs."""
+    simulate_truth(lake, Truth(shoppers_per_kind=200), seed=4)
+    set_up_tables(lake)  # as the lake's first micro-batch did
+    job = build_defs(settings).resolve_job_def("measure_job")
+
+    def measure() -> bool:
+        return job.execute_in_process(instance=instance).success
+
+    with lake.ingest_lock(), lake.decide_lock():  # a micro-batch of each lane in flight
+        run = Overlapping(monkeypatch, measure).start()  # returns once it ends, or waits on a lock
+        assert not run.waited, "measure_job waited for the lanes' locks"
+    assert run.join() is True
+    assert lake.read("attributions", ATTRIBUTIONS_SCHEMA).height > 0
+    assert lake.read("experiments", EXPERIMENTS_SCHEMA).height > 0

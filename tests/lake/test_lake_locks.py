@@ -1,6 +1,6 @@
-"""The lake's writer locks (#15): one per lane, so an ingest commit never waits for a delivery, and one for
-the profiles refresh, which neither lane waits for; work that changes everything takes all three, in one
-fixed order."""
+"""The lake's writer locks (#15): one per lane, so an ingest commit never waits for a delivery, one for
+the profiles refresh and one for what the emails earn, which neither lane waits for; work that changes
+everything takes all four, in one fixed order."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ Lock = Callable[[LakeResource], AbstractContextManager[None]]
 INGEST: Lock = LakeResource.ingest_lock
 DECIDE: Lock = LakeResource.decide_lock
 PROFILES: Lock = LakeResource.profiles_lock
+MEASURE: Lock = LakeResource.measure_lock
 ALL: Lock = LakeResource.writer_lock
 
 
@@ -51,6 +52,13 @@ def acquired_within(lake: LakeResource, lock: Lock, seconds: float) -> bool:
         (PROFILES, PROFILES, True),  # one fold or profiles rewrite at a time
         (PROFILES, ALL, True),  # an erasure waits for the fold rather than be undone by it
         (ALL, PROFILES, True),
+        (MEASURE, INGEST, False),  # what the emails earn, reading the whole lake: neither lane waits
+        (MEASURE, DECIDE, False),
+        (MEASURE, PROFILES, False),
+        (INGEST, MEASURE, False),
+        (MEASURE, MEASURE, True),  # one measurement at a time
+        (MEASURE, ALL, True),  # an erasure waits for it rather than be undone by it
+        (ALL, MEASURE, True),
     ],
     ids=[
         "decide-held-ingest-goes",
@@ -67,6 +75,13 @@ def acquired_within(lake: LakeResource, lock: Lock, seconds: float) -> bool:
         "profiles-profiles",
         "profiles-held-all-waits",
         "all-held-profiles-waits",
+        "measure-held-ingest-goes",
+        "measure-held-decide-goes",
+        "measure-held-profiles-goes",
+        "ingest-held-measure-goes",
+        "measure-measure",
+        "measure-held-all-waits",
+        "all-held-measure-waits",
     ],
 )
 def test_each_lane_has_its_own_lock_and_all_exclude_each(
@@ -96,6 +111,27 @@ def test_an_erasure_waiting_for_a_fold_holds_up_neither_lane(
     assert taken == ["all"]
 
 
+def test_an_erasure_waiting_for_a_measurement_holds_up_neither_lane(
+    lake: LakeResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The measure lock comes first too: work that takes every lock waits for a long measurement holding
+    none of the lanes' locks."""
+    taken: list[str] = []
+
+    def take_all() -> None:
+        with ALL(lake):
+            taken.append("all")
+
+    with MEASURE(lake):
+        waiter = Overlapping(monkeypatch, take_all).start()
+        assert waiter.waited
+        assert acquired_within(lake, INGEST, 5.0)
+        assert acquired_within(lake, DECIDE, 5.0)
+        assert acquired_within(lake, PROFILES, 5.0)
+    waiter.join()
+    assert taken == ["all"]
+
+
 def test_the_locks_are_taken_in_one_order_whatever_order_they_are_named_in(lake: LakeResource) -> None:
     """Holders of several locks, named in different orders, never deadlock (200 rounds each)."""
     root = lake.root
@@ -115,13 +151,20 @@ def test_the_locks_are_taken_in_one_order_whatever_order_they_are_named_in(lake:
             ("decide", "ingest"),
             ("decide", "ingest", "profiles"),
             ("ingest", "profiles"),  # a fold's delete inside its own lock
+            ("ingest", "measure"),  # a measurement's table set-up inside its own lock
         )
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert sorted(done) == ["decide/ingest", "decide/ingest/profiles", "ingest/decide", "ingest/profiles"]
+    assert sorted(done) == [
+        "decide/ingest",
+        "decide/ingest/profiles",
+        "ingest/decide",
+        "ingest/measure",
+        "ingest/profiles",
+    ]
 
 
 def test_an_unknown_lane_is_refused(lake: LakeResource) -> None:
