@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from orchestration.jobs import LANE_JOBS
+
 # Landed -> committed targets p95 10 s and landed -> sent p95 30 s (the audits' SLOs): buckets at both.
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -14,7 +16,15 @@ STAGES = (
     "sends",
 )  # the micro-batch's steps (Dagster step keys; profiles left it, #15)
 LINE_OUTCOMES = ("accepted", "duplicate", "quarantined")
+RUN_LANES = ("ingest", "decide", "both")  # a run's lane: its job's (`lane_of`)
 SEND_STATUSES = ("sent", "retrying", "failed_permanent", "unknown", "aborted")
+
+
+def lane_of(job_name: str) -> str:
+    """The lane label of a run of `job_name`: `ingest`, `decide`, else `both` (microbatch_job, which
+    `lakemail process` runs, takes both lanes)."""
+    lanes = [lane for lane, jobs in LANE_JOBS.items() if job_name in jobs]
+    return lanes[0] if len(lanes) == 1 else RUN_LANES[2]
 
 
 class RunnerMetrics:
@@ -49,8 +59,9 @@ class RunnerMetrics:
         )
         self.runs = Counter(
             "lakemail_runs_total",
-            "Micro-batch runs this runner executed, by outcome.",
-            ["status"],
+            "Micro-batch runs this runner executed, by lane (ingest, decide; both: microbatch_job) and "
+            "outcome: one lane failing every run shows while the other succeeds.",
+            ["lane", "status"],
             registry=registry,
         )
         self.released = Counter(
@@ -101,8 +112,9 @@ class RunnerMetrics:
             ["provider"],
             registry=registry,
         )
-        for status in ("success", "failure"):
-            self.runs.labels(status=status)
+        for lane in RUN_LANES[:2]:
+            for status in ("success", "failure"):
+                self.runs.labels(lane=lane, status=status)
         for stage in STAGES:
             self.stage_duration.labels(stage=stage)
         for outcome in LINE_OUTCOMES:

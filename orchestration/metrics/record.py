@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from orchestration.metrics.families import RunnerMetrics
+from orchestration.metrics.families import RunnerMetrics, lane_of
 from resources.lake import LakeResource
 from transforms.schema import INGEST_LOG_SCHEMA, SENDS_SCHEMA
 
@@ -40,7 +40,8 @@ def record_run(
     lake: LakeResource,
 ) -> None:
     """Count run `result` in `metrics`."""
-    metrics.runs.labels(status="success" if result.success else "failure").inc()
+    status = "success" if result.success else "failure"
+    metrics.runs.labels(lane=lane_of(result.job_def.name), status=status).inc()
     stats = instance.get_run_stats(result.run_id)
     if stats.start_time is not None and stats.end_time is not None:
         metrics.run_duration.observe(stats.end_time - stats.start_time)

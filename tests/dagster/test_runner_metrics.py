@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import orjson
 from prometheus_client import CollectorRegistry
 
 from orchestration.definitions import build_defs
-from orchestration.jobs import MICROBATCH_JOB, microbatch_config
+from orchestration.jobs import (
+    DECIDE_JOB,
+    INGEST_JOB,
+    MICROBATCH_JOB,
+    decide_config,
+    ingest_config,
+    microbatch_config,
+)
 from orchestration.leases import execute_leased
 from orchestration.metrics.families import STAGES
 from orchestration.metrics.observer import MetricsObserver, runner_registry
@@ -46,7 +54,7 @@ def test_one_run_is_counted_exactly(settings: Settings, instance: dg.DagsterInst
     assert result.success
     MetricsObserver(metrics, instance, lake).finished(result)
 
-    assert sample(registry, "lakemail_runs_total", status="success") == 1
+    assert sample(registry, "lakemail_runs_total", lane="both", status="success") == 1  # microbatch_job
     assert sample(registry, "lakemail_lines_total", outcome="accepted") == len(USERS) + 2
     assert sample(registry, "lakemail_lines_total", outcome="duplicate") == 1
     assert sample(registry, "lakemail_lines_total", outcome="quarantined") == 2
@@ -96,3 +104,35 @@ def test_a_pinned_now_run_counts_its_sends_latency(settings: Settings, instance:
 
     assert sample(registry, "lakemail_sends_total", status="sent") == len(USERS)
     assert sample(registry, "lakemail_landed_to_sent_seconds_count") == len(USERS)
+
+
+def test_runs_are_counted_by_lane(settings: Settings, instance: dg.DagsterInstance) -> None:
+    """`lakemail up` runs a runner per lane; runs were counted by outcome only, so one lane's successes
+    hid the other failing every run (found by review: LakemailRunsFailing never fired for a decide lane
+    that sent nothing while ingest went on). Real runs of each lane's job: the decide lane's fails on a
+    `triggers` table whose log is broken, the ingest lane's succeeds."""
+    now = datetime.now(UTC)
+    land(
+        settings,
+        "signups.ndjson",
+        [orjson.dumps(message("identify", now, user=USERS[0], email="a@b.example"))],
+    )
+    registry, metrics = runner_registry(settings, instance)
+    lake = LakeResource(uri=settings.lake_uri)
+    observer, defs = MetricsObserver(metrics, instance, lake), build_defs(settings)
+    ingested = execute_leased(
+        defs.resolve_job_def(INGEST_JOB), instance, ingest_config(None, settings.max_batch_mb), "test"
+    )
+    assert ingested.success
+    observer.finished(ingested)
+    log = Path(settings.lake_uri) / "triggers" / "_delta_log"
+    log.mkdir(parents=True)
+    (log / f"{0:020d}.json").write_text("not a Delta log\n")
+    decided = execute_leased(defs.resolve_job_def(DECIDE_JOB), instance, decide_config(), "test")
+    assert not decided.success
+    observer.finished(decided)
+
+    assert sample(registry, "lakemail_runs_total", lane="ingest", status="success") == 1
+    assert sample(registry, "lakemail_runs_total", lane="ingest", status="failure") == 0
+    assert sample(registry, "lakemail_runs_total", lane="decide", status="success") == 0
+    assert sample(registry, "lakemail_runs_total", lane="decide", status="failure") == 1
