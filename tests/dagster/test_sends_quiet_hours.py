@@ -7,10 +7,18 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import dagster as dg
+import orjson
 
 from orchestration.settings import Settings
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from stores.operations.checks import LAKE_CHECKS
+from stores.operations.probe import Probe, Scope
+from tests.conftest import land
 from tests.dagster.sends_harness import SHOPPERS, Mailbox, run, sends, signups
 from tests.dagster.test_sends import mail_settings, mailbox  # noqa: F401 (fixtures)
+from tests.story import at, message
+from transforms.operations.checks import Thresholds
 from transforms.triggers.policies import Policy
 
 NIGHT = 9 * 60 + 30  # T0 + 9h30: 21:30 in London (GMT in November), where the shoppers live
@@ -64,3 +72,29 @@ def test_a_held_email_a_day_late_is_aborted_expired(
     assert outbox["status"].to_list() == ["aborted"] * 2
     assert outbox["last_error"].to_list() == ["expired"] * 2
     assert mailbox.messages() == []
+
+
+def test_a_welcome_deferred_overnight_is_due_at_08_00_and_sent_within_its_budget(
+    mail_settings: Settings,  # noqa: F811
+    mailbox: Mailbox,  # noqa: F811
+    instance: dg.DagsterInstance,
+) -> None:
+    """Found by review: the `send` decided as quiet hours ended was due at the night's due time, so its
+    outbox row's latency (lakemail_landed_to_sent_seconds, the send-latency SLO) counted the 10.5 h the
+    policy held it, and the hourly audit's sends_terminal_within_budget failed it as sent late."""
+    signup = message(
+        "identify", at(NIGHT), user=SHOPPERS[0], email="night@example.com", timezone="Europe/London"
+    )
+    signup["traits"] |= {"marketing_consent": True, "first_name": "Night"}
+    land(mail_settings, "night.ndjson", [orjson.dumps(signup)])
+    run(mail_settings, instance, NIGHT + 1)  # 21:31 in London: deferred to 08:00
+    assert sends(mail_settings).height == 0
+    run(mail_settings, instance, MORNING + 5 / 60)  # 08:00:05
+    outbox = sends(mail_settings)
+    assert outbox["status"].to_list() == ["sent"]
+    lake, landing = LakeResource(uri=mail_settings.lake_uri), LandingResource(uri=mail_settings.landing_uri)
+    probe = Probe(lake, landing, Scope(), Thresholds(), at(MORNING + 60))
+    (budget,) = [c for c in LAKE_CHECKS if c.name == "sends_terminal_within_budget"]
+    outcome = budget.evaluate(probe)
+    assert outcome.passed and outcome.figures["sent_late"] == 0, outcome.figures
+    assert outbox["due_at"].to_list() == [datetime(2026, 11, 21, 8, 0, tzinfo=UTC)]

@@ -6,18 +6,23 @@ uplift biased down. Now quiet hours come first for both arms."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import polars as pl
 
 from tests.story import Shop, at, message
 from transforms.measure.experiments import assignments
+from transforms.operations.send_checks import sends_terminal_within_budget
+from transforms.sends.rows import Attempt, after_attempt, outbox_rows
 from transforms.triggers.policies import Policy, unit_hash
 
 HELD = next(f"h{i}" for i in range(1000) if unit_hash(f"holdout:h{i}") < 0.05)
 TREATED = next(f"t{i}" for i in range(1000) if unit_hash(f"holdout:t{i}") >= 0.05)
 
 
-def night_cart(order_at: float | None) -> Shop:
-    """Both shoppers leave a cart at 20:30 UTC (due 21:30, in quiet hours); each orders at `order_at`."""
+def night_cart(order_at: float | None, morning: float = 20 * 60 + 1) -> Shop:
+    """Both shoppers leave a cart at 20:30 UTC (due 21:30, in quiet hours); each orders at `order_at`;
+    the engine runs again at `morning` (default 08:01 the next day)."""
     shop = Shop(policy=Policy(holdout_rate=0.05))
     for user in (HELD, TREATED):
         identify = message("identify", at(-3 * 24 * 60), user=user, email=f"{user}@x.example", timezone="UTC")
@@ -35,7 +40,7 @@ def night_cart(order_at: float | None) -> Shop:
                 message("Order Completed", at(order_at), user=user, order_id=f"o-{user}", cart_id=f"c-{user}")
             )
         shop.run(at(order_at + 10))
-    shop.run(at(20 * 60 + 1))  # 08:01 the next day
+    shop.run(at(morning))
     return shop
 
 
@@ -57,3 +62,26 @@ def test_without_an_order_both_arms_are_assigned_at_eight() -> None:
     arms = dict(zip(assigned["user_id"], assigned["arm"], strict=True))
     assert arms[HELD] == "holdout" and arms[TREATED] in ("a", "b")
     assert assigned["exposed_at"].n_unique() == 1  # the same moment: 08:01
+
+
+def test_an_email_sent_as_quiet_hours_end_counts_its_latency_and_budget_from_their_end() -> None:
+    """Found by review: the `send` after a night's deferral was due at the night's due time (21:30), so
+    its outbox row's latency (lakemail_landed_to_sent_seconds, the hourly send-latency SLO) counted the
+    10.5 h the policy held it as time the system added, and the send budget check flagged it sent late:
+    every email deferred to 08:00, every morning (quiet hours are on by default). It is due at 08:00."""
+    morning = at(20 * 60 + 5 / 60)  # 08:00:05, 5 s after quiet hours end
+    shop = night_cart(order_at=None, morning=20 * 60 + 5 / 60)
+    log = shop.log.filter(pl.col("kind") == "abandoned_cart").sort("decided_at")
+    assert log.filter(pl.col("user_id") == TREATED)["decision"].to_list()[-1] == "send"
+    resumed = log.filter(pl.col("decision").is_in(["send", "holdout"]))
+    assert resumed["due_at"].to_list() == [at(20 * 60)] * 2  # both arms: due when the night ended
+    assert shop.events is not None
+    landed = shop.events.select(pl.col("user_id").alias("principal"), "event_ts", "landed_at")
+    (row,) = outbox_rows(resumed, landed, provider="sandbox", now=morning).to_dicts()
+    answer = Attempt(status="sent", attempts=1, provider_message_id="m", answered_at=morning)
+    sent = after_attempt(row, answer, now=morning)
+    assert sent["latency_ms"] == 5_000
+    judged = sends_terminal_within_budget(
+        log, pl.DataFrame([sent]), now=morning + timedelta(hours=1), budget=timedelta(minutes=15)
+    )
+    assert judged.passed and judged.figures["sent_late"] == 0

@@ -16,7 +16,7 @@ import polars as pl
 from transforms.profiles.state import ANON
 from transforms.schema import CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS, batch_column
 from transforms.triggers.exits import Lookup, Renewable, exit_waits, exits, instances, looked_up, no_renewable
-from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, variants
+from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, resumed_due, variants
 from transforms.triggers.rules import RULES, Rule, RuleContext
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA
 
@@ -289,6 +289,7 @@ def _changes(decided: pl.DataFrame, world: World) -> pl.DataFrame:
     return (
         out.with_columns(
             variants(out["kind"], out["user_id"], world.policy.variants).alias("variant"),
+            resumed_due(world.now).alias("due_at"),  # here, after the cap (it orders by the rule's due)
             pl.lit(world.now, dtype=UTC_TS).alias("decided_at"),
             pl.lit(world.lake_version, dtype=pl.Int64).alias("lake_version"),
             batch_column(world.batch_id),
