@@ -33,7 +33,7 @@ from services.collector.profile_store import ProfileStore
 from simulator.run import run_simulation
 from stores.ingest import ingest
 from stores.state.rebuild import rebuild
-from transforms.profiles.state import ANON
+from transforms.principals import user_of
 
 KEY = "bench-profile-api-key-0123456789"
 PROFILE, CONTENT = "/v1/profiles/{user_id}", "/v1/profiles/{user_id}/content"
@@ -49,7 +49,7 @@ def build_store(home: Path, shoppers: int) -> tuple[StateResource, list[str]]:
     state = StateResource(uri=str(home / "state"))
     rebuild(lake, state)
     store = state.store()
-    seeds = [(k, v) for k, v in store.scan("profiles") if not k.startswith(ANON)]
+    seeds = [(k, v) for k, v in store.scan("profiles") if user_of(k) == k]
     crm = dict(store.scan("customers"))
     users = [f"bench-{n:07d}" for n in range(max(0, shoppers - len(seeds)))]
     for first in range(0, len(users), CHUNK):

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from benchmarks.past import Past, epoch_us
 from benchmarks.shop import QUERIES, catalog_frame
+from transforms.principals import user_principal
 from transforms.profiles.state import (
     ENGAGEMENT_HALF_LIFE,
     PARTIAL_SCHEMA,
@@ -76,7 +77,7 @@ def profile_states(
     products = catalog_frame(seed)
     views, n_views = _views(draw, products, events_per_user)
     state = people.select(
-        pl.col("user_id").alias("principal"),
+        user_principal(pl.col("user_id")).alias("principal"),
         pl.Series(first).cast(UTC_TS).alias("first_ts"),
         pl.Series(last).cast(UTC_TS).alias("last_ts"),
         pl.col("email", "first_name", "timezone", "locale"),

@@ -14,6 +14,7 @@ import polars as pl
 from benchmarks.past import EPOCH, Past
 from benchmarks.shop import catalog_frame, hex_text
 from transforms.erasure.records import user_key
+from transforms.principals import user_principal
 from transforms.schema import (
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,
@@ -168,7 +169,7 @@ def decision_rows(people: pl.DataFrame, past: Past, quiet: timedelta, *, salt: i
             "trigger_id",
             "kind",
             "user_id",
-            pl.col("user_id").alias("principal"),
+            user_principal(pl.col("user_id")).alias("principal"),
             pl.format("a-{}", pl.col("batch_id")).alias("anchor"),
             "decision",
             pl.lit("synthetic past decision").alias("reason"),

@@ -28,6 +28,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from transforms.measure.tables import CLICK_EVENT, ORDER_EVENT
+from transforms.principals import of_user
 from transforms.schema import EVENTS_SCHEMA, SENDS_SCHEMA, TRIGGERS_SCHEMA
 from transforms.sends.message import send_id_for
 from transforms.triggers.policies import Policy, in_holdout, variants
@@ -128,7 +129,7 @@ def _candidate(
         "trigger_id": tid,
         "kind": kind,
         "user_id": user,
-        "principal": user,
+        "principal": of_user(user),
         "anchor": "sim",
     }
     row |= {"decision": decision, "variant": variant, "decided_at": decided, "due_at": decided}

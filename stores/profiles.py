@@ -14,10 +14,11 @@ from datetime import datetime
 import polars as pl
 
 from resources.lake import LakeResource
+from transforms.principals import anonymous_of, of_anonymous, of_user, user_of
 from transforms.profiles.derive import derive
 from transforms.profiles.merge import merge_partials, resolve
 from transforms.profiles.partials import partials
-from transforms.profiles.state import ANON, PARTIAL_SCHEMA
+from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
 from transforms.schema import (
     CUSTOMERS_SCHEMA,
@@ -82,13 +83,13 @@ def state_for(lake: LakeResource, principals: list[str] | None) -> tuple[pl.Data
         links = links_for(lake, None)
         keys = None
     else:
-        anon = [p.removeprefix(ANON) for p in principals if p.startswith(ANON)]
+        anon = [a for a in map(anonymous_of, principals) if a is not None]
         claimed = (
             lake.scan("identities", IDENTITIES_SCHEMA).filter(pl.col("anonymous_id").is_in(anon)).collect()
         )
-        users = sorted({p for p in principals if not p.startswith(ANON)} | set(claimed["user_id"]))
+        users = sorted({u for u in map(user_of, principals) if u is not None} | set(claimed["user_id"]))
         links = pl.concat([links_for(lake, users), claimed]).unique()
-        keys = sorted(set(users) | {ANON + a for a in anon} | {ANON + a for a in links["anonymous_id"]})
+        keys = sorted({*map(of_user, users), *map(of_anonymous, [*anon, *links["anonymous_id"]])})
     frames = [r if keys is None else r.filter(pl.col("principal").is_in(keys)) for r in lake_partials(lake)]
     rows = pl.concat(frames, how="vertical_relaxed").collect()
     return merge_partials(resolve(rows, links)), links

@@ -30,6 +30,7 @@ from resources.state import StateResource
 from stores.decide import reads
 from stores.ingest import reflected_as_of
 from stores.sends_delivery import AttemptMarkers, Delivery, Sender, SendsReport
+from transforms.principals import of_user, user_principal
 from transforms.profiles.derive import derive
 from transforms.profiles.partials import principal
 from transforms.schema import EVENTS_SCHEMA, RUN_APP, SENDS_APP, SENDS_SCHEMA, TRIGGERS_SCHEMA
@@ -202,14 +203,14 @@ def read_world(
     state, landing = stores
     with state.reader() as reader:
         runs = reads.rows_of(reader, "decided_triggers", rows["trigger_id"], DECIDED_SCHEMA)
-        state_rows, _ = reads.profile_state(reader, users)
+        state_rows, _ = reads.profile_state(reader, map(of_user, users))
         as_of = reflected_as_of(landing, reader, now, offset)
         profiles = derive(state_rows, reads.customers(reader, users), as_of)
         catalog = reads.catalog(reader, None)
         suppressed = reads.suppressed_users(reader, profiles, secret)
     decided = decided_rows(lake, rows["trigger_id"], runs)
     # Re-checked right before sending: the rule's exit condition, suppressions, consent.
-    candidates = decided.with_columns(pl.col("user_id").alias("principal"))
+    candidates = decided.with_columns(user_principal(pl.col("user_id")).alias("principal"))
     exits = exit_reasons_now(candidates, state=state_rows, catalog=catalog, now=now).to_list()
     by_user = {p["user_id"]: p for p in profiles.iter_rows(named=True)}
     return SendWorld(

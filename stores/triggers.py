@@ -21,9 +21,9 @@ from resources.lake import LakeResource
 from resources.vacuumed import VACUUMED
 from stores.profiles import customers_for, state_for
 from stores.suppressions import suppressed_users
+from transforms.principals import of_anonymous, of_user, user_of
 from transforms.profiles.derive import derive
 from transforms.profiles.partials import principal
-from transforms.profiles.state import ANON
 from transforms.schema import (
     BATCH_APP,
     CATALOG_CHANGES_SCHEMA,
@@ -113,7 +113,7 @@ def touched_principals(lake: LakeResource, after_batch: int, upto: int) -> list[
         (pl.col("batch_id") > after_batch) & (pl.col("batch_id") <= upto)
     )
     touched = events.select(principal().alias("p")).unique().collect()["p"].to_list()
-    return sorted(set(touched) | set(_crm_changes(lake, after_batch)))
+    return sorted(set(touched) | set(map(of_user, _crm_changes(lake, after_batch))))
 
 
 def _crm_changes(lake: LakeResource, after_batch: int) -> list[str]:
@@ -218,10 +218,10 @@ def engine_world(
         | set(viewers["principal"])
     )
     state, links = state_for(lake, principals)
-    users = [p for p in state["principal"] if not p.startswith(ANON)]
+    users = [u for u in map(user_of, state["principal"]) if u is not None]
     customers = customers_for(lake, users)
     profiles = derive(state, customers, now)
-    involved = set(principals) | set(state["principal"]) | {ANON + a for a in links["anonymous_id"]}
+    involved = set(principals) | set(state["principal"]) | set(map(of_anonymous, links["anonymous_id"]))
     world = World(
         now=now,
         state=state,

@@ -36,6 +36,9 @@ NAMESPACES: dict[str, str] = {
     "product_viewers": "<product_id>|<principal> (`joined_key`) -> who, when last viewed or carted (30 days)",
     "customers": "user_id -> its CRM row",
 }
+# `identity_links` keys: a side and an id, `anon:<anonymous_id>` or `user:<user_id>` (the side says which id
+# follows, so these are no principals: `transforms.principals`).
+LINK_ANON, LINK_USER = "anon:", "user:"
 # Lanes that commit to the store, each stamped with the number of its last commit: `ingest` with the
 # micro-batch number (ingest_log's), `triggers` with the engine run (trigger_state's).
 LANES = ("ingest", "triggers")

@@ -30,9 +30,10 @@ from resources.state import StateReader, StateResource, StateStore
 from resources.state_lmdb import close_environment
 from stores.state.namespaces import VALUE_SCHEMAS
 from transforms.erasure.records import ERASED, user_key
+from transforms.principals import of_user
 from transforms.profiles.derive import derive
 from transforms.profiles.one import derive_one
-from transforms.profiles.state import ANON, PARTIAL_SCHEMA
+from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.schema import CUSTOMERS_SCHEMA
 from transforms.sends.catalog import Catalog
 from transforms.spec import MAX_LINE_BYTES
@@ -125,11 +126,12 @@ class ProfileStore:
         """Each user's profile (None: unknown, anonymous-only or erased), every value read in one read
         transaction (one commit's state, CRM row, erasure and stamps)."""
         found: dict[str, Profile | None] = dict.fromkeys(user_ids)
-        wanted = [u for u in found if u and len(u.encode()) <= MAX_USER_ID_BYTES and not u.startswith(ANON)]
+        wanted = [u for u in found if u and len(u.encode()) <= MAX_USER_ID_BYTES]
         if not wanted:
             return found
+        principals = {of_user(u): u for u in wanted}  # a user's state is kept under its principal
         with self.reading() as snap, snap.store.reader() as reader:
-            states = reader.get_many("profiles", wanted)
+            states = {principals[p]: v for p, v in reader.get_many("profiles", principals).items()}
             crms = reader.get_many("customers", wanted)
             known = [u for u in wanted if u in states or u in crms]
             erased = self._erased(reader, known)

@@ -15,14 +15,14 @@ import polars as pl
 from resources.state import StateReader
 from stores.state.namespaces import VALUE_SCHEMAS
 from transforms.erasure.records import address_key, suppressed, user_key
-from transforms.profiles.state import ANON, PARTIAL_SCHEMA
+from transforms.principals import anonymous_of, of_anonymous, of_user, user_of
+from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, IDENTITIES_SCHEMA, TRIGGERS_SCHEMA, UTC_TS
-from transforms.state import decode
+from transforms.state import LINK_ANON, LINK_USER, decode
 from transforms.state_keys import AFTER_SEPARATOR, SEPARATOR, key_range
 from transforms.triggers.exits import RENEWABLE_SCHEMA
 from transforms.triggers.store_changes import SENT_ROWS
 
-USER = "user:"
 VIEWER_ROWS = {"principal": pl.String(), "product_id": pl.String(), "last_ts": UTC_TS}
 
 
@@ -91,13 +91,14 @@ def profile_state(reader: StateReader, principals: Iterable[str]) -> tuple[pl.Da
     them: the store holds each shopper's state merged and identity-resolved, under the principal that
     claims it (a user id, or an anonymous principal no identify has linked)."""
     wanted = set(principals)
-    anon = sorted(p.removeprefix(ANON) for p in wanted if p.startswith(ANON))
-    claimed = _links(reader, ANON, anon, "anonymous_id", "user_id")
-    users = sorted({p for p in wanted if not p.startswith(ANON)} | set(claimed["user_id"]))
-    links = pl.concat([_links(reader, USER, users, "user_id", "anonymous_id"), claimed]).unique()
+    anon = sorted(a for a in map(anonymous_of, wanted) if a is not None)
+    claimed = _links(reader, LINK_ANON, anon, "anonymous_id", "user_id")
+    users = sorted({u for u in map(user_of, wanted) if u is not None} | set(claimed["user_id"]))
+    links = pl.concat([_links(reader, LINK_USER, users, "user_id", "anonymous_id"), claimed]).unique()
     linked = set(claimed["anonymous_id"])  # once: in the comprehension it was built per id (quadratic)
-    unlinked = [ANON + a for a in anon if a not in linked]
-    state = rows_of(reader, "profiles", [*users, *unlinked], PARTIAL_SCHEMA).sort("principal")
+    unlinked = [of_anonymous(a) for a in anon if a not in linked]
+    keys = [*map(of_user, users), *unlinked]
+    state = rows_of(reader, "profiles", keys, PARTIAL_SCHEMA).sort("principal")
     return state, links.sort("anonymous_id", "user_id", "first_seen_at")
 
 

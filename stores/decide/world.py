@@ -17,8 +17,8 @@ from resources.lake import LakeResource
 from resources.state import StateReader
 from stores.decide import reads
 from stores.triggers import HISTORY, catalog_changes_between, touched_principals
+from transforms.principals import of_anonymous, user_of
 from transforms.profiles.derive import derive
-from transforms.profiles.state import ANON
 from transforms.triggers.decide import World, with_decided
 from transforms.triggers.policies import Policy
 from transforms.triggers.store_changes import Before
@@ -44,10 +44,10 @@ def store_world(
     touched = touched_principals(lake, last_batch, horizon)
     principals = sorted(set(touched) | set(due_rows["principal"]) | set(viewers["principal"]))
     state, links = reads.profile_state(reader, principals)
-    users = [p for p in state["principal"] if not p.startswith(ANON)]
+    users = [u for u in map(user_of, state["principal"]) if u is not None]
     customers = reads.customers(reader, users)
     profiles = derive(state, customers, now)
-    involved = set(principals) | set(state["principal"]) | {ANON + a for a in links["anonymous_id"]}
+    involved = set(principals) | set(state["principal"]) | set(map(of_anonymous, links["anonymous_id"]))
     pending = reads.pending_rows(reader, {*reads.pending_of(reader, involved), *due})
     products = {*changes["product_id"], *pending["anchor"].drop_nulls()}
     world = World(

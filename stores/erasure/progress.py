@@ -24,7 +24,7 @@ import polars as pl
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from transforms.erasure.person import Person
-from transforms.profiles.state import ANON
+from transforms.principals import of_anonymous, of_user
 from transforms.schema import SENDS_SCHEMA, TRIGGERS_SCHEMA
 from transforms.sends.message import send_id_for
 
@@ -43,7 +43,7 @@ def made_ids(lake: LakeResource, person: Person) -> tuple[str, ...]:
     A candidate never sent is left out: each row holding its trigger id names its principal too. One under
     an anonymous id of theirs is another user's when it says so (a shared id: transforms.erasure.claims).
     """
-    principals = [person.user_id, *(ANON + a for a in person.anonymous_ids)]
+    principals = [of_user(person.user_id), *map(of_anonymous, person.anonymous_ids)]
     user = pl.col("user_id")
     theirs = (user == person.user_id) | (pl.col("principal").is_in(principals) & user.is_null())
     found: set[str] = set()

@@ -26,55 +26,64 @@ from stores.state.namespaces import identity_links, landed_files, suppressions
 from stores.state.rebuild import rebuild
 from transforms.erasure.match import Lines
 from transforms.erasure.person import Person
-from transforms.profiles.state import ANON
-from transforms.state import NAMESPACES, StateChanges
+from transforms.principals import of_anonymous, of_user
+from transforms.state import LINK_ANON, LINK_USER, NAMESPACES, StateChanges
 from transforms.state_keys import KEY_FORMAT, SEPARATOR, key_part, split_key, store_key
 
 log = logging.getLogger(__name__)
 # Namespaces whose keys or values may name a person (the others: files, the catalog).
 PERSON_NAMESPACES = tuple(n for n in NAMESPACES if n not in {"landed_files", "catalog", "event_ids"})
 LANE = "ingest"
-# Namespaces keyed by two ids (`transforms.state_keys.joined_key`): a key names an id when either part is it.
-JOINED = ("product_viewers", "pending_principals")
+# Namespaces keyed by two ids (`transforms.state_keys.joined_key`): a key names an id when either part is it;
+# the part that is a principal (`transforms.principals`) names one only as a principal.
+JOINED = {"product_viewers": 1, "pending_principals": 0}
+PRINCIPAL_KEYED = ("profiles",)  # keyed by a principal; `identity_links` by a side and an id; others by an id
+
+
+def _hashed(keys: set[str]) -> frozenset[str]:
+    """`keys`, and those longer than a store key as their hash (a long id's link names none of it else)."""
+    return frozenset({*keys, *map(store_key, keys)})
 
 
 @dataclass(frozen=True)
 class StoreKeys:
-    """Ids as the store's keys name them: whole keys, and parts of joined keys (as `key_part` writes them)."""
+    """Ids and principals as the store's keys name them: whole keys (an id, a principal, an `identity_links`
+    side of an id), and parts of joined keys (as `key_part` writes them)."""
 
-    keys: frozenset[str]
-    parts: frozenset[str]
+    ids: frozenset[str]
+    principals: frozenset[str]
+    links: frozenset[str]
+    parts: tuple[frozenset[str], frozenset[str]]  # (ids, principals) as parts of joined keys
 
     @classmethod
-    def of(cls, ids: Iterable[str], anonymous: Iterable[str] = ()) -> StoreKeys:
-        """`ids` themselves and as `user:` identity links, the `anonymous` ones as `anon:` keys; a key
-        longer than a store key by its hash too (a long id's `user:` link names none of it otherwise)."""
-        named = {*ids, *(ANON + a for a in anonymous)}
-        keys = {*named, *(f"user:{i}" for i in ids)}
-        return cls(frozenset({*keys, *(store_key(k) for k in keys)}), frozenset(key_part(k) for k in named))
+    def of(cls, ids: Iterable[str], principals: Iterable[str] = ()) -> StoreKeys:
+        named, whose = set(ids), set(principals)
+        links = {side + i for i in named for side in (LINK_ANON, LINK_USER)}
+        parts = (frozenset(map(key_part, named)), frozenset(map(key_part, whose)))
+        return cls(_hashed(named), _hashed(whose), _hashed(links), parts)
 
     def name(self, namespace: str, key: str) -> bool:
-        """Whether a store key names one of the ids: one of `keys`, a `user:` / `anon:` side of one, or (in
-        a JOINED namespace) a joined key with one as a part. Found by review: any `|`-separated piece of any
-        key counted, so erasing `abc` deleted `auth0|abc`'s keys."""
-        if key in self.keys:
-            return True
-        side, colon, rest = key.partition(":")
-        if colon and side in {"user", "anon"} and rest in self.keys:
-            return True
+        """Whether a store key names one of the ids or principals, each where it stands. Found by review:
+        any `|`-separated piece of any key counted, so erasing `abc` deleted `auth0|abc`'s keys; and an id
+        counted as a principal, so erasing the user `anon:abc` deleted anonymous `abc`'s profile."""
+        if namespace == "identity_links":
+            return key in self.links
+        if namespace in PRINCIPAL_KEYED:
+            return key in self.principals
         if namespace not in JOINED:
-            return False
+            return key in self.ids
         try:
-            return any(part in self.parts for part in split_key(key))
+            parts = split_key(key)
         except ValueError:  # no joined key (none is written otherwise): names none
             return False
+        return any(part in self.parts[n == JOINED[namespace]] for n, part in enumerate(parts))
 
 
 def person_changes(store: StateStore, person: Person, event_ids: Iterable[str]) -> StateChanges:
     """Deletes of every key of the person in `store` (one scan per namespace, keys and values)."""
-    own = StoreKeys.of(person.own.keys)
-    shared = StoreKeys.of(person.shared_ids, person.shared_ids)
-    others = StoreKeys.of(person.others)
+    own = StoreKeys.of(person.own.values, person.own.principals)
+    shared = StoreKeys.of(person.shared_ids, map(of_anonymous, person.shared_ids))
+    others = StoreKeys.of(person.others, map(of_user, person.others))
     lines = Lines.of(person)
     changes = StateChanges()
     gone_triggers: set[str] = set()
@@ -97,7 +106,7 @@ def person_changes(store: StateStore, person: Person, event_ids: Iterable[str]) 
 def _shared_links(lake: LakeResource, person: Person, changes: StateChanges) -> None:
     """Put back the `identity_links` of anonymous ids the person shares that the erased lake still links
     (to the other users): the deletes took the whole value, which named the person too."""
-    shared = {ANON + a for a in (*person.shared_ids, *person.kept_ids)}
+    shared = {LINK_ANON + a for a in (*person.shared_ids, *person.kept_ids)}
     deleted = changes.deletes.get("identity_links", set())
     if not {store_key(k) for k in shared} & deleted:
         return

@@ -21,7 +21,7 @@ from stores.state.namespaces import LANDED_RECORD, SUPPRESSION, VALUE_SCHEMAS, V
 from stores.triggers import VIEWER_LOOKBACK
 from transforms.profiles.partials import partials, principal
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, UTC_TS
-from transforms.state import StateChanges, decode, encode
+from transforms.state import LINK_ANON, LINK_USER, StateChanges, decode, encode
 from transforms.state_keys import joined_key
 
 # What the store's changes read of a batch's events (#17, peak RSS: the ingest's state thread holds no more).
@@ -122,8 +122,8 @@ def log_changes(store: StateStore, rows: BatchRows) -> StateChanges:
                 (pl.lit(side) + pl.col(key)).alias("_key"), pl.col(other).alias("id"), "first_seen_at"
             )
             for side, key, other in (
-                ("anon:", "anonymous_id", "user_id"),
-                ("user:", "user_id", "anonymous_id"),
+                (LINK_ANON, "anonymous_id", "user_id"),
+                (LINK_USER, "user_id", "anonymous_id"),
             )
         ]
     )

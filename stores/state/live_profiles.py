@@ -20,10 +20,11 @@ from resources.lake import LakeResource
 from resources.state import StateStore
 from stores.state.namespaces import VALUE_SCHEMAS
 from stores.state.profiles import lake_states
+from transforms.principals import anonymous_of, of_anonymous, of_user
 from transforms.profiles.merge import claims, merge_partials
-from transforms.profiles.state import ANON, PARTIAL_SCHEMA, canonical
+from transforms.profiles.state import PARTIAL_SCHEMA, canonical
 from transforms.schema import UTC_TS
-from transforms.state import StateChanges, decode, encode
+from transforms.state import LINK_ANON, StateChanges, decode, encode
 
 
 class NeedsLake(RuntimeError):
@@ -36,11 +37,11 @@ EDGES = {"anonymous_id": pl.String(), "user_id": pl.String(), "first_seen_at": U
 
 def _stored_links(store: StateStore, anons: list[str]) -> pl.DataFrame:
     """The stored identities edges of `anons` (EDGES)."""
-    found = store.get_many("identity_links", [ANON + a for a in anons])
+    found = store.get_many("identity_links", [LINK_ANON + a for a in anons])
     if not found:
         return pl.DataFrame(schema=EDGES)
     rows = decode(list(found.values()), VALUE_SCHEMAS["identity_links"]).with_columns(
-        pl.Series("anonymous_id", [k.removeprefix(ANON) for k in found], dtype=pl.String)
+        pl.Series("anonymous_id", [k.removeprefix(LINK_ANON) for k in found], dtype=pl.String)
     )
     links = rows.explode("links").drop_nulls("links").unnest("links")
     return links.select("anonymous_id", pl.col("id").alias("user_id"), "first_seen_at")
@@ -92,30 +93,29 @@ def profile_changes(
     """Merge the batch's partials (`batch`, PARTIAL_SCHEMA) and identity `edges` into `changes`; `lake`
     (the lake right after this batch) answers for shoppers that change hands, None: raise NeedsLake.
     `held`: the states the run's last commit put (read before the store's), given what this one puts."""
-    anons = sorted(
-        {p.removeprefix(ANON) for p in batch["principal"] if p.startswith(ANON)} | set(edges["anonymous_id"])
-    )
+    batch_anons = {a for a in map(anonymous_of, batch["principal"]) if a is not None}
+    anons = sorted(batch_anons | set(edges["anonymous_id"]))
     before_links = _stored_links(store, anons)
     before, after = claims(before_links), claims(_with_edges(before_links, edges))
     moved = {a: u for a, u in before.items() if after.get(a) != u}
     again = set(moved.values()) | {after[a] for a in moved}  # merged again from the lake
     newly = {a: u for a, u in after.items() if a not in before and u not in again}
     for anon in after:
-        changes.delete("profiles", ANON + anon)
+        changes.delete("profiles", of_anonymous(anon))
     if again and lake is None:
         raise NeedsLake(f"{len(moved)} anonymous ids changed hands")
     put: list[pl.DataFrame] = []
     if again:
         assert lake is not None
         put.append(_put(changes, lake_states(lake, sorted(again))))
-    resolved = batch.with_columns(
-        pl.col("principal").replace({ANON + a: u for a, u in after.items()}).alias("principal")
-    ).filter(~pl.col("principal").is_in(sorted(again)))
+    to_user = {of_anonymous(a): of_user(u) for a, u in after.items()}
+    resolved = batch.with_columns(pl.col("principal").replace(to_user)).filter(
+        ~pl.col("principal").is_in([of_user(u) for u in sorted(again)])
+    )
     if resolved.height or newly:
-        keys = sorted(set(resolved["principal"]) | set(newly.values()) | {ANON + a for a in newly})
-        stored = _states(store, keys, held).with_columns(
-            pl.col("principal").replace({ANON + a: u for a, u in newly.items()}).alias("principal")
-        )
+        joining = {of_anonymous(a): of_user(u) for a, u in newly.items()}
+        keys = sorted(set(resolved["principal"]) | set(joining.values()) | set(joining))
+        stored = _states(store, keys, held).with_columns(pl.col("principal").replace(joining))
         rows = pl.concat([stored, resolved.select(list(PARTIAL_SCHEMA))], how="vertical_relaxed")
         # Engagement adds floats: merge in the rebuild's order, so the same partials give the same last bit.
         rows = rows.sort("principal", "first_ts", "last_ts", "engagement", nulls_last=True)

@@ -28,7 +28,7 @@ from transforms.schema import (
     TRIGGERS_SCHEMA,
     UTC_TS,
 )
-from transforms.state import encode
+from transforms.state import LINK_ANON, LINK_USER, encode
 from transforms.state_keys import due_key, joined_key
 
 CHUNK_ROWS = 200_000
@@ -93,7 +93,7 @@ def event_ids(lake: LakeResource) -> Chunks:
 def identity_links(lake: LakeResource) -> Chunks:
     edges = lake.scan("identities", IDENTITIES_SCHEMA)
     schema = VALUE_SCHEMAS["identity_links"]
-    for side, key, other in (("anon:", "anonymous_id", "user_id"), ("user:", "user_id", "anonymous_id")):
+    for side, key, other in ((LINK_ANON, "anonymous_id", "user_id"), (LINK_USER, "user_id", "anonymous_id")):
         side_key = (pl.lit(side) + pl.col(key)).alias("side")
         rows = edges.select(side_key, pl.col(other).alias("id"), "first_seen_at")
         links = listed(rows, pl.col("side"), "links", {"id": pl.String(), "first_seen_at": UTC_TS})

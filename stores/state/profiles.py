@@ -14,8 +14,9 @@ import polars as pl
 
 from resources.lake import LakeResource
 from stores.profiles import lake_partials
-from transforms.profiles.merge import first_claims, merge_partials, resolve
-from transforms.profiles.state import ANON, PARTIAL_SCHEMA, canonical, fill_lists
+from transforms.principals import of_anonymous, of_user
+from transforms.profiles.merge import merge_partials, principal_claims, resolve
+from transforms.profiles.state import PARTIAL_SCHEMA, canonical, fill_lists
 from transforms.schema import IDENTITIES_SCHEMA
 from transforms.state import decode, encode
 
@@ -34,18 +35,12 @@ def lake_states(lake: LakeResource, users: list[str]) -> pl.DataFrame:
     edges = lake.scan("identities", IDENTITIES_SCHEMA)
     theirs = edges.filter(pl.col("user_id").is_in(users)).select("anonymous_id").collect()["anonymous_id"]
     linked = edges.filter(pl.col("anonymous_id").is_in(theirs.implode())).collect()
-    keys = [*users, *(ANON + a for a in theirs.unique())]
+    principals = [of_user(u) for u in users]
+    keys = [*principals, *(of_anonymous(a) for a in theirs.unique())]
     rows = all_partials(lake).filter(pl.col("principal").is_in(keys)).collect()
-    rows = resolve(rows, linked).filter(pl.col("principal").is_in(users))
+    rows = resolve(rows, linked).filter(pl.col("principal").is_in(principals))
     rows = rows.sort("principal", "first_ts", "last_ts", "engagement", nulls_last=True)
     return merge_partials(rows) if rows.height else pl.DataFrame(schema=PARTIAL_SCHEMA)
-
-
-def claims(identities: pl.DataFrame) -> pl.DataFrame:
-    """principal (`anon:<id>`) -> the user id that claims it, as `transforms.profiles.merge.resolve` does."""
-    return first_claims(identities).select(
-        (pl.lit(ANON) + pl.col("anonymous_id")).alias("principal"), pl.col("user_id").alias("_to")
-    )
 
 
 def profile_buckets(lake: LakeResource) -> Iterator[pl.DataFrame]:
@@ -54,7 +49,7 @@ def profile_buckets(lake: LakeResource) -> Iterator[pl.DataFrame]:
     rows = all_partials(lake)
     total = int(rows.select(pl.len()).collect().item())
     buckets = max(1, -(-total // BUCKET_ROWS))
-    resolved = rows.join(claims(identities).lazy(), on="principal", how="left").with_columns(
+    resolved = rows.join(principal_claims(identities).lazy(), on="principal", how="left").with_columns(
         (pl.coalesce("_to", "principal").hash(seed=15) % buckets).alias("_bucket")
     )
     for bucket in range(buckets):

@@ -1,8 +1,10 @@
 """`profiles` as of the last committed batch, from the state store: its `profiles` namespace (one merged
 state per resolved principal) and `customers`, derived chunk by chunk (`transforms.profiles.derive`).
 
-Both namespaces are keyed by user id, so one key range of each makes the profile rows of the users in
-it: a pass reads the two in key order, CHUNK_KEYS states at a time, in bounded memory at any size.
+Both namespaces are keyed by user id (a user's principal is its id: `transforms.principals`), so one key
+range of each makes the profile rows of the users in it: a pass reads the two in key order, CHUNK_KEYS
+states at a time, in bounded memory at any size. The few users kept as `user:<id>` (an id that would read as
+another principal) are out of that order: their states and CRM rows make the last range, together.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import polars as pl
 
 from resources.state import StateStore
 from stores.state.namespaces import VALUE_SCHEMAS
+from transforms.principals import of_user, user_of
 from transforms.profiles.derive import derive
-from transforms.profiles.state import ANON, PARTIAL_SCHEMA
+from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.schema import PROFILES_SCHEMA
 from transforms.state import decode
 
@@ -32,24 +35,31 @@ def _frame(values: list[bytes], schema: dict[str, pl.DataType]) -> pl.DataFrame:
 
 
 def _key_ranges(states: Pairs, customers: Pairs, size: int) -> Iterator[tuple[list[bytes], list[bytes]]]:
-    """(states, customers) values of consecutive key ranges: each range ends at its `size`-th state."""
+    """(states, customers) values of consecutive key ranges: each range ends at its `size`-th state; the
+    users kept as `user:<id>` go in the last one (their states and CRM rows, wherever their keys fall)."""
     pending = next(customers, None)
     chunk: list[bytes] = []
+    late_states: list[bytes] = []
+    late_customers: list[bytes] = []
     for key, value in states:
-        if key.startswith(ANON):
+        user = user_of(key)
+        if user is None:  # an anonymous shopper's
+            continue
+        if user != key:  # kept as `user:<id>`: out of its id's key order
+            late_states.append(value)
             continue
         chunk.append(value)
         if len(chunk) < size:
             continue
         rows: list[bytes] = []
         while pending is not None and pending[0] <= key:
-            rows.append(pending[1])
+            (rows if of_user(pending[0]) == pending[0] else late_customers).append(pending[1])
             pending = next(customers, None)
         yield chunk, rows
         chunk = []
     rest = [pending[1]] if pending is not None else []
     rest += [value for _, value in customers]
-    yield chunk, rest
+    yield chunk + late_states, rest + late_customers
 
 
 def open_profiles(

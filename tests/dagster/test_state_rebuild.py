@@ -24,7 +24,8 @@ from stores.profiles import state_for
 from stores.state.namespaces import VALUE_SCHEMAS
 from stores.state.rebuild import check, rebuild
 from tests.conftest import NO_CAPTURE
-from transforms.profiles.state import ANON, PARTIAL_SCHEMA, canonical
+from transforms.principals import is_anonymous
+from transforms.profiles.state import PARTIAL_SCHEMA, canonical
 from transforms.schema import (
     CATALOG_SCHEMA,
     EVENTS_SCHEMA,
@@ -127,7 +128,7 @@ def test_profile_state_in_the_store_is_the_profile_stores_state(
     rebuild(processed, state)
     expected, _ = state_for(processed, None)
     stored = decode([v for _, v in state.store().scan("profiles")], PARTIAL_SCHEMA)
-    users = [p for p in expected["principal"] if not p.startswith(ANON)]
+    users = [p for p in expected["principal"] if not is_anonymous(p)]
     assert len(users) > 10 and stored.height == expected.height
     mine, theirs = state_for(processed, users[:5])[0], stored.filter(pl.col("principal").is_in(users[:5]))
     assert canonical(theirs).sort("principal").equals(canonical(mine).sort("principal"))

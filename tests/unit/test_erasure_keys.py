@@ -77,13 +77,12 @@ def test_only_an_address_is_the_persons_email() -> None:
 
 
 def test_anonymous_ids_are_keys_as_themselves_and_as_anon_principals() -> None:
-    assert SHORT.keys == ("u-1", "a-1", "anon:a-1")
+    assert (SHORT.values, SHORT.principals) == (("u-1", "a-1"), ("u-1", "anon:a-1"))
+    frame = pl.DataFrame({"value": ["a-1", "u-1", "a-10", "u-10"]})
+    assert frame.filter(mentions(frame.collect_schema(), SHORT))["value"].to_list() == ["a-1", "u-1"]
+    # Where a principal stands, only theirs: `a-1` there is the user `a-1` (`transforms.principals`).
     frame = pl.DataFrame({"principal": ["anon:a-1", "a-1", "u-1", "anon:a-10", "u-10"]})
-    assert frame.filter(mentions(frame.collect_schema(), SHORT))["principal"].to_list() == [
-        "anon:a-1",
-        "a-1",
-        "u-1",
-    ]
+    assert frame.filter(mentions(frame.collect_schema(), SHORT))["principal"].to_list() == ["anon:a-1", "u-1"]
 
 
 def test_trigger_and_send_ids_are_keys_but_never_log_traces() -> None:
@@ -91,11 +90,12 @@ def test_trigger_and_send_ids_are_keys_but_never_log_traces() -> None:
     principal of the click's partial and inside the event; as a surrogate key (deletes of sends go by it,
     file statistics hold it), a Delta log naming it names no one."""
     sent = Person("u-1", ("a-1",), (), ("s-0123456789abcdef01234567", "t-0123456789abcdef01234567"))
-    assert sent.keys == (
+    assert (*sent.values, *sent.principals) == (
         "u-1",
         "a-1",
         "s-0123456789abcdef01234567",
         "t-0123456789abcdef01234567",
+        "u-1",
         "anon:a-1",
         "anon:s-0123456789abcdef01234567",
         "anon:t-0123456789abcdef01234567",

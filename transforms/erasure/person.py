@@ -2,11 +2,13 @@
 
 A person is a user_id, every anonymous_id linked to it and every email of their identify traits or CRM
 rows; and the ids the engine made for them, their trigger and send ids (a click on their email lands
-under `anonymousId` = its send id, with no user id). Their keys are those ids and the anonymous, trigger
-and send ids as profile partials and trigger candidates key them (`anon:<id>`). A value is theirs when
-it equals a key, or holds one inside text as a JSON string (`"u-1"`, so `u-10` is not `u-1`), as a
-whole CSV cell or, for a long id, as a word; or an email as a whole address in any case. An anonymous id
-another user uses too is taken as `transforms.erasure.claims` says (`transforms.erasure.match` applies it).
+under `anonymousId` = its send id, with no user id), and their principals (`transforms.principals`) as
+profile partials and trigger candidates key them. A value is theirs when it equals an id, or holds one
+inside text as a JSON string (`"u-1"`, so `u-10` is not `u-1`), as a whole CSV cell or, for a long id, as
+a word; or an email as a whole address in any case; where a principal stands (a `principal` column or
+field, a store key), only a principal of theirs: the user `anon:abc`'s id is anonymous `abc`'s principal
+(found by review). An anonymous id another user uses too is taken as `transforms.erasure.claims` says
+(`transforms.erasure.match` applies it).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import polars as pl
 
 from transforms.erasure.claims import claims, edges
 from transforms.erasure.made import WORD_AFTER, WORD_BEFORE, made_patterns
-from transforms.profiles.state import ANON
+from transforms.principals import of_anonymous, of_user
 from transforms.spec import MAX_LINE_BYTES
 
 MAX_USER_ID_BYTES = MAX_LINE_BYTES  # any id the ingest takes (a landed line holds it), not a byte more
@@ -119,10 +121,15 @@ class Person:
         return Person(self.user_id, alone, self.emails, self.made_ids)
 
     @property
-    def keys(self) -> tuple[str, ...]:
-        """The ids, the made ids, and both as `profile_*` partials and `trigger*` candidates key them."""
-        stand_ins = (*self.anonymous_ids, *self.made_ids)  # a click's anonymousId is its send id
-        return (*self.ids, *self.made_ids, *(ANON + a for a in stand_ins))
+    def values(self) -> tuple[str, ...]:
+        """The ids and the made ids, as themselves."""
+        return (*self.ids, *self.made_ids)
+
+    @property
+    def principals(self) -> tuple[str, ...]:
+        """The user's principal, and the anonymous and made ids' (a click's anonymousId is its send id), as
+        `profile_*` partials and `trigger*` candidates key them."""
+        return (of_user(self.user_id), *map(of_anonymous, (*self.anonymous_ids, *self.made_ids)))
 
     def union(self, other: Person) -> Person:
         """The person with `other`'s keys too (the same user id). An id either takes as another user's
@@ -190,23 +197,27 @@ def text_pattern(person: Person, *, made: bool = True) -> str:
     ids as words, `transforms.erasure.made`; not with `made=False`)."""
     emails = [_email_part(e) for e in person.emails]
     made_ids = made_patterns(person.made_ids) if made else []
-    return "|".join(id_parts(person.ids, person.anonymous_ids) + emails + made_ids)
+    principals = (of_user(person.user_id), *map(of_anonymous, person.anonymous_ids))
+    return "|".join(id_parts(person.ids, principals) + emails + made_ids)
 
 
-def id_parts(ids: Iterable[str], anonymous: Iterable[str] = ()) -> list[str]:
-    """Regexes finding `ids`, and the `anon:` keys of the `anonymous` ones, inside JSON, CSV or free text."""
-    keys = (*ids, *(ANON + a for a in anonymous))
-    tokens: set[str] = set()
-    for value in keys:  # as a JSON string, in both escaping styles
-        for text in (orjson.dumps(value).decode(), json.dumps(value)):
-            tokens |= {text, text.replace("/", "\\/")}
+def _json_strings(value: str) -> set[str]:  # `value` as a JSON string, in both escaping styles
+    texts = (orjson.dumps(value).decode(), json.dumps(value))
+    return {*texts, *(t.replace("/", "\\/") for t in texts)}
+
+
+def id_parts(ids: Iterable[str], principals: Iterable[str] = ()) -> list[str]:
+    """Regexes finding `ids` inside JSON, CSV or free text, and `principals` as a JSON `principal` field."""
+    keys = tuple(ids)
+    tokens = {text for value in keys for text in _json_strings(value)}
+    tokens |= {f'"principal":{text}' for value in principals for text in _json_strings(value)}
     # As a whole CSV cell (a CRM export): a line of its own, or a file's content (no multi-line mode).
     cells = [rf"(?:^|[,\n]){re.escape(v)}(?:[,\r\n]|$)" for v in sorted(set(keys))]
     # A long id as a word in free text ("referred by anon-7f3e..."); a short or all-digit one would be
     # found inside other values (`u-1` in `u-1x`, `123456` in a price), so those count only as above.
     words = [
         rf"{WORD_BEFORE}{re.escape(v)}{WORD_AFTER}"
-        for v in sorted(set(ids))
+        for v in sorted(set(keys))
         if len(v) >= MIN_WORD_ID and not v.isdigit()
     ]
     return [re.escape(t) for t in sorted(tokens)] + cells + words

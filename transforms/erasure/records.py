@@ -14,7 +14,7 @@ import orjson
 import polars as pl
 
 from transforms.erasure.person import Person
-from transforms.profiles.state import ANON
+from transforms.principals import of_anonymous, of_user
 from transforms.schema import ERASED_DAILY_SCHEMA, SUPPRESSIONS_SCHEMA
 
 ERASED = "erased"
@@ -25,19 +25,24 @@ KEPT_REASON = (
 )
 
 
+def _keyed(text: str, secret: str) -> str:
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
 def user_key(user_id: str, secret: str) -> str:
-    """HMAC-SHA256 of `user_id` under `secret`, hex: names a person without their id."""
-    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+    """HMAC-SHA256 under `secret` of the user's principal (`transforms.principals`: its id, but for an id
+    that would read as another principal), hex: names a person without their id, never an anonymous id."""
+    return _keyed(of_user(user_id), secret)
 
 
 def address_key(email: str, secret: str) -> str:
     """The suppression key of an email address (case and surrounding blanks ignored)."""
-    return user_key(email.strip().lower(), secret)
+    return _keyed(email.strip().lower(), secret)
 
 
 def anonymous_key(anonymous_id: str, secret: str) -> str:
-    """The suppression key of an anonymous id (its `anon:` principal's): never a user's or an address's."""
-    return user_key(ANON + anonymous_id, secret)
+    """The suppression key of an anonymous id (its principal's, `anon:<id>`): never a user's."""
+    return _keyed(of_anonymous(anonymous_id), secret)
 
 
 def suppressed(profiles: pl.DataFrame, keys: Collection[str], secret: str) -> frozenset[str]:

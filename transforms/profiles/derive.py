@@ -11,9 +11,9 @@ from datetime import datetime
 
 import polars as pl
 
+from transforms.principals import principal_user
 from transforms.profiles.refunds import net_orders
 from transforms.profiles.state import (
-    ANON,
     ENGAGEMENT_HALF_LIFE,
     EPOCH,
     IMPLICIT_CART,
@@ -30,7 +30,8 @@ from transforms.schema import CART_LINE, PROFILES_SCHEMA, UTC_TS
 
 def derive(state: pl.DataFrame, customers: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
     """PROFILES_SCHEMA rows for the known users of `state` (merged, resolved) and `customers` (CRM)."""
-    known = state.filter(~pl.col("principal").str.starts_with(ANON)).rename({"principal": "user_id"})
+    users = state.with_columns(principal_user(pl.col("principal")).alias("principal"))
+    known = users.filter(pl.col("principal").is_not_null()).rename({"principal": "user_id"})
     crm = customers.select(
         "user_id",
         *[pl.col(t).cast(pl.String).alias(f"crm_{t}") for t in (*TRAITS, "loyalty_tier")],

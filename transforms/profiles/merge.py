@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.principals import anonymous_principal, user_principal
 from transforms.profiles.checkouts import merge_checkouts
 from transforms.profiles.refunds import merge_refunds
 from transforms.profiles.state import (
-    ANON,
     CART_STATE,
     CATEGORY_COUNT,
     LINE_DETAILS,
@@ -47,11 +47,17 @@ def claims(identities: pl.DataFrame) -> dict[str, str]:
     return dict(first_claims(identities).select("anonymous_id", "user_id").iter_rows())
 
 
-def resolve(partial: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
-    """Partials re-keyed to user ids where an identities edge links their anonymous principal."""
-    links = first_claims(identities).select(
-        (pl.lit(ANON) + pl.col("anonymous_id")).alias("principal"), pl.col("user_id").alias("_to")
+def principal_claims(identities: pl.DataFrame) -> pl.DataFrame:
+    """`principal` (an anonymous id's) -> `_to`, the principal of the user that claims it (`first_claims`)."""
+    return first_claims(identities).select(
+        anonymous_principal(pl.col("anonymous_id")).alias("principal"),
+        user_principal(pl.col("user_id")).alias("_to"),
     )
+
+
+def resolve(partial: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
+    """Partials re-keyed to their user's principal where an identities edge links their anonymous one."""
+    links = principal_claims(identities)
     return (
         partial.join(links, on="principal", how="left")
         .with_columns(pl.coalesce("_to", "principal").alias("principal"))

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.principals import principal as principal_of
 from transforms.profiles.checkouts import checkout_partials
 from transforms.profiles.products import ORDER_PRODUCTS, order_products
 from transforms.profiles.refunds import currency_code, refund_partials
 from transforms.profiles.state import (
-    ANON,
     CART_EVENTS,
     CART_STATE,
     CATEGORY_COUNT,
@@ -45,8 +45,8 @@ from transforms.profiles.traits import read_traits
 
 
 def principal() -> pl.Expr:
-    """The key partials are kept under: the user id, or `anon:` and the anonymous id."""
-    return pl.coalesce(pl.col("user_id"), pl.lit(ANON) + pl.col("anonymous_id"))
+    """The key partials are kept under (`transforms.principals`): the user's, else the anonymous id's."""
+    return principal_of(pl.col("user_id"), pl.col("anonymous_id"))
 
 
 def partials(events: pl.DataFrame) -> pl.DataFrame:

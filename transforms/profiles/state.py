@@ -1,7 +1,8 @@
 """The partial state of a profile: its columns (PARTIAL_SCHEMA), and the shapes the fold and its merge share.
 
-A partial is one row per principal (a user id, or `anon:<anonymous_id>` before an identify); its list
-columns hold per-cart, per-checkout, per-order and recent-activity structs (`transforms.profiles.partials`).
+A partial is one row per principal (`transforms.principals`: a user's, or `anon:<anonymous_id>` before an
+identify); its list columns hold per-cart, per-checkout, per-order and recent-activity structs
+(`transforms.profiles.partials`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import polars as pl
 
 from transforms.schema import UTC_TS
 
-ANON = "anon:"
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 ENGAGEMENT_HALF_LIFE = timedelta(days=7)
 RECENT_VIEWS, RECENT_SEARCHES, VIEW_STATE = 10, 10, 50

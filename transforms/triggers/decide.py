@@ -13,7 +13,8 @@ from functools import partial
 
 import polars as pl
 
-from transforms.profiles.state import ANON
+from transforms.principals import anonymous, principal_user, user_principal
+from transforms.profiles.merge import principal_claims
 from transforms.schema import CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS, batch_column
 from transforms.triggers.exits import Lookup, Renewable, exit_waits, exits, instances, looked_up, no_renewable
 from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, resumed_due, variants
@@ -91,8 +92,7 @@ def _one_per_id(proposed: pl.DataFrame) -> pl.DataFrame:
     gets one decision: an identified shopper's before an anonymous one's, then the one changed last
     (then by principal). The rows keep their order."""
     indexed = proposed.with_row_index("_row")
-    anonymous = pl.col("principal").str.starts_with(ANON)
-    order = [anonymous, pl.col("first_event_at"), pl.col("principal"), pl.col("_row")]
+    order = [anonymous(pl.col("principal")), pl.col("first_event_at"), pl.col("principal"), pl.col("_row")]
     latest = indexed.sort(order, descending=[False, True, False, False], nulls_last=True)
     latest = latest.unique("trigger_id", keep="first")
     return indexed.filter(pl.col("_row").is_in(latest["_row"].implode())).drop("_row")
@@ -135,16 +135,10 @@ def _lateness() -> dict[str, timedelta]:
 
 
 def _resolve_users(world: World, live: pl.DataFrame) -> pl.DataFrame:
-    links = (
-        world.links.sort("first_seen_at", "user_id")
-        .unique("anonymous_id", keep="first", maintain_order=True)
-        .select((pl.lit(ANON) + pl.col("anonymous_id")).alias("principal"), pl.col("user_id").alias("_to"))
-    )
-    resolved = live.join(links, on="principal", how="left").with_columns(
+    resolved = live.join(principal_claims(world.links), on="principal", how="left").with_columns(
         pl.coalesce("_to", "principal").alias("principal")
     )
-    user = pl.when(pl.col("principal").str.starts_with(ANON)).then(None).otherwise(pl.col("principal"))
-    return resolved.drop("_to").with_columns(user.alias("user_id"))
+    return resolved.drop("_to").with_columns(principal_user(pl.col("principal")).alias("user_id"))
 
 
 def _exit_reasons(world: World, live: pl.DataFrame) -> pl.Series:
@@ -251,7 +245,7 @@ def _merge_twins(live: pl.DataFrame) -> pl.Series:
     proposed for the user. The user-keyed one stays (the one the state proposes now: the anonymous one
     is only pending, its principal resolved to the user too); the other exits, so one email goes out.
     """
-    preference = pl.when(pl.col("principal") == pl.col("user_id")).then(0).otherwise(1)
+    preference = pl.when(pl.col("principal") == user_principal(pl.col("user_id"))).then(0).otherwise(1)
     order = pl.struct(~pl.col("_fresh"), preference.alias("p"), pl.col("trigger_id")).rank("ordinal")
     twin = pl.col("user_id").is_not_null() & (order.over("kind", "user_id", "anchor") > 1)
     reasons = live.select(

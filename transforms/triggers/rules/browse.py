@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import polars as pl
 
+from transforms.principals import user_principal
 from transforms.schema import UTC_TS
 from transforms.triggers.rules.base import RuleContext, exploded, finish
 
@@ -55,7 +56,8 @@ def _viewed_twice(context: RuleContext) -> pl.DataFrame:
 def _last_sends(context: RuleContext) -> pl.DataFrame:
     """The last browse email of each (user, product) among the run's send history."""
     sent = context.history.filter(pl.col("kind") == KIND)
-    return sent.group_by(pl.col("user_id").alias("principal"), pl.col("anchor").alias("product_id")).agg(
+    user = user_principal(pl.col("user_id")).alias("principal")
+    return sent.group_by(user, pl.col("anchor").alias("product_id")).agg(
         pl.col("decided_at").max().cast(UTC_TS).alias("sent_at")
     )
 

@@ -21,9 +21,10 @@ from datetime import timedelta
 
 import polars as pl
 
+from transforms.principals import anonymous, anonymous_principal, user_principal
 from transforms.profiles.derive import cart_rows, line_units, open_carts
 from transforms.profiles.merge import first_claims
-from transforms.profiles.state import ANON, IMPLICIT_CART
+from transforms.profiles.state import IMPLICIT_CART
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA, RuleContext, exploded, finish, trigger_ids
 
 CART = "abandoned_cart"
@@ -109,16 +110,14 @@ def anonymous_twins(candidates: pl.DataFrame, links: pl.DataFrame) -> pl.DataFra
     their anonymous ids (`links`, identities rows: the ones each claims) gave the cart before the identify
     (CANDIDATE_SCHEMA, the shopper's principal kept)."""
     own = candidates.filter(
-        (pl.col("kind") == CART)
-        & (pl.col("anchor") == IMPLICIT_CART)
-        & ~pl.col("principal").str.starts_with(ANON)
+        (pl.col("kind") == CART) & (pl.col("anchor") == IMPLICIT_CART) & ~anonymous(pl.col("principal"))
     )
-    claimed = first_claims(links).select(pl.col("user_id").alias("principal"), "anonymous_id")
+    claimed = first_claims(links).select(user_principal(pl.col("user_id")).alias("principal"), "anonymous_id")
     rows = own.join(claimed, on="principal", how="inner").sort("principal", "anonymous_id")
     if rows.height == 0:
         return pl.DataFrame(schema=CANDIDATE_SCHEMA)
-    anonymous = rows.select(pl.lit(ANON) + pl.col("anonymous_id")).to_series()
-    ids = trigger_ids(CART, anonymous, rows["anchor"])
+    principals = rows.select(anonymous_principal(pl.col("anonymous_id"))).to_series()
+    ids = trigger_ids(CART, principals, rows["anchor"])
     return rows.with_columns(ids).select(list(CANDIDATE_SCHEMA))
 
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import polars as pl
 
+from transforms.principals import anonymous, user_principal
 from transforms.profiles.refunds import net_orders
-from transforms.profiles.state import ANON
 from transforms.triggers.rules.base import RuleContext, exploded, finish
 
 WELCOME_WINDOW = timedelta(days=2)  # a welcome older than this is no longer news
@@ -25,15 +25,12 @@ def welcome_candidates(context: RuleContext) -> pl.DataFrame:
     row's since its `updated_at`). Consent given after the identify moves the welcome there; without
     consent there is no candidate, so a later yes still finds the welcome undecided (one per user)."""
     yes = pl.col("marketing_consent").fill_null(False)
-    consenting = context.profiles.filter(yes).select(pl.col("user_id").alias("principal"))
-    crm = context.customers.filter(yes).select(
-        pl.col("user_id").alias("principal"), pl.col("updated_at").alias("_crm_at")
-    )
+    user = user_principal(pl.col("user_id")).alias("principal")
+    consenting = context.profiles.filter(yes).select(user)
+    crm = context.customers.filter(yes).select(user, pl.col("updated_at").alias("_crm_at"))
     since = pl.min_horizontal(_first_yes(), "_crm_at")
     known = (
-        context.state.filter(
-            ~pl.col("principal").str.starts_with(ANON) & pl.col("identified_at").is_not_null()
-        )
+        context.state.filter(~anonymous(pl.col("principal")) & pl.col("identified_at").is_not_null())
         .join(consenting, on="principal", how="semi")
         .join(crm, on="principal", how="left")
         .filter(since.is_not_null())
