@@ -74,9 +74,10 @@ def test_unsafe_product_urls_never_reach_href_or_src(kind: str, bad: str) -> Non
     [("abandoned_cart", "first_name"), ("welcome", "first_name"), ("browse_abandonment", "product")],
 )
 def test_crlf_never_reaches_headers_or_subject(kind: str, where: str) -> None:
-    payload = "Ada\r\nBcc: evil@example.com\nX-Injected: 1"
+    # No address in it: a name holding one is left out whole (transforms.sends.safety.holds_link).
+    payload = "Ada\r\nBcc: evil\nX-Injected: 1"
     email = compose(render(kind, **hostile_overrides(where, payload)))
-    assert "Bcc: evil@example.com X-Injected: 1" in email.subject
+    assert "Bcc: evil X-Injected: 1" in email.subject
     for value in (email.subject, email.preheader, email.to, email.sender, *email.headers.values()):
         assert "\r" not in value and "\n" not in value
 
