@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # the service's modules load when it is served, not on every 
 
 DEFAULT_PORT = 8000
 MB = 1024 * 1024
-MIN_API_KEY_CHARS = 16  # the profile API serves person data: a guessable key is refused at start-up
 
 
 def add_collector_options(serve: argparse.ArgumentParser) -> None:
@@ -122,11 +121,7 @@ def serve_collector(settings: Settings, args: argparse.Namespace) -> int:
             "lakemail: the collector needs LAKEMAIL_WRITE_KEY (comma-separated write keys)", file=sys.stderr
         )
         return 2
-    key = api_key()
-    if key is not None and len(key) < MIN_API_KEY_CHARS:
-        print(f"lakemail: LAKEMAIL_API_KEY is shorter than {MIN_API_KEY_CHARS} characters", file=sys.stderr)
-        return 2
-    if key is None:
+    if api_key() is None:  # a key too short stopped the settings already (check_profile_api_key)
         print("lakemail: the profile API is off (503) until LAKEMAIL_API_KEY is set", file=sys.stderr)
     signed = settings.esp == "sendgrid" and sendgrid_webhook_public_key() is not None
     if settings.esp in ("sendgrid", "postmark") and not signed and esp_webhook_key() is None:

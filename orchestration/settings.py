@@ -15,6 +15,7 @@ from orchestration.settings_links import click_url_for, public_url_for
 from orchestration.settings_values import (  # re-exported: the values' grammar lives there
     SettingsError,
     check_dagster_storage,
+    check_profile_api_key,
     dagster_pg_url,
     folder_uri,
     parse_duration,
@@ -131,6 +132,7 @@ class Settings:
         except ValueError as error:
             raise SettingsError(str(error)) from None
         check_esp_webhooks(env)
+        check_profile_api_key(env.get(API_KEY_VARIABLE, ""))
         return cls(
             home=home,
             lake_uri=folder_uri(env, "LAKEMAIL_LAKE_URI", home / "lake"),

@@ -19,10 +19,21 @@ from transforms.triggers.policies import Policy
 QUIET_HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_API_KEY_CHARS = 16  # the profile API serves person data: a guessable key is refused at start-up
 
 
 class SettingsError(ValueError):
     """A configuration variable is unknown or malformed; the message names it."""
+
+
+def check_profile_api_key(text: str) -> None:
+    """SettingsError naming LAKEMAIL_API_KEY (never its value) when it is set but too short. Every command
+    checks it, so `lakemail up` stops before it says it is up, not after its collector refused it thrice."""
+    if 0 < len(text.strip()) < MIN_API_KEY_CHARS:
+        raise SettingsError(
+            f"LAKEMAIL_API_KEY is shorter than {MIN_API_KEY_CHARS} characters (make one with "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
 
 
 def parse_duration(name: str, text: str) -> timedelta:

@@ -19,6 +19,7 @@ from orchestration import homelock
 from orchestration.children import Child, stop_all
 from orchestration.preflight import planned_ports, port_problems
 from orchestration.settings import (
+    API_KEY_VARIABLE,
     DEMO_WRITE_KEY,
     Settings,
     ensure_secret,
@@ -219,6 +220,10 @@ def _announce(settings: Settings, plan: Plan, env: dict[str, str], log_dir: Path
     demo_key = env["LAKEMAIL_WRITE_KEY"] == DEMO_WRITE_KEY  # a configured key is a secret: never printed
     key = f"demo write key {DEMO_WRITE_KEY!r}" if demo_key else "write keys from LAKEMAIL_WRITE_KEY"
     print(f"  Collector:   {collector}/v1/batch  ({key})")
+    if env.get(API_KEY_VARIABLE, "").strip():  # the key itself is a secret: never printed
+        print(f"  Profile API: {collector}/v1/profiles/<user_id>  (bearer LAKEMAIL_API_KEY)")
+    else:  # off rather than open (it serves person data); the collector's log alone said so
+        print("  Profile API: off until LAKEMAIL_API_KEY is set (16+ characters) before lakemail up")
     scraped = [f"{collector}/metrics"] + [f"{plan.inbox}/metrics"] * plan.sandbox
     scraped += [f"http://127.0.0.1:{plan.metrics_port}/metrics (runner)"] * plan.runner
     scraped += [f"http://127.0.0.1:{plan.metrics_port + 1}/metrics (decide runner)"] * plan.runner

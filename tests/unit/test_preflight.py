@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestration import supervisor
+from orchestration.cli import main
 from orchestration.preflight import planned_ports, port_problems
 from orchestration.settings import Settings
 
@@ -66,3 +67,39 @@ def test_up_with_a_taken_port_says_so_and_starts_nothing(
     assert code == 2
     assert f"lakemail up: port {listening}, the collector's (--collector-port), is in use" in err
     assert f"port {listening} is both the collector's (--collector-port) and the ingest runner's" in err
+
+
+def test_up_with_a_short_profile_api_key_stops_before_it_starts(
+    cli_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found following the README: `LAKEMAIL_API_KEY=k3y-short make run` printed "lakemail is up", then the
+    collector refused the key three times and `up` stopped, the reason only in logs/collector.log."""
+
+    def started(*_: object, **__: object) -> int:
+        raise AssertionError("lakemail up started with a profile API key its collector refuses")
+
+    monkeypatch.setattr(supervisor, "up", started)
+    monkeypatch.setenv("LAKEMAIL_API_KEY", "k3y-short")
+    assert main(["up"]) == 2
+    err = capsys.readouterr().err
+    assert "LAKEMAIL_API_KEY is shorter than 16 characters" in err and "k3y-short" not in err
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        ("a-profile-api-key-long-enough", "  Profile API: http://127.0.0.1:8001/v1/profiles/<user_id>  ("),
+        ("", "  Profile API: off until LAKEMAIL_API_KEY is set (16+ characters)"),
+    ],
+)
+def test_up_says_where_the_profile_api_is_or_that_it_is_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, said: str
+) -> None:
+    """Found following the README: `make run` printed every URL but the profile API's, and that it was
+    off without LAKEMAIL_API_KEY only in logs/collector.log; the key itself is never printed."""
+    settings = Settings.from_env({"LAKEMAIL_HOME": str(tmp_path)}, dotenv=None)
+    plan = supervisor.Plan(3000, 1, 1.0, False, 8025, False, True, True, collector_port=8001)
+    env = {"LAKEMAIL_WRITE_KEY": supervisor.DEMO_WRITE_KEY, "LAKEMAIL_API_KEY": key}
+    supervisor._announce(settings, plan, env, tmp_path / "logs")
+    out = capsys.readouterr().out
+    assert said in out and (not key or key not in out)
