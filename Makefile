@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make run UP_ARGS="--port 3001"`: options for `lakemail up` (a port taken, headless, ...).
 run: $(STAMP)
-	$(BIN)/lakemail up
+	$(BIN)/lakemail up $(UP_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
