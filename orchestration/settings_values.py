@@ -20,6 +20,9 @@ QUIET_HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_API_KEY_CHARS = 16  # the profile API serves person data: a guessable key is refused at start-up
+# The longest duration any setting takes: ten years. Past it, `now` plus or minus it may leave the calendar
+# (the decisions' and the measures' arithmetic raised OverflowError), and nothing waits that long.
+MAX_DURATION = timedelta(days=3650)
 
 
 class SettingsError(ValueError):
@@ -37,11 +40,15 @@ def check_profile_api_key(text: str) -> None:
 
 
 def parse_duration(name: str, text: str) -> timedelta:
-    """`90s`, `15m`, `1h`, `2d` -> timedelta; anything else raises SettingsError naming `name`."""
+    """`90s`, `15m`, `1h`, `2d` (at most MAX_DURATION) -> timedelta; anything else raises SettingsError
+    naming `name` (found by review: `99999999999d` stopped start-up with an OverflowError traceback)."""
     match = DURATION.match(text.strip())
     if match is None:
         raise SettingsError(f"{name}={text!r} is not a duration like 90s, 15m, 1h or 2d")
-    return timedelta(seconds=float(match[1]) * UNITS[match[2]])
+    seconds = float(match[1]) * UNITS[match[2]]  # inf for a number past what a float holds
+    if not seconds <= MAX_DURATION.total_seconds():
+        raise SettingsError(f"{name}={text!r} is longer than {MAX_DURATION.days}d (ten years)")
+    return timedelta(seconds=seconds)
 
 
 def parse_refresh(name: str, text: str) -> timedelta:

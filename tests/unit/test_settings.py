@@ -357,3 +357,31 @@ def test_a_profiles_refresh_that_divides_an_hour_or_a_day_is_its_schedule(text: 
     assert Settings.from_env({"LAKEMAIL_PROFILES_REFRESH": "1d"}, dotenv=None).profiles_refresh == timedelta(
         days=1
     )
+
+
+DURATION_VARIABLES = [
+    "LAKEMAIL_ATTRIBUTION_WINDOW",
+    "LAKEMAIL_ABANDONED_CART_DELAY",
+    "LAKEMAIL_WELCOME_DELAY",
+    "LAKEMAIL_PROFILES_REFRESH",
+    "LAKEMAIL_FREQUENCY_CAP",
+]
+
+
+def duration_env(name: str, text: str) -> dict[str, str]:
+    return {name: f"1/{text},3/7d" if name == "LAKEMAIL_FREQUENCY_CAP" else text}
+
+
+@pytest.mark.parametrize("name", DURATION_VARIABLES)
+@pytest.mark.parametrize("text", ["99999999999d", "1000000d", "3651d", "87601h", "9" * 400 + "d"])
+def test_a_duration_past_ten_years_fails_naming_the_variable(name: str, text: str) -> None:
+    """Found by review: `99999999999d` stopped start-up with an OverflowError traceback, and `1000000d`
+    was taken, to raise OverflowError in every decide run (the frequency cap's `now - window`)."""
+    with pytest.raises(SettingsError, match=rf"{name}=.* is longer than 3650d \(ten years\)"):
+        Settings.from_env(duration_env(name, text), dotenv=None)
+
+
+def test_a_duration_of_ten_years_is_taken() -> None:
+    assert parse_duration("X", "3650d") == timedelta(days=3650)
+    settings = Settings.from_env({"LAKEMAIL_POST_PURCHASE_DELAY": "87600h"}, dotenv=None)
+    assert settings.delays == {"LAKEMAIL_POST_PURCHASE_DELAY": timedelta(days=3650)}
