@@ -21,6 +21,7 @@ from orchestration.settings_values import (  # re-exported: the values' grammar 
     parse_duration,
     parse_policy,
     parse_refresh,
+    parse_window,
     positive,
     read_dotenv,
 )
@@ -148,7 +149,7 @@ class Settings:
             esp_url=env.get("LAKEMAIL_ESP_URL") or None,
             public_url=public_url_for(esp, env.get("LAKEMAIL_PUBLIC_URL") or None),
             click_url=click_url_for(esp, env.get("LAKEMAIL_CLICK_URL"), env.get("LAKEMAIL_PUBLIC_URL")),
-            attribution_window=parse_duration("LAKEMAIL_ATTRIBUTION_WINDOW", env.get(WINDOW_VARIABLE, "5d")),
+            attribution_window=parse_window(WINDOW_VARIABLE, env.get(WINDOW_VARIABLE, "5d")),
             sender=env.get("LAKEMAIL_FROM") or cls.sender,
             delays={k: parse_duration(k, v) for k, v in env.items() if k in DELAY_VARIABLES},
             policy=parse_policy(env),

@@ -51,6 +51,15 @@ def parse_duration(name: str, text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def parse_window(name: str, text: str) -> timedelta:
+    """A duration something is counted over (the attribution window, a frequency cap's): longer than 0,
+    since a window of 0 holds nothing (nothing credited, nobody capped)."""
+    window = parse_duration(name, text)
+    if window <= timedelta(0):
+        raise SettingsError(f"{name}={text!r} must be longer than 0 (a window of 0 holds nothing)")
+    return window
+
+
 def parse_refresh(name: str, text: str) -> timedelta:
     """A duration a cron schedule can repeat evenly: minutes dividing 60, hours dividing 24, or 1d."""
     every = parse_duration(name, text)
@@ -105,7 +114,7 @@ def parse_policy(env: Mapping[str, str]) -> Policy:
             count, slash, window = part.partition("/")
             if not slash or not count.isdigit() or int(count) < 1:
                 raise SettingsError(f"LAKEMAIL_FREQUENCY_CAP={cap!r} must be like 1/16h,3/7d")
-            caps.append((int(count), parse_duration("LAKEMAIL_FREQUENCY_CAP", window)))
+            caps.append((int(count), parse_window("LAKEMAIL_FREQUENCY_CAP", window)))
         if len(caps) != 2:
             raise SettingsError(
                 f"LAKEMAIL_FREQUENCY_CAP={cap!r} needs a short and a long cap, like 1/16h,3/7d"

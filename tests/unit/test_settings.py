@@ -385,3 +385,28 @@ def test_a_duration_of_ten_years_is_taken() -> None:
     assert parse_duration("X", "3650d") == timedelta(days=3650)
     settings = Settings.from_env({"LAKEMAIL_POST_PURCHASE_DELAY": "87600h"}, dotenv=None)
     assert settings.delays == {"LAKEMAIL_POST_PURCHASE_DELAY": timedelta(days=3650)}
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("LAKEMAIL_ATTRIBUTION_WINDOW", "0s"),
+        ("LAKEMAIL_ATTRIBUTION_WINDOW", "0d"),
+        ("LAKEMAIL_ATTRIBUTION_WINDOW", "0.0000001s"),  # under a microsecond: 0
+        ("LAKEMAIL_FREQUENCY_CAP", "1/0s,3/7d"),
+        ("LAKEMAIL_FREQUENCY_CAP", "1/16h,3/0m"),
+    ],
+)
+def test_a_window_of_zero_fails_naming_the_variable(name: str, text: str) -> None:
+    """Found by review: an attribution window of 0 credited no order to any email (PRODUCT.md section 7:
+    the last send within the window before the order), and a frequency cap over 0 s capped nobody."""
+    with pytest.raises(SettingsError, match=rf"{name}=.* must be longer than 0"):
+        Settings.from_env({name: text}, dotenv=None)
+
+
+def test_a_short_window_is_taken() -> None:
+    assert Settings.from_env({"LAKEMAIL_ATTRIBUTION_WINDOW": "1ms"}, dotenv=None).attribution_window == (
+        timedelta(milliseconds=1)
+    )
+    policy = Settings.from_env({"LAKEMAIL_FREQUENCY_CAP": "1/1s,3/1m"}, dotenv=None).policy
+    assert (policy.cap_short, policy.cap_long) == ((1, timedelta(seconds=1)), (3, timedelta(minutes=1)))
