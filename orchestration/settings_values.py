@@ -16,7 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 from resources.folders import local_folder
 from transforms.triggers.policies import Policy
 
-QUIET_HOURS = re.compile(r"^(\d{1,2})-(\d{1,2})$")
+QUIET_HOURS = re.compile(r"(\d{1,2})-(\d{1,2})")
+CAP_COUNT = re.compile(r"[0-9]{1,4}")  # longer, int() may refuse it (4300 digits), a traceback
+MAX_CAP_COUNT = 1000  # emails per window: more is no cap at all
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_API_KEY_CHARS = 16  # the profile API serves person data: a guessable key is refused at start-up
@@ -100,27 +102,39 @@ def parse_policy(env: Mapping[str, str]) -> Policy:
     if quiet.lower() == "off":
         policy = replace(policy, quiet_hours=False)
     elif quiet:
-        match = QUIET_HOURS.match(quiet)
-        if match is None or not all(0 <= int(h) <= 23 for h in match.groups()) or match[1] == match[2]:
-            raise SettingsError(
-                f"LAKEMAIL_QUIET_HOURS={quiet!r} must be like 21-08 (two different hours) or off"
-            )
-        policy = replace(policy, quiet_start=time(int(match[1])), quiet_end=time(int(match[2])))
+        start, end = _quiet_hours(quiet)
+        policy = replace(policy, quiet_start=start, quiet_end=end)
     cap = env.get("LAKEMAIL_FREQUENCY_CAP", "").strip()
     if cap:
-        parts = [p.strip() for p in cap.split(",")]
-        caps = []
-        for part in parts:
-            count, slash, window = part.partition("/")
-            if not slash or not count.isdigit() or int(count) < 1:
-                raise SettingsError(f"LAKEMAIL_FREQUENCY_CAP={cap!r} must be like 1/16h,3/7d")
-            caps.append((int(count), parse_window("LAKEMAIL_FREQUENCY_CAP", window)))
+        caps = [_cap(cap, part.strip()) for part in cap.split(",")]
         if len(caps) != 2:
             raise SettingsError(
                 f"LAKEMAIL_FREQUENCY_CAP={cap!r} needs a short and a long cap, like 1/16h,3/7d"
             )
         policy = replace(policy, cap_short=caps[0], cap_long=caps[1])
     return policy
+
+
+def _quiet_hours(quiet: str) -> tuple[time, time]:
+    """`21-08` -> (21:00, 08:00). The hours are compared as numbers (found by review: compared as text,
+    `8-08` was taken, and quiet hours that end as they start never end: every marketing email was deferred
+    to 08:00, again and again, until it expired)."""
+    match = QUIET_HOURS.fullmatch(quiet)
+    hours = [int(h) for h in match.groups()] if match is not None else []
+    if len(hours) != 2 or not all(0 <= h <= 23 for h in hours) or hours[0] == hours[1]:
+        raise SettingsError(f"LAKEMAIL_QUIET_HOURS={quiet!r} must be like 21-08 (two different hours) or off")
+    return time(hours[0]), time(hours[1])
+
+
+def _cap(cap: str, part: str) -> tuple[int, timedelta]:
+    """One cap of `LAKEMAIL_FREQUENCY_CAP=cap`: `3/7d` -> (3, 7 days). A count int() cannot read (`²`, which
+    isdigit() takes) was a traceback, and one past what Polars compares failed every decide run."""
+    count, slash, window = part.partition("/")
+    if not slash or CAP_COUNT.fullmatch(count) is None or not 1 <= int(count) <= MAX_CAP_COUNT:
+        raise SettingsError(
+            f"LAKEMAIL_FREQUENCY_CAP={cap!r} must be like 1/16h,3/7d (counts from 1 to {MAX_CAP_COUNT})"
+        )
+    return int(count), parse_window("LAKEMAIL_FREQUENCY_CAP", window)
 
 
 def positive(env: Mapping[str, str], name: str, default: float) -> float:

@@ -410,3 +410,23 @@ def test_a_short_window_is_taken() -> None:
     )
     policy = Settings.from_env({"LAKEMAIL_FREQUENCY_CAP": "1/1s,3/1m"}, dotenv=None).policy
     assert (policy.cap_short, policy.cap_long) == ((1, timedelta(seconds=1)), (3, timedelta(minutes=1)))
+
+
+@pytest.mark.parametrize("text", ["8-08", "08-8", "0-00"])
+def test_quiet_hours_that_start_as_they_end_fail_naming_the_variable(text: str) -> None:
+    """Found by review: `8-08` was taken (the hours compared as text), and quiet hours ending as they start
+    never end: every marketing email was deferred to 08:00, again at 08:00, until it expired."""
+    with pytest.raises(SettingsError, match=r"LAKEMAIL_QUIET_HOURS=.*two different hours"):
+        Settings.from_env({"LAKEMAIL_QUIET_HOURS": text}, dotenv=None)
+
+
+@pytest.mark.parametrize(
+    "cap", ["\u00b2/16h,3/7d", "1/16h,1001/7d", f"1/16h,{10**40}/7d", "9" * 5000 + "/16h,3/7d"]
+)
+def test_a_frequency_cap_count_no_decision_can_use_fails_naming_the_variable(cap: str) -> None:
+    """Found by review: `²` (which isdigit() takes) stopped start-up with a ValueError traceback, and a
+    count past what Polars compares (10**40) was taken, to fail every decide run."""
+    with pytest.raises(SettingsError, match=r"LAKEMAIL_FREQUENCY_CAP=.*counts from 1 to 1000"):
+        Settings.from_env({"LAKEMAIL_FREQUENCY_CAP": cap}, dotenv=None)
+    policy = Settings.from_env({"LAKEMAIL_FREQUENCY_CAP": "1000/1h,1000/1d"}, dotenv=None).policy
+    assert (policy.cap_short[0], policy.cap_long[0]) == (1000, 1000)
