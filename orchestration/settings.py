@@ -24,6 +24,7 @@ from orchestration.settings_values import (  # re-exported: the values' grammar 
     parse_window,
     positive,
     read_dotenv,
+    whole_mb,
 )
 from resources.providers import ESPS, check_api_key
 from transforms.ingest.batch import DEFAULT_MAX_BATCH_MB
@@ -143,8 +144,8 @@ class Settings:
                 "LAKEMAIL_PROFILES_REFRESH", env.get("LAKEMAIL_PROFILES_REFRESH", "2m")
             ),
             poll_seconds=positive(env, "LAKEMAIL_POLL_SECONDS", 2.0),
-            max_batch_mb=int(positive(env, "LAKEMAIL_MAX_BATCH_MB", DEFAULT_MAX_BATCH_MB)),
-            max_file_mb=int(positive(env, "LAKEMAIL_MAX_FILE_MB", 256)),
+            max_batch_mb=whole_mb(env, "LAKEMAIL_MAX_BATCH_MB", DEFAULT_MAX_BATCH_MB),
+            max_file_mb=whole_mb(env, "LAKEMAIL_MAX_FILE_MB", 256),
             esp=esp,
             esp_url=env.get("LAKEMAIL_ESP_URL") or None,
             public_url=public_url_for(esp, env.get("LAKEMAIL_PUBLIC_URL") or None),

@@ -6,6 +6,7 @@ Parsing only: `orchestration/settings.py` reads the environment and hands each t
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -138,6 +139,8 @@ def _cap(cap: str, part: str) -> tuple[int, timedelta]:
 
 
 def positive(env: Mapping[str, str], name: str, default: float) -> float:
+    """`name`'s number (default: `default`), finite and greater than 0 (found by review: nan and inf were
+    taken, and building the sensors raised ValueError / OverflowError at every start)."""
     text = env.get(name)
     if text is None:
         return default
@@ -145,8 +148,23 @@ def positive(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(text)
     except ValueError:
         raise SettingsError(f"{name}={text!r} is not a number") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={text!r} must be greater than 0")
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{name}={text!r} must be a number greater than 0")
+    return value
+
+
+def whole_mb(env: Mapping[str, str], name: str, default: int) -> int:
+    """`name`'s size in MB (default: `default`), a whole number of at least 1 (found by review: `0.5` was
+    taken as 0 MB, and nan or inf stopped start-up with a traceback)."""
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingsError(f"{name}={text!r} must be a whole number of MB, at least 1")
     return value
 
 

@@ -430,3 +430,26 @@ def test_a_frequency_cap_count_no_decision_can_use_fails_naming_the_variable(cap
         Settings.from_env({"LAKEMAIL_FREQUENCY_CAP": cap}, dotenv=None)
     policy = Settings.from_env({"LAKEMAIL_FREQUENCY_CAP": "1000/1h,1000/1d"}, dotenv=None).policy
     assert (policy.cap_short[0], policy.cap_long[0]) == (1000, 1000)
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "NaN", "Infinity"])
+def test_a_poll_interval_that_is_no_number_of_seconds_fails_naming_the_variable(text: str) -> None:
+    """Found by review: nan and inf were taken, and building the sensors raised ValueError / OverflowError
+    (round) each time a process started, a traceback naming no variable."""
+    with pytest.raises(SettingsError, match=r"LAKEMAIL_POLL_SECONDS=.*must be a number greater than 0"):
+        Settings.from_env({"LAKEMAIL_POLL_SECONDS": text}, dotenv=None)
+
+
+@pytest.mark.parametrize("name", ["LAKEMAIL_MAX_BATCH_MB", "LAKEMAIL_MAX_FILE_MB"])
+@pytest.mark.parametrize("text", ["0.5", "1.5", "nan", "inf", "-3", "0", "", "64MB"])
+def test_a_size_that_is_no_whole_number_of_mb_fails_naming_the_variable(name: str, text: str) -> None:
+    """Found by review: `0.5` was taken as 0 MB (`1.5` as 1), and nan or inf stopped start-up with a
+    traceback naming no variable."""
+    with pytest.raises(SettingsError, match=rf"{name}=.*must be a whole number of MB, at least 1"):
+        Settings.from_env({name: text}, dotenv=None)
+
+
+def test_sizes_and_the_poll_interval_are_taken() -> None:
+    env = {"LAKEMAIL_MAX_BATCH_MB": " 64 ", "LAKEMAIL_MAX_FILE_MB": "1", "LAKEMAIL_POLL_SECONDS": "0.5"}
+    settings = Settings.from_env(env, dotenv=None)
+    assert (settings.max_batch_mb, settings.max_file_mb, settings.poll_seconds) == (64, 1, 0.5)
