@@ -26,7 +26,7 @@ from orchestration.settings_values import (  # re-exported: the values' grammar 
     read_dotenv,
     whole_mb,
 )
-from resources.providers import ESPS, check_api_key
+from resources.providers import ESPS, check_api_key, check_endpoint
 from transforms.ingest.batch import DEFAULT_MAX_BATCH_MB
 from transforms.sends.payloads import check_sender
 from transforms.triggers.policies import Policy
@@ -129,6 +129,7 @@ class Settings:
         if esp not in ESPS:
             raise SettingsError(f"LAKEMAIL_ESP={esp!r} must be one of {', '.join(ESPS)}")
         try:
+            check_endpoint(esp, env.get("LAKEMAIL_ESP_URL") or None)  # else every send step failed
             check_api_key(env.get("LAKEMAIL_ESP_API_KEY", ""))
             check_sender(env.get("LAKEMAIL_FROM") or cls.sender)  # a bad one failed every email
         except ValueError as error:

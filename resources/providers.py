@@ -192,8 +192,7 @@ def provider_for(esp: str, url: str | None, api_key: str) -> EmailProvider:
     """
     if esp not in ESPS:
         raise ValueError(f"LAKEMAIL_ESP={esp!r} must be one of {', '.join(ESPS)}")
-    if url is not None:
-        _check_url(url)
+    check_endpoint(esp, url)
     if esp in ("sendgrid", "postmark") and not api_key:
         raise ValueError(f"LAKEMAIL_ESP={esp} needs LAKEMAIL_ESP_API_KEY")
     check_api_key(api_key)
@@ -206,6 +205,15 @@ def provider_for(esp: str, url: str | None, api_key: str) -> EmailProvider:
     if url is None:
         raise ValueError("LAKEMAIL_ESP=webhook needs LAKEMAIL_ESP_URL")
     return WebhookProvider(url, api_key)
+
+
+def check_endpoint(esp: str, url: str | None) -> None:
+    """ValueError naming LAKEMAIL_ESP_URL (never its value) unless provider `esp` can be reached at `url`
+    (None: its default): start-up checks it too, since `provider_for` refusing it failed every send step."""
+    if url is not None:
+        _check_url(url)
+    elif esp == "webhook":
+        raise ValueError("LAKEMAIL_ESP=webhook needs LAKEMAIL_ESP_URL")
 
 
 def check_api_key(api_key: str) -> None:

@@ -453,3 +453,35 @@ def test_sizes_and_the_poll_interval_are_taken() -> None:
     env = {"LAKEMAIL_MAX_BATCH_MB": " 64 ", "LAKEMAIL_MAX_FILE_MB": "1", "LAKEMAIL_POLL_SECONDS": "0.5"}
     settings = Settings.from_env(env, dotenv=None)
     assert (settings.max_batch_mb, settings.max_file_mb, settings.poll_seconds) == (64, 1, 0.5)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"LAKEMAIL_ESP_URL": "notaurl"},
+        {"LAKEMAIL_ESP_URL": "ftp://sandbox.example"},
+        {"LAKEMAIL_ESP_URL": "http://"},
+        {
+            "LAKEMAIL_ESP": "sendgrid",
+            "LAKEMAIL_ESP_URL": "api.sendgrid.com",
+            "LAKEMAIL_PUBLIC_URL": PUBLIC_OK,
+        },
+        {"LAKEMAIL_ESP": "webhook", "LAKEMAIL_PUBLIC_URL": PUBLIC_OK},
+    ],
+)
+def test_a_provider_no_send_could_reach_fails_at_start_up(env: dict[str, str]) -> None:
+    """Found by review: such a LAKEMAIL_ESP_URL, or the webhook provider without one, was taken at start-up,
+    and then the provider refused it in every run's send step (each decide run failed)."""
+    with pytest.raises(SettingsError, match="LAKEMAIL_ESP_URL"):
+        Settings.from_env(env, dotenv=None)
+
+
+def test_a_provider_url_is_taken_as_it_was() -> None:
+    env = {
+        "LAKEMAIL_ESP": "webhook",
+        "LAKEMAIL_PUBLIC_URL": PUBLIC_OK,
+        "LAKEMAIL_ESP_URL": "https://hook.example/x",
+    }
+    settings = Settings.from_env(env, dotenv=None)
+    assert email_resource(settings).provider().name == "webhook"
+    assert Settings.from_env({"LAKEMAIL_ESP_URL": "http://127.0.0.1:8025"}, dotenv=None).esp_url
