@@ -89,7 +89,8 @@ class Settings:
     decisions: dict[str, str] = field(default_factory=dict)  # the decision variables set, as text
     esp_api_key_set: bool = False  # whether LAKEMAIL_ESP_API_KEY is set (its value goes through dg.EnvVar)
     state_uri: str | None = None  # the state store (None: `$LAKEMAIL_HOME/state`)
-    dagster_pg_url: str | None = None  # Dagster's storage in PostgreSQL (None: SQLite in dagster_home)
+    # Dagster's storage in PostgreSQL (None: SQLite in dagster_home); its password never in a repr
+    dagster_pg_url: str | None = field(default=None, repr=False)
     profiles_refresh: timedelta = timedelta(minutes=2)
 
     @property

@@ -176,12 +176,15 @@ PG_SCHEMES = ("postgresql", "postgres", PG_DRIVER)
 
 
 def without_password(url: str) -> str:
-    """`url` with its password shown as `***`: what an error message or a log may say of it."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+    """`url` with its password shown as `***`: what an error message or a log may say of it. Everything
+    from the user name's `:` to the last `@` is hidden, read as text (found by review: parsed as a URL, a
+    password holding `#`, `?` or `/` ended the netloc early and was echoed whole, and a `[` raised)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}{sep}{user}:***@{host}" if at and colon else url
 
 
 def dagster_pg_url(text: str | None) -> str | None:

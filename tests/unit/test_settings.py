@@ -485,3 +485,29 @@ def test_a_provider_url_is_taken_as_it_was() -> None:
     settings = Settings.from_env(env, dotenv=None)
     assert email_resource(settings).provider().name == "webhook"
     assert Settings.from_env({"LAKEMAIL_ESP_URL": "http://127.0.0.1:8025"}, dotenv=None).esp_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://lake:s3cret#x@db.example/dagster",
+        "postgresql://lake:s3cret?x@db.example/dagster",
+        "postgresql://lake:s3/cret@db.example/dagster",
+        "postgresql://lake:s3cret@[db.example/dagster",
+        "lake:s3cret@db.example:5432/dagster",
+        "mysql://lake:s3cret@db.example/dagster",
+    ],
+)
+def test_a_malformed_dagster_pg_url_fails_without_its_password(url: str) -> None:
+    """Found by review: a password holding `#`, `?` or `/` (not percent-encoded) was echoed whole in the
+    start-up error, as was one in a URL without a scheme, and a `[` raised ValueError (a traceback)."""
+    with pytest.raises(SettingsError, match=r"LAKEMAIL_DAGSTER_PG_URL=.*must be a PostgreSQL URL") as refused:
+        Settings.from_env({"LAKEMAIL_DAGSTER_PG_URL": url}, dotenv=None)
+    assert "s3" not in str(refused.value) and "cret" not in str(refused.value)
+
+
+def test_the_dagster_pg_url_is_never_in_the_settings_repr() -> None:
+    env = {"LAKEMAIL_DAGSTER_PG_URL": "postgresql://lake:s3cret@db.example:5432/dagster"}
+    settings = Settings.from_env(env, dotenv=None)
+    assert settings.dagster_pg_url == "postgresql+psycopg2://lake:s3cret@db.example:5432/dagster"
+    assert "s3cret" not in repr(settings)
