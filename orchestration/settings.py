@@ -120,7 +120,7 @@ class Settings:
         SettingsError naming any bad variable."""
         env = {**(read_dotenv(dotenv) if dotenv else {}), **environ}
         check_names(env)
-        home = Path(env.get("LAKEMAIL_HOME", "data")).absolute()
+        home = Path(env.get("LAKEMAIL_HOME", "").strip() or "data").absolute()  # empty: the default
         if recorded:
             env = with_record(env, home)
         pg_url = dagster_pg_url(env.get("LAKEMAIL_DAGSTER_PG_URL"))

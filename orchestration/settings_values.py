@@ -226,10 +226,13 @@ def check_dagster_storage(dagster_home: Path, pg_url: str | None) -> None:
 
 
 def folder_uri(env: Mapping[str, str], name: str, default: Path) -> str:
-    """`name`'s URI (default: `default`): a local one must not name something other than a folder (a
-    landing zone that was a file listed nothing, and every run reported success with no file taken)."""
-    uri = env.get(name, str(default))
+    """`name`'s URI (default, also when empty: `default`): a local one must not name something other than a
+    folder (a landing zone that was a file listed nothing, and every run reported success with no file
+    taken). A relative one is made absolute here, against this process's folder (found by review: `up`'s
+    children run in the project's folder, so `LAKEMAIL_LAKE_URI=lake` named another lake for each, and an
+    empty value named the folder a command ran in)."""
+    uri = env.get(name, "").strip() or str(default)
     folder = local_folder(uri)
     if folder is not None and folder.exists() and not folder.is_dir():
         raise SettingsError(f"{name}={uri!r} is not a folder")
-    return uri
+    return str(folder.absolute()) if folder is not None and not folder.is_absolute() else uri

@@ -159,6 +159,10 @@ def _environment(settings: Settings, home: Path, plan: Plan) -> dict[str, str]:
         **process_environment(),
         "DAGSTER_HOME": str(home),
         "LAKEMAIL_HOME": str(settings.home),
+        # absolute, as this process resolved them: the children run in the project's folder, not ours
+        "LAKEMAIL_LAKE_URI": settings.lake_uri,
+        "LAKEMAIL_LANDING_URI": settings.landing_uri,
+        "LAKEMAIL_STATE_URI": settings.state_store_uri,
         homelock.MARK: str(os.getpid()),  # theirs and their children's: what the reaper may stop
     }
     env.setdefault("LAKEMAIL_WRITE_KEY", DEMO_WRITE_KEY)  # the collector's, when none is configured

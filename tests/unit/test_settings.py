@@ -23,7 +23,7 @@ from orchestration.settings import (
     record_decisions,
     write_keys,
 )
-from orchestration.supervisor import DEMO_DELAYS, DEMO_POLICY
+from orchestration.supervisor import DEMO_DELAYS, DEMO_POLICY, Plan, _environment
 from resources.shop import ShopResource
 from transforms.triggers.policies import Policy, quiet_until
 from transforms.triggers.rules import RULES
@@ -511,3 +511,44 @@ def test_the_dagster_pg_url_is_never_in_the_settings_repr() -> None:
     settings = Settings.from_env(env, dotenv=None)
     assert settings.dagster_pg_url == "postgresql+psycopg2://lake:s3cret@db.example:5432/dagster"
     assert "s3cret" not in repr(settings)
+
+
+def test_relative_folders_are_where_the_command_ran_for_up_and_its_children(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: relative folder URIs were kept as written, and `up`'s children (the runners, the
+    daemon, the collector) run in the project's folder: `LAKEMAIL_LAKE_URI=lake` gave them another lake than
+    `up`, `lakemail sql` and `status` run where the operator is."""
+    env = {
+        "LAKEMAIL_HOME": "home",
+        "LAKEMAIL_LAKE_URI": "lake",
+        "LAKEMAIL_LANDING_URI": "file://landing",
+        "LAKEMAIL_STATE_URI": "./state",
+    }
+    monkeypatch.chdir(tmp_path)
+    for name, value in env.items():  # `up`'s own environment, which its children inherit
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env(env, dotenv=None)
+    folders = (settings.home, settings.lake_uri, settings.landing_uri, settings.state_store_uri)
+    assert folders == (tmp_path / "home", *(str(tmp_path / name) for name in ("lake", "landing", "state")))
+    plan = Plan(3000, 1, 1.0, False, 8025, demo_delays=False, runner=True, sandbox=False)
+    children = _environment(settings, settings.dagster_home, plan)
+    (tmp_path / "project").mkdir()
+    monkeypatch.chdir(tmp_path / "project")  # where `up` starts them
+    theirs = Settings.from_env(children, dotenv=None)
+    assert (theirs.home, theirs.lake_uri, theirs.landing_uri, theirs.state_store_uri) == folders
+
+
+def test_empty_folder_settings_are_their_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: an empty LAKEMAIL_HOME (`LAKEMAIL_HOME=` in `.env`) put the home in the folder a
+    command ran in, not ./data, and an empty LAKEMAIL_LAKE_URI put the lake's tables there."""
+    monkeypatch.chdir(tmp_path)
+    empty = dict.fromkeys(["LAKEMAIL_HOME", "LAKEMAIL_LAKE_URI", "LAKEMAIL_STATE_URI"], "")
+    settings = Settings.from_env({**empty, "LAKEMAIL_LANDING_URI": " "}, dotenv=None)
+    home = tmp_path / "data"
+    assert (settings.home, settings.lake_uri, settings.landing_uri, settings.state_store_uri) == (
+        home,
+        str(home / "lake"),
+        str(home / "landing"),
+        str(home / "state"),
+    )
