@@ -11,6 +11,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from orchestration.home_record import RecordError, read_record, write_record
+from orchestration.settings_keys import (  # re-exported: the keys' names and checks live there
+    API_KEY_VARIABLE,
+    ESP_WEBHOOK_KEY_VARIABLE,
+    SECRET_VARIABLE,
+    SENDGRID_PUBLIC_KEY_VARIABLE,
+    WRITE_KEY_VARIABLE,
+    check_keys,
+    split_write_keys,
+)
 from orchestration.settings_links import click_url_for, public_url_for
 from orchestration.settings_values import (  # re-exported: the values' grammar lives there
     SettingsError,
@@ -135,7 +144,7 @@ class Settings:
             check_sender(env.get("LAKEMAIL_FROM") or cls.sender)  # a bad one failed every email
         except ValueError as error:
             raise SettingsError(str(error)) from None
-        check_esp_webhooks(env)
+        check_keys(env)
         check_profile_api_key(env.get(API_KEY_VARIABLE, ""))
         return cls(
             home=home,
@@ -160,20 +169,6 @@ class Settings:
             decisions={k: env[k] for k in DECISION_VARIABLES if k in env},
             dagster_pg_url=pg_url,
         )
-
-
-def check_esp_webhooks(env: Mapping[str, str]) -> None:
-    """SettingsError naming LAKEMAIL_ESP_WEBHOOK_KEY or LAKEMAIL_SENDGRID_WEBHOOK_PUBLIC_KEY when set to
-    something the collector cannot take (a short key, a write key, not a P-256 key); never the value."""
-    key, public_key = env.get(ESP_WEBHOOK_KEY_VARIABLE), env.get(SENDGRID_PUBLIC_KEY_VARIABLE)
-    if not key and not public_key:
-        return
-    from services.collector.esp_auth import EspAuth
-
-    try:
-        EspAuth.of(key, public_key, write_keys(env))
-    except ValueError as error:
-        raise SettingsError(str(error)) from None
 
 
 def known_variables() -> frozenset[str]:
@@ -243,15 +238,13 @@ def esp_api_key() -> str | None:
     return os.environ.get("LAKEMAIL_ESP_API_KEY") or None
 
 
-WRITE_KEY_VARIABLE = "LAKEMAIL_WRITE_KEY"
 DEMO_WRITE_KEY = "demo-write-key"  # what `lakemail up` gives the collector when LAKEMAIL_WRITE_KEY is unset
 
 
 def write_keys(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The collector's write keys: `LAKEMAIL_WRITE_KEY` of `env` (this process's environment by default),
     comma-separated (empty when unset)."""
-    text = (os.environ if env is None else env).get(WRITE_KEY_VARIABLE, "")
-    return tuple(key.strip() for key in text.split(",") if key.strip())
+    return split_write_keys((os.environ if env is None else env).get(WRITE_KEY_VARIABLE, ""))
 
 
 def api_key() -> str | None:
@@ -269,10 +262,6 @@ def sendgrid_webhook_public_key() -> str | None:
     return os.environ.get(SENDGRID_PUBLIC_KEY_VARIABLE) or None
 
 
-API_KEY_VARIABLE = "LAKEMAIL_API_KEY"
-ESP_WEBHOOK_KEY_VARIABLE = "LAKEMAIL_ESP_WEBHOOK_KEY"
-SENDGRID_PUBLIC_KEY_VARIABLE = "LAKEMAIL_SENDGRID_WEBHOOK_PUBLIC_KEY"
-SECRET_VARIABLE = "LAKEMAIL_SECRET"
 WINDOW_VARIABLE = "LAKEMAIL_ATTRIBUTION_WINDOW"
 
 

@@ -552,3 +552,44 @@ def test_empty_folder_settings_are_their_defaults(tmp_path: Path, monkeypatch: p
         str(home / "landing"),
         str(home / "state"),
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"LAKEMAIL_WRITE_KEY": ""}, "LAKEMAIL_WRITE_KEY is set but holds no key"),
+        ({"LAKEMAIL_WRITE_KEY": " , ,"}, "LAKEMAIL_WRITE_KEY is set but holds no key"),
+        (
+            {"LAKEMAIL_WRITE_KEY": "site-key, shop:s3cret"},
+            "LAKEMAIL_WRITE_KEY must not hold a key with a ':'",
+        ),
+        (
+            {
+                "LAKEMAIL_WRITE_KEY": "site-key,s3cret-profile-key-0001",
+                "LAKEMAIL_API_KEY": " s3cret-profile-key-0001",
+            },
+            "LAKEMAIL_API_KEY must not be a write key",
+        ),
+        (
+            {"LAKEMAIL_WRITE_KEY": "s3cret-hmac", "LAKEMAIL_SECRET": "s3cret-hmac"},
+            "LAKEMAIL_SECRET must not be a write key",
+        ),
+    ],
+)
+def test_write_keys_the_collector_cannot_take_or_that_give_a_secret_away_fail(
+    env: dict[str, str], says: str
+) -> None:
+    """Found by review: an empty LAKEMAIL_WRITE_KEY was taken and `lakemail up` announced it while its
+    collector exited for want of a key; a key with a `:` was taken, and every request of Segment's libraries
+    (the key as HTTP Basic user, which ends at the first `:`) was refused 401; and a profile API key or
+    LAKEMAIL_SECRET equal to a write key, which every page's snippet carries, was taken: anyone could read
+    every shopper's profile, or sign an unsubscribe link for any shopper."""
+    with pytest.raises(SettingsError, match=says) as refused:
+        Settings.from_env(env, dotenv=None)
+    assert "s3cret" not in str(refused.value)
+
+
+def test_write_keys_with_blanks_around_them_are_taken() -> None:
+    env = {"LAKEMAIL_WRITE_KEY": " site-key , app-key,", "LAKEMAIL_API_KEY": "another-key-0123456789"}
+    assert Settings.from_env(env, dotenv=None).esp == "sandbox"
+    assert write_keys(env) == ("site-key", "app-key")
