@@ -21,6 +21,7 @@ QUIET_HOURS = re.compile(r"(\d{1,2})-(\d{1,2})")
 CAP_COUNT = re.compile(r"[0-9]{1,4}")  # longer, int() may refuse it (4300 digits), a traceback
 MAX_CAP_COUNT = 1000  # emails per window: more is no cap at all
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+INLINE_COMMENT = re.compile(r"\s#")  # a `.env` comment after a value
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_API_KEY_CHARS = 16  # the profile API serves person data: a guessable key is refused at start-up
 # The longest duration any setting takes: ten years. Past it, `now` plus or minus it may leave the calendar
@@ -92,8 +93,22 @@ def read_dotenv(path: Path) -> dict[str, str]:
         key, sep, value = stripped.removeprefix("export ").partition("=")
         if not sep:
             raise SettingsError(f"{path}:{number}: expected KEY=VALUE")
-        values[key.strip()] = value.strip().strip("'\"")
+        values[key.strip()] = dotenv_value(value)
     return values
+
+
+def dotenv_value(text: str) -> str:
+    """The value of a `.env` line after its `=`, as shells and python-dotenv read it: the text between
+    matching quotes when only blanks or a comment follow them, else the text up to a `#` after a blank
+    (found by review: `LAKEMAIL_WRITE_KEY=site-key  # the shop's` made `site-key  # the shop's` the key,
+    refused to every client, and any quote at either end was stripped: `"Acme" <a@b.example>` lost one)."""
+    value = text.strip()
+    if value[:1] in ("'", '"'):
+        end = value.find(value[0], 1)
+        rest = value[end + 1 :].strip() if end > 0 else "-"
+        if not rest or rest.startswith("#"):
+            return value[1:end]
+    return INLINE_COMMENT.split(value, maxsplit=1)[0].strip()
 
 
 def parse_policy(env: Mapping[str, str]) -> Policy:

@@ -20,6 +20,7 @@ from orchestration.settings import (
     ensure_secret,
     known_variables,
     parse_duration,
+    read_dotenv,
     record_decisions,
     write_keys,
 )
@@ -593,3 +594,27 @@ def test_write_keys_with_blanks_around_them_are_taken() -> None:
     env = {"LAKEMAIL_WRITE_KEY": " site-key , app-key,", "LAKEMAIL_API_KEY": "another-key-0123456789"}
     assert Settings.from_env(env, dotenv=None).esp == "sandbox"
     assert write_keys(env) == ("site-key", "app-key")
+
+
+def test_dotenv_values_are_read_as_shells_read_them(tmp_path: Path) -> None:
+    """Found by review: a comment after a value was part of it (`site-key  # the shop's site` the write key,
+    refused to every client), and quotes were stripped one by one at either end: `"Acme" <...>` became the
+    sender `Acme" <...>`, a broken name in every email's From."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "LAKEMAIL_WRITE_KEY=site-key  # the shop's site\n"
+        'LAKEMAIL_FROM="Acme" <shop@acme.example>\n'
+        "LAKEMAIL_LAKE_URI='/somewhere/lake # not a comment'  # a comment\n"
+        'LAKEMAIL_ESP_URL="https://api.example.com/#x"\n'
+        "LAKEMAIL_API_KEY=key#with-a-hash-0123\n"
+        "LAKEMAIL_PUBLIC_URL=\n"
+    )
+    settings = Settings.from_env({}, dotenv=dotenv)
+    assert write_keys(read_dotenv(dotenv)) == ("site-key",)
+    assert (settings.sender, settings.lake_uri) == (
+        '"Acme" <shop@acme.example>',
+        "/somewhere/lake # not a comment",
+    )
+    assert read_dotenv(dotenv)["LAKEMAIL_ESP_URL"] == "https://api.example.com/#x"
+    assert read_dotenv(dotenv)["LAKEMAIL_API_KEY"] == "key#with-a-hash-0123"
+    assert read_dotenv(dotenv)["LAKEMAIL_PUBLIC_URL"] == ""
