@@ -26,7 +26,8 @@ from orchestration.settings_values import (  # re-exported: the values' grammar 
     check_dagster_storage,
     check_profile_api_key,
     dagster_pg_url,
-    folder_uri,
+    folder_uris,
+    home_folder,
     parse_duration,
     parse_policy,
     parse_refresh,
@@ -129,7 +130,7 @@ class Settings:
         SettingsError naming any bad variable."""
         env = {**(read_dotenv(dotenv) if dotenv else {}), **environ}
         check_names(env)
-        home = Path(env.get("LAKEMAIL_HOME", "").strip() or "data").absolute()  # empty: the default
+        home = home_folder(env)
         if recorded:
             env = with_record(env, home)
         pg_url = dagster_pg_url(env.get("LAKEMAIL_DAGSTER_PG_URL"))
@@ -146,11 +147,12 @@ class Settings:
             raise SettingsError(str(error)) from None
         check_keys(env)
         check_profile_api_key(env.get(API_KEY_VARIABLE, ""))
+        lake_uri, landing_uri, state_uri = folder_uris(env, home)
         return cls(
             home=home,
-            lake_uri=folder_uri(env, "LAKEMAIL_LAKE_URI", home / "lake"),
-            landing_uri=folder_uri(env, "LAKEMAIL_LANDING_URI", home / "landing"),
-            state_uri=folder_uri(env, "LAKEMAIL_STATE_URI", home / "state"),
+            lake_uri=lake_uri,
+            landing_uri=landing_uri,
+            state_uri=state_uri,
             profiles_refresh=parse_refresh(
                 "LAKEMAIL_PROFILES_REFRESH", env.get("LAKEMAIL_PROFILES_REFRESH", "2m")
             ),

@@ -251,3 +251,35 @@ def folder_uri(env: Mapping[str, str], name: str, default: Path) -> str:
     if folder is not None and folder.exists() and not folder.is_dir():
         raise SettingsError(f"{name}={uri!r} is not a folder")
     return str(folder.absolute()) if folder is not None and not folder.is_absolute() else uri
+
+
+FOLDERS = {"LAKEMAIL_LAKE_URI": "lake", "LAKEMAIL_LANDING_URI": "landing", "LAKEMAIL_STATE_URI": "state"}
+
+
+def home_folder(env: Mapping[str, str]) -> Path:
+    """`LAKEMAIL_HOME` (default, also when empty: `./data`), absolute; SettingsError when it is a file (found
+    by review: `lakemail up` stopped with a FileExistsError traceback, the others blamed settings.json)."""
+    home = Path(env.get("LAKEMAIL_HOME", "").strip() or "data").absolute()
+    if home.exists() and not home.is_dir():
+        raise SettingsError(f"LAKEMAIL_HOME={str(home)!r} is not a folder")
+    return home
+
+
+def folder_uris(env: Mapping[str, str], home: Path) -> tuple[str, str, str]:
+    """The lake's, the landing zone's and the state store's URIs (`home/lake`, ...; see folder_uri), each
+    in a folder of its own: one inside another is a start-up error (found by review: with the landing zone
+    in the lake, the landed `events/` files sat in the events table's folder, where the erasure's and the
+    maintenance's full vacuum deletes every file no commit names)."""
+    uris = {name: folder_uri(env, name, home / folder) for name, folder in FOLDERS.items()}
+    paths = {
+        name: folder.resolve() for name, uri in uris.items() if (folder := local_folder(uri)) is not None
+    }
+    for name, path in paths.items():
+        for other, within in paths.items():
+            if other != name and (path == within or path in within.parents):
+                raise SettingsError(
+                    f"{other}={uris[other]!r} is inside {name}={uris[name]!r}: the lake, the landing zone "
+                    "and the state store need folders of their own"
+                )
+    lake, landing, state = uris.values()
+    return lake, landing, state

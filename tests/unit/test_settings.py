@@ -337,7 +337,7 @@ def test_a_folder_setting_that_names_a_file_is_a_start_up_error(tmp_path: Path, 
     file.write_text("x")
     with pytest.raises(SettingsError, match=f"{name}=.*is not a folder"):
         Settings.from_env({"LAKEMAIL_HOME": str(tmp_path), name: str(file)}, dotenv=None)
-    for fine in (str(tmp_path / "missing"), f"file://{tmp_path}", "s3://bucket/lake"):  # made when used
+    for fine in (str(tmp_path / "missing"), f"file://{tmp_path}/other", "s3://bucket/lake"):  # made when used
         assert Settings.from_env({"LAKEMAIL_HOME": str(tmp_path), name: fine}, dotenv=None)
 
 
@@ -618,3 +618,49 @@ def test_dotenv_values_are_read_as_shells_read_them(tmp_path: Path) -> None:
     assert read_dotenv(dotenv)["LAKEMAIL_ESP_URL"] == "https://api.example.com/#x"
     assert read_dotenv(dotenv)["LAKEMAIL_API_KEY"] == "key#with-a-hash-0123"
     assert read_dotenv(dotenv)["LAKEMAIL_PUBLIC_URL"] == ""
+
+
+@pytest.mark.parametrize(
+    ("folders", "inner", "outer"),
+    [
+        (
+            {"LAKEMAIL_LAKE_URI": "both", "LAKEMAIL_LANDING_URI": "both"},
+            "LAKEMAIL_LANDING_URI",
+            "LAKEMAIL_LAKE_URI",
+        ),
+        (
+            {"LAKEMAIL_LAKE_URI": "lake", "LAKEMAIL_LANDING_URI": "lake/in"},
+            "LAKEMAIL_LANDING_URI",
+            "LAKEMAIL_LAKE_URI",
+        ),
+        ({"LAKEMAIL_STATE_URI": "home/landing/state"}, "LAKEMAIL_STATE_URI", "LAKEMAIL_LANDING_URI"),
+        ({"LAKEMAIL_LAKE_URI": "file://state/../home/state/lake"}, "LAKEMAIL_LAKE_URI", "LAKEMAIL_STATE_URI"),
+    ],
+)
+def test_folders_inside_one_another_fail_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folders: dict[str, str], inner: str, outer: str
+) -> None:
+    """Found by review: a landing zone in the lake was taken, and its landed `events/` files sat in the
+    events table's folder, where the full vacuum of erasure and maintenance deletes what no commit names."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SettingsError, match=f"{inner}=.* is inside {outer}=.*folders of their own"):
+        Settings.from_env({"LAKEMAIL_HOME": "home", **folders}, dotenv=None)
+
+
+def test_folders_side_by_side_or_in_an_object_store_are_taken(tmp_path: Path) -> None:
+    env = {"LAKEMAIL_HOME": str(tmp_path), "LAKEMAIL_LAKE_URI": "s3://bucket/lake"}
+    assert Settings.from_env(env, dotenv=None).landing_uri == str(tmp_path / "landing")
+    env = {
+        "LAKEMAIL_LANDING_URI": str(tmp_path / "lake-landing"),
+        "LAKEMAIL_LAKE_URI": str(tmp_path / "lake"),
+    }
+    assert Settings.from_env(env, dotenv=None).lake_uri == str(tmp_path / "lake")
+
+
+def test_a_home_that_is_a_file_fails_naming_it(tmp_path: Path) -> None:
+    """Found by review: `lakemail up` stopped with a FileExistsError traceback, the others blamed
+    settings.json (`Not a directory`)."""
+    (tmp_path / "home").write_text("x")
+    for recorded in (False, True):
+        with pytest.raises(SettingsError, match=r"LAKEMAIL_HOME=.* is not a folder"):
+            Settings.from_env({"LAKEMAIL_HOME": str(tmp_path / "home")}, dotenv=None, recorded=recorded)
