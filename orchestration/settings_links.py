@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 
 from orchestration.settings_values import SettingsError
+from resources.providers import MAX_PORT
 from transforms.sends.clicks import LOCAL_COLLECTOR_URL
 from transforms.sends.safety import safe_url
 
@@ -28,6 +29,8 @@ def public_url_for(esp: str, url: str | None, name: str = "LAKEMAIL_PUBLIC_URL")
         raise SettingsError(f"{name} must be {need} without a user name or password")
     if parsed is None or parsed.scheme not in schemes or not parsed.host:
         raise SettingsError(f"{name}={url!r} must be {need} with LAKEMAIL_ESP={esp}")
+    if parsed.port is not None and not 1 <= parsed.port <= MAX_PORT:  # every link dead (found by review)
+        raise SettingsError(f"{name}={url!r} names no port: ports are 1 to {MAX_PORT}")
     _check_link_base(url, parsed, name)
     return url
 

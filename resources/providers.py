@@ -20,6 +20,7 @@ SANDBOX_URL = "http://127.0.0.1:8025"
 SANDBOX_API_KEY = "sandbox-key"  # the local sandbox's default key (not a secret: loopback only)
 SENDGRID_URL = "https://api.sendgrid.com"
 POSTMARK_URL = "https://api.postmarkapp.com"
+MAX_PORT = 65535
 
 
 def _version() -> str:
@@ -231,5 +232,7 @@ def _check_url(url: str) -> None:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
         parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ValueError("LAKEMAIL_ESP_URL must be an http:// or https:// URL")
+    # a port out of range was taken, and every send failed to connect (the circuit opened, for good)
+    port_ok = parsed is not None and (parsed.port is None or 1 <= parsed.port <= MAX_PORT)
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host or not port_ok:
+        raise ValueError(f"LAKEMAIL_ESP_URL must be an http:// or https:// URL (any port 1 to {MAX_PORT})")

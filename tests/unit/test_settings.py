@@ -664,3 +664,14 @@ def test_a_home_that_is_a_file_fails_naming_it(tmp_path: Path) -> None:
     for recorded in (False, True):
         with pytest.raises(SettingsError, match=r"LAKEMAIL_HOME=.* is not a folder"):
             Settings.from_env({"LAKEMAIL_HOME": str(tmp_path / "home")}, dotenv=None, recorded=recorded)
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+@pytest.mark.parametrize("name", ["LAKEMAIL_PUBLIC_URL", "LAKEMAIL_CLICK_URL", "LAKEMAIL_ESP_URL"])
+def test_a_url_with_a_port_no_link_or_send_can_reach_fails_naming_it(name: str, port: str) -> None:
+    """Found by review: `https://mail.shop.example:99999` was taken, and every unsubscribe and click link
+    pointed nowhere (nobody could unsubscribe); as LAKEMAIL_ESP_URL every send failed to connect."""
+    env = {"LAKEMAIL_ESP": "sendgrid", "LAKEMAIL_ESP_API_KEY": "k", "LAKEMAIL_PUBLIC_URL": PUBLIC_OK}
+    with pytest.raises(SettingsError, match=rf"{name}.*(port|ports) .*1 to 65535"):
+        Settings.from_env({**env, name: f"https://mail.shop.example:{port}"}, dotenv=None)
+    assert Settings.from_env({**env, name: "https://mail.shop.example:65535"}, dotenv=None)
