@@ -33,6 +33,12 @@ def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="the shoppers read the emails delivered to the sandbox at URL (key: LAKEMAIL_ESP_API_KEY) "
         "and respond: open, click through the click redirect, buy (real time only)",
     )
+    sim.add_argument(
+        "--carry-on",
+        action="store_true",
+        help="new events each run (message ids, carts, orders) from the --seed's same shoppers and catalog, "
+        "so a restarted demo carries on instead of repeating the last run's (what lakemail up adds)",
+    )
 
 
 def _url_problem(url: str) -> str | None:
@@ -69,6 +75,8 @@ def _keys(args: argparse.Namespace) -> tuple[tuple[str, str] | None, tuple[str, 
 
 
 def simulate_command(settings: Settings, args: argparse.Namespace) -> int:
+    import secrets
+
     from resources.landing import LandingResource
     from simulator.collector import CollectorUnavailable
     from simulator.run import run_simulation
@@ -89,6 +97,8 @@ def simulate_command(settings: Settings, args: argparse.Namespace) -> int:
             cart_ids=args.cart_ids,
             collector=collector,
             inbox=inbox,
+            # A run of its own: repeating an earlier run's message ids, the ingest would drop them all.
+            stream=secrets.token_hex(8) if args.carry_on else None,
         )
     except CollectorUnavailable as error:
         print(f"lakemail simulate: {error} at {args.via_collector}", file=sys.stderr)

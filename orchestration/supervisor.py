@@ -202,7 +202,7 @@ def part_commands(plan: Plan) -> dict[str, list[str]]:
     commands["collector"].append("--demo-shop")
     if plan.simulate:
         load = ["--users", str(plan.users), "--rate", str(plan.rate), "--duration", "86400"]
-        load += ["--via-collector", collector]
+        load += ["--via-collector", collector, "--carry-on"]  # a restarted demo sends new events
         load += ["--inbox", plan.inbox] if plan.sandbox else []  # the shoppers read it: clicks, orders
         commands["simulator"] = [_bin("lakemail"), "simulate", *load]
     return commands

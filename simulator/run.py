@@ -40,16 +40,16 @@ def run_simulation(
     on_file: Callable[[Path, int], None] | None = None,
     collector: tuple[str, str] | None = None,
     inbox: tuple[str, str] | None = None,
+    stream: str | None = None,  # the event stream's seed besides `seed` (ShopperSimulator)
 ) -> SimulationReport:
     """Land `rate * duration` simulated shopper lines in `landing/events/`, paced by the wall clock or not.
 
     The catalog and the CRM members land first (`catalog/`, `customers/`), then catalog updates and CRM
-    changes whenever they fall due on the simulated clock, before the events that see them.
-    Checkouts and orders are spec-shaped (no `cart_id`) unless `cart_ids`. With `collector` (URL, write
-    key) the events are posted to the collector instead (simulator.collector; realtime only: the
-    collector stamps `receivedAt` with its own clock). With `inbox` (the sandbox's URL, its key) the
-    shoppers read the emails delivered there and respond to them: open, click, buy (simulator.inbox;
-    realtime only).
+    changes whenever they fall due on the simulated clock, before the events that see them. Checkouts and
+    orders are spec-shaped (no `cart_id`) unless `cart_ids`. With `collector` (URL, write key) the events are
+    posted to the collector instead (simulator.collector; realtime only: the collector stamps `receivedAt`
+    with its own clock). With `inbox` (the sandbox's URL, its key) the shoppers read the emails delivered
+    there and respond to them: open, click, buy (simulator.inbox; realtime only).
     """
     if rate <= 0 or duration < 0 or rotate_seconds <= 0 or rotate_events < 1:
         raise ValueError("rate and rotate_seconds must be > 0, duration >= 0, rotate_events >= 1")
@@ -58,7 +58,7 @@ def run_simulation(
     if (collector is not None or inbox is not None) and not realtime:
         raise ValueError("through the collector or the inbox the simulation runs in real time")
     begin = start if start is not None else datetime.now(UTC)
-    sim = ShopperSimulator(users=users, seed=seed, start=begin, dirt=dirt, cart_ids=cart_ids)
+    sim = ShopperSimulator(users=users, seed=seed, start=begin, dirt=dirt, cart_ids=cart_ids, stream=stream)
     if collector is None:
         lander = Lander(landing, seed, on_file)
     else:

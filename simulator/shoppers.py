@@ -2,9 +2,10 @@
 
 Pure: no file or network I/O. The same seed and the same sequence of `step` and `reference_files` calls
 give byte-identical output. Time is integer milliseconds since the epoch; the event stream's randomness
-comes from one `random.Random(seed)`; the catalog, its updates and each shopper have their own, so
-creating CRM members up front does not shift the event stream. The hot path avoids `random.choice` and
-friends (several times slower than `random()`), because `run_simulation` must write >100k lines/s.
+comes from one `random.Random(seed)` (or of the seed and a `stream`); the catalog, its updates and each
+shopper have their own, so creating CRM members up front does not shift the event stream. The hot path
+avoids `random.choice` and friends (several times slower than `random()`), because `run_simulation`
+must write >100k lines/s.
 
 Besides events the simulator keeps the shop's reference data: a CRM snapshot (`customers/`) and catalog
 updates (`catalog/`), both with `updated_at`, landed every few simulated minutes; shoppers see the new
@@ -51,18 +52,21 @@ class ShopperSimulator:
         start: datetime,
         dirt: Dirt | None = None,
         cart_ids: bool = False,
+        stream: str | None = None,
     ) -> None:
         """Shoppers `u-000001`.. (created on first visit) and the catalog; the clock starts at `start`.
 
         `cart_ids`: checkouts, orders and product views carry the cart's `cart_id` too, as some shops
-        add it (Segment's e-commerce spec puts it on cart events only).
+        add it (Segment's e-commerce spec puts it on cart events only). `stream`: the event stream (message
+        ids, carts, checkouts, orders) is seeded with `seed` and it, the shoppers and catalog with `seed`
+        alone; a demo that starts again with a new one carries on with new events from the same shoppers.
         """
         if users < 1:
             raise ValueError("users must be at least 1")
         self.users = users
         self.seed = seed
         self.dirt = dirt if dirt is not None else Dirt()
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed if stream is None else f"lakemail-events-{seed}-{stream}")
         self._rnd = self._rng.random
         self._now_ms = to_epoch_ms(start)
         self._catalog = Catalog(make_catalog(seed))

@@ -643,3 +643,23 @@ def test_simulate_command_puts_cart_ids_on_orders_only_with_the_flag(
     ]
     assert len(found) > 5
     assert all(("cart_id" in properties) == bool(flag) for properties in found)
+
+
+def test_simulate_command_repeats_its_events_for_the_same_arguments_unless_it_carries_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Benchmarks and tests rely on `--seed`; only `--carry-on` (what `lakemail up` adds) sends new events."""
+
+    def run(home: str, *flag: str) -> tuple[list[bytes], set[bytes]]:
+        """(message ids, user ids) that `lakemail simulate` landed in a home of its own."""
+        (tmp_path / home).mkdir()
+        monkeypatch.chdir(tmp_path / home)
+        monkeypatch.setenv("LAKEMAIL_HOME", str(tmp_path / home))
+        args = ["simulate", "--users", "20", "--rate", "1000", "--duration", "2", "--seed", "3", "--fast"]
+        assert main([*args, *flag]) == 0
+        data = b"".join(p.read_bytes() for p in sorted((tmp_path / home / "landing" / "events").iterdir()))
+        return re.findall(rb'"messageId":"([^"]+)"', data), set(re.findall(rb'"userId":"([^"]+)"', data))
+
+    (first, users), (again, _), (carried, carried_users) = run("one"), run("two"), run("three", "--carry-on")
+    assert len(first) > 1900 and first == again
+    assert not set(first) & set(carried) and users & carried_users
