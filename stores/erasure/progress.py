@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 import orjson
@@ -40,7 +40,8 @@ def made_ids(lake: LakeResource, person: Person) -> tuple[str, ...]:
     """The send ids of the person's emails, and their trigger ids: what a click on one is keyed by.
 
     From the outbox and from the `send` decisions (an outbox row may not be there yet, or any more).
-    A candidate never sent is left out: each row holding its trigger id names its principal too. One under
+    A candidate never sent is left out: each lake row holding its trigger id names its principal too (the
+    state store's entries of it go by the erased rows' trigger ids: `Progress.erasing`). One under
     an anonymous id of theirs is another user's when it says so (a shared id: transforms.erasure.claims).
     """
     principals = [of_user(person.user_id), *map(of_anonymous, person.anonymous_ids)]
@@ -58,15 +59,26 @@ def made_ids(lake: LakeResource, person: Person) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Progress:
-    """What unfinished erasures of a person recorded: their keys, the event ids they erased, the records."""
+    """What unfinished erasures of a person recorded: their keys, the ids of the events and triggers whose
+    rows they erased, the records."""
 
     person: Person
     event_ids: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
+    trigger_ids: tuple[str, ...] = ()
 
-    def erasing(self, event_ids: Iterable[str]) -> Progress:
-        """With the ids of the events this run erases too (the state store drops them)."""
-        return replace(self, event_ids=tuple(sorted({*self.event_ids, *event_ids})))
+    def erasing(self, rows: Mapping[str, pl.DataFrame | None]) -> Progress:
+        """With the ids of the events and triggers whose `rows` (per table) this run erases too: the state
+        store drops the events' ids and what the triggers' rows made (`stores.erasure.state`), which a
+        rerun, their rows gone, could not find again."""
+
+        def ids(tables: Iterable[str], column: str) -> set[str]:
+            frames = (rows.get(t) for t in tables)
+            return {i for frame in frames if frame is not None for i in frame[column].drop_nulls()}
+
+        events = tuple(sorted({*self.event_ids, *ids(["events"], "event_id")}))
+        triggers = {*self.trigger_ids, *ids(["triggers", "trigger_state"], "trigger_id")}
+        return replace(self, event_ids=events, trigger_ids=tuple(sorted(triggers)))
 
 
 def record_path(user_key: str, request_id: str) -> str:
@@ -77,6 +89,7 @@ def recorded(landing: LandingResource, user_key: str, person: Person) -> Progres
     """`person` with the keys every unfinished erasure of theirs recorded, and the event ids they erased."""
     paths = [f.path for f in landing.list_files(PROGRESS) if f.path.startswith(f"{PROGRESS}/{user_key}.")]
     event_ids: set[str] = set()
+    trigger_ids: set[str] = set()
     for path in paths:
         try:
             data = orjson.loads(landing.read_entry(path, RECORD_BYTES)[0])
@@ -86,15 +99,17 @@ def recorded(landing: LandingResource, user_key: str, person: Person) -> Progres
         keys = (tuple(data.get(k, ())) for k in RECORDED)
         person = person.union(Person(person.user_id, *keys))
         event_ids.update(data.get("event_ids", ()))
-    return Progress(person, tuple(sorted(event_ids)), tuple(paths))
+        trigger_ids.update(data.get("trigger_ids", ()))  # none in a record of an earlier release
+    return Progress(person, tuple(sorted(event_ids)), tuple(paths), tuple(sorted(trigger_ids)))
 
 
 def record(landing: LandingResource, user_key: str, request_id: str, progress: Progress) -> str:
-    """Keep every key of the person (not the user id: the name holds its keyed hash) and the event ids
-    about to be erased, for a rerun; the record's path."""
+    """Keep every key of the person (not the user id: the name holds its keyed hash) and the event and
+    trigger ids about to be erased, for a rerun; the record's path."""
     keys = {name: getattr(progress.person, name) for name in RECORDED}
     path = record_path(user_key, request_id)
-    landing.land(path, orjson.dumps({**keys, "event_ids": progress.event_ids}), replace=True)
+    erased = {"event_ids": progress.event_ids, "trigger_ids": progress.trigger_ids}
+    landing.land(path, orjson.dumps({**keys, **erased}), replace=True)
     return path
 
 

@@ -149,7 +149,7 @@ def erase_user(
         specs = erasure_tables(lake_tables(lake, ()))
         rows = {spec.name: matching_rows(lake, spec.name, person) for spec in specs}
         scan = scan_landing(landing, person, rows)
-        progress = progress.erasing(() if rows["events"] is None else rows["events"]["event_id"])
+        progress = progress.erasing(rows)
         records = [*progress.paths, record(landing, key, request_id, progress)]  # before anything goes
         certificate.landing_unreadable = scan.unreadable
         certificate.erased_events = fold_into_aggregate(lake, rows["events"], request_id)
@@ -160,7 +160,9 @@ def erase_user(
         certificate.landing_files = {r.path: len(r.blanked) for r in scan.rewrites}
         certificate.log_files_scrubbed, certificate.log_lines_remaining = scrub_delta_logs(lake, person)
         certificate.suppressions_added = suppress(lake, person, secret, certificate.erased_at, request_id)
-        erase_from_store(lake, state, person, progress.event_ids, certificate.landing_files)
+        erase_from_store(
+            lake, state, person, progress.event_ids, certificate.landing_files, progress.trigger_ids
+        )
         landing_check = scan.found | count_landing_traces(landing, scan.rewrites, person)
         names = lake_tables(lake, [s.name for s in specs])
         tables, certificate.kept_rows = check_tables(lake, names, person)

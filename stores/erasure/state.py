@@ -5,24 +5,25 @@ rebuild from the erased lake would: no key that names the person (their user id,
 and `user:` keys, joined keys with one of them as a part: viewers of products, pending candidates), no
 value that holds them (pending and decided candidates, recent sends, viewers; found as the lake's erasure
 finds rows, `transforms.erasure.match`, keys longer than a store key by their hash too), none of their
-events' ids; it gains the `erased` suppressions the erasure added and the new records of the landed files
-it rewrote. The `identity_links` of an anonymous id they share with another user
-(`transforms.erasure.claims`) are put back as the erased lake has them: the other user's link stays. The
-store's stamp does not move: the commit carries the lane's current number (a commit may not go back, and
-this one is no new batch).
+events' ids, and none of what their erased `triggers` and `trigger_state` rows made (`ErasedTriggers`: a
+decided candidate's value holds no principal, so an anonymous one of theirs named nobody); it gains the
+`erased` suppressions the erasure added and the new records of the landed files it rewrote. The
+`identity_links` of an anonymous id they share with another user (`transforms.erasure.claims`) are put
+back as the erased lake has them: the other user's link stays. The store's stamp does not move: the commit
+carries the lane's current number (a commit may not go back, and this one is no new batch).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from resources.lake import LakeResource
 from resources.state import StateResource, StateStore
-from stores.state.namespaces import identity_links, landed_files, suppressions
+from stores.state.namespaces import TRIGGER_READERS, identity_links, landed_files, suppressions
 from stores.state.rebuild import rebuild
 from transforms.erasure.match import Lines
 from transforms.erasure.person import Person
@@ -79,8 +80,49 @@ class StoreKeys:
         return any(part in self.parts[n == JOINED[namespace]] for n, part in enumerate(parts))
 
 
-def person_changes(store: StateStore, person: Person, event_ids: Iterable[str]) -> StateChanges:
-    """Deletes of every key of the person in `store` (one scan per namespace, keys and values)."""
+@dataclass(frozen=True)
+class ErasedTriggers:
+    """The trigger ids of the person's erased `triggers` and `trigger_state` rows, and the store keys the
+    erased lake still makes of them (rows of another user under the same id, left by the erasure). Found by
+    review: a candidate decided under an anonymous id of theirs (`no_address`, `exited`: no send, so no
+    made id) kept its `decided_triggers` entry, whose value holds no principal and a null user id, so
+    nothing named the person; `lakemail state check` then found the store unequal to a rebuild."""
+
+    ids: frozenset[str] = frozenset()
+    parts: frozenset[str] = frozenset()  # as `pending_principals`' second key part (`key_part`)
+    implied: dict[str, frozenset[str]] = field(default_factory=dict)  # namespace -> keys the lake makes
+
+    @classmethod
+    def of(cls, lake: LakeResource, trigger_ids: Iterable[str]) -> ErasedTriggers:
+        ids = frozenset(trigger_ids)
+        if not ids:
+            return cls()
+        implied = {
+            namespace: frozenset(store_key(k) for chunk in read(lake, ids) for k in chunk["key"])
+            for namespace, read in TRIGGER_READERS.items()
+        }
+        return cls(ids, frozenset(map(key_part, ids)), implied)
+
+    def made(self, namespace: str, key: str) -> bool:
+        """Whether a store key is one an erased trigger id made and the erased lake no longer makes."""
+        if not self.ids or namespace not in TRIGGER_READERS or key in self.implied[namespace]:
+            return False
+        if namespace == "pending_due":
+            return key.rsplit(SEPARATOR, 1)[-1] in self.ids
+        if namespace != "pending_principals":
+            return key in self.ids
+        try:
+            return split_key(key)[1] in self.parts
+        except ValueError:  # no joined key (none is written otherwise)
+            return False
+
+
+def person_changes(
+    store: StateStore, person: Person, event_ids: Iterable[str], erased: ErasedTriggers | None = None
+) -> StateChanges:
+    """Deletes of every key of the person in `store` (one scan per namespace, keys and values), and of
+    what their `erased` trigger rows made."""
+    erased = erased or ErasedTriggers()
     own = StoreKeys.of(person.own.values, person.own.principals)
     shared = StoreKeys.of(person.shared_ids, map(of_anonymous, person.shared_ids))
     others = StoreKeys.of(person.others, map(of_user, person.others))
@@ -90,7 +132,7 @@ def person_changes(store: StateStore, person: Person, event_ids: Iterable[str]) 
     for namespace in PERSON_NAMESPACES:
         for key, value in store.scan(namespace):
             mine, ours, other = (k.name(namespace, key) for k in (own, shared, others))
-            if lines.theirs(value, own=mine, shared=ours, other=other):
+            if lines.theirs(value, own=mine, shared=ours, other=other) or erased.made(namespace, key):
                 changes.delete_stored(namespace, key)
                 if namespace == "pending_triggers":
                     gone_triggers.add(key)
@@ -122,9 +164,11 @@ def erase_from_store(
     person: Person,
     event_ids: Iterable[str],
     rewritten: Iterable[str] = (),
+    trigger_ids: Iterable[str] = (),
 ) -> int:
     """Remove the person from the state store (none: nothing to do); returns the keys deleted. The
-    `rewritten` landed files get their new ingest_log records (sizes and digests without the person)."""
+    `rewritten` landed files get their new ingest_log records (sizes and digests without the person);
+    `trigger_ids`: of the person's erased trigger rows (their store entries go as the erased lake says)."""
     store = state.existing() if state is not None else None
     if state is None or store is None:
         return 0
@@ -132,7 +176,7 @@ def erase_from_store(
         log.warning("rebuilding the state store from the erased lake: its key format is not this release's")
         rebuild(lake, state)
         return 0
-    changes = person_changes(store, person, event_ids)
+    changes = person_changes(store, person, event_ids, ErasedTriggers.of(lake, trigger_ids))
     _shared_links(lake, person, changes)
     deleted = sum(map(len, changes.deletes.values()))
     for chunk in suppressions(lake):  # the `erased` entries just added (a small table), as a rebuild has them

@@ -8,7 +8,7 @@ the namespaces that grow with the lake (event ids, landed files); profiles come 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 
 import polars as pl
@@ -100,25 +100,31 @@ def identity_links(lake: LakeResource) -> Chunks:
         yield encode(links, pl.col("_key"), schema).collect(engine="streaming")
 
 
-def pending_triggers(lake: LakeResource) -> Chunks:
-    pending = lake.scan("trigger_state", TRIGGERS_SCHEMA)
+def _of(lake: LakeResource, table: str, trigger_ids: Collection[str] | None) -> pl.LazyFrame:
+    """`table`'s rows (TRIGGERS_SCHEMA), only those of `trigger_ids` when given (an erasure's)."""
+    rows = lake.scan(table, TRIGGERS_SCHEMA)
+    return rows if trigger_ids is None else rows.filter(pl.col("trigger_id").is_in(list(trigger_ids)))
+
+
+def pending_triggers(lake: LakeResource, trigger_ids: Collection[str] | None = None) -> Chunks:
+    pending = _of(lake, "trigger_state", trigger_ids)
     yield encode(pending, pl.col("trigger_id"), TRIGGERS_SCHEMA).collect()
 
 
-def pending_due(lake: LakeResource) -> Chunks:
-    pending = lake.scan("trigger_state", TRIGGERS_SCHEMA).filter(pl.col("due_at").is_not_null())
+def pending_due(lake: LakeResource, trigger_ids: Collection[str] | None = None) -> Chunks:
+    pending = _of(lake, "trigger_state", trigger_ids).filter(pl.col("due_at").is_not_null())
     key = due_key(pl.col("due_at"), pl.col("trigger_id"))
     yield encode(pending, key, VALUE_SCHEMAS["pending_due"]).collect()
 
 
-def pending_principals(lake: LakeResource) -> Chunks:
-    pending = lake.scan("trigger_state", TRIGGERS_SCHEMA)
+def pending_principals(lake: LakeResource, trigger_ids: Collection[str] | None = None) -> Chunks:
+    pending = _of(lake, "trigger_state", trigger_ids)
     key = joined_key(pl.col("principal"), pl.col("trigger_id"))
     yield encode(pending, key, VALUE_SCHEMAS["pending_principals"]).collect()
 
 
-def decided_triggers(lake: LakeResource) -> Chunks:
-    log = lake.scan("triggers", TRIGGERS_SCHEMA).filter(~pl.col("decision").is_in(PENDING_DECISIONS))
+def decided_triggers(lake: LakeResource, trigger_ids: Collection[str] | None = None) -> Chunks:
+    log = _of(lake, "triggers", trigger_ids).filter(~pl.col("decision").is_in(PENDING_DECISIONS))
     first = log.group_by("trigger_id").agg(
         pl.col(c).sort_by("evaluation", "decided_at", "decision").first() for c in DECIDED[1:]
     )
@@ -170,6 +176,13 @@ def product_viewers(lake: LakeResource) -> Chunks:
     yield from _chunks(encode(last, key, VALUE_SCHEMAS["product_viewers"]))
 
 
+# Namespaces keyed by (or with) a trigger id, read for only some trigger ids (an erasure's).
+TRIGGER_READERS: dict[str, Callable[[LakeResource, Collection[str]], Chunks]] = {
+    "pending_triggers": pending_triggers,
+    "pending_due": pending_due,
+    "pending_principals": pending_principals,
+    "decided_triggers": decided_triggers,
+}
 READERS: dict[str, Callable[[LakeResource], Chunks]] = {
     "landed_files": landed_files,
     "event_ids": event_ids,
