@@ -48,7 +48,7 @@ def build_sends_asset(policy: Policy | None = None) -> dg.AssetsDefinition:
         until = datetime.now(UTC) + offset  # the step's end on the run's clock, as `sent_at` is written
         summary = run_summary(report.rows)
         context.log.info(
-            "sends: %s enqueued; %s sent, %s aborted, %s failed, %s unknown, %s waiting%s",
+            "sends: %s enqueued; %s sent, %s aborted, %s failed, %s unknown, %s waiting%s%s",
             report.enqueued,
             summary["sent"],
             summary["aborted"],
@@ -56,6 +56,7 @@ def build_sends_asset(policy: Policy | None = None) -> dg.AssetsDefinition:
             summary["unknown"],
             summary["waiting"],
             report.circuit_note,
+            report.pause_note,
         )
         metadata = _metadata(report, summary, email.provider().name)
         # The window the run's `sent_at`s fall in (the runner's metrics read its sends by it, #18).
@@ -107,6 +108,8 @@ def _metadata(report: SendsReport, summary: dict[str, Any], provider: str) -> di
     }
     if report.circuit_cause is not None:
         metadata["circuit_cause"] = report.circuit_cause
+    if report.rate_limited_until is not None:
+        metadata["rate_limited_until"] = report.rate_limited_until.isoformat()
     if report.example is not None:
         metadata["example"] = dg.MetadataValue.md(report.example)
     return metadata

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from resources.deadline import send_within
 from resources.provider_metrics import count_answer, count_retry
+from resources.provider_pause import ProviderPause
 from resources.providers import (
     NOT_SENT,
     REFUSED_LOCALLY,
@@ -52,6 +53,7 @@ class DeliveryResult:
     circuit_cause: str | None = None  # why: "credentials" (401/403), "configuration" (a redirect, a bad key)
     retry_in: float | None = None  # `retrying`: the wait the provider asked for that did not fit this run
     inactive_recipient: bool = False  # `failed_permanent`: the provider refuses the address (suppress it)
+    rate_limited: bool = False  # the last answer was a 429 naming its window (`retry_in`): all calls wait
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class _Outcome:
     message_id: str | None = None
     headers: httpx.Headers = field(default_factory=httpx.Headers)
     inactive: bool = False
+    rate_limited: bool = False  # a 429
 
 
 def _attempt(
@@ -96,7 +99,8 @@ def _attempt(
         return _Outcome(verdict, message_id=provider.message_id(response))
     error = describe_error(response.status_code, response.content)
     inactive = verdict is Verdict.PERMANENT and inactive_recipient(response.status_code, response.content)
-    return _Outcome(verdict, error, headers=response.headers, inactive=inactive)
+    limited = response.status_code == 429
+    return _Outcome(verdict, error, headers=response.headers, inactive=inactive, rate_limited=limited)
 
 
 def _refused(error: Exception) -> str:
@@ -141,6 +145,7 @@ def deliver(
     clock: Callable[[], float] = time.time,
     rng: random.Random | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    pause: ProviderPause | None = None,
 ) -> DeliveryResult:
     """Send `email` once, retrying what is safe to retry within `max_attempts` and `max_seconds`.
 
@@ -158,37 +163,51 @@ def deliver(
     - any other 4xx is `failed_permanent`, with the status and the provider's message (no address);
       Postmark's inactive recipient (422, ErrorCode 406) says so (`inactive_recipient`): suppress it.
     Never sleeps past `max_seconds`: a wait that would overrun it ends the run's attempts instead.
+    `pause`, shared by a run's calls: a 429 naming its window holds them all (`rate_limited`), and no retry
+    starts within a window another call heard (one heard while this call waits ends its tries).
     """
     budget = RetryBudget(max_attempts=max_attempts, max_seconds=max_seconds)
     rng = rng or random.Random()
+    pause = pause or ProviderPause(clock)  # alone, it holds only this call's own windows
     started = clock()
     attempts = 0
     while True:
         outcome = _attempt(provider, email, client, monotonic)
         attempts += 1
+        hinted = named = None
         if outcome.verdict is Verdict.RETRY:
             now = clock()
-            delay = retry_delay(
+            named = server_delay(outcome.headers, now=now) if outcome.rate_limited else None
+            own = retry_delay(
                 attempts - 1, outcome.headers, now=now, rng=rng, base=budget.base, cap=budget.cap
             )
+            delay, ends = pause.wait(own, window=named), pause.ends
             if budget.allows(attempts, now - started, delay):
                 count_retry(provider.name)
                 sleep(delay)
-                continue
-            hinted = server_delay(outcome.headers, now=now)
-        else:
-            hinted = None
-        return DeliveryResult(
-            status=_FINAL[outcome.verdict],
-            provider_message_id=outcome.message_id,
-            attempts=attempts,
-            last_error=outcome.error,
-            retried=attempts > 1,
-            circuit_open=outcome.verdict in CIRCUIT_CAUSES,
-            circuit_cause=CIRCUIT_CAUSES.get(outcome.verdict),
-            retry_in=hinted,
-            inactive_recipient=outcome.inactive,
-        )
+                if pause.ends == ends:
+                    continue
+                hinted, named = pause.left(), None  # another call heard a longer window meanwhile
+            else:
+                hinted = pause.longer(server_delay(outcome.headers, now=now))
+        return _result(outcome, attempts, retry_in=hinted, rate_limited=bool(named))
+
+
+def _result(
+    outcome: _Outcome, attempts: int, *, retry_in: float | None, rate_limited: bool
+) -> DeliveryResult:
+    return DeliveryResult(
+        status=_FINAL[outcome.verdict],
+        provider_message_id=outcome.message_id,
+        attempts=attempts,
+        last_error=outcome.error,
+        retried=attempts > 1,
+        circuit_open=outcome.verdict in CIRCUIT_CAUSES,
+        circuit_cause=CIRCUIT_CAUSES.get(outcome.verdict),
+        retry_in=retry_in,
+        inactive_recipient=outcome.inactive,
+        rate_limited=rate_limited,
+    )
 
 
 LOOKUP_FAILED = "lookup_failed"

@@ -43,7 +43,7 @@ from transforms.sends.plan import (
     plan_sends,
     wants_bestsellers,
 )
-from transforms.sends.rows import WAITING, outbox_rows
+from transforms.sends.rows import WAITING, outbox_rows, rate_limit_holds
 from transforms.triggers.exits import exit_reasons_now
 from transforms.triggers.store_changes import DECIDED_SCHEMA
 
@@ -126,6 +126,19 @@ def due_rows(lake: LakeResource, now: datetime, *, lookups: bool) -> pl.DataFram
     )
 
 
+def rate_limit_window(lake: LakeResource, now: datetime) -> datetime | None:
+    """The end of the provider's rate-limit window an earlier run heard, when it is still open at `now`
+    (None: calls may go): the latest `next_attempt_at` of the rows it holds."""
+    found = (
+        lake.scan("sends", SENDS_SCHEMA)
+        .filter(rate_limit_holds() & (pl.col("next_attempt_at") > now))
+        .select(pl.col("next_attempt_at").max())
+        .collect()
+        .item()
+    )
+    return found if isinstance(found, datetime) else None
+
+
 def deliver_due(
     lake: LakeResource,
     state: StateResource,
@@ -144,12 +157,13 @@ def deliver_due(
     world = read_world(lake, (state, landing), rows, markers, secret=sender.secret, now=now, offset=offset)
     world = replace(world, policy=sender.policy)
     planned = _plan(lake, rows, world, sender, now)
-    delivery = Delivery(sender, markers, now, offset, report)
+    delivery = Delivery(sender, markers, now, offset, report, window=rate_limit_window(lake, now))
     delivery.changed += [
         decided_row(p, now=now, waits=sender.row_waits) for p in planned if not p.calls_provider
     ]
     try:
         delivery.run([p for p in planned if p.calls_provider])
+        report.rate_limited_until = delivery.paused_until()
     finally:  # whatever happened, what was sent is committed (the addresses refused land first)
         try:
             land_refusals(landing, delivery.refusals, sender.wall_clock())

@@ -1,9 +1,11 @@
 """The send stage's side effect: planned rows are rendered and delivered over HTTP, once each.
 
 Right before a row's HTTP call an attempt marker (an empty file named by the send_id) is made
-durable; `stores.sends` removes it once the row's new status is committed. The run's first call goes
-alone, as a probe: a refused key or a dead provider opens the circuit after one call, and the rest of
-the run waits for the cool-off instead of repeating the refusal. The rest go `concurrency` at a time.
+durable (`stores.sends_markers`); `stores.sends` removes it once the row's new status is committed.
+The run's first call goes alone, as a probe: a refused key or a dead provider opens the circuit after one
+call, and the rest of the run waits for the cool-off instead of repeating the refusal. The rest go
+`concurrency` at a time. A 429 pauses every call until the window it named has passed: the rows not yet
+called wait for its end, uncalled (`rate_limited`), and so do the next runs' while it is open.
 
 Real time is only spent here, and only where it is the network's: HTTP timeouts, the backoff between
 tries inside one `deliver` call, the run's own time budget. Every status a row gets waits from the
@@ -12,69 +14,35 @@ run's `now`; the wall clock of the provider's answer is only measured (for `sent
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from resources.email import LOOKUP_FAILED, DeliveryResult, deliver, lookup
-from resources.lake import LakeResource
+from resources.provider_pause import ProviderPause
 from resources.providers import EmailProvider
 from resources.templates import RenderAborted, TemplateRenderer
+from stores.sends_markers import AttemptMarkers
 from stores.sends_report import SendsReport, example
 from transforms.sends.clicks import ClickLink, click_token, tracked_context
 from transforms.sends.content import Content, Shop
 from transforms.sends.message import ORIGIN_ARG, Email, origin_mark, unsubscribe_token
 from transforms.sends.plan import HELD_BY_CIRCUIT, Abort, Ask, Defer, Planned, Render, deferred
 from transforms.sends.refusals import refusal_event
-from transforms.sends.rows import Attempt, Waits, aborted, after_attempt
+from transforms.sends.rows import RATE_LIMITED, Attempt, Waits, aborted, after_attempt
 from transforms.triggers.policies import Policy
 
-ATTEMPTS_FOLDER = "_outbox_attempts"
 UNREACHABLE = ("ConnectError", "ConnectTimeout")  # deliver's last_error: the request never left
 
 
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
-
-
-class AttemptMarkers:
-    """Durable "an HTTP call for this send may have started" markers, on the machine that sends."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-
-    @classmethod
-    def for_lake(cls, lake: LakeResource) -> AttemptMarkers:
-        """Next to a local lake; for an object-store lake, in this machine's temp folder (one sender)."""
-        if lake.root is not None:
-            return cls(lake.root / ATTEMPTS_FOLDER)
-        digest = hashlib.sha256(lake.uri.encode()).hexdigest()[:16]
-        return cls(Path(tempfile.gettempdir()) / f"lakemail{ATTEMPTS_FOLDER}-{digest}")
-
-    def mark(self, send_id: str) -> None:
-        fd = os.open(self.folder / send_id, os.O_CREAT | os.O_WRONLY, 0o600)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def marked(self, send_id: str) -> bool:
-        return (self.folder / send_id).exists()
-
-    def clear(self, send_ids: list[str]) -> None:
-        for send_id in send_ids:
-            (self.folder / send_id).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -131,6 +99,8 @@ class Delivery:
     changed: list[dict[str, Any]] = field(default_factory=list)
     refusals: list[dict[str, Any]] = field(default_factory=list)  # `Email Bounced` events, to land first
     started: float = field(default_factory=time.monotonic)
+    window: datetime | None = None  # the end of a rate-limit window an earlier run heard (the outbox's)
+    pause: ProviderPause = field(default_factory=ProviderPause)  # this run's calls' rate-limit window
 
     def run(self, planned: list[Planned]) -> None:
         """Probe with one call at a time until one email has reached the provider, then the rest
@@ -177,6 +147,8 @@ class Delivery:
             return aborted(row, step.reason, step.fallbacks)
         if isinstance(step, Defer):  # never taken, and not to go now (quiet hours)
             return deferred(row, step, asked=True)
+        if isinstance(step, Render) and (until := self.paused_until()) is not None:
+            return deferred(row, Defer(until, RATE_LIMITED), asked=asked)  # status kept, no attempt
         if isinstance(step, Render):
             return self._send(row, step, asked=asked)
         raise ValueError(f"{type(step).__name__} needs no call")
@@ -211,9 +183,14 @@ class Delivery:
             max_seconds=self.sender.max_seconds,
             sleep=self.sender.sleep,
             monotonic=self.sender.monotonic,
+            pause=self.pause,
         )
         answered = self.sender.wall_clock()
         attempt = _attempt(result, answered)
+        if attempt.rate_limited and (until := self.paused_until()) is not None:
+            # due at the window's end, as every row it holds, and marked: the next runs read the window
+            waited = (until - self.now).total_seconds()
+            attempt = replace(attempt, retry_in=waited, last_error=f"{RATE_LIMITED}: {attempt.last_error}")
         if result.inactive_recipient:  # the provider refuses the address: land it as a hard bounce
             provider = self.sender.provider.name
             who = {"send_id": row["send_id"], "user_id": row["user_id"], "email": step.to}
@@ -230,6 +207,14 @@ class Delivery:
         resent = row["status"] == "unknown" and not asked
         updated = self._again(row, attempt) if resent else self._after(row, attempt)
         return {**updated, "fallbacks": json.dumps(step.content.fallbacks)}
+
+    def paused_until(self) -> datetime | None:
+        """The end of the provider's rate-limit window when one is open (None: calls may go): an earlier
+        run's, or the one this run's calls heard, counted from the run's `now` as every wait is."""
+        ends = [self.window] if self.window is not None and self.window > self.now else []
+        if self.pause.longest is not None and self.pause.left() > 0:
+            ends.append(self.now + timedelta(seconds=self.pause.longest))
+        return max(ends, default=None)
 
     def _again(self, row: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         """An `unknown` send sent again (its key, the provider deduping): unless `sent`, still `unknown`,
@@ -289,4 +274,5 @@ def _attempt(result: DeliveryResult, answered_at: datetime) -> Attempt:
         circuit_open=result.circuit_open or unreachable,
         retry_in=result.retry_in,
         answered_at=answered_at if result.status == "sent" else None,
+        rate_limited=result.rate_limited and result.status != "sent",
     )

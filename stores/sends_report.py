@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -24,6 +25,7 @@ class SendsReport:
     # "credentials" (401/403), "configuration" (the provider URL redirects) or "unreachable" (no connection)
     circuit_cause: str | None = None
     called: bool = False  # an email reached the provider's send API in this run
+    rate_limited_until: datetime | None = None  # the provider's rate-limit window held calls until then
     example: str | None = None  # markdown of one sent email, names replaced
 
     @property
@@ -36,6 +38,13 @@ class SendsReport:
         if self.circuit_cause == "configuration":
             return " (circuit open: the provider settings are wrong, see the sends' last_error)"
         return " (circuit open: the provider refused our credentials)"
+
+    @property
+    def pause_note(self) -> str:
+        """What the run's log says of a rate-limit window that held its calls, or nothing."""
+        if self.rate_limited_until is None:
+            return ""
+        return f" (rate limited: no call to the provider until {self.rate_limited_until.isoformat()})"
 
 
 def example(

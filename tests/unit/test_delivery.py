@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from resources.email import DeliveryResult, EmailProviderResource, deliver, lookup
+from resources.provider_pause import ProviderPause
 from resources.providers import (
     USER_AGENT,
     EmailProvider,
@@ -109,6 +110,40 @@ def test_429_waits_until_the_rate_limit_resets() -> None:
     assert result.status == "sent" and result.attempts == 2
     assert script.time.sleeps == [20.0]
     assert script.seen[1][1] >= reset
+
+
+def test_a_retry_waits_for_a_rate_limit_window_another_call_heard() -> None:
+    """Calls of one run share a pause: a 503's retry starts after the window another call's 429 named,
+    not after its own short backoff (found by review: the other rows kept calling through the window)."""
+    time = FakeTime()
+    pause = ProviderPause(time.clock)
+    pause.hold(30.0)
+    script = Script([httpx.Response(503), accepted()], time)
+    with httpx.Client(transport=httpx.MockTransport(script.handler)) as client:
+        result = deliver(
+            SendGridProvider(KEY), EMAIL, client, sleep=time.sleep, clock=time.clock, pause=pause
+        )
+    assert (result.status, result.attempts, result.rate_limited) == ("sent", 2, False)
+    assert script.time.sleeps == [30.0] and script.seen[1][1] >= NOW + 30
+
+
+def test_a_429_naming_its_window_holds_every_call_and_one_heard_meanwhile_ends_the_tries() -> None:
+    time = FakeTime()
+    pause = ProviderPause(time.clock)
+    script = Script([httpx.Response(429, headers={"Retry-After": "9"}), httpx.Response(503)], time)
+
+    def sleep(seconds: float) -> None:  # while this call waits, another hears a 429 for 100 s
+        time.sleep(seconds)
+        pause.hold(100.0)
+
+    with httpx.Client(transport=httpx.MockTransport(script.handler)) as client:
+        result = deliver(SendGridProvider(KEY), EMAIL, client, sleep=sleep, clock=time.clock, pause=pause)
+    assert script.time.sleeps == [9.0] and len(script.seen) == 1  # no call within the other's window
+    assert (result.status, result.attempts, result.retry_in) == ("retrying", 1, 100.0)
+    limited, _ = run([httpx.Response(429, headers={"Retry-After": "90"})])  # past the 60 s budget
+    assert (limited.status, limited.rate_limited, limited.retry_in) == ("retrying", True, 90.0)
+    unnamed, _ = run([httpx.Response(429)], max_attempts=1)  # no window named: its own backoff only
+    assert (unnamed.status, unnamed.rate_limited, unnamed.retry_in) == ("retrying", False, None)
 
 
 def test_retry_after_is_honoured() -> None:

@@ -15,6 +15,7 @@ from resources.providers import EmailProvider, PostmarkProvider, SendGridProvide
 from stores.sends_delivery import AttemptMarkers, Delivery, SendsReport
 from tests.unit.test_delivery import EMAIL
 from tests.unit.test_plan import RUN_NOW, SHOP, due, sender_for, world
+from tests.unit.test_sending import decision
 from transforms.sends.plan import Planned, plan_sends
 from transforms.sends.policy import REDIRECT_HINT
 from transforms.sends.rows import Waits
@@ -47,15 +48,87 @@ def test_a_provider_down_for_hours_keeps_the_row_retrying_at_the_cap(tmp_path: P
 @pytest.mark.parametrize("headers", [{"Retry-After": "999999999999"}, {"X-RateLimit-Reset": "1e15"}])
 def test_a_rate_limit_asking_for_ages_holds_the_rows_a_day(tmp_path: Path, headers: dict[str, str]) -> None:
     """The wait no timedelta holds crashed the run (OverflowError) with every called row's marker left."""
-    with httpx.Client(
-        transport=httpx.MockTransport(lambda r: httpx.Response(429, headers=headers))
-    ) as client:
+    calls: list[httpx.Request] = []
+
+    def limit(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(429, headers=headers)
+
+    with httpx.Client(transport=httpx.MockTransport(limit)) as client:
         delivery = Delivery(
             sender_for(client), AttemptMarkers(tmp_path), RUN_NOW, timedelta(0), SendsReport()
         )
         delivery.run(planned(due("t-1"), due("t-2")))
-    assert [(r["status"], r["last_error"]) for r in delivery.changed] == [("retrying", "HTTP 429")] * 2
+    assert [(r["status"], r["last_error"]) for r in delivery.changed] == [
+        ("retrying", "rate_limited: HTTP 429"),
+        ("pending", "rate_limited"),  # held by the window, never called
+    ]
+    assert len(calls) == 1
     assert {r["next_attempt_at"] for r in delivery.changed} == {RUN_NOW + timedelta(days=1)}
+
+
+def test_a_429_heard_mid_run_holds_every_row_not_yet_called_until_its_window_ends(tmp_path: Path) -> None:
+    """The probe is taken; the next call hears 429 with Retry-After: 120 (past the run's 60 s budget).
+    The row after it was called all the same (found by review): now it waits for the window, uncalled."""
+    answers = [
+        httpx.Response(202, headers={"X-Message-Id": "m-1"}),
+        httpx.Response(429, headers={"Retry-After": "120"}, json={"errors": [{"message": "slow down"}]}),
+    ]
+    calls: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return answers.pop(0) if answers else httpx.Response(202, headers={"X-Message-Id": "m-late"})
+
+    facts = world(triggers={t: decision(t) for t in ("t-1", "t-2", "t-3")})
+    rows = [due(t) for t in ("t-1", "t-2", "t-3")]
+    steps = plan_sends(rows, facts, now=RUN_NOW, shop=SHOP, staleness=timedelta(days=2), can_lookup=True)
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        report = SendsReport()
+        delivery = Delivery(
+            sender_for(client, concurrency=1), AttemptMarkers(tmp_path), RUN_NOW, timedelta(0), report
+        )
+        delivery.run(steps)
+    assert len(calls) == 2
+    window_end = RUN_NOW + timedelta(seconds=120)
+    assert [
+        (r["trigger_id"], r["status"], r["last_error"], r["next_attempt_at"]) for r in delivery.changed
+    ] == [
+        ("t-1", "sent", None, None),
+        ("t-2", "retrying", "rate_limited: HTTP 429: slow down", window_end),
+        ("t-3", "pending", "rate_limited", window_end),
+    ]
+    assert delivery.paused_until() == window_end and not report.circuit_open
+
+
+def test_a_window_an_earlier_run_heard_holds_every_call_and_leaves_the_rest_as_it_was(
+    tmp_path: Path,
+) -> None:
+    calls: list[httpx.Request] = []
+
+    def take(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(202, headers={"X-Message-Id": "m-1"})
+
+    window = RUN_NOW + timedelta(seconds=40)
+    retrying = due("t-2", status="retrying", attempts=3, last_error="HTTP 503")
+    with httpx.Client(transport=httpx.MockTransport(take)) as client:
+        held = Delivery(
+            sender_for(client), AttemptMarkers(tmp_path), RUN_NOW, timedelta(0), SendsReport(), window=window
+        )
+        held.run(planned(due("t-1"), retrying))
+        assert calls == []
+        assert [
+            (r["status"], r["attempts"], r["last_error"], r["next_attempt_at"]) for r in held.changed
+        ] == [
+            ("pending", 0, "rate_limited", window),
+            ("retrying", 3, "rate_limited", window),
+        ]
+        ended = Delivery(
+            sender_for(client), AttemptMarkers(tmp_path), window, timedelta(0), SendsReport(), window=window
+        )
+        ended.run(planned(due("t-1")))  # at its end, calls go
+    assert len(calls) == 1 and [r["status"] for r in ended.changed] == ["sent"]
 
 
 def to_https(

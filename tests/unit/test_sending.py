@@ -19,6 +19,7 @@ from transforms.sends.rows import (
     after_attempt,
     latency_ms,
     outbox_rows,
+    rate_limit_holds,
     retry_at,
     run_summary,
     trigger_facts,
@@ -108,6 +109,28 @@ def test_after_attempt_records_each_outcome() -> None:
 def test_an_open_circuit_waits_the_cool_off_whatever_the_hint() -> None:
     attempt = Attempt("retrying", 1, circuit_open=True, retry_in=999.0)
     assert retry_at(NOW, attempt, 3, Waits(cool_off=timedelta(seconds=7))) == NOW + timedelta(seconds=7)
+
+
+def test_a_rate_limit_window_is_waited_to_the_second_and_read_back_from_the_rows_it_holds() -> None:
+    """A 429 that named its window: the row is due at its end, not at its backoff (4 min after 4
+    attempts), as the rows it holds are; a run reads the window from them, and from no other row."""
+    limited = Attempt("retrying", 1, last_error="rate_limited: HTTP 429", rate_limited=True, retry_in=2.0)
+    assert retry_at(NOW, limited, 4) == NOW + timedelta(seconds=2)
+    assert retry_at(NOW, Attempt("retrying", 1, retry_in=2.0), 4) == NOW + timedelta(minutes=4)
+    rows = pl.DataFrame(
+        {
+            "status": ["retrying", "pending", "unknown", "retrying", "sent", "aborted"],
+            "last_error": [
+                "rate_limited: HTTP 429: slow down",
+                "rate_limited",
+                "rate_limited",
+                "HTTP 429",  # a 429 that named no window holds only its own row
+                "rate_limited",
+                "rate_limited",
+            ],
+        }
+    )
+    assert rows.select(rate_limit_holds())["status"].to_list() == [True] * 3 + [False] * 3
 
 
 def test_a_row_retried_for_hours_waits_the_cap_without_overflowing() -> None:

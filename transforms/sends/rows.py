@@ -31,6 +31,10 @@ LOOKUP_AFTER = timedelta(seconds=10)  # an `unknown` send is looked up at the pr
 # An `unknown` send of a provider that dedupes on its idempotency key is sent again (same key, the retry
 # backoff) until its row has made this many attempts in all; then it stays `unknown`, due no more.
 MAX_RESEND_ATTEMPTS = 10
+# A 429 naming its window pauses every call to the provider until it ends. The window lives in the outbox:
+# the row that heard the 429 (`rate_limited: HTTP 429...`) and the rows held by it, uncalled
+# (`rate_limited`), are all due at its end; a run reads it from them (`rate_limit_holds`).
+RATE_LIMITED = "rate_limited"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Attempt:
     circuit_open: bool = False
     retry_in: float | None = None  # seconds the provider asked us to wait, when it asked
     answered_at: datetime | None = None  # wall clock of the provider's yes (None: not seen by this run)
+    rate_limited: bool = False  # a 429 that named its window (`retry_in`): the row is due at its end
 
 
 def outbox_rows(
@@ -119,9 +124,12 @@ class Waits:
 
 
 def retry_at(now: datetime, attempt: Attempt, attempts_so_far: int, waits: Waits = Waits()) -> datetime:
-    """When a `retrying` row is next due: the circuit cool-off, else the provider's hint or run backoff."""
+    """When a `retrying` row is next due: the circuit cool-off; the end of a rate-limit window, to the
+    second (every row it holds is due then); else the provider's hint or the run backoff, the longer."""
     if attempt.circuit_open:
         return now + waits.cool_off
+    if attempt.rate_limited and attempt.retry_in:
+        return now + timedelta(seconds=attempt.retry_in)
     backoff = min(MAX_RETRY, FIRST_RETRY * 2 ** min(max(0, attempts_so_far), MAX_DOUBLINGS))
     hinted = timedelta(seconds=attempt.retry_in) if attempt.retry_in is not None else timedelta(0)
     return now + max(backoff, hinted)
@@ -169,6 +177,12 @@ def unknown_due(now: datetime, attempt: Attempt, runs: int, waits: Waits) -> dat
     if waits.resend_unknown and runs + attempt.attempts < MAX_RESEND_ATTEMPTS:
         return retry_at(now, attempt, runs, waits)
     return None
+
+
+def rate_limit_holds() -> pl.Expr:
+    """Whether an outbox row (still to be tried) is held by the provider's rate-limit window: its
+    `next_attempt_at` is the window's end."""
+    return pl.col("status").is_in([*WAITING, "unknown"]) & pl.col("last_error").str.starts_with(RATE_LIMITED)
 
 
 def aborted(
