@@ -12,11 +12,8 @@ from pathlib import Path
 import httpx
 import polars as pl
 
-from resources.providers import SANDBOX_API_KEY
-from services.sandbox.app import create_sandbox_app
-from services.server import ServerThread
-from tests.lake.test_sandbox_lookup_send import AUTH, send_run
-from tests.lake.test_unsubscribe_anonymous import SECRET, Home
+from tests.lake.test_sandbox_lookup_send import AUTH, home_sandbox, send_run
+from tests.lake.test_unsubscribe_anonymous import Home
 from tests.story import at, message
 from transforms.schema import SENDS_SCHEMA
 
@@ -36,16 +33,9 @@ def test_a_first_name_holding_a_link_is_not_mailed(tmp_path: Path) -> None:
     )
     home.batch("0", at(0), identify)
     home.engine(at(1))
-    app = create_sandbox_app(
-        tmp_path / "sandbox",
-        SANDBOX_API_KEY,
-        lake_uri=home.lake.uri,
-        landing_uri=home.landing.uri,
-        secret=SECRET,
-    )
-    with ServerThread(app) as server:
-        row = send_run(home, server.url, at(1))
-        [mail] = httpx.get(f"{server.url}/api/messages", headers=AUTH).json()
+    with home_sandbox(home, tmp_path / "sandbox") as url:
+        row = send_run(home, url, at(1))
+        [mail] = httpx.get(f"{url}/api/messages", headers=AUTH).json()
     assert row["status"] == "sent"
     shown = " ".join([mail["subject"], mail["text"], mail["html"]])
     assert "evil" not in shown and "prize" not in shown

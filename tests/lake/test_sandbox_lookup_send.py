@@ -39,6 +39,16 @@ def silent_listener() -> Iterator[str]:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
+@contextmanager
+def home_sandbox(home: Home, folder: Path) -> Iterator[str]:
+    """The real sandbox on 127.0.0.1 (its store in `folder`), reading `home`'s lake and landing zone."""
+    app = create_sandbox_app(
+        folder, SANDBOX_API_KEY, lake_uri=home.lake.uri, landing_uri=home.landing.uri, secret=SECRET
+    )
+    with ServerThread(app) as server:
+        yield server.url
+
+
 def send_run(home: Home, url: str, now: datetime) -> dict:
     provider = SandboxProvider(SANDBOX_API_KEY, url)
     with httpx.Client(timeout=httpx.Timeout(0.5)) as client, home.lake.decide_lock():
@@ -74,22 +84,15 @@ def test_an_unknown_send_the_sandbox_never_took_gets_the_status_of_its_new_answe
     tmp_path: Path, status: int, expected: str, attempts: int, due_in: timedelta | None
 ) -> None:
     home, row = unknown_welcome(tmp_path / "home")
-    app = create_sandbox_app(
-        tmp_path / "sandbox",
-        SANDBOX_API_KEY,
-        lake_uri=home.lake.uri,
-        landing_uri=home.landing.uri,
-        secret=SECRET,
-    )
-    with ServerThread(app) as server, httpx.Client(base_url=server.url, headers=AUTH) as sandbox:
+    with home_sandbox(home, tmp_path / "sandbox") as url, httpx.Client(base_url=url, headers=AUTH) as sandbox:
         fault = {"kind": "status", "status": status, "times": 20}
         assert sandbox.post("/api/faults", json=fault).status_code == 201
         now = row["next_attempt_at"]
-        row = send_run(home, server.url, now)
+        row = send_run(home, url, now)
         assert (row["status"], row["attempts"]) == (expected, attempts)
         assert row["last_error"].startswith(f"HTTP {status}")
         assert row["next_attempt_at"] == (None if due_in is None else now + due_in)
         calls = sandbox.get("/api/stats").json()["mail_send"]["total"]
-        send_run(home, server.url, now + timedelta(seconds=10))  # not due: nothing asked, nothing sent
+        send_run(home, url, now + timedelta(seconds=10))  # not due: nothing asked, nothing sent
         assert sandbox.get("/api/stats").json()["mail_send"]["total"] == calls == attempts - 1
         assert sandbox.get("/api/messages").json() == []
