@@ -58,17 +58,19 @@ def append_files(
     try:
         for value, rows in _pieces(frame, part):
             actions.append(_write_file(root, rows, part, value, stats_columns))
-        table.create_write_transaction(
-            actions,
-            mode="append",
-            schema=table.schema(),
-            partition_by=[part] if part else None,
-            commit_properties=commit_properties,
-        )
     except BaseException:
         for action in actions:  # never committed: nothing reads them
             (root / action.path).unlink(missing_ok=True)
         raise
+    # Left in place if this raises: the commit may be in the log already (a post-commit hook failing, a
+    # checkpoint), and an uncommitted file is only an orphan that vacuum removes.
+    table.create_write_transaction(
+        actions,
+        mode="append",
+        schema=table.schema(),
+        partition_by=[part] if part else None,
+        commit_properties=commit_properties,
+    )
     return True
 
 

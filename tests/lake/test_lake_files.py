@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from resources.lake import LakeResource
@@ -144,3 +145,23 @@ def test_what_it_does_not_handle_is_written_by_delta_rs(tmp_path: Path) -> None:
         5_000,
         0,
     ]
+
+
+def test_a_failure_after_the_commit_keeps_the_committed_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A post-commit hook (a checkpoint) failing raises after the commit is in the log (found by review):
+    the files it names must stay, or the table could not be read."""
+    lake = new_lake(tmp_path)
+    commit = DeltaTable.create_write_transaction
+
+    def commit_then_fail(table: DeltaTable, *args: Any, **kwargs: Any) -> None:
+        commit(table, *args, **kwargs)
+        raise OSError("the checkpoint could not be written")
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", commit_then_fail)
+    with pytest.raises(OSError, match="checkpoint"):
+        lake.append("events", rows(5_000, 1), batch_id=1)
+    monkeypatch.undo()
+    assert lake.batch_version("events") == 1
+    assert lake.read("events", SCHEMA).height == 5_000
