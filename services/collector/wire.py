@@ -203,8 +203,11 @@ def _usable_own_sent_ats(messages: list[Any]) -> frozenset[str]:
 
 
 def _drop_unusable_sent_at(message: Any, usable: frozenset[str]) -> bool:
-    """Whether `message` had a `sentAt` of its own that is not in `usable` (taken out of it)."""
-    if not isinstance(message, dict) or message.get("sentAt") is None or message["sentAt"] in usable:
+    """Whether `message` had a `sentAt` of its own that is not in `usable` (taken out of it): a list or
+    an object is no timestamp (and cannot be looked up in a set)."""
+    if not isinstance(message, dict) or (own := message.get("sentAt")) is None:
+        return False
+    if isinstance(own, str) and own in usable:
         return False
     del message["sentAt"]
     return True

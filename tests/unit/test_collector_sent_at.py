@@ -90,3 +90,19 @@ def test_a_batch_of_distinct_own_sent_ats_is_read_in_one_parse_not_one_a_message
     ]
     assert sum("sentAt" in line for line in lines) == 10
     assert took < 3.0, f"{took:.1f} s"
+
+
+@pytest.mark.parametrize("own", [["2026-11-20T09:30:00Z"], {"at": "2026-11-20T09:30:00Z"}, 12345, False])
+def test_a_message_sent_at_that_is_a_list_or_an_object_goes_not_the_request(
+    tmp_path: Path, own: object
+) -> None:
+    # A list or an object was looked up in the set of usable sentAts: TypeError, a 500 for the batch.
+    body = {"batch": [message(1, sentAt=own), message(2)]}
+    response = post(config(tmp_path), "/v1/batch", body, **AUTH)
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert [("sentAt" in line, line["messageId"]) for line in landed(tmp_path)] == [
+        (False, "m-1"),
+        (False, "m-2"),
+    ]
+    events, quarantined = ingested(tmp_path)
+    assert (quarantined, len(events)) == ([], 2)
