@@ -34,6 +34,7 @@ MAX_BODY_BYTES = 500 * 1024  # Segment's limit for one batch request
 # 10,000 of them; a batch of more is no client's (200,000 `1`s fit in 400 KB): refused before it is read.
 MAX_BATCH_MESSAGES = 10_000
 LISTED_REFUSALS = 100  # an answer lists the first refused messages and counts the rest
+GZIP_SLICE = 4096  # of a gzip body given to zlib at once (decode)
 INLINE_BODY_BYTES = 16 * 1024  # a smaller plain body is read on the event loop: the thread costs more
 TYPES = ("track", "identify", "page", "screen", "group", "alias")
 RETRY_HEADERS = ("Retry-After", "X-RateLimit-Reset")  # a 429's or 503's wait (retry_headers)
@@ -85,25 +86,31 @@ async def read_body(chunks: AsyncIterator[bytes], content_length: str | None, li
 
 def decode(body: bytes, encoding: str | None, limit: int = MAX_BODY_BYTES) -> bytes:
     """`body` decompressed as its Content-Encoding says (identity or gzip), at most `limit` bytes of it:
-    a gzip bomb stops at the limit, not at the end of memory."""
+    a gzip bomb stops at the limit, not at the end of memory. The body goes to zlib GZIP_SLICE bytes at a
+    time: at a member's end zlib copies what follows it (`unused_data`), and with the whole rest of the
+    body each time, a body of 25,000 tiny members cost 0.3 s of copying (seconds for a webhook's 1 MB)."""
     coding = (encoding or "identity").strip().lower()
     if coding == "identity":
         return body
     if coding not in ("gzip", "x-gzip"):
         raise WireError(415, "unsupported_encoding", f"Content-Encoding {coding!r}: use gzip or none")
-    out = bytearray()
-    rest = body
-    while rest:  # a gzip stream may hold several members
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out, view, at = bytearray(), memoryview(body), 0
+    inflater: zlib._Decompress | None = None  # of the member being read
+    while at < len(body):  # a gzip stream may hold several members
+        if inflater is None:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        piece = view[at : at + GZIP_SLICE]
         try:
-            out += inflater.decompress(rest, limit + 1 - len(out))
+            out += inflater.decompress(piece, limit + 1 - len(out))
         except zlib.error as error:
             raise WireError(400, "invalid_gzip", f"the body is not valid gzip: {error}") from None
         if len(out) > limit or inflater.unconsumed_tail:
             raise _too_large(len(out), limit, "decompressed ")
-        if not inflater.eof:
-            raise WireError(400, "invalid_gzip", "the gzip body is truncated")
-        rest = inflater.unused_data
+        at += len(piece) - len(inflater.unused_data)
+        if inflater.eof:
+            inflater = None
+    if inflater is not None:
+        raise WireError(400, "invalid_gzip", "the gzip body is truncated")
     return bytes(out)
 
 
