@@ -31,6 +31,15 @@ class NotJson(ValueError):
     """Text that is not JSON by its grammar: the body is refused whole."""
 
 
+class TooManyMessages(ValueError):
+    """A `batch` of more messages than the reader was asked to read: the body is refused whole, before
+    the rest is read (reading message by message costs about 1.5 us each, 0.4 s for a body of 250,000)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} messages in a batch")
+        self.limit = limit
+
+
 class _Unwritable(Exception):
     """A number orjson would not read (beyond a double): the message holding it is refused."""
 
@@ -120,9 +129,10 @@ def _value_end(text: str, start: int) -> int:
     raise NotJson(f"a container not closed from char {start}")
 
 
-def read_leniently(body: bytes) -> dict[str, Any]:
+def read_leniently(body: bytes, max_messages: int | None = None) -> dict[str, Any]:
     """The body's object with each `batch` message read on its own (`Unreadable` for one that cannot
-    be); NotJson for a body that is not JSON (or not UTF-8), or whose envelope cannot be read."""
+    be); NotJson for a body that is not JSON (or not UTF-8), or whose envelope cannot be read;
+    TooManyMessages as soon as its `batch` passes `max_messages`."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -137,7 +147,13 @@ def read_leniently(body: bytes) -> dict[str, Any]:
         if key == "batch" and cursor.peek() == "[":
             cursor.pos += 1
             batch: list[Any] = []
-            cursor.items("]", lambda: batch.append(cursor.message()))
+
+            def one() -> None:
+                if max_messages is not None and len(batch) >= max_messages:
+                    raise TooManyMessages(max_messages)
+                batch.append(cursor.message())
+
+            cursor.items("]", one)
             envelope[key] = batch
         else:
             envelope[key] = cursor.value()

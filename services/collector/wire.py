@@ -24,7 +24,7 @@ import anyio.to_thread
 import orjson
 import polars as pl
 
-from services.collector.lenient import Unreadable, read_leniently
+from services.collector.lenient import TooManyMessages, Unreadable, read_leniently
 from transforms.ingest.timestamps import parse_timestamps
 from transforms.spec import MAX_LINE_BYTES, MAX_MESSAGE_BYTES, Reason
 
@@ -114,14 +114,17 @@ def decode(body: bytes, encoding: str | None, limit: int = MAX_BODY_BYTES) -> by
     return bytes(out)
 
 
-def parse(body: bytes) -> dict[str, Any]:
+def parse(body: bytes, max_messages: int | None = None) -> dict[str, Any]:
     """The JSON object of a request body (400 for anything else). A body orjson refuses is read again
-    message by message (lenient.py): one message it cannot take must not cost the batch."""
+    message by message (lenient.py): one message it cannot take must not cost the batch; a `batch` of
+    over `max_messages` is refused (400) once that many are read, not after the whole body."""
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         try:
-            value = read_leniently(body)
+            value = read_leniently(body, max_messages)
+        except TooManyMessages as error:
+            raise WireError(400, "batch_too_large", str(error)) from None
         except ValueError as error:
             raise WireError(400, "invalid_json", f"the body is not JSON: {str(error)[:200]}") from None
     if not isinstance(value, dict):
@@ -169,7 +172,7 @@ def take(
 ) -> Stamped:
     """A tracking request's body (`kind` as for messages_of) decoded, read and stamped; with `key`, the
     body's `writeKey` must pass it (401). Blocking: OffLoop runs a big body's in a worker thread."""
-    envelope = parse(decode(body, encoding))
+    envelope = parse(decode(body, encoding), MAX_BATCH_MESSAGES if kind is None else None)
     if key is not None and not key(envelope.get("writeKey")):
         raise WireError(401, "invalid_write_key", "unknown or missing write key")
     envelope.pop("writeKey", None)

@@ -4,6 +4,7 @@ not JSON is still refused whole (services/collector/lenient.py)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import orjson
 import pytest
 
 from services.collector.lenient import Unreadable, read_leniently
+from services.collector.wire import MAX_BATCH_MESSAGES, WireError, take
 from tests.hostile_lines import KEPT
 from tests.unit.test_collector import AUTH, config, landed, post
 from transforms.ingest.files import process_file
@@ -118,3 +120,21 @@ def test_read_leniently_reads_what_orjson_reads_as_orjson_does() -> None:
             continue  # too deep to land: refused on either path
         assert read_leniently(body) == wanted, hostile.name
     assert read_leniently(batch(GOOD, nested(2000)))["batch"][1] == Unreadable("nested too deep to read")
+
+
+def test_a_batch_over_the_message_bound_is_refused_before_the_rest_is_read() -> None:
+    # orjson refuses the body (a lone surrogate at its end), so it was read message by message to its
+    # end, 255,000 of them in 0.4 s before the bound refused it (and before a body's key was checked).
+    body = b'{"batch":[' + b"1," * 255_000 + rb'"\ud800"]}'
+    started = time.monotonic()
+    with pytest.raises(WireError) as refused:
+        take(body, None, None, "2026-11-20T09:30:00.000Z", None)
+    took = time.monotonic() - started
+    assert (refused.value.status, refused.value.reason) == (400, "batch_too_large")
+    assert took < 0.15, f"{took:.2f} s"
+
+
+def test_a_batch_at_the_message_bound_is_still_read_leniently() -> None:
+    body = batch(*[GOOD] * (MAX_BATCH_MESSAGES - 1), SURROGATE)
+    kept = take(body, None, None, "2026-11-20T09:30:00.000Z", None)
+    assert (len(kept.lines), [r["index"] for r in kept.rejected]) == (MAX_BATCH_MESSAGES - 1, [9_999])
