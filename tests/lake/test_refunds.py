@@ -134,3 +134,25 @@ def test_the_report_prints_revenue_net_of_refunds(cli_home: Path, capsys: pytest
     assert (arms["a"]["revenue"], arms["holdout"]["revenue"]) == (60.0, 6.0)
     assert main(["report"]) == 0
     assert "1 partial refund in another currency than the order's" in capsys.readouterr().out
+
+
+def test_a_refund_of_products_priced_as_text_nets_what_it_names_not_the_whole_order(tmp_path: Path) -> None:
+    """The lake reads `"price": "10"` as the number 10 (an event's typed `price`); a refund's products
+    priced so were unpriced, so a partial refund of 10 netted its order of 40 to 0 (found by review)."""
+    lake, landing = LakeResource(uri=str(tmp_path / "lake")), LandingResource(uri=str(tmp_path / "landing"))
+    state = StateResource(uri=str(tmp_path / "state"))
+    mail(lake)
+    text_price = {**SHIRT, "price": "10", "quantity": None}  # one shirt, its price as text
+    text_quantity = {**SHIRT, "quantity": "2"}  # two shirts
+    refunds = [refund("u-1", products=[text_price]), refund("u-2", products=[text_quantity])]
+    land(landing, "orders", ORDERS[:2])
+    land(landing, "refunds", refunds)
+    ingest(lake, landing, state=state, secret="test-secret")
+    report = run_attribution(lake, WINDOW)
+    assert (report.revenue, report.refunded) == ({"EUR": 60.0}, 0)  # 40 - 10 and 50 - 20 (was 0 and 0)
+    credited = lake.read(ATTRIBUTIONS, ATTRIBUTIONS_SCHEMA).sort("user_id")
+    assert credited.select("user_id", "revenue").rows() == [("u-1", 30.0), ("u-2", 30.0)]
+    arms = {r["arm"]: r for r in run_experiments(lake, WINDOW, hours(24 * 6)).to_dicts()}
+    assert (arms["a"]["converted"], arms["a"]["revenue"]) == (2, 60.0)
+    profiles = profiles_view(lake, hours(24 * 6)).sort("user_id")
+    assert profiles.select("user_id", "lifetime_value").rows() == [("u-1", 30.0), ("u-2", 30.0)]

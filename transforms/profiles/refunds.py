@@ -83,6 +83,11 @@ def _line(product: object) -> float | None:
 
 
 def _number(value: object) -> float | None:
+    """A JSON number, or a text the lake reads as one in its typed columns (`"price": "9.99"` is the
+    event's price 9.99: Polars' cast of the text): a product line priced `"10"` is priced (found by
+    review: it was not, so a partial refund naming it netted its whole order to 0)."""
+    if isinstance(value, str):
+        value = pl.Series([value], dtype=pl.String).cast(pl.Float64, strict=False)[0]
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     try:
