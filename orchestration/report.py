@@ -58,7 +58,7 @@ def report_command(settings: Settings, args: argparse.Namespace) -> int:
     print(
         f"What the emails earned (attribution window {window}; shoppers from {args.since or 'the start'}):\n"
     )
-    print(experiments_text(pooled))
+    print(experiments_text(pooled, args.since))
     if args.format == "png":
         picture = experiments_png(pooled)
         try:

@@ -87,3 +87,16 @@ def test_an_experiments_table_from_before_the_sends_and_intervals_is_rewritten_w
     written = lake.read(EXPERIMENTS, EXPERIMENTS_SCHEMA).sort("arm")
     assert written.select("arm", "exposed", *NEW_COLUMNS[:1]).rows() == [("a", 40, 10), ("holdout", 40, 0)]
     assert written.select(pl.col(NEW_COLUMNS[1:]).is_not_null().all()).row(0) == (True,) * 4
+
+
+@pytest.mark.parametrize(
+    ("since", "said"), [("2026-03-01", "abandoned_cart"), ("2026-04-01", "from 2026-04-01 on")]
+)
+def test_a_since_after_every_shopper_says_so_not_that_nobody_was_assigned(
+    home: Path, capsys: pytest.CaptureFixture[str], since: str, said: str
+) -> None:
+    """80 shoppers joined on 2026-03-02: from 2026-04-01 on there are none, which the report said as
+    "No shopper has been assigned to an experiment yet." (found by review)."""
+    assert main(["report", "--since", since]) == 0
+    out = capsys.readouterr().out
+    assert said in out and "yet" not in out

@@ -89,10 +89,13 @@ def currency_lines(pooled: pl.DataFrame) -> list[str]:
     ]
 
 
+EMPTY = "No shopper has been assigned to an experiment yet."
+
+
 def experiments_markdown(pooled: pl.DataFrame) -> str:
     """A markdown table of the pooled figures (the asset's metadata in the Dagster UI)."""
     if pooled.height == 0:
-        return "No shopper has been assigned to an experiment yet."
+        return EMPTY
     head = "| " + " | ".join(HEADERS) + " |\n|" + "---|" * len(HEADERS) + "\n"
     body = "".join("| " + " | ".join(c.replace("|", "/") for c in row) + " |\n" for row in cells(pooled))
     return head + body + "".join(f"\n{line}\n" for line in currency_lines(pooled))
@@ -109,10 +112,11 @@ def png_markdown(png: bytes, alt: str = "What the emails earn") -> str | None:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
-def experiments_text(pooled: pl.DataFrame) -> str:
-    """An aligned text table of the pooled figures, notes below it (`lakemail report`)."""
-    if pooled.height == 0:
-        return "No shopper has been assigned to an experiment yet."
+def experiments_text(pooled: pl.DataFrame, since: str | None = None) -> str:
+    """An aligned text table of the pooled figures, notes below it (`lakemail report`; `since`: its
+    `--since`, the day the figures start, as written)."""
+    if pooled.height == 0:  # with --since, shoppers assigned before it may well be there
+        return f"No shopper has been assigned to an experiment from {since} on." if since else EMPTY
     rows = [list(HEADERS[:-1])] + [row[:-1] for row in cells(pooled)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
