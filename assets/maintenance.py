@@ -15,7 +15,8 @@ import dagster as dg
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 
-from resources.lake import LakeResource, writer_properties
+from resources.lake import LakeResource
+from resources.lake_config import writer_properties
 from transforms.operations.maintenance import (
     MaintenanceReport,
     TableMaintenance,

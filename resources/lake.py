@@ -9,20 +9,16 @@ from typing import Literal
 import dagster as dg
 import polars as pl
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 from pydantic import PrivateAttr
 
 from resources.folders import local_folder
+from resources.lake_config import table_configuration, writer_properties
 from resources.lake_files import append_files
 from resources.lake_locks import LakeLocks
 from transforms.evolution import struct_widening, widened
-from transforms.schema import INGEST_APP_ID, STATS_COLUMNS
-
-
-def writer_properties() -> WriterProperties:  # zstd: smaller and faster than snappy on this data (measured)
-    return WriterProperties(compression="ZSTD")
-
+from transforms.schema import INGEST_APP_ID
 
 STREAM_ROWS = 4_096  # rows to delta-rs at a time (#17: a 143k-row write +0-90 MB peak RSS, +220 in 16k)
 
@@ -288,12 +284,6 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
     def _writable(self) -> None:
         if self._pins is not None:
             raise RuntimeError("a view of the lake (`at`, `snapshot`) is read-only")
-
-
-def table_configuration(name: str) -> dict[str, str | None]:
-    """Delta table properties set when lakemail creates table `name`."""
-    columns = STATS_COLUMNS.get(name)
-    return {"delta.dataSkippingStatsColumns": ",".join(columns)} if columns else {}
 
 
 def _batch_commit(batch_id: int) -> CommitProperties:

@@ -15,7 +15,8 @@ from pathlib import Path
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from resources.lake import LakeResource, writer_properties
+from resources.lake import LakeResource
+from resources.lake_config import writer_properties
 from stores.erasure.history import OldVersions, log_actions
 from transforms.erasure.match import kept, mentions
 from transforms.erasure.person import ErasureTable, Person, key_predicate, names_person, scrub_log

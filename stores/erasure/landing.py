@@ -19,7 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
-from resources.lake import LakeResource, writer_properties
+from resources.lake import LakeResource
+from resources.lake_config import writer_properties
 from resources.landing import LandedFile, LandingResource
 from resources.landing_read import NotLandingFile
 from stores.erasure.lake import staged_rewrite, tag

@@ -27,7 +27,8 @@ import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, Transaction, write_deltalake
 
-from resources.lake import LakeResource, table_configuration, writer_properties
+from resources.lake import LakeResource
+from resources.lake_config import table_configuration, writer_properties
 from resources.state import StateStore
 from stores.profiles import append_updates, folded_batch, waiting_updates
 from stores.state.profiles import profile_buckets
