@@ -16,7 +16,7 @@ from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 
 from resources.lake import LakeResource
-from resources.lake_config import writer_properties
+from resources.lake_config import CHECKPOINT_INTERVAL, CHECKPOINT_SETTING, writer_properties
 from transforms.operations.maintenance import (
     MaintenanceReport,
     TableMaintenance,
@@ -54,7 +54,8 @@ def data_files(table_dir: Path) -> dict[str, int]:
 
 
 def maintain_table(lake: LakeResource, name: str, vacuum_retention_hours: int) -> TableMaintenance | None:
-    """Compact, vacuum, checkpoint and clean the log of table `name`, under the lake's writer lock."""
+    """Compact, vacuum, checkpoint and clean the log of table `name`, under the lake's writer lock; a table
+    from before a13ab9d is set to be checkpointed every CHECKPOINT_INTERVAL commits."""
     root = lake.root
     if root is None:
         raise ValueError("maintenance measures data files on disk: local lakes only")
@@ -66,6 +67,8 @@ def maintain_table(lake: LakeResource, name: str, vacuum_retention_hours: int) -
         before = data_files(table_dir)
         version_before, active_before = table.version(), len(table.file_uris())
         batch_before = table.transaction_version(INGEST_APP_ID)
+        if CHECKPOINT_SETTING not in table.metadata().configuration:  # a table made before a13ab9d
+            table.alter.set_table_properties({CHECKPOINT_SETTING: str(CHECKPOINT_INTERVAL)})
         # zstd: smaller and faster than snappy on this data (measured), like the micro-batches.
         table.optimize.compact(writer_properties=writer_properties())
         # full=True also removes files no commit refers to (a micro-batch killed mid-write leaves some);

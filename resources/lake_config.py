@@ -11,6 +11,7 @@ from transforms.schema import STATS_COLUMNS
 # 20-40 ms each 60 commits after a checkpoint against 3-5 ms just after one; a checkpoint of a run's table
 # costs 30-200 ms. Every 10 commits: a 1k-event ingest 0.34 s against 0.44 s (#17).
 CHECKPOINT_INTERVAL = 10
+CHECKPOINT_SETTING = "delta.checkpointInterval"
 
 
 def writer_properties() -> WriterProperties:  # zstd: smaller and faster than snappy on this data (measured)
@@ -22,4 +23,4 @@ def table_configuration(name: str) -> dict[str, str | None]:
     every CHECKPOINT_INTERVAL commits."""
     columns = STATS_COLUMNS.get(name)
     stats = {"delta.dataSkippingStatsColumns": ",".join(columns)} if columns else {}
-    return {"delta.checkpointInterval": str(CHECKPOINT_INTERVAL), **stats}
+    return {CHECKPOINT_SETTING: str(CHECKPOINT_INTERVAL), **stats}
