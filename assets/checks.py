@@ -6,6 +6,7 @@ table, and the hourly monitors in one step of `audit_job`.
 """
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -14,6 +15,7 @@ import dagster as dg
 from assets.clock import run_now
 from assets.metadata import RUN_BATCHES, RUN_EVALUATION
 from resources.lake import LakeResource
+from resources.lake_held import held_snapshot
 from resources.landing import LandingResource
 from resources.state import StateResource
 from stores.operations.checks import INGEST_TABLES, TABLES, LakeCheck, checks_for, evaluate
@@ -119,17 +121,20 @@ def _check_step(
         decisions = any(c.asset == "triggers" for c in checks)
         scope = in_run_scope(context, lake, now, decisions=decisions) if in_run else Scope(since=now - RECENT)
         store = state.existing() if in_run else None  # in-run: what the batch wrote, through the store
-        probe = Probe(lake, landing, scope, thresholds, now, state=store)
-        for check in checks:
-            if check_key(check) in context.selected_asset_check_keys:
-                outcome = evaluate(check, probe)
-                yield dg.AssetCheckResult(
-                    asset_key=check.asset,
-                    check_name=check.name,
-                    passed=outcome.passed,
-                    severity=dg.AssetCheckSeverity(check.severity),
-                    metadata=dict(outcome.figures),
-                )
+        # In-run: the tables as the step starts, held open between runs (#17: no open per table and step).
+        with held_snapshot(lake, TABLES) if in_run else nullcontext(lake) as seen:
+            probe = Probe(seen, landing, scope, thresholds, now, state=store)
+            outcomes = [
+                (c, evaluate(c, probe)) for c in checks if check_key(c) in context.selected_asset_check_keys
+            ]
+        for check, outcome in outcomes:
+            yield dg.AssetCheckResult(
+                asset_key=check.asset,
+                check_name=check.name,
+                passed=outcome.passed,
+                severity=dg.AssetCheckSeverity(check.severity),
+                metadata=dict(outcome.figures),
+            )
 
     return check_step
 

@@ -2,38 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal
 
 import dagster as dg
 import polars as pl
-import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 from pydantic import PrivateAttr
 
 from resources.folders import local_folder
 from resources.lake_config import table_configuration, writer_properties
-from resources.lake_files import append_files
+from resources.lake_files import append_files, arrow_stream
+from resources.lake_held import held_table
 from resources.lake_locks import LakeLocks
 from transforms.evolution import struct_widening, widened
 from transforms.schema import INGEST_APP_ID
-
-STREAM_ROWS = 4_096  # rows to delta-rs at a time (#17: a 143k-row write +0-90 MB peak RSS, +220 in 16k)
-
-
-def arrow_stream(frame: pl.DataFrame) -> pa.Table | pa.RecordBatchReader:
-    """`frame` for delta-rs, a big one as a stream of slices (#17: peak RSS +313 MB, not +534 MB)."""
-    if frame.height <= STREAM_ROWS:
-        return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
-    schema = frame.head(0).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for part in frame.iter_slices(STREAM_ROWS):
-            yield from part.to_arrow(compat_level=pl.CompatLevel.oldest()).to_batches()
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 class LakeResource(LakeLocks, dg.ConfigurableResource):
@@ -78,6 +64,12 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
             return None
         return DeltaTable(uri, version=version) if version is not None else DeltaTable(uri)
 
+    def _held(self, name: str) -> AbstractContextManager[DeltaTable | None]:
+        """Table `name` as of now, for a read or a write done within the block: held open between uses
+        (`resources.lake_held`, #17); not for a lazy scan. In a view: the table it pins."""
+        root = self.root if self._pins is None else None
+        return held_table(root / name if root else None, self.table_uri(name), lambda: self.table(name))
+
     def at(self, versions: Mapping[str, int | None]) -> LakeResource:
         """A read-only view of the lake that reads each table of `versions` at that version (None: not
         written yet) and no other table: what one reader saw, read again the same way."""
@@ -87,7 +79,10 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
 
     def snapshot(self, names: Iterable[str]) -> LakeResource:
         """A view (`at`) of the tables `names` as they are now: later commits do not change what it reads."""
-        tables = {name: self.table(name) for name in names}
+        return self.view_of({name: self.table(name) for name in names})
+
+    def view_of(self, tables: Mapping[str, DeltaTable | None]) -> LakeResource:
+        """A view (`at`) of `tables` (name -> table as opened, None: not written) at their versions."""
         view = self.at({name: table.version() if table else None for name, table in tables.items()})
         view._opened = {name: table for name, table in tables.items() if table is not None}
         return view
@@ -119,8 +114,8 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
 
     def version(self, name: str) -> int | None:
         """The table's current version, or None when it was never written."""
-        table = self.table(name)
-        return table.version() if table is not None else None
+        with self._held(name) as table:
+            return table.version() if table is not None else None
 
     def scan(
         self, name: str, schema: Mapping[str, pl.DataType], *, version: int | None = None
@@ -128,11 +123,7 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         """Table `name` (at `version` when given) with `schema`'s columns, lazily; an empty frame of
         `schema` when the table was never written. Every reader of a table goes through here; what a
         table from an earlier release lacks reads as null (`transforms.evolution`)."""
-        table = self.table(name, version)
-        if table is None:
-            return pl.LazyFrame(schema=schema)
-        rows = pl.scan_delta(table)
-        return rows.select(widened(rows.collect_schema(), schema))
+        return _rows(self.table(name, version), schema)
 
     def read(
         self,
@@ -143,12 +134,20 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         version: int | None = None,
     ) -> pl.DataFrame:
         """`scan`, collected: the whole table or some of its columns."""
-        return self.scan(name, schema, version=version).select(columns or list(schema)).collect()
+        if version is not None:
+            return _rows(self.table(name, version), schema).select(columns or list(schema)).collect()
+        return self.collect(name, schema, lambda rows: rows.select(columns or list(schema)))
+
+    def collect(
+        self, name: str, schema: Mapping[str, pl.DataType], query: Callable[[pl.LazyFrame], pl.LazyFrame]
+    ) -> pl.DataFrame:
+        """`query` over `scan(name, schema)`, collected at once: the table held open (#17, no open)."""
+        with self._held(name) as table:
+            return query(_rows(table, schema)).collect()
 
     def committed_batch(self) -> int:
         """The last batch number that completed (0 on a new lake)."""
-        table = self.table("ingest_log")
-        return (table.transaction_version(INGEST_APP_ID) or 0) if table is not None else 0
+        return self.app_version("ingest_log", INGEST_APP_ID)
 
     def batch_version(self, name: str) -> int:
         """The last batch number that wrote to `name` (0 when none did)."""
@@ -156,8 +155,8 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
 
     def app_version(self, name: str, app_id: str) -> int:
         """The last version `app_id` recorded on table `name` (0 when it never wrote there)."""
-        table = self.table(name)
-        return (table.transaction_version(app_id) or 0) if table is not None else 0
+        with self._held(name) as table:
+            return (table.transaction_version(app_id) or 0) if table is not None else 0
 
     def write_tagged(
         self,
@@ -191,35 +190,35 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         self._writable()
         transactions = [Transaction(app_id, version) for app_id, version in (tags or {}).items()]
         commit = CommitProperties(app_transactions=transactions)
-        table = self.table(name)
-        if table is None or (frame.height == 0 and not whole):
-            if frame.height or transactions or table is None:
-                write_deltalake(
-                    self.table_uri(name),
-                    frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
-                    mode="append",
-                    configuration=None if table is not None else table_configuration(name),
-                    writer_properties=writer_properties(),
-                    commit_properties=commit,
-                    schema_mode="merge" if table is not None else None,
-                )
-            return
-        merger = table.merge(
-            frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
-            predicate=f"t.{key} = s.{key}",
-            source_alias="s",
-            target_alias="t",
-            merge_schema=True,  # a column from a later release is added, not dropped
-            writer_properties=writer_properties(),
-            commit_properties=commit,
-        )
-        if whole:  # a row as it is is not updated, so a file of such rows is not rewritten
-            differs = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in frame.columns if c != key)
-            merger = merger.when_matched_update_all(predicate=differs or None)
-            merger = merger.when_not_matched_by_source_delete()
-        elif not insert_only:
-            merger = merger.when_matched_update_all()
-        merger.when_not_matched_insert_all().execute()
+        with self._held(name) as table:
+            if table is None or (frame.height == 0 and not whole):
+                if frame.height or transactions or table is None:
+                    write_deltalake(
+                        table if table is not None else self.table_uri(name),
+                        frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
+                        mode="append",
+                        configuration=None if table is not None else table_configuration(name),
+                        writer_properties=writer_properties(),
+                        commit_properties=commit,
+                        schema_mode="merge" if table is not None else None,
+                    )
+                return
+            merger = table.merge(
+                frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
+                predicate=f"t.{key} = s.{key}",
+                source_alias="s",
+                target_alias="t",
+                merge_schema=True,  # a column from a later release is added, not dropped
+                writer_properties=writer_properties(),
+                commit_properties=commit,
+            )
+            if whole:  # a row as it is is not updated, so a file of such rows is not rewritten
+                differs = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in frame.columns if c != key)
+                merger = merger.when_matched_update_all(predicate=differs or None)
+                merger = merger.when_not_matched_by_source_delete()
+            elif not insert_only:
+                merger = merger.when_matched_update_all()
+            merger.when_not_matched_insert_all().execute()
 
     def write(
         self,
@@ -240,29 +239,31 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         An overwrite replaces the schema with `frame`'s, as it replaces the rows. An append to a local table
         is written in bounded memory (`resources.lake_files`) when it can be."""
         self._writable()
-        table = self.table(name)
-        exists = table is not None
-        if frame.height == 0 and exists and mode == "append" and not record_empty:
-            return
-        if table is not None and mode == "append":
-            present = pl.scan_delta(table).collect_schema()
-            union = struct_widening(present, frame.schema)
-            if union is not None:  # a struct gains a field: the table is rewritten (transforms.evolution)
-                old = self.scan(name, union).collect()
-                frame = pl.concat([old, frame.select(widened(frame.schema, union))], how="vertical_relaxed")
-                mode, partition_by = "overwrite", table.metadata().partition_columns or None
-            elif append_files(table, self.root, name, frame, present, commit_properties):  # bounded (#17)
+        with self._held(name) as table:
+            exists = table is not None
+            if frame.height == 0 and exists and mode == "append" and not record_empty:
                 return
-        write_deltalake(
-            self.table_uri(name),
-            arrow_stream(frame),
-            mode=mode,
-            partition_by=partition_by,
-            configuration=None if exists else table_configuration(name),
-            writer_properties=writer_properties(),
-            commit_properties=commit_properties,
-            schema_mode=("merge" if mode == "append" else "overwrite") if exists else None,
-        )
+            if table is not None and mode == "append":
+                present = pl.scan_delta(table).collect_schema()
+                union = struct_widening(present, frame.schema)
+                if union is not None:  # a struct gains a field: the table rewritten (transforms.evolution)
+                    old = self.scan(name, union).collect()
+                    frame = pl.concat(
+                        [old, frame.select(widened(frame.schema, union))], how="vertical_relaxed"
+                    )
+                    mode, partition_by = "overwrite", table.metadata().partition_columns or None
+                elif append_files(table, self.root, name, frame, present, commit_properties):  # bounded, #17
+                    return
+            write_deltalake(
+                table if table is not None else self.table_uri(name),  # a held table: no open of its own
+                arrow_stream(frame),
+                mode=mode,
+                partition_by=partition_by,
+                configuration=None if exists else table_configuration(name),
+                writer_properties=writer_properties(),
+                commit_properties=commit_properties,
+                schema_mode=("merge" if mode == "append" else "overwrite") if exists else None,
+            )
 
     def append(
         self, name: str, frame: pl.DataFrame, *, batch_id: int, partition_by: list[str] | None = None
@@ -277,13 +278,21 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
     def delete_batches_after(self, name: str, batch_id: int) -> None:
         """Remove the rows of batches that did not complete (their number is above `batch_id`)."""
         self._writable()
-        table = self.table(name)
-        if table is not None:
-            table.delete(f"batch_id > {int(batch_id)}", writer_properties=writer_properties())
+        with self._held(name) as table:
+            if table is not None:
+                table.delete(f"batch_id > {int(batch_id)}", writer_properties=writer_properties())
 
     def _writable(self) -> None:
         if self._pins is not None:
             raise RuntimeError("a view of the lake (`at`, `snapshot`) is read-only")
+
+
+def _rows(table: DeltaTable | None, schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
+    """`table`'s rows with `schema`'s columns (what a table from an earlier release lacks reads null)."""
+    if table is None:
+        return pl.LazyFrame(schema=schema)
+    rows = pl.scan_delta(table)
+    return rows.select(widened(rows.collect_schema(), schema))
 
 
 def _batch_commit(batch_id: int) -> CommitProperties:

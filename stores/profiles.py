@@ -32,7 +32,7 @@ from transforms.schema import (
 
 def batch_events(lake: LakeResource, batch_id: int) -> pl.DataFrame:
     """The events one batch committed (file skipping on the batch_id statistics)."""
-    return lake.scan("events", EVENTS_SCHEMA).filter(pl.col("batch_id") == batch_id).collect()
+    return lake.collect("events", EVENTS_SCHEMA, lambda rows: rows.filter(pl.col("batch_id") == batch_id))
 
 
 def append_updates(lake: LakeResource, batch_id: int, batch_partials: pl.DataFrame | None = None) -> int:
@@ -43,10 +43,10 @@ def append_updates(lake: LakeResource, batch_id: int, batch_partials: pl.DataFra
     if taken >= batch_id:
         return 0
     known = batch_partials is not None
-    events = lake.scan("events", EVENTS_SCHEMA).filter(
-        (pl.col("batch_id") > taken) & (pl.col("batch_id") <= (batch_id - 1 if known else batch_id))
+    behind = (pl.col("batch_id") > taken) & (pl.col("batch_id") <= (batch_id - 1 if known else batch_id))
+    groups = lake.collect("events", EVENTS_SCHEMA, lambda rows: rows.filter(behind)).group_by(
+        "batch_id", maintain_order=True
     )
-    groups = events.collect().group_by("batch_id", maintain_order=True)
     frames = [partials(e).with_columns(batch_column(b)) for (b,), e in groups]
     if batch_partials is not None:
         frames.append(batch_partials.with_columns(batch_column(batch_id)))
@@ -64,8 +64,8 @@ def of_users(
     lake: LakeResource, name: str, schema: dict[str, pl.DataType], users: list[str] | None
 ) -> pl.DataFrame:
     """The rows of table `name` whose user_id is one of `users` (every row when None)."""
-    rows = lake.scan(name, schema)
-    return (rows if users is None else rows.filter(pl.col("user_id").is_in(users))).collect()
+    theirs = pl.lit(True) if users is None else pl.col("user_id").is_in(users)
+    return lake.collect(name, schema, lambda rows: rows.filter(theirs))
 
 
 def links_for(lake: LakeResource, users: list[str] | None) -> pl.DataFrame:
@@ -84,9 +84,8 @@ def state_for(lake: LakeResource, principals: list[str] | None) -> tuple[pl.Data
         keys = None
     else:
         anon = [a for a in map(anonymous_of, principals) if a is not None]
-        claimed = (
-            lake.scan("identities", IDENTITIES_SCHEMA).filter(pl.col("anonymous_id").is_in(anon)).collect()
-        )
+        claiming = pl.col("anonymous_id").is_in(anon)
+        claimed = lake.collect("identities", IDENTITIES_SCHEMA, lambda rows: rows.filter(claiming))
         users = sorted({u for u in map(user_of, principals) if u is not None} | set(claimed["user_id"]))
         links = pl.concat([links_for(lake, users), claimed]).unique()
         keys = sorted({*map(of_user, users), *map(of_anonymous, [*anon, *links["anonymous_id"]])})

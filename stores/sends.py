@@ -70,16 +70,10 @@ def enqueue(lake: LakeResource, *, provider: str, now: datetime) -> int:
     """Commit `pending` rows for the `send` decisions of evaluations not taken yet; returns how many."""
     done = lake.app_version("sends", SENDS_APP)
     latest = lake.app_version("triggers", RUN_APP)
-    if latest <= done and lake.table("sends") is not None:
+    if latest <= done and lake.version("sends") is not None:
         return 0
-    decisions = (
-        lake.scan("triggers", TRIGGERS_SCHEMA)
-        .filter(
-            (pl.col("evaluation") > done) & (pl.col("evaluation") <= latest) & (pl.col("decision") == "send")
-        )
-        .select(list(TRIGGERS_SCHEMA))
-        .collect()
-    )
+    taken = (pl.col("evaluation") > done) & (pl.col("evaluation") <= latest) & (pl.col("decision") == "send")
+    decisions = lake.collect("triggers", TRIGGERS_SCHEMA, lambda rows: rows.filter(taken))
     rows = outbox_rows(decisions, _landed(lake, decisions), provider=provider, now=now)
     lake.upsert("sends", rows, key="send_id", tags={SENDS_APP: latest}, insert_only=True)
     return rows.height
@@ -93,23 +87,18 @@ def _landed(lake: LakeResource, decisions: pl.DataFrame) -> pl.DataFrame:
         ).with_columns(pl.lit(None, EVENTS_SCHEMA["landed_at"]).alias("landed_at"))
     times = decisions["first_event_at"].drop_nulls().unique()
     dates = times.dt.date().unique().to_list()
-    events = lake.scan("events", EVENTS_SCHEMA).filter(
-        pl.col("event_date").is_in(dates) & pl.col("event_ts").is_in(times.implode())
-    )
-    return events.select(principal().alias("principal"), "event_ts", "landed_at").collect()
+    at = pl.col("event_date").is_in(dates) & pl.col("event_ts").is_in(times.implode())
+    firsts = (principal().alias("principal"), "event_ts", "landed_at")
+    return lake.collect("events", EVENTS_SCHEMA, lambda rows: rows.filter(at).select(firsts))
 
 
 def next_attempt(lake: LakeResource, *, lookups: bool = True) -> datetime | None:
     """When the outbox next has work: the earliest waiting (or, with `lookups`, unknown: to be looked up
     or sent again) row."""
     statuses = [*WAITING, "unknown"] if lookups else list(WAITING)
-    found = (
-        lake.scan("sends", SENDS_SCHEMA)
-        .filter(pl.col("status").is_in(statuses) & pl.col("next_attempt_at").is_not_null())
-        .select(pl.col("next_attempt_at").min())
-        .collect()
-        .item()
-    )
+    waiting = pl.col("status").is_in(statuses) & pl.col("next_attempt_at").is_not_null()
+    first = pl.col("next_attempt_at").min()
+    found = lake.collect("sends", SENDS_SCHEMA, lambda rows: rows.filter(waiting).select(first)).item()
     return found if isinstance(found, datetime) else None
 
 
@@ -117,25 +106,16 @@ def due_rows(lake: LakeResource, now: datetime, *, lookups: bool) -> pl.DataFram
     """The rows due at `now`, oldest first (`unknown` ones too when the provider can be asked about them or
     dedupes them when they are sent again)."""
     statuses = [*WAITING, "unknown"] if lookups else list(WAITING)
-    return (
-        lake.scan("sends", SENDS_SCHEMA)
-        .filter(pl.col("status").is_in(statuses) & (pl.col("next_attempt_at") <= now))
-        .select(list(SENDS_SCHEMA))
-        .sort("created_at", "send_id")
-        .collect()
-    )
+    due = pl.col("status").is_in(statuses) & (pl.col("next_attempt_at") <= now)
+    return lake.collect("sends", SENDS_SCHEMA, lambda rows: rows.filter(due).sort("created_at", "send_id"))
 
 
 def rate_limit_window(lake: LakeResource, now: datetime) -> datetime | None:
     """The end of the provider's rate-limit window an earlier run heard, when it is still open at `now`
     (None: calls may go): the latest `next_attempt_at` of the rows it holds."""
-    found = (
-        lake.scan("sends", SENDS_SCHEMA)
-        .filter(rate_limit_holds() & (pl.col("next_attempt_at") > now))
-        .select(pl.col("next_attempt_at").max())
-        .collect()
-        .item()
-    )
+    holds = rate_limit_holds() & (pl.col("next_attempt_at") > now)
+    last = pl.col("next_attempt_at").max()
+    found = lake.collect("sends", SENDS_SCHEMA, lambda rows: rows.filter(holds).select(last)).item()
     return found if isinstance(found, datetime) else None
 
 
@@ -244,24 +224,18 @@ def decided_rows(lake: LakeResource, trigger_ids: pl.Series, runs: pl.DataFrame)
     where = pl.col("evaluation").is_in(known["evaluation"].unique().implode())
     if set(known["trigger_id"]) != set(ids):
         where = pl.lit(True)
-    return (
-        lake.scan("triggers", TRIGGERS_SCHEMA)
-        .filter(where & pl.col("trigger_id").is_in(ids) & (pl.col("decision") == "send"))
-        .select(list(TRIGGERS_SCHEMA))
-        .unique("trigger_id", keep="first")
-        .collect()
+    sent = where & pl.col("trigger_id").is_in(ids) & (pl.col("decision") == "send")
+    return lake.collect(
+        "triggers", TRIGGERS_SCHEMA, lambda rows: rows.filter(sent).unique("trigger_id", keep="first")
     )
 
 
 def read_bestsellers(lake: LakeResource, now: datetime) -> list[str]:
     """Product ids most shoppers added to a cart in the week before `now`."""
     since = (now - BESTSELLER_WINDOW).date()
-    added = (
-        lake.scan("events", EVENTS_SCHEMA)
-        .filter((pl.col("event_date") >= since) & (pl.col("event_name") == "Product Added"))
-        .select(principal().alias("principal"), "product_id")
-        .collect()
-    )
+    recent = (pl.col("event_date") >= since) & (pl.col("event_name") == "Product Added")
+    columns = (principal().alias("principal"), "product_id")
+    added = lake.collect("events", EVENTS_SCHEMA, lambda rows: rows.filter(recent).select(columns))
     return bestseller_ranking(added)
 
 

@@ -107,15 +107,15 @@ def _claimed(lake: LakeResource, events: pl.DataFrame, own: pl.DataFrame, secret
     if not by_key:
         return _rows([])
     keys = pl.Series(list(by_key), dtype=pl.String).implode()
-    held = lake.scan("suppressions", SUPPRESSIONS_SCHEMA).filter(
-        pl.col("user_key").is_in(keys) & (pl.col("reason") == UNSUBSCRIBED)
-    )
-    remembered = pl.concat([own.filter(pl.col("user_key").is_in(keys)), held.collect()])
+    unsubscribed_keys = pl.col("user_key").is_in(keys) & (pl.col("reason") == UNSUBSCRIBED)
+    held = lake.collect("suppressions", SUPPRESSIONS_SCHEMA, lambda rows: rows.filter(unsubscribed_keys))
+    remembered = pl.concat([own.filter(pl.col("user_key").is_in(keys)), held])
     if remembered.height == 0:
         return _rows([])
     anons = pl.Series([by_key[k] for k in remembered["user_key"].unique()], dtype=pl.String).implode()
-    edges = lake.scan("identities", IDENTITIES_SCHEMA).filter(pl.col("anonymous_id").is_in(anons))
-    owner = claims(edges.collect())  # the batch's own edges are in `identities` already
+    of_anons = pl.col("anonymous_id").is_in(anons)
+    owner = claims(lake.collect("identities", IDENTITIES_SCHEMA, lambda rows: rows.filter(of_anons)))
+    # the batch's own edges are in `identities` already
     return _rows(
         (user_key(owner[by_key[k]], secret), since)
         for k, since in remembered.select("user_key", "since").iter_rows()

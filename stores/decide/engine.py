@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from resources.lake import LakeResource
+from resources.lake_held import held_snapshot
 from resources.state import StateReader, StateResource
 from stores.decide.sync import commit_run, ready
 from stores.decide.world import before, store_world
@@ -57,9 +58,9 @@ def decide(
     store waits for the next run (it is never decided from half-written state). Only a store behind the
     batches the engine has already considered (restored from an older copy; the ingest lane's catch-up
     levels it) is not decided from: the run reads the lake (`stores.triggers.engine_world`)."""
-    with state.reader() as reader:
+    # The snapshot's tables held open between runs (#17); the run keeps their versions (`at`), not them.
+    with state.reader() as reader, held_snapshot(lake, ENGINE_TABLES) as seen:
         stored = reader.stamps()["ingest"]
-        seen = lake.snapshot(ENGINE_TABLES)
         last_batch = seen.app_version("trigger_state", BATCH_APP)
         evaluation = seen.app_version("triggers", RUN_APP) + 1
         if stored < last_batch:
@@ -82,7 +83,9 @@ def decide(
             )
             rows = evaluate(world)
             pending = _pending_after(reader, rows)
-        return Decided(seen, world, rows, pending, run_changes(rows, before(reader, rows), now))
+        return Decided(
+            lake.at(seen.pinned), world, rows, pending, run_changes(rows, before(reader, rows), now)
+        )
 
 
 def run_engine(

@@ -10,7 +10,8 @@ import polars as pl
 import pyarrow as pa
 from polars.testing import assert_frame_equal
 
-from resources.lake import STREAM_ROWS, LakeResource, arrow_stream
+from resources.lake import LakeResource
+from resources.lake_files import STREAM_ROWS, arrow_stream
 
 ROWS = 2 * STREAM_ROWS + 123  # three slices, the last a short one
 SCHEMA: dict[str, pl.DataType] = {
