@@ -10,8 +10,9 @@ Only the lake's own reads and writes use them, each for one call that is done wi
 returns (a table's version or app transactions, an append, a merge, a collected read): not a lazy scan,
 which reads its table when collected, nor a view pinned to versions. While a call uses a held table no
 other call has it (another thread's gets one of its own), and a call that fails does not give it back.
-A held table whose commit file is gone (the table deleted and made again, its log cleaned up) is opened
-afresh; on an object store nothing is held; the tables used longest ago go first past HELD_TABLES.
+A held table whose commit file is gone or is another file than the one it read (the table deleted and made
+again, restored from an older copy whose log another writer took past it again, its log cleaned up) is
+opened afresh; on an object store nothing is held; the tables used longest ago go first past HELD_TABLES.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
     from resources.lake import LakeResource
 
 HELD_TABLES = 64  # a lake has some 25 tables; a test process makes a lake per test
-_HELD: OrderedDict[str, DeltaTable] = OrderedDict()
+Stamp = tuple[int, int, int]  # inode, mtime, size of the commit file of the version a held table read
+_HELD: OrderedDict[str, tuple[DeltaTable, Stamp]] = OrderedDict()
 _LOCK = threading.Lock()
 
 
@@ -45,15 +47,20 @@ def held_table(
         yield opened()
         return
     with _LOCK:
-        table = _HELD.pop(uri, None)
-    if table is not None and not _updated(folder, table):
-        table = None
+        held = _HELD.pop(uri, None)
+    table = held[0] if held is not None and _updated(folder, *held) else opened()
     if table is None:
-        table = opened()
+        yield None
+        return
+    version = table.version()
+    stamp = _stamp(folder, version)  # the commit file it read, now that it has read it
     yield table
-    if table is not None:  # not reached when the caller raised: its table may be half way through a commit
+    # Not reached when the caller raised: its table may be half way through a commit.
+    if table.version() != version:  # its own commit
+        stamp = _stamp(folder, table.version())
+    if stamp is not None:
         with _LOCK:
-            _HELD[uri] = table
+            _HELD[uri] = (table, stamp)
             while len(_HELD) > HELD_TABLES:
                 _HELD.popitem(last=False)
 
@@ -76,9 +83,20 @@ def held_snapshot(lake: LakeResource, names: Iterable[str]) -> Iterator[LakeReso
         yield lake.view_of(held)
 
 
-def _updated(folder: Path, table: DeltaTable) -> bool:
-    """Whether `table` could be brought up to date (False: it must be opened afresh)."""
-    if not (folder / "_delta_log" / f"{table.version():020d}.json").is_file():
+def _stamp(folder: Path, version: int) -> Stamp | None:
+    """The `Stamp` of the commit file of `version` (None: there is none)."""
+    try:
+        found = (folder / "_delta_log" / f"{version:020d}.json").stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
+
+
+def _updated(folder: Path, table: DeltaTable, stamp: Stamp) -> bool:
+    """Whether `table` could be brought up to date (False: it must be opened afresh). Its commit file is
+    the one it read, not one of the same version that another writer made on a table made again or on an
+    older copy put back (an erasure's rewrite of that file only costs an open)."""
+    if _stamp(folder, table.version()) != stamp:
         return False
     try:
         table.update_incremental()

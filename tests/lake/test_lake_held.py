@@ -81,3 +81,21 @@ def test_a_table_in_use_is_not_handed_to_another_use(tmp_path: Path) -> None:
         assert inner_done.wait(30)
         worker.join()
     assert seen[0] is not None and seen[0] is not outer
+
+
+def test_a_table_restored_from_an_older_copy_is_read_afresh_once_another_writer_passes_it(
+    tmp_path: Path,
+) -> None:
+    """The restored table's log reaches the held version again by another writer's commit: that commit
+    file is not the one the held table read, so the lake reads what is on disk, not what it held."""
+    lake = LakeResource(uri=str(tmp_path / "lake"))
+    for batch in (1, 2):
+        lake.append("t", pl.DataFrame({"n": [batch], "batch_id": [batch]}), batch_id=batch)
+    shutil.copytree(tmp_path / "lake" / "t", tmp_path / "copy")  # version 1: rows 1, 2
+    lake.delete_batches_after("t", 1)  # version 2: row 1
+    assert sorted(lake.read("t", SCHEMA)["n"]) == [1]  # held at version 2
+    shutil.rmtree(tmp_path / "lake" / "t")
+    shutil.copytree(tmp_path / "copy", tmp_path / "lake" / "t")  # the older copy, version 1
+    write_deltalake(lake.table_uri("t"), pl.DataFrame({"n": [3], "batch_id": [3]}).to_arrow(), mode="append")
+    assert sorted(lake.read("t", SCHEMA)["n"]) == [1, 2, 3]
+    assert lake.batch_version("t") == 2
