@@ -230,7 +230,9 @@ def _line(message: Any, sent_at: Any, received_at: str) -> bytes | tuple[Reason,
     if not isinstance(message, dict):
         return Reason.NOT_AN_OBJECT, f"a JSON {type(message).__name__}, not an object"
     message.pop("writeKey", None)
-    stamps: dict[str, Any] = {} if message.get("messageId") else {"messageId": str(uuid.uuid4())}
+    given = message.get("messageId")
+    blank = not given or (isinstance(given, str) and not given.strip())  # no id: the ingest would refuse it
+    stamps: dict[str, Any] = {"messageId": str(uuid.uuid4())} if blank else {}
     if sent_at is not None:
         stamps["sentAt"] = sent_at
     stamps["receivedAt"] = received_at

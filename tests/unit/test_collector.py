@@ -314,3 +314,14 @@ def test_the_snippet_and_the_demo_shop_are_served(tmp_path: Path) -> None:
     assert f'data-write-key="{KEY}"' in home.text and "Alpine &lt;Boot&gt;" in home.text
     assert '"name":"Alpine \\u003cBoot>"' in product.text  # no `</script>` can close the data early
     assert missing.status_code == 404
+
+
+def test_a_message_id_of_whitespace_only_gets_one(tmp_path: Path) -> None:
+    """The ingest refuses a blank messageId: the collector gives such a message an id, as a missing one."""
+    body = {
+        "batch": [message(1, messageId="  "), message(2, messageId="\t")],
+        "sentAt": "2026-11-20T09:30:00Z",
+    }
+    assert post(config(tmp_path), "/v1/batch", body, **AUTH).status_code == 200
+    ids = [line["messageId"] for line in landed(tmp_path)]
+    assert [uuid.UUID(i).version for i in ids] == [4, 4] and ids[0] != ids[1]

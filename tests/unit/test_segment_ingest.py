@@ -389,3 +389,17 @@ def test_a_context_with_odd_shapes_still_yields_its_columns() -> None:
 def test_events_without_context_have_null_context_columns() -> None:
     row = one()
     assert row["context"] is None and row["context_ip"] is None and row["context_campaign_source"] is None
+
+
+def test_an_id_of_whitespace_only_is_no_id() -> None:
+    """A blank messageId made the second such message a duplicate of the first (dropped), and a blank
+    userId one shopper of everyone who sent one (found by review)."""
+    first = message(messageId=" ", userId="u-1")
+    second = message(messageId="\t ", userId="u-2", event="Product Added")
+    assert reasons(first, second) == [(1, str(Reason.MISSING_FIELD)), (2, str(Reason.MISSING_FIELD))]
+    anonymous = one(messageId="m-9", userId="  ", anonymousId="a-9")
+    assert (anonymous["user_id"], anonymous["anonymous_id"]) == (None, "a-9")
+    assert reasons(message(userId=" ")) == [(1, str(Reason.MISSING_FIELD))]  # nor an anonymous id
+    alias = message(type="alias", event=None, userId="u-1", previousId=" ")
+    assert run(alias)[1]["detail"].to_list() == ["previousId is required for alias"]
+    assert one(messageId=" m-1 ")["event_id"] == " m-1 "  # an id around blanks stays as sent

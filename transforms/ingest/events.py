@@ -37,6 +37,8 @@ TIME_FIELDS = {
 }
 # Fields a message type needs beyond the common ones, as Segment's API requires them.
 TYPE_FIELDS = {"track": ("event",), "alias": ("previousId", "userId"), "group": ("groupId",)}
+# Ids whose text of whitespace only is no id: the event's (dedupe) and the shopper's (principals).
+IDS = frozenset({"messageId", "userId", "anonymousId", "previousId"})
 # What `to_events` quarantines (number_out_of_range), and the frame when it quarantines nothing.
 NO_REJECTS = pl.DataFrame(schema={"source_line": pl.Int64(), "reason": pl.String(), "detail": pl.String()})
 ENVELOPE_DETAIL = "a whole /v1/batch request body on one line, not one message: post it to /v1/batch"
@@ -44,6 +46,14 @@ ENVELOPE_DETAIL = "a whole /v1/batch request body on one line, not one message: 
 
 def _present(column: str) -> pl.Expr:
     return pl.col(column).is_not_null()
+
+
+def _blank(column: str) -> pl.Expr:
+    """An empty text, or for an id (IDS) one of whitespace only: absent (a blank `messageId` kept as the
+    event id made every other message with one a duplicate of the first, dropped)."""
+    if column in IDS:
+        return pl.col(column).str.strip_chars() == ""
+    return pl.col(column) == ""
 
 
 def rejection_reasons(
@@ -55,7 +65,7 @@ def rejection_reasons(
     JSON text alone cannot tell `"[42]"` from `[42]`, so the parser looks at the raw line (parse.py).
     """
     cleaned = messages.with_columns(
-        [pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in SCALAR_FIELDS]
+        [pl.when(_blank(c)).then(None).otherwise(pl.col(c)).alias(c) for c in SCALAR_FIELDS]
     )
     cleaned = cleaned.with_columns(
         *[parse_timestamps(cleaned[raw]).alias(parsed) for raw, parsed in TIME_FIELDS.items()],
