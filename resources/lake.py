@@ -64,7 +64,7 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
             return None
         return DeltaTable(uri, version=version) if version is not None else DeltaTable(uri)
 
-    def _held(self, name: str) -> AbstractContextManager[DeltaTable | None]:
+    def held(self, name: str) -> AbstractContextManager[DeltaTable | None]:
         """Table `name` as of now, for a read or a write done within the block: held open between uses
         (`resources.lake_held`, #17); not for a lazy scan. In a view: the table it pins."""
         root = self.root if self._pins is None else None
@@ -114,7 +114,7 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
 
     def version(self, name: str) -> int | None:
         """The table's current version, or None when it was never written."""
-        with self._held(name) as table:
+        with self.held(name) as table:
             return table.version() if table is not None else None
 
     def scan(
@@ -142,7 +142,7 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         self, name: str, schema: Mapping[str, pl.DataType], query: Callable[[pl.LazyFrame], pl.LazyFrame]
     ) -> pl.DataFrame:
         """`query` over `scan(name, schema)`, collected at once: the table held open (#17, no open)."""
-        with self._held(name) as table:
+        with self.held(name) as table:
             return query(_rows(table, schema)).collect()
 
     def committed_batch(self) -> int:
@@ -155,7 +155,7 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
 
     def app_version(self, name: str, app_id: str) -> int:
         """The last version `app_id` recorded on table `name` (0 when it never wrote there)."""
-        with self._held(name) as table:
+        with self.held(name) as table:
             return (table.transaction_version(app_id) or 0) if table is not None else 0
 
     def write_tagged(
@@ -190,7 +190,7 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         self._writable()
         transactions = [Transaction(app_id, version) for app_id, version in (tags or {}).items()]
         commit = CommitProperties(app_transactions=transactions)
-        with self._held(name) as table:
+        with self.held(name) as table:
             if table is None or (frame.height == 0 and not whole):
                 if frame.height or transactions or table is None:
                     write_deltalake(
@@ -239,7 +239,7 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         An overwrite replaces the schema with `frame`'s, as it replaces the rows. An append to a local table
         is written in bounded memory (`resources.lake_files`) when it can be."""
         self._writable()
-        with self._held(name) as table:
+        with self.held(name) as table:
             exists = table is not None
             if frame.height == 0 and exists and mode == "append" and not record_empty:
                 return
@@ -278,7 +278,7 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
     def delete_batches_after(self, name: str, batch_id: int) -> None:
         """Remove the rows of batches that did not complete (their number is above `batch_id`)."""
         self._writable()
-        with self._held(name) as table:
+        with self.held(name) as table:
             if table is not None:
                 table.delete(f"batch_id > {int(batch_id)}", writer_properties=writer_properties())
 

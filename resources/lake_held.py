@@ -21,7 +21,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,18 +68,8 @@ def held_table(
 def held_snapshot(lake: LakeResource, names: Iterable[str]) -> Iterator[LakeResource]:
     """`lake.snapshot(names)` made of held tables, for reads done within the block (the tables go back
     when it ends): a check step's or an engine run's view without an open per table."""
-    root = lake.root
-    if root is None or lake.pinned:
-        yield lake.snapshot(names)
-        return
     with ExitStack() as stack:
-        held = {
-            name: stack.enter_context(
-                held_table(root / name, lake.table_uri(name), partial(lake.table, name))
-            )
-            for name in names
-        }
-        yield lake.view_of(held)
+        yield lake.view_of({name: stack.enter_context(lake.held(name)) for name in names})
 
 
 def _stamp(folder: Path, version: int) -> Stamp | None:
