@@ -170,6 +170,20 @@ def test_a_crlf_line_at_the_limit_is_read_on_every_path() -> None:
     ]
 
 
+def test_an_event_name_of_whitespace_only_is_missing_as_an_empty_one_on_every_path() -> None:
+    """Regression (found by review): a track named `"  "` was accepted into `events` on both paths, while
+    one named `""` or not at all was quarantined missing_field. A name with blanks around it stays as sent."""
+    unnamed = orjson.dumps({k: v for k, v in orjson.loads(message("d")).items() if k != "event"})
+    lines = [message("a"), message("b", event=""), message("c", event=" "), unnamed]
+    lines += [message("e", event="\t\r\n "), message("f", event=" Viewed ")]
+    result = assert_all_paths(b"\n".join(lines) + b"\n")
+    assert result.events.select("event_id", "event_name").rows() == [("a", "Viewed"), ("f", " Viewed ")]
+    missing = ("missing_field", "event is required for track")
+    assert result.quarantine.select("source_line", "reason", "detail").rows() == [
+        (n, *missing) for n in (2, 3, 4, 5)
+    ]
+
+
 # --- Polars' pitfalls, each guarded
 
 
@@ -242,6 +256,7 @@ HOSTILE = st.one_of(
     st.builds(padded_to, st.sampled_from([MAX_LINE_BYTES, MAX_LINE_BYTES + 1]), st.just(b"\r")),
     st.builds(given_twice, st.sampled_from(OBJECT_KEYS), *[st.sampled_from(RAW_VALUES)] * 2),
     st.builds(given_twice, st.sampled_from(STRING_KEYS), *[st.sampled_from(NAME_VALUES)] * 2),
+    st.builds(message, st.just("e"), event=st.sampled_from(["", " ", "\t\r\n", " x "])),  # blank names
     st.sampled_from([b"", b" ", b"\r", b"{", b"}", b"{}", b"[1]", b'"x"', b"null", b"{,}", b"{}}"]),
 )  # fmt: skip
 

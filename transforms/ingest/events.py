@@ -37,8 +37,9 @@ TIME_FIELDS = {
 }
 # Fields a message type needs beyond the common ones, as Segment's API requires them.
 TYPE_FIELDS = {"track": ("event",), "alias": ("previousId", "userId"), "group": ("groupId",)}
-# Ids whose text of whitespace only is no id: the event's (dedupe) and the shopper's (principals).
-IDS = frozenset({"messageId", "userId", "anonymousId", "previousId"})
+# Fields whose text of whitespace only is none: the ids, the event's (dedupe) and the shopper's
+# (principals), and a track's event name (`"  "` names no event, as `""` names none: missing_field).
+IDS_AND_EVENT = frozenset({"messageId", "userId", "anonymousId", "previousId", "event"})
 # What `to_events` quarantines (number_out_of_range), and the frame when it quarantines nothing.
 NO_REJECTS = pl.DataFrame(schema={"source_line": pl.Int64(), "reason": pl.String(), "detail": pl.String()})
 ENVELOPE_DETAIL = "a whole /v1/batch request body on one line, not one message: post it to /v1/batch"
@@ -49,9 +50,9 @@ def _present(column: str) -> pl.Expr:
 
 
 def _blank(column: str) -> pl.Expr:
-    """An empty text, or for an id (IDS) one of whitespace only: absent (a blank `messageId` kept as the
-    event id made every other message with one a duplicate of the first, dropped)."""
-    if column in IDS:
+    """An empty text, or for an id or event name (IDS_AND_EVENT) one of whitespace only: absent (a blank
+    `messageId` kept as the event id made every other message with one a duplicate of the first, dropped)."""
+    if column in IDS_AND_EVENT:
         return pl.col(column).str.strip_chars() == ""
     return pl.col(column) == ""
 
