@@ -17,6 +17,7 @@ from polars.testing import assert_frame_equal
 
 from tests.story import SECRET, Shop, at, message, spec_message
 from transforms.erasure.records import address_key
+from transforms.measure.attribution import orders_of
 from transforms.profiles.derive import derive
 from transforms.profiles.state import canonical
 from transforms.triggers.exits import exit_reasons_now
@@ -127,6 +128,41 @@ def test_the_same_order_twice_counts_once() -> None:
         WELCOME,
         ("abandoned_cart", "u1", "exited"),
         ("post_purchase", "u1", "send"),
+    }
+
+
+@pytest.mark.parametrize("blank", ["", " \t"])
+def test_orders_whose_order_id_is_blank_go_as_orders_without_one(blank: str) -> None:
+    """Regression (found by review): a shopper's orders with `"order_id": ""` (or blanks) were one order,
+    keyed by it: the second was not counted, emailed about nor credited to an email. Each is its own, as
+    without an order_id: in the state, the profile, the decisions and attribution's orders."""
+
+    def story(**order_id: str) -> tuple[pl.DataFrame, dict[str, Any], set[tuple], list[str]]:
+        shop = Shop()
+        consent: dict[str, Any] = {"email": "u1@example.com", "marketing_consent": True}
+        shop.land(message("identify", SIGNUP, user="u1", message_id="m-signup", **consent))
+        shop.run(SIGNUP)
+        orders = [("m-o0", at(0), 40.0), ("m-o60", at(60), 25.0)]
+        shop.land(
+            *[
+                message("Order Completed", t, user="u1", message_id=m, revenue=r, **order_id)
+                for m, t, r in orders
+            ]
+        )
+        profile = derive(shop.state(), shop.customers, at(3 * DAY)).row(0, named=True)
+        assert shop.events is not None
+        credited = orders_of(shop.events, shop.identities())["order_event_id"].to_list()
+        return canonical(shop.state()), profile, said(shop.run(at(3 * DAY + 60))), credited
+
+    state, profile, decided, credited = story(order_id=blank)
+    missing_state, *missing = story()
+    assert_frame_equal(state, missing_state)
+    assert [profile, decided, credited] == missing
+    assert credited == ["m-o0", "m-o60"]
+    assert (profile["order_count"], profile["lifetime_value"]) == (2, 65.0)
+    assert decided == {
+        ("post_purchase", "u1", "send", "all policies passed", at(3 * DAY + 60)),
+        ("post_purchase", "u1", "capped", "frequency cap reached", at(3 * DAY + 60)),
     }
 
 

@@ -170,6 +170,9 @@ def to_events(
     lifted = lifted.with_columns(rounded_member(lifted["products"], valid["properties"], "products"))
     if looks["properties"]:  # `products` is written from `properties`' text
         lifted = readable_numbers(lifted, ["products"])
+    # An order_id of whitespace only names no order: a missing one (keyed by it, all such orders were one).
+    order_id = pl.col("order_id")
+    lifted = lifted.with_columns(pl.when(order_id.str.strip_chars() != "").then(order_id).alias("order_id"))
     base = valid.select(
         "context",
         pl.col("messageId").alias("event_id"),
