@@ -166,6 +166,107 @@ def test_orders_whose_order_id_is_blank_go_as_orders_without_one(blank: str) -> 
     }
 
 
+def anchored(frame: pl.DataFrame) -> set[tuple[str, str | None, str | None, str, str]]:
+    """Log rows as (kind, user_id, anchor, decision, reason)."""
+    return set(frame.select("kind", "user_id", "anchor", "decision", "reason").iter_rows())
+
+
+@pytest.mark.parametrize("blank", ["", " \t"])
+def test_carts_whose_cart_id_is_blank_go_as_carts_without_one(blank: str) -> None:
+    """Regression (found by review): a cart_id of "" (or blanks) was a cart of that id, and a named cart's
+    trigger instance is its id's, whoever carts in it: every shopper's blank cart was one instance, so one
+    shopper got the email of all of them. Carts with cart_id "" and `blank` go as carts naming none: each
+    shopper's implicit cart, Ann's with both lines, and an email each for Ann and Bob."""
+
+    def story(*cart_ids: str) -> tuple[pl.DataFrame, list[tuple], set[tuple]]:
+        shop = Shop()
+        signup(shop, "u1", "u2")
+        named = [{"cart_id": c} for c in cart_ids] or [{}, {}, {}]
+        adds = [("u1", "p1", 0), ("u1", "p2", 5), ("u2", "p3", 10)]
+        shop.land(
+            *[
+                message("Product Added", at(t), user=u, message_id=f"m-{p}", product_id=p, **cart)
+                for (u, p, t), cart in zip(adds, named, strict=True)
+            ]
+        )
+        profiles = derive(shop.state(), shop.customers, at(70)).sort("user_id")
+        carts = [
+            (p["user_id"], p["cart_id"], [i["product_id"] for i in p["cart_items"]])
+            for p in profiles.to_dicts()
+        ]
+        return canonical(shop.state()).sort("principal"), carts, anchored(shop.run(at(70)))
+
+    state, *told = story("", blank, blank)
+    missing_state, *missing = story()
+    assert told == missing
+    assert_frame_equal(state, missing_state)
+    assert told == [
+        [("u1", "implicit", ["p1", "p2"]), ("u2", "implicit", ["p3"])],
+        {
+            ("abandoned_cart", "u1", "implicit", "send", "all policies passed"),
+            ("abandoned_cart", "u2", "implicit", "send", "all policies passed"),
+        },
+    ]
+
+
+@pytest.mark.parametrize("blank", ["", " \t"])
+@pytest.mark.parametrize("column", ["checkout_id", "cart_id"])
+def test_checkouts_whose_ids_are_blank_go_as_checkouts_without_them(column: str, blank: str) -> None:
+    """Regression (found by review): a `Checkout Started` with a checkout_id (or cart_id) of "" or blanks was
+    keyed by it: Ann's order of the day before naming the same blank matched her checkout (exited as ordered),
+    and a checkout's trigger instance is its key's, so Bob's was Ann's instance, decided already. As without
+    the id (PRODUCT.md: the same checkout_id or order_id, else any order by the shopper since): each checkout
+    is its own (msg:<messageId>), not ordered by yesterday's order, and Ann and Bob each get the email."""
+
+    def story(**ids: str) -> tuple[pl.DataFrame, set[tuple]]:
+        shop = Shop()
+        signup(shop, "u1", "u2")
+        shop.land(message("Order Completed", at(-DAY), user="u1", message_id="m-o", order_id="o1", **ids))
+        shop.land(message("Checkout Started", at(0), user="u1", message_id="m-k1", **ids))
+        anns = anchored(shop.run(at(30)))
+        shop.land(message("Checkout Started", at(10), user="u2", message_id="m-k2", **ids))
+        return canonical(shop.state()).sort("principal"), anns | anchored(shop.run(at(40)))
+
+    state, decided = story(**{column: blank})
+    missing_state, missing = story()
+    assert decided == missing
+    assert_frame_equal(state, missing_state)
+    assert decided == {
+        ("abandoned_checkout", "u1", "msg:m-k1", "send", "all policies passed"),
+        ("abandoned_checkout", "u2", "msg:m-k2", "send", "all policies passed"),
+        ("post_purchase", "u1", "o1", "held", "waiting until due_at"),
+    }
+
+
+@pytest.mark.parametrize("blank", ["", " \t"])
+def test_products_whose_product_id_is_blank_go_as_products_without_one(blank: str) -> None:
+    """Regression (found by review): a product_id of "" (or blanks) was a product: Ann's views of a shirt and
+    of socks, both sent with a blank id, were two views of one product, so she got a browse email about a
+    product that is none (and it took the frequency cap from her cart email); her recent views and her cart
+    line named it. As without a product_id: no view counts, her cart line has none, the cart email goes."""
+
+    def story(**product_id: str) -> tuple[pl.DataFrame, list[Any], set[tuple]]:
+        shop = Shop()
+        signup(shop, "u1")
+        shop.land(
+            message("Product Viewed", at(0), user="u1", message_id="m-v0", category="shirts", **product_id),
+            message("Product Viewed", at(10), user="u1", message_id="m-v10", category="socks", **product_id),
+        )
+        browsed = anchored(shop.run(at(130)))
+        shop.land(
+            message("Product Added", at(140), user="u1", message_id="m-add", cart_id="c1", **product_id)
+        )
+        profile = derive(shop.state(), shop.customers, at(150)).row(0, named=True)
+        seen = [profile["recent_views"], [i["product_id"] for i in profile["cart_items"]]]
+        return canonical(shop.state()), seen, browsed | anchored(shop.run(at(200)))
+
+    state, *told = story(product_id=blank)
+    missing_state, *missing = story()
+    assert told == missing
+    assert_frame_equal(state, missing_state)
+    assert told == [[[], [None]], {("abandoned_cart", "u1", "c1", "send", "all policies passed")}]
+
+
 def test_anonymous_cart_follows_the_shopper_after_login() -> None:
     """A guest (anonymous a1) fills a cart, then logs in as Ann: Ann gets the abandoned_cart email."""
     shop = Shop()

@@ -40,6 +40,10 @@ TYPE_FIELDS = {"track": ("event",), "alias": ("previousId", "userId"), "group": 
 # Fields whose text of whitespace only is none: the ids, the event's (dedupe) and the shopper's
 # (principals), and a track's event name (`"  "` names no event, as `""` names none: missing_field).
 IDS_AND_EVENT = frozenset({"messageId", "userId", "anonymousId", "previousId", "event"})
+# The properties' ids that carts, checkouts, orders and products are keyed by (profiles, rules, attribution):
+# one of whitespace only names none, so it is absent (null) as a missing one is. Kept, every shopper's blank
+# cart or checkout was one trigger instance, a shopper's blank orders one order, blank products one product.
+KEY_IDS = ("cart_id", "checkout_id", "order_id", "product_id")
 # What `to_events` quarantines (number_out_of_range), and the frame when it quarantines nothing.
 NO_REJECTS = pl.DataFrame(schema={"source_line": pl.Int64(), "reason": pl.String(), "detail": pl.String()})
 ENVELOPE_DETAIL = "a whole /v1/batch request body on one line, not one message: post it to /v1/batch"
@@ -170,9 +174,9 @@ def to_events(
     lifted = lifted.with_columns(rounded_member(lifted["products"], valid["properties"], "products"))
     if looks["properties"]:  # `products` is written from `properties`' text
         lifted = readable_numbers(lifted, ["products"])
-    # An order_id of whitespace only names no order: a missing one (keyed by it, all such orders were one).
-    order_id = pl.col("order_id")
-    lifted = lifted.with_columns(pl.when(order_id.str.strip_chars() != "").then(order_id).alias("order_id"))
+    # `properties` keeps the text as sent; the typed column, what is keyed by, reads a blank id as none.
+    blank = [pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c)).alias(c) for c in KEY_IDS]
+    lifted = lifted.with_columns(blank)
     base = valid.select(
         "context",
         pl.col("messageId").alias("event_id"),
