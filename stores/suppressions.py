@@ -4,7 +4,9 @@ who of a set of shoppers it holds (the one predicate the trigger engine, the sen
 An `Unsubscribed` with only an anonymous id is remembered under the id's own key (`anonymous_key`: no
 user's, no address's) and suppresses the user who claims the id, as profiles resolve it, from the batch
 whose identities edges make the claim: the same batch, or any later one (found by review: a browser's
-unsubscribe linked to its user a batch later suppressed nobody, and the user was still mailed).
+unsubscribe linked to its user a batch later suppressed nobody, and the user was still mailed). One that
+names an address (the Segment Email spec's recipient, `context.traits.email`, or an `email` property)
+suppresses that address too: an email tool's event carries its own id for the recipient, not the shop's.
 
 Bounces and spam complaints (PRODUCT.md section 6: "bounces and unsubscribes -> suppressions") arrive as the
 Segment Email spec's `Email Bounced` and `Email Marked as Spam` events, whoever lands them (a provider's
@@ -51,35 +53,50 @@ def record_unsubscribes(lake: LakeResource, events: pl.DataFrame, secret: str) -
 
 
 def unsubscribe_rows(events: pl.DataFrame, secret: str) -> pl.DataFrame:
-    """One `unsubscribed` row per user who unsubscribed in `events`, and one per anonymous id that did
-    without a user id (under its `anonymous_key`), since their first such event."""
+    """One `unsubscribed` row per user who unsubscribed in `events`, one per anonymous id that did
+    without a user id (under its `anonymous_key`), and one per address an `Unsubscribed` names (the
+    Segment Email spec's recipient, `context.traits.email`, or an `email` property: an email tool's
+    event names its own id for the recipient, or a relay's, not the shop's user id), since their first
+    such event."""
     unsubscribed = events.filter(pl.col("event_name") == "Unsubscribed")
     users = unsubscribed.filter(pl.col("user_id").is_not_null())
     anonymous = unsubscribed.filter(pl.col("user_id").is_null() & pl.col("anonymous_id").is_not_null())
+    named = unsubscribed.select(_address().alias("email"), "event_ts").filter(pl.col("email") != "")
     by_user = users.group_by("user_id").agg(pl.col("event_ts").min())
     by_anon = anonymous.group_by("anonymous_id").agg(pl.col("event_ts").min())
     return _rows(
         [
             *((user_key(u, secret), t) for u, t in by_user.iter_rows()),
             *((anonymous_key(a, secret), t) for a, t in by_anon.iter_rows()),
+            *((address_key(e, secret), t) for e, t in named.iter_rows()),
         ]
     )
+
+
+def _address() -> pl.Expr:
+    """The address an email event names: its `email` property, else `context.traits.email` (blanks
+    around it taken off; null when it names none)."""
+    props, context = pl.col("properties"), pl.col("context")
+    named = pl.coalesce(props.str.json_path_match("$.email"), context.str.json_path_match("$.traits.email"))
+    return named.str.strip_chars()
 
 
 def delivery_rows(events: pl.DataFrame, secret: str) -> pl.DataFrame:
     """`hard_bounce` and `complaint` rows for the `Email Bounced` (not soft) and `Email Marked as Spam`
     events of `events`: under the address they name, else the user's key; nobody's when neither."""
-    props, context = pl.col("properties"), pl.col("context")
-    kind = props.str.json_path_match("$.bounce_type").str.to_lowercase().str.replace_all(r"[\s-]", "_")
+    kind = (
+        pl.col("properties")
+        .str.json_path_match("$.bounce_type")
+        .str.to_lowercase()
+        .str.replace_all(r"[\s-]", "_")
+    )
     # The two names first: the JSON path of every event's properties cost 0.2 CPU-s a 250k events (#17).
     named = events.filter(pl.col("event_name").is_in([BOUNCED, COMPLAINED]))
     found = named.filter(
         (pl.col("event_name") == COMPLAINED) | ~kind.is_in(SOFT_BOUNCES).fill_null(False)
     ).select(
         pl.col("event_name").replace_strict(SUPPRESSING, return_dtype=pl.String).alias("reason"),
-        pl.coalesce(props.str.json_path_match("$.email"), context.str.json_path_match("$.traits.email"))
-        .str.strip_chars()
-        .alias("email"),
+        _address().alias("email"),
         "user_id",
         "event_ts",
     )

@@ -5,6 +5,7 @@ mailed again by every later trigger). They arrive as the Segment Email spec's `E
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -69,4 +70,29 @@ def test_a_store_caught_up_past_a_bounce_suppresses_the_user(tmp_path: Path, cra
     else:
         home.batch("2", at(11), *lines)
     assert home.store_suppresses("u-d") == {"u-d"}
+    assert ingest_namespaces_equal(home.lake, home.state) == {}
+
+
+@pytest.mark.parametrize("recipient", [{"user": "019mr8mf4r"}, {"anon": "relay"}])
+def test_an_unsubscribe_naming_the_recipients_address_suppresses_the_address(
+    tmp_path: Path, recipient: dict[str, str]
+) -> None:
+    """The Segment Email spec's `Unsubscribed` (an email tool's, or a relay's) names the recipient in
+    `context.traits.email` under the tool's own id for them, not the shop's user id (found by review: it
+    suppressed only that id, and the shopper's next cart email was sent)."""
+    home = Home(tmp_path)
+    signed_up = at(-3 * 24 * 60)  # the welcome email out of the way of the frequency cap
+    home.batch("0", signed_up, _signup("u-e", signed_up))
+    home.engine(signed_up + timedelta(minutes=1))
+    unsubscribe = message(
+        "Unsubscribed", at(0), email_id="18vzF7u3z", email_subject="Your cart", list_id="1425", **recipient
+    )
+    unsubscribe["context"] = {"ip": "67.207.109.102", "traits": {"email": "U-E@example.com "}}
+    home.batch("1", at(2), unsubscribe, _cart("u-e", at(1)))
+    assert (address_key("u-e@example.com", SECRET), "unsubscribed") in _rows(home)
+    profiles = pl.DataFrame({"user_id": ["u-e", "u-o"], "email": ["u-e@example.com", "o@example.com"]})
+    with home.state.reader() as reader:  # the store, as the engine and the sender ask it
+        assert reads.suppressed_users(reader, profiles, SECRET) == {"u-e"}
+    home.engine(at(1 + 61))
+    assert home.decisions("u-e") == [("welcome", "send"), ("abandoned_cart", "suppressed")]
     assert ingest_namespaces_equal(home.lake, home.state) == {}
