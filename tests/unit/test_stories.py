@@ -808,6 +808,33 @@ def test_a_first_name_sent_as_segment_camel_case_reserved_trait_greets_the_shopp
     assert WELCOME in {r[:3] for r in said(shop.run(SIGNUP))}
 
 
+def test_a_full_name_trait_alone_greets_the_shopper_by_its_first_word() -> None:
+    """Shops that identify with Segment's reserved full-name trait only (`identify(userId, {name: "Ann
+    Smith", email})`) had profiles without a first name and emails with the neutral greeting (found by
+    review). Its first word is the first name, as Segment's facade reads `firstName()`; a first name
+    stated beside it wins; a name of blanks or of another shape states none."""
+    shop = Shop()
+    spec_traits: dict[str, Any] = {
+        "email": "ann@example.com",
+        "name": "  Ann  Smith ",
+        "marketing_consent": True,
+    }
+    shop.land(spec_message("identify", SIGNUP, user="u1", **spec_traits))
+    shop.land(
+        spec_message("identify", SIGNUP, user="u2", email="bo@example.com", name="Robert Ho", firstName="Bo")
+    )
+    shop.land(spec_message("identify", SIGNUP, user="u3", email="cy@example.com", name=" "))
+    shop.land(spec_message("identify", SIGNUP, user="u4", email="di@example.com", name={"first": "Di"}))
+    profiles = derive(shop.state(), shop.customers, at(0))
+    assert profiles.select("user_id", "first_name").rows() == [
+        ("u1", "Ann"),
+        ("u2", "Bo"),
+        ("u3", None),
+        ("u4", None),
+    ]
+    assert WELCOME in {r[:3] for r in said(shop.run(SIGNUP))}
+
+
 # Refunds and cancellations (Segment e-commerce v2's `Order Refunded` / `Order Cancelled`, shaped as its
 # examples: `order_id`, `total` / `revenue`, `currency`, `products[]`): the post_purchase email exits when
 # its order was cancelled or wholly refunded before it goes; the profile's lifetime_value is net of them.

@@ -39,6 +39,9 @@ CONSENT_TRAITS: tuple[tuple[str, bool], ...] = (
 # Segment's reserved traits come in camelCase or snake_case ("sending `firstName`, ... `first_name`",
 # spec/identify.md): the snake_case name is asked first, as lakemail's own and the CRM's.
 CAMEL_CASE = {"first_name": "firstName"}
+# Segment's reserved `name` trait is the full name; a message stating no first name has its first word,
+# as Segment's own facade (the normaliser of its analytics.js destinations) reads `firstName()`.
+FULL_NAME = "name"
 EMAIL_CATEGORIES = frozenset({"marketing", "email", "emailmarketing", "marketingemail", "marketingemails"})
 YES = frozenset({"true", "1", "yes", "y", "on", "subscribed", "opted_in", "granted"})
 NO = frozenset({"false", "0", "no", "n", "off", "unsubscribed", "not_subscribed", "opted_out", "denied"})
@@ -116,6 +119,8 @@ def _traits(text: str) -> dict[str, str | None]:
     for name, camel in CAMEL_CASE.items():
         if read[f"_{name}"] is None:
             read[f"_{name}"] = _text(traits.get(camel))
+    if read["_first_name"] is None:
+        read["_first_name"] = _first_word(traits.get(FULL_NAME))
     return read | {"_marketing_consent": _word(trait_consent(traits))}
 
 
@@ -138,6 +143,12 @@ def _text(value: object) -> str | None:
     if isinstance(value, str | int | float):
         return str(value)
     return None
+
+
+def _first_word(full_name: object) -> str | None:
+    """The first word of a full name given as a string (None for any other shape, or no word)."""
+    words = full_name.split() if isinstance(full_name, str) else []
+    return words[0] if words else None
 
 
 def _word(consent: bool | None) -> str | None:
