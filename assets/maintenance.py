@@ -115,12 +115,17 @@ def delete_run(instance: dg.DagsterInstance, run_id: str) -> None:
     instance.delete_run(run_id)
     # The SQLite event log keeps one database file per run, and compute logs a folder per run; neither
     # goes with the run's rows, and they are most of the run's footprint on disk.
+    # A home from before lakemail kept every run's events in one database (`history/event_log.db`) has
+    # its earlier runs' files still: they go with their runs too.
     storage = instance.event_log_storage
     path_for_shard = getattr(storage, "path_for_shard", None)
     if storage.is_run_sharded and path_for_shard is not None:
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path_for_shard(run_id) + suffix)
+        shard = path_for_shard(run_id)
+    else:
+        shard = os.path.join(instance.root_directory, "history", "runs", f"{run_id}.db")
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(shard + suffix)
     instance.compute_log_manager.delete_logs(prefix=[run_id])
 
 

@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 import yaml
 
-from orchestration.instance import PG_URL_VARIABLE, POSTGRES_STORAGE
+from orchestration.instance import PG_URL_VARIABLE, POSTGRES_STORAGE, sqlite_event_log_yaml
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -120,16 +120,20 @@ def on_postgres(item: pytest.Item) -> bool:
     return any(item.get_closest_marker(m) for m in ("dagster", "dagster_instance", "postgres"))
 
 
-def storage_overrides() -> dict[str, Any]:
-    """dagster.yaml's storage for a test instance: lakemail's PostgreSQL block under `make test-postgres`."""
-    return {"storage": POSTGRES_STORAGE} if os.environ.get(PG_URL_VARIABLE) else {}
+def storage_overrides(home: Path) -> dict[str, Any]:
+    """dagster.yaml's storage for a test instance in `home`, as lakemail's: its PostgreSQL block under
+    `make test-postgres`, else SQLite with the event log in one database."""
+    if os.environ.get(PG_URL_VARIABLE):
+        return {"storage": POSTGRES_STORAGE}
+    overrides: dict[str, Any] = yaml.safe_load(sqlite_event_log_yaml(home))
+    return overrides
 
 
 @contextmanager
 def instance_at(home: Path, overrides: dict[str, Any] | None = None) -> Iterator[dg.DagsterInstance]:
     """`dg.instance_for_test` in `home` (DAGSTER_HOME for the processes a test starts), with this run's
     storage (SQLite in `home`, or the test's PostgreSQL database)."""
-    config = {**storage_overrides(), **(overrides or {})}
+    config = {**storage_overrides(home), **(overrides or {})}
     with dg.instance_for_test(temp_dir=str(home), overrides=config) as made:
         yield made
 
@@ -142,11 +146,10 @@ def storage_env() -> dict[str, str]:
 
 
 def make_dagster_home(home: Path) -> Path:
-    """An empty DAGSTER_HOME for the processes a test starts before it opens the instance (`instance_at`):
-    under `make test-postgres`, with the dagster.yaml that names the test's database."""
+    """An empty DAGSTER_HOME for the processes a test starts before it opens the instance (`instance_at`),
+    with the dagster.yaml of its storage (under `make test-postgres`, the one naming the test's database)."""
     home.mkdir()
-    if overrides := storage_overrides():
-        (home / "dagster.yaml").write_text(yaml.safe_dump(overrides))
+    (home / "dagster.yaml").write_text(yaml.safe_dump(storage_overrides(home)))
     return home
 
 
