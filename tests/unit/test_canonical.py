@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ def _per_list(state: pl.DataFrame) -> pl.DataFrame:
     return state.with_columns(pl.col(c).list.eval(pl.element().sort(nulls_last=True)) for c in LISTS)
 
 
+@pytest.mark.deep  # 7-16 s: `make test` runs it, the fast tier (under a minute) leaves it
 @settings(max_examples=150, deadline=None)
 @given(many=st.lists(states, min_size=1, max_size=6), holes=st.lists(st.sampled_from(LISTS), max_size=4))
 def test_canonical_is_a_sort_of_each_list(many: list[dict[str, Any]], holes: list[str]) -> None:

@@ -8,6 +8,7 @@ import io
 
 import orjson
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -99,6 +100,7 @@ def _looked_up(texts: pl.Series) -> pl.DataFrame:
     )
 
 
+@pytest.mark.deep  # 5 s: `make test` runs it, the fast tier (under a minute) leaves it
 @settings(max_examples=150, deadline=None)
 @given(st.lists(CONTEXTS, min_size=1, max_size=4))
 def test_every_shape_gives_the_columns_of_the_read(contexts: list[dict[str, object]]) -> None:
