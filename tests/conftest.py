@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 import yaml
 
-from orchestration.instance import PG_URL_VARIABLE, POSTGRES_STORAGE, sqlite_event_log_yaml
+from orchestration.instance import PG_URL_VARIABLE, POSTGRES_STORAGE, sqlite_history_yaml
 from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
@@ -125,7 +125,7 @@ def storage_overrides(home: Path) -> dict[str, Any]:
     `make test-postgres`, else SQLite with the event log in one database."""
     if os.environ.get(PG_URL_VARIABLE):
         return {"storage": POSTGRES_STORAGE}
-    overrides: dict[str, Any] = yaml.safe_load(sqlite_event_log_yaml(home))
+    overrides: dict[str, Any] = yaml.safe_load(sqlite_history_yaml(home))
     return overrides
 
 

@@ -1,13 +1,20 @@
-"""A SQLite home's Dagster event log: one database for every run (#17: the default's database per run cost
+"""A SQLite home's Dagster history: one event database for every run (#17: the default's database per run cost
 a micro-batch 0.3-0.6 s of engine creation, schema and migration stamping, and double writes)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from assets.maintenance import prune_runs
 from orchestration.instance import DAGSTER_YAML, persistent_instance
@@ -22,6 +29,16 @@ def probe() -> dg.MaterializeResult:
 @dg.asset_check(asset=probe)
 def probe_checked() -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True)
+
+
+@dg.op
+def nothing() -> None:
+    return None
+
+
+@dg.job
+def quiet() -> None:
+    nothing()
 
 
 def test_every_run_of_a_sqlite_home_writes_one_event_database(
@@ -64,3 +81,64 @@ def test_a_home_from_before_prunes_its_runs_files(tmp_path: Path, monkeypatch: p
 
     assert (deleted, left) == (2, [])
     assert not shard.exists() and new  # the earlier run's file went with it
+
+
+def _connects(opened: list[str]) -> Callable[[Any, object], None]:
+    def count(dbapi_connection: Any, _record: object) -> None:
+        files = [row[2] for row in dbapi_connection.execute("PRAGMA database_list").fetchall()]
+        opened.extend(Path(f).name for f in files if f)
+
+    return count
+
+
+def test_a_process_keeps_its_history_connections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dagster's storages opened (and, closing it, checkpointed) a connection per write: 2-3 ms each."""
+    monkeypatch.setenv("DAGSTER_HOME", "unset")
+    settings = Settings.from_env({"LAKEMAIL_HOME": str(tmp_path)}, dotenv=None)
+    opened: list[str] = []
+    listener = _connects(opened)
+    sa.event.listen(sa.Engine, "connect", listener)
+    try:
+        with persistent_instance(settings) as instance:
+            runs = [dg.materialize([probe, probe_checked], instance=instance).run_id for _ in range(3)]
+            events = sum(len(instance.all_logs(run)) for run in runs)
+    finally:
+        sa.event.remove(sa.Engine, "connect", listener)
+
+    assert events >= 3 * 15  # each run writes its planned, step, output and check events
+    # Creating each database, then a pool of a few for every event and every run record's read and write.
+    assert 1 <= opened.count("event_log.db") <= 5, opened.count("event_log.db")
+    assert 1 <= opened.count("runs.db") <= 8, opened.count("runs.db")
+
+
+WRITER = """
+import sys
+import dagster as dg
+with dg.DagsterInstance.get() as instance:
+    instance.report_engine_event("written", instance.get_run_by_id(sys.argv[1]))
+    print("written", flush=True)
+    sys.stdin.readline()  # held open: SQLite checkpoints the log into the database when it closes
+"""
+
+
+def test_a_run_watcher_sees_another_process_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The UI's live view of a run: the database changes only at checkpoints now, its log on each commit."""
+    monkeypatch.setenv("DAGSTER_HOME", "unset")
+    settings = Settings.from_env({"LAKEMAIL_HOME": str(tmp_path)}, dotenv=None)
+    seen = threading.Event()
+    with persistent_instance(settings) as instance:
+        run = instance.create_run_for_job(job_def=quiet)
+        instance.event_log_storage.watch(run.run_id, None, lambda entry, _cursor: seen.set())
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, run.run_id],
+            env={**os.environ, "DAGSTER_HOME": str(settings.dagster_home)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert writer.stdout is not None and writer.stdout.readline().strip() == "written"
+            watched = seen.wait(timeout=20)
+        finally:
+            writer.communicate("done\n", timeout=60)
+    assert watched
