@@ -62,6 +62,7 @@ class LakemailEventLogStorage(ConsolidatedSqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         # Before Dagster's constructor, which may already read or write (its schema, its indexes).
         self._engine = kept_engine(create_db_conn_string(base_dir, SQLITE_EVENT_LOG_FILENAME))
+        self._known: set[str] = set()  # tables and columns seen: migrations add them, nothing drops them
         super().__init__(base_dir, inst_data)
 
     @contextmanager
@@ -70,8 +71,21 @@ class LakemailEventLogStorage(ConsolidatedSqliteEventLogStorage):
             yield conn
 
     def has_table(self, table_name: str) -> bool:
-        with self._engine.connect() as conn:
-            return bool(self._engine.dialect.has_table(conn, table_name))
+        """Dagster asks before every asset check event, reflecting the schema each time (#17)."""
+        if table_name not in self._known:
+            with self._engine.connect() as conn:
+                if not self._engine.dialect.has_table(conn, table_name):
+                    return False
+            self._known.add(table_name)
+        return True
+
+    def _has_asset_key_col_on_connection(self, conn: sa.Connection, column_name: str) -> bool:
+        """Dagster asks before every asset event and asset status read, reflecting the table each time."""
+        if f"asset_keys.{column_name}" not in self._known:
+            if not super()._has_asset_key_col_on_connection(conn, column_name):
+                return False
+            self._known.add(f"asset_keys.{column_name}")
+        return True
 
     def watch(self, run_id: str, cursor: str | None, callback: Callable[..., Any]) -> None:
         if not self._obs:
@@ -103,6 +117,7 @@ class LakemailRunStorage(SqliteRunStorage):
 
     def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._engine = kept_engine(conn_string)
+        self._known: set[str] = set()  # columns seen: migrations add them, nothing drops them
         super().__init__(conn_string, inst_data)
 
     @classmethod
@@ -115,6 +130,20 @@ class LakemailRunStorage(SqliteRunStorage):
     def connect(self) -> Iterator[sa.Connection]:
         with self._engine.connect() as conn, conn.begin():
             yield conn
+
+    # Dagster asks before every run it creates and every read of run records, reflecting the table (#17).
+    def has_run_stats_index_cols(self) -> bool:
+        return self._once("runs.start_time", super().has_run_stats_index_cols)
+
+    def has_backfill_id_column(self) -> bool:
+        return self._once("runs.backfill_id", super().has_backfill_id_column)
+
+    def _once(self, name: str, ask: Callable[[], bool]) -> bool:
+        if name not in self._known:
+            if not ask():
+                return False
+            self._known.add(name)
+        return True
 
     def dispose(self) -> None:
         super().dispose()

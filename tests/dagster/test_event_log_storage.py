@@ -142,3 +142,26 @@ def test_a_run_watcher_sees_another_process_write(tmp_path: Path, monkeypatch: p
         finally:
             writer.communicate("done\n", timeout=60)
     assert watched
+
+
+def test_the_history_schema_is_read_once_a_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dagster reflected a table's columns before every asset event, check event and run-record read."""
+    monkeypatch.setenv("DAGSTER_HOME", "unset")
+    settings = Settings.from_env({"LAKEMAIL_HOME": str(tmp_path)}, dotenv=None)
+    reflected: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("PRAGMA") and "table_" in statement:
+            reflected.append(statement)
+
+    with persistent_instance(settings) as instance:
+        dg.materialize([probe, probe_checked], instance=instance)  # the first run: the schema is read
+        sa.event.listen(sa.Engine, "before_cursor_execute", count)
+        try:
+            runs = [dg.materialize([probe, probe_checked], instance=instance).run_id for _ in range(3)]
+            records = [instance.get_run_record_by_id(run) for run in runs]
+        finally:
+            sa.event.remove(sa.Engine, "before_cursor_execute", count)
+
+    assert all(r is not None and r.dagster_run.is_success for r in records)
+    assert reflected == [], reflected[:3]
