@@ -15,6 +15,7 @@ from transforms.ingest.numbers import (
     to_int64,
 )
 from transforms.ingest.objects import read_objects, repair_member, rounded_member
+from transforms.ingest.spec_names import CAMEL_COLUMNS, CAMEL_LOOK, camel_look, keyed_ids, spec_event_name
 from transforms.ingest.timestamps import event_time, parse_timestamps
 from transforms.schema import EVENTS_SCHEMA, UTC_TS, batch_column
 from transforms.spec import (
@@ -43,6 +44,7 @@ IDS_AND_EVENT = frozenset({"messageId", "userId", "anonymousId", "previousId", "
 # The properties' ids that carts, checkouts, orders and products are keyed by (profiles, rules, attribution):
 # one of whitespace only names none, so it is absent (null) as a missing one is. Kept, every shopper's blank
 # cart or checkout was one trigger instance, a shopper's blank orders one order, blank products one product.
+# Each is read as `cartId`, ... too when it names none (spec_names.py), as Segment's destinations read it.
 KEY_IDS = ("cart_id", "checkout_id", "order_id", "product_id")
 # What `to_events` quarantines (number_out_of_range), and the frame when it quarantines nothing.
 NO_REJECTS = pl.DataFrame(schema={"source_line": pl.Int64(), "reason": pl.String(), "detail": pl.String()})
@@ -158,13 +160,15 @@ def to_events(
     """`events` rows (EVENTS_SCHEMA order) from validated messages of one file, IPs truncated, and the
     messages with a number their typed column cannot hold (`source_line`, `reason`, `detail`)."""
     valid = valid.with_columns(scrub_json_ips(valid[c]) for c in OBJECT_FIELDS)
-    # One look for the rare texts to write again: long numbers (numbers.py), escapes (objects.py).
+    # One look for the rare texts to write again: long numbers (numbers.py), escapes (objects.py); and for
+    # camelCase ids (spec_names.py).
     escaped = pl.col("properties").str.contains("\\", literal=True).any().alias("_escaped")
-    looks = valid.select(*long_numbers(OBJECT_FIELDS), escaped).row(0, named=True)
+    looks = valid.select(*long_numbers(OBJECT_FIELDS), escaped, camel_look()).row(0, named=True)
     valid = readable_numbers(valid, [c for c in OBJECT_FIELDS if looks[c]])
+    camel = CAMEL_COLUMNS if looks[CAMEL_LOOK] else {}
     lifted = pl.concat(
         [
-            lift_object(valid["properties"], PROPERTY_COLUMNS),
+            lift_object(valid["properties"], {**PROPERTY_COLUMNS, **camel}),
             context_columns(valid["context"], CONTEXT_COLUMNS),
         ],
         how="horizontal",
@@ -175,13 +179,12 @@ def to_events(
     if looks["properties"]:  # `products` is written from `properties`' text
         lifted = readable_numbers(lifted, ["products"])
     # `properties` keeps the text as sent; the typed column, what is keyed by, reads a blank id as none.
-    blank = [pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c)).alias(c) for c in KEY_IDS]
-    lifted = lifted.with_columns(blank)
+    lifted = keyed_ids(lifted, KEY_IDS)
     base = valid.select(
         "context",
         pl.col("messageId").alias("event_id"),
         pl.col("type").alias("event_type"),
-        pl.col("event").alias("event_name"),
+        spec_event_name(pl.col("event")).alias("event_name"),  # a spec name's variant as the spec writes it
         pl.col("userId").alias("user_id"),
         pl.col("anonymousId").alias("anonymous_id"),
         pl.col("previousId").alias("previous_id"),
