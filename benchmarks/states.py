@@ -101,6 +101,7 @@ def profile_states(
         checkouts=checkouts,
         orders=orders,
         refunds=pl.lit([], dtype=PARTIAL_SCHEMA["refunds"]),  # none refunded
+        checkout_lines=pl.lit([], dtype=PARTIAL_SCHEMA["checkout_lines"]),  # no checkout listed products
         views=list_column(n_views, views.drop("owner"), PARTIAL_SCHEMA["views"]),
         searches=searches,
         categories=categories,

@@ -33,6 +33,7 @@ from stores.sends_delivery import AttemptMarkers, Delivery, Sender, SendsReport
 from transforms.principals import of_user, user_principal
 from transforms.profiles.derive import derive
 from transforms.profiles.partials import principal
+from transforms.profiles.state import ADDED_EVENTS
 from transforms.schema import EVENTS_SCHEMA, RUN_APP, SENDS_APP, SENDS_SCHEMA, TRIGGERS_SCHEMA
 from transforms.sends.catalog import Catalog, bestseller_ranking
 from transforms.sends.plan import (
@@ -233,7 +234,7 @@ def decided_rows(lake: LakeResource, trigger_ids: pl.Series, runs: pl.DataFrame)
 def read_bestsellers(lake: LakeResource, now: datetime) -> list[str]:
     """Product ids most shoppers added to a cart in the week before `now`."""
     since = (now - BESTSELLER_WINDOW).date()
-    recent = (pl.col("event_date") >= since) & (pl.col("event_name") == "Product Added")
+    recent = (pl.col("event_date") >= since) & pl.col("event_name").is_in(ADDED_EVENTS)
     columns = (principal().alias("principal"), "product_id")
     added = lake.collect("events", EVENTS_SCHEMA, lambda rows: rows.filter(recent).select(columns))
     return bestseller_ranking(added)

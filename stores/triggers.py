@@ -24,6 +24,7 @@ from stores.suppressions import suppressed_users
 from transforms.principals import of_anonymous, of_user, user_of
 from transforms.profiles.derive import derive
 from transforms.profiles.partials import principal
+from transforms.profiles.state import VIEWED_OR_CARTED
 from transforms.schema import (
     BATCH_APP,
     CATALOG_CHANGES_SCHEMA,
@@ -175,7 +176,7 @@ def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
     since = earliest - VIEWER_LOOKBACK
     events = lake.scan("events", EVENTS_SCHEMA).filter(
         pl.col("product_id").is_in(changes["product_id"].unique().to_list())
-        & pl.col("event_name").is_in(["Product Viewed", "Product Added"])
+        & pl.col("event_name").is_in(VIEWED_OR_CARTED)
         & (pl.col("event_date") >= since.date())
     )
     return (

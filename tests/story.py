@@ -35,6 +35,8 @@ from transforms.triggers.policies import Policy
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday, 12:00 UTC
 SECRET = "story-secret"
 _ids = itertools.count(1)
+# Who viewed or carted a product, as the store's `product_viewers` reads them (VIEWED_OR_CARTED).
+VIEWED = ["Product Viewed", "Product Added", "Wishlist Product Added to Cart"]
 
 
 def at(minutes: float) -> datetime:
@@ -222,7 +224,7 @@ class Shop:
     def _viewers(self) -> pl.DataFrame:
         assert self.events is not None
         return (
-            self.events.filter(pl.col("event_name").is_in(["Product Viewed", "Product Added"]))
+            self.events.filter(pl.col("event_name").is_in(VIEWED))
             .group_by(principal().alias("principal"), "product_id")
             .agg(pl.col("event_ts").max().alias("last_ts"))
         )

@@ -17,6 +17,7 @@ from resources.lake import LakeResource
 from stores.state.profiles import profile_chunks
 from stores.triggers import HISTORY, VIEWER_LOOKBACK
 from transforms.profiles.partials import principal
+from transforms.profiles.state import VIEWED_OR_CARTED
 from transforms.schema import (
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,
@@ -50,7 +51,7 @@ LINK = pl.Struct({"id": pl.String(), "first_seen_at": UTC_TS})
 DECIDED = ("trigger_id", "kind", "user_id", "decision", "decided_at", "evaluation")
 SEND = {"trigger_id": pl.String(), "kind": pl.String(), "anchor": pl.String(), "decided_at": UTC_TS}
 SUPPRESSION = {"reason": pl.String(), "since": UTC_TS}
-VIEWED_EVENTS = ["Product Viewed", "Product Added"]
+VIEWED_EVENTS = list(VIEWED_OR_CARTED)
 # namespace -> the schema of its values (profiles: transforms.profiles.state.PARTIAL_SCHEMA)
 VALUE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "landed_files": {"records": pl.List(pl.Struct(LANDED_RECORD))},

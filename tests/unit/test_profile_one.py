@@ -89,6 +89,17 @@ checkouts = st.lists(
     ),
     max_size=3,
 )
+# The products of checkouts (CHECKOUT_LINE_STATE): of the carts, of no cart (the open one's), several per cart
+# (only each cart's latest counts), some without a time or a message id.
+checkout_lines = st.lists(
+    st.fixed_dictionaries(
+        {"cart_id": st.sampled_from(["c1", "c2", IMPLICIT_CART, None]),
+         "product_id": st.sampled_from(["p1", "p2", "p3"]),
+         "started_at": st.one_of(st.none(), st.sampled_from([BASE, BASE + 1, BASE + 3_600_000_000]), times),
+         "checkout": st.sampled_from(["m1", "m2", None]), "units": st.one_of(st.none(), st.integers(0, 3))}
+    ),
+    max_size=6,
+)  # fmt: skip
 orders = st.lists(
     st.fixed_dictionaries(
         {"order_id": names, "cart_id": cart_ids, "checkout_id": names, "revenue": cents, "ordered_at": times,
@@ -129,6 +140,7 @@ def _state(cart_lines: tuple[list[dict[str, Any]] | None, list[dict[str, Any]] |
             "moves": st.just(cart_lines[1]),
             "carts": carts,
             "checkouts": checkouts,
+            "checkout_lines": st.one_of(st.none(), checkout_lines),
             "orders": orders,
             "refunds": st.one_of(st.none(), refunds),
             "views": views,

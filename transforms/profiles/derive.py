@@ -12,11 +12,12 @@ from datetime import datetime
 import polars as pl
 
 from transforms.principals import principal_user
+from transforms.profiles.baskets import checkout_carts
+from transforms.profiles.carts import cart_rows, line_units, open_carts
 from transforms.profiles.refunds import net_orders
 from transforms.profiles.state import (
     ENGAGEMENT_HALF_LIFE,
     EPOCH,
-    IMPLICIT_CART,
     LINE_STATE,
     ORDER_STATE,
     RECENT_ORDER,
@@ -51,6 +52,7 @@ def derive(state: pl.DataFrame, customers: pl.DataFrame, as_of: datetime) -> pl.
             .alias("marketing_consent"),
             pl.col("crm_loyalty_tier").alias("loyalty_tier"),
         )
+        .pipe(checkout_carts, "user_id")
         .pipe(_with_current_cart)
         .pipe(_with_cart_items)
         .pipe(_net_of_refunds)
@@ -93,81 +95,6 @@ def _newest(trait: str) -> pl.Expr:
     return pl.when(pick_crm).then(pl.col(f"crm_{trait}")).otherwise(pl.col(trait)).alias(trait)
 
 
-def cart_rows(frame: pl.DataFrame, key: str) -> pl.DataFrame:
-    """One row per cart of each shopper (`key`) of `frame` (its `carts`, `orders` and `lines` lists): cart_id,
-    changed_at, checkout_at, and `ordered_at` the cart's latest order, the latest of the orders naming it
-    and the first one its fold saw. A shop that keeps the cart id across orders reuses it: what happens
-    to the cart after its latest order is a new cart (`open_carts`, `line_units`). The implicit cart
-    (IMPLICIT_CART: cart events naming no cart) is emptied by any order of the shopper, which it has no
-    id to be named by, and is a cart only once something was added to it: a removal naming no cart alone
-    (a shop naming its carts on adds only) leaves the shopper's named cart the open one."""
-    carts = frame.select(key, "carts").explode("carts").drop_nulls("carts").unnest("carts")
-    orders = frame.select(key, "orders").explode("orders").drop_nulls("orders").unnest("orders")
-    placed = orders.filter(pl.col("ordered_at").is_not_null())
-    latest = (
-        placed.filter(pl.col("cart_id").is_not_null())
-        .group_by(key, "cart_id")
-        .agg(pl.col("ordered_at").max().alias("_latest"))
-    )
-    any_order = placed.group_by(key).agg(pl.col("ordered_at").max().alias("_any"))
-    implicit = (pl.col("cart_id") == IMPLICIT_CART).fill_null(False)
-    joined = carts.join(latest, on=[key, "cart_id"], how="left", maintain_order="left").join(
-        any_order, on=key, how="left", maintain_order="left"
-    )
-    ordered_at = pl.max_horizontal("ordered_at", "_latest", pl.when(implicit).then(pl.col("_any")))
-    rows = joined.with_columns(ordered_at.alias("ordered_at")).drop("_latest", "_any")
-    return rows.filter(~implicit | pl.col(key).is_in(_filled_implicit(frame, key).implode()))
-
-
-def _filled_implicit(frame: pl.DataFrame, key: str) -> pl.Series:
-    """The shoppers (`key`) of `frame` whose implicit cart ever had a unit added."""
-    lines = frame.select(key, "lines").explode("lines").drop_nulls("lines")
-    line = pl.col("lines").struct
-    return lines.filter((line.field("cart_id") == IMPLICIT_CART) & (line.field("added") > 0))[key].unique()
-
-
-def open_carts(carts: pl.DataFrame, key: str) -> pl.DataFrame:
-    """Per shopper (`key`), the open cart: of `carts` (`cart_rows`), the one without an order since its
-    last change changed last, ties by cart id (descending); `key`, `cart_id`, `changed_at`, `ordered_at`.
-    An emptied cart stays open (it has no lines to show); a cart only a checkout named never is; a cart
-    changed after its order is open again. The profile's cart, and so the email's; the cart and checkout
-    rules' exits read it too (rules/carts.py)."""
-    ordered = (pl.col("ordered_at") >= pl.col("changed_at")).fill_null(False)
-    return (
-        carts.filter(pl.col("changed_at").is_not_null() & ~ordered)
-        .sort("changed_at", "cart_id", descending=True)
-        .unique(key, keep="first")
-        .select(key, "cart_id", "changed_at", "ordered_at")
-    )
-
-
-def units_left(ordered_at: pl.Expr) -> pl.Expr:
-    """Whether a cart line (`last_ts`) was touched after the cart's latest order (`ordered_at`), which took
-    what it held then; true when either is null."""
-    return ~(pl.col("last_ts") <= ordered_at).fill_null(False)
-
-
-def line_units(lines: pl.DataFrame, moves: pl.DataFrame, key: str) -> pl.DataFrame:
-    """`lines` (`key`, cart_id, product_id, added, removed, last_ts and `ordered_at`, the cart's latest order)
-    with `units`: the units put in the line after that order less those taken out after it (every unit
-    when there is none; may be negative). Counted from the line's `moves` (MOVE_STATE rows of `key`), so a
-    product carted before the order and again after it counts only the units carted after. Units the
-    moves do not account for (a line folded before moves existed, `added - removed - moved`) count as
-    made at the line's last touch (`units_left`), as they always did."""
-    line = [key, "cart_id", "product_id"]
-    after = pl.col("ordered_at").is_null() | (pl.col("ts") > pl.col("ordered_at"))
-    moved = (
-        moves.select(*line, "ts", "units")
-        .join(lines.select(*line, "ordered_at"), on=line, how="inner", nulls_equal=True)
-        .group_by(line)
-        .agg(pl.col("units").filter(after).sum().alias("_after"), pl.col("units").sum().alias("_moved"))
-    )
-    joined = lines.join(moved, on=line, how="left", nulls_equal=True, maintain_order="left")
-    rest = pl.col("added") - pl.col("removed") - pl.col("_moved").fill_null(0)
-    units = pl.col("_after").fill_null(0) + pl.when(units_left(pl.col("ordered_at"))).then(rest).otherwise(0)
-    return joined.with_columns(units.alias("units")).drop("_after", "_moved")
-
-
 def _with_current_cart(frame: pl.DataFrame) -> pl.DataFrame:
     """`cart_id` / `cart_updated_at`: the open cart (`open_carts`); `_cart_ordered_at`, its latest order."""
     current = open_carts(cart_rows(frame, "user_id"), "user_id").rename(
@@ -198,9 +125,11 @@ def _with_cart_items(frame: pl.DataFrame) -> pl.DataFrame:
             *[line.field(f.name) for f in LINE_STATE.fields if f.name != "cart_id"],
         )
     )
-    moves = current.select("user_id", "moves").explode("moves").drop_nulls("moves").unnest("moves")
+    moves, baskets = (
+        current.select("user_id", c).explode(c).drop_nulls(c).unnest(c) for c in ("moves", "checkout_lines")
+    )
     items = (
-        line_units(lines, moves, "user_id")
+        line_units(lines, moves, baskets, "user_id")
         .filter(pl.col("units") > 0)
         .with_columns(pl.col("units").alias("quantity"))
         .select("user_id", *[f.name for f in CART_LINE.fields])

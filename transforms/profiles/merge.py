@@ -9,12 +9,12 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.principals import anonymous_principal, user_principal
+from transforms.profiles.baskets import fold_carts, fold_lines, merge_checkout_lines
 from transforms.profiles.checkouts import merge_checkouts
 from transforms.profiles.refunds import merge_refunds
 from transforms.profiles.state import (
     CART_STATE,
     CATEGORY_COUNT,
-    LINE_DETAILS,
     LINE_STATE,
     MOVE_STATE,
     ORDER_STATE,
@@ -82,6 +82,7 @@ def merge_partials(partial: pl.DataFrame) -> pl.DataFrame:
         _merge_moves,
         _merge_carts,
         merge_checkouts,
+        merge_checkout_lines,
         _merge_orders,
         merge_refunds,
         _merge_recent,
@@ -103,18 +104,7 @@ def _explode(partial: pl.DataFrame, column: str) -> pl.DataFrame:
 
 
 def _merge_lines(partial: pl.DataFrame) -> pl.DataFrame:
-    lines = (
-        _explode(partial, "lines")
-        .sort("last_ts", "name", "price", nulls_last=False)
-        .group_by("principal", "cart_id", "product_id")
-        .agg(
-            *[pl.col(a).drop_nulls().last() for _, a in LINE_DETAILS],
-            pl.col("added").sum(),
-            pl.col("removed").sum(),
-            pl.col("last_ts").max(),
-        )
-    )
-    return nest(lines, "lines", LINE_STATE)
+    return nest(fold_lines(_explode(partial, "lines")), "lines", LINE_STATE)
 
 
 def _merge_moves(partial: pl.DataFrame) -> pl.DataFrame:
@@ -122,12 +112,7 @@ def _merge_moves(partial: pl.DataFrame) -> pl.DataFrame:
 
 
 def _merge_carts(partial: pl.DataFrame) -> pl.DataFrame:
-    carts = (
-        _explode(partial, "carts")
-        .group_by("principal", "cart_id")
-        .agg(pl.col("changed_at").max(), pl.col("checkout_at").max(), pl.col("ordered_at").min())
-    )
-    return nest(carts, "carts", CART_STATE)
+    return nest(fold_carts(_explode(partial, "carts")), "carts", CART_STATE)
 
 
 def _merge_orders(partial: pl.DataFrame) -> pl.DataFrame:

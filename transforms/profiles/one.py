@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from transforms.profiles.one_baskets import cartless_start, checkout_cut, put_in_cart
 from transforms.profiles.state import (
     ENGAGEMENT_HALF_LIFE,
     EPOCH,
@@ -71,13 +72,12 @@ def _newest(state: Wire, crm: Wire, trait: str) -> Any:
     return crm_value if crm_newer and crm_value is not None else state.get(trait)
 
 
-def _current_cart(
-    carts: list[Wire], orders: list[Wire], lines: list[Wire]
-) -> tuple[str | None, int | None, int | None]:
-    """(cart_id, changed_at, ordered_at) of the open cart changed last (`derive.open_carts`: no order since
+def _current_cart(lists: dict[str, list[Wire]]) -> tuple[str | None, int | None, int | None]:
+    """(cart_id, changed_at, ordered_at) of the open cart changed last (`carts.open_carts`: no order since
     its last change, `ordered_at` its latest order: any order of the shopper for the implicit cart, which
-    is a cart only once something was added to it, `derive.cart_rows`); ties by cart id, descending (nulls
-    first)."""
+    is a cart only once something was added to it or a checkout listed its products, `carts.cart_rows`);
+    ties by cart id, descending (nulls first)."""
+    carts, orders, lines = lists["carts"], lists["orders"], lists["lines"]
     latest: dict[str, int] = {}
     for order in orders:
         cart_id, ordered_at = order.get("cart_id"), order.get("ordered_at")
@@ -85,6 +85,7 @@ def _current_cart(
             latest[cart_id] = max(latest.get(cart_id, ordered_at), ordered_at)
     any_order = _max(o.get("ordered_at") for o in orders)
     filled = any(line.get("cart_id") == IMPLICIT_CART and (line.get("added") or 0) > 0 for line in lines)
+    filled = filled or any(b.get("cart_id") == IMPLICIT_CART for b in lists["checkout_lines"])
     rows = []
     for cart in carts:
         changed_at, cart_id = cart.get("changed_at"), cart.get("cart_id")
@@ -102,13 +103,16 @@ def _current_cart(
 
 
 def _cart_items(
-    lines: list[Wire], moves: list[Wire], cart_id: str | None, ordered_at: int | None
+    lists: dict[str, list[Wire]], cart_id: str | None, ordered_at: int | None
 ) -> list[dict[str, Any]]:
-    """The current cart's lines with units left after its latest order (`derive.line_units`: the units
-    its moves put in or took out after that order, and those no move accounts for when the line was
-    touched after it), by product id (nulls first)."""
+    """The current cart's lines with units left after its cut (`carts.line_units`: its latest order, or
+    its latest checkout listing products after it, whose quantities count; then the units its moves put in
+    or took out after the cut, and those no move accounts for when the line was touched after it), by
+    product id (nulls first)."""
     if cart_id is None:
         return []
+    lines, moves = lists["lines"], lists["moves"]
+    cut, listed = checkout_cut(lists["checkout_lines"], cart_id, ordered_at)
     after: dict[str | None, int] = {}
     moved: dict[str | None, int] = {}
     for move in moves:
@@ -116,7 +120,7 @@ def _cart_items(
             continue
         product, ts, units = move.get("product_id"), move.get("ts"), move.get("units") or 0
         moved[product] = moved.get(product, 0) + units
-        if ordered_at is None or (ts is not None and ts > ordered_at):
+        if cut is None or (ts is not None and ts > cut):
             after[product] = after.get(product, 0) + units
     items = []
     for line in lines:
@@ -124,8 +128,8 @@ def _cart_items(
             continue
         added, removed, touched = line.get("added"), line.get("removed"), line.get("last_ts")
         product = line.get("product_id")
-        quantity = after.get(product, 0)
-        if ordered_at is None or touched is None or touched > ordered_at:  # what no move accounts for
+        quantity = listed.get(product, 0) + after.get(product, 0)
+        if cut is None or touched is None or touched > cut:  # what no move accounts for
             if added is None or removed is None:
                 continue
             quantity += added - removed - moved.get(product, 0)
@@ -197,7 +201,18 @@ def _net_revenue(order: Wire, refunds: list[Wire]) -> float | None:
 
 
 def _lists(state: Wire) -> dict[str, list[Wire]]:
-    names = ("lines", "moves", "carts", "checkouts", "orders", "refunds", "views", "searches", "categories")
+    names = (
+        "lines",
+        "moves",
+        "carts",
+        "checkouts",
+        "checkout_lines",
+        "orders",
+        "refunds",
+        "views",
+        "searches",
+        "categories",
+    )
     return {name: [e for e in (state.get(name) or ()) if e is not None] for name in names}
 
 
@@ -214,8 +229,11 @@ def derive_one(user_id: str, state: Wire | None, crm: Wire | None, as_of: dateti
     stated = traits["marketing_consent"]
     if stated is None:
         stated = state.get("category_consent")
-    cart_id, cart_at, cart_ordered_at = _current_cart(lists["carts"], orders, lines)
-    items = _cart_items(lines, lists["moves"], cart_id, cart_ordered_at)
+    cartless = cartless_start(lists)
+    if cartless is not None:  # a checkout naming no cart: the open cart's, else the implicit cart's
+        lists = put_in_cart(lists, _current_cart(lists)[0] or IMPLICIT_CART, cartless)
+    cart_id, cart_at, cart_ordered_at = _current_cart(lists)
+    items = _cart_items(lists, cart_id, cart_ordered_at)
     revenues = sorted(r for o in orders if (r := _net_revenue(o, refunds)) is not None)
     engagement = state.get("engagement")
     half_lives = (as_of - EPOCH).total_seconds() / ENGAGEMENT_HALF_LIFE.total_seconds()

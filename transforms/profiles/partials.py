@@ -14,10 +14,12 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.principals import principal as principal_of
+from transforms.profiles.baskets import checkout_items, checkout_line_partials
 from transforms.profiles.checkouts import checkout_partials
 from transforms.profiles.products import ORDER_PRODUCTS, order_products
 from transforms.profiles.refunds import currency_code, refund_partials
 from transforms.profiles.state import (
+    ADDED_EVENTS,
     CART_EVENTS,
     CART_STATE,
     CATEGORY_COUNT,
@@ -66,8 +68,12 @@ def partials(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("event_ts").filter(pl.col("event_name") == "Unsubscribed").min().alias("unsubscribed_at"),
         log_sum_exp(tau("event_ts")).alias("engagement"),
     )
-    parts = (_lines, _carts, checkout_partials, _orders, refund_partials, _views, _searches, _categories)
-    for frame in [*_stated(ev), *(part(ev) for part in parts)]:
+    items = checkout_items(ev)
+    listed = pl.col("event_id").is_in(items["event_id"].unique().implode()) if items.height else pl.lit(False)
+    ev = ev.with_columns(listed.alias("_listed"))  # a checkout listing products: a change of its cart
+    parts = (_carts, checkout_partials, _orders, refund_partials, _views, _searches, _categories)
+    lists = [_lines(ev, items), checkout_line_partials(items), *(part(ev) for part in parts)]
+    for frame in [*_stated(ev), *lists]:
         base = base.join(frame, on="principal", how="left")
     return conform(fill_lists(base))
 
@@ -98,19 +104,30 @@ def cart_of() -> pl.Expr:
     return pl.coalesce(pl.col("cart_id"), implicit).alias("cart_id")
 
 
-def _lines(ev: pl.DataFrame) -> pl.DataFrame:
-    """Cart lines per (cart, product): units added and removed, product details as of the last event; and
-    their moves (MOVE_STATE: the units each event put in or took out, per moment)."""
+def _lines(ev: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+    """Cart lines per (cart, product): units added and removed, product details as of the last event (the
+    products a checkout listed too: `items`, ITEM_SCHEMA, none added or removed); and their moves
+    (MOVE_STATE: the units each cart event put in or took out, per moment)."""
     cart = ev.filter(pl.col("event_name").is_in(CART_EVENTS)).with_columns(cart_of())
     quantity = pl.col("quantity").fill_null(1).clip(lower_bound=0)
-    added = pl.col("event_name") == "Product Added"
+    added = pl.col("event_name").is_in(ADDED_EVENTS)
+    removed = pl.col("event_name") == "Product Removed"
+    touched = ["principal", "cart_id", "product_id", "event_ts", "event_id", *(c for c, _ in LINE_DETAILS)]
+    counted = cart.select(
+        *touched,
+        pl.when(added).then(quantity).otherwise(0).alias("_added"),
+        pl.when(removed).then(quantity).otherwise(0).alias("_removed"),
+    )
+    zero = pl.lit(0, dtype=counted.schema["_added"])
+    listed = items.select(*touched, zero.alias("_added"), zero.alias("_removed"))
     lines = (
-        cart.sort("event_ts", "event_id")
+        pl.concat([counted, listed])
+        .sort("event_ts", "event_id")
         .group_by("principal", "cart_id", "product_id")
         .agg(
             *[pl.col(c).drop_nulls().last().alias(a) for c, a in LINE_DETAILS],
-            quantity.filter(added).sum().alias("added"),
-            quantity.filter(pl.col("event_name") == "Product Removed").sum().alias("removed"),
+            pl.col("_added").sum().alias("added"),
+            pl.col("_removed").sum().alias("removed"),
             pl.col("event_ts").max().alias("last_ts"),
         )
     )
@@ -122,13 +139,15 @@ def _lines(ev: pl.DataFrame) -> pl.DataFrame:
 
 
 def _carts(ev: pl.DataFrame) -> pl.DataFrame:
-    """Per cart: the last change, the last checkout start and the first order."""
+    """Per cart: the last change (a cart event, or a checkout naming it that listed products: `_listed`),
+    the last checkout start and the first order."""
+    changes = pl.col("event_name").is_in(CART_EVENTS) | pl.col("_listed")
     carts = (
         ev.filter(pl.col("cart_id").is_not_null() | pl.col("event_name").is_in(CART_EVENTS))
         .with_columns(cart_of())
         .group_by("principal", "cart_id")
         .agg(
-            pl.col("event_ts").filter(pl.col("event_name").is_in(CART_EVENTS)).max().alias("changed_at"),
+            pl.col("event_ts").filter(changes).max().alias("changed_at"),
             pl.col("event_ts").filter(pl.col("event_name") == "Checkout Started").max().alias("checkout_at"),
             pl.col("event_ts").filter(pl.col("event_name") == "Order Completed").min().alias("ordered_at"),
         )

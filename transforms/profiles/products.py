@@ -1,4 +1,4 @@
-"""An order's `products` as the profile reads them: product ids and categories, whatever the shop sent.
+"""An order's or a checkout's `products` as the profile reads them, whatever the shop sent.
 
 `products` is kept as sent (the JSON text of the order's `products` member), and a shop, or anyone with
 the public write key, may send anything there: an object, a string, a list of numbers, an id that is an
@@ -6,7 +6,7 @@ object. One vectorised decode reads a batch's well-formed lists; when it fails, 
 and one that still fails keeps only its products that are objects and their scalar ids and categories
 (found by review: one `Order Completed` with `"products": {"a": 1}` failed every batch's profile partials
 after its events were committed, so the ingest stalled for everyone, run after run). A text is read the
-same whatever batch it is in.
+same whatever batch it is in. Every field is read as text (a number as written), for the caller to type.
 """
 
 from __future__ import annotations
@@ -20,22 +20,27 @@ ORDER_PRODUCTS = pl.List(pl.Struct(dict.fromkeys(_FIELDS, pl.String())))
 
 def order_products(texts: pl.Series) -> pl.Series:
     """Each `products` text as ORDER_PRODUCTS (null: no list of products)."""
+    return decode_products(texts, ORDER_PRODUCTS)
+
+
+def decode_products(texts: pl.Series, dtype: pl.List) -> pl.Series:
+    """Each `products` text as `dtype` (a list of structs of text fields; null: no list of products)."""
     try:
-        return texts.str.json_decode(ORDER_PRODUCTS)
+        return texts.str.json_decode(dtype)
     except pl.exceptions.PolarsError:
-        return pl.Series(texts.name, [_alone(text) for text in texts], dtype=ORDER_PRODUCTS)
+        return pl.Series(texts.name, [_alone(text, dtype) for text in texts], dtype=dtype)
 
 
-def _decoded(text: str) -> list[dict[str, str | None]] | None:
-    value = pl.Series([text]).str.json_decode(ORDER_PRODUCTS)[0]
+def _decoded(text: str, dtype: pl.List) -> list[dict[str, str | None]] | None:
+    value = pl.Series([text]).str.json_decode(dtype)[0]
     return None if value is None else value.to_list()
 
 
-def _alone(text: str | None) -> list[dict[str, str | None]] | None:
+def _alone(text: str | None, dtype: pl.List) -> list[dict[str, str | None]] | None:
     if text is None:
         return None
     try:
-        return _decoded(text)
+        return _decoded(text, dtype)
     except pl.exceptions.PolarsError:
         pass
     try:
@@ -44,13 +49,16 @@ def _alone(text: str | None) -> list[dict[str, str | None]] | None:
         return None
     if not isinstance(value, list):
         return None
+    inner = dtype.inner
+    assert isinstance(inner, pl.Struct)
+    fields = {f.name for f in inner.fields}
     kept = [
-        {k: v for k, v in item.items() if k in _FIELDS and _scalar(v)}
+        {k: v for k, v in item.items() if k in fields and _scalar(v)}
         for item in value
         if isinstance(item, dict)
     ]
     try:
-        return _decoded(orjson.dumps(kept).decode())
+        return _decoded(orjson.dumps(kept).decode(), dtype)
     except (pl.exceptions.PolarsError, orjson.JSONEncodeError):
         return None
 

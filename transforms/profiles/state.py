@@ -20,7 +20,12 @@ TRAITS = ("email", "first_name", "timezone", "locale", "marketing_consent")
 # Traits and the consent object's say on marketing (transforms.profiles.traits): each kept with its time
 # (`<name>_ts`), the last statement by event time winning; `category_consent` has no CRM column.
 STATED = (*TRAITS, "category_consent")
-CART_EVENTS = ("Product Added", "Product Removed")
+# Events that put a product in the cart: Segment's `Wishlist Product Added to Cart` moves a wishlist item into
+# the cart (`product_id`, `cart_id`, `quantity`, ...), for the cart as a `Product Added` (found by review).
+ADDED_EVENTS = ("Product Added", "Wishlist Product Added to Cart")
+CART_EVENTS = (*ADDED_EVENTS, "Product Removed")
+# Events of a shopper's interest in a product, for back_in_stock and price_drop: viewed or carted.
+VIEWED_OR_CARTED = ("Product Viewed", *ADDED_EVENTS)
 # The cart of a shopper's cart events that name none (`cart_id` is optional in Segment's e-commerce spec):
 # one cart per shopper, kept under this id like a named one. Not the shopper's id: the `cart_id` of
 # `profiles` and the `anchor` of `triggers` show it as it is. Any order of the shopper empties it (it has
@@ -73,6 +78,21 @@ CHECKOUT_STATE = pl.Struct(
         "started_at": UTC_TS,  # the latest `Checkout Started` of it
     }
 )
+# The products of a cart's latest `Checkout Started` that listed some (Segment's spec sends the checkout's
+# `products[]`): the cart as it was at checkout time (transforms.profiles.baskets). They replace the cart's
+# lines at that moment, and the cart's moves after it apply on top (`carts.line_units`). `cart_id` null:
+# the checkout named no cart; it is the shopper's open cart then (`baskets.checkout_carts`). Per cart only
+# the lines of its latest checkout are kept (by `started_at`, then `checkout`), so partials merge in any
+# order to the same list.
+CHECKOUT_LINE_STATE = pl.Struct(
+    {
+        "cart_id": pl.String(),
+        "product_id": pl.String(),
+        "started_at": UTC_TS,
+        "checkout": pl.String(),  # the checkout's messageId: of two at one moment, the greater's lines
+        "units": pl.Int64(),  # its quantities of the product, summed (1 when not stated)
+    }
+)
 ORDER_STATE = pl.Struct(
     {
         "order_id": pl.String(),  # the shop's order id, else `msg:<messageId>` (an order all the same)
@@ -118,6 +138,7 @@ PARTIAL_SCHEMA: dict[str, pl.DataType] = {
     "moves": pl.List(MOVE_STATE),  # added after `lines`: a state folded before reads it as empty
     "carts": pl.List(CART_STATE),
     "checkouts": pl.List(CHECKOUT_STATE),
+    "checkout_lines": pl.List(CHECKOUT_LINE_STATE),  # added later: a state folded before reads it as empty
     "orders": pl.List(ORDER_STATE),
     "refunds": pl.List(REFUND_STATE),
     "views": pl.List(VIEW),

@@ -22,7 +22,8 @@ from datetime import timedelta
 import polars as pl
 
 from transforms.principals import anonymous, anonymous_principal, user_principal
-from transforms.profiles.derive import cart_rows, line_units, open_carts
+from transforms.profiles.baskets import checkout_carts
+from transforms.profiles.carts import cart_rows, line_units, open_carts
 from transforms.profiles.merge import first_claims
 from transforms.profiles.state import IMPLICIT_CART
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA, RuleContext, exploded, finish, trigger_ids
@@ -31,15 +32,22 @@ CART = "abandoned_cart"
 OWN = ["principal", "anchor"]  # what the implicit cart's trigger ids are made of
 
 
+def cart_state(context: RuleContext) -> pl.DataFrame:
+    """The state with each checkout naming no cart in the cart it was for (`baskets.checkout_carts`), as
+    the profile reads it: the carts the rules see are the profile's (and the email's)."""
+    return checkout_carts(context.state, "principal")
+
+
 def cart_facts(state: pl.DataFrame) -> pl.DataFrame:
-    """Per (principal, cart): last change, last checkout, latest order (`cart_rows`), and units still in
-    it (`line_units`: those its latest order took are gone, a cart id reused after an order starts empty)."""
+    """Per (principal, cart) of `state` (`cart_state`): last change, last checkout, latest order
+    (`cart_rows`), and units still in it (`line_units`: those its latest order took are gone, a cart id
+    reused after an order starts empty, a checkout's products are the cart at checkout time)."""
     carts = cart_rows(state, "principal")
     lines = exploded(state, "lines").join(
         carts.select("principal", "cart_id", "ordered_at"), on=["principal", "cart_id"], how="left"
     )
     units = (
-        line_units(lines, exploded(state, "moves"), "principal")
+        line_units(lines, exploded(state, "moves"), exploded(state, "checkout_lines"), "principal")
         .with_columns(pl.col("units").clip(lower_bound=0))
         .group_by("principal", "cart_id")
         .agg(pl.col("units").sum())
@@ -81,7 +89,7 @@ def _recent(facts: pl.DataFrame, column: str, context: RuleContext, lateness: ti
 
 def cart_candidates(context: RuleContext) -> pl.DataFrame:
     """Every cart changed recently; due `delay` after its last change (each change restarts the timer)."""
-    facts = _recent(cart_facts(context.state), "changed_at", context, timedelta(hours=24))
+    facts = _recent(cart_facts(cart_state(context)), "changed_at", context, timedelta(hours=24))
     rows = facts.select(
         "principal",
         pl.col("cart_id").alias("anchor"),
@@ -99,7 +107,7 @@ def cart_refilled(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     """Per candidate, its cart's latest order before its last change (null: none, or the cart is ordered):
     what was put in it after that order is a new fill of the cart, whose instance follows the one before
     whatever that one's decision (`transforms.triggers.exits.follows`)."""
-    facts = cart_facts(context.state).rename({"cart_id": "anchor"})
+    facts = cart_facts(cart_state(context)).rename({"cart_id": "anchor"})
     facts = _join(candidates.select("principal", "anchor"), facts, ["principal", "anchor"])
     refilled = pl.when(pl.col("ordered_at") < pl.col("changed_at")).then(pl.col("ordered_at"))
     return facts.select(refilled.alias("refilled_at"))["refilled_at"]
@@ -154,13 +162,14 @@ def cart_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     precedence), or, when due, `cart_changed`: it is no longer the shopper's open cart (`open_carts`, the
     profile's cart, which content shows: it would abort the email, and a send decision would take the
     cooldown and the frequency cap from the email of the cart the shopper has now)."""
-    facts = cart_facts(context.state).rename({"cart_id": "anchor"})
+    state = cart_state(context)
+    facts = cart_facts(state).rename({"cart_id": "anchor"})
     facts = _join(candidates.select("principal", "anchor"), facts, ["principal", "anchor"])
-    facts = _join(facts, last_orders(context.state), "principal")
-    started = checkouts(context.state)  # any checkout of the shopper, named after the cart or not
+    facts = _join(facts, last_orders(state), "principal")
+    started = checkouts(state)  # any checkout of the shopper, named after the cart or not
     latest = started.group_by("principal").agg(pl.col("started_at").max().alias("checkout_at"))
     facts = _join(facts.drop("checkout_at"), latest, "principal")
-    opened = open_carts(cart_rows(context.state, "principal"), "principal")
+    opened = open_carts(cart_rows(state, "principal"), "principal")
     facts = _join(facts, opened.select("principal", pl.col("cart_id").alias("_open")), "principal")
     since = [(pl.col(c) >= pl.col("changed_at")).fill_null(False) for c in ("ordered_at", "last_order_at")]
     reason = (
@@ -184,17 +193,18 @@ def checkout_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     frequency cap from the email of the shopper's new cart), or `cart_emptied`: that cart, or the open
     one when it named none, is there and has nothing in it (content would abort `empty_cart`, the cap
     taken alike)."""
-    started = checkouts(context.state)
+    state = cart_state(context)
+    started = checkouts(state)
     facts = _join(candidates.select("principal", "anchor"), started, ["principal", "anchor"])
-    facts = _join(facts, last_orders(context.state), "principal")
-    carts = cart_facts(context.state).select("principal", "cart_id", "ordered_at")
-    facts = _join(facts, carts, ["principal", "cart_id"])
-    facts = _join(facts, _matched_orders(context.state, facts), ["principal", "anchor"])
+    facts = _join(facts, last_orders(state), "principal")
+    cart_units = cart_facts(state)
+    facts = _join(facts, cart_units.select("principal", "cart_id", "ordered_at"), ["principal", "cart_id"])
+    facts = _join(facts, _matched_orders(state, facts), ["principal", "anchor"])
     latest = started.group_by("principal").agg(pl.col("started_at").max().alias("_latest"))
     facts = _join(facts, latest, "principal")
-    opened = open_carts(cart_rows(context.state, "principal"), "principal")
+    opened = open_carts(cart_rows(state, "principal"), "principal")
     facts = _join(facts, opened.select("principal", pl.col("cart_id").alias("_open")), "principal")
-    filled = cart_facts(context.state).select("principal", pl.col("cart_id").alias("_open"), "units")
+    filled = cart_units.select("principal", pl.col("cart_id").alias("_open"), "units")
     facts = _join(facts.drop("units", strict=False), filled, ["principal", "_open"])
     reason = (
         pl.when(_ordered_since("started_at") | pl.col("_matched").fill_null(False))
