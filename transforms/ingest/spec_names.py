@@ -21,6 +21,7 @@ SPEC_NAMES = (
     "Product Viewed",
     "Product Added",
     "Product Removed",
+    "Wishlist Product Added to Cart",
     "Cart Viewed",
     "Checkout Started",
     "Order Completed",
