@@ -34,8 +34,9 @@ from transforms.schema import UTC_TS
 
 STARTED = "Checkout Started"
 _TEXTS = ("product_id", "name", "category", "price", "quantity", "image_url", "url")
-# A line's details in the order that breaks ties between lines touched at one moment (`fold_lines`).
-_TIES = ("name", "price", "category", "image_url", "url")
+# A line's details in the order that breaks ties between lines touched at one moment (`fold_lines`, and a
+# batch's cart events and checkouts: `partials._lines`).
+LINE_TIES = ("name", "price", "category", "image_url", "url")
 CHECKOUT_PRODUCTS = pl.List(pl.Struct(dict.fromkeys(_TEXTS, pl.String())))
 # A checkout's product as a cart event's columns (partials._lines): the events' names of the line details.
 ITEM_SCHEMA: dict[str, pl.DataType] = {
@@ -108,7 +109,7 @@ def fold_lines(lines: pl.DataFrame) -> pl.DataFrame:
     """LINE_STATE rows (with `principal`) merged per cart and product: units summed, the last touch, each
     detail as of the latest line stating it (ties: by the details, so any grouping gives the same)."""
     return (
-        lines.sort("last_ts", *_TIES, nulls_last=False)
+        lines.sort("last_ts", *LINE_TIES, nulls_last=False)
         .group_by("principal", "cart_id", "product_id")
         .agg(
             *[pl.col(a).drop_nulls().last() for _, a in LINE_DETAILS],

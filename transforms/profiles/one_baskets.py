@@ -9,7 +9,7 @@ from typing import Any
 
 Wire = Mapping[str, Any]
 Lists = dict[str, list[Wire]]
-_DETAILS = ("name", "price", "category", "image_url", "url")  # `baskets._TIES`
+_DETAILS = ("name", "price", "category", "image_url", "url")  # `baskets.LINE_TIES`
 
 
 def _first(value: Any) -> tuple[bool, Any]:

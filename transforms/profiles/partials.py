@@ -14,7 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.principals import principal as principal_of
-from transforms.profiles.baskets import checkout_items, checkout_line_partials
+from transforms.profiles.baskets import LINE_TIES, checkout_items, checkout_line_partials
 from transforms.profiles.checkouts import checkout_partials
 from transforms.profiles.products import ORDER_PRODUCTS, order_products
 from transforms.profiles.refunds import currency_code, refund_partials
@@ -120,9 +120,13 @@ def _lines(ev: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
     )
     zero = pl.lit(0, dtype=counted.schema["_added"])
     listed = items.select(*touched, zero.alias("_added"), zero.alias("_removed"))
+    # At one moment, the details as the merge picks them (`baskets.fold_lines`), not by message id: else a
+    # `Product Added` and a checkout of one product at one moment (a "buy now") gave one price in a batch
+    # and another when they landed apart (found by review: the live store and a rebuild differed).
+    ties = [{a: c for c, a in LINE_DETAILS}[t] for t in LINE_TIES]
     lines = (
         pl.concat([counted, listed])
-        .sort("event_ts", "event_id")
+        .sort("event_ts", *ties, nulls_last=False)
         .group_by("principal", "cart_id", "product_id")
         .agg(
             *[pl.col(c).drop_nulls().last().alias(a) for c, a in LINE_DETAILS],
