@@ -44,15 +44,14 @@ def cartless_start(lists: Lists) -> int | None:
 
 def _fold_lines(lines: list[Wire]) -> list[Wire]:
     """`baskets.fold_lines`: per (cart, product), units summed, the last touch, each detail as of the
-    latest line stating it (ties by name, then price)."""
+    latest line stating it (ties by every detail, in `_DETAILS` order: by name and price alone, lines of one
+    moment that differ in category, picture or URL kept the wire's order, found by review)."""
     groups: dict[tuple[Any, Any], list[Wire]] = {}
     for line in lines:
         groups.setdefault((line.get("cart_id"), line.get("product_id")), []).append(line)
     folded: list[Wire] = []
     for (cart, product), group in groups.items():
-        group.sort(
-            key=lambda ln: (_first(ln.get("last_ts")), _first(ln.get("name")), _first(ln.get("price")))
-        )
+        group.sort(key=lambda ln: tuple(_first(ln.get(name)) for name in ("last_ts", *_DETAILS)))
         row: dict[str, Any] = {"cart_id": cart, "product_id": product}
         for name in _DETAILS:
             stated = [ln.get(name) for ln in group if ln.get(name) is not None]
