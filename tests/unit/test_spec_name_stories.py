@@ -4,7 +4,8 @@
 
 Regression (found by review): lakemail matched the spec's names exactly, so such an order did not end the
 cart or the checkout (the buyer got the cart email), was not counted on the profile nor credited to an
-email, and `orderId` / `cartId` / `checkoutId` / `productId` were not read.
+email, and `orderId` / `cartId` / `checkoutId` / `productId` were not read; nor was a listed product's
+`productId` (`products[]`: no cart lines, no purchased products).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from tests.story import Shop, at, spec_message
+from tests.unit.test_checkout_products import PRODUCTS, lines_of
 from tests.unit.test_stories import DAY, anchored, signup
+from tests.unit.test_trigger_content import email, signed_up
 from transforms.measure.attribution import orders_of
 from transforms.profiles.derive import derive
 from transforms.profiles.state import canonical
@@ -108,3 +111,20 @@ def test_an_order_naming_the_checkout_by_checkout_id_exits_it(started: str, orde
     decided = checkout_then_order(started, ordered, camel=True)
     assert decided == checkout_then_order("Checkout Started", "Order Completed", camel=False)
     assert ("abandoned_checkout", "u1", "k1", "exited", "order_completed") in decided
+
+
+@pytest.mark.parametrize("camel", [True, False])
+def test_a_camel_case_shops_products_are_read_as_their_product_ids(camel: bool) -> None:
+    """A shop that sends `productId` sends its products so too (Segment's destinations read either). Ann
+    starts checkout listing 2 mugs as `products[].productId` (no `Product Added`): the checkout email lists
+    them (not aborted `empty_cart`); she then orders a sock so listed: it is among her purchased products."""
+    shop = signed_up(*PRODUCTS)
+    mugs = [{**ids(camel, product_id="p-mug"), "name": "Mug", "price": 20.0, "quantity": 2}]
+    shop.land(spec_message("Checkout Started", at(0), user="u1", products=mugs))
+    shop.run(at(1))
+    shop.run(at(31))
+    assert lines_of(email(shop, "abandoned_checkout", at(31))) == [("P-Mug", 2, "€40.00")]
+    socks = [{**ids(camel, product_id="p-sock"), "category": "socks"}]
+    shop.land(spec_message("Order Completed", at(40), user="u1", order_id="o1", products=socks))
+    profile = derive(shop.state(), shop.customers, at(41)).row(0, named=True)
+    assert profile["purchased_products"] == ["p-sock"]
