@@ -21,6 +21,7 @@ from transforms.profiles.state import IMPLICIT_CART
 from transforms.schema import PENDING_DECISIONS
 from transforms.sends.catalog import Catalog
 from transforms.sends.plan import Render, SendWorld, plan_row
+from transforms.triggers.rules import carts as carts_rules
 
 
 def _product(name: str) -> dict[str, Any]:
@@ -221,3 +222,24 @@ def test_an_abandoned_checkout_takes_precedence_over_the_implicit_cart() -> None
         ("abandoned_cart", "exited", "abandoned_checkout_takes_precedence"),
         ("abandoned_checkout", "send", "all policies passed"),
     ]
+
+
+def test_an_evaluation_places_the_checkouts_in_their_carts_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cart rules read the carts' state (checkouts naming no cart placed) in four steps: derived once
+    an evaluation, not in each (a quarter of the engine's time, #17). The decisions are the same."""
+    placed_states: list[pl.DataFrame] = []
+    placed = carts_rules.checkout_carts
+
+    def counted(state: pl.DataFrame, principal: str) -> pl.DataFrame:
+        placed_states.append(state)
+        return placed(state, principal)
+
+    monkeypatch.setattr(carts_rules, "checkout_carts", counted)
+    shop = _shop()
+    shop.land(_cart("Product Added", 0, "p1"), _cart("Product Added", 5, "p2"))
+    shop.run(at(11))
+    first = len(placed_states)
+    shop.run(at(70))  # the cart's instance is due: candidates, exit reasons and refills all read the carts
+    assert len(placed_states) - first == 1, len(placed_states) - first
+    assert not any(a is b for i, a in enumerate(placed_states) for b in placed_states[i + 1 :])
+    assert _terminal(shop) == [(IMPLICIT_CART, "send", "all policies passed", at(70))]

@@ -19,7 +19,7 @@ from transforms.schema import CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHE
 from transforms.triggers.exits import Lookup, Renewable, exit_waits, exits, instances, looked_up, no_renewable
 from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, resumed_due, variants
 from transforms.triggers.rules import RULES, Rule, RuleContext
-from transforms.triggers.rules.base import CANDIDATE_SCHEMA
+from transforms.triggers.rules.base import CANDIDATE_SCHEMA, Derived
 
 QUIET = "quiet hours in the user's time zone"
 GUEST = "identified anonymously (an email, no user id): only users are mailed"  # the log, outbox, erasure
@@ -53,6 +53,7 @@ class World:
     # trigger_id, decision, decided_at): such an instance is followed by a new one once its rule wants the
     # anchor again and it changed since (a refilled cart, a guest's after login; `exits.follows`).
     renewable: pl.DataFrame = field(default_factory=no_renewable)
+    derived: Derived = field(default_factory=dict, compare=False, repr=False)  # `RuleContext.once`
 
 
 def delay_for(rule: Rule, delays: dict[str, timedelta]) -> timedelta:
@@ -109,6 +110,7 @@ def _context(world: World, rule: Rule) -> RuleContext:
         profiles=world.profiles,
         customers=world.customers,
         history=world.history,
+        derived=world.derived,
     )
 
 

@@ -27,7 +27,7 @@ import polars as pl
 
 from transforms.schema import TERMINAL_DECISIONS, TRIGGERS_SCHEMA, UTC_TS
 from transforms.triggers.rules import RULES, Rule, RuleContext
-from transforms.triggers.rules.base import renewal_ids
+from transforms.triggers.rules.base import Derived, renewal_ids
 
 ContextFor = Callable[[Rule], RuleContext]
 Lookup = Callable[[pl.Series], pl.Series]  # of these trigger ids, those the decision log says it of
@@ -65,9 +65,11 @@ def exit_reasons_now(
     the decision withdraws it. `rows` need trigger_id, kind, principal, anchor and first_event_at.
     """
 
+    derived: Derived = {}  # what the rules derive from `state` alike, once for all of them
+
     def context_for(rule: Rule) -> RuleContext:
         empty = pl.DataFrame()
-        return RuleContext(state, now, rule.default_delay, catalog, empty, empty)
+        return RuleContext(state, now, rule.default_delay, catalog, empty, empty, derived=derived)
 
     return exits(rows, context_for)
 

@@ -23,6 +23,9 @@ CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+# A name -> the state a frame was derived from, and the frame (`RuleContext.once`).
+Derived = dict[str, tuple[pl.DataFrame, pl.DataFrame]]
+
 # Earlier `send` decisions, as the engine keeps them (World.history): who got which kind about what, when.
 SENT_HISTORY: dict[str, pl.DataType] = {
     "user_id": pl.String(),
@@ -49,6 +52,17 @@ class RuleContext:
     customers: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CUSTOMERS_SCHEMA))
     # The users' earlier sends (SENT_HISTORY, within stores.triggers.HISTORY): browse re-entry counts on them.
     history: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SENT_HISTORY))
+    # What rules derive from `state` alike (`once`), shared by the contexts of one evaluation.
+    derived: Derived = field(default_factory=dict, compare=False, repr=False)
+
+    def once(self, name: str, derive: Callable[[pl.DataFrame], pl.DataFrame]) -> pl.DataFrame:
+        """`derive(state)`, computed once for the contexts sharing `derived` and this very `state` (the
+        cart rules read the carts' state four times an evaluation: a quarter of the engine's time, #17)."""
+        kept = self.derived.get(name)
+        if kept is None or kept[0] is not self.state:
+            kept = (self.state, derive(self.state))
+            self.derived[name] = kept
+        return kept[1]
 
 
 @dataclass(frozen=True)

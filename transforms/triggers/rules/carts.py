@@ -35,7 +35,12 @@ OWN = ["principal", "anchor"]  # what the implicit cart's trigger ids are made o
 def cart_state(context: RuleContext) -> pl.DataFrame:
     """The state with each checkout naming no cart in the cart it was for (`baskets.checkout_carts`), as
     the profile reads it: the carts the rules see are the profile's (and the email's)."""
-    return checkout_carts(context.state, "principal")
+    return context.once("cart_state", lambda state: checkout_carts(state, "principal"))
+
+
+def state_facts(context: RuleContext) -> pl.DataFrame:
+    """`cart_facts` of the context's `cart_state`, once an evaluation (four rules' steps read them)."""
+    return context.once("cart_facts", lambda _state: cart_facts(cart_state(context)))
 
 
 def cart_facts(state: pl.DataFrame) -> pl.DataFrame:
@@ -89,7 +94,7 @@ def _recent(facts: pl.DataFrame, column: str, context: RuleContext, lateness: ti
 
 def cart_candidates(context: RuleContext) -> pl.DataFrame:
     """Every cart changed recently; due `delay` after its last change (each change restarts the timer)."""
-    facts = _recent(cart_facts(cart_state(context)), "changed_at", context, timedelta(hours=24))
+    facts = _recent(state_facts(context), "changed_at", context, timedelta(hours=24))
     rows = facts.select(
         "principal",
         pl.col("cart_id").alias("anchor"),
@@ -107,7 +112,7 @@ def cart_refilled(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     """Per candidate, its cart's latest order before its last change (null: none, or the cart is ordered):
     what was put in it after that order is a new fill of the cart, whose instance follows the one before
     whatever that one's decision (`transforms.triggers.exits.follows`)."""
-    facts = cart_facts(cart_state(context)).rename({"cart_id": "anchor"})
+    facts = state_facts(context).rename({"cart_id": "anchor"})
     facts = _join(candidates.select("principal", "anchor"), facts, ["principal", "anchor"])
     refilled = pl.when(pl.col("ordered_at") < pl.col("changed_at")).then(pl.col("ordered_at"))
     return facts.select(refilled.alias("refilled_at"))["refilled_at"]
@@ -163,7 +168,7 @@ def cart_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     profile's cart, which content shows: it would abort the email, and a send decision would take the
     cooldown and the frequency cap from the email of the cart the shopper has now)."""
     state = cart_state(context)
-    facts = cart_facts(state).rename({"cart_id": "anchor"})
+    facts = state_facts(context).rename({"cart_id": "anchor"})
     facts = _join(candidates.select("principal", "anchor"), facts, ["principal", "anchor"])
     facts = _join(facts, last_orders(state), "principal")
     started = checkouts(state)  # any checkout of the shopper, named after the cart or not
@@ -197,7 +202,7 @@ def checkout_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     started = checkouts(state)
     facts = _join(candidates.select("principal", "anchor"), started, ["principal", "anchor"])
     facts = _join(facts, last_orders(state), "principal")
-    cart_units = cart_facts(state)
+    cart_units = state_facts(context)
     facts = _join(facts, cart_units.select("principal", "cart_id", "ordered_at"), ["principal", "cart_id"])
     facts = _join(facts, _matched_orders(state, facts), ["principal", "anchor"])
     latest = started.group_by("principal").agg(pl.col("started_at").max().alias("_latest"))
