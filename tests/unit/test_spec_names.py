@@ -52,7 +52,9 @@ STORED = [
     ("Order Completed Late", "Order Completed Late"),
     ("Product Viewed Twice", "Product Viewed Twice"),
     ("My Order Completed", "My Order Completed"),
-    ("OrderCompleted", "OrderCompleted"),
+    ("OrderCompleted", "Order Completed"),  # Segment's regexes take the separator as optional
+    ("completedorder", "Order Completed"),
+    ("emailLinkClicked", "Email Link Clicked"),
     ("Order.Completed", "Order.Completed"),
     ("Order Complete", "Order Complete"),
     ("Completed Checkout", "Completed Checkout"),
@@ -94,9 +96,10 @@ SEPARATORS = [" ", "  ", "_", "-", "\t", " _ "]
 
 
 def model(sent: str) -> str:
-    """The rule in Python: blanks around dropped, separators one space, case ignored."""
-    key = re.sub(r"[\s_-]+", " ", sent.strip()).lower()
-    table = {name.lower(): name for name in SPEC_NAMES} | {old.lower(): new for old, new in V1_NAMES.items()}
+    """The rule in Python: whitespace, `_` and `-` dropped, case ignored."""
+    key = re.sub(r"[\s_-]+", "", sent).lower()
+    table = {name.lower().replace(" ", ""): name for name in SPEC_NAMES}
+    table |= {old.lower().replace(" ", ""): new for old, new in V1_NAMES.items()}
     return table.get(key, sent)
 
 

@@ -47,10 +47,12 @@ V1_NAMES = {
     "Refunded Order": "Order Refunded",
     "Cancelled Order": "Order Cancelled",
 }
-# Between words: a run of whitespace, `_` or `-` is one space (`order_completed`, `Order  Completed`).
+# Between words: a run of whitespace, `_` or `-`, or none (`order_completed`, `OrderCompleted`).
 _SEPARATORS = r"[\s_-]+"
-# The comparable form of a sent name (`_key`) -> the spec's name.
-SPEC_KEYS = {name.lower(): spec for name, spec in [*V1_NAMES.items(), *((n, n) for n in SPEC_NAMES)]}
+# The comparable form of a sent name (`_key`: lower case, no separators) -> the spec's name.
+SPEC_KEYS = {
+    name.lower().replace(" ", ""): spec for name, spec in [*V1_NAMES.items(), *((n, n) for n in SPEC_NAMES)]
+}
 # The properties' keyed ids (events.KEY_IDS) -> their camelCase spelling, read when the id names none.
 CAMEL_IDS = {
     "cart_id": "cartId",
@@ -74,8 +76,9 @@ def camel_look() -> pl.Expr:
 
 
 def _key(names: pl.Series) -> pl.Series:
-    """Each name's comparable form: no surrounding whitespace, one space between words, lower case."""
-    return names.str.strip_chars().str.replace_all(_SEPARATORS, " ").str.to_lowercase()
+    """Each name's comparable form: lower case, without whitespace, `_` or `-` (Segment's destinations
+    take `OrderCompleted` and `ordercompleted` for `Order Completed` too: the separator is optional)."""
+    return names.str.replace_all(_SEPARATORS, "").str.to_lowercase()
 
 
 def spec_event_names(names: pl.Series) -> pl.Series:
