@@ -18,6 +18,7 @@ from resources.lake_config import table_configuration, writer_properties
 from resources.lake_files import append_files, arrow_stream
 from resources.lake_held import held_table
 from resources.lake_locks import LakeLocks
+from resources.lake_merge import merge
 from transforms.evolution import struct_widening, widened
 from transforms.schema import INGEST_APP_ID
 
@@ -181,11 +182,14 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         tags: dict[str, int] | None = None,
         insert_only: bool = False,
         whole: bool = False,
+        since: str | None = None,
     ) -> None:
         """One commit (Delta MERGE on `key`, a non-personal id): new keys are inserted, existing rows
-        replaced (kept as they are with `insert_only`). `tags` are recorded even when `frame` is empty.
-        With `whole`, `frame` is the whole table: rows whose key it lacks are deleted too, and only the
-        files holding a changed or deleted row are rewritten.
+        replaced (kept as they are with `insert_only`: only the new ones appended). `tags` are recorded
+        even when `frame` is empty. With `whole`, `frame` is the whole table: rows whose key it lacks are
+        deleted too, and only the files holding a changed or deleted row are rewritten. `since`: a column
+        no row changes after its insert, so that files below the frame's least value are not read
+        (`resources.lake_merge`).
         """
         self._writable()
         transactions = [Transaction(app_id, version) for app_id, version in (tags or {}).items()]
@@ -203,22 +207,7 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
                         schema_mode="merge" if table is not None else None,
                     )
                 return
-            merger = table.merge(
-                frame.to_arrow(compat_level=pl.CompatLevel.oldest()),
-                predicate=f"t.{key} = s.{key}",
-                source_alias="s",
-                target_alias="t",
-                merge_schema=True,  # a column from a later release is added, not dropped
-                writer_properties=writer_properties(),
-                commit_properties=commit,
-            )
-            if whole:  # a row as it is is not updated, so a file of such rows is not rewritten
-                differs = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in frame.columns if c != key)
-                merger = merger.when_matched_update_all(predicate=differs or None)
-                merger = merger.when_not_matched_by_source_delete()
-            elif not insert_only:
-                merger = merger.when_matched_update_all()
-            merger.when_not_matched_insert_all().execute()
+            merge(table, frame, key=key, commit=commit, insert_only=insert_only, whole=whole, since=since)
 
     def write(
         self,

@@ -243,10 +243,11 @@ def read_bestsellers(lake: LakeResource, now: datetime) -> list[str]:
 def write_statuses(
     lake: LakeResource, markers: AttemptMarkers, changed: list[dict], report: SendsReport
 ) -> None:
-    """Every changed row in one MERGE on send_id; then their attempt markers go."""
+    """Every changed row in one MERGE on send_id (a row's `created_at` never changes: the files of older
+    rows are not read); then their attempt markers go."""
     if not changed:
         return
     frame = pl.DataFrame(changed, schema=SENDS_SCHEMA)
-    lake.upsert("sends", frame, key="send_id")
+    lake.upsert("sends", frame, key="send_id", since="created_at")
     markers.clear(frame["send_id"].to_list())
     report.rows = frame

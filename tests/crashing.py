@@ -53,10 +53,11 @@ class CrashingLakeResource(LakeResource):
         tags: dict[str, int] | None = None,
         insert_only: bool = False,
         whole: bool = False,
+        since: str | None = None,
     ) -> None:
         if not insert_only and self.crash_after == f"{name}:before-status":
             os.kill(os.getpid(), signal.SIGKILL)
-        super().upsert(name, frame, key=key, tags=tags, insert_only=insert_only, whole=whole)
+        super().upsert(name, frame, key=key, tags=tags, insert_only=insert_only, whole=whole, since=since)
         self._maybe_crash(name)
 
     def _maybe_crash(self, name: str) -> None:
