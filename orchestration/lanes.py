@@ -15,7 +15,7 @@ but not yet in the store waits for the next run). A run of `microbatch_job` (`la
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import dagster as dg
@@ -111,16 +111,21 @@ class DecideWork:
     due: datetime | None  # the earliest pending trigger or outbox row
 
     @classmethod
-    def of(cls, lake: LakeResource, state: StateResource | None = None) -> DecideWork:
-        due = [t for t in (next_due(lake), next_attempt(lake)) if t is not None]
+    def of(cls, lake: LakeResource, state: StateResource | None = None, *, due: bool = True) -> DecideWork:
+        """The lake's and the store's figures; without `due`, the due time is read only when nothing else
+        is to do (a busy lane's poll reads no pending trigger nor outbox row: #17)."""
         stored = stored_batch(state)
-        return cls(
+        work = cls(
             committed=lake.committed_batch() if stored is None else stored,
             considered=lake.app_version("trigger_state", BATCH_APP),
             evaluation=lake.app_version("triggers", RUN_APP),
             enqueued=lake.app_version("sends", SENDS_APP),
-            due=min(due, default=None),
+            due=None,
         )
+        if due or not (work.new_batches() or work.unqueued()):
+            times = [t for t in (next_due(lake), next_attempt(lake)) if t is not None]
+            work = replace(work, due=min(times, default=None))
+        return work
 
     def new_batches(self) -> bool:
         """The store holds batches the engine has not considered."""
@@ -154,7 +159,7 @@ def evaluate_decide(
     """What the decide lane should do now (`decide_now` over the lake's and the store's `DecideWork`)."""
     if in_flight:
         return decide_now(DecideWork(0, 0, 0, 0, None), in_flight=True, now=now)
-    return decide_now(DecideWork.of(lake, state), in_flight=False, now=now)
+    return decide_now(DecideWork.of(lake, state, due=False), in_flight=False, now=now)
 
 
 @dataclass

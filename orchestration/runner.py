@@ -29,7 +29,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,8 @@ from orchestration.lanes import (
 from orchestration.leases import execute_leased
 from orchestration.metrics.observer import RunObserver, start_metrics
 from orchestration.run_keys import failure_backoff
+from orchestration.runner_stop import abandon
+from orchestration.runner_stop import say as _say
 from orchestration.sensors import heartbeat_path
 from orchestration.settings import Settings
 from resources.lake import LakeResource
@@ -61,13 +64,27 @@ from transforms.ingest.batch import SensorDecision
 POLL_SECONDS = 0.25
 STOP_GRACE_S = 10.0  # under `lakemail up`'s 15 s between SIGTERM and SIGKILL
 LAUNCHED_BY = "lakemail runner"
-# Two `execute_in_process` runs at once in one process deadlock in Dagster's logging: each run's setup
-# calls `logging.config.dictConfig` (DagsterInstance.get_yaml_python_handlers), which holds logging's
-# module lock while it takes every handler's lock, while the other run's event handler holds its own
-# lock and waits for the module lock (seen within seconds under load). So this process executes one
-# run at a time; the lanes still decide, and are recorded, separately, and runs of the two lanes from
-# separate processes (the sensors' run workers, `lakemail process`) overlap under the lane locks.
 _ONE_RUN = threading.Lock()
+
+
+@contextmanager
+def _one_run() -> Iterator[bool]:
+    """`_ONE_RUN` held for a run; whether it had to wait for it (a lane alone in its process never does,
+    and its poll's decision stands: no second read of the lake before each run, #17).
+
+    Two `execute_in_process` runs at once in one process deadlock in Dagster's logging: each run's setup
+    calls `logging.config.dictConfig` (DagsterInstance.get_yaml_python_handlers), which holds logging's
+    module lock while it takes every handler's lock, while the other run's event handler holds its own
+    lock and waits for the module lock (seen within seconds under load). So this process executes one
+    run at a time; the lanes still decide, and are recorded, separately, and runs of the two lanes from
+    separate processes (the sensors' run workers, `lakemail process`) overlap under the lane locks."""
+    waited = not _ONE_RUN.acquire(blocking=False)
+    if waited:
+        _ONE_RUN.acquire()
+    try:
+        yield waited
+    finally:
+        _ONE_RUN.release()
 
 
 @dataclass
@@ -85,10 +102,6 @@ def _beat(path: Path | None) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
-
-
-def _say(message: str) -> None:
-    print(f"lakemail runner: {message}", flush=True)
 
 
 @dataclass
@@ -117,8 +130,8 @@ class _Lane:
             if decision.run_key is None:
                 stop.wait(poll)
                 continue
-            with _ONE_RUN:
-                decision = decide()  # again: the other lane's run may have changed it
+            with _one_run() as waited:
+                decision = decide() if waited else decision  # the other lane's run may have changed it
                 if decision.run_key is None:
                     continue
                 flight.runs[self.name] = run_id = str(uuid.uuid4())
@@ -200,16 +213,6 @@ def serve_batches(
     return sum(lane.runs for lane in serving)
 
 
-def hand_back(instance: dg.DagsterInstance, run_id: str, why: str) -> bool:
-    """Mark the runner's unfinished run failed with `why`: its files (not in `ingest_log`) go to the next."""
-    run = instance.get_run_by_id(run_id)
-    if run is None or run.is_finished:
-        return False
-    message = f"lakemail runner: {why}; its work is taken again by the next run of its lane"
-    instance.report_run_failed(run, message)
-    return True
-
-
 def command(settings: Settings, metrics_port: int | None, lane: str = "both") -> int:
     """`lakemail runner [--metrics-port N] [--lane ingest|decide|both]` on the persistent instance."""
     from orchestration.instance import persistent_instance
@@ -255,7 +258,7 @@ def main(
         except BaseException as error:  # a lane's loop failed (serve_batches showed its traceback)
             failed.append(error)
 
-    worker = threading.Thread(target=serve, name="lakemail-runner", daemon=True)  # daemon: see _abandon
+    worker = threading.Thread(target=serve, name="lakemail-runner", daemon=True)  # daemon: see abandon
     worker.start()
     while worker.is_alive() and not stop.wait(0.5):
         pass
@@ -267,28 +270,6 @@ def main(
     while worker.is_alive() and len(signals) < 2 and time.monotonic() < deadline:
         worker.join(0.1)
     if worker.is_alive():
-        _abandon(settings, instance, flight, signals[-1] if signals else why, lanes, 0 if signals else 1)
+        abandon(settings, instance, flight.runs, signals[-1] if signals else why, lanes, 0 if signals else 1)
     _say(f"stopped after {sum(runs)} runs since {started:%H:%M:%S} UTC")
     return 1 if failed or not signals else 0
-
-
-def _abandon(
-    settings: Settings,
-    instance: dg.DagsterInstance,
-    flight: InFlight,
-    signal_name: str,
-    lanes: tuple[str, ...],
-    code: int,
-) -> None:
-    """The runs in flight did not finish in time (or a second signal came): hand them back and exit now."""
-    why = f"stopped ({signal_name}) before this run finished"
-    for lane, run_id in sorted(dict(flight.runs).items()):
-        if hand_back(instance, run_id, why):
-            _say(f"handed back {lane} run {run_id}: marked failed; the next {lane} run takes its work")
-    beat = heartbeat_path(LakeResource(uri=settings.lake_uri), lanes[0] if len(lanes) == 1 else None)
-    if beat is not None:
-        beat.unlink(missing_ok=True)
-    _say("stopped with the runs in flight handed back")
-    os._exit(
-        code
-    )  # the run's thread stops with the process, as after a SIGKILL, and the lake is made for that

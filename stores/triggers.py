@@ -78,7 +78,8 @@ def pending_rows(lake: LakeResource) -> pl.DataFrame:
 
 def next_due(lake: LakeResource) -> datetime | None:
     """The earliest due time among pending candidates (the sensor wakes a run for it)."""
-    due = lake.scan("trigger_state", TRIGGERS_SCHEMA).select(pl.col("due_at").min()).collect().item()
+    first = pl.col("due_at").min()
+    due = lake.collect("trigger_state", TRIGGERS_SCHEMA, lambda rows: rows.select(first)).item()
     return due if isinstance(due, datetime) else None
 
 

@@ -116,11 +116,8 @@ def _sent_latency(metrics: RunnerMetrics, lake: LakeResource, window: Window | N
     if window is None:
         return
     since, until = window
-    sent = (
-        lake.scan("sends", {k: SENDS_SCHEMA[k] for k in ("status", "sent_at", "latency_ms")})
-        .filter((pl.col("status") == "sent") & pl.col("sent_at").is_between(since, until))
-        .select("latency_ms")
-        .collect()
-    )
+    accepted = (pl.col("status") == "sent") & pl.col("sent_at").is_between(since, until)
+    columns = {k: SENDS_SCHEMA[k] for k in ("status", "sent_at", "latency_ms")}
+    sent = lake.collect("sends", columns, lambda rows: rows.filter(accepted).select("latency_ms"))
     for ms in sent["latency_ms"].drop_nulls():
         metrics.landed_to_sent.observe(max(0, ms) / 1000)

@@ -19,6 +19,7 @@ import orchestration.runner as runner
 from orchestration.lanes import POLL_MISSES, evaluate_decide
 from orchestration.metrics.observer import RunObserver
 from orchestration.settings import Settings
+from resources import lake_held
 from resources.lake import LakeResource
 from transforms.ingest.batch import SensorDecision
 from transforms.schema import TRIGGERS_SCHEMA
@@ -71,24 +72,27 @@ def serve_decide_lane(decide: Any, stop: threading.Event) -> None:
 def test_a_poll_whose_read_races_an_erasures_vacuum_is_polled_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The poll opens `trigger_state`, an erasure deletes a row and vacuums at retention 0, then the poll
-    reads the files of the version it opened: FileNotFoundError. The lane says so and polls again (before,
-    its loop died and took the runner down)."""
+    """The poll brings `trigger_state` up to date, an erasure deletes a row and vacuums at retention 0,
+    then the poll reads the files of the version it saw: FileNotFoundError. The lane says so and polls
+    again (before, its loop died and took the runner down)."""
     lake, now = LakeResource(uri=str(tmp_path / "lake")), datetime(2026, 11, 20, tzinfo=UTC)
     lake.write("trigger_state", pl.DataFrame([{"trigger_id": "t1", "due_at": now}], schema=TRIGGERS_SCHEMA))
-    table, raced = LakeResource.table, list[str]()
+    updated, uses, raced = lake_held._updated, list[str](), list[str]()
 
-    def table_then_erasure(self: LakeResource, name: str, version: int | None = None) -> DeltaTable | None:
-        opened = table(self, name, version)
-        if name == "trigger_state" and not raced:
-            raced.append(name)
-            DeltaTable(self.table_uri(name)).delete("trigger_id = 't1'")
-            DeltaTable(self.table_uri(name)).vacuum(
+    def updated_then_erasure(folder: Path, table: DeltaTable, stamp: lake_held.Stamp) -> bool:
+        fresh = updated(folder, table, stamp)
+        uses.append(folder.name)
+        # The poll's second use of the table: after its engine stamp, the read of the due times.
+        if uses.count("trigger_state") == 2 and folder.name == "trigger_state":
+            raced.append(folder.name)
+            DeltaTable(str(folder)).delete("trigger_id = 't1'")
+            DeltaTable(str(folder)).vacuum(
                 retention_hours=0, dry_run=False, enforce_retention_duration=False, full=True
             )
-        return opened
+        return fresh
 
-    monkeypatch.setattr(LakeResource, "table", table_then_erasure)
+    lake.app_version("trigger_state", "any")  # held from now on, as between a runner's polls
+    monkeypatch.setattr(lake_held, "_updated", updated_then_erasure)
     said, decided, stop = list[str](), list[SensorDecision](), threading.Event()
     monkeypatch.setattr(runner, "_say", said.append)
 
