@@ -26,6 +26,7 @@ from orchestration.settings import Settings
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.providers import SANDBOX_API_KEY
+from resources.state import StateResource
 from resources.state_lmdb import close_environment, open_paths
 from services.sandbox.app import create_sandbox_app
 from services.server import ServerThread
@@ -183,6 +184,11 @@ def lake(settings: Settings) -> LakeResource:
 @pytest.fixture
 def landing(settings: Settings) -> LandingResource:
     return LandingResource(uri=settings.landing_uri)
+
+
+@pytest.fixture
+def state(settings: Settings) -> StateResource:
+    return StateResource(uri=settings.state_store_uri)
 
 
 @pytest.fixture

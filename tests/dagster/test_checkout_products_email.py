@@ -5,36 +5,21 @@ micro-batch runs on a Delta lake, mailing a real sandbox over HTTP on loopback."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import orjson
-import pytest
 
 from orchestration.settings import Settings
 from resources.landing import LandingResource
 from tests.conftest import land
-from tests.dagster.sends_harness import SHOPPERS, Mailbox, open_mailbox, run, sends, signups
+from tests.dagster.sends_harness import SHOPPERS, Mailbox, run, sends, signups
 from tests.story import at, spec_message
 
 CATALOG = [
     {"product_id": "p-mug", "name": "Stoneware mug", "category": "kitchen", "price": 12.5, "stock": 9},
     {"product_id": "p-sock", "name": "Wool socks", "category": "socks", "price": 8.0, "stock": 9},
 ]
-
-
-@pytest.fixture
-def mailbox(tmp_path: Path, settings: Settings) -> Iterator[Mailbox]:
-    with open_mailbox(tmp_path / "sandbox", settings) as box:
-        yield box
-
-
-@pytest.fixture
-def mail_settings(settings: Settings, mailbox: Mailbox) -> Settings:
-    return replace(settings, esp_url=mailbox.url)
 
 
 def test_a_shopper_with_only_a_checkout_gets_its_products_in_the_checkout_email(

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -30,7 +28,7 @@ from services.collector.profile_store import ProfileStore
 from services.collector.profiles import ProfileApi
 from services.server import ServerThread
 from tests.conftest import land
-from tests.dagster.sends_harness import SHOPPERS, Mailbox, open_mailbox, run, sends, signups
+from tests.dagster.sends_harness import SHOPPERS, Mailbox, run, sends, signups
 from tests.profile_shop import API_KEY, headers
 from tests.story import at, message
 from transforms.sends.clicks import verify_click_token
@@ -52,14 +50,9 @@ TOTE = {
 
 
 @pytest.fixture
-def mailbox(tmp_path: Path, settings: Settings) -> Iterator[Mailbox]:
-    with open_mailbox(tmp_path / "sandbox", settings) as box:
-        yield box
-
-
-@pytest.fixture
-def mail_settings(settings: Settings, mailbox: Mailbox) -> Settings:
-    return replace(settings, esp_url=mailbox.url, click_url=CLICKS)
+def mail_settings(mail_settings: Settings) -> Settings:
+    """tests/dagster/conftest.py's, with the click redirect these tests read the links of."""
+    return replace(mail_settings, click_url=CLICKS)
 
 
 def cart_email(

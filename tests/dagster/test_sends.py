@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
@@ -30,24 +29,12 @@ from tests.dagster.sends_harness import (
     SHOPPERS,
     Mailbox,
     assert_css_inlined,
-    open_mailbox,
     run,
     sends,
     sends_metadata,
     signups,
 )
 from tests.story import at, message, spec_message
-
-
-@pytest.fixture
-def mailbox(tmp_path: Path, settings: Settings) -> Iterator[Mailbox]:
-    with open_mailbox(tmp_path / "sandbox", settings) as box:
-        yield box
-
-
-@pytest.fixture
-def mail_settings(settings: Settings, mailbox: Mailbox) -> Settings:
-    return replace(settings, esp_url=mailbox.url)
 
 
 def test_welcome_emails_are_rendered_sent_once_and_recorded(

@@ -16,7 +16,6 @@ from stores.operations.checks import LAKE_CHECKS
 from stores.operations.probe import Probe, Scope
 from tests.conftest import land
 from tests.dagster.sends_harness import SHOPPERS, Mailbox, run, sends, signups
-from tests.dagster.test_sends import mail_settings, mailbox  # noqa: F401 (fixtures)
 from tests.story import at, message
 from transforms.operations.checks import Thresholds
 from transforms.triggers.policies import Policy
@@ -33,8 +32,8 @@ def held(settings: Settings, instance: dg.DagsterInstance) -> None:
 
 
 def test_a_held_email_waits_for_08_00_when_the_key_is_fixed_at_night(
-    mail_settings: Settings,  # noqa: F811
-    mailbox: Mailbox,  # noqa: F811
+    mail_settings: Settings,
+    mailbox: Mailbox,
     instance: dg.DagsterInstance,
 ) -> None:
     held(mail_settings, instance)
@@ -50,8 +49,8 @@ def test_a_held_email_waits_for_08_00_when_the_key_is_fixed_at_night(
 
 
 def test_with_quiet_hours_off_in_the_settings_it_goes_at_night(
-    mail_settings: Settings,  # noqa: F811
-    mailbox: Mailbox,  # noqa: F811
+    mail_settings: Settings,
+    mailbox: Mailbox,
     instance: dg.DagsterInstance,
 ) -> None:
     off = replace(mail_settings, policy=Policy(quiet_hours=False))
@@ -62,8 +61,8 @@ def test_with_quiet_hours_off_in_the_settings_it_goes_at_night(
 
 
 def test_a_held_email_a_day_late_is_aborted_expired(
-    mail_settings: Settings,  # noqa: F811
-    mailbox: Mailbox,  # noqa: F811
+    mail_settings: Settings,
+    mailbox: Mailbox,
     instance: dg.DagsterInstance,
 ) -> None:
     held(mail_settings, instance)
@@ -75,8 +74,8 @@ def test_a_held_email_a_day_late_is_aborted_expired(
 
 
 def test_a_welcome_deferred_overnight_is_due_at_08_00_and_sent_within_its_budget(
-    mail_settings: Settings,  # noqa: F811
-    mailbox: Mailbox,  # noqa: F811
+    mail_settings: Settings,
+    mailbox: Mailbox,
     instance: dg.DagsterInstance,
 ) -> None:
     """Found by review: the `send` decided as quiet hours ended was due at the night's due time, so its

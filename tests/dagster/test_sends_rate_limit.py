@@ -15,15 +15,14 @@ import polars as pl
 
 from orchestration.settings import Settings
 from tests.dagster.sends_harness import SHOPPERS, Mailbox, run, sends, sends_metadata, signups
-from tests.dagster.test_sends import mail_settings, mailbox  # noqa: F401 (fixtures)
 from tests.story import at
 
 WINDOW_S = 300  # the sandbox's reset: Retry-After says 300 or 301 whole seconds
 
 
 def test_a_429_with_a_reset_pauses_every_call_until_it_has_passed_then_each_email_goes_once(
-    mail_settings: Settings,  # noqa: F811
-    mailbox: Mailbox,  # noqa: F811
+    mail_settings: Settings,
+    mailbox: Mailbox,
     instance: dg.DagsterInstance,
 ) -> None:
     signups(mail_settings, SHOPPERS[:4])

@@ -19,7 +19,6 @@ from resources.providers import SANDBOX_API_KEY
 from resources.shop import ShopResource
 from tests.conftest import land
 from tests.dagster.sends_harness import SHOPPERS, sends, signups
-from tests.dagster.test_sends import mail_settings, mailbox  # noqa: F401 (fixtures)
 from tests.story import at, message
 
 STALE = {"block": "profile", "reason": "stale_profile"}
@@ -54,7 +53,7 @@ def lane(
     ("late_file", "bound_s", "stale"), [(True, 1.0, True), (True, 3600.0, False), (False, 1.0, False)]
 )
 def test_an_email_is_generic_when_the_ingest_is_stalled_past_the_staleness_bound(
-    mail_settings: Settings,  # noqa: F811
+    mail_settings: Settings,
     instance: dg.DagsterInstance,
     late_file: bool,
     bound_s: float,

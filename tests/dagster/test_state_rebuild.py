@@ -39,11 +39,6 @@ from transforms.state import NAMESPACES, StateChanges, decode
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def state(settings: Settings) -> StateResource:
-    return StateResource(uri=settings.state_store_uri)
-
-
 @pytest.fixture(scope="module")
 def processed_home(tmp_path_factory: pytest.TempPathFactory, shared_sandbox: str) -> Path:
     """A home after two micro-batches of simulated shoppers (partials and decisions span batches), made

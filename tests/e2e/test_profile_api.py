@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from orchestration.settings import Settings
 from resources.lake import LakeResource
@@ -52,11 +51,6 @@ def collector(settings: Settings, **env: str) -> Iterator[tuple[str, Path]]:
         yield url, child.log
     finally:
         child.stop()
-
-
-@pytest.fixture
-def state(settings: Settings) -> StateResource:
-    return StateResource(uri=settings.state_store_uri)
 
 
 def test_the_collector_process_serves_profiles_through_a_rebuild_and_an_erasure(

@@ -40,11 +40,6 @@ SECRET = "test-secret"
 UNSUBSCRIBE = "https://shop.example/unsubscribe/t"
 
 
-@pytest.fixture
-def state(settings: Settings) -> StateResource:
-    return StateResource(uri=settings.state_store_uri)
-
-
 @contextmanager
 def api_app(settings: Settings, state: StateResource, key: str | None = API_KEY) -> Iterator[httpx.Client]:
     """The collector with the profile API on a real socket (uvicorn on an ephemeral loopback port)."""
