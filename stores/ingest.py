@@ -40,11 +40,11 @@ from stores.profiles import append_updates
 from stores.reference import merge_reference, reference_counts
 from stores.state.batch import (
     CHANGES_READ,
-    NOT_IN_PARTIALS,
     BatchRows,
     event_changes,
     event_state,
     log_changes,
+    partial_rows,
 )
 from stores.state.live_profiles import HeldProfiles
 from stores.state.reads import landed_log, seen_ids
@@ -231,7 +231,7 @@ def _commit(
     # the text columns are freed before the state's last steps, where the peak RSS was (#17).
     kept = rows.events.select(list(dict.fromkeys([*CHANGES_READ, *PREVIEW])))  # and the report's preview
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-state") as pool:
-        part_ahead = pool.submit(partials, rows.events.drop(NOT_IN_PARTIALS))
+        part_ahead = pool.submit(partials, partial_rows(rows.events))
         ahead = pool.submit(lambda: event_state(store, kept, edges, part_ahead.result(), held))
         quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])
         lake.append("quarantine", quarantine, batch_id=batch_id)

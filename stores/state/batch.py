@@ -20,12 +20,14 @@ from stores.state.live_profiles import HeldProfiles, NeedsLake, profile_changes
 from stores.state.namespaces import LANDED_RECORD, SUPPRESSION, VALUE_SCHEMAS, VIEWED_EVENTS, listed
 from stores.triggers import VIEWER_LOOKBACK
 from transforms.profiles.partials import partials, principal
+from transforms.profiles.revenue import reads_properties
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, UTC_TS
 from transforms.state import LINK_ANON, LINK_USER, StateChanges, decode, encode
 from transforms.state_keys import joined_key
 
 # What the store's changes read of a batch's events (#17, peak RSS: the ingest's state thread holds no more).
-# The partials read all but these (the lake's record-keeping, the raw properties, context not profiled):
+# The partials read all but these (the lake's record-keeping, the raw properties, context not profiled;
+# `partial_rows` keeps the raw properties of the few orders and refunds whose worth is read off them):
 NOT_IN_PARTIALS = (
     "properties",
     "context_user_agent",
@@ -46,6 +48,14 @@ NOT_IN_PARTIALS = (
 CHANGES_READ = ("event_id", "batch_id", "event_name", "event_ts", "product_id", "user_id", "anonymous_id")
 REFERENCE_KEYS = {"customers": ("user_id", CUSTOMERS_SCHEMA), "catalog": ("product_id", CATALOG_SCHEMA)}
 LINK_FIELDS: dict[str, pl.DataType] = {"id": pl.String(), "first_seen_at": UTC_TS}
+
+
+def partial_rows(events: pl.DataFrame) -> pl.DataFrame:
+    """`events` (EVENTS_SCHEMA) as the partials read them: without NOT_IN_PARTIALS, but for `properties`,
+    kept (null elsewhere) where an order's or a refund's worth is read off its `subtotal` (an order stating
+    neither `revenue` nor `total`: transforms.profiles.revenue.reads_properties)."""
+    kept = pl.when(reads_properties()).then(pl.col("properties")).alias("properties")
+    return events.select(*(c for c in events.columns if c not in NOT_IN_PARTIALS), kept)
 
 
 @dataclass

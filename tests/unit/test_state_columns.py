@@ -1,6 +1,8 @@
 """The ingest's state thread holds only the event columns it reads (#17, peak RSS): the partials made from
-`events` without NOT_IN_PARTIALS, and the store changes made from CHANGES_READ alone, are the ones the
-whole rows give, on Segment's documented payloads and a consent object in `context`."""
+`events` without NOT_IN_PARTIALS (`partial_rows`: but the properties of an order or a refund stating neither
+`revenue` nor `total`, whose worth is its `subtotal`), and the store changes made from CHANGES_READ alone,
+are the ones the whole rows give, on Segment's documented payloads, a consent object in `context`, and an
+order and a refund stating a `subtotal` only."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import polars as pl
 import pytest
 
 from resources.state import StateResource
-from stores.state.batch import CHANGES_READ, NOT_IN_PARTIALS, event_state
+from stores.state.batch import CHANGES_READ, event_state, partial_rows
 from transforms.ingest.events import identity_edges
 from transforms.ingest.files import process_file
 from transforms.profiles.partials import partials
@@ -29,6 +31,11 @@ CONSENT = {
     "traits": {"email": "c@example.com"},
     "context": {"ip": "203.0.113.9", "consent": {"categoryPreferences": {"marketing": True}}},
 }
+SUBTOTAL_ONLY = [  # worth 30, less 10 (transforms/profiles/revenue.py)
+    {"type": "track", "messageId": f"{name}-s", "userId": "u-sub", "timestamp": f"2026-11-20T12:0{n}:00Z"}
+    | {"event": name, "properties": {"order_id": "o-sub", "subtotal": subtotal, "currency": "EUR"}}
+    for n, (name, subtotal) in enumerate([("Order Completed", 30.0), ("Order Refunded", 10.0)])
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +43,7 @@ def events() -> pl.DataFrame:
     lines = [
         (FIXTURES / name).read_bytes().rstrip(b"\n") for name in ("ecommerce_v2.ndjson", "spec_calls.ndjson")
     ]
-    data = b"\n".join([*lines, orjson.dumps(CONSENT)])
+    data = b"\n".join([*lines, *map(orjson.dumps, [CONSENT, *SUBTOTAL_ONLY])])
     result = process_file(
         data, source_file="events/golden.ndjson", landed_at=LANDED, ingested_at=LANDED, batch_id=1
     )
@@ -47,7 +54,12 @@ def events() -> pl.DataFrame:
 def test_the_partials_of_the_columns_they_read_are_those_of_the_whole_rows(events: pl.DataFrame) -> None:
     whole = canonical(partials(events)).sort("principal")
     assert whole.filter(pl.col("principal") == "u-consent").height == 1
-    assert canonical(partials(events.drop(NOT_IN_PARTIALS))).sort("principal").equals(whole)
+    first = {"orders": "revenue", "refunds": "amount"}
+    ordered = whole.filter(pl.col("principal") == "u-sub").select(
+        pl.col(name).list.first().struct.field(field) for name, field in first.items()
+    )
+    assert ordered.rows() == [(30.0, 10.0)]
+    assert canonical(partials(partial_rows(events))).sort("principal").equals(whole)
 
 
 def test_the_store_changes_of_the_columns_they_read_are_those_of_the_whole_rows(

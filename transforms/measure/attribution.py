@@ -18,6 +18,7 @@ from transforms.measure.tables import ATTRIBUTIONS_SCHEMA, CLICK_EVENT, CLICK_RU
 from transforms.profiles.merge import claims
 from transforms.profiles.refunds import REFUND_EVENTS, net_orders, refund_rows
 from transforms.profiles.refunds import currency_code as code_of
+from transforms.profiles.revenue import order_revenue
 from transforms.sends.clicks import TOO_SOON_SECONDS
 
 ORDER_COLUMNS = ("order_event_id", "order_id", "user_id", "converted_at", "revenue", "currency")
@@ -54,9 +55,10 @@ def orders_of(events: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
     """The orders of `events` by known shoppers: one per (shopper, order_id), its first message to land
     (the lowest `batch_id`, then event time and id), so a duplicate that lands later (another messageId)
     never changes the message that stands for the order, nor its `order_event_id` across reruns. Revenue
-    is `revenue`, else `total` (Segment's spec has both), else 0; the currency code in upper case."""
+    is what the order states (`transforms.profiles.revenue`: `revenue`, else `total`, else `subtotal`, else
+    its `products[]`' price x quantity), else 0; the currency code in upper case."""
     orders = events.filter(pl.col("event_name") == ORDER_EVENT)
-    orders = orders.with_columns(resolve_users(identities).alias("user_id"))
+    orders = orders.with_columns(resolve_users(identities).alias("user_id"), order_revenue(orders))
     orders = orders.filter(pl.col("user_id").is_not_null()).sort("batch_id", "event_ts", "event_id")
     once = pl.col("order_id").is_null() | pl.struct("user_id", "order_id").is_first_distinct()
     return orders.filter(once).select(
@@ -64,7 +66,7 @@ def orders_of(events: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
         "order_id",
         "user_id",
         pl.col("event_ts").alias("converted_at"),
-        pl.coalesce("revenue", "total", pl.lit(0.0)).cast(pl.Float64).alias("revenue"),
+        pl.col("revenue").fill_null(0.0),
         currency_code(),
     )
 

@@ -18,6 +18,7 @@ from transforms.profiles.baskets import LINE_TIES, checkout_items, checkout_line
 from transforms.profiles.checkouts import checkout_partials
 from transforms.profiles.products import ORDER_PRODUCTS, order_products
 from transforms.profiles.refunds import currency_code, refund_partials
+from transforms.profiles.revenue import order_revenue
 from transforms.profiles.state import (
     ADDED_EVENTS,
     CART_EVENTS,
@@ -163,17 +164,16 @@ def _orders(ev: pl.DataFrame) -> pl.DataFrame:
     """Distinct orders (the same order_id twice is one order: the first sighting wins; an order without
     an order_id is one order all the same, keyed by its message id, so that it exits carts and checkouts).
     """
-    orders = (
-        ev.filter(pl.col("event_name") == "Order Completed")
-        .with_columns(pl.col("products").map_batches(order_products, ORDER_PRODUCTS).alias("_products"))
-        .with_columns(
-            pl.coalesce("order_id", pl.lit("msg:") + pl.col("event_id")).alias("order_id"),
-            pl.col("_products").list.eval(pl.element().struct.field("product_id")).alias("products"),
-            pl.col("_products").list.eval(pl.element().struct.field("category")).alias("categories"),
-            pl.coalesce("revenue", "total").alias("revenue"),
-            pl.col("event_ts").alias("ordered_at"),
-            currency_code(pl.col("currency")).alias("currency"),
-        )
+    completed = ev.filter(pl.col("event_name") == "Order Completed")
+    orders = completed.with_columns(
+        pl.col("products").map_batches(order_products, ORDER_PRODUCTS).alias("_products"),
+        order_revenue(completed).alias("revenue"),  # revenue, else total, subtotal, products[]
+    ).with_columns(
+        pl.coalesce("order_id", pl.lit("msg:") + pl.col("event_id")).alias("order_id"),
+        pl.col("_products").list.eval(pl.element().struct.field("product_id")).alias("products"),
+        pl.col("_products").list.eval(pl.element().struct.field("category")).alias("categories"),
+        pl.col("event_ts").alias("ordered_at"),
+        currency_code(pl.col("currency")).alias("currency"),
     )
     return nest(first_orders(orders), "orders", ORDER_STATE)
 

@@ -1,11 +1,12 @@
 """Refunds and cancellations: Segment e-commerce v2's `Order Refunded` and `Order Cancelled`, and what they
 leave of an order's revenue.
 
-Both name the order (`order_id`); a refund may say how much (`revenue`, else `total`, as an order's
-revenue is read, else the price times quantity of its `products[]`, a partial refund). A refund counts
-for its shopper's order of that id (the user id or any stitched anonymous id), whenever it lands. Each
-message is one refund (its messageId), so the same message landing twice is one refund, and two partial
-refunds of one order are two. `net_orders` says what is left of each order:
+Both name the order (`order_id`); a refund may say how much, read as an order's revenue is
+(`transforms.profiles.revenue`: `revenue`, else `total`, else `subtotal`, else the price times quantity of
+its `products[]`): a partial refund. A refund counts for its shopper's order of that id (the user id or any
+stitched anonymous id), whenever it lands. Each message is one refund (its messageId), so the same message
+landing twice is one refund, and two partial refunds of one order are two. `net_orders` says what is left
+of each order:
 
 - a cancellation, or a refund that states no amount, nets the order to 0 (`order_cancelled` /
   `order_refunded`);
@@ -20,12 +21,11 @@ commutative: a refund landing before its order, a duplicate, a rebuild give the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
-import orjson
 import polars as pl
 
+from transforms.profiles.revenue import order_revenue
 from transforms.profiles.state import REFUND_STATE, nest
 
 REFUNDED, CANCELLED = "Order Refunded", "Order Cancelled"
@@ -43,57 +43,15 @@ def currency_code(expr: pl.Expr) -> pl.Expr:
 def refund_rows(events: pl.DataFrame, *keep: str) -> pl.DataFrame:
     """`keep` and REFUND_STATE's fields of each refund or cancellation of `events` that names an order."""
     refunds = events.filter(pl.col("event_name").is_in(REFUND_EVENTS) & pl.col("order_id").is_not_null())
-    priced = products_value(refunds["products"]).alias("_priced")
-    return refunds.with_columns(priced).select(
+    return refunds.with_columns(order_revenue(refunds).alias("_stated")).select(
         *keep,
         "order_id",
         pl.col("event_id").alias("refund_id"),
         (pl.col("event_name") == CANCELLED).alias("cancelled"),
-        pl.coalesce("revenue", "total", "_priced").abs().alias("amount"),  # some shops send it negative
+        pl.col("_stated").abs().alias("amount"),  # some shops send it negative
         currency_code(pl.col("currency")).alias("currency"),
         pl.col("event_ts").alias("refunded_at"),
     )
-
-
-def products_value(texts: pl.Series) -> pl.Series:
-    """Per `products` JSON text, the sum of price x quantity (1 when not stated) of its priced products;
-    null when none is priced or the text is no list. Read in Python: refunds are few, and a shop's
-    `products` may hold anything."""
-    return pl.Series([_value(text) for text in texts], dtype=pl.Float64)
-
-
-def _value(text: str | None) -> float | None:
-    try:
-        products = orjson.loads(text) if text is not None else None
-    except orjson.JSONDecodeError:
-        return None
-    lines = [_line(p) for p in products] if isinstance(products, list) else []
-    priced = [line for line in lines if line is not None]
-    total = sum(priced)
-    return total if priced and math.isfinite(total) else None
-
-
-def _line(product: object) -> float | None:
-    """A product's price x quantity (1 when not stated); null without a price."""
-    if not isinstance(product, dict):
-        return None
-    price, quantity = _number(product.get("price")), product.get("quantity")
-    count = 1.0 if quantity is None else _number(quantity)
-    return None if price is None or count is None else price * count
-
-
-def _number(value: object) -> float | None:
-    """A JSON number, or a text the lake reads as one in its typed columns (`"price": "9.99"` is the
-    event's price 9.99: Polars' cast of the text): a product line priced `"10"` is priced (found by
-    review: it was not, so a partial refund naming it netted its whole order to 0)."""
-    if isinstance(value, str):
-        value = pl.Series([value], dtype=pl.String).cast(pl.Float64, strict=False)[0]
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except OverflowError:  # an integer beyond any double
-        return None
 
 
 def refund_partials(ev: pl.DataFrame) -> pl.DataFrame:

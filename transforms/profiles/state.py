@@ -98,7 +98,7 @@ ORDER_STATE = pl.Struct(
         "order_id": pl.String(),  # the shop's order id, else `msg:<messageId>` (an order all the same)
         "cart_id": pl.String(),
         "checkout_id": pl.String(),
-        "revenue": pl.Float64(),
+        "revenue": pl.Float64(),  # revenue, else total, subtotal, its priced products (profiles.revenue)
         "ordered_at": UTC_TS,
         "products": pl.List(pl.String()),
         "categories": pl.List(pl.String()),
@@ -112,7 +112,7 @@ REFUND_STATE = pl.Struct(
         "order_id": pl.String(),  # the order it refunds: the shopper's order of that id
         "refund_id": pl.String(),  # its messageId: the same message landing again is the same refund
         "cancelled": pl.Boolean(),  # `Order Cancelled`: the whole order, whatever the amount
-        "amount": pl.Float64(),  # revenue, else total, else its priced products; null: the whole order
+        "amount": pl.Float64(),  # as an order's revenue is read (profiles.revenue); null: the whole order
         "currency": pl.String(),
         "refunded_at": UTC_TS,
     }
