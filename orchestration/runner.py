@@ -1,4 +1,5 @@
-"""`lakemail runner`: the lanes' decisions, taken every quarter second by a warm process.
+"""`lakemail runner`: the lanes' decisions, taken every quarter second by a warm process, and at once when
+a file lands or the store commits a batch (`orchestration.lane_wake`).
 
 The daemon evaluates sensors at most every 5 s and starts a fresh interpreter per run (about 1.5 s
 before the first asset runs on the 2-core reference machine): together most of the landed -> email
@@ -39,6 +40,7 @@ import dagster as dg
 
 from orchestration.definitions import build_defs
 from orchestration.jobs import decide_config, ingest_config, lane_manifest
+from orchestration.lane_wake import Signal, idle, landing_signal, store_signal
 from orchestration.lanes import (
     DECIDE,
     INGEST,
@@ -112,6 +114,7 @@ class _Lane:
     job: dg.JobDefinition
     decide: Callable[[Callable[[str], None]], SensorDecision]
     config: Callable[[SensorDecision], dict[str, object]]
+    signal: Signal | None = None  # what wakes it before its next poll (`orchestration.lane_wake`)
     runs: int = 0
 
     def serve(
@@ -128,7 +131,7 @@ class _Lane:
             _beat(beat)
             decision = decide()
             if decision.run_key is None:
-                stop.wait(poll)
+                idle(stop, poll, self.signal)
                 continue
             with _one_run() as waited:
                 decision = decide() if waited else decision  # the other lane's run may have changed it
@@ -174,6 +177,7 @@ def serve_batches(
             defs.resolve_job_def(LANE_JOB[INGEST]),
             lambda said: evaluate_ingest(lake, landing, lane_in_flight(instance, INGEST, said), state),
             lambda decision: ingest_config(lane_manifest(decision.files), settings.max_batch_mb),
+            landing_signal(landing),
         ),
         DECIDE: _Lane(
             DECIDE,
@@ -182,6 +186,7 @@ def serve_batches(
                 lake, lane_in_flight(instance, DECIDE, said), datetime.now(UTC), state
             ),
             lambda _: decide_config(),
+            store_signal(state),
         ),
     }
     serving = [every[lane] for lane in lanes]
