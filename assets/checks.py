@@ -18,7 +18,7 @@ from resources.lake import LakeResource
 from resources.lake_held import held_snapshot
 from resources.landing import LandingResource
 from resources.state import StateResource
-from stores.operations.checks import INGEST_TABLES, TABLES, LakeCheck, checks_for, evaluate
+from stores.operations.checks import INGEST_TABLES, TABLES, LakeCheck, checks_for, evaluate, tables_read
 from stores.operations.probe import Probe, Scope
 from transforms.operations.checks import Thresholds
 from transforms.schema import RUN_APP
@@ -121,8 +121,8 @@ def _check_step(
         decisions = any(c.asset == "triggers" for c in checks)
         scope = in_run_scope(context, lake, now, decisions=decisions) if in_run else Scope(since=now - RECENT)
         store = state.existing() if in_run else None  # in-run: what the batch wrote, through the store
-        # In-run: the tables as the step starts, held open between runs (#17: no open per table and step).
-        with held_snapshot(lake, TABLES) if in_run else nullcontext(lake) as seen:
+        # In-run: the tables its checks read as the step starts, held open between runs (#17).
+        with held_snapshot(lake, tables_read(checks)) if in_run else nullcontext(lake) as seen:
             probe = Probe(seen, landing, scope, thresholds, now, state=store)
             outcomes = [
                 (c, evaluate(c, probe)) for c in checks if check_key(c) in context.selected_asset_check_keys

@@ -57,6 +57,14 @@ class LakeCheck:
     severity: Severity = "ERROR"
     blocking: bool = False
     in_run: bool = True  # in every micro-batch; otherwise hourly with the audits
+    also_reads: tuple[str, ...] = ()  # the lake tables it reads besides its own
+
+
+def tables_read(checks: Iterable[LakeCheck]) -> tuple[str, ...]:
+    """The lake tables `checks` read (an in-run step's snapshot holds these only: #17, the decide lane's
+    checks brought the ingest lane's five tables up to date twice a run for nothing)."""
+    read = {t for c in checks for t in (c.asset, *c.also_reads)}
+    return tuple(t for t in TABLES if t in read)
 
 
 def _key_unique(table: str, key: list[str]) -> Callable[[Probe], CheckOutcome]:
@@ -204,6 +212,7 @@ LAKE_CHECKS: tuple[LakeCheck, ...] = (
         "ingest_log",
         _files_reconcile,
         "Per committed file: lines = accepted + duplicates + quarantined, matching the rows in the lake.",
+        also_reads=("events", "quarantine"),
     ),
     LakeCheck(
         "identities_edge_unique",
