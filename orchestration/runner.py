@@ -155,23 +155,11 @@ class _Lane:
                 stop.wait(failure_backoff(failures))
 
 
-def serve_batches(
-    settings: Settings,
-    instance: dg.DagsterInstance,
-    stop: threading.Event,
-    *,
-    poll_seconds: float = POLL_SECONDS,
-    in_flight: InFlight | None = None,
-    observer: RunObserver | None = None,
-    lanes: tuple[str, ...] = LANES,
-) -> int:
-    """Run `lanes` until `stop` is set; returns how many runs they started (each told `observer`)."""
+def _lanes(settings: Settings, instance: dg.DagsterInstance, lake: LakeResource) -> dict[str, _Lane]:
+    """Each lane: its job, its rule (`orchestration.lanes`), its run config and what wakes it."""
     defs = build_defs(settings)
-    lake, landing = LakeResource(uri=settings.lake_uri), LandingResource(uri=settings.landing_uri)
-    state = StateResource(uri=settings.state_store_uri)
-    beat = heartbeat_path(lake, lanes[0] if len(lanes) == 1 else None)
-    flight, watch = in_flight or InFlight(), observer or RunObserver()
-    every = {
+    landing, state = LandingResource(uri=settings.landing_uri), StateResource(uri=settings.state_store_uri)
+    return {
         INGEST: _Lane(
             INGEST,
             defs.resolve_job_def(LANE_JOB[INGEST]),
@@ -189,6 +177,23 @@ def serve_batches(
             store_signal(state),
         ),
     }
+
+
+def serve_batches(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    stop: threading.Event,
+    *,
+    poll_seconds: float = POLL_SECONDS,
+    in_flight: InFlight | None = None,
+    observer: RunObserver | None = None,
+    lanes: tuple[str, ...] = LANES,
+) -> int:
+    """Run `lanes` until `stop` is set; returns how many runs they started (each told `observer`)."""
+    lake = LakeResource(uri=settings.lake_uri)
+    beat = heartbeat_path(lake, lanes[0] if len(lanes) == 1 else None)
+    flight, watch = in_flight or InFlight(), observer or RunObserver()
+    every = _lanes(settings, instance, lake)
     serving = [every[lane] for lane in lanes]
     failed: list[BaseException] = []
 
