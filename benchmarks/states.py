@@ -102,6 +102,7 @@ def profile_states(
         orders=orders,
         refunds=pl.lit([], dtype=PARTIAL_SCHEMA["refunds"]),  # none refunded
         checkout_lines=pl.lit([], dtype=PARTIAL_SCHEMA["checkout_lines"]),  # no checkout listed products
+        cart_checkouts=pl.lit([], dtype=PARTIAL_SCHEMA["cart_checkouts"]),  # no checkout named a cart
         views=list_column(n_views, views.drop("owner"), PARTIAL_SCHEMA["views"]),
         searches=searches,
         categories=categories,

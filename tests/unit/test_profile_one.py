@@ -83,12 +83,21 @@ checkouts = st.lists(
             "checkout_key": names,
             "checkout_id": names,
             "order_id": names,
-            "cart_id": names,
+            "cart_id": cart_ids,  # a cart named: an order of its checkout_id or order_id is the cart's
             "started_at": times,
         }
     ),
     max_size=3,
 )
+# The ids of checkouts naming a cart (CART_CHECKOUT_STATE): an order naming no cart but one of them ends it.
+linked = st.sampled_from([None, "a", "b"])  # ids the orders name too (`names`)
+cart_checkouts = st.lists(
+    st.fixed_dictionaries(
+        {"cart_id": st.sampled_from(["c1", "c2", "c3", IMPLICIT_CART, None]), "checkout_id": linked,
+         "order_id": linked}
+    ),
+    max_size=4,
+)  # fmt: skip
 # The products of checkouts (CHECKOUT_LINE_STATE): of the carts, of no cart (the open one's), several per cart
 # (only each cart's latest counts), some without a time or a message id.
 checkout_lines = st.lists(
@@ -141,6 +150,7 @@ def _state(cart_lines: tuple[list[dict[str, Any]] | None, list[dict[str, Any]] |
             "carts": carts,
             "checkouts": checkouts,
             "checkout_lines": st.one_of(st.none(), checkout_lines),
+            "cart_checkouts": st.one_of(st.none(), cart_checkouts),
             "orders": orders,
             "refunds": st.one_of(st.none(), refunds),
             "views": views,
@@ -183,6 +193,56 @@ def test_derive_one_is_derive(state: dict[str, Any] | None, crm: dict[str, Any] 
     mine = derive_one("u1", orjson.loads(orjson.dumps(wire)), orjson.loads(orjson.dumps(crm)), as_of)
     assert mine == _polars_row(state, crm, as_of)
     assert list(mine or {}) == list(_polars_row(state, crm, as_of))
+
+
+moments = st.sampled_from([None, BASE, BASE + 1, BASE + 3_600_000_000])
+linked_carts = st.lists(
+    st.fixed_dictionaries(
+        {"cart_id": st.sampled_from(["c1", "c2", IMPLICIT_CART]),
+         "changed_at": st.sampled_from([BASE, BASE + 1]), "checkout_at": moments,
+         "ordered_at": st.one_of(st.none(), moments)}
+    ),
+    max_size=3,
+).map(lambda rows: _unique(rows, "cart_id"))  # fmt: skip
+links = st.lists(
+    st.fixed_dictionaries(
+        {"cart_id": st.sampled_from(["c1", "c2"]), "checkout_id": linked, "order_id": linked}
+    ),
+    min_size=1,
+    max_size=3,
+)
+unnamed_orders = st.lists(
+    st.fixed_dictionaries(
+        {"order_id": linked, "cart_id": st.sampled_from([None, None, "c2"]), "checkout_id": linked,
+         "revenue": cents, "ordered_at": moments}
+    ),
+    min_size=1,
+    max_size=3,
+)  # fmt: skip
+
+
+@st.composite
+def checkout_orders(draw: st.DrawFn) -> dict[str, Any]:
+    """A state whose orders mostly name no cart but a checkout's or an order's id that checkouts naming the
+    state's carts named (`cart_checkouts`; `checkouts`, keyed by the cart), at moments either side of the
+    carts' changes and orders."""
+    named = draw(links)
+    kept = draw(st.lists(st.sampled_from(named)))
+    return draw(states) | {
+        "carts": draw(linked_carts),
+        "cart_checkouts": draw(st.sampled_from([None, named, named])),
+        "checkouts": [{"checkout_key": c["cart_id"], **c, "started_at": BASE} for c in kept],
+        "orders": draw(unnamed_orders),
+    }
+
+
+@pytest.mark.deep
+@settings(max_examples=150, deadline=None)
+@given(state=checkout_orders(), later=st.integers(0, 10**12))
+def test_derive_one_is_derive_for_orders_naming_a_checkout(state: dict[str, Any], later: int) -> None:
+    as_of = datetime(2026, 5, 28, tzinfo=UTC) + timedelta(microseconds=later)
+    mine = derive_one("u1", orjson.loads(orjson.dumps({"principal": "u1", **state})), None, as_of)
+    assert mine == _polars_row(state, None, as_of)
 
 
 def test_many_orders_are_left_to_derive() -> None:

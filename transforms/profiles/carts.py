@@ -15,19 +15,19 @@ from transforms.profiles.state import IMPLICIT_CART
 
 
 def cart_rows(frame: pl.DataFrame, key: str) -> pl.DataFrame:
-    """One row per cart of each shopper (`key`) of `frame` (its `carts`, `orders`, `lines`, `checkout_lines`
-    lists): cart_id, changed_at, checkout_at, and `ordered_at` the cart's latest order, the latest of the
-    orders naming it and the first one its fold saw. A shop that keeps the cart id across orders reuses it:
-    what happens to the cart after its latest order is a new cart (`open_carts`, `line_units`). The implicit
-    cart (IMPLICIT_CART: cart events naming no cart) is emptied by any order of the shopper, which it has no
-    id to be named by, and is a cart only once something was added to it (or a checkout listed its products):
-    a removal naming no cart alone (a shop naming its carts on adds only) leaves the shopper's named cart the
-    open one."""
+    """One row per cart of each shopper (`key`) of `frame` (its `carts`, `orders`, `lines`, `checkout_lines`,
+    `cart_checkouts`, `checkouts` lists): cart_id, changed_at, checkout_at, and `ordered_at` the cart's
+    latest order, the latest of the orders of it (naming it, or its checkout naming it: `order_carts`) and
+    the first one its fold saw. A shop that keeps the cart id across orders reuses it: what happens to the
+    cart after its latest order is a new cart (`open_carts`, `line_units`). The implicit cart (IMPLICIT_CART:
+    cart events naming no cart) is emptied by any order of the shopper, which it has no id to be named by,
+    and is a cart only once something was added to it (or a checkout listed its products): a removal naming
+    no cart alone (a shop naming its carts on adds only) leaves the shopper's named cart the open one."""
     carts = frame.select(key, "carts").explode("carts").drop_nulls("carts").unnest("carts")
     orders = frame.select(key, "orders").explode("orders").drop_nulls("orders").unnest("orders")
     placed = orders.filter(pl.col("ordered_at").is_not_null())
     latest = (
-        placed.filter(pl.col("cart_id").is_not_null())
+        order_carts(frame, placed, key)
         .group_by(key, "cart_id")
         .agg(pl.col("ordered_at").max().alias("_latest"))
     )
@@ -39,6 +39,33 @@ def cart_rows(frame: pl.DataFrame, key: str) -> pl.DataFrame:
     ordered_at = pl.max_horizontal("ordered_at", "_latest", pl.when(implicit).then(pl.col("_any")))
     rows = joined.with_columns(ordered_at.alias("ordered_at")).drop("_latest", "_any")
     return rows.filter(~implicit | pl.col(key).is_in(_filled_implicit(frame, key).implode()))
+
+
+def order_carts(frame: pl.DataFrame, orders: pl.DataFrame, key: str) -> pl.DataFrame:
+    """`key`, `cart_id`, `ordered_at`: the carts of `orders` (ORDER_STATE rows of `frame`'s shoppers `key`).
+    An order's cart is the one it names; an order naming none is of each cart a `Checkout Started` of the
+    shopper named with the order's checkout_id or its order_id (`cart_checkouts`, and the `checkouts` naming
+    a cart, a state's only record of them when folded before that list), whatever their times: it ends the
+    cart exactly as an order naming it would (Segment's spec puts `checkout_id` / `order_id` on orders, the
+    `cart_id` on the checkout at most; found by review: the cart stayed open with what was bought)."""
+    ended = orders.select(key, "cart_id", "ordered_at")
+    unnamed = orders.filter(pl.col("cart_id").is_null())
+    if unnamed.height == 0:
+        return ended.filter(pl.col("cart_id").is_not_null())
+    ids = ["cart_id", "checkout_id", "order_id"]
+    theirs = frame.filter(pl.col(key).is_in(unnamed[key].unique().implode()))
+    listed = [
+        theirs.select(key, c).explode(c).drop_nulls(c).unnest(c) for c in ("cart_checkouts", "checkouts")
+    ]
+    links = pl.concat([rows.select(key, *ids) for rows in listed]).filter(pl.col("cart_id").is_not_null())
+    linked = [
+        unnamed.select(key, name, "ordered_at")
+        .drop_nulls(name)
+        .join(links.select(key, "cart_id", name).drop_nulls().unique(), on=[key, name])
+        .select(key, "cart_id", "ordered_at")
+        for name in ("checkout_id", "order_id")
+    ]
+    return pl.concat([ended.filter(pl.col("cart_id").is_not_null()), *linked])
 
 
 def _filled_implicit(frame: pl.DataFrame, key: str) -> pl.Series:

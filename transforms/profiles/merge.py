@@ -10,7 +10,7 @@ import polars as pl
 
 from transforms.principals import anonymous_principal, user_principal
 from transforms.profiles.baskets import fold_carts, fold_lines, merge_checkout_lines
-from transforms.profiles.checkouts import merge_checkouts
+from transforms.profiles.checkouts import merge_cart_checkouts, merge_checkouts
 from transforms.profiles.refunds import merge_refunds
 from transforms.profiles.state import (
     CART_STATE,
@@ -83,6 +83,7 @@ def merge_partials(partial: pl.DataFrame) -> pl.DataFrame:
         _merge_carts,
         merge_checkouts,
         merge_checkout_lines,
+        merge_cart_checkouts,
         _merge_orders,
         merge_refunds,
         _merge_recent,

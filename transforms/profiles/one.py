@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from transforms.profiles.one_baskets import cartless_start, checkout_cut, put_in_cart
+from transforms.profiles.one_baskets import cartless_start, checkout_cut, order_carts, put_in_cart
 from transforms.profiles.state import (
     ENGAGEMENT_HALF_LIFE,
     EPOCH,
@@ -74,15 +74,13 @@ def _newest(state: Wire, crm: Wire, trait: str) -> Any:
 
 def _current_cart(lists: dict[str, list[Wire]]) -> tuple[str | None, int | None, int | None]:
     """(cart_id, changed_at, ordered_at) of the open cart changed last (`carts.open_carts`: no order since
-    its last change, `ordered_at` its latest order: any order of the shopper for the implicit cart, which
-    is a cart only once something was added to it or a checkout listed its products, `carts.cart_rows`);
-    ties by cart id, descending (nulls first)."""
+    its last change, `ordered_at` its latest order, naming it or its checkout naming it (`order_carts`): any
+    order of the shopper for the implicit cart, which is a cart only once something was added to it or a
+    checkout listed its products, `carts.cart_rows`); ties by cart id, descending (nulls first)."""
     carts, orders, lines = lists["carts"], lists["orders"], lists["lines"]
     latest: dict[str, int] = {}
-    for order in orders:
-        cart_id, ordered_at = order.get("cart_id"), order.get("ordered_at")
-        if cart_id is not None and ordered_at is not None:
-            latest[cart_id] = max(latest.get(cart_id, ordered_at), ordered_at)
+    for cart_id, ordered_at in order_carts(lists):  # the carts it names, or its checkout named
+        latest[cart_id] = max(latest.get(cart_id, ordered_at), ordered_at)
     any_order = _max(o.get("ordered_at") for o in orders)
     filled = any(line.get("cart_id") == IMPLICIT_CART and (line.get("added") or 0) > 0 for line in lines)
     filled = filled or any(b.get("cart_id") == IMPLICIT_CART for b in lists["checkout_lines"])
@@ -207,6 +205,7 @@ def _lists(state: Wire) -> dict[str, list[Wire]]:
         "carts",
         "checkouts",
         "checkout_lines",
+        "cart_checkouts",
         "orders",
         "refunds",
         "views",

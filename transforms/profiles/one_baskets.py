@@ -31,6 +31,29 @@ def latest_checkout_lines(rows: list[Wire]) -> list[Wire]:
     return list({tuple(sorted(r.items())): r for r in kept}.values())
 
 
+def order_carts(lists: Lists) -> list[tuple[Any, int]]:
+    """`carts.order_carts`: (cart_id, ordered_at) of each order with a time and the carts it is of: the one
+    it names, else each cart a checkout of the shopper (`cart_checkouts`, `checkouts`) named with the
+    order's checkout_id or order_id."""
+    links: dict[str, set[tuple[Any, Any]]] = {"checkout_id": set(), "order_id": set()}
+    for row in (*lists["cart_checkouts"], *lists["checkouts"]):
+        if (cart := row.get("cart_id")) is not None:
+            for name, linked in links.items():
+                if (value := row.get(name)) is not None:
+                    linked.add((value, cart))
+    ended: list[tuple[Any, int]] = []
+    for order in lists["orders"]:
+        if (ordered_at := order.get("ordered_at")) is None:
+            continue
+        if (named := order.get("cart_id")) is not None:
+            ended.append((named, ordered_at))
+            continue
+        for name, linked in links.items():
+            value = order.get(name)
+            ended += [(cart, ordered_at) for v, cart in linked if value is not None and v == value]
+    return ended
+
+
 def cartless_start(lists: Lists) -> int | None:
     """`baskets._cartless`: the start of the shopper's checkout naming no cart, unless an order of the
     shopper at or after it ended it (None: none, or ended)."""

@@ -15,7 +15,7 @@ import polars as pl
 
 from transforms.principals import principal as principal_of
 from transforms.profiles.baskets import LINE_TIES, checkout_items, checkout_line_partials
-from transforms.profiles.checkouts import checkout_partials
+from transforms.profiles.checkouts import cart_checkout_partials, checkout_partials
 from transforms.profiles.products import ORDER_PRODUCTS, order_products
 from transforms.profiles.refunds import currency_code, refund_partials
 from transforms.profiles.revenue import order_revenue
@@ -72,7 +72,16 @@ def partials(events: pl.DataFrame) -> pl.DataFrame:
     items = checkout_items(ev)
     listed = pl.col("event_id").is_in(items["event_id"].unique().implode()) if items.height else pl.lit(False)
     ev = ev.with_columns(listed.alias("_listed"))  # a checkout listing products: a change of its cart
-    parts = (_carts, checkout_partials, _orders, refund_partials, _views, _searches, _categories)
+    parts = (
+        _carts,
+        checkout_partials,
+        cart_checkout_partials,
+        _orders,
+        refund_partials,
+        _views,
+        _searches,
+        _categories,
+    )
     lists = [_lines(ev, items), checkout_line_partials(items), *(part(ev) for part in parts)]
     for frame in [*_stated(ev), *lists]:
         base = base.join(frame, on="principal", how="left")

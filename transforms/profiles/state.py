@@ -93,6 +93,10 @@ CHECKOUT_LINE_STATE = pl.Struct(
         "units": pl.Int64(),  # its quantities of the product, summed (1 when not stated)
     }
 )
+# The ids a `Checkout Started` naming a cart named with it (its checkout_id, its order_id): an order naming
+# no cart is of each cart a checkout of the shopper named with the order's checkout_id or order_id (Segment's
+# spec puts those on orders, `cart_id` on checkouts at most: `carts.order_carts`). Distinct rows, a set.
+CART_CHECKOUT_STATE = pl.Struct({"cart_id": pl.String(), "checkout_id": pl.String(), "order_id": pl.String()})
 ORDER_STATE = pl.Struct(
     {
         "order_id": pl.String(),  # the shop's order id, else `msg:<messageId>` (an order all the same)
@@ -139,6 +143,7 @@ PARTIAL_SCHEMA: dict[str, pl.DataType] = {
     "carts": pl.List(CART_STATE),
     "checkouts": pl.List(CHECKOUT_STATE),
     "checkout_lines": pl.List(CHECKOUT_LINE_STATE),  # added later: a state folded before reads it as empty
+    "cart_checkouts": pl.List(CART_CHECKOUT_STATE),  # added later: a state folded before reads it as empty
     "orders": pl.List(ORDER_STATE),
     "refunds": pl.List(REFUND_STATE),
     "views": pl.List(VIEW),

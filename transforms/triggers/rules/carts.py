@@ -5,9 +5,11 @@ An order exits a cart or a checkout whether or not it names them (Segment's spec
 state) at or after the cart's last change, or the checkout's start. Checkouts come from the state's
 `checkouts` list (transforms/profiles/checkouts.py) and from the carts' checkouts. A cart the shopper
 has since left for another, or a checkout that named it, exits when due (`cart_changed`): the email of
-the cart the shopper has now is the one to send. A cart id the shop keeps across orders is a new cart
-once it changes after its latest order (`transforms.profiles.derive.cart_rows`), and its instance
-follows the one before even when that one was sent (`cart_refilled`).
+the cart the shopper has now is the one to send. A cart's latest order is the latest naming it, or
+naming (by `checkout_id` or `order_id`) a checkout of the shopper that named it
+(`transforms.profiles.carts.order_carts`). A cart id the shop keeps across orders is a new cart once it
+changes after its latest order (`transforms.profiles.carts.cart_rows`), and its instance follows the one
+before even when that one was sent (`cart_refilled`).
 
 The implicit cart (IMPLICIT_CART: the cart events of a shop that names no cart) is every shopper's, so
 its instances are keyed by the shopper (the principal), not by the cart id alone. Before an identify
@@ -174,7 +176,7 @@ def cart_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     started = checkouts(state)  # any checkout of the shopper, named after the cart or not
     latest = started.group_by("principal").agg(pl.col("started_at").max().alias("checkout_at"))
     facts = _join(facts.drop("checkout_at"), latest, "principal")
-    opened = open_carts(cart_rows(state, "principal"), "principal")
+    opened = open_carts(state_facts(context), "principal")  # its carts: cart_rows, once an evaluation
     facts = _join(facts, opened.select("principal", pl.col("cart_id").alias("_open")), "principal")
     since = [(pl.col(c) >= pl.col("changed_at")).fill_null(False) for c in ("ordered_at", "last_order_at")]
     reason = (
@@ -207,7 +209,7 @@ def checkout_exit(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     facts = _join(facts, _matched_orders(state, facts), ["principal", "anchor"])
     latest = started.group_by("principal").agg(pl.col("started_at").max().alias("_latest"))
     facts = _join(facts, latest, "principal")
-    opened = open_carts(cart_rows(state, "principal"), "principal")
+    opened = open_carts(state_facts(context), "principal")  # its carts: cart_rows, once an evaluation
     facts = _join(facts, opened.select("principal", pl.col("cart_id").alias("_open")), "principal")
     filled = cart_units.select("principal", pl.col("cart_id").alias("_open"), "units")
     facts = _join(facts.drop("units", strict=False), filled, ["principal", "_open"])
