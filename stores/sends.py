@@ -103,20 +103,25 @@ def next_attempt(lake: LakeResource, *, lookups: bool = True) -> datetime | None
     return found if isinstance(found, datetime) else None
 
 
-def due_rows(lake: LakeResource, now: datetime, *, lookups: bool) -> pl.DataFrame:
-    """The rows due at `now`, oldest first (`unknown` ones too when the provider can be asked about them or
-    dedupes them when they are sent again)."""
+def open_rows(lake: LakeResource) -> pl.DataFrame:
+    """The outbox rows still to be tried (waiting or `unknown`): one scan of `sends` a run, for its due
+    rows and the rate-limit window both (#17)."""
+    still = pl.col("status").is_in([*WAITING, "unknown"])
+    return lake.collect("sends", SENDS_SCHEMA, lambda rows: rows.filter(still))
+
+
+def due_rows(rows: pl.DataFrame, now: datetime, *, lookups: bool) -> pl.DataFrame:
+    """The `open_rows` due at `now`, oldest first (`unknown` ones too when the provider can be asked about
+    them or dedupes them when they are sent again)."""
     statuses = [*WAITING, "unknown"] if lookups else list(WAITING)
     due = pl.col("status").is_in(statuses) & (pl.col("next_attempt_at") <= now)
-    return lake.collect("sends", SENDS_SCHEMA, lambda rows: rows.filter(due).sort("created_at", "send_id"))
+    return rows.filter(due).sort("created_at", "send_id")
 
 
-def rate_limit_window(lake: LakeResource, now: datetime) -> datetime | None:
+def rate_limit_window(rows: pl.DataFrame, now: datetime) -> datetime | None:
     """The end of the provider's rate-limit window an earlier run heard, when it is still open at `now`
-    (None: calls may go): the latest `next_attempt_at` of the rows it holds."""
-    holds = rate_limit_holds() & (pl.col("next_attempt_at") > now)
-    last = pl.col("next_attempt_at").max()
-    found = lake.collect("sends", SENDS_SCHEMA, lambda rows: rows.filter(holds).select(last)).item()
+    (None: calls may go): the latest `next_attempt_at` of the `open_rows` it holds."""
+    found = rows.filter(rate_limit_holds() & (pl.col("next_attempt_at") > now))["next_attempt_at"].max()
     return found if isinstance(found, datetime) else None
 
 
@@ -131,14 +136,15 @@ def deliver_due(
 ) -> SendsReport:
     """Read the world once, plan every due row, make the calls, commit all new statuses as one MERGE."""
     report = SendsReport()
-    rows = due_rows(lake, now, lookups=sender.can_lookup or sender.resends)
+    still = open_rows(lake)
+    rows = due_rows(still, now, lookups=sender.can_lookup or sender.resends)
     if rows.height == 0:
         return report
     markers = AttemptMarkers.for_lake(lake)
     world = read_world(lake, (state, landing), rows, markers, secret=sender.secret, now=now, offset=offset)
     world = replace(world, policy=sender.policy)
     planned = _plan(lake, rows, world, sender, now)
-    delivery = Delivery(sender, markers, now, offset, report, window=rate_limit_window(lake, now))
+    delivery = Delivery(sender, markers, now, offset, report, window=rate_limit_window(still, now))
     delivery.changed += [
         decided_row(p, now=now, waits=sender.row_waits) for p in planned if not p.calls_provider
     ]
