@@ -55,7 +55,7 @@ def _added(at: float, user: str, product: str, quantity: int = 1, **cart: Any) -
     return spec_message("Product Added", minutes(START, at), user=user, **fields, **cart)
 
 
-def _signed_up(home: Path) -> Shop:
+def signed_up(home: Path) -> Shop:
     shop = Shop(home)
     users = ("u1", "u2", "u3")
     signup = [
@@ -70,7 +70,7 @@ def _signed_up(home: Path) -> Shop:
 
 
 @contextmanager
-def _profile_api(shop: Shop) -> Iterator[httpx.Client]:
+def profile_api(shop: Shop) -> Iterator[httpx.Client]:
     """The collector's profile API over the shop's store, on an ephemeral loopback port."""
     sender = ShopResource()
     api = ProfileApi(
@@ -87,7 +87,7 @@ def test_the_store_the_lake_a_rebuild_the_engine_and_the_profile_api_show_the_ch
     """u1 only starts checkout (no cart named), then carts a cup naming no cart: on top of the checkout.
     u2 carts 3 mugs in c2, then starts checkout of c2 listing 1 mug and 1 sock: the checkout's lines.
     u3 starts checkout and orders it: no cart left."""
-    shop = _signed_up(tmp_path / "shop")
+    shop = signed_up(tmp_path / "shop")
     first = [_checkout(0, "u1", ("mug", 2), ("sock", 1)), _added(0, "u2", "mug", 3, cart_id="c2")]
     shop.batch("b0", [*first, _checkout(0, "u3", ("cup", 1))], minutes(START, 1))
     before: Carts = [
@@ -132,7 +132,7 @@ def test_the_store_the_lake_a_rebuild_the_engine_and_the_profile_api_show_the_ch
     for sent in decided.filter(pl.col("decision") == "send").rows(named=True):
         assert_replays_as_sent(shop, sent)
 
-    with _profile_api(shop) as client:
+    with profile_api(shop) as client:
         auth = {"Authorization": f"Bearer {API_KEY}"}
         for user, lines in (("u1", [("Cup", 1), ("Mug", 2), ("Sock", 1)]), ("u2", [("Mug", 1), ("Sock", 1)])):
             content = client.get(f"/v1/profiles/{user}/content?kind=abandoned_checkout", headers=auth).json()
@@ -160,7 +160,7 @@ def _as_written_before(shop: Shop) -> None:
 def test_a_lake_and_store_from_before_checkout_lines_read_take_new_batches_and_fold(tmp_path: Path) -> None:
     """u2's cart (3 mugs in c2) was folded before the upgrade; after it, her checkout of c2 listing 1 mug
     and 1 sock is her cart, in the store, the lake and a rebuild alike, before and after a fold."""
-    shop = _signed_up(tmp_path / "shop")
+    shop = signed_up(tmp_path / "shop")
     shop.batch("b0", [_added(0, "u2", "mug", 3, cart_id="c2")], minutes(START, 1))
     _as_written_before(shop)
     before: Carts = [("u1", None, []), ("u2", "c2", [("mug", 3)]), ("u3", None, [])]

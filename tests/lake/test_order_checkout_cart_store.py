@@ -9,29 +9,22 @@ stories keep the live store equal to a rebuilt one."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resources.shop import ShopResource
-from services.collector.app import CollectorConfig, create_collector_app
-from services.collector.profile_store import ProfileStore
-from services.collector.profiles import ProfileApi
-from services.server import ServerThread
 from stores.ingest import ingest
 from stores.state.refresh import fold
 from tests.lake.decide_harness import SECRET, Shop, lake_decides, minutes, sorted_rows
 from tests.lake.test_cart_units_store import Carts, assert_everywhere, carts
+from tests.lake.test_checkout_cart_store import profile_api, signed_up
 from tests.lake.test_state_live import ingest_namespaces_equal, land, resources
-from tests.story import message, spec_message
+from tests.story import spec_message
 from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
 from transforms.schema import UPDATES_APP
 from transforms.state import StateChanges
@@ -56,34 +49,10 @@ def _ordered(at: float, user: str, **ids: str) -> dict:
     return spec_message("Order Completed", minutes(START, at), user=user, **fields)
 
 
-def _signed_up(home: Path) -> Shop:
-    shop = Shop(home)
-    signup = [
-        message(
-            "identify", minutes(START, -3 * DAY), user=u, email=f"{u}@example.com", marketing_consent=True
-        )
-        for u in USERS
-    ]
-    shop.batch("b-signup", signup, minutes(START, -3 * DAY))
-    shop.engine(minutes(START, -3 * DAY))  # the welcomes go out days before (the 16 h cap)
-    return shop
-
-
-@contextmanager
-def _profile_api(shop: Shop) -> Iterator[httpx.Client]:
-    """The collector's profile API over the shop's store, on an ephemeral loopback port."""
-    api = ProfileApi(
-        ProfileStore(shop.state, secret=SECRET), API_KEY, ShopResource().shop(), timedelta(days=365 * 50)
-    )
-    app = create_collector_app(CollectorConfig(landing=shop.landing.root, write_keys=("wk",), profiles=api))
-    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client
-
-
 def test_the_store_the_lake_a_rebuild_the_engine_and_the_profile_api_close_the_cart(tmp_path: Path) -> None:
     """u1 orders naming only her checkout, with it; u2 only his order id, a batch later; u3's order (naming
     her checkout) lands a batch before her cart and checkout."""
-    shop = _signed_up(tmp_path / "shop")
+    shop = signed_up(tmp_path / "shop")
     first = [*_shopping(0, "u1"), _ordered(5, "u1", checkout_id="ck-u1"), *_shopping(0, "u2")]
     shop.batch("b0", [*first, _ordered(6, "u3", checkout_id="ck-u3")], minutes(START, 7))
     during: Carts = [("u1", None, []), ("u2", "k-u2", [("mug", 1)]), ("u3", None, [])]
@@ -104,7 +73,7 @@ def test_the_store_the_lake_a_rebuild_the_engine_and_the_profile_api_close_the_c
     final = carts_and_checkouts.filter(pl.col("decision") == "exited")["reason"].unique().to_list()
     assert final == ["order_completed"]
 
-    with _profile_api(shop) as client:
+    with profile_api(shop) as client:
         auth = {"Authorization": f"Bearer {API_KEY}"}
         for user in USERS:
             profile = client.get(f"/v1/profiles/{user}", headers=auth).json()
@@ -129,7 +98,7 @@ def test_a_lake_and_store_from_before_the_links_close_the_cart_through_the_check
     tmp_path: Path,
 ) -> None:
     """u1's cart and checkout were folded before the upgrade; her order of that checkout lands after it."""
-    shop = _signed_up(tmp_path / "shop")
+    shop = signed_up(tmp_path / "shop")
     shop.batch("b0", _shopping(0, "u1"), minutes(START, 3))
     _as_written_before(shop)
     assert carts(shop.state, minutes(START, 3))[0] == ("u1", "k-u1", [("mug", 1)])

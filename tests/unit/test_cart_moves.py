@@ -4,7 +4,6 @@ latest order; beyond, its older moves count as made at the latest of them."""
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,12 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.batching import batched
 from tests.story import at, message
 from transforms.ingest.files import process_file
 from transforms.profiles.derive import derive
 from transforms.profiles.merge import merge_partials
 from transforms.profiles.partials import partials
-from transforms.profiles.state import MOVES_PER_LINE, PARTIAL_SCHEMA, canonical, line_moves
+from transforms.profiles.state import MOVES_PER_LINE, canonical, line_moves
 from transforms.schema import CUSTOMERS_SCHEMA, UTC_TS
 
 LANDED = datetime(2026, 12, 1, tzinfo=UTC)
@@ -87,13 +87,7 @@ def test_moves_merge_in_any_order_and_count_what_came_after_the_latest_order(
         story = [*story, (41, "Product Added", "mug", 1)]
     events = events_of(story)
     whole = merge_partials(partials(events))
-    ids = events["event_id"].to_list()
-    random.Random(seed).shuffle(ids)
-    cuts = sorted(random.Random(seed + 1).sample(range(1, len(ids)), k=min(4, len(ids) - 1)))
-    state = pl.DataFrame(schema=PARTIAL_SCHEMA)
-    for batch in [ids[a:b] for a, b in zip([0, *cuts], [*cuts, len(ids)], strict=True)]:
-        part = partials(events.filter(pl.col("event_id").is_in(batch)))
-        state = merge_partials(pl.concat([part, state]))  # as the store: its state and the batch's partial
+    state = batched(events, seed)  # as the store: its state and the batch's partials
     assert canonical(state).drop("engagement").equals(canonical(whole).drop("engagement"))
     assert state["moves"].list.len().item() <= 2 * MOVES_PER_LINE
     [profile] = derive(state, NO_CRM, at(60)).to_dicts()

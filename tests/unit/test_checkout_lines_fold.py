@@ -6,7 +6,6 @@ The profile API's derive_one reads the same cart off the stored state."""
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.batching import batched
 from tests.story import at, message
 from transforms.ingest.files import process_file
 from transforms.profiles.derive import derive
@@ -90,13 +90,7 @@ def test_checkout_products_merge_in_any_order_and_are_the_cart_at_checkout_time(
 ) -> None:
     events = events_of(story)
     whole = merge_partials(partials(events))
-    ids = events["event_id"].to_list()
-    random.Random(seed).shuffle(ids)
-    cuts = sorted(random.Random(seed + 1).sample(range(1, len(ids)), k=min(4, len(ids) - 1)))
-    state = pl.DataFrame(schema=PARTIAL_SCHEMA)
-    for batch in [ids[a:b] for a, b in zip([0, *cuts], [*cuts, len(ids)], strict=True)]:
-        part = partials(events.filter(pl.col("event_id").is_in(batch)))
-        state = merge_partials(pl.concat([part, state]))  # as the store: its state and the batch's partial
+    state = batched(events, seed)  # as the store: its state and the batch's partials
     assert canonical(state).drop("engagement").equals(canonical(whole).drop("engagement"))
     [profile] = derive(state, NO_CRM, at(60)).to_dicts()
     assert [(i["product_id"], i["quantity"]) for i in profile["cart_items"]] == expected_cart(story)

@@ -6,7 +6,6 @@ the checkout and the order."""
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.batching import batched
 from tests.story import at, message
 from transforms.ingest.files import process_file
 from transforms.profiles.baskets import checkout_carts
@@ -80,18 +80,6 @@ def events_of(story: list[Step], twin: bool) -> pl.DataFrame:
         messages.append(message(name, at(minute), user="u1", message_id=f"m{n:02d}", **fields))
     data = b"\n".join(orjson.dumps(m) for m in messages)
     return process_file(data, source_file="s", landed_at=LANDED, ingested_at=LANDED, batch_id=1).events
-
-
-def batched(events: pl.DataFrame, seed: int) -> pl.DataFrame:
-    """The state of `events` landed in up to five batches of a random order, merged as the store does."""
-    ids = events["event_id"].to_list()
-    random.Random(seed).shuffle(ids)
-    cuts = sorted(random.Random(seed + 1).sample(range(1, len(ids)), k=min(4, len(ids) - 1)))
-    state = pl.DataFrame(schema=PARTIAL_SCHEMA)
-    for batch in [ids[a:b] for a, b in zip([0, *cuts], [*cuts, len(ids)], strict=True)]:
-        part = partials(events.filter(pl.col("event_id").is_in(batch)))
-        state = merge_partials(pl.concat([part, state]))
-    return state
 
 
 CART_COLUMNS = ("cart_id", "cart_items", "cart_value", "cart_updated_at", "last_order_at")
