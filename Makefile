@@ -58,9 +58,10 @@ test-postgres: $(STAMP) postgres
 	$(BIN)/python -m tests.postgres $(BIN)/pytest -q -n auto --dist loadgroup $(PG_TESTS)
 
 # The fast tier (pure tests, under a minute): `make test-fast`. The long property runs (marked `deep`)
-# are left to `make test`; one small ingest of events on a real lake (marked `smoke`) runs here too.
+# and the modules of shoppers' stories through the whole engine (marked `story`) are left to `make test`;
+# one small ingest of events on a real lake (marked `smoke`) runs here too.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -n auto -m "(unit and not deep) or smoke" tests/unit tests/lake/test_ingest_smoke.py
+	$(BIN)/pytest -q -n auto -m "(unit and not deep and not story) or smoke" tests/unit tests/lake/test_ingest_smoke.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

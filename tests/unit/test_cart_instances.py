@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
+import pytest
 
 from tests.story import Shop, at, message
 from tests.unit.test_trigger_content import email
@@ -20,6 +21,8 @@ from transforms.profiles.derive import derive
 from transforms.schema import PENDING_DECISIONS
 from transforms.sends.plan import Render
 from transforms.triggers.policies import Policy
+
+pytestmark = pytest.mark.story  # many engine runs: `make test` runs it, the fast tier leaves it
 
 DAY = 24 * 60
 

@@ -121,6 +121,7 @@ def test_trigger_and_send_ids_are_keys_but_never_log_traces() -> None:
     )
 
 
+@pytest.mark.deep  # 2-3 s (12,000 ids): `make test` runs it, the fast tier leaves it
 def test_thousands_of_made_ids_are_found_in_polars_and_python_alike() -> None:
     """One regex per 2,000 ids: 12,000 in one passed Polars' 10 MB regex limit."""
     made = tuple(f"s-{hashlib.sha256(str(i).encode()).hexdigest()[:24]}" for i in range(12000))

@@ -23,6 +23,8 @@ from transforms.sends.catalog import Catalog
 from transforms.sends.plan import Render, SendWorld, plan_row
 from transforms.triggers.rules import carts as carts_rules
 
+pytestmark = pytest.mark.story  # many engine runs: `make test` runs it, the fast tier leaves it
+
 
 def _product(name: str) -> dict[str, Any]:
     return {"product_id": name, "sku": name.upper(), "name": name.upper(), "price": 20.0, "quantity": 1}

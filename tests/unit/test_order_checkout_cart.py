@@ -25,6 +25,8 @@ from transforms.profiles.one import derive_one
 from transforms.profiles.state import PARTIAL_SCHEMA, canonical
 from transforms.state import encode
 
+pytestmark = pytest.mark.story  # many engine runs: `make test` runs it, the fast tier leaves it
+
 DAY = 24 * 60
 IDS = {"checkout only": {"checkout_id": "ck-1"}, "order only": {"order_id": "o-1"}}
 

@@ -127,6 +127,7 @@ def model(properties: dict[str, Any]) -> float | None:
     return sum(priced) if priced else None
 
 
+@pytest.mark.deep  # 2-3 s: `make test` runs it, the fast tier leaves it
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(

@@ -44,6 +44,7 @@ def latest(statements: list[tuple[str, int, str | None]], user: str) -> tuple[st
     return value, BASE + timedelta(minutes=minute)
 
 
+@pytest.mark.deep  # 2 s: `make test` runs it, the fast tier leaves it
 @settings(max_examples=60, deadline=None)
 @given(STATEMENTS)
 def test_a_trait_is_its_latest_statement_and_a_tie_goes_to_the_greatest_value(

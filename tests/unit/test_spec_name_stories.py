@@ -25,6 +25,8 @@ from transforms.measure.attribution import orders_of
 from transforms.profiles.derive import derive
 from transforms.profiles.state import canonical
 
+pytestmark = pytest.mark.story  # many engine runs: `make test` runs it, the fast tier leaves it
+
 CAMEL = {"cart_id": "cartId", "checkout_id": "checkoutId", "order_id": "orderId", "product_id": "productId"}
 PRODUCT: dict[str, Any] = {"sku": "G-32", "name": "Shirt", "price": 40.0, "quantity": 1}
 

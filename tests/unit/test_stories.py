@@ -23,6 +23,8 @@ from transforms.profiles.state import canonical
 from transforms.triggers.exits import exit_reasons_now
 from transforms.triggers.policies import Policy
 
+pytestmark = pytest.mark.story  # many engine runs: `make test` runs it, the fast tier leaves it
+
 DAY = 24 * 60
 SIGNUP = at(-3 * DAY)  # Tuesday 12:00 UTC: daytime in UTC, so the welcome goes out at once
 WELCOME = ("welcome", "u1", "send")
