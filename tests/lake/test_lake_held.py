@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import polars as pl
+import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from resources.lake import LakeResource
@@ -99,3 +100,30 @@ def test_a_table_restored_from_an_older_copy_is_read_afresh_once_another_writer_
     write_deltalake(lake.table_uri("t"), pl.DataFrame({"n": [3], "batch_id": [3]}).to_arrow(), mode="append")
     assert sorted(lake.read("t", SCHEMA)["n"]) == [1, 2, 3]
     assert lake.batch_version("t") == 2
+
+
+def test_a_use_with_no_commit_since_reads_no_log_and_the_next_commit_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`update_incremental` lists the table's log (2-4 ms on a log of thousands of files): a use with no
+    commit since the last is one stat of the next commit file, and a commit made since is still read."""
+    uri = str(tmp_path / "t")
+    _write(uri, [0])
+    updates: list[int] = []
+    update = DeltaTable.update_incremental
+
+    def counted(table: DeltaTable) -> None:
+        updates.append(1)
+        update(table)
+
+    monkeypatch.setattr(DeltaTable, "update_incremental", counted)
+    for _ in range(3):
+        with held_table(tmp_path / "t", uri, lambda: DeltaTable(uri)) as table:
+            assert table is not None and table.version() == 0
+    assert updates == []
+    _write(uri, [1])
+    _write(uri, [2])
+    with held_table(tmp_path / "t", uri, lambda: DeltaTable(uri)) as table:
+        assert table is not None and table.version() == 2
+        assert sorted(pl.scan_delta(table).collect()["n"]) == [0, 1, 2]
+    assert updates == [1]
