@@ -15,6 +15,7 @@ from orchestration.settings import (
     ensure_secret,
     esp_webhook_key,
     sendgrid_webhook_public_key,
+    server_write_keys,
     write_keys,
 )
 
@@ -73,7 +74,8 @@ def collector_config(settings: Settings, args: argparse.Namespace, keys: tuple[s
     )
     return CollectorConfig(
         landing=LandingResource(uri=settings.landing_uri).root,
-        write_keys=keys,
+        write_keys=keys,  # public: every browser holds one
+        server_write_keys=server_write_keys(),  # secret: their messages may suppress shoppers
         probe=landing_backlog(settings.lake_uri, settings.landing_uri),
         limits=limits,
         linger=args.commit_ms / 1000,

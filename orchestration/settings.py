@@ -16,6 +16,7 @@ from orchestration.settings_keys import (  # re-exported: the keys' names and ch
     ESP_WEBHOOK_KEY_VARIABLE,
     SECRET_VARIABLE,
     SENDGRID_PUBLIC_KEY_VARIABLE,
+    SERVER_WRITE_KEY_VARIABLE,
     WRITE_KEY_VARIABLE,
     check_keys,
     split_write_keys,
@@ -66,6 +67,7 @@ KNOWN = {
     "LAKEMAIL_QUIET_HOURS",
     "LAKEMAIL_FREQUENCY_CAP",
     "LAKEMAIL_WRITE_KEY",
+    "LAKEMAIL_SERVER_WRITE_KEY",  # the collector's secret write keys (services/collector/write_keys.py)
     "LAKEMAIL_API_KEY",
     "LAKEMAIL_ESP_WEBHOOK_KEY",  # the providers' webhooks' secret (services/collector/esp_auth.py)
     "LAKEMAIL_SENDGRID_WEBHOOK_PUBLIC_KEY",  # SendGrid's Signed Event Webhook verification key
@@ -247,6 +249,12 @@ def write_keys(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The collector's write keys: `LAKEMAIL_WRITE_KEY` of `env` (this process's environment by default),
     comma-separated (empty when unset)."""
     return split_write_keys((os.environ if env is None else env).get(WRITE_KEY_VARIABLE, ""))
+
+
+def server_write_keys() -> tuple[str, ...]:
+    """The collector's secret server write keys, `LAKEMAIL_SERVER_WRITE_KEY` (comma-separated; empty when
+    unset): their messages may suppress shoppers, the public keys' may not."""
+    return split_write_keys(os.environ.get(SERVER_WRITE_KEY_VARIABLE, ""))
 
 
 def api_key() -> str | None:

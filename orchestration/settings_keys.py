@@ -1,6 +1,6 @@
-"""The collector's write keys (`LAKEMAIL_WRITE_KEY`) and the secrets that must never be one of them, checked
-at start-up; a message names the variable, never a value. Values come in from `orchestration.settings`,
-the one reader of the environment."""
+"""The collector's write keys (`LAKEMAIL_WRITE_KEY`, public; `LAKEMAIL_SERVER_WRITE_KEY`, secret) and the
+secrets that must never be a public one, checked at start-up; a message names the variable, never a
+value. Values come in from `orchestration.settings`, the one reader of the environment."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from orchestration.settings_values import SettingsError
 
 WRITE_KEY_VARIABLE = "LAKEMAIL_WRITE_KEY"
+SERVER_WRITE_KEY_VARIABLE = "LAKEMAIL_SERVER_WRITE_KEY"  # services.collector.write_keys
 API_KEY_VARIABLE = "LAKEMAIL_API_KEY"
 ESP_WEBHOOK_KEY_VARIABLE = "LAKEMAIL_ESP_WEBHOOK_KEY"
 SENDGRID_PUBLIC_KEY_VARIABLE = "LAKEMAIL_SENDGRID_WEBHOOK_PUBLIC_KEY"
@@ -46,7 +47,23 @@ def check_keys(env: Mapping[str, str]) -> None:
     ):
         if value and any(hmac.compare_digest(value.encode(), key.encode()) for key in keys):
             raise SettingsError(f"{name} must not be a write key: {PUBLIC}")
+    check_server_write_keys(env, keys)
     check_esp_webhooks(env, keys)
+
+
+def check_server_write_keys(env: Mapping[str, str], keys: tuple[str, ...]) -> None:
+    """SettingsError naming LAKEMAIL_SERVER_WRITE_KEY when it holds a key the collector cannot take as
+    secret (short, holding a `:`, or one of the public write keys `keys`); never a value. Unset or
+    empty: no server key (the demo needs none: its browsers and simulator send nothing that suppresses)."""
+    server = split_write_keys(env.get(SERVER_WRITE_KEY_VARIABLE) or "")
+    if not server:
+        return
+    from services.collector.write_keys import check_server_keys
+
+    try:
+        check_server_keys(server, keys)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
 
 
 def check_esp_webhooks(env: Mapping[str, str], keys: tuple[str, ...]) -> None:

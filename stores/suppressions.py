@@ -14,6 +14,9 @@ event relay, Segment's own email sources, the sender for a provider's synchronou
 address (`address_key` of the event's `email` property or `context.traits.email`), else per user, reason
 `hard_bounce` or `complaint`. A bounce its producer calls soft or transient (`bounce_type`) suppresses
 nobody: the next email may well arrive.
+
+None of these events sent to the collector with a public write key (LAKEMAIL_WRITE_KEY, in every browser)
+reaches `events`: the ingest quarantines it as `untrusted_suppression` (transforms.ingest.trust).
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ import polars as pl
 from resources.lake import LakeResource
 from transforms.erasure.records import address_key, anonymous_key, suppressed, user_key
 from transforms.ingest.events import identity_edges
+from transforms.ingest.trust import UNSUBSCRIBED_EVENT
 from transforms.profiles.merge import claims
 from transforms.schema import IDENTITIES_SCHEMA, SUPPRESSIONS_SCHEMA
 from transforms.sends.refusals import BOUNCED, COMPLAINED
 
 UNSUBSCRIBED = "unsubscribed"
-# The events that suppress, and the reason each writes (PRODUCT.md's `suppressions` reasons).
-SUPPRESSING = {"Unsubscribed": UNSUBSCRIBED, BOUNCED: "hard_bounce", COMPLAINED: "complaint"}
+# The events that suppress, and the reason each writes (PRODUCT.md's `suppressions` reasons). Only trusted
+# ones reach `events`: the ingest quarantines them under a public write key (transforms.ingest.trust).
+SUPPRESSING = {UNSUBSCRIBED_EVENT: UNSUBSCRIBED, BOUNCED: "hard_bounce", COMPLAINED: "complaint"}
 SOFT_BOUNCES = ("soft", "transient", "softbounce", "soft_bounce", "temporary")
 
 

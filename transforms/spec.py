@@ -11,13 +11,20 @@ import polars as pl
 
 MAX_MESSAGE_BYTES = 32 * 1024  # Segment's own limit for one message, as its clients measure it (unstamped)
 # What a landed line may hold besides the message: the stamps the collector (or Segment) adds. Ours are
-# `,"messageId":"<uuid4>"` (51 bytes, when the client sent none), `,"receivedAt":"...Z"` (40) and the
-# batch's `,"sentAt":...` (44 as Segment's Python library writes it): 135 bytes, so 256 leaves 121 for a
-# longer `sentAt`. A message the collector took (at most 32 KB as sent) is never too long here.
+# `,"messageId":"<uuid4>"` (51 bytes, when the client sent none), `,"receivedAt":"...Z"` (40), the
+# batch's `,"sentAt":...` (44 as Segment's Python library writes it) and, under a public write key,
+# `,"lakemailKeyKind":"public"` (27): 162 bytes, so 256 leaves 94 for a longer `sentAt`. A message the
+# collector took (at most 32 KB as sent) is never too long here.
 STAMP_MARGIN_BYTES = 256
 MAX_LINE_BYTES = MAX_MESSAGE_BYTES + STAMP_MARGIN_BYTES  # one landed line: a message and its stamps
 RAW_QUARANTINE_BYTES = 2048  # how much of a rejected line `quarantine.raw` keeps
 KNOWN_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+# What the collector stamps on a message it took under a public write key (LAKEMAIL_WRITE_KEY, which every
+# browser holds), after taking out any such field a client sent: `"lakemailKeyKind": "public"`. A message
+# that carries the field (any value) is untrusted: it may not suppress anyone (transforms.ingest.trust).
+# Messages under a server key, and files landed directly, carry none.
+KEY_KIND_FIELD = "lakemailKeyKind"
+PUBLIC_KEY_KIND = "public"
 
 
 class Reason(StrEnum):
@@ -34,11 +41,13 @@ class Reason(StrEnum):
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     NUMBER_OUT_OF_RANGE = "number_out_of_range"  # quantity beyond int64, price/total/revenue not finite
     BATCH_ENVELOPE = "batch_envelope"  # a whole `{"batch": [...]}` request body landed as one line
+    UNTRUSTED_SUPPRESSION = "untrusted_suppression"  # a suppressing event under a public key (trust.py)
 
 
 # Top-level message fields as landed. Object fields are read as their JSON text: Polars keeps an
 # object's text for a String column, so unknown properties survive and nothing fails on odd shapes.
-# `batch` is not a message field: it marks a landed `/v1/batch` body (quarantined as BATCH_ENVELOPE).
+# `batch` is not a message field: it marks a landed `/v1/batch` body (quarantined as BATCH_ENVELOPE);
+# nor is KEY_KIND_FIELD: the collector's mark of an untrusted message.
 SCALAR_FIELDS = (
     "messageId",
     "type",
@@ -56,7 +65,7 @@ SCALAR_FIELDS = (
 )
 OBJECT_FIELDS = ("properties", "traits", "context")
 RAW_MESSAGE_SCHEMA: dict[str, pl.DataType] = {
-    name: pl.String() for name in (*SCALAR_FIELDS, *OBJECT_FIELDS, "batch")
+    name: pl.String() for name in (*SCALAR_FIELDS, *OBJECT_FIELDS, "batch", KEY_KIND_FIELD)
 }
 
 # E-commerce v2 properties lifted into typed columns (all other properties stay in `properties`).

@@ -8,6 +8,10 @@ libraries post to, `/v1/b` and `/v1/t`, `/v1/i`, `/v1/p`, `/v1/s`, `/v1/g`, `/v1
 key: services.collector.esp_auth), the profile API `/v1/profiles/{user_id}`
 (services.collector.profiles) and the demo shop.
 
+Write keys are public (LAKEMAIL_WRITE_KEY: every browser holds one) or secret server keys
+(LAKEMAIL_SERVER_WRITE_KEY); a public key's messages land marked so, and the ingest lets none of them
+suppress a shopper (services.collector.write_keys).
+
 Answers: 200 `{"success": true}` once every kept message is durable in the landing zone (with
 `rejected` listing the first 100 messages of a batch that were not kept, by index, and `rejected_more`
 counting the others); 400 with a reason code for a body that is not a JSON batch, is over 500 KB or
@@ -23,7 +27,6 @@ that hangs up before its answer is counted as 499.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -60,6 +63,7 @@ from services.collector.wire import (
     retry_headers,
     take,
 )
+from services.collector.write_keys import WriteKeys, check_server_keys
 from services.metrics import add_metrics
 from services.reading import CLIENT_CLOSED, BodyTimeout, closing, timed
 from services.unsubscribe import add_unsubscribe_routes
@@ -75,6 +79,7 @@ class _State:
     config: CollectorConfig
     committer: GroupCommitter
     gate: BacklogGate
+    keys: WriteKeys
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     in_flight: int = 0
     body_key_in_flight: int = 0  # of in_flight, those whose key is only in the body
@@ -90,6 +95,7 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
     """The collector app; its lifespan starts the group committer and the backlog probe."""
     if not config.write_keys or not all(config.write_keys):
         raise ValueError("the collector needs at least one non-empty write key")
+    check_server_keys(config.server_write_keys, config.write_keys)
     gate = BacklogGate(config.probe, config.limits, config.probe_seconds)
     committer = GroupCommitter(
         config.landing / "events",
@@ -99,7 +105,7 @@ def create_collector_app(config: CollectorConfig) -> FastAPI:
         writer=config.writer,
         on_landed=gate.landed,
     )
-    state = _State(config, committer, gate)
+    state = _State(config, committer, gate, WriteKeys(config.write_keys, config.server_write_keys))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,7 +177,7 @@ async def _guarded(state: _State, request: Request, handler: Handler, key_in_bod
     """One request that lands: refuse it early when it cannot be kept, else let `handler` land it.
     Without `key_in_body` (the webhooks) no write key is read: `handler` checks the webhooks' own."""
     header_key = basic_user(request.headers.get("authorization")) if key_in_body else None
-    if header_key is not None and not _known(state.config.write_keys, header_key):
+    if header_key is not None and state.keys.kind(header_key) is None:
         return _error(401, "invalid_write_key", "unknown write key")
     if (why := state.gate.refusal()) is not None:
         log.warning("refusing messages: %s", why)
@@ -206,9 +212,8 @@ async def _guarded(state: _State, request: Request, handler: Handler, key_in_bod
 async def _accept(state: _State, kind: str | None, request: Request, header_key: str | None) -> Response:
     raw = await read_body(request.stream(), request.headers.get("content-length"), MAX_BODY_BYTES)
     received_at = state.config.clock().astimezone(UTC).isoformat(timespec="milliseconds")
-    key = partial(_known, state.config.write_keys) if header_key is None else None
     encoding = request.headers.get("content-encoding")
-    work = partial(take, raw, encoding, kind, received_at.replace("+00:00", "Z"), key)
+    work = partial(take, raw, encoding, kind, received_at.replace("+00:00", "Z"), state.keys.kind, header_key)
     kept = await state.off_loop.run(work, raw, encoding)
     for reason, count in Counter(refused["reason"] for refused in kept.rejected).items():
         state.rejected.labels(reason=reason).inc(count)
@@ -258,13 +263,6 @@ async def _health(state: _State) -> JSONResponse:
             "backlog": None if last is None else {"files": last.files, "bytes": last.bytes},
         }
     )
-
-
-def _known(keys: tuple[str, ...], key: object) -> bool:
-    if not isinstance(key, str) or not key:
-        return False
-    given = key.encode("utf-8", "surrogatepass")  # a lone surrogate (read leniently) is no key
-    return any(hmac.compare_digest(given, known.encode()) for known in keys)
 
 
 def _error(

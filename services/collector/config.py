@@ -29,7 +29,12 @@ class CollectorConfig:
     """Where messages land, who may send, and the bounds (see `lakemail serve collector --help`)."""
 
     landing: Path  # the landing zone root: messages land in its `events/` folder
+    # LAKEMAIL_WRITE_KEY: public (the snippet and the shop's pages carry the first one); their messages land
+    # marked untrusted, and none of them suppresses a shopper (services.collector.write_keys)
     write_keys: tuple[str, ...]
+    # LAKEMAIL_SERVER_WRITE_KEY: secret keys for the shop's back end, trusted as files landed directly are
+    # (an `Unsubscribed` or a bounce sent with one suppresses); none may be a public key (ValueError)
+    server_write_keys: tuple[str, ...] = ()
     probe: Callable[[], Backlog] = _no_backlog  # measures the landing zone's backlog
     limits: BacklogLimits = field(default_factory=BacklogLimits)
     probe_seconds: float = 1.0

@@ -25,8 +25,9 @@ import orjson
 import polars as pl
 
 from services.collector.lenient import TooManyMessages, Unreadable, read_leniently
+from services.collector.write_keys import KeyKind
 from transforms.ingest.timestamps import parse_timestamps
-from transforms.spec import MAX_LINE_BYTES, MAX_MESSAGE_BYTES, Reason
+from transforms.spec import KEY_KIND_FIELD, MAX_LINE_BYTES, MAX_MESSAGE_BYTES, PUBLIC_KEY_KIND, Reason
 
 MAX_BODY_BYTES = 500 * 1024  # Segment's limit for one batch request
 # A message the ingest keeps has a type, an id and a timestamp: `{"type":"page","userId":1,
@@ -168,24 +169,34 @@ class Stamped:
 
 
 def take(
-    body: bytes, encoding: str | None, kind: str | None, received_at: str, key: Callable[[Any], bool] | None
+    body: bytes,
+    encoding: str | None,
+    kind: str | None,
+    received_at: str,
+    key_kind: Callable[[Any], KeyKind | None],
+    header_key: str | None = None,
 ) -> Stamped:
-    """A tracking request's body (`kind` as for messages_of) decoded, read and stamped; with `key`, the
-    body's `writeKey` must pass it (401). Blocking: OffLoop runs a big body's in a worker thread."""
+    """A tracking request's body (`kind` as for messages_of) decoded, read and stamped. Its write key is
+    `header_key` (the Authorization header's), else the body's `writeKey`; `key_kind` says what it is
+    (None: 401), and a public one's messages are stamped so (`stamp`). Blocking: OffLoop runs a big
+    body's in a worker thread."""
     envelope = parse(decode(body, encoding), MAX_BATCH_MESSAGES if kind is None else None)
-    if key is not None and not key(envelope.get("writeKey")):
+    body_key = envelope.pop("writeKey", None)
+    which = key_kind(body_key if header_key is None else header_key)
+    if which is None:
         raise WireError(401, "invalid_write_key", "unknown or missing write key")
-    envelope.pop("writeKey", None)
     messages, sent_at = messages_of(envelope, kind)
-    return stamp(messages, sent_at=sent_at, received_at=received_at)
+    return stamp(messages, sent_at=sent_at, received_at=received_at, public=which == "public")
 
 
-def stamp(messages: list[Any], *, sent_at: Any, received_at: str) -> Stamped:
+def stamp(messages: list[Any], *, sent_at: Any, received_at: str, public: bool = False) -> Stamped:
     """Each message as a landing line: `receivedAt` stamped, the request's `sentAt` copied in, a
-    `messageId` added when missing, a `writeKey` taken out; a message that is not an object, cannot be
-    read or written as UTF-8 JSON (a lone surrogate, too deep) or is longer than 32 KB as sent is
-    refused (by index) and the others kept. A `sentAt` that is no timestamp (`usable_sent_at`), the
-    request's or, without a usable one, the message's own, is left out and counted."""
+    `messageId` added when missing, a `writeKey` and a `lakemailKeyKind` taken out, and with `public`
+    (a public write key's) `"lakemailKeyKind": "public"` stamped (transforms.ingest.trust); a message
+    that is not an object, cannot be read or written as UTF-8 JSON (a lone surrogate, too deep) or is
+    longer than 32 KB as sent is refused (by index) and the others kept. A `sentAt` that is no timestamp
+    (`usable_sent_at`), the request's or, without a usable one, the message's own, is left out and
+    counted."""
     kept = Stamped()
     request_ignored = sent_at is not None and not usable_sent_at(sent_at)
     if request_ignored:
@@ -193,7 +204,7 @@ def stamp(messages: list[Any], *, sent_at: Any, received_at: str) -> Stamped:
     usable = _usable_own_sent_ats(messages) if sent_at is None else frozenset()
     for index, message in enumerate(messages):
         dropped = sent_at is None and _drop_unusable_sent_at(message, usable)
-        line = _line(message, sent_at, received_at)
+        line = _line(message, sent_at, received_at, public)
         if isinstance(line, bytes):
             kept.lines.append(line + b"\n")
             kept.ignored_sent_at += request_ignored or dropped
@@ -223,19 +234,22 @@ def _drop_unusable_sent_at(message: Any, usable: frozenset[str]) -> bool:
     return True
 
 
-def _line(message: Any, sent_at: Any, received_at: str) -> bytes | tuple[Reason, str]:
+def _line(message: Any, sent_at: Any, received_at: str, public: bool) -> bytes | tuple[Reason, str]:
     """`message` stamped as one NDJSON line (valid UTF-8: the ingest reads it), or why it cannot be."""
     if isinstance(message, Unreadable):
         return Reason.INVALID_JSON, message.detail
     if not isinstance(message, dict):
         return Reason.NOT_AN_OBJECT, f"a JSON {type(message).__name__}, not an object"
     message.pop("writeKey", None)
+    message.pop(KEY_KIND_FIELD, None)  # only the collector says what key a message came with
     given = message.get("messageId")
     blank = not given or (isinstance(given, str) and not given.strip())  # no id: the ingest would refuse it
     stamps: dict[str, Any] = {"messageId": str(uuid.uuid4())} if blank else {}
     if sent_at is not None:
         stamps["sentAt"] = sent_at
     stamps["receivedAt"] = received_at
+    if public:
+        stamps[KEY_KIND_FIELD] = PUBLIC_KEY_KIND
     try:
         sent = orjson.dumps(message)  # as the client sent it, without whitespace: what it measured, or less
         if stamps.keys() & message.keys():  # a stamp replaces the client's value

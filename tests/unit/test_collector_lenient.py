@@ -13,9 +13,12 @@ import pytest
 
 from services.collector.lenient import Unreadable, read_leniently
 from services.collector.wire import MAX_BATCH_MESSAGES, WireError, take
+from services.collector.write_keys import WriteKeys
 from tests.hostile_lines import KEPT
 from tests.unit.test_collector import AUTH, config, landed, post
 from transforms.ingest.files import process_file
+
+KEYS = WriteKeys(("wk",))  # the key a request's Authorization header names
 
 GOOD = rb'{"type":"track","event":"Good","userId":"u","timestamp":"2026-11-20T09:29:59Z"}'
 # JSON.stringify of a string cut mid-emoji: QA's batch
@@ -127,11 +130,11 @@ def test_a_batch_over_the_message_bound_is_refused_before_the_rest_is_read() -> 
     # even JSON: read to its end it is refused as such, not for its size.
     body = b'{"batch":[' + b"1," * (MAX_BATCH_MESSAGES + 1) + rb'"\ud800", {]}'
     with pytest.raises(WireError) as refused:
-        take(body, None, None, "2026-11-20T09:30:00.000Z", None)
+        take(body, None, None, "2026-11-20T09:30:00.000Z", KEYS.kind, "wk")
     assert (refused.value.status, refused.value.reason) == (400, "batch_too_large")
 
 
 def test_a_batch_at_the_message_bound_is_still_read_leniently() -> None:
     body = batch(*[GOOD] * (MAX_BATCH_MESSAGES - 1), SURROGATE)
-    kept = take(body, None, None, "2026-11-20T09:30:00.000Z", None)
+    kept = take(body, None, None, "2026-11-20T09:30:00.000Z", KEYS.kind, "wk")
     assert (len(kept.lines), [r["index"] for r in kept.rejected]) == (MAX_BATCH_MESSAGES - 1, [9_999])

@@ -47,13 +47,14 @@ def test_a_message_is_measured_as_its_client_sent_it_not_as_stamped(
 
 
 def test_the_ingest_takes_the_longest_message_the_collector_lands(tmp_path: Path) -> None:
-    # A 32 KB message with every stamp the collector adds: a new messageId (51 bytes), receivedAt (40)
-    # and the Python library's sentAt (44) are 135 bytes, within the ingest's margin.
+    # A 32 KB message with every stamp the collector adds: a new messageId (51 bytes), receivedAt (40),
+    # the Python library's sentAt (44) and a public key's `lakemailKeyKind` (27) are 162 bytes, within the
+    # ingest's margin.
     body = {"batch": [sized(LIMIT, named=False)], "sentAt": SENT_AT}
     assert post(config(tmp_path), "/v1/batch", body, **AUTH).json() == {"success": True}
     (landed_file,) = (tmp_path / "events").iterdir()
     (line,) = landed_file.read_bytes().splitlines()
-    assert len(line) == LIMIT + 135 <= MAX_LINE_BYTES
+    assert len(line) == LIMIT + 162 <= MAX_LINE_BYTES
     assert classify_line(line) is None  # not quarantined as too long
     over = line[:-1] + b',"x":"' + b"y" * (MAX_LINE_BYTES - len(line) - 6) + b'"}'
     assert (len(over), classify_line(over)) == (
@@ -89,4 +90,4 @@ def test_a_message_carrying_its_own_stamps_lands_with_the_collectors(tmp_path: P
     (line,) = landed(tmp_path)
     assert (line["sentAt"], line["receivedAt"]) == (SENT_AT, "2026-11-20T09:30:00.123Z")
     assert len(line["messageId"]) == 36
-    assert list(line) == list(own)  # replaced where they were, no key twice
+    assert list(line) == [*own, "lakemailKeyKind"]  # replaced where they were, no key twice

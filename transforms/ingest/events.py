@@ -17,9 +17,11 @@ from transforms.ingest.numbers import (
 from transforms.ingest.objects import read_objects, repair_member, rounded_member
 from transforms.ingest.spec_names import CAMEL_COLUMNS, CAMEL_LOOK, camel_look, keyed_ids, spec_event_name
 from transforms.ingest.timestamps import event_time, parse_timestamps
+from transforms.ingest.trust import UNTRUSTED_DETAIL, untrusted_suppressions
 from transforms.schema import EVENTS_SCHEMA, UTC_TS, batch_column
 from transforms.spec import (
     CONTEXT_COLUMNS,
+    KEY_KIND_FIELD,
     KNOWN_TYPES,
     OBJECT_FIELDS,
     PROPERTY_COLUMNS,
@@ -46,7 +48,8 @@ IDS_AND_EVENT = frozenset({"messageId", "userId", "anonymousId", "previousId", "
 # cart or checkout was one trigger instance, a shopper's blank orders one order, blank products one product.
 # Each is read as `cartId`, ... too when it names none (spec_names.py), as Segment's destinations read it.
 KEY_IDS = ("cart_id", "checkout_id", "order_id", "product_id")
-# What `to_events` quarantines (number_out_of_range), and the frame when it quarantines nothing.
+# What `to_events` quarantines (number_out_of_range, untrusted_suppression), and the frame when it
+# quarantines nothing.
 NO_REJECTS = pl.DataFrame(schema={"source_line": pl.Int64(), "reason": pl.String(), "detail": pl.String()})
 ENVELOPE_DETAIL = "a whole /v1/batch request body on one line, not one message: post it to /v1/batch"
 
@@ -158,7 +161,8 @@ def to_events(
     batch_id: int,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`events` rows (EVENTS_SCHEMA order) from validated messages of one file, IPs truncated, and the
-    messages with a number their typed column cannot hold (`source_line`, `reason`, `detail`)."""
+    messages with a number their typed column cannot hold or that suppress under a public write key
+    (trust.py) (`source_line`, `reason`, `detail`)."""
     valid = valid.with_columns(scrub_json_ips(valid[c]) for c in OBJECT_FIELDS)
     # One look for the rare texts to write again: long numbers (numbers.py), escapes (objects.py); and for
     # camelCase ids (spec_names.py).
@@ -203,20 +207,35 @@ def to_events(
         (source_file if isinstance(source_file, pl.Expr) else pl.lit(source_file)).alias("source_file"),
         "source_line",
         batch_column(batch_id),
+        pl.col(KEY_KIND_FIELD).alias("_key_kind"),
     )
-    return _out_of_range(pl.concat([base, lifted], how="horizontal"))
+    return _kept(pl.concat([base, lifted], how="horizontal"))
 
 
-def _out_of_range(events: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(events whose numbers fit their columns, EVENTS_SCHEMA; `number_out_of_range` rows for the others)."""
+def _kept(events: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(events whose numbers fit their columns and that may be kept, EVENTS_SCHEMA; `number_out_of_range`
+    rows for the others, then `untrusted_suppression` rows for suppressing events under a public key)."""
     columns = [pl.col(name).cast(dtype) for name, dtype in EVENTS_SCHEMA.items()]
-    if not events["_out_of_range"].any():  # the common case: no copy of the rows
+    untrusted = untrusted_suppressions(events["_key_kind"], events["event_name"])
+    if untrusted is not None and not untrusted.any():
+        untrusted = None
+    if untrusted is None and not events["_out_of_range"].any():  # the common case: no copy of the rows
         return events.select(columns), NO_REJECTS
     bad = events.filter("_out_of_range")
     detail = first_out_of_range(PROPERTY_COLUMNS).alias("detail")
     details = _read_object(bad["properties"], PROPERTY_COLUMNS).select(detail)
     rejected = bad.select("source_line", pl.lit(str(Reason.NUMBER_OUT_OF_RANGE)).alias("reason"))
-    return events.filter(~pl.col("_out_of_range")).select(columns), rejected.with_columns(details["detail"])
+    rejected = rejected.with_columns(details["detail"])
+    kept = ~pl.col("_out_of_range")
+    if untrusted is not None:
+        events = events.with_columns(untrusted.alias("_untrusted"))
+        distrusted = events.filter(kept & pl.col("_untrusted")).select(
+            "source_line",
+            pl.lit(str(Reason.UNTRUSTED_SUPPRESSION)).alias("reason"),
+            pl.lit(UNTRUSTED_DETAIL).alias("detail"),
+        )
+        rejected, kept = pl.concat([rejected, distrusted]), kept & ~pl.col("_untrusted")
+    return events.filter(kept).select(columns), rejected
 
 
 def dedupe_dates(dates: list[date]) -> list[date]:

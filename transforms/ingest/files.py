@@ -126,17 +126,17 @@ def finish_segment(
         for line, reason, detail in rejected.select("source_line", "reason", "detail").iter_rows()
     ]
     try:
-        events, out_of_range = to_events(
+        events, refused = to_events(
             valid, source_file=source_file, landed_at=landed_at, ingested_at=ingested_at, batch_id=batch_id
         )
     except (pl.exceptions.PolarsError, ValueError):
         # A string where an object belongs (`"properties": "{...}"`) slipped through; orjson finds it.
         valid, late_rejects = _recheck(valid, parsed.raw)
         rejects.extend(late_rejects)
-        events, out_of_range = to_events(
+        events, refused = to_events(
             valid, source_file=source_file, landed_at=landed_at, ingested_at=ingested_at, batch_id=batch_id
         )
-    rejects.extend(reject_row(n, Reason(r), d, parsed.raw[n - 1]) for n, r, d in out_of_range.iter_rows())
+    rejects.extend(reject_row(n, Reason(r), d, parsed.raw[n - 1]) for n, r, d in refused.iter_rows())
     quarantine = pl.concat([parsed.rejects, pl.DataFrame(rejects, schema=REJECTS_SCHEMA)]).select(
         pl.lit(source_file).alias("source_file"),
         "source_line",

@@ -141,7 +141,7 @@ def _validate(files: Sequence[ParsedFile], ingested_at: datetime, batch_id: int)
     checked = rejection_reasons(messages, pl.col("_landed"), found)
     valid = checked.filter(pl.col("reason").is_null())
     try:
-        events, out_of_range = to_events(
+        events, refused = to_events(
             valid,
             source_file=pl.col("_file"),
             landed_at=pl.col("_landed"),
@@ -152,7 +152,7 @@ def _validate(files: Sequence[ParsedFile], ingested_at: datetime, batch_id: int)
         return file_by_file(files, ingested_at=ingested_at, batch_id=batch_id)
     rejected = checked.filter(pl.col("reason").is_not_null()).select("source_line", "reason", "detail")
     late = [reject_row(n, Reason(r), d, raw_line(raw, starts, n)) for n, r, d in rejected.iter_rows()]
-    late += [reject_row(n, Reason(r), d, raw_line(raw, starts, n)) for n, r, d in out_of_range.iter_rows()]
+    late += [reject_row(n, Reason(r), d, raw_line(raw, starts, n)) for n, r, d in refused.iter_rows()]
     quarantine = pl.concat([rejected_lines, pl.DataFrame(late, schema=REJECTS_SCHEMA)])
     return _split(files, events, quarantine, ingested_at, batch_id)
 
