@@ -16,13 +16,21 @@ def merge_identities(lake: LakeResource, edges: pl.DataFrame, batch_id: int) -> 
     sighting of a known edge rewrites this small table whole, which records no predicate.
     """
     key = ["anonymous_id", "user_id"]
-    existing = lake.read("identities", IDENTITIES_SCHEMA)
+    if edges.height == 0:  # nothing to read (the append only creates the table at a first batch)
+        lake.append("identities", edges, batch_id=batch_id)
+        return
+    anons = edges["anonymous_id"].unique().implode()
+    # Only the edges of the batch's anonymous ids can match: not the whole table (5M rows, 200 MB and
+    # 0.35-0.57 s a batch at 5M shoppers, against 0.24 s and the matches; #17).
+    existing = lake.collect(
+        "identities", IDENTITIES_SCHEMA, lambda r: r.filter(pl.col("anonymous_id").is_in(anons))
+    )
     known = edges.join(existing, on=key, how="inner", suffix="_known")
     if known.filter(pl.col("first_seen_at") < pl.col("first_seen_at_known")).height == 0:
         lake.append("identities", edges.join(existing, on=key, how="anti"), batch_id=batch_id)
         return
     merged = (
-        pl.concat([existing, edges.select(list(IDENTITIES_SCHEMA))])
+        pl.concat([lake.read("identities", IDENTITIES_SCHEMA), edges.select(list(IDENTITIES_SCHEMA))])
         .group_by(key)
         .agg(pl.col("first_seen_at").min())
         .sort(key)
