@@ -14,7 +14,9 @@ import polars as pl
 
 from benchmarks.common import ingest_log, lake_of, landed_files
 from transforms.ingest.parse import split_lines
+from transforms.ingest.trust import event_id_of
 from transforms.schema import EVENTS_SCHEMA, QUARANTINE_SCHEMA, SENDS_SCHEMA, TRIGGERS_SCHEMA
+from transforms.spec import KEY_KIND_FIELD
 
 TERMINAL = ("sent", "failed_permanent", "aborted")
 
@@ -36,10 +38,13 @@ def _landed_lines(home: Path) -> pl.DataFrame:
                 continue
             try:
                 message = orjson.loads(line)
-                event_id = message.get("messageId") if isinstance(message, dict) else None
             except orjson.JSONDecodeError:
-                event_id = None
-            rows.append((f"events/{path.name}", number, event_id if isinstance(event_id, str) else None))
+                message = None
+            event_id = None
+            if isinstance(message, dict) and isinstance(message.get("messageId"), str):
+                # as the ingest makes it: a public write key's messages have ids of their own
+                event_id = event_id_of(message["messageId"], message.get(KEY_KIND_FIELD))
+            rows.append((f"events/{path.name}", number, event_id))
     schema = {"source_file": pl.String, "source_line": pl.Int64, "event_id": pl.String}
     return pl.DataFrame(rows, schema=schema, orient="row")
 

@@ -30,7 +30,8 @@ SENDS_APP = "lakemail-sends"  # sends: the last trigger evaluation whose `send` 
 READ_APP = "lakemail-triggers-read:"  # + a table name, on triggers: the version of it the engine run read
 
 
-# key: event_id (append, tagged INGEST_APP_ID; partitioned by event_date)
+# key: event_id (append, tagged INGEST_APP_ID; partitioned by event_date): the messageId, a public write
+# key's as `~public:<messageId>` (transforms.ingest.trust)
 EVENTS_SCHEMA: dict[str, pl.DataType] = {
     "event_id": pl.String(),
     "event_type": pl.String(),

@@ -21,8 +21,9 @@ RAW_QUARANTINE_BYTES = 2048  # how much of a rejected line `quarantine.raw` keep
 KNOWN_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 # What the collector stamps on a message it took under a public write key (LAKEMAIL_WRITE_KEY, which every
 # browser holds), after taking out any such field a client sent: `"lakemailKeyKind": "public"`. A message
-# that carries the field (any value) is untrusted: it may not suppress anyone (transforms.ingest.trust).
-# Messages under a server key, and files landed directly, carry none.
+# that carries the field (any value) is untrusted: it may not suppress anyone, and its event id is its
+# messageId in a namespace of its own (`~public:`), so it claims no trusted message's id
+# (transforms.ingest.trust). Messages under a server key, and files landed directly, carry none.
 KEY_KIND_FIELD = "lakemailKeyKind"
 PUBLIC_KEY_KIND = "public"
 

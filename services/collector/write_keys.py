@@ -5,6 +5,7 @@
   `"lakemailKeyKind": "public"` (transforms.spec.KEY_KIND_FIELD), and the ingest quarantines such a
   message that would suppress a shopper (`Unsubscribed`, `Email Bounced`, `Email Marked as Spam`) as
   `untrusted_suppression` (transforms.ingest.trust): it lands and is counted, but suppresses no one.
+  Its event id is its messageId as `~public:<messageId>`, so it takes no trusted message's id first.
 - Server keys, `LAKEMAIL_SERVER_WRITE_KEY`: secret, for the shop's back end and Segment's server libraries.
   Their messages land without the stamp and are trusted, as files landed directly are.
 The collector strips a `lakemailKeyKind` a client sent from every message, so no client forges trust.

@@ -103,7 +103,7 @@ def test_a_message_at_the_python_librarys_size_limit_lands_and_reaches_events(
     assert errors == []
     assert [m["messageId"] for m in landed(settings)] == ["m-big"]
     assert process_once(settings, instance)["status"] == "SUCCESS"
-    assert table(settings, "events")["event_id"].to_list() == ["m-big"]
+    assert table(settings, "events")["event_id"].to_list() == ["~public:m-big"]  # a public key's message
     assert table(settings, "quarantine").height == 0
 
 
@@ -149,7 +149,7 @@ def test_an_acknowledged_batch_is_in_events_after_a_micro_batch_and_a_retry_coun
     assert (first.status_code, again.status_code) == (200, 200)
     assert process_once(settings, instance)["status"] == "SUCCESS"
     events = table(settings, "events").filter(pl.col("user_id") == "u-7")
-    assert sorted(events["event_id"].to_list()) == sorted(f"m-{n}" for n in range(50))
+    assert sorted(events["event_id"].to_list()) == sorted(f"~public:m-{n}" for n in range(50))
     assert events["received_at"].is_not_null().all()
 
 
@@ -176,7 +176,9 @@ def test_a_lone_surrogate_or_deep_message_is_refused_alone_and_its_batch_reaches
     assert (cut.status_code, cut.json()["code"]) == (400, "invalid_json")  # not JSON: refused whole
     assert [m["messageId"] for m in landed(settings)] == ["m-good"]
     assert process_once(settings, instance)["status"] == "SUCCESS"
-    assert table(settings, "events").filter(pl.col("user_id") == "u-9")["event_id"].to_list() == ["m-good"]
+    assert table(settings, "events").filter(pl.col("user_id") == "u-9")["event_id"].to_list() == [
+        "~public:m-good"
+    ]
     assert table(settings, "quarantine").height == 0
 
 

@@ -3,7 +3,9 @@ real micro-batch (found by review: LAKEMAIL_WRITE_KEY is public, in every page's
 demo shop, and an `Unsubscribed`, `Email Bounced` or `Email Marked as Spam` posted with it was ingested
 as-is: anyone could stop any shopper's email with curl, by user id or address). A public key's suppressing
 messages land and are quarantined `untrusted_suppression`, its batch's other messages kept; a secret
-server key's (LAKEMAIL_SERVER_WRITE_KEY) suppress; a client cannot forge the collector's mark."""
+server key's (LAKEMAIL_SERVER_WRITE_KEY) suppress; a client cannot forge the collector's mark. Nor can a
+public key's message claim a trusted one's id beforehand, which made the real one a duplicate (found by
+review: a `page` sent as `unsubscribe-<send_id>` left the shopper no way out): its event id is its own."""
 
 from __future__ import annotations
 
@@ -20,11 +22,20 @@ import polars as pl
 import pytest
 from segment.analytics.client import Client
 
-from orchestration.process import process_once
+from orchestration.process import erase_once, process_once
 from orchestration.settings import Settings
 from resources.lake import LakeResource
+from resources.state import StateResource
 from services.server import ServerThread
-from tests.e2e.test_collector_unsubscribe import SECRET, collector_app, collector_lines
+from tests.e2e.test_collector_unsubscribe import (
+    ERIN,
+    FORM,
+    ONE_CLICK,
+    SECRET,
+    collector_app,
+    collector_lines,
+    record_send,
+)
 from tests.story import at
 from transforms.erasure.records import address_key, user_key
 from transforms.schema import SUPPRESSIONS_SCHEMA
@@ -64,8 +75,8 @@ def collector(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[h
         yield stack.enter_context(httpx.Client(base_url=server.url))
 
 
-def ingest(settings: Settings, instance: dg.DagsterInstance) -> LakeResource:
-    assert process_once(settings, instance, now=at(60).isoformat())["status"] == "SUCCESS"
+def ingest(settings: Settings, instance: dg.DagsterInstance, minute: int = 60) -> LakeResource:
+    assert process_once(settings, instance, now=at(minute).isoformat())["status"] == "SUCCESS"
     return LakeResource(uri=settings.lake_uri)
 
 
@@ -117,7 +128,7 @@ def test_a_public_keys_unsubscribe_is_quarantined_and_a_server_keys_suppresses(
 
     lake = ingest(settings, instance)
     assert untrusted(lake) == ["m-bounce-bob", "m-spam-cy", "m-unsub-ann", "m-unsub-dee"]
-    assert sorted(table(lake, "events")["event_id"]) == ["m-unsub-eve", "m-view"]
+    assert sorted(table(lake, "events")["event_id"]) == ["m-unsub-eve", "~public:m-view"]
     assert suppressed(lake) == {
         (user_key("eve", SECRET), "unsubscribed"),
         (address_key("eve@example.com", SECRET), "unsubscribed"),
@@ -149,3 +160,51 @@ def test_a_client_cannot_forge_the_collectors_mark(
         (user_key("eve", SECRET), "unsubscribed"),
         (address_key("eve@example.com", SECRET), "unsubscribed"),
     }
+
+
+SUCCESS = {"success": True}
+
+
+def test_a_public_key_cannot_claim_the_id_of_a_shoppers_unsubscribe(
+    settings: Settings, collector: httpx.Client, instance: dg.DagsterInstance
+) -> None:
+    mailed = record_send(settings)  # Erin's email: its unsubscribe event's id is computable, and fixed
+    # The attack, before Erin unsubscribes: a harmless page under the public key, with that id
+    claim = {"type": "page", "userId": "mallory", "messageId": f"unsubscribe-{mailed.send_id}"} | WHEN
+    assert (
+        collector.post("/v1/page", content=orjson.dumps(claim), headers=basic(PUBLIC_KEY)).json() == SUCCESS
+    )
+    lake = ingest(settings, instance)
+    assert table(lake, "events")["user_id"].to_list() == ["mallory"]  # accepted, before Erin unsubscribes
+
+    assert collector.post(mailed.path, content=ONE_CLICK, headers=FORM).status_code == 200  # Erin's
+    lake = ingest(settings, instance, 61)
+    assert suppressed(lake) == {(user_key(ERIN, SECRET), "unsubscribed")}
+    events = table(lake, "events").sort("batch_id").select("event_id", "event_name", "user_id")
+    assert events.rows() == [
+        (f"~public:unsubscribe-{mailed.send_id}", None, "mallory"),
+        (f"unsubscribe-{mailed.send_id}", "Unsubscribed", ERIN),
+    ]
+    log = table(lake, "ingest_log").select(pl.col("accepted", "duplicates").sum())
+    assert log.row(0) == (2, 0)
+
+
+def test_each_kind_of_keys_retries_are_one_event_and_erasure_finds_them(
+    settings: Settings, collector: httpx.Client, instance: dg.DagsterInstance
+) -> None:
+    view = {"type": "track", "event": "Product Viewed", "userId": "ann", "messageId": "m-1"} | WHEN
+    ids = ["m-1", "~public:m-1"]  # a server key's message, a public key's of the same messageId
+    for minute in (60, 61):  # each sent, then retried a batch later
+        for key in (PUBLIC_KEY, SERVER_KEY):
+            sent = collector.post("/v1/track", content=orjson.dumps(view), headers=basic(key))
+            assert sent.json() == SUCCESS
+        lake = ingest(settings, instance, minute)
+        assert sorted(table(lake, "events")["event_id"]) == ids
+    log = table(lake, "ingest_log").select(pl.col("lines", "accepted", "duplicates").sum())
+    assert log.row(0) == (4, 2, 2)
+    state = StateResource(uri=settings.state_store_uri)
+    assert sorted(state.get_many("event_ids", ids)) == ids  # the dedupe index, with no horizon
+
+    passed, _ = erase_once(settings, "ann", instance)
+    assert passed and table(lake, "events").is_empty()
+    assert state.get_many("event_ids", ids) == {}

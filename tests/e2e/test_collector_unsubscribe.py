@@ -93,8 +93,12 @@ def collector_app(settings: Settings, **changes: Any) -> Any:
 
 @pytest.fixture
 def recorded(settings: Settings) -> Mailed:
-    """Erin's email in `sends` only (no run: the tests of refusals need no real email), its link made as
-    the send stage makes it."""
+    """Erin's email in `sends` only (no run: the tests of refusals need no real email)."""
+    return record_send(settings)
+
+
+def record_send(settings: Settings) -> Mailed:
+    """Erin's email written into `sends`, its link made as the send stage makes it."""
     send_id = send_id_for("t-erin")
     row: dict[str, object] = {"send_id": send_id, "trigger_id": "t-erin", "user_id": ERIN, "status": "sent"}
     frame = pl.DataFrame({column: [row.get(column)] for column in SENDS_SCHEMA}, schema=SENDS_SCHEMA)

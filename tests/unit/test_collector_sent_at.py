@@ -35,7 +35,7 @@ def test_a_batch_sent_at_that_is_no_timestamp_lands_no_message_quarantined(
     assert [line.get("sentAt") for line in landed(tmp_path)] == [None, "2026-11-20T09:29:59.500Z"]
     events, quarantined = ingested(tmp_path)
     assert quarantined == []
-    assert [e["event_id"] for e in events] == ["m-1", "m-2"]
+    assert [e["event_id"] for e in events] == ["~public:m-1", "~public:m-2"]  # a public key's: its own ids
     assert events[0]["sent_at"] is None
     assert events[0]["event_ts"] == datetime(2026, 11, 20, 9, 29, 59, tzinfo=UTC)  # the client's, uncorrected
 

@@ -71,7 +71,7 @@ def run(paths: str) -> FileResult:
 @pytest.mark.parametrize("paths", ["vectorised", "line by line", "group"])
 def test_a_suppressing_event_under_a_public_key_is_quarantined_on_every_path(paths: str) -> None:
     result = run(paths)
-    assert result.events["event_id"].to_list() == ["m-2", "m-5"]
+    assert result.events["event_id"].to_list() == ["m-2", "~public:m-5"]  # test_claimed_event_ids
     assert result.quarantine.select("source_line", "reason").rows() == [
         (1, "untrusted_suppression"),
         (3, "untrusted_suppression"),

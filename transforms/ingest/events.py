@@ -17,7 +17,13 @@ from transforms.ingest.numbers import (
 from transforms.ingest.objects import read_objects, repair_member, rounded_member
 from transforms.ingest.spec_names import CAMEL_COLUMNS, CAMEL_LOOK, camel_look, keyed_ids, spec_event_name
 from transforms.ingest.timestamps import event_time, parse_timestamps
-from transforms.ingest.trust import UNTRUSTED_DETAIL, untrusted_suppressions
+from transforms.ingest.trust import (
+    NAMESPACE_LOOK,
+    UNTRUSTED_DETAIL,
+    event_ids,
+    namespace_look,
+    untrusted_suppressions,
+)
 from transforms.schema import EVENTS_SCHEMA, UTC_TS, batch_column
 from transforms.spec import (
     CONTEXT_COLUMNS,
@@ -164,10 +170,11 @@ def to_events(
     messages with a number their typed column cannot hold or that suppress under a public write key
     (trust.py) (`source_line`, `reason`, `detail`)."""
     valid = valid.with_columns(scrub_json_ips(valid[c]) for c in OBJECT_FIELDS)
-    # One look for the rare texts to write again: long numbers (numbers.py), escapes (objects.py); and for
-    # camelCase ids (spec_names.py).
+    # One look for the rare texts to write again: long numbers (numbers.py), escapes (objects.py); for
+    # camelCase ids (spec_names.py); and for messageIds in lakemail's namespace (trust.py).
     escaped = pl.col("properties").str.contains("\\", literal=True).any().alias("_escaped")
-    looks = valid.select(*long_numbers(OBJECT_FIELDS), escaped, camel_look()).row(0, named=True)
+    looked_for = (*long_numbers(OBJECT_FIELDS), escaped, camel_look(), namespace_look())
+    looks = valid.select(looked_for).row(0, named=True)
     valid = readable_numbers(valid, [c for c in OBJECT_FIELDS if looks[c]])
     camel = CAMEL_COLUMNS if looks[CAMEL_LOOK] else {}
     lifted = pl.concat(
@@ -186,7 +193,7 @@ def to_events(
     lifted = keyed_ids(lifted, KEY_IDS)
     base = valid.select(
         "context",
-        pl.col("messageId").alias("event_id"),
+        event_ids(valid[KEY_KIND_FIELD], looks[NAMESPACE_LOOK]).alias("event_id"),  # trust.py
         pl.col("type").alias("event_type"),
         spec_event_name(pl.col("event")).alias("event_name"),  # a spec name's variant as the spec writes it
         pl.col("userId").alias("user_id"),
