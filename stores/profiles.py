@@ -14,9 +14,9 @@ from datetime import datetime
 import polars as pl
 
 from resources.lake import LakeResource
-from transforms.principals import anonymous_of, of_anonymous, of_user, user_of
+from transforms.profiles.aliases import Lookup
 from transforms.profiles.derive import derive
-from transforms.profiles.merge import merge_partials, resolve
+from transforms.profiles.merge import linked_principals, merge_partials, principal_links, resolve
 from transforms.profiles.partials import partials
 from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
@@ -73,25 +73,34 @@ def links_for(lake: LakeResource, users: list[str] | None) -> pl.DataFrame:
     return of_users(lake, "identities", IDENTITIES_SCHEMA, users)
 
 
+def lake_lookup(lake: LakeResource) -> Lookup:
+    """The lake's `identities` rows as a claim walk's lookup (`transforms.profiles.aliases`)."""
+
+    def lookup(column: str, ids: pl.Series) -> pl.DataFrame:
+        wanted = ids.implode()
+        return lake.collect(
+            "identities", IDENTITIES_SCHEMA, lambda rows: rows.filter(pl.col(column).is_in(wanted))
+        )
+
+    return lookup
+
+
 def state_for(lake: LakeResource, principals: list[str] | None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(merged state, identity links) of the users behind `principals` (everyone when None).
 
-    Anonymous principals are resolved through identities first; the state then holds every partial
-    of the resolved users, whatever key it was written under.
+    Principals are resolved through identities first (`merge.principal_links`: where their claims end);
+    the state then holds every partial of the resolved users, whatever key it was written under.
     """
     if principals is None:
-        links = links_for(lake, None)
+        links, ends = links_for(lake, None), None
         keys = None
     else:
-        anon = [a for a in map(anonymous_of, principals) if a is not None]
-        claiming = pl.col("anonymous_id").is_in(anon)
-        claimed = lake.collect("identities", IDENTITIES_SCHEMA, lambda rows: rows.filter(claiming))
-        users = sorted({u for u in map(user_of, principals) if u is not None} | set(claimed["user_id"]))
-        links = pl.concat([links_for(lake, users), claimed]).unique()
-        keys = sorted({*map(of_user, users), *map(of_anonymous, [*anon, *links["anonymous_id"]])})
+        links, ends = principal_links(lake_lookup(lake), principals)
+        keys = sorted({*ends, *linked_principals(links)})
     frames = [r if keys is None else r.filter(pl.col("principal").is_in(keys)) for r in lake_partials(lake)]
     rows = pl.concat(frames, how="vertical_relaxed").collect()
-    return merge_partials(resolve(rows, links)), links
+    state = merge_partials(resolve(rows, links))
+    return (state if ends is None else state.filter(pl.col("principal").is_in(ends))), links
 
 
 def lake_partials(lake: LakeResource) -> list[pl.LazyFrame]:

@@ -33,6 +33,7 @@ from stores.ingest import reflected_as_of
 from stores.sends_delivery import AttemptMarkers, Delivery, Sender, SendsReport
 from transforms.principals import of_user, user_principal
 from transforms.profiles.derive import derive
+from transforms.profiles.merge import renamed_to
 from transforms.profiles.partials import principal
 from transforms.profiles.state import ADDED_EVENTS
 from transforms.schema import EVENTS_SCHEMA, RUN_APP, SENDS_APP, SENDS_SCHEMA, TRIGGERS_SCHEMA
@@ -208,20 +209,24 @@ def read_world(
     state, landing = stores
     with state.reader() as reader:
         runs = reads.rows_of(reader, "decided_triggers", rows["trigger_id"], DECIDED_SCHEMA)
-        state_rows, _ = reads.profile_state(reader, map(of_user, users))
+        state_rows, links = reads.profile_state(reader, map(of_user, users))
         as_of = reflected_as_of(landing, reader, now, offset)
         profiles = derive(state_rows, reads.customers(reader, users), as_of)
         catalog = reads.catalog(reader, None)
         suppressed = reads.suppressed_users(reader, profiles, secret)
     decided = decided_rows(lake, rows["trigger_id"], runs)
-    # Re-checked right before sending: the rule's exit condition, suppressions, consent.
-    candidates = decided.with_columns(user_principal(pl.col("user_id")).alias("principal"))
+    # Re-checked right before sending: the rule's exit condition, suppressions, consent; a user an alias
+    # renamed since the decision by the id they go by now (their state, profile and address are its).
+    now_named = renamed_to(links)
+    current = decided.with_columns(pl.col("user_id").replace(now_named))
+    candidates = current.with_columns(user_principal(pl.col("user_id")).alias("principal"))
     exits = exit_reasons_now(candidates, state=state_rows, catalog=catalog, now=now).to_list()
     by_user = {p["user_id"]: p for p in profiles.iter_rows(named=True)}
+    by_user |= {old: by_user[new] for old, new in now_named.items() if new in by_user}
     return SendWorld(
         triggers={t["trigger_id"]: t for t in decided.iter_rows(named=True)},
         profiles=by_user,
-        aborts=abort_reasons(decided, exits, suppressed, by_user),
+        aborts=abort_reasons(current, exits, suppressed, by_user),
         catalog=Catalog.of(catalog),
         marked=frozenset(s for s in rows["send_id"] if markers.marked(s)),
     )

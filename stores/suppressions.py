@@ -4,7 +4,9 @@ who of a set of shoppers it holds (the one predicate the trigger engine, the sen
 An `Unsubscribed` with only an anonymous id is remembered under the id's own key (`anonymous_key`: no
 user's, no address's) and suppresses the user who claims the id, as profiles resolve it, from the batch
 whose identities edges make the claim: the same batch, or any later one (found by review: a browser's
-unsubscribe linked to its user a batch later suppressed nobody, and the user was still mailed). One that
+unsubscribe linked to its user a batch later suppressed nobody, and the user was still mailed). So does a
+user's, once an alias renames the user (Segment's previousId as a user id): the user it is renamed to is
+suppressed too, whichever comes first (`transforms.profiles.aliases`). One that
 names an address (the Segment Email spec's recipient, `context.traits.email`, or an `email` property)
 suppresses that address too: an email tool's event carries its own id for the recipient, not the shop's.
 
@@ -27,11 +29,14 @@ from datetime import datetime
 import polars as pl
 
 from resources.lake import LakeResource
+from stores.profiles import lake_lookup
 from transforms.erasure.records import address_key, anonymous_key, suppressed, user_key
 from transforms.ingest.events import identity_edges
 from transforms.ingest.trust import UNSUBSCRIBED_EVENT
-from transforms.profiles.merge import claims
-from transforms.schema import IDENTITIES_SCHEMA, SUPPRESSIONS_SCHEMA
+from transforms.principals import of_anonymous, of_user, user_of
+from transforms.profiles.aliases import claim_links
+from transforms.profiles.merge import principal_claims
+from transforms.schema import SUPPRESSIONS_SCHEMA
 from transforms.sends.refusals import BOUNCED, COMPLAINED
 
 UNSUBSCRIBED = "unsubscribed"
@@ -121,11 +126,18 @@ def delivery_rows(events: pl.DataFrame, secret: str) -> pl.DataFrame:
 
 
 def _claimed(lake: LakeResource, events: pl.DataFrame, own: pl.DataFrame, secret: str) -> pl.DataFrame:
-    """`unsubscribed` rows for the users who claim an anonymous id that unsubscribed (in `own`, or in an
-    earlier batch: the table's row under its key), among the ids `events` unsubscribed from or link."""
-    unsubscribed = events.filter((pl.col("event_name") == "Unsubscribed") & pl.col("user_id").is_null())
-    touched = pl.concat([unsubscribed["anonymous_id"], identity_edges(events)["anonymous_id"]])
-    by_key = {anonymous_key(a, secret): a for a in touched.drop_nulls().unique()}
+    """`unsubscribed` rows for the users where the claims of a principal that unsubscribed end (an
+    anonymous id that did, or a user an alias renamed: in `own`, or in an earlier batch, the table's row
+    under its key), among the principals `events` unsubscribed from or link."""
+    unsubscribed = events.filter(pl.col("event_name") == "Unsubscribed")
+    edges = identity_edges(events)
+    anons = pl.concat(
+        [unsubscribed.filter(pl.col("user_id").is_null())["anonymous_id"], edges["anonymous_id"]]
+    )
+    renamed = edges.filter(pl.col("aliased_at").is_not_null())["anonymous_id"]  # previous ids, as users
+    users = pl.concat([unsubscribed["user_id"], renamed])
+    by_key = {anonymous_key(a, secret): of_anonymous(a) for a in anons.drop_nulls().unique()}
+    by_key |= {user_key(u, secret): of_user(u) for u in users.drop_nulls().unique()}
     if not by_key:
         return _rows([])
     keys = pl.Series(list(by_key), dtype=pl.String).implode()
@@ -134,15 +146,15 @@ def _claimed(lake: LakeResource, events: pl.DataFrame, own: pl.DataFrame, secret
     remembered = pl.concat([own.filter(pl.col("user_key").is_in(keys)), held])
     if remembered.height == 0:
         return _rows([])
-    anons = pl.Series([by_key[k] for k in remembered["user_key"].unique()], dtype=pl.String).implode()
-    of_anons = pl.col("anonymous_id").is_in(anons)
-    owner = claims(lake.collect("identities", IDENTITIES_SCHEMA, lambda rows: rows.filter(of_anons)))
+    principals = sorted({by_key[k] for k in remembered["user_key"]})
     # the batch's own edges are in `identities` already
-    return _rows(
-        (user_key(owner[by_key[k]], secret), since)
-        for k, since in remembered.select("user_key", "since").iter_rows()
-        if by_key[k] in owner
-    )
+    ends = dict(principal_claims(claim_links(lake_lookup(lake), principals)).iter_rows())
+    rows = []
+    for k, since in remembered.select("user_key", "since").iter_rows():
+        end = ends.get(by_key[k])  # None: nobody claims it
+        if end is not None and (user := user_of(end)) is not None:
+            rows.append((user_key(user, secret), since))
+    return _rows(rows)
 
 
 def _rows(keyed: Iterable[tuple[str, datetime]]) -> pl.DataFrame:

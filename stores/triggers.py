@@ -21,8 +21,9 @@ from resources.lake import LakeResource
 from resources.vacuumed import VACUUMED
 from stores.profiles import customers_for, state_for
 from stores.suppressions import suppressed_users
-from transforms.principals import of_anonymous, of_user, user_of
+from transforms.principals import of_user, user_of
 from transforms.profiles.derive import derive
+from transforms.profiles.merge import linked_principals, renamed_to
 from transforms.profiles.partials import principal
 from transforms.profiles.state import VIEWED_OR_CARTED
 from transforms.schema import (
@@ -223,14 +224,14 @@ def engine_world(
     users = [u for u in map(user_of, state["principal"]) if u is not None]
     customers = customers_for(lake, users)
     profiles = derive(state, customers, now)
-    involved = set(principals) | set(state["principal"]) | set(map(of_anonymous, links["anonymous_id"]))
+    involved = set(principals) | set(state["principal"]) | linked_principals(links)
     world = World(
         now=now,
         state=state,
         profiles=profiles,
         pending=pending.filter(pl.col("principal").is_in(list(involved)) | (pl.col("due_at") <= now)),
         decided=pl.Series([], dtype=pl.String),
-        history=_history(lake, users, now),
+        history=_history(lake, [*users, *renamed_to(links)], now),  # a renamed user's sends count
         suppressed=suppressed_users(lake, profiles, secret),
         catalog=lake.read("catalog", CATALOG_SCHEMA),
         catalog_changes=changes,

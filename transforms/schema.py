@@ -91,9 +91,13 @@ INGEST_LOG_SCHEMA: dict[str, pl.DataType] = {
 
 # key: anonymous_id, user_id (tagged INGEST_APP_ID)
 IDENTITIES_SCHEMA: dict[str, pl.DataType] = {
-    "anonymous_id": pl.String(),
+    "anonymous_id": pl.String(),  # or an alias's previousId: an anonymous id or an earlier user id
     "user_id": pl.String(),
     "first_seen_at": UTC_TS,
+    # the earliest `alias` naming anonymous_id as its previousId and user_id as its userId (null: none did,
+    # or it was ingested before this column): such a previous id, as a user id, is the user's too
+    # (transforms.profiles.aliases)
+    "aliased_at": UTC_TS,
 }
 
 # A cart line as profiles keep it (and as email templates get it, joined to the catalog).

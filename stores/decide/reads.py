@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 import polars as pl
 
 from resources.state import StateReader
+from stores.state.links import store_lookup
 from stores.state.namespaces import VALUE_SCHEMAS
 from transforms.erasure.records import address_key, suppressed, user_key
-from transforms.principals import anonymous_of, of_anonymous, of_user, user_of
+from transforms.profiles.merge import principal_links
 from transforms.profiles.state import PARTIAL_SCHEMA
-from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, IDENTITIES_SCHEMA, TRIGGERS_SCHEMA, UTC_TS
-from transforms.state import LINK_ANON, LINK_USER, decode
+from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, TRIGGERS_SCHEMA, UTC_TS
+from transforms.state import decode
 from transforms.state_keys import AFTER_SEPARATOR, SEPARATOR, key_range
 from transforms.triggers.exits import RENEWABLE_SCHEMA
 from transforms.triggers.store_changes import SENT_ROWS
@@ -74,31 +75,12 @@ def renewable(reader: StateReader, trigger_ids: Iterable[str]) -> pl.DataFrame:
     return found.select([pl.col(c).cast(t) for c, t in RENEWABLE_SCHEMA.items()]).sort("trigger_id")
 
 
-def _links(reader: StateReader, side: str, keys: Iterable[str], own: str, other: str) -> pl.DataFrame:
-    """identities edges from `identity_links` keyed `<side><id>` (`own`: the key's id, `other`: linked)."""
-    names, values = decoded(
-        reader.get_many("identity_links", [side + k for k in keys]), VALUE_SCHEMAS["identity_links"]
-    )
-    if not names:
-        return pl.DataFrame(schema=IDENTITIES_SCHEMA)
-    edges = values.with_columns(pl.Series(own, [n.removeprefix(side) for n in names])).explode("links")
-    edges = edges.unnest("links").rename({"id": other})
-    return edges.select([pl.col(c).cast(t) for c, t in IDENTITIES_SCHEMA.items()])
-
-
 def profile_state(reader: StateReader, principals: Iterable[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(merged state, identity links) of the users behind `principals`, as `stores.profiles.state_for` gives
-    them: the store holds each shopper's state merged and identity-resolved, under the principal that
-    claims it (a user id, or an anonymous principal no identify has linked)."""
-    wanted = set(principals)
-    anon = sorted(a for a in map(anonymous_of, wanted) if a is not None)
-    claimed = _links(reader, LINK_ANON, anon, "anonymous_id", "user_id")
-    users = sorted({u for u in map(user_of, wanted) if u is not None} | set(claimed["user_id"]))
-    links = pl.concat([_links(reader, LINK_USER, users, "user_id", "anonymous_id"), claimed]).unique()
-    linked = set(claimed["anonymous_id"])  # once: in the comprehension it was built per id (quadratic)
-    unlinked = [of_anonymous(a) for a in anon if a not in linked]
-    keys = [*map(of_user, users), *unlinked]
-    state = rows_of(reader, "profiles", keys, PARTIAL_SCHEMA).sort("principal")
+    them: the store holds each shopper's state merged and identity-resolved, under the principal its claims
+    end at (a user id, or an anonymous principal no identify has linked: `merge.principal_links`)."""
+    links, ends = principal_links(store_lookup(reader), principals)
+    state = rows_of(reader, "profiles", ends, PARTIAL_SCHEMA).sort("principal")
     return state, links.sort("anonymous_id", "user_id", "first_seen_at")
 
 

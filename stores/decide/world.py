@@ -17,8 +17,9 @@ from resources.lake import LakeResource
 from resources.state import StateReader
 from stores.decide import reads
 from stores.triggers import HISTORY, catalog_changes_between, touched_principals
-from transforms.principals import of_anonymous, user_of
+from transforms.principals import user_of
 from transforms.profiles.derive import derive
+from transforms.profiles.merge import linked_principals, renamed_to
 from transforms.triggers.decide import World, with_decided
 from transforms.triggers.policies import Policy
 from transforms.triggers.store_changes import Before
@@ -47,7 +48,7 @@ def store_world(
     users = [u for u in map(user_of, state["principal"]) if u is not None]
     customers = reads.customers(reader, users)
     profiles = derive(state, customers, now)
-    involved = set(principals) | set(state["principal"]) | set(map(of_anonymous, links["anonymous_id"]))
+    involved = set(principals) | set(state["principal"]) | linked_principals(links)
     pending = reads.pending_rows(reader, {*reads.pending_of(reader, involved), *due})
     products = {*changes["product_id"], *pending["anchor"].drop_nulls()}
     world = World(
@@ -56,7 +57,7 @@ def store_world(
         profiles=profiles,
         pending=pending,
         decided=pl.Series([], dtype=pl.String),
-        history=_history(reader, users, now),
+        history=_history(reader, [*users, *renamed_to(links)], now),  # a renamed user's sends count
         suppressed=reads.suppressed_users(reader, profiles, secret),
         catalog=reads.catalog(reader, products),
         catalog_changes=changes,

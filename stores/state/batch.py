@@ -17,11 +17,18 @@ import polars as pl
 from resources.lake import LakeResource
 from resources.state import StateStore
 from stores.state.live_profiles import HeldProfiles, NeedsLake, profile_changes
-from stores.state.namespaces import LANDED_RECORD, SUPPRESSION, VALUE_SCHEMAS, VIEWED_EVENTS, listed
+from stores.state.namespaces import (
+    LANDED_RECORD,
+    LINK_FIELDS,
+    SUPPRESSION,
+    VALUE_SCHEMAS,
+    VIEWED_EVENTS,
+    listed,
+)
 from stores.triggers import VIEWER_LOOKBACK
 from transforms.profiles.partials import partials, principal
 from transforms.profiles.revenue import reads_properties
-from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, UTC_TS
+from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA
 from transforms.state import LINK_ANON, LINK_USER, StateChanges, decode, encode
 from transforms.state_keys import joined_key
 
@@ -47,7 +54,6 @@ NOT_IN_PARTIALS = (
 # and `event_changes` these only (event ids, product viewers; the profiles come from the partials):
 CHANGES_READ = ("event_id", "batch_id", "event_name", "event_ts", "product_id", "user_id", "anonymous_id")
 REFERENCE_KEYS = {"customers": ("user_id", CUSTOMERS_SCHEMA), "catalog": ("product_id", CATALOG_SCHEMA)}
-LINK_FIELDS: dict[str, pl.DataType] = {"id": pl.String(), "first_seen_at": UTC_TS}
 
 
 def partial_rows(events: pl.DataFrame) -> pl.DataFrame:
@@ -129,7 +135,10 @@ def log_changes(store: StateStore, rows: BatchRows) -> StateChanges:
     link_rows = pl.concat(
         [
             rows.edges.select(
-                (pl.lit(side) + pl.col(key)).alias("_key"), pl.col(other).alias("id"), "first_seen_at"
+                (pl.lit(side) + pl.col(key)).alias("_key"),
+                pl.col(other).alias("id"),
+                "first_seen_at",
+                "aliased_at",
             )
             for side, key, other in (
                 (LINK_ANON, "anonymous_id", "user_id"),
@@ -147,8 +156,8 @@ def log_changes(store: StateStore, rows: BatchRows) -> StateChanges:
 
 
 def _earliest(rows: pl.DataFrame) -> pl.DataFrame:
-    """One link per (side, other id): the earliest sighting, as `identities` keeps it."""
-    return rows.group_by("_key", "id").agg(pl.col("first_seen_at").min())
+    """One link per (side, other id): the earliest sighting and alias, as `identities` keeps them."""
+    return rows.group_by("_key", "id").agg(pl.col("first_seen_at").min(), pl.col("aliased_at").min())
 
 
 def relist(

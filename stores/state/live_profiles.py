@@ -1,13 +1,16 @@
-"""A batch's partials merged into the store's `profiles`, resolving anonymous principals as the lake does.
+"""A batch's partials merged into the store's `profiles`, resolving principals as the lake does.
 
 The store holds one merged state per *resolved* principal (`stores.state.profiles.profile_buckets`): a
-user id with every partial of the anonymous ids it claims, or `anon:<id>` while nobody claims it. An
-anonymous id is claimed by its earliest identities edge (`transforms.profiles.merge.resolve`). Per batch:
+user id with every partial of the anonymous ids it claims and of the user ids an alias renamed to it, or
+`anon:<id>` while nobody claims it. An anonymous id is claimed by its earliest identities edge, a renamed
+user id by its earliest alias, and claims are followed to where they end
+(`transforms.profiles.merge.principal_claims`). Per batch:
 
 - a partial goes to the principal its key resolves to after the batch's edges, merged with its state;
-- an anonymous id claimed for the first time brings its state into its user's, and its key is deleted;
-- an id claimed by another user than before (an earlier sighting of another edge) cannot be split out of
-  the state it was merged into: both users are merged again from the lake's partials (rare).
+- a principal claimed for the first time (an anonymous id, a renamed user) brings its state into the one
+  its claims end at, and its key is deleted;
+- a principal claimed by another user than before (an earlier sighting of another edge) cannot be split
+  out of the state it was merged into: both users are merged again from the lake's partials (rare).
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import polars as pl
 
 from resources.lake import LakeResource
 from resources.state import StateStore
-from stores.state.namespaces import VALUE_SCHEMAS
+from stores.state.links import store_lookup
 from stores.state.profiles import lake_states
-from transforms.principals import anonymous_of, of_anonymous, of_user
-from transforms.profiles.merge import claims, merge_partials
+from transforms.principals import ANON
+from transforms.profiles.aliases import claim_links, rooted
+from transforms.profiles.merge import direct_claims, merge_partials
 from transforms.profiles.state import PARTIAL_SCHEMA, canonical
-from transforms.schema import UTC_TS
-from transforms.state import LINK_ANON, StateChanges, decode, encode
+from transforms.schema import IDENTITIES_SCHEMA
+from transforms.state import StateChanges, decode, encode
 
 
 class NeedsLake(RuntimeError):
@@ -32,24 +36,12 @@ class NeedsLake(RuntimeError):
     user; a table version no longer in the log): the caller rebuilds the store instead."""
 
 
-EDGES = {"anonymous_id": pl.String(), "user_id": pl.String(), "first_seen_at": UTC_TS}
-
-
-def _stored_links(store: StateStore, anons: list[str]) -> pl.DataFrame:
-    """The stored identities edges of `anons` (EDGES)."""
-    found = store.get_many("identity_links", [LINK_ANON + a for a in anons])
-    if not found:
-        return pl.DataFrame(schema=EDGES)
-    rows = decode(list(found.values()), VALUE_SCHEMAS["identity_links"]).with_columns(
-        pl.Series("anonymous_id", [k.removeprefix(LINK_ANON) for k in found], dtype=pl.String)
-    )
-    links = rows.explode("links").drop_nulls("links").unnest("links")
-    return links.select("anonymous_id", pl.col("id").alias("user_id"), "first_seen_at")
-
-
 def _with_edges(links: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
-    both = pl.concat([links, edges.select(list(EDGES))], how="vertical_relaxed")
-    return both.group_by("anonymous_id", "user_id").agg(pl.col("first_seen_at").min())
+    """The stored `links` and a batch's `edges` as `identities` holds them after it (earliest times)."""
+    both = pl.concat([links, edges.select(list(IDENTITIES_SCHEMA))], how="vertical_relaxed")
+    return both.group_by("anonymous_id", "user_id").agg(
+        pl.col("first_seen_at").min(), pl.col("aliased_at").min()
+    )
 
 
 @dataclass
@@ -93,30 +85,29 @@ def profile_changes(
     """Merge the batch's partials (`batch`, PARTIAL_SCHEMA) and identity `edges` into `changes`; `lake`
     (the lake right after this batch) answers for shoppers that change hands, None: raise NeedsLake.
     `held`: the states the run's last commit put (read before the store's), given what this one puts."""
-    batch_anons = {a for a in map(anonymous_of, batch["principal"]) if a is not None}
-    anons = sorted(batch_anons | set(edges["anonymous_id"]))
-    before_links = _stored_links(store, anons)
-    before, after = claims(before_links), claims(_with_edges(before_links, edges))
-    moved = {a: u for a, u in before.items() if after.get(a) != u}
-    again = set(moved.values()) | {after[a] for a in moved}  # merged again from the lake
-    newly = {a: u for a, u in after.items() if a not in before and u not in again}
-    for anon in after:
-        changes.delete("profiles", of_anonymous(anon))
+    asked = pl.concat([batch["principal"], (ANON + edges["anonymous_id"]).rename("principal")])
+    stored = claim_links(store_lookup(store), asked, edges)
+    before, after = _claims(stored), _claims(_with_edges(stored, edges))
+    moved = [p for p, to in before[0].items() if after[0].get(p) != to]
+    ends = after[1]
+    # merged again from the lake: where the moved principals' claimers end now, the old and the new
+    again = {ends.get(c, c) for p in moved for c in (before[0][p], after[0].get(p)) if c is not None}
+    newly = {p: end for p, end in ends.items() if p not in before[1] and end not in again}
+    for principal in ends:  # claimed: its state is its claimer's
+        changes.delete("profiles", principal)
     if again and lake is None:
-        raise NeedsLake(f"{len(moved)} anonymous ids changed hands")
+        raise NeedsLake(f"{len(moved)} anonymous ids or renamed users changed hands")
     put: list[pl.DataFrame] = []
     if again:
         assert lake is not None
         put.append(_put(changes, lake_states(lake, sorted(again))))
-    to_user = {of_anonymous(a): of_user(u) for a, u in after.items()}
-    resolved = batch.with_columns(pl.col("principal").replace(to_user)).filter(
-        ~pl.col("principal").is_in([of_user(u) for u in sorted(again)])
+    resolved = batch.with_columns(pl.col("principal").replace(ends)).filter(
+        ~pl.col("principal").is_in(sorted(again))
     )
     if resolved.height or newly:
-        joining = {of_anonymous(a): of_user(u) for a, u in newly.items()}
-        keys = sorted(set(resolved["principal"]) | set(joining.values()) | set(joining))
-        stored = _states(store, keys, held).with_columns(pl.col("principal").replace(joining))
-        rows = pl.concat([stored, resolved.select(list(PARTIAL_SCHEMA))], how="vertical_relaxed")
+        keys = sorted(set(resolved["principal"]) | set(newly.values()) | set(newly))
+        states = _states(store, keys, held).with_columns(pl.col("principal").replace(newly))
+        rows = pl.concat([states, resolved.select(list(PARTIAL_SCHEMA))], how="vertical_relaxed")
         # Engagement adds floats: merge in the rebuild's order, so the same partials give the same last bit.
         rows = rows.sort("principal", "first_ts", "last_ts", "engagement", nulls_last=True)
         put.append(_put(changes, merge_partials(rows)))
@@ -124,6 +115,12 @@ def profile_changes(
         deleted = sorted(changes.deletes.get("profiles", set()))
         states = pl.concat([pl.DataFrame(schema=PARTIAL_SCHEMA), *put])
         held.pending = states.filter(~pl.col("principal").is_in(deleted))
+
+
+def _claims(links: pl.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
+    """(principal -> the principal that claims it, principal -> the one its claims end at) of `links`."""
+    direct = direct_claims(links)
+    return dict(direct.select("principal", "_to").iter_rows()), dict(rooted(direct).iter_rows())
 
 
 def _put(changes: StateChanges, state: pl.DataFrame) -> pl.DataFrame:

@@ -47,7 +47,9 @@ LANDED_RECORD = {
     "committed_at": UTC_TS,
     "modified_at": UTC_TS,
 }
-LINK = pl.Struct({"id": pl.String(), "first_seen_at": UTC_TS})
+# an identities edge seen from one side: the other side's id, and the edge's times (IDENTITIES_SCHEMA)
+LINK_FIELDS: dict[str, pl.DataType] = {"id": pl.String(), "first_seen_at": UTC_TS, "aliased_at": UTC_TS}
+LINK = pl.Struct(LINK_FIELDS)
 DECIDED = ("trigger_id", "kind", "user_id", "decision", "decided_at", "evaluation")
 SEND = {"trigger_id": pl.String(), "kind": pl.String(), "anchor": pl.String(), "decided_at": UTC_TS}
 SUPPRESSION = {"reason": pl.String(), "since": UTC_TS}
@@ -96,8 +98,8 @@ def identity_links(lake: LakeResource) -> Chunks:
     schema = VALUE_SCHEMAS["identity_links"]
     for side, key, other in ((LINK_ANON, "anonymous_id", "user_id"), (LINK_USER, "user_id", "anonymous_id")):
         side_key = (pl.lit(side) + pl.col(key)).alias("side")
-        rows = edges.select(side_key, pl.col(other).alias("id"), "first_seen_at")
-        links = listed(rows, pl.col("side"), "links", {"id": pl.String(), "first_seen_at": UTC_TS})
+        rows = edges.select(side_key, pl.col(other).alias("id"), "first_seen_at", "aliased_at")
+        links = listed(rows, pl.col("side"), "links", LINK_FIELDS)
         yield encode(links, pl.col("_key"), schema).collect(engine="streaming")
 
 

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import polars as pl
 
 from resources.lake import LakeResource
-from stores.profiles import lake_partials
-from transforms.principals import of_anonymous, of_user
+from stores.profiles import lake_lookup, lake_partials
+from transforms.principals import user_of
+from transforms.profiles.aliases import group_links
 from transforms.profiles.merge import merge_partials, principal_claims, resolve
 from transforms.profiles.state import PARTIAL_SCHEMA, canonical, fill_lists
 from transforms.schema import IDENTITIES_SCHEMA
@@ -29,14 +30,15 @@ def all_partials(lake: LakeResource) -> pl.LazyFrame:
     return pl.concat(lake_partials(lake), how="vertical_relaxed")
 
 
-def lake_states(lake: LakeResource, users: list[str]) -> pl.DataFrame:
-    """The merged state of `users` from the lake's partials (PARTIAL_SCHEMA): every partial of theirs and
-    of the anonymous ids they claim, as `profile_buckets` merges them (a shopper that changed hands)."""
-    edges = lake.scan("identities", IDENTITIES_SCHEMA)
-    theirs = edges.filter(pl.col("user_id").is_in(users)).select("anonymous_id").collect()["anonymous_id"]
-    linked = edges.filter(pl.col("anonymous_id").is_in(theirs.implode())).collect()
-    principals = [of_user(u) for u in users]
-    keys = [*principals, *(of_anonymous(a) for a in theirs.unique())]
+def lake_states(lake: LakeResource, principals: list[str]) -> pl.DataFrame:
+    """The merged state of `principals` (where claims end) from the lake's partials: every partial of theirs
+    and of the principals whose claims end at them, as `profile_buckets` merges them (a shopper that changed
+    hands)."""
+    lookup = lake_lookup(lake)
+    members = group_links(lookup, [u for u in map(user_of, principals) if u is not None])  # users' edges
+    linked = pl.concat([members, lookup("anonymous_id", members["anonymous_id"].unique().sort())]).unique()
+    claimed = principal_claims(linked).filter(pl.col("_to").is_in(principals))["principal"]
+    keys = pl.concat([pl.Series(principals, dtype=pl.String), claimed]).implode()
     rows = all_partials(lake).filter(pl.col("principal").is_in(keys)).collect()
     rows = resolve(rows, linked).filter(pl.col("principal").is_in(principals))
     rows = rows.sort("principal", "first_ts", "last_ts", "engagement", nulls_last=True)

@@ -264,21 +264,28 @@ def drop_seen(batch: pl.DataFrame, seen_ids: pl.Series) -> pl.DataFrame:
 
 
 def identity_edges(events: pl.DataFrame) -> pl.DataFrame:
-    """anonymous_id -> user_id edges seen in `events`, with the earliest event time of each.
+    """anonymous_id -> user_id edges seen in `events`, with the earliest event time of each
+    (IDENTITIES_SCHEMA).
 
     An `alias` links its `previousId` to its `userId` as an identify links its anonymous id: the
-    previous id plays the anonymous side.
+    previous id plays the anonymous side. The previous id may also be a user id the shopper had before
+    (Segment's spec/alias.md): `aliased_at`, the earliest alias of the edge, says so.
     """
     user = pl.col("user_id")
     seen = events.filter(pl.col("anonymous_id").is_not_null() & user.is_not_null()).select(
-        "anonymous_id", "user_id", "event_ts"
+        "anonymous_id", "user_id", "event_ts", pl.lit(None, UTC_TS).alias("_aliased")
     )
     aliased = events.filter(
         (pl.col("event_type") == "alias") & pl.col("previous_id").is_not_null() & user.is_not_null()
-    ).select(pl.col("previous_id").alias("anonymous_id"), "user_id", "event_ts")
+    ).select(
+        pl.col("previous_id").alias("anonymous_id"),
+        "user_id",
+        "event_ts",
+        pl.col("event_ts").alias("_aliased"),
+    )
     return (
         pl.concat([seen, aliased])
         .group_by("anonymous_id", "user_id")
-        .agg(pl.col("event_ts").min().alias("first_seen_at"))
+        .agg(pl.col("event_ts").min().alias("first_seen_at"), pl.col("_aliased").min().alias("aliased_at"))
         .sort("anonymous_id", "user_id")
     )

@@ -6,9 +6,20 @@ by value, top-N by time), so partials merge in any order and any grouping to the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import polars as pl
 
-from transforms.principals import anonymous_principal, user_principal
+from transforms.principals import anonymous_principal, of_anonymous, of_user, user_of, user_principal
+from transforms.profiles.aliases import (
+    Lookup,
+    claim_links,
+    group_links,
+    link_id,
+    renamed_ids,
+    rooted,
+    user_claims,
+)
 from transforms.profiles.baskets import fold_carts, fold_lines, merge_checkout_lines
 from transforms.profiles.checkouts import merge_cart_checkouts, merge_checkouts
 from transforms.profiles.refunds import merge_refunds
@@ -47,16 +58,50 @@ def claims(identities: pl.DataFrame) -> dict[str, str]:
     return dict(first_claims(identities).select("anonymous_id", "user_id").iter_rows())
 
 
-def principal_claims(identities: pl.DataFrame) -> pl.DataFrame:
-    """`principal` (an anonymous id's) -> `_to`, the principal of the user that claims it (`first_claims`)."""
-    return first_claims(identities).select(
+def direct_claims(identities: pl.DataFrame) -> pl.DataFrame:
+    """`principal` (an anonymous id's, or a user's an alias renamed) -> `_to`, the principal of the user that
+    claims it (`first_claims`, `aliases.user_claims`), and `_at`, the claim's time (aliases.CLAIMS)."""
+    anonymous = first_claims(identities).select(
         anonymous_principal(pl.col("anonymous_id")).alias("principal"),
         user_principal(pl.col("user_id")).alias("_to"),
+        pl.col("first_seen_at").alias("_at"),
     )
+    return pl.concat([anonymous, user_claims(identities)])
+
+
+def principal_claims(identities: pl.DataFrame) -> pl.DataFrame:
+    """`principal` -> `_to`, the principal its claims end at (`direct_claims`, followed: `aliases.rooted`)."""
+    return rooted(direct_claims(identities))
+
+
+def principal_links(lookup: Lookup, principals: Iterable[str]) -> tuple[pl.DataFrame, list[str]]:
+    """(links, ends): the identities edges that say where `principals` end and what else ends there
+    (`aliases.claim_links` of them, `aliases.group_links` of the users they end at), and those ends, with
+    those of every user an edge of theirs names: the principals whose merged states hold theirs."""
+    wanted = set(principals)
+    forward = claim_links(lookup, wanted)
+    theirs = forward.filter(pl.col("anonymous_id").is_in(sorted(map(link_id, wanted))))
+    ending = dict(principal_claims(forward).iter_rows())
+    ends = {ending.get(p, p) for p in wanted | set(map(of_user, theirs["user_id"]))}
+    users = sorted(u for u in map(user_of, ends) if u is not None)
+    return pl.concat([forward, group_links(lookup, users, own_known=True)]).unique(), sorted(ends)
+
+
+def linked_principals(links: pl.DataFrame) -> set[str]:
+    """Every principal `links` (identities rows) name on their anonymous side: the anonymous ids', and the
+    users' an alias renamed."""
+    renamed = links.filter(pl.col("aliased_at").is_not_null())["anonymous_id"]
+    return {*map(of_anonymous, links["anonymous_id"]), *map(of_user, renamed)}
+
+
+def renamed_to(links: pl.DataFrame) -> dict[str, str]:
+    """Each user id `links` (identities rows) rename -> the user id it goes by now (where its claims end)."""
+    return renamed_ids(principal_claims(links))
 
 
 def resolve(partial: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
-    """Partials re-keyed to their user's principal where an identities edge links their anonymous one."""
+    """Partials re-keyed to the principal their claims end at (`principal_claims`): a user's where an
+    identities edge links their anonymous one, the new user's where an alias renamed theirs."""
     links = principal_claims(identities)
     return (
         partial.join(links, on="principal", how="left")

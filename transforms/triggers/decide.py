@@ -14,10 +14,10 @@ from functools import partial
 import polars as pl
 
 from transforms.principals import anonymous, principal_user, user_principal
-from transforms.profiles.merge import principal_claims
 from transforms.schema import CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS, batch_column
 from transforms.triggers.exits import Lookup, Renewable, exit_waits, exits, instances, looked_up, no_renewable
 from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, resumed_due, variants
+from transforms.triggers.renamed import claims_of, renamed_history
 from transforms.triggers.rules import RULES, Rule, RuleContext
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA, Derived
 
@@ -41,7 +41,7 @@ class World:
     catalog: pl.DataFrame
     catalog_changes: pl.DataFrame
     catalog_viewers: pl.DataFrame
-    links: pl.DataFrame  # identities rows (anonymous_id, user_id, first_seen_at) of anonymous principals
+    links: pl.DataFrame  # identities rows (IDENTITIES_SCHEMA): where the principals involved end
     customers: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CUSTOMERS_SCHEMA))  # theirs
     delays: dict[str, timedelta] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
@@ -109,7 +109,7 @@ def _context(world: World, rule: Rule) -> RuleContext:
         catalog_viewers=world.catalog_viewers,
         profiles=world.profiles,
         customers=world.customers,
-        history=world.history,
+        history=_sent(world),
         derived=world.derived,
     )
 
@@ -136,8 +136,13 @@ def _lateness() -> dict[str, timedelta]:
     return {kind: rule.max_lateness for kind, rule in RULES.items()}
 
 
+def _sent(world: World) -> pl.DataFrame:
+    """The earlier sends, under the user ids they go by now (`renamed.renamed_history`)."""
+    return renamed_history(world.derived, world.history, world.links)
+
+
 def _resolve_users(world: World, live: pl.DataFrame) -> pl.DataFrame:
-    resolved = live.join(principal_claims(world.links), on="principal", how="left").with_columns(
+    resolved = live.join(claims_of(world.derived, world.links), on="principal", how="left").with_columns(
         pl.coalesce("_to", "principal").alias("principal")
     )
     return resolved.drop("_to").with_columns(principal_user(pl.col("principal")).alias("user_id"))
@@ -185,9 +190,7 @@ def _cooldown(world: World, live: pl.DataFrame) -> pl.Series:
     rows = live.select("kind", "user_id", "anchor", (reference - length).alias("_since")).with_row_index(
         "_row"
     )
-    sent = world.history.filter(pl.col("kind").is_in(list(cooldowns))).select(
-        "kind", "user_id", "anchor", "decided_at"
-    )
+    sent = _sent(world).filter(pl.col("kind").is_in(list(cooldowns)))  # user_id, kind, anchor, decided_at
     per_user = rows.join(sent.filter(keyed.not_()).drop("anchor"), on=["kind", "user_id"])
     per_anchor = rows.join(sent.filter(keyed), on=["kind", "user_id", "anchor"])
     hits = pl.concat([f.select("_row", "_since", "decided_at") for f in (per_user, per_anchor)])
@@ -260,7 +263,7 @@ def _apply_cap(decided: pl.DataFrame, world: World) -> pl.DataFrame:
     sending = decided.filter(pl.col("decision") == "send")
     if sending.height == 0:
         return decided
-    skip = capped(sending, world.history, world.now, world.policy)
+    skip = capped(sending, _sent(world), world.now, world.policy)
     ids = sending.filter(skip)["trigger_id"]
     return decided.with_columns(
         pl.when(pl.col("trigger_id").is_in(ids.implode()))

@@ -12,10 +12,11 @@ are the anchor's one instance (the spec's "one instance per cart_id": one email 
 holdout stands for that email, so the arms stay comparable) until an order empties it: what is put in
 a cart after its order is a new cart (`Rule.refilled`: a cart id the shop keeps, the implicit cart).
 
-A rule whose trigger ids name the shopper (the implicit cart's) gives an anonymous shopper's candidate
-another id than the identified shopper's. The identified shopper's then follows the anonymous one's
-instance as the next instance of one id would (`withheld`): a login alone after the anonymous cart was
-decided `no_address` starts nothing; a change after that decision does.
+A rule whose trigger ids name the shopper (the implicit cart's, the welcome's) gives an anonymous
+shopper's candidate, or a renamed user's under the old id (an `alias`), another id than the identified
+shopper's. The identified shopper's then follows the earlier one's instance as the next instance of one
+id would (`withheld`): a login alone after the anonymous cart was decided `no_address` starts nothing; a
+change after that decision does; a renamed user welcomed under the old id is not welcomed again.
 """
 
 from __future__ import annotations
@@ -187,7 +188,8 @@ def withheld(
         return pl.Series("withheld", [False] * proposed.height, dtype=pl.Boolean)
     ended = renewed(twins, renewable, context_for).filter(pl.col("trigger_id").is_in(decided.implode()))
     keys = ended.select("kind", "principal", "anchor").unique().with_columns(pl.lit(True).alias("withheld"))
-    joined = proposed.join(keys, on=["kind", "principal", "anchor"], how="left", maintain_order="left")
+    on = ["kind", "principal", "anchor"]  # a welcome has no anchor: null matches null
+    joined = proposed.join(keys, on=on, how="left", maintain_order="left", nulls_equal=True)
     return joined["withheld"].fill_null(False)
 
 

@@ -7,12 +7,12 @@ from datetime import timedelta
 from transforms.triggers.rules.base import Rule, RuleContext, no_exit
 from transforms.triggers.rules.browse import browse_candidates, browse_exit
 from transforms.triggers.rules.carts import (
-    anonymous_twins,
     cart_candidates,
     cart_exit,
     cart_refilled,
     checkout_candidates,
     checkout_exit,
+    claimed_twins,
 )
 from transforms.triggers.rules.catalog_alerts import (
     back_in_stock_candidates,
@@ -24,6 +24,7 @@ from transforms.triggers.rules.lifecycle import (
     post_purchase_candidates,
     post_purchase_exit,
     welcome_candidates,
+    welcome_twins,
 )
 
 RULES: dict[str, Rule] = {
@@ -47,9 +48,9 @@ RULES: dict[str, Rule] = {
             exits_when_due=("cart_emptied", "cart_changed"),  # back on the cart (a change) before then
             renews=True,
             refilled=cart_refilled,
-            twins=anonymous_twins,
+            twins=claimed_twins,
         ),
-        Rule("welcome", timedelta(0), 0, welcome_candidates, no_exit),
+        Rule("welcome", timedelta(0), 0, welcome_candidates, no_exit, twins=welcome_twins),
         Rule("back_in_stock", timedelta(0), 3, back_in_stock_candidates, stock_exit),
         Rule("price_drop", timedelta(0), 4, price_drop_candidates, price_exit),
         Rule(

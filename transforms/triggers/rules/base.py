@@ -89,8 +89,8 @@ class Rule:
     # before, `send` included (`transforms.triggers.exits.follows`).
     refilled: Callable[[pl.DataFrame, RuleContext], pl.Series] | None = None
     # Of candidates whose trigger id names the shopper, each under the id it had before an identify
-    # linked the shopper's anonymous id (`links`: identities rows): the instance the identified shopper's
-    # follows (`transforms.triggers.exits.withheld`).
+    # linked the shopper's anonymous id, or an alias renamed the user (`links`: identities rows): the
+    # instance the identified shopper's follows (`transforms.triggers.exits.withheld`).
     twins: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame] | None = None
     marketing: bool = True
     tags: tuple[str, ...] = field(default_factory=tuple)

@@ -13,8 +13,9 @@ before even when that one was sent (`cart_refilled`).
 
 The implicit cart (IMPLICIT_CART: the cart events of a shop that names no cart) is every shopper's, so
 its instances are keyed by the shopper (the principal), not by the cart id alone. Before an identify
-that is the anonymous principal: the identified shopper's instance follows the anonymous one as a
-named cart's single id does (`anonymous_twins`, `transforms.triggers.exits.withheld`).
+that is the anonymous principal, or a user id an alias renamed since: the identified (renamed) shopper's
+instance follows the earlier one as a named cart's single id does (`claimed_twins`,
+`transforms.triggers.exits.withheld`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from datetime import timedelta
 
 import polars as pl
 
-from transforms.principals import anonymous, anonymous_principal, user_principal
+from transforms.principals import anonymous
 from transforms.profiles.baskets import checkout_carts
 from transforms.profiles.carts import cart_rows, line_units, open_carts
-from transforms.profiles.merge import first_claims
+from transforms.profiles.merge import principal_claims
 from transforms.profiles.state import IMPLICIT_CART
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA, RuleContext, exploded, finish, trigger_ids
 
@@ -120,19 +121,20 @@ def cart_refilled(candidates: pl.DataFrame, context: RuleContext) -> pl.Series:
     return facts.select(refilled.alias("refilled_at"))["refilled_at"]
 
 
-def anonymous_twins(candidates: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
-    """The identified shoppers' implicit-cart candidates among `candidates` under the trigger id each of
-    their anonymous ids (`links`, identities rows: the ones each claims) gave the cart before the identify
-    (CANDIDATE_SCHEMA, the shopper's principal kept)."""
+def claimed_twins(candidates: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
+    """The identified shoppers' implicit-cart candidates among `candidates` under the trigger id each
+    principal they claim (`links`, identities rows: `principal_claims`, their anonymous ids and the user ids
+    an alias renamed to theirs) gave the cart before (CANDIDATE_SCHEMA, the shopper's principal kept)."""
     own = candidates.filter(
         (pl.col("kind") == CART) & (pl.col("anchor") == IMPLICIT_CART) & ~anonymous(pl.col("principal"))
     )
-    claimed = first_claims(links).select(user_principal(pl.col("user_id")).alias("principal"), "anonymous_id")
-    rows = own.join(claimed, on="principal", how="inner").sort("principal", "anonymous_id")
+    claimed = principal_claims(links).select(
+        pl.col("_to").alias("principal"), pl.col("principal").alias("_was")
+    )
+    rows = own.join(claimed, on="principal", how="inner").sort("principal", "_was")
     if rows.height == 0:
         return pl.DataFrame(schema=CANDIDATE_SCHEMA)
-    principals = rows.select(anonymous_principal(pl.col("anonymous_id"))).to_series()
-    ids = trigger_ids(CART, principals, rows["anchor"])
+    ids = trigger_ids(CART, rows["_was"], rows["anchor"])
     return rows.with_columns(ids).select(list(CANDIDATE_SCHEMA))
 
 

@@ -10,8 +10,10 @@ from datetime import timedelta
 import polars as pl
 
 from transforms.principals import anonymous, user_principal
+from transforms.profiles.aliases import renamed_users
+from transforms.profiles.merge import principal_claims
 from transforms.profiles.refunds import net_orders
-from transforms.triggers.rules.base import RuleContext, exploded, finish
+from transforms.triggers.rules.base import CANDIDATE_SCHEMA, RuleContext, exploded, finish, trigger_ids
 
 WELCOME_WINDOW = timedelta(days=2)  # a welcome older than this is no longer news
 # Product ids of its order a post_purchase decision keeps in `detail` (the `triggers` table's column):
@@ -44,6 +46,18 @@ def welcome_candidates(context: RuleContext) -> pl.DataFrame:
         pl.col("_welcome_at").alias("first_event_at"),
     )
     return finish(rows, "welcome", ["principal"])
+
+
+def welcome_twins(candidates: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
+    """The welcomes among `candidates` under the trigger id of each user id an alias renamed to theirs
+    (`links`: `principal_claims`): one welcome per shopper, whatever id they go by (CANDIDATE_SCHEMA, the
+    shopper's principal kept)."""
+    renamed = renamed_users(principal_claims(links))
+    claimed = renamed.select(pl.col("_to").alias("principal"), pl.col("principal").alias("_was"))
+    rows = (
+        candidates.filter(pl.col("kind") == "welcome").join(claimed, on="principal").sort("principal", "_was")
+    )
+    return rows.with_columns(trigger_ids("welcome", rows["_was"])).select(list(CANDIDATE_SCHEMA))
 
 
 def _first_yes() -> pl.Expr:

@@ -1,0 +1,146 @@
+"""Users an `alias` merges (pure): the claims identities edges make, followed to the principal they end at.
+
+Segment's `alias` merges two identities: its previousId "might be an Anonymous ID assigned to that user or
+a User ID you previously identified them with" (spec/alias.md: a user the shop renames, two accounts
+merged), its userId is the identity kept. An edge links the previous id as an anonymous id (as an identify
+does: `transforms.profiles.merge.first_claims`); an edge an alias made (`aliased_at`) also gives the user
+of that id to the alias's user: the first alias of a previous id claims it (ties: the smaller user id), as
+the first edge of an anonymous id does, and a previous id that is the alias's own user id claims nothing.
+
+A claimer can be claimed in turn (a user renamed twice; the anonymous ids a renamed user claimed): each
+principal resolves to the end of its claims (`rooted`). Claims that come back round (renamed, then renamed
+back) end at the user their latest alias names. Whatever order the edges come in, the same edges give the
+same principals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import polars as pl
+
+from transforms.principals import ANON, anonymous, anonymous_of, principal_user, user_of, user_principal
+from transforms.schema import IDENTITIES_SCHEMA
+
+# identities rows (IDENTITIES_SCHEMA) whose `column` (anonymous_id or user_id) is one of the ids
+Lookup = Callable[[str, pl.Series], pl.DataFrame]
+CLAIMS = {"principal": pl.String(), "_to": pl.String(), "_at": pl.Datetime("us", "UTC")}
+
+
+def user_claims(identities: pl.DataFrame) -> pl.DataFrame:
+    """The user each alias's previous id, as a user id, is claimed by: its earliest alias (ties: the smaller
+    user id), not itself (CLAIMS: the principals of both and the alias's time)."""
+    aliased = identities.filter(
+        pl.col("aliased_at").is_not_null() & (pl.col("anonymous_id") != pl.col("user_id"))
+    )
+    first = aliased.sort("aliased_at", "user_id").unique("anonymous_id", keep="first", maintain_order=True)
+    return first.select(
+        user_principal(pl.col("anonymous_id")).alias("principal"),
+        user_principal(pl.col("user_id")).alias("_to"),
+        pl.col("aliased_at").alias("_at"),
+    )
+
+
+def rooted(direct: pl.DataFrame) -> pl.DataFrame:
+    """`direct` claims (CLAIMS: one a principal) with `_to` the principal each ends at (principal, _to):
+    claims of claimers followed; in claims that come back round, the user named by the latest of them
+    (ties: the greater principals). A principal its claims end at is not listed."""
+    hops = direct.filter(pl.col("principal").is_in(direct["_to"].implode()))
+    if hops.height == 0:  # nobody claimed is a claimer (no user renamed): the claims end where they go
+        return direct.select("principal", "_to")
+    ends = _ends({p: (to, at) for p, to, at in hops.select("principal", "_to", "_at").iter_rows()})
+    ended = direct.with_columns(pl.col("_to").replace(ends))
+    return ended.filter(pl.col("principal") != pl.col("_to")).select("principal", "_to")
+
+
+def _ends(claimed: dict[str, tuple[str, object]]) -> dict[str, str]:
+    """Where each principal of `claimed` (principal -> its claimer, the claim's time; claimers only) ends."""
+    ends: dict[str, str] = {}
+    for start in claimed:
+        path: list[str] = []
+        at: dict[str, int] = {}
+        node = start
+        while node in claimed and node not in ends and node not in at:
+            at[node] = len(path)
+            path.append(node)
+            node = claimed[node][0]
+        if node in ends:
+            end = ends[node]
+        elif node in at:  # round: the user the latest claim of it names
+            latest = max(path[at[node] :], key=lambda n: (claimed[n][1], claimed[n][0], n))
+            end = claimed[latest][0]
+        else:
+            end = node
+        ends.update(dict.fromkeys(path, end))
+    return ends
+
+
+def link_id(principal: str) -> str:
+    """The id a principal's edges name it by as their anonymous side (an alias's previous id)."""
+    anon = anonymous_of(principal)
+    return anon if anon is not None else str(user_of(principal))
+
+
+def link_ids(principals: pl.Expr) -> pl.Expr:
+    """`link_id` of each principal."""
+    return (
+        pl.when(anonymous(principals))
+        .then(principals.str.strip_prefix(ANON))
+        .otherwise(principal_user(principals))
+    )
+
+
+def _ids(values: Iterable[str] | pl.Series) -> pl.Series:
+    return values if isinstance(values, pl.Series) else pl.Series(list(values), dtype=pl.String)
+
+
+def claim_links(
+    lookup: Lookup, principals: Iterable[str] | pl.Series, extra: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """The edges (IDENTITIES_SCHEMA) that say where `principals` end: each one's edges as an anonymous side,
+    and those of every user an edge of theirs names, in turn (`extra`'s users too; not returned)."""
+    found = [pl.DataFrame(schema=IDENTITIES_SCHEMA)]
+    wanted = pl.DataFrame({"p": _ids(principals)}).select(link_ids(pl.col("p"))).to_series()
+    if extra is not None:
+        wanted = pl.concat([wanted, extra["user_id"]])
+    wanted = wanted.drop_nulls().unique().sort()
+    asked = wanted
+    while wanted.len():
+        rows = lookup("anonymous_id", wanted).select(list(IDENTITIES_SCHEMA))
+        found.append(rows)
+        named = rows["user_id"].unique()
+        wanted = named.filter(~named.is_in(asked.implode())).sort()
+        asked = pl.concat([asked, wanted])
+    return pl.concat(found).unique()
+
+
+def group_links(lookup: Lookup, users: Iterable[str] | pl.Series, *, own_known: bool = False) -> pl.DataFrame:
+    """The edges (IDENTITIES_SCHEMA) of `users` (ids) and of every user id an alias of theirs renamed to
+    theirs, in turn: as the user side, and as the anonymous side for those users (what else claims them;
+    `own_known`: the caller has those of `users` themselves)."""
+    found = [pl.DataFrame(schema=IDENTITIES_SCHEMA)]
+    wanted = _ids(users).unique().sort()
+    members, own = wanted, not own_known
+    while wanted.len():
+        if own:
+            found.append(lookup("anonymous_id", wanted).select(list(IDENTITIES_SCHEMA)))
+        own = True
+        theirs = lookup("user_id", wanted).select(list(IDENTITIES_SCHEMA))
+        found.append(theirs)
+        renamed = theirs.filter(pl.col("aliased_at").is_not_null())["anonymous_id"].unique()
+        wanted = renamed.filter(~renamed.is_in(members.implode())).sort()
+        members = pl.concat([members, wanted])
+    return pl.concat(found).unique()
+
+
+def renamed_users(claims: pl.DataFrame) -> pl.DataFrame:
+    """Of `claims` (principal, _to), those of user principals: the users aliases renamed."""
+    return claims.filter(~anonymous(pl.col("principal")))
+
+
+def renamed_ids(claims: pl.DataFrame) -> dict[str, str]:
+    """Of `claims` (principal, _to), each user id an alias renamed -> the user id it goes by now."""
+    users = renamed_users(claims).select(
+        principal_user(pl.col("principal")), principal_user(pl.col("_to")).alias("_to")
+    )
+    return dict(users.iter_rows())
