@@ -18,7 +18,7 @@ from transforms.schema import IDENTITIES_SCHEMA
 def _edges(*rows: tuple[str, str, int]) -> pl.DataFrame:
     """(anonymous_id, user_id, day of December 2026 first seen)."""
     return pl.DataFrame(
-        [(a, u, datetime(2026, 12, day, tzinfo=UTC)) for a, u, day in rows],
+        [(a, u, datetime(2026, 12, day, tzinfo=UTC), None) for a, u, day in rows],
         schema=IDENTITIES_SCHEMA,
         orient="row",
     )
@@ -26,7 +26,7 @@ def _edges(*rows: tuple[str, str, int]) -> pl.DataFrame:
 
 def _table(lake: LakeResource) -> list[tuple[str, str, int]]:
     rows = lake.read("identities", IDENTITIES_SCHEMA).sort("anonymous_id", "user_id")
-    return [(a, u, t.day) for a, u, t in rows.iter_rows()]
+    return [(a, u, t.day) for a, u, t, _ in rows.iter_rows()]
 
 
 def test_edges_are_added_once_and_an_earlier_sighting_moves_first_seen_back(tmp_path: Path) -> None:
