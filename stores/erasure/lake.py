@@ -18,8 +18,9 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from resources.lake import LakeResource
 from resources.lake_config import writer_properties
 from stores.erasure.history import OldVersions, log_actions
+from transforms.erasure.logs import scrub_log
 from transforms.erasure.match import kept, mentions
-from transforms.erasure.person import ErasureTable, Person, key_predicate, names_person, scrub_log
+from transforms.erasure.person import ErasureTable, Person, key_predicate, names_person
 from transforms.erasure.records import (
     COMMIT_TAG,
     TableErasure,

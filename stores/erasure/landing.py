@@ -24,11 +24,14 @@ from resources.lake_config import writer_properties
 from resources.landing import LandedFile, LandingResource
 from resources.landing_read import NotLandingFile
 from stores.erasure.lake import staged_rewrite, tag
-from transforms.erasure.landed import landed_edges, landed_links
+from stores.profiles import lake_lookup
+from transforms.erasure.claims import NOT_INGESTED
+from transforms.erasure.landed import landed_aliases, landed_edges, landed_links
 from transforms.erasure.match import Lines, blank_lines
 from transforms.erasure.person import KEPT_FOLDERS, Person
 from transforms.erasure.records import adjust_ingest_log
-from transforms.schema import INGEST_LOG_SCHEMA
+from transforms.profiles.aliases import Lookup
+from transforms.schema import IDENTITIES_SCHEMA, INGEST_LOG_SCHEMA
 
 REWRITTEN_SCHEMA: dict[str, pl.DataType] = {
     "source_file": pl.String(),
@@ -86,26 +89,47 @@ def _pending(lake: LakeResource, landing: LandingResource) -> Iterator[bytes]:
             continue
 
 
-def pending_links(lake: LakeResource, landing: LandingResource, user_id: str) -> tuple[set[str], set[str]]:
-    """Anonymous ids and emails linked to `user_id` by landed event files the ingest has not taken yet."""
+def pending_links(
+    lake: LakeResource, landing: LandingResource, user_ids: Collection[str]
+) -> tuple[set[str], set[str]]:
+    """Anonymous ids and emails linked to `user_ids` by landed event files the ingest has not taken yet."""
     anonymous: set[str] = set()
     emails: set[str] = set()
     for content in _pending(lake, landing):
-        found = landed_links(content, user_id)
+        found = landed_links(content, *user_ids)
         anonymous |= found[0]
         emails |= found[1]
     return anonymous, emails
 
 
 def pending_edges(
-    lake: LakeResource, landing: LandingResource, user_id: str, anonymous_ids: Collection[str]
+    lake: LakeResource, landing: LandingResource, user_ids: Collection[str], anonymous_ids: Collection[str]
 ) -> pl.DataFrame:
-    """anonymous_id, user_id: links of `anonymous_ids` to other users in files the ingest has not taken."""
+    """anonymous_id, user_id: links of `anonymous_ids` to users not of `user_ids` in files the ingest has
+    not taken."""
     found: set[tuple[str, str]] = set()
     for content in _pending(lake, landing) if anonymous_ids else ():
-        found |= landed_edges(content, anonymous_ids, user_id)
+        found |= landed_edges(content, anonymous_ids, *user_ids)
     schema = {"anonymous_id": pl.String(), "user_id": pl.String()}
     return pl.DataFrame(sorted(found), schema=schema, orient="row")
+
+
+def pending_lookup(lake: LakeResource, landing: LandingResource) -> Lookup:
+    """The lake's identities edges (`stores.profiles.lake_lookup`) and those the aliases of landed event
+    files not ingested yet will make (`landed_aliases`; first seen and aliased after every ingested edge),
+    as a claim walk's lookup."""
+    found = sorted({edge for content in _pending(lake, landing) for edge in landed_aliases(content)})
+    aliases = pl.DataFrame(found, schema=["anonymous_id", "user_id"], orient="row").select(
+        pl.col("anonymous_id", "user_id").cast(pl.String()),
+        *(pl.lit(NOT_INGESTED, IDENTITIES_SCHEMA[c]).alias(c) for c in ("first_seen_at", "aliased_at")),
+    )
+    lake_rows = lake_lookup(lake)
+
+    def lookup(column: str, ids: pl.Series) -> pl.DataFrame:
+        pending = aliases.filter(pl.col(column).is_in(ids.implode()))
+        return pl.concat([lake_rows(column, ids).select(list(IDENTITIES_SCHEMA)), pending])
+
+    return lookup
 
 
 def _positions(rows: dict[str, pl.DataFrame | None]) -> dict[str, set[int]]:

@@ -31,9 +31,9 @@ from transforms.sends.message import send_id_for
 log = logging.getLogger(__name__)
 PROGRESS = "erasure/progress"
 RECORD_BYTES = 256 * 1024 * 1024  # far above any one person's keys
-# The Person fields a record keeps, in their order: with who shares which anonymous id, as the edges that
-# said so may be gone when the erasure runs again.
-RECORDED = ("anonymous_ids", "emails", "made_ids", "shared_ids", "kept_ids", "others")
+# The Person fields a record keeps, in their order: with who shares which anonymous id and the other user
+# ids of the same shopper, as the edges that said so may be gone when the erasure runs again.
+RECORDED = ("anonymous_ids", "emails", "made_ids", "shared_ids", "kept_ids", "others", "merged_ids")
 
 
 def made_ids(lake: LakeResource, person: Person) -> tuple[str, ...]:
@@ -44,15 +44,16 @@ def made_ids(lake: LakeResource, person: Person) -> tuple[str, ...]:
     state store's entries of it go by the erased rows' trigger ids: `Progress.erasing`). One under
     an anonymous id of theirs is another user's when it says so (a shared id: transforms.erasure.claims).
     """
-    principals = [of_user(person.user_id), *map(of_anonymous, person.anonymous_ids)]
+    users = list(person.user_ids)
+    principals = [*map(of_user, users), *map(of_anonymous, person.anonymous_ids)]
     user = pl.col("user_id")
-    theirs = (user == person.user_id) | (pl.col("principal").is_in(principals) & user.is_null())
+    theirs = user.is_in(users) | (pl.col("principal").is_in(principals) & user.is_null())
     found: set[str] = set()
     for name in ("triggers", "trigger_state"):
         sent = lake.scan(name, TRIGGERS_SCHEMA).filter(theirs & (pl.col("decision") == "send"))
         triggers = sent.select("trigger_id").collect()["trigger_id"].drop_nulls()
         found |= {*triggers, *(send_id_for(t) for t in triggers)}
-    sends = lake.scan("sends", SENDS_SCHEMA).filter(pl.col("user_id") == person.user_id)
+    sends = lake.scan("sends", SENDS_SCHEMA).filter(pl.col("user_id").is_in(users))
     found |= {i for row in sends.select("send_id", "trigger_id").collect().iter_rows() for i in row if i}
     return tuple(sorted(found))
 

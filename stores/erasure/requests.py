@@ -35,11 +35,13 @@ from stores.erasure.landing import (
     count_landing_traces,
     pending_edges,
     pending_links,
+    pending_lookup,
     rewrite_landing,
     scan_landing,
 )
 from stores.erasure.progress import Progress, forget, made_ids, record, record_path, recorded
 from stores.erasure.state import erase_from_store
+from transforms.erasure.claims import merged_users
 from transforms.erasure.person import (
     ERASURE_TABLES,
     Person,
@@ -124,12 +126,12 @@ def erase_user(
 ) -> ErasureCertificate:
     """Remove the person from every table, old version and landed file; suppress and certify it.
 
-    Every key of theirs goes: the user id, each linked anonymous id and each trigger and send id made
-    for them (as itself and as the `anon:` key of profile partials and trigger candidates, so no pending
-    state can bring them back; a click on their email is keyed by its send id), each email. The keys are
-    recorded before anything is deleted (stores.erasure.progress), so a rerun still has them. The
-    certificate then checks every table and landed file for any of them (`checks`). Last, the state
-    store (`state`) loses every key of theirs in one commit (stores.erasure.state).
+    Every key of theirs goes: the user ids of the shopper (`find_person`), each linked anonymous id and
+    each trigger and send id made for them (as itself and as the `anon:` key of profile partials and
+    trigger candidates, so no pending state can bring them back; a click on their email is keyed by its
+    send id), each email. The keys are recorded before anything is deleted (stores.erasure.progress), so
+    a rerun still has them. The certificate then checks every table and landed file for any of them
+    (`checks`). Last, the state store (`state`) loses every key of theirs at once (stores.erasure.state).
     """
     request_id = request_id or f"erasure-{uuid.uuid4().hex[:16]}"
     key = user_key(user_id, secret)
@@ -144,7 +146,7 @@ def erase_user(
         certificate = ErasureCertificate(
             request_id, source, key, datetime.now(UTC), anonymous_ids=len(person.anonymous_ids),
             emails=len(person.emails), made_ids=len(person.made_ids), shared_ids=len(person.shared_ids),
-            kept_ids=len(person.kept_ids),
+            kept_ids=len(person.kept_ids), merged_ids=len(person.merged_ids),
         )  # fmt: skip
         specs = erasure_tables(lake_tables(lake, ()))
         rows = {spec.name: matching_rows(lake, spec.name, person) for spec in specs}
@@ -187,14 +189,18 @@ def certify(
 
 
 def find_person(lake: LakeResource, landing: LandingResource, user_id: str) -> Person:
-    """The user id, its linked anonymous ids and every email of theirs in the lake, the anonymous ids and
-    emails that landed files not ingested yet link to them, and the other users linked to those ids
-    (in the lake or in such files: `transforms.erasure.claims`)."""
-    landed_anonymous, landed_emails = pending_links(lake, landing, user_id)
+    """The user id, the other user ids of the same shopper (an alias renamed one into another, in the lake or
+    in landed files not ingested yet: `transforms.erasure.claims.merged_users`), the anonymous ids linked to
+    any of them and every email of theirs in the lake, the anonymous ids and emails that landed files not
+    ingested yet link to them, and the other users linked to those ids (in the lake or in such files:
+    `transforms.erasure.claims`)."""
+    merged = merged_users(pending_lookup(lake, landing), user_id)
+    users = [user_id, *merged]
+    landed_anonymous, landed_emails = pending_links(lake, landing, users)
     edges = lake.scan("identities", IDENTITIES_SCHEMA)
-    linked = edges.filter(pl.col("user_id") == user_id).select("anonymous_id").collect()["anonymous_id"]
+    linked = edges.filter(pl.col("user_id").is_in(users)).select("anonymous_id").collect()["anonymous_id"]
     anonymous = sorted({*linked.drop_nulls().to_list(), *landed_anonymous})
-    mine = (pl.col("user_id") == user_id) | pl.col("anonymous_id").is_in(anonymous)
+    mine = pl.col("user_id").is_in(users) | pl.col("anonymous_id").is_in(anonymous)
     identities = edges.filter(mine).collect()
     events = (
         lake.scan("events", EVENTS_SCHEMA)
@@ -205,11 +211,12 @@ def find_person(lake: LakeResource, landing: LandingResource, user_id: str) -> P
     for spec in ERASURE_TABLES:
         if spec.email_column:
             columns = {"user_id": pl.String(), spec.email_column: pl.String()}
-            own = lake.scan(spec.name, columns).filter(pl.col("user_id") == user_id).collect()
+            own = lake.scan(spec.name, columns).filter(pl.col("user_id").is_in(users)).collect()
             emails += own[spec.email_column].drop_nulls().to_list()
-    landed = pending_edges(lake, landing, user_id, anonymous)
+    landed = pending_edges(lake, landing, users, anonymous)
+    found = [*emails, *landed_emails]
     return person_from(
-        user_id, identities, events.collect(), [*emails, *landed_emails], sorted(landed_anonymous), landed
+        user_id, identities, events.collect(), found, sorted(landed_anonymous), landed, merged=merged
     )
 
 

@@ -1,15 +1,16 @@
 """GDPR erasure in the state store: the person's keys go from every namespace in one store commit.
 
 Runs after the erasure's Delta commits (under the lake's writer lock), so the store then holds what a
-rebuild from the erased lake would: no key that names the person (their user id, anonymous ids, `anon:`
+rebuild from the erased lake would: no key that names the person (their user ids, anonymous ids, `anon:`
 and `user:` keys, joined keys with one of them as a part: viewers of products, pending candidates), no
 value that holds them (pending and decided candidates, recent sends, viewers; found as the lake's erasure
 finds rows, `transforms.erasure.match`, keys longer than a store key by their hash too), none of their
 events' ids, and none of what their erased `triggers` and `trigger_state` rows made (`ErasedTriggers`: a
 decided candidate's value holds no principal, so an anonymous one of theirs named nobody); it gains the
 `erased` suppressions the erasure added and the new records of the landed files it rewrote. The
-`identity_links` of an anonymous id they share with another user (`transforms.erasure.claims`) are put
-back as the erased lake has them: the other user's link stays. The store's stamp does not move: the commit
+`identity_links` of an anonymous id they share with another user (`transforms.erasure.claims`), and those of
+another user linked to an id of theirs (a renamed user's later alias to someone else), are put back as
+the erased lake has them: the other user's links stay. The store's stamp does not move: the commit
 carries the lane's current number (a commit may not go back, and this one is no new batch).
 """
 
@@ -145,15 +146,19 @@ def person_changes(
     return changes
 
 
-def _shared_links(lake: LakeResource, person: Person, changes: StateChanges) -> None:
-    """Put back the `identity_links` of anonymous ids the person shares that the erased lake still links
-    (to the other users): the deletes took the whole value, which named the person too."""
-    shared = {LINK_ANON + a for a in (*person.shared_ids, *person.kept_ids)}
+def _others_links(lake: LakeResource, person: Person, changes: StateChanges) -> None:
+    """Put back the `identity_links` of anonymous ids the person shares and of the other users linked to
+    their ids (an alias of a user renamed into theirs that named another user too) that the erased lake
+    still has: the deletes took the whole value, which named the person too."""
+    others = {
+        *(LINK_ANON + a for a in (*person.shared_ids, *person.kept_ids)),
+        *(LINK_USER + u for u in person.others),
+    }
     deleted = changes.deletes.get("identity_links", set())
-    if not {store_key(k) for k in shared} & deleted:
+    if not {store_key(k) for k in others} & deleted:
         return
     for chunk in identity_links(lake):
-        kept = chunk.filter(pl.col("key").is_in(list(shared)))
+        kept = chunk.filter(pl.col("key").is_in(list(others)))
         deleted -= {store_key(k) for k in kept["key"]}  # a delete would win over the put
         changes.put_many("identity_links", kept)
 
@@ -177,7 +182,7 @@ def erase_from_store(
         rebuild(lake, state)
         return 0
     changes = person_changes(store, person, event_ids, ErasedTriggers.of(lake, trigger_ids))
-    _shared_links(lake, person, changes)
+    _others_links(lake, person, changes)
     deleted = sum(map(len, changes.deletes.values()))
     for chunk in suppressions(lake):  # the `erased` entries just added (a small table), as a rebuild has them
         changes.put_many("suppressions", chunk)

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from transforms.erasure.landed import landed_links
+from transforms.erasure.logs import log_pattern
 from transforms.erasure.made import made_patterns
 from transforms.erasure.match import mentions
 from transforms.erasure.person import (
@@ -19,7 +20,6 @@ from transforms.erasure.person import (
     KEPT_TABLES,
     Person,
     erasure_tables,
-    log_pattern,
     names_person,
     person_from,
     text_pattern,

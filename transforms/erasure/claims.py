@@ -19,17 +19,29 @@ profile in the state store (found by review). An anonymous id linked to the pers
   erasure of the last user linked to the id.
 The certificate counts the shared ids (`shared_ids`: claimed first by the person, `kept_ids`: by another)
 and what still holds one of them after the erasure, left on purpose (`kept_rows`, `kept_lines`).
+
+A user an `alias` renamed (previousId u-old, userId u-new) is one shopper with the new id: profiles, the
+store and the engine merge u-old into u-new (`transforms.profiles.aliases`). The erasure of either id
+took u-old as an anonymous id only, so u-old's profile partials (her address), state-store keys and
+product views stayed, the certificate passed, and `lakemail state check` found the store (which had
+dropped u-old) unequal to a rebuild (found by review). The person is now the whole shopper
+(`merged_users`): every user whose claims end where the erased id's do (renamed into it, in turn, or
+it into them: erasing the old id erases the new one too), each one a key of theirs alone as the user
+id is, with the anonymous ids linked to any of them taken as above. A user an alias of theirs named but
+did not claim (renamed to another user first) is another user's, and stays.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import polars as pl
 
-from transforms.profiles.merge import first_claims
+from transforms.principals import of_user, user_of
+from transforms.profiles.aliases import Lookup, claim_links, group_links, renamed_users
+from transforms.profiles.merge import first_claims, principal_claims
 
 NOT_INGESTED = datetime.max.replace(tzinfo=UTC)  # a landed link's time: after every ingested edge
 EDGE_SCHEMA = {"anonymous_id": pl.String(), "user_id": pl.String(), "first_seen_at": pl.Datetime("us", "UTC")}
@@ -56,20 +68,38 @@ def edges(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def claims(user_id: str, anonymous_ids: Iterable[str], linked: pl.DataFrame) -> Claims:
+def merged_users(lookup: Lookup, user_id: str) -> tuple[str, ...]:
+    """The other user ids an `alias` made one shopper with `user_id` (`transforms.profiles.aliases`), over
+    the identities edges `lookup` finds: the user where `user_id`'s claims end, and every user whose claims
+    end there (renamed into it, in turn, or `user_id` renamed into them), sorted."""
+    me = of_user(user_id)
+    forward = claim_links(lookup, [me])
+    end = dict(principal_claims(forward).iter_rows()).get(me, me)
+    found = pl.concat([forward, group_links(lookup, [user_of(end) or user_id])]).unique()
+    ending = renamed_users(principal_claims(found)).filter(pl.col("_to") == end)
+    users = {user_of(end), *map(user_of, ending["principal"])}
+    return tuple(sorted(u for u in users if u is not None and u != user_id))
+
+
+def claims(
+    user_id: str, anonymous_ids: Iterable[str], linked: pl.DataFrame, merged: Collection[str] = ()
+) -> Claims:
     """How the erasure of `user_id` takes each of their `anonymous_ids`, given `linked`: the edges (`edges`)
-    of every user linked to one of them, the person's own included."""
+    of every user linked to one of them, the person's own included. `merged`: the other user ids of the
+    same shopper (`merged_users`), the person's as `user_id` is; an anonymous id that is one of them (an
+    alias's previous id) is theirs."""
+    users = {user_id, *merged}
     ids = sorted(set(anonymous_ids))
     own = pl.DataFrame({"anonymous_id": ids, "user_id": [user_id] * len(ids)})  # a link `linked` lacks
     known = pl.concat([edges(linked).filter(pl.col("anonymous_id").is_in(ids)), edges(own)])
     first = first_claims(known.group_by("anonymous_id", "user_id").agg(pl.col("first_seen_at").min()))
     claimant = dict(first.select("anonymous_id", "user_id").iter_rows())
-    other = known.filter(pl.col("user_id") != user_id)
+    other = known.filter(~pl.col("user_id").is_in(sorted(users)))
     shared = set(other["anonymous_id"])
-    theirs = [a for a in ids if claimant[a] == user_id]
+    theirs = [a for a in ids if claimant[a] in users or a in users]
     return Claims(
         tuple(theirs),
-        tuple(a for a in theirs if a in shared),
-        tuple(a for a in ids if claimant[a] != user_id),
+        tuple(a for a in theirs if a in shared and a not in users),
+        tuple(a for a in ids if a not in theirs),
         tuple(sorted(set(other["user_id"]))),
     )

@@ -55,14 +55,14 @@ def _ids(schema: pl.Schema, ids: Sequence[str]) -> pl.Expr:
     return holds(schema, ids, ["|".join(id_parts(ids, principals))], principals)
 
 
-def another_user(schema: pl.Schema, user_id: str) -> pl.Expr:
-    """True for rows that carry a user id other than `user_id`: their `user_id`, the user of their
+def another_user(schema: pl.Schema, user_ids: Collection[str]) -> pl.Expr:
+    """True for rows that carry a user id not one of `user_ids`: their `user_id`, the user of their
     `principal` (none when anonymous), or the `userId` of a quarantined line."""
     users = [pl.col("user_id")] if schema.get("user_id") == pl.String else []
     users += [principal_user(pl.col(PRINCIPAL))] if schema.get(PRINCIPAL) == pl.String else []
     if not users and schema.get("raw") == pl.String:
         users = [pl.col("raw").str.json_path_match("$.userId")]
-    checks = [u.is_not_null() & (u != user_id) for u in users]
+    checks = [u.is_not_null() & ~u.is_in(sorted(user_ids)) for u in users]
     return pl.any_horizontal(checks).fill_null(False) if checks else pl.lit(False)
 
 
@@ -73,7 +73,7 @@ def mentions(schema: pl.Schema, person: Person) -> pl.Expr:
     theirs = holds(schema, own.values, [text_pattern(own, made=False), *made], own.principals)
     if not person.shared_ids:
         return theirs
-    return theirs | (_ids(schema, person.shared_ids) & ~another_user(schema, person.user_id))
+    return theirs | (_ids(schema, person.shared_ids) & ~another_user(schema, person.user_ids))
 
 
 def kept(schema: pl.Schema, person: Person) -> pl.Expr:
@@ -104,7 +104,7 @@ class Lines:
     """Which landed lines and state-store values are the person's, as `mentions` takes rows."""
 
     own: re.Pattern[bytes]  # a key of theirs alone
-    user_id: str = ""
+    user_ids: frozenset[str] = frozenset()  # the person's (merged_ids too)
     shared: re.Pattern[bytes] | None = None  # a shared id of theirs: theirs where no other user is
     others: re.Pattern[bytes] | None = None  # another user linked to one of their anonymous ids
     kept: re.Pattern[bytes] | None = None  # any shared or kept id: what the certificate counts
@@ -116,7 +116,7 @@ class Lines:
         shared, both = person.shared_ids, (*person.shared_ids, *person.kept_ids)
         return cls(
             re.compile(text_pattern(person.own).encode()),
-            person.user_id,
+            frozenset(person.user_ids),
             _compiled(id_parts(shared, map(of_anonymous, shared))),
             _compiled(id_parts(person.others)),
             _compiled(id_parts(both, map(of_anonymous, both))),
@@ -145,9 +145,9 @@ class Lines:
         if isinstance(message, dict):
             user = message.get("userId", message.get("user_id"))
             principal = message.get(PRINCIPAL)
-            if isinstance(principal, str) and user_of(principal) not in (None, self.user_id):
+            if isinstance(principal, str) and user_of(principal) not in {None, *self.user_ids}:
                 return True
-            return isinstance(user, str) and user != self.user_id
+            return isinstance(user, str) and user not in self.user_ids
         return self.others is not None and self.others.search(text) is not None
 
     def count_kept(self, content: bytes) -> int:

@@ -1,14 +1,15 @@
 """GDPR erasure, pure part: who the person is, and which rows, landed lines and log entries are theirs.
 
-A person is a user_id, every anonymous_id linked to it and every email of their identify traits or CRM
-rows; and the ids the engine made for them, their trigger and send ids (a click on their email lands
-under `anonymousId` = its send id, with no user id), and their principals (`transforms.principals`) as
-profile partials and trigger candidates key them. A value is theirs when it equals an id, or holds one
-inside text as a JSON string (`"u-1"`, so `u-10` is not `u-1`), as a whole CSV cell or, for a long id, as
-a word; or an email as a whole address in any case; where a principal stands (a `principal` column or
-field, a store key), only a principal of theirs: the user `anon:abc`'s id is anonymous `abc`'s principal
-(found by review). An anonymous id another user uses too is taken as `transforms.erasure.claims` says
-(`transforms.erasure.match` applies it).
+A person is a user_id, every user id an `alias` made the same shopper (`merged_ids`: renamed into it or it
+into them, `transforms.erasure.claims.merged_users`), every anonymous_id linked to any of those and every
+email of their identify traits or CRM rows; and the ids the engine made for them, their trigger and send
+ids (a click on their email lands under `anonymousId` = its send id, with no user id), and their
+principals (`transforms.principals`) as profile partials and trigger candidates key them. A value is
+theirs when it equals an id, or holds one inside text as a JSON string (`"u-1"`, so `u-10` is not `u-1`),
+as a whole CSV cell or, for a long id, as a word; or an email as a whole address in any case; where a
+principal stands (a `principal` column or field, a store key), only a principal of theirs: the user
+`anon:abc`'s id is anonymous `abc`'s principal (found by review). An anonymous id another user uses too is
+taken as `transforms.erasure.claims` says (`transforms.erasure.match` applies it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 import polars as pl
@@ -109,16 +109,22 @@ class Person:
     shared_ids: tuple[str, ...] = ()
     kept_ids: tuple[str, ...] = ()
     others: tuple[str, ...] = ()
+    # The other user ids of the same shopper (aliases' claims): keys of theirs alone, as the user id is.
+    merged_ids: tuple[str, ...] = ()
+
+    @property
+    def user_ids(self) -> tuple[str, ...]:
+        return (self.user_id, *self.merged_ids)
 
     @property
     def ids(self) -> tuple[str, ...]:
-        return (self.user_id, *self.anonymous_ids)
+        return (*self.user_ids, *self.anonymous_ids)
 
     @property
     def own(self) -> Person:
         """The person with only the keys no other user has (the shared ids left out)."""
         alone = tuple(a for a in self.anonymous_ids if a not in self.shared_ids)
-        return Person(self.user_id, alone, self.emails, self.made_ids)
+        return Person(self.user_id, alone, self.emails, self.made_ids, merged_ids=self.merged_ids)
 
     @property
     def values(self) -> tuple[str, ...]:
@@ -127,9 +133,10 @@ class Person:
 
     @property
     def principals(self) -> tuple[str, ...]:
-        """The user's principal, and the anonymous and made ids' (a click's anonymousId is its send id), as
+        """The users' principals, and the anonymous and made ids' (a click's anonymousId is its send id), as
         `profile_*` partials and `trigger*` candidates key them."""
-        return (of_user(self.user_id), *map(of_anonymous, (*self.anonymous_ids, *self.made_ids)))
+        anonymous = map(of_anonymous, (*self.anonymous_ids, *self.made_ids))
+        return (*map(of_user, self.user_ids), *anonymous)
 
     def union(self, other: Person) -> Person:
         """The person with `other`'s keys too (the same user id). An id either takes as another user's
@@ -138,7 +145,9 @@ class Person:
         theirs = tuple(a for a in _clean([*self.anonymous_ids, *other.anonymous_ids]) if a not in kept)
         shared = tuple(a for a in _clean([*self.shared_ids, *other.shared_ids]) if a in theirs)
         emails, made = _addresses([*self.emails, *other.emails]), _clean([*self.made_ids, *other.made_ids])
-        return Person(self.user_id, theirs, emails, made, shared, kept, _clean([*self.others, *other.others]))
+        merged = tuple(sorted({*self.merged_ids, *other.merged_ids} - {self.user_id}))
+        others = tuple(u for u in _clean([*self.others, *other.others]) if u not in merged)
+        return Person(self.user_id, theirs, emails, made, shared, kept, others, merged)
 
 
 def _clean(values: Iterable[str | None]) -> tuple[str, ...]:
@@ -165,29 +174,32 @@ def person_from(
     emails: Sequence[str] = (),
     anonymous: Sequence[str] = (),
     landed: pl.DataFrame | None = None,
+    merged: Sequence[str] = (),
 ) -> Person:
-    """The person behind `user_id`: identity edges and events (user_id, anonymous_id, event_type, traits) of
-    theirs and of their anonymous ids, emails and anonymous ids found elsewhere and `landed` edges of other
-    users to those (landed lines not ingested yet)."""
+    """The person behind `user_id` and the `merged` user ids of the same shopper: identity edges and events
+    (user_id, anonymous_id, event_type, traits) of theirs and of their anonymous ids, emails and anonymous
+    ids found elsewhere and `landed` edges of other users to those (landed lines not ingested yet)."""
+    users = sorted({user_id, *merged})
     linked = pl.concat(
         [
-            identities.filter(pl.col("user_id") == user_id)["anonymous_id"],
-            events.filter(pl.col("user_id") == user_id)["anonymous_id"],
+            identities.filter(pl.col("user_id").is_in(users))["anonymous_id"],
+            events.filter(pl.col("user_id").is_in(users))["anonymous_id"],
         ]
     )
     anonymous_ids = _clean([*linked.to_list(), *anonymous])
     found = [edges(identities), edges(events), *([] if landed is None else [edges(landed)])]
-    claim = claims(user_id, anonymous_ids, pl.concat(found))
+    claim = claims(user_id, anonymous_ids, pl.concat(found), merged)
     user = pl.col("user_id")
-    mine = events.filter((user == user_id) | (pl.col("anonymous_id").is_in(claim.theirs) & user.is_null()))
+    mine = events.filter(user.is_in(users) | (pl.col("anonymous_id").is_in(claim.theirs) & user.is_null()))
     # A `group` call's traits are its group's (the company's billing address), not the person's.
     own = mine.filter(pl.col("event_type") != "group") if "event_type" in mine.columns else mine
     traits = own["traits"].str.json_path_match("$.email").to_list()
     addresses = _addresses([*traits, *emails])
-    return Person(user_id, claim.theirs, addresses, (), claim.shared, claim.kept, claim.others)
+    others = (claim.shared, claim.kept, claim.others)
+    return Person(user_id, claim.theirs, addresses, (), *others, tuple(u for u in users if u != user_id))
 
 
-def _email_part(email: str) -> str:
+def email_part(email: str) -> str:
     # A whole address in any case: not inside a longer one, a sentence's full stop allowed after it.
     return rf"(?i:(?:^|[^A-Za-z0-9._%+\-]){re.escape(email)}(?:$|[^A-Za-z0-9_\-.]|\.(?:$|[^A-Za-z0-9])))"
 
@@ -195,9 +207,9 @@ def _email_part(email: str) -> str:
 def text_pattern(person: Person, *, made: bool = True) -> str:
     """A regex (Python and Polars) finding the person's keys inside JSON, CSV or free text (their made
     ids as words, `transforms.erasure.made`; not with `made=False`)."""
-    emails = [_email_part(e) for e in person.emails]
+    emails = [email_part(e) for e in person.emails]
     made_ids = made_patterns(person.made_ids) if made else []
-    principals = (of_user(person.user_id), *map(of_anonymous, person.anonymous_ids))
+    principals = (*map(of_user, person.user_ids), *map(of_anonymous, person.anonymous_ids))
     return "|".join(id_parts(person.ids, principals) + emails + made_ids)
 
 
@@ -221,18 +233,6 @@ def id_parts(ids: Iterable[str], principals: Iterable[str] = ()) -> list[str]:
         if len(v) >= MIN_WORD_ID and not v.isdigit()
     ]
     return [re.escape(t) for t in sorted(tokens)] + cells + words
-
-
-def log_pattern(person: Person) -> str:
-    """A Python regex finding the person in Delta log text: a quoted id, a long id as a word, an email."""
-    # A short id ("u-1") counts only as a whole quoted value: as a word it would be found everywhere.
-    ids = [
-        rf"(?<![A-Za-z0-9_]){re.escape(v)}(?![A-Za-z0-9_])"
-        if len(v) >= MIN_WORD_ID
-        else rf"(?:^|['\"]){re.escape(v)}(?:$|\\?['\"])"
-        for v in person.ids
-    ]
-    return "|".join(ids + [_email_part(e) for e in person.emails])
 
 
 def sql_literal(value: object) -> str:
@@ -264,37 +264,3 @@ def names_person(text: str, person: Person) -> bool:
     """Whether `text` (say, a predicate) contains any identifier of the person, even as a fragment."""
     lowered = text.lower()
     return any(value.lower() in lowered for value in (*person.ids, *person.emails))
-
-
-REDACTED = "<erased>"
-
-
-def _redact(value: Any, person: Person) -> Any:
-    if isinstance(value, str):
-        return REDACTED if names_person(value, person) else value
-    if isinstance(value, dict):
-        return {key: _redact(item, person) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_redact(item, person) for item in value]
-    return value
-
-
-def scrub_log(content: bytes, person: Person) -> tuple[bytes, int]:
-    """A `_delta_log` commit with the person taken out of its commitInfo, and lines still naming them.
-
-    commitInfo is provenance only (an engine's merge may have put source values into its predicate);
-    the actions that make up table state are never changed, so a trace there is counted, not hidden.
-    """
-    lines = content.split(b"\n")
-    exact = re.compile(log_pattern(person))
-    left = 0
-    for number, line in enumerate(lines):
-        text = line.decode("utf-8", errors="replace")
-        if not names_person(text, person):
-            continue
-        action = orjson.loads(line)
-        if set(action) == {"commitInfo"}:  # redacted generously: a near namesake loses provenance only
-            lines[number] = orjson.dumps(_redact(action, person))
-        elif exact.search(text):
-            left += 1
-    return b"\n".join(lines), left

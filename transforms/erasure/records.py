@@ -57,8 +57,9 @@ def suppressed(profiles: pl.DataFrame, keys: Collection[str], secret: str) -> fr
 
 
 def suppression_rows(person: Person, secret: str, since: datetime, existing: pl.Series) -> pl.DataFrame:
-    """`erased` suppressions for the person's id and addresses that `existing` keys do not hold yet."""
-    keys = [user_key(person.user_id, secret)] + [address_key(e, secret) for e in person.emails]
+    """`erased` suppressions for the person's ids (merged ones too) and addresses that `existing` keys do not
+    hold yet."""
+    keys = [user_key(u, secret) for u in person.user_ids] + [address_key(e, secret) for e in person.emails]
     fresh = [k for k in dict.fromkeys(keys) if k not in set(existing.to_list())]
     return pl.DataFrame(
         {"user_key": fresh, "reason": [ERASED] * len(fresh), "since": [since] * len(fresh)},
@@ -189,6 +190,9 @@ class ErasureCertificate:
     # (`kept_rows`) and landed lines (`kept_lines`), and why (KEPT_REASON: `kept_reason` in the JSON).
     shared_ids: int = 0
     kept_ids: int = 0
+    # Other user ids of the same shopper (an `alias` renamed one into another: transforms.erasure.claims),
+    # erased as the user id is.
+    merged_ids: int = 0
     tables: list[TableErasure] = field(default_factory=list)
     landing_files: dict[str, int] = field(default_factory=dict)  # path -> lines blanked
     landing_unreadable: list[str] = field(default_factory=list)
@@ -240,7 +244,8 @@ def certificate_summary(certificate: ErasureCertificate) -> str:
         f"erasure {c.request_id}: {verdict}",
         f"  tables:   {len(tables)} checked, {removed} rows removed from "
         f"{sum(1 for t in tables if t.rows_deleted)}, {left} rows remaining",
-        f"  linked:   {c.anonymous_ids} anonymous ids, {c.emails} emails, {c.made_ids} trigger and send ids",
+        f"  linked:   {_merged(c)}{c.anonymous_ids} anonymous ids, {c.emails} emails, "
+        f"{c.made_ids} trigger and send ids",
         f"  landing:  {sum(c.landing_files.values())} lines blanked in {len(c.landing_files)} files, "
         f"{c.landing_lines_remaining} lines remaining, {len(c.landing_unreadable)} unreadable",
         f"  history:  {sum(len(t.files_removed) for t in tables)} old Delta files removed"
@@ -268,3 +273,8 @@ def certificate_summary(certificate: ErasureCertificate) -> str:
         lines.append(f"  kept because: {KEPT_REASON}")
     lines.append(f"  certificate: the `erasures` table, request_id {c.request_id} (--json prints it)")
     return "\n".join(lines) + "\n"
+
+
+def _merged(certificate: ErasureCertificate) -> str:
+    n = certificate.merged_ids
+    return f"{n} other user id{'s' if n > 1 else ''} of the same shopper (renamed by an alias), " if n else ""
