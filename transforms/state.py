@@ -30,10 +30,10 @@ NAMESPACES: dict[str, str] = {
     "pending_due": "<due_at>|<trigger_id> -> {} (the pending candidates in due order)",
     "pending_principals": "<principal>|<trigger_id> (`joined_key`) -> the trigger id (a principal's pending)",
     "decided_triggers": "trigger_id -> its terminal decision",
-    "recent_sends": "user_id -> the `send` decisions of the last 14 days of the log (cap, cooldown)",
+    "recent_sends": "user_id -> its `send` decisions of the 17 days before its last (cap, cooldown)",
     "suppressions": "user_key -> its suppression reasons",
     "catalog": "product_id -> its catalog row",
-    "product_viewers": "<product_id>|<principal> (`joined_key`) -> who, when last viewed or carted (30 days)",
+    "product_viewers": "<product_id>|<principal> (`joined_key`) -> who, when last viewed or carted",
     "customers": "user_id -> its CRM row",
 }
 # `identity_links` keys: a side and an id, `anon:<anonymous_id>` or `user:<user_id>` (the side says which id

@@ -25,7 +25,6 @@ from stores.state.namespaces import (
     VIEWED_EVENTS,
     listed,
 )
-from stores.triggers import VIEWER_LOOKBACK
 from transforms.profiles.partials import partials, principal
 from transforms.profiles.revenue import reads_properties
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA
@@ -192,10 +191,8 @@ def _viewers(store: StateStore, changes: StateChanges, events: pl.DataFrame) -> 
     viewed = events.filter(pl.col("event_name").is_in(VIEWED_EVENTS) & pl.col("product_id").is_not_null())
     if viewed.height == 0:
         return
-    newest = viewed["event_ts"].max()
-    recent = viewed.filter(pl.col("event_ts") >= newest - VIEWER_LOOKBACK)  # type: ignore[operator]
     last = (
-        recent.group_by("product_id", principal().alias("principal"))
+        viewed.group_by("product_id", principal().alias("principal"))
         .agg(pl.col("event_ts").max().alias("last_ts"))
         .select(joined_key(pl.col("product_id"), pl.col("principal")).alias("_key"), "principal", "last_ts")
     )

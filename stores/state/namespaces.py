@@ -9,13 +9,12 @@ the namespaces that grow with the lake (event ids, landed files); profiles come 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
-from datetime import datetime
 
 import polars as pl
 
 from resources.lake import LakeResource
 from stores.state.profiles import profile_chunks
-from stores.triggers import HISTORY, VIEWER_LOOKBACK
+from stores.triggers import HISTORY
 from transforms.profiles.partials import principal
 from transforms.profiles.state import VIEWED_OR_CARTED
 from transforms.schema import (
@@ -135,13 +134,16 @@ def decided_triggers(lake: LakeResource, trigger_ids: Collection[str] | None = N
 
 
 def recent_sends(lake: LakeResource) -> Chunks:
+    """Each sender's `send` decisions of the HISTORY before their own last one: what the engine keeps
+    (`transforms.triggers.store_changes.sends_changes` trims a sender's at each send, `now` being its
+    `decided_at`), and more than a run reads (HISTORY before its `now`, never before the last send). It
+    was the HISTORY before the newest send of anyone: a sender mailed 18 days before it had a value in
+    the live store and none in a rebuild, so `check` was unequal with nothing wrong."""
     sent = lake.scan("triggers", TRIGGERS_SCHEMA).filter(
         (pl.col("decision") == "send") & pl.col("user_id").is_not_null()
     )
-    newest = sent.select(pl.col("decided_at").max()).collect().item()
-    if not isinstance(newest, datetime):
-        return
-    recent = sent.filter(pl.col("decided_at") >= newest - HISTORY).unique(["trigger_id", *SEND])
+    since = pl.col("decided_at").max().over("user_id") - HISTORY
+    recent = sent.filter(pl.col("decided_at") >= since).unique(["trigger_id", *SEND])
     rows = listed(recent, pl.col("user_id"), "sends", SEND)
     yield encode(rows, pl.col("_key"), VALUE_SCHEMAS["recent_sends"]).collect(engine="streaming")
 
@@ -161,18 +163,17 @@ def customers(lake: LakeResource) -> Chunks:
 
 
 def product_viewers(lake: LakeResource) -> Chunks:
-    """Who viewed or carted each product in the VIEWER_LOOKBACK before the newest such event."""
+    """Who viewed or carted each product, and when last. Every view counts, as in the live store
+    (`stores.state.batch`): the price-drop and back-in-stock rules take a viewer whose last view is in the
+    30 days before the catalog's `changed_at`, which can be earlier than the newest view (a feed landing
+    late), so a window from the newest view (as it was) dropped viewers a change still wants, and made
+    `check` unequal for any store whose views span more than 30 days."""
     events = lake.scan("events", EVENTS_SCHEMA).filter(
         pl.col("event_name").is_in(VIEWED_EVENTS)
         & pl.col("product_id").is_not_null()
         & (pl.col("batch_id") <= lake.committed_batch())
     )
-    newest = events.select(pl.col("event_ts").max()).collect().item()
-    if not isinstance(newest, datetime):
-        return
-    since = newest - VIEWER_LOOKBACK
-    recent = events.filter((pl.col("event_date") >= since.date()) & (pl.col("event_ts") >= since))
-    last = recent.group_by(pl.col("product_id"), principal().alias("principal")).agg(
+    last = events.group_by(pl.col("product_id"), principal().alias("principal")).agg(
         pl.col("event_ts").max().alias("last_ts")
     )
     key = joined_key(pl.col("product_id"), pl.col("principal"))
