@@ -46,6 +46,7 @@ def _alias(minutes: float, user: str = "u-new", previous: str = "u-old") -> dict
     return spec_message("alias", at(minutes), user=user, previous_id=previous)
 
 
+@pytest.mark.story  # many engine runs: `make test` runs it, the fast tier leaves it
 @pytest.mark.parametrize(
     ("alias_at", "cart"),
     [
@@ -80,6 +81,7 @@ def test_a_user_renamed_between_cart_and_order_gets_no_cart_email_and_is_one_sho
     assert (profile["marketing_consent"], profile["order_count"], profile["cart_items"]) == (True, 1, [])
 
 
+@pytest.mark.story
 def test_a_renamed_users_welcome_counts_for_the_frequency_cap_and_is_not_sent_again() -> None:
     """Ann is welcomed as u-old, renamed u-new and carts as u-new: her cart email falls within 16 h of the
     welcome (capped), and u-new is not welcomed again."""
