@@ -73,7 +73,9 @@ def _nothing_of_hers(lake: LakeResource, landing: LandingResource, state: StateR
     assert ("profiles", LEE) in store_holding(state, LEE)
 
 
-@pytest.mark.parametrize("erased", [NEW, OLD], ids=["her-new-id", "her-old-id"])
+# By her old id, the surprising direction, through real runs (18 s each; tests/lake/test_erasure_renamed.py
+# erases by either id): the suite stays within its 15 minutes.
+@pytest.mark.parametrize("erased", [OLD], ids=["her-old-id"])
 def test_erasing_a_renamed_shopper_by_either_id_leaves_nothing_of_her(
     mail_settings: Settings,
     mailbox: Mailbox,

@@ -78,7 +78,7 @@ def expected_items(story: list[tuple[int, str, str, int]]) -> tuple[list[tuple[s
 
 
 @pytest.mark.deep
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)  # 60 took 11-17 s on CI
 @given(story=steps, seed=st.integers(0, 10**6))
 def test_moves_merge_in_any_order_and_count_what_came_after_the_latest_order(
     story: list[tuple[int, str, str, int]], seed: int

@@ -83,7 +83,7 @@ def expected_cart(story: list[Step]) -> list[tuple[str, int]]:
 
 
 @pytest.mark.deep
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)  # 60 took 11-17 s on CI
 @given(story=steps, seed=st.integers(0, 10**6))
 def test_checkout_products_merge_in_any_order_and_are_the_cart_at_checkout_time(
     story: list[Step], seed: int

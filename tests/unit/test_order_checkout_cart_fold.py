@@ -93,7 +93,7 @@ def carts_of(state: pl.DataFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]
 
 
 @pytest.mark.deep
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)  # 60 took 11-17 s on CI
 @given(story=steps, seed=st.integers(0, 10**6))
 def test_an_order_of_a_checkout_is_an_order_of_its_cart_in_any_batching(story: list[Step], seed: int) -> None:
     events = events_of(story, twin=False)
