@@ -20,14 +20,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from resources.state import StateResource
-from stores.ingest import ingest
 from stores.profiles import profiles_view
 from stores.state.rebuild import check, rebuild
 from stores.state.refresh import fold
 from stores.state.view import open_profiles
-from tests.lake.decide_harness import SECRET, Shop, lake_decides, minutes, sorted_rows
+from tests.lake.decide_harness import Shop, lake_decides, minutes, sorted_rows
 from tests.lake.test_checkout_cart_store import profile_api
-from tests.lake.test_state_live import ingest_namespaces_equal, land, resources
+from tests.lake.test_state_live import ingest_cut, resources
 from tests.story import spec_message
 from transforms.schema import IDENTITIES_SCHEMA
 from transforms.state import StateChanges
@@ -229,13 +228,7 @@ def test_a_live_store_equals_a_rebuilt_one_after_any_batches_of_renames(
         other for kind, user, other, _ in story if kind == "alias" and other in USERS and other != user
     }
     renamed -= {user for kind, user, *_ in story if kind == "alias"}
-    edges = sorted({c for c in cuts if c < len(rows)})
     with tempfile.TemporaryDirectory() as folder:
         lake, landing, state = resources(Path(folder))
-        for n, (a, b) in enumerate(zip([0, *edges], [*edges, len(rows)], strict=True)):
-            land(landing, f"b{n}", rows[a:b])
-            ingest(lake, landing, state=state, secret=SECRET)
-            assert ingest_namespaces_equal(lake, state) == {}, f"after batch {n + 1}"
-        assert fold(lake, every=1) == lake.committed_batch()
-        assert ingest_namespaces_equal(lake, state) == {}
+        ingest_cut((lake, landing, state), rows, cuts)
         assert not {key for key, _ in state.store().scan("profiles")} & renamed

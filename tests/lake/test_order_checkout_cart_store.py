@@ -18,12 +18,11 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stores.ingest import ingest
 from stores.state.refresh import fold
-from tests.lake.decide_harness import SECRET, Shop, lake_decides, minutes, sorted_rows
+from tests.lake.decide_harness import Shop, lake_decides, minutes, sorted_rows
 from tests.lake.test_cart_units_store import Carts, assert_everywhere, carts
 from tests.lake.test_checkout_cart_store import profile_api, signed_up
-from tests.lake.test_state_live import ingest_namespaces_equal, land, resources
+from tests.lake.test_state_live import ingest_cut, resources
 from tests.story import spec_message
 from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
 from transforms.schema import UPDATES_APP
@@ -134,12 +133,5 @@ def test_a_live_store_equals_a_rebuilt_one_after_any_batches_of_orders_and_check
     story: list[tuple[str, int, str, str]], cuts: list[int]
 ) -> None:
     rows = [m for user, at, what, ref in story for m in _messages(user, at, what, ref)]
-    edges = sorted({c for c in cuts if c < len(rows)})
     with tempfile.TemporaryDirectory() as folder:
-        lake, landing, state = resources(Path(folder))
-        for n, (a, b) in enumerate(zip([0, *edges], [*edges, len(rows)], strict=True)):
-            land(landing, f"b{n}", rows[a:b])
-            ingest(lake, landing, state=state, secret=SECRET)
-            assert ingest_namespaces_equal(lake, state) == {}, f"after batch {n + 1}"
-        assert fold(lake, every=1) == lake.committed_batch()
-        assert ingest_namespaces_equal(lake, state) == {}
+        ingest_cut(resources(Path(folder)), rows, cuts)

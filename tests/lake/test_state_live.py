@@ -22,6 +22,7 @@ from resources.state import StateResource
 from resources.state_lmdb import LmdbStore
 from stores.ingest import ingest
 from stores.state.rebuild import check
+from stores.state.refresh import fold
 from transforms.schema import EVENTS_SCHEMA
 
 SECRET = "test-secret"
@@ -83,6 +84,23 @@ def ingest_namespaces_equal(lake: LakeResource, state: StateResource) -> dict[st
     if report.store_stamps["ingest"] != report.lake_stamps["ingest"]:
         diffs["stamp"] = f"{report.store_stamps['ingest']} != {report.lake_stamps['ingest']}"
     return diffs
+
+
+def ingest_cut(
+    home: tuple[LakeResource, LandingResource, StateResource],
+    rows: list[dict[str, Any]],
+    cuts: list[int],
+) -> None:
+    """`rows` landed and ingested in batches cut at `cuts` (those within them), the live store equal to a
+    rebuilt one after each batch and after folding every batch into the lake's profiles."""
+    lake, landing, state = home
+    edges = sorted({c for c in cuts if c < len(rows)})
+    for n, (a, b) in enumerate(zip([0, *edges], [*edges, len(rows)], strict=True)):
+        land(landing, f"b{n}", rows[a:b])
+        ingest(lake, landing, state=state, secret=SECRET)
+        assert ingest_namespaces_equal(lake, state) == {}, f"after batch {n + 1}"
+    assert fold(lake, every=1) == lake.committed_batch()
+    assert ingest_namespaces_equal(lake, state) == {}
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
