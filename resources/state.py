@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 import dagster as dg
+import polars as pl
 
 from resources.folders import local_folder
 from resources.state_lmdb import LmdbStore, close_environment, open_environment
@@ -41,9 +42,12 @@ class StateStore(Protocol):
     """What any state store offers: keys are strings, values bytes, grouped in `transforms.state`'s
     NAMESPACES; every lane (`transforms.state.LANES`) has a stamp, the number of its last commit, and the
     store the KEY_FORMAT it was written with (a new store: this release's; one of another is rebuilt).
-    `get_many` answers under the keys as asked, a key kept as its hash (`store_key`) included."""
+    `get_many` answers under the keys as asked, a key kept as its hash (`store_key`) included; `get_frame`
+    is the same answer as a frame (`key`, `value`) for bulk reads."""
 
     def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]: ...
+
+    def get_frame(self, namespace: str, keys: pl.Series) -> pl.DataFrame: ...
 
     def scan(
         self, namespace: str, start: str = "", end: str | None = None, *, limit: int | None = None
@@ -101,6 +105,9 @@ class StateResource(dg.ConfigurableResource):
 
     def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]:
         return self.store().get_many(namespace, keys)
+
+    def get_frame(self, namespace: str, keys: pl.Series) -> pl.DataFrame:
+        return self.store().get_frame(namespace, keys)
 
     def stamps(self) -> dict[str, int]:
         return self.store().stamps()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 
 import lmdb
@@ -28,6 +29,7 @@ from transforms.state import (
     check_namespace,
     pack_one,
     unpack,
+    unpack_all,
 )
 from transforms.state_keys import KEY_FORMAT, needs_hash, store_key
 
@@ -130,11 +132,35 @@ def _get_many(txn: lmdb.Transaction[bytes], db: lmdb._Database, keys: Iterable[s
     if not isinstance(keys, pl.Series) and len(keys := list(keys)) >= BULK_KEYS:
         keys = pl.Series(keys, dtype=pl.String)  # sorted and encoded in Polars, not key by key (#17)
     if isinstance(keys, pl.Series) and not needs_hash(keys).any():
-        wanted = keys.filter(keys != "").unique().sort().cast(pl.Binary).to_list()  # 5x faster (#17)
+        wanted = _sorted_once(keys).cast(pl.Binary).to_list()  # 5x faster than in Python (#17)
         return {k.decode(): unpack(bytes(v)) for k, v in txn.cursor(db).getmulti(wanted)}
     asked = {store_key(k): k for k in keys if k}
     wanted = sorted(k.encode() for k in asked)  # in key order: neighbouring pages
     return {asked[k.decode()]: unpack(bytes(v)) for k, v in txn.cursor(db).getmulti(wanted)}
+
+
+def _sorted_once(keys: pl.Series) -> pl.Series:
+    """`keys` but "", sorted (LMDB pages in order), each once: a sort and a neighbour compare, 0.36 CPU-s
+    for 1M event ids against 0.56 for `unique().sort()` (#17)."""
+    keys = keys.filter(keys != "").sort()
+    return keys.filter(keys.ne_missing(keys.shift(1)))
+
+
+FOUND_SCHEMA = {"key": pl.String, "value": pl.Binary}
+
+
+def _get_frame(txn: lmdb.Transaction[bytes], db: lmdb._Database, keys: pl.Series) -> pl.DataFrame:
+    """`_get_many` as a frame (FOUND_SCHEMA) for a bulk read: no Python string or dict entry per key
+    (1M event ids: 0.9 s against 1.7 s with the dict and the values' decode, #17)."""
+    if keys.len() < BULK_KEYS or needs_hash(keys).any():  # few, or named as asked: the per-key path
+        found = _get_many(txn, db, keys.to_list())
+        return pl.DataFrame([list(found), list(found.values())], schema=FOUND_SCHEMA, orient="col")
+    pairs = txn.cursor(db).getmulti(_sorted_once(keys).cast(pl.Binary).to_list())
+    if not pairs:
+        return pl.DataFrame(schema=FOUND_SCHEMA)
+    keys = pl.Series("key", list(map(itemgetter(0), pairs)), pl.Binary)  # zip(*pairs): 0.9 s a 1M
+    values = pl.Series("value", list(map(itemgetter(1), pairs)), pl.Binary)
+    return pl.DataFrame([keys.cast(pl.String), unpack_all(values)])
 
 
 def _scan(
@@ -186,6 +212,11 @@ class LmdbStore:
         check_namespace(namespace)
         with self._env.begin() as txn:
             return _get_many(txn, self._dbs[namespace], keys)
+
+    def get_frame(self, namespace: str, keys: pl.Series) -> pl.DataFrame:
+        check_namespace(namespace)
+        with self._env.begin() as txn:
+            return _get_frame(txn, self._dbs[namespace], keys)
 
     def scan(
         self, namespace: str, start: str = "", end: str | None = None, *, limit: int | None = None

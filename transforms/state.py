@@ -200,6 +200,15 @@ def unpack(value: bytes) -> bytes:
     return unpacker.decompress(value)
 
 
+def unpack_all(values: pl.Series) -> pl.Series:
+    """Stored values as they were put (`unpack` of each packed one; the others as they are)."""
+    packed = values.bin.starts_with(PACKED).arg_true()
+    if packed.len() == 0:
+        return values
+    unpacked = [unpack(value) for value in values.gather(packed).to_list()]
+    return values.clone().scatter(packed, pl.Series(unpacked, dtype=pl.Binary))
+
+
 def check_namespace(namespace: str) -> None:
     if namespace not in NAMESPACES:
         raise StateError(f"unknown state namespace {namespace!r} (known: {', '.join(NAMESPACES)})")
@@ -235,7 +244,7 @@ def encode(rows: pl.LazyFrame, key: pl.Expr, schema: dict[str, pl.DataType]) -> 
 DECODE_PART_BYTES = 1 << 20  # JSON decoded per part: parts of a large decode run on Polars' threads
 
 
-def decode(values: list[bytes], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def decode(values: list[bytes] | pl.Series, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """The rows `encode` wrote, back in `schema`'s types.
 
     A large decode (an engine run reads ~60 MB of profile states on a backlog) is cut into parts of
@@ -243,7 +252,8 @@ def decode(values: list[bytes], schema: dict[str, pl.DataType]) -> pl.DataFrame:
     10k profile states in one `json_decode` on two cores (#17). Small decodes stay one part."""
     wired = pl.Struct({c: wire(t) for c, t in schema.items()})
     text = pl.Series("value", values, dtype=pl.Binary).cast(pl.String)  # UTF-8 checked in Rust, no copies
-    step = -(-len(values) // max(1, min(len(values), sum(map(len, values)) // DECODE_PART_BYTES)))
+    size = int(text.str.len_bytes().sum() or 0)
+    step = -(-len(values) // max(1, min(len(values), size // DECODE_PART_BYTES)))
     if step >= len(values):  # one part: eagerly (a lazy plan costs ~0.3 ms, a live run decodes often)
         frame = text.str.json_decode(wired).struct.unnest()
     else:

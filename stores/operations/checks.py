@@ -99,10 +99,10 @@ def _batch_ids_unique(store: StateStore, scoped: pl.LazyFrame, scope: Scope) -> 
     first batch that accepted an id, `FIRST_PUT_WINS`): reads them only."""
     ids = scoped.select("event_id").collect()["event_id"]
     outcome = unique_key(ids.to_frame(), ["event_id"])
-    found = store.get_many("event_ids", ids)  # a Series: made unique and sorted by Polars (#17)
-    batches = decode(list(found.values()), VALUE_SCHEMAS["event_ids"])["batch_id"] if found else None
-    earlier = int((~batches.is_between(scope.first, scope.batch_id)).sum()) if batches is not None else 0
-    missing = ids.n_unique() - len(found)
+    found = store.get_frame("event_ids", ids)["value"]  # a frame: no Python object per id (#17)
+    batches = decode(found, VALUE_SCHEMAS["event_ids"])["batch_id"]
+    earlier = int((~batches.is_between(scope.first, scope.batch_id)).sum())
+    missing = int(outcome.figures["keys"]) - found.len()
     figures = {**outcome.figures, "accepted_before": earlier, "not_in_state_store": missing}
     return CheckOutcome(outcome.passed and earlier == 0 and missing == 0, figures)
 

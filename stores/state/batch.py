@@ -172,14 +172,11 @@ def relist(
     merges the two as the lake does), encoded as the rebuild encodes it."""
     if new.height == 0:
         return
-    keys = new["_key"].unique().to_list()
-    held = list(store.get_many(namespace, keys).items())
+    held = store.get_frame(namespace, new["_key"])
     columns = ["_key", *fields]
     frames = [new.select([pl.col("_key"), *[pl.col(c).cast(t) for c, t in fields.items()]])]
-    if held:
-        old = decode([v for _, v in held], VALUE_SCHEMAS[namespace]).with_columns(
-            pl.Series("_key", [k for k, _ in held], dtype=pl.String)
-        )
+    if held.height:
+        old = decode(held["value"], VALUE_SCHEMAS[namespace]).with_columns(held["key"].alias("_key"))
         frames.append(old.select("_key", name).explode(name).drop_nulls(name).unnest(name).select(columns))
     merged = combine(pl.concat(frames, how="vertical_relaxed")).lazy()
     rows = listed(merged, pl.col("_key"), name, fields)
@@ -196,11 +193,9 @@ def _viewers(store: StateStore, changes: StateChanges, events: pl.DataFrame) -> 
         .agg(pl.col("event_ts").max().alias("last_ts"))
         .select(joined_key(pl.col("product_id"), pl.col("principal")).alias("_key"), "principal", "last_ts")
     )
-    found = store.get_many("product_viewers", last["_key"].to_list())
-    if found:
-        held = decode(list(found.values()), VALUE_SCHEMAS["product_viewers"]).with_columns(
-            pl.Series("_key", list(found), dtype=pl.String)
-        )
+    found = store.get_frame("product_viewers", last["_key"])
+    if found.height:
+        held = decode(found["value"], VALUE_SCHEMAS["product_viewers"]).with_columns(_key=found["key"])
         both = pl.concat([last, held.select("_key", "principal", "last_ts")])
         last = both.group_by("_key").agg(pl.col("principal").first(), pl.col("last_ts").max())
     value = VALUE_SCHEMAS["product_viewers"]

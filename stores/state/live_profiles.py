@@ -68,10 +68,10 @@ def _states(store: StateStore, keys: list[str], held: HeldProfiles | None = None
         cached = held.states.filter(pl.col("principal").is_in(keys))
         known = set(cached["principal"])
         keys = [k for k in keys if k not in known]
-    found = store.get_many("profiles", keys) if keys else {}
-    if not found:
+    if not keys:
         return cached
-    return pl.concat([cached, decode(list(found.values()), PARTIAL_SCHEMA)])
+    found = store.get_frame("profiles", pl.Series(keys, dtype=pl.String))["value"]
+    return pl.concat([cached, decode(found, PARTIAL_SCHEMA)])
 
 
 def profile_changes(

@@ -32,5 +32,4 @@ def landed_log(store: StateReader, paths: list[str], columns: list[str]) -> pl.D
 
 def seen_ids(store: StateStore, ids: pl.Series) -> pl.Series:
     """The ids of `ids` the store has accepted before (in any earlier batch)."""
-    found = store.get_many("event_ids", ids)  # a Series: its keys sorted by Polars (#17)
-    return pl.Series("event_id", list(found), dtype=pl.String)
+    return store.get_frame("event_ids", ids)["key"].rename("event_id")  # sorted by Polars (#17)

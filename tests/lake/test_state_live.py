@@ -5,7 +5,6 @@ date horizon."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -173,15 +172,14 @@ def test_a_commit_group_reads_the_profiles_the_group_before_it_put_from_memory(
         ]
         land(landing, f"b{n}", views)
     read: list[list[str]] = []
-    get_many = LmdbStore.get_many
+    get_frame = LmdbStore.get_frame
 
-    def recorded(store: LmdbStore, namespace: str, keys: Iterable[str]) -> dict[str, bytes]:
-        keys = list(keys)
+    def recorded(store: LmdbStore, namespace: str, keys: pl.Series) -> pl.DataFrame:
         if namespace == "profiles":
-            read.append(keys)
-        return get_many(store, namespace, keys)
+            read.append(keys.to_list())
+        return get_frame(store, namespace, keys)
 
-    monkeypatch.setattr(LmdbStore, "get_many", recorded)
+    monkeypatch.setattr(LmdbStore, "get_frame", recorded)
     report = ingest(lake, landing, state=state, secret=SECRET, max_batch_bytes=1)
     assert len(report.batches) == 3
     assert read == [USERS]  # the first group asks the store; the next two find both shoppers held
