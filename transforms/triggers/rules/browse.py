@@ -28,23 +28,35 @@ STAMP = "%Y-%m-%dT%H:%M:%S%.6fZ"
 
 def _viewed_twice(context: RuleContext) -> pl.DataFrame:
     """Per (principal, product) viewed twice within WINDOW: the latest such view (`qualified_at`), the view
-    before it (`paired_with`), and its episode (`episode`, a key; `first_view`, the episode's first view)."""
+    before it (`paired_with`; of views at the same instant, the one beside it), and its episode (`episode`,
+    a key; `first_view`, the episode's first view).
+
+    The views sorted by (principal, product, ts), a product's views, runs and blocks are found from each
+    view's neighbour, not by windows over string keys (`over`): 0.18-0.25 s against 2.7-3.1 s for 600k
+    views (#17: a quarter of a backlog's `triggers` step), and views at the same instant no longer pick
+    their `paired_with` by the luck of a group's sort."""
     per_product = ["principal", "product_id"]
     views = exploded(context.state, "views").select(*per_product, "ts").sort(*per_product, "ts")
-    before = pl.col("ts").shift(1).over(per_product)
+    first_of_product = pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in per_product)
+    before = pl.when(first_of_product.fill_null(True)).then(None).otherwise(pl.col("ts").shift(1))
     views = views.with_columns(before.alias("paired_with"))
     views = views.with_columns(
-        (pl.col("ts") - pl.col("paired_with") <= WINDOW).fill_null(False).alias("pair"),
-    ).with_columns((~pl.col("pair")).cum_sum().over(per_product).alias("_run"))
-    start = pl.col("ts").min().over(*per_product, "_run")
-    block = (pl.col("ts") - start).dt.total_microseconds() // (REENTRY // timedelta(microseconds=1))
-    views = views.with_columns(start.alias("_start"), block.alias("_block"))
-    views = views.with_columns(pl.col("ts").min().over(*per_product, "_run", "_block").alias("first_view"))
-    latest = views.filter(pl.col("pair")).group_by(per_product).agg(pl.all().sort_by("ts").last())
+        (pl.col("ts") - pl.col("paired_with") <= WINDOW).fill_null(False).alias("pair")
+    )
+    # A run of views each within WINDOW of the one before starts at a view paired with none.
+    views = views.with_columns(pl.when(~pl.col("pair")).then("ts").forward_fill().alias("_start"))
+    block = (pl.col("ts") - pl.col("_start")).dt.total_microseconds() // (
+        REENTRY // timedelta(microseconds=1)
+    )
+    views = views.with_columns(block.alias("_block"))
+    opens = ~pl.col("pair") | pl.col("_block").ne_missing(pl.col("_block").shift(1))
+    views = views.with_columns(pl.when(opens).then("ts").forward_fill().alias("first_view"))
+    paired = views.filter(pl.col("pair"))
+    last_of_product = pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(-1)) for c in per_product)
     episode = pl.concat_str(
         pl.col("_start").dt.strftime(STAMP), pl.col("_block").cast(pl.String), separator="+"
     )
-    return latest.select(
+    return paired.filter(last_of_product.fill_null(True)).select(
         *per_product,
         episode.alias("episode"),
         "first_view",
