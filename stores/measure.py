@@ -16,6 +16,7 @@ from stores.ingest_tables import set_up_tables
 from transforms.measure.attribution import (
     EVENT_COLUMNS,
     MEASURED_EVENTS,
+    as_shoppers,
     attribute,
     changed_rows,
     clicks_of,
@@ -24,6 +25,7 @@ from transforms.measure.attribution import (
 )
 from transforms.measure.experiments import assignments, daily_sums, outcomes, pooled, summarize
 from transforms.measure.tables import ATTRIBUTIONS_SCHEMA
+from transforms.profiles.merge import principal_claims
 from transforms.schema import EVENTS_SCHEMA, IDENTITIES_SCHEMA, SENDS_SCHEMA, TRIGGERS_SCHEMA
 
 ATTRIBUTIONS, EXPERIMENTS = "attributions", "experiments"
@@ -31,11 +33,14 @@ ATTRIBUTIONS, EXPERIMENTS = "attributions", "experiments"
 
 @dataclass(frozen=True)
 class Inputs:
-    """What both measurements read: orders (revenue net of refunds), counted clicks, delivered sends."""
+    """What both measurements read: orders (revenue net of refunds), counted clicks, delivered sends, each
+    under the user id its shopper goes by now, and the identities' claims that say it (`claims`: a
+    renamed user's decisions are hers too)."""
 
     orders: pl.DataFrame
     clicks: pl.DataFrame
     sends: pl.DataFrame
+    claims: pl.DataFrame
 
 
 def read_inputs(lake: LakeResource) -> Inputs:
@@ -45,11 +50,11 @@ def read_inputs(lake: LakeResource) -> Inputs:
         .select(EVENT_COLUMNS)
         .collect()
     )
-    identities = lake.read("identities", IDENTITIES_SCHEMA)
+    claims = principal_claims(lake.read("identities", IDENTITIES_SCHEMA))
     sends = lake.read("sends", SENDS_SCHEMA)
     clicks = clicks_of(events, sends)
-    sends = delivered(sends, clicks)
-    return Inputs(net_orders_of(events, identities), clicks, sends)
+    sends = as_shoppers(delivered(sends, clicks), claims)
+    return Inputs(net_orders_of(events, claims), clicks, sends, claims)
 
 
 @dataclass(frozen=True)
@@ -104,9 +109,10 @@ def run_attribution(lake: LakeResource, window: timedelta, inputs: Inputs | None
 def experiment_sums(
     lake: LakeResource, window: timedelta, inputs: Inputs, since: datetime | None = None
 ) -> pl.DataFrame:
-    """Per (kind, arm, exposure day): the sums of what the assigned shoppers did (from `since` on)."""
+    """Per (kind, arm, exposure day): the sums of what the assigned shoppers did (from `since` on); a
+    shopper is assigned once per kind, whichever of her ids a decision named."""
     columns = ["trigger_id", "kind", "user_id", "decision", "variant", "decided_at"]
-    assigned = assignments(lake.read("triggers", TRIGGERS_SCHEMA, columns))
+    assigned = assignments(as_shoppers(lake.read("triggers", TRIGGERS_SCHEMA, columns), inputs.claims))
     if since is not None:
         assigned = assigned.filter(pl.col("exposed_at") >= since)
     return daily_sums(outcomes(assigned, inputs.orders, inputs.clicks, inputs.sends, window))

@@ -6,6 +6,12 @@ else the last send within it (`send`). A click counts when a person made it (not
 link scanner, nor seconds after the provider accepted its send), after its send and within the window
 before the order. A send counts when it reached the
 shopper: the provider accepted it, or (its call timed out) a person clicked it (`delivered`).
+
+The shopper is the person, not the id string: every row's user is the one its principal's claims end at
+(`transforms.profiles.merge.principal_claims`): an anonymous id's, the user that claims it; a user an
+`alias` renamed (Segment's "a User ID you previously identified them with"), the id she goes by now. So an
+order placed under her new id is credited to the email her old id was sent, and the experiments count her
+once (`shopper_of`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from datetime import timedelta
 import polars as pl
 
 from transforms.measure.tables import ATTRIBUTIONS_SCHEMA, CLICK_EVENT, CLICK_RULE, ORDER_EVENT, SEND_RULE
-from transforms.profiles.merge import claims
+from transforms.principals import principal, principal_user, user_principal
+from transforms.profiles.merge import principal_claims
 from transforms.profiles.refunds import REFUND_EVENTS, net_orders, refund_rows
 from transforms.profiles.refunds import currency_code as code_of
 from transforms.profiles.revenue import order_revenue
@@ -40,10 +47,22 @@ EVENT_COLUMNS = [
 ]
 
 
-def resolve_users(identities: pl.DataFrame) -> pl.Expr:
-    """The user of each row: its `user_id`, else the user its `anonymous_id` was stitched to first."""
-    stitched = pl.col("anonymous_id").replace_strict(claims(identities), default=None, return_dtype=pl.String)
-    return pl.coalesce(pl.col("user_id"), stitched)
+def shopper_of(claims: pl.DataFrame, users: pl.Expr, anonymous_ids: pl.Expr | None = None) -> pl.Expr:
+    """The user id each row's shopper goes by now: the row's principal (its user's, else its anonymous
+    id's) followed to where its claims end (`claims`: `merge.principal_claims` of the lake's identities);
+    null for an anonymous id no user claims."""
+    row = user_principal(users) if anonymous_ids is None else principal(users, anonymous_ids)
+    return principal_user(row.replace(claims["principal"], claims["_to"]))
+
+
+def resolve_users(claims: pl.DataFrame) -> pl.Expr:
+    """The shopper of each row of events (`shopper_of` its `user_id`, else its `anonymous_id`)."""
+    return shopper_of(claims, pl.col("user_id"), pl.col("anonymous_id"))
+
+
+def as_shoppers(rows: pl.DataFrame, claims: pl.DataFrame) -> pl.DataFrame:
+    """`rows` (sends, decisions) with each `user_id` the id its shopper goes by now (`shopper_of`)."""
+    return rows.with_columns(shopper_of(claims, pl.col("user_id")).alias("user_id"))
 
 
 def currency_code(column: str = "currency") -> pl.Expr:
@@ -52,13 +71,19 @@ def currency_code(column: str = "currency") -> pl.Expr:
 
 
 def orders_of(events: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
-    """The orders of `events` by known shoppers: one per (shopper, order_id), its first message to land
-    (the lowest `batch_id`, then event time and id), so a duplicate that lands later (another messageId)
-    never changes the message that stands for the order, nor its `order_event_id` across reruns. Revenue
+    """`claimed_orders` of `events` by the shoppers `identities`' edges make."""
+    return claimed_orders(events, principal_claims(identities))
+
+
+def claimed_orders(events: pl.DataFrame, claims: pl.DataFrame) -> pl.DataFrame:
+    """The orders of `events` by known shoppers (`resolve_users`; `claims` as `shopper_of` takes them): one
+    per (shopper, order_id), its first message to land (the lowest `batch_id`, then event time and id), so a
+    duplicate that lands later (another messageId), or under another id of hers, never changes the message
+    that stands for the order, nor its `order_event_id` across reruns. Revenue
     is what the order states (`transforms.profiles.revenue`: `revenue`, else `total`, else `subtotal`, else
     its `products[]`' price x quantity), else 0; the currency code in upper case."""
     orders = events.filter(pl.col("event_name") == ORDER_EVENT)
-    orders = orders.with_columns(resolve_users(identities).alias("user_id"), order_revenue(orders))
+    orders = orders.with_columns(resolve_users(claims).alias("user_id"), order_revenue(orders))
     orders = orders.filter(pl.col("user_id").is_not_null()).sort("batch_id", "event_ts", "event_id")
     once = pl.col("order_id").is_null() | pl.struct("user_id", "order_id").is_first_distinct()
     return orders.filter(once).select(
@@ -71,16 +96,17 @@ def orders_of(events: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def net_orders_of(events: pl.DataFrame, identities: pl.DataFrame) -> pl.DataFrame:
-    """`orders_of`, each order's revenue net of its shopper's refunds and cancellations of its order_id
+def net_orders_of(events: pl.DataFrame, claims: pl.DataFrame) -> pl.DataFrame:
+    """`claimed_orders` (`claims` as `shopper_of` takes them), each order's revenue net of its shopper's
+    refunds and cancellations of its order_id, under either id of hers
     (`transforms.profiles.refunds.net_orders`: a cancellation or a refund without an amount nets it to 0,
     a partial one subtracts its amount in the order's currency, never below 0), with `ended` and
     `unnetted` (partial refunds in another currency, left out). Every run reads every order and refund
     again, so a refund landing before its order, a rerun or a message landing twice give the same."""
     refunds = refund_rows(events, "user_id", "anonymous_id")
-    refunds = refunds.with_columns(resolve_users(identities).alias("user_id")).drop("anonymous_id")
+    refunds = refunds.with_columns(resolve_users(claims).alias("user_id")).drop("anonymous_id")
     refunds = refunds.filter(pl.col("user_id").is_not_null())
-    return net_orders(orders_of(events, identities), refunds, ["user_id"])
+    return net_orders(claimed_orders(events, claims), refunds, ["user_id"])
 
 
 def clicks_of(events: pl.DataFrame, sends: pl.DataFrame) -> pl.DataFrame:

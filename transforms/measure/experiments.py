@@ -4,8 +4,10 @@ assigned to it did within the window after they were assigned, and the uplift ag
 A shopper is assigned to a kind's arm at their first decision of that kind that passed consent and
 suppressions: `holdout` for the global holdout, else their variant (`send`, and also `cooldown` and
 `capped`, which a holdout shopper would have reached too: intention to treat, so both arms are the
-same population). Each arm is measured from that moment on, over the same window, so the uplift is
-causal, not last-touch: the emails of the kind delivered to its shoppers (`sent`; none in the holdout),
+same population). A shopper is the person, not the id: the caller gives decisions, orders and sends under
+the user id the shopper goes by now (`attribution.as_shoppers`), so a renamed user is assigned once.
+Each arm is measured from that moment on, over the same window, so the uplift is causal, not
+last-touch: the emails of the kind delivered to its shoppers (`sent`; none in the holdout),
 who clicked, who ordered and what they spent, net of refunds (`attribution.net_orders_of`: a cancelled or
 fully refunded order is still a conversion, for 0). Amounts in different currencies are never added:
 revenue is in the shop's currency (`shop_currency`); an order in another is a conversion, counted and
