@@ -15,8 +15,9 @@ import polars as pl
 
 from resources.lake import LakeResource
 from transforms.profiles.aliases import Lookup
+from transforms.profiles.crm import crm_ids, shopper_rows
 from transforms.profiles.derive import derive
-from transforms.profiles.merge import linked_principals, merge_partials, principal_links, resolve
+from transforms.profiles.merge import linked_principals, merge_partials, principal_links, renamed_to, resolve
 from transforms.profiles.partials import partials
 from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.profiles.tables import PROFILE_UPDATES_SCHEMA
@@ -124,10 +125,18 @@ def customers_for(lake: LakeResource, users: list[str] | None) -> pl.DataFrame:
     return of_users(lake, "customers", CUSTOMERS_SCHEMA, users)
 
 
+def shopper_customers(lake: LakeResource, users: list[str] | None, links: pl.DataFrame) -> pl.DataFrame:
+    """The CRM rows of `users`' shoppers (everyone's when None), one each under the id she goes by now
+    (`transforms.profiles.crm`): a user an alias renamed (`links`, as `state_for` gives them) is hers."""
+    renamed = renamed_to(links)
+    rows = customers_for(lake, None if users is None else crm_ids(users, renamed))
+    return shopper_rows(rows, renamed, users)
+
+
 def profiles_view(lake: LakeResource, as_of: datetime) -> pl.DataFrame:
     """`profiles` as readers see it: the base folded with every update since (PROFILES_SCHEMA)."""
-    state, _ = state_for(lake, None)
-    return derive(state, customers_for(lake, None), as_of)
+    state, links = state_for(lake, None)
+    return derive(state, shopper_customers(lake, None, links), as_of)
 
 
 def waiting_updates(lake: LakeResource) -> int:

@@ -211,7 +211,7 @@ def read_world(
         runs = reads.rows_of(reader, "decided_triggers", rows["trigger_id"], DECIDED_SCHEMA)
         state_rows, links = reads.profile_state(reader, map(of_user, users))
         as_of = reflected_as_of(landing, reader, now, offset)
-        profiles = derive(state_rows, reads.customers(reader, users), as_of)
+        profiles = derive(state_rows, reads.customers(reader, users, links), as_of)
         catalog = reads.catalog(reader, None)
         suppressed = reads.suppressed_users(reader, profiles, secret)
     decided = decided_rows(lake, rows["trigger_id"], runs)

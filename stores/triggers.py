@@ -19,7 +19,7 @@ from deltalake.exceptions import DeltaError
 
 from resources.lake import LakeResource
 from resources.vacuumed import VACUUMED
-from stores.profiles import customers_for, state_for
+from stores.profiles import shopper_customers, state_for
 from stores.suppressions import suppressed_users
 from transforms.principals import of_user, user_of
 from transforms.profiles.derive import derive
@@ -222,7 +222,7 @@ def engine_world(
     )
     state, links = state_for(lake, principals)
     users = [u for u in map(user_of, state["principal"]) if u is not None]
-    customers = customers_for(lake, users)
+    customers = shopper_customers(lake, users, links)  # a renamed user's CRM row is hers
     profiles = derive(state, customers, now)
     involved = set(principals) | set(state["principal"]) | linked_principals(links)
     world = World(

@@ -28,6 +28,7 @@ import polars as pl
 
 from resources.state import StateReader, StateResource, StateStore
 from resources.state_lmdb import close_environment
+from stores.state.crm import shopper_crm_values
 from stores.state.namespaces import VALUE_SCHEMAS
 from transforms.erasure.records import ERASED, user_key
 from transforms.principals import of_user
@@ -132,7 +133,8 @@ class ProfileStore:
         principals = {of_user(u): u for u in wanted}  # a user's state is kept under its principal
         with self.reading() as snap, snap.store.reader() as reader:
             states = {principals[p]: v for p, v in reader.get_many("profiles", principals).items()}
-            crms = reader.get_many("customers", wanted)
+            # a renamed user's CRM row is the shopper's: under the id she goes by now, none under the old
+            crms = shopper_crm_values(reader, wanted, reader.get_many("customers", wanted))
             known = [u for u in wanted if u in states or u in crms]
             erased = self._erased(reader, known)
             stamps = reader.stamps()

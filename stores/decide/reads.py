@@ -16,7 +16,8 @@ from resources.state import StateReader
 from stores.state.links import store_lookup
 from stores.state.namespaces import VALUE_SCHEMAS
 from transforms.erasure.records import address_key, suppressed, user_key
-from transforms.profiles.merge import principal_links
+from transforms.profiles.crm import crm_ids, shopper_rows
+from transforms.profiles.merge import principal_links, renamed_to
 from transforms.profiles.state import PARTIAL_SCHEMA
 from transforms.schema import CATALOG_SCHEMA, CUSTOMERS_SCHEMA, TRIGGERS_SCHEMA, UTC_TS
 from transforms.state import decode
@@ -84,8 +85,13 @@ def profile_state(reader: StateReader, principals: Iterable[str]) -> tuple[pl.Da
     return state, links.sort("anonymous_id", "user_id", "first_seen_at")
 
 
-def customers(reader: StateReader, users: Iterable[str]) -> pl.DataFrame:
-    return rows_of(reader, "customers", users, CUSTOMERS_SCHEMA).sort("user_id")
+def customers(reader: StateReader, users: Iterable[str], links: pl.DataFrame) -> pl.DataFrame:
+    """The CRM rows of `users`' shoppers, one each under the id she goes by now (`transforms.profiles.crm`):
+    a user an alias renamed (`links`, as `profile_state` gives them) is hers, as `stores.profiles`' are."""
+    wanted = list(users)
+    renamed = renamed_to(links)
+    rows = rows_of(reader, "customers", crm_ids(wanted, renamed), CUSTOMERS_SCHEMA)
+    return shopper_rows(rows, renamed, wanted).sort("user_id")
 
 
 def catalog(reader: StateReader, product_ids: Iterable[str] | None) -> pl.DataFrame:

@@ -46,7 +46,7 @@ def store_world(
     principals = sorted(set(touched) | set(due_rows["principal"]) | set(viewers["principal"]))
     state, links = reads.profile_state(reader, principals)
     users = [u for u in map(user_of, state["principal"]) if u is not None]
-    customers = reads.customers(reader, users)
+    customers = reads.customers(reader, users, links)
     profiles = derive(state, customers, now)
     involved = set(principals) | set(state["principal"]) | linked_principals(links)
     pending = reads.pending_rows(reader, {*reads.pending_of(reader, involved), *due})

@@ -44,8 +44,8 @@ def test_the_ten_newest_views_and_searches_from_the_store_the_api_and_the_lake(
     _land(landing)
     ingest(lake, landing, state=state)
     with state.reader() as reader:  # as triggers and sends derive it
-        stored, _ = profile_state(reader, [USER])
-        row = derive(stored, customers(reader, [USER]), NOW).row(0, named=True)
+        stored, links = profile_state(reader, [USER])
+        row = derive(stored, customers(reader, [USER], links), NOW).row(0, named=True)
     assert (row["recent_views"], row["recent_searches"]) == (NEWEST_VIEWS, NEWEST_SEARCHES)
     profile = ProfileStore(state).profile(USER)  # the profile API's lookup (derive_one)
     assert profile is not None
