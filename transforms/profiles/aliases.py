@@ -16,6 +16,7 @@ same principals.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 import polars as pl
 
@@ -27,14 +28,18 @@ Lookup = Callable[[str, pl.Series], pl.DataFrame]
 CLAIMS = {"principal": pl.String(), "_to": pl.String(), "_at": pl.Datetime("us", "UTC")}
 
 
-def user_claims(identities: pl.DataFrame) -> pl.DataFrame:
-    """The user each alias's previous id, as a user id, is claimed by: its earliest alias (ties: the smaller
-    user id), not itself (CLAIMS: the principals of both and the alias's time)."""
+def first_aliases(identities: pl.DataFrame) -> pl.DataFrame:
+    """The identities rows of each previous id's earliest alias (ties: the smaller user id), not to itself."""
     aliased = identities.filter(
         pl.col("aliased_at").is_not_null() & (pl.col("anonymous_id") != pl.col("user_id"))
     )
-    first = aliased.sort("aliased_at", "user_id").unique("anonymous_id", keep="first", maintain_order=True)
-    return first.select(
+    return aliased.sort("aliased_at", "user_id").unique("anonymous_id", keep="first", maintain_order=True)
+
+
+def user_claims(identities: pl.DataFrame) -> pl.DataFrame:
+    """The user each alias's previous id, as a user id, is claimed by: its earliest alias (ties: the smaller
+    user id), not itself (CLAIMS: the principals of both and the alias's time)."""
+    return first_aliases(identities).select(
         user_principal(pl.col("anonymous_id")).alias("principal"),
         user_principal(pl.col("user_id")).alias("_to"),
         pl.col("aliased_at").alias("_at"),
@@ -144,3 +149,39 @@ def renamed_ids(claims: pl.DataFrame) -> dict[str, str]:
         principal_user(pl.col("principal")), principal_user(pl.col("_to")).alias("_to")
     )
     return dict(users.iter_rows())
+
+
+def first_known(links: pl.DataFrame) -> dict[str, str]:
+    """Each user id of `links` (identities rows) an alias renamed her to -> the id she was first known by.
+
+    A user whose earliest edge is an alias claiming its previous id for her (nothing of her id was seen
+    before it: the rename made it) was that id before, followed back (renamed twice; renamed and back: the
+    id the earliest of those aliases renamed). A user seen before the alias (a login's alias naming her
+    anonymous id, two accounts merged into the one kept) is known by her own id. Only ids known by another
+    are listed."""
+    # Only an alias seen no earlier than the first sighting of its own pair can have made its user.
+    shaped = links.filter(pl.col("aliased_at") == pl.col("first_seen_at"))["anonymous_id"]
+    if shaped.len() == 0:
+        return {}
+    first = first_aliases(links.filter(pl.col("anonymous_id").is_in(shaped.implode())))
+    first = first.select(pl.col("anonymous_id").alias("_from"), "user_id", "aliased_at")
+    named = links.filter(pl.col("user_id").is_in(first["user_id"].implode()))
+    seen = named.group_by("user_id").agg(pl.col("first_seen_at").min().alias("_seen"))
+    made = first.join(seen, on="user_id").filter(pl.col("aliased_at") <= pl.col("_seen"))
+    made = made.sort("aliased_at", "_from").unique("user_id", keep="first")
+    return _starts({u: (was, at) for u, was, at in made.select("user_id", "_from", "aliased_at").iter_rows()})
+
+
+def _starts(made: dict[str, tuple[str, datetime]]) -> dict[str, str]:
+    """Where each user of `made` (user -> the id an alias renamed to it, the alias's time) starts."""
+    starts: dict[str, str] = {}
+    for user in made:
+        path, node = [user], made[user][0]
+        while node in made and node not in path:
+            path.append(node)
+            node = made[node][0]
+        if node in path:  # round: the id the earliest alias of the round renamed
+            node = made[min(path[path.index(node) :], key=lambda n: (made[n][1], made[n][0]))][0]
+        if node != user:
+            starts[user] = node
+    return starts

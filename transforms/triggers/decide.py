@@ -17,7 +17,7 @@ from transforms.principals import anonymous, principal_user, user_principal
 from transforms.schema import CUSTOMERS_SCHEMA, PENDING_DECISIONS, TRIGGERS_SCHEMA, UTC_TS, batch_column
 from transforms.triggers.exits import Lookup, Renewable, exit_waits, exits, instances, looked_up, no_renewable
 from transforms.triggers.policies import Policy, capped, in_holdout, quiet_until, resumed_due, variants
-from transforms.triggers.renamed import claims_of, renamed_history
+from transforms.triggers.renamed import arm_ids, claims_of, renamed_history
 from transforms.triggers.rules import RULES, Rule, RuleContext
 from transforms.triggers.rules.base import CANDIDATE_SCHEMA, Derived
 
@@ -145,7 +145,8 @@ def _resolve_users(world: World, live: pl.DataFrame) -> pl.DataFrame:
     resolved = live.join(claims_of(world.derived, world.links), on="principal", how="left").with_columns(
         pl.coalesce("_to", "principal").alias("principal")
     )
-    return resolved.drop("_to").with_columns(principal_user(pl.col("principal")).alias("user_id"))
+    resolved = resolved.drop("_to").with_columns(principal_user(pl.col("principal")).alias("user_id"))
+    return resolved.with_columns(arm_ids(world.derived, world.links, resolved["user_id"]).alias("_arm"))
 
 
 def _exit_reasons(world: World, live: pl.DataFrame) -> pl.Series:
@@ -165,7 +166,7 @@ def evaluate(world: World) -> pl.DataFrame:
     live = live.join(facts, on="user_id", how="left").join(guests, on="principal", how="left")
     live = live.with_columns(
         pl.col("user_id").is_in(list(world.suppressed)).alias("_suppressed"),
-        in_holdout(live["user_id"], world.policy.holdout_rate).alias("_holdout"),
+        in_holdout(live["_arm"], world.policy.holdout_rate).alias("_holdout"),  # a rename keeps her arm
         _cooldown(world, live).alias("_cooldown"),
         quiet_until(world.now, live["timezone"], world.policy).alias("_quiet_until"),
         pl.col("kind").replace_strict({k: r.priority for k, r in RULES.items()}).alias("priority"),
@@ -287,7 +288,7 @@ def _changes(decided: pl.DataFrame, world: World) -> pl.DataFrame:
     out = decided.filter(~unchanged.fill_null(False))
     return (
         out.with_columns(
-            variants(out["kind"], out["user_id"], world.policy.variants).alias("variant"),
+            variants(out["kind"], out["_arm"], world.policy.variants).alias("variant"),
             resumed_due(world.now).alias("due_at"),  # here, after the cap (it orders by the rule's due)
             pl.lit(world.now, dtype=UTC_TS).alias("decided_at"),
             pl.lit(world.lake_version, dtype=pl.Int64).alias("lake_version"),

@@ -44,14 +44,16 @@ def per_distinct(columns: list[pl.Series], of: Callable[..., object], dtype: pl.
 
 
 def in_holdout(user_ids: pl.Series, rate: float) -> pl.Series:
-    """The global holdout: a stable `rate` share of users by a hash of their id."""
+    """The global holdout: a stable `rate` share of users by a hash of their id (the engine's: the id she was
+    first known by, `renamed.arm_ids`, so a rename moves no one in or out)."""
     return per_distinct(
         [user_ids], lambda u: u is not None and unit_hash(f"holdout:{u}") < rate, pl.Boolean()
     )
 
 
 def variants(kinds: pl.Series, user_ids: pl.Series, names: tuple[str, ...]) -> pl.Series:
-    """The A/B variant per (trigger kind, user), by hash: stable and independent of the holdout."""
+    """The A/B variant per (trigger kind, user), by hash: stable and independent of the holdout (the engine
+    passes the id she was first known by, as to `in_holdout`)."""
 
     def pick(kind: str, user: str | None) -> str | None:
         return names[int(unit_hash(f"variant:{kind}:{user}") * len(names))] if user is not None else None
