@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,19 @@ def modules(*folders: str) -> Iterator[Path]:
         yield from sorted((ROOT / folder).rglob("*.py"))
 
 
+@cache
+def _nodes(source: str, name: str) -> tuple[ast.AST, ...]:
+    return tuple(ast.walk(ast.parse(source, name)))
+
+
+def nodes(path: Path) -> tuple[ast.AST, ...]:
+    """Every node of the module at `path`, parsed once a session for the rules below (keyed by its text)."""
+    return _nodes(path.read_text(), str(path))
+
+
 def imported(path: Path) -> Iterator[tuple[int, str]]:
     """(line, top-level package) of every import of ours in `path`, lazy imports included."""
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in nodes(path):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -65,7 +76,7 @@ def test_nothing_beside_the_house_is_imported_by_it_but_the_services_the_cli_sta
 def definitions_calls(path: Path) -> list[int]:
     """Lines of `Definitions(...)` and `Definitions.merge(...)` calls in `path`."""
     lines = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in nodes(path):
         if isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
@@ -89,10 +100,10 @@ def test_one_definitions_in_the_code() -> None:
 
 def environment_reads(path: Path) -> list[int]:
     """Lines that touch the process environment: `os.environ`, `os.getenv`, `os.putenv`."""
-    tree = ast.parse(path.read_text(), str(path))
+    walked = nodes(path)
     lines = [
         node.lineno
-        for node in ast.walk(tree)
+        for node in walked
         if isinstance(node, ast.Attribute)
         and node.attr in {"environ", "getenv", "putenv", "environb"}
         and isinstance(node.value, ast.Name)
@@ -100,7 +111,7 @@ def environment_reads(path: Path) -> list[int]:
     ]
     lines += [
         node.lineno
-        for node in ast.walk(tree)
+        for node in walked
         if isinstance(node, ast.ImportFrom)
         and node.module == "os"
         and any(a.name in {"environ", "getenv"} for a in node.names)
