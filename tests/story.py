@@ -114,6 +114,11 @@ def _z(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _same(these: list[Any], those: list[Any]) -> bool:
+    """The same objects, one for one (not equal frames: the same ones)."""
+    return len(these) == len(those) and all(a is b for a, b in zip(these, those, strict=True))
+
+
 def _landed(message: dict) -> datetime:
     """When a message can have landed: after its receipt (or its own time when none is stamped)."""
     stamp = message.get("receivedAt") or message.get("timestamp") or message["originalTimestamp"]
@@ -134,6 +139,9 @@ class Shop:
     changes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CATALOG_CHANGE_SCHEMA))
     suppressions: set[str] = field(default_factory=set)  # user keys, as the `suppressions` table holds them
     batch: int = 0
+    # What state() and identities() computed last, and from what (frames are never changed in place).
+    _state: tuple[Any, list[pl.DataFrame], pl.DataFrame] | None = field(default=None, init=False, repr=False)
+    _identities: tuple[Any, pl.DataFrame] | None = field(default=None, init=False, repr=False)
 
     def land(self, *messages: dict) -> None:
         """One micro-batch of messages (deduplicated against everything landed before, as ingest does)."""
@@ -174,12 +182,19 @@ class Shop:
         return found
 
     def state(self) -> pl.DataFrame:
-        links = self.identities()
-        return merge_partials(resolve(pl.concat(self.parts), links))
+        # The same batches merge to the same state: a story runs the engine many times between landings.
+        # Each call gets a frame of its own (a clone shares the columns), as when it was merged each time.
+        made = self._state
+        if made is None or not _same([made[0], *made[1]], [self.events, *self.parts]):
+            state = merge_partials(resolve(pl.concat(self.parts), self.identities()))
+            made = self._state = (self.events, list(self.parts), state)
+        return made[2].clone()
 
     def identities(self) -> pl.DataFrame:
         assert self.events is not None
-        return identity_edges(self.events)
+        if self._identities is None or self._identities[0] is not self.events:
+            self._identities = (self.events, identity_edges(self.events))
+        return self._identities[1].clone()
 
     def run(self, now: datetime) -> pl.DataFrame:
         """Evaluate at `now`; returns this evaluation's new log rows."""
