@@ -74,6 +74,7 @@ def build_triggers_asset(
             "by_kind_and_reason": dg.MetadataValue.md(_decisions_table(rows)),
             "pending": report.pending,
             "next_due": report.next_due.isoformat() if report.next_due else dg.NullMetadataValue(),
+            "checkpoint": report.checkpoint,  # whether it rewrote `trigger_state` (now and then)
         }
         return dg.MaterializeResult(metadata=metadata)
 

@@ -28,9 +28,9 @@ from resources.state import StateResource
 from resources.vacuumed import VACUUMED
 from stores.ingest import backlog
 from stores.sends import next_attempt
-from stores.triggers import next_due
+from stores.triggers_pending import considered_batch, next_due
 from transforms.ingest.batch import SensorDecision, decide_batch
-from transforms.schema import BATCH_APP, RUN_APP, SENDS_APP
+from transforms.schema import RUN_APP, SENDS_APP
 
 INGEST, DECIDE = "ingest", "decide"
 LANES = (INGEST, DECIDE)
@@ -117,13 +117,13 @@ class DecideWork:
         stored = stored_batch(state)
         work = cls(
             committed=lake.committed_batch() if stored is None else stored,
-            considered=lake.app_version("trigger_state", BATCH_APP),
+            considered=considered_batch(lake),
             evaluation=lake.app_version("triggers", RUN_APP),
             enqueued=lake.app_version("sends", SENDS_APP),
             due=None,
         )
         if due or not (work.new_batches() or work.unqueued()):
-            times = [t for t in (next_due(lake), next_attempt(lake)) if t is not None]
+            times = [t for t in (next_due(lake, state), next_attempt(lake)) if t is not None]
             work = replace(work, due=min(times, default=None))
         return work
 

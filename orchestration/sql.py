@@ -29,6 +29,7 @@ from orchestration.sql_time import on_utc
 from resources.lake import LakeResource
 from resources.state import StateResource
 from stores.state.view import current_profiles
+from stores.triggers_pending import pending_rows
 from transforms.tables import PUBLIC_TABLES
 
 ALIAS = "lakemail_query"
@@ -171,7 +172,8 @@ def run_query(
 ) -> pl.DataFrame:
     """Answer `query` over every table of the lake (each at `as_of` when given), and only those, with its
     clock at `now` (default: the wall clock) in UTC; with a `state_uri`, `profiles` (now) is the state
-    store's, as of the last committed batch."""
+    store's, as of the last committed batch. `trigger_state` (now) is the pending set as of the last
+    engine run: the table is a checkpoint of it, which the log's later rows bring up to date (#17)."""
     now = now or datetime.now(UTC)
     wrapped = on_utc(guarded(query), now)
     frames = _frames(lake_uri, as_of)
@@ -179,6 +181,8 @@ def run_query(
         live = current_profiles_frame(lake_uri, state_uri, now)
         if live is not None:
             frames["profiles"] = live
+    if as_of is None and "trigger_state" in frames and "trigger_state" in query.lower():
+        frames["trigger_state"] = pending_rows(LakeResource(uri=lake_uri)).lazy()
     context = pl.SQLContext(frames)
     try:
         return context.execute(wrapped, eager=True)

@@ -1,11 +1,11 @@
-"""The trigger engine's tables and its lake readers: `triggers`, `trigger_state`, recovery, replay.
+"""The trigger engine's tables and its lake readers: `triggers`, `trigger_state`, replay.
 
-`triggers` is the append-only decision log; `trigger_state` holds the candidates still pending
-(rewritten whole). Each engine run has a number, recorded as a Delta application transaction on both
-commits: a run that crashed between them is finished from the log before the next one. The `triggers`
-commit also records the version of every table of ENGINE_TABLES (READ_APP), so `lakemail replay` can
-read the lake again as that run's inputs stood (`engine_world`, the lake readers). The live engine
-decides from the state store instead (`stores.decide.engine.run_engine`).
+`triggers` is the append-only decision log; `trigger_state` a checkpoint of the candidates still pending,
+which the log's later rows bring up to date (`stores.triggers_pending`). Each engine run has a number,
+recorded as a Delta application transaction on its `triggers` commit, with the version of every table of
+ENGINE_TABLES (READ_APP), so `lakemail replay` can read the lake again as that run's inputs stood
+(`engine_world`, the lake readers). The live engine decides from the state store instead
+(`stores.decide.engine.run_engine`).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from resources.lake import LakeResource
 from resources.vacuumed import VACUUMED
 from stores.profiles import shopper_customers, state_for
 from stores.suppressions import suppressed_users
+from stores.triggers_pending import considered_batch, pending_rows
 from transforms.principals import of_user, user_of
 from transforms.profiles.derive import derive
 from transforms.profiles.merge import linked_principals, renamed_to
 from transforms.profiles.partials import principal
 from transforms.profiles.state import VIEWED_OR_CARTED
 from transforms.schema import (
-    BATCH_APP,
     CATALOG_CHANGES_SCHEMA,
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,
@@ -71,40 +71,7 @@ class EngineReport:
     rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TRIGGERS_SCHEMA))
     pending: int = 0
     next_due: datetime | None = None
-
-
-def pending_rows(lake: LakeResource) -> pl.DataFrame:
-    return lake.read("trigger_state", TRIGGERS_SCHEMA)
-
-
-def next_due(lake: LakeResource) -> datetime | None:
-    """The earliest due time among pending candidates (the sensor wakes a run for it)."""
-    first = pl.col("due_at").min()
-    due = lake.collect("trigger_state", TRIGGERS_SCHEMA, lambda rows: rows.select(first)).item()
-    return due if isinstance(due, datetime) else None
-
-
-def apply(pending: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
-    """The pending set after `rows`: the latest row per trigger_id, terminal ones dropped."""
-    latest = (
-        pl.concat([pending.with_columns(pl.lit(0).alias("_o")), rows.with_columns(pl.lit(1).alias("_o"))])
-        .sort("_o", "evaluation")
-        .unique("trigger_id", keep="last", maintain_order=True)
-        .drop("_o")
-    )
-    return latest.filter(pl.col("decision").is_in(PENDING_DECISIONS)).sort("trigger_id")
-
-
-def recover(lake: LakeResource) -> None:
-    """Finish an engine run that logged its rows but crashed before rewriting `trigger_state`."""
-    logged = lake.app_version("triggers", RUN_APP)
-    if logged <= lake.app_version("trigger_state", RUN_APP):
-        return
-    rows = lake.scan("triggers", TRIGGERS_SCHEMA).filter(pl.col("evaluation") == logged).collect()
-    top = rows["batch_id"].max()
-    batch = top if isinstance(top, int) else lake.app_version("trigger_state", BATCH_APP)
-    state = apply(pending_rows(lake), rows.select(list(TRIGGERS_SCHEMA)))
-    lake.write_tagged("trigger_state", state, {RUN_APP: logged, BATCH_APP: batch}, mode="overwrite")
+    checkpoint: bool = False  # whether the run rewrote `trigger_state` (`stores.triggers_pending`)
 
 
 def touched_principals(lake: LakeResource, after_batch: int, upto: int) -> list[str]:
@@ -209,7 +176,7 @@ def engine_world(
     evaluation: int,
 ) -> World:
     """What engine run `evaluation` decides from, read from `lake` (the run's snapshot, or replay's)."""
-    last_batch = lake.app_version("trigger_state", BATCH_APP)
+    last_batch = considered_batch(lake)
     committed = lake.committed_batch()
     pending = pending_rows(lake)
     changes = catalog_changes_between(lake, last_batch, committed)

@@ -24,8 +24,9 @@ def batch_column(batch_id: int) -> pl.Expr:
 INGEST_APP_ID = "lakemail-ingest"  # the micro-batch number, on every table a batch writes; ingest_log last
 UPDATES_APP = "lakemail-profile-updates"  # profile_updates: the last batch whose partials it holds
 FOLD_APP = "lakemail-profile-fold"  # profile_state and profiles: the batch folded up to
-RUN_APP = "lakemail-triggers"  # triggers and trigger_state: the engine run (`evaluation`)
-BATCH_APP = "lakemail-triggers-batch"  # trigger_state: the last ingest batch the engine run saw
+RUN_APP = "lakemail-triggers"  # triggers: the engine run (`evaluation`); trigger_state: the run it is as of
+BATCH_APP = "lakemail-triggers-batch"  # triggers and trigger_state: the last ingest batch the engine run saw
+LOGGED_APP = "lakemail-triggers-logged"  # triggers: the rows all engine runs logged; trigger_state: as of it
 SENDS_APP = "lakemail-sends"  # sends: the last trigger evaluation whose `send` decisions are in the outbox
 READ_APP = "lakemail-triggers-read:"  # + a table name, on triggers: the version of it the engine run read
 
@@ -191,9 +192,10 @@ TERMINAL_DECISIONS = (
     "no_address",
 )
 PENDING_DECISIONS = ("held", "quiet_hours_deferred")
-# `triggers`: the decision log, appended once per engine run (tagged RUN_APP and READ_APP); a terminal
-# decision is unique per trigger_id. `trigger_state`: the same columns, the pending candidates, rewritten
-# whole by each run (tagged RUN_APP and BATCH_APP).
+# `triggers`: the decision log, appended once per engine run (tagged RUN_APP, BATCH_APP, LOGGED_APP and
+# READ_APP); a terminal decision is unique per trigger_id. `trigger_state`: the same columns, a checkpoint
+# of the pending candidates as of the run its RUN_APP names, rewritten once the rows logged since are many
+# (`stores.triggers_pending`: the pending set is the checkpoint with the later runs' rows applied).
 TRIGGERS_SCHEMA: dict[str, pl.DataType] = {
     "trigger_id": pl.String(),
     "kind": pl.String(),

@@ -26,7 +26,7 @@ NAMESPACES: dict[str, str] = {
     "event_ids": "event_id -> the batch that accepted it (dedupe with no horizon)",
     "identity_links": "anon:<anonymous_id> / user:<user_id> -> its identities edges",
     "profiles": "principal -> its merged profile state (transforms.profiles.state.PARTIAL_SCHEMA)",
-    "pending_triggers": "trigger_id -> its pending candidate row (trigger_state)",
+    "pending_triggers": "trigger_id -> its pending candidate row (trigger_state and the log after it)",
     "pending_due": "<due_at>|<trigger_id> -> {} (the pending candidates in due order)",
     "pending_principals": "<principal>|<trigger_id> (`joined_key`) -> the trigger id (a principal's pending)",
     "decided_triggers": "trigger_id -> its terminal decision",
@@ -40,7 +40,7 @@ NAMESPACES: dict[str, str] = {
 # follows, so these are no principals: `transforms.principals`).
 LINK_ANON, LINK_USER = "anon:", "user:"
 # Lanes that commit to the store, each stamped with the number of its last commit: `ingest` with the
-# micro-batch number (ingest_log's), `triggers` with the engine run (trigger_state's).
+# micro-batch number (ingest_log's), `triggers` with the engine run (the `triggers` log's).
 LANES = ("ingest", "triggers")
 # Namespaces whose keys keep the value first put: `event_ids` names the batch that accepted an id first,
 # `decided_triggers` the first terminal decision of a trigger (as a rebuild from the lake does), so an id

@@ -1,13 +1,17 @@
 """The trigger engine run: decide from the state store, log to Delta, then commit to the store.
 
-1. Finish a run that crashed between its two Delta commits (`stores.triggers.recover`) and bring the
-   store level with the lake (`stores.decide.sync.ready`).
+1. Bring the store level with the lake (`stores.decide.sync.ready`: a run that died after its `triggers`
+   commit is caught up from the log).
 2. Read the world (`stores.decide.world.store_world`) from one store snapshot over the batches no run
    has considered yet and the store holds (a batch in Delta but not yet in the store waits for the next
    run), and decide (`transforms.triggers.decide.evaluate`).
-3. Delta first (the record): the rows appended to `triggers`, the pending candidates to `trigger_state`.
+3. Delta first (the record): the rows appended to `triggers`, tagged with the run's number, the last
+   batch it saw and the rows logged so far.
 4. Then the store: the run's changes (`transforms.triggers.store_changes`), stamped with its number.
    A crash between 3 and 4 is caught up from the log at the next run's start.
+5. Once the rows logged since `trigger_state` was last written are many (`checkpoint_due`), it is
+   rewritten from the store's pending candidates: a checkpoint (`stores.triggers_pending`), not the
+   pending set every run rewrote whole (#17). The run's pending count and next due time are the store's.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import polars as pl
 
 from resources.lake import LakeResource
 from resources.lake_held import held_snapshot
-from resources.state import StateReader, StateResource
+from resources.state import StateResource
 from stores.decide.sync import commit_run, ready
 from stores.decide.world import before, store_world
-from stores.triggers import ENGINE_TABLES, EngineReport, apply, engine_world, pending_rows, recover
-from transforms.schema import BATCH_APP, READ_APP, RUN_APP, TRIGGERS_SCHEMA
+from stores.triggers import ENGINE_TABLES, EngineReport, engine_world
+from stores.triggers_pending import checkpoint_due, considered_batch, first_due, write_checkpoint
+from transforms.schema import BATCH_APP, LOGGED_APP, READ_APP, RUN_APP, TRIGGERS_SCHEMA
 from transforms.state import StateChanges, decode
 from transforms.triggers.decide import World, evaluate
 from transforms.triggers.policies import Policy
@@ -37,7 +42,6 @@ class Decided:
     seen: LakeResource  # the snapshot it read
     world: World
     rows: pl.DataFrame  # the `triggers` rows
-    pending: pl.DataFrame  # `trigger_state` after them
     changes: StateChanges  # the store's
 
 
@@ -61,14 +65,12 @@ def decide(
     # The snapshot's tables held open between runs (#17); the run keeps their versions (`at`), not them.
     with state.reader() as reader, held_snapshot(lake, ENGINE_TABLES) as seen:
         stored = reader.stamps()["ingest"]
-        last_batch = seen.app_version("trigger_state", BATCH_APP)
+        last_batch = considered_batch(seen)
         evaluation = seen.app_version("triggers", RUN_APP) + 1
         if stored < last_batch:
             world = engine_world(
                 seen, now=now, secret=secret, delays=delays, policy=policy, evaluation=evaluation
             )
-            rows = evaluate(world)
-            pending = apply(pending_rows(seen), rows)
         else:
             world = store_world(
                 seen,
@@ -81,11 +83,8 @@ def decide(
                 delays=delays,
                 policy=policy,
             )
-            rows = evaluate(world)
-            pending = _pending_after(reader, rows)
-        return Decided(
-            lake.at(seen.pinned), world, rows, pending, run_changes(rows, before(reader, rows), now)
-        )
+        rows = evaluate(world)
+        return Decided(lake.at(seen.pinned), world, rows, run_changes(rows, before(reader, rows), now))
 
 
 def run_engine(
@@ -101,28 +100,28 @@ def run_engine(
 
     The run records the versions of ENGINE_TABLES on its `triggers` commit (`lakemail replay`).
     """
-    recover(lake)
     ready(lake, state)
     run = decide(lake, state, now=now, secret=secret, delays=delays, policy=policy)
-    evaluation, pending = run.world.evaluation, run.pending
-    read = {READ_APP + name: version for name, version in run.seen.pinned.items() if version is not None}
-    lake.write_tagged("triggers", run.rows, {RUN_APP: evaluation, **read})
-    tags = {RUN_APP: evaluation, BATCH_APP: run.world.batch_id}
-    lake.write_tagged("trigger_state", pending, tags, mode="overwrite")
+    seen, evaluation, batch = run.seen, run.world.evaluation, run.world.batch_id
+    logged = seen.app_version("triggers", LOGGED_APP) + run.rows.height
+    read = {READ_APP + name: version for name, version in seen.pinned.items() if version is not None}
+    tags = {RUN_APP: evaluation, BATCH_APP: batch, LOGGED_APP: logged}
+    lake.write_tagged("triggers", run.rows, {**tags, **read})
     commit_run(state, evaluation, run.changes)
-    due_next = pending["due_at"].min()
-    return EngineReport(
-        evaluation,
-        run.world.batch_id,
-        run.rows,
-        pending.height,
-        due_next if isinstance(due_next, datetime) else None,
-    )
+    store = state.store()
+    with store.reader() as reader:
+        due_next = first_due(reader)
+    pending = store.counts()["pending_triggers"]
+    since = logged - seen.app_version("trigger_state", LOGGED_APP)
+    rewrite = seen.version("trigger_state") is None or checkpoint_due(since, pending)
+    if rewrite:  # from the store, as the run left it (a decode of every pending value: only now and then)
+        write_checkpoint(lake, _stored_pending(state), run=evaluation, batch=batch, logged=logged)
+    return EngineReport(evaluation, batch, run.rows, pending, due_next, checkpoint=rewrite)
 
 
-def _pending_after(reader: StateReader, rows: pl.DataFrame) -> pl.DataFrame:
-    """`trigger_state` after `rows`: every pending candidate of the store, updated by the run's rows (the
-    one read of the run that follows the pending set, not the batch: `trigger_state` is rewritten whole)."""
-    values = [value for _, value in reader.scan("pending_triggers")]
+def _stored_pending(state: StateResource) -> pl.DataFrame:
+    """Every pending candidate of the store (one scan of `pending_triggers`)."""
+    with state.reader() as reader:
+        values = [value for _, value in reader.scan("pending_triggers")]
     held = decode(values, TRIGGERS_SCHEMA) if values else pl.DataFrame(schema=TRIGGERS_SCHEMA)
-    return apply(held, rows)
+    return held.sort("trigger_id")

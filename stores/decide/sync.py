@@ -55,7 +55,7 @@ def commit_run(state: StateResource, evaluation: int, changes: StateChanges) -> 
 
 
 def ready(lake: LakeResource, state: StateResource) -> Readiness:
-    """Make the store level with `lake` for the decision lane (call after `stores.triggers.recover`)."""
+    """Make the store level with `lake` for the decision lane (before an engine run decides)."""
     store = state.existing() if state.exists() else None  # a folder deleted under an open store: gone
     if store is None:
         rebuild(lake, state)

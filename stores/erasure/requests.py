@@ -41,6 +41,7 @@ from stores.erasure.landing import (
 )
 from stores.erasure.progress import Progress, forget, made_ids, record, record_path, recorded
 from stores.erasure.state import erase_from_store
+from stores.triggers_pending import checkpoint
 from transforms.erasure.claims import merged_users
 from transforms.erasure.person import (
     ERASURE_TABLES,
@@ -223,7 +224,9 @@ def find_person(lake: LakeResource, landing: LandingResource, user_id: str) -> P
 def person_to_erase(lake: LakeResource, landing: LandingResource, user_id: str, key: str) -> Progress:
     """The person as the lake and landing zone know them now, with what unfinished erasures of theirs
     recorded (an earlier run may have deleted where those keys came from) and the trigger and send ids
-    made for them."""
+    made for them. `trigger_state` is made whole first: their rows go from a complete checkpoint of the
+    pending set (`stores.triggers_pending.checkpoint`)."""
+    checkpoint(lake)
     progress = recorded(landing, key, find_person(lake, landing, user_id))
     made = Person(user_id, made_ids=made_ids(lake, progress.person))
     return replace(progress, person=progress.person.union(made))

@@ -40,8 +40,7 @@ COVERED_BY = {
     "quarantine": "ingest_log",
     "identities": "ingest_log",
     "sends": "triggers",
-    "triggers": "trigger_state",  # an engine run with no new rows still rewrites trigger_state
-}
+}  # not `triggers`: every engine run commits to it, rows or none (its tags); `trigger_state` is a checkpoint
 Severity = Literal["ERROR", "WARN"]  # as Dagster's AssetCheckSeverity
 log = logging.getLogger(__name__)
 

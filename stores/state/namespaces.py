@@ -15,6 +15,7 @@ import polars as pl
 from resources.lake import LakeResource
 from stores.state.profiles import profile_chunks
 from stores.triggers import HISTORY
+from stores.triggers_pending import pending_rows
 from transforms.profiles.partials import principal
 from transforms.profiles.state import VIEWED_OR_CARTED
 from transforms.schema import (
@@ -108,19 +109,25 @@ def _of(lake: LakeResource, table: str, trigger_ids: Collection[str] | None) -> 
     return rows if trigger_ids is None else rows.filter(pl.col("trigger_id").is_in(list(trigger_ids)))
 
 
+def _pending(lake: LakeResource, trigger_ids: Collection[str] | None) -> pl.LazyFrame:
+    """The pending candidates as of the lake's last engine run (`trigger_state`, a checkpoint, brought up
+    to date from the log: `stores.triggers_pending`), only those of `trigger_ids` when given."""
+    return pending_rows(lake, trigger_ids).lazy()
+
+
 def pending_triggers(lake: LakeResource, trigger_ids: Collection[str] | None = None) -> Chunks:
-    pending = _of(lake, "trigger_state", trigger_ids)
+    pending = _pending(lake, trigger_ids)
     yield encode(pending, pl.col("trigger_id"), TRIGGERS_SCHEMA).collect()
 
 
 def pending_due(lake: LakeResource, trigger_ids: Collection[str] | None = None) -> Chunks:
-    pending = _of(lake, "trigger_state", trigger_ids).filter(pl.col("due_at").is_not_null())
+    pending = _pending(lake, trigger_ids).filter(pl.col("due_at").is_not_null())
     key = due_key(pl.col("due_at"), pl.col("trigger_id"))
     yield encode(pending, key, VALUE_SCHEMAS["pending_due"]).collect()
 
 
 def pending_principals(lake: LakeResource, trigger_ids: Collection[str] | None = None) -> Chunks:
-    pending = _of(lake, "trigger_state", trigger_ids)
+    pending = _pending(lake, trigger_ids)
     key = joined_key(pl.col("principal"), pl.col("trigger_id"))
     yield encode(pending, key, VALUE_SCHEMAS["pending_principals"]).collect()
 

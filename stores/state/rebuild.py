@@ -36,8 +36,9 @@ SOURCE_TABLES = (
 
 
 def lake_stamps(lake: LakeResource) -> dict[str, int]:
-    """What a store derived from `lake` is stamped with: the last micro-batch and engine run."""
-    return {"ingest": lake.committed_batch(), "triggers": lake.app_version("trigger_state", RUN_APP)}
+    """What a store derived from `lake` is stamped with: the last micro-batch and engine run (the pending
+    namespaces hold the log's rows of the runs after `trigger_state`'s checkpoint too)."""
+    return {"ingest": lake.committed_batch(), "triggers": lake.app_version("triggers", RUN_APP)}
 
 
 def rebuild(lake: LakeResource, state: StateResource, *, for_key_format: bool = False) -> dict[str, int]:

@@ -20,9 +20,9 @@ import pytest
 from stores.decide import reads
 from stores.erasure.requests import erase_user
 from stores.state.rebuild import check
+from stores.triggers_pending import pending_rows
 from tests.lake.decide_harness import SECRET, Shop, csv, lake_decides, minutes, sorted_rows
 from tests.story import T0, message
-from transforms.schema import TRIGGERS_SCHEMA
 
 SIGNUP = T0 - timedelta(days=3)  # the welcome emails: long before (no frequency cap left)
 CATALOG = ("restock", "price_drop")
@@ -108,7 +108,7 @@ def test_the_pending_candidates_of_a_long_or_joined_principal_are_found_by_it(
     added = message("Product Added", minutes(T0, 20), user=user, cart_id="c1", product_id="p-1", price=5.0)
     shop.batch("b3", [added], minutes(T0, 21))
     shop.engine(minutes(T0, 21))
-    pending = shop.lake.read("trigger_state", TRIGGERS_SCHEMA)
+    pending = pending_rows(shop.lake)  # trigger_state (a checkpoint) and the log after it
     mine = pending.filter(pl.col("user_id") == user)["trigger_id"].to_list()
     assert len(mine) == 1
     with shop.state.reader() as reader:

@@ -10,6 +10,8 @@ import polars as pl
 
 from orchestration.process import process_once
 from orchestration.settings import Settings
+from resources.lake import LakeResource
+from stores.triggers_pending import pending_rows
 from tests.conftest import land, table
 from tests.story import at, message
 from transforms.triggers.policies import unit_hash
@@ -52,4 +54,4 @@ def test_reruns_and_later_runs_never_decide_send_twice(
     assert sends["trigger_id"].n_unique() == sends.height
     terminal = log.filter(~pl.col("decision").is_in(["held", "quiet_hours_deferred"]))
     assert terminal["trigger_id"].n_unique() == terminal.height
-    assert table(settings, "trigger_state").height == 0  # nothing left pending
+    assert pending_rows(LakeResource(uri=settings.lake_uri)).height == 0  # nothing left pending

@@ -63,7 +63,8 @@ def _index(pending: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def latest_rows(rows: pl.DataFrame) -> pl.DataFrame:
-    """The last row of each trigger id (as `stores.triggers.apply` takes them: by evaluation, in order)."""
+    """The last row of each trigger id (as `stores.triggers_pending.apply` takes them: by evaluation, in
+    order)."""
     return rows.sort("evaluation", maintain_order=True).unique("trigger_id", keep="last", maintain_order=True)
 
 
