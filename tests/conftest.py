@@ -13,24 +13,23 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import dagster as dg
 import polars as pl
 import pytest
-import yaml
 
-from orchestration.instance import PG_URL_VARIABLE, POSTGRES_STORAGE, sqlite_history_yaml
-from orchestration.settings import Settings
-from resources.lake import LakeResource
-from resources.landing import LandingResource
-from resources.providers import SANDBOX_API_KEY
-from resources.state import StateResource
-from resources.state_lmdb import close_environment, open_paths
-from services.sandbox.app import create_sandbox_app
-from services.server import ServerThread
-from tests.postgres import TEMPLATE, create_database, database_url, drop_database
+from orchestration.settings_values import PG_URL_VARIABLE
+
+# Dagster, the sandbox, SQLAlchemy and the resources are imported where a fixture or helper needs them:
+# the xdist controller loads this module too, before it starts the workers, and needs none of them.
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from orchestration.settings import Settings
+    from resources.lake import LakeResource
+    from resources.landing import LandingResource
+    from resources.state import StateResource
 
 TIERS = ("unit", "lake", "dagster", "e2e")
 # Set by `make test` and `make test-postgres` (tests/postgres.py) to a database holding Dagster's schema:
@@ -62,6 +61,8 @@ def close_state_stores() -> Iterator[None]:
     MAP_SIZE (1 TB) of address space and the process keeps its environments open (resources.state_lmdb),
     so a test worker that had opened ~127 stores failed to open the next: `lmdb.MemoryError: Cannot
     allocate memory` (CI, 2026-12-05, 2238 tests on two workers). Module-scoped stores end with the module."""
+    from resources.state_lmdb import close_environment, open_paths
+
     before = set(open_paths())
     yield
     for path in set(open_paths()) - before:
@@ -78,6 +79,10 @@ def secret(monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture(scope="session")
 def shared_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One email-provider sandbox on loopback for the runs of tests that do not look at the mail."""
+    from resources.providers import SANDBOX_API_KEY
+    from services.sandbox.app import create_sandbox_app
+    from services.server import ServerThread
+
     home = tmp_path_factory.mktemp("shared-sandbox")
     app = create_sandbox_app(
         home / "store",
@@ -101,6 +106,8 @@ def dagster_pg_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         monkeypatch.delenv(PG_URL_VARIABLE, raising=False)  # SQLite in the test's home, as `make run`
         yield None
         return
+    from tests.postgres import TEMPLATE, create_database, database_url, drop_database
+
     name = f"test_{uuid.uuid4().hex}"
     url = database_url(PG_TEMPLATE_URL, name)
     monkeypatch.setenv(PG_URL_VARIABLE, url)
@@ -124,6 +131,10 @@ def on_postgres(item: pytest.Item) -> bool:
 def storage_overrides(home: Path) -> dict[str, Any]:
     """dagster.yaml's storage for a test instance in `home`, as lakemail's: its PostgreSQL block under
     `make test-postgres`, else SQLite with the event log in one database."""
+    import yaml
+
+    from orchestration.instance import POSTGRES_STORAGE, sqlite_history_yaml
+
     if os.environ.get(PG_URL_VARIABLE):
         return {"storage": POSTGRES_STORAGE}
     overrides: dict[str, Any] = yaml.safe_load(sqlite_history_yaml(home))
@@ -134,6 +145,8 @@ def storage_overrides(home: Path) -> dict[str, Any]:
 def instance_at(home: Path, overrides: dict[str, Any] | None = None) -> Iterator[dg.DagsterInstance]:
     """`dg.instance_for_test` in `home` (DAGSTER_HOME for the processes a test starts), with this run's
     storage (SQLite in `home`, or the test's PostgreSQL database)."""
+    import dagster as dg
+
     config = {**storage_overrides(home), **(overrides or {})}
     with dg.instance_for_test(temp_dir=str(home), overrides=config) as made:
         if os.environ.get(PG_URL_VARIABLE):
@@ -155,6 +168,8 @@ def storage_env() -> dict[str, str]:
 def make_dagster_home(home: Path) -> Path:
     """An empty DAGSTER_HOME for the processes a test starts before it opens the instance (`instance_at`),
     with the dagster.yaml of its storage (under `make test-postgres`, the one naming the test's database)."""
+    import yaml
+
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(storage_overrides(home)))
     return home
@@ -163,6 +178,8 @@ def make_dagster_home(home: Path) -> Path:
 def lose_dagster_storage(home: Path) -> None:
     """What losing Dagster's storage is: DAGSTER_HOME gone, and under `make test-postgres` the database
     emptied (made again from the template)."""
+    from tests.postgres import TEMPLATE, create_database, drop_database
+
     shutil.rmtree(home)
     url = os.environ.get(PG_URL_VARIABLE)
     if PG_TEMPLATE_URL is not None and url is not None:
@@ -173,6 +190,8 @@ def lose_dagster_storage(home: Path) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path, shared_sandbox: str, dagster_pg_url: str | None) -> Settings:
+    from orchestration.settings import Settings
+
     return Settings(
         home=tmp_path,
         lake_uri=str(tmp_path / "lake"),
@@ -184,16 +203,22 @@ def settings(tmp_path: Path, shared_sandbox: str, dagster_pg_url: str | None) ->
 
 @pytest.fixture
 def lake(settings: Settings) -> LakeResource:
+    from resources.lake import LakeResource
+
     return LakeResource(uri=settings.lake_uri)
 
 
 @pytest.fixture
 def landing(settings: Settings) -> LandingResource:
+    from resources.landing import LandingResource
+
     return LandingResource(uri=settings.landing_uri)
 
 
 @pytest.fixture
 def state(settings: Settings) -> StateResource:
+    from resources.state import StateResource
+
     return StateResource(uri=settings.state_store_uri)
 
 
@@ -217,6 +242,8 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
 
 def land(settings: Settings, name: str, lines: Sequence[bytes] | bytes, *, replace: bool = False) -> Path:
     """Land `lines` (a newline after each) or bytes as `events/<name>`, as producers do."""
+    from resources.landing import LandingResource
+
     data = lines if isinstance(lines, bytes) else b"".join(line + b"\n" for line in lines)
     return LandingResource(uri=settings.landing_uri).land(f"events/{name}", data, replace=replace)
 
