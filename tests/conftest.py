@@ -149,13 +149,18 @@ def instance_at(home: Path, overrides: dict[str, Any] | None = None) -> Iterator
 
     config = {**storage_overrides(home), **(overrides or {})}
     with dg.instance_for_test(temp_dir=str(home), overrides=config) as made:
-        if os.environ.get(PG_URL_VARIABLE):
-            # Dagster's PostgreSQL storages open a connection for every statement (NullPool): 3 ms each
-            # here, ~200 a micro-batch run, a third of an in-process run's time. The test's instance
-            # keeps one open as Dagster's webserver does (Dagster's own switch: the same statements,
-            # autocommit, no statement timeout); the processes a test starts keep lakemail's NullPool.
-            made.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=-1)
-        yield made
+        yield keep_connection(made)
+
+
+def keep_connection(instance: dg.DagsterInstance) -> dg.DagsterInstance:
+    """`instance`, keeping its PostgreSQL connection between statements (under `make test`). Dagster's
+    PostgreSQL storages open one for every statement (NullPool): 3 ms each here, ~200 a micro-batch run,
+    a third of an in-process run's time. A test's instance keeps one open as Dagster's webserver does
+    (Dagster's own switch: the same statements, autocommit, no statement timeout); the processes a test
+    starts keep lakemail's dagster.yaml and its NullPool."""
+    if os.environ.get(PG_URL_VARIABLE):
+        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=-1)
+    return instance
 
 
 def storage_env() -> dict[str, str]:

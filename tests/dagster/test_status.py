@@ -24,7 +24,7 @@ from orchestration.process import process_once
 from orchestration.sensors import heartbeat_path
 from orchestration.settings import Settings
 from resources.lake import LakeResource
-from tests.conftest import land, storage_env
+from tests.conftest import keep_connection, land, storage_env
 from tests.events_data import file_lines
 from transforms.operations.status import LaneState, RunInFlight, judge, latency_percentiles, table_freshness
 
@@ -43,7 +43,7 @@ def status(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 def test_healthy_after_a_run_then_unhealthy_when_files_wait(settings: Settings) -> None:
     prepare_dagster_home(settings)
     land(settings, "a.ndjson", file_lines("a", 50, bad_every=10))
-    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+    with keep_connection(dg.DagsterInstance.from_config(str(settings.dagster_home))) as instance:
         assert process_once(settings, instance)["status"] == "SUCCESS"
     healthy = status(settings, "--json")
     assert healthy.returncode == 0, healthy.stdout
@@ -127,7 +127,7 @@ def test_a_stuck_run_and_a_backlog_nobody_takes_are_unhealthy_at_once(settings: 
         status=dg.DagsterRunStatus.STARTED,
         tags={**launch_tags("lakemail runner"), **dead_executor().tags()},
     )
-    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+    with keep_connection(dg.DagsterInstance.from_config(str(settings.dagster_home))) as instance:
         instance.add_run(run)
     done = status(settings)
     assert done.returncode == 1, done.stdout
@@ -144,7 +144,7 @@ def test_a_stuck_run_and_a_backlog_nobody_takes_are_unhealthy_at_once(settings: 
 def test_a_fresh_backlog_with_a_live_runner_is_healthy(settings: Settings) -> None:
     prepare_dagster_home(settings)
     land(settings, "a.ndjson", file_lines("a", 5))
-    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+    with keep_connection(dg.DagsterInstance.from_config(str(settings.dagster_home))) as instance:
         assert process_once(settings, instance)["status"] == "SUCCESS"
     land(settings, "b.ndjson", file_lines("b", 5))
     beat = heartbeat_path(LakeResource(uri=settings.lake_uri))
@@ -159,7 +159,7 @@ def test_a_fresh_backlog_with_a_live_runner_is_healthy(settings: Settings) -> No
 def test_readable_output_without_negative_lags(settings: Settings) -> None:
     prepare_dagster_home(settings)
     land(settings, "a.ndjson", file_lines("a", 50, bad_every=10))
-    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+    with keep_connection(dg.DagsterInstance.from_config(str(settings.dagster_home))) as instance:
         assert process_once(settings, instance)["status"] == "SUCCESS"
     future = land(settings, "b.ndjson", file_lines("b", 5))
     ahead = time.time() + 300  # a producer whose clock runs 5 minutes ahead
@@ -181,7 +181,7 @@ def test_a_table_a_batch_had_no_rows_for_is_fresh_when_its_batch_committed(setti
     asset check `*_fresh` already judged: stores.operations.checks.COVERED_BY)."""
     prepare_dagster_home(settings)
     land(settings, "a.ndjson", file_lines("a", 50, bad_every=10))
-    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+    with keep_connection(dg.DagsterInstance.from_config(str(settings.dagster_home))) as instance:
         assert process_once(settings, instance)["status"] == "SUCCESS"
         land(settings, "b.ndjson", file_lines("b", 5))  # landed after quarantine's last commit, no bad line
         assert process_once(settings, instance)["status"] == "SUCCESS"
@@ -194,7 +194,7 @@ def test_a_compaction_after_the_last_batch_is_no_freshness(settings: Settings) -
     """Found by review: status took a table's last commit of any kind, so maintenance compacting `events`
     after a file landed made the waiting table look fresh (the asset checks count data commits only)."""
     prepare_dagster_home(settings)
-    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+    with keep_connection(dg.DagsterInstance.from_config(str(settings.dagster_home))) as instance:
         for name in ("a", "c"):  # two batches: two files per table to compact
             land(settings, f"{name}.ndjson", file_lines(name, 20))
             assert process_once(settings, instance)["status"] == "SUCCESS"
