@@ -40,6 +40,10 @@ from transforms.state import NAMESPACES, StateChanges, decode
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
+# One module-scoped lake for the module's tests, built on one worker (make test runs --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("state_rebuild")
+
+
 @pytest.fixture(scope="module")
 def processed_home(tmp_path_factory: pytest.TempPathFactory, shared_sandbox: str) -> Path:
     """A home after two micro-batches of simulated shoppers (partials and decisions span batches), made

@@ -103,6 +103,10 @@ def assert_like_a_clean_run(shop: Shop, clean: Shop) -> None:
     assert [n for n, d in report.namespaces.items() if n in DECISION_NAMESPACES and not d.equal] == []
 
 
+# One module-scoped lake for the module's tests, built on one worker (make test runs --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("decide_crash")
+
+
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Shop:
     shop = Shop(tmp_path_factory.mktemp("clean"))
