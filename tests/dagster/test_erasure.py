@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -138,15 +139,33 @@ class Erased:
     certificate: ErasureCertificate
 
 
-@pytest.fixture
-def erased(settings: Settings, lake: LakeResource, landing: LandingResource) -> Erased:
-    land_world(settings)
+# The erased lake is made once for the module (on one worker: make test runs --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("erasure")
+
+
+@pytest.fixture(scope="module")
+def erased_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Erased]:
+    """A lake and landing zone after the person's erasure, made once per module; each test works on a
+    copy (`erased`)."""
+    home = tmp_path_factory.mktemp("erased")
+    made = Settings(home=home, lake_uri=str(home / "lake"), landing_uri=str(home / "landing"))
+    lake, landing = LakeResource(uri=made.lake_uri), LandingResource(uri=made.landing_uri)
+    land_world(made)
     for name in ("events", "quarantine", "identities"):
         DeltaTable(lake.table_uri(name)).create_checkpoint()  # checkpoints must stay clean too
-    others_before = others(settings)
-    daily = table(settings, "events").group_by("event_date").len().sort("event_date")
+    others_before = others(made)
+    daily = table(made, "events").group_by("event_date").len().sort("event_date")
     batches = {n: lake.batch_version(n) for n in BATCH_TABLES}
-    return Erased(others_before, daily, batches, erase_user(lake, landing, USER, secret=SECRET))
+    return home, Erased(others_before, daily, batches, erase_user(lake, landing, USER, secret=SECRET))
+
+
+@pytest.fixture
+def erased(erased_home: tuple[Path, Erased], settings: Settings) -> Erased:
+    """This test's copy of the erased lake and landing zone (Delta logs name their files relatively)."""
+    home, made = erased_home
+    for part in ("lake", "landing"):
+        shutil.copytree(home / part, settings.home / part, dirs_exist_ok=True)
+    return made
 
 
 def test_no_table_answers_with_a_trace_of_the_person(settings: Settings, erased: Erased) -> None:
