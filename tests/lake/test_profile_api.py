@@ -4,9 +4,11 @@ an erasure."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import orjson
@@ -18,6 +20,7 @@ from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.shop import ShopResource
 from resources.state import StateResource
+from resources.state_lmdb import close_environment
 from resources.templates import default_renderer
 from services.collector.app import CollectorConfig, create_collector_app
 from services.collector.profile_store import ProfileStore
@@ -36,6 +39,8 @@ from transforms.sends.rows import trigger_facts
 from transforms.triggers.rules.base import RuleContext
 from transforms.triggers.rules.lifecycle import post_purchase_candidates
 
+# One built shop for the module's tests, on one worker (make test runs --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("profile_api")
 SECRET = "test-secret"
 UNSUBSCRIBE = "https://shop.example/unsubscribe/t"
 
@@ -53,11 +58,23 @@ def api_app(settings: Settings, state: StateResource, key: str | None = API_KEY)
         yield client
 
 
+@pytest.fixture(scope="module")
+def shop_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shop's first batch ingested and its store rebuilt (`build_shop`), once per module; each test's
+    `client` serves a copy of its lake, landing zone and store."""
+    home = tmp_path_factory.mktemp("profile-shop")
+    made = Settings(home=home, lake_uri=str(home / "lake"), landing_uri=str(home / "landing"))
+    store = StateResource(uri=made.state_store_uri)
+    build_shop(LakeResource(uri=made.lake_uri), LandingResource(uri=made.landing_uri), store)
+    close_environment(store.path)
+    return home
+
+
 @pytest.fixture
-def client(
-    settings: Settings, lake: LakeResource, landing: LandingResource, state: StateResource
-) -> Iterator[httpx.Client]:
-    build_shop(lake, landing, state)
+def client(shop_home: Path, settings: Settings, state: StateResource) -> Iterator[httpx.Client]:
+    for part, to in (("lake", settings.lake_uri), ("landing", settings.landing_uri)):
+        shutil.copytree(shop_home / part, to, dirs_exist_ok=True)
+    shutil.copytree(shop_home / "state", state.path, ignore=shutil.ignore_patterns("lock.mdb"))
     with api_app(settings, state) as test_client:
         yield test_client
 
