@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -26,12 +27,27 @@ from transforms.tables import PUBLIC_TABLES
 LAKEMAIL = str(Path(sys.executable).parent / "lakemail")
 
 
+# One two-version lake for the module's tests, on one worker (make test runs --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("sql")
+
+
+@pytest.fixture(scope="module")
+def two_versions_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two ingests (the first with a broken line), made once per module; each test reads a copy."""
+    home = tmp_path_factory.mktemp("two-versions")
+    made = Settings(home=home, lake_uri=str(home / "lake"), landing_uri=str(home / "landing"))
+    lake, landing = LakeResource(uri=made.lake_uri), LandingResource(uri=made.landing_uri)
+    land(made, "a.ndjson", [track("m-1"), track("m-2"), b"{bad"])
+    ingest(lake, landing)
+    land(made, "b.ndjson", [track("m-3")])
+    ingest(lake, landing)
+    return home
+
+
 @pytest.fixture
-def two_versions(settings: Settings, lake: LakeResource, landing: LandingResource) -> Settings:
-    land(settings, "a.ndjson", [track("m-1"), track("m-2"), b"{bad"])
-    ingest(lake, landing)
-    land(settings, "b.ndjson", [track("m-3")])
-    ingest(lake, landing)
+def two_versions(two_versions_home: Path, settings: Settings) -> Settings:
+    for part, to in (("lake", settings.lake_uri), ("landing", settings.landing_uri)):
+        shutil.copytree(two_versions_home / part, to, dirs_exist_ok=True)
     return settings
 
 
