@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TypeGuard
 
 import pytest
 
@@ -21,29 +23,79 @@ def modules(*folders: str) -> Iterator[Path]:
         yield from sorted((ROOT / folder).rglob("*.py"))
 
 
+def _tops(node: ast.AST) -> list[tuple[int, str]]:
+    """(line, top-level package) of each of ours that `node` imports, if it is an import."""
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        names = [node.module]
+    else:
+        return []
+    return [(node.lineno, top) for name in names if (top := name.split(".")[0]) in OURS]
+
+
+def _is_definitions_call(node: ast.AST) -> TypeGuard[ast.Call]:
+    """`Definitions(...)` or `Definitions.merge(...)`."""
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    owner = func.value if isinstance(func, ast.Attribute) else None
+    return name == "Definitions" or (
+        name == "merge" and isinstance(owner, ast.Attribute) and owner.attr == "Definitions"
+    )
+
+
+def _touches_environment(node: ast.AST) -> TypeGuard[ast.Attribute]:
+    """`os.environ`, `os.getenv`, `os.putenv`, `os.environb`."""
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr in {"environ", "getenv", "putenv", "environb"}
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "os"
+    )
+
+
+def _imports_environment(node: ast.AST) -> TypeGuard[ast.ImportFrom]:
+    """`from os import environ` or `getenv`."""
+    return (
+        isinstance(node, ast.ImportFrom)
+        and node.module == "os"
+        and any(a.name in {"environ", "getenv"} for a in node.names)
+    )
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the rules below read of a module, in the order of one walk of its tree."""
+
+    imports: tuple[tuple[int, str], ...]
+    definitions: tuple[int, ...]
+    environment: tuple[int, ...]  # lines touching it, then lines importing from it
+
+
 @cache
-def _nodes(source: str, name: str) -> tuple[ast.AST, ...]:
-    return tuple(ast.walk(ast.parse(source, name)))
+def _facts(source: str, name: str) -> Facts:
+    walked = list(ast.walk(ast.parse(source, name)))
+    return Facts(
+        imports=tuple(found for node in walked for found in _tops(node)),
+        definitions=tuple(node.lineno for node in walked if _is_definitions_call(node)),
+        environment=tuple(
+            [n.lineno for n in walked if _touches_environment(n)]
+            + [n.lineno for n in walked if _imports_environment(n)]
+        ),
+    )
 
 
-def nodes(path: Path) -> tuple[ast.AST, ...]:
-    """Every node of the module at `path`, parsed once a session for the rules below (keyed by its text)."""
-    return _nodes(path.read_text(), str(path))
+def facts(path: Path) -> Facts:
+    """The facts of the module at `path`: each module is parsed and walked once a session for the four
+    rules (keyed by its text: an edit is a new key)."""
+    return _facts(path.read_text(), str(path))
 
 
 def imported(path: Path) -> Iterator[tuple[int, str]]:
     """(line, top-level package) of every import of ours in `path`, lazy imports included."""
-    for node in nodes(path):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        else:
-            continue
-        for name in names:
-            top = name.split(".")[0]
-            if top in OURS:
-                yield node.lineno, top
+    yield from facts(path).imports
 
 
 def upward_imports() -> list[str]:
@@ -75,17 +127,7 @@ def test_nothing_beside_the_house_is_imported_by_it_but_the_services_the_cli_sta
 
 def definitions_calls(path: Path) -> list[int]:
     """Lines of `Definitions(...)` and `Definitions.merge(...)` calls in `path`."""
-    lines = []
-    for node in nodes(path):
-        if isinstance(node, ast.Call):
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            owner = func.value if isinstance(func, ast.Attribute) else None
-            if name == "Definitions" or (
-                name == "merge" and isinstance(owner, ast.Attribute) and owner.attr == "Definitions"
-            ):
-                lines.append(node.lineno)
-    return lines
+    return list(facts(path).definitions)
 
 
 def test_one_definitions_in_the_code() -> None:
@@ -100,23 +142,7 @@ def test_one_definitions_in_the_code() -> None:
 
 def environment_reads(path: Path) -> list[int]:
     """Lines that touch the process environment: `os.environ`, `os.getenv`, `os.putenv`."""
-    walked = nodes(path)
-    lines = [
-        node.lineno
-        for node in walked
-        if isinstance(node, ast.Attribute)
-        and node.attr in {"environ", "getenv", "putenv", "environb"}
-        and isinstance(node.value, ast.Name)
-        and node.value.id == "os"
-    ]
-    lines += [
-        node.lineno
-        for node in walked
-        if isinstance(node, ast.ImportFrom)
-        and node.module == "os"
-        and any(a.name in {"environ", "getenv"} for a in node.names)
-    ]
-    return lines
+    return list(facts(path).environment)
 
 
 def test_only_the_settings_module_reads_the_environment() -> None:
