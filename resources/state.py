@@ -43,7 +43,8 @@ class StateStore(Protocol):
     NAMESPACES; every lane (`transforms.state.LANES`) has a stamp, the number of its last commit, and the
     store the KEY_FORMAT it was written with (a new store: this release's; one of another is rebuilt).
     `get_many` answers under the keys as asked, a key kept as its hash (`store_key`) included; `get_frame`
-    is the same answer as a frame (`key`, `value`) for bulk reads."""
+    is the same answer as a frame (`key`, `value`) for bulk reads. `commit` applies the puts, deletes and
+    conditional deletes (`StateChanges.delete_if`: only a key still holding the value given) together."""
 
     def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]: ...
 

@@ -261,6 +261,12 @@ class LmdbStore:
                 db = self._dbs[namespace]
                 for key in sorted(keys):
                     txn.delete(key.encode(), db=db)
+            for namespace, held in changes.deletes_if.items():  # only keys that still hold the value read
+                db = self._dbs[namespace]
+                for key in sorted(held):
+                    found = txn.get(key.encode(), db=db)
+                    if found is not None and unpack(bytes(found)) == held[key]:
+                        txn.delete(key.encode(), db=db)
             txn.put(stamp_key, str(number).encode(), db=self._dbs["_meta"])
         release(Path(self._env.path()) / "data.mdb")  # the pages it touched leave this process's RSS (#17)
 

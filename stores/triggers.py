@@ -41,12 +41,12 @@ from transforms.schema import (
 from transforms.triggers.decide import World, with_decided
 from transforms.triggers.exits import renewable_rows
 from transforms.triggers.policies import Policy
+from transforms.triggers.rules.catalog_alerts import LOOKBACK, in_window
 
 log = logging.getLogger(__name__)
 # The sends a run reads: browse re-entry counts 14 days back from a due time that can be two days old
 # (a view a day before the last activity, due 2 h after it, expiring 24 h later), so 17 days.
 HISTORY = timedelta(days=17)
-VIEWER_LOOKBACK = timedelta(days=30)
 VIEWERS_SCHEMA = {"principal": pl.String(), "product_id": pl.String(), "last_ts": pl.Datetime("us", "UTC")}
 # Every table an engine run reads, each at the version it had when the run began (`LakeResource.snapshot`).
 ENGINE_TABLES = (
@@ -137,22 +137,22 @@ def catalog_changes_between(lake: LakeResource, after_batch: int, upto: int) -> 
 
 
 def _viewers(lake: LakeResource, changes: pl.DataFrame) -> pl.DataFrame:
-    """Who viewed or carted a changed product in the 30 days before the change."""
+    """Who viewed or carted a changed product in the 30 days before a change of it (`in_window`: as the
+    store's world, `stores.decide.world.store_world`)."""
     if changes.height == 0:
         return pl.DataFrame(schema=VIEWERS_SCHEMA)
     earliest = changes["changed_at"].min()
     assert isinstance(earliest, datetime)
-    since = earliest - VIEWER_LOOKBACK
+    since = earliest - LOOKBACK
     events = lake.scan("events", EVENTS_SCHEMA).filter(
         pl.col("product_id").is_in(changes["product_id"].unique().to_list())
         & pl.col("event_name").is_in(VIEWED_OR_CARTED)
         & (pl.col("event_date") >= since.date())
     )
-    return (
-        events.group_by(principal().alias("principal"), "product_id")
-        .agg(pl.col("event_ts").max().alias("last_ts"))
-        .collect()
+    last = events.group_by(principal().alias("principal"), "product_id").agg(
+        pl.col("event_ts").max().alias("last_ts")
     )
+    return in_window(last.collect(), changes)
 
 
 def run_snapshot(lake: LakeResource, evaluation: int) -> LakeResource | None:

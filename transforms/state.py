@@ -78,6 +78,8 @@ class StateChanges:
 
     parts: dict[str, list[PutPart]] = field(default_factory=dict)
     deletes: dict[str, set[str]] = field(default_factory=dict)
+    # namespace -> key (as the store holds it) -> the value it is deleted with: `delete_if`
+    deletes_if: dict[str, dict[str, bytes]] = field(default_factory=dict)
     _settled: set[str] = field(default_factory=set)  # namespaces whose parts are one merged, sorted frame
 
     def put(self, namespace: str, key: str, value: bytes) -> None:
@@ -107,12 +109,22 @@ class StateChanges:
         check_namespace(namespace)
         self.deletes.setdefault(namespace, set()).update(_stored(keys).to_list())
 
+    def delete_if(self, namespace: str, key: str, value: bytes) -> None:
+        """Delete a key (as a `scan` names it) only if it still holds `value` (as a read gave it) when the
+        commit applies: the other lane may have put a newer one since it was read (the decision lane's
+        stale `product_viewers`, a namespace the ingest lane puts to), and that one stays. Applied after
+        the commit's puts and deletes."""
+        check_namespace(namespace)
+        self.deletes_if.setdefault(namespace, {})[key] = value
+
     def update(self, other: StateChanges) -> None:
         """Add `other`'s puts and deletes (its puts after this one's, key by key)."""
         for namespace, parts in other.parts.items():
             self._changing(namespace).extend(dict(p) if isinstance(p, dict) else p for p in parts)
         for namespace, keys in other.deletes.items():
             self.deletes.setdefault(namespace, set()).update(keys)
+        for namespace, held in other.deletes_if.items():
+            self.deletes_if.setdefault(namespace, {}).update(held)
 
     def settle(self) -> StateChanges:
         """Merge and sort every namespace's puts now (Polars, off the GIL): a thread that computes the
@@ -135,10 +147,10 @@ class StateChanges:
         return zip(frame["key"].to_list(), frame["value"].to_list(), strict=True)
 
     def __len__(self) -> int:
-        """Entries: each put (a key put twice counts twice) and each deleted key."""
+        """Entries: each put (a key put twice counts twice) and each deleted key (conditionally or not)."""
         parts = [p for each in self.parts.values() for p in each]
         puts = sum(len(p) if isinstance(p, dict) else p.height for p in parts)
-        return puts + sum(map(len, self.deletes.values()))
+        return puts + sum(map(len, self.deletes.values())) + sum(map(len, self.deletes_if.values()))
 
     def _single(self, namespace: str) -> dict[str, bytes]:
         """The dict that single puts go to: the last part, or a new one after a frame."""
@@ -235,10 +247,13 @@ def wire(dtype: PolarsDataType) -> pl.DataType:
     return dtype if isinstance(dtype, pl.DataType) else dtype()
 
 
-def encode(rows: pl.LazyFrame, key: pl.Expr, schema: dict[str, pl.DataType]) -> pl.LazyFrame:
-    """(key, value) of every row: the value is the JSON of `schema`'s columns, in its order."""
+def encode(
+    rows: pl.LazyFrame, key: pl.Expr, schema: dict[str, pl.DataType], keep: tuple[str, ...] = ()
+) -> pl.LazyFrame:
+    """(key, value) of every row: the value is the JSON of `schema`'s columns, in its order; the columns
+    `keep` follow as they are."""
     columns = [pl.col(c).cast(t).cast(wire(t)) for c, t in schema.items()]
-    return rows.select(key.alias("key"), pl.struct(columns).struct.json_encode().alias("value"))
+    return rows.select(key.alias("key"), pl.struct(columns).struct.json_encode().alias("value"), *keep)
 
 
 DECODE_PART_BYTES = 1 << 20  # JSON decoded per part: parts of a large decode run on Polars' threads

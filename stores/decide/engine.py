@@ -7,8 +7,10 @@
    run), and decide (`transforms.triggers.decide.evaluate`).
 3. Delta first (the record): the rows appended to `triggers`, tagged with the run's number, the last
    batch it saw and the rows logged so far.
-4. Then the store: the run's changes (`transforms.triggers.store_changes`), stamped with its number.
-   A crash between 3 and 4 is caught up from the log at the next run's start.
+4. Then the store: the run's changes (`transforms.triggers.store_changes`), and the deletes of the stale
+   viewers it read (`store_world`), stamped with its number. A crash between 3 and 4 is caught up from
+   the log at the next run's start (the stale viewers then wait for the product's next change; `state
+   check` tolerates them).
 5. Once the rows logged since `trigger_state` was last written are many (`checkpoint_due`), it is
    rewritten from the store's pending candidates: a checkpoint (`stores.triggers_pending`), not the
    pending set every run rewrote whole (#17). The run's pending count and next due time are the store's.
@@ -67,12 +69,13 @@ def decide(
         stored = reader.stamps()["ingest"]
         last_batch = considered_batch(seen)
         evaluation = seen.app_version("triggers", RUN_APP) + 1
+        pruned = StateChanges()  # the stale viewers the store's world read (`store_world`)
         if stored < last_batch:
             world = engine_world(
                 seen, now=now, secret=secret, delays=delays, policy=policy, evaluation=evaluation
             )
         else:
-            world = store_world(
+            world, pruned = store_world(
                 seen,
                 reader,
                 now=now,
@@ -84,7 +87,9 @@ def decide(
                 policy=policy,
             )
         rows = evaluate(world)
-        return Decided(lake.at(seen.pinned), world, rows, run_changes(rows, before(reader, rows), now))
+        changes = run_changes(rows, before(reader, rows), now)
+        changes.update(pruned)
+        return Decided(lake.at(seen.pinned), world, rows, changes)
 
 
 def run_engine(

@@ -26,6 +26,7 @@ from transforms.triggers.exits import RENEWABLE_SCHEMA
 from transforms.triggers.store_changes import SENT_ROWS
 
 VIEWER_ROWS = {"principal": pl.String(), "product_id": pl.String(), "last_ts": UTC_TS}
+ENTRY = {"key": pl.String(), "value": pl.Binary()}
 
 
 def decoded(found: dict[str, bytes], schema: dict[str, pl.DataType]) -> tuple[list[str], pl.DataFrame]:
@@ -119,15 +120,27 @@ def recent_sends(reader: StateReader, users: Iterable[str]) -> pl.DataFrame:
 
 
 def viewers(reader: StateReader, product_ids: Iterable[str]) -> pl.DataFrame:
-    """Who viewed or carted each product lately and when last (`product_viewers`, a range scan each; the
-    principal is read from the value: a long one is only a hash in the key)."""
+    """Who viewed or carted each product and when last (VIEWER_ROWS): every entry `product_viewers` holds."""
+    return viewer_entries(reader, product_ids).select(list(VIEWER_ROWS))
+
+
+def viewer_entries(reader: StateReader, product_ids: Iterable[str]) -> pl.DataFrame:
+    """VIEWER_ROWS of every viewer of each product (`product_viewers`, a range scan each; the principal is
+    read from the value: a long one is only a hash in the key), with the entry's `key` and `value` as the
+    store holds them (what a conditional delete names: `StateChanges.delete_if`)."""
     products: list[str] = []
+    keys: list[str] = []
     values: list[bytes] = []
     for product in sorted(set(product_ids)):
-        found = joined_values(reader, "product_viewers", product)
-        products += [product] * len(found)
-        values += found
+        before = len(keys)
+        for key, value in reader.scan("product_viewers", *key_range(product)):
+            keys.append(key)
+            values.append(value)
+        products += [product] * (len(keys) - before)
     if not values:
-        return pl.DataFrame(schema=VIEWER_ROWS)
+        return pl.DataFrame(schema={**VIEWER_ROWS, **ENTRY})
     rows = decode(values, VALUE_SCHEMAS["product_viewers"]).with_columns(pl.Series("product_id", products))
-    return rows.select([pl.col(c).cast(t) for c, t in VIEWER_ROWS.items()])
+    entries = pl.DataFrame([pl.Series("key", keys, pl.String), pl.Series("value", values, pl.Binary)])
+    return pl.concat(
+        [rows.select([pl.col(c).cast(t) for c, t in VIEWER_ROWS.items()]), entries], how="horizontal"
+    )

@@ -30,7 +30,8 @@ from transforms.state import NAMESPACES, StateChanges
 from transforms.state_keys import KEY_FORMAT, store_key
 from transforms.triggers.store_changes import run_changes
 
-# The namespaces the decision lane commits; the ingest lane commits the others.
+# The namespaces the decision lane commits; the ingest lane commits the others (the decision lane only
+# deletes stale `product_viewers`, each if it still holds what the run read: `stores.decide.world`).
 DECISION_NAMESPACES = (
     "pending_triggers",
     "pending_due",

@@ -184,7 +184,8 @@ def relist(
 
 
 def _viewers(store: StateStore, changes: StateChanges, events: pl.DataFrame) -> None:
-    """`product_viewers`: the newest view or cart add per product and principal."""
+    """`product_viewers`: the newest view or cart add per product and principal (a view landing late for a
+    viewer an engine run deleted as stale puts it back, stale: `stores.state.namespaces.viewer_entries`)."""
     viewed = events.filter(pl.col("event_name").is_in(VIEWED_EVENTS) & pl.col("product_id").is_not_null())
     if viewed.height == 0:
         return

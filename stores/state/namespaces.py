@@ -15,10 +15,11 @@ import polars as pl
 from resources.lake import LakeResource
 from stores.state.profiles import profile_chunks
 from stores.triggers import HISTORY
-from stores.triggers_pending import pending_rows
+from stores.triggers_pending import considered_batch, pending_rows
 from transforms.profiles.partials import principal
 from transforms.profiles.state import VIEWED_OR_CARTED
 from transforms.schema import (
+    CATALOG_CHANGES_SCHEMA,
     CATALOG_SCHEMA,
     CUSTOMERS_SCHEMA,
     EVENTS_SCHEMA,
@@ -31,6 +32,7 @@ from transforms.schema import (
 )
 from transforms.state import LINK_ANON, LINK_USER, encode
 from transforms.state_keys import due_key, joined_key
+from transforms.triggers.rules.catalog_alerts import stale_marked
 
 CHUNK_ROWS = 200_000
 Chunks = Iterator[pl.DataFrame]
@@ -169,12 +171,20 @@ def customers(lake: LakeResource) -> Chunks:
     yield encode(lake.scan("customers", CUSTOMERS_SCHEMA), pl.col("user_id"), CUSTOMERS_SCHEMA).collect()
 
 
-def product_viewers(lake: LakeResource) -> Chunks:
-    """Who viewed or carted each product, and when last. Every view counts, as in the live store
-    (`stores.state.batch`): the price-drop and back-in-stock rules take a viewer whose last view is in the
-    30 days before the catalog's `changed_at`, which can be earlier than the newest view (a feed landing
-    late), so a window from the newest view (as it was) dropped viewers a change still wants, and made
-    `check` unequal for any store whose views span more than 30 days."""
+def viewer_entries(lake: LakeResource) -> Chunks:
+    """Who viewed or carted each product, and when last (key, value), each marked `stale` or not.
+
+    Every view counts, as in the live store (`stores.state.batch`): the price-drop and back-in-stock rules
+    take a viewer whose last view is in the 30 days before the catalog's `changed_at`, which can be earlier
+    than the newest view (a feed landing late), so a window from the newest view (as it was) dropped
+    viewers a change still wants, and made `check` unequal for any store whose views span more than 30
+    days. What no change from now on can want is `stale` (#17): a viewer last seen more than those 30
+    days before the newest change of the product that an engine run has decided (`catalog_changes` up to
+    the batch the last run saw: `considered_batch`), since a product's changes never go back in time
+    (`transforms.triggers.rules.catalog_alerts.stale_marked`). An engine run deletes the stale viewers of
+    the products it reads (`stores.decide.world.store_world`): no lake fact says which a live store still
+    holds (a run that died before its store commit, a view landing late for a viewer deleted), so a stale
+    one is in the store or not, with any value, and `check` tolerates either."""
     events = lake.scan("events", EVENTS_SCHEMA).filter(
         pl.col("event_name").is_in(VIEWED_EVENTS)
         & pl.col("product_id").is_not_null()
@@ -183,8 +193,18 @@ def product_viewers(lake: LakeResource) -> Chunks:
     last = events.group_by(pl.col("product_id"), principal().alias("principal")).agg(
         pl.col("event_ts").max().alias("last_ts")
     )
+    decided = lake.scan("catalog_changes", CATALOG_CHANGES_SCHEMA).filter(
+        pl.col("batch_id") <= considered_batch(lake)
+    )
     key = joined_key(pl.col("product_id"), pl.col("principal"))
-    yield from _chunks(encode(last, key, VALUE_SCHEMAS["product_viewers"]))
+    marked = stale_marked(last, decided)
+    yield from _chunks(encode(marked, key, VALUE_SCHEMAS["product_viewers"], keep=("stale",)))
+
+
+def product_viewers(lake: LakeResource) -> Chunks:
+    """The viewers a change can still want (`viewer_entries`, the stale ones left out)."""
+    for chunk in viewer_entries(lake):
+        yield chunk.filter(~pl.col("stale")).drop("stale")
 
 
 # Namespaces keyed by (or with) a trigger id, read for only some trigger ids (an erasure's).
@@ -194,6 +214,8 @@ TRIGGER_READERS: dict[str, Callable[[LakeResource, Collection[str]], Chunks]] = 
     "pending_principals": pending_principals,
     "decided_triggers": decided_triggers,
 }
+# Namespaces `check` reads with a `stale` mark: a stale key may be in the store or not (`viewer_entries`).
+CHECK_READERS: dict[str, Callable[[LakeResource], Chunks]] = {"product_viewers": viewer_entries}
 READERS: dict[str, Callable[[LakeResource], Chunks]] = {
     "landed_files": landed_files,
     "event_ids": event_ids,

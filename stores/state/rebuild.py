@@ -14,7 +14,7 @@ import polars as pl
 
 from resources.lake import LakeResource
 from resources.state import StateResource, StateStore
-from stores.state.namespaces import READERS, VALUE_SCHEMAS
+from stores.state.namespaces import CHECK_READERS, READERS, VALUE_SCHEMAS
 from stores.state.profiles import same_profiles
 from transforms.schema import RUN_APP
 from transforms.state import NAMESPACES, decode
@@ -31,6 +31,7 @@ SOURCE_TABLES = (
     "triggers",
     "suppressions",
     "catalog",
+    "catalog_changes",  # the changes decided so far: which viewers are stale (`namespaces.viewer_entries`)
     "customers",
 )
 
@@ -72,10 +73,11 @@ class NamespaceDiff:
     missing: int = 0  # in the lake, not in the store
     different: int = 0  # in both, other values
     extra: int = 0  # in the store, not in the lake
+    stale: int = 0  # in the store, and the lake says it may be or not (CHECK_READERS: stale viewers)
 
     @property
     def equal(self) -> bool:
-        return self.missing == self.different == self.extra == 0 and self.lake == self.store
+        return self.missing == self.different == self.extra == 0 and self.lake == self.store - self.stale
 
 
 @dataclass
@@ -169,14 +171,18 @@ def _same(namespace: str, expected: bytes, found: bytes) -> bool:
 
 
 def _compare(lake: LakeResource, store: StateStore, namespace: str, held: int) -> NamespaceDiff:
+    """The store's `namespace` against the lake's; a key CHECK_READERS mark `stale` may be held or not,
+    with any value (a stale viewer: no run can want it, and no lake fact says whether it went)."""
     diff = NamespaceDiff(store=held)
     present = 0
-    for chunk in READERS[namespace](lake):
-        expected = {k: v.encode() for k, v in chunk.select("key", "value").iter_rows()}
+    for chunk in CHECK_READERS.get(namespace, READERS[namespace])(lake):
+        stale = chunk["stale"] if "stale" in chunk.columns else pl.repeat(False, chunk.height, eager=True)
+        expected = {k: v.encode() for k, v in chunk.filter(~stale).select("key", "value").iter_rows()}
         found = store.get_many(namespace, expected)  # named as the lake names them (a long one: its hash)
         diff.lake += len(expected)
         present += len(found)
         diff.missing += len(expected) - len(found)
         diff.different += sum(1 for k, v in found.items() if not _same(namespace, expected[k], v))
-    diff.extra = held - present
+        diff.stale += len(store.get_many(namespace, chunk.filter(stale)["key"].to_list()))
+    diff.extra = held - present - diff.stale
     return diff

@@ -1,22 +1,55 @@
-"""back_in_stock and price_drop: a catalog change for shoppers who viewed or carted the product."""
+"""back_in_stock and price_drop: a catalog change for shoppers who viewed or carted the product.
+
+A change wants the viewers whose last view or cart add is in the LOOKBACK before its `changed_at`
+(`in_window`). A product's changes never go back in time: a catalog row older than the product's
+stored one is no step (`transforms.ingest.reference_tables.catalog_changes`), and the stored row is
+the newest, so every change a later batch brings has a `changed_at` at or after the newest one of the
+batches before. A viewer last seen more than LOOKBACK before that newest change is wanted by no later
+change (`stale_marked`): the state store drops it (#17).
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeVar
 
 import polars as pl
 
 from transforms.ingest.reference_tables import price_dropped
 from transforms.triggers.rules.base import RuleContext, finish
 
-LOOKBACK = timedelta(days=30)
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+LOOKBACK = timedelta(days=30)  # PRODUCT.md §4: "viewed or carted the product in the last 30 days"
+# A viewer (`last_ts`) that a change (`changed_at`) of the same product wants.
+IN_WINDOW = pl.col("last_ts").is_between(pl.col("changed_at") - LOOKBACK, pl.col("changed_at"))
+
+
+def in_window(viewers: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `viewers` (principal, product_id, last_ts, ...) that some change of `changes` wants
+    (IN_WINDOW, whatever its kind): the only ones the rules below read, in their order."""
+    if viewers.height == 0 or changes.height == 0:
+        return viewers.clear()
+    rows = viewers.with_row_index("_row")
+    wanted = rows.select("_row", "product_id", "last_ts").join(
+        changes.select("product_id", "changed_at"), on="product_id"
+    )
+    kept = wanted.filter(IN_WINDOW)["_row"].implode()
+    return rows.filter(pl.col("_row").is_in(kept)).drop("_row")
+
+
+def stale_marked(viewers: Frame, changes: Frame) -> Frame:
+    """`viewers` with `stale`: whether no change from now on can want the row, `changes` being changes
+    decided so far (all of them, or some: then fewer are stale): last seen more than LOOKBACK before the
+    newest `changed_at` of its product there (a later change is never earlier: the module's docstring)."""
+    newest = changes.group_by("product_id").agg(pl.col("changed_at").max().alias("_newest"))
+    stale = (pl.col("last_ts") < pl.col("_newest") - LOOKBACK).fill_null(False).alias("stale")
+    marked = viewers.join(newest, on="product_id", how="left", maintain_order="left")
+    return marked.with_columns(stale).drop("_newest")
 
 
 def _alerts(context: RuleContext, change: str) -> pl.DataFrame:
     changes = context.catalog_changes.filter(pl.col("change") == change)
-    viewers = context.catalog_viewers.join(changes, on="product_id").filter(
-        (pl.col("last_ts") >= pl.col("changed_at") - LOOKBACK) & (pl.col("last_ts") <= pl.col("changed_at"))
-    )
+    viewers = context.catalog_viewers.join(changes, on="product_id").filter(IN_WINDOW)
     return viewers.select(
         "principal",
         pl.col("product_id").alias("anchor"),
