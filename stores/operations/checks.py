@@ -17,6 +17,7 @@ import polars as pl
 
 from resources.state import StateStore
 from stores.operations.probe import Probe, Scope
+from stores.operations.send_checks import sent_once, terminal_within_budget
 from stores.operations.trigger_checks import terminal_unique
 from stores.state.namespaces import VALUE_SCHEMAS
 from transforms.ingest.events import dedupe_dates
@@ -28,7 +29,6 @@ from transforms.operations.checks import (
     unique_key,
 )
 from transforms.operations.ingest_checks import files_reconcile, quarantine_rate, table_fresh
-from transforms.operations.send_checks import sends_sent_once, sends_terminal_within_budget
 from transforms.state import decode
 
 INGEST_TABLES = frozenset({"events", "quarantine", "ingest_log", "identities"})
@@ -152,34 +152,6 @@ def _files_reconcile(probe: Probe) -> CheckOutcome:
     )
 
 
-def _sent_once(probe: Probe) -> CheckOutcome:
-    sends = probe.whole("sends")
-    if sends is None:
-        return CheckOutcome(True, {"rows": 0})
-    if probe.scope.since is not None:
-        recent = sends.filter(pl.col("sent_at") >= probe.scope.since).select("trigger_id")
-        sends = sends.join(recent.unique(), on="trigger_id", how="semi")
-    return sends_sent_once(sends)
-
-
-def _terminal_within_budget(probe: Probe) -> CheckOutcome:
-    decisions = probe.whole("triggers")
-    if decisions is None:
-        return CheckOutcome(True, {"send_decisions": 0})
-    budget = probe.thresholds.send_budget
-    if probe.scope.since is not None:  # decisions whose budget ran out in the scope
-        deadline = pl.coalesce("due_at", "decided_at") + pl.lit(budget)
-        decisions = decisions.filter(deadline >= probe.scope.since)
-    decisions = decisions.filter(pl.col("decision") == "send")
-    sends = probe.whole("sends")
-    if sends is None:
-        sends = pl.LazyFrame(
-            schema={"trigger_id": pl.String, "status": pl.String, "sent_at": pl.Datetime("us", "UTC")}
-        )
-    sends = sends.join(decisions.select("trigger_id"), on="trigger_id", how="semi")
-    return sends_terminal_within_budget(decisions, sends, now=probe.now, budget=budget)
-
-
 def _fresh(table: str) -> Callable[[Probe], CheckOutcome]:
     def evaluate(probe: Probe) -> CheckOutcome:
         commits = [probe.last_data_commit(name) for name in (table, COVERED_BY.get(table)) if name]
@@ -230,12 +202,12 @@ LAKE_CHECKS: tuple[LakeCheck, ...] = (
         blocking=True,
     ),
     LakeCheck(
-        "sends_trigger_id_sent_once", "sends", _sent_once, "No trigger_id sent twice, no send_id doubled."
+        "sends_trigger_id_sent_once", "sends", sent_once, "No trigger_id sent twice, no send_id doubled."
     ),
     LakeCheck(
         "sends_terminal_within_budget",
         "sends",
-        _terminal_within_budget,
+        terminal_within_budget,
         "Every `send` decision has a terminal outbox row (sent, failed_permanent, aborted) in its budget.",
         severity="WARN",
         in_run=False,  # about time passing (and reads the decisions whole): the hourly audit's job

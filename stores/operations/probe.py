@@ -50,6 +50,11 @@ class Scope:
         return self.batch_id is None and self.since is None
 
     @property
+    def in_run(self) -> bool:
+        """A micro-batch's scope (it names the last batch, of the run or the lake); an audit's names none."""
+        return self.batch_id is not None
+
+    @property
     def first(self) -> int | None:
         """The first batch in scope (the last, `batch_id`, unless the run committed more)."""
         return self.batch_id if self.first_batch is None else self.first_batch
