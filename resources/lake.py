@@ -18,7 +18,7 @@ from resources.lake_config import table_configuration, writer_properties
 from resources.lake_files import append_files, arrow_stream
 from resources.lake_held import held_table
 from resources.lake_locks import LakeLocks
-from resources.lake_merge import merge
+from resources.lake_merge import HeldSince, merge
 from transforms.evolution import struct_widening, widened
 from transforms.schema import INGEST_APP_ID
 
@@ -183,13 +183,15 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
         insert_only: bool = False,
         whole: bool = False,
         since: str | None = None,
+        held_since: HeldSince | None = None,
     ) -> None:
         """One commit (Delta MERGE on `key`, a non-personal id): new keys are inserted, existing rows
         replaced (kept as they are with `insert_only`: only the new ones appended). `tags` are recorded
         even when `frame` is empty. With `whole`, `frame` is the whole table: rows whose key it lacks are
         deleted too, and only the files holding a changed or deleted row are rewritten. `since`: a column
-        no row changes after its insert, so that files below the frame's least value are not read
-        (`resources.lake_merge`).
+        no row changes after its insert, so that files below the frame's least value are not read;
+        `held_since` (with `insert_only`): a column and the least value a row holding one of the frame's
+        keys can have in it, so that files below it are not read (`resources.lake_merge`).
         """
         self._writable()
         transactions = [Transaction(app_id, version) for app_id, version in (tags or {}).items()]
@@ -207,7 +209,8 @@ class LakeResource(LakeLocks, dg.ConfigurableResource):
                         schema_mode="merge" if table is not None else None,
                     )
                 return
-            merge(table, frame, key=key, commit=commit, insert_only=insert_only, whole=whole, since=since)
+            modes = {"insert_only": insert_only, "whole": whole}
+            merge(table, frame, key=key, commit=commit, **modes, since=since, held_since=held_since)
 
     def write(
         self,

@@ -46,7 +46,7 @@ from transforms.sends.plan import (
     plan_sends,
     wants_bestsellers,
 )
-from transforms.sends.rows import WAITING, outbox_rows, rate_limit_holds
+from transforms.sends.rows import WAITING, held_since, outbox_rows, rate_limit_holds
 from transforms.triggers.exits import exit_reasons_now
 from transforms.triggers.store_changes import DECIDED_SCHEMA
 
@@ -81,7 +81,8 @@ def enqueue(lake: LakeResource, *, provider: str, now: datetime) -> int:
     taken = (pl.col("evaluation") > done) & (pl.col("evaluation") <= latest) & (pl.col("decision") == "send")
     decisions = lake.collect("triggers", TRIGGERS_SCHEMA, lambda rows: rows.filter(taken))
     rows = outbox_rows(decisions, _landed(lake, decisions), provider=provider, now=now)
-    lake.upsert("sends", rows, key="send_id", tags={SENDS_APP: latest}, insert_only=True)
+    held = ("created_at", held_since(rows))  # the files of older rows are not read
+    lake.upsert("sends", rows, key="send_id", tags={SENDS_APP: latest}, insert_only=True, held_since=held)
     return rows.height
 
 

@@ -23,6 +23,7 @@ from orchestration.jobs import microbatch_config
 from orchestration.leases import execute_leased, worker_tags
 from orchestration.settings import Settings
 from resources.lake import LakeResource
+from resources.lake_merge import HeldSince
 
 
 class CrashingLakeResource(LakeResource):
@@ -54,10 +55,12 @@ class CrashingLakeResource(LakeResource):
         insert_only: bool = False,
         whole: bool = False,
         since: str | None = None,
+        held_since: HeldSince | None = None,
     ) -> None:
         if not insert_only and self.crash_after == f"{name}:before-status":
             os.kill(os.getpid(), signal.SIGKILL)
-        super().upsert(name, frame, key=key, tags=tags, insert_only=insert_only, whole=whole, since=since)
+        modes = {"insert_only": insert_only, "whole": whole}
+        super().upsert(name, frame, key=key, tags=tags, **modes, since=since, held_since=held_since)
         self._maybe_crash(name)
 
     def _maybe_crash(self, name: str) -> None:

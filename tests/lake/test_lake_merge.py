@@ -1,9 +1,11 @@
 """`LakeResource.upsert`'s cheaper forms (`resources.lake_merge`, #17): an insert-only upsert appends
-the keys the table lacks; `since` bounds a MERGE to the files at or after the source's least value."""
+the keys the table lacks (with `held_since`, looked up in the files that can hold them only); `since`
+bounds a MERGE to the files at or after the source's least value."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -46,6 +48,42 @@ def test_an_insert_only_upsert_with_a_column_from_a_later_release_keeps_it(lake:
     lake.upsert("things", later, key="id", insert_only=True)
     found = lake.read("things", {**SCHEMA, "note": pl.String()}).sort("id").select("id", "n", "note")
     assert found.rows() == [("a", 1, None), ("b", 2, "x")]
+
+
+def data_files(lake: LakeResource, name: str) -> list[Path]:
+    table = lake.table(name)
+    assert table is not None
+    return [Path(uri.removeprefix("file://")) for uri in table.file_uris()]
+
+
+@pytest.mark.parametrize("floor", [AT + timedelta(minutes=1), AT.replace(tzinfo=None) + timedelta(minutes=1)])
+def test_an_insert_only_upsert_held_since_a_value_reads_no_file_below_it(
+    lake: LakeResource, floor: datetime
+) -> None:
+    # minute 0: never opened (its ids' statistics, "a" to "z", do not rule it out)
+    lake.upsert("things", rows(["a", "z"], 1, 0), key="id", insert_only=True)
+    [older] = data_files(lake, "things")
+    unknown = pl.DataFrame({"id": ["n"], "n": [1], "at": [None]}, schema=SCHEMA)  # a null: read
+    lake.upsert("things", unknown, key="id", insert_only=True)
+    lake.upsert("things", rows(["c"], 1, 1), key="id", insert_only=True)
+    older.unlink()  # a read of it fails now
+    again = rows(["c", "n", "e"], 2, 3)
+    lake.upsert("things", again, key="id", insert_only=True, held_since=("at", floor))  # naive: as UTC
+    recent = (pl.col("at") >= AT + timedelta(minutes=1)) | pl.col("at").is_null()
+    found = lake.collect("things", SCHEMA, lambda r: r.filter(recent).sort("id").select("id", "n")).rows()
+    assert found == [("c", 1), ("e", 2), ("n", 1)]  # the held ones kept as they were, "e" appended
+
+
+@pytest.mark.parametrize("held_since", [None, ("at", None)])
+def test_an_insert_only_upsert_without_a_least_value_reads_every_file(
+    lake: LakeResource, held_since: tuple[str, datetime | None] | None
+) -> None:
+    lake.upsert("things", rows(["a", "z"], 1, 0), key="id", insert_only=True)
+    [older] = data_files(lake, "things")
+    lake.upsert("things", rows(["c"], 1, 1), key="id", insert_only=True)
+    older.unlink()
+    with pytest.raises(FileNotFoundError):
+        lake.upsert("things", rows(["c", "e"], 2, 3), key="id", insert_only=True, held_since=held_since)
 
 
 def test_an_upsert_since_a_column_reads_only_the_files_at_or_after_its_least_value(

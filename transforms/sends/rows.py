@@ -88,6 +88,27 @@ def outbox_rows(
     ).cast(dict(SENDS_SCHEMA))  # type: ignore[arg-type]
 
 
+def held_since(rows: pl.DataFrame) -> datetime | None:
+    """The least `created_at` an outbox row already holding a send id of `rows` (`outbox_rows`) can have:
+    their least `due_at`; None when one is null (a decision of an earlier release) or there are none.
+
+    Why no held row lies before (#17: `enqueue` looked them up in every file of the outbox): a send id is
+    its trigger's (`send_id_for`), and a row of it is made only by `outbox_rows`, created at the `now` of
+    an `enqueue` of a `send` decision of that trigger (the MERGEs that write statuses copy `created_at`).
+    A trigger has one `send` decision (a renewed instance takes an id of its own; the blocking
+    `triggers_terminal_decision_unique`), so a held row was made by an earlier enqueue of the very decision
+    taken again now (its evaluation taken twice: an outbox without the SENDS_APP tag, as of an earlier
+    release). That enqueue ran in the decide-lane run that decided it or a later one (the lane's runs take
+    turns under its lock; the sends step follows the triggers step), at a `now` no earlier than the
+    decision's `decided_at`, and a `send` is decided only once due: at or after the `due_at` its row
+    carries. `due_at` rather than `decided_at` (the row does not carry it): a margin of the decision's
+    lateness for a wall clock that stepped back. A run whose `--now` went back past it could miss a held
+    row and add a second; the sent-once audits read the whole outbox and find it.
+    """
+    least = rows["due_at"].min()
+    return None if rows["due_at"].null_count() or not isinstance(least, datetime) else least
+
+
 def trigger_facts(trigger: Mapping[str, Any]) -> dict[str, Any]:
     """The decision's facts content needs: its anchor and what the rule noted in `detail` (a price
     drop's old price, the cart a checkout named, the products of a post_purchase's order)."""
