@@ -1,10 +1,10 @@
 """The ingest stage of a micro-batch: landed files -> events, quarantine, identities, ingest_log.
 
 Exactly once: the lake is the record of what was ingested. Under the lake's writer lock a batch
-(1) rolls back rows of a batch that did not complete (its number is above `ingest_log`'s last one),
-(2) takes the files that `ingest_log` has no row for, (3) writes quarantine, events and identities,
-each commit tagged with the batch number, and (4) commits `ingest_log` last. A crash anywhere before
-(4) is undone by the next batch's (1); a crash after (4) leaves nothing to redo.
+(1) rolls back rows of a batch that did not complete (its number is above `ingest_log`'s last one;
+`identities`: `roll_back_identities`), (2) takes the files that `ingest_log` has no row for, (3) writes
+quarantine, events and identities, each commit tagged with the batch number, and (4) commits `ingest_log`
+last. A crash anywhere before (4) is undone by the next batch's (1); a crash after (4) leaves nothing to redo.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import polars as pl
 from resources.lake import LakeResource
 from resources.landing import LandedFile, LandingResource
 from resources.state import StateReader, StateResource, StateStore
-from stores.identities import merge_identities
+from stores.identities import RolledBack, merge_identities, roll_back_identities
 from stores.ingest_files import (
     CHANGED,
     LOG_ROW_COLUMNS,
@@ -73,7 +73,7 @@ from transforms.schema import (
 from transforms.state import StateChanges
 
 log = logging.getLogger(__name__)
-# Rolled back by batch number; identities only adds missing edges, customers and catalog keep the latest row.
+# Rolled back by batch number (identities by its version before); customers and catalog keep the latest row.
 APPEND_TABLES = ("quarantine", "events", "catalog_changes")
 INGEST_FOLDERS = ("events", "customers", "catalog")  # the landing folders a micro-batch takes
 PARSE_THREADS = 2  # the reference machine has 2 cores
@@ -133,14 +133,14 @@ def ingest(
 
     Commits hold at most `max_batch_bytes` of decompressed content (a bigger file goes alone). With a
     `state` store, it is caught up with the lake first (`stores.state.sync.ready`), the batch asks it
-    which files and event ids were taken before, and each batch's changes are committed to it right
-    after the batch's `ingest_log` commit. `secret` keys the suppressions of `Unsubscribed` events.
+    which files, event ids and identity edges it holds, and each batch's changes are committed to it
+    right after the batch's `ingest_log` commit. `secret` keys the suppressions of `Unsubscribed` events.
     """
     report = IngestReport()
     with lake.ingest_lock():  # the ingest lane (#15): never waits for a delivery
-        roll_back_incomplete_batch(lake)
+        rolled = roll_back_incomplete_batch(lake)
         set_up_tables(lake)  # the public tables a first batch may not write, empty (queryable by name)
-        store = ready(lake, state).store if state is not None else None
+        store = ready(lake, state, rolled.distrust).store if state is not None else None
         if manifest is None:
             landed = landed_files(landing)
         else:
@@ -196,13 +196,15 @@ def _commit_groups(
             finishing.result()
 
 
-def roll_back_incomplete_batch(lake: LakeResource) -> None:
-    """Delete rows written by a batch that crashed before its `ingest_log` commit."""
+def roll_back_incomplete_batch(lake: LakeResource) -> RolledBack:
+    """Delete rows written by a batch that crashed before its `ingest_log` commit (returns what became of
+    its `identities` edges)."""
     committed = lake.committed_batch()
     for name in APPEND_TABLES:
         if lake.batch_version(name) > committed:
             log.warning("rolling back table %s: batch %s did not complete", name, lake.batch_version(name))
             lake.delete_batches_after(name, committed)
+    return roll_back_identities(lake, committed)
 
 
 def _commit(
@@ -236,7 +238,7 @@ def _commit(
         quarantine = pl.concat([rows.quarantine, *[r.quarantine for _, r in references]])
         lake.append("quarantine", quarantine, batch_id=batch_id)
         lake.append("events", rows.events, batch_id=batch_id, partition_by=["event_date"])
-        merge_identities(lake, edges, batch_id)
+        merge_identities(lake, edges, batch_id, store)  # the store holds the batch before's edges
         suppressed = record_unsubscribes(lake, rows.events, secret) if secret is not None else None
         rows = replace(rows, events=kept)
         counts = pl.concat([rows.counts, reference_counts(references)])

@@ -85,8 +85,9 @@ def _edges_unique(probe: Probe) -> CheckOutcome:
     whole table every micro-batch, 0.7 s at 3M edges). A batch writes `identities` only with the edges of
     its events (`merge_identities`: it appends those of their anonymous ids not held yet, or rewrites the
     table grouped by edge), so a double it leaves has one of their anonymous ids; the events are the
-    batches' own rows of `events`. Still a scan of the anonymous_id column, as the writer's own lookup: no
-    statistic may name a person, so no file is skipped; the audits read the table whole."""
+    batches' own rows of `events`. Still a scan of the anonymous_id column (the writer asks the state store
+    instead, when it has one): no statistic may name a person, so no file is skipped; the audits read the
+    table whole."""
     rows, events = probe.whole("identities"), probe.scoped("events")
     if rows is None:
         return unique_key(pl.LazyFrame(schema=dict.fromkeys(EDGE_KEY, pl.String)), EDGE_KEY)

@@ -11,12 +11,16 @@ Called under the lake's writer lock, so no batch commits meanwhile. The lake is 
   (its ingest_log rows, its events by batch_id, their identity edges and suppressions, its customers
   and catalog rows), or the store is rebuilt when more than MAX_CATCH_UP batches are missing, a
   shopper changed hands in one of them (only the lake as of that batch could say how) or the lake as of
-  that batch is gone (its `customers` / `catalog` version vacuumed by an erasure or by maintenance).
+  that batch is gone (its `customers` / `catalog` version vacuumed by an erasure or by maintenance);
+- the store differs from the lake where a batch that did not complete wrote (`distrust`, the ingest's
+  `stores.identities.RolledBack`: a store rebuilt while `identities` held its edges, or edges kept)
+  -> rebuild.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -53,8 +57,17 @@ class Readiness:
     action: str
 
 
-def ready(lake: LakeResource, state: StateResource) -> Readiness:
-    """Make the store current with `lake` (call under the lake's writer lock) and return it."""
+def ready(
+    lake: LakeResource, state: StateResource, distrust: Callable[[StateStore], str | None] | None = None
+) -> Readiness:
+    """Make the store current with `lake` (call under the lake's writer lock) and return it; `distrust`
+    says why a current store still differs from the lake (it is rebuilt then)."""
+    readiness = _current(lake, state)
+    why = distrust(readiness.store) if distrust is not None else None
+    return readiness if why is None else _rebuilt(lake, state, why)
+
+
+def _current(lake: LakeResource, state: StateResource) -> Readiness:
     store = state.existing()
     if store is None:
         return _rebuilt(lake, state, "no state store")
@@ -62,7 +75,7 @@ def ready(lake: LakeResource, state: StateResource) -> Readiness:
         why = f"its keys are written as release format {written}, not {KEY_FORMAT}"
         log.warning("rebuilding the state store from the lake: %s", why)
         if not rebuild(lake, state, for_key_format=True):  # the other lane rebuilt it meanwhile
-            return ready(lake, state)
+            return _current(lake, state)
         return Readiness(state.store(), f"rebuilt: {why}")
     mine = store.stamps()  # before the lake's: a lane committing meanwhile only moves the lake ahead
     theirs = lake_stamps(lake)
