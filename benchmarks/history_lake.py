@@ -11,6 +11,7 @@ files stay in the landing zone, as lakemail leaves them, sparse: listing and sta
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -141,7 +142,7 @@ def build_history_lake(home: Path, history: History, past: Past, say: Callable[[
     run_jobs(
         [functools.partial(checkpoint, str(raw[t].root), v) for t, v in versions.items() if v is not None]
     )
-    _land(home, ingest_log_rows(past))
+    land_past(home, ingest_log_rows(past))
     files = sum(1 for _ in (home / "lake").rglob("*.parquet"))
     waiting = (n - folded) * history.partials_per_batch
     return HistoryLake(files, sum(t.version for t in raw.values()), waiting, len(folds))
@@ -233,10 +234,17 @@ def _write_state(uri: str, people_file: str, past: Past, folded: int) -> None:
     lake.write_tagged("profiles", profiles, {FOLD_APP: folded}, mode="overwrite")
 
 
-def _land(home: Path, log: pl.DataFrame) -> None:
-    """The past batches' landed files, sparse: their sizes without their bytes."""
+def land_past(home: Path, log: pl.DataFrame) -> None:
+    """The past batches' landed files, sparse: their sizes without their bytes, and the mtimes their
+    `ingest_log` rows recorded (`modified_at`): a landed file is known by its path, size and mtime, so one
+    with another mtime is a new landing, which the aged lake's first run would take (10,000 files)."""
     folder = home / "landing" / "events"
     folder.mkdir(parents=True, exist_ok=True)
-    for path, size in log.select("source_file", "bytes").iter_rows():
+    for path, size, modified in log.select("source_file", "bytes", "modified_at").iter_rows():
         with open(home / "landing" / path, "wb") as handle:
             handle.truncate(size)
+        os.utime(home / "landing" / path, ns=(_ns(modified), _ns(modified)))
+
+
+def _ns(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1_000

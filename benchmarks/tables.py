@@ -103,6 +103,9 @@ def ingest_log_rows(past: Past) -> pl.DataFrame:
         pl.lit(None, dtype=pl.String).alias("detail"),
         past.batch_time(pl.col("batch_id")).alias("landed_at"),
         (past.batch_time(pl.col("batch_id")) + pl.duration(seconds=3)).alias("committed_at"),
+        # The file's mtime, as its producer left it (what tells this landing from a later one of the path:
+        # `history_lake._land` gives the sparse file the same, or every past file would be taken again).
+        past.batch_time(pl.col("batch_id")).alias("modified_at"),
     )
     return frame.select([pl.col(c).cast(t) for c, t in INGEST_LOG_SCHEMA.items()])
 

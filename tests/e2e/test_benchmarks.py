@@ -30,7 +30,7 @@ from benchmarks.floor import (
     screened,
 )
 from benchmarks.history_jobs import slices_by
-from benchmarks.history_lake import batch_ranges, fold_batches
+from benchmarks.history_lake import batch_ranges, fold_batches, land_past
 from benchmarks.microbatch import BatchRun, parse_process, step_seconds
 from benchmarks.past import Past, anchored, epoch_us
 from benchmarks.report import Machine, render
@@ -39,9 +39,13 @@ from benchmarks.shop import event_days, hex_text, shoppers, uuid_text
 from benchmarks.states import QUIET, activity, list_column, pending_partials, profile_states
 from benchmarks.stats import Target, describe, judge, percentile, summarize
 from benchmarks.steady import SteadyRun
+from benchmarks.tables import ingest_log_rows
 from resources.lake import LakeResource
+from resources.landing import LandingResource
 from simulator.shoppers import ShopperSimulator
+from stores.ingest import landed_files, landed_frame
 from tests.conftest import NO_CAPTURE
+from transforms.ingest.batch import pending_files
 from transforms.profiles.merge import merge_partials
 from transforms.profiles.state import PARTIAL_SCHEMA, VIEW_STATE
 from transforms.schema import EVENTS_SCHEMA, INGEST_APP_ID
@@ -247,6 +251,18 @@ def test_past_batches_follow_time_and_days_cover_the_span() -> None:
         low, high = past.batch_window(first, last)
         edges = np.array([epoch_us(low), epoch_us(high) - 1])
         assert past.batch_of(edges).tolist() == [first, last]
+
+
+def test_the_aged_lakes_past_files_are_ingested_already(tmp_path: Path) -> None:
+    """batch_history's aged lake: its ingest_log rows have every column of the table's (`modified_at` was
+    missing: the build failed), and the sparse files it lands are the ones they record (path, size, mtime):
+    none is pending, or the aged lake's first run would take 10,000 past files again."""
+    past = Past(100, 20_000, 1, datetime(2026, 1, 2, 3, tzinfo=UTC), timedelta(minutes=2), 1_000)
+    log = ingest_log_rows(past)
+    land_past(tmp_path, log)
+    landed = landed_frame(landed_files(LandingResource(uri=str(tmp_path / "landing"))))
+    assert landed.height == log.height == 20
+    assert pending_files(landed, log, datetime(2026, 1, 2, 4, tzinfo=UTC)).height == 0
 
 
 @pytest.mark.parametrize(
