@@ -1,9 +1,10 @@
 """Dagster history of thousands of past runs, cloned from one real run of the instance, in seconds.
 
 Real runs cost a second or more each: 10,000 would take hours. A real micro-batch run of the same
-instance is copied instead: its rows in the run storage (`runs`, `run_tags`), in the index shard
-(`event_logs`, `asset_check_executions`, `asset_event_tags`, with storage ids renumbered so checks
-point at their own run's events) and its per-run event-log shard and compute-log folder on disk, a
+instance is copied instead: its rows in the run storage (`runs`, `run_tags`), in the event log's
+database (`event_logs`, `asset_check_executions`, `asset_event_tags`, with storage ids renumbered so
+checks point at their own run's events: lakemail's one database of every run's events, or Dagster's
+default index shard) and its per-run event-log shard (the default's) and compute-log folder on disk, a
 clone every `every` seconds before the template. Schema names are those of Dagster's SQLite storage.
 """
 
@@ -39,7 +40,10 @@ def clone_runs(dagster_home: Path, template: str, count: int, *, every: float = 
     shifts = [-(count - k) * every for k in range(count)]
     with closing(sqlite3.connect(history / "runs.db")) as runs, runs:
         _clone_run_rows(runs, template, ids, shifts)
-    with closing(sqlite3.connect(history / "runs" / "index.db")) as index, index:
+    # lakemail's SQLite home keeps every run's events in one database (orchestration.history_storage);
+    # Dagster's default, an index and a database per run.
+    consolidated = history / "event_log.db"
+    with closing(sqlite3.connect(_existing(consolidated, history / "runs" / "index.db"))) as index, index:
         _clone_index_rows(index, template, ids, shifts)
     shard = history / "runs" / f"{template}.db"
     logs = dagster_home / "storage" / template
@@ -49,6 +53,14 @@ def clone_runs(dagster_home: Path, template: str, count: int, *, every: float = 
         if logs.is_dir():
             shutil.copytree(logs, logs.with_name(run_id))
     return ids
+
+
+def _existing(*paths: Path) -> Path:
+    """The first of `paths` that exists (sqlite3 would create a missing one, empty)."""
+    found = next((path for path in paths if path.exists()), None)
+    if found is None:
+        raise FileNotFoundError(f"no event log database: {', '.join(map(str, paths))}")
+    return found
 
 
 def _clone_run_rows(db: sqlite3.Connection, template: str, ids: list[str], shifts: list[float]) -> None:

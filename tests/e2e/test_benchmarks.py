@@ -13,6 +13,7 @@ import numpy as np
 import orjson
 import polars as pl
 import pytest
+import yaml
 
 from benchmarks import build, parse_paths
 from benchmarks.common import env_for, lakemail, simulate_argv
@@ -40,6 +41,7 @@ from benchmarks.states import QUIET, activity, list_column, pending_partials, pr
 from benchmarks.stats import Target, describe, judge, percentile, summarize
 from benchmarks.steady import SteadyRun
 from benchmarks.tables import ingest_log_rows
+from orchestration.instance import sqlite_history_yaml
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from simulator.shoppers import ShopperSimulator
@@ -386,16 +388,24 @@ def test_shift_stamp_and_renumber() -> None:
     assert renumber([12, 10, 11], base=100) == {10: 101, 11: 102, 12: 103}
 
 
-def test_cloned_runs_join_the_instance(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lakemails", [True, False])
+def test_cloned_runs_join_the_instance(tmp_path: Path, lakemails: bool) -> None:
+    """Clones in lakemail's SQLite history (one event log database: the benchmark's instance; it cloned
+    into Dagster's default index shard only, and failed to open it) and in Dagster's default one."""
+
     @dg.asset
     def thing() -> int:
         return 1
 
     # The history benchmark clones SQLite storage files: its instance is SQLite's under test-postgres too.
-    with dg.instance_for_test(temp_dir=str(tmp_path), overrides={"compute_logs": NO_CAPTURE}) as instance:
+    storage = yaml.safe_load(sqlite_history_yaml(tmp_path)) if lakemails else {}
+    overrides = {"compute_logs": NO_CAPTURE, **storage}
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides=overrides) as instance:
         template = dg.materialize([thing], instance=instance).run_id
         ids = clone_runs(tmp_path, template, 3, every=10)
         assert instance.get_runs_count() == 4
+        if lakemails:  # every event of the run is cloned (the default's shard copies keep its run id)
+            assert len(instance.all_logs(ids[1])) == len(instance.all_logs(template)) > 0
         assert {r.dagster_run.run_id for r in instance.get_run_records()} == {template, *ids}
         assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_run_records())
         cloned = instance.get_run_record_by_id(ids[0])
