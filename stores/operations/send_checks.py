@@ -15,6 +15,7 @@ import polars as pl
 from stores.operations.probe import Probe
 from transforms.operations.checks import CheckOutcome
 from transforms.operations.send_checks import sends_sent_once, sends_terminal_within_budget
+from transforms.sends.rows import held_since
 
 BOUNDING = ("created_at", "due_at", "sent_at")  # what the in-run read is bounded by (older tables lack some)
 
@@ -52,8 +53,8 @@ def _doubles_in_run(sends: pl.LazyFrame, recent: pl.LazyFrame, since: datetime) 
     if found.height == 0:
         return pl.LazyFrame(schema=sends.collect_schema())
     ids = pl.col("trigger_id").is_in(found["trigger_id"].unique().implode())
-    earliest = found["due_at"].min()
-    if found["due_at"].null_count() or not isinstance(earliest, datetime):
+    earliest = held_since(found)  # the bound the outbox's enqueue reads held send ids by, on one argument
+    if earliest is None:
         return sends.filter(ids)  # a row without a due_at (an earlier release): all their rows, as audited
     created = pl.col("created_at")
     return sends.filter(((created >= earliest) | created.is_null() | (pl.col("sent_at") >= since)) & ids)
